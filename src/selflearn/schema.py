@@ -1,0 +1,326 @@
+"""The interaction-log schema: what an assistant writes for every turn.
+
+Two kinds of record travel in a log stream, told apart by ``record_type``:
+
+* :class:`Turn` -- one user request and everything each pipeline stage did with it;
+* :class:`Feedback` -- the user's answer to "did I get that right?", an event of its own
+  that arrives after the turn it is about.
+
+Simulation truth (:class:`Truth`) is a third record kind that only the simulator writes. It
+lives in its own file and its own table; nothing that learns from logs may read it.
+
+Every model is frozen, rejects unknown fields, and carries a docstring under each field;
+``docs/log-format.md`` is generated from these docstrings (``python -m selflearn.docgen``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+SCHEMA_VERSION = "1.0"
+"""Version of the log format. Readers accept records whose major version matches."""
+
+MAX_TEXT_CHARS = 1000
+"""Longest utterance or response text accepted; longer text is a bad record, not a truncation."""
+
+MAX_ID_CHARS = 128
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+FailurePoint = Literal["false_wake", "asr", "nlu", "er", "result", "correct"]
+"""The first pipeline stage that failed in a way the rest of the pipeline did not recover from."""
+
+FAILURE_POINTS: tuple[FailurePoint, ...] = ("false_wake", "asr", "nlu", "er", "result", "correct")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class DeviceContext(_Record):
+    """Where and on what the request was spoken."""
+
+    device_id: Id
+    """Pseudonymous id of the device (satellite, speaker, phone app) that heard the request."""
+    device_type: Literal["speaker", "display", "phone", "satellite", "chat"] = "speaker"
+    """Kind of device; ``chat`` for typed input."""
+    area: str | None = None
+    """Area (room) the device is assigned to, by its name in the home, if any."""
+    has_screen: bool = False
+    """Whether the device can show a visual response."""
+    locale: str = "en-US"
+    """Language and region the assistant ran in (BCP 47)."""
+
+
+class WakeTrace(_Record):
+    """The wake-word stage."""
+
+    score: Probability
+    """Wake-word detector score for the trigger that opened this turn."""
+    false_wake: bool | None = None
+    """True when the device is known to have woken on speech not meant for it (e.g. the user said
+    "that wasn't for you"); ``None`` when unknown, which is the usual case in production."""
+
+
+class AsrHypothesis(_Record):
+    """One entry of the recognizer's n-best list."""
+
+    text: Text
+    """Hypothesis text, lower-case words."""
+    confidence: Probability
+    """Recognizer's confidence in this hypothesis."""
+
+
+class AsrTrace(_Record):
+    """The speech-recognition stage (absent for typed input)."""
+
+    text: Text
+    """Top hypothesis: what the rest of the pipeline was given."""
+    confidence: Probability
+    """Confidence of the top hypothesis."""
+    nbest: tuple[AsrHypothesis, ...] = ()
+    """Alternative hypotheses, best first, including the top one when the engine reports it."""
+    engine: str = "unknown"
+    """Which recognizer produced the text (``exact``, ``noisy``, ``pocketsphinx``, or the
+    integrating assistant's own name)."""
+
+
+SlotValue = str | int | float | bool | None
+
+
+class NluTrace(_Record):
+    """The intent-recognition stage."""
+
+    matched: bool
+    """Whether any matcher produced an interpretation."""
+    intent: str | None = None
+    """Recognized intent (Home Assistant names, e.g. ``HassTurnOn``); ``None`` if unmatched."""
+    slots: dict[str, SlotValue] = Field(default_factory=dict)
+    """Slot name -> value as the matcher produced it (area/floor names, entity names, numbers)."""
+    confidence: Probability = 0.0
+    """Matcher confidence. Strict template matches report 1.0; fuzzy matchers their own score."""
+    matcher: str = "none"
+    """Which matcher produced the result: ``strict`` (hassil templates), ``gazetteer``,
+    ``fuzzy_ngram``, ``template_canon``, an external NLU's name, or ``none``."""
+
+    @field_validator("slots")
+    @classmethod
+    def _slot_names(cls, slots: dict[str, SlotValue]) -> dict[str, SlotValue]:
+        for name, value in slots.items():
+            if not name or len(name) > 64:
+                raise ValueError(f"slot name {name!r} must be 1-64 characters")
+            if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+                raise ValueError(f"slot {name!r} value is longer than {MAX_TEXT_CHARS} characters")
+        return slots
+
+
+class ResolvedTarget(_Record):
+    """One entity the request was resolved to."""
+
+    entity_id: str
+    """The home's id for the entity (e.g. ``light.kitchen_ceiling``)."""
+    name: str
+    """The entity's configured name."""
+    score: Probability = 1.0
+    """Match score between what was said and the entity's name or alias (1.0 for exact)."""
+
+
+class ErTrace(_Record):
+    """The entity-resolution stage: from slot values to the home's entities."""
+
+    resolved: tuple[ResolvedTarget, ...] = ()
+    """Entities the request was resolved to (several for "all lights in the kitchen")."""
+    unresolved: tuple[str, ...] = ()
+    """Names or areas that were said but matched nothing in the home."""
+    ok: bool
+    """Whether resolution produced a usable target set (True for intents that need none)."""
+
+
+class ResultTrace(_Record):
+    """The result stage: what the assistant did and said."""
+
+    status: Literal["success", "error", "no_match", "unsupported"]
+    """``success``: action done or answer given; ``error``: tried and failed; ``no_match``: the
+    request was not understood; ``unsupported``: understood but not something it can do."""
+    response_text: Text = ""
+    """What the assistant said or showed."""
+    error_code: str | None = None
+    """Machine-readable reason for a non-success status (e.g. ``no_valid_targets``)."""
+    latency_ms: Annotated[int, Field(ge=0)] = 0
+    """Time from end of speech to start of response."""
+
+
+class BargeIn(_Record):
+    """Whether the user interrupted the response."""
+
+    occurred: bool
+    """True if the user spoke over (or stopped) the assistant's response."""
+    offset_ms: Annotated[int, Field(ge=0)] | None = None
+    """Milliseconds into the response when the interruption came."""
+
+
+class RewriteTrace(_Record):
+    """Provenance of a rewrite applied before the NLU (written by selflearn's rewriter)."""
+
+    original_text: Text
+    """What the user said (the ASR text before rewriting)."""
+    rewritten_text: Text
+    """What the NLU was given instead."""
+    layer: Literal["precomputed", "global", "personal"]
+    """Which rewrite layer fired."""
+    rule_id: str | None = None
+    """Identifier of the rewrite (table row or index entry) for later self-assessment."""
+    score: Probability = 0.0
+    """Ranker score of the applied rewrite."""
+
+
+class Turn(_Record):
+    """One user request and the trace of every pipeline stage that handled it."""
+
+    schema_version: str = SCHEMA_VERSION
+    """Log-format version this record was written with."""
+    record_type: Literal["turn"] = "turn"
+    """Discriminator: always ``turn``."""
+    turn_id: Id
+    """Unique id of the turn."""
+    session_id: Id
+    """Session the turn belongs to: turns of one device and user separated by short gaps."""
+    user_id: Id
+    """Pseudonymous id of the speaker (speaker-id result or account)."""
+    household_id: Id
+    """Pseudonymous id of the home."""
+    timestamp: datetime
+    """When the request was spoken, timezone-aware ISO 8601."""
+    device: DeviceContext
+    """Device context."""
+    wake: WakeTrace | None = None
+    """Wake-word trace; ``None`` for push-to-talk or typed turns."""
+    asr: AsrTrace | None = None
+    """Speech-recognition trace; ``None`` for typed turns."""
+    text: Text
+    """Text given to the NLU: the ASR top hypothesis (after any rewrite) or the typed text."""
+    nlu: NluTrace | None = None
+    """Intent-recognition trace; ``None`` if the stage did not run."""
+    er: ErTrace | None = None
+    """Entity-resolution trace; ``None`` if the stage did not run."""
+    result: ResultTrace | None = None
+    """Result trace; ``None`` if the stage did not run."""
+    barge_in: BargeIn = BargeIn(occurred=False)
+    """Barge-in during the response."""
+    feedback_requested: bool = False
+    """Whether the assistant asked "did I get that right?" after this turn (the answer arrives
+    as a separate :class:`Feedback` record)."""
+    rewrite: RewriteTrace | None = None
+    """Rewrite provenance, if selflearn rewrote the request."""
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp must include a timezone (e.g. 2026-01-01T08:00:00Z)")
+        return value
+
+    @field_validator("schema_version")
+    @classmethod
+    def _major(cls, value: str) -> str:
+        return _check_version(value)
+
+
+class Feedback(_Record):
+    """A user's answer to an explicit feedback question about an earlier turn."""
+
+    schema_version: str = SCHEMA_VERSION
+    """Log-format version this record was written with."""
+    record_type: Literal["feedback"] = "feedback"
+    """Discriminator: always ``feedback``."""
+    feedback_id: Id
+    """Unique id of this event."""
+    turn_id: Id
+    """The turn the question was about."""
+    user_id: Id
+    """Who answered."""
+    household_id: Id
+    """Home of the user."""
+    timestamp: datetime
+    """When the answer was given, timezone-aware."""
+    question: Text = "Did I get that right?"
+    """What the assistant asked."""
+    answer: Literal["yes", "no", "no_answer"]
+    """The user's answer; ``no_answer`` when the user ignored the question."""
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp must include a timezone (e.g. 2026-01-01T08:00:00Z)")
+        return value
+
+    @field_validator("schema_version")
+    @classmethod
+    def _major(cls, value: str) -> str:
+        return _check_version(value)
+
+
+LogRecord = Annotated[Turn | Feedback, Field(discriminator="record_type")]
+"""A record of a log stream: a turn or a feedback event."""
+
+LOG_RECORD: TypeAdapter[Turn | Feedback] = TypeAdapter(LogRecord)
+
+
+class Goal(_Record):
+    """What the user wanted: an intent with its slots, as Home Assistant would execute it."""
+
+    goal_id: Id
+    """Id of the goal (shared by all attempts at it)."""
+    intent: str
+    """Home Assistant intent name, or ``OutOfScope`` for requests the assistant cannot serve."""
+    slots: dict[str, SlotValue] = Field(default_factory=dict)
+    """Intended slot values, by the home's canonical names."""
+    targets: tuple[str, ...] = ()
+    """Entity ids the user meant to affect or ask about."""
+
+
+class Truth(_Record):
+    """Simulation truth about one turn. Written only by the simulator; never read by learners."""
+
+    schema_version: str = SCHEMA_VERSION
+    """Log-format version this record was written with."""
+    record_type: Literal["truth"] = "truth"
+    """Discriminator: always ``truth``."""
+    turn_id: Id
+    """The turn this truth is about."""
+    goal: Goal
+    """What the user wanted."""
+    intended_text: Text
+    """What the user actually said (before ASR)."""
+    phrasing_source: str
+    """Where the phrasing came from (``templates``, ``colloquial``, ``hwu64``, ``slurp``,
+    ``ha_tests``, ``background`` for false wakes)."""
+    attempt: Annotated[int, Field(ge=1)]
+    """1 for the first try at a goal, 2 for the next, ..."""
+    action: Literal["first", "repeat", "rephrase", "background"]
+    """How this utterance came about."""
+    rephrase_of: Id | None = None
+    """The earlier turn this one repeats or reformulates."""
+    defect: bool
+    """Whether the goal was not achieved by this turn (false wakes and wrongly handled requests
+    are defects; a correct refusal of an out-of-scope request is not)."""
+    failure_point: FailurePoint
+    """First stage that failed irrecoverably, or ``correct``."""
+    in_scope: bool
+    """Whether the assistant could serve this goal at all."""
+
+
+TRUTH_RECORD: TypeAdapter[Truth] = TypeAdapter(Truth)
+
+
+def _check_version(value: str) -> str:
+    major = value.split(".", 1)[0]
+    if major != SCHEMA_VERSION.split(".", 1)[0]:
+        raise ValueError(f"schema_version {value!r} is not readable by schema {SCHEMA_VERSION}")
+    return value
