@@ -1,0 +1,454 @@
+"""The log store: a DuckDB file holding validated turns, feedback events and (apart) simulation truth.
+
+Ingest contract (:meth:`Store.ingest`):
+
+* every input row is validated against :mod:`selflearn.schema`; a bad row goes to a quarantine
+  file (JSON lines: source file, row number, field, reason, the start of the raw row), never to
+  the store;
+* ``rows read = rows stored + rows already present + rows quarantined``, always;
+* idempotent: a row whose id is already stored with identical content is counted as already
+  present; the same id with *different* content is quarantined as a conflict; an id repeated
+  within one run is quarantined as a duplicate;
+* transactional: the whole run commits or nothing does (the quarantine file is only written
+  after the commit).
+
+Tables: ``turns``, ``feedback``, ``homes`` (the assistant's configuration of each home), and
+``sim_truth``, which only :meth:`Store.truth` reads and which learners must never touch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import ValidationError
+
+from selflearn.errors import DataError, StoreError
+from selflearn.schema import LOG_RECORD, SCHEMA_VERSION, TRUTH_RECORD, Feedback, Truth, Turn
+
+MAX_LINE_BYTES = 64 * 1024
+"""Rows larger than this are quarantined unread (a turn record is typically under 2 KB)."""
+
+BATCH_ROWS = 50_000
+
+_S = pa.string()
+_F = pa.float64()
+_B = pa.bool_()
+_I = pa.int32()
+_TS = pa.timestamp("us", tz="UTC")
+_HYP = pa.struct([("text", _S), ("confidence", _F)])
+_TARGET = pa.struct([("entity_id", _S), ("name", _S), ("score", _F)])
+
+TURN_SCHEMA = pa.schema([
+    ("turn_id", _S), ("session_id", _S), ("user_id", _S), ("household_id", _S), ("timestamp", _TS),
+    ("device", pa.struct([("device_id", _S), ("device_type", _S), ("area", _S), ("has_screen", _B),
+                          ("locale", _S)])),
+    ("wake", pa.struct([("score", _F), ("false_wake", _B)])),
+    ("asr", pa.struct([("text", _S), ("confidence", _F), ("nbest", pa.list_(_HYP)), ("engine", _S)])),
+    ("text", _S),
+    ("nlu", pa.struct([("matched", _B), ("intent", _S), ("slots", _S), ("confidence", _F), ("matcher", _S)])),
+    ("er", pa.struct([("resolved", pa.list_(_TARGET)), ("unresolved", pa.list_(_S)), ("ok", _B)])),
+    ("result", pa.struct([("status", _S), ("response_text", _S), ("error_code", _S), ("latency_ms", _I)])),
+    ("barge_in", pa.struct([("occurred", _B), ("offset_ms", _I)])),
+    ("feedback_requested", _B),
+    ("rewrite", pa.struct([("original_text", _S), ("rewritten_text", _S), ("layer", _S), ("rule_id", _S),
+                           ("score", _F)])),
+    ("schema_version", _S), ("record_hash", _S), ("source", _S),
+])
+"""Arrow/Parquet layout of the ``turns`` table (``nlu.slots`` is a JSON object as text)."""
+
+FEEDBACK_SCHEMA = pa.schema([
+    ("feedback_id", _S), ("turn_id", _S), ("user_id", _S), ("household_id", _S), ("timestamp", _TS),
+    ("question", _S), ("answer", _S), ("schema_version", _S), ("record_hash", _S), ("source", _S),
+])
+
+TRUTH_SCHEMA = pa.schema([
+    ("turn_id", _S),
+    ("goal", pa.struct([("goal_id", _S), ("intent", _S), ("slots", _S), ("targets", pa.list_(_S))])),
+    ("intended_text", _S), ("phrasing_source", _S), ("attempt", _I), ("action", _S), ("rephrase_of", _S),
+    ("defect", _B), ("failure_point", _S), ("in_scope", _B), ("schema_version", _S), ("record_hash", _S),
+    ("source", _S),
+])
+
+HOME_SCHEMA = pa.schema([("home_id", _S), ("config", _S), ("record_hash", _S), ("source", _S)])
+
+_TABLES: dict[str, tuple[str, pa.Schema]] = {
+    "turn": ("turns", TURN_SCHEMA),
+    "feedback": ("feedback", FEEDBACK_SCHEMA),
+    "truth": ("sim_truth", TRUTH_SCHEMA),
+    "home": ("homes", HOME_SCHEMA),
+}
+_KEY = {"turns": "turn_id", "feedback": "feedback_id", "sim_truth": "turn_id", "homes": "home_id"}
+
+
+@dataclass
+class Quarantined:
+    """One rejected input row."""
+
+    source: str
+    row: int
+    field: str
+    reason: str
+    raw: str
+
+
+@dataclass
+class IngestReport:
+    """What an ingest run did. ``read == stored + already_present + quarantined`` always."""
+
+    read: int = 0
+    stored: int = 0
+    already_present: int = 0
+    quarantined: int = 0
+    by_table: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    quarantine_path: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def balanced(self) -> bool:
+        """Whether the accounting adds up."""
+        return self.read == self.stored + self.already_present + self.quarantined
+
+    def summary(self) -> str:
+        """One line: ``read N = stored A + already present B + quarantined C``."""
+        return (f"rows read {self.read:,} = stored {self.stored:,} + already present {self.already_present:,}"
+                f" + quarantined {self.quarantined:,}")
+
+
+def _hash(blob: bytes) -> str:
+    return hashlib.blake2b(blob, digest_size=12).hexdigest()
+
+
+def _error_field(exc: ValidationError) -> tuple[str, str]:
+    err = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in err.get("loc", ())]
+    # Drop the union tag pydantic prepends ("turn.asr.text" -> "asr.text").
+    if loc and loc[0] in ("turn", "feedback"):
+        loc = loc[1:]
+    name = ".".join(loc) or "(record)"
+    msg = err.get("msg", "invalid")
+    if err.get("type") == "json_invalid":
+        return "(json)", f"broken JSON: {msg}"
+    if err.get("type") == "union_tag_not_found":
+        return "record_type", "missing record_type (expected 'turn', 'feedback', 'truth' or 'home')"
+    if err.get("type") == "union_tag_invalid":
+        return "record_type", f"unknown record_type: {msg}"
+    extra = f" ({len(exc.errors())} errors in this row)" if len(exc.errors()) > 1 else ""
+    return name, f"{msg}{extra}"
+
+
+def _turn_row(turn: Turn, digest: str, source: str) -> dict[str, Any]:
+    row = turn.model_dump()
+    if row["nlu"] is not None:
+        row["nlu"]["slots"] = orjson.dumps(row["nlu"]["slots"]).decode()
+    row["record_hash"] = digest
+    row["source"] = source
+    return row
+
+
+def _feedback_row(fb: Feedback, digest: str, source: str) -> dict[str, Any]:
+    row = fb.model_dump()
+    row.pop("record_type")
+    row["record_hash"] = digest
+    row["source"] = source
+    return row
+
+
+def _truth_row(truth: Truth, digest: str, source: str) -> dict[str, Any]:
+    row = truth.model_dump()
+    row.pop("record_type")
+    row["goal"]["slots"] = orjson.dumps(row["goal"]["slots"]).decode()
+    row["goal"]["targets"] = list(row["goal"]["targets"])
+    row["record_hash"] = digest
+    row["source"] = source
+    return row
+
+
+class Store:
+    """A DuckDB file of interaction logs.
+
+    >>> with Store("logs.duckdb") as store:            # doctest: +SKIP
+    ...     report = store.ingest(["turns.jsonl"])
+    ...     print(report.summary())
+    """
+
+    def __init__(self, path: str | Path = "selflearn.duckdb", read_only: bool = False) -> None:
+        self.path = Path(path)
+        if read_only and not self.path.exists():
+            raise StoreError(f"store {self.path} does not exist")
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        if not read_only:
+            self._create()
+        self._check_version()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.con.close()
+
+    def _create(self) -> None:
+        self.con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        self.con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+        for table, schema in _TABLES.values():
+            empty = schema.empty_table()  # noqa: F841 - referenced by name in SQL below
+            self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM empty WHERE false")
+
+    def _check_version(self) -> None:
+        try:
+            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path} is not a selflearn store: {exc}") from exc
+        if row is None or str(row[0]).split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise StoreError(f"{self.path} was written with schema {row and row[0]}, this is {SCHEMA_VERSION}")
+
+    # --- ingest ----------------------------------------------------------------------------------
+
+    def ingest(self, paths: Iterable[str | Path], quarantine_path: str | Path | None = None,
+               progress: Callable[[int], None] | None = None) -> IngestReport:
+        """Validate and store every row of ``paths`` (JSONL or Parquet files, or folders of them).
+
+        ``progress(rows_read_so_far)`` is called after every batch.
+        """
+        started = time.perf_counter()
+        files = _expand(paths)
+        report = IngestReport()
+        bad: list[Quarantined] = []
+        seen: dict[str, dict[str, str]] = {t: {} for t, _ in _TABLES.values()}
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for path in files:
+                for batch in _batches(path, report, bad, seen):
+                    self._store_batch(batch, report, bad)
+                    if progress is not None:
+                        progress(report.read)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        report.quarantined = len(bad)
+        for q in bad:
+            report.reasons[q.reason.split(":")[0].split(" (")[0]] += 1
+        if bad:
+            qpath = Path(quarantine_path) if quarantine_path else self.path.with_name(
+                f"{self.path.stem}.quarantine-{datetime.now(UTC):%Y%m%dT%H%M%S}.jsonl")
+            tmp = qpath.with_suffix(qpath.suffix + ".tmp")
+            with tmp.open("wb") as fh:
+                for q in bad:
+                    fh.write(orjson.dumps(q.__dict__) + b"\n")
+            tmp.replace(qpath)
+            report.quarantine_path = qpath
+        report.seconds = time.perf_counter() - started
+        if not report.balanced:  # pragma: no cover - would be a bug in this module
+            raise StoreError(f"ingest accounting does not add up: {report.summary()}")
+        return report
+
+    def _store_batch(self, batch: dict[str, list[tuple[int, str, dict[str, Any]]]], report: IngestReport,
+                     bad: list[Quarantined]) -> None:
+        for table, rows in batch.items():
+            if not rows:
+                continue
+            schema = next(s for t, s in _TABLES.values() if t == table)
+            key = _KEY[table]
+            ids = pa.table({"id": [r[2][key] for r in rows]})  # noqa: F841 - used in SQL
+            existing = dict(self.con.execute(
+                f"SELECT t.{key}, t.record_hash FROM {table} t JOIN ids ON t.{key} = ids.id").fetchall())
+            fresh = []
+            for row_no, source, row in rows:
+                old = existing.get(row[key])
+                if old is None:
+                    fresh.append(row)
+                elif old == row["record_hash"]:
+                    report.already_present += 1
+                else:
+                    bad.append(Quarantined(source, row_no, key, f"conflict: {key} {row[key]!r} is already stored "
+                                           "with different content", ""))
+            if fresh:
+                incoming = pa.Table.from_pylist(fresh, schema=schema)  # noqa: F841 - used in SQL
+                self.con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
+                report.stored += len(fresh)
+                report.by_table[table] += len(fresh)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def count(self, table: str = "turns") -> int:
+        """Rows in ``table``."""
+        if table not in _KEY:
+            raise StoreError(f"unknown table {table!r}; expected one of {sorted(_KEY)}")
+        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return int(row[0]) if row else 0
+
+    def turns(self, where: str | None = None) -> Iterator[Turn]:
+        """Stored turns as :class:`Turn` objects, in time order (learners read through this)."""
+        sql = "SELECT * EXCLUDE (record_hash, source) FROM turns"
+        if where:
+            sql += f" WHERE {where}"
+        sql += " ORDER BY timestamp, turn_id"
+        reader = self.con.sql(sql).to_arrow_reader(10_000)
+        for rb in reader:
+            for row in rb.to_pylist():
+                if row["nlu"] is not None:
+                    row["nlu"]["slots"] = json.loads(row["nlu"]["slots"])
+                yield Turn.model_validate(_drop_none_structs(row))
+
+    def truth(self) -> pa.Table:
+        """Simulation truth, for benchmarks only. Learners must never call this."""
+        return self.con.sql("SELECT * EXCLUDE (record_hash, source) FROM sim_truth").to_arrow_table()
+
+    def export_parquet(self, table: str, path: str | Path) -> int:
+        """Write ``table`` to a Parquet file (readable by Spark); returns the row count."""
+        if table not in _KEY:
+            raise StoreError(f"unknown table {table!r}; expected one of {sorted(_KEY)}")
+        data = self.con.sql(f"SELECT * EXCLUDE (record_hash, source) FROM {table}").to_arrow_table()
+        pq.write_table(data, str(path))
+        return data.num_rows
+
+
+def _drop_none_structs(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if v is not None or k in ("text",)}
+
+
+def _expand(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".parquet") and p.is_file())
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(f"no such file or directory: {path}")
+    if not files:
+        raise DataError("nothing to ingest: no .jsonl or .parquet files found")
+    return files
+
+
+def _batches(path: Path, report: IngestReport, bad: list[Quarantined], seen: dict[str, dict[str, str]],
+             ) -> Iterator[dict[str, list[tuple[int, str, dict[str, Any]]]]]:
+    source = path.name
+    if path.suffix == ".parquet":
+        lines: Iterator[tuple[int, bytes | dict[str, Any]]] = _parquet_rows(path)
+    else:
+        lines = _jsonl_rows(path)
+    batch: dict[str, list[tuple[int, str, dict[str, Any]]]] = {t: [] for t, _ in _TABLES.values()}
+    n = 0
+    for row_no, raw in lines:
+        report.read += 1
+        parsed = _parse(raw, row_no, source, bad)
+        if parsed is not None:
+            table, row = parsed
+            key = _KEY[table]
+            first = seen[table].get(row[key])
+            if first is not None:
+                bad.append(Quarantined(source, row_no, key, f"duplicate {key} {row[key]!r} (first at {first})",
+                                       _snippet(raw)))
+            else:
+                seen[table][row[key]] = f"{source}:{row_no}"
+                batch[table].append((row_no, source, row))
+        n += 1
+        if n >= BATCH_ROWS:
+            yield batch
+            batch = {t: [] for t, _ in _TABLES.values()}
+            n = 0
+    yield batch
+
+
+def _snippet(raw: bytes | dict[str, Any]) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else json.dumps(raw, default=str)
+    return text[:300]
+
+
+def _parse(raw: bytes | dict[str, Any], row_no: int, source: str, bad: list[Quarantined],
+           ) -> tuple[str, dict[str, Any]] | None:
+    if isinstance(raw, bytes) and len(raw) > MAX_LINE_BYTES:
+        bad.append(Quarantined(source, row_no, "(record)", f"oversized record: {len(raw):,} bytes "
+                               f"(limit {MAX_LINE_BYTES:,})", _snippet(raw)))
+        return None
+    try:
+        if isinstance(raw, bytes):
+            kind = _record_type(raw)
+            if kind == "truth":
+                truth = TRUTH_RECORD.validate_json(raw)
+                return "sim_truth", _truth_row(truth, _hash(truth.model_dump_json().encode()), source)
+            if kind == "home":
+                data = orjson.loads(raw)
+                if not isinstance(data.get("home_id"), str) or not data["home_id"]:
+                    bad.append(Quarantined(source, row_no, "home_id", "missing or empty home_id", _snippet(raw)))
+                    return None
+                config = orjson.dumps({k: v for k, v in data.items() if k not in ("nicknames", "users")},
+                                      option=orjson.OPT_SORT_KEYS)
+                return "homes", {"home_id": data["home_id"], "config": config.decode(),
+                                 "record_hash": _hash(config), "source": source}
+            record = LOG_RECORD.validate_json(raw)
+        else:
+            record = LOG_RECORD.validate_python(raw)
+    except ValidationError as exc:
+        name, reason = _error_field(exc)
+        bad.append(Quarantined(source, row_no, name, reason, _snippet(raw)))
+        return None
+    except (orjson.JSONDecodeError, ValueError) as exc:
+        bad.append(Quarantined(source, row_no, "(json)", f"broken JSON: {exc}", _snippet(raw)))
+        return None
+    digest = _hash(record.model_dump_json().encode())
+    if isinstance(record, Turn):
+        return "turns", _turn_row(record, digest, source)
+    return "feedback", _feedback_row(record, digest, source)
+
+
+def _record_type(raw: bytes) -> str | None:
+    """Cheap look at the record type without a full parse (truth and home rows take other paths)."""
+    head = raw[:64]
+    if b'"record_type":"truth"' in raw[:200] or b'"record_type": "truth"' in raw[:200]:
+        return "truth"
+    if b'"record_type":"home"' in head or b'"record_type": "home"' in head:
+        return "home"
+    return None
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as fh:
+        for row_no, line in enumerate(fh, start=1):
+            line = line.strip()
+            if line:
+                yield row_no, line
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        pf = pq.ParquetFile(str(path))
+    except Exception as exc:
+        raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
+    row_no = 0
+    for rb in pf.iter_batches(batch_size=10_000):
+        for row in rb.to_pylist():
+            row_no += 1
+            row.setdefault("record_type", "feedback" if "feedback_id" in row else "turn")
+            row.pop("record_hash", None)
+            row.pop("source", None)
+            nlu = row.get("nlu")
+            if isinstance(nlu, dict) and isinstance(nlu.get("slots"), str):
+                try:
+                    nlu["slots"] = json.loads(nlu["slots"])
+                except ValueError:
+                    pass  # validation will name the field
+            yield row_no, _drop_none_structs(row)
