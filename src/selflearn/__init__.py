@@ -1,1 +1,67 @@
-"""selflearn."""
+"""selflearn: self-learning defect reduction for voice and chat assistants.
+
+The public API is what ``__all__`` lists; everything else may change between versions.
+"""
+
+from selflearn.assistant.home import Area, Entity, Floor, Home, HomeState
+from selflearn.assistant.nlu import HomeAssistantNlu
+from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
+from selflearn.errors import ConfigError, DataError, DependencyError, SelflearnError, StoreError
+from selflearn.schema import (
+    SCHEMA_VERSION,
+    AsrTrace,
+    BargeIn,
+    DeviceContext,
+    ErTrace,
+    Feedback,
+    NluTrace,
+    ResultTrace,
+    RewriteTrace,
+    Truth,
+    Turn,
+    WakeTrace,
+)
+from selflearn.simulate.phrasing import Phrasing
+from selflearn.simulate.simulator import SimulationConfig, SimulationResult, simulate
+from selflearn.stats import Stats, compute_stats
+from selflearn.store import IngestReport, Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Area",
+    "AsrTrace",
+    "Assistant",
+    "AssistantConfig",
+    "BargeIn",
+    "ConfigError",
+    "DataError",
+    "DependencyError",
+    "DeviceContext",
+    "Entity",
+    "ErTrace",
+    "Feedback",
+    "Floor",
+    "HandledTurn",
+    "Home",
+    "HomeAssistantNlu",
+    "HomeState",
+    "IngestReport",
+    "NluTrace",
+    "Phrasing",
+    "ResultTrace",
+    "RewriteTrace",
+    "SelflearnError",
+    "SimulationConfig",
+    "SimulationResult",
+    "Stats",
+    "Store",
+    "StoreError",
+    "Truth",
+    "Turn",
+    "WakeTrace",
+    "__version__",
+    "compute_stats",
+    "simulate",
+]

@@ -18,6 +18,7 @@ Tables: ``turns``, ``feedback``, ``homes`` (the assistant's configuration of eac
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -50,36 +51,78 @@ _TS = pa.timestamp("us", tz="UTC")
 _HYP = pa.struct([("text", _S), ("confidence", _F)])
 _TARGET = pa.struct([("entity_id", _S), ("name", _S), ("score", _F)])
 
-TURN_SCHEMA = pa.schema([
-    ("turn_id", _S), ("session_id", _S), ("user_id", _S), ("household_id", _S), ("timestamp", _TS),
-    ("device", pa.struct([("device_id", _S), ("device_type", _S), ("area", _S), ("has_screen", _B),
-                          ("locale", _S)])),
-    ("wake", pa.struct([("score", _F), ("false_wake", _B)])),
-    ("asr", pa.struct([("text", _S), ("confidence", _F), ("nbest", pa.list_(_HYP)), ("engine", _S)])),
-    ("text", _S),
-    ("nlu", pa.struct([("matched", _B), ("intent", _S), ("slots", _S), ("confidence", _F), ("matcher", _S)])),
-    ("er", pa.struct([("resolved", pa.list_(_TARGET)), ("unresolved", pa.list_(_S)), ("ok", _B)])),
-    ("result", pa.struct([("status", _S), ("response_text", _S), ("error_code", _S), ("latency_ms", _I)])),
-    ("barge_in", pa.struct([("occurred", _B), ("offset_ms", _I)])),
-    ("feedback_requested", _B),
-    ("rewrite", pa.struct([("original_text", _S), ("rewritten_text", _S), ("layer", _S), ("rule_id", _S),
-                           ("score", _F)])),
-    ("schema_version", _S), ("record_hash", _S), ("source", _S),
-])
+TURN_SCHEMA = pa.schema(
+    [
+        ("turn_id", _S),
+        ("session_id", _S),
+        ("user_id", _S),
+        ("household_id", _S),
+        ("timestamp", _TS),
+        (
+            "device",
+            pa.struct(
+                [("device_id", _S), ("device_type", _S), ("area", _S), ("has_screen", _B), ("locale", _S)]
+            ),
+        ),
+        ("wake", pa.struct([("score", _F), ("false_wake", _B)])),
+        ("asr", pa.struct([("text", _S), ("confidence", _F), ("nbest", pa.list_(_HYP)), ("engine", _S)])),
+        ("text", _S),
+        (
+            "nlu",
+            pa.struct([("matched", _B), ("intent", _S), ("slots", _S), ("confidence", _F), ("matcher", _S)]),
+        ),
+        ("er", pa.struct([("resolved", pa.list_(_TARGET)), ("unresolved", pa.list_(_S)), ("ok", _B)])),
+        (
+            "result",
+            pa.struct([("status", _S), ("response_text", _S), ("error_code", _S), ("latency_ms", _I)]),
+        ),
+        ("barge_in", pa.struct([("occurred", _B), ("offset_ms", _I)])),
+        ("feedback_requested", _B),
+        (
+            "rewrite",
+            pa.struct(
+                [("original_text", _S), ("rewritten_text", _S), ("layer", _S), ("rule_id", _S), ("score", _F)]
+            ),
+        ),
+        ("schema_version", _S),
+        ("record_hash", _S),
+        ("source", _S),
+    ]
+)
 """Arrow/Parquet layout of the ``turns`` table (``nlu.slots`` is a JSON object as text)."""
 
-FEEDBACK_SCHEMA = pa.schema([
-    ("feedback_id", _S), ("turn_id", _S), ("user_id", _S), ("household_id", _S), ("timestamp", _TS),
-    ("question", _S), ("answer", _S), ("schema_version", _S), ("record_hash", _S), ("source", _S),
-])
+FEEDBACK_SCHEMA = pa.schema(
+    [
+        ("feedback_id", _S),
+        ("turn_id", _S),
+        ("user_id", _S),
+        ("household_id", _S),
+        ("timestamp", _TS),
+        ("question", _S),
+        ("answer", _S),
+        ("schema_version", _S),
+        ("record_hash", _S),
+        ("source", _S),
+    ]
+)
 
-TRUTH_SCHEMA = pa.schema([
-    ("turn_id", _S),
-    ("goal", pa.struct([("goal_id", _S), ("intent", _S), ("slots", _S), ("targets", pa.list_(_S))])),
-    ("intended_text", _S), ("phrasing_source", _S), ("attempt", _I), ("action", _S), ("rephrase_of", _S),
-    ("defect", _B), ("failure_point", _S), ("in_scope", _B), ("schema_version", _S), ("record_hash", _S),
-    ("source", _S),
-])
+TRUTH_SCHEMA = pa.schema(
+    [
+        ("turn_id", _S),
+        ("goal", pa.struct([("goal_id", _S), ("intent", _S), ("slots", _S), ("targets", pa.list_(_S))])),
+        ("intended_text", _S),
+        ("phrasing_source", _S),
+        ("attempt", _I),
+        ("action", _S),
+        ("rephrase_of", _S),
+        ("defect", _B),
+        ("failure_point", _S),
+        ("in_scope", _B),
+        ("schema_version", _S),
+        ("record_hash", _S),
+        ("source", _S),
+    ]
+)
 
 HOME_SCHEMA = pa.schema([("home_id", _S), ("config", _S), ("record_hash", _S), ("source", _S)])
 
@@ -123,8 +166,10 @@ class IngestReport:
 
     def summary(self) -> str:
         """One line: ``read N = stored A + already present B + quarantined C``."""
-        return (f"rows read {self.read:,} = stored {self.stored:,} + already present {self.already_present:,}"
-                f" + quarantined {self.quarantined:,}")
+        return (
+            f"rows read {self.read:,} = stored {self.stored:,} + already present {self.already_present:,}"
+            f" + quarantined {self.quarantined:,}"
+        )
 
 
 def _hash(blob: bytes) -> str:
@@ -215,16 +260,21 @@ class Store:
 
     def _check_version(self) -> None:
         try:
-            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            rows = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
         except duckdb.Error as exc:
             raise StoreError(f"{self.path} is not a selflearn store: {exc}") from exc
-        if row is None or str(row[0]).split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-            raise StoreError(f"{self.path} was written with schema {row and row[0]}, this is {SCHEMA_VERSION}")
+        found = str(rows[0][0]) if rows else None
+        if found is None or found.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise StoreError(f"{self.path} was written with schema {found}, this is {SCHEMA_VERSION}")
 
     # --- ingest ----------------------------------------------------------------------------------
 
-    def ingest(self, paths: Iterable[str | Path], quarantine_path: str | Path | None = None,
-               progress: Callable[[int], None] | None = None) -> IngestReport:
+    def ingest(
+        self,
+        paths: Iterable[str | Path],
+        quarantine_path: str | Path | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> IngestReport:
         """Validate and store every row of ``paths`` (JSONL or Parquet files, or folders of them).
 
         ``progress(rows_read_so_far)`` is called after every batch.
@@ -249,8 +299,13 @@ class Store:
         for q in bad:
             report.reasons[q.reason.split(":")[0].split(" (")[0]] += 1
         if bad:
-            qpath = Path(quarantine_path) if quarantine_path else self.path.with_name(
-                f"{self.path.stem}.quarantine-{datetime.now(UTC):%Y%m%dT%H%M%S}.jsonl")
+            qpath = (
+                Path(quarantine_path)
+                if quarantine_path
+                else self.path.with_name(
+                    f"{self.path.stem}.quarantine-{datetime.now(UTC):%Y%m%dT%H%M%S}.jsonl"
+                )
+            )
             tmp = qpath.with_suffix(qpath.suffix + ".tmp")
             with tmp.open("wb") as fh:
                 for q in bad:
@@ -262,16 +317,23 @@ class Store:
             raise StoreError(f"ingest accounting does not add up: {report.summary()}")
         return report
 
-    def _store_batch(self, batch: dict[str, list[tuple[int, str, dict[str, Any]]]], report: IngestReport,
-                     bad: list[Quarantined]) -> None:
+    def _store_batch(
+        self,
+        batch: dict[str, list[tuple[int, str, dict[str, Any]]]],
+        report: IngestReport,
+        bad: list[Quarantined],
+    ) -> None:
         for table, rows in batch.items():
             if not rows:
                 continue
             schema = next(s for t, s in _TABLES.values() if t == table)
             key = _KEY[table]
             ids = pa.table({"id": [r[2][key] for r in rows]})  # noqa: F841 - used in SQL
-            existing = dict(self.con.execute(
-                f"SELECT t.{key}, t.record_hash FROM {table} t JOIN ids ON t.{key} = ids.id").fetchall())
+            existing = dict(
+                self.con.execute(
+                    f"SELECT t.{key}, t.record_hash FROM {table} t JOIN ids ON t.{key} = ids.id"
+                ).fetchall()
+            )
             fresh = []
             for row_no, source, row in rows:
                 old = existing.get(row[key])
@@ -280,8 +342,15 @@ class Store:
                 elif old == row["record_hash"]:
                     report.already_present += 1
                 else:
-                    bad.append(Quarantined(source, row_no, key, f"conflict: {key} {row[key]!r} is already stored "
-                                           "with different content", ""))
+                    bad.append(
+                        Quarantined(
+                            source,
+                            row_no,
+                            key,
+                            f"conflict: {key} {row[key]!r} is already stored with different content",
+                            "",
+                        )
+                    )
             if fresh:
                 incoming = pa.Table.from_pylist(fresh, schema=schema)  # noqa: F841 - used in SQL
                 self.con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
@@ -294,7 +363,7 @@ class Store:
         """Rows in ``table``."""
         if table not in _KEY:
             raise StoreError(f"unknown table {table!r}; expected one of {sorted(_KEY)}")
-        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
         return int(row[0]) if row else 0
 
     def turns(self, where: str | None = None) -> Iterator[Turn]:
@@ -320,7 +389,7 @@ class Store:
             raise StoreError(f"unknown table {table!r}; expected one of {sorted(_KEY)}")
         data = self.con.sql(f"SELECT * EXCLUDE (record_hash, source) FROM {table}").to_arrow_table()
         pq.write_table(data, str(path))
-        return data.num_rows
+        return int(data.num_rows)
 
 
 def _drop_none_structs(row: dict[str, Any]) -> dict[str, Any]:
@@ -343,8 +412,12 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def _batches(path: Path, report: IngestReport, bad: list[Quarantined], seen: dict[str, dict[str, str]],
-             ) -> Iterator[dict[str, list[tuple[int, str, dict[str, Any]]]]]:
+def _batches(
+    path: Path,
+    report: IngestReport,
+    bad: list[Quarantined],
+    seen: dict[str, dict[str, str]],
+) -> Iterator[dict[str, list[tuple[int, str, dict[str, Any]]]]]:
     source = path.name
     if path.suffix == ".parquet":
         lines: Iterator[tuple[int, bytes | dict[str, Any]]] = _parquet_rows(path)
@@ -360,8 +433,11 @@ def _batches(path: Path, report: IngestReport, bad: list[Quarantined], seen: dic
             key = _KEY[table]
             first = seen[table].get(row[key])
             if first is not None:
-                bad.append(Quarantined(source, row_no, key, f"duplicate {key} {row[key]!r} (first at {first})",
-                                       _snippet(raw)))
+                bad.append(
+                    Quarantined(
+                        source, row_no, key, f"duplicate {key} {row[key]!r} (first at {first})", _snippet(raw)
+                    )
+                )
             else:
                 seen[table][row[key]] = f"{source}:{row_no}"
                 batch[table].append((row_no, source, row))
@@ -378,11 +454,22 @@ def _snippet(raw: bytes | dict[str, Any]) -> str:
     return text[:300]
 
 
-def _parse(raw: bytes | dict[str, Any], row_no: int, source: str, bad: list[Quarantined],
-           ) -> tuple[str, dict[str, Any]] | None:
+def _parse(
+    raw: bytes | dict[str, Any],
+    row_no: int,
+    source: str,
+    bad: list[Quarantined],
+) -> tuple[str, dict[str, Any]] | None:
     if isinstance(raw, bytes) and len(raw) > MAX_LINE_BYTES:
-        bad.append(Quarantined(source, row_no, "(record)", f"oversized record: {len(raw):,} bytes "
-                               f"(limit {MAX_LINE_BYTES:,})", _snippet(raw)))
+        bad.append(
+            Quarantined(
+                source,
+                row_no,
+                "(record)",
+                f"oversized record: {len(raw):,} bytes (limit {MAX_LINE_BYTES:,})",
+                _snippet(raw),
+            )
+        )
         return None
     try:
         if isinstance(raw, bytes):
@@ -393,12 +480,20 @@ def _parse(raw: bytes | dict[str, Any], row_no: int, source: str, bad: list[Quar
             if kind == "home":
                 data = orjson.loads(raw)
                 if not isinstance(data.get("home_id"), str) or not data["home_id"]:
-                    bad.append(Quarantined(source, row_no, "home_id", "missing or empty home_id", _snippet(raw)))
+                    bad.append(
+                        Quarantined(source, row_no, "home_id", "missing or empty home_id", _snippet(raw))
+                    )
                     return None
-                config = orjson.dumps({k: v for k, v in data.items() if k not in ("nicknames", "users")},
-                                      option=orjson.OPT_SORT_KEYS)
-                return "homes", {"home_id": data["home_id"], "config": config.decode(),
-                                 "record_hash": _hash(config), "source": source}
+                config = orjson.dumps(
+                    {k: v for k, v in data.items() if k not in ("nicknames", "users")},
+                    option=orjson.OPT_SORT_KEYS,
+                )
+                return "homes", {
+                    "home_id": data["home_id"],
+                    "config": config.decode(),
+                    "record_hash": _hash(config),
+                    "source": source,
+                }
             record = LOG_RECORD.validate_json(raw)
         else:
             record = LOG_RECORD.validate_python(raw)
@@ -447,8 +542,6 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             row.pop("source", None)
             nlu = row.get("nlu")
             if isinstance(nlu, dict) and isinstance(nlu.get("slots"), str):
-                try:
+                with contextlib.suppress(ValueError):  # validation will name the field
                     nlu["slots"] = json.loads(nlu["slots"])
-                except ValueError:
-                    pass  # validation will name the field
             yield row_no, _drop_none_structs(row)

@@ -7,6 +7,7 @@ is summarised as an :class:`Effect` so that simulations can compare it with what
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -14,8 +15,22 @@ from selflearn.assistant.home import Entity, HomeState
 from selflearn.assistant.resolve import Resolution
 from selflearn.schema import ResultTrace, SlotValue
 
-PARAM_SLOTS = ("brightness", "color", "temperature", "position", "volume", "volume_step", "percentage",
-               "hours", "minutes", "seconds", "item", "state", "media_class", "search_query")
+PARAM_SLOTS = (
+    "brightness",
+    "color",
+    "temperature",
+    "position",
+    "volume",
+    "volume_step",
+    "percentage",
+    "hours",
+    "minutes",
+    "seconds",
+    "item",
+    "state",
+    "media_class",
+    "search_query",
+)
 """Slots that parameterise an action (as opposed to selecting its targets)."""
 
 
@@ -33,8 +48,9 @@ class Effect:
     @staticmethod
     def of(intent: str, targets: frozenset[str], slots: dict[str, SlotValue]) -> Effect:
         """Build an effect, keeping only parameter slots and normalising their values."""
-        params = tuple(sorted((k, normalize_param(v)) for k, v in slots.items() if k in PARAM_SLOTS
-                              and v is not None))
+        params = tuple(
+            sorted((k, normalize_param(v)) for k, v in slots.items() if k in PARAM_SLOTS and v is not None)
+        )
         return Effect(intent, targets, params)
 
 
@@ -63,12 +79,26 @@ class Outcome:
     """(unused by the log) extra response lines."""
 
 
-_ON_WORDS = {"light": ("on", "Turned on the light"), "switch": ("on", "Turned on"), "fan": ("on", "Turned on the fan"),
-             "cover": ("open", "Opened"), "lock": ("locked", "Locked"), "valve": ("open", "Opened"),
-             "media_player": ("on", "Turned on"), "scene": ("on", "Activated"), "script": ("on", "Started")}
-_OFF_WORDS = {"light": ("off", "Turned off the light"), "switch": ("off", "Turned off"),
-              "fan": ("off", "Turned off the fan"), "cover": ("closed", "Closed"), "lock": ("unlocked", "Unlocked"),
-              "valve": ("closed", "Closed"), "media_player": ("off", "Turned off")}
+_ON_WORDS = {
+    "light": ("on", "Turned on the light"),
+    "switch": ("on", "Turned on"),
+    "fan": ("on", "Turned on the fan"),
+    "cover": ("open", "Opened"),
+    "lock": ("locked", "Locked"),
+    "valve": ("open", "Opened"),
+    "media_player": ("on", "Turned on"),
+    "scene": ("on", "Activated"),
+    "script": ("on", "Started"),
+}
+_OFF_WORDS = {
+    "light": ("off", "Turned off the light"),
+    "switch": ("off", "Turned off"),
+    "fan": ("off", "Turned off the fan"),
+    "cover": ("closed", "Closed"),
+    "lock": ("unlocked", "Unlocked"),
+    "valve": ("closed", "Closed"),
+    "media_player": ("off", "Turned off"),
+}
 
 NO_MATCH_RESPONSE = "Sorry, I couldn't understand that"
 
@@ -86,23 +116,42 @@ def error_response(code: str, subject: str) -> str:
     return NO_MATCH_RESPONSE
 
 
-def execute(intent: str, slots: dict[str, SlotValue], resolution: Resolution, state: HomeState,
-            now: datetime, context_area: str | None = None) -> Outcome:
+def execute(
+    intent: str,
+    slots: dict[str, SlotValue],
+    resolution: Resolution,
+    state: HomeState,
+    now: datetime,
+    context_area: str | None = None,
+) -> Outcome:
     """Carry out ``intent`` on ``state`` (mutated in place) and describe the result."""
     if not resolution.trace.ok:
         code = resolution.error_code or "no_valid_targets"
-        return Outcome(ResultTrace(status="error", response_text=error_response(code, resolution.error_subject),
-                                   error_code=code))
+        return Outcome(
+            ResultTrace(
+                status="error", response_text=error_response(code, resolution.error_subject), error_code=code
+            )
+        )
     targets = resolution.targets
     ids = frozenset(e.entity_id for e in targets)
     offline = [e for e in targets if e.entity_id in state.unavailable]
     if offline:
-        return Outcome(ResultTrace(status="error", response_text=f"Sorry, {offline[0].name} is not available",
-                                   error_code="entity_unavailable"))
+        return Outcome(
+            ResultTrace(
+                status="error",
+                response_text=f"Sorry, {offline[0].name} is not available",
+                error_code="entity_unavailable",
+            )
+        )
     handler = _HANDLERS.get(intent)
     if handler is None:
-        return Outcome(ResultTrace(status="unsupported", response_text="Sorry, I can't do that yet",
-                                   error_code="intent_not_supported"))
+        return Outcome(
+            ResultTrace(
+                status="unsupported",
+                response_text="Sorry, I can't do that yet",
+                error_code="intent_not_supported",
+            )
+        )
     return handler(intent, slots, targets, ids, state, now, context_area)
 
 
@@ -114,14 +163,23 @@ def _err(text: str, code: str) -> Outcome:
     return Outcome(ResultTrace(status="error", response_text=text, error_code=code))
 
 
-def _turn(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, ...], ids: frozenset[str],
-          state: HomeState, now: datetime, area: str | None) -> Outcome:
+def _turn(
+    intent: str,
+    slots: dict[str, SlotValue],
+    targets: tuple[Entity, ...],
+    ids: frozenset[str],
+    state: HomeState,
+    now: datetime,
+    area: str | None,
+) -> Outcome:
     words = _ON_WORDS if intent == "HassTurnOn" else _OFF_WORDS
     text = ""
     for ent in targets:
         if ent.domain not in words:
-            return _err(f"Sorry, {ent.name} can't be turned {'on' if intent == 'HassTurnOn' else 'off'}",
-                        "not_supported")
+            return _err(
+                f"Sorry, {ent.name} can't be turned {'on' if intent == 'HassTurnOn' else 'off'}",
+                "not_supported",
+            )
         new_state, text = words[ent.domain]
         state.states[ent.entity_id] = new_state
     if len(targets) > 1 and targets[0].domain == "light":
@@ -129,8 +187,15 @@ def _turn(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, ...],
     return _ok(text, intent, ids, slots)
 
 
-def _light_set(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, ...], ids: frozenset[str],
-               state: HomeState, now: datetime, area: str | None) -> Outcome:
+def _light_set(
+    intent: str,
+    slots: dict[str, SlotValue],
+    targets: tuple[Entity, ...],
+    ids: frozenset[str],
+    state: HomeState,
+    now: datetime,
+    area: str | None,
+) -> Outcome:
     for ent in targets:
         if "color" in slots and "color" not in ent.features:
             return _err(f"Sorry, {ent.name} does not support colors", "feature_not_supported")
@@ -145,8 +210,15 @@ def _light_set(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, 
 
 
 def _set_attr(attr: str, feature: str, text: str):  # type: ignore[no-untyped-def]
-    def handler(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, ...], ids: frozenset[str],
-                state: HomeState, now: datetime, area: str | None) -> Outcome:
+    def handler(
+        intent: str,
+        slots: dict[str, SlotValue],
+        targets: tuple[Entity, ...],
+        ids: frozenset[str],
+        state: HomeState,
+        now: datetime,
+        area: str | None,
+    ) -> Outcome:
         for ent in targets:
             if feature and feature not in ent.features:
                 return _err(f"Sorry, {ent.name} does not support that", "feature_not_supported")
@@ -154,12 +226,20 @@ def _set_attr(attr: str, feature: str, text: str):  # type: ignore[no-untyped-de
                 return _err(f"Sorry, {ent.name} is off", "entity_off")
             state.attributes.setdefault(ent.entity_id, {})[attr] = slots.get(attr, slots.get("volume_step"))
         return _ok(text, intent, ids, slots)
+
     return handler
 
 
 def _media(new_state: str, text: str):  # type: ignore[no-untyped-def]
-    def handler(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, ...], ids: frozenset[str],
-                state: HomeState, now: datetime, area: str | None) -> Outcome:
+    def handler(
+        intent: str,
+        slots: dict[str, SlotValue],
+        targets: tuple[Entity, ...],
+        ids: frozenset[str],
+        state: HomeState,
+        now: datetime,
+        area: str | None,
+    ) -> Outcome:
         for ent in targets:
             current = state.states.get(ent.entity_id)
             if intent == "HassMediaUnpause" and current not in ("paused", "playing"):
@@ -169,11 +249,19 @@ def _media(new_state: str, text: str):  # type: ignore[no-untyped-def]
             if new_state:
                 state.states[ent.entity_id] = new_state
         return _ok(text, intent, ids, slots)
+
     return handler
 
 
-def _query(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, ...], ids: frozenset[str],
-           state: HomeState, now: datetime, area: str | None) -> Outcome:
+def _query(
+    intent: str,
+    slots: dict[str, SlotValue],
+    targets: tuple[Entity, ...],
+    ids: frozenset[str],
+    state: HomeState,
+    now: datetime,
+    area: str | None,
+) -> Outcome:
     if intent == "HassGetCurrentTime":
         return _ok(f"It's {now.strftime('%-I:%M %p')}", intent, ids, slots)
     if intent == "HassGetCurrentDate":
@@ -186,19 +274,32 @@ def _query(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, ...]
     if not targets:
         return _err("Sorry, I couldn't find that", "no_valid_targets")
     ent = targets[0]
-    return _ok(f"{ent.name} is {state.states.get(ent.entity_id, 'unknown')}", intent, ids,
-               {k: v for k, v in slots.items() if k != "state"})
+    return _ok(
+        f"{ent.name} is {state.states.get(ent.entity_id, 'unknown')}",
+        intent,
+        ids,
+        {k: v for k, v in slots.items() if k != "state"},
+    )
 
 
-def _timer(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, ...], ids: frozenset[str],
-           state: HomeState, now: datetime, area: str | None) -> Outcome:
+def _timer(
+    intent: str,
+    slots: dict[str, SlotValue],
+    targets: tuple[Entity, ...],
+    ids: frozenset[str],
+    state: HomeState,
+    now: datetime,
+    area: str | None,
+) -> Outcome:
     if intent == "HassStartTimer":
-        seconds = int(float(str(slots.get("hours") or 0)) * 3600 + float(str(slots.get("minutes") or 0)) * 60
-                      + float(str(slots.get("seconds") or 0)))
+        seconds = int(
+            float(str(slots.get("hours") or 0)) * 3600
+            + float(str(slots.get("minutes") or 0)) * 60
+            + float(str(slots.get("seconds") or 0))
+        )
         if seconds <= 0:
             return _err("Sorry, I need a duration for the timer", "invalid_duration")
-        state.timers.append({"seconds": seconds, "area": area, "paused": False,
-                             "name": slots.get("name")})
+        state.timers.append({"seconds": seconds, "area": area, "paused": False, "name": slots.get("name")})
         return _ok("Timer started", intent, ids, slots)
     if not state.timers:
         return _err("Sorry, there are no timers", "no_timers")
@@ -215,8 +316,15 @@ def _timer(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, ...]
     return _ok(f"{remaining // 60} minutes left on your timer", intent, ids, {})
 
 
-def _shopping(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, ...], ids: frozenset[str],
-              state: HomeState, now: datetime, area: str | None) -> Outcome:
+def _shopping(
+    intent: str,
+    slots: dict[str, SlotValue],
+    targets: tuple[Entity, ...],
+    ids: frozenset[str],
+    state: HomeState,
+    now: datetime,
+    area: str | None,
+) -> Outcome:
     item = str(slots.get("item") or "").strip()
     if not item:
         return _err("Sorry, what should I add?", "no_item")
@@ -229,19 +337,33 @@ def _shopping(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, .
     return _ok(f"Checked off {item}", intent, ids, {"item": item})
 
 
-def _vacuum(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, ...], ids: frozenset[str],
-            state: HomeState, now: datetime, area: str | None) -> Outcome:
+def _vacuum(
+    intent: str,
+    slots: dict[str, SlotValue],
+    targets: tuple[Entity, ...],
+    ids: frozenset[str],
+    state: HomeState,
+    now: datetime,
+    area: str | None,
+) -> Outcome:
     for ent in targets:
         state.states[ent.entity_id] = "cleaning" if intent == "HassVacuumStart" else "docked"
     return _ok("Started cleaning" if intent == "HassVacuumStart" else "Returning to base", intent, ids, slots)
 
 
-def _nevermind(intent: str, slots: dict[str, SlotValue], targets: tuple[Entity, ...], ids: frozenset[str],
-               state: HomeState, now: datetime, area: str | None) -> Outcome:
+def _nevermind(
+    intent: str,
+    slots: dict[str, SlotValue],
+    targets: tuple[Entity, ...],
+    ids: frozenset[str],
+    state: HomeState,
+    now: datetime,
+    area: str | None,
+) -> Outcome:
     return _ok("", intent, ids, {})
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[..., Outcome]] = {
     "HassTurnOn": _turn,
     "HassTurnOff": _turn,
     "HassLightSet": _light_set,

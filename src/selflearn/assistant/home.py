@@ -117,8 +117,9 @@ class Home:
         floor_ids = {f.floor_id for f in self.floors}
         for area in self.areas:
             if area.floor_id is not None and area.floor_id not in floor_ids:
-                raise ConfigError(f"home {self.home_id}: area {area.area_id!r} is on unknown floor "
-                                  f"{area.floor_id!r}")
+                raise ConfigError(
+                    f"home {self.home_id}: area {area.area_id!r} is on unknown floor {area.floor_id!r}"
+                )
         seen: set[str] = set()
         for ent in self.entities:
             if ent.entity_id in seen:
@@ -127,8 +128,9 @@ class Home:
             if "." not in ent.entity_id:
                 raise ConfigError(f"home {self.home_id}: entity id {ent.entity_id!r} must be domain.name")
             if ent.area_id is not None and ent.area_id not in area_ids:
-                raise ConfigError(f"home {self.home_id}: entity {ent.entity_id!r} is in unknown area "
-                                  f"{ent.area_id!r}")
+                raise ConfigError(
+                    f"home {self.home_id}: entity {ent.entity_id!r} is in unknown area {ent.area_id!r}"
+                )
 
     # --- lookups -----------------------------------------------------------------------------
 
@@ -168,8 +170,13 @@ class Home:
         key = normalize_name(text)
         return [e for e in self.entities if key in (normalize_name(n) for n in e.spoken_names)]
 
-    def entities_in(self, area_id: str | None = None, floor_id: str | None = None,
-                    domain: str | None = None, device_class: str | None = None) -> list[Entity]:
+    def entities_in(
+        self,
+        area_id: str | None = None,
+        floor_id: str | None = None,
+        domain: str | None = None,
+        device_class: str | None = None,
+    ) -> list[Entity]:
         """Entities matching all the given constraints."""
         out = []
         for ent in self.entities:
@@ -201,11 +208,20 @@ class Home:
             "timezone": self.timezone,
             "location": self.location,
             "floors": [{"id": f.floor_id, "name": f.name, "aliases": list(f.aliases)} for f in self.floors],
-            "areas": [{"id": a.area_id, "name": a.name, "floor": a.floor_id, "aliases": list(a.aliases)}
-                      for a in self.areas],
+            "areas": [
+                {"id": a.area_id, "name": a.name, "floor": a.floor_id, "aliases": list(a.aliases)}
+                for a in self.areas
+            ],
             "entities": [
-                {"id": e.entity_id, "name": e.name, "area": e.area_id, "aliases": list(e.aliases),
-                 "device_class": e.device_class, "features": sorted(e.features), "state": e.initial_state}
+                {
+                    "id": e.entity_id,
+                    "name": e.name,
+                    "area": e.area_id,
+                    "aliases": list(e.aliases),
+                    "device_class": e.device_class,
+                    "features": sorted(e.features),
+                    "state": e.initial_state,
+                }
                 for e in self.entities
             ],
         }
@@ -218,14 +234,24 @@ class Home:
                 home_id=str(data.get("home_id", "home")),
                 timezone=str(data.get("timezone", "UTC")),
                 location=str(data.get("location", "home")),
-                floors=tuple(Floor(str(f["id"]), str(f["name"]), tuple(f.get("aliases") or ()))
-                             for f in data.get("floors") or ()),
-                areas=tuple(Area(str(a["id"]), str(a["name"]), a.get("floor"), tuple(a.get("aliases") or ()))
-                            for a in data.get("areas") or ()),
+                floors=tuple(
+                    Floor(str(f["id"]), str(f["name"]), tuple(f.get("aliases") or ()))
+                    for f in data.get("floors") or ()
+                ),
+                areas=tuple(
+                    Area(str(a["id"]), str(a["name"]), a.get("floor"), tuple(a.get("aliases") or ()))
+                    for a in data.get("areas") or ()
+                ),
                 entities=tuple(
-                    Entity(str(e["id"]), str(e["name"]), e.get("area"), tuple(e.get("aliases") or ()),
-                           e.get("device_class"), frozenset(e.get("features") or ()),
-                           str(e.get("state", "off")))
+                    Entity(
+                        str(e["id"]),
+                        str(e["name"]),
+                        e.get("area"),
+                        tuple(e.get("aliases") or ()),
+                        e.get("device_class"),
+                        frozenset(e.get("features") or ()),
+                        str(e.get("state", "off")),
+                    )
                     for e in data.get("entities") or ()
                 ),
             )
@@ -237,28 +263,47 @@ class Home:
         """Load the simulated home of Home Assistant's intent tests (``tests/en/_fixtures.yaml``)."""
         with path.open(encoding="utf-8") as fh:
             data = yaml.safe_load(fh)
-        floors = tuple(Floor(f["id"], f["name"], tuple(f.get("aliases") or ())) for f in data.get("floors", []))
-        areas = tuple(Area(a["id"], a["name"], a.get("floor"), tuple(a.get("aliases") or ()))
-                      for a in data.get("areas", []))
+        floors = tuple(
+            Floor(f["id"], f["name"], tuple(f.get("aliases") or ())) for f in data.get("floors", [])
+        )
+        areas = tuple(
+            Area(a["id"], a["name"], a.get("floor"), tuple(a.get("aliases") or ()))
+            for a in data.get("areas", [])
+        )
         entities = []
         for e in data.get("entities", []):
             attrs = e.get("attributes") or {}
-            entities.append(Entity(e["id"], e["name"], e.get("area"), tuple(e.get("aliases") or ()),
-                                   attrs.get("device_class"), frozenset(), str(e.get("state", "off"))))
+            entities.append(
+                Entity(
+                    e["id"],
+                    e["name"],
+                    e.get("area"),
+                    tuple(e.get("aliases") or ()),
+                    attrs.get("device_class"),
+                    frozenset(),
+                    str(e.get("state", "off")),
+                )
+            )
         return cls(home_id=home_id, floors=floors, areas=areas, entities=tuple(entities))
 
     def to_gazetteer(self) -> dict[str, Any]:
         """The home in ``gazetteer_matcher``'s ``Home`` shape."""
         entities: dict[str, Any] = {}
         for e in self.entities:
-            spec: dict[str, Any] = {"name": e.name, "domain": e.domain, "area": e.area_id,
-                                    "aliases": list(e.aliases)}
+            spec: dict[str, Any] = {
+                "name": e.name,
+                "domain": e.domain,
+                "area": e.area_id,
+                "aliases": list(e.aliases),
+            }
             if e.device_class:
                 spec["device_class"] = e.device_class
             entities[e.entity_id] = spec
         return {
-            "areas": {a.area_id: {"name": a.name, "floor": a.floor_id, "aliases": list(a.aliases)}
-                      for a in self.areas},
+            "areas": {
+                a.area_id: {"name": a.name, "floor": a.floor_id, "aliases": list(a.aliases)}
+                for a in self.areas
+            },
             "floors": {f.floor_id: {"name": f.name, "aliases": list(f.aliases)} for f in self.floors},
             "entities": entities,
         }
@@ -300,12 +345,19 @@ class HomeState:
     @classmethod
     def initial(cls, home: Home) -> HomeState:
         """State at the start of a simulation."""
-        return cls(home=home, states={e.entity_id: e.initial_state for e in home.entities},
-                   attributes={e.entity_id: {} for e in home.entities})
+        return cls(
+            home=home,
+            states={e.entity_id: e.initial_state for e in home.entities},
+            attributes={e.entity_id: {} for e in home.entities},
+        )
 
     def copy(self) -> HomeState:
         """An independent copy (for counterfactual execution)."""
-        return HomeState(home=self.home, states=dict(self.states),
-                         attributes={k: dict(v) for k, v in self.attributes.items()},
-                         timers=[dict(t) for t in self.timers], shopping_list=list(self.shopping_list),
-                         unavailable=set(self.unavailable))
+        return HomeState(
+            home=self.home,
+            states=dict(self.states),
+            attributes={k: dict(v) for k, v in self.attributes.items()},
+            timers=[dict(t) for t in self.timers],
+            shopping_list=list(self.shopping_list),
+            unavailable=set(self.unavailable),
+        )

@@ -144,11 +144,29 @@ WILDCARD_FILLERS: dict[str, tuple[str, ...]] = {
 }
 """Values for Home Assistant's wildcard lists (free text in the templates)."""
 
-_ONES = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _SCALES = ((1_000_000_000, "billion"), (1_000_000, "million"), (1000, "thousand"))
 
 _NUMBER = re.compile(r"(?<![\w.])(\d+)(?:\.(\d+))?(?!\w)")
@@ -239,9 +257,7 @@ def dictionary_path() -> Path:
     try:
         import pocketsphinx
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError(
-            "the pocketsphinx package is missing: pip install 'selflearn[asr]'"
-        ) from exc
+        raise RuntimeError("the pocketsphinx package is missing: pip install 'selflearn[asr]'") from exc
     return Path(pocketsphinx.get_model_path("en-us")) / "cmudict-en-us.dict"
 
 
@@ -328,8 +344,10 @@ def _expand(expr: Any, ctx: _SampleContext) -> str:
         ListReference,
         Permutation,
         RuleReference,
-        Sequence as HSequence,
         TextChunk,
+    )
+    from hassil.expression import (
+        Sequence as HSequence,
     )
 
     if isinstance(expr, TextChunk):

@@ -157,8 +157,9 @@ class _Lru(OrderedDict[Any, Any]):
 class HomeAssistantNlu:
     """Home Assistant's English intent recognition: strict templates, then the gazetteer."""
 
-    def __init__(self, config: NluConfig = "strict+gazetteer", cache_size: int = 200_000,
-                 unmatched_pass: bool = True) -> None:
+    def __init__(
+        self, config: NluConfig = "strict+gazetteer", cache_size: int = 200_000, unmatched_pass: bool = True
+    ) -> None:
         if config not in NLU_CONFIGS:
             raise ConfigError(f"unknown NLU configuration {config!r}; expected one of {NLU_CONFIGS}")
         self.config: NluConfig = config
@@ -180,8 +181,13 @@ class HomeAssistantNlu:
     def recognize(self, text: str, home: Home, context_area: str | None = None) -> NluResult:
         """Recognize ``text`` in ``home``; ``context_area`` is the satellite's area id."""
         relevant = _relevant_names(home, text)
-        strict_key = ("strict", _words(text), context_area, relevant,
-                      self._relevant_context(home, relevant, context_area))
+        strict_key = (
+            "strict",
+            _words(text),
+            context_area,
+            relevant,
+            self._relevant_context(home, relevant, context_area),
+        )
         result: NluResult | None = self._cache.lookup(strict_key)
         if result is None:
             result = self._strict(text, home, context_area, relevant)
@@ -204,13 +210,30 @@ class HomeAssistantNlu:
         """What of the home can influence a strict match beyond the names in the text: the
         context area's id and name, and, for relevant entity names, their domains and classes."""
         area = home.area_by_id.get(context_area or "")
-        ents = tuple(sorted((normalize_name(n), e.domain, e.device_class or "", e.name)
-                            for e in home.entities for n in e.spoken_names
-                            if normalize_name(n) in relevant))
-        areas = tuple(sorted((normalize_name(n), a.area_id) for a in home.areas
-                             for n in (a.name, *a.aliases) if normalize_name(n) in relevant))
-        floors = tuple(sorted((normalize_name(n), f.floor_id) for f in home.floors
-                              for n in (f.name, *f.aliases) if normalize_name(n) in relevant))
+        ents = tuple(
+            sorted(
+                (normalize_name(n), e.domain, e.device_class or "", e.name)
+                for e in home.entities
+                for n in e.spoken_names
+                if normalize_name(n) in relevant
+            )
+        )
+        areas = tuple(
+            sorted(
+                (normalize_name(n), a.area_id)
+                for a in home.areas
+                for n in (a.name, *a.aliases)
+                if normalize_name(n) in relevant
+            )
+        )
+        floors = tuple(
+            sorted(
+                (normalize_name(n), f.floor_id)
+                for f in home.floors
+                for n in (f.name, *f.aliases)
+                if normalize_name(n) in relevant
+            )
+        )
         return (area.area_id, area.name) if area else None, ents, areas, floors
 
     def _context(self, home: Home, context_area: str | None) -> dict[str, Any] | None:
@@ -221,16 +244,22 @@ class HomeAssistantNlu:
 
     def _strict(self, text: str, home: Home, context_area: str | None, relevant: frozenset[str]) -> NluResult:
         lists = slot_lists_for(home, only=set(relevant))
-        res = recognize_best(text, self._intents, slot_lists=lists,
-                             intent_context=self._context(home, context_area),
-                             language="en", best_slot_name="name")
+        res = recognize_best(
+            text,
+            self._intents,
+            slot_lists=lists,
+            intent_context=self._context(home, context_area),
+            language="en",
+            best_slot_name="name",
+        )
         if res is None:
             return NluResult(NluTrace(matched=False, matcher="none"))
         slots: dict[str, SlotValue] = {}
         for name, ent in res.entities.items():
             slots[name] = _plain(ent.value)
-        return NluResult(NluTrace(matched=True, intent=res.intent.name, slots=slots, confidence=1.0,
-                                  matcher="strict"))
+        return NluResult(
+            NluTrace(matched=True, intent=res.intent.name, slots=slots, confidence=1.0, matcher="strict")
+        )
 
     def _gazetteer_match(self, text: str, home: Home, context_area: str | None) -> NluResult:
         from gazetteer_matcher import GazetteerMatcher
@@ -259,29 +288,46 @@ class HomeAssistantNlu:
         # Fuzzy evidence lowers confidence: an exact gazetteer reading is worth more than a
         # spelling-corrected one.
         confidence = max(0.3, 0.9 - 0.2 * frame.fuzzy_count)
-        return NluResult(NluTrace(matched=True, intent=frame.intent, slots=slots, confidence=confidence,
-                                  matcher="gazetteer"), target_ids=tuple(ids))
+        return NluResult(
+            NluTrace(
+                matched=True, intent=frame.intent, slots=slots, confidence=confidence, matcher="gazetteer"
+            ),
+            target_ids=tuple(ids),
+        )
 
-    def _maybe_unmatched(self, result: NluResult, text: str, home: Home, context_area: str | None,
-                         relevant: frozenset[str]) -> NluResult:
+    def _maybe_unmatched(
+        self, result: NluResult, text: str, home: Home, context_area: str | None, relevant: frozenset[str]
+    ) -> NluResult:
         if result.trace.matched or not self.unmatched_pass:
             return result
-        key = ("unmatched", _words(text), context_area, relevant,
-               self._relevant_context(home, relevant, context_area))
+        key = (
+            "unmatched",
+            _words(text),
+            context_area,
+            relevant,
+            self._relevant_context(home, relevant, context_area),
+        )
         found: NluResult | None = self._cache.lookup(key)
         if found is None:
             found = self._unmatched(text, home, context_area, relevant)
             self._cache.store(key, found)
         return found
 
-    def _unmatched(self, text: str, home: Home, context_area: str | None, relevant: frozenset[str]) -> NluResult:
+    def _unmatched(
+        self, text: str, home: Home, context_area: str | None, relevant: frozenset[str]
+    ) -> NluResult:
         """Home Assistant's last pass: allow unknown names, only to explain the failure."""
         lists = slot_lists_for(home, only=set(relevant))
         best: Any = None
         best_key: tuple[int, int, int, int] | None = None
-        for res in recognize_all(text, self._intents, slot_lists=lists,
-                                 intent_context=self._context(home, context_area),
-                                 allow_unmatched_entities=True, language="en"):
+        for res in recognize_all(
+            text,
+            self._intents,
+            slot_lists=lists,
+            intent_context=self._context(home, context_area),
+            allow_unmatched_entities=True,
+            language="en",
+        ):
             if res.text_chunks_matched < 1:
                 continue
             n_unmatched = 0
@@ -300,12 +346,16 @@ class HomeAssistantNlu:
                 best, best_key = res, key
         if best is None:
             return NluResult(NluTrace(matched=False, matcher="none"))
-        unmatched = {name: str(getattr(ent, "text", getattr(ent, "value", ""))).strip()
-                     for name, ent in best.unmatched_entities.items()
-                     if getattr(ent, "text", None) != MISSING_ENTITY}
+        unmatched = {
+            name: str(getattr(ent, "text", getattr(ent, "value", ""))).strip()
+            for name, ent in best.unmatched_entities.items()
+            if getattr(ent, "text", None) != MISSING_ENTITY
+        }
         if not unmatched:
             return NluResult(NluTrace(matched=False, matcher="none"))
-        return NluResult(NluTrace(matched=False, intent=best.intent.name, matcher="none"), unmatched=unmatched)
+        return NluResult(
+            NluTrace(matched=False, intent=best.intent.name, matcher="none"), unmatched=unmatched
+        )
 
 
 def _plain(value: Any) -> SlotValue:

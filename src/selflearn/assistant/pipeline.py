@@ -71,8 +71,12 @@ class HandledTurn:
 class Assistant:
     """Home Assistant's voice pipeline over a simulated home, with every stage traced."""
 
-    def __init__(self, config: AssistantConfig | None = None, asr: Recognizer | None = None,
-                 nlu: HomeAssistantNlu | None = None) -> None:
+    def __init__(
+        self,
+        config: AssistantConfig | None = None,
+        asr: Recognizer | None = None,
+        nlu: HomeAssistantNlu | None = None,
+    ) -> None:
         self.config = config or AssistantConfig()
         self.nlu = nlu or HomeAssistantNlu(self.config.nlu)
         if asr is None:
@@ -81,29 +85,61 @@ class Assistant:
             asr = make_asr(self.config.asr)
         self.asr = asr
 
-    def understand(self, text: str, state: HomeState, context_area: str | None,
-                   ) -> tuple[NluResult, Resolution | None]:
+    def understand(
+        self,
+        text: str,
+        state: HomeState,
+        context_area: str | None,
+    ) -> tuple[NluResult, Resolution | None]:
         """NLU and entity resolution of ``text`` (no side effects)."""
         nlu = self.nlu.recognize(text, state.home, context_area)
         if not nlu.trace.matched and not nlu.unmatched:
             return nlu, None
-        resolution = resolve(nlu.trace.intent, dict(nlu.trace.slots), state.home, context_area,
-                             preset_ids=nlu.target_ids, unmatched=nlu.unmatched)
+        resolution = resolve(
+            nlu.trace.intent,
+            dict(nlu.trace.slots),
+            state.home,
+            context_area,
+            preset_ids=nlu.target_ids,
+            unmatched=nlu.unmatched,
+        )
         return nlu, resolution
 
-    def run_text(self, text: str, state: HomeState, now: datetime, context_area: str | None,
-                 ) -> tuple[NluResult, Resolution | None, ResultTrace, Effect | None]:
+    def run_text(
+        self,
+        text: str,
+        state: HomeState,
+        now: datetime,
+        context_area: str | None,
+    ) -> tuple[NluResult, Resolution | None, ResultTrace, Effect | None]:
         """NLU -> ER -> result for ``text``; mutates ``state``."""
         nlu, resolution = self.understand(text, state, context_area)
         if resolution is None:
-            return nlu, None, ResultTrace(status="no_match", response_text=NO_MATCH_RESPONSE,
-                                          error_code="no_intent_match"), None
+            return (
+                nlu,
+                None,
+                ResultTrace(status="no_match", response_text=NO_MATCH_RESPONSE, error_code="no_intent_match"),
+                None,
+            )
         outcome = execute(nlu.trace.intent or "", dict(nlu.trace.slots), resolution, state, now, context_area)
         return nlu, resolution, outcome.trace, outcome.effect
 
-    def handle(self, *, spoken: str, state: HomeState, turn_id: str, session_id: str, user_id: str,
-               household_id: str, device: DeviceContext, timestamp: datetime, rng: random.Random,
-               wake_score: float | None = 0.95, condition: Any = None, typed: bool = False) -> HandledTurn:
+    def handle(
+        self,
+        *,
+        spoken: str,
+        state: HomeState,
+        turn_id: str,
+        session_id: str,
+        user_id: str,
+        household_id: str,
+        device: DeviceContext,
+        timestamp: datetime,
+        rng: random.Random,
+        wake_score: float | None = 0.95,
+        condition: Any = None,
+        typed: bool = False,
+    ) -> HandledTurn:
         """Run the whole pipeline on one utterance and return the logged turn."""
         wake = None if typed or wake_score is None else WakeTrace(score=wake_score)
         asr_trace = None if typed else self.asr.transcribe(spoken, rng, condition)
@@ -113,13 +149,25 @@ class Assistant:
         latency = int(rng.gauss(450 if nlu.trace.matcher == "strict" else 650, 80))
         result = result.model_copy(update={"latency_ms": max(latency, 50)})
         low = (nlu.trace.matched and nlu.trace.confidence < self.config.low_confidence) or (
-            asr_trace is not None and asr_trace.confidence < self.config.low_confidence)
+            asr_trace is not None and asr_trace.confidence < self.config.low_confidence
+        )
         ask_rate = self.config.feedback_rate_low_confidence if low else self.config.feedback_rate
         ask = result.status == "success" and rng.random() < ask_rate
-        turn = Turn(turn_id=turn_id, session_id=session_id, user_id=user_id, household_id=household_id,
-                    timestamp=timestamp, device=device, wake=wake, asr=asr_trace, text=text, nlu=nlu.trace,
-                    er=resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None,
-                    result=result, feedback_requested=ask)
+        turn = Turn(
+            turn_id=turn_id,
+            session_id=session_id,
+            user_id=user_id,
+            household_id=household_id,
+            timestamp=timestamp,
+            device=device,
+            wake=wake,
+            asr=asr_trace,
+            text=text,
+            nlu=nlu.trace,
+            er=resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None,
+            result=result,
+            feedback_requested=ask,
+        )
         return HandledTurn(turn, effect, nlu, resolution)
 
 

@@ -15,10 +15,24 @@ from selflearn.schema import ErTrace, ResolvedTarget, SlotValue
 
 TARGETLESS_INTENTS = frozenset(
     {
-        "HassStartTimer", "HassCancelTimer", "HassCancelAllTimers", "HassPauseTimer", "HassUnpauseTimer",
-        "HassIncreaseTimer", "HassDecreaseTimer", "HassTimerStatus", "HassGetCurrentTime",
-        "HassGetCurrentDate", "HassGetWeather", "HassShoppingListAddItem", "HassShoppingListCompleteItem",
-        "HassBroadcast", "HassNevermind", "HassRespond", "HassListAddItem", "HassListCompleteItem",
+        "HassStartTimer",
+        "HassCancelTimer",
+        "HassCancelAllTimers",
+        "HassPauseTimer",
+        "HassUnpauseTimer",
+        "HassIncreaseTimer",
+        "HassDecreaseTimer",
+        "HassTimerStatus",
+        "HassGetCurrentTime",
+        "HassGetCurrentDate",
+        "HassGetWeather",
+        "HassShoppingListAddItem",
+        "HassShoppingListCompleteItem",
+        "HassBroadcast",
+        "HassNevermind",
+        "HassRespond",
+        "HassListAddItem",
+        "HassListCompleteItem",
         "HassListRemoveItem",
     }
 )
@@ -51,11 +65,23 @@ INTENT_DOMAINS: dict[str, tuple[str, ...]] = {
 }
 
 # Intents that act on one device: an area-wide reading picks one in the area.
-SINGLE_TARGET_INTENTS = frozenset({"HassMediaPause", "HassMediaUnpause", "HassMediaNext", "HassMediaPrevious",
-                                   "HassSetVolume", "HassSetVolumeRelative", "HassMediaPlayerMute",
-                                   "HassMediaPlayerUnmute", "HassMediaSearchAndPlay", "HassVacuumStart",
-                                   "HassVacuumReturnToBase", "HassClimateSetTemperature",
-                                   "HassClimateGetTemperature"})
+SINGLE_TARGET_INTENTS = frozenset(
+    {
+        "HassMediaPause",
+        "HassMediaUnpause",
+        "HassMediaNext",
+        "HassMediaPrevious",
+        "HassSetVolume",
+        "HassSetVolumeRelative",
+        "HassMediaPlayerMute",
+        "HassMediaPlayerUnmute",
+        "HassMediaSearchAndPlay",
+        "HassVacuumStart",
+        "HassVacuumReturnToBase",
+        "HassClimateSetTemperature",
+        "HassClimateGetTemperature",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +105,14 @@ def _domains(intent: str, slots: dict[str, SlotValue]) -> tuple[str, ...] | None
     return INTENT_DOMAINS.get(intent)
 
 
-def resolve(intent: str | None, slots: dict[str, SlotValue], home: Home, context_area: str | None,
-            preset_ids: tuple[str, ...] = (), unmatched: dict[str, str] | None = None) -> Resolution:
+def resolve(
+    intent: str | None,
+    slots: dict[str, SlotValue],
+    home: Home,
+    context_area: str | None,
+    preset_ids: tuple[str, ...] = (),
+    unmatched: dict[str, str] | None = None,
+) -> Resolution:
     """Resolve the targets of ``intent`` with ``slots`` in ``home``.
 
     ``preset_ids`` are entity ids a matcher already resolved (the gazetteer does); ``unmatched``
@@ -100,7 +132,7 @@ def resolve(intent: str | None, slots: dict[str, SlotValue], home: Home, context
         return Resolution(ErTrace(ok=False, unresolved=tuple(unmatched.values())), (), code, subject)
     if intent is None:
         return Resolution(ErTrace(ok=False), (), "no_intent")
-    if intent in TARGETLESS_INTENTS or intent not in INTENT_DOMAINS and intent != "HassGetState":
+    if intent in TARGETLESS_INTENTS or (intent not in INTENT_DOMAINS and intent != "HassGetState"):
         return Resolution(ErTrace(ok=True), ())
 
     if preset_ids:
@@ -112,14 +144,20 @@ def resolve(intent: str | None, slots: dict[str, SlotValue], home: Home, context
     area_id = _area_id(slots.get("area"), home)
     floor_id = _floor_id(slots.get("floor"), home)
     if slots.get("area") is not None and area_id is None:
-        return Resolution(ErTrace(ok=False, unresolved=(str(slots["area"]),)), (), "no_area", str(slots["area"]))
+        return Resolution(
+            ErTrace(ok=False, unresolved=(str(slots["area"]),)), (), "no_area", str(slots["area"])
+        )
     if slots.get("floor") is not None and floor_id is None:
-        return Resolution(ErTrace(ok=False, unresolved=(str(slots["floor"]),)), (), "no_floor",
-                          str(slots["floor"]))
+        return Resolution(
+            ErTrace(ok=False, unresolved=(str(slots["floor"]),)), (), "no_floor", str(slots["floor"])
+        )
 
-    candidates = [e for e in home.entities
-                  if (domains is None or e.domain in domains)
-                  and (device_class is None or e.device_class == device_class)]
+    candidates = [
+        e
+        for e in home.entities
+        if (domains is None or e.domain in domains)
+        and (device_class is None or e.device_class == device_class)
+    ]
     name = slots.get("name")
     if isinstance(name, str) and name:
         key = normalize_name(name)
@@ -129,8 +167,12 @@ def resolve(intent: str | None, slots: dict[str, SlotValue], home: Home, context
         if area_id is not None:
             named = [e for e in named if e.area_id == area_id]
         if floor_id is not None:
-            named = [e for e in named if home.area_by_id.get(e.area_id or "") and
-                     home.area_by_id[e.area_id or ""].floor_id == floor_id]
+            named = [
+                e
+                for e in named
+                if home.area_by_id.get(e.area_id or "")
+                and home.area_by_id[e.area_id or ""].floor_id == floor_id
+            ]
         if len(named) > 1 and context_area is not None:
             local = [e for e in named if e.area_id == context_area]
             named = local or named
@@ -142,12 +184,14 @@ def resolve(intent: str | None, slots: dict[str, SlotValue], home: Home, context
 
     if area_id is None and floor_id is None and context_area is not None and intent != "HassGetState":
         area_id = context_area
-    scoped = [e for e in candidates
-              if (area_id is None or e.area_id == area_id)
-              and (floor_id is None or (e.area_id is not None and
-                                        home.area_by_id[e.area_id].floor_id == floor_id))]
+    scoped = [
+        e
+        for e in candidates
+        if (area_id is None or e.area_id == area_id)
+        and (floor_id is None or (e.area_id is not None and home.area_by_id[e.area_id].floor_id == floor_id))
+    ]
     if not scoped:
-        subject = (domains[0] if domains else "device")
+        subject = domains[0] if domains else "device"
         return Resolution(ErTrace(ok=False, unresolved=()), (), "no_domain", subject)
     if intent in SINGLE_TARGET_INTENTS:
         scoped = sorted(scoped, key=lambda e: e.entity_id)[:1]
@@ -156,8 +200,13 @@ def resolve(intent: str | None, slots: dict[str, SlotValue], home: Home, context
 
 def _done(ents: tuple[Entity, ...], score: float = 1.0) -> Resolution:
     ents = tuple(sorted(ents, key=lambda e: e.entity_id))
-    return Resolution(ErTrace(ok=True, resolved=tuple(ResolvedTarget(entity_id=e.entity_id, name=e.name,
-                                                                      score=score) for e in ents)), ents)
+    return Resolution(
+        ErTrace(
+            ok=True,
+            resolved=tuple(ResolvedTarget(entity_id=e.entity_id, name=e.name, score=score) for e in ents),
+        ),
+        ents,
+    )
 
 
 def _area_id(value: SlotValue, home: Home) -> str | None:

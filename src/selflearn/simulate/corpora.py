@@ -41,12 +41,14 @@ from selflearn.simulate.phrasing import KNOWN_PLACEHOLDERS, Phrasing
 __all__ = [
     "CORPORA",
     "DATA_DIR_ENV",
+    "ENTITY_TYPE_MAP",
     "INTENT_MAP",
     "OUT_OF_SCOPE",
     "PLACEHOLDER_ACCEPTS",
     "CorpusName",
     "IntentMapping",
     "LoadReport",
+    "entity_map_markdown",
     "find_data_dir",
     "intent_map_markdown",
     "load_corpus",
@@ -442,6 +444,14 @@ _PUNCT = re.compile(r"(?<!\d)\.|\.(?!\d)|[^\w\s'%@#/°.\-]")
 _SPACES = re.compile(r"\s+")
 
 
+_CLITIC = re.compile(r"(?<=\S) '(s|re|ll|ve|d|t|m)\b")
+
+
+def _glue(text: str) -> str:
+    """Re-attach clitics split off at an entity boundary: ``"today 's"`` -> ``"today's"``."""
+    return _CLITIC.sub(r"'\1", text)
+
+
 def _norm(text: str) -> str:
     """Lower-case, punctuation (except ' % @ # / ° - and decimal points) to spaces, single spaces."""
     return _SPACES.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
@@ -705,7 +715,7 @@ class _Utt:
 
     @property
     def text(self) -> str:
-        return " ".join(self.words)
+        return _glue(" ".join(self.words))
 
     def render(self, repl: Mapping[int, Sequence[str]]) -> str:
         out: list[str] = []
@@ -717,13 +727,14 @@ class _Utt:
             else:
                 out.append(word)
             last = tag
-        return _SPACES.sub(" ", " ".join(out)).strip()
+        return _glue(_SPACES.sub(" ", " ".join(out)).strip())
 
 
 _WAKE_WORDS: Final = tuple(w.split() for w in (
     "hey olly", "hi olly", "ok olly", "okay olly", "olly", "ollie", "ok google", "okay google", "hey google",
-    "google", "hey siri", "siri", "hey alexa", "alexa", "hey cortana", "cortana",
+    "google", "hey siri", "siri", "hey alexa", "alexa", "hey cortana", "cortana", "hey",
 ))
+"""Leading words addressing the assistant (SLURP/HWU64 workers were told to call it "Olly")."""
 
 
 def _make_utt(text: str, spans: Iterable[tuple[int, int, str]]) -> _Utt:
@@ -818,20 +829,25 @@ def _time_check(utt: _Utt, types: Sequence[str] = _TIME_TYPES) -> _Skip | None:
 
 
 def _common(utt: _Utt, intent: str, generic_devices: frozenset[str] | None,
-            fixed: Mapping[str, str] | None = None) -> _Target:
+            fixed: Mapping[str, str] | None = None) -> _Result:
     """Rooms -> {area}, specific devices -> {name} (when ``intent`` takes them); the rest literal.
 
     ``generic_devices`` are device words that stay literal (``None``: every device is a name).
     """
     accepts = PLACEHOLDER_ACCEPTS.get(intent, frozenset())
     repl: dict[int, list[str]] = {}
+    values: dict[str, set[str]] = {"area": set(), "name": set()}
     for idx in utt.spans("house_place"):
         if "area" in accepts and utt.value(idx) not in _GENERIC_PLACES:
             repl[idx] = ["{area}"]
+            values["area"].add(utt.value(idx))
     for idx in utt.spans("device_type"):
         value = utt.value(idx)
         if "name" in accepts and (generic_devices is None or value not in generic_devices):
             repl[idx] = ["{name}"]
+            values["name"].add(value)
+    if any(len(v) > 1 for v in values.values()):
+        return _Skip("several_targets", out_of_scope=False)
     return _Target(intent, dict(fixed or {}), repl)
 
 
@@ -858,6 +874,8 @@ def _handle_light_set(label: str, utt: _Utt) -> _Result:
     if skip is not None:
         return skip
     target = _common(utt, "HassLightSet", _GENERIC_LIGHTS)
+    if isinstance(target, _Skip):
+        return target
     colors = [i for i in utt.spans("color_type") if utt.value(i) in _COLORS]
     if colors:
         target.repl[colors[-1]] = ["{color}"]
@@ -887,6 +905,8 @@ def _handle_cleaning(label: str, utt: _Utt) -> _Result:
     if skip is not None:
         return skip
     target = _common(utt, "HassVacuumCleanArea", None)
+    if isinstance(target, _Skip):
+        return target
     if any(r == ["{area}"] for r in target.repl.values()):
         return target
     return _common(utt, "HassVacuumStart", None)
@@ -916,6 +936,8 @@ def _handle_volume(label: str, utt: _Utt) -> _Result:
         value = parsed[2] if step == "up" else -parsed[2]
         return _common(utt, "HassSetVolumeRelative", _GENERIC_MEDIA, {"volume_step": str(value)})
     target = _common(utt, "HassSetVolume", _GENERIC_MEDIA)
+    if isinstance(target, _Skip):
+        return target
     replaced = _with_number(words, "volume")
     assert replaced is not None
     target.repl[idx] = replaced
@@ -992,13 +1014,16 @@ def _handle_list(label: str, utt: _Utt) -> _Result:
 
 
 _NEXT_RE: Final = re.compile(
-    r"\b(skip|next (?:song|track|episode|podcast|chapter|one)|next podcast episode)\b")
+    r"\b(skip|next (?:song|track|episode|podcast|chapter|one)|next podcast episode|(?:song|track) next)\b")
 _QUEUE_RE: Final = re.compile(r"\bnext in the (?:play )?queue\b|\bplay\b.*\bnext$")
 _PREVIOUS_RE: Final = re.compile(r"\b(previous (?:song|track|episode|podcast|chapter|one)|go back|"
                                  r"last (?:song|track|episode))\b")
 _PAUSE_RE: Final = re.compile(r"\bpause\b")
 _RESUME_RE: Final = re.compile(r"\b(resume|resuming|unpause|continue)\b")
 _TRAILING_POLITE: Final = ("please", "now", "for me", "right now", "thanks", "thank you")
+
+
+_NOT_QUERIES: Final = frozenset({"it", "this", "that", "them", "something", "anything", "one", "all", "next"})
 
 
 def _search_query(utt: _Utt, target: _Target) -> str | None:
@@ -1025,11 +1050,13 @@ def _search_query(utt: _Utt, target: _Target) -> str | None:
                     changed = True
         while query and query[0] in ("me", "us"):
             query.pop(0)
-        if query:
-            return " ".join(query)
+        while len(query) > 1 and query[-1] in ("next", "up") and "next" in query[-2:]:
+            query.pop()
+        if query and " ".join(query) not in _NOT_QUERIES:
+            return _glue(" ".join(query))
     media = [i for i, t in enumerate(tags) if t is not None and utt.types[t] in _MEDIA_TYPES]
     if media:
-        return " ".join(words[media[0]:media[-1] + 1])
+        return _glue(" ".join(words[media[0]:media[-1] + 1]))
     return None
 
 
@@ -1041,13 +1068,15 @@ def _handle_play(label: str, utt: _Utt) -> _Result:
     named = bool(utt.spans(*(t for t in _MEDIA_TYPES if t not in ("podcast_descriptor", "music_descriptor"))))
     if _NEXT_RE.search(text) and not _QUEUE_RE.search(text):
         return _common(utt, "HassMediaNext", _GENERIC_MEDIA)
-    if _PREVIOUS_RE.search(text):
+    if _PREVIOUS_RE.search(text) and not named:
         return _common(utt, "HassMediaPrevious", _GENERIC_MEDIA)
     if _PAUSE_RE.search(text):
         return _common(utt, "HassMediaPause", _GENERIC_MEDIA)
     if _RESUME_RE.search(text) and not named:
         return _common(utt, "HassMediaUnpause", _GENERIC_MEDIA)
     target = _common(utt, "HassMediaSearchAndPlay", _GENERIC_MEDIA)
+    if isinstance(target, _Skip):
+        return target
     query = _search_query(utt, target)
     if query is None:
         return _Skip("no_search_query", out_of_scope=False)
@@ -1132,7 +1161,7 @@ def _convert(label: str, utt: _Utt, source: str, collector: _Collector) -> None:
         if not result.out_of_scope:
             collector.drop(f"{label}:{result.reason}")
             return
-        if handler is not None:
+        if mapping.intent != OUT_OF_SCOPE:
             collector.report.rerouted_out_of_scope[f"{label}:{result.reason}"] += 1
         collector.add(Phrasing(pattern=utt.text, intent=OUT_OF_SCOPE, source=source, original_intent=label))
         return
@@ -1303,6 +1332,17 @@ def report_markdown(reports: Sequence[LoadReport]) -> str:
               "|---|" + "---|" * len(reports)]
     for intent in intents:
         lines.append(f"| {intent} | " + " | ".join(str(r.per_intent.get(intent, 0)) for r in reports) + " |")
+    labelled = [r for r in reports if r.corpus != "ha_tests"]
+    if labelled:
+        lines += ["", "Kept phrasings per corpus intent, by Home Assistant intent:", "",
+                  "| corpus intent | " + " | ".join(r.corpus for r in labelled) + " |",
+                  "|---|" + "---|" * len(labelled)]
+        for label in sorted({k for r in labelled for k in r.per_original}):
+            cells = []
+            for r in labelled:
+                counts = r.per_original.get(label, Counter())
+                cells.append(", ".join(f"{i} {n}" for i, n in sorted(counts.items(), key=lambda kv: -kv[1])))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "Dropped utterances by reason:", "", "| corpus | reason | count |", "|---|---|---|"]
     for r in reports:
         for reason, count in sorted(r.dropped.items(), key=lambda kv: (-kv[1], kv[0])):

@@ -25,18 +25,52 @@ from selflearn.simulate.population import Household, User
 Kind = tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]]
 
 INTENT_WEIGHTS: dict[str, float] = {
-    "HassTurnOn": 0.17, "HassTurnOff": 0.17, "HassLightSet": 0.07, "HassSetPosition": 0.02,
-    "HassClimateSetTemperature": 0.04, "HassClimateGetTemperature": 0.02, "HassMediaPause": 0.03,
-    "HassMediaUnpause": 0.02, "HassMediaNext": 0.02, "HassMediaPrevious": 0.01, "HassSetVolume": 0.03,
-    "HassMediaPlayerMute": 0.01, "HassVacuumStart": 0.015, "HassVacuumReturnToBase": 0.005,
-    "HassStartTimer": 0.07, "HassCancelTimer": 0.02, "HassTimerStatus": 0.02, "HassShoppingListAddItem": 0.04,
-    "HassGetWeather": 0.05, "HassGetCurrentTime": 0.03, "HassGetCurrentDate": 0.01, "HassGetState": 0.03,
+    "HassTurnOn": 0.17,
+    "HassTurnOff": 0.17,
+    "HassLightSet": 0.07,
+    "HassSetPosition": 0.02,
+    "HassClimateSetTemperature": 0.04,
+    "HassClimateGetTemperature": 0.02,
+    "HassMediaPause": 0.03,
+    "HassMediaUnpause": 0.02,
+    "HassMediaNext": 0.02,
+    "HassMediaPrevious": 0.01,
+    "HassSetVolume": 0.03,
+    "HassMediaPlayerMute": 0.01,
+    "HassVacuumStart": 0.015,
+    "HassVacuumReturnToBase": 0.005,
+    "HassStartTimer": 0.07,
+    "HassCancelTimer": 0.02,
+    "HassTimerStatus": 0.02,
+    "HassShoppingListAddItem": 0.04,
+    "HassGetWeather": 0.05,
+    "HassGetCurrentTime": 0.03,
+    "HassGetCurrentDate": 0.01,
+    "HassGetState": 0.03,
     "OutOfScope": 0.08,
 }
 """Share of goals per intent (``OutOfScope``: requests the assistant cannot serve)."""
 
-GROCERIES = ("milk", "eggs", "bread", "apples", "coffee", "butter", "bananas", "rice", "cheese", "tomatoes",
-             "pasta", "dish soap", "toilet paper", "orange juice", "yogurt", "chicken", "onions", "cereal")
+GROCERIES = (
+    "milk",
+    "eggs",
+    "bread",
+    "apples",
+    "coffee",
+    "butter",
+    "bananas",
+    "rice",
+    "cheese",
+    "tomatoes",
+    "pasta",
+    "dish soap",
+    "toilet paper",
+    "orange juice",
+    "yogurt",
+    "chicken",
+    "onions",
+    "cereal",
+)
 COLORS = ("red", "blue", "green", "yellow", "purple", "orange", "white", "pink", "warm white")
 
 
@@ -90,7 +124,8 @@ class PhrasingPool:
     def size(self) -> int:
         """Number of phrasings."""
         return sum(len(v) for b in self.by_kind.values() for v in b.values()) + sum(
-            len(v) for v in self.out_of_scope.values())
+            len(v) for v in self.out_of_scope.values()
+        )
 
     def choose(self, kind: Kind, user: User, rng: random.Random, avoid: str | None = None) -> Phrasing:
         """A phrasing of ``kind`` by this user's source preferences, preferring one != ``avoid``."""
@@ -122,9 +157,7 @@ def _compatible(ent: Entity, intent: str, fixed: dict[str, str], placeholders: S
             return False
     if intent == "HassSetPosition" and "position" not in ent.features:
         return False
-    if intent in ("HassSetVolume",) and "volume" not in ent.features:
-        return False
-    return True
+    return not (intent == "HassSetVolume" and "volume" not in ent.features)
 
 
 def _number(name: str, rng: random.Random) -> int:
@@ -141,8 +174,16 @@ def _number(name: str, rng: random.Random) -> int:
     return rng.choice((1, 2, 3))  # hours
 
 
-def realise(kind: Kind, household: Household, state: HomeState, user: User, device_area: str | None,
-            rng: random.Random, goal_id: str, now: datetime) -> Goal | None:
+def realise(
+    kind: Kind,
+    household: Household,
+    state: HomeState,
+    user: User,
+    device_area: str | None,
+    rng: random.Random,
+    goal_id: str,
+    now: datetime,
+) -> Goal | None:
     """Realise a goal of ``kind`` in this home, or ``None`` if the home cannot express it."""
     intent, fixed_items, placeholders = kind
     fixed = dict(fixed_items)
@@ -170,7 +211,9 @@ def realise(kind: Kind, household: Household, state: HomeState, user: User, devi
         if entity is not None:
             area_id = entity.area_id
         else:
-            areas = {e.area_id for e in home.entities if e.area_id and _compatible(e, intent, fixed, placeholders)}
+            areas = {
+                e.area_id for e in home.entities if e.area_id and _compatible(e, intent, fixed, placeholders)
+            }
             if intent in TARGETLESS_INTENTS or intent in ("HassClimateGetTemperature",):
                 areas = {a.area_id for a in home.areas}
             if not areas:
@@ -185,8 +228,11 @@ def realise(kind: Kind, household: Household, state: HomeState, user: User, devi
     if "floor" in placeholders:
         if not home.floors:
             return None
-        floor_id = (home.area_by_id[entity.area_id or ""].floor_id if entity is not None
-                    else rng.choice(home.floors).floor_id)
+        floor_id = (
+            home.area_by_id[entity.area_id or ""].floor_id
+            if entity is not None
+            else rng.choice(home.floors).floor_id
+        )
         if floor_id is None:
             return None
         slots["floor"] = floor_id
@@ -210,8 +256,9 @@ def realise(kind: Kind, household: Household, state: HomeState, user: User, devi
     return Goal(goal_id, kind, slots, spoken, frozenset(nick), expected, tuple(sorted(expected.targets)))
 
 
-def _expected(intent: str, slots: dict[str, SlotValue], state: HomeState, device_area: str | None,
-              now: datetime) -> Effect | None:
+def _expected(
+    intent: str, slots: dict[str, SlotValue], state: HomeState, device_area: str | None, now: datetime
+) -> Effect | None:
     """Effect of executing the canonical interpretation, or ``None`` if even that fails."""
     resolution = resolve(intent, slots, state.home, device_area)
     if not resolution.trace.ok:
@@ -235,7 +282,7 @@ def _say_entity(entity: Entity, household: Household, user: User, rng: random.Ra
     if entity.area_id and rng.random() < 0.15:
         area_name = household.home.area_by_id[entity.area_id].name.lower()
         if name.startswith(area_name + " ") and len(name) > len(area_name) + 3:
-            return name[len(area_name) + 1:], False
+            return name[len(area_name) + 1 :], False
     return name, False
 
 

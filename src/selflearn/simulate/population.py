@@ -13,22 +13,55 @@ from selflearn.assistant.home import Area, Entity, Floor, Home
 
 # (area id, configured name, whether it tends to be upstairs)
 AREA_CATALOGUE: tuple[tuple[str, str, bool], ...] = (
-    ("living_room", "Living Room", False), ("kitchen", "Kitchen", False), ("bedroom", "Bedroom", True),
-    ("master_bedroom", "Master Bedroom", True), ("kids_room", "Kids Room", True), ("office", "Office", False),
-    ("bathroom", "Bathroom", True), ("dining_room", "Dining Room", False), ("hallway", "Hallway", False),
-    ("garage", "Garage", False), ("basement", "Basement", False), ("guest_room", "Guest Room", True),
-    ("nursery", "Nursery", True), ("porch", "Porch", False), ("laundry_room", "Laundry Room", False),
-    ("den", "Den", False), ("study", "Study", True), ("playroom", "Playroom", True),
+    ("living_room", "Living Room", False),
+    ("kitchen", "Kitchen", False),
+    ("bedroom", "Bedroom", True),
+    ("master_bedroom", "Master Bedroom", True),
+    ("kids_room", "Kids Room", True),
+    ("office", "Office", False),
+    ("bathroom", "Bathroom", True),
+    ("dining_room", "Dining Room", False),
+    ("hallway", "Hallway", False),
+    ("garage", "Garage", False),
+    ("basement", "Basement", False),
+    ("guest_room", "Guest Room", True),
+    ("nursery", "Nursery", True),
+    ("porch", "Porch", False),
+    ("laundry_room", "Laundry Room", False),
+    ("den", "Den", False),
+    ("study", "Study", True),
+    ("playroom", "Playroom", True),
 )
 
 # Light names: "{area}" is replaced by the area's configured name.
-LIGHT_NAMES = ("{area} Light", "{area} Ceiling Light", "{area} Lamp", "Floor Lamp", "Desk Lamp", "Reading Lamp",
-               "{area} Pendant", "LED Strip", "Bedside Lamp", "{area} Spotlights", "{area} Ceiling")
+LIGHT_NAMES = (
+    "{area} Light",
+    "{area} Ceiling Light",
+    "{area} Lamp",
+    "Floor Lamp",
+    "Desk Lamp",
+    "Reading Lamp",
+    "{area} Pendant",
+    "LED Strip",
+    "Bedside Lamp",
+    "{area} Spotlights",
+    "{area} Ceiling",
+)
 
 # Household nicknames: canonical device kind -> what families call it. Never configured in the
 # assistant unless a household adds it as an alias.
-LIGHT_NICKNAMES = ("big light", "main light", "the big lamp", "mood light", "fairy lights", "little lamp",
-                   "the glow", "top light", "the uplighter", "lava lamp")
+LIGHT_NICKNAMES = (
+    "big light",
+    "main light",
+    "the big lamp",
+    "mood light",
+    "fairy lights",
+    "little lamp",
+    "the glow",
+    "top light",
+    "the uplighter",
+    "lava lamp",
+)
 TV_NICKNAMES = ("telly", "the box", "the tube", "big screen", "the idiot box")
 FAN_NICKNAMES = ("the breeze", "the whirly", "the cooler", "air thing")
 AREA_NICKNAMES = {
@@ -115,13 +148,21 @@ def make_household(seed: int, index: int, prefix: str = "h") -> Household:
     two_floors = rng.random() < 0.5
     floors = (Floor("upstairs", "Upstairs"), Floor("downstairs", "Downstairs")) if two_floors else ()
     picked = [a for a in AREA_CATALOGUE[:3]] + rng.sample(AREA_CATALOGUE[3:], rng.randint(1, 6))
-    areas = tuple(Area(aid, name, ("upstairs" if up else "downstairs") if two_floors else None)
-                  for aid, name, up in picked)
+    areas = tuple(
+        Area(aid, name, ("upstairs" if up else "downstairs") if two_floors else None)
+        for aid, name, up in picked
+    )
     entities: list[Entity] = []
     used: set[str] = set()
 
-    def add(domain: str, name: str, area: str | None, device_class: str | None = None,
-            features: frozenset[str] = frozenset(), state: str = "off") -> Entity:
+    def add(
+        domain: str,
+        name: str,
+        area: str | None,
+        device_class: str | None = None,
+        features: frozenset[str] = frozenset(),
+        state: str = "off",
+    ) -> Entity:
         base = f"{domain}.{_slug(name)}"
         eid, n = base, 2
         while eid in used:
@@ -138,28 +179,63 @@ def make_household(seed: int, index: int, prefix: str = "h") -> Household:
             if rng.random() < 0.35:
                 feats.add("color")
             add("light", name, area.area_id, features=frozenset(feats), state=rng.choice(("on", "off")))
-        if area.area_id in ("bedroom", "master_bedroom", "living_room", "office", "kids_room") and rng.random() < 0.4:
+        if (
+            area.area_id in ("bedroom", "master_bedroom", "living_room", "office", "kids_room")
+            and rng.random() < 0.4
+        ):
             add("fan", f"{area.name} Fan", area.area_id, state="off")
-        if area.area_id in ("living_room", "bedroom", "master_bedroom", "kitchen", "office") and rng.random() < 0.35:
+        if (
+            area.area_id in ("living_room", "bedroom", "master_bedroom", "kitchen", "office")
+            and rng.random() < 0.35
+        ):
             kind = rng.choice(("Blinds", "Curtains", "Shades"))
-            add("cover", f"{area.name} {kind}", area.area_id, "blind" if kind != "Curtains" else "curtain",
-                frozenset({"position"}), state="closed")
-        if area.area_id in ("living_room", "den", "bedroom", "master_bedroom", "kitchen") and rng.random() < 0.55:
+            add(
+                "cover",
+                f"{area.name} {kind}",
+                area.area_id,
+                "blind" if kind != "Curtains" else "curtain",
+                frozenset({"position"}),
+                state="closed",
+            )
+        if (
+            area.area_id in ("living_room", "den", "bedroom", "master_bedroom", "kitchen")
+            and rng.random() < 0.55
+        ):
             name = "TV" if area.area_id == "living_room" and rng.random() < 0.5 else f"{area.name} TV"
-            add("media_player", name, area.area_id, "tv", frozenset({"volume"}), state=rng.choice(("playing", "off")))
+            add(
+                "media_player",
+                name,
+                area.area_id,
+                "tv",
+                frozenset({"volume"}),
+                state=rng.choice(("playing", "off")),
+            )
         if area.area_id in ("kitchen", "office", "bedroom", "bathroom") and rng.random() < 0.3:
-            add("media_player", f"{area.name} Speaker", area.area_id, "speaker", frozenset({"volume"}),
-                state=rng.choice(("playing", "paused", "idle")))
+            add(
+                "media_player",
+                f"{area.name} Speaker",
+                area.area_id,
+                "speaker",
+                frozenset({"volume"}),
+                state=rng.choice(("playing", "paused", "idle")),
+            )
     if any(a.area_id == "garage" for a in areas):
         add("cover", "Garage Door", "garage", "garage", state="closed")
-    add("lock", "Front Door", "hallway" if any(a.area_id == "hallway" for a in areas) else None, state="locked")
+    add(
+        "lock",
+        "Front Door",
+        "hallway" if any(a.area_id == "hallway" for a in areas) else None,
+        state="locked",
+    )
     if rng.random() < 0.4:
         add("lock", "Back Door", "kitchen", state="locked")
     add("climate", "Thermostat", "living_room", state="heat")
     if rng.random() < 0.5:
         add("vacuum", rng.choice(("Roomba", "Robot Vacuum", "Vacuum")), "living_room", state="docked")
-    for name in rng.sample(("Coffee Maker", "Kettle", "Christmas Tree", "Dehumidifier", "Fountain",
-                            "Space Heater"), rng.randint(0, 2)):
+    for name in rng.sample(
+        ("Coffee Maker", "Kettle", "Christmas Tree", "Dehumidifier", "Fountain", "Space Heater"),
+        rng.randint(0, 2),
+    ):
         add("switch", name, rng.choice(areas).area_id, state="off")
 
     # Household nicknames: some for devices, some for rooms. A few are set up as aliases.
@@ -185,25 +261,45 @@ def make_household(seed: int, index: int, prefix: str = "h") -> Household:
         seen[nick] = key
 
     aliased = {k for k in nicknames if rng.random() < 0.25}
-    entities = [Entity(e.entity_id, e.name, e.area_id, (nicknames[e.entity_id],) if e.entity_id in aliased else (),
-                       e.device_class, e.features, e.initial_state) for e in entities]
-    areas = tuple(Area(a.area_id, a.name, a.floor_id, (nicknames[a.area_id],) if a.area_id in aliased else ())
-                  for a in areas)
+    entities = [
+        Entity(
+            e.entity_id,
+            e.name,
+            e.area_id,
+            (nicknames[e.entity_id],) if e.entity_id in aliased else (),
+            e.device_class,
+            e.features,
+            e.initial_state,
+        )
+        for e in entities
+    ]
+    areas = tuple(
+        Area(a.area_id, a.name, a.floor_id, (nicknames[a.area_id],) if a.area_id in aliased else ())
+        for a in areas
+    )
     home = Home(home_id=hid, floors=floors, areas=areas, entities=tuple(entities), location=rng.choice(TOWNS))
 
     users = [User(f"{hid}u{i}", _traits(rng)) for i in range(rng.choice((1, 2, 2, 3, 3, 4)))]
-    device_areas = [a.area_id for a in areas if a.area_id in ("kitchen", "living_room", "bedroom", "master_bedroom",
-                                                                "office", "kids_room")]
-    devices = [(f"{hid}d{i}", area, "display" if rng.random() < 0.25 else "satellite")
-               for i, area in enumerate(rng.sample(device_areas, min(len(device_areas), rng.randint(1, 3))))]
+    device_areas = [
+        a.area_id
+        for a in areas
+        if a.area_id in ("kitchen", "living_room", "bedroom", "master_bedroom", "office", "kids_room")
+    ]
+    devices: list[tuple[str, str | None, str]] = [
+        (f"{hid}d{i}", area, "display" if rng.random() < 0.25 else "satellite")
+        for i, area in enumerate(rng.sample(device_areas, min(len(device_areas), rng.randint(1, 3))))
+    ]
     return Household(home=home, users=users, nicknames=nicknames, devices=devices)
 
 
 def _traits(rng: random.Random) -> UserTraits:
     style = rng.random()
     return UserTraits(
-        source_weights={"templates": 0.2 + 0.6 * style, "colloquial": 0.2 + 0.6 * (1 - style),
-                        "corpus": rng.uniform(0.3, 1.0)},
+        source_weights={
+            "templates": 0.2 + 0.6 * style,
+            "colloquial": 0.2 + 0.6 * (1 - style),
+            "corpus": rng.uniform(0.3, 1.0),
+        },
         nickname_use=rng.uniform(0.1, 0.8),
         patience=rng.choice((1, 2, 2, 3, 3, 3, 4, 5)),
         rephrase_bias=rng.uniform(0.4, 0.95),

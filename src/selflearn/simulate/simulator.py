@@ -122,8 +122,10 @@ def load_phrasings(config: SimulationConfig) -> list[Phrasing]:
 
         data_dir = corpora.find_data_dir(Path(config.data_dir) if config.data_dir else None)
         if data_dir is None:
-            raise ConfigError("corpora were requested but no data directory was found; pass data_dir "
-                              "or set SELFLEARN_DATA_DIR")
+            raise ConfigError(
+                "corpora were requested but no data directory was found; pass data_dir "
+                "or set SELFLEARN_DATA_DIR"
+            )
         for name in config.corpora:
             phrasings.extend(corpora.load_corpus(name, data_dir))
     if config.phrasing_split != "all":
@@ -134,9 +136,16 @@ def load_phrasings(config: SimulationConfig) -> list[Phrasing]:
 class _HouseholdRun:
     """Simulates one household and writes its records."""
 
-    def __init__(self, household: Household, config: SimulationConfig, assistant: Assistant,
-                 pool: PhrasingPool, write: Callable[[str, bytes], None], stats: ShardStats,
-                 rng: random.Random) -> None:
+    def __init__(
+        self,
+        household: Household,
+        config: SimulationConfig,
+        assistant: Assistant,
+        pool: PhrasingPool,
+        write: Callable[[str, bytes], None],
+        stats: ShardStats,
+        rng: random.Random,
+    ) -> None:
         self.h = household
         self.config = config
         self.assistant = assistant
@@ -222,9 +231,12 @@ class _HouseholdRun:
         if goal.targets and rng.random() < self.config.offline_rate:
             offline = rng.choice(goal.targets)
             self.state.unavailable.add(offline)
-        device = DeviceContext(device_id=device_id, device_type=device_type,  # type: ignore[arg-type]
-                               area=self.h.home.area_by_id[device_area].name if device_area else None,
-                               has_screen=device_type == "display")
+        device = DeviceContext(
+            device_id=device_id,
+            device_type=device_type,
+            area=self.h.home.area_by_id[device_area].name if device_area else None,
+            has_screen=device_type == "display",
+        )
         previous: tuple[str, str] | None = None  # (turn id, text)
         phrasing: Phrasing | None = None
         habit_key = goal.kind if goal.oos_group is None else ("oos", goal.oos_group)
@@ -248,11 +260,19 @@ class _HouseholdRun:
             if defect and handled.turn.result is not None and rng.random() < user.traits.barge_in:
                 barged = True
                 offset = int(rng.uniform(250, 1600))
-                handled = replace(handled, turn=handled.turn.model_copy(
-                    update={"barge_in": BargeIn(occurred=True, offset_ms=offset)}))
+                handled = replace(
+                    handled,
+                    turn=handled.turn.model_copy(
+                        update={"barge_in": BargeIn(occurred=True, offset_ms=offset)}
+                    ),
+                )
             elif not defect and rng.random() < 0.02:
-                handled = replace(handled, turn=handled.turn.model_copy(
-                    update={"barge_in": BargeIn(occurred=True, offset_ms=int(rng.uniform(600, 2500)))}))
+                handled = replace(
+                    handled,
+                    turn=handled.turn.model_copy(
+                        update={"barge_in": BargeIn(occurred=True, offset_ms=int(rng.uniform(600, 2500)))}
+                    ),
+                )
             self._emit(handled, goal, spoken, phrasing, attempt, action, previous, defect, fp)
             answered_no = self._feedback(handled, user, success or goal.expected is None, when)
             if not defect and not answered_no:
@@ -293,11 +313,14 @@ class _HouseholdRun:
     def _say(self, phrasing: Phrasing, goal: Goal, user: User) -> str:
         text = phrasing.fill(goal.spoken) if phrasing.placeholders else phrasing.pattern
         if phrasing.source in ("templates", "colloquial") and self.rng.random() < user.traits.verbose:
-            text = self.rng.choice(("please {}", "can you {}", "{} please", "hey {}", "could you {}")).format(text)
+            text = self.rng.choice(("please {}", "can you {}", "{} please", "hey {}", "could you {}")).format(
+                text
+            )
         return " ".join(text.split())
 
-    def _turn(self, user: User, device: DeviceContext, when: datetime, spoken: str,
-              wake_score: float | None = None) -> HandledTurn:
+    def _turn(
+        self, user: User, device: DeviceContext, when: datetime, spoken: str, wake_score: float | None = None
+    ) -> HandledTurn:
         self.turn_no += 1
         turn_id = f"{self.h.household_id}t{self.turn_no}"
         condition = None
@@ -306,10 +329,19 @@ class _HouseholdRun:
 
             condition = replace(sample_condition(self.rng), voice=user.traits.voice)
         score = wake_score if wake_score is not None else min(0.99, self.rng.betavariate(12, 1.5))
-        return self.assistant.handle(spoken=spoken, state=self.state, turn_id=turn_id,
-                                     session_id=self._session(user.user_id, when), user_id=user.user_id,
-                                     household_id=self.h.household_id, device=device, timestamp=when,
-                                     rng=self.rng, wake_score=score, condition=condition)
+        return self.assistant.handle(
+            spoken=spoken,
+            state=self.state,
+            turn_id=turn_id,
+            session_id=self._session(user.user_id, when),
+            user_id=user.user_id,
+            household_id=self.h.household_id,
+            device=device,
+            timestamp=when,
+            rng=self.rng,
+            wake_score=score,
+            condition=condition,
+        )
 
     @staticmethod
     def _judge(goal: Goal, handled: HandledTurn) -> bool:
@@ -317,8 +349,9 @@ class _HouseholdRun:
             return handled.effect is None
         return handled.effect == goal.expected
 
-    def _failure_point(self, goal: Goal, handled: HandledTurn, spoken: str, device_area: str | None,
-                       when: datetime) -> FailurePoint:
+    def _failure_point(
+        self, goal: Goal, handled: HandledTurn, spoken: str, device_area: str | None, when: datetime
+    ) -> FailurePoint:
         """First stage that failed irrecoverably (see docs/simulator.md for the rules)."""
         turn = handled.turn
         if turn.asr is not None and normalize_name(turn.asr.text) != normalize_name(spoken):
@@ -337,35 +370,58 @@ class _HouseholdRun:
                 return "er"
             return "nlu"
         if nlu.trace.intent != expected.intent and not (
-                {nlu.trace.intent, expected.intent} <= {"HassShoppingListAddItem", "HassListAddItem"}):
+            {nlu.trace.intent, expected.intent} <= {"HassShoppingListAddItem", "HassListAddItem"}
+        ):
             return "nlu"
         got = Effect.of(expected.intent, expected.targets, dict(nlu.trace.slots)).params
         if got != expected.params:
             return "nlu"
         resolution = handled.resolution
-        if resolution is None or not resolution.trace.ok or frozenset(
-                e.entity_id for e in resolution.targets) != expected.targets:
+        if (
+            resolution is None
+            or not resolution.trace.ok
+            or frozenset(e.entity_id for e in resolution.targets) != expected.targets
+        ):
             slots = nlu.trace.slots
             area_ok = "area" not in goal.slots or slots.get("area") in (goal.slots["area"], None)
             if "name" in goal.slots:
                 name_ok = normalize_name(str(slots.get("name", ""))) in (
-                    normalize_name(str(goal.slots["name"])), normalize_name(goal.spoken.get("name", "")))
+                    normalize_name(str(goal.slots["name"])),
+                    normalize_name(goal.spoken.get("name", "")),
+                )
             else:
                 name_ok = "name" not in slots  # a single device read where the user meant a group
             return "er" if area_ok and name_ok else "nlu"
         return "result"
 
-    def _emit(self, handled: HandledTurn, goal: Goal, spoken: str, phrasing: Phrasing | None, attempt: int,
-              action: str, previous: tuple[str, str] | None, defect: bool, fp: FailurePoint) -> None:
+    def _emit(
+        self,
+        handled: HandledTurn,
+        goal: Goal,
+        spoken: str,
+        phrasing: Phrasing | None,
+        attempt: int,
+        action: str,
+        previous: tuple[str, str] | None,
+        defect: bool,
+        fp: FailurePoint,
+    ) -> None:
         turn = handled.turn
         self.write("turns", turn.model_dump_json().encode())
-        truth = Truth(turn_id=turn.turn_id,
-                      goal=GoalRecord(goal_id=goal.goal_id, intent=goal.kind[0], slots=goal.slots,
-                                      targets=goal.targets),
-                      intended_text=spoken, phrasing_source=phrasing.source if phrasing else "templates",
-                      attempt=attempt, action=action,  # type: ignore[arg-type]
-                      rephrase_of=previous[0] if previous else None, defect=defect, failure_point=fp,
-                      in_scope=goal.expected is not None)
+        truth = Truth(
+            turn_id=turn.turn_id,
+            goal=GoalRecord(
+                goal_id=goal.goal_id, intent=goal.kind[0], slots=goal.slots, targets=goal.targets
+            ),
+            intended_text=spoken,
+            phrasing_source=phrasing.source if phrasing else "templates",
+            attempt=attempt,
+            action=action,
+            rephrase_of=previous[0] if previous else None,
+            defect=defect,
+            failure_point=fp,
+            in_scope=goal.expected is not None,
+        )
         self.write("truth", truth.model_dump_json().encode())
         st = self.stats
         st.turns += 1
@@ -385,9 +441,14 @@ class _HouseholdRun:
             answer = "yes" if correct else "no"
         else:
             answer = "no_answer"
-        fb = Feedback(feedback_id=f"{handled.turn.turn_id}f", turn_id=handled.turn.turn_id, user_id=user.user_id,
-                      household_id=self.h.household_id, timestamp=when + timedelta(seconds=rng.uniform(2.5, 6)),
-                      answer=answer)  # type: ignore[arg-type]
+        fb = Feedback(
+            feedback_id=f"{handled.turn.turn_id}f",
+            turn_id=handled.turn.turn_id,
+            user_id=user.user_id,
+            household_id=self.h.household_id,
+            timestamp=when + timedelta(seconds=rng.uniform(2.5, 6)),
+            answer=answer,
+        )
         self.write("turns", fb.model_dump_json().encode())
         self.stats.feedback += 1
         return answer == "no"
@@ -395,9 +456,12 @@ class _HouseholdRun:
     def false_wake(self, when: datetime) -> None:
         rng = self.rng
         device_id, device_area, device_type = self._device()
-        device = DeviceContext(device_id=device_id, device_type=device_type,  # type: ignore[arg-type]
-                               area=self.h.home.area_by_id[device_area].name if device_area else None,
-                               has_screen=device_type == "display")
+        device = DeviceContext(
+            device_id=device_id,
+            device_type=device_type,
+            area=self.h.home.area_by_id[device_area].name if device_area else None,
+            has_screen=device_type == "display",
+        )
         spoken = rng.choice(BACKGROUND)
         guest = _background_user(self.h.household_id)
         handled = self._turn(guest, device, when, spoken, wake_score=rng.uniform(0.5, 0.8))
@@ -417,9 +481,12 @@ def _next_awake(t: datetime) -> datetime:
     """Move ``t`` out of the night (23:00-07:00 UTC) to the next morning."""
     if t.hour >= 23:
         return (t + timedelta(days=1)).replace(hour=7, minute=0, second=0, microsecond=0) + timedelta(
-            seconds=(t.minute * 60 + t.second) % 3600)
+            seconds=(t.minute * 60 + t.second) % 3600
+        )
     if t.hour < 7:
-        return t.replace(hour=7, minute=0, second=0, microsecond=0) + timedelta(seconds=(t.minute * 60) % 3600)
+        return t.replace(hour=7, minute=0, second=0, microsecond=0) + timedelta(
+            seconds=(t.minute * 60) % 3600
+        )
     return t
 
 
@@ -453,9 +520,14 @@ def _run_shard(args: tuple[int, str]) -> ShardStats:
         first = shard * SHARD_SIZE
         for index in range(first, min(first + SHARD_SIZE, config.households)):
             household = make_household(config.seed, index, config.household_prefix)
-            record = {"record_type": "home", "schema_version": SCHEMA_VERSION, **household.home.to_dict(),
-                      "nicknames": household.nicknames, "users": [u.user_id for u in household.users],
-                      "devices": [list(d) for d in household.devices]}
+            record = {
+                "record_type": "home",
+                "schema_version": SCHEMA_VERSION,
+                **household.home.to_dict(),
+                "nicknames": household.nicknames,
+                "users": [u.user_id for u in household.users],
+                "devices": [list(d) for d in household.devices],
+            }
             write("homes", orjson.dumps(record))
             rng = random.Random(f"{config.seed}:{config.household_prefix}:{index}:sim")
             _HouseholdRun(household, config, _WORKER["assistant"], _WORKER["pool"], write, stats, rng).run()
@@ -489,8 +561,9 @@ class SimulationResult:
         return self.first_attempt_defects / self.first_attempts if self.first_attempts else math.nan
 
 
-def simulate(config: SimulationConfig, out_dir: Path,
-             progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+def simulate(
+    config: SimulationConfig, out_dir: Path, progress: Callable[[int, int], None] | None = None
+) -> SimulationResult:
     """Run the simulation and write shard files into ``out_dir`` (created if needed).
 
     ``progress(done_households, total_households)`` is called as shards finish.
@@ -524,19 +597,35 @@ def simulate(config: SimulationConfig, out_dir: Path,
         total.first_attempt_defects += st.first_attempt_defects
         for k, v in st.failure_points.items():
             total.failure_points[k] = total.failure_points.get(k, 0) + v
-    result = SimulationResult(out_dir, total.turns, total.feedback, total.goals, done, total.first_attempts,
-                              total.first_attempt_defects, dict(sorted(total.failure_points.items())),
-                              time.perf_counter() - started)
-    manifest = {"schema_version": SCHEMA_VERSION, "config": config.to_json(), "shards": shards,
-                "turns": result.turns, "feedback": result.feedback, "goals": result.goals,
-                "households": result.households, "failure_points": result.failure_points,
-                "first_attempt_defect_rate": result.first_attempt_defect_rate}
+    result = SimulationResult(
+        out_dir,
+        total.turns,
+        total.feedback,
+        total.goals,
+        done,
+        total.first_attempts,
+        total.first_attempt_defects,
+        dict(sorted(total.failure_points.items())),
+        time.perf_counter() - started,
+    )
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "config": config.to_json(),
+        "shards": shards,
+        "turns": result.turns,
+        "feedback": result.feedback,
+        "goals": result.goals,
+        "households": result.households,
+        "failure_points": result.failure_points,
+        "first_attempt_defect_rate": result.first_attempt_defect_rate,
+    }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return result
 
 
-def _progress_iter(results: Iterator[ShardStats], config: SimulationConfig,
-                   progress: Callable[[int, int], None] | None) -> Iterator[ShardStats]:
+def _progress_iter(
+    results: Iterator[ShardStats], config: SimulationConfig, progress: Callable[[int, int], None] | None
+) -> Iterator[ShardStats]:
     done = 0
     for st in results:
         done += st.households

@@ -1,0 +1,40 @@
+# Two entry points a fresh machine needs: `make demo` and `make test`. Each bootstraps .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test lint typecheck bench asr-deps fuzzy-env clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,asr]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+demo: $(STAMP)  ## simulate a small population, ingest it, print the stats
+	$(BIN)/selflearn demo
+
+test: $(STAMP)  ## lint, type-check and run the test suite
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+asr-deps:  ## Debian packages for the real ASR channel (flite speech, sox effects)
+	apt-get update -qq && apt-get install -y -qq flite sox
+
+fuzzy-env:  ## pinned environment for the old n-gram fuzzy baseline (hassil 3.8.1)
+	bash bench/fuzzy_ngram/setup.sh
+
+bench: $(STAMP) fuzzy-env  ## baseline table (needs ../shared/data)
+	$(BIN)/python bench/baselines.py
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

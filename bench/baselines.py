@@ -1,0 +1,389 @@
+"""Baseline table: how the reference assistant handles real phrasings under the fallbacks a user would pick.
+
+Real phrasings (HWU64, SLURP devel, Home Assistant's own test sentences; ``../shared/data``) are
+realised as goals in generated homes, with the homes' configured names (no household nicknames,
+so the table isolates phrasing), spoken through the chosen ASR channel, and handled by:
+
+(a) ``strict``           hassil templates only
+(b) ``strict+gazetteer`` Home Assistant today (gazetteer-matcher fallback)
+(c) ``strict+fuzzy``     the older n-gram fuzzy fallback (hassil 3.8.1, pinned venv)
+(d) ``strict+canon``     closest-template canonicalisation with rapidfuzz, then strict
+
+Each request is scored by executing on a copy of the home: **correct** (did what was asked, or
+refused an out-of-scope request), **wrong** (did something else, or acted on an out-of-scope
+request), **no-match** (did nothing). Run: ``python bench/baselines.py [--asr exact] [--out FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rapidfuzz import fuzz, process
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.fuzzy_ngram import client as fuzzy_client  # noqa: E402
+
+from selflearn.assistant.asr import make_asr  # noqa: E402
+from selflearn.assistant.execute import Effect, execute  # noqa: E402
+from selflearn.assistant.home import Home, HomeState, normalize_name  # noqa: E402
+from selflearn.assistant.nlu import HomeAssistantNlu, NluResult  # noqa: E402
+from selflearn.assistant.resolve import resolve  # noqa: E402
+from selflearn.schema import NluTrace  # noqa: E402
+from selflearn.simulate import corpora  # noqa: E402
+from selflearn.simulate.catalogue import template_phrasings  # noqa: E402
+from selflearn.simulate.goals import Goal, realise  # noqa: E402
+from selflearn.simulate.phrasing import Phrasing  # noqa: E402
+from selflearn.simulate.population import Household, User, UserTraits, make_household  # noqa: E402
+
+NOW = datetime(2026, 1, 7, 10, 0, tzinfo=UTC)
+BASELINES = ("strict", "strict+gazetteer", "strict+fuzzy", "strict+canon")
+PLAIN_USER = User("bench_user", UserTraits({"corpus": 1.0}, 0.0, 1, 1.0, 0.0, 0.0, 0.0, 1.0, "slt", 0.0))
+
+
+@dataclass
+class Case:
+    """One request: a phrasing realised in a home."""
+
+    corpus: str
+    phrasing: Phrasing
+    household: Household
+    goal: Goal | None  # None for out-of-scope
+    spoken: str
+    heard: str
+    area: str | None
+
+
+@dataclass
+class Tally:
+    """Outcome counts for one baseline."""
+
+    outcome: Counter[str] = field(default_factory=Counter)
+    by_corpus: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    by_intent: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    failure_point: Counter[str] = field(default_factory=Counter)
+    rescued: int = 0
+    rescued_wrong: int = 0
+    seconds: float = 0.0
+
+
+def build_cases(data_dir: Path, homes: int, asr_name: str, seed: int, limit: int | None) -> list[Case]:
+    households = [make_household(seed, i, "bench") for i in range(homes)]
+    asr = make_asr(asr_name)
+    rng = random.Random(seed)
+    cases: list[Case] = []
+    for name in corpora.CORPORA:
+        phrasings = corpora.load_corpus(name, data_dir)
+        if limit:
+            phrasings = rng.sample(phrasings, min(limit, len(phrasings)))
+        for phr in phrasings:
+            hh = rng.choice(households)
+            _, area, _ = hh.devices[0]
+            if phr.intent == "OutOfScope":
+                goal = None
+                spoken = phr.pattern
+            else:
+                goal = None
+                for _ in range(6):
+                    hh = rng.choice(households)
+                    _, area, _ = hh.devices[0]
+                    state = HomeState.initial(hh.home)
+                    goal = realise(phr.kind, hh, state, PLAIN_USER, area, rng, "g", NOW)
+                    if goal is not None:
+                        break
+                if goal is None:
+                    continue  # no generated home can express it (e.g. needs a device we do not model)
+                spoken = phr.fill(goal.spoken)
+            heard = asr.transcribe(spoken, rng).text
+            cases.append(Case(name, phr, hh, goal, spoken, heard, area))
+    return cases
+
+
+class Canonicaliser:
+    """Closest-template canonicalisation: delexicalise the home's names, find the nearest template
+    phrasing with rapidfuzz, and refill it (as Home Assistant community agents do)."""
+
+    def __init__(self, threshold: float = 75.0) -> None:
+        self.threshold = threshold
+        self.patterns = sorted({p.pattern for p in template_phrasings()})
+        self._keyed = [re.sub(r"\{(\w+)\}", lambda m: f"<{m.group(1)}>", p) for p in self.patterns]
+
+    def __call__(self, text: str, home: Home) -> str | None:
+        lowered = " " + " ".join(normalize_name(text).split()) + " "
+        values: dict[str, list[str]] = defaultdict(list)
+        names = [(normalize_name(n), "name") for e in home.entities for n in e.spoken_names]
+        names += [(normalize_name(n), "area") for a in home.areas for n in (a.name, *a.aliases)]
+        names += [(normalize_name(n), "floor") for f in home.floors for n in (f.name, *f.aliases)]
+        for value, slot in sorted(names, key=lambda x: -len(x[0])):
+            if f" {value} " in lowered:
+                lowered = lowered.replace(f" {value} ", f" <{slot}> ", 1)
+                values[slot].append(value)
+        for number in re.findall(r"\d+", lowered):
+            values["#"].append(number)
+        query = re.sub(r"\d+", "<#>", lowered).strip()
+        keyed = [
+            re.sub(r"<(brightness|temperature|position|volume|minutes|seconds|hours)>", "<#>", k)
+            for k in self._keyed
+        ]
+        best = process.extractOne(query, keyed, scorer=fuzz.ratio, score_cutoff=self.threshold)
+        if best is None:
+            return None
+        pattern = self.patterns[best[2]]
+        used: dict[str, int] = Counter()
+
+        def fill(m: re.Match[str]) -> str:
+            slot = m.group(1)
+            key = (
+                "#"
+                if slot in ("brightness", "temperature", "position", "volume", "minutes", "seconds", "hours")
+                else slot
+            )
+            pool = values.get(key, [])
+            if used[key] >= len(pool):
+                raise KeyError(slot)
+            used[key] += 1
+            return pool[used[key] - 1]
+
+        try:
+            return re.sub(r"\{(\w+)\}", fill, pattern)
+        except KeyError:
+            return None
+
+
+def judge(case: Case, nlu: NluResult, home: Home) -> tuple[str, str]:
+    """(outcome, failure point) of handling ``case`` with this NLU result."""
+    state = HomeState.initial(home)
+    area = case.area
+    effect: Effect | None = None
+    resolution = None
+    if nlu.trace.matched:
+        resolution = resolve(nlu.trace.intent, dict(nlu.trace.slots), home, area, nlu.target_ids)
+        effect = execute(nlu.trace.intent or "", dict(nlu.trace.slots), resolution, state, NOW, area).effect
+    if case.goal is None:
+        return ("correct", "correct") if effect is None else ("wrong", "nlu")
+    if effect == case.goal.expected:
+        return "correct", "correct"
+    stage = "nlu"
+    expected = case.goal.expected
+    if case.heard != normalize_name(case.spoken):
+        stage = "asr"
+    elif (
+        nlu.trace.matched
+        and expected is not None
+        and nlu.trace.intent == expected.intent
+        and resolution is not None
+        and not resolution.trace.ok
+    ):
+        stage = "er"
+    return ("wrong" if effect is not None else "no_match"), stage
+
+
+def run(cases: list[Case], baseline: str, canon: Canonicaliser, fuzzy_venv: Path | None) -> Tally:
+    tally = Tally()
+    started = time.perf_counter()
+    strict = HomeAssistantNlu("strict", unmatched_pass=False)
+    gaz = HomeAssistantNlu("strict+gazetteer", unmatched_pass=False)
+    results: list[NluResult] = []
+    strict_hits: list[bool] = []
+    for case in cases:
+        base = strict.recognize(case.heard, case.household.home, case.area)
+        strict_hits.append(base.trace.matched)
+        results.append(base)
+    if baseline == "strict+gazetteer":
+        results = [
+            r if hit else gaz.recognize(c.heard, c.household.home, c.area)
+            for r, hit, c in zip(results, strict_hits, cases, strict=True)
+        ]
+    elif baseline == "strict+canon":
+        out: list[NluResult] = []
+        for r, hit, c in zip(results, strict_hits, cases, strict=True):
+            if hit:
+                out.append(r)
+                continue
+            text = canon(c.heard, c.household.home)
+            out.append(strict.recognize(text, c.household.home, c.area) if text else r)
+        results = out
+    elif baseline == "strict+fuzzy":
+        todo = [i for i, hit in enumerate(strict_hits) if not hit]
+        requests = [_fuzzy_request(i, cases[i]) for i in todo]
+        rows = fuzzy_client.fuzzy_match(requests, venv=fuzzy_venv) if requests else []
+        for i, row in zip(todo, rows, strict=True):
+            if row.get("matched"):
+                slots = {k: v for k, v in (row.get("slots") or {}).items() if v is not None}
+                results[i] = NluResult(
+                    NluTrace(
+                        matched=True, intent=row["intent"], slots=slots, confidence=0.5, matcher="fuzzy_ngram"
+                    )
+                )
+    for case, res, hit in zip(cases, results, strict_hits, strict=True):
+        outcome, stage = judge(case, res, case.household.home)
+        intent = case.goal.kind[0] if case.goal else "OutOfScope"
+        tally.outcome[outcome] += 1
+        tally.by_corpus[case.corpus][outcome] += 1
+        tally.by_intent[intent][outcome] += 1
+        if outcome != "correct":
+            tally.failure_point[stage] += 1
+        if not hit and res.trace.matched:
+            if outcome == "correct":
+                tally.rescued += 1
+            else:
+                tally.rescued_wrong += 1
+    tally.seconds = time.perf_counter() - started
+    return tally
+
+
+def _fuzzy_request(i: int, case: Case) -> dict[str, Any]:
+    home = case.household.home
+    return {
+        "id": str(i),
+        "text": case.heard,
+        "context_area": case.area,
+        "home": {
+            "areas": [
+                {"id": a.area_id, "name": a.name, "aliases": list(a.aliases), "floor": a.floor_id}
+                for a in home.areas
+            ],
+            "floors": [{"id": f.floor_id, "name": f.name, "aliases": list(f.aliases)} for f in home.floors],
+            "entities": [
+                {
+                    "id": e.entity_id,
+                    "name": e.name,
+                    "aliases": list(e.aliases),
+                    "domain": e.domain,
+                    "area": e.area_id,
+                    "device_class": e.device_class,
+                }
+                for e in home.entities
+            ],
+        },
+    }
+
+
+def _pct(c: Counter[str], key: str) -> str:
+    n = sum(c.values())
+    return f"{c[key] / n:.1%}" if n else "-"
+
+
+def report(cases: list[Case], tallies: dict[str, Tally], args: argparse.Namespace) -> str:
+    lines = [
+        f"Command: `python bench/baselines.py --asr {args.asr} --homes {args.homes} --seed {args.seed}"
+        + (f" --limit {args.limit}" if args.limit else "")
+        + "`",
+        "",
+        f"{len(cases):,} requests ({sum(c.goal is not None for c in cases):,} in scope, "
+        f"{sum(c.goal is None for c in cases):,} out of scope) from "
+        + ", ".join(f"{k} {v:,}" for k, v in Counter(c.corpus for c in cases).items())
+        + f"; ASR channel `{args.asr}`; {args.homes} generated homes, configured names only.",
+        "",
+        "| baseline | correct | wrong | no-match | rescued by fallback | wrong rescues "
+        "| correct:wrong rescues |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, t in tallies.items():
+        ratio = f"{t.rescued / t.rescued_wrong:.1f}" if t.rescued_wrong else ("-" if not t.rescued else "inf")
+        lines.append(
+            f"| {name} | {_pct(t.outcome, 'correct')} | {_pct(t.outcome, 'wrong')} | "
+            f"{_pct(t.outcome, 'no_match')} | {t.rescued:,} | {t.rescued_wrong:,} | {ratio} |"
+        )
+    lines += [
+        "",
+        "In-scope requests only (what a user would count as failures):",
+        "",
+        "| baseline | correct | wrong | no-match |",
+        "|---|---|---|---|",
+    ]
+    for name, t in tallies.items():
+        c = Counter()
+        for intent, counts in t.by_intent.items():
+            if intent != "OutOfScope":
+                c.update(counts)
+        lines.append(f"| {name} | {_pct(c, 'correct')} | {_pct(c, 'wrong')} | {_pct(c, 'no_match')} |")
+    lines += [
+        "",
+        "By corpus (correct / wrong / no-match):",
+        "",
+        "| corpus | " + " | ".join(tallies) + " |",
+        "|---|" + "---|" * len(tallies),
+    ]
+    for corpus in corpora.CORPORA:
+        cells = [
+            f"{_pct(t.by_corpus[corpus], 'correct')} / {_pct(t.by_corpus[corpus], 'wrong')} / "
+            f"{_pct(t.by_corpus[corpus], 'no_match')}"
+            for t in tallies.values()
+        ]
+        lines.append(f"| {corpus} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "By intent, share correct (n):",
+        "",
+        "| intent | n | " + " | ".join(tallies) + " |",
+        "|---|---|" + "---|" * len(tallies),
+    ]
+    first = next(iter(tallies.values()))
+    for intent, counts in sorted(first.by_intent.items(), key=lambda kv: -sum(kv[1].values())):
+        n = sum(counts.values())
+        lines.append(
+            f"| {intent} | {n} | "
+            + " | ".join(_pct(t.by_intent[intent], "correct") for t in tallies.values())
+            + " |"
+        )
+    lines += [
+        "",
+        "Failure point of the requests not handled correctly:",
+        "",
+        "| baseline | " + " | ".join(("asr", "nlu", "er", "result")) + " |",
+        "|---|---|---|---|---|",
+    ]
+    for name, t in tallies.items():
+        lines.append(
+            f"| {name} | "
+            + " | ".join(str(t.failure_point[s]) for s in ("asr", "nlu", "er", "result"))
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--asr", default="exact", help="ASR channel: exact, noisy or real (default exact)")
+    parser.add_argument("--homes", type=int, default=40, help="generated homes to realise requests in")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="at most this many phrasings per corpus")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--skip-fuzzy", action="store_true", help="leave out baseline (c)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the markdown here")
+    args = parser.parse_args(argv)
+    data_dir = corpora.find_data_dir(args.data_dir)
+    if data_dir is None:
+        print("no corpora found: pass --data-dir or set SELFLEARN_DATA_DIR", file=sys.stderr)
+        return 2
+    cases = build_cases(data_dir, args.homes, args.asr, args.seed, args.limit)
+    canon = Canonicaliser()
+    tallies: dict[str, Tally] = {}
+    for name in BASELINES:
+        if name == "strict+fuzzy" and (args.skip_fuzzy or not fuzzy_client.available()):
+            print("skipping strict+fuzzy: run bash bench/fuzzy_ngram/setup.sh", file=sys.stderr)
+            continue
+        tallies[name] = run(cases, name, canon, None)
+        print(f"{name}: {dict(tallies[name].outcome)} in {tallies[name].seconds:.1f} s", file=sys.stderr)
+    text = report(cases, tallies, args)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

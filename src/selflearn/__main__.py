@@ -1,0 +1,5 @@
+"""``python -m selflearn`` runs the CLI."""
+
+from selflearn.cli import main
+
+main()

@@ -1,0 +1,234 @@
+"""The ``selflearn`` command line, built on the public API.
+
+Run ``selflearn --help`` or ``selflearn COMMAND --help``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from selflearn.assistant.pipeline import AssistantConfig
+from selflearn.errors import SelflearnError
+from selflearn.simulate.simulator import SimulationConfig, SimulationResult, simulate
+from selflearn.stats import Stats, compute_stats
+from selflearn.store import IngestReport, Store
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Self-learning defect reduction for voice and chat assistants.",
+)
+console = Console(stderr=True)
+out = Console()
+
+StorePath = Annotated[Path, typer.Option("--store", "-s", help="DuckDB store file.")]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+
+
+def _run_simulation(config: SimulationConfig, out_dir: Path) -> SimulationResult:
+    with _progress() as bar:
+        task = bar.add_task("simulating households", total=config.households)
+        result = simulate(config, out_dir, progress=lambda done, total: bar.update(task, completed=done))
+    console.print(
+        f"simulated {result.households:,} households: {result.turns:,} turns, "
+        f"{result.feedback:,} feedback events in {result.seconds:.1f} s -> {out_dir}"
+    )
+    return result
+
+
+@app.command("simulate")
+def simulate_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the JSONL shards.")] = Path(
+        "out/sim"
+    ),
+    households: Annotated[int, typer.Option(help="Number of households.", min=1)] = 20,
+    days: Annotated[float, typer.Option(help="Simulated days per household.", min=0.01)] = 7.0,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same output).")] = 0,
+    asr: Annotated[
+        str,
+        typer.Option(
+            help="ASR channel: exact, noisy (fast, learned from real) or real (flite + pocketsphinx)."
+        ),
+    ] = "noisy",
+    nlu: Annotated[str, typer.Option(help="NLU: strict, or strict+gazetteer (Home Assistant today).")] = (
+        "strict+gazetteer"
+    ),
+    split: Annotated[str, typer.Option(help="Phrasings to use: train, test (held out) or all.")] = "all",
+    corpora: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated real corpora to draw phrasings from when present: ha_tests, hwu64, slurp."
+        ),
+    ] = "",
+    data_dir: Annotated[Path | None, typer.Option(help="Folder holding the corpora.")] = None,
+    prefix: Annotated[
+        str, typer.Option(help="Household id prefix (use different ones for train/test).")
+    ] = "h",
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    false_wakes: Annotated[float, typer.Option(help="False wakes per household per day.", min=0)] = 0.4,
+) -> None:
+    """Simulate households talking to the reference assistant; write turns, feedback and truth."""
+    config = SimulationConfig(
+        households=households,
+        days=days,
+        seed=seed,
+        household_prefix=prefix,
+        phrasing_split=split,  # type: ignore[arg-type]
+        corpora=tuple(c.strip() for c in corpora.split(",") if c.strip()),
+        data_dir=str(data_dir) if data_dir else None,
+        assistant=AssistantConfig(nlu=nlu, asr=asr),  # type: ignore[arg-type]
+        workers=workers,
+        false_wakes_per_day=false_wakes,
+    )
+    result = _run_simulation(config, out_dir)
+    typer.echo(
+        json.dumps(
+            {
+                "turns": result.turns,
+                "feedback": result.feedback,
+                "goals": result.goals,
+                "first_attempt_defect_rate": round(result.first_attempt_defect_rate, 4),
+                "failure_points": result.failure_points,
+                "seconds": round(result.seconds, 2),
+            }
+        )
+    )
+
+
+def _ingest(store: Store, paths: list[Path], quarantine: Path | None) -> IngestReport:
+    with _progress() as bar:
+        task = bar.add_task("ingesting rows", total=None)
+        report = store.ingest(
+            paths, quarantine_path=quarantine, progress=lambda n: bar.update(task, completed=n)
+        )
+    return report
+
+
+@app.command("ingest")
+def ingest_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="JSONL or Parquet files, or folders of them.")],
+    store_path: StorePath = Path("selflearn.duckdb"),
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Where to write rejected rows (default: next to the store).")
+    ] = None,
+) -> None:
+    """Validate log records and store them; bad rows go to a quarantine file with the reason."""
+    with Store(store_path) as store:
+        report = _ingest(store, paths, quarantine)
+    out.print(report.summary())
+    for table, n in sorted(report.by_table.items()):
+        out.print(f"  new rows in {table}: {n:,}")
+    if report.quarantined:
+        for reason, n in report.reasons.most_common():
+            out.print(f"  quarantined ({reason}): {n:,}")
+        out.print(f"  quarantine file: {report.quarantine_path}")
+    out.print(f"  {report.read / max(report.seconds, 1e-9):,.0f} rows/s")
+
+
+def _print_stats(st: Stats) -> None:
+    table = Table(title="selflearn stats", show_header=False)
+    table.add_row("turns", f"{st.turns:,}")
+    table.add_row("sessions", f"{st.sessions:,}")
+    table.add_row("users / households", f"{st.users:,} / {st.households:,}")
+    table.add_row("NLU no-match rate", f"{st.no_match_rate:.1%}")
+    table.add_row("error-response rate", f"{st.error_rate:.1%}")
+    table.add_row("barge-in rate", f"{st.barge_in_rate:.1%}")
+    table.add_row("feedback events / 'no' share", f"{st.feedback_events:,} / {st.feedback_no_rate:.1%}")
+    table.add_row("matchers", ", ".join(f"{k} {v:,}" for k, v in st.matchers.items()))
+    if st.defect_rate is not None:
+        table.add_row("[sim truth] defect rate (first attempts, in scope)", f"{st.defect_rate:.1%}")
+        table.add_row("[sim truth] defective turns", f"{st.turn_defect_rate or 0:.1%}")
+        table.add_row(
+            "[sim truth] failure points", ", ".join(f"{k} {v:,}" for k, v in st.failure_points.items())
+        )
+    out.print(table)
+    top = Table(title="top failing utterances (turns without success / all)")
+    top.add_column("text")
+    top.add_column("failed", justify="right")
+    for text, failed, total in st.top_failing:
+        top.add_row(text, f"{failed}/{total}")
+    out.print(top)
+    for stage, rows in st.top_failing_by_stage.items():
+        out.print(f"[sim truth] top {stage} failures: " + "; ".join(f"{t!r} x{n}" for t, n in rows))
+
+
+@app.command("stats")
+def stats_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    top: Annotated[int, typer.Option(help="How many failing utterances to list.", min=1)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Turns, sessions, defect signals, failure points and the top failing utterances."""
+    with Store(store_path, read_only=True) as store:
+        st = compute_stats(store, top=top)
+    if as_json:
+        typer.echo(json.dumps(asdict(st)))
+    else:
+        _print_stats(st)
+
+
+@app.command("export")
+def export_cmd(
+    output: Annotated[Path, typer.Argument(help="Parquet file to write.")],
+    store_path: StorePath = Path("selflearn.duckdb"),
+    table: Annotated[str, typer.Option(help="turns, feedback, homes or sim_truth.")] = "turns",
+) -> None:
+    """Export a table to Parquet (the same layout Spark jobs read)."""
+    with Store(store_path, read_only=True) as store:
+        n = store.export_parquet(table, output)
+    out.print(f"wrote {n:,} rows of {table} to {output}")
+
+
+@app.command("demo")
+def demo_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Working folder.")] = Path("out/demo"),
+    households: Annotated[int, typer.Option(help="Number of households.", min=1)] = 30,
+    days: Annotated[float, typer.Option(help="Simulated days.", min=0.01)] = 7.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 2,
+) -> None:
+    """Simulate a small population, ingest it into a fresh store, and print the stats."""
+    sim_dir = out_dir / "sim"
+    store_path = out_dir / "demo.duckdb"
+    for stale in (store_path, store_path.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)
+    config = SimulationConfig(households=households, days=days, seed=seed, workers=workers)
+    _run_simulation(config, sim_dir)
+    with Store(store_path) as store:
+        report = _ingest(store, [sim_dir], None)
+        out.print(report.summary())
+        _print_stats(compute_stats(store))
+    out.print(f"store: {store_path}  (try: selflearn stats --store {store_path})")
+
+
+def main() -> None:
+    """Entry point: run the app, turning selflearn errors into one clear line and exit code 2."""
+    try:
+        app()
+    except SelflearnError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

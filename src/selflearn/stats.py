@@ -1,0 +1,97 @@
+"""Summary statistics of a store: what the logs show, and -- for simulations -- the truth.
+
+Observable figures (no labels needed): turns, sessions, users, NLU no-match rate, error rate,
+barge-in rate, explicit "no" rate, and the utterances that most often end without success.
+When the store holds simulation truth, the true defect rate (first attempts at in-scope goals
+that failed) and the failure-point breakdown are reported too, clearly marked as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from selflearn.store import Store
+
+
+@dataclass
+class Stats:
+    """Figures computed by :func:`compute_stats`."""
+
+    turns: int = 0
+    sessions: int = 0
+    users: int = 0
+    households: int = 0
+    feedback_events: int = 0
+    no_match_rate: float = 0.0
+    error_rate: float = 0.0
+    barge_in_rate: float = 0.0
+    feedback_no_rate: float = 0.0
+    matchers: dict[str, int] = field(default_factory=dict)
+    top_failing: list[tuple[str, int, int]] = field(default_factory=list)
+    """(text, turns without success, all turns) for the most often failing texts."""
+    truth_turns: int = 0
+    defect_rate: float | None = None
+    """Share of first attempts at in-scope goals that failed (simulation truth)."""
+    turn_defect_rate: float | None = None
+    """Share of all turns that were defects (simulation truth)."""
+    failure_points: dict[str, int] = field(default_factory=dict)
+    top_failing_by_stage: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+
+
+def compute_stats(store: Store, top: int = 10) -> Stats:
+    """Compute :class:`Stats` over everything in ``store``."""
+    con = store.con
+    st = Stats()
+    row = con.execute("""
+        SELECT count(*), count(DISTINCT session_id), count(DISTINCT user_id), count(DISTINCT household_id),
+               avg(CASE WHEN nlu IS NOT NULL AND NOT nlu.matched THEN 1 ELSE 0 END),
+               avg(CASE WHEN result.status = 'error' THEN 1 ELSE 0 END),
+               avg(CASE WHEN barge_in.occurred THEN 1 ELSE 0 END)
+        FROM turns""").fetchall()[0]
+    if row is None or not row[0]:
+        return st
+    st.turns, st.sessions, st.users, st.households = (int(x) for x in row[:4])
+    st.no_match_rate, st.error_rate, st.barge_in_rate = (float(x or 0) for x in row[4:7])
+    fb = con.execute(
+        "SELECT count(*), avg(CASE WHEN answer = 'no' THEN 1 ELSE 0 END) FROM feedback "
+        "WHERE answer <> 'no_answer'"
+    ).fetchall()[0]
+    st.feedback_events = store.count("feedback")
+    st.feedback_no_rate = float(fb[1] or 0) if fb else 0.0
+    st.matchers = dict(
+        con.execute(
+            "SELECT coalesce(nlu.matcher, '(no nlu)'), count(*) FROM turns GROUP BY 1 ORDER BY 2 DESC"
+        ).fetchall()
+    )
+    st.top_failing = [
+        (str(t), int(f), int(n))
+        for t, f, n in con.execute(
+            """
+        SELECT text, sum(CASE WHEN result.status <> 'success' THEN 1 ELSE 0 END) AS failed, count(*)
+        FROM turns GROUP BY text HAVING failed > 0 ORDER BY failed DESC, text LIMIT ?""",
+            [top],
+        ).fetchall()
+    ]
+    st.truth_turns = store.count("sim_truth")
+    if st.truth_turns:
+        d = con.execute("""SELECT avg(CASE WHEN defect THEN 1 ELSE 0 END) FROM sim_truth
+                           WHERE attempt = 1 AND in_scope""").fetchall()[0]
+        st.defect_rate = float(d[0]) if d and d[0] is not None else None
+        d = con.execute("SELECT avg(CASE WHEN defect THEN 1 ELSE 0 END) FROM sim_truth").fetchall()[0]
+        st.turn_defect_rate = float(d[0]) if d and d[0] is not None else None
+        st.failure_points = dict(
+            con.execute("SELECT failure_point, count(*) FROM sim_truth GROUP BY 1 ORDER BY 2 DESC").fetchall()
+        )
+        for stage in st.failure_points:
+            if stage == "correct":
+                continue
+            st.top_failing_by_stage[stage] = [
+                (str(t), int(n))
+                for t, n in con.execute(
+                    """
+                SELECT t.text, count(*) FROM sim_truth s JOIN turns t USING (turn_id)
+                WHERE s.failure_point = ? GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?""",
+                    [stage, 5],
+                ).fetchall()
+            ]
+    return st

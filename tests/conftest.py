@@ -1,0 +1,87 @@
+"""Shared fixtures: a small hand-written home and a valid turn record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from selflearn.assistant.home import Home
+
+HOME = {
+    "home_id": "test_home",
+    "floors": [{"id": "upstairs", "name": "Upstairs"}, {"id": "downstairs", "name": "Downstairs"}],
+    "areas": [
+        {"id": "kitchen", "name": "Kitchen", "floor": "downstairs"},
+        {"id": "living_room", "name": "Living Room", "floor": "downstairs", "aliases": ["Lounge"]},
+        {"id": "bedroom", "name": "Bedroom", "floor": "upstairs"},
+    ],
+    "entities": [
+        {
+            "id": "light.kitchen_ceiling",
+            "name": "Kitchen Ceiling",
+            "area": "kitchen",
+            "features": ["brightness"],
+            "state": "off",
+        },
+        {
+            "id": "light.living_room_lamp",
+            "name": "Living Room Lamp",
+            "area": "living_room",
+            "features": ["brightness", "color"],
+            "state": "on",
+        },
+        {"id": "light.reading_lamp", "name": "Reading Lamp", "area": "bedroom", "state": "off"},
+        {
+            "id": "media_player.tv",
+            "name": "TV",
+            "area": "living_room",
+            "device_class": "tv",
+            "features": ["volume"],
+            "state": "playing",
+        },
+        {"id": "lock.front_door", "name": "Front Door", "area": None, "state": "locked"},
+        {"id": "climate.thermostat", "name": "Thermostat", "area": "living_room", "state": "heat"},
+    ],
+}
+
+
+@pytest.fixture()
+def home() -> Home:
+    return Home.from_dict(HOME)
+
+
+def turn_dict(turn_id: str = "t1", **changes: Any) -> dict[str, Any]:
+    """A valid turn record as plain JSON data."""
+    record: dict[str, Any] = {
+        "record_type": "turn",
+        "turn_id": turn_id,
+        "session_id": "s1",
+        "user_id": "u1",
+        "household_id": "h1",
+        "timestamp": "2026-01-05T08:00:00+00:00",
+        "device": {"device_id": "d1", "device_type": "satellite", "area": "Kitchen"},
+        "wake": {"score": 0.93},
+        "asr": {
+            "text": "turn on the kitchen lights",
+            "confidence": 0.91,
+            "nbest": [{"text": "turn on the kitchen lights", "confidence": 0.91}],
+            "engine": "exact",
+        },
+        "text": "turn on the kitchen lights",
+        "nlu": {
+            "matched": True,
+            "intent": "HassTurnOn",
+            "slots": {"area": "kitchen", "domain": "light"},
+            "confidence": 1.0,
+            "matcher": "strict",
+        },
+        "er": {
+            "resolved": [{"entity_id": "light.kitchen_ceiling", "name": "Kitchen Ceiling", "score": 1.0}],
+            "ok": True,
+        },
+        "result": {"status": "success", "response_text": "Turned on the lights", "latency_ms": 420},
+        "barge_in": {"occurred": False},
+    }
+    record.update(changes)
+    return record

@@ -1,0 +1,264 @@
+"""Tests of the ASR channels and the domain language model builder."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import random
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from selflearn.assistant.asr import (
+    ASR,
+    CLEAN,
+    ConfusionModel,
+    ExactASR,
+    NoisyASR,
+    RealASR,
+    SpeechCondition,
+    align_words,
+    make_asr,
+    normalize_exact,
+    sample_condition,
+    word_error_rate,
+    word_errors,
+)
+from selflearn.assistant.lm import build_arpa, normalize_spoken, number_to_words
+from selflearn.schema import AsrTrace
+
+# --------------------------------------------------------------------------------------------
+# Exact channel and normalization
+
+
+def test_exact_asr_normalizes() -> None:
+    asr = ExactASR()
+    trace = asr.transcribe("Turn ON the Kitchen's lights, please!", random.Random(0))
+    assert isinstance(trace, AsrTrace)
+    assert trace.text == "turn on the kitchen's lights please"
+    assert trace.confidence == 1.0
+    assert trace.engine == "exact"
+    assert [h.text for h in trace.nbest] == [trace.text]
+    assert normalize_exact("Set it to 21.5 degrees at 7:30.") == "set it to 21.5 degrees at 7:30"
+    assert normalize_exact("Brightness 50%") == "brightness 50 percent"
+    assert isinstance(asr, ASR)
+
+
+def test_spoken_normalization() -> None:
+    assert normalize_spoken("Set brightness to 50%!") == "set brightness to fifty percent"
+    assert (
+        normalize_spoken("21.5 degrees on the 2nd floor")
+        == "twenty one point five degrees on the second floor"
+    )
+    assert number_to_words(2700) == "two thousand seven hundred"
+    assert normalize_spoken("What's up?") == "what's up"
+
+
+def test_alignment_and_wer() -> None:
+    steps = align_words(["turn", "on", "the", "light"], ["turn", "the", "lights", "on"])
+    assert sum(1 for r, h in steps if r != h) == 3
+    assert align_words(["a", "b"], ["a", "x", "b"]) == [("a", "a"), (None, "x"), ("b", "b")]
+    assert word_errors("pause the music", "cause the music") == (1, 3)
+    assert word_error_rate([("a b c d", "a b c d"), ("a b c d", "a x c")]) == pytest.approx(2 / 8)
+
+
+def test_speech_condition() -> None:
+    rng = random.Random(3)
+    conditions = [sample_condition(rng) for _ in range(300)]
+    assert {c.voice for c in conditions} >= {"slt", "kal", "awb", "rms"}
+    assert all(0.9 <= c.tempo <= 1.15 and abs(c.pitch_semitones) <= 2 for c in conditions)
+    assert all(c.noise_snr_db is None or c.noise_snr_db >= 30 for c in conditions)
+    assert any(c.reverb > 0 for c in conditions) and any(c.reverb == 0 for c in conditions)
+    assert (
+        SpeechCondition("kal", 1.1, -1.0, 20.0, 35.0).key()
+        == SpeechCondition("kal", 1.1, -1.0, 20.0, 35.0).key()
+    )
+    assert CLEAN.key() != SpeechCondition("kal").key()
+    with pytest.raises(ValueError):
+        SpeechCondition(noise_snr_db=10.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Confusion model and noisy channel
+
+
+def _pairs() -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for i in range(40):
+        pairs.append(("pause the music", "cause the music" if i % 4 == 0 else "pause the music"))
+        pairs.append(("start a timer", "start a diner" if i % 2 == 0 else "start a timer"))
+        pairs.append(("turn on the lamp", "turn on the lamp"))
+    pairs.append(("set the kitchen lights", "set a kit chen lights"))
+    return pairs
+
+
+def test_confusion_model_learns_substitutions(tmp_path: Path) -> None:
+    model = ConfusionModel().fit(_pairs())
+    assert model.substitutions("pause") == {"cause": 1.0}
+    assert model.substitutions("timer") == {"diner": 1.0}
+    assert model.words["pause"]["n"] == 40 and model.words["pause"]["sub"] == {"cause": 10}
+    assert model.words["timer"]["sub"] == {"diner": 20}
+    # Smoothed towards the backoff rate, but close to the observed 25 % and 50 %.
+    assert 0.2 < model.error_rate("pause") < 0.3
+    assert 0.45 < model.error_rate("timer") < 0.55
+    assert model.error_rate("lamp") < 0.05
+    assert model.error_rate("never-seen") == pytest.approx(model.backoff_rate)
+    assert model.phrases["the kitchen"]["out"] == {"a kit chen": 1}
+    assert model.wer > 0
+
+    path = tmp_path / "model.json"
+    model.save(path)
+    loaded = ConfusionModel.load(path)
+    assert loaded.to_dict() == model.to_dict()
+
+
+def test_noisy_asr_reproduces_rates() -> None:
+    model = ConfusionModel().fit(_pairs())
+    asr = NoisyASR(model)
+    rng = random.Random(1)
+    outputs = [asr.transcribe("pause the music", rng).text for _ in range(4000)]
+    share = outputs.count("cause the music") / len(outputs)
+    assert abs(share - model.error_rate("pause")) < 0.04
+
+
+def test_noisy_asr_deterministic_and_scale_zero() -> None:
+    asr = NoisyASR(ConfusionModel().fit(_pairs()), error_scale=1.5)
+    texts = ["pause the music", "start a timer", "set the kitchen lights to fifty percent"] * 20
+    first = [asr.transcribe(t, random.Random(i)) for i, t in enumerate(texts)]
+    second = [asr.transcribe(t, random.Random(i)) for i, t in enumerate(texts)]
+    assert first == second
+    assert any(trace.text != normalize_spoken(t) for trace, t in zip(first, texts, strict=True))
+    for trace in first:
+        assert 1 <= len(trace.nbest) <= 3
+        assert len({h.text for h in trace.nbest}) == len(trace.nbest)
+        assert trace.nbest[0].text == trace.text
+        assert 0.0 <= trace.confidence <= 1.0
+
+    clean = NoisyASR(ConfusionModel().fit(_pairs()), error_scale=0.0)
+    rng = random.Random(0)
+    for text in texts:
+        assert clean.transcribe(text, rng).text == text
+    assert clean.transcribe("Set it to 50%", rng).text == "set it to fifty percent"
+
+
+def test_noisy_confidence_lower_with_errors() -> None:
+    asr = NoisyASR.default(error_scale=1.0)
+    rng = random.Random(2)
+    right: list[float] = []
+    wrong: list[float] = []
+    for _ in range(3000):
+        trace = asr.transcribe("turn off the ceiling fan in the bedroom", rng)
+        (right if trace.text == "turn off the ceiling fan in the bedroom" else wrong).append(trace.confidence)
+    assert right and wrong
+    assert sum(wrong) / len(wrong) < sum(right) / len(right)
+
+
+def test_default_model_loads() -> None:
+    model = ConfusionModel.default()
+    assert model.n_sentences >= 1000
+    assert 0.0 < model.wer < 0.5
+    assert {"command", "n_sentences", "wer", "created"} <= set(model.metadata)
+    asr = NoisyASR.default()
+    trace = asr.transcribe("pause the music in the kitchen", random.Random(0))
+    assert trace.engine == "noisy"
+    assert isinstance(make_asr("noisy"), NoisyASR)
+    assert isinstance(make_asr("exact"), ExactASR)
+    with pytest.raises(ValueError):
+        make_asr("whisper")
+
+
+# --------------------------------------------------------------------------------------------
+# ARPA builder
+
+
+def _parse_arpa(text: str) -> tuple[dict[int, int], dict[int, list[list[str]]]]:
+    lines = text.splitlines()
+    assert lines[0] == "\\data\\"
+    assert lines[-1] == "\\end\\"
+    header: dict[int, int] = {}
+    sections: dict[int, list[list[str]]] = {}
+    current: int | None = None
+    for line in lines[1:-1]:
+        match = re.fullmatch(r"ngram (\d+)=(\d+)", line)
+        if match:
+            header[int(match.group(1))] = int(match.group(2))
+            continue
+        match = re.fullmatch(r"\\(\d+)-grams:", line)
+        if match:
+            current = int(match.group(1))
+            sections[current] = []
+            continue
+        if line.strip() and current is not None:
+            sections[current].append(line.split("\t"))
+    return header, sections
+
+
+def test_build_arpa_well_formed() -> None:
+    sentences = [
+        "turn on the kitchen lights",
+        "turn off the kitchen lights",
+        "turn on the lamp",
+        "set the bedroom lights to fifty percent",
+        "what is the temperature",
+        "pause the music",
+        "pause",
+    ]
+    arpa = build_arpa(sentences, order=3, restrict_to_dictionary=False)
+    header, sections = _parse_arpa(arpa)
+    assert sorted(header) == [1, 2, 3]
+    for order, count in header.items():
+        assert len(sections[order]) == count
+        for fields in sections[order]:
+            assert len(fields[1].split()) == order
+            assert float(fields[0]) <= 0.0
+            if len(fields) > 2:
+                assert order < 3
+                assert float(fields[2]) <= 0.0 + 1e-9 or math.isfinite(float(fields[2]))
+    unigrams = {f[1]: float(f[0]) for f in sections[1]}
+    assert unigrams["<s>"] == -99.0
+    total = sum(10**p for w, p in unigrams.items() if w != "<s>")
+    assert total == pytest.approx(1.0, abs=1e-3)
+    # Every n-gram's history is listed one order below.
+    for order in (2, 3):
+        lower = {f[1] for f in sections[order - 1]}
+        for fields in sections[order]:
+            assert " ".join(fields[1].split()[:-1]) in lower
+
+
+def test_build_arpa_restricts_vocabulary() -> None:
+    arpa = build_arpa(
+        ["turn on the zqxv lamp", "turn on the lamp"], order=2, vocabulary={"turn", "on", "the", "lamp"}
+    )
+    _header, sections = _parse_arpa(arpa)
+    words = {f[1] for f in sections[1]}
+    assert "zqxv" not in words and "lamp" in words
+    bigrams = {f[1] for f in sections[2]}
+    assert "the lamp" in bigrams
+
+
+# --------------------------------------------------------------------------------------------
+# Real channel (needs flite, sox, pocketsphinx)
+
+_INSTALL = "apt-get install -y flite sox; pip install 'selflearn[asr]'"
+_MISSING = [t for t in ("flite", "sox") if shutil.which(t) is None]
+if importlib.util.find_spec("pocketsphinx") is None:
+    _MISSING.append("pocketsphinx")
+
+
+@pytest.mark.asr
+@pytest.mark.skipif(
+    bool(_MISSING),
+    reason=f"real ASR needs {', '.join(_MISSING)}: {_INSTALL}",
+)
+def test_real_asr_short_sentences(tmp_path: Path) -> None:
+    sentences = ["turn on the kitchen lights", "pause the music", "what is the temperature"]
+    asr = RealASR(lm_sentences=sentences * 3 + ["turn off the bedroom lamp"], cache_dir=tmp_path)
+    rng = random.Random(0)
+    traces = [asr.transcribe(s, rng, CLEAN) for s in sentences]
+    assert all(t.engine == "pocketsphinx" for t in traces)
+    assert word_error_rate(zip(sentences, (t.text for t in traces), strict=True)) < 0.5
+    # Cached: a second pass returns identical traces.
+    assert asr.transcribe_many([(s, CLEAN) for s in sentences], workers=1) == traces
+    asr.close()

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from selflearn.cli import app
+
+runner = CliRunner()
+
+
+def test_simulate_ingest_stats(tmp_path: Path) -> None:
+    sim = tmp_path / "sim"
+    res = runner.invoke(
+        app, ["simulate", "--out", str(sim), "--households", "2", "--days", "0.5", "--asr", "exact"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["turns"] > 0
+    store = tmp_path / "s.duckdb"
+    res = runner.invoke(app, ["ingest", str(sim), "--store", str(store)])
+    assert res.exit_code == 0, res.output
+    assert "quarantined 0" in res.stdout
+    res = runner.invoke(app, ["stats", "--store", str(store), "--json"])
+    assert res.exit_code == 0, res.output
+    stats = json.loads(res.stdout)
+    assert stats["turns"] > 0 and stats["defect_rate"] is not None
+
+
+def test_help_lists_commands() -> None:
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for command in ("simulate", "ingest", "stats", "demo", "export"):
+        assert command in res.stdout

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from selflearn.assistant.pipeline import AssistantConfig
+from selflearn.errors import ConfigError
+from selflearn.schema import LOG_RECORD, TRUTH_RECORD, Turn
+from selflearn.simulate.population import make_household
+from selflearn.simulate.simulator import SimulationConfig, simulate
+
+CONFIG = SimulationConfig(households=3, days=1.0, seed=7, assistant=AssistantConfig(asr="noisy"))
+
+
+def _read(folder: Path, kind: str) -> list[dict[str, object]]:
+    rows = []
+    for path in sorted(folder.glob(f"{kind}-*.jsonl")):
+        rows.extend(json.loads(line) for line in path.read_text().splitlines())
+    return rows
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sim")
+    simulate(CONFIG, out)
+    return out
+
+
+def test_same_seed_same_output_whatever_the_workers(run: Path, tmp_path: Path) -> None:
+    simulate(SimulationConfig(**{**CONFIG.__dict__, "workers": 2, "households": 3}), tmp_path)
+    for kind in ("turns", "truth", "homes"):
+        assert _read(tmp_path, kind) == _read(run, kind)
+
+
+def test_different_seed_differs(run: Path, tmp_path: Path) -> None:
+    simulate(SimulationConfig(**{**CONFIG.__dict__, "seed": 8}), tmp_path)
+    assert _read(tmp_path, "turns") != _read(run, "turns")
+
+
+def test_every_record_validates_and_truth_is_apart(run: Path) -> None:
+    turns = _read(run, "turns")
+    truth = _read(run, "truth")
+    assert turns and truth
+    turn_ids = set()
+    for row in turns:
+        record = LOG_RECORD.validate_python(row)
+        assert "defect" not in row and "goal" not in row and "failure_point" not in row
+        if isinstance(record, Turn):
+            turn_ids.add(record.turn_id)
+            assert record.asr is not None and record.nlu is not None and record.result is not None
+    assert {TRUTH_RECORD.validate_python(t).turn_id for t in truth} == turn_ids
+
+
+def test_rephrases_point_back_within_the_goal(run: Path) -> None:
+    truth = {t["turn_id"]: t for t in _read(run, "truth")}
+    linked = [t for t in truth.values() if t["rephrase_of"]]
+    assert linked, "a day of three households should contain retries"
+    for t in linked:
+        earlier = truth[t["rephrase_of"]]
+        assert earlier["goal"]["goal_id"] == t["goal"]["goal_id"]
+        assert earlier["attempt"] == t["attempt"] - 1 and earlier["defect"]
+
+
+def test_failure_points_and_defects_agree(run: Path) -> None:
+    for t in _read(run, "truth"):
+        assert (t["failure_point"] == "correct") == (not t["defect"])
+
+
+def test_household_generation_is_deterministic_and_valid() -> None:
+    a, b = make_household(3, 5), make_household(3, 5)
+    assert a.home == b.home and a.nicknames == b.nicknames
+    assert a.home.entities and a.users and a.devices
+    for key in a.nicknames:
+        assert key in a.home.entity_by_id or key in a.home.area_by_id
+
+
+def test_bad_simulation_config() -> None:
+    with pytest.raises(ConfigError, match="households"):
+        SimulationConfig(households=0)
+    with pytest.raises(ConfigError, match="phrasing_split"):
+        SimulationConfig(phrasing_split="dev")  # type: ignore[arg-type]
