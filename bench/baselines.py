@@ -40,11 +40,11 @@ from selflearn.assistant.home import Home, HomeState, normalize_name  # noqa: E4
 from selflearn.assistant.nlu import HomeAssistantNlu, NluResult  # noqa: E402
 from selflearn.assistant.resolve import resolve  # noqa: E402
 from selflearn.schema import NluTrace  # noqa: E402
-from selflearn.simulate import corpora  # noqa: E402
-from selflearn.simulate.catalogue import template_phrasings  # noqa: E402
-from selflearn.simulate.goals import Goal, realise  # noqa: E402
-from selflearn.simulate.phrasing import Phrasing  # noqa: E402
-from selflearn.simulate.population import Household, User, UserTraits, make_household  # noqa: E402
+from selflearn.simulation import corpora  # noqa: E402
+from selflearn.simulation.catalogue import template_phrasings  # noqa: E402
+from selflearn.simulation.goals import Goal, realise  # noqa: E402
+from selflearn.simulation.phrasing import Phrasing  # noqa: E402
+from selflearn.simulation.population import Household, User, UserTraits, make_household  # noqa: E402
 
 NOW = datetime(2026, 1, 7, 10, 0, tzinfo=UTC)
 BASELINES = ("strict", "strict+gazetteer", "strict+fuzzy", "strict+canon")

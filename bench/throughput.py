@@ -18,15 +18,17 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from selflearn.assistant.pipeline import AssistantConfig  # noqa: E402
 from selflearn.schema import MAX_TEXT_CHARS  # noqa: E402
-from selflearn.simulate.simulator import SimulationConfig, simulate  # noqa: E402
+from selflearn.simulation.simulator import SimulationConfig, simulate  # noqa: E402
 from selflearn.store import Store  # noqa: E402
 
-TURNS_PER_HOUSEHOLD_DAY = 17.0  # measured: see the run's own figure below
+TURNS_PER_HOUSEHOLD_DAY = 53.0  # measured with the default population (20 households x 10 days)
 
 
 def malformed_rows(valid: list[str]) -> list[str]:
@@ -46,6 +48,27 @@ def malformed_rows(valid: list[str]) -> list[str]:
     return valid[:50] + bad
 
 
+def replicate(files: list[Path], rows: int, out: Path) -> Path:
+    """Write ``rows`` real simulated records, copied under new ids (``...-rK``) as often as needed."""
+    lines = [line for f in files for line in f.read_bytes().splitlines() if line]
+    written = 0
+    with out.open("wb") as fh:
+        copy = 0
+        while written < rows:
+            suffix = f"-r{copy}".encode()
+            for line in lines:
+                record = orjson.loads(line)
+                for key in ("turn_id", "feedback_id", "session_id"):
+                    if key in record:
+                        record[key] = record[key] + suffix.decode()
+                fh.write(orjson.dumps(record) + b"\n")
+                written += 1
+                if written >= rows:
+                    break
+            copy += 1
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -53,10 +76,18 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--days", type=float, default=30.0)
+    parser.add_argument(
+        "--ingest-rows",
+        type=int,
+        default=0,
+        help="ingest this many rows: simulated ones replicated under new ids (0: as simulated)",
+    )
+    parser.add_argument("--reuse", action="store_true", help="reuse the simulation already in --work")
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "bench-throughput")
     args = parser.parse_args()
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
+    if not args.reuse:
+        shutil.rmtree(args.work, ignore_errors=True)
+        args.work.mkdir(parents=True)
     households = max(1, round(args.turns / (TURNS_PER_HOUSEHOLD_DAY * args.days)))
     config = SimulationConfig(
         households=households,
@@ -65,18 +96,27 @@ def main() -> int:
         workers=args.workers,
         assistant=AssistantConfig(asr="noisy"),
     )
-    sim = simulate(config, args.work / "sim")
-    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"simulate: {households} households x {args.days:g} days, {args.workers} workers, noisy ASR: "
-        f"{sim.turns:,} turns (+{sim.feedback:,} feedback events) in {sim.seconds:.1f} s = "
-        f"{sim.turns / sim.seconds:,.0f} turns/s; peak RSS {max(rss_mb, rss_self):,.0f} MB per process; "
-        f"first-attempt defect rate {sim.first_attempt_defect_rate:.1%}"
-    )
+    if not args.reuse:
+        sim = simulate(config, args.work / "sim")
+        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"simulate: {households} households x {args.days:g} days, {args.workers} workers, noisy ASR: "
+            f"{sim.turns:,} turns (+{sim.feedback:,} feedback events) in {sim.seconds:.1f} s = "
+            f"{sim.turns / sim.seconds:,.0f} turns/s; peak RSS {max(rss_mb, rss_self):,.0f} MB per process; "
+            f"first-attempt defect rate {sim.first_attempt_defect_rate:.1%}"
+        )
+    for stale in (
+        args.work / "bench.duckdb",
+        args.work / "bench.duckdb.wal",
+        args.work / "quarantine-demo.duckdb",
+    ):
+        stale.unlink(missing_ok=True)
 
     store_path = args.work / "bench.duckdb"
     turn_files = sorted((args.work / "sim").glob("turns-*.jsonl"))
+    if args.ingest_rows:
+        turn_files = [replicate(turn_files, args.ingest_rows, args.work / "replicated.jsonl")]
     started = time.perf_counter()
     with Store(store_path) as store:
         report = store.ingest(turn_files)
@@ -86,7 +126,7 @@ def main() -> int:
         f"(turns {report.by_table['turns']:,}, feedback {report.by_table['feedback']:,})"
     )
 
-    valid = turn_files[0].read_text().splitlines()
+    valid = sorted((args.work / "sim").glob("turns-*.jsonl"))[0].read_text().splitlines()
     bad_file = args.work / "malformed.jsonl"
     bad_file.write_text("\n".join(malformed_rows(valid)) + "\n")
     with Store(args.work / "quarantine-demo.duckdb") as store:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from selflearn.simulate import corpora
-from selflearn.simulate.corpora import (
+from selflearn.simulation import corpora
+from selflearn.simulation.corpora import (
     CORPORA,
     INTENT_MAP,
     OUT_OF_SCOPE,
@@ -29,7 +29,7 @@ from selflearn.simulate.corpora import (
     load_slurp,
     load_with_report,
 )
-from selflearn.simulate.phrasing import KNOWN_PLACEHOLDERS, Phrasing
+from selflearn.simulation.phrasing import KNOWN_PLACEHOLDERS, Phrasing
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "corpora.md"
 

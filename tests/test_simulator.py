@@ -8,8 +8,8 @@ import pytest
 from selflearn.assistant.pipeline import AssistantConfig
 from selflearn.errors import ConfigError
 from selflearn.schema import LOG_RECORD, TRUTH_RECORD, Turn
-from selflearn.simulate.population import make_household
-from selflearn.simulate.simulator import SimulationConfig, simulate
+from selflearn.simulation.population import make_household
+from selflearn.simulation.simulator import SimulationConfig, simulate
 
 CONFIG = SimulationConfig(households=3, days=1.0, seed=7, assistant=AssistantConfig(asr="noisy"))
 

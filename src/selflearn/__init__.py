@@ -21,8 +21,8 @@ from selflearn.schema import (
     Turn,
     WakeTrace,
 )
-from selflearn.simulate.phrasing import Phrasing
-from selflearn.simulate.simulator import SimulationConfig, SimulationResult, simulate
+from selflearn.simulation.phrasing import Phrasing
+from selflearn.simulation.simulator import SimulationConfig, SimulationResult, simulate
 from selflearn.stats import Stats, compute_stats
 from selflearn.store import IngestReport, Store
 

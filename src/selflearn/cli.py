@@ -18,7 +18,7 @@ from rich.table import Table
 
 from selflearn.assistant.pipeline import AssistantConfig
 from selflearn.errors import SelflearnError
-from selflearn.simulate.simulator import SimulationConfig, SimulationResult, simulate
+from selflearn.simulation.simulator import SimulationConfig, SimulationResult, simulate
 from selflearn.stats import Stats, compute_stats
 from selflearn.store import IngestReport, Store
 

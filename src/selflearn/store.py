@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import multiprocessing as mp
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -194,8 +196,14 @@ def _error_field(exc: ValidationError) -> tuple[str, str]:
     return name, f"{msg}{extra}"
 
 
-def _turn_row(turn: Turn, digest: str, source: str) -> dict[str, Any]:
+def _digest(row: dict[str, Any]) -> str:
+    """Content hash of a dumped record: equal content, equal hash, however the input was formatted."""
+    return _hash(orjson.dumps(row, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
+
+
+def _turn_row(turn: Turn, source: str) -> dict[str, Any]:
     row = turn.model_dump()
+    digest = _digest(row)
     if row["nlu"] is not None:
         row["nlu"]["slots"] = orjson.dumps(row["nlu"]["slots"]).decode()
     row["record_hash"] = digest
@@ -203,17 +211,19 @@ def _turn_row(turn: Turn, digest: str, source: str) -> dict[str, Any]:
     return row
 
 
-def _feedback_row(fb: Feedback, digest: str, source: str) -> dict[str, Any]:
+def _feedback_row(fb: Feedback, source: str) -> dict[str, Any]:
     row = fb.model_dump()
     row.pop("record_type")
+    digest = _digest(row)
     row["record_hash"] = digest
     row["source"] = source
     return row
 
 
-def _truth_row(truth: Truth, digest: str, source: str) -> dict[str, Any]:
+def _truth_row(truth: Truth, source: str) -> dict[str, Any]:
     row = truth.model_dump()
     row.pop("record_type")
+    digest = _digest(row)
     row["goal"]["slots"] = orjson.dumps(row["goal"]["slots"]).decode()
     row["goal"]["targets"] = list(row["goal"]["targets"])
     row["record_hash"] = digest
@@ -237,6 +247,7 @@ class Store:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        self.con.execute("SET enable_progress_bar = false")
         if not read_only:
             self._create()
         self._check_version()
@@ -274,27 +285,46 @@ class Store:
         paths: Iterable[str | Path],
         quarantine_path: str | Path | None = None,
         progress: Callable[[int], None] | None = None,
+        workers: int | None = None,
     ) -> IngestReport:
         """Validate and store every row of ``paths`` (JSONL or Parquet files, or folders of them).
 
-        ``progress(rows_read_so_far)`` is called after every batch.
+        ``progress(rows_read_so_far)`` is called after every batch. Validation runs in ``workers``
+        processes (default: up to 2) for inputs over 8 MB; storing stays in this process, in input
+        order, inside one transaction.
         """
         started = time.perf_counter()
         files = _expand(paths)
         report = IngestReport()
         bad: list[Quarantined] = []
         seen: dict[str, dict[str, str]] = {t: {} for t, _ in _TABLES.values()}
+        jobs = (job for path in files for job in _chunks(path))
+        pool = None
+        if workers is None:
+            workers = min(2, os.cpu_count() or 1)
+        if workers > 1 and sum(p.stat().st_size for p in files) > 8 * 1024 * 1024:
+            pool = mp.get_context("fork").Pool(workers)
+            parsed: Iterator[_Parsed] = pool.imap(_parse_chunk, jobs)
+        else:
+            parsed = map(_parse_chunk, jobs)
         self.con.execute("BEGIN TRANSACTION")
         try:
-            for path in files:
-                for batch in _batches(path, report, bad, seen):
-                    self._store_batch(batch, report, bad)
-                    if progress is not None:
-                        progress(report.read)
+            for chunk in parsed:
+                report.read += chunk.read
+                bad.extend(chunk.bad)
+                for table, data in chunk.tables.items():
+                    self._store_table(table, data, seen[table], report, bad)
+                if progress is not None:
+                    progress(report.read)
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        bad.sort(key=lambda q: (q.source, q.row))
         report.quarantined = len(bad)
         for q in bad:
             report.reasons[q.reason.split(":")[0].split(" (")[0]] += 1
@@ -317,45 +347,45 @@ class Store:
             raise StoreError(f"ingest accounting does not add up: {report.summary()}")
         return report
 
-    def _store_batch(
-        self,
-        batch: dict[str, list[tuple[int, str, dict[str, Any]]]],
-        report: IngestReport,
-        bad: list[Quarantined],
+    def _store_table(
+        self, table: str, data: pa.Table, seen: dict[str, str], report: IngestReport, bad: list[Quarantined]
     ) -> None:
-        for table, rows in batch.items():
-            if not rows:
+        """Insert the new rows of one validated chunk; count or quarantine the others."""
+        key = _KEY[table]
+        ids = data.column(key).to_pylist()
+        rows = data.column("_row").to_pylist()
+        hashes = data.column("record_hash").to_pylist()
+        source = data.column("source")[0].as_py()
+        incoming_ids = pa.table({"id": ids})  # noqa: F841 - used in SQL
+        existing = dict(
+            self.con.execute(
+                f"SELECT t.{key}, t.record_hash FROM {table} t JOIN incoming_ids ON t.{key} = incoming_ids.id"
+            ).fetchall()
+        )
+        keep = []
+        for ident, row_no, digest in zip(ids, rows, hashes, strict=True):
+            first = seen.get(ident)
+            old = existing.get(ident)
+            if first is not None:
+                reason = f"duplicate {key} {ident!r} (first at {first})"
+                bad.append(Quarantined(source, row_no, key, reason, ""))
+                keep.append(False)
                 continue
-            schema = next(s for t, s in _TABLES.values() if t == table)
-            key = _KEY[table]
-            ids = pa.table({"id": [r[2][key] for r in rows]})  # noqa: F841 - used in SQL
-            existing = dict(
-                self.con.execute(
-                    f"SELECT t.{key}, t.record_hash FROM {table} t JOIN ids ON t.{key} = ids.id"
-                ).fetchall()
-            )
-            fresh = []
-            for row_no, source, row in rows:
-                old = existing.get(row[key])
-                if old is None:
-                    fresh.append(row)
-                elif old == row["record_hash"]:
-                    report.already_present += 1
-                else:
-                    bad.append(
-                        Quarantined(
-                            source,
-                            row_no,
-                            key,
-                            f"conflict: {key} {row[key]!r} is already stored with different content",
-                            "",
-                        )
-                    )
-            if fresh:
-                incoming = pa.Table.from_pylist(fresh, schema=schema)  # noqa: F841 - used in SQL
-                self.con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
-                report.stored += len(fresh)
-                report.by_table[table] += len(fresh)
+            seen[ident] = f"{source}:{row_no}"
+            if old is None:
+                keep.append(True)
+            elif old == digest:
+                report.already_present += 1
+                keep.append(False)
+            else:
+                reason = f"conflict: {key} {ident!r} is already stored with different content"
+                bad.append(Quarantined(source, row_no, key, reason, ""))
+                keep.append(False)
+        fresh = data.filter(pa.array(keep)).drop_columns(["_row"])
+        if fresh.num_rows:
+            self.con.execute(f"INSERT INTO {table} SELECT * FROM fresh")
+            report.stored += fresh.num_rows
+            report.by_table[table] += fresh.num_rows
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -412,41 +442,46 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def _batches(
-    path: Path,
-    report: IngestReport,
-    bad: list[Quarantined],
-    seen: dict[str, dict[str, str]],
-) -> Iterator[dict[str, list[tuple[int, str, dict[str, Any]]]]]:
+@dataclass
+class _Parsed:
+    """One chunk of input after validation: Arrow tables plus what the main process needs."""
+
+    read: int
+    tables: dict[str, pa.Table]
+    """Valid rows per table, with a leading ``_row`` column (input row number)."""
+    bad: list[Quarantined]
+
+
+def _chunks(path: Path) -> Iterator[tuple[str, list[tuple[int, bytes | dict[str, Any]]]]]:
     source = path.name
-    if path.suffix == ".parquet":
-        lines: Iterator[tuple[int, bytes | dict[str, Any]]] = _parquet_rows(path)
-    else:
-        lines = _jsonl_rows(path)
-    batch: dict[str, list[tuple[int, str, dict[str, Any]]]] = {t: [] for t, _ in _TABLES.values()}
-    n = 0
-    for row_no, raw in lines:
-        report.read += 1
+    lines: Iterator[tuple[int, bytes | dict[str, Any]]]
+    lines = _parquet_rows(path) if path.suffix == ".parquet" else _jsonl_rows(path)
+    chunk: list[tuple[int, bytes | dict[str, Any]]] = []
+    for item in lines:
+        chunk.append(item)
+        if len(chunk) >= BATCH_ROWS:
+            yield source, chunk
+            chunk = []
+    if chunk:
+        yield source, chunk
+
+
+def _parse_chunk(job: tuple[str, list[tuple[int, bytes | dict[str, Any]]]]) -> _Parsed:
+    """Validate a chunk and build its Arrow tables (runs in worker processes)."""
+    source, chunk = job
+    bad: list[Quarantined] = []
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t, _ in _TABLES.values()}
+    for row_no, raw in chunk:
         parsed = _parse(raw, row_no, source, bad)
         if parsed is not None:
             table, row = parsed
-            key = _KEY[table]
-            first = seen[table].get(row[key])
-            if first is not None:
-                bad.append(
-                    Quarantined(
-                        source, row_no, key, f"duplicate {key} {row[key]!r} (first at {first})", _snippet(raw)
-                    )
-                )
-            else:
-                seen[table][row[key]] = f"{source}:{row_no}"
-                batch[table].append((row_no, source, row))
-        n += 1
-        if n >= BATCH_ROWS:
-            yield batch
-            batch = {t: [] for t, _ in _TABLES.values()}
-            n = 0
-    yield batch
+            row["_row"] = row_no
+            rows[table].append(row)
+    tables = {}
+    for table, schema in _TABLES.values():
+        if rows[table]:
+            tables[table] = pa.Table.from_pylist(rows[table], schema=schema.insert(0, pa.field("_row", _I)))
+    return _Parsed(len(chunk), tables, bad)
 
 
 def _snippet(raw: bytes | dict[str, Any]) -> str:
@@ -476,7 +511,7 @@ def _parse(
             kind = _record_type(raw)
             if kind == "truth":
                 truth = TRUTH_RECORD.validate_json(raw)
-                return "sim_truth", _truth_row(truth, _hash(truth.model_dump_json().encode()), source)
+                return "sim_truth", _truth_row(truth, source)
             if kind == "home":
                 data = orjson.loads(raw)
                 if not isinstance(data.get("home_id"), str) or not data["home_id"]:
@@ -504,10 +539,9 @@ def _parse(
     except (orjson.JSONDecodeError, ValueError) as exc:
         bad.append(Quarantined(source, row_no, "(json)", f"broken JSON: {exc}", _snippet(raw)))
         return None
-    digest = _hash(record.model_dump_json().encode())
     if isinstance(record, Turn):
-        return "turns", _turn_row(record, digest, source)
-    return "feedback", _feedback_row(record, digest, source)
+        return "turns", _turn_row(record, source)
+    return "feedback", _feedback_row(record, source)
 
 
 def _record_type(raw: bytes) -> str | None:

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +309,7 @@ class Home:
         }
 
 
+@lru_cache(maxsize=262_144)
 def normalize_name(text: str) -> str:
     """Case- and punctuation-insensitive form of a name, as Home Assistant compares names."""
     out = []

@@ -34,10 +34,10 @@ from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
 from selflearn.errors import ConfigError
 from selflearn.schema import SCHEMA_VERSION, BargeIn, DeviceContext, FailurePoint, Feedback, Truth
 from selflearn.schema import Goal as GoalRecord
-from selflearn.simulate.catalogue import BACKGROUND, COLLOQUIAL, OUT_OF_SCOPE, template_phrasings
-from selflearn.simulate.goals import INTENT_WEIGHTS, Goal, PhrasingPool, out_of_scope_goal, realise
-from selflearn.simulate.phrasing import Phrasing
-from selflearn.simulate.population import Household, User, make_household
+from selflearn.simulation.catalogue import BACKGROUND, COLLOQUIAL, OUT_OF_SCOPE, template_phrasings
+from selflearn.simulation.goals import INTENT_WEIGHTS, Goal, PhrasingPool, out_of_scope_goal, realise
+from selflearn.simulation.phrasing import Phrasing
+from selflearn.simulation.population import Household, User, make_household
 
 SHARD_SIZE = 10
 """Households per output shard."""
@@ -118,7 +118,7 @@ def load_phrasings(config: SimulationConfig) -> list[Phrasing]:
     """Built-in phrasings plus any requested corpora, filtered to the configured split."""
     phrasings: list[Phrasing] = list(template_phrasings()) + list(COLLOQUIAL) + list(OUT_OF_SCOPE)
     if config.corpora:
-        from selflearn.simulate import corpora
+        from selflearn.simulation import corpora
 
         data_dir = corpora.find_data_dir(Path(config.data_dir) if config.data_dir else None)
         if data_dir is None:
@@ -324,7 +324,7 @@ class _HouseholdRun:
         self.turn_no += 1
         turn_id = f"{self.h.household_id}t{self.turn_no}"
         condition = None
-        if self.assistant.asr.name == "pocketsphinx":
+        if self.assistant.asr.name in ("pocketsphinx", "noisy"):
             from selflearn.assistant.asr import sample_condition
 
             condition = replace(sample_condition(self.rng), voice=user.traits.voice)
@@ -471,7 +471,7 @@ class _HouseholdRun:
 
 
 def _background_user(household_id: str) -> User:
-    from selflearn.simulate.population import UserTraits
+    from selflearn.simulation.population import UserTraits
 
     traits = UserTraits({}, 0, 1, 0, 0, 0, 0, 0, "slt", 0)
     return User(f"{household_id}u_unknown", traits)

@@ -30,7 +30,7 @@ from hassil.expression import (
 from hassil.intents import RangeSlotList, TextSlotList, WildcardSlotList
 
 from selflearn.assistant.nlu import load_intents
-from selflearn.simulate.phrasing import KNOWN_PLACEHOLDERS, Phrasing
+from selflearn.simulation.phrasing import KNOWN_PLACEHOLDERS, Phrasing
 
 # Template slot names that become placeholders the simulator fills per home.
 _PLACEHOLDER_SLOTS = {

@@ -19,8 +19,8 @@ from selflearn.assistant.execute import Effect, execute
 from selflearn.assistant.home import Entity, HomeState
 from selflearn.assistant.resolve import INTENT_DOMAINS, TARGETLESS_INTENTS, resolve
 from selflearn.schema import SlotValue
-from selflearn.simulate.phrasing import Phrasing
-from selflearn.simulate.population import Household, User
+from selflearn.simulation.phrasing import Phrasing
+from selflearn.simulation.population import Household, User
 
 Kind = tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]]
 

@@ -1,6 +1,6 @@
 """Real corpora as phrasings: Home Assistant's own test sentences, HWU64 and SLURP.
 
-Three public corpora are turned into :class:`~selflearn.simulate.phrasing.Phrasing` objects
+Three public corpora are turned into :class:`~selflearn.simulation.phrasing.Phrasing` objects
 mapped to Home Assistant intents and slots, so the simulator can speak like real users:
 
 * ``ha_tests`` -- the English test sentences of ``home-assistant/intents``. Slot values that
@@ -16,7 +16,7 @@ Home Assistant's built-in intents cannot serve maps to ``OutOfScope`` and is kep
 mapped intents are decided per utterance (a light-dimming request with a number is
 ``HassLightSet``, without one it is out of scope); :data:`INTENT_MAP` documents each rule and
 :class:`LoadReport` counts what happened. ``docs/corpora.md`` is generated from both
-(``python -m selflearn.simulate.corpora --markdown``).
+(``python -m selflearn.simulation.corpora --markdown``).
 
 The data is read at run time from ``../shared/data`` (see :func:`find_data_dir`); nothing is
 copied into the project. When a corpus is absent the loaders return no phrasings.
@@ -36,7 +36,7 @@ from typing import Any, Final, Literal
 
 import yaml
 
-from selflearn.simulate.phrasing import KNOWN_PLACEHOLDERS, Phrasing
+from selflearn.simulation.phrasing import KNOWN_PLACEHOLDERS, Phrasing
 
 __all__ = [
     "CORPORA",
