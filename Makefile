@@ -19,7 +19,7 @@ demo: $(STAMP)  ## simulate a small population, ingest it, print the stats
 test: $(STAMP)  ## lint, type-check and run the test suite
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
