@@ -106,3 +106,11 @@ def test_home_validation_names_the_problem() -> None:
         Home.from_dict(
             {"home_id": "x", "areas": [], "entities": [{"id": "light.a", "name": "A", "area": "attic"}]}
         )
+
+
+def test_home_assistant_slot_aliases_mean_the_same_parameter(assistant: Assistant, home: Home) -> None:
+    # HassSetVolume fills `volume_level`; goals and effects speak of `volume`.
+    handled, state = _handle(assistant, home, "set tv volume to 50")
+    assert handled.turn.nlu is not None and "volume_level" in handled.turn.nlu.slots
+    assert handled.effect is not None and ("volume", "50") in handled.effect.params
+    assert state.attributes["media_player.tv"]["volume"] == 50

@@ -156,10 +156,10 @@ def _print_stats(st: Stats) -> None:
     table.add_row("feedback events / 'no' share", f"{st.feedback_events:,} / {st.feedback_no_rate:.1%}")
     table.add_row("matchers", ", ".join(f"{k} {v:,}" for k, v in st.matchers.items()))
     if st.defect_rate is not None:
-        table.add_row("[sim truth] defect rate (first attempts, in scope)", f"{st.defect_rate:.1%}")
-        table.add_row("[sim truth] defective turns", f"{st.turn_defect_rate or 0:.1%}")
+        table.add_row("(sim truth) defect rate (first attempts, in scope)", f"{st.defect_rate:.1%}")
+        table.add_row("(sim truth) defective turns", f"{st.turn_defect_rate or 0:.1%}")
         table.add_row(
-            "[sim truth] failure points", ", ".join(f"{k} {v:,}" for k, v in st.failure_points.items())
+            "(sim truth) failure points", ", ".join(f"{k} {v:,}" for k, v in st.failure_points.items())
         )
     out.print(table)
     top = Table(title="top failing utterances (turns without success / all)")
@@ -169,7 +169,7 @@ def _print_stats(st: Stats) -> None:
         top.add_row(text, f"{failed}/{total}")
     out.print(top)
     for stage, rows in st.top_failing_by_stage.items():
-        out.print(f"[sim truth] top {stage} failures: " + "; ".join(f"{t!r} x{n}" for t, n in rows))
+        out.print(f"(sim truth) top {stage} failures: " + "; ".join(f"{t!r} x{n}" for t, n in rows))
 
 
 @app.command("stats")

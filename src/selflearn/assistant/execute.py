@@ -33,6 +33,10 @@ PARAM_SLOTS = (
 )
 """Slots that parameterise an action (as opposed to selecting its targets)."""
 
+SLOT_ALIASES = {"volume_level": "volume"}
+"""Home Assistant slot names that mean the same parameter as ours (``HassSetVolume`` fills
+``volume_level`` from its ``{volume}`` list)."""
+
 
 @dataclass(frozen=True)
 class Effect:
@@ -49,7 +53,11 @@ class Effect:
     def of(intent: str, targets: frozenset[str], slots: dict[str, SlotValue]) -> Effect:
         """Build an effect, keeping only parameter slots and normalising their values."""
         params = tuple(
-            sorted((k, normalize_param(v)) for k, v in slots.items() if k in PARAM_SLOTS and v is not None)
+            sorted(
+                (SLOT_ALIASES.get(k, k), normalize_param(v))
+                for k, v in slots.items()
+                if SLOT_ALIASES.get(k, k) in PARAM_SLOTS and v is not None
+            )
         )
         return Effect(intent, targets, params)
 
@@ -125,6 +133,7 @@ def execute(
     context_area: str | None = None,
 ) -> Outcome:
     """Carry out ``intent`` on ``state`` (mutated in place) and describe the result."""
+    slots = {SLOT_ALIASES.get(k, k): v for k, v in slots.items()}
     if not resolution.trace.ok:
         code = resolution.error_code or "no_valid_targets"
         return Outcome(

@@ -307,6 +307,6 @@ def _traits(rng: random.Random) -> UserTraits:
         feedback_willingness=rng.uniform(0.3, 0.95),
         habit=rng.uniform(0.4, 0.9),
         goals_per_day=rng.uniform(4, 25),
-        voice=rng.choice(("slt", "kal", "awb", "rms")),
+        voice=rng.choice(("slt", "awb", "rms", "kal16", "kal")),
         verbose=rng.uniform(0.0, 0.4),
     )
