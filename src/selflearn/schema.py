@@ -42,6 +42,22 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
+class _Versioned(_Record):
+    """Records that carry a schema version (and, where they have one, a timestamp)."""
+
+    @field_validator("timestamp", check_fields=False)
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp must include a timezone (e.g. 2026-01-01T08:00:00Z)")
+        return value
+
+    @field_validator("schema_version", check_fields=False)
+    @classmethod
+    def _major(cls, value: str) -> str:
+        return _check_version(value)
+
+
 class DeviceContext(_Record):
     """Where and on what the request was spoken."""
 
@@ -179,7 +195,7 @@ class RewriteTrace(_Record):
     """Ranker score of the applied rewrite."""
 
 
-class Turn(_Record):
+class Turn(_Versioned):
     """One user request and the trace of every pipeline stage that handled it."""
 
     schema_version: str = SCHEMA_VERSION
@@ -218,20 +234,8 @@ class Turn(_Record):
     rewrite: RewriteTrace | None = None
     """Rewrite provenance, if selflearn rewrote the request."""
 
-    @field_validator("timestamp")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("timestamp must include a timezone (e.g. 2026-01-01T08:00:00Z)")
-        return value
 
-    @field_validator("schema_version")
-    @classmethod
-    def _major(cls, value: str) -> str:
-        return _check_version(value)
-
-
-class Feedback(_Record):
+class Feedback(_Versioned):
     """A user's answer to an explicit feedback question about an earlier turn."""
 
     schema_version: str = SCHEMA_VERSION
@@ -253,18 +257,6 @@ class Feedback(_Record):
     answer: Literal["yes", "no", "no_answer"]
     """The user's answer; ``no_answer`` when the user ignored the question."""
 
-    @field_validator("timestamp")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("timestamp must include a timezone (e.g. 2026-01-01T08:00:00Z)")
-        return value
-
-    @field_validator("schema_version")
-    @classmethod
-    def _major(cls, value: str) -> str:
-        return _check_version(value)
-
 
 LogRecord = Annotated[Turn | Feedback, Field(discriminator="record_type")]
 """A record of a log stream: a turn or a feedback event."""
@@ -285,7 +277,7 @@ class Goal(_Record):
     """Entity ids the user meant to affect or ask about."""
 
 
-class Truth(_Record):
+class Truth(_Versioned):
     """Simulation truth about one turn. Written only by the simulator; never read by learners."""
 
     schema_version: str = SCHEMA_VERSION

@@ -8,7 +8,7 @@ is summarised as an :class:`Effect` so that simulations can compare it with what
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from selflearn.assistant.home import Entity, HomeState
@@ -83,8 +83,6 @@ class Outcome:
     """Trace written to the log."""
     effect: Effect | None = None
     """What was done; ``None`` when nothing was done."""
-    spoken: tuple[str, ...] = field(default_factory=tuple)
-    """(unused by the log) extra response lines."""
 
 
 _ON_WORDS = {
