@@ -110,3 +110,27 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
 def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
     with Store(tmp_path / "s.duckdb") as store, pytest.raises(DataError, match="no such file"):
         store.ingest([tmp_path / "nope.jsonl"])
+
+
+def test_parallel_validation_gives_the_same_store(
+    tmp_path: Path, malformed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import selflearn.store as store_module
+
+    monkeypatch.setattr(store_module, "BATCH_ROWS", 3)  # several chunks, in order, across workers
+    monkeypatch.setattr(store_module, "PARALLEL_MIN_BYTES", 0)
+    results = []
+    for workers in (1, 2):
+        with Store(tmp_path / f"w{workers}.duckdb") as store:
+            report = store.ingest(
+                [malformed], quarantine_path=tmp_path / f"q{workers}.jsonl", workers=workers
+            )
+            results.append(
+                (
+                    (report.stored, report.quarantined),
+                    [t.turn_id for t in store.turns()],
+                    (tmp_path / f"q{workers}.jsonl").read_text(),
+                )
+            )
+    assert results[0] == results[1]
+    assert results[0][0] == (3, 5)

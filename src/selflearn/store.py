@@ -44,6 +44,10 @@ MAX_LINE_BYTES = 64 * 1024
 """Rows larger than this are quarantined unread (a turn record is typically under 2 KB)."""
 
 BATCH_ROWS = 50_000
+"""Rows validated together (one Arrow table per table per chunk)."""
+
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+"""Inputs smaller than this are validated in-process: starting workers would cost more."""
 
 _S = pa.string()
 _F = pa.float64()
@@ -302,7 +306,7 @@ class Store:
         pool = None
         if workers is None:
             workers = min(2, os.cpu_count() or 1)
-        if workers > 1 and sum(p.stat().st_size for p in files) > 8 * 1024 * 1024:
+        if workers > 1 and sum(p.stat().st_size for p in files) >= PARALLEL_MIN_BYTES:
             pool = mp.get_context("fork").Pool(workers)
             parsed: Iterator[_Parsed] = pool.imap(_parse_chunk, jobs)
         else:
