@@ -134,22 +134,12 @@ def execute(
     slots = {SLOT_ALIASES.get(k, k): v for k, v in slots.items()}
     if not resolution.trace.ok:
         code = resolution.error_code or "no_valid_targets"
-        return Outcome(
-            ResultTrace(
-                status="error", response_text=error_response(code, resolution.error_subject), error_code=code
-            )
-        )
+        return _err(error_response(code, resolution.error_subject), code)
     targets = resolution.targets
     ids = frozenset(e.entity_id for e in targets)
     offline = [e for e in targets if e.entity_id in state.unavailable]
     if offline:
-        return Outcome(
-            ResultTrace(
-                status="error",
-                response_text=f"Sorry, {offline[0].name} is not available",
-                error_code="entity_unavailable",
-            )
-        )
+        return _err(f"Sorry, {offline[0].name} is not available", "entity_unavailable")
     handler = _HANDLERS.get(intent)
     if handler is None:
         return Outcome(

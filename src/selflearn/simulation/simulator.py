@@ -206,12 +206,20 @@ class _HouseholdRun:
         self.last_turn[user_id] = (when, sid)
         return sid
 
-    def _device(self) -> tuple[str, str | None, str]:
-        return self.rng.choice(self.h.devices)
+    def _device(self) -> tuple[str | None, DeviceContext]:
+        """A random voice device of the home: its area id and its logged context."""
+        device_id, area_id, device_type = self.rng.choice(self.h.devices)
+        device = DeviceContext(
+            device_id=device_id,
+            device_type=device_type,
+            area=self.h.home.area_by_id[area_id].name if area_id else None,
+            has_screen=device_type == "display",
+        )
+        return area_id, device
 
     def goal(self, user: User, when: datetime) -> None:
         rng = self.rng
-        device_id, device_area, device_type = self._device()
+        device_area, device = self._device()
         self.goal_no += 1
         goal_id = f"{self.h.household_id}g{self.goal_no}"
         goal: Goal | None = None
@@ -231,12 +239,6 @@ class _HouseholdRun:
         if goal.targets and rng.random() < self.config.offline_rate:
             offline = rng.choice(goal.targets)
             self.state.unavailable.add(offline)
-        device = DeviceContext(
-            device_id=device_id,
-            device_type=device_type,
-            area=self.h.home.area_by_id[device_area].name if device_area else None,
-            has_screen=device_type == "display",
-        )
         previous: tuple[str, str] | None = None  # (turn id, text)
         phrasing: Phrasing | None = None
         habit_key = goal.kind if goal.oos_group is None else ("oos", goal.oos_group)
@@ -455,13 +457,7 @@ class _HouseholdRun:
 
     def false_wake(self, when: datetime) -> None:
         rng = self.rng
-        device_id, device_area, device_type = self._device()
-        device = DeviceContext(
-            device_id=device_id,
-            device_type=device_type,
-            area=self.h.home.area_by_id[device_area].name if device_area else None,
-            has_screen=device_type == "display",
-        )
+        _, device = self._device()
         spoken = rng.choice(BACKGROUND)
         guest = _background_user(self.h.household_id)
         handled = self._turn(guest, device, when, spoken, wake_score=rng.uniform(0.5, 0.8))
