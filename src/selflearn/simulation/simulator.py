@@ -45,6 +45,13 @@ SHARD_SIZE = 10
 SESSION_GAP_S = 90
 """A user's turns more than this many seconds apart start a new session."""
 
+FOLLOW_UP_RATE = 0.3
+"""Chance that a user follows a finished goal with another one a few seconds later."""
+FOLLOW_UP_SAME_KIND = 0.6
+"""Chance that such a follow-up is the same kind of request on another target."""
+FOLLOW_UP_SAME_WORDS = 0.7
+"""Chance that a same-kind follow-up reuses the words of the request before it."""
+
 PhrasingSplit = Literal["train", "test", "all"]
 
 
@@ -133,6 +140,19 @@ def load_phrasings(config: SimulationConfig) -> list[Phrasing]:
     return phrasings
 
 
+@dataclass(frozen=True)
+class _Done:
+    """A goal the user has finished with (achieved or not)."""
+
+    goal: Goal
+    phrasing: Phrasing | None
+    """The phrasing of the last attempt."""
+    end: datetime
+    """Time of the last attempt."""
+    device_area: str | None
+    device: DeviceContext
+
+
 class _HouseholdRun:
     """Simulates one household and writes its records."""
 
@@ -190,7 +210,11 @@ class _HouseholdRun:
     def run(self) -> None:
         for when, what, user in self.events():
             if what == "goal" and user is not None:
-                self.goal(user, when)
+                done = self.goal(user, when)
+                # People often chain requests: "turn off the bedroom light" ... "and the kitchen".
+                while done is not None and self.rng.random() < FOLLOW_UP_RATE:
+                    start = done.end + timedelta(seconds=self.rng.uniform(3.0, 15.0))
+                    done = self.goal(user, start, after=done)
             else:
                 self.false_wake(when)
 
@@ -217,23 +241,35 @@ class _HouseholdRun:
         )
         return area_id, device
 
-    def goal(self, user: User, when: datetime) -> None:
+    def goal(self, user: User, when: datetime, after: _Done | None = None) -> _Done | None:
+        """Pursue one goal from ``when``; ``after`` is the goal the user just finished, if this one
+        follows it straight away. Returns what happened, or None if no goal could be realised."""
         rng = self.rng
-        device_area, device = self._device()
+        if after is not None:
+            device_area, device = after.device_area, after.device
+        else:
+            device_area, device = self._device()
         self.goal_no += 1
         goal_id = f"{self.h.household_id}g{self.goal_no}"
         goal: Goal | None = None
+        related = after is not None and after.goal.expected is not None and rng.random() < FOLLOW_UP_SAME_KIND
         for _ in range(8):
-            intent = rng.choices(self.intents, self.weights)[0]
-            if intent == "OutOfScope":
-                goal = out_of_scope_goal(self.pool, rng, goal_id)
+            if related and after is not None:
+                # The same kind of request on another target ("... and the kitchen light").
+                goal = realise(after.goal.kind, self.h, self.state, user, device_area, rng, goal_id, when)
+                if goal is not None and goal.expected == after.goal.expected:
+                    goal = None
             else:
-                kind = rng.choice(self.pool.kinds_by_intent[intent])
-                goal = realise(kind, self.h, self.state, user, device_area, rng, goal_id, when)
+                intent = rng.choices(self.intents, self.weights)[0]
+                if intent == "OutOfScope":
+                    goal = out_of_scope_goal(self.pool, rng, goal_id)
+                else:
+                    kind = rng.choice(self.pool.kinds_by_intent[intent])
+                    goal = realise(kind, self.h, self.state, user, device_area, rng, goal_id, when)
             if goal is not None:
                 break
         if goal is None:
-            return
+            return None
         self.stats.goals += 1
         offline: str | None = None
         if goal.targets and rng.random() < self.config.offline_rate:
@@ -245,7 +281,16 @@ class _HouseholdRun:
         for attempt in range(1, user.traits.patience + 1):
             if attempt == 1:
                 action = "first"
-                phrasing = self._first_phrasing(goal, user, habit_key)
+                if (
+                    related
+                    and after is not None
+                    and after.phrasing is not None
+                    and after.phrasing.placeholders
+                    and rng.random() < FOLLOW_UP_SAME_WORDS
+                ):
+                    phrasing = after.phrasing  # same words, new target
+                else:
+                    phrasing = self._first_phrasing(goal, user, habit_key)
                 spoken = self._say(phrasing, goal, user)
             elif previous is not None and phrasing is not None and rng.random() > user.traits.rephrase_bias:
                 action = "repeat"
@@ -290,6 +335,7 @@ class _HouseholdRun:
             when = when + timedelta(seconds=gap)
         if offline is not None:
             self.state.unavailable.discard(offline)
+        return _Done(goal, phrasing, when, device_area, device)
 
     def _gives_up(self, user: User, attempt: int) -> bool:
         return attempt >= user.traits.patience or self.rng.random() < 0.12 * attempt
