@@ -132,6 +132,34 @@ TRUTH_SCHEMA = pa.schema(
 
 HOME_SCHEMA = pa.schema([("home_id", _S), ("config", _S), ("record_hash", _S), ("source", _S)])
 
+DEFECT_SCHEMA = pa.schema(
+    [
+        ("turn_id", _S),
+        ("p_defect", _F),
+        ("p_heuristic", _F),
+        ("reasons", pa.list_(_S)),
+        ("model", _S),
+        ("scored_at", _TS),
+    ]
+)
+"""The ``defects`` table: per turn, P(defect) from the learned model (or the heuristic when no
+model is given), the heuristic's own score, and the signals that fired."""
+
+REPHRASE_SCHEMA = pa.schema(
+    [
+        ("turn_id", _S),
+        ("rephrase_of", _S),
+        ("p_rephrase", _F),
+        ("model", _S),
+        ("scored_at", _TS),
+    ]
+)
+"""The ``rephrases`` table: per turn, the earlier turn of its session it reformulates (null: none)
+and the detector's probability for that answer."""
+
+SIGNAL_TABLES: dict[str, pa.Schema] = {"defects": DEFECT_SCHEMA, "rephrases": REPHRASE_SCHEMA}
+"""Tables derived from the logs by the signal detectors (rewritten on every scoring run)."""
+
 _TABLES: dict[str, tuple[str, pa.Schema]] = {
     "turn": ("turns", TURN_SCHEMA),
     "feedback": ("feedback", FEEDBACK_SCHEMA),
@@ -269,7 +297,8 @@ class Store:
     def _create(self) -> None:
         self.con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         self.con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
-        for table, schema in _TABLES.values():
+        tables = [*_TABLES.values(), *SIGNAL_TABLES.items()]
+        for table, schema in tables:
             empty = schema.empty_table()  # noqa: F841 - referenced by name in SQL below
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM empty WHERE false")
 
@@ -412,6 +441,42 @@ class Store:
                 if row["nlu"] is not None:
                     row["nlu"]["slots"] = json.loads(row["nlu"]["slots"])
                 yield Turn.model_validate(_drop_none_structs(row))
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run a read query over the store's tables and return an Arrow table (for the signal
+        detectors and miners in this package; never exposed to users or the HTTP service)."""
+        try:
+            return self.con.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed: {exc}") from exc
+
+    # --- derived signals -------------------------------------------------------------------------
+
+    def save_signals(self, table: str, data: pa.Table) -> int:
+        """Replace the ``table`` rows (``defects`` or ``rephrases``) of the turns in ``data``,
+        in one transaction; returns the number of rows written."""
+        schema = SIGNAL_TABLES.get(table)
+        if schema is None:
+            raise StoreError(f"unknown signal table {table!r}; expected one of {sorted(SIGNAL_TABLES)}")
+        try:
+            fresh = data.select(schema.names).cast(schema)  # noqa: F841 - used in SQL
+        except (KeyError, ValueError, pa.ArrowInvalid) as exc:
+            raise StoreError(f"{table} rows do not match the table layout {schema}: {exc}") from exc
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute(f"DELETE FROM {table} WHERE turn_id IN (SELECT turn_id FROM fresh)")
+            self.con.execute(f"INSERT INTO {table} SELECT * FROM fresh")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return int(data.num_rows)
+
+    def signals(self, table: str) -> pa.Table:
+        """The stored ``defects`` or ``rephrases`` rows."""
+        if table not in SIGNAL_TABLES:
+            raise StoreError(f"unknown signal table {table!r}; expected one of {sorted(SIGNAL_TABLES)}")
+        return self.con.sql(f"SELECT * FROM {table} ORDER BY turn_id").to_arrow_table()
 
     def truth(self) -> pa.Table:
         """Simulation truth, for benchmarks only. Learners must never call this."""

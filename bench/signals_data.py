@@ -1,0 +1,103 @@
+"""Simulated populations the signal benchmarks train and evaluate on (built once, cached).
+
+Training and evaluation never share households or phrasings:
+
+* ``train``: households ``tr*`` (seed 11), the *train* 80 % of phrasings (built-in templates and
+  colloquial variants, HWU64 and Home Assistant's tests when ``../shared/data`` is present), noisy ASR.
+* ``test``: households ``te*`` (seed 12), the held-out 20 % of phrasings plus SLURP devel, noisy ASR.
+* ``test-clean``: the same population as ``test`` with exact ASR.
+* ``test-real``: a smaller held-out population (``tr*`` never, ``tx*``) through the real ASR channel
+  (flite speech, pocketsphinx), which needs ``make asr-deps``.
+
+Each is a DuckDB store under ``bench/.cache/signals/`` with the turns, feedback and (for scoring
+only) the simulation truth. Run ``python bench/signals_data.py`` to build them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from selflearn import AssistantConfig, SimulationConfig, Store, simulate
+from selflearn.simulation.corpora import find_data_dir
+
+CACHE = Path(__file__).resolve().parent / ".cache" / "signals"
+
+
+@dataclass(frozen=True)
+class Spec:
+    households: int
+    days: float
+    seed: int
+    prefix: str
+    split: str
+    asr: str
+    corpora: tuple[str, ...]
+
+
+def _specs() -> dict[str, Spec]:
+    have_data = find_data_dir(None) is not None
+    train_corpora = ("hwu64", "ha_tests") if have_data else ()
+    test_corpora = ("slurp", "hwu64", "ha_tests") if have_data else ()
+    return {
+        "train": Spec(60, 7, 11, "tr", "train", "noisy", train_corpora),
+        "test": Spec(20, 7, 12, "te", "test", "noisy", test_corpora),
+        "test-clean": Spec(20, 7, 12, "te", "test", "exact", test_corpora),
+        "test-real": Spec(8, 3, 13, "tx", "test", "real", test_corpora),
+    }
+
+
+NAMES = ("train", "test", "test-clean", "test-real")
+
+
+def store_path(name: str, workers: int = 2, rebuild: bool = False) -> Path:
+    """Path of the store for population ``name``, simulating and ingesting it first if needed."""
+    spec = _specs()[name]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"{name}.duckdb"
+    if path.exists() and not rebuild:
+        return path
+    path.unlink(missing_ok=True)
+    config = SimulationConfig(
+        households=spec.households,
+        days=spec.days,
+        seed=spec.seed,
+        household_prefix=spec.prefix,
+        phrasing_split=spec.split,  # type: ignore[arg-type]
+        corpora=spec.corpora,
+        assistant=AssistantConfig(asr=spec.asr),
+        workers=workers,
+    )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = simulate(config, Path(tmp) / "sim")
+        partial = path.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        with Store(partial) as store:
+            report = store.ingest([Path(tmp) / "sim"])
+        shutil.move(partial, path)
+    print(
+        f"[signals_data] {name}: {result.turns:,} turns, {report.summary()} "
+        f"({time.perf_counter() - started:.0f} s)",
+        file=sys.stderr,
+    )
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", default=list(NAMES), choices=NAMES)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args()
+    for name in args.names:
+        print(store_path(name, args.workers, args.rebuild))
+
+
+if __name__ == "__main__":
+    main()
