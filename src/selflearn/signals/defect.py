@@ -39,10 +39,11 @@ MODEL_FORMAT = "defect.gbm.v1"
 HEURISTIC_NAME = "heuristic"
 """Value of the ``model`` column for turns scored by the heuristic alone."""
 
-FEEDBACK_LOGIT = 3.0
-"""Log-odds an explicit answer adds ("no") or removes ("yes"): users answer truthfully most of
-the time, so an answer outweighs everything implicit. The learned model never sees feedback as a
-feature (it is its label); the answer is applied on top of the model's score with this weight."""
+FEEDBACK_LOGIT = 3.476
+"""Log-odds an explicit answer adds ("no") or removes ("yes"): log(97/3), i.e. we assume people
+answer truthfully about 97 % of the time, so an answer outweighs most implicit evidence. The
+learned model never sees feedback as a feature (it is its label); the answer is applied on top
+of the model's score with this weight."""
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -102,17 +103,23 @@ def _failed(c: Columns) -> np.ndarray:
     return c.isin("status", FAILED)
 
 
-def _follow_up_similar(c: Columns) -> np.ndarray:
-    """A quick next turn that looks like this one but is not the same words, or that the
-    rephrase detector (when it ran) links to this turn."""
+def _looks_rephrased(c: Columns) -> np.ndarray:
+    """The next turn reformulates this one: the rephrase detector's answer when it scored the
+    next turn, else a quick next turn with similar (not identical) words."""
+    known = ~np.isnan(c.num("rephrased_p"))
     similar = (c.num("next_similarity", 0) >= 0.7) | (c.num("next_word_overlap", 0) >= 0.5)
     lexical = c.flag("next_quick") & similar & ~c.flag("next_same_text")
-    return np.asarray(lexical | (c.num("rephrased_p", 0) >= 0.5))
+    return np.asarray(np.where(known, c.num("rephrased_p", 0) >= 0.5, lexical))
 
 
 def _quiet_after(c: Columns) -> np.ndarray:
     """Nothing more from the user within the follow-up window, and no interruption."""
     return np.asarray(~c.flag("next_quick") & ~c.flag("barge_in"))
+
+
+def _other_follow_up(c: Columns) -> np.ndarray:
+    """A quick next turn that is neither the same words nor a reformulation."""
+    return np.asarray(c.flag("next_quick") & ~c.flag("next_same_text") & ~_looks_rephrased(c))
 
 
 RULES: tuple[Rule, ...] = (
@@ -150,12 +157,12 @@ RULES: tuple[Rule, ...] = (
         "the user said the same words again within 20 s",
         lambda c: c.flag("next_same_text") & c.flag("next_quick"),
     ),
-    Rule("rephrased_soon", 1.0, "a similar request followed within 20 s", _follow_up_similar),
+    Rule("rephrased_soon", 1.0, "the next turn reformulates this one", _looks_rephrased),
     Rule(
         "quick_follow_up",
         0.7,
-        "another request followed within 20 s (after a success: often a retry)",
-        lambda c: c.flag("next_quick") & ~c.flag("next_same_text"),
+        "a different request followed within 20 s",
+        _other_follow_up,
     ),
     Rule(
         "abandoned_after_failure",
@@ -183,20 +190,20 @@ RULES: tuple[Rule, ...] = (
         lambda c: c.below("asr_conf", 0.4),
     ),
     Rule(
-        "low_wake_score",
-        0.5,
-        "weak wake-word trigger (< 0.65): maybe a false wake",
-        lambda c: c.below("wake_score", 0.65),
+        "possible_false_wake",
+        1.5,
+        "a weak wake-word trigger (< 0.65) and a failed response: likely background speech",
+        lambda c: c.below("wake_score", 0.65) & _failed(c),
     ),
     Rule("empty_text", 2.0, "nothing was recognised", lambda c: c.flag("empty_text")),
     Rule("non_english", 1.0, "the text is mostly not English words", lambda c: c.flag("non_english")),
     Rule(
         "explicit_no",
-        FEEDBACK_LOGIT + 1.0,
+        FEEDBACK_LOGIT,
         'the user answered "no" to "did I get that right?"',
         lambda c: c.flag("feedback_no"),
     ),
-    Rule("explicit_yes", -FEEDBACK_LOGIT - 1.0, 'the user answered "yes"', lambda c: c.flag("feedback_yes")),
+    Rule("explicit_yes", -FEEDBACK_LOGIT, 'the user answered "yes"', lambda c: c.flag("feedback_yes")),
     Rule(
         "quiet_success",
         -1.0,
@@ -402,10 +409,19 @@ def _scramble_behaviour(x: np.ndarray, implicit: np.ndarray, seed: int) -> np.nd
     return out
 
 
+IMPLICIT_TRUST = 0.95
+"""Assumed share of implicit weak labels that are right. The model trained on them can be far
+more certain than that (a clean-looking success scores 0.001); before an explicit answer is
+applied, its score is held within [0.05, 0.95] so that the user's own "no" can outweigh it."""
+
+
 def _apply_feedback(p: np.ndarray, features: pa.Table) -> np.ndarray:
+    """Bayes' rule with the explicit answer as evidence (:data:`FEEDBACK_LOGIT`) on turns that
+    have one; other turns keep the model's score unchanged."""
     cols = Columns(features)
     shift = FEEDBACK_LOGIT * (cols.flag("feedback_no").astype(np.float64) - cols.flag("feedback_yes"))
-    return _sigmoid(_logit(p) + shift)
+    prior = np.where(shift != 0, np.clip(p, 1 - IMPLICIT_TRUST, IMPLICIT_TRUST), p)
+    return _sigmoid(_logit(prior) + shift)
 
 
 class DefectModel:

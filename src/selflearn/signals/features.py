@@ -66,6 +66,19 @@ stage did not run)."""
 
 _WORD_CHARS = r"[a-z0-9'' .,?!:;%&\-]"  # SQL literal: '' is one quote
 
+_FOREIGN = """der das und ist nicht ein eine einen im schalte mach bitte licht wie spät ich
+    le les et est pas une des du allume éteins lumière quelle heure je
+    el los las y es una del por enciende apaga luz qué hora
+    het een niet zet uit aan
+    il della gli accendi spegni che ora"""
+FOREIGN_WORDS: tuple[str, ...] = tuple(_FOREIGN.split())
+"""Function words of other languages that are not English words. Two or more of them, and no
+English function word, flag a text ``non_english``: cheap and deliberately conservative (it
+catches another language, it does not judge telegraphic English like "kitchen light off")."""
+
+_ENGLISH = "the to of is are what please turn set my you your"
+ENGLISH_WORDS: tuple[str, ...] = tuple(_ENGLISH.split())
+
 _FEATURES_SQL = """
 WITH fb AS (
     SELECT turn_id, arg_max(answer, timestamp) AS answer
@@ -125,8 +138,11 @@ SELECT
     length(c.norm) AS text_chars,
     len(string_split(c.norm, ' ')) * (length(c.norm) > 0)::INT AS text_words,
     length(c.norm) = 0 AS empty_text,
-    length(c.norm) > 0
-        AND length(regexp_replace(c.norm, '{word_chars}', '', 'g')) > 0.3 * length(c.norm) AS non_english,
+    length(c.norm) > 0 AND (
+        length(regexp_replace(c.norm, '{word_chars}', '', 'g')) > 0.3 * length(c.norm)
+        OR (len(list_intersect(string_split(c.norm, ' '), {foreign})) >= 2
+            AND NOT list_has_any(string_split(c.norm, ' '), {english}))
+    ) AS non_english,
     c.wake_score,
     c.asr_conf,
     c.asr_margin,
@@ -182,6 +198,10 @@ LEFT JOIN scored ON scored.turn_id = c.next_turn_id
 _REPHRASED_P = "coalesce(rp.p, CASE WHEN scored.turn_id IS NOT NULL THEN 0.0 END)"
 
 
+def _sql_list(words: tuple[str, ...]) -> str:
+    return "[" + ", ".join("'" + w.replace("'", "''") + "'" for w in words) + "]"
+
+
 def _overlap(a: str, b: str) -> str:
     """SQL for the Jaccard overlap of the word sets of two text columns."""
     wa, wb = f"string_split({a}, ' ')", f"string_split({b}, ' ')"
@@ -205,6 +225,8 @@ def features_sql(with_rephrases: bool) -> str:
         rephrase_joins=_REPHRASE_JOINS if with_rephrases else "",
         rephrased_p=_REPHRASED_P if with_rephrases else "CAST(NULL AS DOUBLE)",
         word_chars=_WORD_CHARS,
+        english=_sql_list(ENGLISH_WORDS),
+        foreign=_sql_list(FOREIGN_WORDS),
         overlap_next=_overlap("c.norm", "c.next_norm"),
         follow_up_ms=int(FOLLOW_UP_S * 1000),
     )
