@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument(
         "--baseline-examples",
         type=int,
-        default=6000,
+        default=4000,
         help="training turns (with earlier turns) the baselines' thresholds are fitted on",
     )
     parser.add_argument("--examples", type=int, default=6, help="failure examples to print per kind")

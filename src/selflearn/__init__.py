@@ -21,6 +21,16 @@ from selflearn.schema import (
     Turn,
     WakeTrace,
 )
+from selflearn.signals.defect import DefectModel, DefectReport, HeuristicDefectDetector, score_defects
+from selflearn.signals.features import turn_features
+from selflearn.signals.rephrase import (
+    ContextualRephraseDetector,
+    PairwiseRephraseBaseline,
+    RephraseDecision,
+    RephraseExample,
+    score_rephrases,
+    session_examples,
+)
 from selflearn.simulation.phrasing import Phrasing
 from selflearn.simulation.simulator import SimulationConfig, SimulationResult, simulate
 from selflearn.stats import Stats, compute_stats
@@ -36,7 +46,10 @@ __all__ = [
     "AssistantConfig",
     "BargeIn",
     "ConfigError",
+    "ContextualRephraseDetector",
     "DataError",
+    "DefectModel",
+    "DefectReport",
     "DependencyError",
     "DeviceContext",
     "Entity",
@@ -44,12 +57,16 @@ __all__ = [
     "Feedback",
     "Floor",
     "HandledTurn",
+    "HeuristicDefectDetector",
     "Home",
     "HomeAssistantNlu",
     "HomeState",
     "IngestReport",
     "NluTrace",
+    "PairwiseRephraseBaseline",
     "Phrasing",
+    "RephraseDecision",
+    "RephraseExample",
     "ResultTrace",
     "RewriteTrace",
     "SelflearnError",
@@ -63,5 +80,9 @@ __all__ = [
     "WakeTrace",
     "__version__",
     "compute_stats",
+    "score_defects",
+    "score_rephrases",
+    "session_examples",
     "simulate",
+    "turn_features",
 ]

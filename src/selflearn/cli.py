@@ -244,7 +244,7 @@ def train_rephrase_cmd(
     epochs: Annotated[int, typer.Option(help="Passes over the training examples.", min=1)] = 2,
     max_examples: Annotated[
         int, typer.Option(help="Train on at most this many turns that have earlier turns.", min=16)
-    ] = 6000,
+    ] = 4000,
     households: Annotated[int, typer.Option(help="Households to simulate when no --store.", min=1)] = 40,
     seed: Annotated[int, typer.Option(help="Seed of the training run (and simulation).")] = 11,
     workers: Annotated[int, typer.Option(help="Simulation worker processes.", min=1)] = 2,
@@ -273,6 +273,67 @@ def train_rephrase_cmd(
         f"trained on {report.examples:,} turns ({report.steps} steps, {report.seconds:.0f} s, "
         f"final loss {report.final_loss:.3f}) -> {out_dir}"
     )
+
+
+@train_app.command("defect")
+def train_defect_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")] = Path(
+        "models/defect"
+    ),
+) -> None:
+    """Train the defect model on weak labels from the store's own logs (explicit feedback and
+    unambiguous implicit cases; simulation truth is never read)."""
+    from selflearn.signals.defect import DefectModel
+
+    with Store(store_path, read_only=True) as store:
+        model = DefectModel.fit(store)
+    path = model.save(out_dir)
+    stats = ", ".join(
+        f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v:,}"
+        for k, v in model.label_stats_.items()
+        if isinstance(v, int | float)
+    )
+    out.print(f"trained {model.version} ({stats}) -> {path}")
+
+
+@app.command("signals")
+def signals_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    rephrase_model: Annotated[
+        Path | None,
+        typer.Option(help="Contextual rephrase model folder (default: the pairwise lexical baseline)."),
+    ] = None,
+    defect_model: Annotated[
+        Path | None, typer.Option(help="Defect model folder (default: the transparent heuristic).")
+    ] = None,
+) -> None:
+    """Detect rephrases and score every turn's P(defect); write the rephrases and defects tables."""
+    from selflearn.signals.defect import DefectModel, score_defects
+    from selflearn.signals.rephrase import (
+        ContextualRephraseDetector,
+        PairwiseRephraseBaseline,
+        score_rephrases,
+    )
+
+    rephraser = (
+        ContextualRephraseDetector.load(rephrase_model)
+        if rephrase_model is not None
+        else PairwiseRephraseBaseline("lexical")
+    )
+    defects = DefectModel.load(defect_model) if defect_model is not None else None
+    with Store(store_path) as store:
+        with _progress() as bar:
+            task = bar.add_task("detecting rephrases", total=None)
+            n = score_rephrases(
+                store, rephraser, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+        linked = store.query("SELECT count(*) AS n FROM rephrases WHERE rephrase_of IS NOT NULL")
+        out.print(
+            f"rephrases: {n:,} turns scored, {linked.column('n')[0].as_py():,} linked to an earlier turn"
+        )
+        report = score_defects(store, defects)
+    out.print(f"defects: {report.summary()}")
 
 
 @app.command("demo")

@@ -36,7 +36,7 @@ import numpy as np
 from selflearn.errors import ConfigError, DataError, DependencyError
 from selflearn.store import Store
 
-MAX_CANDIDATES = 4
+MAX_CANDIDATES = 3
 """Earlier turns of the session offered to the detectors (most recent first)."""
 
 GAP_BUCKETS: tuple[tuple[float, str], ...] = (
@@ -67,9 +67,9 @@ SPECIAL_TOKENS = [
     *FEEDBACK_TOKENS.values(),
 ]
 
-MAX_TOKENS = 160
+MAX_TOKENS = 128
 """Token budget of one encoded context; the oldest candidates are cut first."""
-RESPONSE_WORDS = 10
+RESPONSE_WORDS = 8
 """Words of each candidate's response included in the context."""
 
 _TEXT_LIMIT = 300
