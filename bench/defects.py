@@ -127,13 +127,13 @@ def build_large(path: Path, source: Path, turns: int) -> int:
         con.register("base_turns", base)
         con.register("base_feedback", feedback)
         con.execute(
-            f"""INSERT INTO turns SELECT * REPLACE (
+            f"""INSERT INTO turns SELECT * EXCLUDE (i) REPLACE (
                     turn_id || ':r' || i AS turn_id, session_id || ':r' || i AS session_id)
                 FROM base_turns, range({copies}) r(i)
                 QUALIFY row_number() OVER () <= {turns}"""
         )
         con.execute(
-            f"""INSERT INTO feedback SELECT * REPLACE (
+            f"""INSERT INTO feedback SELECT * EXCLUDE (i) REPLACE (
                     feedback_id || ':r' || i AS feedback_id, turn_id || ':r' || i AS turn_id)
                 FROM base_feedback, range({copies}) r(i)
                 WHERE turn_id || ':r' || i IN (SELECT turn_id FROM turns)"""
