@@ -11,33 +11,39 @@
    used only to phrase the error ("Sorry, I am not aware of any device called big light"), as
    Home Assistant does.
 
-Results are cached under a key that is sound across homes: the text, the context area, the
-matcher configuration and only those slot-list values that occur in the text (a value that
-does not occur cannot be matched by a strict matcher). Gazetteer results are fuzzy, so they are
-cached per home fingerprint.
+hassil is given only those values of the home's lists whose text occurs in the text (a list
+value is a literal chunk: it cannot match anywhere else, in either pass). Results are cached
+under a key that is sound across homes: the exact text, the intent context and those list
+values (text, value, context, in order). Gazetteer results are fuzzy, so they are cached per
+home fingerprint. hassil itself only sees the templates that can match the text
+(:class:`~selflearn.assistant.candidates.TemplateFilter`, a sound pre-filter), so its results
+are exactly those of matching against all of Home Assistant's intents;
+``bench/nlu_equivalence.py`` checks this against the unoptimised code.
 """
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hassil import Intents, recognize_all, recognize_best
-from hassil.intents import SlotList, TextSlotList
+from hassil.expression import TextChunk
+from hassil.intents import SlotList, TextSlotList, TextSlotValue
 from hassil.models import UnmatchedRangeEntity, UnmatchedTextEntity
 from hassil.recognize import MISSING_ENTITY
 from home_assistant_intents import get_intents
 
-from selflearn.assistant.home import Home, normalize_name
+from selflearn.assistant.candidates import TemplateFilter
+from selflearn.assistant.home import Home
 from selflearn.errors import ConfigError
 from selflearn.schema import NluTrace, SlotValue
 
 NluConfig = Literal["strict", "strict+gazetteer"]
 NLU_CONFIGS: tuple[NluConfig, ...] = ("strict", "strict+gazetteer")
 
-_WORD = re.compile(r"[a-z0-9']+")
+_BREAK_WORDS = str.maketrans("-_", "  ")
+"""hassil retries a failed chunk with "-" and "_" in the text read as spaces."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class NluResult:
 
 
 _INTENTS: Intents | None = None
+_FILTER: TemplateFilter | None = None
 
 
 def load_intents(language: str = "en") -> Intents:
@@ -68,34 +75,31 @@ def load_intents(language: str = "en") -> Intents:
     return _INTENTS
 
 
-def slot_lists_for(home: Home, only: set[str] | None = None) -> dict[str, SlotList]:
-    """The ``area``/``name``/``floor`` slot lists Home Assistant builds from its registries.
+def template_filter() -> TemplateFilter:
+    """The shared pre-filter over :func:`load_intents` (its caches only make it faster)."""
+    global _FILTER
+    if _FILTER is None:
+        _FILTER = TemplateFilter(load_intents("en"))
+    return _FILTER
 
-    ``only``, if given, restricts the lists to values whose normalized text is in it (used for
-    cache-sound matching; see module docstring).
-    """
 
-    def keep(text: str) -> bool:
-        return only is None or normalize_name(text) in only
-
+def slot_lists_for(home: Home) -> dict[str, SlotList]:
+    """The ``area``/``name``/``floor`` slot lists Home Assistant builds from its registries."""
     areas: list[tuple[str, Any, dict[str, Any]]] = []
     for area in home.areas:
         for text in (area.name, *area.aliases):
-            if keep(text):
-                areas.append((text, area.area_id, {}))
+            areas.append((text, area.area_id, {}))
     floors: list[tuple[str, Any, dict[str, Any]]] = []
     for floor in home.floors:
         for text in (floor.name, *floor.aliases):
-            if keep(text):
-                floors.append((text, floor.floor_id, {}))
+            floors.append((text, floor.floor_id, {}))
     names: list[tuple[str, Any, dict[str, Any]]] = []
     for ent in home.entities:
         context: dict[str, Any] = {"domain": ent.domain}
         if ent.device_class:
             context["device_class"] = ent.device_class
         for text in ent.spoken_names:
-            if keep(text):
-                names.append((text, ent.name, context))
+            names.append((text, ent.name, context))
     return {
         "area": TextSlotList.from_tuples(areas, allow_template=False, name="area"),
         "floor": TextSlotList.from_tuples(floors, allow_template=False, name="floor"),
@@ -103,32 +107,52 @@ def slot_lists_for(home: Home, only: set[str] | None = None) -> dict[str, SlotLi
     }
 
 
-def _words(text: str) -> str:
-    return " ".join(_WORD.findall(normalize_name(text)))
+@dataclass(frozen=True)
+class _ListValue:
+    """One value of a home's slot list, with what decides whether it can match a text."""
+
+    value: TextSlotValue
+    probe: str | None
+    """Lower-cased text the value must find in the text to match; ``None``: always keep."""
+    key: tuple[Any, ...]
+    """Everything about the value that matching can read (for the cache key)."""
 
 
-def _relevant_names(home: Home, text: str) -> frozenset[str]:
-    """Normalized home names that occur (as whole words) in ``text``."""
-    padded = f" {_words(text)} "
-    out = set()
-    for value in _all_names(home):
-        if f" {value} " in padded:
-            out.add(value)
-    return frozenset(out)
+_HOME_LISTS: dict[str, dict[str, tuple[_ListValue, ...]]] = {}
 
 
-_NAMES_CACHE: dict[str, tuple[str, ...]] = {}
-
-
-def _all_names(home: Home) -> tuple[str, ...]:
-    cached = _NAMES_CACHE.get(home.fingerprint)
+def _home_lists(home: Home) -> dict[str, tuple[_ListValue, ...]]:
+    cached = _HOME_LISTS.get(home.fingerprint)
     if cached is None:
-        values = [n for a in home.areas for n in (a.name, *a.aliases)]
-        values += [n for f in home.floors for n in (f.name, *f.aliases)]
-        values += [n for e in home.entities for n in e.spoken_names]
-        cached = tuple(sorted({normalize_name(v) for v in values}))
-        _NAMES_CACHE[home.fingerprint] = cached
+        cached = {}
+        for name, slot_list in slot_lists_for(home).items():
+            assert isinstance(slot_list, TextSlotList)
+            values = []
+            for value in slot_list.values:
+                text = value.text_in.text if isinstance(value.text_in, TextChunk) else None
+                probe = text.strip().lower() if text is not None and text.isascii() else None
+                context = tuple(sorted((value.context or {}).items()))
+                values.append(_ListValue(value, probe, (name, text, value.value_out, context)))
+            cached[name] = tuple(values)
+        _HOME_LISTS[home.fingerprint] = cached
     return cached
+
+
+def _relevant_lists(home: Home, haystack: str | None) -> tuple[dict[str, SlotList], tuple[Any, ...]]:
+    """The home's slot lists without values that cannot match, and a cache key for them.
+
+    A list value is a literal text chunk: hassil can only match it where its text occurs in
+    the text being matched (compared case-insensitively, as ``re.IGNORECASE`` does for ASCII).
+    ``haystack`` holds every form of an ASCII text hassil matches against, lower-cased; ``None``
+    keeps every value. Kept values stay in the home's order, which decides ties.
+    """
+    lists: dict[str, SlotList] = {}
+    key: list[Any] = []
+    for name, values in _home_lists(home).items():
+        kept = [v for v in values if haystack is None or v.probe is None or v.probe in haystack]
+        lists[name] = TextSlotList(name=name, values=[v.value for v in kept])
+        key.extend(v.key for v in kept)
+    return lists, tuple(key)
 
 
 class _Lru(OrderedDict[Any, Any]):
@@ -165,6 +189,7 @@ class HomeAssistantNlu:
         self.config: NluConfig = config
         self.unmatched_pass = unmatched_pass
         self._intents = load_intents("en")
+        self._filter = template_filter()
         self._gazetteer: Any = None
         self._gazetteer_home: str | None = None
         self._cache = _Lru(cache_size)
@@ -178,63 +203,51 @@ class HomeAssistantNlu:
         """(hits, misses) of the result cache."""
         return self._cache.hits, self._cache.misses
 
-    def recognize(self, text: str, home: Home, context_area: str | None = None) -> NluResult:
-        """Recognize ``text`` in ``home``; ``context_area`` is the satellite's area id."""
-        relevant = _relevant_names(home, text)
-        strict_key = (
-            "strict",
-            _words(text),
-            context_area,
-            relevant,
-            self._relevant_context(home, relevant, context_area),
-        )
+    def recognize(
+        self, text: str, home: Home, context_area: str | None = None, explain_failures: bool = True
+    ) -> NluResult:
+        """Recognize ``text`` in ``home``; ``context_area`` is the satellite's area id.
+
+        ``explain_failures=False`` skips the unmatched-entity pass: the result is then the same
+        except that a failed match carries no intent guess and no ``unmatched`` slots (for
+        callers that only need to know what the assistant would do).
+        """
+        with_skip, no_skip = self._filter.match_forms(text)
+        if text.isascii():
+            haystack = "\n".join(
+                form
+                for t in (with_skip.lower(), no_skip.lower())
+                for form in (t, t.translate(_BREAK_WORDS))
+            )
+            lists, lists_key = _relevant_lists(home, haystack)
+        else:
+            lists, lists_key = _relevant_lists(home, None)
+        context = self._context(home, context_area)
+        context_key = (context["area"]["value"], context["area"]["text"]) if context else None
+        # Everything hassil reads besides Home Assistant's intents: the exact text, the intent
+        # context and the list values that can match (in order). Sound across homes.
+        strict_key = ("strict", text, context_key, lists_key)
         result: NluResult | None = self._cache.lookup(strict_key)
         if result is None:
-            result = self._strict(text, home, context_area, relevant)
+            result = self._strict(text, lists, context, (with_skip, no_skip))
             self._cache.store(strict_key, result)
-        if result.trace.matched or self.config == "strict":
-            return self._maybe_unmatched(result, text, home, context_area, relevant)
-        gaz_key = ("gazetteer", _words(text), context_area, home.fingerprint)
-        gaz: NluResult | None = self._cache.lookup(gaz_key)
-        if gaz is None:
-            gaz = self._gazetteer_match(text, home, context_area)
-            self._cache.store(gaz_key, gaz)
-        if gaz.trace.matched:
-            return gaz
-        return self._maybe_unmatched(gaz, text, home, context_area, relevant)
+        if not result.trace.matched and self.config == "strict+gazetteer":
+            gaz_key = ("gazetteer", text, context_area, home.fingerprint)
+            gaz: NluResult | None = self._cache.lookup(gaz_key)
+            if gaz is None:
+                gaz = self._gazetteer_match(text, home, context_area)
+                self._cache.store(gaz_key, gaz)
+            result = gaz
+        if result.trace.matched or not explain_failures or not self.unmatched_pass:
+            return result
+        unmatched_key = ("unmatched", *strict_key[1:])
+        found: NluResult | None = self._cache.lookup(unmatched_key)
+        if found is None:
+            found = self._unmatched(text, lists, context, (with_skip, no_skip))
+            self._cache.store(unmatched_key, found)
+        return found
 
     # --- stages ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _relevant_context(home: Home, relevant: frozenset[str], context_area: str | None) -> tuple[Any, ...]:
-        """What of the home can influence a strict match beyond the names in the text: the
-        context area's id and name, and, for relevant entity names, their domains and classes."""
-        area = home.area_by_id.get(context_area or "")
-        ents = tuple(
-            sorted(
-                (normalize_name(n), e.domain, e.device_class or "", e.name)
-                for e in home.entities
-                for n in e.spoken_names
-                if normalize_name(n) in relevant
-            )
-        )
-        areas = tuple(
-            sorted(
-                (normalize_name(n), a.area_id)
-                for a in home.areas
-                for n in (a.name, *a.aliases)
-                if normalize_name(n) in relevant
-            )
-        )
-        floors = tuple(
-            sorted(
-                (normalize_name(n), f.floor_id)
-                for f in home.floors
-                for n in (f.name, *f.aliases)
-                if normalize_name(n) in relevant
-            )
-        )
-        return (area.area_id, area.name) if area else None, ents, areas, floors
 
     def _context(self, home: Home, context_area: str | None) -> dict[str, Any] | None:
         area = home.area_by_id.get(context_area or "")
@@ -242,13 +255,21 @@ class HomeAssistantNlu:
             return None
         return {"area": {"value": area.area_id, "text": area.name}}
 
-    def _strict(self, text: str, home: Home, context_area: str | None, relevant: frozenset[str]) -> NluResult:
-        lists = slot_lists_for(home, only=set(relevant))
+    def _strict(
+        self,
+        text: str,
+        lists: dict[str, SlotList],
+        context: dict[str, Any] | None,
+        forms: tuple[str, str],
+    ) -> NluResult:
+        intents = self._filter.candidates(text, lists, forms=forms)
+        if not intents.intents:
+            return NluResult(NluTrace(matched=False, matcher="none"))
         res = recognize_best(
             text,
-            self._intents,
+            intents,
             slot_lists=lists,
-            intent_context=self._context(home, context_area),
+            intent_context=context,
             language="en",
             best_slot_name="name",
         )
@@ -295,36 +316,21 @@ class HomeAssistantNlu:
             target_ids=tuple(ids),
         )
 
-    def _maybe_unmatched(
-        self, result: NluResult, text: str, home: Home, context_area: str | None, relevant: frozenset[str]
-    ) -> NluResult:
-        if result.trace.matched or not self.unmatched_pass:
-            return result
-        key = (
-            "unmatched",
-            _words(text),
-            context_area,
-            relevant,
-            self._relevant_context(home, relevant, context_area),
-        )
-        found: NluResult | None = self._cache.lookup(key)
-        if found is None:
-            found = self._unmatched(text, home, context_area, relevant)
-            self._cache.store(key, found)
-        return found
-
     def _unmatched(
-        self, text: str, home: Home, context_area: str | None, relevant: frozenset[str]
+        self,
+        text: str,
+        lists: dict[str, SlotList],
+        context: dict[str, Any] | None,
+        forms: tuple[str, str],
     ) -> NluResult:
         """Home Assistant's last pass: allow unknown names, only to explain the failure."""
-        lists = slot_lists_for(home, only=set(relevant))
         best: Any = None
         best_key: tuple[int, int, int, int] | None = None
         for res in recognize_all(
             text,
-            self._intents,
+            self._filter.candidates(text, lists, allow_unmatched_entities=True, forms=forms),
             slot_lists=lists,
-            intent_context=self._context(home, context_area),
+            intent_context=context,
             allow_unmatched_entities=True,
             language="en",
         ):

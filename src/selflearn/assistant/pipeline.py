@@ -90,9 +90,14 @@ class Assistant:
         text: str,
         state: HomeState,
         context_area: str | None,
+        explain_failures: bool = True,
     ) -> tuple[NluResult, Resolution | None]:
-        """NLU and entity resolution of ``text`` (no side effects)."""
-        nlu = self.nlu.recognize(text, state.home, context_area)
+        """NLU and entity resolution of ``text`` (no side effects).
+
+        ``explain_failures=False`` skips the NLU's unmatched-entity pass, which only words the
+        error of a failed match; what the assistant does (the effect) is the same.
+        """
+        nlu = self.nlu.recognize(text, state.home, context_area, explain_failures=explain_failures)
         if not nlu.trace.matched and not nlu.unmatched:
             return nlu, None
         resolution = resolve(
@@ -111,9 +116,10 @@ class Assistant:
         state: HomeState,
         now: datetime,
         context_area: str | None,
+        explain_failures: bool = True,
     ) -> tuple[NluResult, Resolution | None, ResultTrace, Effect | None]:
         """NLU -> ER -> result for ``text``; mutates ``state``."""
-        nlu, resolution = self.understand(text, state, context_area)
+        nlu, resolution = self.understand(text, state, context_area, explain_failures)
         if resolution is None:
             return (
                 nlu,

@@ -403,9 +403,12 @@ class _HouseholdRun:
         """First stage that failed irrecoverably (see docs/simulator.md for the rules)."""
         turn = handled.turn
         if turn.asr is not None and normalize_name(turn.asr.text) != normalize_name(spoken):
-            # Would the words the user actually said have worked?
+            # Would the words the user actually said have worked? Only the effect matters, and
+            # the NLU's unmatched-entity pass (error wording) cannot change it, so skip it.
             trial = self.state.copy()
-            _, _, _, effect = self.assistant.run_text(spoken, trial, when, device_area)
+            _, _, _, effect = self.assistant.run_text(
+                spoken, trial, when, device_area, explain_failures=False
+            )
             if (effect == goal.expected) if goal.expected is not None else effect is None:
                 return "asr"
         nlu = handled.nlu
