@@ -8,6 +8,8 @@ Training and evaluation never share households or phrasings:
 * ``test-clean``: the same population as ``test`` with exact ASR.
 * ``test-real``: a smaller held-out population (``tr*`` never, ``tx*``) through the real ASR channel
   (flite speech, pocketsphinx), which needs ``make asr-deps``.
+* ``mine`` (only when asked for): households ``mn*`` (seed 21), 240 homes x 14 days, train
+  phrasings, noisy ASR: the logs ``bench/mining.py`` mines rewrites from.
 
 Each is a DuckDB store under ``bench/.cache/signals/`` with the turns, feedback and (for scoring
 only) the simulation truth. Run ``python bench/signals_data.py`` to build them all.
@@ -49,6 +51,8 @@ def _specs() -> dict[str, Spec]:
         "test": Spec(20, 7, 12, "te", "test", "noisy", test_corpora),
         "test-clean": Spec(20, 7, 12, "te", "test", "exact", test_corpora),
         "test-real": Spec(8, 3, 13, "tx", "test", "real", test_corpora),
+        # Rewrite mining (bench/mining.py): two weeks of a larger training-side population.
+        "mine": Spec(240, 14, 21, "mn", "train", "noisy", train_corpora),
     }
 
 
@@ -93,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("names", nargs="*", default=list(NAMES), choices=NAMES)
+    parser.add_argument("names", nargs="*", default=list(NAMES), choices=[*NAMES, "mine"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()

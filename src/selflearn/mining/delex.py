@@ -1,0 +1,172 @@
+"""Delexicalization: turn an utterance into a pattern that pools across homes.
+
+Entity values the assistant knows become typed placeholders, so "lights off in the kitchen
+please" and "lights off in the bedroom please" pool into one pattern ("lights off in the {area}
+please"), a rewrite learned in one home applies in another, and household-specific names never
+enter a global table:
+
+* configured area, floor and entity names and aliases of *this* home -> ``{area}``, ``{floor}``,
+  ``{name}`` (longest match first, so "living room ceiling" is one ``{name}``, not
+  ``{area} ceiling``);
+* names the assistant reported it could not resolve in this turn (``er.unresolved``, e.g. a
+  household nickname) -> ``{unknown}``;
+* numbers, as digits or words ("75", "twenty two") -> ``{number}``.
+
+Text is normalised first as Home Assistant compares names (case-folded, punctuation dropped).
+A :class:`Delexicalizer` is built once per home and is cheap to call (one compiled regex).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from selflearn.assistant.home import Home, normalize_name
+
+PLACEHOLDER = re.compile(r"\{(area|floor|name|unknown|number)\}")
+"""The placeholders a pattern can hold."""
+
+_UNITS = [
+    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
+    *("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen"),
+    "nineteen",
+]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_NUMBER_WORD = "|".join(sorted([*_UNITS, *_TENS, "hundred", "thousand"], key=len, reverse=True))
+_NUMBER = rf"(?:\d+(?:\s+\d+)*|(?:{_NUMBER_WORD})(?:\s+(?:and\s+)?(?:{_NUMBER_WORD}))*)"
+
+
+@dataclass(frozen=True)
+class Delexicalized:
+    """An utterance split into its pattern and the values taken out of it."""
+
+    pattern: str
+    """Normalised text with placeholders, e.g. ``"turn off the {area} light"``."""
+    values: tuple[tuple[str, str], ...]
+    """(placeholder, value) in order of appearance, e.g. ``(("area", "kitchen"),)``."""
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        """Placeholder names in order of appearance (with repeats)."""
+        return tuple(kind for kind, _ in self.values)
+
+
+def slot_signature(pattern: str) -> tuple[str, ...]:
+    """Sorted placeholder multiset of a pattern: two patterns can be exchanged only if equal."""
+    return tuple(sorted(PLACEHOLDER.findall(pattern)))
+
+
+class Delexicalizer:
+    """Delexicalizes utterances spoken in one home."""
+
+    def __init__(self, home: Home | None = None) -> None:
+        names: dict[str, str] = {}
+        if home is not None:
+            # Entity names first so that, for equal text, {name} wins over {area}; longer texts
+            # are tried first by the regex anyway.
+            for floor in home.floors:
+                for text in (floor.name, *floor.aliases):
+                    names.setdefault(normalize_name(text), "floor")
+            for area in home.areas:
+                for text in (area.name, *area.aliases):
+                    names[normalize_name(text)] = "area"
+            for entity in home.entities:
+                for text in entity.spoken_names:
+                    names[normalize_name(text)] = "name"
+        names.pop("", None)
+        self._names = names
+        self._regex = _compile(tuple(sorted(names, key=lambda n: (-len(n), n))))
+
+    def __call__(self, text: str, unresolved: Iterable[str] = ()) -> Delexicalized:
+        """Pattern and values of ``text``; ``unresolved`` are names the assistant could not resolve
+        in this turn (they become ``{unknown}`` unless the home knows them)."""
+        norm = normalize_name(text)
+        unknown: list[str] = []
+        extra = {normalize_name(u) for u in unresolved} - set(self._names) - {""}
+        if extra:
+            # Whole-word replacement on the space-normalised text (no regex to compile per name);
+            # the values, in order of appearance, are read back from the text.
+            unknown = _unknown_values(norm, extra)
+            padded = f" {norm} "
+            for name in sorted(extra, key=lambda n: (-len(n), n)):
+                while f" {name} " in padded:
+                    padded = padded.replace(f" {name} ", " {unknown} ")
+            norm = padded.strip()
+        known: list[tuple[str, str]] = []
+        names = self._names
+
+        def sub(match: re.Match[str]) -> str:
+            value = match.group(0)
+            kind = names.get(value, "number")
+            known.append((kind, value))
+            return "{" + kind + "}"
+
+        pattern = self._regex.sub(sub, norm)
+        if not unknown:
+            return Delexicalized(pattern, tuple(known))
+        values: list[tuple[str, str]] = []
+        known_iter, unknown_iter = iter(known), iter(unknown)
+        for kind in PLACEHOLDER.findall(pattern):
+            if kind == "unknown":
+                values.append(("unknown", next(unknown_iter, "")))
+            else:
+                values.append(next(known_iter))
+        return Delexicalized(pattern, tuple(values))
+
+
+def _unknown_values(norm: str, names: set[str]) -> list[str]:
+    padded = f" {norm} "
+    found: list[tuple[int, str]] = []
+    for name in sorted(names, key=lambda n: (-len(n), n)):
+        start = padded.find(f" {name} ")
+        while start >= 0:
+            if not any(s <= start < s + len(v) + 1 for s, v in found):
+                found.append((start, name))
+            start = padded.find(f" {name} ", start + 1)
+    return [name for _, name in sorted(found)]
+
+
+@lru_cache(maxsize=4096)
+def _compile(names: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = [re.escape(n) for n in names]
+    alternatives.append(_NUMBER)
+    return re.compile(r"(?<![\w{])(?:" + "|".join(alternatives) + r")(?![\w}])")
+
+
+def fill(pattern: str, values: Sequence[tuple[str, str]]) -> str | None:
+    """``pattern`` with each placeholder replaced by the next value of the same kind from
+    ``values`` (the source utterance's), or None when ``values`` lacks one."""
+    queues: dict[str, list[str]] = {}
+    for kind, value in values:
+        queues.setdefault(kind, []).append(value)
+    missing = False
+
+    def sub(match: re.Match[str]) -> str:
+        nonlocal missing
+        queue = queues.get(match.group(1))
+        if not queue:
+            missing = True
+            return match.group(0)
+        return queue.pop(0)
+
+    out = PLACEHOLDER.sub(sub, pattern)
+    return None if missing else out
+
+
+def example_values(pattern: str) -> str:
+    """The pattern filled with neutral example values (for human-readable table rows that must
+    not carry any household's names)."""
+    sample = {"area": "kitchen", "floor": "upstairs", "name": "ceiling light", "unknown": "the thing"}
+    counts: Counter[str] = Counter()
+
+    def sub(match: re.Match[str]) -> str:
+        kind = match.group(1)
+        counts[kind] += 1
+        if kind == "number":
+            return str(20 * counts[kind] + 10)
+        return sample[kind]
+
+    return PLACEHOLDER.sub(sub, pattern)

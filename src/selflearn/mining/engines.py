@@ -1,0 +1,337 @@
+"""Where the heavy part of mining runs: DuckDB (embedded default) or Apache Spark.
+
+Both engines run the *same* SQL text (the statements in :data:`STEPS`, written in the subset of
+SQL that DuckDB and Spark SQL share) over a ``states`` table with one row per turn, and hand the
+small aggregates back to Python, where the Markov chain is solved. The only engine-specific bits
+are reading the logs (:data:`DIALECT`) and running the Python delexicalizer over the turns
+(DuckDB: in this process over Arrow batches; Spark: ``mapInArrow`` on the executors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from selflearn.errors import ConfigError, DependencyError, StoreError
+from selflearn.store import Store
+
+MAX_CHAIN = 8
+"""Longest reformulation chain followed (turns after the first)."""
+
+STATE_SCHEMA = pa.schema(
+    [
+        ("turn_id", pa.string()),
+        ("user_id", pa.string()),
+        ("household_id", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("pattern", pa.string()),
+        ("rewritten_pattern", pa.string()),
+        ("organic", pa.bool_()),
+        ("defect", pa.bool_()),
+        ("rephrase_of", pa.string()),
+        ("domain", pa.string()),
+    ]
+)
+"""One row per turn after delexicalization: what the steps below read."""
+
+# The input query: per turn, what the user said (before any rewrite), whether the defect
+# detector thinks it failed, which earlier turn it reformulates, and what was acted on.
+INPUT_SQL = """
+SELECT t.turn_id, t.user_id, t.household_id, t.timestamp AS ts,
+       coalesce(t.rewrite.original_text, t.text) AS said,
+       t.rewrite.rewritten_text AS rewritten,
+       {join_unresolved} AS unresolved,
+       {first_entity} AS entity_id,
+       d.p_defect AS p_defect,
+       r.rephrase_of AS rephrase_of
+FROM turns t
+JOIN defects d ON d.turn_id = t.turn_id
+LEFT JOIN rephrases r ON r.turn_id = t.turn_id
+"""
+
+DIALECT = {
+    "duckdb": {
+        "join_unresolved": "array_to_string(t.er.unresolved, chr(31))",
+        "first_entity": "t.er.resolved[1].entity_id",
+    },
+    "spark": {
+        "join_unresolved": "array_join(t.er.unresolved, char(31))",
+        "first_entity": "element_at(t.er.resolved, 1).entity_id",
+    },
+}
+"""The two expressions whose spelling differs between DuckDB and Spark SQL."""
+
+_MOVE_DESTINATION = "m.dst NOT IN ('__success__', '__failure__')"
+
+STEPS: list[tuple[str, str]] = [
+    # The reformulation that followed a turn: the earliest turn that says it rephrases it.
+    (
+        "links",
+        """
+        SELECT prev_id, next_id FROM (
+          SELECT rephrase_of AS prev_id, turn_id AS next_id,
+                 row_number() OVER (PARTITION BY rephrase_of ORDER BY ts, turn_id) AS rn
+          FROM states WHERE rephrase_of IS NOT NULL
+        ) x WHERE rn = 1
+        """,
+    ),
+    # One Markov step per organic turn: success, failure (nobody tried again), or the pattern
+    # of the reformulation. A turn whose reformulation was itself rewritten leaves the chain.
+    (
+        "moves",
+        """
+        SELECT turn_id, user_id, household_id, src, dst FROM (
+          SELECT a.turn_id, a.user_id, a.household_id, a.pattern AS src,
+                 CASE WHEN NOT a.defect THEN '__success__'
+                      WHEN l.next_id IS NULL THEN '__failure__'
+                      WHEN b.organic THEN b.pattern
+                      ELSE NULL END AS dst
+          FROM states a
+          LEFT JOIN links l ON l.prev_id = a.turn_id
+          LEFT JOIN states b ON b.turn_id = l.next_id
+          WHERE a.organic
+        ) x WHERE dst IS NOT NULL
+        """,
+    ),
+    (
+        "edges",
+        "SELECT src, dst, count(*) AS n FROM moves GROUP BY src, dst",
+    ),
+    (
+        "state_support",
+        """
+        SELECT src AS pattern, count(DISTINCT user_id) AS users,
+               count(DISTINCT household_id) AS households
+        FROM moves GROUP BY src
+        """,
+    ),
+    (
+        "state_domains",
+        """
+        SELECT pattern, domain, count(*) AS n FROM states
+        WHERE organic AND NOT defect AND domain IS NOT NULL GROUP BY pattern, domain
+        """,
+    ),
+    (
+        "hops_1",
+        f"""
+        SELECT m.turn_id AS origin, m.user_id, m.household_id, m.src, l.next_id AS cur
+        FROM moves m JOIN links l ON l.prev_id = m.turn_id
+        WHERE {_MOVE_DESTINATION}
+        """,
+    ),
+]
+"""Statements run in order; each creates the named table from the ones before."""
+
+HOP_SQL = f"""
+SELECT h.origin, h.user_id, h.household_id, h.src, l.next_id AS cur
+FROM hops_{{prev}} h
+JOIN moves m ON m.turn_id = h.cur
+JOIN links l ON l.prev_id = h.cur
+WHERE {_MOVE_DESTINATION}
+"""
+"""One more step along every chain (run until no chain continues or :data:`MAX_CHAIN`)."""
+
+PAIRS_SQL = """
+SELECT h.src, b.pattern AS dst, count(*) AS n,
+       count(DISTINCT h.user_id) AS users, count(DISTINCT h.household_id) AS households
+FROM ({hops}) h JOIN states b ON b.turn_id = h.cur
+WHERE b.organic
+GROUP BY h.src, b.pattern
+"""
+"""Every (pattern, later reformulation in the same chain) pair with its distinct users."""
+
+DEPLOYED_SQL = """
+SELECT pattern AS src, rewritten_pattern AS dst, count(*) AS n,
+       sum(CASE WHEN defect THEN 0 ELSE 1 END) AS success, count(DISTINCT user_id) AS users
+FROM states WHERE NOT organic GROUP BY pattern, rewritten_pattern
+"""
+"""Outcomes of turns that were already rewritten, per (source, target) pattern."""
+
+RANGE_SQL = """
+SELECT count(*) AS turns, sum(CASE WHEN organic THEN 1 ELSE 0 END) AS organic,
+       count(DISTINCT user_id) AS users, count(DISTINCT household_id) AS households,
+       min(ts) AS first, max(ts) AS last
+FROM states
+"""
+
+Delex = Callable[[pa.RecordBatch], pa.RecordBatch]
+"""Turns a batch of input rows into a batch of :data:`STATE_SCHEMA` rows."""
+
+
+class Engine(Protocol):
+    """What the miner needs of an engine."""
+
+    name: str
+
+    def load_states(self, delex: Delex) -> None:
+        """Read the logs, delexicalize every turn, register the ``states`` table."""
+
+    def homes(self) -> pa.Table:
+        """``home_id``, ``config`` (JSON) of every home the logs know."""
+
+    def create(self, name: str, sql: str) -> int:
+        """Create table ``name`` from ``sql``; return its row count."""
+
+    def fetch(self, sql: str) -> pa.Table:
+        """Run ``sql`` and return the (small) result."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+def run_steps(engine: Engine, progress: Callable[[str], None] | None = None) -> dict[str, pa.Table]:
+    """Run :data:`STEPS` and the chain walk; return the aggregates the miner needs."""
+    say = progress or (lambda _m: None)
+    for name, sql in STEPS:
+        rows = engine.create(name, sql)
+        say(f"{name}: {rows:,} rows")
+    depth = 1
+    while depth < MAX_CHAIN:
+        rows = engine.create(f"hops_{depth + 1}", HOP_SQL.format(prev=depth))
+        if rows == 0:
+            break
+        depth += 1
+    hops = " UNION ALL ".join(f"SELECT * FROM hops_{d}" for d in range(1, depth + 1))
+    say(f"chains followed to depth {depth}")
+    return {
+        "edges": engine.fetch("SELECT src, dst, n FROM edges ORDER BY src, dst"),
+        "support": engine.fetch("SELECT * FROM state_support ORDER BY pattern"),
+        "domains": engine.fetch("SELECT * FROM state_domains ORDER BY pattern, domain"),
+        "pairs": engine.fetch(f"SELECT * FROM ({PAIRS_SQL.format(hops=hops)}) p ORDER BY src, dst"),
+        "deployed": engine.fetch(f"SELECT * FROM ({DEPLOYED_SQL}) d ORDER BY src, dst"),
+        "range": engine.fetch(RANGE_SQL),
+    }
+
+
+# --- DuckDB ---------------------------------------------------------------------------------------
+
+
+class DuckDbEngine:
+    """Mining inside the store's own DuckDB file (read-only; scratch tables live in memory)."""
+
+    name = "duckdb"
+
+    def __init__(self, store: Store, batch_rows: int = 200_000) -> None:
+        self.store = store
+        self.con = store.con.cursor()
+        self.batch_rows = batch_rows
+        for table in ("defects", "rephrases"):
+            present = self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+            ).fetchone()
+            if not present or not present[0]:
+                raise StoreError(f"the store has no {table} table: run `selflearn signals` before mining")
+
+    def load_states(self, delex: Delex) -> None:
+        sql = INPUT_SQL.format(**DIALECT["duckdb"])
+        reader = self.con.sql(sql).to_arrow_reader(self.batch_rows)
+        batches = [delex(batch) for batch in _batches(reader)]
+        states = pa.Table.from_batches(batches, schema=STATE_SCHEMA)
+        self.con.register("states_arrow", states)
+        self.con.execute("CREATE OR REPLACE TEMP TABLE states AS SELECT * FROM states_arrow")
+        self.con.unregister("states_arrow")
+
+    def homes(self) -> pa.Table:
+        return self.con.sql("SELECT home_id, config FROM homes ORDER BY home_id").to_arrow_table()
+
+    def create(self, name: str, sql: str) -> int:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        row = self.con.execute(f"SELECT count(*) FROM {name}").fetchone()
+        return int(row[0]) if row else 0
+
+    def fetch(self, sql: str) -> pa.Table:
+        return self.con.sql(sql).to_arrow_table()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _batches(reader: Any) -> Iterator[pa.RecordBatch]:
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
+
+
+# --- Spark ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class SparkEngine:
+    """Mining on Apache Spark over Parquet exports of the store (``selflearn export``): the
+    ``turns``, ``defects``, ``rephrases`` and ``homes`` tables as ``<name>.parquet`` files or
+    folders under ``data_dir``. ``master`` is ``local[*]`` by default; under ``spark-submit``
+    the session the job was submitted with is used."""
+
+    data_dir: Path
+    master: str | None = "local[2]"
+    name: str = "spark"
+
+    def __post_init__(self) -> None:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise DependencyError("the Spark engine needs pyspark: pip install 'selflearn[spark]'") from exc
+        missing = [t for t in ("turns", "defects", "rephrases", "homes") if not self._path(t).exists()]
+        if missing:
+            raise ConfigError(
+                f"{self.data_dir} lacks {', '.join(m + '.parquet' for m in missing)}; "
+                "write them with `selflearn export --table NAME`"
+            )
+        builder = SparkSession.builder.appName("selflearn-mine")
+        if self.master:
+            builder = builder.master(self.master)
+        self.spark = (
+            builder.config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.shuffle.partitions", "8")
+            .config("spark.ui.enabled", "false")
+            .getOrCreate()
+        )
+        for table in ("turns", "defects", "rephrases", "homes"):
+            self.spark.read.parquet(str(self._path(table))).createOrReplaceTempView(table)
+
+    def _path(self, table: str) -> Path:
+        return self.data_dir / f"{table}.parquet"
+
+    def load_states(self, delex: Delex) -> None:
+        frame = self.spark.sql(INPUT_SQL.format(**DIALECT["spark"]))
+
+        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                yield delex(batch)
+
+        schema = _spark_schema(STATE_SCHEMA)
+        states = frame.mapInArrow(run, schema).cache()
+        states.createOrReplaceTempView("states")
+
+    def homes(self) -> pa.Table:
+        return self.fetch("SELECT home_id, config FROM homes ORDER BY home_id")
+
+    def create(self, name: str, sql: str) -> int:
+        frame = self.spark.sql(sql).cache()
+        frame.createOrReplaceTempView(name)
+        return int(frame.count())
+
+    def fetch(self, sql: str) -> pa.Table:
+        return self.spark.sql(sql).toArrow()
+
+    def close(self) -> None:
+        if self.master:
+            self.spark.stop()
+
+
+def _spark_schema(schema: pa.Schema) -> Any:
+    from pyspark.sql import types as T
+
+    kinds = {
+        pa.string(): T.StringType(),
+        pa.bool_(): T.BooleanType(),
+        pa.timestamp("us", tz="UTC"): T.TimestampType(),
+    }
+    return T.StructType([T.StructField(f.name, kinds[f.type], True) for f in schema])

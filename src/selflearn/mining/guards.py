@@ -1,0 +1,75 @@
+"""Safety guards for rewrites: polarity flips, target changes, sensitive intents.
+
+A rewrite must never turn "lights off" into "lights on" or "lock the door" into "unlock the
+door", and must not swap the thing being acted on. These checks read only the two patterns (and
+what the assistant logged for the target pattern when it succeeded), so they work on any
+assistant's logs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from selflearn.mining.delex import slot_signature
+
+POLARITY: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "power": (
+        frozenset({"on", "start", "activate", "enable", "switch on"}),
+        frozenset({"off", "stop", "deactivate", "disable", "kill", "cut"}),
+    ),
+    "open": (frozenset({"open", "raise"}), frozenset({"close", "shut", "lower"})),
+    "lock": (frozenset({"lock"}), frozenset({"unlock"})),
+    "level": (
+        frozenset({"up", "increase", "brighter", "brighten", "louder", "raise", "warmer", "higher"}),
+        frozenset({"down", "decrease", "dimmer", "dim", "quieter", "lower", "cooler", "colder"}),
+    ),
+    "play": (frozenset({"play", "resume", "unpause", "continue"}), frozenset({"pause", "stop"})),
+    "mute": (frozenset({"mute", "silence"}), frozenset({"unmute"})),
+    "alarm": (frozenset({"arm"}), frozenset({"disarm"})),
+}
+"""Opposite word sets per action dimension."""
+
+SENSITIVE_WORDS = frozenset(
+    {"lock", "unlock", "door", "doors", "garage", "gate", "alarm", "arm", "disarm", "cover", "covers"}
+)
+"""Words that put a pattern in a sensitive domain (locks, covers and garage doors, alarms)."""
+
+SENSITIVE_DOMAINS = frozenset({"lock", "cover", "alarm_control_panel"})
+"""Entity domains whose actions need the higher bar."""
+
+_WORD = re.compile(r"[a-z']+")
+
+
+def polarity(pattern: str) -> dict[str, set[int]]:
+    """For each action dimension, which sides (0 or 1) the pattern's words take."""
+    words = set(_WORD.findall(pattern))
+    out: dict[str, set[int]] = {}
+    for dim, sides in POLARITY.items():
+        for side, vocab in enumerate(sides):
+            if words & vocab:
+                out.setdefault(dim, set()).add(side)
+    return out
+
+
+def flips_polarity(source: str, target: str) -> bool:
+    """True when the target takes a side of some action dimension that the source takes the
+    opposite side of ("turn off the {area} light" -> "switch on the {area} light")."""
+    src, dst = polarity(source), polarity(target)
+    for dim, sides in dst.items():
+        theirs = src.get(dim)
+        if theirs and not (sides & theirs):
+            return True
+    return False
+
+
+def changes_target(source: str, target: str) -> bool:
+    """True when the placeholders differ: the rewrite would drop, add or swap an entity, area,
+    floor or number, so it cannot be filled from what the user said."""
+    return slot_signature(source) != slot_signature(target)
+
+
+def is_sensitive(pattern: str, domains: Iterable[str] = ()) -> bool:
+    """True for locks, covers and garage doors, and alarms: by the pattern's words or by the
+    domains the assistant acted on when the pattern succeeded."""
+    return bool(set(_WORD.findall(pattern)) & SENSITIVE_WORDS) or bool(set(domains) & SENSITIVE_DOMAINS)

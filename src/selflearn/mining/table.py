@@ -1,0 +1,185 @@
+"""The rewrite-table artifact and its runtime lookup.
+
+On disk a table is a folder with ``rewrites.parquet`` (one row per rewrite, :data:`TABLE_SCHEMA`)
+and ``metadata.json`` (format, version, config, data range, counts, timings). At run time a
+:class:`RewriteTable` is a :class:`~selflearn.assistant.pipeline.Rewriter`: it delexicalizes the
+request with the home's names, looks the pattern up among the active rewrites, and fills the
+target pattern with the request's own values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from selflearn.assistant.home import Home, normalize_name
+from selflearn.errors import ConfigError
+from selflearn.mining.delex import Delexicalizer, fill
+from selflearn.schema import RewriteTrace
+
+if TYPE_CHECKING:
+    from selflearn.assistant.pipeline import RewriteContext
+
+FORMAT = "selflearn.rewrites.v1"
+"""Format name written into ``metadata.json``."""
+
+TABLE_SCHEMA = pa.schema(
+    [
+        ("rule_id", pa.string()),
+        ("source", pa.string()),
+        ("target", pa.string()),
+        ("source_example", pa.string()),
+        ("target_example", pa.string()),
+        ("p_source", pa.float64()),
+        ("p_target", pa.float64()),
+        ("absorb_source", pa.float64()),
+        ("absorb_target", pa.float64()),
+        ("support", pa.int64()),
+        ("users", pa.int64()),
+        ("households", pa.int64()),
+        ("source_turns", pa.int64()),
+        ("target_turns", pa.int64()),
+        ("source_users", pa.int64()),
+        ("sensitive", pa.bool_()),
+        ("deployed_turns", pa.int64()),
+        ("deployed_success", pa.int64()),
+        ("p_worse_after", pa.float64()),
+        ("status", pa.string()),
+    ]
+)
+"""Columns of ``rewrites.parquet``:
+
+* ``source``/``target``: delexicalized patterns (``{area}``, ``{name}``, ``{floor}``,
+  ``{number}`` placeholders); ``*_example``: the same filled with neutral example values;
+* ``p_source``/``p_target``: how often each pattern worked when said (Beta(1, 1) posterior mean);
+* ``absorb_*``: probability that a session reaching the pattern ends in success (Markov chain);
+* ``support``/``users``/``households``: chains that went from source to target, and their
+  distinct users and homes; ``source_turns``/``target_turns``/``source_users``: evidence per pattern;
+* ``sensitive``: locks, covers and garage doors, alarms (mined with a higher bar);
+* ``deployed_*``/``p_worse_after``: outcomes of turns this rewrite was already applied to, and
+  the posterior probability that it works worse than the unrewritten source did;
+* ``status``: ``active`` or ``demoted`` (kept so it is not re-learned; never applied).
+"""
+
+
+def rule_id(source: str, target: str) -> str:
+    """Stable id of a rewrite (same patterns, same id, in every run and engine)."""
+    return hashlib.blake2b(f"{source}\x1f{target}".encode(), digest_size=6).hexdigest()
+
+
+@dataclass
+class RewriteTable:
+    """A mined rewrite table; callable as a rewriter in front of the NLU."""
+
+    table: pa.Table
+    metadata: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if not self.table.schema.equals(TABLE_SCHEMA):
+            self.table = self.table.select(TABLE_SCHEMA.names).cast(TABLE_SCHEMA)
+        self._active: dict[str, dict[str, Any]] = {
+            row["source"]: row for row in self.table.to_pylist() if row["status"] == "active"
+        }
+        self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
+
+    # --- artifact ----------------------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        """Content version: identical rows give an identical version."""
+        return str(self.metadata.get("version") or _version(self.table))
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``rewrites.parquet`` and ``metadata.json`` into the folder ``path``."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(self.table, folder / "rewrites.parquet")
+        meta = {
+            "format": FORMAT,
+            "version": _version(self.table),
+            "created_at": datetime.now(UTC).isoformat(),
+            "rules": self.table.num_rows,
+            "active": len(self._active),
+            **self.metadata,
+        }
+        (folder / "metadata.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        self.metadata = meta
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> RewriteTable:
+        """Read a folder written by :meth:`save`."""
+        folder = Path(path)
+        try:
+            meta = json.loads((folder / "metadata.json").read_text())
+            table = pq.read_table(folder / "rewrites.parquet")
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{folder} is not a rewrite table (missing {Path(exc.filename).name})") from exc
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{folder}: unreadable rewrite table: {exc}") from exc
+        if meta.get("format") != FORMAT:
+            raise ConfigError(f"{folder}: format {meta.get('format')!r} is not {FORMAT!r}")
+        missing = set(TABLE_SCHEMA.names) - set(table.column_names)
+        if missing:
+            raise ConfigError(f"{folder}/rewrites.parquet lacks columns {sorted(missing)}")
+        return cls(table, meta)
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    # --- runtime -----------------------------------------------------------------------------
+
+    def lookup(self, text: str, home: Home | None = None) -> tuple[str, dict[str, Any]] | None:
+        """The rewritten text and the rule for ``text`` said in ``home``, or None."""
+        if not self._active:
+            return None
+        delex = self._delexicalizer(home)
+        d = delex(text)
+        row = self._active.get(d.pattern)
+        if row is None:
+            return None
+        out = fill(row["target"], d.values)
+        if out is None or normalize_name(out) == normalize_name(text):
+            return None
+        return out, row
+
+    def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | None:
+        """Rewriter protocol: the applied rewrite's provenance, or None to leave ``text`` alone."""
+        hit = self.lookup(text, context.home)
+        if hit is None:
+            return None
+        out, row = hit
+        return RewriteTrace(
+            original_text=text,
+            rewritten_text=out,
+            layer="precomputed",
+            rule_id=row["rule_id"],
+            score=float(row["p_target"]),
+        )
+
+    def _delexicalizer(self, home: Home | None) -> Delexicalizer:
+        key = home.home_id if home is not None else ""
+        cached = self._delex.get(key)
+        if cached is None or cached[0] is not home:
+            cached = (home, Delexicalizer(home))
+            if len(self._delex) > 10_000:
+                self._delex.clear()
+            self._delex[key] = cached
+        return cached[1]
+
+
+def _version(table: pa.Table) -> str:
+    blob = json.dumps(table.to_pylist(), sort_keys=True, default=str).encode()
+    return "rw-" + hashlib.blake2b(blob, digest_size=6).hexdigest()
+
+
+def load_rewriter(path: str | Path) -> RewriteTable:
+    """Load a rewrite table to put in front of the assistant's NLU."""
+    return RewriteTable.load(path)
