@@ -220,12 +220,15 @@ class DuckDbEngine:
         self.store = store
         self.con = store.con.cursor()
         self.batch_rows = batch_rows
-        for table in ("defects", "rephrases"):
-            present = self.con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-            ).fetchone()
-            if not present or not present[0]:
-                raise StoreError(f"the store has no {table} table: run `selflearn signals` before mining")
+        counts = {
+            table: int(self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+            for table in ("turns", "defects")
+        }
+        if counts["turns"] and not counts["defects"]:
+            raise StoreError(
+                f"the store has {counts['turns']:,} turns but no defect or rephrase signals: "
+                "run `selflearn signals` before mining"
+            )
 
     def load_states(self, delex: Delex) -> None:
         sql = INPUT_SQL.format(**DIALECT["duckdb"])
@@ -241,8 +244,7 @@ class DuckDbEngine:
 
     def create(self, name: str, sql: str) -> int:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
-        row = self.con.execute(f"SELECT count(*) FROM {name}").fetchone()
-        return int(row[0]) if row else 0
+        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
 
     def fetch(self, sql: str) -> pa.Table:
         return self.con.sql(sql).to_arrow_table()

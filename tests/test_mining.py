@@ -1,0 +1,311 @@
+"""Rewrite mining on small hand-written logs whose right answer is obvious."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from selflearn.assistant.home import Home
+from selflearn.assistant.pipeline import RewriteContext
+from selflearn.errors import ConfigError, DataError, StoreError
+from selflearn.mining import DuckDbEngine, MiningConfig, RewriteTable, mine
+from selflearn.mining.delex import Delexicalizer, fill
+from selflearn.mining.guards import changes_target, flips_polarity, is_sensitive
+from selflearn.mining.markov import FAILURE, SUCCESS, absorbing_chain
+from selflearn.schema import DeviceContext
+from selflearn.store import DEFECT_SCHEMA, REPHRASE_SCHEMA, Store
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+LOOSE = MiningConfig(min_users=5, min_households=2, min_source_turns=1, min_target_turns=1)
+
+
+def _home(home_id: str, areas: list[str], names: list[str]) -> dict[str, Any]:
+    return {
+        "record_type": "home",
+        "home_id": home_id,
+        "areas": [{"id": a.lower().replace(" ", "_"), "name": a} for a in areas],
+        "entities": [{"id": f"light.{n.lower().replace(' ', '_')}", "name": n, "area": None} for n in names],
+    }
+
+
+class Log:
+    """Builds turns, homes and their signals, then ingests them into a store."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.defects: list[dict[str, Any]] = []
+        self.rephrases: list[dict[str, Any]] = []
+        self.homes: dict[str, dict[str, Any]] = {}
+        self.n = 0
+
+    def home(self, home_id: str, areas: list[str], names: list[str] = ()) -> None:  # type: ignore[assignment]
+        self.homes[home_id] = _home(home_id, areas, list(names))
+
+    def session(
+        self,
+        user: str,
+        home: str,
+        texts: list[tuple[str, bool]],
+        unresolved: tuple[str, ...] = (),
+        rewrite: tuple[str, str] | None = None,
+    ) -> None:
+        """One reformulation session: (text, failed) per turn, each rephrasing the one before.
+        ``rewrite=(original, rewritten)`` marks the first turn as already rewritten."""
+        self.n += 1
+        when = T0 + timedelta(hours=self.n)
+        previous = None
+        for i, (text, failed) in enumerate(texts):
+            turn_id = f"{home}-{user}-{self.n}-{i}"
+            row: dict[str, Any] = {
+                "record_type": "turn",
+                "turn_id": turn_id,
+                "session_id": f"{home}-{user}-{self.n}",
+                "user_id": user,
+                "household_id": home,
+                "timestamp": (when + timedelta(seconds=8 * i)).isoformat(),
+                "device": {"device_id": f"{home}-speaker"},
+                "text": text,
+                "er": {"ok": not failed, "unresolved": list(unresolved) if failed else []},
+            }
+            if rewrite is not None and i == 0:
+                row["rewrite"] = {
+                    "original_text": rewrite[0],
+                    "rewritten_text": rewrite[1],
+                    "layer": "precomputed",
+                }
+                row["text"] = rewrite[1]
+            self.rows.append(row)
+            self.defects.append({"turn_id": turn_id, "p_defect": 0.9 if failed else 0.1})
+            self.rephrases.append({"turn_id": turn_id, "rephrase_of": previous})
+            previous = turn_id
+
+    def store(self, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        jsonl = path.parent / f"{path.stem}.jsonl"
+        with jsonl.open("w") as fh:
+            for record in [*self.homes.values(), *self.rows]:
+                fh.write(json.dumps(record) + "\n")
+        store = Store(path)
+        report = store.ingest([jsonl])
+        assert report.quarantined == 0, report.summary()
+        now = datetime.now(UTC)
+        store.save_signals(
+            "defects",
+            pa.Table.from_pylist(
+                [
+                    {**d, "p_heuristic": d["p_defect"], "reasons": [], "model": "test", "scored_at": now}
+                    for d in self.defects
+                ],
+                schema=DEFECT_SCHEMA,
+            ),
+        )
+        store.save_signals(
+            "rephrases",
+            pa.Table.from_pylist(
+                [{**r, "p_rephrase": 0.9, "model": "test", "scored_at": now} for r in self.rephrases],
+                schema=REPHRASE_SCHEMA,
+            ),
+        )
+        return store
+
+
+def _mine(log: Log, tmp_path: Path, config: MiningConfig = LOOSE) -> RewriteTable:
+    with log.store(tmp_path / "logs.duckdb") as store:
+        return mine(DuckDbEngine(store), config)
+
+
+def _users_fix(log: Log, users: int, homes: int, bad: str, good: str, area: str = "Kitchen") -> None:
+    for u in range(users):
+        home = f"h{u % homes}"
+        log.home(home, [area, "Bedroom"])
+        log.session(f"{home}u{u}", home, [(bad, True), (good, False)])
+
+
+def _rules(table: RewriteTable) -> dict[str, str]:
+    return {r["source"]: r["target"] for r in table.table.to_pylist() if r["status"] == "active"}
+
+
+# --- the Markov chain ---------------------------------------------------------------------------
+
+
+def test_absorption_probabilities_match_the_closed_form() -> None:
+    # a: 2 of 10 succeed, 8 move to b; b: 3 of 4 succeed, 1 fails. P(success | a) = 0.2 + 0.8 * 0.75.
+    chain = absorbing_chain([("a", SUCCESS, 2), ("a", "b", 8), ("b", SUCCESS, 3), ("b", FAILURE, 1)])
+    i = chain.index()
+    assert chain.absorb_success[i["a"]] == pytest.approx(0.8)
+    assert chain.absorb_success[i["b"]] == pytest.approx(0.75)
+    assert chain.direct_success[i["a"]] == pytest.approx(0.2)
+    # A loop (a -> b -> a) still solves: from b, 0.5 success now, else back to a.
+    loop = absorbing_chain([("a", "b", 1), ("b", "a", 1), ("b", SUCCESS, 1), ("a", FAILURE, 1)])
+    j = loop.index()
+    # x_a = 0.5 * x_b, x_b = 0.5 + 0.5 * x_a -> x_b = 2/3, x_a = 1/3
+    assert loop.absorb_success[j["a"]] == pytest.approx(1 / 3)
+    assert loop.absorb_success[j["b"]] == pytest.approx(2 / 3)
+    assert loop.components == 1
+
+
+# --- delexicalization and guards -----------------------------------------------------------------
+
+
+def test_delexicalizer_pools_homes_and_fills_back() -> None:
+    home = Home.from_dict(_home("x", ["Kitchen", "Living Room"], ["Living Room Ceiling"]))
+    d = Delexicalizer(home)
+    out = d("Turn on the Living Room Ceiling at 75 percent!")
+    assert out.pattern == "turn on the {name} at {number} percent"
+    assert fill("set {name} to {number} percent", out.values) == "set living room ceiling to 75 percent"
+    other = Delexicalizer(Home.from_dict(_home("y", ["Bedroom"], [])))
+    assert d("lights off in the kitchen please").pattern == other("lights off in the bedroom please").pattern
+    assert d("switch on the big light", ["big light"]).pattern == "switch on the {unknown}"
+    assert fill("{area} lights off", ()) is None
+
+
+def test_guards_catch_flips_target_changes_and_sensitive_requests() -> None:
+    assert flips_polarity("turn off the {area} light", "turn on the {area} light")
+    assert flips_polarity("lock the door", "unlock the door")
+    assert not flips_polarity("kill the lights in the {area}", "turn off the lights in the {area}")
+    assert changes_target("lights off in the {area}", "turn off the lights")
+    assert not changes_target("{area} lights off", "turn off the {area} lights")
+    assert is_sensitive("open the garage")
+    assert is_sensitive("turn on {name}", domains={"lock"})
+    assert not is_sensitive("turn on {name}", domains={"light"})
+
+
+# --- mining end to end --------------------------------------------------------------------------
+
+
+def test_a_failing_phrasing_is_rewritten_to_what_users_said_next(tmp_path: Path) -> None:
+    log = Log()
+    _users_fix(log, 6, 3, "lights out in the kitchen", "turn off the lights in the kitchen")
+    table = _mine(log, tmp_path)
+    assert _rules(table) == {"lights out in the {area}": "turn off the lights in the {area}"}
+    row = table.table.to_pylist()[0]
+    assert row["users"] == 6 and row["households"] == 3
+    assert row["p_source"] < 0.2 and row["p_target"] > 0.8
+    # Applied in another home, with that home's room.
+    home = Home.from_dict(_home("new", ["Guest Room"], []))
+    context = RewriteContext(home, None, "u", "new", DeviceContext(device_id="d"), T0)
+    trace = table("Lights out in the guest room", context)
+    assert trace is not None and trace.rewritten_text == "turn off the lights in the guest room"
+    assert trace.layer == "precomputed" and trace.rule_id == row["rule_id"]
+    assert table("turn off the lights in the guest room", context) is None
+
+
+def test_fewer_than_k_users_never_make_a_global_rewrite(tmp_path: Path) -> None:
+    log = Log()
+    _users_fix(log, 4, 4, "lights out in the kitchen", "turn off the lights in the kitchen")
+    assert _rules(_mine(log, tmp_path / "a")) == {}
+    log2 = Log()
+    # Many sessions, but still only 4 distinct users: support is counted in users, not sessions.
+    for _ in range(5):
+        _users_fix(log2, 4, 4, "lights out in the kitchen", "turn off the lights in the kitchen")
+    table = _mine(log2, tmp_path / "b")
+    assert _rules(table) == {}
+    assert table.metadata["report"]["rejected"].get("target: fewer than k users", 0) == 1
+
+
+def test_household_names_never_enter_the_table(tmp_path: Path) -> None:
+    log = Log()
+    # Configured names are placeholders, so they pool: "the reading nook lamp" is a {name}.
+    for u in range(6):
+        home = f"h{u % 3}"
+        log.home(home, ["Kitchen"], ["Reading Nook Lamp"])
+        log.session(
+            f"{home}u{u}", home, [("reading nook lamp on", True), ("turn on the reading nook lamp", False)]
+        )
+    # One household's nickname, used by six of its members: never global.
+    log.home("hx", ["Kitchen"], ["Kitchen Ceiling"])
+    for u in range(6):
+        log.session(f"hxu{u}", "hx", [("glow worm off", True), ("turn off the kitchen ceiling", False)])
+    # A nickname the assistant reported as unknown, across many homes: stays out too.
+    for u in range(6):
+        home = f"hn{u}"
+        log.home(home, ["Kitchen"], ["Kitchen Ceiling"])
+        log.session(
+            f"{home}u",
+            home,
+            [("turn on the telly", True), ("turn on the kitchen ceiling", False)],
+            ("telly",),
+        )
+    table = _mine(log, tmp_path)
+    assert _rules(table) == {"{name} on": "turn on the {name}"}
+    text = json.dumps(table.table.to_pylist())
+    for name in ("reading nook", "glow worm", "kitchen ceiling", "telly"):
+        assert name not in text
+
+
+def test_polarity_flips_and_sensitive_rewrites_need_more_evidence(tmp_path: Path) -> None:
+    log = Log()
+    _users_fix(log, 8, 4, "kitchen lights off please", "turn on the lights in the kitchen")
+    _users_fix(log, 6, 3, "garage shut", "close the garage door")
+    table = _mine(log, tmp_path)
+    assert _rules(table) == {}  # a flip (down -> on) and a sensitive rewrite with only 6 users
+    log2 = Log()
+    _users_fix(log2, 10, 5, "garage shut", "close the garage door")
+    assert _rules(_mine(log2, tmp_path / "b")) == {"garage shut": "close the garage door"}
+
+
+def test_a_deployed_rewrite_that_works_worse_is_demoted(tmp_path: Path) -> None:
+    log = Log()
+    _users_fix(log, 6, 3, "lights out in the kitchen", "turn off the lights in the kitchen")
+    # Before deployment the source worked 3 times in 12 (6 failures above, 3 of 6 here) ...
+    for u in range(6):
+        log.session(f"h{u % 3}u{u}", f"h{u % 3}", [("lights out in the kitchen", u >= 3)])
+    # ... but after deployment the rewrite failed 30 times out of 30.
+    for u in range(30):
+        log.session(
+            f"h{u % 3}u{u}",
+            f"h{u % 3}",
+            [("turn off the lights in the kitchen", True)],
+            rewrite=("lights out in the kitchen", "turn off the lights in the kitchen"),
+        )
+    table = _mine(log, tmp_path)
+    rows = table.table.to_pylist()
+    assert [r["status"] for r in rows] == ["demoted"]
+    assert rows[0]["deployed_turns"] == 30 and rows[0]["deployed_success"] == 0
+    assert rows[0]["p_worse_after"] >= 0.95
+    assert len(table) == 0  # nothing active to apply
+
+
+def test_table_round_trips_and_mining_is_deterministic(tmp_path: Path) -> None:
+    log = Log()
+    _users_fix(log, 6, 3, "lights out in the kitchen", "turn off the lights in the kitchen")
+    first = _mine(log, tmp_path / "a")
+    second = _mine(log, tmp_path / "b")
+    assert first.table.equals(second.table)
+    folder = first.save(tmp_path / "table")
+    loaded = RewriteTable.load(folder)
+    assert loaded.table.equals(first.table)
+    assert loaded.version == first.version == second.version
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["format"] == "selflearn.rewrites.v1" and meta["report"]["turns"] == 12
+    assert meta["config"]["min_users"] == 5
+
+
+def test_noise_changes_counts_not_rules(tmp_path: Path) -> None:
+    log = Log()
+    _users_fix(log, 6, 3, "lights out in the kitchen", "turn off the lights in the kitchen")
+    plain = _mine(log, tmp_path / "a")
+    noisy = _mine(log, tmp_path / "b", MiningConfig(**{**LOOSE.__dict__, "noise_epsilon": 0.5}))
+    assert _rules(noisy) == _rules(plain)
+    counts = ("support", "users", "households", "source_turns", "target_turns")
+    assert any(noisy.table.column(c).to_pylist() != plain.table.column(c).to_pylist() for c in counts)
+
+
+def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a rewrite table"):
+        RewriteTable.load(tmp_path)
+    with pytest.raises(ConfigError):
+        MiningConfig(min_users=0)
+    with Store(tmp_path / "empty.duckdb") as store, pytest.raises(DataError, match="no scored turns"):
+        mine(DuckDbEngine(store))
+    log = Log()
+    _users_fix(log, 1, 1, "lights out", "lights off")
+    with log.store(tmp_path / "unscored.duckdb") as store:
+        store.con.execute("DELETE FROM defects")
+        with pytest.raises(StoreError, match="run `selflearn signals`"):
+            DuckDbEngine(store)
