@@ -162,6 +162,8 @@ def test_delexicalizer_pools_homes_and_fills_back() -> None:
     assert d("lights off in the kitchen please").pattern == other("lights off in the bedroom please").pattern
     assert d("switch on the big light", ["big light"]).pattern == "switch on the {unknown}"
     assert fill("{area} lights off", ()) is None
+    assert d("Hey, can you turn off the kitchen light please?").pattern == "turn off the {area} light"
+    assert d("please").pattern == "please"
 
 
 def test_guards_catch_flips_target_changes_and_sensitive_requests() -> None:

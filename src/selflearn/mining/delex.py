@@ -10,7 +10,9 @@ enter a global table:
   ``{area} ceiling``);
 * names the assistant reported it could not resolve in this turn (``er.unresolved``, e.g. a
   household nickname) -> ``{unknown}``;
-* numbers, as digits or words ("75", "twenty two") -> ``{number}``.
+* numbers, as digits or words ("75", "twenty two") -> ``{number}``;
+* politeness around the request ("hey", "please", "can you", "could you", "thanks") is dropped,
+  so "can you turn off the kitchen light please" pools with "turn off the kitchen light".
 
 Text is normalised first as Home Assistant compares names (case-folded, punctuation dropped).
 A :class:`Delexicalizer` is built once per home and is cheap to call (one compiled regex).
@@ -37,6 +39,16 @@ _UNITS = [
 _TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _NUMBER_WORD = "|".join(sorted([*_UNITS, *_TENS, "hundred", "thousand"], key=len, reverse=True))
 _NUMBER = rf"(?:\d+(?:\s+\d+)*|(?:{_NUMBER_WORD})(?:\s+(?:and\s+)?(?:{_NUMBER_WORD}))*)"
+
+
+_LEADING = re.compile(r"^(?:(?:hey|ok|okay|please|can you|could you|would you|will you)\s+)+")
+_TRAILING = re.compile(r"(?:\s+(?:please|thanks|thank you|for me))+$")
+
+
+def strip_fillers(norm: str) -> str:
+    """``norm`` without leading and trailing politeness (never down to nothing)."""
+    out = _TRAILING.sub("", _LEADING.sub("", norm))
+    return out or norm
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,7 @@ class Delexicalizer:
     def __call__(self, text: str, unresolved: Iterable[str] = ()) -> Delexicalized:
         """Pattern and values of ``text``; ``unresolved`` are names the assistant could not resolve
         in this turn (they become ``{unknown}`` unless the home knows them)."""
-        norm = normalize_name(text)
+        norm = strip_fillers(normalize_name(text))
         unknown: list[str] = []
         extra = {normalize_name(u) for u in unresolved} - set(self._names) - {""}
         if extra:
