@@ -42,7 +42,10 @@ CACHE = Path(__file__).resolve().parent / ".cache" / "mining"
 def signals(path: Path, rephrase_model: Path | None) -> str:
     """Score the mining store's friction signals once (cached in the store)."""
     with Store(path) as store:
-        if store.count("defects") == store.count("turns") and store.count("rephrases"):
+        scored = store.query(
+            "SELECT (SELECT count(*) FROM defects) AS d, (SELECT count(*) FROM rephrases) AS r"
+        )
+        if scored.column("d")[0].as_py() == store.count("turns") and scored.column("r")[0].as_py():
             return "cached"
         started = time.perf_counter()
         if rephrase_model is not None and rephrase_model.exists():
