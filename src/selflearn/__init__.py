@@ -5,7 +5,7 @@ The public API is what ``__all__`` lists; everything else may change between ver
 
 from selflearn.assistant.home import Area, Entity, Floor, Home, HomeState
 from selflearn.assistant.nlu import HomeAssistantNlu
-from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
+from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn, RewriteContext, Rewriter
 from selflearn.errors import ConfigError, DataError, DependencyError, SelflearnError, StoreError
 from selflearn.schema import (
     SCHEMA_VERSION,
@@ -68,7 +68,9 @@ __all__ = [
     "RephraseDecision",
     "RephraseExample",
     "ResultTrace",
+    "RewriteContext",
     "RewriteTrace",
+    "Rewriter",
     "SelflearnError",
     "SimulationConfig",
     "SimulationResult",

@@ -86,6 +86,14 @@ def simulate_cmd(
     ] = "h",
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
     false_wakes: Annotated[float, typer.Option(help="False wakes per household per day.", min=0)] = 0.4,
+    rewrite_table: Annotated[
+        Path | None,
+        typer.Option(
+            help="Replay the traffic through a mined rewrite table: requests are rewritten before the "
+            "NLU, and the truth says which rewritten turns would have failed without it "
+            "(see docs/mining.md).",
+        ),
+    ] = None,
 ) -> None:
     """Simulate households talking to the reference assistant; write turns, feedback and truth."""
     config = SimulationConfig(
@@ -99,6 +107,7 @@ def simulate_cmd(
         assistant=AssistantConfig(nlu=nlu, asr=asr),  # type: ignore[arg-type]
         workers=workers,
         false_wakes_per_day=false_wakes,
+        rewrite_table=str(rewrite_table) if rewrite_table else None,
     )
     result = _run_simulation(config, out_dir)
     typer.echo(
@@ -109,6 +118,11 @@ def simulate_cmd(
                 "goals": result.goals,
                 "first_attempt_defect_rate": round(result.first_attempt_defect_rate, 4),
                 "failure_points": result.failure_points,
+                **(
+                    {"rewrites": result.rewrites, "rewrite_errors": result.rewrite_errors}
+                    if rewrite_table
+                    else {}
+                ),
                 "seconds": round(result.seconds, 2),
             }
         )

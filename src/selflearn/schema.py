@@ -20,8 +20,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-SCHEMA_VERSION = "1.0"
-"""Version of the log format. Readers accept records whose major version matches."""
+SCHEMA_VERSION = "1.1"
+"""Version of the log format. Readers accept records whose major version matches; a minor
+version only adds optional fields (1.1: ``Truth.defect_without_rewrite``)."""
 
 MAX_TEXT_CHARS = 1000
 """Longest utterance or response text accepted; longer text is a bad record, not a truncation."""
@@ -306,6 +307,9 @@ class Truth(_Versioned):
     """First stage that failed irrecoverably, or ``correct``."""
     in_scope: bool
     """Whether the assistant could serve this goal at all."""
+    defect_without_rewrite: bool | None = None
+    """When a rewrite was applied to this turn: whether the turn would have been a defect without
+    it, i.e. the original text run on a copy of the home state; ``None`` otherwise."""
 
 
 TRUTH_RECORD: TypeAdapter[Truth] = TypeAdapter(Truth)

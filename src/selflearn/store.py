@@ -14,6 +14,10 @@ Ingest contract (:meth:`Store.ingest`):
 
 Tables: ``turns``, ``feedback``, ``homes`` (the assistant's configuration of each home), and
 ``sim_truth``, which only :meth:`Store.truth` reads and which learners must never touch.
+
+Stores written by an older minor schema version keep working: opening one writable adds the
+columns new fields need (``ALTER TABLE ... ADD COLUMN``); a read-only open reads the missing
+columns as nulls. Rows are inserted and read by column name, never by position.
 """
 
 from __future__ import annotations
@@ -124,6 +128,7 @@ TRUTH_SCHEMA = pa.schema(
         ("defect", _B),
         ("failure_point", _S),
         ("in_scope", _B),
+        ("defect_without_rewrite", _B),
         ("schema_version", _S),
         ("record_hash", _S),
         ("source", _S),
@@ -252,10 +257,15 @@ def _feedback_row(fb: Feedback, source: str) -> dict[str, Any]:
     return row
 
 
+_TRUTH_OPTIONAL = ("defect_without_rewrite",)
+"""Truth fields added in a minor version: left out of the content hash when null, so rows
+written before they existed hash as they did then (re-ingesting them stays idempotent)."""
+
+
 def _truth_row(truth: Truth, source: str) -> dict[str, Any]:
     row = truth.model_dump()
     row.pop("record_type")
-    digest = _digest(row)
+    digest = _digest({k: v for k, v in row.items() if v is not None or k not in _TRUTH_OPTIONAL})
     row["goal"]["slots"] = orjson.dumps(row["goal"]["slots"]).decode()
     row["goal"]["targets"] = list(row["goal"]["targets"])
     row["record_hash"] = digest
@@ -283,6 +293,8 @@ class Store:
         if not read_only:
             self._create()
         self._check_version()
+        if not read_only:
+            self._upgrade()
 
     def __enter__(self) -> Store:
         return self
@@ -301,6 +313,53 @@ class Store:
         for table, schema in tables:
             empty = schema.empty_table()  # noqa: F841 - referenced by name in SQL below
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM empty WHERE false")
+
+    def _upgrade(self) -> None:
+        """Bring a store written by an older minor version up to date: add the columns of known
+        tables it lacks (null in existing rows) and record the current schema version."""
+        tables = [*_TABLES.values(), *SIGNAL_TABLES.items()]
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for table, schema in tables:
+                have = self._present_columns(table)
+                missing = [name for name in schema.names if name not in have]
+                types = self._sql_types(schema) if missing else {}
+                for name in missing:
+                    self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {types[name]}')
+            found = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+            if found and _version_key(str(found[0][0])) < _version_key(SCHEMA_VERSION):
+                self.con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def _present_columns(self, table: str) -> set[str]:
+        """Columns ``table`` has in this store."""
+        return {
+            str(r[0]) for r in self.con.execute(f"SELECT name FROM pragma_table_info('{table}')").fetchall()
+        }
+
+    def _sql_types(self, schema: pa.Schema) -> dict[str, str]:
+        """Column name -> DuckDB type of an Arrow schema."""
+        empty = schema.empty_table()  # noqa: F841 - referenced by name in SQL below
+        rows = self.con.execute("SELECT column_name, column_type FROM (DESCRIBE empty)").fetchall()
+        return {str(name): str(kind) for name, kind in rows}
+
+    def _select(
+        self, table: str, schema: pa.Schema, exclude: tuple[str, ...] = ("record_hash", "source")
+    ) -> str:
+        """``SELECT`` list of ``table`` in ``schema`` order; columns an older store lacks read as
+        typed nulls (read-only opens of old stores are not upgraded)."""
+        have = self._present_columns(table)
+        parts = []
+        missing = [n for n in schema.names if n not in have and n not in exclude]
+        types = self._sql_types(schema) if missing else {}
+        for name in schema.names:
+            if name in exclude:
+                continue
+            parts.append(f'"{name}"' if name in have else f'CAST(NULL AS {types[name]}) AS "{name}"')
+        return ", ".join(parts)
 
     def _check_version(self) -> None:
         try:
@@ -416,7 +475,7 @@ class Store:
                 keep.append(False)
         fresh = data.filter(pa.array(keep)).drop_columns(["_row"])
         if fresh.num_rows:
-            self.con.execute(f"INSERT INTO {table} SELECT * FROM fresh")
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM fresh")
             report.stored += fresh.num_rows
             report.by_table[table] += fresh.num_rows
 
@@ -431,7 +490,7 @@ class Store:
 
     def turns(self, where: str | None = None) -> Iterator[Turn]:
         """Stored turns as :class:`Turn` objects, in time order (learners read through this)."""
-        sql = "SELECT * EXCLUDE (record_hash, source) FROM turns"
+        sql = f"SELECT {self._select('turns', TURN_SCHEMA)} FROM turns"
         if where:
             sql += f" WHERE {where}"
         sql += " ORDER BY timestamp, turn_id"
@@ -465,7 +524,7 @@ class Store:
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.con.execute(f"DELETE FROM {table} WHERE turn_id IN (SELECT turn_id FROM fresh)")
-            self.con.execute(f"INSERT INTO {table} SELECT * FROM fresh")
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM fresh")
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -476,19 +535,28 @@ class Store:
         """The stored ``defects`` or ``rephrases`` rows."""
         if table not in SIGNAL_TABLES:
             raise StoreError(f"unknown signal table {table!r}; expected one of {sorted(SIGNAL_TABLES)}")
-        return self.con.sql(f"SELECT * FROM {table} ORDER BY turn_id").to_arrow_table()
+        columns = self._select(table, SIGNAL_TABLES[table], exclude=())
+        return self.con.sql(f"SELECT {columns} FROM {table} ORDER BY turn_id").to_arrow_table()
 
     def truth(self) -> pa.Table:
         """Simulation truth, for benchmarks only. Learners must never call this."""
-        return self.con.sql("SELECT * EXCLUDE (record_hash, source) FROM sim_truth").to_arrow_table()
+        return self.con.sql(
+            f"SELECT {self._select('sim_truth', TRUTH_SCHEMA)} FROM sim_truth"
+        ).to_arrow_table()
 
     def export_parquet(self, table: str, path: str | Path) -> int:
         """Write ``table`` to a Parquet file (readable by Spark); returns the row count."""
         if table not in _KEY:
             raise StoreError(f"unknown table {table!r}; expected one of {sorted(_KEY)}")
-        data = self.con.sql(f"SELECT * EXCLUDE (record_hash, source) FROM {table}").to_arrow_table()
+        schema = next(sch for name, sch in _TABLES.values() if name == table)
+        data = self.con.sql(f"SELECT {self._select(table, schema)} FROM {table}").to_arrow_table()
         pq.write_table(data, str(path))
         return int(data.num_rows)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    """``"1.10"`` -> ``(1, 10)``, for comparing schema versions (unparsable parts count as 0)."""
+    return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
 
 
 def _drop_none_structs(row: dict[str, Any]) -> dict[str, Any]:

@@ -4,21 +4,31 @@ appending its trace to the turn record.
 >>> from selflearn.assistant import Assistant, AssistantConfig
 >>> assistant = Assistant(AssistantConfig(asr="exact"))   # doctest: +SKIP
 >>> handled = assistant.handle(spoken="turn off the kitchen lights", ...)  # doctest: +SKIP
+
+A :class:`Rewriter` (``Assistant(rewriter=...)``) may sit between ASR and NLU, as selflearn does in
+production: it sees the recognised text and may replace it. It fails open: an exception or an
+unusable answer leaves the original text in place.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from selflearn.assistant.execute import NO_MATCH_RESPONSE, Effect, execute
-from selflearn.assistant.home import HomeState
+from selflearn.assistant.home import Home, HomeState
 from selflearn.assistant.nlu import HomeAssistantNlu, NluConfig, NluResult
 from selflearn.assistant.resolve import Resolution, resolve
 from selflearn.errors import ConfigError
-from selflearn.schema import AsrTrace, DeviceContext, ErTrace, ResultTrace, Turn, WakeTrace
+from selflearn.schema import AsrTrace, DeviceContext, ErTrace, ResultTrace, RewriteTrace, Turn, WakeTrace
+
+log = logging.getLogger(__name__)
+
+_warned_rewrite_error = False
+"""Whether this process has already logged a rewriter failure (they are logged once, then counted)."""
 
 
 class Recognizer(Protocol):
@@ -27,6 +37,36 @@ class Recognizer(Protocol):
     name: str
 
     def transcribe(self, text: str, rng: random.Random, condition: Any = None) -> AsrTrace: ...
+
+
+@dataclass(frozen=True)
+class RewriteContext:
+    """What a rewriter may know about the request besides its text."""
+
+    home: Home
+    """The home's configuration as the assistant knows it (areas, entities, aliases)."""
+    context_area: str | None
+    """Area id of the device that heard the request, if it has one."""
+    user_id: str
+    """Pseudonymous id of the speaker."""
+    household_id: str
+    """Pseudonymous id of the home."""
+    device: DeviceContext
+    """The device context as logged."""
+    timestamp: datetime
+    """When the request was spoken."""
+
+
+class Rewriter(Protocol):
+    """Something that may rewrite a request's text before the NLU sees it.
+
+    Returns the provenance of the rewrite it applies (:class:`~selflearn.schema.RewriteTrace`,
+    with ``rewritten_text`` the text the NLU should get) or ``None`` to leave the text alone.
+    Rewriters run in the simulator's worker processes, so they should be picklable and must not
+    depend on call order for their answers if simulations are to stay reproducible.
+    """
+
+    def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | None: ...
 
 
 @dataclass(frozen=True)
@@ -66,16 +106,28 @@ class HandledTurn:
     """NLU output."""
     resolution: Resolution | None
     """Entity-resolution output (``None`` when the NLU found nothing)."""
+    rewritten: bool = False
+    """Whether a rewrite was applied (``turn.rewrite`` then holds its provenance)."""
+    effect_without_rewrite: Effect | None = None
+    """When a rewrite was applied: what the assistant would have done with the original text
+    (run on a copy of the home state taken before the turn), for simulation scoring only -- a
+    deployed assistant cannot know it. ``None`` when no rewrite was applied, or when the
+    original text would have done nothing."""
 
 
 class Assistant:
-    """Home Assistant's voice pipeline over a simulated home, with every stage traced."""
+    """Home Assistant's voice pipeline over a simulated home, with every stage traced.
+
+    With a ``rewriter``, each recognised text is offered to it before the NLU (see
+    :meth:`rewrite`); ``rewrite_errors`` counts the calls that failed and were ignored.
+    """
 
     def __init__(
         self,
         config: AssistantConfig | None = None,
         asr: Recognizer | None = None,
         nlu: HomeAssistantNlu | None = None,
+        rewriter: Rewriter | None = None,
     ) -> None:
         self.config = config or AssistantConfig()
         self.nlu = nlu or HomeAssistantNlu(self.config.nlu)
@@ -84,6 +136,47 @@ class Assistant:
 
             asr = make_asr(self.config.asr)
         self.asr = asr
+        self.rewriter = rewriter
+        self.rewrite_errors = 0
+        """Rewriter calls that raised or returned something unusable (the text was kept)."""
+
+    def rewrite(self, text: str, context: RewriteContext) -> RewriteTrace | None:
+        """The rewrite to apply to ``text``, or ``None`` (no rewriter, no rewrite, or a failure).
+
+        Fails open: an exception from the rewriter, an answer that is not a
+        :class:`~selflearn.schema.RewriteTrace`, or a rewritten text that is empty or the same
+        as ``text`` means no rewrite. Exceptions and non-trace answers count in
+        :attr:`rewrite_errors` and the first of them in a process is logged as a warning. The
+        returned trace's ``original_text`` is always ``text``.
+        """
+        if self.rewriter is None:
+            return None
+        try:
+            trace = self.rewriter(text, context)
+            if trace is not None and not isinstance(trace, RewriteTrace):
+                raise TypeError(f"rewriter returned {type(trace).__name__}, not RewriteTrace or None")
+        except Exception as exc:
+            self.rewrite_errors += 1
+            global _warned_rewrite_error
+            if not _warned_rewrite_error:
+                _warned_rewrite_error = True
+                log.warning(
+                    "rewriter %s failed on %r, keeping the original text (%s: %s); "
+                    "further failures are only counted",
+                    type(self.rewriter).__qualname__,
+                    text,
+                    type(exc).__name__,
+                    exc,
+                )
+            return None
+        if trace is None:
+            return None
+        rewritten = " ".join(trace.rewritten_text.split())
+        if not rewritten or rewritten == " ".join(text.split()):
+            return None
+        if trace.original_text != text:
+            trace = trace.model_copy(update={"original_text": text})
+        return trace
 
     def understand(
         self,
@@ -146,12 +239,34 @@ class Assistant:
         condition: Any = None,
         typed: bool = False,
     ) -> HandledTurn:
-        """Run the whole pipeline on one utterance and return the logged turn."""
+        """Run the whole pipeline on one utterance and return the logged turn.
+
+        With a rewriter that rewrites the text, the NLU, entity resolution and result run on the
+        rewritten text, ``turn.text`` is that text and ``turn.rewrite`` its provenance; the
+        original text is also run on a copy of ``state`` (taken before the turn) to fill
+        :attr:`HandledTurn.effect_without_rewrite` for simulation scoring. The rewriter uses no
+        randomness from ``rng``, so a turn it leaves alone is exactly the turn without it.
+        """
         wake = None if typed or wake_score is None else WakeTrace(score=wake_score)
         asr_trace = None if typed else self.asr.transcribe(spoken, rng, condition)
         text = spoken if asr_trace is None else asr_trace.text
         context_area = _area_id(device.area, state)
-        nlu, resolution, result, effect = self.run_text(text, state, timestamp, context_area)
+        rewrite = None
+        if self.rewriter is not None:
+            rewrite = self.rewrite(
+                text,
+                RewriteContext(state.home, context_area, user_id, household_id, device, timestamp),
+            )
+        effect_without: Effect | None = None
+        if rewrite is not None:
+            before = state.copy()
+            text = rewrite.rewritten_text
+            nlu, resolution, result, effect = self.run_text(text, state, timestamp, context_area)
+            *_, effect_without = self.run_text(
+                rewrite.original_text, before, timestamp, context_area, explain_failures=False
+            )
+        else:
+            nlu, resolution, result, effect = self.run_text(text, state, timestamp, context_area)
         latency = int(rng.gauss(450 if nlu.trace.matcher == "strict" else 650, 80))
         result = result.model_copy(update={"latency_ms": max(latency, 50)})
         low = (nlu.trace.matched and nlu.trace.confidence < self.config.low_confidence) or (
@@ -173,8 +288,9 @@ class Assistant:
             er=resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None,
             result=result,
             feedback_requested=ask,
+            rewrite=rewrite,
         )
-        return HandledTurn(turn, effect, nlu, resolution)
+        return HandledTurn(turn, effect, nlu, resolution, rewrite is not None, effect_without)
 
 
 def _area_id(area_name: str | None, state: HomeState) -> str | None:

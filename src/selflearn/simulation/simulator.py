@@ -10,6 +10,13 @@ many turns are produced.
 
 Households are processed in shards of :data:`SHARD_SIZE`; each shard's output depends only on
 the seed and the configuration, so the files are identical whatever the number of workers.
+
+Replay through a rewriter: with ``SimulationConfig.rewrite_table`` (a mined table, loaded once by
+:func:`selflearn.mining.load_rewriter` and handed to the workers) or ``simulate(..., rewriter=...)``
+(any picklable :class:`~selflearn.assistant.pipeline.Rewriter`), the assistant rewrites requests
+before its NLU. Users react to what they experience, i.e. the rewritten outcome; the truth of a
+rewritten turn also says whether it would have been a defect without the rewrite
+(``Truth.defect_without_rewrite``).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import orjson
 
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.home import HomeState, normalize_name
-from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
+from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn, RewriteContext, Rewriter
 from selflearn.errors import ConfigError
 from selflearn.schema import SCHEMA_VERSION, BargeIn, DeviceContext, FailurePoint, Feedback, Truth
 from selflearn.schema import Goal as GoalRecord
@@ -83,6 +90,9 @@ class SimulationConfig:
     """Chance that a goal's target device is offline when the user asks."""
     workers: int = 1
     """Worker processes."""
+    rewrite_table: str | None = None
+    """Path of a mined rewrite-table artifact to replay traffic through (see docs/mining.md):
+    the assistant rewrites requests before its NLU with it. ``None``: no rewriting."""
 
     def __post_init__(self) -> None:
         if self.households < 1:
@@ -97,6 +107,8 @@ class SimulationConfig:
             raise ConfigError("household_prefix may only contain letters, digits and '_'")
         if self.start.tzinfo is None:
             raise ConfigError("start must be timezone-aware")
+        if self.rewrite_table is not None and not Path(self.rewrite_table).exists():
+            raise ConfigError(f"rewrite table {self.rewrite_table} does not exist")
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly form (for the run manifest)."""
@@ -117,6 +129,8 @@ class ShardStats:
     defects: int = 0
     first_attempts: int = 0
     first_attempt_defects: int = 0
+    rewrites: int = 0
+    rewrite_errors: int = 0
     failure_points: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -300,8 +314,9 @@ class _HouseholdRun:
                 phrasing = self._other_phrasing(goal, user, phrasing)
                 spoken = self._say(phrasing, goal, user)
             handled = self._turn(user, device, when, spoken)
-            success = self._judge(goal, handled)
-            defect = not success if goal.expected is not None else handled.effect is not None
+            success = self._judge(goal, handled.effect)
+            defect = _is_defect(goal, handled.effect)
+            defect_without = _is_defect(goal, handled.effect_without_rewrite) if handled.rewritten else None
             fp = "correct" if not defect else self._failure_point(goal, handled, spoken, device_area, when)
             barged = False
             if defect and handled.turn.result is not None and rng.random() < user.traits.barge_in:
@@ -320,7 +335,7 @@ class _HouseholdRun:
                         update={"barge_in": BargeIn(occurred=True, offset_ms=int(rng.uniform(600, 2500)))}
                     ),
                 )
-            self._emit(handled, goal, spoken, phrasing, attempt, action, previous, defect, fp)
+            self._emit(handled, goal, spoken, phrasing, attempt, action, previous, defect, fp, defect_without)
             answered_no = self._feedback(handled, user, success or goal.expected is None, when)
             if not defect and not answered_no:
                 if phrasing is not None:
@@ -392,10 +407,11 @@ class _HouseholdRun:
         )
 
     @staticmethod
-    def _judge(goal: Goal, handled: HandledTurn) -> bool:
+    def _judge(goal: Goal, effect: Effect | None) -> bool:
+        """Whether ``effect`` achieves the goal (doing nothing is right for out-of-scope goals)."""
         if goal.expected is None:
-            return handled.effect is None
-        return handled.effect == goal.expected
+            return effect is None
+        return effect == goal.expected
 
     def _failure_point(
         self, goal: Goal, handled: HandledTurn, spoken: str, device_area: str | None, when: datetime
@@ -405,11 +421,18 @@ class _HouseholdRun:
         if turn.asr is not None and normalize_name(turn.asr.text) != normalize_name(spoken):
             # Would the words the user actually said have worked? Only the effect matters, and
             # the NLU's unmatched-entity pass (error wording) cannot change it, so skip it.
+            # The words go through the rewriter too, if there is one: it is part of the pipeline.
+            text = spoken
+            if self.assistant.rewriter is not None:
+                context = RewriteContext(
+                    self.state.home, device_area, turn.user_id, turn.household_id, turn.device, when
+                )
+                rewrite = self.assistant.rewrite(spoken, context)
+                if rewrite is not None:
+                    text = rewrite.rewritten_text
             trial = self.state.copy()
-            _, _, _, effect = self.assistant.run_text(
-                spoken, trial, when, device_area, explain_failures=False
-            )
-            if (effect == goal.expected) if goal.expected is not None else effect is None:
+            _, _, _, effect = self.assistant.run_text(text, trial, when, device_area, explain_failures=False)
+            if self._judge(goal, effect):
                 return "asr"
         nlu = handled.nlu
         expected = goal.expected
@@ -456,6 +479,7 @@ class _HouseholdRun:
         previous: tuple[str, str] | None,
         defect: bool,
         fp: FailurePoint,
+        defect_without_rewrite: bool | None = None,
     ) -> None:
         turn = handled.turn
         self.write("turns", turn.model_dump_json().encode())
@@ -472,10 +496,14 @@ class _HouseholdRun:
             defect=defect,
             failure_point=fp,
             in_scope=goal.expected is not None,
+            defect_without_rewrite=defect_without_rewrite,
         )
-        self.write("truth", truth.model_dump_json().encode())
+        # Only rewritten turns carry defect_without_rewrite; other truth rows stay as they were.
+        skip = {"defect_without_rewrite"} if defect_without_rewrite is None else None
+        self.write("truth", truth.model_dump_json(exclude=skip).encode())
         st = self.stats
         st.turns += 1
+        st.rewrites += handled.rewritten
         st.defects += defect
         st.failure_points[fp] = st.failure_points.get(fp, 0) + 1
         if attempt == 1 and goal.expected is not None:
@@ -512,7 +540,17 @@ class _HouseholdRun:
         handled = self._turn(guest, device, when, spoken, wake_score=rng.uniform(0.5, 0.8))
         self.goal_no += 1
         goal = Goal(f"{self.h.household_id}g{self.goal_no}", ("NoRequest", (), ()), {}, {}, frozenset(), None)
-        self._emit(handled, goal, spoken, None, 1, "background", None, True, "false_wake")
+        # A false wake is a defect whatever the assistant does, with or without a rewrite.
+        without = True if handled.rewritten else None
+        self._emit(handled, goal, spoken, None, 1, "background", None, True, "false_wake", without)
+
+
+def _is_defect(goal: Goal, effect: Effect | None) -> bool:
+    """Whether a turn with ``effect`` is a defect for ``goal``: in scope, the goal was not
+    achieved; out of scope, the assistant acted."""
+    if goal.expected is not None:
+        return effect != goal.expected
+    return effect is not None
 
 
 def _background_user(household_id: str) -> User:
@@ -540,10 +578,10 @@ def _next_awake(t: datetime) -> datetime:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(config: SimulationConfig) -> None:
+def _init_worker(config: SimulationConfig, rewriter: Rewriter | None = None) -> None:
     _WORKER["config"] = config
     _WORKER["pool"] = PhrasingPool.build(load_phrasings(config))
-    _WORKER["assistant"] = Assistant(config.assistant)
+    _WORKER["assistant"] = Assistant(config.assistant, rewriter=rewriter)
 
 
 def _run_shard(args: tuple[int, str]) -> ShardStats:
@@ -575,7 +613,10 @@ def _run_shard(args: tuple[int, str]) -> ShardStats:
             }
             write("homes", orjson.dumps(record))
             rng = random.Random(f"{config.seed}:{config.household_prefix}:{index}:sim")
-            _HouseholdRun(household, config, _WORKER["assistant"], _WORKER["pool"], write, stats, rng).run()
+            assistant: Assistant = _WORKER["assistant"]
+            errors_before = assistant.rewrite_errors
+            _HouseholdRun(household, config, assistant, _WORKER["pool"], write, stats, rng).run()
+            stats.rewrite_errors += assistant.rewrite_errors - errors_before
             stats.households += 1
     finally:
         for fh in files.values():
@@ -599,6 +640,10 @@ class SimulationResult:
     first_attempt_defects: int
     failure_points: dict[str, int]
     seconds: float
+    rewrites: int = 0
+    """Turns whose text the rewriter changed (0 without a rewriter)."""
+    rewrite_errors: int = 0
+    """Rewriter calls that failed and were ignored (the original text was used)."""
 
     @property
     def first_attempt_defect_rate(self) -> float:
@@ -607,12 +652,29 @@ class SimulationResult:
 
 
 def simulate(
-    config: SimulationConfig, out_dir: Path, progress: Callable[[int, int], None] | None = None
+    config: SimulationConfig,
+    out_dir: Path,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    rewriter: Rewriter | None = None,
 ) -> SimulationResult:
     """Run the simulation and write shard files into ``out_dir`` (created if needed).
 
     ``progress(done_households, total_households)`` is called as shards finish.
+
+    ``rewriter``: a rewriter object to put in front of the assistant's NLU instead of loading
+    ``config.rewrite_table`` (give one or the other, not both). It is handed to every worker
+    process, so it must be picklable (an instance of a module-level class is) and deterministic
+    for the output to be the same whatever the number of workers. The manifest records its type.
     """
+    if rewriter is not None and config.rewrite_table is not None:
+        raise ConfigError("give a rewriter or SimulationConfig.rewrite_table, not both")
+    if config.rewrite_table is not None:
+        # Loaded here, once, rather than in each worker's initializer: a pool whose initializer
+        # raises restarts its workers for ever instead of reporting the error.
+        from selflearn.mining import load_rewriter
+
+        rewriter = load_rewriter(config.rewrite_table)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*-?????.jsonl"):
         stale.unlink()
@@ -622,12 +684,12 @@ def simulate(
     done = 0
     jobs = [(s, str(out_dir)) for s in range(shards)]
     if config.workers == 1 or shards == 1:
-        _init_worker(config)
+        _init_worker(config, rewriter)
         results: Iterator[ShardStats] = map(_run_shard, jobs)
         results = iter(list(_progress_iter(results, config, progress)))
     else:
         ctx = mp.get_context("fork")
-        pool = ctx.Pool(min(config.workers, shards), initializer=_init_worker, initargs=(config,))
+        pool = ctx.Pool(min(config.workers, shards), initializer=_init_worker, initargs=(config, rewriter))
         try:
             results = iter(list(_progress_iter(pool.imap_unordered(_run_shard, jobs), config, progress)))
         finally:
@@ -640,6 +702,8 @@ def simulate(
         total.goals += st.goals
         total.first_attempts += st.first_attempts
         total.first_attempt_defects += st.first_attempt_defects
+        total.rewrites += st.rewrites
+        total.rewrite_errors += st.rewrite_errors
         for k, v in st.failure_points.items():
             total.failure_points[k] = total.failure_points.get(k, 0) + v
     result = SimulationResult(
@@ -652,6 +716,8 @@ def simulate(
         total.first_attempt_defects,
         dict(sorted(total.failure_points.items())),
         time.perf_counter() - started,
+        total.rewrites,
+        total.rewrite_errors,
     )
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -664,6 +730,12 @@ def simulate(
         "failure_points": result.failure_points,
         "first_attempt_defect_rate": result.first_attempt_defect_rate,
     }
+    if rewriter is not None:
+        manifest["rewriter"] = (
+            config.rewrite_table or f"{type(rewriter).__module__}.{type(rewriter).__qualname__}"
+        )
+        manifest["rewrites"] = result.rewrites
+        manifest["rewrite_errors"] = result.rewrite_errors
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return result
 
