@@ -8,10 +8,12 @@ so the table isolates phrasing), spoken through the chosen ASR channel, and hand
 (b) ``strict+gazetteer`` Home Assistant today (gazetteer-matcher fallback)
 (c) ``strict+fuzzy``     the older n-gram fuzzy fallback (hassil 3.8.1, pinned venv)
 (d) ``strict+canon``     closest-template canonicalisation with rapidfuzz, then strict
+(e) ``rewrites+strict+gazetteer`` a mined rewrite table (``--rewrites``) in front of (b)
 
 Each request is scored by executing on a copy of the home: **correct** (did what was asked, or
 refused an out-of-scope request), **wrong** (did something else, or acted on an out-of-scope
-request), **no-match** (did nothing). Run: ``python bench/baselines.py [--asr exact] [--out FILE]``.
+request), **no-match** (did nothing). Run: ``python bench/baselines.py [--asr exact] [--out FILE]``;
+add ``--rewrites FOLDER --split test`` to score a rewrite table on phrasings it was not mined on.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from selflearn.assistant.execute import Effect, execute  # noqa: E402
 from selflearn.assistant.home import Home, HomeState, normalize_name  # noqa: E402
 from selflearn.assistant.nlu import HomeAssistantNlu, NluResult  # noqa: E402
 from selflearn.assistant.resolve import resolve  # noqa: E402
+from selflearn.errors import ConfigError  # noqa: E402
+from selflearn.mining.table import RewriteTable  # noqa: E402
 from selflearn.schema import NluTrace  # noqa: E402
 from selflearn.simulation import corpora  # noqa: E402
 from selflearn.simulation.catalogue import template_phrasings  # noqa: E402
@@ -48,6 +52,9 @@ from selflearn.simulation.population import Household, User, UserTraits, make_ho
 
 NOW = datetime(2026, 1, 7, 10, 0, tzinfo=UTC)
 BASELINES = ("strict", "strict+gazetteer", "strict+fuzzy", "strict+canon")
+REWRITER = "rewrites+strict+gazetteer"
+SPLITS = ("all", "train", "test")
+EXAMPLES = 6
 PLAIN_USER = User("bench_user", UserTraits({"corpus": 1.0}, 0.0, 1, 1.0, 0.0, 0.0, 0.0, 1.0, "slt", 0.0))
 
 
@@ -76,9 +83,15 @@ class Tally:
     rescued: int = 0
     rescued_wrong: int = 0
     seconds: float = 0.0
+    results: list[NluResult] = field(default_factory=list)  # per case, in case order
+    outcomes: list[str] = field(default_factory=list)  # per case
+    acted: list[bool] = field(default_factory=list)  # per case: the fallback (or rewriter) acted
+    rewritten: list[str | None] = field(default_factory=list)  # per case, rewriter only
 
 
-def build_cases(data_dir: Path, homes: int, asr_name: str, seed: int, limit: int | None) -> list[Case]:
+def build_cases(
+    data_dir: Path, homes: int, asr_name: str, seed: int, limit: int | None, split: str = "all"
+) -> list[Case]:
     households = [make_household(seed, i, "bench") for i in range(homes)]
     asr = make_asr(asr_name)
     exact = make_asr("exact")
@@ -86,6 +99,8 @@ def build_cases(data_dir: Path, homes: int, asr_name: str, seed: int, limit: int
     cases: list[Case] = []
     for name in corpora.CORPORA:
         phrasings = corpora.load_corpus(name, data_dir)
+        if split != "all":
+            phrasings = [p for p in phrasings if p.split == split]
         if limit:
             phrasings = rng.sample(phrasings, min(limit, len(phrasings)))
         for phr in phrasings:
@@ -228,21 +243,54 @@ def run(cases: list[Case], baseline: str, canon: Canonicaliser, fuzzy_venv: Path
                         matched=True, intent=row["intent"], slots=slots, confidence=0.5, matcher="fuzzy_ngram"
                     )
                 )
-    for case, res, hit in zip(cases, results, strict_hits, strict=True):
+    acted = [not hit and res.trace.matched for res, hit in zip(results, strict_hits, strict=True)]
+    return _score(tally, cases, results, acted, started)
+
+
+def run_rewriter(cases: list[Case], rewriter: RewriteTable, today: Tally) -> Tally:
+    """(e): strict+gazetteer on the rewritten text where the table rewrites the (heard) request;
+    elsewhere the result of ``today`` (strict+gazetteer on the same cases) is reused."""
+    started = time.perf_counter()
+    gaz = HomeAssistantNlu("strict+gazetteer", unmatched_pass=False)
+    rewritten = [_rewrite(rewriter, case) for case in cases]
+    results = [
+        before if text is None else gaz.recognize(text, case.household.home, case.area)
+        for case, text, before in zip(cases, rewritten, today.results, strict=True)
+    ]
+    tally = Tally(rewritten=rewritten)
+    return _score(tally, cases, results, [text is not None for text in rewritten], started)
+
+
+def _rewrite(rewriter: RewriteTable, case: Case) -> str | None:
+    hit = rewriter.lookup(case.heard, case.household.home)
+    return hit[0] if hit else None
+
+
+def _score(
+    tally: Tally, cases: list[Case], results: list[NluResult], acted: list[bool], started: float
+) -> Tally:
+    """Judge every result; a rescue is a request the fallback (or rewriter) acted on."""
+    for case, res, act in zip(cases, results, acted, strict=True):
         outcome, stage = judge(case, res, case.household.home)
-        intent = case.goal.kind[0] if case.goal else "OutOfScope"
         tally.outcome[outcome] += 1
         tally.by_corpus[case.corpus][outcome] += 1
-        tally.by_intent[intent][outcome] += 1
+        tally.by_intent[_intent(case)][outcome] += 1
         if outcome != "correct":
             tally.failure_point[stage] += 1
-        if not hit and res.trace.matched:
+        if act:
             if outcome == "correct":
                 tally.rescued += 1
             else:
                 tally.rescued_wrong += 1
+        tally.outcomes.append(outcome)
+    tally.results = results
+    tally.acted = acted
     tally.seconds = time.perf_counter() - started
     return tally
+
+
+def _intent(case: Case) -> str:
+    return case.goal.kind[0] if case.goal else "OutOfScope"
 
 
 def _fuzzy_request(i: int, case: Case) -> dict[str, Any]:
@@ -277,15 +325,23 @@ def _pct(c: Counter[str], key: str) -> str:
     return f"{c[key] / n:.1%}" if n else "-"
 
 
-def report(cases: list[Case], tallies: dict[str, Tally], args: argparse.Namespace) -> str:
+def report(
+    cases: list[Case],
+    tallies: dict[str, Tally],
+    args: argparse.Namespace,
+    rewriter: RewriteTable | None = None,
+) -> str:
     lines = [
         f"Command: `python bench/baselines.py --asr {args.asr} --homes {args.homes} --seed {args.seed}"
         + (f" --limit {args.limit}" if args.limit else "")
+        + (f" --split {args.split}" if args.split != "all" else "")
+        + (f" --rewrites {args.rewrites}" if args.rewrites else "")
         + "`",
         "",
         f"{len(cases):,} requests ({sum(c.goal is not None for c in cases):,} in scope, "
         f"{sum(c.goal is None for c in cases):,} out of scope) from "
         + ", ".join(f"{k} {v:,}" for k, v in Counter(c.corpus for c in cases).items())
+        + (f" ({args.split}-split phrasings only)" if args.split != "all" else "")
         + f"; ASR channel `{args.asr}`; {args.homes} generated homes, configured names only.",
         "",
         "| baseline | correct | wrong | no-match | rescued by fallback | wrong rescues "
@@ -306,7 +362,7 @@ def report(cases: list[Case], tallies: dict[str, Tally], args: argparse.Namespac
         "|---|---|---|---|",
     ]
     for name, t in tallies.items():
-        c = Counter()
+        c: Counter[str] = Counter()
         for intent, counts in t.by_intent.items():
             if intent != "OutOfScope":
                 c.update(counts)
@@ -353,7 +409,78 @@ def report(cases: list[Case], tallies: dict[str, Tally], args: argparse.Namespac
             + " | ".join(str(t.failure_point[s]) for s in ("asr", "nlu", "er", "result"))
             + " |"
         )
+    if rewriter is not None and REWRITER in tallies:
+        lines += _rewriter_report(cases, tallies, rewriter)
     return "\n".join(lines) + "\n"
+
+
+def _rewriter_report(cases: list[Case], tallies: dict[str, Tally], rewriter: RewriteTable) -> list[str]:
+    """Coverage, wins and losses of the rewriter against Home Assistant today, and of the
+    gazetteer against strict for comparison, with example wins and losses."""
+    pairs = [("strict+gazetteer", "strict"), (REWRITER, "strict+gazetteer")]
+    lines = [
+        "",
+        f"Rewrite table `{rewriter.version}` ({len(rewriter):,} active rules). Each addition against "
+        "the configuration it is added to (its base). *Acted on*: for the gazetteer, requests strict "
+        "did not match and the gazetteer did; for the rewriter, requests the table rewrote (coverage). "
+        "The rescue columns of the first table count exactly these requests, split by final outcome "
+        "(correct / not correct), so the rewriter's rescues are relative to strict+gazetteer, not to "
+        "strict. A correct rescue need not be a win: the base may have been correct already (an "
+        "out-of-scope request the gazetteer matched but that did nothing; a rewrite of a request "
+        "Home Assistant already handled). *Win*: the base's outcome was not correct and the "
+        "configuration's is; *loss*: the reverse.",
+        "",
+        "| configuration | base | acted on | % of all | in scope | % of in-scope "
+        "| wins | losses | win:loss |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    in_scope = [c.goal is not None for c in cases]
+    for name, base in pairs:
+        t, b = tallies[name], tallies[base]
+        acted_in = sum(a and s for a, s in zip(t.acted, in_scope, strict=True))
+        wins, losses = _versus(b, t)
+        lines.append(
+            f"| {name} | {base} | {sum(t.acted):,} | {_share(sum(t.acted), len(cases))} | {acted_in:,} | "
+            f"{_share(acted_in, sum(in_scope))} | {len(wins):,} | {len(losses):,} | "
+            f"{_ratio(len(wins), len(losses))} |"
+        )
+    wins, losses = _versus(tallies["strict+gazetteer"], tallies[REWRITER])
+    for label, idx in (("wins", wins), ("losses", losses)):
+        lines += ["", f"Example rewriter {label} ({len(idx):,} in all):", ""]
+        lines += [_example(cases[i], tallies["strict+gazetteer"], tallies[REWRITER], i) for i in _spread(idx)]
+        if not idx:
+            lines.append("- none")
+    return lines
+
+
+def _versus(base: Tally, new: Tally) -> tuple[list[int], list[int]]:
+    """Indices of the cases ``new`` got right and ``base`` did not (wins), and the reverse."""
+    pairs = list(enumerate(zip(base.outcomes, new.outcomes, strict=True)))
+    wins = [i for i, (b, n) in pairs if b != "correct" and n == "correct"]
+    losses = [i for i, (b, n) in pairs if b == "correct" and n != "correct"]
+    return wins, losses
+
+
+def _spread(idx: list[int], k: int = EXAMPLES) -> list[int]:
+    """Up to ``k`` indices spread evenly over ``idx`` (cases are ordered by corpus)."""
+    if len(idx) <= k:
+        return idx
+    return [idx[j * len(idx) // k] for j in range(k)]
+
+
+def _example(case: Case, base: Tally, new: Tally, i: int) -> str:
+    return (
+        f'- "{case.heard}" -> "{new.rewritten[i]}" ({_intent(case)}, {case.corpus}; '
+        f"{base.outcomes[i]} -> {new.outcomes[i]})"
+    )
+
+
+def _share(n: int, total: int) -> str:
+    return f"{n / total:.1%}" if total else "-"
+
+
+def _ratio(a: int, b: int) -> str:
+    return f"{a / b:.1f}" if b else ("-" if not a else "inf")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,13 +493,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="at most this many phrasings per corpus")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--skip-fuzzy", action="store_true", help="leave out baseline (c)")
+    parser.add_argument(
+        "--rewrites", type=Path, default=None, help="rewrite-table folder: adds (e) rewrites+strict+gazetteer"
+    )
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="all",
+        help="only phrasings of this train/test split (tables are mined on train; default all)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     args = parser.parse_args(argv)
     data_dir = corpora.find_data_dir(args.data_dir)
     if data_dir is None:
         print("no corpora found: pass --data-dir or set SELFLEARN_DATA_DIR", file=sys.stderr)
         return 2
-    cases = build_cases(data_dir, args.homes, args.asr, args.seed, args.limit)
+    try:
+        rewriter = RewriteTable.load(args.rewrites) if args.rewrites else None
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    cases = build_cases(data_dir, args.homes, args.asr, args.seed, args.limit, args.split)
     canon = Canonicaliser()
     tallies: dict[str, Tally] = {}
     for name in BASELINES:
@@ -381,7 +522,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         tallies[name] = run(cases, name, canon, None)
         print(f"{name}: {dict(tallies[name].outcome)} in {tallies[name].seconds:.1f} s", file=sys.stderr)
-    text = report(cases, tallies, args)
+    if rewriter is not None:
+        t = tallies[REWRITER] = run_rewriter(cases, rewriter, tallies["strict+gazetteer"])
+        print(
+            f"{REWRITER}: {dict(t.outcome)}, {sum(t.acted)} rewritten, in {t.seconds:.1f} s", file=sys.stderr
+        )
+    text = report(cases, tallies, args, rewriter)
     print(text)
     if args.out:
         args.out.write_text(text)
