@@ -27,10 +27,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from selflearn import AssistantConfig, SimulationConfig, Store, simulate
 from selflearn.mining import DuckDbEngine, MiningConfig, RewriteTable, mine
+from selflearn.mining.replay import ArmStats, score_arm
 from selflearn.signals.defect import score_defects
 from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline, score_rephrases
 from selflearn.simulation.corpora import find_data_dir
@@ -83,54 +82,6 @@ def replay(name: str, split: str, corpora: tuple[str, ...], table: Path | None, 
         file=sys.stderr,
     )
     return out
-
-
-def read(folder: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    turns: dict[str, dict[str, Any]] = {}
-    truth: dict[str, dict[str, Any]] = {}
-    for path in sorted(folder.glob("turns-*.jsonl")):
-        for line in path.open("rb"):
-            row = orjson.loads(line)
-            turns[row["turn_id"]] = row
-    for path in sorted(folder.glob("truth-*.jsonl")):
-        for line in path.open("rb"):
-            row = orjson.loads(line)
-            truth[row["turn_id"]] = row
-    return turns, truth
-
-
-def arm_stats(turns: dict[str, dict[str, Any]], truth: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    n = len(truth)
-    defects = sum(t["defect"] for t in truth.values())
-    first = [t for t in truth.values() if t["attempt"] == 1 and t["in_scope"]]
-    goals: dict[str, dict[str, Any]] = {}
-    for t in sorted(truth.values(), key=lambda t: (t["goal"]["goal_id"], t["attempt"])):
-        if t["action"] != "background":
-            goals[t["goal"]["goal_id"]] = t
-    in_scope_goals = [t for t in goals.values() if t["in_scope"]]
-    rewritten = [t for tid, t in truth.items() if turns[tid].get("rewrite")]
-    wins = [t for t in rewritten if t["defect_without_rewrite"] and not t["defect"]]
-    losses = [t for t in rewritten if not t["defect_without_rewrite"] and t["defect"]]
-    would_fail = sum(
-        (t["defect_without_rewrite"] if turns[tid].get("rewrite") else t["defect"])
-        for tid, t in truth.items()
-    )
-    with_rw = sum(t["defect"] for t in rewritten)
-    without_rw = sum(t["defect_without_rewrite"] for t in rewritten)
-    return {
-        "turns": n,
-        "defect_rate": defects / n,
-        "first_attempt_defect_rate": sum(t["defect"] for t in first) / max(len(first), 1),
-        "goal_failure_rate": sum(t["defect"] for t in in_scope_goals) / max(len(in_scope_goals), 1),
-        "rewritten": len(rewritten),
-        "wins": len(wins),
-        "losses": len(losses),
-        "with_rw": with_rw,
-        "without_rw": without_rw,
-        "would_fail": would_fail,
-        "examples_win": [(turns[t["turn_id"]]["rewrite"], t["goal"]["intent"]) for t in wins],
-        "examples_loss": [(turns[t["turn_id"]]["rewrite"], t["goal"]["intent"]) for t in losses],
-    }
 
 
 def pct(x: float) -> str:
@@ -191,32 +142,28 @@ def main() -> None:
     ]
     notes: list[str] = []
     for name, split, corpora in (("seen", "train", seen_corpora), ("held-out", "test", held_corpora)):
-        stats = {}
+        stats: dict[str, ArmStats] = {}
         for arm, tab in (("control", None), ("rewrites", folder)):
-            stats[arm] = arm_stats(*read(replay(name, split, corpora, tab, args)))
-            s = stats[arm]
+            stats[arm] = st = score_arm(replay(name, split, corpora, tab, args))
             lines.append(
-                f"| {name} | {arm} | {s['turns']:,} | {pct(s['defect_rate'])} | "
-                f"{pct(s['first_attempt_defect_rate'])} | {pct(s['goal_failure_rate'])} |"
+                f"| {name} | {arm} | {st.turns:,} | {pct(st.defect_rate)} | "
+                f"{pct(st.first_attempt_defect_rate)} | {pct(st.goal_failure_rate)} |"
             )
         s, c = stats["rewrites"], stats["control"]
-        ratio = s["wins"] / s["losses"] if s["losses"] else float("inf")
-        reduction = 1 - s["with_rw"] / s["without_rw"] if s["without_rw"] else 0.0
-        n_rw = max(s["rewritten"], 1)
+        n_rw = max(s.rewritten, 1)
         rw_lines.append(
-            f"| {name} | {s['rewritten']:,} ({pct(s['rewritten'] / s['turns'])}) | {s['wins']:,} "
-            f"| {s['losses']:,} | {ratio:.1f} | {pct(s['without_rw'] / n_rw)} -> {pct(s['with_rw'] / n_rw)} "
-            f"({pct(reduction)}) | {pct(s['wins'] / max(s['would_fail'], 1))} | {pct(s['losses'] / n_rw)} |"
+            f"| {name} | {s.rewritten:,} ({pct(s.rewritten / s.turns)}) | {s.wins:,} | {s.losses:,} "
+            f"| {s.win_loss:.1f} | {pct(s.defects_without / n_rw)} -> {pct(s.defects_with / n_rw)} "
+            f"({pct(s.reduction_on_rewritten)}) | {pct(s.rescue_rate)} | {pct(s.false_rewrite_rate)} |"
         )
         notes.append(
-            f"{name}: overall defect rate {pct(c['defect_rate'])} -> {pct(s['defect_rate'])} "
-            f"({pct(1 - s['defect_rate'] / c['defect_rate'])} relative), goals failed "
-            f"{pct(c['goal_failure_rate'])} -> {pct(s['goal_failure_rate'])}"
+            f"{name}: overall defect rate {pct(c.defect_rate)} -> {pct(s.defect_rate)} "
+            f"({pct(1 - s.defect_rate / c.defect_rate)} relative), in-scope goals failed "
+            f"{pct(c.goal_failure_rate)} -> {pct(s.goal_failure_rate)}"
         )
-        for kind in ("win", "loss"):
-            items = s[f"examples_{kind}"]
-            for rw, intent in random.Random(1).sample(items, min(args.examples, len(items))):
-                notes.append(f"  {kind}: {rw['original_text']!r} -> {rw['rewritten_text']!r} ({intent})")
+        for kind, items in (("win", s.win_examples), ("loss", s.loss_examples)):
+            for original, rewritten, intent in random.Random(1).sample(items, min(args.examples, len(items))):
+                notes.append(f"  {kind}: {original!r} -> {rewritten!r} ({intent})")
     print()
     print("\n".join(lines))
     print()

@@ -1,0 +1,118 @@
+"""Scoring a replay: simulated traffic with and without a rewriter, read from simulation output.
+
+This reads simulation *truth* (what the user wanted, and for rewritten turns whether the turn
+would have failed without the rewrite), so it is for evaluation only: nothing here feeds a
+learner.
+
+* **win**: a rewritten turn that would have failed without the rewrite and worked with it;
+* **loss**: a rewritten turn that would have worked without the rewrite and failed with it;
+* **defect-rate reduction on rewritten traffic**: 1 - (defects with) / (defects without);
+* **rescue rate**: wins over all turns that would have failed without rewriting;
+* **false-rewrite rate**: losses over rewritten turns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+@dataclass
+class ArmStats:
+    """What happened in one arm of a replay."""
+
+    turns: int = 0
+    defects: int = 0
+    first_attempts: int = 0
+    first_attempt_defects: int = 0
+    goals: int = 0
+    goals_failed: int = 0
+    rewritten: int = 0
+    wins: int = 0
+    losses: int = 0
+    defects_with: int = 0
+    """Defects among rewritten turns."""
+    defects_without: int = 0
+    """Defects those turns would have had without the rewrite."""
+    would_fail: int = 0
+    """Turns that would have failed without any rewriting."""
+    win_examples: list[tuple[str, str, str]] = field(default_factory=list)
+    loss_examples: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def defect_rate(self) -> float:
+        return self.defects / max(self.turns, 1)
+
+    @property
+    def first_attempt_defect_rate(self) -> float:
+        return self.first_attempt_defects / max(self.first_attempts, 1)
+
+    @property
+    def goal_failure_rate(self) -> float:
+        return self.goals_failed / max(self.goals, 1)
+
+    @property
+    def win_loss(self) -> float:
+        return self.wins / self.losses if self.losses else float("inf")
+
+    @property
+    def reduction_on_rewritten(self) -> float:
+        return 1 - self.defects_with / self.defects_without if self.defects_without else 0.0
+
+    @property
+    def rescue_rate(self) -> float:
+        return self.wins / max(self.would_fail, 1)
+
+    @property
+    def false_rewrite_rate(self) -> float:
+        return self.losses / max(self.rewritten, 1)
+
+
+def _rows(folder: Path, kind: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob(f"{kind}-*.jsonl")):
+        with path.open("rb") as fh:
+            for line in fh:
+                row = orjson.loads(line)
+                out[row["turn_id"]] = row
+    return out
+
+
+def score_arm(folder: str | Path) -> ArmStats:
+    """Score one simulation output folder (``turns-*.jsonl`` and ``truth-*.jsonl``)."""
+    folder = Path(folder)
+    turns, truth = _rows(folder, "turns"), _rows(folder, "truth")
+    s = ArmStats()
+    last_attempt: dict[str, dict[str, Any]] = {}
+    for turn_id, t in truth.items():
+        s.turns += 1
+        s.defects += bool(t["defect"])
+        if t["action"] != "background" and t["in_scope"]:
+            if t["attempt"] == 1:
+                s.first_attempts += 1
+                s.first_attempt_defects += bool(t["defect"])
+            goal = t["goal"]["goal_id"]
+            if goal not in last_attempt or t["attempt"] > last_attempt[goal]["attempt"]:
+                last_attempt[goal] = t
+        rewrite = turns.get(turn_id, {}).get("rewrite")
+        if rewrite:
+            without = bool(t.get("defect_without_rewrite"))
+            s.rewritten += 1
+            s.defects_with += bool(t["defect"])
+            s.defects_without += without
+            s.would_fail += without
+            example = (rewrite["original_text"], rewrite["rewritten_text"], t["goal"]["intent"])
+            if without and not t["defect"]:
+                s.wins += 1
+                s.win_examples.append(example)
+            elif not without and t["defect"]:
+                s.losses += 1
+                s.loss_examples.append(example)
+        else:
+            s.would_fail += bool(t["defect"])
+    s.goals = len(last_attempt)
+    s.goals_failed = sum(bool(t["defect"]) for t in last_attempt.values())
+    return s
