@@ -350,26 +350,138 @@ def signals_cmd(
     out.print(f"defects: {report.summary()}")
 
 
+@app.command("mine")
+def mine_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Rewrite-table folder to write.")] = Path(
+        "models/rewrites"
+    ),
+    engine: Annotated[
+        str, typer.Option(help="duckdb (embedded, reads --store) or spark (reads --parquet-dir).")
+    ] = "duckdb",
+    parquet_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Spark engine: folder with turns/defects/rephrases/homes .parquet exports "
+            "(written from --store first when they are missing)."
+        ),
+    ] = None,
+    master: Annotated[
+        str, typer.Option(help="Spark master (local[2] by default; 'none' to use spark-submit's).")
+    ] = "local[2]",
+    min_users: Annotated[
+        int, typer.Option("--min-users", "-k", help="k: distinct users a global rewrite needs.", min=1)
+    ] = 5,
+    min_households: Annotated[int, typer.Option(help="Distinct households it needs.", min=1)] = 2,
+    margin: Annotated[
+        float, typer.Option(help="How much more often the target must work than the source.")
+    ] = 0.3,
+    noise_epsilon: Annotated[
+        float | None, typer.Option(help="Add Laplace noise (scale 1/epsilon) to exported counts.")
+    ] = None,
+) -> None:
+    """Mine a rewrite table: reformulation chains -> absorbing Markov chain -> for each pattern
+    that tends to fail, the reformulation most likely to succeed (needs `selflearn signals`)."""
+    from selflearn.mining import DuckDbEngine, MiningConfig, SparkEngine, mine
+    from selflearn.mining.engines import export_for_spark, spark_inputs_missing
+
+    config = MiningConfig(
+        min_users=min_users, min_households=min_households, margin=margin, noise_epsilon=noise_epsilon
+    )
+    if engine == "duckdb":
+        with Store(store_path, read_only=True) as store:
+            table = mine(DuckDbEngine(store), config, progress=console.print)
+    elif engine == "spark":
+        if parquet_dir is None:
+            raise ConfigError("--engine spark needs --parquet-dir (see docs/mining.md)")
+        if spark_inputs_missing(parquet_dir) and store_path.exists():
+            with Store(store_path, read_only=True) as store:
+                written = export_for_spark(store, parquet_dir)
+            out.print(
+                f"exported {store_path} -> {parquet_dir}: "
+                + ", ".join(f"{name} {rows:,} rows" for name, rows in written.items())
+            )
+        spark = SparkEngine(parquet_dir, master=None if master == "none" else master)
+        try:
+            table = mine(spark, config, progress=console.print)
+        finally:
+            spark.close()
+    else:
+        raise ConfigError(f"--engine must be duckdb or spark, not {engine!r}")
+    table.save(out_dir)
+    report = table.metadata["report"]
+    out.print(
+        f"mined {report['turns']:,} turns ({report['users']:,} users, {report['households']:,} homes): "
+        f"{report['states']:,} patterns, {report['rules']:,} active rewrites, {report['demoted']:,} demoted "
+        f"-> {out_dir} ({table.version})"
+    )
+    for reason, n in report["rejected"].items():
+        out.print(f"  rejected: {reason}: {n:,}")
+
+
 @app.command("demo")
 def demo_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Working folder.")] = Path("out/demo"),
-    households: Annotated[int, typer.Option(help="Number of households.", min=1)] = 30,
-    days: Annotated[float, typer.Option(help="Simulated days.", min=0.01)] = 7.0,
+    households: Annotated[int, typer.Option(help="Households whose logs are mined.", min=1)] = 60,
+    days: Annotated[float, typer.Option(help="Simulated days of those logs.", min=0.01)] = 7.0,
+    replay_households: Annotated[int, typer.Option(help="New households in the replayed week.", min=1)] = 20,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 2,
+    min_users: Annotated[
+        int, typer.Option("--min-users", "-k", help="k: distinct users a rewrite needs.", min=1)
+    ] = 3,
+    rephrase_model: Annotated[
+        Path | None,
+        typer.Option(help="Contextual rephrase model folder (default: the pairwise lexical baseline)."),
+    ] = None,
 ) -> None:
-    """Simulate a small population, ingest it into a fresh store, and print the stats."""
-    sim_dir = out_dir / "sim"
-    store_path = out_dir / "demo.duckdb"
-    for stale in (store_path, store_path.with_suffix(".duckdb.wal")):
-        stale.unlink(missing_ok=True)
-    config = SimulationConfig(households=households, days=days, seed=seed, workers=workers)
-    _run_simulation(config, sim_dir)
-    with Store(store_path) as store:
-        report = _ingest(store, [sim_dir], None)
-        out.print(report.summary())
+    """The whole loop on the built-in data: simulate a week of households, ingest it, detect
+    rephrases and defects, mine a rewrite table, then replay a later week on new households with
+    and without the table and print before/after."""
+    from selflearn.demo import run_demo
+
+    result = run_demo(
+        out_dir,
+        households=households,
+        days=days,
+        replay_households=replay_households,
+        seed=seed,
+        workers=workers,
+        min_users=min_users,
+        rephrase_model=rephrase_model,
+        simulate_fn=_run_simulation,
+        say=lambda message: console.print(f"[bold]{message}[/bold]"),
+    )
+    out.print(result.ingest.summary())
+    with Store(result.store, read_only=True) as store:
         _print_stats(compute_stats(store))
-    out.print(f"store: {store_path}  (try: selflearn stats --store {store_path})")
+    out.print(
+        f"signals: {result.rephrases_linked:,} rephrase links ({result.rephrase_detector}); "
+        f"defects: {result.defects.summary()}"
+    )
+    report = result.table.metadata["report"]
+    out.print(
+        f"rewrite table: {report['rules']:,} rewrites from {report['states']:,} patterns "
+        f"(k = {min_users}) -> {result.table_dir}"
+    )
+    for row in result.table.table.to_pylist()[:10]:
+        if row["status"] == "active":
+            out.print(f"  {row['source_example']!r} -> {row['target_example']!r} ({row['users']} users)")
+    c, r = result.control, result.rewrites
+    table = Table(title="Replayed week, new households (simulation truth)")
+    for col in ("", "as Home Assistant ships", "with the rewrite table"):
+        table.add_column(col)
+    table.add_row("turns", f"{c.turns:,}", f"{r.turns:,}")
+    table.add_row("defect rate", f"{c.defect_rate:.1%}", f"{r.defect_rate:.1%}")
+    table.add_row("in-scope goals failed", f"{c.goal_failure_rate:.1%}", f"{r.goal_failure_rate:.1%}")
+    table.add_row("rewritten turns", "-", f"{r.rewritten:,}")
+    table.add_row("wins / losses", "-", f"{r.wins:,} / {r.losses:,}")
+    out.print(table)
+    for original, rewritten, intent in r.win_examples[:5]:
+        out.print(f"  fixed: {original!r} -> {rewritten!r} ({intent})")
+    for original, rewritten, intent in r.loss_examples[:3]:
+        out.print(f"  broke: {original!r} -> {rewritten!r} ({intent})")
+    out.print(f"store: {result.store}  (try: selflearn stats --store {result.store})")
 
 
 def main() -> None:

@@ -9,12 +9,16 @@ are reading the logs (:data:`DIALECT`) and running the Python delexicalizer over
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from selflearn.errors import ConfigError, DependencyError, StoreError
 from selflearn.store import Store
@@ -60,7 +64,8 @@ DIALECT = {
     },
     "spark": {
         "join_unresolved": "array_join(t.er.unresolved, char(31))",
-        "first_entity": "element_at(t.er.resolved, 1).entity_id",
+        # try_: Spark 4 runs in ANSI mode, where element_at of an empty list is an error.
+        "first_entity": "try_element_at(t.er.resolved, 1).entity_id",
     },
 }
 """The two expressions whose spelling differs between DuckDB and Spark SQL."""
@@ -247,10 +252,23 @@ class DuckDbEngine:
         return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
 
     def fetch(self, sql: str) -> pa.Table:
-        return self.con.sql(sql).to_arrow_table()
+        return utc(self.con.sql(sql).to_arrow_table())
 
     def close(self) -> None:
         self.con.close()
+
+
+def utc(table: pa.Table) -> pa.Table:
+    """``table`` with every timestamp column labelled UTC (same instants): DuckDB labels them
+    with the machine's time zone, Spark with the session's, and the report must not differ."""
+    fields = [
+        pa.field(f.name, pa.timestamp(f.type.unit, tz="UTC"), f.nullable)
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None
+        else f
+        for f in table.schema
+    ]
+    schema = pa.schema(fields)
+    return table if schema.equals(table.schema) else table.cast(schema)
 
 
 def _batches(reader: Any) -> Iterator[pa.RecordBatch]:
@@ -264,68 +282,156 @@ def _batches(reader: Any) -> Iterator[pa.RecordBatch]:
 # --- Spark ----------------------------------------------------------------------------------------
 
 
+SPARK_TABLES = ("turns", "defects", "rephrases", "homes")
+"""The store tables the Spark engine reads, as ``<name>.parquet`` under its data folder
+(simulation truth is never among them)."""
+
+
+def export_for_spark(store: Store, folder: str | Path, batch_rows: int = 200_000) -> dict[str, int]:
+    """Write the tables the Spark engine reads (:data:`SPARK_TABLES`) to ``folder/<name>.parquet``,
+    streaming (a million turns never sit in memory at once); returns the row count per table.
+    Copy the folder to HDFS or object storage to mine on a cluster."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    con = store.con.cursor()
+    try:
+        turns = int(con.execute("SELECT count(*) FROM turns").fetchall()[0][0])
+        defects = int(con.execute("SELECT count(*) FROM defects").fetchall()[0][0])
+        if turns and not defects:
+            raise StoreError(
+                f"the store has {turns:,} turns but no defect or rephrase signals: "
+                "run `selflearn signals` before mining"
+            )
+        counts: dict[str, int] = {}
+        for table in SPARK_TABLES:
+            reader = con.sql(f"SELECT * FROM {table}").to_arrow_reader(batch_rows)
+            path = out / f"{table}.parquet"
+            partial = path.with_name(path.name + ".partial")
+            rows = 0
+            with pq.ParquetWriter(str(partial), reader.schema) as writer:
+                for batch in _batches(reader):
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+            partial.replace(path)
+            counts[table] = rows
+        return counts
+    finally:
+        con.close()
+
+
+def spark_inputs_missing(folder: str | Path) -> list[str]:
+    """The :data:`SPARK_TABLES` whose Parquet file is not in the local ``folder``."""
+    return [t for t in SPARK_TABLES if not (Path(folder) / f"{t}.parquet").exists()]
+
+
+def local_session(master: str = "local[2]", shuffle_partitions: int = 8) -> Any:
+    """A Spark session in local mode set up for mining: Python workers run this interpreter,
+    timestamps are UTC, no web UI or progress bars, only errors logged. Returns the active
+    session when there is one (Spark allows one per process)."""
+    # Workers must run this interpreter (where selflearn is installed), not the first
+    # `python3` on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    spark = (
+        _builder()
+        .master(master)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
 @dataclass
 class SparkEngine:
-    """Mining on Apache Spark over Parquet exports of the store (``selflearn export``): the
+    """Mining on Apache Spark over Parquet exports of the store (:func:`export_for_spark`): the
     ``turns``, ``defects``, ``rephrases`` and ``homes`` tables as ``<name>.parquet`` files or
-    folders under ``data_dir``. ``master`` is ``local[*]`` by default; under ``spark-submit``
-    the session the job was submitted with is used."""
+    folders under ``data_dir`` (a local path, or any URI Spark reads: ``hdfs://``, ``s3a://``).
 
-    data_dir: Path
+    ``master`` is ``local[2]`` by default (:func:`local_session`), and the session is stopped on
+    :meth:`close`. With ``master=None`` the session already active in the process is used, or
+    the one ``spark-submit`` configures (cluster, resources, Python of the executors); it is left
+    running."""
+
+    data_dir: str | Path
     master: str | None = "local[2]"
     name: str = "spark"
+    spark: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        try:
-            from pyspark.sql import SparkSession
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise DependencyError("the Spark engine needs pyspark: pip install 'selflearn[spark]'") from exc
-        missing = [t for t in ("turns", "defects", "rephrases", "homes") if not self._path(t).exists()]
-        if missing:
-            raise ConfigError(
-                f"{self.data_dir} lacks {', '.join(m + '.parquet' for m in missing)}; "
-                "write them with `selflearn export --table NAME`"
-            )
-        builder = SparkSession.builder.appName("selflearn-mine")
-        if self.master:
-            builder = builder.master(self.master)
-        self.spark = (
-            builder.config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.shuffle.partitions", "8")
-            .config("spark.ui.enabled", "false")
-            .getOrCreate()
-        )
-        for table in ("turns", "defects", "rephrases", "homes"):
-            self.spark.read.parquet(str(self._path(table))).createOrReplaceTempView(table)
-
-    def _path(self, table: str) -> Path:
-        return self.data_dir / f"{table}.parquet"
+        base = str(self.data_dir).rstrip("/")
+        if "://" not in base:
+            missing = spark_inputs_missing(base)
+            if missing:
+                raise ConfigError(
+                    f"{base} lacks {', '.join(m + '.parquet' for m in missing)}; write them with "
+                    "`selflearn mine --engine spark --store STORE --parquet-dir DIR` (exports first)"
+                )
+        if self.master and self.master.startswith("local"):
+            self.spark = local_session(self.master)
+        else:
+            self.spark = _session(self.master)
+        # Report timestamps (first/last turn) and the chain order by time must not depend on
+        # the cluster's time zone.
+        self.spark.conf.set("spark.sql.session.timeZone", "UTC")
+        for table in SPARK_TABLES:
+            self.spark.read.parquet(f"{base}/{table}.parquet").createOrReplaceTempView(table)
 
     def load_states(self, delex: Delex) -> None:
         frame = self.spark.sql(INPUT_SQL.format(**DIALECT["spark"]))
+        # The delexicalizer is the costly part and runs per input partition: one Parquet file
+        # gives few partitions, so spread the turns over every core Spark has.
+        cores = int(self.spark.sparkContext.defaultParallelism)
+        if frame.rdd.getNumPartitions() < cores:
+            frame = frame.repartition(cores)
 
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             for batch in batches:
                 yield delex(batch)
 
-        schema = _spark_schema(STATE_SCHEMA)
-        states = frame.mapInArrow(run, schema).cache()
+        # Materialized once and cut from its lineage (so the Python delexicalizer never runs
+        # twice), like every table below.
+        states = frame.mapInArrow(run, _spark_schema(STATE_SCHEMA)).localCheckpoint()
         states.createOrReplaceTempView("states")
 
     def homes(self) -> pa.Table:
         return self.fetch("SELECT home_id, config FROM homes ORDER BY home_id")
 
     def create(self, name: str, sql: str) -> int:
-        frame = self.spark.sql(sql).cache()
+        # localCheckpoint rather than cache: the chain walk stacks each hop on the one before,
+        # and a cached plan is still re-analysed in full at every step (quadratic planning).
+        frame = self.spark.sql(sql).localCheckpoint()
         frame.createOrReplaceTempView(name)
         return int(frame.count())
 
     def fetch(self, sql: str) -> pa.Table:
-        return self.spark.sql(sql).toArrow()
+        return utc(self.spark.sql(sql).toArrow())
 
     def close(self) -> None:
+        for name in self.spark.catalog.listTables():
+            if name.isTemporary:
+                self.spark.catalog.dropTempView(name.name)
         if self.master:
             self.spark.stop()
+
+
+def _builder() -> Any:
+    need = "the Spark engine needs pyspark and pandas: pip install 'selflearn[spark]'"
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise DependencyError(need) from exc
+    if importlib.util.find_spec("pandas") is None:  # mapInArrow needs it, and says so late
+        raise DependencyError(need)
+    return SparkSession.builder.appName("selflearn-mine")
+
+
+def _session(master: str | None) -> Any:
+    builder = _builder()
+    return (builder.master(master) if master else builder).getOrCreate()
 
 
 def _spark_schema(schema: pa.Schema) -> Any:
