@@ -147,6 +147,12 @@ def test_absorption_probabilities_match_the_closed_form() -> None:
     assert loop.absorb_success[j["a"]] == pytest.approx(1 / 3)
     assert loop.absorb_success[j["b"]] == pytest.approx(2 / 3)
     assert loop.components == 1
+    # A pattern only ever reached (never left: its turns were all rewritten) is a sink of
+    # unknown outcome: no evidence of its own, and no success credited to what leads to it.
+    sink = absorbing_chain([("a", "b", 3), ("a", SUCCESS, 1)])
+    k = sink.index()
+    assert sink.turns[k["b"]] == 0 and sink.absorb_success[k["b"]] == 0.0
+    assert sink.absorb_success[k["a"]] == pytest.approx(0.25)
 
 
 # --- delexicalization and guards -----------------------------------------------------------------
@@ -311,3 +317,22 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
         store.con.execute("DELETE FROM defects")
         with pytest.raises(StoreError, match="run `selflearn signals`"):
             DuckDbEngine(store)
+
+
+def test_a_rephrase_that_was_rewritten_still_counts_as_the_source_failing(tmp_path: Path) -> None:
+    log = Log()
+    _users_fix(log, 6, 3, "lights out in the kitchen", "turn off the lights in the kitchen")
+    # The failed turn is followed by a reformulation that the deployed table rewrote: the first
+    # turn still failed (it must not vanish from the source's evidence).
+    log.session("h0u0", "h0", [("kitchen lights out", True), ("lights out in the kitchen", False)])
+    log.rows[-1]["rewrite"] = {
+        "original_text": "lights out in the kitchen",
+        "rewritten_text": "turn off the lights in the kitchen",
+        "layer": "precomputed",
+    }
+    log.rows[-1]["text"] = "turn off the lights in the kitchen"
+    table = _mine(log, tmp_path)
+    report = table.metadata["report"]
+    assert report["turns"] == 14 and report["organic_turns"] == 13
+    assert report["candidate_sources"] >= 1
+    assert "considered" not in report["rejected"]

@@ -85,21 +85,18 @@ STEPS: list[tuple[str, str]] = [
         """,
     ),
     # One Markov step per organic turn: success, failure (nobody tried again), or the pattern
-    # of the reformulation. A turn whose reformulation was itself rewritten leaves the chain.
+    # of the reformulation (what the user said next, even if that turn was then rewritten).
     (
         "moves",
         """
-        SELECT turn_id, user_id, household_id, src, dst FROM (
-          SELECT a.turn_id, a.user_id, a.household_id, a.pattern AS src,
-                 CASE WHEN NOT a.defect THEN '__success__'
-                      WHEN l.next_id IS NULL THEN '__failure__'
-                      WHEN b.organic THEN b.pattern
-                      ELSE NULL END AS dst
-          FROM states a
-          LEFT JOIN links l ON l.prev_id = a.turn_id
-          LEFT JOIN states b ON b.turn_id = l.next_id
-          WHERE a.organic
-        ) x WHERE dst IS NOT NULL
+        SELECT a.turn_id, a.user_id, a.household_id, a.pattern AS src,
+               CASE WHEN NOT a.defect THEN '__success__'
+                    WHEN l.next_id IS NULL THEN '__failure__'
+                    ELSE b.pattern END AS dst
+        FROM states a
+        LEFT JOIN links l ON l.prev_id = a.turn_id
+        LEFT JOIN states b ON b.turn_id = l.next_id
+        WHERE a.organic
         """,
     ),
     (

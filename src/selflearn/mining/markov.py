@@ -56,8 +56,11 @@ def absorbing_chain(
     """Build and solve the chain from ``(source pattern, destination, count)`` rows, where the
     destination is another pattern, :data:`SUCCESS` or :data:`FAILURE`.
 
-    A destination pattern that never leaves (no row of its own) would be a sink; it cannot occur
-    for counts built from turns (every turn leaves its state) and is treated as failure."""
+    A destination pattern that never leaves (no row of its own: it was only ever said in turns
+    that were rewritten, whose outcomes are kept out of the chain) is a *sink* of unknown
+    outcome; it is absorbed in failure with 0 turns of evidence, so it is never chosen as a
+    target and counts against, not for, the patterns that lead to it.
+    """
     names = sorted({s for s, _, _ in edges} | {d for _, d, _ in edges if d not in ABSORBING})
     index = {s: i for i, s in enumerate(names)}
     n = len(names)
@@ -80,7 +83,7 @@ def absorbing_chain(
             vals.append(float(count))
     sink = total == 0
     fail[sink] = 1.0
-    total[sink] = 1.0
+    total[sink] = 1.0  # for the division below; reported as 0 turns
     q = sp.csr_matrix((np.array(vals) / total[rows], (rows, cols)), shape=(n, n))
     r_succ = succ / total
     b = r_succ.copy()  # states without transitions: absorbed where they are
@@ -107,7 +110,7 @@ def absorbing_chain(
     b[members] = x
     return Chain(
         states=names,
-        turns=total.astype(np.int64),
+        turns=np.where(sink, 0, total).astype(np.int64),
         direct_success=r_succ,
         absorb_success=np.clip(b, 0.0, 1.0),
         components=len(active),

@@ -213,8 +213,8 @@ def mine(
     report.largest_component = chain.largest_component
     rows, rejected = _select(chain, agg, config)
     lap("select")
+    report.candidate_sources = rejected.pop("considered", 0)
     report.rejected = dict(sorted(rejected.items()))
-    report.candidate_sources = len({r["source"] for r in rows}) + rejected.get("no target passed", 0)
     report.rules = sum(r["status"] == "active" for r in rows)
     report.demoted = sum(r["status"] == "demoted" for r in rows)
     if config.noise_epsilon is not None:
@@ -256,6 +256,7 @@ def _select(
         if "{unknown}" in source:
             rejected["household name in source"] += 1
             continue
+        rejected["considered"] += 1
         src_users = support.get(source, {}).get("users", 0)
         ranked = []
         for pair in by_source[source]:
