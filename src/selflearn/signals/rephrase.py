@@ -195,14 +195,28 @@ def _none_decision(example: RephraseExample) -> RephraseDecision:
 Similarity = Literal["embedding", "lexical"]
 
 
+FITTED_THRESHOLDS: dict[str, float] = {"lexical": 0.46, "embedding": 0.30}
+"""Default thresholds: the values :meth:`PairwiseRephraseBaseline.fit` chose (best F1) on the
+simulated training population of ``bench/rephrase.py``, both with a 20 s gap limit."""
+
+
 @dataclass
 class PairwiseRephraseBaseline:
     """The most similar earlier turn within ``max_gap_s`` is the rephrased one, if its similarity
-    reaches ``threshold``."""
+    reaches ``threshold`` (default: :data:`FITTED_THRESHOLDS` for the similarity)."""
 
     similarity: Similarity = "embedding"
-    threshold: float = 0.7
-    max_gap_s: float = 30.0
+    threshold: float | None = None
+    max_gap_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.threshold is None:
+            self.threshold = FITTED_THRESHOLDS[self.similarity]
+
+    @property
+    def cutoff(self) -> float:
+        """The similarity threshold in use."""
+        return FITTED_THRESHOLDS[self.similarity] if self.threshold is None else self.threshold
 
     def _scores(self, examples: Sequence[RephraseExample]) -> list[list[float]]:
         if self.similarity == "lexical":
@@ -217,7 +231,7 @@ class PairwiseRephraseBaseline:
         """Choose the threshold and gap limit with the best F1 on labelled ``examples``."""
         _need_labels(examples)
         scores = self._scores(examples)
-        best = (-1.0, self.threshold, self.max_gap_s)
+        best = (-1.0, self.cutoff, self.max_gap_s)
         for max_gap in (10.0, 20.0, 30.0, 60.0, 90.0, 1e9):
             for threshold in np.arange(0.30, 0.99, 0.02):
                 decisions = self._decide(examples, scores, float(threshold), max_gap)
@@ -229,7 +243,7 @@ class PairwiseRephraseBaseline:
 
     def predict(self, examples: Sequence[RephraseExample]) -> list[RephraseDecision]:
         """One decision per example."""
-        return self._decide(examples, self._scores(examples), self.threshold, self.max_gap_s)
+        return self._decide(examples, self._scores(examples), self.cutoff, self.max_gap_s)
 
     @staticmethod
     def _decide(
