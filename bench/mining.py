@@ -157,7 +157,12 @@ def main() -> None:
             f"({pct(s.reduction_on_rewritten)}) | {pct(s.rescue_rate)} | {pct(s.false_rewrite_rate)} |"
         )
         notes.append(
-            f"{name}: overall defect rate {pct(c.defect_rate)} -> {pct(s.defect_rate)} "
+            f"{name}: same turns without -> with the table: defect rate {pct(s.defect_rate_without)} -> "
+            f"{pct(s.defect_rate)} ({pct(1 - s.defect_rate / s.defect_rate_without)} relative)"
+        )
+        notes.append(
+            f"{name}: separate arms (users diverge after the first rewrite): defect rate "
+            f"{pct(c.defect_rate)} -> {pct(s.defect_rate)} "
             f"({pct(1 - s.defect_rate / c.defect_rate)} relative), in-scope goals failed "
             f"{pct(c.goal_failure_rate)} -> {pct(s.goal_failure_rate)}"
         )

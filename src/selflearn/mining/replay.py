@@ -47,6 +47,13 @@ class ArmStats:
         return self.defects / max(self.turns, 1)
 
     @property
+    def defect_rate_without(self) -> float:
+        """Defect rate of the same turns had nothing been rewritten (per-turn counterfactual:
+        exact, unlike a comparison with a separately simulated control arm, whose users diverge
+        after the first rewrite)."""
+        return self.would_fail / max(self.turns, 1)
+
+    @property
     def first_attempt_defect_rate(self) -> float:
         return self.first_attempt_defects / max(self.first_attempts, 1)
 
