@@ -32,3 +32,17 @@ def test_help_lists_commands() -> None:
     assert res.exit_code == 0
     for command in ("simulate", "ingest", "stats", "demo", "export"):
         assert command in res.stdout
+
+
+def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
+    res = runner.invoke(
+        app,
+        [
+            *("demo", "--out", str(tmp_path), "--households", "4", "--days", "1"),
+            *("--replay-households", "2", "--workers", "1"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "rewrite table:" in res.stdout and "wins / losses" in res.stdout
+    assert (tmp_path / "rewrites" / "metadata.json").exists()
+    assert json.loads((tmp_path / "replay" / "manifest.json").read_text())["config"]["rewrite_table"]
