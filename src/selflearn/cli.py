@@ -380,8 +380,10 @@ def mine_cmd(
         float | None, typer.Option(help="Add Laplace noise (scale 1/epsilon) to exported counts.")
     ] = None,
 ) -> None:
-    """Mine a rewrite table: reformulation chains -> absorbing Markov chain -> for each pattern
-    that tends to fail, the reformulation most likely to succeed (needs `selflearn signals`)."""
+    """Mine a rewrite table from reformulation chains (needs `selflearn signals` first).
+
+    Reformulation chains pooled over users become an absorbing Markov chain; for each pattern
+    that tends to fail, the reformulation most likely to succeed is kept (see docs/mining.md)."""
     from selflearn.mining import DuckDbEngine, MiningConfig, SparkEngine, mine
     from selflearn.mining.engines import export_for_spark, spark_inputs_missing
 
@@ -435,9 +437,11 @@ def demo_cmd(
         typer.Option(help="Contextual rephrase model folder (default: the pairwise lexical baseline)."),
     ] = None,
 ) -> None:
-    """The whole loop on the built-in data: simulate a week of households, ingest it, detect
-    rephrases and defects, mine a rewrite table, then replay a later week on new households with
-    the table in front of the NLU and print, on the same turns, defects with and without it."""
+    """The whole loop on built-in data: simulate, detect friction, mine rewrites, replay.
+
+    Simulates a week of households, ingests it, detects rephrases and defects, mines a rewrite
+    table, then replays a later week on new households with the table in front of the NLU and
+    prints, on the same turns, the defects with and without it."""
     from selflearn.demo import run_demo
 
     result = run_demo(
