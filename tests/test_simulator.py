@@ -8,6 +8,7 @@ import pytest
 from selflearn.assistant.pipeline import AssistantConfig
 from selflearn.errors import ConfigError
 from selflearn.schema import LOG_RECORD, TRUTH_RECORD, Turn
+from selflearn.simulation import simulator
 from selflearn.simulation.population import make_household
 from selflearn.simulation.simulator import SimulationConfig, simulate
 
@@ -28,8 +29,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_same_seed_same_output_whatever_the_workers(run: Path, tmp_path: Path) -> None:
-    simulate(SimulationConfig(**{**CONFIG.__dict__, "workers": 2, "households": 3}), tmp_path)
+def test_same_seed_same_output_whatever_the_workers(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One household per shard, so the 3 households really are spread over 2 worker processes.
+    monkeypatch.setattr(simulator, "SHARD_SIZE", 1)
+    result = simulate(SimulationConfig(**{**CONFIG.__dict__, "workers": 2, "households": 3}), tmp_path)
+    assert len(list(tmp_path.glob("turns-*.jsonl"))) == 3 and result.households == 3
     for kind in ("turns", "truth", "homes"):
         assert _read(tmp_path, kind) == _read(run, kind)
 
