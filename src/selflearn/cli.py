@@ -360,10 +360,10 @@ def mine_cmd(
         str, typer.Option(help="duckdb (embedded, reads --store) or spark (reads --parquet-dir).")
     ] = "duckdb",
     parquet_dir: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            help="Spark engine: folder with turns/defects/rephrases/homes .parquet exports "
-            "(written from --store first when they are missing)."
+            help="Spark engine: folder or URI (hdfs://, s3a://) with turns/defects/rephrases/homes "
+            ".parquet exports (a local folder is written from --store first when they are missing)."
         ),
     ] = None,
     master: Annotated[
@@ -396,7 +396,8 @@ def mine_cmd(
     elif engine == "spark":
         if parquet_dir is None:
             raise ConfigError("--engine spark needs --parquet-dir (see docs/mining.md)")
-        if spark_inputs_missing(parquet_dir) and store_path.exists():
+        local = "://" not in parquet_dir
+        if local and spark_inputs_missing(parquet_dir) and store_path.exists():
             with Store(store_path, read_only=True) as store:
                 written = export_for_spark(store, parquet_dir)
             out.print(
