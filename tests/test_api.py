@@ -6,6 +6,8 @@ import selflearn
 
 
 def test_public_api_is_exactly_all() -> None:
+    for name in selflearn.__all__:  # lazily imported names resolve too
+        assert getattr(selflearn, name) is not None, name
     public = {
         name
         for name, value in vars(selflearn).items()

@@ -3,6 +3,10 @@
 The public API is what ``__all__`` lists; everything else may change between versions.
 """
 
+import importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from selflearn.assistant.home import Area, Entity, Floor, Home, HomeState
 from selflearn.assistant.nlu import HomeAssistantNlu
 from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn, RewriteContext, Rewriter
@@ -21,20 +25,52 @@ from selflearn.schema import (
     Turn,
     WakeTrace,
 )
-from selflearn.signals.defect import DefectModel, DefectReport, HeuristicDefectDetector, score_defects
-from selflearn.signals.features import turn_features
-from selflearn.signals.rephrase import (
-    ContextualRephraseDetector,
-    PairwiseRephraseBaseline,
-    RephraseDecision,
-    RephraseExample,
-    score_rephrases,
-    session_examples,
-)
 from selflearn.simulation.phrasing import Phrasing
 from selflearn.simulation.simulator import SimulationConfig, SimulationResult, simulate
 from selflearn.stats import Stats, compute_stats
 from selflearn.store import IngestReport, Store
+
+if _TYPE_CHECKING:  # the signal detectors load lightgbm and torch: imported on first use
+    from selflearn.signals.defect import DefectModel, DefectReport, HeuristicDefectDetector, score_defects
+    from selflearn.signals.features import turn_features
+    from selflearn.signals.rephrase import (
+        ContextualRephraseDetector,
+        PairwiseRephraseBaseline,
+        RephraseDecision,
+        RephraseExample,
+        score_rephrases,
+        session_examples,
+    )
+
+_LAZY = {
+    "DefectModel": "selflearn.signals.defect",
+    "DefectReport": "selflearn.signals.defect",
+    "HeuristicDefectDetector": "selflearn.signals.defect",
+    "score_defects": "selflearn.signals.defect",
+    "turn_features": "selflearn.signals.features",
+    "ContextualRephraseDetector": "selflearn.signals.rephrase",
+    "PairwiseRephraseBaseline": "selflearn.signals.rephrase",
+    "RephraseDecision": "selflearn.signals.rephrase",
+    "RephraseExample": "selflearn.signals.rephrase",
+    "score_rephrases": "selflearn.signals.rephrase",
+    "session_examples": "selflearn.signals.rephrase",
+}
+"""Public names whose modules are imported on first access (PEP 562), so that ``import
+selflearn`` stays fast for the CLI, the simulator and Spark's Python workers."""
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'selflearn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 
