@@ -489,6 +489,41 @@ def demo_cmd(
     out.print(f"store: {result.store}  (try: selflearn stats --store {result.store})")
 
 
+fpi_app = typer.Typer(
+    no_args_is_help=True, help="Failure point isolation: which pipeline stage failed first (docs/fpi.md)."
+)
+app.add_typer(fpi_app, name="fpi")
+
+
+@fpi_app.command("train")
+def fpi_train_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")] = Path("models/fpi"),
+) -> None:
+    """Train the failure point model on a SIMULATED store (its sim_truth failure points are the labels)."""
+    from selflearn.fpi.model import FpiModel
+
+    with Store(store_path, read_only=True) as store:
+        model = FpiModel.fit(store)
+    path = model.save(out_dir)
+    out.print(f"trained {model.version} on {model.label_counts_} -> {path}")
+
+
+@fpi_app.command("predict")
+def fpi_predict_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    model_dir: Annotated[
+        Path | None, typer.Option("--model", "-m", help="Model folder (default: the rule baseline).")
+    ] = None,
+) -> None:
+    """Predict every stored turn's failure point and write the fpi table (never reads sim_truth)."""
+    from selflearn.fpi.model import FpiModel, score_fpi
+
+    model = FpiModel.load(model_dir) if model_dir is not None else None
+    with Store(store_path) as store:
+        out.print(score_fpi(store, model).summary())
+
+
 def main() -> None:
     """Entry point: run the app, turning selflearn errors into one clear line and exit code 2."""
     try:

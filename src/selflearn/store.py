@@ -162,7 +162,17 @@ REPHRASE_SCHEMA = pa.schema(
 """The ``rephrases`` table: per turn, the earlier turn of its session it reformulates (null: none)
 and the detector's probability for that answer."""
 
-SIGNAL_TABLES: dict[str, pa.Schema] = {"defects": DEFECT_SCHEMA, "rephrases": REPHRASE_SCHEMA}
+FPI_SCHEMA = pa.schema(
+    [("turn_id", _S), ("failure_point", _S), ("probability", _F), ("model", _S), ("scored_at", _TS)]
+)
+"""The ``fpi`` table: per turn, the predicted first failing stage (``correct`` if none) and its
+probability (see ``docs/fpi.md``)."""
+
+SIGNAL_TABLES: dict[str, pa.Schema] = {
+    "defects": DEFECT_SCHEMA,
+    "rephrases": REPHRASE_SCHEMA,
+    "fpi": FPI_SCHEMA,
+}
 """Tables derived from the logs by the signal detectors (rewritten on every scoring run)."""
 
 _TABLES: dict[str, tuple[str, pa.Schema]] = {

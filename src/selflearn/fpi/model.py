@@ -1,0 +1,384 @@
+"""Failure point isolation: which pipeline stage failed first, for every turn.
+
+Two classifiers read the same per-turn features (:func:`selflearn.fpi.features.fpi_features`) and
+answer one of :data:`selflearn.schema.FAILURE_POINTS` (``false_wake``, ``asr``, ``nlu``, ``er``,
+``result``, ``correct``):
+
+* :class:`RuleBaseline` -- ordered, hand-written rules over the traces alone (no context, no
+  training): the baseline the issue asks for.
+* :class:`FpiModel` -- a LightGBM multiclass model over the traces and the session context.
+  **Its labels come from simulation truth** (``sim_truth.failure_point``), read only inside
+  :meth:`FpiModel.fit`; prediction reads the turns and feedback alone and never the truth, so a
+  model trained on simulated traffic scores production logs unchanged.
+
+:func:`score_fpi` predicts every stored turn and writes the ``fpi`` signal table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from selflearn.errors import ConfigError, DataError
+from selflearn.fpi.features import CATEGORICAL_FEATURES, FEATURES, fpi_features
+from selflearn.schema import FAILURE_POINTS
+from selflearn.signals.defect import Columns
+from selflearn.store import Store
+
+MODEL_FORMAT = "fpi.gbm.v1"
+"""Format name of a saved :class:`FpiModel` (changes when its features change meaning)."""
+
+RULES_NAME = "rules"
+"""Value of the ``model`` column for turns labelled by :class:`RuleBaseline`."""
+
+CLASSES: tuple[str, ...] = tuple(FAILURE_POINTS)
+"""Output classes, in probability-column order."""
+
+_TS = pa.timestamp("us", tz="UTC")
+
+WAKE_LOW = 0.65
+"""Wake-word score below which a failed turn is read as background speech (simulated false wakes
+score 0.50-0.80, requests 0.72-0.99: the ranges overlap, so this rule is imperfect by design)."""
+
+ASR_LOW = 0.5
+"""ASR confidence below which a failure is blamed on recognition."""
+
+ER_NAME_WORDS = 3
+"""An unresolved "name" of at most this many words is a name the home lacks (``er``); a longer
+one is a sentence the NLU swallowed as a name (``nlu``)."""
+
+
+# --- the rule baseline ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FpiRule:
+    """One rule: the class it assigns and where it fires. The first rule that fires wins."""
+
+    label: str
+    description: str
+    fires: Callable[[Columns], np.ndarray]
+
+
+def _failed(c: Columns) -> np.ndarray:
+    return c.isin("status", ("error", "no_match", "unsupported", "missing"))
+
+
+def _short_unresolved(c: Columns) -> np.ndarray:
+    return np.asarray((c.num("er_unresolved_n", 0) > 0) & (c.num("er_unresolved_words", 99) <= ER_NAME_WORDS))
+
+
+RULE_LIST: tuple[FpiRule, ...] = (
+    FpiRule(
+        "false_wake",
+        f"a failed turn on a weak wake-word trigger (< {WAKE_LOW}) that nobody followed up on",
+        lambda c: _failed(c) & c.below("wake_score", WAKE_LOW) & ~c.flag("next_quick"),
+    ),
+    FpiRule("correct", "the assistant reported success", lambda c: c.isin("status", ("success",))),
+    FpiRule(
+        "result",
+        "understood and resolved, but execution failed (device unavailable)",
+        lambda c: c.isin("error_code", ("entity_unavailable",)),
+    ),
+    FpiRule(
+        "asr",
+        f"a failed turn whose recognition confidence was below {ASR_LOW}",
+        lambda c: _failed(c) & c.below("asr_conf", ASR_LOW),
+    ),
+    FpiRule(
+        "er",
+        "intent matched but entity resolution failed, or a short name was left unresolved",
+        lambda c: (
+            _failed(c) & (((c.num("nlu_matched", 0) == 1) & (c.num("er_ok", 1) == 0)) | _short_unresolved(c))
+        ),
+    ),
+    FpiRule(
+        "correct",
+        "a refusal (no match, unsupported) nobody retried: what a correctly refused out-of-scope "
+        "request looks like",
+        lambda c: _failed(c) & ~c.flag("next_quick") & ~c.flag("barge_in"),
+    ),
+    FpiRule("nlu", "any other failure: the request was not understood", _failed),
+)
+"""The baseline's rules in priority order; a turn no rule fires on is ``correct``."""
+
+
+class RuleBaseline:
+    """Ordered rules over the traces (plus whether anybody followed up): transparent, no training.
+
+    >>> labels = RuleBaseline().predict(fpi_features(store))   # doctest: +SKIP
+    """
+
+    name = RULES_NAME
+
+    def __init__(self, rules: Sequence[FpiRule] = RULE_LIST) -> None:
+        self.rules = tuple(rules)
+
+    def predict(self, features: pa.Table) -> np.ndarray:
+        """One class name per row (object array)."""
+        cols = Columns(features)
+        out = np.full(cols.n, "correct", dtype=object)
+        done = np.zeros(cols.n, dtype=bool)
+        for rule in self.rules:
+            hit = rule.fires(cols) & ~done
+            out[hit] = rule.label
+            done |= hit
+        return out
+
+
+# --- the learned model ---------------------------------------------------------------------------
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "multiclass",
+    "num_class": len(CLASSES),
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 20,
+    "feature_fraction": 0.9,
+    "lambda_l2": 1.0,
+    "num_threads": 1,  # shared cores: OpenMP spin-waits badly, 1 thread is faster and deterministic
+    "seed": 7,
+    "deterministic": True,
+    "force_col_wise": True,
+    "verbose": -1,
+}
+NUM_ROUNDS = 300
+MIN_CATEGORY_COUNT = 5
+"""Category values seen fewer times than this in training are treated as unknown."""
+
+
+def _vocabulary(features: pa.Table) -> dict[str, list[str]]:
+    vocab: dict[str, list[str]] = {}
+    for name in CATEGORICAL_FEATURES:
+        counts = pc.value_counts(pc.drop_null(features.column(name))).to_pylist()
+        vocab[name] = sorted(str(v["values"]) for v in counts if v["counts"] >= MIN_CATEGORY_COUNT)
+    return vocab
+
+
+def _matrix(features: pa.Table, vocab: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """Numeric columns as floats, categorical ones as vocabulary codes (unknown or null: NaN)."""
+    missing = [f for f in FEATURES if f not in features.column_names]
+    if missing:
+        raise DataError(f"feature table lacks columns {missing}; build it with fpi_features(store)")
+    cols = Columns(features)
+    out = np.empty((cols.n, len(FEATURES)), dtype=np.float64)
+    for j, name in enumerate(FEATURES):
+        if name in vocab:
+            idx = pc.index_in(features.column(name), value_set=pa.array(list(vocab[name]), pa.string()))
+            out[:, j] = np.asarray(pc.fill_null(pc.cast(idx, pa.float64()), np.nan), dtype=np.float64)
+        else:
+            out[:, j] = cols.num(name)
+    return out
+
+
+def truth_labels(store: Store, turn_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Simulation-truth failure points for ``turn_ids`` (empty string where a turn has none).
+    For training and benchmarks only: this is the one place the package reads ``sim_truth``."""
+    truth = store.query("SELECT turn_id, failure_point FROM sim_truth")
+    lookup = dict(
+        zip(truth.column("turn_id").to_pylist(), truth.column("failure_point").to_pylist(), strict=True)
+    )
+    return np.array([lookup.get(t) or "" for t in turn_ids.to_pylist()], dtype=object)
+
+
+@dataclass(frozen=True)
+class FpiPrediction:
+    """Per-turn answers: the most likely class and the probability of every class."""
+
+    turn_id: pa.ChunkedArray | pa.Array
+    labels: np.ndarray
+    """Class name per turn (object array)."""
+    proba: np.ndarray
+    """Turns x :data:`CLASSES` probabilities."""
+
+    @property
+    def probability(self) -> np.ndarray:
+        """Probability of the predicted class."""
+        return np.asarray(self.proba.max(axis=1)) if len(self.proba) else np.zeros(0)
+
+
+class FpiModel:
+    """Gradient-boosted failure point classifier (LightGBM multiclass, one thread, deterministic).
+
+    ``FpiModel.fit(store)`` trains on a *simulated* store; ``predict(store or features)`` scores;
+    ``save``/``load`` write a folder with ``booster.txt`` and ``model.json`` (format, feature list,
+    class list, category vocabularies, parameters, label counts)."""
+
+    def __init__(self, params: Mapping[str, Any] | None = None, num_rounds: int = NUM_ROUNDS) -> None:
+        self.params = {**DEFAULT_PARAMS, **(params or {})}
+        self.num_rounds = num_rounds
+        self.booster_: lgb.Booster | None = None
+        self.vocab_: dict[str, list[str]] = {}
+        self.label_counts_: dict[str, int] = {}
+
+    @classmethod
+    def fit(
+        cls, store: Store, params: Mapping[str, Any] | None = None, num_rounds: int = NUM_ROUNDS
+    ) -> FpiModel:
+        """Train on every turn of a simulated ``store``. The labels are ``sim_truth.failure_point``
+        (simulation truth, read here and nowhere else); the inputs are the logs alone."""
+        features = fpi_features(store)
+        labels = truth_labels(store, features.column("turn_id"))
+        return cls(params, num_rounds).fit_features(features, labels)
+
+    def fit_features(self, features: pa.Table, labels: np.ndarray) -> FpiModel:
+        """Train on a feature table and one class name per row (rows labelled ``""`` are skipped)."""
+        mask = np.isin(labels, CLASSES)
+        if not mask.any():
+            raise DataError(
+                f"cannot train a failure point model: none of {features.num_rows} turns has a "
+                "simulation-truth failure point (train on a store ingested from `selflearn simulate`)"
+            )
+        y = np.array([CLASSES.index(v) for v in labels[mask]], dtype=np.float64)
+        self.vocab_ = _vocabulary(features)
+        x = _matrix(features, self.vocab_)[mask]
+        data = lgb.Dataset(
+            x,
+            y,
+            feature_name=list(FEATURES),
+            categorical_feature=[f for f in FEATURES if f in self.vocab_],
+            free_raw_data=True,
+        )
+        self.booster_ = lgb.train(self.params, data, num_boost_round=self.num_rounds)
+        names, counts = np.unique(labels[mask], return_counts=True)
+        self.label_counts_ = {str(k): int(v) for k, v in zip(names, counts, strict=True)}
+        return self
+
+    @property
+    def version(self) -> str:
+        """``fpi.gbm.v1:<12 hex digits of the booster>``."""
+        digest = hashlib.blake2b(self._booster().model_to_string().encode(), digest_size=6).hexdigest()
+        return f"{MODEL_FORMAT}:{digest}"
+
+    def _booster(self) -> lgb.Booster:
+        if self.booster_ is None:
+            raise ConfigError("FpiModel is not trained: call FpiModel.fit(store) or FpiModel.load(path)")
+        return self.booster_
+
+    def predict_proba(self, features: pa.Table) -> np.ndarray:
+        """Turns x :data:`CLASSES` probabilities for a :func:`fpi_features` table."""
+        booster = self._booster()
+        if features.num_rows == 0:
+            return np.zeros((0, len(CLASSES)))
+        p = booster.predict(_matrix(features, self.vocab_), num_threads=int(self.params["num_threads"]))
+        return np.asarray(p, dtype=np.float64).reshape(features.num_rows, len(CLASSES))
+
+    def predict(self, data: Store | pa.Table) -> FpiPrediction:
+        """Predict a store's turns (features computed here) or a feature table. Never reads truth."""
+        features = fpi_features(data) if isinstance(data, Store) else data
+        proba = self.predict_proba(features)
+        labels = np.array(CLASSES, dtype=object)[proba.argmax(axis=1)] if len(proba) else np.zeros(0, object)
+        return FpiPrediction(features.column("turn_id"), labels, proba)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``booster.txt`` and ``model.json`` into directory ``path``; returns it."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "booster.txt").write_text(self._booster().model_to_string())
+        meta = {
+            "format": MODEL_FORMAT,
+            "version": self.version,
+            "features": list(FEATURES),
+            "classes": list(CLASSES),
+            "vocab": self.vocab_,
+            "params": self.params,
+            "num_rounds": self.num_rounds,
+            "labels": {"source": "sim_truth.failure_point", "counts": self.label_counts_},
+        }
+        (folder / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> FpiModel:
+        """Read a model written by :meth:`save`."""
+        folder = Path(path)
+        try:
+            meta = json.loads((folder / "model.json").read_text())
+            text = (folder / "booster.txt").read_text()
+        except (OSError, ValueError) as exc:
+            raise DataError(
+                f"{folder} is not a saved failure point model (model.json + booster.txt): {exc}"
+            ) from exc
+        if (
+            meta.get("format") != MODEL_FORMAT
+            or meta.get("features") != list(FEATURES)
+            or meta.get("classes") != list(CLASSES)
+        ):
+            raise DataError(
+                f"{folder} holds a {meta.get('format')!r} model with other features or classes; this "
+                f"version of selflearn reads {MODEL_FORMAT!r}: retrain with `selflearn fpi train`"
+            )
+        model = cls(meta.get("params"), int(meta.get("num_rounds", NUM_ROUNDS)))
+        model.booster_ = lgb.Booster(model_str=text)
+        model.vocab_ = {k: list(v) for k, v in meta["vocab"].items()}
+        model.label_counts_ = {k: int(v) for k, v in meta.get("labels", {}).get("counts", {}).items()}
+        return model
+
+
+# --- scoring a store -----------------------------------------------------------------------------
+
+
+@dataclass
+class FpiReport:
+    """What a scoring run wrote."""
+
+    turns: int
+    model: str
+    counts: dict[str, int]
+    seconds: float
+
+    def summary(self) -> str:
+        """One line: turns scored, by which model, how many per failure point."""
+        if not self.turns:
+            return f"no turns to score (model {self.model})"
+        parts = ", ".join(f"{k} {self.counts.get(k, 0):,}" for k in CLASSES)
+        rate = self.turns / self.seconds if self.seconds else float("inf")
+        return (
+            f"scored {self.turns:,} turns with {self.model}: {parts} "
+            f"({self.seconds:.1f} s, {rate:,.0f} turns/s)"
+        )
+
+
+def score_fpi(store: Store, model: FpiModel | None = None) -> FpiReport:
+    """Predict every stored turn's failure point and replace its row of the ``fpi`` table
+    (``turn_id, failure_point, probability, model, scored_at``). Without a model the rule
+    baseline answers, with probability 1.0."""
+    started = time.perf_counter()
+    features = fpi_features(store)
+    if model is None:
+        labels = RuleBaseline().predict(features)
+        prob = np.ones(features.num_rows)
+        name = RULES_NAME
+    else:
+        pred = model.predict(features)
+        labels, prob, name = pred.labels, pred.probability, model.version
+    table = pa.table(
+        {
+            "turn_id": features.column("turn_id"),
+            "failure_point": pa.array(labels.tolist(), pa.string()),
+            "probability": pa.array(prob, pa.float64()),
+            "model": pa.repeat(pa.scalar(name, pa.string()), features.num_rows),
+            "scored_at": pa.repeat(pa.scalar(datetime.now(UTC), _TS), features.num_rows),
+        }
+    )
+    store.save_signals("fpi", table)
+    found: dict[str, int] = {}
+    for value in labels.tolist():
+        found[str(value)] = found.get(str(value), 0) + 1
+    return FpiReport(
+        turns=features.num_rows,
+        model=name,
+        counts=found,
+        seconds=time.perf_counter() - started,
+    )
