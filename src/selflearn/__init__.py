@@ -9,7 +9,7 @@ from typing import Any as _Any
 
 from selflearn.assistant.home import Area, Entity, Floor, Home, HomeState
 from selflearn.assistant.nlu import HomeAssistantNlu
-from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn, RewriteContext, Rewriter
+from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn, RewriteContext, RewriteHook
 from selflearn.errors import ConfigError, DataError, DependencyError, SelflearnError, StoreError
 from selflearn.schema import (
     SCHEMA_VERSION,
@@ -30,7 +30,9 @@ from selflearn.simulation.simulator import SimulationConfig, SimulationResult, s
 from selflearn.stats import Stats, compute_stats
 from selflearn.store import IngestReport, Store
 
-if _TYPE_CHECKING:  # the signal detectors load lightgbm and torch: imported on first use
+if _TYPE_CHECKING:  # the detectors and the rewriter load lightgbm, torch, faiss: imported on first use
+    from selflearn.rewrite.fit import FitConfig, fit_rewriter
+    from selflearn.rewrite.rewriter import RequestContext, RewriteDecision, Rewriter, RewriterConfig
     from selflearn.signals.defect import DefectModel, DefectReport, HeuristicDefectDetector, score_defects
     from selflearn.signals.features import turn_features
     from selflearn.signals.rephrase import (
@@ -54,6 +56,12 @@ _LAZY = {
     "RephraseExample": "selflearn.signals.rephrase",
     "score_rephrases": "selflearn.signals.rephrase",
     "session_examples": "selflearn.signals.rephrase",
+    "FitConfig": "selflearn.rewrite.fit",
+    "fit_rewriter": "selflearn.rewrite.fit",
+    "RequestContext": "selflearn.rewrite.rewriter",
+    "RewriteDecision": "selflearn.rewrite.rewriter",
+    "Rewriter": "selflearn.rewrite.rewriter",
+    "RewriterConfig": "selflearn.rewrite.rewriter",
 }
 """Public names whose modules are imported on first access (PEP 562), so that ``import
 selflearn`` stays fast for the CLI, the simulator and Spark's Python workers."""
@@ -91,6 +99,7 @@ __all__ = [
     "Entity",
     "ErTrace",
     "Feedback",
+    "FitConfig",
     "Floor",
     "HandledTurn",
     "HeuristicDefectDetector",
@@ -103,10 +112,14 @@ __all__ = [
     "Phrasing",
     "RephraseDecision",
     "RephraseExample",
+    "RequestContext",
     "ResultTrace",
     "RewriteContext",
+    "RewriteDecision",
+    "RewriteHook",
     "RewriteTrace",
     "Rewriter",
+    "RewriterConfig",
     "SelflearnError",
     "SimulationConfig",
     "SimulationResult",
@@ -118,6 +131,7 @@ __all__ = [
     "WakeTrace",
     "__version__",
     "compute_stats",
+    "fit_rewriter",
     "score_defects",
     "score_rephrases",
     "session_examples",

@@ -5,7 +5,7 @@ appending its trace to the turn record.
 >>> assistant = Assistant(AssistantConfig(asr="exact"))   # doctest: +SKIP
 >>> handled = assistant.handle(spoken="turn off the kitchen lights", ...)  # doctest: +SKIP
 
-A :class:`Rewriter` (``Assistant(rewriter=...)``) may sit between ASR and NLU, as selflearn does in
+A :class:`RewriteHook` (``Assistant(rewriter=...)``) may sit between ASR and NLU, as selflearn does in
 production: it sees the recognised text and may replace it. It fails open: an exception or an
 unusable answer leaves the original text in place.
 """
@@ -57,13 +57,17 @@ class RewriteContext:
     """When the request was spoken."""
 
 
-class Rewriter(Protocol):
+class RewriteHook(Protocol):
     """Something that may rewrite a request's text before the NLU sees it.
 
     Returns the provenance of the rewrite it applies (:class:`~selflearn.schema.RewriteTrace`,
     with ``rewritten_text`` the text the NLU should get) or ``None`` to leave the text alone.
-    Rewriters run in the simulator's worker processes, so they should be picklable and must not
-    depend on call order for their answers if simulations are to stay reproducible.
+    Rewriters run in the simulator's worker processes, so they should be picklable, and their
+    answers may depend on call order only through what they learn from earlier turns.
+
+    A rewriter that learns online may also have ``observe(turn, home)`` and
+    ``observe_feedback(feedback)``: the simulator calls them with every logged turn (once it is
+    complete, barge-in included) and every feedback answer, in arrival order, per household.
     """
 
     def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | None: ...
@@ -127,7 +131,7 @@ class Assistant:
         config: AssistantConfig | None = None,
         asr: Recognizer | None = None,
         nlu: HomeAssistantNlu | None = None,
-        rewriter: Rewriter | None = None,
+        rewriter: RewriteHook | None = None,
     ) -> None:
         self.config = config or AssistantConfig()
         self.nlu = nlu or HomeAssistantNlu(self.config.nlu)

@@ -2,7 +2,7 @@
 
 On disk a table is a folder with ``rewrites.parquet`` (one row per rewrite, :data:`TABLE_SCHEMA`)
 and ``metadata.json`` (format, version, config, data range, counts, timings). At run time a
-:class:`RewriteTable` is a :class:`~selflearn.assistant.pipeline.Rewriter`: it delexicalizes the
+:class:`RewriteTable` is a :class:`~selflearn.assistant.pipeline.RewriteHook`: it delexicalizes the
 request with the home's names, looks the pattern up among the active rewrites, and fills the
 target pattern with the request's own values.
 """
@@ -151,7 +151,7 @@ class RewriteTable:
         return out, row
 
     def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | None:
-        """Rewriter protocol: the applied rewrite's provenance, or None to leave ``text`` alone."""
+        """Rewrite-hook protocol: the applied rewrite's provenance, or None to leave ``text`` alone."""
         hit = self.lookup(text, context.home)
         if hit is None:
             return None

@@ -13,7 +13,7 @@ the seed and the configuration, so the files are identical whatever the number o
 
 Replay through a rewriter: with ``SimulationConfig.rewrite_table`` (a mined table, loaded once by
 :func:`selflearn.mining.load_rewriter` and handed to the workers) or ``simulate(..., rewriter=...)``
-(any picklable :class:`~selflearn.assistant.pipeline.Rewriter`), the assistant rewrites requests
+(any picklable :class:`~selflearn.assistant.pipeline.RewriteHook`), the assistant rewrites requests
 before its NLU. Users react to what they experience, i.e. the rewritten outcome; the truth of a
 rewritten turn also says whether it would have been a defect without the rewrite
 (``Truth.defect_without_rewrite``).
@@ -37,7 +37,7 @@ import orjson
 
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.home import HomeState, normalize_name
-from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn, RewriteContext, Rewriter
+from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn, RewriteContext, RewriteHook
 from selflearn.errors import ConfigError
 from selflearn.schema import SCHEMA_VERSION, BargeIn, DeviceContext, FailurePoint, Feedback, Truth
 from selflearn.schema import Goal as GoalRecord
@@ -58,6 +58,9 @@ FOLLOW_UP_SAME_KIND = 0.6
 """Chance that such a follow-up is the same kind of request on another target."""
 FOLLOW_UP_SAME_WORDS = 0.7
 """Chance that a same-kind follow-up reuses the words of the request before it."""
+NAME_SWITCH_RATE = 0.6
+"""Chance that a user told "I am not aware of any device called <nickname>" says the thing's
+configured name in the next attempt (otherwise they keep their own word for it)."""
 
 PhrasingSplit = Literal["train", "test", "all"]
 
@@ -341,6 +344,8 @@ class _HouseholdRun:
                 if phrasing is not None:
                     user.habits[habit_key] = phrasing.pattern
                 break
+            if defect and goal.nickname_used:
+                goal = self._maybe_configured_names(goal, handled)
             if goal.expected is None and attempt >= 2:
                 break  # out-of-scope: one more try at most, then people give up
             if self._gives_up(user, attempt):
@@ -351,6 +356,23 @@ class _HouseholdRun:
         if offline is not None:
             self.state.unavailable.discard(offline)
         return _Done(goal, phrasing, when, device_area, device)
+
+    def _maybe_configured_names(self, goal: Goal, handled: HandledTurn) -> Goal:
+        """After "I am not aware of any device called <nickname>", the user may switch to the
+        configured name for the rest of this goal (:data:`NAME_SWITCH_RATE`)."""
+        response = normalize_name(handled.turn.result.response_text if handled.turn.result else "")
+        named = [p for p in goal.nickname_used if normalize_name(goal.spoken.get(p, "")) in response]
+        if not named or self.rng.random() >= NAME_SWITCH_RATE:
+            return goal
+        home = self.h.home
+        spoken = dict(goal.spoken)
+        for placeholder in named:
+            value = goal.slots.get(placeholder)
+            if placeholder == "area" and isinstance(value, str) and value in home.area_by_id:
+                spoken["area"] = home.area_by_id[value].name.lower()
+            elif placeholder == "name" and isinstance(value, str):
+                spoken["name"] = value.lower()
+        return replace(goal, spoken=spoken, nickname_used=goal.nickname_used - set(named))
 
     def _gives_up(self, user: User, attempt: int) -> bool:
         return attempt >= user.traits.patience or self.rng.random() < 0.12 * attempt
@@ -483,6 +505,9 @@ class _HouseholdRun:
     ) -> None:
         turn = handled.turn
         self.write("turns", turn.model_dump_json().encode())
+        observe = getattr(self.assistant.rewriter, "observe", None)
+        if observe is not None:  # a learning rewriter sees the logged turn once it is complete
+            observe(turn, self.state.home)
         truth = Truth(
             turn_id=turn.turn_id,
             goal=GoalRecord(
@@ -530,6 +555,9 @@ class _HouseholdRun:
         )
         self.write("turns", fb.model_dump_json().encode())
         self.stats.feedback += 1
+        observe = getattr(self.assistant.rewriter, "observe_feedback", None)
+        if observe is not None:
+            observe(fb)
         return answer == "no"
 
     def false_wake(self, when: datetime) -> None:
@@ -578,7 +606,7 @@ def _next_awake(t: datetime) -> datetime:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(config: SimulationConfig, rewriter: Rewriter | None = None) -> None:
+def _init_worker(config: SimulationConfig, rewriter: RewriteHook | None = None) -> None:
     _WORKER["config"] = config
     _WORKER["pool"] = PhrasingPool.build(load_phrasings(config))
     _WORKER["assistant"] = Assistant(config.assistant, rewriter=rewriter)
@@ -656,7 +684,7 @@ def simulate(
     out_dir: Path,
     progress: Callable[[int, int], None] | None = None,
     *,
-    rewriter: Rewriter | None = None,
+    rewriter: RewriteHook | None = None,
 ) -> SimulationResult:
     """Run the simulation and write shard files into ``out_dir`` (created if needed).
 

@@ -1,0 +1,71 @@
+"""Online rewriting: a global layer and a personal layer in front of the assistant's NLU.
+
+See ``docs/rewriting.md``. :class:`Rewriter` decides per request (``rewrite_one``), learns
+per household from logged turns (``observe``), and is trained from logs by :func:`fit_rewriter`
+(``selflearn train rewriter``).
+
+Names are imported on first access (PEP 562): faiss, LightGBM and the embedder load only when used.
+"""
+
+import importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
+if _TYPE_CHECKING:
+    from selflearn.rewrite.embed import StaticEmbedder
+    from selflearn.rewrite.fit import FitConfig, FitReport, fit_rewriter
+    from selflearn.rewrite.index import VectorIndex
+    from selflearn.rewrite.knowledge import Knowledge, KnowledgeConfig, build_knowledge
+    from selflearn.rewrite.personal import HouseholdMemory, PersonalLayer
+    from selflearn.rewrite.ranker import Ranker
+    from selflearn.rewrite.rewriter import RequestContext, RewriteDecision, Rewriter, RewriterConfig
+
+_LAZY = {
+    "StaticEmbedder": "selflearn.rewrite.embed",
+    "FitConfig": "selflearn.rewrite.fit",
+    "FitReport": "selflearn.rewrite.fit",
+    "fit_rewriter": "selflearn.rewrite.fit",
+    "VectorIndex": "selflearn.rewrite.index",
+    "Knowledge": "selflearn.rewrite.knowledge",
+    "KnowledgeConfig": "selflearn.rewrite.knowledge",
+    "build_knowledge": "selflearn.rewrite.knowledge",
+    "HouseholdMemory": "selflearn.rewrite.personal",
+    "PersonalLayer": "selflearn.rewrite.personal",
+    "Ranker": "selflearn.rewrite.ranker",
+    "RequestContext": "selflearn.rewrite.rewriter",
+    "RewriteDecision": "selflearn.rewrite.rewriter",
+    "Rewriter": "selflearn.rewrite.rewriter",
+    "RewriterConfig": "selflearn.rewrite.rewriter",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'selflearn.rewrite' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "FitConfig",
+    "FitReport",
+    "HouseholdMemory",
+    "Knowledge",
+    "KnowledgeConfig",
+    "PersonalLayer",
+    "Ranker",
+    "RequestContext",
+    "RewriteDecision",
+    "Rewriter",
+    "RewriterConfig",
+    "StaticEmbedder",
+    "VectorIndex",
+    "build_knowledge",
+    "fit_rewriter",
+]

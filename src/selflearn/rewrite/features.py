@@ -1,0 +1,294 @@
+"""Candidates and ranking features: the one code path shared by training and serving.
+
+For a request (:class:`Query`) the candidates are rewrite *targets*: patterns that work, with a
+known meaning (signature), which the request's own values can fill. They come from
+
+* **global retrieval**: the request's nearest patterns (same slot signature) that work;
+* **fixes of similar failures**: nearest patterns that tend to fail, whose users' successful
+  reformulation is the candidate (``via_*`` features);
+* **personal retrieval**: requests that worked in this household before.
+
+Each (query, candidate) pair becomes one row of :data:`FEATURES`; the ranker scores the rows.
+Nothing here reads the query's own pattern statistics from the global layer (in training they
+would contain the very turn being labelled); the query is described by its neighbourhood and by
+its household's own earlier turns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import jellyfish
+import numpy as np
+from rapidfuzz import fuzz
+
+from selflearn.mining.delex import Delexicalized, fill
+from selflearn.mining.guards import flips_polarity, is_sensitive, polarity
+from selflearn.rewrite.knowledge import Knowledge, Pattern, slots_key
+from selflearn.rewrite.personal import HouseholdMemory
+
+FEATURES: tuple[str, ...] = (
+    # meaning: how close the candidate is to the request
+    "cos",
+    "cos_rank",
+    "cos_gap_best",
+    "via_cos",
+    "via_users_log",
+    # the candidate's own record
+    "cand_success",
+    "cand_turns_log",
+    "cand_users_log",
+    "cand_sig_share",
+    "cand_global",
+    # the request's neighbourhood: do requests like it work?
+    "knn_success",
+    "knn_top_cos",
+    "knn_top_success",
+    "knn_failing_share",
+    # surface form
+    "ratio",
+    "token_set",
+    "partial",
+    "jaccard",
+    "words_q",
+    "words_diff",
+    "phonetic",
+    "polarity_q",
+    "polarity_agree",
+    "sensitive",
+    # this household
+    "personal_ok_log",
+    "personal_cos",
+    "area_share",
+    "hour_share",
+    "history_log",
+    "q_failed_here",
+    "q_worked_here",
+    # the candidate's intent (categorical code, see Ranker.intents)
+    "intent",
+)
+"""Ranker input columns, in order."""
+
+K_SEARCH = 24
+"""Neighbours retrieved per request."""
+MAX_CANDIDATES = 8
+"""Candidates scored per request."""
+PERSONAL_TOP = 5
+"""Household successes considered per request."""
+
+
+@dataclass
+class Query:
+    """A request as the ranker sees it."""
+
+    text: str
+    """Normalised text the NLU would get (after any personal name substitution)."""
+    d: Delexicalized
+    """Its pattern and values."""
+    vector: np.ndarray
+    """Embedding of the pattern (:func:`~selflearn.rewrite.knowledge.embed_text`)."""
+    area: str | None = None
+    """Area of the device that heard it."""
+    hour: int = 12
+    """Hour of day it was said."""
+
+    @property
+    def pattern(self) -> str:
+        return self.d.pattern
+
+    @property
+    def slots(self) -> str:
+        return slots_key(self.d.pattern)
+
+
+@dataclass
+class Candidate:
+    """A rewrite target for one query."""
+
+    pattern: str
+    signature: str
+    text: str
+    """The pattern filled with the query's values: what the NLU would get."""
+    row: int = -1
+    """Row in the global patterns (-1: known only from this household)."""
+    cos: float = 0.0
+    via_cos: float = 0.0
+    via_users: int = 0
+    personal_ok: int = 0
+    personal_cos: float = 0.0
+    source: str = "global"
+    """``global`` or ``personal``: where the candidate came from first."""
+    score: float = 0.0
+    features: list[float] = field(default_factory=list)
+
+    @property
+    def intent(self) -> str:
+        return self.signature.split("|", 1)[0]
+
+
+@dataclass
+class Neighbourhood:
+    """What the query's nearest global patterns say (computed once per query)."""
+
+    hits: list[tuple[int, float]]
+    knn_success: float = math.nan
+    knn_top_cos: float = 0.0
+    knn_top_success: float = math.nan
+    knn_failing_share: float = math.nan
+
+
+def neighbourhood(query: Query, knowledge: Knowledge, k: int = K_SEARCH) -> Neighbourhood:
+    """The query's nearest patterns (its own pattern excluded) and their success statistics."""
+    hits = [(row, cos) for row, cos in knowledge.search(query.vector, query.slots, k + 1)]
+    hits = [(row, cos) for row, cos in hits if knowledge.patterns[row].pattern != query.pattern][:k]
+    out = Neighbourhood(hits)
+    if hits:
+        top = hits[:5]
+        weights = np.array([max(c, 0.0) ** 4 for _, c in top]) + 1e-9
+        rates = np.array([knowledge.patterns[r].success_rate for r, _ in top])
+        out.knn_success = float((weights * rates).sum() / weights.sum())
+        out.knn_top_cos = hits[0][1]
+        out.knn_top_success = knowledge.patterns[hits[0][0]].success_rate
+        out.knn_failing_share = float(np.mean(rates < 0.5))
+    return out
+
+
+def candidates(
+    query: Query,
+    knowledge: Knowledge | None,
+    hood: Neighbourhood | None,
+    memory: HouseholdMemory | None = None,
+    personal_vectors: np.ndarray | None = None,
+    limit: int = MAX_CANDIDATES,
+) -> list[Candidate]:
+    """Rewrite targets for ``query``: fillable with its values, never its own pattern, never a
+    polarity flip. Sorted by cosine, at most ``limit``."""
+    found: dict[str, Candidate] = {}
+
+    def add(p_pattern: str, sig: str | None, row: int, source: str) -> Candidate | None:
+        if sig is None or p_pattern == query.pattern:
+            return None
+        cand = found.get(p_pattern)
+        if cand is None:
+            text = fill(p_pattern, query.d.values)
+            if text is None or text == query.text or flips_polarity(query.pattern, p_pattern):
+                return None
+            cand = found[p_pattern] = Candidate(p_pattern, sig, text, row=row, source=source)
+        elif cand.row < 0 and row >= 0:
+            cand.row = row
+        return cand
+
+    if knowledge is not None and hood is not None:
+        for row, cos in hood.hits:
+            p = knowledge.patterns[row]
+            if knowledge.is_target(p):
+                cand = add(p.pattern, p.signature, row, "global")
+                if cand is not None:
+                    cand.cos = max(cand.cos, cos)
+            if p.fix is not None and p.success_rate <= 0.5:
+                target_row = knowledge.by_pattern.get(p.fix)
+                if target_row is None or not knowledge.is_target(knowledge.patterns[target_row]):
+                    continue
+                target = knowledge.patterns[target_row]
+                cand = add(target.pattern, target.signature, target_row, "global")
+                if cand is not None and cos > cand.via_cos:
+                    cand.via_cos, cand.via_users = cos, p.fix_users
+    if memory is not None and personal_vectors is not None and len(personal_vectors) and memory.successes:
+        sims = personal_vectors @ query.vector
+        order = np.argsort(-sims)
+        taken = 0
+        for i in order:
+            success = memory.successes[int(i)]
+            if slots_key(success.pattern) != query.slots or success.pattern == query.pattern:
+                continue
+            row = knowledge.by_pattern.get(success.pattern, -1) if knowledge is not None else -1
+            cand = add(success.pattern, success.signature, row, "personal")
+            if cand is not None:
+                cand.personal_ok = memory.pattern_ok[success.pattern]
+                cand.personal_cos = float(sims[i])
+            taken += 1
+            if taken >= PERSONAL_TOP:
+                break
+    if knowledge is not None:
+        for cand in found.values():
+            if cand.cos == 0.0 and cand.row >= 0:
+                cand.cos = float(np.dot(knowledge.vector(cand.row), query.vector))
+    for cand in found.values():
+        if cand.cos == 0.0:
+            cand.cos = cand.personal_cos
+        if memory is not None and cand.personal_ok == 0:
+            cand.personal_ok = memory.pattern_ok[cand.pattern]
+    ranked = sorted(found.values(), key=lambda c: (-max(c.cos, c.via_cos), c.pattern))
+    return ranked[:limit]
+
+
+def featurize(
+    query: Query,
+    cands: list[Candidate],
+    knowledge: Knowledge | None,
+    hood: Neighbourhood | None,
+    memory: HouseholdMemory | None,
+    intents: dict[str, int],
+) -> np.ndarray:
+    """One row of :data:`FEATURES` per candidate (also stored on each candidate)."""
+    out = np.full((len(cands), len(FEATURES)), np.nan, dtype=np.float64)
+    if not cands:
+        return out
+    q_words = query.pattern.split()
+    q_set = set(q_words)
+    q_phon = jellyfish.metaphone(query.pattern)
+    q_pol = polarity(query.pattern)
+    best = max(max(c.cos, c.via_cos) for c in cands)
+    history = memory.turns if memory is not None else 0
+    failed_here = memory.pattern_failed[query.pattern] if memory is not None else 0
+    worked_here = memory.pattern_ok[query.pattern] if memory is not None else 0
+    area_total = hour_total = 0
+    if memory is not None:
+        area_total = sum(n for (_, a), n in memory.intent_area.items() if a == query.area)
+        hour_total = sum(n for (_, h), n in memory.intent_hour.items() if h == query.hour)
+    rank = {j: r for r, j in enumerate(sorted(range(len(cands)), key=lambda j: -cands[j].cos))}
+    for i, cand in enumerate(cands):
+        p: Pattern | None = knowledge.patterns[cand.row] if knowledge is not None and cand.row >= 0 else None
+        words = cand.pattern.split()
+        c_pol = polarity(cand.pattern)
+        agree = sum(1 for dim, sides in c_pol.items() if q_pol.get(dim) == sides)
+        area_n = memory.intent_area[(cand.intent, query.area)] if memory is not None else 0
+        hour_n = memory.intent_hour[(cand.intent, query.hour)] if memory is not None else 0
+        row = [
+            cand.cos,
+            float(rank[i]),
+            best - max(cand.cos, cand.via_cos),
+            cand.via_cos,
+            math.log1p(cand.via_users),
+            p.success_rate if p is not None else math.nan,
+            math.log1p(p.turns) if p is not None else 0.0,
+            math.log1p(p.users) if p is not None else 0.0,
+            p.signature_share if p is not None else math.nan,
+            1.0 if p is not None else 0.0,
+            hood.knn_success if hood is not None else math.nan,
+            hood.knn_top_cos if hood is not None else 0.0,
+            hood.knn_top_success if hood is not None else math.nan,
+            hood.knn_failing_share if hood is not None else math.nan,
+            fuzz.ratio(query.pattern, cand.pattern) / 100.0,
+            fuzz.token_set_ratio(query.pattern, cand.pattern) / 100.0,
+            fuzz.partial_ratio(query.pattern, cand.pattern) / 100.0,
+            len(q_set & set(words)) / max(len(q_set | set(words)), 1),
+            float(len(q_words)),
+            float(len(words) - len(q_words)),
+            fuzz.ratio(q_phon, jellyfish.metaphone(cand.pattern)) / 100.0,
+            float(len(q_pol)),
+            float(agree),
+            1.0 if is_sensitive(cand.pattern) or is_sensitive(query.pattern) else 0.0,
+            math.log1p(cand.personal_ok),
+            cand.personal_cos,
+            area_n / area_total if area_total else math.nan,
+            hour_n / hour_total if hour_total else math.nan,
+            math.log1p(history),
+            math.log1p(failed_here),
+            math.log1p(worked_here),
+            float(intents.get(cand.intent, -1)),
+        ]
+        out[i] = row
+        cand.features = row
+    return out

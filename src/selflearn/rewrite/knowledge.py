@@ -1,0 +1,355 @@
+"""What the global layer knows: request patterns pooled across users, how often each worked, what
+it meant when it worked, and which reformulation fixed it when it did not.
+
+Built from the logs (:func:`build_knowledge`):
+
+* every organic turn (not rewritten) is delexicalized with its home's names
+  (:mod:`selflearn.mining.delex`), so "lights off in the kitchen" and "lights off in the bedroom"
+  are one pattern, ``lights off in the {area}``;
+* per pattern: turns, turns that worked (by the defect detector), distinct users and households,
+  and the dominant **signature** of the turns that worked (the NLU's interpretation with the
+  request's values abstracted, :func:`~selflearn.rewrite.logs.signature`);
+* per failing pattern: the pattern its users' reformulations most often worked with (the *fix*),
+  followed along ``rephrase_of`` chains, counted in distinct users.
+
+**Privacy**: only patterns said by at least ``min_users`` distinct users from at least
+``min_households`` homes are kept, patterns holding a name the home did not know (``{unknown}``)
+never are, and a fix needs ``min_users`` users of its own. Household names never enter: they are
+placeholders.
+
+Patterns are embedded (:mod:`selflearn.rewrite.embed`) and indexed per **slot signature** (the
+multiset of placeholders), so a request is only ever compared with patterns its own values can fill.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from selflearn.assistant.home import Home
+from selflearn.errors import ConfigError
+from selflearn.mining.delex import Delexicalized, Delexicalizer, example_values, slot_signature
+from selflearn.rewrite.embed import StaticEmbedder
+from selflearn.rewrite.index import VectorIndex
+from selflearn.rewrite.logs import LogTurn, chains, signature
+
+FORMAT = "selflearn.knowledge.v1"
+
+PATTERN_SCHEMA = pa.schema(
+    [
+        ("pattern", pa.string()),
+        ("slots", pa.string()),
+        ("turns", pa.int64()),
+        ("successes", pa.int64()),
+        ("users", pa.int64()),
+        ("households", pa.int64()),
+        ("signature", pa.string()),
+        ("signature_share", pa.float64()),
+        ("fix", pa.string()),
+        ("fix_signature", pa.string()),
+        ("fix_users", pa.int64()),
+    ]
+)
+"""Columns of ``patterns.parquet``: one row per k-anonymous pattern. ``slots`` is the slot
+signature joined by spaces (``"area name"``); ``signature`` the dominant interpretation of the
+pattern's successful turns and ``signature_share`` its share; ``fix``/``fix_signature``/
+``fix_users`` the reformulation that most often worked after the pattern failed, if any."""
+
+
+@dataclass(frozen=True)
+class KnowledgeConfig:
+    """Thresholds of the global layer."""
+
+    min_users: int = 5
+    """k: distinct users a pattern (and a fix) needs before it is pooled."""
+    min_households: int = 2
+    """Distinct homes a pattern needs."""
+    defect_threshold: float = 0.5
+    """P(defect) from which a turn counts as failed."""
+    good_success: float = 0.8
+    """A pattern whose success rate (Beta(1, 1) posterior mean) is at least this, over at least
+    ``good_turns`` turns, "works": it is never rewritten."""
+    good_turns: int = 4
+    target_success: float = 0.7
+    """Success rate a pattern needs to be a rewrite candidate."""
+    target_turns: int = 3
+    """Turns that worked a candidate needs."""
+
+    def __post_init__(self) -> None:
+        if self.min_users < 1 or self.min_households < 1:
+            raise ConfigError("min_users and min_households must be at least 1")
+        for name in ("defect_threshold", "good_success", "target_success"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"KnowledgeConfig.{name} must be between 0 and 1, got {value!r}")
+
+
+@dataclass
+class Pattern:
+    """Statistics of one pattern (a row of :data:`PATTERN_SCHEMA`)."""
+
+    pattern: str
+    slots: str
+    turns: int
+    successes: int
+    users: int
+    households: int
+    signature: str | None
+    signature_share: float
+    fix: str | None
+    fix_signature: str | None
+    fix_users: int
+
+    @property
+    def success_rate(self) -> float:
+        """Beta(1, 1) posterior mean of the pattern working."""
+        return (self.successes + 1) / (self.turns + 2)
+
+    @property
+    def intent(self) -> str | None:
+        return self.signature.split("|", 1)[0] if self.signature else None
+
+
+def slots_key(pattern: str) -> str:
+    """The slot signature of a pattern as one string (the partition key)."""
+    return " ".join(slot_signature(pattern))
+
+
+def embed_text(pattern: str) -> str:
+    """The text a pattern is embedded as: its placeholders filled with neutral example values."""
+    return example_values(pattern)
+
+
+class DelexCache:
+    """One :class:`Delexicalizer` per home, built on first use."""
+
+    def __init__(self, homes: dict[str, Home] | None = None, limit: int = 10_000) -> None:
+        self.homes = homes or {}
+        self.limit = limit
+        self._cache: dict[str, tuple[Home | None, Delexicalizer]] = {}
+
+    def get(self, household_id: str, home: Home | None = None) -> Delexicalizer:
+        home = home if home is not None else self.homes.get(household_id)
+        hit = self._cache.get(household_id)
+        if hit is None or hit[0] is not home:
+            if len(self._cache) >= self.limit:
+                self._cache.clear()
+            hit = (home, Delexicalizer(home))
+            self._cache[household_id] = hit
+        return hit[1]
+
+    def __call__(self, turn: LogTurn) -> Delexicalized:
+        return self.get(turn.household_id)(turn.said, turn.unresolved)
+
+
+@dataclass
+class Knowledge:
+    """The global layer's patterns with their statistics and per-slot-signature vector indexes."""
+
+    patterns: list[Pattern]
+    indexes: dict[str, tuple[VectorIndex, np.ndarray]]
+    """Slot signature -> (index over the partition's patterns, their rows in :attr:`patterns`)."""
+    config: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_pattern: dict[str, int] = {p.pattern: i for i, p in enumerate(self.patterns)}
+        self._local: dict[str, dict[int, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.patterns)
+
+    def get(self, pattern: str) -> Pattern | None:
+        row = self.by_pattern.get(pattern)
+        return None if row is None else self.patterns[row]
+
+    def works(self, p: Pattern) -> bool:
+        """Whether ``p`` works well enough never to be rewritten."""
+        return p.turns >= self.config.good_turns and p.success_rate >= self.config.good_success
+
+    def is_target(self, p: Pattern) -> bool:
+        """Whether ``p`` may be rewritten to."""
+        return (
+            p.signature is not None
+            and p.successes >= self.config.target_turns
+            and p.success_rate >= self.config.target_success
+            and p.signature_share >= 0.8
+        )
+
+    def search(self, vector: np.ndarray, slots: str, k: int) -> list[tuple[int, float]]:
+        """The ``k`` nearest patterns with slot signature ``slots``: (row, cosine)."""
+        part = self.indexes.get(slots)
+        if part is None:
+            return []
+        index, rows = part
+        scores, local = index.search(vector, k)
+        return [(int(rows[i]), float(s)) for i, s in zip(local, scores, strict=True) if i >= 0]
+
+    def vector(self, row: int) -> np.ndarray:
+        """The embedding of pattern ``row`` (read back from its index)."""
+        p = self.patterns[row]
+        index, rows = self.indexes[p.slots]
+        local = self._local.get(p.slots)
+        if local is None:
+            local = {int(r): i for i, r in enumerate(rows)}
+            self._local[p.slots] = local
+        return np.asarray(index.index.reconstruct(local[row]), dtype=np.float32)
+
+    # --- artifact ----------------------------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pylist([asdict(p) for p in self.patterns], schema=PATTERN_SCHEMA)
+        pq.write_table(table, out / "patterns.parquet")
+        parts = {}
+        for n, (slots, (index, rows)) in enumerate(sorted(self.indexes.items())):
+            index.save(out / f"index-{n}.faiss")
+            np.save(out / f"rows-{n}.npy", rows)
+            parts[slots] = n
+        meta = {"format": FORMAT, "config": asdict(self.config), "partitions": parts, **self.metadata}
+        (out / "knowledge.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Knowledge:
+        src = Path(folder)
+        try:
+            meta = json.loads((src / "knowledge.json").read_text())
+            table = pq.read_table(src / "patterns.parquet")
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"{src} holds no rewriter knowledge (missing {Path(exc.filename).name})"
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{src}: unreadable rewriter knowledge: {exc}") from exc
+        if meta.get("format") != FORMAT:
+            raise ConfigError(f"{src}: format {meta.get('format')!r} is not {FORMAT!r}")
+        patterns = [Pattern(**row) for row in table.select(PATTERN_SCHEMA.names).to_pylist()]
+        indexes = {}
+        for slots, n in meta["partitions"].items():
+            rows = np.load(src / f"rows-{n}.npy")
+            indexes[slots] = (VectorIndex.load(src / f"index-{n}.faiss"), rows)
+        config = KnowledgeConfig(**meta.get("config", {}))
+        extra = {k: v for k, v in meta.items() if k not in ("format", "config", "partitions")}
+        return cls(patterns, indexes, config, extra)
+
+
+def aggregate(
+    turns: list[LogTurn], delex: Callable[[LogTurn], Delexicalized], config: KnowledgeConfig
+) -> tuple[list[Pattern], dict[str, int]]:
+    """Per-pattern statistics of ``turns`` (organic ones), k-anonymous patterns only; also returns
+    counts of what was dropped and why."""
+    stats: dict[str, dict[str, Any]] = {}
+    pattern_of: dict[str, str] = {}
+    for t in turns:
+        if t.rewritten is not None:
+            continue
+        d = delex(t)
+        pattern_of[t.turn_id] = d.pattern
+        s = stats.get(d.pattern)
+        if s is None:
+            s = stats[d.pattern] = {"turns": 0, "ok": 0, "users": set(), "homes": set(), "sig": Counter()}
+        s["turns"] += 1
+        s["users"].add(t.user_id)
+        s["homes"].add(t.household_id)
+        if not t.defect:
+            s["ok"] += 1
+            sig = signature(t.intent, t.slots, d)
+            if sig is not None:
+                s["sig"][sig] += 1
+    fixes: dict[str, dict[tuple[str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
+    for failed, fixed in chains(turns):
+        src = pattern_of.get(failed.turn_id)
+        dst = pattern_of.get(fixed.turn_id) if fixed is not None else None
+        if src is None or dst is None or fixed is None or dst == src:
+            continue
+        sig = signature(fixed.intent, fixed.slots, delex(fixed))
+        if sig is not None and slot_signature(src) == slot_signature(dst):
+            fixes[src][(dst, sig)].add(failed.user_id)
+    dropped: Counter[str] = Counter()
+    out: list[Pattern] = []
+    for pattern in sorted(stats):
+        s = stats[pattern]
+        if "{unknown}" in pattern:
+            dropped["unknown name"] += 1
+            continue
+        if len(s["users"]) < config.min_users or len(s["homes"]) < config.min_households:
+            dropped["fewer than k users"] += 1
+            continue
+        sig, sig_n = s["sig"].most_common(1)[0] if s["sig"] else (None, 0)
+        fix = fix_sig = None
+        fix_users = 0
+        options = fixes.get(pattern)
+        if options:
+            (dst, dsig), users = max(options.items(), key=lambda kv: (len(kv[1]), kv[0]))
+            if len(users) >= config.min_users and "{unknown}" not in dst:
+                fix, fix_sig, fix_users = dst, dsig, len(users)
+        out.append(
+            Pattern(
+                pattern=pattern,
+                slots=slots_key(pattern),
+                turns=s["turns"],
+                successes=s["ok"],
+                users=len(s["users"]),
+                households=len(s["homes"]),
+                signature=sig,
+                signature_share=sig_n / s["ok"] if s["ok"] else 0.0,
+                fix=fix,
+                fix_signature=fix_sig,
+                fix_users=fix_users,
+            )
+        )
+    dropped["kept"] = len(out)
+    return out, dict(dropped)
+
+
+def build_indexes(
+    patterns: list[Pattern], embedder: StaticEmbedder, progress: Callable[[int], None] | None = None
+) -> dict[str, tuple[VectorIndex, np.ndarray]]:
+    """Embed every pattern and index each slot-signature partition."""
+    by_slots: dict[str, list[int]] = defaultdict(list)
+    for row, p in enumerate(patterns):
+        by_slots[p.slots].append(row)
+    indexes: dict[str, tuple[VectorIndex, np.ndarray]] = {}
+    for slots in sorted(by_slots):
+        rows = np.asarray(by_slots[slots], dtype=np.int64)
+        vectors = embedder.encode([embed_text(patterns[r].pattern) for r in rows])
+        indexes[slots] = (VectorIndex.build(vectors), rows)
+        if progress is not None:
+            progress(len(rows))
+    return indexes
+
+
+def build_knowledge(
+    turns: list[LogTurn],
+    homes: dict[str, Home],
+    embedder: StaticEmbedder,
+    config: KnowledgeConfig | None = None,
+    exclude_households: Iterable[str] = (),
+) -> Knowledge:
+    """The global layer's knowledge from ``turns`` (see the module docstring)."""
+    config = config or KnowledgeConfig()
+    started = time.perf_counter()
+    skip = set(exclude_households)
+    use = [t for t in turns if t.household_id not in skip] if skip else turns
+    delex = DelexCache(homes)
+    patterns, dropped = aggregate(use, delex, config)
+    indexes = build_indexes(patterns, embedder)
+    meta = {
+        "turns": len(use),
+        "users": len({t.user_id for t in use}),
+        "households": len({t.household_id for t in use}),
+        "patterns": dropped,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return Knowledge(patterns, indexes, config, meta)

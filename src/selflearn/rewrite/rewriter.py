@@ -1,0 +1,424 @@
+"""The online rewriter: one decision per request, before the NLU, in about a millisecond.
+
+>>> rewriter = Rewriter.load("models/rewriter")                        # doctest: +SKIP
+>>> decision = rewriter.rewrite_one("kill the lights in the kitchen", context)  # doctest: +SKIP
+>>> decision.text, decision.layer, decision.score, decision.reasons    # doctest: +SKIP
+
+Layers, in order (the first that decides wins):
+
+1. **personal names**: household words learned from this home's own retries ("big light" ->
+   "living room ceiling") are substituted;
+2. **works already**: a request whose pattern works for everyone (global statistics) or has
+   worked in this household is left alone -- selflearn must never make a working request worse;
+3. **precomputed**: the mined rewrite table (exact, delexicalized lookup);
+4. **personal rewrite**: this household's own failed request that a retry fixed at least
+   ``personal_min`` times;
+5. **ranked retrieval**: candidates from the global index, from fixes of similar failing
+   requests and from the household's successes are scored by the ranker; the best is applied if
+   it clears the calibrated threshold (a higher one for sensitive intents).
+
+Guards: never across opposite actions (polarity), only candidates the request's own values can
+fill, never a household name in a global artefact. **Fail open**: any exception, or a decision
+slower than ``budget_ms``, returns the original text (``reasons`` says why) and is counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from selflearn.assistant.home import Home, normalize_name
+from selflearn.errors import ConfigError
+from selflearn.mining.delex import Delexicalized, Delexicalizer, strip_fillers
+from selflearn.mining.guards import is_sensitive
+from selflearn.mining.table import RewriteTable
+from selflearn.rewrite.embed import StaticEmbedder
+from selflearn.rewrite.features import Candidate, Neighbourhood, Query, candidates, featurize, neighbourhood
+from selflearn.rewrite.knowledge import Knowledge, embed_text
+from selflearn.rewrite.logs import LogTurn
+from selflearn.rewrite.personal import HouseholdMemory, PersonalLayer
+from selflearn.rewrite.ranker import Ranker
+from selflearn.schema import DeviceContext, Feedback, RewriteTrace, Turn
+
+log = logging.getLogger(__name__)
+
+FORMAT = "selflearn.rewriter.v1"
+
+Layer = Literal["precomputed", "global", "personal"]
+
+
+@dataclass(frozen=True)
+class RewriterConfig:
+    """How the rewriter decides."""
+
+    personal: bool = True
+    """Use the personal layer (household names, rewrites, history)."""
+    global_retrieval: bool = True
+    """Use global retrieval + ranking (off: only the table and the personal layer)."""
+    personal_min: int = 2
+    """Times a household's own retry must have fixed a request before it is replayed verbatim."""
+    alias_min: int = 1
+    """Times a household word must have been shown to mean a configured name."""
+    budget_ms: float = 50.0
+    """A decision slower than this is discarded (fail open)."""
+    threshold: float | None = None
+    """Override the ranker's calibrated threshold."""
+
+    def __post_init__(self) -> None:
+        if self.personal_min < 1 or self.alias_min < 1:
+            raise ConfigError("personal_min and alias_min must be at least 1")
+        if self.budget_ms <= 0:
+            raise ConfigError("budget_ms must be positive")
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What the rewriter may know about a request besides its text."""
+
+    household_id: str = "unknown"
+    user_id: str = "unknown"
+    home: Home | None = None
+    """The home's configuration (areas, entities, aliases), for delexicalization."""
+    area: str | None = None
+    """Name of the area of the device that heard the request."""
+    timestamp: datetime | None = None
+    device: DeviceContext | None = None
+
+
+@dataclass(frozen=True)
+class RewriteDecision:
+    """What the rewriter decided for one request."""
+
+    text: str
+    """What the NLU should get: the rewrite, or the original text."""
+    original: str
+    rewritten: bool
+    layer: Layer | None = None
+    score: float = 0.0
+    rule_id: str | None = None
+    reasons: tuple[str, ...] = ()
+    """Why, in words (``"works already: ..."``, ``"ranked: ..."``, ``"error: ..."``)."""
+    candidates: tuple[tuple[str, float], ...] = ()
+    """The best few candidates (text, score), for inspection."""
+    elapsed_us: int = 0
+
+    def trace(self) -> RewriteTrace | None:
+        """The rewrite provenance to log, or None when the text was left alone."""
+        if not self.rewritten or self.layer is None:
+            return None
+        return RewriteTrace(
+            original_text=self.original,
+            rewritten_text=self.text,
+            layer=self.layer,
+            rule_id=self.rule_id,
+            score=min(max(self.score, 0.0), 1.0),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["candidates"] = [{"text": t, "score": round(s, 4)} for t, s in self.candidates]
+        data["score"] = round(self.score, 4)
+        return data
+
+
+@dataclass
+class RewriterStats:
+    """Counters since start (exported as metrics by the service)."""
+
+    requests: int = 0
+    rewritten: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    over_budget: int = 0
+
+
+class Rewriter:
+    """The online rewriter (see the module docstring). Also a
+    :class:`~selflearn.assistant.pipeline.RewriteHook`: ``rewriter(text, context)`` returns the
+    rewrite provenance or None, and ``observe(turn)`` feeds the personal layer."""
+
+    def __init__(
+        self,
+        knowledge: Knowledge | None = None,
+        ranker: Ranker | None = None,
+        table: RewriteTable | None = None,
+        embedder: StaticEmbedder | None = None,
+        config: RewriterConfig | None = None,
+        homes: dict[str, Home] | None = None,
+        personal: PersonalLayer | None = None,
+    ) -> None:
+        self.knowledge = knowledge
+        self.ranker = ranker
+        self.table = table
+        self.embedder = embedder
+        self.config = config or RewriterConfig()
+        self.homes: dict[str, Home] = dict(homes or {})
+        """Known home configurations by household id (used when a request brings none)."""
+        self.personal = personal or PersonalLayer(self._embed if embedder is not None else None)
+        if self.personal.embed is None and embedder is not None:
+            self.personal.embed = self._embed
+        self.stats = RewriterStats()
+        self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
+        self.path: Path | None = None
+
+    # --- artifact ----------------------------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the rewriter (knowledge, ranker, table) into ``folder``."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        if self.knowledge is not None:
+            self.knowledge.save(out / "knowledge")
+        if self.ranker is not None:
+            self.ranker.save(out / "ranker")
+        if self.table is not None:
+            self.table.save(out / "table")
+        meta = {
+            "format": FORMAT,
+            "config": asdict(self.config),
+            "embedder": str(self.embedder.path) if self.embedder is not None and self.embedder.path else None,
+            "created_at": datetime.now(UTC).isoformat(),
+            "knowledge": self.knowledge is not None,
+            "ranker": self.ranker is not None,
+            "table": self.table is not None,
+        }
+        (out / "rewriter.json").write_text(json.dumps(meta, indent=2) + "\n")
+        return out
+
+    @classmethod
+    def load(
+        cls, folder: str | Path, config: RewriterConfig | None = None, embedder: StaticEmbedder | None = None
+    ) -> Rewriter:
+        """Read a folder written by :meth:`save`. Raises :class:`ConfigError` when it is missing or
+        corrupt (the service then serves pass-through and reports it on ``/healthz``)."""
+        src = Path(folder)
+        try:
+            meta = json.loads((src / "rewriter.json").read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{src} is not a rewriter folder (missing rewriter.json)") from exc
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{src}/rewriter.json is unreadable: {exc}") from exc
+        if meta.get("format") != FORMAT:
+            raise ConfigError(f"{src}: format {meta.get('format')!r} is not {FORMAT!r}")
+        knowledge = Knowledge.load(src / "knowledge") if meta.get("knowledge") else None
+        ranker = Ranker.load(src / "ranker") if meta.get("ranker") else None
+        table = RewriteTable.load(src / "table") if meta.get("table") else None
+        if knowledge is not None and embedder is None:
+            embedder = StaticEmbedder.load()
+        saved = RewriterConfig(**meta.get("config", {}))
+        rewriter = cls(knowledge, ranker, table, embedder, config or saved)
+        rewriter.path = src
+        return rewriter
+
+    # --- learning -----------------------------------------------------------------------------
+
+    def observe(self, turn: Turn, home: Home | None = None) -> None:
+        """Feed one logged turn to the personal layer (arrival order)."""
+        if self.config.personal:
+            home = home if home is not None else self.homes.get(turn.household_id)
+            self.personal.observe(LogTurn.from_turn(turn, defect=False), home)
+
+    def observe_feedback(self, feedback: Feedback) -> None:
+        """Feed an explicit-feedback answer to the personal layer."""
+        if self.config.personal:
+            self.personal.observe_feedback(feedback)
+
+    def forget(self, household_id: str) -> bool:
+        """Delete what the personal layer learned about a household."""
+        self.homes.pop(household_id, None)
+        self._delex.pop(household_id, None)
+        return self.personal.forget(household_id)
+
+    # --- deciding -----------------------------------------------------------------------------
+
+    def __call__(self, text: str, context: Any) -> RewriteTrace | None:
+        """Rewrite hook for the assistant: ``context`` is a
+        :class:`~selflearn.assistant.pipeline.RewriteContext`."""
+        ctx = RequestContext(
+            household_id=context.household_id,
+            user_id=context.user_id,
+            home=context.home,
+            area=context.device.area if context.device is not None else None,
+            timestamp=context.timestamp,
+            device=context.device,
+        )
+        return self.rewrite_one(text, ctx).trace()
+
+    def rewrite_one(self, text: str, context: RequestContext | None = None) -> RewriteDecision:
+        """Decide for one request. Never raises: on any internal error the original is returned."""
+        started = time.perf_counter()
+        ctx = context or RequestContext()
+        self.stats.requests += 1
+        try:
+            decision = self._decide(text, ctx)
+        except Exception as exc:  # fail open, by design
+            self.stats.errors += 1
+            if self.stats.errors == 1:
+                log.warning(
+                    "rewriter failed on %r (%s: %s); passing it through", text, type(exc).__name__, exc
+                )
+            decision = RewriteDecision(text, text, False, reasons=(f"error: {type(exc).__name__}: {exc}",))
+        elapsed = time.perf_counter() - started
+        if elapsed * 1000 > self.config.budget_ms and decision.rewritten:
+            self.stats.over_budget += 1
+            decision = RewriteDecision(
+                text,
+                text,
+                False,
+                reasons=(f"over budget: {elapsed * 1000:.1f} ms > {self.config.budget_ms} ms",),
+            )
+        if decision.rewritten and decision.layer is not None:
+            self.stats.rewritten[decision.layer] = self.stats.rewritten.get(decision.layer, 0) + 1
+        return RewriteDecision(
+            decision.text,
+            text,
+            decision.rewritten,
+            decision.layer,
+            decision.score,
+            decision.rule_id,
+            decision.reasons,
+            decision.candidates,
+            int(elapsed * 1e6),
+        )
+
+    def _delexicalizer(self, ctx: RequestContext) -> Delexicalizer:
+        home = ctx.home if ctx.home is not None else self.homes.get(ctx.household_id)
+        hit = self._delex.get(ctx.household_id)
+        if hit is None or hit[0] is not home:
+            if len(self._delex) > 10_000:
+                self._delex.clear()
+            hit = self._delex[ctx.household_id] = (home, Delexicalizer(home))
+        return hit[1]
+
+    def _embed(self, text: str) -> np.ndarray:
+        assert self.embedder is not None
+        return self.embedder.encode_one(text)
+
+    def prepare(self, text: str, ctx: RequestContext) -> Prepared | None:
+        """Normalise, substitute learned household names, delexicalize (None: empty request)."""
+        norm = strip_fillers(normalize_name(text))
+        if not norm:
+            return None
+        memory = self.personal.memory(ctx.household_id) if self.config.personal else None
+        aliased, used = norm, list[tuple[str, str, int]]()
+        if memory is not None:
+            aliased, used = memory.apply_aliases(norm)
+            if any(n < self.config.alias_min for _, _, n in used):
+                aliased, used = norm, []
+        d = self._delexicalizer(ctx)(aliased)
+        return Prepared(text, norm, aliased, used, d, memory)
+
+    def works_already(self, prep: Prepared) -> str | None:
+        """Why the request should be left alone because it works, or None."""
+        knowledge = self.knowledge
+        p = knowledge.get(prep.d.pattern) if knowledge is not None else None
+        if p is not None and knowledge is not None and knowledge.works(p):
+            return f"works already: {p.successes} of {p.turns} turns of {p.pattern!r} worked"
+        mem = prep.memory
+        if mem is not None and mem.pattern_ok[prep.d.pattern] > mem.pattern_failed[prep.d.pattern]:
+            return "works already in this household"
+        return None
+
+    def retrieve(
+        self, prep: Prepared, ctx: RequestContext
+    ) -> tuple[Query, Neighbourhood | None, list[Candidate]]:
+        """The request as a ranker query, its global neighbourhood and its candidates."""
+        if self.embedder is None:
+            raise ConfigError("retrieval needs an embedder")
+        query = Query(
+            prep.aliased,
+            prep.d,
+            self.embedder.encode_one(embed_text(prep.d.pattern)),
+            ctx.area,
+            (ctx.timestamp or datetime.now(UTC)).hour,
+        )
+        hood = neighbourhood(query, self.knowledge) if self.knowledge is not None else None
+        vectors = self.personal.success_vectors(prep.memory) if prep.memory is not None else None
+        return query, hood, candidates(query, self.knowledge, hood, prep.memory, vectors)
+
+    def _decide(self, text: str, ctx: RequestContext) -> RewriteDecision:
+        prep = self.prepare(text, ctx)
+        if prep is None:
+            return RewriteDecision(text, text, False, reasons=("empty request",))
+        reasons = [f"personal name: {w!r} means {n!r} here (seen {k}x)" for w, n, k in prep.aliases]
+        aliased = prep.aliased != prep.norm
+
+        def alias_only(extra: tuple[str, ...] = ()) -> RewriteDecision:
+            return RewriteDecision(prep.aliased, text, True, "personal", 0.9, "alias", (*reasons, *extra))
+
+        works = self.works_already(prep)
+        if works is not None:
+            return alias_only((works,)) if aliased else RewriteDecision(text, text, False, reasons=(works,))
+        # precomputed table
+        if self.table is not None:
+            home = ctx.home if ctx.home is not None else self.homes.get(ctx.household_id)
+            hit = self.table.lookup(prep.aliased, home)
+            if hit is not None:
+                out, row = hit
+                reasons.append(f"precomputed: {row['source']} -> {row['target']}")
+                return RewriteDecision(
+                    out, text, True, "precomputed", float(row["p_target"]), row["rule_id"], tuple(reasons)
+                )
+        # this household's own fix
+        mem = prep.memory
+        if mem is not None:
+            mine = mem.rewrite_for(prep.aliased) or mem.rewrite_for(prep.norm)
+            enough = mine is not None and mine[1] >= self.config.personal_min and mine[0] != prep.norm
+            if (
+                mine is not None
+                and enough
+                and (not is_sensitive(mine[0]) or mine[1] >= 2 * self.config.personal_min)
+            ):
+                reasons.append(f"personal: fixed by {mine[0]!r} {mine[1]}x in this household")
+                score = mine[1] / (mine[1] + 1)
+                return RewriteDecision(mine[0], text, True, "personal", score, "personal", tuple(reasons))
+        # ranked retrieval
+        if not (self.config.global_retrieval and self.ranker is not None and self.embedder is not None):
+            return alias_only() if aliased else RewriteDecision(text, text, False, reasons=("no ranker",))
+        query, hood, ranked = self.retrieve(prep, ctx)
+        if ranked:
+            x = featurize(query, ranked, self.knowledge, hood, mem, self.ranker.intents)
+            for cand, score in zip(ranked, self.ranker.predict(x), strict=True):
+                cand.score = float(score)
+            ranked.sort(key=lambda c: (-c.score, c.pattern))
+        shown = tuple((c.text, c.score) for c in ranked[:3])
+        if ranked:
+            best = ranked[0]
+            threshold = self.config.threshold if self.config.threshold is not None else self.ranker.threshold
+            sensitive = is_sensitive(best.pattern) or is_sensitive(prep.d.pattern)
+            bar = max(threshold, self.ranker.sensitive_threshold) if sensitive else threshold
+            if best.score >= bar:
+                layer: Layer = "personal" if best.source == "personal" and best.row < 0 else "global"
+                reasons.append(
+                    f"ranked: {prep.d.pattern!r} -> {best.pattern!r} ({best.signature}), "
+                    f"score {best.score:.3f} >= {bar:.3f}"
+                )
+                rule = f"{layer}:{best.pattern}"
+                return RewriteDecision(best.text, text, True, layer, best.score, rule, tuple(reasons), shown)
+            reasons.append(f"best candidate {best.pattern!r} scored {best.score:.3f} < {bar:.3f}")
+        if aliased:
+            return RewriteDecision(prep.aliased, text, True, "personal", 0.9, "alias", tuple(reasons), shown)
+        return RewriteDecision(
+            text, text, False, reasons=tuple(reasons) or ("no candidate",), candidates=shown
+        )
+
+
+@dataclass
+class Prepared:
+    """A request after normalisation, personal name substitution and delexicalization."""
+
+    text: str
+    norm: str
+    """Normalised, politeness stripped."""
+    aliased: str
+    """``norm`` with learned household names substituted."""
+    aliases: list[tuple[str, str, int]]
+    """(household word, configured name, evidence) substituted."""
+    d: Delexicalized
+    memory: HouseholdMemory | None
