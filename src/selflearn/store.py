@@ -29,7 +29,7 @@ import multiprocessing as mp
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,6 +219,16 @@ class IngestReport:
             f"rows read {self.read:,} = stored {self.stored:,} + already present {self.already_present:,}"
             f" + quarantined {self.quarantined:,}"
         )
+
+
+@dataclass
+class RecordsReport(IngestReport):
+    """What :meth:`Store.ingest_records` did: the counts of :class:`IngestReport`, every rejected
+    record (``row`` is its 0-based position in the input) and the positions of the stored ones."""
+
+    rejected: list[Quarantined] = field(default_factory=list)
+    stored_rows: list[int] = field(default_factory=list)
+    """Positions of the records stored by this call (not the already present or rejected ones)."""
 
 
 def _hash(blob: bytes) -> str:
@@ -451,8 +461,9 @@ class Store:
 
     def _store_table(
         self, table: str, data: pa.Table, seen: dict[str, str], report: IngestReport, bad: list[Quarantined]
-    ) -> None:
-        """Insert the new rows of one validated chunk; count or quarantine the others."""
+    ) -> list[int]:
+        """Insert the new rows of one validated chunk; count or quarantine the others. Returns the
+        row numbers of the rows inserted."""
         key = _KEY[table]
         ids = data.column(key).to_pylist()
         rows = data.column("_row").to_pylist()
@@ -488,6 +499,85 @@ class Store:
             self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM fresh")
             report.stored += fresh.num_rows
             report.by_table[table] += fresh.num_rows
+        return [row_no for row_no, kept in zip(rows, keep, strict=True) if kept]
+
+    def ingest_records(
+        self,
+        records: Sequence[Any],
+        source: str = "api",
+        quarantine_path: str | Path | None = None,
+    ) -> RecordsReport:
+        """Validate and store in-memory log records (turn and feedback objects as parsed from JSON,
+        e.g. by the HTTP service) with the validation, accounting and idempotency of :meth:`ingest`,
+        in one transaction. Records are numbered from 0 (their position in ``records``); rejected
+        ones are returned in the report and, when ``quarantine_path`` is given, appended to it."""
+        started = time.perf_counter()
+        report = RecordsReport(read=len(records))
+        bad: list[Quarantined] = []
+        rows: list[tuple[int, bytes | dict[str, Any]]] = []
+        for row_no, raw in enumerate(records):
+            if isinstance(raw, dict):
+                rows.append((row_no, raw))
+            else:
+                kind = _JSON_TYPES.get(type(raw), type(raw).__name__)
+                reason = f"expected a JSON object (a turn or feedback record), got {kind}"
+                snippet = json.dumps(raw, default=str)[:300]
+                bad.append(Quarantined(source, row_no, "(record)", reason, snippet))
+        chunk = _parse_chunk((source, rows)) if rows else _Parsed(0, {}, [])
+        bad.extend(chunk.bad)
+        seen: dict[str, dict[str, str]] = {t: {} for t, _ in _TABLES.values()}
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for table, data in chunk.tables.items():
+                report.stored_rows.extend(self._store_table(table, data, seen[table], report, bad))
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        report.stored_rows.sort()
+        bad.sort(key=lambda q: q.row)
+        report.rejected = bad
+        report.quarantined = len(bad)
+        for q in bad:
+            report.reasons[q.reason.split(":")[0].split(" (")[0]] += 1
+        if bad and quarantine_path is not None:
+            with Path(quarantine_path).open("ab") as fh:
+                for q in bad:
+                    fh.write(orjson.dumps(q.__dict__) + b"\n")
+            report.quarantine_path = Path(quarantine_path)
+        report.seconds = time.perf_counter() - started
+        if not report.balanced:  # pragma: no cover - would be a bug in this module
+            raise StoreError(f"ingest accounting does not add up: {report.summary()}")
+        return report
+
+    def forget_household(self, household_id: str) -> dict[str, int]:
+        """Delete every stored row about one household, in one transaction, and return the rows
+        deleted per table: its ``turns`` and ``feedback``, its configuration in ``homes``, and the
+        rows of the derived tables (``defects``, ``rephrases``, ``fpi``) and of ``sim_truth`` that
+        belong to its turns. Quarantine files and mined artefacts are not touched (see
+        ``docs/service.md``). A ``CHECKPOINT`` follows so the rows leave the write-ahead log."""
+        turn_ids = "SELECT turn_id FROM turns WHERE household_id = $id"
+        statements = {
+            **{
+                table: f"DELETE FROM {table} WHERE turn_id IN ({turn_ids})"
+                for table in (*SIGNAL_TABLES, "sim_truth")
+            },
+            "feedback": f"DELETE FROM feedback WHERE household_id = $id OR turn_id IN ({turn_ids})",
+            "homes": "DELETE FROM homes WHERE home_id = $id",
+            "turns": "DELETE FROM turns WHERE household_id = $id",
+        }
+        deleted: dict[str, int] = {}
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for table, sql in statements.items():
+                row = self.con.execute(sql, {"id": household_id}).fetchone()
+                deleted[table] = int(row[0]) if row else 0
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("CHECKPOINT")
+        return deleted
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -587,6 +677,16 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
     if not files:
         raise DataError("nothing to ingest: no .jsonl or .parquet files found")
     return files
+
+
+_JSON_TYPES: dict[type, str] = {
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    list: "an array",
+    type(None): "null",
+}
 
 
 @dataclass
