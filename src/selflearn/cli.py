@@ -524,6 +524,67 @@ def fpi_predict_cmd(
         out.print(score_fpi(store, model).summary())
 
 
+@app.command("serve")
+def serve_cmd(
+    rewriter_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--rewriter",
+            "-r",
+            help="Rewriter folder to serve (`selflearn train rewriter`). Without one, or when it fails "
+            "to load, requests pass through unchanged and /healthz says why.",
+        ),
+    ] = None,
+    store_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            "-s",
+            help="DuckDB store that POST /v1/turns writes to (the service holds it open: DuckDB allows "
+            "one writer process). Its homes are registered at start.",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8080,
+    timeout_ms: Annotated[
+        float, typer.Option(help="Answer with the original text when a decision takes longer.", min=0.1)
+    ] = 50.0,
+    watch: Annotated[
+        float | None,
+        typer.Option(help="Poll the rewriter folder every this many seconds; reload when it changes."),
+    ] = None,
+    replay_days: Annotated[
+        float | None,
+        typer.Option(help="At start, rebuild the personal layer from the store's last N days of turns."),
+    ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SELFLEARN_ADMIN_TOKEN", help="Require 'Authorization: Bearer TOKEN' on /v1/admin/*."
+        ),
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every HTTP request (uvicorn access log).")] = False,
+) -> None:
+    """Serve the online rewriter over HTTP (one process; run replicas for more).
+
+    POST /v1/rewrite, POST /v1/turns, PUT /v1/homes/ID, DELETE /v1/households/ID,
+    POST /v1/admin/reload, GET /healthz, GET /metrics; OpenAPI docs at /docs (see docs/service.md)."""
+    import uvicorn
+
+    from selflearn.service import ServiceConfig, create_app
+
+    config = ServiceConfig(
+        rewriter=rewriter_dir,
+        store=store_path,
+        request_timeout_ms=timeout_ms,
+        watch_s=watch,
+        replay_days=replay_days,
+        admin_token=admin_token,
+    )
+    console.print(f"loading {rewriter_dir or 'no rewriter (pass-through)'} ...")
+    uvicorn.run(create_app(config), host=host, port=port, access_log=access_log, log_level="info")
+
+
 def main() -> None:
     """Entry point: run the app, turning selflearn errors into one clear line and exit code 2."""
     try:

@@ -1,0 +1,473 @@
+"""The HTTP service: validation, fail-open, ingest accounting, forgetting, reload under load, metrics."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from selflearn.cli import app as cli_app
+from selflearn.errors import ConfigError
+from selflearn.mining.table import TABLE_SCHEMA, RewriteTable, rule_id
+from selflearn.rewrite.rewriter import RequestContext, RewriteDecision, Rewriter
+from selflearn.service import ServiceConfig, create_app
+from selflearn.store import Store
+from tests.conftest import HOME, turn_dict
+
+KILL = "kill the lights in the kitchen"
+JSON = {"content-type": "application/json"}
+
+
+def _rule(source: str, target: str) -> dict[str, Any]:
+    return {
+        "rule_id": rule_id(source, target),
+        "source": source,
+        "target": target,
+        "source_example": source,
+        "target_example": target,
+        "p_source": 0.1,
+        "p_target": 0.9,
+        "absorb_source": 0.1,
+        "absorb_target": 0.9,
+        "support": 10,
+        "users": 5,
+        "households": 3,
+        "source_turns": 20,
+        "target_turns": 30,
+        "source_users": 6,
+        "sensitive": False,
+        "deployed_turns": 0,
+        "deployed_success": 0,
+        "p_worse_after": 0.0,
+        "status": "active",
+    }
+
+
+def _save_rewriter(folder: Path, verb: str) -> Path:
+    """A table-only rewriter folder: "kill the lights in the {area}" -> "<verb> the lights in ..."."""
+    rows = [_rule("kill the lights in the {area}", f"{verb} the lights in the {{area}}")]
+    table = RewriteTable(pa.Table.from_pylist(rows, schema=TABLE_SCHEMA), {})
+    return Rewriter(table=table).save(folder)
+
+
+@pytest.fixture()
+def folder_a(tmp_path: Path) -> Path:
+    return _save_rewriter(tmp_path / "a", "turn off")
+
+
+@pytest.fixture()
+def folder_b(tmp_path: Path) -> Path:
+    return _save_rewriter(tmp_path / "b", "switch off")
+
+
+@pytest.fixture()
+def client(folder_a: Path, tmp_path: Path) -> Iterator[TestClient]:
+    config = ServiceConfig(rewriter=folder_a, store=tmp_path / "s.duckdb", request_timeout_ms=5000)
+    with TestClient(create_app(config)) as c:
+        yield c
+
+
+def _ask(client: TestClient, text: str = KILL, **extra: Any) -> dict[str, Any]:
+    body = {"text": text, "household_id": "h1", "user_id": "u1", **extra}
+    res = client.post("/v1/rewrite", json=body)
+    assert res.status_code == 200, res.text
+    out: dict[str, Any] = res.json()
+    return out
+
+
+# --- rewriting -------------------------------------------------------------------------------
+
+
+def test_rewrite_with_inline_and_registered_home(client: TestClient) -> None:
+    out = _ask(client, home=HOME, area="Kitchen", timestamp="2026-01-05T08:00:00Z")
+    assert out["text"] == "turn off the lights in the kitchen"
+    assert out["rewritten"] and out["layer"] == "precomputed" and not out["fail_open"]
+    assert out["version"].startswith("rwr-")
+    assert out["rewrite"]["rewritten_text"] == out["text"] and out["rewrite"]["original_text"] == KILL
+    # without a home, "kitchen" is just a word: nothing to fill the pattern with
+    assert not _ask(client, user_id="u2")["rewritten"]
+    res = client.put("/v1/homes/h1", json=HOME)
+    assert res.status_code == 200 and res.json()["entities"] == len(HOME["entities"])
+    assert client.get("/v1/homes/h1").json()["home_id"] == HOME["home_id"]
+    assert client.get("/v1/homes/nobody").status_code == 404
+    assert _ask(client)["text"] == "turn off the lights in the kitchen"
+    working = _ask(client, "turn on the kitchen lights")
+    assert not working["rewritten"] and working["text"] == "turn on the kitchen lights"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code", "words"),
+    [
+        ({"content": b'{"text": "x", ', "headers": JSON}, 400, ["not valid JSON"]),
+        ({"json": {"text": "hi"}}, 422, ["household_id", "Field required"]),
+        ({"json": {"text": 5, "household_id": "h1"}}, 422, ["text", "valid string"]),
+        ({"json": {"text": "x" * 1001, "household_id": "h1"}}, 422, ["text", "at most 1000 characters"]),
+        ({"json": {"text": "x", "household_id": "h 1"}}, 422, ["household_id", "pattern"]),
+        ({"json": {"text": "x", "household_id": "h1", "timestamp": "2026-01-05T08:00"}}, 422, ["timezone"]),
+        ({"json": {"text": "x", "household_id": "h1", "colour": "red"}}, 422, ["colour", "Extra inputs"]),
+        ({"json": {"text": "x", "household_id": "h1", "home": {"areas": [{}]}}}, 422, ["home", "'id'"]),
+        ({"data": {"text": "x"}}, 422, ["JSON object", "Content-Type"]),
+        ({"content": b""}, 422, ["body is missing"]),
+        ({"content": b"{" + b" " * 5000 + b"}", "headers": JSON}, 413, ["limit"]),
+    ],
+)
+def test_malformed_rewrite_requests_get_4xx_with_a_helpful_message(
+    folder_a: Path, kwargs: dict[str, Any], code: int, words: list[str]
+) -> None:
+    with TestClient(create_app(ServiceConfig(rewriter=folder_a, max_body_bytes=4096))) as c:
+        res = c.post("/v1/rewrite", **kwargs)
+        assert res.status_code == code, res.text
+        detail = res.json()["detail"]
+        assert all(w in detail for w in words), detail
+
+
+def test_chunked_body_over_the_limit_is_413(folder_a: Path) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"["
+        for _ in range(10):
+            yield b" " * 1000
+
+    with TestClient(create_app(ServiceConfig(rewriter=folder_a, max_body_bytes=4096))) as c:
+        res = c.post("/v1/turns", content=chunks(), headers=JSON)
+        assert res.status_code == 413 and "limit of 4,096 bytes" in res.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        (b"[1,", 400, ["not valid JSON"]),
+        (b'{"turn_id": "t1"}', 422, ["JSON array", "got an object"]),
+        (b"", 422, ["empty"]),
+        (b"[" + b",".join([b"{}"] * 6) + b"]", 413, ["6 records", "limit is 5"]),
+    ],
+)
+def test_malformed_turn_batches_get_4xx(folder_a: Path, body: bytes, code: int, words: list[str]) -> None:
+    with TestClient(create_app(ServiceConfig(rewriter=folder_a, max_batch_rows=5))) as c:
+        res = c.post("/v1/turns", content=body, headers=JSON)
+        assert res.status_code == code, res.text
+        assert all(w in res.json()["detail"] for w in words), res.json()
+
+
+def test_bad_path_ids_and_unknown_routes(client: TestClient) -> None:
+    res = client.delete("/v1/households/bad%20id")
+    assert res.status_code == 422 and "household_id" in res.json()["detail"]
+    assert client.put("/v1/homes/h1", json={"areas": "kitchen"}).status_code == 422
+    assert client.get("/v1/nothing").status_code == 404
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ConfigError, match="max_batch_rows"):
+        ServiceConfig(max_batch_rows=0)
+    with pytest.raises(ConfigError, match="watch_s needs a rewriter"):
+        ServiceConfig(watch_s=1.0)
+    assert ServiceConfig(rewriter="x", store="y.duckdb").store == Path("y.duckdb")  # type: ignore[arg-type]
+
+
+# --- failing open ----------------------------------------------------------------------------
+
+
+def _corrupt_json(folder: Path) -> None:
+    folder.mkdir()
+    (folder / "rewriter.json").write_text("{not json")
+
+
+def _corrupt_table(folder: Path) -> None:
+    _save_rewriter(folder, "turn off")
+    (folder / "table" / "rewrites.parquet").write_bytes(b"PAR1 garbage")
+
+
+def _missing_index(folder: Path) -> None:
+    _save_rewriter(folder, "turn off")
+    meta = (folder / "rewriter.json").read_text().replace('"knowledge": false', '"knowledge": true')
+    (folder / "rewriter.json").write_text(meta)
+
+
+@pytest.mark.parametrize("damage", [None, _corrupt_json, _corrupt_table, _missing_index])
+def test_missing_or_corrupt_rewriter_fails_open(tmp_path: Path, damage: Any) -> None:
+    folder = tmp_path / "rw"
+    if damage is not None:
+        damage(folder)
+    with TestClient(create_app(ServiceConfig(rewriter=folder))) as c:
+        health = c.get("/healthz")
+        assert health.status_code == 200
+        body = health.json()
+        assert body["status"] == "degraded" and body["version"] is None
+        reason = body["reasons"][0]
+        assert "rewriter failed to load" in reason and "passing requests through" in reason
+        assert c.get("/healthz", params={"strict": True}).status_code == 503
+        out = _ask(c, home=HOME)
+        assert out["text"] == KILL and not out["rewritten"] and out["fail_open"]
+        assert "passing requests through" in out["reasons"][0]
+        assert 'selflearn_fail_open_total{reason="not_loaded"} 1.0' in c.get("/metrics").text
+        # the folder is fixed: a reload brings the service back
+        if folder.exists():
+            for p in sorted(folder.rglob("*"), reverse=True):
+                p.unlink() if p.is_file() else p.rmdir()
+        _save_rewriter(folder, "turn off")
+        res = c.post("/v1/admin/reload")
+        assert res.status_code == 200, res.text
+        assert c.get("/healthz").json()["status"] == "ok"
+        assert _ask(c, home=HOME)["rewritten"]
+
+
+class _Slow(Rewriter):
+    def rewrite_one(self, text: str, context: RequestContext | None = None) -> RewriteDecision:
+        time.sleep(0.3)
+        return super().rewrite_one(text, context)
+
+
+class _Broken(Rewriter):
+    def _decide(self, text: str, ctx: RequestContext) -> RewriteDecision:
+        raise RuntimeError("index exploded")
+
+
+def test_timeouts_and_errors_fail_open() -> None:
+    with TestClient(create_app(ServiceConfig(request_timeout_ms=30), rewriter=_Slow())) as c:
+        out = _ask(c)
+        assert out["fail_open"] and out["text"] == KILL and out["reasons"][0].startswith("timeout")
+    with TestClient(create_app(ServiceConfig(), rewriter=_Broken())) as c:
+        out = _ask(c)
+        assert out["fail_open"] and "index exploded" in out["reasons"][0]
+        metrics = c.get("/metrics").text
+        assert 'selflearn_fail_open_total{reason="error"} 1.0' in metrics
+
+
+# --- reloading -------------------------------------------------------------------------------
+
+
+def test_swap_under_load_loses_no_request(folder_a: Path, folder_b: Path) -> None:
+    expected = {"turn off the lights in the kitchen", "switch off the lights in the kitchen"}
+    config = ServiceConfig(rewriter=folder_a, request_timeout_ms=10_000)
+    results: list[tuple[int, dict[str, Any]]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    with TestClient(create_app(config)) as c:
+        c.put("/v1/homes/h1", json=HOME)
+        version_a = _ask(c)["version"]
+
+        def hammer() -> None:
+            try:
+                while not stop.is_set():
+                    res = c.post("/v1/rewrite", json={"text": KILL, "household_id": "h1"})
+                    results.append((res.status_code, res.json()))
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        versions = set()
+        for i in range(6):
+            res = c.post("/v1/admin/reload", json={"folder": str(folder_b if i % 2 == 0 else folder_a)})
+            assert res.status_code == 200, res.text
+            versions.add(res.json()["version"])
+            time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len(results) > 50
+        by_version: dict[str, set[str]] = {}
+        for code, body in results:
+            assert code == 200 and body["rewritten"] and not body["fail_open"], body
+            assert body["text"] in expected
+            by_version.setdefault(body["version"], set()).add(body["text"])
+        assert len(by_version) == 2 and version_a in by_version  # both versions served
+        assert all(len(texts) == 1 for texts in by_version.values())  # one rewriter per request
+        # the registered home survived every swap
+        assert c.get("/v1/homes/h1").status_code == 200
+        assert 'selflearn_reloads_total{result="ok"} 7.0' in c.get("/metrics").text
+
+
+def test_failed_reload_keeps_the_old_rewriter(client: TestClient, tmp_path: Path) -> None:
+    before = _ask(client, home=HOME)
+    _corrupt_table(tmp_path / "bad")
+    res = client.post("/v1/admin/reload", json={"folder": str(tmp_path / "bad")})
+    assert res.status_code == 422
+    assert "could not load" in res.json()["detail"] and before["version"] in res.json()["detail"]
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and "failed" in health["warnings"][0]
+    after = _ask(client, home=HOME)
+    assert after["text"] == before["text"] and after["version"] == before["version"]
+
+
+def test_watcher_reloads_a_rewritten_folder(folder_a: Path) -> None:
+    with TestClient(create_app(ServiceConfig(rewriter=folder_a, watch_s=0.05))) as c:
+        first = _ask(c, home=HOME)
+        assert first["text"] == "turn off the lights in the kitchen"
+        time.sleep(0.02)
+        _save_rewriter(folder_a, "switch off")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            out = _ask(c, home=HOME)
+            if out["version"] != first["version"]:
+                break
+            time.sleep(0.05)
+        assert out["text"] == "switch off the lights in the kitchen"
+
+
+def test_admin_token(folder_a: Path) -> None:
+    with TestClient(create_app(ServiceConfig(rewriter=folder_a, admin_token="s3cret-token"))) as c:
+        assert c.post("/v1/admin/reload").status_code == 401
+        res = c.post("/v1/admin/reload", headers={"authorization": "Bearer s3cret-token"})
+        assert res.status_code == 200
+
+
+# --- learning from turns, forgetting ---------------------------------------------------------
+
+
+def _feedback(fid: str, turn_id: str, answer: str = "no") -> dict[str, Any]:
+    return {
+        "record_type": "feedback",
+        "feedback_id": fid,
+        "turn_id": turn_id,
+        "user_id": "u1",
+        "household_id": "h1",
+        "timestamp": "2026-01-05T08:00:05+00:00",
+        "answer": answer,
+    }
+
+
+def test_turns_accounting_with_a_store(client: TestClient, tmp_path: Path) -> None:
+    batch = [
+        turn_dict("t1"),
+        turn_dict("t2", timestamp="2026-01-05T08:00:00"),  # no timezone
+        "not a record",
+        turn_dict("t1"),  # duplicate in the batch
+        _feedback("f1", "t1"),
+        {"record_type": "truth", "turn_id": "t1"},
+        turn_dict("t3", text="x" * 1001),
+    ]
+    res = client.post("/v1/turns", json=batch)
+    assert res.status_code == 200, res.text
+    out = res.json()
+    assert out["persisted"] and out["balanced"]
+    assert (out["read"], out["stored"], out["already_present"], out["quarantined"]) == (7, 2, 0, 5)
+    assert out["by_table"] == {"turns": 1, "feedback": 1} and out["observed"] == 2
+    rejected = {r["index"]: (r["field"], r["reason"]) for r in out["rejected"]}
+    assert rejected[1][0] == "timestamp" and "timezone" in rejected[1][1]
+    assert rejected[2][0] == "(record)" and "got a string" in rejected[2][1]
+    assert rejected[3][0] == "turn_id" and "duplicate" in rejected[3][1]
+    assert rejected[5][0] == "record_type"
+    assert rejected[6][0] == "text"
+    # re-sending is idempotent: counted as already present, not learned twice
+    again = client.post("/v1/turns", json=[turn_dict("t1"), _feedback("f1", "t1")]).json()
+    assert (again["stored"], again["already_present"], again["observed"]) == (0, 2, 0)
+    changed = client.post("/v1/turns", json=[turn_dict("t1", text="something else")]).json()
+    assert changed["quarantined"] == 1 and "conflict" in changed["rejected"][0]["reason"]
+    assert client.post("/v1/turns", json=[]).json()["read"] == 0
+    metrics = client.get("/metrics").text
+    assert 'selflearn_ingested_records_total{result="stored"} 2.0' in metrics
+
+
+def test_turns_without_a_store(folder_a: Path) -> None:
+    with TestClient(create_app(ServiceConfig(rewriter=folder_a))) as c:
+        out = c.post("/v1/turns", json=[turn_dict("t1"), turn_dict("t1"), {"record_type": "turn"}]).json()
+        assert not out["persisted"] and out["balanced"]
+        assert (out["read"], out["accepted"], out["stored"], out["quarantined"]) == (3, 1, 0, 2)
+        assert out["observed"] == 1 and c.get("/healthz").json()["households"] == 1
+
+
+def _retry_pair(n: int) -> list[dict[str, Any]]:
+    """A failing request fixed by a retry 10 s later (household h1, user u1)."""
+    ts = f"2026-01-0{5 + n}T08:00:"
+    failed = turn_dict(
+        f"f{n}",
+        session_id=f"s{n}",
+        timestamp=ts + "00+00:00",
+        text="lights out in the kitchen",
+        asr=None,
+        nlu={"matched": False},
+        er=None,
+        result={"status": "no_match", "response_text": "Sorry, I couldn't understand that"},
+    )
+    worked = turn_dict(
+        f"w{n}",
+        session_id=f"s{n}",
+        timestamp=ts + "10+00:00",
+        text="turn off the kitchen lights",
+        asr=None,
+        nlu={"matched": True, "intent": "HassTurnOff", "slots": {"area": "Kitchen", "domain": "light"}},
+    )
+    return [failed, worked]
+
+
+def test_learned_personal_rewrite_and_forgetting(client: TestClient, tmp_path: Path) -> None:
+    client.put("/v1/homes/h1", json=HOME)
+    before = _ask(client, "lights out in the kitchen")
+    assert not before["rewritten"]
+    out = client.post("/v1/turns", json=_retry_pair(0) + _retry_pair(1)).json()
+    assert out["stored"] == 4 and out["observed"] == 4
+    after = _ask(client, "lights out in the kitchen")
+    assert after["rewritten"] and after["layer"] == "personal", after
+    assert after["text"] == "turn off the kitchen lights"
+    assert _ask(client, "lights out in the kitchen", household_id="h2")["rewritten"] is False
+    health = client.get("/healthz").json()
+    assert health["households"] == 1 and health["homes"] == 1
+
+    res = client.delete("/v1/households/h1")
+    assert res.status_code == 200
+    gone = res.json()
+    assert gone["personal_memory"] and gone["home"]
+    assert gone["store"]["turns"] == 4 and gone["store"]["feedback"] == 0
+    assert any("replica" in note for note in gone["not_deleted"])
+    assert not _ask(client, "lights out in the kitchen")["rewritten"]
+    assert client.get("/v1/homes/h1").status_code == 404
+    again = client.delete("/v1/households/h1").json()
+    assert not again["personal_memory"] and again["store"]["turns"] == 0
+
+
+def test_store_homes_and_replay_rebuild_a_replica(folder_a: Path, tmp_path: Path) -> None:
+    store_path = tmp_path / "s.duckdb"
+    home = tmp_path / "home.jsonl"
+    home.write_text(json.dumps({"record_type": "home", **HOME, "home_id": "h1"}) + "\n")
+    with Store(store_path) as store:
+        store.ingest([home])
+        store.ingest_records(_retry_pair(0) + _retry_pair(1))
+    config = ServiceConfig(rewriter=folder_a, store=store_path, replay_days=30)
+    with TestClient(create_app(config)) as c:
+        assert c.get("/v1/homes/h1").status_code == 200
+        out = _ask(c, "lights out in the kitchen")
+        assert out["rewritten"] and out["layer"] == "personal"
+
+
+# --- operations ------------------------------------------------------------------------------
+
+
+def test_metrics_and_docs(client: TestClient) -> None:
+    _ask(client, home=HOME)
+    _ask(client, "what time is it")
+    client.post("/v1/rewrite", json={"text": 1})
+    res = client.get("/metrics")
+    assert res.status_code == 200 and res.headers["content-type"].startswith("text/plain")
+    text = res.text
+    for line in (
+        'selflearn_rewrite_requests_total{layer="precomputed",outcome="rewritten"} 1.0',
+        'selflearn_rewrite_requests_total{layer="none",outcome="unchanged"} 1.0',
+        'selflearn_http_responses_total{code="422",route="/v1/rewrite"} 1.0',
+        "selflearn_rewrite_seconds_count 2.0",
+        "selflearn_rewriter_loaded 1.0",
+        'selflearn_reloads_total{result="ok"} 1.0',
+    ):
+        assert line in text, line
+    assert "selflearn_rewriter_info{folder=" in text
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/rewrite", "/v1/turns", "/v1/homes/{household_id}", "/v1/households/{household_id}"):
+        assert path in paths
+    assert "healthz" in "".join(paths)
+
+
+def test_serve_command_help() -> None:
+    res = CliRunner().invoke(cli_app, ["serve", "--help"])
+    assert res.exit_code == 0, res.output
+    for option in ("--rewriter", "--store", "--host", "--port"):
+        assert option in res.stdout
