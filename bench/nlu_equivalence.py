@@ -17,12 +17,22 @@ every (text, home, satellite area):
 
 The two :class:`NluResult` values (matched, intent, slots, confidence, matcher, resolved ids,
 unmatched slot texts) must be equal, and so must the response the assistant gives from them.
+The reference runs in a separate, freshly started process, so nothing the fast path patches
+or caches (memoized gazetteer searches, compiled templates) can reach it.
+
+And hassil's matcher against its compiled port (:mod:`selflearn.assistant.fastmatch`): for
+every case, both passes (strict, and with unmatched entities) over the templates the
+pre-filter keeps, ``hassil.recognize_all`` and ``fastmatch.recognize_all`` must yield the same
+results in the same order -- intent, template, entities (value, text, span, flags), unmatched
+entities, captures, context, response key and literal text matched.
 Exits 1 on any difference.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
@@ -35,6 +45,7 @@ from hassil import recognize_all, recognize_best  # noqa: E402
 from hassil.models import UnmatchedRangeEntity, UnmatchedTextEntity  # noqa: E402
 from hassil.recognize import MISSING_ENTITY  # noqa: E402
 
+from selflearn.assistant import fastmatch  # noqa: E402
 from selflearn.assistant.execute import NO_MATCH_RESPONSE, execute  # noqa: E402
 from selflearn.assistant.home import Home, HomeState  # noqa: E402
 from selflearn.assistant.nlu import HomeAssistantNlu, NluResult, load_intents, slot_lists_for  # noqa: E402
@@ -200,6 +211,59 @@ def response(result: NluResult, home: Home, context_area: str | None) -> str:
     return outcome.trace.response_text
 
 
+_REFERENCE: ReferenceNlu | None = None
+
+
+def _reference_chunk(cases: list[tuple[str, Home, str | None]]) -> tuple[list[NluResult], float]:
+    """Reference results for ``cases`` (in a worker process) and the seconds they took."""
+    global _REFERENCE
+    if _REFERENCE is None:
+        _REFERENCE = ReferenceNlu()
+    started = time.perf_counter()
+    results = [_REFERENCE.recognize(text, home, area) for text, home, area in cases]
+    return results, time.perf_counter() - started
+
+
+def _dump(results: Any) -> list[Any]:
+    """Everything a hassil result holds, comparable with ``==``."""
+    return [
+        (
+            r.intent.name,
+            id(r.intent_data),
+            id(r.intent_sentence),
+            r.text_chunks_matched,
+            r.response,
+            r.context,
+            r.intent_metadata,
+            r.original_text,
+            [dataclasses.astuple(e) for e in r.entities_list],
+            sorted(r.entities),
+            [(type(e).__name__, dataclasses.astuple(e)) for e in r.unmatched_entities_list],
+            sorted(r.unmatched_entities),
+            [dataclasses.astuple(c) for c in r.captures_list],
+        )
+        for r in results
+    ]
+
+
+def matcher_difference(fast: HomeAssistantNlu, text: str, home: Home, area: str | None) -> str | None:
+    """Where hassil and its compiled port disagree on ``text`` (``None``: nowhere)."""
+    forms, lists, _, context = fast.hassil_inputs(text, home, area)
+    for unmatched in (False, True):
+        intents = fast._filter.candidates(text, lists, allow_unmatched_entities=unmatched, forms=forms)
+        kwargs: dict[str, Any] = {
+            "slot_lists": lists,
+            "intent_context": context,
+            "allow_unmatched_entities": unmatched,
+            "language": "en",
+        }
+        want = _dump(recognize_all(text, intents, **kwargs))
+        got = _dump(fastmatch.recognize_all(text, intents, **kwargs))
+        if got != want:
+            return f"{'unmatched' if unmatched else 'strict'} pass: hassil {want}\n  compiled {got}"
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -225,38 +289,70 @@ def main() -> int:
         f"({time.perf_counter() - started:.1f} s); checking {len(cases):,} cases"
     )
 
+    # The reference in a fresh process (nothing patched), while this one runs the fast path.
+    chunk = 500
+    pool = mp.get_context("spawn").Pool(1)
+    pending = pool.map_async(_reference_chunk, [cases[i : i + chunk] for i in range(0, len(cases), chunk)])
+    pool.close()
+
     fast = HomeAssistantNlu()
-    reference = ReferenceNlu()
-    differences = 0
-    t_fast = t_ref = 0.0
-    by_matcher: dict[str, int] = {}
+    if not fast._fast:
+        print(f"note: hassil is not {fastmatch.HASSIL_VERSION}; the fast path uses hassil's own matcher")
+    t_fast = 0.0
+    got_all = []
     for text, home, area in cases:
         t0 = time.perf_counter()
         got = fast.recognize(text, home, area)
-        t1 = time.perf_counter()
-        want = reference.recognize(text, home, area)
-        t2 = time.perf_counter()
-        t_fast += t1 - t0
-        t_ref += t2 - t1
-        key = want.trace.matcher + ("+unmatched" if want.unmatched else "")
-        by_matcher[key] = by_matcher.get(key, 0) + 1
         # What the simulator's counterfactual asks for: the same, without explaining failures.
         quiet = fast.recognize(text, home, area, explain_failures=False)
+        t_fast += time.perf_counter() - t0
+        got_all.append((got, quiet))
+    hits, misses = fast.cache_info()
+
+    matcher_differences = 0
+    t_matcher = time.perf_counter()
+    if fastmatch.SUPPORTED:
+        for text, home, area in cases:
+            difference = matcher_difference(fast, text, home, area)
+            if difference is not None:
+                matcher_differences += 1
+                if matcher_differences <= 5:
+                    print(f"MATCHER DIFFERENT for {text!r} in {home.home_id} (area {area}): {difference}")
+    t_matcher = time.perf_counter() - t_matcher
+
+    chunks = pending.get()
+    pool.join()
+    wanted = [result for results, _ in chunks for result in results]
+    t_ref = sum(seconds for _, seconds in chunks)
+
+    differences = 0
+    by_matcher: dict[str, int] = {}
+    for (text, home, area), (got, quiet), want in zip(cases, got_all, wanted, strict=True):
+        key = want.trace.matcher + ("+unmatched" if want.unmatched else "")
+        by_matcher[key] = by_matcher.get(key, 0) + 1
         quiet_ok = quiet == want if want.trace.matched else not quiet.trace.matched
         if got != want or not quiet_ok or response(got, home, area) != response(want, home, area):
             differences += 1
             if differences <= 10:
                 print(f"DIFFERENT for {text!r} in {home.home_id} (area {area}):\n  fast {got}\n  ref  {want}")
-    hits, misses = fast.cache_info()
     print(f"results by reference matcher: {dict(sorted(by_matcher.items()))}")
     print(
-        f"fast path {t_fast:.1f} s ({1000 * t_fast / len(cases):.2f} ms/case, cache hits {hits:,} / "
-        f"{hits + misses:,}); reference {t_ref:.1f} s ({1000 * t_ref / len(cases):.2f} ms/case)"
+        f"fast path {t_fast:.1f} s ({1000 * t_fast / len(cases):.2f} ms/case with its counterfactual "
+        f"call, cache hits {hits:,} / {hits + misses:,}); reference {t_ref:.1f} s "
+        f"({1000 * t_ref / len(cases):.2f} ms/case); hassil vs compiled matcher {t_matcher:.1f} s"
     )
-    if differences:
-        print(f"FAIL: {differences:,} of {len(cases):,} cases differ")
+    if differences or matcher_differences:
+        print(
+            f"FAIL: {differences:,} of {len(cases):,} cases differ; the compiled matcher differs from "
+            f"hassil's on {matcher_differences:,}"
+        )
         return 1
-    print(f"OK: all {len(cases):,} cases identical (NLU result and response)")
+    matcher_note = (
+        f"; compiled matcher identical to hassil's on all {len(cases):,} (both passes)"
+        if fastmatch.SUPPORTED
+        else ""
+    )
+    print(f"OK: all {len(cases):,} cases identical (NLU result and response){matcher_note}")
     return 0
 
 

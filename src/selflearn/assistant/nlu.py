@@ -17,8 +17,10 @@ under a key that is sound across homes: the exact text, the intent context and t
 values (text, value, context, in order). Gazetteer results are fuzzy, so they are cached per
 home fingerprint. hassil itself only sees the templates that can match the text
 (:class:`~selflearn.assistant.candidates.TemplateFilter`, a sound pre-filter), so its results
-are exactly those of matching against all of Home Assistant's intents;
-``bench/nlu_equivalence.py`` checks this against the unoptimised code.
+are exactly those of matching against all of Home Assistant's intents; and the matching is
+done by :mod:`selflearn.assistant.fastmatch`, hassil's matcher compiled (same results, in the
+same order). The gazetteer's fuzzy searches, pure functions of their query, are memoized.
+``bench/nlu_equivalence.py`` checks all of this against the unoptimised code.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from hassil.models import UnmatchedRangeEntity, UnmatchedTextEntity
 from hassil.recognize import MISSING_ENTITY
 from home_assistant_intents import get_intents
 
+from selflearn.assistant import fastmatch
 from selflearn.assistant.candidates import TemplateFilter
 from selflearn.assistant.home import Home
 from selflearn.errors import ConfigError
@@ -194,6 +197,7 @@ class HomeAssistantNlu:
         self._gazetteer: Any = None
         self._gazetteer_home: str | None = None
         self._cache = _Lru(cache_size)
+        self._fast = fastmatch.SUPPORTED
 
     @property
     def name(self) -> str:
@@ -213,17 +217,7 @@ class HomeAssistantNlu:
         except that a failed match carries no intent guess and no ``unmatched`` slots (for
         callers that only need to know what the assistant would do).
         """
-        with_skip, no_skip = self._filter.match_forms(text)
-        if text.isascii():
-            haystack = "\n".join(
-                form
-                for t in (with_skip.lower(), no_skip.lower())
-                for form in (t, t.translate(_BREAK_WORDS))
-            )
-            lists, lists_key = _relevant_lists(home, haystack)
-        else:
-            lists, lists_key = _relevant_lists(home, None)
-        context = self._context(home, context_area)
+        (with_skip, no_skip), lists, lists_key, context = self.hassil_inputs(text, home, context_area)
         context_key = (context["area"]["value"], context["area"]["text"]) if context else None
         # Everything hassil reads besides Home Assistant's intents: the exact text, the intent
         # context and the list values that can match (in order). Sound across homes.
@@ -248,6 +242,23 @@ class HomeAssistantNlu:
             self._cache.store(unmatched_key, found)
         return found
 
+    def hassil_inputs(
+        self, text: str, home: Home, context_area: str | None = None
+    ) -> tuple[tuple[str, str], dict[str, SlotList], tuple[Any, ...], dict[str, Any] | None]:
+        """What hassil gets for ``text``: its match forms, the slot lists (with their cache
+        key) and the intent context."""
+        with_skip, no_skip = self._filter.match_forms(text)
+        if text.isascii():
+            haystack = "\n".join(
+                form
+                for t in (with_skip.lower(), no_skip.lower())
+                for form in (t, t.translate(_BREAK_WORDS))
+            )
+            lists, lists_key = _relevant_lists(home, haystack)
+        else:
+            lists, lists_key = _relevant_lists(home, None)
+        return (with_skip, no_skip), lists, lists_key, self._context(home, context_area)
+
     # --- stages ------------------------------------------------------------------------------
 
     def _context(self, home: Home, context_area: str | None) -> dict[str, Any] | None:
@@ -266,14 +277,14 @@ class HomeAssistantNlu:
         intents = self._filter.candidates(text, lists, forms=forms)
         if not intents.intents:
             return NluResult(NluTrace(matched=False, matcher="none"))
-        res = recognize_best(
-            text,
-            intents,
-            slot_lists=lists,
-            intent_context=context,
-            language="en",
-            best_slot_name="name",
-        )
+        if self._fast:
+            res = fastmatch.recognize_best(
+                text, intents, slot_lists=lists, intent_context=context, language="en", best_slot_name="name"
+            )
+        else:
+            res = recognize_best(
+                text, intents, slot_lists=lists, intent_context=context, language="en", best_slot_name="name"
+            )
         if res is None:
             return NluResult(NluTrace(matched=False, matcher="none"))
         slots: dict[str, SlotValue] = {}
@@ -290,9 +301,11 @@ class HomeAssistantNlu:
             _memoize_gazetteer_tokenizer()
             self._gazetteer = GazetteerMatcher(home=home.to_gazetteer())
             self._gazetteer_home = home.fingerprint
+            _memoize_fuzzy_batches(self._gazetteer.tagger)
         elif self._gazetteer_home != home.fingerprint:
             self._gazetteer.set_home(home.to_gazetteer())
             self._gazetteer_home = home.fingerprint
+            _memoize_fuzzy_batches(self._gazetteer.tagger)
         area = home.area_by_id.get(context_area or "")
         interp = self._gazetteer.interpret(text, context_area=area.name if area else None)
         if not interp.accepted or not interp.frames:
@@ -328,7 +341,8 @@ class HomeAssistantNlu:
         """Home Assistant's last pass: allow unknown names, only to explain the failure."""
         best: Any = None
         best_key: tuple[int, int, int, int] | None = None
-        for res in recognize_all(
+        recognize = fastmatch.recognize_all if self._fast else recognize_all
+        for res in recognize(
             text,
             self._filter.candidates(text, lists, allow_unmatched_entities=True, forms=forms),
             slot_lists=lists,
@@ -377,6 +391,51 @@ def _memoize_gazetteer_tokenizer() -> None:
 
     if not hasattr(tagger.phrase_tokens, "cache_info"):
         tagger.phrase_tokens = functools.lru_cache(maxsize=1 << 16)(tagger.phrase_tokens)
+
+
+_EXTRACT_MEMOS: OrderedDict[tuple[Any, ...], dict[tuple[Any, ...], tuple[Any, ...]]] = OrderedDict()
+"""Fuzzy-search results per set of choices (content-keyed, so homes share the action phrases)."""
+_EXTRACT_MEMO_SETS = 64
+_EXTRACT_MEMO_SIZE = 1 << 17
+
+
+def _memoize_fuzzy_batches(tagger: Any) -> None:
+    """Memoize the fuzzy searches of this gazetteer tagger's choice batches.
+
+    ``ChoiceBatch.extract`` (about half of the gazetteer's time) scores a query against a fixed
+    set of choices: a pure function of the query, the keyword arguments and the batch's
+    choices, token lengths and token-sort setting, none of which change after construction.
+    The tagger searches every word window of a text, and the same windows ("turn on",
+    "the") come back in text after text, so most searches repeat. Only this matcher's
+    batches are wrapped (an instance attribute), not the class.
+    """
+    batches = [tagger.action_batch, *tagger.fuzzy_batches.values()]
+    for batch in batches:
+        if batch is None or "extract" in vars(batch):
+            continue
+        signature = (batch.choices, batch.token_lengths, batch.token_sort)
+        memo = _EXTRACT_MEMOS.get(signature)
+        if memo is None:
+            memo = _EXTRACT_MEMOS[signature] = {}
+            if len(_EXTRACT_MEMOS) > _EXTRACT_MEMO_SETS:
+                _EXTRACT_MEMOS.popitem(last=False)
+        else:
+            _EXTRACT_MEMOS.move_to_end(signature)
+        batch.extract = _memoized_extract(batch.extract, memo)
+
+
+def _memoized_extract(extract: Any, memo: dict[tuple[Any, ...], tuple[Any, ...]]) -> Any:
+    def memoized(query: str, **kwargs: Any) -> list[Any]:
+        key = (query, *sorted(kwargs.items()))
+        found = memo.get(key)
+        if found is None:
+            found = tuple(extract(query, **kwargs))  # frozen Match records
+            if len(memo) >= _EXTRACT_MEMO_SIZE:
+                memo.clear()
+            memo[key] = found
+        return list(found)
+
+    return memoized
 
 
 def _plain(value: Any) -> SlotValue:
