@@ -233,6 +233,14 @@ def test_timeouts_and_errors_fail_open() -> None:
     with TestClient(create_app(ServiceConfig(request_timeout_ms=30), rewriter=_Slow())) as c:
         out = _ask(c)
         assert out["fail_open"] and out["text"] == KILL and out["reasons"][0].startswith("timeout")
+    # on a decision thread, the answer comes at the timeout while the decision still runs
+    with TestClient(
+        create_app(ServiceConfig(request_timeout_ms=30, decision_threads=1), rewriter=_Slow())
+    ) as c:
+        started = time.perf_counter()
+        out = _ask(c)
+        assert time.perf_counter() - started < 0.25
+        assert out["fail_open"] and out["reasons"][0].startswith("timeout")
     with TestClient(create_app(ServiceConfig(), rewriter=_Broken())) as c:
         out = _ask(c)
         assert out["fail_open"] and "index exploded" in out["reasons"][0]
@@ -459,6 +467,7 @@ def test_metrics_and_docs(client: TestClient) -> None:
     ):
         assert line in text, line
     assert "selflearn_rewriter_info{folder=" in text
+    assert "process_resident_memory_bytes" in text
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     for path in ("/v1/rewrite", "/v1/turns", "/v1/homes/{household_id}", "/v1/households/{household_id}"):

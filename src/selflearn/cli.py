@@ -563,6 +563,14 @@ def serve_cmd(
             envvar="SELFLEARN_ADMIN_TOKEN", help="Require 'Authorization: Bearer TOKEN' on /v1/admin/*."
         ),
     ] = None,
+    decision_threads: Annotated[
+        int,
+        typer.Option(
+            help="0: decide on the event loop (fastest). N: on N threads, so a slow decision is answered "
+            "with the original text at the timeout instead of when it ends.",
+            min=0,
+        ),
+    ] = 0,
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request (uvicorn access log).")] = False,
 ) -> None:
     """Serve the online rewriter over HTTP (one process; run replicas for more).
@@ -580,6 +588,8 @@ def serve_cmd(
         watch_s=watch,
         replay_days=replay_days,
         admin_token=admin_token,
+        decision_threads=decision_threads,
+        freeze_gc=True,
     )
     console.print(f"loading {rewriter_dir or 'no rewriter (pass-through)'} ...")
     uvicorn.run(create_app(config), host=host, port=port, access_log=access_log, log_level="info")

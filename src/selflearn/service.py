@@ -35,6 +35,7 @@ none.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import heapq
 import hmac
@@ -62,7 +63,9 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -112,8 +115,10 @@ class ServiceConfig:
     """Most records in one ``POST /v1/turns`` (413 above)."""
     request_timeout_ms: float = 50.0
     """A rewrite decision not ready after this long is answered with the original text."""
-    decision_threads: int = 2
-    """Threads deciding rewrites (the lock lets one decide at a time; more only absorb stalls)."""
+    decision_threads: int = 0
+    """0: decide on the event loop (fastest; a decision that ends after the timeout is answered
+    with the original text). 1 or more: decide on that many threads, so the answer comes at the
+    timeout even while a slow decision still runs (costs a thread hand-off per request)."""
     watch_s: float | None = None
     """Poll the rewriter folder every this many seconds and reload when ``rewriter.json``
     changes (None: reload only through ``POST /v1/admin/reload``)."""
@@ -127,6 +132,11 @@ class ServiceConfig:
     layer (rebuilds a replica's personal memories; None: start empty)."""
     home_cache: int = 1024
     """Inline home configurations kept parsed (requests repeating one reuse the parsed home)."""
+    freeze_gc: bool = False
+    """After each load, move every object then alive out of the cyclic garbage collector's reach
+    (``gc.freeze``): a large index holds millions of Python objects, and a full collection over
+    them stalls every request for a fraction of a second or more. Process-wide, so off by default
+    and on in ``selflearn serve``, which owns its process."""
 
     def __post_init__(self) -> None:
         for name in ("rewriter", "store", "quarantine"):
@@ -140,7 +150,7 @@ class ServiceConfig:
                 self.request_timeout_ms > 0,
                 f"request_timeout_ms must be positive, not {self.request_timeout_ms}",
             ),
-            (self.decision_threads >= 1, f"decision_threads must be at least 1, not {self.decision_threads}"),
+            (self.decision_threads >= 0, f"decision_threads must be 0 or more, not {self.decision_threads}"),
             (self.watch_s is None or self.watch_s > 0, f"watch_s must be positive, not {self.watch_s}"),
             (
                 self.replay_days is None or self.replay_days > 0,
@@ -396,6 +406,23 @@ class _Metrics:
         self.households = Gauge(
             "selflearn_personal_households", "Households the personal layer remembers.", registry=r
         )
+        self.gc_pause = Histogram(
+            "selflearn_gc_pause_seconds",
+            "Pauses of Python's cyclic garbage collector, by generation.",
+            ["generation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        ProcessCollector(registry=r)
+        GCCollector(registry=r)
+        self._gc_started = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        """``gc.callbacks`` hook: time each collection."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started:
+            self.gc_pause.labels(str(info.get("generation"))).observe(time.perf_counter() - self._gc_started)
 
 
 class Service:
@@ -410,7 +437,11 @@ class Service:
         self.store_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
-        self.executor = ThreadPoolExecutor(config.decision_threads, thread_name_prefix="selflearn-decide")
+        self.executor = (
+            ThreadPoolExecutor(config.decision_threads, thread_name_prefix="selflearn-decide")
+            if config.decision_threads > 0
+            else None
+        )
         self.reloader = ThreadPoolExecutor(1, thread_name_prefix="selflearn-reload")
         self.last_reload_error: str | None = None
         self._homes: OrderedDict[bytes, Home] = OrderedDict()
@@ -433,6 +464,7 @@ class Service:
                     Rewriter(), False, None, config.rewriter, f"rewriter failed to load: {message}", _now()
                 )
         self._publish(self.artifact, None)
+        self._freeze()
         if self.store is not None:
             self._load_homes()
             if config.replay_days is not None:
@@ -442,7 +474,9 @@ class Service:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the folder watcher (when configured)."""
+        """Start timing garbage collections and the folder watcher (when configured)."""
+        if self.metrics.on_gc not in gc.callbacks:
+            gc.callbacks.append(self.metrics.on_gc)
         if self.config.watch_s is not None and self._watcher is None:
             self._watcher = threading.Thread(target=self._watch, name="selflearn-watch", daemon=True)
             self._watcher.start()
@@ -450,9 +484,12 @@ class Service:
     def close(self) -> None:
         """Stop the watcher and the executors, close the store."""
         self._stop.set()
+        if self.metrics.on_gc in gc.callbacks:
+            gc.callbacks.remove(self.metrics.on_gc)
         if self._watcher is not None:
             self._watcher.join(timeout=5)
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
         self.reloader.shutdown(wait=True, cancel_futures=True)
         if self.store is not None:
             with self.store_lock:
@@ -518,12 +555,17 @@ class Service:
                 self.last_reload_error = None
             self.metrics.reloads.labels("ok").inc()
             self._publish(self.artifact, previous)
+            self._freeze()
             log.info(
                 "rewriter %s loaded from %s in %.2f s", self.artifact.version, target, fresh.load_seconds
             )
             return self.artifact, previous
         finally:
             self._reload_lock.release()
+
+    def _freeze(self) -> None:
+        if self.config.freeze_gc:
+            gc.freeze()
 
     def _publish(self, art: Artifact, previous: Artifact | None) -> None:
         m = self.metrics
@@ -1033,12 +1075,17 @@ def create_app(config: ServiceConfig | None = None, *, rewriter: Rewriter | None
                 device=body.device,
             )
             deadline = time.monotonic() + timeout_s
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(service.executor, service.decide, text, ctx, deadline)
-            try:
-                result = await asyncio.wait_for(asyncio.shield(future), timeout_s)
-            except TimeoutError:
-                result = None
+            if service.executor is None:
+                result = service.decide(text, ctx, deadline)
+                if result is not None and time.monotonic() > deadline:
+                    result = None
+            else:
+                loop = asyncio.get_running_loop()
+                future = loop.run_in_executor(service.executor, service.decide, text, ctx, deadline)
+                try:
+                    result = await asyncio.wait_for(asyncio.shield(future), timeout_s)
+                except TimeoutError:
+                    result = None
             if result is None:
                 reason = f"timeout: no decision within {config.request_timeout_ms:g} ms"
                 return passthrough(text, reason, "timeout", art)
