@@ -311,6 +311,79 @@ def train_defect_cmd(
     out.print(f"trained {model.version} ({stats}) -> {path}")
 
 
+@train_app.command("rewriter")
+def train_rewriter_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Rewriter folder to write.")] = Path(
+        "models/rewriter"
+    ),
+    table: Annotated[
+        Path | None,
+        typer.Option(help="A mined rewrite table (`selflearn mine`) to serve as the precomputed layer."),
+    ] = None,
+    min_users: Annotated[
+        int, typer.Option("--min-users", "-k", help="k: distinct users a pooled pattern needs.", min=1)
+    ] = 5,
+    target_ratio: Annotated[
+        float, typer.Option(help="Estimated wins per loss the threshold is calibrated for.", min=1.0)
+    ] = 20.0,
+) -> None:
+    """Train the online rewriter from the store's logs (needs `selflearn signals` first).
+
+    Builds the global layer (k-anonymous patterns, their meanings and fixes, HNSW indexes over
+    static MiniLM embeddings), trains the ranker on out-of-fold replays of the logged households
+    and calibrates its threshold (see docs/rewriting.md). Simulation truth is never read."""
+    from selflearn.mining.table import RewriteTable
+    from selflearn.rewrite import FitConfig, KnowledgeConfig, fit_rewriter
+
+    config = FitConfig(knowledge=KnowledgeConfig(min_users=min_users), target_ratio=target_ratio)
+    mined = RewriteTable.load(table) if table is not None else None
+    with Store(store_path, read_only=True) as store, _progress() as bar:
+        task = bar.add_task("replaying logged households", total=None)
+        rewriter, report = fit_rewriter(
+            store,
+            config,
+            table=mined,
+            progress=lambda _, done, total: bar.update(task, completed=done, total=total),
+        )
+    rewriter.save(out_dir)
+    (out_dir / "fit-report.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
+    cal = report.calibration
+    out.print(
+        f"trained on {report.turns:,} turns from {report.households:,} households: "
+        f"{len(rewriter.knowledge or []):,} pooled patterns, {report.rows:,} candidate rows "
+        f"({report.positives:,} positive); threshold {cal['threshold']:.3f} (held-out households: "
+        f"{cal['wins']} est. wins, {cal['losses']} losses, {cal['unknown']} unknown) -> {out_dir}"
+    )
+
+
+@app.command("rewrite")
+def rewrite_cmd(
+    texts: Annotated[list[str], typer.Argument(help="Requests to decide on.")],
+    rewriter_dir: Annotated[Path, typer.Option("--rewriter", "-r", help="Rewriter folder.")] = Path(
+        "models/rewriter"
+    ),
+    household: Annotated[
+        str, typer.Option(help="Household id (its home config is used if known).")
+    ] = "unknown",
+    area: Annotated[str | None, typer.Option(help="Area of the device that heard the request.")] = None,
+    store_path: Annotated[
+        Path | None, typer.Option("--store", "-s", help="Store whose homes table gives the home config.")
+    ] = None,
+) -> None:
+    """Show what the online rewriter decides for each request, and why."""
+    from selflearn.rewrite import RequestContext, Rewriter
+    from selflearn.rewrite.logs import read_homes
+
+    rewriter = Rewriter.load(rewriter_dir)
+    if store_path is not None:
+        with Store(store_path, read_only=True) as store:
+            rewriter.homes.update(read_homes(store))
+    for text in texts:
+        decision = rewriter.rewrite_one(text, RequestContext(household_id=household, area=area))
+        out.print(json.dumps(decision.to_json(), indent=2))
+
+
 @app.command("signals")
 def signals_cmd(
     store_path: StorePath = Path("selflearn.duckdb"),
