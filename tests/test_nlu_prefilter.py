@@ -1,17 +1,22 @@
-"""The template pre-filter and the NLU cache never change what hassil returns.
+"""The template pre-filter, the compiled matcher and the NLU cache never change what hassil returns.
 
 A small version of ``bench/nlu_equivalence.py``: texts a ``noisy`` simulation sends to the NLU,
 plus hand-written edge cases, matched against all of Home Assistant's intents with the home's
-full lists (Home Assistant's plain call) and through the pre-filter.
+full lists (Home Assistant's plain call) and through the pre-filter; and hassil's matcher
+against its compiled port (:mod:`selflearn.assistant.fastmatch`), result for result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from hassil import recognize_all, recognize_best
+from hassil.models import UnmatchedRangeEntity, UnmatchedTextEntity
+from hassil.recognize import MISSING_ENTITY
 
+from selflearn.assistant import fastmatch
 from selflearn.assistant.home import Home
 from selflearn.assistant.nlu import (
     HomeAssistantNlu,
@@ -47,6 +52,20 @@ EDGE_CASES = [
     "   ",
     "turn on",
     "lounge lights on",
+    # wildcards, numbers inside them, skip words at either end
+    "add milk and eggs to the shopping list please",
+    "please add 2 apples to my shopping list",
+    "remind me to buy eggs",
+    "set a 5 minute timer called pasta",
+    "set a timer for twenty five minutes for the pizza",
+    "send a message saying hello there",
+    "play the beatles on the kitchen speaker",
+    "search for songs by queen",
+    "cancel the pasta timer",
+    "set the kitchen ceiling brightness to 150 percent",
+    "set temperature to twenty-one degrees",
+    "turn the kitchen ceiling kitchen ceiling on",
+    "turn   on  the   kitchen ceiling",
 ]
 
 
@@ -153,3 +172,95 @@ def test_explain_failures_only_drops_the_error_wording(home: Home) -> None:
             assert quiet == full
         else:
             assert not quiet.trace.matched and not quiet.unmatched
+
+
+def _dump(results: Any) -> list[Any]:
+    return [
+        (
+            r.intent.name,
+            id(r.intent_data),
+            id(r.intent_sentence),
+            r.text_chunks_matched,
+            r.response,
+            r.context,
+            r.original_text,
+            [dataclasses.astuple(e) for e in r.entities_list],
+            [(type(e).__name__, dataclasses.astuple(e)) for e in r.unmatched_entities_list],
+            [dataclasses.astuple(c) for c in r.captures_list],
+        )
+        for r in results
+    ]
+
+
+@pytest.mark.skipif(not fastmatch.SUPPORTED, reason="the compiled matcher ports another hassil release")
+def test_compiled_matcher_returns_what_hassil_returns(
+    simulated_texts: list[tuple[str, Home, str | None]], home: Home
+) -> None:
+    nlu = HomeAssistantNlu()
+    prefilter = template_filter()
+    intents = load_intents()
+    other = make_household(5, 1).home
+    edge = [(text, h, a) for text in EDGE_CASES for h, a in ((home, "kitchen"), (other, None))]
+    for text, h, area in simulated_texts + edge:
+        forms, lists, _, context = nlu.hassil_inputs(text, h, area)
+        for unmatched in (False, True):
+            kw: dict[str, Any] = {
+                "slot_lists": lists,
+                "intent_context": context,
+                "allow_unmatched_entities": unmatched,
+                "language": "en",
+            }
+            reduced = prefilter.candidates(text, lists, allow_unmatched_entities=unmatched, forms=forms)
+            want = _dump(recognize_all(text, reduced, **kw))
+            assert _dump(fastmatch.recognize_all(text, reduced, **kw)) == want, (text, unmatched)
+        strict = {"slot_lists": lists, "intent_context": context, "language": "en", "best_slot_name": "name"}
+        assert _strict_key(fastmatch.recognize_best(text, reduced, **strict)) == _strict_key(
+            recognize_best(text, reduced, **strict)
+        ), text
+    for text, h, area in edge:  # all of Home Assistant's intents, no pre-filter
+        _, lists, _, context = nlu.hassil_inputs(text, h, area)
+        for unmatched in (False, True):
+            kw = {"slot_lists": lists, "intent_context": context, "allow_unmatched_entities": unmatched}
+            want = _dump(recognize_all(text, intents, **kw))
+            assert _dump(fastmatch.recognize_all(text, intents, **kw)) == want, (text, unmatched)
+
+
+def _plain_unmatched(text: str, h: Home, area: str | None) -> tuple[str | None, dict[str, str]]:
+    """Home Assistant's unmatched-entity pass over all intents with the home's full lists."""
+    context = {"area": {"value": area, "text": h.area_by_id[area].name}} if area in h.area_by_id else None
+    best, best_key = None, None
+    lists = slot_lists_for(h)
+    for res in recognize_all(
+        text, load_intents(), slot_lists=lists, intent_context=context, allow_unmatched_entities=True
+    ):
+        if res.text_chunks_matched < 1:
+            continue
+        n_unmatched = sum(
+            1
+            for e in res.unmatched_entities_list
+            if not (isinstance(e, UnmatchedTextEntity) and e.text == MISSING_ENTITY)
+        )
+        n_ranges = sum(1 for e in res.unmatched_entities_list if isinstance(e, UnmatchedRangeEntity))
+        key = (len(res.entities_list), -n_unmatched, n_ranges, res.text_chunks_matched)
+        if best_key is None or key > best_key:
+            best, best_key = res, key
+    if best is None:
+        return None, {}
+    unmatched = {
+        name: str(getattr(e, "text", getattr(e, "value", ""))).strip()
+        for name, e in best.unmatched_entities.items()
+        if getattr(e, "text", None) != MISSING_ENTITY
+    }
+    return (best.intent.name, unmatched) if unmatched else (None, {})
+
+
+def test_unmatched_pass_by_entity_bound_keeps_home_assistants_choice(
+    simulated_texts: list[tuple[str, Home, str | None]], home: Home
+) -> None:
+    nlu = HomeAssistantNlu()
+    cases = [(t, h, a) for t, h, a in simulated_texts[:60]]
+    cases += [(text, home, "kitchen") for text in EDGE_CASES]
+    for text, h, area in cases:
+        forms, lists, _, context = nlu.hassil_inputs(text, h, area)
+        got = nlu._unmatched(text, lists, context, forms)
+        assert (got.trace.intent, got.unmatched) == _plain_unmatched(text, h, area), text

@@ -36,6 +36,7 @@ from typing import Any
 
 from hassil import Intents
 from hassil.expression import (
+    Alternative,
     Expression,
     Group,
     ListReference,
@@ -98,6 +99,18 @@ class _Template:
     """Computed on first use (see ``bounded``)."""
     bounded: bool | None = None
     """Whether the vocabulary is bounded; ``None`` until computed."""
+    entity_bounds: _EntityBounds | None = None
+    """Computed on first use (see ``TemplateFilter.by_entity_bound``)."""
+
+
+@dataclass(frozen=True)
+class _EntityBounds:
+    """What bounds the number of entities of a template's results."""
+
+    lists: tuple[tuple[str, int], ...]
+    """(list name, most references to it on one path through the template)."""
+    fixed: int
+    """Fixed slots of the block plus slots it copies from the intent context."""
 
 
 @dataclass
@@ -156,10 +169,17 @@ class TemplateFilter:
             (sum(1 << fragments[f] for f in clause), 1 << bit) for clause, bit in clauses.items()
         )
         self._templates = [t for block in self._blocks for t in block.templates]
+        self._positions = {id(t.sentence): t.ident for t in self._templates}
         self._survivors: dict[int, list[_Template]] = {}
         self._reduced: OrderedDict[tuple[int, ...], Intents] = OrderedDict()
         self._cache_size = cache_size
         self._covers: dict[tuple[int, frozenset[str], str], bool] = {}
+
+    def position(self, sentence: Sentence | None) -> int:
+        """Where hassil tries ``sentence`` among the intents' templates (smaller: earlier)."""
+        if sentence is None or id(sentence) not in self._positions:
+            raise ValueError("not one of this filter's templates")
+        return self._positions[id(sentence)]
 
     def match_forms(self, text: str) -> tuple[str, str]:
         """The text as hassil matches it: normalized, with and without skip words."""
@@ -179,6 +199,51 @@ class TemplateFilter:
 
         ``forms`` is :meth:`match_forms` of ``text`` if the caller has it already.
         """
+        return self._intents_for(
+            tuple(t.ident for t in self._kept(text, slot_lists, allow_unmatched_entities, forms))
+        )
+
+    def by_entity_bound(
+        self,
+        text: str,
+        slot_lists: Mapping[str, SlotList],
+        forms: tuple[str, str] | None = None,
+    ) -> list[tuple[int, Intents]]:
+        """The unmatched-entity pass's candidates grouped by how many entities a result can have.
+
+        Returns (bound, intents) pairs, highest bound first; each ``intents`` holds, in hassil's
+        order, the candidate templates (:meth:`candidates` with ``allow_unmatched_entities``)
+        none of whose results -- matched or not, with any unmatched entities -- can have more
+        than ``bound`` entities. A result's entities are the slot lists it matched (one per
+        list reference on the path matched), the block's fixed slots and the slots copied
+        from the intent context; a list can only be matched if one of its values can occur
+        in the text (:meth:`_weight`), so references to the others count for nothing.
+        """
+        with_skip, no_skip = forms or self.match_forms(text)
+        kept = self._kept(text, slot_lists, True, (with_skip, no_skip))
+        weights: dict[str, int] = {}
+        haystack = _value_haystack(text, with_skip, no_skip)
+        groups: dict[int, list[int]] = {}
+        for template in kept:
+            bounds = self._bounds(template)
+            bound = bounds.fixed
+            for name, count in bounds.lists:
+                weight = weights.get(name)
+                if weight is None or template.scope.local_lists:
+                    weight = self._weight(name, template, slot_lists, haystack)
+                    if not template.scope.local_lists:
+                        weights[name] = weight
+                bound += count * weight
+            groups.setdefault(bound, []).append(template.ident)
+        return [(bound, self._intents_for(tuple(groups[bound]))) for bound in sorted(groups, reverse=True)]
+
+    def _kept(
+        self,
+        text: str,
+        slot_lists: Mapping[str, SlotList],
+        allow_unmatched_entities: bool,
+        forms: tuple[str, str] | None,
+    ) -> list[_Template]:
         with_skip, no_skip = forms or self.match_forms(text)
         haystack = f"{with_skip.casefold()}\n{no_skip.casefold()}"
         present = 0
@@ -200,7 +265,7 @@ class TemplateFilter:
         dynamic = _dynamic_pieces(slot_lists) if word_sets else None
         if dynamic is None or not set(slot_lists) <= self.dynamic_lists:
             word_sets = []
-        kept_ids: list[int] = []
+        kept: list[_Template] = []
         for template in survivors:
             if (
                 word_sets
@@ -208,8 +273,72 @@ class TemplateFilter:
                 and not self._may_cover(template, word_sets, dynamic or frozenset())
             ):
                 continue
-            kept_ids.append(template.ident)
-        return self._intents_for(tuple(kept_ids))
+            kept.append(template)
+        return kept
+
+    # --- entity bounds -----------------------------------------------------------------------
+
+    def _bounds(self, template: _Template) -> _EntityBounds:
+        if template.entity_bounds is None:
+            block = self._blocks[template.ident >> 16]
+            try:
+                counts = _list_counts(template.sentence.expression, template.scope.rules, ())
+            except ValueError:  # recursive or missing rules: no bound
+                counts, extra = {}, _UNBOUNDED
+            else:
+                extra = 0
+            copied = sum(
+                1
+                for value in (block.data.requires_context or {}).values()
+                if isinstance(value, Mapping) and value.get("slot")
+            )
+            template.entity_bounds = _EntityBounds(
+                tuple(sorted(counts.items())), len(block.data.slots or {}) + copied + extra
+            )
+        return template.entity_bounds
+
+    def _weight(
+        self, name: str, template: _Template, slot_lists: Mapping[str, SlotList], haystack: str | None
+    ) -> int:
+        """Entities one reference to list ``name`` (as hassil resolves it here) can add: 0 if
+        it cannot match the text, 1 if it can, :data:`_UNBOUNDED` if values hold lists.
+
+        ``haystack``: every form of the text hassil matches, lower-cased (``None`` for texts
+        that are not ASCII: then every list can match). A text list value that is a literal
+        chunk can only match where its text occurs; template values always count (and
+        :data:`_UNBOUNDED` if they may refer to lists); a number range needs a digit or one of
+        its number words; wildcards and unknown lists always count.
+        """
+        slot_list = template.scope.local_lists.get(name)
+        if slot_list is None:
+            slot_list = slot_lists.get(name)
+        if slot_list is None:
+            slot_list = template.scope.global_lists.get(name)
+        if isinstance(slot_list, TextSlotList):
+            weight = 0
+            for value in slot_list.values:
+                if not isinstance(value.text_in, TextChunk):
+                    if _has_list_reference(value.text_in, {}, set()):
+                        return _UNBOUNDED
+                    weight = 1
+                elif weight == 0:
+                    value_text = value.text_in.text.strip()
+                    if haystack is None or not value_text.isascii() or value_text.lower() in haystack:
+                        weight = 1
+            return weight
+        if haystack is None:
+            return 1
+        if isinstance(slot_list, RangeSlotList):
+            if any(c.isdigit() for c in haystack):
+                return 1
+            if not slot_list.words:
+                return 0
+            try:
+                pieces = _range_pieces(slot_list, template.scope.language)
+            except _Unfilterable:
+                return 1
+            return int(any(piece in haystack for piece in pieces))
+        return 1
 
     # --- word coverage ---------------------------------------------------------------------
 
@@ -287,6 +416,49 @@ class TemplateFilter:
         if len(self._reduced) > self._cache_size:
             self._reduced.popitem(last=False)
         return reduced
+
+
+_UNBOUNDED = 1 << 20
+"""An entity bound that bounds nothing."""
+
+
+def _list_counts(
+    expression: Expression, rules: Mapping[str, Sentence], seen: tuple[str, ...]
+) -> dict[str, int]:
+    """Per list name, at least the number of references to it on any one path (captures,
+    which make no entity, excluded); a path through a sequence or permutation takes every
+    item, through an alternative one item."""
+    if isinstance(expression, ListReference):
+        return {} if expression.is_capture else {expression.list_name: 1}
+    if isinstance(expression, Alternative):
+        out: dict[str, int] = {}
+        for item in expression.items:
+            for name, count in _list_counts(item, rules, seen).items():
+                out[name] = max(out.get(name, 0), count)
+        return out
+    if isinstance(expression, Group):  # sequences and permutations
+        out = {}
+        for item in expression.items:
+            for name, count in _list_counts(item, rules, seen).items():
+                out[name] = out.get(name, 0) + count
+        return out
+    if isinstance(expression, RuleReference):
+        name = expression.rule_name
+        if name in seen:
+            raise ValueError(f"recursive expansion rule <{name}>")
+        if name not in rules:
+            raise ValueError(f"missing expansion rule <{name}>")
+        return _list_counts(rules[name].expression, rules, (*seen, name))
+    return {}
+
+
+def _value_haystack(text: str, with_skip: str, no_skip: str) -> str | None:
+    """Every form of an ASCII text hassil matches, lower-cased; ``None`` for other texts."""
+    if not text.isascii():
+        return None
+    return "\n".join(
+        form for t in (with_skip.lower(), no_skip.lower()) for form in (t, t.translate(_BREAK_WORDS))
+    )
 
 
 def _segments(word: str, pieces: frozenset[str], extra: frozenset[str]) -> bool:

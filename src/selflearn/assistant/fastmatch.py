@@ -280,8 +280,33 @@ def _chunk(text: str) -> Matcher:
     ends_word = text.endswith(WORD_END_CHARS)
     chunk_stripped_len = len(text.strip())
 
+    space = not text.strip()
+
     def match(settings: Any, ctx: _Ctx) -> Iterator[_Ctx]:
         context_text = ctx.text
+        if space and ctx.is_start_of_word:
+            # A whitespace chunk at the start of a word is "" once stripped: it matches at
+            # once, consuming the text's leading whitespace, and closes nothing -- unless an
+            # open wildcard is still empty (handled below, as in hassil).
+            entities = ctx.entities
+            if not entities or not (
+                (last := entities[-1]).is_wildcard and last.is_wildcard_open and not last.text.strip()
+            ):
+                stripped_context_text = context_text.lstrip()
+                yield _Ctx(
+                    stripped_context_text,
+                    entities,
+                    ctx.intent_context,
+                    ends_word,
+                    ctx.unmatched_entities,
+                    ctx.text_chunks_matched,
+                    ctx.intent_sentence,
+                    ctx.intent_data,
+                    ctx.captures,
+                    ctx.original_text,
+                    ctx.text_index + len(context_text) - len(stripped_context_text),
+                )
+                return
         if ctx.is_start_of_word:
             form = word_form
             stripped_context_text = context_text.lstrip()
@@ -469,59 +494,134 @@ def _chunk(text: str) -> Matcher:
 
 
 def _alternative(expressions: list[Expression]) -> Matcher:
-    items = [compile_expression(item) for item in expressions]
-    # Which items can yield anything when the text starts with a given ASCII character, for a
-    # context at the start of a word (chunks' leading whitespace stripped) and one that is not.
-    # A chunk whose text does not start with that character (case-insensitively; both ASCII)
-    # cannot match there, and when no wildcard or unmatched entity is open and the text has no
-    # "-" or "_" to break words at, such a chunk yields nothing and changes nothing. Every
-    # other item (empty or whitespace chunks, chunks starting with a non-ASCII character,
-    # lists, rules, groups) is always tried. Items keep their order.
-    firsts: list[tuple[str | None, str | None]] = []
-    for item in expressions:
-        if type(item) is TextChunk and item.text.strip():
-            word, mid = item.text.lstrip()[:1], item.text[:1]
-            firsts.append(
-                (
-                    word.lower() if word.isascii() and not word.isspace() else None,
-                    mid.lower() if mid.isascii() and not mid.isspace() else None,
-                )
-            )
-        else:
-            firsts.append((None, None))
-    by_char: tuple[dict[str, list[Matcher]], dict[str, list[Matcher]]] = ({}, {})
+    """Each item in turn; items that provably yield nothing here are not tried.
 
-    def candidates(at_word: bool, char: str) -> list[Matcher]:
-        table = by_char[0 if at_word else 1]
-        found = table.get(char)
+    With the context at the start of a word, no open wildcard, no open unmatched entity and
+    no "-" or "_" in the text (so no word breaking), an item all of whose matches must begin
+    with a chunk starting with one of the characters :func:`_first_chars` finds cannot match
+    a text starting with another character -- and trying it changes nothing (hassil only
+    mutates shared state when something matches). Skipping it leaves the results, their
+    order and every side effect as they were. Items keep their order.
+    """
+    items = [compile_expression(item) for item in expressions]
+    tables: dict[int, tuple[Any, dict[str, list[Matcher]], list[Expression], _ByChars]] = {}
+
+    def candidates(rules: dict[str, Sentence], char: str) -> list[Matcher]:
+        entry = tables.get(id(rules))
+        if entry is None or entry[0] is not rules:
+            entry = tables[id(rules)] = (rules, {}, [], {})
+            entry[2].extend(expressions)
+        by_char = entry[1]
+        found = by_char.get(char)
         if found is None:
-            found = table[char] = [
+            found = by_char[char] = [
                 item
-                for item, first in zip(items, firsts, strict=True)
-                if first[0 if at_word else 1] in (None, char)
+                for item, expression in zip(items, entry[2], strict=True)
+                if (first := _first_chars(expression, rules, ())) is None or char in first
+            ]
+        return found
+
+    def candidates_any(rules: dict[str, Sentence], chars: frozenset[str]) -> list[Matcher]:
+        entry = tables.get(id(rules))
+        if entry is None or entry[0] is not rules:
+            entry = tables[id(rules)] = (rules, {}, [], {})
+            entry[2].extend(expressions)
+        by_chars = entry[3]
+        found = by_chars.get(chars)
+        if found is None:
+            if len(by_chars) >= 4096:
+                by_chars.clear()
+            found = by_chars[chars] = [
+                item
+                for item, expression in zip(items, entry[2], strict=True)
+                if (first := _first_chars(expression, rules, ())) is None or not first.isdisjoint(chars)
             ]
         return found
 
     def match(settings: Any, ctx: _Ctx) -> Iterator[_Ctx]:
-        text = ctx.text
-        at_word = ctx.is_start_of_word
-        if at_word:
-            text = text.lstrip()
-        if (
-            text
-            and text[0].isascii()
-            and ("-" not in text)
-            and ("_" not in text)
-            and (_open_wildcard(ctx) is None)
-            and ((not settings.allow_unmatched_entities) or (ctx.get_open_entity() is None))
-        ):
-            for item in candidates(at_word, text[0].lower()):
-                yield from item(settings, ctx)
-            return
+        if ctx.is_start_of_word:
+            text = ctx.text.lstrip()
+            if text and ("-" not in text) and ("_" not in text) and (_open_wildcard(ctx) is None):
+                if not settings.allow_unmatched_entities or ctx.get_open_entity() is None:
+                    if text[0].isascii():
+                        for item in candidates(settings.expansion_rules, text[0].lower()):
+                            yield from item(settings, ctx)
+                        return
+                elif text.isascii():
+                    # An open unmatched entity lets a chunk also match after any whitespace
+                    # further on (hassil's skip-ahead), so every character that follows
+                    # whitespace in the text may start a match too.
+                    for item in candidates_any(settings.expansion_rules, _start_chars(text)):
+                        yield from item(settings, ctx)
+                    return
         for item in items:
             yield from item(settings, ctx)
 
     return match
+
+
+_ByChars = dict[frozenset[str], list[Matcher]]
+_FIRST: dict[tuple[int, int], tuple[Expression, Any, frozenset[str] | None]] = {}
+_START_CHARS: dict[str, frozenset[str]] = {}
+
+
+def _start_chars(text: str) -> frozenset[str]:
+    """Lower-cased first character of an ASCII ``text`` and every character after whitespace."""
+    found = _START_CHARS.get(text)
+    if found is None:
+        chars = {text[0].lower()}
+        for i in range(1, len(text)):
+            if text[i - 1].isspace():
+                chars.add(text[i].lower())
+        found = frozenset(chars)
+        if len(_START_CHARS) >= _MAX_CHUNKS:
+            _START_CHARS.clear()
+        _START_CHARS[text] = found
+    return found
+
+
+
+def _first_chars(
+    expression: Expression, rules: dict[str, Sentence], seen: tuple[str, ...]
+) -> frozenset[str] | None:
+    """Lower-cased first characters of the text any match of ``expression`` starts by
+    consuming, at the start of a word; ``None`` when that cannot be bounded (it may match
+    without consuming text, or starts with a list, a permutation, a non-ASCII or a space).
+
+    hassil matches chunks with ``re.IGNORECASE``; for ASCII characters on both sides that is
+    equality after ``lower()``. The caller only uses this for texts starting with an ASCII
+    character.
+    """
+    key = (id(expression), id(rules))
+    cached = _FIRST.get(key)
+    if cached is not None and cached[0] is expression and cached[1] is rules:
+        return cached[2]
+    first: frozenset[str] | None = None
+    if type(expression) is TextChunk:
+        text = expression.text.lstrip()
+        if text and text[0].isascii():
+            first = frozenset((text[0].lower(),))
+    elif isinstance(expression, Alternative):
+        chars: set[str] = set()
+        for item in expression.items:
+            item_first = _first_chars(item, rules, seen)
+            if item_first is None:
+                break
+            chars |= item_first
+        else:
+            first = frozenset(chars)
+    elif isinstance(expression, Sequence):
+        # An empty sequence matches nothing at all (hassil yields nothing for it).
+        first = _first_chars(expression.items[0], rules, seen) if expression.items else frozenset()
+    elif isinstance(expression, RuleReference):
+        name = expression.rule_name
+        if name in rules and name not in seen:
+            first = _first_chars(rules[name].expression, rules, (*seen, name))
+    if not seen:
+        if len(_FIRST) >= _MAX_CHUNKS:
+            _FIRST.clear()
+        _FIRST[key] = (expression, rules, first)
+    return first
 
 
 def _sequence(items: list[Matcher]) -> Matcher:
@@ -1048,7 +1148,11 @@ def recognize_all(
                     continue
             settings = _Settings(
                 {**all_slot_lists, **intent_data.slot_lists},
-                {**expansion_rules, **intent_data.expansion_rules},
+                # hassil merges into a new dict; matching only reads it, and sharing the
+                # intents' own dict lets compiled alternatives cache what they derive from it.
+                {**expansion_rules, **intent_data.expansion_rules}
+                if intent_data.expansion_rules
+                else expansion_rules,
                 allow_unmatched_entities,
                 language,
             )

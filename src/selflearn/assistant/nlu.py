@@ -338,34 +338,49 @@ class HomeAssistantNlu:
         context: dict[str, Any] | None,
         forms: tuple[str, str],
     ) -> NluResult:
-        """Home Assistant's last pass: allow unknown names, only to explain the failure."""
+        """Home Assistant's last pass: allow unknown names, only to explain the failure.
+
+        Home Assistant keeps the first result (in hassil's order) with the greatest key
+        (entities, fewest unmatched, ranges, literal text matched). Templates are matched in
+        groups by an upper bound on their results' entity count, highest first
+        (:meth:`TemplateFilter.by_entity_bound`); once the best key has more entities than
+        the next group's bound, nothing left can beat or tie it. Ties between groups go to
+        the result hassil would have produced first (template position, then order).
+        """
         best: Any = None
         best_key: tuple[int, int, int, int] | None = None
+        best_at: tuple[int, int] = (0, 0)
         recognize = fastmatch.recognize_all if self._fast else recognize_all
-        for res in recognize(
-            text,
-            self._filter.candidates(text, lists, allow_unmatched_entities=True, forms=forms),
-            slot_lists=lists,
-            intent_context=context,
-            allow_unmatched_entities=True,
-            language="en",
-        ):
-            if res.text_chunks_matched < 1:
-                continue
-            n_unmatched = 0
-            n_ranges = 0
-            for ent in res.unmatched_entities_list:
-                if isinstance(ent, UnmatchedTextEntity):
-                    if ent.text != MISSING_ENTITY:
+        n = 0
+        for bound, intents in self._filter.by_entity_bound(text, lists, forms=forms):
+            if best_key is not None and bound < best_key[0]:
+                break
+            for res in recognize(
+                text,
+                intents,
+                slot_lists=lists,
+                intent_context=context,
+                allow_unmatched_entities=True,
+                language="en",
+            ):
+                n += 1
+                if res.text_chunks_matched < 1:
+                    continue
+                n_unmatched = 0
+                n_ranges = 0
+                for ent in res.unmatched_entities_list:
+                    if isinstance(ent, UnmatchedTextEntity):
+                        if ent.text != MISSING_ENTITY:
+                            n_unmatched += 1
+                    elif isinstance(ent, UnmatchedRangeEntity):
                         n_unmatched += 1
-                elif isinstance(ent, UnmatchedRangeEntity):
-                    n_unmatched += 1
-                    n_ranges += 1
-                else:
-                    n_unmatched += 1
-            key = (len(res.entities_list), -n_unmatched, n_ranges, res.text_chunks_matched)
-            if best_key is None or key > best_key:
-                best, best_key = res, key
+                        n_ranges += 1
+                    else:
+                        n_unmatched += 1
+                key = (len(res.entities_list), -n_unmatched, n_ranges, res.text_chunks_matched)
+                at = (self._filter.position(res.intent_sentence), n)
+                if best_key is None or key > best_key or (key == best_key and at < best_at):
+                    best, best_key, best_at = res, key, at
         if best is None:
             return NluResult(NluTrace(matched=False, matcher="none"))
         unmatched = {
