@@ -486,6 +486,8 @@ class Service:
         self._stop.set()
         if self.metrics.on_gc in gc.callbacks:
             gc.callbacks.remove(self.metrics.on_gc)
+        if self.config.freeze_gc:
+            gc.unfreeze()  # let the interpreter finalize what was frozen
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         if self.executor is not None:
@@ -543,15 +545,16 @@ class Service:
                 previous = self.artifact
                 new = fresh.rewriter
                 old = previous.rewriter
-                # Hand over what was learned online; the embedding function must be the new
-                # rewriter's (a bound method of the old one would keep the old index alive).
-                old.personal.embed = None
-                carried = Rewriter(
-                    new.knowledge, new.ranker, new.table, new.embedder, new.config, personal=old.personal
-                )
-                carried.homes = old.homes
-                carried.path = new.path
-                self.artifact = replace(fresh, rewriter=carried)
+                # Hand over what was learned online. The embedding function becomes the new
+                # rewriter's (a bound method of the old one would keep the old index alive),
+                # and the new rewriter's own empty layer lets go of it, so no reference cycle is
+                # left for the cyclic collector (which gc.freeze puts out of reach).
+                own = new.personal
+                old.personal.embed = own.embed
+                own.embed = None
+                new.personal = old.personal
+                new.homes = old.homes
+                self.artifact = fresh
                 self.last_reload_error = None
             self.metrics.reloads.labels("ok").inc()
             self._publish(self.artifact, previous)
