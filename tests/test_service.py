@@ -480,3 +480,15 @@ def test_serve_command_help() -> None:
     assert res.exit_code == 0, res.output
     for option in ("--rewriter", "--store", "--host", "--port"):
         assert option in res.stdout
+
+
+def test_what_was_learned_survives_a_reload(client: TestClient, folder_b: Path) -> None:
+    client.put("/v1/homes/h1", json=HOME)
+    client.post("/v1/turns", json=_retry_pair(0) + _retry_pair(1))
+    assert _ask(client, "lights out in the kitchen")["layer"] == "personal"
+    res = client.post("/v1/admin/reload", json={"folder": str(folder_b)})
+    assert res.status_code == 200 and res.json()["version"] != res.json()["previous"]
+    out = _ask(client, "lights out in the kitchen")
+    assert out["layer"] == "personal" and out["version"] == res.json()["version"]
+    assert _ask(client)["text"] == "switch off the lights in the kitchen"  # the new table, the old home
+    assert client.get("/healthz").json()["households"] == 1
