@@ -163,12 +163,24 @@ class TemplateFilter:
                     templates.append(_Template(ident, sentence, required, has_lists, scope))
                 self._blocks.append(_Block(intent.name, data, templates))
         # hassil's test per template: every clause has a fragment in the text. Bit sets make it
-        # one pass over the fragments, one over the distinct clauses, one AND per template.
-        self._fragments = tuple((f, 1 << bit) for f, bit in fragments.items())
-        self._clauses = tuple(
-            (sum(1 << fragments[f] for f in clause), 1 << bit) for clause, bit in clauses.items()
-        )
+        # one pass over the fragments (each present fragment satisfies its clauses), then the
+        # templates whose clauses are all satisfied, read off a bit set over the templates.
+        satisfies: dict[str, int] = {}
+        for clause, bit in clauses.items():
+            for fragment in clause:
+                satisfies[fragment] = satisfies.get(fragment, 0) | 1 << bit
+        self._fragments = tuple((f, satisfies[f]) for f in fragments)
+        self._all_clauses = (1 << len(clauses)) - 1
         self._templates = [t for block in self._blocks for t in block.templates]
+        # Per clause, the templates (as bits, in hassil's order) that require it.
+        self._requiring = [0] * len(clauses)
+        for index, template in enumerate(self._templates):
+            required = template.clauses
+            while required:
+                low = required & -required
+                self._requiring[low.bit_length() - 1] |= 1 << index
+                required ^= low
+        self._all_templates = (1 << len(self._templates)) - 1
         self._positions = {id(t.sentence): t.ident for t in self._templates}
         self._survivors: dict[int, list[_Template]] = {}
         self._reduced: OrderedDict[tuple[int, ...], Intents] = OrderedDict()
@@ -246,20 +258,27 @@ class TemplateFilter:
     ) -> list[_Template]:
         with_skip, no_skip = forms or self.match_forms(text)
         haystack = f"{with_skip.casefold()}\n{no_skip.casefold()}"
-        present = 0
-        for fragment, bit in self._fragments:
+        satisfied = 0
+        for fragment, clause_bits in self._fragments:
             if fragment in haystack:
-                present |= bit
-        failed = 0
-        for fragment_bits, clause_bit in self._clauses:
-            if not fragment_bits & present:
-                failed |= clause_bit
+                satisfied |= clause_bits
+        failed = self._all_clauses & ~satisfied
         survivors = self._survivors.get(failed)
         if survivors is None:
-            survivors = [t for t in self._templates if not t.clauses & failed]
+            dead = 0
+            while failed:
+                low = failed & -failed
+                dead |= self._requiring[low.bit_length() - 1]
+                failed ^= low
+            alive = self._all_templates & ~dead
+            survivors = []
+            while alive:
+                low = alive & -alive
+                survivors.append(self._templates[low.bit_length() - 1])
+                alive ^= low
             if len(self._survivors) > self._cache_size:
                 self._survivors.clear()
-            self._survivors[failed] = survivors
+            self._survivors[self._all_clauses & ~satisfied] = survivors
 
         word_sets = self._word_sets(text, with_skip, no_skip)
         dynamic = _dynamic_pieces(slot_lists) if word_sets else None

@@ -301,11 +301,11 @@ class HomeAssistantNlu:
             _memoize_gazetteer_tokenizer()
             self._gazetteer = GazetteerMatcher(home=home.to_gazetteer())
             self._gazetteer_home = home.fingerprint
-            _memoize_fuzzy_batches(self._gazetteer.tagger)
+            _memoize_gazetteer_home(self._gazetteer)
         elif self._gazetteer_home != home.fingerprint:
             self._gazetteer.set_home(home.to_gazetteer())
             self._gazetteer_home = home.fingerprint
-            _memoize_fuzzy_batches(self._gazetteer.tagger)
+            _memoize_gazetteer_home(self._gazetteer)
         area = home.area_by_id.get(context_area or "")
         interp = self._gazetteer.interpret(text, context_area=area.name if area else None)
         if not interp.accepted or not interp.frames:
@@ -412,6 +412,29 @@ _EXTRACT_MEMOS: OrderedDict[tuple[Any, ...], dict[tuple[Any, ...], tuple[Any, ..
 """Fuzzy-search results per set of choices (content-keyed, so homes share the action phrases)."""
 _EXTRACT_MEMO_SETS = 64
 _EXTRACT_MEMO_SIZE = 1 << 17
+
+
+def _memoize_gazetteer_home(matcher: Any) -> None:
+    """Memoize what this gazetteer matcher recomputes on every call from its home alone.
+
+    Call after every (re)build of its home: the fuzzy searches of its new tagger
+    (:func:`_memoize_fuzzy_batches`) and the resolution of the satellite's area, which
+    ``interpret`` looks up by tokenizing every area name of the home on each call; a pure
+    function of the home and the area name (errors are not memoized, they are raised again).
+    Only this matcher is changed (instance attributes), not the class.
+    """
+    _memoize_fuzzy_batches(matcher.tagger)
+    resolve = type(matcher)._resolve_home_context.__get__(matcher)
+    resolved: dict[tuple[str | None, str | None], Any] = {}
+
+    def resolve_home_context(context_area: str | None, context_floor: str | None) -> Any:
+        key = (context_area, context_floor)
+        found = resolved.get(key)
+        if found is None:
+            found = resolved[key] = resolve(context_area, context_floor)  # a frozen dataclass
+        return found
+
+    matcher._resolve_home_context = resolve_home_context
 
 
 def _memoize_fuzzy_batches(tagger: Any) -> None:
