@@ -203,7 +203,7 @@ def proc_cpu_s(pid: int) -> float:
 
 def start_server(args: argparse.Namespace, port: int, log_path: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "selflearn", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--timeout-ms", str(args.timeout_ms)]
+    cmd += ["--timeout-ms", str(args.timeout_ms), "--decision-threads", str(args.decision_threads)]
     if args.rewriter is not None:
         cmd += ["--rewriter", str(args.rewriter)]
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -396,6 +396,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections of the generator")
     parser.add_argument("--timeout-ms", type=float, default=50.0, help="the service's decision timeout")
     parser.add_argument(
+        "--decision-threads", type=int, default=0, help="the service's decision threads (0: event loop)"
+    )
+    parser.add_argument(
         "--client-timeout", type=float, default=5.0, help="seconds before a request is an error"
     )
     parser.add_argument(
@@ -569,6 +572,7 @@ def summarize(
         "homes": len(workload.homes),
         "learned_records": len(workload.history),
         "nice": args.nice,
+        "decision_threads": args.decision_threads,
         "rate_target": args.rate,
         "duration_s": args.duration,
         "requests": len(measured),

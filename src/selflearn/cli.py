@@ -639,11 +639,11 @@ def serve_cmd(
     decision_threads: Annotated[
         int,
         typer.Option(
-            help="0: decide on the event loop (fastest). N: on N threads, so a slow decision is answered "
-            "with the original text at the timeout instead of when it ends.",
+            help="Threads deciding rewrites: a slow decision is answered with the original text at the "
+            "timeout, and decisions overlap with HTTP work. 0: on the event loop (table-only rewriters).",
             min=0,
         ),
-    ] = 0,
+    ] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request (uvicorn access log).")] = False,
 ) -> None:
     """Serve the online rewriter over HTTP (one process; run replicas for more).

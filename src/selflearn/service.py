@@ -115,10 +115,13 @@ class ServiceConfig:
     """Most records in one ``POST /v1/turns`` (413 above)."""
     request_timeout_ms: float = 50.0
     """A rewrite decision not ready after this long is answered with the original text."""
-    decision_threads: int = 0
-    """0: decide on the event loop (fastest; a decision that ends after the timeout is answered
-    with the original text). 1 or more: decide on that many threads, so the answer comes at the
-    timeout even while a slow decision still runs (costs a thread hand-off per request)."""
+    decision_threads: int = 1
+    """Threads that decide rewrites (one decides at a time). With 1 or more, the answer comes at
+    the timeout even while a slow decision still runs, and the parts of a decision that release
+    the interpreter lock (LightGBM, faiss, the tokenizer) overlap with the HTTP work of other
+    requests. 0: decide on the event loop, which saves a thread hand-off per request (best for a
+    table-only rewriter); a decision that ends after the timeout is then answered with the
+    original text when it ends."""
     watch_s: float | None = None
     """Poll the rewriter folder every this many seconds and reload when ``rewriter.json``
     changes (None: reload only through ``POST /v1/admin/reload``)."""
