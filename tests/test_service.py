@@ -495,3 +495,15 @@ def test_what_was_learned_survives_a_reload(client: TestClient, folder_b: Path) 
     assert out["layer"] == "personal" and out["version"] == res.json()["version"]
     assert _ask(client)["text"] == "switch off the lights in the kitchen"  # the new table, the old home
     assert client.get("/healthz").json()["households"] == 1
+
+
+def test_unusable_store_leaves_rewriting_up(folder_a: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-store.duckdb"
+    bad.write_bytes(b"this is not a DuckDB file" * 100)
+    with TestClient(create_app(ServiceConfig(rewriter=folder_a, store=bad))) as c:
+        health = c.get("/healthz").json()
+        assert health["status"] == "degraded" and "failed to open" in health["reasons"][0]
+        assert _ask(c, home=HOME)["rewritten"]
+        res = c.post("/v1/turns", json=[turn_dict("t1")])
+        assert res.status_code == 503 and "nothing was stored" in res.json()["detail"]
+        assert c.delete("/v1/households/h1").status_code == 503

@@ -449,7 +449,14 @@ class Service:
         self.last_reload_error: str | None = None
         self._homes: OrderedDict[bytes, Home] = OrderedDict()
         self._watcher: threading.Thread | None = None
-        self.store: Store | None = Store(config.store) if config.store is not None else None
+        self.store: Store | None = None
+        self.store_error: str | None = None
+        if config.store is not None:
+            try:
+                self.store = Store(config.store)
+            except Exception as exc:  # the rewrite path must not depend on the store
+                self.store_error = f"store {config.store} failed to open: {exc}"
+                log.error("%s -- POST /v1/turns answers 503", self.store_error)
         if rewriter is not None:
             self.artifact = Artifact(rewriter, True, _version_of(rewriter, None), rewriter.path, None, _now())
             self.artifact = replace(self.artifact, parts=_parts(rewriter))
@@ -677,10 +684,12 @@ class Service:
         batch = f"http:{uuid.uuid4().hex[:12]}"
         rejected: list[Quarantined]
         fresh: list[tuple[int, Turn | Feedback]] = []
-        if self.store is not None:
+        if self.config.store is not None:
             with self.store_lock:
                 if self.store is None:
-                    raise StoreClosed("the store is closed (the service is shutting down)")
+                    raise StoreClosed(
+                        self.store_error or "the store is closed (the service is shutting down)"
+                    )
                 report = self.store.ingest_records(rows, source=batch, quarantine_path=self.config.quarantine)
             for i in report.stored_rows:
                 fresh.append((i, LOG_RECORD.validate_python(rows[i])))
@@ -707,12 +716,12 @@ class Service:
         self.metrics.observed.inc(len(fresh))
         balanced = (
             len(rows) == stored + present + len(rejected)
-            if self.store is not None
+            if self.config.store is not None
             else len(rows) == accepted + len(rejected)
         )
         return TurnsResponse(
             batch=batch,
-            persisted=self.store is not None,
+            persisted=self.config.store is not None,
             read=len(rows),
             stored=stored,
             already_present=present,
@@ -735,10 +744,12 @@ class Service:
             had_home = household_id in rewriter.homes
             had_memory = rewriter.forget(household_id)
         store_rows = None
-        if self.store is not None:
+        if self.config.store is not None:
             with self.store_lock:
                 if self.store is None:
-                    raise StoreClosed("the store is closed (the service is shutting down)")
+                    raise StoreClosed(
+                        self.store_error or "the store is closed (the service is shutting down)"
+                    )
                 store_rows = self.store.forget_household(household_id)
         self.metrics.forgotten.inc()
         not_deleted = [
@@ -757,11 +768,13 @@ class Service:
     def health(self) -> HealthResponse:
         art = self.artifact
         reasons = [] if art.ok else [f"{art.error} -- passing requests through"]
+        if self.store_error is not None:
+            reasons.append(f"{self.store_error} -- POST /v1/turns answers 503 and nothing is stored")
         warnings = [self.last_reload_error] if self.last_reload_error else []
         if self._reload_lock.locked():
             warnings.append("a reload is running")
         return HealthResponse(
-            status="ok" if art.ok else "degraded",
+            status="ok" if not reasons else "degraded",
             reasons=reasons,
             warnings=warnings,
             version=art.version,
