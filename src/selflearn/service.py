@@ -578,6 +578,7 @@ class Service:
 
     def _freeze(self) -> None:
         if self.config.freeze_gc:
+            gc.collect(1)  # young garbage only (cheap): what is frozen is never collected
             gc.freeze()
 
     def _publish(self, art: Artifact, previous: Artifact | None) -> None:
