@@ -112,7 +112,7 @@ def train(store_path: Path, args: Any) -> Path:
 
 
 def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
-    out = CACHE / f"replay-{name}-{arm}"
+    out = CACHE / f"replay-{name}-{arm}" if arm == "control" else CACHE / f"replay-{name}-{arm}-{args.mode}"
     if (out / "manifest.json").exists() and not args.rebuild and (arm == "control" or not args.retrain):
         return out
     have = find_data_dir(None) is not None
@@ -136,7 +136,7 @@ def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
         household_prefix="ev",
         phrasing_split=split,  # type: ignore[arg-type]
         corpora=corpora,
-        assistant=AssistantConfig(asr=asr),
+        assistant=AssistantConfig(asr=asr, rewrite_when=args.mode),
         workers=args.workers,
     )
     rewriter = None
@@ -190,6 +190,12 @@ def main() -> None:
     )
     parser.add_argument("--rephrase-model", type=Path, default=None)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--mode",
+        choices=("on_failure", "before"),
+        default="on_failure",
+        help="consult the rewriter only when the NLU failed (default) or before the NLU on every request",
+    )
     parser.add_argument("--populations", default="seen,held-out")
     parser.add_argument("--rebuild", action="store_true", help="re-simulate the replays")
     parser.add_argument("--rebuild-train", action="store_true")
@@ -207,11 +213,12 @@ def main() -> None:
         f"{report['queries']:,} queries, {report['rows']:,} candidate rows ({report['positives']:,} positive)"
     )
     print(f"  knowledge: {report['knowledge']}")
-    cal = report["calibration"]
-    print(
-        f"  threshold {cal['threshold']:.3f} (calibrated on held-out training households: "
-        f"{cal['wins']} wins, {cal['losses']} losses, {cal['unknown']} unknown of {cal['rewrites']} rewrites)"
-    )
+    for mode, cal in report["calibration"].items():
+        print(
+            f"  threshold ({mode}) {cal['threshold']:.3f}, calibrated on held-out training households: "
+            f"{cal['wins']} est. wins, {cal['losses']} est. losses, {cal['unknown']} unknown of "
+            f"{cal['rewrites']} rewrites"
+        )
 
     populations = args.populations.split(",") + (["real"] if args.real else [])
     lines = [

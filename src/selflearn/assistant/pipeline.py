@@ -16,7 +16,7 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from selflearn.assistant.execute import NO_MATCH_RESPONSE, Effect, execute
 from selflearn.assistant.home import Home, HomeState
@@ -55,6 +55,9 @@ class RewriteContext:
     """The device context as logged."""
     timestamp: datetime
     """When the request was spoken."""
+    failed: bool | None = None
+    """``True`` when the rewriter is consulted because the NLU already failed on the text
+    (``AssistantConfig.rewrite_when="on_failure"``); ``None`` when it runs before the NLU."""
 
 
 class RewriteHook(Protocol):
@@ -90,12 +93,20 @@ class AssistantConfig:
     """ASR or NLU confidence below which a turn counts as low-confidence."""
     wake_threshold: float = 0.5
     """Wake-word scores below this never open a turn."""
+    rewrite_when: Literal["before", "on_failure"] = "before"
+    """When a rewriter is consulted: ``before`` the NLU on every request, or ``on_failure``: only
+    when the NLU matched nothing or could not resolve a name (like Home Assistant's fallback
+    agents), with ``RewriteContext.failed`` set."""
 
     def __post_init__(self) -> None:
         for name in ("feedback_rate", "feedback_rate_low_confidence", "low_confidence", "wake_threshold"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"AssistantConfig.{name} must be between 0 and 1, got {value!r}")
+        if self.rewrite_when not in ("before", "on_failure"):
+            raise ConfigError(
+                f"AssistantConfig.rewrite_when must be before or on_failure, not {self.rewrite_when!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -257,10 +268,19 @@ class Assistant:
         context_area = _area_id(device.area, state)
         rewrite = None
         if self.rewriter is not None:
-            rewrite = self.rewrite(
-                text,
-                RewriteContext(state.home, context_area, user_id, household_id, device, timestamp),
-            )
+            failed: bool | None = None
+            if self.config.rewrite_when == "on_failure":
+                _nlu_first, resolution_first = self.understand(
+                    text, state, context_area, explain_failures=False
+                )
+                failed = resolution_first is None or not resolution_first.trace.ok
+            if failed is not False:
+                rewrite = self.rewrite(
+                    text,
+                    RewriteContext(
+                        state.home, context_area, user_id, household_id, device, timestamp, failed
+                    ),
+                )
         effect_without: Effect | None = None
         if rewrite is not None:
             before = state.copy()

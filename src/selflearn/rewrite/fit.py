@@ -39,7 +39,7 @@ from selflearn.rewrite.embed import StaticEmbedder
 from selflearn.rewrite.features import FEATURES, featurize
 from selflearn.rewrite.knowledge import DelexCache, Knowledge, KnowledgeConfig, build_knowledge
 from selflearn.rewrite.logs import LogTurn, chains, read_homes, read_log, signature
-from selflearn.rewrite.ranker import Calibration, Ranker, calibrate, outcomes
+from selflearn.rewrite.ranker import Ranker, calibrate, outcomes, query_row
 from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig
 from selflearn.store import Store
 
@@ -56,7 +56,7 @@ class FitConfig:
     target_ratio: float = 20.0
     """Estimated wins per estimated loss the threshold is calibrated for."""
     sensitive_margin: float = 0.1
-    """The sensitive-intent threshold is the calibrated one plus this (at most 0.99)."""
+    """The threshold for sensitive intents is the calibrated one plus this (at most 0.99)."""
     seed: int = 0
 
 
@@ -78,13 +78,37 @@ class FitReport:
 
 
 @dataclass
-class _Rows:
-    x: list[np.ndarray] = field(default_factory=list)
-    y: list[np.ndarray] = field(default_factory=list)
-    household: list[str] = field(default_factory=list)
-    """Household of each query (one per entry of ``x``)."""
-    outcome: list[np.ndarray] = field(default_factory=list)
-    """Per query, per candidate: 1 win, -1 loss, 0 unknown, 2 harmless."""
+class Query:
+    """One training request: its candidates' features and what the logs say about it."""
+
+    turn_id: str
+    household: str
+    x: np.ndarray
+    """Candidate feature rows."""
+    intents: list[str]
+    """Each candidate's intent."""
+    labels: np.ndarray
+    """1 where the candidate has the signature of the user's successful reformulation."""
+    failed: bool
+    """The assistant did not succeed (result status), as a caller behind the NLU would know."""
+    defect: bool
+    """The defect detector's verdict."""
+    fix_intent: str | None
+    """Intent of the successful reformulation, if the user got there."""
+    own_intent: str | None
+    """The request's own intent when it worked."""
+
+    def outcome(self, best: int) -> int:
+        """Estimated outcome of rewriting to candidate ``best``: 1 win, -1 loss, 0 unknown,
+        2 harmless (see :class:`~selflearn.rewrite.ranker.Calibration`)."""
+        intent = self.intents[best]
+        if self.failed and not self.defect:
+            return 0  # a refusal nobody retried: out of scope, or given up -- the logs cannot tell
+        if not self.defect:
+            return 2 if intent == self.own_intent else -1
+        if self.fix_intent is None:
+            return 0
+        return 1 if intent == self.fix_intent else -1
 
 
 def _fold(household: str, folds: int, seed: int) -> int:
@@ -92,64 +116,98 @@ def _fold(household: str, folds: int, seed: int) -> int:
     return int.from_bytes(digest, "big") % folds
 
 
-def _labels(
-    turn: LogTurn, fixed: LogTurn | None, delex: DelexCache, sigs: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per candidate signature: the 0/1 label and the estimated outcome of rewriting to it."""
-    y = np.zeros(len(sigs), dtype=np.int8)
-    outcome = np.zeros(len(sigs), dtype=np.int8)
-    if not turn.defect:
-        own = signature(turn.intent, turn.slots, delex(turn))
-        for i, sig in enumerate(sigs):
-            outcome[i] = 2 if sig == own else -1
-        return y, outcome
-    if fixed is None:
-        return y, outcome  # unknown: nobody's retry worked
-    good = signature(fixed.intent, fixed.slots, delex(fixed))
-    for i, sig in enumerate(sigs):
-        if sig == good:
-            y[i], outcome[i] = 1, 1
-        else:
-            outcome[i] = -1
-    return y, outcome
-
-
-def training_rows(
+def training_queries(
     turns: list[LogTurn],
     knowledge: Knowledge,
     homes: dict[str, Home],
     embedder: StaticEmbedder,
     intents: dict[str, int],
     households: set[str],
-    rows: _Rows,
     progress: Callable[[int], None] | None = None,
-) -> int:
+    without_personal: set[str] | None = None,
+) -> list[Query]:
     """Replay ``households`` of ``turns`` (ordered by household and time) through a rewriter
-    with ``knowledge`` and a fresh personal layer; append the candidate rows. Returns queries."""
-    rewriter = Rewriter(knowledge, None, None, embedder, RewriterConfig(), homes)
+    with ``knowledge`` and a fresh personal layer; one :class:`Query` per request it would
+    consider. Requests the caller would report as failed skip the works-already gate, as they
+    do when rewriting behind the NLU. Households in ``without_personal`` are replayed with the
+    personal layer off, so the ranker also learns to decide without it."""
+    with_personal = Rewriter(knowledge, None, None, embedder, RewriterConfig(), homes)
+    global_only = Rewriter(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
     delex = DelexCache(homes)
     fixed_of = {failed.turn_id: fixed for failed, fixed in chains(turns)}
-    queries = 0
+    out: list[Query] = []
     for t in turns:
         if t.household_id not in households:
             continue
         if progress is not None:
             progress(1)
+        rewriter = global_only if without_personal and t.household_id in without_personal else with_personal
         if t.rewritten is None:
+            failed = t.status != "success"
             ctx = RequestContext(t.household_id, t.user_id, homes.get(t.household_id), t.area, t.ts)
             prep = rewriter.prepare(t.said, ctx)
-            if prep is not None and rewriter.works_already(prep) is None:
+            if prep is not None and (failed or rewriter.works_already(prep) is None):
                 query, hood, cands = rewriter.retrieve(prep, ctx)
                 if cands:
-                    x = featurize(query, cands, knowledge, hood, prep.memory, intents)
-                    y, outcome = _labels(t, fixed_of.get(t.turn_id), delex, [c.signature for c in cands])
-                    rows.x.append(x)
-                    rows.y.append(y)
-                    rows.outcome.append(outcome)
-                    rows.household.append(t.household_id)
-                    queries += 1
-        rewriter.personal.observe(t, homes.get(t.household_id))
-    return queries
+                    fixed = fixed_of.get(t.turn_id)
+                    fix_sig = None
+                    if fixed is not None:
+                        d_fix = delex(fixed)
+                        # A reformulation of the same request names the same things; a link to a
+                        # turn with other values is more likely a new request than a fix.
+                        if sorted(v for _, v in d_fix.values) == sorted(v for _, v in prep.d.values):
+                            fix_sig = signature(fixed.intent, fixed.slots, d_fix)
+                    own = None if t.defect else signature(t.intent, t.slots, delex(t))
+                    sigs = [c.signature for c in cands]
+                    out.append(
+                        Query(
+                            turn_id=t.turn_id,
+                            household=t.household_id,
+                            x=featurize(query, cands, knowledge, hood, prep.memory, intents),
+                            intents=[sig.split("|", 1)[0] for sig in sigs],
+                            labels=np.array([sig == fix_sig for sig in sigs], dtype=np.int8),
+                            failed=failed,
+                            defect=t.defect,
+                            fix_intent=fix_sig.split("|", 1)[0] if fix_sig else None,
+                            own_intent=own.split("|", 1)[0] if own else None,
+                        )
+                    )
+        if rewriter.config.personal:
+            rewriter.personal.observe(t, homes.get(t.household_id))
+    return out
+
+
+def _meaning_rows(queries: list[Query]) -> tuple[np.ndarray, np.ndarray]:
+    fixed = [q for q in queries if q.fix_intent is not None and q.defect]
+    if not fixed:
+        raise DataError("no failed request in the logs was fixed by a reformulation: nothing to learn from")
+    return np.concatenate([q.x for q in fixed]), np.concatenate([q.labels for q in fixed])
+
+
+def _fixable_rows(queries: list[Query], meaning: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Two copies: failed requests with ``known_failed`` = 1 (behind the NLU) and every request
+    with it unknown (before the NLU). Label: the request was fixed by a reformulation."""
+    xs: list[np.ndarray] = []
+    ys: list[int] = []
+    for q, m in zip(queries, meaning, strict=True):
+        fixed = int(q.defect and q.fix_intent is not None)
+        if q.failed:
+            xs.append(query_row(q.x, m, True))
+            ys.append(fixed)
+        xs.append(query_row(q.x, m, None))
+        ys.append(fixed)
+    return np.stack(xs), np.array(ys)
+
+
+def _calibration_set(ranker: Ranker, queries: list[Query], known: bool) -> tuple[np.ndarray, np.ndarray]:
+    scores, outcome = [], []
+    for q in queries:
+        if known and not q.failed:
+            continue
+        d = ranker.decide(q.x, True if known else None)
+        scores.append(d.score)
+        outcome.append(q.outcome(d.best))
+    return np.array(scores), np.array(outcome)
 
 
 def fit_rewriter(
@@ -183,7 +241,7 @@ def fit_rewriter(
     report.seconds["knowledge"] = round(time.perf_counter() - clock, 2)
 
     clock = time.perf_counter()
-    rows = _Rows()
+    queries: list[Query] = []
     done = 0
     for fold in range(config.folds):
         held = {h for h in households if _fold(h, config.folds, config.seed) == fold}
@@ -195,44 +253,53 @@ def fit_rewriter(
             if progress is not None and done % 2000 == 0:
                 progress("replay", done, len(turns))
 
-        report.queries += training_rows(turns, knowledge, homes, embedder, intents, held, rows, tick)
+        alone = {h for h in held if _fold(h, 2, config.seed + 3) == 0}
+        queries += training_queries(turns, knowledge, homes, embedder, intents, held, tick, alone)
+    report.queries = len(queries)
     report.seconds["replay"] = round(time.perf_counter() - clock, 2)
-    if not rows.x:
+    if not queries:
         raise DataError("no request in the logs could be rewritten: more logs with failures are needed")
 
     clock = time.perf_counter()
-    calib_households = {
-        h for h in households if _fold(h, 1000, config.seed + 1) < 1000 * config.calibration_share
-    }
-    is_cal = np.array([h in calib_households for h in rows.household])
-    x_train = np.concatenate([x for x, c in zip(rows.x, is_cal, strict=True) if not c])
-    y_train = np.concatenate([y for y, c in zip(rows.y, is_cal, strict=True) if not c])
-    report.rows = int(sum(len(y) for y in rows.y))
-    report.positives = int(sum(int(y.sum()) for y in rows.y))
-    report.train_rows = len(y_train)
-    ranker = Ranker(intents=intents).fit(x_train, y_train)
-
-    best, outcome = [], []
-    for x, o, c in zip(rows.x, rows.outcome, is_cal, strict=True):
-        if not c:
-            continue
-        scores = ranker.predict(x)
-        i = int(np.argmax(scores))
-        best.append(scores[i])
-        outcome.append(o[i])
-    best_a, outcome_a = np.array(best), np.array(outcome)
-    report.calibration_queries = len(best_a)
-    chosen: Calibration = calibrate(best_a, outcome_a, config.target_ratio)
-    ranker.threshold = chosen.threshold
-    ranker.sensitive_threshold = min(chosen.threshold + config.sensitive_margin, 0.99)
-    report.calibration = {**asdict(chosen), "ratio": chosen.ratio, "target_ratio": config.target_ratio}
-    for t in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, chosen.threshold):
-        cal = outcomes(best_a, outcome_a, t)
-        report.curve.append({**asdict(cal), "ratio": cal.ratio})
+    calib = {h for h in households if _fold(h, 1000, config.seed + 1) < 1000 * config.calibration_share}
+    train_q = [q for q in queries if q.household not in calib]
+    calib_q = [q for q in queries if q.household in calib]
+    report.rows = int(sum(len(q.labels) for q in queries))
+    report.positives = int(sum(int(q.labels.sum()) for q in queries))
+    # Meaning scores for the fixable model come from a model that did not see the household.
+    oof: list[np.ndarray] = [np.zeros(0)] * len(train_q)
+    for half in (0, 1):
+        inside = [i for i, q in enumerate(train_q) if _fold(q.household, 2, config.seed + 2) != half]
+        outside = [i for i, q in enumerate(train_q) if _fold(q.household, 2, config.seed + 2) == half]
+        part = Ranker(intents=intents).fit_meaning(*_meaning_rows([train_q[i] for i in inside]))
+        for i in outside:
+            oof[i] = part.meaning(train_q[i].x)
+    ranker = Ranker(intents=intents).fit_meaning(*_meaning_rows(train_q))
+    x_fix, y_fix = _fixable_rows(train_q, oof)
+    ranker.fit_fixable(x_fix, y_fix)
+    report.train_rows = int(ranker.meta_["meaning_rows"])
+    report.calibration_queries = len(calib_q)
+    for known in (True, False):
+        score, outcome = _calibration_set(ranker, calib_q, known)
+        chosen = calibrate(score, outcome, config.target_ratio)
+        key = "known_failed" if known else "unknown"
+        if known:
+            ranker.threshold = chosen.threshold
+        else:
+            ranker.threshold_unknown = chosen.threshold
+        report.calibration[key] = {
+            **asdict(chosen),
+            "ratio": chosen.ratio,
+            "target_ratio": config.target_ratio,
+        }
+        for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+            cal = outcomes(score, outcome, t)
+            report.curve.append({"mode": key, **asdict(cal), "ratio": cal.ratio})
+    ranker.sensitive_margin = config.sensitive_margin
     report.seconds["ranker"] = round(time.perf_counter() - clock, 2)
-    ranker.meta_.update({"fit": {k: v for k, v in asdict(report).items() if k not in ("curve",)}})
+    ranker.meta_["fit"] = {k: v for k, v in asdict(report).items() if k != "curve"}
     rewriter = Rewriter(full, ranker, table, embedder, RewriterConfig(), homes)
     return rewriter, report
 
 
-__all__ = ["FEATURES", "FitConfig", "FitReport", "fit_rewriter", "training_rows"]
+__all__ = ["FEATURES", "FitConfig", "FitReport", "Query", "fit_rewriter", "training_queries"]

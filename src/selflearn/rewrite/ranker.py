@@ -1,20 +1,29 @@
-"""The ranker: P(rewriting the request to this candidate turns a failure into a success).
+"""The ranker: which meaning a failing request has, and whether to rewrite it at all.
 
-A LightGBM binary model over :data:`~selflearn.rewrite.features.FEATURES`. Training rows come
-from replaying logged households in arrival order (:mod:`selflearn.rewrite.fit`); a row is
-positive when the request failed (by the defect detector) and the user's own successful
-reformulation meant what the candidate means (same signature). Everything else is negative:
-requests that worked, failures nobody fixed, candidates that mean something else. Labels come
-from the logs and the signals, never from simulation truth.
+Two LightGBM models, both trained from the logs and the friction signals (never from
+simulation truth) by :mod:`selflearn.rewrite.fit`:
 
-The decision threshold is calibrated on held-out households of the training logs for a target
-ratio of estimated wins to estimated losses (:func:`calibrate`).
+* the **meaning** model scores each candidate (:data:`~selflearn.rewrite.features.FEATURES`):
+  P(the candidate means what the user meant). It learns from requests whose user later got the
+  assistant to do what they wanted (a successful reformulation along the rephrase links): the
+  candidate with that reformulation's signature is positive, the others negative. Only such
+  requests are used, so a user who gave up does not teach it that a good candidate was wrong.
+* the **fixable** model scores the request (the best candidate's features, its meaning score and
+  margin, the number of candidates, and whether the caller reported the original as failed):
+  P(this request gets fixed by a reformulation), which is low for requests the assistant cannot
+  serve (out of scope) and, when the caller cannot say whether the original failed, for requests
+  that work.
+
+The decision score is their product. Two thresholds are calibrated on households held out of
+training (:func:`calibrate`): one for requests the caller reports as failed (rewriting behind
+the NLU), one for requests whose outcome is unknown (rewriting before the NLU).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +33,16 @@ import numpy as np
 from selflearn.errors import ConfigError
 from selflearn.rewrite.features import FEATURES
 
-FORMAT = "rewrite.ranker.gbm.v1"
+FORMAT = "rewrite.ranker.gbm.v2"
+
+QUERY_FEATURES: tuple[str, ...] = (
+    *(f"top_{name}" for name in FEATURES),
+    "meaning",
+    "meaning_margin",
+    "candidates",
+    "known_failed",
+)
+"""Inputs of the fixable model: the best candidate's features and the query's own."""
 
 PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -44,65 +62,123 @@ PARAMS: dict[str, Any] = {
 ROUNDS = 300
 
 
+def query_row(x: np.ndarray, meaning: np.ndarray, known_failed: bool | None) -> np.ndarray:
+    """The fixable model's input for one request: ``x`` are its candidates' feature rows and
+    ``meaning`` their meaning scores."""
+    best = int(np.argmax(meaning))
+    second = float(np.partition(meaning, -2)[-2]) if len(meaning) > 1 else 0.0
+    flag = math.nan if known_failed is None else float(known_failed)
+    return np.concatenate([x[best], [meaning[best], meaning[best] - second, float(len(meaning)), flag]])
+
+
+def _train(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], categorical: list[str], rounds: int) -> Any:
+    import lightgbm as lgb
+
+    if len(np.unique(y)) < 2:
+        raise ConfigError("the training rows hold only one class: more logs with reformulations are needed")
+    data = lgb.Dataset(
+        x, label=y, feature_name=list(names), categorical_feature=categorical, free_raw_data=False
+    )
+    return lgb.train(PARAMS, data, num_boost_round=rounds)
+
+
+@dataclass
+class Decision:
+    """The ranker's verdict on one request's candidates."""
+
+    best: int
+    """Index of the chosen candidate."""
+    meaning: np.ndarray
+    """Meaning score of every candidate."""
+    fixable: float
+    score: float
+    """``meaning[best] * fixable``: compared with the threshold."""
+
+
 @dataclass
 class Ranker:
-    """LightGBM over the candidate features, with the calibrated decision thresholds."""
+    """The meaning and fixable models with their calibrated thresholds."""
 
     threshold: float = 0.5
-    """Rewrite when the best candidate scores at least this."""
-    sensitive_threshold: float = 0.9
-    """The bar for locks, covers and garage doors, alarms."""
+    """Rewrite a request reported as failed when its score is at least this."""
+    threshold_unknown: float = 0.5
+    """Rewrite a request whose outcome is unknown (before the NLU) when its score is at least this."""
+    sensitive_margin: float = 0.1
+    """Added to the threshold for locks, covers and garage doors, alarms (at most 0.99)."""
     intents: dict[str, int] = field(default_factory=dict)
     """Intent -> categorical code used in the ``intent`` feature."""
     rounds: int = ROUNDS
-    booster_: Any = None
+    meaning_: Any = None
+    fixable_: Any = None
     meta_: dict[str, Any] = field(default_factory=dict)
 
-    def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> Ranker:
-        """Train on feature rows ``x`` (columns :data:`FEATURES`) and 0/1 labels ``y``."""
-        import lightgbm as lgb
-
+    def fit_meaning(self, x: np.ndarray, y: np.ndarray) -> Ranker:
+        """Train the meaning model on candidate rows (columns :data:`FEATURES`)."""
         if x.ndim != 2 or x.shape[1] != len(FEATURES):
             raise ConfigError(f"expected {len(FEATURES)} feature columns, got shape {x.shape}")
         if len(x) != len(y):
             raise ConfigError(f"{len(x)} feature rows but {len(y)} labels")
-        if len(np.unique(y)) < 2:
-            raise ConfigError(
-                "the training rows hold only one class: more logs with reformulations are needed"
-            )
-        data = lgb.Dataset(
-            x, label=y, feature_name=list(FEATURES), categorical_feature=["intent"], free_raw_data=False
-        )
-        self.booster_ = lgb.train(PARAMS, data, num_boost_round=self.rounds)
-        self.meta_ = {"rows": len(y), "positives": int(y.sum())}
+        self.meaning_ = _train(x, y, FEATURES, ["intent"], self.rounds)
+        self.meta_["meaning_rows"] = len(y)
         return self
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """P(win) per row."""
-        if self.booster_ is None:
+    def fit_fixable(self, x: np.ndarray, y: np.ndarray) -> Ranker:
+        """Train the fixable model on query rows (columns :data:`QUERY_FEATURES`)."""
+        if x.ndim != 2 or x.shape[1] != len(QUERY_FEATURES):
+            raise ConfigError(f"expected {len(QUERY_FEATURES)} query columns, got shape {x.shape}")
+        self.fixable_ = _train(x, y, QUERY_FEATURES, ["top_intent"], self.rounds)
+        self.meta_["fixable_rows"] = len(y)
+        return self
+
+    @property
+    def fitted(self) -> bool:
+        return self.meaning_ is not None and self.fixable_ is not None
+
+    def meaning(self, x: np.ndarray) -> np.ndarray:
+        """Meaning score per candidate row."""
+        if self.meaning_ is None:
             raise ConfigError("the ranker is not fitted")
         if len(x) == 0:
             return np.zeros(0)
-        return np.asarray(self.booster_.predict(x, num_threads=1), dtype=np.float64)
+        return np.asarray(self.meaning_.predict(x, num_threads=1), dtype=np.float64)
+
+    def decide(self, x: np.ndarray, known_failed: bool | None) -> Decision:
+        """Score one request's candidates (``x``: one row per candidate, at least one)."""
+        if self.fixable_ is None:
+            raise ConfigError("the ranker is not fitted")
+        meaning = self.meaning(x)
+        row = query_row(x, meaning, known_failed)
+        fixable = float(self.fixable_.predict(row[None, :], num_threads=1)[0])
+        best = int(np.argmax(meaning))
+        return Decision(best, meaning, fixable, float(meaning[best]) * fixable)
+
+    def threshold_for(self, known_failed: bool | None, sensitive: bool) -> float:
+        """The bar a request's score must clear."""
+        base = self.threshold if known_failed else self.threshold_unknown
+        return min(base + self.sensitive_margin, 0.99) if sensitive else base
 
     @property
     def version(self) -> str:
-        if self.booster_ is None:
+        if not self.fitted:
             return "unfitted"
-        blob = self.booster_.model_to_string().encode()
+        blob = (self.meaning_.model_to_string() + self.fixable_.model_to_string()).encode()
         return hashlib.blake2b(blob, digest_size=6).hexdigest()
 
     def save(self, folder: str | Path) -> Path:
-        if self.booster_ is None:
+        if not self.fitted:
             raise ConfigError("the ranker is not fitted")
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
-        self.booster_.save_model(str(out / "ranker.txt"))
+        self.meaning_.save_model(str(out / "meaning.txt"))
+        self.fixable_.save_model(str(out / "fixable.txt"))
         meta = {
             "format": FORMAT,
+            "version": self.version,
             "features": list(FEATURES),
+            "query_features": list(QUERY_FEATURES),
             "threshold": self.threshold,
-            "sensitive_threshold": self.sensitive_threshold,
+            "threshold_unknown": self.threshold_unknown,
+            "sensitive_margin": self.sensitive_margin,
             "intents": self.intents,
             "rounds": self.rounds,
             **self.meta_,
@@ -117,51 +193,53 @@ class Ranker:
         src = Path(folder)
         try:
             meta = json.loads((src / "ranker.json").read_text())
-            booster = lgb.Booster(model_file=str(src / "ranker.txt"))
+            meaning = lgb.Booster(model_file=str(src / "meaning.txt"))
+            fixable = lgb.Booster(model_file=str(src / "fixable.txt"))
         except FileNotFoundError as exc:
             raise ConfigError(f"{src} holds no ranker (missing {Path(exc.filename).name})") from exc
         except (OSError, ValueError, lgb.basic.LightGBMError) as exc:
             raise ConfigError(f"{src}: unreadable ranker: {exc}") from exc
         if meta.get("format") != FORMAT:
             raise ConfigError(f"{src}: format {meta.get('format')!r} is not {FORMAT!r}")
-        if meta.get("features") != list(FEATURES):
+        if meta.get("features") != list(FEATURES) or meta.get("query_features") != list(QUERY_FEATURES):
             raise ConfigError(f"{src}: the ranker was trained on other features; retrain it")
         ranker = cls(
             threshold=float(meta["threshold"]),
-            sensitive_threshold=float(meta["sensitive_threshold"]),
+            threshold_unknown=float(meta["threshold_unknown"]),
+            sensitive_margin=float(meta["sensitive_margin"]),
             intents={str(k): int(v) for k, v in meta.get("intents", {}).items()},
             rounds=int(meta.get("rounds", ROUNDS)),
         )
-        ranker.booster_ = booster
-        ranker.meta_ = {k: v for k, v in meta.items() if k not in ("format", "features", "intents")}
+        ranker.meaning_, ranker.fixable_ = meaning, fixable
+        skip = ("format", "features", "query_features", "intents")
+        ranker.meta_ = {k: v for k, v in meta.items() if k not in skip}
         return ranker
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Estimated outcomes of rewriting at one threshold (on held-out training households)."""
+    """Estimated outcomes of rewriting at one threshold, on households held out of training.
+
+    Estimates come from the logs: a rewrite of a request whose user later succeeded is a *win*
+    when the candidate's intent is the one the user succeeded with and a *loss* otherwise; a
+    rewrite of a request that worked is a loss when it changes the intent (and harmless when it
+    does not); a request that failed and was never fixed, or a refusal nobody retried (out of
+    scope, or given up: the logs cannot tell), is *unknown* and counted apart."""
 
     threshold: float
     rewrites: int
     wins: int
-    """The request failed and the candidate means what the user's successful retry meant."""
     losses: int
-    """The request worked and the candidate means something else, or the candidate means
-    something other than the retry that worked."""
     unknown: int
-    """The request failed and nobody's retry worked (out of scope, or given up): counted as
-    losses by :func:`calibrate`, to stay on the safe side."""
 
     @property
     def ratio(self) -> float:
-        bad = self.losses + self.unknown
-        return self.wins / bad if bad else float("inf")
+        return self.wins / self.losses if self.losses else float("inf")
 
 
-def outcomes(best: np.ndarray, outcome: np.ndarray, threshold: float) -> Calibration:
-    """Count estimated outcomes of the queries whose best score is at least ``threshold``.
-    ``outcome`` per query: 1 win, -1 loss, 0 unknown, 2 harmless (same meaning as what worked)."""
-    on = best >= threshold
+def outcomes(score: np.ndarray, outcome: np.ndarray, threshold: float) -> Calibration:
+    """Counts at ``threshold``; ``outcome`` per request: 1 win, -1 loss, 0 unknown, 2 harmless."""
+    on = score >= threshold
     return Calibration(
         threshold=float(threshold),
         rewrites=int(on.sum()),
@@ -171,17 +249,21 @@ def outcomes(best: np.ndarray, outcome: np.ndarray, threshold: float) -> Calibra
     )
 
 
-def calibrate(best: np.ndarray, outcome: np.ndarray, target_ratio: float, min_wins: int = 5) -> Calibration:
-    """The lowest threshold whose estimated win/loss ratio (unknowns counted as losses) is at
-    least ``target_ratio`` with at least ``min_wins`` wins; the highest score seen if none is."""
-    grid = np.unique(np.round(best[best > 0], 3))
+def calibrate(score: np.ndarray, outcome: np.ndarray, target_ratio: float, min_wins: int = 20) -> Calibration:
+    """The lowest threshold at which the estimated win/loss ratio is at least ``target_ratio`` at
+    that threshold *and every higher one* that still has ``min_wins`` wins (so one lucky bin does
+    not set it). Falls back to a threshold above every score (never rewrite)."""
+    grid = sorted(set(np.round(score[score > 0], 3).tolist()), reverse=True)
     chosen: Calibration | None = None
-    for t in sorted(grid):
-        cal = outcomes(best, outcome, float(t))
-        if cal.wins >= min_wins and cal.ratio >= target_ratio:
+    for t in grid:
+        cal = outcomes(score, outcome, t)
+        if cal.wins < min_wins:
+            continue
+        if cal.ratio >= target_ratio:
             chosen = cal
+        else:
             break
     if chosen is None:
-        top = float(best.max()) if len(best) else 1.0
-        chosen = outcomes(best, outcome, min(top + 1e-6, 1.0))
+        top = float(score.max()) if len(score) else 1.0
+        chosen = outcomes(score, outcome, min(top + 1e-6, 1.0))
     return chosen

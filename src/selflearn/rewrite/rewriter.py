@@ -90,6 +90,10 @@ class RequestContext:
     """Name of the area of the device that heard the request."""
     timestamp: datetime | None = None
     device: DeviceContext | None = None
+    failed: bool | None = None
+    """Whether the assistant already failed on the original text (the caller ran its NLU and
+    found no match or an unresolved name): ``True`` when rewriting behind the NLU, ``None`` when
+    unknown (rewriting before it). ``False`` means it worked: nothing is rewritten."""
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,7 @@ class Rewriter:
             area=context.device.area if context.device is not None else None,
             timestamp=context.timestamp,
             device=context.device,
+            failed=context.failed,
         )
         return self.rewrite_one(text, ctx).trace()
 
@@ -352,7 +357,11 @@ class Rewriter:
         def alias_only(extra: tuple[str, ...] = ()) -> RewriteDecision:
             return RewriteDecision(prep.aliased, text, True, "personal", 0.9, "alias", (*reasons, *extra))
 
-        works = self.works_already(prep)
+        if ctx.failed is False:
+            return RewriteDecision(
+                text, text, False, reasons=("the caller reports that the original worked",)
+            )
+        works = None if ctx.failed else self.works_already(prep)
         if works is not None:
             return alias_only((works,)) if aliased else RewriteDecision(text, text, False, reasons=(works,))
         # precomputed table
@@ -384,24 +393,29 @@ class Rewriter:
         query, hood, ranked = self.retrieve(prep, ctx)
         if ranked:
             x = featurize(query, ranked, self.knowledge, hood, mem, self.ranker.intents)
-            for cand, score in zip(ranked, self.ranker.predict(x), strict=True):
-                cand.score = float(score)
-            ranked.sort(key=lambda c: (-c.score, c.pattern))
-        shown = tuple((c.text, c.score) for c in ranked[:3])
-        if ranked:
-            best = ranked[0]
-            threshold = self.config.threshold if self.config.threshold is not None else self.ranker.threshold
+            verdict = self.ranker.decide(x, ctx.failed)
+            for cand, meaning in zip(ranked, verdict.meaning, strict=True):
+                cand.score = float(meaning)
+            best = ranked[verdict.best]
+            shown = tuple((c.text, c.score) for c in sorted(ranked, key=lambda c: -c.score)[:3])
             sensitive = is_sensitive(best.pattern) or is_sensitive(prep.d.pattern)
-            bar = max(threshold, self.ranker.sensitive_threshold) if sensitive else threshold
-            if best.score >= bar:
+            bar = self.ranker.threshold_for(ctx.failed, sensitive)
+            if self.config.threshold is not None:
+                bar = self.config.threshold
+            summary = (
+                f"{prep.d.pattern!r} -> {best.pattern!r} ({best.signature}): meaning {best.score:.3f} "
+                f"x fixable {verdict.fixable:.3f} = {verdict.score:.3f}"
+            )
+            if verdict.score >= bar:
                 layer: Layer = "personal" if best.source == "personal" and best.row < 0 else "global"
-                reasons.append(
-                    f"ranked: {prep.d.pattern!r} -> {best.pattern!r} ({best.signature}), "
-                    f"score {best.score:.3f} >= {bar:.3f}"
-                )
+                reasons.append(f"ranked: {summary} >= {bar:.3f}")
                 rule = f"{layer}:{best.pattern}"
-                return RewriteDecision(best.text, text, True, layer, best.score, rule, tuple(reasons), shown)
-            reasons.append(f"best candidate {best.pattern!r} scored {best.score:.3f} < {bar:.3f}")
+                return RewriteDecision(
+                    best.text, text, True, layer, verdict.score, rule, tuple(reasons), shown
+                )
+            reasons.append(f"below the bar: {summary} < {bar:.3f}")
+        else:
+            shown = ()
         if aliased:
             return RewriteDecision(prep.aliased, text, True, "personal", 0.9, "alias", tuple(reasons), shown)
         return RewriteDecision(

@@ -1,0 +1,302 @@
+"""Online rewriter: embeddings, index, signatures, the global and personal layers, guards, fail-open,
+and training end to end on a small simulated population."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selflearn.assistant.home import Home
+from selflearn.errors import ConfigError
+from selflearn.mining.delex import Delexicalizer
+from selflearn.mining.guards import flips_polarity
+from selflearn.rewrite.embed import StaticEmbedder
+from selflearn.rewrite.index import VectorIndex
+from selflearn.rewrite.knowledge import KnowledgeConfig, build_knowledge
+from selflearn.rewrite.logs import LogTurn, chains, signature
+from selflearn.rewrite.personal import PersonalLayer
+from selflearn.rewrite.ranker import calibrate
+from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> StaticEmbedder:
+    return StaticEmbedder.load()  # distilled from the packaged MiniLM on first use, then cached
+
+
+def log_turn(
+    turn_id: str,
+    said: str,
+    *,
+    user: str = "u1",
+    household: str = "test_home",
+    at: float = 0.0,
+    status: str = "success",
+    intent: str | None = None,
+    slots: dict[str, object] | None = None,
+    unresolved: tuple[str, ...] = (),
+    resolved: tuple[str, ...] = (),
+    defect: bool | None = None,
+    rephrase_of: str | None = None,
+) -> LogTurn:
+    failed = status != "success"
+    return LogTurn(
+        turn_id=turn_id,
+        session_id=f"s-{user}",
+        user_id=user,
+        household_id=household,
+        ts=T0 + timedelta(seconds=at),
+        said=said,
+        rewritten=None,
+        intent=intent,
+        slots=dict(slots or {}),  # type: ignore[arg-type]
+        status=status,
+        unresolved=unresolved,
+        resolved=resolved,
+        area=None,
+        barge_in=False,
+        defect=failed if defect is None else defect,
+        rephrase_of=rephrase_of,
+    )
+
+
+# --- embeddings and index ------------------------------------------------------------------
+
+
+def test_embedder_batch_equals_single_and_means_something(embedder: StaticEmbedder) -> None:
+    texts = ["turn off the kitchen lights", "switch off the kitchen lights", "what is the weather like", ""]
+    batch = embedder.encode(texts)
+    assert batch.shape == (4, embedder.dim) and batch.dtype == np.float32
+    for row, text in zip(batch, texts, strict=True):
+        assert np.allclose(row, embedder.encode_one(text))
+    assert np.allclose(np.linalg.norm(batch[:3], axis=1), 1.0, atol=1e-5)
+    assert not batch[3].any()  # no token, no direction
+    assert float(batch[0] @ batch[1]) > float(batch[0] @ batch[2]) + 0.3
+
+
+def test_vector_index_flat_and_hnsw_agree_and_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[:50] + 0.05 * rng.normal(size=(50, 32)).astype(np.float32)
+    for kind in ("flat", "hnsw"):
+        index = VectorIndex.build(vectors, kind=kind)
+        _, rows = index.search(queries, 3)
+        assert (rows[:, 0] == np.arange(50)).mean() >= 0.98, kind
+        index.save(tmp_path / f"{kind}.faiss")
+        again = VectorIndex.load(tmp_path / f"{kind}.faiss")
+        assert again.kind == kind and len(again) == 3000
+        assert np.array_equal(again.search(queries[0], 3)[1], index.search(queries[0], 3)[1])
+    with pytest.raises(ConfigError, match="dimensions"):
+        index.search(np.zeros(5, dtype=np.float32), 1)
+    (tmp_path / "flat.faiss").write_bytes(b"not an index")
+    with pytest.raises(ConfigError, match="unreadable vector index"):
+        VectorIndex.load(tmp_path / "flat.faiss")
+    with pytest.raises(ConfigError, match="unreadable vector index"):
+        VectorIndex.load(tmp_path / "missing.faiss")
+
+
+# --- what a request meant --------------------------------------------------------------------
+
+
+def test_signature_abstracts_the_requests_own_values(home: Home) -> None:
+    delex = Delexicalizer(home)
+    d = delex("turn off the kitchen lights")
+    assert d.pattern == "turn off the {area} lights"
+    assert signature("HassTurnOff", {"area": "Kitchen", "domain": "light"}, d) == (
+        "HassTurnOff|area={area}|domain=light"
+    )
+    d = delex("set the living room lamp to fifty percent")
+    assert signature("HassLightSet", {"name": "Living Room Lamp", "brightness": 50}, d) == (
+        "HassLightSet|brightness={number}|name={name}"
+    )
+    # A value the request did not name (e.g. the satellite's area) never enters a signature.
+    d = delex("lights off")
+    assert signature("HassTurnOff", {"area": "Grandmas Den", "domain": "light"}, d) == (
+        "HassTurnOff|area={other}|domain=light"
+    )
+    assert signature(None, {}, d) is None
+
+
+def test_chains_follow_rephrase_links_to_the_first_success() -> None:
+    turns = [
+        log_turn("a", "kill the lights", status="no_match"),
+        log_turn("b", "lights out", status="no_match", at=5, rephrase_of="a"),
+        log_turn("c", "turn off the lights", at=10, rephrase_of="b", intent="HassTurnOff"),
+        log_turn("d", "open sesame", status="no_match", at=500),
+    ]
+    fixed = {failed.turn_id: (f.turn_id if f else None) for failed, f in chains(turns)}
+    assert fixed == {"a": "c", "b": "c", "d": None}
+
+
+# --- the global layer: privacy and statistics --------------------------------------------------
+
+
+def _population(home: Home) -> tuple[list[LogTurn], dict[str, Home]]:
+    """Six users in two homes: 'kill the {area} lights' fails and is fixed by 'turn off the
+    {area} lights'; one user alone says something else."""
+    homes = {"h1": home, "h2": Home.from_dict({**home.to_dict(), "home_id": "h2"})}
+    turns: list[LogTurn] = []
+    n = 0
+    for u in range(6):
+        household = "h1" if u < 3 else "h2"
+        user = f"u{u}"
+        for rep in range(2):
+            at = 1000.0 * (2 * u + rep)
+            n += 1
+            first = f"t{n}"
+            turns.append(
+                log_turn(
+                    first, "kill the kitchen lights", user=user, household=household, at=at, status="no_match"
+                )
+            )
+            n += 1
+            turns.append(
+                log_turn(
+                    f"t{n}",
+                    "turn off the kitchen lights",
+                    user=user,
+                    household=household,
+                    at=at + 6,
+                    intent="HassTurnOff",
+                    slots={"area": "Kitchen", "domain": "light"},
+                    rephrase_of=first,
+                )
+            )
+    turns.append(
+        log_turn("lonely", "make the kitchen cosy", user="u0", household="h1", at=99_999, status="no_match")
+    )
+    turns.append(
+        log_turn(
+            "nick",
+            "turn on the big light",
+            user="u1",
+            household="h1",
+            at=99_990,
+            status="error",
+            unresolved=("big light",),
+        )
+    )
+    turns.sort(key=lambda t: (t.household_id, t.ts, t.turn_id))
+    return turns, homes
+
+
+def test_knowledge_pools_only_k_anonymous_patterns(
+    home: Home, embedder: StaticEmbedder, tmp_path: Path
+) -> None:
+    turns, homes = _population(home)
+    knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
+    patterns = {p.pattern: p for p in knowledge.patterns}
+    assert set(patterns) == {"kill the {area} lights", "turn off the {area} lights"}
+    bad, good = patterns["kill the {area} lights"], patterns["turn off the {area} lights"]
+    assert (bad.turns, bad.successes, bad.users, bad.households) == (12, 0, 6, 2)
+    assert bad.fix == "turn off the {area} lights" and bad.fix_users == 6
+    assert good.signature == "HassTurnOff|area={area}|domain=light" and knowledge.works(good)
+    assert knowledge.metadata["patterns"] == {"fewer than k users": 1, "unknown name": 1, "kept": 2}
+    # Nothing household-specific: no raw names, no lonely pattern, no nickname.
+    blob = " ".join(f"{p.pattern} {p.signature} {p.fix}" for p in knowledge.patterns)
+    assert "kitchen" not in blob and "big light" not in blob and "cosy" not in blob
+    # k = 7 > 6 users: nothing is pooled at all.
+    assert len(build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=7))) == 0
+    # Round trip.
+    knowledge.save(tmp_path / "k")
+    again = type(knowledge).load(tmp_path / "k")
+    assert [p.pattern for p in again.patterns] == [p.pattern for p in knowledge.patterns]
+    hits = again.search(embedder.encode_one("turn off the kitchen lights"), "area", 2)
+    assert {knowledge.patterns[r].pattern for r, _ in hits} == set(patterns)
+
+
+# --- the personal layer ------------------------------------------------------------------------
+
+
+def test_personal_layer_learns_a_household_name_from_a_retry(home: Home) -> None:
+    layer = PersonalLayer()
+    layer.observe(
+        log_turn(
+            "a", "turn on the big light", status="error", unresolved=("big light",), intent="HassTurnOn"
+        ),
+        home,
+    )
+    layer.observe(
+        log_turn(
+            "b",
+            "turn on the kitchen ceiling",
+            at=6,
+            intent="HassTurnOn",
+            slots={"name": "Kitchen Ceiling"},
+            resolved=("Kitchen Ceiling",),
+        ),
+        home,
+    )
+    memory = layer.memory("test_home")
+    assert memory is not None
+    assert memory.alias_for("big light") == ("kitchen ceiling", 1)
+    assert (
+        memory.apply_aliases("switch off the big light please")[0] == "switch off the kitchen ceiling please"
+    )
+    assert memory.rewrite_for("turn on the big light") == ("turn on the kitchen ceiling", 1)
+    # Another user's request 10 minutes later is not a retry of anything.
+    layer.observe(log_turn("c", "what time is it", user="u2", at=600, intent="HassGetCurrentTime"), home)
+    assert set(memory.rewrites) == {"turn on the big light"}
+    assert layer.forget("test_home") and layer.memory("test_home") is None
+
+
+def test_an_explicit_no_undoes_a_remembered_success(home: Home) -> None:
+    from selflearn.schema import Feedback
+
+    layer = PersonalLayer()
+    layer.observe(
+        log_turn("a", "turn off the kitchen lights", intent="HassTurnOff", slots={"area": "Kitchen"}), home
+    )
+    memory = layer.memory("test_home")
+    assert memory is not None and memory.pattern_ok["turn off the {area} lights"] == 1
+    layer.observe_feedback(
+        Feedback(
+            feedback_id="f", turn_id="a", user_id="u1", household_id="test_home", timestamp=T0, answer="no"
+        )
+    )
+    assert memory.pattern_ok["turn off the {area} lights"] == 0 and not memory.successes
+
+
+# --- decisions, guards, failing open ---------------------------------------------------------
+
+
+def test_rewriter_decisions_guards_and_fail_open(home: Home, embedder: StaticEmbedder) -> None:
+    turns, homes = _population(home)
+    knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
+    rewriter = Rewriter(knowledge, None, None, embedder, RewriterConfig(), homes)
+    ctx = RequestContext(household_id="h1", home=home)
+    works = rewriter.rewrite_one("turn off the kitchen lights", ctx)
+    assert not works.rewritten and works.reasons[0].startswith("works already")
+    told = rewriter.rewrite_one("kill the kitchen lights", RequestContext(household_id="h1", failed=False))
+    assert not told.rewritten and "reports that the original worked" in told.reasons[0]
+    # Candidates never flip polarity.
+    prep = rewriter.prepare("turn on the kitchen lights", ctx)
+    assert prep is not None
+    _, _, cands = rewriter.retrieve(prep, ctx)
+    assert cands == [] or not any(flips_polarity(prep.d.pattern, c.pattern) for c in cands)
+
+    # An internal error passes the request through and is counted.
+    def boom(*_: object) -> None:
+        raise RuntimeError("index on fire")
+
+    rewriter.retrieve = boom  # type: ignore[method-assign,assignment]
+    rewriter.ranker = object()  # type: ignore[assignment]
+    decision = rewriter.rewrite_one("make the kitchen cosy", RequestContext(household_id="h1", failed=True))
+    assert decision.text == "make the kitchen cosy" and not decision.rewritten
+    assert decision.reasons[0].startswith("error: RuntimeError") and rewriter.stats.errors == 1
+    assert decision.trace() is None
+
+
+def test_calibration_keeps_the_ratio_at_every_higher_threshold() -> None:
+    score = np.array([0.9] * 30 + [0.8] * 30 + [0.7] * 10 + [0.6] * 40)
+    outcome = np.array([1] * 30 + [1] * 29 + [-1] + [-1] * 10 + [1] * 40)
+    chosen = calibrate(score, outcome, target_ratio=20)
+    assert chosen.threshold == pytest.approx(0.8) and (chosen.wins, chosen.losses) == (59, 1)
+    never = calibrate(score, -np.ones_like(outcome), target_ratio=20)
+    assert never.rewrites == 0
