@@ -6,6 +6,10 @@
 Simulates households with the ``noisy`` ASR channel until at least ``--turns`` turns exist
 (streamed to disk, so memory stays flat), ingests them into a fresh DuckDB store, then ingests a
 file of malformed rows and prints the quarantine accounting.
+
+The simulation's CPU time (this process and its workers, user + system) is printed next to its
+wall-clock rate: on a machine shared with other jobs, CPU seconds per 1,000 turns is the
+steadier figure, and turns/s on idle cores is about workers x 1,000 / (CPU-s per 1,000 turns).
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ from selflearn.simulation.simulator import SimulationConfig, simulate  # noqa: E
 from selflearn.store import Store  # noqa: E402
 
 TURNS_PER_HOUSEHOLD_DAY = 53.0  # measured with the default population (20 households x 10 days)
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the workers)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 def malformed_rows(valid: list[str]) -> list[str]:
@@ -97,13 +110,18 @@ def main() -> int:
         assistant=AssistantConfig(asr="noisy"),
     )
     if not args.reuse:
+        cpu_before = _cpu_seconds()
         sim = simulate(config, args.work / "sim")
+        cpu = _cpu_seconds() - cpu_before
         rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
             f"simulate: {households} households x {args.days:g} days, {args.workers} workers, noisy ASR: "
             f"{sim.turns:,} turns (+{sim.feedback:,} feedback events) in {sim.seconds:.1f} s = "
-            f"{sim.turns / sim.seconds:,.0f} turns/s; peak RSS {max(rss_mb, rss_self):,.0f} MB per process; "
+            f"{sim.turns / sim.seconds:,.0f} turns/s; CPU {cpu:,.1f} s = "
+            f"{1000 * cpu / sim.turns:.2f} CPU-s per 1,000 turns ({sim.turns / cpu:,.0f} turns per "
+            f"CPU-second, {100 * cpu / (sim.seconds * args.workers):.0f} % of {args.workers} cores); "
+            f"peak RSS {max(rss_mb, rss_self):,.0f} MB per process; "
             f"first-attempt defect rate {sim.first_attempt_defect_rate:.1%}"
         )
     for stale in (

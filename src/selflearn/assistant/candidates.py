@@ -44,7 +44,7 @@ from hassil.expression import (
     Sentence,
     TextChunk,
 )
-from hassil.intents import Intent, IntentData, RangeSlotList, SlotList, TextSlotList
+from hassil.intents import Intent, IntentData, RangeSlotList, SlotList, TextSlotList, WildcardSlotList
 from hassil.numbers import get_rbnf_engine
 from hassil.util import normalize_for_matching, remove_skip_words_tracked
 
@@ -101,6 +101,8 @@ class _Template:
     """Whether the vocabulary is bounded; ``None`` until computed."""
     entity_bounds: _EntityBounds | None = None
     """Computed on first use (see ``TemplateFilter.by_entity_bound``)."""
+    literals: frozenset[str] | None = None
+    """Lower-cased texts of the template's own chunks (empty: unbounded); computed on first use."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,10 @@ class TemplateFilter:
         list reference on the path matched), the block's fixed slots and the slots copied
         from the intent context; a list can only be matched if one of its values can occur
         in the text (:meth:`_weight`), so references to the others count for nothing.
+
+        Only for callers that, like Home Assistant's unmatched-entity pass, ignore results
+        that matched no literal text (``text_chunks_matched`` 0): templates none of whose own
+        chunks (nor number words) occur in the text are left out, as they can produce no other.
         """
         with_skip, no_skip = forms or self.match_forms(text)
         kept = self._kept(text, slot_lists, True, (with_skip, no_skip))
@@ -237,6 +243,8 @@ class TemplateFilter:
         haystack = _value_haystack(text, with_skip, no_skip)
         groups: dict[int, list[int]] = {}
         for template in kept:
+            if haystack is not None and not self._may_match_literal(template, slot_lists, haystack):
+                continue
             bounds = self._bounds(template)
             bound = bounds.fixed
             for name, count in bounds.lists:
@@ -315,6 +323,41 @@ class TemplateFilter:
                 tuple(sorted(counts.items())), len(block.data.slots or {}) + copied + extra
             )
         return template.entity_bounds
+
+    def _may_match_literal(
+        self, template: _Template, slot_lists: Mapping[str, SlotList], haystack: str
+    ) -> bool:
+        """Whether any result of ``template`` can count matched literal text (ASCII texts).
+
+        hassil counts ``text_chunks_matched`` only for the template's own chunks (matched at
+        the start of the rest of the text, or after an unmatched entity at a word further on)
+        and for number words of ranges; text a list value matches does not count. A chunk can
+        only match where its text occurs (case-insensitively; words broken at "-" and "_" are
+        in ``haystack`` too).
+        """
+        if template.literals is None:
+            template.literals = _literals(template.sentence.expression, template.scope.rules, set())
+        literals = template.literals
+        if not literals or any(literal in haystack for literal in literals):
+            return True  # an empty set: not bounded (a chunk that is not ASCII)
+        for name, _ in self._bounds(template).lists:
+            slot_list = template.scope.local_lists.get(name)
+            if slot_list is None:
+                slot_list = slot_lists.get(name)
+            if slot_list is None:
+                slot_list = template.scope.global_lists.get(name)
+            if isinstance(slot_list, RangeSlotList):
+                if not slot_list.words:
+                    continue
+                try:
+                    pieces = _range_pieces(slot_list, template.scope.language)
+                except _Unfilterable:
+                    return True
+                if any(piece in haystack for piece in pieces):
+                    return True
+            elif not isinstance(slot_list, (TextSlotList, WildcardSlotList)):
+                return True  # missing (an inline range, or an error) or unknown
+        return False
 
     def _weight(
         self, name: str, template: _Template, slot_lists: Mapping[str, SlotList], haystack: str | None
@@ -469,6 +512,30 @@ def _list_counts(
             raise ValueError(f"missing expansion rule <{name}>")
         return _list_counts(rules[name].expression, rules, (*seen, name))
     return {}
+
+
+def _literals(expression: Expression, rules: Mapping[str, Sentence], seen: set[str]) -> frozenset[str]:
+    """Stripped, lower-cased texts of every non-blank chunk of ``expression`` (through its
+    rules, not into list values); empty if any is not ASCII or a rule is missing."""
+    out: set[str] = set()
+    stack: list[Expression] = [expression]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, TextChunk):
+            text = item.text.strip()
+            if text:
+                if not text.isascii():
+                    return frozenset()
+                out.add(text.lower())
+        elif isinstance(item, Group):
+            stack.extend(item.items)
+        elif isinstance(item, RuleReference):
+            if item.rule_name not in rules:
+                return frozenset()
+            if item.rule_name not in seen:
+                seen.add(item.rule_name)
+                stack.append(rules[item.rule_name].expression)
+    return frozenset(out)
 
 
 def _value_haystack(text: str, with_skip: str, no_skip: str) -> str | None:

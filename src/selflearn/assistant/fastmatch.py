@@ -201,7 +201,7 @@ _COMPILED: dict[int, tuple[Expression, Matcher]] = {}
 """id(expression) -> (expression, matcher); the expression is kept so its id stays unique."""
 _CHUNKS: dict[str, Matcher] = {}
 """Chunk text -> matcher (list values and number words are chunks made per call)."""
-_MAX_CHUNKS = 200_000
+_MAX_CHUNKS = 50_000
 
 
 def compile_expression(expression: Expression) -> Matcher:
@@ -243,21 +243,39 @@ def _unexpected(expression: Expression) -> Matcher:
 class _ChunkForm:
     """One form of a chunk's text (as written, or with leading whitespace stripped)."""
 
-    __slots__ = ("anywhere", "at_start", "at_word", "is_space", "length", "skip", "stripped_len", "text")
+    __slots__ = ("_anywhere", "_at_word", "_skip", "at_start", "is_space", "length", "stripped_len", "text")
 
     def __init__(self, text: str) -> None:
-        escaped = re.escape(text)
         self.text = text
         self.length = len(text)
-        stripped = text.strip()
-        self.stripped_len = len(stripped)
+        self.stripped_len = len(text.strip())
         self.is_space = text.isspace()
-        # hassil.util.match_start / match_first (re.IGNORECASE, as there).
-        self.at_start = re.compile(rf"^{escaped}", re.IGNORECASE).match
-        self.anywhere = re.compile(escaped, re.IGNORECASE).search
-        self.at_word = re.compile(rf"\b{escaped}", re.IGNORECASE).search
-        # The unmatched-entity skip-ahead (case-sensitive, as there).
-        self.skip = re.compile(rf"\s{re.escape(stripped)}(\s|$)").search
+        # hassil.util.match_start (re.IGNORECASE, as there).
+        self.at_start = re.compile(rf"^{re.escape(text)}", re.IGNORECASE).match
+        self._anywhere: Callable[[str], re.Match[str] | None] | None = None
+        self._at_word: Callable[[str], re.Match[str] | None] | None = None
+        self._skip: Callable[[str], re.Match[str] | None] | None = None
+
+    # The searches below are needed far less often (wildcards, unmatched entities): compiled
+    # on first use.
+
+    def anywhere(self, text: str) -> re.Match[str] | None:
+        """hassil.util.match_first without a word boundary."""
+        if self._anywhere is None:
+            self._anywhere = re.compile(re.escape(self.text), re.IGNORECASE).search
+        return self._anywhere(text)
+
+    def at_word(self, text: str) -> re.Match[str] | None:
+        """hassil.util.match_first with ``start_of_word=True``."""
+        if self._at_word is None:
+            self._at_word = re.compile(rf"\b{re.escape(self.text)}", re.IGNORECASE).search
+        return self._at_word(text)
+
+    def skip(self, text: str) -> re.Match[str] | None:
+        """The unmatched-entity skip-ahead (case-sensitive, as there)."""
+        if self._skip is None:
+            self._skip = re.compile(rf"\s{re.escape(self.text.strip())}(\s|$)").search
+        return self._skip(text)
 
 
 def _chunk_matcher(text: str) -> Matcher:
