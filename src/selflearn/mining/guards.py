@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from selflearn.mining.delex import slot_signature
 
@@ -41,15 +42,20 @@ SENSITIVE_DOMAINS = frozenset({"lock", "cover", "alarm_control_panel"})
 _WORD = re.compile(r"[a-z']+")
 
 
-def polarity(pattern: str) -> dict[str, set[int]]:
+def polarity(pattern: str) -> dict[str, frozenset[int]]:
     """For each action dimension, which sides (0 or 1) the pattern's words take."""
+    return dict(_polarity(pattern))
+
+
+@lru_cache(maxsize=65536)
+def _polarity(pattern: str) -> tuple[tuple[str, frozenset[int]], ...]:
     words = set(_WORD.findall(pattern))
-    out: dict[str, set[int]] = {}
+    out: list[tuple[str, frozenset[int]]] = []
     for dim, sides in POLARITY.items():
-        for side, vocab in enumerate(sides):
-            if words & vocab:
-                out.setdefault(dim, set()).add(side)
-    return out
+        taken = frozenset(side for side, vocab in enumerate(sides) if words & vocab)
+        if taken:
+            out.append((dim, taken))
+    return tuple(out)
 
 
 def flips_polarity(source: str, target: str) -> bool:

@@ -23,6 +23,7 @@ multiset of placeholders), so a request is only ever compared with patterns its 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter, defaultdict
@@ -345,7 +346,9 @@ def build_knowledge(
     delex = DelexCache(homes)
     patterns, dropped = aggregate(use, delex, config)
     indexes = build_indexes(patterns, embedder)
+    blob = json.dumps([asdict(p) for p in patterns], sort_keys=True).encode()
     meta = {
+        "version": "kn-" + hashlib.blake2b(blob, digest_size=6).hexdigest(),
         "turns": len(use),
         "users": len({t.user_id for t in use}),
         "households": len({t.household_id for t in use}),

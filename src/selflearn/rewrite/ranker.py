@@ -32,6 +32,7 @@ import numpy as np
 
 from selflearn.errors import ConfigError
 from selflearn.rewrite.features import FEATURES
+from selflearn.rewrite.trees import FastPredictor
 
 FORMAT = "rewrite.ranker.gbm.v2"
 
@@ -111,6 +112,14 @@ class Ranker:
     meaning_: Any = None
     fixable_: Any = None
     meta_: dict[str, Any] = field(default_factory=dict)
+    _fast: dict[str, FastPredictor] = field(default_factory=dict, repr=False, compare=False)
+
+    def _predictor(self, name: str) -> FastPredictor:
+        booster = self.meaning_ if name == "meaning" else self.fixable_
+        fast = self._fast.get(name)
+        if fast is None or fast.booster is not booster:
+            fast = self._fast[name] = FastPredictor(booster)
+        return fast
 
     def fit_meaning(self, x: np.ndarray, y: np.ndarray) -> Ranker:
         """Train the meaning model on candidate rows (columns :data:`FEATURES`)."""
@@ -119,6 +128,7 @@ class Ranker:
         if len(x) != len(y):
             raise ConfigError(f"{len(x)} feature rows but {len(y)} labels")
         self.meaning_ = _train(x, y, FEATURES, ["intent"], self.rounds)
+        self._fast.clear()
         self.meta_["meaning_rows"] = len(y)
         return self
 
@@ -127,6 +137,7 @@ class Ranker:
         if x.ndim != 2 or x.shape[1] != len(QUERY_FEATURES):
             raise ConfigError(f"expected {len(QUERY_FEATURES)} query columns, got shape {x.shape}")
         self.fixable_ = _train(x, y, QUERY_FEATURES, ["top_intent"], self.rounds)
+        self._fast.clear()
         self.meta_["fixable_rows"] = len(y)
         return self
 
@@ -140,7 +151,7 @@ class Ranker:
             raise ConfigError("the ranker is not fitted")
         if len(x) == 0:
             return np.zeros(0)
-        return np.asarray(self.meaning_.predict(x, num_threads=1), dtype=np.float64)
+        return self._predictor("meaning").predict(x)
 
     def decide(self, x: np.ndarray, known_failed: bool | None) -> Decision:
         """Score one request's candidates (``x``: one row per candidate, at least one)."""
@@ -148,7 +159,7 @@ class Ranker:
             raise ConfigError("the ranker is not fitted")
         meaning = self.meaning(x)
         row = query_row(x, meaning, known_failed)
-        fixable = float(self.fixable_.predict(row[None, :], num_threads=1)[0])
+        fixable = float(self._predictor("fixable").predict(row[None, :])[0])
         best = int(np.argmax(meaning))
         return Decision(best, meaning, fixable, float(meaning[best]) * fixable)
 

@@ -24,6 +24,7 @@ slower than ``budget_ms``, returns the original text (``reasons`` says why) and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -31,8 +32,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-
-import numpy as np
 
 from selflearn.assistant.home import Home, normalize_name
 from selflearn.errors import ConfigError
@@ -164,9 +163,11 @@ class Rewriter:
         self.config = config or RewriterConfig()
         self.homes: dict[str, Home] = dict(homes or {})
         """Known home configurations by household id (used when a request brings none)."""
-        self.personal = personal or PersonalLayer(self._embed if embedder is not None else None)
+        # The layer holds the embedder's method, not the rewriter's: no reference cycle, and a
+        # new rewriter can adopt a running one's personal layer.
+        self.personal = personal or PersonalLayer(embedder.encode_one if embedder is not None else None)
         if self.personal.embed is None and embedder is not None:
-            self.personal.embed = self._embed
+            self.personal.embed = embedder.encode_one
         self.stats = RewriterStats()
         self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
         self.path: Path | None = None
@@ -301,9 +302,15 @@ class Rewriter:
             hit = self._delex[ctx.household_id] = (home, Delexicalizer(home))
         return hit[1]
 
-    def _embed(self, text: str) -> np.ndarray:
-        assert self.embedder is not None
-        return self.embedder.encode_one(text)
+    @property
+    def version(self) -> str:
+        """Content version of the loaded artefacts (knowledge, ranker, table)."""
+        parts = [
+            self.knowledge.metadata.get("version", f"{len(self.knowledge)}p") if self.knowledge else "-",
+            self.ranker.version if self.ranker is not None else "-",
+            self.table.version if self.table is not None else "-",
+        ]
+        return "rw2-" + hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=6).hexdigest()
 
     def prepare(self, text: str, ctx: RequestContext) -> Prepared | None:
         """Normalise, substitute learned household names, delexicalize (None: empty request)."""
