@@ -46,7 +46,8 @@ from hassil.expression import (
 )
 from hassil.intents import Intent, IntentData, RangeSlotList, SlotList, TextSlotList, WildcardSlotList
 from hassil.numbers import get_rbnf_engine
-from hassil.util import normalize_for_matching, remove_skip_words_tracked
+
+from selflearn.assistant.fastmatch import tracked_forms
 
 _PLAIN_TEXT = re.compile(r"[a-z' ]*")
 """Texts the word-coverage test applies to (after lower-casing an ASCII text)."""
@@ -197,9 +198,7 @@ class TemplateFilter:
 
     def match_forms(self, text: str) -> tuple[str, str]:
         """The text as hassil matches it: normalized, with and without skip words."""
-        tracked = normalize_for_matching(text)
-        no_skip = tracked.copy()
-        remove_skip_words_tracked(no_skip, self._skip_words, False)
+        tracked, no_skip = tracked_forms(text, self._skip_words)
         return tracked.text, no_skip.text
 
     def candidates(

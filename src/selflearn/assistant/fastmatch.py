@@ -66,6 +66,7 @@ from hassil.string_matcher import (
 )
 from hassil.util import (
     PUNCTUATION_STR,
+    TrackedText,
     check_excluded_context,
     check_required_context,
     normalize_for_matching,
@@ -547,7 +548,7 @@ def _alternative(expressions: list[Expression]) -> Matcher:
         by_chars = entry[3]
         found = by_chars.get(chars)
         if found is None:
-            if len(by_chars) >= 4096:
+            if len(by_chars) >= 256:
                 by_chars.clear()
             found = by_chars[chars] = [
                 item
@@ -1094,6 +1095,29 @@ def _match_range_list(
 # --- recognition -------------------------------------------------------------------------------
 
 
+_TRACKED: dict[tuple[str, tuple[str, ...]], tuple[TrackedText, TrackedText]] = {}
+
+
+def tracked_forms(text: str, skip_words: Iterable[str]) -> tuple[TrackedText, TrackedText]:
+    """``text`` normalized for matching, with and without skip words (as hassil's
+    ``recognize_all`` makes them; cached). Callers must not change them (hassil copies them
+    before every change)."""
+    key = (text, tuple(skip_words))
+    found = _TRACKED.get(key)
+    if found is None:
+        tracked_with_skip_words = normalize_for_matching(text)
+        if key[1]:
+            tracked_no_skip_words = tracked_with_skip_words.copy()
+            remove_skip_words_tracked(tracked_no_skip_words, key[1], False)
+        else:
+            tracked_no_skip_words = tracked_with_skip_words
+        found = (tracked_with_skip_words, tracked_no_skip_words)
+        if len(_TRACKED) >= 1024:
+            _TRACKED.clear()
+        _TRACKED[key] = found
+    return found
+
+
 class _Settings:
     """hassil's ``MatchSettings`` (the attributes the matcher reads)."""
 
@@ -1127,14 +1151,9 @@ def recognize_all(
     """
     if intents.settings.ignore_whitespace:
         raise ValueError("fastmatch supports whitespace-separated languages only")
-    tracked_with_skip_words = normalize_for_matching(text)
-    text_with_skip_words = tracked_with_skip_words.text
     skip_words = intents.skip_words
-    if skip_words:
-        tracked_no_skip_words = tracked_with_skip_words.copy()
-        remove_skip_words_tracked(tracked_no_skip_words, skip_words, False)
-    else:
-        tracked_no_skip_words = tracked_with_skip_words
+    tracked_with_skip_words, tracked_no_skip_words = tracked_forms(text, skip_words)
+    text_with_skip_words = tracked_with_skip_words.text
     text_no_skip_words = tracked_no_skip_words.text
     had_skip_words_removed = text_no_skip_words != text_with_skip_words
     text_keywords = text_no_skip_words.split()
