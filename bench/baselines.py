@@ -43,6 +43,7 @@ from selflearn.assistant.nlu import HomeAssistantNlu, NluResult  # noqa: E402
 from selflearn.assistant.resolve import resolve  # noqa: E402
 from selflearn.errors import ConfigError  # noqa: E402
 from selflearn.mining.table import RewriteTable  # noqa: E402
+from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig  # noqa: E402
 from selflearn.schema import NluTrace  # noqa: E402
 from selflearn.simulation import corpora  # noqa: E402
 from selflearn.simulation.catalogue import template_phrasings  # noqa: E402
@@ -247,12 +248,60 @@ def run(cases: list[Case], baseline: str, canon: Canonicaliser, fuzzy_venv: Path
     return _score(tally, cases, results, acted, started)
 
 
-def run_rewriter(cases: list[Case], rewriter: RewriteTable, today: Tally) -> Tally:
-    """(e): strict+gazetteer on the rewritten text where the table rewrites the (heard) request;
-    elsewhere the result of ``today`` (strict+gazetteer on the same cases) is reused."""
+class OnlineRewriter:
+    """An online rewriter folder (``selflearn train rewriter``) consulted behind the NLU: only
+    for requests strict+gazetteer did nothing with, told that they failed."""
+
+    def __init__(self, folder: Path) -> None:
+        self.rewriter = Rewriter.load(folder, RewriterConfig(personal=False))
+        self.version = self.rewriter.version
+        self.kind = "online rewriter (global layer, behind the NLU)"
+
+    def __len__(self) -> int:
+        return len(self.rewriter.knowledge or [])
+
+    def __call__(self, case: Case, failed: bool) -> str | None:
+        if not failed:
+            return None
+        ctx = RequestContext(
+            household_id=case.household.home.home_id, home=case.household.home, area=case.area, failed=True
+        )
+        decision = self.rewriter.rewrite_one(case.heard, ctx)
+        return decision.text if decision.rewritten else None
+
+
+def load_rewriter(folder: Path) -> RewriteTable | OnlineRewriter:
+    """A mined table folder or an online rewriter folder."""
+    if (folder / "rewriter.json").exists():
+        return OnlineRewriter(folder)
+    return RewriteTable.load(folder)
+
+
+def _did_nothing(case: Case, nlu: NluResult) -> bool:
+    """What the assistant itself can see: no match, or nothing resolved/executed."""
+    if not nlu.trace.matched:
+        return True
+    home = case.household.home
+    resolution = resolve(nlu.trace.intent, dict(nlu.trace.slots), home, case.area, nlu.target_ids)
+    state = HomeState.initial(home)
+    return (
+        execute(nlu.trace.intent or "", dict(nlu.trace.slots), resolution, state, NOW, case.area).effect
+        is None
+    )
+
+
+def run_rewriter(cases: list[Case], rewriter: RewriteTable | OnlineRewriter, today: Tally) -> Tally:
+    """(e): strict+gazetteer on the rewritten text where the rewriter rewrites the (heard) request;
+    elsewhere the result of ``today`` (strict+gazetteer on the same cases) is reused. A table
+    rewrites before the NLU; an online rewriter only requests today's stack did nothing with."""
     started = time.perf_counter()
     gaz = HomeAssistantNlu("strict+gazetteer", unmatched_pass=False)
-    rewritten = [_rewrite(rewriter, case) for case in cases]
+    if isinstance(rewriter, OnlineRewriter):
+        rewritten = [
+            rewriter(case, _did_nothing(case, res)) for case, res in zip(cases, today.results, strict=True)
+        ]
+    else:
+        rewritten = [_rewrite(rewriter, case) for case in cases]
     results = [
         before if text is None else gaz.recognize(text, case.household.home, case.area)
         for case, text, before in zip(cases, rewritten, today.results, strict=True)
@@ -329,7 +378,7 @@ def report(
     cases: list[Case],
     tallies: dict[str, Tally],
     args: argparse.Namespace,
-    rewriter: RewriteTable | None = None,
+    rewriter: RewriteTable | OnlineRewriter | None = None,
 ) -> str:
     lines = [
         f"Command: `python bench/baselines.py --asr {args.asr} --homes {args.homes} --seed {args.seed}"
@@ -414,13 +463,21 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def _rewriter_report(cases: list[Case], tallies: dict[str, Tally], rewriter: RewriteTable) -> list[str]:
+def _rewriter_report(
+    cases: list[Case], tallies: dict[str, Tally], rewriter: RewriteTable | OnlineRewriter
+) -> list[str]:
     """Coverage, wins and losses of the rewriter against Home Assistant today, and of the
     gazetteer against strict for comparison, with example wins and losses."""
     pairs = [("strict+gazetteer", "strict"), (REWRITER, "strict+gazetteer")]
     lines = [
         "",
-        f"Rewrite table `{rewriter.version}` ({len(rewriter):,} active rules). Each addition against "
+        (
+            f"Online rewriter `{rewriter.version}` ({len(rewriter):,} pooled patterns; consulted only "
+            "when strict+gazetteer did nothing). "
+            if isinstance(rewriter, OnlineRewriter)
+            else f"Rewrite table `{rewriter.version}` ({len(rewriter):,} active rules). "
+        )
+        + "Each addition against "
         "the configuration it is added to (its base). *Acted on*: for the gazetteer, requests strict "
         "did not match and the gazetteer did; for the rewriter, requests the table rewrote (coverage). "
         "The rescue columns of the first table count exactly these requests, split by final outcome "
@@ -494,7 +551,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--skip-fuzzy", action="store_true", help="leave out baseline (c)")
     parser.add_argument(
-        "--rewrites", type=Path, default=None, help="rewrite-table folder: adds (e) rewrites+strict+gazetteer"
+        "--rewrites",
+        type=Path,
+        default=None,
+        help="rewrite-table or online-rewriter folder: adds (e) rewrites+strict+gazetteer",
     )
     parser.add_argument(
         "--split",
@@ -509,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no corpora found: pass --data-dir or set SELFLEARN_DATA_DIR", file=sys.stderr)
         return 2
     try:
-        rewriter = RewriteTable.load(args.rewrites) if args.rewrites else None
+        rewriter = load_rewriter(args.rewrites) if args.rewrites else None
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

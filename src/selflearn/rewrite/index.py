@@ -11,6 +11,7 @@ request path is one query at a time, and threads only add latency there.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,12 @@ class VectorIndex:
         else:
             raise ConfigError(f"index kind must be flat, hnsw or auto, not {kind!r}")
         if len(data):
-            index.add(data)
+            # Building uses every core (a million vectors take minutes); searching stays on one.
+            faiss.omp_set_num_threads(os.cpu_count() or 1)
+            try:
+                index.add(data)
+            finally:
+                faiss.omp_set_num_threads(1)
         return cls(index, kind, ef_search)
 
     @property

@@ -1,0 +1,194 @@
+"""In-process latency of the online rewriter with a 1,000,000-entry global index.
+
+    python bench/rewrite_latency.py --rewriter bench/.cache/online/rewriter-k5 \\
+        --store bench/.cache/online/train-120x14.duckdb [--entries 1000000]
+
+1. Loads a trained rewriter and grows its global knowledge to ``--entries`` patterns with real
+   sentences: user utterances of SGD, SLURP, CLINC150, SNIPS, HWU64, Banking77 and Taskmaster
+   (``../shared/data``), then noisy-ASR variants of them (the project's noisy channel) until
+   the count is reached. Each added pattern copies the statistics and signature of a random
+   trained pattern with the same slot signature, so the ranker sees realistic candidates. The
+   partitions are re-indexed (HNSW above 20,000 patterns; M=32, efConstruction 80, efSearch 64).
+   The grown knowledge is cached under ``bench/.cache/latency/``.
+2. Replays requests from the store (what was said, in order) through ``rewrite_one``: behind
+   the NLU (``failed=True`` for requests whose result was not a success; the others are not asked,
+   as the assistant would not ask) and before it (every request, ``failed=None``).
+3. Reports wall-clock p50/p90/p99/max per decision, CPU time per decision, and the process's
+   resident memory with the rewriter loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from selflearn import Store
+from selflearn.assistant.asr import make_asr
+from selflearn.mining.delex import Delexicalizer
+from selflearn.rewrite import RequestContext, Rewriter
+from selflearn.rewrite.knowledge import Knowledge, Pattern, build_indexes, slots_key
+from selflearn.rewrite.logs import read_homes
+from selflearn.simulation.corpora import find_data_dir
+
+CACHE = Path(__file__).resolve().parent / ".cache" / "latency"
+
+
+def corpus_sentences(data: Path) -> list[str]:
+    """Distinct user utterances of the shared corpora (lower-cased)."""
+    out: set[str] = set()
+    for path in sorted((data / "sgd").glob("*/dialogues_*.json.gz")):
+        for dialogue in json.loads(gzip.decompress(path.read_bytes())):
+            out.update(t["utterance"].lower() for t in dialogue["turns"] if t["speaker"] == "USER")
+    for path in sorted((data / "taskmaster4" / "data").glob("*.json.gz")):
+        try:
+            for dialogue in json.loads(gzip.decompress(path.read_bytes())):
+                for t in dialogue.get("utterances", []):
+                    if t.get("speaker") == "USER":
+                        out.add(str(t.get("text", "")).lower())
+        except (ValueError, OSError):
+            continue
+    slurp = data / "slurp" / "lm_sentences_minus_test.txt"
+    if slurp.exists():
+        out.update(line.strip().lower() for line in slurp.read_text().splitlines())
+    clinc = data / "clinc150" / "data_full_train_val.json"
+    if clinc.exists():
+        for rows in json.loads(clinc.read_text()).values():
+            out.update(str(r[0]).lower() for r in rows)
+    for name in ("train.tsv", "valid.tsv"):
+        path = data / "snips" / name
+        if path.exists():
+            with path.open() as fh:
+                out.update(row["utterance"].lower() for row in csv.DictReader(fh, delimiter="\t"))
+    hwu = data / "hwu64" / "hwu64_cv_minus_slurp_test.jsonl"
+    if hwu.exists():
+        for line in hwu.read_text().splitlines():
+            row = json.loads(line)
+            out.add(str(row.get("text") or row.get("utterance") or "").lower())
+    bank = data / "banking77" / "train.csv"
+    if bank.exists():
+        with bank.open() as fh:
+            out.update(row["text"].lower() for row in csv.DictReader(fh))
+    return sorted(s for s in out if 0 < len(s) <= 200)
+
+
+def grow(knowledge: Knowledge, rewriter: Rewriter, entries: int, data: Path, seed: int) -> Knowledge:
+    """``knowledge`` plus corpus sentences and their noisy variants, to ``entries`` patterns."""
+    assert rewriter.embedder is not None
+    rng = random.Random(seed)
+    delex = Delexicalizer(None)
+    by_slots: dict[str, list[Pattern]] = {}
+    for p in knowledge.patterns:
+        by_slots.setdefault(p.slots, []).append(p)
+    seen = {p.pattern for p in knowledge.patterns}
+    patterns = list(knowledge.patterns)
+    sentences = corpus_sentences(data)
+    print(f"[latency] {len(sentences):,} distinct corpus sentences", file=sys.stderr)
+    asr = make_asr("noisy")
+    rounds = 0
+    while len(patterns) < entries and rounds < 50:
+        for text in sentences:
+            if rounds:
+                text = asr.transcribe(text, rng).text
+            pattern = delex(text).pattern
+            if pattern in seen:
+                continue
+            donors = by_slots.get(slots_key(pattern)) or knowledge.patterns
+            donor = rng.choice(donors)
+            seen.add(pattern)
+            patterns.append(Pattern(**{**donor.__dict__, "pattern": pattern, "slots": slots_key(pattern)}))
+            if len(patterns) >= entries:
+                break
+        rounds += 1
+        print(f"[latency] round {rounds}: {len(patterns):,} patterns", file=sys.stderr)
+    started = time.perf_counter()
+    indexes = build_indexes(patterns, rewriter.embedder)
+    print(
+        f"[latency] embedded and indexed {len(patterns):,} patterns in {time.perf_counter() - started:.0f} s"
+    )
+    return Knowledge(patterns, indexes, knowledge.config, {**knowledge.metadata, "grown_to": len(patterns)})
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rewriter", type=Path, required=True)
+    parser.add_argument("--store", type=Path, required=True, help="requests to replay (and the homes)")
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    data = find_data_dir(None)
+    if data is None:
+        sys.exit("needs ../shared/data (the corpora the index is grown with)")
+    rewriter = Rewriter.load(args.rewriter)
+    if rewriter.knowledge is None:
+        sys.exit(f"{args.rewriter} has no global knowledge")
+    folder = CACHE / f"knowledge-{args.entries}-{rewriter.version}"
+    if (folder / "knowledge.json").exists():
+        knowledge = Knowledge.load(folder)
+    else:
+        knowledge = grow(rewriter.knowledge, rewriter, args.entries, data, args.seed)
+        knowledge.save(folder)
+        knowledge = Knowledge.load(folder)
+    rewriter.knowledge = knowledge
+    parts = sorted(
+        ((len(rows), slots, idx.kind) for slots, (idx, rows) in knowledge.indexes.items()), reverse=True
+    )
+    print(f"knowledge: {len(knowledge):,} patterns; largest partitions: {parts[:4]}")
+    with Store(args.store, read_only=True) as store:
+        rewriter.homes.update(read_homes(store))
+        rows = store.query(
+            "SELECT coalesce(rewrite.original_text, text) AS said, household_id, result.status AS status, "
+            "device.area AS area, timestamp FROM turns ORDER BY household_id, timestamp LIMIT ?",
+            [args.requests],
+        ).to_pylist()
+    print(f"resident memory with the rewriter loaded: {rss_mb():,.0f} MB (peak)")
+    for mode in ("behind the NLU (failed requests)", "before the NLU (every request)"):
+        wall: list[float] = []
+        cpu: list[float] = []
+        rewritten = 0
+        for i, row in enumerate(rows):
+            failed = row["status"] != "success"
+            if mode.startswith("behind") and not failed:
+                continue
+            ctx = RequestContext(
+                household_id=row["household_id"],
+                area=row["area"],
+                timestamp=row["timestamp"],
+                failed=True if mode.startswith("behind") else None,
+            )
+            c0, w0 = time.thread_time(), time.perf_counter()
+            decision = rewriter.rewrite_one(row["said"], ctx)
+            w1, c1 = time.perf_counter(), time.thread_time()
+            if i >= 200:  # warm-up: first calls fill caches
+                wall.append((w1 - w0) * 1e3)
+                cpu.append((c1 - c0) * 1e3)
+            rewritten += decision.rewritten
+        w, c = np.array(wall), np.array(cpu)
+        print(
+            f"{mode}: {len(w):,} decisions, {rewritten:,} rewritten; wall p50 {np.percentile(w, 50):.3f} ms, "
+            f"p90 {np.percentile(w, 90):.3f}, p99 {np.percentile(w, 99):.3f}, max {w.max():.1f}; "
+            f"CPU p50 {np.percentile(c, 50):.3f} ms, p99 {np.percentile(c, 99):.3f}"
+        )
+    print(
+        f"peak resident memory: {rss_mb():,.0f} MB; errors {rewriter.stats.errors}, "
+        f"over budget {rewriter.stats.over_budget}"
+    )
+
+
+if __name__ == "__main__":
+    main()
