@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,8 +102,10 @@ class _Template:
     """Whether the vocabulary is bounded; ``None`` until computed."""
     entity_bounds: _EntityBounds | None = None
     """Computed on first use (see ``TemplateFilter.by_entity_bound``)."""
-    literals: frozenset[str] | None = None
-    """Lower-cased texts of the template's own chunks (empty: unbounded); computed on first use."""
+    literals: Callable[[str], re.Match[str] | None] | None = None
+    """Search for any lower-cased text of the template's own chunks; computed on first use."""
+    literals_bounded: bool = True
+    """False if those texts cannot bound what the template matches (see ``_literals``)."""
 
 
 @dataclass(frozen=True)
@@ -335,10 +337,18 @@ class TemplateFilter:
         in ``haystack`` too).
         """
         if template.literals is None:
-            template.literals = _literals(template.sentence.expression, template.scope.rules, set())
-        literals = template.literals
-        if not literals or any(literal in haystack for literal in literals):
-            return True  # an empty set: not bounded (a chunk that is not ASCII)
+            literals = _literals(template.sentence.expression, template.scope.rules, set())
+            # One search for any of them (an empty set: not bounded, a chunk that is not ASCII).
+            template.literals = (
+                re.compile("|".join(re.escape(literal) for literal in sorted(literals))).search
+                if literals
+                else None
+            )
+            template.literals_bounded = bool(literals)
+        if not template.literals_bounded or (
+            template.literals is not None and template.literals(haystack) is not None
+        ):
+            return True
         for name, _ in self._bounds(template).lists:
             slot_list = template.scope.local_lists.get(name)
             if slot_list is None:
@@ -352,7 +362,7 @@ class TemplateFilter:
                     pieces = _range_pieces(slot_list, template.scope.language)
                 except _Unfilterable:
                     return True
-                if any(piece in haystack for piece in pieces):
+                if _any_in(pieces, haystack):
                     return True
             elif not isinstance(slot_list, (TextSlotList, WildcardSlotList)):
                 return True  # missing (an inline range, or an error) or unknown
@@ -398,7 +408,7 @@ class TemplateFilter:
                 pieces = _range_pieces(slot_list, template.scope.language)
             except _Unfilterable:
                 return 1
-            return int(any(piece in haystack for piece in pieces))
+            return int(_any_in(pieces, haystack))
         return 1
 
     # --- word coverage ---------------------------------------------------------------------
@@ -535,6 +545,17 @@ def _literals(expression: Expression, rules: Mapping[str, Sentence], seen: set[s
                 seen.add(item.rule_name)
                 stack.append(rules[item.rule_name].expression)
     return frozenset(out)
+
+
+_ANY_IN: dict[frozenset[str], Callable[[str], re.Match[str] | None]] = {}
+
+
+def _any_in(pieces: frozenset[str], haystack: str) -> bool:
+    """Whether any of ``pieces`` occurs in ``haystack`` (one compiled search per piece set)."""
+    search = _ANY_IN.get(pieces)
+    if search is None:
+        search = _ANY_IN[pieces] = re.compile("|".join(re.escape(p) for p in sorted(pieces)) or "(?!)").search
+    return search(haystack) is not None
 
 
 def _value_haystack(text: str, with_skip: str, no_skip: str) -> str | None:

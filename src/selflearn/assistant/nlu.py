@@ -350,19 +350,28 @@ class HomeAssistantNlu:
         best: Any = None
         best_key: tuple[int, int, int, int] | None = None
         best_at: tuple[int, int] = (0, 0)
-        recognize = fastmatch.recognize_all if self._fast else recognize_all
+        session = None
+        if self._fast:
+            session = fastmatch.Session(
+                text, self._intents, lists, context, allow_unmatched_entities=True, language="en"
+            )
         n = 0
         for bound, intents in self._filter.by_entity_bound(text, lists, forms=forms):
             if best_key is not None and bound < best_key[0]:
                 break
-            for res in recognize(
-                text,
-                intents,
-                slot_lists=lists,
-                intent_context=context,
-                allow_unmatched_entities=True,
-                language="en",
-            ):
+            results = (
+                session.recognize_all(intents)
+                if session is not None
+                else recognize_all(
+                    text,
+                    intents,
+                    slot_lists=lists,
+                    intent_context=context,
+                    allow_unmatched_entities=True,
+                    language="en",
+                )
+            )
+            for res in results:
                 n += 1
                 if res.text_chunks_matched < 1:
                     continue
