@@ -45,4 +45,6 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "rewrite table:" in res.stdout and "wins / losses" in res.stdout
     assert (tmp_path / "rewrites" / "metadata.json").exists()
-    assert json.loads((tmp_path / "replay" / "manifest.json").read_text())["config"]["rewrite_table"]
+    assert (tmp_path / "rewriter" / "rewriter.json").exists()
+    config = json.loads((tmp_path / "replay" / "manifest.json").read_text())["config"]
+    assert config["assistant"]["rewrite_when"] == "on_failure"

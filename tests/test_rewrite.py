@@ -243,6 +243,13 @@ def test_personal_layer_learns_a_household_name_from_a_retry(home: Home) -> None
     # Another user's request 10 minutes later is not a retry of anything.
     layer.observe(log_turn("c", "what time is it", user="u2", at=600, intent="HassGetCurrentTime"), home)
     assert set(memory.rewrites) == {"turn on the big light"}
+    # An ASR fragment the assistant could not resolve is not a household name.
+    layer.observe(log_turn("d", "turn on to", at=900, status="error", unresolved=("to",)), home)
+    layer.observe(
+        log_turn("e", "turn on the tv", at=905, intent="HassTurnOn", slots={"name": "TV"}, resolved=("TV",)),
+        home,
+    )
+    assert memory.alias_for("to") is None and memory.rewrite_for("turn on to") == ("turn on the tv", 1)
     assert layer.forget("test_home") and layer.memory("test_home") is None
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from selflearn.assistant.pipeline import AssistantConfig
+from selflearn.assistant.pipeline import AssistantConfig, RewriteHook
 from selflearn.errors import ConfigError, SelflearnError
 from selflearn.simulation.simulator import SimulationConfig, SimulationResult, simulate
 from selflearn.stats import Stats, compute_stats
@@ -45,10 +45,14 @@ def _progress() -> Progress:
     )
 
 
-def _run_simulation(config: SimulationConfig, out_dir: Path) -> SimulationResult:
+def _run_simulation(
+    config: SimulationConfig, out_dir: Path, rewriter: RewriteHook | None = None
+) -> SimulationResult:
     with _progress() as bar:
         task = bar.add_task("simulating households", total=config.households)
-        result = simulate(config, out_dir, progress=lambda done, total: bar.update(task, completed=done))
+        result = simulate(
+            config, out_dir, progress=lambda done, total: bar.update(task, completed=done), rewriter=rewriter
+        )
     console.print(
         f"simulated {result.households:,} households: {result.turns:,} turns, "
         f"{result.feedback:,} feedback events in {result.seconds:.1f} s -> {out_dir}"
@@ -498,24 +502,25 @@ def mine_cmd(
 @app.command("demo")
 def demo_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Working folder.")] = Path("out/demo"),
-    households: Annotated[int, typer.Option(help="Households whose logs are mined.", min=1)] = 60,
+    households: Annotated[int, typer.Option(help="Households whose logs are learned from.", min=1)] = 40,
     days: Annotated[float, typer.Option(help="Simulated days of those logs.", min=0.01)] = 7.0,
-    replay_households: Annotated[int, typer.Option(help="New households in the replayed week.", min=1)] = 20,
+    replay_households: Annotated[int, typer.Option(help="New households in the replayed week.", min=1)] = 15,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 2,
     min_users: Annotated[
-        int, typer.Option("--min-users", "-k", help="k: distinct users a rewrite needs.", min=1)
+        int, typer.Option("--min-users", "-k", help="k: distinct users a pooled pattern needs.", min=1)
     ] = 3,
     rephrase_model: Annotated[
         Path | None,
         typer.Option(help="Contextual rephrase model folder (default: the pairwise lexical baseline)."),
     ] = None,
 ) -> None:
-    """The whole loop on built-in data: simulate, detect friction, mine rewrites, replay.
+    """The whole loop on built-in data: simulate, detect friction, mine, train the rewriter, replay.
 
     Simulates a week of households, ingests it, detects rephrases and defects, mines a rewrite
-    table, then replays a later week on new households with the table in front of the NLU and
-    prints, on the same turns, the defects with and without it."""
+    table, trains the online rewriter (global and personal layers), then replays a later week on
+    new households with the rewriter behind the NLU, narrating rewrites as they happen, and prints,
+    on the same turns, the defects with and without it."""
     from selflearn.demo import run_demo
 
     result = run_demo(
@@ -545,14 +550,21 @@ def demo_cmd(
     for row in result.table.table.to_pylist()[:10]:
         if row["status"] == "active":
             out.print(f"  {row['source_example']!r} -> {row['target_example']!r} ({row['users']} users)")
+    if result.fit is not None:
+        cal = result.fit.calibration.get("known_failed", {})
+        out.print(
+            f"online rewriter: {result.fit.knowledge.get('patterns', {}).get('kept', 0):,} pooled patterns, "
+            f"ranker trained on {result.fit.rows:,} candidate rows, threshold {cal.get('threshold', 0):.3f} "
+            f"-> {result.rewriter_dir}"
+        )
     r = result.replay
     table = Table(title="Replayed week on new households (simulation truth, same turns)")
-    for col in ("", "without the table", "with the table"):
+    for col in ("", "without the rewriter", "with the rewriter"):
         table.add_column(col)
     table.add_row("turns", f"{r.turns:,}", f"{r.turns:,}")
     table.add_row("defects", f"{r.would_fail:,}", f"{r.defects:,}")
     table.add_row("defect rate", f"{r.defect_rate_without:.1%}", f"{r.defect_rate:.1%}")
-    table.add_row("rewritten turns", "-", f"{r.rewritten:,}")
+    table.add_row("rewritten turns", "-", f"{r.rewritten:,} " + str(result.by_layer or ""))
     table.add_row("wins / losses", "-", f"{r.wins:,} / {r.losses:,}")
     out.print(table)
     for original, rewritten, intent in r.win_examples[:5]:

@@ -48,6 +48,18 @@ MAX_HOUSEHOLDS = 100_000
 
 _WORD = re.compile(r"[a-z0-9']+")
 
+# fmt: off
+FUNCTION_WORDS = frozenset((
+    "a", "an", "the", "to", "on", "off", "in", "at", "of", "for", "from", "by", "with", "my", "me",
+    "our", "your", "it", "its", "is", "are", "be", "and", "or", "up", "down", "please", "what", "whats",
+    "how", "this", "that", "these", "those", "all", "some", "any", "set", "turn", "switch", "make",
+    "can", "could", "would", "you", "i", "we", "he", "she", "they", "do", "does", "did", "not", "no",
+    "yes", "now", "here", "there", "then", "than", "so", "just",
+))
+# fmt: on
+"""Words that never make a household name on their own (an ASR fragment the assistant could not
+resolve, such as "to", is not a nickname)."""
+
 
 @dataclass
 class Success:
@@ -249,8 +261,9 @@ class PersonalLayer:
             return
         for word in failed.turn.unresolved:
             key = normalize_name(word)
-            if key and key != target and key not in text:
-                mem.aliases.setdefault(key, Counter())[target] += 1
+            if not _name_like(key) or key == target or key in text:
+                continue
+            mem.aliases.setdefault(key, Counter())[target] += 1
 
     # --- use ----------------------------------------------------------------------------------
 
@@ -263,6 +276,12 @@ class PersonalLayer:
             else:
                 mem.vectors = np.stack(vectors)
         return mem.vectors
+
+
+def _name_like(key: str) -> bool:
+    """Whether ``key`` could be a household's name for a thing (not just function words)."""
+    words = key.split()
+    return len(key) >= 3 and 0 < len(words) <= 4 and any(w not in FUNCTION_WORDS for w in words)
 
 
 def _close(embed: EmbedFn | None, a: str, b: str) -> bool:

@@ -396,7 +396,9 @@ class Rewriter:
                 return RewriteDecision(mine[0], text, True, "personal", score, "personal", tuple(reasons))
         # ranked retrieval
         if not (self.config.global_retrieval and self.ranker is not None and self.embedder is not None):
-            return alias_only() if aliased else RewriteDecision(text, text, False, reasons=("no ranker",))
+            if aliased and mem is not None and mem.pattern_ok[prep.d.pattern] > 0:
+                return alias_only(("the request with this household's names has worked here before",))
+            return RewriteDecision(text, text, False, reasons=(*reasons, "no ranker"))
         query, hood, ranked = self.retrieve(prep, ctx)
         if ranked:
             x = featurize(query, ranked, self.knowledge, hood, mem, self.ranker.intents)
@@ -423,7 +425,8 @@ class Rewriter:
             reasons.append(f"below the bar: {summary} < {bar:.3f}")
         else:
             shown = ()
-        if aliased:
+        if aliased and mem is not None and mem.pattern_ok[prep.d.pattern] > 0:
+            reasons.append("the request with this household's names has worked here before")
             return RewriteDecision(prep.aliased, text, True, "personal", 0.9, "alias", tuple(reasons), shown)
         return RewriteDecision(
             text, text, False, reasons=tuple(reasons) or ("no candidate",), candidates=shown
