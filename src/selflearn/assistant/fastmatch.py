@@ -47,23 +47,7 @@ from hassil.models import (
     UnmatchedRangeEntity,
     UnmatchedTextEntity,
 )
-from hassil.recognize import (
-    RecognizeResult,
-    _get_result_score,
-    _has_required_fragments,
-    _process_match_contexts,
-)
-from hassil.string_matcher import (
-    _RANGE_TRIE_CACHE,
-    BREAK_WORDS_TABLE,
-    FLOAT_ANYWHERE,
-    FLOAT_START,
-    INTEGER_ANYWHERE,
-    INTEGER_START,
-    WORD_END_CHARS,
-    _build_range_trie,
-    _extend_wildcard,
-)
+from hassil.recognize import RecognizeResult
 from hassil.util import (
     PUNCTUATION_STR,
     TrackedText,
@@ -73,6 +57,24 @@ from hassil.util import (
     remove_punctuation,
     remove_skip_words_tracked,
 )
+
+try:  # hassil's internals the port reuses (present in the release it ports)
+    from hassil.recognize import _get_result_score, _has_required_fragments, _process_match_contexts
+    from hassil.string_matcher import (
+        _RANGE_TRIE_CACHE,
+        BREAK_WORDS_TABLE,
+        FLOAT_ANYWHERE,
+        FLOAT_START,
+        INTEGER_ANYWHERE,
+        INTEGER_START,
+        WORD_END_CHARS,
+        _build_range_trie,
+        _extend_wildcard,
+    )
+except ImportError:  # another hassil: SUPPORTED is false and nothing below is used
+    _INTERNALS = False
+else:
+    _INTERNALS = True
 
 HASSIL_VERSION = "3.12.1"
 """The hassil release this module ports."""
@@ -87,7 +89,7 @@ def _installed_hassil() -> str | None:
         return None
 
 
-SUPPORTED = _installed_hassil() == HASSIL_VERSION
+SUPPORTED = _INTERNALS and _installed_hassil() == HASSIL_VERSION
 """Whether the installed hassil is the one ported here (otherwise use hassil itself)."""
 
 _PUNCTUATION = frozenset(PUNCTUATION_STR)
