@@ -26,6 +26,7 @@ same order). The gazetteer's fuzzy searches, pure functions of their query, are 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -420,7 +421,7 @@ def _memoize_gazetteer_tokenizer() -> None:
 _EXTRACT_MEMOS: OrderedDict[tuple[Any, ...], dict[tuple[Any, ...], tuple[Any, ...]]] = OrderedDict()
 """Fuzzy-search results per set of choices (content-keyed, so homes share the action phrases)."""
 _EXTRACT_MEMO_SETS = 16
-_EXTRACT_MEMO_SIZE = 1 << 16
+_EXTRACT_MEMO_SIZE = 1 << 17
 
 
 def _memoize_gazetteer_home(matcher: Any) -> None:
@@ -473,12 +474,14 @@ def _memoize_fuzzy_batches(tagger: Any) -> None:
 
 def _memoized_extract(extract: Any, memo: dict[tuple[Any, ...], tuple[Any, ...]]) -> Any:
     def memoized(query: str, **kwargs: Any) -> list[Any]:
-        key = (query, *sorted(kwargs.items()))
+        key = (query, *kwargs.items())  # each call site passes the same keywords in one order
         found = memo.get(key)
         if found is None:
             found = tuple(extract(query, **kwargs))  # frozen Match records
             if len(memo) >= _EXTRACT_MEMO_SIZE:
-                memo.clear()
+                # Forget the older half (dicts keep insertion order): common windows come back.
+                for old in list(itertools.islice(memo, len(memo) // 2)):
+                    del memo[old]
             memo[key] = found
         return list(found)
 
