@@ -14,10 +14,13 @@ import pyarrow as pa
 import pytest
 
 import selflearn.fpi.model as fpi_model
+import selflearn.fpi.text as fpi_text
 from selflearn import SimulationConfig, Store, simulate
 from selflearn.errors import ConfigError, DataError
 from selflearn.fpi.features import FEATURES, compare_texts, fpi_features
+from selflearn.fpi.language import DomainLanguage, delexicalise, domain_language
 from selflearn.fpi.model import CLASSES, RULES_NAME, FpiModel, RuleBaseline, score_fpi, truth_labels
+from selflearn.fpi.text import TextProjection
 from tests.conftest import turn_dict
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -153,6 +156,136 @@ def test_compare_texts_tells_confusions_restructures_and_names_apart() -> None:
     assert compare_texts("a b", "a b", set())[1] == 1.0
 
 
+HOME = {
+    "record_type": "home",
+    "home_id": "h1",
+    "areas": [{"id": "kitchen", "name": "Kitchen"}, {"id": "bedroom", "name": "Bedroom"}],
+    "entities": [
+        {"id": "light.kitchen_light", "name": "Kitchen Light", "area": "kitchen"},
+        {"id": "light.reading_lamp", "name": "Reading Lamp", "area": "bedroom", "aliases": ["book light"]},
+    ],
+}
+
+
+def _with_alternative(record: dict[str, Any], alternative: str) -> dict[str, Any]:
+    top = record["asr"]["text"]
+    record["asr"]["nbest"] = [{"text": top, "confidence": 0.8}, {"text": alternative, "confidence": 0.4}]
+    return record
+
+
+@pytest.fixture(scope="module")
+def home_features(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """A home with configured names; an unknown nickname whose n-best alternative works; a
+    misparsed sentence swallowed as a name; the same request said by two users."""
+    records = [
+        HOME,
+        _with_alternative(
+            _turn(
+                "n1",
+                "a1",
+                0,
+                "turn on the big light",
+                "error",
+                "no_entity",
+                matched=False,
+                er={"resolved": [], "unresolved": ["big light"], "ok": False},
+            ),
+            "turn on the kitchen light",
+        ),
+        _turn("n2", "a1", 6, "turn on the big light please"),
+        _turn(
+            "n3",
+            "a2",
+            100,
+            "switch each the kitchen to off",
+            "error",
+            "no_entity",
+            matched=False,
+            er={"resolved": [], "unresolved": ["switch each the kitchen"], "ok": False},
+        ),
+        _turn("n4", "a3", 200, "turn on the kitchen light", user_id="u2"),
+        _turn("n5", "a4", 300, "turn on the kitchen light"),
+    ]
+    folder = tmp_path_factory.mktemp("fpi-home")
+    with Store(_store_from(folder, records), read_only=True) as store:
+        return {r["turn_id"]: r for r in fpi_features(store).to_pylist()}
+
+
+def test_unresolved_names_are_compared_with_the_homes_names(home_features: dict[str, dict[str, Any]]) -> None:
+    nickname, sentence = home_features["n1"], home_features["n3"]
+    assert 0.5 < nickname["unres_entity_ratio"] < 1.0  # "big light" vs "kitchen light"
+    assert nickname["unres_contains_area"] == 0.0 and nickname["unres_contains_entity"] == 0.0
+    assert nickname["next_has_unres"] == 1.0  # the user says "big light" again
+    assert sentence["unres_contains_area"] == 1.0 and sentence["unres_template_share"] >= 0.5
+    assert home_features["n4"]["unres_entity_ratio"] is None  # nothing unresolved
+
+
+def test_nbest_alternatives_are_rerun_through_the_nlu(home_features: dict[str, dict[str, Any]]) -> None:
+    nickname = home_features["n1"]
+    assert nickname["alt_success"] == 1.0 and nickname["alt_success_rank"] == 1.0
+    assert nickname["alt_success_conf_ratio"] == pytest.approx(0.5) and nickname["alt_n"] == 1.0
+    assert home_features["n3"]["alt_success"] == 0.0  # "<request> on": not a request either
+    assert home_features["n5"]["alt_n"] == 1.0
+
+
+def test_recurrence_counts_users_and_the_others_outcomes(home_features: dict[str, dict[str, Any]]) -> None:
+    said_twice = home_features["n4"]
+    assert said_twice["text_users"] == 2.0 and said_twice["text_success_others"] == 1.0
+    assert said_twice["pattern_users"] >= 2.0
+    assert home_features["n3"]["text_success_others"] is None  # said once
+
+
+def test_nbest_features_are_null_without_the_homes_configuration(hand_features: pa.Table) -> None:
+    assert all(v is None for v in hand_features.column("alt_success").to_pylist())
+    assert all(v is None for v in hand_features.column("unres_entity_ratio").to_pylist())
+
+
+def test_domain_language_knows_template_wording() -> None:
+    lang = domain_language()
+    assert isinstance(lang, DomainLanguage) and "<name>" in lang.vocabulary
+    words = delexicalise("turn on the reading lamp in the kitchen", ("reading lamp",), ("kitchen",))
+    assert words == ["turn", "on", "the", "<name>", "in", "the", "<area>"]
+    assert delexicalise("set a timer for twenty five minutes", (), ()) == [
+        "set",
+        "a",
+        "timer",
+        "for",
+        "<num>",
+        "minutes",
+    ]
+    oov, bigrams, _tri, _unseen, _run = lang.ngram_scores(words)
+    assert oov == 0.0 and bigrams > 0.8
+    garbled = lang.ngram_scores(["the", "the", "out", "kill"])
+    assert garbled[1] < bigrams and garbled[0] > 0.0
+    assert lang.nearest(words)[0] > lang.nearest(["kill", "the", "idiot", "box"])[0]
+
+
+class _FakeEncoder:
+    """Deterministic stand-in for the static sentence encoder (a bag of hashed words)."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 16), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.split():
+                out[i, sum(map(ord, word)) % 16] += 1.0
+        return out
+
+
+def test_text_projection_fits_transforms_and_round_trips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fpi_text, "_embedder", _FakeEncoder)
+    texts = ["turn on the light", "turn off the light", "tell me a joke", "what time is it"] * 3
+    projection = TextProjection(dims=3).fit(texts)
+    out = projection.transform(["turn on the light", "tell me a joke"])
+    assert out.shape == (2, 3) and projection.feature_names() == ["text_pc0", "text_pc1", "text_pc2"]
+    projection.save(tmp_path / "p.npz")
+    loaded = TextProjection.load(tmp_path / "p.npz")
+    assert np.allclose(loaded.transform(["turn on the light", "tell me a joke"]), out)
+    with pytest.raises(ValueError, match="not fitted"):
+        TextProjection().transform(["x"])
+
+
 # --- the rule baseline ----------------------------------------------------------------------------
 
 
@@ -205,7 +338,8 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def model(simulated: Path) -> FpiModel:
     with Store(simulated, read_only=True) as store:
-        return FpiModel.fit(store, params={"min_data_in_leaf": 5}, num_rounds=80)
+        # text_dims=0: no sentence encoder in the unit tests (TextProjection is tested apart)
+        return FpiModel.fit(store, params={"min_data_in_leaf": 5}, num_rounds=80, text_dims=0)
 
 
 def test_model_learns_from_simulation_truth_and_beats_the_majority_class(
@@ -258,7 +392,8 @@ def test_prediction_never_reads_simulation_truth(
 def test_model_save_load_round_trip(model: FpiModel, hand_features: pa.Table, tmp_path: Path) -> None:
     folder = model.save(tmp_path / "fpi")
     meta = json.loads((folder / "model.json").read_text())
-    assert meta["format"] == "fpi.gbm.v1" and meta["classes"] == list(CLASSES)
+    assert meta["format"] == "fpi.gbm.v2" and meta["classes"] == list(CLASSES)
+    assert meta["text_dims"] == 0 and not (folder / "text_projection.npz").exists()
     assert meta["features"] == list(FEATURES) and meta["labels"]["source"] == "sim_truth.failure_point"
     loaded = FpiModel.load(folder)
     assert loaded.version == model.version
@@ -269,3 +404,21 @@ def test_model_save_load_round_trip(model: FpiModel, hand_features: pa.Table, tm
         FpiModel.load(folder)
     with pytest.raises(DataError, match="not a saved"):
         FpiModel.load(tmp_path / "nowhere")
+
+
+def test_model_with_text_projection_saves_and_loads_it(
+    simulated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fpi_text, "_embedder", _FakeEncoder)
+    with Store(simulated, read_only=True) as store:
+        feats = fpi_features(store, nbest=False)
+        labels = truth_labels(store, feats.column("turn_id"))
+    model = FpiModel(params={"min_data_in_leaf": 5}, num_rounds=10, text_dims=4).fit_features(feats, labels)
+    assert model.feature_names[-4:] == ["text_pc0", "text_pc1", "text_pc2", "text_pc3"]
+    folder = model.save(tmp_path / "fpi-text")
+    assert json.loads((folder / "model.json").read_text())["text_dims"] == 4
+    loaded = FpiModel.load(folder)
+    assert np.allclose(loaded.predict(feats).proba, model.predict(feats).proba)
+    (folder / "text_projection.npz").unlink()
+    with pytest.raises(DataError, match="text_projection"):
+        FpiModel.load(folder)

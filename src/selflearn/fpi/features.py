@@ -21,6 +21,15 @@ import pyarrow as pa
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
+from selflearn.fpi.language import (
+    LANGUAGE_FEATURES,
+    NAME_FEATURES,
+    RECURRENCE_FEATURES,
+    domain_language,
+    language_features,
+    load_home_names,
+)
+from selflearn.fpi.nbest import NBEST_FEATURES, nbest_features
 from selflearn.store import Store
 
 FOLLOW_UP_S = 20.0
@@ -89,7 +98,14 @@ TEXT_NUMERIC: tuple[str, ...] = (
 )
 """Numeric columns computed in Python from the texts (see :func:`compare_texts`)."""
 
-NUMERIC_FEATURES: tuple[str, ...] = (*SQL_NUMERIC, *TEXT_NUMERIC)
+NUMERIC_FEATURES: tuple[str, ...] = (
+    *SQL_NUMERIC,
+    *TEXT_NUMERIC,
+    *NAME_FEATURES,
+    *LANGUAGE_FEATURES,
+    *RECURRENCE_FEATURES,
+    *NBEST_FEATURES,
+)
 
 CATEGORICAL_FEATURES: tuple[str, ...] = ("status", "error_code", "nlu_matcher", "next_status", "prev_status")
 """String columns (``status`` is ``"missing"`` when the result stage did not run)."""
@@ -103,7 +119,8 @@ WITH fb AS (
 ),
 base AS (
     SELECT
-        turn_id, session_id, timestamp,
+        turn_id, session_id, timestamp, household_id, user_id,
+        device.area AS device_area,
         lower(trim(coalesce(text, ''))) AS norm,
         wake.score AS wake_score,
         asr.confidence AS asr_conf,
@@ -112,6 +129,8 @@ base AS (
             AS asr_gap12,
         list_min(list_transform(asr.nbest, lambda h: h.confidence)) AS asr_nbest_min,
         CASE WHEN len(asr.nbest) >= 2 THEN asr.nbest[2].text END AS asr_alt_text,
+        list_transform(asr.nbest, lambda h: h.text) AS asr_alt_texts,
+        list_transform(asr.nbest, lambda h: h.confidence) AS asr_alt_confs,
         nlu.matched AS nlu_matched,
         nlu.confidence AS nlu_conf,
         nlu.matcher AS nlu_matcher,
@@ -124,6 +143,7 @@ base AS (
         list_max(list_transform(er.unresolved, lambda u: len(string_split(u, ' ')))) AS er_unresolved_words,
         list_min(list_transform(er.resolved, lambda r: r.score)) AS er_min_score,
         array_to_string(er.unresolved, ' ') AS er_unresolved_text,
+        er.unresolved AS er_unresolved_list,
         coalesce(result.status, 'missing') AS status,
         result.error_code AS error_code,
         length(result.response_text) AS response_chars,
@@ -180,7 +200,8 @@ SELECT
         AS prev_same_intent,
     c.status, c.error_code, c.nlu_matcher, c.next_status, c.prev_status,
     c.norm AS text, c.next_norm AS next_text, c.prev_norm AS prev_text, c.asr_alt_text,
-    c.nlu_slots, c.er_unresolved_text
+    c.nlu_slots, c.er_unresolved_text, c.household_id, c.user_id, c.device_area, c.asr_alt_texts,
+    c.asr_alt_confs, c.nlu_intent, c.er_unresolved_list
 FROM ctx c
 LEFT JOIN fb ON fb.turn_id = c.turn_id
 ORDER BY c.session_id, c.position
@@ -260,11 +281,23 @@ def _text_columns(table: pa.Table) -> dict[str, np.ndarray]:
     return {name: out[:, j] for j, name in enumerate(TEXT_NUMERIC)}
 
 
-def fpi_features(store: Store) -> pa.Table:
+def fpi_features(store: Store, *, nbest: bool = True) -> pa.Table:
     """One row per stored turn: ``turn_id``, ``session_id``, ``timestamp``, ``text`` and every
-    column of :data:`FEATURES`, ordered by session and position."""
+    column of :data:`FEATURES`, ordered by session and position.
+
+    The home-name, domain-language and recurrence features read the store's ``homes`` table;
+    ``nbest=False`` leaves the n-best features null (rerunning alternatives through the NLU is
+    the slowest part: a few hundred turns per second)."""
     table = store.query(_SQL.format(follow_up_ms=int(FOLLOW_UP_S * 1000)))
-    return add_text_features(table)
+    table = add_text_features(table)
+    extra = language_features(table, load_home_names(store), domain_language())
+    if nbest:
+        extra.update(nbest_features(store, table))
+    else:
+        extra.update({name: np.full(table.num_rows, np.nan) for name in NBEST_FEATURES})
+    for name in (*NAME_FEATURES, *LANGUAGE_FEATURES, *RECURRENCE_FEATURES, *NBEST_FEATURES):
+        table = table.append_column(name, pa.array(extra[name], pa.float64(), from_pandas=True))
+    return table
 
 
 def add_text_features(table: pa.Table) -> pa.Table:

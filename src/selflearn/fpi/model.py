@@ -32,11 +32,12 @@ import pyarrow.compute as pc
 
 from selflearn.errors import ConfigError, DataError
 from selflearn.fpi.features import CATEGORICAL_FEATURES, FEATURES, fpi_features
+from selflearn.fpi.text import TEXT_DIMS, TextProjection
 from selflearn.schema import FAILURE_POINTS
 from selflearn.signals.defect import Columns
 from selflearn.store import Store
 
-MODEL_FORMAT = "fpi.gbm.v1"
+MODEL_FORMAT = "fpi.gbm.v2"
 """Format name of a saved :class:`FpiModel` (changes when its features change meaning)."""
 
 RULES_NAME = "rules"
@@ -166,8 +167,11 @@ def _vocabulary(features: pa.Table) -> dict[str, list[str]]:
     return vocab
 
 
-def _matrix(features: pa.Table, vocab: Mapping[str, Sequence[str]]) -> np.ndarray:
-    """Numeric columns as floats, categorical ones as vocabulary codes (unknown or null: NaN)."""
+def _matrix(
+    features: pa.Table, vocab: Mapping[str, Sequence[str]], text: TextProjection | None = None
+) -> np.ndarray:
+    """Numeric columns as floats, categorical ones as vocabulary codes (unknown or null: NaN),
+    then the text projection's components when there is one."""
     missing = [f for f in FEATURES if f not in features.column_names]
     if missing:
         raise DataError(f"feature table lacks columns {missing}; build it with fpi_features(store)")
@@ -179,6 +183,8 @@ def _matrix(features: pa.Table, vocab: Mapping[str, Sequence[str]]) -> np.ndarra
             out[:, j] = np.asarray(pc.fill_null(pc.cast(idx, pa.float64()), np.nan), dtype=np.float64)
         else:
             out[:, j] = cols.num(name)
+    if text is not None:
+        out = np.hstack([out, text.transform([str(t or "") for t in features.column("text").to_pylist()])])
     return out
 
 
@@ -211,26 +217,48 @@ class FpiPrediction:
 class FpiModel:
     """Gradient-boosted failure point classifier (LightGBM multiclass, one thread, deterministic).
 
-    ``FpiModel.fit(store)`` trains on a *simulated* store; ``predict(store or features)`` scores;
-    ``save``/``load`` write a folder with ``booster.txt`` and ``model.json`` (format, feature list,
-    class list, category vocabularies, parameters, label counts)."""
+    ``FpiModel.fit(store)`` trains on one or several *simulated* stores (e.g. several ASR
+    channels); ``predict(store or features)`` scores; ``save``/``load`` write a folder with
+    ``booster.txt``, ``model.json`` (format, feature list, class list, category vocabularies,
+    parameters, label counts) and, with ``text_dims > 0``, ``text_projection.npz``."""
 
-    def __init__(self, params: Mapping[str, Any] | None = None, num_rounds: int = NUM_ROUNDS) -> None:
+    def __init__(
+        self,
+        params: Mapping[str, Any] | None = None,
+        num_rounds: int = NUM_ROUNDS,
+        text_dims: int = TEXT_DIMS,
+    ) -> None:
         self.params = {**DEFAULT_PARAMS, **(params or {})}
         self.num_rounds = num_rounds
+        self.text_dims = text_dims
         self.booster_: lgb.Booster | None = None
         self.vocab_: dict[str, list[str]] = {}
         self.label_counts_: dict[str, int] = {}
+        self.text_: TextProjection | None = None
 
     @classmethod
     def fit(
-        cls, store: Store, params: Mapping[str, Any] | None = None, num_rounds: int = NUM_ROUNDS
+        cls,
+        stores: Store | Sequence[Store],
+        params: Mapping[str, Any] | None = None,
+        num_rounds: int = NUM_ROUNDS,
+        text_dims: int = TEXT_DIMS,
     ) -> FpiModel:
-        """Train on every turn of a simulated ``store``. The labels are ``sim_truth.failure_point``
-        (simulation truth, read here and nowhere else); the inputs are the logs alone."""
-        features = fpi_features(store)
-        labels = truth_labels(store, features.column("turn_id"))
-        return cls(params, num_rounds).fit_features(features, labels)
+        """Train on every turn of one or several simulated stores (features are computed per
+        store). The labels are ``sim_truth.failure_point`` (simulation truth, read here and
+        nowhere else); the inputs are the logs alone."""
+        tables, labels = [], []
+        for store in [stores] if isinstance(stores, Store) else list(stores):
+            features = fpi_features(store)
+            tables.append(features)
+            labels.append(truth_labels(store, features.column("turn_id")))
+        features = concat_features(tables)
+        return cls(params, num_rounds, text_dims).fit_features(features, np.concatenate(labels))
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Model input columns: :data:`FEATURES`, then the text components."""
+        return [*FEATURES, *(self.text_.feature_names() if self.text_ is not None else [])]
 
     def fit_features(self, features: pa.Table, labels: np.ndarray) -> FpiModel:
         """Train on a feature table and one class name per row (rows labelled ``""`` are skipped)."""
@@ -242,11 +270,16 @@ class FpiModel:
             )
         y = np.array([CLASSES.index(v) for v in labels[mask]], dtype=np.float64)
         self.vocab_ = _vocabulary(features)
-        x = _matrix(features, self.vocab_)[mask]
+        self.text_ = None
+        if self.text_dims > 0:
+            self.text_ = TextProjection(self.text_dims).fit(
+                [str(t or "") for t in features.column("text").to_pylist()]
+            )
+        x = _matrix(features, self.vocab_, self.text_)[mask]
         data = lgb.Dataset(
             x,
             y,
-            feature_name=list(FEATURES),
+            feature_name=self.feature_names,
             categorical_feature=[f for f in FEATURES if f in self.vocab_],
             free_raw_data=True,
         )
@@ -271,7 +304,8 @@ class FpiModel:
         booster = self._booster()
         if features.num_rows == 0:
             return np.zeros((0, len(CLASSES)))
-        p = booster.predict(_matrix(features, self.vocab_), num_threads=int(self.params["num_threads"]))
+        x = _matrix(features, self.vocab_, self.text_)
+        p = booster.predict(x, num_threads=int(self.params["num_threads"]))
         return np.asarray(p, dtype=np.float64).reshape(features.num_rows, len(CLASSES))
 
     def predict(self, data: Store | pa.Table) -> FpiPrediction:
@@ -286,10 +320,17 @@ class FpiModel:
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "booster.txt").write_text(self._booster().model_to_string())
+        projection = folder / "text_projection.npz"
+        if self.text_ is not None:
+            self.text_.save(projection)
+        else:
+            projection.unlink(missing_ok=True)
         meta = {
             "format": MODEL_FORMAT,
             "version": self.version,
             "features": list(FEATURES),
+            "text_dims": self.text_.dims if self.text_ is not None else 0,
+            "text_encoder": "selflearn.rewrite.embed.StaticEmbedder" if self.text_ is not None else None,
             "classes": list(CLASSES),
             "vocab": self.vocab_,
             "params": self.params,
@@ -319,11 +360,24 @@ class FpiModel:
                 f"{folder} holds a {meta.get('format')!r} model with other features or classes; this "
                 f"version of selflearn reads {MODEL_FORMAT!r}: retrain with `selflearn fpi train`"
             )
-        model = cls(meta.get("params"), int(meta.get("num_rounds", NUM_ROUNDS)))
+        text_dims = int(meta.get("text_dims", 0))
+        model = cls(meta.get("params"), int(meta.get("num_rounds", NUM_ROUNDS)), text_dims)
+        if text_dims:
+            try:
+                model.text_ = TextProjection.load(folder / "text_projection.npz")
+            except (OSError, ValueError, KeyError) as exc:
+                raise DataError(f"{folder}: cannot read text_projection.npz: {exc}") from exc
         model.booster_ = lgb.Booster(model_str=text)
         model.vocab_ = {k: list(v) for k, v in meta["vocab"].items()}
         model.label_counts_ = {k: int(v) for k, v in meta.get("labels", {}).get("counts", {}).items()}
         return model
+
+
+def concat_features(tables: Sequence[pa.Table]) -> pa.Table:
+    """Feature tables of several stores as one (column types unified)."""
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 # --- scoring a store -----------------------------------------------------------------------------
