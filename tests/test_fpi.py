@@ -21,6 +21,7 @@ from selflearn.fpi.features import FEATURES, compare_texts, fpi_features
 from selflearn.fpi.language import DomainLanguage, delexicalise, domain_language
 from selflearn.fpi.model import CLASSES, RULES_NAME, FpiModel, RuleBaseline, score_fpi, truth_labels
 from selflearn.fpi.text import TextProjection
+from selflearn.stats import fpi_breakdown
 from tests.conftest import turn_dict
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -305,8 +306,17 @@ def test_score_fpi_writes_the_table(handwritten: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy.duckdb"
     copy.write_bytes(handwritten.read_bytes())
     with Store(copy) as store:
+        assert fpi_breakdown(store) is None  # nothing scored yet
         report = score_fpi(store)
         rows = store.signals("fpi").to_pylist()
+        breakdown = fpi_breakdown(store, period="week", top=1)
+    assert breakdown is not None and breakdown.model == RULES_NAME
+    assert breakdown.totals == {"correct": 3, "er": 1, "nlu": 1, "result": 1, "false_wake": 1}
+    assert [b for b, _ in breakdown.by_period] == ["2026-01-05"]
+    assert (
+        breakdown.top_by_stage["er"] == [("turn on the big light", 1)]
+        and "correct" not in breakdown.top_by_stage
+    )
     assert report.turns == len(EXPECTED) and report.model == RULES_NAME
     assert {r["turn_id"]: r["failure_point"] for r in rows} == EXPECTED
     assert all(r["probability"] == 1.0 and r["model"] == RULES_NAME for r in rows)

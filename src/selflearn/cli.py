@@ -582,14 +582,28 @@ app.add_typer(fpi_app, name="fpi")
 
 @fpi_app.command("train")
 def fpi_train_cmd(
-    store_path: StorePath = Path("selflearn.duckdb"),
+    store_paths: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--store",
+            "-s",
+            help="SIMULATED store to train on; repeat to mix several (e.g. noisy and real ASR).",
+        ),
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")] = Path("models/fpi"),
+    text_dims: Annotated[
+        int, typer.Option(help="Text-embedding components (0: no sentence encoder).", min=0)
+    ] = 32,
 ) -> None:
-    """Train the failure point model on a SIMULATED store (its sim_truth failure points are the labels)."""
+    """Train the failure point model on SIMULATED stores (their sim_truth failure points are the labels)."""
+    from contextlib import ExitStack
+
     from selflearn.fpi.model import FpiModel
 
-    with Store(store_path, read_only=True) as store:
-        model = FpiModel.fit(store)
+    paths = store_paths or [Path("selflearn.duckdb")]
+    with ExitStack() as stack:
+        stores = [stack.enter_context(Store(p, read_only=True)) for p in paths]
+        model = FpiModel.fit(stores, text_dims=text_dims)
     path = model.save(out_dir)
     out.print(f"trained {model.version} on {model.label_counts_} -> {path}")
 
@@ -607,6 +621,40 @@ def fpi_predict_cmd(
     model = FpiModel.load(model_dir) if model_dir is not None else None
     with Store(store_path) as store:
         out.print(score_fpi(store, model).summary())
+
+
+@fpi_app.command("report")
+def fpi_report_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    period: Annotated[str, typer.Option(help="Time bucket: day, week or month.")] = "day",
+    top: Annotated[int, typer.Option(help="Failing requests listed per stage.", min=1)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Predicted failure points over time and the top failing requests per stage (the fpi table)."""
+    from selflearn.fpi.model import CLASSES
+    from selflearn.stats import fpi_breakdown
+
+    with Store(store_path, read_only=True) as store:
+        report = fpi_breakdown(store, period=period, top=top)
+    if report is None:
+        raise ConfigError(f"{store_path} has no failure point predictions: run `selflearn fpi predict` first")
+    if as_json:
+        typer.echo(json.dumps(asdict(report)))
+        return
+    table = Table(title=f"predicted failure points per {report.period} ({report.model})")
+    table.add_column(report.period)
+    for stage in CLASSES:
+        table.add_column(stage, justify="right")
+    table.add_column("defect share", justify="right")
+    for bucket, counts in report.by_period:
+        total = sum(counts.values())
+        defects = total - counts.get("correct", 0)
+        table.add_row(
+            bucket, *(f"{counts.get(c, 0):,}" for c in CLASSES), f"{defects / max(total, 1):.1%}"
+        )
+    out.print(table)
+    for stage, rows in report.top_by_stage.items():
+        out.print(f"top {stage} failures: " + "; ".join(f"{t!r} x{n}" for t, n in rows))
 
 
 @app.command("serve")

@@ -95,3 +95,60 @@ def compute_stats(store: Store, top: int = 10) -> Stats:
                 ).fetchall()
             ]
     return st
+
+
+@dataclass
+class FpiBreakdown:
+    """Predicted failure points (the ``fpi`` table written by ``selflearn fpi predict``) over time
+    and the requests that most often fail at each stage. Predictions, not truth."""
+
+    model: str = ""
+    """Model(s) that wrote the rows (``rules`` or ``fpi.gbm.v2:<hash>``)."""
+    period: str = "day"
+    """Width of a time bucket: ``day``, ``week`` or ``month``."""
+    by_period: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+    """(bucket start, failure point -> turns), oldest first."""
+    totals: dict[str, int] = field(default_factory=dict)
+    """Failure point -> turns, over everything scored."""
+    top_by_stage: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    """Stage -> (request text, turns predicted to fail there), most frequent first."""
+
+
+_PERIODS = ("day", "week", "month")
+
+
+def fpi_breakdown(store: Store, period: str = "day", top: int = 5) -> FpiBreakdown | None:
+    """Breakdown of the ``fpi`` table by ``period`` plus the ``top`` failing requests per stage;
+    ``None`` when no turn has been scored (run ``selflearn fpi predict`` first)."""
+    if period not in _PERIODS:
+        raise ValueError(f"period must be one of {_PERIODS}, not {period!r}")
+    con = store.con
+    try:
+        scored = con.execute("SELECT count(*), string_agg(DISTINCT model, ', ') FROM fpi").fetchall()[0]
+    except Exception:  # a store opened read-only before the table existed
+        return None
+    if not scored or not scored[0]:
+        return None
+    out = FpiBreakdown(model=str(scored[1] or ""), period=period)
+    rows = con.execute(
+        f"""SELECT strftime(date_trunc('{period}', t.timestamp), '%Y-%m-%d') AS bucket, f.failure_point,
+                   count(*)
+            FROM fpi f JOIN turns t USING (turn_id) GROUP BY 1, 2 ORDER BY 1, 2"""
+    ).fetchall()
+    buckets: dict[str, dict[str, int]] = {}
+    for bucket, stage, n in rows:
+        buckets.setdefault(str(bucket), {})[str(stage)] = int(n)
+        out.totals[str(stage)] = out.totals.get(str(stage), 0) + int(n)
+    out.by_period = sorted(buckets.items())
+    for stage in out.totals:
+        if stage == "correct":
+            continue
+        out.top_by_stage[stage] = [
+            (str(text), int(n))
+            for text, n in con.execute(
+                """SELECT t.text, count(*) FROM fpi f JOIN turns t USING (turn_id)
+                   WHERE f.failure_point = ? GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?""",
+                [stage, top],
+            ).fetchall()
+        ]
+    return out
