@@ -55,7 +55,9 @@ def pct(x: float) -> str:
 
 
 def training_store(args: Any) -> Path:
-    """Simulate, ingest and score the training logs once."""
+    """Simulate, ingest and score the training logs once (or use ``--train-store``)."""
+    if args.train_store is not None:
+        return Path(args.train_store)
     path = CACHE / f"train-{args.train_households}x{args.train_days:g}.duckdb"
     if path.exists() and not args.rebuild_train:
         return path
@@ -94,7 +96,7 @@ def training_store(args: Any) -> Path:
 
 def train(store_path: Path, args: Any) -> Path:
     """Mine the table and fit the rewriter; returns the rewriter folder."""
-    folder = CACHE / f"rewriter-k{args.k}"
+    folder = CACHE / f"rewriter-{store_path.stem}-k{args.k}"
     if (folder / "rewriter.json").exists() and not args.retrain:
         return folder
     with Store(store_path, read_only=True) as store:
@@ -107,12 +109,13 @@ def train(store_path: Path, args: Any) -> Path:
         fitted = time.perf_counter() - started
     rewriter.save(folder)
     (folder / "fit-report.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
-    print(f"[online] mined {len(table)} active rewrites in {mined:.1f} s; rewriter fitted in {fitted:.0f} s")
+    print(f"[online] mined {len(table)} active rewrites in {mined:.1f} s; rewriter fitted in {fitted:.0f} s", file=sys.stderr)
     return folder
 
 
 def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
-    out = CACHE / f"replay-{name}-{arm}" if arm == "control" else CACHE / f"replay-{name}-{arm}-{args.mode}"
+    tag = "" if folder is None else f"-{folder.name}-{args.mode}"
+    out = CACHE / f"replay-{name}-{arm}{tag}"
     if (out / "manifest.json").exists() and not args.rebuild and (arm == "control" or not args.retrain):
         return out
     have = find_data_dir(None) is not None
@@ -176,6 +179,12 @@ def by_layer(folder: Path) -> dict[str, Counter[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--train-store",
+        type=Path,
+        default=None,
+        help="train on this store (with signals) instead of simulating",
     )
     parser.add_argument("--train-households", type=int, default=120)
     parser.add_argument("--train-days", type=float, default=14)

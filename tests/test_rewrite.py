@@ -300,7 +300,7 @@ def test_rewriter_decisions_guards_and_fail_open(home: Home, embedder: StaticEmb
     assert decision.trace() is None
 
 
-def test_calibration_keeps_the_ratio_at_every_higher_threshold() -> None:
+def test_calibration_takes_the_most_coverage_at_the_target_ratio() -> None:
     score = np.array([0.9] * 30 + [0.8] * 30 + [0.7] * 10 + [0.6] * 40)
     outcome = np.array([1] * 30 + [1] * 29 + [-1] + [-1] * 10 + [1] * 40)
     chosen = calibrate(score, outcome, target_ratio=20)

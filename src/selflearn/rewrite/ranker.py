@@ -261,20 +261,13 @@ def outcomes(score: np.ndarray, outcome: np.ndarray, threshold: float) -> Calibr
 
 
 def calibrate(score: np.ndarray, outcome: np.ndarray, target_ratio: float, min_wins: int = 20) -> Calibration:
-    """The lowest threshold at which the estimated win/loss ratio is at least ``target_ratio`` at
-    that threshold *and every higher one* that still has ``min_wins`` wins (so one lucky bin does
-    not set it). Falls back to a threshold above every score (never rewrite)."""
-    grid = sorted(set(np.round(score[score > 0], 3).tolist()), reverse=True)
-    chosen: Calibration | None = None
+    """The lowest threshold at which the estimated win/loss ratio of everything scored at or above
+    it reaches ``target_ratio`` with at least ``min_wins`` wins: the most coverage at the target
+    precision. Falls back to a threshold above every score (never rewrite)."""
+    grid = sorted(set(np.round(score[score > 0], 3).tolist()))
     for t in grid:
         cal = outcomes(score, outcome, t)
-        if cal.wins < min_wins:
-            continue
-        if cal.ratio >= target_ratio:
-            chosen = cal
-        else:
-            break
-    if chosen is None:
-        top = float(score.max()) if len(score) else 1.0
-        chosen = outcomes(score, outcome, min(top + 1e-6, 1.0))
-    return chosen
+        if cal.wins >= min_wins and cal.ratio >= target_ratio:
+            return cal
+    top = float(score.max()) if len(score) else 1.0
+    return outcomes(score, outcome, min(top + 1e-6, 1.0))
