@@ -109,7 +109,10 @@ def train(store_path: Path, args: Any) -> Path:
         fitted = time.perf_counter() - started
     rewriter.save(folder)
     (folder / "fit-report.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
-    print(f"[online] mined {len(table)} active rewrites in {mined:.1f} s; rewriter fitted in {fitted:.0f} s", file=sys.stderr)
+    print(
+        f"[online] mined {len(table)} active rewrites in {mined:.1f} s; rewriter fitted in {fitted:.0f} s",
+        file=sys.stderr,
+    )
     return folder
 
 
