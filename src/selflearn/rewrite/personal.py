@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from rapidfuzz import fuzz
 
 from selflearn.assistant.home import Home, normalize_name
 from selflearn.mining.delex import Delexicalized, Delexicalizer, example_values
@@ -39,6 +40,10 @@ EmbedFn = Callable[[str], np.ndarray]
 
 RETRY_S = 40.0
 """A request within this many seconds after a failed one, by the same user, may be its retry."""
+
+ALIAS_SIMILARITY = 75.0
+"""How alike (rapidfuzz token-set ratio) the failed request with the name swapped and the retry
+that worked must be for the swap to count as evidence of a household name."""
 
 MAX_SUCCESSES = 400
 """Successful requests remembered per household (the newest)."""
@@ -261,7 +266,12 @@ class PersonalLayer:
             return
         for word in failed.turn.unresolved:
             key = normalize_name(word)
-            if not _name_like(key) or key == target or key in text:
+            if not _name_like(key) or key == target or key in text or f" {key} " not in f" {failed.text} ":
+                continue
+            # The retry must be the failed request with the name swapped (give or take word order
+            # and a rephrase), not some other request that happened to name a thing.
+            swapped = f" {failed.text} ".replace(f" {key} ", f" {target} ").strip()
+            if fuzz.token_set_ratio(swapped, text) < ALIAS_SIMILARITY:
                 continue
             mem.aliases.setdefault(key, Counter())[target] += 1
 
