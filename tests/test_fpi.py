@@ -339,7 +339,7 @@ def test_empty_store_and_untrained_model(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("fpi-sim")
-    simulate(SimulationConfig(households=6, days=3, seed=9, household_prefix="fp"), folder / "sim")
+    simulate(SimulationConfig(households=4, days=3, seed=9, household_prefix="fp"), folder / "sim")
     with Store(folder / "sim.duckdb") as store:
         store.ingest([folder / "sim"])
     return folder / "sim.duckdb"
