@@ -240,8 +240,8 @@ def main() -> None:
     ]
     rw_lines = [
         "| population | arm | rewritten (share) | wins | losses | win/loss | same turns: defect rate "
-        "without -> with | rescue rate | false-rewrite rate |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|",
+        "without -> with | rescue rate | false-rewrite rate | wrong actions |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     notes: list[str] = []
     for name in populations:
@@ -260,7 +260,7 @@ def main() -> None:
                 f"| {st.losses:,} | {st.win_loss:.1f} "
                 f"| {pct(st.defect_rate_without)} -> {pct(st.defect_rate)} "
                 f"({pct(1 - st.defect_rate / max(st.defect_rate_without, 1e-9))}) | {pct(st.rescue_rate)} "
-                f"| {pct(st.false_rewrite_rate)} |"
+                f"| {pct(st.false_rewrite_rate)} | {st.acted_wrong:,} |"
             )
             layers = by_layer(out)
             notes.append(

@@ -39,6 +39,9 @@ class ArmStats:
     """Defects those turns would have had without the rewrite."""
     would_fail: int = 0
     """Turns that would have failed without any rewriting."""
+    acted_wrong: int = 0
+    """Rewritten turns on which the assistant did something (result success) that was not what the
+    user wanted -- worse for the user than a refusal even where the original would have failed too."""
     win_examples: list[tuple[str, str, str]] = field(default_factory=list)
     loss_examples: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -104,10 +107,12 @@ def score_arm(folder: str | Path) -> ArmStats:
             goal = t["goal"]["goal_id"]
             if goal not in last_attempt or t["attempt"] > last_attempt[goal]["attempt"]:
                 last_attempt[goal] = t
-        rewrite = turns.get(turn_id, {}).get("rewrite")
+        row = turns.get(turn_id, {})
+        rewrite = row.get("rewrite")
         if rewrite:
             without = bool(t.get("defect_without_rewrite"))
             s.rewritten += 1
+            s.acted_wrong += bool(t["defect"]) and (row.get("result") or {}).get("status") == "success"
             s.defects_with += bool(t["defect"])
             s.defects_without += without
             s.would_fail += without

@@ -57,6 +57,12 @@ FEATURES: tuple[str, ...] = (
     "polarity_q",
     "polarity_agree",
     "sensitive",
+    "missing_words",
+    "extra_words",
+    # agreement: do the other candidates and the request's neighbours mean the same thing?
+    "votes_candidates",
+    "votes_signature",
+    "votes_neighbours",
     # this household
     "personal_ok_log",
     "personal_cos",
@@ -248,6 +254,24 @@ def featurize(
         area_total = sum(n for (_, a), n in memory.intent_area.items() if a == query.area)
         hour_total = sum(n for (_, h), n in memory.intent_hour.items() if h == query.hour)
     rank = {j: r for r, j in enumerate(sorted(range(len(cands)), key=lambda j: -cands[j].cos))}
+    weight = [max(c.cos, c.via_cos, 0.0) for c in cands]
+    total = sum(weight) or 1.0
+    by_intent: dict[str, float] = {}
+    by_sig: dict[str, int] = {}
+    for c, w in zip(cands, weight, strict=True):
+        by_intent[c.intent] = by_intent.get(c.intent, 0.0) + w
+        by_sig[c.signature] = by_sig.get(c.signature, 0) + 1
+    hood_intent: dict[str, float] = {}
+    hood_total = 0.0
+    if knowledge is not None and hood is not None:
+        for row_, cos_ in hood.hits[:10]:
+            np_ = knowledge.patterns[row_]
+            sig = np_.fix_signature if np_.success_rate <= 0.5 and np_.fix_signature else np_.signature
+            w = max(cos_, 0.0) ** 2
+            hood_total += w
+            if sig:
+                intent_ = sig.split("|", 1)[0]
+                hood_intent[intent_] = hood_intent.get(intent_, 0.0) + w
     for i, cand in enumerate(cands):
         p: Pattern | None = knowledge.patterns[cand.row] if knowledge is not None and cand.row >= 0 else None
         words = cand.pattern.split()
@@ -280,6 +304,11 @@ def featurize(
             float(len(q_pol)),
             float(agree),
             1.0 if is_sensitive(cand.pattern) or is_sensitive(query.pattern) else 0.0,
+            float(len(q_set - set(words))),
+            float(len(set(words) - q_set)),
+            by_intent[cand.intent] / total,
+            float(by_sig[cand.signature]),
+            hood_intent.get(cand.intent, 0.0) / hood_total if hood_total else math.nan,
             math.log1p(cand.personal_ok),
             cand.personal_cos,
             area_n / area_total if area_total else math.nan,
