@@ -421,7 +421,7 @@ def _memoize_gazetteer_tokenizer() -> None:
 _EXTRACT_MEMOS: OrderedDict[tuple[Any, ...], dict[tuple[Any, ...], tuple[Any, ...]]] = OrderedDict()
 """Fuzzy-search results per set of choices (content-keyed, so homes share the action phrases)."""
 _EXTRACT_MEMO_SETS = 16
-_EXTRACT_MEMO_SIZE = 1 << 17
+_EXTRACT_MEMO_SIZE = 1 << 16
 
 
 def _memoize_gazetteer_home(matcher: Any) -> None:
