@@ -307,3 +307,9 @@ def test_calibration_takes_the_most_coverage_at_the_target_ratio() -> None:
     assert chosen.threshold == pytest.approx(0.8) and (chosen.wins, chosen.losses) == (59, 1)
     never = calibrate(score, -np.ones_like(outcome), target_ratio=20)
     assert never.rewrites == 0
+
+
+def test_guards_know_opposite_actions_on_lists() -> None:
+    assert flips_polarity("get rid of bananas on the list", "put bananas on the list")
+    assert flips_polarity("remove milk from my shopping list", "add milk to my shopping list")
+    assert not flips_polarity("bananas on the list", "put bananas on the list")

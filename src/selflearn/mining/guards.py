@@ -28,6 +28,7 @@ POLARITY: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "play": (frozenset({"play", "resume", "unpause", "continue"}), frozenset({"pause", "stop"})),
     "mute": (frozenset({"mute", "silence"}), frozenset({"unmute"})),
     "alarm": (frozenset({"arm"}), frozenset({"disarm"})),
+    "list": (frozenset({"add", "put", "include", "buy"}), frozenset({"remove", "delete", "rid", "cross"})),
 }
 """Opposite word sets per action dimension."""
 
