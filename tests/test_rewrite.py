@@ -313,3 +313,16 @@ def test_guards_know_opposite_actions_on_lists() -> None:
     assert flips_polarity("get rid of bananas on the list", "put bananas on the list")
     assert flips_polarity("remove milk from my shopping list", "add milk to my shopping list")
     assert not flips_polarity("bananas on the list", "put bananas on the list")
+
+
+def test_guards_keep_the_kind_of_thing_and_never_choose_a_sensitive_action() -> None:
+    from selflearn.mining.guards import SENSITIVE_DIMENSIONS, adds_polarity, changes_object
+
+    assert changes_object("turn off the {area} fan", "turn off the {area} light")
+    assert not changes_object("turn off the {area} lamps", "switch off {area} lights")
+    assert not changes_object(
+        "kill it in the {area}", "turn off the {area} light"
+    )  # the request names nothing
+    assert adds_polarity("the front door", "unlock the front door", SENSITIVE_DIMENSIONS)
+    assert not adds_polarity("the lights please", "turn on the lights", SENSITIVE_DIMENSIONS)
+    assert adds_polarity("the lights please", "turn on the lights")

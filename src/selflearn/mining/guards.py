@@ -70,6 +70,45 @@ def flips_polarity(source: str, target: str) -> bool:
     return False
 
 
+SENSITIVE_DIMENSIONS = frozenset({"lock", "alarm", "open"})
+"""Action dimensions a rewrite must never decide for the user when the request did not say."""
+
+OBJECT_WORDS: dict[str, str] = {
+    **dict.fromkeys(("light", "lights", "lamp", "lamps", "lighting", "bulb", "bulbs"), "light"),
+    **dict.fromkeys(("fan", "fans"), "fan"),
+    **dict.fromkeys(("tv", "television", "telly"), "tv"),
+    **dict.fromkeys(("speaker", "speakers", "music", "radio"), "speaker"),
+    **dict.fromkeys(
+        ("blind", "blinds", "curtain", "curtains", "shade", "shades", "shutter", "shutters"), "cover"
+    ),
+    **dict.fromkeys(("door", "doors", "gate", "garage"), "door"),
+    **dict.fromkeys(("lock", "locks"), "lock"),
+    **dict.fromkeys(("heater", "heating", "thermostat", "ac", "aircon"), "climate"),
+    **dict.fromkeys(("vacuum", "hoover", "robot"), "vacuum"),
+    **dict.fromkeys(("socket", "plug", "outlet"), "socket"),
+    **dict.fromkeys(("timer", "timers"), "timer"),
+    **dict.fromkeys(("list",), "list"),
+}
+"""Words that name the kind of thing a request acts on."""
+
+
+def adds_polarity(source: str, target: str, dimensions: Iterable[str] | None = None) -> bool:
+    """True when the target takes a side of an action dimension the source does not mention at
+    all ("the front door" -> "unlock the front door"): the rewrite would choose the action.
+    ``dimensions`` limits the check (default: every dimension)."""
+    src, dst = polarity(source), polarity(target)
+    dims = set(dst) if dimensions is None else set(dst) & set(dimensions)
+    return any(dim not in src for dim in dims)
+
+
+def changes_object(source: str, target: str) -> bool:
+    """True when both patterns name the kind of thing acted on and the kinds differ ("turn off the
+    {area} fan" -> "turn off the {area} light")."""
+    src = {OBJECT_WORDS[w] for w in _WORD.findall(source) if w in OBJECT_WORDS}
+    dst = {OBJECT_WORDS[w] for w in _WORD.findall(target) if w in OBJECT_WORDS}
+    return bool(src) and bool(dst) and not (src & dst)
+
+
 def changes_target(source: str, target: str) -> bool:
     """True when the placeholders differ: the rewrite would drop, add or swap an entity, area,
     floor or number, so it cannot be filled from what the user said."""

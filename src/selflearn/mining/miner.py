@@ -40,7 +40,7 @@ from selflearn.assistant.home import Home
 from selflearn.errors import ConfigError, DataError
 from selflearn.mining.delex import Delexicalizer, example_values
 from selflearn.mining.engines import STATE_SCHEMA, Delex, Engine, run_steps
-from selflearn.mining.guards import changes_target, flips_polarity, is_sensitive
+from selflearn.mining.guards import changes_object, changes_target, flips_polarity, is_sensitive
 from selflearn.mining.markov import absorbing_chain
 from selflearn.mining.table import TABLE_SCHEMA, RewriteTable, rule_id
 
@@ -354,7 +354,10 @@ def _check(
         and p_t >= config.overwhelming_success
         and p_t - p_s >= 2 * margin
     )
-    if (flips_polarity(source, target) or changes_target(source, target)) and not overwhelming:
+    changes = (
+        flips_polarity(source, target) or changes_target(source, target) or changes_object(source, target)
+    )
+    if changes and not overwhelming:
         return "polarity or target change"
     if users < k:
         return "fewer than k users"

@@ -24,7 +24,14 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from selflearn.mining.delex import Delexicalized, fill
-from selflearn.mining.guards import flips_polarity, is_sensitive, polarity
+from selflearn.mining.guards import (
+    SENSITIVE_DIMENSIONS,
+    adds_polarity,
+    changes_object,
+    flips_polarity,
+    is_sensitive,
+    polarity,
+)
 from selflearn.rewrite.knowledge import Knowledge, Pattern, slots_key
 from selflearn.rewrite.personal import HouseholdMemory
 
@@ -56,6 +63,7 @@ FEATURES: tuple[str, ...] = (
     "phonetic",
     "polarity_q",
     "polarity_agree",
+    "polarity_added",
     "sensitive",
     "missing_words",
     "extra_words",
@@ -169,7 +177,8 @@ def candidates(
     limit: int = MAX_CANDIDATES,
 ) -> list[Candidate]:
     """Rewrite targets for ``query``: fillable with its values, never its own pattern, never a
-    polarity flip. Sorted by cosine, at most ``limit``."""
+    polarity flip, another kind of thing, or a side of a sensitive action (lock, alarm, open) the
+    request did not say. Sorted by cosine, at most ``limit``."""
     found: dict[str, Candidate] = {}
 
     def add(p_pattern: str, sig: str | None, row: int, source: str) -> Candidate | None:
@@ -178,7 +187,13 @@ def candidates(
         cand = found.get(p_pattern)
         if cand is None:
             text = fill(p_pattern, query.d.values)
-            if text is None or text == query.text or flips_polarity(query.pattern, p_pattern):
+            if (
+                text is None
+                or text == query.text
+                or flips_polarity(query.pattern, p_pattern)
+                or changes_object(query.pattern, p_pattern)
+                or adds_polarity(query.pattern, p_pattern, SENSITIVE_DIMENSIONS)
+            ):
                 return None
             cand = found[p_pattern] = Candidate(p_pattern, sig, text, row=row, source=source)
         elif cand.row < 0 and row >= 0:
@@ -303,6 +318,7 @@ def featurize(
             fuzz.ratio(q_phon, jellyfish.metaphone(cand.pattern)) / 100.0,
             float(len(q_pol)),
             float(agree),
+            float(sum(1 for dim in c_pol if dim not in q_pol)),
             1.0 if is_sensitive(cand.pattern) or is_sensitive(query.pattern) else 0.0,
             float(len(q_set - set(words))),
             float(len(set(words) - q_set)),
