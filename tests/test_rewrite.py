@@ -326,3 +326,36 @@ def test_guards_keep_the_kind_of_thing_and_never_choose_a_sensitive_action() -> 
     assert adds_polarity("the front door", "unlock the front door", SENSITIVE_DIMENSIONS)
     assert not adds_polarity("the lights please", "turn on the lights", SENSITIVE_DIMENSIONS)
     assert adds_polarity("the lights please", "turn on the lights")
+
+
+def test_replay_scoring_is_not_fooled_by_feedback_on_a_rewritten_turn(tmp_path: Path) -> None:
+    import json
+
+    from selflearn.mining.replay import score_arm
+
+    goal = {"goal_id": "g1", "intent": "HassTurnOff", "slots": {}, "targets": []}
+    turn = {
+        "record_type": "turn",
+        "turn_id": "t1",
+        "text": "turn off the lights",
+        "result": {"status": "success"},
+        "rewrite": {
+            "original_text": "kill the lights",
+            "rewritten_text": "turn off the lights",
+            "layer": "global",
+        },
+    }
+    feedback = {"record_type": "feedback", "feedback_id": "t1f", "turn_id": "t1", "answer": "yes"}
+    truth = {
+        "turn_id": "t1",
+        "goal": goal,
+        "attempt": 1,
+        "action": "first",
+        "defect": False,
+        "in_scope": True,
+        "defect_without_rewrite": True,
+    }
+    (tmp_path / "turns-00000.jsonl").write_text(json.dumps(turn) + "\n" + json.dumps(feedback) + "\n")
+    (tmp_path / "truth-00000.jsonl").write_text(json.dumps(truth) + "\n")
+    stats = score_arm(tmp_path)
+    assert (stats.rewritten, stats.wins, stats.losses, stats.would_fail, stats.defects) == (1, 1, 0, 1, 0)

@@ -82,11 +82,15 @@ class ArmStats:
 
 
 def _rows(folder: Path, kind: str) -> dict[str, dict[str, Any]]:
+    """Rows of ``kind``-*.jsonl by turn id. Feedback events share the turns files and carry the id
+    of the turn they answer: they are skipped, or they would replace that turn's row."""
     out: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob(f"{kind}-*.jsonl")):
         with path.open("rb") as fh:
             for line in fh:
                 row = orjson.loads(line)
+                if row.get("record_type") == "feedback":
+                    continue
                 out[row["turn_id"]] = row
     return out
 
