@@ -359,3 +359,29 @@ def test_replay_scoring_is_not_fooled_by_feedback_on_a_rewritten_turn(tmp_path: 
     (tmp_path / "truth-00000.jsonl").write_text(json.dumps(truth) + "\n")
     stats = score_arm(tmp_path)
     assert (stats.rewritten, stats.wins, stats.losses, stats.would_fail, stats.defects) == (1, 1, 0, 1, 0)
+
+
+def test_fast_predictor_matches_lightgbm_predict() -> None:
+    """The single-row C path gives Booster.predict's probabilities, row for row, in any row layout."""
+    import lightgbm as lgb
+
+    from selflearn.rewrite.trees import FastPredictor
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 7))
+    y = (x[:, 0] + 0.5 * x[:, 3] * x[:, 1] + rng.normal(scale=0.3, size=400) > 0).astype(int)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 7, "verbose": -1, "num_threads": 1},
+        lgb.Dataset(x, y),
+        num_boost_round=40,
+    )
+    fast = FastPredictor(booster)
+    queries = rng.normal(size=(25, 7))
+    expected = booster.predict(queries, num_threads=1)
+    assert np.allclose(fast.predict(queries), expected, rtol=0, atol=1e-12)
+    # A non-contiguous view and a float32 copy are made contiguous float64 first.
+    wide = np.repeat(queries, 2, axis=0)[::2]
+    assert np.allclose(fast.predict(wide), expected, rtol=0, atol=1e-12)
+    assert np.allclose(fast.predict(queries.astype(np.float32)), booster.predict(queries.astype(np.float32)))
+    with pytest.raises(ValueError, match="expected shape"):
+        fast.predict(queries[:, :5])

@@ -66,10 +66,12 @@ class FastPredictor:
             return np.asarray(self.booster.predict(rows, num_threads=1), dtype=np.float64)
         out = np.empty(len(rows), dtype=np.float64)
         result = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        # Row pointers by address arithmetic: ``rows[i].ctypes`` costs ~10 us a row in Python.
+        predict_row = self._lib.LGBM_BoosterPredictForMatSingleRowFast
+        handle, length = self._handle, ctypes.byref(self._len)
+        base, stride = rows.ctypes.data, rows.strides[0]
         for i in range(len(rows)):
-            code = self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-                self._handle, rows[i].ctypes.data_as(ctypes.c_void_p), ctypes.byref(self._len), result
-            )
+            code = predict_row(handle, ctypes.c_void_p(base + i * stride), length, result)
             if code != 0:  # pragma: no cover - LightGBM reported an error: use the safe path
                 return np.asarray(self.booster.predict(rows, num_threads=1), dtype=np.float64)
             out[i] = self._out[0]
