@@ -396,7 +396,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections of the generator")
     parser.add_argument("--timeout-ms", type=float, default=50.0, help="the service's decision timeout")
     parser.add_argument(
-        "--decision-threads", type=int, default=0, help="the service's decision threads (0: event loop)"
+        "--decision-threads",
+        type=int,
+        default=1,
+        help="the service's decision threads (0: event loop; 1, the service's default)",
     )
     parser.add_argument(
         "--client-timeout", type=float, default=5.0, help="seconds before a request is an error"

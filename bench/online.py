@@ -179,6 +179,36 @@ def by_layer(folder: Path) -> dict[str, Counter[str]]:
     return out
 
 
+def gazetteer_rescue(folder: Path) -> tuple[int, int, int, int]:
+    """What the gazetteer fallback does in a replay: (rescues, matched-but-failed, of those the
+    ones where the assistant did something (a wrong action), strict failures).
+
+    The gazetteer runs only when strict matching found nothing, so a gazetteer-matched turn
+    without a defect is one it rescued. Turns strict alone would have failed are the arm's
+    defects plus those rescues (per turn), the same denominator the rewriter's rescue rate uses.
+    """
+    defect: dict[str, bool] = {}
+    for path in folder.glob("truth-*.jsonl"):
+        for line in path.read_bytes().splitlines():
+            row = orjson.loads(line)
+            defect[row["turn_id"]] = bool(row["defect"])
+    rescued = failed = wrong = defects = 0
+    for path in folder.glob("turns-*.jsonl"):
+        for line in path.read_bytes().splitlines():
+            row = orjson.loads(line)
+            if row.get("record_type") != "turn":
+                continue
+            bad = defect[row["turn_id"]]
+            defects += bad
+            if (row.get("nlu") or {}).get("matcher") == "gazetteer":
+                if bad:
+                    failed += 1
+                    wrong += (row.get("result") or {}).get("status") == "success"
+                else:
+                    rescued += 1
+    return rescued, failed, wrong, defects + rescued
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -254,6 +284,12 @@ def main() -> None:
                 f"{pct(st.first_attempt_defect_rate)} | {pct(st.goal_failure_rate)} |"
             )
             if arm == "control":
+                rescued, acted_failed, wrong, strict_failures = gazetteer_rescue(out)
+                notes.append(
+                    f"{name}/control gazetteer fallback: rescued {rescued:,} of {strict_failures:,} turns "
+                    f"strict alone fails ({pct(rescued / max(strict_failures, 1))}); matched "
+                    f"{acted_failed:,} more that still failed, {wrong:,} of them wrong actions"
+                )
                 continue
             rw_lines.append(
                 f"| {name} | {arm} | {st.rewritten:,} ({pct(st.rewritten / max(st.turns, 1))}) | {st.wins:,} "

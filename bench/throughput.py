@@ -32,7 +32,9 @@ from selflearn.schema import MAX_TEXT_CHARS  # noqa: E402
 from selflearn.simulation.simulator import SimulationConfig, simulate  # noqa: E402
 from selflearn.store import Store  # noqa: E402
 
-TURNS_PER_HOUSEHOLD_DAY = 53.0  # measured with the default population (20 households x 10 days)
+# Sizes the population for --turns. Measured 2026-11-23: 35,439 turns from 40 households x 14 days
+# (bench/online.py's seen/control replay; was 53 before users chained requests).
+TURNS_PER_HOUSEHOLD_DAY = 63.0
 
 
 def _cpu_seconds() -> float:
