@@ -32,12 +32,9 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from selflearn import AssistantConfig, SimulationConfig, Store, simulate
 from selflearn.mining import DuckDbEngine, MiningConfig, mine
@@ -158,57 +155,6 @@ def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
     return out
 
 
-def by_layer(folder: Path) -> dict[str, Counter[str]]:
-    """Wins, losses and neutral rewrites per layer, from the replay's turns and truth."""
-    truth: dict[str, dict[str, Any]] = {}
-    for path in folder.glob("truth-*.jsonl"):
-        for line in path.read_bytes().splitlines():
-            row = orjson.loads(line)
-            truth[row["turn_id"]] = row
-    out: dict[str, Counter[str]] = defaultdict(Counter)
-    for path in folder.glob("turns-*.jsonl"):
-        for line in path.read_bytes().splitlines():
-            row = orjson.loads(line)
-            rw = row.get("rewrite")
-            if not rw or row.get("record_type") != "turn":
-                continue
-            t = truth[row["turn_id"]]
-            without, defect = bool(t.get("defect_without_rewrite")), bool(t["defect"])
-            kind = "win" if without and not defect else "loss" if defect and not without else "same"
-            out[rw["layer"]][kind] += 1
-    return out
-
-
-def gazetteer_rescue(folder: Path) -> tuple[int, int, int, int]:
-    """What the gazetteer fallback does in a replay: (rescues, matched-but-failed, of those the
-    ones where the assistant did something (a wrong action), strict failures).
-
-    The gazetteer runs only when strict matching found nothing, so a gazetteer-matched turn
-    without a defect is one it rescued. Turns strict alone would have failed are the arm's
-    defects plus those rescues (per turn), the same denominator the rewriter's rescue rate uses.
-    """
-    defect: dict[str, bool] = {}
-    for path in folder.glob("truth-*.jsonl"):
-        for line in path.read_bytes().splitlines():
-            row = orjson.loads(line)
-            defect[row["turn_id"]] = bool(row["defect"])
-    rescued = failed = wrong = defects = 0
-    for path in folder.glob("turns-*.jsonl"):
-        for line in path.read_bytes().splitlines():
-            row = orjson.loads(line)
-            if row.get("record_type") != "turn":
-                continue
-            bad = defect[row["turn_id"]]
-            defects += bad
-            if (row.get("nlu") or {}).get("matcher") == "gazetteer":
-                if bad:
-                    failed += 1
-                    wrong += (row.get("result") or {}).get("status") == "success"
-                else:
-                    rescued += 1
-    return rescued, failed, wrong, defects + rescued
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -284,11 +230,13 @@ def main() -> None:
                 f"{pct(st.first_attempt_defect_rate)} | {pct(st.goal_failure_rate)} |"
             )
             if arm == "control":
-                rescued, acted_failed, wrong, strict_failures = gazetteer_rescue(out)
+                strict_failures = st.defects + st.fallback_rescues
                 notes.append(
-                    f"{name}/control gazetteer fallback: rescued {rescued:,} of {strict_failures:,} turns "
-                    f"strict alone fails ({pct(rescued / max(strict_failures, 1))}); matched "
-                    f"{acted_failed:,} more that still failed, {wrong:,} of them wrong actions"
+                    f"{name}/control gazetteer fallback: rescued {st.fallback_rescues:,} of "
+                    f"{strict_failures:,} turns strict alone fails "
+                    f"({pct(st.fallback_rescues / max(strict_failures, 1))}); matched "
+                    f"{st.fallback_failed:,} more that still failed, "
+                    f"{st.fallback_wrong:,} of them wrong actions"
                 )
                 continue
             rw_lines.append(
@@ -298,9 +246,8 @@ def main() -> None:
                 f"({pct(1 - st.defect_rate / max(st.defect_rate_without, 1e-9))}) | {pct(st.rescue_rate)} "
                 f"| {pct(st.false_rewrite_rate)} | {st.acted_wrong:,} |"
             )
-            layers = by_layer(out)
             notes.append(
-                f"{name}/{arm} by layer: " + "; ".join(f"{k} {dict(v)}" for k, v in sorted(layers.items()))
+                f"{name}/{arm} by layer: " + "; ".join(f"{k} {dict(v)}" for k, v in sorted(st.layers.items()))
             )
             for kind, items in (("win", st.win_examples), ("loss", st.loss_examples)):
                 for original, rewritten, intent in random.Random(1).sample(

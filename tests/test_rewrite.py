@@ -359,6 +359,49 @@ def test_replay_scoring_is_not_fooled_by_feedback_on_a_rewritten_turn(tmp_path: 
     (tmp_path / "truth-00000.jsonl").write_text(json.dumps(truth) + "\n")
     stats = score_arm(tmp_path)
     assert (stats.rewritten, stats.wins, stats.losses, stats.would_fail, stats.defects) == (1, 1, 0, 1, 0)
+    assert stats.layers == {"global": {"win": 1}}
+
+
+def test_replay_scoring_counts_what_the_gazetteer_fallback_rescued_and_got_wrong(tmp_path: Path) -> None:
+    import json
+
+    from selflearn.mining.replay import score_arm
+
+    goal = {"goal_id": "g1", "intent": "HassTurnOn", "slots": {}, "targets": []}
+    turns, truth = [], []
+    for i, (matcher, status, defect) in enumerate(
+        [
+            ("gazetteer", "success", False),  # rescued
+            ("gazetteer", "success", True),  # acted, but on the wrong thing
+            ("gazetteer", "error", True),  # matched, then failed to resolve
+            ("strict", "success", False),
+            ("none", "error", True),
+        ]
+    ):
+        turns.append(
+            {
+                "record_type": "turn",
+                "turn_id": f"t{i}",
+                "nlu": {"matcher": matcher},
+                "result": {"status": status},
+            }
+        )
+        truth.append(
+            {
+                "turn_id": f"t{i}",
+                "goal": goal,
+                "attempt": 1,
+                "action": "first",
+                "defect": defect,
+                "in_scope": True,
+            }
+        )
+    (tmp_path / "turns-00000.jsonl").write_text("".join(json.dumps(t) + "\n" for t in turns))
+    (tmp_path / "truth-00000.jsonl").write_text("".join(json.dumps(t) + "\n" for t in truth))
+    stats = score_arm(tmp_path)
+    assert (stats.fallback_rescues, stats.fallback_failed, stats.fallback_wrong) == (1, 2, 1)
+    assert stats.defects + stats.fallback_rescues == 4  # what strict alone would have failed
+    assert stats.rewritten == 0 and stats.layers == {}
 
 
 def test_fast_predictor_matches_lightgbm_predict() -> None:

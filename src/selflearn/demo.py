@@ -14,7 +14,6 @@ machine without ``../shared/data``.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,11 +156,6 @@ def run_demo(
         rewriter=Narrated(Rewriter.load(rewriter_dir), say),
     )
     replayed = score_arm(folder)
-    layers: Counter[str] = Counter()
-    for path in folder.glob("turns-*.jsonl"):
-        for line in path.read_bytes().splitlines():
-            if b'"rewrite":{' in line:
-                layers[json.loads(line)["rewrite"]["layer"]] += 1
     return DemoResult(
         store=store_path,
         simulation=sim,
@@ -174,5 +168,5 @@ def run_demo(
         rewriter_dir=rewriter_dir,
         fit=fit,
         replay=replayed,
-        by_layer=dict(layers),
+        by_layer={layer: sum(kinds.values()) for layer, kinds in replayed.layers.items()},
     )

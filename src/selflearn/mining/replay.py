@@ -13,6 +13,7 @@ learner.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,17 @@ class ArmStats:
     acted_wrong: int = 0
     """Rewritten turns on which the assistant did something (result success) that was not what the
     user wanted -- worse for the user than a refusal even where the original would have failed too."""
+    layers: dict[str, Counter[str]] = field(default_factory=dict)
+    """Per rewrite layer (``Turn.rewrite.layer``): its rewritten turns counted as ``win``, ``loss``
+    or ``same`` (the outcome did not change)."""
+    fallback_rescues: int = 0
+    """Turns the gazetteer fallback matched that worked. It runs only when strict matching found
+    nothing, so each is a turn it rescued; turns strict alone would have failed are
+    ``defects + fallback_rescues``."""
+    fallback_failed: int = 0
+    """Turns the gazetteer fallback matched that still failed."""
+    fallback_wrong: int = 0
+    """Of those, the ones where the assistant did something (result success): wrong actions."""
     win_examples: list[tuple[str, str, str]] = field(default_factory=list)
     loss_examples: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -112,21 +124,32 @@ def score_arm(folder: str | Path) -> ArmStats:
             if goal not in last_attempt or t["attempt"] > last_attempt[goal]["attempt"]:
                 last_attempt[goal] = t
         row = turns.get(turn_id, {})
+        acted = (row.get("result") or {}).get("status") == "success"
+        if (row.get("nlu") or {}).get("matcher") == "gazetteer":
+            if t["defect"]:
+                s.fallback_failed += 1
+                s.fallback_wrong += acted
+            else:
+                s.fallback_rescues += 1
         rewrite = row.get("rewrite")
         if rewrite:
             without = bool(t.get("defect_without_rewrite"))
             s.rewritten += 1
-            s.acted_wrong += bool(t["defect"]) and (row.get("result") or {}).get("status") == "success"
+            s.acted_wrong += bool(t["defect"]) and acted
             s.defects_with += bool(t["defect"])
             s.defects_without += without
             s.would_fail += without
             example = (rewrite["original_text"], rewrite["rewritten_text"], t["goal"]["intent"])
+            kind = "same"
             if without and not t["defect"]:
+                kind = "win"
                 s.wins += 1
                 s.win_examples.append(example)
             elif not without and t["defect"]:
+                kind = "loss"
                 s.losses += 1
                 s.loss_examples.append(example)
+            s.layers.setdefault(rewrite["layer"], Counter())[kind] += 1
         else:
             s.would_fail += bool(t["defect"])
     s.goals = len(last_attempt)
