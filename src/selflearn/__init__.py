@@ -3,10 +3,9 @@
 The public API is what ``__all__`` lists; everything else may change between versions.
 """
 
-import importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
 
+from selflearn._lazy import lazy_exports as _lazy_exports
 from selflearn.assistant.home import Area, Entity, Floor, Home, HomeState
 from selflearn.assistant.nlu import HomeAssistantNlu
 from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn, RewriteContext, RewriteHook
@@ -67,17 +66,7 @@ _LAZY = {
 selflearn`` stays fast for the CLI, the simulator and Spark's Python workers."""
 
 
-def __getattr__(name: str) -> _Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'selflearn' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, globals())
 
 
 __version__ = "0.1.0"

@@ -4,9 +4,9 @@ table it produces. See ``docs/mining.md``.
 Names are imported on first access (PEP 562): Spark's Python workers import
 :mod:`selflearn.mining.delex` and should not pay for scipy and the engines."""
 
-import importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
+
+from selflearn._lazy import lazy_exports as _lazy_exports
 
 if _TYPE_CHECKING:
     from selflearn.mining.delex import Delexicalized, Delexicalizer
@@ -27,17 +27,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'selflearn.mining' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -7,9 +7,9 @@ per household from logged turns (``observe``), and is trained from logs by :func
 Names are imported on first access (PEP 562): faiss, LightGBM and the embedder load only when used.
 """
 
-import importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
+
+from selflearn._lazy import lazy_exports as _lazy_exports
 
 if _TYPE_CHECKING:
     from selflearn.rewrite.embed import StaticEmbedder
@@ -39,17 +39,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'selflearn.rewrite' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [
