@@ -27,9 +27,7 @@ logs and the homes table.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,12 +36,12 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from selflearn import AssistantConfig, SimulationConfig, simulate
+from selflearn import AssistantConfig, SimulationConfig
 from selflearn.fpi.features import fpi_features
 from selflearn.fpi.model import CLASSES, FpiModel, RuleBaseline, concat_features, truth_labels
 from selflearn.simulation.population import make_household
 from selflearn.store import Store
-from signals_data import store_path
+from signals_data import simulate_to_store, store_path
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "fpi"
 TRAIN_REAL_HOUSEHOLDS, TRAIN_REAL_DAYS, TRAIN_REAL_SEED, TRAIN_REAL_PREFIX = 20, 3.0, 31, "trr"
@@ -68,13 +66,7 @@ def train_real_path() -> Path:
         assistant=AssistantConfig(asr="real"),
         workers=2,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        result = simulate(config, Path(tmp) / "sim")
-        partial = path.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        with Store(partial) as store:
-            store.ingest([Path(tmp) / "sim"])
-        shutil.move(partial, path)
+    result, _ = simulate_to_store(config, path)
     print(
         f"[fpi] train-real: {result.turns:,} turns ({time.perf_counter() - started:.0f} s)", file=sys.stderr
     )

@@ -30,7 +30,6 @@ import json
 import random
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -43,6 +42,7 @@ from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter, RewriterConf
 from selflearn.signals.defect import score_defects
 from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline, score_rephrases
 from selflearn.simulation.corpora import find_data_dir
+from signals_data import simulate_to_store
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "online"
 
@@ -70,19 +70,16 @@ def training_store(args: Any) -> Path:
         workers=args.workers,
     )
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = simulate(config, Path(tmp) / "sim")
-        partial = path.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        with Store(partial) as store:
-            report = store.ingest([Path(tmp) / "sim"])
-            if args.rephrase_model is not None and args.rephrase_model.exists():
-                detector: Any = ContextualRephraseDetector.load(args.rephrase_model)
-            else:
-                detector = PairwiseRephraseBaseline("lexical")
-            score_rephrases(store, detector)
-            score_defects(store)
-        shutil.move(partial, path)
+
+    def signals(store: Store) -> None:
+        if args.rephrase_model is not None and args.rephrase_model.exists():
+            detector: Any = ContextualRephraseDetector.load(args.rephrase_model)
+        else:
+            detector = PairwiseRephraseBaseline("lexical")
+        score_rephrases(store, detector)
+        score_defects(store)
+
+    result, report = simulate_to_store(config, path, signals)
     print(
         f"[online] training logs: {result.turns:,} turns, {report.summary()} "
         f"({time.perf_counter() - started:.0f} s)",

@@ -22,10 +22,11 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from selflearn import AssistantConfig, SimulationConfig, Store, simulate
+from selflearn import AssistantConfig, IngestReport, SimulationConfig, SimulationResult, Store, simulate
 from selflearn.simulation.corpora import find_data_dir
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "signals"
@@ -59,6 +60,24 @@ def _specs() -> dict[str, Spec]:
 NAMES = ("train", "test", "test-clean", "test-real")
 
 
+def simulate_to_store(
+    config: SimulationConfig, path: Path, prepare: Callable[[Store], object] | None = None
+) -> tuple[SimulationResult, IngestReport]:
+    """Simulate ``config`` and ingest it into a new store at ``path``. The store is built as
+    ``path.partial`` (``prepare(store)`` runs there too, e.g. friction signals) and moved into
+    place only when complete, so an interrupted run never leaves a half-built cache."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = simulate(config, Path(tmp) / "sim")
+        partial = path.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        with Store(partial) as store:
+            report = store.ingest([Path(tmp) / "sim"])
+            if prepare is not None:
+                prepare(store)
+        shutil.move(partial, path)
+    return result, report
+
+
 def store_path(name: str, workers: int = 2, rebuild: bool = False) -> Path:
     """Path of the store for population ``name``, simulating and ingesting it first if needed."""
     spec = _specs()[name]
@@ -78,13 +97,7 @@ def store_path(name: str, workers: int = 2, rebuild: bool = False) -> Path:
         workers=workers,
     )
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = simulate(config, Path(tmp) / "sim")
-        partial = path.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        with Store(partial) as store:
-            report = store.ingest([Path(tmp) / "sim"])
-        shutil.move(partial, path)
+    result, report = simulate_to_store(config, path)
     print(
         f"[signals_data] {name}: {result.turns:,} turns, {report.summary()} "
         f"({time.perf_counter() - started:.0f} s)",
