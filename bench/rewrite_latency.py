@@ -137,7 +137,8 @@ def main() -> None:
     rewriter = Rewriter.load(args.rewriter)
     if rewriter.knowledge is None:
         sys.exit(f"{args.rewriter} has no global knowledge")
-    folder = CACHE / f"knowledge-{args.entries}-{rewriter.version}"
+    # Keyed by the trained knowledge alone: a retrained ranker reuses the grown index.
+    folder = CACHE / f"knowledge-{args.entries}-{rewriter.knowledge.metadata.get('version', 'unversioned')}"
     if (folder / "knowledge.json").exists():
         knowledge = Knowledge.load(folder)
     else:

@@ -65,13 +65,21 @@ def _hwu_row(intent: str, annotated: str) -> dict[str, Any]:
             break
         text += annotated[pos:start]
         end = annotated.index("]", start)
-        kind, value = (p.strip() for p in annotated[start + 1:end].split(":", 1))
+        kind, value = (p.strip() for p in annotated[start + 1 : end].split(":", 1))
         entities.append({"start": len(text), "end": len(text) + len(value), "value": value, "entity": kind})
         text += value
         pos = end + 1
     scenario = intent.split("_", 1)[0]
-    return {"fold": 1, "answerid": "1", "scenario": scenario, "intent": intent, "text": text,
-            "annotation": annotated, "original_user_text": text, "entities": entities}
+    return {
+        "fold": 1,
+        "answerid": "1",
+        "scenario": scenario,
+        "intent": intent,
+        "text": text,
+        "annotation": annotated,
+        "original_user_text": text,
+        "entities": entities,
+    }
 
 
 def _write_hwu(root: Path, rows: list[dict[str, Any]]) -> None:
@@ -80,13 +88,25 @@ def _write_hwu(root: Path, rows: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
-def _slurp_row(scenario: str, action: str, sentence: str, entities: list[tuple[str, list[int]]],
-               intent: str | None = None) -> dict[str, Any]:
+def _slurp_row(
+    scenario: str,
+    action: str,
+    sentence: str,
+    entities: list[tuple[str, list[int]]],
+    intent: str | None = None,
+) -> dict[str, Any]:
     tokens = [{"surface": w, "id": i, "lemma": w, "pos": "NN"} for i, w in enumerate(sentence.split())]
-    return {"slurp_id": 1, "sentence": sentence, "sentence_annotation": sentence,
-            "intent": intent or f"{scenario}_{action}", "scenario": scenario, "action": action,
-            "tokens": tokens, "recordings": [],
-            "entities": [{"type": t, "span": span} for t, span in entities]}
+    return {
+        "slurp_id": 1,
+        "sentence": sentence,
+        "sentence_annotation": sentence,
+        "intent": intent or f"{scenario}_{action}",
+        "scenario": scenario,
+        "action": action,
+        "tokens": tokens,
+        "recordings": [],
+        "entities": [{"type": t, "span": span} for t, span in entities],
+    }
 
 
 def _write_slurp(root: Path, rows: list[dict[str, Any]]) -> None:
@@ -134,52 +154,122 @@ def test_unknown_corpus_is_a_clear_error(tmp_path: Path) -> None:
 
 def _write_ha_fixture(root: Path) -> None:
     base = _ha_dir(root)
-    _write_yaml(base / "_fixtures.yaml", {
-        "language": "en",
-        "floors": [{"name": "Upstairs", "id": "upstairs"}],
-        "areas": [{"name": "Living Room", "id": "living_room", "aliases": ["Lounge"]}],
-        "entities": [{"name": "Bedroom Lamp", "id": "light.bedroom_lamp", "area": "bedroom"}],
-    })
-    _write_yaml(base / "light_HassTurnOn.yaml", {"language": "en", "tests": [
-        {"sentences": ["Turn on the Living Room lights?", "lounge lights on", "turn on the lights"],
-         "intent": {"name": "HassTurnOn", "slots": {"area": "Living Room", "domain": "light"}},
-         "response": "Turned on the lights"},
-        {"sentences": ["turn on the lights upstairs", "turn on the lights in the attic"],
-         "intent": {"name": "HassTurnOn", "slots": {"floor": "Upstairs", "domain": "light"}},
-         "response": "ok"},
-    ]})
-    _write_yaml(base / "light_HassLightSet.yaml", {"language": "en", "tests": [
-        {"sentences": ["set the bedroom lamp brightness to 50%", "bedroom lamp fifty percent"],
-         "intent": {"name": "HassLightSet", "slots": {"brightness": 50, "name": "Bedroom Lamp"}},
-         "response": "Brightness set"},
-        {"sentences": ["set the brightness to 50%"],
-         "intent": {"name": "HassLightSet", "context": {"area": "Bedroom"},
-                    "slots": {"brightness": 50, "area": "Bedroom"}},
-         "response": "Brightness set"},
-        {"sentences": ["set the bedroom lamp to maximum brightness"],
-         "intent": {"name": "HassLightSet", "slots": {"brightness": 100, "name": "Bedroom Lamp"}},
-         "response": "Brightness set"},
-    ]})
-    _write_yaml(base / "homeassistant_HassStartTimer.yaml", {"language": "en", "tests": [
-        {"sentences": ["start a 5 minute timer named pizza"],
-         "intent": {"name": "HassStartTimer", "slots": {"minutes": 5, "name": ["pizza ", "pizza"]}},
-         "response": "ok"},
-        {"sentences": ["set a timer for half a minute"],
-         "intent": {"name": "HassStartTimer", "slots": {"seconds": 30}}, "response": "ok"},
-    ]})
-    _write_yaml(base / "media_player_HassSetVolume.yaml", {"language": "en", "tests": [
-        {"sentences": ["set TV volume to 90 percent"],
-         "intent": {"name": "HassSetVolume", "slots": {"name": "TV", "volume_level": 90}}, "response": "ok"},
-    ]})
-    _write_yaml(base / "HassMediaSearchAndPlay" / "name_only.yaml", {
-        "language": "en", "entities": [{"name": "TV", "domain": "media_player"}],
-        "tests": [{"sentences": ["play The Office on the TV"],
-                   "slots": {"name": "TV", "search_query": "The Office"}, "response": "Playing"}],
-    })
-    _write_yaml(base / "HassTimerStatus" / "default.yaml", {
-        "language": "en", "tests": [{"sentences": ["timer status"], "timers": [], "response": "No timers."},
-                                    {"sentences": ["timer status"], "timers": [], "response": "No timers."}],
-    })
+    _write_yaml(
+        base / "_fixtures.yaml",
+        {
+            "language": "en",
+            "floors": [{"name": "Upstairs", "id": "upstairs"}],
+            "areas": [{"name": "Living Room", "id": "living_room", "aliases": ["Lounge"]}],
+            "entities": [{"name": "Bedroom Lamp", "id": "light.bedroom_lamp", "area": "bedroom"}],
+        },
+    )
+    _write_yaml(
+        base / "light_HassTurnOn.yaml",
+        {
+            "language": "en",
+            "tests": [
+                {
+                    "sentences": [
+                        "Turn on the Living Room lights?",
+                        "lounge lights on",
+                        "turn on the lights",
+                    ],
+                    "intent": {"name": "HassTurnOn", "slots": {"area": "Living Room", "domain": "light"}},
+                    "response": "Turned on the lights",
+                },
+                {
+                    "sentences": ["turn on the lights upstairs", "turn on the lights in the attic"],
+                    "intent": {"name": "HassTurnOn", "slots": {"floor": "Upstairs", "domain": "light"}},
+                    "response": "ok",
+                },
+            ],
+        },
+    )
+    _write_yaml(
+        base / "light_HassLightSet.yaml",
+        {
+            "language": "en",
+            "tests": [
+                {
+                    "sentences": ["set the bedroom lamp brightness to 50%", "bedroom lamp fifty percent"],
+                    "intent": {"name": "HassLightSet", "slots": {"brightness": 50, "name": "Bedroom Lamp"}},
+                    "response": "Brightness set",
+                },
+                {
+                    "sentences": ["set the brightness to 50%"],
+                    "intent": {
+                        "name": "HassLightSet",
+                        "context": {"area": "Bedroom"},
+                        "slots": {"brightness": 50, "area": "Bedroom"},
+                    },
+                    "response": "Brightness set",
+                },
+                {
+                    "sentences": ["set the bedroom lamp to maximum brightness"],
+                    "intent": {"name": "HassLightSet", "slots": {"brightness": 100, "name": "Bedroom Lamp"}},
+                    "response": "Brightness set",
+                },
+            ],
+        },
+    )
+    _write_yaml(
+        base / "homeassistant_HassStartTimer.yaml",
+        {
+            "language": "en",
+            "tests": [
+                {
+                    "sentences": ["start a 5 minute timer named pizza"],
+                    "intent": {
+                        "name": "HassStartTimer",
+                        "slots": {"minutes": 5, "name": ["pizza ", "pizza"]},
+                    },
+                    "response": "ok",
+                },
+                {
+                    "sentences": ["set a timer for half a minute"],
+                    "intent": {"name": "HassStartTimer", "slots": {"seconds": 30}},
+                    "response": "ok",
+                },
+            ],
+        },
+    )
+    _write_yaml(
+        base / "media_player_HassSetVolume.yaml",
+        {
+            "language": "en",
+            "tests": [
+                {
+                    "sentences": ["set TV volume to 90 percent"],
+                    "intent": {"name": "HassSetVolume", "slots": {"name": "TV", "volume_level": 90}},
+                    "response": "ok",
+                },
+            ],
+        },
+    )
+    _write_yaml(
+        base / "HassMediaSearchAndPlay" / "name_only.yaml",
+        {
+            "language": "en",
+            "entities": [{"name": "TV", "domain": "media_player"}],
+            "tests": [
+                {
+                    "sentences": ["play The Office on the TV"],
+                    "slots": {"name": "TV", "search_query": "The Office"},
+                    "response": "Playing",
+                }
+            ],
+        },
+    )
+    _write_yaml(
+        base / "HassTimerStatus" / "default.yaml",
+        {
+            "language": "en",
+            "tests": [
+                {"sentences": ["timer status"], "timers": [], "response": "No timers."},
+                {"sentences": ["timer status"], "timers": [], "response": "No timers."},
+            ],
+        },
+    )
 
 
 def test_ha_tests_patterns(tmp_path: Path) -> None:
@@ -317,8 +407,11 @@ def test_hwu64_mapping(tmp_path: Path) -> None:
 
     assert report.rows_read == len(HWU_ROWS)
     assert report.duplicates == 1
-    assert report.dropped == {"unknown_intent": 1, "lists_createoradd:item_not_located": 1,
-                              "play_radio:no_search_query": 1}
+    assert report.dropped == {
+        "unknown_intent": 1,
+        "lists_createoradd:item_not_located": 1,
+        "play_radio:no_search_query": 1,
+    }
     assert report.rerouted_out_of_scope["iot_hue_lightdim:relative_brightness"] == 1
     assert report.rerouted_out_of_scope["weather_query:forecast"] == 1
     assert report.per_original["iot_hue_lightoff"] == {"HassTurnOff": 4, OUT_OF_SCOPE: 1}
@@ -343,11 +436,13 @@ def test_slurp_token_spans_and_truncated_labels(tmp_path: Path) -> None:
     rows = [
         _slurp_row("iot", "hue_lightoff", "olly turn off the kitchen lights", [("house_place", [4])]),
         # SLURP's intent field is 'query' for some rows: scenario_action is the real label
-        _slurp_row("weather", "query", "is it raining outside", [("weather_descriptor", [2])],
-                   intent="query"),
+        _slurp_row(
+            "weather", "query", "is it raining outside", [("weather_descriptor", [2])], intent="query"
+        ),
         _slurp_row("lists", "createoradd", "add milk to my shopping list", [("list_name", [4])]),
-        _slurp_row("play", "music", "play jazz in the living room", [("music_genre", [1]),
-                                                                    ("house_place", [4, 5])]),
+        _slurp_row(
+            "play", "music", "play jazz in the living room", [("music_genre", [1]), ("house_place", [4, 5])]
+        ),
         _slurp_row("calendar", "query", "what's on my calendar today", [("date", [4])]),
     ]
     _write_slurp(tmp_path, rows)
@@ -456,8 +551,15 @@ def test_real_hwu64_slurp_counts(name: str) -> None:
     # most of these corpora is out of scope for a home assistant; a useful minority is not
     assert 0.6 * report.kept < report.out_of_scope < 0.9 * report.kept
     assert in_scope > (1000 if name == "hwu64" else 300)
-    for intent in ("HassTurnOn", "HassTurnOff", "HassGetWeather", "HassMediaSearchAndPlay",
-                   "HassShoppingListAddItem", "HassVacuumStart", "HassSetVolumeRelative"):
+    for intent in (
+        "HassTurnOn",
+        "HassTurnOff",
+        "HassGetWeather",
+        "HassMediaSearchAndPlay",
+        "HassShoppingListAddItem",
+        "HassVacuumStart",
+        "HassSetVolumeRelative",
+    ):
         assert report.per_intent[intent] > 0, intent
     assert any("{area}" in p.pattern for p in phrasings)
     assert any("{name}" in p.pattern for p in phrasings)

@@ -79,6 +79,23 @@ def test_embedder_batch_equals_single_and_means_something(embedder: StaticEmbedd
     assert float(batch[0] @ batch[1]) > float(batch[0] @ batch[2]) + 0.3
 
 
+def test_single_encoding_caches_words_without_changing_tokens(embedder: StaticEmbedder) -> None:
+    # encode_one tokenizes space-separated chunks and caches them; the ids must stay exactly the
+    # tokenizer's, also for tabs, double spaces, punctuation, accents and control characters.
+    texts = [
+        "what's 25°C in F?!",
+        "a\tb\nc  d",
+        "café\u00a0naïve",
+        "x\u200by",
+        "a\x1cb",
+        "  ",
+        "{area} light",
+    ]
+    for text in texts * 2:  # the second round reads the cache
+        ids = embedder._tokenizer.encode(text, add_special_tokens=False).ids
+        assert np.array_equal(embedder.encode_one(text), embedder._pool(ids)), text
+
+
 def test_vector_index_flat_and_hnsw_agree_and_round_trip(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(3000, 32)).astype(np.float32)
@@ -326,6 +343,35 @@ def test_guards_keep_the_kind_of_thing_and_never_choose_a_sensitive_action() -> 
     assert adds_polarity("the front door", "unlock the front door", SENSITIVE_DIMENSIONS)
     assert not adds_polarity("the lights please", "turn on the lights", SENSITIVE_DIMENSIONS)
     assert adds_polarity("the lights please", "turn on the lights")
+
+
+def test_guards_never_swap_the_action_or_the_subject_for_a_carrier_phrase() -> None:
+    from selflearn.mining.guards import changes_action, shares_only_carrier
+
+    # Another action dimension altogether: "up" is not "out" (= off in Home Assistant's templates).
+    assert changes_action("turn the lights up", "turn the lights out")
+    assert changes_action("mute for {number} minutes", "stop timer for {number} minutes")
+    assert not changes_action("switch off the music", "stop the music")  # both say "off"
+    assert not changes_action("the lights please", "turn on the lights")  # adds, swaps nothing
+    # Out-of-scope requests that share only "tell me" with a working one stay as they are ...
+    assert shares_only_carrier("tell me a joke", "tell me the time")
+    assert shares_only_carrier("please tell me once more", "tell me the time")
+    # ... while a shared subject, a sound-alike or a one-letter ASR slip is kept.
+    assert not shares_only_carrier("give me time", "tell me the time")
+    assert not shares_only_carrier("whats the dime", "whats the time")
+    assert not shares_only_carrier("add eggs to shopping last", "add eggs to shopping list")
+    assert not shares_only_carrier("cancel the diner", "cancel the timer")
+    # Values the user said anchor patterns with placeholders: not checked.
+    assert not shares_only_carrier("{name} out", "my {name} off")
+
+
+def test_guards_keep_when_the_request_is_for() -> None:
+    from selflearn.mining.guards import drops_time
+
+    assert drops_time("what the weather near me this week", "what the weather")
+    assert drops_time("turn on the {area} lights tomorrow morning", "turn on the {area} lights")
+    assert not drops_time("whats the weather like today", "whats the weather today")
+    assert not drops_time("set a timer for {number} minutes", "timer {number} minutes")
 
 
 def test_replay_scoring_is_not_fooled_by_feedback_on_a_rewritten_turn(tmp_path: Path) -> None:

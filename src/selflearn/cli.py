@@ -649,9 +649,7 @@ def fpi_report_cmd(
     for bucket, counts in report.by_period:
         total = sum(counts.values())
         defects = total - counts.get("correct", 0)
-        table.add_row(
-            bucket, *(f"{counts.get(c, 0):,}" for c in CLASSES), f"{defects / max(total, 1):.1%}"
-        )
+        table.add_row(bucket, *(f"{counts.get(c, 0):,}" for c in CLASSES), f"{defects / max(total, 1):.1%}")
     out.print(table)
     for stage, rows in report.top_by_stage.items():
         out.print(f"top {stage} failures: " + "; ".join(f"{t!r} x{n}" for t, n in rows))

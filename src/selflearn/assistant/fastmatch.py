@@ -601,7 +601,6 @@ def _start_chars(text: str) -> frozenset[str]:
     return found
 
 
-
 def _first_chars(
     expression: Expression, rules: dict[str, Sentence], seen: tuple[str, ...]
 ) -> frozenset[str] | None:

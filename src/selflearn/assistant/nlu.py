@@ -251,9 +251,7 @@ class HomeAssistantNlu:
         with_skip, no_skip = self._filter.match_forms(text)
         if text.isascii():
             haystack = "\n".join(
-                form
-                for t in (with_skip.lower(), no_skip.lower())
-                for form in (t, t.translate(_BREAK_WORDS))
+                form for t in (with_skip.lower(), no_skip.lower()) for form in (t, t.translate(_BREAK_WORDS))
             )
             lists, lists_key = _relevant_lists(home, haystack)
         else:

@@ -151,6 +151,8 @@ def _compile(names: tuple[str, ...]) -> re.Pattern[str]:
 def fill(pattern: str, values: Sequence[tuple[str, str]]) -> str | None:
     """``pattern`` with each placeholder replaced by the next value of the same kind from
     ``values`` (the source utterance's), or None when ``values`` lacks one."""
+    if "{" not in pattern:
+        return pattern
     queues: dict[str, list[str]] = {}
     for kind, value in values:
         queues.setdefault(kind, []).append(value)

@@ -12,12 +12,15 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+import jellyfish
+from rapidfuzz.distance import Levenshtein
+
 from selflearn.mining.delex import slot_signature
 
 POLARITY: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "power": (
         frozenset({"on", "start", "activate", "enable", "switch on"}),
-        frozenset({"off", "stop", "deactivate", "disable", "kill", "cut"}),
+        frozenset({"off", "out", "stop", "deactivate", "disable", "kill", "cut"}),
     ),
     "open": (frozenset({"open", "raise"}), frozenset({"close", "shut", "lower"})),
     "lock": (frozenset({"lock"}), frozenset({"unlock"})),
@@ -49,20 +52,21 @@ def polarity(pattern: str) -> dict[str, frozenset[int]]:
 
 
 @lru_cache(maxsize=65536)
-def _polarity(pattern: str) -> tuple[tuple[str, frozenset[int]], ...]:
+def _polarity(pattern: str) -> dict[str, frozenset[int]]:
+    """Cached :func:`polarity` (shared: callers here only read it)."""
     words = set(_WORD.findall(pattern))
-    out: list[tuple[str, frozenset[int]]] = []
+    out: dict[str, frozenset[int]] = {}
     for dim, sides in POLARITY.items():
         taken = frozenset(side for side, vocab in enumerate(sides) if words & vocab)
         if taken:
-            out.append((dim, taken))
-    return tuple(out)
+            out[dim] = taken
+    return out
 
 
 def flips_polarity(source: str, target: str) -> bool:
     """True when the target takes a side of some action dimension that the source takes the
     opposite side of ("turn off the {area} light" -> "switch on the {area} light")."""
-    src, dst = polarity(source), polarity(target)
+    src, dst = _polarity(source), _polarity(target)
     for dim, sides in dst.items():
         theirs = src.get(dim)
         if theirs and not (sides & theirs):
@@ -96,7 +100,7 @@ def adds_polarity(source: str, target: str, dimensions: Iterable[str] | None = N
     """True when the target takes a side of an action dimension the source does not mention at
     all ("the front door" -> "unlock the front door"): the rewrite would choose the action.
     ``dimensions`` limits the check (default: every dimension)."""
-    src, dst = polarity(source), polarity(target)
+    src, dst = _polarity(source), _polarity(target)
     dims = set(dst) if dimensions is None else set(dst) & set(dimensions)
     return any(dim not in src for dim in dims)
 
@@ -104,9 +108,79 @@ def adds_polarity(source: str, target: str, dimensions: Iterable[str] | None = N
 def changes_object(source: str, target: str) -> bool:
     """True when both patterns name the kind of thing acted on and the kinds differ ("turn off the
     {area} fan" -> "turn off the {area} light")."""
-    src = {OBJECT_WORDS[w] for w in _WORD.findall(source) if w in OBJECT_WORDS}
-    dst = {OBJECT_WORDS[w] for w in _WORD.findall(target) if w in OBJECT_WORDS}
+    src, dst = _objects(source), _objects(target)
     return bool(src) and bool(dst) and not (src & dst)
+
+
+@lru_cache(maxsize=65536)
+def _objects(pattern: str) -> frozenset[str]:
+    return frozenset(OBJECT_WORDS[w] for w in _WORD.findall(pattern) if w in OBJECT_WORDS)
+
+
+def changes_action(source: str, target: str) -> bool:
+    """True when both patterns take a side of some action dimension but share none: the rewrite
+    would swap one action for another ("turn the lights up" -> "turn the lights out", "mute for
+    twenty minutes" -> "stop timer for twenty minutes")."""
+    src, dst = _polarity(source), _polarity(target)
+    return bool(src) and bool(dst) and src.keys().isdisjoint(dst.keys())
+
+
+CARRIER_WORDS = frozenset(
+    """a an the me my i i'm im you your it its it's is are was be am to of in on at for with and or
+    please can could would will do does did tell say give show let know what whats what's how hey
+    hi ok okay now just some this that there here want need like get""".split()  # noqa: SIM905
+)
+"""Words that carry a request without saying what it is about ("tell me ...", "can you ...")."""
+
+
+def shares_only_carrier(source: str, target: str) -> bool:
+    """True when two patterns without placeholders have no content word in common: every word
+    they share is a carrier like "tell me" ("tell me a joke" -> "tell me the time"). A content
+    word counts as shared when it is equal, sounds the same (metaphone) or is one ASR slip away
+    (normalised similarity >= 0.6: "last"/"list", "diner"/"timer"). Patterns with placeholders are anchored by
+    the values the user said, which the rewrite keeps, so they are not checked."""
+    if "{" in source or "{" in target:
+        return False
+    src, dst = _content(source), _content(target)
+    if src & dst:
+        return False
+    for a in src:
+        for b in dst:
+            if _metaphone(a) == _metaphone(b) or _similarity(a, b) >= 0.6:
+                return False
+    return True
+
+
+@lru_cache(maxsize=65536)
+def _content(pattern: str) -> frozenset[str]:
+    return frozenset(w for w in _WORD.findall(pattern) if w not in CARRIER_WORDS)
+
+
+@lru_cache(maxsize=65536)
+def _metaphone(word: str) -> str:
+    return str(jellyfish.metaphone(word))
+
+
+def _similarity(a: str, b: str) -> float:
+    return float(Levenshtein.normalized_similarity(a, b))
+
+
+TIME_WORDS = frozenset(
+    """today tonight tomorrow yesterday morning afternoon evening weekend week month year next
+    later monday tuesday wednesday thursday friday saturday sunday""".split()  # noqa: SIM905
+)
+"""Words that put a request at another time than now."""
+
+
+def drops_time(source: str, target: str) -> bool:
+    """True when the source says when ("the weather this week", "lights on tomorrow morning")
+    and the target drops it: the rewrite would answer or act for now instead."""
+    return not _time_words(source) <= _time_words(target)
+
+
+@lru_cache(maxsize=65536)
+def _time_words(pattern: str) -> frozenset[str]:
+    return TIME_WORDS.intersection(_WORD.findall(pattern))
 
 
 def changes_target(source: str, target: str) -> bool:
@@ -118,4 +192,9 @@ def changes_target(source: str, target: str) -> bool:
 def is_sensitive(pattern: str, domains: Iterable[str] = ()) -> bool:
     """True for locks, covers and garage doors, and alarms: by the pattern's words or by the
     domains the assistant acted on when the pattern succeeded."""
-    return bool(set(_WORD.findall(pattern)) & SENSITIVE_WORDS) or bool(set(domains) & SENSITIVE_DOMAINS)
+    return _sensitive_words(pattern) or bool(set(domains) & SENSITIVE_DOMAINS)
+
+
+@lru_cache(maxsize=65536)
+def _sensitive_words(pattern: str) -> bool:
+    return not SENSITIVE_WORDS.isdisjoint(_WORD.findall(pattern))

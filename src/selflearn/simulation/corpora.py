@@ -134,42 +134,60 @@ _NO_EMAIL = "no e-mail or contacts intent"
 _CHAT = "conversation management/chit-chat the built-in intents do not cover"
 _NO_QA = "open-domain question answering; Home Assistant's built-in intents have no QA"
 _NO_SERVICE = "third-party service (shopping, transport, social, news); no built-in intent"
-_TIME = ("; utterances with a time/date constraint (scheduling, 'for two hours') are OutOfScope: "
-         "Home Assistant acts now, it cannot schedule")
-_MEDIA_ALTERNATIVES = ("HassMediaPause", "HassMediaUnpause", "HassMediaNext", "HassMediaPrevious",
-                       OUT_OF_SCOPE)
-_MEDIA_RULE = ("transport words decide first: 'skip'/'next song' -> HassMediaNext, 'previous'/'go back' -> "
-               "HassMediaPrevious, 'pause' -> HassMediaPause, 'resume'/'continue' without a named item -> "
-               "HassMediaUnpause; otherwise HassMediaSearchAndPlay with fixed slot search_query = the words "
-               "after 'play' (or the annotated media names when there is no 'play'); dropped when neither "
-               "gives a query")
+_TIME = (
+    "; utterances with a time/date constraint (scheduling, 'for two hours') are OutOfScope: "
+    "Home Assistant acts now, it cannot schedule"
+)
+_MEDIA_ALTERNATIVES = (
+    "HassMediaPause",
+    "HassMediaUnpause",
+    "HassMediaNext",
+    "HassMediaPrevious",
+    OUT_OF_SCOPE,
+)
+_MEDIA_RULE = (
+    "transport words decide first: 'skip'/'next song' -> HassMediaNext, 'previous'/'go back' -> "
+    "HassMediaPrevious, 'pause' -> HassMediaPause, 'resume'/'continue' without a named item -> "
+    "HassMediaUnpause; otherwise HassMediaSearchAndPlay with fixed slot search_query = the words "
+    "after 'play' (or the annotated media names when there is no 'play'); dropped when neither "
+    "gives a query"
+)
 
 INTENT_MAP: Final[dict[str, IntentMapping]] = {
     # --- alarms
     "alarm_query": _oos(_NO_ALARMS),
     "alarm_remove": _oos(_NO_ALARMS),
     "alarm_set": IntentMapping(
-        OUT_OF_SCOPE, alternatives=("HassStartTimer",),
+        OUT_OF_SCOPE,
+        alternatives=("HassStartTimer",),
         rule="HassStartTimer when the only time is a relative duration ('in/after N minutes', "
-             "'N hours from now'), with {minutes}/{hours}/{seconds}; otherwise OutOfScope",
-        reason=_NO_ALARMS),
+        "'N hours from now'), with {minutes}/{hours}/{seconds}; otherwise OutOfScope",
+        reason=_NO_ALARMS,
+    ),
     # --- audio
     "audio_volume_down": IntentMapping(
-        "HassSetVolumeRelative", {"volume_step": "down"}, ("HassSetVolume", OUT_OF_SCOPE),
+        "HassSetVolumeRelative",
+        {"volume_step": "down"},
+        ("HassSetVolume", OUT_OF_SCOPE),
         rule="'to N [percent]' -> HassSetVolume {volume}; 'by N percent' -> fixed volume_step=-N; "
-             "no amount -> volume_step=down; non-numeric amounts ('to low') are dropped" + _TIME,
-        reason="relative volume is HassSetVolumeRelative (volume_step up/down or a percentage)"),
+        "no amount -> volume_step=down; non-numeric amounts ('to low') are dropped" + _TIME,
+        reason="relative volume is HassSetVolumeRelative (volume_step up/down or a percentage)",
+    ),
     "audio_volume_mute": IntentMapping(
-        "HassMediaPlayerMute", alternatives=("HassMediaPlayerUnmute", OUT_OF_SCOPE),
+        "HassMediaPlayerMute",
+        alternatives=("HassMediaPlayerUnmute", OUT_OF_SCOPE),
         rule="'unmute' -> HassMediaPlayerUnmute" + _TIME,
-        reason="mute the media player (device_type names the player -> {name})"),
+        reason="mute the media player (device_type names the player -> {name})",
+    ),
     "audio_volume_up": IntentMapping(
-        "HassSetVolumeRelative", {"volume_step": "up"},
+        "HassSetVolumeRelative",
+        {"volume_step": "up"},
         ("HassSetVolume", "HassMediaPlayerUnmute", OUT_OF_SCOPE),
         rule="'unmute' -> HassMediaPlayerUnmute; 'to N [percent]' -> HassSetVolume {volume}; 'by N percent' "
-             "-> fixed volume_step=N; no amount -> volume_step=up; non-numeric amounts ('to max', "
-             "'to level seven') are dropped" + _TIME,
-        reason="relative volume is HassSetVolumeRelative (volume_step up/down or a percentage)"),
+        "-> fixed volume_step=N; no amount -> volume_step=up; non-numeric amounts ('to max', "
+        "'to level seven') are dropped" + _TIME,
+        reason="relative volume is HassSetVolumeRelative (volume_step up/down or a percentage)",
+    ),
     # --- calendar
     "calendar_query": _oos(_NO_CALENDAR),
     "calendar_remove": _oos(_NO_CALENDAR),
@@ -180,10 +198,12 @@ INTENT_MAP: Final[dict[str, IntentMapping]] = {
     # --- date and time
     "datetime_convert": _oos("time-zone conversion; HassGetCurrentTime only tells the local time"),
     "datetime_query": IntentMapping(
-        "HassGetCurrentTime", alternatives=("HassGetCurrentDate", OUT_OF_SCOPE),
+        "HassGetCurrentTime",
+        alternatives=("HassGetCurrentDate", OUT_OF_SCOPE),
         rule="HassGetCurrentDate when the text asks for the date/day/month/year; OutOfScope when it names "
-             "another place or time zone, an event, or a date other than today",
-        reason="Home Assistant answers the current local time and date only"),
+        "another place or time zone, an event, or a date other than today",
+        reason="Home Assistant answers the current local time and date only",
+    ),
     # --- email
     "email_addcontact": _oos(_NO_EMAIL),
     "email_query": _oos(_NO_EMAIL),
@@ -193,7 +213,8 @@ INTENT_MAP: Final[dict[str, IntentMapping]] = {
     "general_affirm": _oos(_CHAT),
     "general_commandstop": IntentMapping(
         "HassNevermind",
-        reason="'stop / that's enough / cancel it': HassNevermind cancels the current request"),
+        reason="'stop / that's enough / cancel it': HassNevermind cancels the current request",
+    ),
     "general_confirm": _oos(_CHAT),
     "general_dontcare": _oos(_CHAT),
     "general_explain": _oos(_CHAT),
@@ -205,58 +226,84 @@ INTENT_MAP: Final[dict[str, IntentMapping]] = {
     "general_repeat": _oos(_CHAT + " (no 'repeat that' intent)"),
     # --- iot
     "iot_cleaning": IntentMapping(
-        "HassVacuumStart", alternatives=("HassVacuumCleanArea", OUT_OF_SCOPE),
+        "HassVacuumStart",
+        alternatives=("HassVacuumCleanArea", OUT_OF_SCOPE),
         rule="HassVacuumCleanArea when an {area} is named, else HassVacuumStart; every device_type is the "
-             "vacuum's {name}" + _TIME,
-        reason="start the robot vacuum"),
-    "iot_coffee": _oos("brewing coffee is not a built-in intent (a coffee machine plug would be HassTurnOn, "
-                       "but these requests ask for drinks, strengths and schedules)"),
+        "vacuum's {name}" + _TIME,
+        reason="start the robot vacuum",
+    ),
+    "iot_coffee": _oos(
+        "brewing coffee is not a built-in intent (a coffee machine plug would be HassTurnOn, "
+        "but these requests ask for drinks, strengths and schedules)"
+    ),
     "iot_hue_lightchange": IntentMapping(
-        "HassLightSet", alternatives=(OUT_OF_SCOPE,),
+        "HassLightSet",
+        alternatives=(OUT_OF_SCOPE,),
         rule="needs a colour word ({color}; with several, the last) or a number ({brightness}); 'romantic', "
-             "'party mode', 'random' or no colour at all -> OutOfScope" + _TIME,
-        reason="HassLightSet sets a colour or a brightness"),
+        "'party mode', 'random' or no colour at all -> OutOfScope" + _TIME,
+        reason="HassLightSet sets a colour or a brightness",
+    ),
     "iot_hue_lightdim": IntentMapping(
-        "HassLightSet", alternatives=(OUT_OF_SCOPE,),
+        "HassLightSet",
+        alternatives=(OUT_OF_SCOPE,),
         rule="HassLightSet {brightness} only when a target number is said ('to forty percent'; 'to the "
-             "lowest' -> fixed brightness=1); 'dim the lights', 'a bit', 'by twenty percent' -> OutOfScope"
-             + _TIME,
-        reason="Home Assistant has no relative-brightness intent"),
+        "lowest' -> fixed brightness=1); 'dim the lights', 'a bit', 'by twenty percent' -> OutOfScope"
+        + _TIME,
+        reason="Home Assistant has no relative-brightness intent",
+    ),
     "iot_hue_lightoff": IntentMapping(
-        "HassTurnOff", {"domain": "light"}, (OUT_OF_SCOPE,),
+        "HassTurnOff",
+        {"domain": "light"},
+        (OUT_OF_SCOPE,),
         rule="device_type -> {name} unless it is a generic word ('lights', 'lamp')" + _TIME,
-        reason="turn lights off"),
+        reason="turn lights off",
+    ),
     "iot_hue_lighton": IntentMapping(
-        "HassTurnOn", {"domain": "light"}, (OUT_OF_SCOPE,),
+        "HassTurnOn",
+        {"domain": "light"},
+        (OUT_OF_SCOPE,),
         rule="device_type -> {name} unless it is a generic word ('lights', 'lamp')" + _TIME,
-        reason="turn lights on"),
+        reason="turn lights on",
+    ),
     "iot_hue_lightup": IntentMapping(
-        "HassLightSet", alternatives=(OUT_OF_SCOPE,),
+        "HassLightSet",
+        alternatives=(OUT_OF_SCOPE,),
         rule="HassLightSet {brightness} only when a target number is said; 'to max'/'to full power' -> fixed "
-             "brightness=100; 'brighten the lights', 'by twenty percent' -> OutOfScope" + _TIME,
-        reason="Home Assistant has no relative-brightness intent"),
+        "brightness=100; 'brighten the lights', 'by twenty percent' -> OutOfScope" + _TIME,
+        reason="Home Assistant has no relative-brightness intent",
+    ),
     "iot_wemo_off": IntentMapping(
-        "HassTurnOff", {"domain": "switch"}, (OUT_OF_SCOPE,),
+        "HassTurnOff",
+        {"domain": "switch"},
+        (OUT_OF_SCOPE,),
         rule="every device_type ('wemo plug socket', 'smart plug') is the switch's {name}" + _TIME,
-        reason="smart plugs are switch entities"),
+        reason="smart plugs are switch entities",
+    ),
     "iot_wemo_on": IntentMapping(
-        "HassTurnOn", {"domain": "switch"}, (OUT_OF_SCOPE,),
+        "HassTurnOn",
+        {"domain": "switch"},
+        (OUT_OF_SCOPE,),
         rule="every device_type ('wemo plug socket', 'smart plug') is the switch's {name}" + _TIME,
-        reason="smart plugs are switch entities"),
+        reason="smart plugs are switch entities",
+    ),
     # --- lists
     "lists_createoradd": IntentMapping(
-        "HassShoppingListAddItem", alternatives=("HassListAddItem", OUT_OF_SCOPE),
+        "HassShoppingListAddItem",
+        alternatives=("HassListAddItem", OUT_OF_SCOPE),
         rule="'add/put X to/on [my] [L] list': X -> {item}; L empty/shopping/grocery -> "
-             "HassShoppingListAddItem, another L -> HassListAddItem with L -> {name}; creating a list -> "
-             "OutOfScope; other phrasings (item not locatable) are dropped",
-        reason="adding an item is served; creating lists is not"),
+        "HassShoppingListAddItem, another L -> HassListAddItem with L -> {name}; creating a list -> "
+        "OutOfScope; other phrasings (item not locatable) are dropped",
+        reason="adding an item is served; creating lists is not",
+    ),
     "lists_query": _oos("reading lists back is not a built-in intent"),
     "lists_remove": IntentMapping(
-        "HassShoppingListCompleteItem", alternatives=("HassListRemoveItem", OUT_OF_SCOPE),
+        "HassShoppingListCompleteItem",
+        alternatives=("HassListRemoveItem", OUT_OF_SCOPE),
         rule="'remove/delete/cross off X from [my] [L] list': shopping list -> HassShoppingListCompleteItem "
-             "{item}, another L -> HassListRemoveItem {item} {name}; anything else (deleting a whole list, "
-             "contacts, files) -> OutOfScope",
-        reason="removing an item is served; deleting lists is not"),
+        "{item}, another L -> HassListRemoveItem {item} {name}; anything else (deleting a whole list, "
+        "contacts, files) -> OutOfScope",
+        reason="removing an item is served; deleting lists is not",
+    ),
     # --- music
     "music_dislikeness": _oos("rating music; no built-in intent"),
     "music_likeness": _oos("rating music / adding to playlists; no built-in intent"),
@@ -268,20 +315,28 @@ INTENT_MAP: Final[dict[str, IntentMapping]] = {
     "play_audiobook": IntentMapping(
         "HassMediaSearchAndPlay",
         alternatives=_MEDIA_ALTERNATIVES,
-        rule=_MEDIA_RULE + _TIME, reason="media playback (Music Assistant search and transport intents)"),
+        rule=_MEDIA_RULE + _TIME,
+        reason="media playback (Music Assistant search and transport intents)",
+    ),
     "play_game": _oos("games; no built-in intent"),
     "play_music": IntentMapping(
         "HassMediaSearchAndPlay",
         alternatives=_MEDIA_ALTERNATIVES,
-        rule=_MEDIA_RULE + _TIME, reason="media playback (Music Assistant search and transport intents)"),
+        rule=_MEDIA_RULE + _TIME,
+        reason="media playback (Music Assistant search and transport intents)",
+    ),
     "play_podcasts": IntentMapping(
         "HassMediaSearchAndPlay",
         alternatives=_MEDIA_ALTERNATIVES,
-        rule=_MEDIA_RULE + _TIME, reason="media playback (Music Assistant search and transport intents)"),
+        rule=_MEDIA_RULE + _TIME,
+        reason="media playback (Music Assistant search and transport intents)",
+    ),
     "play_radio": IntentMapping(
         "HassMediaSearchAndPlay",
         alternatives=_MEDIA_ALTERNATIVES,
-        rule=_MEDIA_RULE + _TIME, reason="media playback (Music Assistant search and transport intents)"),
+        rule=_MEDIA_RULE + _TIME,
+        reason="media playback (Music Assistant search and transport intents)",
+    ),
     # --- question answering
     "qa_currency": _oos(_NO_QA),
     "qa_definition": _oos(_NO_QA),
@@ -302,33 +357,35 @@ INTENT_MAP: Final[dict[str, IntentMapping]] = {
     "transport_traffic": _oos(_NO_SERVICE),
     # --- weather
     "weather_query": IntentMapping(
-        "HassGetWeather", alternatives=(OUT_OF_SCOPE,),
+        "HassGetWeather",
+        alternatives=(OUT_OF_SCOPE,),
         rule="OutOfScope when it names another place or a time other than now (forecasts: 'tomorrow', "
-             "'tonight', 'this week'); 'do I need an umbrella today' stays HassGetWeather",
-        reason="HassGetWeather reports the home's current weather, not forecasts or other cities"),
+        "'tonight', 'this week'); 'do I need an umbrella today' stays HassGetWeather",
+        reason="HassGetWeather reports the home's current weather, not forecasts or other cities",
+    ),
 }
 """HWU64/SLURP intent (``scenario_action``) -> Home Assistant intent, fixed slots and rule."""
 
 ENTITY_TYPE_MAP: Final[dict[str, str]] = {
     "house_place": "{area} when the intent takes an area and the words name a room; generic words "
-                   "('house', 'room', 'here', 'carpet') stay literal",
+    "('house', 'room', 'here', 'carpet') stay literal",
     "device_type": "{name} when it names a specific device (always for plugs, vacuums); generic words "
-                   "('lights', 'lamp', 'speakers') stay literal and the domain comes from the intent",
+    "('lights', 'lamp', 'speakers') stay literal and the domain comes from the intent",
     "color_type": "{color} for colour words (HassLightSet); other descriptions make the request OutOfScope",
     "change_amount": "number words -> {brightness}/{volume} ('to fifty percent' -> 'to {brightness} "
-                     "percent'); 'max'/'full power' -> fixed brightness; relative amounts decide OutOfScope "
-                     "(lights) or "
-                     "volume_step (volume)",
+    "percent'); 'max'/'full power' -> fixed brightness; relative amounts decide OutOfScope "
+    "(lights) or "
+    "volume_step (volume)",
     "time": "relative durations -> {minutes}/{hours}/{seconds} for timers; 'now' stays literal; any other "
-            "time on an action makes it OutOfScope",
+    "time on an action makes it OutOfScope",
     "date": "'today' stays literal; other dates make actions/weather/time questions OutOfScope; kept literal "
-            "inside media queries",
+    "inside media queries",
     "timeofday": "same as date ('tonight' on weather -> OutOfScope)",
     "list_name": "shopping/grocery words stay literal (shopping list); other list names -> {name}",
     "place_name": "other places make weather/time questions OutOfScope; literal elsewhere",
     "time_zone": "makes time questions OutOfScope",
     "media names": "song_name, artist_name, music_genre, playlist_name, radio_name, podcast_name, "
-                   "audiobook_name, ... stay literal and form the fixed search_query",
+    "audiobook_name, ... stay literal and form the fixed search_query",
     "everything else": "literal words (person, relation, app_name, ...)",
 }
 """Entity type -> how it becomes part of a pattern (documentation; the code below implements it)."""
@@ -457,9 +514,28 @@ def _norm(text: str) -> str:
     return _SPACES.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
 
 
-_UNITS: Final = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-                 "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-                 "nineteen")
+_UNITS: Final = (
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+)
 _TENS: Final = ("_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 _WORD_VALUE: Final = {w: i for i, w in enumerate(_UNITS)} | {w: 10 * i for i, w in enumerate(_TENS) if i >= 2}
 
@@ -526,22 +602,47 @@ def _find(text: str, value: str, claimed: Sequence[tuple[int, int]]) -> tuple[in
 # Home Assistant test sentences
 # --------------------------------------------------------------------------------------------
 
-_TIMER_INTENTS: Final = frozenset({
-    "HassStartTimer", "HassCancelTimer", "HassCancelAllTimers", "HassIncreaseTimer", "HassDecreaseTimer",
-    "HassPauseTimer", "HassUnpauseTimer", "HassTimerStatus",
-})
+_TIMER_INTENTS: Final = frozenset(
+    {
+        "HassStartTimer",
+        "HassCancelTimer",
+        "HassCancelAllTimers",
+        "HassIncreaseTimer",
+        "HassDecreaseTimer",
+        "HassPauseTimer",
+        "HassUnpauseTimer",
+        "HassTimerStatus",
+    }
+)
 
 _SLOT_PLACEHOLDER: Final = {
-    "area": "area", "floor": "floor", "brightness": "brightness", "temperature": "temperature",
-    "position": "position", "volume_level": "volume", "volume": "volume", "minutes": "minutes",
-    "seconds": "seconds", "hours": "hours", "item": "item", "color": "color", "timer_name": "timer_name",
+    "area": "area",
+    "floor": "floor",
+    "brightness": "brightness",
+    "temperature": "temperature",
+    "position": "position",
+    "volume_level": "volume",
+    "volume": "volume",
+    "minutes": "minutes",
+    "seconds": "seconds",
+    "hours": "hours",
+    "item": "item",
+    "color": "color",
+    "timer_name": "timer_name",
 }
 """Spoken Home Assistant slots -> placeholder (``name`` is ``{name}`` or, for timers, ``{timer_name}``)."""
 
-_SPOKEN_LITERAL: Final = frozenset({
-    "search_query", "message", "conversation_command", "start_hours", "start_minutes", "start_seconds",
-    "zone",
-})
+_SPOKEN_LITERAL: Final = frozenset(
+    {
+        "search_query",
+        "message",
+        "conversation_command",
+        "start_hours",
+        "start_minutes",
+        "start_seconds",
+        "zone",
+    }
+)
 """Spoken slots without a placeholder: kept as literal words and recorded as fixed slots."""
 
 _HALF: Final = ("and a half", "and a 1/2", "half a", "half an", "1/2 a", "1/2 an")
@@ -577,8 +678,13 @@ def _fixture_aliases(fixtures: Any) -> dict[str, list[str]]:
     return out
 
 
-def _ha_pattern(sentence: str, intent: str, slots: Mapping[str, Any], context: Mapping[str, Any],
-                aliases: Mapping[str, list[str]]) -> tuple[str, dict[str, str]] | str:
+def _ha_pattern(
+    sentence: str,
+    intent: str,
+    slots: Mapping[str, Any],
+    context: Mapping[str, Any],
+    aliases: Mapping[str, list[str]],
+) -> tuple[str, dict[str, str]] | str:
     """(pattern, fixed slots) for one test sentence, or the reason it is dropped."""
     text = _norm(sentence)
     if not text:
@@ -620,7 +726,7 @@ def _ha_pattern(sentence: str, intent: str, slots: Mapping[str, Any], context: M
         if hit is not None:
             claimed.append((hit[0], hit[1], placeholder))
             if placeholder is None:
-                fixed[slot] = text[hit[0]:hit[1]]  # as spoken, which is what the matcher extracts
+                fixed[slot] = text[hit[0] : hit[1]]  # as spoken, which is what the matcher extracts
             continue
         implied = _IMPLIED_WORDS.get((slot, value), ())
         word_hit = next((h for h in (_find(text, w, spans) for w in implied) if h is not None), None)
@@ -686,8 +792,11 @@ def _load_ha_tests(data_dir: Path, collector: _Collector) -> None:
             collector.drop(result)
             continue
         pattern, fixed = result
-        collector.add(Phrasing(pattern=pattern, intent=intent, fixed_slots=fixed, source="ha_tests",
-                               original_intent=intent))
+        collector.add(
+            Phrasing(
+                pattern=pattern, intent=intent, fixed_slots=fixed, source="ha_tests", original_intent=intent
+            )
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -730,10 +839,28 @@ class _Utt:
         return _glue(_SPACES.sub(" ", " ".join(out)).strip())
 
 
-_WAKE_WORDS: Final = tuple(w.split() for w in (
-    "hey olly", "hi olly", "ok olly", "okay olly", "olly", "ollie", "ok google", "okay google", "hey google",
-    "google", "hey siri", "siri", "hey alexa", "alexa", "hey cortana", "cortana", "hey",
-))
+_WAKE_WORDS: Final = tuple(
+    w.split()
+    for w in (
+        "hey olly",
+        "hi olly",
+        "ok olly",
+        "okay olly",
+        "olly",
+        "ollie",
+        "ok google",
+        "okay google",
+        "hey google",
+        "google",
+        "hey siri",
+        "siri",
+        "hey alexa",
+        "alexa",
+        "hey cortana",
+        "cortana",
+        "hey",
+    )
+)
 """Leading words addressing the assistant (SLURP/HWU64 workers were told to call it "Olly")."""
 
 
@@ -783,30 +910,130 @@ class _Skip:
 
 _Result = _Target | _Skip
 
-_GENERIC_PLACES: Final = frozenset({
-    "house", "home", "room", "here", "in here", "the room", "this room", "my room", "the house", "my house",
-    "my home", "apartment", "flat", "whole house", "house cleaning", "interior", "ceiling", "overhead",
-    "floor", "carpet", "carpets", "furniture", "everywhere", "corner", "outside the house", "entire house",
-})
-_GENERIC_LIGHTS: Final = frozenset({
-    "light", "lights", "lamp", "lamps", "all lights", "all the lights", "every light", "the lights",
-    "lighting", "one light", "all light", "light bulb", "light bulbs", "bulb", "bulbs",
-})
+_GENERIC_PLACES: Final = frozenset(
+    {
+        "house",
+        "home",
+        "room",
+        "here",
+        "in here",
+        "the room",
+        "this room",
+        "my room",
+        "the house",
+        "my house",
+        "my home",
+        "apartment",
+        "flat",
+        "whole house",
+        "house cleaning",
+        "interior",
+        "ceiling",
+        "overhead",
+        "floor",
+        "carpet",
+        "carpets",
+        "furniture",
+        "everywhere",
+        "corner",
+        "outside the house",
+        "entire house",
+    }
+)
+_GENERIC_LIGHTS: Final = frozenset(
+    {
+        "light",
+        "lights",
+        "lamp",
+        "lamps",
+        "all lights",
+        "all the lights",
+        "every light",
+        "the lights",
+        "lighting",
+        "one light",
+        "all light",
+        "light bulb",
+        "light bulbs",
+        "bulb",
+        "bulbs",
+    }
+)
 _GENERIC_MEDIA: Final = frozenset({"speaker", "speakers", "music", "audio", "sound", "volume", "media"})
-_NOW_WORDS: Final = frozenset({
-    "today", "today's", "todays", "today 's", "now", "right now", "currently", "current", "at the moment",
-    "this moment", "present", "the day",
-})
-_HOME_PLACES: Final = frozenset({"home town", "hometown", "our city", "my city", "here", "my area", "local",
-                                 "this city", "outside", "my location", "current location"})
-_COLORS: Final = frozenset({
-    "white", "black", "red", "orange", "yellow", "green", "blue", "purple", "brown", "pink", "turquoise",
-    "lavender", "violet", "magenta", "cyan", "teal", "gold", "golden", "silver", "grey", "gray", "indigo",
-    "maroon", "lime", "crimson", "amber",
-})
+_NOW_WORDS: Final = frozenset(
+    {
+        "today",
+        "today's",
+        "todays",
+        "today 's",
+        "now",
+        "right now",
+        "currently",
+        "current",
+        "at the moment",
+        "this moment",
+        "present",
+        "the day",
+    }
+)
+_HOME_PLACES: Final = frozenset(
+    {
+        "home town",
+        "hometown",
+        "our city",
+        "my city",
+        "here",
+        "my area",
+        "local",
+        "this city",
+        "outside",
+        "my location",
+        "current location",
+    }
+)
+_COLORS: Final = frozenset(
+    {
+        "white",
+        "black",
+        "red",
+        "orange",
+        "yellow",
+        "green",
+        "blue",
+        "purple",
+        "brown",
+        "pink",
+        "turquoise",
+        "lavender",
+        "violet",
+        "magenta",
+        "cyan",
+        "teal",
+        "gold",
+        "golden",
+        "silver",
+        "grey",
+        "gray",
+        "indigo",
+        "maroon",
+        "lime",
+        "crimson",
+        "amber",
+    }
+)
 _MEDIA_TYPES: Final = (
-    "song_name", "artist_name", "music_genre", "playlist_name", "music_album", "audiobook_name",
-    "audiobook_author", "podcast_name", "podcast_descriptor", "radio_name", "movie_name", "music_descriptor",
+    "song_name",
+    "artist_name",
+    "music_genre",
+    "playlist_name",
+    "music_album",
+    "audiobook_name",
+    "audiobook_author",
+    "podcast_name",
+    "podcast_descriptor",
+    "radio_name",
+    "movie_name",
+    "music_descriptor",
 )
 _TIME_TYPES: Final = ("time", "date", "timeofday", "general_frequency")
 _MAX_WORDS: Final = frozenset({"max", "maximum", "full", "full power", "highest", "brightest", "full bright"})
@@ -828,8 +1055,9 @@ def _time_check(utt: _Utt, types: Sequence[str] = _TIME_TYPES) -> _Skip | None:
     return None
 
 
-def _common(utt: _Utt, intent: str, generic_devices: frozenset[str] | None,
-            fixed: Mapping[str, str] | None = None) -> _Result:
+def _common(
+    utt: _Utt, intent: str, generic_devices: frozenset[str] | None, fixed: Mapping[str, str] | None = None
+) -> _Result:
     """Rooms -> {area}, specific devices -> {name} (when ``intent`` takes them); the rest literal.
 
     ``generic_devices`` are device words that stay literal (``None``: every device is a name).
@@ -957,7 +1185,8 @@ def _handle_datetime(label: str, utt: _Utt) -> _Result:
 
 _FORECAST_WORDS: Final = re.compile(
     r"\b(tomorrow|tomorrow's|tonight|next|later|week|weekend|weekly|monday|tuesday|wednesday|thursday|friday|"
-    r"saturday|sunday|forecast|this afternoon|this evening|this morning|will it|going to)\b")
+    r"saturday|sunday|forecast|this afternoon|this evening|this morning|will it|going to)\b"
+)
 
 
 def _handle_weather(label: str, utt: _Utt) -> _Result:
@@ -973,21 +1202,59 @@ def _handle_weather(label: str, utt: _Utt) -> _Result:
 
 
 _POLITE: Final = r"(?:(?:please|can you|could you|would you|will you|kindly|i want you to|i need you to)\s+)*"
-_NOT_ITEMS: Final = frozenset({
-    "it", "this", "that", "these", "those", "them", "something", "item", "items", "an item", "new item",
-    "new items", "the item", "this item", "one item", "stuff", "more", "things", "everything", "all",
-    "a new item", "an entry", "entry", "the list", "list", "a list",
-})
-_SHOPPING_LISTS: Final = frozenset({"", "shopping", "grocery", "groceries", "grocery shopping",
-                                    "grocery's shopping", "shopping grocery", "food", "grocery store"})
+_NOT_ITEMS: Final = frozenset(
+    {
+        "it",
+        "this",
+        "that",
+        "these",
+        "those",
+        "them",
+        "something",
+        "item",
+        "items",
+        "an item",
+        "new item",
+        "new items",
+        "the item",
+        "this item",
+        "one item",
+        "stuff",
+        "more",
+        "things",
+        "everything",
+        "all",
+        "a new item",
+        "an entry",
+        "entry",
+        "the list",
+        "list",
+        "a list",
+    }
+)
+_SHOPPING_LISTS: Final = frozenset(
+    {
+        "",
+        "shopping",
+        "grocery",
+        "groceries",
+        "grocery shopping",
+        "grocery's shopping",
+        "shopping grocery",
+        "food",
+        "grocery store",
+    }
+)
 _ADD_RE: Final = re.compile(
     rf"^(?P<pre>{_POLITE})(?P<verb>add|put|place|include|insert|append)\s+(?P<item>.+?)\s+"
     r"(?P<prep>to|on|in|into|onto)\s+(?P<det>(?:my|the|our|a)\s+)?(?P<lname>(?:.+?\s+)??)list"
-    r"(?P<post>(?:\s+(?:please|for me|now))*)$")
+    r"(?P<post>(?:\s+(?:please|for me|now))*)$"
+)
 _REMOVE_RE: Final = re.compile(
     rf"^(?P<pre>{_POLITE})(?P<verb>remove|delete|erase|cross off|cross out|take off|take|strike off|strike|"
     r"check off|tick off)\s+(?P<item>.+?)\s+(?P<prep>from|off|off of|out of|out from|out of the|on|in)\s+"
-    r"(?P<det>(?:my|the|our)\s+)?(?P<lname>(?:.+?\s+)??)list(?P<post>(?:\s+(?:please|for me|now))*)$")
+    r"(?P<det>(?:my|the|our)\s+)?(?P<lname>(?:.+?\s+)??)list(?P<post>(?:\s+(?:please|for me|now))*)$"
+)
 _CREATE_RE: Final = re.compile(r"\b(create|make|new|start|begin|set up|open|fresh|blank)\b")
 
 
@@ -1007,17 +1274,27 @@ def _handle_list(label: str, utt: _Utt) -> _Result:
         intent = "HassShoppingListAddItem" if shopping else "HassListAddItem"
     else:
         intent = "HassShoppingListCompleteItem" if shopping else "HassListRemoveItem"
-    parts = [match.group("pre").strip(), match.group("verb"), "{item}", match.group("prep"),
-             (match.group("det") or "").strip(), lname if shopping else "{name}", "list",
-             match.group("post").strip()]
+    parts = [
+        match.group("pre").strip(),
+        match.group("verb"),
+        "{item}",
+        match.group("prep"),
+        (match.group("det") or "").strip(),
+        lname if shopping else "{name}",
+        "list",
+        match.group("post").strip(),
+    ]
     return _Target(intent, pattern=_SPACES.sub(" ", " ".join(p for p in parts if p)).strip())
 
 
 _NEXT_RE: Final = re.compile(
-    r"\b(skip|next (?:song|track|episode|podcast|chapter|one)|next podcast episode|(?:song|track) next)\b")
+    r"\b(skip|next (?:song|track|episode|podcast|chapter|one)|next podcast episode|(?:song|track) next)\b"
+)
 _QUEUE_RE: Final = re.compile(r"\bnext in the (?:play )?queue\b|\bplay\b.*\bnext$")
-_PREVIOUS_RE: Final = re.compile(r"\b(previous (?:song|track|episode|podcast|chapter|one)|go back|"
-                                 r"last (?:song|track|episode))\b")
+_PREVIOUS_RE: Final = re.compile(
+    r"\b(previous (?:song|track|episode|podcast|chapter|one)|go back|"
+    r"last (?:song|track|episode))\b"
+)
 _PAUSE_RE: Final = re.compile(r"\bpause\b")
 _RESUME_RE: Final = re.compile(r"\b(resume|resuming|unpause|continue)\b")
 _TRAILING_POLITE: Final = ("please", "now", "for me", "right now", "thanks", "thank you")
@@ -1045,8 +1322,8 @@ def _search_query(utt: _Utt, target: _Target) -> str | None:
             changed = False
             for tail in _TRAILING_POLITE:
                 tail_words = tail.split()
-                if query[-len(tail_words):] == tail_words and len(query) > len(tail_words):
-                    del query[-len(tail_words):]
+                if query[-len(tail_words) :] == tail_words and len(query) > len(tail_words):
+                    del query[-len(tail_words) :]
                     changed = True
         while query and query[0] in ("me", "us"):
             query.pop(0)
@@ -1056,7 +1333,7 @@ def _search_query(utt: _Utt, target: _Target) -> str | None:
             return _glue(" ".join(query))
     media = [i for i, t in enumerate(tags) if t is not None and utt.types[t] in _MEDIA_TYPES]
     if media:
-        return _glue(" ".join(words[media[0]:media[-1] + 1]))
+        return _glue(" ".join(words[media[0] : media[-1] + 1]))
     return None
 
 
@@ -1086,7 +1363,8 @@ def _handle_play(label: str, utt: _Utt) -> _Result:
 
 _DURATION_RE: Final = re.compile(
     r"^(?:(?P<pre>in|after|for)\s+)?(?P<num>.+?)\s+(?P<unit>seconds?|minutes?|mins?|hours?)"
-    r"(?P<post>\s+from now)?$")
+    r"(?P<post>\s+from now)?$"
+)
 
 
 def _handle_alarm(label: str, utt: _Utt) -> _Result:
@@ -1098,15 +1376,21 @@ def _handle_alarm(label: str, utt: _Utt) -> _Result:
         match = _DURATION_RE.match(" ".join(words))
         position = utt.tags.index(idx)
         before = utt.words[position - 1] if position > 0 else ""
-        relative = match is not None and (match.group("pre") in ("in", "after") or match.group("post")
-                                          or before in ("in", "after"))
+        relative = match is not None and (
+            match.group("pre") in ("in", "after") or match.group("post") or before in ("in", "after")
+        )
         if match is not None and relative:
             num_words = match.group("num").split()
             parsed = _parse_number(num_words)
             if parsed is not None and parsed[1] - parsed[0] == len(num_words):
                 unit = match.group("unit")
-                placeholder = ("hours" if unit.startswith("hour")
-                               else "seconds" if unit.startswith("second") else "minutes")
+                placeholder = (
+                    "hours"
+                    if unit.startswith("hour")
+                    else "seconds"
+                    if unit.startswith("second")
+                    else "minutes"
+                )
                 replaced = _with_number(words, placeholder)
                 assert replaced is not None
                 return _Target("HassStartTimer", repl={idx: replaced})
@@ -1169,8 +1453,15 @@ def _convert(label: str, utt: _Utt, source: str, collector: _Collector) -> None:
     if not pattern:
         collector.drop("empty")
         return
-    collector.add(Phrasing(pattern=pattern, intent=result.intent, fixed_slots=dict(result.fixed),
-                           source=source, original_intent=label))
+    collector.add(
+        Phrasing(
+            pattern=pattern,
+            intent=result.intent,
+            fixed_slots=dict(result.fixed),
+            source=source,
+            original_intent=label,
+        )
+    )
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -1191,8 +1482,11 @@ def _load_hwu64(data_dir: Path, collector: _Collector) -> None:
     for row in _read_jsonl(path):
         collector.report.rows_read += 1
         text = str(row.get("text") or "")
-        spans = [(int(e["start"]), int(e["end"]), str(e["entity"])) for e in row.get("entities") or []
-                 if isinstance(e, dict) and {"start", "end", "entity"} <= e.keys()]
+        spans = [
+            (int(e["start"]), int(e["end"]), str(e["entity"]))
+            for e in row.get("entities") or []
+            if isinstance(e, dict) and {"start", "end", "entity"} <= e.keys()
+        ]
         _convert(str(row.get("intent") or ""), _make_utt(text, spans), "hwu64", collector)
 
 
@@ -1301,8 +1595,10 @@ def _cell(text: str) -> str:
 
 def intent_map_markdown() -> str:
     """The :data:`INTENT_MAP` as a Markdown table (used in ``docs/corpora.md``)."""
-    lines = ["| corpus intent | Home Assistant intent | fixed slots | may also become | rule / reason |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| corpus intent | Home Assistant intent | fixed slots | may also become | rule / reason |",
+        "|---|---|---|---|---|",
+    ]
     for label in sorted(INTENT_MAP):
         m = INTENT_MAP[label]
         fixed = ", ".join(f"{k}={v}" for k, v in sorted(m.fixed_slots.items())) or ""
@@ -1320,23 +1616,36 @@ def entity_map_markdown() -> str:
 
 def report_markdown(reports: Sequence[LoadReport]) -> str:
     """Counts of several :class:`LoadReport` as Markdown tables."""
-    lines = ["| corpus | rows read | phrasings kept | of which OutOfScope | in-scope labels rerouted to "
-             "OutOfScope | duplicates | dropped |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| corpus | rows read | phrasings kept | of which OutOfScope | in-scope labels rerouted to "
+        "OutOfScope | duplicates | dropped |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in reports:
         rerouted = sum(r.rerouted_out_of_scope.values())
-        lines.append(f"| {r.corpus} | {r.rows_read} | {r.kept} | {r.out_of_scope} | {rerouted} | "
-                     f"{r.duplicates} | {r.dropped_total} |")
+        lines.append(
+            f"| {r.corpus} | {r.rows_read} | {r.kept} | {r.out_of_scope} | {rerouted} | "
+            f"{r.duplicates} | {r.dropped_total} |"
+        )
     intents = sorted({i for r in reports for i in r.per_intent})
-    lines += ["", "Kept phrasings per Home Assistant intent:", "",
-              "| intent | " + " | ".join(r.corpus for r in reports) + " |",
-              "|---|" + "---|" * len(reports)]
+    lines += [
+        "",
+        "Kept phrasings per Home Assistant intent:",
+        "",
+        "| intent | " + " | ".join(r.corpus for r in reports) + " |",
+        "|---|" + "---|" * len(reports),
+    ]
     for intent in intents:
         lines.append(f"| {intent} | " + " | ".join(str(r.per_intent.get(intent, 0)) for r in reports) + " |")
     labelled = [r for r in reports if r.corpus != "ha_tests"]
     if labelled:
-        lines += ["", "Kept phrasings per corpus intent, by Home Assistant intent:", "",
-                  "| corpus intent | " + " | ".join(r.corpus for r in labelled) + " |",
-                  "|---|" + "---|" * len(labelled)]
+        lines += [
+            "",
+            "Kept phrasings per corpus intent, by Home Assistant intent:",
+            "",
+            "| corpus intent | " + " | ".join(r.corpus for r in labelled) + " |",
+            "|---|" + "---|" * len(labelled),
+        ]
         for label in sorted({k for r in labelled for k in r.per_original}):
             cells = []
             for r in labelled:
@@ -1347,8 +1656,13 @@ def report_markdown(reports: Sequence[LoadReport]) -> str:
     for r in reports:
         for reason, count in sorted(r.dropped.items(), key=lambda kv: (-kv[1], kv[0])):
             lines.append(f"| {r.corpus} | {reason} | {count} |")
-    lines += ["", "In-scope corpus intents rerouted to OutOfScope, by reason:", "",
-              "| corpus | intent:reason | count |", "|---|---|---|"]
+    lines += [
+        "",
+        "In-scope corpus intents rerouted to OutOfScope, by reason:",
+        "",
+        "| corpus | intent:reason | count |",
+        "|---|---|---|",
+    ]
     for r in reports:
         for reason, count in sorted(r.rerouted_out_of_scope.items(), key=lambda kv: (-kv[1], kv[0])):
             lines.append(f"| {r.corpus} | {reason} | {count} |")
@@ -1359,15 +1673,19 @@ def _main(argv: Sequence[str]) -> int:
     markdown = "--markdown" in argv
     reports = [load_with_report(name)[1] for name in CORPORA]
     if not any(r.available for r in reports):
-        print(f"no corpora found (set {DATA_DIR_ENV} or run from a directory with ../shared/data)",
-              file=sys.stderr)
+        print(
+            f"no corpora found (set {DATA_DIR_ENV} or run from a directory with ../shared/data)",
+            file=sys.stderr,
+        )
         return 1
     if markdown:
         print(report_markdown(reports))
         return 0
     for r in reports:
-        print(f"{r.corpus}: available={r.available} rows={r.rows_read} kept={r.kept} "
-              f"out_of_scope={r.out_of_scope} duplicates={r.duplicates} dropped={r.dropped_total}")
+        print(
+            f"{r.corpus}: available={r.available} rows={r.rows_read} kept={r.kept} "
+            f"out_of_scope={r.out_of_scope} duplicates={r.duplicates} dropped={r.dropped_total}"
+        )
         for intent, count in sorted(r.per_intent.items()):
             print(f"    {intent:32s} {count}")
         for reason, count in r.dropped.most_common():
