@@ -213,13 +213,13 @@ def candidates(
     if knowledge is not None and hood is not None:
         for row, cos in hood.hits:
             p = knowledge.patterns[row]
-            if knowledge.is_target(p):
+            if knowledge.targets[row]:
                 cand = add(p.pattern, p.signature, row, "global")
                 if cand is not None:
                     cand.cos = max(cand.cos, cos)
             if p.fix is not None and p.success_rate <= 0.5:
                 target_row = knowledge.by_pattern.get(p.fix)
-                if target_row is None or not knowledge.is_target(knowledge.patterns[target_row]):
+                if target_row is None or not knowledge.targets[target_row]:
                     continue
                 target = knowledge.patterns[target_row]
                 cand = add(target.pattern, target.signature, target_row, "global")
@@ -316,8 +316,8 @@ def featurize(
                 hood_intent[intent_] = hood_intent.get(intent_, 0.0) + w
     for i, cand in enumerate(cands):
         p: Pattern | None = knowledge.patterns[cand.row] if knowledge is not None and cand.row >= 0 else None
-        c = surface(cand.pattern)
-        words, c_pol = c.words, c.polarity
+        cs = surface(cand.pattern)
+        words, c_pol = cs.words, cs.polarity
         agree = sum(1 for dim, sides in c_pol.items() if q_pol.get(dim) == sides)
         area_n = memory.intent_area[(cand.intent, query.area)] if memory is not None else 0
         hour_n = memory.intent_hour[(cand.intent, query.hour)] if memory is not None else 0
@@ -341,12 +341,12 @@ def featurize(
             fuzz.partial_ratio(query.pattern, cand.pattern) / 100.0,
             len(q_set & words) / max(len(q_set | words), 1),
             float(q.n_words),
-            float(c.n_words - q.n_words),
-            fuzz.ratio(q.phonetic, c.phonetic) / 100.0,
+            float(cs.n_words - q.n_words),
+            fuzz.ratio(q.phonetic, cs.phonetic) / 100.0,
             float(len(q_pol)),
             float(agree),
             float(sum(1 for dim in c_pol if dim not in q_pol)),
-            1.0 if c.sensitive or q.sensitive else 0.0,
+            1.0 if cs.sensitive or q.sensitive else 0.0,
             float(len(q_set - words)),
             float(len(words - q_set)),
             by_intent[cand.intent] / total,

@@ -164,7 +164,10 @@ class Knowledge:
 
     def __post_init__(self) -> None:
         self.by_pattern: dict[str, int] = {p.pattern: i for i, p in enumerate(self.patterns)}
+        self.targets: list[bool] = [self.is_target(p) for p in self.patterns]
+        """Per row: :meth:`is_target` (read on every request, so computed once)."""
         self._local: dict[str, dict[int, int]] = {}
+        self._rows: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self.patterns)
@@ -193,7 +196,10 @@ class Knowledge:
             return []
         index, rows = part
         scores, local = index.search(vector, k)
-        return [(int(rows[i]), float(s)) for i, s in zip(local, scores, strict=True) if i >= 0]
+        as_list = self._rows.get(slots)
+        if as_list is None:
+            as_list = self._rows[slots] = rows.tolist()
+        return [(as_list[i], s) for i, s in zip(local.tolist(), scores.tolist(), strict=True) if i >= 0]
 
     def vector(self, row: int) -> np.ndarray:
         """The embedding of pattern ``row`` (read back from its index)."""
