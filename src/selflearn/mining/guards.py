@@ -9,7 +9,7 @@ assistant's logs.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 import jellyfish
@@ -120,25 +120,34 @@ def _objects(pattern: str) -> frozenset[str]:
 def changes_action(source: str, target: str) -> bool:
     """True when both patterns take a side of some action dimension but share none: the rewrite
     would swap one action for another ("turn the lights up" -> "turn the lights out", "mute for
-    twenty minutes" -> "stop timer for twenty minutes")."""
-    src, dst = _polarity(source), _polarity(target)
-    return bool(src) and bool(dst) and src.keys().isdisjoint(dst.keys())
+    twenty minutes" -> "stop timer for twenty minutes"). The list dimension is left out: its
+    words double as prepositions and other actions' words ("eggs on the list", "out of milk")."""
+    src, dst = _actions(source), _actions(target)
+    return bool(src) and bool(dst) and src.isdisjoint(dst)
+
+
+@lru_cache(maxsize=65536)
+def _actions(pattern: str) -> frozenset[str]:
+    return frozenset(_polarity(pattern)) - {"list"}
 
 
 CARRIER_WORDS = frozenset(
     """a an the me my i i'm im you your it its it's is are was be am to of in on at for with and or
     please can could would will do does did tell say give show let know what whats what's how hey
-    hi ok okay now just some this that there here want need like get""".split()  # noqa: SIM905
+    hi ok okay now just some this that there here want need like get once again""".split()  # noqa: SIM905
 )
 """Words that carry a request without saying what it is about ("tell me ...", "can you ...")."""
 
 
-def shares_only_carrier(source: str, target: str) -> bool:
+def shares_only_carrier(source: str, target: str, related: Callable[[str, str], bool] | None = None) -> bool:
     """True when two patterns without placeholders have no content word in common: every word
-    they share is a carrier like "tell me" ("tell me a joke" -> "tell me the time"). A content
-    word counts as shared when it is equal, sounds the same (metaphone) or is one ASR slip away
-    (normalised similarity >= 0.6: "last"/"list", "diner"/"timer"). Patterns with placeholders are anchored by
-    the values the user said, which the rewrite keeps, so they are not checked."""
+    they share is a carrier like "tell me" ("tell me a joke" -> "tell me the time"), or the
+    source has no content word at all ("tell me once again"): nothing says what it is about. A
+    content
+    word counts as shared when it is equal, sounds the same (metaphone), is one ASR slip away
+    (normalised similarity >= 0.6: "last"/"list", "diner"/"timer") or, given ``related``, is
+    related in meaning ("clock"/"time"). Patterns with placeholders are anchored by the values
+    the user said, which the rewrite keeps, so they are not checked."""
     if "{" in source or "{" in target:
         return False
     src, dst = _content(source), _content(target)
@@ -147,6 +156,8 @@ def shares_only_carrier(source: str, target: str) -> bool:
     for a in src:
         for b in dst:
             if _metaphone(a) == _metaphone(b) or _similarity(a, b) >= 0.6:
+                return False
+            if related is not None and related(a, b):
                 return False
     return True
 
@@ -165,11 +176,15 @@ def _similarity(a: str, b: str) -> float:
     return float(Levenshtein.normalized_similarity(a, b))
 
 
-TIME_WORDS = frozenset(
-    """today tonight tomorrow yesterday morning afternoon evening weekend week month year next
-    later monday tuesday wednesday thursday friday saturday sunday""".split()  # noqa: SIM905
-)
-"""Words that put a request at another time than now."""
+TIME_WORDS: dict[str, str] = dict.fromkeys(
+    (
+        *("tomorrow", "yesterday", "morning", "afternoon", "evening", "weekend", "week", "month"),
+        *("year", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
+    ),
+    "",
+) | {"tomorrows": "tomorrow", "tomorrow's": "tomorrow", "weekends": "weekend", "weeks": "week"}
+"""Words that put a request at another time than now (mapped to their base form); "today" and
+"tonight" are left out: dropping them rarely changes what is asked ("the date today")."""
 
 
 def drops_time(source: str, target: str) -> bool:
@@ -180,7 +195,7 @@ def drops_time(source: str, target: str) -> bool:
 
 @lru_cache(maxsize=65536)
 def _time_words(pattern: str) -> frozenset[str]:
-    return TIME_WORDS.intersection(_WORD.findall(pattern))
+    return frozenset(TIME_WORDS[w] or w for w in _WORD.findall(pattern) if w in TIME_WORDS)
 
 
 def changes_target(source: str, target: str) -> bool:

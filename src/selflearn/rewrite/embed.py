@@ -172,3 +172,26 @@ class StaticEmbedder:
         if norm > 0:
             vec /= norm
         return vec
+
+
+class RelatedWords:
+    """Whether two words are related in meaning: the cosine of their static embeddings is at
+    least ``threshold`` ("clock"/"time" 0.38, "sunny"/"weather" 0.35, "todays"/"date" 0.31;
+    "joke"/"time" -0.01, "meeting"/"time" 0.16). Word vectors are cached."""
+
+    def __init__(self, embedder: StaticEmbedder, threshold: float = 0.3, limit: int = 100_000) -> None:
+        self.embedder = embedder
+        self.threshold = threshold
+        self.limit = limit
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def vector(self, word: str) -> np.ndarray:
+        hit = self._vectors.get(word)
+        if hit is None:
+            if len(self._vectors) >= self.limit:
+                self._vectors.clear()
+            hit = self._vectors[word] = self.embedder.encode_one(word)
+        return hit
+
+    def __call__(self, a: str, b: str) -> bool:
+        return float(self.vector(a) @ self.vector(b)) >= self.threshold

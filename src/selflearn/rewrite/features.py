@@ -17,6 +17,7 @@ its household's own earlier turns.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
@@ -180,12 +181,14 @@ def candidates(
     memory: HouseholdMemory | None = None,
     personal_vectors: np.ndarray | None = None,
     limit: int = MAX_CANDIDATES,
+    related: Callable[[str, str], bool] | None = None,
 ) -> list[Candidate]:
     """Rewrite targets for ``query``: fillable with its values, never its own pattern, and never
     one that a guard of :mod:`selflearn.mining.guards` rejects: a polarity flip, another kind of
     thing, another action, a side of a sensitive action (lock, alarm, open) the request did not
     say, only a carrier phrase in common, or a dropped time reference. Sorted by cosine, at most
-    ``limit``."""
+    ``limit``. ``related`` tells the carrier-phrase guard which words are related in meaning
+    (:class:`~selflearn.rewrite.embed.RelatedWords`)."""
     found: dict[str, Candidate] = {}
 
     def add(p_pattern: str, sig: str | None, row: int, source: str) -> Candidate | None:
@@ -200,7 +203,7 @@ def candidates(
                 or flips_polarity(query.pattern, p_pattern)
                 or changes_object(query.pattern, p_pattern)
                 or changes_action(query.pattern, p_pattern)
-                or shares_only_carrier(query.pattern, p_pattern)
+                or shares_only_carrier(query.pattern, p_pattern, related)
                 or drops_time(query.pattern, p_pattern)
                 or adds_polarity(query.pattern, p_pattern, SENSITIVE_DIMENSIONS)
             ):

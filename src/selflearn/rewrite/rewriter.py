@@ -38,7 +38,7 @@ from selflearn.errors import ConfigError
 from selflearn.mining.delex import Delexicalized, Delexicalizer, strip_fillers
 from selflearn.mining.guards import is_sensitive
 from selflearn.mining.table import RewriteTable
-from selflearn.rewrite.embed import StaticEmbedder
+from selflearn.rewrite.embed import RelatedWords, StaticEmbedder
 from selflearn.rewrite.features import Candidate, Neighbourhood, Query, candidates, featurize, neighbourhood
 from selflearn.rewrite.knowledge import Knowledge, embed_text
 from selflearn.rewrite.logs import LogTurn
@@ -160,6 +160,7 @@ class Rewriter:
         self.ranker = ranker
         self.table = table
         self.embedder = embedder
+        self._related: RelatedWords | None = None
         self.config = config or RewriterConfig()
         self.homes: dict[str, Home] = dict(homes or {})
         """Known home configurations by household id (used when a request brings none)."""
@@ -352,7 +353,10 @@ class Rewriter:
         )
         hood = neighbourhood(query, self.knowledge) if self.knowledge is not None else None
         vectors = self.personal.success_vectors(prep.memory) if prep.memory is not None else None
-        return query, hood, candidates(query, self.knowledge, hood, prep.memory, vectors)
+        related = self._related
+        if related is None or related.embedder is not self.embedder:
+            related = self._related = RelatedWords(self.embedder)
+        return query, hood, candidates(query, self.knowledge, hood, prep.memory, vectors, related=related)
 
     def _decide(self, text: str, ctx: RequestContext) -> RewriteDecision:
         prep = self.prepare(text, ctx)
