@@ -8,11 +8,16 @@
    (``../shared/data``), then noisy-ASR variants of them (the project's noisy channel) until
    the count is reached. Each added pattern copies the statistics and signature of a random
    trained pattern with the same slot signature, so the ranker sees realistic candidates. The
-   partitions are re-indexed (HNSW above 20,000 patterns; M=32, efConstruction 80, efSearch 64).
+   partitions are re-indexed (HNSW above 20,000 patterns; M=32, efConstruction 80).
    The grown knowledge is cached under ``bench/.cache/latency/``.
-2. Replays requests from the store (what was said, in order) through ``rewrite_one``: behind
+2. Replays ``--requests`` requests from the store (what was said, in order) through
+   ``rewrite_one``, each mode from empty caches warmed up on as many requests of other
+   households (so no measured request was seen before): behind
    the NLU (``failed=True`` for requests whose result was not a success; the others are not asked,
    as the assistant would not ask) and before it (every request, ``failed=None``).
+   Each mode runs twice: with the rewriter's pattern cache (a request pattern's embedding and
+   global neighbourhood, kept for repeats; the hit rate is printed) and without it (embedding
+   and index search on every decision). HNSW searches explore ``--ef-search`` candidates.
 3. Reports wall-clock p50/p90/p99/max per decision, CPU time per decision, and the process's
    resident memory with the rewriter loaded.
 """
@@ -21,12 +26,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import gzip
 import json
 import random
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +41,8 @@ import numpy as np
 from selflearn import Store
 from selflearn.assistant.asr import make_asr
 from selflearn.mining.delex import Delexicalizer
-from selflearn.rewrite import RequestContext, Rewriter
+from selflearn.rewrite import RequestContext, Rewriter, RewriterConfig
+from selflearn.rewrite.index import EF_SEARCH
 from selflearn.rewrite.knowledge import Knowledge, Pattern, build_indexes, slots_key
 from selflearn.rewrite.logs import read_homes
 from selflearn.simulation.corpora import find_data_dir
@@ -130,6 +138,14 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--ef-search", type=int, default=EF_SEARCH, help=f"HNSW ef at search time (default {EF_SEARCH})"
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="move the loaded rewriter out of the garbage collector's reach (gc.freeze)",
+    )
     args = parser.parse_args()
     data = find_data_dir(None)
     if data is None:
@@ -145,24 +161,60 @@ def main() -> None:
         knowledge = grow(rewriter.knowledge, rewriter, args.entries, data, args.seed)
         knowledge.save(folder)
         knowledge = Knowledge.load(folder)
+    for index, _ in knowledge.indexes.values():
+        index.set_ef_search(args.ef_search)
     rewriter.knowledge = knowledge
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()
     parts = sorted(
         ((len(rows), slots, idx.kind) for slots, (idx, rows) in knowledge.indexes.items()), reverse=True
     )
-    print(f"knowledge: {len(knowledge):,} patterns; largest partitions: {parts[:4]}")
+    print(
+        f"knowledge: {len(knowledge):,} patterns; largest partitions: {parts[:4]}; "
+        f"HNSW efSearch {args.ef_search}"
+    )
     with Store(args.store, read_only=True) as store:
         rewriter.homes.update(read_homes(store))
         rows = store.query(
             "SELECT coalesce(rewrite.original_text, text) AS said, household_id, result.status AS status, "
             "device.area AS area, timestamp FROM turns ORDER BY household_id, timestamp LIMIT ?",
-            [args.requests],
+            [2 * args.requests],
         ).to_pylist()
+    rows, warmup = rows[: args.requests], rows[args.requests :]
     print(f"resident memory with the rewriter loaded: {rss_mb():,.0f} MB (peak)")
-    for mode in ("behind the NLU (failed requests)", "before the NLU (every request)"):
+
+    def warm_up(behind: bool) -> None:
+        # A running service has touched its index pages and filled its per-pattern caches, but
+        # not with the requests about to be measured: warm up on other households' requests.
+        for row in warmup:
+            failed = row["status"] != "success"
+            if behind and not failed:
+                continue
+            ctx = RequestContext(
+                household_id=row["household_id"],
+                area=row["area"],
+                timestamp=row["timestamp"],
+                failed=True if behind else None,
+            )
+            rewriter.rewrite_one(row["said"], ctx)
+
+    modes = [
+        (m, c)
+        for m in ("behind the NLU (failed requests)", "before the NLU (every request)")
+        for c in (True, False)
+    ]
+    for mode, cache in modes:
+        rewriter.config = replace(
+            rewriter.config, pattern_cache=RewriterConfig().pattern_cache if cache else 0
+        )
+        rewriter.stats.retrievals = rewriter.stats.pattern_cache_hits = 0
+        rewriter.clear_cache()
+        warm_up(mode.startswith("behind"))
         wall: list[float] = []
         cpu: list[float] = []
         rewritten = 0
-        for i, row in enumerate(rows):
+        for row in rows:
             failed = row["status"] != "success"
             if mode.startswith("behind") and not failed:
                 continue
@@ -175,13 +227,15 @@ def main() -> None:
             c0, w0 = time.thread_time(), time.perf_counter()
             decision = rewriter.rewrite_one(row["said"], ctx)
             w1, c1 = time.perf_counter(), time.thread_time()
-            if i >= 200:  # warm-up: first calls fill caches
-                wall.append((w1 - w0) * 1e3)
-                cpu.append((c1 - c0) * 1e3)
+            wall.append((w1 - w0) * 1e3)
+            cpu.append((c1 - c0) * 1e3)
             rewritten += decision.rewritten
         w, c = np.array(wall), np.array(cpu)
+        hits = rewriter.stats.pattern_cache_hits / max(rewriter.stats.retrievals, 1)
+        label = f"pattern cache on, {hits:.0%} hits" if cache else "pattern cache off"
         print(
-            f"{mode}: {len(w):,} decisions, {rewritten:,} rewritten; wall p50 {np.percentile(w, 50):.3f} ms, "
+            f"{mode}, {label}: {len(w):,} decisions, {rewritten:,} rewritten; "
+            f"wall p50 {np.percentile(w, 50):.3f} ms, "
             f"p90 {np.percentile(w, 90):.3f}, p99 {np.percentile(w, 99):.3f}, max {w.max():.1f}; "
             f"CPU p50 {np.percentile(c, 50):.3f} ms, p99 {np.percentile(c, 99):.3f}"
         )

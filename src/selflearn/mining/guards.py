@@ -213,3 +213,9 @@ def is_sensitive(pattern: str, domains: Iterable[str] = ()) -> bool:
 @lru_cache(maxsize=65536)
 def _sensitive_words(pattern: str) -> bool:
     return not SENSITIVE_WORDS.isdisjoint(_WORD.findall(pattern))
+
+
+def clear_caches() -> None:
+    """Empty the per-pattern caches of these guards (they only ever hold derived values)."""
+    for fn in (_polarity, _objects, _sensitive_words, _actions, _content, _metaphone, _time_words):
+        fn.cache_clear()

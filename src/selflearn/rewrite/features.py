@@ -26,6 +26,7 @@ import jellyfish
 import numpy as np
 from rapidfuzz import fuzz
 
+from selflearn.mining import guards
 from selflearn.mining.delex import Delexicalized, fill
 from selflearn.mining.guards import (
     SENSITIVE_DIMENSIONS,
@@ -285,11 +286,8 @@ def featurize(
     intents: dict[str, int],
 ) -> np.ndarray:
     """One row of :data:`FEATURES` per candidate (also stored on each candidate)."""
-    out = np.full((len(cands), len(FEATURES)), np.nan, dtype=np.float64)
     if not cands:
-        return out
-    q = surface(query.pattern)
-    q_set, q_pol = q.words, q.polarity
+        return np.full((0, len(FEATURES)), np.nan, dtype=np.float64)
     best = max(max(c.cos, c.via_cos) for c in cands)
     history = memory.turns if memory is not None else 0
     failed_here = memory.pattern_failed[query.pattern] if memory is not None else 0
@@ -317,11 +315,15 @@ def featurize(
             if sig:
                 intent_ = sig.split("|", 1)[0]
                 hood_intent[intent_] = hood_intent.get(intent_, 0.0) + w
+    hood_row = (
+        (hood.knn_success, hood.knn_top_cos, hood.knn_top_success, hood.knn_failing_share)
+        if hood is not None
+        else (math.nan, 0.0, math.nan, math.nan)
+    )
+    household_row = (math.log1p(history), math.log1p(failed_here), math.log1p(worked_here))
+    rows: list[list[float]] = []
     for i, cand in enumerate(cands):
         p: Pattern | None = knowledge.patterns[cand.row] if knowledge is not None and cand.row >= 0 else None
-        cs = surface(cand.pattern)
-        words, c_pol = cs.words, cs.polarity
-        agree = sum(1 for dim, sides in c_pol.items() if q_pol.get(dim) == sides)
         area_n = memory.intent_area[(cand.intent, query.area)] if memory is not None else 0
         hour_n = memory.intent_hour[(cand.intent, query.hour)] if memory is not None else 0
         row = [
@@ -330,28 +332,13 @@ def featurize(
             best - max(cand.cos, cand.via_cos),
             cand.via_cos,
             math.log1p(cand.via_users),
-            p.success_rate if p is not None else math.nan,
-            math.log1p(p.turns) if p is not None else 0.0,
-            math.log1p(p.users) if p is not None else 0.0,
-            p.signature_share if p is not None else math.nan,
-            1.0 if p is not None else 0.0,
-            hood.knn_success if hood is not None else math.nan,
-            hood.knn_top_cos if hood is not None else 0.0,
-            hood.knn_top_success if hood is not None else math.nan,
-            hood.knn_failing_share if hood is not None else math.nan,
-            fuzz.ratio(query.pattern, cand.pattern) / 100.0,
-            fuzz.token_set_ratio(query.pattern, cand.pattern) / 100.0,
-            fuzz.partial_ratio(query.pattern, cand.pattern) / 100.0,
-            len(q_set & words) / max(len(q_set | words), 1),
-            float(q.n_words),
-            float(cs.n_words - q.n_words),
-            fuzz.ratio(q.phonetic, cs.phonetic) / 100.0,
-            float(len(q_pol)),
-            float(agree),
-            float(sum(1 for dim in c_pol if dim not in q_pol)),
-            1.0 if cs.sensitive or q.sensitive else 0.0,
-            float(len(q_set - words)),
-            float(len(words - q_set)),
+            *(
+                (p.success_rate, math.log1p(p.turns), math.log1p(p.users), p.signature_share, 1.0)
+                if p is not None
+                else (math.nan, 0.0, 0.0, math.nan, 0.0)
+            ),
+            *hood_row,
+            *pair_features(query.pattern, cand.pattern),
             by_intent[cand.intent] / total,
             float(by_sig[cand.signature]),
             hood_intent.get(cand.intent, 0.0) / hood_total if hood_total else math.nan,
@@ -359,11 +346,40 @@ def featurize(
             cand.personal_cos,
             area_n / area_total if area_total else math.nan,
             hour_n / hour_total if hour_total else math.nan,
-            math.log1p(history),
-            math.log1p(failed_here),
-            math.log1p(worked_here),
+            *household_row,
             float(intents.get(cand.intent, -1)),
         ]
-        out[i] = row
         cand.features = row
-    return out
+        rows.append(row)
+    return np.array(rows, dtype=np.float64)
+
+
+@lru_cache(maxsize=131072)
+def pair_features(query: str, candidate: str) -> tuple[float, ...]:
+    """The surface-form features of :data:`FEATURES` (``ratio`` .. ``extra_words``), which
+    depend on the two patterns alone (cached: the same failing patterns meet the same
+    neighbours again and again)."""
+    q, c = surface(query), surface(candidate)
+    q_pol, c_pol = q.polarity, c.polarity
+    return (
+        fuzz.ratio(query, candidate) / 100.0,
+        fuzz.token_set_ratio(query, candidate) / 100.0,
+        fuzz.partial_ratio(query, candidate) / 100.0,
+        len(q.words & c.words) / max(len(q.words | c.words), 1),
+        float(q.n_words),
+        float(c.n_words - q.n_words),
+        fuzz.ratio(q.phonetic, c.phonetic) / 100.0,
+        float(len(q_pol)),
+        float(sum(1 for dim, sides in c_pol.items() if q_pol.get(dim) == sides)),
+        float(sum(1 for dim in c_pol if dim not in q_pol)),
+        1.0 if c.sensitive or q.sensitive else 0.0,
+        float(len(q.words - c.words)),
+        float(len(c.words - q.words)),
+    )
+
+
+def clear_caches() -> None:
+    """Empty the per-pattern caches of featurization and of the guards."""
+    surface.cache_clear()
+    pair_features.cache_clear()
+    guards.clear_caches()

@@ -22,6 +22,10 @@ from selflearn.errors import ConfigError, DependencyError
 HNSW_MIN = 20_000
 """Below this many vectors an exact (flat) search is as fast as HNSW and never misses."""
 
+EF_SEARCH = 48
+"""HNSW candidates explored per search. Over a 1,000,000-pattern global index, 48 instead of 64
+left 99.9 % of rewrite decisions unchanged and took 0.1-0.15 ms off each (bench/rewrite_latency.py)."""
+
 FORMAT = "selflearn.vectors.v1"
 
 
@@ -37,12 +41,19 @@ def _faiss() -> Any:
 class VectorIndex:
     """A faiss index over unit vectors, with the parameters it was built with."""
 
-    def __init__(self, index: Any, kind: str, ef_search: int = 64) -> None:
+    def __init__(self, index: Any, kind: str, ef_search: int = EF_SEARCH) -> None:
         self.index = index
         self.kind = kind
         self.ef_search = ef_search
-        if kind == "hnsw":
-            index.hnsw.efSearch = ef_search
+        self.set_ef_search(ef_search)
+
+    def set_ef_search(self, ef_search: int) -> None:
+        """How many candidates an HNSW search explores (more: slower, fewer misses)."""
+        if ef_search < 1:
+            raise ConfigError(f"ef_search must be at least 1, not {ef_search}")
+        self.ef_search = ef_search
+        if self.kind == "hnsw":
+            self.index.hnsw.efSearch = ef_search
 
     @classmethod
     def build(
@@ -51,7 +62,7 @@ class VectorIndex:
         kind: str = "auto",
         m: int = 32,
         ef_construction: int = 80,
-        ef_search: int = 64,
+        ef_search: int = EF_SEARCH,
     ) -> VectorIndex:
         """Index ``vectors`` (``(n, dim)``, unit length). ``kind``: ``flat``, ``hnsw`` or ``auto``
         (HNSW from :data:`HNSW_MIN` vectors on)."""

@@ -33,13 +33,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from selflearn.assistant.home import Home, normalize_name
 from selflearn.errors import ConfigError
 from selflearn.mining.delex import Delexicalized, Delexicalizer, strip_fillers
 from selflearn.mining.guards import is_sensitive
 from selflearn.mining.table import RewriteTable
 from selflearn.rewrite.embed import RelatedWords, StaticEmbedder
-from selflearn.rewrite.features import Candidate, Neighbourhood, Query, candidates, featurize, neighbourhood
+from selflearn.rewrite.features import (
+    Candidate,
+    Neighbourhood,
+    Query,
+    candidates,
+    featurize,
+    neighbourhood,
+)
+from selflearn.rewrite.features import clear_caches as clear_feature_caches
 from selflearn.rewrite.knowledge import Knowledge, embed_text
 from selflearn.rewrite.logs import LogTurn
 from selflearn.rewrite.personal import HouseholdMemory, PersonalLayer
@@ -69,10 +79,15 @@ class RewriterConfig:
     """A decision slower than this is discarded (fail open)."""
     threshold: float | None = None
     """Override the ranker's calibrated threshold."""
+    pattern_cache: int = 50_000
+    """Request patterns whose embedding and global neighbourhood are kept (they depend on the
+    pattern and the global knowledge alone; 0: recompute every time)."""
 
     def __post_init__(self) -> None:
         if self.personal_min < 1 or self.alias_min < 1:
             raise ConfigError("personal_min and alias_min must be at least 1")
+        if self.pattern_cache < 0:
+            raise ConfigError("pattern_cache must be 0 or more")
         if self.budget_ms <= 0:
             raise ConfigError("budget_ms must be positive")
 
@@ -139,6 +154,10 @@ class RewriterStats:
     rewritten: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     over_budget: int = 0
+    retrievals: int = 0
+    """Requests that went to global retrieval."""
+    pattern_cache_hits: int = 0
+    """Of those, how many found their pattern's neighbourhood in the cache."""
 
 
 class Rewriter:
@@ -161,6 +180,8 @@ class Rewriter:
         self.table = table
         self.embedder = embedder
         self._related: RelatedWords | None = None
+        self._hoods: dict[str, tuple[np.ndarray, Neighbourhood | None]] = {}
+        self._hoods_key: tuple[object, object] | None = None
         self.config = config or RewriterConfig()
         self.homes: dict[str, Home] = dict(homes or {})
         """Known home configurations by household id (used when a request brings none)."""
@@ -294,6 +315,13 @@ class Rewriter:
             int(elapsed * 1e6),
         )
 
+    def clear_cache(self) -> None:
+        """Forget everything cached per request pattern: embeddings and neighbourhoods here, and
+        the process-wide guard and featurization caches (to measure decisions from cold)."""
+        self._hoods = {}
+        self._related = None
+        clear_feature_caches()
+
     def _delexicalizer(self, ctx: RequestContext) -> Delexicalizer:
         home = ctx.home if ctx.home is not None else self.homes.get(ctx.household_id)
         hit = self._delex.get(ctx.household_id)
@@ -344,14 +372,24 @@ class Rewriter:
         """The request as a ranker query, its global neighbourhood and its candidates."""
         if self.embedder is None:
             raise ConfigError("retrieval needs an embedder")
-        query = Query(
-            prep.aliased,
-            prep.d,
-            self.embedder.encode_one(embed_text(prep.d.pattern)),
-            ctx.area,
-            (ctx.timestamp or datetime.now(UTC)).hour,
-        )
-        hood = neighbourhood(query, self.knowledge) if self.knowledge is not None else None
+        owner = self._hoods_key
+        if owner is None or owner[0] is not self.knowledge or owner[1] is not self.embedder:
+            # new artefacts (hot reload, tests): forget the old answers
+            self._hoods, self._hoods_key = {}, (self.knowledge, self.embedder)
+        cached = self._hoods.get(prep.d.pattern) if self.config.pattern_cache else None
+        self.stats.retrievals += 1
+        if cached is None:
+            vector = self.embedder.encode_one(embed_text(prep.d.pattern))
+            query = Query(prep.aliased, prep.d, vector, ctx.area, (ctx.timestamp or datetime.now(UTC)).hour)
+            hood = neighbourhood(query, self.knowledge) if self.knowledge is not None else None
+            if self.config.pattern_cache:
+                if len(self._hoods) >= self.config.pattern_cache:
+                    self._hoods.clear()
+                self._hoods[prep.d.pattern] = (vector, hood)
+        else:
+            self.stats.pattern_cache_hits += 1
+            vector, hood = cached
+            query = Query(prep.aliased, prep.d, vector, ctx.area, (ctx.timestamp or datetime.now(UTC)).hour)
         vectors = self.personal.success_vectors(prep.memory) if prep.memory is not None else None
         related = self._related
         if related is None or related.embedder is not self.embedder:
