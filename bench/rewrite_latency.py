@@ -15,7 +15,7 @@
    households (so no measured request was seen before): behind
    the NLU (``failed=True`` for requests whose result was not a success; the others are not asked,
    as the assistant would not ask) and before it (every request, ``failed=None``).
-   Each mode runs twice: with the rewriter's pattern cache (a request pattern's embedding and
+   Each mode runs twice: with a 10,000-entry pattern cache (a request pattern's embedding and
    global neighbourhood, kept for repeats; the hit rate is printed) and without it (embedding
    and index search on every decision). HNSW searches explore ``--ef-search`` candidates.
 3. Reports wall-clock p50/p90/p99/max per decision, CPU time per decision, and the process's
@@ -41,7 +41,7 @@ import numpy as np
 from selflearn import Store
 from selflearn.assistant.asr import make_asr
 from selflearn.mining.delex import Delexicalizer
-from selflearn.rewrite import RequestContext, Rewriter, RewriterConfig
+from selflearn.rewrite import RequestContext, Rewriter
 from selflearn.rewrite.index import EF_SEARCH
 from selflearn.rewrite.knowledge import Knowledge, Pattern, build_indexes, slots_key
 from selflearn.rewrite.logs import read_homes
@@ -205,9 +205,7 @@ def main() -> None:
         for c in (True, False)
     ]
     for mode, cache in modes:
-        rewriter.config = replace(
-            rewriter.config, pattern_cache=RewriterConfig().pattern_cache if cache else 0
-        )
+        rewriter.config = replace(rewriter.config, pattern_cache=10_000 if cache else 0)
         rewriter.stats.retrievals = rewriter.stats.pattern_cache_hits = 0
         rewriter.clear_cache()
         warm_up(mode.startswith("behind"))

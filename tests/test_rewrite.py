@@ -317,6 +317,33 @@ def test_rewriter_decisions_guards_and_fail_open(home: Home, embedder: StaticEmb
     assert decision.trace() is None
 
 
+def test_pattern_cache_changes_no_candidate_and_forgets_replaced_knowledge(
+    home: Home, embedder: StaticEmbedder
+) -> None:
+    turns, homes = _population(home)
+    knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
+    cold = Rewriter(knowledge, None, None, embedder, RewriterConfig(pattern_cache=0), homes)
+    warm = Rewriter(knowledge, None, None, embedder, RewriterConfig(pattern_cache=100), homes)
+    ctx = RequestContext(household_id="h1", home=home, failed=True)
+
+    def found(rewriter: Rewriter, text: str) -> list[tuple[str, float, float]]:
+        prep = rewriter.prepare(text, ctx)
+        assert prep is not None
+        _, _, cands = rewriter.retrieve(prep, ctx)
+        return [(c.text, c.cos, c.via_cos) for c in cands]
+
+    texts = ["kill the kitchen lights", "kill the bedroom lights", "lights out in the kitchen"] * 2
+    assert [found(warm, t) for t in texts] == [found(cold, t) for t in texts]
+    # Same pattern in another room: served from the cache, filled with the new room.
+    assert warm.stats.pattern_cache_hits >= 3 and cold.stats.pattern_cache_hits == 0
+    assert any("bedroom" in text for text, _, _ in found(warm, "kill the bedroom lights"))
+    # New global knowledge (a reload): nothing of the old one's answers is reused.
+    warm.knowledge = build_knowledge(turns[: len(turns) // 2], homes, embedder, KnowledgeConfig(min_users=1))
+    hits = warm.stats.pattern_cache_hits
+    found(warm, "kill the kitchen lights")
+    assert warm.stats.pattern_cache_hits == hits
+
+
 def test_calibration_takes_the_most_coverage_at_the_target_ratio() -> None:
     score = np.array([0.9] * 30 + [0.8] * 30 + [0.7] * 10 + [0.6] * 40)
     outcome = np.array([1] * 30 + [1] * 29 + [-1] + [-1] * 10 + [1] * 40)

@@ -45,13 +45,17 @@ SENSITIVE_DOMAINS = frozenset({"lock", "cover", "alarm_control_panel"})
 
 _WORD = re.compile(r"[a-z']+")
 
+CACHE_SIZE = 8192
+"""Patterns whose analysis each guard keeps. Small on purpose: every cached entry is an object
+the garbage collector scans, and a long-running service pays for those scans in pauses."""
+
 
 def polarity(pattern: str) -> dict[str, frozenset[int]]:
     """For each action dimension, which sides (0 or 1) the pattern's words take."""
     return dict(_polarity(pattern))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _polarity(pattern: str) -> dict[str, frozenset[int]]:
     """Cached :func:`polarity` (shared: callers here only read it)."""
     words = set(_WORD.findall(pattern))
@@ -112,7 +116,7 @@ def changes_object(source: str, target: str) -> bool:
     return bool(src) and bool(dst) and not (src & dst)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _objects(pattern: str) -> frozenset[str]:
     return frozenset(OBJECT_WORDS[w] for w in _WORD.findall(pattern) if w in OBJECT_WORDS)
 
@@ -126,7 +130,7 @@ def changes_action(source: str, target: str) -> bool:
     return bool(src) and bool(dst) and src.isdisjoint(dst)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _actions(pattern: str) -> frozenset[str]:
     return frozenset(_polarity(pattern)) - {"list"}
 
@@ -162,12 +166,12 @@ def shares_only_carrier(source: str, target: str, related: Callable[[str, str], 
     return True
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _content(pattern: str) -> frozenset[str]:
     return frozenset(w for w in _WORD.findall(pattern) if w not in CARRIER_WORDS)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _metaphone(word: str) -> str:
     return str(jellyfish.metaphone(word))
 
@@ -193,7 +197,7 @@ def drops_time(source: str, target: str) -> bool:
     return not _time_words(source) <= _time_words(target)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _time_words(pattern: str) -> frozenset[str]:
     return frozenset(TIME_WORDS[w] or w for w in _WORD.findall(pattern) if w in TIME_WORDS)
 
@@ -210,7 +214,7 @@ def is_sensitive(pattern: str, domains: Iterable[str] = ()) -> bool:
     return _sensitive_words(pattern) or bool(set(domains) & SENSITIVE_DOMAINS)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _sensitive_words(pattern: str) -> bool:
     return not SENSITIVE_WORDS.isdisjoint(_WORD.findall(pattern))
 

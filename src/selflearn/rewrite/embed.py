@@ -37,7 +37,7 @@ DIMS = 256
 NAME = "minilm-l6-m2v"
 """Name of the distilled model in the cache (with its dimensions and source hash)."""
 
-CHUNK_CACHE = 200_000
+CHUNK_CACHE = 50_000
 """Space-separated chunks whose token ids :meth:`StaticEmbedder.encode_one` keeps (cleared when full)."""
 
 
@@ -113,7 +113,7 @@ class StaticEmbedder:
         self.dim = int(self.embedding.shape[1])
         self._tokenizer = model.tokenizer
         self._unk: int | None = model.unk_token_id
-        self._chunk_ids: dict[str, list[int]] = {}
+        self._chunk_ids: dict[str, tuple[int, ...]] = {}  # tuples: the collector stops tracking them
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> StaticEmbedder:
@@ -158,7 +158,7 @@ class StaticEmbedder:
             if hit is None:
                 if len(cache) >= CHUNK_CACHE:
                     cache.clear()
-                hit = cache[chunk] = self._tokenizer.encode(chunk, add_special_tokens=False).ids
+                hit = cache[chunk] = tuple(self._tokenizer.encode(chunk, add_special_tokens=False).ids)
             ids.extend(hit)
         return self._pool(ids)
 
