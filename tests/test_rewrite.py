@@ -398,6 +398,13 @@ def test_guards_never_swap_the_action_or_the_subject_for_a_carrier_phrase(embedd
     assert shares_only_carrier("would you tell me once again", "tell me the time", related)
     # Values the user said anchor patterns with placeholders: not checked.
     assert not shares_only_carrier("{name} out", "my {name} off")
+    # A decision without candidates says which guard stood in the way.
+    from selflearn.rewrite.features import rejected_by
+
+    assert rejected_by("tell me a joke", "tell me the time", related) == "only a carrier phrase in common"
+    assert rejected_by("turn the lights up", "turn the lights out") == "another action"
+    assert rejected_by("turn off the {area} fan", "turn off the {area} light") == "another kind of thing"
+    assert rejected_by("kill the {area} lights", "turn off the {area} lights") is None
 
 
 def test_guards_keep_when_the_request_is_for() -> None:

@@ -198,16 +198,7 @@ def candidates(
         cand = found.get(p_pattern)
         if cand is None:
             text = fill(p_pattern, query.d.values)
-            if (
-                text is None
-                or text == query.text
-                or flips_polarity(query.pattern, p_pattern)
-                or changes_object(query.pattern, p_pattern)
-                or changes_action(query.pattern, p_pattern)
-                or shares_only_carrier(query.pattern, p_pattern, related)
-                or drops_time(query.pattern, p_pattern)
-                or adds_polarity(query.pattern, p_pattern, SENSITIVE_DIMENSIONS)
-            ):
+            if text is None or text == query.text or rejected_by(query.pattern, p_pattern, related):
                 return None
             cand = found[p_pattern] = Candidate(p_pattern, sig, text, row=row, source=source)
         elif cand.row < 0 and row >= 0:
@@ -275,6 +266,45 @@ def surface(pattern: str) -> Surface:
     return Surface(
         len(words), frozenset(words), jellyfish.metaphone(pattern), polarity(pattern), is_sensitive(pattern)
     )
+
+
+def rejected_by(query: str, candidate: str, related: Callable[[str, str], bool] | None = None) -> str | None:
+    """The first guard that rejects rewriting pattern ``query`` to pattern ``candidate``, or None."""
+    if flips_polarity(query, candidate):
+        return "opposite action"
+    if changes_object(query, candidate):
+        return "another kind of thing"
+    if changes_action(query, candidate):
+        return "another action"
+    if shares_only_carrier(query, candidate, related):
+        return "only a carrier phrase in common"
+    if drops_time(query, candidate):
+        return "drops when"
+    if adds_polarity(query, candidate, SENSITIVE_DIMENSIONS):
+        return "chooses a sensitive action"
+    return None
+
+
+def why_no_candidate(
+    query: Query,
+    knowledge: Knowledge | None,
+    hood: Neighbourhood | None,
+    related: Callable[[str, str], bool] | None = None,
+) -> str:
+    """A reason for an empty candidate list: which guards rejected the nearest working patterns."""
+    if knowledge is None or hood is None or not hood.hits:
+        return "no candidate: no known pattern with these slots"
+    counts: dict[str, int] = {}
+    for row, _ in hood.hits:
+        p = knowledge.patterns[row]
+        if knowledge.targets[row] and p.pattern != query.pattern:
+            guard = rejected_by(query.pattern, p.pattern, related)
+            if guard is not None:
+                counts[guard] = counts.get(guard, 0) + 1
+    if not counts:
+        return "no candidate: no nearby pattern works well enough to rewrite to"
+    listed = ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"no candidate: the guards rejected the nearby working patterns ({listed})"
 
 
 def featurize(

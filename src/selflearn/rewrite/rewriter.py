@@ -48,6 +48,7 @@ from selflearn.rewrite.features import (
     candidates,
     featurize,
     neighbourhood,
+    why_no_candidate,
 )
 from selflearn.rewrite.features import clear_caches as clear_feature_caches
 from selflearn.rewrite.knowledge import Knowledge, embed_text
@@ -470,6 +471,7 @@ class Rewriter:
             reasons.append(f"below the bar: {summary} < {bar:.3f}")
         else:
             shown = ()
+            reasons.append(why_no_candidate(query, self.knowledge, hood, self._related))
         if aliased and mem is not None and mem.pattern_ok[prep.d.pattern] > 0:
             reasons.append("the request with this household's names has worked here before")
             return RewriteDecision(prep.aliased, text, True, "personal", 0.9, "alias", tuple(reasons), shown)
