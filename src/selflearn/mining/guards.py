@@ -45,7 +45,7 @@ SENSITIVE_DOMAINS = frozenset({"lock", "cover", "alarm_control_panel"})
 
 _WORD = re.compile(r"[a-z']+")
 
-CACHE_SIZE = 8192
+CACHE_SIZE = 4096
 """Patterns whose analysis each guard keeps. Small on purpose: every cached entry is an object
 the garbage collector scans, and a long-running service pays for those scans in pauses."""
 

@@ -259,7 +259,7 @@ class Surface(NamedTuple):
     sensitive: bool
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=4096)
 def surface(pattern: str) -> Surface:
     """The pattern's :class:`Surface` (cached: candidate patterns recur across requests)."""
     words = pattern.split()
@@ -384,7 +384,7 @@ def featurize(
     return np.array(rows, dtype=np.float64)
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=8192)
 def pair_features(query: str, candidate: str) -> tuple[float, ...]:
     """The surface-form features of :data:`FEATURES` (``ratio`` .. ``extra_words``), which
     depend on the two patterns alone (cached: the same failing patterns meet the same
