@@ -84,7 +84,7 @@ from selflearn.schema import (
     RewriteTrace,
     Turn,
 )
-from selflearn.store import Quarantined, Store, _error_field
+from selflearn.store import Quarantined, Store, error_field
 
 log = logging.getLogger(__name__)
 
@@ -847,7 +847,7 @@ def _validate(rows: list[Any], source: str) -> tuple[list[tuple[int, Turn | Feed
         try:
             record = LOG_RECORD.validate_python(raw)
         except ValidationError as exc:
-            name, reason = _error_field(exc)
+            name, reason = error_field(exc)
             bad.append(Quarantined(source, i, name, reason, snippet))
             continue
         key, ident = (

@@ -235,7 +235,9 @@ def _hash(blob: bytes) -> str:
     return hashlib.blake2b(blob, digest_size=12).hexdigest()
 
 
-def _error_field(exc: ValidationError) -> tuple[str, str]:
+def error_field(exc: ValidationError) -> tuple[str, str]:
+    """The field a record failed validation on and why, in the words of a quarantine row
+    (shared by ingest and the service's ``POST /v1/turns``)."""
     err = exc.errors(include_url=False)[0]
     loc = [str(p) for p in err.get("loc", ())]
     # Drop the union tag pydantic prepends ("turn.asr.text" -> "asr.text").
@@ -780,7 +782,7 @@ def _parse(
         else:
             record = LOG_RECORD.validate_python(raw)
     except ValidationError as exc:
-        name, reason = _error_field(exc)
+        name, reason = error_field(exc)
         bad.append(Quarantined(source, row_no, name, reason, _snippet(raw)))
         return None
     except (orjson.JSONDecodeError, ValueError) as exc:
