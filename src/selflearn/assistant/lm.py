@@ -144,29 +144,25 @@ WILDCARD_FILLERS: dict[str, tuple[str, ...]] = {
 }
 """Values for Home Assistant's wildcard lists (free text in the templates)."""
 
-_ONES = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
+ONES: tuple[str, ...] = (
+    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
+    *("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen"),
     "nineteen",
-]
-_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+)
+"""English words for 0..19 (shared by the simulator's and the miner's number handling)."""
+TENS: tuple[str, ...] = (
+    "_",
+    "_",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+)
+"""``TENS[n]``: the word for ``10 * n`` (n >= 2)."""
 _SCALES = ((1_000_000_000, "billion"), (1_000_000, "million"), (1000, "thousand"))
 
 _NUMBER = re.compile(r"(?<![\w.])(\d+)(?:\.(\d+))?(?!\w)")
@@ -180,13 +176,13 @@ def number_to_words(number: int) -> str:
     if number < 0:
         return "minus " + number_to_words(-number)
     if number < 20:
-        return _ONES[number]
+        return ONES[number]
     if number < 100:
         tens, ones = divmod(number, 10)
-        return _TENS[tens] + ("" if ones == 0 else " " + _ONES[ones])
+        return TENS[tens] + ("" if ones == 0 else " " + ONES[ones])
     if number < 1000:
         hundreds, rest = divmod(number, 100)
-        return _ONES[hundreds] + " hundred" + ("" if rest == 0 else " " + number_to_words(rest))
+        return ONES[hundreds] + " hundred" + ("" if rest == 0 else " " + number_to_words(rest))
     for scale, word in _SCALES:
         if number >= scale:
             high, rest = divmod(number, scale)
@@ -222,7 +218,7 @@ def ordinal_to_words(number: int) -> str:
 def _number_match(match: re.Match[str]) -> str:
     words = number_to_words(int(match.group(1)))
     if match.group(2):
-        words += " point " + " ".join(_ONES[int(d)] for d in match.group(2))
+        words += " point " + " ".join(ONES[int(d)] for d in match.group(2))
     return f" {words} "
 
 

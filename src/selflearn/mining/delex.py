@@ -27,17 +27,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from selflearn.assistant.home import Home, normalize_name
+from selflearn.assistant.lm import ONES, TENS
 
 PLACEHOLDER = re.compile(r"\{(area|floor|name|unknown|number)\}")
 """The placeholders a pattern can hold."""
 
-_UNITS = [
-    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
-    *("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen"),
-    "nineteen",
-]
-_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_NUMBER_WORD = "|".join(sorted([*_UNITS, *_TENS, "hundred", "thousand"], key=len, reverse=True))
+_NUMBER_WORD = "|".join(sorted([*ONES, *TENS[2:], "hundred", "thousand"], key=len, reverse=True))
 _NUMBER = rf"(?:\d+(?:\s+\d+)*|(?:{_NUMBER_WORD})(?:\s+(?:and\s+)?(?:{_NUMBER_WORD}))*)"
 
 

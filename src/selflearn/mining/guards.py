@@ -147,9 +147,8 @@ def shares_only_carrier(source: str, target: str, related: Callable[[str, str], 
     """True when two patterns without placeholders have no content word in common: every word
     they share is a carrier like "tell me" ("tell me a joke" -> "tell me the time"), or the
     source has no content word at all ("tell me once again"): nothing says what it is about. A
-    content
-    word counts as shared when it is equal, sounds the same (metaphone), is one ASR slip away
-    (normalised similarity >= 0.6: "last"/"list", "diner"/"timer") or, given ``related``, is
+    content word counts as shared when it is equal, sounds the same (metaphone), is one ASR slip
+    away (normalised similarity >= 0.6: "last"/"list", "diner"/"timer") or, given ``related``, is
     related in meaning ("clock"/"time"). Patterns with placeholders are anchored by the values
     the user said, which the rewrite keeps, so they are not checked."""
     if "{" in source or "{" in target:

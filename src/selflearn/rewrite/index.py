@@ -44,7 +44,6 @@ class VectorIndex:
     def __init__(self, index: Any, kind: str, ef_search: int = EF_SEARCH) -> None:
         self.index = index
         self.kind = kind
-        self.ef_search = ef_search
         self.set_ef_search(ef_search)
 
     def set_ef_search(self, ef_search: int) -> None:

@@ -382,18 +382,17 @@ class Rewriter:
             self._hoods, self._hoods_key = {}, (self.knowledge, self.embedder)
         cached = self._hoods.get(prep.d.pattern) if self.config.pattern_cache else None
         self.stats.retrievals += 1
-        if cached is None:
-            vector = self.embedder.encode_one(embed_text(prep.d.pattern))
-            query = Query(prep.aliased, prep.d, vector, ctx.area, (ctx.timestamp or datetime.now(UTC)).hour)
+        self.stats.pattern_cache_hits += cached is not None
+        vector = cached[0] if cached else self.embedder.encode_one(embed_text(prep.d.pattern))
+        query = Query(prep.aliased, prep.d, vector, ctx.area, (ctx.timestamp or datetime.now(UTC)).hour)
+        if cached:
+            hood = cached[1]
+        else:
             hood = neighbourhood(query, self.knowledge) if self.knowledge is not None else None
             if self.config.pattern_cache:
                 if len(self._hoods) >= self.config.pattern_cache:
                     self._hoods.clear()
                 self._hoods[prep.d.pattern] = (vector, hood)
-        else:
-            self.stats.pattern_cache_hits += 1
-            vector, hood = cached
-            query = Query(prep.aliased, prep.d, vector, ctx.area, (ctx.timestamp or datetime.now(UTC)).hour)
         vectors = self.personal.success_vectors(prep.memory) if prep.memory is not None else None
         related = self._related
         if related is None or related.embedder is not self.embedder:

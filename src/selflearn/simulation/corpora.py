@@ -36,6 +36,7 @@ from typing import Any, Final, Literal
 
 import yaml
 
+from selflearn.assistant.lm import ONES, TENS
 from selflearn.simulation.phrasing import KNOWN_PLACEHOLDERS, Phrasing
 
 __all__ = [
@@ -514,30 +515,7 @@ def _norm(text: str) -> str:
     return _SPACES.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
 
 
-_UNITS: Final = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-)
-_TENS: Final = ("_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-_WORD_VALUE: Final = {w: i for i, w in enumerate(_UNITS)} | {w: 10 * i for i, w in enumerate(_TENS) if i >= 2}
+_WORD_VALUE: Final = {w: i for i, w in enumerate(ONES)} | {w: 10 * i for i, w in enumerate(TENS) if i >= 2}
 
 
 def _number_words(n: int) -> str | None:
@@ -545,12 +523,12 @@ def _number_words(n: int) -> str | None:
     if n < 0 or n > 999:
         return None
     if n < 20:
-        return _UNITS[n]
+        return ONES[n]
     if n < 100:
         tens, unit = divmod(n, 10)
-        return _TENS[tens] + ("" if unit == 0 else " " + _UNITS[unit])
+        return TENS[tens] + ("" if unit == 0 else " " + ONES[unit])
     hundreds, rest = divmod(n, 100)
-    head = _UNITS[hundreds] + " hundred"
+    head = ONES[hundreds] + " hundred"
     tail = _number_words(rest) if rest else None
     return head if tail is None else f"{head} and {tail}"
 
