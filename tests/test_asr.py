@@ -159,6 +159,50 @@ def test_noisy_confidence_lower_with_errors() -> None:
     assert sum(wrong) / len(wrong) < sum(right) / len(right)
 
 
+def test_words_outside_the_vocabulary_are_never_recognized(tmp_path: Path) -> None:
+    """A closed-vocabulary decoder cannot output a word its language model lacks: the noisy
+    channel always replaces or drops such a word (whatever the condition), never offers a
+    sentence holding one among the alternatives, and errs more on the words around it."""
+    vocabulary = {w for ref, hyp in _pairs() for w in (ref + " " + hyp).split()} | {"play", "jazz"}
+    pairs = [*_pairs(), *[("play the roomba", "pay the room a")] * 10, *[("play jazz", "play jazz")] * 10]
+    model = ConfusionModel().fit(pairs, vocabulary=vocabulary)
+    assert model.vocabulary == frozenset(vocabulary)
+    assert not model.in_vocabulary("roomba") and model.in_vocabulary("play")
+    assert model.error_rate("roomba") == 1.0 and model.error_rate("play") < 0.6
+    assert model.oov_context_factor > 1.0  # "play" is misheard next to "roomba", not next to "jazz"
+    asr = NoisyASR(model, error_scale=0.3)  # a gentle channel: known words mostly survive
+    rng = random.Random(3)
+    for text in ("start the vacuum cleaner", "play the roomba"):
+        traces = [asr.transcribe(text, rng) for _ in range(300)]
+        for trace in traces:
+            for hyp in trace.nbest:
+                assert "vacuum" not in hyp.text.split() and "cleaner" not in hyp.text.split()
+                assert "roomba" not in hyp.text.split()
+    # In-vocabulary sentences keep the old behaviour: often right, the reference offered.
+    traces = [NoisyASR(model).transcribe("pause the music", rng) for _ in range(2000)]
+    assert any(t.text == "pause the music" for t in traces)
+    path = tmp_path / "model.json"
+    model.save(path)
+    loaded = ConfusionModel.load(path)
+    assert loaded.vocabulary == model.vocabulary and loaded.to_dict() == model.to_dict()
+    old = model.to_dict() | {"format": "selflearn.confusion/1"}
+    del old["vocabulary"], old["oov_context_factor"]
+    legacy = ConfusionModel.from_dict(old)
+    assert legacy.vocabulary is None and legacy.in_vocabulary("roomba")
+
+
+def test_default_model_knows_the_decoder_vocabulary() -> None:
+    model = ConfusionModel.default()
+    assert model.vocabulary is not None and 100 < len(model.vocabulary) < 5000
+    assert {"turn", "on", "the", "timer"} <= model.vocabulary
+    asr = NoisyASR.default()
+    rng = random.Random(4)
+    out_of_domain = [asr.transcribe("is it going to rain today", rng) for _ in range(200)]
+    unknown = {w for w in "is it going to rain today".split() if w not in model.vocabulary}
+    assert unknown  # a phrasing the domain language model does not cover
+    assert all(not unknown & set(t.text.split()) for t in out_of_domain)
+
+
 def test_default_model_loads() -> None:
     model = ConfusionModel.default()
     assert model.n_sentences >= 1000

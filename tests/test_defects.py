@@ -331,7 +331,8 @@ def test_model_learns_from_weak_labels_and_beats_chance(simulated: Path, model: 
     # ... and the model trained on them ranks defects far above the base rate.
     p = model.predict(table)
     assert ((p >= 0) & (p <= 1)).all()
-    assert average_precision_score(y, p) > y.mean() + 0.3
+    # Closes most of the gap between chance (the base rate) and a perfect ranking.
+    assert average_precision_score(y, p) > y.mean() + 0.6 * (1 - y.mean())
 
 
 def test_model_answers_the_obvious_sessions(handwritten: Path, model: DefectModel) -> None:

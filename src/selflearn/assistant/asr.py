@@ -660,6 +660,9 @@ _MAX_PHRASE_REF = 3
 _MAX_PHRASE_HYP = 4
 _MIN_PHRASE_COUNT = 2
 """Multi-word confusions seen fewer times are counted as word-level errors."""
+FORMAT = "selflearn.confusion/2"
+"""Format of saved confusion models (``/1``, without a vocabulary, still loads)."""
+
 _PRIOR_WEIGHT = 2.0
 """Pseudo-observations of the backoff error rate added to every word's counts."""
 
@@ -721,6 +724,11 @@ class ConfusionModel:
         self.nbest_sizes: list[float] = [0.5, 0.3, 0.2]
         self.p_ref_in_alternatives = 0.3
         self.alt_confidence_ratio = 0.6
+        self.vocabulary: frozenset[str] | None = None
+        """Words the real decoder can output (its language model's), or None when unknown."""
+        self.oov_context_factor = 1.0
+        """How much more often in-vocabulary words are misrecognized in a sentence that also
+        holds a word outside the vocabulary (the language model loses its context there)."""
         self.condition_factors: dict[str, dict[str, float]] = {}
         self.condition_norm = 1.0
         self.calibration = 1.0
@@ -735,12 +743,16 @@ class ConfusionModel:
         conditions: Iterable[SpeechCondition] | None = None,
         *,
         calibrate: bool = True,
+        vocabulary: Iterable[str] | None = None,
     ) -> ConfusionModel:
         """Learn from (reference text, recognized text) pairs; both are normalized with
         :func:`~selflearn.assistant.lm.normalize_spoken`. ``traces``, if given, are the real
         channel's traces for the same pairs, in order, and calibrate confidence and n-best;
         ``conditions``, if given, are the speaking conditions of the pairs, in order, from which
-        per-voice, reverberation and noise error-rate factors are learned. ``calibrate`` sets
+        per-voice, reverberation and noise error-rate factors are learned. ``vocabulary``, if
+        given, is the set of words the real decoder can output: words outside it (which it can
+        never recognize) get their own error statistics (:attr:`oov_deletion_share`), and the
+        n-best statistics are taken over references it could have output. ``calibrate`` sets
         :attr:`calibration` by two-fold cross-validation (see :meth:`_calibrate`).
         Replaces whatever the model had learned before; returns ``self``."""
         words: dict[str, dict[str, Any]] = defaultdict(lambda: {"n": 0, "sub": Counter(), "del": 0})
@@ -762,6 +774,8 @@ class ConfusionModel:
                         words[r]["sub"][h] += 1
 
         self.boundaries = self.n_sentences = self.n_ref_words = self.n_edits = 0
+        self.vocabulary = frozenset(vocabulary) if vocabulary is not None else None
+        context = {False: [0, 0], True: [0, 0]}  # has an OOV word -> [in-vocabulary words, errors]
         conf_by_errors: dict[str, list[float]] = defaultdict(list)
         sizes: Counter[int] = Counter()
         wrong_top = ref_in_alt = 0
@@ -784,6 +798,11 @@ class ConfusionModel:
             steps = align_words(ref, hyp)
             edits = sum(1 for r, h in steps if r != h)
             self.n_edits += edits
+            if self.vocabulary is not None:
+                known = [(r, h) for r, h in steps if r is not None and r in self.vocabulary]
+                counts = context[any(w not in self.vocabulary for w in ref)]
+                counts[0] += len(known)
+                counts[1] += sum(1 for r, h in known if h != r)
             if condition is not None:
                 by_condition.append((condition, edits, len(ref)))
             for region in _regions(steps):
@@ -808,7 +827,10 @@ class ConfusionModel:
                 conf_by_errors[bucket].append(trace.confidence)
                 distinct = list(dict.fromkeys(h.text for h in trace.nbest)) or [trace.text]
                 sizes[min(len(distinct), 3)] += 1
-                if edits:
+                speakable = self.vocabulary is None or all(w in self.vocabulary for w in ref)
+                if edits and speakable and len(distinct) > 1:
+                    # The decoder can only offer the reference when it could have output it,
+                    # and only when it offers alternatives at all.
                     wrong_top += 1
                     ref_norm = " ".join(ref)
                     if any(normalize_spoken(h) == ref_norm for h in distinct[1:]):
@@ -844,6 +866,12 @@ class ConfusionModel:
             for p, out in sorted(phrase_out.items())
         }
         self.insertions = dict(insertions.most_common())
+        (n_in, e_in), (n_oov, e_oov) = context[False], context[True]
+        self.oov_context_factor = 1.0
+        if n_in and e_in and n_oov:
+            # shrunk towards 1 by 50 pseudo-words, as the condition factors are
+            rate = e_in / n_in
+            self.oov_context_factor = round((e_oov + 50 * rate) / (n_oov + 50) / rate, 4)
         self._fit_conditions(by_condition)
         if trace_iter is not None:
             self.confidence = {
@@ -861,6 +889,10 @@ class ConfusionModel:
         if calibrate:
             self._calibrate(normalized, ref_conditions)
         return self
+
+    def in_vocabulary(self, word: str) -> bool:
+        """Whether the real decoder can output ``word`` (True when the vocabulary is unknown)."""
+        return self.vocabulary is None or word in self.vocabulary
 
     def _calibrate(
         self, pairs: Sequence[tuple[str, str]], conditions: Sequence[SpeechCondition | None]
@@ -884,6 +916,7 @@ class ConfusionModel:
                 [pairs[i] for i in train],
                 conditions=train_conditions if len(train_conditions) == len(train) else None,
                 calibrate=False,
+                vocabulary=self.vocabulary,
             )
             channel = NoisyASR(sub)
             for i in test:
@@ -942,16 +975,27 @@ class ConfusionModel:
     @property
     def backoff_rate(self) -> float:
         """Substitution-plus-deletion rate over all single-word observations: the error rate
-        of words never seen in fitting."""
-        n = sum(v["n"] for v in self.words.values())
-        errors = sum(v["del"] + sum(v["sub"].values()) for v in self.words.values())
+        of (in-vocabulary) words never seen in fitting."""
+        known = [v for w, v in self.words.items() if self.in_vocabulary(w)]
+        n = sum(v["n"] for v in known)
+        errors = sum(v["del"] + sum(v["sub"].values()) for v in known)
         return errors / n if n else 0.0
 
     @property
     def deletion_share(self) -> float:
-        """Share of deletions among single-word errors."""
-        dels = sum(v["del"] for v in self.words.values())
-        errors = dels + sum(sum(v["sub"].values()) for v in self.words.values())
+        """Share of deletions among single-word errors (of in-vocabulary words)."""
+        known = [v for w, v in self.words.items() if self.in_vocabulary(w)]
+        dels = sum(v["del"] for v in known)
+        errors = dels + sum(sum(v["sub"].values()) for v in known)
+        return dels / errors if errors else 0.5
+
+    @property
+    def oov_deletion_share(self) -> float:
+        """Share of deletions among the (certain) errors on words outside the vocabulary, 0.5
+        when none was seen: the decoder drops such a word or hears in-vocabulary words instead."""
+        oov = [v for w, v in self.words.items() if not self.in_vocabulary(w)]
+        dels = sum(v["del"] for v in oov)
+        errors = dels + sum(sum(v["sub"].values()) for v in oov)
         return dels / errors if errors else 0.5
 
     @property
@@ -960,7 +1004,10 @@ class ConfusionModel:
         return sum(self.insertions.values()) / self.boundaries if self.boundaries else 0.0
 
     def error_rate(self, word: str) -> float:
-        """Smoothed probability that ``word`` is substituted or deleted (phrases aside)."""
+        """Smoothed probability that ``word`` is substituted or deleted (phrases aside); 1 for
+        a word outside the decoder's vocabulary."""
+        if not self.in_vocabulary(word):
+            return 1.0
         p0 = self.backoff_rate
         entry = self.words.get(word)
         if entry is None:
@@ -987,7 +1034,7 @@ class ConfusionModel:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
-            "format": "selflearn.confusion/1",
+            "format": FORMAT,
             "metadata": self.metadata,
             "stats": {
                 "n_sentences": self.n_sentences,
@@ -1006,6 +1053,8 @@ class ConfusionModel:
             "insertions": self.insertions,
             "phrases": self.phrases,
             "words": self.words,
+            "vocabulary": sorted(self.vocabulary) if self.vocabulary is not None else None,
+            "oov_context_factor": self.oov_context_factor,
         }
 
     @classmethod
@@ -1015,7 +1064,7 @@ class ConfusionModel:
         Raises:
             ValueError: on an unknown format.
         """
-        if data.get("format") != "selflearn.confusion/1":
+        if data.get("format") not in (FORMAT, "selflearn.confusion/1"):
             raise ValueError(f"not a selflearn confusion model: format {data.get('format')!r}")
         model = cls()
         model.metadata = dict(data.get("metadata", {}))
@@ -1050,6 +1099,9 @@ class ConfusionModel:
             }
             for w, v in data["words"].items()
         }
+        vocabulary = data.get("vocabulary")
+        model.vocabulary = frozenset(str(w) for w in vocabulary) if vocabulary is not None else None
+        model.oov_context_factor = float(data.get("oov_context_factor", 1.0))
         return model
 
     def save(self, path: str | Path) -> None:
@@ -1151,9 +1203,15 @@ class NoisyASR:
         m = self.model
         self._p0 = m.backoff_rate
         self._del_share = m.deletion_share
-        self._vocab = sorted(set(m.words) | {h for v in m.words.values() for h in v["sub"]})
+        if m.vocabulary is not None:
+            self._vocab = sorted(m.vocabulary)
+        else:
+            self._vocab = sorted(set(m.words) | {h for v in m.words.values() for h in v["sub"]})
+        self._speakable = m.vocabulary
+        self._oov_del_share = m.oov_deletion_share
+        self._oov_context = m.oov_context_factor
         self._similar: dict[str, str] = {}
-        self._word_table: dict[str, tuple[float, _Outcomes]] = {}
+        self._word_table: dict[str, tuple[float, _Outcomes, bool]] = {}
         for word in m.words:
             self._word_table[word] = self._compile_word(word)
         # Multi-word confusions indexed by their first word, longest first.
@@ -1200,19 +1258,23 @@ class NoisyASR:
             self._similar[word] = found
         return found
 
-    def _compile_word(self, word: str) -> tuple[float, _Outcomes]:
+    def _compile_word(self, word: str) -> tuple[float, _Outcomes, bool]:
+        """``(error rate, outcomes, certain)``: a word the decoder cannot output is always
+        misrecognized, whatever the speaking condition (``certain``)."""
         m = self.model
         entry = m.words.get(word)
+        oov = not m.in_vocabulary(word)
         weights: dict[str, float] = defaultdict(float)
         if entry is not None:
             for hyp, count in entry["sub"].items():
                 weights[hyp] += count
             weights[""] += entry["del"]
         backoff = _PRIOR_WEIGHT * self._p0 if entry is not None else 1.0
-        weights[""] += backoff * self._del_share
+        del_share = self._oov_del_share if oov else self._del_share
+        weights[""] += backoff * del_share
         similar = self._similar_word(word)
-        weights[similar] += backoff * (1.0 - self._del_share)
-        return m.error_rate(word), _Outcomes(weights)
+        weights[similar] += backoff * (1.0 - del_share)
+        return m.error_rate(word), _Outcomes(weights), oov
 
     def _corrupt(self, words: Sequence[str], rng: random.Random, scale: float) -> tuple[list[str], int]:
         """One sampled hypothesis, with every learned rate times ``scale``, and its number of
@@ -1224,6 +1286,9 @@ class NoisyASR:
         table_get = self._word_table.get
         i = 0
         n = len(words)
+        speakable = self._speakable
+        if speakable is not None and self._oov_context != 1.0 and any(w not in speakable for w in words):
+            scale *= self._oov_context
         while i < n:
             word = words[i]
             candidates = phrase_get(word)
@@ -1247,7 +1312,7 @@ class NoisyASR:
             if table is None:
                 table = self._compile_word(word)
                 self._word_table[word] = table
-            if rand() < table[0] * scale:
+            if table[2] or rand() < table[0] * scale:
                 replacement = table[1].sample(rand())
                 if replacement:
                     out.append(replacement)
@@ -1313,14 +1378,23 @@ class NoisyASR:
             size = int(self._sizes.sample(rand()))
             seen = {top}
             conf = confidence
-            ref_offered = False
             model = self.model
+            speakable = self._speakable
+            # The reference is offered (first among the alternatives) as often as the real
+            # n-best had it when the top was wrong -- and never when the decoder could not
+            # have output it.
+            offer_ref = (
+                size > 1
+                and edits > 0
+                and (speakable is None or all(w in speakable for w in words))
+                and rand() < model.p_ref_in_alternatives
+            )
             for _ in range((size - 1) * 2):
                 if len(hyps) >= size:
                     break
-                if edits and not ref_offered and rand() < model.p_ref_in_alternatives:
+                if offer_ref:
                     candidate = spoken
-                    ref_offered = True
+                    offer_ref = False
                 else:
                     candidate = " ".join(self._variant(hyp_words, rng))
                 candidate = candidate[:MAX_TEXT_CHARS]
@@ -1358,13 +1432,18 @@ def _fit_noisy(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     pool = domain_sentences(max(args.n * 4, 4000), seed=args.seed, per_intent_enumerated=0)
     sentences = rng.sample(pool, args.n)
+    traffic = traffic_sentences(args.traffic, seed=args.seed) if args.traffic else []
+    sentences += traffic
     conditions = [sample_condition(rng) for _ in sentences]
     asr = RealASR(cache_dir=args.cache_dir)
-    print(f"real channel: {len(sentences)} sentences, {args.workers} workers", file=sys.stderr)
+    print(
+        f"real channel: {args.n} domain + {len(traffic)} traffic sentences, {args.workers} workers",
+        file=sys.stderr,
+    )
     traces = asr.transcribe_many(zip(sentences, conditions, strict=True), workers=args.workers, progress=True)
     decode_seconds = time.monotonic() - started
     pairs = [(s, t.text) for s, t in zip(sentences, traces, strict=True)]
-    model = ConfusionModel().fit(pairs, traces, conditions)
+    model = ConfusionModel().fit(pairs, traces, conditions, vocabulary=asr.vocabulary)
     clean_pairs = [p for p, c in zip(pairs, conditions, strict=True) if c.is_clean]
     model.metadata = {
         "command": "python -m selflearn.assistant.asr " + " ".join(sys.argv[1:]),
@@ -1373,6 +1452,8 @@ def _fit_noisy(args: argparse.Namespace) -> int:
         "decoder_options": DEFAULT_DECODER_OPTIONS,
         "lm_hash": asr.lm_hash,
         "n_sentences": len(sentences),
+        "n_domain_sentences": args.n,
+        "n_traffic_sentences": len(traffic),
         "seed": args.seed,
         "wer": round(model.wer, 4),
         "wer_clean": round(word_error_rate(clean_pairs), 4),
@@ -1391,6 +1472,37 @@ def _fit_noisy(args: argparse.Namespace) -> int:
         f"({out.stat().st_size / 1024:.0f} KiB) in {model.metadata['seconds']} s"
     )
     return 0
+
+
+def traffic_sentences(n: int, seed: int = 1) -> list[str]:
+    """``n`` distinct sentences as simulated users say them (train-side built-in phrasings:
+    templates and colloquial variants, with household names and verbal habits), many of them
+    outside the domain language model. Fitting on these as well as on domain sentences
+    teaches the noisy channel what the real one does with words it cannot recognize."""
+    from selflearn.assistant.pipeline import AssistantConfig
+    from selflearn.simulation.simulator import SimulationConfig, simulate
+
+    out: dict[str, None] = {}
+    households = 8
+    while len(out) < n and households <= 4096:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = SimulationConfig(
+                households=households,
+                days=7,
+                seed=seed,
+                household_prefix="asrfit",
+                phrasing_split="train",
+                assistant=AssistantConfig(asr="exact"),
+            )
+            simulate(config, Path(tmp))
+            for path in sorted(Path(tmp).glob("truth-*.jsonl")):
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    row = json.loads(line)
+                    if row.get("goal") is not None and row.get("intended_text"):
+                        out.setdefault(row["intended_text"], None)
+        households *= 2
+    texts = sorted(out)
+    return random.Random(seed).sample(texts, min(n, len(texts)))
 
 
 def _pocketsphinx_version() -> str:
@@ -1421,6 +1533,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit-noisy", help="fit the noisy channel's confusion model on the real channel")
     fit.add_argument("--n", type=int, default=3000, help="number of domain sentences")
+    fit.add_argument(
+        "--traffic",
+        type=int,
+        default=1500,
+        help="number of simulated users' sentences (many outside the domain language model)",
+    )
     fit.add_argument("--seed", type=int, default=1, help="sentence and condition seed")
     fit.add_argument("--workers", type=int, default=2)
     fit.add_argument("--out", default="src/selflearn/data/noisy_asr.json")
