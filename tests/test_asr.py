@@ -197,8 +197,9 @@ def test_default_model_knows_the_decoder_vocabulary() -> None:
     assert {"turn", "on", "the", "timer"} <= model.vocabulary
     asr = NoisyASR.default()
     rng = random.Random(4)
-    out_of_domain = [asr.transcribe("is it going to rain today", rng) for _ in range(200)]
-    unknown = {w for w in "is it going to rain today".split() if w not in model.vocabulary}
+    sentence = "is it going to rain today"
+    out_of_domain = [asr.transcribe(sentence, rng) for _ in range(200)]
+    unknown = set(sentence.split()) - model.vocabulary
     assert unknown  # a phrasing the domain language model does not cover
     assert all(not unknown & set(t.text.split()) for t in out_of_domain)
 
