@@ -798,9 +798,10 @@ class ConfusionModel:
             steps = align_words(ref, hyp)
             edits = sum(1 for r, h in steps if r != h)
             self.n_edits += edits
+            speakable = self.speakable(ref)
             if self.vocabulary is not None:
                 known = [(r, h) for r, h in steps if r is not None and r in self.vocabulary]
-                counts = context[any(w not in self.vocabulary for w in ref)]
+                counts = context[not speakable]
                 counts[0] += len(known)
                 counts[1] += sum(1 for r, h in known if h != r)
             if condition is not None:
@@ -827,7 +828,6 @@ class ConfusionModel:
                 conf_by_errors[bucket].append(trace.confidence)
                 distinct = list(dict.fromkeys(h.text for h in trace.nbest)) or [trace.text]
                 sizes[min(len(distinct), 3)] += 1
-                speakable = self.vocabulary is None or all(w in self.vocabulary for w in ref)
                 if edits and speakable and len(distinct) > 1:
                     # The decoder can only offer the reference when it could have output it,
                     # and only when it offers alternatives at all.
@@ -893,6 +893,12 @@ class ConfusionModel:
     def in_vocabulary(self, word: str) -> bool:
         """Whether the real decoder can output ``word`` (True when the vocabulary is unknown)."""
         return self.vocabulary is None or word in self.vocabulary
+
+    def speakable(self, words: Iterable[str]) -> bool:
+        """Whether the real decoder could output all of ``words`` (True when the vocabulary is
+        unknown)."""
+        vocabulary = self.vocabulary
+        return vocabulary is None or all(w in vocabulary for w in words)
 
     def _calibrate(
         self, pairs: Sequence[tuple[str, str]], conditions: Sequence[SpeechCondition | None]
@@ -976,27 +982,32 @@ class ConfusionModel:
     def backoff_rate(self) -> float:
         """Substitution-plus-deletion rate over all single-word observations: the error rate
         of (in-vocabulary) words never seen in fitting."""
-        known = [v for w, v in self.words.items() if self.in_vocabulary(w)]
-        n = sum(v["n"] for v in known)
-        errors = sum(v["del"] + sum(v["sub"].values()) for v in known)
-        return errors / n if n else 0.0
+        n, dels, subs = self._word_counts(in_vocabulary=True)
+        return (dels + subs) / n if n else 0.0
 
     @property
     def deletion_share(self) -> float:
         """Share of deletions among single-word errors (of in-vocabulary words)."""
-        known = [v for w, v in self.words.items() if self.in_vocabulary(w)]
-        dels = sum(v["del"] for v in known)
-        errors = dels + sum(sum(v["sub"].values()) for v in known)
-        return dels / errors if errors else 0.5
+        _, dels, subs = self._word_counts(in_vocabulary=True)
+        return dels / (dels + subs) if dels + subs else 0.5
 
     @property
     def oov_deletion_share(self) -> float:
         """Share of deletions among the (certain) errors on words outside the vocabulary, 0.5
         when none was seen: the decoder drops such a word or hears in-vocabulary words instead."""
-        oov = [v for w, v in self.words.items() if not self.in_vocabulary(w)]
-        dels = sum(v["del"] for v in oov)
-        errors = dels + sum(sum(v["sub"].values()) for v in oov)
-        return dels / errors if errors else 0.5
+        _, dels, subs = self._word_counts(in_vocabulary=False)
+        return dels / (dels + subs) if dels + subs else 0.5
+
+    def _word_counts(self, in_vocabulary: bool) -> tuple[int, int, int]:
+        """Occurrences, deletions and substitutions of the words inside (or outside) the
+        vocabulary, from the single-word observations."""
+        n = dels = subs = 0
+        for word, v in self.words.items():
+            if self.in_vocabulary(word) == in_vocabulary:
+                n += v["n"]
+                dels += v["del"]
+                subs += sum(v["sub"].values())
+        return n, dels, subs
 
     @property
     def insertion_rate(self) -> float:
@@ -1207,7 +1218,6 @@ class NoisyASR:
             self._vocab = sorted(m.vocabulary)
         else:
             self._vocab = sorted(set(m.words) | {h for v in m.words.values() for h in v["sub"]})
-        self._speakable = m.vocabulary
         self._oov_del_share = m.oov_deletion_share
         self._oov_context = m.oov_context_factor
         self._similar: dict[str, str] = {}
@@ -1286,8 +1296,7 @@ class NoisyASR:
         table_get = self._word_table.get
         i = 0
         n = len(words)
-        speakable = self._speakable
-        if speakable is not None and self._oov_context != 1.0 and any(w not in speakable for w in words):
+        if self._oov_context != 1.0 and not self.model.speakable(words):
             scale *= self._oov_context
         while i < n:
             word = words[i]
@@ -1379,15 +1388,11 @@ class NoisyASR:
             seen = {top}
             conf = confidence
             model = self.model
-            speakable = self._speakable
             # The reference is offered (first among the alternatives) as often as the real
             # n-best had it when the top was wrong -- and never when the decoder could not
             # have output it.
             offer_ref = (
-                size > 1
-                and edits > 0
-                and (speakable is None or all(w in speakable for w in words))
-                and rand() < model.p_ref_in_alternatives
+                size > 1 and edits > 0 and model.speakable(words) and rand() < model.p_ref_in_alternatives
             )
             for _ in range((size - 1) * 2):
                 if len(hyps) >= size:
