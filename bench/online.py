@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from selflearn import AssistantConfig, SimulationConfig, Store, simulate
+from selflearn.assistant.asr import channel_fingerprint
 from selflearn.mining import DuckDbEngine, MiningConfig, mine
 from selflearn.mining.replay import ArmStats, score_arm
 from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter, RewriterConfig, fit_rewriter
 from selflearn.signals.defect import score_defects
 from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline, score_rephrases
 from selflearn.simulation.corpora import find_data_dir
-from signals_data import simulate_to_store
+from signals_data import cache_is_current, simulate_to_store, stamp_cache
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "online"
 
@@ -56,8 +57,9 @@ def training_store(args: Any) -> Path:
     if args.train_store is not None:
         return Path(args.train_store)
     path = CACHE / f"train-{args.train_households}x{args.train_days:g}.duckdb"
-    if path.exists() and not args.rebuild_train:
+    if not args.rebuild_train and cache_is_current(path, "noisy"):
         return path
+    path.unlink(missing_ok=True)
     have = find_data_dir(None) is not None
     config = SimulationConfig(
         households=args.train_households,
@@ -80,6 +82,7 @@ def training_store(args: Any) -> Path:
         score_defects(store)
 
     result, report = simulate_to_store(config, path, signals)
+    stamp_cache(path, "noisy")
     print(
         f"[online] training logs: {result.turns:,} turns, {report.summary()} "
         f"({time.perf_counter() - started:.0f} s)",
@@ -110,11 +113,25 @@ def train(store_path: Path, args: Any) -> Path:
     return folder
 
 
+def replay_is_current(out: Path, asr: str) -> bool:
+    """Whether a cached replay exists and was simulated with today's ``asr`` channel (its
+    manifest records :func:`~selflearn.assistant.asr.channel_fingerprint`)."""
+    manifest = out / "manifest.json"
+    if not manifest.exists():
+        return False
+    found = json.loads(manifest.read_text()).get("asr_channel", "(not recorded)")
+    if found != channel_fingerprint(asr):
+        print(
+            f"[cache] {out.name}: simulated with ASR {found}, now {channel_fingerprint(asr)}: rebuilding",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
     tag = "" if folder is None else f"-{folder.name}-{args.mode}"
     out = CACHE / f"replay-{name}-{arm}{tag}"
-    if (out / "manifest.json").exists() and not args.rebuild and (arm == "control" or not args.retrain):
-        return out
     have = find_data_dir(None) is not None
     held = ("slurp", "hwu64", "ha_tests") if have else ()
     spec = {
@@ -129,6 +146,8 @@ def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
         "real": ("test", held, "real", args.real_households, args.real_days),
     }[name]
     split, corpora, asr, households, days = spec
+    if not args.rebuild and (arm == "control" or not args.retrain) and replay_is_current(out, asr):
+        return out
     config = SimulationConfig(
         households=households,
         days=days,

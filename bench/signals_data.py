@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selflearn import AssistantConfig, IngestReport, SimulationConfig, SimulationResult, Store, simulate
+from selflearn.assistant.asr import channel_fingerprint
 from selflearn.simulation.corpora import find_data_dir
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "signals"
@@ -78,12 +79,37 @@ def simulate_to_store(
     return result, report
 
 
+def channel_stamp(path: Path) -> Path:
+    """The file beside a cached store that names the ASR channel it was simulated with."""
+    return path.with_suffix(path.suffix + ".asr")
+
+
+def cache_is_current(path: Path, asr: str) -> bool:
+    """Whether the cached store at ``path`` exists and was simulated with today's ``asr`` channel
+    (:func:`selflearn.assistant.asr.channel_fingerprint`: refitting the noisy model changes it).
+    A store without a stamp predates stamps and counts as stale."""
+    stamp = channel_stamp(path)
+    if not path.exists():
+        return False
+    current = channel_fingerprint(asr)
+    found = stamp.read_text().strip() if stamp.exists() else "(no stamp)"
+    if found != current:
+        print(f"[cache] {path.name}: simulated with ASR {found}, now {current}: rebuilding", file=sys.stderr)
+        return False
+    return True
+
+
+def stamp_cache(path: Path, asr: str) -> None:
+    channel_stamp(path).write_text(channel_fingerprint(asr) + "\n")
+
+
 def store_path(name: str, workers: int = 2, rebuild: bool = False) -> Path:
-    """Path of the store for population ``name``, simulating and ingesting it first if needed."""
+    """Path of the store for population ``name``, simulating and ingesting it first if needed
+    (again when its ASR channel changed since it was cached)."""
     spec = _specs()[name]
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"{name}.duckdb"
-    if path.exists() and not rebuild:
+    if not rebuild and cache_is_current(path, spec.asr):
         return path
     path.unlink(missing_ok=True)
     config = SimulationConfig(
@@ -98,6 +124,7 @@ def store_path(name: str, workers: int = 2, rebuild: bool = False) -> Path:
     )
     started = time.perf_counter()
     result, report = simulate_to_store(config, path)
+    stamp_cache(path, spec.asr)
     print(
         f"[signals_data] {name}: {result.turns:,} turns, {report.summary()} "
         f"({time.perf_counter() - started:.0f} s)",

@@ -20,6 +20,7 @@ from selflearn.assistant.asr import (
     RealASR,
     SpeechCondition,
     align_words,
+    channel_fingerprint,
     make_asr,
     normalize_exact,
     sample_condition,
@@ -202,6 +203,18 @@ def test_default_model_knows_the_decoder_vocabulary() -> None:
     unknown = set(sentence.split()) - model.vocabulary
     assert unknown  # a phrasing the domain language model does not cover
     assert all(not unknown & set(t.text.split()) for t in out_of_domain)
+
+
+def test_channel_fingerprint_follows_the_packaged_model() -> None:
+    import hashlib
+    import importlib.resources
+
+    data = importlib.resources.files("selflearn").joinpath("data/noisy_asr.json").read_bytes()
+    assert channel_fingerprint("noisy") == "noisy/" + hashlib.sha256(data).hexdigest()[:12]
+    assert channel_fingerprint(" Exact ") == "exact"
+    assert channel_fingerprint("pocketsphinx") == channel_fingerprint("real") == "real"
+    with pytest.raises(ValueError, match="unknown ASR channel 'whisper'"):
+        channel_fingerprint("whisper")
 
 
 def test_default_model_loads() -> None:

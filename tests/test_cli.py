@@ -5,6 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from selflearn.assistant.asr import channel_fingerprint
 from selflearn.cli import app
 
 runner = CliRunner()
@@ -46,5 +47,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert "rewrite table:" in res.stdout and "wins / losses" in res.stdout
     assert (tmp_path / "rewrites" / "metadata.json").exists()
     assert (tmp_path / "rewriter" / "rewriter.json").exists()
-    config = json.loads((tmp_path / "replay" / "manifest.json").read_text())["config"]
-    assert config["assistant"]["rewrite_when"] == "on_failure"
+    manifest = json.loads((tmp_path / "replay" / "manifest.json").read_text())
+    assert manifest["config"]["assistant"]["rewrite_when"] == "on_failure"
+    # The manifest names the channel the traffic went through, so cached runs can be checked.
+    assert manifest["asr_channel"] == channel_fingerprint(manifest["config"]["assistant"]["asr"])

@@ -1415,6 +1415,26 @@ class NoisyASR:
 # Factory and command line
 
 
+def channel_fingerprint(name: str) -> str:
+    """Identity of the channel ``make_asr(name)`` builds with its defaults, for run manifests and
+    caches of simulated traffic: ``exact``; ``noisy/<first 12 hex digits of the packaged confusion
+    model's SHA-256>`` (it changes whenever the model is refitted); ``real`` (its transcripts are
+    cached by decoder settings already, see :class:`RealASR`).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    key = name.strip().lower()
+    if key == "exact":
+        return "exact"
+    if key == "noisy":
+        data = importlib.resources.files("selflearn").joinpath("data/noisy_asr.json").read_bytes()
+        return f"noisy/{hashlib.sha256(data).hexdigest()[:12]}"
+    if key in ("real", "pocketsphinx"):
+        return "real"
+    raise ValueError(f"unknown ASR channel {name!r}: expected exact, noisy or real")
+
+
 def make_asr(name: str, **kw: Any) -> ASR:
     """A channel by name: ``exact``, ``noisy`` (keywords ``model``, ``error_scale``) or
     ``real``/``pocketsphinx`` (keywords of :class:`RealASR`).

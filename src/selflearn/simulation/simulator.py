@@ -747,9 +747,12 @@ def simulate(
         total.rewrites,
         total.rewrite_errors,
     )
+    from selflearn.assistant.asr import channel_fingerprint
+
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "config": config.to_json(),
+        "asr_channel": channel_fingerprint(config.assistant.asr),
         "shards": shards,
         "turns": result.turns,
         "feedback": result.feedback,
