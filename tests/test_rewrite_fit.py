@@ -37,6 +37,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             fit_rewriter(store)
         score_rephrases(store, PairwiseRephraseBaseline("lexical"))
         score_defects(store)
+        with pytest.raises(ValueError, match="calibration_folds must be at least 2"):
+            fit_rewriter(store, FitConfig(calibration_folds=1))
     with Store(store_path, read_only=True) as store:
         rewriter, report = fit_rewriter(store, FitConfig(knowledge=KnowledgeConfig(min_users=2)))
     assert report.queries > 0 and report.positives > 0

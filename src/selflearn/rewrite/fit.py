@@ -17,8 +17,12 @@
    with only the household's earlier turns known -- as in deployment.
 3. Labels: a candidate is positive when the request failed and the user's own successful
    reformulation (followed along rephrase links) meant what the candidate means.
-4. The ranker is trained on the rows of most households and its threshold calibrated on the
-   rest, for an estimated win/loss ratio of ``target_ratio`` (unknown outcomes count as losses).
+4. The ranker's threshold is calibrated by cross-fitting (``calibration_folds``): each fold of
+   households is scored by a ranker trained on the other folds, and the threshold is the lowest
+   one whose estimated win/loss ratio over all those scores reaches ``target_ratio`` with at
+   least 20 estimated wins (:func:`selflearn.rewrite.ranker.calibrate`; requests whose outcome
+   the logs cannot tell -- never fixed, or refusals nobody retried -- are counted apart, not as
+   wins or losses). The ranker that ships is trained on all households.
 5. The final global knowledge is built from all households.
 """
 
@@ -51,8 +55,10 @@ class FitConfig:
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     folds: int = 3
     """Household folds for out-of-fold training rows."""
-    calibration_share: float = 0.25
-    """Share of households whose rows calibrate the threshold instead of training the ranker."""
+    calibration_folds: int = 4
+    """Household folds for cross-fitted calibration: each fold's requests are scored by a ranker
+    trained on the other folds, the threshold is calibrated on all those scores, and the final
+    ranker is trained on every household."""
     target_ratio: float = 20.0
     """Estimated wins per estimated loss the threshold is calibrated for."""
     sensitive_margin: float = 0.1
@@ -199,6 +205,22 @@ def _fixable_rows(queries: list[Query], meaning: list[np.ndarray]) -> tuple[np.n
     return np.stack(xs), np.array(ys)
 
 
+def _fit_ranker(queries: list[Query], intents: dict[str, int], seed: int) -> Ranker:
+    """Both models of a ranker on ``queries``. The fixable model reads meaning scores from a
+    meaning model that did not see the request's household (two halves, each scored by a model
+    of the other)."""
+    oof: list[np.ndarray] = [np.zeros(0)] * len(queries)
+    for half in (0, 1):
+        inside = [i for i, q in enumerate(queries) if _fold(q.household, 2, seed + 2) != half]
+        outside = [i for i, q in enumerate(queries) if _fold(q.household, 2, seed + 2) == half]
+        part = Ranker(intents=intents).fit_meaning(*_meaning_rows([queries[i] for i in inside]))
+        for i in outside:
+            oof[i] = part.meaning(queries[i].x)
+    ranker = Ranker(intents=intents).fit_meaning(*_meaning_rows(queries))
+    ranker.fit_fixable(*_fixable_rows(queries, oof))
+    return ranker
+
+
 def _calibration_set(ranker: Ranker, queries: list[Query], known: bool) -> tuple[np.ndarray, np.ndarray]:
     scores, outcome = [], []
     for q in queries:
@@ -226,6 +248,8 @@ def fit_rewriter(
     if not turns:
         raise DataError("the store holds no turns to learn from")
     households = sorted({t.household_id for t in turns})
+    if config.calibration_folds < 2:
+        raise ValueError(f"calibration_folds must be at least 2, got {config.calibration_folds}")
     if len(households) < 2 * config.folds:
         raise DataError(
             f"{len(households)} households are too few for {config.folds} folds; simulate or log more"
@@ -261,26 +285,29 @@ def fit_rewriter(
         raise DataError("no request in the logs could be rewritten: more logs with failures are needed")
 
     clock = time.perf_counter()
-    calib = {h for h in households if _fold(h, 1000, config.seed + 1) < 1000 * config.calibration_share}
-    train_q = [q for q in queries if q.household not in calib]
-    calib_q = [q for q in queries if q.household in calib]
     report.rows = int(sum(len(q.labels) for q in queries))
     report.positives = int(sum(int(q.labels.sum()) for q in queries))
-    # Meaning scores for the fixable model come from a model that did not see the household.
-    oof: list[np.ndarray] = [np.zeros(0)] * len(train_q)
-    for half in (0, 1):
-        inside = [i for i, q in enumerate(train_q) if _fold(q.household, 2, config.seed + 2) != half]
-        outside = [i for i, q in enumerate(train_q) if _fold(q.household, 2, config.seed + 2) == half]
-        part = Ranker(intents=intents).fit_meaning(*_meaning_rows([train_q[i] for i in inside]))
-        for i in outside:
-            oof[i] = part.meaning(train_q[i].x)
-    ranker = Ranker(intents=intents).fit_meaning(*_meaning_rows(train_q))
-    x_fix, y_fix = _fixable_rows(train_q, oof)
-    ranker.fit_fixable(x_fix, y_fix)
+    # Cross-fitted calibration: every household's requests are scored by a ranker trained
+    # without that household, the threshold is calibrated on all of them, and the ranker that
+    # ships is trained on every household.
+    scored: dict[bool, tuple[list[np.ndarray], list[np.ndarray]]] = {True: ([], []), False: ([], [])}
+    for fold in range(config.calibration_folds):
+        inside = [q for q in queries if _fold(q.household, config.calibration_folds, config.seed + 1) != fold]
+        outside = [
+            q for q in queries if _fold(q.household, config.calibration_folds, config.seed + 1) == fold
+        ]
+        if not outside:
+            continue
+        part = _fit_ranker(inside, intents, config.seed)
+        for known in (True, False):
+            score, outcome = _calibration_set(part, outside, known)
+            scored[known][0].append(score)
+            scored[known][1].append(outcome)
+    ranker = _fit_ranker(queries, intents, config.seed)
     report.train_rows = int(ranker.meta_["meaning_rows"])
-    report.calibration_queries = len(calib_q)
+    report.calibration_queries = len(queries)
     for known in (True, False):
-        score, outcome = _calibration_set(ranker, calib_q, known)
+        score, outcome = (np.concatenate(parts) for parts in scored[known])
         chosen = calibrate(score, outcome, config.target_ratio)
         key = "known_failed" if known else "unknown"
         if known:
