@@ -33,7 +33,7 @@ from selflearn.mining.replay import ArmStats, score_arm
 from selflearn.signals.defect import score_defects
 from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline, score_rephrases
 from selflearn.simulation.corpora import find_data_dir
-from signals_data import store_path
+from signals_data import replay_is_current, store_path
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "mining"
 
@@ -61,7 +61,7 @@ def signals(path: Path, rephrase_model: Path | None) -> str:
 def replay(name: str, split: str, corpora: tuple[str, ...], table: Path | None, args: Any) -> Path:
     arm = "control" if table is None else "rewrites"
     out = CACHE / f"replay-{name}-{arm}"
-    if (out / "manifest.json").exists() and not args.rebuild and table is None:
+    if not args.rebuild and table is None and replay_is_current(out, "noisy"):
         return out
     config = SimulationConfig(
         households=args.replay_households,

@@ -36,14 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from selflearn import AssistantConfig, SimulationConfig, Store, simulate
-from selflearn.assistant.asr import channel_fingerprint
 from selflearn.mining import DuckDbEngine, MiningConfig, mine
 from selflearn.mining.replay import ArmStats, score_arm
 from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter, RewriterConfig, fit_rewriter
 from selflearn.signals.defect import score_defects
 from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline, score_rephrases
 from selflearn.simulation.corpora import find_data_dir
-from signals_data import cache_is_current, simulate_to_store, stamp_cache
+from signals_data import cache_is_current, replay_is_current, simulate_to_store, stamp_cache
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "online"
 
@@ -111,22 +110,6 @@ def train(store_path: Path, args: Any) -> Path:
         file=sys.stderr,
     )
     return folder
-
-
-def replay_is_current(out: Path, asr: str) -> bool:
-    """Whether a cached replay exists and was simulated with today's ``asr`` channel (its
-    manifest records :func:`~selflearn.assistant.asr.channel_fingerprint`)."""
-    manifest = out / "manifest.json"
-    if not manifest.exists():
-        return False
-    found = json.loads(manifest.read_text()).get("asr_channel", "(not recorded)")
-    if found != channel_fingerprint(asr):
-        print(
-            f"[cache] {out.name}: simulated with ASR {found}, now {channel_fingerprint(asr)}: rebuilding",
-            file=sys.stderr,
-        )
-        return False
-    return True
 
 
 def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:

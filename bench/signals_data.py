@@ -18,6 +18,7 @@ only) the simulation truth. Run ``python bench/signals_data.py`` to build them a
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -101,6 +102,22 @@ def cache_is_current(path: Path, asr: str) -> bool:
 
 def stamp_cache(path: Path, asr: str) -> None:
     channel_stamp(path).write_text(channel_fingerprint(asr) + "\n")
+
+
+def replay_is_current(out: Path, asr: str) -> bool:
+    """Whether a cached simulation folder exists and was simulated with today's ``asr`` channel (its
+    manifest records :func:`~selflearn.assistant.asr.channel_fingerprint`)."""
+    manifest = out / "manifest.json"
+    if not manifest.exists():
+        return False
+    found = json.loads(manifest.read_text()).get("asr_channel", "(not recorded)")
+    if found != channel_fingerprint(asr):
+        print(
+            f"[cache] {out.name}: simulated with ASR {found}, now {channel_fingerprint(asr)}: rebuilding",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def store_path(name: str, workers: int = 2, rebuild: bool = False) -> Path:
