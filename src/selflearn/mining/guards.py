@@ -55,16 +55,28 @@ def polarity(pattern: str) -> dict[str, frozenset[int]]:
     return dict(_polarity(pattern))
 
 
+def _polarity_index() -> dict[str, tuple[tuple[str, int], ...]]:
+    index: dict[str, list[tuple[str, int]]] = {}
+    for dim, sides in POLARITY.items():
+        for side, vocab in enumerate(sides):
+            for word in vocab:
+                index.setdefault(word, []).append((dim, side))
+    return {word: tuple(found) for word, found in index.items()}
+
+
+_POLARITY_INDEX = _polarity_index()
+"""Word -> the (dimension, side) pairs it takes: a lookup per word of the pattern instead of a
+set intersection per dimension and side."""
+
+
 @lru_cache(maxsize=CACHE_SIZE)
 def _polarity(pattern: str) -> dict[str, frozenset[int]]:
     """Cached :func:`polarity` (shared: callers here only read it)."""
-    words = set(_WORD.findall(pattern))
-    out: dict[str, frozenset[int]] = {}
-    for dim, sides in POLARITY.items():
-        taken = frozenset(side for side, vocab in enumerate(sides) if words & vocab)
-        if taken:
-            out[dim] = taken
-    return out
+    found: dict[str, set[int]] = {}
+    for word in set(_WORD.findall(pattern)):
+        for dim, side in _POLARITY_INDEX.get(word, ()):
+            found.setdefault(dim, set()).add(side)
+    return {dim: frozenset(found[dim]) for dim in POLARITY if dim in found}
 
 
 def flips_polarity(source: str, target: str) -> bool:
