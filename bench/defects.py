@@ -29,7 +29,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, pre
 from selflearn.signals.defect import DefectModel, HeuristicDefectDetector, score_defects, weak_labels
 from selflearn.signals.features import turn_features
 from selflearn.store import Store
-from signals_data import CACHE, store_path
+from signals_data import evaluation_store, store_path
 
 Scorer = Callable[[pa.Table], np.ndarray]
 
@@ -88,7 +88,7 @@ def quality(args: argparse.Namespace) -> None:
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in args.sets:
-        path = CACHE / f"{name}.duckdb" if name == "test-real" else store_path(name)
+        path = evaluation_store(name)
         if not path.exists():
             print(f"({name}: not built, skipped; `python bench/signals_data.py {name}` builds it)")
             continue

@@ -28,14 +28,11 @@ from selflearn.signals.rephrase import (
     session_examples,
 )
 from selflearn.store import Store
-from signals_data import CACHE, store_path
+from signals_data import CACHE, evaluation_store
 
 
 def load(name: str) -> list[RephraseExample]:
-    # store_path rebuilds a noisy-ASR population cached with an older channel; the real-ASR one
-    # is only read here (``python bench/signals_data.py test-real`` builds it).
-    path = CACHE / f"{name}.duckdb" if name == "test-real" else store_path(name)
-    with Store(path, read_only=True) as store:
+    with Store(evaluation_store(name), read_only=True) as store:
         return list(session_examples(store, with_labels=True))
 
 

@@ -85,19 +85,25 @@ def channel_stamp(path: Path) -> Path:
     return path.with_suffix(path.suffix + ".asr")
 
 
-def cache_is_current(path: Path, asr: str) -> bool:
-    """Whether the cached store at ``path`` exists and was simulated with today's ``asr`` channel
-    (:func:`selflearn.assistant.asr.channel_fingerprint`: refitting the noisy model changes it).
-    A store without a stamp predates stamps and counts as stale."""
-    stamp = channel_stamp(path)
-    if not path.exists():
-        return False
+def _channel_matches(what: str, found: str, asr: str) -> bool:
+    """Whether the channel a cache ``what`` records (``found``) is today's ``asr`` channel
+    (:func:`selflearn.assistant.asr.channel_fingerprint`: refitting the noisy model changes it);
+    says so on stderr when it is not."""
     current = channel_fingerprint(asr)
-    found = stamp.read_text().strip() if stamp.exists() else "(no stamp)"
     if found != current:
-        print(f"[cache] {path.name}: simulated with ASR {found}, now {current}: rebuilding", file=sys.stderr)
+        print(f"[cache] {what}: simulated with ASR {found}, now {current}: rebuilding", file=sys.stderr)
         return False
     return True
+
+
+def cache_is_current(path: Path, asr: str) -> bool:
+    """Whether the cached store at ``path`` exists and was simulated with today's ``asr``
+    channel. A store without a stamp predates stamps and counts as stale."""
+    if not path.exists():
+        return False
+    stamp = channel_stamp(path)
+    found = stamp.read_text().strip() if stamp.exists() else "(no stamp)"
+    return _channel_matches(path.name, found, asr)
 
 
 def stamp_cache(path: Path, asr: str) -> None:
@@ -105,19 +111,13 @@ def stamp_cache(path: Path, asr: str) -> None:
 
 
 def replay_is_current(out: Path, asr: str) -> bool:
-    """Whether a cached simulation folder exists and was simulated with today's ``asr`` channel (its
-    manifest records :func:`~selflearn.assistant.asr.channel_fingerprint`)."""
+    """Whether a cached simulation folder exists and was simulated with today's ``asr`` channel
+    (its manifest records it)."""
     manifest = out / "manifest.json"
     if not manifest.exists():
         return False
     found = json.loads(manifest.read_text()).get("asr_channel", "(not recorded)")
-    if found != channel_fingerprint(asr):
-        print(
-            f"[cache] {out.name}: simulated with ASR {found}, now {channel_fingerprint(asr)}: rebuilding",
-            file=sys.stderr,
-        )
-        return False
-    return True
+    return _channel_matches(out.name, found, asr)
 
 
 def store_path(name: str, workers: int = 2, rebuild: bool = False) -> Path:
@@ -148,6 +148,13 @@ def store_path(name: str, workers: int = 2, rebuild: bool = False) -> Path:
         file=sys.stderr,
     )
     return path
+
+
+def evaluation_store(name: str) -> Path:
+    """Path of population ``name`` for an evaluation: built (or rebuilt when its channel
+    changed) by :func:`store_path`, except ``test-real``, which is only read here (it needs the
+    real channel: ``python bench/signals_data.py test-real`` builds it)."""
+    return CACHE / f"{name}.duckdb" if name == "test-real" else store_path(name)
 
 
 def main() -> None:
