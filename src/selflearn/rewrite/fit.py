@@ -210,9 +210,10 @@ def _fit_ranker(queries: list[Query], intents: dict[str, int], seed: int) -> Ran
     meaning model that did not see the request's household (two halves, each scored by a model
     of the other)."""
     oof: list[np.ndarray] = [np.zeros(0)] * len(queries)
+    half_of = {h: _fold(h, 2, seed + 2) for h in {q.household for q in queries}}
     for half in (0, 1):
-        inside = [i for i, q in enumerate(queries) if _fold(q.household, 2, seed + 2) != half]
-        outside = [i for i, q in enumerate(queries) if _fold(q.household, 2, seed + 2) == half]
+        inside = [i for i, q in enumerate(queries) if half_of[q.household] != half]
+        outside = [i for i, q in enumerate(queries) if half_of[q.household] == half]
         part = Ranker(intents=intents).fit_meaning(*_meaning_rows([queries[i] for i in inside]))
         for i in outside:
             oof[i] = part.meaning(queries[i].x)
@@ -291,11 +292,10 @@ def fit_rewriter(
     # without that household, the threshold is calibrated on all of them, and the ranker that
     # ships is trained on every household.
     scored: dict[bool, tuple[list[np.ndarray], list[np.ndarray]]] = {True: ([], []), False: ([], [])}
+    fold_of = {h: _fold(h, config.calibration_folds, config.seed + 1) for h in households}
     for fold in range(config.calibration_folds):
-        inside = [q for q in queries if _fold(q.household, config.calibration_folds, config.seed + 1) != fold]
-        outside = [
-            q for q in queries if _fold(q.household, config.calibration_folds, config.seed + 1) == fold
-        ]
+        inside = [q for q in queries if fold_of[q.household] != fold]
+        outside = [q for q in queries if fold_of[q.household] == fold]
         if not outside:
             continue
         part = _fit_ranker(inside, intents, config.seed)
