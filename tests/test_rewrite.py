@@ -518,3 +518,36 @@ def test_fast_predictor_matches_lightgbm_predict() -> None:
     assert np.allclose(fast.predict(queries.astype(np.float32)), booster.predict(queries.astype(np.float32)))
     with pytest.raises(ValueError, match="expected shape"):
         fast.predict(queries[:, :5])
+
+
+def test_packed_guard_bits_agree_with_the_word_sets() -> None:
+    """The guards read one packed int per pattern; spelled out with sets, the answers are the same."""
+    from selflearn.mining.guards import POLARITY, polarity, polarity_counts
+
+    patterns = [
+        "turn off the {area} light",
+        "switch on the lights and lock the door",
+        "lower the blinds and raise the volume",  # "lower"/"raise": two dimensions each
+        "put bananas on the list tomorrow",
+        "the front door",
+        "unmute the tv this weekend",
+        "what's tomorrow's weather",
+        "tell me a joke",
+    ]
+    for p in patterns:
+        words = set(p.replace("{", " ").replace("}", " ").split())
+        expected = {
+            dim: frozenset(side for side, vocab in enumerate(sides) if vocab & words)
+            for dim, sides in POLARITY.items()
+            if any(vocab & words for vocab in sides)
+        }
+        assert polarity(p) == expected, p
+    assert polarity("lower the blinds") == {"open": frozenset({1}), "level": frozenset({1})}
+    for q in patterns:
+        for c in patterns:
+            qp, cp = polarity(q), polarity(c)
+            assert polarity_counts(q, c) == (
+                len(qp),
+                sum(1 for dim, sides in cp.items() if qp.get(dim) == sides),
+                sum(1 for dim in cp if dim not in qp),
+            )

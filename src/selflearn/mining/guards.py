@@ -46,48 +46,28 @@ SENSITIVE_DOMAINS = frozenset({"lock", "cover", "alarm_control_panel"})
 _WORD = re.compile(r"[a-z']+")
 
 CACHE_SIZE = 4096
-"""Patterns whose analysis each guard keeps. Small on purpose: every cached entry is an object
-the garbage collector scans, and a long-running service pays for those scans in pauses."""
+"""Patterns whose word sets and sounds the carrier-phrase guard keeps. Small on purpose: every
+cached entry is an object the garbage collector scans, and a long-running service pays for those
+scans in pauses. (The bit sets of :func:`facts` are plain ints in a plain dict, which the
+collector does not scan, so that cache is much larger.)"""
 
 
 def polarity(pattern: str) -> dict[str, frozenset[int]]:
     """For each action dimension, which sides (0 or 1) the pattern's words take."""
-    return dict(_polarity(pattern))
-
-
-def _polarity_index() -> dict[str, tuple[tuple[str, int], ...]]:
-    index: dict[str, list[tuple[str, int]]] = {}
-    for dim, sides in POLARITY.items():
-        for side, vocab in enumerate(sides):
-            for word in vocab:
-                index.setdefault(word, []).append((dim, side))
-    return {word: tuple(found) for word, found in index.items()}
-
-
-_POLARITY_INDEX = _polarity_index()
-"""Word -> the (dimension, side) pairs it takes: a lookup per word of the pattern instead of a
-set intersection per dimension and side."""
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _polarity(pattern: str) -> dict[str, frozenset[int]]:
-    """Cached :func:`polarity` (shared: callers here only read it)."""
-    found: dict[str, set[int]] = {}
-    for word in set(_WORD.findall(pattern)):
-        for dim, side in _POLARITY_INDEX.get(word, ()):
-            found.setdefault(dim, set()).add(side)
-    return {dim: frozenset(found[dim]) for dim in POLARITY if dim in found}
+    bits = facts(pattern)
+    return {
+        dim: frozenset(side for side in (0, 1) if bits >> (2 * d + side) & 1)
+        for d, dim in enumerate(POLARITY)
+        if bits >> (2 * d) & 3
+    }
 
 
 def flips_polarity(source: str, target: str) -> bool:
     """True when the target takes a side of some action dimension that the source takes the
     opposite side of ("turn off the {area} light" -> "switch on the {area} light")."""
-    src, dst = _polarity(source), _polarity(target)
-    for dim, sides in dst.items():
-        theirs = src.get(dim)
-        if theirs and not (sides & theirs):
-            return True
-    return False
+    src, dst = facts(source), facts(target)
+    common = _dims(src & dst)
+    return bool(_dims(src) & _dims(dst) & ~common)
 
 
 SENSITIVE_DIMENSIONS = frozenset({"lock", "alarm", "open"})
@@ -116,21 +96,15 @@ def adds_polarity(source: str, target: str, dimensions: Iterable[str] | None = N
     """True when the target takes a side of an action dimension the source does not mention at
     all ("the front door" -> "unlock the front door"): the rewrite would choose the action.
     ``dimensions`` limits the check (default: every dimension)."""
-    src, dst = _polarity(source), _polarity(target)
-    dims = set(dst) if dimensions is None else set(dst) & set(dimensions)
-    return any(dim not in src for dim in dims)
+    mask = _ALL_DIMS if dimensions is None else _dim_mask(dimensions)
+    return bool(_dims(facts(target)) & ~_dims(facts(source)) & mask)
 
 
 def changes_object(source: str, target: str) -> bool:
     """True when both patterns name the kind of thing acted on and the kinds differ ("turn off the
     {area} fan" -> "turn off the {area} light")."""
-    src, dst = _objects(source), _objects(target)
+    src, dst = facts(source) & _OBJECT_BITS, facts(target) & _OBJECT_BITS
     return bool(src) and bool(dst) and not (src & dst)
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _objects(pattern: str) -> frozenset[str]:
-    return frozenset(OBJECT_WORDS[w] for w in _WORD.findall(pattern) if w in OBJECT_WORDS)
 
 
 def changes_action(source: str, target: str) -> bool:
@@ -138,13 +112,8 @@ def changes_action(source: str, target: str) -> bool:
     would swap one action for another ("turn the lights up" -> "turn the lights out", "mute for
     twenty minutes" -> "stop timer for twenty minutes"). The list dimension is left out: its
     words double as prepositions and other actions' words ("eggs on the list", "out of milk")."""
-    src, dst = _actions(source), _actions(target)
-    return bool(src) and bool(dst) and src.isdisjoint(dst)
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _actions(pattern: str) -> frozenset[str]:
-    return frozenset(_polarity(pattern)) - {"list"}
+    src, dst = _dims(facts(source)) & _ACTION_DIMS, _dims(facts(target)) & _ACTION_DIMS
+    return bool(src) and bool(dst) and not (src & dst)
 
 
 CARRIER_WORDS = frozenset(
@@ -205,12 +174,7 @@ TIME_WORDS: dict[str, str] = dict.fromkeys(
 def drops_time(source: str, target: str) -> bool:
     """True when the source says when ("the weather this week", "lights on tomorrow morning")
     and the target drops it: the rewrite would answer or act for now instead."""
-    return not _time_words(source) <= _time_words(target)
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _time_words(pattern: str) -> frozenset[str]:
-    return frozenset(TIME_WORDS[w] or w for w in _WORD.findall(pattern) if w in TIME_WORDS)
+    return bool(facts(source) & ~facts(target) & _TIME_BITS)
 
 
 def changes_target(source: str, target: str) -> bool:
@@ -222,15 +186,97 @@ def changes_target(source: str, target: str) -> bool:
 def is_sensitive(pattern: str, domains: Iterable[str] = ()) -> bool:
     """True for locks, covers and garage doors, and alarms: by the pattern's words or by the
     domains the assistant acted on when the pattern succeeded."""
-    return _sensitive_words(pattern) or bool(set(domains) & SENSITIVE_DOMAINS)
+    return bool(facts(pattern) & _SENSITIVE_BIT) or bool(set(domains) & SENSITIVE_DOMAINS)
 
 
-@lru_cache(maxsize=CACHE_SIZE)
-def _sensitive_words(pattern: str) -> bool:
-    return not SENSITIVE_WORDS.isdisjoint(_WORD.findall(pattern))
+# --- what the guards read from a pattern, packed in one int -----------------------------------
+#
+# Bits 2d and 2d + 1: the pattern takes side 0 / side 1 of the d-th dimension of POLARITY. Then
+# one bit per kind of thing of OBJECT_WORDS, one per base form of TIME_WORDS, and one for a
+# SENSITIVE_WORDS word. Words are matched one at a time, so a two-word vocabulary entry
+# ("switch on") never matches, exactly as before the packing.
+
+
+def _bit_layout() -> tuple[dict[str, int], dict[str, int], dict[str, int], int]:
+    dims = {dim: 2 * d for d, dim in enumerate(POLARITY)}
+    bit = 2 * len(POLARITY)
+    objects: dict[str, int] = {}
+    for kind in dict.fromkeys(OBJECT_WORDS.values()):
+        objects[kind], bit = 1 << bit, bit + 1
+    times: dict[str, int] = {}
+    for word, base in TIME_WORDS.items():
+        if (base or word) not in times:
+            times[base or word], bit = 1 << bit, bit + 1
+    return dims, objects, times, 1 << bit
+
+
+_DIM_SHIFT, _OBJECT_BIT, _TIME_BIT, _SENSITIVE_BIT = _bit_layout()
+_LOW = sum(1 << shift for shift in _DIM_SHIFT.values())
+"""The low bit of every dimension's pair: where :func:`_dims` marks a dimension as taken."""
+_ALL_DIMS = _LOW
+_ACTION_DIMS = _LOW & ~(1 << _DIM_SHIFT["list"])
+_OBJECT_BITS = sum(_OBJECT_BIT.values())
+_TIME_BITS = sum(_TIME_BIT.values())
+
+
+def _dims(bits: int) -> int:
+    """The dimensions ``bits`` takes any side of, as the low bit of each dimension's pair."""
+    return (bits | bits >> 1) & _LOW
+
+
+def _dim_mask(dimensions: Iterable[str]) -> int:
+    return sum(1 << _DIM_SHIFT[dim] for dim in set(dimensions) if dim in _DIM_SHIFT)
+
+
+def _word_bits() -> dict[str, int]:
+    bits: dict[str, int] = {}
+    for dim, sides in POLARITY.items():
+        for side, vocab in enumerate(sides):
+            for word in vocab:
+                bits[word] = bits.get(word, 0) | 1 << (_DIM_SHIFT[dim] + side)
+    for word, kind in OBJECT_WORDS.items():
+        bits[word] = bits.get(word, 0) | _OBJECT_BIT[kind]
+    for word, base in TIME_WORDS.items():
+        bits[word] = bits.get(word, 0) | _TIME_BIT[base or word]
+    for word in SENSITIVE_WORDS:
+        bits[word] = bits.get(word, 0) | _SENSITIVE_BIT
+    return bits
+
+
+_WORD_BITS = _word_bits()
+
+FACTS_CACHE_SIZE = 1 << 18
+"""Patterns whose :func:`facts` are kept (str -> int: nothing the garbage collector scans)."""
+_FACTS: dict[str, int] = {}
+
+
+def facts(pattern: str) -> int:
+    """What every guard here reads from ``pattern``'s words, packed in one int (see above).
+    Cached: a candidate pattern is checked against request after request."""
+    found = _FACTS.get(pattern)
+    if found is None:
+        found = 0
+        get = _WORD_BITS.get
+        for word in _WORD.findall(pattern):
+            found |= get(word, 0)
+        if len(_FACTS) >= FACTS_CACHE_SIZE:
+            _FACTS.clear()
+        _FACTS[pattern] = found
+    return found
+
+
+def polarity_counts(query: str, candidate: str) -> tuple[int, int, int]:
+    """For the ranker: how many action dimensions ``query`` takes a side of, how many of the
+    candidate's it takes exactly the same sides of, and how many of the candidate's it does not
+    mention."""
+    q, c = facts(query), facts(candidate)
+    q_dims, c_dims = _dims(q), _dims(c)
+    same = c_dims & ~_dims(q ^ c)
+    return q_dims.bit_count(), same.bit_count(), (c_dims & ~q_dims).bit_count()
 
 
 def clear_caches() -> None:
     """Empty the per-pattern caches of these guards (they only ever hold derived values)."""
-    for fn in (_polarity, _objects, _sensitive_words, _actions, _content, _metaphone, _time_words):
+    _FACTS.clear()
+    for fn in (_content, _metaphone):
         fn.cache_clear()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import NamedTuple
 
 import jellyfish
@@ -36,7 +35,7 @@ from selflearn.mining.guards import (
     drops_time,
     flips_polarity,
     is_sensitive,
-    polarity,
+    polarity_counts,
     shares_only_carrier,
 )
 from selflearn.rewrite.knowledge import Knowledge, Pattern, slots_key
@@ -253,19 +252,27 @@ class Surface(NamedTuple):
     """What featurization reads from a pattern's words (computed once per pattern)."""
 
     n_words: int
-    words: frozenset[str]
+    distinct: int
+    """Distinct words."""
     phonetic: str
-    polarity: dict[str, frozenset[int]]
-    sensitive: bool
 
 
-@lru_cache(maxsize=4096)
+SURFACE_CACHE_SIZE = 1 << 17
+"""Patterns whose :class:`Surface` is kept. Plain numbers and strings in a plain dict, cleared when
+full: cheap for the garbage collector, unlike an ``lru_cache``'s linked entries."""
+_SURFACES: dict[str, Surface] = {}
+
+
 def surface(pattern: str) -> Surface:
     """The pattern's :class:`Surface` (cached: candidate patterns recur across requests)."""
-    words = pattern.split()
-    return Surface(
-        len(words), frozenset(words), jellyfish.metaphone(pattern), polarity(pattern), is_sensitive(pattern)
-    )
+    found = _SURFACES.get(pattern)
+    if found is None:
+        words = pattern.split()
+        found = Surface(len(words), len(set(words)), jellyfish.metaphone(pattern))
+        if len(_SURFACES) >= SURFACE_CACHE_SIZE:
+            _SURFACES.clear()
+        _SURFACES[pattern] = found
+    return found
 
 
 def rejected_by(query: str, candidate: str, related: Callable[[str, str], bool] | None = None) -> str | None:
@@ -384,32 +391,32 @@ def featurize(
     return np.array(rows, dtype=np.float64)
 
 
-@lru_cache(maxsize=8192)
 def pair_features(query: str, candidate: str) -> tuple[float, ...]:
     """The surface-form features of :data:`FEATURES` (``ratio`` .. ``extra_words``), which
-    depend on the two patterns alone (cached: the same failing patterns meet the same
-    neighbours again and again)."""
+    depend on the two patterns alone. Not cached as pairs: a request pattern rarely meets the
+    same candidate twice (4 % of pairs over the latency benchmark's decisions); each pattern's
+    :func:`surface` and guard bits are."""
     q, c = surface(query), surface(candidate)
-    q_pol, c_pol = q.polarity, c.polarity
+    shared = len(set(query.split()).intersection(candidate.split()))
+    q_dims, same_sides, new_dims = polarity_counts(query, candidate)
     return (
         fuzz.ratio(query, candidate) / 100.0,
         fuzz.token_set_ratio(query, candidate) / 100.0,
         fuzz.partial_ratio(query, candidate) / 100.0,
-        len(q.words & c.words) / max(len(q.words | c.words), 1),
+        shared / max(q.distinct + c.distinct - shared, 1),
         float(q.n_words),
         float(c.n_words - q.n_words),
         fuzz.ratio(q.phonetic, c.phonetic) / 100.0,
-        float(len(q_pol)),
-        float(sum(1 for dim, sides in c_pol.items() if q_pol.get(dim) == sides)),
-        float(sum(1 for dim in c_pol if dim not in q_pol)),
-        1.0 if c.sensitive or q.sensitive else 0.0,
-        float(len(q.words - c.words)),
-        float(len(c.words - q.words)),
+        float(q_dims),
+        float(same_sides),
+        float(new_dims),
+        1.0 if is_sensitive(candidate) or is_sensitive(query) else 0.0,
+        float(q.distinct - shared),
+        float(c.distinct - shared),
     )
 
 
 def clear_caches() -> None:
     """Empty the per-pattern caches of featurization and of the guards."""
-    surface.cache_clear()
-    pair_features.cache_clear()
+    _SURFACES.clear()
     guards.clear_caches()
