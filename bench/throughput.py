@@ -2,10 +2,16 @@
 
     python bench/throughput.py --turns 1000000 --workers 2     # the benchmark-page figures
     python bench/throughput.py --turns 20000                    # a quick look
+    python bench/throughput.py --stages 12                      # where one process's time goes
 
 Simulates households with the ``noisy`` ASR channel until at least ``--turns`` turns exist
 (streamed to disk, so memory stays flat), ingests them into a fresh DuckDB store, then ingests a
 file of malformed rows and prints the quarantine accounting.
+
+``--stages N`` simulates N households x ``--days`` in this one process instead and attributes its
+time to the stages of Home Assistant's NLU (strict templates, the gazetteer fallback, the
+unmatched-entity pass that words the error) and to the simulator's ground truth (re-running the
+words the user actually said), then states the ceiling that the NLU alone puts on throughput.
 
 The simulation's CPU time (this process and its workers, user + system) is printed next to its
 wall-clock rate: on a machine shared with other jobs, CPU seconds per 1,000 turns is the
@@ -84,6 +90,70 @@ def replicate(files: list[Path], rows: int, out: Path) -> Path:
     return out
 
 
+def stage_breakdown(households: int, days: float, work: Path) -> None:
+    """Simulate in this process and print how its time splits over the NLU's stages."""
+    from selflearn.assistant import nlu
+    from selflearn.simulation import simulator
+
+    spent: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    phase = ["turn"]
+
+    def timed(owner: object, name: str, label: str | None = None) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            key = label or f"{phase[0]}:{name.strip('_')}"
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[key] = spent.get(key, 0.0) + time.perf_counter() - started
+                calls[key] = calls.get(key, 0) + 1
+
+        setattr(owner, name, wrapper)
+
+    for name in ("_strict", "_gazetteer_match", "_unmatched", "recognize"):
+        timed(nlu.HomeAssistantNlu, name)
+    failure_point = simulator._HouseholdRun._failure_point
+
+    def truth(self: object, *args: object, **kwargs: object) -> object:
+        phase[0] = "truth"
+        try:
+            return failure_point(self, *args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            phase[0] = "turn"
+
+    simulator._HouseholdRun._failure_point = truth  # type: ignore[method-assign]
+    config = SimulationConfig(
+        households=households, days=days, seed=1, workers=1, assistant=AssistantConfig(asr="noisy")
+    )
+    cpu_before = time.process_time()
+    sim = simulate(config, work / "sim-stages")
+    cpu = time.process_time() - cpu_before
+    per_turn = 1000 * cpu / sim.turns
+    print(
+        f"one process: {households} households x {days:g} days, {sim.turns:,} turns in {cpu:.1f} CPU-s "
+        f"= {per_turn:.2f} ms per turn (start-up included: templates, gazetteer number trie)"
+    )
+    print("| stage | calls | calls per turn | ms per call | ms per turn | share |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for key in sorted(spent, key=lambda k: -spent[k]):
+        ms = 1000 * spent[key]
+        print(
+            f"| {key} | {calls[key]:,} | {calls[key] / sim.turns:.2f} | {ms / calls[key]:.3f} | "
+            f"{ms / sim.turns:.3f} | {ms / 1000 / cpu:.0%} |"
+        )
+    nlu_ms = 1000 * (spent.get("turn:recognize", 0.0) + spent.get("truth:recognize", 0.0)) / sim.turns
+    gaz_ms = (
+        1000 * (spent.get("turn:gazetteer_match", 0.0) + spent.get("truth:gazetteer_match", 0.0)) / sim.turns
+    )
+    print(
+        f"ceiling on 2 cores with everything but the NLU free: {2000 / nlu_ms:,.0f} turns/s; with everything "
+        f"but the gazetteer fallback free: {2000 / gaz_ms:,.0f} turns/s (target: 1,667 turns/s)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -99,7 +169,18 @@ def main() -> int:
     )
     parser.add_argument("--reuse", action="store_true", help="reuse the simulation already in --work")
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "bench-throughput")
+    parser.add_argument(
+        "--stages",
+        type=int,
+        metavar="N",
+        default=0,
+        help="instead: simulate N households in this process and split the time over the NLU's stages",
+    )
     args = parser.parse_args()
+    if args.stages:
+        args.work.mkdir(parents=True, exist_ok=True)
+        stage_breakdown(args.stages, args.days, args.work)
+        return 0
     if not args.reuse:
         shutil.rmtree(args.work, ignore_errors=True)
         args.work.mkdir(parents=True)
