@@ -224,8 +224,15 @@ def _dims(bits: int) -> int:
     return (bits | bits >> 1) & _LOW
 
 
+_MASKS: dict[frozenset[str], int] = {}
+
+
 def _dim_mask(dimensions: Iterable[str]) -> int:
-    return sum(1 << _DIM_SHIFT[dim] for dim in set(dimensions) if dim in _DIM_SHIFT)
+    key = dimensions if isinstance(dimensions, frozenset) else frozenset(dimensions)
+    mask = _MASKS.get(key)
+    if mask is None:
+        mask = _MASKS[key] = sum(1 << _DIM_SHIFT[dim] for dim in key if dim in _DIM_SHIFT)
+    return mask
 
 
 def _word_bits() -> dict[str, int]:
@@ -263,6 +270,35 @@ def facts(pattern: str) -> int:
             _FACTS.clear()
         _FACTS[pattern] = found
     return found
+
+
+_SENSITIVE_DIMS = sum(1 << _DIM_SHIFT[dim] for dim in SENSITIVE_DIMENSIONS)
+
+
+def rejection(source: str, target: str, related: Callable[[str, str], bool] | None = None) -> str | None:
+    """The first guard that rejects rewriting pattern ``source`` to pattern ``target``, or None:
+    :func:`flips_polarity`, :func:`changes_object`, :func:`changes_action`,
+    :func:`shares_only_carrier`, :func:`drops_time`, then :func:`adds_polarity` over the
+    :data:`SENSITIVE_DIMENSIONS`, in that order, each pattern's bits read once (the request path
+    checks every candidate)."""
+    src, dst = facts(source), facts(target)
+    src_dims, dst_dims = (src | src >> 1) & _LOW, (dst | dst >> 1) & _LOW
+    both = src & dst
+    if src_dims & dst_dims & ~((both | both >> 1) & _LOW):
+        return "opposite action"
+    src_objects, dst_objects = src & _OBJECT_BITS, dst & _OBJECT_BITS
+    if src_objects and dst_objects and not src_objects & dst_objects:
+        return "another kind of thing"
+    src_actions, dst_actions = src_dims & _ACTION_DIMS, dst_dims & _ACTION_DIMS
+    if src_actions and dst_actions and not src_actions & dst_actions:
+        return "another action"
+    if shares_only_carrier(source, target, related):
+        return "only a carrier phrase in common"
+    if src & ~dst & _TIME_BITS:
+        return "drops when"
+    if dst_dims & ~src_dims & _SENSITIVE_DIMS:
+        return "chooses a sensitive action"
+    return None
 
 
 def polarity_counts(query: str, candidate: str) -> tuple[int, int, int]:

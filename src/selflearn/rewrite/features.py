@@ -27,17 +27,7 @@ from rapidfuzz import fuzz
 
 from selflearn.mining import guards
 from selflearn.mining.delex import Delexicalized, fill
-from selflearn.mining.guards import (
-    SENSITIVE_DIMENSIONS,
-    adds_polarity,
-    changes_action,
-    changes_object,
-    drops_time,
-    flips_polarity,
-    is_sensitive,
-    polarity_counts,
-    shares_only_carrier,
-)
+from selflearn.mining.guards import is_sensitive, polarity_counts, rejection
 from selflearn.rewrite.knowledge import Knowledge, Pattern, slots_key
 from selflearn.rewrite.personal import HouseholdMemory
 
@@ -276,20 +266,9 @@ def surface(pattern: str) -> Surface:
 
 
 def rejected_by(query: str, candidate: str, related: Callable[[str, str], bool] | None = None) -> str | None:
-    """The first guard that rejects rewriting pattern ``query`` to pattern ``candidate``, or None."""
-    if flips_polarity(query, candidate):
-        return "opposite action"
-    if changes_object(query, candidate):
-        return "another kind of thing"
-    if changes_action(query, candidate):
-        return "another action"
-    if shares_only_carrier(query, candidate, related):
-        return "only a carrier phrase in common"
-    if drops_time(query, candidate):
-        return "drops when"
-    if adds_polarity(query, candidate, SENSITIVE_DIMENSIONS):
-        return "chooses a sensitive action"
-    return None
+    """The first guard that rejects rewriting pattern ``query`` to pattern ``candidate``, or None
+    (:func:`selflearn.mining.guards.rejection`)."""
+    return rejection(query, candidate, related)
 
 
 def why_no_candidate(
