@@ -8,7 +8,8 @@ then background speech falsely wakes a device. The assistant's log records go to
 home configurations to ``homes-SHARD.jsonl``. Output is streamed, so memory stays flat however
 many turns are produced.
 
-Households are processed in shards of :data:`SHARD_SIZE`; each shard's output depends only on
+Households are processed in shards of at most :data:`SHARD_SIZE` (fewer for small populations,
+so that two workers get even shares: :func:`shard_size`); each shard's output depends only on
 the seed and the configuration, so the files are identical whatever the number of workers.
 
 Replay through a rewriter: with ``SimulationConfig.rewrite_table`` (a mined table, loaded once by
@@ -47,7 +48,19 @@ from selflearn.simulation.phrasing import Phrasing
 from selflearn.simulation.population import Household, User, make_household
 
 SHARD_SIZE = 10
-"""Households per output shard."""
+"""Households per output shard, at most."""
+
+MIN_SHARDS = 16
+"""Small populations are cut into about this many shards (down to one household each): with
+fewer, larger shards the last one keeps a worker busy alone (15 households made shards of 10 and
+5, so one of two workers did two thirds of the work)."""
+
+
+def shard_size(households: int) -> int:
+    """Households per shard for a population of ``households`` (a function of the population
+    alone, never of the number of workers, so the output files stay the same)."""
+    return max(1, min(SHARD_SIZE, math.ceil(households / MIN_SHARDS)))
+
 
 SESSION_GAP_S = 90
 """A user's turns more than this many seconds apart start a new session."""
@@ -612,8 +625,8 @@ def _init_worker(config: SimulationConfig, rewriter: RewriteHook | None = None) 
     _WORKER["assistant"] = Assistant(config.assistant, rewriter=rewriter)
 
 
-def _run_shard(args: tuple[int, str]) -> ShardStats:
-    shard, out_dir = args
+def _run_shard(args: tuple[int, int, str]) -> ShardStats:
+    shard, size, out_dir = args
     config: SimulationConfig = _WORKER["config"]
     started = time.perf_counter()
     stats = ShardStats(shard=shard)
@@ -628,8 +641,8 @@ def _run_shard(args: tuple[int, str]) -> ShardStats:
             fh.write(line)
             fh.write(b"\n")
 
-        first = shard * SHARD_SIZE
-        for index in range(first, min(first + SHARD_SIZE, config.households)):
+        first = shard * size
+        for index in range(first, min(first + size, config.households)):
             household = make_household(config.seed, index, config.household_prefix)
             record = {
                 "record_type": "home",
@@ -706,11 +719,12 @@ def simulate(
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*-?????.jsonl"):
         stale.unlink()
-    shards = math.ceil(config.households / SHARD_SIZE)
+    size = shard_size(config.households)
+    shards = math.ceil(config.households / size)
     started = time.perf_counter()
     total = ShardStats()
     done = 0
-    jobs = [(s, str(out_dir)) for s in range(shards)]
+    jobs = [(s, size, str(out_dir)) for s in range(shards)]
     if config.workers == 1 or shards == 1:
         _init_worker(config, rewriter)
         results: Iterator[ShardStats] = map(_run_shard, jobs)
