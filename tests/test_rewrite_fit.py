@@ -41,6 +41,21 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             fit_rewriter(store, FitConfig(calibration_folds=1))
     with Store(store_path, read_only=True) as store:
         rewriter, report = fit_rewriter(store, FitConfig(knowledge=KnowledgeConfig(min_users=2)))
+        # The folds run in forked processes by default; in this one process, the same rewriter.
+        one_process = FitConfig(knowledge=KnowledgeConfig(min_users=2), workers=1)
+        alone, alone_report = fit_rewriter(store, one_process)
+    assert rewriter.ranker is not None and alone.ranker is not None
+    assert rewriter.ranker.version == alone.ranker.version
+    assert (rewriter.ranker.threshold, rewriter.ranker.threshold_unknown) == (
+        alone.ranker.threshold,
+        alone.ranker.threshold_unknown,
+    )
+    assert (report.queries, report.rows, report.calibration, report.curve) == (
+        alone_report.queries,
+        alone_report.rows,
+        alone_report.calibration,
+        alone_report.curve,
+    )
     assert report.queries > 0 and report.positives > 0
     assert set(report.calibration) == {"known_failed", "unknown"}
     assert rewriter.knowledge is not None and len(rewriter.knowledge) > 0

@@ -331,6 +331,12 @@ def train_rewriter_cmd(
     target_ratio: Annotated[
         float, typer.Option(help="Estimated wins per loss the threshold is calibrated for.", min=1.0)
     ] = 20.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Cores for the replay and calibration folds (the result does not depend on it).", min=1
+        ),
+    ] = 2,
 ) -> None:
     """Train the online rewriter from the store's logs (needs `selflearn signals` first).
 
@@ -340,7 +346,9 @@ def train_rewriter_cmd(
     from selflearn.mining.table import RewriteTable
     from selflearn.rewrite import FitConfig, KnowledgeConfig, fit_rewriter
 
-    config = FitConfig(knowledge=KnowledgeConfig(min_users=min_users), target_ratio=target_ratio)
+    config = FitConfig(
+        knowledge=KnowledgeConfig(min_users=min_users), target_ratio=target_ratio, workers=workers
+    )
     mined = RewriteTable.load(table) if table is not None else None
     with Store(store_path, read_only=True) as store, _progress() as bar:
         task = bar.add_task("replaying logged households", total=None)

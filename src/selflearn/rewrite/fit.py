@@ -24,15 +24,19 @@
    the logs cannot tell -- never fixed, or refusals nobody retried -- are counted apart, not as
    wins or losses). The ranker that ships is trained on all households.
 5. The final global knowledge is built from all households.
+
+The replay folds and the calibration folds are independent: they run in ``workers`` forked
+processes (the result is the same for any number of workers; tested).
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing as mp
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -64,6 +68,10 @@ class FitConfig:
     sensitive_margin: float = 0.1
     """The threshold for sensitive intents is the calibrated one plus this (at most 0.99)."""
     seed: int = 0
+    workers: int = 2
+    """Cores for the replay and calibration folds, which run in forked processes (one per fold
+    while there are at most twice as many folds as this, so the folds finish together); 1: all
+    in this process. The trained rewriter does not depend on it (tested)."""
 
 
 @dataclass
@@ -115,6 +123,47 @@ class Query:
         if self.fix_intent is None:
             return 0
         return 1 if intent == self.fix_intent else -1
+
+
+T = TypeVar("T")
+_FORKED: dict[str, Callable[[int], Any]] = {}
+
+
+def _forked_call(i: int) -> Any:
+    return _FORKED["job"](i)
+
+
+def _run_folds(
+    job: Callable[[int], T],
+    n: int,
+    workers: int,
+    done: Callable[[int], None] | None = None,
+    meanwhile: Callable[[], Any] | None = None,
+) -> tuple[list[T], Any]:
+    """``[job(i) for i in range(n)]`` in forked processes (``n`` of them up to ``2 * workers``,
+    else ``workers``), and ``meanwhile()`` in this one while they run. ``job`` may be a
+    closure: the children inherit it by forking, and only ``i`` and the results cross between
+    processes. ``done(i)`` is called in order as results arrive."""
+    if workers <= 1 or n <= 1 or "fork" not in mp.get_all_start_methods():
+        results = []
+        for i in range(n):
+            results.append(job(i))
+            if done is not None:
+                done(i)
+        return results, meanwhile() if meanwhile is not None else None
+    _FORKED["job"] = job
+    try:
+        with mp.get_context("fork").Pool(n if n <= 2 * workers else workers) as pool:
+            pending = pool.imap(_forked_call, range(n))
+            side = meanwhile() if meanwhile is not None else None
+            results = []
+            for i, result in enumerate(pending):
+                results.append(result)
+                if done is not None:
+                    done(i)
+    finally:
+        _FORKED.clear()
+    return results, side
 
 
 def _fold(household: str, folds: int, seed: int) -> int:
@@ -215,21 +264,18 @@ def _fit_ranker(queries: list[Query], intents: dict[str, int], seed: int) -> Ran
         inside = [i for i, q in enumerate(queries) if half_of[q.household] != half]
         outside = [i for i, q in enumerate(queries) if half_of[q.household] == half]
         part = Ranker(intents=intents).fit_meaning(*_meaning_rows([queries[i] for i in inside]))
-        for i in outside:
-            oof[i] = part.meaning(queries[i].x)
+        for i, scores in zip(outside, part.meaning_many([queries[i].x for i in outside]), strict=True):
+            oof[i] = scores
     ranker = Ranker(intents=intents).fit_meaning(*_meaning_rows(queries))
     ranker.fit_fixable(*_fixable_rows(queries, oof))
     return ranker
 
 
 def _calibration_set(ranker: Ranker, queries: list[Query], known: bool) -> tuple[np.ndarray, np.ndarray]:
-    scores, outcome = [], []
-    for q in queries:
-        if known and not q.failed:
-            continue
-        d = ranker.decide(q.x, True if known else None)
-        scores.append(d.score)
-        outcome.append(q.outcome(d.best))
+    asked = [q for q in queries if q.failed or not known]
+    decisions = ranker.decide_many([q.x for q in asked], True if known else None)
+    scores = [d.score for d in decisions]
+    outcome = [q.outcome(d.best) for q, d in zip(asked, decisions, strict=True)]
     return np.array(scores), np.array(outcome)
 
 
@@ -266,20 +312,33 @@ def fit_rewriter(
     report.seconds["knowledge"] = round(time.perf_counter() - clock, 2)
 
     clock = time.perf_counter()
-    queries: list[Query] = []
+    held_of = [
+        {h for h in households if _fold(h, config.folds, config.seed) == f} for f in range(config.folds)
+    ]
     done = 0
-    for fold in range(config.folds):
-        held = {h for h in households if _fold(h, config.folds, config.seed) == fold}
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None and done % 2000 == 0:
+            progress("replay", done, len(turns))
+
+    def replay_fold(fold: int) -> list[Query]:
+        held = held_of[fold]
         knowledge = build_knowledge(turns, homes, embedder, config.knowledge, exclude_households=held)
-
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress is not None and done % 2000 == 0:
-                progress("replay", done, len(turns))
-
         alone = {h for h in held if _fold(h, 2, config.seed + 3) == 0}
-        queries += training_queries(turns, knowledge, homes, embedder, intents, held, tick, alone)
+        forked = config.workers > 1 and config.folds > 1
+        return training_queries(
+            turns, knowledge, homes, embedder, intents, held, None if forked else tick, alone
+        )
+
+    def fold_done(fold: int) -> None:
+        if progress is not None and config.workers > 1:
+            replayed = sum(1 for t in turns if any(t.household_id in held_of[f] for f in range(fold + 1)))
+            progress("replay", replayed, len(turns))
+
+    replayed, _ = _run_folds(replay_fold, config.folds, config.workers, fold_done)
+    queries: list[Query] = [q for fold in replayed for q in fold]
     report.queries = len(queries)
     report.seconds["replay"] = round(time.perf_counter() - clock, 2)
     if not queries:
@@ -291,19 +350,27 @@ def fit_rewriter(
     # Cross-fitted calibration: every household's requests are scored by a ranker trained
     # without that household, the threshold is calibrated on all of them, and the ranker that
     # ships is trained on every household.
-    scored: dict[bool, tuple[list[np.ndarray], list[np.ndarray]]] = {True: ([], []), False: ([], [])}
     fold_of = {h: _fold(h, config.calibration_folds, config.seed + 1) for h in households}
-    for fold in range(config.calibration_folds):
+
+    def score_fold(fold: int) -> dict[bool, tuple[np.ndarray, np.ndarray]] | None:
         inside = [q for q in queries if fold_of[q.household] != fold]
         outside = [q for q in queries if fold_of[q.household] == fold]
         if not outside:
-            continue
+            return None
         part = _fit_ranker(inside, intents, config.seed)
-        for known in (True, False):
-            score, outcome = _calibration_set(part, outside, known)
-            scored[known][0].append(score)
-            scored[known][1].append(outcome)
-    ranker = _fit_ranker(queries, intents, config.seed)
+        return {known: _calibration_set(part, outside, known) for known in (True, False)}
+
+    per_fold, shipped = _run_folds(
+        score_fold,
+        config.calibration_folds,
+        config.workers,
+        meanwhile=lambda: _fit_ranker(queries, intents, config.seed),
+    )
+    scored = {
+        known: ([f[known][0] for f in per_fold if f], [f[known][1] for f in per_fold if f])
+        for known in (True, False)
+    }
+    ranker: Ranker = shipped
     report.train_rows = int(ranker.meta_["meaning_rows"])
     report.calibration_queries = len(queries)
     for known in (True, False):

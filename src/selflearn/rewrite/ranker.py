@@ -153,6 +153,32 @@ class Ranker:
             return np.zeros(0)
         return self._predictor("meaning").predict(x)
 
+    def meaning_many(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`meaning` of many requests' candidate rows in one LightGBM call (for training
+        and calibration, where thousands of requests are scored at once)."""
+        if self.meaning_ is None:
+            raise ConfigError("the ranker is not fitted")
+        sizes = [len(x) for x in xs]
+        if not sum(sizes):
+            return [np.zeros(0) for _ in xs]
+        scores = np.asarray(self.meaning_.predict(np.concatenate(xs), num_threads=1), dtype=np.float64)
+        return np.split(scores, np.cumsum(sizes)[:-1])
+
+    def decide_many(self, xs: list[np.ndarray], known_failed: bool | None) -> list[Decision]:
+        """:meth:`decide` for many requests (each with at least one candidate), batched."""
+        if self.fixable_ is None:
+            raise ConfigError("the ranker is not fitted")
+        if not xs:
+            return []
+        meanings = self.meaning_many(xs)
+        rows = np.stack([query_row(x, m, known_failed) for x, m in zip(xs, meanings, strict=True)])
+        fixable = np.asarray(self.fixable_.predict(rows, num_threads=1), dtype=np.float64)
+        out = []
+        for m, f in zip(meanings, fixable.tolist(), strict=True):
+            best = int(np.argmax(m))
+            out.append(Decision(best, m, f, float(m[best]) * f))
+        return out
+
     def decide(self, x: np.ndarray, known_failed: bool | None) -> Decision:
         """Score one request's candidates (``x``: one row per candidate, at least one)."""
         if self.fixable_ is None:
