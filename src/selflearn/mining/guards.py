@@ -65,9 +65,7 @@ def polarity(pattern: str) -> dict[str, frozenset[int]]:
 def flips_polarity(source: str, target: str) -> bool:
     """True when the target takes a side of some action dimension that the source takes the
     opposite side of ("turn off the {area} light" -> "switch on the {area} light")."""
-    src, dst = facts(source), facts(target)
-    common = _dims(src & dst)
-    return bool(_dims(src) & _dims(dst) & ~common)
+    return _flips(facts(source), facts(target))
 
 
 SENSITIVE_DIMENSIONS = frozenset({"lock", "alarm", "open"})
@@ -96,15 +94,14 @@ def adds_polarity(source: str, target: str, dimensions: Iterable[str] | None = N
     """True when the target takes a side of an action dimension the source does not mention at
     all ("the front door" -> "unlock the front door"): the rewrite would choose the action.
     ``dimensions`` limits the check (default: every dimension)."""
-    mask = _ALL_DIMS if dimensions is None else _dim_mask(dimensions)
-    return bool(_dims(facts(target)) & ~_dims(facts(source)) & mask)
+    mask = _LOW if dimensions is None else _dim_mask(dimensions)
+    return _adds(facts(source), facts(target), mask)
 
 
 def changes_object(source: str, target: str) -> bool:
     """True when both patterns name the kind of thing acted on and the kinds differ ("turn off the
     {area} fan" -> "turn off the {area} light")."""
-    src, dst = facts(source) & _OBJECT_BITS, facts(target) & _OBJECT_BITS
-    return bool(src) and bool(dst) and not (src & dst)
+    return _other_kind(facts(source), facts(target))
 
 
 def changes_action(source: str, target: str) -> bool:
@@ -112,8 +109,7 @@ def changes_action(source: str, target: str) -> bool:
     would swap one action for another ("turn the lights up" -> "turn the lights out", "mute for
     twenty minutes" -> "stop timer for twenty minutes"). The list dimension is left out: its
     words double as prepositions and other actions' words ("eggs on the list", "out of milk")."""
-    src, dst = _dims(facts(source)) & _ACTION_DIMS, _dims(facts(target)) & _ACTION_DIMS
-    return bool(src) and bool(dst) and not (src & dst)
+    return _other_action(facts(source), facts(target))
 
 
 CARRIER_WORDS = frozenset(
@@ -174,7 +170,7 @@ TIME_WORDS: dict[str, str] = dict.fromkeys(
 def drops_time(source: str, target: str) -> bool:
     """True when the source says when ("the weather this week", "lights on tomorrow morning")
     and the target drops it: the rewrite would answer or act for now instead."""
-    return bool(facts(source) & ~facts(target) & _TIME_BITS)
+    return _drops_time(facts(source), facts(target))
 
 
 def changes_target(source: str, target: str) -> bool:
@@ -213,7 +209,6 @@ def _bit_layout() -> tuple[dict[str, int], dict[str, int], dict[str, int], int]:
 _DIM_SHIFT, _OBJECT_BIT, _TIME_BIT, _SENSITIVE_BIT = _bit_layout()
 _LOW = sum(1 << shift for shift in _DIM_SHIFT.values())
 """The low bit of every dimension's pair: where :func:`_dims` marks a dimension as taken."""
-_ALL_DIMS = _LOW
 _ACTION_DIMS = _LOW & ~(1 << _DIM_SHIFT["list"])
 _OBJECT_BITS = sum(_OBJECT_BIT.values())
 _TIME_BITS = sum(_TIME_BIT.values())
@@ -224,15 +219,33 @@ def _dims(bits: int) -> int:
     return (bits | bits >> 1) & _LOW
 
 
-_MASKS: dict[frozenset[str], int] = {}
-
-
 def _dim_mask(dimensions: Iterable[str]) -> int:
-    key = dimensions if isinstance(dimensions, frozenset) else frozenset(dimensions)
-    mask = _MASKS.get(key)
-    if mask is None:
-        mask = _MASKS[key] = sum(1 << _DIM_SHIFT[dim] for dim in key if dim in _DIM_SHIFT)
-    return mask
+    return sum(1 << _DIM_SHIFT[dim] for dim in set(dimensions) if dim in _DIM_SHIFT)
+
+
+# The guards on two patterns' bits (``src``, ``dst``): the functions above and :func:`rejection`.
+
+
+def _flips(src: int, dst: int) -> bool:
+    return bool(_dims(src) & _dims(dst) & ~_dims(src & dst))
+
+
+def _other_kind(src: int, dst: int) -> bool:
+    src, dst = src & _OBJECT_BITS, dst & _OBJECT_BITS
+    return bool(src) and bool(dst) and not (src & dst)
+
+
+def _other_action(src: int, dst: int) -> bool:
+    src, dst = _dims(src) & _ACTION_DIMS, _dims(dst) & _ACTION_DIMS
+    return bool(src) and bool(dst) and not (src & dst)
+
+
+def _drops_time(src: int, dst: int) -> bool:
+    return bool(src & ~dst & _TIME_BITS)
+
+
+def _adds(src: int, dst: int, mask: int) -> bool:
+    return bool(_dims(dst) & ~_dims(src) & mask)
 
 
 def _word_bits() -> dict[str, int]:
@@ -272,7 +285,7 @@ def facts(pattern: str) -> int:
     return found
 
 
-_SENSITIVE_DIMS = sum(1 << _DIM_SHIFT[dim] for dim in SENSITIVE_DIMENSIONS)
+_SENSITIVE_DIMS = _dim_mask(SENSITIVE_DIMENSIONS)
 
 
 def rejection(source: str, target: str, related: Callable[[str, str], bool] | None = None) -> str | None:
@@ -282,21 +295,17 @@ def rejection(source: str, target: str, related: Callable[[str, str], bool] | No
     :data:`SENSITIVE_DIMENSIONS`, in that order, each pattern's bits read once (the request path
     checks every candidate)."""
     src, dst = facts(source), facts(target)
-    src_dims, dst_dims = (src | src >> 1) & _LOW, (dst | dst >> 1) & _LOW
-    both = src & dst
-    if src_dims & dst_dims & ~((both | both >> 1) & _LOW):
+    if _flips(src, dst):
         return "opposite action"
-    src_objects, dst_objects = src & _OBJECT_BITS, dst & _OBJECT_BITS
-    if src_objects and dst_objects and not src_objects & dst_objects:
+    if _other_kind(src, dst):
         return "another kind of thing"
-    src_actions, dst_actions = src_dims & _ACTION_DIMS, dst_dims & _ACTION_DIMS
-    if src_actions and dst_actions and not src_actions & dst_actions:
+    if _other_action(src, dst):
         return "another action"
     if shares_only_carrier(source, target, related):
         return "only a carrier phrase in common"
-    if src & ~dst & _TIME_BITS:
+    if _drops_time(src, dst):
         return "drops when"
-    if dst_dims & ~src_dims & _SENSITIVE_DIMS:
+    if _adds(src, dst, _SENSITIVE_DIMS):
         return "chooses a sensitive action"
     return None
 
