@@ -312,9 +312,11 @@ def fit_rewriter(
     report.seconds["knowledge"] = round(time.perf_counter() - clock, 2)
 
     clock = time.perf_counter()
-    held_of = [
-        {h for h in households if _fold(h, config.folds, config.seed) == f} for f in range(config.folds)
-    ]
+    replay_fold_of = {h: _fold(h, config.folds, config.seed) for h in households}
+    held_of = [{h for h, f in replay_fold_of.items() if f == fold} for fold in range(config.folds)]
+    turns_in = [0] * config.folds
+    for turn in turns:
+        turns_in[replay_fold_of[turn.household_id]] += 1
     done = 0
 
     def tick(n: int) -> None:
@@ -332,10 +334,9 @@ def fit_rewriter(
             turns, knowledge, homes, embedder, intents, held, None if forked else tick, alone
         )
 
-    def fold_done(fold: int) -> None:
+    def fold_done(fold: int) -> None:  # a forked fold cannot tick: report it whole
         if progress is not None and config.workers > 1:
-            replayed = sum(1 for t in turns if any(t.household_id in held_of[f] for f in range(fold + 1)))
-            progress("replay", replayed, len(turns))
+            progress("replay", sum(turns_in[: fold + 1]), len(turns))
 
     replayed, _ = _run_folds(replay_fold, config.folds, config.workers, fold_done)
     queries: list[Query] = [q for fold in replayed for q in fold]
