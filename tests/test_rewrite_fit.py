@@ -85,6 +85,22 @@ def test_saved_rewriter_decides_exactly_as_the_fitted_one(trained: tuple[Path, P
         assert one.elapsed_us >= 0 and (one.rewritten == (one.trace() is not None))
 
 
+def test_train_rewriter_command_reports_both_thresholds(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+
+    _, store_path = trained
+    res = CliRunner().invoke(
+        app, ["train", "rewriter", "--store", str(store_path), "-k", "2", "--out", str(tmp_path / "rw")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "known failed: threshold" in res.output and "unknown: threshold" in res.output
+    report = json.loads((tmp_path / "rw" / "fit-report.json").read_text())
+    assert set(report["calibration"]) == {"known_failed", "unknown"}
+    assert Rewriter.load(tmp_path / "rw").ranker is not None
+
+
 def test_a_broken_folder_is_a_clear_error(trained: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a rewriter folder"):
         Rewriter.load(tmp_path)
