@@ -99,11 +99,11 @@ def stage_breakdown(households: int, days: float, work: Path) -> None:
     calls: dict[str, int] = {}
     phase = ["turn"]
 
-    def timed(owner: object, name: str, label: str | None = None) -> None:
+    def timed(owner: object, name: str) -> None:
         original = getattr(owner, name)
 
         def wrapper(*args: object, **kwargs: object) -> object:
-            key = label or f"{phase[0]}:{name.strip('_')}"
+            key = f"{phase[0]}:{name.strip('_')}"
             started = time.perf_counter()
             try:
                 return original(*args, **kwargs)
