@@ -41,7 +41,7 @@ from selflearn.fpi.features import fpi_features
 from selflearn.fpi.model import CLASSES, FpiModel, RuleBaseline, concat_features, truth_labels
 from selflearn.simulation.population import make_household
 from selflearn.store import Store
-from signals_data import simulate_to_store, store_path
+from signals_data import cache_is_current, simulate_to_store, stamp_cache, store_path
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "fpi"
 TRAIN_REAL_HOUSEHOLDS, TRAIN_REAL_DAYS, TRAIN_REAL_SEED, TRAIN_REAL_PREFIX = 20, 3.0, 31, "trr"
@@ -50,10 +50,12 @@ HELD_OUT_VOICE = "awb"
 
 
 def train_real_path() -> Path:
-    """The real-ASR training population (simulated and ingested on first use)."""
+    """The real-ASR training population (simulated and ingested on first use, and again when
+    the real channel or the simulator changed since)."""
     path = CACHE / "train-real.duckdb"
-    if path.exists():
+    if cache_is_current(path, "real"):
         return path
+    path.unlink(missing_ok=True)
     CACHE.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     config = SimulationConfig(
@@ -67,6 +69,7 @@ def train_real_path() -> Path:
         workers=2,
     )
     result, _ = simulate_to_store(config, path)
+    stamp_cache(path, "real")
     print(
         f"[fpi] train-real: {result.turns:,} turns ({time.perf_counter() - started:.0f} s)", file=sys.stderr
     )

@@ -30,6 +30,7 @@ from pathlib import Path
 from selflearn import AssistantConfig, IngestReport, SimulationConfig, SimulationResult, Store, simulate
 from selflearn.assistant.asr import channel_fingerprint
 from selflearn.simulation.corpora import find_data_dir
+from selflearn.simulation.simulator import SIMULATION_VERSION
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "signals"
 
@@ -81,43 +82,55 @@ def simulate_to_store(
 
 
 def channel_stamp(path: Path) -> Path:
-    """The file beside a cached store that names the ASR channel it was simulated with."""
+    """The file beside a cached store that names the ASR channel and simulator version it was
+    simulated with (:func:`simulation_fingerprint`)."""
     return path.with_suffix(path.suffix + ".asr")
 
 
-def _channel_matches(what: str, found: str, asr: str) -> bool:
-    """Whether the channel a cache ``what`` records (``found``) is today's ``asr`` channel
-    (:func:`selflearn.assistant.asr.channel_fingerprint`: refitting the noisy model changes it);
-    says so on stderr when it is not."""
-    current = channel_fingerprint(asr)
+def simulation_fingerprint(asr: str) -> str:
+    """What a cache of traffic simulated today with ``asr`` must record to be current: the ASR
+    channel (:func:`selflearn.assistant.asr.channel_fingerprint`: refitting the noisy model
+    changes it) and the simulator's version (:data:`SIMULATION_VERSION`: its phrasings,
+    behaviour and truth rules)."""
+    return f"{channel_fingerprint(asr)} {SIMULATION_VERSION}"
+
+
+def _fingerprint_matches(what: str, found: str, asr: str) -> bool:
+    """Whether the fingerprint a cache ``what`` records (``found``) is today's for ``asr``
+    (:func:`simulation_fingerprint`); says so on stderr when it is not."""
+    current = simulation_fingerprint(asr)
     if found != current:
-        print(f"[cache] {what}: simulated with ASR {found}, now {current}: rebuilding", file=sys.stderr)
+        print(f"[cache] {what}: simulated with {found}, now {current}: rebuilding", file=sys.stderr)
         return False
     return True
 
 
 def cache_is_current(path: Path, asr: str) -> bool:
     """Whether the cached store at ``path`` exists and was simulated with today's ``asr``
-    channel. A store without a stamp predates stamps and counts as stale."""
+    channel and simulator version. A store without a stamp predates stamps and counts as stale."""
     if not path.exists():
         return False
     stamp = channel_stamp(path)
     found = stamp.read_text().strip() if stamp.exists() else "(no stamp)"
-    return _channel_matches(path.name, found, asr)
+    return _fingerprint_matches(path.name, found, asr)
 
 
 def stamp_cache(path: Path, asr: str) -> None:
-    channel_stamp(path).write_text(channel_fingerprint(asr) + "\n")
+    channel_stamp(path).write_text(simulation_fingerprint(asr) + "\n")
 
 
 def replay_is_current(out: Path, asr: str) -> bool:
     """Whether a cached simulation folder exists and was simulated with today's ``asr`` channel
-    (its manifest records it)."""
+    and simulator version (its manifest records them)."""
     manifest = out / "manifest.json"
     if not manifest.exists():
         return False
-    found = json.loads(manifest.read_text()).get("asr_channel", "(not recorded)")
-    return _channel_matches(out.name, found, asr)
+    recorded = json.loads(manifest.read_text())
+    found = (
+        f"{recorded.get('asr_channel', '(channel not recorded)')} "
+        f"{recorded.get('simulation_version', 'sim/1')}"
+    )
+    return _fingerprint_matches(out.name, found, asr)
 
 
 def store_path(name: str, workers: int = 2, rebuild: bool = False) -> Path:
@@ -161,11 +174,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("names", nargs="*", default=list(NAMES), choices=[*NAMES, "mine"])
+    # Names are checked here: argparse checks an empty `nargs="*"` against `choices` as one value.
+    parser.add_argument(
+        "names", nargs="*", help=f"of {', '.join([*NAMES, 'mine'])} (default: {' '.join(NAMES)})"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
-    for name in args.names:
+    unknown = sorted(set(args.names) - {*NAMES, "mine"})
+    if unknown:
+        parser.error(f"unknown population(s) {', '.join(unknown)}; choose from {', '.join([*NAMES, 'mine'])}")
+    for name in args.names or NAMES:
         print(store_path(name, args.workers, args.rebuild))
 
 

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from selflearn.assistant.asr import channel_fingerprint
 from selflearn.cli import app
+from selflearn.simulation.simulator import SIMULATION_VERSION
 
 runner = CliRunner()
 
@@ -49,5 +50,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert (tmp_path / "rewriter" / "rewriter.json").exists()
     manifest = json.loads((tmp_path / "replay" / "manifest.json").read_text())
     assert manifest["config"]["assistant"]["rewrite_when"] == "on_failure"
-    # The manifest names the channel the traffic went through, so cached runs can be checked.
+    # The manifest names the channel the traffic went through and the simulator's version, so
+    # cached runs can be checked.
     assert manifest["asr_channel"] == channel_fingerprint(manifest["config"]["assistant"]["asr"])
+    assert manifest["simulation_version"] == SIMULATION_VERSION

@@ -5,12 +5,14 @@ from pathlib import Path
 
 import pytest
 
+from selflearn.assistant.execute import Effect
 from selflearn.assistant.pipeline import AssistantConfig
 from selflearn.errors import ConfigError
 from selflearn.schema import LOG_RECORD, TRUTH_RECORD, Turn
 from selflearn.simulation import simulator
+from selflearn.simulation.goals import Goal
 from selflearn.simulation.population import make_household
-from selflearn.simulation.simulator import SimulationConfig, simulate
+from selflearn.simulation.simulator import SimulationConfig, simulate, unmatched_failure_point
 
 CONFIG = SimulationConfig(households=3, days=1.0, seed=7, assistant=AssistantConfig(asr="noisy"))
 
@@ -92,3 +94,33 @@ def test_bad_simulation_config() -> None:
         SimulationConfig(households=0)
     with pytest.raises(ConfigError, match="phrasing_split"):
         SimulationConfig(phrasing_split="dev")  # type: ignore[arg-type]
+
+
+def _goal(intent: str, spoken: dict[str, str]) -> Goal:
+    return Goal(
+        goal_id="g1",
+        kind=(intent, (), tuple(spoken)),
+        slots=dict(spoken),
+        spoken=spoken,
+        nickname_used=frozenset(),
+        expected=Effect(intent, frozenset({"light.ceiling"})),
+    )
+
+
+def test_an_unmatched_name_is_er_only_with_the_right_intent_and_a_named_target() -> None:
+    nickname = _goal("HassTurnOn", {"name": "big light"})
+    assert unmatched_failure_point({"name": "Big Light"}, "HassTurnOn", nickname) == "er"
+    room = _goal("HassTimerStatus", {"area": "front room"})
+    assert unmatched_failure_point({"area": "front room"}, "HassTimerStatus", room) == "er"
+    # "we're out of bread" read as turning on a device called "bread": the item is not a target
+    # and the reading's intent is wrong, so the sentence was not understood.
+    shopping = _goal("HassShoppingListAddItem", {"item": "bread"})
+    assert unmatched_failure_point({"name": "bread"}, "HassTurnOn", shopping) == "nlu"
+    assert unmatched_failure_point({"item": "bread"}, "HassShoppingListAddItem", shopping) == "nlu"
+    # The right intent but the unknown words are not the name the user said (a misparsed chunk),
+    # or a value that is not a target at all.
+    assert unmatched_failure_point({"name": "big light please now"}, "HassTurnOn", nickname) == "nlu"
+    colour = _goal("HassLightSet", {"name": "desk lamp", "color": "warm white"})
+    assert unmatched_failure_point({"color": "warm white"}, "HassLightSet", colour) == "nlu"
+    assert unmatched_failure_point({"name": "big light"}, "HassTurnOff", nickname) == "nlu"
+    assert unmatched_failure_point({}, "HassTurnOn", nickname) == "nlu"

@@ -277,14 +277,16 @@ INTENT_MAP: Final[dict[str, IntentMapping]] = {
         "HassTurnOff",
         {"domain": "switch"},
         (OUT_OF_SCOPE,),
-        rule="every device_type ('wemo plug socket', 'smart plug') is the switch's {name}" + _TIME,
+        rule="every device_type ('wemo plug socket', 'smart plug') is the switch's {name}; utterances "
+        "saying another kind of device ('turn off kitchen fan') are dropped" + _TIME,
         reason="smart plugs are switch entities",
     ),
     "iot_wemo_on": IntentMapping(
         "HassTurnOn",
         {"domain": "switch"},
         (OUT_OF_SCOPE,),
-        rule="every device_type ('wemo plug socket', 'smart plug') is the switch's {name}" + _TIME,
+        rule="every device_type ('wemo plug socket', 'smart plug') is the switch's {name}; utterances "
+        "saying another kind of device ('turn on kitchen light') are dropped" + _TIME,
         reason="smart plugs are switch entities",
     ),
     # --- lists
@@ -937,6 +939,11 @@ _GENERIC_LIGHTS: Final = frozenset(
         "bulbs",
     }
 )
+_OTHER_DEVICE_WORDS: Final = frozenset(
+    {"light", "lights", "lamp", "lamps", "bulb", "bulbs", "fan", "fans", "lock", "locks", "door", "doors"}
+)
+"""Literal words naming a kind of device that is not a switch (smart-plug utterances saying them
+are dropped: the words ask for that device)."""
 _GENERIC_MEDIA: Final = frozenset({"speaker", "speakers", "music", "audio", "sound", "volume", "media"})
 _NOW_WORDS: Final = frozenset(
     {
@@ -1071,7 +1078,14 @@ def _handle_turn(label: str, utt: _Utt) -> _Result:
     skip = _time_check(utt)
     if skip is not None:
         return skip
-    generic = _GENERIC_LIGHTS if mapping.fixed_slots.get("domain") == "light" else None
+    domain = mapping.fixed_slots.get("domain")
+    if domain == "switch" and any(
+        tag is None and word in _OTHER_DEVICE_WORDS for word, tag in zip(utt.words, utt.tags, strict=True)
+    ):
+        # "turn on kitchen light" labelled as a smart plug: the words ask for a light, which the
+        # assistant rightly turns on; a goal of switching the plug would be a defect nobody has.
+        return _Skip("names_another_device", out_of_scope=False)
+    generic = _GENERIC_LIGHTS if domain == "light" else None
     return _common(utt, mapping.intent, generic, mapping.fixed_slots)
 
 

@@ -28,7 +28,7 @@ import multiprocessing as mp
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +46,14 @@ from selflearn.simulation.catalogue import BACKGROUND, COLLOQUIAL, OUT_OF_SCOPE,
 from selflearn.simulation.goals import INTENT_WEIGHTS, Goal, PhrasingPool, out_of_scope_goal, realise
 from selflearn.simulation.phrasing import Phrasing
 from selflearn.simulation.population import Household, User, make_household
+
+SIMULATION_VERSION = "sim/2"
+"""Version of what the simulator makes of a configuration: bumped whenever the same
+configuration would give other traffic or other truth labels (the behaviour, the phrasings it
+draws, the rules of :meth:`Simulator._failure_point`). Every run's ``manifest.json`` records it,
+and caches of simulated traffic are rebuilt when it changes. ``sim/2`` (2026-11-23): an unmatched
+name is ``er`` only with the right intent and a target slot (:func:`unmatched_failure_point`);
+HWU64 smart-plug utterances that say another kind of device are no longer phrasings."""
 
 SHARD_SIZE = 10
 """Households per output shard, at most."""
@@ -474,13 +482,8 @@ class _HouseholdRun:
         if expected is None:
             return "nlu"  # acted on an out-of-scope request
         if not nlu.trace.matched:
-            said = set(goal.spoken.values())
-            if nlu.unmatched and any(normalize_name(v) in said for v in nlu.unmatched.values()):
-                return "er"
-            return "nlu"
-        if nlu.trace.intent != expected.intent and not (
-            {nlu.trace.intent, expected.intent} <= {"HassShoppingListAddItem", "HassListAddItem"}
-        ):
+            return unmatched_failure_point(nlu.unmatched, nlu.trace.intent, goal)
+        if not _same_intent(nlu.trace.intent, expected.intent):
             return "nlu"
         got = Effect.of(expected.intent, expected.targets, dict(nlu.trace.slots)).params
         if got != expected.params:
@@ -584,6 +587,34 @@ class _HouseholdRun:
         # A false wake is a defect whatever the assistant does, with or without a rewrite.
         without = True if handled.rewritten else None
         self._emit(handled, goal, spoken, None, 1, "background", None, True, "false_wake", without)
+
+
+TARGET_SLOTS = frozenset({"name", "area", "floor"})
+"""Slots that name what a request acts on: an unknown value there is an entity-resolution miss."""
+
+
+def _same_intent(got: str | None, expected: str) -> bool:
+    """Whether the NLU's intent is the goal's (either shopping-list intent adds an item)."""
+    return got == expected or {got, expected} <= {"HassShoppingListAddItem", "HassListAddItem"}
+
+
+def unmatched_failure_point(unmatched: Mapping[str, str], intent: str | None, goal: Goal) -> FailurePoint:
+    """Failure point of an in-scope request the NLU did not match, from Home Assistant's
+    unmatched-entity pass (``unmatched``: slot -> words that matched nothing; ``intent``: the
+    intent of that reading).
+
+    ``er`` when that reading is right -- the goal's intent -- and every unknown slot is a target
+    (:data:`TARGET_SLOTS`) said as this user says it: the home lacks the name (a household
+    nickname, an unconfigured room name). Anything else is ``nlu``: no reading at all, the wrong
+    intent ("we're out of bread" read as turning on a device called "out bread"), or an unknown
+    value that is not a target (a colour, an item, a misparsed chunk of the sentence)."""
+    if goal.expected is None or not unmatched or not _same_intent(intent, goal.expected.intent):
+        return "nlu"
+    named = all(
+        slot in TARGET_SLOTS and normalize_name(value) == normalize_name(goal.spoken.get(slot, ""))
+        for slot, value in unmatched.items()
+    )
+    return "er" if named else "nlu"
 
 
 def _is_defect(goal: Goal, effect: Effect | None) -> bool:
@@ -767,6 +798,7 @@ def simulate(
         "schema_version": SCHEMA_VERSION,
         "config": config.to_json(),
         "asr_channel": channel_fingerprint(config.assistant.asr),
+        "simulation_version": SIMULATION_VERSION,
         "shards": shards,
         "turns": result.turns,
         "feedback": result.feedback,
