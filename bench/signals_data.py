@@ -175,15 +175,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     # Names are checked here: argparse checks an empty `nargs="*"` against `choices` as one value.
-    parser.add_argument(
-        "names", nargs="*", help=f"of {', '.join([*NAMES, 'mine'])} (default: {' '.join(NAMES)})"
-    )
+    known = ", ".join([*NAMES, "mine"])
+    parser.add_argument("names", nargs="*", help=f"of {known} (default: {' '.join(NAMES)})")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
     unknown = sorted(set(args.names) - {*NAMES, "mine"})
     if unknown:
-        parser.error(f"unknown population(s) {', '.join(unknown)}; choose from {', '.join([*NAMES, 'mine'])}")
+        parser.error(f"unknown population(s) {', '.join(unknown)}; choose from {known}")
     for name in args.names or NAMES:
         print(store_path(name, args.workers, args.rebuild))
 
