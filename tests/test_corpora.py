@@ -427,6 +427,21 @@ def test_hwu64_several_targets_are_dropped(tmp_path: Path) -> None:
     assert report.dropped == {"iot_wemo_off:several_targets": 1}
 
 
+def test_hwu64_plug_utterances_that_ask_for_another_device_are_dropped(tmp_path: Path) -> None:
+    rows = [
+        _hwu_row("iot_wemo_on", "turn on [house_place : kitchen] light"),
+        _hwu_row("iot_wemo_off", "turn off [house_place : bedroom] fan"),
+        _hwu_row("iot_wemo_on", "turn on the [device_type : smart plug]"),
+        # "light" inside the annotated device name is the plug's name, not another device
+        _hwu_row("iot_wemo_off", "turn off the [device_type : light plug]"),
+    ]
+    _write_hwu(tmp_path, rows)
+    phrasings, report = load_with_report("hwu64", tmp_path)
+    assert sorted(p.pattern for p in phrasings) == ["turn off the {name}", "turn on the {name}"]
+    assert all(p.fixed_slots == {"domain": "switch"} for p in phrasings)
+    assert report.dropped == {"iot_wemo_on:names_another_device": 1, "iot_wemo_off:names_another_device": 1}
+
+
 # ------------------------------------------------------------------------------------------
 # SLURP
 # ------------------------------------------------------------------------------------------
