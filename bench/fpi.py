@@ -23,6 +23,7 @@ logs and the homes table.
     python bench/fpi.py                          # tables (markdown) on stdout
     python bench/fpi.py --speed-turns 100000     # also time feature extraction and prediction
     python bench/fpi.py --cv                     # only the double held-out CV on ``train``
+    python bench/fpi.py --ceiling                # only the "heard the audio" ceiling (see below)
 
 ``--cv`` is how the model's settings are chosen without looking at any test population: four
 folds over ``train`` alone, each scoring households *and* phrasings that its training part never
@@ -30,6 +31,14 @@ saw (a turn is in fold k when its household hashes to k and its phrasing -- the 
 the home's names and numbers delexicalised, used only to split -- hashes to k; fold k trains on
 turns whose household and phrasing both hash elsewhere). Plain household-grouped CV overestimates,
 because the same phrasing is said in many homes.
+
+``--ceiling`` measures how much of the remaining error is information the logs do not hold. The
+same model (noisy-only) is trained twice on ``train``: on the logs alone, and on the logs plus
+what a listener who heard the audio would know -- the words actually said (simulation truth,
+read for this experiment only) compared with the recognised ones and run through the reference
+pipeline on the home, exactly like the n-best alternatives (:data:`HEARD`). Both are scored on
+the three test populations. It is an upper reference, not a model anyone can deploy: no log
+format selflearn reads carries the spoken words.
 """
 
 from __future__ import annotations
@@ -40,15 +49,19 @@ import sys
 import time
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
+from rapidfuzz.distance import Levenshtein
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from selflearn import AssistantConfig, SimulationConfig
+from selflearn.assistant.home import normalize_name
 from selflearn.fpi.features import fpi_features
 from selflearn.fpi.language import delexicalise, load_home_names
-from selflearn.fpi.model import CLASSES, FpiModel, RuleBaseline, concat_features, truth_labels
+from selflearn.fpi.model import CLASSES, FpiModel, RuleBaseline, _matrix, concat_features, truth_labels
+from selflearn.fpi.nbest import nbest_features
 from selflearn.simulation.population import make_household
 from selflearn.store import Store
 from signals_data import cache_is_current, simulate_to_store, stamp_cache, store_path
@@ -187,13 +200,113 @@ def cross_validate(features: pa.Table, labels: np.ndarray, folds: tuple[np.ndarr
     return f"{_table(t, p)}\n\n{_confusion(t, p)}\n"
 
 
+HEARD = ("heard_differs", "heard_edit_share", "heard_success", "heard_matched", "heard_other_intent")
+"""Ceiling-only columns: whether the recognised words differ from the words said, the share of
+the said words edited (word-level Levenshtein), and whether the said words, run through the
+reference pipeline on a fresh copy of the home, succeed, are understood at all, succeed with
+another intent than the logged one (where the words did not differ: the logged outcome)."""
+
+
+def heard_columns(store: Store, feats: pa.Table) -> np.ndarray:
+    """:data:`HEARD` for every row of ``feats``. Reads simulation truth: ceiling only."""
+    truth = store.query("SELECT turn_id, intended_text FROM sim_truth")
+    said = dict(zip(truth.column(0).to_pylist(), truth.column(1).to_pylist(), strict=True))
+    spoken = [str(said.get(t) or "") for t in feats.column("turn_id").to_pylist()]
+    heard = [str(t or "") for t in feats.column("text").to_pylist()]
+    differs = np.array([normalize_name(s) != normalize_name(h) for s, h in zip(spoken, heard, strict=True)])
+    edits = np.array(
+        [
+            Levenshtein.distance(s.lower().split(), h.lower().split()) / max(len(s.split()), 1)
+            for s, h in zip(spoken, heard, strict=True)
+        ]
+    )
+    rerun = pa.table(
+        {
+            "household_id": feats.column("household_id"),
+            "device_area": feats.column("device_area"),
+            "asr_alt_texts": pa.array(
+                [[h, s] if d else None for s, h, d in zip(spoken, heard, differs, strict=True)],
+                pa.list_(pa.string()),
+            ),
+            "asr_alt_confs": pa.array([[1.0, 1.0] if d else None for d in differs], pa.list_(pa.float64())),
+            "nlu_intent": feats.column("nlu_intent"),
+        }
+    )
+    alt = nbest_features(store, rerun)
+    logged_success = np.array([s == "success" for s in feats.column("status").to_pylist()], dtype=float)
+    matched = feats.column("nlu_matched").to_numpy(zero_copy_only=False)
+    logged_matched = np.nan_to_num(np.asarray(matched, dtype=float))
+    return np.column_stack(
+        [
+            differs.astype(float),
+            edits,
+            np.where(differs, alt["alt_success"], logged_success),
+            np.where(differs, alt["alt_matched"], logged_matched),
+            np.where(differs, alt["alt_success_other_intent"], 0.0),
+        ]
+    )
+
+
+def ceiling() -> None:
+    """The logs-only model against the same model that also knows the spoken words."""
+    started = time.perf_counter()
+    with Store(store_path("train"), read_only=True) as store:
+        train_feats = fpi_features(store)
+        labels = truth_labels(store, train_feats.column("turn_id"))
+        train_heard = heard_columns(store, train_feats)
+    logs = FpiModel().fit_features(train_feats, labels)
+    mask = np.isin(labels, CLASSES)
+    y = np.array([CLASSES.index(v) for v in labels[mask]], dtype=np.float64)
+    x = np.hstack([_matrix(train_feats, logs.vocab_, logs.text_), train_heard])[mask]
+    data = lgb.Dataset(
+        x,
+        y,
+        feature_name=[*logs.feature_names, *HEARD],
+        categorical_feature=list(logs.vocab_),
+        free_raw_data=True,
+    )
+    heard_booster = lgb.train(logs.params, data, num_boost_round=logs.num_rounds)
+    print(f"[fpi] ceiling: trained on {int(mask.sum()):,} turns", file=sys.stderr)
+    summary = [
+        "| population | model | turns | accuracy | " + " | ".join(f"{c} F1" for c in CLASSES) + " |",
+        "|---|---|---:|---:|" + "---:|" * len(CLASSES),
+    ]
+    details = []
+    for name in ("test", "test-clean", "test-real"):
+        with Store(store_path(name), read_only=True) as store:
+            feats = fpi_features(store)
+            truth = truth_labels(store, feats.column("turn_id"))
+            heard = heard_columns(store, feats)
+        x = np.hstack([_matrix(feats, logs.vocab_, logs.text_), heard])
+        proba = np.asarray(heard_booster.predict(x, num_threads=1)).reshape(feats.num_rows, len(CLASSES))
+        preds = {
+            "logs only": logs.predict(feats).labels,
+            "logs + words said": np.array(CLASSES, dtype=object)[proba.argmax(axis=1)],
+        }
+        for label, pred in preds.items():
+            summary.append(_summary_row(f"{name} | {label}", truth, pred))
+        details.append(
+            f"#### {name}: logs + words said\n\n{_table(truth, preds['logs + words said'])}\n\n"
+            f"{_confusion(truth, preds['logs + words said'])}\n"
+        )
+    print("\n".join(summary) + "\n")
+    print("\n".join(details))
+    print(f"(total {time.perf_counter() - started:.0f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--speed-turns", type=int, default=0, help="also time prediction on this many turns")
     parser.add_argument("--cv", action="store_true", help="only the double held-out CV on train")
+    parser.add_argument(
+        "--ceiling", action="store_true", help="only the ceiling: the same model also told the words said"
+    )
     args = parser.parse_args()
+    if args.ceiling:
+        ceiling()
+        return
     if args.cv:
         started = time.perf_counter()
         with Store(store_path("train"), read_only=True) as store:
