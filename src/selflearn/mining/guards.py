@@ -19,7 +19,7 @@ from selflearn.mining.delex import slot_signature
 
 POLARITY: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "power": (
-        frozenset({"on", "start", "activate", "enable", "switch on"}),
+        frozenset({"on", "start", "activate", "enable"}),
         frozenset({"off", "out", "stop", "deactivate", "disable", "kill", "cut"}),
     ),
     "open": (frozenset({"open", "raise"}), frozenset({"close", "shut", "lower"})),

@@ -167,7 +167,12 @@ class RewriterStats:
 class Rewriter:
     """The online rewriter (see the module docstring). Also a
     :class:`~selflearn.assistant.pipeline.RewriteHook`: ``rewriter(text, context)`` returns the
-    rewrite provenance or None, and ``observe(turn)`` feeds the personal layer."""
+    rewrite provenance or None, and ``observe(turn)`` feeds the personal layer.
+
+    Not thread-safe: ``rewrite_one``, ``observe`` and ``forget`` update caches, counters and the
+    personal layer without locks, so callers on several threads must serialise them (the HTTP
+    service holds one lock around every call that touches its rewriter). Separate processes,
+    each with its own ``Rewriter.load``, need no coordination."""
 
     def __init__(
         self,
