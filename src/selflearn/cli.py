@@ -88,7 +88,9 @@ def simulate_cmd(
     prefix: Annotated[
         str, typer.Option(help="Household id prefix (use different ones for train/test).")
     ] = "h",
-    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (the output is the same for any number).", min=1)
+    ] = 2,
     false_wakes: Annotated[float, typer.Option(help="False wakes per household per day.", min=0)] = 0.4,
     rewrite_table: Annotated[
         Path | None,
