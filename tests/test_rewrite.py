@@ -18,7 +18,7 @@ from selflearn.rewrite.index import VectorIndex
 from selflearn.rewrite.knowledge import KnowledgeConfig, build_knowledge
 from selflearn.rewrite.logs import LogTurn, chains, signature
 from selflearn.rewrite.personal import PersonalLayer
-from selflearn.rewrite.ranker import calibrate
+from selflearn.rewrite.ranker import calibrate, calibrate_bagged, lowest_threshold, outcomes
 from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -351,6 +351,49 @@ def test_calibration_takes_the_most_coverage_at_the_target_ratio() -> None:
     assert chosen.threshold == pytest.approx(0.8) and (chosen.wins, chosen.losses) == (59, 1)
     never = calibrate(score, -np.ones_like(outcome), target_ratio=20)
     assert never.rewrites == 0
+
+
+def _lowest_by_loop(score: np.ndarray, outcome: np.ndarray, target: float, min_wins: int) -> float | None:
+    """The definition, threshold by threshold."""
+    for t in sorted(set(np.round(score[score > 0], 3).tolist())):
+        cal = outcomes(score, outcome, t)
+        if cal.wins >= min_wins and cal.ratio >= target:
+            return float(t)
+    return None
+
+
+def test_lowest_threshold_is_the_definition_and_weights_are_repeated_rows() -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        n = int(rng.integers(1, 400))
+        score = np.round(rng.random(n), int(rng.integers(1, 4)))
+        outcome = rng.choice([1, 1, 1, 0, 2, -1], n)
+        target = float(rng.choice([2.0, 5.0, 20.0]))
+        assert lowest_threshold(score, outcome, target, 5) == _lowest_by_loop(score, outcome, target, 5), (
+            trial
+        )
+        times = rng.integers(0, 3, n)
+        repeated = lowest_threshold(np.repeat(score, times), np.repeat(outcome, times), target, 5)
+        assert lowest_threshold(score, outcome, target, 5, times.astype(float)) == repeated
+
+
+def test_bagged_calibration_states_its_spread_and_is_reproducible() -> None:
+    rng = np.random.default_rng(3)
+    # 60 households; the win/loss ratio of everything above a threshold crosses 20 slowly.
+    household = np.repeat([f"h{i}" for i in range(60)], 50)
+    score = rng.random(len(household))
+    outcome = np.where(rng.random(len(household)) < 0.02 + 0.1 * (1 - score), -1, 1)
+    a = calibrate_bagged(score, outcome, household, target_ratio=20, resamples=50, seed=1)
+    b = calibrate_bagged(score, outcome, household, target_ratio=20, resamples=50, seed=1)
+    assert a == b
+    assert a.low <= a.chosen.threshold <= a.high and a.low < a.high
+    assert a.point == calibrate(score, outcome, 20).threshold and a.never == 0
+    assert a.chosen == outcomes(score, outcome, a.chosen.threshold)
+    # Nothing reaches the target in any resample: never rewrite.
+    none = calibrate_bagged(score, -np.ones_like(outcome), household, target_ratio=20, resamples=10)
+    assert none.chosen.rewrites == 0 and none.never == 10 and none.low == none.high == 1.0
+    with pytest.raises(ValueError, match="resamples"):
+        calibrate_bagged(score, outcome, household, target_ratio=20, resamples=0)
 
 
 def test_guards_know_opposite_actions_on_lists() -> None:

@@ -362,17 +362,18 @@ def train_rewriter_cmd(
         )
     rewriter.save(out_dir)
     (out_dir / "fit-report.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
-    # One calibration per mode: behind the NLU (the request is known to have failed) and before it.
-    thresholds = "; ".join(
-        f"{mode.replace('_', ' ')}: threshold {cal['threshold']:.3f} ({cal['wins']} est. wins, "
-        f"{cal['losses']} losses, {cal['unknown']} unknown on held-out households)"
-        for mode, cal in report.calibration.items()
-    )
     out.print(
         f"trained on {report.turns:,} turns from {report.households:,} households: "
         f"{len(rewriter.knowledge or []):,} pooled patterns, {report.rows:,} candidate rows "
-        f"({report.positives:,} positive); {thresholds} -> {out_dir}"
+        f"({report.positives:,} positive) -> {out_dir}"
     )
+    # One calibration per mode: behind the NLU (the request is known to have failed) and before it.
+    for mode, cal in report.calibration.items():
+        out.print(
+            f"{mode.replace('_', ' ')}: threshold {cal['threshold']:.3f} ({cal['wins']} est. wins, "
+            f"{cal['losses']} losses, {cal['unknown']} unknown on held-out households; "
+            f"{cal['resampled_p10']:.3f}-{cal['resampled_p90']:.3f} over household resamples)"
+        )
 
 
 @app.command("rewrite")

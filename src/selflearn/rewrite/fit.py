@@ -22,7 +22,10 @@
    one whose estimated win/loss ratio over all those scores reaches ``target_ratio`` with at
    least 20 estimated wins (:func:`selflearn.rewrite.ranker.calibrate`; requests whose outcome
    the logs cannot tell -- never fixed, or refusals nobody retried -- are counted apart, not as
-   wins or losses). The ranker that ships is trained on all households.
+   wins or losses), bagged: the median of the thresholds chosen on bootstrap resamples of the
+   households (:func:`selflearn.rewrite.ranker.calibrate_bagged`), since where the ratio curve
+   runs flat near the target its crossing point jumps with the sample. The ranker that ships is
+   trained on all households.
 5. The final global knowledge is built from all households.
 
 The replay folds and the calibration folds are independent: they run in ``workers`` forked
@@ -47,7 +50,7 @@ from selflearn.rewrite.embed import StaticEmbedder
 from selflearn.rewrite.features import FEATURES, featurize
 from selflearn.rewrite.knowledge import DelexCache, Knowledge, KnowledgeConfig, build_knowledge
 from selflearn.rewrite.logs import LogTurn, chains, read_homes, read_log, signature
-from selflearn.rewrite.ranker import Ranker, calibrate, outcomes, query_row
+from selflearn.rewrite.ranker import Ranker, calibrate_bagged, outcomes, query_row
 from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig
 from selflearn.store import Store
 
@@ -271,12 +274,15 @@ def _fit_ranker(queries: list[Query], intents: dict[str, int], seed: int) -> Ran
     return ranker
 
 
-def _calibration_set(ranker: Ranker, queries: list[Query], known: bool) -> tuple[np.ndarray, np.ndarray]:
+def _calibration_set(
+    ranker: Ranker, queries: list[Query], known: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decision score, estimated outcome and household of every request the ranker is asked."""
     asked = [q for q in queries if q.failed or not known]
     decisions = ranker.decide_many([q.x for q in asked], True if known else None)
     scores = [d.score for d in decisions]
     outcome = [q.outcome(d.best) for q, d in zip(asked, decisions, strict=True)]
-    return np.array(scores), np.array(outcome)
+    return np.array(scores), np.array(outcome), np.array([q.household for q in asked], dtype=object)
 
 
 def fit_rewriter(
@@ -353,7 +359,7 @@ def fit_rewriter(
     # ships is trained on every household.
     fold_of = {h: _fold(h, config.calibration_folds, config.seed + 1) for h in households}
 
-    def score_fold(fold: int) -> dict[bool, tuple[np.ndarray, np.ndarray]] | None:
+    def score_fold(fold: int) -> dict[bool, tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
         inside = [q for q in queries if fold_of[q.household] != fold]
         outside = [q for q in queries if fold_of[q.household] == fold]
         if not outside:
@@ -368,15 +374,16 @@ def fit_rewriter(
         meanwhile=lambda: _fit_ranker(queries, intents, config.seed),
     )
     scored = {
-        known: ([f[known][0] for f in per_fold if f], [f[known][1] for f in per_fold if f])
+        known: [np.concatenate([f[known][i] for f in per_fold if f]) for i in range(3)]
         for known in (True, False)
     }
     ranker: Ranker = shipped
     report.train_rows = int(ranker.meta_["meaning_rows"])
     report.calibration_queries = len(queries)
     for known in (True, False):
-        score, outcome = (np.concatenate(parts) for parts in scored[known])
-        chosen = calibrate(score, outcome, config.target_ratio)
+        score, outcome, household = scored[known]
+        bagged = calibrate_bagged(score, outcome, household, config.target_ratio, seed=config.seed)
+        chosen = bagged.chosen
         key = "known_failed" if known else "unknown"
         if known:
             ranker.threshold = chosen.threshold
@@ -386,6 +393,11 @@ def fit_rewriter(
             **asdict(chosen),
             "ratio": chosen.ratio,
             "target_ratio": config.target_ratio,
+            "point_threshold": bagged.point,
+            "resampled_p10": bagged.low,
+            "resampled_p90": bagged.high,
+            "resamples": bagged.resamples,
+            "resamples_never": bagged.never,
         }
         for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
             cal = outcomes(score, outcome, t)
