@@ -24,6 +24,7 @@ logs and the homes table.
     python bench/fpi.py --speed-turns 100000     # also time feature extraction and prediction
     python bench/fpi.py --cv                     # only the double held-out CV on ``train``
     python bench/fpi.py --ceiling                # only the "heard the audio" ceiling (see below)
+    python bench/fpi.py --more-data STORE        # only: trained on train vs train + STORE
 
 ``--cv`` is how the model's settings are chosen without looking at any test population: four
 folds over ``train`` alone, each scoring households *and* phrasings that its training part never
@@ -294,6 +295,44 @@ def ceiling() -> None:
     print(f"(total {time.perf_counter() - started:.0f} s)")
 
 
+def more_data(extra: Path) -> None:
+    """Is the model short of data? The noisy-only model against the same model trained on
+    ``train`` plus another simulated store of training-side traffic (other households)."""
+    started = time.perf_counter()
+    with Store(store_path("train"), read_only=True) as store:
+        train_feats = fpi_features(store)
+        train_labels = truth_labels(store, train_feats.column("turn_id"))
+    t0 = time.perf_counter()
+    with Store(extra, read_only=True) as store:
+        extra_feats = fpi_features(store)
+        extra_labels = truth_labels(store, extra_feats.column("turn_id"))
+    print(
+        f"[fpi] {extra}: {extra_feats.num_rows:,} turns, features in {time.perf_counter() - t0:.0f} s",
+        file=sys.stderr,
+    )
+    both = concat_features([train_feats, extra_feats])
+    models = {
+        f"train ({train_feats.num_rows:,} turns)": FpiModel().fit_features(train_feats, train_labels),
+        f"train + {extra.stem} ({both.num_rows:,} turns)": FpiModel().fit_features(
+            both, np.concatenate([train_labels, extra_labels])
+        ),
+    }
+    counts = {c: int((extra_labels == c).sum() + (train_labels == c).sum()) for c in CLASSES}
+    print(f"labels in the larger training set: {counts}\n")
+    summary = [
+        "| population | trained on | turns | accuracy | " + " | ".join(f"{c} F1" for c in CLASSES) + " |",
+        "|---|---|---:|---:|" + "---:|" * len(CLASSES),
+    ]
+    for name in ("test", "test-clean", "test-real"):
+        with Store(store_path(name), read_only=True) as store:
+            feats = fpi_features(store)
+            truth = truth_labels(store, feats.column("turn_id"))
+        for label, model in models.items():
+            summary.append(_summary_row(f"{name} | {label}", truth, model.predict(feats).labels))
+    print("\n".join(summary))
+    print(f"\n(total {time.perf_counter() - started:.0f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -303,7 +342,17 @@ def main() -> None:
     parser.add_argument(
         "--ceiling", action="store_true", help="only the ceiling: the same model also told the words said"
     )
+    parser.add_argument(
+        "--more-data",
+        type=Path,
+        metavar="STORE",
+        help="only: the noisy-only model trained on train vs train + STORE (another simulated store "
+        "of training-side traffic, e.g. bench/online.py's train-240.duckdb)",
+    )
     args = parser.parse_args()
+    if args.more_data is not None:
+        more_data(args.more_data)
+        return
     if args.ceiling:
         ceiling()
         return

@@ -16,7 +16,9 @@
    ``personal`` (global + personal layer, learning online from the household's own logged turns).
    Populations: ``seen`` (train-side phrasings said by new people in new homes), ``held-out``
    (the held-out 20 % of phrasings plus SLURP: phrasings no training log contains) and, with
-   ``--real``, ``real`` (held-out phrasings through flite speech decoded by pocketsphinx).
+   ``--real``, ``real`` (held-out phrasings through flite speech decoded by pocketsphinx);
+   ``--populations ...,held-out-clean`` adds the held-out phrasings with exact ASR (a diagnostic:
+   phrasing gaps without recognition damage).
 4. **Scoring** from simulation truth (evaluation only): per arm the defect rate, first-attempt and
    goal failure rates; for rewritten turns wins (would have failed without the rewrite, worked
    with it) and losses (the reverse), by layer; rescue rate (wins over all turns that would have
@@ -126,6 +128,8 @@ def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
             args.replay_days,
         ),
         "held-out": ("test", held, "noisy", args.replay_households, args.replay_days),
+        # Diagnostic: the held-out phrasings with exact ASR, i.e. phrasing gaps without recognition damage.
+        "held-out-clean": ("test", held, "exact", args.replay_households, args.replay_days),
         "real": ("test", held, "real", args.real_households, args.real_days),
     }[name]
     split, corpora, asr, households, days = spec
@@ -183,7 +187,11 @@ def main() -> None:
         default="on_failure",
         help="consult the rewriter only when the NLU failed (default) or before the NLU on every request",
     )
-    parser.add_argument("--populations", default="seen,held-out")
+    parser.add_argument(
+        "--populations",
+        default="seen,held-out",
+        help="comma-separated: seen, held-out, held-out-clean (held-out phrasings, exact ASR)",
+    )
     parser.add_argument("--rebuild", action="store_true", help="re-simulate the replays")
     parser.add_argument("--rebuild-train", action="store_true")
     parser.add_argument("--retrain", action="store_true")
@@ -215,8 +223,8 @@ def main() -> None:
     ]
     rw_lines = [
         "| population | arm | rewritten (share) | wins | losses | win/loss | same turns: defect rate "
-        "without -> with | rescue rate | false-rewrite rate | wrong actions |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
+        "without -> with | rescue rate | false-rewrite rate | wrong actions | wins per wrong action |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     notes: list[str] = []
     for name in populations:
@@ -243,7 +251,8 @@ def main() -> None:
                 f"| {st.losses:,} | {st.win_loss:.1f} "
                 f"| {pct(st.defect_rate_without)} -> {pct(st.defect_rate)} "
                 f"({pct(1 - st.defect_rate / max(st.defect_rate_without, 1e-9))}) | {pct(st.rescue_rate)} "
-                f"| {pct(st.false_rewrite_rate)} | {st.acted_wrong:,} |"
+                f"| {pct(st.false_rewrite_rate)} | {st.acted_wrong:,} "
+                f"| {st.wins / st.acted_wrong if st.acted_wrong else float('inf'):.1f} |"
             )
             notes.append(
                 f"{name}/{arm} by layer: " + "; ".join(f"{k} {dict(v)}" for k, v in sorted(st.layers.items()))
