@@ -94,7 +94,8 @@ def training_store(args: Any) -> Path:
 
 def train(store_path: Path, args: Any) -> Path:
     """Mine the table and fit the rewriter; returns the rewriter folder."""
-    folder = CACHE / f"rewriter-{store_path.stem}-k{args.k}"
+    suffix = "" if args.decision == "product" else f"-{args.decision}"
+    folder = CACHE / f"rewriter-{store_path.stem}-k{args.k}{suffix}"
     if (folder / "rewriter.json").exists() and not args.retrain:
         return folder
     with Store(store_path, read_only=True) as store:
@@ -102,7 +103,11 @@ def train(store_path: Path, args: Any) -> Path:
         table = mine(DuckDbEngine(store), MiningConfig(min_users=args.k))
         mined = time.perf_counter() - started
         started = time.perf_counter()
-        config = FitConfig(knowledge=KnowledgeConfig(min_users=args.k), target_ratio=args.target_ratio)
+        config = FitConfig(
+            knowledge=KnowledgeConfig(min_users=args.k),
+            target_ratio=args.target_ratio,
+            decision=args.decision,
+        )
         rewriter, report = fit_rewriter(store, config, table=table)
         fitted = time.perf_counter() - started
     rewriter.save(folder)
@@ -180,6 +185,12 @@ def main() -> None:
         "--target-ratio", type=float, default=20.0, help="calibration target (est. wins/loss)"
     )
     parser.add_argument("--rephrase-model", type=Path, default=None)
+    parser.add_argument(
+        "--decision",
+        choices=("product", "meaning"),
+        default="product",
+        help="ranker decision rule: meaning x fixable (default) or meaning alone",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--mode",

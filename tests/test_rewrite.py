@@ -13,12 +13,21 @@ from selflearn.assistant.home import Home
 from selflearn.errors import ConfigError
 from selflearn.mining.delex import Delexicalizer
 from selflearn.mining.guards import flips_polarity
+from selflearn.rewrite import FitConfig
 from selflearn.rewrite.embed import StaticEmbedder
+from selflearn.rewrite.features import FEATURES
 from selflearn.rewrite.index import VectorIndex
 from selflearn.rewrite.knowledge import KnowledgeConfig, build_knowledge
 from selflearn.rewrite.logs import LogTurn, chains, signature
 from selflearn.rewrite.personal import PersonalLayer
-from selflearn.rewrite.ranker import calibrate, calibrate_bagged, lowest_threshold, outcomes
+from selflearn.rewrite.ranker import (
+    QUERY_FEATURES,
+    Ranker,
+    calibrate,
+    calibrate_bagged,
+    lowest_threshold,
+    outcomes,
+)
 from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -394,6 +403,31 @@ def test_bagged_calibration_states_its_spread_and_is_reproducible() -> None:
     assert none.chosen.rewrites == 0 and none.never == 10 and none.low == none.high == 1.0
     with pytest.raises(ValueError, match="resamples"):
         calibrate_bagged(score, outcome, household, target_ratio=20, resamples=0)
+
+
+def test_decision_rule_meaning_alone_or_times_fixable_survives_save_and_load(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((400, len(FEATURES)))
+    q = rng.random((400, len(QUERY_FEATURES)))
+    y = (x[:, 0] > 0.5).astype(float)
+    fitted = {
+        rule: Ranker(decision=rule, rounds=5).fit_meaning(x, y).fit_fixable(q, (q[:, 0] > 0.3).astype(float))
+        for rule in ("product", "meaning")
+    }
+    request = x[:3]
+    for rule, ranker in fitted.items():
+        d = ranker.decide(request, known_failed=True)
+        expected = d.meaning[d.best] * (d.fixable if rule == "product" else 1.0)
+        assert d.score == pytest.approx(expected)
+        assert ranker.decide_many([request], True)[0].score == pytest.approx(d.score)
+        loaded = Ranker.load(ranker.save(tmp_path / rule))
+        assert loaded.decision == rule and loaded.decide(request, True).score == pytest.approx(d.score)
+    meta = tmp_path / "meaning" / "ranker.json"
+    meta.write_text(meta.read_text().replace('"decision": "meaning"', '"decision": "vibes"'))
+    with pytest.raises(ConfigError, match="unknown decision rule 'vibes'"):
+        Ranker.load(tmp_path / "meaning")
+    with pytest.raises(ValueError, match="decision must be one of"):
+        FitConfig(decision="vibes")
 
 
 def test_guards_know_opposite_actions_on_lists() -> None:

@@ -339,6 +339,13 @@ def train_rewriter_cmd(
             help="Cores for the replay and calibration folds (the result does not depend on it).", min=1
         ),
     ] = 2,
+    decision: Annotated[
+        str,
+        typer.Option(
+            help="Ranker decision rule: 'product' (meaning x fixable) or 'meaning' (meaning alone; "
+            "see docs/rewriting.md)."
+        ),
+    ] = "product",
 ) -> None:
     """Train the online rewriter from the store's logs (needs `selflearn signals` first).
 
@@ -347,9 +354,17 @@ def train_rewriter_cmd(
     and calibrates its threshold (see docs/rewriting.md). Simulation truth is never read."""
     from selflearn.mining.table import RewriteTable
     from selflearn.rewrite import FitConfig, KnowledgeConfig, fit_rewriter
+    from selflearn.rewrite.ranker import DECISIONS
 
+    if decision not in DECISIONS:
+        raise typer.BadParameter(
+            f"{decision!r} is not one of {', '.join(DECISIONS)}", param_hint="'--decision'"
+        )
     config = FitConfig(
-        knowledge=KnowledgeConfig(min_users=min_users), target_ratio=target_ratio, workers=workers
+        knowledge=KnowledgeConfig(min_users=min_users),
+        target_ratio=target_ratio,
+        workers=workers,
+        decision=decision,
     )
     mined = RewriteTable.load(table) if table is not None else None
     with Store(store_path, read_only=True) as store, _progress() as bar:

@@ -50,7 +50,7 @@ from selflearn.rewrite.embed import StaticEmbedder
 from selflearn.rewrite.features import FEATURES, featurize
 from selflearn.rewrite.knowledge import DelexCache, Knowledge, KnowledgeConfig, build_knowledge
 from selflearn.rewrite.logs import LogTurn, chains, read_homes, read_log, signature
-from selflearn.rewrite.ranker import Ranker, calibrate_bagged, outcomes, query_row
+from selflearn.rewrite.ranker import DECISIONS, Ranker, calibrate_bagged, outcomes, query_row
 from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig
 from selflearn.store import Store
 
@@ -68,6 +68,9 @@ class FitConfig:
     ranker is trained on every household."""
     target_ratio: float = 20.0
     """Estimated wins per estimated loss the threshold is calibrated for."""
+    decision: str = "product"
+    """Decision rule of the ranker (:data:`selflearn.rewrite.ranker.DECISIONS`): ``product`` =
+    meaning x fixable, ``meaning`` = meaning alone; calibrated the same way either way."""
     sensitive_margin: float = 0.1
     """The threshold for sensitive intents is the calibrated one plus this (at most 0.99)."""
     seed: int = 0
@@ -75,6 +78,10 @@ class FitConfig:
     """Cores for the replay and calibration folds, which run in forked processes (one per fold
     while there are at most twice as many folds as this, so the folds finish together); 1: all
     in this process. The trained rewriter does not depend on it (tested)."""
+
+    def __post_init__(self) -> None:
+        if self.decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
 
 
 @dataclass
@@ -257,7 +264,9 @@ def _fixable_rows(queries: list[Query], meaning: list[np.ndarray]) -> tuple[np.n
     return np.stack(xs), np.array(ys)
 
 
-def _fit_ranker(queries: list[Query], intents: dict[str, int], seed: int) -> Ranker:
+def _fit_ranker(
+    queries: list[Query], intents: dict[str, int], seed: int, decision: str = "product"
+) -> Ranker:
     """Both models of a ranker on ``queries``. The fixable model reads meaning scores from a
     meaning model that did not see the request's household (two halves, each scored by a model
     of the other)."""
@@ -269,7 +278,7 @@ def _fit_ranker(queries: list[Query], intents: dict[str, int], seed: int) -> Ran
         part = Ranker(intents=intents).fit_meaning(*_meaning_rows([queries[i] for i in inside]))
         for i, scores in zip(outside, part.meaning_many([queries[i].x for i in outside]), strict=True):
             oof[i] = scores
-    ranker = Ranker(intents=intents).fit_meaning(*_meaning_rows(queries))
+    ranker = Ranker(intents=intents, decision=decision).fit_meaning(*_meaning_rows(queries))
     ranker.fit_fixable(*_fixable_rows(queries, oof))
     return ranker
 
@@ -364,14 +373,14 @@ def fit_rewriter(
         outside = [q for q in queries if fold_of[q.household] == fold]
         if not outside:
             return None
-        part = _fit_ranker(inside, intents, config.seed)
+        part = _fit_ranker(inside, intents, config.seed, config.decision)
         return {known: _calibration_set(part, outside, known) for known in (True, False)}
 
     per_fold, shipped = _run_folds(
         score_fold,
         config.calibration_folds,
         config.workers,
-        meanwhile=lambda: _fit_ranker(queries, intents, config.seed),
+        meanwhile=lambda: _fit_ranker(queries, intents, config.seed, config.decision),
     )
     scored = {
         known: [np.concatenate([f[known][i] for f in per_fold if f]) for i in range(3)]

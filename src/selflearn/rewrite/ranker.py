@@ -96,6 +96,10 @@ class Decision:
     """``meaning[best] * fixable``: compared with the threshold."""
 
 
+DECISIONS = ("product", "meaning")
+"""Decision rules :class:`Ranker` knows (``Ranker.decision``)."""
+
+
 @dataclass
 class Ranker:
     """The meaning and fixable models with their calibrated thresholds."""
@@ -109,6 +113,10 @@ class Ranker:
     intents: dict[str, int] = field(default_factory=dict)
     """Intent -> categorical code used in the ``intent`` feature."""
     rounds: int = ROUNDS
+    decision: str = "product"
+    """How a request's score is made: ``product`` (default) = meaning of the best candidate x
+    fixable; ``meaning`` = the meaning score alone (the fixable model is still trained and
+    reported, but does not gate). See docs/rewriting.md for when each was measured better."""
     meaning_: Any = None
     fixable_: Any = None
     meta_: dict[str, Any] = field(default_factory=dict)
@@ -176,8 +184,11 @@ class Ranker:
         out = []
         for m, f in zip(meanings, fixable.tolist(), strict=True):
             best = int(np.argmax(m))
-            out.append(Decision(best, m, f, float(m[best]) * f))
+            out.append(Decision(best, m, f, self._score(float(m[best]), f)))
         return out
+
+    def _score(self, meaning: float, fixable: float) -> float:
+        return meaning if self.decision == "meaning" else meaning * fixable
 
     def decide(self, x: np.ndarray, known_failed: bool | None) -> Decision:
         """Score one request's candidates (``x``: one row per candidate, at least one)."""
@@ -187,7 +198,7 @@ class Ranker:
         row = query_row(x, meaning, known_failed)
         fixable = float(self._predictor("fixable").predict(row[None, :])[0])
         best = int(np.argmax(meaning))
-        return Decision(best, meaning, fixable, float(meaning[best]) * fixable)
+        return Decision(best, meaning, fixable, self._score(float(meaning[best]), fixable))
 
     def threshold_for(self, known_failed: bool | None, sensitive: bool) -> float:
         """The bar a request's score must clear."""
@@ -218,6 +229,7 @@ class Ranker:
             "sensitive_margin": self.sensitive_margin,
             "intents": self.intents,
             "rounds": self.rounds,
+            "decision": self.decision,
             **self.meta_,
         }
         (out / "ranker.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
@@ -246,9 +258,12 @@ class Ranker:
             sensitive_margin=float(meta["sensitive_margin"]),
             intents={str(k): int(v) for k, v in meta.get("intents", {}).items()},
             rounds=int(meta.get("rounds", ROUNDS)),
+            decision=str(meta.get("decision", "product")),
         )
         ranker.meaning_, ranker.fixable_ = meaning, fixable
-        skip = ("format", "features", "query_features", "intents")
+        if ranker.decision not in DECISIONS:
+            raise ConfigError(f"{src}: unknown decision rule {ranker.decision!r} (one of {DECISIONS})")
+        skip = ("format", "features", "query_features", "intents", "decision")
         ranker.meta_ = {k: v for k, v in meta.items() if k not in skip}
         return ranker
 
