@@ -153,6 +153,14 @@ def _confusion(truth: np.ndarray, pred: np.ndarray) -> str:
     return "\n".join(lines)
 
 
+def _summary_head(second: str) -> list[str]:
+    """Header of a :func:`_summary_row` table whose second column is ``second``."""
+    return [
+        f"| population | {second} | turns | accuracy | " + " | ".join(f"{c} F1" for c in CLASSES) + " |",
+        "|---|---|---:|---:|" + "---:|" * len(CLASSES),
+    ]
+
+
 def _summary_row(name: str, truth: np.ndarray, pred: np.ndarray) -> str:
     acc, f1 = _scores(truth, pred)
     cells = " | ".join(f"{f1[c]:.3f}" if (truth == c).any() else "-" for c in CLASSES)
@@ -268,10 +276,7 @@ def ceiling() -> None:
     )
     heard_booster = lgb.train(logs.params, data, num_boost_round=logs.num_rounds)
     print(f"[fpi] ceiling: trained on {int(mask.sum()):,} turns", file=sys.stderr)
-    summary = [
-        "| population | model | turns | accuracy | " + " | ".join(f"{c} F1" for c in CLASSES) + " |",
-        "|---|---|---:|---:|" + "---:|" * len(CLASSES),
-    ]
+    summary = _summary_head("model")
     details = []
     for name in ("test", "test-clean", "test-real"):
         with Store(store_path(name), read_only=True) as store:
@@ -319,10 +324,7 @@ def more_data(extra: Path) -> None:
     }
     counts = {c: int((extra_labels == c).sum() + (train_labels == c).sum()) for c in CLASSES}
     print(f"labels in the larger training set: {counts}\n")
-    summary = [
-        "| population | trained on | turns | accuracy | " + " | ".join(f"{c} F1" for c in CLASSES) + " |",
-        "|---|---|---:|---:|" + "---:|" * len(CLASSES),
-    ]
+    summary = _summary_head("trained on")
     for name in ("test", "test-clean", "test-real"):
         with Store(store_path(name), read_only=True) as store:
             feats = fpi_features(store)
@@ -393,10 +395,7 @@ def main() -> None:
     print(f"fit {fit_s:.0f} s per model; labels (mixed) {mixed.label_counts_}\n")
 
     baseline = RuleBaseline()
-    summary = [
-        "| population | model | turns | accuracy | " + " | ".join(f"{c} F1" for c in CLASSES) + " |",
-        "|---|---|---:|---:|" + "---:|" * len(CLASSES),
-    ]
+    summary = _summary_head("model")
     details = []
     for name in ("test", "test-clean", "test-real"):
         with Store(store_path(name), read_only=True) as store:
