@@ -110,6 +110,16 @@ def user_voices(store: Store, seed: int, prefix: str) -> dict[str, str]:
     return out
 
 
+TEST_POPULATIONS = ("test", "test-clean", "test-real")
+"""The held-out populations every evaluation here scores."""
+
+
+def labelled_features(store: Store) -> tuple[pa.Table, np.ndarray]:
+    """The store's feature table and its simulation-truth labels (evaluation and training only)."""
+    feats = fpi_features(store)
+    return feats, truth_labels(store, feats.column("turn_id"))
+
+
 def _users(store: Store, features: pa.Table) -> np.ndarray:
     table = store.query("SELECT turn_id, user_id FROM turns")
     lookup = dict(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
@@ -260,8 +270,7 @@ def ceiling() -> None:
     """The logs-only model against the same model that also knows the spoken words."""
     started = time.perf_counter()
     with Store(store_path("train"), read_only=True) as store:
-        train_feats = fpi_features(store)
-        labels = truth_labels(store, train_feats.column("turn_id"))
+        train_feats, labels = labelled_features(store)
         train_heard = heard_columns(store, train_feats)
     logs = FpiModel().fit_features(train_feats, labels)
     mask = np.isin(labels, CLASSES)
@@ -278,10 +287,9 @@ def ceiling() -> None:
     print(f"[fpi] ceiling: trained on {int(mask.sum()):,} turns", file=sys.stderr)
     summary = _summary_head("model")
     details = []
-    for name in ("test", "test-clean", "test-real"):
+    for name in TEST_POPULATIONS:
         with Store(store_path(name), read_only=True) as store:
-            feats = fpi_features(store)
-            truth = truth_labels(store, feats.column("turn_id"))
+            feats, truth = labelled_features(store)
             heard = heard_columns(store, feats)
         x = np.hstack([_matrix(feats, logs.vocab_, logs.text_), heard])
         proba = np.asarray(heard_booster.predict(x, num_threads=1)).reshape(feats.num_rows, len(CLASSES))
@@ -305,12 +313,10 @@ def more_data(extra: Path) -> None:
     ``train`` plus another simulated store of training-side traffic (other households)."""
     started = time.perf_counter()
     with Store(store_path("train"), read_only=True) as store:
-        train_feats = fpi_features(store)
-        train_labels = truth_labels(store, train_feats.column("turn_id"))
+        train_feats, train_labels = labelled_features(store)
     t0 = time.perf_counter()
     with Store(extra, read_only=True) as store:
-        extra_feats = fpi_features(store)
-        extra_labels = truth_labels(store, extra_feats.column("turn_id"))
+        extra_feats, extra_labels = labelled_features(store)
     print(
         f"[fpi] {extra}: {extra_feats.num_rows:,} turns, features in {time.perf_counter() - t0:.0f} s",
         file=sys.stderr,
@@ -325,10 +331,9 @@ def more_data(extra: Path) -> None:
     counts = {c: int((extra_labels == c).sum() + (train_labels == c).sum()) for c in CLASSES}
     print(f"labels in the larger training set: {counts}\n")
     summary = _summary_head("trained on")
-    for name in ("test", "test-clean", "test-real"):
+    for name in TEST_POPULATIONS:
         with Store(store_path(name), read_only=True) as store:
-            feats = fpi_features(store)
-            truth = truth_labels(store, feats.column("turn_id"))
+            feats, truth = labelled_features(store)
         for label, model in models.items():
             summary.append(_summary_row(f"{name} | {label}", truth, model.predict(feats).labels))
     print("\n".join(summary))
@@ -361,8 +366,7 @@ def main() -> None:
     if args.cv:
         started = time.perf_counter()
         with Store(store_path("train"), read_only=True) as store:
-            feats = fpi_features(store)
-            labels = truth_labels(store, feats.column("turn_id"))
+            feats, labels = labelled_features(store)
             folds = cv_folds(store, feats)
         table = cross_validate(feats, labels, folds)
         print(f"#### double held-out CV on train ({CV_FOLDS} folds)\n\n{table}")
@@ -376,8 +380,7 @@ def main() -> None:
         feat_s = time.perf_counter() - t0
         train_labels = truth_labels(store, train_feats.column("turn_id"))
     with Store(train_real_path(), read_only=True) as store:
-        real_feats = fpi_features(store)
-        real_labels = truth_labels(store, real_feats.column("turn_id"))
+        real_feats, real_labels = labelled_features(store)
         voices = user_voices(store, TRAIN_REAL_SEED, TRAIN_REAL_PREFIX)
         keep = np.array([voices.get(u) != HELD_OUT_VOICE for u in _users(store, real_feats)])
     print(
@@ -397,10 +400,9 @@ def main() -> None:
     baseline = RuleBaseline()
     summary = _summary_head("model")
     details = []
-    for name in ("test", "test-clean", "test-real"):
+    for name in TEST_POPULATIONS:
         with Store(store_path(name), read_only=True) as store:
-            feats = fpi_features(store)
-            truth = truth_labels(store, feats.column("turn_id"))
+            feats, truth = labelled_features(store)
             users = _users(store, feats)
             test_voices = user_voices(store, TEST_REAL_SEED, TEST_REAL_PREFIX) if name == "test-real" else {}
         preds = {

@@ -331,10 +331,13 @@ def calibrate(score: np.ndarray, outcome: np.ndarray, target_ratio: float, min_w
     it reaches ``target_ratio`` with at least ``min_wins`` wins: the most coverage at the target
     precision. Falls back to a threshold above every score (never rewrite)."""
     chosen = lowest_threshold(score, outcome, target_ratio, min_wins)
-    if chosen is None:
-        top = float(score.max()) if len(score) else 1.0
-        return outcomes(score, outcome, min(top + 1e-6, 1.0))
-    return outcomes(score, outcome, chosen)
+    return _never(score, outcome) if chosen is None else outcomes(score, outcome, chosen)
+
+
+def _never(score: np.ndarray, outcome: np.ndarray) -> Calibration:
+    """Outcomes at a threshold above every score: never rewrite."""
+    top = float(score.max()) if len(score) else 1.0
+    return outcomes(score, outcome, min(top + 1e-6, 1.0))
 
 
 BOOTSTRAP_RESAMPLES = 200
@@ -388,10 +391,7 @@ def calibrate_bagged(
         thresholds[i] = 1.0 if t is None else t
     median = float(np.quantile(thresholds, 0.5, method="lower"))
     point = calibrate(score, outcome, target_ratio, min_wins)
-    if median >= 1.0:  # most resamples reach the target nowhere: never rewrite
-        top = float(score.max()) if len(score) else 1.0
-        chosen = outcomes(score, outcome, min(top + 1e-6, 1.0))
-    else:
-        chosen = outcomes(score, outcome, median)
+    # most resamples reach the target nowhere: never rewrite
+    chosen = _never(score, outcome) if median >= 1.0 else outcomes(score, outcome, median)
     low, high = float(np.quantile(thresholds, 0.1)), float(np.quantile(thresholds, 0.9))
     return BaggedCalibration(chosen, point.threshold, low, high, resamples, never)
