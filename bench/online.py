@@ -234,7 +234,8 @@ def main() -> None:
     ]
     rw_lines = [
         "| population | arm | rewritten (share) | wins | losses | win/loss | same turns: defect rate "
-        "without -> with | rescue rate | false-rewrite rate | wrong actions | wins per wrong action |",
+        "without -> with | rescue rate | false-rewrite rate | wrong actions (out of scope) "
+        "| wins per wrong action |",
         "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     notes: list[str] = []
@@ -262,7 +263,7 @@ def main() -> None:
                 f"| {st.losses:,} | {st.win_loss:.1f} "
                 f"| {pct(st.defect_rate_without)} -> {pct(st.defect_rate)} "
                 f"({pct(1 - st.defect_rate / max(st.defect_rate_without, 1e-9))}) | {pct(st.rescue_rate)} "
-                f"| {pct(st.false_rewrite_rate)} | {st.acted_wrong:,} "
+                f"| {pct(st.false_rewrite_rate)} | {st.acted_wrong:,} ({st.acted_wrong_out_of_scope:,}) "
                 f"| {st.wins / st.acted_wrong if st.acted_wrong else float('inf'):.1f} |"
             )
             notes.append(

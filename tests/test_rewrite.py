@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from selflearn.assistant.home import Home
-from selflearn.errors import ConfigError
+from selflearn.errors import ConfigError, DataError
 from selflearn.mining.delex import Delexicalizer
 from selflearn.mining.guards import flips_polarity
 from selflearn.rewrite import FitConfig
@@ -571,6 +571,49 @@ def test_replay_scoring_counts_what_the_gazetteer_fallback_rescued_and_got_wrong
     assert stats.rewritten == 0 and stats.layers == {}
 
 
+def test_replay_scoring_splits_wrong_actions_by_scope(tmp_path: Path) -> None:
+    """A rewrite that made the assistant act on an out-of-scope request is a wrong action of its
+    own kind (a refusal was right); an in-scope wrong action is not counted there; a rewritten
+    turn that failed with a refusal is no wrong action at all."""
+    import json
+
+    from selflearn.mining.replay import score_arm
+
+    goal = {"goal_id": "g1", "intent": "HassTurnOn", "slots": {}, "targets": []}
+    turns, truth = [], []
+    for i, (status, defect, in_scope) in enumerate(
+        [
+            ("success", True, False),  # "any news today" -> an action: out-of-scope wrong action
+            ("success", True, True),  # acted on the wrong device
+            ("error", True, False),  # rewritten, still refused: no action
+            ("success", False, True),  # a win
+        ]
+    ):
+        turns.append(
+            {
+                "record_type": "turn",
+                "turn_id": f"t{i}",
+                "result": {"status": status},
+                "rewrite": {"original_text": "a", "rewritten_text": "b", "layer": "global"},
+            }
+        )
+        truth.append(
+            {
+                "turn_id": f"t{i}",
+                "goal": {**goal, "goal_id": f"g{i}"},
+                "attempt": 1,
+                "action": "first",
+                "defect": defect,
+                "in_scope": in_scope,
+                "defect_without_rewrite": True,
+            }
+        )
+    (tmp_path / "turns-00000.jsonl").write_text("".join(json.dumps(t) + "\n" for t in turns))
+    (tmp_path / "truth-00000.jsonl").write_text("".join(json.dumps(t) + "\n" for t in truth))
+    stats = score_arm(tmp_path)
+    assert (stats.rewritten, stats.wins, stats.acted_wrong, stats.acted_wrong_out_of_scope) == (4, 1, 2, 1)
+
+
 def test_fast_predictor_matches_lightgbm_predict() -> None:
     """The single-row C path gives Booster.predict's probabilities, row for row, in any row layout."""
     import lightgbm as lgb
@@ -628,3 +671,11 @@ def test_packed_guard_bits_agree_with_the_word_sets() -> None:
                 sum(1 for dim, sides in cp.items() if qp.get(dim) == sides),
                 sum(1 for dim in cp if dim not in qp),
             )
+
+
+def test_ranker_on_logs_without_a_single_fix_raises_a_data_error() -> None:
+    """Training rows of one class are a shortage of logs, not a bad option: DataError, which
+    callers such as the demo catch to fall back to the table and the personal layer."""
+    x = np.random.default_rng(0).random((50, len(FEATURES)))
+    with pytest.raises(DataError, match="only one class"):
+        Ranker().fit_meaning(x, np.zeros(50, dtype=np.int8))

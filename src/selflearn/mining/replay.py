@@ -43,6 +43,9 @@ class ArmStats:
     acted_wrong: int = 0
     """Rewritten turns on which the assistant did something (result success) that was not what the
     user wanted -- worse for the user than a refusal even where the original would have failed too."""
+    acted_wrong_out_of_scope: int = 0
+    """Of those, the ones whose request was out of scope (nothing the assistant does is right): an
+    action where a refusal was the correct answer."""
     layers: dict[str, Counter[str]] = field(default_factory=dict)
     """Per rewrite layer (``Turn.rewrite.layer``): its rewritten turns counted as ``win``, ``loss``
     or ``same`` (the outcome did not change)."""
@@ -136,6 +139,7 @@ def score_arm(folder: str | Path) -> ArmStats:
             without = bool(t.get("defect_without_rewrite"))
             s.rewritten += 1
             s.acted_wrong += bool(t["defect"]) and acted
+            s.acted_wrong_out_of_scope += bool(t["defect"]) and acted and not t["in_scope"]
             s.defects_with += bool(t["defect"])
             s.defects_without += without
             s.would_fail += without

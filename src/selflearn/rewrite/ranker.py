@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from selflearn.errors import ConfigError
+from selflearn.errors import ConfigError, DataError
 from selflearn.rewrite.features import FEATURES
 from selflearn.rewrite.trees import FastPredictor
 
@@ -76,7 +76,7 @@ def _train(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], categorical: li
     import lightgbm as lgb
 
     if len(np.unique(y)) < 2:
-        raise ConfigError("the training rows hold only one class: more logs with reformulations are needed")
+        raise DataError("the training rows hold only one class: more logs with reformulations are needed")
     data = lgb.Dataset(
         x, label=y, feature_name=list(names), categorical_feature=categorical, free_raw_data=False
     )

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Training stores of the online rewriting benchmark (docs/benchmarks.md#online-rewriting).
+#
+#   bash bench/online_stores.sh            # both stores below, ~30 min on 2 cores
+#
+# train-240.duckdb     240 households (mn*, mm*), train-side phrasings, noisy ASR: 250,741 turns
+# train-360mix.duckdb  the same plus 120 households (mx*) on the exact channel (typed requests,
+#                      or a recogniser that gets the words right): 355,393 turns
+# Each with its friction signals (`selflearn signals`), as a user would compute them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S=${SELFLEARN:-.venv/bin/selflearn}
+OUT=bench/.cache/online
+mkdir -p "$OUT"
+sim() {  # seed prefix asr folder workers
+  "$S" simulate --households 120 --days 14 --split train --corpora hwu64,ha_tests \
+    --asr "$3" --seed "$1" --prefix "$2" --out "$OUT/$4" --workers "$5"
+}
+sim 21 mn noisy sim-train 1 &
+sim 22 mm noisy sim-train2 1 &
+wait
+sim 23 mx exact sim-train3 2
+rm -f "$OUT/train-240.duckdb" "$OUT/train-360mix.duckdb"
+"$S" ingest "$OUT/sim-train" "$OUT/sim-train2" --store "$OUT/train-240.duckdb"
+"$S" signals --store "$OUT/train-240.duckdb"
+"$S" ingest "$OUT/sim-train" "$OUT/sim-train2" "$OUT/sim-train3" --store "$OUT/train-360mix.duckdb"
+"$S" signals --store "$OUT/train-360mix.duckdb"
