@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Training stores of the online rewriting benchmark (docs/benchmarks.md#online-rewriting).
 #
-#   bash bench/online_stores.sh            # both stores below, ~30 min on 2 cores
+#   bash bench/online_stores.sh            # the first two stores below, ~30 min on 2 cores
+#   bash bench/online_stores.sh --control  # and the third, ~15 min more
 #
 # train-240.duckdb     240 households (mn*, mm*), train-side phrasings, noisy ASR: 250,741 turns
 # train-360mix.duckdb  the same plus 120 households (mx*) on the exact channel (typed requests,
 #                      or a recogniser that gets the words right): 355,393 turns
+# train-360noisy.duckdb  with --control: the 240 plus 120 more noisy households (mq*, seed 23), the
+#                      same amount of logs on one channel (is it the channel or the size?)
 # Each with its friction signals (`selflearn signals`), as a user would compute them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +28,9 @@ rm -f "$OUT/train-240.duckdb" "$OUT/train-360mix.duckdb"
 "$S" signals --store "$OUT/train-240.duckdb"
 "$S" ingest "$OUT/sim-train" "$OUT/sim-train2" "$OUT/sim-train3" --store "$OUT/train-360mix.duckdb"
 "$S" signals --store "$OUT/train-360mix.duckdb"
+if [[ "${1:-}" == "--control" ]]; then
+  sim 23 mq noisy sim-train4 2
+  rm -f "$OUT/train-360noisy.duckdb"
+  "$S" ingest "$OUT/sim-train" "$OUT/sim-train2" "$OUT/sim-train4" --store "$OUT/train-360noisy.duckdb"
+  "$S" signals --store "$OUT/train-360noisy.duckdb"
+fi
