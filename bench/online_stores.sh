@@ -19,18 +19,22 @@ sim() {  # seed prefix asr folder workers
   "$S" simulate --households 120 --days 14 --split train --corpora hwu64,ha_tests \
     --asr "$3" --seed "$1" --prefix "$2" --out "$OUT/$4" --workers "$5"
 }
+store() {  # name folder... : a fresh store of those simulations, with its friction signals
+  local name=$1
+  shift
+  rm -f "$OUT/$name.duckdb"
+  "$S" ingest "${@/#/$OUT/}" --store "$OUT/$name.duckdb"
+  "$S" signals --store "$OUT/$name.duckdb"
+}
 sim 21 mn noisy sim-train 1 &
+first=$!
 sim 22 mm noisy sim-train2 1 &
-wait
+second=$!
+wait "$first" && wait "$second"  # a failed simulation stops the script (a bare `wait` would not)
 sim 23 mx exact sim-train3 2
-rm -f "$OUT/train-240.duckdb" "$OUT/train-360mix.duckdb"
-"$S" ingest "$OUT/sim-train" "$OUT/sim-train2" --store "$OUT/train-240.duckdb"
-"$S" signals --store "$OUT/train-240.duckdb"
-"$S" ingest "$OUT/sim-train" "$OUT/sim-train2" "$OUT/sim-train3" --store "$OUT/train-360mix.duckdb"
-"$S" signals --store "$OUT/train-360mix.duckdb"
+store train-240 sim-train sim-train2
+store train-360mix sim-train sim-train2 sim-train3
 if [[ "${1:-}" == "--control" ]]; then
   sim 23 mq noisy sim-train4 2
-  rm -f "$OUT/train-360noisy.duckdb"
-  "$S" ingest "$OUT/sim-train" "$OUT/sim-train2" "$OUT/sim-train4" --store "$OUT/train-360noisy.duckdb"
-  "$S" signals --store "$OUT/train-360noisy.duckdb"
+  store train-360noisy sim-train sim-train2 sim-train4
 fi
