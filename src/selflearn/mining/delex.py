@@ -86,6 +86,62 @@ class Delexicalizer:
         names.pop("", None)
         self._names = names
         self._regex = _compile(tuple(sorted(names, key=lambda n: (-len(n), n))))
+        place_words = {w for text, kind in names.items() if kind != "name" for w in text.split()}
+        self._home = home
+        self._short_cache: dict[frozenset[str], dict[str, list[str]]] = {}
+        self.name_words: frozenset[str] = frozenset(
+            w for text, kind in names.items() if kind == "name" for w in text.split()
+        ) - place_words
+        """Words of this home's entity names that are not words of its area or floor names
+        ("ceiling", "pendant", "spotlights" in a home with a "Kitchen Ceiling"). Said alone, such a
+        word is part of a name the request shortened, and stays in the pattern as a word."""
+
+    def short_names(self, generic: frozenset[str] = frozenset()) -> dict[str, list[str]]:
+        """How people shorten this home's entity names: the name without its area in front
+        ("ceiling light" for "Living Room Ceiling Light" in the living room) -> the full names
+        shortened so. Shortened names made only of ``generic`` words ("lamp", "the") name nothing
+        in particular and are left out, as are those equal to another name of the home."""
+        found = self._short_cache.get(generic)
+        if found is not None:
+            return found
+        out: dict[str, list[str]] = {}
+        home = self._home
+        for entity in home.entities if home is not None else ():
+            area = home.area_by_id.get(entity.area_id or "") if home is not None else None
+            if area is None:
+                continue
+            full = normalize_name(entity.name)
+            for prefix in (normalize_name(n) for n in (area.name, *area.aliases)):
+                short = full[len(prefix) + 1 :] if full.startswith(prefix + " ") else ""
+                if short and short not in self._names and not set(short.split()) <= generic:
+                    names = out.setdefault(short, [])
+                    if full not in names:
+                        names.append(full)
+        self._short_cache[generic] = out
+        return out
+
+    def complete(self, text: str, generic: frozenset[str] = frozenset()) -> tuple[str, list[tuple[str, str]]]:
+        """``text`` (normalised) with each shortened entity name (:meth:`short_names`) that is said
+        where no full name is, and that only one entity of the home shortens to, replaced by the
+        full name. A shortened name several entities share ("ceiling light" with a bedroom and a
+        kitchen one) is left as it is: the area of the device that heard it is only a guess.
+        Also returns the (short, full) replacements."""
+        shorts = self.short_names(generic)
+        if not shorts:
+            return text, []
+        pattern = f" {self(text).pattern} "
+        padded = f" {text} "
+        done: list[tuple[str, str]] = []
+        for short in sorted(shorts, key=lambda n: (-len(n), n)):
+            if f" {short} " not in pattern:
+                continue
+            names = shorts[short]
+            # an ambiguous mention is used up too: "ceiling light" is not completed as "ceiling"
+            pattern = pattern.replace(f" {short} ", " {name} " if len(names) == 1 else " \0 ", 1)
+            if len(names) == 1:
+                padded = padded.replace(f" {short} ", f" {names[0]} ", 1)
+                done.append((short, names[0]))
+        return padded.strip(), done
 
     def __call__(self, text: str, unresolved: Iterable[str] = ()) -> Delexicalized:
         """Pattern and values of ``text``; ``unresolved`` are names the assistant could not resolve

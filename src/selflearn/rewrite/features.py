@@ -28,6 +28,7 @@ from rapidfuzz import fuzz
 from selflearn.mining import guards
 from selflearn.mining.delex import Delexicalized, fill
 from selflearn.mining.guards import is_sensitive, polarity_counts, rejection
+from selflearn.rewrite.intents import NONE
 from selflearn.rewrite.knowledge import Knowledge, Pattern, slots_key
 from selflearn.rewrite.personal import HouseholdMemory
 
@@ -75,6 +76,13 @@ FEATURES: tuple[str, ...] = (
     "history_log",
     "q_failed_here",
     "q_worked_here",
+    "household_fail_rate",
+    # what the request's words say (the intent model learned from the logs)
+    "lex_intent_p",
+    "lex_intent_rank",
+    "lex_intent_max",
+    "lex_none",
+    "lex_known",
     # the candidate's intent (categorical code, see Ranker.intents)
     "intent",
 )
@@ -102,6 +110,12 @@ class Query:
     """Area of the device that heard it."""
     hour: int = 12
     """Hour of day it was said."""
+    keep: frozenset[str] = frozenset()
+    """Words of the pattern that a candidate must keep: parts of this home's names said alone
+    ("spotlights off" in a home with "Den Spotlights"); dropping one acts on something else."""
+    intents: tuple[np.ndarray, float] | None = None
+    """The intent model's reading of the pattern (:meth:`~selflearn.rewrite.intents.IntentModel.proba`):
+    P(class) per class and the share of its words the model knows; None without a model."""
 
     @property
     def pattern(self) -> str:
@@ -189,6 +203,8 @@ def candidates(
             text = fill(p_pattern, query.d.values)
             if text is None or text == query.text or rejected_by(query.pattern, p_pattern, related):
                 return None
+            if query.keep and drops_name(query, p_pattern):
+                return None
             cand = found[p_pattern] = Candidate(p_pattern, sig, text, row=row, source=source)
         elif cand.row < 0 and row >= 0:
             cand.row = row
@@ -271,6 +287,13 @@ def rejected_by(query: str, candidate: str, related: Callable[[str, str], bool] 
     return rejection(query, candidate, related)
 
 
+def drops_name(query: Query, candidate: str) -> bool:
+    """Whether ``candidate`` lacks a word of :attr:`Query.keep`: "spotlights off" is not "lights
+    off", which acts on every light of the area, nor "the ceiling brightness to 70" "turn the
+    brightness to 70"."""
+    return not query.keep.issubset(candidate.split())
+
+
 def why_no_candidate(
     query: Query,
     knowledge: Knowledge | None,
@@ -285,6 +308,8 @@ def why_no_candidate(
         p = knowledge.patterns[row]
         if knowledge.targets[row] and p.pattern != query.pattern:
             guard = rejected_by(query.pattern, p.pattern, related)
+            if guard is None and query.keep and drops_name(query, p.pattern):
+                guard = "drops part of a name"
             if guard is not None:
                 counts[guard] = counts.get(guard, 0) + 1
     if not counts:
@@ -336,7 +361,13 @@ def featurize(
         if hood is not None
         else (math.nan, 0.0, math.nan, math.nan)
     )
-    household_row = (math.log1p(history), math.log1p(failed_here), math.log1p(worked_here))
+    household_row = (
+        math.log1p(history),
+        math.log1p(failed_here),
+        math.log1p(worked_here),
+        (memory.failed + 1) / (memory.turns + 2) if memory is not None else math.nan,
+    )
+    lexical = intent_reading(query, knowledge)
     rows: list[list[float]] = []
     for i, cand in enumerate(cands):
         p: Pattern | None = knowledge.patterns[cand.row] if knowledge is not None and cand.row >= 0 else None
@@ -363,11 +394,37 @@ def featurize(
             area_n / area_total if area_total else math.nan,
             hour_n / hour_total if hour_total else math.nan,
             *household_row,
+            *lexical(cand.intent),
             float(intents.get(cand.intent, -1)),
         ]
         cand.features = row
         rows.append(row)
     return np.array(rows, dtype=np.float64)
+
+
+def intent_reading(query: Query, knowledge: Knowledge | None) -> Callable[[str], tuple[float, ...]]:
+    """The ``lex_*`` features of a candidate intent: what the intent model made of the query
+    (all missing without a model)."""
+    model = knowledge.intents if knowledge is not None else None
+    if query.intents is None or model is None:
+        return lambda intent: (math.nan,) * 5
+    probs, known = query.intents
+    none = model.index(NONE)
+    p_none = float(probs[none]) if none >= 0 else 0.0
+    intents = probs.copy()
+    if none >= 0:
+        intents[none] = -1.0
+    order = np.argsort(-intents, kind="stable")
+    rank = {int(c): r for r, c in enumerate(order.tolist())}
+    top = float(intents.max())
+
+    def row(intent: str) -> tuple[float, ...]:
+        i = model.index(intent)
+        if i < 0:
+            return (0.0, float(len(rank)), top, p_none, known)
+        return (float(probs[i]), float(rank[i]), top, p_none, known)
+
+    return row
 
 
 def pair_features(query: str, candidate: str) -> tuple[float, ...]:

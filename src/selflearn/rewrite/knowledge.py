@@ -19,6 +19,10 @@ placeholders.
 
 Patterns are embedded (:mod:`selflearn.rewrite.embed`) and indexed per **slot signature** (the
 multiset of placeholders), so a request is only ever compared with patterns its own values can fill.
+
+Beside the patterns, an **intent model** (:mod:`selflearn.rewrite.intents`) learns from every
+organic turn -- not only the k-anonymous patterns -- which intent requests with these words turned
+out to mean, or that nobody got them to work; its words and word pairs are k-anonymous too.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from selflearn.errors import ConfigError
 from selflearn.mining.delex import Delexicalized, Delexicalizer, example_values, slot_signature
 from selflearn.rewrite.embed import StaticEmbedder
 from selflearn.rewrite.index import VectorIndex
+from selflearn.rewrite.intents import NONE, IntentModel
 from selflearn.rewrite.logs import LogTurn, chains, signature
 
 FORMAT = "selflearn.knowledge.v1"
@@ -84,6 +89,9 @@ class KnowledgeConfig:
     """Success rate a pattern needs to be a rewrite candidate."""
     target_turns: int = 3
     """Turns that worked a candidate needs."""
+    intent_model: bool = True
+    """Learn the intent model (:mod:`selflearn.rewrite.intents`) beside the patterns; off, its
+    ranking features are missing values (for measuring what it adds)."""
 
     def __post_init__(self) -> None:
         if self.min_users < 1 or self.min_households < 1:
@@ -161,6 +169,8 @@ class Knowledge:
     """Slot signature -> (index over the partition's patterns, their rows in :attr:`patterns`)."""
     config: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     metadata: dict[str, Any] = field(default_factory=dict)
+    intents: IntentModel | None = None
+    """P(intent | a request's words), learned from the same logs (None: not learned)."""
 
     def __post_init__(self) -> None:
         self.by_pattern: dict[str, int] = {p.pattern: i for i, p in enumerate(self.patterns)}
@@ -223,6 +233,8 @@ class Knowledge:
             index.save(out / f"index-{n}.faiss")
             np.save(out / f"rows-{n}.npy", rows)
             parts[slots] = n
+        if self.intents is not None and self.intents.fitted:
+            self.intents.save(out / "intents")
         meta = {"format": FORMAT, "config": asdict(self.config), "partitions": parts, **self.metadata}
         (out / "knowledge.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         return out
@@ -248,7 +260,8 @@ class Knowledge:
             indexes[slots] = (VectorIndex.load(src / f"index-{n}.faiss"), rows)
         config = KnowledgeConfig(**meta.get("config", {}))
         extra = {k: v for k, v in meta.items() if k not in ("format", "config", "partitions")}
-        return cls(patterns, indexes, config, extra)
+        intents = IntentModel.load(src / "intents") if (src / "intents").exists() else None
+        return cls(patterns, indexes, config, extra, intents)
 
 
 def aggregate(
@@ -349,16 +362,51 @@ def build_knowledge(
     started = time.perf_counter()
     skip = set(exclude_households)
     use = [t for t in turns if t.household_id not in skip] if skip else turns
-    delex = DelexCache(homes)
+    cache = DelexCache(homes)
+    organic = {t.turn_id: cache(t) for t in use if t.rewritten is None}
+
+    def delex(t: LogTurn) -> Delexicalized:
+        d = organic.get(t.turn_id)
+        return d if d is not None else cache(t)
+
     patterns, dropped = aggregate(use, delex, config)
     indexes = build_indexes(patterns, embedder)
+    intents = None
+    if config.intent_model:
+        intents = IntentModel(config.min_users, config.min_households).fit(intent_examples(use, organic))
     blob = json.dumps([asdict(p) for p in patterns], sort_keys=True).encode()
+    if intents is not None and intents.fitted:
+        blob += json.dumps(intents.classes_).encode() + intents.coef_.tobytes() + intents.intercept_.tobytes()
     meta = {
         "version": "kn-" + hashlib.blake2b(blob, digest_size=6).hexdigest(),
         "turns": len(use),
         "users": len({t.user_id for t in use}),
         "households": len({t.household_id for t in use}),
         "patterns": dropped,
+        "intent_model": {"classes": len(intents.classes_), "words": len(intents.vocab_)}
+        if intents is not None and intents.fitted
+        else None,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    return Knowledge(patterns, indexes, config, meta)
+    return Knowledge(patterns, indexes, config, meta, intents)
+
+
+def intent_examples(
+    turns: list[LogTurn], organic: dict[str, Delexicalized]
+) -> Iterable[tuple[str, str, str, str]]:
+    """The intent model's training examples, ``(pattern, label, user, household)``: each organic
+    turn (its delexicalized form in ``organic``) labelled with the intent that worked -- its own,
+    or its reformulation's -- or :data:`~selflearn.rewrite.intents.NONE` when it was refused and
+    never fixed. Turns that acted wrongly and were never fixed say nothing and are left out."""
+    fixed_of = {failed.turn_id: fixed for failed, fixed in chains(turns)}
+    for t in turns:
+        d = organic.get(t.turn_id)
+        if d is None:
+            continue
+        if not t.defect:
+            label = t.intent
+        else:
+            fixed = fixed_of.get(t.turn_id)
+            label = fixed.intent if fixed is not None else NONE if t.status != "success" else None
+        if label:
+            yield d.pattern, label, t.user_id, t.household_id

@@ -105,6 +105,9 @@ class HouseholdMemory:
     intent_area: Counter[tuple[str, str | None]] = field(default_factory=Counter)
     intent_hour: Counter[tuple[str, int]] = field(default_factory=Counter)
     turns: int = 0
+    failed: int = 0
+    """Of those turns, the ones that failed (how reliably this household's requests arrive and
+    work: its recogniser, its ways of asking)."""
     recent: deque[_Pending] = field(default_factory=lambda: deque(maxlen=8))
     by_turn: dict[str, _Pending] = field(default_factory=dict)
 
@@ -193,12 +196,15 @@ class PersonalLayer:
                 del mem.by_turn[key]
         d = self.delexicalizer(turn.household_id, home)(turn.said, turn.unresolved)
         if failed:
+            mem.failed += 1
             mem.pattern_failed[d.pattern] += 1
             return
         if turn.rewritten is None:
             self._remember_success(mem, turn, text, d)
         if retry_of is not None and retry_of.turn.rewritten is None:
-            self._learn_retry(mem, retry_of, turn, text)
+            before = self.delexicalizer(turn.household_id, home)(retry_of.turn.said, retry_of.turn.unresolved)
+            named = Counter(value for value in before.values if value[0] != "unknown")
+            self._learn_retry(mem, retry_of, turn, text, keeps_values=not named - Counter(d.values))
 
     def observe_feedback(self, feedback: Feedback) -> None:
         """A "no" to "did I get that right?" turns the remembered success into a failure."""
@@ -211,6 +217,7 @@ class PersonalLayer:
         if pending is None or pending.failed:
             return
         pending.failed = True
+        mem.failed += 1
         for i in range(len(mem.successes) - 1, -1, -1):
             if mem.successes[i].text == pending.text:
                 gone = mem.successes[i]
@@ -250,8 +257,15 @@ class PersonalLayer:
         mem.vectors = None
 
     @staticmethod
-    def _learn_retry(mem: HouseholdMemory, failed: _Pending, worked: LogTurn, text: str) -> None:
-        mem.rewrites.setdefault(failed.text, Counter())[text] += 1
+    def _learn_retry(
+        mem: HouseholdMemory, failed: _Pending, worked: LogTurn, text: str, keeps_values: bool = True
+    ) -> None:
+        """Learn from a retry that worked: the failed text's rewrite -- only when the retry names
+        every known thing and number the failed request named (``keeps_values``: "turn on garage
+        radio" followed by "turn on living room radio" is another request, not a fix) -- and the
+        household names it shows."""
+        if keeps_values:
+            mem.rewrites.setdefault(failed.text, Counter())[text] += 1
         if not failed.turn.unresolved or worked.intent is None:
             return
         slots = worked.slots

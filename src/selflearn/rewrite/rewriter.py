@@ -38,7 +38,7 @@ import numpy as np
 from selflearn.assistant.home import Home, normalize_name
 from selflearn.errors import ConfigError
 from selflearn.mining.delex import Delexicalized, Delexicalizer, strip_fillers
-from selflearn.mining.guards import is_sensitive
+from selflearn.mining.guards import CARRIER_WORDS, OBJECT_WORDS, is_sensitive
 from selflearn.mining.table import RewriteTable
 from selflearn.rewrite.embed import RelatedWords, StaticEmbedder
 from selflearn.rewrite.features import (
@@ -62,6 +62,12 @@ log = logging.getLogger(__name__)
 FORMAT = "selflearn.rewriter.v1"
 
 Layer = Literal["precomputed", "global", "personal"]
+
+Shown = tuple[tuple[str, float], ...]
+"""Candidates shown with a decision: (text, score)."""
+
+_GENERIC = frozenset(OBJECT_WORDS) | CARRIER_WORDS
+"""Words of entity names that say no particular thing ("light", "the"): a rewrite may drop them."""
 
 
 @dataclass(frozen=True)
@@ -189,7 +195,7 @@ class Rewriter:
         self.table = table
         self.embedder = embedder
         self._related: RelatedWords | None = None
-        self._hoods: dict[str, tuple[np.ndarray, Neighbourhood | None]] = {}
+        self._hoods: dict[str, tuple[np.ndarray, Neighbourhood | None, tuple[np.ndarray, float] | None]] = {}
         self._hoods_key: tuple[object, object] | None = None
         self.config = config or RewriterConfig()
         self.homes: dict[str, Home] = dict(homes or {})
@@ -351,7 +357,8 @@ class Rewriter:
         return "rw2-" + hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=6).hexdigest()
 
     def prepare(self, text: str, ctx: RequestContext) -> Prepared | None:
-        """Normalise, substitute learned household names, delexicalize (None: empty request)."""
+        """Normalise, substitute learned household names, say shortened entity names in full,
+        delexicalize (None: empty request)."""
         norm = strip_fillers(normalize_name(text))
         if not norm:
             return None
@@ -361,8 +368,26 @@ class Rewriter:
             aliased, used = memory.apply_aliases(norm)
             if any(n < self.config.alias_min for _, _, n in used):
                 aliased, used = norm, []
-        d = self._delexicalizer(ctx)(aliased)
-        return Prepared(text, norm, aliased, used, d, memory)
+        delex = self._delexicalizer(ctx)
+        aliased, completed = delex.complete(aliased, _GENERIC)
+        d = delex(aliased)
+        keep = frozenset(w for w in d.pattern.split() if w in delex.name_words and w not in _GENERIC)
+        return Prepared(text, norm, aliased, used, d, memory, keep, completed)
+
+    def names_work(self, prep: Prepared) -> str | None:
+        """Why the request with its names substituted (household words, shortened names said in
+        full) may go to the NLU as it is, or None: the household's own successes, or for a
+        completed name the global statistics, say that pattern works."""
+        if prep.aliased == prep.norm:
+            return None
+        mem = prep.memory
+        if mem is not None and mem.pattern_ok[prep.d.pattern] > 0:
+            return "the request with this household's names has worked here before"
+        knowledge = self.knowledge
+        p = knowledge.get(prep.d.pattern) if knowledge is not None and prep.completed else None
+        if p is not None and knowledge is not None and knowledge.works(p):
+            return f"with the full name it works: {p.successes} of {p.turns} turns of {p.pattern!r}"
+        return None
 
     def works_already(self, prep: Prepared) -> str | None:
         """Why the request should be left alone because it works, or None."""
@@ -388,16 +413,21 @@ class Rewriter:
         cached = self._hoods.get(prep.d.pattern) if self.config.pattern_cache else None
         self.stats.retrievals += 1
         self.stats.pattern_cache_hits += cached is not None
-        vector = cached[0] if cached else self.embedder.encode_one(embed_text(prep.d.pattern))
-        query = Query(prep.aliased, prep.d, vector, ctx.area, (ctx.timestamp or datetime.now(UTC)).hour)
+        knowledge = self.knowledge
         if cached:
-            hood = cached[1]
+            vector, hood, reading = cached
         else:
-            hood = neighbourhood(query, self.knowledge) if self.knowledge is not None else None
+            vector = self.embedder.encode_one(embed_text(prep.d.pattern))
+            model = knowledge.intents if knowledge is not None else None
+            reading = model.proba(prep.d.pattern) if model is not None else None
+        hour = (ctx.timestamp or datetime.now(UTC)).hour
+        query = Query(prep.aliased, prep.d, vector, ctx.area, hour, prep.keep, reading)
+        if not cached:
+            hood = neighbourhood(query, knowledge) if knowledge is not None else None
             if self.config.pattern_cache:
                 if len(self._hoods) >= self.config.pattern_cache:
                     self._hoods.clear()
-                self._hoods[prep.d.pattern] = (vector, hood)
+                self._hoods[prep.d.pattern] = (vector, hood, reading)
         vectors = self.personal.success_vectors(prep.memory) if prep.memory is not None else None
         related = self._related
         if related is None or related.embedder is not self.embedder:
@@ -409,10 +439,14 @@ class Rewriter:
         if prep is None:
             return RewriteDecision(text, text, False, reasons=("empty request",))
         reasons = [f"personal name: {w!r} means {n!r} here (seen {k}x)" for w, n, k in prep.aliases]
+        reasons += [f"name: {short!r} is {full!r} here" for short, full in prep.completed]
         aliased = prep.aliased != prep.norm
 
-        def alias_only(extra: tuple[str, ...] = ()) -> RewriteDecision:
-            return RewriteDecision(prep.aliased, text, True, "personal", 0.9, "alias", (*reasons, *extra))
+        def alias_only(extra: tuple[str, ...] = (), shown: Shown = ()) -> RewriteDecision:
+            """The request with its names substituted, nothing else changed."""
+            layer: Layer = "personal" if prep.aliases else "global"
+            rule = "alias" if prep.aliases else "name"
+            return RewriteDecision(prep.aliased, text, True, layer, 0.9, rule, (*reasons, *extra), shown)
 
         if ctx.failed is False:
             return RewriteDecision(
@@ -446,8 +480,9 @@ class Rewriter:
                 return RewriteDecision(mine[0], text, True, "personal", score, "personal", tuple(reasons))
         # ranked retrieval
         if not (self.config.global_retrieval and self.ranker is not None and self.embedder is not None):
-            if aliased and mem is not None and mem.pattern_ok[prep.d.pattern] > 0:
-                return alias_only(("the request with this household's names has worked here before",))
+            why = self.names_work(prep)
+            if why is not None:
+                return alias_only((why,))
             return RewriteDecision(text, text, False, reasons=(*reasons, "no ranker"))
         query, hood, ranked = self.retrieve(prep, ctx)
         if ranked:
@@ -476,9 +511,9 @@ class Rewriter:
         else:
             shown = ()
             reasons.append(why_no_candidate(query, self.knowledge, hood, self._related))
-        if aliased and mem is not None and mem.pattern_ok[prep.d.pattern] > 0:
-            reasons.append("the request with this household's names has worked here before")
-            return RewriteDecision(prep.aliased, text, True, "personal", 0.9, "alias", tuple(reasons), shown)
+        why = self.names_work(prep)
+        if why is not None:
+            return alias_only((why,), shown)
         return RewriteDecision(
             text, text, False, reasons=tuple(reasons) or ("no candidate",), candidates=shown
         )
@@ -486,7 +521,7 @@ class Rewriter:
 
 @dataclass
 class Prepared:
-    """A request after normalisation, personal name substitution and delexicalization."""
+    """A request after normalisation, name substitution and delexicalization."""
 
     text: str
     norm: str
@@ -497,3 +532,8 @@ class Prepared:
     """(household word, configured name, evidence) substituted."""
     d: Delexicalized
     memory: HouseholdMemory | None
+    keep: frozenset[str] = frozenset()
+    """Words a rewrite must keep (:attr:`selflearn.rewrite.features.Query.keep`)."""
+    completed: list[tuple[str, str]] = field(default_factory=list)
+    """(shortened name, full name) said in full in ``aliased``
+    (:meth:`~selflearn.mining.delex.Delexicalizer.complete`)."""
