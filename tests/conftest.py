@@ -1,4 +1,4 @@
-"""Shared fixtures: a small hand-written home and a valid turn record."""
+"""Shared fixtures: a small hand-written home, a valid turn record and the static embedder."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from selflearn.assistant.home import Home
+from selflearn.rewrite.embed import StaticEmbedder
 
 HOME = {
     "home_id": "test_home",
@@ -44,6 +45,12 @@ HOME = {
         {"id": "climate.thermostat", "name": "Thermostat", "area": "living_room", "state": "heat"},
     ],
 }
+
+
+@pytest.fixture(scope="session")
+def embedder() -> StaticEmbedder:
+    """The static embedder, distilled from the packaged MiniLM on first use, then cached."""
+    return StaticEmbedder.load()
 
 
 @pytest.fixture()

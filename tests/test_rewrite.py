@@ -33,11 +33,6 @@ from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="session")
-def embedder() -> StaticEmbedder:
-    return StaticEmbedder.load()  # distilled from the packaged MiniLM on first use, then cached
-
-
 def log_turn(
     turn_id: str,
     said: str,

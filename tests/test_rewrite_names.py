@@ -11,7 +11,7 @@ from selflearn.rewrite.knowledge import KnowledgeConfig, build_knowledge
 from selflearn.rewrite.personal import PersonalLayer
 from selflearn.rewrite.rewriter import _GENERIC, RequestContext, Rewriter, RewriterConfig
 from tests.conftest import HOME
-from tests.test_rewrite import _population, embedder, log_turn  # noqa: F401 -- the fixture
+from tests.test_rewrite import _population, log_turn
 
 SPOTLIGHTS = {
     **HOME,
@@ -54,7 +54,7 @@ def test_completion_takes_only_a_name_no_other_entity_shortens_to() -> None:
     assert d.complete("turn on the kitchen spotlights", _GENERIC)[1] == []
 
 
-def test_rewriter_says_a_shortened_name_in_full(embedder: StaticEmbedder) -> None:  # noqa: F811
+def test_rewriter_says_a_shortened_name_in_full(embedder: StaticEmbedder) -> None:
     home = Home.from_dict(SPOTLIGHTS)
     turns, homes = _population(home)
     knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
@@ -68,7 +68,7 @@ def test_rewriter_says_a_shortened_name_in_full(embedder: StaticEmbedder) -> Non
     assert "name: 'spotlights' is 'kitchen spotlights' here" in decision.reasons
 
 
-def test_candidates_never_drop_part_of_a_name(embedder: StaticEmbedder) -> None:  # noqa: F811
+def test_candidates_never_drop_part_of_a_name(embedder: StaticEmbedder) -> None:
     home = Home.from_dict(HOME)  # the bedroom has a "Reading Lamp"
     turns, homes = _population(home)
     knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
