@@ -120,16 +120,19 @@ class Delexicalizer:
         self._short_cache[generic] = out
         return out
 
-    def complete(self, text: str, generic: frozenset[str] = frozenset()) -> tuple[str, list[tuple[str, str]]]:
+    def complete(
+        self, text: str, generic: frozenset[str] = frozenset(), pattern: str | None = None
+    ) -> tuple[str, list[tuple[str, str]]]:
         """``text`` (normalised) with each shortened entity name (:meth:`short_names`) that is said
         where no full name is, and that only one entity of the home shortens to, replaced by the
         full name. A shortened name several entities share ("ceiling light" with a bedroom and a
         kitchen one) is left as it is: the area of the device that heard it is only a guess.
-        Also returns the (short, full) replacements."""
+        Also returns the (short, full) replacements. ``pattern`` is ``text`` delexicalized, when
+        the caller has it already."""
         shorts = self.short_names(generic)
         if not shorts:
             return text, []
-        pattern = f" {self(text).pattern} "
+        pattern = f" {self(text).pattern if pattern is None else pattern} "
         padded = f" {text} "
         done: list[tuple[str, str]] = []
         for short in sorted(shorts, key=lambda n: (-len(n), n)):

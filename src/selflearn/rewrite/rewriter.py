@@ -369,8 +369,10 @@ class Rewriter:
             if any(n < self.config.alias_min for _, _, n in used):
                 aliased, used = norm, []
         delex = self._delexicalizer(ctx)
-        aliased, completed = delex.complete(aliased, _GENERIC)
         d = delex(aliased)
+        aliased, completed = delex.complete(aliased, _GENERIC, d.pattern)
+        if completed:
+            d = delex(aliased)
         keep = frozenset(w for w in d.pattern.split() if w in delex.name_words and w not in _GENERIC)
         return Prepared(text, norm, aliased, used, d, memory, keep, completed)
 
