@@ -119,9 +119,8 @@ def train(store_path: Path, args: Any) -> Path:
     return folder
 
 
-def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
-    tag = "" if folder is None else f"-{folder.name}-{args.mode}"
-    out = CACHE / f"replay-{name}-{arm}{tag}"
+def population(name: str, args: Any) -> SimulationConfig:
+    """The replay simulation of one population: new households (``ev*``, seed 41), arrival order."""
     have = find_data_dir(None) is not None
     held = ("slurp", "hwu64", "ha_tests") if have else ()
     spec = {
@@ -138,9 +137,7 @@ def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
         "real": ("test", held, "real", args.real_households, args.real_days),
     }[name]
     split, corpora, asr, households, days = spec
-    if not args.rebuild and (arm == "control" or not args.retrain) and replay_is_current(out, asr):
-        return out
-    config = SimulationConfig(
+    return SimulationConfig(
         households=households,
         days=days,
         seed=41,
@@ -150,6 +147,18 @@ def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
         assistant=AssistantConfig(asr=asr, rewrite_when=args.mode),
         workers=args.workers,
     )
+
+
+def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
+    tag = "" if folder is None else f"-{folder.name}-{args.mode}"
+    out = CACHE / f"replay-{name}-{arm}{tag}"
+    config = population(name, args)
+    if (
+        not args.rebuild
+        and (arm == "control" or not args.retrain)
+        and replay_is_current(out, config.assistant.asr)
+    ):
+        return out
     rewriter = None
     if folder is not None:
         rewriter = Rewriter.load(folder, RewriterConfig(personal=arm == "personal"))
