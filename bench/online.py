@@ -119,6 +119,21 @@ def train(store_path: Path, args: Any) -> Path:
     return folder
 
 
+def add_population_args(parser: argparse.ArgumentParser) -> None:
+    """The options :func:`population` reads (shared with ``bench/online_sweep.py``)."""
+    parser.add_argument("--replay-households", type=int, default=40)
+    parser.add_argument("--replay-days", type=float, default=14)
+    parser.add_argument("--real-households", type=int, default=8)
+    parser.add_argument("--real-days", type=float, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--mode",
+        choices=("on_failure", "before"),
+        default="on_failure",
+        help="consult the rewriter only when the NLU failed (default) or before the NLU on every request",
+    )
+
+
 def population(name: str, args: Any) -> SimulationConfig:
     """The replay simulation of one population: new households (``ev*``, seed 41), arrival order."""
     have = find_data_dir(None) is not None
@@ -184,11 +199,8 @@ def main() -> None:
     )
     parser.add_argument("--train-households", type=int, default=120)
     parser.add_argument("--train-days", type=float, default=14)
-    parser.add_argument("--replay-households", type=int, default=40)
-    parser.add_argument("--replay-days", type=float, default=14)
+    add_population_args(parser)
     parser.add_argument("--real", action="store_true", help="also replay the real-ASR population")
-    parser.add_argument("--real-households", type=int, default=8)
-    parser.add_argument("--real-days", type=float, default=4)
     parser.add_argument("--k", type=int, default=5, help="distinct users a pooled pattern needs")
     parser.add_argument(
         "--target-ratio", type=float, default=20.0, help="calibration target (est. wins/loss)"
@@ -199,13 +211,6 @@ def main() -> None:
         choices=("product", "meaning"),
         default="product",
         help="ranker decision rule: meaning x fixable (default) or meaning alone",
-    )
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--mode",
-        choices=("on_failure", "before"),
-        default="on_failure",
-        help="consult the rewriter only when the NLU failed (default) or before the NLU on every request",
     )
     parser.add_argument(
         "--populations",

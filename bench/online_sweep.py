@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from online import population
+from online import add_population_args, population
 from selflearn import simulate
 from selflearn.mining.replay import score_arm
 from selflearn.rewrite import Rewriter, RewriterConfig
@@ -49,12 +49,7 @@ def main() -> None:
     parser.add_argument(
         "--thresholds", required=True, help="comma-separated decision thresholds, e.g. 0.15,0.177,0.2"
     )
-    parser.add_argument("--replay-households", type=int, default=40)
-    parser.add_argument("--replay-days", type=float, default=14)
-    parser.add_argument("--real-households", type=int, default=8)
-    parser.add_argument("--real-days", type=float, default=4)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--mode", choices=("on_failure", "before"), default="on_failure")
+    add_population_args(parser)
     args = parser.parse_args()
     if not (args.rewriter / "rewriter.json").exists():
         parser.error(f"--rewriter {args.rewriter}: no rewriter.json there (train one with bench/online.py)")

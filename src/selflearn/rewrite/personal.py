@@ -194,7 +194,8 @@ class PersonalLayer:
         if len(mem.by_turn) > 64:
             for key in list(mem.by_turn)[:-32]:
                 del mem.by_turn[key]
-        d = self.delexicalizer(turn.household_id, home)(turn.said, turn.unresolved)
+        delex = self.delexicalizer(turn.household_id, home)
+        d = delex(turn.said, turn.unresolved)
         if failed:
             mem.failed += 1
             mem.pattern_failed[d.pattern] += 1
@@ -202,7 +203,7 @@ class PersonalLayer:
         if turn.rewritten is None:
             self._remember_success(mem, turn, text, d)
         if retry_of is not None and retry_of.turn.rewritten is None:
-            before = self.delexicalizer(turn.household_id, home)(retry_of.turn.said, retry_of.turn.unresolved)
+            before = delex(retry_of.turn.said, retry_of.turn.unresolved)
             named = Counter(value for value in before.values if value[0] != "unknown")
             self._learn_retry(mem, retry_of, turn, text, keeps_values=not named - Counter(d.values))
 
