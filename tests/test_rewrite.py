@@ -28,7 +28,7 @@ from selflearn.rewrite.ranker import (
     lowest_threshold,
     outcomes,
 )
-from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig
+from selflearn.rewrite.rewriter import RequestContext, RewriteDecision, Rewriter, RewriterConfig
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -319,6 +319,33 @@ def test_rewriter_decisions_guards_and_fail_open(home: Home, embedder: StaticEmb
     assert decision.text == "make the kitchen cosy" and not decision.rewritten
     assert decision.reasons[0].startswith("error: RuntimeError") and rewriter.stats.errors == 1
     assert decision.trace() is None
+
+
+def test_nbest_alternative_known_to_work_replaces_a_failed_top_hypothesis(
+    home: Home, embedder: StaticEmbedder
+) -> None:
+    turns, homes = _population(home)
+    knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
+    rewriter = Rewriter(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
+    misheard = "tern of the kitchen lights"
+    nbest = ("make the kitchen cosy", "turn off the kitchen lights")
+
+    def ask(text: str, failed: bool | None = True, alternatives: tuple[str, ...] = nbest) -> RewriteDecision:
+        return rewriter.rewrite_one(text, RequestContext("h1", home=home, failed=failed, nbest=alternatives))
+
+    decision = ask(misheard)
+    assert decision.rewritten and decision.text == "turn off the kitchen lights"
+    assert decision.layer == "global" and decision.rule_id == "nbest:turn off the {area} lights"
+    assert "hypothesis 3" in decision.reasons[-1] and "12 of 12 turns" in decision.reasons[-1]
+    # Not when the caller cannot say the top failed, nor when it worked, nor with the step off.
+    assert not ask(misheard, failed=None).rewritten
+    assert not ask(misheard, failed=False).rewritten
+    off = Rewriter(knowledge, None, None, embedder, RewriterConfig(personal=False, nbest=False), homes)
+    assert not off.rewrite_one(misheard, RequestContext("h1", home=home, failed=True, nbest=nbest)).rewritten
+    # Never across opposite actions: "turn on" misheard is not fixed by a working "turn off".
+    assert not ask("turn on the kitchen lite").rewritten
+    # An alternative nobody's logs show working is no fix.
+    assert not ask(misheard, alternatives=("make the kitchen cosy", "kill the kitchen lights")).rewritten
 
 
 def test_pattern_cache_changes_no_candidate_and_forgets_replaced_knowledge(

@@ -18,7 +18,16 @@ import pytest
 from selflearn.assistant import pipeline
 from selflearn.assistant.home import Home, HomeState
 from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn, RewriteContext
-from selflearn.schema import LOG_RECORD, SCHEMA_VERSION, TRUTH_RECORD, DeviceContext, RewriteTrace, Turn
+from selflearn.schema import (
+    LOG_RECORD,
+    SCHEMA_VERSION,
+    TRUTH_RECORD,
+    AsrHypothesis,
+    AsrTrace,
+    DeviceContext,
+    RewriteTrace,
+    Turn,
+)
 from selflearn.simulation import simulator
 from selflearn.simulation.simulator import SimulationConfig, simulate
 from selflearn.store import Store
@@ -111,6 +120,36 @@ def test_rewrite_rescues_a_failing_phrasing(exact: Assistant, home: Home) -> Non
     assert (context.home, context.context_area, context.user_id) == (home, "living_room", "u1")
     assert context.device.device_id == "d1" and context.timestamp == NOW
     assert LOG_RECORD.validate_json(turn.model_dump_json()) == turn
+
+
+class ThreeHypotheses:
+    """A recogniser that mishears "turn off" and offers what was said as its second hypothesis."""
+
+    name = "three"
+
+    def transcribe(self, text: str, rng: random.Random, condition: object = None) -> AsrTrace:
+        top = text.replace("turn off", "tern of")
+        hyps = (top, text, top + " please")
+        return AsrTrace(
+            text=top,
+            confidence=0.6,
+            nbest=tuple(AsrHypothesis(text=h, confidence=0.6 / (i + 1)) for i, h in enumerate(hyps)),
+            engine=self.name,
+        )
+
+
+def test_the_rewriter_sees_the_recognisers_other_hypotheses(exact: Assistant, home: Home) -> None:
+    rewriter = TableRewriter({})
+    config = AssistantConfig(asr="exact", rewrite_when="on_failure")
+    assistant = Assistant(config, asr=ThreeHypotheses(), nlu=exact.nlu, rewriter=rewriter)  # type: ignore[arg-type]
+    _handle(assistant, HomeState.initial(home), "turn off the kitchen lights")
+    context = rewriter.seen[0]
+    assert context.failed is True
+    assert context.nbest == ("turn off the kitchen lights", "tern of the kitchen lights please")
+    # A recogniser with one hypothesis offers no alternatives.
+    alone = TableRewriter({})
+    _handle(_with(exact, alone), HomeState.initial(home), "turn off the kitchen lights")
+    assert alone.seen[0].nbest == ()
 
 
 def test_counterfactual_runs_the_original_on_a_copy(exact: Assistant, home: Home) -> None:

@@ -113,6 +113,9 @@ def test_rewrite_with_inline_and_registered_home(client: TestClient) -> None:
         ({"json": {"text": "x", "household_id": "h 1"}}, 422, ["household_id", "pattern"]),
         ({"json": {"text": "x", "household_id": "h1", "timestamp": "2026-01-05T08:00"}}, 422, ["timezone"]),
         ({"json": {"text": "x", "household_id": "h1", "colour": "red"}}, 422, ["colour", "Extra inputs"]),
+        ({"json": {"text": "x", "household_id": "h1", "nbest": ["a"] * 11}}, 422, ["nbest", "at most 10"]),
+        ({"json": {"text": "x", "household_id": "h1", "nbest": [3]}}, 422, ["nbest", "valid string"]),
+        ({"json": {"text": "x", "household_id": "h1", "failed": "maybe"}}, 422, ["failed", "boolean"]),
         ({"json": {"text": "x", "household_id": "h1", "home": {"areas": [{}]}}}, 422, ["home", "'id'"]),
         ({"data": {"text": "x"}}, 422, ["JSON object", "Content-Type"]),
         ({"content": b""}, 422, ["body is missing"]),
@@ -434,6 +437,21 @@ def test_learned_personal_rewrite_and_forgetting(client: TestClient, tmp_path: P
     assert client.get("/v1/homes/h1").status_code == 404
     again = client.delete("/v1/households/h1").json()
     assert not again["personal_memory"] and again["store"]["turns"] == 0
+
+
+def test_nbest_alternative_that_worked_in_the_household_replaces_a_failed_top(client: TestClient) -> None:
+    client.put("/v1/homes/h1", json=HOME)
+    assert client.post("/v1/turns", json=_retry_pair(0)).json()["observed"] == 2
+    misheard = "tern of the kitchen lights"
+    body = {"nbest": ["tern of the kitten lights", "turn off the kitchen lights"]}
+    out = _ask(client, misheard, failed=True, **body)
+    assert out["rewritten"] and out["layer"] == "personal", out
+    assert out["text"] == "turn off the kitchen lights" and out["rule_id"].startswith("nbest:")
+    assert any("hypothesis 3" in r and "worked in this household" in r for r in out["reasons"]), out
+    # Only when the caller says the top hypothesis failed; and never when it says it worked.
+    assert not _ask(client, misheard, **body)["rewritten"]
+    told = _ask(client, misheard, failed=False, **body)
+    assert not told["rewritten"] and "reports that the original worked" in told["reasons"][0]
 
 
 def test_store_homes_and_replay_rebuild_a_replica(folder_a: Path, tmp_path: Path) -> None:

@@ -91,6 +91,11 @@ log = logging.getLogger(__name__)
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 """Household and user ids, as in the log schema."""
 
+MAX_NBEST_ITEMS = 10
+"""Alternative hypotheses a rewrite request may carry."""
+
+Hypothesis = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+
 HouseholdId = Annotated[
     str,
     PathParam(
@@ -211,6 +216,13 @@ class RewriteRequest(_Body):
     home: dict[str, Any] | None = None
     """The home's configuration for this request only (the shape of ``PUT /v1/homes``); default:
     the home registered for the household, if any."""
+    failed: bool | None = None
+    """Whether the assistant's NLU already failed on ``text`` (``true``: rewrite only if a
+    candidate is clearly better; ``false``: it worked, nothing is rewritten); default: unknown
+    (the rewriter is asked before the NLU)."""
+    nbest: Annotated[list[Hypothesis], Field(max_length=MAX_NBEST_ITEMS)] = []
+    """The recogniser's other hypotheses, best first (``text`` is the top one). With
+    ``failed: true``, an alternative known to work may replace the top hypothesis."""
 
 
 class CandidateOut(BaseModel):
@@ -1093,6 +1105,8 @@ def create_app(config: ServiceConfig | None = None, *, rewriter: Rewriter | None
                 area=body.area if body.area is not None else (body.device.area if body.device else None),
                 timestamp=body.timestamp,
                 device=body.device,
+                failed=body.failed,
+                nbest=tuple(body.nbest),
             )
             deadline = time.monotonic() + timeout_s
             if service.executor is None:

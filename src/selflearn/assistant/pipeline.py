@@ -58,6 +58,9 @@ class RewriteContext:
     failed: bool | None = None
     """``True`` when the rewriter is consulted because the NLU already failed on the text
     (``AssistantConfig.rewrite_when="on_failure"``); ``None`` when it runs before the NLU."""
+    nbest: tuple[str, ...] = ()
+    """The recogniser's other hypotheses, best first (the text is the top one); empty for typed
+    requests and recognisers that give one hypothesis."""
 
 
 class RewriteHook(Protocol):
@@ -278,7 +281,14 @@ class Assistant:
                 rewrite = self.rewrite(
                     text,
                     RewriteContext(
-                        state.home, context_area, user_id, household_id, device, timestamp, failed
+                        state.home,
+                        context_area,
+                        user_id,
+                        household_id,
+                        device,
+                        timestamp,
+                        failed,
+                        tuple(h.text for h in asr_trace.nbest[1:]) if asr_trace is not None else (),
                     ),
                 )
         effect_without: Effect | None = None

@@ -47,8 +47,9 @@ class ArmStats:
     """Of those, the ones whose request was out of scope (nothing the assistant does is right): an
     action where a refusal was the correct answer."""
     layers: dict[str, Counter[str]] = field(default_factory=dict)
-    """Per rewrite layer (``Turn.rewrite.layer``): its rewritten turns counted as ``win``, ``loss``
-    or ``same`` (the outcome did not change)."""
+    """Per rewrite layer (``Turn.rewrite.layer``; ``"global (n-best)"`` and ``"personal (n-best)"``
+    for the n-best step): its rewritten turns counted as ``win``, ``loss`` or ``same`` (the outcome
+    did not change), and of them the ``wrong action`` ones (:attr:`acted_wrong`)."""
     fallback_rescues: int = 0
     """Turns the gazetteer fallback matched that worked. It runs only when strict matching found
     nothing, so each is a turn it rescued; turns strict alone would have failed are
@@ -153,7 +154,12 @@ def score_arm(folder: str | Path) -> ArmStats:
                 kind = "loss"
                 s.losses += 1
                 s.loss_examples.append(example)
-            s.layers.setdefault(rewrite["layer"], Counter())[kind] += 1
+            layer = rewrite["layer"]
+            if str(rewrite.get("rule_id") or "").startswith("nbest:"):
+                layer += " (n-best)"
+            counts = s.layers.setdefault(layer, Counter())
+            counts[kind] += 1
+            counts["wrong action"] += bool(t["defect"]) and acted
         else:
             s.would_fail += bool(t["defect"])
     s.goals = len(last_attempt)

@@ -13,7 +13,10 @@ Layers, in order (the first that decides wins):
 3. **precomputed**: the mined rewrite table (exact, delexicalized lookup);
 4. **personal rewrite**: this household's own failed request that a retry fixed at least
    ``personal_min`` times;
-5. **ranked retrieval**: candidates from the global index, from fixes of similar failing
+5. **n-best**: when the NLU failed on the recogniser's top hypothesis and the caller passed the
+   others (:attr:`RequestContext.nbest`), the first alternative whose pattern works (global
+   statistics, or this household's own successes) and that no guard rejects;
+6. **ranked retrieval**: candidates from the global index, from fixes of similar failing
    requests and from the household's successes are scored by the ranker; the best is applied if
    it clears the calibrated threshold (a higher one for sensitive intents).
 
@@ -48,6 +51,7 @@ from selflearn.rewrite.features import (
     candidates,
     featurize,
     neighbourhood,
+    rejected_by,
     why_no_candidate,
 )
 from selflearn.rewrite.features import clear_caches as clear_feature_caches
@@ -62,6 +66,9 @@ log = logging.getLogger(__name__)
 FORMAT = "selflearn.rewriter.v1"
 
 Layer = Literal["precomputed", "global", "personal"]
+
+MAX_NBEST = 4
+"""Alternative recognition hypotheses the n-best step reads (the caller may pass more)."""
 
 Shown = tuple[tuple[str, float], ...]
 """Candidates shown with a decision: (text, score)."""
@@ -86,6 +93,9 @@ class RewriterConfig:
     """A decision slower than this is discarded (fail open)."""
     threshold: float | None = None
     """Override the ranker's calibrated threshold."""
+    nbest: bool = True
+    """Consider the recogniser's other hypotheses (:attr:`RequestContext.nbest`) when the NLU
+    failed on the top one."""
     pattern_cache: int = 0
     """Request patterns whose embedding and global neighbourhood are kept (they depend on the
     pattern and the global knowledge alone), emptied when full; 0 (default): recompute every
@@ -118,6 +128,10 @@ class RequestContext:
     """Whether the assistant already failed on the original text (the caller ran its NLU and
     found no match or an unresolved name): ``True`` when rewriting behind the NLU, ``None`` when
     unknown (rewriting before it). ``False`` means it worked: nothing is rewritten."""
+    nbest: tuple[str, ...] = ()
+    """The recogniser's other hypotheses for this request, best first (the top one is the text).
+    Read only when ``failed`` is ``True``: an alternative that is known to work replaces a top
+    hypothesis the NLU could not use."""
 
 
 @dataclass(frozen=True)
@@ -290,6 +304,7 @@ class Rewriter:
             timestamp=context.timestamp,
             device=context.device,
             failed=context.failed,
+            nbest=tuple(getattr(context, "nbest", ())),
         )
         return self.rewrite_one(text, ctx).trace()
 
@@ -402,6 +417,39 @@ class Rewriter:
             return "works already in this household"
         return None
 
+    def nbest_alternative(
+        self, prep: Prepared, ctx: RequestContext
+    ) -> tuple[Prepared, Layer, float, str] | None:
+        """The first of the recogniser's other hypotheses (``ctx.nbest``, at most
+        :data:`MAX_NBEST`) that is known to work and that no guard of
+        :mod:`selflearn.mining.guards` rejects as a rewrite of the top hypothesis (a polarity
+        flip, another action, a side of a sensitive action it did not say, ...): its pattern has
+        worked in this household more often than it failed, or it works for everyone
+        (:meth:`Knowledge.works`; for a sensitive action over twice the usual turns). With the
+        layer, score and reason; None when no alternative qualifies."""
+        seen = {prep.norm}
+        knowledge = self.knowledge
+        for rank, hypothesis in enumerate(ctx.nbest[:MAX_NBEST], start=2):
+            alt = self.prepare(hypothesis, ctx)
+            if alt is None or alt.norm in seen or alt.d.pattern == prep.d.pattern:
+                continue
+            seen.add(alt.norm)
+            if rejected_by(prep.d.pattern, alt.d.pattern) is not None:
+                continue
+            said = f"n-best: hypothesis {rank} {hypothesis!r}"
+            mem = alt.memory
+            if mem is not None and mem.pattern_ok[alt.d.pattern] > mem.pattern_failed[alt.d.pattern]:
+                ok = mem.pattern_ok[alt.d.pattern]
+                return alt, "personal", ok / (ok + 1), f"{said} has worked in this household ({ok}x)"
+            p = knowledge.get(alt.d.pattern) if knowledge is not None else None
+            if p is None or knowledge is None or not knowledge.works(p):
+                continue
+            if is_sensitive(alt.d.pattern) and p.turns < 2 * knowledge.config.good_turns:
+                continue
+            works = f"{said} works: {p.successes} of {p.turns} turns of {p.pattern!r}"
+            return alt, "global", p.success_rate, works
+        return None
+
     def retrieve(
         self, prep: Prepared, ctx: RequestContext
     ) -> tuple[Query, Neighbourhood | None, list[Candidate]]:
@@ -480,6 +528,15 @@ class Rewriter:
                 reasons.append(f"personal: fixed by {mine[0]!r} {mine[1]}x in this household")
                 score = mine[1] / (mine[1] + 1)
                 return RewriteDecision(mine[0], text, True, "personal", score, "personal", tuple(reasons))
+        # the recogniser's other hypotheses
+        if ctx.failed and ctx.nbest and self.config.nbest:
+            alternative = self.nbest_alternative(prep, ctx)
+            if alternative is not None:
+                alt, layer_nb, score_nb, why_nb = alternative
+                reasons.append(why_nb)
+                return RewriteDecision(
+                    alt.aliased, text, True, layer_nb, score_nb, f"nbest:{alt.d.pattern}", tuple(reasons)
+                )
         # ranked retrieval
         if not (self.config.global_retrieval and self.ranker is not None and self.embedder is not None):
             why = self.names_work(prep)
