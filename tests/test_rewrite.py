@@ -616,7 +616,12 @@ def test_replay_scoring_splits_wrong_actions_by_scope(tmp_path: Path) -> None:
                 "record_type": "turn",
                 "turn_id": f"t{i}",
                 "result": {"status": status},
-                "rewrite": {"original_text": "a", "rewritten_text": "b", "layer": "global"},
+                "rewrite": {
+                    "original_text": "a",
+                    "rewritten_text": "b",
+                    "layer": "global",
+                    "rule_id": "nbest:b" if i == 1 else "r",
+                },
             }
         )
         truth.append(
@@ -634,6 +639,11 @@ def test_replay_scoring_splits_wrong_actions_by_scope(tmp_path: Path) -> None:
     (tmp_path / "truth-00000.jsonl").write_text("".join(json.dumps(t) + "\n" for t in truth))
     stats = score_arm(tmp_path)
     assert (stats.rewritten, stats.wins, stats.acted_wrong, stats.acted_wrong_out_of_scope) == (4, 1, 2, 1)
+    # per layer, the n-best step apart, with its wrong actions
+    assert stats.layers == {
+        "global": {"same": 2, "wrong action": 1, "win": 1},
+        "global (n-best)": {"same": 1, "wrong action": 1},
+    }
 
 
 def test_fast_predictor_matches_lightgbm_predict() -> None:

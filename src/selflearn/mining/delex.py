@@ -89,9 +89,9 @@ class Delexicalizer:
         place_words = {w for text, kind in names.items() if kind != "name" for w in text.split()}
         self._home = home
         self._short_cache: dict[frozenset[str], dict[str, list[str]]] = {}
-        self.name_words: frozenset[str] = frozenset(
-            w for text, kind in names.items() if kind == "name" for w in text.split()
-        ) - place_words
+        self.name_words: frozenset[str] = (
+            frozenset(w for text, kind in names.items() if kind == "name" for w in text.split()) - place_words
+        )
         """Words of this home's entity names that are not words of its area or floor names
         ("ceiling", "pendant", "spotlights" in a home with a "Kitchen Ceiling"). Said alone, such a
         word is part of a name the request shortened, and stays in the pattern as a word."""

@@ -159,7 +159,8 @@ def score_arm(folder: str | Path) -> ArmStats:
                 layer += " (n-best)"
             counts = s.layers.setdefault(layer, Counter())
             counts[kind] += 1
-            counts["wrong action"] += bool(t["defect"]) and acted
+            if t["defect"] and acted:
+                counts["wrong action"] += 1
         else:
             s.would_fail += bool(t["defect"])
     s.goals = len(last_attempt)
