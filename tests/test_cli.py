@@ -54,3 +54,11 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     # cached runs can be checked.
     assert manifest["asr_channel"] == channel_fingerprint(manifest["config"]["assistant"]["asr"])
     assert manifest["simulation_version"] == SIMULATION_VERSION
+    # `selflearn rewrite` passes what the caller knows about the request to the rewriter.
+    rewriter = str(tmp_path / "rewriter")
+    res = runner.invoke(app, ["rewrite", "kill the lights", "-r", rewriter, "--worked"])
+    assert res.exit_code == 0, res.output
+    assert "reports that the original worked" in res.stdout
+    args = ["rewrite", "kill the lights", "-r", rewriter, "--failed", "--nbest", "a", "--nbest", "b"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and '"rewritten"' in res.stdout, res.output

@@ -404,8 +404,26 @@ def rewrite_cmd(
     store_path: Annotated[
         Path | None, typer.Option("--store", "-s", help="Store whose homes table gives the home config.")
     ] = None,
+    failed: Annotated[
+        bool | None,
+        typer.Option(
+            "--failed/--worked",
+            help="Whether the assistant's NLU already failed on the request (default: unknown, i.e. "
+            "decide as before the NLU).",
+        ),
+    ] = None,
+    nbest: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--nbest",
+            help="Another recognition hypothesis, best first (repeat the option); read with --failed.",
+        ),
+    ] = None,
 ) -> None:
-    """Show what the online rewriter decides for each request, and why."""
+    """Show what the online rewriter decides for each request, and why.
+
+    Example: selflearn rewrite "tern of the kitchen lights" --failed --nbest "turn off the kitchen lights"
+    """
     from selflearn.rewrite import RequestContext, Rewriter
     from selflearn.rewrite.logs import read_homes
 
@@ -414,7 +432,8 @@ def rewrite_cmd(
         with Store(store_path, read_only=True) as store:
             rewriter.homes.update(read_homes(store))
     for text in texts:
-        decision = rewriter.rewrite_one(text, RequestContext(household_id=household, area=area))
+        ctx = RequestContext(household_id=household, area=area, failed=failed, nbest=tuple(nbest or ()))
+        decision = rewriter.rewrite_one(text, ctx)
         out.print(json.dumps(decision.to_json(), indent=2))
 
 

@@ -168,5 +168,7 @@ def run_demo(
         rewriter_dir=rewriter_dir,
         fit=fit,
         replay=replayed,
-        by_layer={layer: sum(kinds.values()) for layer, kinds in replayed.layers.items()},
+        by_layer={
+            layer: kinds["win"] + kinds["loss"] + kinds["same"] for layer, kinds in replayed.layers.items()
+        },
     )
