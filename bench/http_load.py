@@ -4,6 +4,7 @@
     python bench/http_load.py --rewriter models/rewriter --sim out/sim    # texts and homes from a simulation
     python bench/http_load.py --rewriter models/rewriter --store logs.duckdb --rate 400 --duration 30
     python bench/http_load.py --rewriter models/rewriter --reload-every 10  # swap the artefact under load
+    python bench/http_load.py --rewriter models/rewriter --behind-nlu      # failed turns, with their n-best
     python bench/http_load.py                                             # no rewriter: HTTP overhead only
 
 What it does:
@@ -91,6 +92,24 @@ def _request_of(turn: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _requests(turns: list[dict[str, Any]], behind_nlu: bool) -> list[dict[str, Any]]:
+    """One request per turn; ``behind_nlu``: only the turns the assistant failed on, sent as a
+    caller behind its NLU would (``failed: true`` and the recogniser's other hypotheses)."""
+    if not behind_nlu:
+        return [_request_of(t) for t in turns]
+    out = []
+    for t in turns:
+        if (t.get("result") or {}).get("status") == "success":
+            continue
+        body = _request_of(t)
+        body["failed"] = True
+        nbest = [h["text"] for h in ((t.get("asr") or {}).get("nbest") or [])[1:]]
+        if nbest:
+            body["nbest"] = nbest[:10]
+        out.append(body)
+    return out
+
+
 def _split(
     records: list[dict[str, Any]], observe: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -101,7 +120,7 @@ def _split(
     return records[:cut], future
 
 
-def workload_from_sim(folder: Path, observe: float) -> Workload:
+def workload_from_sim(folder: Path, observe: float, behind_nlu: bool = False) -> Workload:
     homes: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob("homes-*.jsonl")):
         for line in path.read_bytes().splitlines():
@@ -115,10 +134,10 @@ def workload_from_sim(folder: Path, observe: float) -> Workload:
         for line in path.read_bytes().splitlines()
     ]
     history, future = _split(records, observe)
-    return Workload([_request_of(t) for t in future], homes, history, f"simulation {folder}")
+    return Workload(_requests(future, behind_nlu), homes, history, f"simulation {folder}")
 
 
-def workload_from_store(path: Path, observe: float, limit: int) -> Workload:
+def workload_from_store(path: Path, observe: float, limit: int, behind_nlu: bool = False) -> Workload:
     from selflearn.store import Store
 
     with Store(path, read_only=True) as store:
@@ -128,7 +147,7 @@ def workload_from_store(path: Path, observe: float, limit: int) -> Workload:
         }
         turns = store.query(
             "SELECT turn_id, household_id, user_id, timestamp, "
-            "text, rewrite, device FROM turns ORDER BY timestamp, turn_id LIMIT ?",
+            "text, rewrite, device, result, asr FROM turns ORDER BY timestamp, turn_id LIMIT ?",
             [limit],
         ).to_pylist()
     for t in turns:
@@ -136,7 +155,7 @@ def workload_from_store(path: Path, observe: float, limit: int) -> Workload:
     cut = int(len(turns) * observe)
     # stored turns are not re-posted (they would need every field); the split only keeps the
     # requests to later turns, as with a simulation
-    return Workload([_request_of(t) for t in turns[cut:]], homes, [], f"store {path}")
+    return Workload(_requests(turns[cut:], behind_nlu), homes, [], f"store {path}")
 
 
 def workload_from_texts(path: Path) -> Workload:
@@ -149,7 +168,7 @@ def workload_from_texts(path: Path) -> Workload:
     return Workload(requests, {}, [], f"texts {path}")
 
 
-def simulated_workload(households: int, observe: float, work: Path) -> Workload:
+def simulated_workload(households: int, observe: float, work: Path, behind_nlu: bool = False) -> Workload:
     from selflearn.assistant.pipeline import AssistantConfig
     from selflearn.simulation.simulator import SimulationConfig, simulate
 
@@ -167,7 +186,7 @@ def simulated_workload(households: int, observe: float, work: Path) -> Workload:
         f"simulated {result.turns:,} turns of {households} households "
         f"in {time.perf_counter() - started:.1f} s"
     )
-    return workload_from_sim(folder, observe)
+    return workload_from_sim(folder, observe, behind_nlu)
 
 
 # --- server -----------------------------------------------------------------------------------
@@ -417,6 +436,12 @@ def main() -> None:
         default=None,
         help="run server and generator at this nice value (e.g. -5 on a shared machine, as root)",
     )
+    parser.add_argument(
+        "--behind-nlu",
+        action="store_true",
+        help="send only the turns the assistant failed on, with failed=true and the ASR's other "
+        "hypotheses (how a caller behind its NLU uses the service); default: every turn, no context",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.observe < 0 or args.observe >= 1:
@@ -427,11 +452,11 @@ def main() -> None:
         if args.texts:
             workload = workload_from_texts(args.texts)
         elif args.store:
-            workload = workload_from_store(args.store, args.observe, args.limit)
+            workload = workload_from_store(args.store, args.observe, args.limit, args.behind_nlu)
         elif args.sim:
-            workload = workload_from_sim(args.sim, args.observe)
+            workload = workload_from_sim(args.sim, args.observe, args.behind_nlu)
         else:
-            workload = simulated_workload(args.households, args.observe, work)
+            workload = simulated_workload(args.households, args.observe, work, args.behind_nlu)
         if not workload.requests:
             raise SystemExit("no requests in the workload")
         random.Random(args.seed).shuffle(workload.requests)
