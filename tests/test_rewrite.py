@@ -344,6 +344,19 @@ def test_nbest_alternative_known_to_work_replaces_a_failed_top_hypothesis(
     assert not off.rewrite_one(misheard, RequestContext("h1", home=home, failed=True, nbest=nbest)).rewritten
     # Never across opposite actions: "turn on" misheard is not fixed by a working "turn off".
     assert not ask("turn on the kitchen lite").rewritten
+    # This household's own successes count, but a sensitive action needs two of them.
+    personal = Rewriter(knowledge, None, None, embedder, RewriterConfig(), homes)
+    unlock = ("unlock the front door",)
+
+    def ask_here(text: str, alternatives: tuple[str, ...]) -> RewriteDecision:
+        return personal.rewrite_one(text, RequestContext("h1", home=home, failed=True, nbest=alternatives))
+
+    done = {"intent": "HassUnlock", "slots": {"name": "Front Door"}, "resolved": ("Front Door",)}
+    personal.personal.observe(log_turn("p1", "unlock the front door", household="h1", **done), home)
+    assert not ask_here("unlock the front dour", unlock).rewritten
+    personal.personal.observe(log_turn("p2", "unlock the front door", household="h1", at=60, **done), home)
+    decision = ask_here("unlock the front dour", unlock)
+    assert decision.rewritten and decision.layer == "personal" and "(2x)" in decision.reasons[-1]
     # An alternative nobody's logs show working is no fix.
     assert not ask(misheard, alternatives=("make the kitchen cosy", "kill the kitchen lights")).rewritten
 

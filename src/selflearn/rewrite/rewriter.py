@@ -424,9 +424,10 @@ class Rewriter:
         :data:`MAX_NBEST`) that is known to work and that no guard of
         :mod:`selflearn.mining.guards` rejects as a rewrite of the top hypothesis (a polarity
         flip, another action, a side of a sensitive action it did not say, ...): its pattern has
-        worked in this household more often than it failed, or it works for everyone
-        (:meth:`Knowledge.works`; for a sensitive action over twice the usual turns). With the
-        layer, score and reason; None when no alternative qualifies."""
+        worked in this household more often than it failed (for a sensitive action -- locks,
+        alarms, opening -- at least twice), or it works for everyone (:meth:`Knowledge.works`; for
+        a sensitive action over twice the usual turns). With the layer, score and reason; None
+        when no alternative qualifies."""
         seen = {prep.norm}
         knowledge = self.knowledge
         for rank, hypothesis in enumerate(ctx.nbest[:MAX_NBEST], start=2):
@@ -437,14 +438,15 @@ class Rewriter:
             if rejected_by(prep.d.pattern, alt.d.pattern) is not None:
                 continue
             said = f"n-best: hypothesis {rank} {hypothesis!r}"
+            sensitive = is_sensitive(alt.d.pattern)
             mem = alt.memory
-            if mem is not None and mem.pattern_ok[alt.d.pattern] > mem.pattern_failed[alt.d.pattern]:
-                ok = mem.pattern_ok[alt.d.pattern]
+            ok = mem.pattern_ok[alt.d.pattern] if mem is not None else 0
+            if mem is not None and ok > mem.pattern_failed[alt.d.pattern] and (not sensitive or ok >= 2):
                 return alt, "personal", ok / (ok + 1), f"{said} has worked in this household ({ok}x)"
             p = knowledge.get(alt.d.pattern) if knowledge is not None else None
             if p is None or knowledge is None or not knowledge.works(p):
                 continue
-            if is_sensitive(alt.d.pattern) and p.turns < 2 * knowledge.config.good_turns:
+            if sensitive and p.turns < 2 * knowledge.config.good_turns:
                 continue
             works = f"{said} works: {p.successes} of {p.turns} turns of {p.pattern!r}"
             return alt, "global", p.success_rate, works
