@@ -20,6 +20,10 @@ split by the truth's failure point (``asr``: the words said would have worked, A
 
 ``--curve`` prints, for the decision score, right and wrong rewrites above each threshold: how
 much a better threshold alone could buy on this population.
+
+``--nbest`` also reads the recogniser's other hypotheses of each failed turn: would any of them
+work as said, does the rewriter's n-best step pick a right one, and would ranked retrieval run on
+the alternatives reach, pick and clear the bar with a right candidate?
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -62,6 +68,18 @@ class Row:
     fired: bool
     fired_right: bool
     layer: str | None
+    alts: int = 0
+    """Distinct alternative hypotheses (``--nbest``)."""
+    alt_works: bool = False
+    """Some alternative, sent as it is, does what the user wanted."""
+    nbest_step: int = 0
+    """The n-best step's pick (global statistics): 0 none, 1 right, -1 wrong."""
+    alt_reachable: bool = False
+    """Some candidate retrieved for some alternative works."""
+    alt_score: float = 0.0
+    """Best decision score over the alternatives' ranked picks."""
+    alt_right: bool = False
+    """That pick works."""
 
 
 def _read(folder: Path, kind: str) -> dict[str, dict]:
@@ -85,6 +103,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="judge at most this many failed turns")
     parser.add_argument("--first-only", action="store_true", help="first attempts only")
     parser.add_argument("--curve", action="store_true")
+    parser.add_argument("--nbest", action="store_true", help="also judge the ASR's other hypotheses")
     args = parser.parse_args()
 
     rewriter = Rewriter.load(args.rewriter, RewriterConfig(personal=False))
@@ -120,6 +139,13 @@ def main() -> None:
             return effect is not None and effect == expected  # noqa: B023 -- read at once
 
         ctx = RequestContext(turn["household_id"], turn["user_id"], home, area_name, ts, failed=True)
+        alts: list[str] = []
+        if args.nbest:
+            said = [h["text"] for h in ((turn.get("asr") or {}).get("nbest") or [])]
+            alts = [a for a in dict.fromkeys(said) if a and a != turn["text"]]
+            ctx = RequestContext(
+                turn["household_id"], turn["user_id"], home, area_name, ts, failed=True, nbest=tuple(alts)
+            )
         decision = rewriter.rewrite_one(turn["text"], ctx)
         prep = rewriter.prepare(turn["text"], ctx)
         cands, score, pick_right, meaning, fixable = [], 0.0, False, 0.0, 0.0
@@ -134,6 +160,7 @@ def main() -> None:
         judgeable = expected is not None or not t["in_scope"]
         reachable = expected is not None and any(right(c.text) for c in cands)
         fired_right = decision.rewritten and expected is not None and right(decision.text)
+        extra = _alternatives(rewriter, ctx, prep, alts, right) if alts and prep is not None else {}
         rows.append(
             Row(
                 t["failure_point"] if t["in_scope"] else "oos",
@@ -148,6 +175,7 @@ def main() -> None:
                 decision.rewritten,
                 fired_right,
                 decision.layer,
+                **extra,
             )
         )
         if len(rows) % 2000 == 0:
@@ -200,11 +228,84 @@ def main() -> None:
                 ("fixable", np.array([r.fixable for r in scored])),
             ):
                 print(f"AUC right vs wrong pick, {name}: {roc_auc_score(good, values):.3f}")
+    if args.nbest:
+        _nbest_report(rows, rewriter)
     summary = {
         "rows": len(rows),
         "by_kind": {k: int(v) for k, v in kinds.items()},
     }
     print(json.dumps(summary), file=sys.stderr)
+
+
+def _alternatives(
+    rewriter: Rewriter, ctx: RequestContext, prep: Any, alts: list[str], right: Callable[[str], bool]
+) -> dict[str, Any]:
+    """Judge the recogniser's other hypotheses of one failed turn (see ``--nbest``)."""
+    ranker = rewriter.ranker
+    assert ranker is not None  # checked in main
+    picked = rewriter.nbest_alternative(prep, ctx)
+    nbest_step = 0 if picked is None else (1 if right(picked[0].aliased) else -1)
+    alt_works = any(right(a) for a in alts)
+    reachable, best_score, best_text = False, 0.0, None
+    for alt in alts:
+        ap = rewriter.prepare(alt, ctx)
+        if ap is None or ap.d.pattern == prep.d.pattern:
+            continue
+        query, hood, cands = rewriter.retrieve(ap, ctx)
+        if not cands:
+            continue
+        x = featurize(query, cands, rewriter.knowledge, hood, None, ranker.intents)
+        verdict = ranker.decide(x, True)
+        reachable = reachable or any(right(c.text) for c in cands)
+        if verdict.score > best_score:
+            best_score, best_text = verdict.score, cands[verdict.best].text
+    return {
+        "alts": len(alts),
+        "alt_works": alt_works,
+        "nbest_step": nbest_step,
+        "alt_reachable": reachable,
+        "alt_score": best_score,
+        "alt_right": best_text is not None and right(best_text),
+    }
+
+
+def _nbest_report(rows: list[Row], rewriter: Rewriter) -> None:
+    """What the alternatives could add to what the rewriter does with the top hypothesis alone."""
+    ranker = rewriter.ranker
+    assert ranker is not None
+    bar = ranker.threshold
+    with_alts = [r for r in rows if r.alts]
+    print()
+    print(f"Failed turns with alternative hypotheses: {len(with_alts):,} of {len(rows):,}")
+    print(
+        "| kind | turns | an alternative works as said | n-best step right / wrong | reachable (top) "
+        "| reachable (alternatives) | either | top fired right / wrong |"
+    )
+    print("|---|---:|---:|---|---:|---:|---:|---|")
+    kinds = Counter(r.kind for r in with_alts)
+    for kind in [*sorted(k for k in kinds if k != "oos"), "oos", "all"]:
+        sel = [r for r in with_alts if kind in ("all", r.kind)]
+        if not sel:
+            continue
+        fired = sum(r.fired for r in sel)
+        fr = sum(r.fired_right for r in sel)
+        print(
+            f"| {kind} | {len(sel):,} | {sum(r.alt_works for r in sel):,} "
+            f"| {sum(r.nbest_step == 1 for r in sel):,} / {sum(r.nbest_step == -1 for r in sel):,} "
+            f"| {sum(r.reachable for r in sel):,} | {sum(r.alt_reachable for r in sel):,} "
+            f"| {sum(r.reachable or r.alt_reachable for r in sel):,} | {fr:,} / {fired - fr:,} |"
+        )
+    print()
+    print("Ranked retrieval on the alternatives, for turns where neither the n-best step nor the top")
+    print(f"hypothesis' ranked pick fired (top bar {bar:.3f}): right / wrong picks above each bar")
+    print("| bar | right | wrong (in scope) | wrong (out of scope) |")
+    print("|---:|---:|---:|---:|")
+    rest = [r for r in with_alts if not r.fired and r.nbest_step == 0 and r.alt_score > 0]
+    for th in (bar, bar + 0.05, bar + 0.1, bar + 0.2, bar + 0.3):
+        on = [r for r in rest if r.alt_score >= th]
+        good = sum(r.alt_right for r in on)
+        oos = sum(r.kind == "oos" for r in on)
+        print(f"| {th:.3f} | {good:,} | {len(on) - good - oos:,} | {oos:,} |")
 
 
 if __name__ == "__main__":

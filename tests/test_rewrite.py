@@ -465,6 +465,16 @@ def test_decision_rule_meaning_alone_or_times_fixable_survives_save_and_load(tmp
         FitConfig(decision="vibes")
 
 
+def test_an_overridden_threshold_keeps_the_margin_for_sensitive_intents() -> None:
+    ranker = Ranker(threshold=0.2, threshold_unknown=0.3, sensitive_margin=0.1)
+    assert ranker.threshold_for(True, False) == pytest.approx(0.2)
+    assert ranker.threshold_for(None, True) == pytest.approx(0.4)
+    # A sweep or an operator lowers the bar: locks and alarms still need the margin above it.
+    assert ranker.threshold_for(True, False, override=0.1) == pytest.approx(0.1)
+    assert ranker.threshold_for(True, True, override=0.1) == pytest.approx(0.2)
+    assert ranker.threshold_for(None, True, override=0.95) == pytest.approx(0.99)
+
+
 def test_guards_know_opposite_actions_on_lists() -> None:
     assert flips_polarity("get rid of bananas on the list", "put bananas on the list")
     assert flips_polarity("remove milk from my shopping list", "add milk to my shopping list")

@@ -200,9 +200,14 @@ class Ranker:
         best = int(np.argmax(meaning))
         return Decision(best, meaning, fixable, self._score(float(meaning[best]), fixable))
 
-    def threshold_for(self, known_failed: bool | None, sensitive: bool) -> float:
-        """The bar a request's score must clear."""
+    def threshold_for(
+        self, known_failed: bool | None, sensitive: bool, override: float | None = None
+    ) -> float:
+        """The bar a request's score must clear: the calibrated threshold of the mode (or
+        ``override``), plus :attr:`sensitive_margin` for a sensitive intent."""
         base = self.threshold if known_failed else self.threshold_unknown
+        if override is not None:
+            base = override
         return min(base + self.sensitive_margin, 0.99) if sensitive else base
 
     @property

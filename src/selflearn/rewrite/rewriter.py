@@ -92,7 +92,8 @@ class RewriterConfig:
     budget_ms: float = 50.0
     """A decision slower than this is discarded (fail open)."""
     threshold: float | None = None
-    """Override the ranker's calibrated threshold."""
+    """Override the ranker's calibrated threshold (both modes); sensitive intents still get
+    the ranker's margin on top."""
     nbest: bool = True
     """Consider the recogniser's other hypotheses (:attr:`RequestContext.nbest`) when the NLU
     failed on the top one."""
@@ -554,9 +555,7 @@ class Rewriter:
             best = ranked[verdict.best]
             shown = tuple((c.text, c.score) for c in sorted(ranked, key=lambda c: -c.score)[:3])
             sensitive = is_sensitive(best.pattern) or is_sensitive(prep.d.pattern)
-            bar = self.ranker.threshold_for(ctx.failed, sensitive)
-            if self.config.threshold is not None:
-                bar = self.config.threshold
+            bar = self.ranker.threshold_for(ctx.failed, sensitive, self.config.threshold)
             summary = (
                 f"{prep.d.pattern!r} -> {best.pattern!r} ({best.signature}): meaning {best.score:.3f} "
                 f"x fixable {verdict.fixable:.3f} = {verdict.score:.3f}"
