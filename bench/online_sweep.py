@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from online import add_population_args, population
+from online import CACHE, add_population_args, population
 from selflearn import simulate
 from selflearn.mining.replay import score_arm
 from selflearn.rewrite import Rewriter, RewriterConfig
@@ -60,11 +60,23 @@ def main() -> None:
 
     print(f"rewriter {args.rewriter}, population {args.population}, arm {args.arm}")
     print()
+    control = CACHE / f"replay-{args.population}-control"
+    if any(control.glob("truth-*.jsonl")):
+        c = score_arm(control)
+        strict_failures = c.defects + c.fallback_rescues
+        share = c.fallback_rescues / max(strict_failures, 1)
+        print(
+            f"control replay (strict -> gazetteer): the gazetteer rescues {c.fallback_rescues:,} of "
+            f"{strict_failures:,} turns strict matching fails ({100 * share:.1f}%) "
+            f"for {c.fallback_wrong:,} wrong actions "
+            f"({c.fallback_rescues / max(c.fallback_wrong, 1):.1f} rescues per wrong action)"
+        )
+        print()
     print(
-        "| threshold | rewrites | wins | losses | wrong actions (out of scope) "
-        "| same turns: defect rate without -> with (reduction) |"
+        "| threshold | rewrites | wins | losses | wrong actions (out of scope) | wins per wrong action "
+        "| rescue rate | same turns: defect rate without -> with (reduction) |"
     )
-    print("|---:|---:|---:|---:|---:|---|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
     config = population(args.population, args)
     for threshold in thresholds:
         rewriter = Rewriter.load(
@@ -81,6 +93,7 @@ def main() -> None:
         print(
             f"| {threshold:.3f} | {st.rewritten:,} | {st.wins:,} | {st.losses:,} "
             f"| {st.acted_wrong:,} ({st.acted_wrong_out_of_scope:,}) "
+            f"| {st.wins / max(st.acted_wrong, 1):.1f} | {100 * st.rescue_rate:.1f}% "
             f"| {100 * st.defect_rate_without:.1f}% -> {100 * st.defect_rate:.1f}% "
             f"({-100 * reduction:+.1f}%) |",
             flush=True,
