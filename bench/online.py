@@ -263,11 +263,10 @@ def main() -> None:
                 f"{pct(st.first_attempt_defect_rate)} | {pct(st.goal_failure_rate)} |"
             )
             if arm == "control":
-                strict_failures = st.defects + st.fallback_rescues
                 notes.append(
                     f"{name}/control gazetteer fallback: rescued {st.fallback_rescues:,} of "
-                    f"{strict_failures:,} turns strict alone fails "
-                    f"({pct(st.fallback_rescues / max(strict_failures, 1))}); matched "
+                    f"{st.strict_failures:,} turns strict alone fails "
+                    f"({pct(st.fallback_rescue_rate)}); matched "
                     f"{st.fallback_failed:,} more that still failed, "
                     f"{st.fallback_wrong:,} of them wrong actions"
                 )

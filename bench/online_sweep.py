@@ -63,11 +63,9 @@ def main() -> None:
     control = CACHE / f"replay-{args.population}-control"
     if any(control.glob("truth-*.jsonl")):
         c = score_arm(control)
-        strict_failures = c.defects + c.fallback_rescues
-        share = c.fallback_rescues / max(strict_failures, 1)
         print(
             f"control replay (strict -> gazetteer): the gazetteer rescues {c.fallback_rescues:,} of "
-            f"{strict_failures:,} turns strict matching fails ({100 * share:.1f}%) "
+            f"{c.strict_failures:,} turns strict matching fails ({100 * c.fallback_rescue_rate:.1f}%) "
             f"for {c.fallback_wrong:,} wrong actions "
             f"({c.fallback_rescues / max(c.fallback_wrong, 1):.1f} rescues per wrong action)"
         )

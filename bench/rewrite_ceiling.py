@@ -33,7 +33,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +47,7 @@ from selflearn.assistant.home import Home, HomeState
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
 from selflearn.rewrite import RequestContext, Rewriter, RewriterConfig
 from selflearn.rewrite.features import featurize
+from selflearn.rewrite.rewriter import Prepared
 from selflearn.simulation.goals import _expected
 
 
@@ -138,14 +139,13 @@ def main() -> None:
             *_, effect = assistant.run_text(text, HomeState.initial(home), ts, area, explain_failures=False)
             return effect is not None and effect == expected  # noqa: B023 -- read at once
 
-        ctx = RequestContext(turn["household_id"], turn["user_id"], home, area_name, ts, failed=True)
         alts: list[str] = []
         if args.nbest:
             said = [h["text"] for h in ((turn.get("asr") or {}).get("nbest") or [])]
             alts = [a for a in dict.fromkeys(said) if a and a != turn["text"]]
-            ctx = RequestContext(
-                turn["household_id"], turn["user_id"], home, area_name, ts, failed=True, nbest=tuple(alts)
-            )
+        ctx = RequestContext(
+            turn["household_id"], turn["user_id"], home, area_name, ts, failed=True, nbest=tuple(alts)
+        )
         decision = rewriter.rewrite_one(turn["text"], ctx)
         prep = rewriter.prepare(turn["text"], ctx)
         cands, score, pick_right, meaning, fixable = [], 0.0, False, 0.0, 0.0
@@ -191,10 +191,7 @@ def main() -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     kinds = Counter(r.kind for r in rows)
-    for kind in [*sorted(k for k in kinds if k != "oos"), "oos", "all"]:
-        sel = [r for r in rows if kind in ("all", r.kind)]
-        if not sel:
-            continue
+    for kind, sel in _by_kind(rows):
         fired = sum(r.fired for r in sel)
         right_n = sum(r.fired_right for r in sel)
         print(
@@ -237,8 +234,17 @@ def main() -> None:
     print(json.dumps(summary), file=sys.stderr)
 
 
+def _by_kind(rows: list[Row]) -> Iterator[tuple[str, list[Row]]]:
+    """The rows of each failure point (sorted, out-of-scope last), then all of them."""
+    kinds = {r.kind for r in rows}
+    for kind in [*sorted(k for k in kinds if k != "oos"), "oos", "all"]:
+        sel = [r for r in rows if kind in ("all", r.kind)]
+        if sel:
+            yield kind, sel
+
+
 def _alternatives(
-    rewriter: Rewriter, ctx: RequestContext, prep: Any, alts: list[str], right: Callable[[str], bool]
+    rewriter: Rewriter, ctx: RequestContext, prep: Prepared, alts: list[str], right: Callable[[str], bool]
 ) -> dict[str, Any]:
     """Judge the recogniser's other hypotheses of one failed turn (see ``--nbest``)."""
     ranker = rewriter.ranker
@@ -282,11 +288,7 @@ def _nbest_report(rows: list[Row], rewriter: Rewriter) -> None:
         "| reachable (alternatives) | either | top fired right / wrong |"
     )
     print("|---|---:|---:|---|---:|---:|---:|---|")
-    kinds = Counter(r.kind for r in with_alts)
-    for kind in [*sorted(k for k in kinds if k != "oos"), "oos", "all"]:
-        sel = [r for r in with_alts if kind in ("all", r.kind)]
-        if not sel:
-            continue
+    for kind, sel in _by_kind(with_alts):
         fired = sum(r.fired for r in sel)
         fr = sum(r.fired_right for r in sel)
         print(

@@ -613,6 +613,7 @@ def test_replay_scoring_counts_what_the_gazetteer_fallback_rescued_and_got_wrong
     stats = score_arm(tmp_path)
     assert (stats.fallback_rescues, stats.fallback_failed, stats.fallback_wrong) == (1, 2, 1)
     assert stats.defects + stats.fallback_rescues == 4  # what strict alone would have failed
+    assert stats.strict_failures == 4 and stats.fallback_rescue_rate == pytest.approx(1 / 4)
     assert stats.rewritten == 0 and stats.layers == {}
 
 

@@ -52,8 +52,7 @@ class ArmStats:
     did not change), and of them the ``wrong action`` ones (:attr:`acted_wrong`)."""
     fallback_rescues: int = 0
     """Turns the gazetteer fallback matched that worked. It runs only when strict matching found
-    nothing, so each is a turn it rescued; turns strict alone would have failed are
-    ``defects + fallback_rescues``."""
+    nothing, so each is a turn it rescued (of :attr:`strict_failures`)."""
     fallback_failed: int = 0
     """Turns the gazetteer fallback matched that still failed."""
     fallback_wrong: int = 0
@@ -95,6 +94,17 @@ class ArmStats:
     @property
     def false_rewrite_rate(self) -> float:
         return self.losses / max(self.rewritten, 1)
+
+    @property
+    def strict_failures(self) -> int:
+        """Turns strict matching alone would have failed: the defects plus what the gazetteer
+        fallback rescued (meaningful for a control arm, where nothing was rewritten)."""
+        return self.defects + self.fallback_rescues
+
+    @property
+    def fallback_rescue_rate(self) -> float:
+        """Share of :attr:`strict_failures` the gazetteer fallback rescued."""
+        return self.fallback_rescues / max(self.strict_failures, 1)
 
 
 def _rows(folder: Path, kind: str) -> dict[str, dict[str, Any]]:
