@@ -94,7 +94,9 @@ def training_store(args: Any) -> Path:
 
 def train(store_path: Path, args: Any) -> Path:
     """Mine the table and fit the rewriter; returns the rewriter folder."""
-    suffix = "" if args.decision == "product" else f"-{args.decision}"
+    suffix = ("" if args.decision == "product" else f"-{args.decision}") + (
+        "-single" if args.ranker == "single" else ""
+    )
     folder = CACHE / f"rewriter-{store_path.stem}-k{args.k}{suffix}"
     if (folder / "rewriter.json").exists() and not args.retrain:
         return folder
@@ -107,6 +109,7 @@ def train(store_path: Path, args: Any) -> Path:
             knowledge=KnowledgeConfig(min_users=args.k),
             target_ratio=args.target_ratio,
             decision=args.decision,
+            cross_fitted=args.ranker == "cross-fitted",
         )
         rewriter, report = fit_rewriter(store, config, table=table)
         fitted = time.perf_counter() - started
@@ -211,6 +214,13 @@ def main() -> None:
         choices=("product", "meaning"),
         default="product",
         help="ranker decision rule: meaning x fixable (default) or meaning alone",
+    )
+    parser.add_argument(
+        "--ranker",
+        choices=("cross-fitted", "single"),
+        default="cross-fitted",
+        help="ship the calibration's cross-fitted rankers (default) or one ranker trained on every "
+        "household (what earlier versions shipped)",
     )
     parser.add_argument(
         "--populations",

@@ -34,7 +34,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ class Row:
     fired: bool
     fired_right: bool
     layer: str | None
+    turn_id: str = ""
     alts: int = 0
     """Distinct alternative hypotheses (``--nbest``)."""
     alt_works: bool = False
@@ -104,6 +105,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="judge at most this many failed turns")
     parser.add_argument("--first-only", action="store_true", help="first attempts only")
     parser.add_argument("--curve", action="store_true")
+    parser.add_argument(
+        "--thresholds",
+        default="0.05,0.1,0.15,0.2,0.25,0.3,0.4,0.5,0.6",
+        help="comma-separated thresholds of the --curve table",
+    )
+    parser.add_argument(
+        "--dump", type=Path, help="write every judged turn (kind, scores, right/wrong) to this JSONL file"
+    )
     parser.add_argument("--nbest", action="store_true", help="also judge the ASR's other hypotheses")
     args = parser.parse_args()
 
@@ -153,7 +162,7 @@ def main() -> None:
             query, hood, cands = rewriter.retrieve(prep, ctx)
             if cands:
                 x = featurize(query, cands, rewriter.knowledge, hood, None, rewriter.ranker.intents)
-                verdict = rewriter.ranker.decide(x, True)
+                verdict = rewriter.ranker.for_household(ctx.household_id).decide(x, True)
                 score, fixable = verdict.score, verdict.fixable
                 meaning = float(verdict.meaning[verdict.best])
                 pick_right = expected is not None and right(cands[verdict.best].text)
@@ -175,6 +184,7 @@ def main() -> None:
                 decision.rewritten,
                 fired_right,
                 decision.layer,
+                turn_id,
                 **extra,
             )
         )
@@ -209,7 +219,7 @@ def main() -> None:
         score = np.array([r.score for r in scored])
         good = np.array([r.pick_right for r in scored])
         oos = np.array([r.kind == "oos" for r in scored])
-        for th in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6):
+        for th in (float(v) for v in args.thresholds.split(",")):
             on = score >= th
             w_in = int((on & ~good & ~oos).sum())
             w_out = int((on & oos).sum())
@@ -227,6 +237,10 @@ def main() -> None:
                 print(f"AUC right vs wrong pick, {name}: {roc_auc_score(good, values):.3f}")
     if args.nbest:
         _nbest_report(rows, rewriter)
+    if args.dump:
+        with args.dump.open("w") as out:
+            for r in rows:
+                out.write(json.dumps(asdict(r)) + "\n")
     summary = {
         "rows": len(rows),
         "by_kind": {k: int(v) for k, v in kinds.items()},
@@ -247,8 +261,8 @@ def _alternatives(
     rewriter: Rewriter, ctx: RequestContext, prep: Prepared, alts: list[str], right: Callable[[str], bool]
 ) -> dict[str, Any]:
     """Judge the recogniser's other hypotheses of one failed turn (see ``--nbest``)."""
-    ranker = rewriter.ranker
-    assert ranker is not None  # checked in main
+    assert rewriter.ranker is not None  # checked in main
+    ranker = rewriter.ranker.for_household(ctx.household_id)
     picked = rewriter.nbest_alternative(prep, ctx)
     nbest_step = 0 if picked is None else (1 if right(picked[0].aliased) else -1)
     alt_works = any(right(a) for a in alts)

@@ -25,6 +25,7 @@ from selflearn.rewrite.ranker import (
     Ranker,
     calibrate,
     calibrate_bagged,
+    household_fold,
     lowest_threshold,
     outcomes,
 )
@@ -463,6 +464,41 @@ def test_decision_rule_meaning_alone_or_times_fixable_survives_save_and_load(tmp
         Ranker.load(tmp_path / "meaning")
     with pytest.raises(ValueError, match="decision must be one of"):
         FitConfig(decision="vibes")
+
+
+def test_a_cross_fitted_ranker_scores_each_household_with_its_folds_member(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.random((400, len(FEATURES)))
+    q = rng.random((400, len(QUERY_FEATURES)))
+    members = [
+        Ranker(rounds=5)
+        .fit_meaning(x, (x[:, i] > 0.5).astype(float))
+        .fit_fixable(q, (q[:, i] > 0.3).astype(float))
+        for i in range(3)
+    ]
+    ranker = Ranker(threshold=0.25, members_=members, member_seed=7)
+    request = x[:4]
+    households = [f"home-{i}" for i in range(30)]
+    for h in households:
+        member = members[household_fold(h, 3, 7)]
+        assert ranker.for_household(h) is member
+    # Every member serves someone, and members score differently (each saw other households).
+    assert {household_fold(h, 3, 7) for h in households} == {0, 1, 2}
+    assert len({round(m.decide(request, True).score, 9) for m in members}) == 3
+    with pytest.raises(ConfigError, match="for_household"):
+        ranker.decide(request, True)
+    loaded = Ranker.load(ranker.save(tmp_path / "xfit"))
+    assert loaded.version == ranker.version and loaded.threshold == 0.25 and loaded.fitted
+    for h in households:
+        assert loaded.for_household(h).decide(request, True).score == pytest.approx(
+            ranker.for_household(h).decide(request, True).score
+        )
+    # Households are assigned by the seed: another seed is another ranker.
+    assert Ranker(members_=members, member_seed=8).version != ranker.version
+    # A folder reused for a single ranker keeps no members.
+    single = members[0]
+    assert Ranker.load(single.save(tmp_path / "xfit")).members_ == []
+    assert not list((tmp_path / "xfit").glob("member-*/*.txt"))
 
 
 def test_an_overridden_threshold_keeps_the_margin_for_sensitive_intents() -> None:

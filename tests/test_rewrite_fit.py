@@ -46,6 +46,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         alone, alone_report = fit_rewriter(store, one_process)
     assert rewriter.ranker is not None and alone.ranker is not None
     assert rewriter.ranker.version == alone.ranker.version
+    # The calibration's own rankers ship: one per calibration fold, each trained without it.
+    assert len(rewriter.ranker.members_) == FitConfig().calibration_folds
+    assert len({m.version for m in rewriter.ranker.members_}) == len(rewriter.ranker.members_)
     assert (rewriter.ranker.threshold, rewriter.ranker.threshold_unknown) == (
         alone.ranker.threshold,
         alone.ranker.threshold_unknown,

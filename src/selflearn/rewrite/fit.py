@@ -24,8 +24,9 @@
    the logs cannot tell -- never fixed, or refusals nobody retried -- are counted apart, not as
    wins or losses), bagged: the median of the thresholds chosen on bootstrap resamples of the
    households (:func:`selflearn.rewrite.ranker.calibrate_bagged`), since where the ratio curve
-   runs flat near the target its crossing point jumps with the sample. The ranker that ships is
-   trained on all households.
+   runs flat near the target its crossing point jumps with the sample. The rankers that ship are
+   those same cross-fitted ones (``cross_fitted``): each household is scored by the one trained
+   without it, so the threshold is compared with the scores it was calibrated on.
 5. The final global knowledge is built from all households.
 
 The replay folds and the calibration folds are independent: they run in ``workers`` forked
@@ -34,7 +35,6 @@ processes (the result is the same for any number of workers; tested).
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing as mp
 import time
 from collections.abc import Callable
@@ -50,7 +50,14 @@ from selflearn.rewrite.embed import StaticEmbedder
 from selflearn.rewrite.features import FEATURES, featurize
 from selflearn.rewrite.knowledge import DelexCache, Knowledge, KnowledgeConfig, build_knowledge
 from selflearn.rewrite.logs import LogTurn, chains, read_homes, read_log, signature
-from selflearn.rewrite.ranker import DECISIONS, Ranker, calibrate_bagged, outcomes, query_row
+from selflearn.rewrite.ranker import (
+    DECISIONS,
+    Ranker,
+    calibrate_bagged,
+    household_fold,
+    outcomes,
+    query_row,
+)
 from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig
 from selflearn.store import Store
 
@@ -64,8 +71,12 @@ class FitConfig:
     """Household folds for out-of-fold training rows."""
     calibration_folds: int = 4
     """Household folds for cross-fitted calibration: each fold's requests are scored by a ranker
-    trained on the other folds, the threshold is calibrated on all those scores, and the final
-    ranker is trained on every household."""
+    trained on the other folds, and the threshold is calibrated on all those scores."""
+    cross_fitted: bool = True
+    """Ship the calibration's own rankers (a household is scored by the one trained without its
+    fold). False: ship one ranker trained on every household, with the threshold calibrated on
+    the cross-fitted scores (what earlier versions shipped; its scores come from another model than
+    the one the threshold was calibrated on, see docs/benchmarks.md)."""
     target_ratio: float = 20.0
     """Estimated wins per estimated loss the threshold is calibrated for."""
     decision: str = "product"
@@ -176,11 +187,6 @@ def _run_folds(
     return results, side
 
 
-def _fold(household: str, folds: int, seed: int) -> int:
-    digest = hashlib.blake2b(f"{seed}:{household}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big") % folds
-
-
 def training_queries(
     turns: list[LogTurn],
     knowledge: Knowledge,
@@ -271,7 +277,7 @@ def _fit_ranker(
     meaning model that did not see the request's household (two halves, each scored by a model
     of the other)."""
     oof: list[np.ndarray] = [np.zeros(0)] * len(queries)
-    half_of = {h: _fold(h, 2, seed + 2) for h in {q.household for q in queries}}
+    half_of = {h: household_fold(h, 2, seed + 2) for h in {q.household for q in queries}}
     for half in (0, 1):
         inside = [i for i, q in enumerate(queries) if half_of[q.household] != half]
         outside = [i for i, q in enumerate(queries) if half_of[q.household] == half]
@@ -281,6 +287,10 @@ def _fit_ranker(
     ranker = Ranker(intents=intents, decision=decision).fit_meaning(*_meaning_rows(queries))
     ranker.fit_fixable(*_fixable_rows(queries, oof))
     return ranker
+
+
+Scored = dict[bool, tuple[np.ndarray, np.ndarray, np.ndarray]]
+"""Per mode (known failed or not): decision scores, estimated outcomes and households."""
 
 
 def _calibration_set(
@@ -327,7 +337,7 @@ def fit_rewriter(
     report.seconds["knowledge"] = round(time.perf_counter() - clock, 2)
 
     clock = time.perf_counter()
-    replay_fold_of = {h: _fold(h, config.folds, config.seed) for h in households}
+    replay_fold_of = {h: household_fold(h, config.folds, config.seed) for h in households}
     held_of = [{h for h, f in replay_fold_of.items() if f == fold} for fold in range(config.folds)]
     turns_in = [0] * config.folds
     for turn in turns:
@@ -343,7 +353,7 @@ def fit_rewriter(
     def replay_fold(fold: int) -> list[Query]:
         held = held_of[fold]
         knowledge = build_knowledge(turns, homes, embedder, config.knowledge, exclude_households=held)
-        alone = {h for h in held if _fold(h, 2, config.seed + 3) == 0}
+        alone = {h for h in held if household_fold(h, 2, config.seed + 3) == 0}
         forked = config.workers > 1 and config.folds > 1
         return training_queries(
             turns, knowledge, homes, embedder, intents, held, None if forked else tick, alone
@@ -366,28 +376,38 @@ def fit_rewriter(
     # Cross-fitted calibration: every household's requests are scored by a ranker trained
     # without that household, the threshold is calibrated on all of them, and the ranker that
     # ships is trained on every household.
-    fold_of = {h: _fold(h, config.calibration_folds, config.seed + 1) for h in households}
+    fold_of = {h: household_fold(h, config.calibration_folds, config.seed + 1) for h in households}
 
-    def score_fold(fold: int) -> dict[bool, tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+    def score_fold(fold: int) -> tuple[Ranker, Scored | None]:
         inside = [q for q in queries if fold_of[q.household] != fold]
         outside = [q for q in queries if fold_of[q.household] == fold]
-        if not outside:
-            return None
         part = _fit_ranker(inside, intents, config.seed, config.decision)
-        return {known: _calibration_set(part, outside, known) for known in (True, False)}
+        if not outside:
+            return part, None
+        return part, {known: _calibration_set(part, outside, known) for known in (True, False)}
 
-    per_fold, shipped = _run_folds(
+    per_fold, single = _run_folds(
         score_fold,
         config.calibration_folds,
         config.workers,
-        meanwhile=lambda: _fit_ranker(queries, intents, config.seed, config.decision),
+        meanwhile=None
+        if config.cross_fitted
+        else lambda: _fit_ranker(queries, intents, config.seed, config.decision),
     )
     scored = {
-        known: [np.concatenate([f[known][i] for f in per_fold if f]) for i in range(3)]
+        known: [np.concatenate([f[known][i] for _, f in per_fold if f]) for i in range(3)]
         for known in (True, False)
     }
-    ranker: Ranker = shipped
-    report.train_rows = int(ranker.meta_["meaning_rows"])
+    ranker: Ranker
+    if config.cross_fitted:
+        members = [part for part, _ in per_fold]
+        ranker = Ranker(
+            intents=intents, decision=config.decision, members_=members, member_seed=config.seed + 1
+        )
+        report.train_rows = int(sum(m.meta_["meaning_rows"] for m in members) / len(members))
+    else:
+        ranker = single
+        report.train_rows = int(ranker.meta_["meaning_rows"])
     report.calibration_queries = len(queries)
     for known in (True, False):
         score, outcome, household = scored[known]
@@ -412,6 +432,9 @@ def fit_rewriter(
             cal = outcomes(score, outcome, t)
             report.curve.append({"mode": key, **asdict(cal), "ratio": cal.ratio})
     ranker.sensitive_margin = config.sensitive_margin
+    for member in ranker.members_:  # members are only scored; the thresholds are the parent's
+        member.threshold, member.threshold_unknown = ranker.threshold, ranker.threshold_unknown
+        member.sensitive_margin = ranker.sensitive_margin
     report.seconds["ranker"] = round(time.perf_counter() - clock, 2)
     ranker.meta_["fit"] = {k: v for k, v in asdict(report).items() if k != "curve"}
     rewriter = Rewriter(full, ranker, table, embedder, RewriterConfig(), homes)

@@ -17,6 +17,15 @@ simulation truth) by :mod:`selflearn.rewrite.fit`:
 The decision score is their product. Two thresholds are calibrated on households held out of
 training (:func:`calibrate`): one for requests the caller reports as failed (rewriting behind
 the NLU), one for requests whose outcome is unknown (rewriting before the NLU).
+
+A trained ranker is **cross-fitted** (:attr:`Ranker.members_`): the calibration scores each fold
+of households with a ranker trained on the other folds, and those same rankers serve. A
+household's requests are scored by the member trained without its fold (:func:`household_fold`;
+a household not in the logs falls in the fold its id hashes to), so the scores the threshold
+is compared with come from the models the threshold was calibrated on. A single ranker trained
+on every household would rank a little better, but its scores are another model's: tree
+ensembles put many requests on the same few leaf values, and whether such a cluster lies above
+or below a threshold calibrated on other models is chance (measured in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -61,6 +70,13 @@ PARAMS: dict[str, Any] = {
     "seed": 0,
 }
 ROUNDS = 100
+
+
+def household_fold(household: str, folds: int, seed: int) -> int:
+    """The fold (0 .. ``folds`` - 1) a household falls in: a hash of its id, so a household
+    keeps its fold across runs and machines."""
+    digest = hashlib.blake2b(f"{seed}:{household}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % folds
 
 
 def query_row(x: np.ndarray, meaning: np.ndarray, known_failed: bool | None) -> np.ndarray:
@@ -119,6 +135,11 @@ class Ranker:
     reported, but does not gate). See docs/rewriting.md for when each was measured better."""
     meaning_: Any = None
     fixable_: Any = None
+    members_: list[Ranker] = field(default_factory=list)
+    """Cross-fitted members (see the module docstring): when set, :meth:`for_household` picks
+    the member that scores a household, and this ranker holds no models of its own."""
+    member_seed: int = 0
+    """Seed of :func:`household_fold` that assigns households to :attr:`members_`."""
     meta_: dict[str, Any] = field(default_factory=dict)
     _fast: dict[str, FastPredictor] = field(default_factory=dict, repr=False, compare=False)
 
@@ -151,12 +172,26 @@ class Ranker:
 
     @property
     def fitted(self) -> bool:
+        if self.members_:
+            return all(m.fitted for m in self.members_)
         return self.meaning_ is not None and self.fixable_ is not None
+
+    def for_household(self, household: str | None) -> Ranker:
+        """The ranker that scores ``household``'s requests: the cross-fitted member trained
+        without the household's fold, or this ranker when it has no members."""
+        if not self.members_:
+            return self
+        return self.members_[household_fold(household or "", len(self.members_), self.member_seed)]
+
+    def _require(self, model: Any) -> None:
+        if self.members_:
+            raise ConfigError("a cross-fitted ranker scores through its members: use for_household()")
+        if model is None:
+            raise ConfigError("the ranker is not fitted")
 
     def meaning(self, x: np.ndarray) -> np.ndarray:
         """Meaning score per candidate row."""
-        if self.meaning_ is None:
-            raise ConfigError("the ranker is not fitted")
+        self._require(self.meaning_)
         if len(x) == 0:
             return np.zeros(0)
         return self._predictor("meaning").predict(x)
@@ -164,8 +199,7 @@ class Ranker:
     def meaning_many(self, xs: list[np.ndarray]) -> list[np.ndarray]:
         """:meth:`meaning` of many requests' candidate rows in one LightGBM call (for training
         and calibration, where thousands of requests are scored at once)."""
-        if self.meaning_ is None:
-            raise ConfigError("the ranker is not fitted")
+        self._require(self.meaning_)
         sizes = [len(x) for x in xs]
         if not sum(sizes):
             return [np.zeros(0) for _ in xs]
@@ -174,8 +208,7 @@ class Ranker:
 
     def decide_many(self, xs: list[np.ndarray], known_failed: bool | None) -> list[Decision]:
         """:meth:`decide` for many requests (each with at least one candidate), batched."""
-        if self.fixable_ is None:
-            raise ConfigError("the ranker is not fitted")
+        self._require(self.fixable_)
         if not xs:
             return []
         meanings = self.meaning_many(xs)
@@ -192,8 +225,7 @@ class Ranker:
 
     def decide(self, x: np.ndarray, known_failed: bool | None) -> Decision:
         """Score one request's candidates (``x``: one row per candidate, at least one)."""
-        if self.fixable_ is None:
-            raise ConfigError("the ranker is not fitted")
+        self._require(self.fixable_)
         meaning = self.meaning(x)
         row = query_row(x, meaning, known_failed)
         fixable = float(self._predictor("fixable").predict(row[None, :])[0])
@@ -214,6 +246,9 @@ class Ranker:
     def version(self) -> str:
         if not self.fitted:
             return "unfitted"
+        if self.members_:
+            blob = f"{self.member_seed}:{','.join(m.version for m in self.members_)}".encode()
+            return hashlib.blake2b(blob, digest_size=6).hexdigest()
         blob = (self.meaning_.model_to_string() + self.fixable_.model_to_string()).encode()
         return hashlib.blake2b(blob, digest_size=6).hexdigest()
 
@@ -222,8 +257,14 @@ class Ranker:
             raise ConfigError("the ranker is not fitted")
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
-        self.meaning_.save_model(str(out / "meaning.txt"))
-        self.fixable_.save_model(str(out / "fixable.txt"))
+        for stale in [*out.glob("member-*/*"), *out.glob("*.txt")]:
+            stale.unlink()  # a folder reused for another kind of ranker keeps no old models
+        if self.members_:
+            for i, member in enumerate(self.members_):
+                member.save(out / f"member-{i}")
+        else:
+            self.meaning_.save_model(str(out / "meaning.txt"))
+            self.fixable_.save_model(str(out / "fixable.txt"))
         meta = {
             "format": FORMAT,
             "version": self.version,
@@ -235,6 +276,8 @@ class Ranker:
             "intents": self.intents,
             "rounds": self.rounds,
             "decision": self.decision,
+            "members": len(self.members_),
+            "member_seed": self.member_seed,
             **self.meta_,
         }
         (out / "ranker.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
@@ -247,8 +290,11 @@ class Ranker:
         src = Path(folder)
         try:
             meta = json.loads((src / "ranker.json").read_text())
-            meaning = lgb.Booster(model_file=str(src / "meaning.txt"))
-            fixable = lgb.Booster(model_file=str(src / "fixable.txt"))
+            members = [cls.load(src / f"member-{i}") for i in range(int(meta.get("members", 0)))]
+            meaning = fixable = None
+            if not members:
+                meaning = lgb.Booster(model_file=str(src / "meaning.txt"))
+                fixable = lgb.Booster(model_file=str(src / "fixable.txt"))
         except FileNotFoundError as exc:
             raise ConfigError(f"{src} holds no ranker (missing {Path(exc.filename).name})") from exc
         except (OSError, ValueError, lgb.basic.LightGBMError) as exc:
@@ -266,9 +312,10 @@ class Ranker:
             decision=str(meta.get("decision", "product")),
         )
         ranker.meaning_, ranker.fixable_ = meaning, fixable
+        ranker.members_, ranker.member_seed = members, int(meta.get("member_seed", 0))
         if ranker.decision not in DECISIONS:
             raise ConfigError(f"{src}: unknown decision rule {ranker.decision!r} (one of {DECISIONS})")
-        skip = ("format", "features", "query_features", "intents", "decision")
+        skip = ("format", "features", "query_features", "intents", "decision", "members", "member_seed")
         ranker.meta_ = {k: v for k, v in meta.items() if k not in skip}
         return ranker
 

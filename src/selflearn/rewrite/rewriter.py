@@ -549,7 +549,7 @@ class Rewriter:
         query, hood, ranked = self.retrieve(prep, ctx)
         if ranked:
             x = featurize(query, ranked, self.knowledge, hood, mem, self.ranker.intents)
-            verdict = self.ranker.decide(x, ctx.failed)
+            verdict = self.ranker.for_household(ctx.household_id).decide(x, ctx.failed)
             for cand, meaning in zip(ranked, verdict.meaning, strict=True):
                 cand.score = float(meaning)
             best = ranked[verdict.best]
