@@ -70,6 +70,10 @@ class Row:
     fired_right: bool
     layer: str | None
     turn_id: str = ""
+    text: str = ""
+    """What the rewriter was given."""
+    pick: str = ""
+    """The ranked pick (empty without candidates)."""
     alts: int = 0
     """Distinct alternative hypotheses (``--nbest``)."""
     alt_works: bool = False
@@ -157,7 +161,7 @@ def main() -> None:
         )
         decision = rewriter.rewrite_one(turn["text"], ctx)
         prep = rewriter.prepare(turn["text"], ctx)
-        cands, score, pick_right, meaning, fixable = [], 0.0, False, 0.0, 0.0
+        cands, score, pick_right, meaning, fixable, pick = [], 0.0, False, 0.0, 0.0, ""
         if prep is not None:
             query, hood, cands = rewriter.retrieve(prep, ctx)
             if cands:
@@ -165,7 +169,8 @@ def main() -> None:
                 verdict = rewriter.ranker.for_household(ctx.household_id).decide(x, True)
                 score, fixable = verdict.score, verdict.fixable
                 meaning = float(verdict.meaning[verdict.best])
-                pick_right = expected is not None and right(cands[verdict.best].text)
+                pick = cands[verdict.best].text
+                pick_right = expected is not None and right(pick)
         judgeable = expected is not None or not t["in_scope"]
         reachable = expected is not None and any(right(c.text) for c in cands)
         fired_right = decision.rewritten and expected is not None and right(decision.text)
@@ -185,6 +190,8 @@ def main() -> None:
                 fired_right,
                 decision.layer,
                 turn_id,
+                turn["text"],
+                pick,
                 **extra,
             )
         )
