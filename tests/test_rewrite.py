@@ -481,7 +481,7 @@ def test_a_cross_fitted_ranker_scores_each_household_with_its_folds_member(tmp_p
     households = [f"home-{i}" for i in range(30)]
     for h in households:
         member = members[household_fold(h, 3, 7)]
-        assert ranker.for_household(h) is member
+        assert ranker.for_household(h) is member and ranker.member_index(h) == household_fold(h, 3, 7)
     # Every member serves someone, and members score differently (each saw other households).
     assert {household_fold(h, 3, 7) for h in households} == {0, 1, 2}
     assert len({round(m.decide(request, True).score, 9) for m in members}) == 3

@@ -99,6 +99,7 @@ def test_train_rewriter_command_reports_both_thresholds(trained: tuple[Path, Pat
     )
     assert res.exit_code == 0, res.output
     assert "known failed: threshold" in res.output and "unknown: threshold" in res.output
+    assert "4 cross-fitted members" in res.output
     report = json.loads((tmp_path / "rw" / "fit-report.json").read_text())
     assert set(report["calibration"]) == {"known_failed", "unknown"}
     assert Rewriter.load(tmp_path / "rw").ranker is not None

@@ -382,6 +382,12 @@ def train_rewriter_cmd(
         f"{len(rewriter.knowledge or []):,} pooled patterns, {report.rows:,} candidate rows "
         f"({report.positives:,} positive) -> {out_dir}"
     )
+    if rewriter.ranker is not None and rewriter.ranker.members_:
+        out.print(
+            f"ranker: {len(rewriter.ranker.members_)} cross-fitted members; each household is scored by "
+            "the one trained without it, so the thresholds below apply to the scores they were "
+            "calibrated on"
+        )
     # One calibration per mode: behind the NLU (the request is known to have failed) and before it.
     for mode, cal in report.calibration.items():
         out.print(

@@ -176,12 +176,17 @@ class Ranker:
             return all(m.fitted for m in self.members_)
         return self.meaning_ is not None and self.fixable_ is not None
 
+    def member_index(self, household: str | None) -> int | None:
+        """Which of :attr:`members_` scores ``household``'s requests (None: no members)."""
+        if not self.members_:
+            return None
+        return household_fold(household or "", len(self.members_), self.member_seed)
+
     def for_household(self, household: str | None) -> Ranker:
         """The ranker that scores ``household``'s requests: the cross-fitted member trained
         without the household's fold, or this ranker when it has no members."""
-        if not self.members_:
-            return self
-        return self.members_[household_fold(household or "", len(self.members_), self.member_seed)]
+        index = self.member_index(household)
+        return self if index is None else self.members_[index]
 
     def _require(self, model: Any) -> None:
         if self.members_:

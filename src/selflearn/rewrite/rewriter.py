@@ -550,6 +550,8 @@ class Rewriter:
         if ranked:
             x = featurize(query, ranked, self.knowledge, hood, mem, self.ranker.intents)
             verdict = self.ranker.for_household(ctx.household_id).decide(x, ctx.failed)
+            member = self.ranker.member_index(ctx.household_id)
+            by = "" if member is None else f" (ranker {member + 1} of {len(self.ranker.members_)})"
             for cand, meaning in zip(ranked, verdict.meaning, strict=True):
                 cand.score = float(meaning)
             best = ranked[verdict.best]
@@ -558,7 +560,7 @@ class Rewriter:
             bar = self.ranker.threshold_for(ctx.failed, sensitive, self.config.threshold)
             summary = (
                 f"{prep.d.pattern!r} -> {best.pattern!r} ({best.signature}): meaning {best.score:.3f} "
-                f"x fixable {verdict.fixable:.3f} = {verdict.score:.3f}"
+                f"x fixable {verdict.fixable:.3f} = {verdict.score:.3f}{by}"
             )
             if verdict.score >= bar:
                 layer: Layer = "personal" if best.source == "personal" and best.row < 0 else "global"
