@@ -493,6 +493,11 @@ def test_a_cross_fitted_ranker_scores_each_household_with_its_folds_member(tmp_p
         assert loaded.for_household(h).decide(request, True).score == pytest.approx(
             ranker.for_household(h).decide(request, True).score
         )
+    # A member with a missing model is a clear error naming the member.
+    broken = ranker.save(tmp_path / "broken")
+    (broken / "member-1" / "fixable.txt").unlink()
+    with pytest.raises(ConfigError, match=r"member-1: unreadable ranker: .*fixable.txt"):
+        Ranker.load(broken)
     # Households are assigned by the seed: another seed is another ranker.
     assert Ranker(members_=members, member_seed=8).version != ranker.version
     # A folder reused for a single ranker keeps no members.
