@@ -2,6 +2,7 @@
 
     python bench/calibration.py --store bench/.cache/online/train-240.duckdb
     python bench/calibration.py --scores bench/.cache/calibration/scores.npz    # reuse the scores
+    python bench/calibration.py --scores ... --draws 0 --target-ratio 12        # one target's threshold
 
 1. ``fit_rewriter`` trains on the store as ``bench/online.py`` does (k = 5, mined table); the
    cross-fitted calibration scores (decision score, estimated outcome, household of every request
@@ -65,7 +66,12 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=Path("bench/.cache/online/train-240.duckdb"))
     parser.add_argument("--scores", type=Path, default=CACHE / "scores.npz")
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--draws", type=int, default=30, help="half-samples of the households")
+    parser.add_argument(
+        "--draws",
+        type=int,
+        default=30,
+        help="half-samples of the households (0: only the choice on all of them)",
+    )
     parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples per bagged choice")
     parser.add_argument("--target-ratio", type=float, default=20.0)
     args = parser.parse_args()
@@ -89,6 +95,9 @@ def main() -> None:
         f"point {full_point.threshold:.3f}, bagged {full_bag.chosen.threshold:.3f} "
         f"(resampled p10-p90 {full_bag.low:.3f}-{full_bag.high:.3f})\n"
     )
+    if args.draws < 1:  # the choice on all households only
+        print(f"(total {time.perf_counter() - started:.0f} s)")
+        return
     rng = np.random.default_rng(0)
     points, bags = [], []
     for draw in range(args.draws):
