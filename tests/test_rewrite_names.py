@@ -104,3 +104,68 @@ def test_a_retry_naming_something_else_is_not_a_personal_fix() -> None:
     assert memory.rewrite_for("switch on kitchen radio") is None  # the kitchen is not the living room
     assert memory.rewrite_for("switch on the kitchen thing") == ("turn on the kitchen lights", 1)
     assert memory.turns == 4 and memory.failed == 2
+
+
+def test_each_household_gets_its_own_wilkerson(embedder: StaticEmbedder) -> None:
+    """The issue's example, through the real assistant: two households whose homes both know
+    "Wilkerson California" and "Wilkerson Washington" ask for "the weather in Wilkerson", which
+    strict matching cannot place, and each retries with the town it means. After two such fixes,
+    each household's request is rewritten to its own town; one fix is not enough, and a household
+    with no history gets no guess."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from selflearn.assistant.home import HomeState
+    from selflearn.assistant.pipeline import Assistant, AssistantConfig
+    from selflearn.schema import DeviceContext, Turn
+
+    towns = [
+        {"id": "weather.wilkerson_california", "name": "Wilkerson California", "area": None},
+        {"id": "weather.wilkerson_washington", "name": "Wilkerson Washington", "area": None},
+    ]
+    homes = {
+        h: Home.from_dict({**HOME, "home_id": h, "entities": [*HOME["entities"], *towns]})
+        for h in ("ca", "wa", "new")
+    }
+    assistant = Assistant(AssistantConfig(asr="exact", nlu="strict"))
+    rewriter = Rewriter(None, None, None, embedder, RewriterConfig(), dict(homes))
+    start = datetime(2026, 1, 5, 9, tzinfo=UTC)
+
+    def say(household: str, text: str, at: float, learn: bool = True) -> Turn:
+        turn = assistant.handle(
+            spoken=text,
+            state=HomeState.initial(homes[household]),
+            turn_id=f"{household}-{at}",
+            session_id=f"s-{household}",
+            user_id=f"u-{household}",
+            household_id=household,
+            device=DeviceContext(device_id="d", area="Kitchen"),
+            timestamp=start + timedelta(seconds=at),
+            rng=random.Random(0),
+        ).turn
+        if learn:
+            rewriter.observe(turn, homes[household])
+        return turn
+
+    asked = "what's the weather in wilkerson"
+    meant = {"ca": "Wilkerson California", "wa": "Wilkerson Washington"}
+    for day in range(2):
+        for household, town in meant.items():
+            failed = say(household, asked, day * 86_400)
+            assert failed.result is not None and failed.result.status != "success"
+            fixed = say(household, f"what's the weather in {town.lower()}", day * 86_400 + 6)
+            assert fixed.nlu is not None and fixed.nlu.slots == {"name": town}
+        if day == 0:  # one fix: too thin to act on
+            ca = rewriter.rewrite_one(asked, RequestContext("ca", home=homes["ca"], failed=True))
+            assert not ca.rewritten
+    for household, town in meant.items():
+        for failed_first in (True, None):  # behind the NLU, and before it
+            ctx = RequestContext(household, home=homes[household], failed=failed_first)
+            decision = rewriter.rewrite_one(asked, ctx)
+            assert decision.rewritten and decision.layer == "personal", decision.reasons
+            assert decision.text.endswith(town.lower())
+            result = say(household, decision.text, 3 * 86_400, learn=False)
+            assert result.nlu is not None and result.nlu.slots == {"name": town}
+            assert result.result is not None and result.result.status == "success"
+    fresh = rewriter.rewrite_one(asked, RequestContext("new", home=homes["new"], failed=True))
+    assert not fresh.rewritten
