@@ -258,7 +258,8 @@ def main() -> None:
     ]
     rw_lines = [
         "| population | arm | rewritten (share) | wins | losses | win/loss | same turns: defect rate "
-        "without -> with | rescue rate | false-rewrite rate | wrong actions (out of scope) "
+        "without -> with (reduction, 95 % interval over households) | rescue rate | false-rewrite rate "
+        "| wrong actions (out of scope) "
         "| wins per wrong action |",
         "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
@@ -281,11 +282,12 @@ def main() -> None:
                     f"{st.fallback_wrong:,} of them wrong actions"
                 )
                 continue
+            low, high = st.reduction_interval()
             rw_lines.append(
                 f"| {name} | {arm} | {st.rewritten:,} ({pct(st.rewritten / max(st.turns, 1))}) | {st.wins:,} "
                 f"| {st.losses:,} | {st.win_loss:.1f} "
                 f"| {pct(st.defect_rate_without)} -> {pct(st.defect_rate)} "
-                f"({pct(1 - st.defect_rate / max(st.defect_rate_without, 1e-9))}) | {pct(st.rescue_rate)} "
+                f"({pct(st.defect_reduction)}, {pct(low)}-{pct(high)}) | {pct(st.rescue_rate)} "
                 f"| {pct(st.false_rewrite_rate)} | {st.acted_wrong:,} ({st.acted_wrong_out_of_scope:,}) "
                 f"| {st.wins / st.acted_wrong if st.acted_wrong else float('inf'):.1f} |"
             )

@@ -72,7 +72,8 @@ def main() -> None:
         print()
     print(
         "| threshold | rewrites | wins | losses | wrong actions (out of scope) | wins per wrong action "
-        "| rescue rate | same turns: defect rate without -> with (reduction) |"
+        "| rescue rate | same turns: defect rate without -> with (reduction, 95 % interval over "
+        "households) |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
     config = population(args.population, args)
@@ -87,13 +88,13 @@ def main() -> None:
             st = score_arm(out)
         finally:
             shutil.rmtree(out, ignore_errors=True)
-        reduction = 1 - st.defect_rate / max(st.defect_rate_without, 1e-9)
+        low, high = st.reduction_interval()
         print(
             f"| {threshold:.3f} | {st.rewritten:,} | {st.wins:,} | {st.losses:,} "
             f"| {st.acted_wrong:,} ({st.acted_wrong_out_of_scope:,}) "
             f"| {st.wins / max(st.acted_wrong, 1):.1f} | {100 * st.rescue_rate:.1f}% "
             f"| {100 * st.defect_rate_without:.1f}% -> {100 * st.defect_rate:.1f}% "
-            f"({-100 * reduction:+.1f}%) |",
+            f"({-100 * st.defect_reduction:+.1f}%, {-100 * high:+.1f} to {-100 * low:+.1f}%) |",
             flush=True,
         )
         print(f"[sweep] threshold {threshold}: {time.perf_counter() - started:.0f} s", file=sys.stderr)

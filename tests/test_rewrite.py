@@ -658,6 +658,49 @@ def test_replay_scoring_counts_what_the_gazetteer_fallback_rescued_and_got_wrong
     assert stats.rewritten == 0 and stats.layers == {}
 
 
+def test_replay_scoring_states_how_much_the_reduction_depends_on_the_households(tmp_path: Path) -> None:
+    import json
+
+    from selflearn.mining.replay import score_arm
+
+    goal = {"goal_id": "g", "intent": "HassTurnOn", "slots": {}, "targets": []}
+    rewrite = {"original_text": "a", "rewritten_text": "b", "layer": "global", "rule_id": "r"}
+
+    def write(folder: Path, fixed_per_home: list[int]) -> Path:
+        """Each household has 4 turns that would fail; the rewriter fixes ``fixed`` of them."""
+        folder.mkdir()
+        turns, truth = [], []
+        for h, fixed in enumerate(fixed_per_home):
+            for i in range(4):
+                tid = f"h{h}t{i}"
+                turns.append(
+                    {"record_type": "turn", "turn_id": tid, "household_id": f"h{h}", "rewrite": rewrite}
+                )
+                truth.append(
+                    {
+                        "turn_id": tid,
+                        "goal": {**goal, "goal_id": tid},
+                        "attempt": 1,
+                        "action": "first",
+                        "defect": i >= fixed,
+                        "defect_without_rewrite": True,
+                        "in_scope": True,
+                    }
+                )
+        (folder / "turns-00000.jsonl").write_text("".join(json.dumps(t) + "\n" for t in turns))
+        (folder / "truth-00000.jsonl").write_text("".join(json.dumps(t) + "\n" for t in truth))
+        return folder
+
+    mixed = score_arm(write(tmp_path / "mixed", [0, 1, 2, 3, 4, 2]))
+    assert (mixed.defects, mixed.would_fail) == (12, 24) and mixed.defect_reduction == pytest.approx(0.5)
+    low, high = mixed.reduction_interval()
+    assert low < 0.5 < high and (low, high) == mixed.reduction_interval()  # reproducible
+    assert mixed.households["h4"] == [0, 4]
+    # Households that all fare alike leave nothing to resample.
+    alike = score_arm(write(tmp_path / "alike", [2, 2, 2]))
+    assert alike.reduction_interval() == pytest.approx((0.5, 0.5))
+
+
 def test_replay_scoring_splits_wrong_actions_by_scope(tmp_path: Path) -> None:
     """A rewrite that made the assistant act on an out-of-scope request is a wrong action of its
     own kind (a refusal was right); an in-scope wrong action is not counted there; a rewritten

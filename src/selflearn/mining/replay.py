@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 
@@ -59,6 +60,9 @@ class ArmStats:
     """Of those, the ones where the assistant did something (result success): wrong actions."""
     win_examples: list[tuple[str, str, str]] = field(default_factory=list)
     loss_examples: list[tuple[str, str, str]] = field(default_factory=list)
+    households: dict[str, list[int]] = field(default_factory=dict)
+    """Per household: its turns' defects and how many would have failed without any rewriting
+    (for :meth:`reduction_interval`)."""
 
     @property
     def defect_rate(self) -> float:
@@ -86,6 +90,26 @@ class ArmStats:
     @property
     def reduction_on_rewritten(self) -> float:
         return 1 - self.defects_with / self.defects_without if self.defects_without else 0.0
+
+    @property
+    def defect_reduction(self) -> float:
+        """``1 - defects / would_fail``: how many fewer of the same turns failed with the rewriter."""
+        return 1 - self.defects / self.would_fail if self.would_fail else 0.0
+
+    def reduction_interval(
+        self, level: float = 0.95, resamples: int = 2000, seed: int = 0
+    ) -> tuple[float, float]:
+        """Bootstrap interval of :attr:`defect_reduction` over households (drawn with
+        replacement): how much the figure depends on which households happened to be simulated.
+        It does not cover how the figure moves when the rewriter is refitted."""
+        counts = np.array(list(self.households.values()), dtype=np.float64).reshape(-1, 2)
+        if len(counts) < 2:
+            return self.defect_reduction, self.defect_reduction
+        draws = np.random.default_rng(seed).integers(0, len(counts), (resamples, len(counts)))
+        defects, would_fail = counts[draws, 0].sum(axis=1), counts[draws, 1].sum(axis=1)
+        reduction = 1 - defects / np.maximum(would_fail, 1)
+        tail = (1 - level) / 2
+        return float(np.quantile(reduction, tail)), float(np.quantile(reduction, 1 - tail))
 
     @property
     def rescue_rate(self) -> float:
@@ -128,8 +152,11 @@ def score_arm(folder: str | Path) -> ArmStats:
     s = ArmStats()
     last_attempt: dict[str, dict[str, Any]] = {}
     for turn_id, t in truth.items():
+        row = turns.get(turn_id, {})
+        household = s.households.setdefault(str(row.get("household_id", "")), [0, 0])
         s.turns += 1
         s.defects += bool(t["defect"])
+        household[0] += bool(t["defect"])
         if t["action"] != "background" and t["in_scope"]:
             if t["attempt"] == 1:
                 s.first_attempts += 1
@@ -137,7 +164,6 @@ def score_arm(folder: str | Path) -> ArmStats:
             goal = t["goal"]["goal_id"]
             if goal not in last_attempt or t["attempt"] > last_attempt[goal]["attempt"]:
                 last_attempt[goal] = t
-        row = turns.get(turn_id, {})
         acted = (row.get("result") or {}).get("status") == "success"
         if (row.get("nlu") or {}).get("matcher") == "gazetteer":
             if t["defect"]:
@@ -154,6 +180,7 @@ def score_arm(folder: str | Path) -> ArmStats:
             s.defects_with += bool(t["defect"])
             s.defects_without += without
             s.would_fail += without
+            household[1] += without
             example = (rewrite["original_text"], rewrite["rewritten_text"], t["goal"]["intent"])
             kind = "same"
             if without and not t["defect"]:
@@ -173,6 +200,7 @@ def score_arm(folder: str | Path) -> ArmStats:
                 counts["wrong action"] += 1
         else:
             s.would_fail += bool(t["defect"])
+            household[1] += bool(t["defect"])
     s.goals = len(last_attempt)
     s.goals_failed = sum(bool(t["defect"]) for t in last_attempt.values())
     return s
