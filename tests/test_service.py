@@ -433,6 +433,7 @@ def test_learned_personal_rewrite_and_forgetting(client: TestClient, tmp_path: P
     assert gone["personal_memory"] and gone["home"]
     assert gone["store"]["turns"] == 4 and gone["store"]["feedback"] == 0
     assert any("replica" in note for note in gone["not_deleted"])
+    assert any(note.startswith("the ranker") for note in gone["not_deleted"])
     assert not _ask(client, "lights out in the kitchen")["rewritten"]
     assert client.get("/v1/homes/h1").status_code == 404
     again = client.delete("/v1/households/h1").json()

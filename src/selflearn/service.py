@@ -768,6 +768,8 @@ class Service:
         not_deleted = [
             "other replicas: send this DELETE to every replica (personal memory is per process)",
             "rewrite tables and indexes: they hold patterns pooled over at least k users, no household names",
+            "the ranker's models: numbers learned from every household's turns, no text or names; "
+            "the next training run learns them without this household",
             "quarantine files and copies or exports of the store made earlier",
         ]
         return ForgetResponse(
