@@ -167,7 +167,7 @@ def population(name: str, args: Any) -> SimulationConfig:
     )
 
 
-def _same_population(out: Path, config: SimulationConfig) -> bool:
+def same_population(out: Path, config: SimulationConfig) -> bool:
     """Whether the cached replay in ``out`` simulated the households ``config`` asks for (its
     manifest records the configuration): a cache of another size or seed is simulated again."""
     recorded = json.loads((out / "manifest.json").read_text()).get("config", {})
@@ -192,7 +192,7 @@ def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
         not args.rebuild
         and (arm == "control" or not args.retrain)
         and replay_is_current(out, config.assistant.asr)
-        and _same_population(out, config)
+        and same_population(out, config)
     ):
         return out
     rewriter = None

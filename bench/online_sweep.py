@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from online import CACHE, add_population_args, population
+from online import CACHE, add_population_args, population, same_population
 from selflearn import simulate
 from selflearn.mining.replay import score_arm
 from selflearn.rewrite import Rewriter, RewriterConfig
@@ -61,7 +61,8 @@ def main() -> None:
     print(f"rewriter {args.rewriter}, population {args.population}, arm {args.arm}")
     print()
     control = CACHE / f"replay-{args.population}-control"
-    if any(control.glob("truth-*.jsonl")):
+    config = population(args.population, args)
+    if any(control.glob("truth-*.jsonl")) and same_population(control, config):
         c = score_arm(control)
         print(
             f"control replay (strict -> gazetteer): the gazetteer rescues {c.fallback_rescues:,} of "
@@ -76,7 +77,6 @@ def main() -> None:
         "households) |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
-    config = population(args.population, args)
     for threshold in thresholds:
         rewriter = Rewriter.load(
             args.rewriter, RewriterConfig(personal=args.arm == "personal", threshold=threshold)
