@@ -126,7 +126,7 @@ def add_population_args(parser: argparse.ArgumentParser) -> None:
     """The options :func:`population` reads (shared with ``bench/online_sweep.py``)."""
     parser.add_argument("--replay-households", type=int, default=40)
     parser.add_argument("--replay-days", type=float, default=14)
-    parser.add_argument("--real-households", type=int, default=8)
+    parser.add_argument("--real-households", type=int, default=40)
     parser.add_argument("--real-days", type=float, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
