@@ -61,8 +61,6 @@ def signals(path: Path, rephrase_model: Path | None) -> str:
 def replay(name: str, split: str, corpora: tuple[str, ...], table: Path | None, args: Any) -> Path:
     arm = "control" if table is None else "rewrites"
     out = CACHE / f"replay-{name}-{arm}"
-    if not args.rebuild and table is None and replay_is_current(out, "noisy"):
-        return out
     config = SimulationConfig(
         households=args.replay_households,
         days=args.replay_days,
@@ -74,6 +72,8 @@ def replay(name: str, split: str, corpora: tuple[str, ...], table: Path | None, 
         workers=args.workers,
         rewrite_table=str(table) if table else None,
     )
+    if not args.rebuild and table is None and replay_is_current(out, config):
+        return out
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
     result = simulate(config, out)

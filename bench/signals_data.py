@@ -119,18 +119,40 @@ def stamp_cache(path: Path, asr: str) -> None:
     channel_stamp(path).write_text(simulation_fingerprint(asr) + "\n")
 
 
-def replay_is_current(out: Path, asr: str) -> bool:
-    """Whether a cached simulation folder exists and was simulated with today's ``asr`` channel
-    and simulator version (its manifest records them)."""
+def same_population(out: Path, config: SimulationConfig) -> bool:
+    """Whether the simulation folder ``out`` holds the households ``config`` asks for (its
+    manifest records the configuration): the same number, days, seed, id prefix, phrasings and
+    rewriter placement."""
+    recorded = json.loads((out / "manifest.json").read_text()).get("config", {})
+    wanted = {
+        "households": config.households,
+        "days": config.days,
+        "seed": config.seed,
+        "household_prefix": config.household_prefix,
+        "phrasing_split": config.phrasing_split,
+        "corpora": list(config.corpora),
+    }
+    return all(recorded.get(key) == value for key, value in wanted.items()) and (
+        recorded.get("assistant", {}).get("rewrite_when") == config.assistant.rewrite_when
+    )
+
+
+def replay_is_current(out: Path, config: SimulationConfig) -> bool:
+    """Whether a cached simulation folder exists, holds the population ``config`` asks for
+    (:func:`same_population`: a cache of another size or seed is simulated again) and was
+    simulated with today's channel and simulator version (its manifest records them)."""
     manifest = out / "manifest.json"
     if not manifest.exists():
+        return False
+    if not same_population(out, config):
+        print(f"[cache] {out.name}: another population than asked for: rebuilding", file=sys.stderr)
         return False
     recorded = json.loads(manifest.read_text())
     found = (
         f"{recorded.get('asr_channel', '(channel not recorded)')} "
         f"{recorded.get('simulation_version', 'sim/1')}"
     )
-    return _fingerprint_matches(out.name, found, asr)
+    return _fingerprint_matches(out.name, found, config.assistant.asr)
 
 
 def store_path(name: str, workers: int = 2, rebuild: bool = False) -> Path:

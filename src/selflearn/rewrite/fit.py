@@ -374,8 +374,8 @@ def fit_rewriter(
     report.rows = int(sum(len(q.labels) for q in queries))
     report.positives = int(sum(int(q.labels.sum()) for q in queries))
     # Cross-fitted calibration: every household's requests are scored by a ranker trained
-    # without that household, the threshold is calibrated on all of them, and the ranker that
-    # ships is trained on every household.
+    # without that household, and the threshold is calibrated on all of them. Those rankers ship
+    # (``cross_fitted``), or one trained on every household.
     fold_of = {h: household_fold(h, config.calibration_folds, config.seed + 1) for h in households}
 
     def score_fold(fold: int) -> tuple[Ranker, Scored | None]:
