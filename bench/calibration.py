@@ -32,7 +32,7 @@ import numpy as np
 import selflearn.rewrite.fit as fit
 from selflearn import Store
 from selflearn.mining import DuckDbEngine, MiningConfig, mine
-from selflearn.rewrite import FitConfig, KnowledgeConfig
+from selflearn.rewrite import DEFAULT_TARGET_RATIO, FitConfig, KnowledgeConfig
 from selflearn.rewrite.ranker import calibrate, calibrate_bagged
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "calibration"
@@ -73,7 +73,7 @@ def main() -> None:
         help="half-samples of the households (0: only the choice on all of them)",
     )
     parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples per bagged choice")
-    parser.add_argument("--target-ratio", type=float, default=20.0)
+    parser.add_argument("--target-ratio", type=float, default=DEFAULT_TARGET_RATIO)
     args = parser.parse_args()
 
     started = time.perf_counter()

@@ -40,7 +40,14 @@ from typing import Any
 from selflearn import AssistantConfig, SimulationConfig, Store, simulate
 from selflearn.mining import DuckDbEngine, MiningConfig, mine
 from selflearn.mining.replay import ArmStats, score_arm
-from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter, RewriterConfig, fit_rewriter
+from selflearn.rewrite import (
+    DEFAULT_TARGET_RATIO,
+    FitConfig,
+    KnowledgeConfig,
+    Rewriter,
+    RewriterConfig,
+    fit_rewriter,
+)
 from selflearn.signals.defect import score_defects
 from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline, score_rephrases
 from selflearn.simulation.corpora import find_data_dir
@@ -97,9 +104,15 @@ def train(store_path: Path, args: Any) -> Path:
     suffix = ("" if args.decision == "product" else f"-{args.decision}") + (
         "-single" if args.ranker == "single" else ""
     )
+    if args.target_ratio != DEFAULT_TARGET_RATIO:
+        suffix += f"-t{args.target_ratio:g}"
     folder = CACHE / f"rewriter-{store_path.stem}-k{args.k}{suffix}"
-    if (folder / "rewriter.json").exists() and not args.retrain:
-        return folder
+    report = folder / "fit-report.json"
+    if (folder / "rewriter.json").exists() and report.exists() and not args.retrain:
+        calibration = json.loads(report.read_text())["calibration"]
+        if all(c.get("target_ratio") == args.target_ratio for c in calibration.values()):
+            return folder
+        print(f"[online] {folder.name} was calibrated for another target: refitting", file=sys.stderr)
     with Store(store_path, read_only=True) as store:
         started = time.perf_counter()
         table = mine(DuckDbEngine(store), MiningConfig(min_users=args.k))
@@ -171,7 +184,10 @@ def replay(name: str, arm: str, folder: Path | None, args: Any) -> Path:
     tag = "" if folder is None else f"-{folder.name}-{args.mode}"
     out = CACHE / f"replay-{name}-{arm}{tag}"
     config = population(name, args)
-    if not args.rebuild and (arm == "control" or not args.retrain) and replay_is_current(out, config):
+    fresh = replay_is_current(out, config) and (
+        folder is None or out.stat().st_mtime >= (folder / "rewriter.json").stat().st_mtime
+    )
+    if not args.rebuild and (arm == "control" or not args.retrain) and fresh:
         return out
     rewriter = None
     if folder is not None:
@@ -202,7 +218,7 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="also replay the real-ASR population")
     parser.add_argument("--k", type=int, default=5, help="distinct users a pooled pattern needs")
     parser.add_argument(
-        "--target-ratio", type=float, default=20.0, help="calibration target (est. wins/loss)"
+        "--target-ratio", type=float, default=DEFAULT_TARGET_RATIO, help="calibration target (est. wins/loss)"
     )
     parser.add_argument("--rephrase-model", type=Path, default=None)
     parser.add_argument(

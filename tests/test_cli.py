@@ -62,3 +62,16 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     args = ["rewrite", "kill the lights", "-r", rewriter, "--failed", "--nbest", "a", "--nbest", "b"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0 and '"rewritten"' in res.stdout, res.output
+
+
+def test_train_rewriter_defaults_to_the_library_target_ratio() -> None:
+    """The CLI states its default literally (so `--help` does not import the trainer); it must
+    not drift from FitConfig's."""
+    import typer.main
+
+    from selflearn.rewrite import DEFAULT_TARGET_RATIO, FitConfig
+
+    train = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    rewriter = train.commands["rewriter"]
+    option = next(p for p in rewriter.params if p.name == "target_ratio")
+    assert option.default == DEFAULT_TARGET_RATIO == FitConfig().target_ratio == 15.0

@@ -331,8 +331,13 @@ def train_rewriter_cmd(
         int, typer.Option("--min-users", "-k", help="k: distinct users a pooled pattern needs.", min=1)
     ] = 5,
     target_ratio: Annotated[
-        float, typer.Option(help="Estimated wins per loss the threshold is calibrated for.", min=1.0)
-    ] = 20.0,
+        float,
+        typer.Option(
+            help="Estimated wins per loss the threshold is calibrated for (lower: more rewrites, "
+            "more of them wrong; see docs/rewriting.md).",
+            min=1.0,
+        ),
+    ] = 15.0,
     workers: Annotated[
         int,
         typer.Option(

@@ -13,7 +13,7 @@ from selflearn._lazy import lazy_exports as _lazy_exports
 
 if _TYPE_CHECKING:
     from selflearn.rewrite.embed import StaticEmbedder
-    from selflearn.rewrite.fit import FitConfig, FitReport, fit_rewriter
+    from selflearn.rewrite.fit import DEFAULT_TARGET_RATIO, FitConfig, FitReport, fit_rewriter
     from selflearn.rewrite.index import VectorIndex
     from selflearn.rewrite.knowledge import Knowledge, KnowledgeConfig, build_knowledge
     from selflearn.rewrite.personal import HouseholdMemory, PersonalLayer
@@ -22,6 +22,7 @@ if _TYPE_CHECKING:
 
 _LAZY = {
     "StaticEmbedder": "selflearn.rewrite.embed",
+    "DEFAULT_TARGET_RATIO": "selflearn.rewrite.fit",
     "FitConfig": "selflearn.rewrite.fit",
     "FitReport": "selflearn.rewrite.fit",
     "fit_rewriter": "selflearn.rewrite.fit",
@@ -43,6 +44,7 @@ __getattr__, __dir__ = _lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [
+    "DEFAULT_TARGET_RATIO",
     "FitConfig",
     "FitReport",
     "HouseholdMemory",

@@ -61,6 +61,14 @@ from selflearn.rewrite.ranker import (
 from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig
 from selflearn.store import Store
 
+DEFAULT_TARGET_RATIO = 15.0
+"""The calibration target ``selflearn train rewriter`` uses unless told otherwise: the lowest of
+20, 15, 12 and 10 at which the ranked layer's right rewrites per wrong one beat the gazetteer
+fallback's rescues per wrong action on every subset of a development population (new and logged
+phrasings, exact and noisy speech; ``bench/choose_target.py``, docs/benchmarks.md). A rewriter
+less precise than the fallback Home Assistant already ships would turn more "sorry" answers into
+wrong actions than that fallback does. Until 2026-11-25 it was 20 (CHANGELOG.md)."""
+
 
 @dataclass(frozen=True)
 class FitConfig:
@@ -77,8 +85,9 @@ class FitConfig:
     fold). False: ship one ranker trained on every household, with the threshold calibrated on
     the cross-fitted scores (what earlier versions shipped; its scores come from another model than
     the one the threshold was calibrated on, see docs/benchmarks.md)."""
-    target_ratio: float = 20.0
-    """Estimated wins per estimated loss the threshold is calibrated for."""
+    target_ratio: float = DEFAULT_TARGET_RATIO
+    """Estimated wins per estimated loss the threshold is calibrated for
+    (:data:`DEFAULT_TARGET_RATIO`)."""
     decision: str = "product"
     """Decision rule of the ranker (:data:`selflearn.rewrite.ranker.DECISIONS`): ``product`` =
     meaning x fixable, ``meaning`` = meaning alone; calibrated the same way either way."""
