@@ -305,7 +305,7 @@ def test_noise_changes_counts_not_rules(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not a rewrite table"):
+    with pytest.raises(ConfigError, match=r"is not a saved rewrite table \(missing metadata.json\)"):
         RewriteTable.load(tmp_path)
     with pytest.raises(ConfigError):
         MiningConfig(min_users=0)

@@ -4,6 +4,7 @@ households through it behind the NLU (the simulator feeds it the logged turns)."
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -106,13 +107,24 @@ def test_train_rewriter_command_reports_both_thresholds(trained: tuple[Path, Pat
 
 
 def test_a_broken_folder_is_a_clear_error(trained: tuple[Path, Path], tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not a rewriter folder"):
+    with pytest.raises(ConfigError, match=r"is not a saved rewriter \(missing rewriter.json\)"):
         Rewriter.load(tmp_path)
     folder, _ = trained
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "rewriter.json").write_text((folder / "rewriter.json").read_text())
     with pytest.raises(ConfigError, match="rewriter knowledge"):
+        Rewriter.load(broken)
+    # a knowledge folder that lost one of its partitions' row maps: named, not a raw OSError
+    shutil.copytree(folder, tmp_path / "partial")
+    next((tmp_path / "partial" / "knowledge").glob("rows-*.npy")).unlink()
+    with pytest.raises(ConfigError, match=r"is not a saved rewriter knowledge \(missing rows-\d+\.npy\)"):
+        Rewriter.load(tmp_path / "partial")
+    (broken / "rewriter.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="not a JSON object"):
+        Rewriter.load(broken)
+    (broken / "rewriter.json").write_text('{"format": "selflearn.rewriter.v0"}')
+    with pytest.raises(ConfigError, match="retrain with `selflearn train rewriter`"):
         Rewriter.load(broken)
 
 

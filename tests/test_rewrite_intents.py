@@ -95,7 +95,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         a, b = model.proba(pattern), again.proba(pattern)
         assert a is not None and b is not None
         assert np.array_equal(a[0], b[0]) and a[1] == b[1]
-    with pytest.raises(ConfigError, match="no intent model"):
+    with pytest.raises(ConfigError, match="is not a saved intent model"):
         IntentModel.load(tmp_path / "missing")
     (tmp_path / "intents" / "intents.json").write_text('{"format": "other"}')
     with pytest.raises(ConfigError, match="format"):

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from selflearn.artefacts import reading
 from selflearn.errors import ConfigError, DataError
 from selflearn.fpi.features import CATEGORICAL_FEATURES, FEATURES, fpi_features
 from selflearn.fpi.text import TEXT_DIMS, TextProjection
@@ -344,13 +345,9 @@ class FpiModel:
     def load(cls, path: str | Path) -> FpiModel:
         """Read a model written by :meth:`save`."""
         folder = Path(path)
-        try:
+        with reading(folder, "failure point model", DataError, retrain="selflearn fpi train"):
             meta = json.loads((folder / "model.json").read_text())
             text = (folder / "booster.txt").read_text()
-        except (OSError, ValueError) as exc:
-            raise DataError(
-                f"{folder} is not a saved failure point model (model.json + booster.txt): {exc}"
-            ) from exc
         if (
             meta.get("format") != MODEL_FORMAT
             or meta.get("features") != list(FEATURES)
@@ -363,10 +360,8 @@ class FpiModel:
         text_dims = int(meta.get("text_dims", 0))
         model = cls(meta.get("params"), int(meta.get("num_rounds", NUM_ROUNDS)), text_dims)
         if text_dims:
-            try:
+            with reading(folder, "failure point model", DataError, retrain="selflearn fpi train"):
                 model.text_ = TextProjection.load(folder / "text_projection.npz")
-            except (OSError, ValueError, KeyError) as exc:
-                raise DataError(f"{folder}: cannot read text_projection.npz: {exc}") from exc
         model.booster_ = lgb.Booster(model_str=text)
         model.vocab_ = {k: list(v) for k, v in meta["vocab"].items()}
         model.label_counts_ = {k: int(v) for k, v in meta.get("labels", {}).get("counts", {}).items()}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from selflearn.artefacts import check_format, reading
 from selflearn.assistant.home import Home, normalize_name
 from selflearn.errors import ConfigError
 from selflearn.mining.delex import Delexicalizer, fill
@@ -117,15 +118,10 @@ class RewriteTable:
     def load(cls, path: str | Path) -> RewriteTable:
         """Read a folder written by :meth:`save`."""
         folder = Path(path)
-        try:
+        with reading(folder, "rewrite table"):
             meta = json.loads((folder / "metadata.json").read_text())
             table = pq.read_table(folder / "rewrites.parquet")
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{folder} is not a rewrite table (missing {Path(exc.filename).name})") from exc
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{folder}: unreadable rewrite table: {exc}") from exc
-        if meta.get("format") != FORMAT:
-            raise ConfigError(f"{folder}: format {meta.get('format')!r} is not {FORMAT!r}")
+        check_format(folder, meta, FORMAT, "rewrite table", retrain="selflearn mine")
         missing = set(TABLE_SCHEMA.names) - set(table.column_names)
         if missing:
             raise ConfigError(f"{folder}/rewrites.parquet lacks columns {sorted(missing)}")

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from selflearn.artefacts import check_format, reading
 from selflearn.errors import ConfigError
 
 NONE = "<none>"
@@ -179,16 +180,11 @@ class IntentModel:
     @classmethod
     def load(cls, folder: str | Path) -> IntentModel:
         src = Path(folder)
-        try:
+        with reading(src, "intent model"):
             meta = json.loads((src / "intents.json").read_text())
             arrays = np.load(src / "intents.npz")
             coef, intercept = arrays["coef"], arrays["intercept"]
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{src} holds no intent model (missing {Path(exc.filename).name})") from exc
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"{src}: unreadable intent model: {exc}") from exc
-        if meta.get("format") != FORMAT:
-            raise ConfigError(f"{src}: format {meta.get('format')!r} is not {FORMAT!r}")
+        check_format(src, meta, FORMAT, "intent model", retrain="selflearn train rewriter")
         model = cls(**meta["params"])
         model.classes_ = list(meta["classes"])
         model.vocab_ = {g: j for j, g in enumerate(meta["vocab"])}

@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from selflearn.artefacts import check_format, reading
 from selflearn.assistant.home import Home
 from selflearn.errors import ConfigError
 from selflearn.mining.delex import Delexicalized, Delexicalizer, example_values, slot_signature
@@ -246,22 +247,16 @@ class Knowledge:
     @classmethod
     def load(cls, folder: str | Path) -> Knowledge:
         src = Path(folder)
-        try:
+        with reading(src, "rewriter knowledge"):
             meta = json.loads((src / "knowledge.json").read_text())
             table = pq.read_table(src / "patterns.parquet")
-        except FileNotFoundError as exc:
-            raise ConfigError(
-                f"{src} holds no rewriter knowledge (missing {Path(exc.filename).name})"
-            ) from exc
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{src}: unreadable rewriter knowledge: {exc}") from exc
-        if meta.get("format") != FORMAT:
-            raise ConfigError(f"{src}: format {meta.get('format')!r} is not {FORMAT!r}")
-        patterns = [Pattern(**row) for row in table.select(PATTERN_SCHEMA.names).to_pylist()]
-        indexes = {}
-        for slots, n in meta["partitions"].items():
-            rows = np.load(src / f"rows-{n}.npy")
-            indexes[slots] = (VectorIndex.load(src / f"index-{n}.faiss"), rows)
+        check_format(src, meta, FORMAT, "rewriter knowledge", retrain="selflearn train rewriter")
+        with reading(src, "rewriter knowledge"):
+            patterns = [Pattern(**row) for row in table.select(PATTERN_SCHEMA.names).to_pylist()]
+            indexes = {}
+            for slots, n in meta["partitions"].items():
+                rows = np.load(src / f"rows-{n}.npy")
+                indexes[slots] = (VectorIndex.load(src / f"index-{n}.faiss"), rows)
         config = KnowledgeConfig(**meta.get("config", {}))
         extra = {k: v for k, v in meta.items() if k not in ("format", "config", "partitions")}
         intents = IntentModel.load(src / "intents") if (src / "intents").exists() else None

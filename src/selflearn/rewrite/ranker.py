@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from selflearn.artefacts import check_format, reading
 from selflearn.errors import ConfigError, DataError
 from selflearn.rewrite.features import FEATURES
 from selflearn.rewrite.trees import FastPredictor
@@ -293,19 +294,14 @@ class Ranker:
         import lightgbm as lgb
 
         src = Path(folder)
-        try:
+        with reading(src, "ranker", extra=(lgb.basic.LightGBMError,)):
             meta = json.loads((src / "ranker.json").read_text())
             members = [cls.load(src / f"member-{i}") for i in range(int(meta.get("members", 0)))]
             meaning = fixable = None
             if not members:
                 meaning = lgb.Booster(model_file=str(src / "meaning.txt"))
                 fixable = lgb.Booster(model_file=str(src / "fixable.txt"))
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{src} holds no ranker (missing {Path(exc.filename).name})") from exc
-        except (OSError, ValueError, lgb.basic.LightGBMError) as exc:
-            raise ConfigError(f"{src}: unreadable ranker: {exc}") from exc
-        if meta.get("format") != FORMAT:
-            raise ConfigError(f"{src}: format {meta.get('format')!r} is not {FORMAT!r}")
+        check_format(src, meta, FORMAT, "ranker", retrain="selflearn train rewriter")
         if meta.get("features") != list(FEATURES) or meta.get("query_features") != list(QUERY_FEATURES):
             raise ConfigError(f"{src}: the ranker was trained on other features; retrain it")
         ranker = cls(

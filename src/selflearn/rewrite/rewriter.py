@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from selflearn.artefacts import check_format, reading
 from selflearn.assistant.home import Home, normalize_name
 from selflearn.errors import ConfigError
 from selflearn.mining.delex import Delexicalized, Delexicalizer, strip_fillers
@@ -255,14 +256,9 @@ class Rewriter:
         """Read a folder written by :meth:`save`. Raises :class:`ConfigError` when it is missing or
         corrupt (the service then serves pass-through and reports it on ``/healthz``)."""
         src = Path(folder)
-        try:
+        with reading(src, "rewriter"):
             meta = json.loads((src / "rewriter.json").read_text())
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{src} is not a rewriter folder (missing rewriter.json)") from exc
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{src}/rewriter.json is unreadable: {exc}") from exc
-        if meta.get("format") != FORMAT:
-            raise ConfigError(f"{src}: format {meta.get('format')!r} is not {FORMAT!r}")
+        check_format(src, meta, FORMAT, "rewriter", retrain="selflearn train rewriter")
         knowledge = Knowledge.load(src / "knowledge") if meta.get("knowledge") else None
         ranker = Ranker.load(src / "ranker") if meta.get("ranker") else None
         table = RewriteTable.load(src / "table") if meta.get("table") else None

@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from selflearn.artefacts import reading
 from selflearn.errors import ConfigError, DataError
 from selflearn.signals.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES, turn_features
 from selflearn.store import Store
@@ -545,13 +546,9 @@ class DefectModel:
     def load(cls, path: str | Path) -> DefectModel:
         """Read a model written by :meth:`save`."""
         folder = Path(path)
-        try:
+        with reading(folder, "defect model", DataError, retrain="selflearn train defect"):
             meta = json.loads((folder / "model.json").read_text())
             text = (folder / "booster.txt").read_text()
-        except (OSError, ValueError) as exc:
-            raise DataError(
-                f"{folder} is not a saved defect model (model.json + booster.txt): {exc}"
-            ) from exc
         if meta.get("format") != MODEL_FORMAT or meta.get("features") != list(MODEL_FEATURES):
             raise DataError(
                 f"{folder} holds a {meta.get('format')!r} model; this version of selflearn reads "

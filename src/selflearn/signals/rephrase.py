@@ -33,7 +33,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from selflearn.errors import ConfigError, DataError, DependencyError
+from selflearn.artefacts import check_format, reading
+from selflearn.errors import DataError, DependencyError
 from selflearn.store import Store
 
 MAX_CANDIDATES = 3
@@ -278,9 +279,10 @@ class PairwiseRephraseBaseline:
     @classmethod
     def load(cls, path: str | Path) -> PairwiseRephraseBaseline:
         """Read thresholds written by :meth:`save`."""
-        data = json.loads(Path(path).read_text())
-        data.pop("kind", None)
-        return cls(**data)
+        with reading(path, "pairwise rephrase baseline"):
+            data = json.loads(Path(path).read_text())
+            data.pop("kind", None)
+            return cls(**data)
 
 
 # --- the encoder -------------------------------------------------------------------------------
@@ -574,24 +576,20 @@ class ContextualRephraseDetector:
     def load(cls, path: str | Path) -> ContextualRephraseDetector:
         """Read a model written by :meth:`save`."""
         folder = Path(path)
-        meta_path = folder / "meta.json"
-        if not meta_path.exists():
-            raise ConfigError(
-                f"{folder} is not a saved rephrase model (no meta.json); train one with "
-                "`selflearn train rephrase`"
-            )
-        meta = json.loads(meta_path.read_text())
-        if meta.get("version") != cls.VERSION:
-            raise ConfigError(
-                f"{folder} holds a {meta.get('version')!r} model; this selflearn reads {cls.VERSION}"
-            )
+        retrain = "selflearn train rephrase"
+        with reading(folder, "rephrase model", retrain=retrain):
+            meta = json.loads((folder / "meta.json").read_text())
+        check_format(folder, meta, cls.VERSION, "rephrase model", retrain=retrain, key="version")
         torch = _torch()
         from transformers import AutoModel, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(folder / "encoder"))
-        encoder = AutoModel.from_pretrained(str(folder / "encoder")).eval()
-        head = _make_head(torch, encoder.config.hidden_size)
-        head.load_state_dict(torch.load(folder / "head.pt", weights_only=True))
+        with reading(folder, "rephrase model", extra=(RuntimeError,), retrain=retrain):
+            if not (folder / "encoder").is_dir():
+                raise FileNotFoundError(2, "no such folder", str(folder / "encoder"))
+            tokenizer = AutoTokenizer.from_pretrained(str(folder / "encoder"))
+            encoder = AutoModel.from_pretrained(str(folder / "encoder")).eval()
+            head = _make_head(torch, encoder.config.hidden_size)
+            head.load_state_dict(torch.load(folder / "head.pt", weights_only=True))
         head.eval()
         model = cls(encoder, tokenizer, head, threshold=float(meta["threshold"]))
         if meta.get("train"):
