@@ -252,8 +252,8 @@ class OnlineRewriter:
     """An online rewriter folder (``selflearn train rewriter``) consulted behind the NLU: only
     for requests strict+gazetteer did nothing with, told that they failed."""
 
-    def __init__(self, folder: Path) -> None:
-        self.rewriter = Rewriter.load(folder, RewriterConfig(personal=False))
+    def __init__(self, folder: Path, threshold: float | None = None) -> None:
+        self.rewriter = Rewriter.load(folder, RewriterConfig(personal=False, threshold=threshold))
         self.version = self.rewriter.version
         self.kind = "online rewriter (global layer, behind the NLU)"
 
@@ -270,10 +270,10 @@ class OnlineRewriter:
         return decision.text if decision.rewritten else None
 
 
-def load_rewriter(folder: Path) -> RewriteTable | OnlineRewriter:
-    """A mined table folder or an online rewriter folder."""
+def load_rewriter(folder: Path, threshold: float | None = None) -> RewriteTable | OnlineRewriter:
+    """A mined table folder or an online rewriter folder (``threshold``: override its calibrated one)."""
     if (folder / "rewriter.json").exists():
-        return OnlineRewriter(folder)
+        return OnlineRewriter(folder, threshold)
     return RewriteTable.load(folder)
 
 
@@ -385,6 +385,7 @@ def report(
         + (f" --limit {args.limit}" if args.limit else "")
         + (f" --split {args.split}" if args.split != "all" else "")
         + (f" --rewrites {args.rewrites}" if args.rewrites else "")
+        + (f" --threshold {args.threshold:g}" if args.threshold is not None else "")
         + "`",
         "",
         f"{len(cases):,} requests ({sum(c.goal is not None for c in cases):,} in scope, "
@@ -557,6 +558,12 @@ def main(argv: list[str] | None = None) -> int:
         help="rewrite-table or online-rewriter folder: adds (e) rewrites+strict+gazetteer",
     )
     parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="override an online rewriter's calibrated threshold (the sensitive-intent margin stays on top)",
+    )
+    parser.add_argument(
         "--split",
         choices=SPLITS,
         default="all",
@@ -569,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no corpora found: pass --data-dir or set SELFLEARN_DATA_DIR", file=sys.stderr)
         return 2
     try:
-        rewriter = load_rewriter(args.rewrites) if args.rewrites else None
+        rewriter = load_rewriter(args.rewrites, args.threshold) if args.rewrites else None
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
