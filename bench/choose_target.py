@@ -44,6 +44,7 @@ import duckdb
 import numpy as np
 
 from selflearn.rewrite.ranker import calibrate_bagged
+from signals_data import read_replay
 
 
 @dataclass
@@ -60,14 +61,6 @@ class Subset:
     strict_failed: int
 
 
-def read_jsonl(paths: list[Path]) -> list[dict]:
-    rows = []
-    for path in paths:
-        with path.open() as f:
-            rows.extend(json.loads(line) for line in f if line.strip())
-    return rows
-
-
 def logged_texts(store: Path) -> set[str]:
     con = duckdb.connect(str(store), read_only=True)
     try:
@@ -78,15 +71,11 @@ def logged_texts(store: Path) -> set[str]:
 
 def subsets(label: str, dump: Path, replay: Path, texts: set[str]) -> list[Subset]:
     """Split one development population into the phrasings the logs had and the rest."""
-    truth = {t["turn_id"]: t for t in read_jsonl(sorted(replay.glob("truth-*.jsonl")))}
-    turns = {
-        t["turn_id"]: t
-        for t in read_jsonl(sorted(replay.glob("turns-*.jsonl")))
-        if t.get("record_type") == "turn"
-    }
+    truth, turns = read_replay(replay, "truth"), read_replay(replay, "turns")
     if not truth or not turns:
         sys.exit(f"{replay}: no truth-*.jsonl / turns-*.jsonl (a control replay of bench/online.py?)")
-    rows = read_jsonl([dump])
+    with dump.open() as f:
+        rows = [json.loads(line) for line in f if line.strip()]
     missing = [r["turn_id"] for r in rows if r["turn_id"] not in truth]
     if missing:
         sys.exit(f"{dump}: {len(missing)} rows (first {missing[0]!r}) are not turns of {replay}")

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.home import Home, HomeState
@@ -49,6 +48,7 @@ from selflearn.rewrite import RequestContext, Rewriter, RewriterConfig
 from selflearn.rewrite.features import featurize
 from selflearn.rewrite.rewriter import Prepared
 from selflearn.simulation.goals import _expected
+from signals_data import read_replay
 
 
 @dataclass
@@ -88,18 +88,6 @@ class Row:
     """That pick works."""
 
 
-def _read(folder: Path, kind: str) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for path in sorted(folder.glob(f"{kind}-*.jsonl")):
-        with path.open("rb") as fh:
-            for line in fh:
-                row = orjson.loads(line)
-                if row.get("record_type") in ("feedback",):
-                    continue
-                out[row.get("turn_id") or row.get("home_id")] = row
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -124,8 +112,8 @@ def main() -> None:
     if rewriter.ranker is None:
         sys.exit(f"{args.rewriter} has no ranker: train it with `selflearn train rewriter`")
     assistant = Assistant(AssistantConfig(asr="exact"))
-    homes = {h: Home.from_dict(row) for h, row in _read(args.replay, "homes").items()}
-    turns, truth = _read(args.replay, "turns"), _read(args.replay, "truth")
+    homes = {h: Home.from_dict(row) for h, row in read_replay(args.replay, "homes").items()}
+    turns, truth = read_replay(args.replay, "turns"), read_replay(args.replay, "truth")
     rows: list[Row] = []
     started = time.perf_counter()
     for turn_id, t in truth.items():
