@@ -20,6 +20,8 @@
    and index search on every decision). HNSW searches explore ``--ef-search`` candidates.
 3. Reports wall-clock p50/p90/p99/max per decision, CPU time per decision, and the process's
    resident memory with the rewriter loaded.
+4. ``--dump FILE`` writes every decision of the pattern-cache-off runs as JSON lines: two runs'
+   files compare line by line, to show that a speed-up changed no decision.
 """
 
 from __future__ import annotations
@@ -142,6 +144,12 @@ def main() -> None:
         "--ef-search", type=int, default=EF_SEARCH, help=f"HNSW ef at search time (default {EF_SEARCH})"
     )
     parser.add_argument(
+        "--dump",
+        type=Path,
+        help="write every decision of the pattern-cache-off runs (mode, request, result) as JSON "
+        "lines, to check that a speed-up leaves the decisions unchanged",
+    )
+    parser.add_argument(
         "--gc-freeze",
         action="store_true",
         help="move the loaded rewriter out of the garbage collector's reach (gc.freeze)",
@@ -204,6 +212,7 @@ def main() -> None:
         for m in ("behind the NLU (failed requests)", "before the NLU (every request)")
         for c in (True, False)
     ]
+    dump = args.dump.open("w") if args.dump else None
     for mode, cache in modes:
         rewriter.config = replace(rewriter.config, pattern_cache=10_000 if cache else 0)
         rewriter.stats.retrievals = rewriter.stats.pattern_cache_hits = 0
@@ -228,6 +237,17 @@ def main() -> None:
             wall.append((w1 - w0) * 1e3)
             cpu.append((c1 - c0) * 1e3)
             rewritten += decision.rewritten
+            if dump is not None and not cache:
+                record = {
+                    "mode": mode.split(" (")[0],
+                    "household": row["household_id"],
+                    "said": row["said"],
+                    "text": decision.text,
+                    "layer": decision.layer,
+                    "score": decision.score,
+                    "reasons": decision.reasons,
+                }
+                dump.write(json.dumps(record) + "\n")
         w, c = np.array(wall), np.array(cpu)
         hits = rewriter.stats.pattern_cache_hits / max(rewriter.stats.retrievals, 1)
         label = f"pattern cache on, {hits:.0%} hits" if cache else "pattern cache off"
@@ -237,6 +257,8 @@ def main() -> None:
             f"p90 {np.percentile(w, 90):.3f}, p99 {np.percentile(w, 99):.3f}, max {w.max():.1f}; "
             f"CPU p50 {np.percentile(c, 50):.3f} ms, p99 {np.percentile(c, 99):.3f}"
         )
+    if dump is not None:
+        dump.close()
     print(
         f"peak resident memory: {rss_mb():,.0f} MB; errors {rewriter.stats.errors}, "
         f"over budget {rewriter.stats.over_budget}"
