@@ -21,6 +21,12 @@ split by the truth's failure point (``asr``: the words said would have worked, A
 ``--curve`` prints, for the decision score, right and wrong rewrites above each threshold: how
 much a better threshold alone could buy on this population.
 
+``--intent-candidates N`` asks whether another candidate source would reach more: the intents
+the request's 10 nearest global patterns vote for (cosine-squared weights, a failing pattern
+voting for its fix's intent, as the ranker's ``votes_neighbours`` feature does), and for the top
+two of them the ``N`` working patterns with the request's slots that most users said, guards
+applied. It counts the failed turns only these extra candidates reach.
+
 ``--nbest`` also reads the recogniser's other hypotheses of each failed turn: would any of them
 work as said, does the rewriter's n-best step pick a right one, and would ranked retrieval run on
 the alternatives reach, pick and clear the bar with a right candidate?
@@ -44,8 +50,16 @@ import numpy as np
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.home import Home, HomeState
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
+from selflearn.mining.delex import fill
 from selflearn.rewrite import RequestContext, Rewriter, RewriterConfig
-from selflearn.rewrite.features import featurize
+from selflearn.rewrite.features import (
+    Candidate,
+    Neighbourhood,
+    Query,
+    drops_name,
+    featurize,
+    rejected_by,
+)
 from selflearn.rewrite.rewriter import Prepared
 from selflearn.simulation.goals import _expected
 from signals_data import read_replay
@@ -86,6 +100,8 @@ class Row:
     """Best decision score over the alternatives' ranked picks."""
     alt_right: bool = False
     """That pick works."""
+    intent_reachable: bool = False
+    """Some ``--intent-candidates`` candidate that retrieval did not find works."""
 
 
 def main() -> None:
@@ -106,11 +122,19 @@ def main() -> None:
         "--dump", type=Path, help="write every judged turn (kind, scores, right/wrong) to this JSONL file"
     )
     parser.add_argument("--nbest", action="store_true", help="also judge the ASR's other hypotheses")
+    parser.add_argument(
+        "--intent-candidates",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also judge N extra candidates per top-voted intent (see above)",
+    )
     args = parser.parse_args()
 
     rewriter = Rewriter.load(args.rewriter, RewriterConfig(personal=False))
     if rewriter.ranker is None:
         sys.exit(f"{args.rewriter} has no ranker: train it with `selflearn train rewriter`")
+    by_intent = _targets_by_intent(rewriter) if args.intent_candidates else {}
     assistant = Assistant(AssistantConfig(asr="exact"))
     homes = {h: Home.from_dict(row) for h, row in read_replay(args.replay, "homes").items()}
     turns, truth = read_replay(args.replay, "turns"), read_replay(args.replay, "truth")
@@ -149,7 +173,8 @@ def main() -> None:
         )
         decision = rewriter.rewrite_one(turn["text"], ctx)
         prep = rewriter.prepare(turn["text"], ctx)
-        cands, score, pick_right, meaning, fixable, pick = [], 0.0, False, 0.0, 0.0, ""
+        cands: list[Candidate] = []
+        score, pick_right, meaning, fixable, pick = 0.0, False, 0.0, 0.0, ""
         if prep is not None:
             query, hood, cands = rewriter.retrieve(prep, ctx)
             if cands:
@@ -163,6 +188,9 @@ def main() -> None:
         reachable = expected is not None and any(right(c.text) for c in cands)
         fired_right = decision.rewritten and expected is not None and right(decision.text)
         extra = _alternatives(rewriter, ctx, prep, alts, right) if alts and prep is not None else {}
+        if args.intent_candidates and expected is not None and prep is not None and not reachable:
+            texts = _intent_candidates(rewriter, query, hood, cands, by_intent, args.intent_candidates)
+            extra["intent_reachable"] = any(right(text) for text in texts)
         rows.append(
             Row(
                 t["failure_point"] if t["in_scope"] else "oos",
@@ -230,6 +258,21 @@ def main() -> None:
                 ("fixable", np.array([r.fixable for r in scored])),
             ):
                 print(f"AUC right vs wrong pick, {name}: {roc_auc_score(good, values):.3f}")
+    if args.intent_candidates:
+        print()
+        print(
+            f"Intent-vote candidates ({args.intent_candidates} per intent, top two intents): failed "
+            "turns that only they reach"
+        )
+        print("| kind | judgeable | reachable by retrieval | reachable only by intent-vote candidates |")
+        print("|---|---:|---:|---:|")
+        for kind, sel in _by_kind(rows):
+            judged = [r for r in sel if r.judgeable and kind != "oos"]
+            if judged:
+                print(
+                    f"| {kind} | {len(judged):,} | {sum(r.reachable for r in judged):,} "
+                    f"| {sum(r.intent_reachable for r in judged):,} |"
+                )
     if args.nbest:
         _nbest_report(rows, rewriter)
     if args.dump:
@@ -241,6 +284,54 @@ def main() -> None:
         "by_kind": {k: int(v) for k, v in kinds.items()},
     }
     print(json.dumps(summary), file=sys.stderr)
+
+
+def _targets_by_intent(rewriter: Rewriter) -> dict[tuple[str, str], list[int]]:
+    """Rows of the global rewrite targets by (intent, slot signature), most users first."""
+    knowledge = rewriter.knowledge
+    out: dict[tuple[str, str], list[int]] = {}
+    if knowledge is None:
+        return out
+    for row, p in enumerate(knowledge.patterns):
+        if knowledge.targets[row] and p.intent:
+            out.setdefault((p.intent, p.slots), []).append(row)
+    for rows in out.values():
+        rows.sort(key=lambda r: (-knowledge.patterns[r].users, -knowledge.patterns[r].successes))
+    return out
+
+
+def _intent_candidates(
+    rewriter: Rewriter,
+    query: Query,
+    hood: Neighbourhood | None,
+    cands: list[Candidate],
+    by_intent: dict[tuple[str, str], list[int]],
+    per_intent: int,
+) -> list[str]:
+    """Texts of the ``--intent-candidates`` that retrieval did not already return."""
+    knowledge = rewriter.knowledge
+    if knowledge is None or hood is None:
+        return []
+    votes: Counter[str] = Counter()
+    for row, cos in hood.hits[:10]:
+        p = knowledge.patterns[row]
+        sig = p.fix_signature if p.success_rate <= 0.5 and p.fix_signature else p.signature
+        if sig:
+            votes[sig.split("|", 1)[0]] += max(cos, 0.0) ** 2
+    have = {c.pattern for c in cands} | {query.pattern}
+    texts: list[str] = []
+    for intent, _ in votes.most_common(2):
+        for row in by_intent.get((intent, query.slots), [])[:per_intent]:
+            pattern = knowledge.patterns[row].pattern
+            if pattern in have:
+                continue
+            text = fill(pattern, query.d.values)
+            if text is None or rejected_by(query.pattern, pattern, rewriter._related):
+                continue
+            if query.keep and drops_name(query, pattern):
+                continue
+            texts.append(text)
+    return texts
 
 
 def _by_kind(rows: list[Row]) -> Iterator[tuple[str, list[Row]]]:
