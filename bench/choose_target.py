@@ -43,8 +43,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from selflearn.mining.replay import read_records
 from selflearn.rewrite.ranker import calibrate_bagged
-from signals_data import read_replay
 
 
 @dataclass
@@ -71,7 +71,7 @@ def logged_texts(store: Path) -> set[str]:
 
 def subsets(label: str, dump: Path, replay: Path, texts: set[str]) -> list[Subset]:
     """Split one development population into the phrasings the logs had and the rest."""
-    truth, turns = read_replay(replay, "truth"), read_replay(replay, "turns")
+    truth, turns = read_records(replay, "truth"), read_records(replay, "turns")
     if not truth or not turns:
         sys.exit(f"{replay}: no truth-*.jsonl / turns-*.jsonl (a control replay of bench/online.py?)")
     with dump.open() as f:

@@ -51,18 +51,18 @@ from selflearn.assistant.execute import Effect
 from selflearn.assistant.home import Home, HomeState
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
 from selflearn.mining.delex import fill
+from selflearn.mining.replay import read_records
 from selflearn.rewrite import RequestContext, Rewriter, RewriterConfig
 from selflearn.rewrite.features import (
     Candidate,
     Neighbourhood,
     Query,
-    drops_name,
     featurize,
-    rejected_by,
+    guard_for,
+    neighbour_votes,
 )
 from selflearn.rewrite.rewriter import Prepared
 from selflearn.simulation.goals import _expected
-from signals_data import read_replay
 
 
 @dataclass
@@ -136,8 +136,8 @@ def main() -> None:
         sys.exit(f"{args.rewriter} has no ranker: train it with `selflearn train rewriter`")
     by_intent = _targets_by_intent(rewriter) if args.intent_candidates else {}
     assistant = Assistant(AssistantConfig(asr="exact"))
-    homes = {h: Home.from_dict(row) for h, row in read_replay(args.replay, "homes").items()}
-    turns, truth = read_replay(args.replay, "turns"), read_replay(args.replay, "truth")
+    homes = {h: Home.from_dict(row) for h, row in read_records(args.replay, "homes").items()}
+    turns, truth = read_records(args.replay, "turns"), read_records(args.replay, "truth")
     rows: list[Row] = []
     started = time.perf_counter()
     for turn_id, t in truth.items():
@@ -310,27 +310,19 @@ def _intent_candidates(
 ) -> list[str]:
     """Texts of the ``--intent-candidates`` that retrieval did not already return."""
     knowledge = rewriter.knowledge
-    if knowledge is None or hood is None:
+    if knowledge is None:
         return []
-    votes: Counter[str] = Counter()
-    for row, cos in hood.hits[:10]:
-        p = knowledge.patterns[row]
-        sig = p.fix_signature if p.success_rate <= 0.5 and p.fix_signature else p.signature
-        if sig:
-            votes[sig.split("|", 1)[0]] += max(cos, 0.0) ** 2
+    votes, _ = neighbour_votes(knowledge, hood)
     have = {c.pattern for c in cands} | {query.pattern}
     texts: list[str] = []
-    for intent, _ in votes.most_common(2):
+    for intent in sorted(votes, key=votes.__getitem__, reverse=True)[:2]:
         for row in by_intent.get((intent, query.slots), [])[:per_intent]:
             pattern = knowledge.patterns[row].pattern
             if pattern in have:
                 continue
             text = fill(pattern, query.d.values)
-            if text is None or rejected_by(query.pattern, pattern, rewriter._related):
-                continue
-            if query.keep and drops_name(query, pattern):
-                continue
-            texts.append(text)
+            if text is not None and guard_for(query, pattern, rewriter._related) is None:
+                texts.append(text)
     return texts
 
 

@@ -27,8 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from selflearn import AssistantConfig, IngestReport, SimulationConfig, SimulationResult, Store, simulate
 from selflearn.assistant.asr import channel_fingerprint
 from selflearn.simulation.corpora import find_data_dir
@@ -119,20 +117,6 @@ def cache_is_current(path: Path, asr: str) -> bool:
 
 def stamp_cache(path: Path, asr: str) -> None:
     channel_stamp(path).write_text(simulation_fingerprint(asr) + "\n")
-
-
-def read_replay(folder: Path, kind: str) -> dict[str, dict]:
-    """The ``kind`` records (``turns``, ``truth``, ``homes``) of a simulation folder, by turn or
-    home id; feedback events, which share the turns files, are left out."""
-    out: dict[str, dict] = {}
-    for path in sorted(folder.glob(f"{kind}-*.jsonl")):
-        with path.open("rb") as fh:
-            for line in fh:
-                row = orjson.loads(line)
-                if row.get("record_type") == "feedback":
-                    continue
-                out[row.get("turn_id") or row.get("home_id")] = row
-    return out
 
 
 def same_population(out: Path, config: SimulationConfig) -> bool:

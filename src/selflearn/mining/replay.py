@@ -131,24 +131,25 @@ class ArmStats:
         return self.fallback_rescues / max(self.strict_failures, 1)
 
 
-def _rows(folder: Path, kind: str) -> dict[str, dict[str, Any]]:
-    """Rows of ``kind``-*.jsonl by turn id. Feedback events share the turns files and carry the id
-    of the turn they answer: they are skipped, or they would replace that turn's row."""
+def read_records(folder: str | Path, kind: str) -> dict[str, dict[str, Any]]:
+    """The ``kind`` records (``turns``, ``truth``, ``homes``) of a simulation output folder
+    (``kind``-*.jsonl), by turn id (homes: by home id). Feedback events share the turns files and
+    carry the id of the turn they answer: they are skipped, or they would replace that turn's row."""
     out: dict[str, dict[str, Any]] = {}
-    for path in sorted(folder.glob(f"{kind}-*.jsonl")):
+    for path in sorted(Path(folder).glob(f"{kind}-*.jsonl")):
         with path.open("rb") as fh:
             for line in fh:
                 row = orjson.loads(line)
                 if row.get("record_type") == "feedback":
                     continue
-                out[row["turn_id"]] = row
+                out[row["home_id"] if kind == "homes" else row["turn_id"]] = row
     return out
 
 
 def score_arm(folder: str | Path) -> ArmStats:
     """Score one simulation output folder (``turns-*.jsonl`` and ``truth-*.jsonl``)."""
     folder = Path(folder)
-    turns, truth = _rows(folder, "turns"), _rows(folder, "truth")
+    turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
     s = ArmStats()
     last_attempt: dict[str, dict[str, Any]] = {}
     for turn_id, t in truth.items():

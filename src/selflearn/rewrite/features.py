@@ -201,9 +201,7 @@ def candidates(
         cand = found.get(p_pattern)
         if cand is None:
             text = fill(p_pattern, query.d.values)
-            if text is None or text == query.text or rejected_by(query.pattern, p_pattern, related):
-                return None
-            if query.keep and drops_name(query, p_pattern):
+            if text is None or text == query.text or guard_for(query, p_pattern, related) is not None:
                 return None
             cand = found[p_pattern] = Candidate(p_pattern, sig, text, row=row, source=source)
         elif cand.row < 0 and row >= 0:
@@ -287,6 +285,15 @@ def rejected_by(query: str, candidate: str, related: Callable[[str, str], bool] 
     return rejection(query, candidate, related)
 
 
+def guard_for(query: Query, candidate: str, related: Callable[[str, str], bool] | None = None) -> str | None:
+    """Why ``candidate`` may not stand in for ``query``: the first guard of :func:`rejected_by`
+    that rejects it, or ``"drops part of a name"`` (:func:`drops_name`); None when nothing does."""
+    guard = rejected_by(query.pattern, candidate, related)
+    if guard is None and query.keep and drops_name(query, candidate):
+        guard = "drops part of a name"
+    return guard
+
+
 def drops_name(query: Query, candidate: str) -> bool:
     """Whether ``candidate`` lacks a word of :attr:`Query.keep`: "spotlights off" is not "lights
     off", which acts on every light of the area, nor "the ceiling brightness to 70" "turn the
@@ -307,9 +314,7 @@ def why_no_candidate(
     for row, _ in hood.hits:
         p = knowledge.patterns[row]
         if knowledge.targets[row] and p.pattern != query.pattern:
-            guard = rejected_by(query.pattern, p.pattern, related)
-            if guard is None and query.keep and drops_name(query, p.pattern):
-                guard = "drops part of a name"
+            guard = guard_for(query, p.pattern, related)
             if guard is not None:
                 counts[guard] = counts.get(guard, 0) + 1
     if not counts:
@@ -345,17 +350,7 @@ def featurize(
     for c, w in zip(cands, weight, strict=True):
         by_intent[c.intent] = by_intent.get(c.intent, 0.0) + w
         by_sig[c.signature] = by_sig.get(c.signature, 0) + 1
-    hood_intent: dict[str, float] = {}
-    hood_total = 0.0
-    if knowledge is not None and hood is not None:
-        for row_, cos_ in hood.hits[:10]:
-            np_ = knowledge.patterns[row_]
-            sig = np_.fix_signature if np_.success_rate <= 0.5 and np_.fix_signature else np_.signature
-            w = max(cos_, 0.0) ** 2
-            hood_total += w
-            if sig:
-                intent_ = sig.split("|", 1)[0]
-                hood_intent[intent_] = hood_intent.get(intent_, 0.0) + w
+    hood_intent, hood_total = neighbour_votes(knowledge, hood)
     hood_row = (
         (hood.knn_success, hood.knn_top_cos, hood.knn_top_success, hood.knn_failing_share)
         if hood is not None
@@ -400,6 +395,27 @@ def featurize(
         cand.features = row
         rows.append(row)
     return np.array(rows, dtype=np.float64)
+
+
+def neighbour_votes(
+    knowledge: Knowledge | None, hood: Neighbourhood | None
+) -> tuple[dict[str, float], float]:
+    """The intents the query's 10 nearest patterns vote for, with cosine-squared weights (a pattern
+    that mostly fails votes for its fix's intent), and the total weight (the ``votes_neighbours``
+    feature is a candidate intent's share of it)."""
+    votes: dict[str, float] = {}
+    total = 0.0
+    if knowledge is None or hood is None:
+        return votes, total
+    for row, cos in hood.hits[:10]:
+        p = knowledge.patterns[row]
+        sig = p.fix_signature if p.success_rate <= 0.5 and p.fix_signature else p.signature
+        w = max(cos, 0.0) ** 2
+        total += w
+        if sig:
+            intent = sig.split("|", 1)[0]
+            votes[intent] = votes.get(intent, 0.0) + w
+    return votes, total
 
 
 def intent_reading(query: Query, knowledge: Knowledge | None) -> Callable[[str], tuple[float, ...]]:
