@@ -27,6 +27,17 @@ voting for its fix's intent, as the ranker's ``votes_neighbours`` feature does),
 two of them the ``N`` working patterns with the request's slots that most users said, guards
 applied. It counts the failed turns only these extra candidates reach.
 
+``--session-candidates SECONDS`` asks whether the same user's earlier failed requests (at most
+two, within ``SECONDS`` before this one; a runtime knows them from the turns it is sent) would
+reach more: candidates retrieved for their text, judged against this turn's goal. It counts the
+failed turns only these extra candidates reach, and how many of the earlier requests were in
+truth the same goal (reported, never used).
+
+``--gazetteer-acted`` judges the other turns instead: those where strict matching failed and the
+gazetteer fallback acted. Would a rewriter also consulted there (told, as behind the NLU, that
+the request failed strict matching) turn the gazetteer's wrong actions into rescues, and at how
+many losses where the gazetteer was right?
+
 ``--nbest`` also reads the recogniser's other hypotheses of each failed turn: would any of them
 work as said, does the rewriter's n-best step pick a right one, and would ranked retrieval run on
 the alternatives reach, pick and clear the bar with a right candidate?
@@ -102,6 +113,12 @@ class Row:
     """That pick works."""
     intent_reachable: bool = False
     """Some ``--intent-candidates`` candidate that retrieval did not find works."""
+    session_prev: tuple[str, ...] = ()
+    """Turn ids of the same user's earlier failed requests in the window (``--session-candidates``)."""
+    session_same_goal: bool = False
+    """One of them was, in truth, the same goal (reported only)."""
+    session_reachable: bool = False
+    """Some candidate of those earlier requests, not retrieved for this one, works."""
 
 
 def main() -> None:
@@ -129,6 +146,18 @@ def main() -> None:
         metavar="N",
         help="also judge N extra candidates per top-voted intent (see above)",
     )
+    parser.add_argument(
+        "--session-candidates",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="also judge candidates of the same user's failed requests of the last SECONDS",
+    )
+    parser.add_argument(
+        "--gazetteer-acted",
+        action="store_true",
+        help="judge the turns the gazetteer acted on instead (see above)",
+    )
     args = parser.parse_args()
 
     rewriter = Rewriter.load(args.rewriter, RewriterConfig(personal=False))
@@ -138,6 +167,10 @@ def main() -> None:
     assistant = Assistant(AssistantConfig(asr="exact"))
     homes = {h: Home.from_dict(row) for h, row in read_records(args.replay, "homes").items()}
     turns, truth = read_records(args.replay, "turns"), read_records(args.replay, "truth")
+    if args.gazetteer_acted:
+        _gazetteer_acted(rewriter, assistant, homes, turns, truth, args.limit)
+        return
+    earlier = _failed_before(turns) if args.session_candidates else {}
     rows: list[Row] = []
     started = time.perf_counter()
     for turn_id, t in truth.items():
@@ -191,6 +224,25 @@ def main() -> None:
         if args.intent_candidates and expected is not None and prep is not None and not reachable:
             texts = _intent_candidates(rewriter, query, hood, cands, by_intent, args.intent_candidates)
             extra["intent_reachable"] = any(right(text) for text in texts)
+        if args.session_candidates and prep is not None:
+            prev = [
+                (tid, text)
+                for when, tid, text in earlier.get(turn_id, [])
+                if (ts - when).total_seconds() <= args.session_candidates and text != turn["text"]
+            ][-2:]
+            extra["session_prev"] = tuple(tid for tid, _ in prev)
+            extra["session_same_goal"] = any(
+                (truth.get(tid) or {}).get("goal", {}).get("goal_id") == goal["goal_id"] for tid, _ in prev
+            )
+            if expected is not None and not reachable and prev:
+                have = {c.text for c in cands}
+                found: list[str] = []
+                for _, text in prev:
+                    earlier_prep = rewriter.prepare(text, ctx)
+                    if earlier_prep is not None:
+                        more = rewriter.retrieve(earlier_prep, ctx)[2]
+                        found += [c.text for c in more if c.text not in have]
+                extra["session_reachable"] = any(right(x) for x in dict.fromkeys(found))
         rows.append(
             Row(
                 t["failure_point"] if t["in_scope"] else "oos",
@@ -239,11 +291,11 @@ def main() -> None:
         print("| threshold | right | wrong (in scope) | wrong (out of scope) | right per wrong |")
         print("|---:|---:|---:|---:|---:|")
         scored = [r for r in rows if r.candidates and (r.judgeable or r.kind == "oos")]
-        score = np.array([r.score for r in scored])
+        scores = np.array([r.score for r in scored])
         good = np.array([r.pick_right for r in scored])
         oos = np.array([r.kind == "oos" for r in scored])
         for th in (float(v) for v in args.thresholds.split(",")):
-            on = score >= th
+            on = scores >= th
             w_in = int((on & ~good & ~oos).sum())
             w_out = int((on & oos).sum())
             r_n = int((on & good).sum())
@@ -253,7 +305,7 @@ def main() -> None:
         bad = ~good
         if good.any() and bad.any():
             for name, values in (
-                ("decision score", score),
+                ("decision score", scores),
                 ("meaning", np.array([r.meaning for r in scored])),
                 ("fixable", np.array([r.fixable for r in scored])),
             ):
@@ -273,6 +325,35 @@ def main() -> None:
                     f"| {kind} | {len(judged):,} | {sum(r.reachable for r in judged):,} "
                     f"| {sum(r.intent_reachable for r in judged):,} |"
                 )
+    if args.session_candidates:
+        print()
+        print(
+            f"Session candidates (the same user's failed requests of the last {args.session_candidates:g} s, "
+            "at most two): failed turns that only they reach"
+        )
+        print(
+            "| kind | judgeable | with an earlier failed request | of which the same goal "
+            "| reachable by retrieval | reachable only by session candidates |"
+        )
+        print("|---|---:|---:|---:|---:|---:|")
+        for kind, sel in _by_kind(rows):
+            judged = [r for r in sel if r.judgeable and kind != "oos"]
+            if judged:
+                print(
+                    f"| {kind} | {len(judged):,} | {sum(bool(r.session_prev) for r in judged):,} "
+                    f"| {sum(r.session_same_goal for r in judged):,} | {sum(r.reachable for r in judged):,} "
+                    f"| {sum(r.session_reachable for r in judged):,} |"
+                )
+        by_id = {r.turn_id: r for r in rows}
+        only = [r for r in rows if r.session_reachable]
+        before = [[by_id[t] for t in r.session_prev if t in by_id] for r in only]
+        fixed = sum(any(e.fired_right for e in b) for b in before)
+        below = sum(any(e.pick_right and not e.fired for e in b) for b in before)
+        print(
+            f"Of the {len(only):,} turns only session candidates reach, the earlier request was fixed "
+            f"already by the rewriter (fired right) for {fixed:,} (a rewriting arm would not see this "
+            f"retry); it had a right pick below the bar for {below:,}."
+        )
     if args.nbest:
         _nbest_report(rows, rewriter)
     if args.dump:
@@ -284,6 +365,86 @@ def main() -> None:
         "by_kind": {k: int(v) for k, v in kinds.items()},
     }
     print(json.dumps(summary), file=sys.stderr)
+
+
+def _gazetteer_acted(
+    rewriter: Rewriter,
+    assistant: Assistant,
+    homes: dict[str, Home],
+    turns: dict[str, dict[str, Any]],
+    truth: dict[str, dict[str, Any]],
+    limit: int,
+) -> None:
+    """``--gazetteer-acted``: the rewriter consulted on the turns the gazetteer acted on."""
+    counts: Counter[str] = Counter()
+    started = time.perf_counter()
+    for turn_id, turn in turns.items():
+        t = truth.get(turn_id)
+        if t is None or t["action"] == "background":
+            continue
+        if (turn.get("nlu") or {}).get("matcher") != "gazetteer":
+            continue
+        if (turn.get("result") or {}).get("status") != "success":
+            continue
+        home = homes[turn["household_id"]]
+        area_name = (turn.get("device") or {}).get("area")
+        area = home.area_named(area_name) if area_name else None
+        area_id = area.area_id if area else None
+        ts = datetime.fromisoformat(turn["timestamp"])
+        expected = None
+        if t["in_scope"]:
+            goal = t["goal"]
+            expected = _expected(goal["intent"], dict(goal["slots"]), HomeState.initial(home), area_id, ts)
+        kind = "gazetteer right"
+        if t["defect"]:
+            kind = "gazetteer wrong" if t["in_scope"] else "out of scope"
+        counts[kind] += 1
+        ctx = RequestContext(turn["household_id"], turn["user_id"], home, area_name, ts, failed=True)
+        decision = rewriter.rewrite_one(turn["text"], ctx)
+        if decision.rewritten:
+            effects = [
+                assistant.run_text(text, HomeState.initial(home), ts, area_id, explain_failures=False)[-1]
+                for text in (turn["text"], decision.text)
+            ]
+            counts[f"{kind} fired"] += 1
+            if effects[1] == effects[0]:
+                counts[f"{kind} same"] += 1
+            elif expected is not None and effects[1] == expected:
+                counts[f"{kind} right"] += 1
+        if sum(counts[k] for k in ("gazetteer right", "gazetteer wrong", "out of scope")) == limit:
+            break
+    seconds = time.perf_counter() - started
+    print(f"Turns the gazetteer acted on, the rewriter consulted as well ({seconds:.0f} s)")
+    print()
+    print(
+        "| the gazetteer was | turns | rewriter fires | same effect | another effect, right "
+        "| another, wrong |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for kind in ("gazetteer right", "gazetteer wrong", "out of scope"):
+        fired, same, right = counts[f"{kind} fired"], counts[f"{kind} same"], counts[f"{kind} right"]
+        print(
+            f"| {kind.removeprefix('gazetteer ')} | {counts[kind]:,} | {fired:,} | {same:,} | {right:,} "
+            f"| {fired - same - right:,} |"
+        )
+
+
+def _failed_before(turns: dict[str, dict[str, Any]]) -> dict[str, list[tuple[datetime, str, str]]]:
+    """For every turn, the same user's earlier turns the assistant did not act on, oldest first."""
+    by_user: dict[tuple[str, str], list[tuple[datetime, str, dict[str, Any]]]] = {}
+    for tid, turn in turns.items():
+        if turn.get("text"):
+            key = (turn["household_id"], turn["user_id"])
+            by_user.setdefault(key, []).append((datetime.fromisoformat(turn["timestamp"]), tid, turn))
+    out: dict[str, list[tuple[datetime, str, str]]] = {}
+    for seq in by_user.values():
+        seq.sort(key=lambda x: x[0])
+        failed: list[tuple[datetime, str, str]] = []
+        for when, tid, turn in seq:
+            out[tid] = failed[-4:]
+            if (turn.get("result") or {}).get("status") != "success":
+                failed.append((when, tid, turn["text"]))
+    return out
 
 
 def _targets_by_intent(rewriter: Rewriter) -> dict[tuple[str, str], list[int]]:
