@@ -257,6 +257,21 @@ def test_polarity_flips_and_sensitive_rewrites_need_more_evidence(tmp_path: Path
     assert _rules(_mine(log2, tmp_path / "b")) == {"garage shut": "close the garage door"}
 
 
+def test_a_rewrite_never_swaps_one_action_for_another(tmp_path: Path) -> None:
+    # Eight users in four homes followed "kitchen radio on" with "mute the radio in the kitchen":
+    # enough users for a rewrite, but "on" is not "mute" (the mining replay showed "on tv" ->
+    # "set tv to mute" for users who wanted the tv on).
+    log = Log()
+    _users_fix(log, 8, 4, "kitchen radio on", "mute the radio in the kitchen")
+    table = _mine(log, tmp_path)
+    assert _rules(table) == {}
+    assert table.metadata["report"]["rejected"].get("target: polarity, action or target change") == 1
+    # The same evidence for the same action passes.
+    log2 = Log()
+    _users_fix(log2, 8, 4, "kitchen radio on", "turn on the radio in the kitchen")
+    assert _rules(_mine(log2, tmp_path / "b")) == {"{area} radio on": "turn on the radio in the {area}"}
+
+
 def test_a_deployed_rewrite_that_works_worse_is_demoted(tmp_path: Path) -> None:
     log = Log()
     _users_fix(log, 6, 3, "lights out in the kitchen", "turn off the lights in the kitchen")

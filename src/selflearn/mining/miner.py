@@ -40,7 +40,13 @@ from selflearn.assistant.home import Home
 from selflearn.errors import ConfigError, DataError
 from selflearn.mining.delex import Delexicalizer, example_values
 from selflearn.mining.engines import STATE_SCHEMA, Delex, Engine, run_steps
-from selflearn.mining.guards import changes_object, changes_target, flips_polarity, is_sensitive
+from selflearn.mining.guards import (
+    changes_action,
+    changes_object,
+    changes_target,
+    flips_polarity,
+    is_sensitive,
+)
 from selflearn.mining.markov import absorbing_chain
 from selflearn.mining.table import TABLE_SCHEMA, RewriteTable, rule_id
 
@@ -67,7 +73,7 @@ class MiningConfig:
     """Sensitive rewrites (locks, covers and garage doors, alarms) need this many times the users
     and the margin."""
     overwhelming_users: int = 50
-    """A rewrite that changes polarity or target is only allowed with at least this many users,
+    """A rewrite that changes polarity, action or target is only allowed with at least this many users,
     a target success rate of at least ``overwhelming_success``, and twice the margin."""
     overwhelming_success: float = 0.95
     demote_confidence: float = 0.95
@@ -354,11 +360,17 @@ def _check(
         and p_t >= config.overwhelming_success
         and p_t - p_s >= 2 * margin
     )
+    # The online rewriter's guards (selflearn.mining.guards.rejection) also refuse a swap of one
+    # action for another ("on {name}" -> "set {name} to mute"): the table must not do what the
+    # ranked layer may not.
     changes = (
-        flips_polarity(source, target) or changes_target(source, target) or changes_object(source, target)
+        flips_polarity(source, target)
+        or changes_action(source, target)
+        or changes_target(source, target)
+        or changes_object(source, target)
     )
     if changes and not overwhelming:
-        return "polarity or target change"
+        return "polarity, action or target change"
     if users < k:
         return "fewer than k users"
     if households < config.min_households:
