@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,29 @@ def test_a_rewrite_never_swaps_one_action_for_another(tmp_path: Path) -> None:
     log2 = Log()
     _users_fix(log2, 8, 4, "kitchen radio on", "turn on the radio in the kitchen")
     assert _rules(_mine(log2, tmp_path / "b")) == {"{area} radio on": "turn on the radio in the {area}"}
+
+
+def test_loading_a_table_mined_before_the_action_guard_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = Log()
+    _users_fix(log, 8, 4, "kitchen radio on", "turn on the radio in the kitchen")
+    mined = _mine(log, tmp_path / "a")
+    assert mined.unguarded() == []
+    folder = mined.save(tmp_path / "ok")
+    with caplog.at_level(logging.WARNING, logger="selflearn.mining.table"):
+        RewriteTable.load(folder)
+    assert not caplog.records
+    # The same row as an older miner could have written it: "on" rewritten to "mute".
+    rows = mined.table.to_pylist()
+    rows[0]["target"] = "mute the radio in the {area}"
+    old = RewriteTable(pa.Table.from_pylist(rows), dict(mined.metadata)).save(tmp_path / "old")
+    with caplog.at_level(logging.WARNING, logger="selflearn.mining.table"):
+        loaded = RewriteTable.load(old)
+    assert [r["target"] for r in loaded.unguarded()] == ["mute the radio in the {area}"]
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "'{area} radio on' -> 'mute the radio in the {area}'" in message
+    assert "selflearn mine" in message
 
 
 def test_a_deployed_rewrite_that_works_worse_is_demoted(tmp_path: Path) -> None:

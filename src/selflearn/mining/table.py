@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +24,13 @@ from selflearn.artefacts import check_format, reading
 from selflearn.assistant.home import Home, normalize_name
 from selflearn.errors import ConfigError
 from selflearn.mining.delex import Delexicalizer, fill
+from selflearn.mining.guards import changes_action, changes_object, flips_polarity
 from selflearn.schema import RewriteTrace
 
 if TYPE_CHECKING:
     from selflearn.assistant.pipeline import RewriteContext
+
+log = logging.getLogger(__name__)
 
 FORMAT = "selflearn.rewrites.v1"
 """Format name written into ``metadata.json``."""
@@ -125,7 +129,39 @@ class RewriteTable:
         missing = set(TABLE_SCHEMA.names) - set(table.column_names)
         if missing:
             raise ConfigError(f"{folder}/rewrites.parquet lacks columns {sorted(missing)}")
-        return cls(table, meta)
+        loaded = cls(table, meta)
+        risky = loaded.unguarded()
+        if risky:
+            shown = "; ".join(f"{r['source']!r} -> {r['target']!r}" for r in risky[:3])
+            log.warning(
+                "%s: %d active rewrite(s) change the action, its polarity or the kind of thing acted "
+                "on without overwhelming evidence (%s). The miner refuses these since 2026-11-25; "
+                "mine the table again (`selflearn mine`) to drop them.",
+                folder,
+                len(risky),
+                shown,
+            )
+        return loaded
+
+    def unguarded(self) -> list[dict[str, Any]]:
+        """Active rewrites that the miner's guards refuse today (a polarity flip, a swap of one
+        action for another, another kind of thing) with less than the overwhelming evidence that
+        lets them through (at least ``overwhelming_users`` users and a target success rate of
+        ``overwhelming_success``; defaults 50 and 0.95). Tables mined before the action-swap
+        guard (2026-11-25) may hold such rules; :meth:`load` warns about them."""
+        config = self.metadata.get("config") or {}
+        users = int(config.get("overwhelming_users", 50))
+        success = float(config.get("overwhelming_success", 0.95))
+        return [
+            row
+            for row in self._active.values()
+            if (
+                flips_polarity(row["source"], row["target"])
+                or changes_action(row["source"], row["target"])
+                or changes_object(row["source"], row["target"])
+            )
+            and (row["users"] < users or row["p_target"] < success)
+        ]
 
     def __len__(self) -> int:
         return len(self._active)
