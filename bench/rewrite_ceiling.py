@@ -181,15 +181,8 @@ def main() -> None:
             continue  # acted (wrongly): a caller behind the NLU would not ask the rewriter
         if args.first_only and t["attempt"] != 1:
             continue
-        home = homes[turn["household_id"]]
-        area_name = (turn.get("device") or {}).get("area")
-        area = home.area_named(area_name) if area_name else None
-        area_id = area.area_id if area else None
-        ts = datetime.fromisoformat(turn["timestamp"])
+        home, area_name, area_id, ts, expected = _setting(turn, t, homes)
         goal = t["goal"]
-        expected: Effect | None = None
-        if t["in_scope"]:
-            expected = _expected(goal["intent"], dict(goal["slots"]), HomeState.initial(home), area_id, ts)
 
         def right(text: str, home: Home = home, ts: datetime = ts, area: str | None = area_id) -> bool:
             """Whether the assistant, given ``text``, does what the user wanted (on the home's
@@ -318,13 +311,11 @@ def main() -> None:
         )
         print("| kind | judgeable | reachable by retrieval | reachable only by intent-vote candidates |")
         print("|---|---:|---:|---:|")
-        for kind, sel in _by_kind(rows):
-            judged = [r for r in sel if r.judgeable and kind != "oos"]
-            if judged:
-                print(
-                    f"| {kind} | {len(judged):,} | {sum(r.reachable for r in judged):,} "
-                    f"| {sum(r.intent_reachable for r in judged):,} |"
-                )
+        for kind, judged in _judged_in_scope(rows):
+            print(
+                f"| {kind} | {len(judged):,} | {sum(r.reachable for r in judged):,} "
+                f"| {sum(r.intent_reachable for r in judged):,} |"
+            )
     if args.session_candidates:
         print()
         print(
@@ -336,14 +327,12 @@ def main() -> None:
             "| reachable by retrieval | reachable only by session candidates |"
         )
         print("|---|---:|---:|---:|---:|---:|")
-        for kind, sel in _by_kind(rows):
-            judged = [r for r in sel if r.judgeable and kind != "oos"]
-            if judged:
-                print(
-                    f"| {kind} | {len(judged):,} | {sum(bool(r.session_prev) for r in judged):,} "
-                    f"| {sum(r.session_same_goal for r in judged):,} | {sum(r.reachable for r in judged):,} "
-                    f"| {sum(r.session_reachable for r in judged):,} |"
-                )
+        for kind, judged in _judged_in_scope(rows):
+            print(
+                f"| {kind} | {len(judged):,} | {sum(bool(r.session_prev) for r in judged):,} "
+                f"| {sum(r.session_same_goal for r in judged):,} | {sum(r.reachable for r in judged):,} "
+                f"| {sum(r.session_reachable for r in judged):,} |"
+            )
         by_id = {r.turn_id: r for r in rows}
         only = [r for r in rows if r.session_reachable]
         before = [[by_id[t] for t in r.session_prev if t in by_id] for r in only]
@@ -367,6 +356,23 @@ def main() -> None:
     print(json.dumps(summary), file=sys.stderr)
 
 
+def _setting(
+    turn: dict[str, Any], t: dict[str, Any], homes: dict[str, Home]
+) -> tuple[Home, str | None, str | None, datetime, Effect | None]:
+    """Where and when a logged turn was said -- its home, the device's area name and id, the time
+    -- and, from the truth ``t``, the effect the user wanted (None out of scope)."""
+    home = homes[turn["household_id"]]
+    area_name = (turn.get("device") or {}).get("area")
+    area = home.area_named(area_name) if area_name else None
+    area_id = area.area_id if area else None
+    ts = datetime.fromisoformat(turn["timestamp"])
+    expected: Effect | None = None
+    if t["in_scope"]:
+        goal = t["goal"]
+        expected = _expected(goal["intent"], dict(goal["slots"]), HomeState.initial(home), area_id, ts)
+    return home, area_name, area_id, ts, expected
+
+
 def _gazetteer_acted(
     rewriter: Rewriter,
     assistant: Assistant,
@@ -386,15 +392,7 @@ def _gazetteer_acted(
             continue
         if (turn.get("result") or {}).get("status") != "success":
             continue
-        home = homes[turn["household_id"]]
-        area_name = (turn.get("device") or {}).get("area")
-        area = home.area_named(area_name) if area_name else None
-        area_id = area.area_id if area else None
-        ts = datetime.fromisoformat(turn["timestamp"])
-        expected = None
-        if t["in_scope"]:
-            goal = t["goal"]
-            expected = _expected(goal["intent"], dict(goal["slots"]), HomeState.initial(home), area_id, ts)
+        home, area_name, area_id, ts, expected = _setting(turn, t, homes)
         kind = "gazetteer right"
         if t["defect"]:
             kind = "gazetteer wrong" if t["in_scope"] else "out of scope"
@@ -485,6 +483,15 @@ def _intent_candidates(
             if text is not None and guard_for(query, pattern, rewriter._related) is None:
                 texts.append(text)
     return texts
+
+
+def _judged_in_scope(rows: list[Row]) -> Iterator[tuple[str, list[Row]]]:
+    """The judgeable rows of each in-scope failure point, then of all of them (out of scope left
+    out; kinds without such rows skipped)."""
+    for kind, sel in _by_kind(rows):
+        judged = [r for r in sel if r.judgeable and kind != "oos"]
+        if judged:
+            yield kind, judged
 
 
 def _by_kind(rows: list[Row]) -> Iterator[tuple[str, list[Row]]]:
