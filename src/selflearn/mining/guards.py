@@ -112,6 +112,15 @@ def changes_action(source: str, target: str) -> bool:
     return _other_action(facts(source), facts(target))
 
 
+def changes_meaning(source: str, target: str) -> bool:
+    """True when the rewrite would do something else: :func:`flips_polarity`,
+    :func:`changes_action` or :func:`changes_object` (each pattern's bits read once). The miner
+    lets such a rewrite through only on overwhelming evidence, and
+    :meth:`~selflearn.mining.table.RewriteTable.unguarded` lists the table rows that have it."""
+    src, dst = facts(source), facts(target)
+    return _flips(src, dst) or _other_action(src, dst) or _other_kind(src, dst)
+
+
 CARRIER_WORDS = frozenset(
     """a an the me my i i'm im you your it its it's is are was be am to of in on at for with and or
     please can could would will do does did tell say give show let know what whats what's how hey

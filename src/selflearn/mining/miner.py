@@ -40,13 +40,7 @@ from selflearn.assistant.home import Home
 from selflearn.errors import ConfigError, DataError
 from selflearn.mining.delex import Delexicalizer, example_values
 from selflearn.mining.engines import STATE_SCHEMA, Delex, Engine, run_steps
-from selflearn.mining.guards import (
-    changes_action,
-    changes_object,
-    changes_target,
-    flips_polarity,
-    is_sensitive,
-)
+from selflearn.mining.guards import changes_meaning, changes_target, is_sensitive
 from selflearn.mining.markov import absorbing_chain
 from selflearn.mining.table import TABLE_SCHEMA, RewriteTable, rule_id
 
@@ -363,12 +357,7 @@ def _check(
     # The online rewriter's guards (selflearn.mining.guards.rejection) also refuse a swap of one
     # action for another ("on {name}" -> "set {name} to mute"): the table must not do what the
     # ranked layer may not.
-    changes = (
-        flips_polarity(source, target)
-        or changes_action(source, target)
-        or changes_target(source, target)
-        or changes_object(source, target)
-    )
+    changes = changes_meaning(source, target) or changes_target(source, target)
     if changes and not overwhelming:
         return "polarity, action or target change"
     if users < k:

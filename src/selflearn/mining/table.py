@@ -24,7 +24,7 @@ from selflearn.artefacts import check_format, reading
 from selflearn.assistant.home import Home, normalize_name
 from selflearn.errors import ConfigError
 from selflearn.mining.delex import Delexicalizer, fill
-from selflearn.mining.guards import changes_action, changes_object, flips_polarity
+from selflearn.mining.guards import changes_meaning
 from selflearn.schema import RewriteTrace
 
 if TYPE_CHECKING:
@@ -155,11 +155,7 @@ class RewriteTable:
         return [
             row
             for row in self._active.values()
-            if (
-                flips_polarity(row["source"], row["target"])
-                or changes_action(row["source"], row["target"])
-                or changes_object(row["source"], row["target"])
-            )
+            if changes_meaning(row["source"], row["target"])
             and (row["users"] < users or row["p_target"] < success)
         ]
 
