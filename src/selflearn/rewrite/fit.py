@@ -141,6 +141,10 @@ class Query:
     """Intent of the successful reformulation, if the user got there."""
     own_intent: str | None
     """The request's own intent when it worked."""
+    text: str = ""
+    """The request as the ranker saw it (:attr:`selflearn.rewrite.features.Query.text`)."""
+    candidates: tuple[str, ...] = ()
+    """Each candidate's text (the pattern filled with the request's values)."""
 
     def outcome(self, best: int) -> int:
         """Estimated outcome of rewriting to candidate ``best``: 1 win, -1 loss, 0 unknown,
@@ -250,11 +254,55 @@ def training_queries(
                             defect=t.defect,
                             fix_intent=fix_sig.split("|", 1)[0] if fix_sig else None,
                             own_intent=own.split("|", 1)[0] if own else None,
+                            text=query.text,
+                            candidates=tuple(c.text for c in cands),
                         )
                     )
         if rewriter.config.personal:
             rewriter.personal.observe(t, homes.get(t.household_id))
     return out
+
+
+def replay_queries(
+    turns: list[LogTurn],
+    homes: dict[str, Home],
+    embedder: StaticEmbedder,
+    intents: dict[str, int],
+    config: FitConfig,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[Query]:
+    """Every training request of the logs (step 2 of the module docstring): each fold of
+    households replayed against global knowledge built without it, half of its households with
+    a personal layer and half without."""
+    households = sorted({t.household_id for t in turns})
+    replay_fold_of = {h: household_fold(h, config.folds, config.seed) for h in households}
+    held_of = [{h for h, f in replay_fold_of.items() if f == fold} for fold in range(config.folds)]
+    turns_in = [0] * config.folds
+    for turn in turns:
+        turns_in[replay_fold_of[turn.household_id]] += 1
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None and done % 2000 == 0:
+            progress("replay", done, len(turns))
+
+    def replay_fold(fold: int) -> list[Query]:
+        held = held_of[fold]
+        knowledge = build_knowledge(turns, homes, embedder, config.knowledge, exclude_households=held)
+        alone = {h for h in held if household_fold(h, 2, config.seed + 3) == 0}
+        forked = config.workers > 1 and config.folds > 1
+        return training_queries(
+            turns, knowledge, homes, embedder, intents, held, None if forked else tick, alone
+        )
+
+    def fold_done(fold: int) -> None:  # a forked fold cannot tick: report it whole
+        if progress is not None and config.workers > 1:
+            progress("replay", sum(turns_in[: fold + 1]), len(turns))
+
+    replayed, _ = _run_folds(replay_fold, config.folds, config.workers, fold_done)
+    return [q for fold in replayed for q in fold]
 
 
 def _meaning_rows(queries: list[Query]) -> tuple[np.ndarray, np.ndarray]:
@@ -298,19 +346,53 @@ def _fit_ranker(
     return ranker
 
 
-Scored = dict[bool, tuple[np.ndarray, np.ndarray, np.ndarray]]
-"""Per mode (known failed or not): decision scores, estimated outcomes and households."""
+@dataclass
+class Scored:
+    """The requests of one mode (known failed or not) as the cross-fitted rankers scored them."""
+
+    score: np.ndarray
+    """Decision score (meaning x fixable, or meaning alone)."""
+    outcome: np.ndarray
+    """Estimated outcome of rewriting to the best candidate (:meth:`Query.outcome`)."""
+    household: np.ndarray
+    meaning: np.ndarray
+    """Meaning score of the best candidate."""
+    fixable: np.ndarray
+    best: np.ndarray
+    """Index of the best candidate."""
+    turn_id: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: list[Scored]) -> Scored:
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__))
 
 
-def _calibration_set(
-    ranker: Ranker, queries: list[Query], known: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _calibration_set(ranker: Ranker, queries: list[Query], known: bool) -> Scored:
     """Decision score, estimated outcome and household of every request the ranker is asked."""
     asked = [q for q in queries if q.failed or not known]
     decisions = ranker.decide_many([q.x for q in asked], True if known else None)
-    scores = [d.score for d in decisions]
-    outcome = [q.outcome(d.best) for q, d in zip(asked, decisions, strict=True)]
-    return np.array(scores), np.array(outcome), np.array([q.household for q in asked], dtype=object)
+    return Scored(
+        score=np.array([d.score for d in decisions], dtype=np.float64),
+        outcome=np.array([q.outcome(d.best) for q, d in zip(asked, decisions, strict=True)], dtype=np.int64),
+        household=np.array([q.household for q in asked], dtype=object),
+        meaning=np.array([d.meaning[d.best] for d in decisions], dtype=np.float64),
+        fixable=np.array([d.fixable for d in decisions], dtype=np.float64),
+        best=np.array([d.best for d in decisions], dtype=np.int64),
+        turn_id=np.array([q.turn_id for q in asked], dtype=object),
+    )
+
+
+def cross_fitted_scores(ranker: Ranker, queries: list[Query], known: bool = True) -> Scored:
+    """The calibration set of a saved cross-fitted ranker: each request scored by the member
+    trained without its household (what :func:`fit_rewriter` calibrated on, recomputed)."""
+    if not ranker.members_:
+        raise ValueError("the ranker has no cross-fitted members")
+    by_member: dict[int, list[Query]] = {}
+    for q in queries:
+        by_member.setdefault(ranker.member_index(q.household) or 0, []).append(q)
+    return Scored.concat(
+        [_calibration_set(ranker.members_[i], part, known) for i, part in sorted(by_member.items())]
+    )
 
 
 def fit_rewriter(
@@ -346,34 +428,7 @@ def fit_rewriter(
     report.seconds["knowledge"] = round(time.perf_counter() - clock, 2)
 
     clock = time.perf_counter()
-    replay_fold_of = {h: household_fold(h, config.folds, config.seed) for h in households}
-    held_of = [{h for h, f in replay_fold_of.items() if f == fold} for fold in range(config.folds)]
-    turns_in = [0] * config.folds
-    for turn in turns:
-        turns_in[replay_fold_of[turn.household_id]] += 1
-    done = 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None and done % 2000 == 0:
-            progress("replay", done, len(turns))
-
-    def replay_fold(fold: int) -> list[Query]:
-        held = held_of[fold]
-        knowledge = build_knowledge(turns, homes, embedder, config.knowledge, exclude_households=held)
-        alone = {h for h in held if household_fold(h, 2, config.seed + 3) == 0}
-        forked = config.workers > 1 and config.folds > 1
-        return training_queries(
-            turns, knowledge, homes, embedder, intents, held, None if forked else tick, alone
-        )
-
-    def fold_done(fold: int) -> None:  # a forked fold cannot tick: report it whole
-        if progress is not None and config.workers > 1:
-            progress("replay", sum(turns_in[: fold + 1]), len(turns))
-
-    replayed, _ = _run_folds(replay_fold, config.folds, config.workers, fold_done)
-    queries: list[Query] = [q for fold in replayed for q in fold]
+    queries = replay_queries(turns, homes, embedder, intents, config, progress)
     report.queries = len(queries)
     report.seconds["replay"] = round(time.perf_counter() - clock, 2)
     if not queries:
@@ -387,7 +442,7 @@ def fit_rewriter(
     # (``cross_fitted``), or one trained on every household.
     fold_of = {h: household_fold(h, config.calibration_folds, config.seed + 1) for h in households}
 
-    def score_fold(fold: int) -> tuple[Ranker, Scored | None]:
+    def score_fold(fold: int) -> tuple[Ranker, dict[bool, Scored] | None]:
         inside = [q for q in queries if fold_of[q.household] != fold]
         outside = [q for q in queries if fold_of[q.household] == fold]
         part = _fit_ranker(inside, intents, config.seed, config.decision)
@@ -403,10 +458,7 @@ def fit_rewriter(
         if config.cross_fitted
         else lambda: _fit_ranker(queries, intents, config.seed, config.decision),
     )
-    scored = {
-        known: [np.concatenate([f[known][i] for _, f in per_fold if f]) for i in range(3)]
-        for known in (True, False)
-    }
+    scored = {known: Scored.concat([f[known] for _, f in per_fold if f]) for known in (True, False)}
     ranker: Ranker
     if config.cross_fitted:
         members = [part for part, _ in per_fold]
@@ -419,7 +471,7 @@ def fit_rewriter(
         report.train_rows = int(ranker.meta_["meaning_rows"])
     report.calibration_queries = len(queries)
     for known in (True, False):
-        score, outcome, household = scored[known]
+        score, outcome, household = scored[known].score, scored[known].outcome, scored[known].household
         bagged = calibrate_bagged(score, outcome, household, config.target_ratio, seed=config.seed)
         chosen = bagged.chosen
         key = "known_failed" if known else "unknown"
@@ -450,4 +502,14 @@ def fit_rewriter(
     return rewriter, report
 
 
-__all__ = ["FEATURES", "FitConfig", "FitReport", "Query", "fit_rewriter", "training_queries"]
+__all__ = [
+    "FEATURES",
+    "FitConfig",
+    "FitReport",
+    "Query",
+    "Scored",
+    "cross_fitted_scores",
+    "fit_rewriter",
+    "replay_queries",
+    "training_queries",
+]
