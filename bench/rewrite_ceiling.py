@@ -38,6 +38,11 @@ gazetteer fallback acted. Would a rewriter also consulted there (told, as behind
 the request failed strict matching) turn the gazetteer's wrong actions into rescues, and at how
 many losses where the gazetteer was right?
 
+``--why-wrong THRESHOLD`` sorts the judgeable wrong ranked picks at or above ``THRESHOLD``:
+out-of-scope requests; the right action with a wrong value or target (the pick's intent is the
+goal's); another action; a pick that does nothing. It shows examples with the words the user
+said, before ASR.
+
 ``--nbest`` also reads the recogniser's other hypotheses of each failed turn: would any of them
 work as said, does the rewriter's n-best step pick a right one, and would ranked retrieval run on
 the alternatives reach, pick and clear the bar with a right candidate?
@@ -119,6 +124,8 @@ class Row:
     """One of them was, in truth, the same goal (reported only)."""
     session_reachable: bool = False
     """Some candidate of those earlier requests, not retrieved for this one, works."""
+    wrong_kind: str = ""
+    """``--why-wrong``: for a wrong pick at or above the bar, what kind of wrong it is."""
 
 
 def main() -> None:
@@ -139,6 +146,13 @@ def main() -> None:
         "--dump", type=Path, help="write every judged turn (kind, scores, right/wrong) to this JSONL file"
     )
     parser.add_argument("--nbest", action="store_true", help="also judge the ASR's other hypotheses")
+    parser.add_argument(
+        "--why-wrong",
+        type=float,
+        default=None,
+        metavar="THRESHOLD",
+        help="sort the wrong ranked picks scored at or above THRESHOLD by kind (see above)",
+    )
     parser.add_argument(
         "--intent-candidates",
         type=int,
@@ -210,10 +224,23 @@ def main() -> None:
                 meaning = float(verdict.meaning[verdict.best])
                 pick = cands[verdict.best].text
                 pick_right = expected is not None and right(pick)
-        judgeable = expected is not None or not t["in_scope"]
         reachable = expected is not None and any(right(c.text) for c in cands)
         fired_right = decision.rewritten and expected is not None and right(decision.text)
         extra = _alternatives(rewriter, ctx, prep, alts, right) if alts and prep is not None else {}
+        judgeable = expected is not None or not t["in_scope"]
+        if args.why_wrong is not None and judgeable and pick and not pick_right and score >= args.why_wrong:
+            nlu, *_, effect = assistant.run_text(
+                pick, HomeState.initial(home), ts, area_id, explain_failures=False
+            )
+            extra["wrong_kind"] = (
+                "out of scope"
+                if not t["in_scope"]
+                else "does nothing"
+                if effect is None
+                else "right action, wrong value or target"
+                if nlu.trace.intent == goal["intent"]
+                else "another action"
+            )
         if args.intent_candidates and expected is not None and prep is not None and not reachable:
             texts = _intent_candidates(rewriter, query, hood, cands, by_intent, args.intent_candidates)
             extra["intent_reachable"] = any(right(text) for text in texts)
@@ -343,6 +370,8 @@ def main() -> None:
             f"already by the rewriter (fired right) for {fixed:,} (a rewriting arm would not see this "
             f"retry); it had a right pick below the bar for {below:,}."
         )
+    if args.why_wrong is not None:
+        _why_wrong_report(rows, truth, args.why_wrong)
     if args.nbest:
         _nbest_report(rows, rewriter)
     if args.dump:
@@ -425,6 +454,24 @@ def _gazetteer_acted(
             f"| {kind.removeprefix('gazetteer ')} | {counts[kind]:,} | {fired:,} | {same:,} | {right:,} "
             f"| {fired - same - right:,} |"
         )
+
+
+def _why_wrong_report(rows: list[Row], truth: dict[str, dict[str, Any]], bar: float) -> None:
+    """``--why-wrong``: the kinds of wrong picks at or above ``bar``, with examples."""
+    wrong = [r for r in rows if r.wrong_kind]
+    kinds = Counter(r.wrong_kind for r in wrong)
+    print()
+    print(f"Wrong ranked picks scored at or above {bar:g}: {len(wrong):,}")
+    print("| kind | picks | share |")
+    print("|---|---:|---:|")
+    for kind, n in kinds.most_common():
+        print(f"| {kind} | {n:,} | {n / len(wrong):.0%} |")
+    for kind in kinds:
+        sample = [r for r in wrong if r.wrong_kind == kind][:: max(1, kinds[kind] // 6)][:6]
+        print(f"{kind}, e.g.:")
+        for r in sample:
+            said = truth[r.turn_id].get("intended_text")
+            print(f"  said {said!r}, heard {r.text!r} -> {r.pick!r}")
 
 
 def _failed_before(turns: dict[str, dict[str, Any]]) -> dict[str, list[tuple[datetime, str, str]]]:
