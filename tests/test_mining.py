@@ -293,7 +293,12 @@ def test_loading_a_table_mined_before_the_action_guard_warns(
     assert [r["target"] for r in loaded.unguarded()] == ["mute the radio in the {area}"]
     (message,) = [r.getMessage() for r in caplog.records]
     assert "'{area} radio on' -> 'mute the radio in the {area}'" in message
-    assert "selflearn mine" in message
+    assert "not applied" in message and "selflearn mine" in message
+    # ... and it is refused at serve time, where the guarded table rewrites.
+    home = Home.from_dict(log.homes["h0"])
+    hit = mined.lookup("kitchen radio on", home)
+    assert hit is not None and hit[0] == "turn on the radio in the kitchen"
+    assert loaded.lookup("kitchen radio on", home) is None
 
 
 def test_a_deployed_rewrite_that_works_worse_is_demoted(tmp_path: Path) -> None:

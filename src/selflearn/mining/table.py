@@ -93,6 +93,8 @@ class RewriteTable:
             row["source"]: row for row in self.table.to_pylist() if row["status"] == "active"
         }
         self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
+        self._refused = {row["source"] for row in self.unguarded()}
+        """Sources of :meth:`unguarded` rules: kept in the table, never applied by :meth:`lookup`."""
 
     # --- artifact ----------------------------------------------------------------------------
 
@@ -135,8 +137,8 @@ class RewriteTable:
             shown = "; ".join(f"{r['source']!r} -> {r['target']!r}" for r in risky[:3])
             log.warning(
                 "%s: %d active rewrite(s) change the action, its polarity or the kind of thing acted "
-                "on without overwhelming evidence (%s). The miner refuses these since 2026-11-25; "
-                "mine the table again (`selflearn mine`) to drop them.",
+                "on without overwhelming evidence (%s). The miner refuses these since 2026-11-25, "
+                "and they are not applied; mine the table again (`selflearn mine`) to drop them.",
                 folder,
                 len(risky),
                 shown,
@@ -148,7 +150,8 @@ class RewriteTable:
         action for another, another kind of thing) with less than the overwhelming evidence that
         lets them through (at least ``overwhelming_users`` users and a target success rate of
         ``overwhelming_success``; defaults 50 and 0.95). Tables mined before the action-swap
-        guard (2026-11-25) may hold such rules; :meth:`load` warns about them."""
+        guard (2026-11-25) may hold such rules; :meth:`load` warns about them and :meth:`lookup`
+        never applies them."""
         config = self.metadata.get("config") or {}
         users = int(config.get("overwhelming_users", 50))
         success = float(config.get("overwhelming_success", 0.95))
@@ -165,13 +168,14 @@ class RewriteTable:
     # --- runtime -----------------------------------------------------------------------------
 
     def lookup(self, text: str, home: Home | None = None) -> tuple[str, dict[str, Any]] | None:
-        """The rewritten text and the rule for ``text`` said in ``home``, or None."""
+        """The rewritten text and the rule for ``text`` said in ``home``, or None (also for a
+        rule today's guards refuse, :meth:`unguarded`)."""
         if not self._active:
             return None
         delex = self._delexicalizer(home)
         d = delex(text)
         row = self._active.get(d.pattern)
-        if row is None:
+        if row is None or d.pattern in self._refused:
             return None
         out = fill(row["target"], d.values)
         if out is None or normalize_name(out) == normalize_name(text):
