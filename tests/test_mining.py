@@ -299,6 +299,15 @@ def test_loading_a_table_mined_before_the_action_guard_warns(
     hit = mined.lookup("kitchen radio on", home)
     assert hit is not None and hit[0] == "turn on the radio in the kitchen"
     assert loaded.lookup("kitchen radio on", home) is None
+    # The evidence bar is the miner's own (guards.overwhelming): 60 users and a 0.97 success rate
+    # let the swap through only with twice the margin (0.6) over the source, twice that again
+    # when the rewrite is sensitive.
+    def flagged(**changes: object) -> bool:
+        row = {**rows[0], "users": 60, "p_target": 0.97, **changes}
+        return bool(RewriteTable(pa.Table.from_pylist([row]), dict(mined.metadata)).unguarded())
+
+    assert flagged(p_source=0.5) and not flagged(p_source=0.3)
+    assert flagged(p_source=0.3, users=49) and flagged(p_source=0.3, sensitive=True)
 
 
 def test_a_deployed_rewrite_that_works_worse_is_demoted(tmp_path: Path) -> None:

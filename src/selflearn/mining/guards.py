@@ -8,6 +8,7 @@ assistant's logs.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -186,6 +187,29 @@ def changes_target(source: str, target: str) -> bool:
     """True when the placeholders differ: the rewrite would drop, add or swap an entity, area,
     floor or number, so it cannot be filled from what the user said."""
     return slot_signature(source) != slot_signature(target)
+
+
+def evidence_bar(k: int, margin: float, sensitive: bool, factor: float) -> tuple[int, float]:
+    """The users (k) and success margin a rewrite needs: ``factor`` times both for a sensitive
+    one (:func:`is_sensitive`)."""
+    return (math.ceil(k * factor), margin * factor) if sensitive else (k, margin)
+
+
+def overwhelming(
+    users: int,
+    p_target: float,
+    p_source: float,
+    k: int,
+    margin: float,
+    users_needed: int = 50,
+    success_needed: float = 0.95,
+) -> bool:
+    """The evidence on which the miner emits a rewrite that changes the meaning
+    (:func:`changes_meaning`, :func:`changes_target`): at least ``max(k, users_needed)`` users, a
+    target success rate of at least ``success_needed``, and twice the margin over the source.
+    :meth:`~selflearn.mining.table.RewriteTable.unguarded` applies the same rule to saved rows."""
+    enough_users = users >= max(k, users_needed)
+    return enough_users and p_target >= success_needed and p_target - p_source >= 2 * margin
 
 
 def is_sensitive(pattern: str, domains: Iterable[str] = ()) -> bool:

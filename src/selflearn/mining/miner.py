@@ -40,7 +40,13 @@ from selflearn.assistant.home import Home
 from selflearn.errors import ConfigError, DataError
 from selflearn.mining.delex import Delexicalizer, example_values
 from selflearn.mining.engines import STATE_SCHEMA, Delex, Engine, run_steps
-from selflearn.mining.guards import changes_meaning, changes_target, is_sensitive
+from selflearn.mining.guards import (
+    changes_meaning,
+    changes_target,
+    evidence_bar,
+    is_sensitive,
+    overwhelming,
+)
 from selflearn.mining.markov import absorbing_chain
 from selflearn.mining.table import TABLE_SCHEMA, RewriteTable, rule_id
 
@@ -346,19 +352,16 @@ def _check(
         return "target too rare"
     p_t = _beta_mean(chain.direct_success[j] * n_t, n_t)
     users, households = int(pair["users"]), int(pair["households"])
-    k, margin = config.min_users, config.margin
-    if is_sensitive(source) or is_sensitive(target, domains.get(target, ())):
-        k, margin = int(np.ceil(k * config.sensitive_factor)), margin * config.sensitive_factor
-    overwhelming = (
-        users >= max(k, config.overwhelming_users)
-        and p_t >= config.overwhelming_success
-        and p_t - p_s >= 2 * margin
+    sensitive = is_sensitive(source) or is_sensitive(target, domains.get(target, ()))
+    k, margin = evidence_bar(config.min_users, config.margin, sensitive, config.sensitive_factor)
+    enough = overwhelming(
+        users, p_t, p_s, k, margin, config.overwhelming_users, config.overwhelming_success
     )
     # The online rewriter's guards (selflearn.mining.guards.rejection) also refuse a swap of one
     # action for another ("on {name}" -> "set {name} to mute"): the table must not do what the
     # ranked layer may not.
     changes = changes_meaning(source, target) or changes_target(source, target)
-    if changes and not overwhelming:
+    if changes and not enough:
         return "polarity, action or target change"
     if users < k:
         return "fewer than k users"

@@ -24,7 +24,7 @@ from selflearn.artefacts import check_format, reading
 from selflearn.assistant.home import Home, normalize_name
 from selflearn.errors import ConfigError
 from selflearn.mining.delex import Delexicalizer, fill
-from selflearn.mining.guards import changes_meaning
+from selflearn.mining.guards import changes_meaning, changes_target, evidence_bar, overwhelming
 from selflearn.schema import RewriteTrace
 
 if TYPE_CHECKING:
@@ -147,20 +147,32 @@ class RewriteTable:
 
     def unguarded(self) -> list[dict[str, Any]]:
         """Active rewrites that the miner's guards refuse today (a polarity flip, a swap of one
-        action for another, another kind of thing) with less than the overwhelming evidence that
-        lets them through (at least ``overwhelming_users`` users and a target success rate of
-        ``overwhelming_success``; defaults 50 and 0.95). Tables mined before the action-swap
-        guard (2026-11-25) may hold such rules; :meth:`load` warns about them and :meth:`lookup`
-        never applies them."""
+        action for another, another kind of thing, other placeholders) without the overwhelming
+        evidence that lets them through (:func:`~selflearn.mining.guards.overwhelming`, with the
+        thresholds the table was mined with). Tables mined before the action-swap guard
+        (2026-11-25) may hold such rules; :meth:`load` warns about them and :meth:`lookup` never
+        applies them."""
         config = self.metadata.get("config") or {}
-        users = int(config.get("overwhelming_users", 50))
-        success = float(config.get("overwhelming_success", 0.95))
-        return [
-            row
-            for row in self._active.values()
-            if changes_meaning(row["source"], row["target"])
-            and (row["users"] < users or row["p_target"] < success)
-        ]
+        k_all, margin_all = int(config.get("min_users", 5)), float(config.get("margin", 0.3))
+        factor = float(config.get("sensitive_factor", 2.0))
+        out = []
+        for row in self._active.values():
+            source, target = row["source"], row["target"]
+            if not (changes_meaning(source, target) or changes_target(source, target)):
+                continue
+            k, margin = evidence_bar(k_all, margin_all, bool(row["sensitive"]), factor)
+            enough = overwhelming(
+                int(row["users"]),
+                float(row["p_target"]),
+                float(row["p_source"]),
+                k,
+                margin,
+                int(config.get("overwhelming_users", 50)),
+                float(config.get("overwhelming_success", 0.95)),
+            )
+            if not enough:
+                out.append(row)
+        return out
 
     def __len__(self) -> int:
         return len(self._active)
