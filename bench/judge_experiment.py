@@ -44,7 +44,7 @@ from selflearn import Store
 from selflearn.mining.replay import read_records
 from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter
 from selflearn.rewrite.embed import source_model_dir
-from selflearn.rewrite.fit import Query, cross_fitted_scores, replay_queries
+from selflearn.rewrite.fit import Query, cross_fitted_scores, intent_codes, replay_queries
 from selflearn.rewrite.knowledge import build_knowledge
 from selflearn.rewrite.logs import read_homes, read_log
 from selflearn.rewrite.ranker import calibrate_bagged, household_fold
@@ -199,7 +199,7 @@ def main() -> None:
             homes = read_homes(store)
         assert rewriter.ranker is not None and rewriter.embedder is not None
         full = build_knowledge(turns, homes, rewriter.embedder, config.knowledge)
-        intents = {name: i for i, name in enumerate(sorted({p.intent for p in full.patterns if p.intent}))}
+        intents = intent_codes(full)
         if intents != rewriter.ranker.intents:
             sys.exit("these logs give other intents than the rewriter was trained on: wrong --store or --k?")
         queries = replay_queries(turns, homes, rewriter.embedder, intents, config)

@@ -19,7 +19,7 @@ from selflearn.rewrite import (
     RewriterConfig,
     fit_rewriter,
 )
-from selflearn.rewrite.fit import cross_fitted_scores, replay_queries
+from selflearn.rewrite.fit import cross_fitted_scores, intent_codes, replay_queries
 from selflearn.rewrite.knowledge import build_knowledge
 from selflearn.rewrite.logs import read_homes, read_log
 from selflearn.rewrite.ranker import calibrate_bagged
@@ -102,7 +102,7 @@ def test_the_calibration_can_be_recomputed_from_the_saved_rewriter(trained: tupl
     with Store(store_path, read_only=True) as store:
         turns, homes = read_log(store, config.knowledge.defect_threshold), read_homes(store)
     full = build_knowledge(turns, homes, rewriter.embedder, config.knowledge)
-    intents = {name: i for i, name in enumerate(sorted({p.intent for p in full.patterns if p.intent}))}
+    intents = intent_codes(full)
     assert intents == rewriter.ranker.intents
     queries = replay_queries(turns, homes, rewriter.embedder, intents, config)
     assert queries and all(q.text and len(q.candidates) == len(q.labels) for q in queries)

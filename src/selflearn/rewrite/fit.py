@@ -263,6 +263,12 @@ def training_queries(
     return out
 
 
+def intent_codes(knowledge: Knowledge) -> dict[str, int]:
+    """Intent -> categorical code of the ranker's ``intent`` feature: the intents of the global
+    patterns, sorted (:attr:`selflearn.rewrite.ranker.Ranker.intents`)."""
+    return {name: i for i, name in enumerate(sorted({p.intent for p in knowledge.patterns if p.intent}))}
+
+
 def replay_queries(
     turns: list[LogTurn],
     homes: dict[str, Home],
@@ -368,7 +374,8 @@ class Scored:
 
 
 def _calibration_set(ranker: Ranker, queries: list[Query], known: bool) -> Scored:
-    """Decision score, estimated outcome and household of every request the ranker is asked."""
+    """Every request the ranker is asked in this mode, scored: decision score, estimated outcome,
+    household, the best candidate and its meaning and fixable scores."""
     asked = [q for q in queries if q.failed or not known]
     decisions = ranker.decide_many([q.x for q in asked], True if known else None)
     return Scored(
@@ -423,7 +430,7 @@ def fit_rewriter(
 
     clock = time.perf_counter()
     full = build_knowledge(turns, homes, embedder, config.knowledge)
-    intents = {name: i for i, name in enumerate(sorted({p.intent for p in full.patterns if p.intent}))}
+    intents = intent_codes(full)
     report.knowledge = full.metadata
     report.seconds["knowledge"] = round(time.perf_counter() - clock, 2)
 
@@ -510,6 +517,7 @@ __all__ = [
     "Scored",
     "cross_fitted_scores",
     "fit_rewriter",
+    "intent_codes",
     "replay_queries",
     "training_queries",
 ]
