@@ -93,8 +93,8 @@ class RewriteTable:
             row["source"]: row for row in self.table.to_pylist() if row["status"] == "active"
         }
         self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
-        self._refused = {row["source"] for row in self.unguarded()}
-        """Sources of :meth:`unguarded` rules: kept in the table, never applied by :meth:`lookup`."""
+        self._refused = self._find_unguarded()
+        """:meth:`unguarded` rules by source: kept in the table, never applied by :meth:`lookup`."""
 
     # --- artifact ----------------------------------------------------------------------------
 
@@ -152,26 +152,24 @@ class RewriteTable:
         thresholds the table was mined with). Tables mined before the action-swap guard
         (2026-11-25) may hold such rules; :meth:`load` warns about them and :meth:`lookup` never
         applies them."""
+        return list(self._refused.values())
+
+    def _find_unguarded(self) -> dict[str, dict[str, Any]]:
+        """:meth:`unguarded`, computed once from the active rows: by source."""
         config = self.metadata.get("config") or {}
         k_all, margin_all = int(config.get("min_users", 5)), float(config.get("margin", 0.3))
         factor = float(config.get("sensitive_factor", 2.0))
-        out = []
-        for row in self._active.values():
-            source, target = row["source"], row["target"]
+        users_needed = int(config.get("overwhelming_users", 50))
+        success_needed = float(config.get("overwhelming_success", 0.95))
+        out: dict[str, dict[str, Any]] = {}
+        for source, row in self._active.items():
+            target = row["target"]
             if not (changes_meaning(source, target) or changes_target(source, target)):
                 continue
             k, margin = evidence_bar(k_all, margin_all, bool(row["sensitive"]), factor)
-            enough = overwhelming(
-                int(row["users"]),
-                float(row["p_target"]),
-                float(row["p_source"]),
-                k,
-                margin,
-                int(config.get("overwhelming_users", 50)),
-                float(config.get("overwhelming_success", 0.95)),
-            )
-            if not enough:
-                out.append(row)
+            users, p_target, p_source = int(row["users"]), float(row["p_target"]), float(row["p_source"])
+            if not overwhelming(users, p_target, p_source, k, margin, users_needed, success_needed):
+                out[source] = row
         return out
 
     def __len__(self) -> int:
