@@ -32,7 +32,7 @@ from selflearn.assistant.asr import (
     word_errors,
 )
 from selflearn.assistant.lm import domain_sentences
-from selflearn.schema import AsrTrace
+from selflearn.core.schema import AsrTrace
 
 
 class Row:

@@ -37,14 +37,16 @@ sys.path.insert(0, str(ROOT))
 from bench.fuzzy_ngram import client as fuzzy_client  # noqa: E402
 
 from selflearn.assistant.asr import make_asr  # noqa: E402
+from selflearn.assistant.devices import HomeState  # noqa: E402
 from selflearn.assistant.execute import Effect, execute  # noqa: E402
-from selflearn.assistant.home import Home, HomeState, normalize_name  # noqa: E402
 from selflearn.assistant.nlu import HomeAssistantNlu, NluResult  # noqa: E402
 from selflearn.assistant.resolve import resolve  # noqa: E402
-from selflearn.errors import ConfigError  # noqa: E402
-from selflearn.mining.table import RewriteTable  # noqa: E402
-from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig  # noqa: E402
-from selflearn.schema import NluTrace  # noqa: E402
+from selflearn.core.errors import ConfigError  # noqa: E402
+from selflearn.core.home import Home, normalize_name  # noqa: E402
+from selflearn.core.hooks import RewriteContext  # noqa: E402
+from selflearn.core.schema import NluTrace  # noqa: E402
+from selflearn.rewrite.rewriter import Rewriter, RewriterConfig  # noqa: E402
+from selflearn.rewrite.table import RewriteTable  # noqa: E402
 from selflearn.simulation import corpora  # noqa: E402
 from selflearn.simulation.catalogue import template_phrasings  # noqa: E402
 from selflearn.simulation.goals import Goal, realise  # noqa: E402
@@ -263,7 +265,7 @@ class OnlineRewriter:
     def __call__(self, case: Case, failed: bool) -> str | None:
         if not failed:
             return None
-        ctx = RequestContext(
+        ctx = RewriteContext(
             household_id=case.household.home.home_id, home=case.household.home, area=case.area, failed=True
         )
         decision = self.rewriter.rewrite_one(case.heard, ctx)

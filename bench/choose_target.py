@@ -43,7 +43,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from selflearn.mining.replay import read_records
+from selflearn.evaluate.replay import read_records
 from selflearn.rewrite.ranker import calibrate_bagged
 
 

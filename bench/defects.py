@@ -26,9 +26,9 @@ import numpy as np
 import pyarrow as pa
 from sklearn.metrics import average_precision_score, precision_recall_curve, precision_recall_fscore_support
 
+from selflearn.core.store import Store
 from selflearn.signals.defect import DefectModel, HeuristicDefectDetector, score_defects, weak_labels
 from selflearn.signals.features import turn_features
-from selflearn.store import Store
 from signals_data import evaluation_store, store_path
 
 Scorer = Callable[[pa.Table], np.ndarray]

@@ -58,13 +58,13 @@ from rapidfuzz.distance import Levenshtein
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from selflearn import AssistantConfig, SimulationConfig
-from selflearn.assistant.home import normalize_name
+from selflearn.core.home import normalize_name
+from selflearn.core.store import Store
 from selflearn.fpi.features import fpi_features
 from selflearn.fpi.language import delexicalise, load_home_names
 from selflearn.fpi.model import CLASSES, FpiModel, RuleBaseline, _matrix, concat_features, truth_labels
 from selflearn.fpi.nbest import nbest_features
 from selflearn.simulation.population import make_household
-from selflearn.store import Store
 from signals_data import cache_is_current, simulate_to_store, stamp_cache, store_path
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "fpi"

@@ -138,7 +138,7 @@ def workload_from_sim(folder: Path, observe: float, behind_nlu: bool = False) ->
 
 
 def workload_from_store(path: Path, observe: float, limit: int, behind_nlu: bool = False) -> Workload:
-    from selflearn.store import Store
+    from selflearn.core.store import Store
 
     with Store(path, read_only=True) as store:
         homes = {

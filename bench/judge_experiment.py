@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 
 from selflearn import Store
-from selflearn.mining.replay import read_records
+from selflearn.core.embed import source_model_dir
+from selflearn.evaluate.replay import read_records
 from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter
-from selflearn.rewrite.embed import source_model_dir
 from selflearn.rewrite.fit import Query, cross_fitted_scores, intent_codes, replay_queries
 from selflearn.rewrite.knowledge import build_knowledge
 from selflearn.rewrite.logs import read_homes, read_log

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from selflearn import AssistantConfig, SimulationConfig, Store, simulate
-from selflearn.mining import DuckDbEngine, MiningConfig, RewriteTable, mine
-from selflearn.mining.replay import ArmStats, score_arm
+from selflearn.evaluate.replay import ArmStats, score_arm
+from selflearn.mining import DuckDbEngine, MiningConfig, mine
+from selflearn.rewrite import RewriteTable
 from selflearn.signals.defect import score_defects
 from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline, score_rephrases
 from selflearn.simulation.corpora import find_data_dir
@@ -70,13 +71,12 @@ def replay(name: str, split: str, corpora: tuple[str, ...], table: Path | None, 
         corpora=corpora,
         assistant=AssistantConfig(asr="noisy"),
         workers=args.workers,
-        rewrite_table=str(table) if table else None,
     )
     if not args.rebuild and table is None and replay_is_current(out, config):
         return out
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    result = simulate(config, out)
+    result = simulate(config, out, rewriter=RewriteTable.load(table) if table else None)
     print(
         f"[mining] replay {name}/{arm}: {result.turns:,} turns in {time.perf_counter() - started:.0f} s",
         file=sys.stderr,

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from selflearn import Store
-from selflearn.mining import DuckDbEngine, MiningConfig, RewriteTable, SparkEngine, mine
+from selflearn.mining import DuckDbEngine, MiningConfig, SparkEngine, mine
 from selflearn.mining.engines import export_for_spark
+from selflearn.rewrite import RewriteTable
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "mining-engines"
 

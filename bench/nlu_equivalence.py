@@ -46,12 +46,13 @@ from hassil.models import UnmatchedRangeEntity, UnmatchedTextEntity  # noqa: E40
 from hassil.recognize import MISSING_ENTITY  # noqa: E402
 
 from selflearn.assistant import fastmatch  # noqa: E402
+from selflearn.assistant.devices import HomeState  # noqa: E402
 from selflearn.assistant.execute import NO_MATCH_RESPONSE, execute  # noqa: E402
-from selflearn.assistant.home import Home, HomeState  # noqa: E402
 from selflearn.assistant.nlu import HomeAssistantNlu, NluResult, load_intents, slot_lists_for  # noqa: E402
 from selflearn.assistant.pipeline import AssistantConfig  # noqa: E402
 from selflearn.assistant.resolve import resolve  # noqa: E402
-from selflearn.schema import NluTrace, SlotValue  # noqa: E402
+from selflearn.core.home import Home  # noqa: E402
+from selflearn.core.schema import NluTrace, SlotValue  # noqa: E402
 from selflearn.simulation.simulator import SimulationConfig, simulate  # noqa: E402
 
 

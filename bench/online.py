@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from selflearn import AssistantConfig, SimulationConfig, Store, simulate
+from selflearn.evaluate.replay import ArmStats, score_arm
 from selflearn.mining import DuckDbEngine, MiningConfig, mine
-from selflearn.mining.replay import ArmStats, score_arm
 from selflearn.rewrite import (
     DEFAULT_TARGET_RATIO,
     FitConfig,

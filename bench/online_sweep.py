@@ -31,7 +31,7 @@ from pathlib import Path
 
 from online import CACHE, add_population_args, population
 from selflearn import simulate
-from selflearn.mining.replay import score_arm
+from selflearn.evaluate.replay import score_arm
 from selflearn.rewrite import Rewriter, RewriterConfig
 from signals_data import same_population
 

@@ -19,6 +19,7 @@ import random
 import time
 from pathlib import Path
 
+from selflearn.core.store import Store
 from selflearn.signals.rephrase import (
     ContextualRephraseDetector,
     PairwiseRephraseBaseline,
@@ -27,7 +28,6 @@ from selflearn.signals.rephrase import (
     link_metrics,
     session_examples,
 )
-from selflearn.store import Store
 from signals_data import CACHE, evaluation_store
 
 

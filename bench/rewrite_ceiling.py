@@ -63,12 +63,14 @@ from typing import Any
 
 import numpy as np
 
+from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import Effect
-from selflearn.assistant.home import Home, HomeState
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
-from selflearn.mining.delex import fill
-from selflearn.mining.replay import read_records
-from selflearn.rewrite import RequestContext, Rewriter, RewriterConfig
+from selflearn.core.delex import fill
+from selflearn.core.home import Home
+from selflearn.core.hooks import RewriteContext
+from selflearn.evaluate.replay import read_records
+from selflearn.rewrite import Rewriter, RewriterConfig
 from selflearn.rewrite.features import (
     Candidate,
     Neighbourhood,
@@ -208,7 +210,7 @@ def main() -> None:
         if args.nbest:
             said = [h["text"] for h in ((turn.get("asr") or {}).get("nbest") or [])]
             alts = [a for a in dict.fromkeys(said) if a and a != turn["text"]]
-        ctx = RequestContext(
+        ctx = RewriteContext(
             turn["household_id"], turn["user_id"], home, area_name, ts, failed=True, nbest=tuple(alts)
         )
         decision = rewriter.rewrite_one(turn["text"], ctx)
@@ -426,7 +428,7 @@ def _gazetteer_acted(
         if t["defect"]:
             kind = "gazetteer wrong" if t["in_scope"] else "out of scope"
         counts[kind] += 1
-        ctx = RequestContext(turn["household_id"], turn["user_id"], home, area_name, ts, failed=True)
+        ctx = RewriteContext(turn["household_id"], turn["user_id"], home, area_name, ts, failed=True)
         decision = rewriter.rewrite_one(turn["text"], ctx)
         if decision.rewritten:
             effects = [
@@ -551,7 +553,7 @@ def _by_kind(rows: list[Row]) -> Iterator[tuple[str, list[Row]]]:
 
 
 def _alternatives(
-    rewriter: Rewriter, ctx: RequestContext, prep: Prepared, alts: list[str], right: Callable[[str], bool]
+    rewriter: Rewriter, ctx: RewriteContext, prep: Prepared, alts: list[str], right: Callable[[str], bool]
 ) -> dict[str, Any]:
     """Judge the recogniser's other hypotheses of one failed turn (see ``--nbest``)."""
     assert rewriter.ranker is not None  # checked in main

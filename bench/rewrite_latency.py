@@ -42,8 +42,9 @@ import numpy as np
 
 from selflearn import Store
 from selflearn.assistant.asr import make_asr
-from selflearn.mining.delex import Delexicalizer
-from selflearn.rewrite import RequestContext, Rewriter
+from selflearn.core.delex import Delexicalizer
+from selflearn.core.hooks import RewriteContext
+from selflearn.rewrite import Rewriter
 from selflearn.rewrite.index import EF_SEARCH
 from selflearn.rewrite.knowledge import Knowledge, Pattern, build_indexes, slots_key
 from selflearn.rewrite.logs import read_homes
@@ -199,7 +200,7 @@ def main() -> None:
             failed = row["status"] != "success"
             if behind and not failed:
                 continue
-            ctx = RequestContext(
+            ctx = RewriteContext(
                 household_id=row["household_id"],
                 area=row["area"],
                 timestamp=row["timestamp"],
@@ -225,7 +226,7 @@ def main() -> None:
             failed = row["status"] != "success"
             if mode.startswith("behind") and not failed:
                 continue
-            ctx = RequestContext(
+            ctx = RewriteContext(
                 household_id=row["household_id"],
                 area=row["area"],
                 timestamp=row["timestamp"],

@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from selflearn.assistant.pipeline import AssistantConfig  # noqa: E402
-from selflearn.schema import MAX_TEXT_CHARS  # noqa: E402
+from selflearn.core.schema import MAX_TEXT_CHARS  # noqa: E402
+from selflearn.core.store import Store  # noqa: E402
 from selflearn.simulation.simulator import SimulationConfig, simulate  # noqa: E402
-from selflearn.store import Store  # noqa: E402
 
 # Sizes the population for --turns. Measured 2026-11-23: 35,439 turns from 40 households x 14 days
 # (bench/online.py's seen/control replay; was 53 before users chained requests).

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from selflearn.assistant.home import Home
-from selflearn.rewrite.embed import StaticEmbedder
+from selflearn.core.embed import StaticEmbedder
+from selflearn.core.home import Home
 
 HOME = {
     "home_id": "test_home",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from selflearn.artefacts import check_format, reading
-from selflearn.errors import ConfigError, DataError
+from selflearn.core.artefacts import check_format, reading
+from selflearn.core.errors import ConfigError, DataError
 from selflearn.signals.defect import DefectModel
 from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline
 

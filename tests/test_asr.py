@@ -27,8 +27,9 @@ from selflearn.assistant.asr import (
     word_error_rate,
     word_errors,
 )
-from selflearn.assistant.lm import build_arpa, domain_sentences, normalize_spoken, number_to_words
-from selflearn.schema import AsrTrace
+from selflearn.assistant.lm import build_arpa, domain_sentences
+from selflearn.core.schema import AsrTrace
+from selflearn.core.text import normalize_spoken, number_to_words
 
 # --------------------------------------------------------------------------------------------
 # Exact channel and normalization

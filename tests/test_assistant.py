@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from selflearn.assistant.home import Home, HomeState
+from selflearn.assistant.devices import HomeState
 from selflearn.assistant.nlu import HomeAssistantNlu
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
-from selflearn.errors import ConfigError
-from selflearn.schema import DeviceContext
+from selflearn.core.errors import ConfigError
+from selflearn.core.home import Home
+from selflearn.core.schema import DeviceContext
 
 NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from selflearn import SimulationConfig, Store, simulate
-from selflearn.errors import ConfigError, DataError
+from selflearn.core.errors import ConfigError, DataError
 from selflearn.signals.defect import (
     HEURISTIC_NAME,
     RULES,

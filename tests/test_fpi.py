@@ -16,7 +16,7 @@ import pytest
 import selflearn.fpi.model as fpi_model
 import selflearn.fpi.text as fpi_text
 from selflearn import SimulationConfig, Store, simulate
-from selflearn.errors import ConfigError, DataError
+from selflearn.core.errors import ConfigError, DataError
 from selflearn.fpi.features import FEATURES, compare_texts, fpi_features
 from selflearn.fpi.language import DomainLanguage, delexicalise, domain_language
 from selflearn.fpi.model import CLASSES, RULES_NAME, FpiModel, RuleBaseline, score_fpi, truth_labels

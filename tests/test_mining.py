@@ -11,15 +11,16 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from selflearn.assistant.home import Home
-from selflearn.assistant.pipeline import RewriteContext
-from selflearn.errors import ConfigError, DataError, StoreError
-from selflearn.mining import DuckDbEngine, MiningConfig, RewriteTable, mine
-from selflearn.mining.delex import Delexicalizer, fill
-from selflearn.mining.guards import changes_target, flips_polarity, is_sensitive
+from selflearn.core.delex import Delexicalizer, fill
+from selflearn.core.errors import ConfigError, DataError, StoreError
+from selflearn.core.guards import changes_target, flips_polarity, is_sensitive
+from selflearn.core.home import Home
+from selflearn.core.hooks import RewriteContext
+from selflearn.core.schema import DeviceContext
+from selflearn.core.store import DEFECT_SCHEMA, REPHRASE_SCHEMA, Store
+from selflearn.mining import DuckDbEngine, MiningConfig, mine
 from selflearn.mining.markov import FAILURE, SUCCESS, absorbing_chain
-from selflearn.schema import DeviceContext
-from selflearn.store import DEFECT_SCHEMA, REPHRASE_SCHEMA, Store
+from selflearn.rewrite import RewriteTable
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 LOOSE = MiningConfig(min_users=5, min_households=2, min_source_turns=1, min_target_turns=1)
@@ -197,7 +198,7 @@ def test_a_failing_phrasing_is_rewritten_to_what_users_said_next(tmp_path: Path)
     assert row["p_source"] < 0.2 and row["p_target"] > 0.8
     # Applied in another home, with that home's room.
     home = Home.from_dict(_home("new", ["Guest Room"], []))
-    context = RewriteContext(home, None, "u", "new", DeviceContext(device_id="d"), T0)
+    context = RewriteContext("new", "u", home, None, T0, DeviceContext(device_id="d"))
     trace = table("Lights out in the guest room", context)
     assert trace is not None and trace.rewritten_text == "turn off the lights in the guest room"
     assert trace.layer == "precomputed" and trace.rule_id == row["rule_id"]
@@ -281,14 +282,14 @@ def test_loading_a_table_mined_before_the_action_guard_warns(
     mined = _mine(log, tmp_path / "a")
     assert mined.unguarded() == []
     folder = mined.save(tmp_path / "ok")
-    with caplog.at_level(logging.WARNING, logger="selflearn.mining.table"):
+    with caplog.at_level(logging.WARNING, logger="selflearn.rewrite.table"):
         RewriteTable.load(folder)
     assert not caplog.records
     # The same row as an older miner could have written it: "on" rewritten to "mute".
     rows = mined.table.to_pylist()
     rows[0]["target"] = "mute the radio in the {area}"
     old = RewriteTable(pa.Table.from_pylist(rows), dict(mined.metadata)).save(tmp_path / "old")
-    with caplog.at_level(logging.WARNING, logger="selflearn.mining.table"):
+    with caplog.at_level(logging.WARNING, logger="selflearn.rewrite.table"):
         loaded = RewriteTable.load(old)
     assert [r["target"] for r in loaded.unguarded()] == ["mute the radio in the {area}"]
     (message,) = [r.getMessage() for r in caplog.records]

@@ -23,8 +23,9 @@ from typer.testing import CliRunner
 
 from selflearn import AssistantConfig, Home, SimulationConfig, Store, simulate
 from selflearn.cli import app
-from selflearn.mining import DuckDbEngine, MiningConfig, RewriteTable, SparkEngine, mine
+from selflearn.mining import DuckDbEngine, MiningConfig, SparkEngine, mine
 from selflearn.mining.engines import SPARK_TABLES, export_for_spark
+from selflearn.rewrite import RewriteTable
 from selflearn.signals.defect import score_defects
 from selflearn.signals.rephrase import PairwiseRephraseBaseline, score_rephrases
 

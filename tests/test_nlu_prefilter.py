@@ -17,7 +17,6 @@ from hassil.models import UnmatchedRangeEntity, UnmatchedTextEntity
 from hassil.recognize import MISSING_ENTITY
 
 from selflearn.assistant import fastmatch
-from selflearn.assistant.home import Home
 from selflearn.assistant.nlu import (
     HomeAssistantNlu,
     NluResult,
@@ -27,6 +26,7 @@ from selflearn.assistant.nlu import (
     template_filter,
 )
 from selflearn.assistant.pipeline import AssistantConfig
+from selflearn.core.home import Home
 from selflearn.simulation.population import make_household
 from selflearn.simulation.simulator import SimulationConfig, simulate
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from selflearn import AssistantConfig, SimulationConfig, Store, simulate
-from selflearn.errors import ConfigError, DataError
+from selflearn.core.errors import ConfigError, DataError
 from selflearn.signals.rephrase import (
     ContextualRephraseDetector,
     PairwiseRephraseBaseline,

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selflearn.assistant.home import Home
-from selflearn.errors import ConfigError, DataError
-from selflearn.mining.delex import Delexicalizer
-from selflearn.mining.guards import flips_polarity
+from selflearn.core.delex import Delexicalizer
+from selflearn.core.embed import StaticEmbedder
+from selflearn.core.errors import ConfigError, DataError
+from selflearn.core.guards import flips_polarity
+from selflearn.core.home import Home
+from selflearn.core.hooks import RewriteContext
 from selflearn.rewrite import FitConfig
-from selflearn.rewrite.embed import StaticEmbedder
 from selflearn.rewrite.features import FEATURES
 from selflearn.rewrite.index import VectorIndex
 from selflearn.rewrite.knowledge import KnowledgeConfig, build_knowledge
@@ -29,7 +30,7 @@ from selflearn.rewrite.ranker import (
     lowest_threshold,
     outcomes,
 )
-from selflearn.rewrite.rewriter import RequestContext, RewriteDecision, Rewriter, RewriterConfig
+from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -276,7 +277,7 @@ def test_personal_layer_learns_a_household_name_from_a_retry(home: Home) -> None
 
 
 def test_an_explicit_no_undoes_a_remembered_success(home: Home) -> None:
-    from selflearn.schema import Feedback
+    from selflearn.core.schema import Feedback
 
     layer = PersonalLayer()
     layer.observe(
@@ -299,10 +300,10 @@ def test_rewriter_decisions_guards_and_fail_open(home: Home, embedder: StaticEmb
     turns, homes = _population(home)
     knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
     rewriter = Rewriter(knowledge, None, None, embedder, RewriterConfig(), homes)
-    ctx = RequestContext(household_id="h1", home=home)
+    ctx = RewriteContext(household_id="h1", home=home)
     works = rewriter.rewrite_one("turn off the kitchen lights", ctx)
     assert not works.rewritten and works.reasons[0].startswith("works already")
-    told = rewriter.rewrite_one("kill the kitchen lights", RequestContext(household_id="h1", failed=False))
+    told = rewriter.rewrite_one("kill the kitchen lights", RewriteContext(household_id="h1", failed=False))
     assert not told.rewritten and "reports that the original worked" in told.reasons[0]
     # Candidates never flip polarity.
     prep = rewriter.prepare("turn on the kitchen lights", ctx)
@@ -316,7 +317,7 @@ def test_rewriter_decisions_guards_and_fail_open(home: Home, embedder: StaticEmb
 
     rewriter.retrieve = boom  # type: ignore[method-assign,assignment]
     rewriter.ranker = object()  # type: ignore[assignment]
-    decision = rewriter.rewrite_one("make the kitchen cosy", RequestContext(household_id="h1", failed=True))
+    decision = rewriter.rewrite_one("make the kitchen cosy", RewriteContext(household_id="h1", failed=True))
     assert decision.text == "make the kitchen cosy" and not decision.rewritten
     assert decision.reasons[0].startswith("error: RuntimeError") and rewriter.stats.errors == 1
     assert decision.trace() is None
@@ -332,7 +333,7 @@ def test_nbest_alternative_known_to_work_replaces_a_failed_top_hypothesis(
     nbest = ("make the kitchen cosy", "turn off the kitchen lights")
 
     def ask(text: str, failed: bool | None = True, alternatives: tuple[str, ...] = nbest) -> RewriteDecision:
-        return rewriter.rewrite_one(text, RequestContext("h1", home=home, failed=failed, nbest=alternatives))
+        return rewriter.rewrite_one(text, RewriteContext("h1", home=home, failed=failed, nbest=alternatives))
 
     decision = ask(misheard)
     assert decision.rewritten and decision.text == "turn off the kitchen lights"
@@ -342,7 +343,7 @@ def test_nbest_alternative_known_to_work_replaces_a_failed_top_hypothesis(
     assert not ask(misheard, failed=None).rewritten
     assert not ask(misheard, failed=False).rewritten
     off = Rewriter(knowledge, None, None, embedder, RewriterConfig(personal=False, nbest=False), homes)
-    assert not off.rewrite_one(misheard, RequestContext("h1", home=home, failed=True, nbest=nbest)).rewritten
+    assert not off.rewrite_one(misheard, RewriteContext("h1", home=home, failed=True, nbest=nbest)).rewritten
     # Never across opposite actions: "turn on" misheard is not fixed by a working "turn off".
     assert not ask("turn on the kitchen lite").rewritten
     # This household's own successes count, but a sensitive action needs two of them.
@@ -350,7 +351,7 @@ def test_nbest_alternative_known_to_work_replaces_a_failed_top_hypothesis(
     unlock = ("unlock the front door",)
 
     def ask_here(text: str, alternatives: tuple[str, ...]) -> RewriteDecision:
-        return personal.rewrite_one(text, RequestContext("h1", home=home, failed=True, nbest=alternatives))
+        return personal.rewrite_one(text, RewriteContext("h1", home=home, failed=True, nbest=alternatives))
 
     done = {"intent": "HassUnlock", "slots": {"name": "Front Door"}, "resolved": ("Front Door",)}
     personal.personal.observe(log_turn("p1", "unlock the front door", household="h1", **done), home)
@@ -369,7 +370,7 @@ def test_pattern_cache_changes_no_candidate_and_forgets_replaced_knowledge(
     knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
     cold = Rewriter(knowledge, None, None, embedder, RewriterConfig(pattern_cache=0), homes)
     warm = Rewriter(knowledge, None, None, embedder, RewriterConfig(pattern_cache=100), homes)
-    ctx = RequestContext(household_id="h1", home=home, failed=True)
+    ctx = RewriteContext(household_id="h1", home=home, failed=True)
 
     def found(rewriter: Rewriter, text: str) -> list[tuple[str, float, float]]:
         prep = rewriter.prepare(text, ctx)
@@ -523,7 +524,7 @@ def test_guards_know_opposite_actions_on_lists() -> None:
 
 
 def test_guards_keep_the_kind_of_thing_and_never_choose_a_sensitive_action() -> None:
-    from selflearn.mining.guards import SENSITIVE_DIMENSIONS, adds_polarity, changes_object
+    from selflearn.core.guards import SENSITIVE_DIMENSIONS, adds_polarity, changes_object
 
     assert changes_object("turn off the {area} fan", "turn off the {area} light")
     assert not changes_object("turn off the {area} lamps", "switch off {area} lights")
@@ -536,8 +537,8 @@ def test_guards_keep_the_kind_of_thing_and_never_choose_a_sensitive_action() -> 
 
 
 def test_guards_never_swap_the_action_or_the_subject_for_a_carrier_phrase(embedder: StaticEmbedder) -> None:
-    from selflearn.mining.guards import changes_action, shares_only_carrier
-    from selflearn.rewrite.embed import RelatedWords
+    from selflearn.core.embed import RelatedWords
+    from selflearn.core.guards import changes_action, shares_only_carrier
 
     # Another action dimension altogether: "up" is not "out" (= off in Home Assistant's templates).
     assert changes_action("turn the lights up", "turn the lights out")
@@ -571,7 +572,7 @@ def test_guards_never_swap_the_action_or_the_subject_for_a_carrier_phrase(embedd
 
 
 def test_guards_keep_when_the_request_is_for() -> None:
-    from selflearn.mining.guards import drops_time
+    from selflearn.core.guards import drops_time
 
     assert drops_time("what the weather near me this week", "what the weather")
     assert drops_time("turn on the {area} lights tomorrow morning", "turn on the {area} lights")
@@ -584,7 +585,7 @@ def test_guards_keep_when_the_request_is_for() -> None:
 def test_replay_scoring_is_not_fooled_by_feedback_on_a_rewritten_turn(tmp_path: Path) -> None:
     import json
 
-    from selflearn.mining.replay import score_arm
+    from selflearn.evaluate.replay import score_arm
 
     goal = {"goal_id": "g1", "intent": "HassTurnOff", "slots": {}, "targets": []}
     turn = {
@@ -618,7 +619,7 @@ def test_replay_scoring_is_not_fooled_by_feedback_on_a_rewritten_turn(tmp_path: 
 def test_replay_scoring_counts_what_the_gazetteer_fallback_rescued_and_got_wrong(tmp_path: Path) -> None:
     import json
 
-    from selflearn.mining.replay import score_arm
+    from selflearn.evaluate.replay import score_arm
 
     goal = {"goal_id": "g1", "intent": "HassTurnOn", "slots": {}, "targets": []}
     turns, truth = [], []
@@ -661,7 +662,7 @@ def test_replay_scoring_counts_what_the_gazetteer_fallback_rescued_and_got_wrong
 def test_replay_scoring_states_how_much_the_reduction_depends_on_the_households(tmp_path: Path) -> None:
     import json
 
-    from selflearn.mining.replay import score_arm
+    from selflearn.evaluate.replay import score_arm
 
     goal = {"goal_id": "g", "intent": "HassTurnOn", "slots": {}, "targets": []}
     rewrite = {"original_text": "a", "rewritten_text": "b", "layer": "global", "rule_id": "r"}
@@ -707,7 +708,7 @@ def test_replay_scoring_splits_wrong_actions_by_scope(tmp_path: Path) -> None:
     turn that failed with a refusal is no wrong action at all."""
     import json
 
-    from selflearn.mining.replay import score_arm
+    from selflearn.evaluate.replay import score_arm
 
     goal = {"goal_id": "g1", "intent": "HassTurnOn", "slots": {}, "targets": []}
     turns, truth = [], []
@@ -782,7 +783,7 @@ def test_fast_predictor_matches_lightgbm_predict() -> None:
 
 def test_packed_guard_bits_agree_with_the_word_sets() -> None:
     """The guards read one packed int per pattern; spelled out with sets, the answers are the same."""
-    from selflearn.mining.guards import POLARITY, polarity, polarity_counts
+    from selflearn.core.guards import POLARITY, polarity, polarity_counts
 
     patterns = [
         "turn off the {area} light",

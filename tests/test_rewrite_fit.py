@@ -10,15 +10,9 @@ from pathlib import Path
 import pytest
 
 from selflearn import AssistantConfig, SimulationConfig, Store, simulate
-from selflearn.errors import ConfigError, DataError
-from selflearn.rewrite import (
-    FitConfig,
-    KnowledgeConfig,
-    RequestContext,
-    Rewriter,
-    RewriterConfig,
-    fit_rewriter,
-)
+from selflearn.core.errors import ConfigError, DataError
+from selflearn.core.hooks import RewriteContext
+from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter, RewriterConfig, fit_rewriter
 from selflearn.rewrite.fit import cross_fitted_scores, intent_codes, replay_queries
 from selflearn.rewrite.knowledge import build_knowledge
 from selflearn.rewrite.logs import read_homes, read_log
@@ -81,7 +75,7 @@ def test_saved_rewriter_decides_exactly_as_the_fitted_one(trained: tuple[Path, P
     for rewriter in (a, b):
         rewriter.homes.update(homes)
     for row in texts:
-        ctx = RequestContext(household_id=row["household_id"], failed=True)
+        ctx = RewriteContext(household_id=row["household_id"], failed=True)
         one, two = a.rewrite_one(row["text"], ctx), b.rewrite_one(row["text"], ctx)
         assert (one.text, one.rewritten, one.layer, round(one.score, 9)) == (
             two.text,

@@ -16,9 +16,11 @@ import orjson
 import pytest
 
 from selflearn.assistant import pipeline
-from selflearn.assistant.home import Home, HomeState
-from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn, RewriteContext
-from selflearn.schema import (
+from selflearn.assistant.devices import HomeState
+from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
+from selflearn.core.home import Home
+from selflearn.core.hooks import RewriteContext
+from selflearn.core.schema import (
     LOG_RECORD,
     SCHEMA_VERSION,
     TRUTH_RECORD,
@@ -28,9 +30,9 @@ from selflearn.schema import (
     RewriteTrace,
     Turn,
 )
+from selflearn.core.store import Store
 from selflearn.simulation import simulator
 from selflearn.simulation.simulator import SimulationConfig, simulate
-from selflearn.store import Store
 
 NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
@@ -117,7 +119,7 @@ def test_rewrite_rescues_a_failing_phrasing(exact: Assistant, home: Home) -> Non
     assert state.states["light.living_room_lamp"] == "off"
     assert handled.effect_without_rewrite is None  # the original words do nothing
     context = rewriter.seen[0]
-    assert (context.home, context.context_area, context.user_id) == (home, "living_room", "u1")
+    assert (context.home, context.area_id(), context.user_id) == (home, "living_room", "u1")
     assert context.device.device_id == "d1" and context.timestamp == NOW
     assert LOG_RECORD.validate_json(turn.model_dump_json()) == turn
 
@@ -273,15 +275,18 @@ def test_rewritten_simulation_is_the_same_whatever_the_workers(
         assert _lines(one, kind) == _lines(two, kind) == _lines(swapped, kind)
 
 
-def test_rewriter_and_table_are_exclusive(tmp_path: Path) -> None:
-    from selflearn.errors import ConfigError
+def test_simulate_refuses_a_missing_rewrite_table(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
 
-    with pytest.raises(ConfigError, match="does not exist"):
-        SimulationConfig(rewrite_table=str(tmp_path / "missing.parquet"))
-    table = tmp_path / "table.parquet"
-    table.write_bytes(b"")
-    with pytest.raises(ConfigError, match="not both"):
-        simulate(SimulationConfig(rewrite_table=str(table)), tmp_path / "out", rewriter=SwapOnOff())
+    from selflearn.cli import app
+    from selflearn.core.errors import ConfigError
+
+    missing = tmp_path / "missing"
+    args = ["simulate", "--out", str(tmp_path / "out"), "--rewrite-table", str(missing)]
+    res = CliRunner().invoke(app, args)
+    assert isinstance(res.exception, ConfigError)
+    assert f"{missing} is not a saved rewrite table" in str(res.exception)
+    assert not (tmp_path / "out").exists()
 
 
 # --- the store -------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selflearn.errors import ConfigError
-from selflearn.mining.delex import Delexicalizer
+from selflearn.core.delex import Delexicalizer
+from selflearn.core.errors import ConfigError
 from selflearn.rewrite.features import FEATURES, Query, intent_reading
 from selflearn.rewrite.intents import NONE, IntentModel, grams
 from selflearn.rewrite.knowledge import Knowledge, intent_examples

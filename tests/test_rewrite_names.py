@@ -3,13 +3,14 @@ household's verbatim fixes that keep what the request named."""
 
 from __future__ import annotations
 
-from selflearn.assistant.home import Home
-from selflearn.mining.delex import Delexicalizer
-from selflearn.rewrite.embed import StaticEmbedder
+from selflearn.core.delex import Delexicalizer
+from selflearn.core.embed import StaticEmbedder
+from selflearn.core.home import Home
+from selflearn.core.hooks import RewriteContext
 from selflearn.rewrite.features import Query, candidates, why_no_candidate
 from selflearn.rewrite.knowledge import KnowledgeConfig, build_knowledge
 from selflearn.rewrite.personal import PersonalLayer
-from selflearn.rewrite.rewriter import _GENERIC, RequestContext, Rewriter, RewriterConfig
+from selflearn.rewrite.rewriter import _GENERIC, Rewriter, RewriterConfig
 from tests.conftest import HOME
 from tests.test_rewrite import _population, log_turn
 
@@ -60,11 +61,11 @@ def test_rewriter_says_a_shortened_name_in_full(embedder: StaticEmbedder) -> Non
     knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
     rewriter = Rewriter(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
     prep = rewriter.prepare(
-        "kill the spotlights", RequestContext("h1", home=home, area="Kitchen", failed=True)
+        "kill the spotlights", RewriteContext("h1", home=home, area="Kitchen", failed=True)
     )
     assert prep is not None and prep.aliased == "kill the kitchen spotlights"
     assert prep.completed == [("spotlights", "kitchen spotlights")] and prep.d.pattern == "kill the {name}"
-    decision = rewriter.rewrite_one("kill the spotlights", RequestContext("h1", home=home, failed=True))
+    decision = rewriter.rewrite_one("kill the spotlights", RewriteContext("h1", home=home, failed=True))
     assert "name: 'spotlights' is 'kitchen spotlights' here" in decision.reasons
 
 
@@ -73,7 +74,7 @@ def test_candidates_never_drop_part_of_a_name(embedder: StaticEmbedder) -> None:
     turns, homes = _population(home)
     knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
     rewriter = Rewriter(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
-    ctx = RequestContext("h1", home=home, area="Bedroom", failed=True)
+    ctx = RewriteContext("h1", home=home, area="Bedroom", failed=True)
     prep = rewriter.prepare("kill the bedroom reading lights", ctx)
     assert prep is not None and prep.d.pattern == "kill the {area} reading lights"
     assert prep.keep == frozenset({"reading"})  # "lights" names no particular thing
@@ -115,9 +116,9 @@ def test_each_household_gets_its_own_wilkerson(embedder: StaticEmbedder) -> None
     import random
     from datetime import UTC, datetime, timedelta
 
-    from selflearn.assistant.home import HomeState
+    from selflearn.assistant.devices import HomeState
     from selflearn.assistant.pipeline import Assistant, AssistantConfig
-    from selflearn.schema import DeviceContext, Turn
+    from selflearn.core.schema import DeviceContext, Turn
 
     towns = [
         {"id": "weather.wilkerson_california", "name": "Wilkerson California", "area": None},
@@ -156,16 +157,16 @@ def test_each_household_gets_its_own_wilkerson(embedder: StaticEmbedder) -> None
             fixed = say(household, f"what's the weather in {town.lower()}", day * 86_400 + 6)
             assert fixed.nlu is not None and fixed.nlu.slots == {"name": town}
         if day == 0:  # one fix: too thin to act on
-            ca = rewriter.rewrite_one(asked, RequestContext("ca", home=homes["ca"], failed=True))
+            ca = rewriter.rewrite_one(asked, RewriteContext("ca", home=homes["ca"], failed=True))
             assert not ca.rewritten
     for household, town in meant.items():
         for failed_first in (True, None):  # behind the NLU, and before it
-            ctx = RequestContext(household, home=homes[household], failed=failed_first)
+            ctx = RewriteContext(household, home=homes[household], failed=failed_first)
             decision = rewriter.rewrite_one(asked, ctx)
             assert decision.rewritten and decision.layer == "personal", decision.reasons
             assert decision.text.endswith(town.lower())
             result = say(household, decision.text, 3 * 86_400, learn=False)
             assert result.nlu is not None and result.nlu.slots == {"name": town}
             assert result.result is not None and result.result.status == "success"
-    fresh = rewriter.rewrite_one(asked, RequestContext("new", home=homes["new"], failed=True))
+    fresh = rewriter.rewrite_one(asked, RewriteContext("new", home=homes["new"], failed=True))
     assert not fresh.rewritten

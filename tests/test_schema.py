@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from selflearn.schema import LOG_RECORD, MAX_TEXT_CHARS, SCHEMA_VERSION, Feedback, Turn
+from selflearn.core.schema import LOG_RECORD, MAX_TEXT_CHARS, SCHEMA_VERSION, Feedback, Turn
 from tests.conftest import turn_dict
 
 

@@ -15,11 +15,12 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from selflearn.cli import app as cli_app
-from selflearn.errors import ConfigError
-from selflearn.mining.table import TABLE_SCHEMA, RewriteTable, rule_id
-from selflearn.rewrite.rewriter import RequestContext, RewriteDecision, Rewriter
+from selflearn.core.errors import ConfigError
+from selflearn.core.hooks import RewriteContext
+from selflearn.core.store import Store
+from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
+from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
 from selflearn.service import ServiceConfig, create_app
-from selflearn.store import Store
 from tests.conftest import HOME, turn_dict
 
 KILL = "kill the lights in the kitchen"
@@ -222,13 +223,13 @@ def test_missing_or_corrupt_rewriter_fails_open(tmp_path: Path, damage: Any) -> 
 
 
 class _Slow(Rewriter):
-    def rewrite_one(self, text: str, context: RequestContext | None = None) -> RewriteDecision:
+    def rewrite_one(self, text: str, context: RewriteContext | None = None) -> RewriteDecision:
         time.sleep(0.3)
         return super().rewrite_one(text, context)
 
 
 class _Broken(Rewriter):
-    def _decide(self, text: str, ctx: RequestContext) -> RewriteDecision:
+    def _decide(self, text: str, ctx: RewriteContext) -> RewriteDecision:
         raise RuntimeError("index exploded")
 
 

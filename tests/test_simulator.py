@@ -7,8 +7,8 @@ import pytest
 
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.pipeline import AssistantConfig
-from selflearn.errors import ConfigError
-from selflearn.schema import LOG_RECORD, TRUTH_RECORD, Turn
+from selflearn.core.errors import ConfigError
+from selflearn.core.schema import LOG_RECORD, TRUTH_RECORD, Turn
 from selflearn.simulation import simulator
 from selflearn.simulation.goals import Goal
 from selflearn.simulation.population import make_household

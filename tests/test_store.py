@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from selflearn.errors import DataError
-from selflearn.schema import MAX_TEXT_CHARS
-from selflearn.store import Store
+from selflearn.core.errors import DataError
+from selflearn.core.schema import MAX_TEXT_CHARS
+from selflearn.core.store import Store
 from tests.conftest import turn_dict
 
 
@@ -115,7 +115,7 @@ def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
 def test_parallel_validation_gives_the_same_store(
     tmp_path: Path, malformed: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import selflearn.store as store_module
+    import selflearn.core.store as store_module
 
     monkeypatch.setattr(store_module, "BATCH_ROWS", 3)  # several chunks, in order, across workers
     monkeypatch.setattr(store_module, "PARALLEL_MIN_BYTES", 0)

@@ -5,12 +5,14 @@ The public API is what ``__all__`` lists; everything else may change between ver
 
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from selflearn._lazy import lazy_exports as _lazy_exports
-from selflearn.assistant.home import Area, Entity, Floor, Home, HomeState
+from selflearn.assistant.devices import HomeState
 from selflearn.assistant.nlu import HomeAssistantNlu
-from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn, RewriteContext, RewriteHook
-from selflearn.errors import ConfigError, DataError, DependencyError, SelflearnError, StoreError
-from selflearn.schema import (
+from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
+from selflearn.core.errors import ConfigError, DataError, DependencyError, SelflearnError, StoreError
+from selflearn.core.home import Area, Entity, Floor, Home
+from selflearn.core.hooks import RewriteContext, RewriteHook
+from selflearn.core.lazy import lazy_exports as _lazy_exports
+from selflearn.core.schema import (
     SCHEMA_VERSION,
     AsrTrace,
     BargeIn,
@@ -24,14 +26,14 @@ from selflearn.schema import (
     Turn,
     WakeTrace,
 )
+from selflearn.core.store import IngestReport, Store
 from selflearn.simulation.phrasing import Phrasing
 from selflearn.simulation.simulator import SimulationConfig, SimulationResult, simulate
 from selflearn.stats import Stats, compute_stats
-from selflearn.store import IngestReport, Store
 
 if _TYPE_CHECKING:  # the detectors and the rewriter load lightgbm, torch, faiss: imported on first use
     from selflearn.rewrite.fit import FitConfig, fit_rewriter
-    from selflearn.rewrite.rewriter import RequestContext, RewriteDecision, Rewriter, RewriterConfig
+    from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
     from selflearn.signals.defect import DefectModel, DefectReport, HeuristicDefectDetector, score_defects
     from selflearn.signals.features import turn_features
     from selflearn.signals.rephrase import (
@@ -57,7 +59,6 @@ _LAZY = {
     "session_examples": "selflearn.signals.rephrase",
     "FitConfig": "selflearn.rewrite.fit",
     "fit_rewriter": "selflearn.rewrite.fit",
-    "RequestContext": "selflearn.rewrite.rewriter",
     "RewriteDecision": "selflearn.rewrite.rewriter",
     "Rewriter": "selflearn.rewrite.rewriter",
     "RewriterConfig": "selflearn.rewrite.rewriter",
@@ -101,7 +102,6 @@ __all__ = [
     "Phrasing",
     "RephraseDecision",
     "RephraseExample",
-    "RequestContext",
     "ResultTrace",
     "RewriteContext",
     "RewriteDecision",

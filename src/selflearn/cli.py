@@ -16,11 +16,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from selflearn.assistant.pipeline import AssistantConfig, RewriteHook
-from selflearn.errors import ConfigError, SelflearnError
+from selflearn.assistant.pipeline import AssistantConfig
+from selflearn.core.errors import ConfigError, SelflearnError
+from selflearn.core.hooks import RewriteHook
+from selflearn.core.store import IngestReport, Store
 from selflearn.simulation.simulator import SimulationConfig, SimulationResult, simulate
 from selflearn.stats import Stats, compute_stats
-from selflearn.store import IngestReport, Store
 
 app = typer.Typer(
     add_completion=False,
@@ -113,9 +114,13 @@ def simulate_cmd(
         assistant=AssistantConfig(nlu=nlu, asr=asr),  # type: ignore[arg-type]
         workers=workers,
         false_wakes_per_day=false_wakes,
-        rewrite_table=str(rewrite_table) if rewrite_table else None,
     )
-    result = _run_simulation(config, out_dir)
+    table = None
+    if rewrite_table is not None:
+        from selflearn.rewrite import RewriteTable
+
+        table = RewriteTable.load(rewrite_table)
+    result = _run_simulation(config, out_dir, table)
     typer.echo(
         json.dumps(
             {
@@ -357,9 +362,9 @@ def train_rewriter_cmd(
     Builds the global layer (k-anonymous patterns, their meanings and fixes, HNSW indexes over
     static MiniLM embeddings), trains the ranker on out-of-fold replays of the logged households
     and calibrates its threshold (see docs/rewriting.md). Simulation truth is never read."""
-    from selflearn.mining.table import RewriteTable
     from selflearn.rewrite import FitConfig, KnowledgeConfig, fit_rewriter
     from selflearn.rewrite.ranker import DECISIONS
+    from selflearn.rewrite.table import RewriteTable
 
     if decision not in DECISIONS:
         raise typer.BadParameter(
@@ -435,7 +440,8 @@ def rewrite_cmd(
 
     Example: selflearn rewrite "tern of the kitchen lights" --failed --nbest "turn off the kitchen lights"
     """
-    from selflearn.rewrite import RequestContext, Rewriter
+    from selflearn.core.hooks import RewriteContext
+    from selflearn.rewrite import Rewriter
     from selflearn.rewrite.logs import read_homes
 
     rewriter = Rewriter.load(rewriter_dir)
@@ -443,7 +449,7 @@ def rewrite_cmd(
         with Store(store_path, read_only=True) as store:
             rewriter.homes.update(read_homes(store))
     for text in texts:
-        ctx = RequestContext(household_id=household, area=area, failed=failed, nbest=tuple(nbest or ()))
+        ctx = RewriteContext(household_id=household, area=area, failed=failed, nbest=tuple(nbest or ()))
         decision = rewriter.rewrite_one(text, ctx)
         out.print(json.dumps(decision.to_json(), indent=2))
 
@@ -784,6 +790,63 @@ def serve_cmd(
     )
     console.print(f"loading {rewriter_dir or 'no rewriter (pass-through)'} ...")
     uvicorn.run(create_app(config), host=host, port=port, access_log=access_log, log_level="info")
+
+
+asr_app = typer.Typer(
+    no_args_is_help=True, help="The ASR channels: run one on sentences, refit the noisy one (docs/asr.md)."
+)
+app.add_typer(asr_app, name="asr")
+
+
+@asr_app.command("transcribe")
+def asr_transcribe_cmd(
+    text: Annotated[list[str], typer.Argument(help="Sentences to speak and recognise.")],
+    channel: Annotated[str, typer.Option(help="exact, noisy or real (flite + sox + pocketsphinx).")] = "real",
+    voice: Annotated[str, typer.Option(help="flite voice of the real channel.")] = "slt",
+    seed: Annotated[int, typer.Option(help="Random seed of the noisy channel.")] = 0,
+) -> None:
+    """Run a channel on sentences; print one AsrTrace (JSON) per sentence."""
+    import random
+
+    from selflearn.assistant.asr import SpeechCondition, make_asr
+
+    try:
+        asr = make_asr(channel)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    rng = random.Random(seed)
+    condition = SpeechCondition(voice) if channel in ("real", "pocketsphinx") else None
+    for sentence in text:
+        out.print_json(asr.transcribe(sentence, rng, condition).model_dump_json())
+
+
+@asr_app.command("fit-noisy")
+def asr_fit_noisy_cmd(
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Where to write the confusion model (JSON).")
+    ] = Path("src/selflearn/data/noisy_asr.json"),
+    n: Annotated[int, typer.Option("--n", help="Domain sentences from the templates.", min=1)] = 3000,
+    traffic: Annotated[
+        int, typer.Option(help="Simulated users' sentences (many outside the domain language model).", min=0)
+    ] = 1500,
+    seed: Annotated[int, typer.Option(help="Sentence and speaking-condition seed.")] = 1,
+    workers: Annotated[int, typer.Option(help="Decoder processes.", min=1)] = 2,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Real-channel cache (default ~/.cache/selflearn).")
+    ] = None,
+) -> None:
+    """Refit the noisy channel's confusion model on the real channel (needs flite, sox, pocketsphinx)."""
+    from selflearn.simulation.asr_fit import fit_noisy_channel
+
+    command = "selflearn asr " + " ".join(sys.argv[2:])
+    model = fit_noisy_channel(n, traffic, seed, workers, str(cache_dir) if cache_dir else None, command)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out_file)
+    console.print(
+        f"fitted on {model.metadata['n_sentences']} sentences: WER {model.wer:.3f}, "
+        f"{len(model.words)} words, {len(model.phrases)} phrases -> {out_file} "
+        f"in {model.metadata['seconds']} s"
+    )
 
 
 def main() -> None:

@@ -19,16 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selflearn.assistant.pipeline import AssistantConfig, RewriteContext
-from selflearn.errors import DataError
-from selflearn.mining import DuckDbEngine, MiningConfig, RewriteTable, mine
-from selflearn.mining.replay import ArmStats, score_arm
-from selflearn.rewrite import FitConfig, FitReport, KnowledgeConfig, Rewriter, fit_rewriter
-from selflearn.schema import Feedback, RewriteTrace, Turn
+from selflearn.assistant.pipeline import AssistantConfig
+from selflearn.core.errors import DataError
+from selflearn.core.hooks import RewriteContext
+from selflearn.core.schema import Feedback, RewriteTrace, Turn
+from selflearn.core.store import IngestReport, Store
+from selflearn.evaluate.replay import ArmStats, score_arm
+from selflearn.mining import DuckDbEngine, MiningConfig, mine
+from selflearn.rewrite import FitConfig, FitReport, KnowledgeConfig, Rewriter, RewriteTable, fit_rewriter
 from selflearn.signals.defect import DefectReport, score_defects
 from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline, score_rephrases
 from selflearn.simulation.simulator import SimulationConfig, SimulationResult, simulate
-from selflearn.store import IngestReport, Store
 
 
 @dataclass

@@ -11,11 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from selflearn import schema
+from selflearn.core import schema
 
 INTRO = """# Log format (schema {version})
 
-*Generated from `src/selflearn/schema.py` by `python -m selflearn.docgen`; do not edit by hand.*
+*Generated from `src/selflearn/core/schema.py` by `python -m selflearn.docgen`; do not edit by hand.*
 
 A log is a stream of JSON lines (or a Parquet file with the same fields), each a **turn** or a
 **feedback** event, told apart by `record_type`. Simulation truth is a separate stream of

@@ -72,10 +72,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from selflearn.assistant.home import Home
-from selflearn.errors import ConfigError, SelflearnError
-from selflearn.rewrite.rewriter import RequestContext, RewriteDecision, Rewriter
-from selflearn.schema import (
+from selflearn.core.errors import ConfigError, SelflearnError
+from selflearn.core.home import Home
+from selflearn.core.hooks import RewriteContext
+from selflearn.core.schema import (
     LOG_RECORD,
     MAX_ID_CHARS,
     MAX_TEXT_CHARS,
@@ -84,7 +84,8 @@ from selflearn.schema import (
     RewriteTrace,
     Turn,
 )
-from selflearn.store import Quarantined, Store, error_field
+from selflearn.core.store import Quarantined, Store, error_field
+from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
 
 log = logging.getLogger(__name__)
 
@@ -534,7 +535,7 @@ class Service:
         if old is not None and old.embedder is not None and meta.get("embedder") == str(old.embedder.path):
             embedder = old.embedder  # same static model: share it instead of loading it again
         rewriter = Rewriter.load(folder, embedder=embedder)
-        rewriter.rewrite_one("turn on the lights", RequestContext(household_id="selflearn.warmup"))
+        rewriter.rewrite_one("turn on the lights", RewriteContext(household_id="selflearn.warmup"))
         rewriter.stats.requests = 0
         version = _version_of(rewriter, meta_bytes)
         return Artifact(
@@ -671,7 +672,7 @@ class Service:
         return home
 
     def decide(
-        self, text: str, ctx: RequestContext, deadline: float
+        self, text: str, ctx: RewriteContext, deadline: float
     ) -> tuple[RewriteDecision, Artifact] | None:
         """Decide in a worker thread; None when the deadline passed before the rewriter was free."""
         remaining = deadline - time.monotonic()
@@ -1100,7 +1101,7 @@ def create_app(config: ServiceConfig | None = None, *, rewriter: Rewriter | None
             art = service.artifact
             if not art.ok:
                 return passthrough(text, f"{art.error} -- passing requests through", "not_loaded", art)
-            ctx = RequestContext(
+            ctx = RewriteContext(
                 household_id=body.household_id,
                 user_id=body.user_id,
                 home=home,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from selflearn.store import Store
+from selflearn.core.store import Store
 
 
 @dataclass

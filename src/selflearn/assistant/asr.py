@@ -1,7 +1,7 @@
 """Pluggable speech-recognition channels for the simulator.
 
 Three channels implement the :class:`ASR` protocol, each returning an
-:class:`~selflearn.schema.AsrTrace`:
+:class:`~selflearn.core.schema.AsrTrace`:
 
 * :class:`ExactASR` (``exact``) -- a perfect recognizer: the text, normalized.
 * :class:`RealASR` (``pocketsphinx``) -- the real thing: the text is spoken by ``flite``,
@@ -13,12 +13,13 @@ Three channels implement the :class:`ASR` protocol, each returning an
   recognition errors from a :class:`ConfusionModel` learned from the real channel's output, so
   that "pause" becomes "cause" as often as PocketSphinx made it so.
 
-``python -m selflearn.assistant.asr fit-noisy`` re-learns the packaged confusion model.
+``selflearn asr fit-noisy`` re-learns the packaged confusion model
+(:func:`selflearn.simulation.asr_fit.fit_noisy_channel`); ``selflearn asr transcribe`` runs a
+channel on sentences.
 """
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import hashlib
 import importlib.resources
@@ -39,13 +40,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from selflearn.assistant.lm import build_arpa, domain_sentences, normalize_spoken, speakable_words
-from selflearn.schema import MAX_TEXT_CHARS, AsrHypothesis, AsrTrace
+from selflearn.assistant.lm import build_arpa, domain_sentences, speakable_words
+from selflearn.core.errors import DependencyError
+from selflearn.core.schema import MAX_TEXT_CHARS, AsrHypothesis, AsrTrace
+from selflearn.core.text import normalize_spoken
 
 __all__ = [
     "ASR",
@@ -59,7 +61,6 @@ __all__ = [
     "SpeechCondition",
     "align_words",
     "check_real_asr_available",
-    "main",
     "make_asr",
     "normalize_exact",
     "sample_condition",
@@ -263,7 +264,8 @@ class ExactASR:
 
 
 def check_real_asr_available() -> None:
-    """Raise :class:`RuntimeError` naming what to install when the real channel cannot run."""
+    """Raise :class:`~selflearn.core.errors.DependencyError` naming what to install when the real
+    channel cannot run."""
     missing_tools = [tool for tool in ("flite", "sox") if shutil.which(tool) is None]
     problems: list[str] = []
     if missing_tools:
@@ -271,7 +273,7 @@ def check_real_asr_available() -> None:
     if importlib.util.find_spec("pocketsphinx") is None:
         problems.append("the pocketsphinx package is missing: pip install 'selflearn[asr]'")
     if problems:
-        raise RuntimeError("the real ASR channel needs " + "; ".join(problems))
+        raise DependencyError("the real ASR channel needs " + "; ".join(problems))
 
 
 def _stable_seed(*parts: str) -> int:
@@ -288,7 +290,7 @@ def synthesize(text: str, condition: SpeechCondition = CLEAN) -> bytes:
     audio is reproducible.
 
     Raises:
-        RuntimeError: if flite or sox is missing or fails.
+        DependencyError: if flite or sox is missing or fails.
     """
     spoken = normalize_spoken(text)
     if shutil.which("flite") is None or shutil.which("sox") is None:
@@ -336,7 +338,7 @@ def synthesize(text: str, condition: SpeechCondition = CLEAN) -> bytes:
             ).stdout
         except subprocess.CalledProcessError as exc:
             message = exc.stderr.decode(errors="replace").strip()
-            raise RuntimeError(f"{exc.cmd[0]} failed for voice {condition.voice!r}: {message}") from exc
+            raise DependencyError(f"{exc.cmd[0]} failed for voice {condition.voice!r}: {message}") from exc
     if condition.noise_snr_db is None or not raw:
         return raw
     import numpy as np
@@ -456,7 +458,7 @@ class RealASR:
     text, :meth:`SpeechCondition.key`, model hash), so a repeated sentence costs nothing.
 
     Raises:
-        RuntimeError: at construction when flite, sox or pocketsphinx is missing.
+        DependencyError: at construction when flite, sox or pocketsphinx is missing.
     """
 
     name = "pocketsphinx"
@@ -1450,138 +1452,3 @@ def make_asr(name: str, **kw: Any) -> ASR:
     if key in ("real", "pocketsphinx"):
         return RealASR(**kw)
     raise ValueError(f"unknown ASR channel {name!r}: expected exact, noisy or real")
-
-
-def _fit_noisy(args: argparse.Namespace) -> int:
-    started = time.monotonic()
-    rng = random.Random(args.seed)
-    pool = domain_sentences(max(args.n * 4, 4000), seed=args.seed, per_intent_enumerated=0)
-    sentences = rng.sample(pool, args.n)
-    traffic = traffic_sentences(args.traffic, seed=args.seed) if args.traffic else []
-    sentences += traffic
-    conditions = [sample_condition(rng) for _ in sentences]
-    asr = RealASR(cache_dir=args.cache_dir)
-    print(
-        f"real channel: {args.n} domain + {len(traffic)} traffic sentences, {args.workers} workers",
-        file=sys.stderr,
-    )
-    traces = asr.transcribe_many(zip(sentences, conditions, strict=True), workers=args.workers, progress=True)
-    decode_seconds = time.monotonic() - started
-    pairs = [(s, t.text) for s, t in zip(sentences, traces, strict=True)]
-    model = ConfusionModel().fit(pairs, traces, conditions, vocabulary=asr.vocabulary)
-    clean_pairs = [p for p, c in zip(pairs, conditions, strict=True) if c.is_clean]
-    model.metadata = {
-        "command": "python -m selflearn.assistant.asr " + " ".join(sys.argv[1:]),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "engine": "flite + sox + pocketsphinx " + _pocketsphinx_version(),
-        "decoder_options": DEFAULT_DECODER_OPTIONS,
-        "lm_hash": asr.lm_hash,
-        "n_sentences": len(sentences),
-        "n_domain_sentences": args.n,
-        "n_traffic_sentences": len(traffic),
-        "seed": args.seed,
-        "wer": round(model.wer, 4),
-        "wer_clean": round(word_error_rate(clean_pairs), 4),
-        "sentence_error_rate": round(sum(1 for r, h in pairs if normalize_spoken(r) != h) / len(pairs), 4),
-        "seconds": round(time.monotonic() - started, 1),
-        "decode_seconds": round(decode_seconds, 1),
-        "utterances_decoded": asr.last_batch["decoded"],
-        "utterances_from_cache": asr.last_batch["cached"],
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
-    print(
-        f"fitted on {len(pairs)} sentences: WER {model.wer:.3f}, backoff {model.backoff_rate:.3f}, "
-        f"{len(model.words)} words, {len(model.phrases)} phrases -> {out} "
-        f"({out.stat().st_size / 1024:.0f} KiB) in {model.metadata['seconds']} s"
-    )
-    return 0
-
-
-def traffic_sentences(n: int, seed: int = 1) -> list[str]:
-    """``n`` distinct sentences as simulated users say them (train-side built-in phrasings:
-    templates and colloquial variants, with household names and verbal habits), many of them
-    outside the domain language model. Fitting on these as well as on domain sentences
-    teaches the noisy channel what the real one does with words it cannot recognize."""
-    from selflearn.assistant.pipeline import AssistantConfig
-    from selflearn.simulation.simulator import SimulationConfig, simulate
-
-    out: dict[str, None] = {}
-    households = 8
-    while len(out) < n and households <= 4096:
-        with tempfile.TemporaryDirectory() as tmp:
-            config = SimulationConfig(
-                households=households,
-                days=7,
-                seed=seed,
-                household_prefix="asrfit",
-                phrasing_split="train",
-                assistant=AssistantConfig(asr="exact"),
-            )
-            simulate(config, Path(tmp))
-            for path in sorted(Path(tmp).glob("truth-*.jsonl")):
-                for line in path.read_text(encoding="utf-8").splitlines():
-                    row = json.loads(line)
-                    if row.get("goal") is not None and row.get("intended_text"):
-                        out.setdefault(row["intended_text"], None)
-        households *= 2
-    texts = sorted(out)
-    return random.Random(seed).sample(texts, min(n, len(texts)))
-
-
-def _pocketsphinx_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("pocketsphinx")
-    except Exception:  # pragma: no cover - metadata missing
-        return "?"
-
-
-def _transcribe(args: argparse.Namespace) -> int:
-    rng = random.Random(args.seed)
-    asr = make_asr(args.channel)
-    condition = SpeechCondition(args.voice) if args.channel in ("real", "pocketsphinx") else None
-    for text in args.text:
-        trace = asr.transcribe(text, rng, condition)
-        print(trace.model_dump_json())
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``fit-noisy`` re-learns the packaged confusion model from the real
-    channel; ``transcribe`` runs a channel on sentences."""
-    parser = argparse.ArgumentParser(
-        prog="python -m selflearn.assistant.asr", description=(__doc__ or "").split("\n")[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    fit = sub.add_parser("fit-noisy", help="fit the noisy channel's confusion model on the real channel")
-    fit.add_argument("--n", type=int, default=3000, help="number of domain sentences")
-    fit.add_argument(
-        "--traffic",
-        type=int,
-        default=1500,
-        help="number of simulated users' sentences (many outside the domain language model)",
-    )
-    fit.add_argument("--seed", type=int, default=1, help="sentence and condition seed")
-    fit.add_argument("--workers", type=int, default=2)
-    fit.add_argument("--out", default="src/selflearn/data/noisy_asr.json")
-    fit.add_argument("--cache-dir", default=None, help="real-channel cache (default ~/.cache/selflearn)")
-    fit.set_defaults(func=_fit_noisy)
-    tr = sub.add_parser("transcribe", help="transcribe sentences with a channel")
-    tr.add_argument("text", nargs="+")
-    tr.add_argument("--channel", default="real", choices=["exact", "noisy", "real"])
-    tr.add_argument("--voice", default="slt")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.set_defaults(func=_transcribe)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from selflearn.assistant.home import Entity, HomeState
+from selflearn.assistant.devices import HomeState
 from selflearn.assistant.resolve import Resolution
-from selflearn.schema import ResultTrace, SlotValue
+from selflearn.core.home import Entity
+from selflearn.core.schema import ResultTrace, SlotValue
 
 PARAM_SLOTS = (
     "brightness",

@@ -20,12 +20,14 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from selflearn.core.errors import DependencyError
+from selflearn.core.text import normalize_spoken
 
 __all__ = [
     "DEFAULT_AREAS",
@@ -36,12 +38,8 @@ __all__ = [
     "dictionary_path",
     "dictionary_words",
     "domain_sentences",
-    "normalize_spoken",
-    "number_to_words",
-    "ordinal_to_words",
     "pronunciations",
     "speakable_words",
-    "tokenize_spoken",
 ]
 
 DEFAULT_AREAS: tuple[str, ...] = (
@@ -144,116 +142,16 @@ WILDCARD_FILLERS: dict[str, tuple[str, ...]] = {
 }
 """Values for Home Assistant's wildcard lists (free text in the templates)."""
 
-ONES: tuple[str, ...] = (
-    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
-    *("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen"),
-    "nineteen",
-)
-"""English words for 0..19 (shared by the simulator's and the miner's number handling)."""
-TENS: tuple[str, ...] = (
-    "_",
-    "_",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "sixty",
-    "seventy",
-    "eighty",
-    "ninety",
-)
-"""``TENS[n]``: the word for ``10 * n`` (n >= 2)."""
-_SCALES = ((1_000_000_000, "billion"), (1_000_000, "million"), (1000, "thousand"))
-
-_NUMBER = re.compile(r"(?<![\w.])(\d+)(?:\.(\d+))?(?!\w)")
-_DIGIT_WORD = re.compile(r"(\d)([a-z])|([a-z])(\d)")
-_NOT_WORD = re.compile(r"[^a-z0-9' ]+")
-_SPACES = re.compile(r"\s+")
-
-
-def number_to_words(number: int) -> str:
-    """English words for a non-negative integer, e.g. ``2700 -> "two thousand seven hundred"``."""
-    if number < 0:
-        return "minus " + number_to_words(-number)
-    if number < 20:
-        return ONES[number]
-    if number < 100:
-        tens, ones = divmod(number, 10)
-        return TENS[tens] + ("" if ones == 0 else " " + ONES[ones])
-    if number < 1000:
-        hundreds, rest = divmod(number, 100)
-        return ONES[hundreds] + " hundred" + ("" if rest == 0 else " " + number_to_words(rest))
-    for scale, word in _SCALES:
-        if number >= scale:
-            high, rest = divmod(number, scale)
-            return number_to_words(high) + " " + word + ("" if rest == 0 else " " + number_to_words(rest))
-    return str(number)  # pragma: no cover - unreachable
-
-
-_ORDINAL_WORDS = {
-    "one": "first",
-    "two": "second",
-    "three": "third",
-    "five": "fifth",
-    "eight": "eighth",
-    "nine": "ninth",
-    "twelve": "twelfth",
-}
-_ORDINAL = re.compile(r"(?<![\w.])(\d+)(st|nd|rd|th)(?!\w)")
-
-
-def ordinal_to_words(number: int) -> str:
-    """English ordinal words, e.g. ``2 -> "second"``, ``21 -> "twenty first"``."""
-    words = number_to_words(number).split()
-    last = words[-1]
-    if last in _ORDINAL_WORDS:
-        words[-1] = _ORDINAL_WORDS[last]
-    elif last.endswith("y"):
-        words[-1] = last[:-1] + "ieth"
-    else:
-        words[-1] = last + "th"
-    return " ".join(words)
-
-
-def _number_match(match: re.Match[str]) -> str:
-    words = number_to_words(int(match.group(1)))
-    if match.group(2):
-        words += " point " + " ".join(ONES[int(d)] for d in match.group(2))
-    return f" {words} "
-
-
-def normalize_spoken(text: str) -> str:
-    """Spoken-form normalization: what a recognizer would write for ``text``.
-
-    Lower-cases, spells out numbers (``21.5 -> "twenty one point five"``), turns ``%`` into
-    ``percent`` and ``1/2`` into ``a half``, removes every punctuation mark except apostrophes
-    inside words, and collapses whitespace. WER is always computed on this form.
-    """
-    text = text.lower().replace("1/2", " a half ").replace("%", " percent ").replace("&", " and ")
-    text = text.replace("\u2019", "'")
-    text = _ORDINAL.sub(lambda m: f" {ordinal_to_words(int(m.group(1)))} ", text)
-    text = _DIGIT_WORD.sub(lambda m: " ".join(g for g in m.groups() if g), text)
-    text = _NUMBER.sub(_number_match, text)
-    text = _NOT_WORD.sub(" ", text)
-    words = [w.strip("'") for w in text.split()]
-    return " ".join(w for w in words if w)
-
-
-def tokenize_spoken(text: str) -> list[str]:
-    """Words of :func:`normalize_spoken` ``(text)``."""
-    return normalize_spoken(text).split()
-
-
 def dictionary_path() -> Path:
     """Path of PocketSphinx's bundled US-English pronunciation dictionary.
 
     Raises:
-        RuntimeError: when the ``pocketsphinx`` package is not installed.
+        DependencyError: when the ``pocketsphinx`` package is not installed.
     """
     try:
         import pocketsphinx
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError("the pocketsphinx package is missing: pip install 'selflearn[asr]'") from exc
+        raise DependencyError("the pocketsphinx package is missing: pip install 'selflearn[asr]'") from exc
     return Path(pocketsphinx.get_model_path("en-us")) / "cmudict-en-us.dict"
 
 
@@ -422,7 +320,7 @@ def _template_sentences(
 
     data = get_intents("en")
     if data is None:  # pragma: no cover - the package always ships English
-        raise RuntimeError("home_assistant_intents has no English intents")
+        raise DependencyError("home_assistant_intents has no English intents")
     intents = Intents.from_dict(data)
     generic = {
         "area": TextSlotList.from_strings(list(areas)),
@@ -596,7 +494,7 @@ def build_arpa(
     if vocabulary is None and restrict_to_dictionary:
         try:
             vocabulary = frozenset(speakable_words(w for s in sentences for w in s.split()))
-        except RuntimeError:
+        except DependencyError:
             vocabulary = None
 
     raw: list[dict[tuple[str, ...], int]] = [defaultdict(int) for _ in range(order + 1)]

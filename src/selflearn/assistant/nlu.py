@@ -40,9 +40,9 @@ from home_assistant_intents import get_intents
 
 from selflearn.assistant import fastmatch
 from selflearn.assistant.candidates import TemplateFilter
-from selflearn.assistant.home import Home
-from selflearn.errors import ConfigError
-from selflearn.schema import NluTrace, SlotValue
+from selflearn.core.errors import ConfigError
+from selflearn.core.home import Home
+from selflearn.core.schema import NluTrace, SlotValue
 
 NluConfig = Literal["strict", "strict+gazetteer"]
 NLU_CONFIGS: tuple[NluConfig, ...] = ("strict", "strict+gazetteer")

@@ -1,13 +1,26 @@
 """The reference assistant: wake word -> ASR -> NLU -> entity resolution -> result, each stage
 appending its trace to the turn record.
 
->>> from selflearn.assistant import Assistant, AssistantConfig
->>> assistant = Assistant(AssistantConfig(asr="exact"))   # doctest: +SKIP
->>> handled = assistant.handle(spoken="turn off the kitchen lights", ...)  # doctest: +SKIP
+A :class:`~selflearn.core.hooks.RewriteHook` (``Assistant(rewriter=...)``) may sit between ASR
+and NLU, as selflearn does in production: it sees the recognised text and may replace it. It
+fails open: an exception or an unusable answer leaves the original text in place.
 
-A :class:`RewriteHook` (``Assistant(rewriter=...)``) may sit between ASR and NLU, as selflearn does in
-production: it sees the recognised text and may replace it. It fails open: an exception or an
-unusable answer leaves the original text in place.
+>>> import random
+>>> from datetime import UTC, datetime
+>>> from selflearn.assistant.devices import HomeState
+>>> from selflearn.core.home import Home
+>>> from selflearn.core.schema import DeviceContext
+>>> home = Home.from_dict({
+...     "areas": {"kitchen": {"name": "Kitchen"}},
+...     "entities": {"light.kitchen": {"name": "Kitchen light", "area": "kitchen"}},
+... })
+>>> state = HomeState.initial(home)
+>>> handled = Assistant(AssistantConfig(asr="exact")).handle(
+...     spoken="turn on the kitchen light", state=state, turn_id="t1", session_id="s1",
+...     user_id="u1", household_id=home.home_id, device=DeviceContext(device_id="d1", area="Kitchen"),
+...     timestamp=datetime(2026, 1, 1, tzinfo=UTC), rng=random.Random(0))
+>>> handled.turn.nlu.intent, handled.turn.result.status, state.states["light.kitchen"]
+('HassTurnOn', 'success', 'on')
 """
 
 from __future__ import annotations
@@ -18,12 +31,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import NO_MATCH_RESPONSE, Effect, execute
-from selflearn.assistant.home import Home, HomeState
 from selflearn.assistant.nlu import HomeAssistantNlu, NluConfig, NluResult
 from selflearn.assistant.resolve import Resolution, resolve
-from selflearn.errors import ConfigError
-from selflearn.schema import AsrTrace, DeviceContext, ErTrace, ResultTrace, RewriteTrace, Turn, WakeTrace
+from selflearn.core.errors import ConfigError
+from selflearn.core.hooks import RewriteContext, RewriteHook
+from selflearn.core.schema import AsrTrace, DeviceContext, ErTrace, ResultTrace, RewriteTrace, Turn, WakeTrace
 
 log = logging.getLogger(__name__)
 
@@ -37,46 +51,6 @@ class Recognizer(Protocol):
     name: str
 
     def transcribe(self, text: str, rng: random.Random, condition: Any = None) -> AsrTrace: ...
-
-
-@dataclass(frozen=True)
-class RewriteContext:
-    """What a rewriter may know about the request besides its text."""
-
-    home: Home
-    """The home's configuration as the assistant knows it (areas, entities, aliases)."""
-    context_area: str | None
-    """Area id of the device that heard the request, if it has one."""
-    user_id: str
-    """Pseudonymous id of the speaker."""
-    household_id: str
-    """Pseudonymous id of the home."""
-    device: DeviceContext
-    """The device context as logged."""
-    timestamp: datetime
-    """When the request was spoken."""
-    failed: bool | None = None
-    """``True`` when the rewriter is consulted because the NLU already failed on the text
-    (``AssistantConfig.rewrite_when="on_failure"``); ``None`` when it runs before the NLU."""
-    nbest: tuple[str, ...] = ()
-    """The recogniser's other hypotheses, best first (the text is the top one); empty for typed
-    requests and recognisers that give one hypothesis."""
-
-
-class RewriteHook(Protocol):
-    """Something that may rewrite a request's text before the NLU sees it.
-
-    Returns the provenance of the rewrite it applies (:class:`~selflearn.schema.RewriteTrace`,
-    with ``rewritten_text`` the text the NLU should get) or ``None`` to leave the text alone.
-    Rewriters run in the simulator's worker processes, so they should be picklable, and their
-    answers may depend on call order only through what they learn from earlier turns.
-
-    A rewriter that learns online may also have ``observe(turn, home)`` and
-    ``observe_feedback(feedback)``: the simulator calls them with every logged turn (once it is
-    complete, barge-in included) and every feedback answer, in arrival order, per household.
-    """
-
-    def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | None: ...
 
 
 @dataclass(frozen=True)
@@ -162,7 +136,7 @@ class Assistant:
         """The rewrite to apply to ``text``, or ``None`` (no rewriter, no rewrite, or a failure).
 
         Fails open: an exception from the rewriter, an answer that is not a
-        :class:`~selflearn.schema.RewriteTrace`, or a rewritten text that is empty or the same
+        :class:`~selflearn.core.schema.RewriteTrace`, or a rewritten text that is empty or the same
         as ``text`` means no rewrite. Exceptions and non-trace answers count in
         :attr:`rewrite_errors` and the first of them in a process is logged as a warning. The
         returned trace's ``original_text`` is always ``text``.
@@ -281,14 +255,14 @@ class Assistant:
                 rewrite = self.rewrite(
                     text,
                     RewriteContext(
-                        state.home,
-                        context_area,
-                        user_id,
-                        household_id,
-                        device,
-                        timestamp,
-                        failed,
-                        tuple(h.text for h in asr_trace.nbest[1:]) if asr_trace is not None else (),
+                        household_id=household_id,
+                        user_id=user_id,
+                        home=state.home,
+                        area=device.area,
+                        timestamp=timestamp,
+                        device=device,
+                        failed=failed,
+                        nbest=tuple(h.text for h in asr_trace.nbest[1:]) if asr_trace is not None else (),
                     ),
                 )
         effect_without: Effect | None = None

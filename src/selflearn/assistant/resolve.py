@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from selflearn.assistant.home import Entity, Home, normalize_name
-from selflearn.schema import ErTrace, ResolvedTarget, SlotValue
+from selflearn.core.home import Entity, Home, normalize_name
+from selflearn.core.schema import ErTrace, ResolvedTarget, SlotValue
 
 TARGETLESS_INTENTS = frozenset(
     {

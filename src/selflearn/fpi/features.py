@@ -21,6 +21,7 @@ import pyarrow as pa
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
+from selflearn.core.store import Store
 from selflearn.fpi.language import (
     LANGUAGE_FEATURES,
     NAME_FEATURES,
@@ -30,7 +31,6 @@ from selflearn.fpi.language import (
     load_home_names,
 )
 from selflearn.fpi.nbest import NBEST_FEATURES, nbest_features
-from selflearn.store import Store
 
 FOLLOW_UP_S = 20.0
 """A neighbouring turn within this many seconds counts as quick (simulated retries come 1.5-14 s

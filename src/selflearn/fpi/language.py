@@ -38,15 +38,15 @@ import pyarrow as pa
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
-from selflearn.assistant.home import Home, normalize_name
 from selflearn.assistant.lm import (
     DEFAULT_AREAS,
     DEFAULT_FLOORS,
     DEFAULT_NAMES,
     domain_sentences,
-    number_to_words,
 )
-from selflearn.store import Store
+from selflearn.core.home import Home, normalize_name
+from selflearn.core.store import Store
+from selflearn.core.text import number_to_words
 
 DOMAIN_SENTENCES = 20000
 """Sentences sampled from the templates for the domain language (deterministic, seed 0)."""

@@ -1,7 +1,7 @@
 """Failure point isolation: which pipeline stage failed first, for every turn.
 
 Two classifiers read the same per-turn features (:func:`selflearn.fpi.features.fpi_features`) and
-answer one of :data:`selflearn.schema.FAILURE_POINTS` (``false_wake``, ``asr``, ``nlu``, ``er``,
+answer one of :data:`selflearn.core.schema.FAILURE_POINTS` (``false_wake``, ``asr``, ``nlu``, ``er``,
 ``result``, ``correct``):
 
 * :class:`RuleBaseline` -- ordered, hand-written rules over the traces alone (no context, no
@@ -30,13 +30,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from selflearn.artefacts import reading
-from selflearn.errors import ConfigError, DataError
+from selflearn.core.artefacts import reading
+from selflearn.core.errors import ConfigError, DataError
+from selflearn.core.schema import FAILURE_POINTS
+from selflearn.core.store import Store
 from selflearn.fpi.features import CATEGORICAL_FEATURES, FEATURES, fpi_features
 from selflearn.fpi.text import TEXT_DIMS, TextProjection
-from selflearn.schema import FAILURE_POINTS
 from selflearn.signals.defect import Columns
-from selflearn.store import Store
 
 MODEL_FORMAT = "fpi.gbm.v2"
 """Format name of a saved :class:`FpiModel` (changes when its features change meaning)."""
@@ -331,7 +331,7 @@ class FpiModel:
             "version": self.version,
             "features": list(FEATURES),
             "text_dims": self.text_.dims if self.text_ is not None else 0,
-            "text_encoder": "selflearn.rewrite.embed.StaticEmbedder" if self.text_ is not None else None,
+            "text_encoder": "selflearn.core.embed.StaticEmbedder" if self.text_ is not None else None,
             "classes": list(CLASSES),
             "vocab": self.vocab_,
             "params": self.params,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from selflearn.store import Store
+from selflearn.core.store import Store
 
 NBEST_FEATURES: tuple[str, ...] = (
     "alt_success",
@@ -60,7 +60,8 @@ def nbest_features(store: Store, table: pa.Table) -> dict[str, np.ndarray]:
     """:data:`NBEST_FEATURES` for the rows of the feature query's output ``table`` (needs its
     ``household_id``, ``device_area``, ``asr_alt_texts``, ``asr_alt_confs`` and ``nlu_intent``
     columns); the homes come from ``store``."""
-    from selflearn.assistant.home import Home, HomeState
+    from selflearn.assistant.devices import HomeState
+    from selflearn.core.home import Home
 
     n = table.num_rows
     out = np.full((n, len(NBEST_FEATURES)), np.nan)

@@ -3,7 +3,7 @@
 Whether a refused request was out of scope (``correct``) or a phrasing the NLU should have
 understood (``nlu``), or whether a garbled one was a recognition error, depends on what the
 request is about. :class:`TextProjection` embeds each turn's text with the static (model2vec)
-sentence encoder distilled from the packaged MiniLM (:class:`selflearn.rewrite.embed.
+sentence encoder distilled from the packaged MiniLM (:class:`selflearn.core.embed.
 StaticEmbedder`, ~5,000 sentences/s) and projects it on the first principal components of the
 training texts. The projection is learned in :meth:`TextProjection.fit` and saved with the model.
 """
@@ -21,7 +21,7 @@ TEXT_DIMS = 32
 
 
 def _embedder() -> Any:
-    from selflearn.rewrite.embed import StaticEmbedder
+    from selflearn.core.embed import StaticEmbedder
 
     return StaticEmbedder.load()
 

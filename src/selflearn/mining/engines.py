@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from selflearn.errors import ConfigError, DependencyError, StoreError
-from selflearn.store import Store
+from selflearn.core.errors import ConfigError, DependencyError, StoreError
+from selflearn.core.store import Store
 
 MAX_CHAIN = 8
 """Longest reformulation chain followed (turns after the first)."""

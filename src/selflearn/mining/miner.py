@@ -8,7 +8,7 @@
 
 Steps (``docs/mining.md`` has the details and the privacy guarantee):
 
-1. every turn is delexicalized with its home's names (:mod:`selflearn.mining.delex`) and labelled
+1. every turn is delexicalized with its home's names (:mod:`selflearn.core.delex`) and labelled
    by the defect detector (``defects`` table) and linked to the turn it reformulates
    (``rephrases`` table) -- both written by ``selflearn signals``; simulation truth is never read;
 2. the engine (DuckDB or Spark, :mod:`selflearn.mining.engines`) counts Markov moves between
@@ -17,7 +17,7 @@ Steps (``docs/mining.md`` has the details and the privacy guarantee):
 3. the chain is solved (:mod:`selflearn.mining.markov`) and for each pattern that tends to fail
    the reachable reformulation with the highest probability of success is kept if it beats the
    source by a margin and passes the privacy threshold and the guards
-   (:mod:`selflearn.mining.guards`);
+   (:mod:`selflearn.core.guards`);
 4. rewrites already deployed (turns with rewrite provenance) are scored separately and demoted
    when their success after deployment is credibly worse than the source's before.
 """
@@ -36,19 +36,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats as st
 
-from selflearn.assistant.home import Home
-from selflearn.errors import ConfigError, DataError
-from selflearn.mining.delex import Delexicalizer, example_values
-from selflearn.mining.engines import STATE_SCHEMA, Delex, Engine, run_steps
-from selflearn.mining.guards import (
+from selflearn.core.delex import Delexicalizer, example_values
+from selflearn.core.errors import ConfigError, DataError
+from selflearn.core.guards import (
     changes_meaning,
     changes_target,
     evidence_bar,
     is_sensitive,
     overwhelming,
 )
+from selflearn.core.home import Home
+from selflearn.mining.engines import STATE_SCHEMA, Delex, Engine, run_steps
 from selflearn.mining.markov import absorbing_chain
-from selflearn.mining.table import TABLE_SCHEMA, RewriteTable, rule_id
+from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
 
 
 @dataclass(frozen=True)
@@ -357,7 +357,7 @@ def _check(
     enough = overwhelming(
         users, p_t, p_s, k, margin, config.overwhelming_users, config.overwhelming_success
     )
-    # The online rewriter's guards (selflearn.mining.guards.rejection) also refuse a swap of one
+    # The online rewriter's guards (selflearn.core.guards.rejection) also refuse a swap of one
     # action for another ("on {name}" -> "set {name} to mute"): the table must not do what the
     # ranked layer may not.
     changes = changes_meaning(source, target) or changes_target(source, target)

@@ -9,19 +9,18 @@ Names are imported on first access (PEP 562): faiss, LightGBM and the embedder l
 
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from selflearn._lazy import lazy_exports as _lazy_exports
+from selflearn.core.lazy import lazy_exports as _lazy_exports
 
 if _TYPE_CHECKING:
-    from selflearn.rewrite.embed import StaticEmbedder
     from selflearn.rewrite.fit import DEFAULT_TARGET_RATIO, FitConfig, FitReport, fit_rewriter
     from selflearn.rewrite.index import VectorIndex
     from selflearn.rewrite.knowledge import Knowledge, KnowledgeConfig, build_knowledge
     from selflearn.rewrite.personal import HouseholdMemory, PersonalLayer
     from selflearn.rewrite.ranker import Ranker
-    from selflearn.rewrite.rewriter import RequestContext, RewriteDecision, Rewriter, RewriterConfig
+    from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
+    from selflearn.rewrite.table import RewriteTable
 
 _LAZY = {
-    "StaticEmbedder": "selflearn.rewrite.embed",
     "DEFAULT_TARGET_RATIO": "selflearn.rewrite.fit",
     "FitConfig": "selflearn.rewrite.fit",
     "FitReport": "selflearn.rewrite.fit",
@@ -33,7 +32,7 @@ _LAZY = {
     "HouseholdMemory": "selflearn.rewrite.personal",
     "PersonalLayer": "selflearn.rewrite.personal",
     "Ranker": "selflearn.rewrite.ranker",
-    "RequestContext": "selflearn.rewrite.rewriter",
+    "RewriteTable": "selflearn.rewrite.table",
     "RewriteDecision": "selflearn.rewrite.rewriter",
     "Rewriter": "selflearn.rewrite.rewriter",
     "RewriterConfig": "selflearn.rewrite.rewriter",
@@ -52,11 +51,10 @@ __all__ = [
     "KnowledgeConfig",
     "PersonalLayer",
     "Ranker",
-    "RequestContext",
     "RewriteDecision",
+    "RewriteTable",
     "Rewriter",
     "RewriterConfig",
-    "StaticEmbedder",
     "VectorIndex",
     "build_knowledge",
     "fit_rewriter",

@@ -25,9 +25,9 @@ import jellyfish
 import numpy as np
 from rapidfuzz import fuzz
 
-from selflearn.mining import guards
-from selflearn.mining.delex import Delexicalized, fill
-from selflearn.mining.guards import is_sensitive, polarity_counts, rejection
+from selflearn.core import guards
+from selflearn.core.delex import Delexicalized, fill
+from selflearn.core.guards import is_sensitive, polarity_counts, rejection
 from selflearn.rewrite.intents import NONE
 from selflearn.rewrite.knowledge import Knowledge, Pattern, slots_key
 from selflearn.rewrite.personal import HouseholdMemory
@@ -188,11 +188,11 @@ def candidates(
     related: Callable[[str, str], bool] | None = None,
 ) -> list[Candidate]:
     """Rewrite targets for ``query``: fillable with its values, never its own pattern, and never
-    one that a guard of :mod:`selflearn.mining.guards` rejects: a polarity flip, another kind of
+    one that a guard of :mod:`selflearn.core.guards` rejects: a polarity flip, another kind of
     thing, another action, a side of a sensitive action (lock, alarm, open) the request did not
     say, only a carrier phrase in common, or a dropped time reference. Sorted by cosine, at most
     ``limit``. ``related`` tells the carrier-phrase guard which words are related in meaning
-    (:class:`~selflearn.rewrite.embed.RelatedWords`)."""
+    (:class:`~selflearn.core.embed.RelatedWords`)."""
     found: dict[str, Candidate] = {}
 
     def add(p_pattern: str, sig: str | None, row: int, source: str) -> Candidate | None:
@@ -281,7 +281,7 @@ def surface(pattern: str) -> Surface:
 
 def rejected_by(query: str, candidate: str, related: Callable[[str, str], bool] | None = None) -> str | None:
     """The first guard that rejects rewriting pattern ``query`` to pattern ``candidate``, or None
-    (:func:`selflearn.mining.guards.rejection`)."""
+    (:func:`selflearn.core.guards.rejection`)."""
     return rejection(query, candidate, related)
 
 

@@ -43,10 +43,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from selflearn.assistant.home import Home
-from selflearn.errors import DataError
-from selflearn.mining.table import RewriteTable
-from selflearn.rewrite.embed import StaticEmbedder
+from selflearn.core.embed import StaticEmbedder
+from selflearn.core.errors import DataError
+from selflearn.core.home import Home
+from selflearn.core.hooks import RewriteContext
+from selflearn.core.store import Store
 from selflearn.rewrite.features import FEATURES, featurize
 from selflearn.rewrite.knowledge import DelexCache, Knowledge, KnowledgeConfig, build_knowledge
 from selflearn.rewrite.logs import LogTurn, chains, read_homes, read_log, signature
@@ -58,8 +59,8 @@ from selflearn.rewrite.ranker import (
     outcomes,
     query_row,
 )
-from selflearn.rewrite.rewriter import RequestContext, Rewriter, RewriterConfig
-from selflearn.store import Store
+from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
+from selflearn.rewrite.table import RewriteTable
 
 DEFAULT_TARGET_RATIO = 15.0
 """The calibration target ``selflearn train rewriter`` uses unless told otherwise: the lowest of
@@ -228,7 +229,7 @@ def training_queries(
         rewriter = global_only if without_personal and t.household_id in without_personal else with_personal
         if t.rewritten is None:
             failed = t.status != "success"
-            ctx = RequestContext(t.household_id, t.user_id, homes.get(t.household_id), t.area, t.ts)
+            ctx = RewriteContext(t.household_id, t.user_id, homes.get(t.household_id), t.area, t.ts)
             prep = rewriter.prepare(t.said, ctx)
             if prep is not None and (failed or rewriter.works_already(prep) is None):
                 query, hood, cands = rewriter.retrieve(prep, ctx)

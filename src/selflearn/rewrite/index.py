@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from selflearn.errors import ConfigError, DependencyError
+from selflearn.core.errors import ConfigError, DependencyError
 
 HNSW_MIN = 20_000
 """Below this many vectors an exact (flat) search is as fast as HNSW and never misses."""

@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from selflearn.artefacts import check_format, reading
-from selflearn.errors import ConfigError
+from selflearn.core.artefacts import check_format, reading
+from selflearn.core.errors import ConfigError
 
 NONE = "<none>"
 """The label of requests that failed and that nobody's reformulation ever got to work."""

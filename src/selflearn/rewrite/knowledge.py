@@ -4,7 +4,7 @@ it meant when it worked, and which reformulation fixed it when it did not.
 Built from the logs (:func:`build_knowledge`):
 
 * every organic turn (not rewritten) is delexicalized with its home's names
-  (:mod:`selflearn.mining.delex`), so "lights off in the kitchen" and "lights off in the bedroom"
+  (:mod:`selflearn.core.delex`), so "lights off in the kitchen" and "lights off in the bedroom"
   are one pattern, ``lights off in the {area}``;
 * per pattern: turns, turns that worked (by the defect detector), distinct users and households,
   and the dominant **signature** of the turns that worked (the NLU's interpretation with the
@@ -17,7 +17,7 @@ Built from the logs (:func:`build_knowledge`):
 never are, and a fix needs ``min_users`` users of its own. Household names never enter: they are
 placeholders.
 
-Patterns are embedded (:mod:`selflearn.rewrite.embed`) and indexed per **slot signature** (the
+Patterns are embedded (:mod:`selflearn.core.embed`) and indexed per **slot signature** (the
 multiset of placeholders), so a request is only ever compared with patterns its own values can fill.
 
 Beside the patterns, an **intent model** (:mod:`selflearn.rewrite.intents`) learns from every
@@ -40,11 +40,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from selflearn.artefacts import check_format, reading
-from selflearn.assistant.home import Home
-from selflearn.errors import ConfigError
-from selflearn.mining.delex import Delexicalized, Delexicalizer, example_values, slot_signature
-from selflearn.rewrite.embed import StaticEmbedder
+from selflearn.core.artefacts import check_format, reading
+from selflearn.core.delex import Delexicalized, Delexicalizer, example_values, slot_signature
+from selflearn.core.embed import StaticEmbedder
+from selflearn.core.errors import ConfigError
+from selflearn.core.home import Home
 from selflearn.rewrite.index import VectorIndex
 from selflearn.rewrite.intents import NONE, IntentModel
 from selflearn.rewrite.logs import LogTurn, chains, signature

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from selflearn.assistant.home import Home, normalize_name
-from selflearn.errors import DataError
-from selflearn.mining.delex import Delexicalized
-from selflearn.schema import SlotValue, Turn
-from selflearn.store import Store
+from selflearn.core.delex import Delexicalized
+from selflearn.core.errors import DataError
+from selflearn.core.home import Home, normalize_name
+from selflearn.core.schema import SlotValue, Turn
+from selflearn.core.store import Store
 
 LOG_SQL = """
 SELECT t.turn_id, t.session_id, t.user_id, t.household_id, t.timestamp AS ts,
@@ -70,7 +70,7 @@ class LogTurn:
 
     @classmethod
     def from_turn(cls, turn: Turn, defect: bool, rephrase_of: str | None = None) -> LogTurn:
-        """A log turn from a :class:`~selflearn.schema.Turn` record and the caller's verdict."""
+        """A log turn from a :class:`~selflearn.core.schema.Turn` record and the caller's verdict."""
         return cls(
             turn_id=turn.turn_id,
             session_id=turn.session_id,

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from rapidfuzz import fuzz
 
-from selflearn.assistant.home import Home, normalize_name
-from selflearn.mining.delex import Delexicalized, Delexicalizer, example_values
+from selflearn.core.delex import Delexicalized, Delexicalizer, example_values
+from selflearn.core.home import Home, normalize_name
+from selflearn.core.schema import Feedback
 from selflearn.rewrite.logs import LogTurn, signature
-from selflearn.schema import Feedback
 
 EmbedFn = Callable[[str], np.ndarray]
 """Text -> unit vector (the rewriter's static embedder)."""

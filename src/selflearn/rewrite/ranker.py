@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from selflearn.artefacts import check_format, reading
-from selflearn.errors import ConfigError, DataError
+from selflearn.core.artefacts import check_format, reading
+from selflearn.core.errors import ConfigError, DataError
 from selflearn.rewrite.features import FEATURES
 from selflearn.rewrite.trees import FastPredictor
 

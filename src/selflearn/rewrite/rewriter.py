@@ -14,7 +14,7 @@ Layers, in order (the first that decides wins):
 4. **personal rewrite**: this household's own failed request that a retry fixed at least
    ``personal_min`` times;
 5. **n-best**: when the NLU failed on the recogniser's top hypothesis and the caller passed the
-   others (:attr:`RequestContext.nbest`), the first alternative whose pattern works (global
+   others (:attr:`RewriteContext.nbest`), the first alternative whose pattern works (global
    statistics, or this household's own successes) and that no guard rejects;
 6. **ranked retrieval**: candidates from the global index, from fixes of similar failing
    requests and from the household's successes are scored by the ranker; the best is applied if
@@ -38,13 +38,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from selflearn.artefacts import check_format, reading
-from selflearn.assistant.home import Home, normalize_name
-from selflearn.errors import ConfigError
-from selflearn.mining.delex import Delexicalized, Delexicalizer, strip_fillers
-from selflearn.mining.guards import CARRIER_WORDS, OBJECT_WORDS, is_sensitive
-from selflearn.mining.table import RewriteTable
-from selflearn.rewrite.embed import RelatedWords, StaticEmbedder
+from selflearn.core.artefacts import check_format, reading
+from selflearn.core.delex import Delexicalized, Delexicalizer, strip_fillers
+from selflearn.core.embed import RelatedWords, StaticEmbedder
+from selflearn.core.errors import ConfigError
+from selflearn.core.guards import CARRIER_WORDS, OBJECT_WORDS, is_sensitive
+from selflearn.core.home import Home, normalize_name
+from selflearn.core.hooks import RewriteContext
+from selflearn.core.schema import Feedback, RewriteTrace, Turn
 from selflearn.rewrite.features import (
     Candidate,
     Neighbourhood,
@@ -60,7 +61,7 @@ from selflearn.rewrite.knowledge import Knowledge, embed_text
 from selflearn.rewrite.logs import LogTurn
 from selflearn.rewrite.personal import HouseholdMemory, PersonalLayer
 from selflearn.rewrite.ranker import Ranker
-from selflearn.schema import DeviceContext, Feedback, RewriteTrace, Turn
+from selflearn.rewrite.table import RewriteTable
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class RewriterConfig:
     """Override the ranker's calibrated threshold (both modes); sensitive intents still get
     the ranker's margin on top."""
     nbest: bool = True
-    """Consider the recogniser's other hypotheses (:attr:`RequestContext.nbest`) when the NLU
+    """Consider the recogniser's other hypotheses (:attr:`RewriteContext.nbest`) when the NLU
     failed on the top one."""
     pattern_cache: int = 0
     """Request patterns whose embedding and global neighbourhood are kept (they depend on the
@@ -112,28 +113,6 @@ class RewriterConfig:
             raise ConfigError("pattern_cache must be 0 or more")
         if self.budget_ms <= 0:
             raise ConfigError("budget_ms must be positive")
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    """What the rewriter may know about a request besides its text."""
-
-    household_id: str = "unknown"
-    user_id: str = "unknown"
-    home: Home | None = None
-    """The home's configuration (areas, entities, aliases), for delexicalization."""
-    area: str | None = None
-    """Name of the area of the device that heard the request."""
-    timestamp: datetime | None = None
-    device: DeviceContext | None = None
-    failed: bool | None = None
-    """Whether the assistant already failed on the original text (the caller ran its NLU and
-    found no match or an unresolved name): ``True`` when rewriting behind the NLU, ``None`` when
-    unknown (rewriting before it). ``False`` means it worked: nothing is rewritten."""
-    nbest: tuple[str, ...] = ()
-    """The recogniser's other hypotheses for this request, best first (the top one is the text).
-    Read only when ``failed`` is ``True``: an alternative that is known to work replaces a top
-    hypothesis the NLU could not use."""
 
 
 @dataclass(frozen=True)
@@ -290,25 +269,14 @@ class Rewriter:
 
     # --- deciding -----------------------------------------------------------------------------
 
-    def __call__(self, text: str, context: Any) -> RewriteTrace | None:
-        """Rewrite hook for the assistant: ``context`` is a
-        :class:`~selflearn.assistant.pipeline.RewriteContext`."""
-        ctx = RequestContext(
-            household_id=context.household_id,
-            user_id=context.user_id,
-            home=context.home,
-            area=context.device.area if context.device is not None else None,
-            timestamp=context.timestamp,
-            device=context.device,
-            failed=context.failed,
-            nbest=tuple(getattr(context, "nbest", ())),
-        )
-        return self.rewrite_one(text, ctx).trace()
+    def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | None:
+        """The :class:`~selflearn.core.hooks.RewriteHook` contract: the rewrite's provenance, or None."""
+        return self.rewrite_one(text, context).trace()
 
-    def rewrite_one(self, text: str, context: RequestContext | None = None) -> RewriteDecision:
+    def rewrite_one(self, text: str, context: RewriteContext | None = None) -> RewriteDecision:
         """Decide for one request. Never raises: on any internal error the original is returned."""
         started = time.perf_counter()
-        ctx = context or RequestContext()
+        ctx = context or RewriteContext()
         self.stats.requests += 1
         try:
             decision = self._decide(text, ctx)
@@ -349,7 +317,7 @@ class Rewriter:
         self._related = None
         clear_feature_caches()
 
-    def _delexicalizer(self, ctx: RequestContext) -> Delexicalizer:
+    def _delexicalizer(self, ctx: RewriteContext) -> Delexicalizer:
         home = ctx.home if ctx.home is not None else self.homes.get(ctx.household_id)
         hit = self._delex.get(ctx.household_id)
         if hit is None or hit[0] is not home:
@@ -368,7 +336,7 @@ class Rewriter:
         ]
         return "rw2-" + hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=6).hexdigest()
 
-    def prepare(self, text: str, ctx: RequestContext) -> Prepared | None:
+    def prepare(self, text: str, ctx: RewriteContext) -> Prepared | None:
         """Normalise, substitute learned household names, say shortened entity names in full,
         delexicalize (None: empty request)."""
         norm = strip_fillers(normalize_name(text))
@@ -415,11 +383,11 @@ class Rewriter:
         return None
 
     def nbest_alternative(
-        self, prep: Prepared, ctx: RequestContext
+        self, prep: Prepared, ctx: RewriteContext
     ) -> tuple[Prepared, Layer, float, str] | None:
         """The first of the recogniser's other hypotheses (``ctx.nbest``, at most
         :data:`MAX_NBEST`) that is known to work and that no guard of
-        :mod:`selflearn.mining.guards` rejects as a rewrite of the top hypothesis (a polarity
+        :mod:`selflearn.core.guards` rejects as a rewrite of the top hypothesis (a polarity
         flip, another action, a side of a sensitive action it did not say, ...): its pattern has
         worked in this household more often than it failed (for a sensitive action -- locks,
         alarms, opening -- at least twice), or it works for everyone (:meth:`Knowledge.works`; for
@@ -450,7 +418,7 @@ class Rewriter:
         return None
 
     def retrieve(
-        self, prep: Prepared, ctx: RequestContext
+        self, prep: Prepared, ctx: RewriteContext
     ) -> tuple[Query, Neighbourhood | None, list[Candidate]]:
         """The request as a ranker query, its global neighbourhood and its candidates."""
         if self.embedder is None:
@@ -483,7 +451,7 @@ class Rewriter:
             related = self._related = RelatedWords(self.embedder)
         return query, hood, candidates(query, self.knowledge, hood, prep.memory, vectors, related=related)
 
-    def _decide(self, text: str, ctx: RequestContext) -> RewriteDecision:
+    def _decide(self, text: str, ctx: RewriteContext) -> RewriteDecision:
         prep = self.prepare(text, ctx)
         if prep is None:
             return RewriteDecision(text, text, False, reasons=("empty request",))
@@ -594,4 +562,4 @@ class Prepared:
     """Words a rewrite must keep (:attr:`selflearn.rewrite.features.Query.keep`)."""
     completed: list[tuple[str, str]] = field(default_factory=list)
     """(shortened name, full name) said in full in ``aliased``
-    (:meth:`~selflearn.mining.delex.Delexicalizer.complete`)."""
+    (:meth:`~selflearn.core.delex.Delexicalizer.complete`)."""

@@ -29,10 +29,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from selflearn.artefacts import reading
-from selflearn.errors import ConfigError, DataError
+from selflearn.core.artefacts import reading
+from selflearn.core.errors import ConfigError, DataError
+from selflearn.core.store import Store
 from selflearn.signals.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES, turn_features
-from selflearn.store import Store
 
 MODEL_FORMAT = "defect.gbm.v1"
 """Format name of a saved :class:`DefectModel` (changes when its features change meaning)."""

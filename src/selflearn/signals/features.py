@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from selflearn.store import Store
+from selflearn.core.store import Store
 
 FOLLOW_UP_S = 20.0
 """A next turn within this many seconds counts as a quick follow-up (simulated retries come

@@ -33,9 +33,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from selflearn.artefacts import check_format, reading
-from selflearn.errors import DataError, DependencyError
-from selflearn.store import Store
+from selflearn.core.artefacts import check_format, reading
+from selflearn.core.errors import DataError, DependencyError
+from selflearn.core.store import Store
 
 MAX_CANDIDATES = 3
 """Earlier turns of the session offered to the detectors (most recent first)."""

@@ -36,7 +36,7 @@ from typing import Any, Final, Literal
 
 import yaml
 
-from selflearn.assistant.lm import ONES, TENS
+from selflearn.core.text import ONES, TENS
 from selflearn.simulation.phrasing import KNOWN_PLACEHOLDERS, Phrasing
 
 __all__ = [

@@ -15,10 +15,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import Effect, execute
-from selflearn.assistant.home import Entity, HomeState
 from selflearn.assistant.resolve import INTENT_DOMAINS, TARGETLESS_INTENTS, resolve
-from selflearn.schema import SlotValue
+from selflearn.core.home import Entity
+from selflearn.core.schema import SlotValue
 from selflearn.simulation.phrasing import Phrasing
 from selflearn.simulation.population import Household, User
 

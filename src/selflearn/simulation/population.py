@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from selflearn.assistant.home import Area, Entity, Floor, Home
+from selflearn.core.home import Area, Entity, Floor, Home
 
 # (area id, configured name, whether it tends to be upstairs)
 AREA_CATALOGUE: tuple[tuple[str, str, bool], ...] = (

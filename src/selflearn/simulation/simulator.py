@@ -12,11 +12,11 @@ Households are processed in shards of at most :data:`SHARD_SIZE` (fewer for smal
 so that two workers get even shares: :func:`shard_size`); each shard's output depends only on
 the seed and the configuration, so the files are identical whatever the number of workers.
 
-Replay through a rewriter: with ``SimulationConfig.rewrite_table`` (a mined table, loaded once by
-:func:`selflearn.mining.load_rewriter` and handed to the workers) or ``simulate(..., rewriter=...)``
-(any picklable :class:`~selflearn.assistant.pipeline.RewriteHook`), the assistant rewrites requests
-before its NLU. Users react to what they experience, i.e. the rewritten outcome; the truth of a
-rewritten turn also says whether it would have been a defect without the rewrite
+Replay through a rewriter: with ``simulate(..., rewriter=...)`` (any picklable
+:class:`~selflearn.core.hooks.RewriteHook`: a mined :class:`~selflearn.rewrite.RewriteTable`, the
+online :class:`~selflearn.rewrite.Rewriter`), the assistant rewrites requests before its NLU.
+Users react to what they experience, i.e. the rewritten outcome; the truth of a rewritten turn
+also says whether it would have been a defect without the rewrite
 (``Truth.defect_without_rewrite``).
 """
 
@@ -36,12 +36,14 @@ from typing import IO, Any, Literal
 
 import orjson
 
+from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import Effect
-from selflearn.assistant.home import HomeState, normalize_name
-from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn, RewriteContext, RewriteHook
-from selflearn.errors import ConfigError
-from selflearn.schema import SCHEMA_VERSION, BargeIn, DeviceContext, FailurePoint, Feedback, Truth
-from selflearn.schema import Goal as GoalRecord
+from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
+from selflearn.core.errors import ConfigError
+from selflearn.core.home import normalize_name
+from selflearn.core.hooks import RewriteContext, RewriteHook
+from selflearn.core.schema import SCHEMA_VERSION, BargeIn, DeviceContext, FailurePoint, Feedback, Truth
+from selflearn.core.schema import Goal as GoalRecord
 from selflearn.simulation.catalogue import BACKGROUND, COLLOQUIAL, OUT_OF_SCOPE, template_phrasings
 from selflearn.simulation.goals import INTENT_WEIGHTS, Goal, PhrasingPool, out_of_scope_goal, realise
 from selflearn.simulation.phrasing import Phrasing
@@ -114,9 +116,6 @@ class SimulationConfig:
     """Chance that a goal's target device is offline when the user asks."""
     workers: int = 1
     """Worker processes."""
-    rewrite_table: str | None = None
-    """Path of a mined rewrite-table artifact to replay traffic through (see docs/mining.md):
-    the assistant rewrites requests before its NLU with it. ``None``: no rewriting."""
 
     def __post_init__(self) -> None:
         if self.households < 1:
@@ -131,8 +130,6 @@ class SimulationConfig:
             raise ConfigError("household_prefix may only contain letters, digits and '_'")
         if self.start.tzinfo is None:
             raise ConfigError("start must be timezone-aware")
-        if self.rewrite_table is not None and not Path(self.rewrite_table).exists():
-            raise ConfigError(f"rewrite table {self.rewrite_table} does not exist")
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly form (for the run manifest)."""
@@ -468,7 +465,12 @@ class _HouseholdRun:
             text = spoken
             if self.assistant.rewriter is not None:
                 context = RewriteContext(
-                    self.state.home, device_area, turn.user_id, turn.household_id, turn.device, when
+                    household_id=turn.household_id,
+                    user_id=turn.user_id,
+                    home=self.state.home,
+                    area=turn.device.area,
+                    timestamp=when,
+                    device=turn.device,
                 )
                 rewrite = self.assistant.rewrite(spoken, context)
                 if rewrite is not None:
@@ -734,19 +736,12 @@ def simulate(
 
     ``progress(done_households, total_households)`` is called as shards finish.
 
-    ``rewriter``: a rewriter object to put in front of the assistant's NLU instead of loading
-    ``config.rewrite_table`` (give one or the other, not both). It is handed to every worker
-    process, so it must be picklable (an instance of a module-level class is) and deterministic
-    for the output to be the same whatever the number of workers. The manifest records its type.
+    ``rewriter``: a rewriter object to put in front of the assistant's NLU (load it here, once:
+    a pool whose initializer raises restarts its workers for ever instead of reporting the
+    error). It is handed to every worker process, so it must be picklable (an instance of a
+    module-level class is) and deterministic for the output to be the same whatever the number
+    of workers. The manifest records the folder it was loaded from (its ``path``) or its type.
     """
-    if rewriter is not None and config.rewrite_table is not None:
-        raise ConfigError("give a rewriter or SimulationConfig.rewrite_table, not both")
-    if config.rewrite_table is not None:
-        # Loaded here, once, rather than in each worker's initializer: a pool whose initializer
-        # raises restarts its workers for ever instead of reporting the error.
-        from selflearn.mining import load_rewriter
-
-        rewriter = load_rewriter(config.rewrite_table)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*-?????.jsonl"):
         stale.unlink()
@@ -808,8 +803,9 @@ def simulate(
         "first_attempt_defect_rate": result.first_attempt_defect_rate,
     }
     if rewriter is not None:
+        path = getattr(rewriter, "path", None)
         manifest["rewriter"] = (
-            config.rewrite_table or f"{type(rewriter).__module__}.{type(rewriter).__qualname__}"
+            str(path) if path is not None else f"{type(rewriter).__module__}.{type(rewriter).__qualname__}"
         )
         manifest["rewrites"] = result.rewrites
         manifest["rewrite_errors"] = result.rewrite_errors

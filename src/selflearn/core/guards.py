@@ -16,7 +16,7 @@ from functools import lru_cache
 import jellyfish
 from rapidfuzz.distance import Levenshtein
 
-from selflearn.mining.delex import slot_signature
+from selflearn.core.delex import slot_signature
 
 POLARITY: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "power": (
@@ -117,7 +117,7 @@ def changes_meaning(source: str, target: str) -> bool:
     """True when the rewrite would do something else: :func:`flips_polarity`,
     :func:`changes_action` or :func:`changes_object` (each pattern's bits read once). The miner
     lets such a rewrite through only on overwhelming evidence, and
-    :meth:`~selflearn.mining.table.RewriteTable.unguarded` lists the table rows that have it."""
+    :meth:`~selflearn.rewrite.table.RewriteTable.unguarded` lists the table rows that have it."""
     src, dst = facts(source), facts(target)
     return _flips(src, dst) or _other_action(src, dst) or _other_kind(src, dst)
 
@@ -207,7 +207,7 @@ def overwhelming(
     """The evidence on which the miner emits a rewrite that changes the meaning
     (:func:`changes_meaning`, :func:`changes_target`): at least ``max(k, users_needed)`` users, a
     target success rate of at least ``success_needed``, and twice the margin over the source.
-    :meth:`~selflearn.mining.table.RewriteTable.unguarded` applies the same rule to saved rows."""
+    :meth:`~selflearn.rewrite.table.RewriteTable.unguarded` applies the same rule to saved rows."""
     enough_users = users >= max(k, users_needed)
     return enough_users and p_target >= success_needed and p_target - p_source >= 2 * margin
 

@@ -2,7 +2,7 @@
 
 Ingest contract (:meth:`Store.ingest`):
 
-* every input row is validated against :mod:`selflearn.schema`; a bad row goes to a quarantine
+* every input row is validated against :mod:`selflearn.core.schema`; a bad row goes to a quarantine
   file (JSON lines: source file, row number, field, reason, the start of the raw row), never to
   the store;
 * ``rows read = rows stored + rows already present + rows quarantined``, always;
@@ -41,8 +41,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from selflearn.errors import DataError, StoreError
-from selflearn.schema import LOG_RECORD, SCHEMA_VERSION, TRUTH_RECORD, Feedback, Truth, Turn
+from selflearn.core.errors import DataError, StoreError
+from selflearn.core.schema import LOG_RECORD, SCHEMA_VERSION, TRUTH_RECORD, Feedback, Truth, Turn
 
 MAX_LINE_BYTES = 64 * 1024
 """Rows larger than this are quarantined unread (a turn record is typically under 2 KB)."""

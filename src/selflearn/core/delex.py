@@ -26,8 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from selflearn.assistant.home import Home, normalize_name
-from selflearn.assistant.lm import ONES, TENS
+from selflearn.core.home import Home, normalize_name
+from selflearn.core.text import ONES, TENS
 
 PLACEHOLDER = re.compile(r"\{(area|floor|name|unknown|number)\}")
 """The placeholders a pattern can hold."""

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from selflearn.errors import DependencyError
+from selflearn.core.errors import DependencyError
 
 log = logging.getLogger(__name__)
 

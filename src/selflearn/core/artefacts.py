@@ -12,8 +12,8 @@ description::
 A missing file becomes "``models/r`` is not a saved ranker (missing ranker.json)", anything else
 that fails to read "``models/r``: unreadable ranker: <why>", and a folder from another version
 names both formats and the command that makes a new one. The error class is the caller's:
-:class:`~selflearn.errors.ConfigError` for artefacts a service is configured with (the rewriter
-and its parts), :class:`~selflearn.errors.DataError` for models a command reads as input.
+:class:`~selflearn.core.errors.ConfigError` for artefacts a service is configured with (the rewriter
+and its parts), :class:`~selflearn.core.errors.DataError` for models a command reads as input.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from selflearn.errors import ConfigError, SelflearnError
+from selflearn.core.errors import ConfigError, SelflearnError
 
 
 @contextmanager

@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from selflearn.artefacts import check_format, reading
-from selflearn.assistant.home import Home, normalize_name
-from selflearn.errors import ConfigError
-from selflearn.mining.delex import Delexicalizer, fill
-from selflearn.mining.guards import changes_meaning, changes_target, evidence_bar, overwhelming
-from selflearn.schema import RewriteTrace
+from selflearn.core.artefacts import check_format, reading
+from selflearn.core.delex import Delexicalizer, fill
+from selflearn.core.errors import ConfigError
+from selflearn.core.guards import changes_meaning, changes_target, evidence_bar, overwhelming
+from selflearn.core.home import Home, normalize_name
+from selflearn.core.schema import RewriteTrace
 
 if TYPE_CHECKING:
-    from selflearn.assistant.pipeline import RewriteContext
+    from selflearn.core.hooks import RewriteContext
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ class RewriteTable:
 
     table: pa.Table
     metadata: dict[str, Any]
+    path: Path | None = None
+    """The folder it was loaded from, if it was."""
 
     def __post_init__(self) -> None:
         if not self.table.schema.equals(TABLE_SCHEMA):
@@ -131,7 +133,7 @@ class RewriteTable:
         missing = set(TABLE_SCHEMA.names) - set(table.column_names)
         if missing:
             raise ConfigError(f"{folder}/rewrites.parquet lacks columns {sorted(missing)}")
-        loaded = cls(table, meta)
+        loaded = cls(table, meta, folder)
         risky = loaded.unguarded()
         if risky:
             shown = "; ".join(f"{r['source']!r} -> {r['target']!r}" for r in risky[:3])
@@ -148,7 +150,7 @@ class RewriteTable:
     def unguarded(self) -> list[dict[str, Any]]:
         """Active rewrites that the miner's guards refuse today (a polarity flip, a swap of one
         action for another, another kind of thing, other placeholders) without the overwhelming
-        evidence that lets them through (:func:`~selflearn.mining.guards.overwhelming`, with the
+        evidence that lets them through (:func:`~selflearn.core.guards.overwhelming`, with the
         thresholds the table was mined with). Tables mined before the action-swap guard
         (2026-11-25) may hold such rules; :meth:`load` warns about them and :meth:`lookup` never
         applies them."""
@@ -220,8 +222,3 @@ class RewriteTable:
 def _version(table: pa.Table) -> str:
     blob = json.dumps(table.to_pylist(), sort_keys=True, default=str).encode()
     return "rw-" + hashlib.blake2b(blob, digest_size=6).hexdigest()
-
-
-def load_rewriter(path: str | Path) -> RewriteTable:
-    """Load a rewrite table to put in front of the assistant's NLU."""
-    return RewriteTable.load(path)

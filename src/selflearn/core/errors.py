@@ -9,7 +9,7 @@
     └── DependencyError    an optional component (real ASR, a corpus) is not installed
 
 Bad *records* are not exceptions: ingest quarantines them with the row number, field and reason
-(see :mod:`selflearn.store`).
+(see :mod:`selflearn.core.store`).
 """
 
 from __future__ import annotations
