@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck bench asr-deps fuzzy-env clean
+.PHONY: demo test lint typecheck bench asr-deps system-deps fuzzy-env clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## simulate a small population, ingest it, print the stats
 	$(BIN)/selflearn demo
 
-test: $(STAMP)  ## lint, type-check and run the test suite
+test: $(STAMP) system-deps  ## lint, type-check and run the test suite
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
@@ -31,6 +31,11 @@ typecheck: $(STAMP)
 
 asr-deps:  ## Debian packages for the real ASR channel (flite speech, sox effects)
 	apt-get update -qq && apt-get install -y -qq flite sox
+
+system-deps:  ## flite and sox for the real-ASR test: installed when missing and run as root on Debian
+	@if command -v flite >/dev/null && command -v sox >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then $(MAKE) --no-print-directory asr-deps; \
+	else echo "note: flite and sox are missing (make asr-deps, as root): the real-ASR test will be skipped"; fi
 
 fuzzy-env:  ## pinned environment for the old n-gram fuzzy baseline (hassil 3.8.1)
 	bash bench/fuzzy_ngram/setup.sh

@@ -132,7 +132,6 @@ def test_declared_sibling_edge_is_allowed_and_only_it() -> None:
     assert violations({"selflearn.rewrite.rewriter": {"selflearn.mining.miner"}}) != []
 
 
-@pytest.mark.xfail(strict=True, reason="cli, service, fastmatch, asr, simulator, corpora and store are split next")
 def test_no_module_is_longer_than_800_lines() -> None:
     long = {
         module_name(p): n

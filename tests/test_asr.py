@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import importlib.util
+import json
 import math
 import random
 import re
@@ -27,7 +29,9 @@ from selflearn.assistant.asr import (
     word_error_rate,
     word_errors,
 )
+from selflearn.assistant.asr.confusion import FORMAT
 from selflearn.assistant.lm import build_arpa, domain_sentences
+from selflearn.core.errors import ConfigError
 from selflearn.core.schema import AsrTrace
 from selflearn.core.text import normalize_spoken, number_to_words
 
@@ -78,7 +82,7 @@ def test_speech_condition() -> None:
         == SpeechCondition("kal", 1.1, -1.0, 20.0, 35.0).key()
     )
     assert CLEAN.key() != SpeechCondition("kal").key()
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         SpeechCondition(noise_snr_db=10.0)
 
 
@@ -113,9 +117,11 @@ def test_confusion_model_learns_substitutions(tmp_path: Path) -> None:
     assert "the bedroom" not in model.phrases and model.words["bedroom"]["sub"]
     assert model.wer > 0
 
-    path = tmp_path / "model.json"
-    model.save(path)
-    loaded = ConfusionModel.load(path)
+    folder = model.save(tmp_path / "confusion")
+    assert folder == tmp_path / "confusion"
+    saved = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    assert next(iter(saved)) == "format" and saved["format"] == FORMAT == "selflearn.confusion.v3"
+    loaded = ConfusionModel.load(folder)
     assert loaded.to_dict() == model.to_dict()
 
 
@@ -183,14 +189,54 @@ def test_words_outside_the_vocabulary_are_never_recognized(tmp_path: Path) -> No
     # In-vocabulary sentences keep the old behaviour: often right, the reference offered.
     traces = [NoisyASR(model).transcribe("pause the music", rng) for _ in range(2000)]
     assert any(t.text == "pause the music" for t in traces)
-    path = tmp_path / "model.json"
-    model.save(path)
-    loaded = ConfusionModel.load(path)
+    loaded = ConfusionModel.load(model.save(tmp_path / "confusion"))
     assert loaded.vocabulary == model.vocabulary and loaded.to_dict() == model.to_dict()
+    assert ConfusionModel.from_dict(model.to_dict() | {"format": "selflearn.confusion/2"}).to_dict() == (
+        model.to_dict()
+    )
     old = model.to_dict() | {"format": "selflearn.confusion/1"}
     del old["vocabulary"], old["oov_context_factor"]
     legacy = ConfusionModel.from_dict(old)
     assert legacy.vocabulary is None and legacy.in_vocabulary("roomba")
+
+
+def test_confusion_model_load_names_the_command_that_writes_one(tmp_path: Path) -> None:
+    """A folder that does not hold a current saved model -- the single JSON file written before
+    the learner contract, that file itself, another format, no folder at all -- is a ConfigError
+    naming the folder and the command that writes a new model."""
+    model = ConfusionModel().fit(_pairs())
+    old_layout = tmp_path / "old"
+    old_layout.mkdir()
+    legacy = model.to_dict() | {"format": "selflearn.confusion/2"}
+    (old_layout / "noisy_asr.json").write_text(json.dumps(legacy, indent=1), encoding="utf-8")
+    other = model.save(tmp_path / "other")
+    (other / "model.json").write_text(
+        json.dumps(legacy | {"format": "selflearn.ranker.v1"}), encoding="utf-8"
+    )
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "model.json").write_text(json.dumps(legacy), encoding="utf-8")
+    broken = model.save(tmp_path / "broken")
+    content = json.loads((broken / "model.json").read_text(encoding="utf-8"))
+    del content["words"]
+    (broken / "model.json").write_text(json.dumps(content), encoding="utf-8")
+    for folder in (
+        old_layout,
+        old_layout / "noisy_asr.json",
+        other,
+        stale,
+        broken,
+        tmp_path / "nowhere",
+    ):
+        with pytest.raises(ConfigError, match="selflearn asr fit-noisy") as caught:
+            ConfusionModel.load(folder)
+        assert str(folder) in str(caught.value)
+    with pytest.raises(ConfigError, match=re.escape("missing model.json")):
+        ConfusionModel.load(old_layout)
+    with pytest.raises(
+        ConfigError, match=re.escape("'selflearn.confusion/2' is not 'selflearn.confusion.v3'")
+    ):
+        ConfusionModel.load(stale)
 
 
 def test_default_model_knows_the_decoder_vocabulary() -> None:
@@ -210,16 +256,19 @@ def test_channel_fingerprint_follows_the_packaged_model() -> None:
     import hashlib
     import importlib.resources
 
-    data = importlib.resources.files("selflearn").joinpath("data/noisy_asr.json").read_bytes()
+    data = importlib.resources.files("selflearn").joinpath("data/noisy_asr/model.json").read_bytes()
     assert channel_fingerprint("noisy") == "noisy/" + hashlib.sha256(data).hexdigest()[:12]
     assert channel_fingerprint(" Exact ") == "exact"
     assert channel_fingerprint("pocketsphinx") == channel_fingerprint("real") == "real"
-    with pytest.raises(ValueError, match="unknown ASR channel 'whisper'"):
+    with pytest.raises(ConfigError, match="unknown ASR channel 'whisper'"):
         channel_fingerprint("whisper")
 
 
 def test_default_model_loads() -> None:
     model = ConfusionModel.default()
+    packaged = importlib.resources.files("selflearn").joinpath("data/noisy_asr")
+    assert ConfusionModel.load(str(packaged)).to_dict() == model.to_dict()
+    assert not importlib.resources.files("selflearn").joinpath("data/noisy_asr.json").is_file()
     assert model.n_sentences >= 1000
     assert 0.0 < model.wer < 0.5
     assert {"command", "n_sentences", "wer", "created"} <= set(model.metadata)
@@ -228,7 +277,7 @@ def test_default_model_loads() -> None:
     assert trace.engine == "noisy"
     assert isinstance(make_asr("noisy"), NoisyASR)
     assert isinstance(make_asr("exact"), ExactASR)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         make_asr("whisper")
 
 

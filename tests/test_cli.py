@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -46,8 +49,8 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "rewrite table:" in res.stdout and "wins / losses" in res.stdout
-    assert (tmp_path / "rewrites" / "metadata.json").exists()
-    assert (tmp_path / "rewriter" / "rewriter.json").exists()
+    assert (tmp_path / "rewrites" / "model.json").exists()
+    assert (tmp_path / "rewriter" / "model.json").exists()
     manifest = json.loads((tmp_path / "replay" / "manifest.json").read_text())
     assert manifest["config"]["assistant"]["rewrite_when"] == "on_failure"
     # The manifest names the channel the traffic went through and the simulator's version, so
@@ -75,3 +78,21 @@ def test_train_rewriter_defaults_to_the_library_target_ratio() -> None:
     rewriter = train.commands["rewriter"]
     option = next(p for p in rewriter.params if p.name == "target_ratio")
     assert option.default == DEFAULT_TARGET_RATIO == FitConfig().target_ratio == 15.0
+
+
+def test_main_reports_an_error_as_one_line(tmp_path: Path) -> None:
+    """`main()` turns a SelflearnError into one `error:` line on stderr and exit code 2."""
+    missing = tmp_path / "missing"
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    args = ["simulate", "--out", str(tmp_path / "out"), "--rewrite-table", str(missing)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "selflearn", *args],
+        capture_output=True,
+        text=True,
+        env={**env, "NO_COLOR": "1"},
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(missing) in lines[0], proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr

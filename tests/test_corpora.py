@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from selflearn.core.errors import ConfigError
 from selflearn.simulation import corpora
 from selflearn.simulation.corpora import (
     CORPORA,
@@ -143,7 +144,7 @@ def test_missing_corpora_give_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_unknown_corpus_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown corpus 'snips'"):
+    with pytest.raises(ConfigError, match="unknown corpus 'snips'"):
         load_corpus("snips", tmp_path)
 
 

@@ -264,7 +264,7 @@ def test_empty_store_gives_a_clear_result(tmp_path: Path) -> None:
         report = score_defects(store)
         assert report.turns == 0 and report.summary().startswith("no turns")
         with pytest.raises(DataError, match="both classes"):
-            DefectModel.fit(store)
+            DefectModel().fit(store)
 
 
 def test_untrained_model_says_so() -> None:
@@ -294,7 +294,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def model(simulated: Path) -> DefectModel:
     with Store(simulated, read_only=True) as store:
-        return DefectModel.fit(store)
+        return DefectModel().fit(store)
 
 
 def test_model_training_never_reads_simulation_truth(
@@ -311,7 +311,7 @@ def test_model_training_never_reads_simulation_truth(
             raise AssertionError("the defect model read simulation truth")
 
         monkeypatch.setattr(Store, "truth", forbidden)
-        blind = DefectModel.fit(store)
+        blind = DefectModel().fit(store)
     booster = model.booster_
     assert booster is not None and blind.booster_ is not None
     assert blind.booster_.model_to_string() == booster.model_to_string()
@@ -356,7 +356,7 @@ def test_model_save_load_round_trip(handwritten: Path, model: DefectModel, tmp_p
         table = turn_features(store)
     assert loaded.version == model.version
     np.testing.assert_array_equal(loaded.predict(table), model.predict(table))
-    with pytest.raises(DataError, match="not a saved defect model"):
+    with pytest.raises(ConfigError, match="not a saved defect model"):
         DefectModel.load(tmp_path / "nowhere")
 
 

@@ -280,10 +280,10 @@ def test_text_projection_fits_transforms_and_round_trips(
     projection = TextProjection(dims=3).fit(texts)
     out = projection.transform(["turn on the light", "tell me a joke"])
     assert out.shape == (2, 3) and projection.feature_names() == ["text_pc0", "text_pc1", "text_pc2"]
-    projection.save(tmp_path / "p.npz")
-    loaded = TextProjection.load(tmp_path / "p.npz")
+    assert projection.save(tmp_path / "p") == tmp_path / "p"
+    loaded = TextProjection.load(tmp_path / "p")
     assert np.allclose(loaded.transform(["turn on the light", "tell me a joke"]), out)
-    with pytest.raises(ValueError, match="not fitted"):
+    with pytest.raises(ConfigError, match="not fitted"):
         TextProjection().transform(["x"])
 
 
@@ -328,7 +328,7 @@ def test_empty_store_and_untrained_model(tmp_path: Path) -> None:
         feats = fpi_features(store)
         assert feats.num_rows == 0 and len(RuleBaseline().predict(feats)) == 0
         with pytest.raises(DataError, match="simulation-truth failure point"):
-            FpiModel.fit(store)
+            FpiModel().fit(store)
     with pytest.raises(ConfigError, match="not trained"):
         FpiModel().predict(feats)
 
@@ -349,7 +349,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def model(simulated: Path) -> FpiModel:
     with Store(simulated, read_only=True) as store:
         # text_dims=0: no sentence encoder in the unit tests (TextProjection is tested apart)
-        return FpiModel.fit(store, params={"min_data_in_leaf": 5}, num_rounds=80, text_dims=0)
+        return FpiModel(params={"min_data_in_leaf": 5}, num_rounds=80, text_dims=0).fit(store)
 
 
 def test_model_learns_from_simulation_truth_and_beats_the_majority_class(
@@ -402,17 +402,17 @@ def test_prediction_never_reads_simulation_truth(
 def test_model_save_load_round_trip(model: FpiModel, hand_features: pa.Table, tmp_path: Path) -> None:
     folder = model.save(tmp_path / "fpi")
     meta = json.loads((folder / "model.json").read_text())
-    assert meta["format"] == "fpi.gbm.v2" and meta["classes"] == list(CLASSES)
-    assert meta["text_dims"] == 0 and not (folder / "text_projection.npz").exists()
+    assert meta["format"] == "selflearn.fpi-model.v3" and meta["classes"] == list(CLASSES)
+    assert meta["text_dims"] == 0 and not (folder / "text_projection").exists()
     assert meta["features"] == list(FEATURES) and meta["labels"]["source"] == "sim_truth.failure_point"
     loaded = FpiModel.load(folder)
     assert loaded.version == model.version
     assert np.allclose(loaded.predict(hand_features).proba, model.predict(hand_features).proba)
     meta["features"] = meta["features"][:-1]
     (folder / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(DataError, match="retrain"):
+    with pytest.raises(ConfigError, match="retrain"):
         FpiModel.load(folder)
-    with pytest.raises(DataError, match="not a saved"):
+    with pytest.raises(ConfigError, match="not a saved"):
         FpiModel.load(tmp_path / "nowhere")
 
 
@@ -429,6 +429,6 @@ def test_model_with_text_projection_saves_and_loads_it(
     assert json.loads((folder / "model.json").read_text())["text_dims"] == 4
     loaded = FpiModel.load(folder)
     assert np.allclose(loaded.predict(feats).proba, model.predict(feats).proba)
-    (folder / "text_projection.npz").unlink()
-    with pytest.raises(DataError, match="text_projection"):
+    (folder / "text_projection" / "projection.npz").unlink()
+    with pytest.raises(ConfigError, match="text_projection"):
         FpiModel.load(folder)

@@ -18,7 +18,7 @@ from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import DeviceContext
 from selflearn.core.store import DEFECT_SCHEMA, REPHRASE_SCHEMA, Store
-from selflearn.mining import DuckDbEngine, MiningConfig, mine
+from selflearn.mining import DuckDbEngine, MiningConfig, RewriteMiner
 from selflearn.mining.markov import FAILURE, SUCCESS, absorbing_chain
 from selflearn.rewrite import RewriteTable
 
@@ -118,7 +118,7 @@ class Log:
 
 def _mine(log: Log, tmp_path: Path, config: MiningConfig = LOOSE) -> RewriteTable:
     with log.store(tmp_path / "logs.duckdb") as store:
-        return mine(DuckDbEngine(store), config)
+        return RewriteMiner(config).fit(DuckDbEngine(store)).mined()
 
 
 def _users_fix(log: Log, users: int, homes: int, bad: str, good: str, area: str = "Kitchen") -> None:
@@ -343,8 +343,8 @@ def test_table_round_trips_and_mining_is_deterministic(tmp_path: Path) -> None:
     loaded = RewriteTable.load(folder)
     assert loaded.table.equals(first.table)
     assert loaded.version == first.version == second.version
-    meta = json.loads((folder / "metadata.json").read_text())
-    assert meta["format"] == "selflearn.rewrites.v1" and meta["report"]["turns"] == 12
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["format"] == "selflearn.rewrites.v2" and meta["report"]["turns"] == 12
     assert meta["config"]["min_users"] == 5
 
 
@@ -359,12 +359,12 @@ def test_noise_changes_counts_not_rules(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"is not a saved rewrite table \(missing metadata.json\)"):
+    with pytest.raises(ConfigError, match=r"is not a saved rewrite table \(missing model.json\)"):
         RewriteTable.load(tmp_path)
     with pytest.raises(ConfigError):
         MiningConfig(min_users=0)
     with Store(tmp_path / "empty.duckdb") as store, pytest.raises(DataError, match="no scored turns"):
-        mine(DuckDbEngine(store))
+        RewriteMiner().fit(DuckDbEngine(store)).mined()
     log = Log()
     _users_fix(log, 1, 1, "lights out", "lights off")
     with log.store(tmp_path / "unscored.duckdb") as store:

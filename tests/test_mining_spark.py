@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from selflearn import AssistantConfig, Home, SimulationConfig, Store, simulate
 from selflearn.cli import app
-from selflearn.mining import DuckDbEngine, MiningConfig, SparkEngine, mine
+from selflearn.mining import DuckDbEngine, MiningConfig, RewriteMiner, SparkEngine
 from selflearn.mining.engines import SPARK_TABLES, export_for_spark
 from selflearn.rewrite import RewriteTable
 from selflearn.signals.defect import score_defects
@@ -150,10 +150,10 @@ class Recording:
 def mined(store_path: Path, parquet_dir: Path, spark: Any) -> dict[str, tuple[RewriteTable, Recording]]:
     with Store(store_path, read_only=True) as store:
         duck = Recording(DuckDbEngine(store))
-        duck_table = mine(duck, LOOSE)
+        duck_table = RewriteMiner(LOOSE).fit(duck).mined()
     spark_engine = Recording(SparkEngine(parquet_dir, master=None))
     try:
-        spark_table = mine(spark_engine, LOOSE)
+        spark_table = RewriteMiner(LOOSE).fit(spark_engine).mined()
     finally:
         spark_engine.close()
     return {"duckdb": (duck_table, duck), "spark": (spark_table, spark_engine)}
@@ -204,18 +204,17 @@ def test_cli_exports_the_store_for_spark(
 ) -> None:
     """``mine --engine spark --parquet-dir D`` writes D from the store when D lacks the files and
     hands D to the Spark engine (the mining itself is the one compared above, not run again)."""
-    import selflearn.mining
-
     folder, out = tmp_path / "export", tmp_path / "rewrites"
     seen: list[SparkEngine] = []
 
-    def fake_mine(engine: Any, config: MiningConfig, progress: Any = None) -> RewriteTable:
+    def fake_fit(self: RewriteMiner, engine: Any, progress: Any = None) -> RewriteMiner:
         assert isinstance(engine, SparkEngine) and Path(engine.data_dir) == folder
         assert engine.fetch("SELECT count(*) AS n FROM turns").column("n")[0].as_py() > 0
         seen.append(engine)
-        return mined["spark"][0]
+        self.table_ = mined["spark"][0]
+        return self
 
-    monkeypatch.setattr(selflearn.mining, "mine", fake_mine)
+    monkeypatch.setattr(RewriteMiner, "fit", fake_fit)
     args = ["mine", "--engine", "spark", "--master", "none", "--store", str(store_path)]
     res = CliRunner().invoke(app, [*args, "--parquet-dir", str(folder), "--out", str(out)])
     assert res.exit_code == 0, res.output

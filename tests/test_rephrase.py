@@ -104,7 +104,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> ContextualRephraseDetec
     with Store(folder / "train.duckdb") as store:
         store.ingest([folder / "sim"])
         train = list(session_examples(store, with_labels=True))
-    return ContextualRephraseDetector.fit(train, epochs=3, max_examples=600, seed=0)
+    return ContextualRephraseDetector(epochs=3, max_examples=600, seed=0).fit(train)
 
 
 def test_context_is_ordered_by_time_and_most_recent_first(examples: dict[str, RephraseExample]) -> None:
@@ -170,7 +170,7 @@ def test_training_needs_labels_and_loading_needs_a_model(
     examples: dict[str, RephraseExample], tmp_path: Path
 ) -> None:
     with pytest.raises(DataError, match="no rephrase labels"):
-        ContextualRephraseDetector.fit(list(examples.values()))
+        ContextualRephraseDetector().fit(list(examples.values()))
     with pytest.raises(ConfigError, match="not a saved rephrase model"):
         ContextualRephraseDetector.load(tmp_path)
 

@@ -18,7 +18,7 @@ from selflearn.core.hooks import RewriteContext
 from selflearn.rewrite import FitConfig
 from selflearn.rewrite.features import FEATURES
 from selflearn.rewrite.index import VectorIndex
-from selflearn.rewrite.knowledge import KnowledgeConfig, build_knowledge
+from selflearn.rewrite.knowledge import Knowledge, KnowledgeConfig
 from selflearn.rewrite.logs import LogTurn, chains, signature
 from selflearn.rewrite.personal import PersonalLayer
 from selflearn.rewrite.ranker import (
@@ -111,17 +111,17 @@ def test_vector_index_flat_and_hnsw_agree_and_round_trip(tmp_path: Path) -> None
         index = VectorIndex.build(vectors, kind=kind)
         _, rows = index.search(queries, 3)
         assert (rows[:, 0] == np.arange(50)).mean() >= 0.98, kind
-        index.save(tmp_path / f"{kind}.faiss")
-        again = VectorIndex.load(tmp_path / f"{kind}.faiss")
+        assert index.save(tmp_path / kind) == tmp_path / kind
+        again = VectorIndex.load(tmp_path / kind)
         assert again.kind == kind and len(again) == 3000
         assert np.array_equal(again.search(queries[0], 3)[1], index.search(queries[0], 3)[1])
     with pytest.raises(ConfigError, match="dimensions"):
         index.search(np.zeros(5, dtype=np.float32), 1)
-    (tmp_path / "flat.faiss").write_bytes(b"not an index")
+    (tmp_path / "flat" / "index.faiss").write_bytes(b"not an index")
     with pytest.raises(ConfigError, match="unreadable vector index"):
-        VectorIndex.load(tmp_path / "flat.faiss")
-    with pytest.raises(ConfigError, match="unreadable vector index"):
-        VectorIndex.load(tmp_path / "missing.faiss")
+        VectorIndex.load(tmp_path / "flat")
+    with pytest.raises(ConfigError, match="not a saved vector index"):
+        VectorIndex.load(tmp_path / "missing")
 
 
 # --- what a request meant --------------------------------------------------------------------
@@ -213,25 +213,25 @@ def test_knowledge_pools_only_k_anonymous_patterns(
     home: Home, embedder: StaticEmbedder, tmp_path: Path
 ) -> None:
     turns, homes = _population(home)
-    knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
-    patterns = {p.pattern: p for p in knowledge.patterns}
+    knowledge = Knowledge(KnowledgeConfig(min_users=5)).fit(turns, homes, embedder)
+    patterns = {p.pattern: p for p in knowledge.patterns_}
     assert set(patterns) == {"kill the {area} lights", "turn off the {area} lights"}
     bad, good = patterns["kill the {area} lights"], patterns["turn off the {area} lights"]
     assert (bad.turns, bad.successes, bad.users, bad.households) == (12, 0, 6, 2)
     assert bad.fix == "turn off the {area} lights" and bad.fix_users == 6
     assert good.signature == "HassTurnOff|area={area}|domain=light" and knowledge.works(good)
-    assert knowledge.metadata["patterns"] == {"fewer than k users": 1, "unknown name": 1, "kept": 2}
+    assert knowledge.metadata_["patterns"] == {"fewer than k users": 1, "unknown name": 1, "kept": 2}
     # Nothing household-specific: no raw names, no lonely pattern, no nickname.
-    blob = " ".join(f"{p.pattern} {p.signature} {p.fix}" for p in knowledge.patterns)
+    blob = " ".join(f"{p.pattern} {p.signature} {p.fix}" for p in knowledge.patterns_)
     assert "kitchen" not in blob and "big light" not in blob and "cosy" not in blob
     # k = 7 > 6 users: nothing is pooled at all.
-    assert len(build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=7))) == 0
+    assert len(Knowledge(KnowledgeConfig(min_users=7)).fit(turns, homes, embedder)) == 0
     # Round trip.
     knowledge.save(tmp_path / "k")
     again = type(knowledge).load(tmp_path / "k")
-    assert [p.pattern for p in again.patterns] == [p.pattern for p in knowledge.patterns]
+    assert [p.pattern for p in again.patterns_] == [p.pattern for p in knowledge.patterns_]
     hits = again.search(embedder.encode_one("turn off the kitchen lights"), "area", 2)
-    assert {knowledge.patterns[r].pattern for r, _ in hits} == set(patterns)
+    assert {knowledge.patterns_[r].pattern for r, _ in hits} == set(patterns)
 
 
 # --- the personal layer ------------------------------------------------------------------------
@@ -298,8 +298,8 @@ def test_an_explicit_no_undoes_a_remembered_success(home: Home) -> None:
 
 def test_rewriter_decisions_guards_and_fail_open(home: Home, embedder: StaticEmbedder) -> None:
     turns, homes = _population(home)
-    knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
-    rewriter = Rewriter(knowledge, None, None, embedder, RewriterConfig(), homes)
+    knowledge = Knowledge(KnowledgeConfig(min_users=5)).fit(turns, homes, embedder)
+    rewriter = Rewriter.from_parts(knowledge, None, None, embedder, RewriterConfig(), homes)
     ctx = RewriteContext(household_id="h1", home=home)
     works = rewriter.rewrite_one("turn off the kitchen lights", ctx)
     assert not works.rewritten and works.reasons[0].startswith("works already")
@@ -316,19 +316,21 @@ def test_rewriter_decisions_guards_and_fail_open(home: Home, embedder: StaticEmb
         raise RuntimeError("index on fire")
 
     rewriter.retrieve = boom  # type: ignore[method-assign,assignment]
-    rewriter.ranker = object()  # type: ignore[assignment]
+    rewriter.ranker_ = object()  # type: ignore[assignment]
     decision = rewriter.rewrite_one("make the kitchen cosy", RewriteContext(household_id="h1", failed=True))
     assert decision.text == "make the kitchen cosy" and not decision.rewritten
-    assert decision.reasons[0].startswith("error: RuntimeError") and rewriter.stats.errors == 1
+    assert decision.failed_open == "error" and rewriter.stats.errors == 1
+    assert decision.reasons[0].startswith("error: RuntimeError")
     assert decision.trace() is None
+    assert works.failed_open is None and told.failed_open is None  # decided, just not rewritten
 
 
 def test_nbest_alternative_known_to_work_replaces_a_failed_top_hypothesis(
     home: Home, embedder: StaticEmbedder
 ) -> None:
     turns, homes = _population(home)
-    knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
-    rewriter = Rewriter(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
+    knowledge = Knowledge(KnowledgeConfig(min_users=5)).fit(turns, homes, embedder)
+    rewriter = Rewriter.from_parts(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
     misheard = "tern of the kitchen lights"
     nbest = ("make the kitchen cosy", "turn off the kitchen lights")
 
@@ -337,17 +339,24 @@ def test_nbest_alternative_known_to_work_replaces_a_failed_top_hypothesis(
 
     decision = ask(misheard)
     assert decision.rewritten and decision.text == "turn off the kitchen lights"
+    # The same rewrite, slower than the budget, is thrown away: the original goes through.
+    tight = RewriterConfig(personal=False, budget_ms=1e-6)
+    slow = Rewriter.from_parts(knowledge, None, None, embedder, tight)
+    late = slow.rewrite_one(misheard, RewriteContext("h1", home=home, failed=True, nbest=nbest))
+    assert (late.text, late.rewritten, late.failed_open) == (misheard, False, "over_budget")
+    assert slow.stats.over_budget == 1 and decision.failed_open is None
     assert decision.layer == "global" and decision.rule_id == "nbest:turn off the {area} lights"
     assert "hypothesis 3" in decision.reasons[-1] and "12 of 12 turns" in decision.reasons[-1]
     # Not when the caller cannot say the top failed, nor when it worked, nor with the step off.
     assert not ask(misheard, failed=None).rewritten
     assert not ask(misheard, failed=False).rewritten
-    off = Rewriter(knowledge, None, None, embedder, RewriterConfig(personal=False, nbest=False), homes)
+    no_nbest = RewriterConfig(personal=False, nbest=False)
+    off = Rewriter.from_parts(knowledge, None, None, embedder, no_nbest, homes)
     assert not off.rewrite_one(misheard, RewriteContext("h1", home=home, failed=True, nbest=nbest)).rewritten
     # Never across opposite actions: "turn on" misheard is not fixed by a working "turn off".
     assert not ask("turn on the kitchen lite").rewritten
     # This household's own successes count, but a sensitive action needs two of them.
-    personal = Rewriter(knowledge, None, None, embedder, RewriterConfig(), homes)
+    personal = Rewriter.from_parts(knowledge, None, None, embedder, RewriterConfig(), homes)
     unlock = ("unlock the front door",)
 
     def ask_here(text: str, alternatives: tuple[str, ...]) -> RewriteDecision:
@@ -367,9 +376,9 @@ def test_pattern_cache_changes_no_candidate_and_forgets_replaced_knowledge(
     home: Home, embedder: StaticEmbedder
 ) -> None:
     turns, homes = _population(home)
-    knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
-    cold = Rewriter(knowledge, None, None, embedder, RewriterConfig(pattern_cache=0), homes)
-    warm = Rewriter(knowledge, None, None, embedder, RewriterConfig(pattern_cache=100), homes)
+    knowledge = Knowledge(KnowledgeConfig(min_users=5)).fit(turns, homes, embedder)
+    cold = Rewriter.from_parts(knowledge, None, None, embedder, RewriterConfig(pattern_cache=0), homes)
+    warm = Rewriter.from_parts(knowledge, None, None, embedder, RewriterConfig(pattern_cache=100), homes)
     ctx = RewriteContext(household_id="h1", home=home, failed=True)
 
     def found(rewriter: Rewriter, text: str) -> list[tuple[str, float, float]]:
@@ -384,7 +393,7 @@ def test_pattern_cache_changes_no_candidate_and_forgets_replaced_knowledge(
     assert warm.stats.pattern_cache_hits >= 3 and cold.stats.pattern_cache_hits == 0
     assert any("bedroom" in text for text, _, _ in found(warm, "kill the bedroom lights"))
     # New global knowledge (a reload): nothing of the old one's answers is reused.
-    warm.knowledge = build_knowledge(turns[: len(turns) // 2], homes, embedder, KnowledgeConfig(min_users=1))
+    warm.knowledge_ = Knowledge(KnowledgeConfig(min_users=1)).fit(turns[: len(turns) // 2], homes, embedder)
     hits = warm.stats.pattern_cache_hits
     found(warm, "kill the kitchen lights")
     assert warm.stats.pattern_cache_hits == hits
@@ -459,11 +468,11 @@ def test_decision_rule_meaning_alone_or_times_fixable_survives_save_and_load(tmp
         assert ranker.decide_many([request], True)[0].score == pytest.approx(d.score)
         loaded = Ranker.load(ranker.save(tmp_path / rule))
         assert loaded.decision == rule and loaded.decide(request, True).score == pytest.approx(d.score)
-    meta = tmp_path / "meaning" / "ranker.json"
+    meta = tmp_path / "meaning" / "model.json"
     meta.write_text(meta.read_text().replace('"decision": "meaning"', '"decision": "vibes"'))
     with pytest.raises(ConfigError, match="unknown decision rule 'vibes'"):
         Ranker.load(tmp_path / "meaning")
-    with pytest.raises(ValueError, match="decision must be one of"):
+    with pytest.raises(ConfigError, match="decision must be one of"):
         FitConfig(decision="vibes")
 
 

@@ -12,9 +12,9 @@ import pytest
 from selflearn import AssistantConfig, SimulationConfig, Store, simulate
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.hooks import RewriteContext
-from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter, RewriterConfig, fit_rewriter
+from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter, RewriterConfig
 from selflearn.rewrite.fit import cross_fitted_scores, intent_codes, replay_queries
-from selflearn.rewrite.knowledge import build_knowledge
+from selflearn.rewrite.knowledge import Knowledge
 from selflearn.rewrite.logs import read_homes, read_log
 from selflearn.rewrite.ranker import calibrate_bagged
 from selflearn.signals.defect import score_defects
@@ -32,24 +32,26 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     with Store(store_path) as store:
         store.ingest([work / "sim"])
         with pytest.raises(DataError, match="selflearn signals"):
-            fit_rewriter(store)
+            Rewriter().fit(store)
         score_rephrases(store, PairwiseRephraseBaseline("lexical"))
         score_defects(store)
-        with pytest.raises(ValueError, match="calibration_folds must be at least 2"):
-            fit_rewriter(store, FitConfig(calibration_folds=1))
+        with pytest.raises(ConfigError, match="calibration_folds must be at least 2"):
+            FitConfig(calibration_folds=1)
     with Store(store_path, read_only=True) as store:
-        rewriter, report = fit_rewriter(store, FitConfig(knowledge=KnowledgeConfig(min_users=2)))
+        rewriter = Rewriter(training=FitConfig(knowledge=KnowledgeConfig(min_users=2))).fit(store)
         # The folds run in forked processes by default; in this one process, the same rewriter.
         one_process = FitConfig(knowledge=KnowledgeConfig(min_users=2), workers=1)
-        alone, alone_report = fit_rewriter(store, one_process)
-    assert rewriter.ranker is not None and alone.ranker is not None
-    assert rewriter.ranker.version == alone.ranker.version
+        alone = Rewriter(training=one_process).fit(store)
+    report, alone_report = rewriter.fit_report_, alone.fit_report_
+    assert report is not None and alone_report is not None
+    assert rewriter.ranker_ is not None and alone.ranker_ is not None
+    assert rewriter.ranker_.version == alone.ranker_.version
     # The calibration's own rankers ship: one per calibration fold, each trained without it.
-    assert len(rewriter.ranker.members_) == FitConfig().calibration_folds
-    assert len({m.version for m in rewriter.ranker.members_}) == len(rewriter.ranker.members_)
-    assert (rewriter.ranker.threshold, rewriter.ranker.threshold_unknown) == (
-        alone.ranker.threshold,
-        alone.ranker.threshold_unknown,
+    assert len(rewriter.ranker_.members_) == FitConfig().calibration_folds
+    assert len({m.version for m in rewriter.ranker_.members_}) == len(rewriter.ranker_.members_)
+    assert (rewriter.ranker_.threshold, rewriter.ranker_.threshold_unknown) == (
+        alone.ranker_.threshold,
+        alone.ranker_.threshold_unknown,
     )
     assert (report.queries, report.rows, report.calibration, report.curve) == (
         alone_report.queries,
@@ -59,15 +61,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     )
     assert report.queries > 0 and report.positives > 0
     assert set(report.calibration) == {"known_failed", "unknown"}
-    assert rewriter.knowledge is not None and len(rewriter.knowledge) > 0
+    assert rewriter.knowledge_ is not None and len(rewriter.knowledge_) > 0
     rewriter.save(work / "model")
     return work / "model", store_path
 
 
 def test_saved_rewriter_decides_exactly_as_the_fitted_one(trained: tuple[Path, Path]) -> None:
     folder, store_path = trained
-    meta = json.loads((folder / "rewriter.json").read_text())
-    assert meta["format"] == "selflearn.rewriter.v1" and meta["knowledge"] and meta["ranker"]
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["format"] == "selflearn.rewriter.v2" and meta["knowledge"] and meta["ranker"]
     a, b = Rewriter.load(folder), Rewriter.load(folder)
     with Store(store_path, read_only=True) as store:
         homes = read_homes(store)
@@ -91,20 +93,20 @@ def test_the_calibration_can_be_recomputed_from_the_saved_rewriter(trained: tupl
     # every request with the saved member trained without it gives back the calibration itself.
     folder, store_path = trained
     rewriter = Rewriter.load(folder)
-    assert rewriter.ranker is not None and rewriter.embedder is not None
+    assert rewriter.ranker_ is not None and rewriter.embedder is not None
     config = FitConfig(knowledge=KnowledgeConfig(min_users=2))
     with Store(store_path, read_only=True) as store:
         turns, homes = read_log(store, config.knowledge.defect_threshold), read_homes(store)
-    full = build_knowledge(turns, homes, rewriter.embedder, config.knowledge)
+    full = Knowledge(config.knowledge).fit(turns, homes, rewriter.embedder)
     intents = intent_codes(full)
-    assert intents == rewriter.ranker.intents
+    assert intents == rewriter.ranker_.intents
     queries = replay_queries(turns, homes, rewriter.embedder, intents, config)
     assert queries and all(q.text and len(q.candidates) == len(q.labels) for q in queries)
-    scored = cross_fitted_scores(rewriter.ranker, queries, known=True)
+    scored = cross_fitted_scores(rewriter.ranker_, queries, known=True)
     assert len(scored.score) == sum(q.failed for q in queries)
     bagged = calibrate_bagged(scored.score, scored.outcome, scored.household, config.target_ratio)
-    saved = rewriter.ranker.meta_["fit"]["calibration"]["known_failed"]
-    assert bagged.chosen.threshold == rewriter.ranker.threshold == saved["threshold"]
+    saved = rewriter.ranker_.meta_["fit"]["calibration"]["known_failed"]
+    assert bagged.chosen.threshold == rewriter.ranker_.threshold == saved["threshold"]
     assert (bagged.chosen.wins, bagged.chosen.losses, bagged.chosen.unknown) == (
         saved["wins"],
         saved["losses"],
@@ -126,16 +128,16 @@ def test_train_rewriter_command_reports_both_thresholds(trained: tuple[Path, Pat
     assert "4 cross-fitted members" in res.output
     report = json.loads((tmp_path / "rw" / "fit-report.json").read_text())
     assert set(report["calibration"]) == {"known_failed", "unknown"}
-    assert Rewriter.load(tmp_path / "rw").ranker is not None
+    assert Rewriter.load(tmp_path / "rw").ranker_ is not None
 
 
 def test_a_broken_folder_is_a_clear_error(trained: tuple[Path, Path], tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"is not a saved rewriter \(missing rewriter.json\)"):
+    with pytest.raises(ConfigError, match=r"is not a saved rewriter \(missing model.json\)"):
         Rewriter.load(tmp_path)
     folder, _ = trained
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "rewriter.json").write_text((folder / "rewriter.json").read_text())
+    (broken / "model.json").write_text((folder / "model.json").read_text())
     with pytest.raises(ConfigError, match="rewriter knowledge"):
         Rewriter.load(broken)
     # a knowledge folder that lost one of its partitions' row maps: named, not a raw OSError
@@ -143,11 +145,16 @@ def test_a_broken_folder_is_a_clear_error(trained: tuple[Path, Path], tmp_path: 
     next((tmp_path / "partial" / "knowledge").glob("rows-*.npy")).unlink()
     with pytest.raises(ConfigError, match=r"is not a saved rewriter knowledge \(missing rows-\d+\.npy\)"):
         Rewriter.load(tmp_path / "partial")
-    (broken / "rewriter.json").write_text("[1, 2]")
+    (broken / "model.json").write_text("[1, 2]")
     with pytest.raises(ConfigError, match="not a JSON object"):
         Rewriter.load(broken)
-    (broken / "rewriter.json").write_text('{"format": "selflearn.rewriter.v0"}')
+    (broken / "model.json").write_text('{"format": "selflearn.rewriter.v0"}')
     with pytest.raises(ConfigError, match="retrain with `selflearn train rewriter`"):
+        Rewriter.load(broken)
+    # a folder saved before the one contract says so
+    (broken / "model.json").unlink()
+    (broken / "rewriter.json").write_text('{"format": "selflearn.rewriter.v1"}')
+    with pytest.raises(ConfigError, match=r"saved by an earlier selflearn \(rewriter.json, no model.json\)"):
         Rewriter.load(broken)
 
 

@@ -97,7 +97,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         assert np.array_equal(a[0], b[0]) and a[1] == b[1]
     with pytest.raises(ConfigError, match="is not a saved intent model"):
         IntentModel.load(tmp_path / "missing")
-    (tmp_path / "intents" / "intents.json").write_text('{"format": "other"}')
+    (tmp_path / "intents" / "model.json").write_text('{"format": "other"}')
     with pytest.raises(ConfigError, match="format"):
         IntentModel.load(tmp_path / "intents")
 
@@ -129,7 +129,7 @@ def test_ranking_features_read_the_model() -> None:
     names = [n for n in FEATURES if n.startswith("lex_")]
     assert names == ["lex_intent_p", "lex_intent_rank", "lex_intent_max", "lex_none", "lex_known"]
     model = IntentModel().fit(_examples())
-    knowledge = Knowledge([], {}, intents=model)
+    knowledge = Knowledge.from_parts([], {}, intent_model=model)
     d = Delexicalizer(None)("kill the lights")
     reading = model.proba(d.pattern)
     query = Query("kill the lights", d, np.zeros(4, dtype=np.float32), intents=reading)
@@ -140,4 +140,4 @@ def test_ranking_features_read_the_model() -> None:
     assert 0.0 < p_none < 1.0 and 0.0 < known <= 1.0
     assert row("HassNeverSeen")[0] == 0.0
     # without a model (or without a reading) the features are missing, not zero
-    assert all(math.isnan(v) for v in intent_reading(query, Knowledge([], {}))("HassTurnOff"))
+    assert all(math.isnan(v) for v in intent_reading(query, Knowledge())("HassTurnOff"))

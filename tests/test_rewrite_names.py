@@ -8,7 +8,7 @@ from selflearn.core.embed import StaticEmbedder
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.rewrite.features import Query, candidates, why_no_candidate
-from selflearn.rewrite.knowledge import KnowledgeConfig, build_knowledge
+from selflearn.rewrite.knowledge import Knowledge, KnowledgeConfig
 from selflearn.rewrite.personal import PersonalLayer
 from selflearn.rewrite.rewriter import _GENERIC, Rewriter, RewriterConfig
 from tests.conftest import HOME
@@ -58,8 +58,8 @@ def test_completion_takes_only_a_name_no_other_entity_shortens_to() -> None:
 def test_rewriter_says_a_shortened_name_in_full(embedder: StaticEmbedder) -> None:
     home = Home.from_dict(SPOTLIGHTS)
     turns, homes = _population(home)
-    knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
-    rewriter = Rewriter(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
+    knowledge = Knowledge(KnowledgeConfig(min_users=5)).fit(turns, homes, embedder)
+    rewriter = Rewriter.from_parts(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
     prep = rewriter.prepare(
         "kill the spotlights", RewriteContext("h1", home=home, area="Kitchen", failed=True)
     )
@@ -72,8 +72,8 @@ def test_rewriter_says_a_shortened_name_in_full(embedder: StaticEmbedder) -> Non
 def test_candidates_never_drop_part_of_a_name(embedder: StaticEmbedder) -> None:
     home = Home.from_dict(HOME)  # the bedroom has a "Reading Lamp"
     turns, homes = _population(home)
-    knowledge = build_knowledge(turns, homes, embedder, KnowledgeConfig(min_users=5))
-    rewriter = Rewriter(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
+    knowledge = Knowledge(KnowledgeConfig(min_users=5)).fit(turns, homes, embedder)
+    rewriter = Rewriter.from_parts(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
     ctx = RewriteContext("h1", home=home, area="Bedroom", failed=True)
     prep = rewriter.prepare("kill the bedroom reading lights", ctx)
     assert prep is not None and prep.d.pattern == "kill the {area} reading lights"
@@ -129,7 +129,7 @@ def test_each_household_gets_its_own_wilkerson(embedder: StaticEmbedder) -> None
         for h in ("ca", "wa", "new")
     }
     assistant = Assistant(AssistantConfig(asr="exact", nlu="strict"))
-    rewriter = Rewriter(None, None, None, embedder, RewriterConfig(), dict(homes))
+    rewriter = Rewriter.from_parts(None, None, None, embedder, RewriterConfig(), dict(homes))
     start = datetime(2026, 1, 5, 9, tzinfo=UTC)
 
     def say(household: str, text: str, at: float, learn: bool = True) -> Turn:

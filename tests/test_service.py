@@ -56,7 +56,7 @@ def _save_rewriter(folder: Path, verb: str) -> Path:
     """A table-only rewriter folder: "kill the lights in the {area}" -> "<verb> the lights in ..."."""
     rows = [_rule("kill the lights in the {area}", f"{verb} the lights in the {{area}}")]
     table = RewriteTable(pa.Table.from_pylist(rows, schema=TABLE_SCHEMA), {})
-    return Rewriter(table=table).save(folder)
+    return Rewriter.from_parts(table=table).save(folder)
 
 
 @pytest.fixture()
@@ -180,7 +180,7 @@ def test_config_is_validated() -> None:
 
 def _corrupt_json(folder: Path) -> None:
     folder.mkdir()
-    (folder / "rewriter.json").write_text("{not json")
+    (folder / "model.json").write_text("{not json")
 
 
 def _corrupt_table(folder: Path) -> None:
@@ -190,8 +190,8 @@ def _corrupt_table(folder: Path) -> None:
 
 def _missing_index(folder: Path) -> None:
     _save_rewriter(folder, "turn off")
-    meta = (folder / "rewriter.json").read_text().replace('"knowledge": false', '"knowledge": true')
-    (folder / "rewriter.json").write_text(meta)
+    meta = (folder / "model.json").read_text().replace('"knowledge": false', '"knowledge": true')
+    (folder / "model.json").write_text(meta)
 
 
 @pytest.mark.parametrize("damage", [None, _corrupt_json, _corrupt_table, _missing_index])

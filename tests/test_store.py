@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
+import pyarrow as pa
 import pytest
+from pydantic import BaseModel
 
 from selflearn.core.errors import DataError
-from selflearn.core.schema import MAX_TEXT_CHARS
-from selflearn.core.store import Store
+from selflearn.core.schema import MAX_TEXT_CHARS, Feedback, Truth, Turn
+from selflearn.core.store import FEEDBACK_SCHEMA, TRUTH_SCHEMA, TURN_SCHEMA, Store
+from selflearn.core.store.tables import arrow_type
 from tests.conftest import turn_dict
 
 
@@ -115,7 +119,7 @@ def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
 def test_parallel_validation_gives_the_same_store(
     tmp_path: Path, malformed: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import selflearn.core.store as store_module
+    import selflearn.core.store.ingest as store_module
 
     monkeypatch.setattr(store_module, "BATCH_ROWS", 3)  # several chunks, in order, across workers
     monkeypatch.setattr(store_module, "PARALLEL_MIN_BYTES", 0)
@@ -134,3 +138,150 @@ def test_parallel_validation_gives_the_same_store(
             )
     assert results[0] == results[1]
     assert results[0][0] == (3, 5)
+
+
+# The table layouts as stores are written today. TURN_SCHEMA, FEEDBACK_SCHEMA and TRUTH_SCHEMA are
+# derived from the pydantic records; these pins fail when a record change would change a layout
+# (then change the pin on purpose, and bump SCHEMA_VERSION as core/schema.py describes).
+_S, _F, _B, _I, _TS = pa.string(), pa.float64(), pa.bool_(), pa.int32(), pa.timestamp("us", tz="UTC")
+_BOOKKEEPING = [("schema_version", _S), ("record_hash", _S), ("source", _S)]
+
+TURN_LAYOUT = pa.schema(
+    [
+        ("turn_id", _S),
+        ("session_id", _S),
+        ("user_id", _S),
+        ("household_id", _S),
+        ("timestamp", _TS),
+        (
+            "device",
+            pa.struct(
+                [("device_id", _S), ("device_type", _S), ("area", _S), ("has_screen", _B), ("locale", _S)]
+            ),
+        ),
+        ("wake", pa.struct([("score", _F), ("false_wake", _B)])),
+        (
+            "asr",
+            pa.struct(
+                [
+                    ("text", _S),
+                    ("confidence", _F),
+                    ("nbest", pa.list_(pa.struct([("text", _S), ("confidence", _F)]))),
+                    ("engine", _S),
+                ]
+            ),
+        ),
+        ("text", _S),
+        (
+            "nlu",
+            pa.struct([("matched", _B), ("intent", _S), ("slots", _S), ("confidence", _F), ("matcher", _S)]),
+        ),
+        (
+            "er",
+            pa.struct(
+                [
+                    ("resolved", pa.list_(pa.struct([("entity_id", _S), ("name", _S), ("score", _F)]))),
+                    ("unresolved", pa.list_(_S)),
+                    ("ok", _B),
+                ]
+            ),
+        ),
+        (
+            "result",
+            pa.struct([("status", _S), ("response_text", _S), ("error_code", _S), ("latency_ms", _I)]),
+        ),
+        ("barge_in", pa.struct([("occurred", _B), ("offset_ms", _I)])),
+        ("feedback_requested", _B),
+        (
+            "rewrite",
+            pa.struct(
+                [("original_text", _S), ("rewritten_text", _S), ("layer", _S), ("rule_id", _S), ("score", _F)]
+            ),
+        ),
+        *_BOOKKEEPING,
+    ]
+)
+
+FEEDBACK_LAYOUT = pa.schema(
+    [
+        ("feedback_id", _S),
+        ("turn_id", _S),
+        ("user_id", _S),
+        ("household_id", _S),
+        ("timestamp", _TS),
+        ("question", _S),
+        ("answer", _S),
+        *_BOOKKEEPING,
+    ]
+)
+
+TRUTH_LAYOUT = pa.schema(
+    [
+        ("turn_id", _S),
+        ("goal", pa.struct([("goal_id", _S), ("intent", _S), ("slots", _S), ("targets", pa.list_(_S))])),
+        ("intended_text", _S),
+        ("phrasing_source", _S),
+        ("attempt", _I),
+        ("action", _S),
+        ("rephrase_of", _S),
+        ("defect", _B),
+        ("failure_point", _S),
+        ("in_scope", _B),
+        ("defect_without_rewrite", _B),
+        *_BOOKKEEPING,
+    ]
+)
+
+_LOG_TABLES = [
+    (TURN_SCHEMA, TURN_LAYOUT, Turn),
+    (FEEDBACK_SCHEMA, FEEDBACK_LAYOUT, Feedback),
+    (TRUTH_SCHEMA, TRUTH_LAYOUT, Truth),
+]
+
+
+@pytest.mark.parametrize(("derived", "layout", "model"), _LOG_TABLES, ids=["turns", "feedback", "sim_truth"])
+def test_log_table_layout_is_unchanged(derived: pa.Schema, layout: pa.Schema, model: type[BaseModel]) -> None:
+    assert derived.equals(layout, check_metadata=True), f"{model.__name__} table layout changed:\n{derived}"
+
+
+def _columns(arrow: pa.DataType, prefix: str = "") -> set[str]:
+    """Every leaf column of an Arrow type, inside structs and lists of structs (``a.b``, ``a[].b``)."""
+    if pa.types.is_list(arrow):
+        return _columns(arrow.value_type, prefix + "[]")
+    if pa.types.is_struct(arrow):
+        return {col for child in arrow for col in _columns(child.type, f"{prefix}.{child.name}".lstrip("."))}
+    return {prefix}
+
+
+def _fields(annotation: object, prefix: str = "") -> set[str]:
+    """Every leaf field of a record type, inside nested records, optional or in tuples, named as
+    :func:`_columns` names columns (found without :func:`arrow_type`, so the two can disagree)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {
+            leaf
+            for name, info in annotation.model_fields.items()
+            for leaf in _fields(info.annotation, f"{prefix}.{name}".lstrip("."))
+        }
+    args = [a for a in get_args(annotation) if a is not type(None) and a is not Ellipsis]
+    if get_origin(annotation) is tuple and len(args) == 1:
+        return _fields(args[0], prefix + "[]")
+    if len(args) == 1 and get_origin(annotation) is not Literal:  # X | None
+        return _fields(args[0], prefix)
+    return {prefix}
+
+
+@pytest.mark.parametrize(
+    ("layout", "model"), [(t[1], t[2]) for t in _LOG_TABLES], ids=["turns", "feedback", "sim_truth"]
+)
+def test_every_record_field_has_a_column_and_vice_versa(layout: pa.Schema, model: type[BaseModel]) -> None:
+    columns = _columns(pa.struct(list(layout))) - {"record_hash", "source"}  # added by the store
+    fields = _fields(model) - {"record_type"}  # the table is the record type
+    assert fields - columns == set(), "record fields without a column"
+    assert columns - fields == set(), "columns without a record field"
+
+
+def test_a_field_type_the_store_cannot_hold_is_an_error() -> None:
+    with pytest.raises(TypeError, match="no Arrow column type"):
+        arrow_type(set[str])
+    with pytest.raises(TypeError, match="no Arrow column type"):
+        arrow_type(int | str)

@@ -32,7 +32,7 @@ from selflearn.simulation.simulator import SimulationConfig, SimulationResult, s
 from selflearn.stats import Stats, compute_stats
 
 if _TYPE_CHECKING:  # the detectors and the rewriter load lightgbm, torch, faiss: imported on first use
-    from selflearn.rewrite.fit import FitConfig, fit_rewriter
+    from selflearn.rewrite.fit import FitConfig
     from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
     from selflearn.signals.defect import DefectModel, DefectReport, HeuristicDefectDetector, score_defects
     from selflearn.signals.features import turn_features
@@ -58,7 +58,6 @@ _LAZY = {
     "score_rephrases": "selflearn.signals.rephrase",
     "session_examples": "selflearn.signals.rephrase",
     "FitConfig": "selflearn.rewrite.fit",
-    "fit_rewriter": "selflearn.rewrite.fit",
     "RewriteDecision": "selflearn.rewrite.rewriter",
     "Rewriter": "selflearn.rewrite.rewriter",
     "RewriterConfig": "selflearn.rewrite.rewriter",
@@ -120,7 +119,6 @@ __all__ = [
     "WakeTrace",
     "__version__",
     "compute_stats",
-    "fit_rewriter",
     "score_defects",
     "score_rephrases",
     "session_examples",

@@ -25,8 +25,8 @@ from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import Feedback, RewriteTrace, Turn
 from selflearn.core.store import IngestReport, Store
 from selflearn.evaluate.replay import ArmStats, score_arm
-from selflearn.mining import DuckDbEngine, MiningConfig, mine
-from selflearn.rewrite import FitConfig, FitReport, KnowledgeConfig, Rewriter, RewriteTable, fit_rewriter
+from selflearn.mining import DuckDbEngine, MiningConfig, RewriteMiner
+from selflearn.rewrite import FitConfig, FitReport, KnowledgeConfig, Rewriter, RewriteTable
 from selflearn.signals.defect import DefectReport, score_defects
 from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline, score_rephrases
 from selflearn.simulation.simulator import SimulationConfig, SimulationResult, simulate
@@ -122,22 +122,21 @@ def run_demo(
         )
         defects = score_defects(store)
         say(f"3/5 mining rewrites (k = {min_users} users)")
-        table = mine(DuckDbEngine(store), MiningConfig(min_users=min_users))
+        table = RewriteMiner(MiningConfig(min_users=min_users)).fit(DuckDbEngine(store)).mined()
     table_dir = table.save(out_dir / "rewrites")
 
     say(f"4/5 training the online rewriter (global knowledge, ranker; k = {min_users} users)")
     fit: FitReport | None = None
     with Store(store_path, read_only=True) as store:
         try:
-            rewriter, fit = fit_rewriter(
-                store, FitConfig(knowledge=KnowledgeConfig(min_users=min_users)), table=table
-            )
+            rewriter = Rewriter(training=FitConfig(knowledge=KnowledgeConfig(min_users=min_users)))
+            fit = rewriter.fit(store, table).fit_report_
         except DataError as exc:
             say(
                 f"   too few logs to train the ranked layers ({exc}); "
                 "replaying with the table and the personal layer"
             )
-            rewriter = Rewriter(table=table)
+            rewriter = Rewriter.from_parts(table=table)
     rewriter_dir = rewriter.save(out_dir / "rewriter")
     if fit is not None:
         (rewriter_dir / "fit-report.json").write_text(json.dumps(fit.__dict__, indent=2, default=str) + "\n")

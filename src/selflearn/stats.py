@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from selflearn.core.errors import ConfigError
 from selflearn.core.store import Store
 
 
@@ -121,7 +122,7 @@ def fpi_breakdown(store: Store, period: str = "day", top: int = 5) -> FpiBreakdo
     """Breakdown of the ``fpi`` table by ``period`` plus the ``top`` failing requests per stage;
     ``None`` when no turn has been scored (run ``selflearn fpi predict`` first)."""
     if period not in _PERIODS:
-        raise ValueError(f"period must be one of {_PERIODS}, not {period!r}")
+        raise ConfigError(f"period must be one of {_PERIODS}, not {period!r}")
     con = store.con
     try:
         scored = con.execute("SELECT count(*), string_agg(DISTINCT model, ', ') FROM fpi").fetchall()[0]

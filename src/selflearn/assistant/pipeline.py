@@ -11,8 +11,8 @@ fails open: an exception or an unusable answer leaves the original text in place
 >>> from selflearn.core.home import Home
 >>> from selflearn.core.schema import DeviceContext
 >>> home = Home.from_dict({
-...     "areas": {"kitchen": {"name": "Kitchen"}},
-...     "entities": {"light.kitchen": {"name": "Kitchen light", "area": "kitchen"}},
+...     "areas": [{"id": "kitchen", "name": "Kitchen"}],
+...     "entities": [{"id": "light.kitchen", "name": "Kitchen light", "area": "kitchen"}],
 ... })
 >>> state = HomeState.initial(home)
 >>> handled = Assistant(AssistantConfig(asr="exact")).handle(

@@ -1,43 +1,101 @@
-"""Reading saved models and tables: one way to say what is missing or broken.
+"""The learner contract: how every learned component is configured, fitted, saved and loaded.
 
-Every learned component saves a folder (a JSON description with a ``format`` string, plus binary
-parts) and loads it with :func:`reading` around the file reads and :func:`check_format` on the
-description::
+One shape, after scikit-learn's:
 
-    with reading(folder, "ranker", extra=(lgb.basic.LightGBMError,)):
-        meta = json.loads((folder / "ranker.json").read_text())
-        booster = lgb.Booster(model_file=str(folder / "meaning.txt"))
-    check_format(folder, meta, FORMAT, "ranker", retrain="selflearn train rewriter")
+* the constructor only stores parameters (a config object or keyword arguments);
+* ``fit(data) -> self`` learns; what it learned sits in attributes ending in ``_``;
+* ``save(folder) -> Path`` writes a folder and returns it: a description file
+  :data:`DESCRIPTION` (``model.json``, a JSON object with at least ``format``) plus the
+  component's binary parts;
+* ``load(folder)`` (a classmethod) reads it back, checking the format first.
 
-A missing file becomes "``models/r`` is not a saved ranker (missing ranker.json)", anything else
-that fails to read "``models/r``: unreadable ranker: <why>", and a folder from another version
-names both formats and the command that makes a new one. The error class is the caller's:
-:class:`~selflearn.core.errors.ConfigError` for artefacts a service is configured with (the rewriter
-and its parts), :class:`~selflearn.core.errors.DataError` for models a command reads as input.
+Formats are named ``selflearn.<component>.v<N>`` (:func:`format_name`); ``N`` goes up whenever
+a saved folder of the old version would be read wrongly. Components that hold others save
+each into a sub-folder of their own, with its own description.
+
+A component saves with :func:`write_description` and loads with :func:`read_description`,
+wrapping its other reads in :func:`reading`::
+
+    def save(self, folder: str | Path) -> Path:
+        out = write_description(folder, FORMAT, {"classes": self.classes_})
+        self.booster_.save_model(str(out / "booster.txt"))
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Ranker:
+        meta = read_description(folder, FORMAT, "ranker", retrain="selflearn train rewriter")
+        with reading(folder, "ranker", extra=(lgb.basic.LightGBMError,)):
+            booster = lgb.Booster(model_file=str(Path(folder) / "booster.txt"))
+
+Every failure to load is a :class:`~selflearn.core.errors.ConfigError` (the folder a command or
+the service was given is not a usable saved component) whose message names the folder, what it
+should hold, and the command that writes a new one: "``models/r`` is not a saved ranker
+(missing model.json); make one with `selflearn train rewriter`", "``models/r``: unreadable
+ranker: <why>", "``models/r``: ranker format 'selflearn.ranker.v1' is not 'selflearn.ranker.v2':
+retrain with ...". A folder written before this contract (its description under an older
+name) is named as such.
+
+>>> format_name("ranker", 3)
+'selflearn.ranker.v3'
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Self
 
-from selflearn.core.errors import ConfigError, SelflearnError
+from selflearn.core.errors import ConfigError
+
+DESCRIPTION = "model.json"
+"""The description file every saved component's folder holds."""
+
+FORMAT_PATTERN = re.compile(r"selflearn\.[a-z][a-z0-9-]*\.v\d+")
+"""What every format name looks like."""
+
+LEGACY_DESCRIPTIONS = (
+    "rewriter.json",
+    "ranker.json",
+    "knowledge.json",
+    "intents.json",
+    "metadata.json",
+    "meta.json",
+)
+"""Description files of folders saved before the one contract: recognised only to say so."""
+
+
+class Learner(Protocol):
+    """What every learned component offers (its ``fit`` takes the data it learns from)."""
+
+    def save(self, folder: str | Path) -> Path: ...
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Self: ...
+
+
+def format_name(component: str, version: int) -> str:
+    """The format string of ``component`` at ``version``."""
+    name = f"selflearn.{component}.v{version}"
+    if not FORMAT_PATTERN.fullmatch(name):
+        raise ValueError(f"bad component name {component!r}")
+    return name
 
 
 @contextmanager
 def reading(
     folder: str | Path,
     what: str,
-    error: type[SelflearnError] = ConfigError,
     extra: tuple[type[BaseException], ...] = (),
     retrain: str = "",
 ) -> Iterator[None]:
-    """Turn a failed read inside the block into ``error`` naming ``folder``, ``what`` it should
-    hold and the file or reason. ``extra``: further exception types that mean "unreadable"
-    (OSError, ValueError -- which covers bad JSON --, KeyError, TypeError and AttributeError --
-    content of the wrong shape -- always do); ``retrain``: the command that writes one."""
+    """Turn a failed read inside the block into a :class:`ConfigError` naming ``folder``,
+    ``what`` it should hold and the file or reason. ``extra``: further exception types that mean
+    "unreadable" (OSError, ValueError -- which covers bad JSON --, KeyError, TypeError and
+    AttributeError -- content of the wrong shape -- always do); ``retrain``: the command that
+    writes one."""
     hint = f"; make one with `{retrain}`" if retrain else ""
     unreadable: tuple[type[BaseException], ...] = (
         OSError,
@@ -51,25 +109,48 @@ def reading(
         yield
     except FileNotFoundError as exc:
         name = Path(exc.filename).name if exc.filename else str(exc)
-        raise error(f"{folder} is not a saved {what} (missing {name}){hint}") from exc
+        raise ConfigError(f"{folder} is not a saved {what} (missing {name}){hint}") from exc
     except unreadable as exc:
-        raise error(f"{folder}: unreadable {what}: {exc}{hint}") from exc
+        raise ConfigError(f"{folder}: unreadable {what}: {exc}{hint}") from exc
 
 
-def check_format(
-    folder: str | Path,
-    meta: Any,
-    expected: str,
-    what: str,
-    retrain: str = "",
-    error: type[SelflearnError] = ConfigError,
-    key: str = "format",
-) -> None:
-    """Raise ``error`` unless ``meta[key]`` is ``expected``; ``retrain`` names the command that
-    writes a current one."""
+def check_format(folder: str | Path, meta: Any, expected: str, what: str, retrain: str = "") -> None:
+    """Raise :class:`ConfigError` unless ``meta["format"]`` is ``expected``; ``retrain`` names
+    the command that writes a current one."""
     if not isinstance(meta, Mapping):
-        raise error(f"{folder}: unreadable {what}: its description is not a JSON object")
-    found = meta.get(key)
+        raise ConfigError(f"{folder}: unreadable {what}: its description is not a JSON object")
+    found = meta.get("format")
     if found != expected:
         hint = f": retrain with `{retrain}`" if retrain else ""
-        raise error(f"{folder}: {what} format {found!r} is not {expected!r}{hint}")
+        raise ConfigError(f"{folder}: {what} format {found!r} is not {expected!r}{hint}")
+
+
+def write_description(folder: str | Path, fmt: str, meta: Mapping[str, Any] | None = None) -> Path:
+    """Create ``folder`` and write its :data:`DESCRIPTION` (``format`` first, then ``meta``);
+    returns the folder."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    body = {"format": fmt, **{k: v for k, v in (meta or {}).items() if k != "format"}}
+    (out / DESCRIPTION).write_text(json.dumps(body, indent=2, default=str) + "\n", encoding="utf-8")
+    return out
+
+
+def read_description(folder: str | Path, fmt: str, what: str, retrain: str = "") -> dict[str, Any]:
+    """The description of the component saved in ``folder``, checked to be of format ``fmt``.
+
+    Raises:
+        ConfigError: the folder or its description is missing or unreadable, it holds another
+            format, or it was saved before the one contract (named as such).
+    """
+    src = Path(folder)
+    if not (src / DESCRIPTION).exists():
+        legacy = [name for name in LEGACY_DESCRIPTIONS if (src / name).exists()]
+        if legacy:
+            hint = f": retrain with `{retrain}`" if retrain else ""
+            raise ConfigError(
+                f"{src} holds a {what} saved by an earlier selflearn ({legacy[0]}, no {DESCRIPTION}){hint}"
+            )
+    with reading(src, what, retrain=retrain):
+        meta = json.loads((src / DESCRIPTION).read_text(encoding="utf-8"))
+    check_format(src, meta, fmt, what, retrain=retrain)
+    return dict(meta)

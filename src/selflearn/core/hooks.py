@@ -10,7 +10,7 @@ area of the device that heard the request (``DeviceContext.area``, the ``area`` 
 ``POST /v1/rewrite``); :meth:`RewriteContext.area_id` resolves it in the home.
 
 >>> from selflearn.core.home import Home
->>> home = Home.from_dict({"areas": {"kitchen": {"name": "Kitchen"}}, "entities": {}})
+>>> home = Home.from_dict({"areas": [{"id": "kitchen", "name": "Kitchen"}]})
 >>> context = RewriteContext(home=home, area="kitchen")
 >>> context.area_id()
 'kitchen'

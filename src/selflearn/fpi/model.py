@@ -17,7 +17,7 @@ answer one of :data:`selflearn.core.schema.FAILURE_POINTS` (``false_wake``, ``as
 from __future__ import annotations
 
 import hashlib
-import json
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from selflearn.core.artefacts import reading
+from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.schema import FAILURE_POINTS
 from selflearn.core.store import Store
@@ -38,7 +38,7 @@ from selflearn.fpi.features import CATEGORICAL_FEATURES, FEATURES, fpi_features
 from selflearn.fpi.text import TEXT_DIMS, TextProjection
 from selflearn.signals.defect import Columns
 
-MODEL_FORMAT = "fpi.gbm.v2"
+MODEL_FORMAT = format_name("fpi-model", 3)
 """Format name of a saved :class:`FpiModel` (changes when its features change meaning)."""
 
 RULES_NAME = "rules"
@@ -218,10 +218,11 @@ class FpiPrediction:
 class FpiModel:
     """Gradient-boosted failure point classifier (LightGBM multiclass, one thread, deterministic).
 
-    ``FpiModel.fit(store)`` trains on one or several *simulated* stores (e.g. several ASR
+    ``FpiModel().fit(store)`` trains on one or several *simulated* stores (e.g. several ASR
     channels); ``predict(store or features)`` scores; ``save``/``load`` write a folder with
     ``booster.txt``, ``model.json`` (format, feature list, class list, category vocabularies,
-    parameters, label counts) and, with ``text_dims > 0``, ``text_projection.npz``."""
+    parameters, label counts) and, with ``text_dims > 0``, the text projection in
+    ``text_projection/`` (the learner contract of :mod:`selflearn.core.artefacts`)."""
 
     def __init__(
         self,
@@ -237,24 +238,16 @@ class FpiModel:
         self.label_counts_: dict[str, int] = {}
         self.text_: TextProjection | None = None
 
-    @classmethod
-    def fit(
-        cls,
-        stores: Store | Sequence[Store],
-        params: Mapping[str, Any] | None = None,
-        num_rounds: int = NUM_ROUNDS,
-        text_dims: int = TEXT_DIMS,
-    ) -> FpiModel:
+    def fit(self, stores: Store | Sequence[Store]) -> FpiModel:
         """Train on every turn of one or several simulated stores (features are computed per
-        store). The labels are ``sim_truth.failure_point`` (simulation truth, read here and
-        nowhere else); the inputs are the logs alone."""
+        store); returns self. The labels are ``sim_truth.failure_point`` (simulation truth, read
+        here and nowhere else); the inputs are the logs alone."""
         tables, labels = [], []
         for store in [stores] if isinstance(stores, Store) else list(stores):
             features = fpi_features(store)
             tables.append(features)
             labels.append(truth_labels(store, features.column("turn_id")))
-        features = concat_features(tables)
-        return cls(params, num_rounds, text_dims).fit_features(features, np.concatenate(labels))
+        return self.fit_features(concat_features(tables), np.concatenate(labels))
 
     @property
     def feature_names(self) -> list[str]:
@@ -291,13 +284,13 @@ class FpiModel:
 
     @property
     def version(self) -> str:
-        """``fpi.gbm.v1:<12 hex digits of the booster>``."""
+        """``<format>:<12 hex digits of the booster>``."""
         digest = hashlib.blake2b(self._booster().model_to_string().encode(), digest_size=6).hexdigest()
         return f"{MODEL_FORMAT}:{digest}"
 
     def _booster(self) -> lgb.Booster:
         if self.booster_ is None:
-            raise ConfigError("FpiModel is not trained: call FpiModel.fit(store) or FpiModel.load(path)")
+            raise ConfigError("FpiModel is not trained: call FpiModel().fit(store) or FpiModel.load(folder)")
         return self.booster_
 
     def predict_proba(self, features: pa.Table) -> np.ndarray:
@@ -316,18 +309,9 @@ class FpiModel:
         labels = np.array(CLASSES, dtype=object)[proba.argmax(axis=1)] if len(proba) else np.zeros(0, object)
         return FpiPrediction(features.column("turn_id"), labels, proba)
 
-    def save(self, path: str | Path) -> Path:
-        """Write ``booster.txt`` and ``model.json`` into directory ``path``; returns it."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "booster.txt").write_text(self._booster().model_to_string())
-        projection = folder / "text_projection.npz"
-        if self.text_ is not None:
-            self.text_.save(projection)
-        else:
-            projection.unlink(missing_ok=True)
+    def save(self, folder: str | Path) -> Path:
+        """Write ``booster.txt``, ``model.json`` and the text projection into ``folder``; returns it."""
         meta = {
-            "format": MODEL_FORMAT,
             "version": self.version,
             "features": list(FEATURES),
             "text_dims": self.text_.dims if self.text_ is not None else 0,
@@ -338,30 +322,31 @@ class FpiModel:
             "num_rounds": self.num_rounds,
             "labels": {"source": "sim_truth.failure_point", "counts": self.label_counts_},
         }
-        (folder / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        return folder
+        out = write_description(folder, MODEL_FORMAT, meta)
+        (out / "booster.txt").write_text(self._booster().model_to_string())
+        projection = out / "text_projection"
+        if self.text_ is not None:
+            self.text_.save(projection)
+        else:
+            shutil.rmtree(projection, ignore_errors=True)
+        return out
 
     @classmethod
-    def load(cls, path: str | Path) -> FpiModel:
+    def load(cls, folder: str | Path) -> FpiModel:
         """Read a model written by :meth:`save`."""
-        folder = Path(path)
-        with reading(folder, "failure point model", DataError, retrain="selflearn fpi train"):
-            meta = json.loads((folder / "model.json").read_text())
-            text = (folder / "booster.txt").read_text()
-        if (
-            meta.get("format") != MODEL_FORMAT
-            or meta.get("features") != list(FEATURES)
-            or meta.get("classes") != list(CLASSES)
-        ):
-            raise DataError(
-                f"{folder} holds a {meta.get('format')!r} model with other features or classes; this "
-                f"version of selflearn reads {MODEL_FORMAT!r}: retrain with `selflearn fpi train`"
+        retrain = "selflearn fpi train"
+        meta = read_description(folder, MODEL_FORMAT, "failure point model", retrain=retrain)
+        with reading(folder, "failure point model", retrain=retrain):
+            text = (Path(folder) / "booster.txt").read_text()
+        if meta.get("features") != list(FEATURES) or meta.get("classes") != list(CLASSES):
+            raise ConfigError(
+                f"{folder}: the failure point model was trained on other features or classes: "
+                f"retrain with `{retrain}`"
             )
         text_dims = int(meta.get("text_dims", 0))
         model = cls(meta.get("params"), int(meta.get("num_rounds", NUM_ROUNDS)), text_dims)
         if text_dims:
-            with reading(folder, "failure point model", DataError, retrain="selflearn fpi train"):
-                model.text_ = TextProjection.load(folder / "text_projection.npz")
+            model.text_ = TextProjection.load(Path(folder) / "text_projection")
         model.booster_ = lgb.Booster(model_str=text)
         model.vocab_ = {k: list(v) for k, v in meta["vocab"].items()}
         model.label_counts_ = {k: int(v) for k, v in meta.get("labels", {}).get("counts", {}).items()}

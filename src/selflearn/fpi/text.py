@@ -16,6 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from selflearn.core.artefacts import format_name, read_description, reading, write_description
+from selflearn.core.errors import ConfigError
+
+FORMAT = format_name("text-projection", 1)
+
 TEXT_DIMS = 32
 """Principal components kept by default."""
 
@@ -60,23 +65,28 @@ class TextProjection:
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), dims)`` projections."""
         if self.mean_ is None or self.components_ is None:
-            raise ValueError("TextProjection is not fitted")
+            raise ConfigError("TextProjection is not fitted")
         if not len(texts):
             return np.zeros((0, self.dims))
         emb, index = self._encode(texts)
         projected = np.asarray((emb - self.mean_) @ self.components_.T)
         return np.asarray(projected[index])
 
-    def save(self, path: Path) -> None:
-        """Write the projection as ``.npz``."""
+    def save(self, folder: str | Path) -> Path:
+        """Write ``model.json`` and the projection (``projection.npz``) into ``folder``."""
         if self.mean_ is None or self.components_ is None:
-            raise ValueError("TextProjection is not fitted")
-        np.savez(path, mean=self.mean_, components=self.components_)
+            raise ConfigError("TextProjection is not fitted")
+        out = write_description(folder, FORMAT, {"dims": self.dims})
+        np.savez(out / "projection.npz", mean=self.mean_, components=self.components_)
+        return out
 
     @classmethod
-    def load(cls, path: Path) -> TextProjection:
+    def load(cls, folder: str | Path) -> TextProjection:
         """Read a projection written by :meth:`save`."""
-        with np.load(path) as data:
+        read_description(folder, FORMAT, "text projection", retrain="selflearn fpi train")
+        with reading(folder, "text projection", retrain="selflearn fpi train"), np.load(
+            Path(folder) / "projection.npz"
+        ) as data:
             mean, components = np.asarray(data["mean"]), np.asarray(data["components"])
         projection = cls(int(components.shape[0]))
         projection.mean_, projection.components_ = mean, components

@@ -10,14 +10,14 @@ from selflearn.core.lazy import lazy_exports as _lazy_exports
 
 if _TYPE_CHECKING:
     from selflearn.mining.engines import DuckDbEngine, SparkEngine
-    from selflearn.mining.miner import MiningConfig, MiningReport, mine
+    from selflearn.mining.miner import MiningConfig, MiningReport, RewriteMiner
 
 _LAZY = {
     "DuckDbEngine": "selflearn.mining.engines",
     "SparkEngine": "selflearn.mining.engines",
     "MiningConfig": "selflearn.mining.miner",
     "MiningReport": "selflearn.mining.miner",
-    "mine": "selflearn.mining.miner",
+    "RewriteMiner": "selflearn.mining.miner",
 }
 
 
@@ -28,6 +28,6 @@ __all__ = [
     "DuckDbEngine",
     "MiningConfig",
     "MiningReport",
+    "RewriteMiner",
     "SparkEngine",
-    "mine",
 ]

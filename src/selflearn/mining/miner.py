@@ -1,10 +1,14 @@
 """Offline rewrite mining: reformulation sessions -> absorbing Markov chain -> rewrite table.
 
 >>> from selflearn import Store
->>> from selflearn.mining import MiningConfig, mine
+>>> from selflearn.mining import DuckDbEngine, MiningConfig, RewriteMiner
 >>> with Store("selflearn.duckdb", read_only=True) as store:      # doctest: +SKIP
-...     table = mine(store, MiningConfig(min_users=5))
->>> table.save("models/rewrites")                                 # doctest: +SKIP
+...     miner = RewriteMiner(MiningConfig(min_users=5)).fit(DuckDbEngine(store))
+>>> miner.save("models/rewrites")                                 # doctest: +SKIP
+
+:class:`RewriteMiner` follows the learner contract (:mod:`selflearn.core.artefacts`): what it
+learns is ``table_``, the :class:`~selflearn.rewrite.RewriteTable` the online rewriter serves,
+and what it saw, ``report_``; it saves that table's folder.
 
 Steps (``docs/mining.md`` has the details and the privacy guarantee):
 
@@ -29,6 +33,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -179,54 +184,79 @@ def make_delex(homes: pa.Table, defect_threshold: float) -> Delex:
     return run
 
 
-def mine(
-    engine: Engine,
-    config: MiningConfig | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> RewriteTable:
-    """Mine a rewrite table from the logs ``engine`` reads."""
-    config = config or MiningConfig()
-    say = progress or (lambda _m: None)
-    report = MiningReport(engine=engine.name)
-    clock = time.perf_counter()
+class RewriteMiner:
+    """Mines a rewrite table from the logs an engine reads (see the module docstring)."""
 
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        report.seconds[name] = round(now - clock, 3)
-        clock = now
+    def __init__(self, config: MiningConfig | None = None) -> None:
+        self.config = config or MiningConfig()
+        self.table_: RewriteTable | None = None
+        """The mined table (what :meth:`save` writes and the online rewriter serves)."""
+        self.report_: MiningReport | None = None
+        """What mining saw and chose (also in the table's metadata)."""
 
-    engine.load_states(make_delex(engine.homes(), config.defect_threshold))
-    lap("delexicalize")
-    say(f"delexicalized turns ({report.seconds['delexicalize']:.1f} s)")
-    agg = run_steps(engine, say)
-    lap("aggregate")
-    rng = agg["range"].to_pylist()[0]
-    report.turns = int(rng["turns"] or 0)
-    if report.turns == 0:
-        raise DataError("no scored turns to mine: ingest logs and run `selflearn signals` first")
-    report.organic_turns = int(rng["organic"] or 0)
-    report.users, report.households = int(rng["users"]), int(rng["households"])
-    report.first = rng["first"].isoformat() if rng["first"] else None
-    report.last = rng["last"].isoformat() if rng["last"] else None
+    def fit(self, engine: Engine, progress: Callable[[str], None] | None = None) -> RewriteMiner:
+        """Mine the logs ``engine`` reads; ``progress(message)`` narrates the steps. Returns self."""
+        config = self.config
+        say = progress or (lambda _m: None)
+        report = MiningReport(engine=engine.name)
+        clock = time.perf_counter()
 
-    edges = agg["edges"].to_pydict()
-    chain = absorbing_chain(list(zip(edges["src"], edges["dst"], edges["n"], strict=True)))
-    lap("solve")
-    say(f"chain: {len(chain.states):,} patterns, {chain.components:,} connected components solved")
-    report.states = len(chain.states)
-    report.components = chain.components
-    report.largest_component = chain.largest_component
-    rows, rejected = _select(chain, agg, config)
-    lap("select")
-    report.candidate_sources = rejected.pop("considered", 0)
-    report.rejected = dict(sorted(rejected.items()))
-    report.rules = sum(r["status"] == "active" for r in rows)
-    report.demoted = sum(r["status"] == "demoted" for r in rows)
-    if config.noise_epsilon is not None:
-        _add_noise(rows, config)
-    table = pa.Table.from_pylist(rows, schema=TABLE_SCHEMA)
-    return RewriteTable(table, _metadata(config, report))
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            report.seconds[name] = round(now - clock, 3)
+            clock = now
+
+        engine.load_states(make_delex(engine.homes(), config.defect_threshold))
+        lap("delexicalize")
+        say(f"delexicalized turns ({report.seconds['delexicalize']:.1f} s)")
+        agg = run_steps(engine, say)
+        lap("aggregate")
+        rng = agg["range"].to_pylist()[0]
+        report.turns = int(rng["turns"] or 0)
+        if report.turns == 0:
+            raise DataError("no scored turns to mine: ingest logs and run `selflearn signals` first")
+        report.organic_turns = int(rng["organic"] or 0)
+        report.users, report.households = int(rng["users"]), int(rng["households"])
+        report.first = rng["first"].isoformat() if rng["first"] else None
+        report.last = rng["last"].isoformat() if rng["last"] else None
+
+        edges = agg["edges"].to_pydict()
+        chain = absorbing_chain(list(zip(edges["src"], edges["dst"], edges["n"], strict=True)))
+        lap("solve")
+        say(f"chain: {len(chain.states):,} patterns, {chain.components:,} connected components solved")
+        report.states = len(chain.states)
+        report.components = chain.components
+        report.largest_component = chain.largest_component
+        rows, rejected = _select(chain, agg, config)
+        lap("select")
+        report.candidate_sources = rejected.pop("considered", 0)
+        report.rejected = dict(sorted(rejected.items()))
+        report.rules = sum(r["status"] == "active" for r in rows)
+        report.demoted = sum(r["status"] == "demoted" for r in rows)
+        if config.noise_epsilon is not None:
+            _add_noise(rows, config)
+        table = pa.Table.from_pylist(rows, schema=TABLE_SCHEMA)
+        self.table_, self.report_ = RewriteTable(table, _metadata(config, report)), report
+        return self
+
+    def mined(self) -> RewriteTable:
+        """The mined table; raises :class:`ConfigError` before :meth:`fit`."""
+        if self.table_ is None:
+            raise ConfigError("the miner has mined nothing: call RewriteMiner().fit(engine) first")
+        return self.table_
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the mined table's folder (``model.json``, ``rewrites.parquet``); returns it."""
+        return self.mined().save(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> RewriteMiner:
+        """A miner holding the table saved in ``folder`` (its configuration as it was mined)."""
+        table = RewriteTable.load(folder)
+        miner = cls(MiningConfig(**table.metadata.get("config", {})))
+        miner.table_ = table
+        return miner
 
 
 def _beta_mean(success: float, n: float) -> float:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selflearn.mining.engines import SparkEngine
-from selflearn.mining.miner import MiningConfig, mine
+from selflearn.mining.miner import MiningConfig, RewriteMiner
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,9 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     engine = SparkEngine(args.parquet_dir, master=args.master)
     try:
-        table = mine(engine, config, progress=lambda m: print(m, file=sys.stderr))
+        miner = RewriteMiner(config).fit(engine, progress=lambda m: print(m, file=sys.stderr))
     finally:
         engine.close()
+    table = miner.mined()
     table.save(Path(args.out))
     report = table.metadata["report"]
     summary = {k: report[k] for k in ("turns", "users", "households", "states", "rules", "demoted")}

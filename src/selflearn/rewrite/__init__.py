@@ -1,7 +1,7 @@
 """Online rewriting: a global layer and a personal layer in front of the assistant's NLU.
 
 See ``docs/rewriting.md``. :class:`Rewriter` decides per request (``rewrite_one``), learns
-per household from logged turns (``observe``), and is trained from logs by :func:`fit_rewriter`
+per household from logged turns (``observe``), and is trained from logs by :meth:`Rewriter.fit`
 (``selflearn train rewriter``).
 
 Names are imported on first access (PEP 562): faiss, LightGBM and the embedder load only when used.
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from selflearn.core.lazy import lazy_exports as _lazy_exports
 
 if _TYPE_CHECKING:
-    from selflearn.rewrite.fit import DEFAULT_TARGET_RATIO, FitConfig, FitReport, fit_rewriter
+    from selflearn.rewrite.fit import DEFAULT_TARGET_RATIO, FitConfig, FitReport
     from selflearn.rewrite.index import VectorIndex
-    from selflearn.rewrite.knowledge import Knowledge, KnowledgeConfig, build_knowledge
+    from selflearn.rewrite.knowledge import Knowledge, KnowledgeConfig
     from selflearn.rewrite.personal import HouseholdMemory, PersonalLayer
     from selflearn.rewrite.ranker import Ranker
     from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
@@ -24,11 +24,9 @@ _LAZY = {
     "DEFAULT_TARGET_RATIO": "selflearn.rewrite.fit",
     "FitConfig": "selflearn.rewrite.fit",
     "FitReport": "selflearn.rewrite.fit",
-    "fit_rewriter": "selflearn.rewrite.fit",
     "VectorIndex": "selflearn.rewrite.index",
     "Knowledge": "selflearn.rewrite.knowledge",
     "KnowledgeConfig": "selflearn.rewrite.knowledge",
-    "build_knowledge": "selflearn.rewrite.knowledge",
     "HouseholdMemory": "selflearn.rewrite.personal",
     "PersonalLayer": "selflearn.rewrite.personal",
     "Ranker": "selflearn.rewrite.ranker",
@@ -56,6 +54,4 @@ __all__ = [
     "Rewriter",
     "RewriterConfig",
     "VectorIndex",
-    "build_knowledge",
-    "fit_rewriter",
 ]

@@ -169,7 +169,7 @@ def neighbourhood(query: Query, knowledge: Knowledge, k: int = K_SEARCH) -> Neig
     out = Neighbourhood(hits)
     if hits:
         # Five numbers: plain Python is several times faster than numpy at this size.
-        rates = [knowledge.patterns[r].success_rate for r, _ in hits[:5]]
+        rates = [knowledge.patterns_[r].success_rate for r, _ in hits[:5]]
         weights = [max(c, 0.0) ** 4 + 1e-9 for _, c in hits[:5]]
         out.knn_success = sum(w * r for w, r in zip(weights, rates, strict=True)) / sum(weights)
         out.knn_top_cos = hits[0][1]
@@ -210,7 +210,7 @@ def candidates(
 
     if knowledge is not None and hood is not None:
         for row, cos in hood.hits:
-            p = knowledge.patterns[row]
+            p = knowledge.patterns_[row]
             if knowledge.targets[row]:
                 cand = add(p.pattern, p.signature, row, "global")
                 if cand is not None:
@@ -219,7 +219,7 @@ def candidates(
                 target_row = knowledge.by_pattern.get(p.fix)
                 if target_row is None or not knowledge.targets[target_row]:
                     continue
-                target = knowledge.patterns[target_row]
+                target = knowledge.patterns_[target_row]
                 cand = add(target.pattern, target.signature, target_row, "global")
                 if cand is not None and cos > cand.via_cos:
                     cand.via_cos, cand.via_users = cos, p.fix_users
@@ -312,7 +312,7 @@ def why_no_candidate(
         return "no candidate: no known pattern with these slots"
     counts: dict[str, int] = {}
     for row, _ in hood.hits:
-        p = knowledge.patterns[row]
+        p = knowledge.patterns_[row]
         if knowledge.targets[row] and p.pattern != query.pattern:
             guard = guard_for(query, p.pattern, related)
             if guard is not None:
@@ -365,7 +365,7 @@ def featurize(
     lexical = intent_reading(query, knowledge)
     rows: list[list[float]] = []
     for i, cand in enumerate(cands):
-        p: Pattern | None = knowledge.patterns[cand.row] if knowledge is not None and cand.row >= 0 else None
+        p: Pattern | None = knowledge.patterns_[cand.row] if knowledge is not None and cand.row >= 0 else None
         area_n = memory.intent_area[(cand.intent, query.area)] if memory is not None else 0
         hour_n = memory.intent_hour[(cand.intent, query.hour)] if memory is not None else 0
         row = [
@@ -408,7 +408,7 @@ def neighbour_votes(
     if knowledge is None or hood is None:
         return votes, total
     for row, cos in hood.hits[:10]:
-        p = knowledge.patterns[row]
+        p = knowledge.patterns_[row]
         sig = p.fix_signature if p.success_rate <= 0.5 and p.fix_signature else p.signature
         w = max(cos, 0.0) ** 2
         total += w
@@ -421,7 +421,7 @@ def neighbour_votes(
 def intent_reading(query: Query, knowledge: Knowledge | None) -> Callable[[str], tuple[float, ...]]:
     """The ``lex_*`` features of a candidate intent: what the intent model made of the query
     (all missing without a model)."""
-    model = knowledge.intents if knowledge is not None else None
+    model = knowledge.intent_model_ if knowledge is not None else None
     if query.intents is None or model is None:
         return lambda intent: (math.nan,) * 5
     probs, known = query.intents

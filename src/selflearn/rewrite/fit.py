@@ -1,10 +1,12 @@
 """Training the online rewriter from logs: ``selflearn train rewriter``.
 
->>> from selflearn import Store
->>> from selflearn.rewrite import FitConfig, fit_rewriter
+>>> from selflearn import Rewriter, Store
+>>> from selflearn.rewrite import FitConfig
 >>> with Store("logs.duckdb", read_only=True) as store:                  # doctest: +SKIP
-...     rewriter, report = fit_rewriter(store, FitConfig())
+...     rewriter = Rewriter(training=FitConfig()).fit(store)
 >>> rewriter.save("models/rewriter")                                      # doctest: +SKIP
+
+:meth:`selflearn.rewrite.Rewriter.fit` calls :func:`train`, which does this:
 
 1. The logs are read with their signals (``selflearn signals`` must have run): what was said,
    what the NLU made of it, P(defect), rephrase links. Simulation truth is never read.
@@ -44,12 +46,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from selflearn.core.embed import StaticEmbedder
-from selflearn.core.errors import DataError
+from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.store import Store
 from selflearn.rewrite.features import FEATURES, featurize
-from selflearn.rewrite.knowledge import DelexCache, Knowledge, KnowledgeConfig, build_knowledge
+from selflearn.rewrite.knowledge import DelexCache, Knowledge, KnowledgeConfig
 from selflearn.rewrite.logs import LogTurn, chains, read_homes, read_log, signature
 from selflearn.rewrite.ranker import (
     DECISIONS,
@@ -60,7 +62,6 @@ from selflearn.rewrite.ranker import (
     query_row,
 )
 from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
-from selflearn.rewrite.table import RewriteTable
 
 DEFAULT_TARGET_RATIO = 15.0
 """The calibration target ``selflearn train rewriter`` uses unless told otherwise: the lowest of
@@ -102,7 +103,11 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         if self.decision not in DECISIONS:
-            raise ValueError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
+            raise ConfigError(f"FitConfig.decision must be one of {DECISIONS}, got {self.decision!r}")
+        if self.calibration_folds < 2:
+            raise ConfigError(f"FitConfig.calibration_folds must be at least 2, got {self.calibration_folds}")
+        if self.folds < 2:
+            raise ConfigError(f"FitConfig.folds must be at least 2, got {self.folds}")
 
 
 @dataclass
@@ -216,8 +221,8 @@ def training_queries(
     consider. Requests the caller would report as failed skip the works-already gate, as they
     do when rewriting behind the NLU. Households in ``without_personal`` are replayed with the
     personal layer off, so the ranker also learns to decide without it."""
-    with_personal = Rewriter(knowledge, None, None, embedder, RewriterConfig(), homes)
-    global_only = Rewriter(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
+    with_personal = Rewriter.from_parts(knowledge, None, None, embedder, RewriterConfig(), homes)
+    global_only = Rewriter.from_parts(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
     delex = DelexCache(homes)
     fixed_of = {failed.turn_id: fixed for failed, fixed in chains(turns)}
     out: list[Query] = []
@@ -267,7 +272,7 @@ def training_queries(
 def intent_codes(knowledge: Knowledge) -> dict[str, int]:
     """Intent -> categorical code of the ranker's ``intent`` feature: the intents of the global
     patterns, sorted (:attr:`selflearn.rewrite.ranker.Ranker.intents`)."""
-    return {name: i for i, name in enumerate(sorted({p.intent for p in knowledge.patterns if p.intent}))}
+    return {name: i for i, name in enumerate(sorted({p.intent for p in knowledge.patterns_ if p.intent}))}
 
 
 def replay_queries(
@@ -297,7 +302,7 @@ def replay_queries(
 
     def replay_fold(fold: int) -> list[Query]:
         held = held_of[fold]
-        knowledge = build_knowledge(turns, homes, embedder, config.knowledge, exclude_households=held)
+        knowledge = Knowledge(config.knowledge).fit(turns, homes, embedder, exclude_households=held)
         alone = {h for h in held if household_fold(h, 2, config.seed + 3) == 0}
         forked = config.workers > 1 and config.folds > 1
         return training_queries(
@@ -348,9 +353,8 @@ def _fit_ranker(
         part = Ranker(intents=intents).fit_meaning(*_meaning_rows([queries[i] for i in inside]))
         for i, scores in zip(outside, part.meaning_many([queries[i].x for i in outside]), strict=True):
             oof[i] = scores
-    ranker = Ranker(intents=intents, decision=decision).fit_meaning(*_meaning_rows(queries))
-    ranker.fit_fixable(*_fixable_rows(queries, oof))
-    return ranker
+    ranker = Ranker(intents=intents, decision=decision)
+    return ranker.fit(*_meaning_rows(queries), *_fixable_rows(queries, oof))
 
 
 @dataclass
@@ -392,7 +396,7 @@ def _calibration_set(ranker: Ranker, queries: list[Query], known: bool) -> Score
 
 def cross_fitted_scores(ranker: Ranker, queries: list[Query], known: bool = True) -> Scored:
     """The calibration set of a saved cross-fitted ranker: each request scored by the member
-    trained without its household (what :func:`fit_rewriter` calibrated on, recomputed)."""
+    trained without its household (what :func:`train` calibrated on, recomputed)."""
     if not ranker.members_:
         raise ValueError("the ranker has no cross-fitted members")
     by_member: dict[int, list[Query]] = {}
@@ -403,15 +407,14 @@ def cross_fitted_scores(ranker: Ranker, queries: list[Query], known: bool = True
     )
 
 
-def fit_rewriter(
+def train(
     store: Store,
-    config: FitConfig | None = None,
-    embedder: StaticEmbedder | None = None,
-    table: RewriteTable | None = None,
+    config: FitConfig,
+    embedder: StaticEmbedder,
     progress: Callable[[str, int, int], None] | None = None,
-) -> tuple[Rewriter, FitReport]:
-    """Train the online rewriter from ``store`` (see the module docstring)."""
-    config = config or FitConfig()
+) -> tuple[Knowledge, Ranker, dict[str, Home], FitReport]:
+    """The online rewriter's global knowledge and ranker learned from ``store`` (see the module
+    docstring), the homes it logged, and what training saw and chose."""
     report = FitReport()
     clock = time.perf_counter()
     turns = read_log(store, config.knowledge.defect_threshold)
@@ -419,20 +422,17 @@ def fit_rewriter(
     if not turns:
         raise DataError("the store holds no turns to learn from")
     households = sorted({t.household_id for t in turns})
-    if config.calibration_folds < 2:
-        raise ValueError(f"calibration_folds must be at least 2, got {config.calibration_folds}")
     if len(households) < 2 * config.folds:
         raise DataError(
             f"{len(households)} households are too few for {config.folds} folds; simulate or log more"
         )
     report.turns, report.households = len(turns), len(households)
     report.seconds["read"] = round(time.perf_counter() - clock, 2)
-    embedder = embedder or StaticEmbedder.load()
 
     clock = time.perf_counter()
-    full = build_knowledge(turns, homes, embedder, config.knowledge)
+    full = Knowledge(config.knowledge).fit(turns, homes, embedder)
     intents = intent_codes(full)
-    report.knowledge = full.metadata
+    report.knowledge = full.metadata_
     report.seconds["knowledge"] = round(time.perf_counter() - clock, 2)
 
     clock = time.perf_counter()
@@ -506,8 +506,7 @@ def fit_rewriter(
         member.sensitive_margin = ranker.sensitive_margin
     report.seconds["ranker"] = round(time.perf_counter() - clock, 2)
     ranker.meta_["fit"] = {k: v for k, v in asdict(report).items() if k != "curve"}
-    rewriter = Rewriter(full, ranker, table, embedder, RewriterConfig(), homes)
-    return rewriter, report
+    return full, ranker, homes, report
 
 
 __all__ = [
@@ -517,8 +516,8 @@ __all__ = [
     "Query",
     "Scored",
     "cross_fitted_scores",
-    "fit_rewriter",
     "intent_codes",
     "replay_queries",
+    "train",
     "training_queries",
 ]

@@ -10,13 +10,13 @@ request path is one query at a time, and threads only add latency there.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.errors import ConfigError, DependencyError
 
 HNSW_MIN = 20_000
@@ -26,7 +26,7 @@ EF_SEARCH = 48
 """HNSW candidates explored per search. Over a 1,000,000-pattern global index, 48 instead of 64
 left 99.9 % of rewrite decisions unchanged and took 0.1-0.15 ms off each (bench/rewrite_latency.py)."""
 
-FORMAT = "selflearn.vectors.v1"
+FORMAT = format_name("vectors", 2)
 
 
 def _faiss() -> Any:
@@ -109,37 +109,22 @@ class VectorIndex:
             scores, rows = self.index.search(q, k)
         return (scores[0], rows[0]) if single else (scores, rows)
 
-    def save(self, path: str | Path) -> None:
-        """Write the index to ``path`` (a file) and its parameters to ``path.json``."""
+    def save(self, folder: str | Path) -> Path:
+        """Write ``model.json`` (kind, search effort, size) and ``index.faiss`` into ``folder``."""
         faiss = _faiss()
-        target = Path(path)
-        faiss.write_index(self.index, str(target))
-        meta = {
-            "format": FORMAT,
-            "kind": self.kind,
-            "ef_search": self.ef_search,
-            "n": len(self),
-            "dim": self.dim,
-        }
-        target.with_suffix(target.suffix + ".json").write_text(json.dumps(meta) + "\n")
+        meta = {"kind": self.kind, "ef_search": self.ef_search, "n": len(self), "dim": self.dim}
+        out = write_description(folder, FORMAT, meta)
+        faiss.write_index(self.index, str(out / "index.faiss"))
+        return out
 
     @classmethod
-    def load(cls, path: str | Path) -> VectorIndex:
-        """Read an index written by :meth:`save`; a missing or corrupt file is a :class:`ConfigError`."""
+    def load(cls, folder: str | Path) -> VectorIndex:
+        """Read an index written by :meth:`save`; a missing or corrupt one is a :class:`ConfigError`."""
         faiss = _faiss()
-        target = Path(path)
-        meta_path = target.with_suffix(target.suffix + ".json")
-        try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("format") != FORMAT:
-                raise ConfigError(f"{meta_path}: format {meta.get('format')!r} is not {FORMAT!r}")
-            index = faiss.read_index(str(target))
-        except ConfigError:
-            raise
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise ConfigError(f"{target}: unreadable vector index ({type(exc).__name__}: {exc})") from exc
+        src = Path(folder)
+        meta = read_description(src, FORMAT, "vector index", retrain="selflearn train rewriter")
+        with reading(src, "vector index", extra=(RuntimeError,), retrain="selflearn train rewriter"):
+            index = faiss.read_index(str(src / "index.faiss"))
         if int(index.ntotal) != int(meta.get("n", -1)) or int(index.d) != int(meta.get("dim", -1)):
-            raise ConfigError(
-                f"{target}: index holds {index.ntotal} x {index.d}, its metadata says otherwise"
-            )
+            raise ConfigError(f"{src}: index holds {index.ntotal} x {index.d}; its description disagrees")
         return cls(index, str(meta["kind"]), int(meta.get("ef_search", 64)))

@@ -4,7 +4,7 @@ The embeddings place a request near patterns that *sound* like it; this model sa
 requests *with these words* turned out to mean, pooled over every user's logs -- including the
 ones that failed and were fixed, and the ones nobody ever got to work. It is a multinomial
 logistic regression over the words and word pairs of the delexicalized request, trained by
-:func:`~selflearn.rewrite.knowledge.build_knowledge` from the same logs as the patterns (never from
+:meth:`~selflearn.rewrite.knowledge.Knowledge.fit` from the same logs as the patterns (never from
 simulation truth). Each organic turn is one example, labelled with
 
 * the intent the NLU executed, when the turn worked (by the defect detector);
@@ -35,7 +35,6 @@ Prediction is a sum of a few rows of a small matrix and a softmax in NumPy: micr
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import warnings
 from collections import Counter, defaultdict
@@ -44,13 +43,13 @@ from pathlib import Path
 
 import numpy as np
 
-from selflearn.core.artefacts import check_format, reading
+from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.errors import ConfigError
 
 NONE = "<none>"
 """The label of requests that failed and that nobody's reformulation ever got to work."""
 
-FORMAT = "selflearn.intents.v1"
+FORMAT = format_name("intent-model", 2)
 
 
 def grams(pattern: str) -> list[str]:
@@ -160,11 +159,8 @@ class IntentModel:
     # --- artefact ----------------------------------------------------------------------------
 
     def save(self, folder: str | Path) -> Path:
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        np.savez(out / "intents.npz", coef=self.coef_, intercept=self.intercept_)
+        """Write ``model.json`` (parameters, classes, vocabulary) and ``intents.npz`` into ``folder``."""
         meta = {
-            "format": FORMAT,
             "params": {
                 "min_users": self.min_users,
                 "min_households": self.min_households,
@@ -174,17 +170,18 @@ class IntentModel:
             "classes": self.classes_,
             "vocab": sorted(self.vocab_, key=self.vocab_.__getitem__),
         }
-        (out / "intents.json").write_text(json.dumps(meta) + "\n")
+        out = write_description(folder, FORMAT, meta)
+        np.savez(out / "intents.npz", coef=self.coef_, intercept=self.intercept_)
         return out
 
     @classmethod
     def load(cls, folder: str | Path) -> IntentModel:
+        """Read a model written by :meth:`save`."""
         src = Path(folder)
+        meta = read_description(src, FORMAT, "intent model", retrain="selflearn train rewriter")
         with reading(src, "intent model"):
-            meta = json.loads((src / "intents.json").read_text())
             arrays = np.load(src / "intents.npz")
             coef, intercept = arrays["coef"], arrays["intercept"]
-        check_format(src, meta, FORMAT, "intent model", retrain="selflearn train rewriter")
         model = cls(**meta["params"])
         model.classes_ = list(meta["classes"])
         model.vocab_ = {g: j for j, g in enumerate(meta["vocab"])}

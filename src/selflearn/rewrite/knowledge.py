@@ -1,7 +1,7 @@
 """What the global layer knows: request patterns pooled across users, how often each worked, what
 it meant when it worked, and which reformulation fixed it when it did not.
 
-Built from the logs (:func:`build_knowledge`):
+Built from the logs (:meth:`Knowledge.fit`):
 
 * every organic turn (not rewritten) is delexicalized with its home's names
   (:mod:`selflearn.core.delex`), so "lights off in the kitchen" and "lights off in the bedroom"
@@ -32,7 +32,7 @@ import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from selflearn.core.artefacts import check_format, reading
+from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.delex import Delexicalized, Delexicalizer, example_values, slot_signature
 from selflearn.core.embed import StaticEmbedder
 from selflearn.core.errors import ConfigError
@@ -49,7 +49,7 @@ from selflearn.rewrite.index import VectorIndex
 from selflearn.rewrite.intents import NONE, IntentModel
 from selflearn.rewrite.logs import LogTurn, chains, signature
 
-FORMAT = "selflearn.knowledge.v1"
+FORMAT = format_name("knowledge", 2)
 
 PATTERN_SCHEMA = pa.schema(
     [
@@ -165,31 +165,54 @@ class DelexCache:
         return self.get(turn.household_id)(turn.said, turn.unresolved)
 
 
-@dataclass
 class Knowledge:
-    """The global layer's patterns with their statistics and per-slot-signature vector indexes."""
+    """The global layer's patterns with their statistics and per-slot-signature vector indexes.
 
-    patterns: list[Pattern]
-    indexes: dict[str, tuple[VectorIndex, np.ndarray]]
-    """Slot signature -> (index over the partition's patterns, their rows in :attr:`patterns`)."""
-    config: KnowledgeConfig = field(default_factory=KnowledgeConfig)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    intents: IntentModel | None = None
-    """P(intent | a request's words), learned from the same logs (None: not learned)."""
+    The learner contract (:mod:`selflearn.core.artefacts`): ``Knowledge(config).fit(turns,
+    homes, embedder)`` learns ``patterns_``, ``indexes_``, ``intent_model_`` and ``metadata_``
+    from the logs (see the module docstring); :meth:`from_parts` assembles one from parts.
+    """
 
-    def __post_init__(self) -> None:
-        self.by_pattern: dict[str, int] = {p.pattern: i for i, p in enumerate(self.patterns)}
-        self.targets: list[bool] = [self.is_target(p) for p in self.patterns]
-        """Per row: :meth:`is_target` (read on every request, so computed once)."""
+    def __init__(self, config: KnowledgeConfig | None = None) -> None:
+        self.config = config or KnowledgeConfig()
+        self.patterns_: list[Pattern] = []
+        self.indexes_: dict[str, tuple[VectorIndex, np.ndarray]] = {}
+        """Slot signature -> (index over the partition's patterns, their rows in :attr:`patterns_`)."""
+        self.intent_model_: IntentModel | None = None
+        """P(intent | a request's words), learned from the same logs (None: not learned)."""
+        self.metadata_: dict[str, Any] = {}
+        self._index()
+
+    @classmethod
+    def from_parts(
+        cls,
+        patterns: list[Pattern],
+        indexes: dict[str, tuple[VectorIndex, np.ndarray]],
+        config: KnowledgeConfig | None = None,
+        metadata: dict[str, Any] | None = None,
+        intent_model: IntentModel | None = None,
+    ) -> Knowledge:
+        """Knowledge made of given parts (tests, benchmarks that grow an index)."""
+        knowledge = cls(config)
+        knowledge.patterns_, knowledge.indexes_ = patterns, indexes
+        knowledge.metadata_, knowledge.intent_model_ = dict(metadata or {}), intent_model
+        knowledge._index()
+        return knowledge
+
+    def _index(self) -> None:
+        """The lookups derived from the patterns (read on every request, so computed once)."""
+        self.by_pattern: dict[str, int] = {p.pattern: i for i, p in enumerate(self.patterns_)}
+        self.targets: list[bool] = [self.is_target(p) for p in self.patterns_]
+        """Per row: :meth:`is_target`."""
         self._local: dict[str, dict[int, int]] = {}
         self._rows: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
-        return len(self.patterns)
+        return len(self.patterns_)
 
     def get(self, pattern: str) -> Pattern | None:
         row = self.by_pattern.get(pattern)
-        return None if row is None else self.patterns[row]
+        return None if row is None else self.patterns_[row]
 
     def works(self, p: Pattern) -> bool:
         """Whether ``p`` works well enough never to be rewritten."""
@@ -206,7 +229,7 @@ class Knowledge:
 
     def search(self, vector: np.ndarray, slots: str, k: int) -> list[tuple[int, float]]:
         """The ``k`` nearest patterns with slot signature ``slots``: (row, cosine)."""
-        part = self.indexes.get(slots)
+        part = self.indexes_.get(slots)
         if part is None:
             return []
         index, rows = part
@@ -218,8 +241,8 @@ class Knowledge:
 
     def vector(self, row: int) -> np.ndarray:
         """The embedding of pattern ``row`` (read back from its index)."""
-        p = self.patterns[row]
-        index, rows = self.indexes[p.slots]
+        p = self.patterns_[row]
+        index, rows = self.indexes_[p.slots]
         local = self._local.get(p.slots)
         if local is None:
             local = {int(r): i for i, r in enumerate(rows)}
@@ -229,38 +252,81 @@ class Knowledge:
     # --- artifact ----------------------------------------------------------------------------
 
     def save(self, folder: str | Path) -> Path:
+        """Write the patterns, one index folder per partition, the intent model and ``model.json``."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pylist([asdict(p) for p in self.patterns], schema=PATTERN_SCHEMA)
+        table = pa.Table.from_pylist([asdict(p) for p in self.patterns_], schema=PATTERN_SCHEMA)
         pq.write_table(table, out / "patterns.parquet")
         parts = {}
-        for n, (slots, (index, rows)) in enumerate(sorted(self.indexes.items())):
-            index.save(out / f"index-{n}.faiss")
+        for n, (slots, (index, rows)) in enumerate(sorted(self.indexes_.items())):
+            index.save(out / f"index-{n}")
             np.save(out / f"rows-{n}.npy", rows)
             parts[slots] = n
-        if self.intents is not None and self.intents.fitted:
-            self.intents.save(out / "intents")
-        meta = {"format": FORMAT, "config": asdict(self.config), "partitions": parts, **self.metadata}
-        (out / "knowledge.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-        return out
+        if self.intent_model_ is not None and self.intent_model_.fitted:
+            self.intent_model_.save(out / "intents")
+        meta = {"config": asdict(self.config), "partitions": parts, **self.metadata_}
+        return write_description(out, FORMAT, meta)
 
     @classmethod
     def load(cls, folder: str | Path) -> Knowledge:
+        """Read knowledge written by :meth:`save`."""
         src = Path(folder)
+        meta = read_description(src, FORMAT, "rewriter knowledge", retrain="selflearn train rewriter")
         with reading(src, "rewriter knowledge"):
-            meta = json.loads((src / "knowledge.json").read_text())
             table = pq.read_table(src / "patterns.parquet")
-        check_format(src, meta, FORMAT, "rewriter knowledge", retrain="selflearn train rewriter")
-        with reading(src, "rewriter knowledge"):
             patterns = [Pattern(**row) for row in table.select(PATTERN_SCHEMA.names).to_pylist()]
             indexes = {}
             for slots, n in meta["partitions"].items():
                 rows = np.load(src / f"rows-{n}.npy")
-                indexes[slots] = (VectorIndex.load(src / f"index-{n}.faiss"), rows)
+                indexes[slots] = (VectorIndex.load(src / f"index-{n}"), rows)
         config = KnowledgeConfig(**meta.get("config", {}))
         extra = {k: v for k, v in meta.items() if k not in ("format", "config", "partitions")}
         intents = IntentModel.load(src / "intents") if (src / "intents").exists() else None
-        return cls(patterns, indexes, config, extra, intents)
+        return cls.from_parts(patterns, indexes, config, extra, intents)
+
+    def fit(
+        self,
+        turns: list[LogTurn],
+        homes: dict[str, Home],
+        embedder: StaticEmbedder,
+        exclude_households: Iterable[str] = (),
+    ) -> Knowledge:
+        """Learn the global layer's knowledge from ``turns`` (see the module docstring), leaving
+        out the households in ``exclude_households``; returns self."""
+        config = self.config
+        started = time.perf_counter()
+        skip = set(exclude_households)
+        use = [t for t in turns if t.household_id not in skip] if skip else turns
+        cache = DelexCache(homes)
+        organic = {t.turn_id: cache(t) for t in use if t.rewritten is None}
+
+        def delex(t: LogTurn) -> Delexicalized:
+            d = organic.get(t.turn_id)
+            return d if d is not None else cache(t)
+
+        patterns, dropped = aggregate(use, delex, config)
+        indexes = build_indexes(patterns, embedder)
+        intents = None
+        if config.intent_model:
+            intents = IntentModel(config.min_users, config.min_households).fit(intent_examples(use, organic))
+        blob = json.dumps([asdict(p) for p in patterns], sort_keys=True).encode()
+        if intents is not None and intents.fitted:
+            blob += json.dumps(intents.classes_).encode()
+            blob += intents.coef_.tobytes() + intents.intercept_.tobytes()
+        self.metadata_ = {
+            "version": "kn-" + hashlib.blake2b(blob, digest_size=6).hexdigest(),
+            "turns": len(use),
+            "users": len({t.user_id for t in use}),
+            "households": len({t.household_id for t in use}),
+            "patterns": dropped,
+            "intent_model": {"classes": len(intents.classes_), "words": len(intents.vocab_)}
+            if intents is not None and intents.fitted
+            else None,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        self.patterns_, self.indexes_, self.intent_model_ = patterns, indexes, intents
+        self._index()
+        return self
 
 
 def aggregate(
@@ -347,47 +413,6 @@ def build_indexes(
         if progress is not None:
             progress(len(rows))
     return indexes
-
-
-def build_knowledge(
-    turns: list[LogTurn],
-    homes: dict[str, Home],
-    embedder: StaticEmbedder,
-    config: KnowledgeConfig | None = None,
-    exclude_households: Iterable[str] = (),
-) -> Knowledge:
-    """The global layer's knowledge from ``turns`` (see the module docstring)."""
-    config = config or KnowledgeConfig()
-    started = time.perf_counter()
-    skip = set(exclude_households)
-    use = [t for t in turns if t.household_id not in skip] if skip else turns
-    cache = DelexCache(homes)
-    organic = {t.turn_id: cache(t) for t in use if t.rewritten is None}
-
-    def delex(t: LogTurn) -> Delexicalized:
-        d = organic.get(t.turn_id)
-        return d if d is not None else cache(t)
-
-    patterns, dropped = aggregate(use, delex, config)
-    indexes = build_indexes(patterns, embedder)
-    intents = None
-    if config.intent_model:
-        intents = IntentModel(config.min_users, config.min_households).fit(intent_examples(use, organic))
-    blob = json.dumps([asdict(p) for p in patterns], sort_keys=True).encode()
-    if intents is not None and intents.fitted:
-        blob += json.dumps(intents.classes_).encode() + intents.coef_.tobytes() + intents.intercept_.tobytes()
-    meta = {
-        "version": "kn-" + hashlib.blake2b(blob, digest_size=6).hexdigest(),
-        "turns": len(use),
-        "users": len({t.user_id for t in use}),
-        "households": len({t.household_id for t in use}),
-        "patterns": dropped,
-        "intent_model": {"classes": len(intents.classes_), "words": len(intents.vocab_)}
-        if intents is not None and intents.fitted
-        else None,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    return Knowledge(patterns, indexes, config, meta, intents)
 
 
 def intent_examples(

@@ -31,7 +31,6 @@ or below a threshold calibrated on other models is chance (measured in docs/benc
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from selflearn.core.artefacts import check_format, reading
+from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.rewrite.features import FEATURES
 from selflearn.rewrite.trees import FastPredictor
 
-FORMAT = "rewrite.ranker.gbm.v2"
+FORMAT = format_name("ranker", 3)
 
 QUERY_FEATURES: tuple[str, ...] = (
     *(f"top_{name}" for name in FEATURES),
@@ -150,6 +149,14 @@ class Ranker:
         if fast is None or fast.booster is not booster:
             fast = self._fast[name] = FastPredictor(booster)
         return fast
+
+    def fit(
+        self, meaning_x: np.ndarray, meaning_y: np.ndarray, fixable_x: np.ndarray, fixable_y: np.ndarray
+    ) -> Ranker:
+        """Train both models: the meaning model on candidate rows, the fixable model on query
+        rows (whose meaning scores must come from a model that did not see the request's
+        household: see :func:`selflearn.rewrite.fit.train`); returns self."""
+        return self.fit_meaning(meaning_x, meaning_y).fit_fixable(fixable_x, fixable_y)
 
     def fit_meaning(self, x: np.ndarray, y: np.ndarray) -> Ranker:
         """Train the meaning model on candidate rows (columns :data:`FEATURES`)."""
@@ -259,6 +266,7 @@ class Ranker:
         return hashlib.blake2b(blob, digest_size=6).hexdigest()
 
     def save(self, folder: str | Path) -> Path:
+        """Write ``model.json`` and the boosters (or one sub-folder per cross-fitted member)."""
         if not self.fitted:
             raise ConfigError("the ranker is not fitted")
         out = Path(folder)
@@ -272,7 +280,6 @@ class Ranker:
             self.meaning_.save_model(str(out / "meaning.txt"))
             self.fixable_.save_model(str(out / "fixable.txt"))
         meta = {
-            "format": FORMAT,
             "version": self.version,
             "features": list(FEATURES),
             "query_features": list(QUERY_FEATURES),
@@ -286,22 +293,20 @@ class Ranker:
             "member_seed": self.member_seed,
             **self.meta_,
         }
-        (out / "ranker.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-        return out
+        return write_description(out, FORMAT, meta)
 
     @classmethod
     def load(cls, folder: str | Path) -> Ranker:
         import lightgbm as lgb
 
         src = Path(folder)
+        meta = read_description(src, FORMAT, "ranker", retrain="selflearn train rewriter")
         with reading(src, "ranker", extra=(lgb.basic.LightGBMError,)):
-            meta = json.loads((src / "ranker.json").read_text())
             members = [cls.load(src / f"member-{i}") for i in range(int(meta.get("members", 0)))]
             meaning = fixable = None
             if not members:
                 meaning = lgb.Booster(model_file=str(src / "meaning.txt"))
                 fixable = lgb.Booster(model_file=str(src / "fixable.txt"))
-        check_format(src, meta, FORMAT, "ranker", retrain="selflearn train rewriter")
         if meta.get("features") != list(FEATURES) or meta.get("query_features") != list(QUERY_FEATURES):
             raise ConfigError(f"{src}: the ranker was trained on other features; retrain it")
         ranker = cls(

@@ -28,17 +28,17 @@ slower than ``budget_ms``, returns the original text (``reasons`` says why) and 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from selflearn.core.artefacts import check_format, reading
+from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.delex import Delexicalized, Delexicalizer, strip_fillers
 from selflearn.core.embed import RelatedWords, StaticEmbedder
 from selflearn.core.errors import ConfigError
@@ -63,11 +63,19 @@ from selflearn.rewrite.personal import HouseholdMemory, PersonalLayer
 from selflearn.rewrite.ranker import Ranker
 from selflearn.rewrite.table import RewriteTable
 
+if TYPE_CHECKING:
+    from selflearn.core.store import Store
+    from selflearn.rewrite.fit import FitConfig, FitReport
+
 log = logging.getLogger(__name__)
 
-FORMAT = "selflearn.rewriter.v1"
+FORMAT = format_name("rewriter", 2)
 
 Layer = Literal["precomputed", "global", "personal"]
+
+FailOpen = Literal["error", "over_budget"]
+"""Why a decision passed the original text through without deciding: the rewriter raised
+(``error``) or took longer than :attr:`RewriterConfig.budget_ms` (``over_budget``)."""
 
 MAX_NBEST = 4
 """Alternative recognition hypotheses the n-best step reads (the caller may pass more)."""
@@ -131,6 +139,9 @@ class RewriteDecision:
     candidates: tuple[tuple[str, float], ...] = ()
     """The best few candidates (text, score), for inspection."""
     elapsed_us: int = 0
+    failed_open: FailOpen | None = None
+    """Set when the rewriter did not decide and passed the text through (see :data:`FailOpen`);
+    ``None`` for every decision it made, rewrite or not."""
 
     def trace(self) -> RewriteTrace | None:
         """The rewrite provenance to log, or None when the text was left alone."""
@@ -145,7 +156,9 @@ class RewriteDecision:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """The decision as JSON (the HTTP service reports ``failed_open`` as ``fail_open``)."""
         data = asdict(self)
+        data.pop("failed_open")
         data["candidates"] = [{"text": t, "score": round(s, 4)} for t, s in self.candidates]
         data["score"] = round(self.score, 4)
         return data
@@ -177,6 +190,40 @@ class Rewriter:
 
     def __init__(
         self,
+        config: RewriterConfig | None = None,
+        training: FitConfig | None = None,
+        embedder: StaticEmbedder | None = None,
+    ) -> None:
+        self.config = config or RewriterConfig()
+        """How the rewriter decides."""
+        self.training = training
+        """How :meth:`fit` trains (``None``: :class:`~selflearn.rewrite.fit.FitConfig` defaults)."""
+        self.embedder = embedder
+        """The static sentence encoder (loaded on first need when ``None``)."""
+        self.knowledge_: Knowledge | None = None
+        """The global layer's patterns and indexes (learned by :meth:`fit`)."""
+        self.ranker_: Ranker | None = None
+        """The ranker and its calibrated thresholds (learned by :meth:`fit`)."""
+        self.table_: RewriteTable | None = None
+        """The mined rewrite table served first, if one was given to :meth:`fit`."""
+        self.fit_report_: FitReport | None = None
+        """What :meth:`fit` saw and chose."""
+        self._related: RelatedWords | None = None
+        self._hoods: dict[str, tuple[np.ndarray, Neighbourhood | None, tuple[np.ndarray, float] | None]] = {}
+        self._hoods_key: tuple[object, object] | None = None
+        self.homes: dict[str, Home] = {}
+        """Known home configurations by household id (used when a request brings none)."""
+        # The layer holds the embedder's method, not the rewriter's: no reference cycle, and a
+        # new rewriter can adopt a running one's personal layer.
+        self.personal = PersonalLayer(embedder.encode_one if embedder is not None else None)
+        """What the rewriter learns online per household (:meth:`observe`)."""
+        self.stats = RewriterStats()
+        self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
+        self.path: Path | None = None
+
+    @classmethod
+    def from_parts(
+        cls,
         knowledge: Knowledge | None = None,
         ranker: Ranker | None = None,
         table: RewriteTable | None = None,
@@ -184,67 +231,81 @@ class Rewriter:
         config: RewriterConfig | None = None,
         homes: dict[str, Home] | None = None,
         personal: PersonalLayer | None = None,
-    ) -> None:
-        self.knowledge = knowledge
-        self.ranker = ranker
-        self.table = table
-        self.embedder = embedder
-        self._related: RelatedWords | None = None
-        self._hoods: dict[str, tuple[np.ndarray, Neighbourhood | None, tuple[np.ndarray, float] | None]] = {}
-        self._hoods_key: tuple[object, object] | None = None
-        self.config = config or RewriterConfig()
-        self.homes: dict[str, Home] = dict(homes or {})
-        """Known home configurations by household id (used when a request brings none)."""
-        # The layer holds the embedder's method, not the rewriter's: no reference cycle, and a
-        # new rewriter can adopt a running one's personal layer.
-        self.personal = personal or PersonalLayer(embedder.encode_one if embedder is not None else None)
-        if self.personal.embed is None and embedder is not None:
-            self.personal.embed = embedder.encode_one
-        self.stats = RewriterStats()
-        self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
-        self.path: Path | None = None
+    ) -> Rewriter:
+        """A rewriter made of given parts: any of them may be missing (a rewriter with only a
+        table, only a personal layer, ...); ``personal``: adopt a running rewriter's layer."""
+        rewriter = cls(config, embedder=embedder)
+        rewriter.knowledge_, rewriter.ranker_, rewriter.table_ = knowledge, ranker, table
+        rewriter.homes = dict(homes or {})
+        if personal is not None:
+            rewriter.personal = personal
+            if personal.embed is None and embedder is not None:
+                personal.embed = embedder.encode_one
+        return rewriter
+
+    # --- learning from logs -------------------------------------------------------------------
+
+    def fit(
+        self,
+        store: Store,
+        table: RewriteTable | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Rewriter:
+        """Train the global layer and the ranker from ``store`` (its friction signals must be
+        scored: ``selflearn signals``), serve ``table`` first if given; returns self. See
+        :mod:`selflearn.rewrite.fit` for how. ``progress(stage, done, total)`` reports the replay."""
+        from selflearn.rewrite.fit import FitConfig, train  # fit.py replays logs through rewriters
+
+        if self.embedder is None:
+            self.embedder = StaticEmbedder.load()
+            self.personal.embed = self.embedder.encode_one
+        knowledge, ranker, homes, report = train(store, self.training or FitConfig(), self.embedder, progress)
+        self.knowledge_, self.ranker_, self.table_, self.fit_report_ = knowledge, ranker, table, report
+        self.homes.update(homes)
+        self._hoods.clear()
+        return self
 
     # --- artifact ----------------------------------------------------------------------------
 
     def save(self, folder: str | Path) -> Path:
-        """Write the rewriter (knowledge, ranker, table) into ``folder``."""
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        if self.knowledge is not None:
-            self.knowledge.save(out / "knowledge")
-        if self.ranker is not None:
-            self.ranker.save(out / "ranker")
-        if self.table is not None:
-            self.table.save(out / "table")
+        """Write the rewriter into ``folder``: ``model.json``, and the knowledge, ranker and
+        table each in a sub-folder of its own; returns the folder."""
         meta = {
-            "format": FORMAT,
             "config": asdict(self.config),
             "embedder": str(self.embedder.path) if self.embedder is not None and self.embedder.path else None,
             "created_at": datetime.now(UTC).isoformat(),
-            "knowledge": self.knowledge is not None,
-            "ranker": self.ranker is not None,
-            "table": self.table is not None,
+            "knowledge": self.knowledge_ is not None,
+            "ranker": self.ranker_ is not None,
+            "table": self.table_ is not None,
         }
-        (out / "rewriter.json").write_text(json.dumps(meta, indent=2) + "\n")
-        return out
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        if self.knowledge_ is not None:
+            self.knowledge_.save(out / "knowledge")
+        if self.ranker_ is not None:
+            self.ranker_.save(out / "ranker")
+        if self.table_ is not None:
+            self.table_.save(out / "table")
+        # The description last: the service reloads a watched folder when it changes.
+        return write_description(out, FORMAT, meta)
 
     @classmethod
     def load(
         cls, folder: str | Path, config: RewriterConfig | None = None, embedder: StaticEmbedder | None = None
     ) -> Rewriter:
-        """Read a folder written by :meth:`save`. Raises :class:`ConfigError` when it is missing or
-        corrupt (the service then serves pass-through and reports it on ``/healthz``)."""
+        """Read a folder written by :meth:`save` (``config`` overrides the saved decision
+        settings). Raises :class:`ConfigError` when it is missing or corrupt (the service then
+        serves pass-through and reports it on ``/healthz``)."""
         src = Path(folder)
-        with reading(src, "rewriter"):
-            meta = json.loads((src / "rewriter.json").read_text())
-        check_format(src, meta, FORMAT, "rewriter", retrain="selflearn train rewriter")
+        meta = read_description(src, FORMAT, "rewriter", retrain="selflearn train rewriter")
         knowledge = Knowledge.load(src / "knowledge") if meta.get("knowledge") else None
         ranker = Ranker.load(src / "ranker") if meta.get("ranker") else None
         table = RewriteTable.load(src / "table") if meta.get("table") else None
         if knowledge is not None and embedder is None:
             embedder = StaticEmbedder.load()
-        saved = RewriterConfig(**meta.get("config", {}))
-        rewriter = cls(knowledge, ranker, table, embedder, config or saved)
+        with reading(src, "rewriter"):
+            saved = RewriterConfig(**meta.get("config", {}))
+        rewriter = cls.from_parts(knowledge, ranker, table, embedder, config or saved)
         rewriter.path = src
         return rewriter
 
@@ -286,7 +347,9 @@ class Rewriter:
                 log.warning(
                     "rewriter failed on %r (%s: %s); passing it through", text, type(exc).__name__, exc
                 )
-            decision = RewriteDecision(text, text, False, reasons=(f"error: {type(exc).__name__}: {exc}",))
+            decision = RewriteDecision(
+                text, text, False, reasons=(f"error: {type(exc).__name__}: {exc}",), failed_open="error"
+            )
         elapsed = time.perf_counter() - started
         if elapsed * 1000 > self.config.budget_ms and decision.rewritten:
             self.stats.over_budget += 1
@@ -295,6 +358,7 @@ class Rewriter:
                 text,
                 False,
                 reasons=(f"over budget: {elapsed * 1000:.1f} ms > {self.config.budget_ms} ms",),
+                failed_open="over_budget",
             )
         if decision.rewritten and decision.layer is not None:
             self.stats.rewritten[decision.layer] = self.stats.rewritten.get(decision.layer, 0) + 1
@@ -308,6 +372,7 @@ class Rewriter:
             decision.reasons,
             decision.candidates,
             int(elapsed * 1e6),
+            decision.failed_open,
         )
 
     def clear_cache(self) -> None:
@@ -330,9 +395,9 @@ class Rewriter:
     def version(self) -> str:
         """Content version of the loaded artefacts (knowledge, ranker, table)."""
         parts = [
-            self.knowledge.metadata.get("version", f"{len(self.knowledge)}p") if self.knowledge else "-",
-            self.ranker.version if self.ranker is not None else "-",
-            self.table.version if self.table is not None else "-",
+            self.knowledge_.metadata_.get("version", f"{len(self.knowledge_)}p") if self.knowledge_ else "-",
+            self.ranker_.version if self.ranker_ is not None else "-",
+            self.table_.version if self.table_ is not None else "-",
         ]
         return "rw2-" + hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=6).hexdigest()
 
@@ -365,7 +430,7 @@ class Rewriter:
         mem = prep.memory
         if mem is not None and mem.pattern_ok[prep.d.pattern] > 0:
             return "the request with this household's names has worked here before"
-        knowledge = self.knowledge
+        knowledge = self.knowledge_
         p = knowledge.get(prep.d.pattern) if knowledge is not None and prep.completed else None
         if p is not None and knowledge is not None and knowledge.works(p):
             return f"with the full name it works: {p.successes} of {p.turns} turns of {p.pattern!r}"
@@ -373,7 +438,7 @@ class Rewriter:
 
     def works_already(self, prep: Prepared) -> str | None:
         """Why the request should be left alone because it works, or None."""
-        knowledge = self.knowledge
+        knowledge = self.knowledge_
         p = knowledge.get(prep.d.pattern) if knowledge is not None else None
         if p is not None and knowledge is not None and knowledge.works(p):
             return f"works already: {p.successes} of {p.turns} turns of {p.pattern!r} worked"
@@ -394,7 +459,7 @@ class Rewriter:
         a sensitive action over twice the usual turns). With the layer, score and reason; None
         when no alternative qualifies."""
         seen = {prep.norm}
-        knowledge = self.knowledge
+        knowledge = self.knowledge_
         for rank, hypothesis in enumerate(ctx.nbest[:MAX_NBEST], start=2):
             alt = self.prepare(hypothesis, ctx)
             if alt is None or alt.norm in seen or alt.d.pattern == prep.d.pattern:
@@ -424,18 +489,18 @@ class Rewriter:
         if self.embedder is None:
             raise ConfigError("retrieval needs an embedder")
         owner = self._hoods_key
-        if owner is None or owner[0] is not self.knowledge or owner[1] is not self.embedder:
+        if owner is None or owner[0] is not self.knowledge_ or owner[1] is not self.embedder:
             # new artefacts (hot reload, tests): forget the old answers
-            self._hoods, self._hoods_key = {}, (self.knowledge, self.embedder)
+            self._hoods, self._hoods_key = {}, (self.knowledge_, self.embedder)
         cached = self._hoods.get(prep.d.pattern) if self.config.pattern_cache else None
         self.stats.retrievals += 1
         self.stats.pattern_cache_hits += cached is not None
-        knowledge = self.knowledge
+        knowledge = self.knowledge_
         if cached:
             vector, hood, reading = cached
         else:
             vector = self.embedder.encode_one(embed_text(prep.d.pattern))
-            model = knowledge.intents if knowledge is not None else None
+            model = knowledge.intent_model_ if knowledge is not None else None
             reading = model.proba(prep.d.pattern) if model is not None else None
         hour = (ctx.timestamp or datetime.now(UTC)).hour
         query = Query(prep.aliased, prep.d, vector, ctx.area, hour, prep.keep, reading)
@@ -449,7 +514,7 @@ class Rewriter:
         related = self._related
         if related is None or related.embedder is not self.embedder:
             related = self._related = RelatedWords(self.embedder)
-        return query, hood, candidates(query, self.knowledge, hood, prep.memory, vectors, related=related)
+        return query, hood, candidates(query, self.knowledge_, hood, prep.memory, vectors, related=related)
 
     def _decide(self, text: str, ctx: RewriteContext) -> RewriteDecision:
         prep = self.prepare(text, ctx)
@@ -473,9 +538,9 @@ class Rewriter:
         if works is not None:
             return alias_only((works,)) if aliased else RewriteDecision(text, text, False, reasons=(works,))
         # precomputed table
-        if self.table is not None:
+        if self.table_ is not None:
             home = ctx.home if ctx.home is not None else self.homes.get(ctx.household_id)
-            hit = self.table.lookup(prep.aliased, home)
+            hit = self.table_.lookup(prep.aliased, home)
             if hit is not None:
                 out, row = hit
                 reasons.append(f"precomputed: {row['source']} -> {row['target']}")
@@ -505,23 +570,23 @@ class Rewriter:
                     alt.aliased, text, True, layer_nb, score_nb, f"nbest:{alt.d.pattern}", tuple(reasons)
                 )
         # ranked retrieval
-        if not (self.config.global_retrieval and self.ranker is not None and self.embedder is not None):
+        if not (self.config.global_retrieval and self.ranker_ is not None and self.embedder is not None):
             why = self.names_work(prep)
             if why is not None:
                 return alias_only((why,))
             return RewriteDecision(text, text, False, reasons=(*reasons, "no ranker"))
         query, hood, ranked = self.retrieve(prep, ctx)
         if ranked:
-            x = featurize(query, ranked, self.knowledge, hood, mem, self.ranker.intents)
-            verdict = self.ranker.for_household(ctx.household_id).decide(x, ctx.failed)
-            member = self.ranker.member_index(ctx.household_id)
-            by = "" if member is None else f" (ranker {member + 1} of {len(self.ranker.members_)})"
+            x = featurize(query, ranked, self.knowledge_, hood, mem, self.ranker_.intents)
+            verdict = self.ranker_.for_household(ctx.household_id).decide(x, ctx.failed)
+            member = self.ranker_.member_index(ctx.household_id)
+            by = "" if member is None else f" (ranker {member + 1} of {len(self.ranker_.members_)})"
             for cand, meaning in zip(ranked, verdict.meaning, strict=True):
                 cand.score = float(meaning)
             best = ranked[verdict.best]
             shown = tuple((c.text, c.score) for c in sorted(ranked, key=lambda c: -c.score)[:3])
             sensitive = is_sensitive(best.pattern) or is_sensitive(prep.d.pattern)
-            bar = self.ranker.threshold_for(ctx.failed, sensitive, self.config.threshold)
+            bar = self.ranker_.threshold_for(ctx.failed, sensitive, self.config.threshold)
             summary = (
                 f"{prep.d.pattern!r} -> {best.pattern!r} ({best.signature}): meaning {best.score:.3f} "
                 f"x fixable {verdict.fixable:.3f} = {verdict.score:.3f}{by}"
@@ -536,7 +601,7 @@ class Rewriter:
             reasons.append(f"below the bar: {summary} < {bar:.3f}")
         else:
             shown = ()
-            reasons.append(why_no_candidate(query, self.knowledge, hood, self._related))
+            reasons.append(why_no_candidate(query, self.knowledge_, hood, self._related))
         why = self.names_work(prep)
         if why is not None:
             return alias_only((why,), shown)

@@ -1,7 +1,7 @@
 """The rewrite-table artifact and its runtime lookup.
 
 On disk a table is a folder with ``rewrites.parquet`` (one row per rewrite, :data:`TABLE_SCHEMA`)
-and ``metadata.json`` (format, version, config, data range, counts, timings). At run time a
+and ``model.json`` (format, version, config, data range, counts, timings). At run time a
 :class:`RewriteTable` is a :class:`~selflearn.assistant.pipeline.RewriteHook`: it delexicalizes the
 request with the home's names, looks the pattern up among the active rewrites, and fills the
 target pattern with the request's own values.
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from selflearn.core.artefacts import check_format, reading
+from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.delex import Delexicalizer, fill
 from selflearn.core.errors import ConfigError
 from selflearn.core.guards import changes_meaning, changes_target, evidence_bar, overwhelming
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT = "selflearn.rewrites.v1"
-"""Format name written into ``metadata.json``."""
+FORMAT = format_name("rewrites", 2)
+"""Format name written into ``model.json``."""
 
 TABLE_SCHEMA = pa.schema(
     [
@@ -105,31 +105,29 @@ class RewriteTable:
         """Content version: identical rows give an identical version."""
         return str(self.metadata.get("version") or _version(self.table))
 
-    def save(self, path: str | Path) -> Path:
-        """Write ``rewrites.parquet`` and ``metadata.json`` into the folder ``path``."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(self.table, folder / "rewrites.parquet")
+    def save(self, folder: str | Path) -> Path:
+        """Write ``rewrites.parquet`` and ``model.json`` into ``folder``; returns it."""
         meta = {
-            "format": FORMAT,
             "version": _version(self.table),
             "created_at": datetime.now(UTC).isoformat(),
             "rules": self.table.num_rows,
             "active": len(self._active),
-            **self.metadata,
+            **{k: v for k, v in self.metadata.items() if k != "format"},
         }
-        (folder / "metadata.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-        self.metadata = meta
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(self.table, folder / "rewrites.parquet")
+        write_description(folder, FORMAT, meta)
+        self.metadata = {"format": FORMAT, **meta}
         return folder
 
     @classmethod
-    def load(cls, path: str | Path) -> RewriteTable:
+    def load(cls, folder: str | Path) -> RewriteTable:
         """Read a folder written by :meth:`save`."""
-        folder = Path(path)
-        with reading(folder, "rewrite table"):
-            meta = json.loads((folder / "metadata.json").read_text())
+        folder = Path(folder)
+        meta = read_description(folder, FORMAT, "rewrite table", retrain="selflearn mine")
+        with reading(folder, "rewrite table", retrain="selflearn mine"):
             table = pq.read_table(folder / "rewrites.parquet")
-        check_format(folder, meta, FORMAT, "rewrite table", retrain="selflearn mine")
         missing = set(TABLE_SCHEMA.names) - set(table.column_names)
         if missing:
             raise ConfigError(f"{folder}/rewrites.parquet lacks columns {sorted(missing)}")

@@ -15,7 +15,6 @@ reasons that fired. ``docs/defects.md`` explains the rules, the labels and their
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -29,12 +28,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from selflearn.core.artefacts import reading
+from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.store import Store
 from selflearn.signals.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES, turn_features
 
-MODEL_FORMAT = "defect.gbm.v1"
+MODEL_FORMAT = format_name("defect-model", 2)
 """Format name of a saved :class:`DefectModel` (changes when its features change meaning)."""
 
 HEURISTIC_NAME = "heuristic"
@@ -428,8 +427,9 @@ def _apply_feedback(p: np.ndarray, features: pa.Table) -> np.ndarray:
 class DefectModel:
     """Gradient-boosted P(defect) trained on weak labels (see :func:`weak_labels`).
 
-    ``DefectModel.fit(store)`` trains; ``predict(features)`` scores a feature table; ``save`` and
-    ``load`` write a directory with ``booster.txt`` and ``model.json``.
+    ``DefectModel().fit(store)`` trains; ``predict(features)`` scores a feature table; ``save`` and
+    ``load`` write a folder with ``booster.txt`` and ``model.json`` (the learner contract of
+    :mod:`selflearn.core.artefacts`).
     """
 
     def __init__(
@@ -444,19 +444,12 @@ class DefectModel:
 
     # training
 
-    @classmethod
-    def fit(
-        cls,
-        store: Store,
-        params: Mapping[str, Any] | None = None,
-        num_rounds: int = NUM_ROUNDS,
-        decouple: bool = False,
-    ) -> DefectModel:
-        """Train on every turn of ``store`` (reads turns and feedback, never simulation truth).
-
-        ``decouple=True`` scrambles the behaviour features of implicitly labelled turns (see
-        :func:`_scramble_behaviour`); it is kept for the ablation in ``bench/defects.py``."""
-        return cls(params, num_rounds, decouple).fit_features(turn_features(store))
+    def fit(self, store: Store) -> DefectModel:
+        """Train on every turn of ``store`` (reads turns and feedback, never simulation truth);
+        returns self. ``decouple=True`` (constructor) scrambles the behaviour features of
+        implicitly labelled turns (see :func:`_scramble_behaviour`); it is kept for the ablation
+        in ``bench/defects.py``."""
+        return self.fit_features(turn_features(store))
 
     def fit_features(self, features: pa.Table) -> DefectModel:
         """Train on a feature table from :func:`turn_features`; returns self."""
@@ -496,14 +489,14 @@ class DefectModel:
 
     @property
     def version(self) -> str:
-        """``defect.gbm.v1:<12 hex digits of the booster>``: names the exact model that scored a turn."""
+        """``<format>:<12 hex digits of the booster>``: names the exact model that scored a turn."""
         digest = hashlib.blake2b(self._booster().model_to_string().encode(), digest_size=6).hexdigest()
         return f"{MODEL_FORMAT}:{digest}"
 
     def _booster(self) -> lgb.Booster:
         if self.booster_ is None:
             raise ConfigError(
-                "DefectModel is not trained: call DefectModel.fit(store) or DefectModel.load(path)"
+                "DefectModel is not trained: call DefectModel().fit(store) or DefectModel.load(folder)"
             )
         return self.booster_
 
@@ -522,14 +515,10 @@ class DefectModel:
 
     # persistence
 
-    def save(self, path: str | Path) -> Path:
-        """Write ``booster.txt`` and ``model.json`` into directory ``path``; returns it."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
+    def save(self, folder: str | Path) -> Path:
+        """Write ``booster.txt`` and ``model.json`` into ``folder``; returns it."""
         text = self._booster().model_to_string()
-        (folder / "booster.txt").write_text(text)
         meta = {
-            "format": MODEL_FORMAT,
             "version": self.version,
             "features": list(MODEL_FEATURES),
             "vocab": self.vocab_,
@@ -539,20 +528,20 @@ class DefectModel:
             "feedback_logit": FEEDBACK_LOGIT,
             "labels": self.label_stats_,
         }
-        (folder / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        return folder
+        out = write_description(folder, MODEL_FORMAT, meta)
+        (out / "booster.txt").write_text(text)
+        return out
 
     @classmethod
-    def load(cls, path: str | Path) -> DefectModel:
+    def load(cls, folder: str | Path) -> DefectModel:
         """Read a model written by :meth:`save`."""
-        folder = Path(path)
-        with reading(folder, "defect model", DataError, retrain="selflearn train defect"):
-            meta = json.loads((folder / "model.json").read_text())
-            text = (folder / "booster.txt").read_text()
-        if meta.get("format") != MODEL_FORMAT or meta.get("features") != list(MODEL_FEATURES):
-            raise DataError(
-                f"{folder} holds a {meta.get('format')!r} model; this version of selflearn reads "
-                f"{MODEL_FORMAT!r} with its own feature list: retrain with `selflearn train defect`"
+        retrain = "selflearn train defect"
+        meta = read_description(folder, MODEL_FORMAT, "defect model", retrain=retrain)
+        with reading(folder, "defect model", retrain=retrain):
+            text = (Path(folder) / "booster.txt").read_text()
+        if meta.get("features") != list(MODEL_FEATURES):
+            raise ConfigError(
+                f"{folder}: the defect model was trained on other features: retrain with `{retrain}`"
             )
         model = cls(meta.get("params"), int(meta.get("num_rounds", NUM_ROUNDS)), bool(meta.get("decouple")))
         model.booster_ = lgb.Booster(model_str=text)

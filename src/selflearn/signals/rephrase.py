@@ -19,7 +19,6 @@ population); see ``docs/rephrase.md``. Inference batches by length and caches by
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -29,12 +28,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from selflearn.core.artefacts import check_format, reading
-from selflearn.core.errors import DataError, DependencyError
+from selflearn.core.artefacts import format_name, read_description, reading, write_description
+from selflearn.core.errors import ConfigError, DataError, DependencyError
 from selflearn.core.store import Store
 
 MAX_CANDIDATES = 3
@@ -206,6 +205,8 @@ class PairwiseRephraseBaseline:
     """The most similar earlier turn within ``max_gap_s`` is the rephrased one, if its similarity
     reaches ``threshold`` (default: :data:`FITTED_THRESHOLDS` for the similarity)."""
 
+    FORMAT: ClassVar[str] = format_name("rephrase-pairwise", 1)
+
     similarity: Similarity = "embedding"
     threshold: float | None = None
     max_gap_s: float = 20.0
@@ -272,17 +273,16 @@ class PairwiseRephraseBaseline:
                 out.append(RephraseDecision(example.turn_id, None, 1.0 - max(best_s, 0.0), "nothing similar"))
         return out
 
-    def save(self, path: str | Path) -> None:
-        """Write the fitted thresholds as JSON."""
-        Path(path).write_text(json.dumps({"kind": "pairwise", **self.__dict__}, indent=2) + "\n")
+    def save(self, folder: str | Path) -> Path:
+        """Write the settings (the fitted threshold and gap limit) to ``folder/model.json``."""
+        return write_description(folder, self.FORMAT, self.__dict__)
 
     @classmethod
-    def load(cls, path: str | Path) -> PairwiseRephraseBaseline:
-        """Read thresholds written by :meth:`save`."""
-        with reading(path, "pairwise rephrase baseline"):
-            data = json.loads(Path(path).read_text())
-            data.pop("kind", None)
-            return cls(**data)
+    def load(cls, folder: str | Path) -> PairwiseRephraseBaseline:
+        """Read settings written by :meth:`save`."""
+        meta = read_description(folder, cls.FORMAT, "pairwise rephrase baseline")
+        with reading(folder, "pairwise rephrase baseline"):
+            return cls(**{k: v for k, v in meta.items() if k != "format"})
 
 
 # --- the encoder -------------------------------------------------------------------------------
@@ -382,76 +382,93 @@ class TrainReport:
 
 
 class ContextualRephraseDetector:
-    """MiniLM over the dialogue context with a pointer head: which candidate (or none)?"""
+    """MiniLM over the dialogue context with a pointer head: which candidate (or none)?
 
-    VERSION = "rephrase-ctx-1"
+    The learner contract (:mod:`selflearn.core.artefacts`): training settings in the
+    constructor, ``fit(examples)`` fine-tunes into ``encoder_``, ``tokenizer_`` and ``head_``
+    and returns self, ``save(folder)`` / ``load(folder)``.
+    """
 
-    def __init__(self, encoder: Any, tokenizer: Any, head: Any, threshold: float = 0.5) -> None:
-        self.encoder = encoder
-        self.tokenizer = tokenizer
-        self.head = head
-        self.threshold = threshold
-        """A link is reported only when its probability reaches this."""
-        self.cand_id = int(tokenizer.convert_tokens_to_ids(CAND))
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self.cache_size = 100_000
-        self.train_report: TrainReport | None = None
+    FORMAT = format_name("rephrase-model", 2)
 
-    # construction
-
-    @classmethod
-    def _fresh(cls, seed: int) -> ContextualRephraseDetector:
-        torch = _torch()
-        from transformers import AutoModel, AutoTokenizer
-
-        torch.manual_seed(seed)
-        tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
-        tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS})
-        encoder = AutoModel.from_pretrained(str(minilm_dir()))
-        encoder.resize_token_embeddings(len(tokenizer))
-        head = _make_head(torch, encoder.config.hidden_size)
-        return cls(encoder, tokenizer, head)
-
-    @classmethod
-    def fit(
-        cls,
-        examples: Sequence[RephraseExample],
+    def __init__(
+        self,
         epochs: int = 2,
         batch_size: int = 16,
         lr: float = 5e-5,
         seed: int = 0,
         max_examples: int | None = None,
+        threshold: float = 0.5,
+    ) -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.seed = seed
+        self.max_examples = max_examples
+        """Train on a random sample of at most this many examples (``None``: all)."""
+        self.threshold = threshold
+        """A link is reported only when its probability reaches this."""
+        self.encoder_: Any = None
+        self.tokenizer_: Any = None
+        self.head_: Any = None
+        self.train_report_: TrainReport | None = None
+        self._cand_id = -1
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.cache_size = 100_000
+
+    # construction
+
+    def _adopt(self, encoder: Any, tokenizer: Any, head: Any) -> None:
+        self.encoder_, self.tokenizer_, self.head_ = encoder, tokenizer, head
+        self._cand_id = int(tokenizer.convert_tokens_to_ids(CAND))
+        self._cache.clear()
+
+    def _fresh(self) -> None:
+        torch = _torch()
+        from transformers import AutoModel, AutoTokenizer
+
+        torch.manual_seed(self.seed)
+        tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
+        tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS})
+        encoder = AutoModel.from_pretrained(str(minilm_dir()))
+        encoder.resize_token_embeddings(len(tokenizer))
+        self._adopt(encoder, tokenizer, _make_head(torch, encoder.config.hidden_size))
+
+    def fit(
+        self,
+        examples: Sequence[RephraseExample],
         progress: Callable[[int, int], None] | None = None,
     ) -> ContextualRephraseDetector:
         """Fine-tune on labelled examples (turns without earlier turns are skipped: nothing to
-        learn). ``progress(step, total_steps)`` is called after every step."""
+        learn); returns self. ``progress(step, total_steps)`` is called after every step."""
         _need_labels(examples)
         usable = [e for e in examples if e.candidates]
         if not usable:
             raise DataError("no training example has an earlier turn in its session")
-        rng = random.Random(seed)
-        if max_examples is not None and len(usable) > max_examples:
-            usable = rng.sample(usable, max_examples)
+        rng = random.Random(self.seed)
+        if self.max_examples is not None and len(usable) > self.max_examples:
+            usable = rng.sample(usable, self.max_examples)
         torch = _torch()
-        model = cls._fresh(seed)
-        encoded = [model._encode(e) for e in usable]
+        self._fresh()
+        encoded = [self._encode(e) for e in usable]
         targets = [_target(e) for e in usable]
         params = [
-            {"params": model.encoder.parameters(), "lr": lr},
-            {"params": model.head.parameters(), "lr": lr * 20},
+            {"params": self.encoder_.parameters(), "lr": self.lr},
+            {"params": self.head_.parameters(), "lr": self.lr * 20},
         ]
         optimizer = torch.optim.AdamW(params, weight_decay=0.01)
-        steps_per_epoch = math.ceil(len(usable) / batch_size)
-        total = steps_per_epoch * epochs
+        steps_per_epoch = math.ceil(len(usable) / self.batch_size)
+        total = steps_per_epoch * self.epochs
         warmup = max(1, total // 10)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup))
         )
-        model.encoder.train()
-        model.head.train()
+        self.encoder_.train()
+        self.head_.train()
         started = time.perf_counter()
         step, loss_avg = 0, 0.0
-        for _ in range(epochs):
+        batch_size = self.batch_size
+        for _ in range(self.epochs):
             order = list(range(len(usable)))
             rng.shuffle(order)
             # Batches of similar length train faster; shuffle the batches themselves.
@@ -462,12 +479,12 @@ class ContextualRephraseDetector:
                 batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
             rng.shuffle(batches)
             for idx in batches:
-                logits = model._logits([encoded[i] for i in idx])
+                logits = self._logits([encoded[i] for i in idx])
                 target = torch.tensor([targets[i] for i in idx])
                 loss = torch.nn.functional.cross_entropy(logits, target)
                 optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.encoder.parameters(), 1.0)
+                torch.nn.utils.clip_grad_norm_(self.encoder_.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
                 step += 1
@@ -475,16 +492,23 @@ class ContextualRephraseDetector:
                 loss_avg = 0.95 * loss_avg + 0.05 * value if step > 1 else value
                 if progress is not None:
                     progress(step, total)
-        model.encoder.eval()
-        model.head.eval()
-        model.train_report = TrainReport(len(usable), step, epochs, time.perf_counter() - started, loss_avg)
-        return model
+        self.encoder_.eval()
+        self.head_.eval()
+        self._cache.clear()
+        seconds = time.perf_counter() - started
+        self.train_report_ = TrainReport(len(usable), step, self.epochs, seconds, loss_avg)
+        return self
 
     # inference
 
     def _encode(self, example: RephraseExample) -> tuple[list[int], list[int]]:
-        ids: list[int] = self.tokenizer(render(example), truncation=True, max_length=MAX_TOKENS)["input_ids"]
-        positions = [i for i, t in enumerate(ids) if t == self.cand_id][: len(example.candidates)]
+        if self.tokenizer_ is None:
+            raise ConfigError(
+                "the rephrase model is not trained: call ContextualRephraseDetector().fit(examples) "
+                "or ContextualRephraseDetector.load(folder)"
+            )
+        ids: list[int] = self.tokenizer_(render(example), truncation=True, max_length=MAX_TOKENS)["input_ids"]
+        positions = [i for i, t in enumerate(ids) if t == self._cand_id][: len(example.candidates)]
         return ids, positions
 
     def _logits(self, batch: Sequence[tuple[list[int], list[int]]]) -> Any:
@@ -498,8 +522,8 @@ class ContextualRephraseDetector:
             mask[row, : len(ids)] = 1
             if positions:
                 cand[row, : len(positions)] = torch.tensor(positions)
-        hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        return self.head(hidden, cand)
+        hidden = self.encoder_(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return self.head_(hidden, cand)
 
     def probabilities(self, examples: Sequence[RephraseExample], batch_size: int = 64) -> list[np.ndarray]:
         """Per example: [P(none), P(candidate 1), ...] over its candidates."""
@@ -555,45 +579,51 @@ class ContextualRephraseDetector:
 
     # persistence
 
-    def save(self, path: str | Path) -> None:
-        """Write the model to a folder (encoder, tokenizer, head, metadata)."""
+    def save(self, folder: str | Path) -> Path:
+        """Write the model to ``folder`` (encoder, tokenizer, head, ``model.json``); returns it."""
+        if self.encoder_ is None:
+            raise ConfigError("the rephrase model is not trained: nothing to save")
         torch = _torch()
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.encoder.save_pretrained(folder / "encoder")
-        self.tokenizer.save_pretrained(folder / "encoder")
-        torch.save(self.head.state_dict(), folder / "head.pt")
         meta = {
-            "version": self.VERSION,
             "threshold": self.threshold,
             "max_candidates": MAX_CANDIDATES,
             "max_tokens": MAX_TOKENS,
-            "train": self.train_report.__dict__ if self.train_report else None,
+            "params": {
+                "epochs": self.epochs,
+                "batch_size": self.batch_size,
+                "lr": self.lr,
+                "seed": self.seed,
+                "max_examples": self.max_examples,
+            },
+            "train": self.train_report_.__dict__ if self.train_report_ else None,
         }
-        (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        out = write_description(folder, self.FORMAT, meta)
+        self.encoder_.save_pretrained(out / "encoder")
+        self.tokenizer_.save_pretrained(out / "encoder")
+        torch.save(self.head_.state_dict(), out / "head.pt")
+        return out
 
     @classmethod
-    def load(cls, path: str | Path) -> ContextualRephraseDetector:
+    def load(cls, folder: str | Path) -> ContextualRephraseDetector:
         """Read a model written by :meth:`save`."""
-        folder = Path(path)
+        src = Path(folder)
         retrain = "selflearn train rephrase"
-        with reading(folder, "rephrase model", retrain=retrain):
-            meta = json.loads((folder / "meta.json").read_text())
-        check_format(folder, meta, cls.VERSION, "rephrase model", retrain=retrain, key="version")
+        meta = read_description(src, cls.FORMAT, "rephrase model", retrain=retrain)
         torch = _torch()
         from transformers import AutoModel, AutoTokenizer
 
-        with reading(folder, "rephrase model", extra=(RuntimeError,), retrain=retrain):
-            if not (folder / "encoder").is_dir():
-                raise FileNotFoundError(2, "no such folder", str(folder / "encoder"))
-            tokenizer = AutoTokenizer.from_pretrained(str(folder / "encoder"))
-            encoder = AutoModel.from_pretrained(str(folder / "encoder")).eval()
+        with reading(src, "rephrase model", extra=(RuntimeError,), retrain=retrain):
+            if not (src / "encoder").is_dir():
+                raise FileNotFoundError(2, "no such folder", str(src / "encoder"))
+            tokenizer = AutoTokenizer.from_pretrained(str(src / "encoder"))
+            encoder = AutoModel.from_pretrained(str(src / "encoder")).eval()
             head = _make_head(torch, encoder.config.hidden_size)
-            head.load_state_dict(torch.load(folder / "head.pt", weights_only=True))
+            head.load_state_dict(torch.load(src / "head.pt", weights_only=True))
         head.eval()
-        model = cls(encoder, tokenizer, head, threshold=float(meta["threshold"]))
+        model = cls(**meta.get("params", {}), threshold=float(meta["threshold"]))
+        model._adopt(encoder, tokenizer, head)
         if meta.get("train"):
-            model.train_report = TrainReport(**meta["train"])
+            model.train_report_ = TrainReport(**meta["train"])
         return model
 
 
@@ -668,7 +698,7 @@ def score_rephrases(
     import pyarrow as pa
 
     examples = list(session_examples(store))
-    model = detector.VERSION if isinstance(detector, ContextualRephraseDetector) else "pairwise"
+    model = detector.FORMAT
     now = datetime.now().astimezone()
     written = 0
     for start in range(0, len(examples), batch):

@@ -1,0 +1,31 @@
+"""The ``selflearn`` command line, built on the public API.
+
+Run ``selflearn --help`` or ``selflearn COMMAND --help``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.markup import escape
+
+from selflearn.cli.apps import app
+from selflearn.cli.common import console
+from selflearn.core.errors import SelflearnError
+
+# Importing a command module registers its commands; in the order `selflearn --help` lists them.
+# isort: off
+from selflearn.cli import data, learn, run, train, fpi, asr, evaluate  # noqa: F401
+# isort: on
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point: run the app, turning selflearn errors into one clear line and exit code 2."""
+    try:
+        app()
+    except SelflearnError as exc:
+        # One line however long (no wrapping at the console width), and the message is text, not markup.
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(2)

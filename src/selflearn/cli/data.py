@@ -1,0 +1,144 @@
+"""The log data commands: simulate, ingest, stats, export."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from selflearn.assistant.pipeline import AssistantConfig
+from selflearn.cli.apps import app
+from selflearn.cli.common import StorePath, _ingest, _print_stats, _run_simulation, out
+from selflearn.core.store import Store
+from selflearn.simulation.simulator import SimulationConfig
+from selflearn.stats import compute_stats
+
+
+@app.command("simulate")
+def simulate_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the JSONL shards.")] = Path(
+        "out/sim"
+    ),
+    households: Annotated[int, typer.Option(help="Number of households.", min=1)] = 20,
+    days: Annotated[float, typer.Option(help="Simulated days per household.", min=0.01)] = 7.0,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same output).")] = 0,
+    asr: Annotated[
+        str,
+        typer.Option(
+            help="ASR channel: exact, noisy (fast, learned from real) or real (flite + pocketsphinx)."
+        ),
+    ] = "noisy",
+    nlu: Annotated[str, typer.Option(help="NLU: strict, or strict+gazetteer (Home Assistant today).")] = (
+        "strict+gazetteer"
+    ),
+    split: Annotated[str, typer.Option(help="Phrasings to use: train, test (held out) or all.")] = "all",
+    corpora: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated real corpora to draw phrasings from when present: ha_tests, hwu64, slurp."
+        ),
+    ] = "",
+    data_dir: Annotated[Path | None, typer.Option(help="Folder holding the corpora.")] = None,
+    prefix: Annotated[
+        str, typer.Option(help="Household id prefix (use different ones for train/test).")
+    ] = "h",
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (the output is the same for any number).", min=1)
+    ] = 2,
+    false_wakes: Annotated[float, typer.Option(help="False wakes per household per day.", min=0)] = 0.4,
+    rewrite_table: Annotated[
+        Path | None,
+        typer.Option(
+            help="Replay the traffic through a mined rewrite table: requests are rewritten before the "
+            "NLU, and the truth says which rewritten turns would have failed without it "
+            "(see docs/mining.md).",
+        ),
+    ] = None,
+) -> None:
+    """Simulate households talking to the reference assistant; write turns, feedback and truth."""
+    config = SimulationConfig(
+        households=households,
+        days=days,
+        seed=seed,
+        household_prefix=prefix,
+        phrasing_split=split,  # type: ignore[arg-type]
+        corpora=tuple(c.strip() for c in corpora.split(",") if c.strip()),
+        data_dir=str(data_dir) if data_dir else None,
+        assistant=AssistantConfig(nlu=nlu, asr=asr),  # type: ignore[arg-type]
+        workers=workers,
+        false_wakes_per_day=false_wakes,
+    )
+    table = None
+    if rewrite_table is not None:
+        from selflearn.rewrite import RewriteTable
+
+        table = RewriteTable.load(rewrite_table)
+    result = _run_simulation(config, out_dir, table)
+    typer.echo(
+        json.dumps(
+            {
+                "turns": result.turns,
+                "feedback": result.feedback,
+                "goals": result.goals,
+                "first_attempt_defect_rate": round(result.first_attempt_defect_rate, 4),
+                "failure_points": result.failure_points,
+                **(
+                    {"rewrites": result.rewrites, "rewrite_errors": result.rewrite_errors}
+                    if rewrite_table
+                    else {}
+                ),
+                "seconds": round(result.seconds, 2),
+            }
+        )
+    )
+
+
+@app.command("ingest")
+def ingest_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="JSONL or Parquet files, or folders of them.")],
+    store_path: StorePath = Path("selflearn.duckdb"),
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Where to write rejected rows (default: next to the store).")
+    ] = None,
+) -> None:
+    """Validate log records and store them; bad rows go to a quarantine file with the reason."""
+    with Store(store_path) as store:
+        report = _ingest(store, paths, quarantine)
+    out.print(report.summary())
+    for table, n in sorted(report.by_table.items()):
+        out.print(f"  new rows in {table}: {n:,}")
+    if report.quarantined:
+        for reason, n in report.reasons.most_common():
+            out.print(f"  quarantined ({reason}): {n:,}")
+        out.print(f"  quarantine file: {report.quarantine_path}")
+    out.print(f"  {report.read / max(report.seconds, 1e-9):,.0f} rows/s")
+
+
+@app.command("stats")
+def stats_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    top: Annotated[int, typer.Option(help="How many failing utterances to list.", min=1)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Turns, sessions, defect signals, failure points and the top failing utterances."""
+    with Store(store_path, read_only=True) as store:
+        st = compute_stats(store, top=top)
+    if as_json:
+        typer.echo(json.dumps(asdict(st)))
+    else:
+        _print_stats(st)
+
+
+@app.command("export")
+def export_cmd(
+    output: Annotated[Path, typer.Argument(help="Parquet file to write.")],
+    store_path: StorePath = Path("selflearn.duckdb"),
+    table: Annotated[str, typer.Option(help="turns, feedback, homes or sim_truth.")] = "turns",
+) -> None:
+    """Export a table to Parquet (the same layout Spark jobs read)."""
+    with Store(store_path, read_only=True) as store:
+        n = store.export_parquet(table, output)
+    out.print(f"wrote {n:,} rows of {table} to {output}")

@@ -1,0 +1,91 @@
+"""The fpi sub-commands: train, predict, report (docs/fpi.md)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from selflearn.cli.apps import fpi_app
+from selflearn.cli.common import StorePath, out
+from selflearn.core.errors import ConfigError
+from selflearn.core.store import Store
+
+
+@fpi_app.command("train")
+def fpi_train_cmd(
+    store_paths: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--store",
+            "-s",
+            help="SIMULATED store to train on; repeat to mix several (e.g. noisy and real ASR).",
+        ),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")] = Path("models/fpi"),
+    text_dims: Annotated[
+        int, typer.Option(help="Text-embedding components (0: no sentence encoder).", min=0)
+    ] = 32,
+) -> None:
+    """Train the failure point model on SIMULATED stores (their sim_truth failure points are the labels)."""
+    from contextlib import ExitStack
+
+    from selflearn.fpi.model import FpiModel
+
+    paths = store_paths or [Path("selflearn.duckdb")]
+    with ExitStack() as stack:
+        stores = [stack.enter_context(Store(p, read_only=True)) for p in paths]
+        model = FpiModel(text_dims=text_dims).fit(stores)
+    path = model.save(out_dir)
+    out.print(f"trained {model.version} on {model.label_counts_} -> {path}")
+
+
+@fpi_app.command("predict")
+def fpi_predict_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    model_dir: Annotated[
+        Path | None, typer.Option("--model", "-m", help="Model folder (default: the rule baseline).")
+    ] = None,
+) -> None:
+    """Predict every stored turn's failure point and write the fpi table (never reads sim_truth)."""
+    from selflearn.fpi.model import FpiModel, score_fpi
+
+    model = FpiModel.load(model_dir) if model_dir is not None else None
+    with Store(store_path) as store:
+        out.print(score_fpi(store, model).summary())
+
+
+@fpi_app.command("report")
+def fpi_report_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    period: Annotated[str, typer.Option(help="Time bucket: day, week or month.")] = "day",
+    top: Annotated[int, typer.Option(help="Failing requests listed per stage.", min=1)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Predicted failure points over time and the top failing requests per stage (the fpi table)."""
+    from selflearn.fpi.model import CLASSES
+    from selflearn.stats import fpi_breakdown
+
+    with Store(store_path, read_only=True) as store:
+        report = fpi_breakdown(store, period=period, top=top)
+    if report is None:
+        raise ConfigError(f"{store_path} has no failure point predictions: run `selflearn fpi predict` first")
+    if as_json:
+        typer.echo(json.dumps(asdict(report)))
+        return
+    table = Table(title=f"predicted failure points per {report.period} ({report.model})")
+    table.add_column(report.period)
+    for stage in CLASSES:
+        table.add_column(stage, justify="right")
+    table.add_column("defect share", justify="right")
+    for bucket, counts in report.by_period:
+        total = sum(counts.values())
+        defects = total - counts.get("correct", 0)
+        table.add_row(bucket, *(f"{counts.get(c, 0):,}" for c in CLASSES), f"{defects / max(total, 1):.1%}")
+    out.print(table)
+    for stage, rows in report.top_by_stage.items():
+        out.print(f"top {stage} failures: " + "; ".join(f"{t!r} x{n}" for t, n in rows))

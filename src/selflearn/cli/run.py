@@ -1,0 +1,160 @@
+"""Running the loop: demo (the whole loop on built-in data) and serve (the online rewriter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from selflearn.cli.apps import app
+from selflearn.cli.common import _print_stats, _run_simulation, console, out
+from selflearn.core.store import Store
+from selflearn.stats import compute_stats
+
+
+@app.command("demo")
+def demo_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Working folder.")] = Path("out/demo"),
+    households: Annotated[int, typer.Option(help="Households whose logs are learned from.", min=1)] = 40,
+    days: Annotated[float, typer.Option(help="Simulated days of those logs.", min=0.01)] = 7.0,
+    replay_households: Annotated[int, typer.Option(help="New households in the replayed week.", min=1)] = 15,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 2,
+    min_users: Annotated[
+        int, typer.Option("--min-users", "-k", help="k: distinct users a pooled pattern needs.", min=1)
+    ] = 3,
+    rephrase_model: Annotated[
+        Path | None,
+        typer.Option(help="Contextual rephrase model folder (default: the pairwise lexical baseline)."),
+    ] = None,
+) -> None:
+    """The whole loop on built-in data: simulate, detect friction, mine, train the rewriter, replay.
+
+    Simulates a week of households, ingests it, detects rephrases and defects, mines a rewrite
+    table, trains the online rewriter (global and personal layers), then replays a later week on
+    new households with the rewriter behind the NLU, narrating rewrites as they happen, and prints,
+    on the same turns, the defects with and without it."""
+    from selflearn.demo import run_demo
+
+    result = run_demo(
+        out_dir,
+        households=households,
+        days=days,
+        replay_households=replay_households,
+        seed=seed,
+        workers=workers,
+        min_users=min_users,
+        rephrase_model=rephrase_model,
+        simulate_fn=_run_simulation,
+        say=lambda message: console.print(f"[bold]{message}[/bold]"),
+    )
+    out.print(result.ingest.summary())
+    with Store(result.store, read_only=True) as store:
+        _print_stats(compute_stats(store))
+    out.print(
+        f"signals: {result.rephrases_linked:,} rephrase links ({result.rephrase_detector}); "
+        f"defects: {result.defects.summary()}"
+    )
+    report = result.table.metadata["report"]
+    out.print(
+        f"rewrite table: {report['rules']:,} rewrites from {report['states']:,} patterns "
+        f"(k = {min_users}) -> {result.table_dir}"
+    )
+    for row in result.table.table.to_pylist()[:10]:
+        if row["status"] == "active":
+            out.print(f"  {row['source_example']!r} -> {row['target_example']!r} ({row['users']} users)")
+    if result.fit is not None:
+        cal = result.fit.calibration.get("known_failed", {})
+        out.print(
+            f"online rewriter: {result.fit.knowledge.get('patterns', {}).get('kept', 0):,} pooled patterns, "
+            f"ranker trained on {result.fit.rows:,} candidate rows, threshold {cal.get('threshold', 0):.3f} "
+            f"-> {result.rewriter_dir}"
+        )
+    r = result.replay
+    table = Table(title="Replayed week on new households (simulation truth, same turns)")
+    for col in ("", "without the rewriter", "with the rewriter"):
+        table.add_column(col)
+    table.add_row("turns", f"{r.turns:,}", f"{r.turns:,}")
+    table.add_row("defects", f"{r.would_fail:,}", f"{r.defects:,}")
+    table.add_row("defect rate", f"{r.defect_rate_without:.1%}", f"{r.defect_rate:.1%}")
+    table.add_row("rewritten turns", "-", f"{r.rewritten:,} " + str(result.by_layer or ""))
+    table.add_row("wins / losses", "-", f"{r.wins:,} / {r.losses:,}")
+    out.print(table)
+    for original, rewritten, intent in r.win_examples[:5]:
+        out.print(f"  fixed: {original!r} -> {rewritten!r} ({intent})")
+    for original, rewritten, intent in r.loss_examples[:3]:
+        out.print(f"  broke: {original!r} -> {rewritten!r} ({intent})")
+    out.print(f"store: {result.store}  (try: selflearn stats --store {result.store})")
+
+
+@app.command("serve")
+def serve_cmd(
+    rewriter_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--rewriter",
+            "-r",
+            help="Rewriter folder to serve (`selflearn train rewriter`). Without one, or when it fails "
+            "to load, requests pass through unchanged and /healthz says why.",
+        ),
+    ] = None,
+    store_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            "-s",
+            help="DuckDB store that POST /v1/turns writes to (the service holds it open: DuckDB allows "
+            "one writer process). Its homes are registered at start.",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8080,
+    timeout_ms: Annotated[
+        float, typer.Option(help="Answer with the original text when a decision takes longer.", min=0.1)
+    ] = 50.0,
+    watch: Annotated[
+        float | None,
+        typer.Option(help="Poll the rewriter folder every this many seconds; reload when it changes."),
+    ] = None,
+    replay_days: Annotated[
+        float | None,
+        typer.Option(help="At start, rebuild the personal layer from the store's last N days of turns."),
+    ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SELFLEARN_ADMIN_TOKEN", help="Require 'Authorization: Bearer TOKEN' on /v1/admin/*."
+        ),
+    ] = None,
+    decision_threads: Annotated[
+        int,
+        typer.Option(
+            help="Threads deciding rewrites: a slow decision is answered with the original text at the "
+            "timeout, and decisions overlap with HTTP work. 0: on the event loop (table-only rewriters).",
+            min=0,
+        ),
+    ] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every HTTP request (uvicorn access log).")] = False,
+) -> None:
+    """Serve the online rewriter over HTTP (one process; run replicas for more).
+
+    POST /v1/rewrite, POST /v1/turns, PUT /v1/homes/ID, DELETE /v1/households/ID,
+    POST /v1/admin/reload, GET /healthz, GET /metrics; OpenAPI docs at /docs (see docs/service.md)."""
+    import uvicorn
+
+    from selflearn.service import ServiceConfig, create_app
+
+    config = ServiceConfig(
+        rewriter=rewriter_dir,
+        store=store_path,
+        request_timeout_ms=timeout_ms,
+        watch_s=watch,
+        replay_days=replay_days,
+        admin_token=admin_token,
+        decision_threads=decision_threads,
+        freeze_gc=True,
+    )
+    console.print(f"loading {rewriter_dir or 'no rewriter (pass-through)'} ...")
+    uvicorn.run(create_app(config), host=host, port=port, access_log=access_log, log_level="info")

@@ -1,0 +1,190 @@
+"""The train sub-commands: rephrase, defect, rewriter."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from selflearn.cli.apps import train_app
+from selflearn.cli.common import StorePath, _ingest, _progress, _run_simulation, out
+from selflearn.core.errors import ConfigError
+from selflearn.core.store import Store
+from selflearn.simulation.simulator import SimulationConfig
+
+
+def _training_store(store_path: Path | None, households: int, seed: int, workers: int, work: Path) -> Path:
+    """The store to train on: the one given, or a freshly simulated training population."""
+    if store_path is not None:
+        if not store_path.exists():
+            raise ConfigError(f"store {store_path} does not exist")
+        return store_path
+    config = SimulationConfig(
+        households=households,
+        days=7,
+        seed=seed,
+        household_prefix="tr",
+        phrasing_split="train",
+        workers=workers,
+    )
+    _run_simulation(config, work / "sim")
+    path = work / "train.duckdb"
+    path.unlink(missing_ok=True)
+    with Store(path) as store:
+        out.print(_ingest(store, [work / "sim"], None).summary())
+    return path
+
+
+@train_app.command("rephrase")
+def train_rephrase_cmd(
+    store_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            "-s",
+            help="A SIMULATED store (its sim_truth rephrase links are the labels). "
+            "Default: simulate a training population first.",
+        ),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")] = Path(
+        "models/rephrase"
+    ),
+    epochs: Annotated[int, typer.Option(help="Passes over the training examples.", min=1)] = 2,
+    max_examples: Annotated[
+        int, typer.Option(help="Train on at most this many turns that have earlier turns.", min=16)
+    ] = 4000,
+    households: Annotated[int, typer.Option(help="Households to simulate when no --store.", min=1)] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of the training run (and simulation).")] = 11,
+    workers: Annotated[int, typer.Option(help="Simulation worker processes.", min=1)] = 2,
+) -> None:
+    """Fine-tune the contextual rephrase detector (MiniLM + pointer head) on CPU."""
+    from selflearn.signals.rephrase import ContextualRephraseDetector, session_examples
+
+    path = _training_store(store_path, households, seed, workers, out_dir.parent / "train-sim")
+    with Store(path, read_only=True) as store:
+        if store.count("sim_truth") == 0:
+            raise ConfigError(f"{path} has no simulation truth to learn rephrase links from")
+        examples = list(session_examples(store, with_labels=True))
+    with _progress() as bar:
+        task = bar.add_task("fine-tuning MiniLM", total=None)
+        model = ContextualRephraseDetector(epochs=epochs, max_examples=max_examples, seed=seed).fit(
+            examples, progress=lambda step, total: bar.update(task, completed=step, total=total)
+        )
+    model.save(out_dir)
+    report = model.train_report_
+    if report is None:  # pragma: no cover - fit always sets it
+        raise ConfigError("the rephrase model reported no training")
+    out.print(
+        f"trained on {report.examples:,} turns ({report.steps} steps, {report.seconds:.0f} s, "
+        f"final loss {report.final_loss:.3f}) -> {out_dir}"
+    )
+
+
+@train_app.command("defect")
+def train_defect_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")] = Path(
+        "models/defect"
+    ),
+) -> None:
+    """Train the defect model on weak labels from the store's own logs (explicit feedback and
+    unambiguous implicit cases; simulation truth is never read)."""
+    from selflearn.signals.defect import DefectModel
+
+    with Store(store_path, read_only=True) as store:
+        model = DefectModel().fit(store)
+    path = model.save(out_dir)
+    stats = ", ".join(
+        f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v:,}"
+        for k, v in model.label_stats_.items()
+        if isinstance(v, int | float)
+    )
+    out.print(f"trained {model.version} ({stats}) -> {path}")
+
+
+@train_app.command("rewriter")
+def train_rewriter_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Rewriter folder to write.")] = Path(
+        "models/rewriter"
+    ),
+    table: Annotated[
+        Path | None,
+        typer.Option(help="A mined rewrite table (`selflearn mine`) to serve as the precomputed layer."),
+    ] = None,
+    min_users: Annotated[
+        int, typer.Option("--min-users", "-k", help="k: distinct users a pooled pattern needs.", min=1)
+    ] = 5,
+    target_ratio: Annotated[
+        float,
+        typer.Option(
+            help="Estimated wins per loss the threshold is calibrated for (lower: more rewrites, "
+            "more of them wrong; see docs/rewriting.md).",
+            min=1.0,
+        ),
+    ] = 15.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Cores for the replay and calibration folds (the result does not depend on it).", min=1
+        ),
+    ] = 2,
+    decision: Annotated[
+        str,
+        typer.Option(
+            help="Ranker decision rule: 'product' (meaning x fixable) or 'meaning' (meaning alone; "
+            "see docs/rewriting.md)."
+        ),
+    ] = "product",
+) -> None:
+    """Train the online rewriter from the store's logs (needs `selflearn signals` first).
+
+    Builds the global layer (k-anonymous patterns, their meanings and fixes, HNSW indexes over
+    static MiniLM embeddings), trains the ranker on out-of-fold replays of the logged households
+    and calibrates its threshold (see docs/rewriting.md). Simulation truth is never read."""
+    from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter
+    from selflearn.rewrite.ranker import DECISIONS
+    from selflearn.rewrite.table import RewriteTable
+
+    if decision not in DECISIONS:
+        raise typer.BadParameter(
+            f"{decision!r} is not one of {', '.join(DECISIONS)}", param_hint="'--decision'"
+        )
+    config = FitConfig(
+        knowledge=KnowledgeConfig(min_users=min_users),
+        target_ratio=target_ratio,
+        workers=workers,
+        decision=decision,
+    )
+    mined = RewriteTable.load(table) if table is not None else None
+    with Store(store_path, read_only=True) as store, _progress() as bar:
+        task = bar.add_task("replaying logged households", total=None)
+        rewriter = Rewriter(training=config).fit(
+            store, mined, progress=lambda _, done, total: bar.update(task, completed=done, total=total)
+        )
+    report = rewriter.fit_report_
+    if report is None:  # pragma: no cover - fit always sets it
+        raise ConfigError("the rewriter reported no training")
+    rewriter.save(out_dir)
+    (out_dir / "fit-report.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
+    out.print(
+        f"trained on {report.turns:,} turns from {report.households:,} households: "
+        f"{len(rewriter.knowledge_ or []):,} pooled patterns, {report.rows:,} candidate rows "
+        f"({report.positives:,} positive) -> {out_dir}"
+    )
+    if rewriter.ranker_ is not None and rewriter.ranker_.members_:
+        out.print(
+            f"ranker: {len(rewriter.ranker_.members_)} cross-fitted members; each household is scored by "
+            "the one trained without it, so the thresholds below apply to the scores they were "
+            "calibrated on"
+        )
+    # One calibration per mode: behind the NLU (the request is known to have failed) and before it.
+    for mode, cal in report.calibration.items():
+        out.print(
+            f"{mode.replace('_', ' ')}: threshold {cal['threshold']:.3f} ({cal['wins']} est. wins, "
+            f"{cal['losses']} losses, {cal['unknown']} unknown on held-out households; "
+            f"{cal['resampled_p10']:.3f}-{cal['resampled_p90']:.3f} over household resamples)"
+        )

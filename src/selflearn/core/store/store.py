@@ -1,0 +1,377 @@
+"""The :class:`Store`: opening, creating and upgrading a store file, storing validated ingest
+chunks with the accounting of :mod:`selflearn.core.store`, and the queries, signal tables,
+forgetting and export the rest of selflearn reads the logs through."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from selflearn.core.errors import StoreError
+from selflearn.core.schema import SCHEMA_VERSION, Turn
+from selflearn.core.store.ingest import (
+    _JSON_TYPES,
+    IngestReport,
+    Quarantined,
+    RecordsReport,
+    _count_reasons,
+    _drop_none_structs,
+    _expand,
+    _parse_chunk,
+    _Parsed,
+    _parsed_chunks,
+    _write_quarantine,
+)
+from selflearn.core.store.tables import _KEY, _TABLES, SIGNAL_TABLES, TRUTH_SCHEMA, TURN_SCHEMA
+
+
+class Store:
+    """A DuckDB file of interaction logs.
+
+    >>> with Store("logs.duckdb") as store:            # doctest: +SKIP
+    ...     report = store.ingest(["turns.jsonl"])
+    ...     print(report.summary())
+    """
+
+    def __init__(self, path: str | Path = "selflearn.duckdb", read_only: bool = False) -> None:
+        self.path = Path(path)
+        if read_only and not self.path.exists():
+            raise StoreError(f"store {self.path} does not exist")
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        self.con.execute("SET enable_progress_bar = false")
+        if not read_only:
+            self._create()
+        self._check_version()
+        if not read_only:
+            self._upgrade()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.con.close()
+
+    def _create(self) -> None:
+        self.con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        self.con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+        tables = [*_TABLES.values(), *SIGNAL_TABLES.items()]
+        for table, schema in tables:
+            empty = schema.empty_table()  # noqa: F841 - referenced by name in SQL below
+            self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM empty WHERE false")
+
+    def _upgrade(self) -> None:
+        """Bring a store written by an older minor version up to date: add the columns of known
+        tables it lacks (null in existing rows) and record the current schema version."""
+        tables = [*_TABLES.values(), *SIGNAL_TABLES.items()]
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for table, schema in tables:
+                have = self._present_columns(table)
+                missing = [name for name in schema.names if name not in have]
+                types = self._sql_types(schema) if missing else {}
+                for name in missing:
+                    self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {types[name]}')
+            found = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+            if found and _version_key(str(found[0][0])) < _version_key(SCHEMA_VERSION):
+                self.con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def _present_columns(self, table: str) -> set[str]:
+        """Columns ``table`` has in this store."""
+        return {
+            str(r[0]) for r in self.con.execute(f"SELECT name FROM pragma_table_info('{table}')").fetchall()
+        }
+
+    def _sql_types(self, schema: pa.Schema) -> dict[str, str]:
+        """Column name -> DuckDB type of an Arrow schema."""
+        empty = schema.empty_table()  # noqa: F841 - referenced by name in SQL below
+        rows = self.con.execute("SELECT column_name, column_type FROM (DESCRIBE empty)").fetchall()
+        return {str(name): str(kind) for name, kind in rows}
+
+    def _select(
+        self, table: str, schema: pa.Schema, exclude: tuple[str, ...] = ("record_hash", "source")
+    ) -> str:
+        """``SELECT`` list of ``table`` in ``schema`` order; columns an older store lacks read as
+        typed nulls (read-only opens of old stores are not upgraded)."""
+        have = self._present_columns(table)
+        parts = []
+        missing = [n for n in schema.names if n not in have and n not in exclude]
+        types = self._sql_types(schema) if missing else {}
+        for name in schema.names:
+            if name in exclude:
+                continue
+            parts.append(f'"{name}"' if name in have else f'CAST(NULL AS {types[name]}) AS "{name}"')
+        return ", ".join(parts)
+
+    def _check_version(self) -> None:
+        try:
+            rows = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path} is not a selflearn store: {exc}") from exc
+        found = str(rows[0][0]) if rows else None
+        if found is None or found.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise StoreError(f"{self.path} was written with schema {found}, this is {SCHEMA_VERSION}")
+
+    # --- ingest ----------------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        paths: Iterable[str | Path],
+        quarantine_path: str | Path | None = None,
+        progress: Callable[[int], None] | None = None,
+        workers: int | None = None,
+    ) -> IngestReport:
+        """Validate and store every row of ``paths`` (JSONL or Parquet files, or folders of them).
+
+        ``progress(rows_read_so_far)`` is called after every batch. Validation runs in ``workers``
+        processes (default: up to 2) for inputs over 8 MB; storing stays in this process, in input
+        order, inside one transaction.
+        """
+        started = time.perf_counter()
+        files = _expand(paths)
+        report = IngestReport()
+        bad: list[Quarantined] = []
+        seen: dict[str, dict[str, str]] = {t: {} for t, _ in _TABLES.values()}
+        with _parsed_chunks(files, workers) as parsed:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                for chunk in parsed:
+                    report.read += chunk.read
+                    bad.extend(chunk.bad)
+                    for table, data in chunk.tables.items():
+                        self._store_table(table, data, seen[table], report, bad)
+                    if progress is not None:
+                        progress(report.read)
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+        bad.sort(key=lambda q: (q.source, q.row))
+        _count_reasons(report, bad)
+        if bad:
+            qpath = (
+                Path(quarantine_path)
+                if quarantine_path
+                else self.path.with_name(
+                    f"{self.path.stem}.quarantine-{datetime.now(UTC):%Y%m%dT%H%M%S}.jsonl"
+                )
+            )
+            _write_quarantine(qpath, bad)
+            report.quarantine_path = qpath
+        report.seconds = time.perf_counter() - started
+        if not report.balanced:  # pragma: no cover - would be a bug in this module
+            raise StoreError(f"ingest accounting does not add up: {report.summary()}")
+        return report
+
+    def _store_table(
+        self, table: str, data: pa.Table, seen: dict[str, str], report: IngestReport, bad: list[Quarantined]
+    ) -> list[int]:
+        """Insert the new rows of one validated chunk; count or quarantine the others. Returns the
+        row numbers of the rows inserted."""
+        key = _KEY[table]
+        ids = data.column(key).to_pylist()
+        rows = data.column("_row").to_pylist()
+        hashes = data.column("record_hash").to_pylist()
+        source = data.column("source")[0].as_py()
+        incoming_ids = pa.table({"id": ids})  # noqa: F841 - used in SQL
+        existing = dict(
+            self.con.execute(
+                f"SELECT t.{key}, t.record_hash FROM {table} t JOIN incoming_ids ON t.{key} = incoming_ids.id"
+            ).fetchall()
+        )
+        keep = []
+        for ident, row_no, digest in zip(ids, rows, hashes, strict=True):
+            first = seen.get(ident)
+            old = existing.get(ident)
+            if first is not None:
+                reason = f"duplicate {key} {ident!r} (first at {first})"
+                bad.append(Quarantined(source, row_no, key, reason, ""))
+                keep.append(False)
+                continue
+            seen[ident] = f"{source}:{row_no}"
+            if old is None:
+                keep.append(True)
+            elif old == digest:
+                report.already_present += 1
+                keep.append(False)
+            else:
+                reason = f"conflict: {key} {ident!r} is already stored with different content"
+                bad.append(Quarantined(source, row_no, key, reason, ""))
+                keep.append(False)
+        fresh = data.filter(pa.array(keep)).drop_columns(["_row"])
+        if fresh.num_rows:
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM fresh")
+            report.stored += fresh.num_rows
+            report.by_table[table] += fresh.num_rows
+        return [row_no for row_no, kept in zip(rows, keep, strict=True) if kept]
+
+    def ingest_records(
+        self,
+        records: Sequence[Any],
+        source: str = "api",
+        quarantine_path: str | Path | None = None,
+    ) -> RecordsReport:
+        """Validate and store in-memory log records (turn and feedback objects as parsed from JSON,
+        e.g. by the HTTP service) with the validation, accounting and idempotency of :meth:`ingest`,
+        in one transaction. Records are numbered from 0 (their position in ``records``); rejected
+        ones are returned in the report and, when ``quarantine_path`` is given, appended to it."""
+        started = time.perf_counter()
+        report = RecordsReport(read=len(records))
+        bad: list[Quarantined] = []
+        rows: list[tuple[int, bytes | dict[str, Any]]] = []
+        for row_no, raw in enumerate(records):
+            if isinstance(raw, dict):
+                rows.append((row_no, raw))
+            else:
+                kind = _JSON_TYPES.get(type(raw), type(raw).__name__)
+                reason = f"expected a JSON object (a turn or feedback record), got {kind}"
+                snippet = json.dumps(raw, default=str)[:300]
+                bad.append(Quarantined(source, row_no, "(record)", reason, snippet))
+        chunk = _parse_chunk((source, rows)) if rows else _Parsed(0, {}, [])
+        bad.extend(chunk.bad)
+        seen: dict[str, dict[str, str]] = {t: {} for t, _ in _TABLES.values()}
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for table, data in chunk.tables.items():
+                report.stored_rows.extend(self._store_table(table, data, seen[table], report, bad))
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        report.stored_rows.sort()
+        bad.sort(key=lambda q: q.row)
+        report.rejected = bad
+        _count_reasons(report, bad)
+        if bad and quarantine_path is not None:
+            _write_quarantine(Path(quarantine_path), bad, append=True)
+            report.quarantine_path = Path(quarantine_path)
+        report.seconds = time.perf_counter() - started
+        if not report.balanced:  # pragma: no cover - would be a bug in this module
+            raise StoreError(f"ingest accounting does not add up: {report.summary()}")
+        return report
+
+    def forget_household(self, household_id: str) -> dict[str, int]:
+        """Delete every stored row about one household, in one transaction, and return the rows
+        deleted per table: its ``turns`` and ``feedback``, its configuration in ``homes``, and the
+        rows of the derived tables (``defects``, ``rephrases``, ``fpi``) and of ``sim_truth`` that
+        belong to its turns. Quarantine files and mined artefacts are not touched (see
+        ``docs/service.md``). A ``CHECKPOINT`` follows so the rows leave the write-ahead log."""
+        turn_ids = "SELECT turn_id FROM turns WHERE household_id = $id"
+        statements = {
+            **{
+                table: f"DELETE FROM {table} WHERE turn_id IN ({turn_ids})"
+                for table in (*SIGNAL_TABLES, "sim_truth")
+            },
+            "feedback": f"DELETE FROM feedback WHERE household_id = $id OR turn_id IN ({turn_ids})",
+            "homes": "DELETE FROM homes WHERE home_id = $id",
+            "turns": "DELETE FROM turns WHERE household_id = $id",
+        }
+        deleted: dict[str, int] = {}
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for table, sql in statements.items():
+                row = self.con.execute(sql, {"id": household_id}).fetchone()
+                deleted[table] = int(row[0]) if row else 0
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("CHECKPOINT")
+        return deleted
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def count(self, table: str = "turns") -> int:
+        """Rows in ``table``."""
+        if table not in _KEY:
+            raise StoreError(f"unknown table {table!r}; expected one of {sorted(_KEY)}")
+        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
+        return int(row[0]) if row else 0
+
+    def turns(self, where: str | None = None) -> Iterator[Turn]:
+        """Stored turns as :class:`Turn` objects, in time order (learners read through this)."""
+        sql = f"SELECT {self._select('turns', TURN_SCHEMA)} FROM turns"
+        if where:
+            sql += f" WHERE {where}"
+        sql += " ORDER BY timestamp, turn_id"
+        reader = self.con.sql(sql).to_arrow_reader(10_000)
+        for rb in reader:
+            for row in rb.to_pylist():
+                if row["nlu"] is not None:
+                    row["nlu"]["slots"] = json.loads(row["nlu"]["slots"])
+                yield Turn.model_validate(_drop_none_structs(row))
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run a read query over the store's tables and return an Arrow table (for the signal
+        detectors and miners in this package; never exposed to users or the HTTP service)."""
+        try:
+            return self.con.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed: {exc}") from exc
+
+    # --- derived signals -------------------------------------------------------------------------
+
+    def save_signals(self, table: str, data: pa.Table) -> int:
+        """Replace the ``table`` rows (``defects`` or ``rephrases``) of the turns in ``data``,
+        in one transaction; returns the number of rows written."""
+        schema = SIGNAL_TABLES.get(table)
+        if schema is None:
+            raise StoreError(f"unknown signal table {table!r}; expected one of {sorted(SIGNAL_TABLES)}")
+        try:
+            fresh = data.select(schema.names).cast(schema)  # noqa: F841 - used in SQL
+        except (KeyError, ValueError, pa.ArrowInvalid) as exc:
+            raise StoreError(f"{table} rows do not match the table layout {schema}: {exc}") from exc
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute(f"DELETE FROM {table} WHERE turn_id IN (SELECT turn_id FROM fresh)")
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM fresh")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return int(data.num_rows)
+
+    def signals(self, table: str) -> pa.Table:
+        """The stored ``defects`` or ``rephrases`` rows."""
+        if table not in SIGNAL_TABLES:
+            raise StoreError(f"unknown signal table {table!r}; expected one of {sorted(SIGNAL_TABLES)}")
+        columns = self._select(table, SIGNAL_TABLES[table], exclude=())
+        return self.con.sql(f"SELECT {columns} FROM {table} ORDER BY turn_id").to_arrow_table()
+
+    def truth(self) -> pa.Table:
+        """Simulation truth, for benchmarks only. Learners must never call this."""
+        return self.con.sql(
+            f"SELECT {self._select('sim_truth', TRUTH_SCHEMA)} FROM sim_truth"
+        ).to_arrow_table()
+
+    def export_parquet(self, table: str, path: str | Path) -> int:
+        """Write ``table`` to a Parquet file (readable by Spark); returns the row count."""
+        if table not in _KEY:
+            raise StoreError(f"unknown table {table!r}; expected one of {sorted(_KEY)}")
+        schema = next(sch for name, sch in _TABLES.values() if name == table)
+        data = self.con.sql(f"SELECT {self._select(table, schema)} FROM {table}").to_arrow_table()
+        pq.write_table(data, str(path))
+        return int(data.num_rows)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    """``"1.10"`` -> ``(1, 10)``, for comparing schema versions (unparsable parts count as 0)."""
+    return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))

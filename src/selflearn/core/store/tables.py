@@ -1,0 +1,137 @@
+"""The Arrow layouts of the store's tables and their keys.
+
+The log tables (``turns``, ``feedback``, ``sim_truth``) are derived from the pydantic records of
+:mod:`selflearn.core.schema` (:func:`record_schema`), so a field added to a record is a column of
+its table without a second edit here; ``tests/test_store.py`` pins the resulting layouts.
+"""
+
+from __future__ import annotations
+
+import types
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import pyarrow as pa
+from pydantic import BaseModel
+
+from selflearn.core.schema import Feedback, Truth, Turn
+
+_S = pa.string()
+_F = pa.float64()
+_B = pa.bool_()
+_I = pa.int32()
+_TS = pa.timestamp("us", tz="UTC")
+
+_SCALARS: dict[Any, pa.DataType] = {str: _S, float: _F, bool: _B, int: _I, datetime: _TS}
+"""Arrow type of each scalar field type of the log records (integers are 32-bit, times UTC)."""
+
+BOOKKEEPING = ("record_hash", "source")
+"""Columns the store adds to every log table: the content hash of the record (idempotent
+re-ingest) and the name of the file it came from."""
+
+
+def arrow_type(annotation: Any) -> pa.DataType:
+    """The Arrow type of a log-record field's type annotation.
+
+    ``str``/``float``/``bool``/``int``/``datetime`` map to string/float64/bool/int32/UTC
+    timestamps; a ``Literal`` of strings to string; ``X | None`` to the (nullable) type of ``X``;
+    ``tuple[X, ...]`` to a list of ``X``; a nested record to a struct of its fields in model
+    order; a ``dict`` (slot values) to string, the dict stored as a JSON object in text.
+    Constraints (``Annotated[...]``) do not change the type. Anything else is a ``TypeError``:
+    a field the store cannot hold must be given a mapping here, not dropped.
+    """
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return arrow_type(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        present = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(present) == 1:
+            return arrow_type(present[0])
+    elif origin is Literal:
+        if all(isinstance(value, str) for value in get_args(annotation)):
+            return _S
+    elif origin is tuple:
+        args = get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return pa.list_(arrow_type(args[0]))
+    elif origin is dict:
+        return _S  # a JSON object as text
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return pa.struct(
+            [(name, arrow_type(info.annotation)) for name, info in annotation.model_fields.items()]
+        )
+    elif annotation in _SCALARS:
+        return _SCALARS[annotation]
+    raise TypeError(f"no Arrow column type for the log-record field type {annotation!r}")
+
+
+def record_schema(model: type[BaseModel]) -> pa.Schema:
+    """The Arrow layout of the table of one kind of log record: the record's fields in model
+    order, except the ``record_type`` discriminator (the table is the type) and
+    ``schema_version``, which comes last, followed by :data:`BOOKKEEPING`."""
+    fields = model.model_fields
+    own = [
+        (name, arrow_type(info.annotation))
+        for name, info in fields.items()
+        if name not in ("record_type", "schema_version")
+    ]
+    version = ("schema_version", arrow_type(fields["schema_version"].annotation))
+    return pa.schema([*own, version, *((name, _S) for name in BOOKKEEPING)])
+
+
+TURN_SCHEMA = record_schema(Turn)
+"""Arrow/Parquet layout of the ``turns`` table (``nlu.slots`` is a JSON object as text)."""
+
+FEEDBACK_SCHEMA = record_schema(Feedback)
+"""Arrow/Parquet layout of the ``feedback`` table."""
+
+TRUTH_SCHEMA = record_schema(Truth)
+"""Arrow/Parquet layout of the ``sim_truth`` table (``goal.slots`` is a JSON object as text)."""
+
+HOME_SCHEMA = pa.schema([("home_id", _S), ("config", _S), ("record_hash", _S), ("source", _S)])
+
+DEFECT_SCHEMA = pa.schema(
+    [
+        ("turn_id", _S),
+        ("p_defect", _F),
+        ("p_heuristic", _F),
+        ("reasons", pa.list_(_S)),
+        ("model", _S),
+        ("scored_at", _TS),
+    ]
+)
+"""The ``defects`` table: per turn, P(defect) from the learned model (or the heuristic when no
+model is given), the heuristic's own score, and the signals that fired."""
+
+REPHRASE_SCHEMA = pa.schema(
+    [
+        ("turn_id", _S),
+        ("rephrase_of", _S),
+        ("p_rephrase", _F),
+        ("model", _S),
+        ("scored_at", _TS),
+    ]
+)
+"""The ``rephrases`` table: per turn, the earlier turn of its session it reformulates (null: none)
+and the detector's probability for that answer."""
+
+FPI_SCHEMA = pa.schema(
+    [("turn_id", _S), ("failure_point", _S), ("probability", _F), ("model", _S), ("scored_at", _TS)]
+)
+"""The ``fpi`` table: per turn, the predicted first failing stage (``correct`` if none) and its
+probability (see ``docs/fpi.md``)."""
+
+SIGNAL_TABLES: dict[str, pa.Schema] = {
+    "defects": DEFECT_SCHEMA,
+    "rephrases": REPHRASE_SCHEMA,
+    "fpi": FPI_SCHEMA,
+}
+"""Tables derived from the logs by the signal detectors (rewritten on every scoring run)."""
+
+_TABLES: dict[str, tuple[str, pa.Schema]] = {
+    "turn": ("turns", TURN_SCHEMA),
+    "feedback": ("feedback", FEEDBACK_SCHEMA),
+    "truth": ("sim_truth", TRUTH_SCHEMA),
+    "home": ("homes", HOME_SCHEMA),
+}
+_KEY = {"turns": "turn_id", "feedback": "feedback_id", "sim_truth": "turn_id", "homes": "home_id"}

@@ -1,0 +1,136 @@
+"""A/B replay: a population simulated once per arm, scored against simulation truth.
+
+The arms of one replay are the same households with the same seed: ``control`` is the assistant
+as it ships (strict -> gazetteer), the others put a rewriter in front of (or behind) its NLU:
+``global`` and ``personal`` (an online rewriter without or with its personal layer, which learns
+from the household's own logged turns in arrival order), ``table`` (a mined rewrite table).
+Users react to what they experience, so arms diverge after the first rewrite; the per-turn
+counterfactual (would this rewritten turn have failed without the rewrite?) is what
+:class:`~selflearn.evaluate.replay.ArmStats` compares.
+
+>>> from selflearn.evaluate.ab import ARMS
+>>> ARMS
+('control', 'global', 'personal', 'table')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from selflearn.core.artefacts import DESCRIPTION
+from selflearn.core.errors import ConfigError
+from selflearn.core.hooks import RewriteHook
+from selflearn.evaluate.cache import replay_folder
+from selflearn.evaluate.populations import Population
+from selflearn.evaluate.replay import ArmStats, score_arm
+
+ARMS = ("control", "global", "personal", "table")
+"""The arms a replay can have."""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Where and how a population is replayed."""
+
+    population: Population
+    cache: Path
+    """Folder of the cached simulation folders."""
+    workers: int = 2
+    households: int | None = None
+    """Override the population's size (another population to the cache)."""
+    days: float | None = None
+    rewrite_when: Literal["before", "on_failure"] | None = None
+    """Override where the rewriter sits (default: the population's)."""
+    rebuild: bool = False
+    """Simulate again even when the cache is current."""
+
+    def arm(self, arm: str, learner: Path | None = None) -> Path:
+        """The simulation folder of ``arm`` (simulated first when missing or stale): ``control``
+        needs no ``learner``; ``global`` and ``personal`` need an online rewriter's folder,
+        ``table`` a mined table's (replayed again when the folder is newer than the cache)."""
+        if arm not in ARMS:
+            raise ConfigError(f"unknown arm {arm!r}; one of {', '.join(ARMS)}")
+        if (arm == "control") != (learner is None):
+            raise ConfigError(
+                f"the {arm} arm {'takes no' if arm == 'control' else 'needs a'} rewriter folder"
+            )
+        config = self.population.config(self.workers, self.households, self.days, self.rewrite_when)
+        tag = "" if learner is None else f"-{learner.name}-{config.assistant.rewrite_when}"
+        if arm == "table" and learner is not None:
+            tag = f"-{learner.name}"
+        out = self.cache / f"replay-{self.population.name}-{arm}{tag}"
+        make = None if learner is None else _maker(arm, learner)
+        newer = learner / DESCRIPTION if learner is not None else None
+        return replay_folder(out, config, make, self.rebuild, newer)
+
+    def score(self, arms: Sequence[str], learner: Path | None = None) -> dict[str, ArmStats]:
+        """Replay and score each of ``arms`` (``learner`` for the non-control ones)."""
+        return {arm: score_arm(self.arm(arm, None if arm == "control" else learner)) for arm in arms}
+
+
+def _maker(arm: str, folder: Path) -> Callable[[], RewriteHook]:
+    """What loads the rewriter of ``arm`` from ``folder`` (in the parent process, once)."""
+
+    def make() -> RewriteHook:
+        if arm == "table":
+            from selflearn.rewrite.table import RewriteTable
+
+            return RewriteTable.load(folder)
+        from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
+
+        return Rewriter.load(folder, RewriterConfig(personal=arm == "personal"))
+
+    return make
+
+
+def pct(x: float) -> str:
+    """A rate as a percentage with one decimal."""
+    return f"{100 * x:.1f}%"
+
+
+ARM_HEADER = (
+    "| population | arm | turns | defect rate | first attempts failed (in scope) "
+    "| goals failed (in scope) |\n"
+    "|---|---|---:|---:|---:|---:|"
+)
+
+
+def arm_row(population: str, arm: str, st: ArmStats) -> str:
+    """A row of :data:`ARM_HEADER`."""
+    return (
+        f"| {population} | {arm} | {st.turns:,} | {pct(st.defect_rate)} | "
+        f"{pct(st.first_attempt_defect_rate)} | {pct(st.goal_failure_rate)} |"
+    )
+
+
+REWRITE_HEADER = (
+    "| population | arm | rewritten (share) | wins | losses | win/loss | same turns: defect rate "
+    "without -> with (reduction, 95 % interval over households) | rescue rate | false-rewrite rate "
+    "| wrong actions (out of scope) | wins per wrong action |\n"
+    "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"
+)
+
+
+def rewrite_row(population: str, arm: str, st: ArmStats) -> str:
+    """A row of :data:`REWRITE_HEADER`."""
+    low, high = st.reduction_interval()
+    return (
+        f"| {population} | {arm} | {st.rewritten:,} ({pct(st.rewritten / max(st.turns, 1))}) | {st.wins:,} "
+        f"| {st.losses:,} | {st.win_loss:.1f} "
+        f"| {pct(st.defect_rate_without)} -> {pct(st.defect_rate)} "
+        f"({pct(st.defect_reduction)}, {pct(low)}-{pct(high)}) | {pct(st.rescue_rate)} "
+        f"| {pct(st.false_rewrite_rate)} | {st.acted_wrong:,} ({st.acted_wrong_out_of_scope:,}) "
+        f"| {st.wins_per_wrong_action:.1f} |"
+    )
+
+
+def gazetteer_note(population: str, st: ArmStats) -> str:
+    """What the gazetteer fallback did in a control arm."""
+    return (
+        f"{population}/control gazetteer fallback: rescued {st.fallback_rescues:,} of "
+        f"{st.strict_failures:,} turns strict alone fails ({pct(st.fallback_rescue_rate)}); matched "
+        f"{st.fallback_failed:,} more that still failed, {st.fallback_wrong:,} of them wrong actions"
+    )

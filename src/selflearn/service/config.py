@@ -1,0 +1,88 @@
+"""How the service runs: :class:`ServiceConfig` and the service's constants (limits, id patterns,
+latency buckets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from selflearn.core.errors import ConfigError
+
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+"""Household and user ids, as in the log schema."""
+
+MAX_NBEST_ITEMS = 10
+"""Alternative hypotheses a rewrite request may carry."""
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How the service runs. Paths may be given as strings."""
+
+    rewriter: Path | None = None
+    """Rewriter folder (``selflearn train rewriter``); None: pass every request through."""
+    store: Path | None = None
+    """DuckDB store that ``POST /v1/turns`` writes to; None: turns only feed the personal layer."""
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Largest request body accepted (413 above)."""
+    max_batch_rows: int = 10_000
+    """Most records in one ``POST /v1/turns`` (413 above)."""
+    request_timeout_ms: float = 50.0
+    """A rewrite decision not ready after this long is answered with the original text."""
+    decision_threads: int = 1
+    """Threads that decide rewrites (one decides at a time). With 1 or more, the answer comes at
+    the timeout even while a slow decision still runs, and the parts of a decision that release
+    the interpreter lock (LightGBM, faiss, the tokenizer) overlap with the HTTP work of other
+    requests. 0: decide on the event loop, which saves a thread hand-off per request (best for a
+    table-only rewriter); a decision that ends after the timeout is then answered with the
+    original text when it ends."""
+    watch_s: float | None = None
+    """Poll the rewriter folder every this many seconds and reload when its ``model.json``
+    changes (None: reload only through ``POST /v1/admin/reload``)."""
+    admin_token: str | None = None
+    """When set, ``/v1/admin/*`` needs ``Authorization: Bearer <token>``."""
+    quarantine: Path | None = None
+    """Append rejected ``/v1/turns`` records to this JSON-lines file (they are always returned
+    in the response)."""
+    replay_days: float | None = None
+    """At start, replay the store's last this many days of turns and feedback into the personal
+    layer (rebuilds a replica's personal memories; None: start empty)."""
+    home_cache: int = 1024
+    """Inline home configurations kept parsed (requests repeating one reuse the parsed home)."""
+    freeze_gc: bool = False
+    """After each load, move every object then alive out of the cyclic garbage collector's reach
+    (``gc.freeze``): a large index holds millions of Python objects, and a full collection over
+    them stalls every request for a fraction of a second or more. Process-wide, so off by default
+    and on in ``selflearn serve``, which owns its process."""
+
+    def __post_init__(self) -> None:
+        for name in ("rewriter", "store", "quarantine"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        checks = [
+            (self.max_body_bytes >= 1024, f"max_body_bytes must be at least 1024, not {self.max_body_bytes}"),
+            (self.max_batch_rows >= 1, f"max_batch_rows must be at least 1, not {self.max_batch_rows}"),
+            (
+                self.request_timeout_ms > 0,
+                f"request_timeout_ms must be positive, not {self.request_timeout_ms}",
+            ),
+            (self.decision_threads >= 0, f"decision_threads must be 0 or more, not {self.decision_threads}"),
+            (self.watch_s is None or self.watch_s > 0, f"watch_s must be positive, not {self.watch_s}"),
+            (
+                self.replay_days is None or self.replay_days > 0,
+                f"replay_days must be positive, not {self.replay_days}",
+            ),
+            (self.home_cache >= 1, f"home_cache must be at least 1, not {self.home_cache}"),
+            (
+                self.admin_token is None or len(self.admin_token) >= 8,
+                "admin_token must have at least 8 characters",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        if self.watch_s is not None and self.rewriter is None:
+            raise ConfigError("watch_s needs a rewriter folder to watch")

@@ -1,0 +1,204 @@
+"""The pydantic bodies of the service's requests and responses, and the OpenAPI example of
+``POST /v1/turns``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Path as PathParam
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from selflearn.core.schema import MAX_ID_CHARS, MAX_TEXT_CHARS, DeviceContext, RewriteTrace
+from selflearn.service.config import ID_PATTERN, MAX_NBEST_ITEMS
+
+Hypothesis = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+
+HouseholdId = Annotated[
+    str,
+    PathParam(
+        min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN, description="Pseudonymous household id."
+    ),
+]
+
+
+# --- request and response bodies -------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class RewriteRequest(_Body):
+    """One request to rewrite, before it goes to the assistant's NLU."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "kill the lights in the kitchen",
+                    "household_id": "h1",
+                    "user_id": "u1",
+                    "area": "Kitchen",
+                    "timestamp": "2026-01-05T08:00:00Z",
+                }
+            ]
+        }
+    )
+
+    text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+    """What the user said (the ASR top hypothesis) or typed."""
+    household_id: Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+    """Pseudonymous id of the home (selects its personal memory and registered home)."""
+    user_id: Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)] = "unknown"
+    """Pseudonymous id of the speaker."""
+    area: Annotated[str, Field(max_length=200)] | None = None
+    """Name of the area of the device that heard the request."""
+    timestamp: AwareDatetime | None = None
+    """When the request was spoken, with a timezone (default: now)."""
+    device: DeviceContext | None = None
+    """The device context, as in the log schema."""
+    home: dict[str, Any] | None = None
+    """The home's configuration for this request only (the shape of ``PUT /v1/homes``); default:
+    the home registered for the household, if any."""
+    failed: bool | None = None
+    """Whether the assistant's NLU already failed on ``text`` (``true``: rewrite only if a
+    candidate is clearly better; ``false``: it worked, nothing is rewritten); default: unknown
+    (the rewriter is asked before the NLU)."""
+    nbest: Annotated[list[Hypothesis], Field(max_length=MAX_NBEST_ITEMS)] = []
+    """The recogniser's other hypotheses, best first (``text`` is the top one). With
+    ``failed: true``, an alternative known to work may replace the top hypothesis."""
+
+
+class CandidateOut(BaseModel):
+    text: str
+    score: float
+
+
+class RewriteResponse(BaseModel):
+    """The decision for one request."""
+
+    text: str
+    """What the NLU should get: the rewrite, or the original text."""
+    original: str
+    rewritten: bool
+    layer: Literal["precomputed", "global", "personal"] | None
+    score: float
+    rule_id: str | None
+    reasons: list[str]
+    """Why, in words; on a fail-open the first reason says what went wrong."""
+    candidates: list[CandidateOut]
+    elapsed_us: int
+    """Time the rewriter spent deciding (the HTTP round trip adds to it)."""
+    version: str | None
+    """Version of the rewriter artefact that decided (None: no rewriter loaded)."""
+    fail_open: bool
+    """True when the original text was returned because of an error, a timeout or a missing
+    rewriter rather than by decision."""
+    rewrite: RewriteTrace | None
+    """Provenance to log in the turn's ``rewrite`` field (None when not rewritten)."""
+
+
+class RejectedRow(BaseModel):
+    index: int
+    """Position of the record in the request's array (from 0)."""
+    field: str
+    reason: str
+
+
+class TurnsResponse(BaseModel):
+    """What ``POST /v1/turns`` did with a batch. With a store: ``read = stored + already_present
+    + quarantined``; without one nothing is stored and ``read = accepted + quarantined``."""
+
+    batch: str
+    """Id of this batch (the ``source`` of its rows in the store)."""
+    persisted: bool
+    """Whether a store is configured (False: records were validated and learned, not stored)."""
+    read: int
+    stored: int
+    already_present: int
+    quarantined: int
+    accepted: int
+    """Valid records (stored or already present)."""
+    balanced: bool
+    by_table: dict[str, int]
+    observed: int
+    """Records fed to the personal layer (new ones only: a retried batch is not learned twice)."""
+    rejected: list[RejectedRow]
+    seconds: float
+
+
+class HomeResponse(BaseModel):
+    household_id: str
+    areas: int
+    entities: int
+    fingerprint: str
+
+
+class ForgetResponse(BaseModel):
+    """What ``DELETE /v1/households/{id}`` deleted."""
+
+    household_id: str
+    personal_memory: bool
+    """Whether this replica had learned anything about the household (now deleted)."""
+    home: bool
+    """Whether a registered home configuration was deleted."""
+    store: dict[str, int] | None
+    """Rows deleted per store table (None: no store configured)."""
+    not_deleted: list[str]
+    """What this call cannot delete, for the record."""
+
+
+class ReloadRequest(_Body):
+    folder: str | None = None
+    """Rewriter folder to load (default: the configured one)."""
+    wait: bool = True
+    """Wait for the load to finish (False: answer 202 at once; watch ``/healthz``)."""
+
+
+class ReloadResponse(BaseModel):
+    status: Literal["loaded", "loading"]
+    version: str | None
+    previous: str | None
+    folder: str
+    seconds: float
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    reasons: list[str]
+    """Why the service is degraded (empty when ok)."""
+    warnings: list[str]
+    version: str | None
+    rewriter: dict[str, Any]
+    store: str | None
+    households: int
+    """Households the personal layer remembers."""
+    homes: int
+    """Registered home configurations."""
+    uptime_s: float
+
+
+TURNS_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A JSON array of log records (turns and feedback; see docs/log-format.md). "
+        "Each record is validated on its own: bad ones are rejected with their index, field and "
+        "reason, the others are stored.",
+        "content": {
+            "application/json": {
+                "schema": {"type": "array", "items": {"type": "object"}},
+                "example": [
+                    {
+                        "record_type": "feedback",
+                        "feedback_id": "f1",
+                        "turn_id": "t1",
+                        "user_id": "u1",
+                        "household_id": "h1",
+                        "timestamp": "2026-01-05T08:00:05Z",
+                        "answer": "no",
+                    }
+                ],
+            }
+        },
+    }
+}

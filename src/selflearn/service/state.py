@@ -1,0 +1,495 @@
+"""The service's state: :class:`Service` (the serving rewriter and its reloads, homes, ingest,
+forgetting, health) and the helpers it needs."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import heapq
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from selflearn.core.artefacts import DESCRIPTION
+from selflearn.core.errors import ConfigError, SelflearnError
+from selflearn.core.home import Home
+from selflearn.core.hooks import RewriteContext
+from selflearn.core.schema import LOG_RECORD, Feedback, Turn
+from selflearn.core.store import Quarantined, Store, error_field
+from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
+from selflearn.service.config import ServiceConfig
+from selflearn.service.metrics import _Metrics
+from selflearn.service.models import ForgetResponse, HealthResponse, RejectedRow, TurnsResponse
+
+log = logging.getLogger("selflearn.service")  # the package's logger, as before the split
+
+# --- state -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The rewriter serving requests, and how it got there."""
+
+    rewriter: Rewriter
+    ok: bool
+    """False: a placeholder that only learns; requests pass through."""
+    version: str | None
+    folder: Path | None
+    error: str | None
+    loaded_at: datetime
+    load_seconds: float = 0.0
+    parts: dict[str, bool] = field(default_factory=dict)
+
+
+class ReloadBusy(Exception):
+    """A reload is already running."""
+
+
+class Service:
+    """Everything one app holds: the serving artefact, the store, locks, executors, metrics."""
+
+    def __init__(self, config: ServiceConfig, rewriter: Rewriter | None = None) -> None:
+        self.config = config
+        self.started = time.monotonic()
+        self.metrics = _Metrics()
+        self.lock = threading.Lock()
+        """Guards the rewriter: decisions, learning, homes, forgetting, the swap."""
+        self.store_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self.executor = (
+            ThreadPoolExecutor(config.decision_threads, thread_name_prefix="selflearn-decide")
+            if config.decision_threads > 0
+            else None
+        )
+        self.reloader = ThreadPoolExecutor(1, thread_name_prefix="selflearn-reload")
+        self.last_reload_error: str | None = None
+        self._homes: OrderedDict[bytes, Home] = OrderedDict()
+        self._watcher: threading.Thread | None = None
+        self.store: Store | None = None
+        self.store_error: str | None = None
+        if config.store is not None:
+            try:
+                self.store = Store(config.store)
+            except Exception as exc:  # the rewrite path must not depend on the store
+                self.store_error = f"store {config.store} failed to open: {exc}"
+                log.error("%s -- POST /v1/turns answers 503", self.store_error)
+        if rewriter is not None:
+            self.artifact = Artifact(rewriter, True, _version_of(rewriter, None), rewriter.path, None, _now())
+            self.artifact = replace(self.artifact, parts=_parts(rewriter))
+        elif config.rewriter is None:
+            self.artifact = Artifact(Rewriter(), False, None, None, "no rewriter folder configured", _now())
+        else:
+            try:
+                self.artifact = self._load(config.rewriter, None)
+                self.metrics.reloads.labels("ok").inc()
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, SelflearnError) else str(exc)
+                log.error("rewriter failed to load: %s -- passing requests through", message)
+                self.metrics.reloads.labels("error").inc()
+                self.artifact = Artifact(
+                    Rewriter(), False, None, config.rewriter, f"rewriter failed to load: {message}", _now()
+                )
+        self._publish(self.artifact, None)
+        self._freeze()
+        if self.store is not None:
+            self._load_homes()
+            if config.replay_days is not None:
+                self._replay(config.replay_days)
+        self.metrics.households.set_function(lambda: len(self.artifact.rewriter.personal.memories))
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start timing garbage collections and the folder watcher (when configured)."""
+        if self.metrics.on_gc not in gc.callbacks:
+            gc.callbacks.append(self.metrics.on_gc)
+        if self.config.watch_s is not None and self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="selflearn-watch", daemon=True)
+            self._watcher.start()
+
+    def close(self) -> None:
+        """Stop the watcher and the executors, close the store."""
+        self._stop.set()
+        if self.metrics.on_gc in gc.callbacks:
+            gc.callbacks.remove(self.metrics.on_gc)
+        if self.config.freeze_gc:
+            gc.unfreeze()  # let the interpreter finalize what was frozen
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+        self.reloader.shutdown(wait=True, cancel_futures=True)
+        if self.store is not None:
+            with self.store_lock:
+                self.store.close()
+                self.store = None
+
+    # --- loading ---------------------------------------------------------------------------------
+
+    def _load(self, folder: Path, old: Rewriter | None) -> Artifact:
+        """Load and warm up a rewriter folder (no lock held: the old one keeps serving)."""
+        started = time.perf_counter()
+        try:
+            meta_bytes = (folder / DESCRIPTION).read_bytes()
+            meta = json.loads(meta_bytes)
+        except (OSError, ValueError):
+            meta_bytes, meta = b"", {}
+        embedder = None
+        if old is not None and old.embedder is not None and meta.get("embedder") == str(old.embedder.path):
+            embedder = old.embedder  # same static model: share it instead of loading it again
+        rewriter = Rewriter.load(folder, embedder=embedder)
+        rewriter.rewrite_one("turn on the lights", RewriteContext(household_id="selflearn.warmup"))
+        rewriter.stats.requests = 0
+        version = _version_of(rewriter, meta_bytes)
+        return Artifact(
+            rewriter, True, version, folder, None, _now(), time.perf_counter() - started, _parts(rewriter)
+        )
+
+    def reload(self, folder: Path | None = None) -> tuple[Artifact, Artifact]:
+        """Load ``folder`` (default: the configured one) and swap it in; returns (new, previous).
+        Raises :class:`ReloadBusy` when a reload is running, or the load error (the previous
+        rewriter keeps serving)."""
+        target = folder or self.config.rewriter or self.artifact.folder
+        if target is None:
+            raise ConfigError("no rewriter folder configured: give one to reload")
+        if not self._reload_lock.acquire(blocking=False):
+            raise ReloadBusy("a reload is already running")
+        try:
+            try:
+                fresh = self._load(target, self.artifact.rewriter)
+            except Exception as exc:
+                message = str(exc) if isinstance(exc, SelflearnError) else f"{type(exc).__name__}: {exc}"
+                self.metrics.reloads.labels("error").inc()
+                serving = self.artifact
+                still = f"still serving {serving.version}" if serving.ok else "still passing requests through"
+                self.last_reload_error = (
+                    f"reload of {target} failed ({_now():%Y-%m-%dT%H:%M:%SZ}): {message}; {still}"
+                )
+                log.error("%s", self.last_reload_error)
+                raise
+            with self.lock:
+                previous = self.artifact
+                new = fresh.rewriter
+                old = previous.rewriter
+                # Hand over what was learned online. The embedding function becomes the new
+                # rewriter's (a bound method of the old one would keep the old index alive),
+                # and the new rewriter's own empty layer lets go of it, so no reference cycle is
+                # left for the cyclic collector (which gc.freeze puts out of reach).
+                own = new.personal
+                old.personal.embed = own.embed
+                own.embed = None
+                new.personal = old.personal
+                new.homes = old.homes
+                self.artifact = fresh
+                self.last_reload_error = None
+            self.metrics.reloads.labels("ok").inc()
+            self._publish(self.artifact, previous)
+            self._freeze()
+            log.info(
+                "rewriter %s loaded from %s in %.2f s", self.artifact.version, target, fresh.load_seconds
+            )
+            return self.artifact, previous
+        finally:
+            self._reload_lock.release()
+
+    def _freeze(self) -> None:
+        if self.config.freeze_gc:
+            gc.collect(1)  # young garbage only (cheap): what is frozen is never collected
+            gc.freeze()
+
+    def _publish(self, art: Artifact, previous: Artifact | None) -> None:
+        m = self.metrics
+        if previous is not None and previous.ok:
+            m.info.remove(previous.version or "", str(previous.folder or ""))
+        m.loaded.set(1 if art.ok else 0)
+        if art.ok:
+            m.info.labels(art.version or "", str(art.folder or "")).set(1)
+            m.loaded_at.set(art.loaded_at.timestamp())
+
+    def _watch(self) -> None:
+        folder = self.config.rewriter
+        assert folder is not None and self.config.watch_s is not None
+        last = _signature(folder)
+        while not self._stop.wait(self.config.watch_s):
+            sig = _signature(folder)
+            if sig is None or sig == last:
+                continue
+            last = sig
+            try:
+                self.reload(folder)
+            except ReloadBusy:
+                last = None  # try again on the next tick
+            except Exception:  # logged and counted by reload(); keep serving
+                pass
+
+    def _load_homes(self) -> None:
+        """Register the home configurations stored in the store's ``homes`` table."""
+        assert self.store is not None
+        loaded = 0
+        for row in self.store.query("SELECT home_id, config FROM homes").to_pylist():
+            try:
+                home = Home.from_dict(json.loads(row["config"]))
+            except (SelflearnError, ValueError, TypeError, KeyError) as exc:
+                log.warning("stored home %s is unusable (%s); skipped", row["home_id"], exc)
+                continue
+            self.artifact.rewriter.homes[str(row["home_id"])] = home
+            loaded += 1
+        if loaded:
+            log.info("registered %d home configurations from %s", loaded, self.config.store)
+
+    def _replay(self, days: float) -> None:
+        """Feed the store's recent turns and feedback, in time order, to the personal layer."""
+        assert self.store is not None
+        end = self.store.query("SELECT max(timestamp) AS ts FROM turns").column("ts")[0].as_py()
+        if end is None:
+            return
+        since = end - timedelta(days=days)
+        turns: Iterator[tuple[datetime, int, Turn | Feedback]] = (
+            (t.timestamp, 0, t) for t in self.store.turns(f"timestamp >= TIMESTAMPTZ '{since.isoformat()}'")
+        )
+        rows = self.store.query(
+            "SELECT feedback_id, turn_id, user_id, household_id, timestamp, question, answer, schema_version "
+            "FROM feedback WHERE timestamp >= ? ORDER BY timestamp, feedback_id",
+            [since],
+        ).to_pylist()
+        feedback = ((r["timestamp"], 1, Feedback.model_validate(r)) for r in rows)
+        n = 0
+        for _, _, record in heapq.merge(turns, feedback, key=lambda x: (x[0], x[1])):
+            self._observe(record)
+            n += 1
+        log.info("replayed %d records since %s into the personal layer", n, since.isoformat())
+
+    # --- serving ---------------------------------------------------------------------------------
+
+    def parse_home(self, data: dict[str, Any]) -> Home:
+        """A home configuration from JSON data (parsed homes are cached by content)."""
+        key = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+        home = self._homes.get(key)
+        if home is None:
+            home = Home.from_dict(data)
+            self._homes[key] = home
+            if len(self._homes) > self.config.home_cache:
+                self._homes.popitem(last=False)
+        else:
+            self._homes.move_to_end(key)
+        return home
+
+    def decide(
+        self, text: str, ctx: RewriteContext, deadline: float
+    ) -> tuple[RewriteDecision, Artifact] | None:
+        """Decide in a worker thread; None when the deadline passed before the rewriter was free."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not self.lock.acquire(timeout=remaining):
+            return None
+        try:
+            art = self.artifact
+            return art.rewriter.rewrite_one(text, ctx), art
+        finally:
+            self.lock.release()
+
+    def _observe(self, record: Turn | Feedback) -> None:
+        with self.lock:
+            rewriter = self.artifact.rewriter
+            if isinstance(record, Turn):
+                rewriter.observe(record)
+            else:
+                rewriter.observe_feedback(record)
+
+    def ingest(self, rows: list[Any]) -> TurnsResponse:
+        """Validate, store (when a store is configured) and learn one batch of records."""
+        started = time.perf_counter()
+        batch = f"http:{uuid.uuid4().hex[:12]}"
+        rejected: list[Quarantined]
+        fresh: list[tuple[int, Turn | Feedback]] = []
+        if self.config.store is not None:
+            with self.store_lock:
+                if self.store is None:
+                    raise StoreClosed(
+                        self.store_error or "the store is closed (the service is shutting down)"
+                    )
+                report = self.store.ingest_records(rows, source=batch, quarantine_path=self.config.quarantine)
+            for i in report.stored_rows:
+                fresh.append((i, LOG_RECORD.validate_python(rows[i])))
+            rejected = report.rejected
+            stored, present, by_table = report.stored, report.already_present, dict(report.by_table)
+        else:
+            fresh, rejected = _validate(rows, batch)
+            stored, present, by_table = 0, 0, {}
+            for _, record in fresh:
+                table = "turns" if isinstance(record, Turn) else "feedback"
+                by_table[table] = by_table.get(table, 0) + 1
+            if rejected and self.config.quarantine is not None:
+                with self.store_lock, self.config.quarantine.open("ab") as fh:
+                    for q in rejected:
+                        fh.write(orjson.dumps(q.__dict__) + b"\n")
+        for _, record in fresh:
+            self._observe(record)
+        accepted = len(rows) - len(rejected)
+        m = self.metrics.records
+        m.labels("stored").inc(stored)
+        m.labels("already_present").inc(present)
+        m.labels("quarantined").inc(len(rejected))
+        m.labels("accepted").inc(accepted)
+        self.metrics.observed.inc(len(fresh))
+        balanced = (
+            len(rows) == stored + present + len(rejected)
+            if self.config.store is not None
+            else len(rows) == accepted + len(rejected)
+        )
+        return TurnsResponse(
+            batch=batch,
+            persisted=self.config.store is not None,
+            read=len(rows),
+            stored=stored,
+            already_present=present,
+            quarantined=len(rejected),
+            accepted=accepted,
+            balanced=balanced,
+            by_table=by_table,
+            observed=len(fresh),
+            rejected=[RejectedRow(index=q.row, field=q.field, reason=q.reason) for q in rejected],
+            seconds=round(time.perf_counter() - started, 6),
+        )
+
+    def register_home(self, household_id: str, home: Home) -> None:
+        with self.lock:
+            self.artifact.rewriter.homes[household_id] = home
+
+    def forget(self, household_id: str) -> ForgetResponse:
+        with self.lock:
+            rewriter = self.artifact.rewriter
+            had_home = household_id in rewriter.homes
+            had_memory = rewriter.forget(household_id)
+        store_rows = None
+        if self.config.store is not None:
+            with self.store_lock:
+                if self.store is None:
+                    raise StoreClosed(
+                        self.store_error or "the store is closed (the service is shutting down)"
+                    )
+                store_rows = self.store.forget_household(household_id)
+        self.metrics.forgotten.inc()
+        not_deleted = [
+            "other replicas: send this DELETE to every replica (personal memory is per process)",
+            "rewrite tables and indexes: they hold patterns pooled over at least k users, no household names",
+            "the ranker's models: numbers learned from every household's turns, no text or names; "
+            "the next training run learns them without this household",
+            "quarantine files and copies or exports of the store made earlier",
+        ]
+        return ForgetResponse(
+            household_id=household_id,
+            personal_memory=had_memory,
+            home=had_home,
+            store=store_rows,
+            not_deleted=not_deleted,
+        )
+
+    def health(self) -> HealthResponse:
+        art = self.artifact
+        reasons = [] if art.ok else [f"{art.error} -- passing requests through"]
+        if self.store_error is not None:
+            reasons.append(f"{self.store_error} -- POST /v1/turns answers 503 and nothing is stored")
+        warnings = [self.last_reload_error] if self.last_reload_error else []
+        if self._reload_lock.locked():
+            warnings.append("a reload is running")
+        return HealthResponse(
+            status="ok" if not reasons else "degraded",
+            reasons=reasons,
+            warnings=warnings,
+            version=art.version,
+            rewriter={
+                "folder": str(art.folder) if art.folder else None,
+                "loaded_at": art.loaded_at.isoformat(),
+                "load_seconds": round(art.load_seconds, 3),
+                **art.parts,
+            },
+            store=str(self.config.store) if self.config.store else None,
+            households=len(art.rewriter.personal.memories),
+            homes=len(art.rewriter.homes),
+            uptime_s=round(time.monotonic() - self.started, 3),
+        )
+
+
+class StoreClosed(Exception):
+    """The store was closed while a request wanted it."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _parts(rewriter: Rewriter) -> dict[str, bool]:
+    return {
+        "knowledge": rewriter.knowledge_ is not None,
+        "ranker": rewriter.ranker_ is not None,
+        "table": rewriter.table_ is not None,
+        "embedder": rewriter.embedder is not None,
+    }
+
+
+def _version_of(rewriter: Rewriter, meta: bytes | None) -> str:
+    """Content version of a rewriter artefact: a hash of its ``model.json`` (which records
+    its creation time) and of its table's version."""
+    h = hashlib.blake2b(digest_size=6)
+    h.update(meta or b"")
+    if rewriter.table_ is not None:
+        h.update(rewriter.table_.version.encode())
+    if not meta:
+        h.update(str(id(rewriter)).encode())
+    return "rwr-" + h.hexdigest()
+
+
+def _signature(folder: Path) -> tuple[int, int, int, str] | None:
+    """What changes when a new rewriter is written into (or symlinked to) ``folder``."""
+    try:
+        st = (folder / DESCRIPTION).stat()
+        return st.st_mtime_ns, st.st_size, st.st_ino, str(folder.resolve())
+    except OSError:
+        return None
+
+
+def _validate(rows: list[Any], source: str) -> tuple[list[tuple[int, Turn | Feedback]], list[Quarantined]]:
+    """Validate records without a store (same messages; duplicates within the batch rejected)."""
+    good: list[tuple[int, Turn | Feedback]] = []
+    bad: list[Quarantined] = []
+    seen: dict[tuple[str, str], int] = {}
+    for i, raw in enumerate(rows):
+        snippet = json.dumps(raw, default=str)[:300]
+        if not isinstance(raw, dict):
+            bad.append(
+                Quarantined(
+                    source, i, "(record)", "expected a JSON object (a turn or feedback record)", snippet
+                )
+            )
+            continue
+        try:
+            record = LOG_RECORD.validate_python(raw)
+        except ValidationError as exc:
+            name, reason = error_field(exc)
+            bad.append(Quarantined(source, i, name, reason, snippet))
+            continue
+        key, ident = (
+            ("turn_id", record.turn_id) if isinstance(record, Turn) else ("feedback_id", record.feedback_id)
+        )
+        first = seen.get((key, ident))
+        if first is not None:
+            bad.append(
+                Quarantined(source, i, key, f"duplicate {key} {ident!r} (first at {source}:{first})", "")
+            )
+            continue
+        seen[(key, ident)] = i
+        good.append((i, record))
+    return good, bad
