@@ -10,6 +10,10 @@ conditions, which is also where its throughput is timed. Prints a markdown table
 command line.
 
     python bench/asr_wer.py --n 300
+
+The real channel needs flite, sox and pocketsphinx (``make asr-deps``). Figures go to
+``docs/results/asr_wer.json`` (``asr_wer-noisy.json`` with ``--skip-real``, which measures the
+noisy channel alone; to ``$SELFLEARN_RESULTS`` when set).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from selflearn.assistant.asr import (
     VOICES,
@@ -33,6 +38,7 @@ from selflearn.assistant.asr import (
 )
 from selflearn.assistant.lm import domain_sentences
 from selflearn.core.schema import AsrTrace
+from selflearn.evaluate import write_results
 
 
 class Row:
@@ -60,6 +66,22 @@ class Row:
             self.conf_wrong.append(trace.confidence)
         else:
             self.conf_right.append(trace.confidence)
+
+    def figures(self) -> dict[str, Any]:
+        """The row as JSON (rates as fractions; ``None`` where the table shows nothing)."""
+        return {
+            "channel": self.channel,
+            "condition": self.condition,
+            "utterances": self.utterances,
+            "words": self.words,
+            "wer": round(self.edits / self.words, 4) if self.words else 0.0,
+            "sentence_error_rate": round(self.wrong_sentences / self.utterances, 4)
+            if self.utterances
+            else 0.0,
+            "utterances_per_s": round(self.utterances / self.seconds, 1) if self.seconds else None,
+            "mean_confidence_right": round(statistics.mean(self.conf_right), 4) if self.conf_right else None,
+            "mean_confidence_wrong": round(statistics.mean(self.conf_wrong), 4) if self.conf_wrong else None,
+        }
 
     def cells(self) -> list[str]:
         """Markdown cells."""
@@ -105,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--noisy-calls", type=int, default=50000, help="noisy-channel calls timed")
     parser.add_argument("--skip-real", action="store_true", help="only the noisy channel")
     args = parser.parse_args(argv)
+    started_all = time.perf_counter()
 
     rng = random.Random(args.seed)
     pool = domain_sentences(max(4 * args.n, 4000), seed=args.seed, per_intent_enumerated=0)
@@ -178,6 +201,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"sentences: {len(sentences)} held-out (seed {args.seed}); workers: {args.workers}; cold cache")
     print("command: python " + " ".join(["bench/asr_wer.py", *sys.argv[1:]]))
+    figures = {
+        "sentences": len(sentences),
+        "seed": args.seed,
+        "workers": args.workers,
+        "rows": [r.figures() for r in rows],
+        "noisy_throughput": {
+            "warm_utterances_per_s": round(warm_rate),
+            "warm_calls": len(calls),
+            "warm_distinct_sentences": len(sentences),
+            "cold_utterances_per_s": round(cold_rate),
+            "cold_distinct_texts": len(distinct),
+        },
+    }
+    name = "asr_wer-noisy" if args.skip_real else "asr_wer"
+    write_results(name, figures, seconds=time.perf_counter() - started_all)
     return 0
 
 

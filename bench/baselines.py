@@ -12,13 +12,20 @@ so the table isolates phrasing), spoken through the chosen ASR channel, and hand
 
 Each request is scored by executing on a copy of the home: **correct** (did what was asked, or
 refused an out-of-scope request), **wrong** (did something else, or acted on an out-of-scope
-request), **no-match** (did nothing). Run: ``python bench/baselines.py [--asr exact] [--out FILE]``;
-add ``--rewrites FOLDER --split test`` to score a rewrite table on phrasings it was not mined on.
+request), **no-match** (did nothing). Run from the repository root:
+``python bench/baselines.py [--asr exact] [--out FILE]``; add ``--rewrites FOLDER --split test``
+to score a rewrite table (or an online rewriter) on phrasings it was not mined on. Baseline (c)
+needs its pinned environment (``bash bench/fuzzy_ngram/setup.sh``; ``--skip-fuzzy`` leaves it out).
+
+The tables are also written as JSON to ``docs/results/baselines.json`` (or ``$SELFLEARN_RESULTS``);
+a run with another ASR channel, split or a rewriter writes ``baselines-<asr>-<split>-<table or
+rewriter>.json`` instead (only the parts that differ from the default), so it does not replace it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import sys
@@ -31,27 +38,24 @@ from typing import Any
 
 from rapidfuzz import fuzz, process
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.fuzzy_ngram import client as fuzzy_client  # noqa: E402
-
-from selflearn.assistant.asr import make_asr  # noqa: E402
-from selflearn.assistant.devices import HomeState  # noqa: E402
-from selflearn.assistant.execute import Effect, execute  # noqa: E402
-from selflearn.assistant.nlu import HomeAssistantNlu, NluResult  # noqa: E402
-from selflearn.assistant.resolve import resolve  # noqa: E402
-from selflearn.core.errors import ConfigError  # noqa: E402
-from selflearn.core.home import Home, normalize_name  # noqa: E402
-from selflearn.core.hooks import RewriteContext  # noqa: E402
-from selflearn.core.schema import NluTrace  # noqa: E402
-from selflearn.rewrite.rewriter import Rewriter, RewriterConfig  # noqa: E402
-from selflearn.rewrite.table import RewriteTable  # noqa: E402
-from selflearn.simulation import corpora  # noqa: E402
-from selflearn.simulation.catalogue import template_phrasings  # noqa: E402
-from selflearn.simulation.goals import Goal, realise  # noqa: E402
-from selflearn.simulation.phrasing import Phrasing  # noqa: E402
-from selflearn.simulation.population import Household, User, UserTraits, make_household  # noqa: E402
+from fuzzy_ngram import client as fuzzy_client  # bench/fuzzy_ngram: run as ``python bench/baselines.py``
+from selflearn.assistant.asr import make_asr
+from selflearn.assistant.devices import HomeState
+from selflearn.assistant.execute import Effect, execute
+from selflearn.assistant.nlu import HomeAssistantNlu, NluResult
+from selflearn.assistant.resolve import resolve
+from selflearn.core.errors import ConfigError
+from selflearn.core.home import Home, normalize_name
+from selflearn.core.hooks import RewriteContext
+from selflearn.core.schema import NluTrace
+from selflearn.evaluate import write_results
+from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
+from selflearn.rewrite.table import RewriteTable
+from selflearn.simulation import corpora
+from selflearn.simulation.catalogue import template_phrasings
+from selflearn.simulation.goals import Goal, realise
+from selflearn.simulation.phrasing import Phrasing
+from selflearn.simulation.population import Household, User, UserTraits, make_household
 
 NOW = datetime(2026, 1, 7, 10, 0, tzinfo=UTC)
 BASELINES = ("strict", "strict+gazetteer", "strict+fuzzy", "strict+canon")
@@ -260,7 +264,7 @@ class OnlineRewriter:
         self.kind = "online rewriter (global layer, behind the NLU)"
 
     def __len__(self) -> int:
-        return len(self.rewriter.knowledge or [])
+        return len(self.rewriter.knowledge_ or [])
 
     def __call__(self, case: Case, failed: bool) -> str | None:
         if not failed:
@@ -274,7 +278,10 @@ class OnlineRewriter:
 
 def load_rewriter(folder: Path, threshold: float | None = None) -> RewriteTable | OnlineRewriter:
     """A mined table folder or an online rewriter folder (``threshold``: override its calibrated one)."""
-    if (folder / "rewriter.json").exists():
+    from selflearn.rewrite.rewriter import FORMAT as REWRITER
+
+    description = folder / "model.json"
+    if description.exists() and json.loads(description.read_text()).get("format") == REWRITER:
         return OnlineRewriter(folder, threshold)
     return RewriteTable.load(folder)
 
@@ -496,11 +503,9 @@ def _rewriter_report(
     ]
     in_scope = [c.goal is not None for c in cases]
     for name, base in pairs:
-        t, b = tallies[name], tallies[base]
-        acted_in = sum(a and s for a, s in zip(t.acted, in_scope, strict=True))
-        wins, losses = _versus(b, t)
+        acted, acted_in, wins, losses = _acted(cases, tallies, name, base)
         lines.append(
-            f"| {name} | {base} | {sum(t.acted):,} | {_share(sum(t.acted), len(cases))} | {acted_in:,} | "
+            f"| {name} | {base} | {acted:,} | {_share(acted, len(cases))} | {acted_in:,} | "
             f"{_share(acted_in, sum(in_scope))} | {len(wins):,} | {len(losses):,} | "
             f"{_ratio(len(wins), len(losses))} |"
         )
@@ -511,6 +516,16 @@ def _rewriter_report(
         if not idx:
             lines.append("- none")
     return lines
+
+
+def _acted(
+    cases: list[Case], tallies: dict[str, Tally], name: str, base: str
+) -> tuple[int, int, list[int], list[int]]:
+    """What configuration ``name`` acted on (all, in scope) and its wins and losses against ``base``."""
+    t = tallies[name]
+    acted_in = sum(a and c.goal is not None for a, c in zip(t.acted, cases, strict=True))
+    wins, losses = _versus(tallies[base], t)
+    return sum(t.acted), acted_in, wins, losses
 
 
 def _versus(base: Tally, new: Tally) -> tuple[list[int], list[int]]:
@@ -543,7 +558,87 @@ def _ratio(a: int, b: int) -> str:
     return f"{a / b:.1f}" if b else ("-" if not a else "inf")
 
 
+def _shares(c: Counter[str]) -> dict[str, Any]:
+    """Outcome shares (fractions, 4 places; ``None`` with no requests) and their count."""
+    n = sum(c.values())
+    return {"n": n} | {k: round(c[k] / n, 4) if n else None for k in ("correct", "wrong", "no_match")}
+
+
+def figures(
+    cases: list[Case],
+    tallies: dict[str, Tally],
+    args: argparse.Namespace,
+    rewriter: RewriteTable | OnlineRewriter | None = None,
+) -> dict[str, Any]:
+    """The report's tables as JSON: per system (baseline or rewriter) its outcome shares over all
+    requests, in-scope requests, per corpus and per intent, its rescues and failure points."""
+    systems: dict[str, Any] = {}
+    for name, t in tallies.items():
+        in_scope: Counter[str] = Counter()
+        for intent, counts in t.by_intent.items():
+            if intent != "OutOfScope":
+                in_scope.update(counts)
+        systems[name] = {
+            "all": _shares(t.outcome),
+            "in_scope": _shares(in_scope),
+            "rescued": t.rescued,
+            "rescued_wrong": t.rescued_wrong,
+            "by_corpus": {corpus: _shares(t.by_corpus[corpus]) for corpus in corpora.CORPORA},
+            "by_intent": {intent: _shares(counts) for intent, counts in sorted(t.by_intent.items())},
+            "failure_point": {s: t.failure_point[s] for s in ("asr", "nlu", "er", "result")},
+            "seconds": round(t.seconds, 2),
+        }
+    out: dict[str, Any] = {
+        "asr": args.asr,
+        "homes": args.homes,
+        "seed": args.seed,
+        "limit": args.limit,
+        "split": args.split,
+        "requests": len(cases),
+        "in_scope": sum(c.goal is not None for c in cases),
+        "out_of_scope": sum(c.goal is None for c in cases),
+        "requests_by_corpus": dict(Counter(c.corpus for c in cases)),
+        "systems": systems,
+    }
+    if rewriter is not None and REWRITER in tallies:
+        versus = []
+        for name, base in (("strict+gazetteer", "strict"), (REWRITER, "strict+gazetteer")):
+            acted, acted_in, wins, losses = _acted(cases, tallies, name, base)
+            versus.append(
+                {
+                    "configuration": name,
+                    "base": base,
+                    "acted_on": acted,
+                    "acted_on_in_scope": acted_in,
+                    "wins": len(wins),
+                    "losses": len(losses),
+                }
+            )
+        out["rewriter"] = {
+            "folder": str(args.rewrites),
+            "kind": "rewriter" if isinstance(rewriter, OnlineRewriter) else "table",
+            "version": rewriter.version,
+            "size": len(rewriter),
+            "threshold": args.threshold,
+            "versus": versus,
+        }
+    return out
+
+
+def results_name(args: argparse.Namespace, rewriter: RewriteTable | OnlineRewriter | None) -> str:
+    """``baselines`` for the default run; other channels, splits and rewriters get their own file."""
+    parts = ["baselines"]
+    if args.asr != "exact":
+        parts.append(args.asr)
+    if args.split != "all":
+        parts.append(args.split)
+    if rewriter is not None:
+        parts.append("rewriter" if isinstance(rewriter, OnlineRewriter) else "table")
+    return "-".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -600,6 +695,11 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         args.out.write_text(text)
+    write_results(
+        results_name(args, rewriter),
+        figures(cases, tallies, args, rewriter),
+        seconds=time.perf_counter() - started,
+    )
     return 0
 
 

@@ -1,8 +1,14 @@
 """Defect detection benchmark: the heuristic vs the learned model, against simulation truth.
 
-    python bench/signals_data.py train test test-clean      # once: build the cached populations
-    python bench/defects.py                                   # quality table (markdown)
-    python bench/defects.py --speed                           # 1,000,000-turn scoring speed
+    python bench/defects.py                   # quality table (markdown)
+    python bench/defects.py --speed           # 1,000,000-turn scoring speed
+
+The ``train``, ``test`` and ``test-clean`` populations are simulated into
+``bench/.cache/signals/`` on first use (minutes; ``selflearn evaluate build train test test-clean
+--cache-dir bench/.cache/signals`` builds them ahead); ``test-real`` is scored only when built
+(``selflearn evaluate build test-real --cache-dir bench/.cache/signals``, needs ``make asr-deps``).
+Figures go to ``docs/results/defects.json`` (``defects-speed.json`` for ``--speed``; to
+``$SELFLEARN_RESULTS`` when set).
 
 The model is trained on the simulated *train* population from weak labels only (it never sees
 simulation truth). Thresholds other than 0.5 are the best-F1 threshold on the *train* population
@@ -21,15 +27,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from sklearn.metrics import average_precision_score, precision_recall_curve, precision_recall_fscore_support
 
+import populations
 from selflearn.core.store import Store
+from selflearn.evaluate import write_results
 from selflearn.signals.defect import DefectModel, HeuristicDefectDetector, score_defects, weak_labels
 from selflearn.signals.features import turn_features
-from signals_data import evaluation_store, store_path
 
 Scorer = Callable[[pa.Table], np.ndarray]
 
@@ -66,13 +74,15 @@ def prf(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float, float, f
     return float(pr), float(rc), float(f1)
 
 
-def quality(args: argparse.Namespace) -> None:
-    train_path = store_path("train")
+def quality(args: argparse.Namespace) -> dict[str, Any]:
+    """Print the quality tables; returns their figures."""
+    train_path = populations.store("train")
     started = time.perf_counter()
     with Store(train_path, read_only=True) as store:
-        model = DefectModel.fit(store)
-        decoupled = DefectModel.fit(store, decouple=True)
-    print(f"trained {model.version} in {time.perf_counter() - started:.1f} s: {model.label_stats_}")
+        model = DefectModel().fit(store)
+        decoupled = DefectModel(decouple=True).fit(store)
+    train_s = time.perf_counter() - started
+    print(f"trained {model.version} in {train_s:.1f} s: {model.label_stats_}")
     heuristic = HeuristicDefectDetector()
     scorers: dict[str, Scorer] = {
         "heuristic": heuristic.predict,
@@ -80,40 +90,79 @@ def quality(args: argparse.Namespace) -> None:
         "learned, decoupled (ablation)": decoupled.predict,
     }
     train, train_features = score(train_path, scorers)
-    weak_label_report(train_features, train.y)
+    weak = weak_label_report(train_features, train.y)
     thresholds = {name: best_threshold(train.y, p) for name, p in train.scores.items()}
     lines = [
         "| population | turns | defect rate | detector | PR-AUC | P@0.5 | R@0.5 | F1@0.5 "
         "| threshold (train best F1) | P | R | F1 |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    figures: dict[str, Any] = {
+        "model": model.version,
+        "decoupled_model": decoupled.version,
+        "train_seconds": round(train_s, 1),
+        "label_stats": model.label_stats_,
+        "weak_labels": weak,
+        "populations": {},
+        "skipped": [],
+    }
     for name in args.sets:
-        path = evaluation_store(name)
+        path = populations.evaluation_store(name)
         if not path.exists():
-            print(f"({name}: not built, skipped; `python bench/signals_data.py {name}` builds it)")
+            print(f"({name}: not built, skipped; `{populations.build_command(name)}` builds it)")
+            figures["skipped"].append(name)
             continue
         scored = train if name == "train" else score(path, scorers)[0]
+        detectors: dict[str, dict[str, float]] = {}
         for detector, p in scored.scores.items():
             t = thresholds[detector]
             p5, r5, f5 = prf(scored.y, p, 0.5)
             pt, rt, ft = prf(scored.y, p, t)
+            pr_auc = float(average_precision_score(scored.y, p))
             lines.append(
                 f"| {name} | {len(scored.y):,} | {scored.y.mean():.1%} | {detector} "
-                f"| **{average_precision_score(scored.y, p):.3f}** | {p5:.3f} | {r5:.3f} | {f5:.3f} "
+                f"| **{pr_auc:.3f}** | {p5:.3f} | {r5:.3f} | {f5:.3f} "
                 f"| {t:.2f} | {pt:.3f} | {rt:.3f} | **{ft:.3f}** |"
             )
+            detectors[detector] = {
+                "pr_auc": _r(pr_auc),
+                "precision_at_0.5": _r(p5),
+                "recall_at_0.5": _r(r5),
+                "f1_at_0.5": _r(f5),
+                "threshold": _r(t),
+                "precision": _r(pt),
+                "recall": _r(rt),
+                "f1": _r(ft),
+            }
+        figures["populations"][name] = {
+            "turns": len(scored.y),
+            "defect_rate": _r(float(scored.y.mean())),
+            "detectors": detectors,
+        }
     print("\n".join(lines))
+    return figures
 
 
-def weak_label_report(features: pa.Table, y: np.ndarray) -> None:
-    """How many train turns each weak-label rule labels, and how often truth agrees."""
+def _r(x: float) -> float:
+    """A figure for the JSON results: 4 decimals."""
+    return round(float(x), 4)
+
+
+def weak_label_report(features: pa.Table, y: np.ndarray) -> dict[str, Any]:
+    """How many train turns each weak-label rule labels, and how often truth agrees (printed;
+    returned as figures)."""
     labels = weak_labels(features)
+    figures: dict[str, Any] = {}
     print("| weak label | train turns | agrees with truth |\n|---|---:|---:|")
     for source in sorted(labels.counts()):
         hit = labels.source == source
         agree = float(np.mean(labels.label[hit] == y[hit]))
         print(f"| {source} | {int(hit.sum()):,} | {agree:.1%} |")
-    print(f"| (unlabelled) | {int((~labels.labelled).sum()):,} | |")
+        figures[source] = {"turns": int(hit.sum()), "agrees_with_truth": _r(agree)}
+    unlabelled = int((~labels.labelled).sum())
+    print(f"| (unlabelled) | {unlabelled:,} | |")
+    figures["(unlabelled)"] = {"turns": unlabelled}
+    return figures
 
 
 def build_large(path: Path, source: Path, turns: int) -> int:
@@ -141,14 +190,16 @@ def build_large(path: Path, source: Path, turns: int) -> int:
         return store.count("turns")
 
 
-def speed(args: argparse.Namespace) -> None:
-    with Store(store_path("train"), read_only=True) as store:
-        model = DefectModel.fit(store)
+def speed(args: argparse.Namespace) -> dict[str, Any]:
+    """Print the scoring speed table; returns its figures."""
+    with Store(populations.store("train"), read_only=True) as store:
+        model = DefectModel().fit(store)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "large.duckdb"
         started = time.perf_counter()
-        n = build_large(path, store_path("test"), args.turns)
-        print(f"built a {n:,}-turn store in {time.perf_counter() - started:.1f} s")
+        n = build_large(path, populations.store("test"), args.turns)
+        build_s = time.perf_counter() - started
+        print(f"built a {n:,}-turn store in {build_s:.1f} s")
         with Store(path) as store:
             t0 = time.perf_counter()
             features = turn_features(store)
@@ -178,8 +229,21 @@ def speed(args: argparse.Namespace) -> None:
         print(f"| {name} | {sec:.1f} | {n / sec:,.0f} |")
     print(heur_report.summary())
     print(model_report.summary())
-    budget = "within" if t2 - t0 <= 60 else "OVER"
+    within = t2 - t0 <= 60
+    budget = "within" if within else "OVER"
     print(f"features + heuristic: {t2 - t0:.1f} s for {n:,} turns ({budget} the 60 s budget)")
+    return {
+        "turns": n,
+        "build_seconds": round(build_s, 1),
+        "stages": [
+            {"stage": name.strip("*"), "seconds": round(sec, 2), "turns_per_s": round(n / sec)}
+            for name, sec in rows
+        ],
+        "heuristic_report": heur_report.summary(),
+        "model_report": model_report.summary(),
+        "features_and_heuristic_seconds": round(t2 - t0, 2),
+        "within_60_s_budget": within,
+    }
 
 
 def main() -> None:
@@ -190,10 +254,11 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true", help="time scoring of a large replicated store")
     parser.add_argument("--turns", type=int, default=1_000_000, help="size of the --speed store")
     args = parser.parse_args()
+    started = time.perf_counter()
     if args.speed:
-        speed(args)
+        write_results("defects-speed", speed(args), seconds=time.perf_counter() - started)
     else:
-        quality(args)
+        write_results("defects", quality(args), seconds=time.perf_counter() - started)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """Failure point isolation benchmark: the rule baseline and the LightGBM model, trained on
-simulated logs and evaluated on held-out households and phrasings (bench/signals_data.py):
+simulated logs and evaluated on held-out households and phrasings (the named populations of
+:mod:`selflearn.evaluate.populations`, cached in ``bench/.cache/signals/`` and built on first use;
+``selflearn evaluate build train test test-clean test-real --cache-dir bench/.cache/signals`` builds
+them ahead):
 
 * ``test``: the held-out population, noisy ASR (the channel of the ``train`` population);
 * ``test-clean``: the same population with exact ASR (no ``asr`` class);
@@ -9,13 +12,13 @@ Two models are trained:
 
 * **noisy-only**: on ``train`` (noisy ASR) alone -- on ``test-real`` it meets a channel it never saw;
 * **mixed** (the one documented as the default): on ``train`` plus ``train-real``, a real-ASR
-  population of other households (``trr*``, seed 31, train phrasings, built here on first use:
-  about 30 minutes on 2 shared cores) **without its speakers of the ``awb`` voice** (flite's
-  Scottish male voice; ``test-real``'s speakers use slt, awb, rms and kal16, and awb is the one
-  with enough turns to score). ``test-real`` is then also reported split into speakers of the
-  voices seen in training and speakers of the held-out voice: the robustness check on a
-  real-ASR setting different from training. Voices are not logged; they are recomputed from the
-  population generator (evaluation only).
+  population of other households (``trr*``, seed 31, train phrasings, built here on first use
+  in ``bench/.cache/fpi/``: about 30 minutes on 2 shared cores) **without its speakers of the
+  ``awb`` voice** (flite's Scottish male voice; ``test-real``'s speakers use slt, awb, rms and
+  kal16, and awb is the one with enough turns to score). ``test-real`` is then also reported
+  split into speakers of the voices seen in training and speakers of the held-out voice: the
+  robustness check on a real-ASR setting different from training. Voices are not logged; they
+  are recomputed from the population generator (evaluation only).
 
 Labels are simulation truth (``sim_truth``), read only to train and to score; prediction reads the
 logs and the homes table.
@@ -25,6 +28,9 @@ logs and the homes table.
     python bench/fpi.py --cv                     # only the double held-out CV on ``train``
     python bench/fpi.py --ceiling                # only the "heard the audio" ceiling (see below)
     python bench/fpi.py --more-data STORE        # only: trained on train vs train + STORE
+
+Figures go to ``docs/results/fpi.json`` (``fpi-cv``, ``fpi-ceiling`` and ``fpi-more-data`` for
+the modes; to ``$SELFLEARN_RESULTS`` when set).
 
 ``--cv`` is how the model's settings are chosen without looking at any test population: four
 folds over ``train`` alone, each scoring households *and* phrasings that its training part never
@@ -49,55 +55,31 @@ import hashlib
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 from rapidfuzz.distance import Levenshtein
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from selflearn import AssistantConfig, SimulationConfig
+import populations
 from selflearn.core.home import normalize_name
 from selflearn.core.store import Store
+from selflearn.evaluate import POPULATIONS, write_results
 from selflearn.fpi.features import fpi_features
 from selflearn.fpi.language import delexicalise, load_home_names
-from selflearn.fpi.model import CLASSES, FpiModel, RuleBaseline, _matrix, concat_features, truth_labels
+from selflearn.fpi.model import CLASSES, FpiModel, RuleBaseline, concat_features, truth_labels
 from selflearn.fpi.nbest import nbest_features
 from selflearn.simulation.population import make_household
-from signals_data import cache_is_current, simulate_to_store, stamp_cache, store_path
 
-CACHE = Path(__file__).resolve().parent / ".cache" / "fpi"
-TRAIN_REAL_HOUSEHOLDS, TRAIN_REAL_DAYS, TRAIN_REAL_SEED, TRAIN_REAL_PREFIX = 20, 3.0, 31, "trr"
-TEST_REAL_SEED, TEST_REAL_PREFIX = 13, "tx"  # as in bench/signals_data.py
+TRAIN_REAL, TEST_REAL = POPULATIONS["train-real"], POPULATIONS["test-real"]
 HELD_OUT_VOICE = "awb"
 
 
 def train_real_path() -> Path:
-    """The real-ASR training population (simulated and ingested on first use, and again when
-    the real channel or the simulator changed since)."""
-    path = CACHE / "train-real.duckdb"
-    if cache_is_current(path, "real"):
-        return path
-    path.unlink(missing_ok=True)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    config = SimulationConfig(
-        households=TRAIN_REAL_HOUSEHOLDS,
-        days=TRAIN_REAL_DAYS,
-        seed=TRAIN_REAL_SEED,
-        household_prefix=TRAIN_REAL_PREFIX,
-        phrasing_split="train",
-        corpora=("hwu64", "ha_tests"),
-        assistant=AssistantConfig(asr="real"),
-        workers=2,
-    )
-    result, _ = simulate_to_store(config, path)
-    stamp_cache(path, "real")
-    print(
-        f"[fpi] train-real: {result.turns:,} turns ({time.perf_counter() - started:.0f} s)", file=sys.stderr
-    )
-    return path
+    """The real-ASR training population, in ``bench/.cache/fpi/`` (simulated and ingested on
+    first use, and again when the real channel or the simulator changed since)."""
+    return populations.store(TRAIN_REAL.name, cache=populations.FPI_CACHE)
 
 
 def user_voices(store: Store, seed: int, prefix: str) -> dict[str, str]:
@@ -126,6 +108,15 @@ def _users(store: Store, features: pa.Table) -> np.ndarray:
     return np.array([lookup[t] for t in features.column("turn_id").to_pylist()], dtype=object)
 
 
+def _rounded(value: Any) -> Any:
+    """``value`` with every float rounded to 4 places (for the JSON results)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, float):
+        return round(value, 4)
+    return value
+
+
 def _scores(truth: np.ndarray, pred: np.ndarray) -> tuple[float, dict[str, float]]:
     f1 = {}
     for c in CLASSES:
@@ -137,8 +128,10 @@ def _scores(truth: np.ndarray, pred: np.ndarray) -> tuple[float, dict[str, float
     return float((pred == truth).mean()) if len(truth) else 0.0, f1
 
 
-def _table(truth: np.ndarray, pred: np.ndarray) -> str:
-    lines = ["| class | support | precision | recall | F1 |", "|---|---:|---:|---:|---:|"]
+def _class_scores(truth: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    """Support, precision, recall and F1 per class, accuracy and macro F1 (over the classes
+    present in ``truth``), and the confusion counts (truth, then predicted class)."""
+    classes: dict[str, dict[str, float]] = {}
     f1s = []
     for c in CLASSES:
         tp = int(((pred == c) & (truth == c)).sum())
@@ -148,19 +141,41 @@ def _table(truth: np.ndarray, pred: np.ndarray) -> str:
         f = 2 * p * r / (p + r) if p + r else 0.0
         if n_true:
             f1s.append(f)
-        lines.append(f"| {c} | {n_true:,} | {p:.3f} | {r:.3f} | {f:.3f} |")
-    acc = float((pred == truth).mean())
-    lines.append(f"| **accuracy** | {len(truth):,} | | | **{acc:.3f}** (macro F1 {np.mean(f1s):.3f}) |")
+        classes[c] = {"support": n_true, "precision": p, "recall": r, "f1": f}
+    return {
+        "turns": len(truth),
+        "accuracy": float((pred == truth).mean()),
+        "macro_f1": float(np.mean(f1s)),
+        "classes": classes,
+        "confusion": {t: {p: int(((truth == t) & (pred == p)).sum()) for p in CLASSES} for t in CLASSES},
+    }
+
+
+def _table(scores: dict[str, Any]) -> str:
+    """Per-class table of :func:`_class_scores`."""
+    lines = ["| class | support | precision | recall | F1 |", "|---|---:|---:|---:|---:|"]
+    for c, s in scores["classes"].items():
+        lines.append(f"| {c} | {s['support']:,} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
+    lines.append(
+        f"| **accuracy** | {scores['turns']:,} | | | **{scores['accuracy']:.3f}** "
+        f"(macro F1 {scores['macro_f1']:.3f}) |"
+    )
     return "\n".join(lines)
 
 
-def _confusion(truth: np.ndarray, pred: np.ndarray) -> str:
+def _confusion(scores: dict[str, Any]) -> str:
+    """Confusion table of :func:`_class_scores`."""
     head = "| truth \\ predicted | " + " | ".join(CLASSES) + " |"
     lines = [head, "|---|" + "---:|" * len(CLASSES)]
-    for t in CLASSES:
-        row = [int(((truth == t) & (pred == p)).sum()) for p in CLASSES]
-        lines.append(f"| {t} | " + " | ".join(f"{v:,}" for v in row) + " |")
+    for t, row in scores["confusion"].items():
+        lines.append(f"| {t} | " + " | ".join(f"{v:,}" for v in row.values()) + " |")
     return "\n".join(lines)
+
+
+def _details(title: str, truth: np.ndarray, pred: np.ndarray) -> tuple[str, dict[str, Any]]:
+    """A per-class and a confusion table under ``title``, and their figures."""
+    scores = _class_scores(truth, pred)
+    return f"#### {title}\n\n{_table(scores)}\n\n{_confusion(scores)}\n", _rounded(scores)
 
 
 def _summary_head(second: str) -> list[str]:
@@ -175,6 +190,28 @@ def _summary_row(name: str, truth: np.ndarray, pred: np.ndarray) -> str:
     acc, f1 = _scores(truth, pred)
     cells = " | ".join(f"{f1[c]:.3f}" if (truth == c).any() else "-" for c in CLASSES)
     return f"| {name} | {len(truth):,} | **{acc:.3f}** | {cells} |"
+
+
+class Summary:
+    """A summary table (:func:`_summary_head`, :func:`_summary_row`) and its figures: per
+    population, then per model, the turns, the accuracy and the F1 of every class (``None`` for
+    a class the population does not have)."""
+
+    def __init__(self, second: str) -> None:
+        self.lines = _summary_head(second)
+        self.figures: dict[str, dict[str, Any]] = {}
+
+    def add(self, population: str, model: str, truth: np.ndarray, pred: np.ndarray) -> None:
+        self.lines.append(_summary_row(f"{population} | {model}", truth, pred))
+        acc, f1 = _scores(truth, pred)
+        self.figures.setdefault(population, {})[model] = {
+            "turns": len(truth),
+            "accuracy": round(acc, 4),
+            "f1": {c: round(f1[c], 4) if (truth == c).any() else None for c in CLASSES},
+        }
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
 
 
 CV_FOLDS = 4
@@ -200,9 +237,11 @@ def cv_folds(store: Store, features: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return np.array(house), np.array(phrasing)
 
 
-def cross_validate(features: pa.Table, labels: np.ndarray, folds: tuple[np.ndarray, np.ndarray]) -> str:
+def cross_validate(
+    features: pa.Table, labels: np.ndarray, folds: tuple[np.ndarray, np.ndarray]
+) -> tuple[str, dict[str, Any]]:
     """Double held-out CV of the default :class:`FpiModel`: a table of accuracy and F1 per class
-    over the pooled out-of-fold predictions."""
+    over the pooled out-of-fold predictions, and its figures."""
     house, phrasing = folds
     truth, pred = [], []
     for k in range(CV_FOLDS):
@@ -215,8 +254,8 @@ def cross_validate(features: pa.Table, labels: np.ndarray, folds: tuple[np.ndarr
             f"[fpi] cv fold {k + 1}/{CV_FOLDS}: {int(train.sum()):,} train, {int(test.sum()):,} test",
             file=sys.stderr,
         )
-    t, p = np.concatenate(truth), np.concatenate(pred)
-    return f"{_table(t, p)}\n\n{_confusion(t, p)}\n"
+    scores = _class_scores(np.concatenate(truth), np.concatenate(pred))
+    return f"{_table(scores)}\n\n{_confusion(scores)}\n", _rounded(scores)
 
 
 HEARD = ("heard_differs", "heard_edit_share", "heard_success", "heard_matched", "heard_other_intent")
@@ -266,16 +305,16 @@ def heard_columns(store: Store, feats: pa.Table) -> np.ndarray:
     )
 
 
-def ceiling() -> None:
+def ceiling() -> dict[str, Any]:
     """The logs-only model against the same model that also knows the spoken words."""
     started = time.perf_counter()
-    with Store(store_path("train"), read_only=True) as store:
+    with Store(populations.store("train"), read_only=True) as store:
         train_feats, labels = labelled_features(store)
         train_heard = heard_columns(store, train_feats)
     logs = FpiModel().fit_features(train_feats, labels)
     mask = np.isin(labels, CLASSES)
     y = np.array([CLASSES.index(v) for v in labels[mask]], dtype=np.float64)
-    x = np.hstack([_matrix(train_feats, logs.vocab_, logs.text_), train_heard])[mask]
+    x = np.hstack([logs.feature_matrix(train_feats), train_heard])[mask]
     data = lgb.Dataset(
         x,
         y,
@@ -285,34 +324,36 @@ def ceiling() -> None:
     )
     heard_booster = lgb.train(logs.params, data, num_boost_round=logs.num_rounds)
     print(f"[fpi] ceiling: trained on {int(mask.sum()):,} turns", file=sys.stderr)
-    summary = _summary_head("model")
+    summary = Summary("model")
     details = []
+    figures: dict[str, Any] = {"trained_on_turns": int(mask.sum()), "logs + words said": {}}
     for name in TEST_POPULATIONS:
-        with Store(store_path(name), read_only=True) as store:
+        with Store(populations.store(name), read_only=True) as store:
             feats, truth = labelled_features(store)
             heard = heard_columns(store, feats)
-        x = np.hstack([_matrix(feats, logs.vocab_, logs.text_), heard])
+        x = np.hstack([logs.feature_matrix(feats), heard])
         proba = np.asarray(heard_booster.predict(x, num_threads=1)).reshape(feats.num_rows, len(CLASSES))
         preds = {
             "logs only": logs.predict(feats).labels,
             "logs + words said": np.array(CLASSES, dtype=object)[proba.argmax(axis=1)],
         }
         for label, pred in preds.items():
-            summary.append(_summary_row(f"{name} | {label}", truth, pred))
-        details.append(
-            f"#### {name}: logs + words said\n\n{_table(truth, preds['logs + words said'])}\n\n"
-            f"{_confusion(truth, preds['logs + words said'])}\n"
+            summary.add(name, label, truth, pred)
+        text, figures["logs + words said"][name] = _details(
+            f"{name}: logs + words said", truth, preds["logs + words said"]
         )
-    print("\n".join(summary) + "\n")
+        details.append(text)
+    print(f"{summary}\n")
     print("\n".join(details))
     print(f"(total {time.perf_counter() - started:.0f} s)")
+    return {"summary": summary.figures, **figures}
 
 
-def more_data(extra: Path) -> None:
+def more_data(extra: Path) -> dict[str, Any]:
     """Is the model short of data? The noisy-only model against the same model trained on
     ``train`` plus another simulated store of training-side traffic (other households)."""
     started = time.perf_counter()
-    with Store(store_path("train"), read_only=True) as store:
+    with Store(populations.store("train"), read_only=True) as store:
         train_feats, train_labels = labelled_features(store)
     t0 = time.perf_counter()
     with Store(extra, read_only=True) as store:
@@ -330,14 +371,21 @@ def more_data(extra: Path) -> None:
     }
     counts = {c: int((extra_labels == c).sum() + (train_labels == c).sum()) for c in CLASSES}
     print(f"labels in the larger training set: {counts}\n")
-    summary = _summary_head("trained on")
+    summary = Summary("trained on")
     for name in TEST_POPULATIONS:
-        with Store(store_path(name), read_only=True) as store:
+        with Store(populations.store(name), read_only=True) as store:
             feats, truth = labelled_features(store)
         for label, model in models.items():
-            summary.append(_summary_row(f"{name} | {label}", truth, model.predict(feats).labels))
-    print("\n".join(summary))
+            summary.add(name, label, truth, model.predict(feats).labels)
+    print(summary)
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
+    return {
+        "extra_store": str(extra),
+        "train_turns": train_feats.num_rows,
+        "extra_turns": extra_feats.num_rows,
+        "labels": counts,
+        "summary": summary.figures,
+    }
 
 
 def main() -> None:
@@ -357,31 +405,31 @@ def main() -> None:
         "of training-side traffic, e.g. bench/online.py's train-240.duckdb)",
     )
     args = parser.parse_args()
+    started = time.perf_counter()
     if args.more_data is not None:
-        more_data(args.more_data)
+        write_results("fpi-more-data", more_data(args.more_data), seconds=time.perf_counter() - started)
         return
     if args.ceiling:
-        ceiling()
+        write_results("fpi-ceiling", ceiling(), seconds=time.perf_counter() - started)
         return
     if args.cv:
-        started = time.perf_counter()
-        with Store(store_path("train"), read_only=True) as store:
+        with Store(populations.store("train"), read_only=True) as store:
             feats, labels = labelled_features(store)
             folds = cv_folds(store, feats)
-        table = cross_validate(feats, labels, folds)
+        table, scores = cross_validate(feats, labels, folds)
         print(f"#### double held-out CV on train ({CV_FOLDS} folds)\n\n{table}")
         print(f"(total {time.perf_counter() - started:.0f} s)")
+        write_results("fpi-cv", {"folds": CV_FOLDS, **scores}, seconds=time.perf_counter() - started)
         return
 
-    started = time.perf_counter()
-    with Store(store_path("train"), read_only=True) as store:
+    with Store(populations.store("train"), read_only=True) as store:
         t0 = time.perf_counter()
         train_feats = fpi_features(store)
         feat_s = time.perf_counter() - t0
         train_labels = truth_labels(store, train_feats.column("turn_id"))
     with Store(train_real_path(), read_only=True) as store:
         real_feats, real_labels = labelled_features(store)
-        voices = user_voices(store, TRAIN_REAL_SEED, TRAIN_REAL_PREFIX)
+        voices = user_voices(store, TRAIN_REAL.seed, TRAIN_REAL.prefix)
         keep = np.array([voices.get(u) != HELD_OUT_VOICE for u in _users(store, real_feats)])
     print(
         f"features: train {train_feats.num_rows:,} turns in {feat_s:.0f} s "
@@ -396,42 +444,49 @@ def main() -> None:
         np.concatenate([train_labels, real_labels[keep]]),
     )
     print(f"fit {fit_s:.0f} s per model; labels (mixed) {mixed.label_counts_}\n")
+    figures: dict[str, Any] = {
+        "features": {
+            "train_turns": train_feats.num_rows,
+            "train_seconds": round(feat_s, 1),
+            "train_turns_per_s": round(train_feats.num_rows / feat_s),
+            "train_real_turns": real_feats.num_rows,
+            "train_real_kept": int(keep.sum()),
+            "held_out_voice": HELD_OUT_VOICE,
+        },
+        "fit_seconds_per_model": round(fit_s, 1),
+        "labels_mixed": mixed.label_counts_,
+    }
 
     baseline = RuleBaseline()
-    summary = _summary_head("model")
+    summary = Summary("model")
     details = []
     for name in TEST_POPULATIONS:
-        with Store(store_path(name), read_only=True) as store:
+        with Store(populations.store(name), read_only=True) as store:
             feats, truth = labelled_features(store)
             users = _users(store, feats)
-            test_voices = user_voices(store, TEST_REAL_SEED, TEST_REAL_PREFIX) if name == "test-real" else {}
+            test_voices = (
+                user_voices(store, TEST_REAL.seed, TEST_REAL.prefix) if name == TEST_REAL.name else {}
+            )
         preds = {
             "rule baseline": baseline.predict(feats),
             "FpiModel noisy-only": noisy_only.predict(feats).labels,
             "FpiModel mixed": mixed.predict(feats).labels,
         }
         for label, pred in preds.items():
-            summary.append(_summary_row(f"{name} | {label}", truth, pred))
-            details.append(f"#### {name}: {label}\n\n{_table(truth, pred)}\n\n{_confusion(truth, pred)}\n")
+            summary.add(name, label, truth, pred)
+            details.append(_details(f"{name}: {label}", truth, pred)[0])
         if test_voices:
             unseen = np.array([test_voices.get(u) == HELD_OUT_VOICE for u in users])
             for label in ("FpiModel noisy-only", "FpiModel mixed"):
                 pred = preds[label]
-                summary.append(
-                    _summary_row(
-                        f"test-real, voices seen in train-real | {label}", truth[~unseen], pred[~unseen]
-                    )
-                )
-                summary.append(
-                    _summary_row(
-                        f"test-real, held-out voice {HELD_OUT_VOICE} | {label}", truth[unseen], pred[unseen]
-                    )
-                )
-    print("\n".join(summary) + "\n")
+                summary.add("test-real, voices seen in train-real", label, truth[~unseen], pred[~unseen])
+                summary.add(f"test-real, held-out voice {HELD_OUT_VOICE}", label, truth[unseen], pred[unseen])
+    print(f"{summary}\n")
     print("\n".join(details))
+    figures["summary"] = summary.figures
 
     if args.speed_turns:
-        with Store(store_path("test"), read_only=True) as store:
+        with Store(populations.store("test"), read_only=True) as store:
             t0 = time.perf_counter()
             feats = fpi_features(store)
             feat_s = time.perf_counter() - t0
@@ -450,7 +505,17 @@ def main() -> None:
             f"prediction (text projection + LightGBM) on {n:,} replicated turns {pred_s:.1f} s "
             f"({n / pred_s:,.0f} turns/s)"
         )
+        figures["speed"] = {
+            "test_turns": feats.num_rows,
+            "features_seconds": round(feat_s, 2),
+            "features_turns_per_s": round(feats.num_rows / feat_s),
+            "features_without_nbest_seconds": round(no_nbest_s, 2),
+            "predict_turns": n,
+            "predict_seconds": round(pred_s, 2),
+            "predict_turns_per_s": round(n / pred_s),
+        }
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
+    write_results("fpi", figures, seconds=time.perf_counter() - started)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
     python bench/http_load.py --rewriter models/rewriter --behind-nlu      # failed turns, with their n-best
     python bench/http_load.py                                             # no rewriter: HTTP overhead only
 
-What it does:
+Run it from the repository root with the project's Python (``selflearn`` installed: the server is
+``python -m selflearn serve``). What it does:
 
 1. **Requests**: real request texts with their household, user, device area and time, from
    ``--texts`` (one text per line), ``--store`` (a DuckDB store's turns) or ``--sim`` (a
@@ -27,8 +28,11 @@ What it does:
    errors, client timeouts), fail-opens (200 with the original text because of a timeout or an
    error), rewritten share, the rewriter's own decision time (``elapsed_us``), CPU time of server
    and generator, the server's resident memory (after loading, after learning, after the run, and
-   its peak), the machine's core count and load average before and after. ``--json FILE`` also
-   writes it as JSON; ``--check`` exits 1 when there were errors or p99 exceeded ``--p99-ms``.
+   its peak), the machine's core count and load average before and after. The report is also
+   written as JSON to ``docs/results/http_load.json`` (or ``$SELFLEARN_RESULTS``;
+   ``http_load-no-rewriter.json`` without ``--rewriter``, ``http_load-reload.json`` with
+   ``--reload-every``: they measure something else), and to ``--json FILE`` when given;
+   ``--check`` exits 1 when there were errors or p99 exceeded ``--p99-ms``.
 
 The generator shares the machine with the server (and with whatever else runs on it), so the
 numbers are an upper bound for the service alone; say so when you quote them, with the cores.
@@ -60,8 +64,8 @@ import httpx
 import numpy as np
 import orjson
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+# selflearn is imported where it is used: the load generator's process imports this module too,
+# and its CPU time is reported.
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -138,7 +142,7 @@ def workload_from_sim(folder: Path, observe: float, behind_nlu: bool = False) ->
 
 
 def workload_from_store(path: Path, observe: float, limit: int, behind_nlu: bool = False) -> Workload:
-    from selflearn.core.store import Store
+    from selflearn import Store
 
     with Store(path, read_only=True) as store:
         homes = {
@@ -225,9 +229,8 @@ def start_server(args: argparse.Namespace, port: int, log_path: Path) -> subproc
     cmd += ["--timeout-ms", str(args.timeout_ms), "--decision-threads", str(args.decision_threads)]
     if args.rewriter is not None:
         cmd += ["--rewriter", str(args.rewriter)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     log = log_path.open("wb")
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_healthy(
@@ -306,6 +309,7 @@ async def _generate(
                     conn = None
                     if fresh or attempt == 1:
                         raise exc
+            assert conn is not None  # the loop above left by `break`, connected
             conn.used += 1
             if status != 200:
                 outcome = f"http {status}"
@@ -394,6 +398,7 @@ def _mb(n: int | None) -> float | None:
 
 
 def main() -> None:
+    started = time.perf_counter()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -460,12 +465,12 @@ def main() -> None:
         if not workload.requests:
             raise SystemExit("no requests in the workload")
         random.Random(args.seed).shuffle(workload.requests)
-        run(args, workload, work)
+        run(args, workload, work, started)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(args: argparse.Namespace, workload: Workload, work: Path) -> None:
+def run(args: argparse.Namespace, workload: Workload, work: Path, begun: float) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = work / "server.log"
@@ -552,8 +557,33 @@ def run(args: argparse.Namespace, workload: Workload, work: Path) -> None:
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
+    from selflearn.evaluate import write_results
+
+    figures = _finite({**report, "behind_nlu": args.behind_nlu})
+    write_results(results_name(args), figures, seconds=time.perf_counter() - begun)
     if args.check and (report["errors"] or report["latency_ms"]["p99"] > args.p99_ms):
         sys.exit(1)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN (a percentile of nothing) as ``None``: the results file is strict JSON."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def results_name(args: argparse.Namespace) -> str:
+    """``http_load`` for a rewriter under load; runs that measure something else get their own file."""
+    name = "http_load"
+    if args.rewriter is None:
+        name += "-no-rewriter"
+    if args.reload_every:
+        name += "-reload"
+    return name
 
 
 def _cpu_model() -> str:

@@ -1,94 +1,65 @@
 """Rewrite-mining benchmark: mine on simulated weeks, replay later weeks with and without the table.
 
-    python bench/signals_data.py mine          # 240 homes x 14 days, train phrasings (cached)
-    python bench/mining.py [--rephrase-model models/rephrase] [--k 5]
+    python bench/mining.py [--rephrase-model models/rephrase] [--k 5] [--cache DIR]
+    python bench/mining.py --mine-store STORE    # mine another store (e.g. a small one to try it)
 
-1. The mining population (households ``mn*``, train-side phrasings, noisy ASR) gets its friction
-   signals: rephrase links from the contextual model when ``--rephrase-model`` exists (else the
+Populations are the named ones of :mod:`selflearn.evaluate.populations` (``selflearn evaluate
+populations`` lists them); each is simulated on first use and cached until the simulator or the
+ASR channel changes.
+
+1. The mining population ``mine`` (240 homes x 14 days, households ``mn*``, train-side
+   phrasings, noisy ASR; cached as ``bench/.cache/signals/mine.duckdb``, about 15 minutes to
+   build) gets its friction signals (:mod:`selflearn.evaluate.signals`, once, kept in the
+   store): rephrase links from the contextual model when ``--rephrase-model`` exists (else the
    pairwise lexical baseline), defects from the heuristic. Simulation truth is never read.
-2. ``mine`` (DuckDB engine) builds the rewrite table; its wall time is reported.
-3. Two later weeks on *new* households (``rp*``, another seed) are simulated twice each, once as
-   Home Assistant ships (strict -> gazetteer) and once with the table in front of it:
-   ``seen``: train-side phrasings (requests like the ones mined, said in other homes);
-   ``held-out``: the held-out 20 % of phrasings plus SLURP (phrasings never mined).
+2. ``RewriteMiner`` (DuckDB engine) builds the rewrite table; its wall time is reported.
+3. Two later weeks on *new* households (``rp*``, another seed) are replayed twice each
+   (:class:`selflearn.evaluate.ab.Replay`, cached under ``--cache``), once as Home Assistant
+   ships (strict -> gazetteer, arm ``control``) and once with the table in front of it (arm
+   ``table``, labelled ``rewrites`` below):
+   ``mining-seen``: train-side phrasings (requests like the ones mined, said in other homes);
+   ``mining-held-out``: the held-out 20 % of phrasings plus SLURP (phrasings never mined).
 4. From the simulation truth: defect rates per arm; on rewritten turns, wins (would have failed,
    worked), losses (would have worked, failed), win/loss, defect-rate reduction, rescue rate (wins
    over all turns that would have failed) and false-rewrite rate (losses over rewritten turns).
+
+The figures are also written as JSON to ``docs/results/mining.json`` (or ``$SELFLEARN_RESULTS``).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import shutil
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from selflearn import AssistantConfig, SimulationConfig, Store, simulate
-from selflearn.evaluate.replay import ArmStats, score_arm
-from selflearn.mining import DuckDbEngine, MiningConfig, mine
+from selflearn import Store
+from selflearn.evaluate import POPULATIONS, ArmStats, Replay, write_results
+from selflearn.evaluate.ab import arm_row, pct
+from selflearn.evaluate.cache import population_store
+from selflearn.evaluate.signals import score_signals, signals_are_scored
+from selflearn.mining import DuckDbEngine, MiningConfig, RewriteMiner
 from selflearn.rewrite import RewriteTable
-from selflearn.signals.defect import score_defects
-from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline, score_rephrases
-from selflearn.simulation.corpora import find_data_dir
-from signals_data import replay_is_current, store_path
 
-CACHE = Path(__file__).resolve().parent / ".cache" / "mining"
+BENCH = Path(__file__).resolve().parent
+CACHE = BENCH / ".cache" / "mining"
+MINE_STORE = BENCH / ".cache" / "signals" / "mine.duckdb"
+REPLAYS = (("seen", "mining-seen"), ("held-out", "mining-held-out"))
+"""(name in the tables, population replayed)."""
 
 
 def signals(path: Path, rephrase_model: Path | None) -> str:
     """Score the mining store's friction signals once (cached in the store)."""
     with Store(path) as store:
-        scored = store.query(
-            "SELECT (SELECT count(*) FROM defects) AS d, (SELECT count(*) FROM rephrases) AS r"
-        )
-        if scored.column("d")[0].as_py() == store.count("turns") and scored.column("r")[0].as_py():
+        if signals_are_scored(store):
             return "cached"
-        started = time.perf_counter()
-        if rephrase_model is not None and rephrase_model.exists():
-            detector: Any = ContextualRephraseDetector.load(rephrase_model)
-            name = f"contextual {rephrase_model}"
-        else:
-            detector = PairwiseRephraseBaseline("lexical")
-            name = "pairwise lexical"
-        score_rephrases(store, detector)
-        score_defects(store)
-        return f"{name}, {time.perf_counter() - started:.0f} s"
-
-
-def replay(name: str, split: str, corpora: tuple[str, ...], table: Path | None, args: Any) -> Path:
-    arm = "control" if table is None else "rewrites"
-    out = CACHE / f"replay-{name}-{arm}"
-    config = SimulationConfig(
-        households=args.replay_households,
-        days=args.replay_days,
-        seed=31,
-        household_prefix="rp",
-        phrasing_split=split,  # type: ignore[arg-type]
-        corpora=corpora,
-        assistant=AssistantConfig(asr="noisy"),
-        workers=args.workers,
-    )
-    if not args.rebuild and table is None and replay_is_current(out, config):
-        return out
-    shutil.rmtree(out, ignore_errors=True)
-    started = time.perf_counter()
-    result = simulate(config, out, rewriter=RewriteTable.load(table) if table else None)
-    print(
-        f"[mining] replay {name}/{arm}: {result.turns:,} turns in {time.perf_counter() - started:.0f} s",
-        file=sys.stderr,
-    )
-    return out
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+        return score_signals(store, rephrase_model)
 
 
 def main() -> None:
+    started_all = time.perf_counter()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -101,17 +72,35 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true", help="re-simulate the control arms too")
     parser.add_argument("--examples", type=int, default=8)
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=CACHE,
+        help="folder of the table and the replays (default bench/.cache/mining)",
+    )
+    parser.add_argument(
+        "--mine-store",
+        type=Path,
+        default=None,
+        help="store to mine (default: the `mine` population, cached as bench/.cache/signals/mine.duckdb)",
+    )
     args = parser.parse_args()
-    CACHE.mkdir(parents=True, exist_ok=True)
+    if args.mine_store is not None and not args.mine_store.exists():
+        parser.error(f"--mine-store {args.mine_store} does not exist")
+    args.cache.mkdir(parents=True, exist_ok=True)
 
-    mine_store = store_path("mine", args.workers)
-    print(f"mining store: {mine_store} (signals: {signals(mine_store, args.rephrase_model)})")
+    if args.mine_store is None:
+        mine_store = population_store(MINE_STORE, POPULATIONS["mine"].config(args.workers))
+    else:
+        mine_store = args.mine_store
+    scored_with = signals(mine_store, args.rephrase_model)
+    print(f"mining store: {mine_store} (signals: {scored_with})")
     config = MiningConfig(min_users=args.k, min_households=args.min_households, margin=args.margin)
     with Store(mine_store, read_only=True) as store:
         started = time.perf_counter()
-        table = mine(DuckDbEngine(store), config)
+        table = RewriteMiner(config).fit(DuckDbEngine(store)).mined()
         seconds = time.perf_counter() - started
-    folder = table.save(CACHE / f"rewrites-k{args.k}")
+    folder = table.save(args.cache / f"rewrites-k{args.k}")
     rep = table.metadata["report"]
     print(
         f"mined {rep['turns']:,} turns ({rep['users']:,} users, {rep['households']:,} homes) "
@@ -128,9 +117,6 @@ def main() -> None:
             f"{row['p_target']:.2f}, {row['users']} users, {row['households']} homes)"
         )
 
-    have_data = find_data_dir(None) is not None
-    seen_corpora = ("hwu64", "ha_tests") if have_data else ()
-    held_corpora = ("slurp", "hwu64", "ha_tests") if have_data else ()
     lines = [
         "| replay | arm | turns | defect rate | first attempts failed (in scope) | goals failed (in scope) |",
         "|---|---|---:|---:|---:|---:|",
@@ -141,15 +127,21 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     notes: list[str] = []
-    for name, split, corpora in (("seen", "train", seen_corpora), ("held-out", "test", held_corpora)):
+    replays: dict[str, Any] = {}
+    for name, population in REPLAYS:
+        replay = Replay(
+            POPULATIONS[population],
+            args.cache,
+            workers=args.workers,
+            households=args.replay_households,
+            days=args.replay_days,
+            rebuild=args.rebuild,
+        )
         stats: dict[str, ArmStats] = {}
-        for arm, tab in (("control", None), ("rewrites", folder)):
-            stats[arm] = st = score_arm(replay(name, split, corpora, tab, args))
-            lines.append(
-                f"| {name} | {arm} | {st.turns:,} | {pct(st.defect_rate)} | "
-                f"{pct(st.first_attempt_defect_rate)} | {pct(st.goal_failure_rate)} |"
-            )
-        s, c = stats["rewrites"], stats["control"]
+        for arm, label, learner in (("control", "control", None), ("table", "rewrites", folder)):
+            stats[arm] = st = replay.score([arm], learner)[arm]
+            lines.append(arm_row(name, label, st))
+        s, c = stats["table"], stats["control"]
         n_rw = max(s.rewritten, 1)
         rw_lines.append(
             f"| {name} | {s.rewritten:,} ({pct(s.rewritten / s.turns)}) | {s.wins:,} | {s.losses:,} "
@@ -169,6 +161,12 @@ def main() -> None:
         for kind, items in (("win", s.win_examples), ("loss", s.loss_examples)):
             for original, rewritten, intent in random.Random(1).sample(items, min(args.examples, len(items))):
                 notes.append(f"  {kind}: {original!r} -> {rewritten!r} ({intent})")
+        replays[name] = {
+            "population": population,
+            "households": args.replay_households,
+            "days": args.replay_days,
+            "arms": {arm: st.summary() for arm, st in stats.items()},
+        }
     print()
     print("\n".join(lines))
     print()
@@ -178,6 +176,33 @@ def main() -> None:
     counts = Counter(r["status"] for r in rows)
     sensitive = sum(r["sensitive"] and r["status"] == "active" for r in rows)
     print(f"\ntable: {dict(counts)}; sensitive active: {sensitive}")
+
+    figures = {
+        "mining_store": {
+            "population": "mine" if args.mine_store is None else None,
+            "path": str(mine_store),
+            "signals": scored_with,
+        },
+        "config": {"min_users": args.k, "min_households": args.min_households, "margin": args.margin},
+        "table": {
+            "version": table.version,
+            "turns": rep["turns"],
+            "users": rep["users"],
+            "households": rep["households"],
+            "states": rep["states"],
+            "components": rep["components"],
+            "largest_component": rep["largest_component"],
+            "rules": rep["rules"],
+            "demoted": rep["demoted"],
+            "rejected": rep["rejected"],
+            "seconds": round(seconds, 2),
+            "stage_seconds": rep["seconds"],
+            "status": dict(counts),
+            "sensitive_active": sensitive,
+        },
+        "replays": replays,
+    }
+    write_results("mining", figures, seconds=time.perf_counter() - started_all)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
     python bench/mining_engines.py --store bench/.cache/signals/mine.duckdb --replicate 4
     python bench/mining_engines.py --store STORE --replicate N --min-users 5   # N x the turns
 
+``bench/.cache/signals/mine.duckdb`` is the ``mine`` population (:mod:`selflearn.evaluate.populations`)
+with its friction signals, as ``python bench/mining.py`` leaves it; any store with signals will do.
+
 1. ``--replicate N`` copies the store's ``turns``, ``defects``, ``rephrases`` and ``homes`` N
    times into a scratch store, suffixing every id (turn, session, user, household, home, and the
    ``rephrase_of`` link) with ``-r{i}`` in copy i >= 1, so users, homes and chains scale with the
@@ -13,6 +16,8 @@
 3. Wall times per stage are printed (replicate, export, Spark start-up, and the miner's own
    delexicalize / aggregate / solve / select), with a Markdown row for docs/benchmarks.md; the
    two tables must be identical row for row (and have the same version), else exit code 1.
+   The figures are also written as JSON to ``docs/results/mining_engines.json`` (or
+   ``$SELFLEARN_RESULTS``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from selflearn import Store
-from selflearn.mining import DuckDbEngine, MiningConfig, SparkEngine, mine
+from selflearn.evaluate import write_results
+from selflearn.mining import DuckDbEngine, MiningConfig, RewriteMiner, SparkEngine
 from selflearn.mining.engines import export_for_spark
 from selflearn.rewrite import RewriteTable
 
@@ -68,7 +74,7 @@ def run_spark(folder: Path, config: MiningConfig, master: str) -> tuple[RewriteT
     engine = SparkEngine(folder, master=master)
     startup = time.perf_counter() - started
     try:
-        table = mine(engine, config)
+        table = RewriteMiner(config).fit(engine).mined()
     finally:
         engine.close()
     return table, startup, time.perf_counter() - started
@@ -91,6 +97,7 @@ def same(a: RewriteTable, b: RewriteTable) -> list[str]:
 
 
 def main() -> int:
+    started_all = time.perf_counter()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -119,7 +126,7 @@ def main() -> int:
 
     with Store(store_path, read_only=True) as store:
         started = time.perf_counter()
-        duck = mine(DuckDbEngine(store), config)
+        duck = RewriteMiner(config).fit(DuckDbEngine(store)).mined()
         seconds["duckdb"] = time.perf_counter() - started
         started = time.perf_counter()
         export_for_spark(store, work / "parquet")
@@ -135,22 +142,19 @@ def main() -> int:
     problems = same(duck, spark)
     rep = duck.metadata["report"]
     stages = ("delexicalize", "aggregate", "solve", "select")
-    print(
-        json.dumps(
-            {
-                "turns": rep["turns"],
-                "users": rep["users"],
-                "households": rep["households"],
-                "patterns": rep["states"],
-                "rules": rep["rules"],
-                "identical": not problems,
-                "version": duck.version,
-                "seconds": {k: round(v, 2) for k, v in seconds.items()},
-                "duckdb_stages": duck.metadata["report"]["seconds"],
-                "spark_stages": spark.metadata["report"]["seconds"],
-            }
-        )
-    )
+    figures: dict[str, Any] = {
+        "turns": rep["turns"],
+        "users": rep["users"],
+        "households": rep["households"],
+        "patterns": rep["states"],
+        "rules": rep["rules"],
+        "identical": not problems,
+        "version": duck.version,
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "duckdb_stages": duck.metadata["report"]["seconds"],
+        "spark_stages": spark.metadata["report"]["seconds"],
+    }
+    print(json.dumps(figures))
     print()
     print(
         "| turns | engine | total s | start-up s | "
@@ -172,6 +176,14 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     for problem in problems:
         print(f"MISMATCH: {problem}", file=sys.stderr)
+    figures |= {
+        "replicate": args.replicate,
+        "rows": counts,
+        "master": args.master,
+        "config": {"min_users": args.min_users, "min_households": args.min_households, "margin": args.margin},
+        "problems": problems,
+    }
+    write_results("mining_engines", figures, seconds=time.perf_counter() - started_all)
     return 1 if problems else 0
 
 

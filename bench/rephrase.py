@@ -1,10 +1,14 @@
 """Rephrase detection benchmark: pairwise baselines vs the contextual MiniLM detector.
 
-Train the model first (on the simulated *train* population of ``bench/signals_data.py``)::
+Train the model first (on the simulated *train* population, ``selflearn evaluate populations``)::
 
-    python bench/signals_data.py train test test-clean test-real
+    selflearn evaluate build train test test-clean test-real --cache-dir bench/.cache/signals
     selflearn train rephrase --store bench/.cache/signals/train.duckdb --out models/rephrase
     python bench/rephrase.py --model models/rephrase
+
+``train`` is built on first use when missing; the evaluation populations are scored only when
+built (``test-real`` needs ``make asr-deps``). Figures go to ``docs/results/rephrase.json`` (to
+``$SELFLEARN_RESULTS`` when set).
 
 The baselines' thresholds are fitted on the same training population. Evaluation is on held-out
 households and phrasings (``test``: noisy ASR, ``test-clean``: exact ASR, ``test-real``:
@@ -17,9 +21,13 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+import populations
 from selflearn.core.store import Store
+from selflearn.evaluate import write_results
 from selflearn.signals.rephrase import (
     ContextualRephraseDetector,
     PairwiseRephraseBaseline,
@@ -28,11 +36,10 @@ from selflearn.signals.rephrase import (
     link_metrics,
     session_examples,
 )
-from signals_data import CACHE, evaluation_store
 
 
 def load(name: str) -> list[RephraseExample]:
-    with Store(evaluation_store(name), read_only=True) as store:
+    with Store(populations.evaluation_store(name), read_only=True) as store:
         return list(session_examples(store, with_labels=True))
 
 
@@ -46,13 +53,25 @@ def hard_negative_fp(examples: list[RephraseExample], decisions: list[RephraseDe
     return fp, n
 
 
-def row(name: str, detector: str, examples: list[RephraseExample], decisions: list[RephraseDecision]) -> str:
+def row(
+    name: str, detector: str, examples: list[RephraseExample], decisions: list[RephraseDecision]
+) -> tuple[str, dict[str, Any]]:
+    """A table row and its figures."""
     m = link_metrics(examples, decisions)
     fp, n = hard_negative_fp(examples, decisions)
-    return (
+    line = (
         f"| {name} | {detector} | {m['precision']:.3f} | {m['recall']:.3f} | **{m['f1']:.3f}** | "
         f"{fp}/{n} ({fp / max(n, 1):.1%}) |"
     )
+    figures = {
+        "precision": round(float(m["precision"]), 4),
+        "recall": round(float(m["recall"]), 4),
+        "f1": round(float(m["f1"]), 4),
+        "new_requests_under_20_s": n,
+        "new_requests_under_20_s_linked": fp,
+        "false_link_rate_under_20_s": round(fp / max(n, 1), 4),
+    }
+    return line, figures
 
 
 def show(example: RephraseExample, decision: RephraseDecision) -> str:
@@ -80,6 +99,7 @@ def main() -> None:
     )
     parser.add_argument("--examples", type=int, default=6, help="failure examples to print per kind")
     args = parser.parse_args()
+    started_all = time.perf_counter()
 
     train = [e for e in load("train") if e.candidates]
     random.Random(0).shuffle(train)
@@ -88,13 +108,25 @@ def main() -> None:
         "pairwise lexical": PairwiseRephraseBaseline("lexical").fit(train),
         "pairwise MiniLM cosine": PairwiseRephraseBaseline("embedding").fit(train),
     }
+    figures: dict[str, Any] = {"baselines": {}, "sets": {}, "skipped": []}
     for name, b in baselines.items():
         print(
             f"{name}: threshold {b.threshold}, max gap {b.max_gap_s:g} s "
             f"(fitted on {len(train):,} train turns)"
         )
+        figures["baselines"][name] = {
+            "threshold": b.threshold,
+            "max_gap_s": b.max_gap_s,
+            "fitted_on_turns": len(train),
+        }
     model = ContextualRephraseDetector.load(args.model)
-    print(f"contextual: {args.model} {model.train_report}")
+    print(f"contextual: {args.model} {model.train_report_}")
+    figures["contextual"] = {
+        "model": str(args.model),
+        "train": asdict(model.train_report_) if model.train_report_ is not None else None,
+    }
+    # Every set is scored with a cold cache (its speed is measured): keep no predictions.
+    model.cache_size = 0
 
     lines = [
         "| set | detector | precision | recall | F1 | new requests <20 s linked (FP) |",
@@ -102,23 +134,36 @@ def main() -> None:
     ]
     failures: dict[str, list[str]] = {}
     for name in args.sets:
-        if not (CACHE / f"{name}.duckdb").exists():
-            print(f"(skipping {name}: run python bench/signals_data.py {name})")
+        if not populations.store_path(name).exists():
+            print(f"(skipping {name}: run {populations.build_command(name)})")
+            figures["skipped"].append(name)
             continue
         examples = load(name)
+        detectors: dict[str, dict[str, Any]] = {}
         for label, b in baselines.items():
-            lines.append(row(name, label, examples, b.predict(examples)))
-        model._cache.clear()
+            line, detectors[label] = row(name, label, examples, b.predict(examples))
+            lines.append(line)
         started = time.perf_counter()
         decisions = model.predict(examples)
         seconds = time.perf_counter() - started
         with_ctx = sum(1 for e in examples if e.candidates)
-        lines.append(row(name, "contextual MiniLM", examples, decisions))
+        line, detectors["contextual MiniLM"] = row(name, "contextual MiniLM", examples, decisions)
+        lines.append(line)
+        rephrases = sum(e.label is not None for e in examples)
         print(
             f"{name}: {len(examples):,} turns ({with_ctx:,} with earlier turns, "
-            f"{sum(e.label is not None for e in examples):,} rephrases) scored in {seconds:.1f} s = "
+            f"{rephrases:,} rephrases) scored in {seconds:.1f} s = "
             f"{len(examples) / seconds:,.0f} turns/s ({with_ctx / seconds:,.0f} model calls/s)"
         )
+        figures["sets"][name] = {
+            "turns": len(examples),
+            "with_earlier_turns": with_ctx,
+            "rephrases": rephrases,
+            "contextual_seconds": round(seconds, 2),
+            "contextual_turns_per_s": round(len(examples) / seconds, 1),
+            "contextual_model_calls_per_s": round(with_ctx / seconds, 1),
+            "detectors": detectors,
+        }
         fps = [
             show(e, d)
             for e, d in zip(examples, decisions, strict=True)
@@ -137,6 +182,7 @@ def main() -> None:
     for kind, rows in failures.items():
         print(f"\n{kind}:")
         print("\n".join(rows))
+    write_results("rephrase", figures, seconds=time.perf_counter() - started_all)
 
 
 if __name__ == "__main__":

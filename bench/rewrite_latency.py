@@ -3,13 +3,16 @@
     python bench/rewrite_latency.py --rewriter bench/.cache/online/rewriter-k5 \\
         --store bench/.cache/online/train-120x14.duckdb [--entries 1000000]
 
+``--rewriter`` is a folder ``Rewriter.load`` reads (``selflearn train rewriter``, or the one
+``bench/online.py`` trains); ``--store`` a store of logged turns (e.g. the one it was trained on).
+
 1. Loads a trained rewriter and grows its global knowledge to ``--entries`` patterns with real
    sentences: user utterances of SGD, SLURP, CLINC150, SNIPS, HWU64, Banking77 and Taskmaster
    (``../shared/data``), then noisy-ASR variants of them (the project's noisy channel) until
    the count is reached. Each added pattern copies the statistics and signature of a random
    trained pattern with the same slot signature, so the ranker sees realistic candidates. The
    partitions are re-indexed (HNSW above 20,000 patterns; M=32, efConstruction 80).
-   The grown knowledge is cached under ``bench/.cache/latency/``.
+   The grown knowledge is cached under ``--cache`` (default ``bench/.cache/latency/``).
 2. Replays ``--requests`` requests from the store (what was said, in order) through
    ``rewrite_one``, each mode from empty caches warmed up on as many requests of other
    households (so no measured request was seen before): behind
@@ -22,6 +25,9 @@
    resident memory with the rewriter loaded.
 4. ``--dump FILE`` writes every decision of the pattern-cache-off runs as JSON lines: two runs'
    files compare line by line, to show that a speed-up changed no decision.
+
+The figures are also written as JSON to ``docs/results/rewrite_latency.json`` (or
+``$SELFLEARN_RESULTS``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +51,7 @@ from selflearn import Store
 from selflearn.assistant.asr import make_asr
 from selflearn.core.delex import Delexicalizer
 from selflearn.core.hooks import RewriteContext
+from selflearn.evaluate import write_results
 from selflearn.rewrite import Rewriter
 from selflearn.rewrite.index import EF_SEARCH
 from selflearn.rewrite.knowledge import Knowledge, Pattern, build_indexes, slots_key
@@ -97,10 +105,10 @@ def grow(knowledge: Knowledge, rewriter: Rewriter, entries: int, data: Path, see
     rng = random.Random(seed)
     delex = Delexicalizer(None)
     by_slots: dict[str, list[Pattern]] = {}
-    for p in knowledge.patterns:
+    for p in knowledge.patterns_:
         by_slots.setdefault(p.slots, []).append(p)
-    seen = {p.pattern for p in knowledge.patterns}
-    patterns = list(knowledge.patterns)
+    seen = {p.pattern for p in knowledge.patterns_}
+    patterns = list(knowledge.patterns_)
     sentences = corpus_sentences(data)
     print(f"[latency] {len(sentences):,} distinct corpus sentences", file=sys.stderr)
     asr = make_asr("noisy")
@@ -112,7 +120,7 @@ def grow(knowledge: Knowledge, rewriter: Rewriter, entries: int, data: Path, see
             pattern = delex(text).pattern
             if pattern in seen:
                 continue
-            donors = by_slots.get(slots_key(pattern)) or knowledge.patterns
+            donors = by_slots.get(slots_key(pattern)) or knowledge.patterns_
             donor = rng.choice(donors)
             seen.add(pattern)
             patterns.append(Pattern(**{**donor.__dict__, "pattern": pattern, "slots": slots_key(pattern)}))
@@ -125,7 +133,8 @@ def grow(knowledge: Knowledge, rewriter: Rewriter, entries: int, data: Path, see
     print(
         f"[latency] embedded and indexed {len(patterns):,} patterns in {time.perf_counter() - started:.0f} s"
     )
-    return Knowledge(patterns, indexes, knowledge.config, {**knowledge.metadata, "grown_to": len(patterns)})
+    grown = {**knowledge.metadata_, "grown_to": len(patterns)}
+    return Knowledge.from_parts(patterns, indexes, knowledge.config, grown)
 
 
 def rss_mb() -> float:
@@ -133,6 +142,7 @@ def rss_mb() -> float:
 
 
 def main() -> None:
+    started = time.perf_counter()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -155,29 +165,36 @@ def main() -> None:
         action="store_true",
         help="move the loaded rewriter out of the garbage collector's reach (gc.freeze)",
     )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=CACHE,
+        help="where grown knowledge is kept (default bench/.cache/latency)",
+    )
     args = parser.parse_args()
     data = find_data_dir(None)
     if data is None:
         sys.exit("needs ../shared/data (the corpora the index is grown with)")
     rewriter = Rewriter.load(args.rewriter)
-    if rewriter.knowledge is None:
+    if rewriter.knowledge_ is None:
         sys.exit(f"{args.rewriter} has no global knowledge")
     # Keyed by the trained knowledge alone: a retrained ranker reuses the grown index.
-    folder = CACHE / f"knowledge-{args.entries}-{rewriter.knowledge.metadata.get('version', 'unversioned')}"
-    if (folder / "knowledge.json").exists():
+    trained = rewriter.knowledge_.metadata_.get("version", "unversioned")
+    folder = args.cache / f"knowledge-{args.entries}-{trained}"
+    if (folder / "model.json").exists():
         knowledge = Knowledge.load(folder)
     else:
-        knowledge = grow(rewriter.knowledge, rewriter, args.entries, data, args.seed)
+        knowledge = grow(rewriter.knowledge_, rewriter, args.entries, data, args.seed)
         knowledge.save(folder)
         knowledge = Knowledge.load(folder)
-    for index, _ in knowledge.indexes.values():
+    for index, _ in knowledge.indexes_.values():
         index.set_ef_search(args.ef_search)
-    rewriter.knowledge = knowledge
+    rewriter.knowledge_ = knowledge
     if args.gc_freeze:
         gc.collect()
         gc.freeze()
     parts = sorted(
-        ((len(rows), slots, idx.kind) for slots, (idx, rows) in knowledge.indexes.items()), reverse=True
+        ((len(rows), slots, idx.kind) for slots, (idx, rows) in knowledge.indexes_.items()), reverse=True
     )
     print(
         f"knowledge: {len(knowledge):,} patterns; largest partitions: {parts[:4]}; "
@@ -191,7 +208,8 @@ def main() -> None:
             [2 * args.requests],
         ).to_pylist()
     rows, warmup = rows[: args.requests], rows[args.requests :]
-    print(f"resident memory with the rewriter loaded: {rss_mb():,.0f} MB (peak)")
+    loaded_mb = rss_mb()
+    print(f"resident memory with the rewriter loaded: {loaded_mb:,.0f} MB (peak)")
 
     def warm_up(behind: bool) -> None:
         # A running service has touched its index pages and filled its per-pattern caches, but
@@ -214,6 +232,7 @@ def main() -> None:
         for c in (True, False)
     ]
     dump = args.dump.open("w") if args.dump else None
+    measured: list[dict[str, Any]] = []
     for mode, cache in modes:
         rewriter.config = replace(rewriter.config, pattern_cache=10_000 if cache else 0)
         rewriter.stats.retrievals = rewriter.stats.pattern_cache_hits = 0
@@ -258,12 +277,52 @@ def main() -> None:
             f"p90 {np.percentile(w, 90):.3f}, p99 {np.percentile(w, 99):.3f}, max {w.max():.1f}; "
             f"CPU p50 {np.percentile(c, 50):.3f} ms, p99 {np.percentile(c, 99):.3f}"
         )
+        measured.append(
+            {
+                "mode": mode,
+                "pattern_cache": cache,
+                "pattern_cache_hits": round(hits, 4) if cache else None,
+                "decisions": len(w),
+                "rewritten": rewritten,
+                "wall_ms": {
+                    "p50": round(float(np.percentile(w, 50)), 3),
+                    "p90": round(float(np.percentile(w, 90)), 3),
+                    "p99": round(float(np.percentile(w, 99)), 3),
+                    "max": round(float(w.max()), 3),
+                },
+                "cpu_ms": {
+                    "p50": round(float(np.percentile(c, 50)), 3),
+                    "p99": round(float(np.percentile(c, 99)), 3),
+                },
+            }
+        )
     if dump is not None:
         dump.close()
+    peak_mb = rss_mb()
     print(
-        f"peak resident memory: {rss_mb():,.0f} MB; errors {rewriter.stats.errors}, "
+        f"peak resident memory: {peak_mb:,.0f} MB; errors {rewriter.stats.errors}, "
         f"over budget {rewriter.stats.over_budget}"
     )
+    figures = {
+        "rewriter": str(args.rewriter),
+        "version": rewriter.version,
+        "store": str(args.store),
+        "entries": args.entries,
+        "index": {
+            "patterns": len(knowledge),
+            "largest_partitions": [
+                {"patterns": n, "slots": slots, "kind": kind} for n, slots, kind in parts[:4]
+            ],
+            "ef_search": args.ef_search,
+        },
+        "requests": len(rows),
+        "gc_freeze": args.gc_freeze,
+        "modes": measured,
+        "resident_mb": {"loaded": round(loaded_mb), "peak": round(peak_mb)},
+        "errors": rewriter.stats.errors,
+        "over_budget": rewriter.stats.over_budget,
+    }
+    write_results("rewrite_latency", figures, seconds=time.perf_counter() - started)
 
 
 if __name__ == "__main__":

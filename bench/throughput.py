@@ -16,6 +16,10 @@ words the user actually said), then states the ceiling that the NLU alone puts o
 The simulation's CPU time (this process and its workers, user + system) is printed next to its
 wall-clock rate: on a machine shared with other jobs, CPU seconds per 1,000 turns is the
 steadier figure, and turns/s on idle cores is about workers x 1,000 / (CPU-s per 1,000 turns).
+
+Figures go to ``docs/results/throughput.json`` (``throughput-stages.json`` for ``--stages``; to
+``$SELFLEARN_RESULTS`` when set). ``--stages`` times two internals of selflearn on purpose
+(:data:`NLU_STAGES`, :data:`TRUTH_STEP`): it patches them for the one simulation it runs.
 """
 
 from __future__ import annotations
@@ -26,17 +30,23 @@ import resource
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+from unittest import mock
 
 import orjson
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from selflearn.assistant.nlu import HomeAssistantNlu
+from selflearn.assistant.pipeline import AssistantConfig
+from selflearn.core.schema import MAX_TEXT_CHARS, FailurePoint
+from selflearn.core.store import Store
+from selflearn.evaluate import write_results
+from selflearn.simulation.household import _HouseholdRun
+from selflearn.simulation.simulator import SimulationConfig, simulate
 
-from selflearn.assistant.pipeline import AssistantConfig  # noqa: E402
-from selflearn.core.schema import MAX_TEXT_CHARS  # noqa: E402
-from selflearn.core.store import Store  # noqa: E402
-from selflearn.simulation.simulator import SimulationConfig, simulate  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # Sizes the population for --turns. Measured 2026-11-23: 35,439 turns from 40 households x 14 days
 # (bench/online.py's seen/control replay; was 53 before users chained requests).
@@ -90,47 +100,85 @@ def replicate(files: list[Path], rows: int, out: Path) -> Path:
     return out
 
 
-def stage_breakdown(households: int, days: float, work: Path) -> None:
-    """Simulate in this process and print how its time splits over the NLU's stages."""
-    from selflearn.assistant import nlu
-    from selflearn.simulation import simulator
+P = ParamSpec("P")
+R = TypeVar("R")
 
-    spent: dict[str, float] = {}
-    calls: dict[str, int] = {}
-    phase = ["turn"]
+NLU_STAGES: tuple[Callable[..., object], ...] = (
+    HomeAssistantNlu._strict,
+    HomeAssistantNlu._gazetteer_match,
+    HomeAssistantNlu._unmatched,
+    HomeAssistantNlu.recognize,
+)
+"""Methods of :class:`HomeAssistantNlu` that ``--stages`` times (by name, without underscores):
+its internal stages (strict templates, the gazetteer fallback, the unmatched-entity pass that
+words the error) and ``recognize`` around them. Internals on purpose: nothing public splits the
+NLU's time; named here, not as strings, so that a renamed stage fails the type check."""
 
-    def timed(owner: object, name: str) -> None:
-        original = getattr(owner, name)
+TRUTH_STEP: Callable[..., FailurePoint] = _HouseholdRun._failure_point
+"""The internal method of the simulator's ``_HouseholdRun`` that works out a turn's ground truth
+(re-running the words the user actually said): NLU time spent inside it is ``truth:...``."""
 
-        def wrapper(*args: object, **kwargs: object) -> object:
-            key = f"{phase[0]}:{name.strip('_')}"
+
+class StageClock:
+    """Wall-clock time and calls per ``phase:stage``; the phase is ``turn`` except inside
+    :data:`TRUTH_STEP`, where it is ``truth``."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self.phase = "turn"
+
+    def timed(self, stage: str, fn: Callable[P, R]) -> Callable[P, R]:
+        """``fn``, its time and calls counted under ``<phase>:<stage>``."""
+
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            key = f"{self.phase}:{stage}"
             started = time.perf_counter()
             try:
-                return original(*args, **kwargs)
+                return fn(*args, **kwargs)
             finally:
-                spent[key] = spent.get(key, 0.0) + time.perf_counter() - started
-                calls[key] = calls.get(key, 0) + 1
+                self.spent[key] = self.spent.get(key, 0.0) + time.perf_counter() - started
+                self.calls[key] = self.calls.get(key, 0) + 1
 
-        setattr(owner, name, wrapper)
+        return wrapper
 
-    for name in ("_strict", "_gazetteer_match", "_unmatched", "recognize"):
-        timed(nlu.HomeAssistantNlu, name)
-    failure_point = simulator._HouseholdRun._failure_point
+    def in_truth(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """``fn``, run in the ``truth`` phase."""
 
-    def truth(self: object, *args: object, **kwargs: object) -> object:
-        phase[0] = "truth"
-        try:
-            return failure_point(self, *args, **kwargs)  # type: ignore[arg-type]
-        finally:
-            phase[0] = "turn"
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            self.phase = "truth"
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.phase = "turn"
 
-    simulator._HouseholdRun._failure_point = truth  # type: ignore[method-assign]
+        return wrapper
+
+    @contextmanager
+    def patched(self) -> Iterator[StageClock]:
+        """Patch :data:`NLU_STAGES` and :data:`TRUTH_STEP` (in this process) while inside."""
+        with ExitStack() as stack:
+            for method in NLU_STAGES:
+                name = method.__name__
+                timed = self.timed(name.strip("_"), method)
+                stack.enter_context(mock.patch.object(HomeAssistantNlu, name, timed))
+            truth = self.in_truth(TRUTH_STEP)
+            stack.enter_context(mock.patch.object(_HouseholdRun, TRUTH_STEP.__name__, truth))
+            yield self
+
+
+def stage_breakdown(households: int, days: float, work: Path) -> dict[str, Any]:
+    """Simulate in this process and print how its time splits over the NLU's stages; returns
+    the figures."""
+    clock = StageClock()
+    spent, calls = clock.spent, clock.calls
     config = SimulationConfig(
         households=households, days=days, seed=1, workers=1, assistant=AssistantConfig(asr="noisy")
     )
-    cpu_before = time.process_time()
-    sim = simulate(config, work / "sim-stages")
-    cpu = time.process_time() - cpu_before
+    with clock.patched():
+        cpu_before = time.process_time()
+        sim = simulate(config, work / "sim-stages")
+        cpu = time.process_time() - cpu_before
     per_turn = 1000 * cpu / sim.turns
     print(
         f"one process: {households} households x {days:g} days, {sim.turns:,} turns in {cpu:.1f} CPU-s "
@@ -138,11 +186,22 @@ def stage_breakdown(households: int, days: float, work: Path) -> None:
     )
     print("| stage | calls | calls per turn | ms per call | ms per turn | share |")
     print("|---|---:|---:|---:|---:|---:|")
+    stages = []
     for key in sorted(spent, key=lambda k: -spent[k]):
         ms = 1000 * spent[key]
         print(
             f"| {key} | {calls[key]:,} | {calls[key] / sim.turns:.2f} | {ms / calls[key]:.3f} | "
             f"{ms / sim.turns:.3f} | {ms / 1000 / cpu:.0%} |"
+        )
+        stages.append(
+            {
+                "stage": key,
+                "calls": calls[key],
+                "calls_per_turn": round(calls[key] / sim.turns, 3),
+                "ms_per_call": round(ms / calls[key], 4),
+                "ms_per_turn": round(ms / sim.turns, 4),
+                "share_of_cpu": round(ms / 1000 / cpu, 4),
+            }
         )
     nlu_ms = 1000 * (spent.get("turn:recognize", 0.0) + spent.get("truth:recognize", 0.0)) / sim.turns
     gaz_ms = (
@@ -152,6 +211,16 @@ def stage_breakdown(households: int, days: float, work: Path) -> None:
         f"ceiling on 2 cores with everything but the NLU free: {2000 / nlu_ms:,.0f} turns/s; with everything "
         f"but the gazetteer fallback free: {2000 / gaz_ms:,.0f} turns/s (target: 1,667 turns/s)"
     )
+    return {
+        "households": households,
+        "days": days,
+        "turns": sim.turns,
+        "cpu_seconds": round(cpu, 2),
+        "ms_per_turn": round(per_turn, 4),
+        "stages": stages,
+        "ceiling_2_cores_nlu_turns_per_s": round(2000 / nlu_ms),
+        "ceiling_2_cores_gazetteer_turns_per_s": round(2000 / gaz_ms),
+    }
 
 
 def main() -> int:
@@ -177,10 +246,13 @@ def main() -> int:
         help="instead: simulate N households in this process and split the time over the NLU's stages",
     )
     args = parser.parse_args()
+    started_all = time.perf_counter()
     if args.stages:
         args.work.mkdir(parents=True, exist_ok=True)
-        stage_breakdown(args.stages, args.days, args.work)
+        figures = stage_breakdown(args.stages, args.days, args.work)
+        write_results("throughput-stages", figures, seconds=time.perf_counter() - started_all)
         return 0
+    results: dict[str, Any] = {"simulate": None}
     if not args.reuse:
         shutil.rmtree(args.work, ignore_errors=True)
         args.work.mkdir(parents=True)
@@ -207,6 +279,22 @@ def main() -> int:
             f"peak RSS {max(rss_mb, rss_self):,.0f} MB per process; "
             f"first-attempt defect rate {sim.first_attempt_defect_rate:.1%}"
         )
+        results["simulate"] = {
+            "households": households,
+            "days": args.days,
+            "workers": args.workers,
+            "asr": "noisy",
+            "turns": sim.turns,
+            "feedback": sim.feedback,
+            "seconds": round(sim.seconds, 2),
+            "turns_per_s": round(sim.turns / sim.seconds, 1),
+            "cpu_seconds": round(cpu, 2),
+            "cpu_s_per_1000_turns": round(1000 * cpu / sim.turns, 3),
+            "turns_per_cpu_s": round(sim.turns / cpu, 1),
+            "core_use": round(cpu / (sim.seconds * args.workers), 3),
+            "peak_rss_mb": round(max(rss_mb, rss_self)),
+            "first_attempt_defect_rate": round(sim.first_attempt_defect_rate, 4),
+        }
     for stale in (
         args.work / "bench.duckdb",
         args.work / "bench.duckdb.wal",
@@ -226,6 +314,16 @@ def main() -> int:
         f"ingest: {report.summary()} in {elapsed:.1f} s = {report.read / elapsed:,.0f} rows/s "
         f"(turns {report.by_table['turns']:,}, feedback {report.by_table['feedback']:,})"
     )
+    results["ingest"] = {
+        "rows": report.read,
+        "stored": report.stored,
+        "already_present": report.already_present,
+        "quarantined": report.quarantined,
+        "turns": report.by_table["turns"],
+        "feedback": report.by_table["feedback"],
+        "seconds": round(elapsed, 2),
+        "rows_per_s": round(report.read / elapsed, 1),
+    }
 
     valid = sorted((args.work / "sim").glob("turns-*.jsonl"))[0].read_text().splitlines()
     bad_file = args.work / "malformed.jsonl"
@@ -233,9 +331,21 @@ def main() -> int:
     with Store(args.work / "quarantine-demo.duckdb") as store:
         q = store.ingest([bad_file], quarantine_path=args.work / "quarantine.jsonl")
     print(f"quarantine demo: {q.summary()}")
+    quarantined = []
     for line in (args.work / "quarantine.jsonl").read_text().splitlines():
         row = json.loads(line)
         print(f"  row {row['row']}: field {row['field']}: {row['reason'][:110]}")
+        quarantined.append({"row": row["row"], "field": row["field"], "reason": row["reason"]})
+    results["quarantine"] = {
+        "read": q.read,
+        "stored": q.stored,
+        "already_present": q.already_present,
+        "quarantined": q.quarantined,
+        "balanced": q.balanced,
+        "reasons": dict(q.reasons),
+        "rows": quarantined,
+    }
+    write_results("throughput", results, seconds=time.perf_counter() - started_all)
     return 0
 
 

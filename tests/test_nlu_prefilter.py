@@ -1,6 +1,6 @@
 """The template pre-filter, the compiled matcher and the NLU cache never change what hassil returns.
 
-A small version of ``bench/nlu_equivalence.py``: texts a ``noisy`` simulation sends to the NLU,
+A small version of ``bench/experiments/nlu_equivalence.py``: texts a ``noisy`` simulation sends to the NLU,
 plus hand-written edge cases, matched against all of Home Assistant's intents with the home's
 full lists (Home Assistant's plain call) and through the pre-filter; and hassil's matcher
 against its compiled port (:mod:`selflearn.assistant.fastmatch`), result for result.

@@ -89,7 +89,7 @@ def test_saved_rewriter_decides_exactly_as_the_fitted_one(trained: tuple[Path, P
 
 
 def test_the_calibration_can_be_recomputed_from_the_saved_rewriter(trained: tuple[Path, Path]) -> None:
-    # What bench/judge_experiment.py relies on: replaying the logs as training does and scoring
+    # What bench/experiments/judge_experiment.py relies on: replaying the logs as training does and scoring
     # every request with the saved member trained without it gives back the calibration itself.
     folder, store_path = trained
     rewriter = Rewriter.load(folder)

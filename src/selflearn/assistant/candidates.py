@@ -22,7 +22,7 @@ Two tests drop a template:
    concatenation cannot match. Texts with digits, other punctuation or non-ASCII characters,
    and templates with wildcards or pieces outside ASCII, are never dropped by this test.
 
-``bench/nlu_equivalence.py`` checks the claim on thousands of simulated texts.
+``bench/experiments/nlu_equivalence.py`` checks the claim on thousands of simulated texts.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ home fingerprint. hassil itself only sees the templates that can match the text
 are exactly those of matching against all of Home Assistant's intents; and the matching is
 done by :mod:`selflearn.assistant.fastmatch`, hassil's matcher compiled (same results, in the
 same order). The gazetteer's fuzzy searches, pure functions of their query, are memoized.
-``bench/nlu_equivalence.py`` checks all of this against the unoptimised code.
+``bench/experiments/nlu_equivalence.py`` checks all of this against the unoptimised code.
 """
 
 from __future__ import annotations

@@ -64,17 +64,19 @@ def machine() -> dict[str, Any]:
 
 
 def _commit() -> str | None:
+    """The checkout's commit, with ``+dirty`` when its code differs from it (``None`` outside git)."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=here)
+        return done.stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        )
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--", ":/src", ":/bench")
     except (OSError, subprocess.CalledProcessError):
         return None
-    return out.stdout.strip() or None
+    return f"{commit}+dirty" if dirty else commit or None
 
 
 def command_line() -> str:

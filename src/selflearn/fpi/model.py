@@ -293,6 +293,11 @@ class FpiModel:
             raise ConfigError("FpiModel is not trained: call FpiModel().fit(store) or FpiModel.load(folder)")
         return self.booster_
 
+    def feature_matrix(self, features: pa.Table) -> np.ndarray:
+        """The matrix this model predicts from (its columns :attr:`feature_names`): numeric
+        features as floats, categorical ones as its vocabulary codes, then the text components."""
+        return _matrix(features, self.vocab_, self.text_)
+
     def predict_proba(self, features: pa.Table) -> np.ndarray:
         """Turns x :data:`CLASSES` probabilities for a :func:`fpi_features` table."""
         booster = self._booster()

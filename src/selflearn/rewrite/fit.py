@@ -67,7 +67,7 @@ DEFAULT_TARGET_RATIO = 15.0
 """The calibration target ``selflearn train rewriter`` uses unless told otherwise: the lowest of
 20, 15, 12 and 10 at which the ranked layer's right rewrites per wrong one beat the gazetteer
 fallback's rescues per wrong action on every subset of a development population (new and logged
-phrasings, exact and noisy speech; ``bench/choose_target.py``, docs/benchmarks.md). A rewriter
+phrasings, exact and noisy speech; ``bench/experiments/choose_target.py``, docs/benchmarks.md). A rewriter
 less precise than the fallback Home Assistant already ships would turn more "sorry" answers into
 wrong actions than that fallback does. Until 2026-11-25 it was 20 (CHANGELOG.md)."""
 

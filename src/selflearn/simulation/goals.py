@@ -251,16 +251,18 @@ def realise(
             return None
     if intent == "HassGetWeather" and "name" in placeholders:
         return None
-    expected = _expected(intent, slots, state, device_area, now)
+    expected = expected_effect(intent, slots, state, device_area, now)
     if expected is None:
         return None
     return Goal(goal_id, kind, slots, spoken, frozenset(nick), expected, tuple(sorted(expected.targets)))
 
 
-def _expected(
+def expected_effect(
     intent: str, slots: dict[str, SlotValue], state: HomeState, device_area: str | None, now: datetime
 ) -> Effect | None:
-    """Effect of executing the canonical interpretation, or ``None`` if even that fails."""
+    """Effect of executing the canonical interpretation of a goal on a copy of ``state`` (its
+    offline devices back on), or ``None`` if even that fails: the simulator's rule for what the
+    user wanted to happen (simulation truth; evaluation reads it, learners never)."""
     resolution = resolve(intent, slots, state.home, device_area)
     if not resolution.trace.ok:
         return None

@@ -17,7 +17,7 @@ computed ahead:
 
 This is a port of hassil |version| (``hassil.string_matcher.match_expression`` and
 ``hassil.recognize.recognize_all``/``recognize_best``); :data:`SUPPORTED` is false for any
-other installed version, and callers then use hassil itself. ``bench/nlu_equivalence.py`` and
+other installed version, and callers then use hassil itself. ``bench/experiments/nlu_equivalence.py`` and
 ``tests/test_nlu_prefilter.py`` compare every result (intent, entities with values, texts and
 spans, unmatched entities, literal text matched, in order) with hassil's.
 """

@@ -1,12 +1,15 @@
 """How stable is the rewriter's calibrated threshold? Point estimate vs bagged median.
 
-    python bench/calibration.py --store bench/.cache/online/train-240.duckdb
-    python bench/calibration.py --scores bench/.cache/calibration/scores.npz    # reuse the scores
-    python bench/calibration.py --scores ... --draws 0 --target-ratio 12        # one target's threshold
+    python bench/experiments/calibration.py --store bench/.cache/online/train-240.duckdb
+    python bench/experiments/calibration.py --scores bench/.cache/calibration/scores.npz  # reuse them
+    python bench/experiments/calibration.py --scores ... --draws 0 --target-ratio 12  # one threshold
 
-1. ``fit_rewriter`` trains on the store as ``bench/online.py`` does (k = 5, mined table); the
-   cross-fitted calibration scores (decision score, estimated outcome, household of every request
-   a held-out ranker was asked about, behind the NLU) are kept (cached in ``--scores``).
+1. The rewriter is trained on the store as ``bench/online.py`` trains it (k = 5; the mined table
+   it serves first does not change the calibration and is left out), then the training requests
+   are replayed again as training replays them and scored by the cross-fitted ranker members
+   (:func:`selflearn.rewrite.fit.cross_fitted_scores`): the very scores its calibration saw
+   (decision score, estimated outcome, household of every request a held-out ranker was asked
+   about, behind the NLU), kept in ``--scores``.
 2. ``--draws`` times, half of the training households are drawn at random (a different training
    population of the same kind), and the threshold is chosen on their requests twice: by
    :func:`~selflearn.rewrite.ranker.calibrate` (the lowest threshold whose estimated wins per loss
@@ -25,38 +28,32 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-import selflearn.rewrite.fit as fit
 from selflearn import Store
-from selflearn.mining import DuckDbEngine, MiningConfig, mine
-from selflearn.rewrite import DEFAULT_TARGET_RATIO, FitConfig, KnowledgeConfig
+from selflearn.rewrite import DEFAULT_TARGET_RATIO, FitConfig, KnowledgeConfig, Rewriter
+from selflearn.rewrite.fit import cross_fitted_scores, replay_queries
+from selflearn.rewrite.logs import read_homes, read_log
 from selflearn.rewrite.ranker import calibrate, calibrate_bagged
 
-CACHE = Path(__file__).resolve().parent / ".cache" / "calibration"
+CACHE = Path(__file__).resolve().parents[1] / ".cache" / "calibration"
 
 
 def calibration_scores(store_path: Path, k: int) -> dict[str, np.ndarray]:
-    """Fit the rewriter and keep the scores its calibration saw (behind the NLU)."""
-    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    seam = vars(fit)  # fit_rewriter calls calibrate_bagged once per mode, behind the NLU first
-    bagged = seam["calibrate_bagged"]
-
-    def keep(score: np.ndarray, outcome: np.ndarray, groups: np.ndarray, *args: Any, **kw: Any) -> Any:
-        kept.append((score, outcome, np.asarray(groups, dtype=str)))
-        return bagged(score, outcome, groups, *args, **kw)
-
-    seam["calibrate_bagged"] = keep
-    try:
-        with Store(store_path, read_only=True) as store:
-            table = mine(DuckDbEngine(store), MiningConfig(min_users=k))
-            fit.fit_rewriter(store, FitConfig(knowledge=KnowledgeConfig(min_users=k)), table=table)
-    finally:
-        seam["calibrate_bagged"] = bagged
-    score, outcome, groups = kept[0]
-    return {"score": score, "outcome": outcome, "groups": groups}
+    """Fit the rewriter and recompute the scores its calibration saw (behind the NLU)."""
+    config = FitConfig(knowledge=KnowledgeConfig(min_users=k))
+    with Store(store_path, read_only=True) as store:
+        rewriter = Rewriter(training=config).fit(store)
+        turns, homes = read_log(store, config.knowledge.defect_threshold), read_homes(store)
+    ranker, embedder = rewriter.ranker_, rewriter.embedder
+    assert ranker is not None and embedder is not None  # set by fit
+    scored = cross_fitted_scores(ranker, replay_queries(turns, homes, embedder, ranker.intents, config))
+    return {
+        "score": scored.score,
+        "outcome": scored.outcome,
+        "groups": np.asarray(scored.household, dtype=str),
+    }
 
 
 def main() -> None:

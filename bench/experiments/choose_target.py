@@ -1,9 +1,10 @@
 """Which calibration target should ``selflearn train rewriter`` default to?
 
-    cd bench/.cache/online && python ../../choose_target.py \\
-        --scores ../calibration/scores-360mix-xfit.npz --store train-360mix.duckdb \\
-        --dev exact=ceil-dev-slurp-clean.jsonl:dev-slurp-clean-control \\
-        --dev noisy=ceil-dev-slurp.jsonl:dev-slurp-control
+    D=bench/.cache/online
+    python bench/experiments/choose_target.py \\
+        --scores bench/.cache/calibration/scores-360mix-xfit.npz --store $D/train-360mix.duckdb \\
+        --dev exact=$D/ceil-dev-slurp-clean.jsonl:$D/dev-slurp-clean-control \\
+        --dev noisy=$D/ceil-dev-slurp.jsonl:$D/dev-slurp-control
 
 (docs/benchmarks.md says how each input is made.)
 
@@ -14,11 +15,11 @@ choice by a stated rule, on a *development* population, never on the test popula
 
 1. The threshold each target gives is calibrated as training does
    (:func:`~selflearn.rewrite.ranker.calibrate_bagged` over the cross-fitted calibration scores
-   ``--scores``, written by ``bench/calibration.py``).
+   ``--scores``, written by ``bench/experiments/calibration.py``).
 2. Each ``--dev`` population is a control replay (no rewriter) and the ``--dump`` file of
-   ``bench/rewrite_ceiling.py`` over it: the ranked layer's first decision on every failed turn
-   (global layer), judged right or wrong from simulation truth (evaluation only). Its turns are
-   split into phrasings the training logs contain verbatim and the rest.
+   ``bench/experiments/rewrite_ceiling.py`` over it: the ranked layer's first decision on every
+   failed turn (global layer), judged right or wrong from simulation truth (evaluation only). Its
+   turns are split into phrasings the training logs contain verbatim and the rest.
 3. For each target and subset: the right and wrong picks the threshold lets through, the share of
    the subset's failed turns they rescue, and right per wrong. Beside them, from the same control
    replay, what Home Assistant's gazetteer fallback does on the subset: rescues per wrong action.
@@ -121,7 +122,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--scores", type=Path, required=True, help="calibration scores (bench/calibration.py)"
+        "--scores", type=Path, required=True, help="calibration scores (bench/experiments/calibration.py)"
     )
     parser.add_argument("--store", type=Path, required=True, help="the training store the scores came from")
     parser.add_argument(
@@ -129,7 +130,8 @@ def main() -> None:
         action="append",
         required=True,
         metavar="LABEL=DUMP:CONTROL_REPLAY",
-        help="a development population: bench/rewrite_ceiling.py --dump file and its control replay",
+        help="a development population: a bench/experiments/rewrite_ceiling.py --dump file and "
+        "its control replay",
     )
     parser.add_argument("--targets", default="20,15,12,10", help="comma-separated targets to compare")
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """Experiment, measured and not built: a MiniLM cross-encoder as a second look at the ranker's pick.
 
-    python bench/judge_experiment.py --rewriter bench/.cache/online/rewriter-train-360mix-k5 \\
+    python bench/experiments/judge_experiment.py --rewriter bench/.cache/online/rewriter-train-360mix-k5 \\
         --store bench/.cache/online/train-360mix.duckdb \\
         --dev noisy=bench/.cache/online/ceil-dev-slurp.jsonl:bench/.cache/online/dev-slurp-control \\
         --dev exact=bench/.cache/online/ceil-dev-slurp-clean.jsonl:bench/.cache/online/dev-slurp-clean-control
@@ -20,9 +20,9 @@ means what the user's successful reformulation meant) make the rewrite decision 
    score = combined meaning x fixable; threshold calibrated for ``--target-ratio`` as the
    ranker's is (bagged). ``--weights`` also fixes the logit's weight at other values.
 3. **Judge** (evaluation only, simulation truth): on development populations dumped by
-   ``bench/rewrite_ceiling.py --dump`` from the same rewriter, right and wrong ranked picks above
-   each rule's threshold, next to the ranker's own; and, as an upper bound no product could
-   reach, a logistic regression fitted on the development truth itself (5-fold).
+   ``bench/experiments/rewrite_ceiling.py --dump`` from the same rewriter, right and wrong ranked
+   picks above each rule's threshold, next to the ranker's own; and, as an upper bound no product
+   could reach, a logistic regression fitted on the development truth itself (5-fold).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from selflearn.core.embed import source_model_dir
 from selflearn.evaluate.replay import read_records
 from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter
 from selflearn.rewrite.fit import Query, cross_fitted_scores, intent_codes, replay_queries
-from selflearn.rewrite.knowledge import build_knowledge
+from selflearn.rewrite.knowledge import Knowledge
 from selflearn.rewrite.logs import read_homes, read_log
 from selflearn.rewrite.ranker import calibrate_bagged, household_fold
 
@@ -171,7 +171,9 @@ def main() -> None:
     parser.add_argument(
         "--weights", default="0.5,1.0", help="fixed logit weights to try besides the fitted one"
     )
-    parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / ".cache" / "judge")
+    parser.add_argument(
+        "--cache", type=Path, default=Path(__file__).resolve().parents[1] / ".cache" / "judge"
+    )
     parser.add_argument(
         "--all-households",
         action="store_true",
@@ -186,8 +188,8 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     rewriter = Rewriter.load(args.rewriter)
-    assert rewriter.ranker is not None and rewriter.embedder is not None
-    cache = args.cache / f"{args.rewriter.name}-l{args.layers}"
+    assert rewriter.ranker_ is not None and rewriter.embedder is not None
+    cache: Path = args.cache / f"{args.rewriter.name}-l{args.layers}"
     cache.mkdir(parents=True, exist_ok=True)
     calibration = cache / "calibration.npz"
 
@@ -197,10 +199,10 @@ def main() -> None:
         with Store(args.store, read_only=True) as store:
             turns = read_log(store, config.knowledge.defect_threshold)
             homes = read_homes(store)
-        assert rewriter.ranker is not None and rewriter.embedder is not None
-        full = build_knowledge(turns, homes, rewriter.embedder, config.knowledge)
+        assert rewriter.ranker_ is not None and rewriter.embedder is not None
+        full = Knowledge(config.knowledge).fit(turns, homes, rewriter.embedder)
         intents = intent_codes(full)
-        if intents != rewriter.ranker.intents:
+        if intents != rewriter.ranker_.intents:
             sys.exit("these logs give other intents than the rewriter was trained on: wrong --store or --k?")
         queries = replay_queries(turns, homes, rewriter.embedder, intents, config)
         print(f"[judge] {len(queries):,} training requests replayed ({time.perf_counter() - started:.0f} s)",
@@ -216,7 +218,7 @@ def main() -> None:
         train_one(texts, cands, labels, args.layers, cache / "member-all")
     rules: list[tuple[str, float, float, float, float]] = []  # name, a, c, intercept, threshold
     lo, hi = -8.0, 8.0
-    threshold = rewriter.ranker.threshold
+    threshold = rewriter.ranker_.threshold
     if not args.all_households and not calibration.exists():
         started = time.perf_counter()
         queries = logged_queries()
@@ -226,7 +228,7 @@ def main() -> None:
                 print(f"[judge] member {half}: {len(labels):,} pairs, {np.mean(labels):.3f} positive",
                       file=sys.stderr)
                 train_one(texts, cands, labels, args.layers, cache / f"member-{half}")
-        scored = cross_fitted_scores(rewriter.ranker, queries, known=True)
+        scored = cross_fitted_scores(rewriter.ranker_, queries, known=True)
         by_id = {q.turn_id: q for q in queries}
         judged = np.flatnonzero(scored.meaning * scored.fixable >= FLOOR)
         logits = np.full(len(scored.score), np.nan)

@@ -1,6 +1,6 @@
 """What limits the online rewriter: its candidates, its pick, or its decision?
 
-    python bench/rewrite_ceiling.py --rewriter bench/.cache/online/rewriter-train-360mix-k5 \
+    python bench/experiments/rewrite_ceiling.py --rewriter bench/.cache/online/rewriter-train-360mix-k5 \\
         --replay bench/.cache/online/replay-held-out-control
 
 Reads a *control* replay (no rewriter; simulated by ``bench/online.py``) and, for every turn the
@@ -67,6 +67,7 @@ from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
 from selflearn.core.delex import fill
+from selflearn.core.embed import RelatedWords
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.evaluate.replay import read_records
@@ -80,7 +81,7 @@ from selflearn.rewrite.features import (
     neighbour_votes,
 )
 from selflearn.rewrite.rewriter import Prepared
-from selflearn.simulation.goals import _expected
+from selflearn.simulation.goals import expected_effect
 
 
 @dataclass
@@ -177,9 +178,11 @@ def main() -> None:
     args = parser.parse_args()
 
     rewriter = Rewriter.load(args.rewriter, RewriterConfig(personal=False))
-    if rewriter.ranker is None:
+    if rewriter.ranker_ is None:
         sys.exit(f"{args.rewriter} has no ranker: train it with `selflearn train rewriter`")
     by_intent = _targets_by_intent(rewriter) if args.intent_candidates else {}
+    # The word-relatedness guard the rewriter applies to its own candidates (the same embedder).
+    related = RelatedWords(rewriter.embedder) if rewriter.embedder is not None else None
     assistant = Assistant(AssistantConfig(asr="exact"))
     homes = {h: Home.from_dict(row) for h, row in read_records(args.replay, "homes").items()}
     turns, truth = read_records(args.replay, "turns"), read_records(args.replay, "truth")
@@ -220,8 +223,8 @@ def main() -> None:
         if prep is not None:
             query, hood, cands = rewriter.retrieve(prep, ctx)
             if cands:
-                x = featurize(query, cands, rewriter.knowledge, hood, None, rewriter.ranker.intents)
-                verdict = rewriter.ranker.for_household(ctx.household_id).decide(x, True)
+                x = featurize(query, cands, rewriter.knowledge_, hood, None, rewriter.ranker_.intents)
+                verdict = rewriter.ranker_.for_household(ctx.household_id).decide(x, True)
                 score, fixable = verdict.score, verdict.fixable
                 meaning = float(verdict.meaning[verdict.best])
                 pick = cands[verdict.best].text
@@ -244,7 +247,9 @@ def main() -> None:
                 else "another action"
             )
         if args.intent_candidates and expected is not None and prep is not None and not reachable:
-            texts = _intent_candidates(rewriter, query, hood, cands, by_intent, args.intent_candidates)
+            texts = _intent_candidates(
+                rewriter, query, hood, cands, by_intent, args.intent_candidates, related
+            )
             extra["intent_reachable"] = any(right(text) for text in texts)
         if args.session_candidates and prep is not None:
             prev = [
@@ -400,7 +405,7 @@ def _setting(
     expected: Effect | None = None
     if t["in_scope"]:
         goal = t["goal"]
-        expected = _expected(goal["intent"], dict(goal["slots"]), HomeState.initial(home), area_id, ts)
+        expected = expected_effect(goal["intent"], dict(goal["slots"]), HomeState.initial(home), area_id, ts)
     return home, area_name, area_id, ts, expected
 
 
@@ -496,15 +501,15 @@ def _failed_before(turns: dict[str, dict[str, Any]]) -> dict[str, list[tuple[dat
 
 def _targets_by_intent(rewriter: Rewriter) -> dict[tuple[str, str], list[int]]:
     """Rows of the global rewrite targets by (intent, slot signature), most users first."""
-    knowledge = rewriter.knowledge
+    knowledge = rewriter.knowledge_
     out: dict[tuple[str, str], list[int]] = {}
     if knowledge is None:
         return out
-    for row, p in enumerate(knowledge.patterns):
+    for row, p in enumerate(knowledge.patterns_):
         if knowledge.targets[row] and p.intent:
             out.setdefault((p.intent, p.slots), []).append(row)
     for rows in out.values():
-        rows.sort(key=lambda r: (-knowledge.patterns[r].users, -knowledge.patterns[r].successes))
+        rows.sort(key=lambda r: (-knowledge.patterns_[r].users, -knowledge.patterns_[r].successes))
     return out
 
 
@@ -515,9 +520,10 @@ def _intent_candidates(
     cands: list[Candidate],
     by_intent: dict[tuple[str, str], list[int]],
     per_intent: int,
+    related: RelatedWords | None,
 ) -> list[str]:
     """Texts of the ``--intent-candidates`` that retrieval did not already return."""
-    knowledge = rewriter.knowledge
+    knowledge = rewriter.knowledge_
     if knowledge is None:
         return []
     votes, _ = neighbour_votes(knowledge, hood)
@@ -525,11 +531,11 @@ def _intent_candidates(
     texts: list[str] = []
     for intent in sorted(votes, key=votes.__getitem__, reverse=True)[:2]:
         for row in by_intent.get((intent, query.slots), [])[:per_intent]:
-            pattern = knowledge.patterns[row].pattern
+            pattern = knowledge.patterns_[row].pattern
             if pattern in have:
                 continue
             text = fill(pattern, query.d.values)
-            if text is not None and guard_for(query, pattern, rewriter._related) is None:
+            if text is not None and guard_for(query, pattern, related) is None:
                 texts.append(text)
     return texts
 
@@ -556,8 +562,8 @@ def _alternatives(
     rewriter: Rewriter, ctx: RewriteContext, prep: Prepared, alts: list[str], right: Callable[[str], bool]
 ) -> dict[str, Any]:
     """Judge the recogniser's other hypotheses of one failed turn (see ``--nbest``)."""
-    assert rewriter.ranker is not None  # checked in main
-    ranker = rewriter.ranker.for_household(ctx.household_id)
+    assert rewriter.ranker_ is not None  # checked in main
+    ranker = rewriter.ranker_.for_household(ctx.household_id)
     picked = rewriter.nbest_alternative(prep, ctx)
     nbest_step = 0 if picked is None else (1 if right(picked[0].aliased) else -1)
     alt_works = any(right(a) for a in alts)
@@ -569,7 +575,7 @@ def _alternatives(
         query, hood, cands = rewriter.retrieve(ap, ctx)
         if not cands:
             continue
-        x = featurize(query, cands, rewriter.knowledge, hood, None, ranker.intents)
+        x = featurize(query, cands, rewriter.knowledge_, hood, None, ranker.intents)
         verdict = ranker.decide(x, True)
         reachable = reachable or any(right(c.text) for c in cands)
         if verdict.score > best_score:
@@ -586,7 +592,7 @@ def _alternatives(
 
 def _nbest_report(rows: list[Row], rewriter: Rewriter) -> None:
     """What the alternatives could add to what the rewriter does with the top hypothesis alone."""
-    ranker = rewriter.ranker
+    ranker = rewriter.ranker_
     assert ranker is not None
     bar = ranker.threshold
     with_alts = [r for r in rows if r.alts]

@@ -1,7 +1,9 @@
 """Check that the fast NLU path returns exactly what Home Assistant's plain, uncached call returns.
 
-    python bench/nlu_equivalence.py                      # >= 5,000 texts from several homes
-    python bench/nlu_equivalence.py --households 4 --days 1
+    python bench/experiments/nlu_equivalence.py                      # >= 5,000 texts from several homes
+    python bench/experiments/nlu_equivalence.py --households 4 --days 1
+
+(from the repository root, with the project's Python: ``selflearn`` installed).
 
 The texts are the ones a simulation really sends to the NLU (``noisy`` ASR output, the clean
 counterfactual texts, background speech), collected by running the simulator; each is also
@@ -22,10 +24,11 @@ or caches (memoized gazetteer searches, compiled templates) can reach it.
 
 And hassil's matcher against its compiled port (:mod:`selflearn.assistant.fastmatch`): for
 every case, both passes (strict, and with unmatched entities) over the templates the
-pre-filter keeps, ``hassil.recognize_all`` and ``fastmatch.recognize_all`` must yield the same
-results in the same order -- intent, template, entities (value, text, span, flags), unmatched
-entities, captures, context, response key and literal text matched.
-Exits 1 on any difference.
+pre-filter keeps (:func:`selflearn.assistant.nlu.template_filter`, the one the NLU uses),
+``hassil.recognize_all`` and ``fastmatch.recognize_all`` must yield the same results in the same
+order -- intent, template, entities (value, text, span, flags), unmatched entities, captures,
+context, response key and literal text matched.
+Exits 1 on any difference. ``tests/test_nlu_prefilter.py`` is a small version of it.
 """
 
 from __future__ import annotations
@@ -38,22 +41,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from hassil import recognize_all, recognize_best
+from hassil.models import UnmatchedRangeEntity, UnmatchedTextEntity
+from hassil.recognize import MISSING_ENTITY
 
-from hassil import recognize_all, recognize_best  # noqa: E402
-from hassil.models import UnmatchedRangeEntity, UnmatchedTextEntity  # noqa: E402
-from hassil.recognize import MISSING_ENTITY  # noqa: E402
+from selflearn.assistant import fastmatch
+from selflearn.assistant.devices import HomeState
+from selflearn.assistant.execute import NO_MATCH_RESPONSE, execute
+from selflearn.assistant.nlu import (
+    HomeAssistantNlu,
+    NluResult,
+    load_intents,
+    slot_lists_for,
+    template_filter,
+)
+from selflearn.assistant.pipeline import AssistantConfig
+from selflearn.assistant.resolve import resolve
+from selflearn.core.home import Home
+from selflearn.core.schema import NluTrace, SlotValue
+from selflearn.simulation.simulator import SimulationConfig, simulate
 
-from selflearn.assistant import fastmatch  # noqa: E402
-from selflearn.assistant.devices import HomeState  # noqa: E402
-from selflearn.assistant.execute import NO_MATCH_RESPONSE, execute  # noqa: E402
-from selflearn.assistant.nlu import HomeAssistantNlu, NluResult, load_intents, slot_lists_for  # noqa: E402
-from selflearn.assistant.pipeline import AssistantConfig  # noqa: E402
-from selflearn.assistant.resolve import resolve  # noqa: E402
-from selflearn.core.home import Home  # noqa: E402
-from selflearn.core.schema import NluTrace, SlotValue  # noqa: E402
-from selflearn.simulation.simulator import SimulationConfig, simulate  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+"""The repository (``--work`` defaults to its ``out/nlu-equivalence``)."""
 
 
 class ReferenceNlu:
@@ -250,8 +259,9 @@ def _dump(results: Any) -> list[Any]:
 def matcher_difference(fast: HomeAssistantNlu, text: str, home: Home, area: str | None) -> str | None:
     """Where hassil and its compiled port disagree on ``text`` (``None``: nowhere)."""
     forms, lists, _, context = fast.hassil_inputs(text, home, area)
+    prefilter = template_filter()  # the shared pre-filter every HomeAssistantNlu uses
     for unmatched in (False, True):
-        intents = fast._filter.candidates(text, lists, allow_unmatched_entities=unmatched, forms=forms)
+        intents = prefilter.candidates(text, lists, allow_unmatched_entities=unmatched, forms=forms)
         kwargs: dict[str, Any] = {
             "slot_lists": lists,
             "intent_context": context,
@@ -297,7 +307,7 @@ def main() -> int:
     pool.close()
 
     fast = HomeAssistantNlu()
-    if not fast._fast:
+    if not fastmatch.SUPPORTED:  # what HomeAssistantNlu checks to use the compiled matcher
         print(f"note: hassil is not {fastmatch.HASSIL_VERSION}; the fast path uses hassil's own matcher")
     t_fast = 0.0
     got_all = []

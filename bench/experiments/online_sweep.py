@@ -1,20 +1,22 @@
 """Replay one population at several rewrite thresholds: what a rewriter wins at a given cost.
 
-    python bench/online_sweep.py --rewriter bench/.cache/online/rewriter-train-360mix-k5 \\
+    python bench/experiments/online_sweep.py --rewriter bench/.cache/online/rewriter-train-360mix-k5 \\
         --population held-out-clean --arm personal --thresholds 0.177,0.2,0.23,0.26
 
 Two rewriters compared at their own calibrated thresholds differ in two ways at once: how well
 they rank, and where their calibration put the bar. This replays the same households (those of
-``bench/online.py``: ``ev*``, seed 41, in arrival order) with the rewriter's threshold overridden,
-and prints per threshold the rewrites, wins, losses, wrong actions and the defect reduction on the
-same turns. Compare two rewriters at equal wrong actions, not at equal thresholds.
+``bench/online.py``: the populations of :mod:`selflearn.evaluate.populations`, ``ev*``, seed 41,
+in arrival order) with the rewriter's threshold overridden, and prints per threshold the
+rewrites, wins, losses, wrong actions and the defect reduction on the same turns. Compare two
+rewriters at equal wrong actions, not at equal thresholds.
 
-To sweep a rewriter saved by an older commit, run this script against that commit's code (the
-script only needs ``Rewriter.load``, ``RewriterConfig(threshold=...)``, ``simulate`` and
-``score_arm``), e.g.::
+The script needs ``selflearn.evaluate`` (its populations), ``Rewriter.load`` and
+``RewriterConfig(threshold=...)``. To sweep a rewriter saved by an older commit, run that
+commit's own ``bench/online_sweep.py`` against that commit's code, e.g.::
 
     git worktree add /tmp/old dd36250
-    PYTHONPATH=/tmp/old/src python bench/online_sweep.py --rewriter bench/.cache/online/rewriter-base ...
+    cd /tmp/old && PYTHONPATH=src python bench/online_sweep.py \\
+        --rewriter <this checkout>/bench/.cache/online/rewriter-base ...
 
 Each threshold is a full replay (about 3-4 min for 40 households x 14 days on 2 cores).
 Simulation truth is read for scoring only.
@@ -29,11 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from online import CACHE, add_population_args, population
 from selflearn import simulate
-from selflearn.evaluate.replay import score_arm
+from selflearn.evaluate import population, score_arm
+from selflearn.evaluate.cache import same_population
 from selflearn.rewrite import Rewriter, RewriterConfig
-from signals_data import same_population
+
+CACHE = Path(__file__).resolve().parents[1] / ".cache" / "online"
+"""``bench/online.py``'s cache, where the population's control replay may be."""
 
 
 def main() -> None:
@@ -50,10 +54,24 @@ def main() -> None:
     parser.add_argument(
         "--thresholds", required=True, help="comma-separated decision thresholds, e.g. 0.15,0.177,0.2"
     )
-    add_population_args(parser)
+    # The population options of bench/online.py.
+    parser.add_argument("--replay-households", type=int, default=40)
+    parser.add_argument("--replay-days", type=float, default=14)
+    parser.add_argument("--real-households", type=int, default=40)
+    parser.add_argument("--real-days", type=float, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--mode",
+        choices=("on_failure", "before"),
+        default="on_failure",
+        help="consult the rewriter only when the NLU failed (default) or before the NLU on every request",
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=CACHE, help="bench/online.py's cache (for the control replay)"
+    )
     args = parser.parse_args()
-    if not (args.rewriter / "rewriter.json").exists():
-        parser.error(f"--rewriter {args.rewriter}: no rewriter.json there (train one with bench/online.py)")
+    if not (args.rewriter / "model.json").exists():
+        parser.error(f"--rewriter {args.rewriter}: no model.json there (train one with bench/online.py)")
     try:
         thresholds = [float(x) for x in args.thresholds.split(",")]
     except ValueError:
@@ -61,8 +79,14 @@ def main() -> None:
 
     print(f"rewriter {args.rewriter}, population {args.population}, arm {args.arm}")
     print()
-    control = CACHE / f"replay-{args.population}-control"
-    config = population(args.population, args)
+    control = args.cache / f"replay-{args.population}-control"
+    real = args.population == "real"
+    config = population(args.population).config(
+        args.workers,
+        args.real_households if real else args.replay_households,
+        args.real_days if real else args.replay_days,
+        args.mode,
+    )
     if any(control.glob("truth-*.jsonl")) and same_population(control, config):
         c = score_arm(control)
         print(

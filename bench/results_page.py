@@ -1,0 +1,508 @@
+"""Write ``docs/benchmarks.md`` from the figures the benchmarks wrote to ``docs/results/*.json``.
+
+    python bench/results_page.py            # rewrite docs/benchmarks.md
+    python bench/results_page.py --check    # exit 1 when the page is not what the results give
+
+Every number on the page comes from a results file, which names the command, machine, date and
+commit that produced it; the prose here says what each figure means and never states a number.
+A benchmark without a results file is listed as not re-run, with a pointer to the history page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from selflearn.evaluate.results import RESULTS, read_results
+
+PAGE = RESULTS.parent / "benchmarks.md"
+
+Result = dict[str, Any]
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{100 * x:.{digits}f} %"
+
+
+def num(x: float | None, fmt: str = ",.0f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def ratio(x: float | None) -> str:
+    return "no loss" if x is None else f"{x:.1f}"
+
+
+def provenance(r: Result) -> str:
+    m = r["machine"]
+    minutes = r.get("seconds", 0) / 60
+    took = f", {minutes:.0f} min" if minutes >= 1 else f", {r.get('seconds', 0):.0f} s"
+    return (
+        f"`{r['command']}` -- {r['date']}, commit `{r['commit']}`, {m['cpu']} ({m['cores']} cores, "
+        f"{m['memory_gib']} GiB){took}, simulator `{r['simulation_version']}`."
+    )
+
+
+def table(header: list[str], rows: list[list[str]], align: str = "") -> str:
+    marks = align or "l" + "r" * (len(header) - 1)
+    rule = ["---:" if a == "r" else "---" for a in marks]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+
+def baselines(r: Result) -> str:
+    f = r["figures"]
+    systems = f["systems"]
+    rows = [
+        [
+            name,
+            pct(s["in_scope"]["correct"]),
+            pct(s["in_scope"]["wrong"]),
+            pct(s["in_scope"]["no_match"]),
+            num(s["rescued"]),
+            num(s["rescued_wrong"]),
+        ]
+        for name, s in systems.items()
+    ]
+    return (
+        f"{f['requests']:,} requests of HWU64, SLURP devel and Home Assistant's test sentences, "
+        f"realised in {f['homes']} generated homes with their configured names, recognised with the "
+        f"`{f['asr']}` channel; {f['in_scope']:,} are in scope (the assistant can do them), "
+        f"{f['out_of_scope']:,} are not (the right answer is a refusal). Correct = did what was "
+        "asked; wrong = did something else; no match = did nothing. In-scope requests:\n\n"
+        + table(["system", "correct", "wrong", "no match", "rescued by the fallback", "of them wrong"], rows)
+    )
+
+
+def online(r: Result) -> str:
+    f = r["figures"]
+    fit = f["fit"]
+    cal = fit["calibration"]["known_failed"]
+    head = (
+        f"Trained on `{Path(f['train_store']).name}` ({fit['turns']:,} turns, {fit['households']} "
+        f"households; k = {f['k']} users, calibration target {f['target_ratio']:g} estimated wins per "
+        f"loss: threshold {cal['threshold']:.3f} behind the NLU); replayed behind Home Assistant's "
+        f"strict -> gazetteer stack (`{f['mode']}`) on new households.\n\n"
+    )
+    rows = []
+    for name, pop in f["populations"].items():
+        control = pop["arms"]["control"]
+        for arm in ("global", "personal"):
+            a = pop["arms"].get(arm)
+            if a is None:
+                continue
+            low, high = a["defect_reduction_interval"]
+            rows.append(
+                [
+                    f"{name} ({pop['households']} x {pop['days']:g} d, {pop['asr']})",
+                    arm,
+                    f"{pct(a['defect_rate_without'])} -> {pct(a['defect_rate'])}",
+                    f"**{pct(a['defect_reduction'])}** ({pct(low)}-{pct(high)})",
+                    pct(a["rescue_rate"]),
+                    f"{a['wins']:,} / {a['losses']:,}",
+                    num(a["wrong_actions"]),
+                    ratio(a["wins_per_wrong_action"]),
+                    f"{pct(control['fallback_rescue_rate'])} ({ratio(_per(control))})",
+                ]
+            )
+    return head + table(
+        [
+            "population",
+            "arm",
+            "defect rate without -> with",
+            "reduction (95 % interval)",
+            "rescue rate",
+            "wins / losses",
+            "wrong actions",
+            "wins per wrong action",
+            "gazetteer: rescue rate (per wrong action)",
+        ],
+        rows,
+        "llrrrrrrr",
+    )
+
+
+def _per(control: Result) -> float | None:
+    wrong = control.get("fallback_wrong_actions") or 0
+    return control["fallback_rescues"] / wrong if wrong else None
+
+
+def mining(r: Result) -> str:
+    f = r["figures"]
+    t = f["table"]
+    head = (
+        f"Mined from `{Path(f['mining_store']['path']).name}` ({t['turns']:,} turns, {t['users']:,} users, "
+        f"{t['households']} homes; signals: {f['mining_store']['signals']}): {t['states']:,} patterns, "
+        f"**{t['rules']} active rewrites**, {t['demoted']} demoted. Replayed on new households with the "
+        "table in front of the NLU:\n\n"
+    )
+    rows = []
+    for name, rep in f["replays"].items():
+        a = rep["arms"]["table"]
+        rows.append(
+            [
+                name,
+                f"{a['rewritten']:,}",
+                f"{a['wins']:,} / {a['losses']:,}",
+                f"{pct(a['defect_rate_without'])} -> {pct(a['defect_rate'])}",
+                pct(a["rescue_rate"]),
+                pct(a["false_rewrite_rate"]),
+            ]
+        )
+    return head + table(
+        [
+            "replay",
+            "rewritten turns",
+            "wins / losses",
+            "defect rate without -> with",
+            "rescue rate",
+            "false-rewrite rate",
+        ],
+        rows,
+    )
+
+
+def mining_engines(r: Result) -> str:
+    f = r["figures"]
+    s = f["seconds"]
+    return (
+        f"The same mining job on {f['turns']:,} turns: DuckDB {s['duckdb']:.1f} s, Spark `{f['master']}` "
+        f"{s['spark']:.1f} s; identical tables: **{'yes' if f['identical'] else 'NO'}** ({f['rules']} rules)."
+    )
+
+
+def defects(r: Result) -> str:
+    f = r["figures"]
+    rows = []
+    for name, pop in f["populations"].items():
+        for det, d in pop["detectors"].items():
+            rows.append(
+                [
+                    name,
+                    det,
+                    f"**{d['pr_auc']:.3f}**",
+                    f"{d['threshold']:.2f}",
+                    f"{d['precision']:.3f}",
+                    f"{d['recall']:.3f}",
+                    f"**{d['f1']:.3f}**",
+                ]
+            )
+    return (
+        "P(defect) per turn against simulation truth, on held-out households and phrasings; the "
+        "threshold is the best-F1 one on the training population.\n\n"
+        + table(
+            ["population", "detector", "PR-AUC", "threshold", "precision", "recall", "F1"], rows, "llrrrrr"
+        )
+    )
+
+
+def rephrase(r: Result) -> str:
+    f = r["figures"]
+    rows = []
+    for name, s in f["sets"].items():
+        for det, d in s["detectors"].items():
+            rows.append(
+                [
+                    name,
+                    det,
+                    f"{d['precision']:.3f}",
+                    f"{d['recall']:.3f}",
+                    f"**{d['f1']:.3f}**",
+                    pct(d["false_link_rate_under_20_s"]),
+                ]
+            )
+    return (
+        "Which earlier turn of the session a turn rephrases (or none), against simulation truth; the last "
+        "column is the share of new requests said within 20 s of the last one that were wrongly linked.\n\n"
+        + table(
+            ["set", "detector", "precision", "recall", "F1", "false links (new request < 20 s)"],
+            rows,
+            "llrrrr",
+        )
+    )
+
+
+def fpi(r: Result) -> str:
+    f = r["figures"]
+    classes = ["false_wake", "asr", "nlu", "er", "result", "correct"]
+    rows = []
+    for name, models in f["summary"].items():
+        for model, m in models.items():
+            rows.append(
+                [
+                    name,
+                    model,
+                    f"{m['turns']:,}",
+                    f"**{m['accuracy']:.3f}**",
+                    *[num(m["f1"][c], ".3f") for c in classes],
+                ]
+            )
+    return (
+        "The first pipeline stage that failed, per turn, against simulation truth (accuracy and F1 per "
+        "class); the rule baseline reads the stage traces only.\n\n"
+        + table(
+            ["population", "model", "turns", "accuracy", *[f"{c} F1" for c in classes]], rows, "llrrrrrrrr"
+        )
+    )
+
+
+def rewrite_latency(r: Result) -> str:
+    f = r["figures"]
+    rows = [
+        [
+            m["mode"],
+            "on" if m["pattern_cache"] else "off",
+            f"{m['decisions']:,}",
+            f"**{m['wall_ms']['p50']:.3f}**",
+            f"**{m['wall_ms']['p99']:.3f}**",
+            f"{m['cpu_ms']['p50']:.3f}",
+        ]
+        for m in f["modes"]
+    ]
+    return (
+        f"One decision of the online rewriter, in process, over a global index of "
+        f"{f['index']['patterns']:,} patterns; resident memory {f['resident_mb']['peak']:,} MB, "
+        f"{f['errors']} errors.\n\n"
+        + table(
+            ["mode", "pattern cache", "decisions", "wall p50 ms", "wall p99 ms", "CPU p50 ms"], rows, "llrrrr"
+        )
+    )
+
+
+def http_load(r: Result) -> str:
+    f = r["figures"]
+    lat = f["latency_ms"]
+    return (
+        f"`selflearn serve` on loopback, open-loop load: {f['requests']:,} requests at "
+        f"{f['achieved_rate']:g}/s (target {f['rate_target']:g}/s for {f['duration_s']:g} s): p50 "
+        f"{lat['p50']:.2f} ms, **p99 {lat['p99']:.2f} ms**, {f['errors']} errors, {f['fail_open']} "
+        f"fail-opens; server resident memory {f['server_rss_mb']['peak']} MB."
+    )
+
+
+def throughput(r: Result) -> str:
+    f = r["figures"]
+    s, i, q = f["simulate"], f["ingest"], f["quarantine"]
+    return (
+        f"Simulating {s['households']} households x {s['days']:g} days ({s['asr']} ASR, {s['workers']} "
+        f"workers): {s['turns']:,} turns in {s['seconds']:.1f} s = **{s['turns_per_s']:,.0f} turns/s** "
+        f"({s['cpu_s_per_1000_turns']:.2f} CPU-s per 1,000 turns). Ingest: {i['rows']:,} rows at "
+        f"{i['rows_per_s']:,.0f} rows/s. Malformed rows: {q['read']} read = {q['stored']} stored + "
+        f"{q['quarantined']} quarantined (balanced: {'yes' if q['balanced'] else 'NO'})."
+    )
+
+
+def asr_wer(r: Result) -> str:
+    f = r["figures"]
+    rows = [
+        [
+            w["channel"],
+            w["condition"],
+            f"{w['utterances']:,}",
+            f"**{pct(w['wer'])}**",
+            pct(w["sentence_error_rate"]),
+            num(w["utterances_per_s"], ",.1f"),
+        ]
+        for w in f["rows"]
+    ]
+    return f"{f['sentences']} held-out domain sentences per channel and condition.\n\n" + table(
+        ["channel", "condition", "utterances", "WER", "sentence error rate", "utterances/s"], rows, "llrrrr"
+    )
+
+
+SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
+    # (results file, title, what it answers, renderer)
+    (
+        "baselines",
+        "Home Assistant as it ships, on real phrasings",
+        "How often does Home Assistant's own NLU (strict templates, then the gazetteer fallback) fail on "
+        "real phrasings, and what do the older fallbacks do?",
+        baselines,
+    ),
+    (
+        "online",
+        "Online rewriting: the A/B replay",
+        "How many of the requests Home Assistant still fails does the online rewriter fix on new "
+        "households, and at what cost in wrong actions?",
+        online,
+    ),
+    (
+        "mining",
+        "Offline rewrite mining",
+        "What does the absorbing-Markov-chain miner learn from reformulations, "
+        "and what does its table alone fix?",
+        mining,
+    ),
+    (
+        "mining_engines",
+        "Mining on DuckDB and on Spark",
+        "Do both engines mine the same table, and how fast?",
+        mining_engines,
+    ),
+    ("defects", "Defect detection", "Can the logs alone tell which turns failed?", defects),
+    ("rephrase", "Rephrase detection", "Can the logs alone tell which turn a user is rephrasing?", rephrase),
+    ("fpi", "Failure point isolation", "Which pipeline stage failed first?", fpi),
+    ("rewrite_latency", "Decision latency", "How long does one rewrite decision take?", rewrite_latency),
+    (
+        "http_load",
+        "The HTTP service under load",
+        "Does the service hold its latency at a steady rate?",
+        http_load,
+    ),
+    (
+        "throughput",
+        "Simulator and ingest throughput",
+        "How fast are logs simulated and stored, and is every bad row accounted for?",
+        throughput,
+    ),
+    ("asr_wer", "ASR channels", "How often do the recognisers get words wrong?", asr_wer),
+]
+
+
+def headline(results: dict[str, Result]) -> str:
+    rows: list[list[str]] = []
+    if "baselines" in results:
+        s = results["baselines"]["figures"]["systems"]
+        rows.append(
+            [
+                "Home Assistant as it ships (strict -> gazetteer), real phrasings",
+                "in-scope requests it fails (wrong or no match)",
+                f"**{pct(1 - s['strict+gazetteer']['in_scope']['correct'])}**",
+                f"strict alone: {pct(1 - s['strict']['in_scope']['correct'])}",
+                "#baselines",
+            ]
+        )
+    if "online" in results:
+        for name, pop in results["online"]["figures"]["populations"].items():
+            g, p = pop["arms"].get("global"), pop["arms"].get("personal")
+            if g is None or p is None:
+                continue
+            rows.append(
+                [
+                    f"online rewriter behind it, `{name}` population ({pop['asr']} ASR)",
+                    "defect reduction, global / + personal layer",
+                    f"**{pct(g['defect_reduction'])}** / {pct(p['defect_reduction'])}",
+                    f"wins per wrong action {ratio(g['wins_per_wrong_action'])} / "
+                    f"{ratio(p['wins_per_wrong_action'])}; gazetteer "
+                    f"{ratio(_per(pop['arms']['control']))}",
+                    "#online-rewriting-the-ab-replay",
+                ]
+            )
+    if "defects" in results:
+        pops = results["defects"]["figures"]["populations"]
+        if "test" in pops:
+            d = pops["test"]["detectors"]
+            best = max(d, key=lambda k: d[k]["pr_auc"])
+            rows.append(
+                [
+                    "defect detection, held-out noisy speech",
+                    "PR-AUC",
+                    f"**{d[best]['pr_auc']:.3f}** ({best})",
+                    ", ".join(f"{k} {v['pr_auc']:.3f}" for k, v in d.items() if k != best),
+                    "#defect-detection",
+                ]
+            )
+    if "fpi" in results:
+        test = results["fpi"]["figures"]["summary"].get("test", {})
+        if test:
+            model = max(test, key=lambda k: test[k]["accuracy"])
+            rows.append(
+                [
+                    "failure point isolation, held-out noisy speech",
+                    "accuracy",
+                    f"**{test[model]['accuracy']:.3f}** ({model})",
+                    f"rule baseline {test.get('rule baseline', {}).get('accuracy', 0):.3f}",
+                    "#failure-point-isolation",
+                ]
+            )
+    if "rewrite_latency" in results:
+        modes = results["rewrite_latency"]["figures"]["modes"]
+        behind = next(
+            (m for m in modes if m["mode"].startswith("behind") and not m["pattern_cache"]), modes[0]
+        )
+        rows.append(
+            [
+                "one rewrite decision, 1M-pattern index",
+                "p50 / p99",
+                f"**{behind['wall_ms']['p50']:.2f} / {behind['wall_ms']['p99']:.2f} ms**",
+                "",
+                "#decision-latency",
+            ]
+        )
+    if not rows:
+        return "No results yet: run the benchmarks (each section below names its command)."
+    return table(["what", "figure", "measured", "compared with", "section"], rows, "lllll")
+
+
+def render(results: dict[str, Result]) -> str:
+    out = [
+        "# Benchmarks",
+        "",
+        "*Generated by `python bench/results_page.py` from the figures the benchmarks wrote to "
+        "[docs/results/](results/); do not edit by hand. Earlier rounds, with their discussion, are in "
+        "[benchmarks-history.md](benchmarks-history.md).*",
+        "",
+        "Every figure comes from a simulation the benchmark ran (named populations: `selflearn evaluate "
+        "populations`), scored against simulation truth that no learner reads, on households and (where "
+        "stated) phrasings that training never saw. Run the commands from the repository root after "
+        "`make test`; the real-corpus ones need `../shared/data`.",
+        "",
+        "**Units.** A *defect* is a turn whose goal was not met; rates are shares of turns. A *win* is a "
+        "rewritten turn that would have failed without the rewrite and worked with it, a *loss* the "
+        "reverse; a *wrong action* is a rewritten turn on which the assistant acted and the user's goal "
+        "was not met (worse than a refusal). *Defect reduction* compares the same turns with and without "
+        "their rewrites; its interval is a 95 % bootstrap over households. The *rescue rate* is wins over "
+        "all turns that would have failed.",
+        "",
+        "## Headline",
+        "",
+        headline(results),
+        "",
+    ]
+    missing = []
+    for name, title, question, render_section in SECTIONS:
+        r = results.get(name)
+        if r is None:
+            missing.append(title)
+            continue
+        out += [f"## {title}", "", f"*{question}*", "", render_section(r), "", provenance(r), ""]
+    if missing:
+        out += [
+            "## Not re-run since the house pass",
+            "",
+            "These benchmarks have no results file yet; their last figures, with commands and dates, are "
+            "in [benchmarks-history.md](benchmarks-history.md#the-results-page-of-2026-11-25): "
+            + "; ".join(missing)
+            + ".",
+            "",
+        ]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="fail when the page is not current")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=PAGE)
+    args = parser.parse_args()
+    text = render(read_results(args.results))
+    if args.check:
+        if not args.out.exists() or args.out.read_text(encoding="utf-8") != text:
+            print(f"{args.out} is not current: run python bench/results_page.py", file=sys.stderr)
+            return 1
+        return 0
+    args.out.write_text(text, encoding="utf-8")
+    print(f"{args.out}: {len(text.encode()):,} bytes", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
