@@ -18,13 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from selflearn.core.artefacts import DESCRIPTION
 from selflearn.core.errors import ConfigError
 from selflearn.core.hooks import RewriteHook
 from selflearn.evaluate.cache import replay_folder
-from selflearn.evaluate.populations import Population
+from selflearn.evaluate.populations import Placement, Population
 from selflearn.evaluate.replay import ArmStats, score_arm
 
 ARMS = ("control", "global", "personal", "table")
@@ -42,7 +41,7 @@ class Replay:
     households: int | None = None
     """Override the population's size (another population to the cache)."""
     days: float | None = None
-    rewrite_when: Literal["before", "on_failure"] | None = None
+    rewrite_when: Placement | None = None
     """Override where the rewriter sits (default: the population's)."""
     rebuild: bool = False
     """Simulate again even when the cache is current."""
@@ -58,9 +57,12 @@ class Replay:
                 f"the {arm} arm {'takes no' if arm == 'control' else 'needs a'} rewriter folder"
             )
         config = self.population.config(self.workers, self.households, self.days, self.rewrite_when)
-        tag = "" if learner is None else f"-{learner.name}-{config.assistant.rewrite_when}"
-        if arm == "table" and learner is not None:
+        if learner is None:
+            tag = ""
+        elif arm == "table":
             tag = f"-{learner.name}"
+        else:
+            tag = f"-{learner.name}-{config.assistant.rewrite_when}"
         out = self.cache / f"replay-{self.population.name}-{arm}{tag}"
         make = None if learner is None else _maker(arm, learner)
         newer = learner / DESCRIPTION if learner is not None else None
