@@ -6,7 +6,9 @@ as it ships (strict -> gazetteer), the others put a rewriter in front of (or beh
 from the household's own logged turns in arrival order), ``table`` (a mined rewrite table).
 Users react to what they experience, so arms diverge after the first rewrite; the per-turn
 counterfactual (would this rewritten turn have failed without the rewrite?) is what
-:class:`~selflearn.evaluate.replay.ArmStats` compares.
+:class:`~selflearn.evaluate.replay.ArmStats` compares. A replayed online rewriter has no
+decision budget (:attr:`~selflearn.rewrite.RewriterConfig.budget_ms`), so a replay gives the
+same figures however loaded the machine is.
 
 >>> from selflearn.evaluate.ab import ARMS
 >>> ARMS
@@ -83,7 +85,11 @@ def _maker(arm: str, folder: Path) -> Callable[[], RewriteHook]:
             return RewriteTable.load(folder)
         from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
 
-        return Rewriter.load(folder, RewriterConfig(personal=arm == "personal"))
+        # No decision budget in a replay: on a loaded machine a decision that runs past it is
+        # passed through, so the outcome would depend on the load and two runs would differ (seen:
+        # 35 of 37,810 turns of one arm). Decision time is bench/rewrite_latency.py's to measure.
+        unbounded = RewriterConfig(personal=arm == "personal", budget_ms=float("inf"))
+        return Rewriter.load(folder, unbounded)
 
     return make
 
