@@ -79,6 +79,10 @@ def _commit() -> str | None:
     return f"{commit}+dirty" if dirty else commit or None
 
 
+COMMIT_AT_START = _commit()
+"""The code a benchmark runs is the code at its start (``import``): the commit recorded is that one."""
+
+
 def command_line() -> str:
     """The command that is running, as a person would type it (``python bench/x.py --y``)."""
     script = Path(sys.argv[0])
@@ -104,7 +108,7 @@ def write_results(
         "benchmark": name,
         "command": command or command_line(),
         "date": datetime.now(UTC).date().isoformat(),
-        "commit": _commit(),
+        "commit": COMMIT_AT_START,
         "seconds": round(seconds, 1),
         "machine": machine(),
         "simulation_version": SIMULATION_VERSION,
