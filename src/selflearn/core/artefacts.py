@@ -46,7 +46,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any
 
 from selflearn.core.errors import ConfigError
 
@@ -65,15 +65,6 @@ LEGACY_DESCRIPTIONS = (
     "meta.json",
 )
 """Description files of folders saved before the one contract: recognised only to say so."""
-
-
-class Learner(Protocol):
-    """What every learned component offers (its ``fit`` takes the data it learns from)."""
-
-    def save(self, folder: str | Path) -> Path: ...
-
-    @classmethod
-    def load(cls, folder: str | Path) -> Self: ...
 
 
 def format_name(component: str, version: int) -> str:
