@@ -11,6 +11,7 @@ A benchmark without a results file is listed as not re-run, with a pointer to th
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -173,7 +174,7 @@ def mining_engines(r: Result) -> str:
     s = f["seconds"]
     return (
         f"The same mining job on {f['turns']:,} turns: DuckDB {s['duckdb']:.1f} s, Spark `{f['master']}` "
-        f"{s['spark']:.1f} s; identical tables: **{'yes' if f['identical'] else 'NO'}** ({f['rules']} rules)."
+        f"{s['spark']:.1f} s; identical tables: **{'yes' if f['identical'] else 'NO'}** ({f['rules']:,} rules)."
     )
 
 
@@ -365,6 +366,13 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
 ]
 
 
+def link(name: str) -> str:
+    """A link to the section of the results file ``name`` (GitHub's heading anchors)."""
+    title = next(t for n, t, _, _ in SECTIONS if n == name)
+    anchor = re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
+    return f"[{title.split(':')[0]}](#{anchor})"
+
+
 def headline(results: dict[str, Result]) -> str:
     rows: list[list[str]] = []
     if "baselines" in results:
@@ -375,7 +383,7 @@ def headline(results: dict[str, Result]) -> str:
                 "in-scope requests it fails (wrong or no match)",
                 f"**{pct(1 - s['strict+gazetteer']['in_scope']['correct'])}**",
                 f"strict alone: {pct(1 - s['strict']['in_scope']['correct'])}",
-                "#baselines",
+                link("baselines"),
             ]
         )
     if "online" in results:
@@ -385,15 +393,45 @@ def headline(results: dict[str, Result]) -> str:
                 continue
             rows.append(
                 [
-                    f"online rewriter behind it, `{name}` population ({pop['asr']} ASR)",
+                    f"online rewriter behind strict -> gazetteer, `{name}` population ({pop['asr']} ASR)",
                     "defect reduction, global / + personal layer",
                     f"**{pct(g['defect_reduction'])}** / {pct(p['defect_reduction'])}",
                     f"wins per wrong action {ratio(g['wins_per_wrong_action'])} / "
                     f"{ratio(p['wins_per_wrong_action'])}; gazetteer "
                     f"{ratio(_per(pop['arms']['control']))}",
-                    "#online-rewriting-the-ab-replay",
+                    link("online"),
                 ]
             )
+    if "mining" in results:
+        replays = results["mining"]["figures"]["replays"]
+        if "seen" in replays:
+            a = replays["seen"]["arms"]["table"]
+            rows.append(
+                [
+                    "mined rewrite table alone, new households saying logged phrasings",
+                    "rescue rate (wins / losses)",
+                    f"**{pct(a['rescue_rate'])}** ({a['wins']:,} / {a['losses']:,})",
+                    f"{results['mining']['figures']['table']['rules']} rules",
+                    link("mining"),
+                ]
+            )
+    if "rephrase" in results:
+        sets = results["rephrase"]["figures"]["sets"]
+        if "test" in sets:
+            d = sets["test"]["detectors"]
+            ctx = d.get("contextual MiniLM")
+            others = {k: v for k, v in d.items() if k != "contextual MiniLM"}
+            if ctx is not None and others:
+                best = max(others, key=lambda k: others[k]["f1"])
+                rows.append(
+                    [
+                        "rephrase detection, held-out noisy speech",
+                        "F1 of links",
+                        f"**{ctx['f1']:.3f}** (contextual MiniLM)",
+                        f"{best} {others[best]['f1']:.3f}",
+                        link("rephrase"),
+                    ]
+                )
     if "defects" in results:
         pops = results["defects"]["figures"]["populations"]
         if "test" in pops:
@@ -405,7 +443,7 @@ def headline(results: dict[str, Result]) -> str:
                     "PR-AUC",
                     f"**{d[best]['pr_auc']:.3f}** ({best})",
                     ", ".join(f"{k} {v['pr_auc']:.3f}" for k, v in d.items() if k != best),
-                    "#defect-detection",
+                    link("defects"),
                 ]
             )
     if "fpi" in results:
@@ -418,7 +456,7 @@ def headline(results: dict[str, Result]) -> str:
                     "accuracy",
                     f"**{test[model]['accuracy']:.3f}** ({model})",
                     f"rule baseline {test.get('rule baseline', {}).get('accuracy', 0):.3f}",
-                    "#failure-point-isolation",
+                    link("fpi"),
                 ]
             )
     if "rewrite_latency" in results:
@@ -431,8 +469,19 @@ def headline(results: dict[str, Result]) -> str:
                 "one rewrite decision, 1M-pattern index",
                 "p50 / p99",
                 f"**{behind['wall_ms']['p50']:.2f} / {behind['wall_ms']['p99']:.2f} ms**",
-                "",
-                "#decision-latency",
+                "budget 50 ms",
+                link("rewrite_latency"),
+            ]
+        )
+    if "http_load" in results:
+        f = results["http_load"]["figures"]
+        rows.append(
+            [
+                "the HTTP service",
+                "p99 at a steady rate",
+                f"**{f['latency_ms']['p99']:.1f} ms** at {f['achieved_rate']:g}/s",
+                f"{f['errors']} errors, {f['fail_open']} fail-opens",
+                link("http_load"),
             ]
         )
     if not rows:
