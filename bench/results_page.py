@@ -174,7 +174,8 @@ def mining_engines(r: Result) -> str:
     s = f["seconds"]
     return (
         f"The same mining job on {f['turns']:,} turns: DuckDB {s['duckdb']:.1f} s, Spark `{f['master']}` "
-        f"{s['spark']:.1f} s; identical tables: **{'yes' if f['identical'] else 'NO'}** ({f['rules']:,} rules)."
+        f"{s['spark']:.1f} s; identical tables: **{'yes' if f['identical'] else 'NO'}** "
+        f"({f['rules']:,} rules)."
     )
 
 
