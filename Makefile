@@ -3,8 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Two real Home Assistant cores for the integration's tests, each in its own venv.
+PY313  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) $(shell command -v python3.13))
+HA24   := .venv-ha2024
+HA25   := .venv-ha2025
+HA24_STAMP := $(HA24)/.installed-$(shell cksum tests_ha/requirements-2024.3.txt | cut -d' ' -f1)
+HA25_STAMP := $(HA25)/.installed-$(shell cksum tests_ha/requirements-2025.4.txt | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck bench asr-deps system-deps fuzzy-env clean
+.PHONY: demo test test-ha lint typecheck bench asr-deps system-deps fuzzy-env clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,13 +24,33 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## simulate a small population, ingest it, print the stats
 	$(BIN)/selflearn demo
 
-test: $(STAMP) system-deps  ## lint, type-check and run the test suite
-	$(BIN)/ruff check src tests bench
+$(HA24_STAMP): tests_ha/requirements-2024.3.txt
+	test -x $(HA24)/bin/python || $(PYTHON) -m venv $(HA24)
+	$(HA24)/bin/python -m pip install -q --upgrade pip
+	$(HA24)/bin/python -m pip install -q -r tests_ha/requirements-2024.3.txt
+	rm -f $(HA24)/.installed-*
+	touch $@
+
+$(HA25_STAMP): tests_ha/requirements-2025.4.txt
+	@test -n "$(PY313)" || { echo "error: Python 3.13 not found (pyenv install 3.13.0, or make PY313=/path/to/python3.13)"; exit 2; }
+	test -x $(HA25)/bin/python || $(PY313) -m venv $(HA25)
+	$(HA25)/bin/python -m pip install -q --upgrade pip
+	$(HA25)/bin/python -m pip install -q -r tests_ha/requirements-2025.4.txt
+	rm -f $(HA25)/.installed-*
+	touch $@
+
+test: $(STAMP) system-deps $(HA24_STAMP) $(HA25_STAMP)  ## lint, type-check, the test suite, the Home Assistant tests
+	$(BIN)/ruff check src tests bench custom_components tests_ha
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory test-ha
+
+test-ha: $(STAMP) $(HA24_STAMP) $(HA25_STAMP)  ## the integration on Home Assistant 2024.3.3 (Python 3.11) and 2025.4.4 (3.13)
+	cd tests_ha && ../$(HA24)/bin/python -m pytest -q -p no:cacheprovider
+	cd tests_ha && ../$(HA25)/bin/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench custom_components tests_ha
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -29,6 +29,9 @@ LAYERS: dict[str, int] = {
     "selflearn.demo": 6,
     "selflearn.docgen": 6,
     "selflearn.stats": 6,
+    # Bridges to real assistants (Wyoming, OVOS) and importers of their logs.
+    "selflearn.integrations": 6,
+    "selflearn.importers": 6,
 }
 """Layer of each package or top-level module (longest prefix wins; ``selflearn`` itself is only
 the package's ``__init__``, so a new top-level module must be placed here)."""

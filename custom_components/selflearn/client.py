@@ -1,0 +1,82 @@
+"""The HTTP client of a running ``selflearn serve`` (docs/service.md).
+
+Every call has a deadline and returns ``None`` on any failure (down, slow, an HTTP error, a body
+that is not what the service answers): the caller then keeps Home Assistant's own answer. The
+client counts consecutive failures so the integration can raise a repair issue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class SelflearnClient:
+    """Calls to one selflearn service, each failing open."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        admin_token: str | None = None,
+    ) -> None:
+        self._session = session
+        self.url = url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+        self.calls = 0
+        """Requests sent (every endpoint), for tests and diagnostics."""
+
+    async def _request(
+        self, method: str, path: str, timeout_s: float, body: Any = None
+    ) -> dict[str, Any] | None:
+        self.calls += 1
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._session.request(
+                    method, self.url + path, json=body, headers=self._headers
+                ) as res:
+                    if res.status >= 400:
+                        text = (await res.text())[:200]
+                        raise ValueError(f"HTTP {res.status}: {text}")
+                    data = await res.json(content_type=None)
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+            self.consecutive_failures += 1
+            self.last_error = f"{method} {path}: {err.__class__.__name__}: {err}".strip(": ")
+            if self.consecutive_failures == 1:
+                _LOGGER.warning("selflearn service at %s failed (%s)", self.url, self.last_error)
+            return None
+        if self.consecutive_failures:
+            _LOGGER.info("selflearn service at %s answers again", self.url)
+        self.consecutive_failures = 0
+        self.last_error = None
+        return data
+
+    async def health(self, timeout_s: float = 5.0) -> dict[str, Any] | None:
+        """``GET /healthz``."""
+        return await self._request("GET", "/healthz", timeout_s)
+
+    async def rewrite(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
+        """``POST /v1/rewrite``: the decision, or None (keep the original text)."""
+        out = await self._request("POST", "/v1/rewrite", timeout_s, request)
+        if out is not None and not isinstance(out.get("text"), str):
+            return None
+        return out
+
+    async def log_turns(
+        self, records: list[dict[str, Any]], timeout_s: float = 10.0
+    ) -> dict[str, Any] | None:
+        """``POST /v1/turns``: the ingest accounting, or None."""
+        return await self._request("POST", "/v1/turns", timeout_s, records)
+
+    async def put_home(self, household_id: str, home: dict[str, Any], timeout_s: float = 10.0) -> bool:
+        """``PUT /v1/homes/{household_id}``: whether the service took the home."""
+        return await self._request("PUT", f"/v1/homes/{household_id}", timeout_s, home) is not None

@@ -1,0 +1,126 @@
+"""Fixtures of the Home Assistant tests: a real core (pytest-homeassistant-custom-component), a real
+``selflearn serve`` process, and a home with real entities.
+
+Run by ``make test`` in two environments of their own, one per Home Assistant core
+(``make test-ha``); selflearn itself runs in its own ``.venv``, as beside a real Home Assistant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # custom_components/ is found on the path, as in a config folder
+
+SELFLEARN_PYTHON = Path(os.environ.get("SELFLEARN_PYTHON", ROOT / ".venv" / "bin" / "python"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """A running ``selflearn serve``."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=5) as res:
+            body = res.read().decode()
+        return json.loads(body) if body.startswith(("{", "[")) else body
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of a Prometheus metric's samples with these labels (0 when absent)."""
+        total = 0.0
+        for line in str(self.get("/metrics")).splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def start_service(folder: Path, tmp: Path, rule: tuple[str, str] | None = None) -> Service:
+    """Write a rewriter folder with selflearn's own Python, then serve it on a free port."""
+    rewriter = folder / "rewriter"
+    cmd = [str(SELFLEARN_PYTHON), str(ROOT / "tests_ha" / "make_rewriter.py"), str(rewriter)]
+    if rule is not None:
+        cmd += ["--rule", *rule]
+    subprocess.run(cmd, check=True, capture_output=True)
+    port = free_port()
+    log = tmp / f"serve-{port}.log"
+    process = subprocess.Popen(
+        [
+            str(SELFLEARN_PYTHON),
+            "-m",
+            "selflearn",
+            "serve",
+            "--rewriter",
+            str(rewriter),
+            "--store",
+            str(tmp / "selflearn.duckdb"),
+            "--port",
+            str(port),
+            "--timeout-ms",
+            "1000",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    service = Service(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"selflearn serve exited: {log.read_text()[-2000:]}")
+        try:
+            if service.get("/healthz")["status"] == "ok":
+                return service
+        except OSError:
+            time.sleep(0.1)
+    service.stop()
+    raise RuntimeError(f"selflearn serve did not start in 60 s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def service(tmp_path: Path, socket_enabled: None) -> Iterator[Service]:
+    """A selflearn service with one precomputed rule ("kill the lights in the {area}")."""
+    svc = start_service(
+        tmp_path, tmp_path, ("kill the lights in the {area}", "turn off the lights in the {area}")
+    )
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def empty_service(tmp_path: Path, socket_enabled: None) -> Iterator[Service]:
+    """A selflearn service that knows nothing yet: only what it learns from the logged turns."""
+    svc = start_service(tmp_path, tmp_path)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(autouse=True)
+def _custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load custom_components/selflearn."""
