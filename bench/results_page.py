@@ -288,6 +288,54 @@ def http_load(r: Result) -> str:
     )
 
 
+def integration(r: Result) -> str:
+    f = r["figures"]
+    cases = [
+        ("understood", "understood by Home Assistant (no call)"),
+        ("understood_logging", "understood, turn logging on (in the background)"),
+        ("failed_no_rewrite", "failed, selflearn has no rewrite (the cost of asking)"),
+        ("failed_rewritten", "failed, rewritten and run again"),
+    ]
+    rows = []
+    for c in f["cores"].values():
+        for key, label in cases:
+            o, rt = c[key]["overhead_ms"], c[key]["round_trip_ms"]
+            rows.append(
+                f"| {c['home_assistant']} | {label} | {o['p50']:.2f} | **{o['p99']:.2f}** | "
+                f"{rt['p50']:.1f} / {rt['p99']:.1f} |"
+            )
+    n = next(iter(f["cores"].values()))["n"]
+    text = (
+        f"Home Assistant cores {', '.join(f['ha_versions_tested'])}; {n:,} requests per case through "
+        "`conversation.async_converse` with the selflearn agent and a real "
+        "`selflearn serve`. *Overhead*: the request's time minus Home Assistant's own first answer, "
+        "in the same request (ms).\n\n"
+        "| core | request | overhead p50 | overhead p99 | round trip p50 / p99 |\n|---|---|---:|---:|---:|\n"
+        + "\n".join(rows)
+    )
+    if "wyoming_ms_p50" in f:
+        text += (
+            f"\n\nWyoming round trip, a connection and a `transcript` per request as Home Assistant makes "
+            f"it: p50 {f['wyoming_ms_p50']:.2f} ms, **p99 {f['wyoming_ms_p99']:.2f} ms**."
+        )
+    return text
+
+
+def wyoming(r: Result) -> str:
+    f = r["figures"]
+    ways = f["ways"]
+    parts = [
+        f"{name.replace('_', ' ')}: p50 {w['latency_ms']['p50']:.2f} ms, "
+        f"**p99 {w['latency_ms']['p99']:.2f} ms** ({w['server_cpu_ms_per_request']:.2f} CPU-ms per "
+        "request in the server)"
+        for name, w in ways.items()
+    ]
+    return (
+        f"`selflearn wyoming` on loopback, {f['requests']:,} requests one at a time "
+        f"({f['distinct_texts']:,} distinct texts; rewriter `{f['rewriter']}`): " + "; ".join(parts) + "."
+    )
+
+
 def throughput(r: Result) -> str:
     f = r["figures"]
     s, i, q = f["simulate"], f["ingest"], f["quarantine"]
@@ -357,6 +405,13 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         "Does the service hold its latency at a steady rate?",
         http_load,
     ),
+    (
+        "integration",
+        "Home Assistant integration: added latency",
+        "What does the integration add to Home Assistant's conversation round trip?",
+        integration,
+    ),
+    ("wyoming", "The Wyoming service", "How long does a Wyoming round trip take?", wyoming),
     (
         "throughput",
         "Simulator and ingest throughput",
@@ -472,6 +527,17 @@ def headline(results: dict[str, Result]) -> str:
                 f"**{behind['wall_ms']['p50']:.2f} / {behind['wall_ms']['p99']:.2f} ms**",
                 "budget 50 ms",
                 link("rewrite_latency"),
+            ]
+        )
+    if "integration" in results:
+        f = results["integration"]["figures"]
+        rows.append(
+            [
+                f"Home Assistant integration ({', '.join(f['ha_versions_tested'])})",
+                "added latency on a failed request, p50 / p99 (worst core)",
+                f"**{f['overhead_ms_p50']:.1f} / {f['overhead_ms_p99']:.1f} ms**",
+                "target p99 <= 10 ms; no call on an understood request",
+                link("integration"),
             ]
         )
     if "http_load" in results:

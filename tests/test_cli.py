@@ -96,3 +96,20 @@ def test_main_reports_an_error_as_one_line(tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and str(missing) in lines[0], proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_train_rewriter_on_a_single_home_writes_a_personal_only_rewriter(tmp_path: Path) -> None:
+    """One Home Assistant install logs one household: too few for the global layer and the
+    ranker, so training says so and writes the layers it can use (table, personal)."""
+    from selflearn.core.store import Store
+    from selflearn.rewrite.rewriter import Rewriter
+    from tests.conftest import turn_dict
+
+    store = tmp_path / "one-home.duckdb"
+    with Store(store) as s:
+        s.ingest_records([turn_dict(f"t{n}", timestamp=f"2026-01-05T08:00:{n:02d}+00:00") for n in range(5)])
+    res = runner.invoke(app, ["train", "rewriter", "--store", str(store), "--out", str(tmp_path / "rw")])
+    assert res.exit_code == 0, res.output
+    assert "1 household(s) logged" in res.output and "personal layer only" in res.output
+    rewriter = Rewriter.load(tmp_path / "rw")
+    assert rewriter.knowledge_ is None and rewriter.ranker_ is None and rewriter.table_ is None

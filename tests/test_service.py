@@ -470,6 +470,41 @@ def test_store_homes_and_replay_rebuild_a_replica(folder_a: Path, tmp_path: Path
         assert out["rewritten"] and out["layer"] == "personal"
 
 
+def test_a_registered_home_is_stored_for_mining_and_a_restart(folder_a: Path, tmp_path: Path) -> None:
+    store_path = tmp_path / "s.duckdb"
+    config = ServiceConfig(rewriter=folder_a, store=store_path)
+    with TestClient(create_app(config)) as c:
+        assert c.put("/v1/homes/h7", json=HOME).status_code == 200
+        assert c.put("/v1/homes/h7", json=HOME).status_code == 200  # the same again: one row
+        renamed = {**HOME, "areas": [{**HOME["areas"][0], "aliases": ["cookhouse"]}, *HOME["areas"][1:]]}
+        assert c.put("/v1/homes/h7", json=renamed).status_code == 200  # replaced, not added
+    with Store(store_path, read_only=True) as store:
+        rows = store.query("SELECT home_id, config FROM homes").to_pylist()
+    assert [r["home_id"] for r in rows] == ["h7"]
+    assert "cookhouse" in rows[0]["config"] and json.loads(rows[0]["config"])["home_id"] == "h7"
+    with TestClient(create_app(config)) as c:  # registered again at start
+        assert c.get("/v1/homes/h7").json()["areas"][0]["aliases"] == ["cookhouse"]
+
+
+def test_snapshot_copies_the_live_store_for_learning(client: TestClient, tmp_path: Path) -> None:
+    client.put("/v1/homes/h1", json=HOME)
+    assert client.post("/v1/turns", json=_retry_pair(0)).json()["stored"] == 2
+    res = client.post("/v1/admin/snapshot", json={"path": str(tmp_path / "snap.duckdb")})
+    assert res.status_code == 200, res.text
+    assert res.json()["rows"]["turns"] == 2 and res.json()["rows"]["homes"] == 1
+    assert client.post("/v1/turns", json=_retry_pair(1)).json()["stored"] == 2  # still writing live
+    with Store(tmp_path / "snap.duckdb", read_only=True) as snap:
+        assert snap.count("turns") == 2  # the copy is as it was
+    again = client.post("/v1/admin/snapshot", json={"path": str(tmp_path / "snap.duckdb")})
+    assert again.status_code == 422 and "already exists" in again.json()["detail"]
+
+
+def test_snapshot_needs_a_store(folder_a: Path, tmp_path: Path) -> None:
+    with TestClient(create_app(ServiceConfig(rewriter=folder_a))) as c:
+        res = c.post("/v1/admin/snapshot", json={"path": str(tmp_path / "x.duckdb")})
+        assert res.status_code == 409 and "--store" in res.json()["detail"]
+
+
 # --- operations ------------------------------------------------------------------------------
 
 

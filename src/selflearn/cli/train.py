@@ -160,6 +160,23 @@ def train_rewriter_cmd(
         decision=decision,
     )
     mined = RewriteTable.load(table) if table is not None else None
+    with Store(store_path, read_only=True) as store:
+        logged = store.query("SELECT count(DISTINCT household_id) AS n FROM turns")
+        households = int(logged.column("n")[0].as_py())
+    if households < config.min_households:
+        # One home, or a few: too few to learn a pooled layer and a ranker that generalise. What
+        # it can use now: the mined table (if any) and the personal layer, which learns each
+        # household's own retries and names at run time.
+        rewriter = Rewriter.from_parts(table=mined)
+        rewriter.save(out_dir)
+        layers = "the personal layer"
+        if mined:
+            layers = f"the mined table ({len(mined)} rules) and {layers}"
+        out.print(
+            f"note: {households} household(s) logged; the global layer and the ranker need at least "
+            f"{config.min_households}. Wrote a rewriter with {layers} only -> {out_dir}"
+        )
+        return
     with Store(store_path, read_only=True) as store, _progress() as bar:
         task = bar.add_task("replaying logged households", total=None)
         rewriter = Rewriter(training=config).fit(

@@ -109,6 +109,11 @@ class FitConfig:
         if self.folds < 2:
             raise ConfigError(f"FitConfig.folds must be at least 2, got {self.folds}")
 
+    @property
+    def min_households(self) -> int:
+        """Households the logs need for the global layer and the ranker (two per fold)."""
+        return 2 * self.folds
+
 
 @dataclass
 class FitReport:
@@ -422,7 +427,7 @@ def train(
     if not turns:
         raise DataError("the store holds no turns to learn from")
     households = sorted({t.household_id for t in turns})
-    if len(households) < 2 * config.folds:
+    if len(households) < config.min_households:
         raise DataError(
             f"{len(households)} households are too few for {config.folds} folds; simulate or log more"
         )

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import duckdb
 import orjson
 from fastapi import Body, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +36,8 @@ from selflearn.service.models import (
     ReloadResponse,
     RewriteRequest,
     RewriteResponse,
+    SnapshotRequest,
+    SnapshotResponse,
     TurnsResponse,
 )
 from selflearn.service.state import Artifact, ReloadBusy, Service, StoreClosed
@@ -443,7 +446,7 @@ def _privacy_routes(app: FastAPI, service: Service) -> None:
 
 
 def _admin_routes(app: FastAPI, service: Service) -> None:
-    """``POST /v1/admin/reload``."""
+    """``POST /v1/admin/reload`` and ``POST /v1/admin/snapshot``."""
     config = service.config
 
     @app.post(
@@ -503,6 +506,34 @@ def _admin_routes(app: FastAPI, service: Service) -> None:
             seconds=round(time.perf_counter() - started, 3),
         )
         return Response(out.model_dump_json(), media_type="application/json")
+
+
+    @app.post(
+        "/v1/admin/snapshot",
+        response_model=SnapshotResponse,
+        tags=["admin"],
+        summary="Copy the store, consistently, to a new file to learn from",
+        responses={
+            401: {"description": "Missing or wrong admin token"},
+            409: {"description": "The service has no store"},
+            422: {"description": "The file exists or cannot be written"},
+        },
+    )
+    async def snapshot(request: Request, body: SnapshotRequest) -> SnapshotResponse:
+        """Write a consistent copy of the store to ``path`` (a new file on the service's machine)
+        while requests keep being served; batches of ``POST /v1/turns`` wait for the copy. Run
+        ``selflearn signals``, ``mine`` and ``train rewriter`` on the copy, then
+        ``POST /v1/admin/reload`` the new rewriter."""
+        _check_admin(config, request)
+        if service.store is None:
+            raise HTTPException(409, "the service has no store to snapshot (start it with --store)")
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            rows = await loop.run_in_executor(None, service.snapshot, Path(body.path))
+        except (SelflearnError, OSError, duckdb.Error) as exc:
+            raise HTTPException(422, f"could not snapshot to {body.path}: {exc}") from exc
+        return SnapshotResponse(path=body.path, rows=rows, seconds=round(time.perf_counter() - started, 3))
 
 
 def _check_admin(config: ServiceConfig, request: Request) -> None:

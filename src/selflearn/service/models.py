@@ -155,6 +155,18 @@ class ReloadRequest(_Body):
     """Wait for the load to finish (False: answer 202 at once; watch ``/healthz``)."""
 
 
+class SnapshotRequest(_Body):
+    path: Annotated[str, Field(min_length=1, max_length=4096)]
+    """New DuckDB file to write (on the service's machine; it must not exist yet)."""
+
+
+class SnapshotResponse(BaseModel):
+    path: str
+    rows: dict[str, int]
+    """Rows per table in the snapshot."""
+    seconds: float
+
+
 class ReloadResponse(BaseModel):
     status: Literal["loaded", "loading"]
     version: str | None

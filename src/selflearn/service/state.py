@@ -19,11 +19,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 from pydantic import ValidationError
 
 from selflearn.core.artefacts import DESCRIPTION
-from selflearn.core.errors import ConfigError, SelflearnError
+from selflearn.core.errors import ConfigError, SelflearnError, StoreError
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import LOG_RECORD, Feedback, Turn
@@ -364,9 +365,24 @@ class Service:
             seconds=round(time.perf_counter() - started, 6),
         )
 
+    def snapshot(self, path: Path) -> dict[str, int]:
+        """A consistent copy of the store (see :meth:`Store.snapshot`); ingest waits meanwhile."""
+        if self.store is None:
+            raise ConfigError("the service has no store to snapshot (start it with --store)")
+        with self.store_lock:
+            return self.store.snapshot(path)
+
     def register_home(self, household_id: str, home: Home) -> None:
+        """Serve with this home, and keep it in the store (if any) so that mining and training
+        delexicalize the household's logged turns with it."""
         with self.lock:
             self.artifact.rewriter.homes[household_id] = home
+        if self.store is not None:
+            try:
+                with self.store_lock:
+                    self.store.put_home(household_id, home.to_dict(), source="http:homes")
+            except (StoreError, duckdb.Error) as exc:
+                log.warning("home of %s not stored (%s); it serves from memory", household_id, exc)
 
     def forget(self, household_id: str) -> ForgetResponse:
         with self.lock:

@@ -4,6 +4,7 @@ forgetting and export the rest of selflearn reads the logs through."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -267,6 +269,48 @@ class Store:
         if not report.balanced:  # pragma: no cover - would be a bug in this module
             raise StoreError(f"ingest accounting does not add up: {report.summary()}")
         return report
+
+    def put_home(self, home_id: str, config: dict[str, Any], source: str = "api") -> bool:
+        """Store (or replace) the configuration of one home -- what mining and training read to
+        delexicalize its turns (``homes`` table). Returns whether anything changed."""
+        blob = orjson.dumps({**config, "home_id": home_id}, option=orjson.OPT_SORT_KEYS)
+        digest = hashlib.blake2b(blob, digest_size=12).hexdigest()
+        query = "SELECT record_hash FROM homes WHERE home_id = $id"
+        row = self.con.execute(query, {"id": home_id}).fetchone()
+        if row is not None and row[0] == digest:
+            return False
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute("DELETE FROM homes WHERE home_id = $id", {"id": home_id})
+            self.con.execute(
+                "INSERT INTO homes VALUES ($id, $config, $hash, $source)",
+                {"id": home_id, "config": blob.decode(), "hash": digest, "source": source},
+            )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return True
+
+    def snapshot(self, path: Path | str) -> dict[str, int]:
+        """Copy the whole store, consistently, into a new DuckDB file at ``path`` (which must not
+        exist) and return its rows per table. DuckDB lets one process write a file and no other
+        open it: learn (``selflearn signals / mine / train``) from a snapshot while the service
+        keeps writing the live store (``POST /v1/admin/snapshot``)."""
+        target = Path(path)
+        if target.exists():
+            raise StoreError(f"{target} already exists; give the snapshot a new file name")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        row = self.con.execute("SELECT current_database()").fetchone()
+        database = str(row[0]) if row else "memory"
+        quoted = str(target).replace("'", "''")
+        self.con.execute(f"ATTACH '{quoted}' AS selflearn_snapshot")
+        try:
+            self.con.execute(f'COPY FROM DATABASE "{database}" TO selflearn_snapshot')
+        finally:
+            self.con.execute("DETACH selflearn_snapshot")
+        with Store(target, read_only=True) as copy:
+            return {table: copy.count(table) for table in _KEY}
 
     def forget_household(self, household_id: str) -> dict[str, int]:
         """Delete every stored row about one household, in one transaction, and return the rows
