@@ -159,6 +159,17 @@ async def test_logging_off_sends_nothing_for_an_understood_request(
     assert client.calls == calls
 
 
+async def test_before_mode_asks_first_and_never_makes_a_request_worse(
+    hass: HomeAssistant, service: Service
+) -> None:
+    await setup_home(hass)
+    entry = await add_entry(hass, service.url, rewrite="before", log_turns=False)
+    assert (await ask(hass, entry, KILL)).response_type.value == "action_done"
+    assert light(hass) == "off" and agent_of(hass, entry).rewrites == 1
+    assert (await ask(hass, entry, WORKS)).response_type.value == "action_done"  # asked, not changed
+    assert await call(hass, service.metric, "selflearn_rewrite_requests_total", outcome="unchanged") == 1
+
+
 async def test_the_conversation_service_and_the_http_api(
     hass: HomeAssistant, service: Service, hass_client: Any
 ) -> None:
