@@ -39,6 +39,7 @@ from selflearn.integrations.wyoming import (
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
 from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
 from tests.conftest import HOME
+from tests.test_ovos import HOUSEHOLD, service_url  # noqa: F401  (a real selflearn serve, in a thread)
 
 WORKS = "turn off the lights in the kitchen"
 KILL = "kill the lights in the kitchen"
@@ -275,7 +276,7 @@ def test_the_home_comes_from_a_file_or_the_store(tmp_path: Path) -> None:
     assert load_home(yaml_file, store_path, "h1").home_id == "h1"  # the store wins for its households
     assert load_home(yaml_file, store_path, None).home_id == "h9"  # h9 is not in the store: the file
     for args, words in [
-        ((None, None, None), "--home FILE or --store FILE"),
+        ((None, None, None), "--home FILE, --store FILE or --service URL"),
         ((tmp_path / "nope.yaml", None, None), "cannot read home file"),
         ((None, store_path, None), "holds 2 homes; name one with --household-id"),
         ((None, store_path, "h3"), "no home for household 'h3'"),
@@ -296,7 +297,7 @@ def test_the_home_comes_from_a_file_or_the_store(tmp_path: Path) -> None:
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(cli_app, ["wyoming"])
-    assert isinstance(res.exception, ConfigError) and "--home FILE or --store FILE" in str(res.exception)
+    assert isinstance(res.exception, ConfigError) and "--home FILE, --store FILE or --service URL" in str(res.exception)
     home_file = tmp_path / "home.json"
     home_file.write_text(json.dumps(HOME))
     res = runner.invoke(cli_app, ["wyoming", "--home", str(home_file), "--uri", "http://x"])
@@ -351,3 +352,16 @@ def test_the_command_serves_home_assistants_calls(cli_server: int) -> None:
         assert intent.data["context"]["conversation_id"] == "01J"
 
     asyncio.run(main())
+
+
+def test_the_home_comes_from_a_running_service(service_url: str) -> None:  # noqa: F811
+    """What the Home Assistant integration syncs to ``selflearn serve`` is what Wyoming answers for."""
+    home = load_home(None, None, HOUSEHOLD, service_url)
+    assert home.home_id == HOUSEHOLD
+    assert sorted(a.name for a in home.areas) == sorted(a["name"] for a in HOME["areas"])
+    with pytest.raises(ConfigError, match="no home for 'nobody'"):
+        load_home(None, None, "nobody", service_url)
+    with pytest.raises(ConfigError, match="needs --household-id"):
+        load_home(None, None, None, service_url)
+    with pytest.raises(ConfigError, match="cannot read the home"):
+        load_home(None, None, HOUSEHOLD, "http://127.0.0.1:9")

@@ -33,6 +33,14 @@ def wyoming_cmd(
             help="DuckDB store whose homes table holds the household's home (read-only; wins over --home).",
         ),
     ] = None,
+    service_url: Annotated[
+        str | None,
+        typer.Option(
+            "--service",
+            help="A running `selflearn serve` to read the household's home from (GET /v1/homes/ID: what "
+            "the Home Assistant integration keeps in sync); needs --household-id. Read at start.",
+        ),
+    ] = None,
     household_id: Annotated[
         str | None,
         typer.Option(
@@ -82,7 +90,7 @@ def wyoming_cmd(
         language=language,
         transcript_answer="intent" if transcript_answer == "intent" else "handle",
     )
-    home = service_module.load_home(home_file, store_path, household_id)
+    home = service_module.load_home(home_file, store_path, household_id, service_url)
     service_module.server_for(uri)  # a bad URI fails before anything is loaded
     console.print(f"loading {rewriter_dir or 'no rewriter (NLU only)'} ...")
     rewriter = service_module.load_rewriter(rewriter_dir)

@@ -546,13 +546,49 @@ def _home_from(data: dict[str, Any], where: str) -> Home:
         raise ConfigError(f"{where}: not a home configuration ({type(exc).__name__}: {exc})") from exc
 
 
-def load_home(home_file: Path | None, store: Path | None, household_id: str | None) -> Home:
-    """The home to answer for: the store's home of the household when it has one, else the file.
+def load_service_home(url: str, household_id: str | None, timeout_s: float = 10.0) -> Home:
+    """The home a running ``selflearn serve`` holds for the household (``GET /v1/homes/{id}``):
+    the one the Home Assistant integration keeps in sync with Home Assistant's registries."""
+    import httpx
+
+    if not household_id:
+        raise ConfigError(
+            "--service needs --household-id (the integration's household id, e.g. ha-1a2b3c4d5e6f)"
+        )
+    where = f"{url.rstrip('/')}/v1/homes/{household_id}"
+    try:
+        res = httpx.get(where, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"cannot read the home from {where}: {type(exc).__name__}: {exc}") from exc
+    if res.status_code == 404:
+        raise ConfigError(
+            f"{where}: the service has no home for {household_id!r} (is the integration set up?)"
+        )
+    if res.status_code != 200:
+        raise ConfigError(f"{where}: HTTP {res.status_code}: {res.text[:200]}")
+    try:
+        data = res.json()
+    except ValueError as exc:
+        raise ConfigError(f"{where}: not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a home object, got {type(data).__name__}")
+    return _home_from({**data, "home_id": household_id}, where)
+
+
+def load_home(
+    home_file: Path | None, store: Path | None, household_id: str | None, service: str | None = None
+) -> Home:
+    """The home to answer for: the service's home of the household if ``service`` is given;
+    else the store's home of the household when it has one, else the file.
 
     The household is ``household_id``, else the file's ``home_id``, else (store only) the
     store's only home."""
+    if service is not None:
+        return load_service_home(service, household_id)
     if home_file is None and store is None:
-        raise ConfigError("give --home FILE or --store FILE: the NLU needs the home's areas and entities")
+        raise ConfigError(
+            "give --home FILE, --store FILE or --service URL: the NLU needs the home's areas and entities"
+        )
     from_file = load_home_file(home_file) if home_file is not None else None
     if store is not None:
         wanted = household_id or (from_file.home_id if from_file is not None else None)
