@@ -53,39 +53,14 @@ from wyoming.intent import Recognize
 from selflearn.core.home import Home
 from selflearn.evaluate import write_results
 from selflearn.rewrite.rewriter import Rewriter
-from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
+from selflearn.rewrite.table import RewriteTable
 
 KILL_RULE = ("kill the lights in the {area}", "turn off the lights in the {area}")
 
 
 def table_rewriter(folder: Path) -> Path:
     """A table-only rewriter with :data:`KILL_RULE` (as the tests build one)."""
-    import pyarrow as pa
-
-    source, target = KILL_RULE
-    row = {
-        "rule_id": rule_id(source, target),
-        "source": source,
-        "target": target,
-        "source_example": source,
-        "target_example": target,
-        "p_source": 0.1,
-        "p_target": 0.9,
-        "absorb_source": 0.1,
-        "absorb_target": 0.9,
-        "support": 10,
-        "users": 5,
-        "households": 3,
-        "source_turns": 20,
-        "target_turns": 30,
-        "source_users": 6,
-        "sensitive": False,
-        "deployed_turns": 0,
-        "deployed_success": 0,
-        "p_worse_after": 0.0,
-        "status": "active",
-    }
-    table = RewriteTable(pa.Table.from_pylist([row], schema=TABLE_SCHEMA), {})
+    table = RewriteTable.from_rules([KILL_RULE])
     return Rewriter.from_parts(table=table).save(folder)
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pyarrow as pa
 import pytest
 import uvicorn
 from ovos_plugin_manager.templates.transformers import UtteranceTransformer
@@ -29,7 +28,7 @@ from ovos_utils.json_helper import merge_dict
 
 from selflearn.integrations.ovos import PLUGIN_NAME, SelflearnUtteranceTransformer
 from selflearn.rewrite.rewriter import Rewriter
-from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
+from selflearn.rewrite.table import RewriteTable, rule_id
 from selflearn.service import ServiceConfig, create_app
 from tests.conftest import HOME
 
@@ -45,29 +44,7 @@ LOGGER = "selflearn.integrations.ovos"
 
 def _save_rewriter(folder: Path) -> Path:
     """A table-only rewriter folder with one rule (as ``_save_rewriter`` in test_service.py)."""
-    row = {
-        "rule_id": rule_id(SOURCE, TARGET),
-        "source": SOURCE,
-        "target": TARGET,
-        "source_example": SOURCE,
-        "target_example": TARGET,
-        "p_source": 0.1,
-        "p_target": 0.9,
-        "absorb_source": 0.1,
-        "absorb_target": 0.9,
-        "support": 10,
-        "users": 5,
-        "households": 3,
-        "source_turns": 20,
-        "target_turns": 30,
-        "source_users": 6,
-        "sensitive": False,
-        "deployed_turns": 0,
-        "deployed_success": 0,
-        "p_worse_after": 0.0,
-        "status": "active",
-    }
-    table = RewriteTable(pa.Table.from_pylist([row], schema=TABLE_SCHEMA), {})
+    table = RewriteTable.from_rules([(SOURCE, TARGET)])
     return Rewriter.from_parts(table=table).save(folder)
 
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -19,7 +18,7 @@ from selflearn.core.errors import ConfigError
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.store import Store
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
-from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
+from selflearn.rewrite.table import RewriteTable
 from selflearn.service import ServiceConfig, create_app
 from tests.conftest import HOME, turn_dict
 
@@ -27,35 +26,9 @@ KILL = "kill the lights in the kitchen"
 JSON = {"content-type": "application/json"}
 
 
-def _rule(source: str, target: str) -> dict[str, Any]:
-    return {
-        "rule_id": rule_id(source, target),
-        "source": source,
-        "target": target,
-        "source_example": source,
-        "target_example": target,
-        "p_source": 0.1,
-        "p_target": 0.9,
-        "absorb_source": 0.1,
-        "absorb_target": 0.9,
-        "support": 10,
-        "users": 5,
-        "households": 3,
-        "source_turns": 20,
-        "target_turns": 30,
-        "source_users": 6,
-        "sensitive": False,
-        "deployed_turns": 0,
-        "deployed_success": 0,
-        "p_worse_after": 0.0,
-        "status": "active",
-    }
-
-
 def _save_rewriter(folder: Path, verb: str) -> Path:
     """A table-only rewriter folder: "kill the lights in the {area}" -> "<verb> the lights in ..."."""
-    rows = [_rule("kill the lights in the {area}", f"{verb} the lights in the {{area}}")]
-    table = RewriteTable(pa.Table.from_pylist(rows, schema=TABLE_SCHEMA), {})
+    table = RewriteTable.from_rules([("kill the lights in the {area}", f"{verb} the lights in the {{area}}")])
     return Rewriter.from_parts(table=table).save(folder)
 
 

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 from wyoming.asr import Transcript
@@ -37,7 +36,7 @@ from selflearn.integrations.wyoming import (
     start,
 )
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
-from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
+from selflearn.rewrite.table import RewriteTable
 from tests.conftest import HOME
 from tests.test_ovos import HOUSEHOLD, service_url  # noqa: F401  (a real selflearn serve, in a thread)
 
@@ -47,15 +46,7 @@ KILL = "kill the lights in the kitchen"
 
 def _save_rewriter(folder: Path) -> Path:
     """A table-only rewriter: "kill the lights in the {area}" -> "turn off the lights in the {area}"."""
-    source, target = "kill the lights in the {area}", "turn off the lights in the {area}"
-    row = {
-        **{"rule_id": rule_id(source, target), "source": source, "target": target},
-        **{"source_example": source, "target_example": target, "p_source": 0.1, "p_target": 0.9},
-        **{"absorb_source": 0.1, "absorb_target": 0.9, "support": 10, "users": 5, "households": 3},
-        **{"source_turns": 20, "target_turns": 30, "source_users": 6, "sensitive": False},
-        **{"deployed_turns": 0, "deployed_success": 0, "p_worse_after": 0.0, "status": "active"},
-    }
-    table = RewriteTable(pa.Table.from_pylist([row], schema=TABLE_SCHEMA), {})
+    table = RewriteTable.from_rules([("kill the lights in the {area}", "turn off the lights in the {area}")])
     return Rewriter.from_parts(table=table).save(folder)
 
 
@@ -297,7 +288,8 @@ def test_the_home_comes_from_a_file_or_the_store(tmp_path: Path) -> None:
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(cli_app, ["wyoming"])
-    assert isinstance(res.exception, ConfigError) and "--home FILE, --store FILE or --service URL" in str(res.exception)
+    assert isinstance(res.exception, ConfigError)
+    assert "--home FILE, --store FILE or --service URL" in str(res.exception)
     home_file = tmp_path / "home.json"
     home_file.write_text(json.dumps(HOME))
     res = runner.invoke(cli_app, ["wyoming", "--home", str(home_file), "--uri", "http://x"])

@@ -13,36 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pyarrow as pa
-
 from selflearn.rewrite.rewriter import Rewriter
-from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
-
-
-def rule(source: str, target: str) -> dict[str, object]:
-    """A rule as the miner writes it, with the support of a well-established rewrite."""
-    return {
-        "rule_id": rule_id(source, target),
-        "source": source,
-        "target": target,
-        "source_example": source,
-        "target_example": target,
-        "p_source": 0.1,
-        "p_target": 0.9,
-        "absorb_source": 0.1,
-        "absorb_target": 0.9,
-        "support": 10,
-        "users": 5,
-        "households": 3,
-        "source_turns": 20,
-        "target_turns": 30,
-        "source_users": 6,
-        "sensitive": False,
-        "deployed_turns": 0,
-        "deployed_success": 0,
-        "p_worse_after": 0.0,
-        "status": "active",
-    }
+from selflearn.rewrite.table import RewriteTable
 
 
 def main() -> None:
@@ -50,8 +22,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--rule", nargs=2, action="append", default=[], metavar=("SOURCE", "TARGET"))
     args = parser.parse_args()
-    rows = [rule(s, t) for s, t in args.rule]
-    table = RewriteTable(pa.Table.from_pylist(rows, schema=TABLE_SCHEMA), {}) if rows else None
+    table = RewriteTable.from_rules(tuple(r) for r in args.rule) if args.rule else None
     print(Rewriter.from_parts(table=table).save(args.out))
 
 

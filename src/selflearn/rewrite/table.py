@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,6 +98,41 @@ class RewriteTable:
         self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
         self._refused = self._find_unguarded()
         """:meth:`unguarded` rules by source: kept in the table, never applied by :meth:`lookup`."""
+
+    @classmethod
+    def from_rules(
+        cls, rules: Iterable[tuple[str, str]], users: int = 5, households: int = 3
+    ) -> RewriteTable:
+        """A table of hand-written rules ``(source, target)`` -- delexicalized patterns such as
+        ``("kill the lights in the {area}", "turn off the lights in the {area}")`` -- each active,
+        with the evidence of a well-established rewrite (``users`` and ``households`` as given).
+        For curated fixes, demos and tests; mined tables come from ``selflearn mine``."""
+        rows = [
+            {
+                "rule_id": rule_id(source, target),
+                "source": source,
+                "target": target,
+                "source_example": source,
+                "target_example": target,
+                "p_source": 0.1,
+                "p_target": 0.9,
+                "absorb_source": 0.1,
+                "absorb_target": 0.9,
+                "support": 2 * users,
+                "users": users,
+                "households": households,
+                "source_turns": 4 * users,
+                "target_turns": 6 * users,
+                "source_users": users + 1,
+                "sensitive": False,
+                "deployed_turns": 0,
+                "deployed_success": 0,
+                "p_worse_after": 0.0,
+                "status": "active",
+            }
+            for source, target in rules
+        ]
+        return cls(pa.Table.from_pylist(rows, schema=TABLE_SCHEMA), {"source": "hand-written"})
 
     # --- artifact ----------------------------------------------------------------------------
 
