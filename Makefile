@@ -48,6 +48,7 @@ test: $(STAMP) system-deps $(HA24_STAMP) $(HA25_STAMP)  ## lint, type-check, the
 test-ha: $(STAMP) $(HA24_STAMP) $(HA25_STAMP)  ## the integration on Home Assistant 2024.3.3 (Python 3.11) and 2025.4.4 (3.13)
 	cd tests_ha && ../$(HA24)/bin/python -m pytest -q -p no:cacheprovider --ignore=test_wyoming_e2e.py  # no Wyoming agents in 2024.3
 	cd tests_ha && ../$(HA25)/bin/python -m pytest -q -p no:cacheprovider
+	$(HA25)/bin/mypy --strict --python-version 3.13 custom_components/selflearn
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench custom_components tests_ha

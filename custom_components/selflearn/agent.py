@@ -23,6 +23,13 @@ from homeassistant.helpers import intent
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
+try:  # where the agent's base class lives moved in 2024.4
+    from homeassistant.components.conversation.models import AbstractConversationAgent
+except ImportError:  # pragma: no cover - 2024.3
+    from homeassistant.components.conversation.agent import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+        AbstractConversationAgent,
+    )
+
 from .client import SelflearnClient
 from .const import (
     DOMAIN,
@@ -49,7 +56,7 @@ def _speech(response: intent.IntentResponse) -> str:
     return str(plain.get("speech", ""))[:2000]
 
 
-class SelflearnAgent(conversation.AbstractConversationAgent):
+class SelflearnAgent(AbstractConversationAgent):
     """Wraps a conversation agent; rewrites what it failed on; logs every turn."""
 
     def __init__(

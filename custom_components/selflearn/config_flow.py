@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import voluptuous as vol
 from homeassistant import config_entries
 from homeassistant.components import conversation
 from homeassistant.core import callback
-from homeassistant.data_entry_flow import FlowResult
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .client import SelflearnClient
+
+if TYPE_CHECKING:  # ConfigFlowResult is newer than the oldest core supported (2024.3)
+    from homeassistant.config_entries import ConfigFlowResult
 from .const import (
     CONF_ADMIN_TOKEN,
     CONF_HOUSEHOLD_ID,
@@ -38,7 +40,7 @@ class SelflearnConfigFlow(config_entries.ConfigFlow, domain=DOMAIN):
 
     VERSION = 1
 
-    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> FlowResult:
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
             url = str(user_input[CONF_URL]).rstrip("/")
@@ -80,7 +82,7 @@ class SelflearnOptionsFlow(config_entries.OptionsFlow):
     def __init__(self, entry: config_entries.ConfigEntry) -> None:
         self._entry = entry
 
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> FlowResult:
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         if user_input is not None:
             return self.async_create_entry(title="", data=user_input)
         options = self._entry.options
