@@ -336,6 +336,25 @@ def wyoming(r: Result) -> str:
     )
 
 
+def popularity(r: Result) -> str:
+    f = r["figures"]
+    rows = []
+    for name, law in f["laws"].items():
+        label = name if law["exponent"] is None else f"{name} {law['exponent']:g}"
+        rows.append(
+            f"| {label} | {law['turns']:,} | {law['corpus_phrasings_said']:,} | "
+            f"{law['corpus_phrasings_said_by_k_users']:,} | **{law['rules_active']}** | "
+            f"{law['rejected'].get('source too rare', 0):,} |"
+        )
+    first = next(iter(f["laws"].values()))
+    return (
+        f"{first['households']} households x {first['days']:g} days on held-out real phrasings "
+        f"({', '.join(first['corpora'])}), mined at k = {f['k']}:\n\n"
+        "| phrasing popularity | turns | corpus phrasings said | said by >= k users | active rules | "
+        "sources rejected as too rare |\n|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
+    )
+
+
 def throughput(r: Result) -> str:
     f = r["figures"]
     s, i, q = f["simulate"], f["ingest"], f["quarantine"]
@@ -388,6 +407,12 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         "What does the absorbing-Markov-chain miner learn from reformulations, "
         "and what does its table alone fix?",
         mining,
+    ),
+    (
+        "popularity",
+        "Mining and phrasing popularity",
+        "Does a head of popular phrasings (Zipf) let the miner find more rewrites than uniform drawing?",
+        popularity,
     ),
     (
         "mining_engines",

@@ -49,6 +49,22 @@ def simulate_cmd(
         int, typer.Option(help="Worker processes (the output is the same for any number).", min=1)
     ] = 2,
     false_wakes: Annotated[float, typer.Option(help="False wakes per household per day.", min=0)] = 0.4,
+    phrasing_popularity: Annotated[
+        str,
+        typer.Option(
+            help="How users pick among the phrasings of a request: uniform (every phrasing alike) or "
+            "zipf (each phrasing has a fixed popularity rank, the same in every home, and rank r is "
+            "said with weight 1/r^exponent: a few phrasings shared by many users, a long tail; "
+            "see docs/simulator.md).",
+        ),
+    ] = "uniform",
+    popularity_exponent: Annotated[
+        float,
+        typer.Option(
+            help="Exponent of the zipf law (> 0; larger: fewer phrasings carry more of the traffic). "
+            "1.0 is an assumption, not fitted to real logs.",
+        ),
+    ] = 1.0,
     rewrite_table: Annotated[
         Path | None,
         typer.Option(
@@ -70,6 +86,8 @@ def simulate_cmd(
         assistant=AssistantConfig(nlu=nlu, asr=asr),  # type: ignore[arg-type]
         workers=workers,
         false_wakes_per_day=false_wakes,
+        phrasing_popularity=phrasing_popularity,  # type: ignore[arg-type]
+        popularity_exponent=popularity_exponent,
     )
     table = None
     if rewrite_table is not None:

@@ -5,7 +5,8 @@ scoring only, the simulation truth) or a simulation folder (:func:`replay_folder
 replay, with or without a rewriter). Each records what it was simulated with: the ASR channel
 (:func:`~selflearn.assistant.asr.channel_fingerprint`: refitting the noisy model changes it),
 the simulator's version (:data:`~selflearn.simulation.simulator.SIMULATION_VERSION`: its
-phrasings, behaviour and truth rules) and the population itself. A cache that differs in any of
+phrasings, behaviour and truth rules), the phrasing popularity law when it is not the default
+``uniform`` (:func:`popularity_stamp`) and the population itself. A cache that differs in any of
 them is simulated again, and says why on stderr.
 
 Stores are built as ``<name>.partial`` and moved into place only when complete (an interrupted
@@ -28,13 +29,22 @@ from selflearn.core.store import IngestReport, Store
 from selflearn.simulation.simulator import SIMULATION_VERSION, SimulationConfig, SimulationResult, simulate
 
 
-def simulation_fingerprint(asr: str) -> str:
-    """What a cache of traffic simulated today through ``asr`` must record to be current."""
-    return f"{channel_fingerprint(asr)} {SIMULATION_VERSION}"
+def popularity_stamp(config: SimulationConfig | None) -> str:
+    """The part of a store's fingerprint that names a phrasing popularity law other than the
+    default: ``""`` for ``uniform`` (so stores stamped before the setting existed stay current),
+    ``" popularity=zipf:1"`` for Zipf with exponent 1."""
+    if config is None or config.phrasing_popularity == "uniform":
+        return ""
+    return f" popularity={config.phrasing_popularity}:{config.popularity_exponent:g}"
 
 
-def _fingerprint_matches(what: str, found: str, asr: str) -> bool:
-    current = simulation_fingerprint(asr)
+def simulation_fingerprint(asr: str, config: SimulationConfig | None = None) -> str:
+    """What a cache of traffic simulated today through ``asr`` (with ``config``'s phrasing
+    popularity law) must record to be current."""
+    return f"{channel_fingerprint(asr)} {SIMULATION_VERSION}{popularity_stamp(config)}"
+
+
+def _fingerprint_matches(what: str, found: str, current: str) -> bool:
     if found != current:
         print(f"[cache] {what}: simulated with {found}, now {current}: rebuilding", file=sys.stderr)
         return False
@@ -46,25 +56,27 @@ def channel_stamp(path: Path) -> Path:
     return path.with_suffix(path.suffix + ".asr")
 
 
-def store_is_current(path: Path, asr: str) -> bool:
+def store_is_current(path: Path, asr: str, config: SimulationConfig | None = None) -> bool:
     """Whether the cached store at ``path`` exists and was simulated with today's ``asr``
-    channel and simulator version (a store without a stamp predates stamps: stale)."""
+    channel and simulator version, and with ``config``'s phrasing popularity law (a store
+    without a stamp predates stamps: stale)."""
     if not path.exists():
         return False
     stamp = channel_stamp(path)
     found = stamp.read_text().strip() if stamp.exists() else "(no stamp)"
-    return _fingerprint_matches(path.name, found, asr)
+    return _fingerprint_matches(path.name, found, simulation_fingerprint(asr, config))
 
 
-def stamp_store(path: Path, asr: str) -> None:
-    """Record today's fingerprint beside the store at ``path``."""
-    channel_stamp(path).write_text(simulation_fingerprint(asr) + "\n")
+def stamp_store(path: Path, asr: str, config: SimulationConfig | None = None) -> None:
+    """Record today's fingerprint (with ``config``'s popularity law) beside the store at ``path``."""
+    channel_stamp(path).write_text(simulation_fingerprint(asr, config) + "\n")
 
 
 def same_population(out: Path, config: SimulationConfig) -> bool:
     """Whether the simulation folder ``out`` holds the households ``config`` asks for (its
-    manifest records the configuration): the same number, days, seed, id prefix, phrasings and
-    rewriter placement."""
+    manifest records the configuration): the same number, days, seed, id prefix, phrasings,
+    phrasing popularity law and rewriter placement (a manifest written before the popularity
+    setting existed was simulated with the default, uniform, law)."""
     recorded = json.loads((out / "manifest.json").read_text()).get("config", {})
     wanted = {
         "households": config.households,
@@ -74,8 +86,16 @@ def same_population(out: Path, config: SimulationConfig) -> bool:
         "phrasing_split": config.phrasing_split,
         "corpora": list(config.corpora),
     }
-    return all(recorded.get(key) == value for key, value in wanted.items()) and (
-        recorded.get("assistant", {}).get("rewrite_when") == config.assistant.rewrite_when
+    law = recorded.get("phrasing_popularity", "uniform")
+    recorded_law = (law, recorded.get("popularity_exponent") if law != "uniform" else None)
+    wanted_law = (
+        config.phrasing_popularity,
+        config.popularity_exponent if config.phrasing_popularity != "uniform" else None,
+    )
+    return (
+        all(recorded.get(key) == value for key, value in wanted.items())
+        and recorded_law == wanted_law
+        and recorded.get("assistant", {}).get("rewrite_when") == config.assistant.rewrite_when
     )
 
 
@@ -93,7 +113,7 @@ def folder_is_current(out: Path, config: SimulationConfig) -> bool:
         f"{recorded.get('asr_channel', '(channel not recorded)')} "
         f"{recorded.get('simulation_version', 'sim/1')}"
     )
-    return _fingerprint_matches(out.name, found, config.assistant.asr)
+    return _fingerprint_matches(out.name, found, simulation_fingerprint(config.assistant.asr))
 
 
 def simulate_to_store(
@@ -111,7 +131,7 @@ def simulate_to_store(
             if prepare is not None:
                 prepare(store)
         shutil.move(partial, path)
-    stamp_store(path, config.assistant.asr)
+    stamp_store(path, config.assistant.asr, config)
     return result, report
 
 
@@ -124,7 +144,7 @@ def population_store(
     """The store at ``path`` of the population ``config`` simulates, simulated and ingested
     first when it is missing or stale (``prepare(store)`` runs on a new one before it is moved
     into place)."""
-    if not rebuild and store_is_current(path, config.assistant.asr):
+    if not rebuild and store_is_current(path, config.assistant.asr, config):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)

@@ -9,11 +9,14 @@ home's state. A turn succeeds when what the assistant did equals the expected ef
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import Effect, execute
@@ -74,6 +77,29 @@ GROCERIES = (
 )
 COLORS = ("red", "blue", "green", "yellow", "purple", "orange", "white", "pink", "warm white")
 
+Popularity = Literal["uniform", "zipf"]
+
+POPULARITY_SALT = b"selflearn-phrasing-popularity/1"
+"""Salt of the popularity hash (:func:`popularity_key`): fixed, so that every process, household
+and run ranks the phrasings alike; it also keeps the ranking independent of the train/test split,
+which hashes the bare pattern."""
+
+
+def popularity_key(pattern: str) -> bytes:
+    """A phrasing's place in its bucket's popularity order (smallest: most popular): a stable
+    hash of the pattern and :data:`POPULARITY_SALT` (never Python's ``hash``, salted per process)."""
+    return hashlib.blake2b(pattern.encode(), digest_size=8, key=POPULARITY_SALT).digest()
+
+
+def popularity_ranks(phrasings: Sequence[Phrasing]) -> list[int]:
+    """The popularity rank (1: the most popular) of each of ``phrasings``, in their order; a
+    pattern listed twice (said by two corpora) gets two neighbouring ranks, the first one first."""
+    order = sorted(range(len(phrasings)), key=lambda i: (popularity_key(phrasings[i].pattern), i))
+    ranks = [0] * len(phrasings)
+    for rank, i in enumerate(order, start=1):
+        ranks[i] = rank
+    return ranks
+
 
 @dataclass(frozen=True)
 class Goal:
@@ -99,16 +125,31 @@ class Goal:
 
 @dataclass
 class PhrasingPool:
-    """Phrasings indexed by kind and by source."""
+    """Phrasings indexed by kind and by source, and how popular each is within its bucket.
+
+    ``popularity="uniform"``: every phrasing of a bucket (a kind and a source group) is equally
+    likely. ``"zipf"``: the phrasings of a bucket are ranked once for all by
+    :func:`popularity_ranks` and the one of rank *r* is drawn with weight ``1 / r**exponent``, so a
+    few phrasings are said by many users and most by few, as in real query logs.
+    """
 
     by_kind: dict[Kind, dict[str, list[Phrasing]]] = field(default_factory=lambda: defaultdict(dict))
     kinds_by_intent: dict[str, list[Kind]] = field(default_factory=lambda: defaultdict(list))
     out_of_scope: dict[str, list[Phrasing]] = field(default_factory=lambda: defaultdict(list))
+    popularity: Popularity = "uniform"
+    """How phrasings are drawn within a bucket: ``uniform`` or ``zipf``."""
+    exponent: float = 1.0
+    """The Zipf exponent (with ``popularity="zipf"``)."""
+    cum_weights: dict[tuple[Kind, str], list[float]] = field(default_factory=dict)
+    """Per bucket, the cumulative Zipf weights of its phrasings in their listed order (``zipf`` only)."""
 
     @classmethod
-    def build(cls, phrasings: Iterable[Phrasing]) -> PhrasingPool:
-        """Index ``phrasings``; corpus sources are grouped under ``corpus``."""
-        pool = cls()
+    def build(
+        cls, phrasings: Iterable[Phrasing], popularity: Popularity = "uniform", exponent: float = 1.0
+    ) -> PhrasingPool:
+        """Index ``phrasings``; corpus sources are grouped under ``corpus``; with ``"zipf"``
+        popularity, rank every bucket's phrasings (weights ``1 / rank**exponent``)."""
+        pool = cls(popularity=popularity, exponent=exponent)
         for p in phrasings:
             group = p.source if p.source in ("templates", "colloquial") else "corpus"
             if p.intent == "OutOfScope":
@@ -120,6 +161,11 @@ class PhrasingPool:
             if not bucket:
                 pool.kinds_by_intent[p.intent].append(p.kind)
             bucket.setdefault(group, []).append(p)
+        if popularity == "zipf":
+            for kind, groups in pool.by_kind.items():
+                for group, members in groups.items():
+                    weights = (rank**-exponent for rank in popularity_ranks(members))
+                    pool.cum_weights[(kind, group)] = list(itertools.accumulate(weights))
         return pool
 
     def size(self) -> int:
@@ -135,7 +181,10 @@ class PhrasingPool:
         weights = [user.traits.source_weights.get(g, 0.1) for g in groups]
         for _ in range(4):
             group = rng.choices(groups, weights)[0]
-            phrasing = rng.choice(bucket[group])
+            if self.popularity == "zipf":
+                phrasing = rng.choices(bucket[group], cum_weights=self.cum_weights[(kind, group)])[0]
+            else:
+                phrasing = rng.choice(bucket[group])
             if phrasing.pattern != avoid:
                 return phrasing
         return phrasing

@@ -41,7 +41,7 @@ from selflearn.core.errors import ConfigError
 from selflearn.core.hooks import RewriteHook
 from selflearn.core.schema import SCHEMA_VERSION
 from selflearn.simulation.catalogue import COLLOQUIAL, OUT_OF_SCOPE, template_phrasings
-from selflearn.simulation.goals import PhrasingPool
+from selflearn.simulation.goals import PhrasingPool, Popularity
 
 # The per-household simulation lives in selflearn.simulation.household; these names are
 # re-exported so that code importing them from here keeps working.
@@ -110,6 +110,13 @@ class SimulationConfig:
     """Chance that a goal's target device is offline when the user asks."""
     workers: int = 1
     """Worker processes."""
+    phrasing_popularity: Popularity = "uniform"
+    """How users pick among the phrasings of a goal kind and source: ``uniform`` (every one
+    alike), or ``zipf``: each phrasing has a fixed popularity rank in its bucket, the same in every
+    household and process (:func:`~selflearn.simulation.goals.popularity_ranks`), and is drawn with
+    weight ``1 / rank**popularity_exponent`` (docs/simulator.md, "Phrasing popularity")."""
+    popularity_exponent: float = 1.0
+    """Exponent of the ``zipf`` law (> 0; larger: a heavier head). An assumption, not a fit."""
 
     def __post_init__(self) -> None:
         if self.households < 1:
@@ -124,6 +131,15 @@ class SimulationConfig:
             raise ConfigError("household_prefix may only contain letters, digits and '_'")
         if self.start.tzinfo is None:
             raise ConfigError("start must be timezone-aware")
+        if self.phrasing_popularity not in ("uniform", "zipf"):
+            raise ConfigError(
+                f"phrasing_popularity must be uniform or zipf, not {self.phrasing_popularity!r}"
+            )
+        exponent = self.popularity_exponent
+        if isinstance(exponent, bool) or not isinstance(exponent, int | float):
+            raise ConfigError(f"popularity_exponent must be a number, not {exponent!r}")
+        if not (math.isfinite(exponent) and exponent > 0):
+            raise ConfigError(f"popularity_exponent must be a finite number > 0, got {exponent}")
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly form (for the run manifest)."""
@@ -176,7 +192,9 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(config: SimulationConfig, rewriter: RewriteHook | None = None) -> None:
     _WORKER["config"] = config
-    _WORKER["pool"] = PhrasingPool.build(load_phrasings(config))
+    _WORKER["pool"] = PhrasingPool.build(
+        load_phrasings(config), config.phrasing_popularity, config.popularity_exponent
+    )
     _WORKER["assistant"] = Assistant(config.assistant, rewriter=rewriter)
 
 
