@@ -205,6 +205,21 @@ def test_a_failing_phrasing_is_rewritten_to_what_users_said_next(tmp_path: Path)
     assert table("turn off the lights in the guest room", context) is None
 
 
+def test_the_mine_command_lists_the_rules_it_mined(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+
+    log = Log()
+    _users_fix(log, 6, 3, "lights out in the kitchen", "turn off the lights in the kitchen")
+    log.store(tmp_path / "logs.duckdb").close()
+    args = ["mine", "--store", str(tmp_path / "logs.duckdb"), "--out", str(tmp_path / "t"), "-k", "3"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rule = "'lights out in the {area}' -> 'turn off the lights in the {area}' (6 users, 3 homes)"
+    assert rule in res.output
+
+
 def test_fewer_than_k_users_never_make_a_global_rewrite(tmp_path: Path) -> None:
     log = Log()
     _users_fix(log, 4, 4, "lights out in the kitchen", "turn off the lights in the kitchen")

@@ -171,3 +171,15 @@ def mine_cmd(
     )
     for reason, n in report["rejected"].items():
         out.print(f"  rejected: {reason}: {n:,}")
+    active = sorted(
+        (row for row in table.table.to_pylist() if row["status"] == "active"),
+        key=lambda row: (-row["users"], -row["support"], row["source"]),
+    )
+    for row in active[:10]:
+        out.print(
+            f"  {row['source']!r} -> {row['target']!r} ({row['users']} users, {row['households']} homes)",
+            markup=False,
+            soft_wrap=True,
+        )
+    if len(active) > 10:
+        out.print(f"  ... and {len(active) - 10:,} more in {out_dir / 'rewrites.parquet'}", markup=False)
