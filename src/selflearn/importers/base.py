@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from selflearn.core.errors import ConfigError
+from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.store import Quarantined, RecordsReport, Store
 
 BATCH_ROWS = 20_000
@@ -53,6 +53,52 @@ class Row:
     def failed(cls, row: int, name: str, reason: str, raw: Any = "") -> Row:
         """A row that could not be converted (quarantined with ``name`` as its field)."""
         return cls(row, None, name, reason, snippet(raw))
+
+
+class Unmappable(Exception):
+    """An input row that cannot be made a log record: the field (in the input's terms) and why."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field, self.reason = name, reason
+
+
+@dataclass
+class BrokenLine:
+    """A line of a JSONL file that is not JSON (quarantined as ``(json)``)."""
+
+    reason: str
+    raw: str
+
+
+class JsonLines(list[tuple[int, Any]]):
+    """The items of a JSONL file with their line numbers (a :class:`BrokenLine` where a line is
+    not JSON)."""
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON document in ``path``, or its lines as :class:`JsonLines` when it holds one JSON
+    value per line. A :class:`ConfigError` saying the file is not ``what`` when it is neither
+    UTF-8 text nor JSON; a :class:`DataError` when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not {what}: not UTF-8 text") from exc
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data":
+            raise ConfigError(f"{path} is not {what}: {exc}") from exc
+    items = JsonLines()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                items.append((number, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                items.append((number, BrokenLine(f"broken JSON: {exc}", line)))
+    return items
 
 
 @dataclass

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from selflearn.core.errors import ConfigError, DataError
-from selflearn.importers.base import Row, Sessions, digest, iso, lines, parse_time, pseudonym
+from selflearn.importers.base import Row, Sessions, Unmappable, digest, iso, lines, parse_time, pseudonym
 
 COLUMNS = (
     "text", "timestamp", "household_id", "user_id", "session_id", "matched", "intent", "status",
@@ -106,7 +106,7 @@ def convert(path: Path, household_id: str | None, tz: tzinfo) -> Iterator[Row]:
             continue
         try:
             record, when = turn(item, number, household_id, tz, last)
-        except _Unmappable as exc:
+        except Unmappable as exc:
             yield Row.failed(number, exc.field, exc.reason, item)
             continue
         last = when
@@ -114,18 +114,12 @@ def convert(path: Path, household_id: str | None, tz: tzinfo) -> Iterator[Row]:
         yield Row(number, record)
 
 
-class _Unmappable(Exception):
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field, self.reason = name, reason
-
-
 def _str(row: dict[str, Any], name: str) -> str | None:
     value = row.get(name)
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _Unmappable(name, f"expected a string, got {type(value).__name__}")
+        raise Unmappable(name, f"expected a string, got {type(value).__name__}")
     return str(value)
 
 
@@ -136,24 +130,24 @@ def _bool(value: Any) -> bool | None:
         return value
     if isinstance(value, str | int) and str(value).strip().lower() in _TRUE | _FALSE:
         return str(value).strip().lower() in _TRUE
-    raise _Unmappable("matched", f"expected true or false, got {value!r}")
+    raise Unmappable("matched", f"expected true or false, got {value!r}")
 
 
 def turn(
     row: dict[str, Any], number: int, household_id: str | None, tz: tzinfo, last: datetime | None
 ) -> tuple[dict[str, Any], datetime]:
-    """One generic row as a turn record and its time (raises ``_Unmappable`` naming the column)."""
+    """One generic row as a turn record and its time (raises ``Unmappable`` naming the column)."""
     unknown = sorted(set(row) - set(COLUMNS))
     if unknown:
-        raise _Unmappable(unknown[0], f"unknown column (columns: {', '.join(COLUMNS)})")
+        raise Unmappable(unknown[0], f"unknown column (columns: {', '.join(COLUMNS)})")
     text = row.get("text")
     if not isinstance(text, str) or not text.strip():
-        raise _Unmappable("text", "missing, empty or not a string")
+        raise Unmappable("text", "missing, empty or not a string")
     if row.get("timestamp") not in (None, ""):
         try:
             when = parse_time(row["timestamp"], tz)
         except ValueError as exc:
-            raise _Unmappable("timestamp", str(exc)) from None
+            raise Unmappable("timestamp", str(exc)) from None
         key: list[Any] = []
     else:
         when = (last or datetime(1970, 1, 1, tzinfo=UTC)) + timedelta(seconds=1)
@@ -167,7 +161,7 @@ def turn(
     matched, intent = _bool(row.get("matched")), _str(row, "intent")
     status, error_code, response = _str(row, "status"), _str(row, "error_code"), _str(row, "response")
     if status is not None and status not in STATUSES:
-        raise _Unmappable("status", f"expected one of {', '.join(STATUSES)}, got {status!r}")
+        raise Unmappable("status", f"expected one of {', '.join(STATUSES)}, got {status!r}")
     if matched is None and intent is not None:
         matched = True
     if status is None:

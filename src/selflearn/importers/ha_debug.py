@@ -19,20 +19,32 @@ conversation result, ``response`` = ``IntentResponse.as_dict()``: ``response_typ
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from selflearn.core.errors import ConfigError, DataError
-from selflearn.importers.base import Row, Sessions, digest, iso, parse_time, pseudonym
+from selflearn.core.errors import ConfigError
+from selflearn.importers.base import (
+    BrokenLine,
+    JsonLines,
+    Row,
+    Sessions,
+    Unmappable,
+    digest,
+    iso,
+    parse_time,
+    pseudonym,
+    read_json,
+)
 
 EVENT_TYPES = frozenset(
     ("run-start", "run-end", "wake_word-start", "wake_word-end", "stt-start", "stt-vad-start", "stt-vad-end",
      "stt-end", "intent-start", "intent-progress", "intent-end", "tts-start", "tts-end", "error")
 )  # fmt: skip
 """``PipelineEventType`` values (``intent-progress`` since 2025.x)."""
+
+WHAT = "Home Assistant pipeline debug JSON"
 
 _MATCHED_ERRORS = {"no_valid_targets", "failed_to_handle"}
 """Error codes HA returns after an intent was recognised (``IntentResponseErrorCode``)."""
@@ -44,56 +56,25 @@ _SLOT_TYPES = ("area", "floor", "domain", "device_class")
 def runs(path: Path) -> Iterator[tuple[int, Any]]:
     """The runs of a debug file with their row numbers; a :class:`ConfigError` if the file is
     not assist-pipeline debug JSON at all."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not Home Assistant pipeline debug JSON: not UTF-8 text") from exc
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg != "Extra data":
-            raise ConfigError(f"{path} is not Home Assistant pipeline debug JSON: {exc}") from exc
-        yield from _jsonl_runs(path, text)
+    data = read_json(path, WHAT)
+    if isinstance(data, JsonLines):
+        if not any(_is_run(item) for _, item in data):
+            raise ConfigError(f"{path} is not {WHAT}: no line holds a run with pipeline 'events'")
+        yield from data
         return
     if isinstance(data, dict):
         if not _is_run(data):
             raise ConfigError(
-                f"{path} is not Home Assistant pipeline debug JSON: an object without pipeline 'events' "
+                f"{path} is not {WHAT}: an object without pipeline 'events' "
                 "(expected what assist_pipeline/pipeline_debug/get returns, or a list of those)"
             )
         yield 1, _unwrap(data)
     elif isinstance(data, list):
         if data and not any(_is_run(r) for r in data):
-            raise ConfigError(
-                f"{path} is not Home Assistant pipeline debug JSON: no item holds pipeline 'events'"
-            )
+            raise ConfigError(f"{path} is not {WHAT}: no item holds pipeline 'events'")
         yield from enumerate(data, start=1)
     else:
-        raise ConfigError(
-            f"{path} is not Home Assistant pipeline debug JSON: top level is {type(data).__name__}"
-        )
-
-
-def _jsonl_runs(path: Path, text: str) -> Iterator[tuple[int, Any]]:
-    items: list[tuple[int, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                items.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                items.append((number, _Broken(f"broken JSON: {exc}", line)))
-    if not any(_is_run(item) for _, item in items):
-        raise ConfigError(
-            f"{path} is not Home Assistant pipeline debug JSON: no line holds a run with pipeline 'events'"
-        )
-    yield from items
-
-
-class _Broken:
-    def __init__(self, reason: str, raw: str) -> None:
-        self.reason, self.raw = reason, raw
+        raise ConfigError(f"{path} is not {WHAT}: top level is {type(data).__name__}")
 
 
 def _is_run(item: Any) -> bool:
@@ -115,37 +96,31 @@ def convert(path: Path, household_id: str | None) -> Iterator[Row]:
     """One row per run: a turn, or why the run could not be made one."""
     sessions = Sessions()
     for row, item in runs(path):
-        if isinstance(item, _Broken):
+        if isinstance(item, BrokenLine):
             yield Row.failed(row, "(json)", item.reason, item.raw)
             continue
         try:
             record = turn(_unwrap(item), household_id)
-        except _Unmappable as exc:
+        except Unmappable as exc:
             yield Row.failed(row, exc.field, exc.reason, item)
             continue
         sessions.assign(record)
         yield Row(row, record)
 
 
-class _Unmappable(Exception):
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field, self.reason = name, reason
-
-
 def _events(run: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(run, dict):
-        raise _Unmappable("(record)", f"expected a pipeline run object, got {type(run).__name__}")
+        raise Unmappable("(record)", f"expected a pipeline run object, got {type(run).__name__}")
     events = run.get("events")
     if not isinstance(events, list):
-        raise _Unmappable("events", "missing or not a list (expected the run's pipeline events)")
+        raise Unmappable("events", "missing or not a list (expected the run's pipeline events)")
     by_type: dict[str, dict[str, Any]] = {}
     for i, event in enumerate(events):
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            raise _Unmappable(f"events[{i}]", "not an event object with a 'type'")
+            raise Unmappable(f"events[{i}]", "not an event object with a 'type'")
         data = event.get("data")
         if data is not None and not isinstance(data, dict):
-            raise _Unmappable(f"events[{i}].data", "not an object")
+            raise Unmappable(f"events[{i}].data", "not an object")
         by_type.setdefault(event["type"], {**event, "_index": i, "data": data or {}})
     return by_type
 
@@ -154,20 +129,20 @@ def _time(event: dict[str, Any]) -> datetime:
     try:
         return parse_time(event.get("timestamp"), UTC)
     except ValueError as exc:
-        raise _Unmappable(f"events[{event['_index']}].timestamp", str(exc)) from None
+        raise Unmappable(f"events[{event['_index']}].timestamp", str(exc)) from None
 
 
 def turn(run: Any, household_id: str | None) -> dict[str, Any]:
-    """A pipeline debug run as a turn record (raises ``_Unmappable`` naming the field)."""
+    """A pipeline debug run as a turn record (raises ``Unmappable`` naming the field)."""
     ev = _events(run)
     start = ev.get("run-start") or ev.get("wake_word-start") or ev.get("stt-start") or ev.get("intent-start")
     if start is None:
-        raise _Unmappable("events", "no run-start, stt-start or intent-start event: not a request")
+        raise Unmappable("events", "no run-start, stt-start or intent-start event: not a request")
     stt_start, stt_end, intent_start = ev.get("stt-start"), ev.get("stt-end"), ev.get("intent-start")
     intent_end, error = ev.get("intent-end"), ev.get("error")
     if intent_start is None and stt_start is None:
         what = f"the run stopped with {error['data'].get('code')!r}" if error else "no stt or intent stage"
-        raise _Unmappable("events", f"no request in this run ({what})")
+        raise Unmappable("events", f"no request in this run ({what})")
     pipeline = str(
         start["data"].get("pipeline") or ev.get("run-start", {}).get("data", {}).get("pipeline") or ""
     )
@@ -181,7 +156,7 @@ def turn(run: Any, household_id: str | None) -> dict[str, Any]:
         if stt_end is not None:
             output = stt_end["data"].get("stt_output")
             if not isinstance(output, dict) or not isinstance(output.get("text"), str):
-                raise _Unmappable(
+                raise Unmappable(
                     f"events[{stt_end['_index']}].data.stt_output.text", "missing or not a string"
                 )
             heard = output["text"]
@@ -194,9 +169,7 @@ def turn(run: Any, household_id: str | None) -> dict[str, Any]:
     if intent_start is not None:
         text = intent_data.get("intent_input")
         if not isinstance(text, str):
-            raise _Unmappable(
-                f"events[{intent_start['_index']}].data.intent_input", "missing or not a string"
-            )
+            raise Unmappable(f"events[{intent_start['_index']}].data.intent_input", "missing or not a string")
     else:
         text = asr["text"] if asr else ""
     when = _time(start)
@@ -238,13 +211,13 @@ def _intent_result(record: dict[str, Any], intent_end: dict[str, Any], engine: s
     where = f"events[{intent_end['_index']}].data.intent_output"
     output = intent_end["data"].get("intent_output")
     if not isinstance(output, dict) or not isinstance(output.get("response"), dict):
-        raise _Unmappable(f"{where}.response", "missing or not an object")
+        raise Unmappable(f"{where}.response", "missing or not an object")
     response = output["response"]
     kind = response.get("response_type")
     data = response.get("data") if isinstance(response.get("data"), dict) else {}
     speech = ((response.get("speech") or {}).get("plain") or {}).get("speech") or ""
     if not isinstance(speech, str):
-        raise _Unmappable(f"{where}.response.speech.plain.speech", "not a string")
+        raise Unmappable(f"{where}.response.speech.plain.speech", "not a string")
     if kind == "error":
         code = str(data.get("code") or "unknown")
         matched = code in _MATCHED_ERRORS
@@ -255,7 +228,7 @@ def _intent_result(record: dict[str, Any], intent_end: dict[str, Any], engine: s
         record["result"] = {"status": status, "error_code": code, "response_text": speech}
         return
     if kind not in ("action_done", "query_answer"):
-        raise _Unmappable(f"{where}.response.response_type", f"unknown response type {kind!r}")
+        raise Unmappable(f"{where}.response.response_type", f"unknown response type {kind!r}")
     targets = [t for key in ("targets", "success") for t in data.get(key) or [] if isinstance(t, dict)]
     slots = {
         str(t["type"]): str(t.get("name") or t.get("id")) for t in targets if t.get("type") in _SLOT_TYPES
@@ -278,5 +251,5 @@ def _intent_result(record: dict[str, Any], intent_end: dict[str, Any], engine: s
 def _latency(begin: dict[str, Any], end: dict[str, Any]) -> int:
     try:
         return max(0, round((_time(end) - _time(begin)).total_seconds() * 1000))
-    except _Unmappable:
+    except Unmappable:
         return 0

@@ -17,15 +17,24 @@ household. Both ids are pseudonyms (hashes) of the sender id.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from selflearn.core.errors import ConfigError, DataError
-from selflearn.importers.base import Row, digest, iso, parse_time, pseudonym
+from selflearn.core.errors import ConfigError
+from selflearn.importers.base import (
+    BrokenLine,
+    JsonLines,
+    Row,
+    Unmappable,
+    digest,
+    iso,
+    parse_time,
+    pseudonym,
+    read_json,
+)
 
 FALLBACK_ACTIONS = ("action_default_fallback", "action_two_stage_fallback")
 FALLBACK_INTENT = "nlu_fallback"
@@ -34,24 +43,9 @@ FALLBACK_INTENT = "nlu_fallback"
 def trackers(path: Path) -> Iterator[tuple[int, Any]]:
     """The trackers in ``path`` with their row numbers; a :class:`ConfigError` if the file holds
     no Rasa tracker at all."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not a Rasa tracker export: not UTF-8 text") from exc
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg != "Extra data":
-            raise ConfigError(f"{path} is not a Rasa tracker export: {exc}") from exc
-        items: list[tuple[int, Any]] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    items.append((number, json.loads(line)))
-                except json.JSONDecodeError as err:
-                    items.append((number, _Broken(f"broken JSON: {err}", line)))
+    data = read_json(path, "a Rasa tracker export")
+    if isinstance(data, JsonLines):
+        items: list[tuple[int, Any]] = data
     else:
         items = list(enumerate(data if isinstance(data, list) else [data], start=1))
     if not any(isinstance(t, dict) and "events" in t for _, t in items):
@@ -62,15 +56,10 @@ def trackers(path: Path) -> Iterator[tuple[int, Any]]:
     yield from items
 
 
-class _Broken:
-    def __init__(self, reason: str, raw: str) -> None:
-        self.reason, self.raw = reason, raw
-
-
 def convert(path: Path, household_id: str | None) -> Iterator[Row]:
     """One row per user message (or per tracker that cannot be read)."""
     for row, tracker in trackers(path):
-        if isinstance(tracker, _Broken):
+        if isinstance(tracker, BrokenLine):
             yield Row.failed(row, "(json)", tracker.reason, tracker.raw)
             continue
         if not isinstance(tracker, dict):
@@ -117,7 +106,7 @@ def _turns(row: int, sender: str, events: list[Any], household_id: str | None) -
             current, responses = None, []
             try:
                 current = _turn(i, event, sender, household, user, session)
-            except _Unmappable as exc:
+            except Unmappable as exc:
                 yield Row.failed(row, exc.field, exc.reason, event)
         elif current is not None and kind == "bot" and isinstance(event.get("text"), str):
             if not responses:
@@ -138,29 +127,23 @@ def _latency(turn: dict[str, Any], bot: dict[str, Any]) -> int:
         return 0
 
 
-class _Unmappable(Exception):
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field, self.reason = name, reason
-
-
 def _turn(
     i: int, event: dict[str, Any], sender: str, household: str, user: str, session: str
 ) -> dict[str, Any]:
     where = f"events[{i}]"
     text = event.get("text")
     if not isinstance(text, str):
-        raise _Unmappable(f"{where}.text", "missing or not a string (a user event without text)")
+        raise Unmappable(f"{where}.text", "missing or not a string (a user event without text)")
     try:
         when = parse_time(event.get("timestamp"), UTC)
     except ValueError as exc:
-        raise _Unmappable(f"{where}.timestamp", str(exc)) from None
+        raise Unmappable(f"{where}.timestamp", str(exc)) from None
     parse: dict[str, Any] = event["parse_data"] if isinstance(event.get("parse_data"), dict) else {}
     intent: dict[str, Any] = parse["intent"] if isinstance(parse.get("intent"), dict) else {}
     name = intent.get("name") if isinstance(intent.get("name"), str) else None
     confidence = intent.get("confidence")
     if confidence is not None and not isinstance(confidence, int | float):
-        raise _Unmappable(f"{where}.parse_data.intent.confidence", "not a number")
+        raise Unmappable(f"{where}.parse_data.intent.confidence", "not a number")
     slots: dict[str, Any] = {}
     for entity in parse.get("entities") or []:
         if isinstance(entity, dict) and isinstance(entity.get("entity"), str):
