@@ -9,8 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 from selflearn.core.errors import DataError
-from selflearn.core.schema import MAX_TEXT_CHARS, Feedback, Truth, Turn
-from selflearn.core.store import FEEDBACK_SCHEMA, TRUTH_SCHEMA, TURN_SCHEMA, Store
+from selflearn.core.schema import MAX_TEXT_CHARS, SCHEMA_VERSION, DialogueAct, Feedback, Truth, Turn
+from selflearn.core.store import DIALOGUE_SCHEMA, FEEDBACK_SCHEMA, TRUTH_SCHEMA, TURN_SCHEMA, Store
 from selflearn.core.store.tables import arrow_type
 from tests.conftest import turn_dict
 
@@ -198,6 +198,29 @@ TURN_LAYOUT = pa.schema(
                 [("original_text", _S), ("rewritten_text", _S), ("layer", _S), ("rule_id", _S), ("score", _F)]
             ),
         ),
+        (  # schema 1.2
+            "dialogue",
+            pa.struct([("act_id", _S), ("role", _S), ("kind", _S), ("proposal", _S), ("answer", _S)]),
+        ),
+        *_BOOKKEEPING,
+    ]
+)
+
+DIALOGUE_LAYOUT = pa.schema(  # 1.2
+    [
+        ("act_id", _S),
+        ("turn_id", _S),
+        ("user_id", _S),
+        ("household_id", _S),
+        ("timestamp", _TS),
+        ("kind", _S),
+        ("question", _S),
+        ("proposal", _S),
+        ("raised_by", _S),
+        ("answer", _S),
+        ("answer_turn_id", _S),
+        ("answer_text", _S),
+        ("taught", _S),
         *_BOOKKEEPING,
     ]
 )
@@ -235,11 +258,14 @@ TRUTH_LAYOUT = pa.schema(
 _LOG_TABLES = [
     (TURN_SCHEMA, TURN_LAYOUT, Turn),
     (FEEDBACK_SCHEMA, FEEDBACK_LAYOUT, Feedback),
+    (DIALOGUE_SCHEMA, DIALOGUE_LAYOUT, DialogueAct),
     (TRUTH_SCHEMA, TRUTH_LAYOUT, Truth),
 ]
 
 
-@pytest.mark.parametrize(("derived", "layout", "model"), _LOG_TABLES, ids=["turns", "feedback", "sim_truth"])
+@pytest.mark.parametrize(
+    ("derived", "layout", "model"), _LOG_TABLES, ids=["turns", "feedback", "dialogue_acts", "sim_truth"]
+)
 def test_log_table_layout_is_unchanged(derived: pa.Schema, layout: pa.Schema, model: type[BaseModel]) -> None:
     assert derived.equals(layout, check_metadata=True), f"{model.__name__} table layout changed:\n{derived}"
 
@@ -271,7 +297,9 @@ def _fields(annotation: object, prefix: str = "") -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("layout", "model"), [(t[1], t[2]) for t in _LOG_TABLES], ids=["turns", "feedback", "sim_truth"]
+    ("layout", "model"),
+    [(t[1], t[2]) for t in _LOG_TABLES],
+    ids=["turns", "feedback", "dialogue_acts", "sim_truth"],
 )
 def test_every_record_field_has_a_column_and_vice_versa(layout: pa.Schema, model: type[BaseModel]) -> None:
     columns = _columns(pa.struct(list(layout))) - {"record_hash", "source"}  # added by the store
@@ -285,3 +313,61 @@ def test_a_field_type_the_store_cannot_hold_is_an_error() -> None:
         arrow_type(set[str])
     with pytest.raises(TypeError, match="no Arrow column type"):
         arrow_type(int | str)
+
+
+def _act(act_id: str = "a1") -> dict[str, object]:
+    return {
+        "record_type": "dialogue",
+        "act_id": act_id,
+        "turn_id": "t1",
+        "user_id": "u1",
+        "household_id": "h1",
+        "timestamp": "2026-01-01T08:00:05Z",
+        "kind": "confirm",
+        "question": "Did you mean turn on the kitchen light?",
+        "proposal": "turn on the kitchen light",
+        "answer": "yes",
+        "answer_turn_id": "t2",
+        "answer_text": "yes",
+    }
+
+
+def test_a_1_1_store_upgrades_to_1_2_and_its_turns_keep_their_hashes(tmp_path: Path) -> None:
+    """A store schema 1.1 wrote (no ``dialogue`` column, no ``dialogue_acts`` table) opens, gets
+    both, keeps recognising its turns when they are ingested again, and takes dialogue acts."""
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    feed = tmp_path / "old.jsonl"
+    feed.write_text(json.dumps(turn_dict("t1")) + "\n")
+    with Store(path) as store:
+        assert store.ingest([feed]).stored == 1
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE turns DROP COLUMN dialogue")
+    con.execute("DROP TABLE dialogue_acts")
+    con.execute("UPDATE meta SET value = '1.1' WHERE key = 'schema_version'")
+    con.close()
+    with Store(path, read_only=True) as store:  # readable as it is
+        assert [t.dialogue for t in store.turns()] == [None]
+        assert store.dialogue_acts().num_rows == 0
+    acts = tmp_path / "acts.jsonl"
+    acts.write_text(json.dumps(_act()) + "\n")
+    with Store(path) as store:
+        report = store.ingest([feed, acts], quarantine_path=tmp_path / "q.jsonl")
+        assert (report.stored, report.already_present, report.quarantined) == (1, 1, 0), report.reasons
+        assert store.dialogue_acts().column("answer").to_pylist() == ["yes"]
+        version = store.query("SELECT value FROM meta WHERE key = 'schema_version'").column(0).to_pylist()
+        assert version == [SCHEMA_VERSION] == ["1.2"]
+        assert store.forget_household("h1")["dialogue_acts"] == 1
+
+
+def test_a_bad_dialogue_act_is_quarantined_naming_its_field(tmp_path: Path) -> None:
+    bad = {**_act("a2"), "answer": "perhaps"}
+    feed = tmp_path / "acts.jsonl"
+    feed.write_text(json.dumps(_act()) + "\n" + json.dumps(bad) + "\n")
+    with Store(tmp_path / "s.duckdb") as store:
+        report = store.ingest([feed], quarantine_path=tmp_path / "q.jsonl")
+    assert (report.stored, report.quarantined) == (1, 1)
+    row = json.loads((tmp_path / "q.jsonl").read_text())
+    assert (row["row"], row["field"]) == (2, "answer")
+    assert DialogueAct.model_validate(_act()).answer == "yes"

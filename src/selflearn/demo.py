@@ -21,7 +21,7 @@ from typing import Any
 
 from selflearn.assistant.pipeline import AssistantConfig
 from selflearn.core.errors import DataError
-from selflearn.core.hooks import RewriteContext
+from selflearn.core.hooks import Confirm, RewriteContext
 from selflearn.core.schema import Feedback, RewriteTrace, Turn
 from selflearn.core.store import IngestReport, Store
 from selflearn.evaluate.replay import ArmStats, score_arm
@@ -62,15 +62,16 @@ class Narrated:
         self.limit = limit
         self.told = 0
 
-    def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | None:
-        trace = self.rewriter(text, context)
+    def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | Confirm | None:
+        answer = self.rewriter(text, context)
+        trace = answer.trace if isinstance(answer, Confirm) else answer
         if trace is not None and self.told < self.limit:
             self.told += 1
             self.say(
                 f"   live [{context.household_id}] {text!r} -> {trace.rewritten_text!r} "
                 f"({trace.layer}, {trace.score:.2f})"
             )
-        return trace
+        return answer
 
     def observe(self, turn: Turn, home: Any = None) -> None:
         self.rewriter.observe(turn, home)

@@ -17,8 +17,10 @@ INTRO = """# Log format (schema {version})
 
 *Generated from `src/selflearn/core/schema.py` by `python -m selflearn.docgen`; do not edit by hand.*
 
-A log is a stream of JSON lines (or a Parquet file with the same fields), each a **turn** or a
-**feedback** event, told apart by `record_type`. Simulation truth is a separate stream of
+A log is a stream of JSON lines (or a Parquet file with the same fields), each a **turn**, a
+**feedback** event or a **dialogue** act (a question the assistant asked and how it ended), told
+apart by `record_type`. A turn that asked a question is logged once the question has ended (see
+`DialogueTrace`). Simulation truth is a separate stream of
 **truth** records that only benchmarks read. Timestamps are ISO 8601 with a timezone.
 Ids are 1-{max_id} characters of `A-Z a-z 0-9 _ . : -`; texts are at most {max_text} characters.
 Unknown fields are rejected, so a typo is an error, not silently ignored data.
@@ -99,7 +101,9 @@ def render() -> str:
         schema.ResultTrace,
         schema.BargeIn,
         schema.RewriteTrace,
+        schema.DialogueTrace,
         schema.Feedback,
+        schema.DialogueAct,
         schema.Truth,
         schema.Goal,
     ):

@@ -27,17 +27,35 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from selflearn.assistant.devices import HomeState
+from selflearn.assistant.dialogue import (
+    DialogueConfig,
+    Question,
+    asking_turn,
+    expiry,
+    read_reply,
+    replace_trace,
+)
 from selflearn.assistant.execute import NO_MATCH_RESPONSE, Effect, execute
 from selflearn.assistant.nlu import HomeAssistantNlu, NluConfig, NluResult
 from selflearn.assistant.resolve import Resolution, resolve
 from selflearn.core.errors import ConfigError
-from selflearn.core.hooks import RewriteContext, RewriteHook
-from selflearn.core.schema import AsrTrace, DeviceContext, ErTrace, ResultTrace, RewriteTrace, Turn, WakeTrace
+from selflearn.core.hooks import Confirm, RewriteContext, RewriteHook
+from selflearn.core.schema import (
+    AsrTrace,
+    DeviceContext,
+    DialogueAct,
+    DialogueTrace,
+    ErTrace,
+    ResultTrace,
+    RewriteTrace,
+    Turn,
+    WakeTrace,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +92,11 @@ class AssistantConfig:
     """When a rewriter is consulted: ``before`` the NLU on every request, or ``on_failure``: only
     when the NLU matched nothing or could not resolve a name (like Home Assistant's fallback
     agents), with ``RewriteContext.failed`` set."""
+    ask: bool = False
+    """Whether the assistant asks when its rewriter wants a rewrite confirmed
+    (:class:`~selflearn.core.hooks.Confirm`); without it such a rewrite is not applied."""
+    dialogue: DialogueConfig = field(default_factory=DialogueConfig)
+    """How it asks (question wording, answer timeout)."""
 
     def __post_init__(self) -> None:
         for name in ("feedback_rate", "feedback_rate_low_confidence", "low_confidence", "wake_threshold"):
@@ -105,6 +128,30 @@ class HandledTurn:
     (run on a copy of the home state taken before the turn), for simulation scoring only -- a
     deployed assistant cannot know it. ``None`` when no rewrite was applied, or when the
     original text would have done nothing."""
+    question: Question | None = None
+    """The question this turn asked instead of acting: ``turn`` is then provisional (status
+    ``question``) and the record to log is the one :meth:`Assistant.reply` or
+    :meth:`Assistant.expire` returns when the question ends."""
+
+
+@dataclass(frozen=True)
+class Answered:
+    """How an utterance spoken while a question waited ended that question."""
+
+    reply: Literal["yes", "no", "never_mind"] | None
+    """What the utterance answered; ``None`` when it was not an answer (a new request: the
+    caller hands it to :meth:`Assistant.handle` with ``asr_trace``) or the question had expired."""
+    handled: HandledTurn | None
+    """The asking turn as it is logged now that the question ended (``None`` for a follow-up
+    question that had no turn of its own, i.e. "What did you want?")."""
+    act: DialogueAct
+    """The record of the question."""
+    response: str
+    """What the assistant says to the utterance ("" when it is a new request)."""
+    asr_trace: AsrTrace | None = None
+    """The recognised utterance (to pass on when it is a new request)."""
+    follow_up: Question | None = None
+    """A new question waiting on the device: "What did you want?" after a no."""
 
 
 class Assistant:
@@ -131,9 +178,22 @@ class Assistant:
         self.rewriter = rewriter
         self.rewrite_errors = 0
         """Rewriter calls that raised or returned something unusable (the text was kept)."""
+        self._reply_asr: Recognizer | None = None
 
-    def rewrite(self, text: str, context: RewriteContext) -> RewriteTrace | None:
-        """The rewrite to apply to ``text``, or ``None`` (no rewriter, no rewrite, or a failure).
+    @property
+    def reply_asr(self) -> Recognizer:
+        """The recogniser in the dialogue state, which expects answers ("yes", "no", "never
+        mind") while a question waits (:func:`~selflearn.assistant.asr.replies.reply_recognizer`)."""
+        if self._reply_asr is None:
+            from selflearn.assistant.asr.replies import reply_recognizer
+
+            self._reply_asr = reply_recognizer(self.asr)
+        return self._reply_asr
+
+    def rewrite(self, text: str, context: RewriteContext) -> RewriteTrace | Confirm | None:
+        """The rewrite to apply to ``text``, a :class:`~selflearn.core.hooks.Confirm` to ask about
+        first (only when :attr:`AssistantConfig.ask`; otherwise such a rewrite is not applied), or
+        ``None`` (no rewriter, no rewrite, or a failure).
 
         Fails open: an exception from the rewriter, an answer that is not a
         :class:`~selflearn.core.schema.RewriteTrace`, or a rewritten text that is empty or the same
@@ -144,9 +204,12 @@ class Assistant:
         if self.rewriter is None:
             return None
         try:
-            trace = self.rewriter(text, context)
+            answer = self.rewriter(text, context)
+            confirm = isinstance(answer, Confirm)
+            trace = answer.trace if isinstance(answer, Confirm) else answer
             if trace is not None and not isinstance(trace, RewriteTrace):
-                raise TypeError(f"rewriter returned {type(trace).__name__}, not RewriteTrace or None")
+                kind = type(trace).__name__
+                raise TypeError(f"rewriter returned {kind}, not RewriteTrace, Confirm or None")
         except Exception as exc:
             self.rewrite_errors += 1
             global _warned_rewrite_error
@@ -168,6 +231,8 @@ class Assistant:
             return None
         if trace.original_text != text:
             trace = trace.model_copy(update={"original_text": text})
+        if confirm:
+            return Confirm(trace, answer.why) if self.config.ask and isinstance(answer, Confirm) else None
         return trace
 
     def understand(
@@ -230,6 +295,8 @@ class Assistant:
         wake_score: float | None = 0.95,
         condition: Any = None,
         typed: bool = False,
+        asr_trace: AsrTrace | None = None,
+        answering: Question | None = None,
     ) -> HandledTurn:
         """Run the whole pipeline on one utterance and return the logged turn.
 
@@ -238,9 +305,15 @@ class Assistant:
         original text is also run on a copy of ``state`` (taken before the turn) to fill
         :attr:`HandledTurn.effect_without_rewrite` for simulation scoring. The rewriter uses no
         randomness from ``rng``, so a turn it leaves alone is exactly the turn without it.
+
+        When the rewriter wants a rewrite confirmed and :attr:`AssistantConfig.ask` is on, nothing
+        is run: the turn asks "Did you mean ...?" (:attr:`HandledTurn.question`). ``asr_trace``
+        passes an utterance already recognised (a new request spoken while a question waited);
+        ``answering`` marks the turn as the reply to a question such as "What did you want?".
         """
         wake = None if typed or wake_score is None else WakeTrace(score=wake_score)
-        asr_trace = None if typed else self.asr.transcribe(spoken, rng, condition)
+        if asr_trace is None and not typed:
+            asr_trace = self.asr.transcribe(spoken, rng, condition)
         text = spoken if asr_trace is None else asr_trace.text
         context_area = _area_id(device.area, state)
         rewrite = None
@@ -265,6 +338,11 @@ class Assistant:
                         nbest=tuple(h.text for h in asr_trace.nbest[1:]) if asr_trace is not None else (),
                     ),
                 )
+        if isinstance(rewrite, Confirm):
+            return self._ask(
+                rewrite, state, context_area, rng, turn_id, session_id, user_id, household_id, timestamp,
+                device, wake, asr_trace, text,
+            )
         effect_without: Effect | None = None
         if rewrite is not None:
             before = state.copy()
@@ -297,8 +375,143 @@ class Assistant:
             result=result,
             feedback_requested=ask,
             rewrite=rewrite,
+            dialogue=None
+            if answering is None
+            else DialogueTrace(act_id=answering.act_id, role="answer", kind=answering.kind),
         )
         return HandledTurn(turn, effect, nlu, resolution, rewrite is not None, effect_without)
+
+    def _ask(
+        self,
+        confirm: Confirm,
+        state: HomeState,
+        context_area: str | None,
+        rng: random.Random,
+        turn_id: str,
+        session_id: str,
+        user_id: str,
+        household_id: str,
+        timestamp: datetime,
+        device: DeviceContext,
+        wake: WakeTrace | None,
+        asr_trace: AsrTrace | None,
+        text: str,
+    ) -> HandledTurn:
+        """The turn that asks "Did you mean <proposal>?" instead of acting (nothing is run)."""
+        nlu, resolution = self.understand(text, state, context_area)
+        proposal = confirm.trace.rewritten_text
+        act_id = f"{turn_id}.q"
+        said = self.config.dialogue.confirm_template.format(proposal=proposal)
+        latency = max(int(rng.gauss(650, 80)), 50)
+        turn = Turn(
+            turn_id=turn_id,
+            session_id=session_id,
+            user_id=user_id,
+            household_id=household_id,
+            timestamp=timestamp,
+            device=device,
+            wake=wake,
+            asr=asr_trace,
+            text=text,
+            nlu=nlu.trace,
+            er=resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None,
+            result=ResultTrace(status="no_match", latency_ms=latency),
+        )
+        turn = asking_turn(turn, act_id, "confirm", said, proposal)
+        question = Question(
+            act_id=act_id,
+            kind="confirm",
+            text=said,
+            turn=turn,
+            asked_at=timestamp,
+            expires_at=expiry(timestamp, self.config.dialogue),
+            proposal=proposal,
+            rewrite=confirm.trace,
+            raised_by="rewriter",
+            nlu=nlu,
+            resolution=resolution,
+        )
+        return HandledTurn(turn, None, nlu, resolution, question=question)
+
+    def reply(
+        self,
+        question: Question,
+        spoken: str,
+        state: HomeState,
+        timestamp: datetime,
+        rng: random.Random,
+        condition: Any = None,
+        typed: bool = False,
+    ) -> Answered:
+        """Read ``spoken`` (said on the question's device at ``timestamp``) as the answer to
+        ``question``: *yes* runs the proposal as the asking turn (logged with the rewrite applied),
+        *no* ends it and asks "What did you want?" (:attr:`Answered.follow_up`), *never mind*
+        drops it; anything else ends it as a barge-in and is a new request for the caller. A
+        question past its answer window ends as a ``timeout`` first (then the utterance is a new
+        request, not recognised here)."""
+        if question.expired(timestamp):
+            return self.expire(question)
+        heard = None if typed else self.reply_asr.transcribe(spoken, rng, condition)
+        text = spoken if heard is None else heard.text
+        said = read_reply(text)
+        dialogue = self.config.dialogue
+        if said is None:
+            act = question.act("barge_in", timestamp, text)
+            return Answered(None, self._unanswered(question, "barge_in"), act, "", heard)
+        if said == "never_mind":
+            act = question.act("never_mind", timestamp, text)
+            cancelled = self._unanswered(question, "never_mind")
+            return Answered(said, cancelled, act, dialogue.cancelled_text, heard)
+        if said == "no" or question.proposal is None:
+            act = question.act("no" if said == "no" else "barge_in", timestamp, text)
+            follow = None
+            if question.kind == "confirm":
+                follow = Question(
+                    act_id=f"{question.act_id}.c",
+                    kind="clarify",
+                    text=dialogue.clarify_text,
+                    turn=question.turn,
+                    asked_at=timestamp,
+                    expires_at=expiry(timestamp, dialogue),
+                    raised_by=question.raised_by,
+                )
+            answer = "no" if said == "no" else "barge_in"
+            handled = self._unanswered(question, answer)
+            return Answered(said, handled, act, dialogue.clarify_text if follow else "", heard, follow)
+        # yes: run the proposal as the asking turn
+        asked = question.turn
+        area = _area_id(asked.device.area, state)
+        before = state.copy()
+        nlu, resolution, result, effect = self.run_text(question.proposal, state, timestamp, area)
+        *_, effect_without = self.run_text(asked.text, before, timestamp, area, explain_failures=False)
+        latency = asked.result.latency_ms if asked.result is not None else 0
+        trace = asked.dialogue
+        assert trace is not None
+        turn = asked.model_copy(
+            update={
+                "text": question.proposal,
+                "nlu": nlu.trace,
+                "er": resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None,
+                "result": result.model_copy(update={"latency_ms": latency}),
+                "rewrite": question.rewrite,
+                "dialogue": replace_trace(trace, answer="yes"),
+            }
+        )
+        handled = HandledTurn(turn, effect, nlu, resolution, True, effect_without)
+        return Answered("yes", handled, question.act("yes", timestamp, text), result.response_text, heard)
+
+    def expire(self, question: Question) -> Answered:
+        """End ``question`` unanswered (``timeout``) at the end of its answer window."""
+        act = question.act("timeout", question.expires_at)
+        return Answered(None, self._unanswered(question, "timeout"), act, "")
+
+    def _unanswered(self, question: Question, answer: Any) -> HandledTurn | None:
+        """The asking turn as logged when nothing was run (``None`` for a follow-up question)."""
+        if question.kind == "clarify":
+            return None
+        turn = question.unanswered_turn(answer)
+        assert question.nlu is not None
+        return HandledTurn(turn, None, question.nlu, question.resolution)
 
 
 def _area_id(area_name: str | None, state: HomeState) -> str | None:

@@ -62,17 +62,33 @@ class RewriteContext:
         return found.area_id if found is not None else None
 
 
+@dataclass(frozen=True)
+class Confirm:
+    """A rewrite its hook is not sure enough of to apply unasked.
+
+    An assistant that can ask asks "Did you mean *<trace.rewritten_text>*?" and applies the
+    rewrite only after a yes; one that cannot ask leaves the text alone (the safe reading).
+    """
+
+    trace: RewriteTrace
+    """The rewrite that would be applied on a yes."""
+    why: str = ""
+    """Why the hook asks instead of acting (``"sensitive intent"``, ``"below the acting bar"``)."""
+
+
 class RewriteHook(Protocol):
     """Something that may rewrite a request's text before the NLU sees it.
 
     Returns the provenance of the rewrite it applies (:class:`~selflearn.core.schema.RewriteTrace`,
-    with ``rewritten_text`` the text the NLU should get) or ``None`` to leave the text alone.
+    with ``rewritten_text`` the text the NLU should get), a :class:`Confirm` when it wants the
+    assistant to ask first, or ``None`` to leave the text alone.
     Rewriters run in the simulator's worker processes, so they should be picklable, and their
     answers may depend on call order only through what they learn from earlier turns.
 
     A rewriter that learns online may also have ``observe(turn, home)`` and
     ``observe_feedback(feedback)``: the simulator calls them with every logged turn (once it is
-    complete, barge-in included) and every feedback answer, in arrival order, per household.
+    complete, barge-in included; a turn that asked a question once the question has ended) and
+    every feedback answer, in arrival order, per household.
     """
 
-    def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | None: ...
+    def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | Confirm | None: ...

@@ -1,10 +1,12 @@
 """The interaction-log schema: what an assistant writes for every turn.
 
-Two kinds of record travel in a log stream, told apart by ``record_type``:
+Three kinds of record travel in a log stream, told apart by ``record_type``:
 
 * :class:`Turn` -- one user request and everything each pipeline stage did with it;
 * :class:`Feedback` -- the user's answer to "did I get that right?", an event of its own
-  that arrives after the turn it is about.
+  that arrives after the turn it is about;
+* :class:`DialogueAct` -- a question the assistant asked (confirm a guess, ask what was meant,
+  offer to learn a word) and how it ended: the answer, and what was taught.
 
 Simulation truth (:class:`Truth`) is a third record kind that only the simulator writes. It
 lives in its own file and its own table; nothing that learns from logs may read it.
@@ -20,9 +22,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 """Version of the log format. Readers accept records whose major version matches; a minor
-version only adds optional fields (1.1: ``Truth.defect_without_rewrite``)."""
+version only adds optional fields and values (1.1: ``Truth.defect_without_rewrite``; 1.2: the
+dialogue -- :class:`DialogueAct` records, ``Turn.dialogue`` and the result status ``question``).
+A store written by an older minor version is upgraded when it is
+opened for writing."""
 
 MAX_TEXT_CHARS = 1000
 """Longest utterance or response text accepted; longer text is a bad record, not a truncation."""
@@ -161,9 +166,11 @@ class ErTrace(_Record):
 class ResultTrace(_Record):
     """The result stage: what the assistant did and said."""
 
-    status: Literal["success", "error", "no_match", "unsupported"]
+    status: Literal["success", "error", "no_match", "unsupported", "question"]
     """``success``: action done or answer given; ``error``: tried and failed; ``no_match``: the
-    request was not understood; ``unsupported``: understood but not something it can do."""
+    request was not understood; ``unsupported``: understood but not something it can do;
+    ``question``: the assistant asked a question instead of acting and nothing was run
+    (``Turn.dialogue`` says which question and how it ended)."""
     response_text: Text = ""
     """What the assistant said or showed."""
     error_code: str | None = None
@@ -194,6 +201,42 @@ class RewriteTrace(_Record):
     """Identifier of the rewrite (table row or index entry) for later self-assessment."""
     score: Probability = 0.0
     """Ranker score of the applied rewrite."""
+
+
+DialogueKind = Literal["confirm", "clarify", "teach", "forget", "list"]
+"""Kinds of question: ``confirm`` ("Did you mean *turn on the kitchen light*?"), ``clarify``
+("What did you want?" after a no), ``teach`` ("I don't know what *study mode* is. Can you teach
+me?"), ``forget`` ("Forget *study mode*?"), ``list`` (what the assistant has learned)."""
+
+DialogueAnswer = Literal[
+    "yes", "no", "taught", "declined", "never_mind", "timeout", "barge_in", "unparsable", "answered"
+]
+"""How a question ended: ``yes`` / ``no`` to a confirmation, ``taught`` (a definition was stored),
+``declined`` (the user would not teach), ``never_mind`` (the user cancelled), ``timeout`` (no
+answer in time), ``barge_in`` (the user said something else instead: a new request),
+``unparsable`` (a definition the NLU could not parse: nothing stored), ``answered`` (the reply to
+"what did you want?", handled as a request of its own)."""
+
+
+class DialogueTrace(_Record):
+    """A turn's part in a dialogue: the question it asked or the question it answered.
+
+    A turn that asked a question is logged when the question has ended, so its record tells the
+    whole story: after a *yes* to "Did you mean ...?" it carries the confirmed rewrite
+    (``Turn.rewrite``) and the traces and result of the proposal; after anything else it keeps
+    the status ``question`` and nothing was done. The reply itself ("yes", "no", "never mind")
+    is not a turn of its own: it is the :class:`DialogueAct`'s ``answer_text``."""
+
+    act_id: Id
+    """The :class:`DialogueAct` this turn belongs to."""
+    role: Literal["question", "answer"]
+    """``question``: this turn's response asked it; ``answer``: this turn replied to it."""
+    kind: DialogueKind
+    """Kind of question."""
+    proposal: Text | None = None
+    """For a confirmation: the sentence proposed (what the assistant would run on a yes)."""
+    answer: DialogueAnswer | None = None
+    """For a question: how it ended (``yes``: the proposal was run as this turn)."""
 
 
 class Turn(_Versioned):
@@ -234,6 +277,9 @@ class Turn(_Versioned):
     as a separate :class:`Feedback` record)."""
     rewrite: RewriteTrace | None = None
     """Rewrite provenance, if selflearn rewrote the request."""
+    dialogue: DialogueTrace | None = None
+    """The question this turn asked or answered, if it is part of a dialogue (the act's whole
+    story is its :class:`DialogueAct` record)."""
 
 
 class Feedback(_Versioned):
@@ -259,10 +305,48 @@ class Feedback(_Versioned):
     """The user's answer; ``no_answer`` when the user ignored the question."""
 
 
-LogRecord = Annotated[Turn | Feedback, Field(discriminator="record_type")]
-"""A record of a log stream: a turn or a feedback event."""
+class DialogueAct(_Versioned):
+    """A question the assistant asked and how it ended (one record when it ended)."""
 
-LOG_RECORD: TypeAdapter[Turn | Feedback] = TypeAdapter(LogRecord)
+    schema_version: str = SCHEMA_VERSION
+    """Log-format version this record was written with."""
+    record_type: Literal["dialogue"] = "dialogue"
+    """Discriminator: always ``dialogue``."""
+    act_id: Id
+    """Unique id of the act."""
+    turn_id: Id
+    """The turn whose response asked the question."""
+    user_id: Id
+    """Who was asked."""
+    household_id: Id
+    """Home of the user."""
+    timestamp: datetime
+    """When the act ended (the answer, the timeout or the cancellation), timezone-aware."""
+    kind: DialogueKind
+    """Kind of question."""
+    question: Text
+    """What the assistant asked, as it said it."""
+    proposal: Text | None = None
+    """For a confirmation: the sentence proposed; for a teaching question: the words it asked
+    about."""
+    raised_by: str = "rewriter"
+    """What raised the question: ``rewriter`` (a guess below the acting bar or a sensitive
+    intent), ``gazetteer`` (a low-margin fuzzy match), ``gap`` (words the assistant could not
+    place), ``user`` (the user asked to teach, list or forget)."""
+    answer: DialogueAnswer
+    """How it ended."""
+    answer_turn_id: Id | None = None
+    """The turn that answered (``None`` for a timeout)."""
+    answer_text: Text | None = None
+    """What the answer said, as recognised."""
+    taught: str | None = None
+    """The concept stored by this act (its id), if any."""
+
+
+LogRecord = Annotated[Turn | Feedback | DialogueAct, Field(discriminator="record_type")]
+"""A record of a log stream: a turn, a feedback event or a dialogue act."""
+
+LOG_RECORD: TypeAdapter[Turn | Feedback | DialogueAct] = TypeAdapter(LogRecord)
 
 
 class Goal(_Record):

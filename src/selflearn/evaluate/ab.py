@@ -12,13 +12,13 @@ same figures however loaded the machine is.
 
 >>> from selflearn.evaluate.ab import ARMS
 >>> ARMS
-('control', 'global', 'personal', 'table')
+('control', 'global', 'personal', 'table', 'confirm', 'confirm-all')
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from selflearn.core.artefacts import DESCRIPTION
@@ -28,8 +28,10 @@ from selflearn.evaluate.cache import replay_folder
 from selflearn.evaluate.populations import Placement, Population
 from selflearn.evaluate.replay import ArmStats, score_arm
 
-ARMS = ("control", "global", "personal", "table")
-"""The arms a replay can have."""
+ARMS = ("control", "global", "personal", "table", "confirm", "confirm-all")
+"""The arms a replay can have: ``confirm`` is ``personal`` with the assistant asking "Did you
+mean ...?" about the rewriter's guesses (``RewriterConfig.confirm="guesses"``, sensitive intents
+always), ``confirm-all`` asks about every rewrite."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Replay:
                 f"the {arm} arm {'takes no' if arm == 'control' else 'needs a'} rewriter folder"
             )
         config = self.population.config(self.workers, self.households, self.days, self.rewrite_when)
+        if arm.startswith("confirm"):
+            config = replace(config, assistant=replace(config.assistant, ask=True))
         if learner is None:
             tag = ""
         elif arm == "table":
@@ -83,12 +87,13 @@ def _maker(arm: str, folder: Path) -> Callable[[], RewriteHook]:
             from selflearn.rewrite.table import RewriteTable
 
             return RewriteTable.load(folder)
-        from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
+        from selflearn.rewrite.rewriter import ConfirmMode, Rewriter, RewriterConfig
 
         # No decision budget in a replay: on a loaded machine a decision that runs past it is
         # passed through, so the outcome would depend on the load and two runs would differ (seen:
         # 35 of 37,810 turns of one arm). Decision time is bench/rewrite_latency.py's to measure.
-        unbounded = RewriterConfig(personal=arm == "personal", budget_ms=float("inf"))
+        confirm: ConfirmMode = "guesses" if arm == "confirm" else "all" if arm == "confirm-all" else "off"
+        unbounded = RewriterConfig(personal=arm != "global", budget_ms=float("inf"), confirm=confirm)
         return Rewriter.load(folder, unbounded)
 
     return make

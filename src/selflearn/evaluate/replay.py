@@ -58,6 +58,12 @@ class ArmStats:
     """Turns the gazetteer fallback matched that still failed."""
     fallback_wrong: int = 0
     """Of those, the ones where the assistant did something (result success): wrong actions."""
+    questions: int = 0
+    """Turns on which the assistant asked "Did you mean ...?" instead of acting."""
+    answers: Counter[str] = field(default_factory=Counter)
+    """How those questions ended (``yes``, ``no``, ``timeout``, ``barge_in``, ``never_mind``)."""
+    confirmed_wins: int = 0
+    """Wins that came from a yes: the rescues the questions bought."""
     win_examples: list[tuple[str, str, str]] = field(default_factory=list)
     loss_examples: list[tuple[str, str, str]] = field(default_factory=list)
     households: dict[str, list[int]] = field(default_factory=dict)
@@ -131,6 +137,10 @@ class ArmStats:
         return self.fallback_rescues / max(self.strict_failures, 1)
 
     @property
+    def questions_per_100_turns(self) -> float:
+        return 100 * self.questions / max(self.turns, 1)
+
+    @property
     def wins_per_wrong_action(self) -> float:
         """Wins for each wrong action: the precision a person feels (inf: no wrong action)."""
         return self.wins / self.acted_wrong if self.acted_wrong else float("inf")
@@ -165,19 +175,24 @@ class ArmStats:
             "fallback_rescue_rate": r(self.fallback_rescue_rate),
             "fallback_wrong_actions": self.fallback_wrong,
             "layers": {k: dict(v) for k, v in sorted(self.layers.items())},
+            "questions": self.questions,
+            "questions_per_100_turns": r(self.questions_per_100_turns),
+            "answers": dict(sorted(self.answers.items())),
+            "confirmed_wins": self.confirmed_wins,
         }
 
 
 def read_records(folder: str | Path, kind: str) -> dict[str, dict[str, Any]]:
     """The ``kind`` records (``turns``, ``truth``, ``homes``) of a simulation output folder
     (``kind``-*.jsonl), by turn id (homes: by home id). Feedback events share the turns files and
-    carry the id of the turn they answer: they are skipped, or they would replace that turn's row."""
+    carry the id of the turn they answer, and so do dialogue acts: both are skipped, or they would
+    replace that turn's row."""
     out: dict[str, dict[str, Any]] = {}
     for path in sorted(Path(folder).glob(f"{kind}-*.jsonl")):
         with path.open("rb") as fh:
             for line in fh:
                 row = orjson.loads(line)
-                if row.get("record_type") == "feedback":
+                if row.get("record_type") in ("feedback", "dialogue"):
                     continue
                 out[row["home_id"] if kind == "homes" else row["turn_id"]] = row
     return out
@@ -203,6 +218,10 @@ def score_arm(folder: str | Path) -> ArmStats:
             if goal not in last_attempt or t["attempt"] > last_attempt[goal]["attempt"]:
                 last_attempt[goal] = t
         acted = (row.get("result") or {}).get("status") == "success"
+        asked = row.get("dialogue") or {}
+        if asked.get("role") == "question":
+            s.questions += 1
+            s.answers[str(asked.get("answer"))] += 1
         if (row.get("nlu") or {}).get("matcher") == "gazetteer":
             if t["defect"]:
                 s.fallback_failed += 1
@@ -224,6 +243,7 @@ def score_arm(folder: str | Path) -> ArmStats:
             if without and not t["defect"]:
                 kind = "win"
                 s.wins += 1
+                s.confirmed_wins += asked.get("answer") == "yes"
                 s.win_examples.append(example)
             elif not without and t["defect"]:
                 kind = "loss"

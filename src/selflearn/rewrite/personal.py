@@ -110,6 +110,13 @@ class HouseholdMemory:
     work: its recogniser, its ways of asking)."""
     recent: deque[_Pending] = field(default_factory=lambda: deque(maxlen=8))
     by_turn: dict[str, _Pending] = field(default_factory=dict)
+    rejected: dict[str, set[str]] = field(default_factory=dict)
+    """Request (normalised) -> proposals the household said no to ("Did you mean ...?" -- no)."""
+
+    def rejected_before(self, text: str, proposal: str) -> bool:
+        """Whether the household said no to ``proposal`` for ``text`` before."""
+        said_no = self.rejected.get(normalize_name(text))
+        return said_no is not None and normalize_name(proposal) in said_no
 
     def alias_for(self, word: str) -> tuple[str, int] | None:
         """The configured name this household means by ``word`` and the evidence, if learned
@@ -227,6 +234,20 @@ class PersonalLayer:
                 mem.pattern_ok[gone.pattern] -= 1
                 mem.pattern_failed[gone.pattern] += 1
                 break
+
+    def confirmed(self, household_id: str, text: str, proposal: str, yes: bool, weight: int) -> None:
+        """The answer to "Did you mean ``proposal``?" about ``text``: a yes counts as ``weight``
+        retries that fixed it (enough for the rewrite to act unasked); a no is remembered."""
+        mem = self.memories.get(household_id) or self._new(household_id)
+        said, meant = normalize_name(text), normalize_name(proposal)
+        if yes:
+            mem.rewrites.setdefault(said, Counter())[meant] += weight
+            mem.rejected.get(said, set()).discard(meant)
+        else:
+            mem.rejected.setdefault(said, set()).add(meant)
+            counts = mem.rewrites.get(said)
+            if counts is not None:
+                counts.pop(meant, None)
 
     def _retry_of(self, mem: HouseholdMemory, turn: LogTurn, text: str) -> _Pending | None:
         words = set(_WORD.findall(text))

@@ -21,8 +21,18 @@ Layers, in order (the first that decides wins):
    it clears the calibrated threshold (a higher one for sensitive intents).
 
 Guards: never across opposite actions (polarity), only candidates the request's own values can
-fill, never a household name in a global artefact. **Fail open**: any exception, or a decision
-slower than ``budget_ms``, returns the original text (``reasons`` says why) and is counted.
+fill, never a household name in a global artefact, never a proposal this household said no to.
+
+**Asking first** (:attr:`RewriterConfig.confirm`): with ``"guesses"`` the decisions that guess at
+a meaning -- ranked retrieval and the mined table -- are returned as a
+:class:`~selflearn.core.hooks.Confirm` (the assistant asks "Did you mean ...?") while the
+household's own words (learned names, its own fixes) and the recogniser's alternatives still act;
+with ``"all"`` every rewrite is a question. Either way a rewrite into (or out of) a sensitive intent
+-- locks, covers, garage doors, alarms -- is always a question. A *yes* teaches the personal layer
+the rewrite (acted on unasked from then on); a *no* is remembered and never proposed again.
+
+**Fail open**: any exception, or a decision slower than ``budget_ms``, returns the original text
+(``reasons`` says why) and is counted.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,7 +54,7 @@ from selflearn.core.embed import RelatedWords, StaticEmbedder
 from selflearn.core.errors import ConfigError
 from selflearn.core.guards import CARRIER_WORDS, OBJECT_WORDS, is_sensitive
 from selflearn.core.home import Home, normalize_name
-from selflearn.core.hooks import RewriteContext
+from selflearn.core.hooks import Confirm, RewriteContext
 from selflearn.core.schema import Feedback, RewriteTrace, Turn
 from selflearn.rewrite.features import (
     Candidate,
@@ -74,6 +84,8 @@ FORMAT = format_name("rewriter", 2)
 Layer = Literal["precomputed", "global", "personal"]
 
 FailOpen = Literal["error", "over_budget"]
+ConfirmMode = Literal["off", "guesses", "all"]
+"""When the rewriter asks instead of acting (:attr:`RewriterConfig.confirm`)."""
 """Why a decision passed the original text through without deciding: the rewriter raised
 (``error``) or took longer than :attr:`RewriterConfig.budget_ms` (``over_budget``)."""
 
@@ -107,6 +119,15 @@ class RewriterConfig:
     nbest: bool = True
     """Consider the recogniser's other hypotheses (:attr:`RewriteContext.nbest`) when the NLU
     failed on the top one."""
+    confirm: ConfirmMode = "off"
+    """When to ask instead of acting (see the module docstring): ``off`` (act on every rewrite
+    that clears its bar, today's default), ``guesses`` (ask about ranked and mined rewrites; the
+    household's own words and the recogniser's alternatives act) or ``all`` (ask about every
+    rewrite). Sensitive intents always ask unless ``off``."""
+    ask_threshold: float | None = None
+    """With ``confirm`` on: the score a ranked guess needs for a question (``None``: the same
+    calibrated bar acting uses, so asking changes what happens to a guess, not which guesses are
+    made)."""
     pattern_cache: int = 0
     """Request patterns whose embedding and global neighbourhood are kept (they depend on the
     pattern and the global knowledge alone), emptied when full; 0 (default): recompute every
@@ -121,6 +142,8 @@ class RewriterConfig:
             raise ConfigError("pattern_cache must be 0 or more")
         if self.budget_ms <= 0:
             raise ConfigError("budget_ms must be positive")
+        if self.confirm not in ("off", "guesses", "all"):
+            raise ConfigError(f"confirm must be off, guesses or all, not {self.confirm!r}")
 
 
 @dataclass(frozen=True)
@@ -142,6 +165,9 @@ class RewriteDecision:
     failed_open: FailOpen | None = None
     """Set when the rewriter did not decide and passed the text through (see :data:`FailOpen`);
     ``None`` for every decision it made, rewrite or not."""
+    confirm: bool = False
+    """The rewrite is a question: the assistant should ask "Did you mean ``text``?" and apply it
+    only after a yes (:attr:`RewriterConfig.confirm`)."""
 
     def trace(self) -> RewriteTrace | None:
         """The rewrite provenance to log, or None when the text was left alone."""
@@ -312,10 +338,19 @@ class Rewriter:
     # --- learning -----------------------------------------------------------------------------
 
     def observe(self, turn: Turn, home: Home | None = None) -> None:
-        """Feed one logged turn to the personal layer (arrival order)."""
+        """Feed one logged turn to the personal layer (arrival order). A turn that asked "Did you
+        mean ...?" teaches it the answer: yes, the rewrite acts unasked from now on; no, it is
+        never proposed again for that request."""
         if self.config.personal:
             home = home if home is not None else self.homes.get(turn.household_id)
             self.personal.observe(LogTurn.from_turn(turn, defect=False), home)
+            asked = turn.dialogue
+            if asked is not None and asked.kind == "confirm" and asked.role == "question" and asked.proposal:
+                original = turn.rewrite.original_text if turn.rewrite is not None else turn.text
+                if asked.answer in ("yes", "no"):
+                    yes = asked.answer == "yes"
+                    weight = self.config.personal_min
+                    self.personal.confirmed(turn.household_id, original, asked.proposal, yes, weight)
 
     def observe_feedback(self, feedback: Feedback) -> None:
         """Feed an explicit-feedback answer to the personal layer."""
@@ -330,9 +365,14 @@ class Rewriter:
 
     # --- deciding -----------------------------------------------------------------------------
 
-    def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | None:
-        """The :class:`~selflearn.core.hooks.RewriteHook` contract: the rewrite's provenance, or None."""
-        return self.rewrite_one(text, context).trace()
+    def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | Confirm | None:
+        """The :class:`~selflearn.core.hooks.RewriteHook` contract: the rewrite's provenance, a
+        :class:`~selflearn.core.hooks.Confirm` around it when the rewriter asks first, or None."""
+        decision = self.rewrite_one(text, context)
+        trace = decision.trace()
+        if trace is not None and decision.confirm:
+            return Confirm(trace, decision.reasons[-1] if decision.reasons else "")
+        return trace
 
     def rewrite_one(self, text: str, context: RewriteContext | None = None) -> RewriteDecision:
         """Decide for one request. Never raises: on any internal error the original is returned."""
@@ -340,7 +380,7 @@ class Rewriter:
         ctx = context or RewriteContext()
         self.stats.requests += 1
         try:
-            decision = self._decide(text, ctx)
+            decision = self._ask_or_act(self._decide(text, ctx), ctx)
         except Exception as exc:  # fail open, by design
             self.stats.errors += 1
             if self.stats.errors == 1:
@@ -373,7 +413,34 @@ class Rewriter:
             decision.candidates,
             int(elapsed * 1e6),
             decision.failed_open,
+            decision.confirm,
         )
+
+    def _ask_or_act(self, decision: RewriteDecision, ctx: RewriteContext) -> RewriteDecision:
+        """Drop a proposal this household said no to; turn a rewrite into a question where
+        :attr:`RewriterConfig.confirm` says so."""
+        if not decision.rewritten:
+            return decision
+        mem = self.personal.memory(ctx.household_id) if self.config.personal else None
+        if mem is not None and mem.rejected_before(decision.original, decision.text):
+            why = f"the household said no to {decision.text!r} for this request before"
+            reasons = (*decision.reasons, why)
+            return RewriteDecision(decision.original, decision.original, False, reasons=reasons)
+        mode = self.config.confirm
+        if mode == "off":
+            return decision
+        guess = decision.layer in ("global", "precomputed") and not str(decision.rule_id).startswith("nbest:")
+        sensitive = is_sensitive(decision.text) or is_sensitive(decision.original)
+        if guess and not sensitive and mode == "guesses" and mem is not None:
+            own = mem.rewrite_for(normalize_name(decision.original))
+            meant = normalize_name(decision.text)
+            if own is not None and own[1] >= self.config.personal_min and own[0] == meant:
+                why = f"this household confirmed {decision.text!r} for this request"
+                return replace(decision, reasons=(*decision.reasons, why))
+        if mode == "all" or sensitive or guess:
+            why = "sensitive intent: ask first" if sensitive else f"confirm={mode}: ask first"
+            return replace(decision, confirm=True, reasons=(*decision.reasons, why))
+        return decision
 
     def clear_cache(self) -> None:
         """Forget everything cached per request pattern: embeddings and neighbourhoods here, and
@@ -587,6 +654,8 @@ class Rewriter:
             shown = tuple((c.text, c.score) for c in sorted(ranked, key=lambda c: -c.score)[:3])
             sensitive = is_sensitive(best.pattern) or is_sensitive(prep.d.pattern)
             bar = self.ranker_.threshold_for(ctx.failed, sensitive, self.config.threshold)
+            if self.config.confirm != "off" and self.config.ask_threshold is not None:
+                bar = self.config.ask_threshold
             summary = (
                 f"{prep.d.pattern!r} -> {best.pattern!r} ({best.signature}): meaning {best.score:.3f} "
                 f"x fixable {verdict.fixable:.3f} = {verdict.score:.3f}{by}"

@@ -294,6 +294,8 @@ def _answer(service: Service, decision: RewriteDecision, art: Artifact) -> Respo
     if decision.failed_open is not None:
         service.metrics.fail_open.labels(decision.failed_open).inc()
         outcome, failed = "fail_open", True
+    elif decision.confirm:
+        outcome, failed = "confirm", False
     else:
         outcome, failed = ("rewritten" if decision.rewritten else "unchanged"), False
     service.metrics.rewrites.labels(outcome, decision.layer or "none").inc()
@@ -303,6 +305,15 @@ def _answer(service: Service, decision: RewriteDecision, art: Artifact) -> Respo
     data["version"] = art.version
     data["fail_open"] = failed
     data["rewrite"] = trace.model_dump() if trace is not None else None
+    data["confirm"] = None
+    if decision.confirm and trace is not None:
+        # A question, not a rewrite: a client that cannot ask passes the original text on.
+        data.update(text=decision.original, rewritten=False, rewrite=None)
+        data["confirm"] = {
+            "proposal": decision.text,
+            "question": f"Did you mean {decision.text}?",
+            "rewrite": trace.model_dump(),
+        }
     return Response(orjson.dumps(data), media_type="application/json")
 
 
@@ -313,6 +324,7 @@ def _passthrough(service: Service, text: str, reason: str, kind: str, art: Artif
         "text": text,
         "original": text,
         "rewritten": False,
+        "confirm": None,
         "layer": None,
         "score": 0.0,
         "rule_id": None,

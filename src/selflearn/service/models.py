@@ -74,6 +74,17 @@ class CandidateOut(BaseModel):
     score: float
 
 
+class ConfirmOut(BaseModel):
+    """A rewrite the rewriter wants confirmed before it is applied."""
+
+    proposal: str
+    """The sentence to run on a yes."""
+    question: str
+    """What to ask ("Did you mean <proposal>?")."""
+    rewrite: RewriteTrace
+    """Provenance to log once the user said yes."""
+
+
 class RewriteResponse(BaseModel):
     """The decision for one request."""
 
@@ -96,6 +107,11 @@ class RewriteResponse(BaseModel):
     rewriter rather than by decision."""
     rewrite: RewriteTrace | None
     """Provenance to log in the turn's ``rewrite`` field (None when not rewritten)."""
+    confirm: ConfirmOut | None = None
+    """Set when the rewriter asks first (``RewriterConfig.confirm``): ``text`` is then the
+    original, and an assistant that can ask says ``confirm.question``, running
+    ``confirm.proposal`` on a yes (logging ``confirm.rewrite`` as the turn's rewrite)."""
+
 
 
 class RejectedRow(BaseModel):

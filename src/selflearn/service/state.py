@@ -27,12 +27,14 @@ from selflearn.core.artefacts import DESCRIPTION
 from selflearn.core.errors import ConfigError, SelflearnError, StoreError
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
-from selflearn.core.schema import LOG_RECORD, Feedback, Turn
+from selflearn.core.schema import LOG_RECORD, DialogueAct, Feedback, Turn
 from selflearn.core.store import Quarantined, Store, error_field
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
 from selflearn.service.config import ServiceConfig
 from selflearn.service.metrics import _Metrics
 from selflearn.service.models import ForgetResponse, HealthResponse, RejectedRow, TurnsResponse
+
+LogRecord = Turn | Feedback | DialogueAct
 
 log = logging.getLogger("selflearn.service")  # the package's logger, as before the split
 
@@ -258,7 +260,7 @@ class Service:
         if end is None:
             return
         since = end - timedelta(days=days)
-        turns: Iterator[tuple[datetime, int, Turn | Feedback]] = (
+        turns: Iterator[tuple[datetime, int, LogRecord]] = (
             (t.timestamp, 0, t) for t in self.store.turns(f"timestamp >= TIMESTAMPTZ '{since.isoformat()}'")
         )
         rows = self.store.query(
@@ -301,12 +303,12 @@ class Service:
         finally:
             self.lock.release()
 
-    def _observe(self, record: Turn | Feedback) -> None:
+    def _observe(self, record: LogRecord) -> None:
         with self.lock:
             rewriter = self.artifact.rewriter
             if isinstance(record, Turn):
                 rewriter.observe(record)
-            else:
+            elif isinstance(record, Feedback):
                 rewriter.observe_feedback(record)
 
     def ingest(self, rows: list[Any]) -> TurnsResponse:
@@ -314,7 +316,7 @@ class Service:
         started = time.perf_counter()
         batch = f"http:{uuid.uuid4().hex[:12]}"
         rejected: list[Quarantined]
-        fresh: list[tuple[int, Turn | Feedback]] = []
+        fresh: list[tuple[int, LogRecord]] = []
         if self.config.store is not None:
             with self.store_lock:
                 if self.store is None:
@@ -477,9 +479,9 @@ def _signature(folder: Path) -> tuple[int, int, int, str] | None:
         return None
 
 
-def _validate(rows: list[Any], source: str) -> tuple[list[tuple[int, Turn | Feedback]], list[Quarantined]]:
+def _validate(rows: list[Any], source: str) -> tuple[list[tuple[int, LogRecord]], list[Quarantined]]:
     """Validate records without a store (same messages; duplicates within the batch rejected)."""
-    good: list[tuple[int, Turn | Feedback]] = []
+    good: list[tuple[int, LogRecord]] = []
     bad: list[Quarantined] = []
     seen: dict[tuple[str, str], int] = {}
     for i, raw in enumerate(rows):
@@ -497,9 +499,12 @@ def _validate(rows: list[Any], source: str) -> tuple[list[tuple[int, Turn | Feed
             name, reason = error_field(exc)
             bad.append(Quarantined(source, i, name, reason, snippet))
             continue
-        key, ident = (
-            ("turn_id", record.turn_id) if isinstance(record, Turn) else ("feedback_id", record.feedback_id)
-        )
+        if isinstance(record, Turn):
+            key, ident = "turn_id", record.turn_id
+        elif isinstance(record, Feedback):
+            key, ident = "feedback_id", record.feedback_id
+        else:
+            key, ident = "act_id", record.act_id
         first = seen.get((key, ident))
         if first is not None:
             bad.append(

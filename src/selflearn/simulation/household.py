@@ -19,11 +19,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from selflearn.assistant.devices import HomeState
+from selflearn.assistant.dialogue import Question
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.pipeline import Assistant, HandledTurn
 from selflearn.core.home import normalize_name
 from selflearn.core.hooks import RewriteContext
-from selflearn.core.schema import BargeIn, DeviceContext, FailurePoint, Feedback, Truth
+from selflearn.core.schema import BargeIn, DeviceContext, FailurePoint, Feedback, RewriteTrace, Truth
 from selflearn.core.schema import Goal as GoalRecord
 from selflearn.simulation.catalogue import BACKGROUND
 from selflearn.simulation.goals import INTENT_WEIGHTS, Goal, PhrasingPool, out_of_scope_goal, realise
@@ -43,6 +44,16 @@ FOLLOW_UP_SAME_KIND = 0.6
 """Chance that such a follow-up is the same kind of request on another target."""
 FOLLOW_UP_SAME_WORDS = 0.7
 """Chance that a same-kind follow-up reuses the words of the request before it."""
+ANSWER_RATE = 0.9
+"""Chance that a user answers the assistant's "Did you mean ...?" at all (the rest let it time
+out). An assumption: a direct question right after the request is answered far more often than
+"did I get that right?" (:attr:`~selflearn.simulation.population.UserTraits.feedback_willingness`)."""
+CONFIRM_NOISE = 0.03
+"""Chance that an answer to "Did you mean ...?" is the opposite of the truth: a yes to a wrong
+guess, a no to a right one. The same rate as the answers to "did I get that right?"; an
+assumption, not a measurement."""
+YES_WORDS = ("yes", "yes", "yeah", "yes please", "yep", "correct")
+NO_WORDS = ("no", "no", "nope", "no that's wrong", "no thanks")
 NAME_SWITCH_RATE = 0.6
 """Chance that a user told "I am not aware of any device called <nickname>" says the thing's
 configured name in the next attempt (otherwise they keep their own word for it)."""
@@ -185,6 +196,7 @@ class _HouseholdRun:
             self.state.unavailable.add(offline)
         previous: tuple[str, str] | None = None  # (turn id, text)
         phrasing: Phrasing | None = None
+        clarify: Question | None = None  # "What did you want?" after a no, waiting for this attempt
         habit_key = goal.kind if goal.oos_group is None else ("oos", goal.oos_group)
         for attempt in range(1, user.traits.patience + 1):
             if attempt == 1:
@@ -207,13 +219,20 @@ class _HouseholdRun:
                 action = "rephrase"
                 phrasing = self._other_phrasing(goal, user, phrasing)
                 spoken = self._say(phrasing, goal, user)
-            handled = self._turn(user, device, when, spoken)
+            handled = self._turn(user, device, when, spoken, answering=clarify)
+            if clarify is not None:
+                self._write_act(clarify.act("answered", when, spoken, handled.turn.turn_id))
+                clarify = None
+            question = handled.question
+            if question is not None:
+                handled, clarify, when = self._answer(question, goal, user, when)
             success = self._judge(goal, handled.effect)
             defect = _is_defect(goal, handled.effect)
             defect_without = _is_defect(goal, handled.effect_without_rewrite) if handled.rewritten else None
             fp = "correct" if not defect else self._failure_point(goal, handled, spoken, device_area, when)
             barged = False
-            if defect and handled.turn.result is not None and rng.random() < user.traits.barge_in:
+            status = handled.turn.result.status if handled.turn.result is not None else None
+            if defect and status not in (None, "question") and rng.random() < user.traits.barge_in:
                 barged = True
                 offset = int(rng.uniform(250, 1600))
                 handled = replace(
@@ -242,11 +261,45 @@ class _HouseholdRun:
             if self._gives_up(user, attempt):
                 break
             previous = (handled.turn.turn_id, spoken)
-            gap = rng.uniform(1.5, 4.0) if barged else rng.uniform(3.0, 14.0)
+            gap = rng.uniform(1.5, 4.0) if barged or clarify is not None else rng.uniform(3.0, 14.0)
             when = when + timedelta(seconds=gap)
+        if clarify is not None:  # the user gave up instead of saying what they wanted
+            self._write_act(self.assistant.expire(clarify).act)
         if offline is not None:
             self.state.unavailable.discard(offline)
         return _Done(goal, phrasing, when, device_area, device)
+
+    def _answer(
+        self, question: Question, goal: Goal, user: User, when: datetime
+    ) -> tuple[HandledTurn, Question | None, datetime]:
+        """The user answers "Did you mean <proposal>?": whether the proposal is what they want is
+        judged by running it on a copy of the home (a person hears the sentence and knows); they
+        answer :data:`ANSWER_RATE` of the time, the opposite of the truth :data:`CONFIRM_NOISE` of
+        the time, through the same recogniser as their requests. Returns the asking turn as
+        logged once the question ended, the "What did you want?" that follows a no, and the time
+        of the answer. A misrecognised answer ends the question as a barge-in (it is not logged as
+        a request of its own)."""
+        rng = self.rng
+        if rng.random() >= ANSWER_RATE:
+            answered = self.assistant.expire(question)
+            at = question.expires_at
+        else:
+            trial = self.state.copy()
+            area = self.h.home.area_named(question.turn.device.area or "")
+            area_id = area.area_id if area is not None else None
+            *_, effect = self.assistant.run_text(question.proposal or "", trial, when, area_id, False)
+            right = self._judge(goal, effect)
+            says_yes = right if rng.random() >= CONFIRM_NOISE else not right
+            words = rng.choice(YES_WORDS if says_yes else NO_WORDS)
+            at = when + timedelta(seconds=rng.uniform(1.0, 3.0))
+            answered = self.assistant.reply(question, words, self.state, at, rng, self._condition(user))
+        self._write_act(answered.act)
+        self.stats.questions += 1
+        assert answered.handled is not None
+        return answered.handled, answered.follow_up, at
+
+    def _write_act(self, act: Any) -> None:
+        self.write("turns", act.model_dump_json().encode())
 
     def _maybe_configured_names(self, goal: Goal, handled: HandledTurn) -> Goal:
         """After "I am not aware of any device called <nickname>", the user may switch to the
@@ -294,16 +347,26 @@ class _HouseholdRun:
             )
         return " ".join(text.split())
 
-    def _turn(
-        self, user: User, device: DeviceContext, when: datetime, spoken: str, wake_score: float | None = None
-    ) -> HandledTurn:
-        self.turn_no += 1
-        turn_id = f"{self.h.household_id}t{self.turn_no}"
-        condition = None
+    def _condition(self, user: User) -> Any:
+        """The acoustic condition of one utterance of ``user`` (None for an exact channel)."""
         if self.assistant.asr.name in ("pocketsphinx", "noisy"):
             from selflearn.assistant.asr import sample_condition
 
-            condition = replace(sample_condition(self.rng), voice=user.traits.voice)
+            return replace(sample_condition(self.rng), voice=user.traits.voice)
+        return None
+
+    def _turn(
+        self,
+        user: User,
+        device: DeviceContext,
+        when: datetime,
+        spoken: str,
+        wake_score: float | None = None,
+        answering: Question | None = None,
+    ) -> HandledTurn:
+        self.turn_no += 1
+        turn_id = f"{self.h.household_id}t{self.turn_no}"
+        condition = self._condition(user)
         score = wake_score if wake_score is not None else min(0.99, self.rng.betavariate(12, 1.5))
         return self.assistant.handle(
             spoken=spoken,
@@ -317,6 +380,7 @@ class _HouseholdRun:
             rng=self.rng,
             wake_score=score,
             condition=condition,
+            answering=answering,
         )
 
     @staticmethod
@@ -346,7 +410,7 @@ class _HouseholdRun:
                     device=turn.device,
                 )
                 rewrite = self.assistant.rewrite(spoken, context)
-                if rewrite is not None:
+                if isinstance(rewrite, RewriteTrace):  # a question would be asked, not acted on
                     text = rewrite.rewritten_text
             trial = self.state.copy()
             _, _, _, effect = self.assistant.run_text(text, trial, when, device_area, explain_failures=False)

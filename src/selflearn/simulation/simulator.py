@@ -162,6 +162,7 @@ class ShardStats:
     first_attempt_defects: int = 0
     rewrites: int = 0
     rewrite_errors: int = 0
+    questions: int = 0
     failure_points: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -258,6 +259,8 @@ class SimulationResult:
     """Turns whose text the rewriter changed (0 without a rewriter)."""
     rewrite_errors: int = 0
     """Rewriter calls that failed and were ignored (the original text was used)."""
+    questions: int = 0
+    """Questions the assistant asked ("Did you mean ...?"), each logged as a dialogue act."""
 
     @property
     def first_attempt_defect_rate(self) -> float:
@@ -312,6 +315,7 @@ def simulate(
         total.first_attempt_defects += st.first_attempt_defects
         total.rewrites += st.rewrites
         total.rewrite_errors += st.rewrite_errors
+        total.questions += st.questions
         for k, v in st.failure_points.items():
             total.failure_points[k] = total.failure_points.get(k, 0) + v
     result = SimulationResult(
@@ -326,6 +330,7 @@ def simulate(
         time.perf_counter() - started,
         total.rewrites,
         total.rewrite_errors,
+        total.questions,
     )
     from selflearn.assistant.asr import channel_fingerprint
 
@@ -349,6 +354,8 @@ def simulate(
         )
         manifest["rewrites"] = result.rewrites
         manifest["rewrite_errors"] = result.rewrite_errors
+        if config.assistant.ask:
+            manifest["questions"] = result.questions
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return result
 

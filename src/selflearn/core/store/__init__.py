@@ -12,7 +12,8 @@ Ingest contract (:meth:`Store.ingest`):
 * transactional: the whole run commits or nothing does (the quarantine file is only written
   after the commit).
 
-Tables: ``turns``, ``feedback``, ``homes`` (the assistant's configuration of each home), and
+Tables: ``turns``, ``feedback``, ``dialogue_acts`` (the questions asked and how they ended),
+``concepts`` (what users taught), ``homes`` (the assistant's configuration of each home), and
 ``sim_truth``, which only :meth:`Store.truth` reads and which learners must never touch.
 
 Stores written by an older minor schema version keep working: opening one writable adds the
@@ -40,6 +41,7 @@ from selflearn.core.store.ingest import (
 from selflearn.core.store.store import Store
 from selflearn.core.store.tables import (
     DEFECT_SCHEMA,
+    DIALOGUE_SCHEMA,
     FEEDBACK_SCHEMA,
     FPI_SCHEMA,
     HOME_SCHEMA,
@@ -52,6 +54,7 @@ from selflearn.core.store.tables import (
 __all__ = [
     "BATCH_ROWS",
     "DEFECT_SCHEMA",
+    "DIALOGUE_SCHEMA",
     "FEEDBACK_SCHEMA",
     "FPI_SCHEMA",
     "HOME_SCHEMA",

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from selflearn.core.errors import DataError
-from selflearn.core.schema import LOG_RECORD, TRUTH_RECORD, Feedback, Truth, Turn
+from selflearn.core.schema import LOG_RECORD, TRUTH_RECORD, DialogueAct, Feedback, Truth, Turn
 from selflearn.core.store.tables import _I, _TABLES
 
 MAX_LINE_BYTES = 64 * 1024
@@ -95,14 +95,15 @@ def error_field(exc: ValidationError) -> tuple[str, str]:
     err = exc.errors(include_url=False)[0]
     loc = [str(p) for p in err.get("loc", ())]
     # Drop the union tag pydantic prepends ("turn.asr.text" -> "asr.text").
-    if loc and loc[0] in ("turn", "feedback"):
+    if loc and loc[0] in ("turn", "feedback", "dialogue"):
         loc = loc[1:]
     name = ".".join(loc) or "(record)"
     msg = err.get("msg", "invalid")
     if err.get("type") == "json_invalid":
         return "(json)", f"broken JSON: {msg}"
     if err.get("type") == "union_tag_not_found":
-        return "record_type", "missing record_type (expected 'turn', 'feedback', 'truth' or 'home')"
+        expected = "'turn', 'feedback', 'dialogue', 'truth' or 'home'"
+        return "record_type", f"missing record_type (expected {expected})"
     if err.get("type") == "union_tag_invalid":
         return "record_type", f"unknown record_type: {msg}"
     extra = f" ({len(exc.errors())} errors in this row)" if len(exc.errors()) > 1 else ""
@@ -114,9 +115,14 @@ def _digest(row: dict[str, Any]) -> str:
     return _hash(orjson.dumps(row, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
 
 
+_TURN_OPTIONAL = ("dialogue",)
+"""Turn fields added in a minor version: left out of the content hash when null (as
+:data:`_TRUTH_OPTIONAL`), so a turn logged before 1.2 hashes as it did then."""
+
+
 def _turn_row(turn: Turn, source: str) -> dict[str, Any]:
     row = turn.model_dump()
-    digest = _digest(row)
+    digest = _digest({k: v for k, v in row.items() if v is not None or k not in _TURN_OPTIONAL})
     if row["nlu"] is not None:
         row["nlu"]["slots"] = orjson.dumps(row["nlu"]["slots"]).decode()
     row["record_hash"] = digest
@@ -124,7 +130,8 @@ def _turn_row(turn: Turn, source: str) -> dict[str, Any]:
     return row
 
 
-def _feedback_row(fb: Feedback, source: str) -> dict[str, Any]:
+def _feedback_row(fb: Feedback | DialogueAct, source: str) -> dict[str, Any]:
+    """The row of a feedback event or a dialogue act (flat records: dumped as they are)."""
     row = fb.model_dump()
     row.pop("record_type")
     digest = _digest(row)
@@ -297,6 +304,8 @@ def _parse(
         return None
     if isinstance(record, Turn):
         return "turns", _turn_row(record, source)
+    if isinstance(record, DialogueAct):
+        return "dialogue_acts", _feedback_row(record, source)
     return "feedback", _feedback_row(record, source)
 
 

@@ -32,7 +32,14 @@ from selflearn.core.store.ingest import (
     _parsed_chunks,
     _write_quarantine,
 )
-from selflearn.core.store.tables import _KEY, _TABLES, SIGNAL_TABLES, TRUTH_SCHEMA, TURN_SCHEMA
+from selflearn.core.store.tables import (
+    _KEY,
+    _TABLES,
+    DIALOGUE_SCHEMA,
+    SIGNAL_TABLES,
+    TRUTH_SCHEMA,
+    TURN_SCHEMA,
+)
 
 
 class Store:
@@ -314,9 +321,9 @@ class Store:
 
     def forget_household(self, household_id: str) -> dict[str, int]:
         """Delete every stored row about one household, in one transaction, and return the rows
-        deleted per table: its ``turns`` and ``feedback``, its configuration in ``homes``, and the
-        rows of the derived tables (``defects``, ``rephrases``, ``fpi``) and of ``sim_truth`` that
-        belong to its turns. Quarantine files and mined artefacts are not touched (see
+        deleted per table: its ``turns``, ``feedback`` and ``dialogue_acts``, its configuration in
+        ``homes``, and the rows of the derived tables (``defects``, ``rephrases``, ``fpi``) and of
+        ``sim_truth`` that belong to its turns. Quarantine files and mined artefacts are not touched (see
         ``docs/service.md``). A ``CHECKPOINT`` follows so the rows leave the write-ahead log."""
         turn_ids = "SELECT turn_id FROM turns WHERE household_id = $id"
         statements = {
@@ -325,6 +332,7 @@ class Store:
                 for table in (*SIGNAL_TABLES, "sim_truth")
             },
             "feedback": f"DELETE FROM feedback WHERE household_id = $id OR turn_id IN ({turn_ids})",
+            "dialogue_acts": f"DELETE FROM dialogue_acts WHERE household_id = $id OR turn_id IN ({turn_ids})",
             "homes": "DELETE FROM homes WHERE home_id = $id",
             "turns": "DELETE FROM turns WHERE household_id = $id",
         }
@@ -399,6 +407,19 @@ class Store:
             raise StoreError(f"unknown signal table {table!r}; expected one of {sorted(SIGNAL_TABLES)}")
         columns = self._select(table, SIGNAL_TABLES[table], exclude=())
         return self.con.sql(f"SELECT {columns} FROM {table} ORDER BY turn_id").to_arrow_table()
+
+    def dialogue_acts(self, where: str | None = None) -> pa.Table:
+        """The stored dialogue acts (questions asked and how they ended), oldest first; an empty
+        table for a store written before schema 1.2 that was opened read-only."""
+        if "dialogue_acts" not in self._tables():
+            return DIALOGUE_SCHEMA.empty_table().drop_columns(["record_hash", "source"])
+        sql = f"SELECT {self._select('dialogue_acts', DIALOGUE_SCHEMA)} FROM dialogue_acts"
+        if where:
+            sql += f" WHERE {where}"
+        return self.con.sql(sql + " ORDER BY timestamp, act_id").to_arrow_table()
+
+    def _tables(self) -> set[str]:
+        return {str(r[0]) for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
 
     def truth(self) -> pa.Table:
         """Simulation truth, for benchmarks only. Learners must never call this."""

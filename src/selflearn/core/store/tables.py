@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import pyarrow as pa
 from pydantic import BaseModel
 
-from selflearn.core.schema import Feedback, Truth, Turn
+from selflearn.core.schema import DialogueAct, Feedback, Truth, Turn
 
 _S = pa.string()
 _F = pa.float64()
@@ -85,6 +85,9 @@ TURN_SCHEMA = record_schema(Turn)
 FEEDBACK_SCHEMA = record_schema(Feedback)
 """Arrow/Parquet layout of the ``feedback`` table."""
 
+DIALOGUE_SCHEMA = record_schema(DialogueAct)
+"""Arrow/Parquet layout of the ``dialogue_acts`` table (schema 1.2)."""
+
 TRUTH_SCHEMA = record_schema(Truth)
 """Arrow/Parquet layout of the ``sim_truth`` table (``goal.slots`` is a JSON object as text)."""
 
@@ -131,7 +134,14 @@ SIGNAL_TABLES: dict[str, pa.Schema] = {
 _TABLES: dict[str, tuple[str, pa.Schema]] = {
     "turn": ("turns", TURN_SCHEMA),
     "feedback": ("feedback", FEEDBACK_SCHEMA),
+    "dialogue": ("dialogue_acts", DIALOGUE_SCHEMA),
     "truth": ("sim_truth", TRUTH_SCHEMA),
     "home": ("homes", HOME_SCHEMA),
 }
-_KEY = {"turns": "turn_id", "feedback": "feedback_id", "sim_truth": "turn_id", "homes": "home_id"}
+_KEY = {
+    "turns": "turn_id",
+    "feedback": "feedback_id",
+    "dialogue_acts": "act_id",
+    "sim_truth": "turn_id",
+    "homes": "home_id",
+}

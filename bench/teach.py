@@ -1,0 +1,145 @@
+"""Ask before guessing: the online rewriter acting alone against the assistant asking first.
+
+    python bench/teach.py                         # seen, held-out, held-out-clean
+    python bench/teach.py --real                  # also through real ASR (needs `make asr-deps`)
+
+New households (the online benchmark's replay populations, :mod:`selflearn.evaluate.populations`)
+are simulated once per arm with the same seed, with the online rewriter the online benchmark
+trained (``--rewriter``; default: its documented flagship, ``bench/.cache/online/
+rewriter-train-360mix-k5``, made by ``bench/online_stores.sh`` then ``bench/online.py
+--train-store ...``). Arms:
+
+* ``control``: Home Assistant as it ships (strict templates, then the gazetteer fallback);
+* ``personal``: + the rewriter acting alone behind the NLU (global and personal layers: today's
+  default, as in ``bench/online.py``);
+* ``confirm``: + confirmation: the assistant asks "Did you mean ...?" about the rewriter's
+  guesses (ranked retrieval and the mined table; sensitive intents always), while the
+  household's own words and the recogniser's alternatives still act;
+* ``confirm-all``: + confirmation of every rewrite.
+
+Simulated people answer as ``docs/simulator.md`` describes (they judge the proposed sentence
+against what they want; 90 % answer; 3 % answer the opposite of the truth; their answer goes
+through the recogniser in its dialogue state). Scored against simulation truth (evaluation
+only): per arm the defect rate (a question that did not end in a yes that worked is a defect; a
+confirmed rescue is a success), rescues (turns that would have failed without selflearn and
+worked), **wrong actions caused by selflearn** (rewritten turns on which the assistant did
+something the user did not want, confirmed ones included), rescues per wrong action, questions
+per 100 turns and per extra rescue over the acting-alone arm. Figures go to
+``docs/results/teach.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from selflearn.evaluate import ArmStats, Replay, population, write_results
+from selflearn.evaluate.ab import pct
+
+CACHE = Path(__file__).resolve().parent / ".cache" / "online"
+"""The online benchmark's cache: the control and acting-alone replays are shared with it."""
+
+REWRITER = CACHE / "rewriter-train-360mix-k5"
+
+ARMS = ("control", "personal", "confirm", "confirm-all")
+LABELS = {
+    "control": "HA today",
+    "personal": "+ rewriter acting alone",
+    "confirm": "+ confirmation (guesses)",
+    "confirm-all": "+ confirmation (every rewrite)",
+}
+
+HEADER = (
+    "| population | arm | turns | defect rate | defect reduction (95 % interval) | rescues | wrong actions "
+    "| rescues per wrong action | questions per 100 turns | questions per extra rescue | answers |\n"
+    "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|"
+)
+
+
+def figures_of(st: ArmStats, alone: ArmStats | None) -> dict[str, Any]:
+    """The arm's figures as the issue asks for them, plus the replay's full summary."""
+    extra = st.wins - alone.wins if alone is not None else 0
+    per_extra = st.questions / extra if extra > 0 else None
+    ratio = st.wins / st.acted_wrong if st.acted_wrong else None
+    return {
+        "defect_rate": round(st.defect_rate, 4),
+        "defect_reduction": round(st.defect_reduction, 4),
+        "defect_reduction_interval": [round(x, 4) for x in st.reduction_interval()],
+        "rescues": st.wins,
+        "wrong_actions": st.acted_wrong,
+        "rescues_per_wrong_action": round(ratio, 2) if ratio is not None else None,
+        "questions": st.questions,
+        "questions_per_100_turns": round(st.questions_per_100_turns, 2),
+        "questions_per_extra_rescue": round(per_extra, 2) if per_extra is not None else None,
+        "answers": dict(sorted(st.answers.items())),
+        "confirmed_rescues": st.confirmed_wins,
+        "summary": st.summary(),
+    }
+
+
+def row(name: str, arm: str, st: ArmStats, fig: dict[str, Any]) -> str:
+    low, high = st.reduction_interval()
+    ratio = fig["rescues_per_wrong_action"]
+    per_extra = fig["questions_per_extra_rescue"]
+    answers = ", ".join(f"{k} {v}" for k, v in fig["answers"].items()) or "-"
+    return (
+        f"| {name} | {LABELS[arm]} | {st.turns:,} | {pct(st.defect_rate)} | {pct(st.defect_reduction)} "
+        f"({pct(low)}-{pct(high)}) | {st.wins:,} | {st.acted_wrong:,} "
+        f"| {'no wrong action' if ratio is None else f'{ratio:.1f}'} | {st.questions_per_100_turns:.1f} "
+        f"| {'-' if per_extra is None else f'{per_extra:.2f}'} | {answers} |"
+    )
+
+
+def main() -> None:
+    started = time.perf_counter()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rewriter", type=Path, default=REWRITER, help="online rewriter folder to replay")
+    parser.add_argument("--populations", default="seen,held-out,held-out-clean")
+    parser.add_argument("--real", action="store_true", help="also the real-ASR population")
+    parser.add_argument("--replay-households", type=int, default=40)
+    parser.add_argument("--replay-days", type=float, default=14)
+    parser.add_argument("--real-households", type=int, default=40)
+    parser.add_argument("--real-days", type=float, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--rebuild", action="store_true", help="re-simulate the replays")
+    args = parser.parse_args()
+    if not (args.rewriter / "model.json").exists():
+        parser.error(
+            f"no rewriter at {args.rewriter}: train one with `bench/online_stores.sh` and `python "
+            "bench/online.py --train-store bench/.cache/online/train-360mix.duckdb`, or pass --rewriter"
+        )
+    names = [p for p in args.populations.split(",") if p] + (["real"] if args.real else [])
+    for name in names:
+        population(name)  # unknown names fail before anything runs
+    figures: dict[str, Any] = {"rewriter": str(args.rewriter), "arms": LABELS, "populations": {}}
+    lines = [HEADER]
+    for name in names:
+        real = name == "real"
+        households = args.real_households if real else args.replay_households
+        days = args.real_days if real else args.replay_days
+        replay = Replay(population(name), args.cache, args.workers, households, days, rebuild=args.rebuild)
+        stats: dict[str, ArmStats] = {}
+        arms: dict[str, Any] = {}
+        for arm in ARMS:
+            print(f"[teach] {name}: {arm}", file=sys.stderr)
+            stats[arm] = replay.score([arm], None if arm == "control" else args.rewriter)[arm]
+            arms[arm] = figures_of(stats[arm], stats.get("personal") if arm.startswith("confirm") else None)
+            lines.append(row(name, arm, stats[arm], arms[arm]))
+        figures["populations"][name] = {
+            "households": households,
+            "days": days,
+            "asr": population(name).asr,
+            "arms": arms,
+        }
+    print("\n".join(lines))
+    write_results("teach", figures, seconds=time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main()

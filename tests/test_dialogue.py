@@ -1,0 +1,220 @@
+"""Asking before guessing: the reference assistant's confirmation dialogue, end to end.
+
+A real rewriter (a one-rule table, whose rewrites are guesses) behind the real NLU on a small
+home: the assistant asks "Did you mean ...?", and yes / no / never mind / silence / a new request
+each end the question as a person would expect; the answer teaches the rewriter.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from selflearn.assistant.devices import HomeState
+from selflearn.assistant.dialogue import DialogueConfig, read_reply
+from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
+from selflearn.core.errors import ConfigError
+from selflearn.core.home import Home
+from selflearn.core.hooks import Confirm, RewriteContext
+from selflearn.core.schema import LOG_RECORD, DeviceContext, RewriteTrace
+from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
+from selflearn.rewrite.table import RewriteTable
+
+HOME = Home.from_dict(
+    {
+        "home_id": "h1",
+        "areas": [{"id": "kitchen", "name": "Kitchen"}, {"id": "hall", "name": "Hall"}],
+        "entities": [
+            {"id": "light.kitchen", "name": "Kitchen light", "area": "kitchen"},
+            {"id": "lock.front_door", "name": "Front door", "area": "hall"},
+        ],
+    }
+)
+KILL = "kill the lights in the kitchen"
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+def _rewriter(confirm: str = "guesses") -> Rewriter:
+    table = RewriteTable.from_rules([("kill the lights in the {area}", "turn off the lights in the {area}")])
+    return Rewriter.from_parts(table=table, config=RewriterConfig(confirm=confirm))  # type: ignore[arg-type]
+
+
+def _assistant(rewriter: Rewriter, ask: bool = True) -> Assistant:
+    return Assistant(AssistantConfig(asr="exact", ask=ask), rewriter=rewriter)
+
+
+def _say(assistant: Assistant, state: HomeState, text: str, turn_id: str, when: datetime = T0) -> HandledTurn:
+    return assistant.handle(
+        spoken=text,
+        state=state,
+        turn_id=turn_id,
+        session_id="s1",
+        user_id="u1",
+        household_id="h1",
+        device=DeviceContext(device_id="d1", area="Kitchen"),
+        timestamp=when,
+        rng=random.Random(0),
+    )
+
+
+def _lit() -> HomeState:
+    state = HomeState.initial(HOME)
+    state.states["light.kitchen"] = "on"
+    return state
+
+
+@pytest.mark.parametrize(
+    ("said", "meaning"),
+    [
+        ("yes", "yes"),
+        ("Yeah, please!", "yes"),
+        ("do it", "yes"),
+        ("no", "no"),
+        ("nope", "no"),
+        ("no that's wrong", "no"),
+        ("never mind", "never_mind"),
+        ("cancel", "never_mind"),
+        ("turn on the kitchen light", None),
+        ("no turn on the light in the kitchen please", None),  # too long: a request
+        ("", None),
+    ],
+)
+def test_replies_are_read_as_a_person_means_them(said: str, meaning: str | None) -> None:
+    assert read_reply(said) == meaning
+
+
+def test_a_guess_is_a_question_and_yes_runs_it() -> None:
+    rewriter = _rewriter()
+    assistant, state = _assistant(rewriter), _lit()
+    asked = _say(assistant, state, KILL, "t1")
+    question = asked.question
+    assert question is not None and asked.effect is None
+    assert question.text == "Did you mean turn off the lights in the kitchen?"
+    assert state.states["light.kitchen"] == "on"  # nothing done yet
+    assert asked.turn.result is not None and asked.turn.result.status == "question"
+
+    answered = assistant.reply(question, "yes", state, T0 + timedelta(seconds=2), random.Random(0))
+    assert answered.reply == "yes" and answered.act.answer == "yes"
+    assert state.states["light.kitchen"] == "off"
+    handled = answered.handled
+    assert handled is not None and handled.rewritten and handled.effect is not None
+    turn = handled.turn
+    assert turn.turn_id == "t1" and turn.text == "turn off the lights in the kitchen"
+    assert turn.rewrite is not None and turn.rewrite.original_text == KILL
+    assert turn.result is not None and turn.result.status == "success"
+    assert turn.dialogue is not None and (turn.dialogue.role, turn.dialogue.answer) == ("question", "yes")
+    assert answered.act.turn_id == "t1" and answered.act.answer_text == "yes"
+    # Both records are valid log records, as written.
+    for record in (turn, answered.act):
+        assert LOG_RECORD.validate_json(record.model_dump_json()) == record
+
+    # The yes taught the household's layer: the same request now acts without asking.
+    rewriter.observe(turn, HOME)
+    again = _say(assistant, state, KILL, "t2", T0 + timedelta(minutes=5))
+    assert again.question is None and again.rewritten and state.states["light.kitchen"] == "off"
+    decision = rewriter.rewrite_one(KILL, RewriteContext(household_id="h1", home=HOME, area="Kitchen"))
+    assert not decision.confirm and "household confirmed" in decision.reasons[-1]
+
+
+def test_no_asks_what_was_meant_and_the_guess_is_never_proposed_again() -> None:
+    rewriter = _rewriter()
+    assistant, state = _assistant(rewriter), _lit()
+    question = _say(assistant, state, KILL, "t1").question
+    assert question is not None
+    answered = assistant.reply(question, "no", state, T0 + timedelta(seconds=2), random.Random(0))
+    assert answered.reply == "no" and answered.act.answer == "no"
+    assert answered.response == "OK. What did you want?"
+    assert answered.follow_up is not None and answered.follow_up.kind == "clarify"
+    assert state.states["light.kitchen"] == "on"
+    handled = answered.handled
+    assert handled is not None and not handled.rewritten
+    assert handled.turn.result is not None and handled.turn.result.status == "question"
+    assert handled.turn.dialogue is not None and handled.turn.dialogue.answer == "no"
+
+    # The reply to "What did you want?" is a request of its own, marked as that answer.
+    reply = assistant.handle(
+        spoken="turn off the kitchen light",
+        state=state,
+        turn_id="t2",
+        session_id="s1",
+        user_id="u1",
+        household_id="h1",
+        device=DeviceContext(device_id="d1", area="Kitchen"),
+        timestamp=T0 + timedelta(seconds=5),
+        rng=random.Random(0),
+        answering=answered.follow_up,
+    )
+    assert reply.turn.dialogue is not None and reply.turn.dialogue.role == "answer"
+    assert reply.turn.dialogue.kind == "clarify" and state.states["light.kitchen"] == "off"
+
+    rewriter.observe(handled.turn, HOME)
+    decision = rewriter.rewrite_one(KILL, RewriteContext(household_id="h1", home=HOME, area="Kitchen"))
+    assert not decision.rewritten and "said no" in decision.reasons[-1]
+    # ... in this household only.
+    other = rewriter.rewrite_one(KILL, RewriteContext(household_id="h2", home=HOME, area="Kitchen"))
+    assert other.rewritten and other.confirm
+
+
+@pytest.mark.parametrize(
+    ("said", "after_s", "answer", "reply"),
+    [
+        ("never mind", 2, "never_mind", "never_mind"),
+        ("yes", 9, "timeout", None),  # past the 8 s answer window
+        ("turn on the kitchen light", 2, "barge_in", None),  # a new request instead
+    ],
+)
+def test_never_mind_silence_and_barge_in_do_nothing(
+    said: str, after_s: float, answer: str, reply: str | None
+) -> None:
+    assistant, state = _assistant(_rewriter()), _lit()
+    question = _say(assistant, state, KILL, "t1").question
+    assert question is not None
+    answered = assistant.reply(question, said, state, T0 + timedelta(seconds=after_s), random.Random(0))
+    assert (answered.reply, answered.act.answer) == (reply, answer)
+    assert state.states["light.kitchen"] == "on"
+    assert answered.handled is not None and answered.handled.turn.dialogue is not None
+    assert answered.handled.turn.dialogue.answer == answer
+    if answer == "timeout":
+        assert answered.act.timestamp == question.expires_at and answered.act.answer_text is None
+
+
+def test_an_assistant_that_cannot_ask_does_not_apply_an_unconfirmed_rewrite() -> None:
+    assistant, state = _assistant(_rewriter(), ask=False), _lit()
+    handled = _say(assistant, state, KILL, "t1")
+    assert handled.question is None and not handled.rewritten
+    assert state.states["light.kitchen"] == "on"
+
+
+def test_confirm_off_acts_as_before() -> None:
+    assistant, state = _assistant(_rewriter("off")), _lit()
+    handled = _say(assistant, state, KILL, "t1")
+    assert handled.question is None and handled.rewritten and state.states["light.kitchen"] == "off"
+
+
+def test_a_sensitive_rewrite_is_always_a_question_even_from_the_households_own_words() -> None:
+    rewriter = _rewriter()
+    for _ in range(2):  # two confirmed yeses: enough for the personal layer even for a lock
+        rewriter.personal.confirmed("h1", "open sesame", "unlock the front door", True, 2)
+    context = RewriteContext(household_id="h1", home=HOME, area="Hall")
+    decision = rewriter.rewrite_one("open sesame", context)
+    assert decision.rewritten and decision.layer == "personal" and decision.confirm
+    assert "sensitive" in decision.reasons[-1]
+    answer = rewriter("open sesame", context)
+    assert isinstance(answer, Confirm) and isinstance(answer.trace, RewriteTrace)
+    # The same personal rewrite of a harmless request acts.
+    for _ in range(2):
+        rewriter.personal.confirmed("h1", "make it bright", "turn on the kitchen light", True, 2)
+    kitchen = RewriteContext(household_id="h1", home=HOME, area="Kitchen")
+    plain = rewriter.rewrite_one("make it bright", kitchen)
+    assert plain.rewritten and plain.layer == "personal" and not plain.confirm
+
+
+def test_bad_dialogue_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="timeout_s"):
+        DialogueConfig(timeout_s=0)
+    with pytest.raises(ConfigError, match="proposal"):
+        DialogueConfig(confirm_template="Really?")
+    with pytest.raises(ConfigError, match="confirm"):
+        RewriterConfig(confirm="sometimes")  # type: ignore[arg-type]
