@@ -15,7 +15,14 @@ rewriter-train-360mix-k5``, made by ``bench/online_stores.sh`` then ``bench/onli
 * ``confirm``: + confirmation: the assistant asks "Did you mean ...?" about the rewriter's
   guesses (ranked retrieval and the mined table; sensitive intents always), while the
   household's own words and the recogniser's alternatives still act;
-* ``confirm-all``: + confirmation of every rewrite.
+* ``confirm-all``: + confirmation of every rewrite;
+* ``teach``: ``confirm`` with an assistant that can be taught: it asks "I don't know what
+  *<words>* is. Can you teach me?" about words a request failed on twice in the home (within the
+  nag budget), and uses what it was taught from the next request on.
+
+Teaching names can only fix requests that failed because the home lacks a name: the benchmark
+also reports that ceiling, the share of the control arm's defects whose failure point is ``er``
+(simulation truth).
 
 Simulated people answer as ``docs/simulator.md`` describes (they judge the proposed sentence
 against what they want; 90 % answer; 3 % answer the opposite of the truth; their answer goes
@@ -38,18 +45,20 @@ from typing import Any
 
 from selflearn.evaluate import ArmStats, Replay, population, write_results
 from selflearn.evaluate.ab import pct
+from selflearn.evaluate.replay import read_records
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "online"
 """The online benchmark's cache: the control and acting-alone replays are shared with it."""
 
 REWRITER = CACHE / "rewriter-train-360mix-k5"
 
-ARMS = ("control", "personal", "confirm", "confirm-all")
+ARMS = ("control", "personal", "confirm", "confirm-all", "teach")
 LABELS = {
     "control": "HA today",
     "personal": "+ rewriter acting alone",
     "confirm": "+ confirmation (guesses)",
     "confirm-all": "+ confirmation (every rewrite)",
+    "teach": "+ confirmation + teaching",
 }
 
 HEADER = (
@@ -129,13 +138,23 @@ def main() -> None:
         for arm in ARMS:
             print(f"[teach] {name}: {arm}", file=sys.stderr)
             stats[arm] = replay.score([arm], None if arm == "control" else args.rewriter)[arm]
-            arms[arm] = figures_of(stats[arm], stats.get("personal") if arm.startswith("confirm") else None)
+            alone = stats.get("personal") if arm != "control" and arm != "personal" else None
+            arms[arm] = figures_of(stats[arm], alone)
+            arms[arm]["taught"] = stats[arm].answers.get("taught", 0)
             lines.append(row(name, arm, stats[arm], arms[arm]))
+        truth = read_records(replay.arm("control"), "truth").values()
+        defects = [t for t in truth if t["defect"]]
+        named = sum(t["failure_point"] == "er" for t in defects)
+        lines.append(
+            f"| {name} | teaching ceiling: {named:,} of {len(defects):,} control defects "
+            f"({pct(named / max(len(defects), 1))}) failed on a name the home lacks | | | | | | | | | |"
+        )
         figures["populations"][name] = {
             "households": households,
             "days": days,
             "asr": population(name).asr,
             "arms": arms,
+            "teaching_ceiling": {"name_defects": named, "defects": len(defects)},
         }
     print("\n".join(lines))
     write_results("teach", figures, seconds=time.perf_counter() - started)

@@ -111,6 +111,8 @@ class Question:
     nlu: NluResult | None = None
     """What the NLU made of the asking turn's text (for the turn as logged unanswered)."""
     resolution: Resolution | None = None
+    wants_definition: bool = False
+    """For "What is <words>?": any answer that names something or parses is the definition."""
 
     @property
     def device_key(self) -> tuple[str, str]:

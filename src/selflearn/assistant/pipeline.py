@@ -29,7 +29,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.dialogue import (
@@ -56,6 +56,10 @@ from selflearn.core.schema import (
     Turn,
     WakeTrace,
 )
+
+if TYPE_CHECKING:
+    from selflearn.assistant.taught import Teaching
+    from selflearn.assistant.teach import ConceptBook
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +101,9 @@ class AssistantConfig:
     (:class:`~selflearn.core.hooks.Confirm`); without it such a rewrite is not applied."""
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)
     """How it asks (question wording, answer timeout)."""
+    teach: bool = False
+    """Whether users can teach it concepts (:mod:`selflearn.assistant.taught`); with
+    :attr:`ask`, it also asks to be taught at teachable moments."""
 
     def __post_init__(self) -> None:
         for name in ("feedback_rate", "feedback_rate_low_confidence", "low_confidence", "wake_threshold"):
@@ -132,6 +139,10 @@ class HandledTurn:
     """The question this turn asked instead of acting: ``turn`` is then provisional (status
     ``question``) and the record to log is the one :meth:`Assistant.reply` or
     :meth:`Assistant.expire` returns when the question ends."""
+    effects: tuple[Effect, ...] = ()
+    """Everything a routine did, in order (``effect`` is then the last of them)."""
+    acts: tuple[DialogueAct, ...] = ()
+    """Dialogue acts that began and ended in this turn (a definition said to the assistant)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +164,12 @@ class Answered:
     follow_up: Question | None = None
     """A new question waiting on the device: "What did you want?" after a no."""
 
+    @property
+    def new_request(self) -> bool:
+        """Whether the utterance was not an answer (a barge-in, or the question had expired):
+        the caller hands it to :meth:`Assistant.handle` as a request of its own."""
+        return self.act.answer in ("barge_in", "timeout")
+
 
 class Assistant:
     """Home Assistant's voice pipeline over a simulated home, with every stage traced.
@@ -167,6 +184,7 @@ class Assistant:
         asr: Recognizer | None = None,
         nlu: HomeAssistantNlu | None = None,
         rewriter: RewriteHook | None = None,
+        teaching: Teaching | None = None,
     ) -> None:
         self.config = config or AssistantConfig()
         self.nlu = nlu or HomeAssistantNlu(self.config.nlu)
@@ -176,9 +194,21 @@ class Assistant:
             asr = make_asr(self.config.asr)
         self.asr = asr
         self.rewriter = rewriter
+        if teaching is None and self.config.teach:
+            from selflearn.assistant.taught import Teaching
+
+            teaching = Teaching()
+        self.teaching = teaching
+        """Concepts users taught and the teaching dialogue (:mod:`selflearn.assistant.taught`);
+        ``None``: the assistant cannot be taught."""
         self.rewrite_errors = 0
         """Rewriter calls that raised or returned something unusable (the text was kept)."""
         self._reply_asr: Recognizer | None = None
+
+    @property
+    def concepts(self) -> ConceptBook | None:
+        """What users taught (``None`` when the assistant cannot be taught)."""
+        return self.teaching.book if self.teaching is not None else None
 
     @property
     def reply_asr(self) -> Recognizer:
@@ -316,8 +346,18 @@ class Assistant:
             asr_trace = self.asr.transcribe(spoken, rng, condition)
         text = spoken if asr_trace is None else asr_trace.text
         context_area = _area_id(device.area, state)
-        rewrite = None
-        if self.rewriter is not None:
+        rewrite: RewriteTrace | Confirm | None = None
+        if self.teaching is not None:
+            from selflearn.assistant.taught import TurnBase, before_nlu
+
+            base = TurnBase(
+                turn_id, session_id, user_id, household_id, timestamp, device, wake, asr_trace, text
+            )
+            early = before_nlu(self, self.teaching, base, state, context_area)
+            if isinstance(early, HandledTurn):
+                return early
+            rewrite = early
+        if rewrite is None and self.rewriter is not None:
             failed: bool | None = None
             if self.config.rewrite_when == "on_failure":
                 _nlu_first, resolution_first = self.understand(
@@ -379,7 +419,12 @@ class Assistant:
             if answering is None
             else DialogueTrace(act_id=answering.act_id, role="answer", kind=answering.kind),
         )
-        return HandledTurn(turn, effect, nlu, resolution, rewrite is not None, effect_without)
+        handled = HandledTurn(turn, effect, nlu, resolution, rewrite is not None, effect_without)
+        if self.teaching is not None and result.status != "success" and answering is None:
+            from selflearn.assistant.taught import teachable_moment
+
+            return teachable_moment(self, self.teaching, handled, timestamp)
+        return handled
 
     def _ask(
         self,
@@ -453,6 +498,10 @@ class Assistant:
             return self.expire(question)
         heard = None if typed else self.reply_asr.transcribe(spoken, rng, condition)
         text = spoken if heard is None else heard.text
+        if question.kind == "teach" and self.teaching is not None:
+            from selflearn.assistant.taught import teach_reply
+
+            return teach_reply(self, self.teaching, question, text, heard, state, timestamp)
         said = read_reply(text)
         dialogue = self.config.dialogue
         if said is None:

@@ -349,6 +349,47 @@ LogRecord = Annotated[Turn | Feedback | DialogueAct, Field(discriminator="record
 LOG_RECORD: TypeAdapter[Turn | Feedback | DialogueAct] = TypeAdapter(LogRecord)
 
 
+ConceptKind = Literal["name", "phrasing", "routine", "preference"]
+"""What a user can teach: a **name** for a device or area ("the big light is the living room
+ceiling"), a **phrasing** ("when I say lights out I mean turn off all the lights"), a **routine**
+(a named bundle of requests, "when I say movie time, dim the living room to 20 percent and turn
+off the kitchen light"; ``{area}`` marks a parameter) or a **preference** (a default value,
+"my usual temperature is 21")."""
+
+
+class Concept(_Versioned):
+    """Something a user taught the assistant. Concepts are state, not log: the store keeps the
+    current ones (``concepts`` table); how each was taught is a :class:`DialogueAct`."""
+
+    schema_version: str = SCHEMA_VERSION
+    """Format version this record was written with."""
+    record_type: Literal["concept"] = "concept"
+    """Discriminator: always ``concept``."""
+    concept_id: Id
+    """Unique id (derived from the household, the scope and the phrase)."""
+    household_id: Id
+    """The home it belongs to; it is never used in, or pooled with, another home."""
+    user_id: Id
+    """Who taught it."""
+    scope: Literal["household", "user"] = "household"
+    """Used for everyone in the home, or only for the user who taught it."""
+    kind: ConceptKind
+    """What was taught."""
+    phrase: Text
+    """What the user says, normalised (``big light``, ``movie time``, ``study mode in {area}``);
+    for a preference, the slot (``temperature``)."""
+    meaning: tuple[Text, ...]
+    """What it means: for a name, the configured name; for a phrasing, the sentence the
+    assistant runs instead; for a routine, its sentences in order; for a preference, the value."""
+    target: str | None = None
+    """For a name: the entity or area id it names (``light.living_room_ceiling``,
+    ``area:living_room``); for a preference: the intent it is a default of."""
+    timestamp: datetime
+    """When it was taught (or last changed), timezone-aware."""
+    taught_by: Id | None = None
+    """The dialogue act that taught it, if it was taught by voice."""
+
+
 class Goal(_Record):
     """What the user wanted: an intent with its slots, as Home Assistant would execute it."""
 

@@ -12,7 +12,7 @@ same figures however loaded the machine is.
 
 >>> from selflearn.evaluate.ab import ARMS
 >>> ARMS
-('control', 'global', 'personal', 'table', 'confirm', 'confirm-all')
+('control', 'global', 'personal', 'table', 'confirm', 'confirm-all', 'teach')
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from selflearn.evaluate.cache import replay_folder
 from selflearn.evaluate.populations import Placement, Population
 from selflearn.evaluate.replay import ArmStats, score_arm
 
-ARMS = ("control", "global", "personal", "table", "confirm", "confirm-all")
+ARMS = ("control", "global", "personal", "table", "confirm", "confirm-all", "teach")
 """The arms a replay can have: ``confirm`` is ``personal`` with the assistant asking "Did you
 mean ...?" about the rewriter's guesses (``RewriterConfig.confirm="guesses"``, sensitive intents
-always), ``confirm-all`` asks about every rewrite."""
+always), ``confirm-all`` asks about every rewrite, ``teach`` is ``confirm`` with an assistant that
+can be taught and asks to be taught at teachable moments."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,8 @@ class Replay:
                 f"the {arm} arm {'takes no' if arm == 'control' else 'needs a'} rewriter folder"
             )
         config = self.population.config(self.workers, self.households, self.days, self.rewrite_when)
-        if arm.startswith("confirm"):
-            config = replace(config, assistant=replace(config.assistant, ask=True))
+        if arm.startswith("confirm") or arm == "teach":
+            config = replace(config, assistant=replace(config.assistant, ask=True, teach=arm == "teach"))
         if learner is None:
             tag = ""
         elif arm == "table":
@@ -92,7 +93,9 @@ def _maker(arm: str, folder: Path) -> Callable[[], RewriteHook]:
         # No decision budget in a replay: on a loaded machine a decision that runs past it is
         # passed through, so the outcome would depend on the load and two runs would differ (seen:
         # 35 of 37,810 turns of one arm). Decision time is bench/rewrite_latency.py's to measure.
-        confirm: ConfirmMode = "guesses" if arm == "confirm" else "all" if arm == "confirm-all" else "off"
+        confirm: ConfirmMode = (
+            "guesses" if arm in ("confirm", "teach") else "all" if arm == "confirm-all" else "off"
+        )
         unbounded = RewriterConfig(personal=arm != "global", budget_ms=float("inf"), confirm=confirm)
         return Rewriter.load(folder, unbounded)
 

@@ -52,6 +52,15 @@ CONFIRM_NOISE = 0.03
 """Chance that an answer to "Did you mean ...?" is the opposite of the truth: a yes to a wrong
 guess, a no to a right one. The same rate as the answers to "did I get that right?"; an
 assumption, not a measurement."""
+TEACH_RATE = 0.5
+"""Chance that a user asked "I don't know what <their nickname> is. Can you teach me?" teaches it
+("it's the living room ceiling"); :data:`REFUSE_RATE` say no, the rest let it time out. A user
+asked about words they did not say (a misrecognition) says no or lets it pass. Assumptions."""
+REFUSE_RATE = 0.3
+INCONSISTENT_RATE = 0.05
+"""Chance that a user who teaches names the wrong device or area of the same kind (an
+inconsistent teacher). An assumption."""
+TEACH_FORMS = ("it's the {name}", "that's the {name}", "it is the {name}", "{words} is the {name}")
 YES_WORDS = ("yes", "yes", "yeah", "yes please", "yep", "correct")
 NO_WORDS = ("no", "no", "nope", "no that's wrong", "no thanks")
 NAME_SWITCH_RATE = 0.6
@@ -224,7 +233,9 @@ class _HouseholdRun:
                 self._write_act(clarify.act("answered", when, spoken, handled.turn.turn_id))
                 clarify = None
             question = handled.question
-            if question is not None:
+            if question is not None and question.kind == "teach":
+                handled, when = self._teach(question, goal, user, when)
+            elif question is not None:
                 handled, clarify, when = self._answer(question, goal, user, when)
             success = self._judge(goal, handled.effect)
             defect = _is_defect(goal, handled.effect)
@@ -297,6 +308,55 @@ class _HouseholdRun:
         self.stats.questions += 1
         assert answered.handled is not None
         return answered.handled, answered.follow_up, at
+
+    def _teach(
+        self, question: Question, goal: Goal, user: User, when: datetime
+    ) -> tuple[HandledTurn, datetime]:
+        """The user answers "I don't know what <words> is. Can you teach me?" (rates above):
+        words that are their own nickname for the goal's device or area are taught (now and then
+        wrongly); words they never said (a misrecognition) they decline or ignore."""
+        rng = self.rng
+        words = normalize_name(question.proposal or "")
+        mine = [s for s in goal.nickname_used if normalize_name(goal.spoken.get(s, "")) == words]
+        slot = next((s for s in mine if s in goal.slots), None)
+        draw = rng.random()
+        said: str | None = None
+        if slot is not None and draw < TEACH_RATE:
+            said = rng.choice(TEACH_FORMS).format(words=words, name=self._configured_name(goal, slot))
+        elif draw < (TEACH_RATE + REFUSE_RATE if slot is not None else 0.6):
+            said = rng.choice(NO_WORDS)
+        if said is None:
+            answered = self.assistant.expire(question)
+            at = question.expires_at
+        else:
+            at = when + timedelta(seconds=rng.uniform(1.5, 4.0))
+            answered = self.assistant.reply(question, said, self.state, at, rng, self._condition(user))
+        self._write_act(answered.act)
+        self.stats.questions += 1
+        if answered.handled is None:  # "yes" without the definition: not what simulated users say
+            answered = self.assistant.expire(answered.follow_up or question)
+            self._write_act(answered.act)
+        assert answered.handled is not None
+        return answered.handled, at
+
+    def _configured_name(self, goal: Goal, slot: str) -> str:
+        """The configured name of what the goal's ``slot`` means (another of the same kind, now
+        and then: an inconsistent teacher)."""
+        home = self.h.home
+        value = str(goal.slots[slot])
+        if slot == "area":
+            areas = [a.name for a in home.areas]
+            name = home.area_by_id[value].name if value in home.area_by_id else value
+            if self.rng.random() < INCONSISTENT_RATE and len(areas) > 1:
+                name = self.rng.choice([a for a in areas if a != name])
+            return name.lower()
+        if self.rng.random() < INCONSISTENT_RATE:
+            target = home.entities_named(value)
+            domain = target[0].domain if target else None
+            others = [e.name for e in home.entities if e.domain == domain and e.name != value]
+            if others:
+                value = self.rng.choice(others)
+        return value.lower()
 
     def _write_act(self, act: Any) -> None:
         self.write("turns", act.model_dump_json().encode())
@@ -521,6 +581,12 @@ class _HouseholdRun:
         spoken = rng.choice(BACKGROUND)
         guest = _background_user(self.h.household_id)
         handled = self._turn(guest, device, when, spoken, wake_score=rng.uniform(0.5, 0.8))
+        if handled.question is not None:  # nobody meant to speak to it: nobody answers
+            answered = self.assistant.expire(handled.question)
+            self._write_act(answered.act)
+            self.stats.questions += 1
+            assert answered.handled is not None
+            handled = answered.handled
         self.goal_no += 1
         goal = Goal(f"{self.h.household_id}g{self.goal_no}", ("NoRequest", (), ()), {}, {}, frozenset(), None)
         # A false wake is a defect whatever the assistant does, with or without a rewrite.

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from selflearn.core.errors import StoreError
-from selflearn.core.schema import SCHEMA_VERSION, Turn
+from selflearn.core.schema import SCHEMA_VERSION, Concept, Turn
 from selflearn.core.store.ingest import (
     _JSON_TYPES,
     IngestReport,
@@ -35,8 +35,10 @@ from selflearn.core.store.ingest import (
 from selflearn.core.store.tables import (
     _KEY,
     _TABLES,
+    CONCEPT_SCHEMA,
     DIALOGUE_SCHEMA,
     SIGNAL_TABLES,
+    STATE_TABLES,
     TRUTH_SCHEMA,
     TURN_SCHEMA,
 )
@@ -78,7 +80,7 @@ class Store:
     def _create(self) -> None:
         self.con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         self.con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
-        tables = [*_TABLES.values(), *SIGNAL_TABLES.items()]
+        tables = [*_TABLES.values(), *SIGNAL_TABLES.items(), *STATE_TABLES.items()]
         for table, schema in tables:
             empty = schema.empty_table()  # noqa: F841 - referenced by name in SQL below
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM empty WHERE false")
@@ -86,7 +88,7 @@ class Store:
     def _upgrade(self) -> None:
         """Bring a store written by an older minor version up to date: add the columns of known
         tables it lacks (null in existing rows) and record the current schema version."""
-        tables = [*_TABLES.values(), *SIGNAL_TABLES.items()]
+        tables = [*_TABLES.values(), *SIGNAL_TABLES.items(), *STATE_TABLES.items()]
         self.con.execute("BEGIN TRANSACTION")
         try:
             for table, schema in tables:
@@ -334,6 +336,7 @@ class Store:
             "feedback": f"DELETE FROM feedback WHERE household_id = $id OR turn_id IN ({turn_ids})",
             "dialogue_acts": f"DELETE FROM dialogue_acts WHERE household_id = $id OR turn_id IN ({turn_ids})",
             "homes": "DELETE FROM homes WHERE home_id = $id",
+            "concepts": "DELETE FROM concepts WHERE household_id = $id",
             "turns": "DELETE FROM turns WHERE household_id = $id",
         }
         deleted: dict[str, int] = {}
@@ -420,6 +423,57 @@ class Store:
 
     def _tables(self) -> set[str]:
         return {str(r[0]) for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+    # --- taught concepts (state, changed in place) -----------------------------------------------
+
+    def put_concept(self, concept: Concept) -> Concept | None:
+        """Store ``concept``, replacing the one of the same id (the same phrase, scope and home),
+        in one transaction; returns the concept it replaced, if any."""
+        before = self.concepts(where="concept_id = $id", params={"id": concept.concept_id})
+        row = concept.model_dump(mode="json")
+        row.pop("record_type")
+        row["record_hash"] = hashlib.blake2b(
+            orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=12
+        ).hexdigest()
+        row["source"] = "taught"
+        row["timestamp"] = concept.timestamp
+        fresh = pa.Table.from_pylist([row], schema=CONCEPT_SCHEMA)  # noqa: F841 - used in SQL
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute("DELETE FROM concepts WHERE concept_id = $id", {"id": concept.concept_id})
+            self.con.execute("INSERT INTO concepts BY NAME SELECT * FROM fresh")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return before[0] if before else None
+
+    def forget_concept(self, concept_id: str) -> bool:
+        """Delete one concept; returns whether it existed."""
+        row = self.con.execute(
+            "DELETE FROM concepts WHERE concept_id = $id RETURNING concept_id", {"id": concept_id}
+        ).fetchall()
+        return bool(row)
+
+    def concepts(
+        self, household_id: str | None = None, where: str | None = None, params: dict[str, Any] | None = None
+    ) -> list[Concept]:
+        """The stored concepts (of one home, or matching ``where``), oldest first; none for a
+        store written before they existed that was opened read-only."""
+        if "concepts" not in self._tables():
+            return []
+        clauses, args = [], dict(params or {})
+        if household_id is not None:
+            clauses.append("household_id = $household")
+            args["household"] = household_id
+        if where:
+            clauses.append(f"({where})")
+        sql = f"SELECT {self._select('concepts', CONCEPT_SCHEMA)} FROM concepts"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        cursor = self.con.execute(sql + " ORDER BY timestamp, concept_id", args)
+        names = [column[0] for column in cursor.description or ()]
+        return [Concept.model_validate(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
 
     def truth(self) -> pa.Table:
         """Simulation truth, for benchmarks only. Learners must never call this."""

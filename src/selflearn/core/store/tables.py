@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import pyarrow as pa
 from pydantic import BaseModel
 
-from selflearn.core.schema import DialogueAct, Feedback, Truth, Turn
+from selflearn.core.schema import Concept, DialogueAct, Feedback, Truth, Turn
 
 _S = pa.string()
 _F = pa.float64()
@@ -88,6 +88,12 @@ FEEDBACK_SCHEMA = record_schema(Feedback)
 DIALOGUE_SCHEMA = record_schema(DialogueAct)
 """Arrow/Parquet layout of the ``dialogue_acts`` table (schema 1.2)."""
 
+CONCEPT_SCHEMA = record_schema(Concept)
+"""Arrow layout of the ``concepts`` table: what users taught, one row per current concept."""
+
+STATE_TABLES: dict[str, pa.Schema] = {"concepts": CONCEPT_SCHEMA}
+"""Tables of state the assistant keeps (not log streams): changed in place, never ingested."""
+
 TRUTH_SCHEMA = record_schema(Truth)
 """Arrow/Parquet layout of the ``sim_truth`` table (``goal.slots`` is a JSON object as text)."""
 
@@ -144,4 +150,5 @@ _KEY = {
     "dialogue_acts": "act_id",
     "sim_truth": "turn_id",
     "homes": "home_id",
+    "concepts": "concept_id",
 }
