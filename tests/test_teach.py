@@ -96,9 +96,11 @@ def test_a_routine_with_a_parameter_runs_in_every_room() -> None:
 
 def test_phrasing_preference_override_forget_and_list() -> None:
     chat = Chat()
-    chat.say("when I say lights out I mean turn off the living room lamp")
-    chat.say("lights out")
+    chat.say("when I say bedtime I mean turn off the living room lamp")
+    used = chat.say("bedtime")  # Home Assistant alone does not understand it
     assert chat.state.states["light.living_room_lamp"] == "off"
+    [bedtime] = chat.teaching.book.listing("h1", "me")
+    assert [r.rule_id for r in used.rewrites] == [f"taught:{bedtime.concept_id}"]
 
     assert chat.say("my usual temperature is 21").response == "OK, your usual temperature is 21."
     used = chat.say("set the temperature to my usual")
@@ -112,7 +114,7 @@ def test_phrasing_preference_override_forget_and_list() -> None:
     assert chat.state.states["media_player.tv"] == "off" and chat.state.states["light.reading_lamp"] == "off"
 
     listing = chat.say("what have you learned").response
-    assert "lights out means turn off the living room lamp" in listing
+    assert "bedtime means turn off the living room lamp" in listing
     assert "big light means TV" in listing and "your usual temperature is 21" in listing
 
     assert chat.say("forget the big light").response == "OK, I've forgotten what big light means."

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import duckdb
 import orjson
@@ -24,14 +24,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from selflearn.core.errors import SelflearnError
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
+from selflearn.core.schema import Concept
+from selflearn.core.store import Store
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
 from selflearn.service.config import ServiceConfig
 from selflearn.service.models import (
     TURNS_BODY,
+    ConceptForgetResponse,
+    ConceptId,
+    ConceptsResponse,
     ForgetResponse,
     HealthResponse,
     HomeResponse,
     HouseholdId,
+    HouseholdQuery,
     ReloadRequest,
     ReloadResponse,
     RewriteRequest,
@@ -194,6 +200,7 @@ def create_app(config: ServiceConfig | None = None, *, rewriter: Rewriter | None
     _rewrite_routes(app, service)
     _learn_routes(app, service)
     _privacy_routes(app, service)
+    _concept_routes(app, service)
     _admin_routes(app, service)
     _operations_routes(app, service)
     return app
@@ -452,6 +459,78 @@ def _privacy_routes(app: FastAPI, service: Service) -> None:
             raise HTTPException(
                 503, f"store unavailable; the personal memory was deleted, retry for the store: {exc}"
             ) from exc
+
+
+# --- taught concepts -------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+def _on_store(service: Service, work: Callable[[Store], _T]) -> _T:
+    """``work`` done on the service's store under its lock (409 without a store, 503 when it is
+    unusable or closed)."""
+    if service.config.store is None:
+        raise HTTPException(409, "the service has no store, so no taught concepts (start it with --store)")
+    try:
+        with service.store_lock:
+            if service.store is None:
+                raise StoreClosed(service.store_error or "the store is closed (the service is shutting down)")
+            return work(service.store)
+    except (SelflearnError, StoreClosed, duckdb.Error) as exc:
+        raise HTTPException(503, f"store unavailable: {exc}") from exc
+
+
+def _concept_routes(app: FastAPI, service: Service) -> None:
+    """``GET /v1/concepts`` and ``DELETE /v1/concepts/{concept_id}`` (docs/concepts.md)."""
+    config = service.config
+    no_store = {"description": "The service has no store"}
+    unusable = {"description": "The store is unavailable"}
+
+    @app.get(
+        "/v1/concepts",
+        response_model=ConceptsResponse,
+        tags=["concepts"],
+        summary="List what a household taught the assistant",
+        responses={409: no_store, 503: unusable},
+    )
+    async def list_concepts(household_id: HouseholdQuery) -> ConceptsResponse:
+        """The household's taught concepts (names, phrasings, routines, preferences), oldest first."""
+        concepts = await run_in_threadpool(_on_store, service, lambda store: store.concepts(household_id))
+        return ConceptsResponse(household_id=household_id, concepts=concepts)
+
+    @app.delete(
+        "/v1/concepts/{concept_id}",
+        response_model=ConceptForgetResponse,
+        tags=["concepts"],
+        summary="Forget one taught concept",
+        responses={
+            401: {"description": "Missing or wrong admin token"},
+            404: {"description": "No concept with this id"},
+            409: no_store,
+            503: unusable,
+        },
+    )
+    async def forget_concept(request: Request, concept_id: ConceptId) -> ConceptForgetResponse:
+        """Delete one concept from the store (an assistant holding it in memory forgets it when
+        it next loads its concepts from the store)."""
+        _check_admin(config, request)
+
+        def forget(store: Store) -> Concept | None:
+            found = store.concepts(where="concept_id = $id", params={"id": concept_id})
+            return found[0] if found and store.forget_concept(concept_id) else None
+
+        concept = await run_in_threadpool(_on_store, service, forget)
+        if concept is None:
+            raise HTTPException(
+                404, f"no concept with id {concept_id!r} (GET /v1/concepts?household_id=... lists them)"
+            )
+        return ConceptForgetResponse(
+            concept_id=concept.concept_id,
+            household_id=concept.household_id,
+            kind=concept.kind,
+            phrase=concept.phrase,
+            forgotten=True,
+        )
 
 
 # --- admin -----------------------------------------------------------------------------------

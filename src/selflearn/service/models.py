@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Path as PathParam
+from fastapi import Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from selflearn.core.schema import MAX_ID_CHARS, MAX_TEXT_CHARS, DeviceContext, RewriteTrace
+from selflearn.core.schema import MAX_ID_CHARS, MAX_TEXT_CHARS, Concept, DeviceContext, RewriteTrace
 from selflearn.service.config import ID_PATTERN, MAX_NBEST_ITEMS
 
 Hypothesis = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
@@ -162,6 +163,41 @@ class ForgetResponse(BaseModel):
     """Rows deleted per store table (None: no store configured)."""
     not_deleted: list[str]
     """What this call cannot delete, for the record."""
+
+
+ConceptId = Annotated[
+    str,
+    PathParam(
+        min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN, description="Id of a taught concept."
+    ),
+]
+
+
+HouseholdQuery = Annotated[
+    str,
+    Query(
+        min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN, description="Pseudonymous household id."
+    ),
+]
+
+
+class ConceptsResponse(BaseModel):
+    """What ``GET /v1/concepts`` found: the household's taught concepts, oldest first."""
+
+    household_id: str
+    concepts: list[Concept]
+    """Names, phrasings, routines and preferences (the store's ``concepts`` table)."""
+
+
+class ConceptForgetResponse(BaseModel):
+    """What ``DELETE /v1/concepts/{concept_id}`` deleted."""
+
+    concept_id: str
+    household_id: str
+    kind: str
+    phrase: str
+    forgotten: bool
+    """Always true (an unknown id is a 404)."""
 
 
 class ReloadRequest(_Body):
