@@ -26,6 +26,15 @@ in ``bench/baselines.py``, configured names only) and handled by the reference a
     A/B replays, so figures do not depend on machine load): the requests the rewrite turns into
     an action the original did not cause.
 
+(c) the same rewriter asking first about its guesses (``RewriterConfig(confirm="guesses")``, an
+    assistant that asks): the requests it asks "Did you mean ...?" about (a question on an
+    out-of-scope request is a cost, target <= 2 %) and those it still acts on;
+(d) as (c) with the scope model (``selflearn train scope``: which requests nobody can help with,
+    learned from the training logs' behaviour alone) in ``--scope-rewriter`` (default: the
+    flagship's copy with ``scope/``, made by ``selflearn train scope --store
+    bench/.cache/online/train-360mix.duckdb --rewriter bench/.cache/online/rewriter-train-360mix-k5-scope``
+    after copying the flagship folder there).
+
 The table is printed and written as JSON to ``docs/results/out_of_scope.json`` (or
 ``$SELFLEARN_RESULTS``).
 """
@@ -39,7 +48,7 @@ import random
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +65,7 @@ from selflearn.simulation.population import Household, make_household
 
 NOW = datetime(2026, 1, 7, 10, 0, tzinfo=UTC)
 FLAGSHIP = Path("bench/.cache/online/rewriter-train-360mix-k5")
+SCOPE_FLAGSHIP = Path("bench/.cache/online/rewriter-train-360mix-k5-scope")
 SOURCES = ("clinc150_oos", "hwu64", "slurp")
 EXAMPLES = 10
 READ_ONLY = frozenset(
@@ -99,6 +109,9 @@ class Tally:
     gazetteer_examples: list[dict[str, str]] = field(default_factory=list)
     rewriter_examples: list[dict[str, str]] = field(default_factory=list)
     rewrite_only_examples: list[dict[str, str]] = field(default_factory=list)
+    asking: dict[str, Counter[str]] = field(default_factory=dict)
+    """Per asking arm: ``asks`` (questions), ``acts`` (actions without a question)."""
+    asked_examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
 
 def load_requests(
@@ -146,10 +159,14 @@ def _is_action(effect: Effect | None) -> bool:
     return effect is not None
 
 
-def measure(requests: list[Request], control: Assistant, assistant: Assistant) -> Tally:
-    """Arm (a) with ``control`` (no rewriter) and arm (b) with ``assistant`` (rewriter behind)."""
+def measure(
+    requests: list[Request], control: Assistant, assistant: Assistant, asking: dict[str, Assistant]
+) -> Tally:
+    """Arm (a) with ``control`` (no rewriter), arm (b) with ``assistant`` (rewriter behind) and
+    the ``asking`` arms (an assistant that asks, by name)."""
     t = Tally(requests=len(requests))
     for i, req in enumerate(requests):
+        _asking(t, i, req, asking)
         home = req.household.home
         device_id, area_id, device_type = req.device
         state = HomeState.initial(home)
@@ -207,6 +224,33 @@ def measure(requests: list[Request], control: Assistant, assistant: Assistant) -
     return t
 
 
+def _asking(t: Tally, i: int, req: Request, asking: dict[str, Assistant]) -> None:
+    """What each asking arm does with one request: a question, an action, or nothing."""
+    home = req.household.home
+    device_id, area_id, _ = req.device
+    for name, assistant in asking.items():
+        counts = t.asking.setdefault(name, Counter())
+        handled = assistant.handle(
+            spoken=req.text,
+            state=HomeState.initial(home),
+            turn_id=f"oos-{req.source}-{i}",
+            session_id=f"oos-{req.source}-{i}",
+            user_id=f"{home.home_id}-u0",
+            household_id=home.home_id,
+            device=DeviceContext(device_id=device_id, area=_area_name(req.household, area_id)),
+            timestamp=NOW,
+            rng=random.Random(i),
+            typed=True,
+        )
+        if handled.question is not None:
+            counts["asks"] += 1
+            examples = t.asked_examples.setdefault(name, [])
+            if len(examples) < EXAMPLES:
+                examples.append({"text": req.text, "question": handled.question.text})
+        elif handled.rewritten and _is_action(handled.effect) and handled.effect_without_rewrite is None:
+            counts["acts"] += 1
+
+
 def _share(n: int, total: int) -> float | None:
     return round(n / total, 4) if total else None
 
@@ -255,6 +299,18 @@ def figures_of(t: Tally) -> dict[str, Any]:
         "gazetteer_examples": t.gazetteer_examples,
         "rewriter_examples": _spread(t.rewriter_examples),
         "rewritten_without_action_examples": t.rewrite_only_examples,
+        "asking": {
+            name: {
+                "asks_share": _share(c["asks"], n),
+                "asks_upper95": _upper95(c["asks"], n),
+                "acts_share": _share(c["acts"], n),
+                "acts_upper95": _upper95(c["acts"], n),
+                "asks": c["asks"],
+                "acts": c["acts"],
+                "examples": t.asked_examples.get(name, []),
+            }
+            for name, c in t.asking.items()
+        },
     }
 
 
@@ -276,6 +332,17 @@ def report(results: dict[str, dict[str, Any]]) -> str:
             f"{_pct(f['with_rewriter_acts_share'])} | {_pct(f['rewritten_share'])} | "
             f"{_pct(f['gazetteer_answers_share'])} / {_pct(f['rewriter_answers_share'])} |"
         )
+    lines += [
+        "",
+        "| source | arm | asks \"Did you mean ...?\" (95% upper) | acts without asking (95% upper) |",
+        "|---|---|---|---|",
+    ]
+    for source, f in results.items():
+        for name, a in f["asking"].items():
+            lines.append(
+                f"| {source} | {name} | {_pct(a['asks_share'])} ({_pct(a['asks_upper95'])}) | "
+                f"{_pct(a['acts_share'])} ({_pct(a['acts_upper95'])}) |"
+            )
     for source, f in results.items():
         lines += ["", f"{source}: rewriter actions ({f['counts']['rewriter_acts']} in all)"]
         lines += [f'- "{e["text"]}" -> "{e["rewrite"]}" -> {e["intent"]}' for e in f["rewriter_examples"]]
@@ -291,6 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--rewriter", type=Path, default=None, help=f"online rewriter folder (default {FLAGSHIP})"
+    )
+    parser.add_argument(
+        "--scope-rewriter",
+        type=Path,
+        default=SCOPE_FLAGSHIP,
+        help=f"the rewriter with a scope model for arm (d) (default {SCOPE_FLAGSHIP}; skipped if missing)",
     )
     parser.add_argument("--homes", type=int, default=40, help="generated homes to say the requests in")
     parser.add_argument("--seed", type=int, default=0)
@@ -315,12 +388,19 @@ def main(argv: list[str] | None = None) -> int:
     base = AssistantConfig(nlu="strict+gazetteer", asr="exact", rewrite_when="on_failure")
     control = Assistant(base)
     assistant = Assistant(base, nlu=control.nlu, rewriter=rewriter)
+    asks = replace(base, ask=True)
+    guesses = RewriterConfig(personal=False, budget_ms=float("inf"), confirm="guesses")
+    plain = Rewriter.load(folder, guesses)
+    asking = {"asking about guesses": Assistant(asks, nlu=control.nlu, rewriter=plain)}
+    if (args.scope_rewriter / "scope" / "model.json").exists():
+        scoped = Rewriter.load(args.scope_rewriter, guesses)
+        asking["asking about guesses + scope model"] = Assistant(asks, nlu=control.nlu, rewriter=scoped)
     keys = tuple(k.strip() for k in args.clinc_keys.split(",") if k.strip())
     requests = load_requests(data_dir, args.homes, args.seed, args.limit, keys, args.hwu64_split)
     results: dict[str, dict[str, Any]] = {}
     for source, reqs in requests.items():
         t0 = time.perf_counter()
-        results[source] = figures_of(measure(reqs, control, assistant))
+        results[source] = figures_of(measure(reqs, control, assistant, asking))
         results[source]["seconds"] = round(time.perf_counter() - t0, 1)
         print(f"{source}: {len(reqs)} requests in {results[source]['seconds']} s", file=sys.stderr)
     print(report(results))

@@ -370,7 +370,24 @@ def out_of_scope(r: Result) -> str:
         "counts requests that acted only because of its rewrite (95 % upper bound in brackets). "
         "Target (issue 29): <= 0.5 %.\n\n"
         "| source | requests | strict acts | strict -> gazetteer acts | rewriter adds | of which answers |\n"
-        "|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
+        "|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + _asking_rows(f)
+    )
+
+
+def _asking_rows(f: dict[str, Any]) -> str:
+    rows = [
+        f"| {name} | {arm} | **{pct(a['acts_share'])}** (<= {pct(a['acts_upper95'])}) | "
+        f"**{pct(a['asks_share'])}** (<= {pct(a['asks_upper95'])}) |"
+        for name, src in f["sources"].items()
+        for arm, a in src.get("asking", {}).items()
+    ]
+    if not rows:
+        return ""
+    return (
+        "\n\nThe rewriter asking \"Did you mean ...?\" about its guesses instead of acting on them "
+        "(targets: acts <= 0.5 %, asks <= 2 %); the scope model is learned from the training logs' "
+        "behaviour (`selflearn train scope`).\n\n"
+        "| source | arm | acts without asking | asks |\n|---|---|---:|---:|\n" + "\n".join(rows)
     )
 
 

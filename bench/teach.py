@@ -20,6 +20,11 @@ rewriter-train-360mix-k5``, made by ``bench/online_stores.sh`` then ``bench/onli
   *<words>* is. Can you teach me?" about words a request failed on twice in the home (within the
   nag budget), and uses what it was taught from the next request on.
 
+With ``--scope-rewriter`` (default: the flagship's copy with a scope model, ``bench/
+.cache/online/rewriter-train-360mix-k5-scope`` when it exists), also ``confirm (scope)``: the
+``confirm`` arm with the rewriter that neither rewrites nor asks about requests its scope model
+puts out of scope -- what that costs in rescues on in-scope traffic.
+
 Teaching names can only fix requests that failed because the home lacks a name: the benchmark
 also reports that ceiling, the share of the control arm's defects whose failure point is ``er``
 (simulation truth).
@@ -51,6 +56,7 @@ CACHE = Path(__file__).resolve().parent / ".cache" / "online"
 """The online benchmark's cache: the control and acting-alone replays are shared with it."""
 
 REWRITER = CACHE / "rewriter-train-360mix-k5"
+SCOPED = CACHE / "rewriter-train-360mix-k5-scope"
 
 ARMS = ("control", "personal", "confirm", "confirm-all", "teach")
 LABELS = {
@@ -59,6 +65,7 @@ LABELS = {
     "confirm": "+ confirmation (guesses)",
     "confirm-all": "+ confirmation (every rewrite)",
     "teach": "+ confirmation + teaching",
+    "confirm-scope": "+ confirmation, with the scope model",
 }
 
 HEADER = (
@@ -108,6 +115,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rewriter", type=Path, default=REWRITER, help="online rewriter folder to replay")
+    parser.add_argument(
+        "--scope-rewriter", type=Path, default=SCOPED, help="rewriter with a scope model (skipped if missing)"
+    )
     parser.add_argument("--populations", default="seen,held-out,held-out-clean")
     parser.add_argument("--real", action="store_true", help="also the real-ASR population")
     parser.add_argument("--replay-households", type=int, default=40)
@@ -135,9 +145,13 @@ def main() -> None:
         replay = Replay(population(name), args.cache, args.workers, households, days, rebuild=args.rebuild)
         stats: dict[str, ArmStats] = {}
         arms: dict[str, Any] = {}
-        for arm in ARMS:
+        scoped = (args.scope_rewriter / "scope" / "model.json").exists()
+        for arm in (*ARMS, "confirm-scope") if scoped else ARMS:
             print(f"[teach] {name}: {arm}", file=sys.stderr)
-            stats[arm] = replay.score([arm], None if arm == "control" else args.rewriter)[arm]
+            if arm == "confirm-scope":
+                stats[arm] = replay.score(["confirm"], args.scope_rewriter)["confirm"]
+            else:
+                stats[arm] = replay.score([arm], None if arm == "control" else args.rewriter)[arm]
             alone = stats.get("personal") if arm != "control" and arm != "personal" else None
             arms[arm] = figures_of(stats[arm], alone)
             arms[arm]["taught"] = stats[arm].answers.get("taught", 0)

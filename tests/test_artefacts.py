@@ -33,6 +33,7 @@ LEARNERS = [
     ("selflearn.rewrite.knowledge", "Knowledge", "FORMAT"),
     ("selflearn.rewrite.ranker", "Ranker", "FORMAT"),
     ("selflearn.rewrite.intents", "IntentModel", "FORMAT"),
+    ("selflearn.rewrite.scope", "ScopeModel", "FORMAT"),
     ("selflearn.mining.miner", "RewriteMiner", None),
     ("selflearn.assistant.asr.confusion", "ConfusionModel", "FORMAT"),
 ]

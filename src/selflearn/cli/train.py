@@ -205,3 +205,35 @@ def train_rewriter_cmd(
             f"{cal['losses']} losses, {cal['unknown']} unknown on held-out households; "
             f"{cal['resampled_p10']:.3f}-{cal['resampled_p90']:.3f} over household resamples)"
         )
+
+
+@train_app.command("scope")
+def train_scope_cmd(
+    store_path: StorePath = Path("selflearn.duckdb"),
+    rewriter_dir: Annotated[
+        Path,
+        typer.Option("--rewriter", "-r", help="Rewriter folder to add the scope model to (as scope/)."),
+    ] = Path("models/rewriter"),
+    max_blocked: Annotated[
+        float,
+        typer.Option(
+            "--max-blocked",
+            help="Share of held-out in-scope requests that failed and were then served which the "
+            "threshold may block.",
+        ),
+    ] = 0.05,
+) -> None:
+    """Learn which requests nobody can help with (jokes, e-mail, services the home lacks) from the
+    store's own logs -- requests that failed, were given up at once and never worked for anyone --
+    and add it to a rewriter, which then neither rewrites nor asks about them (docs/rewriting.md)."""
+    from selflearn.rewrite.scope import ScopeModel
+
+    if not (rewriter_dir / "model.json").exists():
+        raise ConfigError(f"no rewriter at {rewriter_dir}: train one with `selflearn train rewriter`")
+    if not 0 < max_blocked < 1:
+        raise ConfigError(f"--max-blocked must be between 0 and 1, got {max_blocked}")
+    with Store(store_path, read_only=True) as store:
+        model = ScopeModel(max_blocked=max_blocked).fit(store)
+    path = model.save(rewriter_dir / "scope")
+    report = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in model.report_.items())
+    out.print(f"trained the scope model ({report}) -> {path}")

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from selflearn.core.artefacts import format_name, read_description, reading, write_description
+from selflearn.core.artefacts import DESCRIPTION, format_name, read_description, reading, write_description
 from selflearn.core.delex import Delexicalized, Delexicalizer, strip_fillers
 from selflearn.core.embed import RelatedWords, StaticEmbedder
 from selflearn.core.errors import ConfigError
@@ -71,6 +71,7 @@ from selflearn.rewrite.knowledge import Knowledge, embed_text
 from selflearn.rewrite.logs import LogTurn
 from selflearn.rewrite.personal import HouseholdMemory, PersonalLayer
 from selflearn.rewrite.ranker import Ranker
+from selflearn.rewrite.scope import ScopeModel
 from selflearn.rewrite.table import RewriteTable
 
 if TYPE_CHECKING:
@@ -233,6 +234,10 @@ class Rewriter:
         self.table_: RewriteTable | None = None
         """The mined rewrite table served first, if one was given to :meth:`fit`."""
         self.fit_report_: FitReport | None = None
+        self.scope_: ScopeModel | None = None
+        """Which requests nobody can help with (:mod:`selflearn.rewrite.scope`): a guess about
+        one of them is neither applied nor asked about. Trained apart (``selflearn train scope``)
+        and saved in the ``scope/`` sub-folder."""
         """What :meth:`fit` saw and chose."""
         self._related: RelatedWords | None = None
         self._hoods: dict[str, tuple[np.ndarray, Neighbourhood | None, tuple[np.ndarray, float] | None]] = {}
@@ -312,6 +317,8 @@ class Rewriter:
             self.ranker_.save(out / "ranker")
         if self.table_ is not None:
             self.table_.save(out / "table")
+        if self.scope_ is not None:
+            self.scope_.save(out / "scope")
         # The description last: the service reloads a watched folder when it changes.
         return write_description(out, FORMAT, meta)
 
@@ -332,6 +339,9 @@ class Rewriter:
         with reading(src, "rewriter"):
             saved = RewriterConfig(**meta.get("config", {}))
         rewriter = cls.from_parts(knowledge, ranker, table, embedder, config or saved)
+        if (src / "scope" / DESCRIPTION).exists():
+            rewriter.scope_ = ScopeModel.load(src / "scope")
+            rewriter.scope_._embedder = rewriter.embedder
         rewriter.path = src
         return rewriter
 
@@ -427,9 +437,15 @@ class Rewriter:
             reasons = (*decision.reasons, why)
             return RewriteDecision(decision.original, decision.original, False, reasons=reasons)
         mode = self.config.confirm
+        guess = decision.layer in ("global", "precomputed") and not str(decision.rule_id).startswith("nbest:")
+        if guess and self.scope_ is not None:
+            p_out = self.scope_.p_out(decision.original)
+            if p_out >= self.scope_.threshold_:
+                why = f"nobody can help: out of scope (p {p_out:.2f} >= {self.scope_.threshold_:.2f})"
+                reasons = (*decision.reasons, why)
+                return RewriteDecision(decision.original, decision.original, False, reasons=reasons)
         if mode == "off":
             return decision
-        guess = decision.layer in ("global", "precomputed") and not str(decision.rule_id).startswith("nbest:")
         sensitive = is_sensitive(decision.text) or is_sensitive(decision.original)
         if guess and not sensitive and mode == "guesses" and mem is not None:
             own = mem.rewrite_for(normalize_name(decision.original))
