@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -218,3 +219,31 @@ def test_bad_dialogue_settings_are_config_errors() -> None:
         DialogueConfig(confirm_template="Really?")
     with pytest.raises(ConfigError, match="confirm"):
         RewriterConfig(confirm="sometimes")  # type: ignore[arg-type]
+
+
+def test_the_service_answers_a_question_with_the_original_text_and_the_proposal(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from selflearn.service import ServiceConfig, create_app
+
+    folder = _rewriter().save(tmp_path / "rw")
+    config = ServiceConfig(rewriter=folder, confirm="guesses", request_timeout_ms=5000)
+    with TestClient(create_app(config)) as client:
+        res = client.post(
+            "/v1/rewrite",
+            json={
+                "text": KILL,
+                "household_id": "h1",
+                "failed": True,
+                "home": HOME.to_dict(),
+                "area": "Kitchen",
+            },
+        )
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["text"] == KILL and not body["rewritten"] and body["rewrite"] is None
+    assert body["confirm"]["proposal"] == "turn off the lights in the kitchen"
+    assert body["confirm"]["question"] == "Did you mean turn off the lights in the kitchen?"
+    assert body["confirm"]["rewrite"]["original_text"] == KILL
+    with pytest.raises(ConfigError, match="confirm"):
+        ServiceConfig(confirm="maybe")

@@ -259,6 +259,8 @@ def test_sentences_that_only_look_like_teaching_are_requests() -> None:
     chat = Chat()
     answer = chat.say("what time is it")  # ... but "it" names nothing: an ordinary request
     assert answer.response.startswith("It's") and not answer.acts
+    chat.say("it is the reading lamp")  # no question waiting: "it" is not a word to teach
+    assert chat.teaching.book.listing("h1", "me") == []
 
 
 def test_concept_records_round_trip() -> None:

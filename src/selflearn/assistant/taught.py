@@ -38,6 +38,7 @@ from selflearn.assistant.teach import (
     first_unparsed,
     make_concept,
     named_thing,
+    plausible_name,
     read_command,
     read_when,
     split_sentences,
@@ -252,8 +253,8 @@ def _command(
                 base.timestamp, target=intent, taught_by=f"{base.turn_id}.u", scope="user",
             )
     elif command.kind == "name":
-        if named_thing(home, command.phrase) is not None:
-            return None  # a configured name is not redefined
+        if named_thing(home, command.phrase) is not None or not plausible_name(command.phrase):
+            return None  # a configured name is not redefined; "it is ..." names nothing
         thing = named_thing(home, command.body)
         if thing is None:
             return None

@@ -137,6 +137,14 @@ def serve_cmd(
         ),
     ] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request (uvicorn access log).")] = False,
+    confirm: Annotated[
+        str,
+        typer.Option(
+            help="When the rewriter asks instead of acting: off, guesses (ranked and mined rewrites; "
+            "sensitive intents always) or all. A question comes back as `confirm` with `text` the "
+            "original (docs/dialogue.md).",
+        ),
+    ] = "off",
 ) -> None:
     """Serve the online rewriter over HTTP (one process; run replicas for more).
 
@@ -154,6 +162,7 @@ def serve_cmd(
         replay_days=replay_days,
         admin_token=admin_token,
         decision_threads=decision_threads,
+        confirm=confirm,
         freeze_gc=True,
     )
     console.print(f"loading {rewriter_dir or 'no rewriter (pass-through)'} ...")

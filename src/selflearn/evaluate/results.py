@@ -102,7 +102,7 @@ def write_results(
     simulator version they were measured with; returns the file.
 
     ``folder`` defaults to ``$SELFLEARN_RESULTS`` or the checkout's ``docs/results``."""
-    out = folder or Path(os.environ.get("SELFLEARN_RESULTS", RESULTS))
+    out = folder or Path(os.environ.get("SELFLEARN_RESULTS") or RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     record = {
         "benchmark": name,

@@ -49,6 +49,10 @@ class ServiceConfig:
     replay_days: float | None = None
     """At start, replay the store's last this many days of turns and feedback into the personal
     layer (rebuilds a replica's personal memories; None: start empty)."""
+    confirm: str = "off"
+    """When the rewriter asks instead of acting (``RewriterConfig.confirm``: ``off``, ``guesses``
+    or ``all``): a question is answered with ``text`` the original and a ``confirm`` object, for
+    clients that can ask "Did you mean ...?" (docs/dialogue.md)."""
     home_cache: int = 1024
     """Inline home configurations kept parsed (requests repeating one reuse the parsed home)."""
     freeze_gc: bool = False
@@ -68,6 +72,10 @@ class ServiceConfig:
             (
                 self.request_timeout_ms > 0,
                 f"request_timeout_ms must be positive, not {self.request_timeout_ms}",
+            ),
+            (
+                self.confirm in ("off", "guesses", "all"),
+                f"confirm must be off, guesses or all, not {self.confirm!r}",
             ),
             (self.decision_threads >= 0, f"decision_threads must be 0 or more, not {self.decision_threads}"),
             (self.watch_s is None or self.watch_s > 0, f"watch_s must be positive, not {self.watch_s}"),

@@ -154,6 +154,8 @@ class Service:
         if old is not None and old.embedder is not None and meta.get("embedder") == str(old.embedder.path):
             embedder = old.embedder  # same static model: share it instead of loading it again
         rewriter = Rewriter.load(folder, embedder=embedder)
+        if self.config.confirm != "off":
+            rewriter.config = replace(rewriter.config, confirm=self.config.confirm)  # type: ignore[arg-type]
         rewriter.rewrite_one("turn on the lights", RewriteContext(household_id="selflearn.warmup"))
         rewriter.stats.requests = 0
         version = _version_of(rewriter, meta_bytes)
