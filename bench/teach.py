@@ -15,6 +15,8 @@ rewriter-train-360mix-k5``, made by ``bench/online_stores.sh`` then ``bench/onli
 * ``confirm``: + confirmation: the assistant asks "Did you mean ...?" about the rewriter's
   guesses (ranked retrieval and the mined table; sensitive intents always), while the
   household's own words and the recogniser's alternatives still act;
+* ``confirm-unconfirmed``: + confirmation of the guesses and of the household's own fixes
+  learned from its retries until it said yes to one;
 * ``confirm-all``: + confirmation of every rewrite;
 * ``teach``: ``confirm`` with an assistant that can be taught: it asks "I don't know what
   *<words>* is. Can you teach me?" about words a request failed on twice in the home (within the
@@ -58,11 +60,12 @@ CACHE = Path(__file__).resolve().parent / ".cache" / "online"
 REWRITER = CACHE / "rewriter-train-360mix-k5"
 SCOPED = CACHE / "rewriter-train-360mix-k5-scope"
 
-ARMS = ("control", "personal", "confirm", "confirm-all", "teach")
+ARMS = ("control", "personal", "confirm", "confirm-unconfirmed", "confirm-all", "teach")
 LABELS = {
     "control": "HA today",
     "personal": "+ rewriter acting alone",
     "confirm": "+ confirmation (guesses)",
+    "confirm-unconfirmed": "+ confirmation (guesses and unconfirmed own fixes)",
     "confirm-all": "+ confirmation (every rewrite)",
     "teach": "+ confirmation + teaching",
     "confirm-scope": "+ confirmation, with the scope model",
@@ -125,6 +128,11 @@ def main() -> None:
     parser.add_argument("--real-households", type=int, default=40)
     parser.add_argument("--real-days", type=float, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--real-skip",
+        default="confirm-all,confirm-scope",
+        help="arms not replayed through real ASR (it is slow); empty: all of them",
+    )
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--rebuild", action="store_true", help="re-simulate the replays")
     args = parser.parse_args()
@@ -146,7 +154,8 @@ def main() -> None:
         stats: dict[str, ArmStats] = {}
         arms: dict[str, Any] = {}
         scoped = (args.scope_rewriter / "scope" / "model.json").exists()
-        for arm in (*ARMS, "confirm-scope") if scoped else ARMS:
+        skip = {a for a in args.real_skip.split(",") if a} if real else set()
+        for arm in [a for a in ((*ARMS, "confirm-scope") if scoped else ARMS) if a not in skip]:
             print(f"[teach] {name}: {arm}", file=sys.stderr)
             if arm == "confirm-scope":
                 stats[arm] = replay.score(["confirm"], args.scope_rewriter)["confirm"]

@@ -305,7 +305,7 @@ def test_the_command_reads_piped_lines_and_echoes_them(rewriter_dir: Path, tmp_p
     ("args", "message"),
     [
         (["--area", "Attic"], "is not an area of home example"),
-        (["--confirm", "sometimes"], "--confirm must be one of off, guesses, all"),
+        (["--confirm", "sometimes"], "--confirm must be one of off, guesses, unconfirmed, all"),
     ],
 )
 def test_bad_options_are_config_errors(args: list[str], message: str) -> None:

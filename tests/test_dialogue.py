@@ -116,7 +116,7 @@ def test_a_guess_is_a_question_and_yes_runs_it() -> None:
     again = _say(assistant, state, KILL, "t2", T0 + timedelta(minutes=5))
     assert again.question is None and again.rewritten and state.states["light.kitchen"] == "off"
     decision = rewriter.rewrite_one(KILL, RewriteContext(household_id="h1", home=HOME, area="Kitchen"))
-    assert not decision.confirm and "household confirmed" in decision.reasons[-1]
+    assert not decision.confirm and "household said yes" in decision.reasons[-1]
 
 
 def test_no_asks_what_was_meant_and_the_guess_is_never_proposed_again() -> None:
@@ -247,3 +247,18 @@ def test_the_service_answers_a_question_with_the_original_text_and_the_proposal(
     assert body["confirm"]["rewrite"]["original_text"] == KILL
     with pytest.raises(ConfigError, match="confirm"):
         ServiceConfig(confirm="maybe")
+
+
+def test_unconfirmed_mode_asks_about_the_households_own_fixes_until_it_says_yes() -> None:
+    from collections import Counter
+
+    context = RewriteContext(household_id="h1", home=HOME, area="Kitchen")
+    for mode, asks in (("guesses", False), ("unconfirmed", True)):
+        rewriter = _rewriter(mode)
+        memory = rewriter.personal._new("h1")
+        memory.rewrites["make it bright"] = Counter({"turn on the kitchen light": 2})  # two retries
+        first = rewriter.rewrite_one("make it bright", context)
+        assert first.rewritten and first.layer == "personal" and first.confirm == asks, mode
+        rewriter.personal.confirmed("h1", "make it bright", "turn on the kitchen light", True, 2)
+        after_yes = rewriter.rewrite_one("make it bright", context)
+        assert after_yes.rewritten and not after_yes.confirm, mode

@@ -49,7 +49,7 @@ __all__ = [
     "pick_area",
 ]
 
-CONFIRM_MODES: tuple[ConfirmMode, ...] = ("off", "guesses", "all")
+CONFIRM_MODES: tuple[ConfirmMode, ...] = ("off", "guesses", "unconfirmed", "all")
 QUESTION_TIMEOUT_S = 60.0
 """How long a question waits for its typed answer (a spoken one waits 8 s; typing is slower)."""
 PROMPT = "you> "
@@ -124,7 +124,7 @@ def load_rewriter(folder: Path | None, confirm: str) -> Rewriter:
 
 
 def confirm_mode(confirm: str) -> ConfirmMode:
-    """``--confirm`` checked: off, guesses or all."""
+    """``--confirm`` checked: off, guesses, unconfirmed or all."""
     for mode in CONFIRM_MODES:
         if confirm == mode:
             return mode
@@ -435,7 +435,10 @@ def chat_cmd(
         ),
     ] = None,
     confirm: Annotated[
-        str, typer.Option(help="When the rewriter asks 'Did you mean ...?' first: off, guesses or all.")
+        str,
+        typer.Option(
+            help="When the rewriter asks 'Did you mean ...?' first: off, guesses, unconfirmed or all."
+        ),
     ] = "guesses",
     area: Annotated[
         str | None,

@@ -140,9 +140,10 @@ def serve_cmd(
     confirm: Annotated[
         str,
         typer.Option(
-            help="When the rewriter asks instead of acting: off, guesses (ranked and mined rewrites; "
-            "sensitive intents always) or all. A question comes back as `confirm` with `text` the "
-            "original (docs/dialogue.md).",
+            help="When the rewriter asks instead of acting: off, guesses (ranked and mined rewrites), "
+            "unconfirmed (also the household's own fixes until it said yes) or all; sensitive intents "
+            "always ask unless off. A question comes back as `confirm` with `text` the original "
+            "(docs/dialogue.md).",
         ),
     ] = "off",
 ) -> None:

@@ -12,7 +12,7 @@ same figures however loaded the machine is.
 
 >>> from selflearn.evaluate.ab import ARMS
 >>> ARMS
-('control', 'global', 'personal', 'table', 'confirm', 'confirm-all', 'teach')
+('control', 'global', 'personal', 'table', 'confirm', 'confirm-unconfirmed', 'confirm-all', 'teach')
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from selflearn.evaluate.cache import replay_folder
 from selflearn.evaluate.populations import Placement, Population
 from selflearn.evaluate.replay import ArmStats, score_arm
 
-ARMS = ("control", "global", "personal", "table", "confirm", "confirm-all", "teach")
+ARMS = ("control", "global", "personal", "table", "confirm", "confirm-unconfirmed", "confirm-all", "teach")
 """The arms a replay can have: ``confirm`` is ``personal`` with the assistant asking "Did you
 mean ...?" about the rewriter's guesses (``RewriterConfig.confirm="guesses"``, sensitive intents
-always), ``confirm-all`` asks about every rewrite, ``teach`` is ``confirm`` with an assistant that
+always), ``confirm-unconfirmed`` also about the household's own fixes it has not said yes to,
+``confirm-all`` asks about every rewrite, ``teach`` is ``confirm`` with an assistant that
 can be taught and asks to be taught at teachable moments."""
 
 
@@ -93,9 +94,13 @@ def _maker(arm: str, folder: Path) -> Callable[[], RewriteHook]:
         # No decision budget in a replay: on a loaded machine a decision that runs past it is
         # passed through, so the outcome would depend on the load and two runs would differ (seen:
         # 35 of 37,810 turns of one arm). Decision time is bench/rewrite_latency.py's to measure.
-        confirm: ConfirmMode = (
-            "guesses" if arm in ("confirm", "teach") else "all" if arm == "confirm-all" else "off"
-        )
+        modes: dict[str, ConfirmMode] = {
+            "confirm": "guesses",
+            "teach": "guesses",
+            "confirm-unconfirmed": "unconfirmed",
+            "confirm-all": "all",
+        }
+        confirm = modes.get(arm, "off")
         unbounded = RewriterConfig(personal=arm != "global", budget_ms=float("inf"), confirm=confirm)
         return Rewriter.load(folder, unbounded)
 

@@ -49,7 +49,8 @@ class ArmStats:
     action where a refusal was the correct answer."""
     layers: dict[str, Counter[str]] = field(default_factory=dict)
     """Per rewrite layer (``Turn.rewrite.layer``; ``"global (n-best)"`` and ``"personal (n-best)"``
-    for the n-best step): its rewritten turns counted as ``win``, ``loss`` or ``same`` (the outcome
+    for the n-best step, ``"personal (taught)"`` for concepts users taught): its rewritten turns
+    counted as ``win``, ``loss`` or ``same`` (the outcome
     did not change), and of them the ``wrong action`` ones (:attr:`acted_wrong`)."""
     fallback_rescues: int = 0
     """Turns the gazetteer fallback matched that worked. It runs only when strict matching found
@@ -250,8 +251,11 @@ def score_arm(folder: str | Path) -> ArmStats:
                 s.losses += 1
                 s.loss_examples.append(example)
             layer = rewrite["layer"]
-            if str(rewrite.get("rule_id") or "").startswith("nbest:"):
+            rule = str(rewrite.get("rule_id") or "")
+            if rule.startswith("nbest:"):
                 layer += " (n-best)"
+            elif rule.startswith("taught:"):
+                layer += " (taught)"
             counts = s.layers.setdefault(layer, Counter())
             counts[kind] += 1
             if t["defect"] and acted:

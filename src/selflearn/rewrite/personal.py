@@ -112,6 +112,13 @@ class HouseholdMemory:
     by_turn: dict[str, _Pending] = field(default_factory=dict)
     rejected: dict[str, set[str]] = field(default_factory=dict)
     """Request (normalised) -> proposals the household said no to ("Did you mean ...?" -- no)."""
+    accepted: dict[str, set[str]] = field(default_factory=dict)
+    """Request (normalised) -> proposals the household said yes to."""
+
+    def accepted_before(self, text: str, proposal: str) -> bool:
+        """Whether the household said yes to ``proposal`` for ``text`` before."""
+        said_yes = self.accepted.get(normalize_name(text))
+        return said_yes is not None and normalize_name(proposal) in said_yes
 
     def rejected_before(self, text: str, proposal: str) -> bool:
         """Whether the household said no to ``proposal`` for ``text`` before."""
@@ -243,8 +250,10 @@ class PersonalLayer:
         if yes:
             mem.rewrites.setdefault(said, Counter())[meant] += weight
             mem.rejected.get(said, set()).discard(meant)
+            mem.accepted.setdefault(said, set()).add(meant)
         else:
             mem.rejected.setdefault(said, set()).add(meant)
+            mem.accepted.get(said, set()).discard(meant)
             counts = mem.rewrites.get(said)
             if counts is not None:
                 counts.pop(meant, None)

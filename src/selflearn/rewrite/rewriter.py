@@ -85,7 +85,7 @@ FORMAT = format_name("rewriter", 2)
 Layer = Literal["precomputed", "global", "personal"]
 
 FailOpen = Literal["error", "over_budget"]
-ConfirmMode = Literal["off", "guesses", "all"]
+ConfirmMode = Literal["off", "guesses", "unconfirmed", "all"]
 """When the rewriter asks instead of acting (:attr:`RewriterConfig.confirm`)."""
 """Why a decision passed the original text through without deciding: the rewriter raised
 (``error``) or took longer than :attr:`RewriterConfig.budget_ms` (``over_budget``)."""
@@ -123,8 +123,10 @@ class RewriterConfig:
     confirm: ConfirmMode = "off"
     """When to ask instead of acting (see the module docstring): ``off`` (act on every rewrite
     that clears its bar, today's default), ``guesses`` (ask about ranked and mined rewrites; the
-    household's own words and the recogniser's alternatives act) or ``all`` (ask about every
-    rewrite). Sensitive intents always ask unless ``off``."""
+    household's own words and the recogniser's alternatives act), ``unconfirmed`` (also ask
+    about the household's own fixes learned from its retries, until it said yes to one; its
+    learned names and the recogniser's alternatives act) or ``all`` (ask about every rewrite).
+    Sensitive intents always ask unless ``off``; a rewrite the household said yes to acts."""
     ask_threshold: float | None = None
     """With ``confirm`` on: the score a ranked guess needs for a question (``None``: the same
     calibrated bar acting uses, so asking changes what happens to a guess, not which guesses are
@@ -143,8 +145,8 @@ class RewriterConfig:
             raise ConfigError("pattern_cache must be 0 or more")
         if self.budget_ms <= 0:
             raise ConfigError("budget_ms must be positive")
-        if self.confirm not in ("off", "guesses", "all"):
-            raise ConfigError(f"confirm must be off, guesses or all, not {self.confirm!r}")
+        if self.confirm not in ("off", "guesses", "unconfirmed", "all"):
+            raise ConfigError(f"confirm must be off, guesses, unconfirmed or all, not {self.confirm!r}")
 
 
 @dataclass(frozen=True)
@@ -447,13 +449,12 @@ class Rewriter:
         if mode == "off":
             return decision
         sensitive = is_sensitive(decision.text) or is_sensitive(decision.original)
-        if guess and not sensitive and mode == "guesses" and mem is not None:
-            own = mem.rewrite_for(normalize_name(decision.original))
-            meant = normalize_name(decision.text)
-            if own is not None and own[1] >= self.config.personal_min and own[0] == meant:
-                why = f"this household confirmed {decision.text!r} for this request"
-                return replace(decision, reasons=(*decision.reasons, why))
-        if mode == "all" or sensitive or guess:
+        yes_before = mem is not None and mem.accepted_before(decision.original, decision.text)
+        if yes_before and not sensitive and mode != "all":
+            why = f"this household said yes to {decision.text!r} for this request"
+            return replace(decision, reasons=(*decision.reasons, why))
+        own_fix = decision.layer == "personal" and decision.rule_id == "personal"
+        if mode == "all" or sensitive or guess or (mode == "unconfirmed" and own_fix):
             why = "sensitive intent: ask first" if sensitive else f"confirm={mode}: ask first"
             return replace(decision, confirm=True, reasons=(*decision.reasons, why))
         return decision

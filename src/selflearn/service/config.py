@@ -74,8 +74,8 @@ class ServiceConfig:
                 f"request_timeout_ms must be positive, not {self.request_timeout_ms}",
             ),
             (
-                self.confirm in ("off", "guesses", "all"),
-                f"confirm must be off, guesses or all, not {self.confirm!r}",
+                self.confirm in ("off", "guesses", "unconfirmed", "all"),
+                f"confirm must be off, guesses, unconfirmed or all, not {self.confirm!r}",
             ),
             (self.decision_threads >= 0, f"decision_threads must be 0 or more, not {self.decision_threads}"),
             (self.watch_s is None or self.watch_s > 0, f"watch_s must be positive, not {self.watch_s}"),
