@@ -18,12 +18,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from selflearn.assistant.nlu import NluResult
 from selflearn.assistant.resolve import Resolution
 from selflearn.core.errors import ConfigError
-from selflearn.core.schema import DialogueAct, DialogueAnswer, DialogueKind, DialogueTrace, RewriteTrace, Turn
+from selflearn.core.schema import (
+    AsrTrace,
+    DeviceContext,
+    DialogueAct,
+    DialogueAnswer,
+    DialogueKind,
+    DialogueTrace,
+    ErTrace,
+    NluTrace,
+    ResultTrace,
+    RewriteTrace,
+    Turn,
+    WakeTrace,
+)
 
 Reply = Literal["yes", "no", "never_mind"]
 """What a short answer to a question means."""
@@ -155,6 +168,42 @@ class Question:
         return self.turn.model_copy(update={"dialogue": replace_trace(trace, answer=answer)})
 
 
+@dataclass(frozen=True)
+class TurnBase:
+    """The fields every turn of one utterance shares, whatever the assistant did with it."""
+
+    turn_id: str
+    session_id: str
+    user_id: str
+    household_id: str
+    timestamp: datetime
+    device: DeviceContext
+    wake: WakeTrace | None
+    asr: AsrTrace | None
+    text: str
+
+    def turn(
+        self, nlu: NluTrace, er: ErTrace | None, result: ResultTrace, text: str | None = None, **extra: Any
+    ) -> Turn:
+        """The turn of this utterance with these traces (``text``: what the NLU got, if not
+        :attr:`text`)."""
+        return Turn(
+            turn_id=self.turn_id,
+            session_id=self.session_id,
+            user_id=self.user_id,
+            household_id=self.household_id,
+            timestamp=self.timestamp,
+            device=self.device,
+            wake=self.wake,
+            asr=self.asr,
+            text=self.text if text is None else text,
+            nlu=nlu,
+            er=er,
+            result=result,
+            **extra,
+        )
+
+
 def replace_trace(trace: DialogueTrace, **changes: object) -> DialogueTrace:
     """``trace`` with ``changes`` (records are frozen)."""
     return trace.model_copy(update=changes)
@@ -180,6 +229,7 @@ __all__ = [
     "DialogueConfig",
     "Question",
     "Reply",
+    "TurnBase",
     "asking_turn",
     "expiry",
     "read_reply",

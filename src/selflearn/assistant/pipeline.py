@@ -35,6 +35,7 @@ from selflearn.assistant.devices import HomeState
 from selflearn.assistant.dialogue import (
     DialogueConfig,
     Question,
+    TurnBase,
     asking_turn,
     expiry,
     read_reply,
@@ -49,6 +50,7 @@ from selflearn.core.schema import (
     AsrTrace,
     DeviceContext,
     DialogueAct,
+    DialogueAnswer,
     DialogueTrace,
     ErTrace,
     ResultTrace,
@@ -346,13 +348,11 @@ class Assistant:
             asr_trace = self.asr.transcribe(spoken, rng, condition)
         text = spoken if asr_trace is None else asr_trace.text
         context_area = _area_id(device.area, state)
+        base = TurnBase(turn_id, session_id, user_id, household_id, timestamp, device, wake, asr_trace, text)
         rewrite: RewriteTrace | Confirm | None = None
         if self.teaching is not None:
-            from selflearn.assistant.taught import TurnBase, before_nlu
+            from selflearn.assistant.taught import before_nlu
 
-            base = TurnBase(
-                turn_id, session_id, user_id, household_id, timestamp, device, wake, asr_trace, text
-            )
             early = before_nlu(self, self.teaching, base, state, context_area)
             if isinstance(early, HandledTurn):
                 return early
@@ -379,10 +379,7 @@ class Assistant:
                     ),
                 )
         if isinstance(rewrite, Confirm):
-            return self._ask(
-                rewrite, state, context_area, rng, turn_id, session_id, user_id, household_id, timestamp,
-                device, wake, asr_trace, text,
-            )
+            return self._ask(rewrite, state, context_area, rng, base)
         effect_without: Effect | None = None
         if rewrite is not None:
             before = state.copy()
@@ -400,19 +397,11 @@ class Assistant:
         )
         ask_rate = self.config.feedback_rate_low_confidence if low else self.config.feedback_rate
         ask = result.status == "success" and rng.random() < ask_rate
-        turn = Turn(
-            turn_id=turn_id,
-            session_id=session_id,
-            user_id=user_id,
-            household_id=household_id,
-            timestamp=timestamp,
-            device=device,
-            wake=wake,
-            asr=asr_trace,
+        turn = base.turn(
+            nlu.trace,
+            resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None,
+            result,
             text=text,
-            nlu=nlu.trace,
-            er=resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None,
-            result=result,
             feedback_requested=ask,
             rewrite=rewrite,
             dialogue=None
@@ -427,49 +416,24 @@ class Assistant:
         return handled
 
     def _ask(
-        self,
-        confirm: Confirm,
-        state: HomeState,
-        context_area: str | None,
-        rng: random.Random,
-        turn_id: str,
-        session_id: str,
-        user_id: str,
-        household_id: str,
-        timestamp: datetime,
-        device: DeviceContext,
-        wake: WakeTrace | None,
-        asr_trace: AsrTrace | None,
-        text: str,
+        self, confirm: Confirm, state: HomeState, context_area: str | None, rng: random.Random, base: TurnBase
     ) -> HandledTurn:
         """The turn that asks "Did you mean <proposal>?" instead of acting (nothing is run)."""
-        nlu, resolution = self.understand(text, state, context_area)
+        nlu, resolution = self.understand(base.text, state, context_area)
         proposal = confirm.trace.rewritten_text
-        act_id = f"{turn_id}.q"
+        act_id = f"{base.turn_id}.q"
         said = self.config.dialogue.confirm_template.format(proposal=proposal)
         latency = max(int(rng.gauss(650, 80)), 50)
-        turn = Turn(
-            turn_id=turn_id,
-            session_id=session_id,
-            user_id=user_id,
-            household_id=household_id,
-            timestamp=timestamp,
-            device=device,
-            wake=wake,
-            asr=asr_trace,
-            text=text,
-            nlu=nlu.trace,
-            er=resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None,
-            result=ResultTrace(status="no_match", latency_ms=latency),
-        )
+        er = resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None
+        turn = base.turn(nlu.trace, er, ResultTrace(status="no_match", latency_ms=latency))
         turn = asking_turn(turn, act_id, "confirm", said, proposal)
         question = Question(
             act_id=act_id,
             kind="confirm",
             text=said,
             turn=turn,
-            asked_at=timestamp,
-            expires_at=expiry(timestamp, self.config.dialogue),
+            asked_at=base.timestamp,
+            expires_at=expiry(base.timestamp, self.config.dialogue),
             proposal=proposal,
             rewrite=confirm.trace,
             raised_by="rewriter",
@@ -528,26 +492,44 @@ class Assistant:
             handled = self._unanswered(question, answer)
             return Answered(said, handled, act, dialogue.clarify_text if follow else "", heard, follow)
         # yes: run the proposal as the asking turn
+        assert question.rewrite is not None
+        handled = self.run_asked(question, question.proposal, question.rewrite, "yes", state, timestamp)
+        assert handled.turn.result is not None
+        response = handled.turn.result.response_text
+        return Answered("yes", handled, question.act("yes", timestamp, text), response, heard)
+
+    def run_asked(
+        self,
+        question: Question,
+        sentence: str,
+        rewrite: RewriteTrace,
+        answer: DialogueAnswer,
+        state: HomeState,
+        timestamp: datetime,
+    ) -> HandledTurn:
+        """The turn that asked ``question``, run now with ``sentence`` in place of its text (the
+        confirmed proposal, or the request with what was just taught): logged with ``rewrite``
+        applied and the question's ``answer``; the original text also runs on a copy of the state
+        taken before, for simulation scoring (:attr:`HandledTurn.effect_without_rewrite`)."""
         asked = question.turn
         area = _area_id(asked.device.area, state)
         before = state.copy()
-        nlu, resolution, result, effect = self.run_text(question.proposal, state, timestamp, area)
+        nlu, resolution, result, effect = self.run_text(sentence, state, timestamp, area)
         *_, effect_without = self.run_text(asked.text, before, timestamp, area, explain_failures=False)
         latency = asked.result.latency_ms if asked.result is not None else 0
         trace = asked.dialogue
         assert trace is not None
         turn = asked.model_copy(
             update={
-                "text": question.proposal,
+                "text": sentence,
                 "nlu": nlu.trace,
                 "er": resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None,
                 "result": result.model_copy(update={"latency_ms": latency}),
-                "rewrite": question.rewrite,
-                "dialogue": replace_trace(trace, answer="yes"),
+                "rewrite": rewrite,
+                "dialogue": replace_trace(trace, answer=answer),
             }
         )
-        handled = HandledTurn(turn, effect, nlu, resolution, True, effect_without)
-        return Answered("yes", handled, question.act("yes", timestamp, text), result.response_text, heard)
+        return HandledTurn(turn, effect, nlu, resolution, True, effect_without)
 
     def expire(self, question: Question) -> Answered:
         """End ``question`` unanswered (``timeout``) at the end of its answer window."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from selflearn.assistant.devices import HomeState
-from selflearn.assistant.dialogue import Question, asking_turn, expiry, read_reply, replace_trace
+from selflearn.assistant.dialogue import Question, TurnBase, asking_turn, expiry, read_reply, replace_trace
 from selflearn.assistant.nlu import NluResult
 from selflearn.assistant.pipeline import Answered, Assistant, HandledTurn
 from selflearn.assistant.teach import (
@@ -47,7 +47,6 @@ from selflearn.assistant.teach import (
 from selflearn.core.schema import (
     AsrTrace,
     Concept,
-    DeviceContext,
     DialogueAct,
     DialogueAnswer,
     DialogueKind,
@@ -57,7 +56,6 @@ from selflearn.core.schema import (
     ResultTrace,
     RewriteTrace,
     Turn,
-    WakeTrace,
 )
 
 UNPARSABLE = "Sorry, I couldn't follow that, so I haven't learned anything."
@@ -72,38 +70,6 @@ class Teaching:
     budget: TeachBudget = field(default_factory=TeachBudget)
     moments: bool = True
     """Ask to be taught at teachable moments (needs ``AssistantConfig(ask=True)``)."""
-
-
-@dataclass(frozen=True)
-class TurnBase:
-    """The fields every turn of one utterance shares."""
-
-    turn_id: str
-    session_id: str
-    user_id: str
-    household_id: str
-    timestamp: datetime
-    device: DeviceContext
-    wake: WakeTrace | None
-    asr: AsrTrace | None
-    text: str
-
-    def turn(self, nlu: NluTrace, er: ErTrace | None, result: ResultTrace, **extra: object) -> Turn:
-        return Turn(
-            turn_id=self.turn_id,
-            session_id=self.session_id,
-            user_id=self.user_id,
-            household_id=self.household_id,
-            timestamp=self.timestamp,
-            device=self.device,
-            wake=self.wake,
-            asr=self.asr,
-            text=self.text,
-            nlu=nlu,
-            er=er,
-            result=result,
-            **extra,
-        )
 
 
 def _parses(assistant: Assistant, state: HomeState, area: str | None) -> Callable[[str], bool]:
@@ -453,13 +419,13 @@ def rerun(
     state: HomeState,
     timestamp: datetime,
     area: str | None,
-    answer: str,
+    answer: DialogueAnswer,
 ) -> HandledTurn:
     """The asking turn run again with what was just taught."""
     asked = question.turn
-    trace = asked.dialogue
-    assert trace is not None
-    finished = replace_trace(trace, answer=answer)
+    asking = asked.dialogue
+    assert asking is not None
+    finished = replace_trace(asking, answer=answer)
     if len(applied.sentences) > 1:
         base = TurnBase(
             asked.turn_id, asked.session_id, asked.user_id, asked.household_id, asked.timestamp,
@@ -474,22 +440,8 @@ def rerun(
             True,
             effects=handled.effects,
         )
-    before = state.copy()
-    sentence = applied.sentences[0]
-    nlu, resolution, result, effect = assistant.run_text(sentence, state, timestamp, area)
-    *_, without = assistant.run_text(asked.text, before, timestamp, area, explain_failures=False)
-    latency = asked.result.latency_ms if asked.result is not None else 0
-    turn = asked.model_copy(
-        update={
-            "text": sentence,
-            "nlu": nlu.trace,
-            "er": resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None,
-            "result": result.model_copy(update={"latency_ms": latency}),
-            "rewrite": _trace(asked.text, applied),
-            "dialogue": finished,
-        }
-    )
-    return HandledTurn(turn, effect, nlu, resolution, True, without)
+    rewrite = _trace(asked.text, applied)
+    return assistant.run_asked(question, applied.sentences[0], rewrite, answer, state, timestamp)
 
 
 def _unanswered(question: Question, answer: str) -> HandledTurn:
