@@ -60,7 +60,7 @@ CACHE = Path(__file__).resolve().parent / ".cache" / "online"
 REWRITER = CACHE / "rewriter-train-360mix-k5"
 SCOPED = CACHE / "rewriter-train-360mix-k5-scope"
 
-ARMS = ("control", "personal", "confirm", "confirm-unconfirmed", "confirm-all", "teach")
+ARMS = ("control", "personal", "confirm", "confirm-all", "teach")
 LABELS = {
     "control": "HA today",
     "personal": "+ rewriter acting alone",
@@ -122,6 +122,9 @@ def main() -> None:
         "--scope-rewriter", type=Path, default=SCOPED, help="rewriter with a scope model (skipped if missing)"
     )
     parser.add_argument("--populations", default="seen,held-out,held-out-clean")
+    parser.add_argument(
+        "--scope-populations", default="held-out", help="populations replayed with the scope model too"
+    )
     parser.add_argument("--real", action="store_true", help="also the real-ASR population")
     parser.add_argument("--replay-households", type=int, default=40)
     parser.add_argument("--replay-days", type=float, default=14)
@@ -153,7 +156,7 @@ def main() -> None:
         replay = Replay(population(name), args.cache, args.workers, households, days, rebuild=args.rebuild)
         stats: dict[str, ArmStats] = {}
         arms: dict[str, Any] = {}
-        scoped = (args.scope_rewriter / "scope" / "model.json").exists()
+        scoped = (args.scope_rewriter / "scope" / "model.json").exists() and name in args.scope_populations
         skip = {a for a in args.real_skip.split(",") if a} if real else set()
         for arm in [a for a in ((*ARMS, "confirm-scope") if scoped else ARMS) if a not in skip]:
             print(f"[teach] {name}: {arm}", file=sys.stderr)

@@ -24,7 +24,8 @@ Guards: never across opposite actions (polarity), only candidates the request's 
 fill, never a household name in a global artefact, never a proposal this household said no to.
 
 **Asking first** (:attr:`RewriterConfig.confirm`): with ``"guesses"`` the decisions that guess at
-a meaning -- ranked retrieval and the mined table -- are returned as a
+a meaning -- ranked retrieval (from everyone's patterns or the household's own successes) and the
+mined table -- are returned as a
 :class:`~selflearn.core.hooks.Confirm` (the assistant asks "Did you mean ...?") while the
 household's own words (learned names, its own fixes) and the recogniser's alternatives still act;
 with ``"all"`` every rewrite is a question. Either way a rewrite into (or out of) a sensitive intent
@@ -439,7 +440,11 @@ class Rewriter:
             reasons = (*decision.reasons, why)
             return RewriteDecision(decision.original, decision.original, False, reasons=reasons)
         mode = self.config.confirm
-        guess = decision.layer in ("global", "precomputed") and not str(decision.rule_id).startswith("nbest:")
+        rule = str(decision.rule_id)
+        # Guesses at a meaning: the mined table and ranked retrieval, whether its candidate came
+        # from everyone's patterns ("global:...") or from this household's successes
+        # ("personal:..."); not the recogniser's alternatives, names or replayed own fixes.
+        guess = decision.layer == "precomputed" or rule.startswith(("global:", "personal:"))
         if guess and self.scope_ is not None:
             p_out = self.scope_.p_out(decision.original)
             if p_out >= self.scope_.threshold_:
