@@ -421,6 +421,13 @@ def asr_wer(r: Result) -> str:
     )
 
 
+def per_wrong(arm: dict[str, Any]) -> str:
+    """Rescues per wrong action, or why there is no ratio."""
+    if arm["rescues_per_wrong_action"] is not None:
+        return ratio(arm["rescues_per_wrong_action"])
+    return "no wrong action" if arm["rescues"] else "-"
+
+
 def teach(r: Result) -> str:
     f = r["figures"]
     rows = []
@@ -430,7 +437,7 @@ def teach(r: Result) -> str:
             rows.append(
                 f"| {name} ({pop['asr']}) | {f['arms'][arm]} | {pct(a['defect_rate'])} | "
                 f"{pct(a['defect_reduction'])} | {a['rescues']:,} | {a['wrong_actions']:,} | "
-                f"**{ratio(a['rescues_per_wrong_action'])}** | {a['questions_per_100_turns']:.1f} | "
+                f"**{per_wrong(a)}** | {a['questions_per_100_turns']:.1f} | "
                 f"{num(a['questions_per_extra_rescue'], '.1f')} | {answers} |"
             )
         ceiling = pop.get("teaching_ceiling")
