@@ -53,7 +53,7 @@ class Exchange:
     @property
     def effects(self) -> list[Effect]:
         """What the assistant did."""
-        return [e for h in self.handled for e in (h.effects or ((h.effect,) if h.effect else ()))]
+        return [e for h in self.handled for e in h.actions]
 
     @property
     def rewrites(self) -> list[RewriteTrace]:

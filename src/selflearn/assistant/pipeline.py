@@ -146,6 +146,12 @@ class HandledTurn:
     acts: tuple[DialogueAct, ...] = ()
     """Dialogue acts that began and ended in this turn (a definition said to the assistant)."""
 
+    @property
+    def actions(self) -> tuple[Effect, ...]:
+        """Everything the assistant did in this turn, in order (a routine's steps, or the one
+        effect, or nothing)."""
+        return self.effects or ((self.effect,) if self.effect is not None else ())
+
 
 @dataclass(frozen=True)
 class Answered:
@@ -347,7 +353,7 @@ class Assistant:
         if asr_trace is None and not typed:
             asr_trace = self.asr.transcribe(spoken, rng, condition)
         text = spoken if asr_trace is None else asr_trace.text
-        context_area = _area_id(device.area, state)
+        context_area = state.home.area_id_of(device.area)
         base = TurnBase(turn_id, session_id, user_id, household_id, timestamp, device, wake, asr_trace, text)
         rewrite: RewriteTrace | Confirm | None = None
         if self.teaching is not None:
@@ -470,13 +476,14 @@ class Assistant:
         dialogue = self.config.dialogue
         if said is None:
             act = question.act("barge_in", timestamp, text)
-            return Answered(None, self._unanswered(question, "barge_in"), act, "", heard)
+            return Answered(None, self.unanswered(question, "barge_in"), act, "", heard)
         if said == "never_mind":
             act = question.act("never_mind", timestamp, text)
-            cancelled = self._unanswered(question, "never_mind")
+            cancelled = self.unanswered(question, "never_mind")
             return Answered(said, cancelled, act, dialogue.cancelled_text, heard)
         if said == "no" or question.proposal is None:
-            act = question.act("no" if said == "no" else "barge_in", timestamp, text)
+            answer: DialogueAnswer = "no" if said == "no" else "barge_in"
+            act = question.act(answer, timestamp, text)
             follow = None
             if question.kind == "confirm":
                 follow = Question(
@@ -488,8 +495,7 @@ class Assistant:
                     expires_at=expiry(timestamp, dialogue),
                     raised_by=question.raised_by,
                 )
-            answer = "no" if said == "no" else "barge_in"
-            handled = self._unanswered(question, answer)
+            handled = self.unanswered(question, answer)
             return Answered(said, handled, act, dialogue.clarify_text if follow else "", heard, follow)
         # yes: run the proposal as the asking turn
         assert question.rewrite is not None
@@ -512,7 +518,7 @@ class Assistant:
         applied and the question's ``answer``; the original text also runs on a copy of the state
         taken before, for simulation scoring (:attr:`HandledTurn.effect_without_rewrite`)."""
         asked = question.turn
-        area = _area_id(asked.device.area, state)
+        area = state.home.area_id_of(asked.device.area)
         before = state.copy()
         nlu, resolution, result, effect = self.run_text(sentence, state, timestamp, area)
         *_, effect_without = self.run_text(asked.text, before, timestamp, area, explain_failures=False)
@@ -534,9 +540,9 @@ class Assistant:
     def expire(self, question: Question) -> Answered:
         """End ``question`` unanswered (``timeout``) at the end of its answer window."""
         act = question.act("timeout", question.expires_at)
-        return Answered(None, self._unanswered(question, "timeout"), act, "")
+        return Answered(None, self.unanswered(question, "timeout"), act, "")
 
-    def _unanswered(self, question: Question, answer: Any) -> HandledTurn | None:
+    def unanswered(self, question: Question, answer: DialogueAnswer) -> HandledTurn | None:
         """The asking turn as logged when nothing was run (``None`` for a follow-up question)."""
         if question.kind == "clarify":
             return None
@@ -544,9 +550,3 @@ class Assistant:
         assert question.nlu is not None
         return HandledTurn(turn, None, question.nlu, question.resolution)
 
-
-def _area_id(area_name: str | None, state: HomeState) -> str | None:
-    if area_name is None:
-        return None
-    area = state.home.area_named(area_name)
-    return area.area_id if area else None

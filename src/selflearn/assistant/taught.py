@@ -356,10 +356,10 @@ def teach_reply(
         answer: DialogueAnswer = "declined" if reply == "no" else "never_mind"
         if reply == "no":
             teaching.budget.decline(turn.household_id, turn.user_id, words)
-        ended = _unanswered(question, answer)
+        ended = assistant.unanswered(question, answer)
         said = "OK." if reply == "no" else config.cancelled_text
         return Answered(reply, ended, question.act(answer, timestamp, text), said, heard)
-    area = _area(turn, state)
+    area = state.home.area_id_of(turn.device.area)
     parses = _parses(assistant, state, area)
     said = _clean(text)
     command = read_command(text)
@@ -386,17 +386,17 @@ def teach_reply(
                     taught_by=question.act_id,
                 )
         if concept is None:
-            ended = _unanswered(question, "unparsable")
+            ended = assistant.unanswered(question, "unparsable")
             return Answered(None, ended, question.act("unparsable", timestamp, text), UNPARSABLE, heard)
     if concept is None:  # not an answer: a new request
         act = question.act("barge_in", timestamp, text)
-        return Answered(None, _unanswered(question, "barge_in"), act, "", heard)
+        return Answered(None, assistant.unanswered(question, "barge_in"), act, "", heard)
     teaching.book.teach(concept)
     applied = teaching.book.apply(turn.text, turn.household_id, turn.user_id, state.home)
     act = question.act("taught", timestamp, text, taught=concept.concept_id)
     learned = f"OK, {describe(concept)}."
     if applied is None:
-        return Answered(None, _unanswered(question, "taught"), act, learned, heard)
+        return Answered(None, assistant.unanswered(question, "taught"), act, learned, heard)
     handled = rerun(assistant, question, applied, state, timestamp, area, "taught")
     assert handled.turn.result is not None
     return Answered(None, handled, act, f"{learned} {handled.turn.result.response_text}", heard)
@@ -442,17 +442,6 @@ def rerun(
         )
     rewrite = _trace(asked.text, applied)
     return assistant.run_asked(question, applied.sentences[0], rewrite, answer, state, timestamp)
-
-
-def _unanswered(question: Question, answer: str) -> HandledTurn:
-    turn = question.unanswered_turn(answer)  # type: ignore[arg-type]
-    assert question.nlu is not None
-    return HandledTurn(turn, None, question.nlu, question.resolution)
-
-
-def _area(turn: Turn, state: HomeState) -> str | None:
-    found = state.home.area_named(turn.device.area or "")
-    return found.area_id if found is not None else None
 
 
 __all__ = ["Teaching", "TurnBase", "before_nlu", "teach_reply", "teachable_moment"]

@@ -177,7 +177,7 @@ def describe(exchange: Exchange) -> list[str]:
         if turn.rewrite is not None:
             rw = turn.rewrite
             lines.append(f"rewrote: {_quoted(rw.original_text)} -> {_quoted(rw.rewritten_text)} ({rw.layer})")
-        effects = handled.effects or ((handled.effect,) if handled.effect is not None else ())
+        effects = handled.actions
         for effect in effects:
             what = [effect.intent, ", ".join(sorted(effect.targets))]
             if effect.params:

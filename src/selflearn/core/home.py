@@ -157,6 +157,14 @@ class Home:
                 return area
         return None
 
+    def area_id_of(self, name: str | None) -> str | None:
+        """The id of the area called ``name`` (name, alias or id, case-insensitive), or ``None``
+        (no name, or none of the home's areas)."""
+        if name is None:
+            return None
+        found = self.area_named(name)
+        return found.area_id if found is not None else None
+
     def floor_named(self, text: str) -> Floor | None:
         """The floor whose name or alias equals ``text`` (case-insensitive), or its id."""
         key = normalize_name(text)

@@ -56,10 +56,7 @@ class RewriteContext:
 
     def area_id(self) -> str | None:
         """The id of :attr:`area` in :attr:`home`, or ``None`` (no area, no home, unknown name)."""
-        if self.area is None or self.home is None:
-            return None
-        found = self.home.area_named(self.area)
-        return found.area_id if found is not None else None
+        return self.home.area_id_of(self.area) if self.home is not None else None
 
 
 @dataclass(frozen=True)

@@ -296,8 +296,7 @@ class _HouseholdRun:
             at = question.expires_at
         else:
             trial = self.state.copy()
-            area = self.h.home.area_named(question.turn.device.area or "")
-            area_id = area.area_id if area is not None else None
+            area_id = self.h.home.area_id_of(question.turn.device.area)
             *_, effect = self.assistant.run_text(question.proposal or "", trial, when, area_id, False)
             right = self._judge(goal, effect)
             says_yes = right if rng.random() >= CONFIRM_NOISE else not right
