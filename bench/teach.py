@@ -13,8 +13,11 @@ rewriter-train-360mix-k5``, made by ``bench/online_stores.sh`` then ``bench/onli
 * ``personal``: + the rewriter acting alone behind the NLU (global and personal layers: today's
   default, as in ``bench/online.py``);
 * ``confirm``: + confirmation: the assistant asks "Did you mean ...?" about the rewriter's
-  guesses (ranked retrieval and the mined table; sensitive intents always), while the
-  household's own words and the recogniser's alternatives still act;
+  guesses (ranked retrieval, the mined table, and the recogniser's alternatives known to work
+  only from everyone's logs; sensitive intents always), while the household's own words
+  (including alternatives that worked in this home) still act;
+* ``confirm-low``: ``confirm`` whose ranked layer also asks about guesses scored from half its
+  calibrated acting bar up (``selflearn.evaluate.ab.ASK_SCALE``): more questions, more rescues?
 * ``confirm-unconfirmed``: + confirmation of the guesses and of the household's own fixes
   learned from its retries until it said yes to one;
 * ``confirm-all``: + confirmation of every rewrite;
@@ -60,11 +63,12 @@ CACHE = Path(__file__).resolve().parent / ".cache" / "online"
 REWRITER = CACHE / "rewriter-train-360mix-k5"
 SCOPED = CACHE / "rewriter-train-360mix-k5-scope"
 
-ARMS = ("control", "personal", "confirm", "confirm-all", "teach")
+ARMS = ("control", "personal", "confirm", "confirm-low", "confirm-all", "teach")
 LABELS = {
     "control": "HA today",
     "personal": "+ rewriter acting alone",
     "confirm": "+ confirmation (guesses)",
+    "confirm-low": "+ confirmation (guesses, asking from half the acting bar)",
     "confirm-unconfirmed": "+ confirmation (guesses and unconfirmed own fixes)",
     "confirm-all": "+ confirmation (every rewrite)",
     "teach": "+ confirmation + teaching",

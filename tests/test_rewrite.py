@@ -372,6 +372,31 @@ def test_nbest_alternative_known_to_work_replaces_a_failed_top_hypothesis(
     assert not ask(misheard, alternatives=("make the kitchen cosy", "kill the kitchen lights")).rewritten
 
 
+def test_asking_about_guesses_covers_alternatives_known_only_from_everyones_logs(
+    home: Home, embedder: StaticEmbedder
+) -> None:
+    turns, homes = _population(home)
+    knowledge = Knowledge(KnowledgeConfig(min_users=5)).fit(turns, homes, embedder)
+    misheard, nbest = "tern of the kitchen lights", ("turn off the kitchen lights",)
+
+    def decide(config: RewriterConfig, household: str) -> RewriteDecision:
+        rewriter = Rewriter.from_parts(knowledge, None, None, embedder, config, homes)
+        if household == "h2":  # this home has turned its kitchen lights off by these words before
+            done = {"intent": "HassTurnOff", "slots": {"area": "Kitchen"}}
+            rewriter.personal.observe(log_turn("p1", nbest[0], household="h2", **done), home)
+        return rewriter.rewrite_one(misheard, RewriteContext(household, home=home, failed=True, nbest=nbest))
+
+    # Known to work only from everyone's logs: a guess at what was said, so a question.
+    asked = decide(RewriterConfig(confirm="guesses"), "h1")
+    assert asked.rewritten and asked.layer == "global" and asked.rule_id.startswith("nbest:")
+    assert asked.confirm and "confirm=guesses: ask first" in asked.reasons[-1]
+    # Worked in this very home before: its own words, acted on.
+    mine = decide(RewriterConfig(confirm="guesses"), "h2")
+    assert mine.rewritten and mine.layer == "personal" and not mine.confirm
+    # Acting alone (today's default) asks about neither.
+    assert not decide(RewriterConfig(), "h1").confirm
+
+
 def test_pattern_cache_changes_no_candidate_and_forgets_replaced_knowledge(
     home: Home, embedder: StaticEmbedder
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,39 @@ def test_saved_rewriter_decides_exactly_as_the_fitted_one(trained: tuple[Path, P
             round(two.score, 9),
         )
         assert one.elapsed_us >= 0 and (one.rewritten == (one.trace() is not None))
+
+
+def test_a_lower_ask_threshold_asks_about_guesses_the_rewriter_would_not_act_on(
+    trained: tuple[Path, Path],
+) -> None:
+    folder, store_path = trained
+    with Store(store_path, read_only=True) as store:
+        homes = read_homes(store)
+        rows = store.query(
+            "SELECT text, household_id FROM turns WHERE result.status <> 'success' ORDER BY turn_id LIMIT 400"
+        ).to_pylist()
+
+    def decisions(config: RewriterConfig) -> list[tuple[str, bool, bool]]:
+        rewriter = Rewriter.load(folder, replace(config, personal=False, budget_ms=float("inf")))
+        rewriter.homes.update(homes)
+        out = []
+        for row in rows:
+            ctx = RewriteContext(household_id=row["household_id"], failed=True)
+            d = rewriter.rewrite_one(row["text"], ctx)
+            out.append((d.text, d.rewritten, d.confirm))
+        return out
+
+    acting = decisions(RewriterConfig())
+    at_bar = decisions(RewriterConfig(confirm="all"))
+    low = decisions(RewriterConfig(confirm="all", ask_threshold=0.0))
+    # Asking at the acting bar changes what happens to a guess, not which guesses are made.
+    assert [(t, r) for t, r, _ in at_bar] == [(t, r) for t, r, _ in acting]
+    assert all(c == r for _, r, c in at_bar)
+    # Below it: every question asked at the bar is still asked, and there are more of them.
+    assert all(lo[2] for lo, bar in zip(low, at_bar, strict=True) if bar[2])
+    assert sum(c for *_, c in low) > sum(c for *_, c in at_bar)
+    # Without asking, the ask threshold changes nothing.
+    assert decisions(RewriterConfig(ask_threshold=0.0)) == acting
 
 
 def test_the_calibration_can_be_recomputed_from_the_saved_rewriter(trained: tuple[Path, Path]) -> None:

@@ -11,8 +11,9 @@ decision budget (:attr:`~selflearn.rewrite.RewriterConfig.budget_ms`), so a repl
 same figures however loaded the machine is.
 
 >>> from selflearn.evaluate.ab import ARMS
->>> ARMS
-('control', 'global', 'personal', 'table', 'confirm', 'confirm-unconfirmed', 'confirm-all', 'teach')
+>>> ARMS  # doctest: +NORMALIZE_WHITESPACE
+('control', 'global', 'personal', 'table', 'confirm', 'confirm-low', 'confirm-unconfirmed',
+ 'confirm-all', 'teach')
 """
 
 from __future__ import annotations
@@ -28,12 +29,29 @@ from selflearn.evaluate.cache import replay_folder
 from selflearn.evaluate.populations import Placement, Population
 from selflearn.evaluate.replay import ArmStats, score_arm
 
-ARMS = ("control", "global", "personal", "table", "confirm", "confirm-unconfirmed", "confirm-all", "teach")
+ARMS = (
+    "control",
+    "global",
+    "personal",
+    "table",
+    "confirm",
+    "confirm-low",
+    "confirm-unconfirmed",
+    "confirm-all",
+    "teach",
+)
 """The arms a replay can have: ``confirm`` is ``personal`` with the assistant asking "Did you
 mean ...?" about the rewriter's guesses (``RewriterConfig.confirm="guesses"``, sensitive intents
-always), ``confirm-unconfirmed`` also about the household's own fixes it has not said yes to,
+always), ``confirm-low`` also asks about ranked guesses scored down to :data:`ASK_SCALE` times
+the calibrated acting bar, ``confirm-unconfirmed`` also about the household's own fixes it has
+not said yes to,
 ``confirm-all`` asks about every rewrite, ``teach`` is ``confirm`` with an assistant that
 can be taught and asks to be taught at teachable moments."""
+
+
+ASK_SCALE = 0.5
+"""``confirm-low``: the ranked layer asks from this fraction of its calibrated acting threshold
+up (``RewriterConfig.ask_threshold``). A setting to measure, not a tuned value."""
 
 
 @dataclass(frozen=True)
@@ -96,13 +114,17 @@ def _maker(arm: str, folder: Path) -> Callable[[], RewriteHook]:
         # 35 of 37,810 turns of one arm). Decision time is bench/rewrite_latency.py's to measure.
         modes: dict[str, ConfirmMode] = {
             "confirm": "guesses",
+            "confirm-low": "guesses",
             "teach": "guesses",
             "confirm-unconfirmed": "unconfirmed",
             "confirm-all": "all",
         }
         confirm = modes.get(arm, "off")
         unbounded = RewriterConfig(personal=arm != "global", budget_ms=float("inf"), confirm=confirm)
-        return Rewriter.load(folder, unbounded)
+        rewriter = Rewriter.load(folder, unbounded)
+        if arm == "confirm-low" and rewriter.ranker_ is not None:
+            rewriter.config = replace(unbounded, ask_threshold=ASK_SCALE * rewriter.ranker_.threshold)
+        return rewriter
 
     return make
 

@@ -24,11 +24,12 @@ Guards: never across opposite actions (polarity), only candidates the request's 
 fill, never a household name in a global artefact, never a proposal this household said no to.
 
 **Asking first** (:attr:`RewriterConfig.confirm`): with ``"guesses"`` the decisions that guess at
-a meaning -- ranked retrieval (from everyone's patterns or the household's own successes) and the
-mined table -- are returned as a
-:class:`~selflearn.core.hooks.Confirm` (the assistant asks "Did you mean ...?") while the
-household's own words (learned names, its own fixes) and the recogniser's alternatives still act;
-with ``"all"`` every rewrite is a question. Either way a rewrite into (or out of) a sensitive intent
+a meaning -- ranked retrieval (from everyone's patterns or the household's own successes), the
+mined table, and a recogniser's alternative known to work only from everyone's logs -- are
+returned as a :class:`~selflearn.core.hooks.Confirm` (the assistant asks "Did you mean ...?")
+while the household's own words (learned names, its own fixes, alternatives that worked in this
+home) still act; with ``"all"`` every rewrite is a question. ``ask_threshold`` lets the ranked
+layer ask about guesses below the bar it acts at. Either way a rewrite into (or out of) a sensitive intent
 -- locks, covers, garage doors, alarms -- is always a question. A *yes* teaches the personal layer
 the rewrite (acted on unasked from then on); a *no* is remembered and never proposed again.
 
@@ -123,15 +124,17 @@ class RewriterConfig:
     failed on the top one."""
     confirm: ConfirmMode = "off"
     """When to ask instead of acting (see the module docstring): ``off`` (act on every rewrite
-    that clears its bar, today's default), ``guesses`` (ask about ranked and mined rewrites; the
-    household's own words and the recogniser's alternatives act), ``unconfirmed`` (also ask
-    about the household's own fixes learned from its retries, until it said yes to one; its
-    learned names and the recogniser's alternatives act) or ``all`` (ask about every rewrite).
-    Sensitive intents always ask unless ``off``; a rewrite the household said yes to acts."""
+    that clears its bar, today's default), ``guesses`` (ask about ranked and mined rewrites and
+    about the recogniser's alternatives known to work only from everyone's logs; the household's
+    own words and alternatives that worked in this home act), ``unconfirmed`` (also ask about
+    the household's own fixes learned from its retries, until it said yes to one) or ``all``
+    (ask about every rewrite). Sensitive intents always ask unless ``off``; a rewrite the
+    household said yes to acts."""
     ask_threshold: float | None = None
     """With ``confirm`` on: the score a ranked guess needs for a question (``None``: the same
     calibrated bar acting uses, so asking changes what happens to a guess, not which guesses are
-    made)."""
+    made). Lower than that bar, the rewriter asks about guesses it would not have acted on; a
+    sensitive intent still gets the ranker's margin on top."""
     pattern_cache: int = 0
     """Request patterns whose embedding and global neighbourhood are kept (they depend on the
     pattern and the global knowledge alone), emptied when full; 0 (default): recompute every
@@ -443,8 +446,11 @@ class Rewriter:
         rule = str(decision.rule_id)
         # Guesses at a meaning: the mined table and ranked retrieval, whether its candidate came
         # from everyone's patterns ("global:...") or from this household's successes
-        # ("personal:..."); not the recogniser's alternatives, names or replayed own fixes.
-        guess = decision.layer == "precomputed" or rule.startswith(("global:", "personal:"))
+        # ("personal:..."), and a recogniser's alternative known to work only from everyone's
+        # logs (layer "global"); not an alternative that worked in this home, names or replayed
+        # own fixes.
+        nbest_global = rule.startswith("nbest:") and decision.layer == "global"
+        guess = decision.layer == "precomputed" or rule.startswith(("global:", "personal:")) or nbest_global
         if guess and self.scope_ is not None:
             p_out = self.scope_.p_out(decision.original)
             if p_out >= self.scope_.threshold_:
@@ -675,9 +681,10 @@ class Rewriter:
             best = ranked[verdict.best]
             shown = tuple((c.text, c.score) for c in sorted(ranked, key=lambda c: -c.score)[:3])
             sensitive = is_sensitive(best.pattern) or is_sensitive(prep.d.pattern)
-            bar = self.ranker_.threshold_for(ctx.failed, sensitive, self.config.threshold)
+            override = self.config.threshold
             if self.config.confirm != "off" and self.config.ask_threshold is not None:
-                bar = self.config.ask_threshold
+                override = self.config.ask_threshold
+            bar = self.ranker_.threshold_for(ctx.failed, sensitive, override)
             summary = (
                 f"{prep.d.pattern!r} -> {best.pattern!r} ({best.signature}): meaning {best.score:.3f} "
                 f"x fixable {verdict.fixable:.3f} = {verdict.score:.3f}{by}"
