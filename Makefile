@@ -59,10 +59,12 @@ typecheck: $(STAMP)
 asr-deps:  ## Debian packages for the real ASR channel (flite speech, sox effects)
 	apt-get update -qq && apt-get install -y -qq flite sox
 
-system-deps:  ## flite and sox for the real-ASR test: installed when missing and run as root on Debian
-	@if command -v flite >/dev/null && command -v sox >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then $(MAKE) --no-print-directory asr-deps; \
-	else echo "note: flite and sox are missing (make asr-deps, as root): the real-ASR test will be skipped"; fi
+system-deps:  ## Debian packages the tests drive: flite, sox (real ASR), tmux (the chat), chromium (the pages); installed when missing and run as root
+	@missing=""; for c in flite sox tmux chromium; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "note: missing:$$missing (apt-get install$$missing, as root): the tests that need them are skipped"; fi
 
 fuzzy-env:  ## pinned environment for the old n-gram fuzzy baseline (hassil 3.8.1)
 	bash bench/fuzzy_ngram/setup.sh

@@ -20,6 +20,8 @@ LAYERS: dict[str, int] = {
     "selflearn.fpi": 3,
     "selflearn.simulation": 4,
     "selflearn.evaluate": 5,
+    # What people read: the report of a store (the service's review page is built on it).
+    "selflearn.report": 5,
     # The applications on top: the public API, the command line, the HTTP service, the demo.
     # They may import each other.
     "selflearn": 6,

@@ -343,7 +343,7 @@ def test_http_list_and_forget_a_concept(client: TestClient) -> None:
     left = client.get("/v1/concepts", params={"household_id": "h1"}).json()["concepts"]
     assert len(left) == 9 and "big light" not in {c["phrase"] for c in left}
     # Forgetting the household forgets what it taught.
-    assert client.delete("/v1/households/h1").json()["store"]["concepts"] == 9
+    assert client.delete("/v1/households/h1", headers=auth).json()["store"]["concepts"] == 9
     assert client.get("/v1/concepts", params={"household_id": "h1"}).json()["concepts"] == []
     assert len(client.get("/v1/concepts", params={"household_id": "h2"}).json()["concepts"]) == 2
 

@@ -32,6 +32,7 @@ from selflearn.simulation.simulator import SimulationConfig, SimulationResult, s
 from selflearn.stats import Stats, compute_stats
 
 if _TYPE_CHECKING:  # the detectors and the rewriter load lightgbm, torch, faiss: imported on first use
+    from selflearn.report import ReportData, collect, render_html
     from selflearn.rewrite.fit import FitConfig
     from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
     from selflearn.signals.defect import DefectModel, DefectReport, HeuristicDefectDetector, score_defects
@@ -61,6 +62,9 @@ _LAZY = {
     "RewriteDecision": "selflearn.rewrite.rewriter",
     "Rewriter": "selflearn.rewrite.rewriter",
     "RewriterConfig": "selflearn.rewrite.rewriter",
+    "ReportData": "selflearn.report",
+    "collect": "selflearn.report",
+    "render_html": "selflearn.report",
 }
 """Public names whose modules are imported on first access (PEP 562), so that ``import
 selflearn`` stays fast for the CLI, the simulator and Spark's Python workers."""
@@ -101,6 +105,7 @@ __all__ = [
     "Phrasing",
     "RephraseDecision",
     "RephraseExample",
+    "ReportData",
     "ResultTrace",
     "RewriteContext",
     "RewriteDecision",
@@ -118,7 +123,9 @@ __all__ = [
     "Turn",
     "WakeTrace",
     "__version__",
+    "collect",
     "compute_stats",
+    "render_html",
     "score_defects",
     "score_rephrases",
     "session_examples",

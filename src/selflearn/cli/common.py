@@ -1,13 +1,16 @@
-"""What several command modules share: the consoles, the progress bar, the ``--store`` option,
+"""What several command modules share: the consoles, the progress bars, the ``--store`` option,
 simulating, ingesting and printing stats."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -22,16 +25,94 @@ out = Console()
 StorePath = Annotated[Path, typer.Option("--store", "-s", help="DuckDB store file.")]
 
 
-def _progress() -> Progress:
-    return Progress(
+class _Bar(Progress):
+    """A rich progress display that leaves no trace when disabled (rich prints an empty line
+    when a progress display stops on a console that is not interactive, even a disabled one)."""
+
+    def stop(self) -> None:
+        if not self.disable:
+            super().stop()
+
+
+def _progress(transient: bool = False) -> Progress:
+    """A progress display on stderr, shown only when stderr is a terminal (stdout stays clean
+    for pipes and JSON; tests and logs see nothing of it); ``transient``: erased when done."""
+    return _Bar(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-        transient=False,
+        transient=transient,
         disable=not console.is_terminal,
     )
+
+
+@contextmanager
+def _counting(description: str, transient: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A bar for a job that counts what it did: yields ``update(done, total)``, the shape of the
+    library's ``progress`` callbacks (``simulate``, ``score_rephrases``, ...)."""
+    with _progress(transient) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@contextmanager
+def _stages(description: str, stages: Sequence[str]) -> Iterator[Callable[[str], None]]:
+    """A stage-by-stage bar for a job that names each stage as it starts (the library's
+    ``progress(stage)`` callbacks, whose stage names are a module tuple such as
+    :data:`selflearn.signals.defect.FIT_STAGES`): yields ``start(stage)``; the bar shows the
+    stages done and the one running, and is full when the block ends without an error."""
+    with _progress() as bar:
+        task = bar.add_task(description, total=len(stages))
+
+        def start(stage: str) -> None:
+            label = f"{description}: {escape(stage)}"
+            if stage in stages:
+                bar.update(task, completed=stages.index(stage), description=label)
+            else:  # a stage the caller does not know: name it, count nothing
+                bar.update(task, description=label)
+
+        yield start
+        bar.update(task, completed=len(stages), description=description)
+
+
+@contextmanager
+def _staged_counting(stages: Mapping[str, str]) -> Iterator[Callable[[str, int, int], None]]:
+    """A bar for a job of stages that each count (the library's ``progress(stage, done, total)``
+    callbacks, e.g. :func:`selflearn.rewrite.fit.train`): ``stages`` maps each stage name, in
+    order, to what the bar calls it; yields ``update(stage, done, total)``. The bar shows the
+    stage ("2/4 replaying logged households") and its count."""
+    names = list(stages)
+
+    def label(stage: str) -> str:
+        number = f"{names.index(stage) + 1}/{len(names)} " if stage in stages else ""
+        return number + escape(stages.get(stage, stage))
+
+    with _progress() as bar:
+        task = bar.add_task(label(names[0]) if names else "", total=None)
+        yield lambda stage, done, total: bar.update(
+            task, description=label(stage), completed=done, total=total
+        )
+
+
+@contextmanager
+def _steps(description: str, total: int, echo: bool = False) -> Iterator[Callable[[str], None]]:
+    """A step-by-step bar for a job that narrates each step when it is done (the library's
+    ``progress(message)`` callbacks, e.g. :meth:`selflearn.mining.RewriteMiner.fit`): yields
+    ``say(message)``, which counts one of ``total`` steps done and shows the message next to the
+    bar; ``echo`` also prints every message on stderr, as a log that stays (and the only output
+    when stderr is not a terminal). The bar is full when the block ends without an error."""
+    with _progress() as bar:
+        task = bar.add_task(description, total=total)
+
+        def say(message: str) -> None:
+            if echo:
+                console.print(message)
+            bar.update(task, advance=1, description=f"{description}: {escape(message)}")
+
+        yield say
+        bar.update(task, completed=total, description=description)
 
 
 def _run_simulation(

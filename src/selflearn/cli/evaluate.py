@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from selflearn.cli.apps import evaluate_app
-from selflearn.cli.common import console, out
+from selflearn.cli.common import _counting, console, out
 
 CacheDir = Annotated[
     Path,
@@ -101,7 +101,11 @@ def build_cmd(
             from selflearn.assistant.asr import check_real_asr_available
 
             check_real_asr_available()
-        path = population_store(cache_dir / f"{name}.duckdb", pop.config(workers), rebuild)
+        # Transient: a cached population simulates nothing, and its bar must not stay at 0.
+        with _counting(f"simulating {name}", transient=True) as update:
+            path = population_store(
+                cache_dir / f"{name}.duckdb", pop.config(workers), rebuild, progress=update
+            )
         out.print(str(path))
 
 

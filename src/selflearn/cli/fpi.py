@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from selflearn.cli.apps import fpi_app
-from selflearn.cli.common import StorePath, out
+from selflearn.cli.common import StorePath, _stages, out
 from selflearn.core.errors import ConfigError
 from selflearn.core.store import Store
 
@@ -34,12 +34,14 @@ def fpi_train_cmd(
     """Train the failure point model on SIMULATED stores (their sim_truth failure points are the labels)."""
     from contextlib import ExitStack
 
-    from selflearn.fpi.model import FpiModel
+    from selflearn.fpi.model import FIT_STAGES, FpiModel
 
     paths = store_paths or [Path("selflearn.duckdb")]
+    stages = FIT_STAGES if text_dims > 0 else tuple(s for s in FIT_STAGES if s != "text")
     with ExitStack() as stack:
         stores = [stack.enter_context(Store(p, read_only=True)) for p in paths]
-        model = FpiModel(text_dims=text_dims).fit(stores)
+        with _stages("training the failure point model", stages) as start:
+            model = FpiModel(text_dims=text_dims).fit(stores, progress=start)
     path = model.save(out_dir)
     out.print(f"trained {model.version} on {model.label_counts_} -> {path}")
 
@@ -52,11 +54,13 @@ def fpi_predict_cmd(
     ] = None,
 ) -> None:
     """Predict every stored turn's failure point and write the fpi table (never reads sim_truth)."""
-    from selflearn.fpi.model import FpiModel, score_fpi
+    from selflearn.fpi.model import SCORE_STAGES, FpiModel, score_fpi
 
     model = FpiModel.load(model_dir) if model_dir is not None else None
     with Store(store_path) as store:
-        out.print(score_fpi(store, model).summary())
+        with _stages("predicting failure points", SCORE_STAGES) as start:
+            report = score_fpi(store, model, progress=start)
+        out.print(report.summary())
 
 
 @fpi_app.command("report")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from selflearn.cli.apps import app
-from selflearn.cli.common import StorePath, _progress, console, out
+from selflearn.cli.common import StorePath, _counting, _steps, out
 from selflearn.core.errors import ConfigError
 from selflearn.core.store import Store
 
@@ -74,7 +74,7 @@ def signals_cmd(
     ] = None,
 ) -> None:
     """Detect rephrases and score every turn's P(defect); write the rephrases and defects tables."""
-    from selflearn.signals.defect import DefectModel, score_defects
+    from selflearn.signals.defect import DefectModel, score_defects, score_steps
     from selflearn.signals.rephrase import (
         ContextualRephraseDetector,
         PairwiseRephraseBaseline,
@@ -88,16 +88,14 @@ def signals_cmd(
     )
     defects = DefectModel.load(defect_model) if defect_model is not None else None
     with Store(store_path) as store:
-        with _progress() as bar:
-            task = bar.add_task("detecting rephrases", total=None)
-            n = score_rephrases(
-                store, rephraser, progress=lambda done, total: bar.update(task, completed=done, total=total)
-            )
+        with _counting("detecting rephrases") as update:
+            n = score_rephrases(store, rephraser, progress=update)
         linked = store.query("SELECT count(*) AS n FROM rephrases WHERE rephrase_of IS NOT NULL")
         out.print(
             f"rephrases: {n:,} turns scored, {linked.column('n')[0].as_py():,} linked to an earlier turn"
         )
-        report = score_defects(store, defects)
+        with _steps("scoring defects", score_steps(defects)) as say:
+            report = score_defects(store, defects, progress=say)
     out.print(f"defects: {report.summary()}")
 
 
@@ -137,27 +135,29 @@ def mine_cmd(
     that tends to fail, the reformulation most likely to succeed is kept (see docs/mining.md)."""
     from selflearn.mining import DuckDbEngine, MiningConfig, RewriteMiner, SparkEngine
     from selflearn.mining.engines import export_for_spark, spark_inputs_missing
+    from selflearn.mining.miner import FIT_STEPS
 
     config = MiningConfig(
         min_users=min_users, min_households=min_households, margin=margin, noise_epsilon=noise_epsilon
     )
     if engine == "duckdb":
-        with Store(store_path, read_only=True) as store:
-            table = RewriteMiner(config).fit(DuckDbEngine(store), progress=console.print).mined()
+        with Store(store_path, read_only=True) as store, _steps("mining", FIT_STEPS, echo=True) as say:
+            table = RewriteMiner(config).fit(DuckDbEngine(store), progress=say).mined()
     elif engine == "spark":
         if parquet_dir is None:
             raise ConfigError("--engine spark needs --parquet-dir (see docs/mining.md)")
         local = "://" not in parquet_dir
         if local and spark_inputs_missing(parquet_dir) and store_path.exists():
-            with Store(store_path, read_only=True) as store:
-                written = export_for_spark(store, parquet_dir)
+            with Store(store_path, read_only=True) as store, _counting("exporting for Spark") as update:
+                written = export_for_spark(store, parquet_dir, progress=update)
             out.print(
                 f"exported {store_path} -> {parquet_dir}: "
                 + ", ".join(f"{name} {rows:,} rows" for name, rows in written.items())
             )
         spark = SparkEngine(parquet_dir, master=None if master == "none" else master)
         try:
-            table = RewriteMiner(config).fit(spark, progress=console.print).mined()
+            with _steps("mining", FIT_STEPS, echo=True) as say:
+                table = RewriteMiner(config).fit(spark, progress=say).mined()
         finally:
             spark.close()
     else:

@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 
 from selflearn.cli.apps import train_app
-from selflearn.cli.common import StorePath, _ingest, _progress, _run_simulation, out
+from selflearn.cli.common import (
+    StorePath,
+    _ingest,
+    _progress,
+    _run_simulation,
+    _staged_counting,
+    _stages,
+    out,
+)
 from selflearn.core.errors import ConfigError
 from selflearn.core.store import Store
 from selflearn.simulation.simulator import SimulationConfig
@@ -92,10 +100,13 @@ def train_defect_cmd(
 ) -> None:
     """Train the defect model on weak labels from the store's own logs (explicit feedback and
     unambiguous implicit cases; simulation truth is never read)."""
-    from selflearn.signals.defect import DefectModel
+    from selflearn.signals.defect import FIT_STAGES, DefectModel
 
-    with Store(store_path, read_only=True) as store:
-        model = DefectModel().fit(store)
+    with (
+        Store(store_path, read_only=True) as store,
+        _stages("training the defect model", FIT_STAGES) as start,
+    ):
+        model = DefectModel().fit(store, progress=start)
     path = model.save(out_dir)
     stats = ", ".join(
         f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v:,}"
@@ -146,6 +157,7 @@ def train_rewriter_cmd(
     static MiniLM embeddings), trains the ranker on out-of-fold replays of the logged households
     and calibrates its threshold (see docs/rewriting.md). Simulation truth is never read."""
     from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter
+    from selflearn.rewrite.fit import TRAIN_STAGES
     from selflearn.rewrite.ranker import DECISIONS
     from selflearn.rewrite.table import RewriteTable
 
@@ -177,11 +189,20 @@ def train_rewriter_cmd(
             f"{config.min_households}. Wrote a rewriter with {layers} only -> {out_dir}"
         )
         return
-    with Store(store_path, read_only=True) as store, _progress() as bar:
-        task = bar.add_task("replaying logged households", total=None)
-        rewriter = Rewriter(training=config).fit(
-            store, mined, progress=lambda _, done, total: bar.update(task, completed=done, total=total)
+    stages = dict(
+        zip(
+            TRAIN_STAGES,
+            (
+                "reading the logs",
+                "building the global layer",
+                "replaying logged households",
+                "training and calibrating the ranker",
+            ),
+            strict=True,
         )
+    )
+    with Store(store_path, read_only=True) as store, _staged_counting(stages) as update:
+        rewriter = Rewriter(training=config).fit(store, mined, progress=update)
     report = rewriter.fit_report_
     if report is None:  # pragma: no cover - fit always sets it
         raise ConfigError("the rewriter reported no training")
@@ -226,14 +247,14 @@ def train_scope_cmd(
     """Learn which requests nobody can help with (jokes, e-mail, services the home lacks) from the
     store's own logs -- requests that failed, were given up at once and never worked for anyone --
     and add it to a rewriter, which then neither rewrites nor asks about them (docs/rewriting.md)."""
-    from selflearn.rewrite.scope import ScopeModel
+    from selflearn.rewrite.scope import FIT_STAGES, ScopeModel
 
     if not (rewriter_dir / "model.json").exists():
         raise ConfigError(f"no rewriter at {rewriter_dir}: train one with `selflearn train rewriter`")
     if not 0 < max_blocked < 1:
         raise ConfigError(f"--max-blocked must be between 0 and 1, got {max_blocked}")
-    with Store(store_path, read_only=True) as store:
-        model = ScopeModel(max_blocked=max_blocked).fit(store)
+    with Store(store_path, read_only=True) as store, _stages("training the scope model", FIT_STAGES) as start:
+        model = ScopeModel(max_blocked=max_blocked).fit(store, progress=start)
     path = model.save(rewriter_dir / "scope")
     report = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in model.report_.items())
     out.print(f"trained the scope model ({report}) -> {path}")

@@ -390,6 +390,37 @@ class Concept(_Versioned):
     """The dialogue act that taught it, if it was taught by voice."""
 
 
+ReviewDecision = Literal["approved", "rejected", "edited"]
+
+
+class Review(_Versioned):
+    """A person's verdict on one learned rewrite (``selflearn serve``'s review page, ``POST
+    /v1/reviews``). State, not log: the store keeps the latest verdict per rule (``reviews``
+    table) and the serving rewriter applies it from the next request on."""
+
+    schema_version: str = SCHEMA_VERSION
+    """Format version this record was written with."""
+    record_type: Literal["review"] = "review"
+    """Discriminator: always ``review``."""
+    review_id: Id
+    """Unique id (derived from the rule, or from the source and target patterns)."""
+    rule_id: str | None = None
+    """The reviewed rule as logged (a mined table rule's id, or an online decision's rule id)."""
+    pattern: Text
+    """The request pattern the rule rewrites (delexicalized: ``kill the {area} lights``)."""
+    target: Text
+    """The pattern it rewrites to (``turn off the {area} lights``)."""
+    decision: ReviewDecision
+    """``approved`` (keep it; export it), ``rejected`` (never apply it again) or ``edited``
+    (rewrite ``pattern`` to ``edited_target`` instead)."""
+    edited_target: Text | None = None
+    """For ``edited``: the pattern to rewrite ``source`` to."""
+    reviewer: str | None = None
+    """Who decided (free text; the page records ``admin``)."""
+    timestamp: datetime
+    """When, timezone-aware."""
+
+
 class Goal(_Record):
     """What the user wanted: an intent with its slots, as Home Assistant would execute it."""
 

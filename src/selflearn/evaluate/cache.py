@@ -117,13 +117,17 @@ def folder_is_current(out: Path, config: SimulationConfig) -> bool:
 
 
 def simulate_to_store(
-    config: SimulationConfig, path: Path, prepare: Callable[[Store], object] | None = None
+    config: SimulationConfig,
+    path: Path,
+    prepare: Callable[[Store], object] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[SimulationResult, IngestReport]:
     """Simulate ``config`` and ingest it into a new store at ``path``, built as
     ``path.partial`` (``prepare(store)`` runs there too, e.g. friction signals) and moved into
-    place only when complete; the store is stamped with its fingerprint."""
+    place only when complete; the store is stamped with its fingerprint. ``progress(done,
+    total)`` counts the simulated households (:func:`~selflearn.simulation.simulator.simulate`)."""
     with tempfile.TemporaryDirectory() as tmp:
-        result = simulate(config, Path(tmp) / "sim")
+        result = simulate(config, Path(tmp) / "sim", progress=progress)
         partial = path.with_suffix(".partial")
         partial.unlink(missing_ok=True)
         with Store(partial) as store:
@@ -140,16 +144,17 @@ def population_store(
     config: SimulationConfig,
     rebuild: bool = False,
     prepare: Callable[[Store], object] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """The store at ``path`` of the population ``config`` simulates, simulated and ingested
     first when it is missing or stale (``prepare(store)`` runs on a new one before it is moved
-    into place)."""
+    into place; ``progress(done, total)`` counts the simulated households)."""
     if not rebuild and store_is_current(path, config.assistant.asr, config):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     started = time.perf_counter()
-    result, report = simulate_to_store(config, path, prepare)
+    result, report = simulate_to_store(config, path, prepare, progress)
     print(
         f"[cache] {path.name}: {result.turns:,} turns, {report.summary()} "
         f"({time.perf_counter() - started:.0f} s)",

@@ -47,6 +47,13 @@ RULES_NAME = "rules"
 CLASSES: tuple[str, ...] = tuple(FAILURE_POINTS)
 """Output classes, in probability-column order."""
 
+FIT_STAGES = ("features", "text", "booster")
+"""The stages :meth:`FpiModel.fit` names to its ``progress`` callback, in order: the turn
+features of every store, the text projection (only with ``text_dims > 0``), the trees."""
+
+SCORE_STAGES = ("features", "predict", "write")
+"""The stages :func:`score_fpi` names to its ``progress`` callback, in order."""
+
 _TS = pa.timestamp("us", tz="UTC")
 
 WAKE_LOW = 0.65
@@ -238,24 +245,32 @@ class FpiModel:
         self.label_counts_: dict[str, int] = {}
         self.text_: TextProjection | None = None
 
-    def fit(self, stores: Store | Sequence[Store]) -> FpiModel:
+    def fit(self, stores: Store | Sequence[Store], progress: Callable[[str], None] | None = None) -> FpiModel:
         """Train on every turn of one or several simulated stores (features are computed per
         store); returns self. The labels are ``sim_truth.failure_point`` (simulation truth, read
-        here and nowhere else); the inputs are the logs alone."""
+        here and nowhere else); the inputs are the logs alone. ``progress(stage)`` is called as
+        each of :data:`FIT_STAGES` starts (``text`` only with ``text_dims > 0``)."""
+        if progress is not None:
+            progress("features")
         tables, labels = [], []
         for store in [stores] if isinstance(stores, Store) else list(stores):
             features = fpi_features(store)
             tables.append(features)
             labels.append(truth_labels(store, features.column("turn_id")))
-        return self.fit_features(concat_features(tables), np.concatenate(labels))
+        return self.fit_features(concat_features(tables), np.concatenate(labels), progress)
 
     @property
     def feature_names(self) -> list[str]:
         """Model input columns: :data:`FEATURES`, then the text components."""
         return [*FEATURES, *(self.text_.feature_names() if self.text_ is not None else [])]
 
-    def fit_features(self, features: pa.Table, labels: np.ndarray) -> FpiModel:
-        """Train on a feature table and one class name per row (rows labelled ``""`` are skipped)."""
+    def fit_features(
+        self, features: pa.Table, labels: np.ndarray, progress: Callable[[str], None] | None = None
+    ) -> FpiModel:
+        """Train on a feature table and one class name per row (rows labelled ``""`` are skipped);
+        ``progress(stage)`` is called as the ``text`` and ``booster`` stages of :data:`FIT_STAGES`
+        start."""
+        say = progress or (lambda _stage: None)
         mask = np.isin(labels, CLASSES)
         if not mask.any():
             raise DataError(
@@ -266,9 +281,11 @@ class FpiModel:
         self.vocab_ = _vocabulary(features)
         self.text_ = None
         if self.text_dims > 0:
+            say("text")
             self.text_ = TextProjection(self.text_dims).fit(
                 [str(t or "") for t in features.column("text").to_pylist()]
             )
+        say("booster")
         x = _matrix(features, self.vocab_, self.text_)[mask]
         data = lgb.Dataset(
             x,
@@ -389,12 +406,18 @@ class FpiReport:
         )
 
 
-def score_fpi(store: Store, model: FpiModel | None = None) -> FpiReport:
+def score_fpi(
+    store: Store, model: FpiModel | None = None, progress: Callable[[str], None] | None = None
+) -> FpiReport:
     """Predict every stored turn's failure point and replace its row of the ``fpi`` table
     (``turn_id, failure_point, probability, model, scored_at``). Without a model the rule
-    baseline answers, with probability 1.0."""
+    baseline answers, with probability 1.0. ``progress(stage)`` is called as each of
+    :data:`SCORE_STAGES` starts."""
+    say = progress or (lambda _stage: None)
     started = time.perf_counter()
+    say("features")
     features = fpi_features(store)
+    say("predict")
     if model is None:
         labels = RuleBaseline().predict(features)
         prob = np.ones(features.num_rows)
@@ -402,6 +425,7 @@ def score_fpi(store: Store, model: FpiModel | None = None) -> FpiReport:
     else:
         pred = model.predict(features)
         labels, prob, name = pred.labels, pred.probability, model.version
+    say("write")
     table = pa.table(
         {
             "turn_id": features.column("turn_id"),

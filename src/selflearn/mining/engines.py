@@ -284,10 +284,16 @@ SPARK_TABLES = ("turns", "defects", "rephrases", "homes")
 (simulation truth is never among them)."""
 
 
-def export_for_spark(store: Store, folder: str | Path, batch_rows: int = 200_000) -> dict[str, int]:
+def export_for_spark(
+    store: Store,
+    folder: str | Path,
+    batch_rows: int = 200_000,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
     """Write the tables the Spark engine reads (:data:`SPARK_TABLES`) to ``folder/<name>.parquet``,
     streaming (a million turns never sit in memory at once); returns the row count per table.
-    Copy the folder to HDFS or object storage to mine on a cluster."""
+    Copy the folder to HDFS or object storage to mine on a cluster. ``progress(rows written,
+    rows of all the tables)`` is called after every batch."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     con = store.con.cursor()
@@ -300,6 +306,10 @@ def export_for_spark(store: Store, folder: str | Path, batch_rows: int = 200_000
                 "run `selflearn signals` before mining"
             )
         counts: dict[str, int] = {}
+        total = sum(int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in SPARK_TABLES)
+        written = 0
+        if progress is not None:
+            progress(0, total)
         for table in SPARK_TABLES:
             reader = con.sql(f"SELECT * FROM {table}").to_arrow_reader(batch_rows)
             path = out / f"{table}.parquet"
@@ -309,6 +319,9 @@ def export_for_spark(store: Store, folder: str | Path, batch_rows: int = 200_000
                 for batch in _batches(reader):
                     writer.write_batch(batch)
                     rows += batch.num_rows
+                    written += batch.num_rows
+                    if progress is not None:
+                        progress(written, total)
             partial.replace(path)
             counts[table] = rows
         return counts

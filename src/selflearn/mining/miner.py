@@ -51,7 +51,7 @@ from selflearn.core.guards import (
     overwhelming,
 )
 from selflearn.core.home import Home
-from selflearn.mining.engines import STATE_SCHEMA, Delex, Engine, run_steps
+from selflearn.mining.engines import STATE_SCHEMA, STEPS, Delex, Engine, run_steps
 from selflearn.mining.markov import absorbing_chain
 from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
 
@@ -184,6 +184,12 @@ def make_delex(homes: pa.Table, defect_threshold: float) -> Delex:
     return run
 
 
+FIT_STEPS = len(STEPS) + 3
+"""How many messages :meth:`RewriteMiner.fit` passes to its ``progress`` callback, one as each
+step ends: delexicalizing, each of :data:`~selflearn.mining.engines.STEPS`, the chain walk and
+solving the chain (a progress bar's total)."""
+
+
 class RewriteMiner:
     """Mines a rewrite table from the logs an engine reads (see the module docstring)."""
 
@@ -195,7 +201,8 @@ class RewriteMiner:
         """What mining saw and chose (also in the table's metadata)."""
 
     def fit(self, engine: Engine, progress: Callable[[str], None] | None = None) -> RewriteMiner:
-        """Mine the logs ``engine`` reads; ``progress(message)`` narrates the steps. Returns self."""
+        """Mine the logs ``engine`` reads; ``progress(message)`` narrates the steps, one line as
+        each ends (:data:`FIT_STEPS` of them). Returns self."""
         config = self.config
         say = progress or (lambda _m: None)
         report = MiningReport(engine=engine.name)

@@ -39,16 +39,18 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
 
+from selflearn.core.delex import Delexicalizer
 from selflearn.core.embed import StaticEmbedder
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
+from selflearn.core.schema import Review
 from selflearn.core.store import Store
 from selflearn.rewrite.features import FEATURES, featurize
 from selflearn.rewrite.knowledge import DelexCache, Knowledge, KnowledgeConfig
@@ -61,6 +63,7 @@ from selflearn.rewrite.ranker import (
     outcomes,
     query_row,
 )
+from selflearn.rewrite.review import Reviews
 from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
 
 DEFAULT_TARGET_RATIO = 15.0
@@ -126,6 +129,8 @@ class FitReport:
     positives: int = 0
     train_rows: int = 0
     calibration_queries: int = 0
+    reviewed: int = 0
+    """Training requests whose candidate labels people's verdicts changed (:func:`apply_reviews`)."""
     calibration: dict[str, Any] = field(default_factory=dict)
     curve: list[dict[str, Any]] = field(default_factory=list)
     knowledge: dict[str, Any] = field(default_factory=dict)
@@ -156,6 +161,9 @@ class Query:
     """The request as the ranker saw it (:attr:`selflearn.rewrite.features.Query.text`)."""
     candidates: tuple[str, ...] = ()
     """Each candidate's text (the pattern filled with the request's values)."""
+    reviewed: bool = False
+    """People's verdicts set some of ``labels`` (:func:`apply_reviews`): trained on even
+    without a logged fix."""
 
     def outcome(self, best: int) -> int:
         """Estimated outcome of rewriting to candidate ``best``: 1 win, -1 loss, 0 unknown,
@@ -318,12 +326,47 @@ def replay_queries(
         if progress is not None and config.workers > 1:
             progress("replay", sum(turns_in[: fold + 1]), len(turns))
 
+    if progress is not None:
+        progress("replay", 0, len(turns))
     replayed, _ = _run_folds(replay_fold, config.folds, config.workers, fold_done)
+    if progress is not None:
+        progress("replay", len(turns), len(turns))
     return [q for fold in replayed for q in fold]
 
 
+def apply_reviews(queries: list[Query], reviews: Sequence[Review], homes: dict[str, Home]) -> int:
+    """People's verdicts as labels (logged outcomes, not truth): a candidate of a request whose
+    pattern a person reviewed is labelled 0 when it is the rejected (or edited-away) target and 1
+    when it is the edited target. Returns the requests changed. The service applies the same
+    verdicts at run time (:mod:`selflearn.rewrite.review`); this lets the ranker learn them."""
+    index = Reviews.of(reviews)
+    if not index:
+        return 0
+    wrong: dict[str, set[str]] = {}
+    for source, target in index.rejected_pairs:
+        wrong.setdefault(source, set()).add(target)
+    delex: dict[str, Delexicalizer] = {}
+    changed = 0
+    for q in queries:
+        d = delex.get(q.household)
+        if d is None:
+            d = delex[q.household] = Delexicalizer(homes.get(q.household))
+        source = d(q.text).pattern
+        edit = index.edit_for(source)
+        if source not in wrong and edit is None:
+            continue
+        for j, candidate in enumerate(q.candidates):
+            target = d(candidate).pattern
+            if target in wrong.get(source, ()):
+                q.labels[j], q.reviewed = 0, True
+            elif edit is not None and target == edit[0]:
+                q.labels[j], q.reviewed = 1, True
+        changed += q.reviewed
+    return changed
+
+
 def _meaning_rows(queries: list[Query]) -> tuple[np.ndarray, np.ndarray]:
-    fixed = [q for q in queries if q.fix_intent is not None and q.defect]
+    fixed = [q for q in queries if (q.fix_intent is not None and q.defect) or q.reviewed]
     if not fixed:
         raise DataError("no failed request in the logs was fixed by a reformulation: nothing to learn from")
     return np.concatenate([q.x for q in fixed]), np.concatenate([q.labels for q in fixed])
@@ -412,6 +455,13 @@ def cross_fitted_scores(ranker: Ranker, queries: list[Query], known: bool = True
     )
 
 
+TRAIN_STAGES = ("read", "knowledge", "replay", "ranker")
+"""The stages :func:`train` reports to its ``progress(stage, done, total)`` callback, in order:
+reading the logs (0 of 1), building the global knowledge from every household (0 of 1),
+replaying the households fold by fold (turns replayed of all turns), training and calibrating
+the cross-fitted rankers (calibration folds done of all)."""
+
+
 def train(
     store: Store,
     config: FitConfig,
@@ -419,9 +469,12 @@ def train(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[Knowledge, Ranker, dict[str, Home], FitReport]:
     """The online rewriter's global knowledge and ranker learned from ``store`` (see the module
-    docstring), the homes it logged, and what training saw and chose."""
+    docstring), the homes it logged, and what training saw and chose. ``progress(stage, done,
+    total)`` reports each of :data:`TRAIN_STAGES` as it starts and as it advances."""
+    say = progress or (lambda _stage, _done, _total: None)
     report = FitReport()
     clock = time.perf_counter()
+    say("read", 0, 1)
     turns = read_log(store, config.knowledge.defect_threshold)
     homes = read_homes(store)
     if not turns:
@@ -435,6 +488,7 @@ def train(
     report.seconds["read"] = round(time.perf_counter() - clock, 2)
 
     clock = time.perf_counter()
+    say("knowledge", 0, 1)
     full = Knowledge(config.knowledge).fit(turns, homes, embedder)
     intents = intent_codes(full)
     report.knowledge = full.metadata_
@@ -442,6 +496,7 @@ def train(
 
     clock = time.perf_counter()
     queries = replay_queries(turns, homes, embedder, intents, config, progress)
+    report.reviewed = apply_reviews(queries, store.reviews(), homes)
     report.queries = len(queries)
     report.seconds["replay"] = round(time.perf_counter() - clock, 2)
     if not queries:
@@ -463,10 +518,12 @@ def train(
             return part, None
         return part, {known: _calibration_set(part, outside, known) for known in (True, False)}
 
+    say("ranker", 0, config.calibration_folds)
     per_fold, single = _run_folds(
         score_fold,
         config.calibration_folds,
         config.workers,
+        lambda fold: say("ranker", fold + 1, config.calibration_folds),
         meanwhile=None
         if config.cross_fitted
         else lambda: _fit_ranker(queries, intents, config.seed, config.decision),
@@ -516,6 +573,7 @@ def train(
 
 __all__ = [
     "FEATURES",
+    "TRAIN_STAGES",
     "FitConfig",
     "FitReport",
     "Query",

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from selflearn.core.artefacts import DESCRIPTION, format_name, read_description, reading, write_description
-from selflearn.core.delex import Delexicalized, Delexicalizer, strip_fillers
+from selflearn.core.delex import Delexicalized, Delexicalizer, fill, strip_fillers
 from selflearn.core.embed import RelatedWords, StaticEmbedder
 from selflearn.core.errors import ConfigError
 from selflearn.core.guards import CARRIER_WORDS, OBJECT_WORDS, is_sensitive
@@ -73,6 +73,7 @@ from selflearn.rewrite.knowledge import Knowledge, embed_text
 from selflearn.rewrite.logs import LogTurn
 from selflearn.rewrite.personal import HouseholdMemory, PersonalLayer
 from selflearn.rewrite.ranker import Ranker
+from selflearn.rewrite.review import Reviews
 from selflearn.rewrite.scope import ScopeModel
 from selflearn.rewrite.table import RewriteTable
 
@@ -241,6 +242,9 @@ class Rewriter:
         """The mined rewrite table served first, if one was given to :meth:`fit`."""
         self.fit_report_: FitReport | None = None
         self.scope_: ScopeModel | None = None
+        self.reviews_ = Reviews()
+        """People's verdicts on rules (:mod:`selflearn.rewrite.review`); the service loads them
+        from its store and replaces them on every review."""
         """Which requests nobody can help with (:mod:`selflearn.rewrite.scope`): a guess about
         one of them is neither applied nor asked about. Trained apart (``selflearn train scope``)
         and saved in the ``scope/`` sub-folder."""
@@ -290,7 +294,9 @@ class Rewriter:
     ) -> Rewriter:
         """Train the global layer and the ranker from ``store`` (its friction signals must be
         scored: ``selflearn signals``), serve ``table`` first if given; returns self. See
-        :mod:`selflearn.rewrite.fit` for how. ``progress(stage, done, total)`` reports the replay."""
+        :mod:`selflearn.rewrite.fit` for how (people's verdicts in the store's ``reviews`` table
+        are labels too). ``progress(stage, done, total)`` reports each training stage
+        (:data:`selflearn.rewrite.fit.TRAIN_STAGES`)."""
         from selflearn.rewrite.fit import FitConfig, train  # fit.py replays logs through rewriters
 
         if self.embedder is None:
@@ -396,7 +402,7 @@ class Rewriter:
         ctx = context or RewriteContext()
         self.stats.requests += 1
         try:
-            decision = self._ask_or_act(self._decide(text, ctx), ctx)
+            decision = self._ask_or_act(self._reviewed(self._decide(text, ctx), ctx), ctx)
         except Exception as exc:  # fail open, by design
             self.stats.errors += 1
             if self.stats.errors == 1:
@@ -431,6 +437,31 @@ class Rewriter:
             decision.failed_open,
             decision.confirm,
         )
+
+    def _reviewed(self, decision: RewriteDecision, ctx: RewriteContext) -> RewriteDecision:
+        """Apply people's verdicts: a rewrite a reviewer rejected is dropped; a failed request
+        whose pattern a reviewer wrote a target for is rewritten to it."""
+        reviews = self.reviews_
+        if not reviews or ctx.failed is False:
+            return decision
+        prep = self.prepare(decision.original, ctx)
+        if prep is None:
+            return decision
+        source = prep.d.pattern
+        edit = reviews.edit_for(source)
+        if edit is not None and (ctx.failed or decision.rewritten):
+            out = fill(edit[0], prep.d.values)
+            if out is not None:
+                why = f"reviewed: {source!r} -> {edit[0]!r} (edited by a person)"
+                rule = f"review:{edit[1]}"
+                return RewriteDecision(out, decision.original, True, "global", 1.0, rule, (why,))
+        if decision.rewritten:
+            target = self._delexicalizer(ctx)(decision.text).pattern
+            if reviews.rejects(source, target, decision.rule_id):
+                why = f"reviewed: {source!r} -> {target!r} was rejected by a person"
+                reasons = (*decision.reasons, why)
+                return RewriteDecision(decision.original, decision.original, False, reasons=reasons)
+        return decision
 
     def _ask_or_act(self, decision: RewriteDecision, ctx: RewriteContext) -> RewriteDecision:
         """Drop a proposal this household said no to; turn a rewrite into a question where

@@ -38,12 +38,17 @@ from selflearn.core.artefacts import format_name, read_description, reading, wri
 from selflearn.core.errors import DataError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from selflearn.core.embed import StaticEmbedder
     from selflearn.core.store import Store
 
 FORMAT = format_name("scope-model", 1)
 FOLLOW_S = 60.0
 """Seconds after a failed request in which a success of the same user counts as serving it."""
+FIT_STAGES = ("labels", "embed", "fit")
+"""The stages :meth:`ScopeModel.fit` names to its ``progress`` callback, in order: the weak
+labels, the embeddings of the labelled requests, the logistic regressions."""
 
 _WORDS = re.compile(r"[a-z0-9']+")
 
@@ -138,15 +143,20 @@ class ScopeModel:
             self._embedder = StaticEmbedder.load()
         return np.asarray(self._embedder.encode(texts), dtype=np.float32)
 
-    def fit(self, store: Store) -> ScopeModel:
-        """Learn from ``store``'s turns (weak labels only)."""
+    def fit(self, store: Store, progress: Callable[[str], None] | None = None) -> ScopeModel:
+        """Learn from ``store``'s turns (weak labels only). ``progress(stage)`` is called as each
+        of :data:`FIT_STAGES` starts."""
         from sklearn.linear_model import LogisticRegression
 
+        say = progress or (lambda _stage: None)
+        say("labels")
         data = weak_labels(store, self.served_per_unserved, self.seed)
         if data.labels.min() == data.labels.max():
             raise DataError("the logs have no failed request nobody got to work (or nothing that worked)")
         held = np.array([_fold(h, self.seed) < self.holdout for h in data.households])
+        say("embed")
         x = self._embed(data.texts)
+        say("fit")
         model = LogisticRegression(C=1.0 / self.l2, max_iter=1000, class_weight="balanced")
         model.fit(x[~held], data.labels[~held])
         p = model.predict_proba(x[held])[:, 1]

@@ -46,6 +46,7 @@ from selflearn.service.models import (
     SnapshotResponse,
     TurnsResponse,
 )
+from selflearn.service.review import review_routes
 from selflearn.service.state import Artifact, ReloadBusy, Service, StoreClosed
 
 log = logging.getLogger("selflearn.service")  # the package's logger, as before the split
@@ -201,6 +202,7 @@ def create_app(config: ServiceConfig | None = None, *, rewriter: Rewriter | None
     _learn_routes(app, service)
     _privacy_routes(app, service)
     _concept_routes(app, service)
+    review_routes(app, service)
     _admin_routes(app, service)
     _operations_routes(app, service)
     return app
@@ -447,12 +449,15 @@ def _privacy_routes(app: FastAPI, service: Service) -> None:
         response_model=ForgetResponse,
         tags=["privacy"],
         summary="Forget a household",
+        responses={401: {"description": "Missing or wrong admin token"}},
     )
-    async def forget(household_id: HouseholdId) -> ForgetResponse:
+    async def forget(request: Request, household_id: HouseholdId) -> ForgetResponse:
         """Delete what this replica learned about the household (personal memory, registered
         home) and, with a store, every stored row about it: its turns and feedback, its home
         configuration, and the derived rows (defects, rephrases, fpi, simulation truth) of its
-        turns. The answer says what was deleted and what this call cannot reach."""
+        turns. The answer says what was deleted and what this call cannot reach. Needs the
+        admin token when the service has one."""
+        _check_admin(service.config, request)
         try:
             return await run_in_threadpool(service.forget, household_id)
         except (SelflearnError, StoreClosed) as exc:

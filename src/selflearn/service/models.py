@@ -9,7 +9,15 @@ from fastapi import Path as PathParam
 from fastapi import Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from selflearn.core.schema import MAX_ID_CHARS, MAX_TEXT_CHARS, Concept, DeviceContext, RewriteTrace
+from selflearn.core.schema import (
+    MAX_ID_CHARS,
+    MAX_TEXT_CHARS,
+    Concept,
+    DeviceContext,
+    Review,
+    ReviewDecision,
+    RewriteTrace,
+)
 from selflearn.service.config import ID_PATTERN, MAX_NBEST_ITEMS
 
 Hypothesis = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
@@ -179,6 +187,30 @@ HouseholdQuery = Annotated[
         min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN, description="Pseudonymous household id."
     ),
 ]
+
+
+class ReviewRequest(BaseModel):
+    """``POST /v1/reviews``: a person's verdict on one learned rewrite (docs/report.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pattern: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    """The request pattern the rule rewrites (``kill the {area} lights``)."""
+    target: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    """The pattern it rewrites to."""
+    decision: ReviewDecision
+    """``approved``, ``rejected`` or ``edited``."""
+    rule_id: Annotated[str | None, Field(max_length=MAX_TEXT_CHARS)] = None
+    """The rule's id as the report shows it (a mined table rule's id, or a logged rule id)."""
+    edited_target: Annotated[str | None, Field(max_length=MAX_TEXT_CHARS)] = None
+    """For ``edited``: the pattern to rewrite ``pattern`` to instead."""
+    reviewer: Annotated[str | None, Field(max_length=MAX_ID_CHARS)] = None
+
+
+class ReviewsResponse(BaseModel):
+    """The verdicts in force (``GET /v1/reviews``), oldest first."""
+
+    reviews: list[Review]
 
 
 class ConceptsResponse(BaseModel):

@@ -27,8 +27,9 @@ from selflearn.core.artefacts import DESCRIPTION
 from selflearn.core.errors import ConfigError, SelflearnError, StoreError
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
-from selflearn.core.schema import LOG_RECORD, DialogueAct, Feedback, Turn
+from selflearn.core.schema import LOG_RECORD, DialogueAct, Feedback, Review, Turn
 from selflearn.core.store import Quarantined, Store, error_field
+from selflearn.rewrite.review import Reviews
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
 from selflearn.service.config import ServiceConfig
 from selflearn.service.metrics import _Metrics
@@ -109,6 +110,7 @@ class Service:
         self._freeze()
         if self.store is not None:
             self._load_homes()
+            self.artifact.rewriter.reviews_ = Reviews.of(self.store.reviews())
             if config.replay_days is not None:
                 self._replay(config.replay_days)
         self.metrics.households.set_function(lambda: len(self.artifact.rewriter.personal.memories))
@@ -198,6 +200,7 @@ class Service:
                 own.embed = None
                 new.personal = old.personal
                 new.homes = old.homes
+                new.reviews_ = old.reviews_
                 self.artifact = fresh
                 self.last_reload_error = None
             self.metrics.reloads.labels("ok").inc()
@@ -375,6 +378,19 @@ class Service:
             raise ConfigError("the service has no store to snapshot (start it with --store)")
         with self.store_lock:
             return self.store.snapshot(path)
+
+    def review(self, review: Review) -> Review | None:
+        """Store a verdict and apply every verdict in force to the serving rewriter, so the next
+        request sees it; returns the verdict it replaced. Raises when there is no store (the
+        verdicts must outlive the process)."""
+        with self.store_lock:
+            if self.store is None:
+                raise StoreClosed(self.store_error or "the service has no store (start it with --store)")
+            before = self.store.put_review(review)
+            reviews = Reviews.of(self.store.reviews())
+        with self.lock:
+            self.artifact.rewriter.reviews_ = reviews
+        return before
 
     def register_home(self, household_id: str, home: Home) -> None:
         """Serve with this home, and keep it in the store (if any) so that mining and training

@@ -424,6 +424,11 @@ def _apply_feedback(p: np.ndarray, features: pa.Table) -> np.ndarray:
     return _sigmoid(_logit(prior) + shift)
 
 
+FIT_STAGES = ("features", "labels", "booster")
+"""The stages :meth:`DefectModel.fit` names to its ``progress`` callback, in order: the turn
+features, the weak labels, the gradient-boosted trees."""
+
+
 class DefectModel:
     """Gradient-boosted P(defect) trained on weak labels (see :func:`weak_labels`).
 
@@ -444,15 +449,21 @@ class DefectModel:
 
     # training
 
-    def fit(self, store: Store) -> DefectModel:
+    def fit(self, store: Store, progress: Callable[[str], None] | None = None) -> DefectModel:
         """Train on every turn of ``store`` (reads turns and feedback, never simulation truth);
         returns self. ``decouple=True`` (constructor) scrambles the behaviour features of
         implicitly labelled turns (see :func:`_scramble_behaviour`); it is kept for the ablation
-        in ``bench/defects.py``."""
-        return self.fit_features(turn_features(store))
+        in ``bench/defects.py``. ``progress(stage)`` is called as each of :data:`FIT_STAGES`
+        starts."""
+        if progress is not None:
+            progress("features")
+        return self.fit_features(turn_features(store), progress)
 
-    def fit_features(self, features: pa.Table) -> DefectModel:
-        """Train on a feature table from :func:`turn_features`; returns self."""
+    def fit_features(self, features: pa.Table, progress: Callable[[str], None] | None = None) -> DefectModel:
+        """Train on a feature table from :func:`turn_features`; returns self. ``progress(stage)``
+        is called as the ``labels`` and ``booster`` stages of :data:`FIT_STAGES` start."""
+        say = progress or (lambda _stage: None)
+        say("labels")
         labels = weak_labels(features)
         mask = labels.labelled
         y = labels.label[mask]
@@ -468,6 +479,7 @@ class DefectModel:
         if self.decouple:
             x = _scramble_behaviour(x, ~explicit, int(self.params["seed"]))
         weight = np.where(explicit, 2.0, 1.0)
+        say("booster")
         data = lgb.Dataset(
             x,
             y,
@@ -577,6 +589,12 @@ class DefectReport:
         )
 
 
+def score_steps(model: DefectModel | None = None) -> int:
+    """How many lines :func:`score_defects` passes to its ``progress`` callback with ``model``
+    (a progress bar's total): features, heuristic, the model if any, the summary."""
+    return 3 if model is None else 4
+
+
 def score_defects(
     store: Store,
     model: DefectModel | None = None,
@@ -586,7 +604,7 @@ def score_defects(
 
     ``p_defect`` is the model's probability when ``model`` is given, else the heuristic's;
     ``p_heuristic`` and ``reasons`` (the heuristic rules that fired) are always written.
-    ``progress`` receives one line per stage."""
+    ``progress`` receives one line per stage, as each ends (:func:`score_steps` of them)."""
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
     features = turn_features(store)

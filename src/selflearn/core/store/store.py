@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from selflearn.core.errors import StoreError
-from selflearn.core.schema import SCHEMA_VERSION, Concept, Turn
+from selflearn.core.schema import SCHEMA_VERSION, Concept, Review, Turn
 from selflearn.core.store.ingest import (
     _JSON_TYPES,
     IngestReport,
@@ -37,6 +37,7 @@ from selflearn.core.store.tables import (
     _TABLES,
     CONCEPT_SCHEMA,
     DIALOGUE_SCHEMA,
+    REVIEW_SCHEMA,
     SIGNAL_TABLES,
     STATE_TABLES,
     TRUTH_SCHEMA,
@@ -430,22 +431,7 @@ class Store:
         """Store ``concept``, replacing the one of the same id (the same phrase, scope and home),
         in one transaction; returns the concept it replaced, if any."""
         before = self.concepts(where="concept_id = $id", params={"id": concept.concept_id})
-        row = concept.model_dump(mode="json")
-        row.pop("record_type")
-        row["record_hash"] = hashlib.blake2b(
-            orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=12
-        ).hexdigest()
-        row["source"] = "taught"
-        row["timestamp"] = concept.timestamp
-        fresh = pa.Table.from_pylist([row], schema=CONCEPT_SCHEMA)  # noqa: F841 - used in SQL
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            self.con.execute("DELETE FROM concepts WHERE concept_id = $id", {"id": concept.concept_id})
-            self.con.execute("INSERT INTO concepts BY NAME SELECT * FROM fresh")
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+        self._put_state("concepts", CONCEPT_SCHEMA, "concept_id", concept, "taught")
         return before[0] if before else None
 
     def forget_concept(self, concept_id: str) -> bool:
@@ -460,20 +446,64 @@ class Store:
     ) -> list[Concept]:
         """The stored concepts (of one home, or matching ``where``), oldest first; none for a
         store written before they existed that was opened read-only."""
-        if "concepts" not in self._tables():
-            return []
         clauses, args = [], dict(params or {})
         if household_id is not None:
             clauses.append("household_id = $household")
             args["household"] = household_id
         if where:
             clauses.append(f"({where})")
-        sql = f"SELECT {self._select('concepts', CONCEPT_SCHEMA)} FROM concepts"
+        rows = self._state_rows("concepts", CONCEPT_SCHEMA, clauses, args, "timestamp, concept_id")
+        return [Concept.model_validate(row) for row in rows]
+
+    # --- reviews of learned rewrites (state, changed in place) ------------------------------------
+
+    def put_review(self, review: Review) -> Review | None:
+        """Store ``review``, replacing the verdict of the same id (the same rule), in one
+        transaction; returns the verdict it replaced, if any."""
+        before = self.reviews(where="review_id = $id", params={"id": review.review_id})
+        self._put_state("reviews", REVIEW_SCHEMA, "review_id", review, "review")
+        return before[0] if before else None
+
+    def reviews(self, where: str | None = None, params: dict[str, Any] | None = None) -> list[Review]:
+        """The stored verdicts, oldest first; none for a store written before they existed that
+        was opened read-only."""
+        clauses = [f"({where})"] if where else []
+        rows = self._state_rows("reviews", REVIEW_SCHEMA, clauses, dict(params or {}), "timestamp, review_id")
+        return [Review.model_validate(row) for row in rows]
+
+    def _put_state(
+        self, table: str, schema: pa.Schema, key: str, record: Concept | Review, source: str
+    ) -> None:
+        """Replace the row of ``table`` whose ``key`` is the record's, in one transaction."""
+        row = record.model_dump(mode="json")
+        row.pop("record_type")
+        row["record_hash"] = hashlib.blake2b(
+            orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=12
+        ).hexdigest()
+        row["source"] = source
+        row["timestamp"] = record.timestamp
+        fresh = pa.Table.from_pylist([row], schema=schema)  # noqa: F841 - used in SQL
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute(f"DELETE FROM {table} WHERE {key} = $id", {"id": row[key]})
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM fresh")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def _state_rows(
+        self, table: str, schema: pa.Schema, clauses: list[str], args: dict[str, Any], order: str
+    ) -> list[dict[str, Any]]:
+        """Rows of a state table as dicts (none when a read-only old store lacks the table)."""
+        if table not in self._tables():
+            return []
+        sql = f"SELECT {self._select(table, schema)} FROM {table}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        cursor = self.con.execute(sql + " ORDER BY timestamp, concept_id", args)
+        cursor = self.con.execute(f"{sql} ORDER BY {order}", args)
         names = [column[0] for column in cursor.description or ()]
-        return [Concept.model_validate(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def truth(self) -> pa.Table:
         """Simulation truth, for benchmarks only. Learners must never call this."""

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import pyarrow as pa
 from pydantic import BaseModel
 
-from selflearn.core.schema import Concept, DialogueAct, Feedback, Truth, Turn
+from selflearn.core.schema import Concept, DialogueAct, Feedback, Review, Truth, Turn
 
 _S = pa.string()
 _F = pa.float64()
@@ -91,7 +91,10 @@ DIALOGUE_SCHEMA = record_schema(DialogueAct)
 CONCEPT_SCHEMA = record_schema(Concept)
 """Arrow layout of the ``concepts`` table: what users taught, one row per current concept."""
 
-STATE_TABLES: dict[str, pa.Schema] = {"concepts": CONCEPT_SCHEMA}
+REVIEW_SCHEMA = record_schema(Review)
+"""Arrow layout of the ``reviews`` table: the latest verdict per reviewed rule."""
+
+STATE_TABLES: dict[str, pa.Schema] = {"concepts": CONCEPT_SCHEMA, "reviews": REVIEW_SCHEMA}
 """Tables of state the assistant keeps (not log streams): changed in place, never ingested."""
 
 TRUTH_SCHEMA = record_schema(Truth)

@@ -1,0 +1,59 @@
+"""``selflearn report``: one self-contained HTML page of what selflearn found and learned --
+defect rates over time and by intent, failure point, home, area and hour; the requests that fail
+most and the fix selflearn learned or proposes for each; the rewrite table; the online
+rewriter's logged decisions (wins, losses, wrong actions, demotions); a before/after comparison
+(``docs/report.md``).
+
+>>> from selflearn import Store
+>>> from selflearn.report import collect, render_html
+>>> with Store("selflearn.duckdb", read_only=True) as store:          # doctest: +SKIP
+...     data = collect(store, table=Path("models/rewrites"))
+>>> Path("report.html").write_text(render_html(data))                 # doctest: +SKIP
+
+:func:`collect` (:mod:`selflearn.report.views`) is pure data, :func:`render_html`
+(:mod:`selflearn.report.render`) the page; the live review page of ``selflearn serve`` renders
+the same data with :class:`ReviewForms`.
+"""
+
+from selflearn.report.render import ReviewForms, render_html
+from selflearn.report.views import (
+    STAGES,
+    Breakdown,
+    Comparison,
+    DateRange,
+    Decision,
+    Example,
+    Fix,
+    Notice,
+    Outcomes,
+    Pattern,
+    Period,
+    Rate,
+    ReportData,
+    Rule,
+    Signals,
+    collect,
+    pseudonym,
+)
+
+__all__ = [
+    "STAGES",
+    "Breakdown",
+    "Comparison",
+    "DateRange",
+    "Decision",
+    "Example",
+    "Fix",
+    "Notice",
+    "Outcomes",
+    "Pattern",
+    "Period",
+    "Rate",
+    "ReportData",
+    "ReviewForms",
+    "Rule",
+    "Signals",
+    "collect",
+    "pseudonym",
+    "render_html",
+]

@@ -1,0 +1,220 @@
+"""Reviewing what selflearn learned: ``GET/POST /v1/reviews`` and the live page ``/ui``.
+
+The page is the report of :mod:`selflearn.report` built on the running store, with a form on
+every rule: approve, reject, or edit its target. A verdict is stored (``reviews`` table) and
+applied to the serving rewriter before the response, so it holds from the next request on
+(:mod:`selflearn.rewrite.review`).
+
+Access: like the other admin endpoints, open when the service has no admin token, else the token
+is needed -- as ``Authorization: Bearer <token>`` for the JSON API; the page's sign-in form (or
+``/ui?token=...`` once) sets an HTTP-only, same-site cookie, and every form carries a token
+derived from the admin token, so another site cannot post a verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import Body, FastAPI, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from selflearn.core.errors import SelflearnError
+from selflearn.core.schema import Review
+from selflearn.core.store import Store
+from selflearn.rewrite.review import review_id
+from selflearn.service.config import ServiceConfig
+from selflearn.service.models import ReviewRequest, ReviewsResponse
+from selflearn.service.state import Service, StoreClosed
+
+COOKIE = "selflearn_admin"
+DECISIONS = {"approve": "approved", "reject": "rejected", "edit": "edited"}
+"""Form button value -> stored verdict."""
+
+
+def _derived(token: str, purpose: str) -> str:
+    """A value derived from the admin token (the cookie, the form token): never the token itself."""
+    return hmac.new(token.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+
+
+def _signed_in(config: ServiceConfig, request: Request) -> bool:
+    token = config.admin_token
+    if token is None:
+        return True
+    given = request.headers.get("authorization", "")
+    if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return True
+    cookie = request.cookies.get(COOKIE, "")
+    return hmac.compare_digest(cookie.encode(), _derived(token, "cookie").encode())
+
+
+def _form_token(config: ServiceConfig) -> str:
+    return _derived(config.admin_token, "form") if config.admin_token is not None else ""
+
+
+def review_of(body: ReviewRequest, now: datetime | None = None) -> Review:
+    """The stored verdict for a request (422 when an edit has no new target)."""
+    if body.decision == "edited" and not (body.edited_target or "").strip():
+        raise HTTPException(422, "an edit needs edited_target: the pattern to rewrite the source to")
+    source, target = body.pattern.strip(), body.target.strip()
+    edited = (body.edited_target or "").strip() or None
+    return Review(
+        review_id=review_id(source, target, body.rule_id),
+        rule_id=body.rule_id,
+        pattern=source,
+        target=target,
+        decision=body.decision,
+        edited_target=edited if body.decision == "edited" else None,
+        reviewer=body.reviewer,
+        timestamp=now or datetime.now(UTC),
+    )
+
+
+def _save(service: Service, review: Review) -> Review | None:
+    if service.config.store is None:
+        raise HTTPException(409, "the service has no store, so no reviews (start it with --store)")
+    try:
+        return service.review(review)
+    except (SelflearnError, StoreClosed) as exc:
+        raise HTTPException(503, f"store unavailable: {exc}") from exc
+
+
+def _reviews(service: Service) -> list[Review]:
+    if service.config.store is None:
+        raise HTTPException(409, "the service has no store, so no reviews (start it with --store)")
+    with service.store_lock:
+        if service.store is None:
+            raise HTTPException(503, f"store unavailable: {service.store_error or 'closed'}")
+        return service.store.reviews()
+
+
+def review_routes(app: FastAPI, service: Service) -> None:
+    """``GET /v1/reviews``, ``POST /v1/reviews`` and the page (``/ui``, ``/ui/review``, ``/ui/login``)."""
+    config = service.config
+    denied: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or wrong admin token"}}
+
+    def check(request: Request) -> None:
+        if not _signed_in(config, request):
+            raise HTTPException(
+                401, "reviews need 'Authorization: Bearer <token>'", {"WWW-Authenticate": "Bearer"}
+            )
+
+    @app.get("/v1/reviews", response_model=ReviewsResponse, tags=["review"], responses=denied)
+    async def list_reviews(request: Request) -> ReviewsResponse:
+        """The verdicts in force, oldest first."""
+        check(request)
+        return ReviewsResponse(reviews=await run_in_threadpool(_reviews, service))
+
+    @app.post("/v1/reviews", response_model=Review, tags=["review"], responses=denied)
+    async def post_review(request: Request, body: Annotated[ReviewRequest, Body()]) -> Review:
+        """Approve, reject or edit one learned rewrite; applied from the next request on."""
+        check(request)
+        review = review_of(body)
+        await run_in_threadpool(_save, service, review)
+        return review
+
+    @app.get("/ui", response_class=HTMLResponse, include_in_schema=False)
+    async def page(request: Request, token: str | None = None, saved: str | None = None) -> Response:
+        if token is not None and config.admin_token is not None:
+            if not hmac.compare_digest(token.encode(), config.admin_token.encode()):
+                return HTMLResponse(_sign_in("That token is not the admin token."), status_code=401)
+            return _signed_in_redirect(config)
+        if not _signed_in(config, request):
+            return HTMLResponse(_sign_in(None), status_code=401)
+        body = await run_in_threadpool(_page, service, saved)
+        return HTMLResponse(body)
+
+    @app.post("/ui/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = _form(await request.body())
+        token = form.get("token", "")
+        if config.admin_token is None or hmac.compare_digest(token.encode(), config.admin_token.encode()):
+            return _signed_in_redirect(config)
+        return HTMLResponse(_sign_in("That token is not the admin token."), status_code=401)
+
+    @app.post("/ui/review", include_in_schema=False)
+    async def review_form(request: Request) -> Response:
+        if not _signed_in(config, request):
+            return HTMLResponse(_sign_in("Sign in again to review."), status_code=401)
+        form = _form(await request.body())
+        if not hmac.compare_digest(form.get("form_token", "").encode(), _form_token(config).encode()):
+            raise HTTPException(403, "the form is stale or from another site: reload /ui and try again")
+        decision = DECISIONS.get(form.get("decision", ""))
+        if decision is None:
+            raise HTTPException(422, "decision must be approve, reject or edit")
+        try:
+            body = ReviewRequest(
+                pattern=form.get("source", ""),
+                target=form.get("target", ""),
+                decision=decision,
+                rule_id=form.get("rule_id") or None,
+                edited_target=form.get("edited_target") or None,
+                reviewer="admin (review page)",
+            )
+        except ValueError as exc:
+            raise HTTPException(422, f"bad review form: {exc}") from exc
+        review = review_of(body)
+        await run_in_threadpool(_save, service, review)
+        return RedirectResponse(f"/ui?saved={quote(review.review_id)}", status_code=303)
+
+
+def _form(raw: bytes) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body, one value per field."""
+    parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    return {key: values[-1] for key, values in parsed.items()}
+
+
+def _signed_in_redirect(config: ServiceConfig) -> Response:
+    response = RedirectResponse("/ui", status_code=303)
+    if config.admin_token is not None:
+        value = _derived(config.admin_token, "cookie")
+        response.set_cookie(COOKIE, value, httponly=True, samesite="strict", path="/")
+    return response
+
+
+def _sign_in(problem: str | None) -> str:
+    note = f'<p class="problem">{html.escape(problem)}</p>' if problem else ""
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>selflearn: sign in</title></head>"
+        "<body><h1>selflearn review</h1><p>This page needs the service's admin token "
+        "(<code>selflearn serve --admin-token ...</code>).</p>"
+        f'{note}<form method="post" action="/ui/login"><label>Admin token '
+        '<input type="password" name="token" autofocus></label> <button type="submit">Sign in</button>'
+        "</form></body></html>"
+    )
+
+
+def _page(service: Service, saved: str | None) -> str:
+    """The report of the running store with review forms (built in a worker thread)."""
+    from selflearn.report import ReviewForms, collect, render_html
+
+    config = service.config
+    if config.store is None:
+        raise HTTPException(409, "the service has no store, so nothing to show (start it with --store)")
+    # The mined table from the serving rewriter's folder; not the rewriter itself (loading it
+    # again costs seconds, and the serving one is shared with the requests).
+    folder: Path | None = service.artifact.folder if service.artifact.ok else None
+    table = folder / "table" if folder is not None and (folder / "table").exists() else None
+    with service.store_lock:
+        store: Store | None = service.store
+        if store is None:
+            raise HTTPException(503, f"store unavailable: {service.store_error or 'closed'}")
+        reviews = store.reviews()
+        data = collect(store, table=table, reviews={r.review_id: r.decision for r in reviews})
+    hidden = {"form_token": _form_token(config)}
+    forms = ReviewForms(action="/ui/review", hidden=hidden)
+    page = render_html(data, title="selflearn: live review", review=forms)
+    if saved:
+        done = next((r for r in reviews if r.review_id == saved), None)
+        if done is not None:
+            what = f"{done.decision}: {done.pattern} \u2192 {done.edited_target or done.target}"
+            saved_note = f"Saved ({html.escape(what)}); it holds from the next request."
+            banner = f'<p class="saved" id="saved">{saved_note}</p>'
+            page = page.replace("<body>", "<body>" + banner, 1)
+    return page

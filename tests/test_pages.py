@@ -1,0 +1,193 @@
+"""The report and the live review page in a real browser: Debian's headless Chromium, driven by
+Playwright (never a downloaded browser), against a real ``selflearn serve`` app on a local port.
+
+What a person sees is asserted -- text, table rows, that every plot drew data -- not pixels; the
+screenshots are kept in the test's folder for a look. A verdict given by clicking the page
+changes what ``POST /v1/rewrite`` does on the next request.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from selflearn.core.home import Home
+from selflearn.core.store import Store
+from selflearn.rewrite.rewriter import Rewriter
+from selflearn.rewrite.table import RewriteTable
+from selflearn.service import ServiceConfig, create_app
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TOKEN = "page-test-token"
+HOME = Home.from_dict(
+    {
+        "home_id": "h1",
+        "areas": [{"id": "kitchen", "name": "Kitchen"}, {"id": "hall", "name": "Hall"}],
+        "entities": [{"id": "light.kitchen", "name": "Kitchen light", "area": "kitchen"}],
+    }
+)
+SOURCE, TARGET = "kill the lights in the {area}", "turn off the lights in the {area}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed: these tests drive it headless (apt-get install chromium)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright drives chromium (pip install playwright)"
+    )
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Server:
+    """``selflearn serve``'s app under uvicorn in a thread, on a free local port."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        import uvicorn
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_app(config), host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the service did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def _rewrite(url: str, text: str = "kill the lights in the kitchen") -> dict[str, Any]:
+    res = httpx.post(f"{url}/v1/rewrite", json={"text": text, "household_id": "h1", "failed": True})
+    assert res.status_code == 200, res.text
+    body: dict[str, Any] = res.json()
+    return body
+
+
+def _plots(page: Any) -> list[int]:
+    """Data points drawn by each plot on the page."""
+    return [int(p.get_attribute("data-points") or 0) for p in page.locator("svg.plot").all()]
+
+
+def test_rejecting_a_rule_on_the_live_page_stops_it_on_the_next_request(browser: Any, tmp_path: Path) -> None:
+    folder = Rewriter.from_parts(table=RewriteTable.from_rules([(SOURCE, TARGET)])).save(tmp_path / "rw")
+    store = tmp_path / "live.duckdb"
+    with Store(store) as s:
+        s.put_home("h1", HOME.to_dict())
+    config = ServiceConfig(rewriter=folder, store=store, admin_token=TOKEN, request_timeout_ms=5000)
+    with _Server(config) as server:
+        assert _rewrite(server.url)["text"] == "turn off the lights in the kitchen"
+        page = browser.new_page()
+        page.goto(f"{server.url}/ui")
+        assert "admin token" in page.inner_text("body")
+        page.fill("input[name=token]", "not-it")
+        page.click("button[type=submit]")
+        assert "not the admin token" in page.inner_text("body")
+        page.fill("input[name=token]", TOKEN)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#rules")
+        page.screenshot(path=str(tmp_path / "review-before.png"), full_page=True)
+        row = page.locator("#rules tr", has_text="kill the lights in the")
+        assert row.count() == 1 and "turn off the lights in the" in row.inner_text()
+        row.locator("button[value=reject]").click()
+        page.wait_for_selector("#saved")
+        assert "rejected" in page.inner_text("#saved")
+        page.screenshot(path=str(tmp_path / "review-after.png"), full_page=True)
+        after = _rewrite(server.url)
+        assert (after["text"], after["rewritten"]) == ("kill the lights in the kitchen", False)
+        # Edit it instead: the person's target holds from the next request.
+        row = page.locator("#rules tr", has_text="kill the lights in the")
+        row.locator("input[name=edited_target]").fill("turn off all the lights in the {area}")
+        row.locator("button[value=edit]").click()
+        page.wait_for_selector("#saved")
+        assert (
+            _rewrite(server.url, "kill the lights in the hall")["text"]
+            == "turn off all the lights in the hall"
+        )
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def simulated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated population (noisy speech), ingested and scored as a user would."""
+    from selflearn import AssistantConfig, SimulationConfig, simulate
+    from selflearn.signals.defect import score_defects
+    from selflearn.signals.rephrase import PairwiseRephraseBaseline, score_rephrases
+
+    work = tmp_path_factory.mktemp("pages")
+    config = SimulationConfig(
+        households=12, days=3, seed=11, household_prefix="pages", workers=1, assistant=AssistantConfig()
+    )
+    simulate(config, work / "sim")
+    with Store(work / "logs.duckdb") as store:
+        store.ingest([work / "sim"])
+        score_rephrases(store, PairwiseRephraseBaseline("lexical"))
+        score_defects(store)
+    return work / "logs.duckdb"
+
+
+def test_the_report_of_a_simulated_store_shows_every_section_with_data(
+    browser: Any, simulated_store: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", "--store", str(simulated_store), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(out.as_uri())
+    assert all(url.startswith(("file:", "data:", "about:")) for url in requested), requested  # self-contained
+    text = page.inner_text("body")
+    for section in (
+        "Defect rate",
+        "Unrecognized requests",
+        "Rewrite table",
+        "Rewriter decisions",
+        "Before / after",
+    ):
+        assert section in text, section
+    points = _plots(page)
+    assert len(points) >= 6 and all(n > 0 for n in points), points  # every plot drew its data
+    failing = page.locator("#unrecognized tbody tr")
+    assert failing.count() > 0
+    with Store(simulated_store, read_only=True) as store:
+        households = [
+            str(r["household_id"]) for r in store.query("SELECT DISTINCT household_id FROM turns").to_pylist()
+        ]
+    assert households and not any(h in text for h in households)  # pseudonymous
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    page.close()
