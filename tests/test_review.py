@@ -293,3 +293,17 @@ def test_verdicts_become_the_rankers_labels() -> None:
     assert [q.labels.tolist() for q in queries] == [[0, 0], [0, 1], [1, 0]]
     assert [q.reviewed for q in queries] == [True, True, False]
     assert apply_reviews(queries, [], {"h1": HOME}) == 0
+
+
+def test_the_live_page_compares_the_date_ranges_asked_for(tmp_path: Path) -> None:
+    from tests.test_report import build_log
+
+    config, store = _service(tmp_path, token=None)
+    store.unlink()
+    build_log().write(store)  # four scored days from 2026-01-05
+    with TestClient(create_app(config)) as client:
+        page = client.get("/ui?before=2026-01-05..2026-01-05&after=2026-01-06..2026-01-08")
+        assert page.status_code == 200 and "2026-01-06..2026-01-08" in page.text
+        assert 'id="comparison"' in page.text and 'value="reject"' in page.text
+        bad = client.get("/ui?before=2026-01-05..2026-01-01")
+        assert bad.status_code == 422

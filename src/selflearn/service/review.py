@@ -25,7 +25,7 @@ from fastapi import Body, FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from selflearn.core.errors import SelflearnError
+from selflearn.core.errors import ConfigError, SelflearnError
 from selflearn.core.schema import Review
 from selflearn.core.store import Store
 from selflearn.rewrite.review import review_id
@@ -120,14 +120,20 @@ def review_routes(app: FastAPI, service: Service) -> None:
         return review
 
     @app.get("/ui", response_class=HTMLResponse, include_in_schema=False)
-    async def page(request: Request, token: str | None = None, saved: str | None = None) -> Response:
+    async def page(
+        request: Request,
+        token: str | None = None,
+        saved: str | None = None,
+        before: str | None = None,
+        after: str | None = None,
+    ) -> Response:
         if token is not None and config.admin_token is not None:
             if not hmac.compare_digest(token.encode(), config.admin_token.encode()):
                 return HTMLResponse(_sign_in("That token is not the admin token."), status_code=401)
             return _signed_in_redirect(config)
         if not _signed_in(config, request):
             return HTMLResponse(_sign_in(None), status_code=401)
-        body = await run_in_threadpool(_page, service, saved)
+        body = await run_in_threadpool(_page, service, saved, before, after)
         return HTMLResponse(body)
 
     @app.post("/ui/login", include_in_schema=False)
@@ -190,8 +196,9 @@ def _sign_in(problem: str | None) -> str:
     )
 
 
-def _page(service: Service, saved: str | None) -> str:
-    """The report of the running store with review forms (built in a worker thread)."""
+def _page(service: Service, saved: str | None, before: str | None = None, after: str | None = None) -> str:
+    """The report of the running store with review forms (built in a worker thread);
+    ``before``/``after``: the date ranges to compare (``2026-01-01..2026-01-07``)."""
     from selflearn.report import ReviewForms, collect, render_html
 
     config = service.config
@@ -206,7 +213,11 @@ def _page(service: Service, saved: str | None) -> str:
         if store is None:
             raise HTTPException(503, f"store unavailable: {service.store_error or 'closed'}")
         reviews = store.reviews()
-        data = collect(store, table=table, reviews={r.review_id: r.decision for r in reviews})
+        verdicts = {r.review_id: r.decision for r in reviews}
+        try:
+            data = collect(store, table=table, reviews=verdicts, before=before, after=after)
+        except ConfigError as exc:
+            raise HTTPException(422, str(exc)) from exc
     hidden = {"form_token": _form_token(config)}
     forms = ReviewForms(action="/ui/review", hidden=hidden)
     page = render_html(data, title="selflearn: live review", review=forms)
