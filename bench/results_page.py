@@ -391,6 +391,20 @@ def _asking_rows(f: dict[str, Any]) -> str:
     )
 
 
+def report(r: Result) -> str:
+    f = r["figures"]
+    parts = [
+        f"with the {name} (`--{name}`): median **{f[name]['median_seconds']:.2f} s**, "
+        f"slowest {f[name]['max_seconds']:.2f} s ({f[name]['bytes'] / 1024:,.0f} KiB)"
+        for name in ("table", "rewriter")
+        if name in f
+    ]
+    return (
+        f"`selflearn report` on the demo's store ({f['turns']:,} turns), the whole command in a new "
+        f"process, {f['runs']} runs each: " + "; ".join(parts) + f". Target: under {f['target_seconds']} s."
+    )
+
+
 def throughput(r: Result) -> str:
     f = r["figures"]
     s, i, q = f["simulate"], f["ingest"], f["quarantine"]
@@ -525,6 +539,7 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         integration,
     ),
     ("wyoming", "The Wyoming service", "How long does a Wyoming round trip take?", wyoming),
+    ("report", "The report", "How long does `selflearn report` take on the demo's store?", report),
     (
         "throughput",
         "Simulator and ingest throughput",
