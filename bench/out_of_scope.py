@@ -29,6 +29,8 @@ in ``bench/baselines.py``, configured names only) and handled by the reference a
 (c) the same rewriter asking first about its guesses (``RewriterConfig(confirm="guesses")``, an
     assistant that asks): the requests it asks "Did you mean ...?" about (a question on an
     out-of-scope request is a cost, target <= 2 %) and those it still acts on;
+(c') as (c), the ranked layer also asking about guesses scored from half its calibrated acting
+    bar up (``selflearn.evaluate.ab.ASK_SCALE``; the replay arm ``confirm-low``);
 (d) as (c) with the scope model (``selflearn train scope``: which requests nobody can help with,
     learned from the training logs' behaviour alone) in ``--scope-rewriter`` (default: the
     flagship's copy with ``scope/``, made by ``selflearn train scope --store
@@ -59,6 +61,7 @@ from selflearn.assistant.pipeline import Assistant, AssistantConfig
 from selflearn.core.errors import ConfigError
 from selflearn.core.schema import DeviceContext
 from selflearn.evaluate import write_results
+from selflearn.evaluate.ab import ASK_SCALE
 from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
 from selflearn.simulation import corpora
 from selflearn.simulation.population import Household, make_household
@@ -392,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     guesses = RewriterConfig(personal=False, budget_ms=float("inf"), confirm="guesses")
     plain = Rewriter.load(folder, guesses)
     asking = {"asking about guesses": Assistant(asks, nlu=control.nlu, rewriter=plain)}
+    if plain.ranker_ is not None:  # the replay arm confirm-low: ranked guesses from half the acting bar
+        low = Rewriter.load(folder, replace(guesses, ask_threshold=ASK_SCALE * plain.ranker_.threshold))
+        asking["asking from half the acting bar"] = Assistant(asks, nlu=control.nlu, rewriter=low)
     if (args.scope_rewriter / "scope" / "model.json").exists():
         scoped = Rewriter.load(args.scope_rewriter, guesses)
         asking["asking about guesses + scope model"] = Assistant(asks, nlu=control.nlu, rewriter=scoped)
