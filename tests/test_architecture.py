@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "selflearn.mining": 3,
     "selflearn.rewrite": 3,
     "selflearn.fpi": 3,
+    "selflearn.labels": 3,
     "selflearn.simulation": 4,
     "selflearn.evaluate": 5,
     # What people read: the report of a store (the service's review page is built on it).

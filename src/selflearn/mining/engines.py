@@ -55,7 +55,10 @@ SELECT t.turn_id, t.user_id, t.household_id, t.timestamp AS ts,
 FROM turns t
 JOIN defects d ON d.turn_id = t.turn_id
 LEFT JOIN rephrases r ON r.turn_id = t.turn_id
+WHERE coalesce(t.nlu.matcher, '') NOT IN ('teach', 'taught')
 """
+"""Teaching turns ("the big light is the reading lamp", "forget study mode": matcher ``teach``)
+and runs of taught routines (matcher ``taught``) are not requests to rewrite, nor fixes of one."""
 
 DIALECT = {
     "duckdb": {

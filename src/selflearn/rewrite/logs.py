@@ -31,7 +31,7 @@ SELECT t.turn_id, t.session_id, t.user_id, t.household_id, t.timestamp AS ts,
 FROM turns t
 JOIN defects d ON d.turn_id = t.turn_id
 LEFT JOIN rephrases r ON r.turn_id = t.turn_id
-{where}
+WHERE coalesce(t.nlu.matcher, '') NOT IN ('teach', 'taught') {where}
 ORDER BY t.household_id, t.timestamp, t.turn_id
 """
 
@@ -105,7 +105,7 @@ def read_log(
     where = ""
     params: list[Any] = []
     if households is not None:
-        where = "WHERE t.household_id IN (SELECT unnest(?))"
+        where = "AND t.household_id IN (SELECT unnest(?))"
         params = [households]
     rows = store.query(LOG_SQL.format(where=where), params).to_pylist()
     return [_log_turn(row, defect_threshold) for row in rows]

@@ -133,10 +133,39 @@ FPI_SCHEMA = pa.schema(
 """The ``fpi`` table: per turn, the predicted first failing stage (``correct`` if none) and its
 probability (see ``docs/fpi.md``)."""
 
+SLOT_LABEL = pa.struct([("slot", _S), ("value", _S), ("start", pa.int32()), ("end", pa.int32())])
+"""One labelled slot: its name, its value (as Home Assistant would get it), and the character
+span of the turn's text it was said as (``start``/``end``; null when it has no span, e.g. an
+area taken from the device)."""
+
+LABEL_SCHEMA = pa.schema(
+    [
+        ("turn_id", _S),
+        ("goal_id", _S),
+        ("goal_success", pa.bool_()),
+        ("intent", _S),
+        ("slots", pa.list_(SLOT_LABEL)),
+        ("confidence", _F),
+        ("source", _S),
+        ("from_turn_id", _S),
+        ("model", _S),
+        ("scored_at", _TS),
+    ]
+)
+"""The ``labels`` table (``selflearn label``): per turn, the goal it serves (turns of one goal
+share ``goal_id``), whether that goal succeeded, and the intent and slots the user meant, with a
+confidence and where the label came from (``source``: ``rule:worked`` for a turn the
+assistant served, ``transfer:rewrite`` for one it served after selflearn rewrote it unasked,
+``transfer:confirmed`` for a rewrite the user said yes to, ``transfer:rephrase`` for a failed
+turn labelled from its successful paraphrase, ``from_turn_id`` naming that turn; spans point into
+what the user said, ``rewrite.original_text`` when the turn was rewritten). ``intent`` is null
+when no label could be given (the goal fields still are); docs/labels.md."""
+
 SIGNAL_TABLES: dict[str, pa.Schema] = {
     "defects": DEFECT_SCHEMA,
     "rephrases": REPHRASE_SCHEMA,
     "fpi": FPI_SCHEMA,
+    "labels": LABEL_SCHEMA,
 }
 """Tables derived from the logs by the signal detectors (rewritten on every scoring run)."""
 

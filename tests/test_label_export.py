@@ -1,0 +1,518 @@
+"""``selflearn label export`` on a hand-written store whose labels we choose: the Home Assistant
+custom sentences load in hassil and, merged into Home Assistant's English intents, make the failed
+requests match with the labelled intent and slots (also in a home nobody said them in); a template
+said by fewer than k users, or holding a household's own name, stays out of the global file; the
+JSONL dataset and the Rasa file parse and carry the spans; the command works and errors clearly."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import yaml
+from hassil import Intents, recognize_all
+from home_assistant_intents import get_intents
+from typer.testing import CliRunner
+
+from selflearn.assistant.nlu import slot_lists_for
+from selflearn.cli import app as cli_app
+from selflearn.core.errors import ConfigError, DataError
+from selflearn.core.home import Home, normalize_name
+from selflearn.core.store import LABEL_SCHEMA, Store
+from selflearn.labels.export import (
+    LabelledTurn,
+    LabelSlot,
+    export_labels,
+    ha_sentences,
+    load_homes,
+    load_labelled,
+    pseudonym,
+)
+from tests.conftest import HOME, turn_dict
+
+runner = CliRunner()
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+MILLER, OKAFOR, SATO = "casa-miller", "casa-okafor", "casa-sato"
+
+
+def _home(areas: list[tuple[str, str]], lamp_area: str) -> dict[str, Any]:
+    return {
+        "areas": [{"id": i, "name": n} for i, n in areas],
+        "entities": [
+            {"id": "light.ceiling", "name": "Ceiling Light", "area": areas[0][0], "features": ["brightness"]},
+            {"id": "light.reading_lamp", "name": "Reading Lamp", "area": lamp_area},
+        ],
+    }
+
+
+HOMES: dict[str, dict[str, Any]] = {
+    MILLER: HOME,  # kitchen, living room (alias Lounge), bedroom; the TV, the Reading Lamp ...
+    OKAFOR: _home([("kitchen", "Kitchen"), ("garage", "Garage"), ("den", "Den")], "den"),
+    SATO: _home([("kitchen", "Kitchen"), ("office", "Office")], "office"),
+}
+FIVE = [(MILLER, "ann"), (MILLER, "bob"), (OKAFOR, "cat"), (OKAFOR, "dan"), (SATO, "eve")]
+"""Five users in three homes: the k (5) a global sentence needs."""
+
+
+class Log:
+    """Turns and the labels we give them."""
+
+    def __init__(self) -> None:
+        self.turns: list[dict[str, Any]] = []
+        self.labels: list[dict[str, Any]] = []
+
+    def said(
+        self,
+        home: str,
+        user: str,
+        text: str,
+        intent: str | None,
+        slots: list[tuple[str, str, str | None]],
+        *,
+        ok: bool = False,
+        source: str = "transfer:rephrase",
+        confidence: float = 0.9,
+        area: str = "Kitchen",
+        unresolved: tuple[str, ...] = (),
+        rewritten_to: str | None = None,
+    ) -> str:
+        """One turn of ``user`` and its label; ``slots``: (slot, value, the words said or None)."""
+        n = len(self.turns)
+        turn_id = f"{home}-{user}-t{n}"
+        changes: dict[str, Any] = {
+            "session_id": f"{home}-{user}-s{n}",
+            "user_id": f"{home}-{user}",
+            "household_id": home,
+            "timestamp": (T0 + timedelta(minutes=n)).isoformat(),
+            "device": {"device_id": f"{home}-sat", "device_type": "satellite", "area": area},
+            "asr": None,
+            "text": text,
+        }
+        if not ok:
+            changes["nlu"] = {"matched": False, "matcher": "none"}
+            changes["er"] = {"resolved": [], "unresolved": list(unresolved), "ok": False}
+            changes["result"] = {"status": "no_match", "response_text": "Sorry, I couldn't understand that"}
+        if rewritten_to is not None:  # selflearn rewrote what was said, and that worked
+            changes["text"] = rewritten_to
+            changes["rewrite"] = {
+                "original_text": text,
+                "rewritten_text": rewritten_to,
+                "layer": "precomputed",
+                "rule_id": "r1",
+                "score": 0.9,
+            }
+        self.turns.append(turn_dict(turn_id, **changes))
+        spans = []
+        for slot, value, words in slots:
+            start = text.index(words) if words is not None else None
+            end = start + len(words) if start is not None and words is not None else None
+            spans.append({"slot": slot, "value": value, "start": start, "end": end})
+        self.labels.append(
+            {
+                "turn_id": turn_id,
+                "goal_id": f"{home}-{user}-g{n}",
+                "goal_success": True,
+                "intent": intent,
+                "slots": spans,
+                "confidence": confidence,
+                "source": source,
+                "from_turn_id": None if ok else f"{turn_id}-next",
+                "model": "test",
+                "scored_at": T0,
+            }
+        )
+        return turn_id
+
+    def write(self, path: Path, labels: bool = True) -> Path:
+        with Store(path) as store:
+            for home, config in HOMES.items():
+                store.put_home(home, config)
+            report = store.ingest_records(self.turns)
+            assert not report.rejected, report.rejected
+            if labels:
+                store.save_signals("labels", pa.Table.from_pylist(self.labels, schema=LABEL_SCHEMA))
+        return path
+
+
+def build_log() -> Log:
+    log = Log()
+    off_area = "HassTurnOff"
+    for (home, user), area in zip(FIVE, ["Kitchen", "Bedroom", "Kitchen", "Garage", "Kitchen"], strict=True):
+        said = area.lower()
+        # a new phrasing for an area, said by five users of three homes: global
+        log.said(
+            home,
+            user,
+            f"kill the lights in the {said}",
+            off_area,
+            [("area", said, said), ("domain", "light", None)],
+        )
+        # the area of the satellite that heard it: global, with requires_context
+        log.said(
+            home,
+            user,
+            "kill the lights",
+            off_area,
+            [("area", said, None), ("domain", "light", None)],
+            area=area,
+        )
+        # a household nickname, said in every home: never global
+        log.said(
+            home,
+            user,
+            "kill the big light",
+            off_area,
+            [("name", "Reading Lamp", "big light")],
+            unresolved=("big light",),
+        )
+    for (home, user), level in zip(FIVE, ["30", "40", "50", "60", "70"], strict=True):
+        log.said(
+            home,
+            user,
+            f"put the kitchen lights at {level}",
+            "HassLightSet",
+            [("area", "kitchen", "kitchen"), ("brightness", level, level), ("domain", "light", None)],
+        )
+    # what the user said, not the rewrite that made it work, is labelled and exported
+    log.said(
+        MILLER,
+        "ann",
+        "kill the lights in the living room",
+        off_area,
+        [("area", "living_room", "living room"), ("domain", "light", None)],
+        ok=True,
+        source="transfer:rewrite",
+        rewritten_to="turn off the lights in the living room",
+    )
+    # two users of one home only: that household's own
+    for user, area in (("ann", "kitchen"), ("bob", "bedroom")):
+        log.said(
+            MILLER,
+            user,
+            f"lights be gone in the {area}",
+            off_area,
+            [("area", area, area), ("domain", "light", None)],
+        )
+    # not sure enough
+    log.said(
+        MILLER,
+        "ann",
+        "frobnicate the kitchen",
+        "HassTurnOn",
+        [("area", "kitchen", "kitchen")],
+        confidence=0.5,
+    )
+    # failed for another reason: Home Assistant understands the words already
+    log.said(MILLER, "bob", "turn off the tv", off_area, [("name", "TV", "tv")], source="transfer:confirmed")
+    # turns the assistant served (dataset and Rasa, not sentences) and a goal-only label
+    log.said(
+        MILLER,
+        "ann",
+        "turn off the lights in the Lounge",
+        off_area,
+        [("area", "living_room", "Lounge"), ("domain", "light", None)],
+        ok=True,
+        source="rule:worked",
+        confidence=1.0,
+    )
+    log.said(MILLER, "ann", "hmm", None, [], source="rule:goal", confidence=0.6)
+    return log
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_log().write(tmp_path_factory.mktemp("labels") / "s.duckdb")
+
+
+@pytest.fixture(scope="module")
+def exported(store_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export")
+    with Store(store_path, read_only=True) as store:
+        export_labels(store, out, household=MILLER)
+    return out
+
+
+def _with_custom(*customs: dict[str, Any]) -> Intents:
+    """Home Assistant's English intents plus custom sentences files, merged as HA merges them."""
+    data = copy.deepcopy(get_intents("en"))
+    assert data is not None
+    for custom in customs:
+        for intent, info in custom["intents"].items():
+            data["intents"].setdefault(intent, {"data": []})["data"].extend(info["data"])
+    return Intents.from_dict(data)
+
+
+def _readings(text: str, intents: Intents, home: Home, area: str | None = None) -> set[tuple[str, str]]:
+    context = None
+    if area is not None:
+        context = {"area": {"value": area, "text": home.area_by_id[area].name}}
+    results = recognize_all(
+        text, intents, slot_lists=slot_lists_for(home), intent_context=context, language="en"
+    )
+    return {
+        (r.intent.name, json.dumps({k: e.value for k, e in sorted(r.entities.items())}, default=str))
+        for r in results
+    }
+
+
+def _reading(intent: str, **slots: Any) -> set[tuple[str, str]]:
+    return {(intent, json.dumps(dict(sorted(slots.items()))))}
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert data["language"] == "en"
+    Intents.from_dict(data)  # hassil parses it on its own
+    return data
+
+
+# --- Home Assistant custom sentences ----------------------------------------------------------
+
+
+def test_global_sentences_make_failed_requests_match_in_any_home(exported: Path) -> None:
+    custom = _load(exported / "custom_sentences/en/selflearn.yaml")
+    before, after = _with_custom(), _with_custom(custom)
+    miller, sato = Home.from_dict(HOMES[MILLER]), Home.from_dict(HOMES[SATO])
+    off = {"domain": "light"}
+    cases = [
+        ("kill the lights in the kitchen", miller, None, _reading("HassTurnOff", area="kitchen", **off)),
+        # an area nobody said it for, in a home that is not the one it was learned in
+        ("kill the lights in the office", sato, None, _reading("HassTurnOff", area="office", **off)),
+        ("kill the lights", miller, "bedroom", _reading("HassTurnOff", area="bedroom", **off)),
+        (
+            "put the office lights at 25",
+            sato,
+            None,
+            _reading("HassLightSet", area="office", brightness=25.0, **off),
+        ),
+    ]
+    for text, home, area, reading in cases:
+        assert _readings(text, before, home, area) == set(), text  # failed before
+        assert _readings(text, after, home, area) == reading, text
+    # the satellite's area is needed, as for Home Assistant's own "turn off the lights"
+    assert _readings("kill the lights", after, miller) == set()
+    assert set(custom["intents"]) == {"HassTurnOff", "HassLightSet"}
+    items = [item for info in custom["intents"].values() for item in info["data"]]
+    assert sorted(s for item in items for s in item["sentences"]) == [
+        "kill the lights",
+        "kill the lights in the {area}",
+        "put the {area} lights at {brightness}",
+    ]
+
+
+def test_no_household_name_or_rare_pattern_in_the_global_file(exported: Path) -> None:
+    text = (exported / "custom_sentences/en/selflearn.yaml").read_text()
+    names = {"big light", "tv", *(h.lower() for h in HOMES)}
+    for config in HOMES.values():
+        home = Home.from_dict(config)
+        names |= {normalize_name(a.name) for a in home.areas} | {
+            normalize_name(e.name) for e in home.entities
+        }
+        names |= {normalize_name(alias) for a in home.areas for alias in a.aliases}
+    words = f" {normalize_name(text)} "
+    assert [n for n in sorted(names) if f" {n} " in words] == []
+    assert "be gone" not in text  # two users only
+    assert "frobnicate" not in text  # not confident enough
+    # the evidence, as counts
+    assert (
+        "said by 5 user(s) in 3 home(s); 6 failed turn(s) labelled transfer:rephrase, transfer:rewrite"
+        in text
+    )
+
+
+def test_household_file_holds_its_own_sentences(exported: Path) -> None:
+    custom = _load(exported / "custom_sentences/en/selflearn_casa-miller.yaml")
+    global_ = _load(exported / "custom_sentences/en/selflearn.yaml")
+    home = Home.from_dict(HOMES[MILLER])
+    before, after = _with_custom(), _with_custom(global_, custom)
+    cases = [
+        ("kill the big light", _reading("HassTurnOff", name="Reading Lamp")),
+        ("lights be gone in the living room", _reading("HassTurnOff", area="living_room", domain="light")),
+    ]
+    for text, reading in cases:
+        assert _readings(text, before, home) == set(), text
+        assert _readings(text, after, home) == reading, text
+    sentences = [s for info in custom["intents"].values() for item in info["data"] for s in item["sentences"]]
+    assert sorted(sentences) == ["kill the big light", "lights be gone in the {area}"]
+    assert "turn off the tv" not in str(custom)  # Home Assistant understands it already
+    text = (exported / "custom_sentences/en/selflearn_casa-miller.yaml").read_text()
+    assert "# said as: kill the lights in the bedroom | lights be gone" not in text
+    assert "said as: lights be gone in the bedroom | lights be gone in the kitchen" in text
+
+
+def test_k_and_confidence_options(store_path: Path) -> None:
+    with Store(store_path, read_only=True) as store:
+        turns, homes = load_labelled(store), load_homes(store)
+    strict = ha_sentences(turns, homes, min_users=6)
+    assert strict.global_patterns == [] and strict.household_patterns == {}
+    assert any("fewer than the 6" in x.reason for x in strict.left_out)
+    loose = ha_sentences(turns, homes, min_users=2, min_confidence=0.5)
+    templates = {p.template for p in loose.global_patterns}
+    assert "lights be gone in the {area}" in templates  # two users now suffice
+    assert "kill the big light" not in templates  # a household's name never is
+    reasons = {x.what: x.reason for x in loose.left_out}
+    assert reasons["frobnicate the {area}"].startswith(
+        "said by 1 user(s), fewer than the 2"
+    )  # a 0.5 label counts
+    assert {x.what: x.reason for x in strict.left_out}["frobnicate the kitchen"] == "confidence 0.5 below 0.8"
+    assert "own name (big light)" in reasons["kill the big light"]
+    assert reasons["turn off the {name}"].startswith("Home Assistant already understands it (as HassTurnOff)")
+    with pytest.raises(ConfigError, match="min_users"):
+        ha_sentences(turns, homes, min_users=0)
+
+
+def test_a_sentence_that_would_misread_another_labelled_request_is_left_out() -> None:
+    def turn(n: int, user: str, text: str, intent: str) -> LabelledTurn:
+        start = text.index("kitchen") if "kitchen" in text else text.index("garage")
+        area = text[start : start + (7 if "kitchen" in text else 6)]
+        slots = (LabelSlot("area", area, start, start + len(area)), LabelSlot("domain", "light"))
+        return LabelledTurn(
+            f"t{n}",
+            OKAFOR,
+            user,
+            text,
+            T0,
+            "Kitchen",
+            (),
+            intent,
+            slots,
+            f"g{n}",
+            True,
+            0.9,
+            "transfer:rephrase",
+            None,
+        )
+
+    homes = {OKAFOR: Home.from_dict(HOMES[OKAFOR])}
+    on = [turn(n, f"u{n}", "the kitchen lights please", "HassTurnOn") for n in range(5)]
+    alone = ha_sentences(on, homes)
+    assert [p.template for p in alone.global_patterns] == ["the {area} lights please"]
+    # one user meant "off" by the same words: the template would turn those lights on
+    off = turn(9, "u9", "the garage lights please", "HassTurnOff")
+    found = ha_sentences([*on, off], homes)
+    assert found.global_patterns == []
+    reasons = {(x.what, x.kind): x.reason for x in found.left_out}
+    assert reasons[("the {area} lights please", "conflict")] == (
+        "would also read 'the garage lights please' (labelled HassTurnOff, transfer:rephrase) as HassTurnOn"
+    )
+
+
+# --- the dataset and Rasa ---------------------------------------------------------------------
+
+
+def test_dataset_has_one_line_per_label_with_spans_and_pseudonyms(exported: Path, store_path: Path) -> None:
+    lines = (exported / "labels.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert len(rows) == len([t for t in build_log().turns if t["household_id"] == MILLER])
+    assert {r["household_id"] for r in rows} == {pseudonym("h", MILLER)}
+    assert MILLER not in "\n".join(lines)  # no raw id, not even inside turn ids
+    lounge = next(r for r in rows if r["text"] == "turn off the lights in the Lounge")
+    assert lounge["intent"] == "HassTurnOff" and lounge["source"] == "rule:worked"
+    assert lounge["slots"] == [
+        {"slot": "area", "value": "living_room", "start": 27, "end": 33, "text": "Lounge"},
+        {"slot": "domain", "value": "light", "start": None, "end": None, "text": None},
+    ]
+    assert set(lounge) == {
+        "turn_id",
+        "household_id",
+        "user_id",
+        "timestamp",
+        "text",
+        "intent",
+        "slots",
+        "goal_id",
+        "goal_success",
+        "confidence",
+        "source",
+        "from_turn_id",
+    }
+    assert any(r["intent"] is None for r in rows)  # goal-only labels too
+    rewritten = next(r for r in rows if r["source"] == "transfer:rewrite")
+    assert rewritten["text"] == "kill the lights in the living room"  # as said, before the rewrite
+    assert rewritten["slots"][0]["text"] == "living room"
+    kept = export_labels(
+        Store(store_path, read_only=True), exported / "kept", formats=["jsonl"], keep_ids=True
+    )
+    raw = [json.loads(line) for line in kept.files["jsonl"].read_text().splitlines()]
+    assert {r["household_id"] for r in raw} == set(HOMES)
+
+
+def test_rasa_file_parses_and_annotates_the_spans(exported: Path) -> None:
+    data = yaml.safe_load((exported / "nlu.yml").read_text())
+    assert data["version"] == "3.1"
+    examples = {
+        block["intent"]: [line.removeprefix("- ") for line in block["examples"].splitlines()]
+        for block in data["nlu"]
+    }
+    assert "kill the lights in the [kitchen](area)" in examples["HassTurnOff"]
+    assert (
+        'turn off the lights in the [Lounge]{"entity": "area", "value": "living_room"}'
+        in examples["HassTurnOff"]
+    )
+    assert "put the [kitchen](area) lights at [30](brightness)" in examples["HassLightSet"]
+    assert not any("frobnicate" in e for lines in examples.values() for e in lines)  # below 0.8
+    assert None not in examples
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_cli_writes_the_files_and_says_what_it_left_out(store_path: Path, tmp_path: Path) -> None:
+    result = runner.invoke(cli_app, ["label", "export", "--store", str(store_path), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "3 global sentence(s)" in result.output
+    assert (
+        "'kill the big light' [household casa-miller]: holds a household's own name (big light)"
+        in result.output
+    )
+    assert "below 0.8" in result.output and "already understands" in result.output
+    assert "1 label below the confidence bar" in result.output
+    assert "--household" in result.output
+    assert not (tmp_path / "custom_sentences/en/selflearn_casa-miller.yaml").exists()
+    for name in ("custom_sentences/en/selflearn.yaml", "labels.jsonl", "nlu.yml"):
+        assert (tmp_path / name).exists(), name
+    only = runner.invoke(
+        cli_app,
+        [
+            "label",
+            "export",
+            "-s",
+            str(store_path),
+            "-o",
+            str(tmp_path / "h"),
+            "--household",
+            SATO,
+            "--format",
+            "ha",
+        ],
+    )
+    assert only.exit_code == 0, only.output
+    assert sorted(p.name for p in (tmp_path / "h").rglob("*.yaml")) == [
+        "selflearn.yaml",
+        "selflearn_casa-sato.yaml",
+    ]
+    assert not (tmp_path / "h/labels.jsonl").exists()
+
+
+def test_cli_errors_clearly(store_path: Path, tmp_path: Path) -> None:
+    unlabelled = build_log().write(tmp_path / "bare.duckdb", labels=False)
+    with (
+        Store(unlabelled, read_only=True) as store,
+        pytest.raises(DataError, match="run `selflearn label --store"),
+    ):
+        load_labelled(store)
+    for args, message in (
+        (["--store", str(unlabelled)], "has no labels: run `selflearn label --store"),
+        (["--store", str(tmp_path / "none.duckdb")], "no store at"),
+        (["--store", str(store_path), "--format", "ha,csv"], "unknown --format csv"),
+        (["--store", str(store_path), "--household", "nobody"], "no labelled turns of household nobody"),
+    ):
+        result = runner.invoke(cli_app, ["label", "export", *args, "--out", str(tmp_path / "x")])
+        assert result.exit_code != 0
+        assert isinstance(result.exception, (DataError, ConfigError)), result.output
+        assert message in str(result.exception)
