@@ -29,6 +29,7 @@ import functools
 import itertools
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from hassil import Intents, recognize_all, recognize_best
@@ -78,6 +79,61 @@ def load_intents(language: str = "en") -> Intents:
             raise ConfigError("home-assistant-intents has no English intents")
         _INTENTS = Intents.from_dict(data)
     return _INTENTS
+
+
+CUSTOM = "custom_sentences"
+"""``NluTrace.matcher`` of a strict match by a sentence from :attr:`HomeAssistantNlu.custom_sentences`."""
+STRICT_MATCHERS = frozenset({"strict", CUSTOM})
+"""Matchers whose result is a template match (Home Assistant's own or a custom sentence)."""
+
+_CUSTOM: dict[tuple[str, float], tuple[Intents, TemplateFilter]] = {}
+
+
+def custom_intents(path: str | Path) -> tuple[Intents, TemplateFilter]:
+    """Home Assistant's intents with the custom sentences in ``path`` (a YAML file, or a folder
+    of them such as ``custom_sentences/en``) merged in as Home Assistant merges them: each
+    intent's sentence data is added to the built-in ones. Every added data item is marked so a
+    match by it is reported as matcher ``custom_sentences``. Cached per path and modification
+    time."""
+    import copy
+
+    import yaml
+
+    src = Path(path)
+    files = sorted(src.glob("*.yaml")) if src.is_dir() else [src]
+    if not files or not all(f.is_file() for f in files):
+        raise ConfigError(f"no custom sentences at {src} (a YAML file, or a folder of them)")
+    key = (str(src.resolve()), max(f.stat().st_mtime for f in files))
+    hit = _CUSTOM.get(key)
+    if hit is not None:
+        return hit
+    data = copy.deepcopy(get_intents("en"))
+    if data is None:
+        raise ConfigError("home-assistant-intents has no English intents")
+    for f in files:
+        try:
+            custom = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"custom sentences {f} cannot be read: {exc}") from exc
+        if not isinstance(custom, dict) or not isinstance(custom.get("intents", {}), dict):
+            raise ConfigError(f"custom sentences {f}: expected a mapping with 'intents'")
+        for intent, info in (custom.get("intents") or {}).items():
+            items = [
+                dict(item, metadata={**(item.get("metadata") or {}), "selflearn": CUSTOM})
+                for item in info["data"]
+            ]
+            data["intents"].setdefault(intent, {"data": []})["data"].extend(items)
+        for name, values in (custom.get("lists") or {}).items():
+            data.setdefault("lists", {})[name] = values
+        for name, rule in (custom.get("expansion_rules") or {}).items():
+            data.setdefault("expansion_rules", {})[name] = rule
+    try:
+        intents = Intents.from_dict(data)
+        hit = (intents, TemplateFilter(intents))  # parses every template
+    except Exception as exc:  # hassil's parser: a template it cannot read
+        raise ConfigError(f"custom sentences in {src} do not load in hassil: {exc}") from exc
+    _CUSTOM[key] = hit
+    return hit
 
 
 def template_filter() -> TemplateFilter:
@@ -187,14 +243,22 @@ class HomeAssistantNlu:
     """Home Assistant's English intent recognition: strict templates, then the gazetteer."""
 
     def __init__(
-        self, config: NluConfig = "strict+gazetteer", cache_size: int = 200_000, unmatched_pass: bool = True
+        self,
+        config: NluConfig = "strict+gazetteer",
+        cache_size: int = 200_000,
+        unmatched_pass: bool = True,
+        custom_sentences: str | Path | None = None,
     ) -> None:
         if config not in NLU_CONFIGS:
             raise ConfigError(f"unknown NLU configuration {config!r}; expected one of {NLU_CONFIGS}")
         self.config: NluConfig = config
         self.unmatched_pass = unmatched_pass
-        self._intents = load_intents("en")
-        self._filter = template_filter()
+        self.custom_sentences = custom_sentences
+        """Home Assistant custom sentences loaded beside the built-in intents (:func:`custom_intents`)."""
+        if custom_sentences is None:
+            self._intents, self._filter = load_intents("en"), template_filter()
+        else:
+            self._intents, self._filter = custom_intents(custom_sentences)
         self._gazetteer: Any = None
         self._gazetteer_home: str | None = None
         self._cache = _Lru(cache_size)
@@ -289,8 +353,16 @@ class HomeAssistantNlu:
         slots: dict[str, SlotValue] = {}
         for name, ent in res.entities.items():
             slots[name] = _plain(ent.value)
+        data = getattr(res, "intent_data", None)
+        custom = data is not None and (getattr(data, "metadata", None) or {}).get("selflearn") == CUSTOM
         return NluResult(
-            NluTrace(matched=True, intent=res.intent.name, slots=slots, confidence=1.0, matcher="strict")
+            NluTrace(
+                matched=True,
+                intent=res.intent.name,
+                slots=slots,
+                confidence=1.0,
+                matcher=CUSTOM if custom else "strict",
+            )
         )
 
     def _gazetteer_match(self, text: str, home: Home, context_area: str | None) -> NluResult:

@@ -42,7 +42,7 @@ from selflearn.assistant.dialogue import (
     replace_trace,
 )
 from selflearn.assistant.execute import NO_MATCH_RESPONSE, Effect, execute
-from selflearn.assistant.nlu import HomeAssistantNlu, NluConfig, NluResult
+from selflearn.assistant.nlu import STRICT_MATCHERS, HomeAssistantNlu, NluConfig, NluResult
 from selflearn.assistant.resolve import Resolution, resolve
 from selflearn.core.errors import ConfigError
 from selflearn.core.hooks import Confirm, RewriteContext, RewriteHook
@@ -106,6 +106,10 @@ class AssistantConfig:
     teach: bool = False
     """Whether users can teach it concepts (:mod:`selflearn.assistant.taught`); with
     :attr:`ask`, it also asks to be taught at teachable moments."""
+    custom_sentences: str | None = None
+    """A Home Assistant custom sentences file or folder (``custom_sentences/en``) the NLU loads
+    beside Home Assistant's own intents, as Home Assistant does (e.g. ``selflearn label
+    export``'s); a match by one of them is logged with matcher ``custom_sentences``."""
 
     def __post_init__(self) -> None:
         for name in ("feedback_rate", "feedback_rate_low_confidence", "low_confidence", "wake_threshold"):
@@ -195,7 +199,7 @@ class Assistant:
         teaching: Teaching | None = None,
     ) -> None:
         self.config = config or AssistantConfig()
-        self.nlu = nlu or HomeAssistantNlu(self.config.nlu)
+        self.nlu = nlu or HomeAssistantNlu(self.config.nlu, custom_sentences=self.config.custom_sentences)
         if asr is None:
             from selflearn.assistant.asr import make_asr
 
@@ -396,7 +400,7 @@ class Assistant:
             )
         else:
             nlu, resolution, result, effect = self.run_text(text, state, timestamp, context_area)
-        latency = int(rng.gauss(450 if nlu.trace.matcher == "strict" else 650, 80))
+        latency = int(rng.gauss(450 if nlu.trace.matcher in STRICT_MATCHERS else 650, 80))
         result = result.model_copy(update={"latency_ms": max(latency, 50)})
         low = (nlu.trace.matched and nlu.trace.confidence < self.config.low_confidence) or (
             asr_trace is not None and asr_trace.confidence < self.config.low_confidence

@@ -23,7 +23,7 @@ from datetime import datetime
 
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.dialogue import Question, TurnBase, asking_turn, expiry, read_reply, replace_trace
-from selflearn.assistant.nlu import NluResult
+from selflearn.assistant.nlu import STRICT_MATCHERS, NluResult
 from selflearn.assistant.pipeline import Answered, Assistant, HandledTurn
 from selflearn.assistant.teach import (
     _LEAD,
@@ -78,7 +78,7 @@ def _parses(assistant: Assistant, state: HomeState, area: str | None) -> Callabl
 
     def parses(sentence: str) -> bool:
         nlu, resolution = assistant.understand(sentence, state, area, explain_failures=False)
-        return nlu.trace.matcher == "strict" and resolution is not None and resolution.trace.ok
+        return nlu.trace.matcher in STRICT_MATCHERS and resolution is not None and resolution.trace.ok
 
     return parses
 
@@ -94,7 +94,7 @@ def before_nlu(
         if answered is not None:
             return answered
     nlu, resolution = assistant.understand(base.text, state, area, explain_failures=False)
-    if resolution is not None and resolution.trace.ok and nlu.trace.matcher == "strict":
+    if resolution is not None and resolution.trace.ok and nlu.trace.matcher in STRICT_MATCHERS:
         return None  # an exact template match is never overridden by a taught word
     applied = teaching.book.apply(base.text, base.household_id, base.user_id, state.home)
     if applied is None:

@@ -18,6 +18,7 @@ same figures however loaded the machine is.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -69,6 +70,10 @@ class Replay:
     """Override where the rewriter sits (default: the population's)."""
     rebuild: bool = False
     """Simulate again even when the cache is current."""
+    custom_sentences: Path | None = None
+    """Home Assistant custom sentences (a file or folder) every arm's assistant loads beside Home
+    Assistant's own intents (``AssistantConfig.custom_sentences``); a cache of its own, keyed by
+    the files' contents."""
 
     def arm(self, arm: str, learner: Path | None = None) -> Path:
         """The simulation folder of ``arm`` (simulated first when missing or stale): ``control``
@@ -83,12 +88,18 @@ class Replay:
         config = self.population.config(self.workers, self.households, self.days, self.rewrite_when)
         if arm.startswith("confirm") or arm == "teach":
             config = replace(config, assistant=replace(config.assistant, ask=True, teach=arm == "teach"))
+        if self.custom_sentences is not None:
+            config = replace(
+                config, assistant=replace(config.assistant, custom_sentences=str(self.custom_sentences))
+            )
         if learner is None:
             tag = ""
         elif arm == "table":
             tag = f"-{learner.name}"
         else:
             tag = f"-{learner.name}-{config.assistant.rewrite_when}"
+        if self.custom_sentences is not None:
+            tag += f"-cs{_digest(self.custom_sentences)}"
         out = self.cache / f"replay-{self.population.name}-{arm}{tag}"
         make = None if learner is None else _maker(arm, learner)
         newer = learner / DESCRIPTION if learner is not None else None
@@ -97,6 +108,15 @@ class Replay:
     def score(self, arms: Sequence[str], learner: Path | None = None) -> dict[str, ArmStats]:
         """Replay and score each of ``arms`` (``learner`` for the non-control ones)."""
         return {arm: score_arm(self.arm(arm, None if arm == "control" else learner)) for arm in arms}
+
+
+def _digest(path: Path) -> str:
+    """A short hash of a custom sentences file's (or folder's YAML files') contents."""
+    files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+    h = hashlib.blake2b(digest_size=5)
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def _maker(arm: str, folder: Path) -> Callable[[], RewriteHook]:

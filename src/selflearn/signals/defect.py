@@ -331,7 +331,7 @@ LABEL_RULES: tuple[tuple[str, float, Callable[[Columns], np.ndarray]], ...] = (
         0.0,
         lambda c: (
             c.isin("status", ("success",))
-            & c.isin("nlu_matcher", ("strict",))
+            & c.isin("nlu_matcher", ("strict", "custom_sentences"))
             & _quiet_after(c)
             & ~c.below("asr_conf", 0.5)
         ),

@@ -1,0 +1,175 @@
+"""Closing the loop without run-time rewriting: the labels' exported custom sentences, loaded by
+the assistant as Home Assistant loads them, against the online rewriter and both together.
+
+    python bench/labels_loop.py                 # seen, held-out, held-out-clean
+    python bench/labels_loop.py --real          # also through real ASR (slow)
+
+1. The online benchmark's training logs (``bench/.cache/online/train-360mix.duckdb``: 360
+   households, their signals scored) are copied, labelled (``selflearn.labels.label_store``:
+   rules and label transfer, from the logs alone) and exported as Home Assistant custom
+   sentences (``selflearn.labels.export_labels``, global templates only: at least ``--min-users``
+   users, no household's names, confidence at least ``--min-confidence``).
+2. New households (the online benchmark's replay populations) are simulated per arm with the
+   same seed: ``HA today`` (strict templates, then the gazetteer), ``+ exported sentences`` (the
+   same assistant with the custom sentences loaded beside Home Assistant's own: no selflearn at
+   run time), ``+ online rewriter`` (the flagship, acting alone behind the NLU, as in
+   ``bench/online.py``) and ``both``.
+3. Per arm, against simulation truth: the defect rate (all turns, first attempts, goals), the
+   defects fixed relative to ``HA today`` (``1 - rate / control rate``) and the share of the
+   rewriter's fix the export reaches, and the **wrong actions** each adds: turns the exported
+   sentences matched (matcher ``custom_sentences``) on which the assistant did something the user
+   did not want, and the rewriter's as ``bench/online.py`` counts them. Target (issue 30): on
+   phrasings seen in the logs, the export alone fixes at least half of what the rewriter fixes.
+
+Figures go to ``docs/results/labels_loop.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from selflearn.core.store import Store
+from selflearn.evaluate import ArmStats, Replay, population, write_results
+from selflearn.evaluate.ab import pct
+from selflearn.evaluate.replay import read_records, score_arm
+from selflearn.labels import label_store
+from selflearn.labels.export import export_labels
+
+ONLINE = Path(__file__).resolve().parent / ".cache" / "online"
+CACHE = Path(__file__).resolve().parent / ".cache" / "labels"
+REWRITER = ONLINE / "rewriter-train-360mix-k5"
+TRAIN = ONLINE / "train-360mix.duckdb"
+
+
+def custom_wrong(folder: Path) -> tuple[int, int]:
+    """(turns the exported sentences matched, those on which the assistant acted wrongly)."""
+    turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
+    matched = wrong = 0
+    for turn_id, t in truth.items():
+        row = turns.get(turn_id, {})
+        if (row.get("nlu") or {}).get("matcher") != "custom_sentences":
+            continue
+        matched += 1
+        wrong += bool(t["defect"]) and (row.get("result") or {}).get("status") == "success"
+    return matched, wrong
+
+
+def figures(st: ArmStats, control: ArmStats, folder: Path) -> dict[str, Any]:
+    matched, wrong = custom_wrong(folder)
+    return {
+        "turns": st.turns,
+        "defect_rate": round(st.defect_rate, 4),
+        "first_attempt_defect_rate": round(st.first_attempt_defect_rate, 4),
+        "goal_failure_rate": round(st.goals_failed / max(st.goals, 1), 4),
+        "defects_fixed_vs_control": round(1 - st.defect_rate / control.defect_rate, 4),
+        "custom_sentence_turns": matched,
+        "custom_sentence_wrong_actions": wrong,
+        "rewriter_wrong_actions": st.acted_wrong,
+        "rewriter_rescues": st.wins,
+        "wrong_actions": wrong + st.acted_wrong,
+    }
+
+
+def main() -> None:
+    started = time.perf_counter()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--train-store", type=Path, default=TRAIN)
+    parser.add_argument("--rewriter", type=Path, default=REWRITER)
+    parser.add_argument("--populations", default="seen,held-out,held-out-clean")
+    parser.add_argument("--real", action="store_true", help="also the real-ASR population")
+    parser.add_argument("--min-users", type=int, default=5)
+    parser.add_argument("--min-confidence", type=float, default=0.8)
+    parser.add_argument("--replay-households", type=int, default=40)
+    parser.add_argument("--replay-days", type=float, default=14)
+    parser.add_argument("--real-households", type=int, default=40)
+    parser.add_argument("--real-days", type=float, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if not args.train_store.exists() or not (args.rewriter / "model.json").exists():
+        parser.error(
+            "needs the online benchmark's training store and rewriter: "
+            "run bench/online_stores.sh and bench/online.py"
+        )
+    CACHE.mkdir(parents=True, exist_ok=True)
+    store_path = CACHE / "train-labels.duckdb"
+    export = CACHE / "export"
+    if not store_path.exists() or store_path.stat().st_mtime < args.train_store.stat().st_mtime:
+        shutil.copy(args.train_store, store_path)
+    with Store(store_path) as store:
+        t0 = time.perf_counter()
+        labelled = label_store(store)
+        label_seconds = time.perf_counter() - t0
+        print(f"[labels] {labelled.summary()}", file=sys.stderr)
+        shutil.rmtree(export, ignore_errors=True)
+        exported = export_labels(
+            store, export, min_users=args.min_users, min_confidence=args.min_confidence, formats=("ha",)
+        )
+    sentences = exported.files["ha"].parent
+    print(f"[labels] {exported.global_sentences} global sentences -> {sentences}", file=sys.stderr)
+    result: dict[str, Any] = {
+        "train_store": str(args.train_store),
+        "rewriter": str(args.rewriter),
+        "labels": {"summary": labelled.summary(), "seconds": round(label_seconds, 1)},
+        "export": {
+            "global_sentences": exported.global_sentences,
+            "left_out": len(exported.left_out),
+            "min_users": args.min_users,
+            "min_confidence": args.min_confidence,
+        },
+        "populations": {},
+    }
+    lines = [
+        "| population | arm | turns | defect rate | first attempts failed | goals failed "
+        "| defects fixed vs HA | wrong actions (sentences + rewriter) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    names = [p for p in args.populations.split(",") if p] + (["real"] if args.real else [])
+    for name in names:
+        real = name == "real"
+        households = args.real_households if real else args.replay_households
+        days = args.real_days if real else args.replay_days
+        plain = Replay(population(name), ONLINE, args.workers, households, days)
+        loaded = Replay(population(name), CACHE, args.workers, households, days, custom_sentences=sentences)
+        arms = {
+            "control": (plain, "control", None),
+            "export": (loaded, "control", None),
+            "rewriter": (plain, "personal", args.rewriter),
+            "both": (loaded, "personal", args.rewriter),
+        }
+        stats: dict[str, tuple[ArmStats, Path]] = {}
+        for arm, (replay, kind, learner) in arms.items():
+            print(f"[labels_loop] {name}: {arm}", file=sys.stderr)
+            folder = replay.arm(kind, learner)
+            stats[arm] = (score_arm(folder), folder)
+        control = stats["control"][0]
+        pop: dict[str, Any] = {
+            "households": households,
+            "days": days,
+            "asr": population(name).asr,
+            "arms": {},
+        }
+        for arm, (st, folder) in stats.items():
+            fig = pop["arms"][arm] = figures(st, control, folder)
+            lines.append(
+                f"| {name} | {arm} | {st.turns:,} | {pct(st.defect_rate)} "
+                f"| {pct(st.first_attempt_defect_rate)} | {pct(fig['goal_failure_rate'])} "
+                f"| {pct(fig['defects_fixed_vs_control'])} "
+                f"| {fig['custom_sentence_wrong_actions']:,} + {fig['rewriter_wrong_actions']:,} |"
+            )
+        fixed_rw = pop["arms"]["rewriter"]["defects_fixed_vs_control"]
+        fixed_ex = pop["arms"]["export"]["defects_fixed_vs_control"]
+        pop["export_share_of_rewriter_fix"] = round(fixed_ex / fixed_rw, 3) if fixed_rw > 0 else None
+        result["populations"][name] = pop
+    print("\n".join(lines))
+    write_results("labels_loop", result, seconds=time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main()
