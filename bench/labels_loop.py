@@ -91,6 +91,9 @@ def main() -> None:
     parser.add_argument("--real-households", type=int, default=40)
     parser.add_argument("--real-days", type=float, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--name", default="labels_loop", help="results file name and export folder (for ablations)"
+    )
     args = parser.parse_args()
     if not args.train_store.exists() or not (args.rewriter / "model.json").exists():
         parser.error(
@@ -99,7 +102,7 @@ def main() -> None:
         )
     CACHE.mkdir(parents=True, exist_ok=True)
     store_path = CACHE / "train-labels.duckdb"
-    export = CACHE / "export"
+    export = CACHE / ("export" if args.name == "labels_loop" else f"export-{args.name}")
     if not store_path.exists() or store_path.stat().st_mtime < args.train_store.stat().st_mtime:
         shutil.copy(args.train_store, store_path)
     with Store(store_path) as store:
@@ -168,7 +171,7 @@ def main() -> None:
         pop["export_share_of_rewriter_fix"] = round(fixed_ex / fixed_rw, 3) if fixed_rw > 0 else None
         result["populations"][name] = pop
     print("\n".join(lines))
-    write_results("labels_loop", result, seconds=time.perf_counter() - started)
+    write_results(args.name, result, seconds=time.perf_counter() - started)
 
 
 if __name__ == "__main__":

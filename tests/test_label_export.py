@@ -516,3 +516,19 @@ def test_cli_errors_clearly(store_path: Path, tmp_path: Path) -> None:
         assert result.exit_code != 0
         assert isinstance(result.exception, (DataError, ConfigError)), result.output
         assert message in str(result.exception)
+
+
+def test_the_reference_assistant_loads_the_export_and_the_failed_requests_work(exported: Path) -> None:
+    from selflearn.assistant.nlu import CUSTOM, HomeAssistantNlu
+
+    sato = Home.from_dict(HOMES[SATO])
+    plain = HomeAssistantNlu("strict")
+    loaded = HomeAssistantNlu("strict", custom_sentences=exported / "custom_sentences/en/selflearn.yaml")
+    for text in ("kill the lights in the office", "put the office lights at 25"):
+        assert not plain.recognize(text, sato).trace.matched, text
+        trace = loaded.recognize(text, sato).trace
+        assert trace.matched and trace.matcher == CUSTOM and trace.slots.get("area") == "office", text
+    assert loaded.recognize("kill the lights in the office", sato).trace.intent == "HassTurnOff"
+    # Home Assistant's own sentences are untouched.
+    own = loaded.recognize("turn off the lights in the office", sato).trace
+    assert own.matched and own.matcher == "strict"
