@@ -34,6 +34,15 @@ def label_cmd(
     min_defect: Annotated[
         float, typer.Option(help="P(defect) from which a turn counts as failed.", min=0, max=1)
     ] = 0.5,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="A label model (`selflearn label train`) for the turns the rules leave unlabelled."
+        ),
+    ] = None,
+    model_min_confidence: Annotated[
+        float, typer.Option(help="Probability the model's intent needs to be used.", min=0, max=1)
+    ] = 0.8,
 ) -> None:
     """Label every stored turn from the logs' own evidence and write the labels table: its goal,
     whether the goal succeeded, and the intent and slots the user meant (from what the assistant
@@ -51,12 +60,52 @@ def label_cmd(
         raise DataError(
             f"no store at {store_path}: ingest logs first (`selflearn ingest LOGS --store {store_path}`)"
         )
-    with Store(store_path) as store, _stages("labelling turns", LABEL_STAGES) as start:
-        report = label_store(
-            store,
-            min_rephrase=min_rephrase,
-            min_defect=min_defect,
-            progress=start,
-            store_name=str(store_path),
-        )
+    with Store(store_path) as store:
+        labeler = None
+        if model is not None:
+            from selflearn.labels.model import ModelLabeler, load_labeller
+
+            labeler = ModelLabeler(load_labeller(model), store, model_min_confidence)
+        with _stages("labelling turns", LABEL_STAGES) as start:
+            report = label_store(
+                store,
+                min_rephrase=min_rephrase,
+                min_defect=min_defect,
+                labeler=labeler,
+                progress=start,
+                store_name=str(store_path),
+            )
     out.print(report.summary())
+
+
+@label_app.command("train")
+def train_cmd(
+    store_path: Annotated[
+        Path, typer.Option("--store", "-s", help="DuckDB store labelled by `selflearn label`.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the model to.")],
+    per_turn: Annotated[
+        bool, typer.Option(help="Train the non-contextual per-turn baseline instead.")
+    ] = False,
+    pretrain: Annotated[
+        bool, typer.Option(help="Contextual pretraining on synthetic inconsistent dialogues first.")
+    ] = True,
+) -> None:
+    """Train the contextual label model (a small transformer over each turn's neighbours, on the
+    static MiniLM embeddings; docs/labels.md) on the store's labels table.
+
+    Example: selflearn label train --store logs.duckdb --out models/labels"""
+    from dataclasses import replace
+
+    from selflearn.core.errors import DataError
+    from selflearn.core.store import Store
+    from selflearn.labels.model import FIT_STAGES, LabelModel, LabelModelConfig, PerTurnLabeller
+
+    if not store_path.exists():
+        raise DataError(f"no store at {store_path}")
+    config = LabelModelConfig() if pretrain else replace(LabelModelConfig(), pretrain_epochs=0)
+    learner = PerTurnLabeller(config) if per_turn else LabelModel(config)
+    with Store(store_path, read_only=True) as store, _stages("training the label model", FIT_STAGES) as start:
+        learner.fit(store, progress=start)
+    folder = learner.save(out_dir)
+    out.print(f"label model {learner.version} -> {folder}")
