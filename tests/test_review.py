@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from selflearn.core.errors import ConfigError, DataError
@@ -307,3 +308,23 @@ def test_the_live_page_compares_the_date_ranges_asked_for(tmp_path: Path) -> Non
         assert 'id="comparison"' in page.text and 'value="reject"' in page.text
         bad = client.get("/ui?before=2026-01-05..2026-01-01")
         assert bad.status_code == 422
+
+
+def test_the_page_exports_approved_rules_as_custom_sentences(tmp_path: Path) -> None:
+    from hassil import Intents
+
+    config, _ = _service(tmp_path)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(create_app(config)) as client:
+        assert client.get("/ui/export").status_code == 401
+        page = client.get("/ui", headers=auth)
+        assert page.status_code == 200 and 'id="export"' not in page.text  # nothing approved yet
+        approve = {"pattern": SOURCE, "target": TARGET, "decision": "approved"}
+        assert client.post("/v1/reviews", json=approve, headers=auth).status_code == 200
+        assert 'href="/ui/export"' in client.get("/ui", headers=auth).text
+        res = client.get("/ui/export", headers=auth)
+    assert res.status_code == 200 and "attachment" in res.headers["content-disposition"]
+    custom = yaml.safe_load(res.text)
+    Intents.from_dict(custom)  # loads in hassil as it is
+    sentences = [s for item in custom["intents"]["HassTurnOff"]["data"] for s in item["sentences"]]
+    assert sentences == ["kill the lights in the {area}"]

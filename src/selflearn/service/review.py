@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -136,6 +137,16 @@ def review_routes(app: FastAPI, service: Service) -> None:
         body = await run_in_threadpool(_page, service, saved, before, after)
         return HTMLResponse(body)
 
+    @app.get("/ui/export", include_in_schema=False)
+    async def export(request: Request, household: str | None = None) -> Response:
+        if not _signed_in(config, request):
+            return HTMLResponse(_sign_in(None), status_code=401)
+        if config.store is None:
+            raise HTTPException(409, "the service has no store, so no reviews (start it with --store)")
+        body = await run_in_threadpool(_export, service, household)
+        disposition = 'attachment; filename="selflearn_reviewed.yaml"'
+        return Response(body, media_type="text/yaml", headers={"Content-Disposition": disposition})
+
     @app.post("/ui/login", include_in_schema=False)
     async def login(request: Request) -> Response:
         form = _form(await request.body())
@@ -168,6 +179,32 @@ def review_routes(app: FastAPI, service: Service) -> None:
         review = review_of(body)
         await run_in_threadpool(_save, service, review)
         return RedirectResponse(f"/ui?saved={quote(review.review_id)}", status_code=303)
+
+
+def _export(service: Service, household: str | None) -> str:
+    """The approved and edited rules as a Home Assistant custom sentences file, their targets
+    parsed in ``household``'s home (default: the first registered one)."""
+    import tempfile
+
+    from selflearn.core.home import Home
+    from selflearn.rewrite.review import export_reviewed
+
+    with service.store_lock:
+        store = service.store
+        if store is None:
+            raise HTTPException(503, f"store unavailable: {service.store_error or 'closed'}")
+        reviews = store.reviews()
+        sql = "SELECT home_id, config FROM homes" + (" WHERE home_id = ?" if household else "")
+        rows = store.query(sql + " ORDER BY home_id LIMIT 1", [household] if household else []).to_pylist()
+    if not rows:
+        raise HTTPException(
+            409, "no registered home to parse the targets in: PUT /v1/homes/{household_id} one first"
+        )
+    home = Home.from_dict(json.loads(str(rows[0]["config"])))
+    with tempfile.TemporaryDirectory() as tmp:
+        result, _ = export_reviewed(reviews, home, Path(tmp))
+        path = result.files.get("sentences")
+        return path.read_text(encoding="utf-8") if path is not None else "language: en\nintents: {}\n"
 
 
 def _form(raw: bytes) -> dict[str, str]:
@@ -221,6 +258,14 @@ def _page(service: Service, saved: str | None, before: str | None = None, after:
     hidden = {"form_token": _form_token(config)}
     forms = ReviewForms(action="/ui/review", hidden=hidden)
     page = render_html(data, title="selflearn: live review", review=forms)
+    kept = sum(r.decision in ("approved", "edited") for r in reviews)
+    if kept:
+        link = (
+            f'<p class="export" id="export"><a href="/ui/export">Export the {kept} approved or edited '
+            "rule(s) as Home Assistant custom sentences</a> (a YAML file for "
+            "<code>config/custom_sentences/en/</code>)</p>"
+        )
+        page = page.replace("<body>", "<body>" + link, 1)
     if saved:
         done = next((r for r in reviews if r.review_id == saved), None)
         if done is not None:
