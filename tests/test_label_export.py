@@ -29,7 +29,6 @@ from selflearn.labels.export import (
     LabelSlot,
     export_labels,
     ha_sentences,
-    load_homes,
     load_labelled,
     pseudonym,
 )
@@ -347,7 +346,7 @@ def test_household_file_holds_its_own_sentences(exported: Path) -> None:
 
 def test_k_and_confidence_options(store_path: Path) -> None:
     with Store(store_path, read_only=True) as store:
-        turns, homes = load_labelled(store), load_homes(store)
+        turns, homes = load_labelled(store), store.homes()
     strict = ha_sentences(turns, homes, min_users=6)
     assert strict.global_patterns == [] and strict.household_patterns == {}
     assert any("fewer than the 6" in x.reason for x in strict.left_out)

@@ -36,7 +36,7 @@ from typing import Any
 
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.store import Store
-from selflearn.labels.labelled import LabelledTurn, LabelSlot, load_homes, load_labelled
+from selflearn.labels.labelled import LabelledTurn, LabelSlot, load_labelled
 from selflearn.labels.sentences import (
     LEFT_OUT,
     LIST_SLOTS,
@@ -62,7 +62,6 @@ __all__ = [
     "dataset_rows",
     "export_labels",
     "ha_sentences",
-    "load_homes",
     "load_labelled",
     "pseudonym",
     "rasa_nlu",
@@ -220,7 +219,7 @@ def export_labels(
     result = LabelExport()
     texts: dict[str, tuple[Path, str]] = {}
     if "ha" in formats:
-        homes = load_homes(store)
+        homes = store.homes()
         found = ha_sentences(
             turns, homes, min_users=min_users, min_confidence=min_confidence, household=household
         )

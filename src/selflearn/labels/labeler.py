@@ -43,7 +43,6 @@ from selflearn.labels.rules import (
     LoggedTurn,
     check_signals,
     own_label,
-    read_homes,
     read_logged,
     segment_goals,
     served,
@@ -223,7 +222,7 @@ def label_store(
     say("reading")
     check_signals(store, store_name)
     turns = read_logged(store)
-    homes = read_homes(store)
+    homes = store.homes()
     report = LabelReport(model=RULES_NAME if labeler is None else f"{RULES_NAME}+{labeler.name}")
     labels = label_turns(
         turns,

@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from selflearn.core.errors import ConfigError, DataError, SelflearnError
-from selflearn.core.home import Home
+from selflearn.core.errors import DataError
 from selflearn.core.store import Store
 
-__all__ = ["LabelSlot", "LabelledTurn", "load_homes", "load_labelled"]
+__all__ = ["LabelSlot", "LabelledTurn", "load_labelled"]
 
 
 @dataclass(frozen=True)
@@ -125,16 +123,3 @@ def load_labelled(store: Store, household: str | None = None) -> list[LabelledTu
         )
         for r in rows
     ]
-
-
-def load_homes(store: Store) -> dict[str, Home]:
-    """Every household's home configuration in the store's ``homes`` table."""
-    if "homes" not in _tables(store):
-        return {}
-    homes: dict[str, Home] = {}
-    for row in store.query("SELECT home_id, config FROM homes").to_pylist():
-        try:
-            homes[row["home_id"]] = Home.from_dict(json.loads(str(row["config"])))
-        except (SelflearnError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise ConfigError(f"the stored home of household {row['home_id']} is not usable: {exc}") from exc
-    return homes

@@ -60,7 +60,6 @@ from torch import nn
 from selflearn.core.artefacts import DESCRIPTION, format_name, read_description, reading, write_description
 from selflearn.core.embed import StaticEmbedder
 from selflearn.core.errors import ConfigError, DataError
-from selflearn.core.home import Home
 from selflearn.core.store import LABEL_SCHEMA, Store
 from selflearn.labels.rules import Interpretation, LoggedTurn
 from selflearn.labels.spans import project_slots
@@ -481,7 +480,7 @@ class _Labeller:
         last: dict[int, int] = {}
         for i, g in enumerate(goal_of):
             last[g] = i
-        homes = _homes(store)
+        homes = store.homes()
         version = self.version
         now = datetime.now(UTC)
         rows = []
@@ -569,14 +568,6 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True) if len(z) else z
     e = np.exp(z)
     out: np.ndarray = e / e.sum(axis=1, keepdims=True) if len(z) else e
-    return out
-
-
-def _homes(store: Store) -> dict[str, Home]:
-    out: dict[str, Home] = {}
-    for row in store.query("SELECT home_id, config FROM homes").to_pylist():
-        if row["config"]:
-            out[str(row["home_id"])] = Home.from_dict(json.loads(row["config"]))
     return out
 
 

@@ -239,16 +239,6 @@ def _confirmed_acts(store: Store) -> dict[str, str]:
     return dict(zip(acts.column("turn_id").to_pylist(), acts.column("proposal").to_pylist(), strict=True))
 
 
-def read_homes(store: Store) -> dict[str, Home]:
-    """The homes the store knows (``homes`` table), by id (= household id)."""
-    homes = store.query("SELECT home_id, config FROM homes").to_pylist()
-    out: dict[str, Home] = {}
-    for row in homes:
-        if row["config"]:
-            out[str(row["home_id"])] = Home.from_dict(json.loads(row["config"]))
-    return out
-
-
 # --- the labels of served turns -------------------------------------------------------------------
 
 

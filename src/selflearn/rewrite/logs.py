@@ -139,12 +139,8 @@ def _log_turn(row: dict[str, Any], threshold: float) -> LogTurn:
 
 
 def read_homes(store: Store) -> dict[str, Home]:
-    """The stored home configurations by household id."""
-    table = store.query("SELECT home_id, config FROM homes")
-    return {
-        str(h): Home.from_dict(json.loads(str(c)))
-        for h, c in zip(table.column("home_id").to_pylist(), table.column("config").to_pylist(), strict=True)
-    }
+    """The stored home configurations by household id (:meth:`Store.homes`)."""
+    return store.homes()
 
 
 def signature(intent: str | None, slots: dict[str, SlotValue], d: Delexicalized) -> str | None:

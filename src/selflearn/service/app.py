@@ -4,13 +4,12 @@ plumbing (body size limit, HTTP metrics, error handlers)."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import duckdb
 import orjson
@@ -27,6 +26,7 @@ from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import Concept
 from selflearn.core.store import Store
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
+from selflearn.service.access import check_admin, on_store
 from selflearn.service.config import ServiceConfig
 from selflearn.service.models import (
     TURNS_BODY,
@@ -457,7 +457,7 @@ def _privacy_routes(app: FastAPI, service: Service) -> None:
         configuration, and the derived rows (defects, rephrases, fpi, simulation truth) of its
         turns. The answer says what was deleted and what this call cannot reach. Needs the
         admin token when the service has one."""
-        _check_admin(service.config, request)
+        check_admin(service.config, request)
         try:
             return await run_in_threadpool(service.forget, household_id)
         except (SelflearnError, StoreClosed) as exc:
@@ -467,23 +467,6 @@ def _privacy_routes(app: FastAPI, service: Service) -> None:
 
 
 # --- taught concepts -------------------------------------------------------------------------
-
-_T = TypeVar("_T")
-
-
-def _on_store(service: Service, work: Callable[[Store], _T]) -> _T:
-    """``work`` done on the service's store under its lock (409 without a store, 503 when it is
-    unusable or closed)."""
-    if service.config.store is None:
-        raise HTTPException(409, "the service has no store, so no taught concepts (start it with --store)")
-    try:
-        with service.store_lock:
-            if service.store is None:
-                raise StoreClosed(service.store_error or "the store is closed (the service is shutting down)")
-            return work(service.store)
-    except (SelflearnError, StoreClosed, duckdb.Error) as exc:
-        raise HTTPException(503, f"store unavailable: {exc}") from exc
-
 
 def _concept_routes(app: FastAPI, service: Service) -> None:
     """``GET /v1/concepts`` and ``DELETE /v1/concepts/{concept_id}`` (docs/concepts.md)."""
@@ -500,7 +483,7 @@ def _concept_routes(app: FastAPI, service: Service) -> None:
     )
     async def list_concepts(household_id: HouseholdQuery) -> ConceptsResponse:
         """The household's taught concepts (names, phrasings, routines, preferences), oldest first."""
-        concepts = await run_in_threadpool(_on_store, service, lambda store: store.concepts(household_id))
+        concepts = await run_in_threadpool(on_store, service, lambda store: store.concepts(household_id))
         return ConceptsResponse(household_id=household_id, concepts=concepts)
 
     @app.delete(
@@ -518,13 +501,13 @@ def _concept_routes(app: FastAPI, service: Service) -> None:
     async def forget_concept(request: Request, concept_id: ConceptId) -> ConceptForgetResponse:
         """Delete one concept from the store (an assistant holding it in memory forgets it when
         it next loads its concepts from the store)."""
-        _check_admin(config, request)
+        check_admin(config, request)
 
         def forget(store: Store) -> Concept | None:
             found = store.concepts(where="concept_id = $id", params={"id": concept_id})
             return found[0] if found and store.forget_concept(concept_id) else None
 
-        concept = await run_in_threadpool(_on_store, service, forget)
+        concept = await run_in_threadpool(on_store, service, forget)
         if concept is None:
             raise HTTPException(
                 404, f"no concept with id {concept_id!r} (GET /v1/concepts?household_id=... lists them)"
@@ -561,7 +544,7 @@ def _admin_routes(app: FastAPI, service: Service) -> None:
         """Load the configured (or the given) rewriter folder in a background thread and swap it
         in atomically. Requests keep being served by the previous rewriter meanwhile; what the
         personal layer learned and the registered homes carry over."""
-        _check_admin(config, request)
+        check_admin(config, request)
         body = body or ReloadRequest()
         folder = Path(body.folder) if body.folder else None
         target = folder or config.rewriter or service.artifact.folder
@@ -620,7 +603,7 @@ def _admin_routes(app: FastAPI, service: Service) -> None:
         while requests keep being served; batches of ``POST /v1/turns`` wait for the copy. Run
         ``selflearn signals``, ``mine`` and ``train rewriter`` on the copy, then
         ``POST /v1/admin/reload`` the new rewriter."""
-        _check_admin(config, request)
+        check_admin(config, request)
         if service.store is None:
             raise HTTPException(409, "the service has no store to snapshot (start it with --store)")
         started = time.perf_counter()
@@ -630,17 +613,6 @@ def _admin_routes(app: FastAPI, service: Service) -> None:
         except (SelflearnError, OSError, duckdb.Error) as exc:
             raise HTTPException(422, f"could not snapshot to {body.path}: {exc}") from exc
         return SnapshotResponse(path=body.path, rows=rows, seconds=round(time.perf_counter() - started, 3))
-
-
-def _check_admin(config: ServiceConfig, request: Request) -> None:
-    token = config.admin_token
-    if token is None:
-        return
-    given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        raise HTTPException(
-            401, "admin endpoints need 'Authorization: Bearer <token>'", {"WWW-Authenticate": "Bearer"}
-        )
 
 
 # --- operations ------------------------------------------------------------------------------

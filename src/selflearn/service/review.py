@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ from selflearn.core.errors import ConfigError, SelflearnError
 from selflearn.core.schema import Review
 from selflearn.core.store import Store
 from selflearn.rewrite.review import review_id
+from selflearn.service.access import bearer_ok, on_store
 from selflearn.service.config import ServiceConfig
 from selflearn.service.models import ReviewRequest, ReviewsResponse
 from selflearn.service.state import Service, StoreClosed
@@ -45,14 +45,11 @@ def _derived(token: str, purpose: str) -> str:
 
 
 def _signed_in(config: ServiceConfig, request: Request) -> bool:
-    token = config.admin_token
-    if token is None:
-        return True
-    given = request.headers.get("authorization", "")
-    if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    """The admin token as a bearer header (:func:`bearer_ok`), or the page's sign-in cookie."""
+    if bearer_ok(config, request) or config.admin_token is None:
         return True
     cookie = request.cookies.get(COOKIE, "")
-    return hmac.compare_digest(cookie.encode(), _derived(token, "cookie").encode())
+    return hmac.compare_digest(cookie.encode(), _derived(config.admin_token, "cookie").encode())
 
 
 def _form_token(config: ServiceConfig) -> str:
@@ -86,15 +83,6 @@ def _save(service: Service, review: Review) -> Review | None:
         raise HTTPException(503, f"store unavailable: {exc}") from exc
 
 
-def _reviews(service: Service) -> list[Review]:
-    if service.config.store is None:
-        raise HTTPException(409, "the service has no store, so no reviews (start it with --store)")
-    with service.store_lock:
-        if service.store is None:
-            raise HTTPException(503, f"store unavailable: {service.store_error or 'closed'}")
-        return service.store.reviews()
-
-
 def review_routes(app: FastAPI, service: Service) -> None:
     """``GET /v1/reviews``, ``POST /v1/reviews`` and the page (``/ui``, ``/ui/review``, ``/ui/login``)."""
     config = service.config
@@ -110,7 +98,8 @@ def review_routes(app: FastAPI, service: Service) -> None:
     async def list_reviews(request: Request) -> ReviewsResponse:
         """The verdicts in force, oldest first."""
         check(request)
-        return ReviewsResponse(reviews=await run_in_threadpool(_reviews, service))
+        reviews = await run_in_threadpool(on_store, service, lambda store: store.reviews(), "reviews")
+        return ReviewsResponse(reviews=reviews)
 
     @app.post("/v1/reviews", response_model=Review, tags=["review"], responses=denied)
     async def post_review(request: Request, body: Annotated[ReviewRequest, Body()]) -> Review:
@@ -186,21 +175,14 @@ def _export(service: Service, household: str | None) -> str:
     parsed in ``household``'s home (default: the first registered one)."""
     import tempfile
 
-    from selflearn.core.home import Home
     from selflearn.rewrite.review import export_reviewed
 
-    with service.store_lock:
-        store = service.store
-        if store is None:
-            raise HTTPException(503, f"store unavailable: {service.store_error or 'closed'}")
-        reviews = store.reviews()
-        sql = "SELECT home_id, config FROM homes" + (" WHERE home_id = ?" if household else "")
-        rows = store.query(sql + " ORDER BY home_id LIMIT 1", [household] if household else []).to_pylist()
-    if not rows:
+    reviews, homes = on_store(service, lambda store: (store.reviews(), store.homes()), "reviews")
+    home = homes.get(household) if household else homes[min(homes)] if homes else None
+    if home is None:
         raise HTTPException(
             409, "no registered home to parse the targets in: PUT /v1/homes/{household_id} one first"
         )
-    home = Home.from_dict(json.loads(str(rows[0]["config"])))
     with tempfile.TemporaryDirectory() as tmp:
         result, _ = export_reviewed(reviews, home, Path(tmp))
         path = result.files.get("sentences")
@@ -236,25 +218,23 @@ def _sign_in(problem: str | None) -> str:
 def _page(service: Service, saved: str | None, before: str | None = None, after: str | None = None) -> str:
     """The report of the running store with review forms (built in a worker thread);
     ``before``/``after``: the date ranges to compare (``2026-01-01..2026-01-07``)."""
-    from selflearn.report import ReviewForms, collect, render_html
+    from selflearn.report import ReportData, ReviewForms, collect, render_html
 
     config = service.config
-    if config.store is None:
-        raise HTTPException(409, "the service has no store, so nothing to show (start it with --store)")
     # The mined table from the serving rewriter's folder; not the rewriter itself (loading it
     # again costs seconds, and the serving one is shared with the requests).
     folder: Path | None = service.artifact.folder if service.artifact.ok else None
     table = folder / "table" if folder is not None and (folder / "table").exists() else None
-    with service.store_lock:
-        store: Store | None = service.store
-        if store is None:
-            raise HTTPException(503, f"store unavailable: {service.store_error or 'closed'}")
+
+    def read(store: Store) -> tuple[list[Review], ReportData]:
         reviews = store.reviews()
         verdicts = {r.review_id: r.decision for r in reviews}
         try:
-            data = collect(store, table=table, reviews=verdicts, before=before, after=after)
-        except ConfigError as exc:
+            return reviews, collect(store, table=table, reviews=verdicts, before=before, after=after)
+        except ConfigError as exc:  # a bad date range
             raise HTTPException(422, str(exc)) from exc
+
+    reviews, data = on_store(service, read, "report to show")
     hidden = {"form_token": _form_token(config)}
     forms = ReviewForms(action="/ui/review", hidden=hidden)
     page = render_html(data, title="selflearn: live review", review=forms)

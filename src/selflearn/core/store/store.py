@@ -17,7 +17,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from selflearn.core.errors import StoreError
+from selflearn.core.errors import ConfigError, SelflearnError, StoreError
+from selflearn.core.home import Home
 from selflearn.core.schema import SCHEMA_VERSION, Concept, Review, Turn
 from selflearn.core.store.ingest import (
     _JSON_TYPES,
@@ -279,6 +280,23 @@ class Store:
         if not report.balanced:  # pragma: no cover - would be a bug in this module
             raise StoreError(f"ingest accounting does not add up: {report.summary()}")
         return report
+
+    def homes(self) -> dict[str, Home]:
+        """The stored home configurations by household id (a row without a configuration is
+        skipped; none for a store without the table opened read-only). Raises
+        :class:`~selflearn.core.errors.ConfigError` naming the household whose stored
+        configuration is not usable."""
+        if "homes" not in self._tables():
+            return {}
+        homes: dict[str, Home] = {}
+        for home_id, config in self.con.execute("SELECT home_id, config FROM homes").fetchall():
+            if not config:
+                continue
+            try:
+                homes[str(home_id)] = Home.from_dict(json.loads(str(config)))
+            except (SelflearnError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise ConfigError(f"the stored home of household {home_id} is not usable: {exc}") from exc
+        return homes
 
     def put_home(self, home_id: str, config: dict[str, Any], source: str = "api") -> bool:
         """Store (or replace) the configuration of one home -- what mining and training read to

@@ -1,0 +1,49 @@
+"""What several groups of routes share: the admin token check and work on the store under its lock."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import TypeVar
+
+import duckdb
+from fastapi import HTTPException, Request
+
+from selflearn.core.errors import SelflearnError
+from selflearn.core.store import Store
+from selflearn.service.config import ServiceConfig
+from selflearn.service.state import Service, StoreClosed
+
+_T = TypeVar("_T")
+
+
+def bearer_ok(config: ServiceConfig, request: Request) -> bool:
+    """Whether ``request`` may use the admin endpoints: the service has no admin token, or the
+    request carries it as ``Authorization: Bearer <token>``."""
+    token = config.admin_token
+    if token is None:
+        return True
+    given = request.headers.get("authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
+def check_admin(config: ServiceConfig, request: Request) -> None:
+    """401 unless :func:`bearer_ok`."""
+    if not bearer_ok(config, request):
+        raise HTTPException(
+            401, "admin endpoints need 'Authorization: Bearer <token>'", {"WWW-Authenticate": "Bearer"}
+        )
+
+
+def on_store(service: Service, work: Callable[[Store], _T], what: str = "taught concepts") -> _T:
+    """``work`` done on the service's store under its lock (409 without a store -- "so no
+    ``what``" --, 503 when it is unusable or closed)."""
+    if service.config.store is None:
+        raise HTTPException(409, f"the service has no store, so no {what} (start it with --store)")
+    try:
+        with service.store_lock:
+            if service.store is None:
+                raise StoreClosed(service.store_error or "the store is closed (the service is shutting down)")
+            return work(service.store)
+    except (SelflearnError, StoreClosed, duckdb.Error) as exc:
+        raise HTTPException(503, f"store unavailable: {exc}") from exc
