@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from selflearn.core.errors import DataError
 from selflearn.core.hooks import RewriteHook
 from selflearn.core.store import IngestReport, Store
 from selflearn.simulation.simulator import SimulationConfig, SimulationResult, simulate
@@ -23,6 +24,14 @@ console = Console(stderr=True)
 out = Console()
 
 StorePath = Annotated[Path, typer.Option("--store", "-s", help="DuckDB store file.")]
+
+
+def open_store(path: Path, read_only: bool, hint: str = "") -> Store:
+    """The store at ``path``, which must exist (a :class:`DataError` "no store at ..." plus
+    ``hint`` otherwise: opening a missing path would create an empty store)."""
+    if not path.exists():
+        raise DataError(f"no store at {path}{hint}")
+    return Store(path, read_only=read_only)
 
 
 class _Bar(Progress):

@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from selflearn.cli.apps import app
-from selflearn.cli.common import out
-from selflearn.core.errors import ConfigError, DataError, SelflearnError
+from selflearn.cli.common import open_store, out
+from selflearn.core.errors import ConfigError, SelflearnError
 from selflearn.core.home import Home
 from selflearn.core.schema import Concept
 from selflearn.core.store import Store
@@ -27,12 +27,6 @@ app.add_typer(concepts_app, name="concepts")
 
 StoreFile = Annotated[Path, typer.Option("--store", "-s", help="DuckDB store holding the concepts.")]
 Household = Annotated[str, typer.Option("--household", help="Household id.")]
-
-
-def _open(path: Path, read_only: bool) -> Store:
-    if not path.exists():
-        raise DataError(f"no store at {path}")
-    return Store(path, read_only=read_only)
 
 
 def _taught_by(concept: Concept) -> str:
@@ -55,7 +49,7 @@ def list_cmd(
     """List the taught concepts, oldest first.
 
     Example: selflearn concepts list --store selflearn.duckdb --household h1"""
-    with _open(store_path, read_only=True) as store:
+    with open_store(store_path, read_only=True) as store:
         concepts = store.concepts(household)
     if as_json:
         for concept in concepts:
@@ -85,7 +79,7 @@ def forget_cmd(
     Example: selflearn concepts forget --store selflearn.duckdb --household h1 'big light'"""
     from selflearn.assistant.teach import ConceptBook
 
-    with _open(store_path, read_only=False) as store:
+    with open_store(store_path, read_only=False) as store:
         concepts = store.concepts(household)
         gone = [c for c in concepts if c.concept_id == phrase]
         if not gone:
@@ -134,7 +128,7 @@ def export_cmd(
     Example: selflearn concepts export --store selflearn.duckdb --household h1 --out ha-config"""
     from selflearn.assistant.concept_export import export_concepts
 
-    with _open(store_path, read_only=True) as store:
+    with open_store(store_path, read_only=True) as store:
         home = read_home(store, household)
         concepts = store.concepts(household)
     result = export_concepts(concepts, household, home, out_dir)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from selflearn.cli.apps import app
-from selflearn.cli.common import _stages, out
+from selflearn.cli.common import _stages, open_store, out
 
 label_app = typer.Typer(
     invoke_without_command=True,
@@ -52,15 +52,10 @@ def label_cmd(
     if store_path is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
-    from selflearn.core.errors import DataError
-    from selflearn.core.store import Store
     from selflearn.labels import LABEL_STAGES, label_store
 
-    if not store_path.exists():
-        raise DataError(
-            f"no store at {store_path}: ingest logs first (`selflearn ingest LOGS --store {store_path}`)"
-        )
-    with Store(store_path) as store:
+    hint = f": ingest logs first (`selflearn ingest LOGS --store {store_path}`)"
+    with open_store(store_path, read_only=False, hint=hint) as store:
         labeler = None
         if model is not None:
             from selflearn.labels.model import ModelLabeler, load_labeller
@@ -97,15 +92,14 @@ def train_cmd(
     Example: selflearn label train --store logs.duckdb --out models/labels"""
     from dataclasses import replace
 
-    from selflearn.core.errors import DataError
-    from selflearn.core.store import Store
     from selflearn.labels.model import FIT_STAGES, LabelModel, LabelModelConfig, PerTurnLabeller
 
-    if not store_path.exists():
-        raise DataError(f"no store at {store_path}")
     config = LabelModelConfig() if pretrain else replace(LabelModelConfig(), pretrain_epochs=0)
     learner = PerTurnLabeller(config) if per_turn else LabelModel(config)
-    with Store(store_path, read_only=True) as store, _stages("training the label model", FIT_STAGES) as start:
+    with (
+        open_store(store_path, read_only=True) as store,
+        _stages("training the label model", FIT_STAGES) as start,
+    ):
         learner.fit(store, progress=start)
     folder = learner.save(out_dir)
     out.print(f"label model {learner.version} -> {folder}")

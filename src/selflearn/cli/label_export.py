@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from selflearn.cli.common import out
+from selflearn.cli.common import open_store, out
 from selflearn.cli.label import label_app
-from selflearn.core.errors import ConfigError, DataError
+from selflearn.core.errors import ConfigError
 
 __all__ = ["label_app"]
 
@@ -56,7 +56,6 @@ def export_cmd(
     """Export the labels as Home Assistant custom sentences, a JSONL dataset and Rasa NLU data.
 
     Example: selflearn label export --store selflearn.duckdb --out exports"""
-    from selflearn.core.store import Store
     from selflearn.labels.export import FORMATS, LEFT_OUT, export_labels
 
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
@@ -65,9 +64,7 @@ def export_cmd(
         raise ConfigError(
             f"unknown --format {', '.join(unknown) or repr(formats)}; expected some of {', '.join(FORMATS)}"
         )
-    if not store_path.exists():
-        raise DataError(f"no store at {store_path}")
-    with Store(store_path, read_only=True) as store:
+    with open_store(store_path, read_only=True) as store:
         result = export_labels(
             store,
             out_dir,

@@ -13,11 +13,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from selflearn.cli.apps import app
-from selflearn.cli.common import out
+from selflearn.cli.common import open_store, out
 from selflearn.cli.concepts import read_home
-from selflearn.core.errors import ConfigError, DataError
+from selflearn.core.errors import ConfigError
 from selflearn.core.schema import Review
-from selflearn.core.store import Store
 from selflearn.rewrite.review import export_reviewed, review_id
 
 review_app = typer.Typer(
@@ -30,12 +29,6 @@ app.add_typer(review_app, name="review")
 StoreFile = Annotated[Path, typer.Option("--store", "-s", help="DuckDB store holding the verdicts.")]
 
 
-def _open(path: Path, read_only: bool) -> Store:
-    if not path.exists():
-        raise DataError(f"no store at {path}")
-    return Store(path, read_only=read_only)
-
-
 @review_app.command("list")
 def list_cmd(
     store_path: StoreFile,
@@ -44,7 +37,7 @@ def list_cmd(
     """List the verdicts in force, oldest first.
 
     Example: selflearn review list --store selflearn.duckdb"""
-    with _open(store_path, read_only=True) as store:
+    with open_store(store_path, read_only=True) as store:
         reviews = store.reviews()
     if as_json:
         for r in reviews:
@@ -99,7 +92,7 @@ def add_cmd(
         reviewer=reviewer,
         timestamp=datetime.now(UTC),
     )
-    with _open(store_path, read_only=False) as store:
+    with open_store(store_path, read_only=False) as store:
         before = store.put_review(verdict)
     was = f" (was {before.decision})" if before is not None else ""
     out.print(f"{decision}: {escape(pattern)} -> {escape(edited_target or target)}{was}", soft_wrap=True)
@@ -118,7 +111,7 @@ def export_cmd(
     its target means, {area} kept as Home Assistant's area list.
 
     Example: selflearn review export --store selflearn.duckdb --household h1 --out ha-config"""
-    with _open(store_path, read_only=True) as store:
+    with open_store(store_path, read_only=True) as store:
         home = read_home(store, household)
         reviews = store.reviews()
     result, left_out = export_reviewed(reviews, home, out_dir)
