@@ -56,6 +56,24 @@ def _speech(response: intent.IntentResponse) -> str:
     return str(plain.get("speech", ""))[:2000]
 
 
+def _slots(response: intent.IntentResponse) -> dict[str, Any]:
+    """The matched intent's slots in the log format: one value per slot (Home Assistant's
+    one-item lists, as it gives ``domain``, as their item), anything else that is not a number,
+    text or flag as text. Label transfer needs them (``selflearn label``)."""
+    found = getattr(getattr(response, "intent", None), "slots", None) or {}
+    out: dict[str, Any] = {}
+    for name, slot in found.items():
+        value = slot.get("value") if isinstance(slot, dict) else slot
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        elif value is not None and not isinstance(value, (str, int, float, bool)):
+            value = str(value)
+        out[str(name)[:64]] = value[:2000] if isinstance(value, str) else value
+    return out
+
+
 class SelflearnAgent(AbstractConversationAgent):
     """Wraps a conversation agent; rewrites what it failed on; logs every turn."""
 
@@ -211,6 +229,7 @@ class SelflearnAgent(AbstractConversationAgent):
             "nlu": {
                 "matched": code != "no_intent_match",
                 "intent": matched_intent,
+                "slots": _slots(response),
                 "matcher": "home_assistant",
             },
             "result": {
