@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import populations
 from selflearn.core.store import Store
 from selflearn.evaluate import ArmStats, Replay, population, write_results
 from selflearn.evaluate.ab import pct
@@ -86,11 +87,7 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="also the real-ASR population")
     parser.add_argument("--min-users", type=int, default=5)
     parser.add_argument("--min-confidence", type=float, default=0.8)
-    parser.add_argument("--replay-households", type=int, default=40)
-    parser.add_argument("--replay-days", type=float, default=14)
-    parser.add_argument("--real-households", type=int, default=40)
-    parser.add_argument("--real-days", type=float, default=4)
-    parser.add_argument("--workers", type=int, default=2)
+    populations.add_replay_options(parser)
     parser.add_argument(
         "--name", default="labels_loop", help="results file name and export folder (for ablations)"
     )
@@ -135,9 +132,7 @@ def main() -> None:
     ]
     names = [p for p in args.populations.split(",") if p] + (["real"] if args.real else [])
     for name in names:
-        real = name == "real"
-        households = args.real_households if real else args.replay_households
-        days = args.real_days if real else args.replay_days
+        households, days = populations.replay_size(name, args)
         plain = Replay(population(name), ONLINE, args.workers, households, days)
         loaded = Replay(population(name), CACHE, args.workers, households, days, custom_sentences=sentences)
         arms = {

@@ -45,6 +45,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import populations
 from selflearn import Store
 from selflearn.evaluate import POPULATIONS, ArmStats, Replay, population, write_results
 from selflearn.evaluate.ab import ARM_HEADER, REWRITE_HEADER, arm_row, gazetteer_note, pct, rewrite_row
@@ -110,13 +111,6 @@ def train(store_path: Path, args: Any) -> Path:
     return folder
 
 
-def replay_size(name: str, args: Any) -> tuple[int, float]:
-    """Households and days of population ``name``'s replay (``--real-*`` for ``real``)."""
-    if name == "real":
-        return args.real_households, args.real_days
-    return args.replay_households, args.replay_days
-
-
 def fit_headline(folder: Path, report: dict[str, Any]) -> dict[str, Any]:
     """The rewriter folder and what its fit saw and chose, for the results file."""
     return {
@@ -142,11 +136,7 @@ def main() -> None:
     )
     parser.add_argument("--train-households", type=int, default=120)
     parser.add_argument("--train-days", type=float, default=14)
-    parser.add_argument("--replay-households", type=int, default=40)
-    parser.add_argument("--replay-days", type=float, default=14)
-    parser.add_argument("--real-households", type=int, default=40)
-    parser.add_argument("--real-days", type=float, default=4)
-    parser.add_argument("--workers", type=int, default=2)
+    populations.add_replay_options(parser)
     parser.add_argument(
         "--mode",
         choices=("on_failure", "before"),
@@ -189,8 +179,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
-    populations = [p for p in args.populations.split(",") if p] + (["real"] if args.real else [])
-    unknown = [name for name in populations if name not in POPULATIONS]
+    names = [p for p in args.populations.split(",") if p] + (["real"] if args.real else [])
+    unknown = [name for name in names if name not in POPULATIONS]
     if unknown:  # before anything is simulated
         parser.error(f"--populations: unknown {', '.join(unknown)}")
 
@@ -223,8 +213,8 @@ def main() -> None:
     lines = [ARM_HEADER]
     rw_lines = [REWRITE_HEADER]
     notes: list[str] = []
-    for name in populations:
-        households, days = replay_size(name, args)
+    for name in names:
+        households, days = populations.replay_size(name, args)
         stats: dict[str, ArmStats] = {}
         for arm in ARMS:
             replay = Replay(

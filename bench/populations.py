@@ -11,6 +11,7 @@ Scripts import this module as ``populations``: running ``python bench/x.py`` put
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from pathlib import Path
 
@@ -54,3 +55,19 @@ def evaluation_store(name: str) -> Path:
     :func:`store`, except the :data:`ONLY_READ` ones, which are only read here (the path may
     not exist: the caller skips them then)."""
     return store_path(name) if name in ONLY_READ else store(name)
+
+
+def add_replay_options(parser: argparse.ArgumentParser) -> None:
+    """The replay-size options the A/B replays share (bench/online.py, teach.py, labels_loop.py)."""
+    parser.add_argument("--replay-households", type=int, default=40, help="new households per replay")
+    parser.add_argument("--replay-days", type=float, default=14, help="days each replays")
+    parser.add_argument("--real-households", type=int, default=40, help="households of the real-ASR replay")
+    parser.add_argument("--real-days", type=float, default=4, help="days of the real-ASR replay")
+    parser.add_argument("--workers", type=int, default=2, help="simulator processes")
+
+
+def replay_size(name: str, args: argparse.Namespace) -> tuple[int, float]:
+    """Households and days of population ``name``'s replay (``--real-*`` for ``real``)."""
+    if name == "real":
+        return args.real_households, args.real_days
+    return args.replay_households, args.replay_days

@@ -53,6 +53,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import populations
 from selflearn.evaluate import ArmStats, Replay, population, write_results
 from selflearn.evaluate.ab import pct
 from selflearn.evaluate.replay import read_records
@@ -130,11 +131,7 @@ def main() -> None:
         "--scope-populations", default="held-out", help="populations replayed with the scope model too"
     )
     parser.add_argument("--real", action="store_true", help="also the real-ASR population")
-    parser.add_argument("--replay-households", type=int, default=40)
-    parser.add_argument("--replay-days", type=float, default=14)
-    parser.add_argument("--real-households", type=int, default=40)
-    parser.add_argument("--real-days", type=float, default=4)
-    parser.add_argument("--workers", type=int, default=2)
+    populations.add_replay_options(parser)
     parser.add_argument(
         "--real-skip",
         default="confirm-all,confirm-scope",
@@ -155,8 +152,7 @@ def main() -> None:
     lines = [HEADER]
     for name in names:
         real = name == "real"
-        households = args.real_households if real else args.replay_households
-        days = args.real_days if real else args.replay_days
+        households, days = populations.replay_size(name, args)
         replay = Replay(population(name), args.cache, args.workers, households, days, rebuild=args.rebuild)
         stats: dict[str, ArmStats] = {}
         arms: dict[str, Any] = {}
