@@ -401,6 +401,107 @@ def test_a_sentence_that_would_misread_another_labelled_request_is_left_out() ->
     )
 
 
+def test_a_sentence_that_would_misread_another_homes_device_is_left_out() -> None:
+    """The words that conflict are another home's device name: no template holds them, the
+    home's list of names does."""
+
+    def turn(n: int, home: str, text: str, intent: str, name: str) -> LabelledTurn:
+        start = text.index(name.lower())
+        slots = (LabelSlot("name", name, start, start + len(name)),)
+        return LabelledTurn(
+            f"t{n}",
+            home,
+            f"u{n}",
+            text,
+            T0,
+            "Kitchen",
+            (),
+            intent,
+            slots,
+            f"g{n}",
+            True,
+            0.9,
+            "transfer:rephrase",
+            None,
+        )
+
+    homes = {h: Home.from_dict(HOMES[h]) for h in (OKAFOR, SATO)}
+    on = [turn(n, OKAFOR, "wake up the reading lamp", "HassTurnOn", "Reading Lamp") for n in range(5)]
+    assert [p.template for p in ha_sentences(on, homes).global_patterns] == ["wake up the {name}"]
+    off = turn(9, SATO, "wake up the ceiling light", "HassTurnOff", "Ceiling Light")
+    found = ha_sentences([*on, off], homes)
+    assert found.global_patterns == []
+    reasons = {(x.what, x.kind): x.reason for x in found.left_out}
+    assert reasons[("wake up the {name}", "conflict")] == (
+        "would also read 'wake up the ceiling light' (labelled HassTurnOff, transfer:rephrase) as HassTurnOn"
+    )
+
+
+def test_the_export_reads_requests_as_hassil_itself_does(store_path: Path) -> None:
+    """The export matches a text only against the templates that can match it, with only the
+    home's names that occur in it, after a cheaper test per text (``_Hassil``): hassil's answers,
+    in every home and satellite area."""
+    from selflearn.labels.sentences import _Hassil
+
+    with Store(store_path, read_only=True) as store:
+        turns, homes = load_labelled(store), store.homes()
+    found = ha_sentences(turns, homes, min_users=1, min_confidence=0.0, household=MILLER)
+    patterns = [*found.global_patterns, *found.household_patterns[MILLER]]
+    assert len(patterns) >= 5
+    data = get_intents("en")
+    assert data is not None
+    custom: dict[str, Any] = {}
+    for pattern in patterns:
+        custom.setdefault(pattern.intent, {"data": []})["data"].append(pattern.item())
+    shared = {key: copy.deepcopy(data[key]) for key in ("language", "lists", "expansion_rules", "skip_words")}
+    plain_custom, plain_ha = Intents.from_dict({**shared, "intents": custom}), Intents.from_dict(data)
+    hassil = _Hassil()
+    fast_custom = hassil.custom(patterns)
+    assert fast_custom is not None
+
+    def readings(results: Any) -> set[tuple[str, str | None, str]]:
+        return {
+            (
+                r.intent.name,
+                r.intent_sentence.text if r.intent_sentence is not None else None,
+                json.dumps({k: e.value for k, e in sorted(r.entities.items())}, default=str),
+            )
+            for r in results
+        }
+
+    texts = {t.text for t in turns} | {
+        "kill the lights in the office",
+        "put the office lights at 25",
+        "hello",
+    }
+    read, unread = 0, 0
+    for text in sorted(texts):
+        anywhere = False
+        for home in homes.values():
+            for area in (None, *(a.area_id for a in home.areas)):
+                context = {"area": {"value": area, "text": home.area_by_id[area].name}} if area else None
+                for plain, fast in ((plain_custom, fast_custom), (plain_ha, hassil.home_assistant)):
+                    want = readings(
+                        recognize_all(
+                            text,
+                            plain,
+                            slot_lists=slot_lists_for(home),
+                            intent_context=context,
+                            language="en",
+                        )
+                    )
+                    assert readings(hassil.recognize(text, fast, home, area)) == want, (
+                        text,
+                        home.home_id,
+                        area,
+                    )
+                    anywhere |= bool(want) and plain is plain_custom
+        assert hassil.may_read(text, fast_custom) or not anywhere, text
+        read += anywhere
+        unread += not hassil.may_read(text, fast_custom)
+    assert read and unread  # both kinds of text were tried
+
+
 # --- the dataset and Rasa ---------------------------------------------------------------------
 
 

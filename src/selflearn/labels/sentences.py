@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -17,6 +17,11 @@ from selflearn.core.delex import Delexicalizer
 from selflearn.core.errors import ConfigError
 from selflearn.core.home import Home, normalize_name
 from selflearn.labels.labelled import LabelledTurn
+
+if TYPE_CHECKING:
+    from hassil import RecognizeResult
+
+    from selflearn.assistant.candidates import TemplateFilter
 
 __all__ = [
     "LEFT_OUT",
@@ -47,7 +52,6 @@ LEFT_OUT = {
     "conflict": "would change what another labelled request means",
 }
 """The kinds of :class:`LeftOut`, with what they mean."""
-"""How many of a template's labelled turns are read back with hassil before it is written."""
 
 
 @dataclass(frozen=True)
@@ -224,17 +228,82 @@ def _area_id(turn: LabelledTurn, home: Home) -> str | None:
     return None
 
 
-def _readings(text: str, intents: Any, home: Home, area_id: str | None) -> set[tuple[str, str]]:
-    from hassil import recognize_all
+class _Hassil:
+    """hassil as the export asks it: every reading of a text (``recognize_all``), against Home
+    Assistant's intents or against custom templates loaded beside its lists and rules.
 
-    from selflearn.assistant.nlu import slot_lists_for
+    It gives hassil's answers, only faster. Intents come as a
+    :class:`~selflearn.assistant.candidates.TemplateFilter`: a text is matched only against the
+    templates that can match it (a sound pre-filter), and with only the values of the home's
+    ``area``/``name``/``floor`` lists that occur in it
+    (:meth:`~selflearn.assistant.nlu.HomeAssistantNlu.hassil_inputs`), as the assistant does.
+    :meth:`may_read` tells, once per text, the texts no home can make custom templates read. Home
+    Assistant's lists and expansion rules are parsed once and shared by every set of custom
+    templates (:meth:`custom`), and the matching is :mod:`selflearn.assistant.fastmatch` (hassil's
+    matcher compiled, the same results in the same order) where it supports the installed hassil.
+    """
 
-    context = None
-    if area_id is not None:
-        context = {"area": {"value": area_id, "text": home.area_by_id[area_id].name}}
-    found = recognize_all(
-        text, intents, slot_lists=slot_lists_for(home), intent_context=context, language="en"
-    )
+    def __init__(self) -> None:
+        from hassil import Intents
+
+        from selflearn.assistant.nlu import HomeAssistantNlu, template_filter
+
+        self._nlu = HomeAssistantNlu("strict", unmatched_pass=False)
+        self.home_assistant = template_filter()
+        """Home Assistant's English intents."""
+        data = _ha_data()
+        shared = {key: data[key] for key in ("language", "lists", "expansion_rules", "skip_words")}
+        self._shared = Intents.from_dict({**shared, "intents": {}})
+        # hassil reads which lists are wildcards off the lists given with the intents
+        self._wildcards = {name: info for name, info in data["lists"].items() if info.get("wildcard")}
+
+    def custom(self, patterns: Iterable[SentencePattern]) -> TemplateFilter | None:
+        """Hassil intents of ``patterns`` alone (``None`` when there are none), with Home
+        Assistant's lists and expansion rules (which custom sentences share)."""
+        from hassil import Intents
+
+        from selflearn.assistant.candidates import TemplateFilter
+
+        custom: dict[str, Any] = {}
+        for pattern in patterns:
+            custom.setdefault(pattern.intent, {"data": []})["data"].append(pattern.item())
+        if not custom:
+            return None
+        parsed = Intents.from_dict({"language": "en", "lists": self._wildcards, "intents": custom})
+        return TemplateFilter(dataclasses.replace(self._shared, intents=parsed.intents))
+
+    def recognize(
+        self, text: str, intents: TemplateFilter, home: Home, area_id: str | None
+    ) -> list[RecognizeResult]:
+        """Every reading of ``text`` by ``intents``, said in ``home`` by a device in area ``area_id``."""
+        from hassil import recognize_all
+
+        from selflearn.assistant import fastmatch
+
+        forms, lists, _, context = self._nlu.hassil_inputs(text, home, area_id)
+        candidates = intents.candidates(text, lists, forms=forms)
+        if not candidates.intents:
+            return []
+        match = fastmatch.recognize_all if fastmatch.SUPPORTED else recognize_all
+        return list(match(text, candidates, slot_lists=lists, intent_context=context, language="en"))
+
+    @staticmethod
+    def may_read(text: str, intents: TemplateFilter) -> bool:
+        """Whether ``intents`` may read ``text`` in some home (``False``: in none), a test
+        that needs no home.
+
+        The pre-filter (:mod:`~selflearn.assistant.candidates`) keeps a template when the text
+        holds every word hassil requires of it (whatever the home) and, matching strictly, when
+        each word of the text is made of the template's words or the home's names. With
+        unmatched entities allowed (any words may stand for a name) it leaves out the second
+        test on templates that read lists, and templates that read none need no names for it:
+        what it keeps then, with no names at all, holds what it keeps in any home.
+        """
+        return bool(intents.candidates(text, {}, allow_unmatched_entities=True).intents)
+
+
+def _readings(found: Iterable[RecognizeResult]) -> set[tuple[str, str]]:
+    """The (intent, slots as JSON) of hassil's readings."""
     return {
         (r.intent.name, json.dumps({k: _plainer(e.value) for k, e in sorted(r.entities.items())}))
         for r in found
@@ -257,39 +326,21 @@ def _expected(turn: LabelledTurn, pattern: SentencePattern) -> tuple[str, str]:
     return pattern.intent, json.dumps(dict(sorted(slots.items())))
 
 
-def _intents(custom: dict[str, Any] | None) -> Any:
-    """Home Assistant's English intents (``custom=None``) or only ``custom``'s, with Home
-    Assistant's lists and expansion rules (which custom sentences share)."""
-    from hassil import Intents
-
-    data = _ha_data()
-    if custom is None:
-        from selflearn.assistant.nlu import load_intents
-
-        return load_intents("en")
-    merged = {key: copy.deepcopy(data[key]) for key in ("language", "lists", "expansion_rules", "skip_words")}
-    merged["intents"] = custom
-    return Intents.from_dict(merged)
-
-
-def _custom(patterns: Iterable[SentencePattern]) -> Any:
-    """Hassil intents of ``patterns`` alone (``None`` when there are none)."""
-    custom: dict[str, Any] = {}
-    for pattern in patterns:
-        custom.setdefault(pattern.intent, {"data": []})["data"].append(pattern.item())
-    return _intents(custom) if custom else None
-
-
 def _reads_back(
-    pattern: SentencePattern, owner: str | None, homes: dict[str, Home], result: SentencesExport
+    pattern: SentencePattern,
+    owner: str | None,
+    homes: dict[str, Home],
+    hassil: _Hassil,
+    result: SentencesExport,
 ) -> bool:
     """Whether ``pattern``, loaded with hassil, gives each of its turns (up to
     :data:`READ_BACK`) the label's intent and slots; if not, it is left out, saying so."""
-    intents = _custom([pattern])
+    intents = hassil.custom([pattern])
+    assert intents is not None
     for turn in pattern.turns[:READ_BACK]:
         home = homes[turn.household_id]
         expected = _expected(turn, pattern)
-        readings = _readings(turn.text, intents, home, _area_id(turn, home))
+        readings = _readings(hassil.recognize(turn.text, intents, home, _area_id(turn, home)))
         if expected not in readings:
             got = "; ".join(sorted(f"{i} {s}" for i, s in readings)) or "nothing"
             why = f"{turn.text!r} does not read back as its label {' '.join(expected)} (hassil: {got})"
@@ -304,20 +355,17 @@ def _without_conflicts(
     homes: dict[str, Home],
     household: str | None,
     min_confidence: float,
+    hassil: _Hassil,
     result: SentencesExport,
 ) -> list[tuple[SentencePattern, str | None]]:
     """``kept`` without the templates that would read another labelled request (of at least
     ``min_confidence``, in a home where the template is installed) as another intent than its
     label: installed, they would make the assistant do the wrong thing."""
-    from hassil import recognize_all
-
-    from selflearn.assistant.nlu import slot_lists_for
-
-    everyone = _custom(p for p, owner in kept if owner is None)
-    theirs = _custom(p for p, _ in kept)  # the exported household has both files
+    everyone = hassil.custom(p for p, owner in kept if owner is None)
+    theirs = hassil.custom(p for p, _ in kept)  # the exported household has both files
     index = {(p.intent, p.template) for p, _ in kept}
-    lists: dict[str, Any] = {}
     seen: set[tuple[str, str, str | None]] = set()
+    possible: dict[tuple[bool, str], bool] = {}  # (said in the exported household, text) -> may_read
     conflicts: dict[tuple[str, str], str] = {}
     for turn in turns:
         home = homes.get(turn.household_id)
@@ -328,13 +376,12 @@ def _without_conflicts(
         if intents is None or (turn.household_id, turn.text, area) in seen:
             continue
         seen.add((turn.household_id, turn.text, area))
-        if turn.household_id not in lists:
-            lists[turn.household_id] = slot_lists_for(home)
-        context = {"area": {"value": area, "text": home.area_by_id[area].name}} if area is not None else None
-        found = recognize_all(
-            turn.text, intents, slot_lists=lists[turn.household_id], intent_context=context, language="en"
-        )
-        for r in found:
+        mine = turn.household_id == household
+        if (mine, turn.text) not in possible:
+            possible[mine, turn.text] = hassil.may_read(turn.text, intents)
+        if not possible[mine, turn.text]:
+            continue  # the cheap test, once per text: most texts no template can read
+        for r in hassil.recognize(turn.text, intents, home, area):
             key = (r.intent.name, r.intent_sentence.text if r.intent_sentence is not None else "")
             if r.intent.name != turn.intent and key in index and key not in conflicts:
                 said = f"{turn.text!r} (labelled {turn.intent}, {turn.source})"
@@ -397,12 +444,13 @@ def ha_sentences(
             pattern.own_names.update(made.own_names)
         pattern.turns.append(turn)
 
-    before = _intents(None)
+    hassil = _Hassil()
     chosen: list[tuple[SentencePattern, str | None]] = []  # (pattern, household or None: global)
     for pattern in patterns.values():
         first = pattern.turns[0]
         home = homes[first.household_id]
-        understood = _readings(first.text, before, home, _area_id(first, home))
+        said = hassil.recognize(first.text, hassil.home_assistant, home, _area_id(first, home))
+        understood = _readings(said)
         if understood:
             intents = ", ".join(sorted({i for i, _ in understood}))
             result.left_out.append(
@@ -433,8 +481,8 @@ def ha_sentences(
             mine = SentencePattern(pattern.intent, pattern.template, pattern.slots, pattern.area_context, own)
             chosen.append((mine, hh))
 
-    kept = [(p, owner) for p, owner in chosen if _reads_back(p, owner, homes, result)]
-    kept = _without_conflicts(kept, turns, homes, household, min_confidence, result)
+    kept = [(p, owner) for p, owner in chosen if _reads_back(p, owner, homes, hassil, result)]
+    kept = _without_conflicts(kept, turns, homes, household, min_confidence, hassil, result)
     for pattern, owner in kept:
         if owner is None:
             result.global_patterns.append(pattern)
