@@ -1,10 +1,12 @@
 """The label model (``selflearn.labels.model``): fitted on a tiny store whose turns and labels
 the test writes; predictions in the labels layout, save/load round trips, the pretraining
-task's synthetic negatives, and a store without labels."""
+task's synthetic negatives, a store without labels, the turn encoders (static and MiniLM, each
+unique text encoded once) and early stopping on held-out households."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,11 @@ from selflearn.labels.model import (
     LabelModelConfig,
     Layout,
     PerTurnLabeller,
+    TextEncoder,
     contrastive_batch,
     gather,
+    held_out,
+    text_encoder,
 )
 from tests.conftest import turn_dict
 
@@ -63,9 +68,10 @@ def _turn(tid: str, home: str, device: str, when: datetime, text: str) -> dict[s
     )
 
 
-def build_store(path: Path, labels: bool = True) -> Path:
+def build_store(path: Path, labels: bool = True, contradict: bool = False) -> Path:
     """Two homes, 40 turns: served requests, and failed ones each followed 8 s later by the
-    paraphrase that worked (labelled with its intent by transfer, one goal with it)."""
+    paraphrase that worked (labelled with its intent by transfer, one goal with it).
+    ``contradict``: home ``h2``'s labels give every request another intent than ``h1``'s."""
     records, rows = [], []
     rng = np.random.default_rng(0)
     n = 0
@@ -93,6 +99,9 @@ def build_store(path: Path, labels: bool = True) -> Path:
                 records.append(_turn(tid, home, f"{home}d", when, text))
                 rows.append(_label(tid, tid, True, SERVED[text][0], 0.9))
                 n += 1
+    if contradict:
+        other = dict(zip(SERVED_INTENTS, [*SERVED_INTENTS[1:], SERVED_INTENTS[0]], strict=True))
+        rows = [dict(r, intent=other[r["intent"]]) if r["turn_id"].startswith("h2") else r for r in rows]
     logs = path.with_suffix(".jsonl")
     logs.write_text("".join(json.dumps(r) + "\n" for r in records))
     with Store(path) as store:
@@ -160,7 +169,7 @@ def test_predictions_have_the_labels_layout(
         assert store.save_signals("labels", table) == turns
 
 
-SERVED_INTENTS = {intent for intent, _ in SERVED.values()}
+SERVED_INTENTS = tuple(sorted({intent for intent, _ in SERVED.values()}))
 FAILED_IDS = {f"{h}t{n}" for h in ("h1", "h2") for n in (0, 4, 8)}
 
 
@@ -287,3 +296,105 @@ def test_the_cli_trains_a_model_that_labels_what_the_rules_left(store_path: Path
     given = labeler.label(turns)
     assert len(given) == len(turns) and all(g is not None and g.source.startswith("model:") for g in given)
     assert strict.label(turns) == [None] * len(turns)  # nothing clears an impossible bar
+
+
+# --- turn encoders ------------------------------------------------------------------------------
+
+
+def counting_encoder(name: str = "static") -> tuple[TextEncoder, list[list[str]]]:
+    """The static encoder behind a :class:`TextEncoder` that records what it is asked to embed."""
+    static = text_encoder("static")
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return static.encode(texts)
+
+    return TextEncoder(name, static.dim, embed, "counting"), calls
+
+
+def test_the_cache_encodes_each_unique_text_once(store_path: Path) -> None:
+    encoder, calls = counting_encoder()
+    a = encoder.encode(["turn on", "what time is it", "turn on"])
+    assert calls == [["turn on", "what time is it"]]
+    b = encoder.encode(["what time is it", "kill the lights", "turn on"])
+    assert calls[1:] == [["kill the lights"]]
+    assert np.array_equal(a[0], a[2]) and np.array_equal(a[1], b[0]) and np.array_equal(a[0], b[2])
+    assert np.array_equal(b, text_encoder("static").encode(["what time is it", "kill the lights", "turn on"]))
+    assert encoder.encode([]).shape == (0, encoder.dim)
+    # a learner encodes through it: each of the store's texts once, through fit and predict
+    encoder, calls = counting_encoder()
+    model = PerTurnLabeller(replace(TINY, epochs=1), encoder=encoder)
+    with Store(store_path, read_only=True) as store:
+        model.fit(store)
+        model.predict(store)
+        said = DialogueTurns.read(store).said
+    embedded = [t for call in calls for t in call]
+    assert sorted(embedded) == sorted(set(said)) and len(set(said)) < len(said)
+
+
+def test_minilm_round_trips_through_save_and_load(store_path: Path, tmp_path: Path) -> None:
+    minilm = text_encoder("minilm")
+    assert minilm.dim == 384 and text_encoder("minilm") is minilm  # shared, cache and all
+    v = minilm.encode(["turn on the kitchen lights", "switch the kitchen lights on", "what time is it"])
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2, "a paraphrase is nearer than another request"
+    config = replace(TINY, encoder="minilm", epochs=3)
+    with Store(store_path, read_only=True) as store:
+        model = PerTurnLabeller(config).fit(store)
+        folder = model.save(tmp_path / "minilm")
+        loaded = PerTurnLabeller.load(folder)
+        assert loaded.config.encoder == "minilm" and loaded.layout_ is not None and loaded.layout_.dim == 384
+        assert model.predict_proba(store).equals(loaded.predict_proba(store))
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["encoder"]["name"] == "minilm" and meta["encoder"]["dim"] == 384
+    with pytest.raises(ConfigError, match="trained on the 'minilm' turn encoder"):
+        PerTurnLabeller.load(folder, encoder=text_encoder("static"))
+
+
+def test_an_encoder_other_than_the_configs_is_refused() -> None:
+    fake, _ = counting_encoder("minilm")
+    with pytest.raises(ConfigError, match="'static' turn encoder, the encoder given is 'minilm'"):
+        LabelModel(TINY, encoder=fake)
+    with pytest.raises(ConfigError, match="unknown turn encoder 'bert'"):
+        LabelModelConfig(encoder="bert")
+    with pytest.raises(ConfigError, match="unknown turn encoder"):
+        text_encoder("bert")
+    with pytest.raises(ConfigError, match="patience"):
+        LabelModelConfig(validation=1.0)
+
+
+# --- validation and early stopping ----------------------------------------------------------------
+
+
+def test_the_validation_households_depend_on_ids_and_seed_only() -> None:
+    homes = [f"home-{i}" for i in range(20)]
+    picked = held_out(homes, 0.15, seed=0)
+    assert len(picked) == 3 and set(picked) <= set(homes)
+    assert held_out(list(reversed(homes)), 0.15, seed=0) == picked
+    assert len({tuple(held_out(homes, 0.15, seed)) for seed in range(5)}) > 1
+    assert held_out(homes, 0.0, seed=0) == [] and held_out(["one"], 0.5, seed=0) == []
+    assert held_out(["a", "b"], 0.15, seed=0) in (["a"], ["b"]), "at least one, never all"
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path: Path) -> None:
+    # the held-out home's labels contradict the other's: its loss falls, then rises as the
+    # model learns the training home's intents
+    path = build_store(tmp_path / "contradict.duckdb", contradict=True)
+    config = replace(TINY, validation=0.5, epochs=40, patience=3, pretrain_epochs=0, lr=3e-3)
+    with Store(path, read_only=True) as store:
+        model = LabelModel(config).fit(store)
+        report = model.report_
+        best = report.best_epoch
+        assert report.validation_households in (["h1"], ["h2"]) and best is not None
+        losses = report.validation_losses
+        assert len(losses) == len(report.losses) == best + config.patience < config.epochs, "stopped early"
+        assert losses[best - 1] == min(losses) < losses[-1]
+        # the weights kept are the best epoch's
+        assert model.loss(store, report.validation_households) == pytest.approx(min(losses), abs=1e-4)
+        again = LabelModel(config).fit(store)
+    assert again.version == model.version and again.report_ == replace(report, seconds=again.report_.seconds)
+    off = replace(config, validation=0.0, epochs=5)
+    with Store(path, read_only=True) as store:
+        plain = LabelModel(off).fit(store).report_
+    assert plain.best_epoch is None and plain.validation_losses == [] and len(plain.losses) == 5

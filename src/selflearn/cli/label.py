@@ -85,16 +85,32 @@ def train_cmd(
     pretrain: Annotated[
         bool, typer.Option(help="Contextual pretraining on synthetic inconsistent dialogues first.")
     ] = True,
+    encoder: Annotated[
+        str,
+        typer.Option(
+            help="Turn encoder: 'static' (MiniLM's distillation, a lookup) or 'minilm' "
+            "(all-MiniLM-L6-v2 itself, frozen; slower, not better in bench/labels.py)."
+        ),
+    ] = "static",
+    validation: Annotated[
+        float,
+        typer.Option(
+            help="Share of the households held out to pick the epoch with the lowest validation loss "
+            "(0: train on all, keep the last epoch)."
+        ),
+    ] = 0.0,
 ) -> None:
-    """Train the contextual label model (a small transformer over each turn's neighbours, on the
-    static MiniLM embeddings; docs/labels.md) on the store's labels table.
+    """Train the contextual label model (a small transformer over each turn's neighbours, on
+    MiniLM turn embeddings; docs/labels.md) on the store's labels table.
 
     Example: selflearn label train --store logs.duckdb --out models/labels"""
     from dataclasses import replace
 
     from selflearn.labels.model import FIT_STAGES, LabelModel, LabelModelConfig, PerTurnLabeller
 
-    config = LabelModelConfig() if pretrain else replace(LabelModelConfig(), pretrain_epochs=0)
+    config = LabelModelConfig(encoder=encoder, validation=validation)
+    if not pretrain:
+        config = replace(config, pretrain_epochs=0)
     learner = PerTurnLabeller(config) if per_turn else LabelModel(config)
     with (
         open_store(store_path, read_only=True) as store,

