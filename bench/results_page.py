@@ -393,27 +393,49 @@ def _asking_rows(f: dict[str, Any]) -> str:
 
 def labels(r: Result) -> str:
     f = r["figures"]
-    rows = []
+    rows, bounds = [], []
     for name, pop in f["populations"].items():
+        if "methods" not in pop:
+            continue
         for method, m in pop["methods"].items():
             rows.append(
                 f"| {name} ({pop['asr']}) | {method} | {m['goal_segmentation_f1']:.3f} | "
                 f"{m['goal_success_accuracy']:.3f} / {m['goal_success_f1']:.3f} | {pct(m['coverage'])} | "
-                f"**{m['intent_accuracy']:.3f}** | {num(m.get('intent_accuracy_all'), '.3f')} |"
+                f"**{m['intent_accuracy']:.3f}** | {num(m.get('intent_accuracy_all'), '.3f')} | "
+                f"{num(m.get('slot_f1'), '.3f')} |"
             )
+        if "ceilings" in pop:
+            c = pop["ceilings"]
+            bounds.append(
+                f"{name}: success {c['success_with_true_goals']:.3f}, transfer coverage "
+                f"{pct(c['transfer_coverage'])}"
+            )
+    detector = f.get("rephrase_detector", "pairwise lexical")
+    ceilings = (
+        " *Ceilings* (the rules cannot pass them whatever their segmentation): goal-success accuracy "
+        "of the defect detector's verdict on the last turn of each *true* goal, and the share of failed "
+        "turns whose goal later succeeded (the only ones a paraphrase can label) -- "
+        + "; ".join(bounds)
+        + "."
+        if bounds
+        else ""
+    )
     return (
         "Labels of new households' turns (held-out phrasings) against simulation truth: `rules` are "
-        "`selflearn label` (rules + label transfer, from the logs alone); `per-turn` a classifier on each "
+        f"`selflearn label` (rules + label transfer, from the logs alone; rephrases by `{detector}`); "
+        "`per-turn` a classifier on each "
         "turn's own features (static MiniLM embedding + categorical and numerical features); `contextual` "
         "the label model (a transformer over the turn's neighbours, contrastive pretraining, multi-task), "
         "trained on the rules' labels of other households. *Goal segmentation*: F1 of goal boundaries; "
         "*intent accuracy* on failed in-scope turns at the coverage shown (a model's most confident "
-        "half; the rules label what they can), and over all of them. Targets (issue 30): >= 0.95 "
+        "half; the rules label what they can), and over all of them; *slot F1* of the covered turns' "
+        "(slot, value) pairs against the goal's, values as the home resolves them (the models have no "
+        "slot head). Targets (issue 30): >= 0.95 "
         "segmentation F1 and goal-success accuracy/F1 on noisy speech; >= 0.95 intent accuracy at >= 50 % "
-        "coverage.\n\n"
+        "coverage." + ceilings + "\n\n"
         "| population | method | goal segmentation F1 | goal success accuracy / F1 | coverage | intent "
-        "accuracy | intent accuracy, all failed turns |\n"
-        "|---|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
+        "accuracy | intent accuracy, all failed turns | slot F1 |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
     )
 
 
