@@ -401,6 +401,29 @@ def test_a_sentence_that_would_misread_another_labelled_request_is_left_out() ->
     )
 
 
+def test_words_taken_for_an_unknown_name_are_pooled_only_from_k_homes() -> None:
+    """Words the assistant took for a name no home has (a nickname, or words misheard as one)
+    may be one household's own: five users of one home keep them home, five homes pool them."""
+
+    def turn(n: int, home: str) -> LabelledTurn:
+        text = "the kitchen lights in party mode"
+        slots = (LabelSlot("area", "kitchen", 4, 11), LabelSlot("domain", "light"))
+        return LabelledTurn(
+            f"t{n}", home, f"u{n}", text, T0, "Kitchen", ("party mode",), "HassTurnOn", slots,
+            f"g{n}", True, 0.9, "transfer:rephrase", None,
+        )  # fmt: skip
+
+    one_home = ha_sentences([turn(n, OKAFOR) for n in range(5)], {OKAFOR: Home.from_dict(HOMES[OKAFOR])})
+    assert one_home.global_patterns == []
+    template = "the {area} lights in party mode"
+    assert {(x.kind, x.household) for x in one_home.left_out if x.what == template} == {("own name", OKAFOR)}
+    assert "party mode" in one_home.left_out[0].reason
+
+    homes = {f"h{n}": Home.from_dict(HOMES[OKAFOR]) for n in range(5)}
+    five_homes = ha_sentences([turn(n, f"h{n}") for n in range(5)], homes)
+    assert [p.template for p in five_homes.global_patterns] == [template]
+
+
 def test_a_sentence_that_would_misread_another_homes_device_is_left_out() -> None:
     """The words that conflict are another home's device name: no template holds them, the
     home's list of names does."""

@@ -47,7 +47,7 @@ LEFT_OUT = {
     "no template": "no sentence template can be made of it",
     "understood": "Home Assistant already understands it",
     "few users": "said by fewer users than a global sentence needs (household only)",
-    "own name": "holds a household's own name (household only)",
+    "own name": "holds a household's own name, or words taken for a name in too few homes (household only)",
     "read back": "does not read back as its label",
     "conflict": "would change what another labelled request means",
 }
@@ -86,6 +86,10 @@ class SentencePattern:
     """The labelled turns said so."""
     own_names: dict[str, str] = field(default_factory=dict)
     """Household -> a name of its own the template holds (it cannot be global)."""
+    unknown_words: dict[str, str] = field(default_factory=dict)
+    """Household -> words of the template its assistant took for a name it does not know
+    (``turn.unresolved``): a nickname, or words misheard as one. Global only when said in at
+    least ``min_users`` homes (a home's nickname stays home)."""
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -203,18 +207,21 @@ def _pattern(turn: LabelledTurn, home: Home, delex: Delexicalizer) -> SentencePa
     template = " ".join(w for ref, piece in pieces if (w := piece if ref else _words(piece)))
     if not any(not ref and _words(piece) for ref, piece in pieces):
         return "nothing but names is said"
-    if own is None:
-        for ref, piece in pieces:
-            if ref or not _words(piece):
-                continue
-            found = delex(piece, turn.unresolved)
-            names = [v for k, v in found.values if k in ("area", "floor", "name", "unknown")]
-            if names:
-                own = names[0]
-                break
+    unknown: str | None = None
+    for ref, piece in pieces:
+        if own is not None:
+            break
+        if ref or not _words(piece):
+            continue
+        found = delex(piece, turn.unresolved)
+        names = [v for k, v in found.values if k in ("area", "floor", "name")]
+        own = names[0] if names else None
+        unknown = unknown or next((v for k, v in found.values if k == "unknown"), None)
     pattern = SentencePattern(turn.intent, template, tuple(sorted(fixed.items())), area_context)
     if own is not None:
         pattern.own_names[turn.household_id] = own
+    elif unknown is not None:
+        pattern.unknown_words[turn.household_id] = unknown
     return pattern
 
 
@@ -442,6 +449,7 @@ def ha_sentences(
         pattern = patterns.setdefault(made.key, made)
         if pattern is not made:
             pattern.own_names.update(made.own_names)
+            pattern.unknown_words.update(made.unknown_words)
         pattern.turns.append(turn)
 
     hassil = _Hassil()
@@ -462,7 +470,8 @@ def ha_sentences(
                 )
             )
             continue
-        if not pattern.own_names and pattern.users >= min_users:
+        pooled = not pattern.unknown_words or pattern.homes >= min_users
+        if not pattern.own_names and pattern.users >= min_users and pooled:
             chosen.append((pattern, None))
             continue
         for hh in sorted({t.household_id for t in pattern.turns}):
@@ -470,6 +479,13 @@ def ha_sentences(
             if pattern.own_names:
                 names = ", ".join(sorted(set(pattern.own_names.values())))
                 kind, why = "own name", f"holds a household's own name ({names})"
+            elif not pooled:
+                words = ", ".join(sorted(set(pattern.unknown_words.values())))
+                kind = "own name"
+                why = (
+                    f"holds words the assistant took for a name it does not know ({words}), said in "
+                    f"{pattern.homes} home(s), fewer than the {min_users} such words need"
+                )
             else:
                 kind = "few users"
                 why = f"said by {pattern.users} user(s), fewer than the {min_users} a global sentence needs"
