@@ -40,6 +40,7 @@ from selflearn.evaluate.ab import pct
 from selflearn.evaluate.replay import read_records, score_arm
 from selflearn.labels import label_store
 from selflearn.labels.export import export_labels
+from selflearn.labels.sentences import MIN_CONFIDENCE
 
 ONLINE = Path(__file__).resolve().parent / ".cache" / "online"
 CACHE = Path(__file__).resolve().parent / ".cache" / "labels"
@@ -86,7 +87,7 @@ def main() -> None:
     parser.add_argument("--populations", default="seen,held-out,held-out-clean")
     parser.add_argument("--real", action="store_true", help="also the real-ASR population")
     parser.add_argument("--min-users", type=int, default=5)
-    parser.add_argument("--min-confidence", type=float, default=0.8)
+    parser.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE)
     populations.add_replay_options(parser)
     parser.add_argument(
         "--name", default="labels_loop", help="results file name and export folder (for ablations)"

@@ -204,7 +204,7 @@ def build_log() -> Log:
         "frobnicate the kitchen",
         "HassTurnOn",
         [("area", "kitchen", "kitchen")],
-        confidence=0.5,
+        confidence=0.3,
     )
     # failed for another reason: Home Assistant understands the words already
     log.said(MILLER, "bob", "turn off the tv", off_area, [("name", "TV", "tv")], source="transfer:confirmed")
@@ -347,18 +347,18 @@ def test_household_file_holds_its_own_sentences(exported: Path) -> None:
 def test_k_and_confidence_options(store_path: Path) -> None:
     with Store(store_path, read_only=True) as store:
         turns, homes = load_labelled(store), store.homes()
-    strict = ha_sentences(turns, homes, min_users=6)
+    strict = ha_sentences(turns, homes, min_users=6, min_confidence=0.8)
     assert strict.global_patterns == [] and strict.household_patterns == {}
     assert any("fewer than the 6" in x.reason for x in strict.left_out)
-    loose = ha_sentences(turns, homes, min_users=2, min_confidence=0.5)
+    loose = ha_sentences(turns, homes, min_users=2, min_confidence=0.3)
     templates = {p.template for p in loose.global_patterns}
     assert "lights be gone in the {area}" in templates  # two users now suffice
     assert "kill the big light" not in templates  # a household's name never is
     reasons = {x.what: x.reason for x in loose.left_out}
     assert reasons["frobnicate the {area}"].startswith(
         "said by 1 user(s), fewer than the 2"
-    )  # a 0.5 label counts
-    assert {x.what: x.reason for x in strict.left_out}["frobnicate the kitchen"] == "confidence 0.5 below 0.8"
+    )  # a 0.3 label counts
+    assert {x.what: x.reason for x in strict.left_out}["frobnicate the kitchen"] == "confidence 0.3 below 0.8"
     assert "own name (big light)" in reasons["kill the big light"]
     assert reasons["turn off the {name}"].startswith("Home Assistant already understands it (as HassTurnOff)")
     with pytest.raises(ConfigError, match="min_users"):
@@ -578,7 +578,7 @@ def test_rasa_file_parses_and_annotates_the_spans(exported: Path) -> None:
         in examples["HassTurnOff"]
     )
     assert "put the [kitchen](area) lights at [30](brightness)" in examples["HassLightSet"]
-    assert not any("frobnicate" in e for lines in examples.values() for e in lines)  # below 0.8
+    assert not any("frobnicate" in e for lines in examples.values() for e in lines)  # below 0.5
     assert None not in examples
 
 
@@ -593,7 +593,7 @@ def test_cli_writes_the_files_and_says_what_it_left_out(store_path: Path, tmp_pa
         "'kill the big light' [household casa-miller]: holds a household's own name (big light)"
         in result.output
     )
-    assert "below 0.8" in result.output and "already understands" in result.output
+    assert "below 0.5" in result.output and "already understands" in result.output
     assert "1 label below the confidence bar" in result.output
     assert "--household" in result.output
     assert not (tmp_path / "custom_sentences/en/selflearn_casa-miller.yaml").exists()

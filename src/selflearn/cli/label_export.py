@@ -12,6 +12,7 @@ from rich.markup import escape
 from selflearn.cli.common import open_store, out
 from selflearn.cli.label import label_app
 from selflearn.core.errors import ConfigError
+from selflearn.labels.sentences import MIN_CONFIDENCE
 
 __all__ = ["label_app"]
 
@@ -39,7 +40,7 @@ def export_cmd(
         typer.Option(
             "--min-confidence", help="Least label confidence for a sentence or a Rasa example.", min=0, max=1
         ),
-    ] = 0.8,
+    ] = MIN_CONFIDENCE,
     formats: Annotated[
         str,
         typer.Option(

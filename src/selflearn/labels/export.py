@@ -40,6 +40,7 @@ from selflearn.labels.labelled import LabelledTurn, LabelSlot, load_labelled
 from selflearn.labels.sentences import (
     LEFT_OUT,
     LIST_SLOTS,
+    MIN_CONFIDENCE,
     READ_BACK,
     LeftOut,
     SentencePattern,
@@ -144,7 +145,7 @@ def _annotated(turn: LabelledTurn) -> str | None:
     return " ".join("".join(out).split())
 
 
-def rasa_nlu(turns: Iterable[LabelledTurn], min_confidence: float = 0.8) -> str:
+def rasa_nlu(turns: Iterable[LabelledTurn], min_confidence: float = MIN_CONFIDENCE) -> str:
     """Rasa 3.x NLU training data (``nlu.yml``) from the labelled turns with an intent and at least
     ``min_confidence``: per intent, each distinct text once, said slots annotated (``[kitchen](area)``;
     ``[lounge]{"entity": "area", "value": "living_room"}`` when the value is not the words).
@@ -198,7 +199,7 @@ def export_labels(
     *,
     household: str | None = None,
     min_users: int = 5,
-    min_confidence: float = 0.8,
+    min_confidence: float = MIN_CONFIDENCE,
     formats: Sequence[str] = FORMATS,
     keep_ids: bool = False,
 ) -> LabelExport:
