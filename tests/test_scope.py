@@ -60,6 +60,20 @@ def test_fit_save_load_and_the_rewriter_skips_out_of_scope_guesses(store: Path, 
     assert Rewriter.load(folder).scope_ is not None
 
 
+def test_a_small_store_still_holds_out_a_household(store: Path, tmp_path: Path) -> None:
+    """No household falls in the held-out fold (holdout 0): one is held out anyway, never all;
+    a store of one household cannot set the threshold and says so."""
+    with Store(store, read_only=True) as s:
+        model = ScopeModel(holdout=0.0).fit(s)
+    assert model.report_["held_out_served_late_blocked"] is not None
+    folder = tmp_path / "one"
+    simulate(SimulationConfig(households=1, days=2, seed=5, household_prefix="one"), folder / "sim")
+    with Store(folder / "s.duckdb") as s:
+        s.ingest([folder / "sim"])
+        with pytest.raises(DataError, match="at least two, they hold 1"):
+            ScopeModel().fit(s)
+
+
 def test_errors_name_the_problem(tmp_path: Path) -> None:
     with Store(tmp_path / "empty.duckdb") as s, pytest.raises(DataError, match="no turns"):
         ScopeModel().fit(s)

@@ -153,7 +153,12 @@ class ScopeModel:
         data = weak_labels(store, self.served_per_unserved, self.seed)
         if data.labels.min() == data.labels.max():
             raise DataError("the logs have no failed request nobody got to work (or nothing that worked)")
-        held = np.array([_fold(h, self.seed) < self.holdout for h in data.households])
+        held = self._held_out(data.households)
+        if np.unique(data.labels[~held]).size < 2:
+            raise DataError(
+                "the households outside the held-out fold have only one kind of request (served or "
+                "not): the scope model needs logs of more households"
+            )
         say("embed")
         x = self._embed(data.texts)
         say("fit")
@@ -180,6 +185,20 @@ class ScopeModel:
             else None,
         }
         return self
+
+    def _held_out(self, households: list[str]) -> np.ndarray:
+        """Which rows belong to the households that set the threshold: ``holdout`` of them by a
+        hash of their id, at least one and never all (a small store's fold can be empty)."""
+        folds = {h: _fold(h, self.seed) for h in set(households)}
+        if len(folds) < 2:
+            raise DataError(
+                "the threshold is set on held-out households: the logs need at least two, "
+                f"they hold {len(folds)}"
+            )
+        chosen = {h for h, f in folds.items() if f < self.holdout}
+        if not chosen or len(chosen) == len(folds):
+            chosen = {min(folds, key=lambda h: folds[h])}
+        return np.array([h in chosen for h in households])
 
     def p_out(self, text: str) -> float:
         """P(no intent serves ``text``)."""
