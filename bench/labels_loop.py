@@ -20,6 +20,13 @@ the assistant as Home Assistant loads them, against the online rewriter and both
    sentences matched (matcher ``custom_sentences``) on which the assistant did something the user
    did not want, and the rewriter's as ``bench/online.py`` counts them. Target (issue 30): on
    phrasings seen in the logs, the export alone fixes at least half of what the rewriter fixes.
+4. The export's ceiling (``export_ceiling``): of the rewriter's rescues, the share whose failed
+   words -- delexicalised by the speaker's home, fillers stripped, a generous match -- the
+   training logs hold as transferred labels at all (``pattern_in_logs``) and from at least
+   ``--min-users`` users (``pattern_from_k_users``: what a k-anonymous export of the words said
+   could at best cover), and the share the rewriter rescued with an alternative of the
+   recogniser's n-best list (``nbest_alternative``: Home Assistant only ever sees the best
+   hypothesis, so no sentence file can).
 
 Figures go to ``docs/results/labels_loop.json``.
 """
@@ -30,10 +37,13 @@ import argparse
 import shutil
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import populations
+from selflearn.core.delex import Delexicalizer
+from selflearn.core.home import Home
 from selflearn.core.store import Store
 from selflearn.evaluate import ArmStats, Replay, population, write_results
 from selflearn.evaluate.ab import pct
@@ -59,6 +69,46 @@ def custom_wrong(folder: Path) -> tuple[int, int]:
         matched += 1
         wrong += bool(t["defect"]) and (row.get("result") or {}).get("status") == "success"
     return matched, wrong
+
+
+def logged_patterns(store: Store) -> dict[str, set[tuple[str, str]]]:
+    """Delexicalised words of the store's transferred labels -> the (household, user) who said them."""
+    homes = store.homes()
+    rows = store.query(
+        "SELECT t.text, t.household_id, t.user_id FROM labels l JOIN turns t USING (turn_id) "
+        "WHERE l.source LIKE 'transfer:%'"
+    ).to_pylist()
+    delex: dict[str, Delexicalizer] = {}
+    users: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for r in rows:
+        home = homes.get(r["household_id"])
+        if home is None:
+            continue
+        d = delex.setdefault(r["household_id"], Delexicalizer(home))
+        users[d(r["text"]).pattern].add((r["household_id"], r["user_id"]))
+    return users
+
+
+def export_ceiling(logged: dict[str, set[tuple[str, str]]], folder: Path, min_users: int) -> dict[str, Any]:
+    """Step 4 of the module docstring, on the rewriter arm's replay ``folder``."""
+    turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
+    homes = {h: Home.from_dict(r) for h, r in read_records(folder, "homes").items()}
+    delex = {h: Delexicalizer(home) for h, home in homes.items()}
+    rescues = in_logs = from_k = nbest = 0
+    for turn_id, t in truth.items():
+        row = turns.get(turn_id) or {}
+        rewrite = row.get("rewrite")
+        if not rewrite or not t.get("defect_without_rewrite") or t["defect"]:
+            continue
+        rescues += 1
+        users = logged.get(delex[row["household_id"]](row["text"]).pattern, set())
+        in_logs += bool(users)
+        from_k += len(users) >= min_users
+        nbest += rewrite.get("rewritten_text") in {h["text"] for h in (row.get("asr") or {}).get("nbest", [])}
+    shares = {"pattern_in_logs": in_logs, "pattern_from_k_users": from_k, "nbest_alternative": nbest}
+    return {"rewriter_rescues": rescues} | {
+        name: round(n / rescues, 4) if rescues else None for name, n in shares.items()
+    }
 
 
 def figures(st: ArmStats, control: ArmStats, folder: Path) -> dict[str, Any]:
@@ -108,6 +158,7 @@ def main() -> None:
         labelled = label_store(store)
         label_seconds = time.perf_counter() - t0
         print(f"[labels] {labelled.summary()}", file=sys.stderr)
+        logged = logged_patterns(store)
         shutil.rmtree(export, ignore_errors=True)
         exported = export_labels(
             store, export, min_users=args.min_users, min_confidence=args.min_confidence, formats=("ha",)
@@ -165,6 +216,7 @@ def main() -> None:
         fixed_rw = pop["arms"]["rewriter"]["defects_fixed_vs_control"]
         fixed_ex = pop["arms"]["export"]["defects_fixed_vs_control"]
         pop["export_share_of_rewriter_fix"] = round(fixed_ex / fixed_rw, 3) if fixed_rw > 0 else None
+        pop["export_ceiling"] = export_ceiling(logged, stats["rewriter"][1], args.min_users)
         result["populations"][name] = pop
     print("\n".join(lines))
     write_results(args.name, result, seconds=time.perf_counter() - started)

@@ -462,6 +462,20 @@ def labels_loop(r: Result) -> str:
             f"**{'-' if share is None else pct(share)}** | | |"
         )
     e = f["export"]
+    bounds = [
+        f"{name}: {pct(c['pattern_from_k_users'])} from >= {e['min_users']} users, "
+        f"{pct(c['pattern_in_logs'])} at all; {pct(c['nbest_alternative'])} were n-best alternatives"
+        for name, pop in f["populations"].items()
+        if (c := pop.get("export_ceiling")) and c.get("rewriter_rescues")
+    ]
+    ceiling = (
+        "\n\n*The export's ceiling*: of the rewriter's rescues, the share whose failed words "
+        "(delexicalised, fillers stripped) the training logs hold as transferred labels -- "
+        + "; ".join(bounds)
+        + " (Home Assistant sees only the best hypothesis: no sentence file can make those)."
+        if bounds
+        else ""
+    )
     return (
         f"The training logs labelled by `selflearn label` ({f['labels']['summary'].split(';')[0]}) and "
         f"exported as {e['global_sentences']} global Home Assistant custom sentences (k = {e['min_users']} "
@@ -473,7 +487,7 @@ def labels_loop(r: Result) -> str:
         "in the logs.\n\n"
         "| population | arm | defect rate | first attempts failed | goals failed | defects fixed | turns "
         "matched by exported sentences | wrong actions (sentences + rewriter) |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
+        "|---|---|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + ceiling
     )
 
 
