@@ -616,9 +616,11 @@ def test_cli_writes_the_files_and_says_what_it_left_out(store_path: Path, tmp_pa
     )
     assert only.exit_code == 0, only.output
     assert sorted(p.name for p in (tmp_path / "h").rglob("*.yaml")) == [
+        "aliases.yaml",
         "selflearn.yaml",
         "selflearn_casa-sato.yaml",
     ]
+    assert "0 candidate alias(es) of household casa-sato" in only.output  # one user said "big light"
     assert not (tmp_path / "h/labels.jsonl").exists()
 
 
@@ -655,3 +657,30 @@ def test_the_reference_assistant_loads_the_export_and_the_failed_requests_work(e
     # Home Assistant's own sentences are untouched.
     own = loaded.recognize("turn off the lights in the office", sato).trace
     assert own.matched and own.matcher == "strict"
+
+
+def test_household_aliases_are_the_words_said_for_its_devices(exported: Path) -> None:
+    """Miller's two users called the Reading Lamp "the big light": an alias candidate, which,
+    added in Home Assistant, makes Home Assistant's own sentences with those words work too."""
+    text = (exported / "aliases.yaml").read_text()
+    assert yaml.safe_load(text) == {"light.reading_lamp": ["big light"]}
+    assert "for Reading Lamp: said in 2 failed turn(s) by 2 user(s)" in text
+    home = HOMES[MILLER]
+    added = {
+        **home,
+        "entities": [
+            {**e, "aliases": [*e.get("aliases", []), "big light"]} if e["id"] == "light.reading_lamp" else e
+            for e in home["entities"]
+        ],
+    }
+    intents = _with_custom()
+    assert _readings("turn off the big light", intents, Home.from_dict(home)) == set()
+    assert _readings("turn off the big light", intents, Home.from_dict(added)) == _reading(
+        "HassTurnOff", name="Reading Lamp"
+    )
+
+
+def test_no_aliases_file_without_a_household(store_path: Path, tmp_path: Path) -> None:
+    with Store(store_path, read_only=True) as store:
+        result = export_labels(store, tmp_path)
+    assert "aliases" not in result.files and not (tmp_path / "aliases.yaml").exists()

@@ -78,6 +78,7 @@ def export_cmd(
     written = {
         "ha": f"{result.global_sentences} global sentence(s) (said by >= {min_users} users, no own names)",
         "ha_household": f"{result.household_sentences} sentence(s) of household {household}",
+        "aliases": f"{result.aliases} candidate alias(es) of household {household}'s devices and areas",
         "jsonl": f"{result.dataset_rows} labelled turn(s)",
         "rasa": f"{result.rasa_examples} example(s)",
     }

@@ -17,6 +17,8 @@
   that household. Templates Home Assistant already understands are left out; every written
   template is read back with hassil (it must give its turns' labelled intent and slots), and one
   that would read another labelled request as another intent than its label is left out.
+* **Aliases** (``aliases.yaml``, with ``household``): the words its users said for a device or
+  an area that are none of its names (:mod:`selflearn.labels.aliases`).
 * **A labelled dataset** (``labels.jsonl``): one labelled turn per line (:func:`dataset_rows`).
 * **Rasa NLU training data** (``nlu.yml``, Rasa 3.x): the labelled texts per intent with their
   slot spans as entity annotations (:func:`rasa_nlu`).
@@ -36,6 +38,7 @@ from typing import Any
 
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.store import Store
+from selflearn.labels.aliases import alias_candidates, aliases_file
 from selflearn.labels.labelled import LabelledTurn, LabelSlot, load_labelled
 from selflearn.labels.sentences import (
     LEFT_OUT,
@@ -180,11 +183,13 @@ class LabelExport:
     """What :func:`export_labels` wrote."""
 
     files: dict[str, Path] = field(default_factory=dict)
-    """``ha``, ``ha_household``, ``jsonl``, ``rasa`` -> the file written."""
+    """``ha``, ``ha_household``, ``aliases``, ``jsonl``, ``rasa`` -> the file written."""
     global_sentences: int = 0
     """Templates in the global custom sentences file."""
     household_sentences: int = 0
     """Templates in the household's own file."""
+    aliases: int = 0
+    """Candidate aliases of the household's devices and areas."""
     dataset_rows: int = 0
     """Lines of the JSONL dataset."""
     rasa_examples: int = 0
@@ -233,6 +238,10 @@ def export_labels(
             own = found.household_patterns.get(household, [])
             result.household_sentences = len(own)
             texts["ha_household"] = (folder / f"selflearn_{household}.yaml", sentences_file(own, household))
+            if household in homes:
+                candidates = alias_candidates(mine, homes[household], min_confidence)
+                result.aliases = len(candidates)
+                texts["aliases"] = (out / "aliases.yaml", aliases_file(candidates, household))
     if "jsonl" in formats:
         rows = dataset_rows(mine, keep_ids)
         result.dataset_rows = len(rows)
