@@ -365,27 +365,28 @@ def test_k_and_confidence_options(store_path: Path) -> None:
         ha_sentences(turns, homes, min_users=0)
 
 
+def _transferred(
+    n: int,
+    home: str,
+    user: str,
+    text: str,
+    intent: str,
+    slots: tuple[LabelSlot, ...],
+    unresolved: tuple[str, ...] = (),
+) -> LabelledTurn:
+    """A failed turn said to a satellite in the kitchen, labelled from its rephrase (0.9)."""
+    return LabelledTurn(
+        f"t{n}", home, user, text, T0, "Kitchen", unresolved, intent, slots, f"g{n}", True, 0.9,
+        "transfer:rephrase", None,
+    )  # fmt: skip
+
+
 def test_a_sentence_that_would_misread_another_labelled_request_is_left_out() -> None:
     def turn(n: int, user: str, text: str, intent: str) -> LabelledTurn:
         start = text.index("kitchen") if "kitchen" in text else text.index("garage")
         area = text[start : start + (7 if "kitchen" in text else 6)]
         slots = (LabelSlot("area", area, start, start + len(area)), LabelSlot("domain", "light"))
-        return LabelledTurn(
-            f"t{n}",
-            OKAFOR,
-            user,
-            text,
-            T0,
-            "Kitchen",
-            (),
-            intent,
-            slots,
-            f"g{n}",
-            True,
-            0.9,
-            "transfer:rephrase",
-            None,
-        )
+        return _transferred(n, OKAFOR, user, text, intent, slots)
 
     homes = {OKAFOR: Home.from_dict(HOMES[OKAFOR])}
     on = [turn(n, f"u{n}", "the kitchen lights please", "HassTurnOn") for n in range(5)]
@@ -406,12 +407,10 @@ def test_words_taken_for_an_unknown_name_are_pooled_only_from_k_homes() -> None:
     may be one household's own: five users of one home keep them home, five homes pool them."""
 
     def turn(n: int, home: str) -> LabelledTurn:
-        text = "the kitchen lights in party mode"
         slots = (LabelSlot("area", "kitchen", 4, 11), LabelSlot("domain", "light"))
-        return LabelledTurn(
-            f"t{n}", home, f"u{n}", text, T0, "Kitchen", ("party mode",), "HassTurnOn", slots,
-            f"g{n}", True, 0.9, "transfer:rephrase", None,
-        )  # fmt: skip
+        return _transferred(
+            n, home, f"u{n}", "the kitchen lights in party mode", "HassTurnOn", slots, ("party mode",)
+        )
 
     one_home = ha_sentences([turn(n, OKAFOR) for n in range(5)], {OKAFOR: Home.from_dict(HOMES[OKAFOR])})
     assert one_home.global_patterns == []
@@ -431,22 +430,7 @@ def test_a_sentence_that_would_misread_another_homes_device_is_left_out() -> Non
     def turn(n: int, home: str, text: str, intent: str, name: str) -> LabelledTurn:
         start = text.index(name.lower())
         slots = (LabelSlot("name", name, start, start + len(name)),)
-        return LabelledTurn(
-            f"t{n}",
-            home,
-            f"u{n}",
-            text,
-            T0,
-            "Kitchen",
-            (),
-            intent,
-            slots,
-            f"g{n}",
-            True,
-            0.9,
-            "transfer:rephrase",
-            None,
-        )
+        return _transferred(n, home, f"u{n}", text, intent, slots)
 
     homes = {h: Home.from_dict(HOMES[h]) for h in (OKAFOR, SATO)}
     on = [turn(n, OKAFOR, "wake up the reading lamp", "HassTurnOn", "Reading Lamp") for n in range(5)]

@@ -17,7 +17,6 @@ sentence that Home Assistant's *own* agent then understands (issue 30).
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import shutil
@@ -25,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from custom_components.selflearn.const import DOMAIN
 from homeassistant.components import conversation
 from homeassistant.core import Context, HomeAssistant
 
 from .conftest import Service
-from .test_integration import FAILS, KILL, WORKS, call, light, setup_home, until
-from .test_loop import _admin, _entry, _say, _selflearn, _user
+from .test_integration import FAILS, KILL, WORKS, call, light, setup_home
+from .test_loop import _admin, _entry, _selflearn, fail_and_rephrase
 
 HOMES = 2
 USERS = 2
@@ -88,23 +86,12 @@ async def test_exported_sentences_make_home_assistant_understand_a_failed_reques
 
     # 1. Users of two homes fail and rephrase, through selflearn with logging on (no rewrites).
     homes = [await _entry(hass, empty_service.url, f"ha-home{n}", rewrite="off") for n in range(HOMES)]
-    for n, entry in enumerate(homes):
-        for u in range(USERS):
-            user, conv = (await _user(hass, f"user {n}-{u}")), f"conv{n}{u}"
-            assert (await _say(hass, entry, KILL, user, conv)).error_code.value in FAILS
-            await asyncio.sleep(1.1)  # the user tries again a moment later
-            assert (await _say(hass, entry, WORKS, user, conv)).response_type.value == "action_done"
-            await hass.services.async_call(
-                "input_boolean", "turn_on", {"entity_id": "input_boolean.kitchen_power"}, blocking=True
-            )
-    agents = [hass.data[DOMAIN][e.entry_id]["agent"] for e in homes]
-    turns = 2 * USERS * HOMES
-    await until(lambda: sum(a.logged for a in agents) == turns)
+    await fail_and_rephrase(hass, homes, USERS)
 
     # 2. Label a consistent copy of the live store and export the labels.
     store = tmp_path / "label.duckdb"
     snapshot = await call(hass, _admin, empty_service.url, "snapshot", {"path": str(store)})
-    assert snapshot["rows"]["turns"] == turns and snapshot["rows"]["homes"] == HOMES, snapshot
+    assert snapshot["rows"]["turns"] == 2 * USERS * HOMES and snapshot["rows"]["homes"] == HOMES, snapshot
     await call(hass, _selflearn, "signals", "--store", str(store))
     labelled = await call(hass, _selflearn, "label", "--store", str(store))
     assert f"transfer:rephrase {USERS * HOMES}" in labelled, labelled
