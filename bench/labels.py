@@ -39,9 +39,9 @@ Figures per population and method:
   floor's name, alias or id as its id; a device's name or alias as its name; numbers as
   numbers; text case- and punctuation-insensitively; Home Assistant's ``volume_level`` is the
   goal's ``volume``), and ``domain`` is left out of a reading that names its device (the name
-  says the domain: Home Assistant acts the same with or without it). The models have no slot
-  head: none for them; ``rules + contextual`` counts the rules' slots (none where the model
-  gave the intent).
+  says the domain: Home Assistant acts the same with or without it). The models predict no
+  slots: theirs are what :func:`selflearn.labels.slots.fill_slots` finds for their intent with
+  the home's names (a gazetteer, as ``selflearn label --model`` writes them).
 
 ``ceilings`` per population: ``success_with_true_goals``, the goal-success accuracy of the defect
 detector's verdict on the last turn of each *true* goal (no segmentation can do better from the
@@ -73,6 +73,7 @@ from selflearn.evaluate import population, write_results
 from selflearn.evaluate.cache import population_store
 from selflearn.labels import label_store
 from selflearn.labels.model import LabelModel, LabelModelConfig, PerTurnLabeller
+from selflearn.labels.slots import fill_slots
 from selflearn.signals.defect import score_defects
 from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline, score_rephrases
 
@@ -302,14 +303,36 @@ def figures_of(pred: Predicted, truth: Truth, rules: bool) -> dict[str, Any]:
     return fig
 
 
+def gazetteer_slots(table: pa.Table, store: Store, scored: set[str]) -> pa.Table:
+    """A model's labels with the slots :func:`~selflearn.labels.slots.fill_slots` finds for its
+    intent in the words said (as ``selflearn label --model`` writes them), on the turns
+    ``scored`` (the others are not scored: no need to spend the time)."""
+    turns = {
+        r["turn_id"]: r
+        for r in store.query(
+            "SELECT turn_id, household_id, COALESCE(rewrite.original_text, text) AS said FROM turns"
+        ).to_pylist()
+    }
+    homes = store.homes()
+    rows = table.to_pylist()
+    for r in rows:
+        turn = turns.get(r["turn_id"])
+        if r["turn_id"] in scored and r["intent"] and turn and (home := homes.get(turn["household_id"])):
+            r["slots"] = [s.as_row() for s in fill_slots(r["intent"], turn["said"], home)]
+    return pa.Table.from_pylist(rows, schema=table.schema)
+
+
 def combined(rules: pa.Table, model: pa.Table) -> pa.Table:
-    """The rules' labels with the model's intent (and confidence) where the rules gave none."""
-    by_turn = {r["turn_id"]: r for r in model.select(["turn_id", "intent", "confidence"]).to_pylist()}
+    """The rules' labels with the model's intent (confidence, slots) where the rules gave none."""
+    by_turn = {
+        r["turn_id"]: r for r in model.select(["turn_id", "intent", "confidence", "slots"]).to_pylist()
+    }
     rows = rules.to_pylist()
     for r in rows:
         if r["intent"] is None and r["turn_id"] in by_turn:
             r["intent"] = by_turn[r["turn_id"]]["intent"]
             r["confidence"] = by_turn[r["turn_id"]]["confidence"]
+            r["slots"] = by_turn[r["turn_id"]]["slots"]
     return pa.Table.from_pylist(rows, schema=rules.schema)
 
 
@@ -439,9 +462,10 @@ def main() -> None:
         tables["rules"] = rules = label(path, name, detector)
         with Store(path, read_only=True) as store:
             truth = read_truth(store)
+            failed = {t for t, f in zip(truth.turn_ids, truth.failed, strict=True) if f}
             for method, learner in learners.items():
                 t0 = time.perf_counter()
-                tables[method] = learner.predict(store)
+                tables[method] = gazetteer_slots(learner.predict(store), store, failed)
                 print(
                     f"[labels] {name}: {method} predicted in {time.perf_counter() - t0:.1f} s",
                     file=sys.stderr,
@@ -450,7 +474,7 @@ def main() -> None:
             methods: dict[str, Any] = {}
             for method, table in tables.items():
                 by_rules = method in ("rules", "rules, lexical rephrases")
-                pred = aligned(table, truth, store, with_slots=by_rules or method == "rules + contextual")
+                pred = aligned(table, truth, store, with_slots=True)
                 methods[method] = figures_of(pred, truth, by_rules)
                 lines.append(row(name, method, methods[method]))
             figures["populations"][name] = {

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 from selflearn.core.errors import ConfigError, DataError
+from selflearn.core.home import Area, Home
 from selflearn.core.store import LABEL_SCHEMA, Store
 from selflearn.labels.model import (
     CONTEXT_FLAGS,
@@ -296,6 +297,16 @@ def test_the_cli_trains_a_model_that_labels_what_the_rules_left(store_path: Path
     given = labeler.label(turns)
     assert len(given) == len(turns) and all(g is not None and g.source.startswith("model:") for g in given)
     assert strict.label(turns) == [None] * len(turns)  # nothing clears an impossible bar
+    # with the home known, a model's label carries the slots its names give in the words said
+    assert all(not g.slots for g in given if g is not None)  # the store holds no homes
+    kitchen = Home("h", areas=(Area("kitchen", "Kitchen"),))
+    labeler.homes = {t.household_id: kitchen for t in turns}
+    said = {t.said: g for t, g in zip(turns, labeler.label(turns), strict=True) if g is not None}
+    text = "kill the lights in the kitchen"
+    assert [(s.slot, s.value, text[s.start : s.end]) for s in said[text].slots] == [
+        ("domain", "light", "lights"),
+        ("area", "kitchen", "kitchen"),
+    ]
 
 
 # --- turn encoders ------------------------------------------------------------------------------

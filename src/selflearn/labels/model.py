@@ -66,6 +66,7 @@ from selflearn.core.artefacts import DESCRIPTION, format_name, read_description,
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.store import LABEL_SCHEMA, Store
 from selflearn.labels.rules import Interpretation, LoggedTurn
+from selflearn.labels.slots import fill_slots
 from selflearn.labels.spans import project_slots
 from selflearn.labels.windows import (
     CONTEXT_FLAGS,
@@ -742,12 +743,14 @@ class ModelLabeler:
     """A fitted :class:`LabelModel` (or :class:`PerTurnLabeller`) as the
     :class:`~selflearn.labels.labeler.Labeler` that :func:`~selflearn.labels.label_store` asks
     about the turns its rules left without an intent: the model's intent when its probability is
-    at least ``min_confidence`` (no slots: the model predicts none for a failed turn)."""
+    at least ``min_confidence``, with the slots :func:`~selflearn.labels.slots.fill_slots` finds
+    in the turn's words with its home's names (the model predicts none)."""
 
     def __init__(self, model: _Labeller, store: Store, min_confidence: float = 0.8) -> None:
         self.model = model
         self.name = model.version
         self.min_confidence = min_confidence
+        self.homes = store.homes()
         table = model.predict_proba(store)
         self._best = dict(
             zip(
@@ -764,5 +767,7 @@ class ModelLabeler:
             if best is None or float(best[1]) < self.min_confidence:
                 out.append(None)
                 continue
-            out.append(Interpretation(str(best[0]), (), float(best[1]), f"model:{self.name}"))
+            home = self.homes.get(turn.household_id)
+            slots = fill_slots(str(best[0]), turn.said, home) if home is not None else ()
+            out.append(Interpretation(str(best[0]), slots, float(best[1]), f"model:{self.name}"))
         return out
