@@ -31,6 +31,7 @@ from selflearn.labels.rules import (
     read_logged,
     segment_goals,
 )
+from selflearn.labels.slots import fill_slots
 from selflearn.labels.spans import SlotSpan, placed_share, project_slots, surface_forms
 from selflearn.labels.transfer import CONFIRM_TRUST, blocked, confirmed_label, rephrase_label
 
@@ -51,6 +52,7 @@ __all__ = [
     "SlotSpan",
     "blocked",
     "confirmed_label",
+    "fill_slots",
     "label_store",
     "label_turns",
     "own_label",
