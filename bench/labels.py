@@ -370,6 +370,9 @@ def main() -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=LabelModelConfig.pretrain_epochs)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--nbest", action="store_true", help="the models embed the recogniser's n-best hypotheses"
+    )
+    parser.add_argument(
         "--encoder", default=LabelModelConfig.encoder, help="turn encoder of the models: static or minilm"
     )
     parser.add_argument(
@@ -405,6 +408,7 @@ def main() -> None:
         seed=args.seed,
         encoder=args.encoder,
         validation=args.validation,
+        nbest=args.nbest,
     )
     learners: dict[str, LabelModel | PerTurnLabeller] = {
         "per-turn": PerTurnLabeller(config),

@@ -409,3 +409,25 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path: Path) -> None:
     with Store(path, read_only=True) as store:
         plain = LabelModel(off).fit(store).report_
     assert plain.best_epoch is None and plain.validation_losses == [] and len(plain.losses) == 5
+
+
+def test_nbest_embeddings_average_the_hypotheses_by_confidence() -> None:
+    encoder = text_encoder("static")
+    rows = [
+        {
+            "nbest": [
+                {"text": "turn of the lights", "confidence": 0.6},
+                {"text": "turn off the lights", "confidence": 0.2},
+            ]
+        },
+        {"nbest": None},  # no n-best logged: what was said
+        {"nbest": [{"text": "x", "confidence": 0.0}]},  # no confidences: what was said
+    ]
+    said = ["turn of the lights", "what time is it", "lights please"]
+    turns = DialogueTurns(rows, said, np.zeros(3), np.zeros(3, dtype=np.int64))
+    got = turns.nbest_embeddings(encoder)
+    a, b = encoder.encode(["turn of the lights", "turn off the lights"])
+    mix = 0.75 * a + 0.25 * b
+    assert np.allclose(got[0], mix / np.linalg.norm(mix), atol=1e-5)
+    assert np.allclose(got[1:], encoder.encode(said[1:]), atol=1e-5)
+    assert turns.hypotheses(1) == [("what time is it", 1.0)]

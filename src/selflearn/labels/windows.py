@@ -109,7 +109,7 @@ def text_encoder(name: str) -> TextEncoder:
 _TURNS_SQL = """
 SELECT t.turn_id, t.session_id, t.household_id, t.user_id, t.device.device_id AS device_id,
        t.device.area AS area, epoch(t.timestamp) AS ts, t.text,
-       t.rewrite.original_text AS original_text, t.asr.confidence AS asr_conf,
+       t.rewrite.original_text AS original_text, t.asr.confidence AS asr_conf, t.asr.nbest AS nbest,
        t.nlu.matched AS matched, t.nlu.intent AS intent, t.nlu.slots AS slots,
        t.nlu.confidence AS nlu_conf, t.nlu.matcher AS matcher, t.er.ok AS er_ok,
        t.result.status AS status, t.barge_in.occurred AS barged,
@@ -135,6 +135,27 @@ class DialogueTurns:
     """Epoch seconds."""
     stream: np.ndarray
     """Per turn, an integer naming its household and device: turns of one stream are one dialogue."""
+
+    def hypotheses(self, i: int) -> list[tuple[str, float]]:
+        """The recogniser's hypotheses of turn ``i`` with their confidences: its n-best list, or
+        what was said alone (confidence 1) when it logged none."""
+        nbest = [(str(h["text"]), float(h["confidence"] or 0.0)) for h in self.rows[i]["nbest"] or []]
+        return nbest if any(c > 0 for _, c in nbest) else [(self.said[i], 1.0)]
+
+    def nbest_embeddings(self, encoder: TextEncoder) -> np.ndarray:
+        """Each turn's hypotheses' embeddings, averaged by confidence and normalised: what the
+        user may have said, where the best hypothesis alone is often a recogniser's slip."""
+        hyps = [self.hypotheses(i) for i in range(len(self.rows))]
+        vectors = encoder.encode([text for h in hyps for text, _ in h])
+        out = np.zeros((len(hyps), vectors.shape[1]), dtype=np.float32)
+        k = 0
+        for i, h in enumerate(hyps):
+            weights = np.array([c for _, c in h], dtype=np.float32)
+            out[i] = weights @ vectors[k : k + len(h)] / max(float(weights.sum()), 1e-9)
+            k += len(h)
+        norm = np.linalg.norm(out, axis=1, keepdims=True)
+        out /= np.maximum(norm, 1e-9)
+        return out
 
     @property
     def turn_ids(self) -> list[str]:
