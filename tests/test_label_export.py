@@ -668,3 +668,28 @@ def test_no_aliases_file_without_a_household(store_path: Path, tmp_path: Path) -
     with Store(store_path, read_only=True) as store:
         result = export_labels(store, tmp_path)
     assert "aliases" not in result.files and not (tmp_path / "aliases.yaml").exists()
+
+
+def test_timer_and_volume_numbers_become_home_assistants_range_lists() -> None:
+    """A timer's minutes are read from Home Assistant's ``timer_minutes`` list: the template
+    takes any number, not only the one said."""
+
+    def turn(n: int) -> LabelledTurn:
+        text = f"countdown {['five', 'ten', '3', 'twenty', 'two'][n]} minutes"
+        start = len("countdown ")
+        end = text.index(" minutes")
+        value = ["5", "10", "3", "20", "2"][n]
+        return _transferred(
+            n, OKAFOR, f"u{n}", text, "HassStartTimer", (LabelSlot("minutes", value, start, end),)
+        )
+
+    found = ha_sentences([turn(n) for n in range(5)], {OKAFOR: Home.from_dict(HOMES[OKAFOR])})
+    assert [p.template for p in found.global_patterns] == ["countdown {timer_minutes:minutes} minutes"]
+    custom = {
+        "language": "en",
+        "intents": {"HassStartTimer": {"data": [p.item() for p in found.global_patterns]}},
+    }
+    home = Home.from_dict(HOMES[OKAFOR])
+    assert _readings("countdown forty five minutes", _with_custom(custom), home) == _reading(
+        "HassStartTimer", minutes=45
+    )

@@ -46,6 +46,16 @@ confidence from 0.3 up (0.93 at 0.5-0.6, 0.97 at 0.8-0.9, against simulation tru
 buys little precision and leaves most templates out (22 global templates at 0.8, 159 at 0.5);
 below 0.3 accuracy drops to 0.80-0.83."""
 
+RANGE_OF = {
+    "hours": "timer_hours",
+    "minutes": "timer_minutes",
+    "seconds": "timer_seconds",
+    "volume_level": "volume",
+}
+"""Slots whose numbers Home Assistant reads from a range list of another name (its timer and
+volume sentences say ``{timer_minutes:minutes}``, ``{volume:volume_level}``); the others' list
+has the slot's name (``{brightness}``)."""
+
 READ_BACK = 20
 """How many of a template's labelled turns are read back with hassil before it is written."""
 
@@ -186,11 +196,13 @@ def _pattern(turn: LabelledTurn, home: Home, delex: Delexicalizer) -> SentencePa
         pos = end
         kind = LIST_SLOTS.get(s.slot)
         said_as = delex(words).pattern
-        if (kind is not None and said_as == "{" + kind + "}") or (s.slot in ranges and said_as == "{number}"):
+        numbers = RANGE_OF.get(s.slot, s.slot)  # the range list its numbers come from
+        named = kind is not None and said_as == "{" + kind + "}"
+        if named or (numbers in ranges and said_as == "{number}"):
             if s.slot in refs:
                 return f"the {s.slot} is said twice"
             refs.add(s.slot)
-            pieces.append((True, "{" + s.slot + "}"))
+            pieces.append((True, "{" + (s.slot if numbers == s.slot else f"{numbers}:{s.slot}") + "}"))
         else:
             # a nickname (or a word Home Assistant has no list for): kept as said, value fixed
             if kind is not None:
