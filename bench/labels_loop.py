@@ -21,7 +21,8 @@ the assistant as Home Assistant loads them, against the online rewriter and both
    did not want, and the rewriter's as ``bench/online.py`` counts them. Target (issue 30): on
    phrasings seen in the logs, the export alone fixes at least half of what the rewriter fixes.
 4. The export's ceiling (``export_ceiling``): of the rewriter's rescues, the share whose failed
-   words -- delexicalised by the speaker's home, fillers stripped, a generous match -- the
+   words (what the recogniser heard, before the rewrite) -- delexicalised by the speaker's home,
+   a shopping item's words as ``{item}``, fillers stripped, a generous match -- the
    training logs hold as transferred labels at all (``pattern_in_logs``) and from at least
    ``--min-users`` users (``pattern_from_k_users``: what a k-anonymous export of the words said
    could at best cover), and the share the rewriter rescued with an alternative of the
@@ -50,6 +51,7 @@ from selflearn.evaluate.ab import pct
 from selflearn.evaluate.replay import read_records, score_arm
 from selflearn.labels import label_store
 from selflearn.labels.export import export_labels
+from selflearn.labels.labelled import load_labelled
 from selflearn.labels.sentences import MIN_CONFIDENCE
 
 ONLINE = Path(__file__).resolve().parent / ".cache" / "online"
@@ -71,21 +73,25 @@ def custom_wrong(folder: Path) -> tuple[int, int]:
     return matched, wrong
 
 
+def _with_item(pattern: str, item: Any) -> str:
+    """``pattern`` with a shopping or to-do item's words as ``{item}``, as the export writes them
+    (Home Assistant's wildcard lists)."""
+    words = " ".join(str(item or "").casefold().split())
+    return pattern.replace(words, "{item}", 1) if words and words in pattern else pattern
+
+
 def logged_patterns(store: Store) -> dict[str, set[tuple[str, str]]]:
     """Delexicalised words of the store's transferred labels -> the (household, user) who said them."""
     homes = store.homes()
-    rows = store.query(
-        "SELECT t.text, t.household_id, t.user_id FROM labels l JOIN turns t USING (turn_id) "
-        "WHERE l.source LIKE 'transfer:%'"
-    ).to_pylist()
     delex: dict[str, Delexicalizer] = {}
     users: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for r in rows:
-        home = homes.get(r["household_id"])
-        if home is None:
+    for turn in load_labelled(store):
+        home = homes.get(turn.household_id)
+        if home is None or not turn.transferred:
             continue
-        d = delex.setdefault(r["household_id"], Delexicalizer(home))
-        users[d(r["text"]).pattern].add((r["household_id"], r["user_id"]))
+        d = delex.setdefault(turn.household_id, Delexicalizer(home))
+        item = next((s.value for s in turn.slots if s.slot == "item" and s.said), None)
+        users[_with_item(d(turn.text).pattern, item)].add((turn.household_id, turn.user_id))
     return users
 
 
@@ -101,7 +107,8 @@ def export_ceiling(logged: dict[str, set[tuple[str, str]]], folder: Path, min_us
         if not rewrite or not t.get("defect_without_rewrite") or t["defect"]:
             continue
         rescues += 1
-        users = logged.get(delex[row["household_id"]](row["text"]).pattern, set())
+        failed = delex[row["household_id"]](rewrite["original_text"]).pattern  # row["text"]: the rewrite
+        users = logged.get(_with_item(failed, t["goal"]["slots"].get("item")), set())
         in_logs += bool(users)
         from_k += len(users) >= min_users
         nbest += rewrite.get("rewritten_text") in {h["text"] for h in (row.get("asr") or {}).get("nbest", [])}

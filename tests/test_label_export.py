@@ -693,3 +693,27 @@ def test_timer_and_volume_numbers_become_home_assistants_range_lists() -> None:
     assert _readings("countdown forty five minutes", _with_custom(custom), home) == _reading(
         "HassStartTimer", minutes=45
     )
+
+
+def test_a_shopping_items_words_become_home_assistants_wildcard_list() -> None:
+    """Five users' "awning <item> to list" (the recogniser's "add") with five different items:
+    one template reading any item from Home Assistant's ``shopping_list_item`` wildcard."""
+    items = ["bread", "milk", "orange juice", "eggs", "coffee"]
+
+    def turn(n: int) -> LabelledTurn:
+        text = f"awning {items[n]} to list"
+        start = len("awning ")
+        slot = LabelSlot("item", items[n], start, start + len(items[n]))
+        return _transferred(n, OKAFOR, f"u{n}", text, "HassShoppingListAddItem", (slot,))
+
+    home = Home.from_dict(HOMES[OKAFOR])
+    found = ha_sentences([turn(n) for n in range(5)], {OKAFOR: home})
+    assert [p.template for p in found.global_patterns] == ["awning {shopping_list_item:item} to list"]
+    custom = {
+        "language": "en",
+        "intents": {"HassShoppingListAddItem": {"data": [p.item() for p in found.global_patterns]}},
+    }
+    assert _readings("awning apples to list", _with_custom(), home) == set()
+    assert _readings("awning apples to list", _with_custom(custom), home) == _reading(
+        "HassShoppingListAddItem", item="apples"
+    )

@@ -160,6 +160,25 @@ def _range_lists() -> frozenset[str]:
     return frozenset(name for name, info in _ha_data()["lists"].items() if "range" in info)
 
 
+@lru_cache(maxsize=1)
+def _wildcard_slots() -> dict[tuple[str, str], str]:
+    """(intent, slot) -> the wildcard list Home Assistant reads that slot from in that intent's
+    sentences (``HassShoppingListAddItem``'s ``item`` from ``shopping_list_item``: any words),
+    when it reads the slot from no other list there."""
+    data = _ha_data()
+    lists: dict[tuple[str, str], set[str]] = {}
+    for intent, info in data["intents"].items():
+        for item in info.get("data", []):
+            for sentence in item.get("sentences", []):
+                for name, slot in re.findall(r"\{(\w+)(?::(\w+))?\}", sentence):
+                    lists.setdefault((intent, slot or name), set()).add(name)
+    return {
+        key: name
+        for key, names in lists.items()
+        if len(names) == 1 and data["lists"].get(name := next(iter(names)), {}).get("wildcard")
+    }
+
+
 def _words(text: str) -> str:
     """Text as template words: lower case, no punctuation hassil would read as syntax."""
     return " ".join(re.sub(r"[^\w' ]", " ", text.casefold()).split())
@@ -198,7 +217,14 @@ def _pattern(turn: LabelledTurn, home: Home, delex: Delexicalizer) -> SentencePa
         said_as = delex(words).pattern
         numbers = RANGE_OF.get(s.slot, s.slot)  # the range list its numbers come from
         named = kind is not None and said_as == "{" + kind + "}"
-        if named or (numbers in ranges and said_as == "{number}"):
+        wildcard = _wildcard_slots().get((turn.intent, s.slot))
+        if wildcard is not None:
+            # any words (a shopping list's item): Home Assistant's wildcard list, as its own sentences
+            if s.slot in refs:
+                return f"the {s.slot} is said twice"
+            refs.add(s.slot)
+            pieces.append((True, "{" + (s.slot if wildcard == s.slot else f"{wildcard}:{s.slot}") + "}"))
+        elif named or (numbers in ranges and said_as == "{number}"):
             if s.slot in refs:
                 return f"the {s.slot} is said twice"
             refs.add(s.slot)
