@@ -145,6 +145,9 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="also the real-ASR population")
     parser.add_argument("--min-users", type=int, default=5)
     parser.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE)
+    parser.add_argument(
+        "--wildcards", action="store_true", help="export shopping items as {shopping_list_item:item}"
+    )
     populations.add_replay_options(parser)
     parser.add_argument(
         "--name", default="labels_loop", help="results file name and export folder (for ablations)"
@@ -168,7 +171,12 @@ def main() -> None:
         logged = logged_patterns(store)
         shutil.rmtree(export, ignore_errors=True)
         exported = export_labels(
-            store, export, min_users=args.min_users, min_confidence=args.min_confidence, formats=("ha",)
+            store,
+            export,
+            min_users=args.min_users,
+            min_confidence=args.min_confidence,
+            formats=("ha",),
+            wildcards=args.wildcards,
         )
     sentences = exported.files["ha"].parent
     print(f"[labels] {exported.global_sentences} global sentences -> {sentences}", file=sys.stderr)
@@ -181,6 +189,7 @@ def main() -> None:
             "left_out": len(exported.left_out),
             "min_users": args.min_users,
             "min_confidence": args.min_confidence,
+            "wildcards": args.wildcards,
         },
         "populations": {},
     }

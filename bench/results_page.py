@@ -470,7 +470,8 @@ def labels_loop(r: Result) -> str:
     ]
     ceiling = (
         "\n\n*The export's ceiling*: of the rewriter's rescues, the share whose failed words "
-        "(delexicalised, fillers stripped) the training logs hold as transferred labels -- "
+        "(what the recogniser heard; delexicalised, shopping items as `{item}`, fillers stripped) the "
+        "training logs hold as transferred labels -- "
         + "; ".join(bounds)
         + " (Home Assistant sees only the best hypothesis: no sentence file can make those)."
         if bounds
@@ -479,7 +480,9 @@ def labels_loop(r: Result) -> str:
     return (
         f"The training logs labelled by `selflearn label` ({f['labels']['summary'].split(';')[0]}) and "
         f"exported as {e['global_sentences']} global Home Assistant custom sentences (k = {e['min_users']} "
-        f"users, confidence >= {e['min_confidence']}); new households replayed with the sentences loaded "
+        f"users, confidence >= {e['min_confidence']}"
+        + ("; shopping items as Home Assistant's wildcard list, `--wildcards`" if e.get("wildcards") else "")
+        + "); new households replayed with the sentences loaded "
         "beside Home Assistant's own (no selflearn at run time), with the online rewriter, and both. "
         "*Defects fixed*: 1 - defect rate / HA today's. *Wrong actions*: turns the exported sentences "
         "matched on which the assistant did what the user did not want, + the rewriter's. Target "
@@ -650,6 +653,13 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         "labels_loop",
         "Labels exported as custom sentences",
         "What do the labels' exported Home Assistant sentences fix alone, next to the online rewriter?",
+        labels_loop,
+    ),
+    (
+        "labels_loop_wildcards",
+        "Exported sentences with wildcard items",
+        "What do the exported sentences fix, and how often do they act wrongly, when a shopping item is "
+        "any words (`--wildcards`)?",
         labels_loop,
     ),
     (

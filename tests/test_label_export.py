@@ -707,7 +707,9 @@ def test_a_shopping_items_words_become_home_assistants_wildcard_list() -> None:
         return _transferred(n, OKAFOR, f"u{n}", text, "HassShoppingListAddItem", (slot,))
 
     home = Home.from_dict(HOMES[OKAFOR])
-    found = ha_sentences([turn(n) for n in range(5)], {OKAFOR: home})
+    said = [turn(n) for n in range(5)]
+    assert ha_sentences(said, {OKAFOR: home}).global_patterns == []  # off: one user per item
+    found = ha_sentences(said, {OKAFOR: home}, wildcards=True)
     assert [p.template for p in found.global_patterns] == ["awning {shopping_list_item:item} to list"]
     custom = {
         "language": "en",

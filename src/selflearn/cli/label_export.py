@@ -53,6 +53,15 @@ def export_cmd(
             "--keep-ids", help="Keep raw turn, household and user ids in the dataset (default: hashes)."
         ),
     ] = False,
+    wildcards: Annotated[
+        bool,
+        typer.Option(
+            "--wildcards",
+            help="Write a shopping or to-do item as Home Assistant's wildcard list "
+            "({shopping_list_item:item}) instead of the words said: more phrasings pool, but on noisy speech "
+            "the templates add what the recogniser misheard (docs/label-export.md).",
+        ),
+    ] = False,
 ) -> None:
     """Export the labels as Home Assistant custom sentences, a JSONL dataset and Rasa NLU data.
 
@@ -74,6 +83,7 @@ def export_cmd(
             min_confidence=min_confidence,
             formats=chosen,
             keep_ids=keep_ids,
+            wildcards=wildcards,
         )
     written = {
         "ha": f"{result.global_sentences} global sentence(s) (said by >= {min_users} users, no own names)",

@@ -207,11 +207,13 @@ def export_labels(
     min_confidence: float = MIN_CONFIDENCE,
     formats: Sequence[str] = FORMATS,
     keep_ids: bool = False,
+    wildcards: bool = False,
 ) -> LabelExport:
     """Write the store's labels into the folder ``out`` in ``formats`` (see the module docstring).
 
     Templates pool every household's users; ``household``'s own templates are written too when
-    it is given, and then the dataset and the Rasa file hold only its turns."""
+    it is given, and then the dataset and the Rasa file hold only its turns. ``wildcards``: see
+    :func:`~selflearn.labels.sentences.ha_sentences`."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ConfigError(
@@ -227,7 +229,12 @@ def export_labels(
     if "ha" in formats:
         homes = store.homes()
         found = ha_sentences(
-            turns, homes, min_users=min_users, min_confidence=min_confidence, household=household
+            turns,
+            homes,
+            min_users=min_users,
+            min_confidence=min_confidence,
+            household=household,
+            wildcards=wildcards,
         )
         shown = [x for x in found.left_out if x.household is None or household in (None, x.household)]
         result.left_out = shown

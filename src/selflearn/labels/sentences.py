@@ -193,8 +193,11 @@ def _value(text: str) -> Any:
     return int(number) if number.is_integer() else number
 
 
-def _pattern(turn: LabelledTurn, home: Home, delex: Delexicalizer) -> SentencePattern | str:
-    """The template of a labelled turn, or why it cannot have one."""
+def _pattern(
+    turn: LabelledTurn, home: Home, delex: Delexicalizer, wildcards: bool = False
+) -> SentencePattern | str:
+    """The template of a labelled turn, or why it cannot have one (``wildcards``: see
+    :func:`ha_sentences`)."""
     if turn.intent is None:
         return "no intent label"
     text = turn.text
@@ -217,7 +220,7 @@ def _pattern(turn: LabelledTurn, home: Home, delex: Delexicalizer) -> SentencePa
         said_as = delex(words).pattern
         numbers = RANGE_OF.get(s.slot, s.slot)  # the range list its numbers come from
         named = kind is not None and said_as == "{" + kind + "}"
-        wildcard = _wildcard_slots().get((turn.intent, s.slot))
+        wildcard = _wildcard_slots().get((turn.intent, s.slot)) if wildcards else None
         if wildcard is not None:
             # any words (a shopping list's item): Home Assistant's wildcard list, as its own sentences
             if s.slot in refs:
@@ -458,10 +461,17 @@ def ha_sentences(
     min_users: int = 5,
     min_confidence: float = MIN_CONFIDENCE,
     household: str | None = None,
+    wildcards: bool = False,
 ) -> SentencesExport:
     """Home Assistant sentence templates from the transferred labels of ``turns`` (see the
     module docstring): global ones said by at least ``min_users`` users and holding no
-    household's own name, and ``household``'s own ones (none when ``household`` is ``None``)."""
+    household's own name, and ``household``'s own ones (none when ``household`` is ``None``).
+
+    ``wildcards``: a slot Home Assistant reads as any words (a shopping item) becomes its
+    wildcard list (``add {shopping_list_item:item} to the grocery list``) instead of the words
+    said, so phrasings pool across items. Off by default: on noisy speech such templates add
+    whatever the recogniser heard (measured in docs/labels.md: more defects fixed, and many more
+    wrong items added)."""
     if min_users < 1:
         raise ConfigError(f"min_users must be at least 1, not {min_users}")
     if not 0.0 <= min_confidence <= 1.0:
@@ -488,7 +498,7 @@ def ha_sentences(
             result.left_out.append(LeftOut(turn.text, "no home", LEFT_OUT["no home"], 1, turn.household_id))
             continue
         delex = delexers.setdefault(turn.household_id, Delexicalizer(home))
-        made = _pattern(turn, home, delex)
+        made = _pattern(turn, home, delex, wildcards)
         if isinstance(made, str):
             result.left_out.append(LeftOut(turn.text, "no template", made, 1, turn.household_id))
             continue
