@@ -36,12 +36,13 @@ def intent_probabilities(model: PerTurnLabeller, store: Store) -> dict[str, np.n
 
 def used_links(store: Store) -> list[dict[str, object]]:
     """Links the rules follow, with the later turn's label and both turns' true goals."""
-    return store.query(
+    rows: list[dict[str, object]] = store.query(
         "SELECT r.turn_id, r.rephrase_of, l.intent, sa.goal.goal_id AS earlier_goal, "
         "sb.goal.goal_id AS later_goal FROM rephrases r JOIN labels l USING (turn_id) "
         "JOIN sim_truth sb ON sb.turn_id = r.turn_id JOIN sim_truth sa ON sa.turn_id = r.rephrase_of "
         "WHERE r.p_rephrase >= 0.5"
     ).to_pylist()
+    return rows
 
 
 def main() -> None:
