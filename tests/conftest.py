@@ -10,7 +10,7 @@ import pytest
 from selflearn.core.embed import StaticEmbedder
 from selflearn.core.home import Home
 
-HOME = {
+HOME: dict[str, Any] = {
     "home_id": "test_home",
     "floors": [{"id": "upstairs", "name": "Upstairs"}, {"id": "downstairs", "name": "Downstairs"}],
     "areas": [

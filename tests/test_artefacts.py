@@ -22,7 +22,7 @@ from selflearn.core.artefacts import (
 from selflearn.core.errors import ConfigError
 from selflearn.signals.rephrase import ContextualRephraseDetector, PairwiseRephraseBaseline
 
-LEARNERS = [
+LEARNERS: list[tuple[str, str, str | None]] = [
     # (module, class, the module's format constant or None for a class attribute FORMAT)
     ("selflearn.signals.defect", "DefectModel", "MODEL_FORMAT"),
     ("selflearn.signals.rephrase", "PairwiseRephraseBaseline", None),
@@ -39,7 +39,7 @@ LEARNERS = [
 ]
 """Every component that learns from data."""
 
-SAVED_PARTS = [
+SAVED_PARTS: list[tuple[str, str, str | None]] = [
     ("selflearn.rewrite.table", "RewriteTable", "FORMAT"),  # what RewriteMiner learns and saves
     ("selflearn.rewrite.index", "VectorIndex", "FORMAT"),  # built from vectors, saved in Knowledge
 ]

@@ -7,7 +7,7 @@ import pytest
 
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.nlu import HomeAssistantNlu
-from selflearn.assistant.pipeline import Assistant, AssistantConfig
+from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
 from selflearn.core.errors import ConfigError
 from selflearn.core.home import Home
 from selflearn.core.schema import DeviceContext
@@ -22,7 +22,7 @@ def assistant() -> Assistant:
 
 def _handle(
     assistant: Assistant, home: Home, text: str, area: str | None = "Kitchen", state: HomeState | None = None
-):  # type: ignore[no-untyped-def]
+) -> tuple[HandledTurn, HomeState]:
     state = state or HomeState.initial(home)
     return assistant.handle(
         spoken=text,

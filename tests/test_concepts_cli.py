@@ -190,6 +190,13 @@ def exported(store_path: Path, tmp_path: Path) -> Path:
     return tmp_path / "ha"
 
 
+def _ha_intents() -> Intents:
+    """Home Assistant's English intents, as hassil loads them."""
+    data = get_intents("en")
+    assert data is not None
+    return Intents.from_dict(data)
+
+
 def _with_custom(custom: dict[str, Any]) -> Intents:
     """Home Assistant's English intents plus a custom sentences file, merged as HA merges them."""
     data = copy.deepcopy(get_intents("en"))
@@ -218,7 +225,7 @@ def test_the_exported_sentences_load_in_hassil_and_taught_phrasings_now_match(ex
     assert custom["language"] == "en"
     Intents.from_dict(custom)  # loads on its own
     home = Home.from_dict(HOME)
-    before, after = Intents.from_dict(get_intents("en")), _with_custom(custom)
+    before, after = _ha_intents(), _with_custom(custom)
     cases = [
         ("lights out", None, ("HassTurnOff", {"name": "Living Room Lamp"})),
         ("bedtime", "kitchen", ("HassTurnOff", {"area": "kitchen", "domain": "light"})),
@@ -243,7 +250,7 @@ def test_taught_names_become_aliases_that_make_the_name_match(exported: Path) ->
     aliases = yaml.safe_load((exported / "aliases.yaml").read_text())
     assert aliases == {"light.reading_lamp": ["big light"], "areas": {"living_room": ["snug"]}}
     assert "gizmo" not in (exported / "aliases.yaml").read_text()  # h2's name
-    intents = Intents.from_dict(get_intents("en"))
+    intents = _ha_intents()
     home = Home.from_dict(HOME)
     assert _readings("turn on the big light", intents, home) == set()
     data = copy.deepcopy(HOME)

@@ -39,7 +39,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "corpora.md"
 def _ha_intents() -> frozenset[str]:
     from home_assistant_intents import get_intents
 
-    return frozenset(get_intents("en")["intents"])
+    intents = get_intents("en")
+    assert intents is not None
+    return frozenset(intents["intents"])
 
 
 # ------------------------------------------------------------------------------------------

@@ -43,7 +43,10 @@ HA_TEXTS = [
 
 def turns(store: Store, source: str = "") -> list[dict[str, Any]]:
     where = f"WHERE source = '{source}'" if source else ""
-    return store.query(f"SELECT * FROM turns {where} ORDER BY timestamp, turn_id").to_pylist()
+    rows: list[dict[str, Any]] = store.query(
+        f"SELECT * FROM turns {where} ORDER BY timestamp, turn_id"
+    ).to_pylist()
+    return rows
 
 
 def balanced(result: ImportResult) -> None:

@@ -264,7 +264,7 @@ def _reading(intent: str, **slots: Any) -> set[tuple[str, str]]:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text())
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
     assert data["language"] == "en"
     Intents.from_dict(data)  # hassil parses it on its own
     return data

@@ -413,7 +413,7 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path: Path) -> None:
 
 def test_nbest_embeddings_average_the_hypotheses_by_confidence() -> None:
     encoder = text_encoder("static")
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "nbest": [
                 {"text": "turn of the lights", "confidence": 0.6},

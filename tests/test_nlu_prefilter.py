@@ -213,7 +213,12 @@ def test_compiled_matcher_returns_what_hassil_returns(
             reduced = prefilter.candidates(text, lists, allow_unmatched_entities=unmatched, forms=forms)
             want = _dump(recognize_all(text, reduced, **kw))
             assert _dump(fastmatch.recognize_all(text, reduced, **kw)) == want, (text, unmatched)
-        strict = {"slot_lists": lists, "intent_context": context, "language": "en", "best_slot_name": "name"}
+        strict: dict[str, Any] = {
+            "slot_lists": lists,
+            "intent_context": context,
+            "language": "en",
+            "best_slot_name": "name",
+        }
         assert _strict_key(fastmatch.recognize_best(text, reduced, **strict)) == _strict_key(
             recognize_best(text, reduced, **strict)
         ), text

@@ -162,7 +162,7 @@ def test_unknown_request_comes_back_unchanged(service_url: str) -> None:
     assert other.transform([KILL]) == ([KILL], {})
 
 
-def test_area_comes_from_the_message_context(service_url: str) -> None:
+def test_area_comes_from_the_message_context(service_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     captured: list[dict[str, Any]] = []
     plugin = _plugin(service_url, timeout_ms=5000)
     real_post = plugin._client.post
@@ -171,7 +171,7 @@ def test_area_comes_from_the_message_context(service_url: str) -> None:
         captured.append(json)
         return real_post(url, json=json)
 
-    plugin._client.post = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(plugin._client, "post", spy)
     context = {"area": "Kitchen", "session": {"site_id": "x"}}
     plugin.transform([KILL, "kill the light in the kitchen"], context)
     plugin.transform([KILL], {"session": {"site_id": "Living Room"}})

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
-from selflearn.core.schema import Review
+from selflearn.core.schema import Review, ReviewDecision
 from selflearn.core.store import Store
 from selflearn.rewrite.review import Reviews, review_id
 from selflearn.rewrite.rewriter import Rewriter
@@ -39,13 +39,13 @@ def _rewriter() -> Rewriter:
     return Rewriter.from_parts(table=RewriteTable.from_rules([(SOURCE, TARGET)]))
 
 
-def _verdict(decision: str, edited: str | None = None, rule: str | None = None) -> Review:
+def _verdict(decision: ReviewDecision, edited: str | None = None, rule: str | None = None) -> Review:
     return Review(
         review_id=review_id(SOURCE, TARGET, rule),
         rule_id=rule,
         pattern=SOURCE,
         target=TARGET,
-        decision=decision,  # type: ignore[arg-type]
+        decision=decision,
         edited_target=edited,
         timestamp=T0,
     )

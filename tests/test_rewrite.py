@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pytest
@@ -33,6 +34,14 @@ from selflearn.rewrite.ranker import (
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+class _Outcome(TypedDict, total=False):
+    """What a logged turn did: the outcome keywords of ``log_turn``, passed as ``**outcome``."""
+
+    intent: str
+    slots: dict[str, object]
+    resolved: tuple[str, ...]
 
 
 def log_turn(
@@ -362,7 +371,7 @@ def test_nbest_alternative_known_to_work_replaces_a_failed_top_hypothesis(
     def ask_here(text: str, alternatives: tuple[str, ...]) -> RewriteDecision:
         return personal.rewrite_one(text, RewriteContext("h1", home=home, failed=True, nbest=alternatives))
 
-    done = {"intent": "HassUnlock", "slots": {"name": "Front Door"}, "resolved": ("Front Door",)}
+    done: _Outcome = {"intent": "HassUnlock", "slots": {"name": "Front Door"}, "resolved": ("Front Door",)}
     personal.personal.observe(log_turn("p1", "unlock the front door", household="h1", **done), home)
     assert not ask_here("unlock the front dour", unlock).rewritten
     personal.personal.observe(log_turn("p2", "unlock the front door", household="h1", at=60, **done), home)
@@ -382,13 +391,13 @@ def test_asking_about_guesses_covers_alternatives_known_only_from_everyones_logs
     def decide(config: RewriterConfig, household: str) -> RewriteDecision:
         rewriter = Rewriter.from_parts(knowledge, None, None, embedder, config, homes)
         if household == "h2":  # this home has turned its kitchen lights off by these words before
-            done = {"intent": "HassTurnOff", "slots": {"area": "Kitchen"}}
+            done: _Outcome = {"intent": "HassTurnOff", "slots": {"area": "Kitchen"}}
             rewriter.personal.observe(log_turn("p1", nbest[0], household="h2", **done), home)
         return rewriter.rewrite_one(misheard, RewriteContext(household, home=home, failed=True, nbest=nbest))
 
     # Known to work only from everyone's logs: a guess at what was said, so a question.
     asked = decide(RewriterConfig(confirm="guesses"), "h1")
-    assert asked.rewritten and asked.layer == "global" and asked.rule_id.startswith("nbest:")
+    assert asked.rewritten and asked.layer == "global" and (asked.rule_id or "").startswith("nbest:")
     assert asked.confirm and "confirm=guesses: ask first" in asked.reasons[-1]
     # Worked in this very home before: its own words, acted on.
     mine = decide(RewriterConfig(confirm="guesses"), "h2")

@@ -120,7 +120,7 @@ def test_rewrite_rescues_a_failing_phrasing(exact: Assistant, home: Home) -> Non
     assert handled.effect_without_rewrite is None  # the original words do nothing
     context = rewriter.seen[0]
     assert (context.home, context.area_id(), context.user_id) == (home, "living_room", "u1")
-    assert context.device.device_id == "d1" and context.timestamp == NOW
+    assert context.device is not None and context.device.device_id == "d1" and context.timestamp == NOW
     assert LOG_RECORD.validate_json(turn.model_dump_json()) == turn
 
 
@@ -143,7 +143,7 @@ class ThreeHypotheses:
 def test_the_rewriter_sees_the_recognisers_other_hypotheses(exact: Assistant, home: Home) -> None:
     rewriter = TableRewriter({})
     config = AssistantConfig(asr="exact", rewrite_when="on_failure")
-    assistant = Assistant(config, asr=ThreeHypotheses(), nlu=exact.nlu, rewriter=rewriter)  # type: ignore[arg-type]
+    assistant = Assistant(config, asr=ThreeHypotheses(), nlu=exact.nlu, rewriter=rewriter)
     _handle(assistant, HomeState.initial(home), "turn off the kitchen lights")
     context = rewriter.seen[0]
     assert context.failed is True

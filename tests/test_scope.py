@@ -36,7 +36,10 @@ def test_weak_labels_come_from_behaviour_and_match_truth_better_than_chance(stor
     oos_text = {" ".join(t.text.lower().split()) for tid, t in turns.items() if not truth[tid]["in_scope"]}
     unserved = [x for x, y in zip(data.texts, data.labels, strict=True) if y == 1]
     served = [x for x, y in zip(data.texts, data.labels, strict=True) if y == 0]
-    share = lambda texts: sum(t in oos_text for t in texts) / max(len(texts), 1)  # noqa: E731
+
+    def share(texts: list[str]) -> float:
+        return sum(t in oos_text for t in texts) / max(len(texts), 1)
+
     assert share(unserved) > 3 * share(served)
 
 

@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,8 @@ from selflearn.simulation.simulator import (
 CONFIG = SimulationConfig(households=3, days=1.0, seed=7, assistant=AssistantConfig(asr="noisy"))
 
 
-def _read(folder: Path, kind: str) -> list[dict[str, object]]:
-    rows = []
+def _read(folder: Path, kind: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for path in sorted(folder.glob(f"{kind}-*.jsonl")):
         rows.extend(json.loads(line) for line in path.read_text().splitlines())
     return rows
