@@ -41,6 +41,7 @@ $(HA25_STAMP): tests_ha/requirements-2025.4.txt
 
 test: $(STAMP) system-deps $(HA24_STAMP) $(HA25_STAMP)  ## lint, type-check, the test suite, the Home Assistant tests
 	$(BIN)/ruff check src tests bench custom_components tests_ha
+	$(BIN)/ruff format --check src tests bench custom_components tests_ha
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory test-ha
@@ -52,6 +53,7 @@ test-ha: $(STAMP) $(HA24_STAMP) $(HA25_STAMP)  ## the integration on Home Assist
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench custom_components tests_ha
+	$(BIN)/ruff format --check src tests bench custom_components tests_ha
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

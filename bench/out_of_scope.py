@@ -337,7 +337,7 @@ def report(results: dict[str, dict[str, Any]]) -> str:
         )
     lines += [
         "",
-        "| source | arm | asks \"Did you mean ...?\" (95% upper) | acts without asking (95% upper) |",
+        '| source | arm | asks "Did you mean ...?" (95% upper) | acts without asking (95% upper) |',
         "|---|---|---|---|",
     ]
     for source, f in results.items():

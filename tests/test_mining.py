@@ -315,6 +315,7 @@ def test_loading_a_table_mined_before_the_action_guard_warns(
     hit = mined.lookup("kitchen radio on", home)
     assert hit is not None and hit[0] == "turn on the radio in the kitchen"
     assert loaded.lookup("kitchen radio on", home) is None
+
     # The evidence bar is the miner's own (guards.overwhelming): 60 users and a 0.97 success rate
     # let the swap through only with twice the margin (0.6) over the source, twice that again
     # when the rewrite is sensitive.

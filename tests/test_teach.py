@@ -125,7 +125,7 @@ def test_phrasing_preference_override_forget_and_list() -> None:
 def test_a_definition_the_nlu_cannot_parse_gets_a_clear_answer_and_nothing_is_stored() -> None:
     chat = Chat()
     refused = chat.say("when I say frobnicate I mean blorp the zorp")
-    assert refused.response == 'Sorry, I couldn\'t follow "blorp the zorp", so I haven\'t learned anything.'
+    assert refused.response == "Sorry, I couldn't follow \"blorp the zorp\", so I haven't learned anything."
     assert refused.acts[0].answer == "unparsable"
     assert chat.teaching.book.listing("h1", "me") == []
     # Asked to teach a word, an answer that has the form of a definition but means nothing here:
@@ -216,7 +216,10 @@ def test_concepts_persist_in_the_store_and_are_forgotten_with_the_household(tmp_
         chat.say("the big light is the reading lamp")
         [stored] = store.concepts("h1")
         assert (stored.kind, stored.phrase, stored.meaning, stored.target) == (
-            "name", "big light", ("Reading Lamp",), "light.reading_lamp"
+            "name",
+            "big light",
+            ("Reading Lamp",),
+            "light.reading_lamp",
         )
         again = Chat(Teaching(ConceptBook.from_store(store)))  # a restart: the store has it
         again.say("turn on the big light")
@@ -242,8 +245,14 @@ def test_a_households_concepts_never_reach_another(seed: int) -> None:
     ]
     for lesson in rng.sample(lessons, rng.randint(1, len(lessons))):
         teacher.say(lesson)
-    probes = ["turn on the big light", "lights out", "study mode in the kitchen", "turn off the box",
-              "set the temperature to my usual", "turn on the sun"]
+    probes = [
+        "turn on the big light",
+        "lights out",
+        "study mode in the kitchen",
+        "turn off the box",
+        "set the temperature to my usual",
+        "turn on the sun",
+    ]
     other, control = Chat(teaching, household="h2"), Chat(Teaching(), household="h2")
     for probe in rng.sample(probes, len(probes)):
         seen, untaught = other.say(probe), control.say(probe)

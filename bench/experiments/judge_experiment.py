@@ -124,8 +124,11 @@ def train_one(texts: list[str], cands: list[str], labels: list[int], layers: int
         opt.step()
         sched.step()
         if step % 200 == 0 or step == steps:
-            print(f"[judge] {out.name}: step {step}/{steps}, loss {float(loss.detach()):.3f}, "
-                  f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+            print(
+                f"[judge] {out.name}: step {step}/{steps}, loss {float(loss.detach()):.3f}, "
+                f"{time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+            )
     out.mkdir(parents=True, exist_ok=True)
     encoder.save_pretrained(out / "encoder")
     torch.save(head.state_dict(), out / "head.pt")
@@ -205,8 +208,10 @@ def main() -> None:
         if intents != rewriter.ranker_.intents:
             sys.exit("these logs give other intents than the rewriter was trained on: wrong --store or --k?")
         queries = replay_queries(turns, homes, rewriter.embedder, intents, config)
-        print(f"[judge] {len(queries):,} training requests replayed ({time.perf_counter() - started:.0f} s)",
-              file=sys.stderr)
+        print(
+            f"[judge] {len(queries):,} training requests replayed ({time.perf_counter() - started:.0f} s)",
+            file=sys.stderr,
+        )
         return queries
 
     def member_of(household: str) -> Path:
@@ -225,8 +230,10 @@ def main() -> None:
         for half in (0, 1):  # member `half` is trained without the households of that half
             if not (cache / f"member-{half}" / "head.pt").exists():
                 texts, cands, labels = pairs([q for q in queries if half_of(q.household) != half])
-                print(f"[judge] member {half}: {len(labels):,} pairs, {np.mean(labels):.3f} positive",
-                      file=sys.stderr)
+                print(
+                    f"[judge] member {half}: {len(labels):,} pairs, {np.mean(labels):.3f} positive",
+                    file=sys.stderr,
+                )
                 train_one(texts, cands, labels, args.layers, cache / f"member-{half}")
         scored = cross_fitted_scores(rewriter.ranker_, queries, known=True)
         by_id = {q.turn_id: q for q in queries}
@@ -236,12 +243,20 @@ def main() -> None:
             rows = [j for j in judged if half_of(str(scored.household[j])) == half]
             qs = [by_id[scored.turn_id[j]] for j in rows]
             logits[rows] = logits_of(
-                cache / f"member-{half}", args.layers,
+                cache / f"member-{half}",
+                args.layers,
                 [q.text for q in qs],
                 [q.candidates[int(scored.best[j])] for q, j in zip(qs, rows, strict=True)],
             )
-        np.savez(calibration, logits=logits, meaning=scored.meaning, fixable=scored.fixable,
-                 score=scored.score, outcome=scored.outcome, household=scored.household)
+        np.savez(
+            calibration,
+            logits=logits,
+            meaning=scored.meaning,
+            fixable=scored.fixable,
+            score=scored.score,
+            outcome=scored.outcome,
+            household=scored.household,
+        )
         print(f"[judge] calibration set ready ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     if not args.all_households:
         cal = np.load(calibration, allow_pickle=True)
@@ -250,10 +265,14 @@ def main() -> None:
         known = judged & np.isin(o, (1, -1))
         lo, hi = (float(v) for v in np.quantile(lg[judged], [0.01, 0.99]))
         win = (o[known] == 1).astype(int)
-        print(f"calibration (logs): {len(s):,} known-failed requests, {judged.sum():,} judged, "
-              f"{known.sum():,} with a known outcome")
-        print(f"AUC of an estimated win against an estimated loss: ranker meaning "
-              f"{roc_auc_score(win, m[known]):.3f}, cross-encoder logit {roc_auc_score(win, lg[known]):.3f}")
+        print(
+            f"calibration (logs): {len(s):,} known-failed requests, {judged.sum():,} judged, "
+            f"{known.sum():,} with a known outcome"
+        )
+        print(
+            f"AUC of an estimated win against an estimated loss: ranker meaning "
+            f"{roc_auc_score(win, m[known]):.3f}, cross-encoder logit {roc_auc_score(win, lg[known]):.3f}"
+        )
 
         ranker_cal = calibrate_bagged(s, o, cal["household"], args.target_ratio).chosen
         threshold = ranker_cal.threshold
@@ -267,21 +286,27 @@ def main() -> None:
             a_w, b_w = _offset_fit(_logit(m[known]), offset, win)  # the logit's weight held fixed
             candidates.append((f"logit weight fixed at {weight:g}", a_w, weight, b_w))
         print()
-        print(f"| rule (threshold calibrated on the logs for {args.target_ratio:g}) "
-              "| weights (meaning, logit) | threshold | est. wins / losses / unknown |")
+        print(
+            f"| rule (threshold calibrated on the logs for {args.target_ratio:g}) "
+            "| weights (meaning, logit) | threshold | est. wins / losses / unknown |"
+        )
         print("|---|---|---:|---|")
-        print(f"| ranker alone (meaning x fixable) | - | {ranker_cal.threshold:.3f} "
-              f"| {ranker_cal.wins:,} / {ranker_cal.losses:,} / {ranker_cal.unknown:,} |")
+        print(
+            f"| ranker alone (meaning x fixable) | - | {ranker_cal.threshold:.3f} "
+            f"| {ranker_cal.wins:,} / {ranker_cal.losses:,} / {ranker_cal.unknown:,} |"
+        )
         for name, a_r, c_r, b_r in candidates:
             z = np.where(judged, _rule(m, f, np.nan_to_num(lg), a_r, c_r, b_r, lo, hi), 0)
             chosen = calibrate_bagged(z, o, cal["household"], args.target_ratio).chosen
             rules.append((name, a_r, c_r, b_r, chosen.threshold))
-            print(f"| {name} | {a_r:.2f}, {c_r:.2f} | {chosen.threshold:.3f} "
-                  f"| {chosen.wins:,} / {chosen.losses:,} / {chosen.unknown:,} |")
-
+            print(
+                f"| {name} | {a_r:.2f}, {c_r:.2f} | {chosen.threshold:.3f} "
+                f"| {chosen.wins:,} / {chosen.losses:,} / {chosen.unknown:,} |"
+            )
 
     for spec in args.dev:
         judge_on_dev(spec, member_of, args.layers, rules, threshold, lo, hi)
+
 
 def judge_on_dev(
     spec: str,
@@ -313,37 +338,52 @@ def judge_on_dev(
         texts, picks = [rows[i]["text"] for i in sel], [rows[i]["pick"] for i in sel]
         dl[sel] = logits_of(folder, layers, texts, picks)
     print()
-    print(f"{name}: {len(rows):,} ranked picks on failed turns, {right.mean():.1%} right "
-          f"(simulation truth); AUC right vs wrong: ranker {roc_auc_score(right, ds):.3f}, "
-          f"cross-encoder logit {roc_auc_score(right, dl):.3f}")
+    print(
+        f"{name}: {len(rows):,} ranked picks on failed turns, {right.mean():.1%} right "
+        f"(simulation truth); AUC right vs wrong: ranker {roc_auc_score(right, ds):.3f}, "
+        f"cross-encoder logit {roc_auc_score(right, dl):.3f}"
+    )
     print("| rule | threshold | right | wrong | right per wrong |")
     print("|---|---:|---:|---:|---:|")
     on = ds >= threshold
     wrong_at_ranker = int((on & ~right).sum())
-    print(f"| ranker alone | {threshold:.3f} | {(on & right).sum():,} | {wrong_at_ranker:,} "
-          f"| {(on & right).sum() / max(wrong_at_ranker, 1):.1f} |")
+    print(
+        f"| ranker alone | {threshold:.3f} | {(on & right).sum():,} | {wrong_at_ranker:,} "
+        f"| {(on & right).sum() / max(wrong_at_ranker, 1):.1f} |"
+    )
     for rule, a_r, c_r, b_r, t in rules:
         z = np.where(dm * df >= FLOOR, _rule(dm, df, dl, a_r, c_r, b_r, lo, hi), 0)
         on = z >= t
-        print(f"| {rule} | {t:.3f} | {(on & right).sum():,} | {(on & ~right).sum():,} "
-              f"| {(on & right).sum() / max((on & ~right).sum(), 1):.1f} |")
+        print(
+            f"| {rule} | {t:.3f} | {(on & right).sum():,} | {(on & ~right).sum():,} "
+            f"| {(on & right).sum() / max((on & ~right).sum(), 1):.1f} |"
+        )
         # the same rule at the threshold that makes as many wrong picks as the ranker
         cut = np.sort(z[~right])[::-1][wrong_at_ranker - 1] if wrong_at_ranker else 1.0
         on = z >= cut
-        print(f"| {rule}, threshold set on this truth to the ranker's wrong picks | {cut:.3f} "
-              f"| {(on & right).sum():,} | {(on & ~right).sum():,} "
-              f"| {(on & right).sum() / max((on & ~right).sum(), 1):.1f} |")
+        print(
+            f"| {rule}, threshold set on this truth to the ranker's wrong picks | {cut:.3f} "
+            f"| {(on & right).sum():,} | {(on & ~right).sum():,} "
+            f"| {(on & right).sum() / max((on & ~right).sum(), 1):.1f} |"
+        )
     x = np.column_stack([_logit(dm), np.log(np.clip(df, 1e-6, 1)), dl])
     p = cross_val_predict(LogisticRegression(max_iter=1000), x, right, cv=5, method="predict_proba")[:, 1]
-    base = cross_val_predict(LogisticRegression(max_iter=1000), x[:, :2], right, cv=5,
-                             method="predict_proba")[:, 1]
-    print(f"Upper bound, fitted on this population's truth (5-fold): AUC "
-          f"{roc_auc_score(right, base):.3f} without the cross-encoder, "
-          f"{roc_auc_score(right, p):.3f} with it")
+    base = cross_val_predict(
+        LogisticRegression(max_iter=1000), x[:, :2], right, cv=5, method="predict_proba"
+    )[:, 1]
+    print(
+        f"Upper bound, fitted on this population's truth (5-fold): AUC "
+        f"{roc_auc_score(right, base):.3f} without the cross-encoder, "
+        f"{roc_auc_score(right, p):.3f} with it"
+    )
     for label, values in (("without", base), ("with", p)):
         cut = np.sort(values[~right])[::-1][wrong_at_ranker - 1] if wrong_at_ranker else 1.0
-        print(f"  {label} the cross-encoder, as many wrong picks as the ranker: "
-              f"{((values >= cut) & right).sum():,} right")
+        print(
+            f"  {label} the cross-encoder, as many wrong picks as the ranker: "
+            f"{((values >= cut) & right).sum():,} right"
+        )
+
+
 def _rule(
     meaning: np.ndarray,
     fixable: np.ndarray,

@@ -117,9 +117,7 @@ class Conversation:
             if pending.kind == "clarify" and not pending.expired(when) and read_reply(text) != "never_mind":
                 answering = pending
             else:
-                answered = self.assistant.reply(
-                    pending, text, self.state, when, self.rng, typed=self.typed
-                )
+                answered = self.assistant.reply(pending, text, self.state, when, self.rng, typed=self.typed)
                 self._ended(answered, exchange)
                 if not answered.new_request:
                     exchange.response = answered.response

@@ -142,6 +142,7 @@ WILDCARD_FILLERS: dict[str, tuple[str, ...]] = {
 }
 """Values for Home Assistant's wildcard lists (free text in the templates)."""
 
+
 def dictionary_path() -> Path:
     """Path of PocketSphinx's bundled US-English pronunciation dictionary.
 

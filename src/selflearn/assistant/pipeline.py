@@ -553,4 +553,3 @@ class Assistant:
         turn = question.unanswered_turn(answer)
         assert question.nlu is not None
         return HandledTurn(turn, None, question.nlu, question.resolution)
-

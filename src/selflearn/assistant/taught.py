@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.dialogue import Question, TurnBase, asking_turn, expiry, read_reply, replace_trace
@@ -194,9 +195,13 @@ def _command(
     concept: Concept | None = None
     if command.kind == "list":
         known = book.listing(base.household_id, base.user_id)
-        said = "I've learned: " + "; ".join(describe(c) for c in known) + "." if known else (
-            "I haven't learned anything yet. You can teach me, for example: "
-            "the big light is the living room ceiling."
+        said = (
+            "I've learned: " + "; ".join(describe(c) for c in known) + "."
+            if known
+            else (
+                "I haven't learned anything yet. You can teach me, for example: "
+                "the big light is the living room ceiling."
+            )
         )
         turn, act_id = _teach_turn(base, "list", "SelflearnListConcepts", {}, said[:1000])
         return _done(turn, _user_act(base, act_id, "list", "answered"))
@@ -215,8 +220,15 @@ def _command(
         sentence = template.format(value=command.body)
         if parses(sentence) or _parses(assistant, state, None)(sentence):  # here, or anywhere
             concept = make_concept(
-                "preference", command.phrase, (command.body,), base.household_id, base.user_id,
-                base.timestamp, target=intent, taught_by=f"{base.turn_id}.u", scope="user",
+                "preference",
+                command.phrase,
+                (command.body,),
+                base.household_id,
+                base.user_id,
+                base.timestamp,
+                target=intent,
+                taught_by=f"{base.turn_id}.u",
+                scope="user",
             )
     elif command.kind == "name":
         if named_thing(home, command.phrase) is not None or not plausible_name(command.phrase):
@@ -225,16 +237,27 @@ def _command(
         if thing is None:
             return None
         concept = make_concept(
-            "name", command.phrase, (thing[1],), base.household_id, base.user_id, base.timestamp,
-            target=thing[0], taught_by=f"{base.turn_id}.u",
+            "name",
+            command.phrase,
+            (thing[1],),
+            base.household_id,
+            base.user_id,
+            base.timestamp,
+            target=thing[0],
+            taught_by=f"{base.turn_id}.u",
         )
     elif command.kind == "when":
         found = read_when(command.body, parses)
         if found is not None:
             phrase, sentences = with_parameter(*found, home)
-            kind = "phrasing" if len(sentences) == 1 else "routine"
+            kind: Literal["phrasing", "routine"] = "phrasing" if len(sentences) == 1 else "routine"
             concept = make_concept(
-                kind, phrase, sentences, base.household_id, base.user_id, base.timestamp,  # type: ignore[arg-type]
+                kind,
+                phrase,
+                sentences,
+                base.household_id,
+                base.user_id,
+                base.timestamp,
                 taught_by=f"{base.turn_id}.u",
             )
     if concept is None:
@@ -245,7 +268,7 @@ def _command(
         if command.kind == "when":
             pieces = _SEPARATORS.split(command.body, maxsplit=1)
             part = first_unparsed(pieces[-1], parses)
-            said = f'Sorry, I couldn\'t follow "{part}", so I haven\'t learned anything.'
+            said = f"Sorry, I couldn't follow \"{part}\", so I haven't learned anything."
         turn, act_id = _teach_turn(base, "teach", "SelflearnTeach", slots, said, ok=False)
         return _done(turn, _user_act(base, act_id, "teach", "unparsable"))
     old = book.teach(concept)
@@ -374,15 +397,26 @@ def teach_reply(
         thing = named_thing(state.home, definition)
         if thing is not None:
             concept = make_concept(
-                "name", words, (thing[1],), turn.household_id, turn.user_id, timestamp,
-                target=thing[0], taught_by=question.act_id,
+                "name",
+                words,
+                (thing[1],),
+                turn.household_id,
+                turn.user_id,
+                timestamp,
+                target=thing[0],
+                taught_by=question.act_id,
             )
         else:
             sentences = split_sentences(definition, parses)
             if sentences is not None:
-                kind = "phrasing" if len(sentences) == 1 else "routine"
+                kind: Literal["phrasing", "routine"] = "phrasing" if len(sentences) == 1 else "routine"
                 concept = make_concept(
-                    kind, words, sentences, turn.household_id, turn.user_id, timestamp,  # type: ignore[arg-type]
+                    kind,
+                    words,
+                    sentences,
+                    turn.household_id,
+                    turn.user_id,
+                    timestamp,
                     taught_by=question.act_id,
                 )
         if concept is None:
@@ -428,8 +462,15 @@ def rerun(
     finished = replace_trace(asking, answer=answer)
     if len(applied.sentences) > 1:
         base = TurnBase(
-            asked.turn_id, asked.session_id, asked.user_id, asked.household_id, asked.timestamp,
-            asked.device, asked.wake, asked.asr, asked.text,
+            asked.turn_id,
+            asked.session_id,
+            asked.user_id,
+            asked.household_id,
+            asked.timestamp,
+            asked.device,
+            asked.wake,
+            asked.asr,
+            asked.text,
         )
         handled = run_routine(assistant, applied, base, state, area)
         return HandledTurn(

@@ -84,9 +84,10 @@ class TextProjection:
     def load(cls, folder: str | Path) -> TextProjection:
         """Read a projection written by :meth:`save`."""
         read_description(folder, FORMAT, "text projection", retrain="selflearn fpi train")
-        with reading(folder, "text projection", retrain="selflearn fpi train"), np.load(
-            Path(folder) / "projection.npz"
-        ) as data:
+        with (
+            reading(folder, "text projection", retrain="selflearn fpi train"),
+            np.load(Path(folder) / "projection.npz") as data,
+        ):
             mean, components = np.asarray(data["mean"]), np.asarray(data["components"])
         projection = cls(int(components.shape[0]))
         projection.mean_, projection.components_ = mean, components

@@ -391,9 +391,7 @@ def _check(
     users, households = int(pair["users"]), int(pair["households"])
     sensitive = is_sensitive(source) or is_sensitive(target, domains.get(target, ()))
     k, margin = evidence_bar(config.min_users, config.margin, sensitive, config.sensitive_factor)
-    enough = overwhelming(
-        users, p_t, p_s, k, margin, config.overwhelming_users, config.overwhelming_success
-    )
+    enough = overwhelming(users, p_t, p_s, k, margin, config.overwhelming_users, config.overwhelming_success)
     # The online rewriter's guards (selflearn.core.guards.rejection) also refuse a swap of one
     # action for another ("on {name}" -> "set {name} to mute"): the table must not do what the
     # ranked layer may not.

@@ -468,6 +468,7 @@ def _privacy_routes(app: FastAPI, service: Service) -> None:
 
 # --- taught concepts -------------------------------------------------------------------------
 
+
 def _concept_routes(app: FastAPI, service: Service) -> None:
     """``GET /v1/concepts`` and ``DELETE /v1/concepts/{concept_id}`` (docs/concepts.md)."""
     config = service.config
@@ -585,7 +586,6 @@ def _admin_routes(app: FastAPI, service: Service) -> None:
             seconds=round(time.perf_counter() - started, 3),
         )
         return Response(out.model_dump_json(), media_type="application/json")
-
 
     @app.post(
         "/v1/admin/snapshot",

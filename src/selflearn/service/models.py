@@ -122,7 +122,6 @@ class RewriteResponse(BaseModel):
     ``confirm.proposal`` on a yes (logging ``confirm.rewrite`` as the turn's rewrite)."""
 
 
-
 class RejectedRow(BaseModel):
     index: int
     """Position of the record in the request's array (from 0)."""
