@@ -48,6 +48,12 @@ detector's verdict on the last turn of each *true* goal (no segmentation can do 
 same verdicts), and ``transfer_coverage``, the share of failed in-scope turns whose goal later
 succeeded (the only ones a paraphrase can lend a label to).
 
+``loop`` per population (and ``seen``): the defect rate and wrong actions per arm -- Home
+Assistant today, + the exported sentences, + the online rewriter, both -- copied with their
+command, commit and date from ``labels_loop.json``, which ``bench/labels_loop.py`` writes (it
+replays its own 40 new homes per population, so its households are not this benchmark's). Run
+it first; without it ``loop`` is absent and the run says so.
+
 Figures go to ``docs/results/labels.json`` (``$SELFLEARN_RESULTS`` when set).
 """
 
@@ -71,6 +77,7 @@ from selflearn.core.home import Home, normalize_name
 from selflearn.core.store import Store
 from selflearn.evaluate import population, write_results
 from selflearn.evaluate.cache import population_store
+from selflearn.evaluate.results import results_folder
 from selflearn.labels import label_store
 from selflearn.labels.model import LabelModel, LabelModelConfig, PerTurnLabeller
 from selflearn.labels.slots import fill_slots
@@ -492,7 +499,29 @@ def main() -> None:
                 "methods": methods,
             }
     print("\n".join(lines))
+    attach_loop(figures)
     write_results("labels", figures, seconds=time.perf_counter() - started)
+
+
+def attach_loop(figures: dict[str, Any]) -> None:
+    """Add each population's defect rate and wrong actions per arm from ``labels_loop.json``."""
+    path = results_folder() / "labels_loop.json"
+    if not path.exists():
+        print(f"[labels] no {path}: run bench/labels_loop.py for the defect rate per arm", file=sys.stderr)
+        return
+    record = json.loads(path.read_text(encoding="utf-8"))
+    figures["loop_source"] = {key: record[key] for key in ("command", "commit", "date")}
+    for name, pop in record["figures"]["populations"].items():
+        if "arms" not in pop:
+            continue
+        target = figures["populations"].setdefault(name, {"asr": pop["asr"]})
+        target["loop"] = {
+            "households": pop["households"],
+            "days": pop["days"],
+            "defect_rate": {arm: fig["defect_rate"] for arm, fig in pop["arms"].items()},
+            "wrong_actions": {arm: fig["wrong_actions"] for arm, fig in pop["arms"].items()},
+            "export_share_of_rewriter_fix": pop.get("export_share_of_rewriter_fix"),
+        }
 
 
 if __name__ == "__main__":

@@ -410,6 +410,19 @@ def labels(r: Result) -> str:
                 f"{name}: success {c['success_with_true_goals']:.3f}, transfer coverage "
                 f"{pct(c['transfer_coverage'])}"
             )
+    loops = [
+        f"{name} {pct(lp['defect_rate']['control'])} / {pct(lp['defect_rate']['export'])} / "
+        f"{pct(lp['defect_rate']['rewriter'])} / {pct(lp['defect_rate']['both'])}"
+        for name, pop in f["populations"].items()
+        if (lp := pop.get("loop"))
+    ]
+    loop = (
+        " *Defect rate per arm* (Home Assistant today / + exported sentences / + online rewriter / both; "
+        f"from `{f['loop_source']['command']}` at {f['loop_source']['commit']}, its own 40 new homes per "
+        "population, details in the next section): " + "; ".join(loops) + "."
+        if loops
+        else ""
+    )
     detector = f.get("rephrase_detector", "pairwise lexical")
     ceilings = (
         " *Ceilings* (the rules cannot pass them whatever their segmentation): goal-success accuracy "
@@ -432,7 +445,7 @@ def labels(r: Result) -> str:
         "(slot, value) pairs against the goal's, values as the home resolves them (the models have no "
         "slot head). Targets (issue 30): >= 0.95 "
         "segmentation F1 and goal-success accuracy/F1 on noisy speech; >= 0.95 intent accuracy at >= 50 % "
-        "coverage." + ceilings + "\n\n"
+        "coverage." + ceilings + loop + "\n\n"
         "| population | method | goal segmentation F1 | goal success accuracy / F1 | coverage | intent "
         "accuracy | intent accuracy, all failed turns | slot F1 |\n"
         "|---|---|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows)

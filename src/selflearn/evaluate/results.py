@@ -91,6 +91,11 @@ def command_line() -> str:
     return " ".join(["python", str(script), *sys.argv[1:]])
 
 
+def results_folder() -> Path:
+    """Where benchmarks write their figures: ``$SELFLEARN_RESULTS`` or the checkout's ``docs/results``."""
+    return Path(os.environ.get("SELFLEARN_RESULTS") or RESULTS)
+
+
 def write_results(
     name: str,
     figures: dict[str, Any],
@@ -102,7 +107,7 @@ def write_results(
     simulator version they were measured with; returns the file.
 
     ``folder`` defaults to ``$SELFLEARN_RESULTS`` or the checkout's ``docs/results``."""
-    out = folder or Path(os.environ.get("SELFLEARN_RESULTS") or RESULTS)
+    out = folder or results_folder()
     out.mkdir(parents=True, exist_ok=True)
     record = {
         "benchmark": name,
