@@ -28,6 +28,10 @@ the assistant as Home Assistant loads them, against the online rewriter and both
    could at best cover), and the share the rewriter rescued with an alternative of the
    recogniser's n-best list (``nbest_alternative``: Home Assistant only ever sees the best
    hypothesis, so no sentence file can).
+5. Whether the export adds wrong actions the rewriter would not (``export_wrong_actions_vs_rewriter``):
+   each of the exported sentences' wrong actions is put to the rewriter counterfactually, the
+   same words in the same home behind Home Assistant's own NLU, and counted by what Home
+   Assistant alone does and, where it fails, what the rewriter then does (:func:`rewriter_would`).
 
 Figures go to ``docs/results/labels_loop.json``.
 """
@@ -43,8 +47,10 @@ from pathlib import Path
 from typing import Any
 
 import populations
+from selflearn.assistant.nlu import HomeAssistantNlu
 from selflearn.core.delex import Delexicalizer
 from selflearn.core.home import Home
+from selflearn.core.hooks import RewriteContext
 from selflearn.core.store import Store
 from selflearn.evaluate import ArmStats, Replay, population, write_results
 from selflearn.evaluate.ab import pct
@@ -53,6 +59,7 @@ from selflearn.labels import label_store
 from selflearn.labels.export import export_labels
 from selflearn.labels.labelled import load_labelled
 from selflearn.labels.sentences import MIN_CONFIDENCE
+from selflearn.rewrite.rewriter import Rewriter
 
 ONLINE = Path(__file__).resolve().parent / ".cache" / "online"
 CACHE = Path(__file__).resolve().parent / ".cache" / "labels"
@@ -71,6 +78,60 @@ def custom_wrong(folder: Path) -> tuple[int, int]:
         matched += 1
         wrong += bool(t["defect"]) and (row.get("result") or {}).get("status") == "success"
     return matched, wrong
+
+
+def rewriter_would(folder: Path, rewriter: Rewriter, nlu: HomeAssistantNlu) -> dict[str, int]:
+    """Each wrong action of the exported sentences, counterfactually: what the online rewriter
+    would have done with the same words in the same home behind Home Assistant's own NLU (its
+    global layer; the arms' simulations diverge after their first different outcome, so the
+    rewriter arm's own turns cannot be compared turn by turn): Home Assistant alone does the same
+    (``ha_same``) or otherwise (``ha_other``), or fails and the rewriter then does the same
+    (``rewriter_same``), otherwise (``rewriter_other``) or nothing (``rewriter_none``).
+    ``beyond_rewriter``: wrong actions neither Home Assistant alone nor with the rewriter takes."""
+    turns, truth, homes = (
+        read_records(folder, "turns"),
+        read_records(folder, "truth"),
+        read_records(folder, "homes"),
+    )
+    out = {
+        "wrong_actions": 0,
+        "ha_same": 0,
+        "ha_other": 0,
+        "rewriter_same": 0,
+        "rewriter_other": 0,
+        "rewriter_none": 0,
+    }
+    built: dict[str, Home] = {}
+    for turn_id, t in truth.items():
+        row = turns.get(turn_id, {})
+        said = row.get("nlu") or {}
+        if said.get("matcher") != "custom_sentences":
+            continue
+        if not (t["defect"] and (row.get("result") or {}).get("status") == "success"):
+            continue
+        out["wrong_actions"] += 1
+        household = row["household_id"]
+        home = built.setdefault(household, Home.from_dict(homes[household]))
+        area = (row.get("device") or {}).get("area")
+        area_id = next((a.area_id for a in home.areas if a.name == area), None)
+        heard = row["asr"]["text"]
+        alone = nlu.recognize(heard, home, area_id).trace
+        if alone.matched:  # the rewriter is not asked when Home Assistant understands
+            same = alone.intent == said.get("intent") and dict(alone.slots) == said.get("slots")
+            out["ha_same" if same else "ha_other"] += 1
+            continue
+        nbest = tuple(h["text"] for h in row["asr"].get("nbest") or [])[1:]
+        context = RewriteContext(household, row["user_id"], home=home, area=area, failed=True, nbest=nbest)
+        decision = rewriter.rewrite_one(heard, context)
+        trace = nlu.recognize(decision.text, home, area_id).trace if decision.rewritten else None
+        if trace is None or not trace.matched:
+            out["rewriter_none"] += 1
+        elif trace.intent == said.get("intent") and dict(trace.slots) == said.get("slots"):
+            out["rewriter_same"] += 1
+        else:
+            out["rewriter_other"] += 1
+    out["beyond_rewriter"] = out["wrong_actions"] - out["ha_same"] - out["rewriter_same"]
+    return out
 
 
 def _with_item(pattern: str, item: Any) -> str:
@@ -199,6 +260,7 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     names = [p for p in args.populations.split(",") if p] + (["real"] if args.real else [])
+    rewriter, plain_nlu = Rewriter.load(args.rewriter), HomeAssistantNlu()
     for name in names:
         households, days = populations.replay_size(name, args)
         plain = Replay(population(name), ONLINE, args.workers, households, days)
@@ -233,6 +295,7 @@ def main() -> None:
         fixed_ex = pop["arms"]["export"]["defects_fixed_vs_control"]
         pop["export_share_of_rewriter_fix"] = round(fixed_ex / fixed_rw, 3) if fixed_rw > 0 else None
         pop["export_ceiling"] = export_ceiling(logged, stats["rewriter"][1], args.min_users)
+        pop["export_wrong_actions_vs_rewriter"] = rewriter_would(stats["export"][1], rewriter, plain_nlu)
         result["populations"][name] = pop
     print("\n".join(lines))
     write_results(args.name, result, seconds=time.perf_counter() - started)

@@ -490,6 +490,20 @@ def labels_loop(r: Result) -> str:
         if bounds
         else ""
     )
+    versus = [
+        f"{name}: {v['beyond_rewriter']} of {v['wrong_actions']} (Home Assistant alone the same "
+        f"{v['ha_same']}, otherwise {v['ha_other']}; the rewriter the same {v['rewriter_same']}, otherwise "
+        f"{v['rewriter_other']}, nothing {v['rewriter_none']})"
+        for name, pop in f["populations"].items()
+        if (v := pop.get("export_wrong_actions_vs_rewriter")) and v["wrong_actions"]
+    ]
+    ceiling += (
+        "\n\n*Wrong actions the export adds that the rewriter would not* (each put to Home Assistant "
+        "alone and, where it fails, to the rewriter, with the same words in the same home; the arms "
+        "diverge, so not turn by turn): " + "; ".join(versus) + "."
+        if versus
+        else ""
+    )
     return (
         f"The training logs labelled by `selflearn label` ({f['labels']['summary'].split(';')[0]}) and "
         f"exported as {e['global_sentences']} global Home Assistant custom sentences (k = {e['min_users']} "
