@@ -719,3 +719,48 @@ def test_a_shopping_items_words_become_home_assistants_wildcard_list() -> None:
     assert _readings("awning apples to list", _with_custom(custom), home) == _reading(
         "HassShoppingListAddItem", item="apples"
     )
+
+
+def test_a_timers_number_needs_its_own_unit_word_after_it() -> None:
+    """A misheard "and a half" read as a number ("thirty and forty minute" labelled 30 minutes 40
+    seconds) makes no template: each timer number needs its unit before the next slot."""
+    numbers = ["thirty", "twenty", "ten", "five", "fifteen"]
+    values = ["30", "20", "10", "5", "15"]
+
+    def turn(n: int, text: str, second_word: str) -> LabelledTurn:
+        first = text.index(numbers[n])
+        second = text.index(second_word, first + len(numbers[n]))
+        slots = (
+            LabelSlot("minutes", values[n], first, first + len(numbers[n])),
+            LabelSlot("seconds", "40", second, second + len(second_word)),
+        )
+        return _transferred(n, OKAFOR, f"u{n}", text, "HassStartTimer", slots)
+
+    homes = {OKAFOR: Home.from_dict(HOMES[OKAFOR])}
+    misheard = ha_sentences(
+        [turn(n, f"clock for {numbers[n]} and forty minute", "forty") for n in range(5)], homes
+    )
+    assert misheard.global_patterns == []
+    assert {x.reason for x in misheard.left_out} == {
+        "the minutes said is not followed by 'minute' before the next slot"
+    }
+    said = [turn(n, f"clock for {numbers[n]} minutes and forty seconds", "forty") for n in range(5)]
+    assert [p.template for p in ha_sentences(said, homes).global_patterns] == [
+        "clock for {timer_minutes:minutes} minutes and {timer_seconds:seconds} seconds"
+    ]
+
+
+def test_a_template_of_words_that_say_nothing_is_left_out() -> None:
+    """ "what is it" (a misheard "what date is it") could mean anything: no template."""
+    homes = {OKAFOR: Home.from_dict(HOMES[OKAFOR])}
+    turns = [_transferred(n, OKAFOR, f"u{n}", "what is it", "HassGetCurrentDate", ()) for n in range(5)]
+    found = ha_sentences(turns, homes)
+    assert found.global_patterns == []
+    assert {(x.kind, x.reason) for x in found.left_out} == {
+        ("no template", "no word of 'what is it' says what it asks, and no slot does")
+    }
+    dated = [
+        _transferred(n, OKAFOR, f"u{n}", "what is the calendar day", "HassGetCurrentDate", ())
+        for n in range(5)
+    ]
+    assert [p.template for p in ha_sentences(dated, homes).global_patterns] == ["what is the calendar day"]

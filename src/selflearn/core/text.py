@@ -14,7 +14,27 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["ONES", "TENS", "normalize_spoken", "number_to_words", "ordinal_to_words", "tokenize_spoken"]
+__all__ = [
+    "FUNCTION_WORDS",
+    "ONES",
+    "TENS",
+    "normalize_spoken",
+    "number_to_words",
+    "ordinal_to_words",
+    "tokenize_spoken",
+]
+
+# fmt: off
+FUNCTION_WORDS = frozenset((
+    "a", "an", "the", "to", "on", "off", "in", "at", "of", "for", "from", "by", "with", "my", "me",
+    "our", "your", "it", "its", "is", "are", "be", "and", "or", "up", "down", "please", "what", "whats",
+    "how", "this", "that", "these", "those", "all", "some", "any", "set", "turn", "switch", "make",
+    "can", "could", "would", "you", "i", "we", "he", "she", "they", "do", "does", "did", "not", "no",
+    "yes", "now", "here", "there", "then", "than", "so", "just",
+))
+# fmt: on
+"""Words that say nothing of what a request is about on their own: they never make a household
+name (an ASR fragment such as "to" is not a nickname), nor a sentence template without a slot."""
 
 ONES: tuple[str, ...] = (
     *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),

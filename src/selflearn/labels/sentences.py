@@ -16,6 +16,7 @@ import yaml
 from selflearn.core.delex import Delexicalizer
 from selflearn.core.errors import ConfigError
 from selflearn.core.home import Home, normalize_name
+from selflearn.core.text import FUNCTION_WORDS
 from selflearn.labels.labelled import LabelledTurn
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ __all__ = [
     "LIST_SLOTS",
     "MIN_CONFIDENCE",
     "READ_BACK",
+    "SAYS_NOTHING",
+    "UNITS",
     "LeftOut",
     "SentencePattern",
     "SentencesExport",
@@ -55,6 +58,16 @@ RANGE_OF = {
 """Slots whose numbers Home Assistant reads from a range list of another name (its timer and
 volume sentences say ``{timer_minutes:minutes}``, ``{volume:volume_level}``); the others' list
 has the slot's name (``{brightness}``)."""
+
+UNITS = {"hours": "hour", "minutes": "minute", "seconds": "second"}
+"""A timer's number slots and the unit word each needs after it in a template, before the next
+slot (Home Assistant's own: ``{timer_hours:hours} and a half hours``). Without it the number
+came from words that name another unit or none ("timer for thirty and forty minute" labelled 30
+minutes 40 seconds): a misheard "and a half" the template would read as a number."""
+
+SAYS_NOTHING = FUNCTION_WORDS | {"tell", "show", "give", "say", "let", "know", "hey", "ok", "okay"}
+"""Words that say nothing of what a request asks on their own: a template with no slot needs
+another ("what is it", a misheard "what date is it", could mean anything)."""
 
 READ_BACK = 20
 """How many of a template's labelled turns are read back with hassil before it is written."""
@@ -193,6 +206,13 @@ def _value(text: str) -> Any:
     return int(number) if number.is_integer() else number
 
 
+def _unit_follows(between: str, unit: str) -> bool:
+    """Whether the first unit word (hour, minute, second) of ``between``, the words after a
+    timer's number up to the next slot, is ``unit``."""
+    units = [w.removesuffix("s") for w in _words(between).split() if w.removesuffix("s") in UNITS.values()]
+    return bool(units) and units[0] == unit
+
+
 def _pattern(
     turn: LabelledTurn, home: Home, delex: Delexicalizer, wildcards: bool = False
 ) -> SentencePattern | str:
@@ -209,8 +229,9 @@ def _pattern(
     refs: set[str] = set()
     pos = 0
     ranges = _range_lists()
-    for s in said:
+    for k, s in enumerate(said):
         start, end = int(s.start or 0), int(s.end or 0)
+        upto = int(said[k + 1].start or 0) if k + 1 < len(said) else len(text)
         if not 0 <= start < end <= len(text) or start < pos:
             return f"slot {s.slot} has a span ({start}, {end}) that does not fit the text"
         words = text[start:end]
@@ -231,6 +252,8 @@ def _pattern(
             if s.slot in refs:
                 return f"the {s.slot} is said twice"
             refs.add(s.slot)
+            if s.slot in UNITS and not _unit_follows(text[end:upto], UNITS[s.slot]):
+                return f"the {s.slot} said is not followed by '{UNITS[s.slot]}' before the next slot"
             pieces.append((True, "{" + (s.slot if numbers == s.slot else f"{numbers}:{s.slot}") + "}"))
         else:
             # a nickname (or a word Home Assistant has no list for): kept as said, value fixed
@@ -256,6 +279,8 @@ def _pattern(
     template = " ".join(w for ref, piece in pieces if (w := piece if ref else _words(piece)))
     if not any(not ref and _words(piece) for ref, piece in pieces):
         return "nothing but names is said"
+    if not said and set(template.split()) <= SAYS_NOTHING:
+        return f"no word of '{template}' says what it asks, and no slot does"
     unknown: str | None = None
     for ref, piece in pieces:
         if own is not None:

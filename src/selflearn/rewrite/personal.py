@@ -33,6 +33,7 @@ from rapidfuzz import fuzz
 from selflearn.core.delex import Delexicalized, Delexicalizer, example_values
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import Feedback
+from selflearn.core.text import FUNCTION_WORDS
 from selflearn.rewrite.logs import LogTurn, signature
 
 EmbedFn = Callable[[str], np.ndarray]
@@ -52,18 +53,6 @@ MAX_HOUSEHOLDS = 100_000
 """Household memories kept in one process (least recently used are dropped first)."""
 
 _WORD = re.compile(r"[a-z0-9']+")
-
-# fmt: off
-FUNCTION_WORDS = frozenset((
-    "a", "an", "the", "to", "on", "off", "in", "at", "of", "for", "from", "by", "with", "my", "me",
-    "our", "your", "it", "its", "is", "are", "be", "and", "or", "up", "down", "please", "what", "whats",
-    "how", "this", "that", "these", "those", "all", "some", "any", "set", "turn", "switch", "make",
-    "can", "could", "would", "you", "i", "we", "he", "she", "they", "do", "does", "did", "not", "no",
-    "yes", "now", "here", "there", "then", "than", "so", "just",
-))
-# fmt: on
-"""Words that never make a household name on their own (an ASR fragment the assistant could not
-resolve, such as "to", is not a nickname)."""
 
 
 @dataclass
