@@ -722,8 +722,9 @@ def test_a_shopping_items_words_become_home_assistants_wildcard_list() -> None:
 
 
 def test_a_timers_number_needs_its_own_unit_word_after_it() -> None:
-    """A misheard "and a half" read as a number ("thirty and forty minute" labelled 30 minutes 40
-    seconds) makes no template: each timer number needs its unit before the next slot."""
+    """ "clock for thirty and forty minute" (30 minutes 40 seconds, as users do say it) makes no
+    template: each timer number needs its own unit word before the next slot, as in Home
+    Assistant's own sentences."""
     numbers = ["thirty", "twenty", "ten", "five", "fifteen"]
     values = ["30", "20", "10", "5", "15"]
 
@@ -751,7 +752,8 @@ def test_a_timers_number_needs_its_own_unit_word_after_it() -> None:
 
 
 def test_a_template_of_words_that_say_nothing_is_left_out() -> None:
-    """ "what is it" (a misheard "what date is it") could mean anything: no template."""
+    """ "what is it" (heard for "what time is it" and "how hot is it") could mean anything: no
+    template."""
     homes = {OKAFOR: Home.from_dict(HOMES[OKAFOR])}
     turns = [_transferred(n, OKAFOR, f"u{n}", "what is it", "HassGetCurrentDate", ()) for n in range(5)]
     found = ha_sentences(turns, homes)

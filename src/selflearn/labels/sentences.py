@@ -61,13 +61,15 @@ has the slot's name (``{brightness}``)."""
 
 UNITS = {"hours": "hour", "minutes": "minute", "seconds": "second"}
 """A timer's number slots and the unit word each needs after it in a template, before the next
-slot (Home Assistant's own: ``{timer_hours:hours} and a half hours``). Without it the number
-came from words that name another unit or none ("timer for thirty and forty minute" labelled 30
-minutes 40 seconds): a misheard "and a half" the template would read as a number."""
+slot, as in Home Assistant's own sentences (``{timer_hours:hours} and a half hours``). Users do
+say "timer for 30 and 30 minute" (30 minutes 30 seconds), but a template of it reads a bare
+number as seconds, and on the benchmark such templates acted mostly on misheard numbers ("timer
+for thirty and forty minute"); without them the export fixed as much (docs/labels.md)."""
 
 SAYS_NOTHING = FUNCTION_WORDS | {"tell", "show", "give", "say", "let", "know", "hey", "ok", "okay"}
 """Words that say nothing of what a request asks on their own: a template with no slot needs
-another ("what is it", a misheard "what date is it", could mean anything)."""
+another. "what is it" (heard for "what time is it" and for "how hot is it") or "tell me the"
+("tell me the date") could mean anything."""
 
 READ_BACK = 20
 """How many of a template's labelled turns are read back with hassil before it is written."""
