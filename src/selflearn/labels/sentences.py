@@ -64,7 +64,8 @@ UNITS = {"hours": "hour", "minutes": "minute", "seconds": "second"}
 slot, as in Home Assistant's own sentences (``{timer_hours:hours} and a half hours``). Users do
 say "timer for 30 and 30 minute" (30 minutes 30 seconds), but a template of it reads a bare
 number as seconds, and on the benchmark such templates acted mostly on misheard numbers ("timer
-for thirty and forty minute"); without them the export fixed as much (docs/labels.md)."""
+for thirty and forty minute"); without them the export fixed as much or slightly more
+(docs/labels.md)."""
 
 SAYS_NOTHING = FUNCTION_WORDS | {"tell", "show", "give", "say", "let", "know", "hey", "ok", "okay"}
 """Words that say nothing of what a request asks on their own: a template with no slot needs
