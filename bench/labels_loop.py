@@ -67,34 +67,34 @@ REWRITER = ONLINE / "rewriter-train-360mix-k5"
 TRAIN = ONLINE / "train-360mix.duckdb"
 
 
-def custom_wrong(folder: Path) -> tuple[int, int]:
-    """(turns the exported sentences matched, those on which the assistant acted wrongly)."""
+def custom_wrong(folder: Path) -> tuple[int, list[dict[str, Any]]]:
+    """(how many turns the exported sentences matched, the logged turns of those on which the
+    assistant acted wrongly)."""
     turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
-    matched = wrong = 0
+    matched, wrong = 0, []
     for turn_id, t in truth.items():
         row = turns.get(turn_id, {})
         if (row.get("nlu") or {}).get("matcher") != "custom_sentences":
             continue
         matched += 1
-        wrong += bool(t["defect"]) and (row.get("result") or {}).get("status") == "success"
+        if t["defect"] and (row.get("result") or {}).get("status") == "success":
+            wrong.append(row)
     return matched, wrong
 
 
-def rewriter_would(folder: Path, rewriter: Rewriter, nlu: HomeAssistantNlu) -> dict[str, int]:
-    """Each wrong action of the exported sentences, counterfactually: what the online rewriter
+def rewriter_would(
+    wrong: list[dict[str, Any]], homes: dict[str, dict[str, Any]], rewriter: Rewriter, nlu: HomeAssistantNlu
+) -> dict[str, int]:
+    """Each wrong action of the exported sentences (``wrong``, from :func:`custom_wrong`; ``homes``:
+    the replay's home records), counterfactually: what the online rewriter
     would have done with the same words in the same home behind Home Assistant's own NLU (its
     global layer; the arms' simulations diverge after their first different outcome, so the
     rewriter arm's own turns cannot be compared turn by turn): Home Assistant alone does the same
     (``ha_same``) or otherwise (``ha_other``), or fails and the rewriter then does the same
     (``rewriter_same``), otherwise (``rewriter_other``) or nothing (``rewriter_none``).
     ``beyond_rewriter``: wrong actions neither Home Assistant alone nor with the rewriter takes."""
-    turns, truth, homes = (
-        read_records(folder, "turns"),
-        read_records(folder, "truth"),
-        read_records(folder, "homes"),
-    )
     out = {
-        "wrong_actions": 0,
+        "wrong_actions": len(wrong),
         "ha_same": 0,
         "ha_other": 0,
         "rewriter_same": 0,
@@ -102,18 +102,12 @@ def rewriter_would(folder: Path, rewriter: Rewriter, nlu: HomeAssistantNlu) -> d
         "rewriter_none": 0,
     }
     built: dict[str, Home] = {}
-    for turn_id, t in truth.items():
-        row = turns.get(turn_id, {})
-        said = row.get("nlu") or {}
-        if said.get("matcher") != "custom_sentences":
-            continue
-        if not (t["defect"] and (row.get("result") or {}).get("status") == "success"):
-            continue
-        out["wrong_actions"] += 1
+    for row in wrong:
+        said = row["nlu"]
         household = row["household_id"]
         home = built.setdefault(household, Home.from_dict(homes[household]))
         area = (row.get("device") or {}).get("area")
-        area_id = next((a.area_id for a in home.areas if a.name == area), None)
+        area_id = home.area_id_of(area)  # as the assistant reads the device's area
         heard = row["asr"]["text"]
         alone = nlu.recognize(heard, home, area_id).trace
         if alone.matched:  # the rewriter is not asked when Home Assistant understands
@@ -179,8 +173,7 @@ def export_ceiling(logged: dict[str, set[tuple[str, str]]], folder: Path, min_us
     }
 
 
-def figures(st: ArmStats, control: ArmStats, folder: Path) -> dict[str, Any]:
-    matched, wrong = custom_wrong(folder)
+def figures(st: ArmStats, control: ArmStats, matched: int, wrong: int) -> dict[str, Any]:
     return {
         "turns": st.turns,
         "defect_rate": round(st.defect_rate, 4),
@@ -283,8 +276,10 @@ def main() -> None:
             "asr": population(name).asr,
             "arms": {},
         }
+        wrong_turns: dict[str, list[dict[str, Any]]] = {}
         for arm, (st, folder) in stats.items():
-            fig = pop["arms"][arm] = figures(st, control, folder)
+            matched, wrong_turns[arm] = custom_wrong(folder)
+            fig = pop["arms"][arm] = figures(st, control, matched, len(wrong_turns[arm]))
             lines.append(
                 f"| {name} | {arm} | {st.turns:,} | {pct(st.defect_rate)} "
                 f"| {pct(st.first_attempt_defect_rate)} | {pct(fig['goal_failure_rate'])} "
@@ -295,7 +290,10 @@ def main() -> None:
         fixed_ex = pop["arms"]["export"]["defects_fixed_vs_control"]
         pop["export_share_of_rewriter_fix"] = round(fixed_ex / fixed_rw, 3) if fixed_rw > 0 else None
         pop["export_ceiling"] = export_ceiling(logged, stats["rewriter"][1], args.min_users)
-        pop["export_wrong_actions_vs_rewriter"] = rewriter_would(stats["export"][1], rewriter, plain_nlu)
+        export_homes = read_records(stats["export"][1], "homes")
+        pop["export_wrong_actions_vs_rewriter"] = rewriter_would(
+            wrong_turns["export"], export_homes, rewriter, plain_nlu
+        )
         result["populations"][name] = pop
     print("\n".join(lines))
     write_results(args.name, result, seconds=time.perf_counter() - started)
