@@ -22,7 +22,6 @@ whether any threshold pays on every population.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -31,30 +30,19 @@ import numpy as np
 # bench/labels.py's helpers, importable as `python bench/labels.py` imports its neighbours
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from label_stores import CACHE, arguments
+
 from labels import aligned, f1, read_truth
 from selflearn.core.store import Store
 from selflearn.labels.model import LabelModel, LabelModelConfig
 from selflearn.labels.windows import DialogueTurns
 
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "labels"
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--train", type=Path, default=CACHE / "train-12h7d.duckdb")
-    parser.add_argument(
-        "--populations",
-        default="held-out-8h7d,held-out-clean-8h7d,real-4h3d",
-        help="stores in bench/.cache/labels, labelled by bench/labels.py",
-    )
-    parser.add_argument("--taus", default="0.5,0.7,0.8,0.9,0.95,0.98,0.99")
-    args = parser.parse_args()
+    args = arguments(__doc__, taus="0.5,0.7,0.8,0.9,0.95,0.98,0.99")
     model = LabelModel(LabelModelConfig(seed=0))
     with Store(args.train, read_only=True) as store:
         model.fit(store, store_name=str(args.train))
-    taus = [float(t) for t in args.taus.split(",")]
     print("| population | override | tau | turns changed | made right | made wrong | segmentation F1 |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name in args.populations.split(","):
@@ -68,7 +56,7 @@ def main() -> None:
         base = rules.boundary
         print(f"| {name} | none (the rules) | - | 0 | 0 | 0 | {f1(truth.boundary, base):.3f} |")
         for override in ("split", "join"):
-            for tau in taus:
+            for tau in args.taus:
                 # join: a goal the rules started, unless the device said nothing before it
                 change = ~base & (p >= tau) if override == "split" else base & (p <= 1 - tau) & has_previous
                 after = base ^ change

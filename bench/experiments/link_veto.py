@@ -15,16 +15,12 @@ it cuts more wrong links than right ones.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
+from label_stores import CACHE, arguments
 
 from selflearn.core.store import Store
 from selflearn.labels.model import _FIXED_OUTPUTS, LabelModelConfig, PerTurnLabeller, _softmax
 from selflearn.labels.windows import DialogueTurns
-
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "labels"
 
 
 def intent_probabilities(model: PerTurnLabeller, store: Store) -> dict[str, np.ndarray]:
@@ -46,22 +42,11 @@ def used_links(store: Store) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--train", type=Path, default=CACHE / "train-12h7d.duckdb")
-    parser.add_argument(
-        "--populations",
-        default="held-out-8h7d,held-out-clean-8h7d,real-4h3d",
-        help="stores in bench/.cache/labels",
-    )
-    parser.add_argument("--taus", default="0.005,0.01,0.02,0.05,0.1")
-    args = parser.parse_args()
+    args = arguments(__doc__, taus="0.005,0.01,0.02,0.05,0.1")
     model = PerTurnLabeller(LabelModelConfig(seed=0))
     with Store(args.train, read_only=True) as store:
         model.fit(store, store_name=str(args.train))
     index = {intent: k for k, intent in enumerate(model.intents_)}
-    taus = [float(t) for t in args.taus.split(",")]
     print("| population | tau | links | right links | wrong links cut | right links cut |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in args.populations.split(","):
@@ -81,7 +66,7 @@ def main() -> None:
                 for r, intent in zip(links, later, strict=True)
             ]
         )
-        for tau in taus:
+        for tau in args.taus:
             cut = score < tau
             wrong_cut = int(sum(c and not ok for c, ok in zip(cut, right, strict=True)))
             right_cut = int(sum(c and ok for c, ok in zip(cut, right, strict=True)))
