@@ -13,33 +13,35 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "selflearn"
 
 LAYERS: dict[str, int] = {
     "selflearn.core": 0,
-    "selflearn.assistant": 1,
-    "selflearn.signals": 2,
-    "selflearn.mining": 3,
-    "selflearn.rewrite": 3,
-    "selflearn.fpi": 3,
-    "selflearn.labels": 3,
-    "selflearn.simulation": 4,
-    "selflearn.evaluate": 5,
+    "selflearn.dialogue": 1,
+    "selflearn.assistant": 2,
+    "selflearn.signals": 3,
+    "selflearn.mining": 4,
+    "selflearn.rewrite": 4,
+    "selflearn.fpi": 4,
+    "selflearn.labels": 4,
+    "selflearn.simulation": 5,
+    "selflearn.evaluate": 6,
     # What people read: the report of a store (the service's review page is built on it).
-    "selflearn.report": 5,
+    "selflearn.report": 6,
     # The applications on top: the public API, the command line, the HTTP service, the demo.
     # They may import each other.
-    "selflearn": 6,
-    "selflearn.__main__": 6,
-    "selflearn.cli": 6,
-    "selflearn.service": 6,
-    "selflearn.demo": 6,
-    "selflearn.docgen": 6,
-    "selflearn.stats": 6,
+    "selflearn": 7,
+    "selflearn.__main__": 7,
+    "selflearn.cli": 7,
+    "selflearn.service": 7,
+    "selflearn.demo": 7,
+    "selflearn.starter": 7,
+    "selflearn.docgen": 7,
+    "selflearn.stats": 7,
     # Bridges to real assistants (Wyoming, OVOS) and importers of their logs.
-    "selflearn.integrations": 6,
-    "selflearn.importers": 6,
+    "selflearn.integrations": 7,
+    "selflearn.importers": 7,
 }
 """Layer of each package or top-level module (longest prefix wins; ``selflearn`` itself is only
 the package's ``__init__``, so a new top-level module must be placed here)."""
 
-APPS = 6
+APPS = 7
 
 SIBLING_EDGES = {("selflearn.mining", "selflearn.rewrite.table")}
 """Imports allowed between packages of one layer: the miner writes the table the rewriter serves."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from selflearn.assistant.devices import HomeState
-from selflearn.assistant.dialogue import DialogueConfig, read_reply
+from selflearn.dialogue import DialogueConfig, read_reply
 from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
 from selflearn.core.errors import ConfigError
 from selflearn.core.home import Home

@@ -7,8 +7,8 @@ The real channel's language model is built from the assistant's command sentence
 asks questions must expect their answers: this decodes flite speech of every reply the simulated
 users say (``selflearn.simulation.household.YES_WORDS`` / ``NO_WORDS``, plus "never mind") under
 sampled speaking conditions, with the domain model alone and with the domain model plus the
-replies (:data:`selflearn.assistant.dialogue.REPLY_SENTENCES`, the dialogue-state model), and
-prints how often :func:`selflearn.assistant.dialogue.read_reply` reads the intended answer, and
+replies (:data:`selflearn.dialogue.REPLY_SENTENCES`, the dialogue-state model), and
+prints how often :func:`selflearn.dialogue.read_reply` reads the intended answer, and
 how often domain requests are misread as answers under the dialogue-state model. The second
 figure is :data:`selflearn.assistant.asr.replies.REPLY_ACCURACY` (the noisy channel's replies).
 """
@@ -21,7 +21,7 @@ from collections import Counter
 
 from selflearn.assistant.asr import RealASR, sample_condition
 from selflearn.assistant.asr.replies import reply_lm_sentences
-from selflearn.assistant.dialogue import read_reply
+from selflearn.dialogue import read_reply
 from selflearn.assistant.lm import domain_sentences
 from selflearn.simulation.household import NO_WORDS, YES_WORDS
 

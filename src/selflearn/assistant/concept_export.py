@@ -31,10 +31,10 @@ from typing import Any, Literal
 import yaml
 
 from selflearn.assistant.nlu import HomeAssistantNlu
-from selflearn.assistant.teach import describe
 from selflearn.core.errors import DataError
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import Concept, SlotValue
+from selflearn.dialogue.concepts import describe
 
 __all__ = ["ExportResult", "ParsedSentence", "export_concepts", "parse_sentence", "routine_intent_name"]
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from selflearn.assistant.devices import HomeState
-from selflearn.assistant.dialogue import Question, read_reply
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.pipeline import Answered, Assistant, AssistantConfig, HandledTurn
 from selflearn.core.schema import DeviceContext, DialogueAct, RewriteTrace, Turn
+from selflearn.dialogue import Question, read_reply
 
 __all__ = ["Assistant", "AssistantConfig", "Conversation", "Exchange", "HomeState"]
 

@@ -25,26 +25,17 @@ fails open: an exception or an unusable answer leaves the original text in place
 
 from __future__ import annotations
 
-import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from selflearn.assistant.devices import HomeState
-from selflearn.assistant.dialogue import (
-    DialogueConfig,
-    Question,
-    TurnBase,
-    asking_turn,
-    expiry,
-    read_reply,
-    replace_trace,
-)
 from selflearn.assistant.execute import NO_MATCH_RESPONSE, Effect, execute
 from selflearn.assistant.nlu import STRICT_MATCHERS, HomeAssistantNlu, NluConfig, NluResult
 from selflearn.assistant.resolve import Resolution, resolve
 from selflearn.core.errors import ConfigError
+from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext, RewriteHook
 from selflearn.core.schema import (
     AsrTrace,
@@ -53,20 +44,22 @@ from selflearn.core.schema import (
     DialogueAnswer,
     DialogueTrace,
     ErTrace,
+    NluTrace,
     ResultTrace,
     RewriteTrace,
     Turn,
     WakeTrace,
 )
-
-if TYPE_CHECKING:
-    from selflearn.assistant.taught import Teaching
-    from selflearn.assistant.teach import ConceptBook
-
-log = logging.getLogger(__name__)
-
-_warned_rewrite_error = False
-"""Whether this process has already logged a rewriter failure (they are logged once, then counted)."""
+from selflearn.dialogue import (
+    ConceptBook,
+    Dialogue,
+    DialogueConfig,
+    Heard,
+    Question,
+    Step,
+    Teaching,
+    Works,
+)
 
 
 class Recognizer(Protocol):
@@ -104,8 +97,8 @@ class AssistantConfig:
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)
     """How it asks (question wording, answer timeout)."""
     teach: bool = False
-    """Whether users can teach it concepts (:mod:`selflearn.assistant.taught`); with
-    :attr:`ask`, it also asks to be taught at teachable moments."""
+    """Whether users can teach it concepts (:mod:`selflearn.dialogue`); with :attr:`ask`, it
+    also asks to be taught at teachable moments."""
     custom_sentences: str | None = None
     """A Home Assistant custom sentences file or folder (``custom_sentences/en``) the NLU loads
     beside Home Assistant's own intents, as Home Assistant does (e.g. ``selflearn label
@@ -183,11 +176,96 @@ class Answered:
         return self.act.answer in ("barge_in", "timeout")
 
 
+@dataclass(frozen=True)
+class TurnBase:
+    """The fields every turn of one utterance shares, whatever the assistant did with it."""
+
+    turn_id: str
+    session_id: str
+    user_id: str
+    household_id: str
+    timestamp: datetime
+    device: DeviceContext
+    wake: WakeTrace | None
+    asr: AsrTrace | None
+    text: str
+
+    def turn(
+        self, nlu: NluTrace, er: ErTrace | None, result: ResultTrace, text: str | None = None, **extra: Any
+    ) -> Turn:
+        """The turn of this utterance with these traces (``text``: what the NLU got, if not
+        :attr:`text`)."""
+        return Turn(
+            turn_id=self.turn_id,
+            session_id=self.session_id,
+            user_id=self.user_id,
+            household_id=self.household_id,
+            timestamp=self.timestamp,
+            device=self.device,
+            wake=self.wake,
+            asr=self.asr,
+            text=self.text if text is None else text,
+            nlu=nlu,
+            er=er,
+            result=result,
+            **extra,
+        )
+
+    @classmethod
+    def of(cls, turn: Turn) -> TurnBase:
+        """The shared fields of ``turn``."""
+        return cls(
+            turn.turn_id,
+            turn.session_id,
+            turn.user_id,
+            turn.household_id,
+            turn.timestamp,
+            turn.device,
+            turn.wake,
+            turn.asr,
+            turn.text,
+        )
+
+
+class _Port:
+    """The reference assistant as the dialogue sees it (:class:`~selflearn.dialogue.Port`): its
+    NLU and entity resolution over one home state, in one area."""
+
+    def __init__(self, assistant: Assistant, state: HomeState, area: str | None) -> None:
+        self.assistant = assistant
+        self.state = state
+        self.area = area
+        self._works: dict[str, Works] = {}
+
+    @property
+    def home(self) -> Home:
+        return self.state.home
+
+    def works(self, text: str) -> Works:
+        found = self._works.get(text)
+        if found is None:
+            nlu, resolution = self.assistant.understand(text, self.state, self.area, explain_failures=False)
+            if resolution is None or not resolution.trace.ok:
+                found = "fails"
+            else:
+                found = "exact" if nlu.trace.matcher in STRICT_MATCHERS else "loose"
+            self._works[text] = found
+        return found
+
+    def parses(self, sentence: str, anywhere: bool = False) -> bool:
+        area = None if anywhere else self.area
+        nlu, resolution = self.assistant.understand(sentence, self.state, area, explain_failures=False)
+        return nlu.trace.matcher in STRICT_MATCHERS and resolution is not None and resolution.trace.ok
+
+
 class Assistant:
     """Home Assistant's voice pipeline over a simulated home, with every stage traced.
 
     With a ``rewriter``, each recognised text is offered to it before the NLU (see
-    :meth:`rewrite`); ``rewrite_errors`` counts the calls that failed and were ignored.
+    :meth:`rewrite`); ``rewrite_errors`` counts the calls that failed and were ignored. What
+    happens around the NLU -- teaching commands, taught concepts, the rewrite, the questions and
+    their answers -- is the :attr:`dialogue`'s decision (:mod:`selflearn.dialogue`); the assistant
+    carries it out and traces every stage.
     """
 
     def __init__(
@@ -205,22 +283,46 @@ class Assistant:
 
             asr = make_asr(self.config.asr)
         self.asr = asr
-        self.rewriter = rewriter
         if teaching is None and self.config.teach:
-            from selflearn.assistant.taught import Teaching
-
             teaching = Teaching()
-        self.teaching = teaching
-        """Concepts users taught and the teaching dialogue (:mod:`selflearn.assistant.taught`);
-        ``None``: the assistant cannot be taught."""
-        self.rewrite_errors = 0
-        """Rewriter calls that raised or returned something unusable (the text was kept)."""
+        self.dialogue = Dialogue(
+            rewriter,
+            self.config.dialogue,
+            ask=self.config.ask,
+            teaching=teaching,
+            rewrite_when=self.config.rewrite_when,
+        )
+        """The dialogue's decisions (:class:`~selflearn.dialogue.Dialogue`): the rewriter, what
+        users taught, how questions are asked and answered."""
         self._reply_asr: Recognizer | None = None
+
+    @property
+    def rewriter(self) -> RewriteHook | None:
+        """The rewrite hook between ASR and NLU (``None``: none)."""
+        return self.dialogue.rewriter
+
+    @rewriter.setter
+    def rewriter(self, rewriter: RewriteHook | None) -> None:
+        self.dialogue.rewriter = rewriter
+
+    @property
+    def teaching(self) -> Teaching | None:
+        """Concepts users taught and the nag budget (``None``: the assistant cannot be taught)."""
+        return self.dialogue.teaching
+
+    @teaching.setter
+    def teaching(self, teaching: Teaching | None) -> None:
+        self.dialogue.teaching = teaching
 
     @property
     def concepts(self) -> ConceptBook | None:
         """What users taught (``None`` when the assistant cannot be taught)."""
         return self.teaching.book if self.teaching is not None else None
+
+    @property
+    def rewrite_errors(self) -> int:
+        """Rewriter calls that raised or returned something unusable (the text was kept)."""
+        return self.dialogue.rewrite_errors
 
     @property
     def reply_asr(self) -> Recognizer:
@@ -233,49 +335,9 @@ class Assistant:
         return self._reply_asr
 
     def rewrite(self, text: str, context: RewriteContext) -> RewriteTrace | Confirm | None:
-        """The rewrite to apply to ``text``, a :class:`~selflearn.core.hooks.Confirm` to ask about
-        first (only when :attr:`AssistantConfig.ask`; otherwise such a rewrite is not applied), or
-        ``None`` (no rewriter, no rewrite, or a failure).
-
-        Fails open: an exception from the rewriter, an answer that is not a
-        :class:`~selflearn.core.schema.RewriteTrace`, or a rewritten text that is empty or the same
-        as ``text`` means no rewrite. Exceptions and non-trace answers count in
-        :attr:`rewrite_errors` and the first of them in a process is logged as a warning. The
-        returned trace's ``original_text`` is always ``text``.
-        """
-        if self.rewriter is None:
-            return None
-        try:
-            answer = self.rewriter(text, context)
-            confirm = isinstance(answer, Confirm)
-            trace = answer.trace if isinstance(answer, Confirm) else answer
-            if trace is not None and not isinstance(trace, RewriteTrace):
-                kind = type(trace).__name__
-                raise TypeError(f"rewriter returned {kind}, not RewriteTrace, Confirm or None")
-        except Exception as exc:
-            self.rewrite_errors += 1
-            global _warned_rewrite_error
-            if not _warned_rewrite_error:
-                _warned_rewrite_error = True
-                log.warning(
-                    "rewriter %s failed on %r, keeping the original text (%s: %s); "
-                    "further failures are only counted",
-                    type(self.rewriter).__qualname__,
-                    text,
-                    type(exc).__name__,
-                    exc,
-                )
-            return None
-        if trace is None:
-            return None
-        rewritten = " ".join(trace.rewritten_text.split())
-        if not rewritten or rewritten == " ".join(text.split()):
-            return None
-        if trace.original_text != text:
-            trace = trace.model_copy(update={"original_text": text})
-        if confirm:
-            return Confirm(trace, answer.why) if self.config.ask and isinstance(answer, Confirm) else None
-        return trace
+        """The rewriter's answer for ``text``, failing open (:meth:`Dialogue.rewrite
+        <selflearn.dialogue.Dialogue.rewrite>`)."""
+        return self.dialogue.rewrite(text, context)
 
     def understand(
         self,
@@ -342,15 +404,19 @@ class Assistant:
     ) -> HandledTurn:
         """Run the whole pipeline on one utterance and return the logged turn.
 
-        With a rewriter that rewrites the text, the NLU, entity resolution and result run on the
-        rewritten text, ``turn.text`` is that text and ``turn.rewrite`` its provenance; the
-        original text is also run on a copy of ``state`` (taken before the turn) to fill
+        The :attr:`dialogue` decides first (:meth:`Dialogue.consider
+        <selflearn.dialogue.Dialogue.consider>`): a teaching command is answered, a taught
+        concept or a rewrite runs in place of the text, or the assistant asks instead of acting.
+        With a rewrite, the NLU, entity resolution and result run on the rewritten text,
+        ``turn.text`` is that text and ``turn.rewrite`` its provenance; the original text is also
+        run on a copy of ``state`` (taken before the turn) to fill
         :attr:`HandledTurn.effect_without_rewrite` for simulation scoring. The rewriter uses no
         randomness from ``rng``, so a turn it leaves alone is exactly the turn without it.
 
         When the rewriter wants a rewrite confirmed and :attr:`AssistantConfig.ask` is on, nothing
-        is run: the turn asks "Did you mean ...?" (:attr:`HandledTurn.question`). ``asr_trace``
-        passes an utterance already recognised (a new request spoken while a question waited);
+        is run: the turn asks "Did you mean ...?" (:attr:`HandledTurn.question`); a request that
+        fails on words the home lacks may ask to be taught instead. ``asr_trace`` passes an
+        utterance already recognised (a new request spoken while a question waited);
         ``answering`` marks the turn as the reply to a question such as "What did you want?".
         """
         wake = None if typed or wake_score is None else WakeTrace(score=wake_score)
@@ -359,37 +425,29 @@ class Assistant:
         text = spoken if asr_trace is None else asr_trace.text
         context_area = state.home.area_id_of(device.area)
         base = TurnBase(turn_id, session_id, user_id, household_id, timestamp, device, wake, asr_trace, text)
-        rewrite: RewriteTrace | Confirm | None = None
-        if self.teaching is not None:
-            from selflearn.assistant.taught import before_nlu
+        heard = Heard(
+            text,
+            household_id,
+            user_id,
+            timestamp,
+            turn_id,
+            area=device.area,
+            device=device,
+            nbest=tuple(h.text for h in asr_trace.nbest[1:]) if asr_trace is not None else (),
+            typed=typed,
+        )
+        step = self.dialogue.consider(heard, _Port(self, state, context_area))
+        if step.action == "say" and step.said is not None:
+            from selflearn.assistant.taught import command_turn
 
-            early = before_nlu(self, self.teaching, base, state, context_area)
-            if isinstance(early, HandledTurn):
-                return early
-            rewrite = early
-        if rewrite is None and self.rewriter is not None:
-            failed: bool | None = None
-            if self.config.rewrite_when == "on_failure":
-                _nlu_first, resolution_first = self.understand(
-                    text, state, context_area, explain_failures=False
-                )
-                failed = resolution_first is None or not resolution_first.trace.ok
-            if failed is not False:
-                rewrite = self.rewrite(
-                    text,
-                    RewriteContext(
-                        household_id=household_id,
-                        user_id=user_id,
-                        home=state.home,
-                        area=device.area,
-                        timestamp=timestamp,
-                        device=device,
-                        failed=failed,
-                        nbest=tuple(h.text for h in asr_trace.nbest[1:]) if asr_trace is not None else (),
-                    ),
-                )
-        if isinstance(rewrite, Confirm):
-            return self._ask(rewrite, state, context_area, rng, base)
+            return command_turn(base, step.said)
+        if step.action == "ask":
+            return self._ask(step, state, context_area, rng, base)
+        rewrite = step.rewrite if step.action == "run" else None
+        if step.applied is not None and len(step.applied.sentences) > 1:
+            from selflearn.assistant.taught import run_routine
+
+            return run_routine(self, step.applied, base, state, context_area)
         effect_without: Effect | None = None
         if rewrite is not None:
             before = state.copy()
@@ -419,38 +477,25 @@ class Assistant:
             else DialogueTrace(act_id=answering.act_id, role="answer", kind=answering.kind),
         )
         handled = HandledTurn(turn, effect, nlu, resolution, rewrite is not None, effect_without)
-        if self.teaching is not None and result.status != "success" and answering is None:
-            from selflearn.assistant.taught import teachable_moment
+        if self.teaching is not None and result.status != "success" and answering is None and rewrite is None:
+            from selflearn.assistant.taught import unplaced
 
-            return teachable_moment(self, self.teaching, handled, timestamp)
+            moment = self.dialogue.after_failure(heard, unplaced(handled))
+            if moment.action == "ask":
+                question = self.dialogue.question(moment, turn, (handled.nlu, handled.resolution))
+                return HandledTurn(question.turn, None, handled.nlu, handled.resolution, question=question)
         return handled
 
     def _ask(
-        self, confirm: Confirm, state: HomeState, context_area: str | None, rng: random.Random, base: TurnBase
+        self, step: Step, state: HomeState, context_area: str | None, rng: random.Random, base: TurnBase
     ) -> HandledTurn:
         """The turn that asks "Did you mean <proposal>?" instead of acting (nothing is run)."""
         nlu, resolution = self.understand(base.text, state, context_area)
-        proposal = confirm.trace.rewritten_text
-        act_id = f"{base.turn_id}.q"
-        said = self.config.dialogue.confirm_template.format(proposal=proposal)
         latency = max(int(rng.gauss(650, 80)), 50)
         er = resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None
         turn = base.turn(nlu.trace, er, ResultTrace(status="no_match", latency_ms=latency))
-        turn = asking_turn(turn, act_id, "confirm", said, proposal)
-        question = Question(
-            act_id=act_id,
-            kind="confirm",
-            text=said,
-            turn=turn,
-            asked_at=base.timestamp,
-            expires_at=expiry(base.timestamp, self.config.dialogue),
-            proposal=proposal,
-            rewrite=confirm.trace,
-            raised_by="rewriter",
-            nlu=nlu,
-            resolution=resolution,
-        )
-        return HandledTurn(turn, None, nlu, resolution, question=question)
+        question = self.dialogue.question(step, turn, (nlu, resolution))
+        return HandledTurn(question.turn, None, nlu, resolution, question=question)
 
     def reply(
         self,
@@ -463,93 +508,86 @@ class Assistant:
         typed: bool = False,
     ) -> Answered:
         """Read ``spoken`` (said on the question's device at ``timestamp``) as the answer to
-        ``question``: *yes* runs the proposal as the asking turn (logged with the rewrite applied),
-        *no* ends it and asks "What did you want?" (:attr:`Answered.follow_up`), *never mind*
-        drops it; anything else ends it as a barge-in and is a new request for the caller. A
-        question past its answer window ends as a ``timeout`` first (then the utterance is a new
-        request, not recognised here)."""
+        ``question`` (:meth:`Dialogue.answer <selflearn.dialogue.Dialogue.answer>`): *yes* runs
+        the proposal as the asking turn (logged with the rewrite applied), *no* ends it and asks
+        "What did you want?" (:attr:`Answered.follow_up`), *never mind* drops it, a definition
+        teaches and runs the request with it; anything else ends it as a barge-in and is a new
+        request for the caller. A question past its answer window ends as a ``timeout`` first
+        (then the utterance is a new request, not recognised here)."""
         if question.expired(timestamp):
             return self.expire(question)
-        heard = None if typed else self.reply_asr.transcribe(spoken, rng, condition)
-        text = spoken if heard is None else heard.text
-        if question.kind == "teach" and self.teaching is not None:
-            from selflearn.assistant.taught import teach_reply
-
-            return teach_reply(self, self.teaching, question, text, heard, state, timestamp)
-        said = read_reply(text)
-        dialogue = self.config.dialogue
-        if said is None:
-            act = question.act("barge_in", timestamp, text)
-            return Answered(None, self.unanswered(question, "barge_in"), act, "", heard)
-        if said == "never_mind":
-            act = question.act("never_mind", timestamp, text)
-            cancelled = self.unanswered(question, "never_mind")
-            return Answered(said, cancelled, act, dialogue.cancelled_text, heard)
-        if said == "no" or question.proposal is None:
-            answer: DialogueAnswer = "no" if said == "no" else "barge_in"
-            act = question.act(answer, timestamp, text)
-            follow = None
-            if question.kind == "confirm":
-                follow = Question(
-                    act_id=f"{question.act_id}.c",
-                    kind="clarify",
-                    text=dialogue.clarify_text,
-                    turn=question.turn,
-                    asked_at=timestamp,
-                    expires_at=expiry(timestamp, dialogue),
-                    raised_by=question.raised_by,
-                )
-            handled = self.unanswered(question, answer)
-            return Answered(said, handled, act, dialogue.clarify_text if follow else "", heard, follow)
-        # yes: run the proposal as the asking turn
-        assert question.rewrite is not None
-        handled = self.run_asked(question, question.proposal, question.rewrite, "yes", state, timestamp)
-        assert handled.turn.result is not None
-        response = handled.turn.result.response_text
-        return Answered("yes", handled, question.act("yes", timestamp, text), response, heard)
+        heard_trace = None if typed else self.reply_asr.transcribe(spoken, rng, condition)
+        text = spoken if heard_trace is None else heard_trace.text
+        asked = question.turn
+        area = state.home.area_id_of(asked.device.area)
+        heard = Heard(text, asked.household_id, asked.user_id, timestamp, asked.turn_id, asked.device.area)
+        step = self.dialogue.answer(question, heard, _Port(self, state, area))
+        if step.act is None or step.answer is None:  # pragma: no cover - an answer always ends the question
+            raise ValueError(f"no answer read for question {question.act_id}")
+        handled: HandledTurn | None
+        response = step.speech
+        if step.action == "run":
+            handled = self.run_asked(question, step, step.answer, state, timestamp)
+            said = handled.turn.result.response_text if handled.turn.result is not None else ""
+            response = f"{step.speech} {said}".strip()
+        elif step.continues:
+            handled = None
+        else:
+            handled = self.unanswered(question, step.answer)
+        return Answered(step.reply, handled, step.act, response, heard_trace, step.follow_up)
 
     def run_asked(
         self,
         question: Question,
-        sentence: str,
-        rewrite: RewriteTrace,
+        step: Step,
         answer: DialogueAnswer,
         state: HomeState,
         timestamp: datetime,
     ) -> HandledTurn:
-        """The turn that asked ``question``, run now with ``sentence`` in place of its text (the
-        confirmed proposal, or the request with what was just taught): logged with ``rewrite``
-        applied and the question's ``answer``; the original text also runs on a copy of the state
-        taken before, for simulation scoring (:attr:`HandledTurn.effect_without_rewrite`)."""
+        """The turn that asked ``question``, run now as ``step`` says (the confirmed proposal, or
+        the request with what was just taught): logged with the step's rewrite applied and the
+        question's ``answer``; the original text also runs on a copy of the state taken before,
+        for simulation scoring (:attr:`HandledTurn.effect_without_rewrite`)."""
         asked = question.turn
         area = state.home.area_id_of(asked.device.area)
+        if step.rewrite is None:  # pragma: no cover - a run always has its provenance
+            raise ValueError(f"nothing to run for question {question.act_id}")
+        finished = question.answered_trace(answer)
+        if step.applied is not None and len(step.applied.sentences) > 1:
+            from selflearn.assistant.taught import run_routine
+
+            routine = run_routine(self, step.applied, TurnBase.of(asked), state, area)
+            return replace_handled(routine, turn=routine.turn.model_copy(update={"dialogue": finished}))
+        sentence = step.sentences[0]
         before = state.copy()
         nlu, resolution, result, effect = self.run_text(sentence, state, timestamp, area)
         *_, effect_without = self.run_text(asked.text, before, timestamp, area, explain_failures=False)
         latency = asked.result.latency_ms if asked.result is not None else 0
-        trace = asked.dialogue
-        assert trace is not None
         turn = asked.model_copy(
             update={
                 "text": sentence,
                 "nlu": nlu.trace,
                 "er": resolution.trace if resolution else ErTrace(ok=False) if nlu.trace.matched else None,
                 "result": result.model_copy(update={"latency_ms": latency}),
-                "rewrite": rewrite,
-                "dialogue": replace_trace(trace, answer=answer),
+                "rewrite": step.rewrite,
+                "dialogue": finished,
             }
         )
         return HandledTurn(turn, effect, nlu, resolution, True, effect_without)
 
     def expire(self, question: Question) -> Answered:
         """End ``question`` unanswered (``timeout``) at the end of its answer window."""
-        act = question.act("timeout", question.expires_at)
-        return Answered(None, self.unanswered(question, "timeout"), act, "")
+        return Answered(None, self.unanswered(question, "timeout"), self.dialogue.expire(question), "")
 
     def unanswered(self, question: Question, answer: DialogueAnswer) -> HandledTurn | None:
         """The asking turn as logged when nothing was run (``None`` for a follow-up question)."""
         if question.kind == "clarify":
             return None
         turn = question.unanswered_turn(answer)
-        assert question.nlu is not None
-        return HandledTurn(turn, None, question.nlu, question.resolution)
+        nlu, resolution = question.payload
+        return HandledTurn(turn, None, nlu, resolution)
+
+
+def replace_handled(handled: HandledTurn, **changes: Any) -> HandledTurn:
+    """``handled`` with ``changes`` (it is frozen)."""
+    return replace(handled, **changes)

@@ -27,15 +27,13 @@ from rich.table import Table
 
 from selflearn.assistant.conversation import Conversation, Exchange
 from selflearn.assistant.devices import HomeState
-from selflearn.assistant.dialogue import DialogueConfig
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
-from selflearn.assistant.taught import Teaching
-from selflearn.assistant.teach import ConceptBook, TeachBudget
 from selflearn.cli.apps import app
 from selflearn.core.errors import ConfigError, SelflearnError
 from selflearn.core.home import Home
 from selflearn.core.schema import DialogueAct, Turn
 from selflearn.core.store import Store
+from selflearn.dialogue import ConceptBook, DialogueConfig, TeachBudget, Teaching
 from selflearn.rewrite.rewriter import ConfirmMode, Rewriter, RewriterConfig
 
 __all__ = [

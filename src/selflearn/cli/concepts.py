@@ -77,7 +77,7 @@ def forget_cmd(
     """Forget what a phrase means in a household (every user's concept for it), or one concept by id.
 
     Example: selflearn concepts forget --store selflearn.duckdb --household h1 'big light'"""
-    from selflearn.assistant.teach import ConceptBook
+    from selflearn.dialogue import ConceptBook
 
     with open_store(store_path, read_only=False) as store:
         concepts = store.concepts(household)

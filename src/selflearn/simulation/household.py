@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from selflearn.assistant.devices import HomeState
-from selflearn.assistant.dialogue import Question
+from selflearn.dialogue import Question
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.pipeline import Assistant, HandledTurn
 from selflearn.core.home import normalize_name

@@ -19,8 +19,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from selflearn.assistant.dialogue import REPLY_SENTENCES, read_reply
 from selflearn.core.schema import AsrHypothesis, AsrTrace
+from selflearn.dialogue.replies import REPLY_SENTENCES, read_reply
 
 REPLY_LM_WEIGHT = 100
 """Copies of each reply in the dialogue-state model's training sentences (beside 20,000 domain

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from selflearn.core.home import Home, normalize_name
-from selflearn.core.schema import Concept, ConceptKind
+from selflearn.core.schema import Concept, ConceptKind, DialogueAct
 
 if TYPE_CHECKING:
     from selflearn.core.store import Store
@@ -52,7 +52,7 @@ _LIST = re.compile(
 )
 _FORGET = re.compile(r"^(?:forget|unlearn) (?:about )?(?:what )?(?:the |my )?(?P<phrase>.+?)(?: means| is)?$")
 _WHEN = re.compile(r"^(?:when|if|whenever) i say (?P<rest>.+)$")
-_SEPARATORS = re.compile(r"\s*(?:,|\bi mean\b|\bthat means\b|\bit means\b|\bmeans\b|\bthen\b|\bdo\b)\s*")
+SEPARATORS = re.compile(r"\s*(?:,|\bi mean\b|\bthat means\b|\bit means\b|\bmeans\b|\bthen\b|\bdo\b)\s*")
 _NAME = re.compile(
     r"^(?:the |my |our )?(?P<phrase>.+?) (?:is|means|is called|is the same as|stands for) "
     r"(?:the |my |our )?(?P<name>.+)$"
@@ -61,7 +61,7 @@ _PREFERENCE = re.compile(
     r"^my (?:usual|favou?rite|preferred|normal|default) (?P<slot>temperature|brightness|volume)"
     r"(?: setting| level)? is (?P<value>\d{1,3})(?: percent| degrees| %)?$"
 )
-_LEAD = re.compile(
+LEAD = re.compile(
     r"^(?:it'?s|it is|that'?s|that is|it means|that means|means|it'?s called|i mean|they are|they're)\s+"
 )
 _USUAL = re.compile(r"\b(?:my |the )?(?:usual|normal|favou?rite|preferred)(?: one| setting)?\b")
@@ -90,8 +90,12 @@ MAX_PHRASE_WORDS = 6
 """Longest phrase that can be taught ("study mode in the bedroom")."""
 
 
-def _clean(text: str) -> str:
-    """Lower-case words: punctuation dropped ("%" said as "percent"), politeness trimmed."""
+def clean(text: str) -> str:
+    """Lower-case words: punctuation dropped ("%" said as "percent"), politeness trimmed.
+
+    >>> clean("Please, set it to 50%!")
+    'set it to 50 percent'
+    """
     words = re.sub(r"[^\w\s']", " ", text.lower().replace("%", " percent "))
     return _FILLER.sub("", " ".join(words.split())).strip()
 
@@ -109,7 +113,7 @@ class Command:
 
 def read_command(text: str) -> Command | None:
     """The teaching command ``text`` is, by its form alone, or ``None``."""
-    said = _clean(text)
+    said = clean(text)
     if not said:
         return None
     if _LIST.match(said):
@@ -132,7 +136,7 @@ def read_command(text: str) -> Command | None:
 def named_thing(home: Home, words: str) -> tuple[str, str] | None:
     """(id, configured name) of the entity or area ``words`` names in ``home`` (areas as
     ``area:<id>``), or ``None`` when it names nothing or several things."""
-    words = _clean(words)
+    words = clean(words)
     for candidate in (words, re.sub(r"^(?:the|my|our) ", "", words)):
         entities = home.entities_named(candidate)
         if len(entities) == 1:
@@ -146,7 +150,7 @@ def named_thing(home: Home, words: str) -> tuple[str, str] | None:
 def split_sentences(body: str, parses: Parses) -> tuple[str, ...] | None:
     """``body`` cut into sentences the NLU understands ("dim the lights and turn off the tv" ->
     two), the fewest cuts first; ``None`` when no cut gives only sentences it understands."""
-    body = _clean(body)
+    body = clean(body)
     if not body:
         return None
     if parses(body):
@@ -160,11 +164,11 @@ def split_sentences(body: str, parses: Parses) -> tuple[str, ...] | None:
 def read_when(rest: str, parses: Parses) -> tuple[str, tuple[str, ...]] | None:
     """The (phrase, sentences) of "when I say <rest>": an explicit separator ("i mean", ",",
     "that means") first; otherwise the first split point after which the rest parses."""
-    pieces = _SEPARATORS.split(rest, maxsplit=1)
+    pieces = SEPARATORS.split(rest, maxsplit=1)
     if len(pieces) == 2 and pieces[0] and pieces[1]:
         sentences = split_sentences(pieces[1], parses)
         if sentences is not None and len(pieces[0].split()) <= MAX_PHRASE_WORDS:
-            return _clean(pieces[0]), sentences
+            return clean(pieces[0]), sentences
     words = rest.split()
     cuts = range(1, min(MAX_PHRASE_WORDS, len(words) - 1) + 1)
     # Without "I mean", the phrase ends where a command starts with its verb ("movie time | set
@@ -172,14 +176,14 @@ def read_when(rest: str, parses: Parses) -> tuple[str, tuple[str, ...]] | None:
     for cut in (c for c in cuts if words[c] in COMMAND_VERBS):
         sentences = split_sentences(" ".join(words[cut:]), parses)
         if sentences is not None:
-            return _clean(" ".join(words[:cut])), sentences
+            return clean(" ".join(words[:cut])), sentences
     return None
 
 
 def first_unparsed(body: str, parses: Parses) -> str:
     """The first part of a definition the NLU does not understand (for the refusal's words)."""
-    parts = [p for p in _SPLIT_BODY.split(_clean(body)) if p]
-    return next((p for p in parts if not parses(p)), _clean(body))
+    parts = [p for p in _SPLIT_BODY.split(clean(body)) if p]
+    return next((p for p in parts if not parses(p)), clean(body))
 
 
 def with_parameter(phrase: str, sentences: tuple[str, ...], home: Home) -> tuple[str, tuple[str, ...]]:
@@ -246,7 +250,7 @@ class ConceptBook:
 
     def forget(self, household_id: str, user_id: str, phrase: str) -> list[Concept]:
         """Forget the concepts of ``phrase`` (said as taught, with or without "the"); returns them."""
-        key = _clean(phrase)
+        key = clean(phrase)
         keys = {key, re.sub(r"^(?:the|my|our) ", "", key)}
         gone = [c for c in self.listing(household_id, user_id) if c.phrase in keys or _display(c) in keys]
         for concept in gone:
@@ -264,7 +268,7 @@ class ConceptBook:
         concepts = self.listing(household_id, user_id)
         if not concepts:
             return None
-        said = _clean(text)
+        said = clean(text)
         for concept in reversed(concepts):  # the latest teaching wins
             if concept.kind in ("phrasing", "routine"):
                 filled = _match_phrase(concept, said, home)
@@ -373,21 +377,26 @@ class TeachBudget:
     per_pattern: timedelta = timedelta(hours=1)
     burst_s: float = 6.0
     min_repeats: int = 2
+    typed_min_repeats: int | None = None
+    """Failures of typed words before asking (``None``: :attr:`min_repeats`). Typed text has no
+    misrecognitions, so 1 is a sensible choice for an assistant people type to."""
     gaps: dict[tuple[str, str], int] = field(default_factory=dict)
     asked_user: dict[tuple[str, str], datetime] = field(default_factory=dict)
     asked_pattern: dict[tuple[str, str], datetime] = field(default_factory=dict)
     declined: set[tuple[str, str, str]] = field(default_factory=set)
     last_failure: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
-    def allows(self, household_id: str, user_id: str, words: str, now: datetime) -> bool:
-        """Whether a teaching question about ``words`` may be asked now (and if so, it counts)."""
+    def allows(self, household_id: str, user_id: str, words: str, now: datetime, typed: bool = False) -> bool:
+        """Whether a teaching question about ``words`` may be asked now (and if so, it counts);
+        ``typed``: the words were typed, not recognised from speech."""
         user, pattern = (household_id, user_id), (household_id, words)
         previous = self.last_failure.get(user)
         self.last_failure[user] = now
         if not plausible_name(words):
             return False
         self.gaps[pattern] = seen = self.gaps.get(pattern, 0) + 1
-        if (household_id, user_id, words) in self.declined or seen < self.min_repeats:
+        needed = self.typed_min_repeats if typed and self.typed_min_repeats is not None else self.min_repeats
+        if (household_id, user_id, words) in self.declined or seen < needed:
             return False
         if previous is not None and (now - previous).total_seconds() < self.burst_s:
             return False
@@ -403,7 +412,17 @@ class TeachBudget:
         """The user would not teach ``words``: never ask them about it again."""
         self.declined.add((household_id, user_id, words))
 
+    def restore(self, acts: Iterable[DialogueAct]) -> int:
+        """Remember the refusals among earlier dialogue acts (a store's ``dialogue_acts``), so
+        a restarted assistant never asks again what a user declined to teach; returns how many."""
+        before = len(self.declined)
+        for act in acts:
+            if act.kind == "teach" and act.answer == "declined" and act.proposal:
+                self.decline(act.household_id, act.user_id, act.proposal)
+        return len(self.declined) - before
+
     def forget_household(self, household_id: str) -> None:
+        """Forget everything about a household (the right to be forgotten)."""
         for table in (self.asked_user, self.asked_pattern, self.last_failure, self.gaps):
             for key in [k for k in table if k[0] == household_id]:
                 del table[key]
