@@ -410,3 +410,28 @@ def test_a_person_chats_in_a_terminal(rewriter_dir: Path, tmp_path: Path) -> Non
     finally:
         tmux.run("kill-session", "-t", tmux.name, check=False)
         tmux.run("kill-server", check=False)  # the private server this test started
+
+
+def test_a_chat_restarted_on_its_store_remembers_the_answers(rewriter_dir: Path, tmp_path: Path) -> None:
+    """Yes to a guess, then quit; a new chat on the same store acts on the same words unasked,
+    and never asks again about what the household declined to teach."""
+    from selflearn.cli.chat import remember
+    from selflearn.dialogue import TeachBudget, Teaching
+
+    path = tmp_path / "chat.duckdb"
+    with Store(path) as store:
+        session, out = _session(rewriter_dir, store)
+        session.conversation.assistant.teaching = Teaching(budget=TeachBudget(min_repeats=1))
+        session.run(_reader([KILL, "yes", "turn on the thingy", "no"], out), echo=False)
+        assert QUESTION in out.getvalue()
+    with Store(path) as store:
+        session, out = _session(rewriter_dir, store)
+        budget = TeachBudget(min_repeats=1)
+        session.conversation.assistant.teaching = Teaching(budget=budget)
+        rewriter = session.conversation.assistant.rewriter
+        assert isinstance(rewriter, Rewriter)
+        assert remember(store, rewriter, budget, session.home) > 0
+        session.run(_reader([KILL, "turn on the thingy"], out), echo=False)
+    text = out.getvalue()
+    assert QUESTION not in text and REWROTE in text, text
+    assert "Can you teach me?" not in text, text

@@ -23,13 +23,13 @@ from selflearn.assistant.conversation import Conversation
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.nlu import slot_lists_for
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
-from selflearn.dialogue import Teaching
-from selflearn.dialogue.concepts import ConceptBook, concept_id
 from selflearn.cli import app as cli_app
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.home import Home
 from selflearn.core.schema import Concept
 from selflearn.core.store import Store
+from selflearn.dialogue import Teaching
+from selflearn.dialogue.concepts import ConceptBook, concept_id
 from selflearn.service import ServiceConfig, create_app
 from tests.conftest import HOME
 

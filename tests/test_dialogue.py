@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from selflearn.assistant.devices import HomeState
-from selflearn.dialogue import DialogueConfig, read_reply
 from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
 from selflearn.core.errors import ConfigError
 from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext
 from selflearn.core.schema import LOG_RECORD, DeviceContext, RewriteTrace
+from selflearn.dialogue import DialogueConfig, read_reply
 from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
 from selflearn.rewrite.table import RewriteTable
 

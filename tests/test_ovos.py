@@ -64,7 +64,8 @@ def _url(sock: socket.socket) -> str:
 def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``create_app`` under a real uvicorn server in a thread, with the household's home registered."""
     folder = _save_rewriter(tmp_path_factory.mktemp("ovos") / "rewriter")
-    app = create_app(ServiceConfig(rewriter=folder, request_timeout_ms=5000))
+    # The transformer cannot ask "Did you mean ...?": a service that acts on guesses (--confirm off).
+    app = create_app(ServiceConfig(rewriter=folder, request_timeout_ms=5000, confirm="off"))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     sock = _listening_socket()
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -104,7 +104,9 @@ def test_rejecting_a_rule_on_the_live_page_stops_it_on_the_next_request(browser:
     store = tmp_path / "live.duckdb"
     with Store(store) as s:
         s.put_home("h1", HOME.to_dict())
-    config = ServiceConfig(rewriter=folder, store=store, admin_token=TOKEN, request_timeout_ms=5000)
+    config = ServiceConfig(
+        confirm="off", rewriter=folder, store=store, admin_token=TOKEN, request_timeout_ms=5000
+    )
     with _Server(config) as server:
         assert _rewrite(server.url)["text"] == "turn off the lights in the kitchen"
         page = browser.new_page()

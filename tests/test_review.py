@@ -99,7 +99,9 @@ def _service(tmp_path: Path, token: str | None = TOKEN) -> tuple[ServiceConfig, 
     store = tmp_path / "live.duckdb"
     with Store(store) as s:
         s.put_home("h1", HOME.to_dict())
-    config = ServiceConfig(rewriter=folder, store=store, admin_token=token, request_timeout_ms=5000)
+    config = ServiceConfig(
+        confirm="off", rewriter=folder, store=store, admin_token=token, request_timeout_ms=5000
+    )
     return config, store
 
 

@@ -863,3 +863,39 @@ def test_ranker_on_logs_without_a_single_fix_raises_a_data_error() -> None:
     x = np.random.default_rng(0).random((50, len(FEATURES)))
     with pytest.raises(DataError, match="only one class"):
         Ranker().fit_meaning(x, np.zeros(50, dtype=np.int8))
+
+
+def test_a_retry_that_worked_through_a_rewrite_teaches_what_ran() -> None:
+    """ "activate the mothership" failed; the retry "turn on the mothership" worked only because
+    it was rewritten to "turn on the floor lamp": the household's fix is the text that ran."""
+    from datetime import UTC, datetime, timedelta
+
+    from selflearn.core.schema import DeviceContext, NluTrace, ResultTrace, RewriteTrace, Turn
+
+    when = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+    def turn(n: int, text: str, ok: bool, rewritten: str | None = None) -> Turn:
+        rewrite = None
+        if rewritten is not None:
+            rewrite = RewriteTrace(
+                original_text=text, rewritten_text=rewritten, layer="personal", rule_id="alias"
+            )
+        return Turn(
+            turn_id=f"t{n}",
+            session_id="s1",
+            user_id="u1",
+            household_id="h1",
+            timestamp=when + timedelta(seconds=5 * n),
+            device=DeviceContext(device_id="d1"),
+            text=rewritten or text,
+            nlu=NluTrace(matched=ok, intent="HassTurnOn" if ok else None, matcher="home_assistant"),
+            result=ResultTrace(status="success" if ok else "no_match"),
+            rewrite=rewrite,
+        )
+
+    rewriter = Rewriter.from_parts()
+    rewriter.observe(turn(1, "activate the mothership", False))
+    rewriter.observe(turn(2, "turn on the mothership", True, rewritten="turn on the floor lamp"))
+    memory = rewriter.personal.memory("h1")
+    assert memory is not None
+    assert dict(memory.rewrites["activate the mothership"]) == {"turn on the floor lamp": 1}

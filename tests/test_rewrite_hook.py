@@ -15,7 +15,6 @@ import duckdb
 import orjson
 import pytest
 
-from selflearn.assistant import pipeline
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
 from selflearn.core.home import Home
@@ -31,6 +30,7 @@ from selflearn.core.schema import (
     Turn,
 )
 from selflearn.core.store import Store
+from selflearn.dialogue import engine
 from selflearn.simulation import simulator
 from selflearn.simulation.simulator import SimulationConfig, simulate
 
@@ -176,7 +176,7 @@ def test_failing_rewriter_fails_open(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(pipeline, "_warned_rewrite_error", False)
+    monkeypatch.setattr(engine, "_warned_rewrite_error", False)
     plain_state = HomeState.initial(home)
     plain = _handle(exact, plain_state, "turn off the lights")
     assistant = _with(exact, rewriter)

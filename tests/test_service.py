@@ -44,7 +44,9 @@ def folder_b(tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def client(folder_a: Path, tmp_path: Path) -> Iterator[TestClient]:
-    config = ServiceConfig(rewriter=folder_a, store=tmp_path / "s.duckdb", request_timeout_ms=5000)
+    config = ServiceConfig(
+        confirm="off", rewriter=folder_a, store=tmp_path / "s.duckdb", request_timeout_ms=5000
+    )
     with TestClient(create_app(config)) as c:
         yield c
 
@@ -99,7 +101,7 @@ def test_rewrite_with_inline_and_registered_home(client: TestClient) -> None:
 def test_malformed_rewrite_requests_get_4xx_with_a_helpful_message(
     folder_a: Path, kwargs: dict[str, Any], code: int, words: list[str]
 ) -> None:
-    with TestClient(create_app(ServiceConfig(rewriter=folder_a, max_body_bytes=4096))) as c:
+    with TestClient(create_app(ServiceConfig(confirm="off", rewriter=folder_a, max_body_bytes=4096))) as c:
         res = c.post("/v1/rewrite", **kwargs)
         assert res.status_code == code, res.text
         detail = res.json()["detail"]
@@ -112,7 +114,7 @@ def test_chunked_body_over_the_limit_is_413(folder_a: Path) -> None:
         for _ in range(10):
             yield b" " * 1000
 
-    with TestClient(create_app(ServiceConfig(rewriter=folder_a, max_body_bytes=4096))) as c:
+    with TestClient(create_app(ServiceConfig(confirm="off", rewriter=folder_a, max_body_bytes=4096))) as c:
         res = c.post("/v1/turns", content=chunks(), headers=JSON)
         assert res.status_code == 413 and "limit of 4,096 bytes" in res.json()["detail"]
 
@@ -127,7 +129,7 @@ def test_chunked_body_over_the_limit_is_413(folder_a: Path) -> None:
     ],
 )
 def test_malformed_turn_batches_get_4xx(folder_a: Path, body: bytes, code: int, words: list[str]) -> None:
-    with TestClient(create_app(ServiceConfig(rewriter=folder_a, max_batch_rows=5))) as c:
+    with TestClient(create_app(ServiceConfig(confirm="off", rewriter=folder_a, max_batch_rows=5))) as c:
         res = c.post("/v1/turns", content=body, headers=JSON)
         assert res.status_code == code, res.text
         assert all(w in res.json()["detail"] for w in words), res.json()
@@ -142,10 +144,10 @@ def test_bad_path_ids_and_unknown_routes(client: TestClient) -> None:
 
 def test_config_is_validated() -> None:
     with pytest.raises(ConfigError, match="max_batch_rows"):
-        ServiceConfig(max_batch_rows=0)
+        ServiceConfig(confirm="off", max_batch_rows=0)
     with pytest.raises(ConfigError, match="watch_s needs a rewriter"):
-        ServiceConfig(watch_s=1.0)
-    assert ServiceConfig(rewriter="x", store="y.duckdb").store == Path("y.duckdb")  # type: ignore[arg-type]
+        ServiceConfig(confirm="off", watch_s=1.0)
+    assert ServiceConfig(confirm="off", rewriter="x", store="y.duckdb").store == Path("y.duckdb")  # type: ignore[arg-type]
 
 
 # --- failing open ----------------------------------------------------------------------------
@@ -172,7 +174,7 @@ def test_missing_or_corrupt_rewriter_fails_open(tmp_path: Path, damage: Any) -> 
     folder = tmp_path / "rw"
     if damage is not None:
         damage(folder)
-    with TestClient(create_app(ServiceConfig(rewriter=folder))) as c:
+    with TestClient(create_app(ServiceConfig(confirm="off", rewriter=folder))) as c:
         health = c.get("/healthz")
         assert health.status_code == 200
         body = health.json()
@@ -209,19 +211,19 @@ class _Broken(Rewriter):
 def test_timeouts_and_errors_fail_open() -> None:
     # on the event loop, a late decision is answered with the original text when it ends
     with TestClient(
-        create_app(ServiceConfig(request_timeout_ms=30, decision_threads=0), rewriter=_Slow())
+        create_app(ServiceConfig(confirm="off", request_timeout_ms=30, decision_threads=0), rewriter=_Slow())
     ) as c:
         out = _ask(c)
         assert out["fail_open"] and out["text"] == KILL and out["reasons"][0].startswith("timeout")
     # on a decision thread, the answer comes at the timeout while the decision still runs
     with TestClient(
-        create_app(ServiceConfig(request_timeout_ms=30, decision_threads=1), rewriter=_Slow())
+        create_app(ServiceConfig(confirm="off", request_timeout_ms=30, decision_threads=1), rewriter=_Slow())
     ) as c:
         started = time.perf_counter()
         out = _ask(c)
         assert time.perf_counter() - started < 0.25
         assert out["fail_open"] and out["reasons"][0].startswith("timeout")
-    with TestClient(create_app(ServiceConfig(), rewriter=_Broken())) as c:
+    with TestClient(create_app(ServiceConfig(confirm="off"), rewriter=_Broken())) as c:
         out = _ask(c)
         assert out["fail_open"] and "index exploded" in out["reasons"][0]
         metrics = c.get("/metrics").text
@@ -233,7 +235,7 @@ def test_timeouts_and_errors_fail_open() -> None:
 
 def test_swap_under_load_loses_no_request(folder_a: Path, folder_b: Path) -> None:
     expected = {"turn off the lights in the kitchen", "switch off the lights in the kitchen"}
-    config = ServiceConfig(rewriter=folder_a, request_timeout_ms=10_000)
+    config = ServiceConfig(confirm="off", rewriter=folder_a, request_timeout_ms=10_000)
     results: list[tuple[int, dict[str, Any]]] = []
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -288,7 +290,7 @@ def test_failed_reload_keeps_the_old_rewriter(client: TestClient, tmp_path: Path
 
 
 def test_watcher_reloads_a_rewritten_folder(folder_a: Path) -> None:
-    with TestClient(create_app(ServiceConfig(rewriter=folder_a, watch_s=0.05))) as c:
+    with TestClient(create_app(ServiceConfig(confirm="off", rewriter=folder_a, watch_s=0.05))) as c:
         first = _ask(c, home=HOME)
         assert first["text"] == "turn off the lights in the kitchen"
         time.sleep(0.02)
@@ -303,7 +305,9 @@ def test_watcher_reloads_a_rewritten_folder(folder_a: Path) -> None:
 
 
 def test_admin_token(folder_a: Path) -> None:
-    with TestClient(create_app(ServiceConfig(rewriter=folder_a, admin_token="s3cret-token"))) as c:
+    with TestClient(
+        create_app(ServiceConfig(confirm="off", rewriter=folder_a, admin_token="s3cret-token"))
+    ) as c:
         assert c.post("/v1/admin/reload").status_code == 401
         res = c.post("/v1/admin/reload", headers={"authorization": "Bearer s3cret-token"})
         assert res.status_code == 200
@@ -357,7 +361,7 @@ def test_turns_accounting_with_a_store(client: TestClient, tmp_path: Path) -> No
 
 
 def test_turns_without_a_store(folder_a: Path) -> None:
-    with TestClient(create_app(ServiceConfig(rewriter=folder_a))) as c:
+    with TestClient(create_app(ServiceConfig(confirm="off", rewriter=folder_a))) as c:
         out = c.post("/v1/turns", json=[turn_dict("t1"), turn_dict("t1"), {"record_type": "turn"}]).json()
         assert not out["persisted"] and out["balanced"]
         assert (out["read"], out["accepted"], out["stored"], out["quarantined"]) == (3, 1, 0, 2)
@@ -436,7 +440,7 @@ def test_store_homes_and_replay_rebuild_a_replica(folder_a: Path, tmp_path: Path
     with Store(store_path) as store:
         store.ingest([home])
         store.ingest_records(_retry_pair(0) + _retry_pair(1))
-    config = ServiceConfig(rewriter=folder_a, store=store_path, replay_days=30)
+    config = ServiceConfig(confirm="off", rewriter=folder_a, store=store_path, replay_days=30)
     with TestClient(create_app(config)) as c:
         assert c.get("/v1/homes/h1").status_code == 200
         out = _ask(c, "lights out in the kitchen")
@@ -445,7 +449,7 @@ def test_store_homes_and_replay_rebuild_a_replica(folder_a: Path, tmp_path: Path
 
 def test_a_registered_home_is_stored_for_mining_and_a_restart(folder_a: Path, tmp_path: Path) -> None:
     store_path = tmp_path / "s.duckdb"
-    config = ServiceConfig(rewriter=folder_a, store=store_path)
+    config = ServiceConfig(confirm="off", rewriter=folder_a, store=store_path)
     with TestClient(create_app(config)) as c:
         assert c.put("/v1/homes/h7", json=HOME).status_code == 200
         assert c.put("/v1/homes/h7", json=HOME).status_code == 200  # the same again: one row
@@ -473,7 +477,7 @@ def test_snapshot_copies_the_live_store_for_learning(client: TestClient, tmp_pat
 
 
 def test_snapshot_needs_a_store(folder_a: Path, tmp_path: Path) -> None:
-    with TestClient(create_app(ServiceConfig(rewriter=folder_a))) as c:
+    with TestClient(create_app(ServiceConfig(confirm="off", rewriter=folder_a))) as c:
         res = c.post("/v1/admin/snapshot", json={"path": str(tmp_path / "x.duckdb")})
         assert res.status_code == 409 and "--store" in res.json()["detail"]
 
@@ -528,7 +532,7 @@ def test_what_was_learned_survives_a_reload(client: TestClient, folder_b: Path) 
 def test_unusable_store_leaves_rewriting_up(folder_a: Path, tmp_path: Path) -> None:
     bad = tmp_path / "not-a-store.duckdb"
     bad.write_bytes(b"this is not a DuckDB file" * 100)
-    with TestClient(create_app(ServiceConfig(rewriter=folder_a, store=bad))) as c:
+    with TestClient(create_app(ServiceConfig(confirm="off", rewriter=folder_a, store=bad))) as c:
         health = c.get("/healthz").json()
         assert health["status"] == "degraded" and "failed to open" in health["reasons"][0]
         assert _ask(c, home=HOME)["rewritten"]

@@ -13,11 +13,11 @@ import pytest
 from selflearn.assistant.conversation import Conversation, Exchange
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
-from selflearn.dialogue import Teaching
-from selflearn.dialogue.concepts import ConceptBook, TeachBudget, plausible_name, read_command
 from selflearn.core.home import Home
 from selflearn.core.schema import LOG_RECORD, Concept, DialogueAct, Turn
 from selflearn.core.store import Store
+from selflearn.dialogue import Teaching
+from selflearn.dialogue.concepts import ConceptBook, TeachBudget, plausible_name, read_command
 from tests.conftest import HOME
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

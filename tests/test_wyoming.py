@@ -173,7 +173,7 @@ def test_the_rewriter_fixes_a_failed_request_and_leaves_a_working_one(
         answer = await ask(Transcript(KILL, context={"conversation_id": "c3"}).event())
         assert answer.type == "intent" and Intent.from_event(answer).name == "HassTurnOff"
 
-    service = ConversationService(home, rewriter)
+    service = ConversationService(home, rewriter, WyomingConfig(confirm="off"))
     _serve(service, scenario)
     assert service.stats["rewritten"] == 2 and rewriter.stats.requests == 2
 
@@ -189,7 +189,7 @@ def test_transcript_answers_handled_or_not_handled(home: Home, rewriter_folder: 
         # recognize is always answered as an intent program
         assert (await ask(Recognize(WORKS).event())).type == "intent"
 
-    config = WyomingConfig(transcript_answer="handle")
+    config = WyomingConfig(transcript_answer="handle", confirm="off")
     _serve(ConversationService(home, load_rewriter(rewriter_folder), config), handle_mode)
 
     async def select_program(ask: Client, port: int) -> None:
@@ -305,7 +305,7 @@ def cli_server(tmp_path: Path, rewriter_folder: Path) -> Iterator[int]:
     home_file.write_text(json.dumps(HOME))
     port = _free_port()
     command = [sys.executable, "-m", "selflearn", "wyoming", "--home", str(home_file)]
-    command += ["--rewriter", str(rewriter_folder), "--uri", f"tcp://127.0.0.1:{port}"]
+    command += ["--rewriter", str(rewriter_folder), "--uri", f"tcp://127.0.0.1:{port}", "--confirm", "off"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -62,14 +62,26 @@ class Service:
             self.process.wait(10)
 
 
-def start_service(folder: Path, tmp: Path, rule: tuple[str, str] | None = None) -> Service:
-    """Write a rewriter folder with selflearn's own Python, then serve it on a free port."""
+def start_service(
+    folder: Path,
+    tmp: Path,
+    rule: tuple[str, str] | None = None,
+    *,
+    confirm: str = "guesses",
+    port: int | None = None,
+    store: Path | None = None,
+    make: bool = True,
+) -> Service:
+    """Write a rewriter folder with selflearn's own Python (unless ``make`` is off: a restart),
+    then serve it on a free port (or ``port``). ``confirm``: when the rewriter asks first (the
+    service's default, ``guesses``: about the mined table's and the global layer's guesses)."""
     rewriter = folder / "rewriter"
-    cmd = [str(SELFLEARN_PYTHON), str(ROOT / "tests_ha" / "make_rewriter.py"), str(rewriter)]
-    if rule is not None:
-        cmd += ["--rule", *rule]
-    subprocess.run(cmd, check=True, capture_output=True)
-    port = free_port()
+    if make:
+        cmd = [str(SELFLEARN_PYTHON), str(ROOT / "tests_ha" / "make_rewriter.py"), str(rewriter)]
+        if rule is not None:
+            cmd += ["--rule", *rule]
+        subprocess.run(cmd, check=True, capture_output=True)
+    port = port or free_port()
     log = tmp / f"serve-{port}.log"
     process = subprocess.Popen(
         [
@@ -80,13 +92,15 @@ def start_service(folder: Path, tmp: Path, rule: tuple[str, str] | None = None) 
             "--rewriter",
             str(rewriter),
             "--store",
-            str(tmp / "selflearn.duckdb"),
+            str(store or tmp / "selflearn.duckdb"),
             "--port",
             str(port),
             "--timeout-ms",
             "1000",
+            "--confirm",
+            confirm,
         ],
-        stdout=log.open("wb"),
+        stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
     service = Service(f"http://127.0.0.1:{port}", process, log)
@@ -95,7 +109,8 @@ def start_service(folder: Path, tmp: Path, rule: tuple[str, str] | None = None) 
         if process.poll() is not None:
             raise RuntimeError(f"selflearn serve exited: {log.read_text()[-2000:]}")
         try:
-            if service.get("/healthz")["status"] == "ok":
+            health = service.get("/healthz")
+            if health["status"] == "ok" and health["dialogue"]["ready"]:
                 return service
         except OSError:
             time.sleep(0.1)
@@ -103,12 +118,22 @@ def start_service(folder: Path, tmp: Path, rule: tuple[str, str] | None = None) 
     raise RuntimeError(f"selflearn serve did not start in 60 s: {log.read_text()[-2000:]}")
 
 
+KILL_RULE = ("kill the lights in the {area}", "turn off the lights in the {area}")
+
+
 @pytest.fixture
 def service(tmp_path: Path, socket_enabled: None) -> Iterator[Service]:
-    """A selflearn service with one precomputed rule ("kill the lights in the {area}")."""
-    svc = start_service(
-        tmp_path, tmp_path, ("kill the lights in the {area}", "turn off the lights in the {area}")
-    )
+    """A selflearn service with one precomputed rule ("kill the lights in the {area}") that acts
+    unasked (``--confirm off``: the rewriting tests)."""
+    svc = start_service(tmp_path, tmp_path, KILL_RULE, confirm="off")
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def asking_service(tmp_path: Path, socket_enabled: None) -> Iterator[Service]:
+    """The same rule, served as the guide says (``--confirm guesses``): a guess is a question."""
+    svc = start_service(tmp_path, tmp_path, KILL_RULE)
     yield svc
     svc.stop()
 
@@ -119,6 +144,15 @@ def empty_service(tmp_path: Path, socket_enabled: None) -> Iterator[Service]:
     svc = start_service(tmp_path, tmp_path)
     yield svc
     svc.stop()
+
+
+def agent_id_of(hass: Any, entry: Any) -> str:
+    """What ``conversation.process`` names selflearn by: its entity (Home Assistant 2024.6+) or,
+    on older cores, its config entry."""
+    from homeassistant.helpers import entity_registry as er
+
+    entity_id = er.async_get(hass).async_get_entity_id("conversation", "selflearn", entry.entry_id)
+    return entity_id or str(entry.entry_id)
 
 
 @pytest.fixture(autouse=True)

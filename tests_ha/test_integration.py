@@ -28,7 +28,7 @@ from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from .conftest import Service, free_port, start_service
+from .conftest import Service, agent_id_of, free_port, start_service
 
 KILL = "kill the lights in the kitchen"
 WORKS = "turn off the lights in the kitchen"
@@ -90,7 +90,7 @@ async def ask(
     hass: HomeAssistant, entry: MockConfigEntry, text: str, conversation_id: str | None = None
 ) -> Any:
     result = await conversation.async_converse(
-        hass, text, conversation_id, Context(), language="en", agent_id=entry.entry_id
+        hass, text, conversation_id, Context(), language="en", agent_id=agent_id_of(hass, entry)
     )
     await hass.async_block_till_done()
     return result.response
@@ -132,7 +132,7 @@ async def test_a_failed_request_is_rewritten_and_works(hass: HomeAssistant, serv
     assert response.response_type.value == "action_done", response.as_dict()
     assert light(hass) == "off"
     assert agent_of(hass, entry).rewrites == 1
-    assert await call(hass, service.metric, "selflearn_rewrite_requests_total", outcome="rewritten") == 1
+    assert await call(hass, service.metric, "selflearn_dialogue_requests_total", action="run") == 1
 
 
 async def test_an_understood_request_costs_no_rewrite_call(hass: HomeAssistant, service: Service) -> None:
@@ -143,7 +143,7 @@ async def test_an_understood_request_costs_no_rewrite_call(hass: HomeAssistant, 
     assert light(hass) == "off"
     agent = agent_of(hass, entry)
     await until(lambda: agent.logged == 1)  # the turn is logged, in the background
-    assert await call(hass, service.metric, "selflearn_rewrite_requests_total") == 0
+    assert await call(hass, service.metric, "selflearn_dialogue_requests_total") == 0
     assert await call(hass, service.metric, "selflearn_ingested_records_total", result="stored") == 1
 
 
@@ -167,7 +167,7 @@ async def test_before_mode_asks_first_and_never_makes_a_request_worse(
     assert (await ask(hass, entry, KILL)).response_type.value == "action_done"
     assert light(hass) == "off" and agent_of(hass, entry).rewrites == 1
     assert (await ask(hass, entry, WORKS)).response_type.value == "action_done"  # asked, not changed
-    assert await call(hass, service.metric, "selflearn_rewrite_requests_total", outcome="unchanged") == 1
+    assert await call(hass, service.metric, "selflearn_dialogue_requests_total", action="pass") == 1
 
 
 async def test_the_conversation_service_and_the_http_api(
@@ -178,7 +178,7 @@ async def test_the_conversation_service_and_the_http_api(
     out = await hass.services.async_call(
         "conversation",
         "process",
-        {"text": KILL, "agent_id": entry.entry_id},
+        {"text": KILL, "agent_id": agent_id_of(hass, entry)},
         blocking=True,
         return_response=True,
     )
@@ -189,7 +189,9 @@ async def test_the_conversation_service_and_the_http_api(
     assert light(hass) == "on"
 
     client = await hass_client()
-    res = await client.post("/api/conversation/process", json={"text": KILL, "agent_id": entry.entry_id})
+    res = await client.post(
+        "/api/conversation/process", json={"text": KILL, "agent_id": agent_id_of(hass, entry)}
+    )
     assert res.status == 200
     body = await res.json()
     assert body["response"]["response_type"] == "action_done", body
@@ -212,8 +214,8 @@ async def test_turns_are_logged_with_their_outcome_and_rewrite(hass: HomeAssista
     await ask(hass, entry, "what is the weather like on mars", "c1")
     await until(lambda: agent.logged == 2)
     first, second = records
-    assert first["text"] == KILL and first["result"]["status"] == "success"
-    assert first["rewrite"]["rewritten_text"] == WORKS and first["rewrite"]["layer"] == "precomputed"
+    assert first["text"] == WORKS and first["result"]["status"] == "success"  # what Assist ran
+    assert first["rewrite"]["original_text"] == KILL and first["rewrite"]["layer"] == "precomputed"
     assert second["result"]["status"] in ("no_match", "error") and second["result"]["error_code"] in FAILS
     assert first["session_id"] == second["session_id"]  # one conversation, one session
     assert first["household_id"] == "ha-test" and "test-salt" not in str(first)
@@ -300,7 +302,7 @@ async def test_service_killed_mid_test_fails_open_with_a_repair_issue(
     hass: HomeAssistant, tmp_path: Any, socket_enabled: None
 ) -> None:
     rule = ("kill the lights in the {area}", "turn off the lights in the {area}")
-    service = await call(hass, start_service, tmp_path, tmp_path, rule)
+    service = await call(hass, start_service, tmp_path, tmp_path, rule, confirm="off")
     try:
         await setup_home(hass)
         entry = await add_entry(hass, service.url)

@@ -9,8 +9,9 @@ integration, selflearn learns from those logs alone, and a new home's same reque
    (four homes are too few for the pooled layer and the ranker: training says so and writes the
    mined table and the personal layer), and ``POST /v1/admin/reload`` swaps the new rewriter in
    without a restart.
-3. A fourth home, which never said it, says "kill the lights in the kitchen": the light goes off.
-   A request Assist understands is still never sent for a rewrite.
+3. A fifth home, which never said it, says "kill the lights in the kitchen": the pooled rewrite is
+   a guess for it, so the assistant asks "Did you mean turn off the lights in the kitchen?"; after
+   a "yes" the light goes off. A request Assist understands is still never sent to the service.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from homeassistant.components import conversation
 from homeassistant.core import Context, HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import SELFLEARN_PYTHON, Service
+from .conftest import SELFLEARN_PYTHON, Service, agent_id_of
 from .test_integration import FAILS, KILL, WORKS, call, light, setup_home, until
 
 K = 3
@@ -49,13 +50,19 @@ async def _entry(hass: HomeAssistant, url: str, household: str, **options: Any) 
 
 
 async def _say(
-    hass: HomeAssistant, entry: MockConfigEntry, text: str, user: str, conversation_id: str
+    hass: HomeAssistant, entry: MockConfigEntry, text: str, user: str, conversation_id: str | None
+) -> Any:
+    return (await _converse(hass, entry, text, user, conversation_id)).response
+
+
+async def _converse(
+    hass: HomeAssistant, entry: MockConfigEntry, text: str, user: str, conversation_id: str | None
 ) -> Any:
     result = await conversation.async_converse(
-        hass, text, conversation_id, Context(user_id=user), language="en", agent_id=entry.entry_id
+        hass, text, conversation_id, Context(user_id=user), language="en", agent_id=agent_id_of(hass, entry)
     )
     await hass.async_block_till_done()
-    return result.response
+    return result
 
 
 async def _user(hass: HomeAssistant, name: str) -> str:
@@ -145,12 +152,17 @@ async def test_homes_teach_a_new_home_through_real_home_assistant(
     reloaded = await call(hass, _admin, empty_service.url, "reload", {"folder": str(rewriter)})
     assert reloaded["status"] == "loaded", reloaded
 
+    # The pooled rewrite is a guess for the new home: served as the guide says, it asks first.
     newcomer = await _entry(hass, empty_service.url, "ha-home-new")
     assert light(hass) == "on"
     someone = await _user(hass, "someone new")
-    response = await _say(hass, newcomer, KILL, someone, "conv-new")
+    asked = await _converse(hass, newcomer, KILL, someone, None)
+    speech = asked.response.speech["plain"]["speech"]
+    assert speech == "Did you mean turn off the lights in the kitchen?", asked.response.as_dict()
+    assert light(hass) == "on"  # nothing done on a guess
+    response = await _say(hass, newcomer, "yes", someone, asked.conversation_id)
     assert response.response_type.value == "action_done", response.as_dict()
     assert light(hass) == "off"
-    asked = await call(hass, empty_service.metric, "selflearn_rewrite_requests_total")
-    assert (await _say(hass, newcomer, WORKS, someone, "conv-new2")).response_type.value == "action_done"
-    assert await call(hass, empty_service.metric, "selflearn_rewrite_requests_total") == asked
+    calls = await call(hass, empty_service.metric, "selflearn_dialogue_requests_total")
+    assert (await _say(hass, newcomer, WORKS, someone, None)).response_type.value == "action_done"
+    assert await call(hass, empty_service.metric, "selflearn_dialogue_requests_total") == calls

@@ -21,8 +21,8 @@ from collections import Counter
 
 from selflearn.assistant.asr import RealASR, sample_condition
 from selflearn.assistant.asr.replies import reply_lm_sentences
-from selflearn.dialogue import read_reply
 from selflearn.assistant.lm import domain_sentences
+from selflearn.dialogue import read_reply
 from selflearn.simulation.household import NO_WORDS, YES_WORDS
 
 

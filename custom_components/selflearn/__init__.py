@@ -1,27 +1,32 @@
-"""selflearn for Home Assistant: a conversation agent that fixes what Assist fails on.
+"""selflearn for Home Assistant: a conversation agent that fixes what Assist fails on, asks before
+acting on a guess, and can be taught.
 
 It wraps Home Assistant's own conversation agent and talks to a ``selflearn serve`` running beside
-Home Assistant (docs/home-assistant.md): on a request Assist could not match it asks for a rewrite
-learned from how this home's (and, k-anonymously, other homes') users rephrased; it logs every
-turn, so real usage feeds selflearn's mining and training; it keeps the home's configuration in
-sync. Nothing heavy runs inside Home Assistant: this is an HTTP client, and it fails open.
+Home Assistant (docs/home-assistant.md): on a request Assist could not match it hands the
+utterance to the service's dialogue, which rewrites it, asks "Did you mean ...?", asks to be
+taught, or leaves it; it logs every turn (buffered while the service is away), so real usage feeds
+selflearn's learning; it keeps the home's configuration in sync; it offers what the household
+taught back to Home Assistant as aliases. Nothing heavy runs inside Home Assistant: this is an
+HTTP client, and it fails open.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 from typing import Any
 
-from homeassistant.components import conversation
+from homeassistant.components import conversation as ha_conversation
 from homeassistant.components.homeassistant.exposed_entities import async_listen_entity_updates
 from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.helpers.event import async_call_later
+from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.start import async_at_started
 
-from .agent import SelflearnAgent
+from .agent import Selflearn, SelflearnAgent
 from .client import SelflearnClient
 from .const import (
     CONF_ADMIN_TOKEN,
@@ -32,6 +37,8 @@ from .const import (
     DEFAULT_REWRITE,
     DEFAULT_TIMEOUT_MS,
     DOMAIN,
+    FLUSH_INTERVAL_S,
+    OFFER_INTERVAL_S,
     OPT_AGENT_ID,
     OPT_LOG_TURNS,
     OPT_REWRITE,
@@ -39,6 +46,8 @@ from .const import (
     SYNC_COOLDOWN_S,
 )
 from .home_sync import ASSISTANT, build_home
+from .repairs import offer_alias
+from .turn_log import TurnLog
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,6 +57,10 @@ REGISTRY_EVENTS = (
     "device_registry_updated",
     "entity_registry_updated",
 )
+
+HAS_ENTITY = hasattr(ha_conversation, "ConversationEntity")
+"""Whether this core has conversation entities (2024.6+): then selflearn is the entity
+``conversation.selflearn``; otherwise a config-entry agent."""
 
 
 class HomeSync:
@@ -88,8 +101,16 @@ class HomeSync:
             self._cancel_timer = None
 
 
+async def async_offer_taught(
+    hass: HomeAssistant, entry_id: str, client: SelflearnClient, household_id: str
+) -> int:
+    """Offer every name the household taught that Home Assistant does not have yet; how many."""
+    concepts = await client.concepts(household_id)
+    return sum(offer_alias(hass, entry_id, concept) for concept in concepts or [])
+
+
 async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-    """Register the agent and start keeping the home in sync."""
+    """Register the agent, start keeping the home in sync and sending the logged turns."""
     if CONF_SALT not in entry.data or CONF_HOUSEHOLD_ID not in entry.data:
         hass.config_entries.async_update_entry(
             entry,
@@ -104,19 +125,31 @@ async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     )
     household_id = entry.data[CONF_HOUSEHOLD_ID]
     options = entry.options
-    agent = SelflearnAgent(
+    turns = TurnLog(hass, client, entry.entry_id)
+    await turns.async_load()
+    logic = Selflearn(
         hass,
         client,
+        turns,
         household_id,
         entry.data[CONF_SALT],
         rewrite=options.get(OPT_REWRITE, DEFAULT_REWRITE),
         timeout_ms=int(options.get(OPT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS)),
         log_turns=bool(options.get(OPT_LOG_TURNS, DEFAULT_LOG_TURNS)),
-        agent_id=options.get(OPT_AGENT_ID) or conversation.HOME_ASSISTANT_AGENT,
+        agent_id=options.get(OPT_AGENT_ID) or ha_conversation.HOME_ASSISTANT_AGENT,
+        entry_id=entry.entry_id,
     )
     sync = HomeSync(hass, client, household_id)
-    hass.data.setdefault(DOMAIN, {})[entry.entry_id] = {"agent": agent, "sync": sync, "client": client}
-    conversation.async_set_agent(hass, entry, agent)
+    hass.data.setdefault(DOMAIN, {})[entry.entry_id] = {
+        "agent": logic,
+        "sync": sync,
+        "client": client,
+        "turns": turns,
+    }
+    if HAS_ENTITY:
+        await hass.config_entries.async_forward_entry_setups(entry, ["conversation"])
+    else:
+        ha_conversation.async_set_agent(hass, entry, SelflearnAgent(logic))
 
     for event_type in REGISTRY_EVENTS:
         entry.async_on_unload(hass.bus.async_listen(event_type, sync.schedule))
@@ -124,8 +157,25 @@ async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     entry.async_on_unload(sync.cancel)
     entry.async_on_unload(entry.add_update_listener(_async_reload))
 
+    async def _flush(_now: Any = None) -> None:
+        if turns.waiting:
+            await turns.async_flush()
+
+    async def _offer(_now: Any = None) -> None:
+        await async_offer_taught(hass, entry.entry_id, client, household_id)
+
+    entry.async_on_unload(async_track_time_interval(hass, _flush, timedelta(seconds=FLUSH_INTERVAL_S)))
+    entry.async_on_unload(async_track_time_interval(hass, _offer, timedelta(seconds=OFFER_INTERVAL_S)))
+
+    async def _save(_event: Event) -> None:
+        await turns.async_save()
+
+    entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _save))
+
     async def _first_sync(_hass: HomeAssistant) -> None:
         await sync.async_sync()
+        await _flush()
+        await _offer()
 
     entry.async_on_unload(async_at_started(hass, _first_sync))
     return True
@@ -136,7 +186,13 @@ async def _async_reload(hass: HomeAssistant, entry: ConfigEntry) -> None:
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-    """Unregister the agent."""
-    conversation.async_unset_agent(hass, entry)
-    hass.data.get(DOMAIN, {}).pop(entry.entry_id, None)
-    return True
+    """Unregister the agent; keep the turns that wait for the next start."""
+    if HAS_ENTITY:
+        unloaded = await hass.config_entries.async_unload_platforms(entry, ["conversation"])
+    else:
+        ha_conversation.async_unset_agent(hass, entry)
+        unloaded = True
+    data = hass.data.get(DOMAIN, {}).pop(entry.entry_id, None)
+    if data is not None:
+        await data["turns"].async_save()
+    return bool(unloaded)

@@ -1,8 +1,10 @@
 """The HTTP client of a running ``selflearn serve`` (docs/service.md).
 
-Every call has a deadline and returns ``None`` on any failure (down, slow, an HTTP error, a body
-that is not what the service answers): the caller then keeps Home Assistant's own answer. The
-client counts consecutive failures so the integration can raise a repair issue.
+Every call has a deadline and returns ``None`` on any failure -- down, slow, an HTTP error, a body
+that is not what the service answers, a resolver that raises (Home Assistant 2025.4's ``aiodns``
+raises ``TypeError`` for some host names) or anything else: the caller then keeps Home
+Assistant's own answer. The client counts consecutive failures so the integration can raise a
+repair issue.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class SelflearnClient:
         self._headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         self.consecutive_failures = 0
         self.last_error: str | None = None
+        self.last_status: int | None = None
+        """HTTP status of the last answer (``None``: no answer)."""
         self.calls = 0
         """Requests sent (every endpoint), for tests and diagnostics."""
 
@@ -37,18 +41,22 @@ class SelflearnClient:
         self, method: str, path: str, timeout_s: float, body: Any = None
     ) -> dict[str, Any] | None:
         self.calls += 1
+        self.last_status = None
         try:
             async with asyncio.timeout(timeout_s):
                 async with self._session.request(
                     method, self.url + path, json=body, headers=self._headers
                 ) as res:
+                    self.last_status = res.status
                     if res.status >= 400:
                         text = (await res.text())[:200]
                         raise ValueError(f"HTTP {res.status}: {text}")
                     data = await res.json(content_type=None)
             if not isinstance(data, dict):
                 raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
             self.consecutive_failures += 1
             self.last_error = f"{method} {path}: {err.__class__.__name__}: {err}".strip(": ")
             if self.consecutive_failures == 1:
@@ -71,6 +79,15 @@ class SelflearnClient:
             return None
         return out
 
+    async def dialogue(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
+        """``POST /v1/dialogue``: what to do with an utterance, or None (as Home Assistant alone)."""
+        out = await self._request("POST", "/v1/dialogue", timeout_s, request)
+        if out is None or out.get("action") not in ("pass", "run", "say", "ask"):
+            return None
+        if not isinstance(out.get("speech", ""), str) or not isinstance(out.get("sentences", []), list):
+            return None
+        return out
+
     async def log_turns(
         self, records: list[dict[str, Any]], timeout_s: float = 10.0
     ) -> dict[str, Any] | None:
@@ -80,3 +97,9 @@ class SelflearnClient:
     async def put_home(self, household_id: str, home: dict[str, Any], timeout_s: float = 10.0) -> bool:
         """``PUT /v1/homes/{household_id}``: whether the service took the home."""
         return await self._request("PUT", f"/v1/homes/{household_id}", timeout_s, home) is not None
+
+    async def concepts(self, household_id: str, timeout_s: float = 10.0) -> list[dict[str, Any]] | None:
+        """``GET /v1/concepts``: what the household taught, or None."""
+        out = await self._request("GET", f"/v1/concepts?household_id={household_id}", timeout_s)
+        found = out.get("concepts") if out is not None else None
+        return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else None

@@ -1,4 +1,9 @@
-"""Set-up: the selflearn service's URL (checked against ``/healthz``); options: how to use it."""
+"""Set-up: the selflearn service's URL (checked against ``/healthz``); options: how to use it.
+
+The URL and the admin token can be changed later without losing the household: *Reconfigure*
+(Home Assistant 2024.11+) or the options form (every core) keep the household id and salt, so
+what the service learned about this home stays this home's.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import voluptuous as vol
 from homeassistant import config_entries
 from homeassistant.components import conversation
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .client import SelflearnClient
@@ -35,6 +40,26 @@ from .const import (
 )
 
 
+async def check_service(hass: HomeAssistant, url: str, token: str | None) -> str | None:
+    """``None`` when a selflearn service answers ``/healthz`` at ``url``; otherwise the error
+    key of the form (``cannot_connect``, ``unauthorized``, ``invalid_url``)."""
+    if not url.startswith(("http://", "https://")):
+        return "invalid_url"
+    client = SelflearnClient(async_get_clientsession(hass), url, token)
+    if await client.health() is None:
+        return "cannot_connect"
+    return None
+
+
+def _connection_schema(url: str, token: str) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_URL, default=url): str,
+            vol.Optional(CONF_ADMIN_TOKEN, default=token): str,
+        }
+    )
+
+
 class SelflearnConfigFlow(config_entries.ConfigFlow, domain=DOMAIN):
     """Ask for the service's URL and check that it answers."""
 
@@ -43,14 +68,13 @@ class SelflearnConfigFlow(config_entries.ConfigFlow, domain=DOMAIN):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            url = str(user_input[CONF_URL]).rstrip("/")
-            token = user_input.get(CONF_ADMIN_TOKEN) or None
+            url = str(user_input[CONF_URL]).strip().rstrip("/")
+            token = str(user_input.get(CONF_ADMIN_TOKEN) or "").strip() or None
             await self.async_set_unique_id(url)
             self._abort_if_unique_id_configured()
-            client = SelflearnClient(async_get_clientsession(self.hass), url, token)
-            health = await client.health()
-            if health is None:
-                errors["base"] = "cannot_connect"
+            error = await check_service(self.hass, url, token)
+            if error is not None:
+                errors["base"] = error
             else:
                 return self.async_create_entry(
                     title=f"selflearn ({url})",
@@ -62,13 +86,37 @@ class SelflearnConfigFlow(config_entries.ConfigFlow, domain=DOMAIN):
                         CONF_SALT: secrets.token_hex(16),
                     },
                 )
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_URL, default=DEFAULT_URL): str,
-                vol.Optional(CONF_ADMIN_TOKEN, default=""): str,
-            }
+        defaults = user_input or {}
+        schema = _connection_schema(
+            str(defaults.get(CONF_URL, DEFAULT_URL)), str(defaults.get(CONF_ADMIN_TOKEN) or "")
         )
         return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
+
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Change the URL or the token; the household id and salt stay (2024.11+)."""
+        entry = self.hass.config_entries.async_get_entry(self.context.get("entry_id", ""))
+        if entry is None:
+            return self.async_abort(reason="reconfigure_failed")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            url = str(user_input[CONF_URL]).strip().rstrip("/")
+            token = str(user_input.get(CONF_ADMIN_TOKEN) or "").strip() or None
+            error = await check_service(self.hass, url, token)
+            if error is not None:
+                errors["base"] = error
+            else:
+                self.hass.config_entries.async_update_entry(
+                    entry,
+                    title=f"selflearn ({url})",
+                    unique_id=url,
+                    data={**entry.data, CONF_URL: url, CONF_ADMIN_TOKEN: token},
+                )
+                await self.hass.config_entries.async_reload(entry.entry_id)
+                return self.async_abort(reason="reconfigure_successful")
+        schema = _connection_schema(
+            str(entry.data.get(CONF_URL, DEFAULT_URL)), str(entry.data.get(CONF_ADMIN_TOKEN) or "")
+        )
+        return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
 
     @staticmethod
     @callback
@@ -77,17 +125,35 @@ class SelflearnConfigFlow(config_entries.ConfigFlow, domain=DOMAIN):
 
 
 class SelflearnOptionsFlow(config_entries.OptionsFlow):
-    """When to ask selflearn, its time budget, turn logging, the agent it wraps."""
+    """The service's URL and token (the household stays), when to ask selflearn, its time
+    budget, turn logging, the agent it wraps."""
 
     def __init__(self, entry: config_entries.ConfigEntry) -> None:
         self._entry = entry
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        entry = self._entry
+        errors: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(title="", data=user_input)
-        options = self._entry.options
+            url = str(user_input.pop(CONF_URL, entry.data[CONF_URL])).strip().rstrip("/")
+            token = str(user_input.pop(CONF_ADMIN_TOKEN, "") or "").strip() or None
+            if url != entry.data[CONF_URL] or token != (entry.data.get(CONF_ADMIN_TOKEN) or None):
+                error = await check_service(self.hass, url, token)
+                if error is not None:
+                    errors["base"] = error
+                else:
+                    self.hass.config_entries.async_update_entry(
+                        entry,
+                        title=f"selflearn ({url})",
+                        data={**entry.data, CONF_URL: url, CONF_ADMIN_TOKEN: token},
+                    )
+            if not errors:
+                return self.async_create_entry(title="", data=user_input)
+        options = entry.options
         schema = vol.Schema(
             {
+                vol.Required(CONF_URL, default=entry.data.get(CONF_URL, DEFAULT_URL)): str,
+                vol.Optional(CONF_ADMIN_TOKEN, default=entry.data.get(CONF_ADMIN_TOKEN) or ""): str,
                 vol.Required(OPT_REWRITE, default=options.get(OPT_REWRITE, DEFAULT_REWRITE)): vol.In(
                     [REWRITE_BEHIND, REWRITE_BEFORE, REWRITE_OFF]
                 ),
@@ -100,4 +166,4 @@ class SelflearnOptionsFlow(config_entries.OptionsFlow):
                 ): str,
             }
         )
-        return self.async_show_form(step_id="init", data_schema=schema)
+        return self.async_show_form(step_id="init", data_schema=schema, errors=errors)

@@ -32,6 +32,27 @@ DEFAULT_LOG_TURNS = True
 FAILURES_BEFORE_REPAIR = 3
 """Consecutive failed calls to the service before a repair issue tells the user."""
 ISSUE_UNREACHABLE = "service_unreachable"
+ISSUE_ALIAS = "alias"
+"""Translation key of the repair issue that offers a taught name as an alias (its id:
+``alias_<concept id>``)."""
+
+QUESTION_WAIT_S = 60.0
+"""How long this side remembers that a question of the service waits in a conversation (the
+service's own answer window is shorter and decides); meanwhile the next utterance of that
+conversation goes to the dialogue first."""
+MAX_OPEN_QUESTIONS = 256
+"""Conversations remembered with a waiting question (the oldest are forgotten first)."""
+MAX_RUN_SENTENCES = 8
+"""Most sentences one answer of the service runs (a taught routine's steps)."""
+
+BUFFER_MAX = 5000
+"""Turns kept while the service cannot take them (the oldest are dropped past that, and counted)."""
+SEND_BATCH = 500
+"""Turns sent in one ``POST /v1/turns``."""
+FLUSH_INTERVAL_S = 60.0
+"""How often turns that wait are sent again."""
+OFFER_INTERVAL_S = 3600.0
+"""How often the integration asks the service what the household taught, to offer it."""
 
 SYNC_COOLDOWN_S = 5.0
 """Registry changes within this many seconds are sent to the service as one home update."""

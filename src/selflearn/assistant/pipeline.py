@@ -60,6 +60,7 @@ from selflearn.dialogue import (
     Teaching,
     Works,
 )
+from selflearn.dialogue.concepts import clean
 
 
 class Recognizer(Protocol):
@@ -227,9 +228,9 @@ class TurnBase:
         )
 
 
-class _Port:
+class AssistantPort:
     """The reference assistant as the dialogue sees it (:class:`~selflearn.dialogue.Port`): its
-    NLU and entity resolution over one home state, in one area."""
+    NLU and entity resolution over one home state, in one area (an area id)."""
 
     def __init__(self, assistant: Assistant, state: HomeState, area: str | None) -> None:
         self.assistant = assistant
@@ -256,6 +257,32 @@ class _Port:
         area = None if anywhere else self.area
         nlu, resolution = self.assistant.understand(sentence, self.state, area, explain_failures=False)
         return nlu.trace.matcher in STRICT_MATCHERS and resolution is not None and resolution.trace.ok
+
+    def unplaced(self, text: str) -> str | None:
+        """The words of ``text`` the assistant could not place (a name or area the home lacks),
+        when it fails on it (:func:`unplaced_words`)."""
+        nlu, resolution = self.assistant.understand(text, self.state, self.area)
+        if resolution is not None and resolution.trace.ok:
+            return None
+        return unplaced_words(nlu, resolution)
+
+
+def unplaced_words(nlu: NluResult, resolution: Resolution | None) -> str | None:
+    """The words of a failed request the assistant could not place: a name or area the NLU's
+    unmatched-entity pass reports and the home does not have (at most four words), or the
+    subject entity resolution could not find; ``None``: nothing."""
+    found = nlu.unmatched or {}
+    for slot in ("name", "area"):
+        words = found.get(slot)
+        if isinstance(words, str):
+            cleaned = clean(words)
+            if cleaned and len(cleaned.split()) <= 4:
+                return cleaned
+    if resolution is not None and resolution.error_code in ("no_entity", "no_area"):
+        subject = clean(resolution.error_subject or "")
+        if subject and len(subject.split()) <= 4:
+            return subject
+    return None
 
 
 class Assistant:
@@ -436,7 +463,7 @@ class Assistant:
             nbest=tuple(h.text for h in asr_trace.nbest[1:]) if asr_trace is not None else (),
             typed=typed,
         )
-        step = self.dialogue.consider(heard, _Port(self, state, context_area))
+        step = self.dialogue.consider(heard, AssistantPort(self, state, context_area))
         if step.action == "say" and step.said is not None:
             from selflearn.assistant.taught import command_turn
 
@@ -478,9 +505,7 @@ class Assistant:
         )
         handled = HandledTurn(turn, effect, nlu, resolution, rewrite is not None, effect_without)
         if self.teaching is not None and result.status != "success" and answering is None and rewrite is None:
-            from selflearn.assistant.taught import unplaced
-
-            moment = self.dialogue.after_failure(heard, unplaced(handled))
+            moment = self.dialogue.after_failure(heard, unplaced_words(handled.nlu, handled.resolution))
             if moment.action == "ask":
                 question = self.dialogue.question(moment, turn, (handled.nlu, handled.resolution))
                 return HandledTurn(question.turn, None, handled.nlu, handled.resolution, question=question)
@@ -521,7 +546,7 @@ class Assistant:
         asked = question.turn
         area = state.home.area_id_of(asked.device.area)
         heard = Heard(text, asked.household_id, asked.user_id, timestamp, asked.turn_id, asked.device.area)
-        step = self.dialogue.answer(question, heard, _Port(self, state, area))
+        step = self.dialogue.answer(question, heard, AssistantPort(self, state, area))
         if step.act is None or step.answer is None:  # pragma: no cover - an answer always ends the question
             raise ValueError(f"no answer read for question {question.act_id}")
         handled: HandledTurn | None

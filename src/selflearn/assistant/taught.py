@@ -5,8 +5,6 @@
   :class:`~selflearn.core.schema.DialogueAct` (:func:`command_turn`);
 * a routine taught as "when I say movie time, ..." runs each of its sentences as one turn of
   intent ``SelflearnRoutine`` (:func:`run_routine`);
-* the words a failed request could not place -- a name or area the NLU's unmatched-entity pass
-  reports and the home does not have -- are what a teachable moment asks about (:func:`unplaced`).
 """
 
 from __future__ import annotations
@@ -14,10 +12,8 @@ from __future__ import annotations
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.nlu import NluResult
 from selflearn.assistant.pipeline import Assistant, HandledTurn, TurnBase
-from selflearn.assistant.resolve import Resolution
 from selflearn.core.schema import DialogueTrace, ErTrace, NluTrace, ResultTrace
 from selflearn.dialogue import Applied, Said, taught_trace
-from selflearn.dialogue.concepts import clean
 
 
 def command_turn(base: TurnBase, said: Said) -> HandledTurn:
@@ -64,26 +60,4 @@ def run_routine(
     return HandledTurn(turn, last, NluResult(nlu), None, True, effects=tuple(effects))
 
 
-def unplaced(handled: HandledTurn) -> str | None:
-    """The words of a failed request the assistant could not place: a name or area the NLU's
-    unmatched-entity pass reports and the home does not have (at most four words)."""
-    return unplaced_words(handled.nlu, handled.resolution)
-
-
-def unplaced_words(nlu: NluResult, resolution: Resolution | None) -> str | None:
-    """:func:`unplaced` from an NLU result and its entity resolution (``None``: nothing)."""
-    found = nlu.unmatched or {}
-    for slot in ("name", "area"):
-        words = found.get(slot)
-        if isinstance(words, str):
-            cleaned = clean(words)
-            if cleaned and len(cleaned.split()) <= 4:
-                return cleaned
-    if resolution is not None and resolution.error_code in ("no_entity", "no_area"):
-        subject = clean(resolution.error_subject or "")
-        if subject and len(subject.split()) <= 4:
-            return subject
-    return None
-
-
-__all__ = ["command_turn", "run_routine", "unplaced", "unplaced_words"]
+__all__ = ["command_turn", "run_routine"]

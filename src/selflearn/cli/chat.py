@@ -34,6 +34,7 @@ from selflearn.core.home import Home
 from selflearn.core.schema import DialogueAct, Turn
 from selflearn.core.store import Store
 from selflearn.dialogue import ConceptBook, DialogueConfig, TeachBudget, Teaching
+from selflearn.rewrite.logs import history
 from selflearn.rewrite.rewriter import ConfirmMode, Rewriter, RewriterConfig
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "load_home",
     "load_rewriter",
     "pick_area",
+    "remember",
 ]
 
 CONFIRM_MODES: tuple[ConfirmMode, ...] = ("off", "guesses", "unconfirmed", "all")
@@ -398,6 +400,22 @@ class ChatSession:
         self._flush()
 
 
+def remember(store: Store, rewriter: Rewriter, budget: TeachBudget, home: Home) -> int:
+    """Give a chat restarted on ``store`` what its home taught before: the logged turns replayed
+    into the rewriter's personal layer (the answers to "Did you mean ...?", the fixes), the
+    refusals to teach into ``budget``; returns how many turns and feedback records."""
+    n = 0
+    for record in history(store, household_id=home.home_id):
+        if isinstance(record, Turn):
+            rewriter.observe(record, home)
+        else:
+            rewriter.observe_feedback(record)
+        n += 1
+    acts = store.dialogue_acts(where=f"household_id = '{home.home_id.replace(chr(39), chr(39) * 2)}'")
+    budget.restore(DialogueAct.model_validate(row) for row in acts.to_pylist())
+    return n
+
+
 # --- the command -----------------------------------------------------------------------------
 
 
@@ -493,7 +511,12 @@ def chat_cmd(
         # Teaching on, concepts kept in the store when there is one. Typed text has no
         # misrecognitions, so a word it fails on once is worth asking about.
         book = ConceptBook.from_store(store) if store is not None else ConceptBook()
-        assistant.teaching = Teaching(book, TeachBudget(min_repeats=1))
+        budget = TeachBudget(min_repeats=1)
+        assistant.teaching = Teaching(book, budget)
+        if store is not None:  # what this home taught before: its yes and no answers, its refusals
+            remembered = remember(store, rewriter, budget, home)
+            if remembered:
+                console.print(f"[dim]remembered {remembered:,} earlier turns of {escape(home.home_id)}[/dim]")
         session = ChatSession(conversation, console, store=store, rewriter_label=label)
         session.banner()
         if sys.stdin.isatty():

@@ -118,9 +118,16 @@ def serve_cmd(
         float | None,
         typer.Option(help="Poll the rewriter folder every this many seconds; reload when it changes."),
     ] = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            help="At start, rebuild what the homes taught from the store: their names, fixes, yes and "
+            "no answers, concepts and refusals (--no-rebuild: start empty)."
+        ),
+    ] = True,
     replay_days: Annotated[
         float | None,
-        typer.Option(help="At start, rebuild the personal layer from the store's last N days of turns."),
+        typer.Option(help="With --rebuild, replay only the store's last N days of turns (default: all)."),
     ] = None,
     admin_token: Annotated[
         str | None,
@@ -140,17 +147,19 @@ def serve_cmd(
     confirm: Annotated[
         str,
         typer.Option(
-            help="When the rewriter asks instead of acting: off, guesses (ranked and mined rewrites), "
-            "unconfirmed (also the household's own fixes until it said yes) or all; sensitive intents "
-            "always ask unless off. A question comes back as `confirm` with `text` the original "
+            help="When the rewriter asks instead of acting: off, guesses (ranked and mined rewrites: "
+            "the global layer's guesses), unconfirmed (also the household's own fixes until it said "
+            "yes) or all; sensitive intents always ask unless off. POST /v1/dialogue asks 'Did you "
+            "mean ...?'; POST /v1/rewrite answers a question as `confirm` with `text` the original "
             "(docs/dialogue.md).",
         ),
-    ] = "off",
+    ] = "guesses",
 ) -> None:
     """Serve the online rewriter over HTTP (one process; run replicas for more).
 
-    POST /v1/rewrite, POST /v1/turns, PUT /v1/homes/ID, DELETE /v1/households/ID,
-    POST /v1/admin/reload, GET /healthz, GET /metrics; OpenAPI docs at /docs (see docs/service.md)."""
+    POST /v1/rewrite, POST /v1/dialogue, POST /v1/turns, PUT /v1/homes/ID, DELETE
+    /v1/households/ID, POST /v1/admin/reload, GET /healthz, GET /metrics; OpenAPI docs at /docs
+    (see docs/service.md)."""
     import uvicorn
 
     from selflearn.service import ServiceConfig, create_app
@@ -160,11 +169,13 @@ def serve_cmd(
         store=store_path,
         request_timeout_ms=timeout_ms,
         watch_s=watch,
+        rebuild=rebuild,
         replay_days=replay_days,
         admin_token=admin_token,
         decision_threads=decision_threads,
         confirm=confirm,
         freeze_gc=True,
+        dialogue_warmup=True,
     )
     console.print(f"loading {rewriter_dir or 'no rewriter (pass-through)'} ...")
     uvicorn.run(create_app(config), host=host, port=port, access_log=access_log, log_level="info")

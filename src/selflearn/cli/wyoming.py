@@ -67,6 +67,14 @@ def wyoming_cmd(
             "it) or handled/not-handled (handle: a response text only).",
         ),
     ] = "intent",
+    confirm: Annotated[
+        str,
+        typer.Option(
+            help="When the rewriter asks 'Did you mean ...?' instead of acting: off, guesses (the global "
+            "layer's guesses), unconfirmed or all. A question is answered `handled` with its text; the "
+            "next transcript of the conversation answers it (docs/wyoming.md).",
+        ),
+    ] = "guesses",
 ) -> None:
     """Serve Home Assistant's English NLU, with the rewriter behind it, over the Wyoming protocol.
 
@@ -89,6 +97,7 @@ def wyoming_cmd(
         timeout_ms=timeout_ms,
         language=language,
         transcript_answer="intent" if transcript_answer == "intent" else "handle",
+        confirm=confirm,
     )
     home = service_module.load_home(home_file, store_path, household_id, service_url)
     service_module.server_for(uri)  # a bad URI fails before anything is loaded

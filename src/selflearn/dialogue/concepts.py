@@ -350,9 +350,16 @@ _NOT_A_NAME = frozenset(
 """Words a name the assistant should ask about does not start with (and is not made of only)."""
 
 
+_INSIDE_NOT_A_NAME = frozenset(
+    ["the", "a", "an", "my", "our", "your", "to", "in", "on", "at", "of", "please"]
+)
+"""Words a name does not have after its first word: "kill the lights" is a request read as a name."""
+
+
 def plausible_name(words: str) -> bool:
     """Whether unknown ``words`` look like a name someone could teach (1-3 words of letters,
-    not starting with a function, command or number word): "big light", not "to" or "eighty my"."""
+    not starting with a function, command or number word, no article or preposition inside):
+    "big light", not "to", "eighty my" or "kill the lights"."""
     tokens = words.split()
     if tokens and tokens[0] in ("the", "my", "our", "a"):
         tokens = tokens[1:]
@@ -361,6 +368,7 @@ def plausible_name(words: str) -> bool:
         and all(t.isalpha() for t in tokens)
         and tokens[0] not in _NOT_A_NAME
         and not all(t in _NOT_A_NAME for t in tokens)
+        and not any(t in _INSIDE_NOT_A_NAME for t in tokens[1:])
     )
 
 

@@ -73,6 +73,9 @@ class Exchange:
     records: tuple[Record, ...] = ()
     """Records the service logs itself: dialogue acts, and asking turns whose question ended
     without running anything."""
+    asked: Turn | None = None
+    """When an answer runs the question's proposal or lesson: the asking turn (the client logs
+    its run under this turn's id and time)."""
 
 
 @dataclass
@@ -128,7 +131,7 @@ class Conversations:
             answer = step.answer or "barge_in"
             if step.action == "run":  # a yes, a lesson: the asking turn runs now, the client logs it
                 asked = waiting.answered_trace(answer)
-                return Exchange(step, None, ended, waiting.turn.turn_id, asked, tuple(records))
+                return Exchange(step, None, ended, waiting.turn.turn_id, asked, tuple(records), waiting.turn)
             if not step.continues and waiting.kind != "clarify":
                 records.append(waiting.unanswered_turn(answer))
             if step.follow_up is not None:

@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,11 +68,12 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import NO_MATCH_RESPONSE
 from selflearn.assistant.nlu import NLU_CONFIGS, NluConfig
-from selflearn.assistant.pipeline import Assistant, AssistantConfig
+from selflearn.assistant.pipeline import Assistant, AssistantConfig, AssistantPort
 from selflearn.core.errors import ConfigError, SelflearnError, StoreError
 from selflearn.core.home import Home
-from selflearn.core.hooks import RewriteContext
-from selflearn.core.schema import RewriteTrace, SlotValue
+from selflearn.core.hooks import Confirm, RewriteContext
+from selflearn.core.schema import RewriteTrace, SlotValue, Turn
+from selflearn.dialogue import ConceptBook, Conversations, Dialogue, Exchange, Heard, TeachBudget, Teaching
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,10 @@ class WyomingConfig:
     """How ``transcript`` events are answered (see :data:`Answer`)."""
     nlu: NluConfig = "strict+gazetteer"
     """The NLU configuration (Home Assistant today: strict templates, then the gazetteer)."""
+    confirm: str = "guesses"
+    """When the rewriter asks "Did you mean ...?" instead of acting (``off``, ``guesses``,
+    ``unconfirmed``, ``all``; docs/dialogue.md). A question is answered ``handled`` with its text;
+    the next transcript of the same conversation answers it."""
 
     def __post_init__(self) -> None:
         if self.timeout_ms <= 0:
@@ -120,6 +126,8 @@ class WyomingConfig:
             raise ConfigError(f"transcript_answer must be intent or handle, not {self.transcript_answer!r}")
         if self.nlu not in NLU_CONFIGS:
             raise ConfigError(f"unknown NLU configuration {self.nlu!r}; expected one of {NLU_CONFIGS}")
+        if self.confirm not in ("off", "guesses", "unconfirmed", "all"):
+            raise ConfigError(f"confirm must be off, guesses, unconfirmed or all, not {self.confirm!r}")
 
 
 @dataclass(frozen=True)
@@ -151,12 +159,19 @@ class Reply:
     """The rewriter's reasons, when it was asked."""
     version: str | None = None
     """The rewriter's version, when it was asked."""
+    said: bool = False
+    """The answer is only words -- a question, the answer to a lesson or to "never mind" --
+    answered ``handled`` in either mode (Home Assistant says the text and runs nothing)."""
+    conversation_id: str | None = None
+    """The conversation a question waits in (echoed in the answer's context)."""
 
     def context(self, incoming: dict[str, Any] | None = None) -> dict[str, Any]:
         """The answer's ``context``: the request's ``conversation_id`` and selflearn's provenance."""
         out: dict[str, Any] = {}
         if incoming and "conversation_id" in incoming:
             out["conversation_id"] = incoming["conversation_id"]
+        elif self.conversation_id is not None:
+            out["conversation_id"] = self.conversation_id
         out["selflearn"] = {
             "text": self.understood,
             "rewritten": self.rewrite is not None,
@@ -173,7 +188,10 @@ class Reply:
         return [Entity(name=name, value=value) for name, value in self.slots.items() if value is not None]
 
     def intent_event(self, incoming: dict[str, Any] | None = None) -> Event:
-        """``intent`` (recognized) or ``not-recognized``, as an intent program answers."""
+        """``intent`` (recognized) or ``not-recognized``, as an intent program answers; ``handled``
+        for words only (:attr:`said`)."""
+        if self.said:
+            return Handled(text=self.response, context=self.context(incoming)).event()
         if self.recognized and self.intent:
             return Intent(
                 name=self.intent, entities=self.entities(), text=self.response, context=self.context(incoming)
@@ -182,13 +200,26 @@ class Reply:
 
     def handle_event(self, incoming: dict[str, Any] | None = None) -> Event:
         """``handled`` (recognized and carried out) or ``not-handled``, as a handle program answers."""
-        if self.recognized and self.executed:
+        if self.said or (self.recognized and self.executed):
             return Handled(text=self.response, context=self.context(incoming)).event()
         return NotHandled(text=self.response, context=self.context(incoming)).event()
 
 
+class _Decided:
+    """The dialogue's rewrite hook here: the rewriter's answer, decided beforehand on the worker
+    thread under a deadline (the dialogue itself runs on the event loop)."""
+
+    def __init__(self) -> None:
+        self.answer: RewriteTrace | Confirm | None = None
+
+    def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | Confirm | None:
+        return self.answer
+
+
 class ConversationService:
-    """What the Wyoming handler asks: the NLU on the home, then (on failure) the rewriter.
+    """What the Wyoming handler asks: a question waiting in the conversation first, then the NLU
+    on the home, then (on failure) the dialogue: teaching commands, taught concepts, the
+    rewriter's rewrite or its question, a teachable moment (:mod:`selflearn.dialogue`).
 
     The NLU runs on the caller's thread (the event loop), the rewriter on one worker thread of
     its own with a hard deadline (``timeout_ms``): a slow decision is abandoned, and decisions
@@ -205,8 +236,20 @@ class ConversationService:
         self.rewriter = rewriter
         if rewriter is not None:
             rewriter.homes[self.household_id] = home
+            if self.config.confirm != "off":
+                rewriter.config = replace(rewriter.config, confirm=self.config.confirm)  # type: ignore[arg-type]
         self.assistant = Assistant(AssistantConfig(nlu=self.config.nlu, asr="exact"))
         self._state = HomeState.initial(home)
+        self._decided = _Decided()
+        self.conversations = Conversations(
+            Dialogue(
+                self._decided,
+                ask=True,
+                teaching=Teaching(ConceptBook(), TeachBudget(typed_min_repeats=1)),
+                rewrite_when="on_failure",
+            )
+        )
+        """Questions waiting per conversation and what the household taught (in memory)."""
         self._executor = (
             ThreadPoolExecutor(1, thread_name_prefix="selflearn-wyoming-rewrite")
             if rewriter is not None
@@ -260,56 +303,138 @@ class ConversationService:
         return self.rewriter.rewrite_one(text, context)
 
     async def reply(self, text: str, context: dict[str, Any] | None = None) -> Reply:
-        """Answer one request: the NLU first; on failure the rewriter, then the NLU on its rewrite.
+        """Answer one request: the answer to a question waiting in its conversation; else the NLU
+        first; on failure the dialogue (a teaching command, a taught concept, the rewriter's
+        rewrite or question, a teachable moment), then the NLU on what it says to run.
 
-        ``context`` is the Wyoming event's: ``area`` (the name of the area of the device that
-        heard the request) and ``user_id`` are read when present (Home Assistant sends neither:
-        it sends ``conversation_id``, and newer versions ``device_id`` and ``satellite_id``).
+        ``context`` is the Wyoming event's: ``conversation_id`` (Home Assistant sends it: a
+        question waits there), ``area`` (the name of the area of the device that heard the
+        request) and ``user_id`` are read when present.
         """
         context = context or {}
         area = context.get("area") if isinstance(context.get("area"), str) else None
         user = context.get("user_id") if isinstance(context.get("user_id"), str) else "unknown"
+        given = context.get("conversation_id")
+        conv = given if isinstance(given, str) and given else "wyoming"
         self.stats["requests"] += 1
+        found = self.home.area_named(area) if area else None
+        port = AssistantPort(self.assistant, self._state, found.area_id if found is not None else None)
+        heard = Heard(text, self.household_id, str(user), datetime.now(UTC), uuid.uuid4().hex, area=area)
+        if self.conversations.waiting(self.household_id, conv) is not None:
+            self._decided.answer = None
+            exchange = self.conversations.hear(heard, conv, port)
+            if exchange.step.action != "pass":
+                return self._carry(exchange, text, area, conv)
+            self._learn(exchange, None)
         first = self.understand(text, area, explain=False)
         if first.recognized:
             self.stats["recognized"] += 1
             return first
-        if self.rewriter is None or self._executor is None or not text.strip():
-            return self.understand(text, area)  # the failure worded (the rest is in the NLU's cache)
-        ctx = RewriteContext(
-            household_id=self.household_id,
-            user_id=str(user),
-            home=self.home,
-            area=area,
-            timestamp=datetime.now(UTC),
-            failed=True,
-        )
-        version = self.rewriter_version
-        loop = asyncio.get_running_loop()
-        try:
-            decision = await asyncio.wait_for(
-                loop.run_in_executor(self._executor, self.decide, text, ctx), self.config.timeout_ms / 1000
+        if not text.strip():
+            return self.understand(text, area)
+        decision: RewriteDecision | None = None
+        if self.rewriter is not None and self._executor is not None:
+            ctx = RewriteContext(
+                household_id=self.household_id,
+                user_id=str(user),
+                home=self.home,
+                area=area,
+                timestamp=heard.timestamp,
+                failed=True,
             )
-        except TimeoutError:
-            return self._fail_open(
-                text, area, "timeout", f"timeout: no decision within {self.config.timeout_ms} ms"
-            )
-        except Exception as exc:
-            self.stats["rewriter_errors"] += 1
-            if self.stats["rewriter_errors"] == 1:
-                log.warning(
-                    "rewriter failed on a request (%s: %s); answering from the NLU", type(exc).__name__, exc
+            loop = asyncio.get_running_loop()
+            try:
+                decision = await asyncio.wait_for(
+                    loop.run_in_executor(self._executor, self.decide, text, ctx),
+                    self.config.timeout_ms / 1000,
                 )
-            return self._fail_open(text, area, "error", f"error: {type(exc).__name__}: {exc}")
-        if decision.failed_open is not None:
-            return self._fail_open(text, area, decision.failed_open, *decision.reasons)
-        trace = decision.trace()
-        if trace is None or " ".join(decision.text.split()) == " ".join(text.split()):
-            return replace(self.understand(text, area), reasons=decision.reasons, version=version)
-        second = self.understand(decision.text, area)
-        self.stats["rewritten"] += 1
-        self.stats["recognized"] += second.recognized
-        return replace(second, text=text, rewrite=trace, reasons=decision.reasons, version=version)
+            except TimeoutError:
+                return self._fail_open(
+                    text, area, "timeout", f"timeout: no decision within {self.config.timeout_ms} ms"
+                )
+            except Exception as exc:
+                self.stats["rewriter_errors"] += 1
+                if self.stats["rewriter_errors"] == 1:
+                    log.warning(
+                        "rewriter failed on a request (%s: %s); answering from the NLU",
+                        type(exc).__name__,
+                        exc,
+                    )
+                return self._fail_open(text, area, "error", f"error: {type(exc).__name__}: {exc}")
+            if decision.failed_open is not None:
+                return self._fail_open(text, area, decision.failed_open, *decision.reasons)
+        trace = decision.trace() if decision is not None else None
+        self._decided.answer = (
+            Confirm(trace) if trace is not None and decision and decision.confirm else trace
+        )
+        exchange = self.conversations.hear(
+            heard, conv, port, failed=True, unplaced=lambda: port.unplaced(text)
+        )
+        reasons = decision.reasons if decision is not None else ()
+        return replace(
+            self._carry(exchange, text, area, conv), reasons=reasons, version=self.rewriter_version
+        )
+
+    def _carry(self, exchange: Exchange, text: str, area: str | None, conv: str) -> Reply:
+        """The reply that carries out the dialogue's step."""
+        step = exchange.step
+        if step.action in ("say", "ask"):
+            if step.action == "ask":
+                self.stats["questions"] += 1
+            self._learn(exchange, None)
+            return Reply(
+                text=text,
+                understood=text,
+                recognized=True,
+                response=step.speech,
+                said=True,
+                conversation_id=conv,
+            )
+        if step.action == "run" and step.sentences:
+            if len(step.sentences) > 1:  # a taught routine: one Wyoming intent cannot carry it
+                said = [self.understand(sentence, area) for sentence in step.sentences]
+                ok = all(r.recognized for r in said)
+                self._learn(exchange, ok)
+                response = " ".join(r.response.rstrip(".") + "." for r in said)
+                return Reply(
+                    text=text,
+                    understood=" then ".join(step.sentences),
+                    recognized=True,
+                    response=" ".join(p for p in (step.speech, response) if p),
+                    said=True,
+                    rewrite=step.rewrite,
+                    conversation_id=conv,
+                )
+            second = self.understand(step.sentences[0], area)
+            self._learn(exchange, second.recognized)
+            self.stats["rewritten"] += 1
+            self.stats["recognized"] += second.recognized
+            response = " ".join(p for p in (step.speech, second.response) if p)
+            return replace(second, text=text, rewrite=step.rewrite, response=response, conversation_id=conv)
+        self._learn(exchange, None)
+        return self.understand(text, area)  # the failure worded (the rest is in the NLU's cache)
+
+    def _learn(self, exchange: Exchange, ran_ok: bool | None) -> None:
+        """Let the rewriter's personal layer learn how the questions ended: the asking turns the
+        dialogue logged (a no, silence), and the asking turn run on a yes."""
+        if self.rewriter is None:
+            return
+        for record in exchange.records:
+            if isinstance(record, Turn):
+                self.rewriter.observe(record, self.home)
+        asked = exchange.asked
+        step = exchange.step
+        if asked is not None and step.rewrite is not None and asked.result is not None:
+            status: Literal["success", "error"] = "success" if ran_ok else "error"
+            turn = asked.model_copy(
+                update={
+                    "text": " then ".join(step.sentences),
+                    "rewrite": step.rewrite,
+                    "dialogue": exchange.dialogue,
+                    "result": asked.result.model_copy(update={"status": status, "error_code": None}),
+                }
+            )
+            self.rewriter.observe(turn, self.home)
 
     def _fail_open(self, text: str, area: str | None, reason: str, *reasons: str) -> Reply:
         """The NLU's answer on the original text, saying why the rewriter was ignored."""

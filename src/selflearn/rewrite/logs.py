@@ -7,6 +7,7 @@ reformulates (``selflearn signals`` writes both). Simulation truth is never read
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 from selflearn.core.delex import Delexicalized
 from selflearn.core.errors import DataError
 from selflearn.core.home import Home, normalize_name
-from selflearn.core.schema import SlotValue, Turn
+from selflearn.core.schema import Feedback, SlotValue, Turn
 from selflearn.core.store import Store
 
 LOG_SQL = """
@@ -195,3 +196,29 @@ def chains(turns: list[LogTurn]) -> Iterator[tuple[LogTurn, LogTurn | None]]:
                 break
             cur = step
         yield t, fixed
+
+
+def history(
+    store: Store, since: datetime | None = None, household_id: str | None = None
+) -> Iterator[Turn | Feedback]:
+    """The store's turns and explicit feedback in arrival order (``since``: from then on;
+    ``household_id``: one home's only): what a rewriter's personal layer observes to rebuild what
+    households taught it (their names, fixes and answers to "Did you mean ...?") after a restart."""
+    clauses = []
+    if since is not None:
+        clauses.append(f"timestamp >= TIMESTAMPTZ '{since.isoformat()}'")
+    if household_id is not None:
+        escaped = household_id.replace("'", "''")
+        clauses.append(f"household_id = '{escaped}'")
+    where = " AND ".join(clauses) or None
+    turns: Iterator[tuple[datetime, int, Turn | Feedback]] = ((t.timestamp, 0, t) for t in store.turns(where))
+    sql = (
+        "SELECT feedback_id, turn_id, user_id, household_id, timestamp, question, answer, schema_version "
+        "FROM feedback"
+    )
+    if where:
+        sql += f" WHERE {where}"
+    rows = store.query(sql + " ORDER BY timestamp, feedback_id").to_pylist()
+    feedback = ((r["timestamp"], 1, Feedback.model_validate(r)) for r in rows)
+    for _, _, record in heapq.merge(turns, feedback, key=lambda x: (x[0], x[1])):
+        yield record

@@ -208,7 +208,13 @@ class PersonalLayer:
         if retry_of is not None and retry_of.turn.rewritten is None:
             before = delex(retry_of.turn.said, retry_of.turn.unresolved)
             named = Counter(value for value in before.values if value[0] != "unknown")
-            self._learn_retry(mem, retry_of, turn, text, keeps_values=not named - Counter(d.values))
+            # Learn what actually worked: a retry that worked only through a rewrite worked as
+            # the rewritten text ("activate the mothership" ran as "turn on the floor lamp"), not
+            # as the user's words, which may fail on their own.
+            ran, ran_d = text, d
+            if turn.rewritten is not None:
+                ran, ran_d = normalize_name(turn.rewritten), delex(turn.rewritten, ())
+            self._learn_retry(mem, retry_of, turn, ran, keeps_values=not named - Counter(ran_d.values))
 
     def observe_feedback(self, feedback: Feedback) -> None:
         """A "no" to "did I get that right?" turns the remembered success into a failure."""

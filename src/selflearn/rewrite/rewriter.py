@@ -547,15 +547,19 @@ class Rewriter:
         keep = frozenset(w for w in d.pattern.split() if w in delex.name_words and w not in _GENERIC)
         return Prepared(text, norm, aliased, used, d, memory, keep, completed)
 
-    def names_work(self, prep: Prepared) -> str | None:
+    def names_work(self, prep: Prepared, failed: bool | None = None) -> str | None:
         """Why the request with its names substituted (household words, shortened names said in
         full) may go to the NLU as it is, or None: the household's own successes, or for a
-        completed name the global statistics, say that pattern works."""
+        completed name the global statistics, say that pattern works; or the request failed as
+        said (``failed``) and only this household's own words for things were changed (a name
+        learned from a retry works in every request, not only the one retried)."""
         if prep.aliased == prep.norm:
             return None
         mem = prep.memory
         if mem is not None and mem.pattern_ok[prep.d.pattern] > 0:
             return "the request with this household's names has worked here before"
+        if failed and prep.aliases and not prep.completed:
+            return "it failed as said; with this household's names for things it may work"
         knowledge = self.knowledge_
         p = knowledge.get(prep.d.pattern) if knowledge is not None and prep.completed else None
         if p is not None and knowledge is not None and knowledge.works(p):
@@ -697,7 +701,7 @@ class Rewriter:
                 )
         # ranked retrieval
         if not (self.config.global_retrieval and self.ranker_ is not None and self.embedder is not None):
-            why = self.names_work(prep)
+            why = self.names_work(prep, ctx.failed)
             if why is not None:
                 return alias_only((why,))
             return RewriteDecision(text, text, False, reasons=(*reasons, "no ranker"))
@@ -731,7 +735,7 @@ class Rewriter:
         else:
             shown = ()
             reasons.append(why_no_candidate(query, self.knowledge_, hood, self._related))
-        why = self.names_work(prep)
+        why = self.names_work(prep, ctx.failed)
         if why is not None:
             return alias_only((why,), shown)
         return RewriteDecision(

@@ -28,6 +28,7 @@ from selflearn.core.store import Store
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
 from selflearn.service.access import check_admin, on_store
 from selflearn.service.config import ServiceConfig
+from selflearn.service.dialogue import dialogue_routes
 from selflearn.service.models import (
     TURNS_BODY,
     ConceptForgetResponse,
@@ -199,6 +200,7 @@ def create_app(config: ServiceConfig | None = None, *, rewriter: Rewriter | None
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     _rewrite_routes(app, service)
+    dialogue_routes(app, service)
     _learn_routes(app, service)
     _privacy_routes(app, service)
     _concept_routes(app, service)

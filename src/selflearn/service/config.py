@@ -46,13 +46,23 @@ class ServiceConfig:
     quarantine: Path | None = None
     """Append rejected ``/v1/turns`` records to this JSON-lines file (they are always returned
     in the response)."""
+    rebuild: bool = True
+    """At start, rebuild what the households taught the service from its store: replay the
+    stored turns and feedback into the personal layer (its names, fixes and the answers to "Did
+    you mean ...?"), and take the taught concepts and the refusals to teach (off: start empty)."""
     replay_days: float | None = None
-    """At start, replay the store's last this many days of turns and feedback into the personal
-    layer (rebuilds a replica's personal memories; None: start empty)."""
-    confirm: str = "off"
-    """When the rewriter asks instead of acting (``RewriterConfig.confirm``: ``off``, ``guesses``
-    or ``all``): a question is answered with ``text`` the original and a ``confirm`` object, for
-    clients that can ask "Did you mean ...?" (docs/dialogue.md)."""
+    """With :attr:`rebuild`: replay only the store's last this many days (None: all of it)."""
+    confirm: str = "guesses"
+    """When the rewriter asks instead of acting (``RewriterConfig.confirm``: ``off``,
+    ``guesses``, ``unconfirmed`` or ``all``). ``POST /v1/dialogue`` asks "Did you mean ...?";
+    ``POST /v1/rewrite`` answers a question with ``text`` the original and a ``confirm`` object,
+    so a client that cannot ask acts on no guess (docs/dialogue.md)."""
+    dialogue_timeout_ms: float = 200.0
+    """An utterance not decided by then is answered ``pass`` (the dialogue runs Home
+    Assistant's matcher on failed requests: slower than a rewrite alone)."""
+    dialogue_warmup: bool = False
+    """Load the dialogue's copy of Home Assistant's matcher at start, in the background (a few
+    seconds; ``selflearn serve`` turns it on); otherwise on the first ``POST /v1/dialogue``."""
     home_cache: int = 1024
     """Inline home configurations kept parsed (requests repeating one reuse the parsed home)."""
     freeze_gc: bool = False
@@ -82,6 +92,10 @@ class ServiceConfig:
             (
                 self.replay_days is None or self.replay_days > 0,
                 f"replay_days must be positive, not {self.replay_days}",
+            ),
+            (
+                self.dialogue_timeout_ms > 0,
+                f"dialogue_timeout_ms must be positive, not {self.dialogue_timeout_ms}",
             ),
             (self.home_cache >= 1, f"home_cache must be at least 1, not {self.home_cache}"),
             (

@@ -75,6 +75,12 @@ class _Metrics:
             ["result"],
             registry=r,
         )
+        self.dialogue = Counter(
+            "selflearn_dialogue_requests",
+            "Utterances answered on /v1/dialogue, by action (pass, run, say, ask, fail_open).",
+            ["action"],
+            registry=r,
+        )
         self.observed = Counter(
             "selflearn_observed_records", "Records fed to the personal layer.", registry=r
         )

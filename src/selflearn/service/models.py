@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path as PathParam
@@ -120,6 +121,107 @@ class RewriteResponse(BaseModel):
     """Set when the rewriter asks first (``RewriterConfig.confirm``): ``text`` is then the
     original, and an assistant that can ask says ``confirm.question``, running
     ``confirm.proposal`` on a yes (logging ``confirm.rewrite`` as the turn's rewrite)."""
+
+
+class DialogueRequest(_Body):
+    """One utterance for the dialogue (``POST /v1/dialogue``): a request, or the answer to the
+    question waiting in its conversation."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "kill the lights in the kitchen",
+                    "household_id": "h1",
+                    "user_id": "u1",
+                    "conversation_id": "c1",
+                    "turn_id": "t1",
+                    "area": "Kitchen",
+                    "failed": True,
+                }
+            ]
+        }
+    )
+
+    text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+    """What the user said (the recogniser's top hypothesis) or typed."""
+    household_id: Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+    """Pseudonymous id of the home."""
+    conversation_id: Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+    """The conversation (or device) a question waits in: the next utterance with the same id
+    answers it."""
+    turn_id: Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+    """The id the client logs this utterance's turn under (``log.turn_id`` says which id to use)."""
+    user_id: Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)] = "unknown"
+    """Pseudonymous id of the speaker."""
+    area: Annotated[str, Field(max_length=200)] | None = None
+    """Name of the area of the device that heard it."""
+    timestamp: AwareDatetime | None = None
+    """When it was said, with a timezone (default: now)."""
+    device: DeviceContext | None = None
+    """The device context, as in the log schema."""
+    home: dict[str, Any] | None = None
+    """The home's configuration for this request only (default: the household's registered one)."""
+    failed: bool | None = None
+    """Whether the assistant already ran ``text`` and failed (``true``) or worked (``false``);
+    default: not run yet (the service's copy of Home Assistant's matcher decides)."""
+    nbest: Annotated[list[Hypothesis], Field(max_length=MAX_NBEST_ITEMS)] = []
+    """The recogniser's other hypotheses, best first."""
+    typed: bool = False
+    """Typed rather than spoken (no misrecognitions: a word it fails on once is worth asking about)."""
+    turn: dict[str, Any] | None = None
+    """The client's turn record of this utterance as it stands (the log schema): should the
+    service ask, it keeps this record and logs it as the asking turn when the question ends."""
+
+
+class QuestionOut(BaseModel):
+    """A question now waiting in the conversation."""
+
+    act_id: str
+    kind: str
+    """``confirm``, ``clarify`` or ``teach``."""
+    text: str
+    proposal: str | None
+    expires_at: datetime
+    """When it stops waiting (the request's clock)."""
+
+
+class EndedOut(BaseModel):
+    """The question this utterance ended."""
+
+    act_id: str
+    kind: str
+    answer: str
+    """``yes``, ``no``, ``taught``, ``declined``, ``never_mind``, ``timeout``, ``barge_in``,
+    ``unparsable`` or ``answered``."""
+
+
+class DialogueResponse(BaseModel):
+    """What to do with one utterance (docs/dialogue.md#the-exchange)."""
+
+    action: Literal["pass", "run", "say", "ask"]
+    """``pass``: answer as the assistant would alone; ``run``: run ``sentences`` in order instead
+    of the text and answer with their result (``speech`` first, if any); ``say``: answer ``speech``
+    and run nothing; ``ask``: answer ``speech`` and keep listening in this conversation."""
+    speech: str
+    sentences: list[str]
+    continue_conversation: bool
+    """Keep listening for an answer (Home Assistant 2025.4+: ``continue_conversation``)."""
+    question: QuestionOut | None
+    ended: EndedOut | None
+    log: dict[str, Any] | None
+    """Fields to put on the turn the client logs for this utterance (``turn_id`` always; then any
+    of ``timestamp``, ``text``, ``rewrite``, ``dialogue``, ``nlu``, ``result``); ``null``: log no turn
+    for it (the service logs what the question leaves)."""
+    taught: Concept | None
+    """What this utterance taught, if anything."""
+    fail_open: bool
+    """True when nothing was decided because of an error, a timeout or a service still loading:
+    ``action`` is then ``pass``."""
+    reasons: list[str]
+    version: str | None
+    """Version of the rewriter that served the decision."""
+    elapsed_us: int
 
 
 class RejectedRow(BaseModel):
@@ -270,6 +372,9 @@ class HealthResponse(BaseModel):
     """Households the personal layer remembers."""
     homes: int
     """Registered home configurations."""
+    dialogue: dict[str, Any] = {}
+    """The dialogue: whether its matcher is loaded (``ready``), questions waiting (``waiting``),
+    and what the start rebuilt from the store (``rebuilt``: records, concepts, declined, seconds)."""
     uptime_s: float
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import heapq
 import json
 import logging
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -29,8 +28,9 @@ from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import LOG_RECORD, DialogueAct, Feedback, Review, Turn
 from selflearn.core.store import Quarantined, Store, error_field
+from selflearn.rewrite.logs import history
 from selflearn.rewrite.review import Reviews
-from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
+from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
 from selflearn.service.config import ServiceConfig
 from selflearn.service.metrics import _Metrics
 from selflearn.service.models import ForgetResponse, HealthResponse, RejectedRow, TurnsResponse
@@ -94,7 +94,9 @@ class Service:
             self.artifact = Artifact(rewriter, True, _version_of(rewriter, None), rewriter.path, None, _now())
             self.artifact = replace(self.artifact, parts=_parts(rewriter))
         elif config.rewriter is None:
-            self.artifact = Artifact(Rewriter(), False, None, None, "no rewriter folder configured", _now())
+            self.artifact = Artifact(
+                self._placeholder(), False, None, None, "no rewriter folder configured", _now()
+            )
         else:
             try:
                 self.artifact = self._load(config.rewriter, None)
@@ -104,30 +106,65 @@ class Service:
                 log.error("rewriter failed to load: %s -- passing requests through", message)
                 self.metrics.reloads.labels("error").inc()
                 self.artifact = Artifact(
-                    Rewriter(), False, None, config.rewriter, f"rewriter failed to load: {message}", _now()
+                    self._placeholder(),
+                    False,
+                    None,
+                    config.rewriter,
+                    f"rewriter failed to load: {message}",
+                    _now(),
                 )
         self._publish(self.artifact, None)
-        self._freeze()
+        from selflearn.service.dialogue import ServiceDialogue
+
+        self.talk = ServiceDialogue(self)
+        """The dialogue: questions waiting per conversation, what households taught
+        (``POST /v1/dialogue``)."""
+        self.rebuilt: dict[str, float] = {}
+        """What the start rebuilt from the store (records replayed, concepts, refusals, seconds)."""
+        self._sweeper: threading.Thread | None = None
         if self.store is not None:
             self._load_homes()
             self.artifact.rewriter.reviews_ = Reviews.of(self.store.reviews())
-            if config.replay_days is not None:
-                self._replay(config.replay_days)
+            if config.rebuild:
+                self._rebuild(config.replay_days)
+        self._freeze()
         self.metrics.households.set_function(lambda: len(self.artifact.rewriter.personal.memories))
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start timing garbage collections and the folder watcher (when configured)."""
+        """Start timing garbage collections, the folder watcher (when configured), the sweep of
+        unanswered questions and (when configured) loading the dialogue's matcher."""
         if self.metrics.on_gc not in gc.callbacks:
             gc.callbacks.append(self.metrics.on_gc)
         if self.config.watch_s is not None and self._watcher is None:
             self._watcher = threading.Thread(target=self._watch, name="selflearn-watch", daemon=True)
             self._watcher.start()
+        if self.config.dialogue_warmup and not self.talk.ready.is_set():
+            self.talk.load_in_background()
+        if self._sweeper is None:
+            self._sweeper = threading.Thread(target=self._sweep, name="selflearn-sweep", daemon=True)
+            self._sweeper.start()
+
+    def _sweep(self) -> None:
+        from selflearn.service.dialogue import SWEEP_S
+
+        while not self._stop.wait(SWEEP_S):
+            try:
+                self.talk.sweep()
+            except Exception:  # logged; the next sweep tries again
+                log.exception("sweeping unanswered questions failed")
 
     def close(self) -> None:
-        """Stop the watcher and the executors, close the store."""
+        """End the questions still waiting (logged unanswered), stop the watcher and the
+        executors, close the store."""
+        try:
+            self.talk.close()
+        except Exception:
+            log.exception("logging the questions still waiting failed")
         self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=5)
         if self.metrics.on_gc in gc.callbacks:
             gc.callbacks.remove(self.metrics.on_gc)
         if self.config.freeze_gc:
@@ -258,27 +295,45 @@ class Service:
         if loaded:
             log.info("registered %d home configurations from %s", loaded, self.config.store)
 
-    def _replay(self, days: float) -> None:
-        """Feed the store's recent turns and feedback, in time order, to the personal layer."""
+    def _placeholder(self) -> Rewriter:
+        """The rewriter of a service with none loaded: the personal layer alone, asking as
+        configured."""
+        return Rewriter(RewriterConfig(confirm=self.config.confirm))  # type: ignore[arg-type]
+
+    def _rebuild(self, days: float | None) -> None:
+        """Rebuild what the households taught from the store: its turns and feedback replayed
+        into the personal layer (all of them, or the last ``days``), its concepts and refusals
+        taken by the dialogue. Timed in :attr:`rebuilt` and ``/healthz``."""
+        started = time.perf_counter()
+        replayed = self._replay(days)
+        restored = self.talk.restore(self.store) if self.store is not None else {}
+        self.rebuilt = {
+            "records": replayed,
+            **{key: float(value) for key, value in restored.items()},
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        log.info(
+            "rebuilt from %s in %.1f s: %d records replayed, %d concepts, %d refusals to teach",
+            self.config.store,
+            self.rebuilt["seconds"],
+            replayed,
+            restored.get("concepts", 0),
+            restored.get("declined", 0),
+        )
+
+    def _replay(self, days: float | None) -> int:
+        """Feed the store's turns and feedback (the last ``days``, or all), in arrival order, to
+        the personal layer; returns how many records."""
         assert self.store is not None
         end = self.store.query("SELECT max(timestamp) AS ts FROM turns").column("ts")[0].as_py()
         if end is None:
-            return
-        since = end - timedelta(days=days)
-        turns: Iterator[tuple[datetime, int, LogRecord]] = (
-            (t.timestamp, 0, t) for t in self.store.turns(f"timestamp >= TIMESTAMPTZ '{since.isoformat()}'")
-        )
-        rows = self.store.query(
-            "SELECT feedback_id, turn_id, user_id, household_id, timestamp, question, answer, schema_version "
-            "FROM feedback WHERE timestamp >= ? ORDER BY timestamp, feedback_id",
-            [since],
-        ).to_pylist()
-        feedback = ((r["timestamp"], 1, Feedback.model_validate(r)) for r in rows)
+            return 0
+        since = end - timedelta(days=days) if days is not None else None
         n = 0
-        for _, _, record in heapq.merge(turns, feedback, key=lambda x: (x[0], x[1])):
+        for record in history(self.store, since):
             self._observe(record)
             n += 1
-        log.info("replayed %d records since %s into the personal layer", n, since.isoformat())
+        return n
 
     # --- serving ---------------------------------------------------------------------------------
 
@@ -316,9 +371,24 @@ class Service:
             elif isinstance(record, Feedback):
                 rewriter.observe_feedback(record)
 
-    def ingest(self, rows: list[Any]) -> TurnsResponse:
-        """Validate, store (when a store is configured) and learn one batch of records."""
+    def log_records(self, records: Sequence[LogRecord]) -> TurnsResponse | None:
+        """Store and learn records the service made itself (the questions' acts and asking
+        turns); failures are logged, never raised: the dialogue's answer must not depend on them."""
+        try:
+            out = self.ingest([record.model_dump(mode="json") for record in records], enrich=False)
+        except Exception:
+            log.exception("logging %d dialogue records failed", len(records))
+            return None
+        if out.quarantined:
+            log.warning("dialogue records rejected: %s", out.rejected)
+        return out
+
+    def ingest(self, rows: list[Any], enrich: bool = True) -> TurnsResponse:
+        """Validate, store (when a store is configured) and learn one batch of records (failed
+        Home Assistant turns get the words the dialogue's matcher could not place: ``enrich``)."""
         started = time.perf_counter()
+        if enrich:
+            self.talk.enrich(rows)
         batch = f"http:{uuid.uuid4().hex[:12]}"
         rejected: list[Quarantined]
         fresh: list[tuple[int, LogRecord]] = []
@@ -409,6 +479,7 @@ class Service:
             rewriter = self.artifact.rewriter
             had_home = household_id in rewriter.homes
             had_memory = rewriter.forget(household_id)
+            self.talk.forget(household_id)
         store_rows = None
         if self.config.store is not None:
             with self.store_lock:
@@ -455,6 +526,12 @@ class Service:
             store=str(self.config.store) if self.config.store else None,
             households=len(art.rewriter.personal.memories),
             homes=len(art.rewriter.homes),
+            dialogue={
+                "ready": self.talk.ready.is_set(),
+                "error": self.talk.load_error,
+                "waiting": len(self.talk.conversations.questions),
+                "rebuilt": self.rebuilt,
+            },
             uptime_s=round(time.monotonic() - self.started, 3),
         )
 

@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from selflearn.assistant.devices import HomeState
-from selflearn.dialogue import Question
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.pipeline import Assistant, HandledTurn
 from selflearn.core.home import normalize_name
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import BargeIn, DeviceContext, FailurePoint, Feedback, RewriteTrace, Truth
 from selflearn.core.schema import Goal as GoalRecord
+from selflearn.dialogue import Question
 from selflearn.simulation.catalogue import BACKGROUND
 from selflearn.simulation.goals import INTENT_WEIGHTS, Goal, PhrasingPool, out_of_scope_goal, realise
 from selflearn.simulation.phrasing import Phrasing
