@@ -277,3 +277,32 @@ def test_concept_records_round_trip() -> None:
     chat.say("the big light is the reading lamp")
     [concept] = chat.teaching.book.listing("h1", "me")
     assert Concept.model_validate_json(concept.model_dump_json()) == concept
+
+
+def test_a_taught_routine_that_unlocks_a_door_asks_first() -> None:
+    """A routine is the household's own word, but unlocking the front door and opening the garage
+    are never done unasked: "leaving" asks "Did you mean ...?" every time, a yes runs both."""
+    from selflearn.cli.chat import load_home
+
+    chat = Chat()
+    chat.state = HomeState.initial(load_home())
+    chat.chat = Conversation(chat.assistant, chat.state, household_id="h1", area="Hall")
+    taught = chat.say("when i say coming home unlock the front door and open the garage door")
+    assert taught.response.startswith("OK, coming home means unlock the front door and then open")
+    for _ in range(2):
+        asked = chat.say("coming home")
+        assert asked.question is not None and asked.question.kind == "confirm", asked.response
+        assert asked.response == "Did you mean unlock the front door and then open the garage door?"
+        assert chat.state.states["lock.front_door"] == "locked" and not asked.effects
+        done = chat.say("yes", after_s=2)
+        assert [e.intent for e in done.effects] == ["HassTurnOff", "HassTurnOn"], done.response
+        assert chat.state.states["lock.front_door"] == "unlocked"
+        assert chat.state.states["cover.garage_door"] == "open"
+        chat.state.states["lock.front_door"] = "locked"
+        chat.state.states["cover.garage_door"] = "closed"
+    cannot_ask = Chat(ask=False)
+    cannot_ask.state = HomeState.initial(load_home())
+    cannot_ask.chat = Conversation(cannot_ask.assistant, cannot_ask.state, household_id="h1", area="Hall")
+    cannot_ask.say("when i say coming home unlock the front door and open the garage door")
+    assert not cannot_ask.say("coming home").effects
+    assert cannot_ask.state.states["lock.front_door"] == "locked"

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from selflearn.core.guards import is_sensitive
 from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext, RewriteHook
 from selflearn.core.schema import (
@@ -233,7 +234,20 @@ class Dialogue:
                 applied = teaching.book.apply(heard.text, heard.household_id, heard.user_id, port.home)
                 if applied is not None:
                     taught = taught_trace(heard.text, applied)
-                    return Step("run", sentences=applied.sentences, rewrite=taught, applied=applied)
+                    if not any(is_sensitive(sentence) for sentence in applied.sentences):
+                        return Step("run", sentences=applied.sentences, rewrite=taught, applied=applied)
+                    if not self.ask:  # a lock, a door, an alarm: never unasked, so not at all
+                        return Step("pass")
+                    proposal = " and then ".join(applied.sentences)
+                    return Step(
+                        "ask",
+                        speech=self.config.confirm_template.format(proposal=proposal),
+                        rewrite=taught,
+                        kind="confirm",
+                        proposal=proposal,
+                        raised_by="taught",
+                        applied=applied,
+                    )
         if self.rewriter is None:
             return Step("pass")
         fails: bool | None = None
@@ -345,6 +359,7 @@ class Dialogue:
             rewrite=step.rewrite,
             raised_by=step.raised_by or "rewriter",
             payload=payload,
+            applied=step.applied,
         )
 
     # --- teaching commands -------------------------------------------------------------------
@@ -491,10 +506,13 @@ class Dialogue:
         if question.rewrite is None:  # pragma: no cover - a confirmation always carries its rewrite
             raise ValueError(f"question {question.act_id} has a proposal but no rewrite")
         act = question.act("yes", when, text)
+        applied = question.applied if isinstance(question.applied, Applied) else None
+        sentences = applied.sentences if applied is not None else (question.proposal,)
         return Step(
             "run",
-            sentences=(question.proposal,),
+            sentences=sentences,
             rewrite=question.rewrite,
+            applied=applied,
             answer="yes",
             reply="yes",
             act=act,

@@ -47,6 +47,9 @@ class Question:
     raised_by: str = "rewriter"
     wants_definition: bool = False
     """For "What is <words>?": any answer that names something or parses is the definition."""
+    applied: Any = None
+    """For a confirmation of taught concepts (a routine that unlocks a door is asked about
+    first): the :class:`~selflearn.dialogue.concepts.Applied` to run on a yes."""
     payload: Any = None
     """What the asking assistant keeps with its question (the reference assistant: its NLU
     result and entity resolution of the asking turn); the dialogue never reads it."""
