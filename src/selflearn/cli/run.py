@@ -154,6 +154,13 @@ def serve_cmd(
             "(docs/dialogue.md).",
         ),
     ] = "guesses",
+    ask_to_be_taught: Annotated[
+        bool,
+        typer.Option(
+            help="Ask to be taught about names a home lacks ('I don't know what mothership is. Can you "
+            "teach me?'), within a nag budget; teaching commands work either way."
+        ),
+    ] = True,
 ) -> None:
     """Serve the online rewriter over HTTP (one process; run replicas for more).
 
@@ -174,6 +181,7 @@ def serve_cmd(
         admin_token=admin_token,
         decision_threads=decision_threads,
         confirm=confirm,
+        teach_moments=ask_to_be_taught,
         freeze_gc=True,
         dialogue_warmup=True,
     )

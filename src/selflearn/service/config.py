@@ -60,6 +60,9 @@ class ServiceConfig:
     dialogue_timeout_ms: float = 200.0
     """An utterance not decided by then is answered ``pass`` (the dialogue runs Home
     Assistant's matcher on failed requests: slower than a rewrite alone)."""
+    teach_moments: bool = True
+    """Ask to be taught at teachable moments ("I don't know what *mothership* is. Can you teach
+    me?"); off: only teaching commands teach ("the big light is the floor lamp")."""
     dialogue_warmup: bool = False
     """Load the dialogue's copy of Home Assistant's matcher at start, in the background (a few
     seconds; ``selflearn serve`` turns it on); otherwise on the first ``POST /v1/dialogue``."""

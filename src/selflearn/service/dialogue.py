@@ -82,7 +82,9 @@ class ServiceDialogue:
             _Serving(service),
             DialogueConfig(),
             ask=True,
-            teaching=Teaching(ConceptBook(), TeachBudget(typed_min_repeats=1)),
+            teaching=Teaching(
+                ConceptBook(), TeachBudget(typed_min_repeats=1), moments=service.config.teach_moments
+            ),
             rewrite_when="on_failure",
         )
         self.conversations = Conversations(self.dialogue)
