@@ -1,7 +1,8 @@
-"""The README's two screenshots: the report of the demo's store and the live review page.
+"""The screenshots of the README and docs/report.md: the report of the demo's store, the live
+review page, and its failing patterns with their best candidate fixes.
 
     selflearn demo                     # writes out/demo (a few minutes)
-    python docs/screenshots.py         # writes docs/images/report.png and docs/images/review.png
+    python docs/screenshots.py         # writes docs/images/report.png, review.png and candidates.png
 
 Needs Debian's chromium (``apt-get install chromium``) and Playwright (a dev dependency); the
 review page runs on a copy of the demo's store, so the demo's own store is not changed.
@@ -76,11 +77,16 @@ def main() -> None:
                 page.evaluate("document.querySelector('#rules').scrollIntoView({block: 'start'})")
                 page.evaluate("window.scrollBy(0, -190)")
                 page.screenshot(path=str(args.out / "review.png"))
+                page.evaluate(
+                    "document.querySelector('#candidates-offered').scrollIntoView({block: 'start'})"
+                )
+                page.evaluate("window.scrollBy(0, -10)")
+                page.screenshot(path=str(args.out / "candidates.png"))
                 browser.close()
         finally:
             server.should_exit = True
             thread.join(timeout=10)
-    print(f"wrote {args.out / 'report.png'} and {args.out / 'review.png'}")
+    print(f"wrote {args.out / 'report.png'}, {args.out / 'review.png'} and {args.out / 'candidates.png'}")
 
 
 if __name__ == "__main__":

@@ -193,3 +193,57 @@ def test_the_report_of_a_simulated_store_shows_every_section_with_data(
     assert households and not any(h in text for h in households)  # pseudonymous
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     page.close()
+
+
+def test_accepting_a_candidate_on_the_live_page_rewrites_the_next_request(
+    browser: Any, tmp_path: Path
+) -> None:
+    """Issue 41: the page shows each failing pattern's best candidate fix with its evidence, one
+    click accepts it as a rule, and the very next failing request of that pattern is rewritten
+    to it; a candidate the rewriter could not use is never offered."""
+    from tests.test_report import DARK, DARK_FIX, HOME_A, candidate_log
+
+    folder = Rewriter.from_parts(table=RewriteTable.from_rules([(SOURCE, TARGET)])).save(tmp_path / "rw")
+    store = candidate_log().write(tmp_path / "live.duckdb")
+    config = ServiceConfig(
+        confirm="off", rewriter=folder, store=store, admin_token=TOKEN, request_timeout_ms=5000
+    )
+
+    def rewrite(text: str) -> dict[str, Any]:
+        res = httpx.post(
+            f"{server.url}/v1/rewrite", json={"text": text, "household_id": HOME_A, "failed": True}
+        )
+        assert res.status_code == 200, res.text
+        body: dict[str, Any] = res.json()
+        return body
+
+    with _Server(config) as server:
+        assert not rewrite("make the bedroom dark")["rewritten"]
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{server.url}/ui?token={TOKEN}")
+        page.wait_for_selector("#unrecognized")
+        assert "A candidate fix is offered for 1 of the 5 failing patterns shown" in page.inner_text(
+            "#candidates-offered"
+        )
+        cell = page.locator(f'#unrecognized td.candidate[data-candidate="{DARK_FIX}"]')
+        assert cell.count() == 1
+        text = cell.inner_text()
+        assert "from what its users said next" in text and "2 of its users in 2 homes" in text
+        assert "parses as HassTurnOff" in text
+        row = page.locator("#unrecognized tr", has=page.locator(f'td.candidate[data-candidate="{DARK_FIX}"]'))
+        assert DARK in row.inner_text()
+        for invalid in ("blorp the {area}", "lights out in the {area}", "shut the garage"):
+            refused = page.locator("#unrecognized tr", has_text=invalid).locator("td.candidate")
+            assert refused.count() == 1 and "none offered" in refused.inner_text(), invalid
+        cell.scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "candidate-before.png"))
+        cell.get_by_role("button", name="Accept as rule").click()
+        page.wait_for_selector("#saved")
+        assert f"accepted as a rule: {DARK} \u2192 {DARK_FIX}" in page.inner_text("#saved")
+        accepted = page.locator(f'#unrecognized td.candidate[data-candidate="{DARK_FIX}"]')
+        assert "accepted as a rule (edited)" in accepted.inner_text()
+        assert accepted.get_by_role("button", name="Accept as rule").count() == 0
+        page.screenshot(path=str(tmp_path / "candidate-after.png"))
+        after = rewrite("make the bedroom dark")
+        assert (after["text"], after["rewritten"]) == ("turn off the lights in the bedroom", True)
+        page.close()

@@ -462,3 +462,190 @@ def test_a_store_without_turns_still_shows_the_rules(folder: Path, tmp_path: Pat
     assert data.turns == 0 and "holds no turns" in data.notices[0].text
     page = render_html(data, review=ReviewForms("/ui/review"))
     assert f'<tr data-rule-id="{KILL_RULE}">' in _table(page, "rules") and "<form" in page
+
+
+# --- the best candidate fix of each failing pattern (issue 41) ------------------------------------
+
+DARK, DARK_FIX = "make the {area} dark", "turn off the lights in the {area}"
+
+
+def candidate_log() -> Log:
+    """Failing patterns whose users went on to something that worked: one fix that is valid
+    (``make the kitchen dark`` -> ``turn off the lights in the kitchen``, 2 users of 2 homes)
+    and four that must never be offered -- it does not parse in Home Assistant, it flips the
+    action, it is about a garage door, it drops the request's area."""
+    log = Log()
+
+    def failed_then(home: str, user: str, day: int, said: str, then: str, area: str = "Kitchen") -> None:
+        first = log.turn(home, user, day, said, False, area=area)
+        log.turn(home, user, day, then, True, rephrase_of=first, area=area)
+
+    failed_then(HOME_A, "u1", 0, "make the kitchen dark", "turn off the lights in the kitchen")
+    failed_then(HOME_B, "u3", 1, "make the bedroom dark", "turn off the lights in the bedroom", "Bedroom")
+    log.turn(HOME_A, "u2", 2, "make the kitchen dark", False)  # nobody fixed this one
+    for home, user in ((HOME_A, "u1"), (HOME_B, "u3")):
+        failed_then(home, user, 0, "blorp the kitchen", "frobnicate the zorp in the kitchen")
+        failed_then(home, user, 1, "lights out in the kitchen", "turn on the lights in the kitchen")
+        failed_then(home, user, 2, "shut the garage", "close the garage door")
+        failed_then(home, user, 3, "darkness in the kitchen", "turn off the lights")
+    return log
+
+
+@pytest.fixture(scope="module")
+def candidates(tmp_path_factory: pytest.TempPathFactory) -> ReportData:
+    path = candidate_log().write(tmp_path_factory.mktemp("candidates") / "logs.duckdb")
+    with Store(path, read_only=True) as store:
+        return collect(store, reviews={})
+
+
+def test_each_failing_pattern_gets_its_best_valid_candidate(candidates: ReportData) -> None:
+    by_pattern = {p.pattern: p for p in candidates.unrecognized}
+    dark = by_pattern[DARK].candidate
+    assert dark is not None and (dark.target, dark.origins, dark.decision) == (DARK_FIX, ("users",), "edited")
+    assert (dark.users, dark.homes, dark.successes) == (2, 2, 2)
+    assert "2 of its users in 2 homes said it right after the pattern failed" in dark.evidence
+    assert dark.parses_as == "HassTurnOff" and "parses as HassTurnOff" in dark.evidence
+    assert dark.example == "turn off the lights in the kitchen"  # the latest failing request, rewritten
+    from selflearn.report.views import pair_id
+
+    assert dark.review_id == pair_id(DARK, DARK_FIX) and dark.review is None
+
+
+def test_an_invalid_candidate_is_never_offered(candidates: ReportData) -> None:
+    by_pattern = {p.pattern: p for p in candidates.unrecognized}
+    why = {
+        "blorp the {area}": "does not parse in Home Assistant's templates",
+        "lights out in the {area}": "refused by the guards (opposite action)",
+        "shut the garage": "a sensitive request",
+        "darkness in the {area}": "drops, adds or swaps one of the request's names or numbers",
+    }
+    for pattern, reason in why.items():
+        p = by_pattern[pattern]
+        assert p.candidate is None and p.candidate_note is not None, pattern
+        assert reason in p.candidate_note, (pattern, p.candidate_note)
+    page = render_html(candidates, review=ReviewForms("/ui/review", {"form_token": "t"}))
+    offered = re.findall(r'<td[^>]* class="candidate" data-candidate="([^"]+)"', page)
+    assert offered == [DARK_FIX]
+    assert "A candidate fix is offered for <b>1</b> of the 5 failing patterns shown" in page
+
+
+def test_the_page_offers_one_click_to_accept_a_candidate(candidates: ReportData) -> None:
+    page = render_html(candidates, review=ReviewForms("/ui/review", {"form_token": "t0k"}))
+    cell = re.search(r'<td[^>]* class="candidate" data-candidate=.*?</td>', page, re.S)
+    assert cell is not None
+    form = cell.group(0)
+    for field in (
+        f'name="source" value="{DARK}"',
+        f'name="target" value="{DARK_FIX}"',
+        f'name="edited_target" value="{DARK_FIX}"',
+        'name="form_token" value="t0k"',
+        'name="decision" value="accept"',
+        "Accept as rule",
+    ):
+        assert field in form, field
+    static = render_html(candidates)
+    assert "Accept as rule" not in static and f'data-candidate="{DARK_FIX}"' in static
+    # once accepted, the page says so instead of offering the button again
+    from dataclasses import replace
+
+    from selflearn.report.views import pair_id
+
+    accepted = replace(
+        candidates,
+        unrecognized=[
+            replace(p, candidate=replace(p.candidate, review="edited")) if p.candidate else p
+            for p in candidates.unrecognized
+        ],
+    )
+    again = render_html(accepted, review=ReviewForms("/ui/review"))
+    assert "accepted as a rule (edited)" in again and 'value="accept"' not in again
+    assert pair_id(DARK, DARK_FIX).startswith("p")
+
+
+def test_a_mined_rule_is_the_candidate_and_accepting_it_approves_it(data: ReportData) -> None:
+    kill = data.unrecognized[0]
+    c = kill.candidate
+    assert c is not None and c.target == OFF and c.origins == ("table", "users")
+    assert (c.decision, c.rule_id, c.review_id, c.review) == ("approved", KILL_RULE, KILL_RULE, "approved")
+    assert c.evidence.startswith("a rule of the mined table: 5 users in 3 homes")
+    assert (
+        "3 of its users in 2 homes said it right after the pattern failed, and it worked (4 times)"
+        in c.evidence
+    )
+    frob = next(p for p in data.unrecognized if p.pattern == "frobnicate")
+    assert frob.candidate is None  # its only rule is demoted
+
+
+class _Ranked:
+    """A stand-in for a trained rewriter that leaves every request and shows ranked candidates."""
+
+    path = None
+    table_ = None
+
+    def __init__(self, shown: tuple[tuple[str, float], ...]) -> None:
+        self.shown, self.homes, self.asked = shown, dict[str, Any](), 0
+
+    def rewrite_one(self, text: str, context: Any = None) -> Any:
+        from selflearn.rewrite.rewriter import RewriteDecision
+
+        self.asked += 1
+        best = self.shown[0][0] if self.shown else text
+        reason = (
+            f"below the bar: 'x' -> {best.replace('kitchen', '{area}').replace('bedroom', '{area}')!r} "
+            "(HassTurnOff|area={area}): meaning 0.700 x fixable 0.100 = 0.070 (ranker 1 of 4) < 0.308"
+        )
+        return RewriteDecision(text, text, False, reasons=(reason,), candidates=self.shown)
+
+
+def test_the_rewriters_candidates_below_its_bar_are_offered_with_their_score(tmp_path: Path) -> None:
+    from typing import cast
+
+    from selflearn.rewrite.rewriter import Rewriter
+
+    log = Log()
+    for home, user in ((HOME_A, "u1"), (HOME_B, "u3")):
+        log.turn(home, user, 0, "lights be gone in the kitchen", False)
+    path = log.write(tmp_path / "logs.duckdb")
+    shown = (("turn off the lights in the kitchen", 0.7), ("turn on the lights in the kitchen", 0.6))
+    with Store(path, read_only=True) as store:
+        data = collect(store, rewriter=cast(Rewriter, _Ranked(shown)))
+        (p,) = [p for p in data.unrecognized if p.pattern == "lights be gone in the {area}"]
+        assert p.candidate is not None and p.candidate.target == OFF and p.candidate.origins == ("rewriter",)
+        assert p.candidate.score == 0.7
+        assert "the rewriter's top-ranked candidate, below the bar it acts at (score 0.070; it acts " in (
+            p.candidate.evidence
+        )
+        # below MIN_MEANING only the rewriter thinks it may mean the same: not offered
+        weak = collect(
+            store, rewriter=cast(Rewriter, _Ranked((("turn off the lights in the kitchen", 0.1),)))
+        )
+        (q,) = [q for q in weak.unrecognized if q.pattern == "lights be gone in the {area}"]
+        assert q.candidate is None and q.candidate_note is not None and "only 0.10" in q.candidate_note
+
+
+def test_a_busy_serving_rewriter_is_not_waited_for(tmp_path: Path) -> None:
+    """The live page asks the serving rewriter under the service's lock, one decision at a time:
+    one held for over a second means the page does without its answers (the users' candidates
+    are still offered)."""
+    import threading
+    import time
+    from typing import cast
+
+    from selflearn.rewrite.rewriter import Rewriter
+
+    path = candidate_log().write(tmp_path / "logs.duckdb")
+    ranked = _Ranked((("turn off the lights in the kitchen", 0.7),))
+    lock = threading.Lock()
+    with Store(path, read_only=True) as store:
+        free = collect(store, rewriter=cast(Rewriter, ranked), rewriter_lock=lock)
+        assert ranked.asked == len(free.unrecognized) and not lock.locked()
+        lock.acquire()
+        try:
+            started = time.perf_counter()
+            busy = collect(store, rewriter=cast(Rewriter, _Ranked(())), rewriter_lock=lock)
+            assert time.perf_counter() - started < 10
+        finally:
+            lock.release()
+    dark = {p.pattern: p for p in busy.unrecognized}[DARK]
+    assert dark.candidate is not None and dark.candidate.origins == ("users",)
+    assert all(p.rewriter_note is None for p in busy.unrecognized)

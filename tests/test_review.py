@@ -330,3 +330,183 @@ def test_the_page_exports_approved_rules_as_custom_sentences(tmp_path: Path) -> 
     Intents.from_dict(custom)  # loads in hassil as it is
     sentences = [s for item in custom["intents"]["HassTurnOff"]["data"] for s in item["sentences"]]
     assert sentences == ["kill the lights in the {area}"]
+
+
+# --- issue 42: what the review page records, exports and accepts -----------------------------------
+
+
+def _signed_in(client: TestClient, config: ServiceConfig) -> dict[str, str]:
+    """Sign in like the page does; the hidden fields of its forms."""
+    from selflearn.service.review import _form_token
+
+    assert client.post("/ui/login", data={"token": TOKEN}, follow_redirects=False).status_code == 303
+    return {"form_token": _form_token(config)}
+
+
+def test_approving_on_the_page_then_exporting_works(tmp_path: Path) -> None:
+    from hassil import Intents
+
+    config, _ = _service(tmp_path)
+    with TestClient(create_app(config)) as client:
+        hidden = _signed_in(client, config)
+        form = {"source": SOURCE, "target": TARGET, "decision": "approve", **hidden}
+        saved = client.post("/ui/review", data=form, follow_redirects=False)
+        assert saved.status_code == 303, saved.text
+        (verdict,) = client.get("/v1/reviews").json()["reviews"]
+        assert (verdict["decision"], verdict["reviewer"]) == ("approved", "admin")
+        page = client.get("/ui")
+        assert 'href="/ui/export"' in page.text
+        res = client.get("/ui/export")
+    assert res.status_code == 200, res.text
+    custom = yaml.safe_load(res.text)
+    Intents.from_dict(custom)
+    assert [s for item in custom["intents"]["HassTurnOff"]["data"] for s in item["sentences"]] == [SOURCE]
+
+
+def test_a_reviewer_name_with_spaces_exports(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+    from selflearn.rewrite.review import export_reviewed
+    from tests.conftest import HOME as TEST_HOME
+
+    store = tmp_path / "s.duckdb"
+    with Store(store) as s:
+        s.put_home("h1", TEST_HOME)
+    run = CliRunner().invoke
+    added = run(app, ["review", "add", "-s", str(store), "approved", SOURCE, TARGET, "--by", "Jane Doe"])
+    assert added.exit_code == 0, added.output
+    out = tmp_path / "ha"
+    exported = run(app, ["review", "export", "--store", str(store), "--household", "h1", "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+    text = (out / "custom_sentences/en/selflearn_reviewed.yaml").read_text()
+    assert "Jane_Doe" in text and SOURCE in text
+    # the page's old reviewer name, still in stores written before the fix, exports too
+    old = Review(
+        review_id="p9",
+        pattern=SOURCE,
+        target=TARGET,
+        decision="approved",
+        reviewer="admin (review page)",
+        timestamp=T0,
+    )
+    result, _ = export_reviewed([old], Home.from_dict(TEST_HOME), tmp_path / "old")
+    assert result.phrasings == 1
+
+
+BAD_EDITS = {
+    "frobnicate the zorp in the {area}": "does not parse in Home Assistant's templates",
+    "frobnicate the zorp {number}": "it has {number} but the request pattern",
+    "how long left on the {device} timer": "{device} is not a placeholder selflearn fills",
+    "turn off the {name}": "it has {name} but the request pattern",
+}
+
+
+def test_an_edit_the_rewriter_cannot_use_is_refused_everywhere(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+
+    config, store = _service(tmp_path)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(create_app(config)) as client:
+        for target, why in BAD_EDITS.items():
+            edit = {"pattern": SOURCE, "target": TARGET, "decision": "edited", "edited_target": target}
+            res = client.post("/v1/reviews", json=edit, headers=auth)
+            assert res.status_code == 422, (target, res.text)
+            body = res.json()
+            assert body["detail"].startswith("invalid request: edited_target: ") and why in body["detail"]
+            assert body["errors"] == [
+                {"field": "edited_target", "message": body["errors"][0]["message"], "type": "value_error"}
+            ]
+            assert why in body["errors"][0]["message"]
+        hidden = _signed_in(client, config)
+        form = {
+            "source": SOURCE,
+            "target": TARGET,
+            "decision": "edit",
+            "edited_target": "frobnicate the zorp in the {area}",
+            **hidden,
+        }
+        page = client.post("/ui/review", data=form, follow_redirects=False)
+        assert page.status_code == 422 and "Not saved" in page.text and "does not parse" in page.text
+        assert client.get("/v1/reviews", headers=auth).json()["reviews"] == []
+        # nothing was saved, so the mined rule still applies -- no literal placeholder reaches the NLU
+        assert _rewrite(client)["text"] == "turn off the lights in the kitchen"
+        good = {**form, "edited_target": "turn off all the lights in the {area}"}
+        assert client.post("/ui/review", data=good, follow_redirects=False).status_code == 303
+    run = CliRunner().invoke
+    for target, why in BAD_EDITS.items():
+        cli = run(app, ["review", "add", "-s", str(store), "edited", SOURCE, TARGET, "--to", target])
+        assert isinstance(cli.exception, ConfigError) and why in str(cli.exception), cli.output
+    ok = run(
+        app,
+        [
+            "review",
+            "add",
+            "-s",
+            str(store),
+            "edited",
+            SOURCE,
+            TARGET,
+            "--to",
+            "turn off all the lights in the {area}",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+
+
+def test_check_target_fills_and_parses_as_the_rewriter_would() -> None:
+    from selflearn.rewrite.review import check_target
+
+    homes = {"h1": HOME}
+    ok = check_target(SOURCE, "turn off all the lights in the {area}", homes)
+    assert ok.ok and ok.intent == "HassTurnOff" and ok.sentence is not None
+    said = [((("area", "hall"),), HOME, "Hall")]
+    assert check_target(SOURCE, TARGET, homes, said).sentence == "turn off the lights in the hall"
+    assert not check_target(SOURCE, SOURCE, homes).ok  # the pattern itself
+    assert "{number}" in check_target(SOURCE, "set the {area} to {number} percent", homes).reason
+    no_home = check_target("what time", "frobnicate", {})
+    assert not no_home.ok and "no home configuration" in no_home.reason
+
+
+def test_accepting_a_candidate_on_the_page_records_the_right_verdict(tmp_path: Path) -> None:
+    from selflearn.rewrite.table import rule_id
+
+    config, _ = _service(tmp_path)
+    with TestClient(create_app(config)) as client:
+        hidden = _signed_in(client, config)
+        # an active rule of the serving table: approved (the rewriter applies it already)
+        rule = {"source": SOURCE, "target": TARGET, "rule_id": rule_id(SOURCE, TARGET), "decision": "accept"}
+        assert client.post("/ui/review", data={**rule, **hidden}, follow_redirects=False).status_code == 303
+        # anything else: the pattern edited to the candidate, from the next request on
+        dark = {"source": "make the {area} dark", "target": TARGET, "rule_id": "", "decision": "accept"}
+        res = client.post("/ui/review", data={**dark, **hidden}, follow_redirects=False)
+        assert res.status_code == 303
+        assert "accepted as a rule" in client.get(res.headers["location"]).text
+        verdicts = {r["pattern"]: r for r in client.get("/v1/reviews").json()["reviews"]}
+        assert verdicts[SOURCE]["decision"] == "approved"
+        assert (
+            verdicts["make the {area} dark"]["decision"],
+            verdicts["make the {area} dark"]["edited_target"],
+        ) == (
+            "edited",
+            TARGET,
+        )
+        assert _rewrite(client, "make the hall dark")["text"] == "turn off the lights in the hall"
+        bad = {**dark, "source": "make the {area} bright", "target": "frobnicate the {area}"}
+        assert client.post("/ui/review", data={**bad, **hidden}, follow_redirects=False).status_code == 422
+
+
+def test_an_accepted_candidate_teaches_the_ranker_it_is_right() -> None:
+    accepted = Review(
+        review_id="p1",
+        pattern="make the {area} dark",
+        target=TARGET,
+        decision="edited",
+        edited_target=TARGET,
+        timestamp=T0,
+    )
+    index = Reviews.of([accepted])
+    assert not index.rejects("make the {area} dark", TARGET, None)
+    assert index.edit_for("make the {area} dark") == (TARGET, "p1")

@@ -86,7 +86,8 @@ def report_cmd(
     rate = f"{data.defect_rate:.1%}" if data.defect_rate is not None else "n/a (no defect signals)"
     out.print(
         escape(
-            f"report: {data.turns:,} turns, defect rate {rate}, {len(data.unrecognized)} failing patterns, "
+            f"report: {data.turns:,} turns, defect rate {rate}, {len(data.unrecognized)} failing patterns "
+            f"({sum(p.candidate is not None for p in data.unrecognized)} with a candidate fix), "
             f"{len(data.rules)} rules, {len(data.decisions)} rewriter decisions -> {out_file} "
             f"({len(page) / 1024:,.0f} KiB, {time.perf_counter() - started:.1f} s)"
         ),

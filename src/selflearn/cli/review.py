@@ -17,7 +17,7 @@ from selflearn.cli.common import open_store, out
 from selflearn.cli.concepts import read_home
 from selflearn.core.errors import ConfigError
 from selflearn.core.schema import Review
-from selflearn.rewrite.review import export_reviewed, review_id
+from selflearn.rewrite.review import check_target, export_reviewed, review_id
 
 review_app = typer.Typer(
     no_args_is_help=True,
@@ -77,7 +77,9 @@ def add_cmd(
     reviewer: Annotated[str | None, typer.Option("--by", help="Who decided.")] = None,
 ) -> None:
     """Record a verdict (a running service applies verdicts it is told of through POST /v1/reviews
-    or its page; one started later reads them from the store).
+    or its page; one started later reads them from the store). An edit's target is checked as the
+    rewriter would use it: its placeholders must be fillable from the pattern's, and the filled
+    sentence must parse in Home Assistant's templates in a home of the store.
 
     Example: selflearn review add -s s.duckdb rejected 'kill the {area} lights' 'turn on the {area} lights'"""
     if decision == "edited" and not edited_target:
@@ -93,6 +95,10 @@ def add_cmd(
         timestamp=datetime.now(UTC),
     )
     with open_store(store_path, read_only=False) as store:
+        if verdict.edited_target is not None:
+            checked = check_target(pattern, verdict.edited_target, store.homes())
+            if not checked.ok:
+                raise ConfigError(f"not saved: the edited target (--to) cannot be used: {checked.reason}")
         before = store.put_review(verdict)
     was = f" (was {before.decision})" if before is not None else ""
     out.print(f"{decision}: {escape(pattern)} -> {escape(edited_target or target)}{was}", soft_wrap=True)

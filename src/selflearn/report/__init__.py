@@ -1,6 +1,7 @@
 """``selflearn report``: one self-contained HTML page of what selflearn found and learned --
 defect rates over time and by intent, failure point, home, area and hour; the requests that fail
-most and the fix selflearn learned or proposes for each; the rewrite table; the online
+most, the fix selflearn learned or proposes for each and the best candidate it has, also one the
+rewriter would not apply unasked; the rewrite table; the online
 rewriter's logged decisions (wins, losses, wrong actions, demotions); a before/after comparison
 (``docs/report.md``).
 
@@ -19,6 +20,7 @@ from selflearn.report.render import ReviewForms, render_html
 from selflearn.report.views import (
     STAGES,
     Breakdown,
+    CandidateFix,
     Comparison,
     DateRange,
     Decision,
@@ -39,6 +41,7 @@ from selflearn.report.views import (
 __all__ = [
     "STAGES",
     "Breakdown",
+    "CandidateFix",
     "Comparison",
     "DateRange",
     "Decision",

@@ -18,6 +18,7 @@ from selflearn.core.errors import StoreError
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import Concept
 from selflearn.core.store import Store
+from selflearn.report.candidates import Asked, best_candidates
 from selflearn.report.views import (
     DEFECT_THRESHOLD,
     EXAMPLES,
@@ -36,6 +37,7 @@ from selflearn.report.views import (
     Period,
     Rate,
     ReportData,
+    RewriterLock,
     Rule,
     Signals,
     pair_id,
@@ -73,8 +75,11 @@ class Collector:
         top: int,
         reviews: dict[str, str],
         say: Callable[[str], None],
+        lock: RewriterLock | None = None,
     ) -> None:
         self.store, self.cur, self.top, self.reviews, self.say = store, cur, top, reviews, say
+        self.lock = lock
+        """Held around each decision of a shared rewriter (:func:`~selflearn.report.views.collect`)."""
         self.tables = {str(r[0]) for r in cur.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         self.delex: dict[str, Delexicalizer] = {}
         self.homes: dict[str, Home] = {}
@@ -406,8 +411,10 @@ class Collector:
             )
         fixes = self.fixes([r["pattern"] for r in top], rules_table, decisions)
         notes: dict[str, str] = {}
+        asked: dict[str, Asked] = {}
         if rewriter is not None:
-            self.ask_rewriter(rewriter, fixes, notes)
+            self.ask_rewriter(rewriter, fixes, notes, asked)
+        offered, why_not = best_candidates(self, rules_table, asked)
         self.cur.execute("DROP TABLE _report_top")
         out = []
         for r in top:
@@ -426,6 +433,8 @@ class Collector:
                     examples=examples.get(pattern, []),
                     fixes=fixes.get(pattern, []),
                     rewriter_note=notes.get(pattern),
+                    candidate=offered.get(pattern),
+                    candidate_note=why_not.get(pattern),
                 )
             )
         return out, int(more)
@@ -508,12 +517,20 @@ class Collector:
             )
         return out
 
-    def ask_rewriter(self, rewriter: Rewriter, fixes: dict[str, list[Fix]], notes: dict[str, str]) -> None:
+    def ask_rewriter(
+        self,
+        rewriter: Rewriter,
+        fixes: dict[str, list[Fix]],
+        notes: dict[str, str],
+        asked: dict[str, Asked],
+    ) -> None:
         """What ``rewriter`` decides now for the latest failing request of each top pattern, said
-        in the same home and area, known to have failed (its personal layer starts empty)."""
+        in the same home and area, known to have failed (a rewriter loaded for the report starts
+        with an empty personal layer; a serving one, under :attr:`lock`, has its households')."""
         from selflearn.core.hooks import RewriteContext
 
-        rewriter.homes.update(self.homes)
+        if self.lock is None:
+            rewriter.homes.update(self.homes)
         for r in self.rows("""
             SELECT pattern, arg_max(said, ts) AS said, arg_max(household_id, ts) AS household,
                    arg_max(area, ts) AS area, max(ts) AS ts
@@ -526,7 +543,16 @@ class Collector:
                 timestamp=r["ts"].replace(tzinfo=UTC),
                 failed=True,
             )
-            decision = rewriter.rewrite_one(r["said"], ctx)
+            if self.lock is None:
+                decision = rewriter.rewrite_one(r["said"], ctx)
+            elif self.lock.acquire(timeout=1.0):
+                try:
+                    decision = rewriter.rewrite_one(r["said"], ctx)
+                finally:
+                    self.lock.release()
+            else:  # busy serving: the page does without its answers rather than wait
+                break
+            asked[r["pattern"]] = Asked(decision, household)
             if not decision.rewritten:
                 notes[r["pattern"]] = "the rewriter leaves it: " + "; ".join(decision.reasons[-1:])
                 continue

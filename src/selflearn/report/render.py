@@ -10,7 +10,12 @@ The markup is a contract the live review page (``/ui`` of ``selflearn serve``) b
 * with :class:`ReviewForms`, every rule row, decision row and proposed-fix row carries a plain
   HTML form (``POST``, no JavaScript) with the fields ``rule_id``, ``source``, ``target``,
   ``edited_target`` (pre-filled with the target), the extra hidden fields, and three buttons
-  named ``decision``: ``approve``, ``reject``, ``edit``.
+  named ``decision``: ``approve``, ``reject``, ``edit``;
+* each failing pattern's best candidate fix is a cell ``<td class="candidate"
+  data-candidate="TARGET" data-decision="approved|edited">`` (``<td class="candidate none">``
+  when none is offered); with :class:`ReviewForms` it holds a form with the same fields and one
+  button named ``decision`` with the value ``accept`` ("Accept as rule"), or, once accepted, a
+  ``<span class="accepted">``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from selflearn.report.svg import Series, bar_chart, line_chart
 from selflearn.report.views import (
     FAILURE_LABELS,
     Breakdown,
+    CandidateFix,
     Comparison,
     Decision,
     Fix,
@@ -57,7 +63,16 @@ font-weight:600}
 form.review{display:flex;gap:4px;flex-wrap:wrap;margin:0}form.review input[type=text]{width:14em}
 td.examples{min-width:22em}.examples{margin:0;padding-left:16px}.small{font-size:12px;color:#57606a}
 td.evidence{min-width:12em;max-width:32em}summary{cursor:pointer}
+td.candidate{min-width:16em;max-width:26em;background:#f6fff8}td.candidate.none{background:none}
+form.accept{margin:4px 0 0}form.accept button{font-weight:600}.accepted{color:#1a7f37;font-weight:600}
 """
+
+ORIGINS = {
+    "table": "a rule of the mined table",
+    "users": "what its users said next",
+    "rewriter": "the rewriter's candidates",
+}
+"""How each origin of a candidate fix is named on the page."""
 
 
 BARS = 30
@@ -279,9 +294,26 @@ class _Renderer:
             "replaced by <code>{area}</code>, <code>{name}</code>, <code>{floor}</code>, "
             "<code>{number}</code> -- the form in which the rewrite table looks requests up. Failing: "
             "turns (first attempts and retries) whose P(defect) is at least 0.5; works: the share of the "
-            "pattern's scored turns that are not. Fixes: <b>table</b> a mined rule; <b>logged</b> what "
-            "the online rewriter did to these requests; <b>rewriter</b> what the given rewriter decides "
-            "now for the latest failing example; <b>concept</b> something the home taught.</p>"
+            "pattern's scored turns that are not. Best candidate: the best fix selflearn has for the "
+            "pattern, also one the rewriter would not apply unasked -- a mined rule, what the pattern's "
+            "own users said right after it failed and that worked, or the rewriter's candidates -- with "
+            "where it comes from and its evidence; it is offered only when it keeps the request's names "
+            "and numbers, the latest failing requests rewritten by it parse in Home Assistant's "
+            "templates, and it neither flips the action nor touches locks, covers or alarms. Fixes: "
+            "<b>table</b> a mined rule; <b>logged</b> what the online rewriter did to these requests; "
+            "<b>rewriter</b> what the given rewriter decides now for the latest failing example; "
+            "<b>concept</b> something the home taught.</p>"
+        )
+        offered = sum(p.candidate is not None for p in d.unrecognized)
+        out.append(
+            f'<p class="note" id="candidates-offered">A candidate fix is offered for <b>{_n(offered)}</b> '
+            f"of the {_n(len(d.unrecognized))} failing patterns shown"
+            + (
+                " (Accept as rule: the next failing request of the pattern is rewritten to it)."
+                if self.review
+                else "."
+            )
+            + "</p>"
         )
         heads = [
             "#",
@@ -292,6 +324,7 @@ class _Renderer:
             "homes",
             "failure point",
             "examples",
+            "best candidate",
             "fix",
             "target",
             "evidence",
@@ -322,7 +355,7 @@ class _Renderer:
             f"<td{span} class=n>{_n(p.failing)}</td><td{span} class=n>{_pct(p.success_rate)}</td>"
             f"<td{span} class=n>{_n(p.users)}</td><td{span} class=n>{_n(p.homes)}</td>"
             f'<td{span} title="{_e(points)}">{_e(where)}</td>'
-            f"<td{span} class=examples><ul class=examples>{examples}</ul></td>"
+            f"<td{span} class=examples><ul class=examples>{examples}</ul></td>" + self.candidate_cell(p, span)
         )
         rows = []
         for k, fix in enumerate(fixes):
@@ -348,6 +381,40 @@ class _Renderer:
                 f"<td>{status}</td>{self.review_cells(rule, fix.source, fix.target, fix.review)}</tr>"
             )
         return rows
+
+    def candidate_cell(self, p: Pattern, span: str) -> str:
+        c = p.candidate
+        if c is None:
+            note = p.candidate_note or "none offered"
+            return (
+                f'<td{span} class="candidate none small"><details><summary>none offered</summary>'
+                f"{_e(note)}</details></td>"
+            )
+        origins = " and ".join(ORIGINS[o] for o in c.origins)
+        return (
+            f'<td{span} class="candidate" data-candidate="{_e(c.target)}" data-decision="{c.decision}">'
+            f"<code>{_e(c.target)}</code><div class=small>from {_e(origins)}; e.g. "
+            f'<q>{_e(c.example)}</q></div><div class="small evidence">{_e(c.evidence)}</div>'
+            f"{self.accept(c)}</td>"
+        )
+
+    def accept(self, c: CandidateFix) -> str:
+        if c.review in ("approved", "edited"):
+            return f'<span class="accepted">accepted as a rule ({_e(c.review)})</span>'
+        if self.review is None:
+            return ""
+        fields = {
+            "rule_id": c.rule_id or "",
+            "source": c.source,
+            "target": c.target,
+            "edited_target": c.target,
+            **self.review.hidden,
+        }
+        hidden = "".join(f'<input type="hidden" name="{_e(k)}" value="{_e(v)}">' for k, v in fields.items())
+        return (
+            f'<form class="accept" method="post" action="{_e(self.review.action)}">{hidden}'
+            '<button type="submit" name="decision" value="accept">Accept as rule</button></form>'
+        )
 
     def rules(self) -> str:
         d = self.data

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import duckdb
 
@@ -41,6 +41,15 @@ from selflearn.rewrite.table import RewriteTable
 
 if TYPE_CHECKING:
     from selflearn.rewrite.rewriter import Rewriter
+
+
+class RewriterLock(Protocol):
+    """A lock held around each decision of a shared rewriter (``threading.Lock``)."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
 
 DEFECT_THRESHOLD = 0.5
 """A turn is a defect when its P(defect) is at least this (the miner's ``defect_threshold``)."""
@@ -198,6 +207,53 @@ class Fix:
     review: str | None = None
 
 
+CandidateOrigin = Literal["table", "users", "rewriter"]
+
+
+@dataclass(frozen=True)
+class CandidateFix:
+    """The best candidate fix selflearn has for a failing pattern -- also one the rewriter would
+    not apply unasked -- checked as the rewriter would use it: its placeholders fillable from the
+    pattern's values, parsing in Home Assistant's strict templates in a home of the store, no
+    polarity flip, nothing sensitive (locks, covers, alarms); see
+    :mod:`selflearn.report.candidates`.
+    Accepting it records a review (:attr:`decision`) that holds from the next request on."""
+
+    source: str
+    """The failing pattern."""
+    target: str
+    """The pattern it would be rewritten to."""
+    origins: tuple[CandidateOrigin, ...]
+    """Where it comes from: ``table`` a rule of the mined table; ``users`` what the pattern's own
+    users said next, right after it failed, and that worked (the ``rephrases`` links);
+    ``rewriter`` the rewriter's ranked candidates, or what it does now."""
+    evidence: str
+    """Where it comes from and its evidence, in plain words."""
+    example: str
+    """The sentence that parsed: a latest failing request of the pattern rewritten by it, or,
+    when none of theirs parses, the target filled with a home's names and numbers (the evidence
+    then says so)."""
+    parses_as: str | None
+    """The intent Home Assistant's strict templates read in :attr:`example`."""
+    review_id: str
+    """The id of the verdict accepting it records (:func:`pair_id`, or the mined rule's id)."""
+    decision: Literal["approved", "edited"]
+    """What accepting it records: ``approved`` for an active mined rule (the rewriter applies it
+    already), else ``edited`` -- the pattern rewritten to :attr:`target`."""
+    users: int = 0
+    """Users who said it right after the pattern failed, and it worked."""
+    homes: int = 0
+    """Their homes."""
+    successes: int = 0
+    """Times it worked right after the pattern failed."""
+    score: float | None = None
+    """The rewriter's score for it, when it ranked it."""
+    rule_id: str | None = None
+    """The mined rule's id, when it is a rule of the table."""
+    review: str | None = None
+    """The verdict in force on it (``approved``, ``edited``, ``rejected``), if any."""
+
+
 @dataclass(frozen=True)
 class Pattern:
     """A failing request pattern (delexicalized as the miner does)."""
@@ -218,6 +274,10 @@ class Pattern:
     fixes: list[Fix]
     rewriter_note: str | None = None
     """Why the given rewriter leaves it alone, when it does."""
+    candidate: CandidateFix | None = None
+    """The best candidate fix offered for it (:class:`CandidateFix`)."""
+    candidate_note: str | None = None
+    """Why none is offered, when none is."""
 
     @property
     def success_rate(self) -> float:
@@ -375,6 +435,7 @@ def collect(
     top: int = 50,
     reviews: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
+    rewriter_lock: RewriterLock | None = None,
 ) -> ReportData:
     """Read ``store`` into a :class:`ReportData`.
 
@@ -386,8 +447,13 @@ def collect(
     date ranges to compare (``"2026-01-01..2026-01-07"``; default: the first and second half of
     the store's days; one given alone is compared with the rest of the store); ``top``: failing
     patterns and largest groups shown; ``reviews``: rule id -> review status
-    (``approved``/``rejected``/``edited``) shown beside the rules; ``progress(stage)`` is called
-    as each of :data:`STAGES` starts."""
+    (``approved``/``rejected``/``edited``) shown beside the rules and candidates;
+    ``progress(stage)`` is called as each of :data:`STAGES` starts; ``rewriter_lock``: the lock
+    of a loaded ``rewriter`` that serves requests meanwhile (held around each of its decisions,
+    waited for at most a second; the rewriter is asked no more once it was busy that long).
+
+    Each top pattern gets the best candidate fix selflearn has for it (:class:`CandidateFix`),
+    from the table, from what its own users said next and worked, and from the rewriter."""
     if top < 1:
         raise ConfigError(f"top must be at least 1, got {top}")
     ranges = [
@@ -409,7 +475,7 @@ def collect(
 
     cur = store.con.cursor()
     try:
-        return Collector(store, cur, top, dict(reviews or {}), say).run(
+        return Collector(store, cur, top, dict(reviews or {}), say, rewriter_lock).run(
             rules_table, loaded, ranges[0], ranges[1]
         )
     except duckdb.Error as exc:

@@ -7,9 +7,15 @@ rule by its request pattern and target pattern (delexicalized: ``kill the {area}
 * **rejected**: the rule is never applied again -- a rewrite of that source pattern into that
   target pattern (or by that table rule) is dropped, whichever layer proposed it;
 * **edited**: requests of the source pattern that failed are rewritten to the edited target,
-  filled with the request's own names and values, and acted on (a person wrote it);
+  filled with the request's own names and values, and acted on (a person wrote it, or accepted
+  a candidate fix as a rule: then the edited target is the target itself);
 * **approved**: nothing changes at run time; the rule is marked for export as a Home Assistant
   custom sentence (``selflearn review export``).
+
+A target a person writes (an edit, or a candidate accepted as a rule) is checked the way the
+rewriter will use it before it is stored (:func:`check_target`): its placeholders must be
+fillable from the request pattern's values, and the filled sentence must parse in Home
+Assistant's strict templates in a home of the store.
 
 >>> from datetime import UTC, datetime
 >>> from selflearn.core.schema import Review
@@ -27,20 +33,27 @@ False
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import itertools
+import re
+import threading
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from selflearn.core.delex import PLACEHOLDER
+from selflearn.core.delex import PLACEHOLDER, fill
 from selflearn.core.home import Home
-from selflearn.core.schema import Concept, Review
+from selflearn.core.schema import MAX_ID_CHARS, Concept, Review
 from selflearn.rewrite.table import rule_id as table_rule_id
 
 if TYPE_CHECKING:
     from selflearn.assistant.concept_export import ExportResult
+    from selflearn.assistant.nlu import HomeAssistantNlu
 
-__all__ = ["Reviews", "export_reviewed", "review_id"]
+__all__ = ["Reviews", "TargetCheck", "check_target", "export_reviewed", "review_id"]
 
 
 def review_id(source: str, target: str, rule_id: str | None = None) -> str:
@@ -72,7 +85,8 @@ class Reviews:
                 if r.rule_id is not None and r.rule_id == r.review_id:  # a mined table rule
                     out.rejected_rules.add(r.rule_id)
             elif r.decision == "edited" and r.edited_target:
-                out.rejected_pairs.add((r.pattern, r.target))
+                if r.edited_target != r.target:  # edited away from the target (not accepted as it is)
+                    out.rejected_pairs.add((r.pattern, r.target))
                 out.edits[r.pattern] = (r.edited_target, r.review_id)
             elif r.decision == "approved":
                 out.approved.append(r)
@@ -116,7 +130,7 @@ def export_reviewed(
             Concept(
                 concept_id=f"review.{r.review_id}",
                 household_id=household_id,
-                user_id=r.reviewer or "reviewer",
+                user_id=reviewer_id(r.reviewer),
                 kind="phrasing",
                 phrase=r.pattern,
                 meaning=(target,),
@@ -124,6 +138,154 @@ def export_reviewed(
             )
         )
     return export_concepts(concepts, household_id, home, out), left_out
+
+
+def reviewer_id(reviewer: str | None) -> str:
+    """A reviewer's name as the id the export writes (``Jane Doe`` -> ``Jane_Doe``): a review
+    names its reviewer in free text, the exported configuration by an id (letters, digits,
+    ``_.:-``). Accents are dropped (``José`` -> ``Jose``); nothing usable left: ``reviewer``.
+
+    >>> reviewer_id("Jane Doe"), reviewer_id("admin (review page)"), reviewer_id(None)
+    ('Jane_Doe', 'admin_review_page', 'reviewer')
+    """
+    ascii_name = unicodedata.normalize("NFKD", reviewer or "").encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9_.:\-]+", "_", ascii_name).strip("_")
+    return name[:MAX_ID_CHARS] or "reviewer"
+
+
+# --- checking a target the way the rewriter will use it ------------------------------------------
+
+SAMPLE_NUMBERS = ("20", "5")
+"""Numbers tried for ``{number}`` when no request of the pattern says one (a brightness, a
+temperature, a timer's minutes, a volume: 20 and 5 are all of them)."""
+
+MAX_TRIES = 300
+"""Most sentences :func:`check_target` puts to Home Assistant's matcher for one target."""
+
+_BRACES = re.compile(r"\{[^{}]*\}|[{}]")
+
+Said = tuple[Sequence[tuple[str, str]], Home, str | None]
+"""A request of the source pattern: its values (``(("area", "kitchen"),)``, as
+:class:`~selflearn.core.delex.Delexicalizer` takes them out), its home, and the name of the area
+of the device that heard it."""
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """Whether a target pattern can be used for a request pattern, and why (:func:`check_target`)."""
+
+    ok: bool
+    reason: str
+    """Why it is refused, or, when ``ok``, what it parsed as and where."""
+    sentence: str | None = None
+    """The filled sentence that parsed (``ok``), or the first one tried."""
+    intent: str | None = None
+    """The intent Home Assistant's strict templates read in ``sentence`` (``ok``)."""
+
+
+def placeholder_problem(source: str, target: str) -> str | None:
+    """Why ``target``'s placeholders cannot be filled from a request of pattern ``source``, or
+    None: a ``{...}`` selflearn does not fill (it would reach the assistant as written), or
+    more of a kind than the request pattern has (:func:`selflearn.core.delex.fill` has no value
+    for it)."""
+    for braces in _BRACES.findall(target):
+        if PLACEHOLDER.fullmatch(braces) is None:
+            return (
+                f"{braces} is not a placeholder selflearn fills (only {{area}}, {{floor}}, {{name}} and "
+                "{number}, from the request's own words): it would reach the assistant as written"
+            )
+    have, need = Counter(PLACEHOLDER.findall(source)), Counter(PLACEHOLDER.findall(target))
+    for kind, n in sorted(need.items()):
+        if n > have[kind]:
+            has = "none" if not have[kind] else f"only {have[kind]}"
+            return (
+                f"it has {{{kind}}}{f' {n} times' if n > 1 else ''} but the request pattern {source!r} "
+                f"has {has}, so a request of it has no value to fill it with"
+            )
+    return None
+
+
+def check_target(
+    source: str, target: str, homes: Mapping[str, Home], said: Sequence[Said] = ()
+) -> TargetCheck:
+    """Check ``target`` as the rewriter would use it for requests of pattern ``source``: its
+    placeholders are filled from the request's values (:func:`placeholder_problem`), and the
+    filled sentence must parse in Home Assistant's strict templates (hassil with the home's
+    names, :class:`~selflearn.assistant.nlu.HomeAssistantNlu`) in the request's home.
+
+    ``said``: requests of the pattern; when given, the target is filled with their values and
+    parsed in their homes (with their device's area as context). Otherwise each placeholder of
+    the pattern is filled with names of a home of ``homes`` (its areas, floors, devices; 20 or 5
+    for a number) until one sentence parses, at most :data:`MAX_TRIES` sentences. A store with
+    no home configuration is checked in a home with no names."""
+    target = " ".join(target.split())
+    if not target:
+        return TargetCheck(False, "the target is empty")
+    if target == " ".join(source.split()):
+        return TargetCheck(False, "the target is the request pattern itself")
+    problem = placeholder_problem(source, target)
+    if problem is not None:
+        return TargetCheck(False, problem)
+    tries = itertools.islice(_sentences(source, target, homes, said), MAX_TRIES)
+    first: str | None = None
+    tried, places = 0, set[str]()
+    with _NLU_LOCK:
+        nlu = _strict_nlu()
+        for sentence, home, area_id in tries:
+            first = first or sentence
+            tried += 1
+            places.add(home.home_id)
+            result = nlu.recognize(sentence, home, area_id, explain_failures=False)
+            if result.trace.matched:
+                intent = result.trace.intent
+                return TargetCheck(True, f"parses as {intent} ({sentence!r})", sentence, intent)
+    where = "the requests' own homes" if said else f"{len(places)} home(s) of the store"
+    if not homes and not said:
+        where = "a home with no names (the store has no home configuration)"
+    more = f" and {tried - 1} more sentence(s)" if tried > 1 else ""
+    return TargetCheck(
+        False,
+        f"{target!r} does not parse in Home Assistant's templates: tried {first!r}{more} in {where}",
+        first,
+    )
+
+
+_NLU_LOCK = threading.Lock()
+"""The matcher's result cache is not thread-safe (pages and forms are served from a thread pool)."""
+
+
+@cache
+def _strict_nlu() -> HomeAssistantNlu:
+    from selflearn.assistant.nlu import HomeAssistantNlu
+
+    return HomeAssistantNlu("strict", cache_size=20_000, unmatched_pass=False)
+
+
+def _sentences(
+    source: str, target: str, homes: Mapping[str, Home], said: Sequence[Said]
+) -> Iterable[tuple[str, Home, str | None]]:
+    """(sentence, home, context area id) to try: the target filled with each request's values,
+    or with each home's names in turn."""
+    if said:
+        for values, home, area in said:
+            sentence = fill(target, values)
+            if sentence is not None:
+                yield sentence, home, home.area_id_of(area) if area else None
+        return
+    kinds = PLACEHOLDER.findall(source)
+    for home in [homes[h] for h in sorted(homes)] or [Home.from_dict({"home_id": "none"})]:
+        options = {
+            "area": [a.name for a in home.areas][:3],
+            "floor": [f.name for f in home.floors][:2],
+            "name": [e.name for e in home.entities][:30],
+            "number": list(SAMPLE_NUMBERS),
+            "unknown": ["thing"],
+        }
+        context = home.areas[0].area_id if home.areas else None
+        for combo in itertools.islice(itertools.product(*(options[k] for k in kinds)), 60):
+            sentence = fill(target, [(k, v.lower()) for k, v in zip(kinds, combo, strict=True)])
+            if sentence is not None:
+                yield sentence, home, context
 
 
 def _latest(reviews: Iterable[Review]) -> list[Review]:

@@ -1,9 +1,14 @@
 """Reviewing what selflearn learned: ``GET/POST /v1/reviews`` and the live page ``/ui``.
 
 The page is the report of :mod:`selflearn.report` built on the running store, with a form on
-every rule: approve, reject, or edit its target. A verdict is stored (``reviews`` table) and
-applied to the serving rewriter before the response, so it holds from the next request on
-(:mod:`selflearn.rewrite.review`).
+every rule: approve, reject, or edit its target, and each failing pattern's best candidate fix
+with one button, "Accept as rule" (an active mined rule is approved; anything else is recorded
+as an edit of the pattern to the candidate). A verdict is stored (``reviews`` table) and applied
+to the serving rewriter before the response, so it holds from the next request on
+(:mod:`selflearn.rewrite.review`). An edited or accepted target is checked first as the rewriter
+would use it (:func:`selflearn.rewrite.review.check_target`: placeholders fillable from the
+pattern's, parses in Home Assistant's templates in a home of the store) and refused with the
+reason when it is not (``POST /v1/reviews``: 422 naming ``edited_target``).
 
 Access: like the other admin endpoints, open when the service has no admin token, else the token
 is needed -- as ``Authorization: Bearer <token>`` for the JSON API; the page's sign-in form (or
@@ -22,21 +27,32 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
 from fastapi import Body, FastAPI, HTTPException, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from selflearn.core.errors import ConfigError, SelflearnError
-from selflearn.core.schema import Review
+from selflearn.core.home import Home
+from selflearn.core.schema import Review, ReviewDecision
 from selflearn.core.store import Store
-from selflearn.rewrite.review import review_id
+from selflearn.rewrite.review import TargetCheck, check_target, review_id
+from selflearn.rewrite.table import rule_id as table_rule_id
 from selflearn.service.access import bearer_ok, on_store
 from selflearn.service.config import ServiceConfig
 from selflearn.service.models import ReviewRequest, ReviewsResponse
 from selflearn.service.state import Service, StoreClosed
 
 COOKIE = "selflearn_admin"
-DECISIONS = {"approve": "approved", "reject": "rejected", "edit": "edited"}
-"""Form button value -> stored verdict."""
+DECISIONS: dict[str, ReviewDecision] = {
+    "approve": "approved",
+    "reject": "rejected",
+    "edit": "edited",
+    "accept": "edited",
+}
+"""Form button value -> stored verdict (``accept``: a candidate accepted as a rule -- approved
+instead when it is an active rule of the serving table, :func:`_accepted`)."""
+
+PAGE_REVIEWER = "admin"
+"""Who the page records as the reviewer: whoever holds the admin token."""
 
 
 def _derived(token: str, purpose: str) -> str:
@@ -74,6 +90,24 @@ def review_of(body: ReviewRequest, now: datetime | None = None) -> Review:
     )
 
 
+def _check(service: Service, review: Review) -> TargetCheck | None:
+    """An edit's target checked as the rewriter would use it, in the store's homes (None: not
+    an edit)."""
+    if review.decision != "edited" or review.edited_target is None:
+        return None
+    homes: dict[str, Home] = on_store(service, lambda store: store.homes(), "reviews")
+    return check_target(review.pattern, review.edited_target, homes)
+
+
+def _accepted(service: Service, source: str, target: str, rule_id: str | None) -> bool:
+    """Whether an accepted candidate is an active rule of the serving table (approve it: the
+    rewriter applies it already), rather than a target to edit the pattern to."""
+    table = service.artifact.rewriter.table_ if service.artifact.ok else None
+    if table is None or rule_id is None or rule_id != table_rule_id(source, target):
+        return False
+    return any(r["rule_id"] == rule_id and r["status"] == "active" for r in table.table.to_pylist())
+
+
 def _save(service: Service, review: Review) -> Review | None:
     if service.config.store is None:
         raise HTTPException(409, "the service has no store, so no reviews (start it with --store)")
@@ -102,10 +136,16 @@ def review_routes(app: FastAPI, service: Service) -> None:
         return ReviewsResponse(reviews=reviews)
 
     @app.post("/v1/reviews", response_model=Review, tags=["review"], responses=denied)
-    async def post_review(request: Request, body: Annotated[ReviewRequest, Body()]) -> Review:
-        """Approve, reject or edit one learned rewrite; applied from the next request on."""
+    async def post_review(request: Request, body: Annotated[ReviewRequest, Body()]) -> Review | Response:
+        """Approve, reject or edit one learned rewrite; applied from the next request on. An
+        edited target the rewriter could not use is refused (422 naming ``edited_target``)."""
         check(request)
         review = review_of(body)
+        checked = await run_in_threadpool(_check, service, review)
+        if checked is not None and not checked.ok:
+            problem = {"field": "edited_target", "message": checked.reason, "type": "value_error"}
+            detail = f"invalid request: edited_target: {checked.reason}"
+            return JSONResponse({"detail": detail, "errors": [problem]}, status_code=422)
         await run_in_threadpool(_save, service, review)
         return review
 
@@ -151,21 +191,32 @@ def review_routes(app: FastAPI, service: Service) -> None:
         form = _form(await request.body())
         if not hmac.compare_digest(form.get("form_token", "").encode(), _form_token(config).encode()):
             raise HTTPException(403, "the form is stale or from another site: reload /ui and try again")
-        decision = DECISIONS.get(form.get("decision", ""))
+        button = form.get("decision", "")
+        decision = DECISIONS.get(button)
         if decision is None:
-            raise HTTPException(422, "decision must be approve, reject or edit")
+            raise HTTPException(422, "decision must be approve, reject, edit or accept")
+        source, target, rule = form.get("source", ""), form.get("target", ""), form.get("rule_id") or None
+        edited = form.get("edited_target") or None
+        if button == "accept":
+            if _accepted(service, source.strip(), target.strip(), rule):
+                decision, edited = "approved", None
+            else:
+                edited = target
         try:
             body = ReviewRequest(
-                pattern=form.get("source", ""),
-                target=form.get("target", ""),
+                pattern=source,
+                target=target,
                 decision=decision,
-                rule_id=form.get("rule_id") or None,
-                edited_target=form.get("edited_target") or None,
-                reviewer="admin (review page)",
+                rule_id=rule,
+                edited_target=edited,
+                reviewer=PAGE_REVIEWER,
             )
         except ValueError as exc:
             raise HTTPException(422, f"bad review form: {exc}") from exc
         review = review_of(body)
+        checked = await run_in_threadpool(_check, service, review)
+        if checked is not None and not checked.ok:
+            return HTMLResponse(_refused(review, checked), status_code=422)
         await run_in_threadpool(_save, service, review)
         return RedirectResponse(f"/ui?saved={quote(review.review_id)}", status_code=303)
 
@@ -187,6 +238,19 @@ def _export(service: Service, household: str | None) -> str:
         result, _ = export_reviewed(reviews, home, Path(tmp))
         path = result.files.get("sentences")
         return path.read_text(encoding="utf-8") if path is not None else "language: en\nintents: {}\n"
+
+
+def _refused(review: Review, checked: TargetCheck) -> str:
+    """The page answering a form whose target the rewriter could not use: nothing was saved."""
+    what = f"{review.pattern} \u2192 {review.edited_target}"
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>selflearn: not saved</title></head>"
+        f'<body><h1>selflearn review</h1><p class="problem" id="refused">Not saved ({html.escape(what)}): '
+        f"{html.escape(checked.reason)}.</p><p>The rewriter fills a target's placeholders "
+        "(<code>{area}</code>, <code>{floor}</code>, <code>{name}</code>, <code>{number}</code>) with the "
+        "request's own words and hands the sentence to the assistant, so it must parse in Home "
+        'Assistant\'s templates.</p><p><a href="/ui">Back to the review page</a></p></body></html>'
+    )
 
 
 def _form(raw: bytes) -> dict[str, str]:
@@ -221,18 +285,30 @@ def _page(service: Service, saved: str | None, before: str | None = None, after:
     from selflearn.report import ReportData, ReviewForms, collect, render_html
 
     config = service.config
-    # The mined table from the serving rewriter's folder; not the rewriter itself (loading it
-    # again costs seconds, and the serving one is shared with the requests).
-    folder: Path | None = service.artifact.folder if service.artifact.ok else None
+    # The mined table from the serving rewriter's folder, and the serving rewriter itself, asked
+    # what it would do with each top failing pattern under the service's lock, one decision at
+    # a time (loading another copy would cost seconds and memory).
+    art = service.artifact
+    folder: Path | None = art.folder if art.ok else None
     table = folder / "table" if folder is not None and (folder / "table").exists() else None
+    rewriter = art.rewriter if art.ok else None
 
     def read(store: Store) -> tuple[list[Review], ReportData]:
         reviews = store.reviews()
         verdicts = {r.review_id: r.decision for r in reviews}
         try:
-            return reviews, collect(store, table=table, reviews=verdicts, before=before, after=after)
+            data = collect(
+                store,
+                table=table,
+                rewriter=rewriter,
+                rewriter_lock=service.lock,
+                reviews=verdicts,
+                before=before,
+                after=after,
+            )
         except ConfigError as exc:  # a bad date range
             raise HTTPException(422, str(exc)) from exc
+        return reviews, data
 
     reviews, data = on_store(service, read, "report to show")
     hidden = {"form_token": _form_token(config)}
@@ -249,7 +325,9 @@ def _page(service: Service, saved: str | None, before: str | None = None, after:
     if saved:
         done = next((r for r in reviews if r.review_id == saved), None)
         if done is not None:
-            what = f"{done.decision}: {done.pattern} \u2192 {done.edited_target or done.target}"
+            accepted = done.decision == "edited" and done.edited_target == done.target
+            what = f"{'accepted as a rule' if accepted else done.decision}: {done.pattern} \u2192 "
+            what += done.edited_target or done.target
             saved_note = f"Saved ({html.escape(what)}); it holds from the next request."
             banner = f'<p class="saved" id="saved">{saved_note}</p>'
             page = page.replace("<body>", "<body>" + banner, 1)
