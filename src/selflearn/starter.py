@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from selflearn.assistant.nlu import NluConfig
 from selflearn.assistant.pipeline import AssistantConfig
 from selflearn.core.errors import ConfigError, DependencyError
 from selflearn.core.store import Store
@@ -77,6 +78,10 @@ class StarterConfig:
     """Where the corpora are (default: ``$SELFLEARN_DATA_DIR`` or ``../shared/data``)."""
     min_users: int = 5
     """k: distinct users a pooled pattern or rewrite needs."""
+    nlu: NluConfig = "strict+gazetteer"
+    """The matcher the simulated households' assistant uses: ``strict+gazetteer`` (Home Assistant
+    since August 2026) or ``strict`` (its templates alone, as Home Assistant before 2025.8 and
+    from 2026.5): the starter learns which requests fail and how often from it."""
     workers: int = 2
     """Worker processes for the simulation and the rewriter's training folds."""
     parts: tuple[StarterPart, ...] = field(default_factory=lambda: DEFAULT_PARTS)
@@ -88,6 +93,8 @@ class StarterConfig:
             raise ConfigError(f"days must be positive, not {self.days}")
         if self.min_users < 1:
             raise ConfigError(f"min_users must be at least 1, not {self.min_users}")
+        if self.nlu not in ("strict", "strict+gazetteer"):
+            raise ConfigError(f"nlu must be strict or strict+gazetteer, not {self.nlu!r}")
 
 
 @dataclass(frozen=True)
@@ -142,7 +149,7 @@ def build_starter(config: StarterConfig, out: Path, work: Path, say: Say = print
                 phrasing_split="train",
                 corpora=config.corpora,
                 data_dir=config.data_dir,
-                assistant=AssistantConfig(asr=part.asr),
+                assistant=AssistantConfig(asr=part.asr, nlu=config.nlu),
                 workers=config.workers,
             )
             what = f"{part.prefix}, {part.asr} speech, seed {part.seed}"

@@ -44,18 +44,30 @@ def starter_cmd(
     min_users: Annotated[
         int, typer.Option("--min-users", "-k", help="k: distinct users a pooled pattern needs.", min=1)
     ] = 5,
+    nlu: Annotated[
+        str,
+        typer.Option(
+            help="The matcher of the simulated homes: strict+gazetteer (Home Assistant since August 2026) "
+            "or strict (templates alone: Home Assistant before 2025.8)."
+        ),
+    ] = "strict+gazetteer",
     workers: Annotated[
         int, typer.Option(help="Worker processes (the result does not depend on it).", min=1)
     ] = 2,
 ) -> None:
     """Build the starter rewriter (help: :data:`STARTER_HELP`)."""
+    from selflearn.core.errors import ConfigError
     from selflearn.starter import StarterConfig, build_starter
+
+    if nlu not in ("strict", "strict+gazetteer"):
+        raise ConfigError(f"--nlu must be strict or strict+gazetteer, not {nlu!r}")
 
     config = StarterConfig(
         households=households,
         days=days,
         data_dir=str(data_dir) if data_dir is not None else None,
         min_users=min_users,
+        nlu="strict" if nlu == "strict" else "strict+gazetteer",
         workers=workers,
     )
     folder = work if work is not None else out_dir.with_name(out_dir.name + "-work")
