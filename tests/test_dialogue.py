@@ -262,3 +262,28 @@ def test_unconfirmed_mode_asks_about_the_households_own_fixes_until_it_says_yes(
         rewriter.personal.confirmed("h1", "make it bright", "turn on the kitchen light", True, 2)
         after_yes = rewriter.rewrite_one("make it bright", context)
         assert after_yes.rewritten and not after_yes.confirm, mode
+
+
+def test_a_rule_a_person_approved_acts_without_a_question() -> None:
+    """A mined rule is a guess for a home (asked about); once a reviewer approved it on the review
+    page, it is no guess: it acts unasked. A sensitive one still asks."""
+    from selflearn.core.schema import Review
+    from selflearn.rewrite.review import Reviews, review_id
+
+    rewriter = _rewriter("guesses")
+    context = RewriteContext(household_id="h1", home=HOME, area="Kitchen", failed=True)
+    assert isinstance(rewriter(KILL, context), Confirm)
+    source, target = "kill the lights in the {area}", "turn off the lights in the {area}"
+    rule = rewriter.rewrite_one(KILL, context).rule_id
+    approval = Review(
+        review_id=review_id(source, target, rule),
+        rule_id=rule,
+        pattern=source,
+        target=target,
+        decision="approved",
+        reviewer="admin",
+        timestamp=T0,
+    )
+    rewriter.reviews_ = Reviews.of([approval])
+    acted = rewriter(KILL, context)
+    assert isinstance(acted, RewriteTrace) and acted.rewritten_text == "turn off the lights in the kitchen"

@@ -78,10 +78,11 @@ def test_a_rejected_rule_is_never_applied_and_an_edit_replaces_its_target() -> N
     # An edit only acts on a request that failed (or that the rewriter thought needed fixing).
     fine = rewriter.rewrite_one("kill the lights in the hall", RewriteContext("h1", home=HOME, failed=False))
     assert not fine.rewritten
-    # Approved changes nothing; a later verdict on the same rule replaces the earlier one.
+    # Approved: applied (and no guess any more, test_dialogue.py); a later verdict on the same
+    # rule replaces the earlier one.
     rewriter.reviews_ = Reviews.of([_verdict("rejected"), _verdict("approved")])
     assert _ask(rewriter)[:2] == ("turn off the lights in the kitchen", True)
-    assert not rewriter.reviews_ and len(rewriter.reviews_.approved) == 1
+    assert rewriter.reviews_ and len(rewriter.reviews_.approved) == 1 and not rewriter.reviews_.rejected_pairs
 
 
 def test_reviews_are_stored_replaced_and_read_back(tmp_path: Path) -> None:

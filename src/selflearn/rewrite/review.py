@@ -93,12 +93,21 @@ class Reviews:
         return out
 
     def __bool__(self) -> bool:
-        return bool(self.rejected_pairs or self.rejected_rules or self.edits)
+        return bool(self.rejected_pairs or self.rejected_rules or self.edits or self.approved)
 
     def rejects(self, source: str, target: str, rule_id: str | None) -> bool:
         """Whether a rewrite of ``source`` into ``target`` (by ``rule_id``) was rejected."""
         by_rule = rule_id is not None and rule_id in self.rejected_rules
         return by_rule or (source, target) in self.rejected_pairs
+
+    def approves(self, source: str, target: str, rule_id: str | None) -> bool:
+        """Whether a person approved the rewrite of ``source`` into ``target`` (by ``rule_id``)."""
+        for review in self.approved:
+            if (review.pattern, review.target) == (source, target):
+                return True
+            if rule_id is not None and review.rule_id == rule_id and review.review_id == rule_id:
+                return True
+        return False
 
     def edit_for(self, source: str) -> tuple[str, str] | None:
         """(edited target pattern, review id) for requests of ``source``, if a person wrote one."""

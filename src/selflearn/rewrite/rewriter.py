@@ -176,6 +176,9 @@ class RewriteDecision:
     confirm: bool = False
     """The rewrite is a question: the assistant should ask "Did you mean ``text``?" and apply it
     only after a yes (:attr:`RewriterConfig.confirm`)."""
+    approved: bool = False
+    """A person approved this rule on the review page: it is no guess, it acts unasked (a
+    sensitive one still asks)."""
 
     def trace(self) -> RewriteTrace | None:
         """The rewrite provenance to log, or None when the text was left alone."""
@@ -436,6 +439,7 @@ class Rewriter:
             int(elapsed * 1e6),
             decision.failed_open,
             decision.confirm,
+            decision.approved,
         )
 
     def _reviewed(self, decision: RewriteDecision, ctx: RewriteContext) -> RewriteDecision:
@@ -457,6 +461,9 @@ class Rewriter:
                 return RewriteDecision(out, decision.original, True, "global", 1.0, rule, (why,))
         if decision.rewritten:
             target = self._delexicalizer(ctx)(decision.text).pattern
+            if reviews.approves(source, target, decision.rule_id):
+                why = f"reviewed: {source!r} -> {target!r} was approved by a person"
+                return replace(decision, approved=True, reasons=(*decision.reasons, why))
             if reviews.rejects(source, target, decision.rule_id):
                 why = f"reviewed: {source!r} -> {target!r} was rejected by a person"
                 reasons = (*decision.reasons, why)
@@ -482,6 +489,7 @@ class Rewriter:
         # own fixes.
         nbest_global = rule.startswith("nbest:") and decision.layer == "global"
         guess = decision.layer == "precomputed" or rule.startswith(("global:", "personal:")) or nbest_global
+        guess = guess and not decision.approved
         if guess and self.scope_ is not None:
             p_out = self.scope_.p_out(decision.original)
             if p_out >= self.scope_.threshold_:
