@@ -322,6 +322,11 @@ def client(store_path: Path) -> Iterator[TestClient]:
 
 
 def test_http_list_and_forget_a_concept(client: TestClient) -> None:
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    # what a household taught is its own: with an admin token, only the token reads it
+    private = client.get("/v1/concepts", params={"household_id": "h1"})
+    assert private.status_code == 401 and "Bearer" in private.json()["detail"]
+    client.headers.update(auth)
     res = client.get("/v1/concepts", params={"household_id": "h1"})
     assert res.status_code == 200, res.text
     body = res.json()
@@ -333,9 +338,8 @@ def test_http_list_and_forget_a_concept(client: TestClient) -> None:
     assert client.get("/v1/concepts", params={"household_id": "no/pe"}).status_code == 422
 
     url = f"/v1/concepts/{big['concept_id']}"
-    denied = client.delete(url)
+    denied = client.delete(url, headers={"authorization": "Bearer wrong-token"})
     assert denied.status_code == 401 and "Bearer" in denied.json()["detail"]
-    auth = {"authorization": f"Bearer {TOKEN}"}
     gone = client.delete(url, headers=auth)
     assert gone.status_code == 200, gone.text
     assert gone.json() == {

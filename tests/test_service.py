@@ -92,7 +92,7 @@ def test_rewrite_with_inline_and_registered_home(client: TestClient) -> None:
         ({"json": {"text": "x", "household_id": "h1", "nbest": ["a"] * 11}}, 422, ["nbest", "at most 10"]),
         ({"json": {"text": "x", "household_id": "h1", "nbest": [3]}}, 422, ["nbest", "valid string"]),
         ({"json": {"text": "x", "household_id": "h1", "failed": "maybe"}}, 422, ["failed", "boolean"]),
-        ({"json": {"text": "x", "household_id": "h1", "home": {"areas": [{}]}}}, 422, ["home", "'id'"]),
+        ({"json": {"text": "x", "household_id": "h1", "home": {"areas": [{}]}}}, 422, ["home.areas.0.id", "required"]),
         ({"data": {"text": "x"}}, 422, ["JSON object", "Content-Type"]),
         ({"content": b""}, 422, ["body is missing"]),
         ({"content": b"{" + b" " * 5000 + b"}", "headers": JSON}, 413, ["limit"]),
@@ -473,7 +473,7 @@ def test_snapshot_copies_the_live_store_for_learning(client: TestClient, tmp_pat
     with Store(tmp_path / "snap.duckdb", read_only=True) as snap:
         assert snap.count("turns") == 2  # the copy is as it was
     again = client.post("/v1/admin/snapshot", json={"path": str(tmp_path / "snap.duckdb")})
-    assert again.status_code == 422 and "already exists" in again.json()["detail"]
+    assert again.status_code == 409 and "already exists" in again.json()["detail"]
 
 
 def test_snapshot_needs_a_store(folder_a: Path, tmp_path: Path) -> None:

@@ -291,3 +291,32 @@ async def test_a_name_learned_from_a_retry_works_in_other_requests(
     off = await spoken("turn off the mothership")  # never said before
     assert off.response.response_type.value == "action_done", off.response.as_dict()
     assert light(hass) == "off"
+
+
+async def test_a_taught_phrasing_is_offered_as_sentences_for_assist(
+    hass: HomeAssistant, asking_service: Service, tmp_path: Path
+) -> None:
+    """ "when I say lights out I mean turn off the kitchen lights": selflearn offers to write it as
+    Home Assistant sentences; once the user submits, Assist understands "lights out" by itself."""
+    hass.config.config_dir = str(tmp_path)  # the sentences file goes to this home's own folder
+    assert await async_setup_component(hass, "repairs", {})
+    entry = await ready(hass, asking_service.url)
+    taught = await say(hass, entry, "when i say lights out i mean turn off the kitchen lights")
+    assert speech(taught).startswith("OK, lights out means turn off the kitchen lights"), (
+        taught.response.as_dict()
+    )
+    issue_id = f"sentences_{entry.entry_id}"
+    await until(lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None)
+    alone = await conversation.async_converse(hass, "lights out", None, Context(), language="en")
+    assert alone.response.error_code is not None  # not before the user says so
+    assert not (tmp_path / "custom_sentences").exists()
+    manager = repairs_flow_manager(hass)
+    assert manager is not None
+    flow = await manager.async_init(DOMAIN, data={"issue_id": issue_id})
+    done = await manager.async_configure(flow["flow_id"], {})
+    assert done["type"] == "create_entry", done
+    written = (tmp_path / "custom_sentences" / "en" / "selflearn.yaml").read_text()
+    assert "lights out" in written and "HassTurnOff" in written
+    alone = await conversation.async_converse(hass, "lights out", None, Context(), language="en")
+    assert alone.response.response_type.value == "action_done", alone.response.as_dict()
+    assert light(hass) == "off"

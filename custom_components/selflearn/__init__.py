@@ -46,7 +46,7 @@ from .const import (
     SYNC_COOLDOWN_S,
 )
 from .home_sync import ASSISTANT, build_home
-from .repairs import offer_alias
+from .repairs import async_offer_sentences, offer_alias
 from .turn_log import TurnLog
 
 _LOGGER = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
 
     async def _offer(_now: Any = None) -> None:
         await async_offer_taught(hass, entry.entry_id, client, household_id)
+        await async_offer_sentences(hass, entry.entry_id, client, household_id)
 
     entry.async_on_unload(async_track_time_interval(hass, _flush, timedelta(seconds=FLUSH_INTERVAL_S)))
     entry.async_on_unload(async_track_time_interval(hass, _offer, timedelta(seconds=OFFER_INTERVAL_S)))

@@ -415,9 +415,14 @@ class Selflearn:
         if not isinstance(concept, dict):
             return
         self.taught.append(concept)
-        from .repairs import offer_alias
+        from .repairs import async_offer_sentences, offer_alias
 
         offer_alias(self.hass, self.entry_id, concept)
+        if concept.get("kind") == "phrasing":
+            self.hass.async_create_background_task(
+                async_offer_sentences(self.hass, self.entry_id, self.client, self.household_id),
+                name=f"{DOMAIN} offer sentences",
+            )
 
     def _update_repair_issue(self) -> None:
         """Raise a repair issue after repeated failures; withdraw it when the service answers."""

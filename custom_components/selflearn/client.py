@@ -103,3 +103,10 @@ class SelflearnClient:
         out = await self._request("GET", f"/v1/concepts?household_id={household_id}", timeout_s)
         found = out.get("concepts") if out is not None else None
         return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else None
+
+    async def sentences(self, household_id: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
+        """``GET /v1/sentences``: what the household taught, as one custom sentences file, or None."""
+        out = await self._request("GET", f"/v1/sentences?household_id={household_id}", timeout_s)
+        if out is None or not isinstance(out.get("yaml"), str) or not isinstance(out.get("sentences"), int):
+            return None
+        return out

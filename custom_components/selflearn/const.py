@@ -36,6 +36,11 @@ ISSUE_ALIAS = "alias"
 """Translation key of the repair issue that offers a taught name as an alias (its id:
 ``alias_<concept id>``)."""
 
+ISSUE_SENTENCES = "sentences"
+"""Translation key of the repair issue that offers to write what was taught as custom sentences."""
+SENTENCES_FILE = ("custom_sentences", "en", "selflearn.yaml")
+"""Where those sentences go, under Home Assistant's configuration folder."""
+
 QUESTION_WAIT_S = 60.0
 """How long this side remembers that a question of the service waits in a conversation (the
 service's own answer window is shorter and decides); meanwhile the next utterance of that

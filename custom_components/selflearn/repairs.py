@@ -1,5 +1,10 @@
 """What the household taught selflearn, offered back to Home Assistant -- never applied unasked.
 
+Taught phrasings ("when I say lights out I mean turn off the lights") and the rules someone
+approved on selflearn's review page are offered the same way: "selflearn can teach Assist N
+sentences"; its fix writes them to ``custom_sentences/en/selflearn.yaml`` and reloads Assist, so
+Home Assistant's own matcher understands them.
+
 When someone teaches a name ("the mothership is the living room lamp", or answers "I don't know
 what mothership is. Can you teach me?"), the integration raises a repair issue under *Settings ->
 System -> Repairs*: "selflearn learned that *mothership* means *Living Room Lamp*: add it as an
@@ -11,6 +16,7 @@ at start and every hour.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
@@ -21,7 +27,7 @@ from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 
-from .const import DOMAIN, ISSUE_ALIAS
+from .const import DOMAIN, ISSUE_ALIAS, ISSUE_SENTENCES, SENTENCES_FILE
 
 
 def _norm(name: str) -> str:
@@ -89,6 +95,76 @@ def add_alias(hass: HomeAssistant, target: str, phrase: str) -> bool:
     return True
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".yaml.partial")
+    staging.write_text(text, encoding="utf-8")
+    staging.replace(path)  # Home Assistant never reads half a file
+
+
+async def async_offer_sentences(hass: HomeAssistant, entry_id: str, client: Any, household_id: str) -> bool:
+    """Raise the repair issue that offers to write the household's taught phrasings and approved
+    rules as custom sentences, when there are some that the file does not hold yet; whether it
+    was raised (it is withdrawn when the file is up to date)."""
+    found = await client.sentences(household_id)
+    if found is None:
+        return False
+    issue_id = f"{ISSUE_SENTENCES}_{entry_id}"
+    path = Path(hass.config.path(*SENTENCES_FILE))
+    current = await hass.async_add_executor_job(_read, path)
+    if not found["sentences"] or found["yaml"] == current:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return False
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=True,
+        is_persistent=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_SENTENCES,
+        translation_placeholders={"count": str(found["sentences"]), "path": "/".join(SENTENCES_FILE)},
+        data={"entry_id": entry_id, "household_id": household_id},
+    )
+    return True
+
+
+class SentencesFlow(RepairsFlow):
+    """Write the taught sentences into Home Assistant's configuration, once the user says so."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.offer = data
+
+    async def async_step_init(self, user_input: dict[str, str] | None = None) -> data_entry_flow.FlowResult:
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, str] | None = None
+    ) -> data_entry_flow.FlowResult:
+        placeholders = {"path": "/".join(SENTENCES_FILE)}
+        if user_input is None:
+            return self.async_show_form(
+                step_id="confirm", data_schema=vol.Schema({}), description_placeholders=placeholders
+            )
+        entry = self.hass.data.get(DOMAIN, {}).get(str(self.offer["entry_id"]))
+        if entry is None:
+            return self.async_abort(reason="not_loaded", description_placeholders=placeholders)
+        found = await entry["client"].sentences(str(self.offer["household_id"]))
+        if found is None or not found["sentences"]:
+            return self.async_abort(reason="service_unreachable", description_placeholders=placeholders)
+        path = Path(self.hass.config.path(*SENTENCES_FILE))
+        await self.hass.async_add_executor_job(_write, path, found["yaml"])
+        await self.hass.services.async_call("conversation", "reload", {}, blocking=True)
+        return self.async_create_entry(title="", data={})
+
+
 class AliasFlow(RepairsFlow):
     """Add a taught name as an alias, once the user says so."""
 
@@ -117,4 +193,6 @@ async def async_create_fix_flow(
     """The fix flow of a selflearn repair issue (only the alias offers are fixable)."""
     if issue_id.startswith(f"{ISSUE_ALIAS}_") and data is not None:
         return AliasFlow(dict(data))
+    if issue_id.startswith(f"{ISSUE_SENTENCES}_") and data is not None:
+        return SentencesFlow(dict(data))
     raise data_entry_flow.UnknownStep(f"selflearn has no fix for {issue_id}")

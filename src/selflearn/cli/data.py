@@ -144,8 +144,13 @@ def stats_cmd(
     """Turns, sessions, defect signals, failure points and the top failing utterances."""
     with Store(store_path, read_only=True) as store:
         st = compute_stats(store, top=top)
+        empty = store.empty
     if as_json:
         typer.echo(json.dumps(asdict(st)))
+    elif empty:
+        out.print(
+            f"the store {store_path} is empty: no turns yet (`selflearn ingest FILES --store {store_path}`)"
+        )
     else:
         _print_stats(st)
 

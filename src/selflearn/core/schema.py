@@ -35,6 +35,10 @@ MAX_TEXT_CHARS = 1000
 MAX_ID_CHARS = 128
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+MAX_INT = 2**31 - 1
+"""Largest whole number a record field holds (the store keeps them as 32-bit integers)."""
+Version = Annotated[str, Field(json_schema_extra={"pattern": rf"^{SCHEMA_VERSION.split('.')[0]}(\.|$)"})]
+"""A record's ``schema_version``: readable when its major version is this schema's."""
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -175,7 +179,7 @@ class ResultTrace(_Record):
     """What the assistant said or showed."""
     error_code: str | None = None
     """Machine-readable reason for a non-success status (e.g. ``no_valid_targets``)."""
-    latency_ms: Annotated[int, Field(ge=0)] = 0
+    latency_ms: Annotated[int, Field(ge=0, le=MAX_INT)] = 0
     """Time from end of speech to start of response."""
 
 
@@ -184,7 +188,7 @@ class BargeIn(_Record):
 
     occurred: bool
     """True if the user spoke over (or stopped) the assistant's response."""
-    offset_ms: Annotated[int, Field(ge=0)] | None = None
+    offset_ms: Annotated[int, Field(ge=0, le=MAX_INT)] | None = None
     """Milliseconds into the response when the interruption came."""
 
 
@@ -242,7 +246,7 @@ class DialogueTrace(_Record):
 class Turn(_Versioned):
     """One user request and the trace of every pipeline stage that handled it."""
 
-    schema_version: str = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
     """Log-format version this record was written with."""
     record_type: Literal["turn"] = "turn"
     """Discriminator: always ``turn``."""
@@ -285,7 +289,7 @@ class Turn(_Versioned):
 class Feedback(_Versioned):
     """A user's answer to an explicit feedback question about an earlier turn."""
 
-    schema_version: str = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
     """Log-format version this record was written with."""
     record_type: Literal["feedback"] = "feedback"
     """Discriminator: always ``feedback``."""
@@ -308,7 +312,7 @@ class Feedback(_Versioned):
 class DialogueAct(_Versioned):
     """A question the assistant asked and how it ended (one record when it ended)."""
 
-    schema_version: str = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
     """Log-format version this record was written with."""
     record_type: Literal["dialogue"] = "dialogue"
     """Discriminator: always ``dialogue``."""
@@ -361,7 +365,7 @@ class Concept(_Versioned):
     """Something a user taught the assistant. Concepts are state, not log: the store keeps the
     current ones (``concepts`` table); how each was taught is a :class:`DialogueAct`."""
 
-    schema_version: str = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
     """Format version this record was written with."""
     record_type: Literal["concept"] = "concept"
     """Discriminator: always ``concept``."""
@@ -398,7 +402,7 @@ class Review(_Versioned):
     /v1/reviews``). State, not log: the store keeps the latest verdict per rule (``reviews``
     table) and the serving rewriter applies it from the next request on."""
 
-    schema_version: str = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
     """Format version this record was written with."""
     record_type: Literal["review"] = "review"
     """Discriminator: always ``review``."""
@@ -437,7 +441,7 @@ class Goal(_Record):
 class Truth(_Versioned):
     """Simulation truth about one turn. Written only by the simulator; never read by learners."""
 
-    schema_version: str = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
     """Log-format version this record was written with."""
     record_type: Literal["truth"] = "truth"
     """Discriminator: always ``truth``."""
@@ -450,7 +454,7 @@ class Truth(_Versioned):
     phrasing_source: str
     """Where the phrasing came from (``templates``, ``colloquial``, ``hwu64``, ``slurp``,
     ``ha_tests``, ``background`` for false wakes)."""
-    attempt: Annotated[int, Field(ge=1)]
+    attempt: Annotated[int, Field(ge=1, le=MAX_INT)]
     """1 for the first try at a goal, 2 for the next, ..."""
     action: Literal["first", "repeat", "rephrase", "background"]
     """How this utterance came about."""

@@ -125,6 +125,13 @@ def export_reviewed(
     equivalent in this export yet."""
     from selflearn.assistant.concept_export import export_concepts
 
+    concepts, left_out = reviewed_concepts(reviews, household_id)
+    return export_concepts(concepts, household_id, home, out), left_out
+
+
+def reviewed_concepts(reviews: Iterable[Review], household_id: str) -> tuple[list[Concept], list[str]]:
+    """The approved and edited rules as phrasing concepts of ``household_id`` (what
+    :func:`export_reviewed` writes), and the rules left out (a placeholder other than ``{area}``)."""
     concepts: list[Concept] = []
     left_out: list[str] = []
     for r in _latest(reviews):
@@ -146,7 +153,7 @@ def export_reviewed(
                 timestamp=r.timestamp,
             )
         )
-    return export_concepts(concepts, household_id, home, out), left_out
+    return concepts, left_out
 
 
 def reviewer_id(reviewer: str | None) -> str:

@@ -32,8 +32,9 @@ All state lives in the object :func:`create_app` builds (``app.state.service``);
 none.
 """
 
-from selflearn.service.app import ASGIApp, create_app
+from selflearn.service.app import create_app
 from selflearn.service.config import ID_PATTERN, LATENCY_BUCKETS, MAX_NBEST_ITEMS, ServiceConfig
+from selflearn.service.http import ASGIApp
 from selflearn.service.models import (
     TURNS_BODY,
     CandidateOut,

@@ -35,6 +35,18 @@ def check_admin(config: ServiceConfig, request: Request) -> None:
         )
 
 
+def require_token(request: Request) -> None:
+    """FastAPI dependency of the routes that read or change what the service holds about a
+    household, or run it: 401 unless :func:`bearer_ok` (nothing to check without a token)."""
+    service: Service = request.app.state.service
+    if not bearer_ok(service.config, request):
+        raise HTTPException(
+            401,
+            "this endpoint needs 'Authorization: Bearer <token>' (the service's admin token)",
+            {"WWW-Authenticate": "Bearer"},
+        )
+
+
 def on_store(service: Service, work: Callable[[Store], _T], what: str = "taught concepts") -> _T:
     """``work`` done on the service's store under its lock (409 without a store -- "so no
     ``what``" --, 503 when it is unusable or closed)."""

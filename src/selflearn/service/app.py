@@ -1,41 +1,50 @@
-"""The FastAPI app: :func:`create_app`, its routes (one function per group of routes) and the ASGI
-plumbing (body size limit, HTTP metrics, error handlers)."""
+"""The FastAPI app: :func:`create_app` and its routes (one function per group of routes); the
+HTTP plumbing (middleware, error handlers, the OpenAPI description) is in :mod:`.http`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
 import duckdb
 import orjson
-from fastapi import Body, FastAPI, HTTPException, Request, Response
+from fastapi import Body, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from selflearn.core.artefacts import DESCRIPTION
 from selflearn.core.errors import SelflearnError
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import Concept
 from selflearn.core.store import Store
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
-from selflearn.service.access import check_admin, on_store
+from selflearn.service.access import on_store, require_token
 from selflearn.service.config import ServiceConfig
-from selflearn.service.dialogue import dialogue_routes
+from selflearn.service.dialogue import dialogue_routes, sentences_routes
+from selflearn.service.http import (
+    Plumbing,
+    http_error,
+    openapi_of,
+    passthrough,
+    validation_error,
+    watch_lag,
+)
 from selflearn.service.models import (
-    TURNS_BODY,
     ConceptForgetResponse,
     ConceptId,
     ConceptsResponse,
     ForgetResponse,
     HealthResponse,
+    HomeConfig,
     HomeResponse,
     HouseholdId,
     HouseholdQuery,
@@ -46,128 +55,14 @@ from selflearn.service.models import (
     SnapshotRequest,
     SnapshotResponse,
     TurnsResponse,
+    UserForgetResponse,
+    UserId,
+    turns_body,
 )
 from selflearn.service.review import review_routes
 from selflearn.service.state import Artifact, ReloadBusy, Service, StoreClosed
 
 log = logging.getLogger("selflearn.service")  # the package's logger, as before the split
-
-# --- HTTP plumbing ---------------------------------------------------------------------------
-
-ASGIApp = Callable[
-    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-    Awaitable[None],
-]
-
-
-class _Plumbing:
-    """Pure ASGI middleware: body size limit (413) and per-route HTTP metrics."""
-
-    def __init__(self, app: ASGIApp, service: Service) -> None:
-        self.app = app
-        self.service = service
-        self.limit = service.config.max_body_bytes
-
-    async def __call__(
-        self,
-        scope: MutableMapping[str, Any],
-        receive: Callable[[], Awaitable[Any]],
-        send: Callable[[Any], Awaitable[None]],
-    ) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        code = [500]
-        limit = self.limit
-
-        async def send_wrapper(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                code[0] = message["status"]
-            await send(message)
-
-        try:
-            length = _content_length(scope)
-            if length is not None and length > limit:
-                detail = f"request body of {length:,} bytes is larger than the limit of {limit:,} bytes"
-                response = JSONResponse({"detail": detail + "; send smaller batches"}, status_code=413)
-                await response(scope, receive, send_wrapper)
-                return
-            received = 0
-
-            async def limited() -> Any:
-                # Bodies without a Content-Length (chunked) are counted as they arrive; the
-                # exception reaches the app's handler for HTTP errors (FastAPI re-raises it).
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > limit:
-                        detail = (
-                            f"request body is larger than the limit of {limit:,} bytes; send smaller batches"
-                        )
-                        raise StarletteHTTPException(413, detail)
-                return message
-
-            await self.app(scope, limited, send_wrapper)
-        finally:
-            route = scope.get("route")
-            name = getattr(route, "path", None) or "(unmatched)"
-            m = self.service.metrics
-            m.http.labels(name, str(code[0])).inc()
-            m.http_latency.labels(name).observe(time.perf_counter() - started)
-
-
-def _content_length(scope: MutableMapping[str, Any]) -> int | None:
-    for key, value in scope.get("headers", ()):
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "path", "query", "header"):
-        kind, parts = parts[0], parts[1:]
-        if not parts:
-            return "(body)" if kind == "body" else f"({kind})"
-    return ".".join(parts)
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = list(exc.errors())
-    for err in errors:
-        if err.get("type") == "json_invalid":
-            ctx = err.get("ctx") or {}
-            where = f" at position {err['loc'][1]}" if len(err.get("loc", ())) > 1 else ""
-            reason = ctx.get("error", err.get("msg", "invalid JSON"))
-            return JSONResponse(
-                {"detail": f"request body is not valid JSON{where}: {reason}"}, status_code=400
-            )
-    out = []
-    for err in errors:
-        name = _field_name(err.get("loc", ()))
-        message = str(err.get("msg", "invalid"))
-        if name == "(body)" and err.get("type") == "missing":
-            message = "request body is missing: send a JSON object with Content-Type: application/json"
-        elif name == "(body)" and err.get("type") in ("model_attributes_type", "dict_type"):
-            kind = request.headers.get("content-type", "none")
-            message = f"expected a JSON object (Content-Type: application/json), got Content-Type {kind}"
-        out.append({"field": name, "message": message, "type": err.get("type")})
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in out[:5])
-    more = f" (and {len(out) - 5} more)" if len(out) > 5 else ""
-    return JSONResponse({"detail": f"invalid request: {summary}{more}", "errors": out}, status_code=422)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    headers = getattr(exc, "headers", None)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
-
 
 # --- the app ---------------------------------------------------------------------------------
 
@@ -182,9 +77,14 @@ def create_app(config: ServiceConfig | None = None, *, rewriter: Rewriter | None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
+        watcher = asyncio.create_task(watch_lag(service)) if config.shed_lag_ms is not None else None
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with suppress(asyncio.CancelledError):
+                    await watcher
             service.close()
 
     app = FastAPI(
@@ -196,17 +96,19 @@ def create_app(config: ServiceConfig | None = None, *, rewriter: Rewriter | None
         lifespan=lifespan,
     )
     app.state.service = service
-    app.add_middleware(_Plumbing, service=service)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(Plumbing, service=service)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     _rewrite_routes(app, service)
     dialogue_routes(app, service)
+    sentences_routes(app, service)
     _learn_routes(app, service)
     _privacy_routes(app, service)
     _concept_routes(app, service)
     review_routes(app, service)
     _admin_routes(app, service)
     _operations_routes(app, service)
+    app.openapi = lambda: openapi_of(app)  # type: ignore[method-assign]
     return app
 
 
@@ -234,37 +136,61 @@ def _rewrite_routes(app: FastAPI, service: Service) -> None:
         try:
             art = service.artifact
             if not art.ok:
-                return _passthrough(
+                return passthrough(
                     service, text, f"{art.error} -- passing requests through", "not_loaded", art
                 )
             result = await _decide(service, text, _context(body, home), timeout_s)
             if result is None:
                 reason = f"timeout: no decision within {config.request_timeout_ms:g} ms"
-                return _passthrough(service, text, reason, "timeout", art)
+                return passthrough(service, text, reason, "timeout", art)
             decision, art = result
             return _answer(service, decision, art)
         except Exception as exc:  # fail open, by design
             log.exception("rewrite failed; passing the request through")
-            return _passthrough(service, text, f"error: {type(exc).__name__}: {exc}", "internal", None)
+            return passthrough(service, text, f"error: {type(exc).__name__}: {exc}", "internal", None)
         finally:
             service.metrics.rewrite_latency.observe(time.perf_counter() - started)
 
 
 def _request_home(service: Service, body: RewriteRequest) -> Home | None:
     """The request's inline home configuration (None: none given); a 422 when it is unusable."""
+    if body.home is None:
+        return None
+    _check_home(body.home, ("body", "home"))
     try:
-        return service.parse_home(body.home) if body.home is not None else None
+        return service.parse_home(body.home)
     except (SelflearnError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        message = str(exc) if isinstance(exc, SelflearnError) else f"{type(exc).__name__}: {exc}"
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("body", "home"),
-                    "msg": f"not a usable home configuration: {message}",
-                    "type": "home",
-                }
-            ]
-        ) from exc
+        raise _unusable_home(exc, ("body", "home")) from exc
+
+
+def _check_home(config: HomeConfig, loc: tuple[str, ...]) -> None:
+    """422 naming the field when the home's floors, areas and entities do not refer to each
+    other as they must (what a JSON schema cannot say)."""
+    errors: list[dict[str, Any]] = []
+    floors = {f.id for f in config.floors}
+    areas = {a.id for a in config.areas}
+    for i, area in enumerate(config.areas):
+        if area.floor is not None and area.floor not in floors:
+            msg = f"area {area.id!r} is on floor {area.floor!r}, which is not one of the home's floors"
+            errors.append({"loc": (*loc, "areas", i, "floor"), "msg": msg, "type": "home"})
+    seen: dict[str, int] = {}
+    for i, entity in enumerate(config.entities):
+        if entity.id in seen:
+            msg = f"entity id {entity.id!r} is already used by entities.{seen[entity.id]}"
+            errors.append({"loc": (*loc, "entities", i, "id"), "msg": msg, "type": "home"})
+        seen.setdefault(entity.id, i)
+        if entity.area is not None and entity.area not in areas:
+            msg = f"entity {entity.id!r} is in area {entity.area!r}, which is not one of the home's areas"
+            errors.append({"loc": (*loc, "entities", i, "area"), "msg": msg, "type": "home"})
+    if errors:
+        raise RequestValidationError(errors)
+
+
+def _unusable_home(exc: Exception, loc: tuple[str, ...]) -> RequestValidationError:
+    message = str(exc) if isinstance(exc, SelflearnError) else f"{type(exc).__name__}: {exc}"
+    return RequestValidationError(
+        [{"loc": loc, "msg": f"not a usable home configuration: {message}", "type": "home"}]
+    )
 
 
 def _context(body: RewriteRequest, home: Home | None) -> RewriteContext:
@@ -328,27 +254,6 @@ def _answer(service: Service, decision: RewriteDecision, art: Artifact) -> Respo
     return Response(orjson.dumps(data), media_type="application/json")
 
 
-def _passthrough(service: Service, text: str, reason: str, kind: str, art: Artifact | None) -> Response:
-    service.metrics.fail_open.labels(kind).inc()
-    service.metrics.rewrites.labels("fail_open", "none").inc()
-    data = {
-        "text": text,
-        "original": text,
-        "rewritten": False,
-        "confirm": None,
-        "layer": None,
-        "score": 0.0,
-        "rule_id": None,
-        "reasons": [reason],
-        "candidates": [],
-        "elapsed_us": 0,
-        "version": art.version if art is not None and art.ok else None,
-        "fail_open": True,
-        "rewrite": None,
-    }
-    return Response(orjson.dumps(data), media_type="application/json")
-
-
 # --- learning: turns and homes ---------------------------------------------------------------
 
 
@@ -361,7 +266,8 @@ def _learn_routes(app: FastAPI, service: Service) -> None:
         response_model=TurnsResponse,
         tags=["learn"],
         summary="Ingest logged turns and feedback",
-        openapi_extra=TURNS_BODY,
+        openapi_extra=turns_body(config.max_batch_rows),
+        dependencies=[Depends(require_token)],
         responses={
             400: {"description": "The body is not JSON"},
             413: {"description": "Body or batch too large"},
@@ -388,20 +294,23 @@ def _learn_routes(app: FastAPI, service: Service) -> None:
             raise
 
     @app.put(
-        "/v1/homes/{household_id}", response_model=HomeResponse, tags=["learn"], summary="Register a home"
+        "/v1/homes/{household_id}",
+        response_model=HomeResponse,
+        tags=["learn"],
+        summary="Register a home",
+        dependencies=[Depends(require_token)],
     )
-    async def put_home(household_id: HouseholdId, body: Annotated[dict[str, Any], Body()]) -> HomeResponse:
+    async def put_home(household_id: HouseholdId, body: Annotated[HomeConfig, Body()]) -> HomeResponse:
         """Register the household's home configuration (floors, areas, entities with names and
         aliases; the shape of ``Home.to_dict``). Requests and logged turns of the household are
-        delexicalized with it. Kept in this replica's memory; replaces any earlier one."""
+        delexicalized with it. Kept in this replica's memory (and the store); replaces any
+        earlier one."""
+        _check_home(body, ("body",))
         try:
-            home = Home.from_dict(body)
+            home = Home.from_dict(body.model_dump())
         except (SelflearnError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            message = str(exc) if isinstance(exc, SelflearnError) else f"{type(exc).__name__}: {exc}"
-            raise RequestValidationError(
-                [{"loc": ("body",), "msg": f"not a usable home configuration: {message}", "type": "home"}]
-            ) from exc
-        service.register_home(household_id, home)
+            raise _unusable_home(exc, ("body",)) from exc
+        await run_in_threadpool(service.register_home, household_id, home)
         return HomeResponse(
             household_id=household_id,
             areas=len(home.areas),
@@ -409,13 +318,24 @@ def _learn_routes(app: FastAPI, service: Service) -> None:
             fingerprint=home.fingerprint,
         )
 
-    @app.get("/v1/homes/{household_id}", tags=["learn"], summary="Read a registered home")
-    async def get_home(household_id: HouseholdId) -> dict[str, Any]:
-        """The home configuration registered for the household (404 when none)."""
+    @app.get(
+        "/v1/homes/{household_id}",
+        tags=["learn"],
+        summary="Read a registered home",
+        dependencies=[Depends(require_token)],
+        response_class=JSONResponse,
+        responses={
+            200: {"model": HomeConfig, "description": "The registered home"},
+            404: {"description": "No home registered for the household"},
+        },
+    )
+    async def get_home(household_id: HouseholdId) -> Response:
+        """The home configuration registered for the household (404 when none). Its names are
+        the household's: with an admin token, only the token reads them."""
         home = service.artifact.rewriter.homes.get(household_id)
         if home is None:
             raise HTTPException(404, f"no home registered for household {household_id!r}")
-        return home.to_dict()
+        return Response(orjson.dumps(home.to_dict()), media_type="application/json")
 
 
 def _batch(raw: bytes, max_rows: int) -> list[Any]:
@@ -444,22 +364,25 @@ def _batch(raw: bytes, max_rows: int) -> list[Any]:
 
 
 def _privacy_routes(app: FastAPI, service: Service) -> None:
-    """``DELETE /v1/households/{household_id}``."""
+    """``DELETE /v1/households/{household_id}`` and ``.../users/{user_id}``."""
+    unusable = {"description": "The store is unavailable (the memory was forgotten; retry for the store)"}
 
     @app.delete(
         "/v1/households/{household_id}",
         response_model=ForgetResponse,
         tags=["privacy"],
         summary="Forget a household",
-        responses={401: {"description": "Missing or wrong admin token"}},
+        dependencies=[Depends(require_token)],
+        responses={401: {"description": "Missing or wrong admin token"}, 503: unusable},
     )
-    async def forget(request: Request, household_id: HouseholdId) -> ForgetResponse:
+    async def forget(household_id: HouseholdId) -> ForgetResponse:
         """Delete what this replica learned about the household (personal memory, registered
-        home) and, with a store, every stored row about it: its turns and feedback, its home
-        configuration, and the derived rows (defects, rephrases, fpi, simulation truth) of its
-        turns. The answer says what was deleted and what this call cannot reach. Needs the
+        home, what it taught, questions waiting) and, with a store, every stored row about it:
+        its turns, feedback and dialogue acts, its home configuration, its concepts, the derived
+        rows (defects, rephrases, fpi, labels, simulation truth) of its turns, and its lines in
+        the quarantine files; the store file is then rewritten so that the deleted rows' bytes are
+        gone too. The answer says what was deleted and what this call cannot reach. Needs the
         admin token when the service has one."""
-        check_admin(service.config, request)
         try:
             return await run_in_threadpool(service.forget, household_id)
         except (SelflearnError, StoreClosed) as exc:
@@ -467,13 +390,31 @@ def _privacy_routes(app: FastAPI, service: Service) -> None:
                 503, f"store unavailable; the personal memory was deleted, retry for the store: {exc}"
             ) from exc
 
+    @app.delete(
+        "/v1/households/{household_id}/users/{user_id}",
+        response_model=UserForgetResponse,
+        tags=["privacy"],
+        summary="Forget one user of a household",
+        dependencies=[Depends(require_token)],
+        responses={401: {"description": "Missing or wrong admin token"}, 503: unusable},
+    )
+    async def forget_user(household_id: HouseholdId, user_id: UserId) -> UserForgetResponse:
+        """Delete every stored row about one user of a household (turns, feedback, dialogue acts,
+        concepts taught, their derived rows and quarantine lines; the store file rewritten) and
+        rebuild the household's personal memory from what is left, so that nothing the user
+        said is remembered. Without a store the household's whole memory is forgotten (nothing
+        to rebuild it from)."""
+        try:
+            return await run_in_threadpool(service.forget_user, household_id, user_id)
+        except (SelflearnError, StoreClosed) as exc:
+            raise HTTPException(503, f"store unavailable, retry: {exc}") from exc
+
 
 # --- taught concepts -------------------------------------------------------------------------
 
 
 def _concept_routes(app: FastAPI, service: Service) -> None:
     """``GET /v1/concepts`` and ``DELETE /v1/concepts/{concept_id}`` (docs/concepts.md)."""
-    config = service.config
     no_store = {"description": "The service has no store"}
     unusable = {"description": "The store is unavailable"}
 
@@ -483,6 +424,7 @@ def _concept_routes(app: FastAPI, service: Service) -> None:
         tags=["concepts"],
         summary="List what a household taught the assistant",
         responses={409: no_store, 503: unusable},
+        dependencies=[Depends(require_token)],
     )
     async def list_concepts(household_id: HouseholdQuery) -> ConceptsResponse:
         """The household's taught concepts (names, phrasings, routines, preferences), oldest first."""
@@ -500,15 +442,18 @@ def _concept_routes(app: FastAPI, service: Service) -> None:
             409: no_store,
             503: unusable,
         },
+        dependencies=[Depends(require_token)],
     )
-    async def forget_concept(request: Request, concept_id: ConceptId) -> ConceptForgetResponse:
+    async def forget_concept(concept_id: ConceptId) -> ConceptForgetResponse:
         """Delete one concept from the store (an assistant holding it in memory forgets it when
         it next loads its concepts from the store)."""
-        check_admin(config, request)
 
         def forget(store: Store) -> Concept | None:
             found = store.concepts(where="concept_id = $id", params={"id": concept_id})
-            return found[0] if found and store.forget_concept(concept_id) else None
+            if not (found and store.forget_concept(concept_id)):
+                return None
+            service.talk.restore(store)  # the service's own dialogue forgets it now, not at restart
+            return found[0]
 
         concept = await run_in_threadpool(on_store, service, forget)
         if concept is None:
@@ -536,9 +481,12 @@ def _admin_routes(app: FastAPI, service: Service) -> None:
         response_model=ReloadResponse,
         tags=["admin"],
         summary="Load a rewriter folder and swap it in",
+        dependencies=[Depends(require_token)],
         responses={
             202: {"description": "Loading started (wait=false)"},
             401: {"description": "Missing or wrong admin token"},
+            403: {"description": "The folder is outside the service's models folder"},
+            404: {"description": "No saved rewriter in that folder"},
             409: {"description": "A reload is already running"},
             422: {"description": "The folder could not be loaded; the previous rewriter keeps serving"},
         },
@@ -546,13 +494,27 @@ def _admin_routes(app: FastAPI, service: Service) -> None:
     async def reload(request: Request, body: Annotated[ReloadRequest | None, Body()] = None) -> Response:
         """Load the configured (or the given) rewriter folder in a background thread and swap it
         in atomically. Requests keep being served by the previous rewriter meanwhile; what the
-        personal layer learned and the registered homes carry over."""
-        check_admin(config, request)
+        personal layer learned and the registered homes carry over. A given folder must be inside
+        the service's models folder (``--models-dir``; default: the configured rewriter's
+        parent)."""
+        if body is None and (await request.body()).strip():  # JSON null: neither nothing nor an object
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": "send a JSON object, or no body at all", "type": "model_type"}]
+            )
         body = body or ReloadRequest()
-        folder = Path(body.folder) if body.folder else None
-        target = folder or config.rewriter or service.artifact.folder
+        target = (
+            _confined(Path(body.folder), config.reload_root, "reload", "--models-dir")
+            if body.folder
+            else config.rewriter or service.artifact.folder
+        )
         if target is None:
             raise HTTPException(422, 'no rewriter folder configured: give one as {"folder": ...}')
+        if body.folder and not (target / DESCRIPTION).is_file():
+            raise HTTPException(
+                404,
+                f"no saved rewriter in {body.folder} (no {DESCRIPTION}): "
+                "make one with `selflearn train rewriter`",
+            )
         if service._reload_lock.locked():
             raise HTTPException(409, "a reload is already running; try again when /healthz no longer says so")
         started = time.perf_counter()
@@ -594,27 +556,48 @@ def _admin_routes(app: FastAPI, service: Service) -> None:
         response_model=SnapshotResponse,
         tags=["admin"],
         summary="Copy the store, consistently, to a new file to learn from",
+        dependencies=[Depends(require_token)],
         responses={
             401: {"description": "Missing or wrong admin token"},
-            409: {"description": "The service has no store"},
-            422: {"description": "The file exists or cannot be written"},
+            403: {"description": "The path is outside the service's snapshot folder"},
+            409: {"description": "The service has no store, or the file exists"},
+            422: {"description": "The file cannot be written"},
         },
     )
-    async def snapshot(request: Request, body: SnapshotRequest) -> SnapshotResponse:
-        """Write a consistent copy of the store to ``path`` (a new file on the service's machine)
-        while requests keep being served; batches of ``POST /v1/turns`` wait for the copy. Run
-        ``selflearn signals``, ``mine`` and ``train rewriter`` on the copy, then
-        ``POST /v1/admin/reload`` the new rewriter."""
-        check_admin(config, request)
-        if service.store is None:
+    async def snapshot(body: SnapshotRequest) -> SnapshotResponse:
+        """Write a consistent copy of the store to ``path`` (a new file inside the service's
+        snapshot folder, ``--snapshot-dir``, default the store's folder) while requests keep being
+        served; batches of ``POST /v1/turns`` wait for the copy. Run ``selflearn signals``,
+        ``mine`` and ``train rewriter`` on the copy, then ``POST /v1/admin/reload`` the new
+        rewriter."""
+        if service.store is None and config.store is None:
             raise HTTPException(409, "the service has no store to snapshot (start it with --store)")
+        target = _confined(Path(body.path), config.snapshot_root, "snapshot", "--snapshot-dir")
+        if target.exists() or any(parent.is_file() for parent in target.parents):
+            raise HTTPException(
+                409, f"{body.path} already exists (or a folder of it is a file): give a new name"
+            )
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            rows = await loop.run_in_executor(None, service.snapshot, Path(body.path))
+            rows = await loop.run_in_executor(None, service.snapshot, target)
         except (SelflearnError, OSError, duckdb.Error) as exc:
             raise HTTPException(422, f"could not snapshot to {body.path}: {exc}") from exc
         return SnapshotResponse(path=body.path, rows=rows, seconds=round(time.perf_counter() - started, 3))
+
+
+def _confined(path: Path, root: Path | None, what: str, option: str) -> Path:
+    """``path`` resolved (symbolic links followed), when it lies inside ``root``; else a 403. No
+    request reaches the file system outside the folders the service was configured with."""
+    if root is None:
+        raise HTTPException(
+            403, f"this service has no folder to {what} in: start it with {option} (or give its folder)"
+        )
+    resolved = path.resolve()
+    inside = root.resolve()
+    if resolved != inside and inside not in resolved.parents:
+        raise HTTPException(403, f"{path} is outside the folder this service may {what} in ({option})")
+    return resolved
 
 
 # --- operations ------------------------------------------------------------------------------
@@ -623,7 +606,13 @@ def _admin_routes(app: FastAPI, service: Service) -> None:
 def _operations_routes(app: FastAPI, service: Service) -> None:
     """``GET /healthz`` and ``GET /metrics``."""
 
-    @app.get("/healthz", response_model=HealthResponse, tags=["operations"], summary="Health")
+    @app.get(
+        "/healthz",
+        response_model=HealthResponse,
+        tags=["operations"],
+        summary="Health",
+        responses={503: {"model": HealthResponse, "description": "Degraded, with strict=true"}},
+    )
     async def healthz(response: Response, strict: bool = False) -> HealthResponse:
         """``ok``, or ``degraded`` with the reasons (e.g. the rewriter failed to load and requests
         pass through). Always 200 (a degraded service still answers every request), unless

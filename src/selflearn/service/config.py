@@ -3,6 +3,7 @@ latency buckets)."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,30 @@ class ServiceConfig:
     """Poll the rewriter folder every this many seconds and reload when its ``model.json``
     changes (None: reload only through ``POST /v1/admin/reload``)."""
     admin_token: str | None = None
-    """When set, ``/v1/admin/*`` needs ``Authorization: Bearer <token>``."""
+    """When set, every endpoint that reads or changes what the service holds about a household or
+    runs it -- ``/v1/admin/*``, ``/v1/turns``, ``/v1/homes``, ``/v1/households``, ``/v1/users``,
+    ``/v1/concepts``, ``/v1/dialogue``, ``/v1/reviews`` and the review page -- needs
+    ``Authorization: Bearer <token>`` (``POST /v1/rewrite``, ``/healthz`` and ``/metrics`` stay
+    open). ``selflearn serve`` refuses to listen beyond loopback without one."""
+    models_dir: Path | None = None
+    """The folder ``POST /v1/admin/reload`` may load rewriter folders from (anything else is a
+    403). Default: the folder holding :attr:`rewriter`; with neither, only a reload of the
+    configured folder is possible."""
+    snapshot_dir: Path | None = None
+    """The folder ``POST /v1/admin/snapshot`` may write into (anything else is a 403). Default:
+    the folder holding :attr:`store`."""
+    rate_limit: float | None = None
+    """Requests per second one client (one IP address) may send, on average (``/healthz`` and
+    ``/metrics`` are not counted); above it, 429 with ``Retry-After``. None: no limit (behind a
+    proxy every client has the proxy's address: limit there instead)."""
+    rate_burst: int | None = None
+    """Requests one client may send at once above :attr:`rate_limit` (default: twice the rate,
+    at least 10)."""
+    shed_lag_ms: float | None = None
+    """Shed load when the event loop runs this far behind (measured every 10 ms, smoothed): a
+    rewrite is answered at once with the original text (``fail_open``, reason ``overloaded``),
+    other requests with 429 and ``Retry-After``, instead of waiting in a growing queue. None:
+    never shed."""
     quarantine: Path | None = None
     """Append rejected ``/v1/turns`` records to this JSON-lines file (they are always returned
     in the response)."""
@@ -75,7 +99,7 @@ class ServiceConfig:
     and on in ``selflearn serve``, which owns its process."""
 
     def __post_init__(self) -> None:
-        for name in ("rewriter", "store", "quarantine"):
+        for name in ("rewriter", "store", "quarantine", "models_dir", "snapshot_dir"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
@@ -105,9 +129,72 @@ class ServiceConfig:
                 self.admin_token is None or len(self.admin_token) >= 8,
                 "admin_token must have at least 8 characters",
             ),
+            (
+                self.admin_token is None or self.admin_token.lower() not in PLACEHOLDER_TOKENS,
+                f"admin_token {self.admin_token!r} is a placeholder from an example: choose a secret one",
+            ),
+            (
+                self.rate_limit is None or self.rate_limit > 0,
+                f"rate_limit must be positive, not {self.rate_limit}",
+            ),
+            (
+                self.rate_burst is None or self.rate_burst >= 1,
+                f"rate_burst must be at least 1, not {self.rate_burst}",
+            ),
+            (
+                self.shed_lag_ms is None or self.shed_lag_ms > 0,
+                f"shed_lag_ms must be positive, not {self.shed_lag_ms}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
         if self.watch_s is not None and self.rewriter is None:
             raise ConfigError("watch_s needs a rewriter folder to watch")
+
+    @property
+    def reload_root(self) -> Path | None:
+        """The folder reloads may load from (:attr:`models_dir`, else the rewriter's parent)."""
+        if self.models_dir is not None:
+            return self.models_dir
+        return self.rewriter.parent if self.rewriter is not None else None
+
+    @property
+    def snapshot_root(self) -> Path | None:
+        """The folder snapshots may be written into (:attr:`snapshot_dir`, else the store's)."""
+        if self.snapshot_dir is not None:
+            return self.snapshot_dir
+        return self.store.parent if self.store is not None else None
+
+    @property
+    def burst(self) -> int:
+        """Requests one client may send at once (see :attr:`rate_burst`)."""
+        if self.rate_burst is not None:
+            return self.rate_burst
+        return max(10, int(2 * (self.rate_limit or 0)))
+
+
+PLACEHOLDER_TOKENS = frozenset({"change-me", "changeme", "password", "secret-token", "your-token"})
+"""Tokens from examples, refused as admin tokens."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` reaches only this machine (``localhost``, 127.0.0.0/8, ::1)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def check_exposure(host: str, admin_token: str | None) -> None:
+    """Refuse (``ConfigError``) to listen beyond loopback without an admin token: anyone who can
+    reach the port could read and delete what households taught, post turns, and reload or
+    snapshot on the service's machine."""
+    if admin_token is None and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to listen on {host} without an admin token: anyone who can reach the port could "
+            "read the homes, post turns and run the admin endpoints. Set --admin-token (or "
+            "SELFLEARN_ADMIN_TOKEN) to a secret, or listen on 127.0.0.1"
+        )

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, HTTPException, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.pipeline import Assistant, AssistantConfig, AssistantPort
@@ -43,7 +46,8 @@ from selflearn.dialogue import (
     gap_words,
 )
 from selflearn.dialogue.concepts import plausible_name
-from selflearn.service.models import DialogueRequest, DialogueResponse
+from selflearn.service.access import on_store
+from selflearn.service.models import DialogueRequest, DialogueResponse, HouseholdQuery, SentencesResponse
 
 if TYPE_CHECKING:
     from selflearn.core.store import Store
@@ -285,6 +289,61 @@ class ServiceDialogue:
             except Exception:  # a malformed row: ingest quarantines it with the reason
                 continue
         return done
+
+
+# --- what was taught, as Home Assistant sentences ---------------------------------------------------
+
+
+def household_sentences(store: Store, household_id: str, home: Home) -> tuple[str, int]:
+    """The household's taught phrasings and the rules people approved or edited, as one Home
+    Assistant custom sentences file (``custom_sentences/en/``), and how many sentences it holds.
+
+    Only what maps to Home Assistant's own intents: a routine (or a phrasing that needs a custom
+    intent) needs ``intent_script`` entries, which only a person can add to configuration.yaml
+    (``selflearn concepts export`` writes them to review)."""
+    from selflearn.assistant.concept_export import export_concepts
+    from selflearn.rewrite.review import reviewed_concepts
+
+    candidates = [c for c in store.concepts(household_id) if c.kind == "phrasing"]
+    candidates += reviewed_concepts(store.reviews(), household_id)[0]
+    keep = []
+    with tempfile.TemporaryDirectory(prefix="selflearn-sentences-") as tmp:
+        for concept in candidates:
+            one = export_concepts([concept], household_id, home, Path(tmp) / concept.concept_id)
+            text = one.files["sentences"].read_text(encoding="utf-8")
+            if one.phrasings and "  Selflearn" not in text:
+                keep.append(concept)
+        if not keep:
+            return "", 0
+        done = export_concepts(keep, household_id, home, Path(tmp) / "all")
+        return done.files["sentences"].read_text(encoding="utf-8"), done.phrasings
+
+
+def sentences_routes(app: FastAPI, service: Service) -> None:
+    """``GET /v1/sentences``."""
+
+    @app.get(
+        "/v1/sentences",
+        response_model=SentencesResponse,
+        tags=["concepts"],
+        summary="What a household taught, as Home Assistant custom sentences",
+        responses={
+            404: {"description": "No home registered for the household"},
+            409: {"description": "No store"},
+        },
+    )
+    async def sentences(household_id: HouseholdQuery) -> SentencesResponse:
+        """The household's taught phrasings and the approved or edited rules, as a Home Assistant
+        custom sentences file to install in ``custom_sentences/en/`` (empty when there is nothing
+        that maps to Home Assistant's own intents). The integration offers to write it, and writes
+        it only when the user says so."""
+        home = service.artifact.rewriter.homes.get(household_id)
+        if home is None:
+            raise HTTPException(404, f"no home registered for household {household_id!r}")
+        text, count = await run_in_threadpool(
+            on_store, service, lambda store: household_sentences(store, household_id, home), "sentences"
+        )
+        return SentencesResponse(household_id=household_id, sentences=count, yaml=text)
 
 
 # --- the route ---------------------------------------------------------------------------------

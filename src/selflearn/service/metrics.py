@@ -85,6 +85,13 @@ class _Metrics:
             "selflearn_observed_records", "Records fed to the personal layer.", registry=r
         )
         self.forgotten = Counter("selflearn_forgotten_households", "DELETE /v1/households calls.", registry=r)
+        self.shed = Counter(
+            "selflearn_shed_requests",
+            "Requests answered at once without the work: rate_limit (429 to one client), "
+            "fail_open (a rewrite passed through while overloaded), 429 (others while overloaded).",
+            ["reason"],
+            registry=r,
+        )
         self.households = Gauge(
             "selflearn_personal_households", "Households the personal layer remembers.", registry=r
         )

@@ -27,13 +27,20 @@ from selflearn.core.errors import ConfigError, SelflearnError, StoreError
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import LOG_RECORD, DialogueAct, Feedback, Review, Turn
-from selflearn.core.store import Quarantined, Store, error_field
+from selflearn.core.store import Quarantined, Store, error_field, scrub_lines
 from selflearn.rewrite.logs import history
 from selflearn.rewrite.review import Reviews
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
 from selflearn.service.config import ServiceConfig
 from selflearn.service.metrics import _Metrics
-from selflearn.service.models import ForgetResponse, HealthResponse, RejectedRow, TurnsResponse
+from selflearn.service.models import (
+    ForgetResponse,
+    HealthResponse,
+    HomeConfig,
+    RejectedRow,
+    TurnsResponse,
+    UserForgetResponse,
+)
 
 LogRecord = Turn | Feedback | DialogueAct
 
@@ -80,6 +87,8 @@ class Service:
         )
         self.reloader = ThreadPoolExecutor(1, thread_name_prefix="selflearn-reload")
         self.last_reload_error: str | None = None
+        self.lag_ms = 0.0
+        """How far behind the event loop runs, smoothed (kept when ``shed_lag_ms`` is set)."""
         self._homes: OrderedDict[bytes, Home] = OrderedDict()
         self._watcher: threading.Thread | None = None
         self.store: Store | None = None
@@ -337,8 +346,11 @@ class Service:
 
     # --- serving ---------------------------------------------------------------------------------
 
-    def parse_home(self, data: dict[str, Any]) -> Home:
-        """A home configuration from JSON data (parsed homes are cached by content)."""
+    def parse_home(self, data: dict[str, Any] | HomeConfig) -> Home:
+        """A home configuration from JSON data or its validated body (parsed homes are cached
+        by content)."""
+        if isinstance(data, HomeConfig):
+            data = data.model_dump()
         key = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
         home = self._homes.get(key)
         if home is None:
@@ -475,34 +487,78 @@ class Service:
                 log.warning("home of %s not stored (%s); it serves from memory", household_id, exc)
 
     def forget(self, household_id: str) -> ForgetResponse:
+        """Forget a household: its personal memory, registered home and dialogue state now, its
+        stored rows and quarantine lines, and the store file rewritten without their bytes."""
         with self.lock:
             rewriter = self.artifact.rewriter
             had_home = household_id in rewriter.homes
             had_memory = rewriter.forget(household_id)
             self.talk.forget(household_id)
+            self._homes.clear()  # parsed inline homes may be this household's
         store_rows = None
-        if self.config.store is not None:
-            with self.store_lock:
+        lines = 0
+        with self.store_lock:
+            if self.config.store is not None:
                 if self.store is None:
                     raise StoreClosed(
                         self.store_error or "the store is closed (the service is shutting down)"
                     )
                 store_rows = self.store.forget_household(household_id)
+                self.store.compact()
+            for path in self._quarantines():
+                lines += scrub_lines(path, household_id)
         self.metrics.forgotten.inc()
-        not_deleted = [
-            "other replicas: send this DELETE to every replica (personal memory is per process)",
-            "rewrite tables and indexes: they hold patterns pooled over at least k users, no household names",
-            "the ranker's models: numbers learned from every household's turns, no text or names; "
-            "the next training run learns them without this household",
-            "quarantine files and copies or exports of the store made earlier",
-        ]
         return ForgetResponse(
             household_id=household_id,
             personal_memory=had_memory,
             home=had_home,
             store=store_rows,
-            not_deleted=not_deleted,
+            quarantine_lines=lines,
+            not_deleted=NOT_DELETED,
         )
+
+    def forget_user(self, household_id: str, user_id: str) -> UserForgetResponse:
+        """Forget one user of a household: the user's stored rows and quarantine lines (the
+        store file rewritten), and the household's personal memory rebuilt from what is left
+        (without a store it is forgotten whole: there is nothing to rebuild it from)."""
+        store_rows = None
+        lines = 0
+        rebuilt = 0
+        with self.store_lock:
+            if self.config.store is not None:
+                if self.store is None:
+                    raise StoreClosed(
+                        self.store_error or "the store is closed (the service is shutting down)"
+                    )
+                store_rows = self.store.forget_user(household_id, user_id)
+                self.store.compact()
+            for path in self._quarantines():
+                lines += scrub_lines(path, household_id, user_id)
+            with self.lock:
+                self.artifact.rewriter.forget(household_id)
+                self.talk.forget(household_id)
+            if self.store is not None:
+                for record in history(self.store, None):
+                    if record.household_id == household_id:
+                        self._observe(record)
+                        rebuilt += 1
+                self.talk.restore(self.store)
+        self.metrics.forgotten.inc()
+        return UserForgetResponse(
+            household_id=household_id,
+            user_id=user_id,
+            store=store_rows,
+            quarantine_lines=lines,
+            rebuilt_records=rebuilt,
+            not_deleted=NOT_DELETED,
+        )
+
+    def _quarantines(self) -> list[Path]:
+        """The quarantine files this service knows of: its own, and those ingest wrote beside the store."""
+        found = [self.config.quarantine] if self.config.quarantine is not None else []
+        if self.store is not None:
+            found += self.store.quarantine_files()
+        return found
 
     def health(self) -> HealthResponse:
         art = self.artifact
@@ -538,6 +594,18 @@ class Service:
 
 class StoreClosed(Exception):
     """The store was closed while a request wanted it."""
+
+
+NOT_DELETED = [
+    "other replicas: send this DELETE to every replica (personal memory is per process)",
+    "rewrite tables, indexes and exports made earlier: they hold patterns pooled over at least k users "
+    "with every home's names taken out; the next `selflearn mine`, `train rewriter` and `label export` "
+    "are made without this data",
+    "the ranker's models: numbers learned from every household's turns, no text or names; "
+    "the next training run learns them without this data",
+    "copies, snapshots and exports of the store made earlier, and quarantine files this service "
+    "does not know of",
+]
 
 
 def _now() -> datetime:

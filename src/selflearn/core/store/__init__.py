@@ -38,7 +38,7 @@ from selflearn.core.store.ingest import (
     RecordsReport,
     error_field,
 )
-from selflearn.core.store.store import Store
+from selflearn.core.store.store import Store, scrub_lines
 from selflearn.core.store.tables import (
     DEFECT_SCHEMA,
     DIALOGUE_SCHEMA,
@@ -71,4 +71,5 @@ __all__ = [
     "RecordsReport",
     "Store",
     "error_field",
+    "scrub_lines",
 ]

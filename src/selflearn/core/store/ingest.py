@@ -242,9 +242,32 @@ def _parse_chunk(job: tuple[str, list[tuple[int, bytes | dict[str, Any]]]]) -> _
             rows[table].append(row)
     tables = {}
     for table, schema in _TABLES.values():
-        if rows[table]:
-            tables[table] = pa.Table.from_pylist(rows[table], schema=schema.insert(0, pa.field("_row", _I)))
+        data = (
+            _arrow(rows[table], schema.insert(0, pa.field("_row", _I)), source, bad) if rows[table] else None
+        )
+        if data is not None and data.num_rows:
+            tables[table] = data
     return _Parsed(len(chunk), tables, bad)
+
+
+def _arrow(rows: list[dict[str, Any]], schema: pa.Schema, source: str, bad: list[Quarantined]) -> pa.Table:
+    """The validated rows of one table as Arrow. A row the table cannot hold although it
+    validated (a value the schema allows and the column type does not) is quarantined on its
+    own, with the reason, instead of failing the chunk."""
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        kept = []
+        for row in rows:
+            try:
+                pa.Table.from_pylist([row], schema=schema)
+            except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+                snippet = json.dumps(row, default=str)[:300]
+                reason = f"cannot be stored: {type(exc).__name__}: {exc}"
+                bad.append(Quarantined(source, int(row["_row"]), "(record)", reason, snippet))
+                continue
+            kept.append(row)
+        return pa.Table.from_pylist(kept, schema=schema)
 
 
 def _snippet(raw: bytes | dict[str, Any]) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -58,6 +60,11 @@ class Store:
         self.path = Path(path)
         if read_only and not self.path.exists():
             raise StoreError(f"store {self.path} does not exist")
+        if not read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of store {self.path}: {exc}") from exc
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
@@ -65,6 +72,8 @@ class Store:
         self.con.execute("SET enable_progress_bar = false")
         if not read_only:
             self._create()
+        else:
+            self._stand_in()
         self._check_version()
         if not read_only:
             self._upgrade()
@@ -80,12 +89,46 @@ class Store:
         self.con.close()
 
     def _create(self) -> None:
-        self.con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-        self.con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+        """Create what a new store holds, in one transaction: a process killed while creating
+        it leaves an empty file, never a store with some of its tables."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self._create_tables("")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def _create_tables(self, kind: str, present: frozenset[str] = frozenset()) -> None:
+        """The meta table and every known table (``kind``: ``""`` or ``"TEMP"``) not ``present``."""
+        if "meta" not in present:
+            self.con.execute(
+                f"CREATE {kind} TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+            )
+            self.con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
         tables = [*_TABLES.values(), *SIGNAL_TABLES.items(), *STATE_TABLES.items()]
         for table, schema in tables:
+            if table in present:
+                continue
             empty = schema.empty_table()  # noqa: F841 - referenced by name in SQL below
-            self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM empty WHERE false")
+            self.con.execute(f"CREATE {kind} TABLE IF NOT EXISTS {table} AS SELECT * FROM empty WHERE false")
+
+    def _stand_in(self) -> None:
+        """Opened read-only, a store that was never completely created -- a file with no table at
+        all (a process killed before its first commit), or one whose creation an older version
+        did not finish -- reads as an empty store: its missing tables stand in as empty temporary
+        ones. A file with tables but no ``meta`` is not a store (:meth:`_check_version` says so)."""
+        present = self._tables()
+        if present and "meta" not in present:
+            return
+        expected = {"meta", *(t for t, _ in _TABLES.values()), *SIGNAL_TABLES, *STATE_TABLES}
+        if expected - present:
+            self._create_tables("TEMP", frozenset(present))
+
+    @property
+    def empty(self) -> bool:
+        """Whether the store holds no log records (no turns, feedback or dialogue acts)."""
+        return not any(self.count(table) for table in ("turns", "feedback", "dialogue_acts"))
 
     def _upgrade(self) -> None:
         """Bring a store written by an older minor version up to date: add the columns of known
@@ -371,6 +414,69 @@ class Store:
         self.con.execute("CHECKPOINT")
         return deleted
 
+    def forget_user(self, household_id: str, user_id: str) -> dict[str, int]:
+        """Delete every stored row about one user of a household, in one transaction, and return
+        the rows deleted per table: the user's ``turns``, ``feedback``, ``dialogue_acts`` and
+        ``concepts``, and the rows of the derived tables and of ``sim_truth`` that belong to the
+        user's turns (the household's home configuration stays). A ``CHECKPOINT`` follows."""
+        mine = "household_id = $id AND user_id = $user"
+        turn_ids = f"SELECT turn_id FROM turns WHERE {mine}"
+        statements = {
+            **{
+                table: f"DELETE FROM {table} WHERE turn_id IN ({turn_ids})"
+                for table in (*SIGNAL_TABLES, "sim_truth")
+            },
+            "feedback": f"DELETE FROM feedback WHERE ({mine}) OR turn_id IN ({turn_ids})",
+            "dialogue_acts": f"DELETE FROM dialogue_acts WHERE ({mine}) OR turn_id IN ({turn_ids})",
+            "concepts": f"DELETE FROM concepts WHERE {mine}",
+            "turns": f"DELETE FROM turns WHERE {mine}",
+        }
+        deleted: dict[str, int] = {}
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for table, sql in statements.items():
+                row = self.con.execute(sql, {"id": household_id, "user": user_id}).fetchone()
+                deleted[table] = int(row[0]) if row else 0
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("CHECKPOINT")
+        return deleted
+
+    def compact(self) -> int:
+        """Rewrite the store file with only its live rows, so that the bytes of deleted rows are
+        gone from the disk too (DuckDB marks deleted rows and reuses their space, it does not
+        erase them): the database is copied into a new file next to it, which then replaces it
+        atomically; the connection is reopened. A crash leaves the old file or the new one, never
+        half of either. Returns the new file's size in bytes."""
+        fresh = self.path.with_name(self.path.name + ".compact")
+        for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        row = self.con.execute("SELECT current_database()").fetchone()
+        database = str(row[0]) if row else "memory"
+        quoted = str(fresh).replace("'", "''")
+        self.con.execute("CHECKPOINT")
+        self.con.execute(f"ATTACH '{quoted}' AS selflearn_compact")
+        try:
+            self.con.execute(f'COPY FROM DATABASE "{database}" TO selflearn_compact')
+        finally:
+            self.con.execute("DETACH selflearn_compact")
+        _fsync(fresh)
+        self.con.close()
+        try:
+            os.replace(fresh, self.path)
+            self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
+            _fsync(self.path.parent)
+        finally:
+            self.con = duckdb.connect(str(self.path))
+            self.con.execute("SET enable_progress_bar = false")
+        return self.path.stat().st_size
+
+    def quarantine_files(self) -> list[Path]:
+        """The quarantine files ``ingest`` wrote next to this store (``<store>.quarantine-*.jsonl``)."""
+        return sorted(self.path.parent.glob(f"{self.path.stem}.quarantine-*.jsonl"))
+
     # --- reading ---------------------------------------------------------------------------------
 
     def count(self, table: str = "turns") -> int:
@@ -537,6 +643,46 @@ class Store:
         data = self.con.sql(f"SELECT {self._select(table, schema)} FROM {table}").to_arrow_table()
         pq.write_table(data, str(path))
         return int(data.num_rows)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or a folder's entries to the disk (best effort where the system refuses)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def scrub_lines(path: Path, *ids: str) -> int:
+    """Rewrite the JSON-lines file ``path`` (a quarantine file) without the lines that mention
+    every one of ``ids`` as a whole token, atomically (through a ``.tmp`` file); returns how many
+    lines went. A missing file is nothing to do."""
+    if not ids or not path.is_file():
+        return 0
+    patterns = [re.compile(rf"(?<![A-Za-z0-9_.:\-]){re.escape(i)}(?![A-Za-z0-9_.:\-])") for i in ids]
+    kept: list[bytes] = []
+    gone = 0
+    with path.open("rb") as fh:
+        for line in fh:
+            text = line.decode("utf-8", "replace")
+            if all(p.search(text) for p in patterns):
+                gone += 1
+            else:
+                kept.append(line)
+    if gone:
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as fh:
+            fh.writelines(kept)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    return gone
 
 
 def _version_key(version: str) -> tuple[int, ...]:
