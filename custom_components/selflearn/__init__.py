@@ -158,8 +158,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     entry.async_on_unload(entry.add_update_listener(_async_reload))
 
     async def _flush(_now: Any = None) -> None:
+        """Send the turns that wait; when the service was unreachable, see whether it is back
+        (and withdraw the repair issue if so)."""
+        if client.consecutive_failures and not turns.waiting:
+            await client.health()
         if turns.waiting:
             await turns.async_flush()
+        logic.update_repair_issue()
 
     async def _offer(_now: Any = None) -> None:
         await async_offer_taught(hass, entry.entry_id, client, household_id)

@@ -275,7 +275,7 @@ class Selflearn:
             request["turn"] = record
         self.open.pop(conv, None)  # the service now decides whether a question still waits
         answer = await self.client.dialogue(request, self.timeout_s)
-        self._update_repair_issue()
+        self.update_repair_issue()
         if answer is not None and answer.get("fail_open"):
             return None
         return answer
@@ -359,7 +359,7 @@ class Selflearn:
 
     async def _send(self, record: dict[str, Any]) -> None:
         await self.turns.async_add(record)
-        self._update_repair_issue()
+        self.update_repair_issue()
 
     def turn_record(
         self,
@@ -424,7 +424,7 @@ class Selflearn:
                 name=f"{DOMAIN} offer sentences",
             )
 
-    def _update_repair_issue(self) -> None:
+    def update_repair_issue(self) -> None:
         """Raise a repair issue after repeated failures; withdraw it when the service answers."""
         if self.client.consecutive_failures >= FAILURES_BEFORE_REPAIR:
             ir.async_create_issue(
