@@ -111,7 +111,10 @@ NO_MATCH_RESPONSE = "Sorry, I couldn't understand that"
 
 
 def error_response(code: str, subject: str) -> str:
-    """Home Assistant's wording for an entity-resolution failure."""
+    """Home Assistant's wording for an entity-resolution failure (a subject longer than
+    :data:`MAX_SUBJECT_CHARS` is cut, so that the answer stays a valid response text)."""
+    if len(subject) > MAX_SUBJECT_CHARS:
+        subject = subject[: MAX_SUBJECT_CHARS - 3].rstrip() + "..."
     if code == "no_entity":
         return f"Sorry, I am not aware of any device called {subject}"
     if code == "no_area":
@@ -121,6 +124,10 @@ def error_response(code: str, subject: str) -> str:
     if code == "no_domain":
         return f"Sorry, I am not aware of any {subject} in that area"
     return NO_MATCH_RESPONSE
+
+
+MAX_SUBJECT_CHARS = 200
+"""Longest name quoted back in an error answer ("Sorry, I am not aware of any device called ...")."""
 
 
 def execute(

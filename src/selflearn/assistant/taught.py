@@ -12,7 +12,7 @@ from __future__ import annotations
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.nlu import NluResult
 from selflearn.assistant.pipeline import Assistant, HandledTurn, TurnBase
-from selflearn.core.schema import DialogueTrace, ErTrace, NluTrace, ResultTrace
+from selflearn.core.schema import MAX_TEXT_CHARS, DialogueTrace, ErTrace, NluTrace, ResultTrace
 from selflearn.dialogue import Applied, Said, taught_trace
 
 
@@ -21,7 +21,7 @@ def command_turn(base: TurnBase, said: Said) -> HandledTurn:
     nlu = NluTrace(matched=True, intent=said.intent, slots=dict(said.slots), confidence=1.0, matcher="teach")
     result = ResultTrace(
         status="success" if said.ok else "error",
-        response_text=said.text,
+        response_text=said.text[:MAX_TEXT_CHARS],  # it may quote a long definition back
         error_code=None if said.ok else "not_learned",
         latency_ms=300,
     )
@@ -51,7 +51,7 @@ def run_routine(
     )
     result = ResultTrace(
         status="success" if ok else "error",
-        response_text=" ".join(r.rstrip(".") + "." for r in responses if r)[:1000],
+        response_text=" ".join(r.rstrip(".") + "." for r in responses if r)[:MAX_TEXT_CHARS],
         error_code=None if ok else "routine_step_failed",
         latency_ms=500,
     )

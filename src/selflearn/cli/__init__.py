@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 
+import duckdb
 from rich.markup import escape
 
 from selflearn.cli.apps import app
@@ -30,4 +31,9 @@ def main() -> None:
     except SelflearnError as exc:
         # One line however long (no wrapping at the console width), and the message is text, not markup.
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(2)
+    except duckdb.Error as exc:  # a store that opened but cannot be read: damaged or truncated
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = f"a store could not be read (damaged or truncated?): {first}"
+        console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
         sys.exit(2)

@@ -31,7 +31,7 @@ from selflearn.assistant.pipeline import Assistant, AssistantConfig
 from selflearn.cli.apps import app
 from selflearn.core.errors import ConfigError, SelflearnError
 from selflearn.core.home import Home
-from selflearn.core.schema import DialogueAct, Turn
+from selflearn.core.schema import MAX_TEXT_CHARS, DialogueAct, Turn
 from selflearn.core.store import Store
 from selflearn.dialogue import ConceptBook, DialogueConfig, TeachBudget, Teaching
 from selflearn.rewrite.logs import history
@@ -324,7 +324,8 @@ class ChatSession:
 
     def handle(self, line: str) -> bool:
         """Act on one typed line; ``False`` when the chat should end."""
-        text = line.strip()
+        # bytes that are not UTF-8 reach input() as lone surrogates: a turn's text cannot hold them
+        text = line.encode("utf-8", "replace").decode("utf-8").strip()
         if not text:
             return True
         if text.startswith(":"):
@@ -342,6 +343,13 @@ class ChatSession:
                 self.console.print(f"unknown command {escape(text)} (try :help)")
             else:
                 action()
+            return True
+        if len(text) > MAX_TEXT_CHARS:
+            # a turn holds at most this much text (the log schema): say so instead of failing
+            self.console.print(
+                f"[bold cyan]assistant>[/bold cyan] That is too long for me: {len(text):,} characters, "
+                f"and I take at most {MAX_TEXT_CHARS:,}. Say it in fewer words."
+            )
             return True
         exchange = self.conversation.say(text)
         self.console.print(f"[bold cyan]assistant>[/bold cyan] {escape(exchange.response or '(nothing)')}")

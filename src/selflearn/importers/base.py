@@ -63,6 +63,27 @@ class Unmappable(Exception):
         self.field, self.reason = name, reason
 
 
+UNEXPECTED = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError)
+"""What converting a row of an unexpected shape raises (a list where an object was, a number where
+text was): the row is quarantined with the reason, the import goes on."""
+
+
+def unexpected(row: int, exc: Exception, raw: Any) -> Row:
+    """The quarantined row of an input row whose shape broke its converter."""
+    return Row.failed(row, "(record)", f"cannot be converted: {type(exc).__name__}: {exc}", raw)
+
+
+def guarded(row: int, raw: Any, rows: Iterator[Row]) -> Iterator[Row]:
+    """``rows`` (converted from the input row ``raw``), ending in a quarantined row instead of an
+    exception when the input has a shape the converter did not expect."""
+    try:
+        yield from rows
+    except Unmappable as exc:
+        yield Row.failed(row, exc.field, exc.reason, raw)
+    except UNEXPECTED as exc:
+        yield unexpected(row, exc, raw)
+
+
 @dataclass
 class BrokenLine:
     """A line of a JSONL file that is not JSON (quarantined as ``(json)``)."""

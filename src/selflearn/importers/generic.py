@@ -36,7 +36,18 @@ from pathlib import Path
 from typing import Any
 
 from selflearn.core.errors import ConfigError, DataError
-from selflearn.importers.base import Row, Sessions, Unmappable, digest, iso, lines, parse_time, pseudonym
+from selflearn.importers.base import (
+    UNEXPECTED,
+    Row,
+    Sessions,
+    Unmappable,
+    digest,
+    iso,
+    lines,
+    parse_time,
+    pseudonym,
+    unexpected,
+)
 
 COLUMNS = (
     "text", "timestamp", "household_id", "user_id", "session_id", "matched", "intent", "status",
@@ -108,6 +119,9 @@ def convert(path: Path, household_id: str | None, tz: tzinfo) -> Iterator[Row]:
             record, when = turn(item, number, household_id, tz, last)
         except Unmappable as exc:
             yield Row.failed(number, exc.field, exc.reason, item)
+            continue
+        except UNEXPECTED as exc:
+            yield unexpected(number, exc, item)
             continue
         last = when
         sessions.assign(record)

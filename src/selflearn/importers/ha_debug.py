@@ -26,6 +26,7 @@ from typing import Any
 
 from selflearn.core.errors import ConfigError
 from selflearn.importers.base import (
+    UNEXPECTED,
     BrokenLine,
     JsonLines,
     Row,
@@ -36,6 +37,7 @@ from selflearn.importers.base import (
     parse_time,
     pseudonym,
     read_json,
+    unexpected,
 )
 
 EVENT_TYPES = frozenset(
@@ -81,7 +83,7 @@ def _is_run(item: Any) -> bool:
     """Whether ``item`` looks like a pipeline run: ``events`` with at least one pipeline event."""
     events = _unwrap(item).get("events") if isinstance(_unwrap(item), dict) else None
     return isinstance(events, list) and any(
-        isinstance(e, dict) and e.get("type") in EVENT_TYPES for e in events
+        isinstance(e, dict) and isinstance(e.get("type"), str) and e["type"] in EVENT_TYPES for e in events
     )
 
 
@@ -103,6 +105,9 @@ def convert(path: Path, household_id: str | None) -> Iterator[Row]:
             record = turn(_unwrap(item), household_id)
         except Unmappable as exc:
             yield Row.failed(row, exc.field, exc.reason, item)
+            continue
+        except UNEXPECTED as exc:
+            yield unexpected(row, exc, item)
             continue
         sessions.assign(record)
         yield Row(row, record)

@@ -30,6 +30,7 @@ from selflearn.importers.base import (
     Row,
     Unmappable,
     digest,
+    guarded,
     iso,
     parse_time,
     pseudonym,
@@ -75,7 +76,7 @@ def convert(path: Path, household_id: str | None) -> Iterator[Row]:
         if not isinstance(events, list):
             yield Row.failed(row, "events", "missing or not a list", tracker)
             continue
-        yield from _turns(row, sender, events, household_id)
+        yield from guarded(row, tracker, _turns(row, sender, events, household_id))
 
 
 def _turns(row: int, sender: str, events: list[Any], household_id: str | None) -> Iterator[Row]:

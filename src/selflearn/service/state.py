@@ -132,10 +132,16 @@ class Service:
         """What the start rebuilt from the store (records replayed, concepts, refusals, seconds)."""
         self._sweeper: threading.Thread | None = None
         if self.store is not None:
-            self._load_homes()
-            self.artifact.rewriter.reviews_ = Reviews.of(self.store.reviews())
-            if config.rebuild:
-                self._rebuild(config.replay_days)
+            try:
+                self._load_homes()
+                self.artifact.rewriter.reviews_ = Reviews.of(self.store.reviews())
+                if config.rebuild:
+                    self._rebuild(config.replay_days)
+            except Exception as exc:  # a store that opens but cannot be read: serve without it
+                self.store_error = f"store {config.store} could not be read: {type(exc).__name__}: {exc}"
+                log.error("%s -- POST /v1/turns answers 503", self.store_error)
+                self.store.close()
+                self.store = None
         self._freeze()
         self.metrics.households.set_function(lambda: len(self.artifact.rewriter.personal.memories))
 
