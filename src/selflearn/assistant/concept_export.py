@@ -32,6 +32,7 @@ import yaml
 
 from selflearn.assistant.nlu import HomeAssistantNlu
 from selflearn.core.errors import DataError
+from selflearn.core.guards import is_sensitive
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import Concept, SlotValue
 from selflearn.dialogue.concepts import describe
@@ -198,6 +199,9 @@ class ExportResult:
     preferences: int = 0
     skipped: list[str] = field(default_factory=list)
     """Phrases left out: Home Assistant already understands them (selflearn never used them)."""
+    sensitive: list[str] = field(default_factory=list)
+    """Phrases left out: they lock or unlock, open a door, a gate or a cover, or arm an alarm,
+    which Home Assistant would do without asking (selflearn asks every time)."""
 
 
 def already_understood(phrase: str, home: Home) -> str | None:
@@ -294,6 +298,10 @@ def export_concepts(concepts: Iterable[Concept], household_id: str, home: Home, 
         if c.kind not in ("phrasing", "routine"):
             continue
         note = f"{describe(c)} ({c.kind}, {_who(c)})"
+        if any(is_sensitive(sentence, home=home) for sentence in c.meaning):
+            # Home Assistant would run it unasked; selflearn asks "Did you mean ...?" every time
+            result.sensitive.append(c.phrase)
+            continue
         understood = already_understood(c.phrase, home)
         if understood == "always":
             result.skipped.append(c.phrase)
@@ -359,6 +367,11 @@ def export_concepts(concepts: Iterable[Concept], household_id: str, home: Home, 
     )
     for phrase in result.skipped:
         sentences += _comment(f"left out: {phrase!r} is a sentence Home Assistant already understands")
+    for phrase in result.sensitive:
+        sentences += _comment(
+            f"left out: {phrase!r} locks, opens or arms something, which Home Assistant would do without "
+            "asking (selflearn asks first)"
+        )
     sentences += 'language: "en"\n'
     if not intents:
         sentences += "intents: {}\n"

@@ -17,6 +17,7 @@ import jellyfish
 from rapidfuzz.distance import Levenshtein
 
 from selflearn.core.delex import slot_signature
+from selflearn.core.home import Home, normalize_name
 
 POLARITY: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "power": (
@@ -43,6 +44,9 @@ SENSITIVE_WORDS = frozenset(
 
 SENSITIVE_DOMAINS = frozenset({"lock", "cover", "alarm_control_panel"})
 """Entity domains whose actions need the higher bar."""
+
+SENSITIVE_CLASSES = frozenset({"door", "garage", "garage_door", "gate"})
+"""Device classes that make an entity of any domain sensitive (a door or gate on a switch)."""
 
 _WORD = re.compile(r"[a-z']+")
 
@@ -212,10 +216,37 @@ def overwhelming(
     return enough_users and p_target >= success_needed and p_target - p_source >= 2 * margin
 
 
-def is_sensitive(pattern: str, domains: Iterable[str] = ()) -> bool:
-    """True for locks, covers and garage doors, and alarms: by the pattern's words or by the
-    domains the assistant acted on when the pattern succeeded."""
-    return bool(facts(pattern) & _SENSITIVE_BIT) or bool(set(domains) & SENSITIVE_DOMAINS)
+def is_sensitive(pattern: str, domains: Iterable[str] = (), home: Home | None = None) -> bool:
+    """True for locks, covers and garage doors, and alarms: by the pattern's words, by the
+    domains the assistant acted on when the pattern succeeded, or -- given the ``home`` -- by the
+    name of one of its entities of those domains in the text ("open the bay" when the Bay is a
+    garage door; "turn off the portal" when the Portal is a lock, which unlocks it)."""
+    if facts(pattern) & _SENSITIVE_BIT or set(domains) & SENSITIVE_DOMAINS:
+        return True
+    if home is None:
+        return False
+    names = sensitive_names(home)
+    if not names:
+        return False
+    padded = f" {normalize_name(pattern)} "
+    return any(f" {name} " in padded for name in names)
+
+
+def sensitive_names(home: Home) -> frozenset[str]:
+    """The names and aliases (normalised) of a home's entities in a sensitive domain -- locks,
+    covers (garage doors, gates, doors, blinds) and alarm panels -- and of entities whose device
+    class is a door, a garage or a gate."""
+    return _sensitive_names(home)
+
+
+@lru_cache(maxsize=1024)
+def _sensitive_names(home: Home) -> frozenset[str]:
+    found = set()
+    for entity in home.entities:
+        if entity.domain in SENSITIVE_DOMAINS or entity.device_class in SENSITIVE_CLASSES:
+            found.update(normalize_name(n) for n in entity.spoken_names)
+    found.discard("")
+    return frozenset(found)
 
 
 # --- what the guards read from a pattern, packed in one int -----------------------------------

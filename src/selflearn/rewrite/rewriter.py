@@ -498,7 +498,8 @@ class Rewriter:
                 return RewriteDecision(decision.original, decision.original, False, reasons=reasons)
         if mode == "off":
             return decision
-        sensitive = is_sensitive(decision.text) or is_sensitive(decision.original)
+        home = ctx.home if ctx.home is not None else self.homes.get(ctx.household_id)
+        sensitive = is_sensitive(decision.text, home=home) or is_sensitive(decision.original, home=home)
         yes_before = mem is not None and mem.accepted_before(decision.original, decision.text)
         if yes_before and not sensitive and mode != "all":
             why = f"this household said yes to {decision.text!r} for this request"
