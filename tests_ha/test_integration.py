@@ -342,6 +342,10 @@ async def test_config_flow_checks_the_service(hass: HomeAssistant, service: Serv
         flow["flow_id"], {"url": f"http://127.0.0.1:{free_port()}", "admin_token": ""}
     )
     assert bad["type"] == FlowResultType.FORM and bad["errors"] == {"base": "cannot_connect"}
+    unnamed = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {"url": "http://no-such-host.invalid:8080", "admin_token": ""}
+    )
+    assert unnamed["errors"] == {"base": "host_not_resolved"}
     good = await hass.config_entries.flow.async_configure(
         flow["flow_id"], {"url": service.url, "admin_token": ""}
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import voluptuous as vol
 from homeassistant import config_entries
@@ -39,14 +40,29 @@ from .const import (
     REWRITE_OFF,
 )
 
+_RESOLVER_FAILED = (
+    "TypeError",
+    "getaddrinfo",
+    "DNS",
+    "name resolution",
+    "Name or service not known",
+    "nodename nor servname",
+)
+"""What the client's error says when the host name could not be looked up (Home Assistant
+2025.4's ``aiodns`` raises ``TypeError`` for every name with today's ``pycares``)."""
+
 
 async def check_service(hass: HomeAssistant, url: str, token: str | None) -> str | None:
     """``None`` when a selflearn service answers ``/healthz`` at ``url``; otherwise the error
-    key of the form (``cannot_connect``, ``unauthorized``, ``invalid_url``)."""
+    key of the form (``cannot_connect``, ``host_not_resolved``, ``invalid_url``)."""
     if not url.startswith(("http://", "https://")):
         return "invalid_url"
     client = SelflearnClient(async_get_clientsession(hass), url, token)
     if await client.health() is None:
+        host = urlsplit(url).hostname or ""
+        named = bool(host) and not host.replace(".", "").isdigit() and ":" not in host
+        if named and any(word in (client.last_error or "") for word in _RESOLVER_FAILED):
+            return "host_not_resolved"
         return "cannot_connect"
     return None
 
