@@ -12,6 +12,7 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
@@ -33,7 +34,7 @@ EXAMPLES = int(os.environ.get("SELFLEARN_SAFETY_EXAMPLES", "25"))
     suppress_health_check=list(HealthCheck),
 )
 @given(scenario=safety.scenarios())
-def test_no_path_acts_on_something_sensitive_unasked(scenario: safety.Scenario) -> None:
+def test_no_path_acts_on_something_sensitive_unasked(scenario: Any) -> None:
     outcome = safety.run(scenario)
     assert not outcome.violations, [v.__dict__ for v in outcome.violations]
 

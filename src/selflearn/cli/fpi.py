@@ -12,6 +12,7 @@ from rich.table import Table
 
 from selflearn.cli.apps import fpi_app
 from selflearn.cli.common import StorePath, _stages, out
+from selflearn.core.artefacts import save_atomically
 from selflearn.core.errors import ConfigError
 from selflearn.core.store import Store
 
@@ -42,7 +43,7 @@ def fpi_train_cmd(
         stores = [stack.enter_context(Store(p, read_only=True)) for p in paths]
         with _stages("training the failure point model", stages) as start:
             model = FpiModel(text_dims=text_dims).fit(stores, progress=start)
-    path = model.save(out_dir)
+    path = save_atomically(out_dir, model.save)
     out.print(f"trained {model.version} on {model.label_counts_} -> {path}")
 
 

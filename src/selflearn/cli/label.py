@@ -10,6 +10,7 @@ import typer
 
 from selflearn.cli.apps import app
 from selflearn.cli.common import _stages, open_store, out
+from selflearn.core.artefacts import save_atomically
 
 label_app = typer.Typer(
     invoke_without_command=True,
@@ -117,5 +118,5 @@ def train_cmd(
         _stages("training the label model", FIT_STAGES) as start,
     ):
         learner.fit(store, progress=start)
-    folder = learner.save(out_dir)
+    folder = save_atomically(out_dir, learner.save)
     out.print(f"label model {learner.version} -> {folder}")

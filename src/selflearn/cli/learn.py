@@ -11,6 +11,7 @@ import typer
 
 from selflearn.cli.apps import app
 from selflearn.cli.common import StorePath, _counting, _steps, out
+from selflearn.core.artefacts import save_atomically
 from selflearn.core.errors import ConfigError
 from selflearn.core.store import Store
 
@@ -162,7 +163,7 @@ def mine_cmd(
             spark.close()
     else:
         raise ConfigError(f"--engine must be duckdb or spark, not {engine!r}")
-    table.save(out_dir)
+    save_atomically(out_dir, table.save)  # a reader sees the old table or the new one
     report = table.metadata["report"]
     out.print(
         f"mined {report['turns']:,} turns ({report['users']:,} users, {report['households']:,} homes): "

@@ -19,6 +19,7 @@ from selflearn.cli.common import (
     _stages,
     out,
 )
+from selflearn.core.artefacts import save_atomically
 from selflearn.core.errors import ConfigError
 from selflearn.core.store import Store
 from selflearn.simulation.simulator import SimulationConfig
@@ -81,7 +82,7 @@ def train_rephrase_cmd(
         model = ContextualRephraseDetector(epochs=epochs, max_examples=max_examples, seed=seed).fit(
             examples, progress=lambda step, total: bar.update(task, completed=step, total=total)
         )
-    model.save(out_dir)
+    save_atomically(out_dir, model.save)
     report = model.train_report_
     if report is None:  # pragma: no cover - fit always sets it
         raise ConfigError("the rephrase model reported no training")
@@ -107,7 +108,7 @@ def train_defect_cmd(
         _stages("training the defect model", FIT_STAGES) as start,
     ):
         model = DefectModel().fit(store, progress=start)
-    path = model.save(out_dir)
+    path = save_atomically(out_dir, model.save)
     stats = ", ".join(
         f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v:,}"
         for k, v in model.label_stats_.items()
@@ -180,7 +181,7 @@ def train_rewriter_cmd(
         # it can use now: the mined table (if any) and the personal layer, which learns each
         # household's own retries and names at run time.
         rewriter = Rewriter.from_parts(table=mined)
-        rewriter.save(out_dir)
+        save_atomically(out_dir, rewriter.save)
         layers = "the personal layer"
         if mined:
             layers = f"the mined table ({len(mined)} rules) and {layers}"
@@ -206,8 +207,12 @@ def train_rewriter_cmd(
     report = rewriter.fit_report_
     if report is None:  # pragma: no cover - fit always sets it
         raise ConfigError("the rewriter reported no training")
-    rewriter.save(out_dir)
-    (out_dir / "fit-report.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
+
+    def save(folder: Path) -> None:
+        rewriter.save(folder)
+        (folder / "fit-report.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
+
+    save_atomically(out_dir, save)  # a reader (the service's --watch) sees the old folder or the new one
     out.print(
         f"trained on {report.turns:,} turns from {report.households:,} households: "
         f"{len(rewriter.knowledge_ or []):,} pooled patterns, {report.rows:,} candidate rows "

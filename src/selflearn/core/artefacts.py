@@ -42,8 +42,11 @@ name) is named as such.
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Iterator, Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -124,6 +127,59 @@ def write_description(folder: str | Path, fmt: str, meta: Mapping[str, Any] | No
     body = {"format": fmt, **{k: v for k, v in (meta or {}).items() if k != "format"}}
     (out / DESCRIPTION).write_text(json.dumps(body, indent=2, default=str) + "\n", encoding="utf-8")
     return out
+
+
+def save_atomically(folder: str | Path, save: Callable[[Path], Any]) -> Path:
+    """Run ``save(path)`` into a new folder beside ``folder``, then put it in ``folder``'s place,
+    so that a reader (the service's ``--watch``, a reload, another command) finds the previous
+    folder whole, or the new one whole, never half of either -- also when the process is killed
+    while saving. The swap is two renames: for an instant between them ``folder`` is missing (a
+    reader sees no folder, not a broken one); leftovers of a killed save (``.NAME.saving-*``,
+    ``.NAME.old-*``) are removed by the next save. Returns ``folder``."""
+    out = Path(folder)
+    parent = out.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for leftover in (*parent.glob(f".{out.name}.saving-*"), *parent.glob(f".{out.name}.old-*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{out.name}.saving-", dir=parent))
+    try:
+        save(fresh)
+        _fsync_tree(fresh)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    old = None
+    if out.is_symlink() or out.exists():
+        old = parent / f".{out.name}.old-{fresh.name.rsplit('-', 1)[-1]}"
+        os.rename(out, old)
+    os.rename(fresh, out)
+    _fsync(parent)
+    if old is not None:
+        if old.is_symlink() or old.is_file():
+            old.unlink()
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file and folder under ``folder`` to the disk (before it is renamed in)."""
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        _fsync(path)
+    _fsync(folder)
 
 
 def read_description(folder: str | Path, fmt: str, what: str, retrain: str = "") -> dict[str, Any]:

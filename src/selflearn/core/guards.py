@@ -241,7 +241,7 @@ def sensitive_names(home: Home) -> frozenset[str]:
 
 @lru_cache(maxsize=1024)
 def _sensitive_names(home: Home) -> frozenset[str]:
-    found = set()
+    found: set[str] = set()
     for entity in home.entities:
         if entity.domain in SENSITIVE_DOMAINS or entity.device_class in SENSITIVE_CLASSES:
             found.update(normalize_name(n) for n in entity.spoken_names)
