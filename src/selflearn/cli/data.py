@@ -1,4 +1,4 @@
-"""The log data commands: simulate, ingest, stats, export."""
+"""The log data commands: simulate, ingest, stats, export, forget."""
 
 from __future__ import annotations
 
@@ -165,3 +165,37 @@ def export_cmd(
     with Store(store_path, read_only=True) as store:
         n = store.export_parquet(table, output)
     out.print(f"wrote {n:,} rows of {table} to {output}")
+
+
+@app.command("forget")
+def forget_cmd(
+    household: Annotated[str, typer.Option("--household", help="The household to forget.")],
+    store_path: StorePath = Path("selflearn.duckdb"),
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Forget only this user of the household (default: all of it)."),
+    ] = None,
+    quarantine: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--quarantine",
+            help="Another quarantine file to scrub (the ones ingest wrote beside the store always are).",
+        ),
+    ] = None,
+) -> None:
+    """Forget a household (or one of its users) in a store: its turns, feedback, dialogue acts,
+    concepts and home, the signals and labels of its turns, and its lines in the quarantine files;
+    then rewrite the store file so the deleted bytes are gone too. A running service holds its
+    store: use DELETE /v1/households/ID there. Retrain (mine, train rewriter, label export) for
+    artefacts without it (docs/reliability.md#privacy)."""
+    from selflearn.core.store import scrub_lines
+
+    with Store(store_path) as store:
+        deleted = store.forget_user(household, user) if user else store.forget_household(household)
+        size = store.compact()
+        files = [*store.quarantine_files(), *(quarantine or [])]
+    ids = (household, user) if user else (household,)
+    lines = sum(scrub_lines(path, *ids) for path in files)
+    who = f"user {user} of household {household}" if user else f"household {household}"
+    rows = ", ".join(f"{table} {n:,}" for table, n in deleted.items() if n) or "no rows"
+    out.print(f"forgot {who}: {rows}; {lines:,} quarantine lines; store rewritten ({size:,} bytes)")

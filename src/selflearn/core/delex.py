@@ -9,7 +9,8 @@ enter a global table:
   ``{name}`` (longest match first, so "living room ceiling" is one ``{name}``, not
   ``{area} ceiling``);
 * names the assistant reported it could not resolve in this turn (``er.unresolved``, e.g. a
-  household nickname) -> ``{unknown}``;
+  household nickname), e-mail and web addresses and phone numbers (:mod:`selflearn.core.scrub`)
+  -> ``{unknown}``;
 * numbers, as digits or words ("75", "twenty two") -> ``{number}``;
 * politeness around the request ("hey", "please", "can you", "could you", "thanks") is dropped,
   so "can you turn off the kitchen light please" pools with "turn off the kitchen light".
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from selflearn.core.home import Home, normalize_name
+from selflearn.core.scrub import private_spans
 from selflearn.core.text import ONES, TENS
 
 PLACEHOLDER = re.compile(r"\{(area|floor|name|unknown|number)\}")
@@ -148,10 +150,13 @@ class Delexicalizer:
 
     def __call__(self, text: str, unresolved: Iterable[str] = ()) -> Delexicalized:
         """Pattern and values of ``text``; ``unresolved`` are names the assistant could not resolve
-        in this turn (they become ``{unknown}`` unless the home knows them)."""
+        in this turn (they become ``{unknown}`` unless the home knows them), and so are e-mail
+        addresses, web addresses and phone numbers (:mod:`selflearn.core.scrub`)."""
         norm = strip_fillers(normalize_name(text))
         unknown: list[str] = []
+        private = [normalize_name(span) for _, span in private_spans(text)]
         extra = {normalize_name(u) for u in unresolved} - set(self._names) - {""}
+        extra |= set(private) - {""}
         if extra:
             # Whole-word replacement on the space-normalised text (no regex to compile per name);
             # the values, in order of appearance, are read back from the text.
