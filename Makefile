@@ -10,7 +10,7 @@ HA25   := .venv-ha2025
 HA24_STAMP := $(HA24)/.installed-$(shell cksum tests_ha/requirements-2024.3.txt | cut -d' ' -f1)
 HA25_STAMP := $(HA25)/.installed-$(shell cksum tests_ha/requirements-2025.4.txt | cut -d' ' -f1)
 
-.PHONY: demo test test-ha lint typecheck bench asr-deps system-deps fuzzy-env clean
+.PHONY: demo test test-ha lint typecheck audit bench asr-deps system-deps fuzzy-env clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,9 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+audit: $(STAMP)  ## pip-audit: fails on a known vulnerability with a fix, and on an audit that could not run (SELFLEARN_AUDIT=offline to skip knowingly)
+	$(BIN)/python .ci/audit.py
 
 asr-deps:  ## Debian packages for the real ASR channel (flite speech, sox effects)
 	apt-get update -qq && apt-get install -y -qq flite sox

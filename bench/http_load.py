@@ -227,6 +227,7 @@ def proc_cpu_s(pid: int) -> float:
 def start_server(args: argparse.Namespace, port: int, log_path: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "selflearn", "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--timeout-ms", str(args.timeout_ms), "--decision-threads", str(args.decision_threads)]
+    cmd += ["--rate-limit", "0"]  # one generator is one client: the per-client limit would shape the load
     if args.rewriter is not None:
         cmd += ["--rewriter", str(args.rewriter)]
     log = log_path.open("wb")

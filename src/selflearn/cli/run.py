@@ -132,7 +132,39 @@ def serve_cmd(
     admin_token: Annotated[
         str | None,
         typer.Option(
-            envvar="SELFLEARN_ADMIN_TOKEN", help="Require 'Authorization: Bearer TOKEN' on /v1/admin/*."
+            envvar="SELFLEARN_ADMIN_TOKEN",
+            help="Require 'Authorization: Bearer TOKEN' on everything that reads or changes a "
+            "household's data or runs the service (/v1/admin/*, turns, homes, households, "
+            "concepts, dialogue, reviews). Required to listen beyond loopback.",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            help="Requests per second one client address may send on average (bursts of twice as "
+            "many); 429 above it. 0: no limit (behind a proxy, limit there).",
+            min=0,
+        ),
+    ] = 100.0,
+    shed_lag_ms: Annotated[
+        float,
+        typer.Option(
+            help="When the event loop runs this many ms behind, answer at once instead of queueing: "
+            "a rewrite with its original text (fail open), the rest 429. 0: never shed.",
+            min=0,
+        ),
+    ] = 200.0,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder POST /v1/admin/reload may load rewriters from (default: the --rewriter "
+            "folder's parent)."
+        ),
+    ] = None,
+    snapshot_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder POST /v1/admin/snapshot may write into (default: the --store file's folder)."
         ),
     ] = None,
     decision_threads: Annotated[
@@ -170,7 +202,9 @@ def serve_cmd(
     import uvicorn
 
     from selflearn.service import ServiceConfig, create_app
+    from selflearn.service.config import check_exposure
 
+    check_exposure(host, admin_token)
     config = ServiceConfig(
         rewriter=rewriter_dir,
         store=store_path,
@@ -179,6 +213,10 @@ def serve_cmd(
         rebuild=rebuild,
         replay_days=replay_days,
         admin_token=admin_token,
+        rate_limit=rate_limit or None,
+        shed_lag_ms=shed_lag_ms or None,
+        models_dir=models_dir,
+        snapshot_dir=snapshot_dir,
         decision_threads=decision_threads,
         confirm=confirm,
         teach_moments=ask_to_be_taught,

@@ -287,7 +287,7 @@ PROTECTED = (
     ("/v1/homes/{household_id}", "put"),
     ("/v1/homes/{household_id}", "get"),
     ("/v1/households/{household_id}", "delete"),
-    ("/v1/users/{user_id}", "delete"),
+    ("/v1/households/{household_id}/users/{user_id}", "delete"),
     ("/v1/concepts", "get"),
     ("/v1/concepts/{concept_id}", "delete"),
     ("/v1/dialogue", "post"),
