@@ -24,10 +24,10 @@ layer is the starter, ``selflearn starter``, the same in every arm):
 * ``asking_teaching`` -- + asking to be taught at teachable moments (the guide's default).
 
 The same households also run on the reference assistant (Home Assistant's matcher inside
-selflearn: ``selflearn.simulate`` with the starter) for the same arms, and in the control arm every
-utterance is also put to the reference assistant on the same state, to measure how often the two
-agree on what a turn does (if they disagree often, the simulator's figures do not describe Home
-Assistant; the per-intent disagreements say where).
+selflearn, strict as 2025.4's: ``selflearn.simulate`` with the starter) for the same arms, and in
+the control arm every utterance is also put to the reference assistant on the same state, to
+measure how often the two agree on what a turn does (if they disagree often, the simulator's
+figures do not describe Home Assistant; the per-intent disagreements say where).
 
 Scored against simulation truth (evaluation only; no learner sees it), per arm: defect rate (a
 question not ended by a yes that worked is a defect), defect reduction against the same turns
@@ -56,7 +56,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.nlu import NluResult
@@ -377,7 +377,7 @@ class HomeAssistantBridge:
         """The turn as the integration logged it (or, Home Assistant alone, as it would have)."""
         logged = [r for r in out["logged"] if r.get("record_type") == "turn"]
         if logged:
-            return logged[-1]
+            return cast(dict[str, Any], logged[-1])
         status = (
             "success"
             if out["response_type"] != "error"
@@ -449,7 +449,8 @@ class HomeAssistantBridge:
                 text, before, timestamp, area, explain_failures=False
             )
             mine = effects[-1] if effects else None
-            intent = (mine or ref_effect).intent if (mine or ref_effect) is not None else "none"
+            either = mine or ref_effect
+            intent = either.intent if either is not None else "none"
             self.agreement.append((intent, mine == ref_effect))
             if mine != ref_effect:
                 self.disagreements.append(
@@ -562,6 +563,7 @@ class HomeAssistantBridge:
                 "",
                 heard,
             )
+        assert first is not None  # it ended a question
         answer = ended["answer"]
         taught = (first["answer"].get("taught") or {}).get("concept_id")
         act = question.act(answer, timestamp, text, taught=taught)
@@ -643,9 +645,9 @@ def run_arm(
             agreement += bridge.agreement
             added += bridge.added_ms
             answers.update(bridge.service_answers)
-            with (folder / "disagreements.jsonl").open("a") as fh:
+            with (folder / "disagreements.jsonl").open("a") as log_file:
                 for row in bridge.disagreements:
-                    fh.write(json.dumps(row) + "\n")
+                    log_file.write(json.dumps(row) + "\n")
             print(
                 f"[real-home] {arm}: household {index + 1}/{config.households} ({bridge.calls} requests, "
                 f"{time.perf_counter() - started:.0f} s)",
@@ -666,7 +668,8 @@ def run_arm(
 
 
 def reference_arm(arm: str, config: SimulationConfig, folder: Path, rewriter_dir: Path) -> ArmStats:
-    """The same households and arm on the reference assistant (selflearn's copy of the matcher)."""
+    """The same households and arm on the reference assistant, matching strictly as Home Assistant
+    2025.4 does (selflearn's copy of its matcher)."""
     settings = ARMS[arm]
     rewriter = None
     ask = teach = False
@@ -675,7 +678,7 @@ def reference_arm(arm: str, config: SimulationConfig, folder: Path, rewriter_dir
         rewriter = Rewriter.load(rewriter_dir)
         rewriter.config = replace(rewriter.config, confirm=confirm)  # type: ignore[arg-type]
         ask = confirm != "off"
-    assistant = replace(config.assistant, ask=ask, teach=teach, rewrite_when="on_failure")
+    assistant = replace(config.assistant, nlu="strict", ask=ask, teach=teach, rewrite_when="on_failure")
     simulate(replace(config, assistant=assistant), folder, rewriter=rewriter)
     return score_arm(folder)
 

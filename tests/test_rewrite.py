@@ -229,6 +229,7 @@ def test_knowledge_pools_only_k_anonymous_patterns(
     assert (bad.turns, bad.successes, bad.users, bad.households) == (12, 0, 6, 2)
     assert bad.fix == "turn off the {area} lights" and bad.fix_users == 6
     assert good.signature == "HassTurnOff|area={area}|domain=light" and knowledge.works(good)
+    assert knowledge.command_words == {"turn", "off", "the", "lights"}  # of the pattern that works
     assert knowledge.metadata_["patterns"] == {"fewer than k users": 1, "unknown name": 1, "kept": 2}
     # Nothing household-specific: no raw names, no lonely pattern, no nickname.
     blob = " ".join(f"{p.pattern} {p.signature} {p.fix}" for p in knowledge.patterns_)
@@ -282,6 +283,18 @@ def test_personal_layer_learns_a_household_name_from_a_retry(home: Home) -> None
         home,
     )
     assert memory.alias_for("to") is None and memory.rewrite_for("turn on to") == ("turn on the tv", 1)
+    # A misheard "turn on the list" retried as "turn on the tv" makes "list" look like a name; the
+    # assistant's own command words ("add milk to my list") are never replaced by one.
+    layer.observe(log_turn("f", "turn on the list", at=1500, status="error", unresolved=("list",)), home)
+    layer.observe(
+        log_turn("g", "turn on the tv", at=1505, intent="HassTurnOn", slots={"name": "TV"}, resolved=("TV",)),
+        home,
+    )
+    assert memory.alias_for("list") == ("tv", 1)
+    assert memory.apply_aliases("add milk to my list", frozenset({"add", "to", "my", "list"}))[0] == (
+        "add milk to my list"
+    )
+    assert memory.apply_aliases("add milk to my list")[0] == "add milk to my tv"
     assert layer.forget("test_home") and layer.memory("test_home") is None
 
 

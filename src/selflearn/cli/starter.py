@@ -12,11 +12,11 @@ from selflearn.cli.common import console, out
 
 STARTER_HELP = (
     "Build a starter global rewriter for a new install "
-    "(docs/home-assistant.md#a-global-layer-from-day-one).\n\n"
+    "(docs/home-assistant.md#install).\n\n"
     "Simulates households whose users speak the way the public corpora do (HWU64 and Home Assistant's "
     "test sentences, from --data-dir), scores their friction, mines a k-anonymous rewrite table and trains "
     "the rewriter on it: the recipe of the project's flagship rewriter (docs/benchmarks.md). Reproducible "
-    "(fixed seeds); about an hour on 2 cores with the defaults. Serve it with questions on:\n\n"
+    "(fixed seeds); about 25 minutes on 2 cores with the defaults. Serve it with questions on:\n\n"
     "  selflearn serve --rewriter models/starter --store logs.duckdb --confirm guesses"
 )
 
@@ -47,17 +47,30 @@ def starter_cmd(
     nlu: Annotated[
         str,
         typer.Option(
-            help="The matcher of the simulated homes: strict+gazetteer (Home Assistant since August 2026) "
-            "or strict (templates alone: Home Assistant before 2025.8)."
+            help="The matcher of the simulated homes: strict (Assist's templates alone, as Home Assistant "
+            "matches before 2025.8 and since 2026.5) or strict+gazetteer (templates, then fuzzy "
+            "matching of names, as 2025.8 to 2026.4 did)."
         ),
-    ] = "strict+gazetteer",
+    ] = "strict",
+    ask_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--ask-threshold",
+            help="The score a guess needs to be asked about ('Did you mean ...?'); 0: the bar acting "
+            "uses (more questions, more rescues). Default 0.12, chosen on a development population "
+            "(docs/benchmarks.md#a-real-home).",
+            min=0.0,
+            max=0.99,
+            show_default=False,
+        ),
+    ] = None,
     workers: Annotated[
         int, typer.Option(help="Worker processes (the result does not depend on it).", min=1)
     ] = 2,
 ) -> None:
     """Build the starter rewriter (help: :data:`STARTER_HELP`)."""
     from selflearn.core.errors import ConfigError
-    from selflearn.starter import StarterConfig, build_starter
+    from selflearn.starter import ASK_THRESHOLD, StarterConfig, build_starter
 
     if nlu not in ("strict", "strict+gazetteer"):
         raise ConfigError(f"--nlu must be strict or strict+gazetteer, not {nlu!r}")
@@ -68,6 +81,7 @@ def starter_cmd(
         data_dir=str(data_dir) if data_dir is not None else None,
         min_users=min_users,
         nlu="strict" if nlu == "strict" else "strict+gazetteer",
+        ask_threshold=ASK_THRESHOLD if ask_threshold is None else ask_threshold or None,
         workers=workers,
     )
     folder = work if work is not None else out_dir.with_name(out_dir.name + "-work")

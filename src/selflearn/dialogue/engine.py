@@ -234,7 +234,7 @@ class Dialogue:
                 applied = teaching.book.apply(heard.text, heard.household_id, heard.user_id, port.home)
                 if applied is not None:
                     taught = taught_trace(heard.text, applied)
-                    if not any(is_sensitive(sentence) for sentence in applied.sentences):
+                    if not any(is_sensitive(sentence, home=port.home) for sentence in applied.sentences):
                         return Step("run", sentences=applied.sentences, rewrite=taught, applied=applied)
                     if not self.ask:  # a lock, a door, an alarm: never unasked, so not at all
                         return Step("pass")

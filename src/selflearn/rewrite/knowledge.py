@@ -33,6 +33,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +218,15 @@ class Knowledge:
     def works(self, p: Pattern) -> bool:
         """Whether ``p`` works well enough never to be rewritten."""
         return p.turns >= self.config.good_turns and p.success_rate >= self.config.good_success
+
+    @cached_property
+    def command_words(self) -> frozenset[str]:
+        """The words of the patterns that work, outside their slots ("add", "to", "my", "list"
+        of "add {item} to my list"): the assistant's own vocabulary, which no household word
+        for a thing should replace."""
+        return frozenset(
+            w for p in self.patterns_ if self.works(p) for w in p.pattern.split() if not w.startswith("{")
+        )
 
     def is_target(self, p: Pattern) -> bool:
         """Whether ``p`` may be rewritten to."""

@@ -123,15 +123,19 @@ class HouseholdMemory:
         (best, n), *rest = [*counts.most_common(2), ("", 0)]
         return (best, n) if n > rest[0][1] else None
 
-    def apply_aliases(self, text: str) -> tuple[str, list[tuple[str, str, int]]]:
+    def apply_aliases(
+        self, text: str, vocabulary: frozenset[str] = frozenset()
+    ) -> tuple[str, list[tuple[str, str, int]]]:
         """``text`` (normalised) with every learned household word replaced by its configured
-        name, longest first; also returns (word, name, evidence) per replacement."""
+        name, longest first; also returns (word, name, evidence) per replacement. A learned word
+        made only of ``vocabulary`` (the assistant's own command words: "list", "timer") is not
+        replaced: a retry after a misheard request can make one look like a name."""
         if not self.aliases:
             return text, []
         padded = f" {text} "
         used: list[tuple[str, str, int]] = []
         for word in sorted(self.aliases, key=lambda w: (-len(w), w)):
-            if f" {word} " not in padded:
+            if f" {word} " not in padded or all(w in vocabulary for w in word.split()):
                 continue
             hit = self.alias_for(word)
             if hit is None:

@@ -545,7 +545,8 @@ class Rewriter:
         memory = self.personal.memory(ctx.household_id) if self.config.personal else None
         aliased, used = norm, list[tuple[str, str, int]]()
         if memory is not None:
-            aliased, used = memory.apply_aliases(norm)
+            vocabulary = self.knowledge_.command_words if self.knowledge_ is not None else frozenset()
+            aliased, used = memory.apply_aliases(norm, vocabulary)
             if any(n < self.config.alias_min for _, _, n in used):
                 aliased, used = norm, []
         delex = self._delexicalizer(ctx)
