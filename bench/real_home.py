@@ -793,6 +793,12 @@ def main() -> None:
         "population": pop.name,
         "ha_version": ha.version,
         "rewriter": str(args.rewriter),
+        "ask_threshold": json.loads((args.rewriter / "model.json").read_text())["config"].get(
+            "ask_threshold"
+        ),
+        "starter_nlu": json.loads((args.rewriter / "starter.json").read_text())["recipe"]["nlu"]
+        if (args.rewriter / "starter.json").exists()
+        else None,
         "arms": figures_arms,
         "agreement_with_reference": round(sum(same for _, same in agreement) / max(len(agreement), 1), 4),
         "agreement_turns": len(agreement),
