@@ -119,9 +119,11 @@ class HomeConfig(_Body):
     """A home's configuration as the assistant has it (the shape of ``Home.to_dict``). Floors,
     areas and entities refer to each other by id: an area's ``floor`` must be one of the
     ``floors``, an entity's ``area`` one of the ``areas``, and entity ids must be unique -- a home
-    that breaks one of these is refused with a 422 that names it."""
+    that breaks one of these is refused with a 422 that names it. Other top-level keys (a
+    simulator's ``devices``, ``users``) are ignored."""
 
     model_config = ConfigDict(
+        extra="ignore",
         json_schema_extra={
             "examples": [
                 {
