@@ -246,6 +246,7 @@ def write(part: str, result: dict[str, Any], seconds: float) -> None:
     parts = dict(old.get("parts", {}))
     parts[part] = {
         "command": command_line(),
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d"),
         "commit": COMMIT_AT_START,
         "seconds": round(seconds, 1),
@@ -295,6 +296,7 @@ def main() -> None:
     fo.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     started = time.perf_counter()
+    print(f"load average before: {os.getloadavg()}")
     if args.part == "setup":
         setup(force=args.force)
         print(json.dumps(reference(), indent=2))
