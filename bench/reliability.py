@@ -252,11 +252,31 @@ def write(part: str, result: dict[str, Any], seconds: float) -> None:
         "seconds": round(seconds, 1),
         **result,
     }
+    previous = old.get("parts", {}).get(part, {})
+    if part == "kills" and previous and set(result["by_command"]) != set(previous.get("by_command", {})):
+        result = _merge_kills(previous, result)  # a re-run of some commands keeps the others' figures
+        parts[part] = {**parts[part], **result}
     figures = {k: old.get(k) for k in KEYS}
     for p in parts.values():
         figures.update(p.get("figures", {}))
     write_results("reliability", {**figures, "parts": parts}, seconds=seconds)
     print(json.dumps(result.get("figures", {}), indent=2))
+
+
+def _merge_kills(previous: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """The kills part with ``fresh``'s commands replacing ``previous``'s, totals recomputed."""
+    by = {**previous.get("by_command", {}), **fresh["by_command"]}
+    failures = [f for f in previous.get("failures", []) if f["command"] not in fresh["by_command"]]
+    failures += fresh["failures"]
+    return {
+        "figures": {
+            "kills": sum(b["kills"] for b in by.values()),
+            "kills_lost_rows": sum(b["lost_rows"] + b["duplicated_rows"] for b in by.values()),
+            "kills_unopenable": sum(b["unopenable"] for b in by.values()),
+        },
+        "by_command": by,
+        "failures": failures,
+    }
 
 
 def main() -> None:

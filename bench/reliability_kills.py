@@ -141,7 +141,8 @@ def kill_cli(name: str, work: Path, after_s: float, ref: dict[str, Any]) -> Kill
         "train": ref["scored"],
         "label": ref["scored"],
     }[name]
-    counts = _counts(store) if store.exists() else {"opened": True, **{k: 0 for k in expected}}
+    # killed before it created the store: nothing there yet, which is what "before" was
+    counts = _counts(store) if store.exists() else {**{k: 0 for k in expected}, "opened": True}
     out.opened = bool(counts.get("opened"))
     if not out.opened:
         out.detail = str(counts.get("error"))

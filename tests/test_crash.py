@@ -57,7 +57,7 @@ def _clean(kill: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("command", "at"), [("ingest", 1.2), ("ingest", 1.8), ("signals", 2.2), ("mine", 2.0), ("label", 1.8)]
+    ("command", "at"), [("ingest", 0.2), ("ingest", 1.8), ("signals", 2.2), ("mine", 2.0), ("label", 1.8)]
 )
 def test_a_killed_command_leaves_a_store_that_opens_and_reruns(
     harness: Any, tmp_path: Path, command: str, at: float
