@@ -288,6 +288,57 @@ def http_load(r: Result) -> str:
     )
 
 
+def reliability(r: Result) -> str:
+    f = r["figures"]
+    parts = f.get("parts", {})
+
+    def fig(key: str, fmt: str = ",") -> str:
+        value = f.get(key)
+        return "not measured" if value is None else format(value, fmt)
+
+    rows = [
+        ["fuzzing", "schemathesis cases over every operation / 5xx / crashes or hangs",
+         f"{fig('fuzz_cases')} / **{fig('fuzz_5xx')}** / **{fig('fuzz_crashes')}**", "fuzz"],
+        ["kill -9", "kills / acknowledged rows lost or doubled / stores that did not open",
+         f"{fig('kills')} / **{fig('kills_lost_rows')}** / **{fig('kills_unopenable')}**", "kills"],
+        ["load", "achieved requests/s at the top rate / rewrite p99 ms",
+         f"{fig('load_rps')} / **{fig('load_p99_ms')}**", "load"],
+        ["soak", "resident memory slope MB/min / failed requests",
+         f"**{fig('soak_rss_slope_mb_per_min')}** / **{fig('soak_failed_requests')}**", "soak"],
+        ["safety", "sensitive actions or polarity flips without a question",
+         f"**{fig('sensitive_unasked')}**", "safety"],
+        ["privacy", "runs leaving a trace of a forgotten household",
+         f"**{fig('forget_residue')}**", "forget"],
+    ]  # fmt: skip
+    table_rows = []
+    for what, measure, value, part in rows:
+        info = parts.get(part)
+        when = f"{info['date']}, commit `{info['commit']}`" if info else "not run"
+        table_rows.append([what, measure, value, when])
+    text = table(["check", "figure", "value", "measured"], table_rows, "llrl")
+    load = parts.get("load")
+    if load:
+        steps = "; ".join(
+            f"{s['rate']:g}/s: {s.get('achieved_rps')}/s achieved, rewrite p99 {s['rewrite']['p99_ms']} ms"
+            for s in load.get("steps", [])
+        )
+        ceiling = f.get("load_ceiling_rps")
+        text += (
+            f"\n\nLoad steps (mixed traffic, {pct(load.get('ingest_share'), 0)} ingest): {steps}. "
+            + (f"Highest rate with rewrite p99 <= 10 ms and nothing failed: **{ceiling:g}/s**." if ceiling
+               else "No step kept rewrite p99 <= 10 ms.")
+        )  # fmt: skip
+    burst = parts.get("burst")
+    if burst:
+        b = burst["figures"]
+        text += (
+            f"\n\nBurst at {burst['factor']:g}x {burst['rate']:g}/s: {b['burst_rps']}/s achieved, "
+            f"{b['burst_shed']} requests shed (429 or fail-open), {b['burst_timeouts']} client timeouts, "
+            f"{b['burst_failed']} failed."
+        )
+    return text + "\n\nEach check, its command and what it means: [reliability.md](reliability.md)."
+
+
 def integration(r: Result) -> str:
     f = r["figures"]
     cases = [
@@ -760,6 +811,13 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         "The HTTP service under load",
         "Does the service hold its latency at a steady rate?",
         http_load,
+    ),
+    (
+        "reliability",
+        "Reliability, safety, privacy and security",
+        "Does hostile input, kill -9, load, a soak, a burst, a forgotten household or a sensitive "
+        "request find a failure?",
+        reliability,
     ),
     (
         "integration",

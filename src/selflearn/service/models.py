@@ -134,7 +134,7 @@ class HomeConfig(_Body):
                     ],
                 }
             ]
-        }
+        },
     )
 
     home_id: Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)] = "home"
