@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.result import Ok
 
@@ -134,3 +135,57 @@ def test_homes_that_break_their_own_references_are_refused_naming_the_field(tmp_
         assert inline.status_code == 422 and "home.entities.0.area" in inline.json()["detail"]
         fixed = fuzz_hooks.consistent("/v1/homes/h1", bad)
         assert c.put("/v1/homes/h1", json=fixed).status_code == 200
+
+
+# --- the review page's forms (HTML, not in the OpenAPI description) ----------------------------
+
+FORM_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        ["kill the lights in the {area}", "turn off the lights in the {area}", "{device}", "x" * 5000]
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str]]:
+    from selflearn.core.store import Store
+    from selflearn.service.review import _form_token
+
+    folder = tmp_path_factory.mktemp("forms")
+    with Store(folder / "s.duckdb") as store:
+        store.put_home("h1", HOME)
+    config = ServiceConfig(store=folder / "s.duckdb", admin_token=TOKEN)
+    with TestClient(create_app(config)) as c:
+        c.post("/ui/login", data={"token": TOKEN}, follow_redirects=False)
+        yield c, _form_token(config)
+
+
+@settings(
+    max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(["source", "target", "decision", "rule_id", "edited_target", "form_token", "junk"]),
+        FORM_TEXT | st.sampled_from(["approve", "reject", "edit"]),
+        max_size=7,
+    ),
+    signed=st.booleans(),
+    raw=st.one_of(st.none(), st.binary(max_size=300)),
+)
+def test_the_review_forms_answer_any_post_without_a_5xx(
+    page: tuple[TestClient, str], fields: dict[str, str], signed: bool, raw: bytes | None
+) -> None:
+    client, form_token = page
+    if signed and "form_token" in fields:
+        fields["form_token"] = form_token
+    kind = {"content-type": "application/x-www-form-urlencoded"}
+    for path in ("/ui/review", "/ui/login"):
+        res = (
+            client.post(path, content=raw, headers=kind, follow_redirects=False)
+            if raw is not None
+            else client.post(path, data=fields, follow_redirects=False)
+        )
+        assert res.status_code < 500, (path, fields, res.text[:300])
+        if path == "/ui/review" and res.status_code == 303:  # saved: only with the page's own token
+            assert fields.get("form_token") == form_token
