@@ -9,6 +9,7 @@ scrubbed of e-mail and web addresses and phone numbers before it is pooled.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +33,8 @@ from selflearn.simulation.simulator import SimulationConfig, simulate
 from tests.conftest import HOME, turn_dict
 from tests.test_mining import Log, _rules
 
-VICTIM = "h000002"
+VICTIM = os.environ.get("SELFLEARN_PRIVACY_VICTIM", "h000002")
+"""The household forgotten (``bench/reliability.py forget`` varies it)."""
 SECRET_NAME = "Zanzibar Quokka Lamp"
 SECRET_PHRASE = "marsupial beacon"
 T0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
@@ -134,16 +136,23 @@ def learned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[
         )  # fmt: skip
         texts = (
             store.query(
-                "SELECT text FROM turns GROUP BY text HAVING bool_and(household_id = $1) AND length(text) > 12",
+                "SELECT text FROM turns GROUP BY text "
+                "HAVING bool_and(household_id = $1) AND length(text) > 12",
                 [VICTIM],
             )
             .column("text")
             .to_pylist()
         )
-        others = store.query("SELECT DISTINCT text FROM turns WHERE household_id <> $1", [VICTIM]).column(
-            "text"
-        )
-        shared = " | ".join(str(t) for t in others.to_pylist())
+        # every text of the other households, in whatever column (what they said, what the
+        # recogniser heard and its alternatives, what the simulation meant them to say): a text of
+        # the victim found in one of those is not the victim's alone
+        others = store.query(
+            "SELECT t.text, t.asr.text AS heard, t.rewrite.original_text AS original, "
+            "list_transform(t.asr.nbest, lambda h: h.text) AS nbest, s.intended_text AS meant "
+            "FROM turns t LEFT JOIN sim_truth s USING (turn_id) WHERE t.household_id <> $1",
+            [VICTIM],
+        ).to_pylist()
+        shared = " | ".join(str(v) for row in others for v in row.values())
     unique = [t for t in texts if t not in shared][:40]
     _learn(work, store_path)
     needles = [VICTIM, SECRET_NAME, SECRET_PHRASE, *unique]
@@ -154,7 +163,7 @@ def test_forgetting_a_household_leaves_no_trace_in_any_file(learned: tuple[Path,
     work, store, needles = learned
     before = _residue(work, needles)
     files = {f for f, _ in before}
-    assert {"logs.duckdb", "report.html", "ha-h000002/aliases.yaml"} <= files, before  # it was there
+    assert {"logs.duckdb", "report.html", f"ha-{VICTIM}/aliases.yaml"} <= files, before  # it was there
     assert any(n == SECRET_PHRASE for _, n in before) and any(n == VICTIM for _, n in before)
     (work / "sim").rename(
         work.parent / f"{work.name}-sim"
@@ -168,12 +177,19 @@ def test_forgetting_a_household_leaves_no_trace_in_any_file(learned: tuple[Path,
         "--quarantine",
         str(work / "logs.quarantine-first.jsonl"),
     )
-    assert "forgot household h000002" in forgot and "quarantine lines" in forgot
+    said = " ".join(forgot.split())  # the console wraps long lines
+    assert f"forgot household {VICTIM}" in said and "quarantine lines" in said, said
     _learn(work, store, homes=("h000000",))
     # the victim's own export was written before: as the operator would, it goes with the household
     for path in sorted((work / f"ha-{VICTIM}").rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
-    assert _residue(work, needles) == []
+    residue = _residue(work, needles)
+    report = os.environ.get("SELFLEARN_PRIVACY_REPORT")
+    if report:  # bench/reliability.py forget reads it
+        record = {"victim": VICTIM, "needles": len(needles), "found_before": len(before), "residue": residue}
+        with open(report, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+    assert residue == []
     with Store(store, read_only=True) as opened:
         assert opened.count("turns") > 0  # the others stay
         for table in ("turns", "feedback", "dialogue_acts", "concepts", "homes"):
