@@ -544,10 +544,9 @@ class Service:
                 self.artifact.rewriter.forget(household_id)
                 self.talk.forget(household_id)
             if self.store is not None:
-                for record in history(self.store, None):
-                    if record.household_id == household_id:
-                        self._observe(record)
-                        rebuilt += 1
+                for record in history(self.store, None, household_id=household_id):
+                    self._observe(record)
+                    rebuilt += 1
                 self.talk.restore(self.store)
         self.metrics.forgotten.inc()
         return UserForgetResponse(
