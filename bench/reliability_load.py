@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 import orjson
 
-from http_load import _Conn, _exchange, free_port, proc_status
+from http_load import _Conn, _exchange, free_port, proc_cpu_s, proc_status
 from reliability_common import _healthy, _home_rows, _records, _start_serve, setup
 
 # --- the HTTP load ----------------------------------------------------------------------------------
@@ -226,17 +226,22 @@ def run_load(
         proc, port = _serve_for_load(Path(tmp))
         try:
             for rate in rates:
+                cpu = proc_cpu_s(proc.pid)
                 rows = _drive(port, payloads, rate, warmup + duration, connections)
+                cpu = proc_cpu_s(proc.pid) - cpu
                 s = {
                     "rate": rate,
                     **_summary(rows, warmup),
                     "rss_mb": round(proc_status(proc.pid).get("VmRSS", 0) / 2**20, 1),
+                    "server_cpu_ms_per_request": round(1000 * cpu / max(len(rows), 1), 3),
+                    "server_cores_busy": round(cpu / (warmup + duration), 2),
                 }
                 steps.append(s)
                 print(
                     f"  {rate:g}/s: achieved {s.get('achieved_rps')}/s, rewrite p50 {s['rewrite']['p50_ms']} "
                     f"p99 {s['rewrite']['p99_ms']} ms, turns p99 {s['turns']['p99_ms']} ms, "
-                    f"rewrite {s['rewrite']['outcomes']}, turns {s['turns']['outcomes']}"
+                    f"rewrite {s['rewrite']['outcomes']}, turns {s['turns']['outcomes']}, "
+                    f"server CPU {s['server_cpu_ms_per_request']} ms/request ({s['server_cores_busy']} cores)"
                 )
                 time.sleep(3)
         finally:
