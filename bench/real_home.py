@@ -86,6 +86,10 @@ QUESTION_WINDOW = timedelta(seconds=8)
 """The service's answer window (``DialogueConfig.timeout_s``)."""
 NO_TARGETS = TARGETLESS_INTENTS | {"HassGetWeather", "HassGetCurrentTime", "HassGetCurrentDate"}
 SHOPPING = {"HassShoppingListAddItem", "HassListAddItem"}
+SERVICE_DOMAIN = {"HassLightSet": "light"}
+"""Intents whose handler calls one domain's service on every entity it matched: Home Assistant
+2025.4's HassLightSet lists the area's thermostat and locks among its targets, and calls
+``light.turn_on``, which leaves them alone."""
 
 
 # --- the two processes beside the simulation ------------------------------------------------------
@@ -264,7 +268,8 @@ def as_digits(text: str) -> str:
 def effect_of(found: dict[str, Any]) -> Effect:
     """What Home Assistant did, in the reference assistant's terms (``Effect``), so that the
     simulator's judge compares like with like: no entity targets for timers, time, date, weather
-    and the shopping list; a state query's ``state`` slot is what was asked, not a parameter."""
+    and the shopping list; a state query's ``state`` slot is what was asked, not a parameter; a
+    light's brightness set on the lights only (:data:`SERVICE_DOMAIN`)."""
     intent = str(found["intent"])
     slots = dict(found.get("slots") or {})
     targets = frozenset(found.get("targets") or ())
@@ -276,6 +281,8 @@ def effect_of(found: dict[str, Any]) -> Effect:
         slots.pop("state", None)
     if intent in ("HassGetWeather", "HassClimateGetTemperature"):
         slots = {}
+    if intent in SERVICE_DOMAIN:  # the response lists every entity matched; the service changes its own
+        targets = frozenset(t for t in targets if t.split(".", 1)[0] == SERVICE_DOMAIN[intent])
     for name in ("volume_level", "volume"):  # Home Assistant's volume is 0-1, the simulator's 0-100
         value = slots.get(name)
         if isinstance(value, (int, float)) and 0 < float(value) <= 1:

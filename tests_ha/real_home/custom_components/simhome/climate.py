@@ -16,6 +16,10 @@ class SimClimate(SimEntity, ClimateEntity):
         ClimateEntityFeature.TARGET_TEMPERATURE | ClimateEntityFeature.TURN_ON | ClimateEntityFeature.TURN_OFF
     )
     _attr_temperature_unit = UnitOfTemperature.CELSIUS
+    # The simulator's thermostats take what its users ask for, 22 and 80 degrees alike (the
+    # corpora say both); a real one in Celsius would refuse 80 as above its maximum.
+    _attr_min_temp = 5.0
+    _attr_max_temp = 95.0
     _attr_current_temperature = 21.0
     _attr_target_temperature = 21.0
 
