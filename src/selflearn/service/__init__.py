@@ -10,6 +10,7 @@ Endpoints (see ``docs/service.md`` for examples, and ``/docs`` for the OpenAPI p
 ``POST /v1/turns``           a JSON array of logged turns and feedback -> stored, then learned
 ``PUT /v1/homes/{id}``       register a household's home configuration (``GET`` reads it back)
 ``DELETE /v1/households/{id}``  forget a household (personal memory, home, its stored rows)
+``DELETE .../{id}/users/{u}``  forget one user of a household (its rows; the memory rebuilt)
 ``POST /v1/admin/reload``    load a rewriter folder in the background and swap it in
 ``GET /healthz``             ``ok`` or ``degraded`` with the reasons
 ``GET /metrics``             Prometheus text
