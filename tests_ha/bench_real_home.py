@@ -55,6 +55,8 @@ def _slots(response: intent.IntentResponse) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, slot in found.items():
         value = slot.get("value") if isinstance(slot, dict) else slot
+        if name == "color" and isinstance(slot, dict) and slot.get("text"):
+            value = slot["text"]  # the colour said ("purple"), not its RGB value
         if isinstance(value, list) and len(value) == 1:
             value = value[0]
         if value is not None and not isinstance(value, (str, int, float, bool)):
