@@ -242,9 +242,10 @@ def test_the_exported_sentences_load_in_hassil_and_taught_phrasings_now_match(ex
     assert _readings("turn off the tv", after, home) == _readings("turn off the tv", before, home)
     # a routine that locks the front door would run in Home Assistant without a question: left out
     assert _readings("leaving", after, home) == set()
-    assert "# left out: 'leaving' locks, opens or arms something" in (
-        exported / "custom_sentences/en/selflearn_h1.yaml"
-    ).read_text()
+    assert (
+        "# left out: 'leaving' locks, opens or arms something"
+        in (exported / "custom_sentences/en/selflearn_h1.yaml").read_text()
+    )
     # a phrase that already works was never used by selflearn and is left out (with a comment)
     assert _readings("turn on the tv", after, home) == _readings("turn on the tv", before, home)
     assert "# left out: 'turn on the tv'" in (exported / "custom_sentences/en/selflearn_h1.yaml").read_text()

@@ -92,7 +92,11 @@ def test_rewrite_with_inline_and_registered_home(client: TestClient) -> None:
         ({"json": {"text": "x", "household_id": "h1", "nbest": ["a"] * 11}}, 422, ["nbest", "at most 10"]),
         ({"json": {"text": "x", "household_id": "h1", "nbest": [3]}}, 422, ["nbest", "valid string"]),
         ({"json": {"text": "x", "household_id": "h1", "failed": "maybe"}}, 422, ["failed", "boolean"]),
-        ({"json": {"text": "x", "household_id": "h1", "home": {"areas": [{}]}}}, 422, ["home.areas.0.id", "required"]),
+        (
+            {"json": {"text": "x", "household_id": "h1", "home": {"areas": [{}]}}},
+            422,
+            ["home.areas.0.id", "required"],
+        ),
         ({"data": {"text": "x"}}, 422, ["JSON object", "Content-Type"]),
         ({"content": b""}, 422, ["body is missing"]),
         ({"content": b"{" + b" " * 5000 + b"}", "headers": JSON}, 413, ["limit"]),
