@@ -30,7 +30,9 @@ def test_benchmarks_page_is_generated_from_the_results() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert len((ROOT / "docs" / "benchmarks.md").read_bytes()) < 40_000
+    # concise: a page a person reads (24 benchmarks; per-voice, per-answer and older figures live in
+    # the results files and benchmarks-history.md)
+    assert len((ROOT / "docs" / "benchmarks.md").read_bytes()) < 44_000
 
 
 def test_docs_link_to_files_that_exist() -> None:
