@@ -34,6 +34,8 @@ LAYERS: dict[str, int] = {
     "selflearn.starter": 7,
     "selflearn.docgen": 7,
     "selflearn.stats": 7,
+    # The community global layer: contributions, the DP aggregator, releases (mining + rewrite).
+    "selflearn.community": 7,
     # Bridges to real assistants (Wyoming, OVOS) and importers of their logs.
     "selflearn.integrations": 7,
     "selflearn.importers": 7,

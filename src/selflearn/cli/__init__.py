@@ -17,7 +17,7 @@ from selflearn.core.errors import SelflearnError
 # Importing a command module registers its commands; in the order `selflearn --help` lists them.
 # isort: off
 # fmt: off
-from selflearn.cli import data, learn, concepts, review, report, run, starter, chat, train, label, label_export, fpi, asr, evaluate, wyoming, importers  # noqa: F401, E501
+from selflearn.cli import data, learn, concepts, review, report, run, starter, chat, train, label, label_export, fpi, asr, evaluate, wyoming, importers, community  # noqa: F401, E501
 # fmt: on
 # isort: on
 

@@ -1,0 +1,179 @@
+"""``selflearn community``: share fix evidence, aggregate it with differential privacy, install
+a release (docs/community.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from selflearn.cli.apps import app
+from selflearn.cli.common import console, open_store, out
+from selflearn.core.errors import ConfigError
+
+community_app = typer.Typer(
+    no_args_is_help=True,
+    help="The community global layer: share what fixes failures (bounded, delexicalized), release it "
+    "with differential privacy, install a release (docs/community.md).",
+)
+app.add_typer(community_app, name="community")
+
+
+@community_app.command("contribute")
+def contribute_cmd(
+    store_path: Annotated[Path, typer.Option("--store", "-s", help="This install's DuckDB store (scored).")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Contribution file to write (JSON lines).")],
+    key: Annotated[
+        Path | None,
+        typer.Option(help="This install's Ed25519 key (created if missing; default: <store>.install-key)."),
+    ] = None,
+    period: Annotated[
+        str | None,
+        typer.Option(help="ISO week to share, e.g. 2026-W10 (default: the week of the latest turn)."),
+    ] = None,
+    max_patterns: Annotated[int, typer.Option(help="Most pairs shared in the period.", min=1)] = 10,
+    max_count: Annotated[int, typer.Option(help="Each count of a pair clipped to this.", min=1)] = 1,
+) -> None:
+    """Write what this install shares for one period: (failing pattern -> fixing pattern) pairs,
+    delexicalized, with clipped counts of its users they helped or not, signed with the install
+    key. Read it before sending it: nothing else leaves the install.
+
+    Example: selflearn community contribute --store selflearn.duckdb --out contribution.jsonl"""
+    from selflearn.community.contribution import (
+        ContributionConfig,
+        build_contribution,
+        period_of,
+        write_contribution,
+    )
+    from selflearn.community.keys import load_or_create_key
+    from selflearn.mining import DuckDbEngine
+
+    config = ContributionConfig(max_patterns=max_patterns, max_count=max_count)
+    key_path = key if key is not None else store_path.with_name(store_path.name + ".install-key")
+    private = load_or_create_key(key_path)
+    with open_store(store_path, read_only=True, hint=": give this install's store") as store:
+        if period is None:
+            last = store.query("SELECT max(timestamp) AS t FROM turns").column("t")[0].as_py()
+            if last is None:
+                raise ConfigError(f"{store_path} holds no turns: nothing to contribute")
+            period = period_of(last)
+        engine = DuckDbEngine(store)
+        try:
+            contribution = build_contribution(engine, private, period, config)
+        finally:
+            engine.close()
+    write_contribution(contribution, private, out_file)
+    kept = ", ".join(f"{n} {why}" for why, n in contribution.dropped.items()) or "none"
+    out.print(
+        f"{len(contribution.records)} pairs for {period} -> {escape(str(out_file))} "
+        f"(install {contribution.install}); kept at home: {escape(kept)}",
+        soft_wrap=True,
+    )
+
+
+@community_app.command("aggregate")
+def aggregate_cmd(
+    contributions: Annotated[
+        Path, typer.Option("--contributions", "-c", help="Folder of contribution files (*.jsonl).")
+    ],
+    epsilon: Annotated[float, typer.Option(help="Privacy budget of the release, per install.", min=0.0)],
+    delta: Annotated[float, typer.Option(help="Partition selection's delta (well below 1/installs).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Release folder to write (replaced).")],
+    key: Annotated[
+        Path, typer.Option(help="The aggregator's Ed25519 key (created if missing, public key in <key>.pub).")
+    ] = Path("aggregator.key"),
+    period: Annotated[
+        str | None, typer.Option(help="ISO week to release (default: the most common).")
+    ] = None,
+    max_patterns: Annotated[int, typer.Option(help="Pairs one install may contribute.", min=1)] = 10,
+    min_installs: Annotated[
+        int, typer.Option(help="Pre-threshold: installs a pair needs besides DP (1: DP alone).", min=1)
+    ] = 1,
+    min_helped: Annotated[
+        float, typer.Option(help="Noisy share of help a released pair needs to become a rule.")
+    ] = 0.5,
+    quarantine: Annotated[
+        Path | None,
+        typer.Option(help="Where malformed contributions go (default: <contributions>/quarantine)."),
+    ] = None,
+) -> None:
+    """Merge the contributions of one period and release the pairs that pass differential-privacy
+    partition selection over distinct installs, with noisy counts, as a signed global rewrite
+    table (pipeline-dp on DuckDB).
+
+    Example: selflearn community aggregate -c contributions --epsilon 1 --delta 1e-6 --out release"""
+    from selflearn.community.aggregate import (
+        AggregateConfig,
+        AggregateReport,
+        aggregate,
+        read_contributions,
+    )
+    from selflearn.community.keys import key_id, load_or_create_key
+    from selflearn.community.release import write_release
+
+    config = AggregateConfig(
+        epsilon=epsilon,
+        delta=delta,
+        max_patterns=max_patterns,
+        min_installs=min_installs,
+        min_helped=min_helped,
+        period=period,
+    )
+    private = load_or_create_key(key)
+    report = AggregateReport()
+    accepted = read_contributions(contributions, config, quarantine, report)
+    for name, why in report.quarantined:
+        console.print(f"quarantined {escape(name)}: {escape(why)}", soft_wrap=True)
+    if not accepted:
+        raise ConfigError(f"no valid contribution in {contributions} to release")
+    aggregate(accepted, config, report=report)
+    manifest = write_release(report, config, private, out_dir)
+    summary = {
+        "release": str(out_dir),
+        "version": manifest["version"],
+        "period": report.period,
+        "contributions": report.accepted,
+        "quarantined": len(report.quarantined),
+        "other_periods": report.other_periods,
+        "refused_records": report.refused,
+        "released_pairs": manifest["released_pairs"],
+        "rules": manifest["rules"],
+        "epsilon": epsilon,
+        "delta": delta,
+        "aggregator_key": key_id(private),
+    }
+    out.print(json.dumps(summary), soft_wrap=True, markup=False, highlight=False)
+
+
+@community_app.command("pull")
+def pull_cmd(
+    release: Annotated[Path, typer.Option("--release", "-r", help="Release folder or .tar.gz file.")],
+    public_key: Annotated[
+        Path, typer.Option("--public-key", help="The aggregator's public key you trust (PEM or hex).")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Rewriter folder to install into.")] = Path(
+        "models/community"
+    ),
+    base: Annotated[
+        Path | None,
+        typer.Option(help="A rewriter folder (e.g. models/starter) to install the community rules into."),
+    ] = None,
+) -> None:
+    """Verify a release's signature and files, and install it as a rewriter folder the service
+    serves (selflearn serve --rewriter models/community; a running service reloads it with --watch
+    or POST /v1/admin/reload).
+
+    Example: selflearn community pull --release release --public-key aggregator.key.pub"""
+    from selflearn.community.keys import load_public_key
+    from selflearn.community.release import install_release
+
+    manifest = install_release(release, load_public_key(public_key), out_dir, base)
+    privacy = manifest["privacy"]
+    out.print(
+        f"installed {manifest['version']} ({manifest['rules']} rules, period {manifest['period']}, "
+        f"epsilon {privacy['epsilon']}, delta {privacy['delta']}) -> {escape(str(out_dir))}",
+        soft_wrap=True,
+    )

@@ -1,0 +1,279 @@
+"""The community aggregator: ``selflearn community aggregate``.
+
+It reads every contribution of one period (:mod:`selflearn.community.contribution`), sets aside
+the malformed ones (moved to a quarantine folder with the reason beside them), drops the pairs the
+community never releases (:func:`~selflearn.community.contribution.refusal`: a colluding group
+writes its own files, so the install's filter is applied again), merges the rest on an engine and
+releases, with **central differential privacy** whose unit is the *install*:
+
+* **partition selection** over distinct installs per (failing, fixing) pair -- only pairs that
+  enough installs sent can be released, and a pair one install sent is released with
+  probability at most ``delta``;
+* a **noisy count** of the installs per released pair, and a **noisy sum** of how much the fixing
+  pattern helped each install (in [0, 1]: its rescues and wins over all its evidence), whose ratio
+  says how often the fix worked.
+
+The mechanisms come from ``pipeline-dp`` (OpenMined; partition selection from Google's
+differential-privacy library through ``python-dp``): ``DPEngine.aggregate`` with the
+``PRIVACY_ID_COUNT`` and ``SUM`` metrics, Laplace noise and truncated-geometric partition
+selection (Desfontaines, Voss, Gipson, Mandayam: "Differentially private partition selection",
+PoPETs 2022), each install's contribution bounded to ``max_patterns`` pairs and one contribution
+per pair. ``NaiveBudgetAccountant`` splits the release's (epsilon, delta) between the three
+mechanisms (basic composition); the release is (epsilon, delta)-DP for each install's
+contribution of that period, and an install that contributes in T periods is protected by
+(T epsilon, T delta) over their releases.
+
+The engine that merges is a parameter, as for mining (:mod:`selflearn.mining.engines`): the
+contributions become one Arrow table, the engine runs :data:`MERGE_SQL` over it and hands the
+rows to pipeline-dp's backend for that engine. :class:`DuckDbAggregation` (DuckDB in this process,
+``pipeline_dp.LocalBackend``) is built; Spark (the same SQL in Spark SQL, then
+``pipeline_dp.SparkRDDBackend`` on the rows' RDD) is not yet.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import duckdb
+import pyarrow as pa
+
+from selflearn.community.contribution import Contribution, read_contribution, refusal
+from selflearn.core.errors import ConfigError, DataError, DependencyError
+
+Strategy = Literal["truncated_geometric", "laplace", "gaussian"]
+
+EVIDENCE_SCHEMA = pa.schema(
+    [
+        ("install", pa.string()),
+        ("failing", pa.string()),
+        ("fixing", pa.string()),
+        ("helped", pa.float64()),
+    ]
+)
+"""One row per (install, pair) of every accepted contribution."""
+
+MERGE_SQL = """
+SELECT install, failing, fixing, avg(helped) AS helped
+FROM evidence
+GROUP BY install, failing, fixing
+ORDER BY install, failing, fixing
+"""
+"""One row per install and pair (an install that sent two files for a period counts once per
+pair; pipeline-dp then bounds the pairs per install)."""
+
+
+@dataclass(frozen=True)
+class AggregateConfig:
+    """How a release is made."""
+
+    epsilon: float
+    """The release's privacy budget for each install's contribution of the period."""
+    delta: float
+    """Probability bound of the partition selection (a pair one install sent is released with
+    probability at most this); well below 1 / installs."""
+    max_patterns: int = 10
+    """Pairs one install may contribute per period (the L0 bound; a file with more is quarantined)."""
+    min_installs: int = 1
+    """Pre-threshold: a pair also needs at least this many distinct installs (1: DP alone)."""
+    min_helped: float = 0.5
+    """A released pair becomes a rule when its noisy share of help is at least this."""
+    strategy: Strategy = "truncated_geometric"
+    """pipeline-dp's partition selection strategy."""
+    period: str | None = None
+    """The period to release (default: the one most contributions are of)."""
+
+    def __post_init__(self) -> None:
+        if not self.epsilon > 0:
+            raise ConfigError(f"epsilon must be positive, got {self.epsilon!r}")
+        if not 0 < self.delta < 1:
+            raise ConfigError(f"delta must be between 0 and 1 (exclusive), got {self.delta!r}")
+        if self.max_patterns < 1 or self.min_installs < 1:
+            raise ConfigError("max_patterns and min_installs must be at least 1")
+        if not 0.0 <= self.min_helped <= 1.0:
+            raise ConfigError(f"min_helped must be between 0 and 1, got {self.min_helped!r}")
+        if self.strategy not in ("truncated_geometric", "laplace", "gaussian"):
+            raise ConfigError(f"unknown partition selection strategy {self.strategy!r}")
+
+
+@dataclass(frozen=True)
+class Released:
+    """A pair the release publishes, with its noisy statistics."""
+
+    failing: str
+    fixing: str
+    installs: float
+    """Noisy count of distinct installs that sent the pair."""
+    helped: float
+    """Noisy share of help (noisy sum / noisy count, clipped to [0, 1])."""
+
+
+@dataclass
+class AggregateReport:
+    """What the aggregator read and did (exact counts: kept by the aggregator, not released)."""
+
+    period: str = ""
+    files: int = 0
+    accepted: int = 0
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    """(file, reason) of each contribution set aside."""
+    other_periods: int = 0
+    records: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    """Records dropped before the DP step, by reason (sensitive, polarity, ...)."""
+    released: list[Released] = field(default_factory=list)
+
+
+class AggregationEngine(Protocol):
+    """Where the contributions are merged before the DP step."""
+
+    name: str
+
+    def merged(self, evidence: pa.Table) -> Any:
+        """The rows of :data:`MERGE_SQL` over ``evidence`` (:data:`EVIDENCE_SCHEMA`), as a
+        collection ``backend()`` reads: tuples ``(install, (failing, fixing), helped)``."""
+
+    def backend(self) -> Any:
+        """The pipeline-dp backend that runs the DP aggregation over :meth:`merged`."""
+
+
+class DuckDbAggregation:
+    """Merging in an in-memory DuckDB; the DP step on ``pipeline_dp.LocalBackend`` (one machine)."""
+
+    name = "duckdb"
+
+    def merged(self, evidence: pa.Table) -> list[tuple[str, tuple[str, str], float]]:
+        con = duckdb.connect()
+        try:
+            con.register("evidence", evidence)
+            rows = con.sql(MERGE_SQL).fetchall()
+        finally:
+            con.close()
+        return [(str(i), (str(a), str(b)), float(h)) for i, a, b, h in rows]
+
+    def backend(self) -> Any:
+        return _pipeline_dp().LocalBackend()
+
+
+def _pipeline_dp() -> Any:
+    try:
+        import pipeline_dp
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise DependencyError(
+            "the community aggregator needs pipeline-dp: pip install 'selflearn[community]'"
+        ) from exc
+    return pipeline_dp
+
+
+def read_contributions(
+    folder: str | Path,
+    config: AggregateConfig,
+    quarantine: str | Path | None = None,
+    report: AggregateReport | None = None,
+) -> list[Contribution]:
+    """Every valid contribution (``*.jsonl`` directly in ``folder``) of the release's period;
+    each malformed one is moved to ``quarantine`` (default ``folder/quarantine``) with a
+    ``<name>.reason.txt`` beside it saying which record and field were wrong."""
+    src = Path(folder)
+    if not src.is_dir():
+        raise DataError(f"no folder of contributions at {src}")
+    jail = Path(quarantine) if quarantine is not None else src / "quarantine"
+    report = report if report is not None else AggregateReport()
+    good: list[Contribution] = []
+    for path in sorted(src.glob("*.jsonl")):
+        report.files += 1
+        try:
+            good.append(read_contribution(path, config.max_patterns))
+        except DataError as exc:
+            jail.mkdir(parents=True, exist_ok=True)
+            target = jail / path.name
+            shutil.move(str(path), target)
+            target.with_name(target.name + ".reason.txt").write_text(str(exc) + "\n", encoding="utf-8")
+            report.quarantined.append((path.name, str(exc)))
+    periods = Counter(c.period for c in good)
+    period = config.period or (max(sorted(periods), key=lambda p: periods[p]) if periods else "")
+    report.period = period
+    chosen = [c for c in good if c.period == period]
+    report.other_periods = len(good) - len(chosen)
+    report.accepted = len(chosen)
+    return chosen
+
+
+def aggregate(
+    contributions: list[Contribution],
+    config: AggregateConfig,
+    engine: AggregationEngine | None = None,
+    report: AggregateReport | None = None,
+) -> AggregateReport:
+    """Release the pairs of ``contributions`` that pass DP partition selection over distinct
+    installs, with noisy counts (see the module docstring); returns the report, whose
+    ``released`` holds them."""
+    engine = engine or DuckDbAggregation()
+    report = report if report is not None else AggregateReport()
+    refused: Counter[str] = Counter()
+    rows: list[dict[str, Any]] = []
+    for c in contributions:
+        for r in c.records:
+            report.records += 1
+            why = refusal(r.failing, r.fixing)
+            if why is not None:
+                refused[why] += 1
+                continue
+            rows.append({"install": c.install, "failing": r.failing, "fixing": r.fixing, "helped": r.helped})
+    report.refused = dict(sorted(refused.items()))
+    merged = engine.merged(pa.Table.from_pylist(rows, schema=EVIDENCE_SCHEMA))
+    report.released = dp_release(merged, config, engine.backend())
+    return report
+
+
+def dp_release(merged: Any, config: AggregateConfig, backend: Any) -> list[Released]:
+    """The DP step: pipeline-dp's ``DPEngine.aggregate`` over ``merged`` rows
+    ``(install, (failing, fixing), helped)`` on ``backend``."""
+    dp = _pipeline_dp()
+    accountant = dp.NaiveBudgetAccountant(total_epsilon=config.epsilon, total_delta=config.delta)
+    strategies = {
+        "truncated_geometric": dp.PartitionSelectionStrategy.TRUNCATED_GEOMETRIC,
+        "laplace": dp.PartitionSelectionStrategy.LAPLACE_THRESHOLDING,
+        "gaussian": dp.PartitionSelectionStrategy.GAUSSIAN_THRESHOLDING,
+    }
+    params = dp.AggregateParams(
+        metrics=[dp.Metrics.PRIVACY_ID_COUNT, dp.Metrics.SUM],
+        noise_kind=dp.NoiseKind.LAPLACE,
+        max_partitions_contributed=config.max_patterns,
+        max_contributions_per_partition=1,
+        min_value=0.0,
+        max_value=1.0,
+        partition_selection_strategy=strategies[config.strategy],
+        pre_threshold=config.min_installs if config.min_installs > 1 else None,
+    )
+    extractors = dp.DataExtractors(
+        privacy_id_extractor=lambda row: row[0],
+        partition_extractor=lambda row: row[1],
+        value_extractor=lambda row: row[2],
+    )
+    result = dp.DPEngine(accountant, backend).aggregate(merged, params, extractors)
+    accountant.compute_budgets()
+    out = []
+    for (failing, fixing), metrics in result:
+        count = float(metrics.privacy_id_count)
+        helped = min(1.0, max(0.0, float(metrics.sum) / count)) if count > 0 else 0.0
+        out.append(Released(failing, fixing, max(0.0, count), helped))
+    out.sort(key=lambda r: (r.failing, -r.installs, r.fixing))
+    return out
+
+
+def rules(released: list[Released], min_helped: float) -> list[Released]:
+    """The pairs that become rules: per failing pattern, the released fixing pattern with the
+    most installs among those whose noisy share of help is at least ``min_helped`` (post-processing
+    of the released values: no privacy cost)."""
+    best: dict[str, Released] = {}
+    for r in released:
+        if r.helped < min_helped:
+            continue
+        now = best.get(r.failing)
+        if now is None or (r.installs, r.helped) > (now.installs, now.helped):
+            best[r.failing] = r
+    return [best[k] for k in sorted(best)]
