@@ -334,6 +334,18 @@ def test_a_release_installs_as_a_rewriter_that_fixes_a_request(release: Path, tm
         assert client.post("/v1/rewrite", json=body).json()["text"] == "turn off the lights in the kitchen"
 
 
+def test_a_release_installs_into_a_copy_of_a_base_rewriter(release: Path, tmp_path: Path) -> None:
+    own = ("switch the {area} lights off", "turn off the lights in the {area}")
+    clash = (KILL[0], "switch off the lights in the {area}")
+    Rewriter.from_parts(table=RewriteTable.from_rules([own, clash])).save(tmp_path / "starter")
+    install_release(release, _key(7).public_key(), tmp_path / "community", base=tmp_path / "starter")
+    table = Rewriter.load(tmp_path / "community").table_
+    assert table is not None
+    active = {r["source"]: r["target"] for r in table.table.to_pylist() if r["status"] == "active"}
+    assert active == {own[0]: own[1], clash[0]: clash[1]}  # the base's own rule wins its source
+    assert table.metadata["community_rules"] == 0
+
+
 def test_the_commands_contribute_aggregate_and_pull(tmp_path: Path) -> None:
     runner = CliRunner()
     store = _private_store(tmp_path)
