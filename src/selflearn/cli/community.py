@@ -95,6 +95,10 @@ def aggregate_cmd(
     min_helped: Annotated[
         float, typer.Option(help="Noisy share of help a released pair needs to become a rule.")
     ] = 0.5,
+    selection_share: Annotated[
+        float,
+        typer.Option(help="Share of epsilon spent on partition selection (the rest: the noisy counts)."),
+    ] = 0.5,
     quarantine: Annotated[
         Path | None,
         typer.Option(help="Where malformed contributions go (default: <contributions>/quarantine)."),
@@ -120,6 +124,7 @@ def aggregate_cmd(
         max_patterns=max_patterns,
         min_installs=min_installs,
         min_helped=min_helped,
+        selection_share=selection_share,
         period=period,
     )
     private = load_or_create_key(key)

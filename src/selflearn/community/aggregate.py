@@ -15,13 +15,15 @@ releases, with **central differential privacy** whose unit is the *install*:
 
 The mechanisms come from ``pipeline-dp`` (OpenMined; partition selection from Google's
 differential-privacy library through ``python-dp``): ``DPEngine.aggregate`` with the
-``PRIVACY_ID_COUNT`` and ``SUM`` metrics, Laplace noise and truncated-geometric partition
-selection (Desfontaines, Voss, Gipson, Mandayam: "Differentially private partition selection",
-PoPETs 2022), each install's contribution bounded to ``max_patterns`` pairs and one contribution
-per pair. ``NaiveBudgetAccountant`` splits the release's (epsilon, delta) between the three
-mechanisms (basic composition); the release is (epsilon, delta)-DP for each install's
-contribution of that period, and an install that contributes in T periods is protected by
-(T epsilon, T delta) over their releases.
+``PRIVACY_ID_COUNT`` and ``SUM`` metrics and Laplace noise over the pairs
+``DPEngine.select_partitions`` chose with truncated-geometric partition selection (Desfontaines,
+Voss, Gipson, Mandayam: "Differentially private partition selection", PoPETs 2022), each
+install's contribution bounded to ``max_patterns`` pairs and one contribution per pair.
+Selection spends ``selection_share`` of epsilon (default half) and all of delta; the count and
+the sum over the selected pairs split the rest (``NaiveBudgetAccountant``; basic sequential
+composition): the release is (epsilon, delta)-DP for each install's contribution of that period,
+and an install that contributes in T periods is protected by (T epsilon, T delta) over their
+releases.
 
 The engine that merges is a parameter, as for mining (:mod:`selflearn.mining.engines`): the
 contributions become one Arrow table, the engine runs :data:`MERGE_SQL` over it and hands the
@@ -83,6 +85,9 @@ class AggregateConfig:
     """A released pair becomes a rule when its noisy share of help is at least this."""
     strategy: Strategy = "truncated_geometric"
     """pipeline-dp's partition selection strategy."""
+    selection_share: float = 0.5
+    """Share of epsilon spent on partition selection; the rest is split evenly between the noisy
+    count of installs and the noisy sum of help."""
     period: str | None = None
     """The period to release (default: the one most contributions are of)."""
 
@@ -95,6 +100,8 @@ class AggregateConfig:
             raise ConfigError("max_patterns and min_installs must be at least 1")
         if not 0.0 <= self.min_helped <= 1.0:
             raise ConfigError(f"min_helped must be between 0 and 1, got {self.min_helped!r}")
+        if not 0.0 < self.selection_share < 1.0:
+            raise ConfigError(f"selection_share must be between 0 and 1, got {self.selection_share!r}")
         if self.strategy not in ("truncated_geometric", "laplace", "gaussian"):
             raise ConfigError(f"unknown partition selection strategy {self.strategy!r}")
 
@@ -230,15 +237,42 @@ def aggregate(
 
 
 def dp_release(merged: Any, config: AggregateConfig, backend: Any) -> list[Released]:
-    """The DP step: pipeline-dp's ``DPEngine.aggregate`` over ``merged`` rows
-    ``(install, (failing, fixing), helped)`` on ``backend``."""
+    """The DP step on ``backend`` over ``merged`` rows ``(install, (failing, fixing), helped)``,
+    two pipeline-dp computations composed in sequence: ``DPEngine.select_partitions`` with
+    ``selection_share`` of epsilon and all of delta, then ``DPEngine.aggregate`` of the installs'
+    count and the sum of help over the selected pairs (as public partitions) with the rest of
+    epsilon, split evenly between the two."""
     dp = _pipeline_dp()
-    accountant = dp.NaiveBudgetAccountant(total_epsilon=config.epsilon, total_delta=config.delta)
     strategies = {
         "truncated_geometric": dp.PartitionSelectionStrategy.TRUNCATED_GEOMETRIC,
         "laplace": dp.PartitionSelectionStrategy.LAPLACE_THRESHOLDING,
         "gaussian": dp.PartitionSelectionStrategy.GAUSSIAN_THRESHOLDING,
     }
+    extractors = dp.DataExtractors(
+        privacy_id_extractor=lambda row: row[0],
+        partition_extractor=lambda row: row[1],
+        value_extractor=lambda row: row[2],
+    )
+    selecting = dp.NaiveBudgetAccountant(
+        total_epsilon=config.epsilon * config.selection_share, total_delta=config.delta
+    )
+    chosen = dp.DPEngine(selecting, backend).select_partitions(
+        merged,
+        dp.SelectPartitionsParams(
+            max_partitions_contributed=config.max_patterns,
+            partition_selection_strategy=strategies[config.strategy],
+            pre_threshold=config.min_installs if config.min_installs > 1 else None,
+        ),
+        extractors,
+    )
+    selecting.compute_budgets()
+    # The local backend's collections are lazy iterables: the selection is drawn once, here.
+    selected = list(chosen)
+    if not selected:
+        return []
+    counting = dp.NaiveBudgetAccountant(
+        total_epsilon=config.epsilon * (1.0 - config.selection_share), total_delta=0.0
+    )
     params = dp.AggregateParams(
         metrics=[dp.Metrics.PRIVACY_ID_COUNT, dp.Metrics.SUM],
         noise_kind=dp.NoiseKind.LAPLACE,
@@ -246,16 +280,9 @@ def dp_release(merged: Any, config: AggregateConfig, backend: Any) -> list[Relea
         max_contributions_per_partition=1,
         min_value=0.0,
         max_value=1.0,
-        partition_selection_strategy=strategies[config.strategy],
-        pre_threshold=config.min_installs if config.min_installs > 1 else None,
     )
-    extractors = dp.DataExtractors(
-        privacy_id_extractor=lambda row: row[0],
-        partition_extractor=lambda row: row[1],
-        value_extractor=lambda row: row[2],
-    )
-    result = dp.DPEngine(accountant, backend).aggregate(merged, params, extractors)
-    accountant.compute_budgets()
+    result = dp.DPEngine(counting, backend).aggregate(merged, params, extractors, public_partitions=selected)
+    counting.compute_budgets()
     out = []
     for (failing, fixing), metrics in result:
         count = float(metrics.privacy_id_count)

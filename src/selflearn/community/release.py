@@ -128,9 +128,11 @@ def write_release(
                     "unit": "install (its key); one contribution per pair, at most max_patterns pairs",
                     "epsilon": config.epsilon,
                     "delta": config.delta,
-                    "mechanisms": "partition selection over distinct installs ("
-                    f"{config.strategy}), Laplace noise on the count of installs and on the sum of "
-                    "help per pair; the budget split evenly between the three (basic composition)",
+                    "mechanisms": f"partition selection over distinct installs ({config.strategy}) with "
+                    f"{config.selection_share:g} of epsilon and all of delta, then Laplace noise on the "
+                    "count of installs and on the sum of help per selected pair with the rest, split "
+                    "evenly (basic sequential composition)",
+                    "selection_share": config.selection_share,
                     "library": _library(),
                     "max_patterns": config.max_patterns,
                     "min_installs": config.min_installs,
