@@ -358,16 +358,22 @@ def test_the_commands_contribute_aggregate_and_pull(tmp_path: Path) -> None:
     for seed in range(60):
         _contribute(contributions, seed, [KILL])
     (contributions / "broken.jsonl").write_text("{}\n")
-    res = runner.invoke(
-        cli_app,
-        [
-            *("community", "aggregate", "-c", str(contributions), "--epsilon", "50", "--delta", "1e-6"),
-            *("--out", str(tmp_path / "release"), "--key", str(tmp_path / "agg.key")),
-        ],
-    )
+    ledger = tmp_path / "ledger.json"
+
+    def aggregate_to(out: str) -> Any:
+        args = ["community", "aggregate", "-c", str(contributions), "--epsilon", "50", "--delta", "1e-6"]
+        args += ["--out", str(tmp_path / out), "--key", str(tmp_path / "agg.key")]
+        return runner.invoke(cli_app, [*args, "--ledger", str(ledger), "--max-epsilon", "80"])
+
+    res = aggregate_to("release")
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert (summary["contributions"], summary["quarantined"], summary["rules"]) == (61, 1, 1)
+    spent = json.loads(ledger.read_text())["installs"]
+    assert len(spent) == 61 and spent[key_id(_key(0))][0]["epsilon"] == 50.0
+    # a second release of 50 would take every install past 80: none is admitted
+    res = aggregate_to("again")
+    assert isinstance(res.exception, ConfigError) and "61 over the --max-epsilon budget" in str(res.exception)
     res = runner.invoke(
         cli_app,
         [

@@ -103,6 +103,14 @@ def aggregate_cmd(
         Path | None,
         typer.Option(help="Where malformed contributions go (default: <contributions>/quarantine)."),
     ] = None,
+    ledger: Annotated[
+        Path | None,
+        typer.Option(help="The aggregator's privacy ledger (JSON, kept private): epsilon spent per install."),
+    ] = None,
+    max_epsilon: Annotated[
+        float | None,
+        typer.Option(help="With --ledger: leave out installs whose total epsilon would pass this.", min=0.0),
+    ] = None,
 ) -> None:
     """Merge the contributions of one period and release the pairs that pass differential-privacy
     partition selection over distinct installs, with noisy counts, as a signed global rewrite
@@ -116,6 +124,7 @@ def aggregate_cmd(
         read_contributions,
     )
     from selflearn.community.keys import key_id, load_or_create_key
+    from selflearn.community.ledger import Ledger
     from selflearn.community.release import write_release
 
     config = AggregateConfig(
@@ -132,10 +141,21 @@ def aggregate_cmd(
     accepted = read_contributions(contributions, config, quarantine, report)
     for name, why in report.quarantined:
         console.print(f"quarantined {escape(name)}: {escape(why)}", soft_wrap=True)
+    if max_epsilon is not None and ledger is None:
+        raise ConfigError("--max-epsilon needs --ledger: the file that says what each install has spent")
+    book = Ledger.load(ledger) if ledger is not None else None
+    over = 0
+    if book is not None:
+        admitted = [c for c in accepted if book.admits(c.install, epsilon, max_epsilon)]
+        over, accepted = len(accepted) - len(admitted), admitted
     if not accepted:
-        raise ConfigError(f"no valid contribution in {contributions} to release")
+        why = f" ({over} over the --max-epsilon budget)" if over else ""
+        raise ConfigError(f"no valid contribution in {contributions} to release{why}")
     aggregate(accepted, config, report=report)
     manifest = write_release(report, config, private, out_dir)
+    if book is not None and ledger is not None:
+        book.record([c.install for c in accepted], manifest["version"], report.period, epsilon, delta)
+        book.save(ledger)
     summary = {
         "release": str(out_dir),
         "version": manifest["version"],
@@ -143,6 +163,7 @@ def aggregate_cmd(
         "contributions": report.accepted,
         "quarantined": len(report.quarantined),
         "other_periods": report.other_periods,
+        "over_budget": over,
         "refused_records": report.refused,
         "released_pairs": manifest["released_pairs"],
         "rules": manifest["rules"],

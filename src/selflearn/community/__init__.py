@@ -28,6 +28,7 @@ if _TYPE_CHECKING:
         read_contribution,
         write_contribution,
     )
+    from selflearn.community.ledger import Ledger
     from selflearn.community.release import install_release, load_release, verify_release, write_release
 
 _LAZY = {
@@ -43,6 +44,7 @@ _LAZY = {
     "build_contribution": "selflearn.community.contribution",
     "read_contribution": "selflearn.community.contribution",
     "write_contribution": "selflearn.community.contribution",
+    "Ledger": "selflearn.community.ledger",
     "install_release": "selflearn.community.release",
     "load_release": "selflearn.community.release",
     "verify_release": "selflearn.community.release",
@@ -58,6 +60,7 @@ __all__ = [
     "ContributionConfig",
     "DuckDbAggregation",
     "Evidence",
+    "Ledger",
     "Released",
     "aggregate",
     "build_contribution",
