@@ -228,3 +228,25 @@ def test_cli_exports_the_store_for_spark(
     res = CliRunner().invoke(app, [*args, "--parquet-dir", str(folder), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "exported" not in res.stdout
+
+
+def test_spark_computes_the_same_community_contribution_as_duckdb(
+    store_path: Path, parquet_dir: Path, spark: Any
+) -> None:
+    """``selflearn community contribute`` runs the miner's steps on either engine: the same pairs
+    and counts (docs/community.md)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from selflearn.community.contribution import ContributionConfig, build_contribution, period_of
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    config = ContributionConfig(max_patterns=100, max_count=3)
+    with Store(store_path, read_only=True) as store:
+        last = store.query("SELECT max(timestamp) AS t FROM turns").column("t")[0].as_py()
+        duck = build_contribution(DuckDbEngine(store), key, period_of(last), config)
+    engine = SparkEngine(parquet_dir, master=None)
+    try:
+        on_spark = build_contribution(engine, key, period_of(last), config)
+    finally:
+        engine.close()
+    assert duck.records and on_spark.records == duck.records and on_spark.dropped == duck.dropped

@@ -250,6 +250,10 @@ def _merged(own: RewriteTable, community: RewriteTable, manifest: dict[str, Any]
 
 
 def _unpack(archive: Path, into: Path) -> Path:
+    if not hasattr(tarfile, "data_filter"):  # Python < 3.11.4: no safe extraction
+        raise ConfigError(
+            f"unpacking {archive} safely needs Python 3.11.4 or later: unpack it and give the folder"
+        )
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(into, filter="data")
