@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from selflearn.community.release import install_release, pack_release, verify_re
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
+from selflearn.core.schema import Review
 from selflearn.mining import DuckDbEngine
 from selflearn.rewrite.rewriter import Rewriter
 from selflearn.rewrite.table import RewriteTable
@@ -50,6 +52,7 @@ from tests.conftest import HOME
 from tests.test_mining import T0, Log
 
 PERIOD = period_of(T0)
+WEEK = timedelta(days=7)
 KILL = ("kill the lights in the {area}", "turn off the lights in the {area}")
 
 
@@ -168,16 +171,24 @@ def test_each_install_contribution_is_bounded(tmp_path: Path) -> None:
         read_contribution(path, max_patterns=2)
 
 
-def test_wins_and_losses_of_rules_already_applied_are_shared(tmp_path: Path) -> None:
+def test_wins_losses_and_verdicts_of_rules_are_shared(tmp_path: Path) -> None:
     log = Log()
     log.home("h1", ["Kitchen"])
     said, applied = "kill the lights in the kitchen", "turn off the lights in the kitchen"
     log.session("u1", "h1", [(applied, False)], rewrite=(said, applied))
     log.session("u2", "h1", [(applied, True)], rewrite=(said, applied))
+    other = "switch off the lights in the {area}"
+    verdicts = [
+        Review(review_id="r1", pattern=KILL[0], target=KILL[1], decision="approved", timestamp=T0),
+        Review(review_id="r2", pattern=KILL[0], target=other, decision="rejected", timestamp=T0),
+        Review(review_id="r3", pattern=KILL[0], target=other, decision="approved", timestamp=T0 - WEEK),
+    ]
     with log.store(tmp_path / "s.duckdb") as store:
-        (record,) = build_contribution(DuckDbEngine(store), _key(3), PERIOD).records
-    assert (record.failing, record.fixing) == KILL
-    assert (record.wins, record.losses, record.helped) == (1, 1, 0.5)
+        records = build_contribution(DuckDbEngine(store), _key(3), PERIOD, reviews=verdicts).records
+    assert [(r.failing, r.fixing) for r in records] == [KILL, (KILL[0], other)]
+    fix, rejected = records
+    assert (fix.wins, fix.losses, fix.approved, fix.helped) == (1, 1, 1, 2 / 3)
+    assert (rejected.approved, rejected.rejected, rejected.helped) == (0, 1, 0.0)  # last week's: not in
 
 
 def test_periods_are_iso_weeks() -> None:
@@ -247,6 +258,7 @@ def test_a_malformed_contribution_is_quarantined_with_the_record_and_field(tmp_p
     raw = json.dumps({**record, "failing": "Turn on Quimbly"})
     bad("c-raw-text.jsonl", "\n".join([lines[0], raw, *lines[2:]]) + "\n")
     bad("d-edited.jsonl", good.read_text().replace("kill", "nuke"))  # edited after signing
+    bad("e-huge.jsonl", lines[0] + "\n" + " " * (1 << 20) + "\n")
     report = AggregateReport()
     config = AggregateConfig(epsilon=1.0, delta=1e-6)
     accepted = read_contributions(tmp_path, config, report=report)
@@ -258,6 +270,7 @@ def test_a_malformed_contribution_is_quarantined_with_the_record_and_field(tmp_p
     )
     assert "record 1 (line 2): field 'failing': not a delexicalized pattern" in reasons["c-raw-text.jsonl"]
     assert "field 'signature': does not verify" in reasons["d-edited.jsonl"]
+    assert "more than a contribution may have" in reasons["e-huge.jsonl"]
     jail = tmp_path / "quarantine"
     for name, why in reasons.items():
         assert (jail / name).exists() and not (tmp_path / name).exists()  # moved, not lost

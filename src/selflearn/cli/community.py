@@ -62,7 +62,7 @@ def contribute_cmd(
             period = period_of(last)
         engine = DuckDbEngine(store)
         try:
-            contribution = build_contribution(engine, private, period, config)
+            contribution = build_contribution(engine, private, period, config, store.reviews())
         finally:
             engine.close()
     write_contribution(contribution, private, out_file)

@@ -10,7 +10,10 @@ of its users:
   was the fixing pattern and worked;
 * ``failed``: did the same but the fixing pattern failed too;
 * ``wins`` / ``losses``: had the failing pattern already rewritten to the fixing one (a deployed
-  rule), and it then worked / failed.
+  rule), and it then worked / failed;
+* ``approved`` / ``rejected``: a person's verdicts on the rule in the period (the review page,
+  ``selflearn review``): approved, or edited to this fixing pattern / rejected, or edited away
+  from it.
 
 Each count is of distinct users and clipped to ``max_count`` (default 1), and at most
 ``max_patterns`` pairs (default 10) are shared per period: the install's contribution to any
@@ -33,6 +36,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -55,6 +59,7 @@ from selflearn.core.guards import (
     rejection,
 )
 from selflearn.core.home import Home, normalize_name
+from selflearn.core.schema import Review
 from selflearn.core.scrub import private_spans
 from selflearn.mining.engines import HOP_SQL, MAX_CHAIN, STEPS, Engine
 from selflearn.mining.miner import make_delex
@@ -68,8 +73,11 @@ FORMAT = "selflearn.community-contribution.v1"
 MAX_WORDS = 16
 """Longest pattern (words and placeholders) a contribution may hold."""
 
+MAX_BYTES = 1 << 20
+"""Largest contribution file read (a bounded contribution is a few kilobytes)."""
+
 _TOKEN = re.compile(r"[a-z']+|\{(?:area|floor|name|number)\}")
-_COUNTS = ("rescues", "failed", "wins", "losses")
+_COUNTS = ("rescues", "failed", "wins", "losses", "approved", "rejected")
 
 GENERIC_WORDS = frozenset(
     {
@@ -119,12 +127,14 @@ class Evidence:
     failed: int = 0
     wins: int = 0
     losses: int = 0
+    approved: int = 0
+    rejected: int = 0
 
     @property
     def helped(self) -> float:
-        """Share of this install's evidence where the fixing pattern worked, in [0, 1]."""
-        good = self.rescues + self.wins
-        total = good + self.failed + self.losses
+        """Share of this install's evidence where the fixing pattern worked or was approved, in [0, 1]."""
+        good = self.rescues + self.wins + self.approved
+        total = good + self.failed + self.losses + self.rejected
         return good / total if total else 0.0
 
 
@@ -246,11 +256,14 @@ and failed for."""
 
 
 def local_evidence(
-    engine: Engine, period: str, config: ContributionConfig | None = None
+    engine: Engine,
+    period: str,
+    config: ContributionConfig | None = None,
+    reviews: Iterable[Review] = (),
 ) -> tuple[list[Evidence], Counter[str]]:
     """The pairs this install shares for ``period`` from the logs ``engine`` reads (the miner's
-    engines: DuckDB or Spark), bounded and filtered (see the module docstring), and how many pairs
-    were kept at home, by reason."""
+    engines: DuckDB or Spark) and the ``reviews`` of the period (the store's verdicts), bounded
+    and filtered (see the module docstring), and how many pairs were kept at home, by reason."""
     config = config or ContributionConfig()
     start, end = period_range(period)
     homes = engine.homes()
@@ -277,6 +290,22 @@ def local_evidence(
             for name in _COUNTS:
                 if name in row:
                     counts[name] += int(row[name] or 0)
+    verdicts: dict[tuple[str, str], set[str]] = {}
+    for review in reviews:
+        if not start <= review.timestamp < end:
+            continue
+        # an edit says the target was wrong and the edited one right
+        marks = [
+            ((review.pattern, review.target), "approved" if review.decision == "approved" else "rejected")
+        ]
+        if review.decision == "edited" and review.edited_target:
+            marks.append(((review.pattern, review.edited_target), "approved"))
+        for pair, verdict in marks:
+            verdicts.setdefault(pair, set()).add(verdict)
+    for pair, kinds in verdicts.items():
+        counts = merged.setdefault(pair, dict.fromkeys(_COUNTS, 0))
+        for kind in kinds:
+            counts[kind] += 1
     private = name_words(homes)
     dropped: Counter[str] = Counter()
     kept: list[Evidence] = []
@@ -296,18 +325,30 @@ def local_evidence(
             continue
         clipped = {name: min(value, config.max_count) for name, value in counts.items()}
         kept.append(Evidence(failing, fixing, **clipped))
-    kept.sort(key=lambda e: (-(e.rescues + e.wins), -(e.failed + e.losses), e.failing, e.fixing))
+    kept.sort(
+        key=lambda e: (
+            -(e.rescues + e.wins + e.approved),
+            -(e.failed + e.losses + e.rejected),
+            e.failing,
+            e.fixing,
+        )
+    )
     if len(kept) > config.max_patterns:
         dropped["over the bound of pairs per period"] += len(kept) - config.max_patterns
     return kept[: config.max_patterns], dropped
 
 
 def build_contribution(
-    engine: Engine, key: Ed25519PrivateKey, period: str, config: ContributionConfig | None = None
+    engine: Engine,
+    key: Ed25519PrivateKey,
+    period: str,
+    config: ContributionConfig | None = None,
+    reviews: Iterable[Review] = (),
 ) -> Contribution:
-    """This install's contribution for ``period`` (not yet written: :func:`write_contribution`)."""
+    """This install's contribution for ``period`` from the logs ``engine`` reads and the store's
+    ``reviews`` (not yet written: :func:`write_contribution`)."""
     config = config or ContributionConfig()
-    records, dropped = local_evidence(engine, period, config)
+    records, dropped = local_evidence(engine, period, config, reviews)
     return Contribution(
         install=key_id(key),
         public_key=public_hex(key),
@@ -339,8 +380,8 @@ def write_contribution(contribution: Contribution, key: Ed25519PrivateKey, path:
         "records": len(contribution.records),
         "created_at": contribution.created_at,
         "about": "(failing pattern -> fixing pattern) pairs and how many of this install's users "
-        "each helped (rescues, wins) or did not (failed, losses), counts clipped to max_count; "
-        "see docs/community.md",
+        "each helped (rescues, wins) or did not (failed, losses), and verdicts of its people "
+        "(approved, rejected), counts clipped to max_count; see docs/community.md",
     }
     lines = [json.dumps(header, ensure_ascii=False)]
     lines += [json.dumps({"kind": "evidence", **asdict(r)}, ensure_ascii=False) for r in contribution.records]
@@ -359,6 +400,9 @@ def read_contribution(path: str | Path, max_patterns: int | None = None) -> Cont
     verifying. Raises :class:`DataError` naming the file, the record and the field."""
     src = Path(path)
     try:
+        size = src.stat().st_size
+        if size > MAX_BYTES:
+            raise DataError(f"{src}: {size:,} bytes, more than a contribution may have ({MAX_BYTES:,})")
         raw = src.read_bytes()
     except OSError as exc:
         raise DataError(f"{src}: cannot read: {exc}") from exc
