@@ -429,10 +429,12 @@ def read_contribution(path: str | Path, max_patterns: int | None = None) -> Cont
             raise DataError(f"{where}: field {name!r}: expected a string, got {header.get(name)!r}")
     try:
         period_range(header["period"])
+    except ConfigError as exc:
+        raise DataError(f"{where}: field 'period': {exc}") from exc
+    try:
         public = public_key_from_hex(header["public_key"])
     except ConfigError as exc:
-        field_name = "period" if "period" in str(exc) or "week" in str(exc) else "public_key"
-        raise DataError(f"{where}: field {field_name!r}: {exc}") from exc
+        raise DataError(f"{where}: field 'public_key': {exc}") from exc
     if key_id(header["public_key"]) != header["install"]:
         raise DataError(f"{where}: field 'install': {header['install']!r} is not the id of the public key")
     bounds = header.get("bounds")
