@@ -24,13 +24,25 @@ Labels are simulation truth (``sim_truth``), read only to train and to score; pr
 logs and the homes table.
 
     python bench/fpi.py                          # tables (markdown) on stdout
-    python bench/fpi.py --speed-turns 100000     # also time feature extraction and prediction
+    python bench/fpi.py --speed-turns 1000000    # also time scoring, cold and warm (see below)
+    python bench/fpi.py --speed                  # only that (the model: noisy-only, trained on train)
     python bench/fpi.py --cv                     # only the double held-out CV on ``train``
     python bench/fpi.py --ceiling                # only the "heard the audio" ceiling (see below)
     python bench/fpi.py --more-data STORE        # only: trained on train vs train + STORE
 
-Figures go to ``docs/results/fpi.json`` (``fpi-cv``, ``fpi-ceiling`` and ``fpi-more-data`` for
-the modes; to ``$SELFLEARN_RESULTS`` when set).
+Figures go to ``docs/results/fpi.json`` (``fpi-cv``, ``fpi-ceiling``, ``fpi-more-data`` and
+``fpi-speed`` for the modes; to ``$SELFLEARN_RESULTS`` when set).
+
+The speed is measured on each test population's own turns, never on a table repeated to size
+(scoring remembers every distinct n-best rerun and closest-sentence search, so a repeated table
+would be scored from memory): **cold** in a fresh process (nothing remembered, the one-off
+builds of the domain language and the NLU included), then **warm** (everything remembered), each
+end to end (features and prediction), with the counts that decide between them: distinct texts
+and distinct reruns (household, area, alternative) against the reruns the turn-by-turn path
+does. The projection to ``--speed-turns`` turns holds at the same distinct shares. The same run
+checks that the fast features equal the turn-by-turn reference
+(:func:`selflearn.fpi.nbest.nbest_features_per_turn`, one closest-sentence search at a time)
+column by column, and the predictions label by label and probability by probability.
 
 ``--cv`` is how the model's settings are chosen without looking at any test population: four
 folds over ``train`` alone, each scoring households *and* phrasings that its training part never
@@ -52,7 +64,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import os
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -66,10 +83,11 @@ import populations
 from selflearn.core.home import normalize_name
 from selflearn.core.store import Store
 from selflearn.evaluate import POPULATIONS, write_results
+from selflearn.fpi import nbest
 from selflearn.fpi.features import fpi_features
-from selflearn.fpi.language import delexicalise, load_home_names
+from selflearn.fpi.language import delexicalise, domain_language, load_home_names
 from selflearn.fpi.model import CLASSES, FpiModel, RuleBaseline, concat_features, truth_labels
-from selflearn.fpi.nbest import nbest_features
+from selflearn.fpi.nbest import MAX_ALTERNATIVES, nbest_features
 from selflearn.simulation.population import make_household
 
 TRAIN_REAL, TEST_REAL = POPULATIONS["train-real"], POPULATIONS["test-real"]
@@ -388,11 +406,161 @@ def more_data(extra: Path) -> dict[str, Any]:
     }
 
 
+# --- speed ---------------------------------------------------------------------------------------
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (user + system)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _timed(work: Any, *args: Any, **kwargs: Any) -> tuple[Any, float, float]:
+    """``work(*args, **kwargs)``, its wall-clock seconds and CPU seconds."""
+    wall, cpu = time.perf_counter(), _cpu_seconds()
+    out = work(*args, **kwargs)
+    return out, time.perf_counter() - wall, _cpu_seconds() - cpu
+
+
+def distinct_counts(feats: pa.Table) -> dict[str, int]:
+    """What decides between the cold and the warm speed: turns, distinct texts, turns whose
+    alternatives are rerun, the reruns the turn-by-turn path does and how many of them are
+    distinct (household, satellite area, alternative text)."""
+    success_rank = feats.column("alt_success_rank").to_pylist()
+    reruns, distinct = 0, set()
+    rows = zip(
+        feats.column("household_id").to_pylist(),
+        feats.column("device_area").to_pylist(),
+        feats.column("asr_alt_texts").to_pylist(),
+        feats.column("alt_n").to_pylist(),
+        success_rank,
+        strict=True,
+    )
+    for home, area, texts, alt_n, rank_ok in rows:
+        if alt_n is None:
+            continue
+        for rank in range(1, min(len(texts), 1 + MAX_ALTERNATIVES)):
+            if texts[rank]:
+                reruns += 1
+                distinct.add((home, area, texts[rank]))
+            if rank_ok == rank:
+                break
+    return {
+        "turns": feats.num_rows,
+        "distinct_texts": len(set(feats.column("text").to_pylist())),
+        "turns_with_alternatives": sum(v is not None for v in feats.column("alt_n").to_pylist()),
+        "reruns_turn_by_turn": reruns,
+        "distinct_reruns": len(distinct),
+    }
+
+
+def score_cold(store_path: Path, model_dir: Path) -> dict[str, Any]:
+    """Features and prediction of a store in this (fresh) process: seconds and CPU seconds."""
+    model = FpiModel.load(model_dir)
+    started = time.perf_counter()
+    with Store(store_path, read_only=True) as store:
+        feats, feat_s, feat_cpu = _timed(fpi_features, store)
+    _, pred_s, pred_cpu = _timed(model.predict, feats)
+    return {
+        "features_seconds": feat_s,
+        "features_cpu_seconds": feat_cpu,
+        "predict_seconds": pred_s,
+        "predict_cpu_seconds": pred_cpu,
+        "seconds": time.perf_counter() - started,
+        "load_average": os.getloadavg(),
+    }
+
+
+def _identical(a: pa.Table, b: pa.Table, model: FpiModel) -> bool:
+    """Same columns with the same values (to the bit), same labels and probabilities."""
+    if not a.equals(b):
+        return False
+    left, right = model.predict(a), model.predict(b)
+    return list(left.labels) == list(right.labels) and bool(np.array_equal(left.proba, right.proba))
+
+
+def _speed_line(name: str, s: dict[str, Any]) -> str:
+    """One line of :func:`speed`'s figures for population ``name``."""
+    cold, warm = s["cold"], s["warm"]
+    return (
+        f"speed {name}: {s['turns']:,} turns, {s['distinct_texts']:,} distinct texts, "
+        f"{s['distinct_reruns']:,} distinct of {s['reruns_turn_by_turn']:,} reruns; cold "
+        f"{cold['turns_per_s']:,} turns/s end to end ({cold['seconds']:.1f} s; features "
+        f"{cold['features_seconds']:.1f} s, CPU {cold['features_cpu_seconds']:.1f} s; load "
+        f"{cold['load_average'][0]:.1f}), warm {warm['turns_per_s']:,} turns/s; turn-by-turn features "
+        f"{s['per_turn_features_seconds']:.1f} s (CPU {s['per_turn_features_cpu_seconds']:.1f} s); "
+        f"identical: {s['identical_to_per_turn']}"
+    )
+
+
+def speed(model: FpiModel, names: tuple[str, ...], project: int) -> dict[str, Any]:
+    """Per population: end-to-end turns/s cold (a fresh process) and warm, with the
+    :func:`distinct_counts`, and the identity of the fast features with the turn-by-turn
+    reference; the projection of both rates to ``project`` turns."""
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = model.save(Path(tmp) / "model")
+        for name in names:
+            path = populations.evaluation_store(name)
+            if not path.exists():
+                print(f"[fpi] speed: {name} is not built, skipped", file=sys.stderr)
+                continue
+            child = subprocess.run(
+                [sys.executable, __file__, "--score-cold", str(path), str(model_dir)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            cold = json.loads(child.stdout.strip().splitlines()[-1])
+            with Store(path, read_only=True) as store:
+                fpi_features(store)  # remember everything: the run below is warm
+                feats, warm_feat_s, warm_feat_cpu = _timed(fpi_features, store)
+                _, warm_pred_s, warm_pred_cpu = _timed(model.predict, feats)
+                domain_language().forget()
+                nbest.forget()
+                reference, per_turn_s, per_turn_cpu = _timed(fpi_features, store, per_turn=True)
+            identical = _identical(feats, reference, model)
+            assert identical, f"{name}: the fast features or predictions differ from the turn-by-turn ones"
+            counts = distinct_counts(feats)
+            n = counts["turns"]
+            warm_s = warm_feat_s + warm_pred_s
+            out[name] = {
+                **counts,
+                "cold": {**_rounded(cold), "turns_per_s": round(n / cold["seconds"])},
+                "warm": {
+                    "features_seconds": round(warm_feat_s, 2),
+                    "features_cpu_seconds": round(warm_feat_cpu, 2),
+                    "predict_seconds": round(warm_pred_s, 2),
+                    "predict_cpu_seconds": round(warm_pred_cpu, 2),
+                    "turns_per_s": round(n / warm_s),
+                    "load_average": os.getloadavg(),
+                },
+                "per_turn_features_seconds": round(per_turn_s, 1),
+                "per_turn_features_cpu_seconds": round(per_turn_cpu, 1),
+                "identical_to_per_turn": identical,
+                f"projected_seconds_for_{project}_turns": {
+                    "cold": round(project * cold["seconds"] / n),
+                    "warm": round(project * warm_s / n),
+                },
+            }
+            print(_speed_line(name, out[name]), file=sys.stderr)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--speed-turns", type=int, default=0, help="also time prediction on this many turns")
+    parser.add_argument(
+        "--speed-turns",
+        type=int,
+        default=0,
+        help="also time scoring cold and warm and project it to this many turns",
+    )
+    parser.add_argument(
+        "--speed", action="store_true", help="only the speed and identity check (model trained on train)"
+    )
+    parser.add_argument("--score-cold", nargs=2, type=Path, help=argparse.SUPPRESS)  # STORE MODEL
     parser.add_argument("--cv", action="store_true", help="only the double held-out CV on train")
     parser.add_argument(
         "--ceiling", action="store_true", help="only the ceiling: the same model also told the words said"
@@ -406,6 +574,15 @@ def main() -> None:
     )
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.score_cold is not None:  # the fresh process of speed()
+        print(json.dumps(score_cold(*args.score_cold)))
+        return
+    if args.speed:
+        with Store(populations.store("train"), read_only=True) as store:
+            feats, labels = labelled_features(store)
+        timed = speed(FpiModel().fit_features(feats, labels), TEST_POPULATIONS, args.speed_turns or 1_000_000)
+        write_results("fpi-speed", timed, seconds=time.perf_counter() - started)
+        return
     if args.more_data is not None:
         write_results("fpi-more-data", more_data(args.more_data), seconds=time.perf_counter() - started)
         return
@@ -486,34 +663,10 @@ def main() -> None:
     figures["summary"] = summary.figures
 
     if args.speed_turns:
-        with Store(populations.store("test"), read_only=True) as store:
-            t0 = time.perf_counter()
-            feats = fpi_features(store)
-            feat_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            fpi_features(store, nbest=False)
-            no_nbest_s = time.perf_counter() - t0
-        reps = -(-args.speed_turns // feats.num_rows)
-        big = pa.concat_tables([feats] * reps).slice(0, args.speed_turns)
-        t0 = time.perf_counter()
-        mixed.predict(big)
-        pred_s = time.perf_counter() - t0
-        n = big.num_rows
-        print(
-            f"speed: features for the {feats.num_rows:,} test turns {feat_s:.1f} s "
-            f"({feats.num_rows / feat_s:,.0f} turns/s; without n-best reruns {no_nbest_s:.1f} s); "
-            f"prediction (text projection + LightGBM) on {n:,} replicated turns {pred_s:.1f} s "
-            f"({n / pred_s:,.0f} turns/s)"
-        )
-        figures["speed"] = {
-            "test_turns": feats.num_rows,
-            "features_seconds": round(feat_s, 2),
-            "features_turns_per_s": round(feats.num_rows / feat_s),
-            "features_without_nbest_seconds": round(no_nbest_s, 2),
-            "predict_turns": n,
-            "predict_seconds": round(pred_s, 2),
-            "predict_turns_per_s": round(n / pred_s),
-        }
+        figures["speed"] = speed(mixed, TEST_POPULATIONS, args.speed_turns)
+        test_speed = figures["speed"].get("test", {})
+        if test_speed:
+            figures["turns_per_second"] = test_speed["cold"]["turns_per_s"]
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
     write_results("fpi", figures, seconds=time.perf_counter() - started)
 

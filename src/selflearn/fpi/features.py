@@ -30,7 +30,7 @@ from selflearn.fpi.language import (
     language_features,
     load_home_names,
 )
-from selflearn.fpi.nbest import NBEST_FEATURES, nbest_features
+from selflearn.fpi.nbest import NBEST_FEATURES, default_workers, nbest_features, nbest_features_per_turn
 
 FOLLOW_UP_S = 20.0
 """A neighbouring turn within this many seconds counts as quick (simulated retries come 1.5-14 s
@@ -281,20 +281,28 @@ def _text_columns(table: pa.Table) -> dict[str, np.ndarray]:
     return {name: out[:, j] for j, name in enumerate(TEXT_NUMERIC)}
 
 
-def fpi_features(store: Store, *, nbest: bool = True) -> pa.Table:
+def fpi_features(
+    store: Store, *, nbest: bool = True, workers: int | None = None, per_turn: bool = False
+) -> pa.Table:
     """One row per stored turn: ``turn_id``, ``session_id``, ``timestamp``, ``text`` and every
     column of :data:`FEATURES`, ordered by session and position.
 
     The home-name, domain-language and recurrence features read the store's ``homes`` table;
     ``nbest=False`` leaves the n-best features null (rerunning alternatives through the NLU is
-    the slowest part: a few hundred turns per second)."""
+    the slowest part). Each distinct rerun and closest-sentence search is done once, on up to
+    ``workers`` cores (default: :func:`~selflearn.fpi.nbest.default_workers`); ``per_turn=True``
+    does them turn by turn on one core instead, the slow reference that gives the same table."""
+    cores = default_workers() if workers is None else max(1, workers)
     table = store.query(_SQL.format(follow_up_ms=int(FOLLOW_UP_S * 1000)))
     table = add_text_features(table)
-    extra = language_features(table, load_home_names(store), domain_language())
-    if nbest:
-        extra.update(nbest_features(store, table))
-    else:
+    lang = domain_language()
+    extra = language_features(table, load_home_names(store), lang, workers=cores, batched=not per_turn)
+    if not nbest:
         extra.update({name: np.full(table.num_rows, np.nan) for name in NBEST_FEATURES})
+    elif per_turn:
+        extra.update(nbest_features_per_turn(store, table))
+    else:
+        extra.update(nbest_features(store, table, workers=cores))
     for name in (*NAME_FEATURES, *LANGUAGE_FEATURES, *RECURRENCE_FEATURES, *NBEST_FEATURES):
         table = table.append_column(name, pa.array(extra[name], pa.float64(), from_pandas=True))
     return table

@@ -51,6 +51,9 @@ from selflearn.core.text import number_to_words
 DOMAIN_SENTENCES = 20000
 """Sentences sampled from the templates for the domain language (deterministic, seed 0)."""
 
+_BATCH = 256
+"""Requests scored together by :meth:`DomainLanguage.nearest_many` (a 256 x sentences matrix)."""
+
 TEMPLATE_WORD_MIN = 3
 """A word occurring at least this often in the domain sentences, and not only inside the
 generic names used to fill slots, counts as a template word."""
@@ -237,19 +240,59 @@ class DomainLanguage:
         )
 
     def nearest(self, words: Sequence[str]) -> tuple[float, float, float]:
-        """(rapidfuzz ratio 0-1, word edits, word edits per word) to the closest domain sentence."""
+        """(rapidfuzz ratio 0-1, word edits, word edits per word) to the closest domain sentence
+        (the first of the best, in :attr:`sentences` order)."""
         key = " ".join(words)
         found = self._nearest.get(key)
         if found is None:
             match = process.extractOne(key, self.sentences, scorer=fuzz.ratio)
-            if match is None:
-                found = (0.0, float(len(words)), 1.0)
-            else:
-                edits = Levenshtein.distance(list(words), match[0].split())
-                found = (float(match[1]) / 100.0, float(edits), edits / max(1, len(words)))
-            if len(self._nearest) < 1_000_000:
-                self._nearest[key] = found
+            found = self._scored(
+                key, list(words), match[0] if match else None, float(match[1]) if match else 0.0
+            )
         return found
+
+    def nearest_many(self, keys: Iterable[str], workers: int = 1) -> dict[str, tuple[float, float, float]]:
+        """:meth:`nearest` of many requests at once, each given as its words joined by single
+        spaces: the ones not seen before are scored against every domain sentence together
+        (rapidfuzz ``cdist``, ``workers`` threads), about five times faster per request than one
+        by one, with the same answers."""
+        out: dict[str, tuple[float, float, float]] = {}
+        todo: list[str] = []
+        for key in dict.fromkeys(keys):
+            found = self._nearest.get(key)
+            if found is None:
+                todo.append(key)
+            else:
+                out[key] = found
+        if not self.sentences:
+            return {**out, **{key: self._scored(key, key.split(), None, 0.0) for key in todo}}
+        for start in range(0, len(todo), _BATCH):
+            batch = todo[start : start + _BATCH]
+            scores = process.cdist(
+                batch, self.sentences, scorer=fuzz.ratio, dtype=np.float64, workers=workers
+            )
+            best = scores.argmax(axis=1)  # the first of the best, as extractOne answers
+            for row, (key, j) in enumerate(zip(batch, best.tolist(), strict=True)):
+                out[key] = self._scored(key, key.split(), self.sentences[j], float(scores[row, j]))
+        return out
+
+    def _scored(
+        self, key: str, words: list[str], sentence: str | None, score: float
+    ) -> tuple[float, float, float]:
+        """The :meth:`nearest` answer for ``words`` (``key`` joined) whose closest sentence scores
+        ``score``; kept for next time (up to a million requests)."""
+        if sentence is None:
+            found = (0.0, float(len(words)), 1.0)
+        else:
+            edits = Levenshtein.distance(words, sentence.split())
+            found = (score / 100.0, float(edits), edits / max(1, len(words)))
+        if len(self._nearest) < 1_000_000:
+            self._nearest[key] = found
+        return found
+
+    def forget(self) -> None:
+        """Drop the remembered :meth:`nearest` answers (for timing and comparing cold runs)."""
+        self._nearest.clear()
 
 
 @lru_cache(maxsize=2)
@@ -264,11 +307,18 @@ def _column(table: pa.Table, name: str) -> list[Any]:
 
 
 def language_features(
-    table: pa.Table, homes: dict[str, HomeNames], lang: DomainLanguage
+    table: pa.Table,
+    homes: dict[str, HomeNames],
+    lang: DomainLanguage,
+    workers: int = 1,
+    batched: bool = True,
 ) -> dict[str, np.ndarray]:
     """:data:`NAME_FEATURES`, :data:`LANGUAGE_FEATURES` and :data:`RECURRENCE_FEATURES` for the
     rows of the feature query's output (needs its ``household_id``, ``user_id``, ``text``,
-    ``next_text``, ``status``, ``er_unresolved_list`` and ``asr_alt_texts`` columns)."""
+    ``next_text``, ``status``, ``er_unresolved_list`` and ``asr_alt_texts`` columns). The closest
+    domain sentences of every request and alternative are found together
+    (:meth:`DomainLanguage.nearest_many`, ``workers`` threads); ``batched=False`` finds them one
+    by one (:meth:`DomainLanguage.nearest`), the reference the batched way must equal."""
     texts = _column(table, "text")
     nexts = _column(table, "next_text")
     households = _column(table, "household_id")
@@ -279,26 +329,45 @@ def language_features(
     n = len(texts)
     names_out = np.full((n, len(NAME_FEATURES)), np.nan)
     lang_out = np.full((n, len(LANGUAGE_FEATURES)), np.nan)
-    patterns: list[str] = []
     known_all = lang.words
     lexicons: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] = {}
+    delexed: list[tuple[list[str], list[list[str]]]] = []
+    """Per row: the request delexicalised, and each non-empty n-best alternative's."""
+    for i in range(n):
+        home_id = str(households[i])
+        lexicon = lexicons.get(home_id)
+        if lexicon is None:
+            home = homes.get(home_id)
+            lexicon = (
+                _by_length((*(home.entities if home else ()), *_GENERIC_NAMES)),
+                _by_length((*(home.areas if home else ()), *_GENERIC_AREAS)),
+                home.words if home else frozenset(),
+            )
+            lexicons[home_id] = lexicon
+        alts = [str(a) for a in (alt_lists[i] or [])[1:] if a]
+        delexed.append(
+            (
+                delexicalise(str(texts[i] or ""), lexicon[0], lexicon[1]),
+                [delexicalise(alt, lexicon[0], lexicon[1]) for alt in alts],
+            )
+        )
+    nearest = lang.nearest
+    if batched:
+        found = lang.nearest_many((" ".join(w) for d, alts in delexed for w in (d, *alts) if w), workers)
+
+        def nearest(words: Sequence[str]) -> tuple[float, float, float]:
+            return found[" ".join(words)]
+
+    patterns: list[str] = []
     for i in range(n):
         home_id = str(households[i])
         home = homes.get(home_id)
         entity_names = home.entities if home else ()
         area_names = home.areas if home else ()
-        lexicon = lexicons.get(home_id)
-        if lexicon is None:
-            lexicon = (
-                _by_length((*entity_names, *_GENERIC_NAMES)),
-                _by_length((*area_names, *_GENERIC_AREAS)),
-                home.words if home else frozenset(),
-            )
-            lexicons[home_id] = lexicon
-        delex_names, delex_areas, home_words = lexicon
+        home_words = lexicons[home_id][2]
         text = str(texts[i] or "")
         words = _words(text)
-        delex = delexicalise(text, delex_names, delex_areas)
+        delex, alt_delexed = delexed[i]
         patterns.append(" ".join(delex))
         row = names_out[i]
         if words:
@@ -330,14 +399,12 @@ def language_features(
                 row[13] = len(set(name_words) & set(next_padded.split())) / len(set(name_words))
         if delex:
             lang_out[i, 0:5] = lang.ngram_scores(delex)
-            lang_out[i, 5:8] = lang.nearest(delex)
-        alts = [str(a) for a in (alt_lists[i] or [])[1:] if a]
-        if alts:
+            lang_out[i, 5:8] = nearest(delex)
+        if alt_delexed:
             best_ratio = best_bigram = 0.0
-            for alt in alts:
-                alt_delex = delexicalise(alt, delex_names, delex_areas)
+            for alt_delex in alt_delexed:
                 if alt_delex:
-                    best_ratio = max(best_ratio, lang.nearest(alt_delex)[0])
+                    best_ratio = max(best_ratio, nearest(alt_delex)[0])
                     best_bigram = max(best_bigram, lang.ngram_scores(alt_delex)[1])
             lang_out[i, 8:10] = (best_ratio, best_bigram)
     out = {name: names_out[:, j] for j, name in enumerate(NAME_FEATURES)}
