@@ -11,7 +11,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +154,41 @@ def test_an_overloaded_service_answers_at_once(
         turns = c.post("/v1/turns", json=[turn_dict("t1")])
         assert turns.status_code == 429 and turns.headers["retry-after"] == "1"
         assert c.get("/healthz").status_code == 200
+
+
+def test_batches_that_would_queue_on_a_busy_store_are_refused_at_once(
+    folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event loop keeps up while batches wait for the store in threads, so its lag never told
+    a burst of ``POST /v1/turns`` apart: at 5x the load (``bench/reliability.py burst``) 1,565
+    batches waited past the client's 5 s. A batch that would wait longer than ``shed_lag_ms``
+    behind the ones in the service is answered 429 at once; when they are done, batches are taken."""
+    app = create_app(ServiceConfig(rewriter=folders["rewriter"], store=folders["store"], shed_lag_ms=100))
+    with TestClient(app) as c:
+        service = app.state.service
+        real = service.store.ingest_records
+
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(0.3)  # a store that takes 0.3 s a batch
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(service.store, "ingest_records", slow)
+        assert c.post("/v1/turns", json=[turn_dict("t0")]).status_code == 200
+
+        def post(i: int) -> tuple[int, float, str]:
+            started = time.perf_counter()
+            res = c.post("/v1/turns", json=[turn_dict(f"t{i + 1}")])
+            return res.status_code, time.perf_counter() - started, res.headers.get("retry-after", "")
+
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(post, range(6)))
+        refused = [a for a in answers if a[0] == 429]
+        assert refused and all(a[0] in (200, 429) for a in answers), answers
+        assert all(took < 0.25 and retry == "1" for _, took, retry in refused), refused
+        assert service.ingests == 0
+        assert c.post("/v1/turns", json=[turn_dict("t9")]).status_code == 200  # taken again
+        stored = 1 + sum(a[0] == 200 for a in answers) + 1
+        assert service.store.count("turns") == stored
 
 
 # --- the file system ---------------------------------------------------------------------------

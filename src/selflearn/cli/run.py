@@ -150,7 +150,8 @@ def serve_cmd(
         float,
         typer.Option(
             help="When the event loop runs this many ms behind, answer at once instead of queueing: "
-            "a rewrite with its original text (fail open), the rest 429. 0: never shed.",
+            "a rewrite with its original text (fail open), the rest 429; a batch of turns also 429 "
+            "when the batches ahead of it would hold the store this long. 0: never shed.",
             min=0,
         ),
     ] = 200.0,

@@ -282,6 +282,17 @@ def _learn_routes(app: FastAPI, service: Service) -> None:
         and reason. Re-sending a batch is safe: records already stored are counted, not learned
         twice."""
         rows = _batch(await request.body(), config.max_batch_rows)
+        ahead_ms = service.ingests * service.ingest_ms
+        if config.shed_lag_ms is not None and ahead_ms > config.shed_lag_ms:
+            # The batches ahead of this one would hold the store that long: answer at once
+            # rather than let batches queue (and hold their connections) without end.
+            service.metrics.shed.labels("429").inc()
+            detail = (
+                f"overloaded: {service.ingests} batches ahead would take about {ahead_ms:.0f} ms; "
+                "nothing was stored, retry after the Retry-After seconds"
+            )
+            raise HTTPException(429, detail, headers={"Retry-After": "1"})
+        service.ingests += 1
         try:
             return await run_in_threadpool(service.ingest, rows)
         except (SelflearnError, StoreClosed) as exc:
@@ -292,6 +303,8 @@ def _learn_routes(app: FastAPI, service: Service) -> None:
             if type(exc).__module__.startswith("duckdb"):
                 raise HTTPException(503, f"store error, nothing was stored (retry the batch): {exc}") from exc
             raise
+        finally:
+            service.ingests -= 1
 
     @app.put(
         "/v1/homes/{household_id}",

@@ -65,8 +65,10 @@ class ServiceConfig:
     shed_lag_ms: float | None = None
     """Shed load when the event loop runs this far behind (measured every 10 ms, smoothed): a
     rewrite is answered at once with the original text (``fail_open``, reason ``overloaded``),
-    other requests with 429 and ``Retry-After``, instead of waiting in a growing queue. None:
-    never shed."""
+    other requests with 429 and ``Retry-After``, instead of waiting in a growing queue; and a
+    ``POST /v1/turns`` batch with 429 when the batches already in the service would hold the store
+    this long (they wait in threads, where the event loop's lag does not show them). None: never
+    shed."""
     quarantine: Path | None = None
     """Append rejected ``/v1/turns`` records to this JSON-lines file (they are always returned
     in the response)."""

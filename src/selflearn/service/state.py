@@ -89,6 +89,12 @@ class Service:
         self.last_reload_error: str | None = None
         self.lag_ms = 0.0
         """How far behind the event loop runs, smoothed (kept when ``shed_lag_ms`` is set)."""
+        self.ingests = 0
+        """``POST /v1/turns`` batches in the service now, waiting for the store or being stored
+        (counted on the event loop)."""
+        self.ingest_ms = 0.0
+        """How long one batch takes to store and learn once it has the store, smoothed: times
+        :attr:`ingests`, how long a new batch would wait (what load shedding reads)."""
         self._homes: OrderedDict[bytes, Home] = OrderedDict()
         self._watcher: threading.Thread | None = None
         self.store: Store | None = None
@@ -410,8 +416,11 @@ class Service:
         batch = f"http:{uuid.uuid4().hex[:12]}"
         rejected: list[Quarantined]
         fresh: list[tuple[int, LogRecord]] = []
+        waited = 0.0
         if self.config.store is not None:
+            asked = time.perf_counter()
             with self.store_lock:
+                waited = time.perf_counter() - asked
                 if self.store is None:
                     raise StoreClosed(
                         self.store_error or "the store is closed (the service is shutting down)"
@@ -433,6 +442,8 @@ class Service:
                         fh.write(orjson.dumps(q.__dict__) + b"\n")
         for _, record in fresh:
             self._observe(record)
+        took_ms = (time.perf_counter() - started - waited) * 1000
+        self.ingest_ms = took_ms if not self.ingest_ms else 0.8 * self.ingest_ms + 0.2 * took_ms
         accepted = len(rows) - len(rejected)
         m = self.metrics.records
         m.labels("stored").inc(stored)
