@@ -38,7 +38,7 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import duckdb
 import pyarrow as pa
@@ -102,7 +102,7 @@ class AggregateConfig:
             raise ConfigError(f"min_helped must be between 0 and 1, got {self.min_helped!r}")
         if not 0.0 < self.selection_share < 1.0:
             raise ConfigError(f"selection_share must be between 0 and 1, got {self.selection_share!r}")
-        if self.strategy not in ("truncated_geometric", "laplace", "gaussian"):
+        if self.strategy not in get_args(Strategy):
             raise ConfigError(f"unknown partition selection strategy {self.strategy!r}")
 
 
