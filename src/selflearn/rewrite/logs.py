@@ -23,7 +23,7 @@ from selflearn.core.store import Store
 LOG_SQL = """
 SELECT t.turn_id, t.session_id, t.user_id, t.household_id, t.timestamp AS ts,
        coalesce(t.rewrite.original_text, t.text) AS said,
-       t.rewrite.rewritten_text AS rewritten,
+       t.rewrite.rewritten_text AS rewritten, t.rewrite.rule_id AS rule_id, t.rewrite.layer AS layer,
        t.nlu.intent AS intent, t.nlu.slots AS slots, t.result.status AS status,
        t.er.unresolved AS unresolved,
        list_transform(t.er.resolved, lambda x: x.name) AS resolved,
@@ -68,6 +68,11 @@ class LogTurn:
     defect: bool
     """The defect detector's verdict (P(defect) >= threshold)."""
     rephrase_of: str | None
+    rule_id: str | None = None
+    """The applied rewrite's rule (:attr:`~selflearn.core.schema.RewriteTrace.rule_id`: a table
+    row's id for the ``precomputed`` layer), if a rewrite was applied and named one."""
+    layer: str | None = None
+    """The layer of the applied rewrite (``precomputed``, ``global``, ``personal``), if any."""
 
     @classmethod
     def from_turn(cls, turn: Turn, defect: bool, rephrase_of: str | None = None) -> LogTurn:
@@ -89,6 +94,8 @@ class LogTurn:
             barge_in=turn.barge_in.occurred,
             defect=defect,
             rephrase_of=rephrase_of,
+            rule_id=turn.rewrite.rule_id if turn.rewrite else None,
+            layer=turn.rewrite.layer if turn.rewrite else None,
         )
 
 
@@ -136,6 +143,8 @@ def _log_turn(row: dict[str, Any], threshold: float) -> LogTurn:
         barge_in=bool(row["barge_in"]),
         defect=p_defect is not None and p_defect >= threshold,
         rephrase_of=row["rephrase_of"],
+        rule_id=row["rule_id"],
+        layer=row["layer"],
     )
 
 

@@ -18,6 +18,14 @@ sharing words or meaning with it, is taken as the retry of it. When a retry work
 
 Successful requests are kept (the newest :data:`MAX_SUCCESSES`) with their pattern, meaning,
 device area and hour, as candidates and evidence for the ranker.
+
+Each memory also keeps how the **global rules** it was served fared in this home (rules of the
+mined or community table, layer ``precomputed``, by rule id): a use worked, or failed -- the
+rewritten request failed or was interrupted, the user answered "no" to "did I get that right?"
+or to "Did you mean ...?", or the user's next request, moments later, retried it
+(:data:`CORRECTION_S`). A rule that failed at least :data:`WITHDRAW_MIN_FAILED` times and more
+often than it worked is **withdrawn in this home** (:meth:`HouseholdMemory.withdrawn`): the
+rewriter no longer applies or proposes it there, while other homes keep it.
 """
 
 from __future__ import annotations
@@ -49,10 +57,32 @@ that worked must be for the swap to count as evidence of a household name."""
 MAX_SUCCESSES = 400
 """Successful requests remembered per household (the newest)."""
 
+WITHDRAW_MIN_FAILED = 2
+"""Failures in one home before a global rule may be withdrawn there (it must also have failed
+more often than it worked). One failure proves little -- a misheard word, a change of mind, a
+next request taken for a correction -- and a rule that works elsewhere deserves a second try; a
+rule failing twice, and more than it helped, costs the home more than it gives. Low on purpose:
+a home should not have to suffer a bad or poisoned community rule for long, and withdrawing only
+stops a guess (the request goes on to the other layers, and other homes keep the rule)."""
+
+DEMOTED_LAYERS = frozenset({"precomputed"})
+"""Layers whose rules a home can withdraw: the mined or community table (stable rule ids, one per
+source and target pattern). Ranked retrieval's ids (``global:<target pattern>``) are stable too,
+but name only a target that every request ranked onto it shares -- withdrawing one would stop
+unrelated rewrites -- and the ranker already weighs this household's own history."""
+
+CORRECTION_S = 20.0
+"""The user's next request within this many seconds of a rewritten request that seemed to work --
+the same words again, or the same things in other words -- is taken as its retry: the rewrite did
+not do what the user wanted. Shorter than :data:`RETRY_S`: after a response that looked like
+success, only a prompt retry says it was wrong (people retry within seconds of hearing the
+response); a later one is more likely a new request."""
+
 MAX_HOUSEHOLDS = 100_000
 """Household memories kept in one process (least recently used are dropped first)."""
 
 _WORD = re.compile(r"[a-z0-9']+")
+_PLACEHOLDER = re.compile(r"\{[^}]*\}")
 
 
 @dataclass
@@ -76,6 +106,9 @@ class _Pending:
     turn: LogTurn
     text: str
     failed: bool
+    rule: str | None = None
+    """The global rule this turn's rewrite applied, counted as having worked (a correction or a
+    "no" may still turn that into a failure, once)."""
 
 
 @dataclass
@@ -103,6 +136,23 @@ class HouseholdMemory:
     """Request (normalised) -> proposals the household said no to ("Did you mean ...?" -- no)."""
     accepted: dict[str, set[str]] = field(default_factory=dict)
     """Request (normalised) -> proposals the household said yes to."""
+    rule_worked: Counter[str] = field(default_factory=Counter)
+    """Global rule id (:data:`DEMOTED_LAYERS`) -> times its rewrite worked in this home."""
+    rule_failed: Counter[str] = field(default_factory=Counter)
+    """Global rule id -> times it failed here (see the module docstring)."""
+
+    def withdrawn(self, rule_id: str | None) -> str | None:
+        """Why the global rule ``rule_id`` is withdrawn in this home ("withdrawn here: failed 2 of
+        2 times"), or None when it may act: it failed here at least :data:`WITHDRAW_MIN_FAILED`
+        times and more often than it worked. Nothing more is learned about a rule that no longer
+        acts, so it stays withdrawn until the household is forgotten."""
+        if rule_id is None:
+            return None
+        failed = self.rule_failed.get(rule_id, 0)
+        worked = self.rule_worked.get(rule_id, 0)
+        if failed < WITHDRAW_MIN_FAILED or failed <= worked:
+            return None
+        return f"withdrawn here: failed {failed} of {failed + worked} times"
 
     def accepted_before(self, text: str, proposal: str) -> bool:
         """Whether the household said yes to ``proposal`` for ``text`` before."""
@@ -196,13 +246,23 @@ class PersonalLayer:
         failed = turn.status != "success" or turn.barge_in
         pending = _Pending(turn, text, failed)
         retry_of = self._retry_of(mem, turn, text)
+        delex = self.delexicalizer(turn.household_id, home)
+        d = delex(turn.said, turn.unresolved)
+        corrected = self._corrected(mem, turn, text, d, delex)
+        if corrected is not None:
+            _rule_failed_after_all(mem, corrected)
         mem.recent.append(pending)
         mem.by_turn[turn.turn_id] = pending
         if len(mem.by_turn) > 64:
             for key in list(mem.by_turn)[:-32]:
                 del mem.by_turn[key]
-        delex = self.delexicalizer(turn.household_id, home)
-        d = delex(turn.said, turn.unresolved)
+        if turn.layer in DEMOTED_LAYERS and turn.rule_id and turn.status != "question":
+            # A question ("Did you mean ...?") ran nothing: its answer is counted by rule_rejected.
+            if failed:
+                mem.rule_failed[turn.rule_id] += 1
+            else:
+                mem.rule_worked[turn.rule_id] += 1
+                pending.rule = turn.rule_id
         if failed:
             mem.failed += 1
             mem.pattern_failed[d.pattern] += 1
@@ -228,6 +288,8 @@ class PersonalLayer:
         if mem is None:
             return
         pending = mem.by_turn.get(feedback.turn_id)
+        if pending is not None and pending.rule is not None:
+            _rule_failed_after_all(mem, pending)
         if pending is None or pending.failed:
             return
         pending.failed = True
@@ -256,6 +318,37 @@ class PersonalLayer:
             counts = mem.rewrites.get(said)
             if counts is not None:
                 counts.pop(meant, None)
+
+    def rule_rejected(self, household_id: str, rule_id: str) -> None:
+        """The household said no to "Did you mean ...?" about a global rule's rewrite: one failure
+        of the rule in this home."""
+        mem = self.memories.get(household_id) or self._new(household_id)
+        mem.rule_failed[rule_id] += 1
+
+    def _corrected(
+        self, mem: HouseholdMemory, turn: LogTurn, text: str, d: Delexicalized, delex: Delexicalizer
+    ) -> _Pending | None:
+        """The user's previous request, if it was rewritten by a global rule, seemed to work, and
+        ``turn`` retries it: said by the same user within :data:`CORRECTION_S` and linked to it as
+        its rephrase, the same words again, or the same things named in other words around a word
+        in common (the requests' own values and function words aside). A request about other
+        things, or with nothing but function words in common, is a new request."""
+        for prev in reversed(mem.recent):
+            if prev.turn.user_id != turn.user_id:
+                continue
+            gap = (turn.ts - prev.turn.ts).total_seconds()
+            if prev.rule is None or not 0 <= gap <= CORRECTION_S:
+                return None
+            if turn.rephrase_of is not None and turn.rephrase_of == prev.turn.turn_id:
+                return prev
+            if prev.text == text:
+                return prev
+            before = delex(prev.turn.said, prev.turn.unresolved)
+            named = Counter(value for value in before.values if value[0] != "unknown")
+            if named - Counter(d.values):
+                return None
+            return prev if _content_words(before.pattern) & _content_words(d.pattern) else None
+        return None
 
     def _retry_of(self, mem: HouseholdMemory, turn: LogTurn, text: str) -> _Pending | None:
         words = set(_WORD.findall(text))
@@ -330,6 +423,21 @@ class PersonalLayer:
             else:
                 mem.vectors = np.stack(vectors)
         return mem.vectors
+
+
+def _rule_failed_after_all(mem: HouseholdMemory, pending: _Pending) -> None:
+    """A use of a global rule counted as having worked turned out to have failed."""
+    rule, pending.rule = pending.rule, None
+    if rule is None:
+        return
+    if mem.rule_worked[rule] > 0:
+        mem.rule_worked[rule] -= 1
+    mem.rule_failed[rule] += 1
+
+
+def _content_words(pattern: str) -> set[str]:
+    """A delexicalized request's own words: no placeholder, no function word."""
+    return {w for w in _WORD.findall(_PLACEHOLDER.sub(" ", pattern)) if w not in FUNCTION_WORDS}
 
 
 def _name_like(key: str) -> bool:

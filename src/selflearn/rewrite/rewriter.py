@@ -23,6 +23,10 @@ Layers, in order (the first that decides wins):
 Guards: never across opposite actions (polarity), only candidates the request's own values can
 fill, never a household name in a global artefact, never a proposal this household said no to.
 
+**Withdrawn in this home**: a table rule that failed in a household at least twice and more often
+than it worked there (:meth:`~selflearn.rewrite.personal.HouseholdMemory.withdrawn`) is neither
+applied nor proposed there, nor its rewrite applied by a later layer; ``reasons`` says so.
+
 **Asking first** (:attr:`RewriterConfig.confirm`): with ``"guesses"`` the decisions that guess at
 a meaning -- ranked retrieval (from everyone's patterns or the household's own successes), the
 mined table, and a recogniser's alternative known to work only from everyone's logs -- are
@@ -71,7 +75,7 @@ from selflearn.rewrite.features import (
 from selflearn.rewrite.features import clear_caches as clear_feature_caches
 from selflearn.rewrite.knowledge import Knowledge, embed_text
 from selflearn.rewrite.logs import LogTurn
-from selflearn.rewrite.personal import HouseholdMemory, PersonalLayer
+from selflearn.rewrite.personal import DEMOTED_LAYERS, HouseholdMemory, PersonalLayer
 from selflearn.rewrite.ranker import Ranker
 from selflearn.rewrite.review import Reviews
 from selflearn.rewrite.scope import ScopeModel
@@ -376,6 +380,19 @@ class Rewriter:
                     yes = asked.answer == "yes"
                     weight = self.config.personal_min
                     self.personal.confirmed(turn.household_id, original, asked.proposal, yes, weight)
+                    rule = None if yes else self._asked_rule(turn, original, asked.proposal, home)
+                    if rule is not None:
+                        self.personal.rule_rejected(turn.household_id, rule)
+
+    def _asked_rule(self, turn: Turn, original: str, proposal: str, home: Home | None) -> str | None:
+        """The table rule "Did you mean ``proposal``?" about ``original`` proposed: the asking
+        turn's, or (a question ended by a no keeps no rewrite) the table's rule whose rewrite it is."""
+        if turn.rewrite is not None:
+            return turn.rewrite.rule_id if turn.rewrite.layer in DEMOTED_LAYERS else None
+        prep = self.prepare(original, RewriteContext(turn.household_id, turn.user_id, home))
+        hit = self.table_.lookup(prep.aliased, home) if self.table_ is not None and prep is not None else None
+        same = hit is not None and normalize_name(hit[0]) == normalize_name(proposal)
+        return str(hit[1]["rule_id"]) if hit is not None and same else None
 
     def observe_feedback(self, feedback: Feedback) -> None:
         """Feed an explicit-feedback answer to the personal layer."""
@@ -678,17 +695,23 @@ class Rewriter:
         if works is not None:
             return alias_only((works,)) if aliased else RewriteDecision(text, text, False, reasons=(works,))
         # precomputed table
+        mem = prep.memory
+        withdrawn_out: str | None = None  # a table rule's rewrite this home withdrew: no layer applies it
         if self.table_ is not None:
             home = ctx.home if ctx.home is not None else self.homes.get(ctx.household_id)
             hit = self.table_.lookup(prep.aliased, home)
             if hit is not None:
                 out, row = hit
-                reasons.append(f"precomputed: {row['source']} -> {row['target']}")
-                return RewriteDecision(
-                    out, text, True, "precomputed", float(row["p_target"]), row["rule_id"], tuple(reasons)
-                )
+                what = f"precomputed: {row['source']} -> {row['target']}"
+                withdrawn = mem.withdrawn(row["rule_id"]) if mem is not None else None
+                if withdrawn is None:
+                    reasons.append(what)
+                    return RewriteDecision(
+                        out, text, True, "precomputed", float(row["p_target"]), row["rule_id"], tuple(reasons)
+                    )
+                reasons.append(f"{what}: {withdrawn}")
+                withdrawn_out = normalize_name(out)
         # this household's own fix
-        mem = prep.memory
         if mem is not None:
             mine = mem.rewrite_for(prep.aliased) or mem.rewrite_for(prep.norm)
             enough = mine is not None and mine[1] >= self.config.personal_min and mine[0] != prep.norm
@@ -734,7 +757,10 @@ class Rewriter:
                 f"{prep.d.pattern!r} -> {best.pattern!r} ({best.signature}): meaning {best.score:.3f} "
                 f"x fixable {verdict.fixable:.3f} = {verdict.score:.3f}{by}"
             )
-            if verdict.score >= bar:
+            again = withdrawn_out is not None and normalize_name(best.text) == withdrawn_out
+            if verdict.score >= bar and again:
+                reasons.append(f"ranked: {summary}: the rewrite of the rule withdrawn here")
+            elif verdict.score >= bar:
                 layer: Layer = "personal" if best.source == "personal" and best.row < 0 else "global"
                 reasons.append(f"ranked: {summary} >= {bar:.3f}")
                 rule = f"{layer}:{best.pattern}"
