@@ -111,22 +111,36 @@ def aggregate_cmd(
         float | None,
         typer.Option(help="With --ledger: leave out installs whose total epsilon would pass this.", min=0.0),
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="Where to merge and run the DP step: duckdb (this process) or spark.")
+    ] = "duckdb",
+    master: Annotated[
+        str,
+        typer.Option(
+            help="--engine spark: Spark master (local[2] by default; 'none' to use spark-submit's)."
+        ),
+    ] = "local[2]",
 ) -> None:
     """Merge the contributions of one period and release the pairs that pass differential-privacy
     partition selection over distinct installs, with noisy counts, as a signed global rewrite
-    table (pipeline-dp on DuckDB).
+    table (pipeline-dp on DuckDB, or on Spark with --engine spark).
 
     Example: selflearn community aggregate -c contributions --epsilon 1 --delta 1e-6 --out release"""
     from selflearn.community.aggregate import (
         AggregateConfig,
         AggregateReport,
+        DuckDbAggregation,
+        SparkAggregation,
         aggregate,
         read_contributions,
+        spark_session,
     )
     from selflearn.community.keys import key_id, load_or_create_key
     from selflearn.community.ledger import Ledger
     from selflearn.community.release import write_release
 
+    if engine not in ("duckdb", "spark"):
+        raise ConfigError(f"--engine must be duckdb or spark, not {engine!r}")
     config = AggregateConfig(
         epsilon=epsilon,
         delta=delta,
@@ -151,7 +165,15 @@ def aggregate_cmd(
     if not accepted:
         why = f" ({over} over the --max-epsilon budget)" if over else ""
         raise ConfigError(f"no valid contribution in {contributions} to release{why}")
-    aggregate(accepted, config, report=report)
+    if engine == "spark":
+        spark = spark_session(None if master == "none" else master)
+        try:
+            aggregate(accepted, config, SparkAggregation(spark), report)
+        finally:
+            if master != "none":
+                spark.stop()
+    else:
+        aggregate(accepted, config, DuckDbAggregation(), report)
     manifest = write_release(report, config, private, out_dir)
     if book is not None and ledger is not None:
         book.record([c.install for c in accepted], manifest["version"], report.period, epsilon, delta)
@@ -170,6 +192,7 @@ def aggregate_cmd(
         "epsilon": epsilon,
         "delta": delta,
         "aggregator_key": key_id(private),
+        "engine": engine,
     }
     out.print(json.dumps(summary), soft_wrap=True, markup=False, highlight=False)
 

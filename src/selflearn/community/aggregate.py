@@ -27,13 +27,15 @@ releases.
 
 The engine that merges is a parameter, as for mining (:mod:`selflearn.mining.engines`): the
 contributions become one Arrow table, the engine runs :data:`MERGE_SQL` over it and hands the
-rows to pipeline-dp's backend for that engine. :class:`DuckDbAggregation` (DuckDB in this process,
-``pipeline_dp.LocalBackend``) is built; Spark (the same SQL in Spark SQL, then
-``pipeline_dp.SparkRDDBackend`` on the rows' RDD) is not yet.
+rows to pipeline-dp's backend for that engine: :class:`DuckDbAggregation` (DuckDB in this process,
+``pipeline_dp.LocalBackend``: tests and one machine) or :class:`SparkAggregation` (the same SQL in
+Spark SQL, then ``pipeline_dp.SparkRDDBackend`` on the rows' RDD: a large population). Everything
+else -- the refusals, the DP step, its parameters -- is the same code on both.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -165,6 +167,64 @@ class DuckDbAggregation:
         return _pipeline_dp().LocalBackend()
 
 
+NEED_SPARK = "the Spark aggregator needs pyspark: pip install 'selflearn[spark,community]'"
+
+
+class SparkAggregation:
+    """Merging in Spark SQL (the same :data:`MERGE_SQL`); the DP step on
+    ``pipeline_dp.SparkRDDBackend`` over the merged rows' RDD (a large population).
+
+    ``spark`` is a running ``SparkSession`` (:func:`spark_session` starts one); it is left
+    running. The merged rows are materialized once on the executors (``localCheckpoint``: the DP
+    step reads them twice), and only the pairs partition selection chose and their noisy
+    statistics come back to the driver."""
+
+    name = "spark"
+
+    def __init__(self, spark: Any) -> None:
+        self.spark = spark
+
+    def merged(self, evidence: pa.Table) -> Any:
+        frame = self.spark.createDataFrame(evidence)
+        frame.createOrReplaceTempView("evidence")
+        try:
+            # Spark's adaptive execution coalesces the sorted result into few partitions (one for
+            # 50,000 rows in local mode), and the DP step's RDD stages keep that count: spread the
+            # rows over every core, still in MERGE_SQL's order.
+            order = ["install", "failing", "fixing"]
+            cores = int(self.spark.sparkContext.defaultParallelism)
+            rows = (
+                self.spark.sql(MERGE_SQL)
+                .repartitionByRange(max(cores, 1), *order)
+                .sortWithinPartitions(*order)
+                .localCheckpoint()
+            )
+        finally:
+            self.spark.catalog.dropTempView("evidence")
+        # A lambda (pickled by value), so that the Python workers need not import selflearn.
+        return rows.rdd.map(lambda r: (r[0], (r[1], r[2]), float(r[3])))
+
+    def backend(self) -> Any:
+        return _pipeline_dp().SparkRDDBackend(self.spark.sparkContext)
+
+
+def spark_session(master: str | None = "local[2]") -> Any:
+    """A Spark session for :class:`SparkAggregation`: ``local[N]`` starts one in this process
+    (set up as the miner's, :func:`selflearn.mining.engines.local_session`; stop it when done),
+    any other master URL connects to that cluster, and ``None`` uses the session already active
+    or the one ``spark-submit`` configures."""
+    if importlib.util.find_spec("pyspark") is None:
+        raise DependencyError(NEED_SPARK)
+    if master and master.startswith("local"):
+        from selflearn.mining.engines import local_session
+
+        return local_session(master)
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("selflearn-aggregate")
+    return (builder.master(master) if master else builder).getOrCreate()
+
+
 def _pipeline_dp() -> Any:
     try:
         import pipeline_dp
@@ -220,20 +280,42 @@ def aggregate(
     ``released`` holds them."""
     engine = engine or DuckDbAggregation()
     report = report if report is not None else AggregateReport()
+    merged = engine.merged(evidence_table(contributions, report))
+    report.released = dp_release(merged, config, engine.backend())
+    return report
+
+
+def evidence_table(contributions: list[Contribution], report: AggregateReport | None = None) -> pa.Table:
+    """The accepted records of ``contributions`` as one :data:`EVIDENCE_SCHEMA` table, the pairs
+    the community never releases (:func:`~selflearn.community.contribution.refusal`) left out and
+    counted in ``report`` (``records``, ``refused``). The refusal is decided once per distinct
+    pair, and the table is built column by column."""
+    report = report if report is not None else AggregateReport()
     refused: Counter[str] = Counter()
-    rows: list[dict[str, Any]] = []
+    verdicts: dict[tuple[str, str], str | None] = {}
+    installs: list[str] = []
+    failing: list[str] = []
+    fixing: list[str] = []
+    helped: list[float] = []
     for c in contributions:
+        report.records += len(c.records)
         for r in c.records:
-            report.records += 1
-            why = refusal(r.failing, r.fixing)
+            pair = (r.failing, r.fixing)
+            if pair in verdicts:
+                why = verdicts[pair]
+            else:
+                why = verdicts[pair] = refusal(r.failing, r.fixing)
             if why is not None:
                 refused[why] += 1
                 continue
-            rows.append({"install": c.install, "failing": r.failing, "fixing": r.fixing, "helped": r.helped})
-    report.refused = dict(sorted(refused.items()))
-    merged = engine.merged(pa.Table.from_pylist(rows, schema=EVIDENCE_SCHEMA))
-    report.released = dp_release(merged, config, engine.backend())
-    return report
+            installs.append(c.install)
+            failing.append(r.failing)
+            fixing.append(r.fixing)
+            helped.append(r.helped)
+    for why, n in refused.items():
+        report.refused[why] = report.refused.get(why, 0) + n
+    report.refused = dict(sorted(report.refused.items()))
+    return pa.table([installs, failing, fixing, helped], schema=EVIDENCE_SCHEMA)
 
 
 def dp_release(merged: Any, config: AggregateConfig, backend: Any) -> list[Released]:
@@ -266,8 +348,11 @@ def dp_release(merged: Any, config: AggregateConfig, backend: Any) -> list[Relea
         extractors,
     )
     selecting.compute_budgets()
-    # The local backend's collections are lazy iterables: the selection is drawn once, here.
-    selected = list(chosen)
+    # The selection is drawn once, here, and handed to the second computation as a list (both
+    # backends filter by a local set and add the empty public partitions from it): the local
+    # backend's collections are lazy iterables and Spark's RDDs recompute -- each pass would
+    # draw the selection's noise again.
+    selected = _collect(chosen)
     if not selected:
         return []
     counting = dp.NaiveBudgetAccountant(
@@ -284,12 +369,19 @@ def dp_release(merged: Any, config: AggregateConfig, backend: Any) -> list[Relea
     result = dp.DPEngine(counting, backend).aggregate(merged, params, extractors, public_partitions=selected)
     counting.compute_budgets()
     out = []
-    for (failing, fixing), metrics in result:
+    for (failing, fixing), metrics in _collect(result):
         count = float(metrics.privacy_id_count)
         helped = min(1.0, max(0.0, float(metrics.sum) / count)) if count > 0 else 0.0
         out.append(Released(failing, fixing, max(0.0, count), helped))
     out.sort(key=lambda r: (r.failing, -r.installs, r.fixing))
     return out
+
+
+def _collect(collection: Any) -> list[Any]:
+    """A pipeline-dp collection as a list on the driver: an RDD is collected, a local lazy
+    iterable is run."""
+    collect = getattr(collection, "collect", None)
+    return list(collect()) if callable(collect) else list(collection)
 
 
 def rules(released: list[Released], min_helped: float) -> list[Released]:
