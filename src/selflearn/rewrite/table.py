@@ -18,13 +18,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from selflearn.core.artefacts import format_name, read_description, reading, write_description
-from selflearn.core.delex import Delexicalizer, fill
+from selflearn.core.delex import PLACEHOLDER, Delexicalizer, fill
 from selflearn.core.errors import ConfigError
-from selflearn.core.guards import changes_meaning, changes_target, evidence_bar, overwhelming
+from selflearn.core.guards import _ACTION_DIMS, _LOW, _OBJECT_BITS, _WORD_BITS, evidence_bar
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import RewriteTrace
 
@@ -92,12 +94,20 @@ class RewriteTable:
     def __post_init__(self) -> None:
         if not self.table.schema.equals(TABLE_SCHEMA):
             self.table = self.table.select(TABLE_SCHEMA.names).cast(TABLE_SCHEMA)
-        self._active: dict[str, dict[str, Any]] = {
-            row["source"]: row for row in self.table.to_pylist() if row["status"] == "active"
-        }
+        self._index = _SourceIndex(self.table)
+        source = self._index.source
+        if source.type == pa.string() and self.table.column("source").num_chunks > 1:
+            # keep one copy of the column: the index's, combined in one piece
+            at = self.table.schema.get_field_index("source")
+            self.table = self.table.set_column(at, TABLE_SCHEMA.field("source"), pa.chunked_array([source]))
+        self._columns = list(zip(self.table.column_names, self.table.columns, strict=True))
+        self._rows: dict[int, dict[str, Any]] = {}
+        """Rows already read out of the Arrow table, by row number (:data:`ROW_CACHE` at most)."""
         self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
         self._refused = self._find_unguarded()
-        """:meth:`unguarded` rules by source: kept in the table, never applied by :meth:`lookup`."""
+        """Per row: an active rule :meth:`unguarded` lists (kept in the table, never applied by
+        :meth:`lookup`)."""
+        self._distinct: int | None = None
 
     @classmethod
     def from_rules(
@@ -147,7 +157,7 @@ class RewriteTable:
             "version": _version(self.table),
             "created_at": datetime.now(UTC).isoformat(),
             "rules": self.table.num_rows,
-            "active": len(self._active),
+            "active": len(self),
             **{k: v for k, v in self.metadata.items() if k != "format"},
         }
         folder = Path(folder)
@@ -168,9 +178,9 @@ class RewriteTable:
         if missing:
             raise ConfigError(f"{folder}/rewrites.parquet lacks columns {sorted(missing)}")
         loaded = cls(table, meta, folder)
-        risky = loaded.unguarded()
+        risky = loaded._unguarded_rows()
         if risky:
-            shown = "; ".join(f"{r['source']!r} -> {r['target']!r}" for r in risky[:3])
+            shown = "; ".join(f"{r['source']!r} -> {r['target']!r}" for r in map(loaded._row, risky[:3]))
             log.warning(
                 "%s: %d active rewrite(s) change the action, its polarity or the kind of thing acted "
                 "on without overwhelming evidence (%s). The miner refuses these since 2026-11-25, "
@@ -188,41 +198,102 @@ class RewriteTable:
         thresholds the table was mined with). Tables mined before the action-swap guard
         (2026-11-25) may hold such rules; :meth:`load` warns about them and :meth:`lookup` never
         applies them."""
-        return list(self._refused.values())
+        return [self._row(i) for i in self._unguarded_rows()]
 
-    def _find_unguarded(self) -> dict[str, dict[str, Any]]:
-        """:meth:`unguarded`, computed once from the active rows: by source."""
+    def _unguarded_rows(self) -> list[int]:
+        """Row numbers of :meth:`unguarded`: the refused rows that :meth:`lookup` would find."""
+        rows = np.flatnonzero(self._refused)
+        source = self._index.source
+        return [int(i) for i in rows if self._index.find(source[int(i)].as_py()) == i]
+
+    def _find_unguarded(self) -> np.ndarray:
+        """:meth:`unguarded`, computed once for every active row (column-wise: a table of
+        10,000,000 rules is checked in seconds): True where the row changes the meaning
+        (:func:`~selflearn.core.guards.changes_meaning`) or the placeholders
+        (:func:`~selflearn.core.guards.changes_target`) without
+        :func:`~selflearn.core.guards.overwhelming` evidence."""
         config = self.metadata.get("config") or {}
         k_all, margin_all = int(config.get("min_users", 5)), float(config.get("margin", 0.3))
         factor = float(config.get("sensitive_factor", 2.0))
         users_needed = int(config.get("overwhelming_users", 50))
         success_needed = float(config.get("overwhelming_success", 0.95))
-        out: dict[str, dict[str, Any]] = {}
-        for source, row in self._active.items():
-            target = row["target"]
-            if not (changes_meaning(source, target) or changes_target(source, target)):
-                continue
-            k, margin = evidence_bar(k_all, margin_all, bool(row["sensitive"]), factor)
-            users, p_target, p_source = int(row["users"]), float(row["p_target"]), float(row["p_source"])
-            if not overwhelming(users, p_target, p_source, k, margin, users_needed, success_needed):
-                out[source] = row
+        table = self.table
+        out = np.zeros(table.num_rows, dtype=bool)
+        if not len(self._index.active):
+            return out
+        # evidence_bar and overwhelming, per row
+        sensitive = _numpy(table.column("sensitive"), False)
+        k_sensitive, margin_sensitive = evidence_bar(k_all, margin_all, True, factor)
+        k = np.where(sensitive, k_sensitive, k_all)
+        margin = np.where(sensitive, 2 * margin_sensitive, 2 * margin_all)
+        users, p_target = _numpy(table.column("users"), 0), _numpy(table.column("p_target"), 0.0)
+        p_source = _numpy(table.column("p_source"), 0.0)
+        strong = (
+            (users >= np.maximum(k, users_needed))
+            & (p_target >= success_needed)
+            & (p_target - p_source >= margin)
+        )
+        rows = self._index.active[~strong[self._index.active]]
+        for start in range(0, len(rows), _CHUNK):
+            part = pa.array(rows[start : start + _CHUNK])
+            source = table.column("source").take(part)
+            # targets repeat (many failing patterns, one fix): each distinct one is read once
+            encoded = pc.dictionary_encode(table.column("target").take(part)).combine_chunks()
+            targets = _numpy(encoded.indices, len(encoded.dictionary))
+            # changes_target: another placeholder multiset (only where either side has one)
+            changed = np.zeros(len(part), dtype=bool)
+            slotted = _numpy(pc.match_substring(source, "{"), False)
+            slotted |= np.append(_numpy(pc.match_substring(encoded.dictionary, "{"), False), False)[targets]
+            some = np.flatnonzero(slotted)
+            if len(some):
+                said = source.take(pa.array(some))
+                for kind in _KINDS:
+                    placeholder = "{" + kind + "}"
+                    wanted = np.append(_numpy(pc.count_substring(encoded.dictionary, placeholder), 0), 0)
+                    changed[some] |= _numpy(pc.count_substring(said, placeholder), 0) != wanted[targets[some]]
+            # changes_meaning: a polarity flip, another action or another kind of thing; each
+            # needs bits on both sides, so the source is read only where the target has some
+            dst = np.append(_facts(encoded.dictionary), np.uint64(0))[targets]
+            src = np.zeros(len(part), dtype=np.uint64)
+            some = np.flatnonzero(dst)
+            if len(some):
+                src[some] = _facts(source.take(pa.array(some)))
+            dims_src, dims_dst = _dims(src), _dims(dst)
+            flips = (dims_src & dims_dst & ~_dims(src & dst)) != 0
+            act_src, act_dst = dims_src & _ACTION_DIMS_U, dims_dst & _ACTION_DIMS_U
+            other_action = (act_src != 0) & (act_dst != 0) & ((act_src & act_dst) == 0)
+            obj_src, obj_dst = src & _OBJECT_BITS_U, dst & _OBJECT_BITS_U
+            other_kind = (obj_src != 0) & (obj_dst != 0) & ((obj_src & obj_dst) == 0)
+            out[rows[start : start + _CHUNK]] = changed | flips | other_action | other_kind
         return out
 
     def __len__(self) -> int:
-        return len(self._active)
+        if self._distinct is None:
+            self._distinct = self._index.distinct()
+        return self._distinct
+
+    def _row(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as a dict (the same dict for the same row while it is cached)."""
+        row = self._rows.get(i)
+        if row is None:
+            if len(self._rows) >= ROW_CACHE:
+                self._rows.clear()
+            row = self._rows[i] = {name: column[i].as_py() for name, column in self._columns}
+        return row
 
     # --- runtime -----------------------------------------------------------------------------
 
     def lookup(self, text: str, home: Home | None = None) -> tuple[str, dict[str, Any]] | None:
         """The rewritten text and the rule for ``text`` said in ``home``, or None (also for a
         rule today's guards refuse, :meth:`unguarded`)."""
-        if not self._active:
+        if not len(self._index.active):
             return None
         delex = self._delexicalizer(home)
         d = delex(text)
-        row = self._active.get(d.pattern)
-        if row is None or d.pattern in self._refused:
+        i = self._index.find(d.pattern)
+        if i < 0 or self._refused[i]:
             return None
+        row = self._row(i)
         out = fill(row["target"], d.values)
         if out is None or normalize_name(out) == normalize_name(text):
             return None
@@ -254,5 +325,110 @@ class RewriteTable:
 
 
 def _version(table: pa.Table) -> str:
-    blob = json.dumps(table.to_pylist(), sort_keys=True, default=str).encode()
-    return "rw-" + hashlib.blake2b(blob, digest_size=6).hexdigest()
+    # The digest of json.dumps(table.to_pylist(), sort_keys=True), fed a batch of rows at a time.
+    digest = hashlib.blake2b(digest_size=6)
+    digest.update(b"[")
+    first = True
+    for batch in table.to_batches(max_chunksize=_CHUNK // 16):
+        for row in batch.to_pylist():
+            if not first:
+                digest.update(b", ")
+            digest.update(json.dumps(row, sort_keys=True, default=str).encode())
+            first = False
+    digest.update(b"]")
+    return "rw-" + digest.hexdigest()
+
+
+ROW_CACHE = 4096
+"""Rows :meth:`RewriteTable.lookup` keeps as dicts once read (the rules that keep matching)."""
+
+_CHUNK = 1 << 20
+"""Rows checked at a time by the guards' column-wise pass."""
+
+_KINDS = PLACEHOLDER.pattern[PLACEHOLDER.pattern.index("(") + 1 : PLACEHOLDER.pattern.index(")")].split("|")
+"""The placeholder kinds (``area``, ``floor``, ...)."""
+
+_LOW_U, _ACTION_DIMS_U, _OBJECT_BITS_U = np.uint64(_LOW), np.uint64(_ACTION_DIMS), np.uint64(_OBJECT_BITS)
+_MEANING_BITS = _LOW | _LOW << 1 | _OBJECT_BITS
+"""The bits of :func:`~selflearn.core.guards.facts` that changes_meaning reads (below 64)."""
+_VOCABULARY = pa.array(sorted(_WORD_BITS))
+_VOCABULARY_BITS = np.array([_WORD_BITS[w] & _MEANING_BITS for w in _VOCABULARY.to_pylist()] + [0], np.uint64)
+
+
+def _dims(bits: np.ndarray) -> np.ndarray:
+    out: np.ndarray = (bits | bits >> np.uint64(1)) & _LOW_U
+    return out
+
+
+def _facts(patterns: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """:func:`~selflearn.core.guards.facts` of each pattern (the bits changes_meaning reads):
+    the words' bits or-ed together, the words being the runs of ``[a-z']`` as there."""
+    words = pc.split_pattern_regex(patterns, r"[^a-z']+")
+    if isinstance(words, pa.ChunkedArray):
+        words = words.combine_chunks()
+    lengths = _numpy(pc.list_value_length(words), 0)
+    found = pc.index_in(words.flatten(), value_set=_VOCABULARY)
+    bits = _VOCABULARY_BITS[_numpy(found, len(_VOCABULARY_BITS) - 1)]
+    out = np.zeros(len(lengths), dtype=np.uint64)
+    said = lengths > 0
+    if bits.size:
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        out[said] = np.bitwise_or.reduceat(bits, starts[said])
+    return out
+
+
+def _numpy(column: pa.ChunkedArray | pa.Array, null: Any) -> np.ndarray:
+    return np.asarray(pc.fill_null(column, null).to_numpy(zero_copy_only=False))
+
+
+class _SourceIndex:
+    """Where each active rule's source pattern is: the active rows' numbers in the order of their
+    sources (a stable sort, so equal sources keep their row order), searched by bisection over
+    the Arrow column's own bytes. Compact at any size (8 bytes per rule besides the column); a
+    source said by several active rows finds the last of them."""
+
+    def __init__(self, table: pa.Table) -> None:
+        column = table.column("source")
+        if column.nbytes > 1 << 30:  # 32-bit offsets would overflow once combined and taken
+            column = column.cast(pa.large_string())
+        source = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        self.source: pa.Array = source
+        active = pc.and_(pc.equal(table.column("status"), "active"), pc.is_valid(table.column("source")))
+        self.active = np.flatnonzero(_numpy(active, False))
+        """Row numbers of the active rules."""
+        order = _numpy(pc.array_sort_indices(source), 0) if len(self.active) else np.zeros(0, np.int64)
+        keep = np.zeros(table.num_rows, dtype=bool)
+        keep[self.active] = True
+        self.order = order[keep[order]].astype(np.int64 if table.num_rows >= 1 << 31 else np.int32)
+        """Active row numbers in the order of their sources."""
+        _, offsets, data = source.buffers()
+        wide = pa.types.is_large_string(source.type)
+        bounds = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[source.offset :]
+        # memoryviews: indexing them gives Python ints without numpy's per-scalar cost
+        self._rows = self.order.data
+        self._offsets = np.ascontiguousarray(bounds).data
+        self._data = memoryview(data) if data is not None else memoryview(b"")
+
+    def find(self, pattern: str) -> int:
+        """The row of the active rule whose source is ``pattern``, or -1."""
+        key = pattern.encode()
+        rows, offsets, data = self._rows, self._offsets, self._data
+        lo, hi = 0, len(rows)
+        while lo < hi:  # the first position past every source <= key
+            mid = (lo + hi) // 2
+            row = rows[mid]
+            if key < bytes(data[offsets[row] : offsets[row + 1]]):
+                hi = mid
+            else:
+                lo = mid + 1
+        if lo:
+            row = rows[lo - 1]
+            if bytes(data[offsets[row] : offsets[row + 1]]) == key:
+                return int(row)
+        return -1
+
+    def distinct(self) -> int:
+        """Distinct sources among the active rules."""
+        if not len(self.active):
+            return 0
+        return int(pc.count_distinct(self.source.take(pa.array(self.active))).as_py())
