@@ -191,6 +191,44 @@ def test_wins_losses_and_verdicts_of_rules_are_shared(tmp_path: Path) -> None:
     assert (rejected.approved, rejected.rejected, rejected.helped) == (0, 1, 0.0)  # last week's: not in
 
 
+def test_a_store_of_many_homes_contributes_per_household(tmp_path: Path) -> None:
+    """One pass over a store of several households gives each the contribution it would make as
+    an install of its own: its own pairs, filtered with its own names, bounded on its own."""
+    from selflearn.community.contribution import evidence_by_household
+    from selflearn.core.store import Store
+
+    log = Log()
+    log.homes["home-plugh"] = PRIVATE_HOME
+    log.home("h2", ["Kitchen"], ["Zorblax Lamp"])
+    for u in range(2):
+        log.session(
+            f"a{u}",
+            "home-plugh",
+            [
+                ("kill the lights in the quimbly nook", True),
+                ("turn off the lights in the quimbly nook", False),
+            ],
+        )
+        # "zorblax" is a name in both homes: neither shares it
+        log.session(f"a{u}", "home-plugh", [("turn on zorblax", True), ("switch on zorblax please", False)])
+        log.session(f"b{u}", "h2", [("turn on zorblax", True), ("switch on zorblax please", False)])
+        log.session(f"b{u}", "h2", [("cut the kitchen lights", True), ("turn off the kitchen lights", False)])
+    path = tmp_path / "many.duckdb"
+    log.store(path).close()
+    with Store(path, read_only=True) as store:
+        each = evidence_by_household(DuckDbEngine(store), PERIOD)
+        alone = build_contribution(DuckDbEngine(store), _key(9), PERIOD).records
+    assert sorted(each) == ["h2", "home-plugh"]
+    assert [(r.failing, r.fixing, r.rescues) for r in each["home-plugh"][0]] == [(*KILL, 1)]
+    assert [(r.failing, r.fixing) for r in each["h2"][0]] == [
+        ("cut the {area} lights", "turn off the {area} lights")
+    ]
+    assert each["h2"][1] == {"a word of this install's names": 1}
+    # the store as one install shares the union
+    cut = ("cut the {area} lights", "turn off the {area} lights")
+    assert {(r.failing, r.fixing) for r in alone} == {KILL, cut}
+
+
 def test_periods_are_iso_weeks() -> None:
     start, end = period_range("2026-W10")
     assert (start.isoformat(), (end - start).days) == ("2026-03-02T00:00:00+00:00", 7)

@@ -27,6 +27,7 @@ if _TYPE_CHECKING:
         ContributionConfig,
         Evidence,
         build_contribution,
+        evidence_by_household,
         read_contribution,
         write_contribution,
     )
@@ -46,6 +47,7 @@ _LAZY = {
     "ContributionConfig": "selflearn.community.contribution",
     "Evidence": "selflearn.community.contribution",
     "build_contribution": "selflearn.community.contribution",
+    "evidence_by_household": "selflearn.community.contribution",
     "read_contribution": "selflearn.community.contribution",
     "write_contribution": "selflearn.community.contribution",
     "Ledger": "selflearn.community.ledger",
@@ -69,6 +71,7 @@ __all__ = [
     "SparkAggregation",
     "aggregate",
     "build_contribution",
+    "evidence_by_household",
     "install_release",
     "load_release",
     "read_contribution",

@@ -233,23 +233,24 @@ def name_words(homes: pa.Table) -> frozenset[str]:
 # --- computing the evidence -------------------------------------------------------------------------
 
 RESCUES_SQL = """
-SELECT h.src AS failing, b.pattern AS fixing,
+SELECT {by}h.src AS failing, b.pattern AS fixing,
        count(DISTINCT CASE WHEN NOT b.defect THEN h.user_id END) AS rescues,
        count(DISTINCT CASE WHEN b.defect THEN h.user_id END) AS failed
 FROM ({hops}) h JOIN states b ON b.turn_id = h.cur
 WHERE b.organic AND h.src <> b.pattern
-GROUP BY h.src, b.pattern
+GROUP BY {group}h.src, b.pattern
 """
 """Per (failing pattern, later reformulation in the same chain): distinct users it worked for,
-and distinct users it failed for (the miner's chain walk, :data:`~selflearn.mining.engines.HOP_SQL`)."""
+and distinct users it failed for (the miner's chain walk, :data:`~selflearn.mining.engines.HOP_SQL`);
+``{by}`` and ``{group}`` are empty, or select and group by the household."""
 
 WINS_SQL = """
-SELECT pattern AS failing, rewritten_pattern AS fixing,
+SELECT {by}pattern AS failing, rewritten_pattern AS fixing,
        count(DISTINCT CASE WHEN NOT defect THEN user_id END) AS wins,
        count(DISTINCT CASE WHEN defect THEN user_id END) AS losses
 FROM states
 WHERE NOT organic AND rewritten_pattern IS NOT NULL AND pattern <> rewritten_pattern
-GROUP BY pattern, rewritten_pattern
+GROUP BY {group}pattern, rewritten_pattern
 """
 """Per rewrite already applied (said pattern -> rewritten pattern): distinct users it worked
 and failed for."""
@@ -265,9 +266,52 @@ def local_evidence(
     engines: DuckDB or Spark) and the ``reviews`` of the period (the store's verdicts), bounded
     and filtered (see the module docstring), and how many pairs were kept at home, by reason."""
     config = config or ContributionConfig()
+    counts = _counted(engine, period, config, per_household=False)
+    merged = counts.get("", {})
     start, end = period_range(period)
+    verdicts: dict[tuple[str, str], set[str]] = {}
+    for review in reviews:
+        if not start <= review.timestamp < end:
+            continue
+        # an edit says the target was wrong and the edited one right
+        marks = [
+            ((review.pattern, review.target), "approved" if review.decision == "approved" else "rejected")
+        ]
+        if review.decision == "edited" and review.edited_target:
+            marks.append(((review.pattern, review.edited_target), "approved"))
+        for pair, verdict in marks:
+            verdicts.setdefault(pair, set()).add(verdict)
+    for pair, kinds in verdicts.items():
+        row = merged.setdefault(pair, dict.fromkeys(_COUNTS, 0))
+        for kind in kinds:
+            row[kind] += 1
+    return _bounded(merged, name_words(engine.homes()), config)
+
+
+def evidence_by_household(
+    engine: Engine, period: str, config: ContributionConfig | None = None
+) -> dict[str, tuple[list[Evidence], Counter[str]]]:
+    """What each household of a store holding many would share for ``period`` as an install of
+    its own (one pass over the logs; no reviews): household id -> (pairs, kept at home by
+    reason), each household's pairs filtered with its own home's names and bounded on its own.
+    For a deployment that serves several homes from one store, and for benchmarks."""
+    config = config or ContributionConfig()
     homes = engine.homes()
-    delex = make_delex(homes, config.defect_threshold)
+    ids = homes.column("home_id").to_pylist()
+    out: dict[str, tuple[list[Evidence], Counter[str]]] = {}
+    for household, merged in sorted(_counted(engine, period, config, per_household=True).items()):
+        mine = homes.filter(pc.equal(homes.column("home_id"), household)) if household in ids else homes
+        out[household] = _bounded(merged, name_words(mine), config)
+    return out
+
+
+def _counted(
+    engine: Engine, period: str, config: ContributionConfig, per_household: bool
+) -> dict[str, dict[tuple[str, str], dict[str, int]]]:
+    """Clipped-later counts of distinct users per (failing, fixing) pair in ``period``, keyed by
+    household id (``""`` for the whole store when not ``per_household``)."""
+    start, end = period_range(period)
+    delex = make_delex(engine.homes(), config.defect_threshold)
     ts_type = pa.timestamp("us", tz="UTC")
     lo, hi = pa.scalar(start, ts_type), pa.scalar(end, ts_type)
 
@@ -283,30 +327,26 @@ def local_evidence(
     while depth < MAX_CHAIN and engine.create(f"hops_{depth + 1}", HOP_SQL.format(prev=depth)):
         depth += 1
     hops = " UNION ALL ".join(f"SELECT * FROM hops_{d}" for d in range(1, depth + 1))
-    merged: dict[tuple[str, str], dict[str, int]] = {}
-    for sql in (RESCUES_SQL.format(hops=hops), WINS_SQL):
+    rescues, wins = RESCUES_SQL.format(hops=hops, by="", group=""), WINS_SQL.format(by="", group="")
+    if per_household:
+        rescues = RESCUES_SQL.format(hops=hops, by="h.household_id AS household, ", group="h.household_id, ")
+        wins = WINS_SQL.format(by="household_id AS household, ", group="household_id, ")
+    merged: dict[str, dict[tuple[str, str], dict[str, int]]] = {}
+    for sql in (rescues, wins):
         for row in engine.fetch(f"SELECT * FROM ({sql}) x ORDER BY failing, fixing").to_pylist():
-            counts = merged.setdefault((row["failing"], row["fixing"]), dict.fromkeys(_COUNTS, 0))
+            pairs = merged.setdefault(str(row.get("household") or ""), {})
+            counts = pairs.setdefault((row["failing"], row["fixing"]), dict.fromkeys(_COUNTS, 0))
             for name in _COUNTS:
                 if name in row:
                     counts[name] += int(row[name] or 0)
-    verdicts: dict[tuple[str, str], set[str]] = {}
-    for review in reviews:
-        if not start <= review.timestamp < end:
-            continue
-        # an edit says the target was wrong and the edited one right
-        marks = [
-            ((review.pattern, review.target), "approved" if review.decision == "approved" else "rejected")
-        ]
-        if review.decision == "edited" and review.edited_target:
-            marks.append(((review.pattern, review.edited_target), "approved"))
-        for pair, verdict in marks:
-            verdicts.setdefault(pair, set()).add(verdict)
-    for pair, kinds in verdicts.items():
-        counts = merged.setdefault(pair, dict.fromkeys(_COUNTS, 0))
-        for kind in kinds:
-            counts[kind] += 1
-    private = name_words(homes)
+    return merged
+
+
+def _bounded(
+    merged: dict[tuple[str, str], dict[str, int]], private: frozenset[str], config: ContributionConfig
+) -> tuple[list[Evidence], Counter[str]]:
+    """The pairs of ``merged`` an install may share: clean, free of the words of its names
+    (``private``), releasable, counts clipped, at most ``max_patterns`` (most evidence first)."""
     dropped: Counter[str] = Counter()
     kept: list[Evidence] = []
     for (failing, fixing), counts in merged.items():
