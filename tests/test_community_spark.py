@@ -117,6 +117,14 @@ def test_the_crowd_sends_one_refused_pair() -> None:
     assert sorted(set(pairs)) == sorted({KILL, ONE}) and table.num_rows == CROWD + 1
 
 
+def test_nothing_left_to_release_releases_nothing() -> None:
+    """Every record refused: an empty evidence table gives an empty release (pipeline-dp itself
+    raises on an empty local collection)."""
+    only_flips = [Contribution("install-0", "0" * 64, PERIOD, BOUNDS, [Evidence(*FLIP, rescues=1)])]
+    report = aggregate(only_flips, CONFIG, DuckDbAggregation())
+    assert (report.records, sum(report.refused.values()), report.released) == (1, 1, [])
+
+
 def _rows(engine: AggregationEngine, contributions: list[Contribution]) -> list[Any]:
     rows = engine.merged(evidence_table(contributions))
     return rows.collect() if hasattr(rows, "collect") else list(rows)

@@ -324,6 +324,8 @@ def dp_release(merged: Any, config: AggregateConfig, backend: Any) -> list[Relea
     ``selection_share`` of epsilon and all of delta, then ``DPEngine.aggregate`` of the installs'
     count and the sum of help over the selected pairs (as public partitions) with the rest of
     epsilon, split evenly between the two."""
+    if not merged:  # no evidence left (every record refused); pipeline-dp refuses an empty list
+        return []
     dp = _pipeline_dp()
     strategies = {
         "truncated_geometric": dp.PartitionSelectionStrategy.TRUNCATED_GEOMETRIC,
