@@ -108,6 +108,10 @@ class RewriteTable:
         """Per row: an active rule :meth:`unguarded` lists (kept in the table, never applied by
         :meth:`lookup`)."""
         self._distinct: int | None = None
+        if self.table.num_rows > 100_000:
+            # reading and indexing a large table leaves freed buffers in Arrow's allocator: give
+            # them back, so the resident memory is the table's own
+            pa.default_memory_pool().release_unused()
 
     @classmethod
     def from_rules(
