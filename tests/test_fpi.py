@@ -5,6 +5,7 @@ truth is the label; prediction must never read it)."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,17 +13,23 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from typer.testing import CliRunner
 
 import selflearn.fpi.model as fpi_model
 import selflearn.fpi.text as fpi_text
 from selflearn import SimulationConfig, Store, simulate
+from selflearn.cli import app
 from selflearn.core.errors import ConfigError, DataError
+from selflearn.core.store import FPI_SCHEMA, REPHRASE_SCHEMA
 from selflearn.fpi.features import FEATURES, compare_texts, fpi_features
 from selflearn.fpi.language import DomainLanguage, delexicalise, domain_language
 from selflearn.fpi.model import CLASSES, RULES_NAME, FpiModel, RuleBaseline, score_fpi, truth_labels
 from selflearn.fpi.text import TextProjection
+from selflearn.rewrite.table import RewriteTable
 from selflearn.stats import fpi_breakdown
 from tests.conftest import turn_dict
+
+runner = CliRunner()
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -432,3 +439,281 @@ def test_model_with_text_projection_saves_and_loads_it(
     (folder / "text_projection" / "projection.npz").unlink()
     with pytest.raises(ConfigError, match="text_projection"):
         FpiModel.load(folder)
+
+
+# --- what to do about each stage (``selflearn fpi report``) ---------------------------------------
+
+HOME_A, HOME_B = "secrethomeA", "secrethomeB"
+SWITCH, TURN_ON = "switch the {name} on", "turn on the {name}"
+HOMES = [
+    {
+        "record_type": "home",
+        "home_id": HOME_A,
+        "areas": [{"id": "kitchen", "name": "Kitchen"}, {"id": "living_room", "name": "Living Room"}],
+        "entities": [
+            {"id": "light.kitchen_lamp", "name": "Kitchen Lamp", "area": "kitchen"},
+            {"id": "light.living_room_ceiling", "name": "Living Room Ceiling", "area": "living_room"},
+        ],
+    },
+    {
+        "record_type": "home",
+        "home_id": HOME_B,
+        "areas": [{"id": "bedroom", "name": "Bedroom"}],
+        "entities": [{"id": "light.bedroom_lamp", "name": "Bedroom Lamp", "area": "bedroom"}],
+    },
+]
+
+
+def _said(
+    turn_id: str, home: str, user: str, seconds: float, text: str, *args: Any, **kw: Any
+) -> dict[str, Any]:
+    area = "Kitchen" if home == HOME_A else "Bedroom"
+    device = {"device_id": f"{home}-speaker", "device_type": "satellite", "area": area}
+    return _turn(
+        turn_id,
+        f"{home}-{user}-s",
+        seconds,
+        text,
+        *args,
+        household_id=home,
+        user_id=f"{home}-{user}",
+        device=device,
+        **kw,
+    )
+
+
+def _worked(
+    turn_id: str, home: str, user: str, seconds: float, text: str, entity: str, name: str
+) -> dict[str, Any]:
+    er = {"resolved": [{"entity_id": entity, "name": name, "score": 1.0}], "ok": True}
+    return _said(turn_id, home, user, seconds, text, er=er)
+
+
+# (turn, predicted failure point, the turn it rephrases)
+STAGE_TURNS: list[tuple[dict[str, Any], str, str | None]] = [
+    # "switch the <lamp> on" fails to be understood in both homes (a table rule rewrites it)
+    (
+        _said("a1", HOME_A, "u1", 0, "switch the kitchen lamp on", status="no_match", matched=False),
+        "nlu",
+        None,
+    ),
+    (
+        _said("b1", HOME_B, "u3", 0, "switch the bedroom lamp on", status="no_match", matched=False),
+        "nlu",
+        None,
+    ),
+    (
+        _said("b2", HOME_B, "u4", 60, "switch the bedroom lamp on", status="no_match", matched=False),
+        "nlu",
+        None,
+    ),
+    # "lights up in here" is not understood; both homes' users then said "turn on the <lamp>", which worked
+    (_said("a2", HOME_A, "u1", 100, "lights up in here", status="no_match", matched=False), "nlu", None),
+    (
+        _worked("a3", HOME_A, "u1", 105, "turn on the kitchen lamp", "light.kitchen_lamp", "Kitchen Lamp"),
+        "correct",
+        "a2",
+    ),
+    (_said("b3", HOME_B, "u3", 100, "lights up in here", status="no_match", matched=False), "nlu", None),
+    (
+        _worked("b4", HOME_B, "u3", 106, "turn on the bedroom lamp", "light.bedroom_lamp", "Bedroom Lamp"),
+        "correct",
+        "b3",
+    ),
+    # nicknames the homes do not know: "the mothership" (twice, then said by its name), "the big light"
+    *(
+        (
+            _said(
+                t,
+                HOME_A,
+                u,
+                s,
+                "turn on the mothership",
+                "error",
+                "no_entity",
+                er={"resolved": [], "unresolved": ["mothership"], "ok": False},
+            ),
+            "er",
+            None,
+        )
+        for t, u, s in (("a4", "u1", 200), ("a5", "u2", 300))
+    ),
+    (
+        _worked(
+            "a6",
+            HOME_A,
+            "u2",
+            306,
+            "turn on the living room ceiling",
+            "light.living_room_ceiling",
+            "Living Room Ceiling",
+        ),
+        "correct",
+        "a5",
+    ),
+    (
+        _said(
+            "b5",
+            HOME_B,
+            "u4",
+            200,
+            "turn on the big light",
+            "error",
+            "no_entity",
+            er={"resolved": [], "unresolved": ["big light"], "ok": False},
+        ),
+        "er",
+        None,
+    ),
+    # background speech woke the assistant
+    (
+        _said(
+            "b6",
+            HOME_B,
+            "u4",
+            400,
+            "what a lovely evening",
+            status="no_match",
+            matched=False,
+            wake={"score": 0.41},
+        ),
+        "false_wake",
+        None,
+    ),
+    # misheard, with another hypothesis logged
+    (
+        _said("a7", HOME_A, "u1", 500, "turn of the kitchen lamb", status="no_match", matched=False),
+        "asr",
+        None,
+    ),
+    # misheard words the assistant took for a name: not a name to teach, and they stay words
+    (
+        _said(
+            "a8",
+            HOME_A,
+            "u2",
+            600,
+            "dim the garden gnome",
+            "error",
+            "no_entity",
+            er={"resolved": [], "unresolved": ["garden gnome"], "ok": False},
+        ),
+        "asr",
+        None,
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def stage_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("fpi-stages")
+    path = _store_from(folder, [*HOMES, *(t for t, _, _ in STAGE_TURNS)])
+    now = datetime.now(UTC)
+    fpi = [
+        {"turn_id": t["turn_id"], "failure_point": fp, "probability": 0.9, "model": "test", "scored_at": now}
+        for t, fp, _ in STAGE_TURNS
+    ]
+    rephrases = [
+        {"turn_id": t["turn_id"], "rephrase_of": of, "p_rephrase": 0.9, "model": "test", "scored_at": now}
+        for t, _, of in STAGE_TURNS
+    ]
+    with Store(path) as store:
+        store.save_signals("fpi", pa.Table.from_pylist(fpi, schema=FPI_SCHEMA))
+        store.save_signals("rephrases", pa.Table.from_pylist(rephrases, schema=REPHRASE_SCHEMA))
+    RewriteTable.from_rules([(SWITCH, TURN_ON)]).save(folder / "rewrites")
+    return path
+
+
+def _rows(breakdown: Any) -> dict[tuple[str, str], Any]:
+    return {(r.stage, r.pattern): r for rows in breakdown.patterns_by_stage.values() for r in rows}
+
+
+def test_stage_patterns_group_across_homes_and_say_what_to_do(stage_store: Path) -> None:
+    with Store(stage_store, read_only=True) as store:
+        breakdown = fpi_breakdown(store, top=5, table=stage_store.parent / "rewrites")
+    assert breakdown is not None
+    rows = _rows(breakdown)
+    assert set(breakdown.patterns_by_stage) == {"nlu", "er", "false_wake", "asr"}
+    assert breakdown.patterns_by_stage["nlu"][0].pattern == SWITCH  # 3 turns before 2
+
+    switch = rows["nlu", SWITCH]  # one pattern for both homes' lamps
+    assert (switch.count, switch.users, switch.households) == (3, 3, 2)
+    assert switch.example == "switch the bedroom lamp on"  # said most often
+    assert switch.action == "rewrite" and switch.target == TURN_ON
+    assert switch.command is not None and "approved" in switch.command and "--rule" in switch.command
+
+    lights_up = rows["nlu", "lights up in here"]
+    assert lights_up.action == "export" and lights_up.target == TURN_ON
+    assert lights_up.command is not None and "selflearn label export" in lights_up.command
+    assert "2 users, 2 homes" in lights_up.detail
+
+    nickname = rows["er", "turn on the {unknown}"]  # two homes' nicknames, one pattern
+    assert (nickname.count, nickname.users, nickname.households) == (3, 3, 2)
+    assert nickname.action == "teach"
+    assert nickname.command == "the mothership is the living room ceiling"  # what the retry that worked named
+    assert "(2 turns); 1 other unknown name in this pattern" in nickname.detail
+
+    assert rows["false_wake", "what a lovely evening"].action == "none"
+    assert "wake-word threshold" in rows["false_wake", "what a lovely evening"].detail
+    assert rows["asr", "turn of the {area} lamb"].action == "n-best"  # "kitchen" is an area of home A
+    assert rows["asr", "dim the garden gnome"].action == "n-best"
+
+    household_words = {"kitchen", "bedroom", "living room", "ceiling", "lamp", "mothership", "big light"}
+    for _stage, pattern in rows:
+        assert not any(w in pattern for w in household_words), pattern
+    assert "secrethome" not in json.dumps([asdict(r) for r in rows.values()])
+
+
+def test_stage_actions_without_a_table_and_with_an_unknown_name(stage_store: Path, tmp_path: Path) -> None:
+    with Store(stage_store, read_only=True) as store:
+        rows = _rows(fpi_breakdown(store, top=5))
+    switch = rows["nlu", SWITCH]
+    # no mined rule: its users never succeeded right after it, so nothing to rewrite or export
+    assert switch.action == "none" and switch.target is None and "no retry of it worked" in switch.detail
+    assert rows["nlu", "lights up in here"].action == "export"
+
+    # a nickname nobody later said by its name leaves the device to the user
+    records = [HOMES[1], next(t for t, _, _ in STAGE_TURNS if t["turn_id"] == "b5")]
+    path = _store_from(tmp_path, records)
+    with Store(path) as store:
+        now = datetime.now(UTC)
+        fpi = [
+            {"turn_id": "b5", "failure_point": "er", "probability": 1.0, "model": "test", "scored_at": now}
+        ]
+        store.save_signals("fpi", pa.Table.from_pylist(fpi, schema=FPI_SCHEMA))
+        only = _rows(fpi_breakdown(store))["er", "turn on the {unknown}"]
+    assert only.action == "teach" and only.command == "the big light is the <device>"
+    assert "with the device it means" in only.detail
+
+
+def test_fpi_report_command_prints_the_actions(stage_store: Path) -> None:
+    args = ["fpi", "report", "--store", str(stage_store), "--table", str(stage_store.parent / "rewrites")]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    nlu = {r["pattern"]: r for r in data["patterns_by_stage"]["nlu"]}
+    assert nlu[SWITCH]["action"] == "rewrite" and nlu[SWITCH]["target"] == TURN_ON
+    assert data["patterns_by_stage"]["er"][0]["action"] == "teach"
+    result = runner.invoke(app, args, env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "top nlu failures (5 turns)" in result.output and "top er failures (3 turns)" in result.output
+    assert (
+        "switch the {name} on" in result.output
+        and "the mothership is the living room ceiling" in result.output
+    )
+    missing = runner.invoke(app, [*args[:4], "--table", str(stage_store.parent / "nowhere")])
+    assert missing.exit_code != 0
+
+
+def test_a_rule_a_person_accepted_is_the_rewrite(stage_store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "reviewed.duckdb"
+    copy.write_bytes(stage_store.read_bytes())
+    said = runner.invoke(
+        app, ["review", "add", "-s", str(copy), "approved", "lights up in here", "turn on the lights"]
+    )
+    assert said.exit_code == 0, said.output
+    with Store(copy, read_only=True) as store:
+        rows = _rows(fpi_breakdown(store))
+    accepted = rows["nlu", "lights up in here"]  # was export: a person's rule comes first
+    assert accepted.action == "rewrite" and accepted.target == "turn on the lights"
+    assert "a person accepted" in accepted.detail

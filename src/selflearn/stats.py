@@ -9,9 +9,15 @@ that failed) and the failure-point breakdown are reported too, clearly marked as
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from selflearn.core.errors import ConfigError
 from selflearn.core.store import Store
+
+if TYPE_CHECKING:
+    from selflearn.report.stage_actions import StagePattern
+    from selflearn.rewrite.rewriter import Rewriter
 
 
 @dataclass
@@ -113,13 +119,27 @@ class FpiBreakdown:
     """Failure point -> turns, over everything scored."""
     top_by_stage: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     """Stage -> (request text, turns predicted to fail there), most frequent first."""
+    patterns_by_stage: dict[str, list[StagePattern]] = field(default_factory=dict)
+    """Stage -> its top failing request patterns (delexicalized with each home's configuration)
+    and what selflearn can do about each (:mod:`selflearn.report.stage_actions`), most turns first."""
 
 
 _PERIODS = ("day", "week", "month")
 
 
-def fpi_breakdown(store: Store, period: str = "day", top: int = 5) -> FpiBreakdown | None:
-    """Breakdown of the ``fpi`` table by ``period`` plus the ``top`` failing requests per stage;
+def fpi_breakdown(
+    store: Store,
+    period: str = "day",
+    top: int = 5,
+    *,
+    actions: bool = True,
+    table: Path | str | None = None,
+    rewriter: Path | str | Rewriter | None = None,
+) -> FpiBreakdown | None:
+    """Breakdown of the ``fpi`` table by ``period`` plus the ``top`` failing requests per stage
+    and, with ``actions``, the ``top`` failing request patterns per stage with what selflearn can
+    do about each (``table``: a mined rewrite-table folder; ``rewriter``: a rewriter folder or a
+    loaded one, asked what it would do; see :func:`selflearn.report.stage_actions.stage_actions`);
     ``None`` when no turn has been scored (run ``selflearn fpi predict`` first)."""
     if period not in _PERIODS:
         raise ConfigError(f"period must be one of {_PERIODS}, not {period!r}")
@@ -152,4 +172,8 @@ def fpi_breakdown(store: Store, period: str = "day", top: int = 5) -> FpiBreakdo
                 [stage, top],
             ).fetchall()
         ]
+    if actions:
+        from selflearn.report.stage_actions import stage_actions
+
+        out.patterns_by_stage = stage_actions(store, top=top, table=table, rewriter=rewriter)
     return out

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from selflearn.cli.apps import fpi_app
@@ -68,29 +69,69 @@ def fpi_predict_cmd(
 def fpi_report_cmd(
     store_path: StorePath = Path("selflearn.duckdb"),
     period: Annotated[str, typer.Option(help="Time bucket: day, week or month.")] = "day",
-    top: Annotated[int, typer.Option(help="Failing requests listed per stage.", min=1)] = 5,
+    top: Annotated[int, typer.Option(help="Failing request patterns listed per stage.", min=1)] = 5,
+    table: Annotated[
+        Path | None, typer.Option("--table", help="Mined rewrite-table folder (selflearn mine).")
+    ] = None,
+    rewriter: Annotated[
+        Path | None,
+        typer.Option(
+            "--rewriter",
+            help="Online rewriter folder (selflearn train rewriter): its table is used when --table is not "
+            "given, and it is asked what it would do with each failing pattern.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """Predicted failure points over time and the top failing requests per stage (the fpi table)."""
+    """Predicted failure points over time and, per stage, the top failing request patterns with
+    what selflearn can do about each: rewrite, teach, export (the fpi table; docs/fpi.md)."""
     from selflearn.fpi.model import CLASSES
     from selflearn.stats import fpi_breakdown
 
+    for folder, option in ((table, "--table"), (rewriter, "--rewriter")):
+        if folder is not None and not folder.is_dir():
+            raise ConfigError(f"{option} {folder} is not a folder")
     with Store(store_path, read_only=True) as store:
-        report = fpi_breakdown(store, period=period, top=top)
+        report = fpi_breakdown(store, period=period, top=top, table=table, rewriter=rewriter)
     if report is None:
         raise ConfigError(f"{store_path} has no failure point predictions: run `selflearn fpi predict` first")
     if as_json:
         typer.echo(json.dumps(asdict(report)))
         return
-    table = Table(title=f"predicted failure points per {report.period} ({report.model})")
-    table.add_column(report.period)
+    table_ = Table(title=f"predicted failure points per {report.period} ({report.model})")
+    table_.add_column(report.period)
     for stage in CLASSES:
-        table.add_column(stage, justify="right")
-    table.add_column("defect share", justify="right")
+        table_.add_column(stage, justify="right")
+    table_.add_column("defect share", justify="right")
     for bucket, counts in report.by_period:
         total = sum(counts.values())
         defects = total - counts.get("correct", 0)
-        table.add_row(bucket, *(f"{counts.get(c, 0):,}" for c in CLASSES), f"{defects / max(total, 1):.1%}")
-    out.print(table)
-    for stage, rows in report.top_by_stage.items():
-        out.print(f"top {stage} failures: " + "; ".join(f"{t!r} x{n}" for t, n in rows))
+        table_.add_row(bucket, *(f"{counts.get(c, 0):,}" for c in CLASSES), f"{defects / max(total, 1):.1%}")
+    out.print(table_)
+    for stage, rows in report.patterns_by_stage.items():
+        turns = report.totals.get(stage, 0)
+        per = Table(
+            title=f"top {stage} failures ({turns:,} turn{'' if turns == 1 else 's'})", show_lines=True
+        )
+        for name, justify in (
+            ("pattern", "left"),
+            ("example", "left"),
+            ("count", "right"),
+            ("users", "right"),
+            ("homes", "right"),
+            ("action", "left"),
+            ("detail", "left"),
+        ):
+            per.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for r in rows:
+            detail = r.detail + (f"\nrun: {r.command}" if r.command and r.action != "teach" else "")
+            per.add_row(
+                escape(r.pattern),
+                escape(r.example),
+                f"{r.count:,}",
+                f"{r.users:,}",
+                f"{r.households:,}",
+                r.action,
+                escape(detail),
+            )
+        out.print(per)

@@ -126,7 +126,7 @@ def best_candidates(
                 f"this pattern to it; it works {row['p_target']:.0%} of the time, the pattern "
                 f"{row['p_source']:.0%}",
             )
-    for r in _successes(col):
+    for r in successes(col):
         source, target = str(r["source"]), r["target"]
         if not target or target == source:
             continue
@@ -311,7 +311,7 @@ def _said(col: Collector) -> dict[str, list[Said]]:
     return out
 
 
-def _successes(col: Collector) -> list[dict[str, Any]]:
+def successes(col: Collector) -> list[dict[str, Any]]:
     """Per (top pattern, pattern that worked): the users, homes and failing turns that went
     from one to the other, following each failing turn's retries (``rephrases``) to the first
     one that worked."""

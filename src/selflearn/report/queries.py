@@ -7,7 +7,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import orjson
@@ -223,9 +223,13 @@ class Collector:
 
     # --- the per-turn table ----------------------------------------------------------------------
 
-    def turn_table(self, signals: Signals) -> None:
+    def turn_table(
+        self, signals: Signals, defect_from: Literal["defects", "fpi"] = "defects", unknown: str = ""
+    ) -> None:
+        """``_report_raw``; ``defect_from="fpi"``: a defect is a failure point other than ``correct``;
+        ``unknown``: SQL over ``t`` and ``f`` (fpi) -- those turns' unresolved names become ``{unknown}``."""
         joins, defect, p_defect, first, fpi = [], "NULL::BOOLEAN", "NULL::DOUBLE", "true", "NULL::VARCHAR"
-        if signals.scored:
+        if signals.scored and defect_from == "defects":
             joins.append("LEFT JOIN defects d ON d.turn_id = t.turn_id")
             defect, p_defect = f"d.p_defect >= {DEFECT_THRESHOLD}", "d.p_defect"
         if signals.rephrases:
@@ -234,6 +238,7 @@ class Collector:
         if signals.fpi_turns:
             joins.append("LEFT JOIN fpi f ON f.turn_id = t.turn_id")
             fpi = "f.failure_point"
+            defect = "f.failure_point <> 'correct'" if defect_from == "fpi" else defect
         self.cur.execute(f"""
             CREATE TEMP TABLE _report_raw AS
             SELECT t.turn_id, t.household_id, t.user_id, timezone('UTC', t.timestamp) AS ts,
@@ -241,6 +246,8 @@ class Collector:
                    coalesce(t.rewrite.original_text, t.text) AS said,
                    coalesce(t.rewrite.rewritten_text, '') AS rewritten,
                    t.rewrite.layer AS layer, t.rewrite.rule_id AS rule_id, t.rewrite.score AS score,
+                   CASE WHEN {unknown or "false"} THEN coalesce(array_to_string(t.er.unresolved, chr(31)), '')
+                        ELSE '' END AS unresolved,
                    {p_defect} AS p_defect, {defect} AS defect, {first} AS first_attempt,
                    CASE WHEN {defect} THEN coalesce({fpi}, {_TRACE_FAILURE}) END AS fp,
                    {fpi} IS NOT NULL AS fp_from_fpi
@@ -251,16 +258,17 @@ class Collector:
         names -- as the rewrite table looks requests up, so a request's pattern is the ``source``
         of the rule that would apply to it -- and join the patterns and the homes' pseudonyms
         onto the turns. Names the assistant could not resolve stay words (not ``{unknown}``): a
-        household's own nickname is what its failing request is about."""
+        household's own nickname is what its failing request is about (but see ``turn_table``)."""
         if "homes" in self.tables:
             for home_id, config in self.cur.execute("SELECT home_id, config FROM homes").fetchall():
                 self.homes[str(home_id)] = Home.from_dict(orjson.loads(str(config)))
-        keys = self.arrow("SELECT DISTINCT household_id, said, rewritten FROM _report_raw")
+        keys = self.arrow("SELECT DISTINCT household_id, said, rewritten, unresolved FROM _report_raw")
         patterns, rewritten = [], []
-        for household, said, rw in zip(*(keys.column(i).to_pylist() for i in range(3)), strict=True):
+        for household, said, rw, names in zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True):
             d = self.delexicalizer(household)
-            patterns.append(d(said or "").pattern)
-            rewritten.append(d(rw).pattern if rw else None)
+            unknown = names.split("\x1f") if names else ()
+            patterns.append(d(said or "", unknown).pattern)
+            rewritten.append(d(rw, unknown).pattern if rw else None)
         mapping = keys.append_column("pattern", pa.array(patterns, pa.string())).append_column(
             "rewritten_pattern", pa.array(rewritten, pa.string())
         )
@@ -272,7 +280,7 @@ class Collector:
             CREATE TEMP TABLE _report AS
             SELECT r.*, p.pattern, p.rewritten_pattern, h.home, CAST(r.ts AS DATE) AS day
             FROM _report_raw r
-            JOIN _report_patterns p USING (household_id, said, rewritten)
+            JOIN _report_patterns p USING (household_id, said, rewritten, unresolved)
             JOIN _report_names h USING (household_id)""")
         self.cur.unregister("_report_patterns")
         self.cur.unregister("_report_names")
@@ -378,15 +386,7 @@ class Collector:
     def unrecognized(
         self, rules_table: RewriteTable | None, rewriter: Rewriter | None, decisions: list[Decision]
     ) -> tuple[list[Pattern], int]:
-        self.cur.execute(f"""
-            CREATE TEMP TABLE _report_top AS
-            SELECT pattern, count(*) FILTER (WHERE defect) AS failing,
-                   count(*) FILTER (WHERE defect IS NOT NULL) AS turns,
-                   count(DISTINCT user_id) FILTER (WHERE defect) AS users,
-                   count(DISTINCT household_id) FILTER (WHERE defect) AS homes
-            FROM _report GROUP BY pattern HAVING count(*) FILTER (WHERE defect) > 0
-            ORDER BY failing DESC, pattern LIMIT {int(self.top)}""")
-        top = self.rows("SELECT * FROM _report_top ORDER BY failing DESC, pattern")
+        top = self.top_patterns()
         failing = self.one("SELECT count(DISTINCT pattern) AS n FROM _report WHERE defect")["n"]
         more = int(failing or 0) - len(top)
         fps: dict[str, dict[str, int]] = defaultdict(dict)
@@ -438,6 +438,18 @@ class Collector:
                 )
             )
         return out, int(more)
+
+    def top_patterns(self, failing: str = "defect") -> list[dict[str, Any]]:
+        """Into ``_report_top`` (the caller drops it): the top patterns by turns where ``failing`` holds."""
+        self.cur.execute(f"""
+            CREATE TEMP TABLE _report_top AS
+            SELECT pattern, count(*) FILTER (WHERE {failing}) AS failing,
+                   count(*) FILTER (WHERE defect IS NOT NULL) AS turns,
+                   count(DISTINCT user_id) FILTER (WHERE {failing}) AS users,
+                   count(DISTINCT household_id) FILTER (WHERE {failing}) AS homes
+            FROM _report GROUP BY pattern HAVING count(*) FILTER (WHERE {failing}) > 0
+            ORDER BY failing DESC, pattern LIMIT {int(self.top)}""")
+        return self.rows("SELECT * FROM _report_top ORDER BY failing DESC, pattern")
 
     def fixes(
         self, patterns: list[str], rules_table: RewriteTable | None, decisions: list[Decision]
