@@ -33,6 +33,7 @@ signature over the lines above it. :func:`read_contribution` validates a file an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -235,7 +236,8 @@ def name_words(homes: pa.Table) -> frozenset[str]:
 RESCUES_SQL = """
 SELECT {by}h.src AS failing, b.pattern AS fixing,
        count(DISTINCT CASE WHEN NOT b.defect THEN h.user_id END) AS rescues,
-       count(DISTINCT CASE WHEN b.defect THEN h.user_id END) AS failed
+       count(DISTINCT CASE WHEN b.defect THEN h.user_id END) AS failed,
+       count(*) AS times
 FROM ({hops}) h JOIN states b ON b.turn_id = h.cur
 WHERE b.organic AND h.src <> b.pattern
 GROUP BY {group}h.src, b.pattern
@@ -247,7 +249,8 @@ and distinct users it failed for (the miner's chain walk, :data:`~selflearn.mini
 WINS_SQL = """
 SELECT {by}pattern AS failing, rewritten_pattern AS fixing,
        count(DISTINCT CASE WHEN NOT defect THEN user_id END) AS wins,
-       count(DISTINCT CASE WHEN defect THEN user_id END) AS losses
+       count(DISTINCT CASE WHEN defect THEN user_id END) AS losses,
+       count(*) AS times
 FROM states
 WHERE NOT organic AND rewritten_pattern IS NOT NULL AND pattern <> rewritten_pattern
 GROUP BY {group}pattern, rewritten_pattern
@@ -336,9 +339,9 @@ def _counted(
         for row in engine.fetch(f"SELECT * FROM ({sql}) x ORDER BY failing, fixing").to_pylist():
             pairs = merged.setdefault(str(row.get("household") or ""), {})
             counts = pairs.setdefault((row["failing"], row["fixing"]), dict.fromkeys(_COUNTS, 0))
-            for name in _COUNTS:
+            for name in (*_COUNTS, "times"):
                 if name in row:
-                    counts[name] += int(row[name] or 0)
+                    counts[name] = counts.get(name, 0) + int(row[name] or 0)
     return merged
 
 
@@ -346,10 +349,14 @@ def _bounded(
     merged: dict[tuple[str, str], dict[str, int]], private: frozenset[str], config: ContributionConfig
 ) -> tuple[list[Evidence], Counter[str]]:
     """The pairs of ``merged`` an install may share: clean, free of the words of its names
-    (``private``), releasable, counts clipped, at most ``max_patterns`` (most evidence first)."""
+    (``private``), releasable, counts clipped, at most ``max_patterns``: the most evidence first
+    (before clipping: users it helped, then fewer it failed, then times seen), ties in an order
+    that does not favour any words (a hash of the pair, not the alphabet, which would share
+    "adjust ..." before "turn off ...")."""
     dropped: Counter[str] = Counter()
-    kept: list[Evidence] = []
+    kept: list[tuple[tuple[int, int, int, str], Evidence]] = []
     for (failing, fixing), counts in merged.items():
+        times = counts.pop("times", 0)
         if not any(counts.values()):
             continue
         why = pattern_problem(failing) or pattern_problem(fixing)
@@ -364,18 +371,14 @@ def _bounded(
             dropped[f"never released ({why})"] += 1
             continue
         clipped = {name: min(value, config.max_count) for name, value in counts.items()}
-        kept.append(Evidence(failing, fixing, **clipped))
-    kept.sort(
-        key=lambda e: (
-            -(e.rescues + e.wins + e.approved),
-            -(e.failed + e.losses + e.rejected),
-            e.failing,
-            e.fixing,
-        )
-    )
+        good = counts["rescues"] + counts["wins"] + counts["approved"]
+        bad = counts["failed"] + counts["losses"] + counts["rejected"]
+        tie = hashlib.blake2b(f"{failing}\x1f{fixing}".encode(), digest_size=8).hexdigest()
+        kept.append(((-good, bad, -times, tie), Evidence(failing, fixing, **clipped)))
+    kept.sort(key=lambda item: item[0])
     if len(kept) > config.max_patterns:
         dropped["over the bound of pairs per period"] += len(kept) - config.max_patterns
-    return kept[: config.max_patterns], dropped
+    return [e for _, e in kept[: config.max_patterns]], dropped
 
 
 def build_contribution(
