@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 
 from selflearn.core.errors import StoreError
+from selflearn.core.home import normalize_name
 from selflearn.core.store import Store
 from selflearn.dialogue.concepts import plausible_name
 from selflearn.report.candidates import Asked, best_candidates, successes
@@ -224,7 +225,7 @@ def _names(col: Collector, at: str) -> dict[str, list[tuple[str, str | None, int
         WHERE {at} AND r.unresolved <> ''
           AND r.pattern IN (SELECT pattern FROM _report_top)
         ORDER BY r.ts"""):
-        for name in str(r["unresolved"]).split("\x1f"):
+        for name in (normalize_name(n) for n in str(r["unresolved"]).split("\x1f")):
             if not plausible_name(name):
                 continue
             meant, n = found[str(r["pattern"])].get(name, (None, 0))
