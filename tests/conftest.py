@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -52,6 +53,17 @@ HOME: dict[str, Any] = {
 def embedder() -> StaticEmbedder:
     """The static embedder, distilled from the packaged MiniLM on first use, then cached."""
     return StaticEmbedder.load()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local Spark session (``local[2]``) for every Spark test of the run: starting its JVM
+    takes 10-20 s, so the miner's and the community aggregator's tests share it."""
+    from selflearn.mining.engines import local_session
+
+    session = local_session("local[2]", shuffle_partitions=2)
+    yield session
+    session.stop()
 
 
 @pytest.fixture()

@@ -12,7 +12,6 @@ import json
 import random
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,16 +93,13 @@ def _mixed(seed: int = 7) -> list[Contribution]:
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    """One local session for the module; every test that uses it is skipped without Spark."""
+def spark(spark: Any) -> Any:
+    """The run's Spark session (tests/conftest.py); every test that uses it is skipped without
+    Spark."""
     why = _spark_missing()
     if why is not None:
         pytest.skip(why)
-    from selflearn.mining.engines import local_session
-
-    session = local_session("local[2]", shuffle_partitions=2)
-    yield session
-    session.stop()
+    return spark
 
 
 def test_the_crowd_sends_one_refused_pair() -> None:

@@ -10,7 +10,6 @@ import importlib.util
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -109,15 +108,6 @@ def parquet_dir(store_path: Path) -> Path:
             assert rows == store.query(f"SELECT count(*) AS n FROM {table}").column("n")[0].as_py() > 0
     assert sorted(written) == sorted(SPARK_TABLES)
     return folder
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from selflearn.mining.engines import local_session
-
-    session = local_session("local[2]", shuffle_partitions=2)
-    yield session
-    session.stop()
 
 
 class Recording:
