@@ -586,6 +586,21 @@ STAGE_TURNS: list[tuple[dict[str, Any], str, str | None]] = [
         "asr",
         None,
     ),
+    # a name the home has, for the wrong kind of thing: nothing to teach
+    (
+        _said(
+            "a9",
+            HOME_A,
+            "u1",
+            700,
+            "lock the kitchen lamp",
+            "error",
+            "no_entity",
+            er={"resolved": [], "unresolved": ["Kitchen Lamp"], "ok": False},
+        ),
+        "er",
+        None,
+    ),
     # misheard words the assistant took for a name: not a name to teach, and they stay words
     (
         _said(
@@ -657,6 +672,7 @@ def test_stage_patterns_group_across_homes_and_say_what_to_do(stage_store: Path)
     assert "wake-word threshold" in rows["false_wake", "what a lovely evening"].detail
     assert rows["asr", "turn of the {area} lamb"].action == "n-best"  # "kitchen" is an area of home A
     assert rows["asr", "dim the garden gnome"].action == "n-best"
+    assert rows["er", "lock the {name}"].action == "none"
 
     household_words = {"kitchen", "bedroom", "living room", "ceiling", "lamp", "mothership", "big light"}
     for _stage, pattern in rows:
@@ -696,7 +712,7 @@ def test_fpi_report_command_prints_the_actions(stage_store: Path) -> None:
     assert data["patterns_by_stage"]["er"][0]["action"] == "teach"
     result = runner.invoke(app, args, env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
-    assert "top nlu failures (5 turns)" in result.output and "top er failures (3 turns)" in result.output
+    assert "top nlu failures (5 turns)" in result.output and "top er failures (4 turns)" in result.output
     assert (
         "switch the {name} on" in result.output
         and "the mothership is the living room ceiling" in result.output

@@ -207,11 +207,15 @@ def _stage(
     return out
 
 
+_KNOWN = frozenset({"{name}", "{area}", "{floor}", "the {name}", "the {area}", "the {floor}"})
+"""What a name the home already has delexicalizes to."""
+
+
 def _names(col: Collector, at: str) -> dict[str, list[tuple[str, str | None, int]]]:
     """Pattern -> (unresolved name, the device a retry that worked said instead or None, failing
-    turns), most turns first; only names someone could teach. The device is the one entity that
-    a retry which worked resolved, when the retry is the same request with a name of the home in
-    the place of the unknown one."""
+    turns), most turns first; only names someone could teach that the home does not have. The
+    device is the one entity that a retry which worked resolved, when the retry is the same
+    request with a name of the home in the place of the unknown one."""
     retry = ""
     if col.count("rephrases", "rephrase_of IS NOT NULL"):
         retry = """, (SELECT arg_min(t.er.resolved[1].name, w.ts) FROM rephrases n
@@ -220,14 +224,15 @@ def _names(col: Collector, at: str) -> dict[str, list[tuple[str, str | None, int
                         AND w.pattern = replace(r.pattern, '{unknown}', '{name}')) AS meant"""
     found: dict[str, dict[str, tuple[str | None, int]]] = defaultdict(dict)
     for r in col.rows(f"""
-        SELECT r.pattern, r.unresolved {retry or ", NULL::VARCHAR AS meant"}
+        SELECT r.pattern, r.household_id, r.unresolved {retry or ", NULL::VARCHAR AS meant"}
         FROM _report r
         WHERE {at} AND r.unresolved <> ''
           AND r.pattern IN (SELECT pattern FROM _report_top)
         ORDER BY r.ts"""):
+        delex = col.delexicalizer(str(r["household_id"]))
         for name in (normalize_name(n) for n in str(r["unresolved"]).split("\x1f")):
-            if not plausible_name(name):
-                continue
+            if not plausible_name(name) or delex(name).pattern in _KNOWN:
+                continue  # not a name, or one the home has (asked of the wrong kind of thing)
             meant, n = found[str(r["pattern"])].get(name, (None, 0))
             found[str(r["pattern"])][name] = (meant or r["meant"], n + 1)
     return {
@@ -319,7 +324,8 @@ def _rewrite(row: StagePattern, store: str, c: CandidateFix) -> None:
     elif "rewriter" in c.origins:
         how = "the rewriter's: accept it as a rule"
     else:
-        how = f"proposed: {c.users} users succeeded with it right after it failed; accept it as a rule"
+        users = f"{c.users} user{'' if c.users == 1 else 's'}"
+        how = f"proposed: {users} succeeded with it right after it failed; accept it as a rule"
     row.detail = f"-> {c.target!r} ({how})"
     rule = f" --rule {shlex.quote(c.rule_id)}" if c.rule_id else ""
     if c.decision == "edited":  # what accepting it on the review page records
