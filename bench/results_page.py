@@ -759,6 +759,75 @@ def rebuild(r: Result) -> str:
     )
 
 
+def community(r: Result) -> str:
+    f = r["figures"]
+    ev = f["evaluation"]
+    alone = f["no_global_layer"]
+
+    def cell(x: dict[str, Any]) -> str:
+        return f"{x['rules']}: {pct(x['defect_reduction'])}, {x['wrong_actions']}"
+
+    epsilons = sorted({run["epsilon"] for run in f["populations"]})
+    by: dict[str, dict[float, str]] = {}
+    for run in f["populations"]:
+        by.setdefault(run["population"], {})[run["epsilon"]] = cell(run)
+    rows = [
+        f"| {name} | " + " | ".join(cells.get(e, "-") for e in epsilons) + " |" for name, cells in by.items()
+    ]
+    central = "; ".join(f"{name}: {cell(c)}" for name, c in f["central"].items())
+    sweep = "; ".join(
+        f"{run['population']}, {run['max_patterns']} per install: {cell(run)}"
+        for run in f.get("max_patterns_sweep", [])
+    )
+    a = f["attack"]
+    seconds = "; ".join(
+        f"{engine}: " + ", ".join(f"{n} installs {s:,.1f} s" for n, s in by_n.items() if n.isdigit())
+        for engine, by_n in f["aggregator_seconds"].items()
+    )
+    text = (
+        f"{f['simulated_households']:,} simulated homes ({f['days']:g} days, held-out phrasings, noisy "
+        f"speech) are the installs, each sharing what `community contribute` would "
+        f"({f['pairs_shared_per_install']:.2f} pairs on average, at most {f['max_patterns']}); populations "
+        "past 1,000 and the check `1000-sampled` are drawn with replacement from them "
+        "([community.md](community.md#the-benchmark)). Each release (delta "
+        f"{f['delta']:g}) is the only global layer of {ev['households']} new homes x {ev['days']:g} days "
+        f"(`{ev['population']}`, acting, with their own layer; control defect rate "
+        f"{pct(f['control_defect_rate'])}). Cells: rules, defect reduction, wrong actions. "
+        f"Own layer alone: {pct(alone['defect_reduction'])}, {alone['wrong_actions']}. Target (issue 44): "
+        ">= 80 % of central pooling's at 10,000 installs, epsilon <= 1.\n\n"
+        "| installs | "
+        + " | ".join(f"epsilon {e:g}" for e in epsilons)
+        + " |\n|---|"
+        + "---:|" * len(epsilons)
+        + "\n"
+        + "\n".join(rows)
+        + f"\n\n**Central pooling** of the same installs' raw logs (k = {f['k_central']}): {central}. "
+        f"**Fewer pairs per install** (epsilon 1): {sweep}."
+    )
+    refused = sum(why is not None for why in a["refused_by_guards"].values())
+    names = [p for k, v in a.items() if isinstance(v, dict) and "released" in v for p in v["released"]]
+    text += (
+        f"\n\n**Attacks** (epsilon 1): {len(a['pairs'])} chosen rewrites ({refused} of them ones the "
+        "guards refuse) sent by 100 colluding installs among 10,000 and by 100 fake installs among "
+        f"1,000: {a['released']} released" + (f" ({'; '.join(names)})" if names else "") + ", "
+        f"{a['polarity_or_sensitive_released']} of them a polarity flip or a sensitive action; "
+        f"wrong actions in the new homes: {a['acted_in_victim']}; {a['released_not_withdrawn']} applied "
+        "again in a home after failing there often enough to be withdrawn; a home applied a released "
+        f"one for at most {num(a['hours_to_withdraw'], '.1f')} hours after its first use. "
+        f"**Aggregator**: {seconds}."
+    )
+    lat = f.get("latency_10m")
+    if lat:
+        text += (
+            f" **A 10,000,000-rule global table** (`bench/community_latency.py`): decision p50 "
+            f"{lat['p50_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms wall and {lat['cpu_p99_ms']:.3f} ms CPU "
+            f"({pct(lat['waited_over_1ms_share'])} of decisions waited over 1 ms for a core: load "
+            f"average {lat['load_average'][0]:.1f}), {lat['rss_gb']:.2f} GB resident, loaded in "
+            f"{lat['load_seconds']:,.0f} s. Targets: p50 <= 0.3 ms, p99 <= 1 ms, <= 4 GB."
+        )
+    return text
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
     # (results file, title, what it answers, renderer)
     (
@@ -870,6 +939,12 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         throughput,
     ),
     ("asr_wer", "ASR channels", "How often do the recognisers get words wrong?", asr_wer),
+    (
+        "community",
+        "The community global layer",
+        "What does a private release from many installs give a new home, next to pooling their logs?",
+        community,
+    ),
 ]
 
 

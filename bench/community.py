@@ -1,0 +1,677 @@
+"""The community global layer at 1,000, 10,000 and 100,000 installs (issue 44).
+
+    python bench/community.py                      # everything below, cached where possible
+    python bench/community.py --spark              # also time the aggregator on Spark (local[2])
+    python bench/community.py --simulate 1500 --installs 1000,10000,100000 --epsilons 0.5,1,2,4
+    python bench/community.py --only attack      # run a part again into the results file
+
+1. **Installs** (cached in ``bench/.cache/community/``): ``--simulate`` households (prefix ``cm``,
+   seed 61) of the ``held-out`` population's kind -- held-out phrasings (the 20 % of phrasings no
+   training log holds, plus SLURP), noisy speech, Home Assistant as it ships -- each for
+   ``--days`` (one ISO week), each household one install. Friction signals as an install computes
+   them (``selflearn signals``: pairwise lexical rephrase links, heuristic defects). Each install's
+   contribution is what ``selflearn community contribute`` would share from its own logs
+   (:func:`selflearn.community.evidence_by_household`: one pass over the store, each household
+   filtered with its own names and bounded on its own; never simulation truth).
+2. **Populations of installs**. ``1000``: the first 1,000 simulated households, each once (full
+   simulation). Larger ones are **sampled**: installs drawn with replacement from every simulated
+   household, each draw a new install (its own key) with that household's contribution and, for
+   central pooling, a copy of its logs under new ids -- a bootstrap of the population of homes:
+   a pattern one household in 1,500 says is said by about 7 of 10,000 installs. It cannot invent
+   a pattern no simulated home said. The check: ``1000-sampled``, 1,000 draws from the other
+   households only (``--simulate`` minus 1,000), released and replayed like the full 1,000.
+3. **Releases**: each population through the aggregator (``selflearn community aggregate``'s
+   code: refusals, DuckDB merge, pipeline-dp partition selection over distinct installs and noisy
+   counts, ``delta`` 1e-6, 10 pairs per install) at each ``--epsilons``; its rules as the global
+   table of a rewriter with no other global layer. **Central pooling** (the upper bound): the same
+   installs' raw logs pooled and mined (``RewriteMiner``, k = 5 users), at the sizes up to
+   ``--central-max`` (a copy of 100,000 homes' logs is 55 million turns).
+4. **A new home**: the ``held-out`` evaluation population (new households, ``--eval-households`` x
+   ``--eval-days``) replayed with each global layer and its own personal layer, acting
+   (``selflearn.evaluate.ab.Replay``, arm ``personal``), and with no global layer at all. Scored
+   from simulation truth (evaluation only): defect reduction (per-turn counterfactual: 1 - defects
+   / turns that would have failed without any rewrite), rescues, wrong actions. Replays of releases
+   with the same rules are shared (the cache is keyed by the rules).
+5. **Attacks**: 1 % of 10,000 installs colluding, and 100 fake installs among 1,000, each sending
+   the same chosen rewrites (:func:`attack_pairs`) at epsilon 1: how many are refused, released, act in
+   the evaluation homes (wrong actions), and how long each home kept applying one after its first
+   use (the home-level withdrawal of a global rule that fails there).
+6. **Aggregator time** at each size on DuckDB (and on Spark with ``--spark``).
+
+Figures go to ``docs/results/community.json`` (``$SELFLEARN_RESULTS`` elsewhere). The 10,000,000-
+pattern latency is ``bench/community_latency.py``'s; its figures are copied in when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from selflearn import Store
+from selflearn.community.aggregate import AggregateConfig, AggregateReport, DuckDbAggregation, aggregate
+from selflearn.community.contribution import (
+    Contribution,
+    ContributionConfig,
+    Evidence,
+    evidence_by_household,
+    period_of,
+    refusal,
+)
+from selflearn.community.release import table_of
+from selflearn.evaluate import POPULATIONS, Replay, write_results
+from selflearn.evaluate.cache import population_store
+from selflearn.evaluate.replay import ArmStats, read_records, score_arm
+from selflearn.evaluate.results import results_folder
+from selflearn.evaluate.signals import score_signals, signals_are_scored
+from selflearn.mining import DuckDbEngine, MiningConfig, RewriteMiner
+from selflearn.rewrite import Rewriter
+from selflearn.rewrite.table import RewriteTable
+
+BENCH = Path(__file__).resolve().parent
+CACHE = BENCH / ".cache" / "community"
+RESULTS = BENCH.parent / "docs" / "results"
+FULL = 1000
+"""Installs of the fully simulated population (each a distinct simulated household)."""
+K = 5
+"""Distinct users a centrally mined pattern needs (the miner's default k)."""
+DELTA = 1e-6
+MAX_PATTERNS = 10
+
+UNSAFE_ATTACK: tuple[tuple[str, str], ...] = (
+    ("turn on the {name}", "turn off the {name}"),
+    ("turn off the {area} lights", "unlock the {name}"),
+    ("close the {name}", "open the {name}"),
+    ("lock the {name}", "unlock the {name}"),
+)
+"""Attack pairs the aggregator must refuse at any count: polarity flips and sensitive actions."""
+
+
+def attack_pairs(each: dict[str, list[Evidence]], n: int = MAX_PATTERNS) -> list[tuple[str, str]]:
+    """What the colluding and fake installs send: :data:`UNSAFE_ATTACK`, then, for the most common
+    failing patterns of the honest installs (what an attacker sees fail), the most common *other*
+    fixing pattern with the same placeholders that the guards let through -- a valid request that
+    does something else, the attack the guards cannot see. Up to ``n`` pairs (one contribution)."""
+    from collections import Counter as Count
+
+    from selflearn.core.delex import PLACEHOLDER
+
+    failing = Count(r.failing for rows in each.values() for r in rows)
+    fixes = Count((r.failing, r.fixing) for rows in each.values() for r in rows)
+    honest = {f: max((p for p in fixes if p[0] == f), key=lambda p: fixes[p])[1] for f in failing}
+    targets = Count(r.fixing for rows in each.values() for r in rows)
+
+    def slots(pattern: str) -> list[str]:
+        return sorted(w for w in pattern.split() if PLACEHOLDER.fullmatch(w))
+
+    pairs = list(UNSAFE_ATTACK)
+    for source, _ in failing.most_common():
+        if len(pairs) >= n:
+            break
+        for target, _ in targets.most_common():
+            other = target not in (source, honest[source]) and slots(target) == slots(source)
+            if other and refusal(source, target) is None:
+                pairs.append((source, target))
+                break
+    return pairs
+
+
+def say(message: str) -> None:
+    print(f"[community] {message}", file=sys.stderr, flush=True)
+
+
+# --- 1. installs ------------------------------------------------------------------------------------
+
+
+def installs_store(args: argparse.Namespace) -> Path:
+    """The simulated installs' logs, signals scored (cached)."""
+    config = POPULATIONS["held-out"].config(args.workers, households=args.simulate, days=args.days)
+    config = replace(config, seed=61, household_prefix="cm")
+    path = CACHE / f"installs-{args.simulate}x{args.days:g}.duckdb"
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if done % 100 == 0 or done == total:
+            say(f"simulated {done:,}/{total:,} households ({time.perf_counter() - started:.0f} s)")
+
+    population_store(path, config, progress=progress)
+    with Store(path) as store:
+        if not signals_are_scored(store):
+            say(f"signals: {score_signals(store)}")
+    return path
+
+
+def household_evidence(path: Path) -> tuple[str, dict[str, list[Evidence]], dict[str, int]]:
+    """Each simulated household's contribution (what it would share as an install) and what the
+    installs kept at home, by reason (cached as JSON)."""
+    cache = path.with_suffix(".evidence.json")
+    if cache.exists() and cache.stat().st_mtime > path.stat().st_mtime:
+        data = json.loads(cache.read_text())
+        each = {h: [Evidence(**r) for r in rows] for h, rows in data["households"].items()}
+        return data["period"], each, data["dropped"]
+    with Store(path, read_only=True) as store:
+        last = store.query("SELECT max(timestamp) AS t FROM turns").column("t")[0].as_py()
+        period = period_of(last)
+        started = time.perf_counter()
+        computed = evidence_by_household(
+            DuckDbEngine(store), period, ContributionConfig(max_patterns=MAX_PATTERNS)
+        )
+        households = [str(h) for h in store.query("SELECT home_id FROM homes").column("home_id").to_pylist()]
+    say(f"contributions of {len(households):,} installs in {time.perf_counter() - started:.1f} s")
+    each = {h: computed[h][0] if h in computed else [] for h in households}
+    dropped: dict[str, int] = {}
+    for _, why in computed.values():
+        for reason, n in why.items():
+            dropped[reason] = dropped.get(reason, 0) + n
+    data = {
+        "period": period,
+        "households": {h: [r.__dict__ for r in rows] for h, rows in each.items()},
+        "dropped": dropped,
+    }
+    cache.write_text(json.dumps(data))
+    return period, each, dropped
+
+
+# --- 2. populations of installs ------------------------------------------------------------------
+
+
+def draw(name: str, n: int, households: list[str], seed: int) -> list[tuple[str, str]]:
+    """``n`` installs of population ``name``: (install id, simulated household whose logs and
+    contribution it has). ``1000``: the first 1,000 households once each; otherwise drawn with
+    replacement (seeded) from ``households``."""
+    if name == str(FULL):
+        return [(h, h) for h in households[:FULL]]
+    rng = random.Random(seed)
+    return [(f"{name}-{i:06d}", rng.choice(households)) for i in range(n)]
+
+
+def contributions(
+    installs: list[tuple[str, str]],
+    each: dict[str, list[Evidence]],
+    period: str,
+    max_patterns: int = MAX_PATTERNS,
+) -> list[Contribution]:
+    """The installs' contributions, each its household's strongest ``max_patterns`` pairs (the
+    cached lists are in the order an install keeps them: a smaller bound is a prefix)."""
+    bounds = {"max_patterns": max_patterns, "max_count": 1}
+    return [Contribution(i, "", period, bounds, each[h][:max_patterns]) for i, h in installs]
+
+
+def attackers(prefix: str, n: int, period: str, pairs: list[tuple[str, str]]) -> list[Contribution]:
+    """``n`` installs sending ``pairs`` (each as a rescue that worked)."""
+    bounds = {"max_patterns": MAX_PATTERNS, "max_count": 1}
+    records = [Evidence(a, b, rescues=1) for a, b in pairs]
+    return [Contribution(f"{prefix}-{i:04d}", "", period, bounds, records) for i in range(n)]
+
+
+# --- 3. releases and central pooling -------------------------------------------------------------
+
+
+def release(
+    batch: list[Contribution], epsilon: float, engine: Any = None, max_patterns: int = MAX_PATTERNS
+) -> tuple[RewriteTable, AggregateReport, float]:
+    """The release of ``batch`` at ``epsilon``: its table, the aggregator's report and seconds."""
+    config = AggregateConfig(epsilon=epsilon, delta=DELTA, max_patterns=max_patterns)
+    started = time.perf_counter()
+    report = aggregate(batch, config, engine or DuckDbAggregation())
+    seconds = time.perf_counter() - started
+    return table_of(report, config, f"bench-{epsilon:g}"), report, seconds
+
+
+class PooledEngine:
+    """The miner's DuckDB engine over a pool of installs' logs: each drawn household's turns
+    copied under new turn, user and household ids (one copy per draw), so central pooling sees
+    the same bootstrap population the aggregator does. Delexicalized once per household."""
+
+    name = "duckdb"
+
+    def __init__(self, store: Store, installs: list[tuple[str, str]], same_users: bool = False) -> None:
+        self.inner = DuckDbEngine(store)
+        self.installs = installs
+        # same_users: each copy keeps the original household's user ids, so k counts distinct
+        # simulated people, not copies of one (a rare habit copied k times passes k otherwise).
+        self.same_users = same_users
+
+    def homes(self) -> Any:
+        return self.inner.homes()
+
+    def load_states(self, delex: Any) -> None:
+        import pyarrow as pa
+
+        self.inner.load_states(delex)
+        con = self.inner.con
+        copies = pa.table(
+            {
+                "household_id": [h for _, h in self.installs],
+                "copy": [str(i) for i, _ in enumerate(self.installs)],
+            }
+        )
+        con.register("pool_map", copies)
+        con.execute("ALTER TABLE states RENAME TO states_one")
+        con.execute(
+            """CREATE TEMP TABLE states AS
+            SELECT s.turn_id || '#' || m.copy AS turn_id, {user} AS user_id,
+                   s.household_id || '#' || m.copy AS household_id, s.ts, s.pattern,
+                   s.rewritten_pattern, s.organic, s.defect,
+                   CASE WHEN s.rephrase_of IS NULL THEN NULL ELSE s.rephrase_of || '#' || m.copy END
+                     AS rephrase_of,
+                   s.domain
+            FROM states_one s JOIN pool_map m ON m.household_id = s.household_id""".format(
+                user="s.user_id" if self.same_users else "s.user_id || '#' || m.copy"
+            )
+        )
+        con.execute("DROP TABLE states_one")
+        con.unregister("pool_map")
+
+    def create(self, name: str, sql: str) -> int:
+        return self.inner.create(name, sql)
+
+    def fetch(self, sql: str) -> Any:
+        return self.inner.fetch(sql)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def central(
+    store_path: Path, installs: list[tuple[str, str]], same_users: bool = False
+) -> tuple[RewriteTable, float]:
+    """Central pooling of the installs' raw logs: mined at k users (the upper bound)."""
+    started = time.perf_counter()
+    with Store(store_path, read_only=True) as store:
+        engine = PooledEngine(store, installs, same_users)
+        table = RewriteMiner(MiningConfig(min_users=K)).fit(engine).mined()
+    return table, time.perf_counter() - started
+
+
+# --- 4. a new home -------------------------------------------------------------------------------
+
+
+def rules_of(table: RewriteTable | None) -> list[tuple[str, str]]:
+    if table is None:
+        return []
+    return sorted((r["source"], r["target"]) for r in table.table.to_pylist() if r["status"] == "active")
+
+
+def rewriter_folder(table: RewriteTable | None) -> Path:
+    """A rewriter whose only global layer is ``table`` (none: the home's own layer alone), in a
+    folder named by its rules, so releases with the same rules share one replay."""
+    rules = rules_of(table)
+    digest = hashlib.blake2b(json.dumps(rules).encode(), digest_size=6).hexdigest()
+    out = CACHE / "rewriters" / (f"rw-{digest}" if table is not None else "rw-none")
+    if not (out / "model.json").exists():
+        Rewriter.from_parts(table=table).save(out)
+    return out
+
+
+def outcome(stats: ArmStats, control: ArmStats) -> dict[str, Any]:
+    layer = stats.layers.get("precomputed", Counter())
+    return {
+        "defect_rate": round(stats.defect_rate, 4),
+        "defect_reduction": round(stats.defect_reduction, 4),
+        "defect_reduction_ci95": [round(x, 4) for x in stats.reduction_interval()],
+        "rescues": stats.wins,
+        "wrong_actions": stats.acted_wrong,
+        "rewritten": stats.rewritten,
+        "global_rescues": layer["win"],
+        "global_wrong_actions": layer["wrong action"],
+        "control_defect_rate": round(control.defect_rate, 4),
+    }
+
+
+def attack_effect(folder: Path, attack_rules: set[str]) -> dict[str, Any]:
+    """What the released attack rules did in the replayed homes: turns they rewrote, wrong
+    actions among them (simulation truth: evaluation only), per (home, rule) the hours between its
+    first and last application, and applications after the home had seen it fail
+    :data:`~selflearn.rewrite.personal.WITHDRAW_MIN_FAILED` times, more often than it worked
+    (which the home's withdrawal should have stopped)."""
+    from datetime import datetime
+
+    from selflearn.rewrite.personal import WITHDRAW_MIN_FAILED
+
+    turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
+    used: dict[tuple[str, str], list[tuple[float, bool]]] = {}
+    wrong = 0
+    for turn_id, row in turns.items():
+        rule = str((row.get("rewrite") or {}).get("rule_id") or "")
+        if rule not in attack_rules:
+            continue
+        t = truth.get(turn_id, {})
+        failed = bool(t.get("defect"))
+        wrong += failed and (row.get("result") or {}).get("status") == "success"
+        ts = datetime.fromisoformat(str(row["timestamp"])).timestamp()
+        used.setdefault((str(row["household_id"]), rule), []).append((ts, failed))
+    after = 0
+    kept: set[str] = set()
+    for (_, rule), uses in used.items():
+        uses.sort()
+        fails = worked = 0
+        for _, failed in uses:
+            if fails >= WITHDRAW_MIN_FAILED and fails > worked:
+                after += 1
+                kept.add(rule)
+            fails += failed
+            worked += not failed
+    spans = sorted((max(u)[0] - min(u)[0]) / 3600 for u in used.values())
+    return {
+        "applied": sum(len(u) for u in used.values()),
+        "acted_wrong": wrong,
+        "homes_rules_used": len(used),
+        "hours_first_to_last_use_max": round(spans[-1], 1) if spans else None,
+        "hours_first_to_last_use_median": round(spans[len(spans) // 2], 1) if spans else None,
+        "uses_per_home_rule_max": max((len(u) for u in used.values()), default=0),
+        "applied_after_failing_enough_to_withdraw": after,
+        "not_withdrawn": sorted(kept),
+    }
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    started = time.perf_counter()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--simulate", type=int, default=1500, help="households simulated as installs")
+    parser.add_argument("--days", type=float, default=7.0, help="days each install's logs cover")
+    parser.add_argument("--installs", default="1000,10000,100000", help="population sizes")
+    parser.add_argument("--epsilons", default="0.5,1,2,4", help="privacy budgets per release")
+    parser.add_argument("--central-max", type=int, default=10_000, help="largest population pooled centrally")
+    parser.add_argument("--eval-households", type=int, default=40, help="new homes replayed")
+    parser.add_argument("--eval-days", type=float, default=7.0, help="days each new home is replayed")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7, help="seed of the draws of installs")
+    parser.add_argument("--spark", action="store_true", help="also time the aggregator on Spark (local[2])")
+    parser.add_argument(
+        "--sweep-max-patterns", default="1,3", help="smaller bounds of pairs per install tried at epsilon 1"
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma list of parts to run again (sweep, attack), replacing them in the results file an "
+        "earlier full run wrote",
+    )
+    args = parser.parse_args()
+    if args.simulate <= FULL:
+        parser.error(f"--simulate must exceed {FULL} (the sampling check draws from the households past it)")
+    sizes = [int(x) for x in args.installs.split(",")]
+    epsilons = [float(x) for x in args.epsilons.split(",")]
+
+    store_path = installs_store(args)
+    period, each, kept_home = household_evidence(store_path)
+    households = sorted(each)
+    shared = sum(len(v) for v in each.values())
+    say(
+        f"{len(households):,} installs share {shared:,} pairs in {period} "
+        f"({shared / len(households):.2f} each)"
+    )
+
+    replay = Replay(
+        POPULATIONS["held-out"], CACHE / "replays", args.workers, args.eval_households, args.eval_days
+    )
+    control = score_arm(replay.arm("control"))
+
+    def new_home(table: RewriteTable | None) -> dict[str, Any]:
+        folder = replay.arm("personal", rewriter_folder(table))
+        return outcome(score_arm(folder), control)
+
+    alone = new_home(None)
+    say(
+        f"control defect rate {control.defect_rate:.1%}; "
+        f"own layer alone: {alone['defect_reduction']:.1%} reduction"
+    )
+
+    populations: dict[str, list[tuple[str, str]]] = {}
+    for n in sizes:
+        populations[str(n)] = draw(str(n), n, households, args.seed + n)
+    populations[f"{FULL}-sampled"] = draw(f"{FULL}-sampled", FULL, households[FULL:], args.seed)
+
+    sweep = [int(x) for x in args.sweep_max_patterns.split(",") if x]
+    parts = {p for p in args.only.split(",") if p}
+    if parts - {"sweep", "attack"}:
+        parser.error(f"--only takes sweep and attack, not {', '.join(sorted(parts - {'sweep', 'attack'}))}")
+    if parts:
+        results = results_folder() / "community.json"
+        earlier = json.loads(results.read_text())
+        kept = earlier["figures"]
+        if "sweep" in parts:
+            kept["max_patterns_sweep"] = bound_sweep(
+                sweep, populations, each, period, new_home, kept["central"]
+            )
+        if "attack" in parts:
+            kept["attack"] = attacks(populations, each, period, replay)
+        seconds = float(earlier.get("seconds") or 0) + time.perf_counter() - started
+        this = "python bench/community.py " + " ".join(sys.argv[1:])
+        out = write_results(
+            "community", kept, command=f"{earlier.get('command')}, then {this}", seconds=seconds
+        )
+        say(f"{', '.join(sorted(parts))} replaced in {out}")
+        return
+
+    runs: list[dict[str, Any]] = []
+    central_runs: dict[str, dict[str, Any]] = {}
+    aggregator_seconds: dict[str, dict[str, Any]] = {"duckdb": {}}
+    for name, installs in populations.items():
+        batch = contributions(installs, each, period)
+        n = len(installs)
+        if n <= args.central_max:
+            variants = [("", False)] + (
+                [(" (k distinct simulated users)", True)] if name != str(FULL) else []
+            )
+            for label, same_users in variants:
+                table, seconds = central(store_path, installs, same_users)
+                result = new_home(table)
+                central_runs[name + label] = {
+                    "installs": n,
+                    "rules": len(rules_of(table)),
+                    "mining_seconds": round(seconds, 1),
+                    **result,
+                }
+                say(
+                    f"{name}{label}: central pooling {len(rules_of(table))} rules, "
+                    f"{result['defect_reduction']:.1%} reduction, "
+                    f"{result['wrong_actions']} wrong actions ({seconds:.0f} s)"
+                )
+        for epsilon in epsilons:
+            table, report, seconds = release(batch, epsilon)
+            if epsilon == 1.0:
+                aggregator_seconds["duckdb"][name] = round(seconds, 1)
+            result = new_home(table)
+            run = {
+                "population": name,
+                "installs": n,
+                "epsilon": epsilon,
+                "released_patterns": len(report.released),
+                "rules": len(rules_of(table)),
+                "aggregator_seconds": round(seconds, 1),
+                **result,
+            }
+            strict = central_runs.get(name + " (k distinct simulated users)")
+            if strict is not None and strict["defect_reduction"] > 0:
+                run["share_of_central_distinct_users"] = round(
+                    result["defect_reduction"] / strict["defect_reduction"], 3
+                )
+            base = central_runs.get(name)
+            if base is not None:
+                run["share_of_central"] = (
+                    round(result["defect_reduction"] / base["defect_reduction"], 3)
+                    if base["defect_reduction"] > 0
+                    else None
+                )
+                gain, central_gain = (
+                    result["defect_reduction"] - alone["defect_reduction"],
+                    base["defect_reduction"] - alone["defect_reduction"],
+                )
+                run["share_of_central_gain"] = round(gain / central_gain, 3) if central_gain > 0 else None
+            runs.append(run)
+            say(
+                f"{name} at epsilon {epsilon:g}: {len(report.released)} released, {run['rules']} rules, "
+                f"{result['defect_reduction']:.1%} reduction, "
+                f"{result['wrong_actions']} wrong actions ({seconds:.1f} s)"
+            )
+
+    bounds_tried = bound_sweep(sweep, populations, each, period, new_home, central_runs)
+    attack = attacks(populations, each, period, replay)
+    if args.spark:
+        try:
+            aggregator_seconds["spark"] = spark_seconds(populations, each, period)
+        except Exception as exc:  # the other figures are kept: say what failed
+            say(f"the Spark timing failed: {type(exc).__name__}: {exc}")
+            aggregator_seconds["spark"] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+
+    figures: dict[str, Any] = {
+        "simulated_households": len(households),
+        "days": args.days,
+        "period": period,
+        "pairs_shared_per_install": round(shared / len(households), 2),
+        "kept_at_home": kept_home,
+        "delta": DELTA,
+        "max_patterns": MAX_PATTERNS,
+        "k_central": K,
+        "evaluation": {
+            "population": "held-out",
+            "households": args.eval_households,
+            "days": args.eval_days,
+            "arm": "personal (acting)",
+        },
+        "control_defect_rate": round(control.defect_rate, 4),
+        "no_global_layer": alone,
+        "central": central_runs,
+        "populations": runs,
+        "max_patterns_sweep": bounds_tried,
+        "attack": attack,
+        "aggregator_seconds": aggregator_seconds,
+    }
+    latency = RESULTS / "community_latency.json"
+    if latency.exists():
+        figures["latency_10m"] = json.loads(latency.read_text())["figures"].get("latency_10m")
+    out = write_results("community", figures, seconds=time.perf_counter() - started)
+    say(f"figures written to {out} ({time.perf_counter() - started:.0f} s)")
+
+
+def attacks(
+    populations: dict[str, list[tuple[str, str]]],
+    each: dict[str, list[Evidence]],
+    period: str,
+    replay: Replay,
+) -> dict[str, Any]:
+    """1 % colluding installs among 10,000 (their own evidence replaced by :func:`attack_pairs`)
+    and 100 fake installs added to 1,000, each released at epsilon 1 and replayed in the new homes."""
+    chosen = attack_pairs(each)
+    refused = {f"{a} -> {b}": refusal(a, b) for a, b in chosen}
+    scenarios: dict[str, list[Contribution]] = {}
+    if "10000" in populations:
+        installs = populations["10000"]
+        honest = contributions(installs[100:], each, period)
+        scenarios["colluding 1% of 10,000"] = attackers("colluder", 100, period, chosen) + honest
+    scenarios["100 fake among 1,000"] = attackers("fake", 100, period, chosen) + contributions(
+        populations[str(FULL)], each, period
+    )
+    out: dict[str, Any] = {"pairs": [f"{a} -> {b}" for a, b in chosen], "refused_by_guards": refused}
+    totals = {
+        "released": 0,
+        "acted_in_victim": 0,
+        "released_not_withdrawn": 0,
+        "polarity_or_sensitive_released": 0,
+    }
+    hours: list[float] = []
+    for name, batch in scenarios.items():
+        table, report, _ = release(batch, 1.0)
+        wanted = set(chosen)
+        released = [r for r in report.released if (r.failing, r.fixing) in wanted]
+        ids = {r["rule_id"] for r in table.table.to_pylist() if (r["source"], r["target"]) in wanted}
+        effect = attack_effect(replay.arm("personal", rewriter_folder(table)), ids)
+        unsafe = [
+            f"{r.failing} -> {r.fixing}"
+            for r in released
+            if refused[f"{r.failing} -> {r.fixing}"] is not None
+        ]
+        out[name] = {
+            "released": [f"{r.failing} -> {r.fixing}" for r in released],
+            "rules": len(ids),
+            "polarity_or_sensitive_released": unsafe,
+            **effect,
+        }
+        totals["released"] += len(released)
+        totals["acted_in_victim"] += effect["acted_wrong"]
+        totals["polarity_or_sensitive_released"] += len(unsafe)
+        totals["released_not_withdrawn"] += len(effect["not_withdrawn"])
+        if effect["hours_first_to_last_use_max"] is not None:
+            hours.append(effect["hours_first_to_last_use_max"])
+        say(
+            f"attack {name}: {len(released)} released, applied {effect['applied']}x, "
+            f"{effect['acted_wrong']} wrong actions"
+        )
+    out.update(totals)
+    out["hours_to_withdraw"] = max(hours) if hours else None
+    return out
+
+
+def bound_sweep(
+    bounds: list[int],
+    populations: dict[str, list[tuple[str, str]]],
+    each: dict[str, list[Evidence]],
+    period: str,
+    new_home: Any,
+    central_runs: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Releases at epsilon 1 of the 10,000 and 100,000 populations with each install bounded to
+    fewer pairs: partition selection's noise grows with the pairs one install may send, so a
+    smaller bound lets a pair through with fewer installs, and each install sends only its
+    strongest evidence."""
+    out = []
+    for name in ("10000", "100000"):
+        if name not in populations:
+            continue
+        for m in bounds:
+            table, report, seconds = release(contributions(populations[name], each, period, m), 1.0, None, m)
+            result = new_home(table)
+            run = {
+                "population": name,
+                "installs": len(populations[name]),
+                "epsilon": 1.0,
+                "max_patterns": m,
+                "released_patterns": len(report.released),
+                "rules": len(rules_of(table)),
+                "aggregator_seconds": round(seconds, 1),
+                **result,
+            }
+            base = central_runs.get(name)
+            if base is not None and base["defect_reduction"] > 0:
+                run["share_of_central"] = round(result["defect_reduction"] / base["defect_reduction"], 3)
+            out.append(run)
+            say(
+                f"{name} at epsilon 1, {m} pairs per install: {len(report.released)} released, "
+                f"{result['defect_reduction']:.1%} reduction, {result['wrong_actions']} wrong actions"
+            )
+    return out
+
+
+def spark_seconds(
+    populations: dict[str, list[tuple[str, str]]], each: dict[str, list[Evidence]], period: str
+) -> dict[str, float]:
+    """The aggregator's seconds at each population size on Spark (local mode, 2 cores)."""
+    from selflearn.community.aggregate import SparkAggregation, spark_session
+
+    spark = spark_session("local[2]")
+    out: dict[str, float] = {}
+    try:
+        for name, installs in populations.items():
+            if name.endswith("sampled"):
+                continue
+            _, _, seconds = release(contributions(installs, each, period), 1.0, SparkAggregation(spark))
+            out[name] = round(seconds, 1)
+            say(f"{name} on Spark: {seconds:.1f} s")
+    finally:
+        spark.stop()
+    return out
+
+
+if __name__ == "__main__":
+    main()
