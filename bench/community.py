@@ -77,7 +77,6 @@ from selflearn.rewrite.table import RewriteTable
 
 BENCH = Path(__file__).resolve().parent
 CACHE = BENCH / ".cache" / "community"
-RESULTS = BENCH.parent / "docs" / "results"
 FULL = 1000
 """Installs of the fully simulated population (each a distinct simulated household)."""
 K = 5
@@ -394,7 +393,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of parts to run again (sweep, attack), replacing them in the results file an "
+        help="comma list of parts to run again (sweep, attack; latency: copy the latest "
+        "bench/community_latency.py figures), replacing them in the results file an "
         "earlier full run wrote",
     )
     args = parser.parse_args()
@@ -434,8 +434,9 @@ def main() -> None:
 
     sweep = [int(x) for x in args.sweep_max_patterns.split(",") if x]
     parts = {p for p in args.only.split(",") if p}
-    if parts - {"sweep", "attack"}:
-        parser.error(f"--only takes sweep and attack, not {', '.join(sorted(parts - {'sweep', 'attack'}))}")
+    known = {"sweep", "attack", "latency"}
+    if parts - known:
+        parser.error(f"--only takes sweep, attack and latency, not {', '.join(sorted(parts - known))}")
     if parts:
         results = results_folder() / "community.json"
         earlier = json.loads(results.read_text())
@@ -446,6 +447,8 @@ def main() -> None:
             )
         if "attack" in parts:
             kept["attack"] = attacks(populations, each, period, replay)
+        if "latency" in parts:
+            kept["latency_10m"] = latency_figures()
         seconds = float(earlier.get("seconds") or 0) + time.perf_counter() - started
         this = "python bench/community.py " + " ".join(sys.argv[1:])
         out = write_results(
@@ -548,11 +551,18 @@ def main() -> None:
         "attack": attack,
         "aggregator_seconds": aggregator_seconds,
     }
-    latency = RESULTS / "community_latency.json"
-    if latency.exists():
-        figures["latency_10m"] = json.loads(latency.read_text())["figures"].get("latency_10m")
+    figures["latency_10m"] = latency_figures()
     out = write_results("community", figures, seconds=time.perf_counter() - started)
     say(f"figures written to {out} ({time.perf_counter() - started:.0f} s)")
+
+
+def latency_figures() -> dict[str, Any] | None:
+    """``bench/community_latency.py``'s 10,000,000-rule figures (its own results file), if run."""
+    path = results_folder() / "community_latency.json"
+    if not path.exists():
+        return None
+    latency = json.loads(path.read_text())
+    return {**latency["figures"]["latency_10m"], "source": f"{latency['command']} ({latency['date']})"}
 
 
 def attacks(

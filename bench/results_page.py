@@ -774,7 +774,7 @@ def community(r: Result) -> str:
     rows = [
         f"| {name} | " + " | ".join(cells.get(e, "-") for e in epsilons) + " |" for name, cells in by.items()
     ]
-    central = "; ".join(f"{name}: {cell(c)}" for name, c in f["central"].items())
+    central = "; ".join(f"{name}: {cell(c)}" for name, c in f["central"].items() if "sampled" not in name)
     sweep = "; ".join(
         f"{run['population']}, {run['max_patterns']} per install: {cell(run)}"
         for run in f.get("max_patterns_sweep", [])
@@ -788,10 +788,10 @@ def community(r: Result) -> str:
         f"{f['simulated_households']:,} simulated homes ({f['days']:g} days, held-out phrasings, noisy "
         f"speech) are the installs, each sharing what `community contribute` would "
         f"({f['pairs_shared_per_install']:.2f} pairs on average, at most {f['max_patterns']}); populations "
-        "past 1,000 and the check `1000-sampled` are drawn with replacement from them "
+        "past 1,000 and `1000-sampled` are drawn with replacement from them "
         "([community.md](community.md#the-benchmark)). Each release (delta "
         f"{f['delta']:g}) is the only global layer of {ev['households']} new homes x {ev['days']:g} days "
-        f"(`{ev['population']}`, acting, with their own layer; control defect rate "
+        f"(`{ev['population']}`, acting, own layer on; control defect rate "
         f"{pct(f['control_defect_rate'])}). Cells: rules, defect reduction, wrong actions. "
         f"Own layer alone: {pct(alone['defect_reduction'])}, {alone['wrong_actions']}. Target (issue 44): "
         ">= 80 % of central pooling's at 10,000 installs, epsilon <= 1.\n\n"
@@ -805,27 +805,32 @@ def community(r: Result) -> str:
         f"**Fewer pairs per install** (epsilon 1): {sweep}."
     )
     refused = sum(why is not None for why in a["refused_by_guards"].values())
-    names = [p for k, v in a.items() if isinstance(v, dict) and "released" in v for p in v["released"]]
     text += (
-        f"\n\n**Attacks** (epsilon 1): {len(a['pairs'])} chosen rewrites ({refused} of them ones the "
-        "guards refuse) sent by 100 colluding installs among 10,000 and by 100 fake installs among "
-        f"1,000: {a['released']} released" + (f" ({'; '.join(names)})" if names else "") + ", "
-        f"{a['polarity_or_sensitive_released']} of them a polarity flip or a sensitive action; "
-        f"wrong actions in the new homes: {a['acted_in_victim']}; {a['released_not_withdrawn']} applied "
-        "again in a home after failing there often enough to be withdrawn; a home applied a released "
-        f"one for at most {num(a['hours_to_withdraw'], '.1f')} hours after its first use. "
-        f"**Aggregator**: {seconds}."
+        f"\n\n**Attacks** (epsilon 1; {len(a['pairs'])} chosen rewrites, {refused} the guards refuse; 100 "
+        "colluders among 10,000, 100 fakes among 1,000): released "
+        f"{a['released']}, polarity or sensitive "
+        f"{a['polarity_or_sensitive_released']}, wrong actions {a['acted_in_victim']}, applied after "
+        f"failing enough to be withdrawn {a['released_not_withdrawn']}, longest use "
+        f"{num(a['hours_to_withdraw'], '.1f')} h. **Aggregator**: {seconds}."
     )
-    lat = f.get("latency_10m")
-    if lat:
-        text += (
-            f" **A 10,000,000-rule global table** (`bench/community_latency.py`): decision p50 "
-            f"{lat['p50_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms wall and {lat['cpu_p99_ms']:.3f} ms CPU "
-            f"({pct(lat['waited_over_1ms_share'])} of decisions waited over 1 ms for a core: load "
-            f"average {lat['load_average'][0]:.1f}), {lat['rss_gb']:.2f} GB resident, loaded in "
-            f"{lat['load_seconds']:,.0f} s. Targets: p50 <= 0.3 ms, p99 <= 1 ms, <= 4 GB."
-        )
     return text
+
+
+def community_latency(r: Result) -> str:
+    f = r["figures"]
+    rows = [
+        f"| {x['entries']:,} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['cpu_p99_ms']:.3f} | "
+        f"{x['rss_gb']:.2f} | {x['load_seconds']:,.1f} |"
+        for x in (f["latency_release"], f["latency_10m"])
+    ]
+    t = f["targets"]
+    return (
+        "`rewrite_one` with a community table as the only layer, failed requests (half a rule's source). "
+        "Targets at "
+        f"10,000,000 rules: p50 <= {t['p50_ms']:g} ms, p99 <= {t['p99_ms']:g} ms, <= {t['rss_gb']:g} GB.\n\n"
+        "| rules | p50 ms | p99 ms | CPU p99 ms | resident GB | load s |\n|---:|---:|---:|---:|---:|---:|\n"
+        + "\n".join(rows)
+    )
 
 
 SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
@@ -944,6 +949,12 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         "The community global layer",
         "What does a private release from many installs give a new home, next to pooling their logs?",
         community,
+    ),
+    (
+        "community_latency",
+        "A community table's latency",
+        "How fast is the decision with a 10,000,000-rule table?",
+        community_latency,
     ),
 ]
 
