@@ -98,14 +98,15 @@ def attack_pairs(each: dict[str, list[Evidence]], n: int = MAX_PATTERNS) -> list
     failing patterns of the honest installs (what an attacker sees fail), the most common *other*
     fixing pattern with the same placeholders that the guards let through -- a valid request that
     does something else, the attack the guards cannot see. Up to ``n`` pairs (one contribution)."""
-    from collections import Counter as Count
-
     from selflearn.core.delex import PLACEHOLDER
 
-    failing = Count(r.failing for rows in each.values() for r in rows)
-    fixes = Count((r.failing, r.fixing) for rows in each.values() for r in rows)
-    honest = {f: max((p for p in fixes if p[0] == f), key=lambda p: fixes[p])[1] for f in failing}
-    targets = Count(r.fixing for rows in each.values() for r in rows)
+    failing = Counter(r.failing for rows in each.values() for r in rows)
+    fixes = Counter((r.failing, r.fixing) for rows in each.values() for r in rows)
+    honest: dict[str, str] = {}  # each failing pattern's most common fix (first seen on ties)
+    for (source, fix), times in fixes.items():
+        if source not in honest or times > fixes[(source, honest[source])]:
+            honest[source] = fix
+    targets = Counter(r.fixing for rows in each.values() for r in rows)
 
     def slots(pattern: str) -> list[str]:
         return sorted(w for w in pattern.split() if PLACEHOLDER.fullmatch(w))

@@ -269,8 +269,8 @@ def local_evidence(
     engines: DuckDB or Spark) and the ``reviews`` of the period (the store's verdicts), bounded
     and filtered (see the module docstring), and how many pairs were kept at home, by reason."""
     config = config or ContributionConfig()
-    counts = _counted(engine, period, config, per_household=False)
-    merged = counts.get("", {})
+    homes = engine.homes()
+    merged = _counted(engine, homes, period, config, per_household=False).get("", {})
     start, end = period_range(period)
     verdicts: dict[tuple[str, str], set[str]] = {}
     for review in reviews:
@@ -288,7 +288,7 @@ def local_evidence(
         row = merged.setdefault(pair, dict.fromkeys(_COUNTS, 0))
         for kind in kinds:
             row[kind] += 1
-    return _bounded(merged, name_words(engine.homes()), config)
+    return _bounded(merged, name_words(homes), config)
 
 
 def evidence_by_household(
@@ -300,21 +300,22 @@ def evidence_by_household(
     For a deployment that serves several homes from one store, and for benchmarks."""
     config = config or ContributionConfig()
     homes = engine.homes()
-    ids = homes.column("home_id").to_pylist()
+    row = {str(h): i for i, h in enumerate(homes.column("home_id").to_pylist())}
     out: dict[str, tuple[list[Evidence], Counter[str]]] = {}
-    for household, merged in sorted(_counted(engine, period, config, per_household=True).items()):
-        mine = homes.filter(pc.equal(homes.column("home_id"), household)) if household in ids else homes
+    for household, merged in sorted(_counted(engine, homes, period, config, per_household=True).items()):
+        mine = homes.slice(row[household], 1) if household in row else homes
         out[household] = _bounded(merged, name_words(mine), config)
     return out
 
 
 def _counted(
-    engine: Engine, period: str, config: ContributionConfig, per_household: bool
+    engine: Engine, homes: pa.Table, period: str, config: ContributionConfig, per_household: bool
 ) -> dict[str, dict[tuple[str, str], dict[str, int]]]:
-    """Clipped-later counts of distinct users per (failing, fixing) pair in ``period``, keyed by
-    household id (``""`` for the whole store when not ``per_household``)."""
+    """Clipped-later counts of distinct users per (failing, fixing) pair in ``period`` (and times
+    seen), keyed by household id (``""`` for the whole store when not ``per_household``);
+    ``homes`` is ``engine.homes()``."""
     start, end = period_range(period)
-    delex = make_delex(engine.homes(), config.defect_threshold)
+    delex = make_delex(homes, config.defect_threshold)
     ts_type = pa.timestamp("us", tz="UTC")
     lo, hi = pa.scalar(start, ts_type), pa.scalar(end, ts_type)
 

@@ -52,7 +52,7 @@ from selflearn.core.home import normalize_name
 from selflearn.core.store import Store
 from selflearn.dialogue.concepts import plausible_name
 from selflearn.report.candidates import Asked, best_candidates, successes
-from selflearn.report.views import CandidateFix, Fix
+from selflearn.report.views import CandidateFix, Fix, fix_sources
 from selflearn.rewrite.review import Reviews
 from selflearn.rewrite.table import RewriteTable
 
@@ -105,16 +105,7 @@ def stage_actions(
     ``table``: a mined rewrite-table folder; ``rewriter``: a trained rewriter folder or a loaded
     one (its table is used when ``table`` is not given, and it is asked what it would do with the
     latest failing request of each pattern)."""
-    rules_table = RewriteTable.load(table) if table is not None else None
-    loaded: Rewriter | None = None
-    if isinstance(rewriter, str | Path):
-        from selflearn.rewrite.rewriter import Rewriter
-
-        loaded = Rewriter.load(rewriter)
-    elif rewriter is not None:
-        loaded = rewriter
-    if loaded is not None and rules_table is None:
-        rules_table = loaded.table_
+    rules_table, loaded = fix_sources(table, rewriter)
     from selflearn.report.queries import Collector
 
     verdicts = store.reviews()

@@ -461,16 +461,7 @@ def collect(
         for r, name in ((before, "--before"), (after, "--after"))
     ]
     say = progress or (lambda _stage: None)
-    rules_table = RewriteTable.load(table) if table is not None else None
-    loaded: Rewriter | None = None
-    if isinstance(rewriter, str | Path):
-        from selflearn.rewrite.rewriter import Rewriter
-
-        loaded = Rewriter.load(rewriter)
-    elif rewriter is not None:
-        loaded = rewriter
-    if loaded is not None and rules_table is None:
-        rules_table = loaded.table_
+    rules_table, loaded = fix_sources(table, rewriter)
     from selflearn.report.queries import Collector  # it reads the dataclasses above
 
     cur = store.con.cursor()
@@ -482,6 +473,25 @@ def collect(
         raise StoreError(f"cannot read {store.path} for the report: {exc}") from exc
     finally:
         cur.close()
+
+
+def fix_sources(
+    table: Path | str | None, rewriter: Path | str | Rewriter | None
+) -> tuple[RewriteTable | None, Rewriter | None]:
+    """The mined table and the rewriter candidate fixes come from: ``table`` a table folder,
+    ``rewriter`` a rewriter folder or a loaded one, whose table stands in when ``table`` is not
+    given."""
+    rules_table = RewriteTable.load(table) if table is not None else None
+    loaded: Rewriter | None = None
+    if isinstance(rewriter, str | Path):
+        from selflearn.rewrite.rewriter import Rewriter
+
+        loaded = Rewriter.load(rewriter)
+    elif rewriter is not None:
+        loaded = rewriter
+    if loaded is not None and rules_table is None:
+        rules_table = loaded.table_
+    return rules_table, loaded
 
 
 def sum_outcomes(items: Any) -> Outcomes:
