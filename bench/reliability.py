@@ -3,6 +3,7 @@
     python bench/reliability.py setup                       # population, store, rewriters (cached)
     python bench/reliability.py fuzz --cases 10000          # schemathesis against a live service
     python bench/reliability.py kills --per-command 50      # kill -9 at random points, then check
+    python bench/reliability.py kills --per-command 25 --seed 43 --add   # 25 more at other points
     python bench/reliability.py load --rates 200,400,600,800,1000 --duration 30
     python bench/reliability.py soak --minutes 10 --rate 200 --swap-every 60
     python bench/reliability.py burst --factor 5 --rate 200 --duration 20
@@ -234,23 +235,30 @@ KEYS = (
 )
 
 
-def write(part: str, result: dict[str, Any], seconds: float) -> None:
+def write(part: str, result: dict[str, Any], seconds: float, add: bool = False) -> None:
+    """Merge ``result`` into the results file as ``part``. A kills run of some commands replaces
+    those commands' figures (``add``: adds to them) and keeps the others'."""
     from selflearn.evaluate.results import COMMIT_AT_START, command_line, results_folder, write_results
 
     path = results_folder() / "reliability.json"
     old = json.loads(path.read_text())["figures"] if path.exists() else {}
     parts = dict(old.get("parts", {}))
-    parts[part] = {
+    run = {
         "command": command_line(),
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d"),
         "commit": COMMIT_AT_START,
         "seconds": round(seconds, 1),
-        **result,
+        **({"seed": result.pop("seed")} if "seed" in result else {}),
     }
+    parts[part] = {**run, **result}
     previous = old.get("parts", {}).get(part, {})
-    if part == "kills" and previous and set(result["by_command"]) != set(previous.get("by_command", {})):
-        result = _merge_kills(previous, result)  # a re-run of some commands keeps the others' figures
+    if (
+        part == "kills"
+        and previous
+        and (add or set(result["by_command"]) != set(previous.get("by_command", {})))
+    ):
+        result = _merge_kills(previous, result, run, add=add)  # the other runs' figures are kept
         parts[part] = {**parts[part], **result}
     figures = {k: old.get(k) for k in KEYS}
     for p in parts.values():
@@ -259,12 +267,67 @@ def write(part: str, result: dict[str, Any], seconds: float) -> None:
     print(json.dumps(result.get("figures", {}), indent=2))
 
 
-def _merge_kills(previous: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
-    """The kills part with ``fresh``'s commands replacing ``previous``'s, totals recomputed."""
-    by = {**previous.get("by_command", {}), **fresh["by_command"]}
-    failures = [f for f in previous.get("failures", []) if f["command"] not in fresh["by_command"]]
+KILL_COUNTS = (
+    "kills",
+    "while_running",
+    "unopenable",
+    "lost_rows",
+    "duplicated_rows",
+    "half_artefacts",
+    "rerun_incomplete",
+    "acknowledged_checked",
+)
+
+
+def _kill_runs(part: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs a kills part holds, each with its command and its kills per command. A part written
+    before runs were recorded names one command: the commands its ``--commands`` lists are that
+    run's, any others came from an earlier run whose command line was not kept."""
+    if "runs" in part:
+        return [dict(r) for r in part["runs"]]
+    by = part.get("by_command", {})
+    words = part.get("command", "").split()
+    named = set(words[words.index("--commands") + 1].split(",")) if "--commands" in words else set(by)
+    own = {c: b["kills"] for c, b in by.items() if c in named}
+    earlier = {c: b["kills"] for c, b in by.items() if c not in named}
+    runs = []
+    if earlier:
+        runs.append(
+            {
+                "command": "an earlier kills run (its command line was not recorded)",
+                "seed": 42,  # the only seed before --seed
+                "kills_by_command": earlier,
+            }
+        )
+    keys = ("command", "date", "commit", "seconds", "loadavg_after", "seed")
+    runs.append({"seed": 42, **{k: part[k] for k in keys if k in part}, "kills_by_command": own})
+    return runs
+
+
+def _merge_kills(
+    previous: dict[str, Any], fresh: dict[str, Any], run: dict[str, Any], add: bool = False
+) -> dict[str, Any]:
+    """The kills part with ``fresh``'s commands replacing ``previous``'s (``add``: added to them),
+    totals recomputed; ``runs`` lists every run the figures come from, and ``command`` names them all."""
+    by = {c: dict(b) for c, b in previous.get("by_command", {}).items()}
+    for c, b in fresh["by_command"].items():
+        if add and c in by:
+            by[c] = {k: by[c].get(k, 0) + b.get(k, 0) for k in KILL_COUNTS}
+        else:
+            by[c] = dict(b)
+    failures = [f for f in previous.get("failures", []) if add or f["command"] not in fresh["by_command"]]
     failures += fresh["failures"]
+    runs = _kill_runs(previous)
+    if not add:  # the replaced commands' kills are no longer in the figures
+        for r in runs:
+            r["kills_by_command"] = {
+                c: n for c, n in r["kills_by_command"].items() if c not in fresh["by_command"]
+            }
+        runs = [r for r in runs if r["kills_by_command"]]
+    runs.append({**run, "kills_by_command": {c: b["kills"] for c, b in fresh["by_command"].items()}})
     return {
+        "command": "; ".join(r["command"] for r in runs),
+        "runs": runs,
         "figures": {
             "kills": sum(b["kills"] for b in by.values()),
             "kills_lost_rows": sum(b["lost_rows"] + b["duplicated_rows"] for b in by.values()),
@@ -289,6 +352,12 @@ def main() -> None:
     k = sub.add_parser("kills")
     k.add_argument("--per-command", type=int, default=50)
     k.add_argument("--commands", default=",".join(KILL_COMMANDS))
+    k.add_argument("--seed", type=int, default=42, help="another seed draws other kill times")
+    k.add_argument(
+        "--add",
+        action="store_true",
+        help="add these kills to the recorded ones of the same commands (default: replace them)",
+    )
     lo = sub.add_parser("load")
     lo.add_argument("--rates", default="200,400,600,800,1000")
     lo.add_argument("--duration", type=float, default=30)
@@ -321,7 +390,8 @@ def main() -> None:
     if args.part == "fuzz":
         result = run_fuzz(args.cases, args.seed, args.workers)
     elif args.part == "kills":
-        result = run_kills(args.per_command, tuple(args.commands.split(",")))
+        result = run_kills(args.per_command, tuple(args.commands.split(",")), seed=args.seed)
+        result["seed"] = args.seed
     elif args.part == "load":
         result = run_load(
             [float(r) for r in args.rates.split(",")],
@@ -338,7 +408,7 @@ def main() -> None:
         result = run_safety(args.scenarios)
     else:
         result = run_forget(args.runs)
-    write(args.part, result, time.perf_counter() - started)
+    write(args.part, result, time.perf_counter() - started, add=args.part == "kills" and args.add)
 
 
 if __name__ == "__main__":
