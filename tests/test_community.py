@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,17 @@ from selflearn.community.contribution import (
     refusal,
     write_contribution,
 )
+from selflearn.community.enrolment import EnrolmentConfig, Register
 from selflearn.community.keys import key_id, public_hex
 from selflearn.community.release import install_release, pack_release, verify_release, write_release
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import Review
+from selflearn.core.store import Store
 from selflearn.mining import DuckDbEngine
+from selflearn.report import Decision, Outcomes, collect, render_html
+from selflearn.report.views import from_community
 from selflearn.rewrite.rewriter import Rewriter
 from selflearn.rewrite.table import RewriteTable
 from selflearn.service import ServiceConfig, create_app
@@ -397,6 +402,30 @@ def test_a_release_installs_into_a_copy_of_a_base_rewriter(release: Path, tmp_pa
     assert table.metadata["community_rules"] == 0
 
 
+def test_the_report_says_which_rules_came_from_the_community(release: Path, tmp_path: Path) -> None:
+    own = ("switch the {area} lights off", "turn off the lights in the {area}")
+    Rewriter.from_parts(table=RewriteTable.from_rules([own])).save(tmp_path / "starter")
+    manifest = install_release(
+        release, _key(7).public_key(), tmp_path / "community", base=tmp_path / "starter"
+    )
+    table = Rewriter.load(tmp_path / "community").table_
+    assert table is not None
+    kill_id = next(r["rule_id"] for r in table.table.to_pylist() if r["source"] == KILL[0])
+    assert table.community() == (manifest["version"], frozenset({kill_id}))
+    assert RewriteTable.from_rules([own]).community() == (None, frozenset())
+    with Store(tmp_path / "logs.duckdb") as store:
+        data = collect(store, table=tmp_path / "community" / "table")
+    origin = {rule.source: rule.community for rule in data.rules}
+    assert origin == {KILL[0]: manifest["version"], own[0]: None}
+    html = render_html(data)
+    row = html.split(f'data-rule-id="{kill_id}"')[1].split("</tr>")[0]
+    assert f"community release {manifest['version']}" in row
+    logged = Decision(
+        kill_id, kill_id, "precomputed", KILL[0], KILL[1], Outcomes(3, 3, 0, 0), 1.0, 2, None, 0, "", ""
+    )
+    assert from_community([logged], table)[0].community == manifest["version"]
+
+
 def test_the_commands_contribute_aggregate_and_pull(tmp_path: Path) -> None:
     runner = CliRunner()
     store = _private_store(tmp_path)
@@ -440,3 +469,109 @@ def test_the_commands_contribute_aggregate_and_pull(tmp_path: Path) -> None:
         )
         is not None
     )
+
+
+# --- enrolment --------------------------------------------------------------------------------------
+
+
+def test_the_register_enrols_a_limited_number_of_keys_a_day(tmp_path: Path) -> None:
+    book = Register()
+    rules = EnrolmentConfig(max_per_day=2)
+    day = datetime(2026, 2, 20, 9, tzinfo=UTC)
+    for seed in (1, 2):
+        assert book.enrol(public_hex(_key(seed)), rules, now=day)[2]
+    install, entry, new = book.enrol(public_hex(_key(1)), rules, now=day + timedelta(hours=1))
+    assert (install, new, entry.enrolled_at) == (key_id(_key(1)), False, day)  # keeps its first date
+    with pytest.raises(
+        ConfigError, match=r"2 install keys were enrolled on 2026-02-20 already \(the limit is 2"
+    ):
+        book.enrol(public_hex(_key(3)), rules, now=day + timedelta(hours=2))
+    assert book.enrol(public_hex(_key(3)), rules, now=day + timedelta(days=1))[2]
+    with pytest.raises(ConfigError, match="not an Ed25519 public key"):
+        book.enrol("not a key", rules, now=day)
+    book.save(tmp_path / "enrolment.json")
+    assert Register.load(tmp_path / "enrolment.json") == book
+    (tmp_path / "bad.json").write_text('{"format": "something else"}')
+    with pytest.raises(ConfigError, match="not an enrolment register"):
+        Register.load(tmp_path / "bad.json")
+
+
+def test_only_enrolled_keys_old_enough_count(tmp_path: Path) -> None:
+    start = period_range(PERIOD)[0]
+    book = Register()
+    rules = EnrolmentConfig(max_per_day=100, min_age_days=7)
+    for seed in range(3):  # a month before the period
+        book.enrol(public_hex(_key(seed)), rules, now=start - timedelta(days=30))
+    book.enrol(public_hex(_key(3)), rules, now=start - timedelta(days=2))  # enrolled for this period
+    folder = tmp_path / "contributions"
+    folder.mkdir()
+    for seed in range(5):
+        _contribute(folder, seed, [KILL])
+    cfg = AggregateConfig(epsilon=1.0, delta=1e-6)
+    kept, left = book.admitted(read_contributions(folder, cfg), rules)
+    assert sorted(c.install for c in kept) == sorted(key_id(_key(s)) for s in range(3))
+    why = dict(left)
+    assert why[key_id(_key(4))] == "not enrolled"
+    assert why[key_id(_key(3))].startswith(f"enrolled on {(start - timedelta(days=2)).date()}: counts from")
+    # the same key id with another public key is not the enrolled install
+    assert book.refusal(key_id(_key(0)), public_hex(_key(9)), start, rules) == "not enrolled"
+
+
+def test_the_commands_enrol_and_aggregate_only_enrolled_installs(tmp_path: Path) -> None:
+    runner = CliRunner()
+    contributions = tmp_path / "contributions"
+    contributions.mkdir()
+    for seed in range(6):
+        _contribute(contributions, seed, [KILL])
+    register = tmp_path / "enrolment.json"
+    (tmp_path / "install.key.pub").write_text(public_hex(_key(0)) + "\n")
+    res = runner.invoke(
+        cli_app,
+        [
+            "community",
+            "enrol",
+            "--register",
+            str(register),
+            "--public-key",
+            str(tmp_path / "install.key.pub"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert f"enrolled install {key_id(_key(0))}" in res.output
+    res = runner.invoke(
+        cli_app,
+        [
+            "community",
+            "enrol",
+            "--register",
+            str(register),
+            "--public-key",
+            public_hex(_key(1)),
+            "--max-per-day",
+            "1",
+        ],
+    )
+    assert isinstance(res.exception, ConfigError) and "the limit is 1 a day" in str(res.exception)
+    args = ["community", "aggregate", "-c", str(contributions), "--epsilon", "50", "--delta", "1e-6"]
+    args += [
+        "--out",
+        str(tmp_path / "release"),
+        "--key",
+        str(tmp_path / "agg.key"),
+        "--enrolment",
+        str(register),
+    ]
+    res = runner.invoke(cli_app, args)  # enrolled today: too new for the period
+    assert isinstance(res.exception, ConfigError)
+    assert "(6 not enrolled or enrolled too recently)" in str(res.exception)
+    res = runner.invoke(cli_app, [*args, "--min-key-age-days", "0"])
+    assert isinstance(res.exception, ConfigError)  # only key 0 is enrolled; its period began before it was
+    book = Register.load(register)
+    book.keys[key_id(_key(0))] = replace(
+        book.keys[key_id(_key(0))], enrolled_at=datetime(2020, 1, 1, tzinfo=UTC)
+    )
+    book.save(register)
+    res = runner.invoke(cli_app, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert (summary["contributions"], summary["not_enrolled"], summary["counted"]) == (6, 5, 1)

@@ -111,6 +111,17 @@ def aggregate_cmd(
         float | None,
         typer.Option(help="With --ledger: leave out installs whose total epsilon would pass this.", min=0.0),
     ] = None,
+    enrolment: Annotated[
+        Path | None,
+        typer.Option(
+            help="The register of enrolled install keys (selflearn community enrol): count only "
+            "contributions of enrolled keys old enough."
+        ),
+    ] = None,
+    min_key_age_days: Annotated[
+        float,
+        typer.Option(help="With --enrolment: days between a key's enrolment and its first period.", min=0.0),
+    ] = 7.0,
     engine: Annotated[
         str, typer.Option(help="Where to merge and run the DP step: duckdb (this process) or spark.")
     ] = "duckdb",
@@ -155,6 +166,17 @@ def aggregate_cmd(
     accepted = read_contributions(contributions, config, quarantine, report)
     for name, why in report.quarantined:
         console.print(f"quarantined {escape(name)}: {escape(why)}", soft_wrap=True)
+    not_enrolled = 0
+    if enrolment is not None:
+        from selflearn.community.enrolment import EnrolmentConfig, Register
+
+        if not enrolment.exists():
+            raise ConfigError(f"no enrolment register at {enrolment} (selflearn community enrol makes one)")
+        rules = EnrolmentConfig(min_age_days=min_key_age_days)
+        accepted, left_out = Register.load(enrolment).admitted(accepted, rules)
+        not_enrolled = len(left_out)
+        for install, why in left_out:
+            console.print(f"left out install {escape(install)}: {escape(why)}", soft_wrap=True)
     if max_epsilon is not None and ledger is None:
         raise ConfigError("--max-epsilon needs --ledger: the file that says what each install has spent")
     book = Ledger.load(ledger) if ledger is not None else None
@@ -164,6 +186,7 @@ def aggregate_cmd(
         over, accepted = len(accepted) - len(admitted), admitted
     if not accepted:
         why = f" ({over} over the --max-epsilon budget)" if over else ""
+        why += f" ({not_enrolled} not enrolled or enrolled too recently)" if not_enrolled else ""
         raise ConfigError(f"no valid contribution in {contributions} to release{why}")
     if engine == "spark":
         spark = spark_session(None if master == "none" else master)
@@ -186,6 +209,8 @@ def aggregate_cmd(
         "quarantined": len(report.quarantined),
         "other_periods": report.other_periods,
         "over_budget": over,
+        "not_enrolled": not_enrolled,
+        "counted": len(accepted),
         "refused_records": report.refused,
         "released_pairs": manifest["released_pairs"],
         "rules": manifest["rules"],
@@ -195,6 +220,40 @@ def aggregate_cmd(
         "engine": engine,
     }
     out.print(json.dumps(summary), soft_wrap=True, markup=False, highlight=False)
+
+
+@community_app.command("enrol")
+def enrol_cmd(
+    register: Annotated[
+        Path, typer.Option("--register", help="The aggregator's register of install keys (JSON; created).")
+    ],
+    public_key: Annotated[
+        str,
+        typer.Option(
+            "--public-key",
+            help="The install's public key: 64 hex digits (a contribution's header has them) or a "
+            "PEM/hex file (the install's <key>.pub).",
+        ),
+    ],
+    note: Annotated[str, typer.Option(help="Who vouched for the install (kept in the register).")] = "",
+    max_per_day: Annotated[int, typer.Option(help="New keys the register takes per UTC day.", min=1)] = 50,
+) -> None:
+    """Enrol an install key, so that selflearn community aggregate --enrolment counts its
+    contributions (from periods starting a week later, by default). Refused once --max-per-day
+    keys were enrolled today: fake installs take days, in plain view.
+
+    Example: selflearn community enrol --register enrolment.json --public-key install.key.pub"""
+    from selflearn.community.enrolment import EnrolmentConfig, Register
+    from selflearn.community.keys import load_public_key, public_hex
+
+    text = public_key.strip()
+    hex_key = text.lower() if len(text) == 64 else public_hex(load_public_key(Path(text)))
+    book = Register.load(register)
+    install, entry, new = book.enrol(hex_key, EnrolmentConfig(max_per_day=max_per_day), note=note)
+    if new:
+        book.save(register)
+    state = "enrolled" if new else "already enrolled"
+    out.print(f"{state} install {install} on {entry.enrolled_at.date()}", soft_wrap=True)
 
 
 @community_app.command("pull")

@@ -31,6 +31,7 @@ if _TYPE_CHECKING:
         read_contribution,
         write_contribution,
     )
+    from selflearn.community.enrolment import EnrolmentConfig, Register
     from selflearn.community.ledger import Ledger
     from selflearn.community.release import install_release, load_release, verify_release, write_release
 
@@ -50,6 +51,8 @@ _LAZY = {
     "evidence_by_household": "selflearn.community.contribution",
     "read_contribution": "selflearn.community.contribution",
     "write_contribution": "selflearn.community.contribution",
+    "EnrolmentConfig": "selflearn.community.enrolment",
+    "Register": "selflearn.community.enrolment",
     "Ledger": "selflearn.community.ledger",
     "install_release": "selflearn.community.release",
     "load_release": "selflearn.community.release",
@@ -65,8 +68,10 @@ __all__ = [
     "Contribution",
     "ContributionConfig",
     "DuckDbAggregation",
+    "EnrolmentConfig",
     "Evidence",
     "Ledger",
+    "Register",
     "Released",
     "SparkAggregation",
     "aggregate",

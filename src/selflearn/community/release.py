@@ -244,7 +244,12 @@ def _merged(own: RewriteTable, community: RewriteTable, manifest: dict[str, Any]
     mine = {r["source"] for r in own.table.to_pylist() if r["status"] == "active"}
     extra = [r for r in community.table.to_pylist() if r["source"] not in mine]
     rows = own.table.to_pylist() + extra
-    meta = {**own.metadata, "community": manifest.get("version"), "community_rules": len(extra)}
+    meta = {
+        **own.metadata,
+        "community": manifest.get("version"),
+        "community_rules": len(extra),
+        "community_rule_ids": sorted(r["rule_id"] for r in extra),
+    }
     meta.pop("version", None)
     return RewriteTable(pa.Table.from_pylist(rows, schema=TABLE_SCHEMA), meta)
 

@@ -40,10 +40,12 @@ from selflearn.report.views import (
     RewriterLock,
     Rule,
     Signals,
+    from_community,
     pair_id,
     pseudonym,
     sum_outcomes,
     table_source,
+    verdict_of,
 )
 from selflearn.rewrite.table import RewriteTable
 
@@ -143,6 +145,8 @@ class Collector:
             self.rates(data)
         self.say(STAGES[3])
         decisions = self.decision_rows()
+        if rules_table is not None:
+            decisions = from_community(decisions, rules_table)
         if data.has_signals:
             data.unrecognized, data.unrecognized_more = self.unrecognized(rules_table, rewriter, decisions)
         self.say(STAGES[4])
@@ -458,18 +462,25 @@ class Collector:
         out: dict[str, list[Fix]] = defaultdict(list)
         if rules_table is not None:
             refused = {r["rule_id"] for r in rules_table.unguarded()}
+            release, shared = rules_table.community()
             for row in rules_table.table.to_pylist():
                 if row["source"] not in wanted:
                     continue
                 status = "refused" if row["rule_id"] in refused else str(row["status"])
+                evidence = (
+                    f"community release {release}: about {row['users']} installs sent it; it helped "
+                    f"{row['p_target']:.0%} of the time"
+                    if row["rule_id"] in shared
+                    else f"mined: {row['users']} users in {row['households']} homes went from it to the "
+                    f"target; it works {row['p_source']:.0%} of the time, the target "
+                    f"{row['p_target']:.0%}"
+                )
                 out[row["source"]].append(
                     Fix(
                         "table",
                         row["source"],
                         row["target"],
-                        f"mined: {row['users']} users in {row['households']} homes went from it to the "
-                        f"target; it works {row['p_source']:.0%} of the time, the target "
-                        f"{row['p_target']:.0%}",
+                        evidence,
                         row["rule_id"],
                         status,
                         self.reviews.get(row["rule_id"]),
@@ -617,7 +628,7 @@ class Collector:
             base = unrewritten.get(source)
             n = int(base["n"]) if base else 0
             worked = int(base["ok"]) / n if base and n else None
-            verdict, reason = _verdict(outcomes, worked)
+            verdict, reason = verdict_of(outcomes, worked)
             out.append(
                 Decision(
                     rid,
@@ -645,6 +656,7 @@ class Collector:
             if d.layer == "precomputed":
                 logged[d.rule_id].append(d.outcomes)
         refused = {r["rule_id"] for r in table.unguarded()}
+        release, shared = table.community()
         rows = sorted(
             table.table.to_pylist(),
             key=lambda r: (r["status"] != "active", -r["users"], -r["support"], r["source"]),
@@ -685,6 +697,7 @@ class Collector:
                     reason=reason,
                     logged=o,
                     review=self.reviews.get(row["rule_id"]),
+                    community=release if row["rule_id"] in shared else None,
                 )
             )
         return out, max(0, len(rows) - MAX_ROWS)
@@ -772,20 +785,6 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _verdict(o: Outcomes, worked_unrewritten: float | None) -> tuple[str, str]:
-    """Keep or (would be) demote a logged online rule, and why."""
-    if o.unscored == o.turns:
-        return "unscored", "no defect signal for these turns yet (selflearn signals)"
-    if o.losses > o.wins:
-        return "would be demoted", f"more losses than wins ({o.wins} wins, {o.losses} losses)"
-    if worked_unrewritten is not None and o.turns and o.wins / o.turns < worked_unrewritten:
-        return "worse than unrewritten", (
-            f"works {o.wins / o.turns:.0%} rewritten vs {worked_unrewritten:.0%} when the same pattern "
-            "was not rewritten"
-        )
-    return "keep", ""
 
 
 def _concept_matches(concept: Concept, text: str) -> bool:

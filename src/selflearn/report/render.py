@@ -446,6 +446,7 @@ class _Renderer:
             "sensitive",
             "status",
             "why",
+            "from",
             "applied",
             "wins",
             "losses",
@@ -468,6 +469,7 @@ class _Renderer:
             f"<td>{'yes' if r.sensitive else ''}</td>"
             f'<td class="{_status_class(r.status)}">{_e(r.status)}</td>'
             f'<td class="small evidence">{_e(r.reason)}</td>'
+            f"<td class=small>{_e(_origin(r.community))}</td>"
             f"<td class=n>{_n(o.turns)}</td><td class=n>{_n(o.wins)}</td><td class=n>{_n(o.losses)}</td>"
             f"<td class=n>{_n(o.wrong_actions)}</td>"
             + self.review_cells(r.rule_id, r.source, r.target, r.review)
@@ -530,7 +532,8 @@ class _Renderer:
         )
         return (
             f'<tr data-rule-id="{_e(x.rule_id)}"><td><code>{_e(x.rule_id)}</code></td>'
-            f"<td class=small>{_e(x.logged_rule or '')}</td><td>{_e(x.layer)}</td>"
+            f"<td class=small>{_e(x.logged_rule or '')}</td>"
+            f"<td>{_e(x.layer if x.community is None else f'{x.layer} ({_origin(x.community)})')}</td>"
             f"<td><code>{_e(x.source)}</code></td><td><code>{_e(x.target)}</code></td>"
             f"<td class=n>{_n(o.turns)}</td><td class=n>{_n(o.wins)}</td><td class=n>{_n(o.losses)}</td>"
             f"<td class=n>{_n(o.wrong_actions)}</td><td class=n>{ratio}</td><td class=n>{unrewritten}</td>"
@@ -639,3 +642,8 @@ class _Renderer:
             + "".join(f"<li>{i}</li>" for i in items)
             + "</ul>"
         )
+
+
+def _origin(release: str | None) -> str:
+    """Where a table rule came from: a community release, or mined from logs."""
+    return "mined" if release is None else f"community release {release}"

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -319,6 +319,8 @@ class Rule:
     reason: str
     logged: Outcomes
     review: str | None = None
+    community: str | None = None
+    """The community release the rule came from (``selflearn community pull``), or None: mined."""
 
 
 @dataclass(frozen=True)
@@ -341,6 +343,8 @@ class Decision:
     verdict: str
     reason: str
     review: str | None = None
+    community: str | None = None
+    """The community release of the table rule that made it, or None."""
 
 
 @dataclass(frozen=True)
@@ -512,3 +516,28 @@ def table_source(table: RewriteTable | None) -> str | None:
         return None
     where = str(table.path) if table.path is not None else "(in memory)"
     return f"{where} ({table.version}, {table.table.num_rows:,} rules, {len(table):,} active)"
+
+
+def verdict_of(o: Outcomes, worked_unrewritten: float | None) -> tuple[str, str]:
+    """Keep or (would be) demote a logged online rule, and why."""
+    if o.unscored == o.turns:
+        return "unscored", "no defect signal for these turns yet (selflearn signals)"
+    if o.losses > o.wins:
+        return "would be demoted", f"more losses than wins ({o.wins} wins, {o.losses} losses)"
+    if worked_unrewritten is not None and o.turns and o.wins / o.turns < worked_unrewritten:
+        return "worse than unrewritten", (
+            f"works {o.wins / o.turns:.0%} rewritten vs {worked_unrewritten:.0%} when the same pattern "
+            "was not rewritten"
+        )
+    return "keep", ""
+
+
+def from_community(decisions: list[Decision], table: RewriteTable) -> list[Decision]:
+    """Mark the logged decisions of the precomputed layer whose rule came from a community release."""
+    release, shared = table.community()
+    if release is None:
+        return decisions
+    return [
+        replace(d, community=release) if d.layer == "precomputed" and d.rule_id in shared else d
+        for d in decisions
+    ]

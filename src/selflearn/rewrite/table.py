@@ -150,6 +150,17 @@ class RewriteTable:
 
     # --- artifact ----------------------------------------------------------------------------
 
+    def community(self) -> tuple[str | None, frozenset[str]]:
+        """The community release (its version) this table's rules came from, and their ids: every
+        rule of a release's own table, or the rules a release added to a base rewriter's table
+        (``selflearn community pull --base``); ``(None, frozenset())`` for a table mined here."""
+        meta = self.metadata
+        if meta.get("source") == "community":
+            return str(meta.get("release") or "?"), frozenset(self.table.column("rule_id").to_pylist())
+        if meta.get("community"):
+            return str(meta["community"]), frozenset(meta.get("community_rule_ids") or ())
+        return None, frozenset()
+
     @property
     def version(self) -> str:
         """Content version: identical rows give an identical version."""
