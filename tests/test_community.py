@@ -419,7 +419,7 @@ def test_the_report_says_which_rules_came_from_the_community(release: Path, tmp_
     assert origin == {KILL[0]: manifest["version"], own[0]: None}
     html = render_html(data)
     row = html.split(f'data-rule-id="{kill_id}"')[1].split("</tr>")[0]
-    assert f"community release {manifest['version']}" in row
+    assert f"release {manifest['version']}" in row
     logged = Decision(
         kill_id, kill_id, "precomputed", KILL[0], KILL[1], Outcomes(3, 3, 0, 0), 1.0, 2, None, 0, "", ""
     )

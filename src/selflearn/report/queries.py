@@ -468,7 +468,7 @@ class Collector:
                     continue
                 status = "refused" if row["rule_id"] in refused else str(row["status"])
                 evidence = (
-                    f"community release {release}: about {row['users']} installs sent it; it helped "
+                    f"release {release}: about {row['users']} installs sent it; it helped "
                     f"{row['p_target']:.0%} of the time"
                     if row["rule_id"] in shared
                     else f"mined: {row['users']} users in {row['households']} homes went from it to the "

@@ -432,7 +432,9 @@ class _Renderer:
             "rewritten turn was not a defect; losses: it was; wrong actions: losses where the assistant "
             "acted). The miner demotes a deployed rule when it is credibly worse since deployment "
             "(<code>selflearn mine</code> again); a rule with more losses than wins in these logs is marked "
-            "<b>would be demoted</b>.</p>"
+            "<b>would be demoted</b>. <i>From</i>: mined from logs, or a community release "
+            "(<code>selflearn community pull</code>; its users, homes and support are the release's noisy "
+            "count of installs, and each home withdraws a rule that keeps failing there).</p>"
         )
         heads = [
             "rule",
@@ -646,4 +648,4 @@ class _Renderer:
 
 def _origin(release: str | None) -> str:
     """Where a table rule came from: a community release, or mined from logs."""
-    return "mined" if release is None else f"community release {release}"
+    return "mined" if release is None else f"release {release}"
