@@ -19,7 +19,8 @@ home fingerprint. hassil itself only sees the templates that can match the text
 (:class:`~selflearn.assistant.candidates.TemplateFilter`, a sound pre-filter), so its results
 are exactly those of matching against all of Home Assistant's intents; and the matching is
 done by :mod:`selflearn.assistant.fastmatch`, hassil's matcher compiled (same results, in the
-same order). The gazetteer's fuzzy searches, pure functions of their query, are memoized.
+same order). The gazetteer's fuzzy searches, pure functions of their query, are memoized and
+answered with rapidfuzz (:class:`_FuzzySearch`: the gazetteer's own answers, to the bit).
 ``bench/experiments/nlu_equivalence.py`` checks all of this against the unoptimised code.
 """
 
@@ -248,6 +249,7 @@ class HomeAssistantNlu:
         cache_size: int = 200_000,
         unmatched_pass: bool = True,
         custom_sentences: str | Path | None = None,
+        fast_fuzzy: bool = True,
     ) -> None:
         if config not in NLU_CONFIGS:
             raise ConfigError(f"unknown NLU configuration {config!r}; expected one of {NLU_CONFIGS}")
@@ -263,6 +265,9 @@ class HomeAssistantNlu:
         self._gazetteer_home: str | None = None
         self._cache = _Lru(cache_size)
         self._fast = fastmatch.SUPPORTED
+        self._fast_fuzzy = fast_fuzzy
+        """Whether the gazetteer's fuzzy searches are answered by :class:`_FuzzySearch` (the same
+        answers; ``False``: by the gazetteer's own code, the reference it is checked against)."""
 
     @property
     def name(self) -> str:
@@ -372,11 +377,11 @@ class HomeAssistantNlu:
             _memoize_gazetteer_tokenizer()
             self._gazetteer = GazetteerMatcher(home=home.to_gazetteer())
             self._gazetteer_home = home.fingerprint
-            _memoize_gazetteer_home(self._gazetteer)
+            _memoize_gazetteer_home(self._gazetteer, self._fast_fuzzy)
         elif self._gazetteer_home != home.fingerprint:
             self._gazetteer.set_home(home.to_gazetteer())
             self._gazetteer_home = home.fingerprint
-            _memoize_gazetteer_home(self._gazetteer)
+            _memoize_gazetteer_home(self._gazetteer, self._fast_fuzzy)
         area = home.area_by_id.get(context_area or "")
         interp = self._gazetteer.interpret(text, context_area=area.name if area else None)
         if not interp.accepted or not interp.frames:
@@ -488,13 +493,16 @@ def _memoize_gazetteer_tokenizer() -> None:
         tagger.phrase_tokens = functools.lru_cache(maxsize=1 << 16)(tagger.phrase_tokens)
 
 
-_EXTRACT_MEMOS: OrderedDict[tuple[Any, ...], dict[tuple[Any, ...], tuple[Any, ...]]] = OrderedDict()
-"""Fuzzy-search results per set of choices (content-keyed, so homes share the action phrases)."""
+_EXTRACT_MEMOS: OrderedDict[tuple[Any, ...], _FuzzySearch] = OrderedDict()
+"""Fuzzy searches per set of choices (content-keyed, so homes share the action phrases)."""
 _EXTRACT_MEMO_SETS = 16
 _EXTRACT_MEMO_SIZE = 1 << 16
+_EXTRACT_SLACK = 0.01
+"""How far below the cutoff rapidfuzz's pre-selection reaches (its cutoff arithmetic is not the
+gazetteer's; every pre-selected choice is scored again exactly as the gazetteer scores it)."""
 
 
-def _memoize_gazetteer_home(matcher: Any) -> None:
+def _memoize_gazetteer_home(matcher: Any, fast: bool = True) -> None:
     """Memoize what this gazetteer matcher recomputes on every call from its home alone.
 
     Call after every (re)build of its home: the fuzzy searches of its new tagger
@@ -503,7 +511,7 @@ def _memoize_gazetteer_home(matcher: Any) -> None:
     function of the home and the area name (errors are not memoized, they are raised again).
     Only this matcher is changed (instance attributes), not the class.
     """
-    _memoize_fuzzy_batches(matcher.tagger)
+    _memoize_fuzzy_batches(matcher.tagger, fast)
     resolve = type(matcher)._resolve_home_context.__get__(matcher)
     resolved: dict[tuple[str | None, str | None], Any] = {}
 
@@ -517,45 +525,138 @@ def _memoize_gazetteer_home(matcher: Any) -> None:
     matcher._resolve_home_context = resolve_home_context
 
 
-def _memoize_fuzzy_batches(tagger: Any) -> None:
-    """Memoize the fuzzy searches of this gazetteer tagger's choice batches.
+def _memoize_fuzzy_batches(tagger: Any, fast: bool = True) -> None:
+    """Make the fuzzy searches of this gazetteer tagger's choice batches cheaper.
 
     ``ChoiceBatch.extract`` (about half of the gazetteer's time) scores a query against a fixed
     set of choices: a pure function of the query, the keyword arguments and the batch's
     choices, token lengths and token-sort setting, none of which change after construction.
     The tagger searches every word window of a text, and the same windows ("turn on",
-    "the") come back in text after text, so most searches repeat. Only this matcher's
-    batches are wrapped (an instance attribute), not the class.
+    "the") come back in text after text, so most searches repeat: they are memoized; the
+    others are answered by :class:`_FuzzySearch` (the same answers, computed with rapidfuzz;
+    ``fast=False``: by the batch's own ``extract``). Only this matcher's batches are wrapped (an
+    instance attribute), not the class.
     """
     batches = [tagger.action_batch, *tagger.fuzzy_batches.values()]
     for batch in batches:
         if batch is None or "extract" in vars(batch):
             continue
-        signature = (batch.choices, batch.token_lengths, batch.token_sort)
-        memo = _EXTRACT_MEMOS.get(signature)
-        if memo is None:
-            memo = _EXTRACT_MEMOS[signature] = {}
+        signature = (batch.choices, batch.token_lengths, batch.token_sort, fast)
+        search = _EXTRACT_MEMOS.get(signature)
+        if search is None:
+            search = _EXTRACT_MEMOS[signature] = _FuzzySearch(batch, fast)
             if len(_EXTRACT_MEMOS) > _EXTRACT_MEMO_SETS:
                 _EXTRACT_MEMOS.popitem(last=False)
         else:
             _EXTRACT_MEMOS.move_to_end(signature)
-        batch.extract = _memoized_extract(batch.extract, memo)
+        batch.extract = search.extract
 
 
-def _memoized_extract(extract: Any, memo: dict[tuple[Any, ...], tuple[Any, ...]]) -> Any:
-    def memoized(query: str, **kwargs: Any) -> list[Any]:
+class _FuzzySearch:
+    """``ChoiceBatch.extract`` of one set of choices, memoized, with the same answers.
+
+    The gazetteer scores a choice ``1 - d / max(len(query), len(choice), 1)`` (``d`` the
+    optimal-string-alignment distance for ``damerau``, Levenshtein's for ``levenshtein``,
+    between the normalised texts; at least 0) and keeps those at or above the cutoff, best
+    first, ties by the choice's length, then the choice, then its position, up to ``limit``.
+    Here a choice whose length alone puts it below the cutoff (``d`` is at least the
+    difference of the lengths) is never scored; rapidfuzz's bit-parallel distances pick the
+    others that may pass (with :data:`_EXTRACT_SLACK` of margin), and each of those is scored
+    again with the gazetteer's formula from its exact integer distance. Anything else (an
+    unknown algorithm, ``limit <= 0``), and everything with ``fast=False``, goes to the
+    batch's own ``extract``.
+    """
+
+    def __init__(self, batch: Any, fast: bool = True) -> None:
+        self.fast = fast
+        self.choices: tuple[str, ...] = batch.choices
+        self.token_lengths: tuple[int, ...] = batch.token_lengths
+        self.scoring_text = batch._scoring_text  # a pure function of the text and token_sort
+        self.scoring: tuple[str, ...] = tuple(self.scoring_text(c) for c in batch.choices)
+        self.fallback = batch.extract
+        self.memo: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._eligible: dict[tuple[Any, ...], tuple[tuple[int, ...], list[str]]] = {}
+
+    def extract(self, query: str, **kwargs: Any) -> list[Any]:
         key = (query, *kwargs.items())  # each call site passes the same keywords in one order
-        found = memo.get(key)
+        found = self.memo.get(key)
         if found is None:
-            found = tuple(extract(query, **kwargs))  # frozen Match records
-            if len(memo) >= _EXTRACT_MEMO_SIZE:
+            found = tuple(self._extract(query, **kwargs))  # frozen Match records
+            if len(self.memo) >= _EXTRACT_MEMO_SIZE:
                 # Forget the older half (dicts keep insertion order): common windows come back.
-                for old in list(itertools.islice(memo, len(memo) // 2)):
-                    del memo[old]
-            memo[key] = found
+                for old in list(itertools.islice(self.memo, len(self.memo) // 2)):
+                    del self.memo[old]
+            self.memo[key] = found
         return list(found)
 
-    return memoized
+    def _extract(
+        self,
+        query: str,
+        *,
+        cutoff: float = 0.0,
+        limit: int = 3,
+        algorithm: str = "damerau",
+        query_tokens: int | None = None,
+        extra_tokens: int = 0,
+    ) -> list[Any]:
+        if not self.fast or limit <= 0 or algorithm not in ("damerau", "levenshtein"):
+            return list(
+                self.fallback(
+                    query,
+                    cutoff=cutoff,
+                    limit=limit,
+                    algorithm=algorithm,
+                    query_tokens=query_tokens,
+                    extra_tokens=extra_tokens,
+                )
+            )
+        from gazetteer_matcher.fuzzy import Match
+        from rapidfuzz import process
+        from rapidfuzz.distance import OSA, Levenshtein
+
+        text = self.scoring_text(query)
+        size = len(text)
+        indexes, strings = self._candidates(size, query_tokens, extra_tokens, cutoff)
+        if not strings:
+            return []
+        metric: Any = OSA if algorithm == "damerau" else Levenshtein
+        near = process.extract(
+            text,
+            strings,
+            scorer=metric.normalized_similarity,
+            processor=None,
+            score_cutoff=max(0.0, cutoff - _EXTRACT_SLACK),
+            limit=None,
+        )
+        ranked: list[tuple[float, int, str, int]] = []
+        for _, _, j in near:
+            other = strings[j]
+            score = max(0.0, 1.0 - metric.distance(text, other) / max(size, len(other), 1))
+            if score >= cutoff:
+                i = indexes[j]
+                ranked.append((-score, len(self.choices[i]), self.choices[i], i))
+        ranked.sort()
+        return [Match(choice=self.choices[i], score=-neg) for neg, _, _, i in ranked[:limit]]
+
+    def _candidates(
+        self, size: int, query_tokens: int | None, extra_tokens: int, cutoff: float
+    ) -> tuple[tuple[int, ...], list[str]]:
+        """Choices (positions, normalised texts) inside the token window whose length allows a
+        score of ``cutoff`` against a normalised query of ``size`` characters."""
+        key = (size, query_tokens, extra_tokens, cutoff)
+        found = self._eligible.get(key)
+        if found is None:
+            keep = [
+                i
+                for i, (tokens, text) in enumerate(zip(self.token_lengths, self.scoring, strict=True))
+                if (
+                    query_tokens is None
+                    or query_tokens - extra_tokens <= tokens <= query_tokens + extra_tokens
+                )
+                and 1.0 - abs(size - len(text)) / max(size, len(text), 1) >= cutoff
+            ]
+            found = self._eligible[key] = (tuple(keep), [self.scoring[i] for i in keep])
+        return found
 
 
 def _plain(value: Any) -> SlotValue:

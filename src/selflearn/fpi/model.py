@@ -35,6 +35,7 @@ from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.schema import FAILURE_POINTS
 from selflearn.core.store import Store
 from selflearn.fpi.features import CATEGORICAL_FEATURES, FEATURES, fpi_features
+from selflearn.fpi.nbest import default_workers
 from selflearn.fpi.text import TEXT_DIMS, TextProjection
 from selflearn.signals.defect import Columns
 
@@ -163,6 +164,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "verbose": -1,
 }
 NUM_ROUNDS = 300
+PARALLEL_PREDICT_ROWS = 5000
+"""Fewest rows predicted on up to 2 threads (:func:`~selflearn.fpi.nbest.default_workers`):
+LightGBM splits the rows among them, so each row's probabilities are the one-thread ones."""
 MIN_CATEGORY_COUNT = 5
 """Category values seen fewer times than this in training are treated as unknown."""
 
@@ -223,7 +227,7 @@ class FpiPrediction:
 
 
 class FpiModel:
-    """Gradient-boosted failure point classifier (LightGBM multiclass, one thread, deterministic).
+    """Gradient-boosted failure point classifier (LightGBM multiclass, trained on one thread, deterministic).
 
     ``FpiModel().fit(store)`` trains on one or several *simulated* stores (e.g. several ASR
     channels); ``predict(store or features)`` scores; ``save``/``load`` write a folder with
@@ -321,7 +325,10 @@ class FpiModel:
         if features.num_rows == 0:
             return np.zeros((0, len(CLASSES)))
         x = _matrix(features, self.vocab_, self.text_)
-        p = booster.predict(x, num_threads=int(self.params["num_threads"]))
+        threads = int(self.params["num_threads"])
+        if features.num_rows >= PARALLEL_PREDICT_ROWS:
+            threads = max(threads, default_workers())
+        p = booster.predict(x, num_threads=threads)
         return np.asarray(p, dtype=np.float64).reshape(features.num_rows, len(CLASSES))
 
     def predict(self, data: Store | pa.Table) -> FpiPrediction:

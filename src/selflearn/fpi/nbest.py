@@ -12,7 +12,9 @@ A rerun is a pure function of the home's configuration, the satellite's area and
 each distinct one runs once (:class:`Outcome`, remembered per process in :data:`OUTCOMES`), in
 rounds (every turn's first alternative, then the second where the first did not succeed), and
 with ``workers > 1`` large rounds are shared among forked processes. :func:`nbest_features_per_turn`
-is the plain loop it replaces, kept as the reference the tests and ``bench/fpi.py`` compare with.
+is the plain loop it replaces, kept as the reference the tests and ``bench/fpi.py`` compare with;
+it also runs the gazetteer's fuzzy searches with the gazetteer's own code (a separate assistant,
+``HomeAssistantNlu(fast_fuzzy=False)``), so the comparison covers the NLU's faster searches too.
 
 The reference assistant is Home Assistant's pipeline (:class:`selflearn.assistant.pipeline.
 Assistant`); for logs of another assistant these features are still a fair proxy of "is this
@@ -85,19 +87,24 @@ OUTCOMES: OrderedDict[RerunKey, Outcome] = OrderedDict()
 """Outcomes of the reruns done in this process, by :data:`RerunKey`."""
 
 
-@lru_cache(maxsize=1)
-def _assistant() -> Any:
+@lru_cache(maxsize=2)
+def _assistant(plain: bool = False) -> Any:
     """The reference pipeline with an exact recogniser, shared by the process so that its NLU
-    result cache serves repeated scoring of the same requests."""
+    result cache serves repeated scoring of the same requests. ``plain``: one whose gazetteer
+    searches run the gazetteer's own code (for :func:`nbest_features_per_turn`)."""
     from selflearn.assistant.asr import ExactASR
+    from selflearn.assistant.nlu import HomeAssistantNlu
     from selflearn.assistant.pipeline import Assistant, AssistantConfig
 
-    return Assistant(AssistantConfig(asr="exact"), asr=ExactASR())
+    config = AssistantConfig(asr="exact")
+    nlu = HomeAssistantNlu(config.nlu, fast_fuzzy=not plain)
+    return Assistant(config, asr=ExactASR(), nlu=nlu)
 
 
-def _rerun(state: HomeState, context: str | None, text: str) -> Outcome:
-    """Run ``text`` through the reference assistant on a fresh copy of the home."""
-    nlu, _, result, _ = _assistant().run_text(text, state.copy(), _NOW, context, explain_failures=False)
+def _rerun(state: HomeState, context: str | None, text: str, plain: bool = False) -> Outcome:
+    """Run ``text`` through the reference assistant on a fresh copy of the home (``plain``: the
+    one with the gazetteer's own fuzzy searches)."""
+    nlu, _, result, _ = _assistant(plain).run_text(text, state.copy(), _NOW, context, explain_failures=False)
     return Outcome(bool(nlu.trace.matched), result.status == "success", nlu.trace.intent)
 
 
@@ -271,8 +278,9 @@ def default_workers() -> int:
 
 def nbest_features_per_turn(store: Store, table: pa.Table) -> dict[str, np.ndarray]:
     """:func:`nbest_features` the plain way: every turn's alternatives rerun in turn, in this
-    process, nothing remembered but the NLU's own cache (the reference for the tests and
-    ``bench/fpi.py``'s identity check; a few hundred turns per second)."""
+    process, nothing remembered but the NLU's own cache, with the gazetteer's own fuzzy searches
+    (the reference for the tests and ``bench/fpi.py``'s identity check; a few hundred turns per
+    second)."""
     n = table.num_rows
     out = _empty(n)
     states = _home_states(store) if n else {}
@@ -289,7 +297,7 @@ def nbest_features_per_turn(store: Store, table: pa.Table) -> dict[str, np.ndarr
         for rank, text in enumerate(texts[1 : 1 + MAX_ALTERNATIVES], start=1):
             if not text:
                 continue
-            outcome = _rerun(state, context, str(text))
+            outcome = _rerun(state, context, str(text), plain=True)
             if _record(out[i], outcome, rank, turns.alt_confs[i] or [], turns.intents[i]):
                 break
     return _columns(out)
