@@ -587,6 +587,11 @@ def test_guards_keep_the_kind_of_thing_and_never_choose_a_sensitive_action() -> 
     assert not changes_object(
         "kill it in the {area}", "turn off the {area} light"
     )  # the request names nothing
+    # an attribute only some kinds have names those kinds (timers have no brightness; tvs a volume)
+    assert changes_object("add {number} hours timer", "brightness to {number}")
+    assert changes_object("add {number} hours timer", "make the volume {number}")
+    assert not changes_object("turn the tv up", "turn the volume up")
+    assert not changes_object("dim the {area} lamp", "set the {area} brightness to {number}")
     assert adds_polarity("the front door", "unlock the front door", SENSITIVE_DIMENSIONS)
     assert not adds_polarity("the lights please", "turn on the lights", SENSITIVE_DIMENSIONS)
     assert adds_polarity("the lights please", "turn on the lights")

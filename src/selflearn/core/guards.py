@@ -94,6 +94,14 @@ OBJECT_WORDS: dict[str, str] = {
 }
 """Words that name the kind of thing a request acts on."""
 
+ATTRIBUTE_WORDS: dict[str, tuple[str, ...]] = {
+    "brightness": ("light",),
+    "volume": ("tv", "speaker"),
+}
+"""Words that name what only some kinds of thing have: for the guards they name those kinds, so a
+rewrite from one kind to another's attribute ("add {number} hours timer" -> "brightness to
+{number}") changes what is acted on, while "turn the tv up" -> "turn the volume up" does not."""
+
 
 def adds_polarity(source: str, target: str, dimensions: Iterable[str] | None = None) -> bool:
     """True when the target takes a side of an action dimension the source does not mention at
@@ -104,8 +112,9 @@ def adds_polarity(source: str, target: str, dimensions: Iterable[str] | None = N
 
 
 def changes_object(source: str, target: str) -> bool:
-    """True when both patterns name the kind of thing acted on and the kinds differ ("turn off the
-    {area} fan" -> "turn off the {area} light")."""
+    """True when both patterns name the kind of thing acted on (or an attribute only some kinds
+    have, :data:`ATTRIBUTE_WORDS`) and the kinds differ ("turn off the {area} fan" -> "turn off the
+    {area} light", "{number} timer" -> "brightness to {number}")."""
     return _other_kind(facts(source), facts(target))
 
 
@@ -320,6 +329,9 @@ def _word_bits() -> dict[str, int]:
                 bits[word] = bits.get(word, 0) | 1 << (_DIM_SHIFT[dim] + side)
     for word, kind in OBJECT_WORDS.items():
         bits[word] = bits.get(word, 0) | _OBJECT_BIT[kind]
+    for word, kinds in ATTRIBUTE_WORDS.items():
+        for kind in kinds:
+            bits[word] = bits.get(word, 0) | _OBJECT_BIT[kind]
     for word, base in TIME_WORDS.items():
         bits[word] = bits.get(word, 0) | _TIME_BIT[base or word]
     for word in SENSITIVE_WORDS:
