@@ -215,3 +215,19 @@ def _home_rows() -> list[dict[str, Any]]:
                 }
             )
     return homes
+
+
+def _until_taken(
+    c: httpx.Client, method: str, url: str, body: Any, patience_s: float = 120
+) -> httpx.Response:
+    """Send a request the harness needs done (registering homes, re-sending batches after a
+    restart) again while the service sheds it (429, after its ``Retry-After``): on a busy machine a
+    service just started sheds at once, and the harness must not stop on it. Raises on any other
+    error, or when still shed after ``patience_s``."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        res = c.request(method, url, json=body)
+        if res.status_code != 429 or time.monotonic() > deadline:
+            res.raise_for_status()
+            return res
+        time.sleep(min(5.0, float(res.headers.get("Retry-After") or 1)))

@@ -33,6 +33,7 @@ from reliability_common import (
     _records,
     _rules,
     _start_serve,
+    _until_taken,
     reference,
     selflearn,
     setup,
@@ -196,7 +197,7 @@ def kill_service(name: str, work: Path, after_s: float) -> Kill:
         base_url=f"http://127.0.0.1:{port}", timeout=60
     ) as c:  # the homes, as the clients register them
         for row in _home_rows():
-            c.put(f"/v1/homes/{row['home_id']}", json=row).raise_for_status()
+            _until_taken(c, "PUT", f"/v1/homes/{row['home_id']}", row)
     acked: list[str] = []
     taught: list[str] = []
     stop = threading.Event()
@@ -257,7 +258,7 @@ def kill_service(name: str, work: Path, after_s: float) -> Kill:
             return out
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
             for batch in batches:
-                c.post("/v1/turns", json=batch).raise_for_status()
+                _until_taken(c, "POST", "/v1/turns", batch)
             concepts = c.get("/v1/concepts", params={"household_id": "h000000"}).json()["concepts"]
             kept = {x["phrase"] for x in concepts}
             out.lost += len(set(taught) - kept)
