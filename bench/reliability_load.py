@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 
 from http_load import _Conn, _exchange, free_port, proc_cpu_s, proc_status
-from reliability_common import _healthy, _home_rows, _records, _start_serve, setup
+from reliability_common import _healthy, _home_rows, _records, _start_serve, _until_taken, setup
 
 # --- the HTTP load ----------------------------------------------------------------------------------
 
@@ -114,11 +114,46 @@ def _generator(
     connections: int,
     timeout_s: float,
     out: Any,
+    server_pid: int | None = None,
 ) -> None:
     os.setpriority(os.PRIO_PROCESS, 0, 0)
+    before = _usage(server_pid)
     rows = asyncio.run(_mixed(port, payloads, rate, total_s, connections, timeout_s))
-    out.send(rows)
+    after = _usage(server_pid)
+    out.send((rows, _usage_delta(before, after)))
     out.close()
+
+
+def _usage(server_pid: int | None) -> dict[str, Any]:
+    """CPU seconds so far: this process's, the machine's (all cores busy), the server's and each of
+    its threads' -- read by the generator when its load starts and ends (its start-up left out)."""
+    return {
+        "t": time.monotonic(),
+        "generator": time.process_time(),
+        "machine": _machine_busy_s(),
+        "server": proc_cpu_s(server_pid) if server_pid else 0.0,
+        "threads": _threads_cpu_s(server_pid) if server_pid else {},
+        "main": server_pid,
+    }
+
+
+def _usage_delta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Cores busy while the load ran: the server (its main thread, the event loop, and its busiest
+    other threads), the generator, and everything else on the machine (other processes)."""
+    window = max(b["t"] - a["t"], 1e-9)
+    server = b["server"] - a["server"]
+    gen = b["generator"] - a["generator"]
+    machine = b["machine"] - a["machine"]
+    threads = sorted(((c - a["threads"].get(t, 0.0), t) for t, c in b["threads"].items()), reverse=True)
+    return {
+        "window_s": round(window, 1),
+        "server": round(server / window, 2),
+        "server_main_thread": round(next((c for c, t in threads if t == b["main"]), 0.0) / window, 2),
+        "server_busiest_other_threads": [round(c / window, 2) for c, t in threads if t != b["main"]][:3],
+        "generator": round(gen / window, 2),
+        "others": round(max(0.0, machine - server - gen) / window, 2),
+        "machine": round(machine / window, 2),
+    }
 
 
 def _payloads(ingest_share: float, seed: int = 0) -> list[tuple[str, bytes]]:
@@ -172,7 +207,7 @@ def _serve_for_load(work: Path, *extra: str) -> tuple[subprocess.Popen[bytes], i
         base_url=f"http://127.0.0.1:{port}", timeout=60
     ) as c:  # the homes, as a live service has them
         for row in _home_rows():
-            c.put(f"/v1/homes/{row['home_id']}", json=row).raise_for_status()
+            _until_taken(c, "PUT", f"/v1/homes/{row['home_id']}", row)
     return proc, port
 
 
@@ -206,15 +241,42 @@ def _drive(
     seconds: float,
     connections: int,
     timeout_s: float = 5.0,
+    usage: dict[str, Any] | None = None,
+    server_pid: int | None = None,
 ) -> list[tuple[float, float, str, int, str]]:
+    """Run the generator in a process of its own; ``usage`` gets the cores busy while it sent
+    (:func:`_usage_delta`; the server's threads when ``server_pid`` is given)."""
     ctx = mp.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    gen = ctx.Process(target=_generator, args=(port, payloads, rate, seconds, connections, timeout_s, sender))
+    gen = ctx.Process(
+        target=_generator, args=(port, payloads, rate, seconds, connections, timeout_s, sender, server_pid)
+    )
     gen.start()
     sender.close()
-    rows: list[tuple[float, float, str, int, str]] = receiver.recv()
+    rows: list[tuple[float, float, str, int, str]]
+    rows, used = receiver.recv()
     gen.join()
+    if usage is not None:
+        usage.update(used)
     return rows
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds all cores of the machine spent busy (not idle or waiting for I/O) since boot."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _threads_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds of each live thread of a process, by thread id (Linux)."""
+    out: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
 
 
 def run_load(
@@ -227,7 +289,10 @@ def run_load(
         try:
             for rate in rates:
                 cpu = proc_cpu_s(proc.pid)
-                rows = _drive(port, payloads, rate, warmup + duration, connections)
+                usage: dict[str, Any] = {}
+                rows = _drive(
+                    port, payloads, rate, warmup + duration, connections, usage=usage, server_pid=proc.pid
+                )
                 cpu = proc_cpu_s(proc.pid) - cpu
                 s = {
                     "rate": rate,
@@ -235,34 +300,140 @@ def run_load(
                     "rss_mb": round(proc_status(proc.pid).get("VmRSS", 0) / 2**20, 1),
                     "server_cpu_ms_per_request": round(1000 * cpu / max(len(rows), 1), 3),
                     "server_cores_busy": round(cpu / (warmup + duration), 2),
+                    # while the load ran: the machine is shared, and what others used the service could not
+                    "cores_busy": usage,
                 }
                 steps.append(s)
                 print(
                     f"  {rate:g}/s: achieved {s.get('achieved_rps')}/s, rewrite p50 {s['rewrite']['p50_ms']} "
                     f"p99 {s['rewrite']['p99_ms']} ms, turns p99 {s['turns']['p99_ms']} ms, "
                     f"rewrite {s['rewrite']['outcomes']}, turns {s['turns']['outcomes']}, "
-                    f"server CPU {s['server_cpu_ms_per_request']} ms/request ({s['server_cores_busy']} cores)"
+                    f"server CPU {s['server_cpu_ms_per_request']} ms/request; cores busy {s['cores_busy']}"
                 )
                 time.sleep(3)
         finally:
             proc.terminate()
             proc.wait(30)
-    ok = [
-        s
-        for s in steps
-        if (s["rewrite"]["p99_ms"] or 1e9) <= 10 and not s["rewrite"]["failed"] and not s["turns"]["failed"]
-    ]
+    ceiling = load_ceiling(steps)
     top = steps[-1]
     return {
         "figures": {
             "load_rps": top.get("achieved_rps"),
             "load_p99_ms": top["rewrite"]["p99_ms"],
-            "load_ceiling_rps": max((s["rate"] for s in ok), default=None),
+            "load_ceiling_rps": ceiling["rps"],
         },
+        "ceiling": ceiling,
         "steps": steps,
         "ingest_share": ingest_share,
         "connections": connections,
     }
+
+
+CEILING_P99_MS = 10.0
+
+
+def _holds(step: dict[str, Any]) -> bool:
+    """A step the service kept up with: rewrite p99 within the target, nothing failed (5xx,
+    connection errors, client timeouts), and at least 95 % of the offered rate achieved."""
+    failed = step["rewrite"]["failed"] + step["turns"]["failed"]
+    return (
+        (step["rewrite"]["p99_ms"] or 1e9) <= CEILING_P99_MS
+        and not failed
+        and (step.get("achieved_rps") or 0) >= 0.95 * step["rate"]
+    )
+
+
+def _fail_open(step: dict[str, Any]) -> int:
+    return sum(n for k, n in step["rewrite"]["outcomes"].items() if k.startswith("fail_open"))
+
+
+def load_ceiling(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The highest offered rate that held (:func:`_holds`), what the steps measured there and at the
+    next rate, and why it is the ceiling -- in words made of those measurements."""
+    held = sorted(s["rate"] for s in steps if _holds(s))
+    out: dict[str, Any] = {
+        "definition": (
+            f"the highest offered rate whose rewrite p99 <= {CEILING_P99_MS:g} ms with no failed request "
+            "(5xx, connection error, client timeout) and >= 95 % of it achieved; rewrites answered "
+            "with their own text (fail-open) and batches of turns refused with 429 are counted, not failed"
+        ),
+        "rps": held[-1] if held else None,
+        "rates_held": held,
+        "rates_not_held": sorted(s["rate"] for s in steps if not _holds(s)),
+    }
+    by_rate = {s["rate"]: s for s in steps}
+    max_busy = max(s["server_cores_busy"] for s in steps)
+    if not held:
+        low = by_rate[min(by_rate)]
+        out["why"] = (
+            f"no step held: at the lowest rate, {low['rate']:g}/s, the rewrite p99 was "
+            f"{low['rewrite']['p99_ms']} ms"
+        )
+        return out
+    at = by_rate[held[-1]]
+    above = [s for s in steps if s["rate"] > at["rate"]]
+    nxt = min(above, key=lambda s: s["rate"]) if above else None
+    cpu_ms = at["server_cpu_ms_per_request"]
+    out.update(
+        {
+            "rewrite_p50_ms": at["rewrite"]["p50_ms"],
+            "rewrite_p99_ms": at["rewrite"]["p99_ms"],
+            "rewrite_fail_open": _fail_open(at),
+            "rewrites": at["rewrite"]["requests"],
+            "turns_p50_ms": at["turns"]["p50_ms"],
+            "turns_429": at["turns"]["outcomes"].get("http 429", 0),
+            "server_cpu_ms_per_request": cpu_ms,
+            "server_cores_busy": at["server_cores_busy"],
+            "others_cores_busy": at.get("cores_busy", {}).get("others"),
+            "max_server_cores_busy": max_busy,
+            "one_core_rps": round(1000 / cpu_ms) if cpu_ms else None,
+        }
+    )
+    why = (
+        f"At {at['rate']:g}/s the server was {at['server_cores_busy']} cores busy at "
+        f"{cpu_ms} ms of CPU a request (one core would be full at about {out['one_core_rps']}/s), "
+        f"and at no rate did it use more than {max_busy} cores of the 2: it is one Python process, "
+        "whose request handling and rewrite decisions share one interpreter lock, so more threads do "
+        "not add a core."
+    )
+    if nxt is not None:
+        out["next"] = {
+            "rate": nxt["rate"],
+            "achieved_rps": nxt.get("achieved_rps"),
+            "rewrite_p50_ms": nxt["rewrite"]["p50_ms"],
+            "rewrite_p99_ms": nxt["rewrite"]["p99_ms"],
+            "rewrite_fail_open": _fail_open(nxt),
+            "turns_429": nxt["turns"]["outcomes"].get("http 429", 0),
+            "failed": nxt["rewrite"]["failed"] + nxt["turns"]["failed"],
+            "server_cores_busy": nxt["server_cores_busy"],
+            "others_cores_busy": nxt.get("cores_busy", {}).get("others"),
+        }
+        why += (
+            f" At {nxt['rate']:g}/s ({nxt['server_cores_busy']} cores busy) the rewrite p99 was "
+            f"{nxt['rewrite']['p99_ms']} ms (p50 {nxt['rewrite']['p50_ms']} ms): a rewrite takes about "
+            f"{at['rewrite']['p50_ms']} ms, and waits for the lock behind the other requests in flight, "
+            f"batches of turns among them (their p50 {at['turns']['p50_ms']} ms at {at['rate']:g}/s)."
+        )
+    out["why"] = why
+    return out
+
+
+def _anon_mb(pid: int) -> float:
+    """Anonymous resident memory of a process (its heaps, not mapped files), MB (Linux)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Anonymous:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return float("nan")
+
+
+def _slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (x, y) points, None under three points."""
+    if len(points) < 3:
+        return None
+    return round(float(np.polyfit([x for x, _ in points], [y for _, y in points], 1)[0]), 3)
 
 
 def run_soak(
@@ -270,7 +441,7 @@ def run_soak(
 ) -> dict[str, Any]:
     cache = setup()
     payloads = _payloads(ingest_share, seed=1)
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, float, float]] = []
     swaps: list[tuple[float, int, float]] = []
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         proc, port = _serve_for_load(Path(tmp))
@@ -279,7 +450,8 @@ def run_soak(
 
         def watch() -> None:
             while not stop.wait(5):
-                samples.append((time.monotonic() - t0, proc_status(proc.pid).get("VmRSS", 0) / 2**20))
+                rss = proc_status(proc.pid).get("VmRSS", 0) / 2**20
+                samples.append((time.monotonic() - t0, rss, _anon_mb(proc.pid)))
 
         def swap() -> None:
             i = 0
@@ -297,6 +469,7 @@ def run_soak(
         for t in threads:
             t.start()
         try:
+            began = time.monotonic() - t0
             rows = _drive(port, payloads, rate, minutes * 60, connections)
         finally:
             stop.set()
@@ -305,21 +478,59 @@ def run_soak(
             proc.terminate()
             proc.wait(30)
     summary = _summary(rows, 30.0)
-    late = [(t, m) for t, m in samples if t >= 60]  # after the first minute: warm caches
-    slope = (
-        float(np.polyfit([t / 60 for t, _ in late], [m for _, m in late], 1)[0]) if len(late) > 2 else None
-    )
     failed = summary["rewrite"]["failed"] + summary["turns"]["failed"]
+    memory = _soak_memory(samples, swaps, rows, began)
     return {
         "figures": {
-            "soak_rss_slope_mb_per_min": round(slope, 3) if slope is not None else None,
+            "soak_rss_slope_mb_per_min": memory["slope_after_first_swap_mb_per_min"],
+            "soak_rss_slope_raw_mb_per_min": memory["slope_raw_mb_per_min"],
             "soak_failed_requests": failed,
         },
         "summary": summary,
-        "rss_mb": [[round(t, 1), round(m, 1)] for t, m in samples],
+        "memory": memory,
+        "rss_mb": [[round(t, 1), round(m, 1), round(a, 1)] for t, m, a in samples],
+        "rss_mb_columns": ["seconds", "resident MB", "anonymous MB"],
         "swaps": swaps,
         "minutes": minutes,
         "rate": rate,
+    }
+
+
+def _soak_memory(
+    samples: list[tuple[float, float, float]],
+    swaps: list[tuple[float, int, float]],
+    rows: list[tuple[float, float, str, int, str]],
+    began: float,
+) -> dict[str, Any]:
+    """The soak's resident memory: the straight-line fit over every sample (raw), the step at the
+    first swap, and the slope after it -- over the rest of the soak and over each half of it, and
+    against the batches of turns stored (which the growth follows)."""
+    first = swaps[0][0] + swaps[0][2] if swaps else None
+    before = [(t, m) for t, m, _ in samples if first is None or t < swaps[0][0]]
+    after = [(t, m) for t, m, _ in samples if first is not None and t > first]
+    turns_due = sorted(began + 0.2 + r[0] for r in rows if r[2] == "turns")
+
+    def batches_by(t: float) -> int:
+        return int(np.searchsorted(turns_due, t))
+
+    half = (after[0][0] + after[-1][0]) / 2 if after else 0.0
+    per_min = [(t / 60, m) for t, m in after]
+    return {
+        "slope_raw_mb_per_min": _slope([(t / 60, m) for t, m, _ in samples]),
+        "first_swap_s": swaps[0][0] if swaps else None,
+        "rss_before_first_swap_mb": round(before[-1][1], 1) if before else None,
+        "rss_after_first_swap_mb": round(after[0][1], 1) if after else None,
+        "step_at_first_swap_mb": round(after[0][1] - before[-1][1], 1) if after and before else None,
+        "slope_after_first_swap_mb_per_min": _slope(per_min),
+        "slope_after_first_swap_first_half_mb_per_min": _slope([p for p in per_min if p[0] * 60 <= half]),
+        "slope_after_first_swap_second_half_mb_per_min": _slope([p for p in per_min if p[0] * 60 > half]),
+        "anonymous_slope_after_first_swap_mb_per_min": _slope(
+            [(t / 60, a) for t, _, a in samples if first is not None and t > first]
+        ),
+        "kb_per_batch_of_turns_after_first_swap": (
+            round(1024 * s, 3) if (s := _slope([(batches_by(t), m) for t, m in after])) is not None else None
+        ),
+        "batches_of_turns": len(turns_due),
     }
 
 
