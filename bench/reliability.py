@@ -50,7 +50,7 @@ from reliability_common import (
     reference,
     setup,
 )
-from reliability_kills import KILL_COMMANDS, run_kills
+from reliability_kills import KILL_COMMANDS, kills_from_log, run_kills, summarize
 from reliability_load import run_burst, run_load, run_soak
 
 # --- fuzzing: schemathesis against a live service ----------------------------------------------------
@@ -251,6 +251,8 @@ def write(part: str, result: dict[str, Any], seconds: float, add: bool = False) 
         "seconds": round(seconds, 1),
         **({"seed": result.pop("seed")} if "seed" in result else {}),
     }
+    if "command" in result:  # kills recorded from another run's log: that run's command, and how
+        run["command"] = result.pop("command")
     parts[part] = {**run, **result}
     previous = old.get("parts", {}).get(part, {})
     if (
@@ -358,6 +360,12 @@ def main() -> None:
         action="store_true",
         help="add these kills to the recorded ones of the same commands (default: replace them)",
     )
+    k.add_argument(
+        "--from-log",
+        type=Path,
+        help="record the kills a run printed to this log instead of killing (a run that died before writing)",
+    )
+    k.add_argument("--log-command", default="", help="with --from-log: the command that wrote the log")
     lo = sub.add_parser("load")
     lo.add_argument("--rates", default="200,400,600,800,1000")
     lo.add_argument("--duration", type=float, default=30)
@@ -390,7 +398,16 @@ def main() -> None:
     if args.part == "fuzz":
         result = run_fuzz(args.cases, args.seed, args.workers)
     elif args.part == "kills":
-        result = run_kills(args.per_command, tuple(args.commands.split(",")), seed=args.seed)
+        commands = tuple(args.commands.split(","))
+        if args.from_log:
+            from selflearn.evaluate.results import command_line
+
+            result = summarize(kills_from_log(args.from_log, commands), commands)
+            result["command"] = (
+                f"{args.log_command} (its kills of {args.commands}, from its log by: {command_line()})"
+            )
+        else:
+            result = run_kills(args.per_command, commands, seed=args.seed)
         result["seed"] = args.seed
     elif args.part == "load":
         result = run_load(

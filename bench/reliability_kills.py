@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -415,6 +416,11 @@ def run_kills(per_command: int, commands: tuple[str, ...] = KILL_COMMANDS, seed:
                 f"half {kill.half_artefact} "
                 f"completed {kill.completed}{flag}"
             )
+    return summarize(kills, commands)
+
+
+def summarize(kills: list[Kill], commands: tuple[str, ...]) -> dict[str, Any]:
+    """The kills part's figures, per command and in all, with the kills that were not clean."""
     by = {
         name: {
             "kills": sum(k.command == name for k in kills),
@@ -441,3 +447,37 @@ def run_kills(per_command: int, commands: tuple[str, ...] = KILL_COMMANDS, seed:
             if not (k.opened and not k.lost and not k.duplicated and k.completed and not k.half_artefact)
         ],
     }
+
+
+_LINE = re.compile(
+    r"^  (?P<command>[a-z-]+) #(?P<n>\d+): kill at (?P<after>[\d.]+) s \(running (?P<running>True|False)\) "
+    r"acked (?P<acked>\d+) \(taught (?P<taught>\d+)\) opened (?P<opened>True|False) lost (?P<lost>\d+) "
+    r"dup (?P<dup>\d+) half (?P<half>True|False) completed (?P<completed>True|False)"
+    r"(?:  <-- (?P<detail>.*))?$"
+)
+
+
+def kills_from_log(path: Path, commands: tuple[str, ...]) -> list[Kill]:
+    """The kills of ``commands`` a run printed (one line each, as :func:`run_kills` prints them):
+    a run that died before writing its results still did them."""
+    kills = []
+    for line in path.read_text().splitlines():
+        m = _LINE.match(line)
+        if m is None or m["command"] not in commands:
+            continue
+        kills.append(
+            Kill(
+                m["command"],
+                float(m["after"]),
+                m["running"] == "True",
+                opened=m["opened"] == "True",
+                lost=int(m["lost"]),
+                duplicated=int(m["dup"]),
+                acknowledged=int(m["acked"]),
+                taught=int(m["taught"]),
+                half_artefact=m["half"] == "True",
+                completed=m["completed"] == "True",
+                detail=m["detail"] or "",
+            )
+        )
+    return kills

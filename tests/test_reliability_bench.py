@@ -114,3 +114,29 @@ def test_the_soak_slope_after_the_first_swap_leaves_its_step_out(bench: tuple[An
     assert memory["slope_raw_mb_per_min"] > 2  # the step pulls the straight line up
     assert memory["anonymous_slope_after_first_swap_mb_per_min"] == pytest.approx(0.0)
     assert memory["batches_of_turns"] == 1200
+
+
+def test_kills_a_run_printed_are_read_back_from_its_log(bench: tuple[Any, Any], tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import reliability_kills
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    log = tmp_path / "kills.log"
+    log.write_text(
+        "load average before: (1, 1, 1)\n"
+        "  ingest #1: kill at 0.40 s (running True) acked 0 (taught 0) opened True lost 0 dup 0 "
+        "half False completed True\n"
+        "  mine #1: kill at 2.10 s (running False) acked 0 (taught 0) opened True lost 3 dup 0 "
+        "half True completed False  <-- turns: 10 (before 0, after 13)\n"
+        "  serve-ingest #1: kill at 2.80 s (running True) acked 2075 (taught 0) opened True lost 0 dup 0 "
+        "half False completed True\n"
+        "Traceback (most recent call last):\n"
+    )
+    commands = ("ingest", "mine")
+    kills = reliability_kills.kills_from_log(log, commands)
+    result = reliability_kills.summarize(kills, commands)
+    assert result["figures"] == {"kills": 2, "kills_lost_rows": 3, "kills_unopenable": 0}
+    assert result["by_command"]["mine"]["half_artefacts"] == 1
+    assert result["by_command"]["mine"]["while_running"] == 0
+    assert [f["detail"] for f in result["failures"]] == ["turns: 10 (before 0, after 13)"]
