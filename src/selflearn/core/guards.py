@@ -97,6 +97,9 @@ OBJECT_WORDS: dict[str, str] = {
 ATTRIBUTE_WORDS: dict[str, tuple[str, ...]] = {
     "brightness": ("light",),
     "volume": ("tv", "speaker"),
+    "temperature": ("climate", "light"),  # a thermostat's, or a light's colour temperature
+    "temp": ("climate", "light"),
+    "degrees": ("climate",),
 }
 """Words that name what only some kinds of thing have: for the guards they name those kinds, so a
 rewrite from one kind to another's attribute ("add {number} hours timer" -> "brightness to
