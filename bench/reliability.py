@@ -400,11 +400,13 @@ def main() -> None:
     elif args.part == "kills":
         commands = tuple(args.commands.split(","))
         if args.from_log:
-            from selflearn.evaluate.results import command_line
-
             result = summarize(kills_from_log(args.from_log, commands), commands)
+            how = (
+                "python bench/reliability.py kills --from-log "
+                + f"{args.from_log.name} --commands {args.commands}"
+            )
             result["command"] = (
-                f"{args.log_command} (its kills of {args.commands}, from its log by: {command_line()})"
+                f"{args.log_command}; its kills of these commands recorded from its log by `{how}`"
             )
         else:
             result = run_kills(args.per_command, commands, seed=args.seed)
