@@ -36,6 +36,11 @@
    the same chosen rewrites (:func:`attack_pairs`) at epsilon 1: how many are refused, released, act in
    the evaluation homes (wrong actions), and how long each home kept applying one after its first
    use (the home-level withdrawal of a global rule that fails there).
+   **An attacker who knows which targets are wrong** (``--only wrong-attack``): 1 % and 5 % of
+   10,000 installs send rewrites Home Assistant's own templates read as another intent than the
+   failing pattern's usual fix (:func:`wrong_attack_pairs`), to exercise the homes' withdrawal:
+   for each home and released rule that failed there, the hours from its first failure to its
+   last use.
 6. **Aggregator time** at each size on DuckDB (and on Spark with ``--spark``).
 
 Figures go to ``docs/results/community.json`` (``$SELFLEARN_RESULTS`` elsewhere). The 10,000,000-
@@ -326,6 +331,64 @@ def outcome(stats: ArmStats, control: ArmStats) -> dict[str, Any]:
     }
 
 
+EXAMPLE_HOME = {
+    "home_id": "attacker",
+    "floors": [{"id": "upstairs", "name": "Upstairs"}],
+    "areas": [{"id": "kitchen", "name": "Kitchen", "floor": "upstairs"}],
+    "entities": [
+        {"id": "light.ceiling_light", "name": "Ceiling Light", "area": "kitchen", "features": ["brightness"]}
+    ],
+}
+"""A home in which the patterns' neutral example values (:func:`~selflearn.core.delex.example_values`:
+kitchen, upstairs, ceiling light) exist: where the informed attacker tries its rewrites."""
+
+
+def wrong_attack_pairs(each: dict[str, list[Evidence]], n: int = MAX_PATTERNS) -> list[tuple[str, str]]:
+    """What an attacker who checks what a rewrite does sends: for the honest installs' most common
+    failing patterns, the most common fixing pattern with the same placeholders that the guards
+    let through and that Home Assistant's strict templates (the reference NLU, in
+    :data:`EXAMPLE_HOME`) read as an intent, another than the pattern's most common fix's. Up to
+    ``n`` pairs; none of :data:`UNSAFE_ATTACK` (measured by :func:`attack_pairs`)."""
+    from selflearn.assistant.nlu import HomeAssistantNlu
+    from selflearn.core.delex import PLACEHOLDER, example_values
+    from selflearn.core.home import Home
+
+    nlu, home = HomeAssistantNlu("strict"), Home.from_dict(EXAMPLE_HOME)
+
+    def intent(pattern: str) -> str | None:
+        return nlu.recognize(example_values(pattern), home, "kitchen", explain_failures=False).trace.intent
+
+    def slots(pattern: str) -> list[str]:
+        return sorted(w for w in pattern.split() if PLACEHOLDER.fullmatch(w))
+
+    failing = Counter(r.failing for rows in each.values() for r in rows)
+    fixes = Counter((r.failing, r.fixing) for rows in each.values() for r in rows)
+    honest: dict[str, str] = {}
+    for (source, fix), times in fixes.items():
+        if source not in honest or times > fixes[(source, honest[source])]:
+            honest[source] = fix
+    targets = [t for t, _ in Counter(r.fixing for rows in each.values() for r in rows).most_common(300)]
+    meaning = {t: intent(t) for t in targets}
+    pairs: list[tuple[str, str]] = []
+    for source, _ in failing.most_common():
+        if len(pairs) >= n:
+            break
+        right = intent(honest[source])
+        if right is None:  # the attacker cannot tell what the usual fix does
+            continue
+        for target in targets:
+            wrong = meaning[target] is not None and meaning[target] != right
+            if (
+                wrong
+                and target != source
+                and slots(target) == slots(source)
+                and refusal(source, target) is None
+            ):
+                pairs.append((source, target))
+                break
+    return pairs
+
+
 def attack_effect(folder: Path, attack_rules: set[str]) -> dict[str, Any]:
     """What the released attack rules did in the replayed homes: turns they rewrote, wrong
     actions among them (simulation truth: evaluation only), per (home, rule) the hours between its
@@ -360,6 +423,12 @@ def attack_effect(folder: Path, attack_rules: set[str]) -> dict[str, Any]:
             fails += failed
             worked += not failed
     spans = sorted((max(u)[0] - min(u)[0]) / 3600 for u in used.values())
+    # per home and rule that failed there: hours from its first failure to its last use
+    withdrawn = sorted(
+        (u[-1][0] - next(ts for ts, failed in u if failed)) / 3600
+        for u in used.values()
+        if any(f for _, f in u)
+    )
     return {
         "applied": sum(len(u) for u in used.values()),
         "acted_wrong": wrong,
@@ -368,6 +437,11 @@ def attack_effect(folder: Path, attack_rules: set[str]) -> dict[str, Any]:
         "hours_first_to_last_use_median": round(spans[len(spans) // 2], 1) if spans else None,
         "uses_per_home_rule_max": max((len(u) for u in used.values()), default=0),
         "applied_after_failing_enough_to_withdraw": after,
+        "homes_rules_failed": len(withdrawn),
+        "hours_first_failure_to_last_use_max": round(withdrawn[-1], 1) if withdrawn else None,
+        "hours_first_failure_to_last_use_median": round(withdrawn[len(withdrawn) // 2], 1)
+        if withdrawn
+        else None,
         "not_withdrawn": sorted(kept),
     }
 
@@ -394,7 +468,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of parts to run again (sweep, attack; latency: copy the latest "
+        help="comma list of parts to run again (sweep, attack, wrong-attack; latency: copy the latest "
         "bench/community_latency.py figures), replacing them in the results file an "
         "earlier full run wrote",
     )
@@ -435,9 +509,9 @@ def main() -> None:
 
     sweep = [int(x) for x in args.sweep_max_patterns.split(",") if x]
     parts = {p for p in args.only.split(",") if p}
-    known = {"sweep", "attack", "latency"}
+    known = {"sweep", "attack", "wrong-attack", "latency"}
     if parts - known:
-        parser.error(f"--only takes sweep, attack and latency, not {', '.join(sorted(parts - known))}")
+        parser.error(f"--only takes {', '.join(sorted(known))}, not {', '.join(sorted(parts - known))}")
     if parts:
         results = results_folder() / "community.json"
         earlier = json.loads(results.read_text())
@@ -448,6 +522,8 @@ def main() -> None:
             )
         if "attack" in parts:
             kept["attack"] = attacks(populations, each, period, replay)
+        if "wrong-attack" in parts:
+            kept["attack"]["informed"] = wrong_attacks(populations, each, period, replay)
         if "latency" in parts:
             kept["latency_10m"] = latency_figures()
         seconds = float(earlier.get("seconds") or 0) + time.perf_counter() - started
@@ -522,6 +598,8 @@ def main() -> None:
 
     bounds_tried = bound_sweep(sweep, populations, each, period, new_home, central_runs)
     attack = attacks(populations, each, period, replay)
+    if "10000" in populations:
+        attack["informed"] = wrong_attacks(populations, each, period, replay)
     if args.spark:
         try:
             aggregator_seconds["spark"] = spark_seconds(populations, each, period)
@@ -621,6 +699,41 @@ def attacks(
         )
     out.update(totals)
     out["hours_to_withdraw"] = max(hours) if hours else None
+    return out
+
+
+def wrong_attacks(
+    populations: dict[str, list[tuple[str, str]]],
+    each: dict[str, list[Evidence]],
+    period: str,
+    replay: Replay,
+    shares: tuple[int, ...] = (100, 500),
+) -> dict[str, Any]:
+    """Colluders among 10,000 installs sending :func:`wrong_attack_pairs` at epsilon 1: what is
+    released, how it acts in the new homes, and how fast each home stops applying what fails."""
+    chosen = wrong_attack_pairs(each)
+    honest_installs = populations["10000"]
+    out: dict[str, Any] = {"pairs": [f"{a} -> {b}" for a, b in chosen]}
+    wanted = set(chosen)
+    for colluders in shares:
+        batch = attackers("informed", colluders, period, chosen) + contributions(
+            honest_installs[colluders:], each, period
+        )
+        table, report, _ = release(batch, 1.0)
+        released = [r for r in report.released if (r.failing, r.fixing) in wanted]
+        ids = {r["rule_id"] for r in table.table.to_pylist() if (r["source"], r["target"]) in wanted}
+        effect = attack_effect(replay.arm("personal", rewriter_folder(table)), ids)
+        name = f"colluding {colluders / 100:g}% of 10,000"
+        out[name] = {
+            "released": [f"{r.failing} -> {r.fixing}" for r in released],
+            "rules": len(ids),
+            **effect,
+        }
+        say(
+            f"informed attack {name}: {len(released)} released, applied {effect['applied']}x, "
+            f"{effect['acted_wrong']} wrong actions, withdrawn after "
+            f"{effect['hours_first_failure_to_last_use_max']} h at most"
+        )
     return out
 
 

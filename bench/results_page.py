@@ -542,16 +542,15 @@ def labels_loop(r: Result) -> str:
         else ""
     )
     versus = [
-        f"{name}: {v['beyond_rewriter']} of {v['wrong_actions']} (Home Assistant alone the same "
-        f"{v['ha_same']}, otherwise {v['ha_other']}; the rewriter the same {v['rewriter_same']}, otherwise "
+        f"{name}: {v['beyond_rewriter']} of {v['wrong_actions']} (Home Assistant alone: same "
+        f"{v['ha_same']}, other {v['ha_other']}; rewriter: same {v['rewriter_same']}, other "
         f"{v['rewriter_other']}, nothing {v['rewriter_none']})"
         for name, pop in f["populations"].items()
         if (v := pop.get("export_wrong_actions_vs_rewriter")) and v["wrong_actions"]
     ]
     wrong = (
         "\n\n*Wrong actions the export adds that the rewriter would not* (each put to Home Assistant "
-        "alone and, where it fails, to the rewriter, with the same words in the same home; the arms "
-        "diverge, so not turn by turn): " + "; ".join(versus) + "."
+        "alone, then the rewriter, same words, same home; not turn by turn): " + "; ".join(versus) + "."
         if versus
         else ""
     )
@@ -664,9 +663,9 @@ def teach(r: Result) -> str:
         "have failed without selflearn (a question that did not end in a yes that worked is a defect). "
         "*Rescues*: turns that would have failed and worked. *Wrong actions*: rewritten turns (asked "
         "ones included) on which the assistant did something the user did not want. Targets (issue "
-        "29): >= 20 rescues per wrong action, held-out noisy -15 %, real ASR -10 %, <= 5 questions per "
-        "100 turns. Simulated answers: see [simulator.md](simulator.md#behaviour); how every question "
-        "ended (no, timeout, barge-in, taught, ...) is in the results file.\n\n"
+        "29; its -15 % / -10 % defect targets retired): >= 20 rescues per wrong action, <= 5 questions per "
+        "100 turns. Simulated answers: [simulator.md](simulator.md#behaviour); how each question ended "
+        "is in the results file.\n\n"
         "| population | arm | defect rate | defect reduction | rescues | wrong actions | rescues per "
         "wrong action | questions per 100 turns | questions per extra rescue | questions answered yes |\n"
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n" + "\n".join(rows)
@@ -732,14 +731,14 @@ def real_home(r: Result) -> str:
         f"{intent} {pct(v['agree'], 0)} of {v['turns']:,}"
         for intent, v in f["agreement_by_intent"].items()
         if intent != "none" and v["turns"] >= 10 and v["agree"] < 0.9
-    ]
+    ][:6]  # the most frequent; the results file has them all
     text += (
         f"\n\n**Agreement.** On the control arm's {f['agreement_turns']:,} turns Home Assistant and the "
         f"reference assistant did the same thing (the same intent on the same targets with the same "
         f"values, or both nothing) on **{pct(f['agreement_with_reference'])}**, and on "
         f"{pct(f['agreement_when_either_acted'])} of the turns on which either acted. "
         + (
-            "Below 90 % (intents with at least 10 such turns): " + "; ".join(worst) + "."
+            "Below 90 % (the most frequent intents with at least 10 such turns): " + "; ".join(worst) + "."
             if worst
             else "No intent with at least 10 such turns agrees on less than 90 %."
         )
@@ -781,8 +780,13 @@ def community(r: Result) -> str:
     )
     a = f["attack"]
     seconds = "; ".join(
-        f"{engine}: " + ", ".join(f"{n} installs {s:,.1f} s" for n, s in by_n.items() if n.isdigit())
+        f"{engine} " + " / ".join(f"{s:,.1f}" for n, s in by_n.items() if n.isdigit()) + " s"
         for engine, by_n in f["aggregator_seconds"].items()
+    )
+    seconds += (
+        " at "
+        + " / ".join(f"{int(n):,}" for n in f["aggregator_seconds"]["duckdb"] if n.isdigit())
+        + " installs"
     )
     text = (
         f"{f['simulated_households']:,} simulated homes ({f['days']:g} days, held-out phrasings, noisy "
@@ -806,14 +810,28 @@ def community(r: Result) -> str:
     )
     refused = sum(why is not None for why in a["refused_by_guards"].values())
     text += (
-        f"\n\n**Attacks** (epsilon 1; {len(a['pairs'])} chosen rewrites, {refused} the guards refuse; 100 "
-        "colluders among 10,000, 100 fakes among 1,000): released "
-        f"{a['released']}, polarity or sensitive "
-        f"{a['polarity_or_sensitive_released']}, wrong actions {a['acted_in_victim']}, applied after "
-        f"failing enough to be withdrawn {a['released_not_withdrawn']}, longest use "
-        f"{num(a['hours_to_withdraw'], '.1f')} h. **Aggregator**: {seconds}."
+        f"\n\n**Attacks** (epsilon 1; {len(a['pairs'])} rewrites, {refused} refused by the guards; 100 "
+        f"colluders in 10,000, 100 fakes in 1,000): released {a['released']}, polarity or sensitive "
+        f"{a['polarity_or_sensitive_released']}, wrong actions {a['acted_in_victim']}, used after failing "
+        f"enough to be withdrawn {a['released_not_withdrawn']}, longest use "
+        f"{num(a['hours_to_withdraw'], '.0f')} h."
     )
-    return text
+    informed = {k.removeprefix("colluding "): x for k, x in a.get("informed", {}).items() if k != "pairs"}
+    if informed:
+        text += (
+            " **Informed attacker** (wrong intents): "
+            + "; ".join(
+                f"{name}: {len(x['released'])} released, {x['acted_wrong']} wrong actions"
+                + (
+                    f", last use {x['hours_first_failure_to_last_use_max']:.0f} h after a failure"
+                    if x["applied"]
+                    else ""
+                )
+                for name, x in informed.items()
+            )
+            + "."
+        )
+    return text + f" **Aggregator**: {seconds}."
 
 
 def community_latency(r: Result) -> str:

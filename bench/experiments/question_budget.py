@@ -11,7 +11,12 @@ than a real core, and prints per policy: defect reduction, rescues, wrong action
         --rewriter bench/.cache/starter-strict/rewriter
 
 Policies: ``act`` (no questions), ``ask`` (ask about every guess the rewriter would act on) and
-``ask@T`` (ask only about guesses scored at least ``T``; below it, nothing).
+``ask@T`` (ask only about guesses scored at least ``T``; below it, nothing). ``--no-nbest``: the
+rewriter sees one transcript, as behind Home Assistant. Each row also says, for ``act``, the
+ranked guesses' rescues and wrong actions per band of their score (could the surest guesses act
+unasked?), and for the ask policies how many questions proposed a sentence the household had
+said yes to before, from other words, and how those were answered (would generalising a yes from
+the words to the proposal save questions?).
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from selflearn.evaluate import population
 from selflearn.evaluate.replay import read_records, score_arm
@@ -30,6 +37,39 @@ from selflearn.rewrite.rewriter import Rewriter
 from selflearn.simulation.simulator import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
+BANDS = (0.0, 0.1, 0.15, 0.2, 0.3, 0.4, 1.01)
+
+
+def score_bands(turns: dict[str, Any], truth: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Ranked global guesses by score band: rescues (Home Assistant alone would have failed, the
+    rewrite worked) and wrong actions (the rewrite did something, and not what was meant)."""
+    out: dict[str, Counter[str]] = {}
+    for turn_id, t in truth.items():
+        rewrite = turns.get(turn_id, {}).get("rewrite")
+        if not rewrite or not str(rewrite.get("rule_id") or "").startswith("global:"):
+            continue
+        row = turns[turn_id]
+        i = max(i for i, low in enumerate(BANDS[:-1]) if rewrite["score"] >= low)
+        band = out.setdefault(f"{BANDS[i]:.2f}-{min(BANDS[i + 1], 1.0):.2f}", Counter())
+        band["rescues"] += bool(t.get("defect_without_rewrite")) and not t["defect"]
+        band["wrong_actions"] += bool(t["defect"]) and (row.get("result") or {}).get("status") == "success"
+    return {k: dict(v) for k, v in sorted(out.items())}
+
+
+def proposed_again(turns: dict[str, Any]) -> dict[str, int]:
+    """Questions whose proposal the household had said yes to before (from other words), by answer."""
+    said_yes: set[tuple[str, str]] = set()
+    answers: Counter[str] = Counter()
+    for row in sorted(turns.values(), key=lambda r: (r["household_id"], r["timestamp"])):
+        asked = row.get("dialogue") or {}
+        if asked.get("role") != "question":
+            continue
+        key = (row["household_id"], str(asked.get("proposal")))
+        if key in said_yes:
+            answers[str(asked.get("answer"))] += 1
+        if asked.get("answer") == "yes":
+            said_yes.add(key)
+    return dict(answers)
 
 
 def run(policy: str, args: argparse.Namespace, work: Path) -> dict[str, object]:
@@ -42,7 +82,13 @@ def run(policy: str, args: argparse.Namespace, work: Path) -> dict[str, object]:
         rewriter = Rewriter.load(args.rewriter)
         confirm = "off" if policy == "act" else "guesses"
         threshold = float(policy.split("@")[1]) if "@" in policy else None
-        rewriter.config = replace(rewriter.config, confirm=confirm, ask_threshold=threshold)  # type: ignore[arg-type]
+        rewriter.config = replace(
+            rewriter.config,
+            confirm=confirm,  # type: ignore[arg-type]
+            ask_threshold=threshold,
+            nbest=not args.no_nbest,
+            budget_ms=10_000.0,  # the policy, not the latency: no decision fails open on a busy machine
+        )
         ask = confirm != "off"
     folder = work / policy.replace("@", "-")
     started = time.perf_counter()
@@ -65,6 +111,8 @@ def run(policy: str, args: argparse.Namespace, work: Path) -> dict[str, object]:
         "answers": dict(stats.answers),
         "oos_asked_share": round(asked / max(len(oos), 1), 4),
         "oos_acted_share": round(acted / max(len(oos), 1), 4),
+        **({"by_score": score_bands(turns, truth)} if policy == "act" else {}),
+        **({"proposed_again_after_yes": proposed_again(turns)} if policy.startswith("ask") else {}),
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -79,6 +127,11 @@ def main() -> None:
     parser.add_argument("--population", default="held-out", help="mining-held-out: a development population")
     parser.add_argument("--rewriter", type=Path, default=ROOT / "bench/.cache/starter-strict/rewriter")
     parser.add_argument("--policies", default="control,act,ask,ask@0.1,ask@0.15,ask@0.2,ask@0.3")
+    parser.add_argument(
+        "--no-nbest",
+        action="store_true",
+        help="the rewriter sees one transcript, as behind Home Assistant (no recogniser alternatives)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="selflearn-questions-"))
