@@ -543,3 +543,22 @@ def test_unusable_store_leaves_rewriting_up(folder_a: Path, tmp_path: Path) -> N
         res = c.post("/v1/turns", json=[turn_dict("t1")])
         assert res.status_code == 503 and "nothing was stored" in res.json()["detail"]
         assert c.delete("/v1/households/h1").status_code == 503
+
+
+def test_the_store_is_reopened_every_so_many_batches_and_keeps_every_row(
+    folder_a: Path, tmp_path: Path
+) -> None:
+    """DuckDB's memory grows with the queries one open database runs: the service opens its store
+    again every ``store_reopen_batches`` batches (docs/reliability.md#load-soak-and-burst)."""
+    config = ServiceConfig(
+        confirm="off", rewriter=folder_a, store=tmp_path / "s.duckdb", store_reopen_batches=3
+    )
+    with TestClient(create_app(config)) as c:
+        service = c.app.state.service  # type: ignore[attr-defined]
+        first = service.store
+        for n in range(7):
+            assert c.post("/v1/turns", json=_retry_pair(n % 4)).status_code == 200
+        assert service.store is not first and service.store_batches == 1
+        assert c.post("/v1/turns", json=_retry_pair(4)).json()["stored"] == 2
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        assert store.count("turns") == 10

@@ -92,6 +92,11 @@ class ServiceConfig:
     dialogue_warmup: bool = False
     """Load the dialogue's copy of Home Assistant's matcher at start, in the background (a few
     seconds; ``selflearn serve`` turns it on); otherwise on the first ``POST /v1/dialogue``."""
+    store_reopen_batches: int = 5_000
+    """Close the store and open it again after this many ``POST /v1/turns`` batches (0: never).
+    DuckDB's memory grows with the queries one open database runs (about 1 KB a batch of turns,
+    still growing after 70,000 batches, measured) and a new one starts from nothing; a reopen
+    takes about 50 ms under the store's lock (docs/reliability.md#load-soak-and-burst)."""
     home_cache: int = 1024
     """Inline home configurations kept parsed (requests repeating one reuse the parsed home)."""
     freeze_gc: bool = False

@@ -95,6 +95,8 @@ class Service:
         self.ingest_ms = 0.0
         """How long one batch takes to store and learn once it has the store, smoothed: times
         :attr:`ingests`, how long a new batch would wait (what load shedding reads)."""
+        self.store_batches = 0
+        """Batches stored since the store was last opened (:meth:`_reopen_store`)."""
         self._homes: OrderedDict[bytes, Home] = OrderedDict()
         self._watcher: threading.Thread | None = None
         self.store: Store | None = None
@@ -222,6 +224,20 @@ class Service:
         return Artifact(
             rewriter, True, version, folder, None, _now(), time.perf_counter() - started, _parts(rewriter)
         )
+
+    def _reopen_store(self) -> None:
+        """Close the store and open it again (the caller holds :attr:`store_lock`): DuckDB keeps
+        memory for the queries an open database has run, which a new one gives back. When it
+        cannot be opened again, ``POST /v1/turns`` answers 503 with why, as at a failed start."""
+        assert self.store is not None and self.config.store is not None
+        self.store_batches = 0
+        self.store.close()
+        self.store = None
+        try:
+            self.store = Store(self.config.store)
+        except Exception as exc:
+            self.store_error = f"store {self.config.store} failed to reopen: {exc}"
+            log.error("%s -- POST /v1/turns answers 503", self.store_error)
 
     def reload(self, folder: Path | None = None) -> tuple[Artifact, Artifact]:
         """Load ``folder`` (default: the configured one) and swap it in; returns (new, previous).
@@ -426,6 +442,9 @@ class Service:
                         self.store_error or "the store is closed (the service is shutting down)"
                     )
                 report = self.store.ingest_records(rows, source=batch, quarantine_path=self.config.quarantine)
+                self.store_batches += 1
+                if 0 < self.config.store_reopen_batches <= self.store_batches:
+                    self._reopen_store()
             for i in report.stored_rows:
                 fresh.append((i, LOG_RECORD.validate_python(rows[i])))
             rejected = report.rejected
