@@ -729,8 +729,12 @@ def wrong_attacks(
             "rules": len(ids),
             **effect,
         }
+        if ids:  # the same homes asking "Did you mean ...?" about global guesses (the service's default)
+            asked = attack_effect(replay.arm("confirm", rewriter_folder(table)), ids)
+            out[name]["asking"] = {k: asked[k] for k in ("applied", "acted_wrong", "homes_rules_used")}
         say(
-            f"informed attack {name}: {len(released)} released, applied {effect['applied']}x, "
+            f"informed attack {name}: {len(released)} released, applied {effect['applied']}x "
+            f"(asking: {out[name].get('asking', {}).get('applied', 0)}x), "
             f"{effect['acted_wrong']} wrong actions, withdrawn after "
             f"{effect['hours_first_failure_to_last_use_max']} h at most"
         )

@@ -819,9 +819,10 @@ def community(r: Result) -> str:
     informed = {k.removeprefix("colluding "): x for k, x in a.get("informed", {}).items() if k != "pairs"}
     if informed:
         text += (
-            " **Informed attacker** (wrong intents): "
+            " **Informed attacker**: "
             + "; ".join(
                 f"{name}: {len(x['released'])} released, {x['acted_wrong']} wrong actions"
+                + (f" ({x['asking']['acted_wrong']} asking)" if "asking" in x else "")
                 + (
                     f", last use {x['hours_first_failure_to_last_use_max']:.0f} h after a failure"
                     if x["applied"]
