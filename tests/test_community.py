@@ -492,7 +492,7 @@ def test_the_register_enrols_a_limited_number_of_keys_a_day(tmp_path: Path) -> N
     book.save(tmp_path / "enrolment.json")
     assert Register.load(tmp_path / "enrolment.json") == book
     (tmp_path / "bad.json").write_text('{"format": "something else"}')
-    with pytest.raises(ConfigError, match="not an enrolment register"):
+    with pytest.raises(ConfigError, match="holds no enrolment register"):
         Register.load(tmp_path / "bad.json")
 
 

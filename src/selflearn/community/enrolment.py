@@ -18,14 +18,13 @@ the privacy ledger (:mod:`selflearn.community.ledger`), and never publishes it.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from selflearn.community.contribution import Contribution, period_range
 from selflearn.community.keys import key_id, public_key_from_hex
+from selflearn.community.ledger import read_book, write_book
 from selflearn.core.errors import ConfigError
 
 __all__ = ["EnrolmentConfig", "Register"]
@@ -68,35 +67,28 @@ class Register:
     @classmethod
     def load(cls, path: str | Path) -> Register:
         """The register in ``path``, or an empty one when the file does not exist."""
-        src = Path(path)
-        if not src.exists():
+        data = read_book(path, FORMAT, "enrolment register")
+        if data is None:
             return cls()
         try:
-            data = json.loads(src.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
-                raise ConfigError(f"{src} is not an enrolment register ({FORMAT})")
-            keys = {
-                str(k): Enrolled(
-                    str(v["public_key"]), datetime.fromisoformat(v["enrolled_at"]), str(v["note"])
-                )
-                for k, v in (data.get("keys") or {}).items()
-            }
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"the enrolment register {src} is unreadable: {exc}") from exc
-        return cls(keys)
+            return cls(
+                {
+                    str(k): Enrolled(
+                        str(v["public_key"]), datetime.fromisoformat(v["enrolled_at"]), str(v["note"])
+                    )
+                    for k, v in (data.get("keys") or {}).items()
+                }
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"the enrolment register {path} is unreadable: {exc!r}") from exc
 
     def save(self, path: str | Path) -> Path:
         """Write the register to ``path`` (a new file renamed over the old one)."""
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(out.name + ".partial")
         keys = {
             k: {"public_key": v.public_key, "enrolled_at": v.enrolled_at.isoformat(), "note": v.note}
             for k, v in sorted(self.keys.items())
         }
-        partial.write_text(json.dumps({"format": FORMAT, "keys": keys}, indent=1) + "\n", encoding="utf-8")
-        os.replace(partial, out)
-        return out
+        return write_book(path, FORMAT, {"keys": keys})
 
     def enrol(
         self,

@@ -31,26 +31,14 @@ class Ledger:
     @classmethod
     def load(cls, path: str | Path) -> Ledger:
         """The ledger in ``path``, or an empty one when the file does not exist."""
-        src = Path(path)
-        if not src.exists():
+        data = read_book(path, FORMAT, "privacy ledger")
+        if data is None:
             return cls()
-        try:
-            data = json.loads(src.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"the privacy ledger {src} is unreadable: {exc}") from exc
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ConfigError(f"{src} is not a privacy ledger ({FORMAT})")
         return cls({str(k): list(v) for k, v in (data.get("installs") or {}).items()})
 
     def save(self, path: str | Path) -> Path:
         """Write the ledger to ``path`` (a new file renamed over the old one)."""
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(out.name + ".partial")
-        body = {"format": FORMAT, "installs": dict(sorted(self.installs.items()))}
-        partial.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
-        os.replace(partial, out)
-        return out
+        return write_book(path, FORMAT, {"installs": dict(sorted(self.installs.items()))})
 
     def spent(self, install: str) -> tuple[float, float]:
         """(epsilon, delta) the install's contributions have spent, summed over releases."""
@@ -67,3 +55,28 @@ class Ledger:
             self.installs.setdefault(install, []).append(
                 {"release": release, "period": period, "epsilon": epsilon, "delta": delta}
             )
+
+
+def read_book(path: str | Path, fmt: str, what: str) -> dict[str, Any] | None:
+    """The JSON object in one of the aggregator's private files (``what`` names it in errors),
+    checked to be ``fmt``; None when the file does not exist."""
+    src = Path(path)
+    if not src.exists():
+        return None
+    try:
+        data = json.loads(src.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"the {what} {src} is unreadable: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise ConfigError(f"{src} holds no {what} (expected the format {fmt})")
+    return data
+
+
+def write_book(path: str | Path, fmt: str, body: dict[str, Any]) -> Path:
+    """Write ``body`` as a ``fmt`` file to ``path`` (a new file renamed over the old one)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps({"format": fmt, **body}, indent=1) + "\n", encoding="utf-8")
+    os.replace(partial, out)
+    return out
