@@ -175,8 +175,10 @@ def aggregate_cmd(
         rules = EnrolmentConfig(min_age_days=min_key_age_days)
         accepted, left_out = Register.load(enrolment).admitted(accepted, rules)
         not_enrolled = len(left_out)
-        for install, why in left_out:
+        for install, why in left_out[:10]:
             console.print(f"left out install {escape(install)}: {escape(why)}", soft_wrap=True)
+        if not_enrolled > 10:
+            console.print(f"... and {not_enrolled - 10:,} more not enrolled or enrolled too recently")
     if max_epsilon is not None and ledger is None:
         raise ConfigError("--max-epsilon needs --ledger: the file that says what each install has spent")
     book = Ledger.load(ledger) if ledger is not None else None
