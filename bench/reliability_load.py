@@ -469,7 +469,6 @@ def run_soak(
         for t in threads:
             t.start()
         try:
-            began = time.monotonic() - t0
             rows = _drive(port, payloads, rate, minutes * 60, connections)
         finally:
             stop.set()
@@ -479,7 +478,7 @@ def run_soak(
             proc.wait(30)
     summary = _summary(rows, 30.0)
     failed = summary["rewrite"]["failed"] + summary["turns"]["failed"]
-    memory = _soak_memory(samples, swaps, rows, began)
+    memory = _soak_memory(samples, swaps, sum(r[2] == "turns" for r in rows), minutes)
     return {
         "figures": {
             "soak_rss_slope_mb_per_min": memory["slope_after_first_swap_mb_per_min"],
@@ -499,38 +498,36 @@ def run_soak(
 def _soak_memory(
     samples: list[tuple[float, float, float]],
     swaps: list[tuple[float, int, float]],
-    rows: list[tuple[float, float, str, int, str]],
-    began: float,
+    batches: int,
+    minutes: float,
 ) -> dict[str, Any]:
     """The soak's resident memory: the straight-line fit over every sample (raw), the step at the
-    first swap, and the slope after it -- over the rest of the soak and over each half of it, and
-    against the batches of turns stored (which the growth follows)."""
-    first = swaps[0][0] + swaps[0][2] if swaps else None
-    before = [(t, m) for t, m, _ in samples if first is None or t < swaps[0][0]]
-    after = [(t, m) for t, m, _ in samples if first is not None and t > first]
-    turns_due = sorted(began + 0.2 + r[0] for r in rows if r[2] == "turns")
-
-    def batches_by(t: float) -> int:
-        return int(np.searchsorted(turns_due, t))
-
+    first swap (a swap is recorded when it has answered: (end s, status, seconds)), and the slope
+    after it -- over the rest of the soak and over each half of it, and per 1,000 of the ``batches``
+    of turns sent at an even rate over ``minutes``."""
+    end = swaps[0][0] if swaps else None
+    begin = swaps[0][0] - swaps[0][2] if swaps else None
+    # a sample is every 5 s: one within 2.5 s of the swap's end may have been read during it
+    before = [(t, m) for t, m, _ in samples if begin is None or t < begin - 0.1]
+    after = [(t, m, a) for t, m, a in samples if end is not None and t > end + 2.5]
+    per_min = [(t / 60, m) for t, m, _ in after]
     half = (after[0][0] + after[-1][0]) / 2 if after else 0.0
-    per_min = [(t / 60, m) for t, m in after]
+    slope = _slope(per_min)
+    per_minute = batches / minutes if minutes else 0.0
     return {
         "slope_raw_mb_per_min": _slope([(t / 60, m) for t, m, _ in samples]),
-        "first_swap_s": swaps[0][0] if swaps else None,
+        "first_swap_s": begin,
         "rss_before_first_swap_mb": round(before[-1][1], 1) if before else None,
         "rss_after_first_swap_mb": round(after[0][1], 1) if after else None,
         "step_at_first_swap_mb": round(after[0][1] - before[-1][1], 1) if after and before else None,
-        "slope_after_first_swap_mb_per_min": _slope(per_min),
+        "slope_after_first_swap_mb_per_min": slope,
         "slope_after_first_swap_first_half_mb_per_min": _slope([p for p in per_min if p[0] * 60 <= half]),
         "slope_after_first_swap_second_half_mb_per_min": _slope([p for p in per_min if p[0] * 60 > half]),
-        "anonymous_slope_after_first_swap_mb_per_min": _slope(
-            [(t / 60, a) for t, _, a in samples if first is not None and t > first]
+        "anonymous_slope_after_first_swap_mb_per_min": _slope([(t / 60, a) for t, _, a in after]),
+        "mb_per_1000_batches_of_turns_after_first_swap": (
+            round(1000 * slope / per_minute, 3) if slope is not None and per_minute else None
         ),
-        "kb_per_batch_of_turns_after_first_swap": (
-            round(1024 * s, 3) if (s := _slope([(batches_by(t), m) for t, m in after])) is not None else None
-        ),
-        "batches_of_turns": len(turns_due),
+        "batches_of_turns": batches,
     }
 
 

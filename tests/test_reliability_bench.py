@@ -107,13 +107,13 @@ def test_the_load_ceiling_is_the_highest_rate_that_held(bench: tuple[Any, Any]) 
 def test_the_soak_slope_after_the_first_swap_leaves_its_step_out(bench: tuple[Any, Any]) -> None:
     _, load = bench
     samples = [(t, 400.0 + (20.0 if t > 60 else 0.0) + t / 60, 300.0) for t in range(5, 605, 5)]
-    rows = [(i / 10, 0.001, "turns" if i % 5 == 0 else "rewrite", 200, "ok") for i in range(6000)]
-    memory = load._soak_memory(samples, [(60.0, 200, 0.1), (120.0, 200, 0.1)], rows, 0.0)
+    memory = load._soak_memory(samples, [(60.1, 200, 0.1), (120.1, 200, 0.1)], 1200, 10.0)
     assert memory["step_at_first_swap_mb"] == pytest.approx(20.0, abs=0.2)
     assert memory["slope_after_first_swap_mb_per_min"] == pytest.approx(1.0)
     assert memory["slope_raw_mb_per_min"] > 2  # the step pulls the straight line up
     assert memory["anonymous_slope_after_first_swap_mb_per_min"] == pytest.approx(0.0)
-    assert memory["batches_of_turns"] == 1200
+    assert memory["batches_of_turns"] == 1200 and memory["first_swap_s"] == pytest.approx(60.0)
+    assert memory["mb_per_1000_batches_of_turns_after_first_swap"] == pytest.approx(8.333, abs=0.01)
 
 
 def test_kills_a_run_printed_are_read_back_from_its_log(bench: tuple[Any, Any], tmp_path: Path) -> None:
