@@ -50,12 +50,14 @@ pattern latency is ``bench/community_latency.py``'s; its figures are copied in w
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -103,26 +105,39 @@ def attack_pairs(each: dict[str, list[Evidence]], n: int = MAX_PATTERNS) -> list
     failing patterns of the honest installs (what an attacker sees fail), the most common *other*
     fixing pattern with the same placeholders that the guards let through -- a valid request that
     does something else, the attack the guards cannot see. Up to ``n`` pairs (one contribution)."""
-    from selflearn.core.delex import PLACEHOLDER
+    return _pick(each, n, list(UNSAFE_ATTACK), lambda usual, target: target != usual)
 
-    failing = Counter(r.failing for rows in each.values() for r in rows)
-    fixes = Counter((r.failing, r.fixing) for rows in each.values() for r in rows)
-    honest: dict[str, str] = {}  # each failing pattern's most common fix (first seen on ties)
-    for (source, fix), times in fixes.items():
-        if source not in honest or times > fixes[(source, honest[source])]:
-            honest[source] = fix
-    targets = Counter(r.fixing for rows in each.values() for r in rows)
+
+def _pick(
+    each: dict[str, list[Evidence]],
+    n: int,
+    pairs: list[tuple[str, str]],
+    fits: Callable[[str, str], bool],
+    targets_considered: int | None = None,
+) -> list[tuple[str, str]]:
+    """``pairs`` and then, for the honest installs' most common failing patterns (most common
+    first), the first of their most common fixing patterns (the ``targets_considered`` most
+    common; all by default) that is not the pattern itself, has its placeholders, passes the
+    guards and ``fits(usual fix, target)`` (the usual fix: the pattern's most common one, first
+    seen on ties); up to ``n`` pairs in all."""
+    from selflearn.core.delex import PLACEHOLDER
 
     def slots(pattern: str) -> list[str]:
         return sorted(w for w in pattern.split() if PLACEHOLDER.fullmatch(w))
 
-    pairs = list(UNSAFE_ATTACK)
+    failing = Counter(r.failing for rows in each.values() for r in rows)
+    fixes = Counter((r.failing, r.fixing) for rows in each.values() for r in rows)
+    usual: dict[str, str] = {}
+    for (source, fix), times in fixes.items():
+        if source not in usual or times > fixes[(source, usual[source])]:
+            usual[source] = fix
+    targets = Counter(r.fixing for rows in each.values() for r in rows).most_common(targets_considered)
     for source, _ in failing.most_common():
         if len(pairs) >= n:
             break
-        for target, _ in targets.most_common():
-            other = target not in (source, honest[source]) and slots(target) == slots(source)
-            if other and refusal(source, target) is None:
+        for target, _ in targets:
+            same_slots = target != source and slots(target) == slots(source)
+            if same_slots and fits(usual[source], target) and refusal(source, target) is None:
                 pairs.append((source, target))
                 break
     return pairs
@@ -345,48 +360,26 @@ kitchen, upstairs, ceiling light) exist: where the informed attacker tries its r
 
 def wrong_attack_pairs(each: dict[str, list[Evidence]], n: int = MAX_PATTERNS) -> list[tuple[str, str]]:
     """What an attacker who checks what a rewrite does sends: for the honest installs' most common
-    failing patterns, the most common fixing pattern with the same placeholders that the guards
-    let through and that Home Assistant's strict templates (the reference NLU, in
-    :data:`EXAMPLE_HOME`) read as an intent, another than the pattern's most common fix's. Up to
-    ``n`` pairs; none of :data:`UNSAFE_ATTACK` (measured by :func:`attack_pairs`)."""
+    failing patterns, the most common fixing pattern (of the 300 most common) with the same
+    placeholders that the guards let through and that Home Assistant's strict templates (the
+    reference NLU, in :data:`EXAMPLE_HOME`) read as an intent, another than the pattern's most
+    common fix's. Up to ``n`` pairs; none of :data:`UNSAFE_ATTACK` (measured by
+    :func:`attack_pairs`)."""
     from selflearn.assistant.nlu import HomeAssistantNlu
-    from selflearn.core.delex import PLACEHOLDER, example_values
+    from selflearn.core.delex import example_values
     from selflearn.core.home import Home
 
     nlu, home = HomeAssistantNlu("strict"), Home.from_dict(EXAMPLE_HOME)
 
+    @functools.cache
     def intent(pattern: str) -> str | None:
         return nlu.recognize(example_values(pattern), home, "kitchen", explain_failures=False).trace.intent
 
-    def slots(pattern: str) -> list[str]:
-        return sorted(w for w in pattern.split() if PLACEHOLDER.fullmatch(w))
+    def wrong(usual: str, target: str) -> bool:  # no usual intent: the attacker cannot tell
+        right = intent(usual)
+        return right is not None and intent(target) is not None and intent(target) != right
 
-    failing = Counter(r.failing for rows in each.values() for r in rows)
-    fixes = Counter((r.failing, r.fixing) for rows in each.values() for r in rows)
-    honest: dict[str, str] = {}
-    for (source, fix), times in fixes.items():
-        if source not in honest or times > fixes[(source, honest[source])]:
-            honest[source] = fix
-    targets = [t for t, _ in Counter(r.fixing for rows in each.values() for r in rows).most_common(300)]
-    meaning = {t: intent(t) for t in targets}
-    pairs: list[tuple[str, str]] = []
-    for source, _ in failing.most_common():
-        if len(pairs) >= n:
-            break
-        right = intent(honest[source])
-        if right is None:  # the attacker cannot tell what the usual fix does
-            continue
-        for target in targets:
-            wrong = meaning[target] is not None and meaning[target] != right
-            if (
-                wrong
-                and target != source
-                and slots(target) == slots(source)
-                and refusal(source, target) is None
-            ):
-                pairs.append((source, target))
-                break
-    return pairs
+    return _pick(each, n, [], wrong, targets_considered=300)
 
 
 def attack_effect(folder: Path, attack_rules: set[str]) -> dict[str, Any]:
