@@ -525,32 +525,16 @@ def test_the_commands_enrol_and_aggregate_only_enrolled_installs(tmp_path: Path)
         _contribute(contributions, seed, [KILL])
     register = tmp_path / "enrolment.json"
     (tmp_path / "install.key.pub").write_text(public_hex(_key(0)) + "\n")
-    res = runner.invoke(
-        cli_app,
-        [
-            "community",
-            "enrol",
-            "--register",
-            str(register),
-            "--public-key",
-            str(tmp_path / "install.key.pub"),
-        ],
-    )
+
+    def enrol(key: str, *more: str) -> Any:
+        return runner.invoke(
+            cli_app, ["community", "enrol", "--register", str(register), "--public-key", key, *more]
+        )
+
+    res = enrol(str(tmp_path / "install.key.pub"))
     assert res.exit_code == 0, res.output
     assert f"enrolled install {key_id(_key(0))}" in res.output
-    res = runner.invoke(
-        cli_app,
-        [
-            "community",
-            "enrol",
-            "--register",
-            str(register),
-            "--public-key",
-            public_hex(_key(1)),
-            "--max-per-day",
-            "1",
-        ],
-    )
+    res = enrol(public_hex(_key(1)), "--max-per-day", "1")
     assert isinstance(res.exception, ConfigError) and "the limit is 1 a day" in str(res.exception)
     args = ["community", "aggregate", "-c", str(contributions), "--epsilon", "50", "--delta", "1e-6"]
     args += [
