@@ -18,7 +18,7 @@ from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import Feedback, Turn
 from selflearn.core.store import DEFECT_SCHEMA, REPHRASE_SCHEMA, Store
 from selflearn.rewrite.logs import LogTurn, history, read_log
-from selflearn.rewrite.personal import WITHDRAW_MIN_FAILED
+from selflearn.rewrite.personal import WITHDRAW_MIN_FAILED, WITHDRAW_MIN_FAILED_COMMUNITY
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
 from selflearn.rewrite.table import RewriteTable, rule_id
 from selflearn.service import ServiceConfig, create_app
@@ -101,6 +101,24 @@ def test_a_rule_that_fails_twice_in_one_home_is_withdrawn_there_only() -> None:
     # Forgetting the household forgets the withdrawal with everything else.
     assert rewriter.forget("A")
     rewriter.homes["A"] = Home.from_dict(HOME)
+    assert _decide(rewriter, "A").rewritten
+
+
+def test_a_community_rule_is_withdrawn_at_its_first_failure_unless_it_worked_here_before() -> None:
+    assert WITHDRAW_MIN_FAILED_COMMUNITY == 1 < WITHDRAW_MIN_FAILED
+    rewriter = _rewriter()
+    assert rewriter.table_ is not None
+    # As `selflearn community pull --base` leaves it: the release's rule added to a mined table.
+    rewriter.table_.metadata.update(community="community-2026-W02-abc", community_rule_ids=[RULE])
+    assert _decide(rewriter, "A").rewritten and _decide(rewriter, "B").rewritten
+    _observe(rewriter, _rewritten("t1", 0, status="error"))
+    after = _decide(rewriter, "A")
+    assert not after.rewritten and any("withdrawn here: failed 1 of 1 times" in r for r in after.reasons), after
+    # In home B it worked once, then failed once: not more often than it worked, so it stays.
+    _observe(rewriter, _rewritten("b1", 0, household="B"), _rewritten("b2", 60, household="B", status="error"))
+    assert _decide(rewriter, "B").rewritten
+    # A hot swap to a mined table (no release): the same failure count no longer withdraws it.
+    rewriter.table_ = RewriteTable.from_rules([(SOURCE, TARGET)])
     assert _decide(rewriter, "A").rewritten
 
 

@@ -23,9 +23,10 @@ Each memory also keeps how the **global rules** it was served fared in this home
 mined or community table, layer ``precomputed``, by rule id): a use worked, or failed -- the
 rewritten request failed or was interrupted, the user answered "no" to "did I get that right?"
 or to "Did you mean ...?", or the user's next request, moments later, retried it
-(:data:`CORRECTION_S`). A rule that failed at least :data:`WITHDRAW_MIN_FAILED` times and more
-often than it worked is **withdrawn in this home** (:meth:`HouseholdMemory.withdrawn`): the
-rewriter no longer applies or proposes it there, while other homes keep it.
+(:data:`CORRECTION_S`). A rule that failed at least :data:`WITHDRAW_MIN_FAILED` times (a rule
+from a community release: :data:`WITHDRAW_MIN_FAILED_COMMUNITY`) and more often than it worked is
+**withdrawn in this home** (:meth:`HouseholdMemory.withdrawn`): the rewriter no longer applies or
+proposes it there, while other homes keep it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import re
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rapidfuzz import fuzz
@@ -43,6 +45,9 @@ from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import Feedback
 from selflearn.core.text import FUNCTION_WORDS
 from selflearn.rewrite.logs import LogTurn, signature
+
+if TYPE_CHECKING:
+    from selflearn.rewrite.table import RewriteTable
 
 EmbedFn = Callable[[str], np.ndarray]
 """Text -> unit vector (the rewriter's static embedder)."""
@@ -64,6 +69,13 @@ next request taken for a correction -- and a rule that works elsewhere deserves 
 rule failing twice, and more than it helped, costs the home more than it gives. Low on purpose:
 a home should not have to suffer a bad or poisoned community rule for long, and withdrawing only
 stops a guess (the request goes on to the other layers, and other homes keep the rule)."""
+
+WITHDRAW_MIN_FAILED_COMMUNITY = 1
+"""The same for a rule of a community release (:class:`CommunityRules`): withdrawn at its first
+failure in a home where it has not worked more often. Nobody chose or reviewed such a rule for
+this home, and a colluding group can get one released; a rare request gets a second try only
+days later (measured: a poisoned rule's second failure came up to 81 hours after its first), so
+waiting for two failures would leave a bad rule acting for days."""
 
 DEMOTED_LAYERS = frozenset({"precomputed"})
 """Layers whose rules a home can withdraw: the mined or community table (stable rule ids, one per
@@ -141,16 +153,18 @@ class HouseholdMemory:
     rule_failed: Counter[str] = field(default_factory=Counter)
     """Global rule id -> times it failed here (see the module docstring)."""
 
-    def withdrawn(self, rule_id: str | None) -> str | None:
+    def withdrawn(self, rule_id: str | None, community: frozenset[str] = frozenset()) -> str | None:
         """Why the global rule ``rule_id`` is withdrawn in this home ("withdrawn here: failed 2 of
         2 times"), or None when it may act: it failed here at least :data:`WITHDRAW_MIN_FAILED`
-        times and more often than it worked. Nothing more is learned about a rule that no longer
-        acts, so it stays withdrawn until the household is forgotten."""
+        times (:data:`WITHDRAW_MIN_FAILED_COMMUNITY` for a rule in ``community``, the rules of a
+        community release) and more often than it worked. Nothing more is learned about a rule
+        that no longer acts, so it stays withdrawn until the household is forgotten."""
         if rule_id is None:
             return None
         failed = self.rule_failed.get(rule_id, 0)
         worked = self.rule_worked.get(rule_id, 0)
-        if failed < WITHDRAW_MIN_FAILED or failed <= worked:
+        least = WITHDRAW_MIN_FAILED_COMMUNITY if rule_id in community else WITHDRAW_MIN_FAILED
+        if failed < least or failed <= worked:
             return None
         return f"withdrawn here: failed {failed} of {failed + worked} times"
 
@@ -201,6 +215,23 @@ class HouseholdMemory:
             return None
         best, n = counts.most_common(1)[0]
         return best, n
+
+
+class CommunityRules:
+    """Which rules of a rewrite table came from a community release
+    (:meth:`~selflearn.rewrite.table.RewriteTable.community`), remembered for the table last asked
+    about (a rewriter asks about its own table on every hit; a hot swap brings a new one)."""
+
+    def __init__(self) -> None:
+        self._table: object | None = None
+        self._ids: frozenset[str] = frozenset()
+
+    def __call__(self, table: RewriteTable | None) -> frozenset[str]:
+        if table is None:
+            return frozenset()
+        if table is not self._table:
+            self._table, self._ids = table, table.community()[1]
+        return self._ids
 
 
 class PersonalLayer:

@@ -75,7 +75,7 @@ from selflearn.rewrite.features import (
 from selflearn.rewrite.features import clear_caches as clear_feature_caches
 from selflearn.rewrite.knowledge import Knowledge, embed_text
 from selflearn.rewrite.logs import LogTurn
-from selflearn.rewrite.personal import DEMOTED_LAYERS, HouseholdMemory, PersonalLayer
+from selflearn.rewrite.personal import DEMOTED_LAYERS, CommunityRules, HouseholdMemory, PersonalLayer
 from selflearn.rewrite.ranker import Ranker
 from selflearn.rewrite.review import Reviews
 from selflearn.rewrite.scope import ScopeModel
@@ -248,14 +248,14 @@ class Rewriter:
         self.table_: RewriteTable | None = None
         """The mined rewrite table served first, if one was given to :meth:`fit`."""
         self.fit_report_: FitReport | None = None
+        """What :meth:`fit` saw and chose."""
         self.scope_: ScopeModel | None = None
-        self.reviews_ = Reviews()
-        """People's verdicts on rules (:mod:`selflearn.rewrite.review`); the service loads them
-        from its store and replaces them on every review."""
         """Which requests nobody can help with (:mod:`selflearn.rewrite.scope`): a guess about
         one of them is neither applied nor asked about. Trained apart (``selflearn train scope``)
         and saved in the ``scope/`` sub-folder."""
-        """What :meth:`fit` saw and chose."""
+        self.reviews_ = Reviews()
+        """People's verdicts on rules (:mod:`selflearn.rewrite.review`); the service loads them
+        from its store and replaces them on every review."""
         self._related: RelatedWords | None = None
         self._hoods: dict[str, tuple[np.ndarray, Neighbourhood | None, tuple[np.ndarray, float] | None]] = {}
         self._hoods_key: tuple[object, object] | None = None
@@ -266,6 +266,7 @@ class Rewriter:
         self.personal = PersonalLayer(embedder.encode_one if embedder is not None else None)
         """What the rewriter learns online per household (:meth:`observe`)."""
         self.stats = RewriterStats()
+        self._community = CommunityRules()
         self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
         self.path: Path | None = None
 
@@ -703,7 +704,7 @@ class Rewriter:
             if hit is not None:
                 out, row = hit
                 what = f"precomputed: {row['source']} -> {row['target']}"
-                withdrawn = mem.withdrawn(row["rule_id"]) if mem is not None else None
+                withdrawn = mem.withdrawn(row["rule_id"], self._community(self.table_)) if mem else None
                 if withdrawn is None:
                     reasons.append(what)
                     return RewriteDecision(
