@@ -150,11 +150,17 @@ def say(message: str) -> None:
 # --- 1. installs ------------------------------------------------------------------------------------
 
 
+def law_of(args: argparse.Namespace) -> str:
+    """The phrasing popularity law's tag: ``""`` for uniform, ``"-zipf1"`` for Zipf with exponent 1."""
+    return "" if args.popularity == "uniform" else f"-{args.popularity}{args.exponent:g}"
+
+
 def installs_store(args: argparse.Namespace) -> Path:
     """The simulated installs' logs, signals scored (cached)."""
-    config = POPULATIONS["held-out"].config(args.workers, households=args.simulate, days=args.days)
+    population = POPULATIONS["held-out"].with_popularity(args.popularity, args.exponent)
+    config = population.config(args.workers, households=args.simulate, days=args.days)
     config = replace(config, seed=61, household_prefix="cm")
-    path = CACHE / f"installs-{args.simulate}x{args.days:g}.duckdb"
+    path = CACHE / f"installs-{args.simulate}x{args.days:g}{law_of(args)}.duckdb"
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -322,8 +328,14 @@ def rules_of(table: RewriteTable | None) -> list[tuple[str, str]]:
 
 def rewriter_folder(table: RewriteTable | None) -> Path:
     """A rewriter whose only global layer is ``table`` (none: the home's own layer alone), in a
-    folder named by its rules, so releases with the same rules share one replay."""
-    rules = rules_of(table)
+    folder named by its rules, so releases with the same rules share one replay. A release's
+    folder also names how many failures withdraw its rules in a home (a replay made under another
+    threshold is not reused)."""
+    from selflearn.rewrite.personal import WITHDRAW_MIN_FAILED_COMMUNITY
+
+    rules: list[Any] = list(rules_of(table))
+    if table is not None and table.community()[0] is not None:
+        rules.append(["withdraw-after", WITHDRAW_MIN_FAILED_COMMUNITY])
     digest = hashlib.blake2b(json.dumps(rules).encode(), digest_size=6).hexdigest()
     out = CACHE / "rewriters" / (f"rw-{digest}" if table is not None else "rw-none")
     if not (out / "model.json").exists():
@@ -386,11 +398,12 @@ def attack_effect(folder: Path, attack_rules: set[str]) -> dict[str, Any]:
     """What the released attack rules did in the replayed homes: turns they rewrote, wrong
     actions among them (simulation truth: evaluation only), per (home, rule) the hours between its
     first and last application, and applications after the home had seen it fail
-    :data:`~selflearn.rewrite.personal.WITHDRAW_MIN_FAILED` times, more often than it worked
-    (which the home's withdrawal should have stopped)."""
+    :data:`~selflearn.rewrite.personal.WITHDRAW_MIN_FAILED_COMMUNITY` times (the released rules are
+    a community release's), more often than it worked (which the home's withdrawal should have
+    stopped)."""
     from datetime import datetime
 
-    from selflearn.rewrite.personal import WITHDRAW_MIN_FAILED
+    from selflearn.rewrite.personal import WITHDRAW_MIN_FAILED_COMMUNITY as WITHDRAW_MIN_FAILED
 
     turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
     used: dict[tuple[str, str], list[tuple[float, bool]]] = {}
@@ -456,6 +469,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="seed of the draws of installs")
     parser.add_argument("--spark", action="store_true", help="also time the aggregator on Spark (local[2])")
     parser.add_argument(
+        "--popularity",
+        choices=("uniform", "zipf"),
+        default="uniform",
+        help="how the installs' and the new homes' users pick phrasings (zipf: a sensitivity run of "
+        "the populations, central pooling and the new home only, into community-zipf<exponent>.json)",
+    )
+    parser.add_argument("--exponent", type=float, default=1.0, help="the Zipf exponent")
+    parser.add_argument(
         "--sweep-max-patterns", default="1,3", help="smaller bounds of pairs per install tried at epsilon 1"
     )
     parser.add_argument(
@@ -480,9 +501,8 @@ def main() -> None:
         f"({shared / len(households):.2f} each)"
     )
 
-    replay = Replay(
-        POPULATIONS["held-out"], CACHE / "replays", args.workers, args.eval_households, args.eval_days
-    )
+    evaluation = POPULATIONS["held-out"].with_popularity(args.popularity, args.exponent)
+    replay = Replay(evaluation, CACHE / "replays", args.workers, args.eval_households, args.eval_days)
     control = score_arm(replay.arm("control"))
 
     def new_home(table: RewriteTable | None) -> dict[str, Any]:
@@ -502,6 +522,9 @@ def main() -> None:
 
     sweep = [int(x) for x in args.sweep_max_patterns.split(",") if x]
     parts = {p for p in args.only.split(",") if p}
+    law = law_of(args)
+    if law and parts:
+        parser.error("--only re-runs parts of the uniform run; a --popularity run is whole")
     known = {"sweep", "attack", "wrong-attack", "latency"}
     if parts - known:
         parser.error(f"--only takes {', '.join(sorted(known))}, not {', '.join(sorted(parts - known))}")
@@ -589,6 +612,27 @@ def main() -> None:
                 f"{result['wrong_actions']} wrong actions ({seconds:.1f} s)"
             )
 
+    if law:  # a sensitivity run of the popularity law: the populations and central pooling only
+        figures = {
+            "popularity": args.popularity,
+            "exponent": args.exponent,
+            "simulated_households": len(households),
+            "days": args.days,
+            "period": period,
+            "pairs_shared_per_install": round(shared / len(households), 2),
+            "evaluation": {
+                "population": evaluation.name,
+                "households": args.eval_households,
+                "days": args.eval_days,
+            },
+            "control_defect_rate": round(control.defect_rate, 4),
+            "no_global_layer": alone,
+            "central": central_runs,
+            "populations": runs,
+        }
+        out = write_results(f"community{law}", figures, seconds=time.perf_counter() - started)
+        say(f"figures written to {out} ({time.perf_counter() - started:.0f} s)")
+        return
     bounds_tried = bound_sweep(sweep, populations, each, period, new_home, central_runs)
     attack = attacks(populations, each, period, replay)
     if "10000" in populations:

@@ -55,6 +55,10 @@ class Population:
     """Where a rewriter replaying this population sits: before the NLU, or behind it."""
     used_by: str = ""
     """Which benchmark uses it, and for what."""
+    popularity: Literal["uniform", "zipf"] = "uniform"
+    """How its users pick among phrasings (:class:`~selflearn.simulation.goals.PhrasingPool`)."""
+    exponent: float = 1.0
+    """The Zipf exponent, with ``popularity="zipf"``."""
 
     def config(
         self,
@@ -76,11 +80,20 @@ class Population:
             corpora=self.corpora if have else (),
             assistant=AssistantConfig(asr=self.asr, rewrite_when=rewrite_when or self.rewrite_when),
             workers=workers,
+            phrasing_popularity=self.popularity,
+            popularity_exponent=self.exponent,
         )
 
     def with_asr(self, asr: str) -> Population:
         """The same households and phrasings through another recogniser."""
         return replace(self, name=f"{self.name}[{asr}]", asr=asr)
+
+    def with_popularity(self, law: Literal["uniform", "zipf"], exponent: float = 1.0) -> Population:
+        """The same households whose users pick phrasings by another law (a population of its own;
+        ``uniform`` is this one)."""
+        if law == "uniform":
+            return replace(self, popularity="uniform", exponent=1.0)
+        return replace(self, name=f"{self.name}[{law}{exponent:g}]", popularity=law, exponent=exponent)
 
 
 _T, _H = TRAIN_CORPORA, TEST_CORPORA
