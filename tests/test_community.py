@@ -196,6 +196,43 @@ def test_wins_losses_and_verdicts_of_rules_are_shared(tmp_path: Path) -> None:
     assert (rejected.approved, rejected.rejected, rejected.helped) == (0, 1, 0.0)  # last week's: not in
 
 
+def test_a_no_to_did_you_mean_is_shared_as_declined(tmp_path: Path) -> None:
+    log = Log()
+    log.home("h1", ["Kitchen"])
+    said, proposal = "kill the lights in the kitchen", "turn off the lights in the kitchen"
+    for user in ("u1", "u2", "u1"):  # u1 said no twice: one user
+        log.session(user, "h1", [(said, True)])
+        log.rows[-1]["result"] = {"status": "question", "response_text": f"Did you mean {proposal}?"}
+        log.rows[-1]["dialogue"] = {
+            "act_id": f"a{log.n}",
+            "role": "question",
+            "kind": "confirm",
+            "proposal": proposal,
+            "answer": "no",
+        }
+    log.session("u3", "h1", [(said, True), (proposal, False)])  # a rescue by another user
+    with log.store(tmp_path / "s.duckdb") as store:
+        contribution = build_contribution(
+            DuckDbEngine(store), _key(4), PERIOD, ContributionConfig(max_count=5)
+        )
+    (record,) = contribution.records
+    assert (record.failing, record.fixing) == KILL
+    assert (record.rescues, record.declined, record.helped) == (1, 2, 1 / 3)
+    path = write_contribution(contribution, _key(4), tmp_path / "c.jsonl")
+    assert '"declined": 2' in path.read_text() and read_contribution(path).records == [record]
+    # A file without the field (as written before it existed, or with nothing declined) reads as 0.
+    plain = Contribution(
+        contribution.install,
+        contribution.public_key,
+        PERIOD,
+        contribution.bounds,
+        [Evidence(*KILL, rescues=1)],
+    )
+    path = write_contribution(plain, _key(4), tmp_path / "plain.jsonl")
+    evidence = json.loads(path.read_text().splitlines()[1])
+    assert "declined" not in evidence and read_contribution(path).records[0].declined == 0
+
+
 def test_a_store_of_many_homes_contributes_per_household(tmp_path: Path) -> None:
     """One pass over a store of several households gives each the contribution it would make as
     an install of its own: its own pairs, filtered with its own names, bounded on its own."""

@@ -13,7 +13,9 @@ of its users:
   rule), and it then worked / failed;
 * ``approved`` / ``rejected``: a person's verdicts on the rule in the period (the review page,
   ``selflearn review``): approved, or edited to this fixing pattern / rejected, or edited away
-  from it.
+  from it;
+* ``declined``: answered "no" when the assistant asked "Did you mean <fixing>?" about the failing
+  pattern. (A "yes" runs the proposal as the turn, so it is already a win or a loss.)
 
 Each count is of distinct users and clipped to ``max_count`` (default 1), and at most
 ``max_patterns`` pairs (default 10) are shared per period: the install's contribution to any
@@ -47,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from selflearn.community.keys import key_id, public_hex, public_key_from_hex, sign, verify
-from selflearn.core.delex import PLACEHOLDER
+from selflearn.core.delex import PLACEHOLDER, Delexicalizer
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.guards import (
     CARRIER_WORDS,
@@ -62,7 +64,7 @@ from selflearn.core.guards import (
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import Review
 from selflearn.core.scrub import private_spans
-from selflearn.mining.engines import HOP_SQL, MAX_CHAIN, STEPS, Engine
+from selflearn.mining.engines import DIALECT, HOP_SQL, MAX_CHAIN, STEPS, Engine
 from selflearn.mining.miner import make_delex
 
 if TYPE_CHECKING:
@@ -78,7 +80,10 @@ MAX_BYTES = 1 << 20
 """Largest contribution file read (a bounded contribution is a few kilobytes)."""
 
 _TOKEN = re.compile(r"[a-z']+|\{(?:area|floor|name|number)\}")
-_COUNTS = ("rescues", "failed", "wins", "losses", "approved", "rejected")
+_COUNTS = ("rescues", "failed", "wins", "losses", "approved", "rejected", "declined")
+_OPTIONAL = frozenset({"declined"})
+"""Counts a record may leave out (0): added after the first files were written, and written only
+when not 0, so a reader that predates them still reads a contribution without any."""
 
 GENERIC_WORDS = frozenset(
     {
@@ -130,12 +135,13 @@ class Evidence:
     losses: int = 0
     approved: int = 0
     rejected: int = 0
+    declined: int = 0
 
     @property
     def helped(self) -> float:
         """Share of this install's evidence where the fixing pattern worked or was approved, in [0, 1]."""
         good = self.rescues + self.wins + self.approved
-        total = good + self.failed + self.losses + self.rejected
+        total = good + self.failed + self.losses + self.rejected + self.declined
         return good / total if total else 0.0
 
 
@@ -258,6 +264,16 @@ GROUP BY {group}pattern, rewritten_pattern
 """Per rewrite already applied (said pattern -> rewritten pattern): distinct users it worked
 and failed for."""
 
+DECLINED_SQL = """
+SELECT t.household_id AS household, t.user_id, t.timestamp AS ts, t.text AS said,
+       t.dialogue.proposal AS proposal, {join_unresolved} AS unresolved
+FROM turns t
+WHERE t.dialogue.kind = 'confirm' AND t.dialogue.role = 'question' AND t.dialogue.answer = 'no'
+  AND t.dialogue.proposal IS NOT NULL
+"""
+"""The requests a user answered "no" to "Did you mean <proposal>?" about (a "no" ran nothing:
+the turn's text is what was said)."""
+
 
 def local_evidence(
     engine: Engine,
@@ -343,7 +359,36 @@ def _counted(
             for name in (*_COUNTS, "times"):
                 if name in row:
                     counts[name] = counts.get(name, 0) + int(row[name] or 0)
+    for (household, pair), users in _declined(engine, homes, start, end, per_household).items():
+        counts = merged.setdefault(household, {}).setdefault(pair, dict.fromkeys(_COUNTS, 0))
+        counts["declined"] += len(users)
     return merged
+
+
+def _declined(
+    engine: Engine, homes: pa.Table, start: datetime, end: datetime, per_household: bool
+) -> dict[tuple[str, tuple[str, str]], set[str]]:
+    """(household id or ``""``, (failing, proposed) pattern pair) -> the users who said "no" to
+    the proposal in ``[start, end)``, each request and proposal delexicalized with its home."""
+    sql = DECLINED_SQL.format(**DIALECT.get(engine.name, DIALECT["duckdb"]))
+    configs = dict(zip(homes.column("home_id").to_pylist(), homes.column("config").to_pylist(), strict=True))
+    delexicalizers: dict[str, Delexicalizer] = {}
+    out: dict[tuple[str, tuple[str, str]], set[str]] = {}
+    for row in engine.fetch(sql).to_pylist():
+        if not start <= row["ts"] < end:
+            continue
+        household = str(row["household"])
+        delex = delexicalizers.get(household)
+        if delex is None:
+            config = configs.get(household)
+            delex = delexicalizers[household] = Delexicalizer(
+                Home.from_dict(json.loads(config)) if config else None
+            )
+        unknown = row["unresolved"].split("\x1f") if row["unresolved"] else ()
+        pair = (delex(row["said"] or "", unknown).pattern, delex(row["proposal"], ()).pattern)
+        if pair[0] != pair[1]:
+            out.setdefault((household if per_household else "", pair), set()).add(str(row["user_id"]))
+    return out
 
 
 def _bounded(
@@ -373,7 +418,7 @@ def _bounded(
             continue
         clipped = {name: min(value, config.max_count) for name, value in counts.items()}
         good = counts["rescues"] + counts["wins"] + counts["approved"]
-        bad = counts["failed"] + counts["losses"] + counts["rejected"]
+        bad = counts["failed"] + counts["losses"] + counts["rejected"] + counts["declined"]
         tie = hashlib.blake2b(f"{failing}\x1f{fixing}".encode(), digest_size=8).hexdigest()
         kept.append(((-good, bad, -times, tie), Evidence(failing, fixing, **clipped)))
     kept.sort(key=lambda item: item[0])
@@ -424,17 +469,25 @@ def write_contribution(contribution: Contribution, key: Ed25519PrivateKey, path:
         "records": len(contribution.records),
         "created_at": contribution.created_at,
         "about": "(failing pattern -> fixing pattern) pairs and how many of this install's users "
-        "each helped (rescues, wins) or did not (failed, losses), and verdicts of its people "
-        "(approved, rejected), counts clipped to max_count; see docs/community.md",
+        "each helped (rescues, wins) or did not (failed, losses), verdicts of its people "
+        "(approved, rejected) and the users who said no when asked about it (declined, written "
+        "when not 0), counts clipped to max_count; see docs/community.md",
     }
     lines = [json.dumps(header, ensure_ascii=False)]
-    lines += [json.dumps({"kind": "evidence", **asdict(r)}, ensure_ascii=False) for r in contribution.records]
+    lines += [
+        json.dumps({"kind": "evidence", **_written(r)}, ensure_ascii=False) for r in contribution.records
+    ]
     body = "".join(line + "\n" for line in lines).encode()
     signature = {"kind": "signature", "algorithm": "ed25519", "signature": sign(key, body)}
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(body + (json.dumps(signature) + "\n").encode())
     return out
+
+
+def _written(record: Evidence) -> dict[str, Any]:
+    """A record's fields as the file holds them: the optional counts only when not 0."""
+    return {k: v for k, v in asdict(record).items() if k not in _OPTIONAL or v}
 
 
 def read_contribution(path: str | Path, max_patterns: int | None = None) -> Contribution:
@@ -505,7 +558,7 @@ def read_contribution(path: str | Path, max_patterns: int | None = None) -> Cont
             if why is not None:
                 raise DataError(f"{where}: field {name!r}: {why}")
         for name in _COUNTS:
-            value = record.get(name)
+            value = record.setdefault(name, 0) if name in _OPTIONAL else record.get(name)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= bounds["max_count"]:
                 raise DataError(
                     f"{where}: field {name!r}: expected an integer from 0 to {bounds['max_count']} "
