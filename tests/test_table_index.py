@@ -1,4 +1,5 @@
-"""The rewrite table's column-wise index and guard pass decide as the per-row dicts did."""
+"""The rewrite table's column-wise index and guard pass decide as the per-row dicts did, and a
+compact (dictionary-encoded) table as the plain one."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import random
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+import selflearn.rewrite.table as table_module
+from selflearn.core.artefacts import write_description
 from selflearn.core.guards import changes_meaning, changes_target, evidence_bar, overwhelming
 from selflearn.core.home import Area, Entity, Home
 from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, _version, rule_id
@@ -116,3 +120,69 @@ def test_the_version_is_the_digest_of_every_row_as_before() -> None:
     blob = json.dumps(table.to_pylist(), sort_keys=True, default=str).encode()
     assert _version(table) == "rw-" + hashlib.blake2b(blob, digest_size=6).hexdigest()
     assert _version(TABLE_SCHEMA.empty_table()) == "rw-" + hashlib.blake2b(b"[]", digest_size=6).hexdigest()
+
+
+def _compacted(monkeypatch: Any) -> None:
+    """Make every table, however small, compact (as one of :data:`COMPACT_MIN` rows is)."""
+    monkeypatch.setattr(table_module, "COMPACT_MIN", 1)
+
+
+def test_a_compact_table_holds_the_same_values_and_decides_the_same(monkeypatch: Any) -> None:
+    rng = random.Random(11)
+    rows = _rows(rng, 800)
+    fixes = [row["target"] for row in rows[:40]]
+    for row in rows:  # targets repeat (many failing patterns, one fix)
+        row["target"] = rng.choice(fixes)
+    rows[0]["p_source"], rows[1]["p_source"] = -0.0, None  # kept apart from 0.0; a null stays one
+    rows[2]["target"] = None
+    plain_arrow = pa.Table.from_pylist(rows, schema=TABLE_SCHEMA)
+    plain = RewriteTable(plain_arrow, {})
+    _compacted(monkeypatch)
+    compact = RewriteTable(plain_arrow, {})
+    encoded = {f.name for f in compact.table.schema if pa.types.is_dictionary(f.type)}
+    assert {"target", "status", "users", "p_target"} <= encoded and "source" not in encoded
+    assert "rule_id" not in encoded  # all distinct: left as it is
+    assert compact.table.nbytes < plain_arrow.nbytes / 2
+    assert compact.table.cast(TABLE_SCHEMA).equals(plain_arrow)
+    assert compact.table.to_pylist() == plain_arrow.to_pylist()
+    assert str(compact.table.column("p_source")[0].as_py()) == "-0.0"
+    assert compact.table.column("p_source")[1].as_py() is None
+    assert len(compact) == len(plain)
+    assert [r["rule_id"] for r in compact.unguarded()] == [r["rule_id"] for r in plain.unguarded()]
+    assert (compact._refused == plain._refused).all()
+    home = Home("h1", areas=(Area("kitchen", "Kitchen"),))
+    hits = 0
+    for row in rows:
+        text = row["source"].replace("{area}", "kitchen").replace("{number}", "20")
+        hit = compact.lookup(text, home)
+        assert hit == plain.lookup(text, home)
+        hits += hit is not None
+    assert hits > 20
+
+
+def test_a_compact_table_is_saved_plain_and_loads_compact(monkeypatch: Any, tmp_path: Any) -> None:
+    rows = _rows(random.Random(5), 500)
+    arrow = pa.Table.from_pylist(rows, schema=TABLE_SCHEMA)
+    # a table saved before compact tables existed: pq.write_table of the plain columns
+    old = tmp_path / "old"
+    old.mkdir()
+    pq.write_table(arrow, old / "rewrites.parquet")
+    write_description(old, table_module.FORMAT, {"version": "rw-old", "rules": len(rows)})
+    plain = RewriteTable.load(old)
+    assert plain.table.schema.equals(TABLE_SCHEMA) and plain.table.equals(arrow)
+    _compacted(monkeypatch)
+    loaded = RewriteTable.load(old)
+    assert any(pa.types.is_dictionary(f.type) for f in loaded.table.schema)
+    assert loaded.table.cast(TABLE_SCHEMA).equals(arrow) and loaded.version == "rw-old"
+    again = loaded.save(tmp_path / "again")
+    assert pq.read_schema(again / "rewrites.parquet").equals(TABLE_SCHEMA)
+    assert pq.read_table(again / "rewrites.parquet").equals(arrow)
+    assert _version(loaded.table) == _version(arrow)  # the digest of the same values
+    assert RewriteTable.load(again).table.to_pylist() == rows
+
+
+def test_a_dictionary_of_exactly_128_values_and_nulls_reads_back() -> None:
+    column = pa.chunked_array([pa.array([*range(128), None, 5] * 3, pa.int64())])
+    encoded = table_module._compact("users", column)
+    assert encoded.type == pa.dictionary(pa.int8(), pa.int64())
+    assert table_module._numpy(encoded, 0).tolist() == table_module._numpy(column, 0).tolist()

@@ -5,6 +5,11 @@ and ``model.json`` (format, version, config, data range, counts, timings). At ru
 :class:`RewriteTable` is a :class:`~selflearn.assistant.pipeline.RewriteHook`: it delexicalizes the
 request with the home's names, looks the pattern up among the active rewrites, and fills the
 target pattern with the request's own values.
+
+A table of :data:`COMPACT_MIN` rows or more is held compactly in memory: each column whose values
+repeat (targets, counts, the status) dictionary-encoded with the narrowest indices that fit, the
+others as read. The values, and so every lookup, are the same; ``table.cast(TABLE_SCHEMA)`` gives
+the plain columns back, and :meth:`RewriteTable.save` writes them plain.
 """
 
 from __future__ import annotations
@@ -92,8 +97,13 @@ class RewriteTable:
     """The folder it was loaded from, if it was."""
 
     def __post_init__(self) -> None:
-        if not self.table.schema.equals(TABLE_SCHEMA):
+        if not _conforms(self.table.schema):
             self.table = self.table.select(TABLE_SCHEMA.names).cast(TABLE_SCHEMA)
+        if self.table.num_rows >= COMPACT_MIN:
+            self.table = pa.Table.from_arrays(
+                [_compact(n, c) for n, c in zip(self.table.column_names, self.table.columns, strict=True)],
+                names=self.table.column_names,
+            )
         self._index = _SourceIndex(self.table)
         source = self._index.source
         if source.type == pa.string() and self.table.column("source").num_chunks > 1:
@@ -177,7 +187,13 @@ class RewriteTable:
         }
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(self.table, folder / "rewrites.parquet")
+        if self.table.schema.equals(TABLE_SCHEMA):
+            pq.write_table(self.table, folder / "rewrites.parquet")
+        else:  # compact in memory: written plain, a batch of rows at a time
+            with pq.ParquetWriter(folder / "rewrites.parquet", TABLE_SCHEMA) as writer:
+                for batch in self.table.to_batches(max_chunksize=_CHUNK):
+                    columns = [c.cast(f.type) for c, f in zip(batch.columns, TABLE_SCHEMA, strict=True)]
+                    writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=TABLE_SCHEMA))
         write_description(folder, FORMAT, meta)
         self.metadata = {"format": FORMAT, **meta}
         return folder
@@ -188,10 +204,22 @@ class RewriteTable:
         folder = Path(folder)
         meta = read_description(folder, FORMAT, "rewrite table", retrain="selflearn mine")
         with reading(folder, "rewrite table", retrain="selflearn mine"):
-            table = pq.read_table(folder / "rewrites.parquet")
-        missing = set(TABLE_SCHEMA.names) - set(table.column_names)
-        if missing:
-            raise ConfigError(f"{folder}/rewrites.parquet lacks columns {sorted(missing)}")
+            file = pq.ParquetFile(folder / "rewrites.parquet")
+            missing = set(TABLE_SCHEMA.names) - set(file.schema_arrow.names)
+            if missing:
+                raise ConfigError(f"{folder}/rewrites.parquet lacks columns {sorted(missing)}")
+            # a column at a time, each made compact before the next is read: the plain table is
+            # never in memory at once
+            compact = file.metadata.num_rows >= COMPACT_MIN
+            columns: list[pa.ChunkedArray] = []
+            for field in TABLE_SCHEMA:
+                column = file.read(columns=[field.name]).column(0)
+                if not column.type.equals(field.type):
+                    column = column.cast(field.type)
+                columns.append(_compact(field.name, column) if compact else column)
+                del column
+            table = pa.Table.from_arrays(columns, names=TABLE_SCHEMA.names)
+            del columns
         loaded = cls(table, meta, folder)
         risky = loaded._unguarded_rows()
         if risky:
@@ -253,8 +281,11 @@ class RewriteTable:
             part = pa.array(rows[start : start + _CHUNK])
             source = table.column("source").take(part)
             # targets repeat (many failing patterns, one fix): each distinct one is read once
-            encoded = pc.dictionary_encode(table.column("target").take(part)).combine_chunks()
-            targets = _numpy(encoded.indices, len(encoded.dictionary))
+            taken = table.column("target").take(part)
+            if not pa.types.is_dictionary(taken.type):
+                taken = pc.dictionary_encode(taken)
+            encoded = taken.combine_chunks()
+            targets = _numpy(encoded.indices, -1)  # a null target: the element appended below
             # changes_target: another placeholder multiset (only where either side has one)
             changed = np.zeros(len(part), dtype=bool)
             slotted = _numpy(pc.match_substring(source, "{"), False)
@@ -354,6 +385,10 @@ def _version(table: pa.Table) -> str:
     return "rw-" + digest.hexdigest()
 
 
+COMPACT_MIN = 100_000
+"""Tables of this many rows or more hold their repeating columns dictionary-encoded in memory
+(a 10,000,000-rule community table: 1.5 GB of Arrow instead of 3.3; bench/community_latency.py)."""
+
 ROW_CACHE = 4096
 """Rows :meth:`RewriteTable.lookup` keeps as dicts once read (the rules that keep matching)."""
 
@@ -393,7 +428,48 @@ def _facts(patterns: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def _numpy(column: pa.ChunkedArray | pa.Array, null: Any) -> np.ndarray:
+    if pa.types.is_dictionary(column.type):  # the values, through the (small) dictionary
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        values = np.append(_numpy(column.dictionary, null), _numpy(pa.array([null]), null))
+        out: np.ndarray = values[_numpy(column.indices, -1)]  # a null index: the last value, ``null``
+        return out
     return np.asarray(pc.fill_null(column, null).to_numpy(zero_copy_only=False))
+
+
+def _conforms(schema: pa.Schema) -> bool:
+    """Whether ``schema`` is :data:`TABLE_SCHEMA`, some columns perhaps dictionary-encoded."""
+    if schema.names != TABLE_SCHEMA.names:
+        return False
+    for field, wanted in zip(schema, TABLE_SCHEMA, strict=True):
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if not kind.equals(wanted.type):
+            return False
+    return True
+
+
+_INDEX_TYPES = ((1 << 7, pa.int8()), (1 << 15, pa.int16()), (1 << 31, pa.int32()))
+
+
+def _compact(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``column`` dictionary-encoded with the narrowest indices that fit, when its values repeat
+    enough for that to take less memory; else as it is. ``source`` (searched by the index), the
+    booleans and a column already encoded are left alone. The values are the same (``-0.0`` and
+    ``0.0`` stay apart; nulls stay nulls)."""
+    kind = column.type
+    if name == "source" or pa.types.is_dictionary(kind) or pa.types.is_boolean(kind) or not len(column):
+        return column
+    # a column of mostly distinct values (ids, example sentences) is not encoded at all: its
+    # first rows say so without hashing every row
+    head = column.slice(0, _CHUNK)
+    if pc.count_distinct(head, mode="all").as_py() > len(head) // 2:
+        return column
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    width = next(t for limit, t in _INDEX_TYPES if len(encoded.dictionary) <= limit)
+    encoded = encoded.cast(pa.dictionary(width, kind))
+    if encoded.nbytes >= 0.9 * column.nbytes:
+        return column
+    return pa.chunked_array([encoded])
 
 
 class _SourceIndex:
@@ -406,15 +482,18 @@ class _SourceIndex:
         column = table.column("source")
         if column.nbytes > 1 << 30:  # 32-bit offsets would overflow once combined and taken
             column = column.cast(pa.large_string())
-        source = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        if isinstance(column, pa.ChunkedArray):
+            column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        source = column
         self.source: pa.Array = source
         active = pc.and_(pc.equal(table.column("status"), "active"), pc.is_valid(table.column("source")))
-        self.active = np.flatnonzero(_numpy(active, False))
+        width = np.int64 if table.num_rows >= 1 << 31 else np.int32
+        self.active = np.flatnonzero(_numpy(active, False)).astype(width)
         """Row numbers of the active rules."""
         order = _numpy(pc.array_sort_indices(source), 0) if len(self.active) else np.zeros(0, np.int64)
         keep = np.zeros(table.num_rows, dtype=bool)
         keep[self.active] = True
-        self.order = order[keep[order]].astype(np.int64 if table.num_rows >= 1 << 31 else np.int32)
+        self.order = order[keep[order]].astype(width)
         """Active row numbers in the order of their sources."""
         _, offsets, data = source.buffers()
         wide = pa.types.is_large_string(source.type)
