@@ -120,6 +120,10 @@ def test_a_community_rule_is_withdrawn_at_its_first_failure_unless_it_worked_her
     # A hot swap to a mined table (no release): the same failure count no longer withdraws it.
     rewriter.table_ = RewriteTable.from_rules([(SOURCE, TARGET)])
     assert _decide(rewriter, "A").rewritten
+    # A release's own table (as `selflearn community pull` installs it): every rule is the community's.
+    rewriter.table_ = RewriteTable.from_rules([(SOURCE, TARGET)])
+    rewriter.table_.metadata.update(source="community", release="community-2026-W02-abc")
+    assert not _decide(rewriter, "A").rewritten
 
 
 def test_a_withdrawn_rule_is_not_proposed_as_a_question_either() -> None:

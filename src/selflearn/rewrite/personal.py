@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -153,7 +153,7 @@ class HouseholdMemory:
     rule_failed: Counter[str] = field(default_factory=Counter)
     """Global rule id -> times it failed here (see the module docstring)."""
 
-    def withdrawn(self, rule_id: str | None, community: frozenset[str] = frozenset()) -> str | None:
+    def withdrawn(self, rule_id: str | None, community: Container[str] = frozenset()) -> str | None:
         """Why the global rule ``rule_id`` is withdrawn in this home ("withdrawn here: failed 2 of
         2 times"), or None when it may act: it failed here at least :data:`WITHDRAW_MIN_FAILED`
         times (:data:`WITHDRAW_MIN_FAILED_COMMUNITY` for a rule in ``community``, the rules of a
@@ -217,20 +217,29 @@ class HouseholdMemory:
         return best, n
 
 
+class _Every:
+    """Holds every rule id (a release's own table: all its rules came from the community)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
 class CommunityRules:
     """Which rules of a rewrite table came from a community release
     (:meth:`~selflearn.rewrite.table.RewriteTable.community`), remembered for the table last asked
-    about (a rewriter asks about its own table on every hit; a hot swap brings a new one)."""
+    about (a rewriter asks about its own table on every hit; a hot swap brings a new one). A
+    release's own table holds nothing else, so no set of its (maybe millions of) ids is built."""
 
     def __init__(self) -> None:
         self._table: object | None = None
-        self._ids: frozenset[str] = frozenset()
+        self._ids: Container[str] = frozenset()
 
-    def __call__(self, table: RewriteTable | None) -> frozenset[str]:
+    def __call__(self, table: RewriteTable | None) -> Container[str]:
         if table is None:
             return frozenset()
         if table is not self._table:
-            self._table, self._ids = table, table.community()[1]
+            every = table.metadata.get("source") == "community"
+            self._table, self._ids = table, _Every() if every else table.community()[1]
         return self._ids
 
 
