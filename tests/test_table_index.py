@@ -150,6 +150,7 @@ def test_a_compact_table_holds_the_same_values_and_decides_the_same(monkeypatch:
     assert len(compact) == len(plain)
     assert [r["rule_id"] for r in compact.unguarded()] == [r["rule_id"] for r in plain.unguarded()]
     assert (compact._refused == plain._refused).all()
+    assert all(compact._row(i) == plain._row(i) for i in range(len(rows)))  # each column's reader
     home = Home("h1", areas=(Area("kitchen", "Kitchen"),))
     hits = 0
     for row in rows:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,7 +110,10 @@ class RewriteTable:
             # keep one copy of the column: the index's, combined in one piece
             at = self.table.schema.get_field_index("source")
             self.table = self.table.set_column(at, TABLE_SCHEMA.field("source"), pa.chunked_array([source]))
-        self._columns = list(zip(self.table.column_names, self.table.columns, strict=True))
+        self._columns = [
+            (n, _reader(c)) for n, c in zip(self.table.column_names, self.table.columns, strict=True)
+        ]
+        """Each column's name and how row ``i``'s value is read from it."""
         self._rows: dict[int, dict[str, Any]] = {}
         """Rows already read out of the Arrow table, by row number (:data:`ROW_CACHE` at most)."""
         self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
@@ -324,7 +327,7 @@ class RewriteTable:
         if row is None:
             if len(self._rows) >= ROW_CACHE:
                 self._rows.clear()
-            row = self._rows[i] = {name: column[i].as_py() for name, column in self._columns}
+            row = self._rows[i] = {name: read(i) for name, read in self._columns}
         return row
 
     # --- runtime -----------------------------------------------------------------------------
@@ -470,6 +473,25 @@ def _compact(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     if encoded.nbytes >= 0.9 * column.nbytes:
         return column
     return pa.chunked_array([encoded])
+
+
+def _reader(column: pa.ChunkedArray) -> Callable[[int], Any]:
+    """How :meth:`RewriteTable._row` reads row ``i`` of ``column``: a dictionary-encoded column
+    without nulls through its indices (in place), from its values as Python objects when there
+    are few of them; any other column as an Arrow scalar. The same value either way."""
+    if pa.types.is_dictionary(column.type) and column.num_chunks == 1 and not column.null_count:
+        chunk = column.chunk(0)
+        at = memoryview(chunk.indices.to_numpy(zero_copy_only=True))
+        dictionary = chunk.dictionary
+        if len(dictionary) <= _SMALL_DICTIONARY:
+            values = dictionary.to_pylist()
+            return lambda i: values[at[i]]
+        return lambda i: dictionary[at[i]].as_py()
+    return lambda i: column[i].as_py()
+
+
+_SMALL_DICTIONARY = 1 << 16
+"""A dictionary of at most this many values is read as a Python list (counts, statuses)."""
 
 
 class _SourceIndex:
