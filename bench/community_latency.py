@@ -25,8 +25,9 @@ A community release (:mod:`selflearn.community.release`) ships a ``RewriteTable`
    (i+1)-th) until ``--entries`` distinct sources that are no clean sentence are reached. A
    variant keeps its sentence's placeholders, so the rule fills. ``--small`` takes the first
    round (one variant each of that many sentences).
-2. Loads the table (``RewriteTable.load``: Parquet, the source index and the guards' pass; timed)
-   into ``Rewriter.from_parts(table=...)`` with 50 simulated homes, and replays ``--requests``
+2. Loads the table (``RewriteTable.load``: Parquet a column at a time, each repeating column
+   dictionary-encoded as it is read, the source index and the guards' pass; timed) into
+   ``Rewriter.from_parts(table=...)`` with 50 simulated homes, and replays ``--requests``
    failed requests (``RewriteContext(failed=True, household_id, home)``) after as many other
    requests to warm up (not measured): a share ``--hit-share`` whose pattern is a rule's source
    (a uniformly drawn rule filled with the home's own names and numbers), the rest clean corpus
@@ -35,9 +36,10 @@ A community release (:mod:`selflearn.community.release`) ships a ``RewriteTable`
    ``on``) are not applied and count as misses, as they would.
 3. Reports wall-clock (``perf_counter_ns``) p50/p90/p99/max per decision, CPU time per decision
    (``thread_time_ns``), over all requests and over hits and misses apart; the resident memory
-   (VmRSS) before and after loading and the peak; the load time; the share of decisions whose
-   wall time exceeds their CPU time by over a millisecond (the process was descheduled: on a
-   shared machine under ``nice`` that sets the wall p99) and the load average. Each size is
+   (VmRSS) before and after loading and the peak, and the Arrow table's size per column; the
+   load time; the share of decisions whose wall time exceeds their CPU time by over a
+   millisecond (the process was descheduled: on a shared machine under ``nice`` that sets the
+   wall p99) and the load average. Each size is
    measured in a fresh process (``--measure``) so one size's memory is not counted in the
    other's; the gc is left as it is.
 
@@ -396,6 +398,7 @@ def measure(folder: Path, bases_file: Path, args: argparse.Namespace) -> dict[st
             "max_ms": round(float(values.max()), 3),
         }
 
+    index = table._index
     figures: dict[str, Any] = {
         "entries": table.table.num_rows,
         "refused_rules": int(table._refused.sum()),
@@ -417,6 +420,11 @@ def measure(folder: Path, bases_file: Path, args: argparse.Namespace) -> dict[st
         "rss_after_requests_gb": round(rss_after, 3),
         "peak_rss_gb": round(peak, 3),
         "arrow_table_gb": round(table.table.nbytes / 1e9, 3),
+        "arrow_gb_by_column": {
+            name: round(column.nbytes / 1e9, 3)
+            for name, column in zip(table.table.column_names, table.table.columns, strict=True)
+        },
+        "index_gb": round(sum(a.nbytes for a in (index.active, index.order, table._refused)) / 1e9, 3),
         "errors": rewriter.stats.errors,
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "table_version": table.version,
