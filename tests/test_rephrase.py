@@ -183,3 +183,66 @@ def test_link_metrics_count_a_wrong_target_as_both_errors() -> None:
     assert (m["tp"], m["fp"], m["fn"]) == (0, 1, 1)
     m = link_metrics([e], [RephraseDecision("t3", "t2", 0.9)])
     assert (m["tp"], m["fp"], m["fn"], m["f1"]) == (1, 0, 0, 1.0)
+
+
+def test_an_answer_to_what_did_you_want_rewords_the_request_it_was_asked_about(tmp_path: Path) -> None:
+    """A "no" to "Did you mean ...?" is an explicit no about the request, and the answer to the
+    "What did you want?" that follows is linked to it (the log says so; no detector guesses)."""
+    from selflearn.signals.defect import score_defects
+
+    said, proposal, meant = (
+        "could you kill the kitchen light",
+        "turn the kitchen light off",
+        "lights off in here",
+    )
+    at = [(T0 + timedelta(seconds=s)).isoformat() for s in (0, 10, 40)]
+    asked = turn_dict("q1", text=said, asr=None, timestamp=at[0])
+    asked["result"] = {"status": "question", "response_text": f"Did you mean {proposal}?"}
+    asked["dialogue"] = {
+        "act_id": "a1",
+        "role": "question",
+        "kind": "confirm",
+        "proposal": proposal,
+        "answer": "no",
+    }
+    answer = turn_dict("q2", text=meant, asr=None, timestamp=at[2])
+    answer["dialogue"] = {"act_id": "a1.c", "role": "answer", "kind": "clarify"}
+    act = {"record_type": "dialogue", "turn_id": "q1", "user_id": "u1", "household_id": "h1"}
+    acts = [
+        {
+            **act,
+            "act_id": "a1",
+            "timestamp": at[1],
+            "kind": "confirm",
+            "question": f"Did you mean {proposal}?",
+            "proposal": proposal,
+            "answer": "no",
+            "answer_text": "no",
+        },
+        {
+            **act,
+            "act_id": "a1.c",
+            "timestamp": at[2],
+            "kind": "clarify",
+            "question": "What did you want?",
+            "answer": "answered",
+            "answer_turn_id": "q2",
+            "answer_text": meant,
+        },
+    ]
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in [asked, answer, *acts]))
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.ingest([log]).quarantined == 0
+        # The answer shares no word with the request: the lexical detector alone links nothing.
+        baseline = PairwiseRephraseBaseline(similarity="lexical")
+        assert [d.rephrase_of for d in baseline.predict(list(session_examples(store)))] == [None, None]
+        score_rephrases(store, baseline)
+        links = {r["turn_id"]: r["rephrase_of"] for r in store.query("SELECT * FROM rephrases").to_pylist()}
+        assert links == {"q1": None, "q2": "q1"}
+        score_defects(store)
+        p = {
+            r["turn_id"]: r["p_defect"]
+            for r in store.query("SELECT turn_id, p_defect FROM defects").to_pylist()
+        }
+    assert p["q1"] > 0.9 and p["q2"] < 0.5, p

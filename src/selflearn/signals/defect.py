@@ -200,7 +200,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "explicit_no",
         FEEDBACK_LOGIT,
-        'the user answered "no" to "did I get that right?"',
+        'the user answered "no" to "did I get that right?" or to "Did you mean ...?"',
         lambda c: c.flag("feedback_no"),
     ),
     Rule("explicit_yes", -FEEDBACK_LOGIT, 'the user answered "yes"', lambda c: c.flag("feedback_yes")),

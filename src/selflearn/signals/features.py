@@ -106,7 +106,9 @@ base AS (
         length(result.response_text) AS response_chars,
         coalesce(barge_in.occurred, false) AS barge_in,
         barge_in.offset_ms AS barge_in_offset_ms,
-        coalesce(feedback_requested, false) AS feedback_requested
+        coalesce(feedback_requested, false) AS feedback_requested,
+        coalesce(dialogue.kind = 'confirm' AND dialogue.role = 'question' AND dialogue.answer = 'no', false)
+            AS declined
     FROM turns
 ),
 ctx AS (
@@ -155,7 +157,7 @@ SELECT
     c.barge_in_offset_ms,
     c.feedback_requested,
     fb.answer AS feedback,
-    fb.answer = 'no' AS feedback_no,
+    fb.answer = 'no' OR c.declined AS feedback_no,
     fb.answer = 'yes' AS feedback_yes,
     fb.answer = 'no_answer' AS feedback_no_answer,
     CASE WHEN c.next_norm IS NOT NULL THEN c.next_norm = c.norm END AS next_same_text,

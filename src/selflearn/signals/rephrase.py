@@ -662,22 +662,45 @@ def link_metrics(
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
+CLARIFIED_SQL = """
+SELECT answer_turn_id AS turn_id, arg_max(turn_id, timestamp) AS rephrase_of FROM dialogue_acts
+WHERE kind = 'clarify' AND answer = 'answered' AND answer_turn_id IS NOT NULL
+GROUP BY answer_turn_id
+"""
+"""Answers to "What did you want?" (asked after a "no" to "Did you mean ...?"): the user's own
+rewording of the request the question was about. The log states these links; no detector guesses
+them."""
+
+
+def stated_rephrases(store: Store) -> dict[str, str]:
+    """Turn id -> the turn it rewords, for the links the dialogue log states (:data:`CLARIFIED_SQL`)."""
+    return {str(r["turn_id"]): str(r["rephrase_of"]) for r in store.query(CLARIFIED_SQL).to_pylist()}
+
+
 def score_rephrases(
     store: Store,
     detector: ContextualRephraseDetector | PairwiseRephraseBaseline,
     batch: int = 20_000,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Detect rephrases for every stored turn and write the ``rephrases`` table; returns rows."""
+    """Detect rephrases for every stored turn and write the ``rephrases`` table; returns rows.
+    An answer to "What did you want?" is linked to the request the question was about, whatever
+    the detector says (:func:`stated_rephrases`)."""
     import pyarrow as pa
 
     examples = list(session_examples(store))
+    stated = stated_rephrases(store)
     model = detector.FORMAT
     now = datetime.now().astimezone()
     written = 0
     for start in range(0, len(examples), batch):
         part = examples[start : start + batch]
-        decisions = detector.predict(part)
+        decisions = [
+            RephraseDecision(d.turn_id, stated[d.turn_id], 1.0, "answered 'What did you want?'")
+            if d.turn_id in stated
+            else d
+            for d in detector.predict(part)
+        ]
         table = pa.table(
             {
                 "turn_id": [d.turn_id for d in decisions],
