@@ -21,6 +21,7 @@ from selflearn import SimulationConfig, Store, simulate
 from selflearn.cli import app
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.store import FPI_SCHEMA, REPHRASE_SCHEMA
+from selflearn.fpi.context import compare_later
 from selflearn.fpi.features import FEATURES, compare_texts, fpi_features
 from selflearn.fpi.language import DomainLanguage, delexicalise, domain_language
 from selflearn.fpi.model import CLASSES, RULES_NAME, FpiModel, RuleBaseline, score_fpi, truth_labels
@@ -162,6 +163,34 @@ def test_compare_texts_tells_confusions_restructures_and_names_apart() -> None:
     assert name_only == 1.0
     assert all(np.isnan(v) for v in compare_texts("x", None, set()))
     assert compare_texts("a b", "a b", set())[1] == 1.0
+
+
+def test_extended_context_finds_the_later_request_that_worked(hand_features: pa.Table) -> None:
+    rows = {r["turn_id"]: r for r in hand_features.to_pylist()}
+    t1 = rows["t1"]  # "turn on the big light" failed; "turn on the reading lamp" worked next
+    assert t1["later_ok_exists"] == 1.0 and t1["later_ok_steps"] == 1.0 and t1["later_ok_gap_s"] == 6.0
+    assert (t1["later_ok_substitutions"], t1["later_ok_indels"], t1["later_ok_name_only"]) == (2.0, 0.0, 1.0)
+    assert t1["later_fails_between"] == 0.0 and t1["session_fails"] == 1.0
+    assert rows["t3"]["later_ok_jaccard"] < 0.5 and rows["t3"]["later_ok_name_only"] == 0.0
+    t6 = rows["t6"]  # nobody followed up
+    assert t6["later_ok_exists"] == 0.0 and t6["later_ok_similarity"] is None
+    assert rows["t2"]["later_ok_exists"] == 0.0
+    # the home's history: "turn on the kitchen light" failed once (t5, a device offline), worked once (t7)
+    assert rows["t5"]["home_ok_same"] == 1.0 and rows["t5"]["home_ok_similarity"] == 1.0
+    assert rows["t7"]["home_ok_same"] == 0.0  # its own success does not count
+    assert rows["t3"]["home_ok_similarity"] < 0.9 and rows["t3"]["home_ok_word_edits"] >= 2
+
+
+def test_compare_later_aligns_words_and_their_sounds() -> None:
+    sim, edits, share, subs, indels, sound, meta, jaccard, name_only = compare_later(
+        "cause the tv", "pause the tv", set()
+    )
+    assert (edits, subs, indels, name_only) == (1.0, 1.0, 0.0, 0.0) and sound == pytest.approx(0.8)
+    assert meta == 0.0 and share == pytest.approx(1 / 3) and jaccard == 0.5 and sim > 0.9
+    *_, meta, _jac, _name = compare_later("turn on the night", "turn on the knight", set())
+    assert meta == 1.0  # same metaphone key
+    _sim, edits, _share, subs, indels, *_ = compare_later("lights off", "turn off the lights", set())
+    assert (edits, subs, indels) == (3.0, 1.0, 2.0)
 
 
 HOME = {
@@ -733,3 +762,23 @@ def test_a_rule_a_person_accepted_is_the_rewrite(stage_store: Path, tmp_path: Pa
     accepted = rows["nlu", "lights up in here"]  # was export: a person's rule comes first
     assert accepted.action == "rewrite" and accepted.target == "turn on the lights"
     assert "a person accepted" in accepted.detail
+
+
+def test_benchmark_population_figures_compare_the_product_with_the_annotator_proxy() -> None:
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    sys.path.insert(0, str(bench))
+    try:
+        import fpi as fpi_bench
+    finally:
+        sys.path.remove(str(bench))
+    truth = np.array(["asr", "asr", "nlu", "nlu", "correct", "correct"], dtype=object)
+    proxy = truth.copy()
+    product = np.array(["asr", "nlu", "nlu", "nlu", "correct", "correct"], dtype=object)
+    p = fpi_bench.population_figures(truth, product, proxy)
+    assert p["turns"] == 6 and p["proxy_accuracy"] == 1.0 and p["accuracy"] == pytest.approx(5 / 6, abs=1e-4)
+    assert p["f1"]["asr"] == pytest.approx(2 / 3, abs=1e-4) and p["proxy_f1"]["asr"] == 1.0
+    assert p["f1"]["er"] is None and "er" not in p["ratio"]["f1"]
+    assert p["ratio"]["accuracy"] == pytest.approx(5 / 6, abs=1e-4) and not p["target_met"]
+    assert fpi_bench.population_figures(truth, proxy, proxy)["target_met"]

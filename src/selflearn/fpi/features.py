@@ -22,6 +22,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
 from selflearn.core.store import Store
+from selflearn.fpi.context import CONTEXT_FEATURES, context_features, history_features
 from selflearn.fpi.language import (
     LANGUAGE_FEATURES,
     NAME_FEATURES,
@@ -101,6 +102,7 @@ TEXT_NUMERIC: tuple[str, ...] = (
 NUMERIC_FEATURES: tuple[str, ...] = (
     *SQL_NUMERIC,
     *TEXT_NUMERIC,
+    *CONTEXT_FEATURES,
     *NAME_FEATURES,
     *LANGUAGE_FEATURES,
     *RECURRENCE_FEATURES,
@@ -309,8 +311,15 @@ def fpi_features(
 
 
 def add_text_features(table: pa.Table) -> pa.Table:
-    """Append the :data:`TEXT_NUMERIC` columns to the query's output."""
-    for name, values in _text_columns(table).items():
+    """Append the :data:`TEXT_NUMERIC` and the extended context's
+    (:data:`~selflearn.fpi.context.CONTEXT_FEATURES`) columns to the query's output."""
+    columns = _text_columns(table)
+    slots = table.column("nlu_slots").to_pylist()
+    unresolved = table.column("er_unresolved_text").to_pylist()
+    names = [_name_words(s, u) for s, u in zip(slots, unresolved, strict=True)]
+    columns.update(context_features(table, names))
+    columns.update(history_features(table))
+    for name, values in columns.items():
         table = table.append_column(name, pa.array(values, pa.float64(), from_pandas=True))
     return table
 
