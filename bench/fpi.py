@@ -20,6 +20,14 @@ Two models are trained:
   robustness check on a real-ASR setting different from training. Voices are not logged; they
   are recomputed from the population generator (evaluation only).
 
+The full run also trains the **annotator proxy**: the product model (mixed; noisy-only with
+``--noisy-only``) once more on the same turns plus the words said (:data:`HEARD`, as in
+``--ceiling``), and writes ``figures.populations`` (issue 43's shape): per population (``test``,
+``test-clean``, ``test-real`` and its two voice splits) the product's ``accuracy`` and per-class
+``f1``, the proxy's ``proxy_accuracy`` and ``proxy_f1``, ``ratio`` (product / proxy) and
+``target_met`` (>= 0.95 on accuracy, >= 0.90 on every class's F1). ``turns_per_second`` (end to
+end, cold, on ``test``) is written only with ``--speed-turns``.
+
 Labels are simulation truth (``sim_truth``), read only to train and to score; prediction reads the
 logs and the homes table.
 
@@ -323,16 +331,13 @@ def heard_columns(store: Store, feats: pa.Table) -> np.ndarray:
     )
 
 
-def ceiling() -> dict[str, Any]:
-    """The logs-only model against the same model that also knows the spoken words."""
-    started = time.perf_counter()
-    with Store(populations.store("train"), read_only=True) as store:
-        train_feats, labels = labelled_features(store)
-        train_heard = heard_columns(store, train_feats)
-    logs = FpiModel().fit_features(train_feats, labels)
+def fit_proxy(feats: pa.Table, labels: np.ndarray, heard: np.ndarray) -> tuple[FpiModel, lgb.Booster]:
+    """The annotator proxy: the logs-only :class:`FpiModel` on ``feats`` and the same model
+    (same columns, parameters and rounds) with the :data:`HEARD` columns added."""
+    logs = FpiModel().fit_features(feats, labels)
     mask = np.isin(labels, CLASSES)
     y = np.array([CLASSES.index(v) for v in labels[mask]], dtype=np.float64)
-    x = np.hstack([logs.feature_matrix(train_feats), train_heard])[mask]
+    x = np.hstack([logs.feature_matrix(feats), heard])[mask]
     data = lgb.Dataset(
         x,
         y,
@@ -340,20 +345,37 @@ def ceiling() -> dict[str, Any]:
         categorical_feature=list(logs.vocab_),
         free_raw_data=True,
     )
-    heard_booster = lgb.train(logs.params, data, num_boost_round=logs.num_rounds)
-    print(f"[fpi] ceiling: trained on {int(mask.sum()):,} turns", file=sys.stderr)
+    print(f"[fpi] annotator proxy: trained on {int(mask.sum()):,} turns", file=sys.stderr)
+    return logs, lgb.train(logs.params, data, num_boost_round=logs.num_rounds)
+
+
+def predict_proxy(logs: FpiModel, booster: lgb.Booster, feats: pa.Table, heard: np.ndarray) -> np.ndarray:
+    """The proxy's failure point for every row of ``feats``."""
+    x = np.hstack([logs.feature_matrix(feats), heard])
+    proba = np.asarray(booster.predict(x, num_threads=1)).reshape(feats.num_rows, len(CLASSES))
+    return np.array(CLASSES, dtype=object)[proba.argmax(axis=1)]
+
+
+def ceiling() -> dict[str, Any]:
+    """The logs-only model against the same model that also knows the spoken words."""
+    started = time.perf_counter()
+    with Store(populations.store("train"), read_only=True) as store:
+        train_feats, labels = labelled_features(store)
+        train_heard = heard_columns(store, train_feats)
+    logs, heard_booster = fit_proxy(train_feats, labels, train_heard)
     summary = Summary("model")
     details = []
-    figures: dict[str, Any] = {"trained_on_turns": int(mask.sum()), "logs + words said": {}}
+    figures: dict[str, Any] = {
+        "trained_on_turns": int(np.isin(labels, CLASSES).sum()),
+        "logs + words said": {},
+    }
     for name in TEST_POPULATIONS:
         with Store(populations.store(name), read_only=True) as store:
             feats, truth = labelled_features(store)
             heard = heard_columns(store, feats)
-        x = np.hstack([logs.feature_matrix(feats), heard])
-        proba = np.asarray(heard_booster.predict(x, num_threads=1)).reshape(feats.num_rows, len(CLASSES))
         preds = {
             "logs only": logs.predict(feats).labels,
-            "logs + words said": np.array(CLASSES, dtype=object)[proba.argmax(axis=1)],
+            "logs + words said": predict_proxy(logs, heard_booster, feats, heard),
         }
         for label, pred in preds.items():
             summary.add(name, label, truth, pred)
@@ -365,6 +387,46 @@ def ceiling() -> dict[str, Any]:
     print("\n".join(details))
     print(f"(total {time.perf_counter() - started:.0f} s)")
     return {"summary": summary.figures, **figures}
+
+
+TARGET_ACCURACY_RATIO, TARGET_F1_RATIO = 0.95, 0.90
+"""Issue 43's target: product / annotator proxy on accuracy, and on each class's F1."""
+
+
+def population_figures(truth: np.ndarray, product: np.ndarray, proxy: np.ndarray) -> dict[str, Any]:
+    """One population of ``figures.populations``: the product model's accuracy and per-class F1,
+    the annotator proxy's, product / proxy for each, and whether the target is met. Classes
+    absent from ``truth`` have null F1s and no ratio."""
+    acc, f1 = _scores(truth, product)
+    proxy_acc, proxy_f1 = _scores(truth, proxy)
+    present = [c for c in CLASSES if (truth == c).any()]
+    ratio_f1 = {c: (f1[c] / proxy_f1[c] if proxy_f1[c] else None) for c in present}
+    ratio_acc = acc / proxy_acc if proxy_acc else None
+    met = (
+        ratio_acc is not None
+        and ratio_acc >= TARGET_ACCURACY_RATIO
+        and all(r is not None and r >= TARGET_F1_RATIO for r in ratio_f1.values())
+    )
+    return _rounded(
+        {
+            "turns": len(truth),
+            "support": {c: int((truth == c).sum()) for c in CLASSES},
+            "accuracy": acc,
+            "proxy_accuracy": proxy_acc,
+            "f1": {c: (f1[c] if c in present else None) for c in CLASSES},
+            "proxy_f1": {c: (proxy_f1[c] if c in present else None) for c in CLASSES},
+            "ratio": {"accuracy": ratio_acc, "f1": ratio_f1},
+            "target_met": met,
+        }
+    )
+
+
+def _ratio_line(name: str, p: dict[str, Any]) -> str:
+    f1 = " ".join(f"{c} {p['f1'][c]:.2f}/{p['proxy_f1'][c]:.2f}" for c in CLASSES if p["f1"][c] is not None)
+    return (
+        f"| {name} | {p['turns']:,} | {p['accuracy']:.3f} | {p['proxy_accuracy']:.3f} | "
+        f"{p['ratio']['accuracy']:.3f} | {f1} | {'yes' if p['target_met'] else 'no'} |"
+    )
 
 
 def more_data(extra: Path) -> dict[str, Any]:
@@ -572,6 +634,11 @@ def main() -> None:
         help="only: the noisy-only model trained on train vs train + STORE (another simulated store "
         "of training-side traffic, e.g. bench/online.py's train-240.duckdb)",
     )
+    parser.add_argument(
+        "--noisy-only",
+        action="store_true",
+        help="train on train alone (no train-real: the product and the proxy are then the noisy-only model)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     if args.score_cold is not None:  # the fresh process of speed()
@@ -604,66 +671,107 @@ def main() -> None:
         train_feats = fpi_features(store)
         feat_s = time.perf_counter() - t0
         train_labels = truth_labels(store, train_feats.column("turn_id"))
-    with Store(train_real_path(), read_only=True) as store:
-        real_feats, real_labels = labelled_features(store)
-        voices = user_voices(store, TRAIN_REAL.seed, TRAIN_REAL.prefix)
-        keep = np.array([voices.get(u) != HELD_OUT_VOICE for u in _users(store, real_feats)])
+        train_heard = heard_columns(store, train_feats)
+    if args.noisy_only:
+        real_feats, real_labels, real_heard, keep = (
+            train_feats.slice(0, 0),
+            train_labels[:0],
+            train_heard[:0],
+            None,
+        )
+    else:
+        with Store(train_real_path(), read_only=True) as store:
+            real_feats, real_labels = labelled_features(store)
+            real_heard = heard_columns(store, real_feats)
+            voices = user_voices(store, TRAIN_REAL.seed, TRAIN_REAL.prefix)
+            keep = np.array([voices.get(u) != HELD_OUT_VOICE for u in _users(store, real_feats)])
+    kept = int(keep.sum()) if keep is not None else 0
     print(
         f"features: train {train_feats.num_rows:,} turns in {feat_s:.0f} s "
         f"({train_feats.num_rows / feat_s:,.0f} turns/s, n-best reruns included); "
-        f"train-real {real_feats.num_rows:,} turns, {int(keep.sum()):,} kept (voice != {HELD_OUT_VOICE})\n"
+        f"train-real {real_feats.num_rows:,} turns, {kept:,} kept (voice != {HELD_OUT_VOICE})\n"
     )
     t0 = time.perf_counter()
     noisy_only = FpiModel().fit_features(train_feats, train_labels)
     fit_s = time.perf_counter() - t0
-    mixed = FpiModel().fit_features(
-        concat_features([train_feats, real_feats.filter(pa.array(keep))]),
-        np.concatenate([train_labels, real_labels[keep]]),
-    )
-    print(f"fit {fit_s:.0f} s per model; labels (mixed) {mixed.label_counts_}\n")
+    models = {"rule baseline": None, "FpiModel noisy-only": noisy_only}
+    product_name = "FpiModel noisy-only"
+    if keep is not None:
+        fit_feats = concat_features([train_feats, real_feats.filter(pa.array(keep))])
+        fit_labels = np.concatenate([train_labels, real_labels[keep]])
+        fit_heard = np.vstack([train_heard, real_heard[keep]])
+        models["FpiModel mixed"] = mixed = FpiModel().fit_features(fit_feats, fit_labels)
+        product_name = "FpiModel mixed"
+        print(f"fit {fit_s:.0f} s per model; labels (mixed) {mixed.label_counts_}\n")
+    else:
+        fit_feats, fit_labels, fit_heard = train_feats, train_labels, train_heard
+    product = models[product_name]
+    assert product is not None
+    proxy_logs, proxy_booster = fit_proxy(fit_feats, fit_labels, fit_heard)
     figures: dict[str, Any] = {
         "features": {
             "train_turns": train_feats.num_rows,
             "train_seconds": round(feat_s, 1),
             "train_turns_per_s": round(train_feats.num_rows / feat_s),
             "train_real_turns": real_feats.num_rows,
-            "train_real_kept": int(keep.sum()),
+            "train_real_kept": kept,
             "held_out_voice": HELD_OUT_VOICE,
         },
         "fit_seconds_per_model": round(fit_s, 1),
-        "labels_mixed": mixed.label_counts_,
+        "labels_product": product.label_counts_,
+        "product_model": product_name,
+        "proxy_model": f"{product_name} + the words said (simulation truth: the annotator proxy)",
+        "populations": {},
     }
 
     baseline = RuleBaseline()
     summary = Summary("model")
     details = []
+    ratios = ["| population | turns | product | proxy | product / proxy | F1 product/proxy | target met |"]
+    ratios.append("|---|---:|---:|---:|---:|---|---|")
     for name in TEST_POPULATIONS:
+        if name == TEST_REAL.name and not populations.store_path(name).exists():
+            print(f"[fpi] {name} is not built ({populations.build_command(name)}): skipped", file=sys.stderr)
+            continue
         with Store(populations.store(name), read_only=True) as store:
             feats, truth = labelled_features(store)
+            heard = heard_columns(store, feats)
             users = _users(store, feats)
             test_voices = (
                 user_voices(store, TEST_REAL.seed, TEST_REAL.prefix) if name == TEST_REAL.name else {}
             )
         preds = {
-            "rule baseline": baseline.predict(feats),
-            "FpiModel noisy-only": noisy_only.predict(feats).labels,
-            "FpiModel mixed": mixed.predict(feats).labels,
+            label: (baseline.predict(feats) if model is None else model.predict(feats).labels)
+            for label, model in models.items()
         }
+        proxy = predict_proxy(proxy_logs, proxy_booster, feats, heard)
+        parts = {name: np.ones(len(truth), dtype=bool)}
         for label, pred in preds.items():
             summary.add(name, label, truth, pred)
             details.append(_details(f"{name}: {label}", truth, pred)[0])
         if test_voices:
             unseen = np.array([test_voices.get(u) == HELD_OUT_VOICE for u in users])
-            for label in ("FpiModel noisy-only", "FpiModel mixed"):
-                pred = preds[label]
-                summary.add("test-real, voices seen in train-real", label, truth[~unseen], pred[~unseen])
-                summary.add(f"test-real, held-out voice {HELD_OUT_VOICE}", label, truth[unseen], pred[unseen])
+            parts["test-real, voices seen in train-real"] = ~unseen
+            parts[f"test-real, held-out voice {HELD_OUT_VOICE}"] = unseen
+            for part in list(parts)[1:]:
+                for label in list(models)[1:]:
+                    summary.add(part, label, truth[parts[part]], preds[label][parts[part]])
+        for part, rows in parts.items():
+            figures["populations"][part] = population_figures(
+                truth[rows], preds[product_name][rows], proxy[rows]
+            )
+            ratios.append(_ratio_line(part, figures["populations"][part]))
     print(f"{summary}\n")
+    print(
+        f"#### {product_name} against the annotator proxy (target: >= {TARGET_ACCURACY_RATIO} on accuracy, "
+        f">= {TARGET_F1_RATIO} on each class's F1)\n"
+    )
+    print("\n".join(ratios) + "\n")
     print("\n".join(details))
     figures["summary"] = summary.figures
 
     if args.speed_turns:
-        figures["speed"] = speed(mixed, TEST_POPULATIONS, args.speed_turns)
+        figures["speed"] = speed(product, TEST_POPULATIONS, args.speed_turns)
         test_speed = figures["speed"].get("test", {})
         if test_speed:
             figures["turns_per_second"] = test_speed["cold"]["turns_per_s"]
