@@ -68,8 +68,9 @@ def _rewritten(
     )
 
 
-def _said(turn_id: str, at: datetime, text: str, household: str = "A") -> dict[str, Any]:
-    """A logged request that was not rewritten and worked."""
+def _said(turn_id: str, at: datetime, text: str, household: str = "A", **changes: Any) -> dict[str, Any]:
+    """A logged request that was not rewritten and worked (by default: the kitchen ceiling light
+    turned on)."""
     return turn_dict(
         turn_id,
         household_id=household,
@@ -77,7 +78,14 @@ def _said(turn_id: str, at: datetime, text: str, household: str = "A") -> dict[s
         timestamp=at.isoformat(),
         text=text,
         asr=None,
+        **changes,
     )
+
+
+TV_ON = {
+    "nlu": {"matched": True, "intent": "HassTurnOn", "slots": {"name": "TV"}},
+    "er": {"resolved": [{"entity_id": "media_player.tv", "name": "TV", "score": 1.0}], "ok": True},
+}
 
 
 def _observe(rewriter: Rewriter, *records: dict[str, Any]) -> None:
@@ -192,7 +200,7 @@ def test_a_no_counts_as_a_failure() -> None:
 def test_the_users_prompt_retry_counts_as_a_failure() -> None:
     rewriter = _rewriter()
     # Requests right after a rewrite that are not its retry: about other things, or too late.
-    _observe(rewriter, _rewritten("r0", 0), _said("o0", T0 + timedelta(seconds=5), "turn on the tv"))
+    _observe(rewriter, _rewritten("r0", 0), _said("o0", T0 + timedelta(seconds=5), "turn on the tv", **TV_ON))
     _observe(rewriter, _rewritten("r1", 60), _rewritten("o1", 61.5))  # the same words, 90 s later
     memory = rewriter.personal.memory("A")
     assert memory is not None and memory.rule_failed[RULE] == 0 and memory.rule_worked[RULE] == 3
@@ -209,6 +217,22 @@ def test_the_users_prompt_retry_counts_as_a_failure() -> None:
     gone = _decide(retries, "A")
     assert not gone.rewritten and any("failed 2 of 3 times" in r for r in gone.reasons), gone
     assert _decide(retries, "B").rewritten
+
+
+def test_switching_the_device_back_at_once_counts_as_a_failure() -> None:
+    """The rewrite turned the kitchen ceiling off; 5 s later the user turned it on again, in words
+    (a misheard name, say) that share nothing else with the request: the rewrite was wrong."""
+    rewriter = _rewriter()
+    back = _said("u0", T0 + timedelta(seconds=5), "switch it back on")  # HassTurnOn, Kitchen Ceiling
+    _observe(rewriter, _rewritten("r0", 0), back)
+    memory = rewriter.personal.memory("A")
+    assert memory is not None and memory.rule_failed[RULE] == 1 and memory.rule_worked[RULE] == 0
+    # Another device turned on at once is a new request, and so is the same device a minute later.
+    other = _rewriter()
+    _observe(other, _rewritten("r0", 0), _said("o0", T0 + timedelta(seconds=5), "switch it back on", **TV_ON))
+    _observe(other, _rewritten("r1", 10), _said("o1", T0 + timedelta(minutes=11), "switch it back on"))
+    memory = other.personal.memory("A")
+    assert memory is not None and memory.rule_failed[RULE] == 0 and memory.rule_worked[RULE] == 2
 
 
 def _store_with_failures(path: Path) -> None:

@@ -90,6 +90,18 @@ not do what the user wanted. Shorter than :data:`RETRY_S`: after a response that
 success, only a prompt retry says it was wrong (people retry within seconds of hearing the
 response); a later one is more likely a new request."""
 
+UNDOING_INTENTS = frozenset(
+    {
+        ("HassTurnOn", "HassTurnOff"),
+        ("HassTurnOff", "HassTurnOn"),
+        ("HassMediaPause", "HassMediaUnpause"),
+        ("HassMediaUnpause", "HassMediaPause"),
+    }
+)
+"""(What a rewritten request did, what the user's next request did) pairs that undo it: the same
+device switched back within :data:`CORRECTION_S` says the rewrite did the wrong thing, even when
+the retry's words (a misheard name) share nothing else with the request."""
+
 MAX_HOUSEHOLDS = 100_000
 """Household memories kept in one process (least recently used are dropped first)."""
 
@@ -370,9 +382,10 @@ class PersonalLayer:
     ) -> _Pending | None:
         """The user's previous request, if it was rewritten by a global rule, seemed to work, and
         ``turn`` retries it: said by the same user within :data:`CORRECTION_S` and linked to it as
-        its rephrase, the same words again, or the same things named in other words around a word
-        in common (the requests' own values and function words aside). A request about other
-        things, or with nothing but function words in common, is a new request."""
+        its rephrase, the same words again, the same device switched back (:data:`UNDOING_INTENTS`),
+        or the same things named in other words around a word in common (the requests' own values
+        and function words aside). A request about other things, or with nothing but function
+        words in common, is a new request."""
         for prev in reversed(mem.recent):
             if prev.turn.user_id != turn.user_id:
                 continue
@@ -381,7 +394,7 @@ class PersonalLayer:
                 return None
             if turn.rephrase_of is not None and turn.rephrase_of == prev.turn.turn_id:
                 return prev
-            if prev.text == text:
+            if prev.text == text or _undoes(prev.turn, turn):
                 return prev
             before = delex(prev.turn.said, prev.turn.unresolved)
             named = Counter(value for value in before.values if value[0] != "unknown")
@@ -473,6 +486,13 @@ def _rule_failed_after_all(mem: HouseholdMemory, pending: _Pending) -> None:
     if mem.rule_worked[rule] > 0:
         mem.rule_worked[rule] -= 1
     mem.rule_failed[rule] += 1
+
+
+def _undoes(before: LogTurn, after: LogTurn) -> bool:
+    """Whether ``after`` switched back a device ``before`` acted on (:data:`UNDOING_INTENTS`)."""
+    return (before.intent, after.intent) in UNDOING_INTENTS and bool(
+        set(before.resolved) & set(after.resolved)
+    )
 
 
 def _content_words(pattern: str) -> set[str]:
