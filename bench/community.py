@@ -335,7 +335,8 @@ def rewriter_folder(table: RewriteTable | None) -> Path:
 
     rules: list[Any] = list(rules_of(table))
     if table is not None and table.community()[0] is not None:
-        rules.append(["withdraw-after", WITHDRAW_MIN_FAILED_COMMUNITY])
+        # and that a device switched back at once counts as a failure (replays before did not)
+        rules.append(["withdraw-after", WITHDRAW_MIN_FAILED_COMMUNITY, "undo"])
     digest = hashlib.blake2b(json.dumps(rules).encode(), digest_size=6).hexdigest()
     out = CACHE / "rewriters" / (f"rw-{digest}" if table is not None else "rw-none")
     if not (out / "model.json").exists():
@@ -545,7 +546,7 @@ def main() -> None:
         seconds = float(earlier.get("seconds") or 0) + time.perf_counter() - started
         this = "python bench/community.py " + " ".join(sys.argv[1:])
         out = write_results(
-            "community", kept, command=f"{earlier.get('command')}, then {this}", seconds=seconds
+            "community", kept, command=chained(str(earlier.get("command")), this), seconds=seconds
         )
         say(f"{', '.join(sorted(parts))} replaced in {out}")
         return
@@ -670,6 +671,16 @@ def main() -> None:
     figures["latency_10m"] = latency_figures()
     out = write_results("community", figures, seconds=time.perf_counter() - started)
     say(f"figures written to {out} ({time.perf_counter() - started:.0f} s)")
+
+
+def chained(earlier: str, this: str) -> str:
+    """The command that made a results file after ``this`` re-ran parts of it: ``earlier``'s
+    steps, then ``this`` (``--only X`` for short), each step named once, where it last ran."""
+    prefix = "python bench/community.py "
+    steps = [s.strip() for s in earlier.split(", then ")]
+    short = [s.removeprefix(prefix) if i else s for i, s in enumerate(steps)]
+    steps = [*short, this.removeprefix(prefix)]
+    return ", then ".join(s for i, s in enumerate(steps) if s not in steps[i + 1 :])
 
 
 def latency_figures() -> dict[str, Any] | None:
