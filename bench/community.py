@@ -614,7 +614,7 @@ def main() -> None:
             )
 
     if law:  # a sensitivity run of the popularity law: the populations and central pooling only
-        figures = {
+        sensitivity = {
             "popularity": args.popularity,
             "exponent": args.exponent,
             "simulated_households": len(households),
@@ -631,7 +631,7 @@ def main() -> None:
             "central": central_runs,
             "populations": runs,
         }
-        out = write_results(f"community{law}", figures, seconds=time.perf_counter() - started)
+        out = write_results(f"community{law}", sensitivity, seconds=time.perf_counter() - started)
         say(f"figures written to {out} ({time.perf_counter() - started:.0f} s)")
         return
     bounds_tried = bound_sweep(sweep, populations, each, period, new_home, central_runs)

@@ -353,7 +353,8 @@ def predict_proxy(logs: FpiModel, booster: lgb.Booster, feats: pa.Table, heard: 
     """The proxy's failure point for every row of ``feats``."""
     x = np.hstack([logs.feature_matrix(feats), heard])
     proba = np.asarray(booster.predict(x, num_threads=1)).reshape(feats.num_rows, len(CLASSES))
-    return np.array(CLASSES, dtype=object)[proba.argmax(axis=1)]
+    out: np.ndarray = np.array(CLASSES, dtype=object)[proba.argmax(axis=1)]
+    return out
 
 
 def ceiling() -> dict[str, Any]:
@@ -407,7 +408,7 @@ def population_figures(truth: np.ndarray, product: np.ndarray, proxy: np.ndarray
         and ratio_acc >= TARGET_ACCURACY_RATIO
         and all(r is not None and r >= TARGET_F1_RATIO for r in ratio_f1.values())
     )
-    return _rounded(
+    figures: dict[str, Any] = _rounded(
         {
             "turns": len(truth),
             "support": {c: int((truth == c).sum()) for c in CLASSES},
@@ -419,6 +420,7 @@ def population_figures(truth: np.ndarray, product: np.ndarray, proxy: np.ndarray
             "target_met": met,
         }
     )
+    return figures
 
 
 def _ratio_line(name: str, p: dict[str, Any]) -> str:

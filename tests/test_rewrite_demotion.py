@@ -82,7 +82,7 @@ def _said(turn_id: str, at: datetime, text: str, household: str = "A", **changes
     )
 
 
-TV_ON = {
+TV_ON: dict[str, Any] = {
     "nlu": {"matched": True, "intent": "HassTurnOn", "slots": {"name": "TV"}},
     "er": {"resolved": [{"entity_id": "media_player.tv", "name": "TV", "score": 1.0}], "ok": True},
 }
