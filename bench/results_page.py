@@ -346,12 +346,13 @@ def reliability(r: Result) -> str:
     load = parts.get("load")
     if load:
         steps = "; ".join(
-            f"{s['rate']:g}/s: {s.get('achieved_rps')}/s achieved, rewrite p99 {s['rewrite']['p99_ms']} ms"
+            f"{s['rate']:g}/s ({s.get('achieved_rps')}): {s['rewrite']['p99_ms']} ms"
             for s in load.get("steps", [])
         )
         ceiling = f.get("load_ceiling_rps")
         text += (
-            f"\n\nLoad steps (mixed traffic, {pct(load.get('ingest_share'), 0)} ingest): {steps}. "
+            f"\n\nLoad steps (mixed traffic, {pct(load.get('ingest_share'), 0)} ingest; offered rate "
+            f"(achieved): rewrite p99): {steps}. "
             + (f"Highest rate with rewrite p99 <= 10 ms and nothing failed: **{ceiling:g}/s**." if ceiling
                else "No step kept rewrite p99 <= 10 ms.")
         )  # fmt: skip
@@ -512,7 +513,7 @@ def labels(r: Result) -> str:
         else ""
     )
     return (
-        "Labels of new households' turns (held-out phrasings) against simulation truth: `rules` are "
+        "New households' labels against simulation truth: `rules` are "
         f"`selflearn label` (from the logs alone; rephrases by `{detector}`); `per-turn` a classifier on "
         "each turn's own features; `contextual` the label model over the turn's neighbours, trained on "
         "the rules' labels of other households ([labels.md](labels.md)). *Intent accuracy* on failed "
@@ -550,17 +551,17 @@ def labels_loop(r: Result) -> str:
         )
     e = f["export"]
     bounds = [
-        f"{name}: {pct(c['pattern_from_k_users'])} from >= {e['min_users']} users, "
-        f"{pct(c['pattern_in_logs'])} at all; {pct(c['nbest_alternative'])} were n-best alternatives"
+        f"{name} {pct(c['pattern_from_k_users'])} / {pct(c['pattern_in_logs'])} / "
+        f"{pct(c['nbest_alternative'])}"
         for name, pop in f["populations"].items()
         if (c := pop.get("export_ceiling")) and c.get("rewriter_rescues")
     ]
     ceiling = (
         "\n\n*The export's ceiling*: of the rewriter's rescues, the share whose failed words "
-        "(what the recogniser heard; delexicalised, shopping items as `{item}`, fillers stripped) the "
-        "training logs hold as transferred labels -- "
+        f"(delexicalised) the training logs hold as transferred labels from >= {e['min_users']} users / "
+        "at all / the share that were n-best alternatives (which Home Assistant never sees): "
         + "; ".join(bounds)
-        + " (Home Assistant sees only the best hypothesis: no sentence file can make those)."
+        + "."
         if bounds
         else ""
     )
@@ -593,10 +594,9 @@ def labels_loop(r: Result) -> str:
     return (
         f"The training logs labelled by `selflearn label` ({f['labels']['summary'].split(';')[0]}) and "
         f"exported as {e['global_sentences']} global Home Assistant custom sentences (k = {e['min_users']} "
-        f"users, confidence >= {e['min_confidence']}); new households replayed with the sentences loaded "
-        "beside Home Assistant's own (no selflearn at run time), with the online rewriter, and both. "
-        "*Defects fixed*: 1 - defect rate / HA today's. *Wrong actions*: turns the exported sentences "
-        "matched on which the assistant did what the user did not want, + the rewriter's. Target "
+        f"users, confidence >= {e['min_confidence']}); new households replayed with the sentences "
+        "(no selflearn at run time), with the online rewriter, and both. *Defects fixed*: 1 - defect "
+        "rate / HA today's. *Wrong actions*: the sentences' and the rewriter's. Target "
         "(issue 30): the export alone fixes at least half of what the rewriter fixes on phrasings seen "
         "in the logs.\n\n" + table_head + "\n".join(rows) + ceiling + wrong
     )
@@ -810,12 +810,12 @@ def community(r: Result) -> str:
     )
     text = (
         f"{f['simulated_households']:,} simulated homes ({f['days']:g} days, held-out phrasings, noisy "
-        f"speech) are the installs, each sharing what `community contribute` would "
+        f"speech) are the installs, sharing what `community contribute` would "
         f"({f['pairs_shared_per_install']:.2f} pairs on average, at most {f['max_patterns']}); populations "
-        "past 1,000 and `1000-sampled` are drawn with replacement from them "
+        "past 1,000 and `1000-sampled` are drawn with replacement "
         "([community.md](community.md#the-benchmark)). Each release (delta "
         f"{f['delta']:g}) is the only global layer of {ev['households']} new homes x {ev['days']:g} days "
-        f"(`{ev['population']}`, acting, own layer on; control defect rate "
+        f"(`{ev['population']}`, acting, own layer on; control "
         f"{pct(f['control_defect_rate'])}). Cells: rules, defect reduction, wrong actions. "
         f"Own layer alone: {pct(alone['defect_reduction'])}, {alone['wrong_actions']}. Target (issue 44): "
         ">= 80 % of central pooling's at 10,000 installs, epsilon <= 1.\n\n"
@@ -853,6 +853,25 @@ def community(r: Result) -> str:
             + "."
         )
     return text + f" **Aggregator**: {seconds}."
+
+
+def community_zipf(r: Result) -> str:
+    f = r["figures"]
+    runs = [x for x in f["populations"] if x["population"] == "10000"]
+
+    def each(key: str, fmt: Callable[[Any], str] = str) -> str:
+        return " / ".join(fmt(x.get(key)) for x in runs)
+
+    c, k = f["central"].get("10000", {}), f["central"].get("10000 (k distinct simulated users)", {})
+    return (
+        f"As above, users picking phrasings by Zipf's law (exponent {f['exponent']:g}); installs, new "
+        f"homes simulated again. Own layer alone: {pct(f['no_global_layer']['defect_reduction'])}. "
+        f"10,000 installs, epsilon {each('epsilon')}: {each('rules')} rules, "
+        f"{each('defect_reduction', pct)}, {each('wrong_actions')} wrong; share of central "
+        f"pooling {each('share_of_central')} (k distinct users: {each('share_of_central_distinct_users')}). "
+        f"Central: {c.get('rules', 0):,} rules, {pct(c.get('defect_reduction'))}, {c.get('wrong_actions')} "
+        f"(k distinct: {k.get('rules', 0):,}, {pct(k.get('defect_reduction'))}, {k.get('wrong_actions')})."
+    )
 
 
 def community_latency(r: Result) -> str:
@@ -988,6 +1007,12 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         "The community global layer",
         "What does a private release from many installs give a new home, next to pooling their logs?",
         community,
+    ),
+    (
+        "community-zipf1",
+        "The community layer under Zipf phrasing popularity",
+        "Does a heavier head of common phrasings let a release give more?",
+        community_zipf,
     ),
     (
         "community_latency",
