@@ -649,3 +649,26 @@ def test_a_busy_serving_rewriter_is_not_waited_for(tmp_path: Path) -> None:
     dark = {p.pattern: p for p in busy.unrecognized}[DARK]
     assert dark.candidate is not None and dark.candidate.origins == ("users",)
     assert all(p.rewriter_note is None for p in busy.unrecognized)
+
+
+def test_the_rules_table_is_sorted_in_arrow_as_python_would() -> None:
+    """The report's rules come out of Arrow's stable sort in the order Python's sorted gives."""
+    import random
+
+    from selflearn.report.views import first_rules
+
+    rng = random.Random(3)
+    pairs = [(f"say {rng.choice('abc')} {i} {{name}}", f"turn on {{name}} {i}") for i in range(60)]
+    table = RewriteTable.from_rules(pairs)
+    t = table.table
+    t = t.set_column(t.schema.get_field_index("users"), "users", pa.array([rng.randint(1, 3) for _ in pairs]))
+    t = t.set_column(
+        t.schema.get_field_index("support"), "support", pa.array([rng.randint(1, 2) for _ in pairs])
+    )
+    status = pa.array([rng.choice(["active", "active", "demoted"]) for _ in pairs])
+    t = t.set_column(t.schema.get_field_index("status"), "status", status)
+    expected = sorted(
+        t.to_pylist(), key=lambda r: (r["status"] != "active", -r["users"], -r["support"], r["source"])
+    )
+    assert first_rules(t, 25) == expected[:25]
+    assert first_rules(t, 100) == expected

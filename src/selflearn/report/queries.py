@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from selflearn.core.delex import Delexicalizer
 from selflearn.core.errors import StoreError
@@ -40,6 +41,7 @@ from selflearn.report.views import (
     RewriterLock,
     Rule,
     Signals,
+    first_rules,
     from_community,
     pair_id,
     pseudonym,
@@ -463,9 +465,9 @@ class Collector:
         if rules_table is not None:
             refused = {r["rule_id"] for r in rules_table.unguarded()}
             release, shared = rules_table.community()
-            for row in rules_table.table.to_pylist():
-                if row["source"] not in wanted:
-                    continue
+            t = rules_table.table
+            mine = pc.is_in(t.column("source"), pa.array(sorted(wanted), pa.string()))
+            for row in t.filter(mine).to_pylist():
                 status = "refused" if row["rule_id"] in refused else str(row["status"])
                 evidence = (
                     f"release {release}: about {row['users']} installs sent it; it helped "
@@ -657,12 +659,8 @@ class Collector:
                 logged[d.rule_id].append(d.outcomes)
         refused = {r["rule_id"] for r in table.unguarded()}
         release, shared = table.community()
-        rows = sorted(
-            table.table.to_pylist(),
-            key=lambda r: (r["status"] != "active", -r["users"], -r["support"], r["source"]),
-        )
         out = []
-        for row in rows[:MAX_ROWS]:
+        for row in first_rules(table.table, MAX_ROWS):
             o = sum_outcomes(logged.get(row["rule_id"], []))
             status, reason = str(row["status"]), ""
             if status == "demoted":
@@ -700,7 +698,7 @@ class Collector:
                     community=release if row["rule_id"] in shared else None,
                 )
             )
-        return out, max(0, len(rows) - MAX_ROWS)
+        return out, max(0, table.table.num_rows - MAX_ROWS)
 
     # --- before / after --------------------------------------------------------------------------
 

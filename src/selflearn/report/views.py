@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from selflearn.core.errors import ConfigError, StoreError
 from selflearn.core.store import Store
@@ -530,6 +532,31 @@ def verdict_of(o: Outcomes, worked_unrewritten: float | None) -> tuple[str, str]
             "was not rewritten"
         )
     return "keep", ""
+
+
+def first_rules(table: pa.Table, n: int) -> list[dict[str, Any]]:
+    """The first ``n`` rows of a rewrite table in the report's order -- active first, then most
+    users, most support, by source -- sorted in Arrow (stable, as Python's ``sorted``), so a
+    table of millions of rules is not read into Python whole."""
+    keys = pa.table(
+        {
+            "inactive": pc.not_equal(table.column("status").cast(pa.string()), "active"),
+            "users": table.column("users").cast(pa.int64()),
+            "support": table.column("support").cast(pa.int64()),
+            "source": table.column("source").cast(pa.string()),
+        }
+    )
+    order = pc.sort_indices(
+        keys,
+        sort_keys=[
+            ("inactive", "ascending"),
+            ("users", "descending"),
+            ("support", "descending"),
+            ("source", "ascending"),
+        ],
+    )
+    rows: list[dict[str, Any]] = table.take(order[:n]).to_pylist()
+    return rows
 
 
 def from_community(decisions: list[Decision], table: RewriteTable) -> list[Decision]:

@@ -229,18 +229,10 @@ class HouseholdMemory:
         return best, n
 
 
-class _Every:
-    """Holds every rule id (a release's own table: all its rules came from the community)."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
 class CommunityRules:
     """Which rules of a rewrite table came from a community release
     (:meth:`~selflearn.rewrite.table.RewriteTable.community`), remembered for the table last asked
-    about (a rewriter asks about its own table on every hit; a hot swap brings a new one). A
-    release's own table holds nothing else, so no set of its (maybe millions of) ids is built."""
+    about (a rewriter asks about its own table on every hit; a hot swap brings a new one)."""
 
     def __init__(self) -> None:
         self._table: object | None = None
@@ -250,8 +242,7 @@ class CommunityRules:
         if table is None:
             return frozenset()
         if table is not self._table:
-            every = table.metadata.get("source") == "community"
-            self._table, self._ids = table, _Every() if every else table.community()[1]
+            self._table, self._ids = table, table.community()[1]
         return self._ids
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +85,20 @@ TABLE_SCHEMA = pa.schema(
 def rule_id(source: str, target: str) -> str:
     """Stable id of a rewrite (same patterns, same id, in every run and engine)."""
     return hashlib.blake2b(f"{source}\x1f{target}".encode(), digest_size=6).hexdigest()
+
+
+class _EveryRule:
+    """Holds every rule id (``in`` is always true)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "EVERY_RULE"
+
+
+EVERY_RULE: Container[str] = _EveryRule()
+"""The ids of a community release's own table: all its rules came from the release."""
 
 
 @dataclass
@@ -163,13 +177,14 @@ class RewriteTable:
 
     # --- artifact ----------------------------------------------------------------------------
 
-    def community(self) -> tuple[str | None, frozenset[str]]:
+    def community(self) -> tuple[str | None, Container[str]]:
         """The community release (its version) this table's rules came from, and their ids: every
-        rule of a release's own table, or the rules a release added to a base rewriter's table
-        (``selflearn community pull --base``); ``(None, frozenset())`` for a table mined here."""
+        rule of a release's own table (:data:`EVERY_RULE`: no set of maybe millions of ids is
+        built), or the rules a release added to a base rewriter's table (``selflearn community
+        pull --base``); ``(None, frozenset())`` for a table mined here."""
         meta = self.metadata
         if meta.get("source") == "community":
-            return str(meta.get("release") or "?"), frozenset(self.table.column("rule_id").to_pylist())
+            return str(meta.get("release") or "?"), EVERY_RULE
         if meta.get("community"):
             return str(meta["community"]), frozenset(meta.get("community_rule_ids") or ())
         return None, frozenset()
