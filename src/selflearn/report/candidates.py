@@ -34,6 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from selflearn.core.guards import changes_target, is_sensitive, rejection
 from selflearn.core.home import Home
 from selflearn.report.views import CandidateFix, CandidateOrigin, pair_id
@@ -115,8 +118,10 @@ def best_candidates(
     if rules_table is not None:
         wanted = set(patterns)
         refused = {r["rule_id"] for r in rules_table.unguarded()}
-        for row in rules_table.table.to_pylist():
-            if row["source"] not in wanted or row["status"] != "active" or row["rule_id"] in refused:
+        t = rules_table.table
+        mine = t.filter(pc.is_in(t.column("source"), pa.array(sorted(wanted), pa.string())))
+        for row in mine.to_pylist():  # filtered first: a table may hold millions of rules
+            if row["status"] != "active" or row["rule_id"] in refused:
                 continue
             p = proposal(row["source"], row["target"])
             p.rule_id = row["rule_id"]

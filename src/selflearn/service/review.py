@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import Body, FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
@@ -105,7 +107,10 @@ def _accepted(service: Service, source: str, target: str, rule_id: str | None) -
     table = service.artifact.rewriter.table_ if service.artifact.ok else None
     if table is None or rule_id is None or rule_id != table_rule_id(source, target):
         return False
-    return any(r["rule_id"] == rule_id and r["status"] == "active" for r in table.table.to_pylist())
+    t = table.table
+    active = pc.equal(t.column("status").cast(pa.string()), "active")
+    hit = pc.and_(pc.equal(t.column("rule_id"), rule_id), active)
+    return bool(pc.any(hit).as_py())
 
 
 def _save(service: Service, review: Review) -> Review | None:
