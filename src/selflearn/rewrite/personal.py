@@ -35,7 +35,6 @@ import re
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 from rapidfuzz import fuzz
@@ -45,9 +44,6 @@ from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import Feedback
 from selflearn.core.text import FUNCTION_WORDS
 from selflearn.rewrite.logs import LogTurn, signature
-
-if TYPE_CHECKING:
-    from selflearn.rewrite.table import RewriteTable
 
 EmbedFn = Callable[[str], np.ndarray]
 """Text -> unit vector (the rewriter's static embedder)."""
@@ -71,7 +67,8 @@ a home should not have to suffer a bad or poisoned community rule for long, and 
 stops a guess (the request goes on to the other layers, and other homes keep the rule)."""
 
 WITHDRAW_MIN_FAILED_COMMUNITY = 1
-"""The same for a rule of a community release (:class:`CommunityRules`): withdrawn at its first
+"""The same for a rule of a community release
+(:meth:`~selflearn.rewrite.table.RewriteTable.community`): withdrawn at its first
 failure in a home where it has not worked more often. Nobody chose or reviewed such a rule for
 this home, and a colluding group can get one released; a rare request gets a second try only
 days later (measured: a poisoned rule's second failure came up to 81 hours after its first), so
@@ -227,23 +224,6 @@ class HouseholdMemory:
             return None
         best, n = counts.most_common(1)[0]
         return best, n
-
-
-class CommunityRules:
-    """Which rules of a rewrite table came from a community release
-    (:meth:`~selflearn.rewrite.table.RewriteTable.community`), remembered for the table last asked
-    about (a rewriter asks about its own table on every hit; a hot swap brings a new one)."""
-
-    def __init__(self) -> None:
-        self._table: object | None = None
-        self._ids: Container[str] = frozenset()
-
-    def __call__(self, table: RewriteTable | None) -> Container[str]:
-        if table is None:
-            return frozenset()
-        if table is not self._table:
-            self._table, self._ids = table, table.community()[1]
-        return self._ids
 
 
 class PersonalLayer:

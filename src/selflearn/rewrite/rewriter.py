@@ -75,7 +75,7 @@ from selflearn.rewrite.features import (
 from selflearn.rewrite.features import clear_caches as clear_feature_caches
 from selflearn.rewrite.knowledge import Knowledge, embed_text
 from selflearn.rewrite.logs import LogTurn
-from selflearn.rewrite.personal import DEMOTED_LAYERS, CommunityRules, HouseholdMemory, PersonalLayer
+from selflearn.rewrite.personal import DEMOTED_LAYERS, HouseholdMemory, PersonalLayer
 from selflearn.rewrite.ranker import Ranker
 from selflearn.rewrite.review import Reviews
 from selflearn.rewrite.scope import ScopeModel
@@ -266,7 +266,6 @@ class Rewriter:
         self.personal = PersonalLayer(embedder.encode_one if embedder is not None else None)
         """What the rewriter learns online per household (:meth:`observe`)."""
         self.stats = RewriterStats()
-        self._community = CommunityRules()
         self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
         self.path: Path | None = None
 
@@ -704,7 +703,7 @@ class Rewriter:
             if hit is not None:
                 out, row = hit
                 what = f"precomputed: {row['source']} -> {row['target']}"
-                withdrawn = mem.withdrawn(row["rule_id"], self._community(self.table_)) if mem else None
+                withdrawn = mem.withdrawn(row["rule_id"], self.table_.community()[1]) if mem else None
                 if withdrawn is None:
                     reasons.append(what)
                     return RewriteDecision(

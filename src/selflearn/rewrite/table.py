@@ -131,6 +131,8 @@ class RewriteTable:
         self._rows: dict[int, dict[str, Any]] = {}
         """Rows already read out of the Arrow table, by row number (:data:`ROW_CACHE` at most)."""
         self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
+        self._community: tuple[str | None, Container[str]] | None = None
+        """:meth:`community`, read from the metadata on its first call."""
         self._refused = self._find_unguarded()
         """Per row: an active rule :meth:`unguarded` lists (kept in the table, never applied by
         :meth:`lookup`)."""
@@ -181,13 +183,17 @@ class RewriteTable:
         """The community release (its version) this table's rules came from, and their ids: every
         rule of a release's own table (:data:`EVERY_RULE`: no set of maybe millions of ids is
         built), or the rules a release added to a base rewriter's table (``selflearn community
-        pull --base``); ``(None, frozenset())`` for a table mined here."""
-        meta = self.metadata
-        if meta.get("source") == "community":
-            return str(meta.get("release") or "?"), EVERY_RULE
-        if meta.get("community"):
-            return str(meta["community"]), frozenset(meta.get("community_rule_ids") or ())
-        return None, frozenset()
+        pull --base``); ``(None, frozenset())`` for a table mined here. Read from the metadata
+        once (the rewriter asks on every hit of a table rule)."""
+        if self._community is None:
+            meta = self.metadata
+            if meta.get("source") == "community":
+                self._community = str(meta.get("release") or "?"), EVERY_RULE
+            elif meta.get("community"):
+                self._community = str(meta["community"]), frozenset(meta.get("community_rule_ids") or ())
+            else:
+                self._community = None, frozenset()
+        return self._community
 
     @property
     def version(self) -> str:
