@@ -49,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from selflearn.community.keys import key_id, public_hex, public_key_from_hex, sign, verify
-from selflearn.core.delex import PLACEHOLDER, Delexicalizer
+from selflearn.core.delex import PLACEHOLDER
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.guards import (
     CARRIER_WORDS,
@@ -65,7 +65,7 @@ from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import Review
 from selflearn.core.scrub import private_spans
 from selflearn.mining.engines import DIALECT, HOP_SQL, MAX_CHAIN, STEPS, Engine
-from selflearn.mining.miner import make_delex
+from selflearn.mining.miner import home_delexicalizers, make_delex
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -371,19 +371,13 @@ def _declined(
     """(household id or ``""``, (failing, proposed) pattern pair) -> the users who said "no" to
     the proposal in ``[start, end)``, each request and proposal delexicalized with its home."""
     sql = DECLINED_SQL.format(**DIALECT.get(engine.name, DIALECT["duckdb"]))
-    configs = dict(zip(homes.column("home_id").to_pylist(), homes.column("config").to_pylist(), strict=True))
-    delexicalizers: dict[str, Delexicalizer] = {}
+    delexicalizer = home_delexicalizers(homes)
     out: dict[tuple[str, tuple[str, str]], set[str]] = {}
     for row in engine.fetch(sql).to_pylist():
         if not start <= row["ts"] < end:
             continue
         household = str(row["household"])
-        delex = delexicalizers.get(household)
-        if delex is None:
-            config = configs.get(household)
-            delex = delexicalizers[household] = Delexicalizer(
-                Home.from_dict(json.loads(config)) if config else None
-            )
+        delex = delexicalizer(household)
         unknown = row["unresolved"].split("\x1f") if row["unresolved"] else ()
         pair = (delex(row["said"] or "", unknown).pattern, delex(row["proposal"], ()).pattern)
         if pair[0] != pair[1]:

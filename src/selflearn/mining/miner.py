@@ -121,8 +121,10 @@ class MiningReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def make_delex(homes: pa.Table, defect_threshold: float) -> Delex:
-    """The per-batch function both engines run: input rows -> :data:`STATE_SCHEMA` rows."""
+def home_delexicalizers(homes: pa.Table) -> Callable[[str], Delexicalizer]:
+    """Household id -> the delexicalizer of its home (``homes``: ``home_id``, ``config`` JSON, as
+    :meth:`Engine.homes` gives them; a household without a home gets the generic one), each built
+    once."""
     configs = {
         str(h): str(c)
         for h, c in zip(homes.column("home_id").to_pylist(), homes.column("config").to_pylist(), strict=True)
@@ -136,6 +138,13 @@ def make_delex(homes: pa.Table, defect_threshold: float) -> Delex:
             d = Delexicalizer(Home.from_dict(json.loads(config)) if config else None)
             cache[household] = d
         return d
+
+    return delexicalizer
+
+
+def make_delex(homes: pa.Table, defect_threshold: float) -> Delex:
+    """The per-batch function both engines run: input rows -> :data:`STATE_SCHEMA` rows."""
+    delexicalizer = home_delexicalizers(homes)
 
     def run(batch: pa.RecordBatch) -> pa.RecordBatch:
         col = batch.column
