@@ -81,7 +81,8 @@ _COMPARED = LATER_FEATURES[4:13]
 _WORD = re.compile(r"[a-z0-9']+")
 
 
-def _words(text: str | None) -> list[str]:
+def words_of(text: str | None) -> list[str]:
+    """The words of a logged text (lower-case letters, digits, apostrophes), in order."""
     return _WORD.findall(text or "")
 
 
@@ -91,7 +92,7 @@ def _metaphone(word: str) -> str:
 
 def compare_later(this: str, later: str, names: set[str]) -> list[float]:
     """``later_ok_similarity`` .. ``later_ok_name_only`` for one pair of texts."""
-    a, b = _words(this), _words(later)
+    a, b = words_of(this), words_of(later)
     edits = Levenshtein.distance(a, b)
     subs, indels, sound, meta = 0, 0, [], []
     for op in Levenshtein.editops(a, b):
@@ -166,7 +167,7 @@ def context_features(table: pa.Table, names: Sequence[set[str]]) -> dict[str, np
 
 
 def _sentence_key(text: str) -> str:
-    return " ".join(_metaphone(w) for w in _words(text))
+    return " ".join(_metaphone(w) for w in words_of(text))
 
 
 def history_features(table: pa.Table) -> dict[str, np.ndarray]:
@@ -207,6 +208,6 @@ def _closest(
     best = process.extractOne(text, choices, scorer=fuzz.ratio)
     assert best is not None
     closest = best[0]
-    edits = Levenshtein.distance(_words(text), _words(closest))
+    edits = Levenshtein.distance(words_of(text), words_of(closest))
     sound = fuzz.ratio(_sentence_key(text), keys[closest]) / 100.0
     return best[1] / 100.0, float(edits), sound, 0.0

@@ -13,7 +13,6 @@ errors. Simulation truth is never read here.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,7 +21,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
 from selflearn.core.store import Store
-from selflearn.fpi.context import CONTEXT_FEATURES, context_features, history_features
+from selflearn.fpi.context import CONTEXT_FEATURES, context_features, history_features, words_of
 from selflearn.fpi.language import (
     LANGUAGE_FEATURES,
     NAME_FEATURES,
@@ -209,16 +208,10 @@ LEFT JOIN fb ON fb.turn_id = c.turn_id
 ORDER BY c.session_id, c.position
 """
 
-_WORD = re.compile(r"[a-z0-9']+")
-
-
-def _words(text: str | None) -> list[str]:
-    return _WORD.findall(text or "")
-
 
 def _name_words(slots_json: str | None, unresolved: str | None) -> set[str]:
     """Words of the names this turn referred to: string slot values and unresolved names."""
-    words = set(_words(unresolved))
+    words = set(words_of(unresolved))
     if slots_json:
         try:
             slots = json.loads(slots_json)
@@ -227,7 +220,7 @@ def _name_words(slots_json: str | None, unresolved: str | None) -> set[str]:
         if isinstance(slots, dict):
             for key, value in slots.items():
                 if isinstance(value, str) and key not in ("domain", "device_class"):
-                    words.update(_words(value.lower()))
+                    words.update(words_of(value.lower()))
     return words
 
 
@@ -241,7 +234,7 @@ def compare_texts(this: str, other: str | None, names: set[str]) -> tuple[float,
     there is no other turn."""
     if other is None:
         return (np.nan,) * 8
-    a, b = _words(this), _words(other)
+    a, b = words_of(this), words_of(other)
     sa, sb = set(a), set(b)
     union = sa | sb
     jaccard = len(sa & sb) / len(union) if union else 1.0
