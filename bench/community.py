@@ -395,6 +395,27 @@ def wrong_attack_pairs(each: dict[str, list[Evidence]], n: int = MAX_PATTERNS) -
     return _pick(each, n, [], wrong, targets_considered=300)
 
 
+def rule_uses(folder: Path, rules: set[str]) -> tuple[dict[tuple[str, str], list[tuple[float, bool]]], int]:
+    """Each use of ``rules`` in a replay, per (home, rule) in time order: (epoch seconds, whether
+    the turn failed by simulation truth: evaluation only); and how many were wrong actions."""
+    from datetime import datetime
+
+    turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
+    used: dict[tuple[str, str], list[tuple[float, bool]]] = {}
+    wrong = 0
+    for turn_id, row in turns.items():
+        rule = str((row.get("rewrite") or {}).get("rule_id") or "")
+        if rule not in rules:
+            continue
+        failed = bool(truth.get(turn_id, {}).get("defect"))
+        wrong += failed and (row.get("result") or {}).get("status") == "success"
+        ts = datetime.fromisoformat(str(row["timestamp"])).timestamp()
+        used.setdefault((str(row["household_id"]), rule), []).append((ts, failed))
+    for uses in used.values():
+        uses.sort()
+    return used, wrong
+
+
 def attack_effect(folder: Path, attack_rules: set[str]) -> dict[str, Any]:
     """What the released attack rules did in the replayed homes: turns they rewrote, wrong
     actions among them (simulation truth: evaluation only), per (home, rule) the hours between its
@@ -402,26 +423,12 @@ def attack_effect(folder: Path, attack_rules: set[str]) -> dict[str, Any]:
     :data:`~selflearn.rewrite.personal.WITHDRAW_MIN_FAILED_COMMUNITY` times (the released rules are
     a community release's), more often than it worked (which the home's withdrawal should have
     stopped)."""
-    from datetime import datetime
-
     from selflearn.rewrite.personal import WITHDRAW_MIN_FAILED_COMMUNITY as WITHDRAW_MIN_FAILED
 
-    turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
-    used: dict[tuple[str, str], list[tuple[float, bool]]] = {}
-    wrong = 0
-    for turn_id, row in turns.items():
-        rule = str((row.get("rewrite") or {}).get("rule_id") or "")
-        if rule not in attack_rules:
-            continue
-        t = truth.get(turn_id, {})
-        failed = bool(t.get("defect"))
-        wrong += failed and (row.get("result") or {}).get("status") == "success"
-        ts = datetime.fromisoformat(str(row["timestamp"])).timestamp()
-        used.setdefault((str(row["household_id"]), rule), []).append((ts, failed))
+    used, wrong = rule_uses(folder, attack_rules)
     after = 0
     kept: set[str] = set()
     for (_, rule), uses in used.items():
-        uses.sort()
         fails = worked = 0
         for _, failed in uses:
             if fails >= WITHDRAW_MIN_FAILED and fails > worked:

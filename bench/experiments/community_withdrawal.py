@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ sys.path.insert(0, str(BENCH))
 
 import community as cm  # noqa: E402  (bench/community.py)
 from selflearn.evaluate import POPULATIONS, Replay  # noqa: E402
-from selflearn.evaluate.replay import read_records, score_arm  # noqa: E402
+from selflearn.evaluate.replay import score_arm  # noqa: E402
 from selflearn.rewrite import Rewriter  # noqa: E402
 from selflearn.rewrite.table import RewriteTable  # noqa: E402
 
@@ -53,17 +52,9 @@ def folder(table: RewriteTable, name: str) -> Path:
 def used_after_failing(replay_folder: Path, rules: set[str]) -> dict[str, int]:
     """(home, rule) pairs of the table's rules: used, failed at least once (simulation truth),
     and used again after that first failure."""
-    turns, truth = read_records(replay_folder, "turns"), read_records(replay_folder, "truth")
-    uses: dict[tuple[str, str], list[tuple[float, bool]]] = {}
-    for turn_id, row in turns.items():
-        rule = str((row.get("rewrite") or {}).get("rule_id") or "")
-        if rule in rules:
-            ts = datetime.fromisoformat(str(row["timestamp"])).timestamp()
-            failed = bool(truth.get(turn_id, {}).get("defect"))
-            uses.setdefault((str(row["household_id"]), rule), []).append((ts, failed))
+    uses, _ = cm.rule_uses(replay_folder, rules)
     failed_pairs = again = 0
     for u in uses.values():
-        u.sort()
         first = next((i for i, (_, f) in enumerate(u) if f), None)
         if first is not None:
             failed_pairs += 1
