@@ -59,6 +59,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -174,17 +175,25 @@ def installs_store(args: argparse.Namespace) -> Path:
     return path
 
 
-def household_evidence(path: Path) -> tuple[str, dict[str, list[Evidence]], dict[str, int]]:
-    """Each simulated household's contribution (what it would share as an install) and what the
-    installs kept at home, by reason (cached as JSON)."""
-    cache = path.with_suffix(".evidence.json")
+def last_period(path: Path) -> str:
+    """The ISO week of the last turn the installs' logs hold."""
+    with Store(path, read_only=True) as store:
+        return period_of(store.query("SELECT max(timestamp) AS t FROM turns").column("t")[0].as_py())
+
+
+def household_evidence(
+    path: Path, period: str | None = None
+) -> tuple[str, dict[str, list[Evidence]], dict[str, int]]:
+    """Each simulated household's contribution for ``period`` (default: the last week of its
+    logs; what it would share as an install) and what the installs kept at home, by reason
+    (cached as JSON)."""
+    cache = path.with_suffix(".evidence.json" if period is None else f".evidence-{period}.json")
     if cache.exists() and cache.stat().st_mtime > path.stat().st_mtime:
         data = json.loads(cache.read_text())
         each = {h: [Evidence(**r) for r in rows] for h, rows in data["households"].items()}
         return data["period"], each, data["dropped"]
+    period = period or last_period(path)
     with Store(path, read_only=True) as store:
-        last = store.query("SELECT max(timestamp) AS t FROM turns").column("t")[0].as_py()
-        period = period_of(last)
         started = time.perf_counter()
         computed = evidence_by_household(
             DuckDbEngine(store), period, ContributionConfig(max_patterns=MAX_PATTERNS)
@@ -241,10 +250,15 @@ def attackers(prefix: str, n: int, period: str, pairs: list[tuple[str, str]]) ->
 
 
 def release(
-    batch: list[Contribution], epsilon: float, engine: Any = None, max_patterns: int = MAX_PATTERNS
+    batch: list[Contribution],
+    epsilon: float,
+    engine: Any = None,
+    max_patterns: int = MAX_PATTERNS,
+    weeks: int = 1,
 ) -> tuple[RewriteTable, AggregateReport, float]:
-    """The release of ``batch`` at ``epsilon``: its table, the aggregator's report and seconds."""
-    config = AggregateConfig(epsilon=epsilon, delta=DELTA, max_patterns=max_patterns)
+    """The release of ``batch`` at ``epsilon`` (pooling ``weeks`` ISO weeks: ``batch`` holds
+    them): its table, the aggregator's report and seconds."""
+    config = AggregateConfig(epsilon=epsilon, delta=DELTA, max_patterns=max_patterns, weeks=weeks)
     started = time.perf_counter()
     report = aggregate(batch, config, engine or DuckDbAggregation())
     seconds = time.perf_counter() - started
@@ -258,9 +272,16 @@ class PooledEngine:
 
     name = "duckdb"
 
-    def __init__(self, store: Store, installs: list[tuple[str, str]], same_users: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        installs: list[tuple[str, str]],
+        same_users: bool = False,
+        since: datetime | None = None,
+    ) -> None:
         self.inner = DuckDbEngine(store)
         self.installs = installs
+        self.since = since  # pool only the turns from then on (the weeks a release pools)
         # same_users: each copy keeps the original household's user ids, so k counts distinct
         # simulated people, not copies of one (a rare habit copied k times passes k otherwise).
         self.same_users = same_users
@@ -270,8 +291,18 @@ class PooledEngine:
 
     def load_states(self, delex: Any) -> None:
         import pyarrow as pa
+        import pyarrow.compute as pc
 
-        self.inner.load_states(delex)
+        if self.since is not None:
+            since = pa.scalar(self.since, pa.timestamp("us", tz="UTC"))
+
+            def recent(batch: pa.RecordBatch) -> pa.RecordBatch:
+                out = delex(batch)
+                return out.filter(pc.greater_equal(out.column(out.schema.names.index("ts")), since))
+
+            self.inner.load_states(recent)
+        else:
+            self.inner.load_states(delex)
         con = self.inner.con
         copies = pa.table(
             {
@@ -307,12 +338,16 @@ class PooledEngine:
 
 
 def central(
-    store_path: Path, installs: list[tuple[str, str]], same_users: bool = False
+    store_path: Path,
+    installs: list[tuple[str, str]],
+    same_users: bool = False,
+    since: datetime | None = None,
 ) -> tuple[RewriteTable, float]:
-    """Central pooling of the installs' raw logs: mined at k users (the upper bound)."""
+    """Central pooling of the installs' raw logs (those from ``since`` on): mined at k users
+    (the upper bound)."""
     started = time.perf_counter()
     with Store(store_path, read_only=True) as store:
-        engine = PooledEngine(store, installs, same_users)
+        engine = PooledEngine(store, installs, same_users, since)
         table = RewriteMiner(MiningConfig(min_users=K)).fit(engine).mined()
     return table, time.perf_counter() - started
 
@@ -550,6 +585,7 @@ def main() -> None:
             kept["attack"]["informed"] = wrong_attacks(populations, each, period, replay)
         if "latency" in parts:
             kept["latency_10m"] = latency_figures()
+        kept["attack"].update(attack_summary(kept["attack"]))
         seconds = float(earlier.get("seconds") or 0) + time.perf_counter() - started
         this = "python bench/community.py " + " ".join(sys.argv[1:])
         out = write_results(
@@ -645,6 +681,7 @@ def main() -> None:
     attack = attacks(populations, each, period, replay)
     if "10000" in populations:
         attack["informed"] = wrong_attacks(populations, each, period, replay)
+    attack.update(attack_summary(attack))
     if args.spark:
         try:
             aggregator_seconds["spark"] = spark_seconds(populations, each, period)
@@ -682,12 +719,21 @@ def main() -> None:
 
 def chained(earlier: str, this: str) -> str:
     """The command that made a results file after ``this`` re-ran parts of it: ``earlier``'s
-    steps, then ``this`` (``--only X`` for short), each step named once, where it last ran."""
+    steps, then ``this`` (``--only X`` for short), each step named once, where it last ran, and
+    an ``--only`` step left out when a later one re-ran all its parts."""
     prefix = "python bench/community.py "
     steps = [s.strip() for s in earlier.split(", then ")]
     short = [s.removeprefix(prefix) if i else s for i, s in enumerate(steps)]
     steps = [*short, this.removeprefix(prefix)]
-    return ", then ".join(s for i, s in enumerate(steps) if s not in steps[i + 1 :])
+
+    def parts(step: str) -> set[str]:
+        return set(step.removeprefix("--only ").split(",")) if step.startswith("--only ") else set()
+
+    return ", then ".join(
+        s
+        for i, s in enumerate(steps)
+        if s not in steps[i + 1 :] and not (parts(s) and any(parts(s) <= parts(t) for t in steps[i + 1 :]))
+    )
 
 
 def latency_figures() -> dict[str, Any] | None:
@@ -718,13 +764,6 @@ def attacks(
         populations[str(FULL)], each, period
     )
     out: dict[str, Any] = {"pairs": [f"{a} -> {b}" for a, b in chosen], "refused_by_guards": refused}
-    totals = {
-        "released": 0,
-        "acted_in_victim": 0,
-        "released_not_withdrawn": 0,
-        "polarity_or_sensitive_released": 0,
-    }
-    hours: list[float] = []
     for name, batch in scenarios.items():
         table, report, _ = release(batch, 1.0)
         wanted = set(chosen)
@@ -742,19 +781,60 @@ def attacks(
             "polarity_or_sensitive_released": unsafe,
             **effect,
         }
-        totals["released"] += len(released)
-        totals["acted_in_victim"] += effect["acted_wrong"]
-        totals["polarity_or_sensitive_released"] += len(unsafe)
-        totals["released_not_withdrawn"] += len(effect["not_withdrawn"])
-        if effect["hours_first_to_last_use_max"] is not None:
-            hours.append(effect["hours_first_to_last_use_max"])
+        if ids:
+            out[name]["asking"] = asking_effect(replay, table, ids)
         say(
             f"attack {name}: {len(released)} released, applied {effect['applied']}x, "
             f"{effect['acted_wrong']} wrong actions"
         )
-    out.update(totals)
-    out["hours_to_withdraw"] = max(hours) if hours else None
     return out
+
+
+ASKING_KEYS = (
+    "applied",
+    "acted_wrong",
+    "homes_rules_used",
+    "homes_rules_failed",
+    "hours_first_failure_to_last_use_max",
+    "not_withdrawn",
+)
+
+
+def asking_effect(replay: Replay, table: RewriteTable, ids: set[str]) -> dict[str, Any]:
+    """:func:`attack_effect` in the same homes asking "Did you mean ...?" about global guesses
+    instead of acting on them (``confirm="guesses"``, the service's default)."""
+    asked = attack_effect(replay.arm("confirm", rewriter_folder(table)), ids)
+    return {k: asked[k] for k in ASKING_KEYS}
+
+
+def attack_summary(attack: dict[str, Any]) -> dict[str, Any]:
+    """The issue's attack figures over every scenario (naive and informed), for homes acting on
+    global guesses and, under ``asking``, for homes asking about them (the service's default):
+    attack pairs released, wrong actions they made, (home, rule) pairs used after failing enough
+    to be withdrawn, polarity flips or sensitive actions released, and the most hours from a
+    released rule's first failure in a home to its last use there."""
+    scenarios = [x for k, x in attack.items() if isinstance(x, dict) and "released" in x]
+    scenarios += [x for k, x in attack.get("informed", {}).items() if isinstance(x, dict) and "released" in x]
+
+    def hours(xs: list[dict[str, Any]]) -> float | None:
+        seen = [x["hours_first_failure_to_last_use_max"] for x in xs]
+        return max((h for h in seen if h is not None), default=None)
+
+    asking = [x["asking"] for x in scenarios if "asking" in x]
+    return {
+        "released": sum(len(x["released"]) for x in scenarios),
+        "acted_in_victim": sum(x["acted_wrong"] for x in scenarios),
+        "released_not_withdrawn": sum(len(x["not_withdrawn"]) for x in scenarios),
+        "polarity_or_sensitive_released": sum(
+            len(x.get("polarity_or_sensitive_released", [])) for x in scenarios
+        ),
+        "hours_to_withdraw": hours(scenarios),
+        "asking": {
+            "acted_in_victim": sum(x["acted_wrong"] for x in asking),
+            "released_not_withdrawn": sum(len(x["not_withdrawn"]) for x in asking),
+            "hours_to_withdraw": hours(asking),
+        },
+    }
 
 
 def wrong_attacks(
@@ -785,8 +865,7 @@ def wrong_attacks(
             **effect,
         }
         if ids:  # the same homes asking "Did you mean ...?" about global guesses (the service's default)
-            asked = attack_effect(replay.arm("confirm", rewriter_folder(table)), ids)
-            out[name]["asking"] = {k: asked[k] for k in ("applied", "acted_wrong", "homes_rules_used")}
+            out[name]["asking"] = asking_effect(replay, table, ids)
         say(
             f"informed attack {name}: {len(released)} released, applied {effect['applied']}x "
             f"(asking: {out[name].get('asking', {}).get('applied', 0)}x), "

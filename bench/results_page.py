@@ -489,19 +489,6 @@ def labels(r: Result) -> str:
                 f"{name}: success {c['success_with_true_goals']:.3f}, transfer coverage "
                 f"{pct(c['transfer_coverage'])}"
             )
-    loops = [
-        f"{name} {pct(lp['defect_rate']['control'])} / {pct(lp['defect_rate']['export'])} / "
-        f"{pct(lp['defect_rate']['rewriter'])} / {pct(lp['defect_rate']['both'])}"
-        for name, pop in f["populations"].items()
-        if (lp := pop.get("loop"))
-    ]
-    loop = (
-        " *Defect rate per arm* (Home Assistant today / + exported sentences / + online rewriter / both; "
-        f"from `{f['loop_source']['command']}` at {f['loop_source']['commit']}, its own 40 new homes per "
-        "population, details in the next section): " + "; ".join(loops) + "."
-        if loops
-        else ""
-    )
     detector = f.get("rephrase_detector", "pairwise lexical")
     ceilings = (
         " *Ceilings* (the rules cannot pass them whatever their segmentation): goal-success accuracy "
@@ -520,7 +507,7 @@ def labels(r: Result) -> str:
         "in-scope turns at the coverage shown, and over all of them; *slot F1* of the covered turns' "
         "(slot, value) pairs against the goal's. Targets (issue 30): >= 0.95 "
         "segmentation F1 and goal-success accuracy/F1 on noisy speech; >= 0.95 intent accuracy at >= 50 % "
-        "coverage." + ceilings + loop + "\n\n"
+        "coverage." + ceilings + "\n\n"
         "| population | method | goal segmentation F1 | goal success accuracy / F1 | coverage | intent "
         "accuracy | intent accuracy, all failed turns | slot F1 |\n"
         "|---|---|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
@@ -662,7 +649,7 @@ def per_wrong(arm: dict[str, Any]) -> str:
 
 def teach(r: Result) -> str:
     f = r["figures"]
-    rows = []
+    rows, ceilings = [], []
     for name, pop in f["populations"].items():
         for arm, a in pop["arms"].items():
             asked = sum(v for k, v in a["answers"].items() if k != "None")
@@ -675,11 +662,7 @@ def teach(r: Result) -> str:
             )
         ceiling = pop.get("teaching_ceiling")
         if ceiling:
-            rows.append(
-                f"| {name} ({pop['asr']}) | teaching ceiling: control defects that failed on a name "
-                f"the home lacks | {pct(ceiling['name_defects'] / max(ceiling['defects'], 1))} "
-                "| | | | | | | |"
-            )
+            ceilings.append(f"{name} {pct(ceiling['name_defects'] / max(ceiling['defects'], 1))}")
     return (
         "New households with held-out phrasings (and `seen`: train-side phrasings), replayed with the "
         "online rewriter behind the NLU. *Defect reduction*: 1 - defects / what the same turns would "
@@ -689,7 +672,15 @@ def teach(r: Result) -> str:
         "per 100 turns.\n\n"
         "| population | arm | defect rate | defect reduction | rescues | wrong actions | rescues per "
         "wrong action | questions per 100 turns | questions per extra rescue | questions answered yes |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n" + "\n".join(rows)
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n"
+        + "\n".join(rows)
+        + (
+            "\n\nTeaching's ceiling, control defects that failed on a name the home lacks: "
+            + ", ".join(ceilings)
+            + "."
+            if ceilings
+            else ""
+        )
     )
 
 
@@ -832,10 +823,17 @@ def community(r: Result) -> str:
     text += (
         f"\n\n**Attacks** (epsilon 1; {len(a['pairs'])} rewrites, {refused} refused by the guards; 100 "
         f"colluders in 10,000, 100 fakes in 1,000): released {a['released']}, polarity or sensitive "
-        f"{a['polarity_or_sensitive_released']}, wrong actions {a['acted_in_victim']}, used after failing "
-        f"enough to be withdrawn {a['released_not_withdrawn']}, longest use "
-        f"{num(a['hours_to_withdraw'], '.0f')} h."
+        f"{a['polarity_or_sensitive_released']}."
     )
+    ask = a.get("asking")
+    if ask:
+        text += (
+            f" All attacks, acting (asking, the default): wrong actions {a['acted_in_victim']} "
+            f"({ask['acted_in_victim']}), used after failing enough to be withdrawn "
+            f"{a['released_not_withdrawn']} ({ask['released_not_withdrawn']}), most hours from a "
+            f"failure to a last use {num(a['hours_to_withdraw'], '.0f')} "
+            f"({num(ask['hours_to_withdraw'], '.0f')})."
+        )
     informed = {k.removeprefix("colluding "): x for k, x in a.get("informed", {}).items() if k != "pairs"}
     if informed:
         text += (
@@ -871,6 +869,29 @@ def community_zipf(r: Result) -> str:
         f"pooling {each('share_of_central')} (k distinct users: {each('share_of_central_distinct_users')}). "
         f"Central: {c.get('rules', 0):,} rules, {pct(c.get('defect_reduction'))}, {c.get('wrong_actions')} "
         f"(k distinct: {k.get('rules', 0):,}, {pct(k.get('defect_reduction'))}, {k.get('wrong_actions')})."
+    )
+
+
+def community_weeks(r: Result) -> str:
+    f = r["figures"]
+
+    def central(x: dict[str, Any]) -> str:
+        return f"{x['rules']:,}: {pct(x['defect_reduction'])}, {x['wrong_actions']}"
+
+    rows = [
+        f"| {x['weeks']} | {x['epsilon']:g} | {central(x)} | {central(x['central']['copies as users'])} | "
+        f"{central(x['central']['k distinct simulated users'])} | "
+        f"{x['share_of_central']} / {x['share_of_central_distinct_users']} |"
+        for x in f["runs"]
+    ]
+    alone = f["no_global_layer"]
+    return (
+        f"{f['simulated_households']:,} homes simulated {f['days']:g} days, {f['installs']:,} installs. "
+        "A release pools W weeks of weekly files (10 pairs per install over all W); central pooling, the "
+        f"same W weeks of logs. Own layer alone: {pct(alone['defect_reduction'])}, {alone['wrong_actions']}. "
+        "Cells: rules: reduction, wrong actions."
+        "\n\n| W | epsilon | release | central | central, k distinct users | share of central (k distinct) "
+        "|\n|---:|---:|---|---|---|---|\n" + "\n".join(rows)
     )
 
 
@@ -1013,6 +1034,12 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         "The community layer under Zipf phrasing popularity",
         "Does a heavier head of common phrasings let a release give more?",
         community_zipf,
+    ),
+    (
+        "community-weeks",
+        "The community layer pooling several weeks",
+        "Does a release over more weeks of the same installs give more?",
+        community_weeks,
     ),
     (
         "community_latency",

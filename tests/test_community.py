@@ -25,7 +25,9 @@ from selflearn.cli import app as cli_app
 from selflearn.community.aggregate import (
     AggregateConfig,
     AggregateReport,
+    DuckDbAggregation,
     aggregate,
+    evidence_table,
     read_contributions,
 )
 from selflearn.community.contribution import (
@@ -37,10 +39,12 @@ from selflearn.community.contribution import (
     period_range,
     read_contribution,
     refusal,
+    weeks_ending,
     write_contribution,
 )
 from selflearn.community.enrolment import EnrolmentConfig, Register
 from selflearn.community.keys import key_id, public_hex
+from selflearn.community.ledger import Ledger
 from selflearn.community.release import install_release, pack_release, verify_release, write_release
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.home import Home
@@ -65,12 +69,15 @@ def _key(seed: int) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(random.Random(seed).randbytes(32))
 
 
-def _contribute(folder: Path, seed: int, pairs: list[tuple[str, str]], helped: bool = True) -> Path:
-    """A signed contribution of one install (key from ``seed``) sharing ``pairs``."""
+def _contribute(
+    folder: Path, seed: int, pairs: list[tuple[str, str]], helped: bool = True, period: str = PERIOD
+) -> Path:
+    """A signed contribution of one install (key from ``seed``) sharing ``pairs`` for ``period``."""
     key = _key(seed)
     records = [Evidence(a, b, rescues=1 if helped else 0, failed=0 if helped else 1) for a, b in pairs]
-    c = Contribution(key_id(key), public_hex(key), PERIOD, {"max_patterns": 10, "max_count": 1}, records)
-    return write_contribution(c, key, folder / f"install-{seed:05d}.jsonl")
+    c = Contribution(key_id(key), public_hex(key), period, {"max_patterns": 10, "max_count": 1}, records)
+    suffix = "" if period == PERIOD else f"-{period}"
+    return write_contribution(c, key, folder / f"install-{seed:05d}{suffix}.jsonl")
 
 
 def _release(folder: Path, epsilon: float, delta: float = 1e-6, **config: Any) -> AggregateReport:
@@ -307,6 +314,60 @@ def test_noisy_counts_are_near_the_truth(tmp_path: Path) -> None:
     report = _release(tmp_path, epsilon=40.0, max_patterns=1)
     (released,) = report.released
     assert abs(released.installs - 60) < 6 and abs(released.helped - 0.75) < 0.15
+
+
+def test_a_release_pools_several_weeks_and_counts_an_install_once(tmp_path: Path) -> None:
+    weeks = weeks_ending(PERIOD, 6)
+    assert (len(weeks), weeks[-1], period_range(weeks[0])[0]) == (
+        6,
+        PERIOD,
+        period_range(PERIOD)[0] - 5 * WEEK,
+    )
+    for w, week in enumerate(weeks):  # 10 new installs a week, and install 0 every week
+        for seed in range(1 + 10 * w, 11 + 10 * w):
+            _contribute(tmp_path, seed, [KILL], period=week)
+        _contribute(tmp_path, 0, [KILL], period=week)
+    _contribute(tmp_path, 999, [RARE], period=period_of(T0 + WEEK))  # after the window
+    one = AggregateReport()
+    assert len(read_contributions(tmp_path, AggregateConfig(1, 1e-6, period=PERIOD), report=one)) == 11
+    assert (one.periods, one.other_periods) == ([PERIOD], 56)
+    # six weeks: 61 distinct installs, kept with probability 1 to double precision at epsilon 1
+    # (python-dp's probability_of_keep; one install's 10 a week would be at most 2.3e-4)
+    config = AggregateConfig(epsilon=1, delta=1e-6, max_patterns=1, weeks=6)
+    report = AggregateReport()
+    pooled = read_contributions(tmp_path, config, report=report)
+    assert (len(pooled), report.periods, report.other_periods) == (66, weeks, 1)
+    merged = DuckDbAggregation().merged(evidence_table(pooled), config.max_patterns)
+    assert len(merged) == 61, "install 0's six weeks count once"
+    assert _pairs(aggregate(pooled, config, report=report)) == {KILL}
+
+
+def test_an_installs_pairs_over_the_pooled_weeks_are_bounded_together() -> None:
+    weeks = weeks_ending(PERIOD, 4)
+    steady = ("douse the {name}", "turn off the {name}")
+    files = [
+        Contribution(
+            "install-a",
+            "",
+            week,
+            {},
+            [Evidence(*steady, rescues=1)]
+            + [
+                Evidence(f"{verb} the {{name}} {w}", "turn on the {name}", rescues=1)
+                for verb in ("fire", "wake")
+            ],
+        )
+        for w, week in enumerate(weeks)
+    ]
+    rows = DuckDbAggregation().merged(evidence_table(files), 2)
+    assert len(rows) == 2, "9 distinct pairs over four weeks, bounded to 2"
+    assert ("install-a", steady, 1.0) in rows, "the pair sent every week is kept first"
+
+
+def test_the_ledger_counts_a_release_once_per_install() -> None:
+    book = Ledger()
+    book.record(["a", "b", "a", "a"], "community-2026-W10-x", "2026-W10", 1.0, 1e-6)
+    assert (book.spent("a"), book.spent("b")) == ((1.0, 1e-6), (1.0, 1e-6))
 
 
 def test_colluding_installs_cannot_release_a_polarity_flip_or_a_sensitive_action(tmp_path: Path) -> None:
@@ -596,3 +657,22 @@ def test_the_commands_enrol_and_aggregate_only_enrolled_installs(tmp_path: Path)
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert (summary["contributions"], summary["not_enrolled"], summary["counted"]) == (6, 5, 1)
+
+
+def test_the_aggregate_command_pools_weeks_and_records_each_install_once(tmp_path: Path) -> None:
+    folder = tmp_path / "contributions"
+    folder.mkdir()
+    earlier = period_of(T0 - WEEK)
+    for seed in range(3):
+        _contribute(folder, seed, [KILL], period=earlier)
+        _contribute(folder, seed, [KILL])
+    args = ["community", "aggregate", "-c", str(folder), "--epsilon", "1", "--delta", "1e-6"]
+    args += ["--key", str(tmp_path / "aggregator.key"), "--ledger", str(tmp_path / "ledger.json")]
+    res = CliRunner().invoke(cli_app, [*args, "--weeks", "2", "--out", str(tmp_path / "release")])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert (summary["periods"], summary["contributions"]) == ([earlier, PERIOD], 6)
+    manifest = json.loads((tmp_path / "release" / "manifest.json").read_text())
+    assert (manifest["periods"], manifest["privacy"]["weeks"]) == ([earlier, PERIOD], 2)
+    ledger = Ledger.load(tmp_path / "ledger.json")
+    assert [ledger.spent(key_id(_key(seed)))[0] for seed in range(3)] == [1.0, 1.0, 1.0]

@@ -12,6 +12,7 @@ import json
 import random
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,7 @@ def test_nothing_left_to_release_releases_nothing() -> None:
 
 
 def _rows(engine: AggregationEngine, contributions: list[Contribution]) -> list[Any]:
-    rows = engine.merged(evidence_table(contributions))
+    rows = engine.merged(evidence_table(contributions), CONFIG.max_patterns)
     return rows.collect() if hasattr(rows, "collect") else list(rows)
 
 
@@ -133,6 +134,8 @@ def test_spark_merges_the_same_rows_as_duckdb(spark: Any) -> None:
     on_spark = _rows(SparkAggregation(spark), contributions)
     assert len(duck) > 40, "installs with several pairs"
     assert any(0 < h < 1 for _, _, h in duck), "an install that sent two files is averaged"
+    per_install = Counter(i for i, _, _ in duck)
+    assert max(per_install.values()) == CONFIG.max_patterns, "bounded to the pairs one install may send"
     assert on_spark == duck, "same rows, same order, same types"
 
 

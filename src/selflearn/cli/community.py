@@ -88,6 +88,15 @@ def aggregate_cmd(
     period: Annotated[
         str | None, typer.Option(help="ISO week to release (default: the most common).")
     ] = None,
+    weeks: Annotated[
+        int,
+        typer.Option(
+            help="ISO weeks one release pools (--period and the weeks before it); an install's pairs "
+            "over them are bounded together, so epsilon is spent once for all of them.",
+            min=1,
+            max=52,
+        ),
+    ] = 1,
     max_patterns: Annotated[int, typer.Option(help="Pairs one install may contribute.", min=1)] = 10,
     min_installs: Annotated[
         int, typer.Option(help="Pre-threshold: installs a pair needs besides DP (1: DP alone).", min=1)
@@ -132,9 +141,9 @@ def aggregate_cmd(
         ),
     ] = "local[2]",
 ) -> None:
-    """Merge the contributions of one period and release the pairs that pass differential-privacy
-    partition selection over distinct installs, with noisy counts, as a signed global rewrite
-    table (pipeline-dp on DuckDB, or on Spark with --engine spark).
+    """Merge the contributions of one period (or of --weeks) and release the pairs that pass
+    differential-privacy partition selection over distinct installs, with noisy counts, as a
+    signed global rewrite table (pipeline-dp on DuckDB, or on Spark with --engine spark).
 
     Example: selflearn community aggregate -c contributions --epsilon 1 --delta 1e-6 --out release"""
     from selflearn.community.aggregate import (
@@ -160,6 +169,7 @@ def aggregate_cmd(
         min_helped=min_helped,
         selection_share=selection_share,
         period=period,
+        weeks=weeks,
     )
     private = load_or_create_key(key)
     report = AggregateReport()
@@ -207,6 +217,7 @@ def aggregate_cmd(
         "release": str(out_dir),
         "version": manifest["version"],
         "period": report.period,
+        "periods": report.periods,
         "contributions": report.accepted,
         "quarantined": len(report.quarantined),
         "other_periods": report.other_periods,

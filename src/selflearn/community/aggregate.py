@@ -45,7 +45,7 @@ from typing import Any, Literal, Protocol, get_args
 import duckdb
 import pyarrow as pa
 
-from selflearn.community.contribution import Contribution, read_contribution, refusal
+from selflearn.community.contribution import Contribution, read_contribution, refusal, weeks_ending
 from selflearn.core.errors import ConfigError, DataError, DependencyError
 
 Strategy = Literal["truncated_geometric", "laplace", "gaussian"]
@@ -61,13 +61,22 @@ EVIDENCE_SCHEMA = pa.schema(
 """One row per (install, pair) of every accepted contribution."""
 
 MERGE_SQL = """
-SELECT install, failing, fixing, avg(helped) AS helped
-FROM evidence
-GROUP BY install, failing, fixing
+SELECT install, failing, fixing, helped FROM (
+  SELECT install, failing, fixing, avg(helped) AS helped,
+         row_number() OVER (
+           PARTITION BY install ORDER BY count(*) DESC, avg(helped) DESC, failing, fixing
+         ) AS strength
+  FROM evidence
+  GROUP BY install, failing, fixing
+) ranked
+WHERE strength <= {max_patterns}
 ORDER BY install, failing, fixing
 """
-"""One row per install and pair (an install that sent two files for a period counts once per
-pair; pipeline-dp then bounds the pairs per install)."""
+"""One row per install and pair, at most ``max_patterns`` pairs per install: an install that sent
+several files (the weeks a release pools, or two files for one week) counts once per pair, and
+keeps the pairs it sent in most files, then those that helped it most. The bound depends on the
+install's own evidence only, so it is the per-install contribution bounding DP needs (pipeline-dp
+then finds nothing over its bounds)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,13 @@ class AggregateConfig:
     """Share of epsilon spent on partition selection; the rest is split evenly between the noisy
     count of installs and the noisy sum of help."""
     period: str | None = None
-    """The period to release (default: the one most contributions are of)."""
+    """The period to release (default: the one most contributions are of); with ``weeks`` > 1,
+    the last week the release pools."""
+    weeks: int = 1
+    """ISO weeks one release pools: ``period`` and the ``weeks - 1`` before it. An install's pairs
+    over all of them are bounded together to ``max_patterns``, so epsilon covers each install's
+    contributions of every pooled week (release every ``weeks`` weeks to spend it once per week
+    of logs)."""
 
     def __post_init__(self) -> None:
         if not self.epsilon > 0:
@@ -100,6 +115,8 @@ class AggregateConfig:
             raise ConfigError(f"delta must be between 0 and 1 (exclusive), got {self.delta!r}")
         if self.max_patterns < 1 or self.min_installs < 1:
             raise ConfigError("max_patterns and min_installs must be at least 1")
+        if not 1 <= self.weeks <= 52:
+            raise ConfigError(f"weeks must be between 1 and 52, got {self.weeks!r}")
         if not 0.0 <= self.min_helped <= 1.0:
             raise ConfigError(f"min_helped must be between 0 and 1, got {self.min_helped!r}")
         if not 0.0 < self.selection_share < 1.0:
@@ -125,6 +142,8 @@ class AggregateReport:
     """What the aggregator read and did (exact counts: kept by the aggregator, not released)."""
 
     period: str = ""
+    periods: list[str] = field(default_factory=list)
+    """Every ISO week the release pools, oldest first (``period`` is the last)."""
     files: int = 0
     accepted: int = 0
     quarantined: list[tuple[str, str]] = field(default_factory=list)
@@ -141,9 +160,10 @@ class AggregationEngine(Protocol):
 
     name: str
 
-    def merged(self, evidence: pa.Table) -> Any:
-        """The rows of :data:`MERGE_SQL` over ``evidence`` (:data:`EVIDENCE_SCHEMA`), as a
-        collection ``backend()`` reads: tuples ``(install, (failing, fixing), helped)``."""
+    def merged(self, evidence: pa.Table, max_patterns: int) -> Any:
+        """The rows of :data:`MERGE_SQL` over ``evidence`` (:data:`EVIDENCE_SCHEMA`), at most
+        ``max_patterns`` per install, as a collection ``backend()`` reads: tuples
+        ``(install, (failing, fixing), helped)``."""
 
     def backend(self) -> Any:
         """The pipeline-dp backend that runs the DP aggregation over :meth:`merged`."""
@@ -154,11 +174,11 @@ class DuckDbAggregation:
 
     name = "duckdb"
 
-    def merged(self, evidence: pa.Table) -> list[tuple[str, tuple[str, str], float]]:
+    def merged(self, evidence: pa.Table, max_patterns: int) -> list[tuple[str, tuple[str, str], float]]:
         con = duckdb.connect()
         try:
             con.register("evidence", evidence)
-            rows = con.sql(MERGE_SQL).fetchall()
+            rows = con.sql(MERGE_SQL.format(max_patterns=int(max_patterns))).fetchall()
         finally:
             con.close()
         return [(str(i), (str(a), str(b)), float(h)) for i, a, b, h in rows]
@@ -184,7 +204,7 @@ class SparkAggregation:
     def __init__(self, spark: Any) -> None:
         self.spark = spark
 
-    def merged(self, evidence: pa.Table) -> Any:
+    def merged(self, evidence: pa.Table, max_patterns: int) -> Any:
         frame = self.spark.createDataFrame(evidence)
         frame.createOrReplaceTempView("evidence")
         try:
@@ -194,7 +214,7 @@ class SparkAggregation:
             order = ["install", "failing", "fixing"]
             cores = int(self.spark.sparkContext.defaultParallelism)
             rows = (
-                self.spark.sql(MERGE_SQL)
+                self.spark.sql(MERGE_SQL.format(max_patterns=int(max_patterns)))
                 .repartitionByRange(max(cores, 1), *order)
                 .sortWithinPartitions(*order)
                 .localCheckpoint()
@@ -260,13 +280,29 @@ def read_contributions(
             shutil.move(str(path), target)
             target.with_name(target.name + ".reason.txt").write_text(str(exc) + "\n", encoding="utf-8")
             report.quarantined.append((path.name, str(exc)))
-    periods = Counter(c.period for c in good)
-    period = config.period or (max(sorted(periods), key=lambda p: periods[p]) if periods else "")
-    report.period = period
-    chosen = [c for c in good if c.period == period]
+    chosen = pooled(good, config, report)
     report.other_periods = len(good) - len(chosen)
     report.accepted = len(chosen)
     return chosen
+
+
+def pooled(
+    contributions: list[Contribution], config: AggregateConfig, report: AggregateReport
+) -> list[Contribution]:
+    """The contributions of the weeks the release pools: ``config.weeks`` ending with
+    ``config.period``, or by default the window of that many weeks holding most contributions
+    (one week: the week most contributions are of; the earliest on a tie). The weeks go into
+    ``report`` (``period``: the last, ``periods``: all)."""
+    counts = Counter(c.period for c in contributions)
+
+    def held(end: str) -> int:
+        return sum(counts[w] for w in weeks_ending(end, config.weeks))
+
+    period = config.period or (max(sorted(counts), key=held) if counts else "")
+    report.period = period
+    report.periods = weeks_ending(period, config.weeks) if period else []
+    weeks = set(report.periods)
+    return [c for c in contributions if c.period in weeks]
 
 
 def aggregate(
@@ -280,7 +316,7 @@ def aggregate(
     ``released`` holds them."""
     engine = engine or DuckDbAggregation()
     report = report if report is not None else AggregateReport()
-    merged = engine.merged(evidence_table(contributions, report))
+    merged = engine.merged(evidence_table(contributions, report), config.max_patterns)
     report.released = dp_release(merged, config, engine.backend())
     return report
 

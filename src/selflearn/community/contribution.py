@@ -185,6 +185,12 @@ def period_range(period: str) -> tuple[datetime, datetime]:
     return begin, begin + timedelta(days=7)
 
 
+def weeks_ending(period: str, weeks: int) -> list[str]:
+    """The ``weeks`` ISO weeks that end with ``period``, oldest first."""
+    start, _ = period_range(period)
+    return [period_of(start - timedelta(days=7 * k)) for k in range(weeks - 1, -1, -1)]
+
+
 # --- what may be shared ---------------------------------------------------------------------------
 
 

@@ -50,8 +50,9 @@ class Ledger:
         return max_epsilon is None or self.spent(install)[0] + epsilon <= max_epsilon + 1e-12
 
     def record(self, installs: list[str], release: str, period: str, epsilon: float, delta: float) -> None:
-        """Note that ``installs`` contributed to ``release``."""
-        for install in installs:
+        """Note that ``installs`` contributed to ``release`` (once each, however many of the
+        weeks it pools an install sent)."""
+        for install in dict.fromkeys(installs):
             self.installs.setdefault(install, []).append(
                 {"release": release, "period": period, "epsilon": epsilon, "delta": delta}
             )

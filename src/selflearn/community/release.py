@@ -123,6 +123,7 @@ def write_release(
                 "format": FORMAT,
                 "version": version,
                 "period": report.period,
+                "periods": report.periods or [report.period],
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "privacy": {
                     "unit": "install (its key); one contribution per pair, at most max_patterns pairs",
@@ -136,9 +137,10 @@ def write_release(
                     "library": _library(),
                     "max_patterns": config.max_patterns,
                     "min_installs": config.min_installs,
-                    "accounting": "this release is (epsilon, delta)-DP for each install's contribution "
-                    "of the period; an install contributing in T periods is protected by "
-                    "(T*epsilon, T*delta) over their releases",
+                    "weeks": config.weeks,
+                    "accounting": "this release is (epsilon, delta)-DP for each install's contributions "
+                    "of the weeks it pools (their pairs bounded together); an install whose "
+                    "contributions are in T releases is protected by (T*epsilon, T*delta) over them",
                 },
                 "released_pairs": len(released),
                 "rules": len(table),
