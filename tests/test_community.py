@@ -671,7 +671,7 @@ def test_the_aggregate_command_pools_weeks_and_records_each_install_once(tmp_pat
     res = CliRunner().invoke(cli_app, [*args, "--weeks", "2", "--out", str(tmp_path / "release")])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1])
-    assert (summary["periods"], summary["contributions"]) == ([earlier, PERIOD], 6)
+    assert (summary["periods"], summary["contributions"], summary["installs"]) == ([earlier, PERIOD], 6, 3)
     manifest = json.loads((tmp_path / "release" / "manifest.json").read_text())
     assert (manifest["periods"], manifest["privacy"]["weeks"]) == ([earlier, PERIOD], 2)
     ledger = Ledger.load(tmp_path / "ledger.json")

@@ -199,6 +199,9 @@ def aggregate_cmd(
     if not accepted:
         why = f" ({over} over the --max-epsilon budget)" if over else ""
         why += f" ({not_enrolled} not enrolled or enrolled too recently)" if not_enrolled else ""
+        if report.other_periods:
+            weeks = report.periods[0] + ("" if len(report.periods) == 1 else f" to {report.periods[-1]}")
+            why += f" ({report.other_periods} of weeks other than {weeks})"
         raise ConfigError(f"no valid contribution in {contributions} to release{why}")
     if engine == "spark":
         spark = spark_session(None if master == "none" else master)
@@ -224,6 +227,7 @@ def aggregate_cmd(
         "over_budget": over,
         "not_enrolled": not_enrolled,
         "counted": len(accepted),
+        "installs": len({c.install for c in accepted}),
         "refused_records": report.refused,
         "released_pairs": manifest["released_pairs"],
         "rules": manifest["rules"],
