@@ -296,9 +296,9 @@ class PooledEngine:
         if self.since is not None:
             since = pa.scalar(self.since, pa.timestamp("us", tz="UTC"))
 
-            def recent(batch: pa.RecordBatch) -> pa.RecordBatch:
-                out = delex(batch)
-                return out.filter(pc.greater_equal(out.column(out.schema.names.index("ts")), since))
+            def recent(batch: pa.RecordBatch) -> pa.RecordBatch:  # filtered, then delexicalized
+                ts = pc.cast(batch.column(batch.schema.names.index("ts")), since.type)
+                return delex(batch.filter(pc.greater_equal(ts, since)))
 
             self.inner.load_states(recent)
         else:

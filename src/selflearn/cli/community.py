@@ -200,8 +200,8 @@ def aggregate_cmd(
         why = f" ({over} over the --max-epsilon budget)" if over else ""
         why += f" ({not_enrolled} not enrolled or enrolled too recently)" if not_enrolled else ""
         if report.other_periods:
-            weeks = report.periods[0] + ("" if len(report.periods) == 1 else f" to {report.periods[-1]}")
-            why += f" ({report.other_periods} of weeks other than {weeks})"
+            window = report.periods[0] + ("" if len(report.periods) == 1 else f" to {report.periods[-1]}")
+            why += f" ({report.other_periods} of weeks other than {window})"
         raise ConfigError(f"no valid contribution in {contributions} to release{why}")
     if engine == "spark":
         spark = spark_session(None if master == "none" else master)
