@@ -522,7 +522,7 @@ def labels_loop(r: Result) -> str:
         "rewriter": "+ online rewriter",
         "both": "both",
     }
-    rows = []
+    rows, shares = [], []
     for name, pop in f["populations"].items():
         for arm, a in pop["arms"].items():
             rows.append(
@@ -532,10 +532,7 @@ def labels_loop(r: Result) -> str:
                 f"{a['custom_sentence_wrong_actions']:,} + {a['rewriter_wrong_actions']:,} |"
             )
         share = pop.get("export_share_of_rewriter_fix")
-        rows.append(
-            f"| {name} ({pop['asr']}) | export's share of the rewriter's fix | | | | "
-            f"**{'-' if share is None else pct(share)}** | | |"
-        )
+        shares.append(f"{name} **{'-' if share is None else pct(share)}**")
     e = f["export"]
     bounds = [
         f"{name} {pct(c['pattern_from_k_users'])} / {pct(c['pattern_in_logs'])} / "
@@ -565,6 +562,7 @@ def labels_loop(r: Result) -> str:
         if versus
         else ""
     )
+    share_line = "\n\n*The export's share of the rewriter's fix*: " + ", ".join(shares) + "."
     table_head = (
         "| population | arm | defect rate | first attempts failed | goals failed | defects fixed | turns "
         "matched by exported sentences | wrong actions (sentences + rewriter) |\n"
@@ -576,6 +574,7 @@ def labels_loop(r: Result) -> str:
             f"wildcard lists (`--wildcards`): {e['global_sentences']} global sentences.\n\n"
             + table_head
             + "\n".join(rows)
+            + share_line
             + wrong
         )
     return (
@@ -585,7 +584,7 @@ def labels_loop(r: Result) -> str:
         "(no selflearn at run time), with the online rewriter, and both. *Defects fixed*: 1 - defect "
         "rate / HA today's. *Wrong actions*: the sentences' and the rewriter's. Target "
         "(issue 30): the export alone fixes at least half of what the rewriter fixes on phrasings seen "
-        "in the logs.\n\n" + table_head + "\n".join(rows) + ceiling + wrong
+        "in the logs.\n\n" + table_head + "\n".join(rows) + share_line + ceiling + wrong
     )
 
 
@@ -841,11 +840,6 @@ def community(r: Result) -> str:
             + "; ".join(
                 f"{name}: {len(x['released'])} released, {x['acted_wrong']} wrong actions"
                 + (f" ({x['asking']['acted_wrong']} asking)" if "asking" in x else "")
-                + (
-                    f", last use {x['hours_first_failure_to_last_use_max']:.0f} h after a failure"
-                    if x["applied"]
-                    else ""
-                )
                 for name, x in informed.items()
             )
             + "."
@@ -875,23 +869,37 @@ def community_zipf(r: Result) -> str:
 def community_weeks(r: Result) -> str:
     f = r["figures"]
 
-    def central(x: dict[str, Any]) -> str:
+    def cell(x: dict[str, Any]) -> str:
         return f"{x['rules']:,}: {pct(x['defect_reduction'])}, {x['wrong_actions']}"
 
-    rows = [
-        f"| {x['weeks']} | {x['epsilon']:g} | {central(x)} | {central(x['central']['copies as users'])} | "
-        f"{central(x['central']['k distinct simulated users'])} | "
-        f"{x['share_of_central']} / {x['share_of_central_distinct_users']} |"
-        for x in f["runs"]
-    ]
+    epsilons = sorted({x["epsilon"] for x in f["runs"]})
+    by: dict[int, dict[float, dict[str, Any]]] = {}
+    for x in f["runs"]:
+        by.setdefault(x["weeks"], {})[x["epsilon"]] = x
+    rows = []
+    for w, runs in by.items():
+        central = next(iter(runs.values()))["central"]
+        released = [runs.get(e) for e in epsilons]
+        rows.append(
+            f"| {w} | {cell(central['copies as users'])}; {cell(central['k distinct simulated users'])} | "
+            + " | ".join(
+                f"{cell(x)} ({x['share_of_central']} / {x['share_of_central_distinct_users']})" if x else "-"
+                for x in released
+            )
+            + " |"
+        )
     alone = f["no_global_layer"]
     return (
-        f"{f['simulated_households']:,} homes simulated {f['days']:g} days, {f['installs']:,} installs. "
-        "A release pools W weeks of weekly files (10 pairs per install over all W); central pooling, the "
-        f"same W weeks of logs. Own layer alone: {pct(alone['defect_reduction'])}, {alone['wrong_actions']}. "
-        "Cells: rules: reduction, wrong actions."
-        "\n\n| W | epsilon | release | central | central, k distinct users | share of central (k distinct) "
-        "|\n|---:|---:|---|---|---|---|\n" + "\n".join(rows)
+        f"{f['simulated_households']:,} homes simulated {f['days']:g} days, {f['installs']:,} installs. A "
+        "release pools W weeks of weekly files (10 pairs per install over all W), central pooling the same "
+        f"weeks' logs. Own layer alone: {pct(alone['defect_reduction'])}, {alone['wrong_actions']}. Cells: "
+        "rules: reduction, wrong actions (share of central / of central over k distinct users).\n\n"
+        "| W | central; k distinct users | "
+        + " | ".join(f"epsilon {e:g}" for e in epsilons)
+        + " |\n|---:|---|"
+        + "---|" * len(epsilons)
+        + "\n"
+        + "\n".join(rows)
     )
 
 
