@@ -64,7 +64,8 @@ MERGE_SQL = """
 SELECT install, failing, fixing, helped FROM (
   SELECT install, failing, fixing, avg(helped) AS helped,
          row_number() OVER (
-           PARTITION BY install ORDER BY count(*) DESC, avg(helped) DESC, failing, fixing
+           PARTITION BY install
+           ORDER BY count(*) DESC, avg(helped) DESC, md5(failing || ' -> ' || fixing)
          ) AS strength
   FROM evidence
   GROUP BY install, failing, fixing
@@ -74,7 +75,8 @@ ORDER BY install, failing, fixing
 """
 """One row per install and pair, at most ``max_patterns`` pairs per install: an install that sent
 several files (the weeks a release pools, or two files for one week) counts once per pair, and
-keeps the pairs it sent in most files, then those that helped it most. The bound depends on the
+keeps the pairs it sent in most files, then those that helped it most, ties in an order that
+favours no words (an MD5 of the pair: the same in DuckDB and Spark). The bound depends on the
 install's own evidence only, so it is the per-install contribution bounding DP needs (pipeline-dp
 then finds nothing over its bounds)."""
 
