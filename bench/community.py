@@ -394,6 +394,28 @@ def outcome(stats: ArmStats, control: ArmStats) -> dict[str, Any]:
     }
 
 
+def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options the community benchmarks share: the new homes replayed, workers, the seed of
+    the draws of installs."""
+    parser.add_argument("--eval-households", type=int, default=40, help="new homes replayed")
+    parser.add_argument("--eval-days", type=float, default=7.0, help="days each new home is replayed")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7, help="seed of the draws of installs")
+
+
+class NewHome:
+    """The new homes (``households`` x ``days`` of ``evaluation``) replayed with a global table as
+    their only global layer and their own personal layer, acting: the control arm scored once,
+    and each table's :func:`outcome` against it (called with None: the home's own layer alone)."""
+
+    def __init__(self, evaluation: Any, workers: int, households: int = 40, days: float = 7.0) -> None:
+        self.replay = Replay(evaluation, CACHE / "replays", workers, households, days)
+        self.control = score_arm(self.replay.arm("control"))
+
+    def __call__(self, table: RewriteTable | None) -> dict[str, Any]:
+        return outcome(score_arm(self.replay.arm("personal", rewriter_folder(table))), self.control)
+
+
 EXAMPLE_HOME = {
     "home_id": "attacker",
     "floors": [{"id": "upstairs", "name": "Upstairs"}],
@@ -506,10 +528,7 @@ def main() -> None:
     parser.add_argument("--installs", default="1000,10000,100000", help="population sizes")
     parser.add_argument("--epsilons", default="0.5,1,2,4", help="privacy budgets per release")
     parser.add_argument("--central-max", type=int, default=10_000, help="largest population pooled centrally")
-    parser.add_argument("--eval-households", type=int, default=40, help="new homes replayed")
-    parser.add_argument("--eval-days", type=float, default=7.0, help="days each new home is replayed")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=7, help="seed of the draws of installs")
+    add_evaluation_arguments(parser)
     parser.add_argument("--spark", action="store_true", help="also time the aggregator on Spark (local[2])")
     parser.add_argument(
         "--popularity",
@@ -545,13 +564,8 @@ def main() -> None:
     )
 
     evaluation = POPULATIONS["held-out"].with_popularity(args.popularity, args.exponent)
-    replay = Replay(evaluation, CACHE / "replays", args.workers, args.eval_households, args.eval_days)
-    control = score_arm(replay.arm("control"))
-
-    def new_home(table: RewriteTable | None) -> dict[str, Any]:
-        folder = replay.arm("personal", rewriter_folder(table))
-        return outcome(score_arm(folder), control)
-
+    new_home = NewHome(evaluation, args.workers, args.eval_households, args.eval_days)
+    replay, control = new_home.replay, new_home.control
     alone = new_home(None)
     say(
         f"control defect rate {control.defect_rate:.1%}; "

@@ -38,8 +38,7 @@ from typing import Any
 
 import community as cm
 from selflearn.community.contribution import Contribution, Evidence, period_range, weeks_ending
-from selflearn.evaluate import POPULATIONS, Replay, write_results
-from selflearn.evaluate.replay import score_arm
+from selflearn.evaluate import POPULATIONS, write_results
 
 
 def weekly_contributions(
@@ -62,10 +61,7 @@ def main() -> None:
     parser.add_argument("--installs", type=int, default=10_000, help="installs drawn")
     parser.add_argument("--weeks", default="1,2,4", help="ISO weeks one release pools")
     parser.add_argument("--epsilons", default="0.5,1", help="privacy budgets per release")
-    parser.add_argument("--eval-households", type=int, default=40, help="new homes replayed")
-    parser.add_argument("--eval-days", type=float, default=7.0, help="days each new home is replayed")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=7, help="seed of the draws of installs")
+    cm.add_evaluation_arguments(parser)
     args = parser.parse_args()
     pooled_weeks = sorted({int(x) for x in args.weeks.split(",")})
     epsilons = [float(x) for x in args.epsilons.split(",")]
@@ -86,14 +82,7 @@ def main() -> None:
     households = sorted(weekly[last])
     installs = cm.draw(str(args.installs), args.installs, households, args.seed + args.installs)
 
-    replay = Replay(
-        POPULATIONS["held-out"], cm.CACHE / "replays", args.workers, args.eval_households, args.eval_days
-    )
-    control = score_arm(replay.arm("control"))
-
-    def new_home(table: Any) -> dict[str, Any]:
-        return cm.outcome(score_arm(replay.arm("personal", cm.rewriter_folder(table))), control)
-
+    new_home = cm.NewHome(POPULATIONS["held-out"], args.workers, args.eval_households, args.eval_days)
     alone = new_home(None)
     cm.say(f"own layer alone: {alone['defect_reduction']:.2%} reduction")
 
@@ -149,7 +138,7 @@ def main() -> None:
         "max_patterns": cm.MAX_PATTERNS,
         "k_central": cm.K,
         "evaluation": {"population": "held-out", "households": args.eval_households, "days": args.eval_days},
-        "control_defect_rate": round(control.defect_rate, 4),
+        "control_defect_rate": round(new_home.control.defect_rate, 4),
         "no_global_layer": alone,
         "runs": runs,
     }

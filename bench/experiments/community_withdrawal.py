@@ -28,7 +28,7 @@ BENCH = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BENCH))
 
 import community as cm  # noqa: E402  (bench/community.py)
-from selflearn.evaluate import POPULATIONS, Replay  # noqa: E402
+from selflearn.evaluate import POPULATIONS  # noqa: E402
 from selflearn.evaluate.replay import score_arm  # noqa: E402
 from selflearn.rewrite import Rewriter  # noqa: E402
 from selflearn.rewrite.table import RewriteTable  # noqa: E402
@@ -78,8 +78,8 @@ def main() -> None:
     store = cm.installs_store(args)
     period, each, _ = cm.household_evidence(store)
     households = sorted(each)
-    replay = Replay(POPULATIONS["held-out"], cm.CACHE / "replays", args.workers, 40, 7.0)
-    control = score_arm(replay.arm("control"))
+    new_homes = cm.NewHome(POPULATIONS["held-out"], args.workers)
+    replay, control = new_homes.replay, new_homes.control
     rows: list[dict[str, Any]] = []
     for run in args.runs.split(","):
         name, eps = run.split("@")
