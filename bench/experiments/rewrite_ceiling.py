@@ -64,13 +64,12 @@ from typing import Any
 import numpy as np
 
 from selflearn.assistant.devices import HomeState
-from selflearn.assistant.execute import Effect
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
 from selflearn.core.delex import fill
 from selflearn.core.embed import RelatedWords
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
-from selflearn.evaluate.replay import read_records
+from selflearn.evaluate.replay import read_records, turn_setting
 from selflearn.rewrite import Rewriter, RewriterConfig
 from selflearn.rewrite.features import (
     Candidate,
@@ -81,7 +80,6 @@ from selflearn.rewrite.features import (
     neighbour_votes,
 )
 from selflearn.rewrite.rewriter import Prepared
-from selflearn.simulation.goals import expected_effect
 
 
 @dataclass
@@ -200,7 +198,7 @@ def main() -> None:
             continue  # acted (wrongly): a caller behind the NLU would not ask the rewriter
         if args.first_only and t["attempt"] != 1:
             continue
-        home, area_name, area_id, ts, expected = _setting(turn, t, homes)
+        home, area_name, area_id, ts, expected = turn_setting(turn, t, homes)
         goal = t["goal"]
 
         def right(text: str, home: Home = home, ts: datetime = ts, area: str | None = area_id) -> bool:
@@ -392,23 +390,6 @@ def main() -> None:
     print(json.dumps(summary), file=sys.stderr)
 
 
-def _setting(
-    turn: dict[str, Any], t: dict[str, Any], homes: dict[str, Home]
-) -> tuple[Home, str | None, str | None, datetime, Effect | None]:
-    """Where and when a logged turn was said -- its home, the device's area name and id, the time
-    -- and, from the truth ``t``, the effect the user wanted (None out of scope)."""
-    home = homes[turn["household_id"]]
-    area_name = (turn.get("device") or {}).get("area")
-    area = home.area_named(area_name) if area_name else None
-    area_id = area.area_id if area else None
-    ts = datetime.fromisoformat(turn["timestamp"])
-    expected: Effect | None = None
-    if t["in_scope"]:
-        goal = t["goal"]
-        expected = expected_effect(goal["intent"], dict(goal["slots"]), HomeState.initial(home), area_id, ts)
-    return home, area_name, area_id, ts, expected
-
-
 def _gazetteer_acted(
     rewriter: Rewriter,
     assistant: Assistant,
@@ -428,7 +409,7 @@ def _gazetteer_acted(
             continue
         if (turn.get("result") or {}).get("status") != "success":
             continue
-        home, area_name, area_id, ts, expected = _setting(turn, t, homes)
+        home, area_name, area_id, ts, expected = turn_setting(turn, t, homes)
         kind = "gazetteer right"
         if t["defect"]:
             kind = "gazetteer wrong" if t["in_scope"] else "out of scope"

@@ -151,6 +151,21 @@ def train_rewriter_cmd(
             "see docs/rewriting.md)."
         ),
     ] = "product",
+    home_language: Annotated[
+        bool,
+        typer.Option(
+            "--home-language/--static",
+            help="The neural rewriter: also search the home's language (Home Assistant's templates "
+            "with the home's names) for candidates, and train the ranker on them; --static: the "
+            "static rewriter (docs/rewriting.md).",
+        ),
+    ] = False,
+    encoder: Annotated[
+        Path | None,
+        typer.Option(
+            help="A sentence encoder (`selflearn train encoder`) to search the home's language with."
+        ),
+    ] = None,
 ) -> None:
     """Train the online rewriter from the store's logs (needs `selflearn signals` first).
 
@@ -166,11 +181,17 @@ def train_rewriter_cmd(
         raise typer.BadParameter(
             f"{decision!r} is not one of {', '.join(DECISIONS)}", param_hint="'--decision'"
         )
+    if encoder is not None and not home_language:
+        raise typer.BadParameter(
+            "an encoder searches the home's language: add --home-language", param_hint="'--encoder'"
+        )
     config = FitConfig(
         knowledge=KnowledgeConfig(min_users=min_users),
         target_ratio=target_ratio,
         workers=workers,
         decision=decision,
+        home_language=home_language,
+        encoder=str(encoder) if encoder is not None else None,
     )
     mined = RewriteTable.load(table) if table is not None else None
     with Store(store_path, read_only=True) as store:
@@ -231,6 +252,70 @@ def train_rewriter_cmd(
             f"{cal['losses']} losses, {cal['unknown']} unknown on held-out households; "
             f"{cal['resampled_p10']:.3f}-{cal['resampled_p90']:.3f} over household resamples)"
         )
+
+
+@train_app.command("encoder")
+def train_encoder_cmd(
+    store_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            "-s",
+            help="Logs with friction signals (`selflearn signals`): their rephrase pairs train the "
+            "encoder. Without a store, only the templates do.",
+        ),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Encoder folder to write.")] = Path(
+        "models/encoder"
+    ),
+    min_users: Annotated[
+        int,
+        typer.Option("--min-users", "-k", help="k: distinct users a pattern needs to be trained on.", min=1),
+    ] = 5,
+    template_pairs: Annotated[
+        int, typer.Option(help="Pairs of two wordings of one meaning drawn from the templates.", min=0)
+    ] = 6000,
+    epochs: Annotated[int, typer.Option(help="Passes over the pairs.", min=1)] = 1,
+    layers: Annotated[
+        int, typer.Option(help="MiniLM layers trained, from the top (6: all of them).", min=0, max=6)
+    ] = 2,
+    zero_shot: Annotated[
+        bool, typer.Option("--zero-shot", help="Export the shipped MiniLM as it is (no training).")
+    ] = False,
+) -> None:
+    """Train the neural rewriter's sentence encoder (all-MiniLM-L6-v2 as a bi-encoder).
+
+    Fine-tunes the shipped MiniLM on the store's rephrase pairs (a failed request and the
+    reformulation that worked, k-anonymous patterns only) and on pairs of wordings of one meaning
+    from Home Assistant's templates, then exports it to ONNX for serving without torch
+    (docs/rewriting.md, "The home's language"). Needs `pip install "selflearn[learn]"`."""
+    from selflearn.rewrite.encoder_fit import EncoderConfig, fit_encoder, log_pairs
+    from selflearn.rewrite.encoder_fit import template_pairs as draw_template_pairs
+    from selflearn.rewrite.home_language import HomeLanguage
+    from selflearn.rewrite.logs import read_homes, read_log
+
+    config = EncoderConfig(
+        epochs=epochs, min_users=min_users, template_pairs=template_pairs, train_layers=layers
+    )
+    pairs = []
+    provenance: dict[str, object] = {}
+    if not zero_shot:
+        if store_path is not None:
+            if not store_path.exists():
+                raise ConfigError(f"store {store_path} does not exist")
+            with Store(store_path, read_only=True) as store:
+                turns, homes = read_log(store), read_homes(store)
+            pairs += log_pairs(turns, homes, config.min_users, config.min_households)
+            provenance["store"] = str(store_path)
+            out.print(f"{len(pairs):,} rephrase pairs from {len(turns):,} logged turns (k={min_users})")
+        language = HomeLanguage().fit()
+        pairs += draw_template_pairs(language, config.template_pairs, config.seed)
+        provenance["home_language"] = language.metadata_
+    save_atomically(
+        out_dir,
+        lambda folder: fit_encoder(pairs, folder, config, say=out.print, provenance=provenance or None),
+    )
+    out.print(f"encoder -> {out_dir}")
 
 
 @train_app.command("scope")

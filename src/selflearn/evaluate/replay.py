@@ -15,11 +15,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
+
+from selflearn.assistant.devices import HomeState
+from selflearn.assistant.execute import Effect
+from selflearn.core.home import Home
+from selflearn.simulation.goals import expected_effect
 
 
 @dataclass
@@ -266,3 +272,21 @@ def score_arm(folder: str | Path) -> ArmStats:
     s.goals = len(last_attempt)
     s.goals_failed = sum(bool(t["defect"]) for t in last_attempt.values())
     return s
+
+
+def turn_setting(
+    turn: dict[str, Any], truth: dict[str, Any], homes: dict[str, Home]
+) -> tuple[Home, str | None, str | None, datetime, Effect | None]:
+    """Where and when a logged turn was said -- its home, the device's area name and id, the time
+    -- and, from its simulation truth, the effect the user wanted (None out of scope). For
+    judging candidates in benchmarks only: nothing that learns reads truth."""
+    home = homes[turn["household_id"]]
+    area_name = (turn.get("device") or {}).get("area")
+    area = home.area_named(area_name) if area_name else None
+    area_id = area.area_id if area else None
+    ts = datetime.fromisoformat(turn["timestamp"])
+    expected: Effect | None = None
+    if truth["in_scope"]:
+        goal = truth["goal"]
+        expected = expected_effect(goal["intent"], dict(goal["slots"]), HomeState.initial(home), area_id, ts)
+    return home, area_name, area_id, ts, expected

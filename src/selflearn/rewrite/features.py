@@ -86,7 +86,25 @@ FEATURES: tuple[str, ...] = (
     # the candidate's intent (categorical code, see Ranker.intents)
     "intent",
 )
-"""Ranker input columns, in order."""
+"""Ranker input columns of the static rewriter, in order."""
+
+HOME_FEATURES: tuple[str, ...] = (
+    # the home's language (selflearn.rewrite.home_candidates): which searches found the
+    # candidate, how close it was in each, and whether it says what the request named
+    "home",
+    "home_pattern",
+    "home_dense",
+    "home_sound",
+    "home_spelling",
+    "home_repaired",
+    "home_sources",
+    "home_best_rank",
+    "home_names_kept",
+)
+"""Columns the neural rewriter adds (missing for candidates the home's language did not find)."""
+
+ALL_FEATURES: tuple[str, ...] = (*FEATURES, *HOME_FEATURES)
+"""Every column :func:`featurize` writes; a ranker reads the ones it was trained on."""
 
 K_SEARCH = 24
 """Neighbours retrieved per request."""
@@ -142,9 +160,17 @@ class Candidate:
     personal_ok: int = 0
     personal_cos: float = 0.0
     source: str = "global"
-    """``global`` or ``personal``: where the candidate came from first."""
+    """``global``, ``personal`` or ``home``: where the candidate came from first."""
     score: float = 0.0
     features: list[float] = field(default_factory=list)
+    home: dict[str, float] = field(default_factory=dict)
+    """Home-language searches that found it -> its similarity there (empty: none did)."""
+    home_rank: int = -1
+    """Its best rank over those searches (-1: none)."""
+    names_kept: float = math.nan
+    """Share of the request's names it still says (home-language candidates)."""
+    targets: tuple[str, ...] = ()
+    """Configured names of the entities it would act on, when the home check read it."""
 
     @property
     def intent(self) -> str:
@@ -333,7 +359,7 @@ def featurize(
 ) -> np.ndarray:
     """One row of :data:`FEATURES` per candidate (also stored on each candidate)."""
     if not cands:
-        return np.full((0, len(FEATURES)), np.nan, dtype=np.float64)
+        return np.full((0, len(ALL_FEATURES)), np.nan, dtype=np.float64)
     best = max(max(c.cos, c.via_cos) for c in cands)
     history = memory.turns if memory is not None else 0
     failed_here = memory.pattern_failed[query.pattern] if memory is not None else 0
@@ -391,10 +417,22 @@ def featurize(
             *household_row,
             *lexical(cand.intent),
             float(intents.get(cand.intent, -1)),
+            *home_row(cand),
         ]
         cand.features = row
         rows.append(row)
     return np.array(rows, dtype=np.float64)
+
+
+_HOME_SOURCES = ("pattern", "dense", "sound", "spelling", "repaired")
+
+
+def home_row(cand: Candidate) -> tuple[float, ...]:
+    """The :data:`HOME_FEATURES` of a candidate."""
+    if not cand.home:
+        return (0.0, *(math.nan,) * 5, 0.0, math.nan, cand.names_kept)
+    found = tuple(cand.home.get(source, math.nan) for source in _HOME_SOURCES)
+    return (1.0, *found, float(len(cand.home)), float(cand.home_rank), cand.names_kept)
 
 
 def neighbour_votes(

@@ -41,7 +41,7 @@ import multiprocessing as mp
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -52,7 +52,8 @@ from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import Review
 from selflearn.core.store import Store
-from selflearn.rewrite.features import FEATURES, featurize
+from selflearn.rewrite.config import RewriterConfig
+from selflearn.rewrite.features import ALL_FEATURES, FEATURES, Candidate, featurize
 from selflearn.rewrite.knowledge import DelexCache, Knowledge, KnowledgeConfig
 from selflearn.rewrite.logs import LogTurn, chains, read_homes, read_log, signature
 from selflearn.rewrite.ranker import (
@@ -63,8 +64,11 @@ from selflearn.rewrite.ranker import (
     outcomes,
     query_row,
 )
+from selflearn.rewrite.retrieval import Retrieval
+
+if TYPE_CHECKING:  # the home's language loads Home Assistant's matcher: only when training it
+    from selflearn.rewrite.home_candidates import HomeCandidates
 from selflearn.rewrite.review import Reviews
-from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
 
 DEFAULT_TARGET_RATIO = 15.0
 """The calibration target ``selflearn train rewriter`` uses unless told otherwise: the lowest of
@@ -103,6 +107,13 @@ class FitConfig:
     """Cores for the replay and calibration folds, which run in forked processes (one per fold
     while there are at most twice as many folds as this, so the folds finish together); 1: all
     in this process. The trained rewriter does not depend on it (tested)."""
+    home_language: bool = False
+    """Train the neural rewriter: the home's language is a candidate source
+    (:mod:`selflearn.rewrite.home_candidates`) and the ranker reads its features
+    (:data:`~selflearn.rewrite.features.HOME_FEATURES`). False: the static rewriter."""
+    encoder: str | None = None
+    """A trained sentence encoder folder (``selflearn train encoder``) the home's language is
+    searched with; None: the static embedder."""
 
     def __post_init__(self) -> None:
         if self.decision not in DECISIONS:
@@ -164,6 +175,8 @@ class Query:
     reviewed: bool = False
     """People's verdicts set some of ``labels`` (:func:`apply_reviews`): trained on even
     without a logged fix."""
+    home: np.ndarray | None = None
+    """Which candidates the home's language found (None: the static rewriter's replay)."""
 
     def outcome(self, best: int) -> int:
         """Estimated outcome of rewriting to candidate ``best``: 1 win, -1 loss, 0 unknown,
@@ -175,6 +188,8 @@ class Query:
             return 2 if intent == self.own_intent else -1
         if self.fix_intent is None:
             return 0
+        if self.home is not None and self.home[best]:
+            return 1 if self.labels[best] else -1  # a sentence of the home: its targets must be right
         return 1 if intent == self.fix_intent else -1
 
 
@@ -228,14 +243,18 @@ def training_queries(
     households: set[str],
     progress: Callable[[int], None] | None = None,
     without_personal: set[str] | None = None,
+    home: HomeCandidates | None = None,
 ) -> list[Query]:
     """Replay ``households`` of ``turns`` (ordered by household and time) through a rewriter
     with ``knowledge`` and a fresh personal layer; one :class:`Query` per request it would
     consider. Requests the caller would report as failed skip the works-already gate, as they
     do when rewriting behind the NLU. Households in ``without_personal`` are replayed with the
-    personal layer off, so the ranker also learns to decide without it."""
-    with_personal = Rewriter.from_parts(knowledge, None, None, embedder, RewriterConfig(), homes)
-    global_only = Rewriter.from_parts(knowledge, None, None, embedder, RewriterConfig(personal=False), homes)
+    personal layer off, so the ranker also learns to decide without it. With ``home`` (the home's
+    language), its candidates are replayed too; one of them is labelled right when it acts on
+    what the user's successful reformulation acted on, whatever names the request said."""
+    with_personal = Retrieval(RewriterConfig(), embedder, knowledge, homes=dict(homes))
+    global_only = Retrieval(RewriterConfig(personal=False), embedder, knowledge, homes=dict(homes))
+    with_personal.home = global_only.home = home
     delex = DelexCache(homes)
     fixed_of = {failed.turn_id: fixed for failed, fixed in chains(turns)}
     out: list[Query] = []
@@ -247,7 +266,9 @@ def training_queries(
         rewriter = global_only if without_personal and t.household_id in without_personal else with_personal
         if t.rewritten is None:
             failed = t.status != "success"
-            ctx = RewriteContext(t.household_id, t.user_id, homes.get(t.household_id), t.area, t.ts)
+            ctx = RewriteContext(
+                t.household_id, t.user_id, homes.get(t.household_id), t.area, t.ts, failed=failed or None
+            )
             prep = rewriter.prepare(t.said, ctx)
             if prep is not None and (failed or rewriter.works_already(prep) is None):
                 query, hood, cands = rewriter.retrieve(prep, ctx)
@@ -262,24 +283,37 @@ def training_queries(
                             fix_sig = signature(fixed.intent, fixed.slots, d_fix)
                     own = None if t.defect else signature(t.intent, t.slots, delex(t))
                     sigs = [c.signature for c in cands]
+                    labels = [sig == fix_sig for sig in sigs]
+                    if fixed is not None:
+                        labels = [same or _does_what(c, fixed) for same, c in zip(labels, cands, strict=True)]
                     out.append(
                         Query(
                             turn_id=t.turn_id,
                             household=t.household_id,
                             x=featurize(query, cands, knowledge, hood, prep.memory, intents),
                             intents=[sig.split("|", 1)[0] for sig in sigs],
-                            labels=np.array([sig == fix_sig for sig in sigs], dtype=np.int8),
+                            labels=np.array(labels, dtype=np.int8),
                             failed=failed,
                             defect=t.defect,
                             fix_intent=fix_sig.split("|", 1)[0] if fix_sig else None,
                             own_intent=own.split("|", 1)[0] if own else None,
                             text=query.text,
                             candidates=tuple(c.text for c in cands),
+                            home=np.array([bool(c.home) for c in cands]),
                         )
                     )
         if rewriter.config.personal:
             rewriter.personal.observe(t, homes.get(t.household_id))
     return out
+
+
+def _does_what(cand: Candidate, fixed: LogTurn) -> bool:
+    """A home-language candidate acts on what the reformulation that worked acted on (the same
+    intent and the same entities, read by the home check); other candidates are judged by their
+    signature."""
+    if not cand.home or not cand.targets or not fixed.resolved:
+        return False
+    return cand.intent == fixed.intent and cand.targets == tuple(sorted(fixed.resolved))
 
 
 def intent_codes(knowledge: Knowledge) -> dict[str, int]:
@@ -318,8 +352,9 @@ def replay_queries(
         knowledge = Knowledge(config.knowledge).fit(turns, homes, embedder, exclude_households=held)
         alone = {h for h in held if household_fold(h, 2, config.seed + 3) == 0}
         forked = config.workers > 1 and config.folds > 1
+        home = home_source(config, embedder) if config.home_language else None
         return training_queries(
-            turns, knowledge, homes, embedder, intents, held, None if forked else tick, alone
+            turns, knowledge, homes, embedder, intents, held, None if forked else tick, alone, home
         )
 
     def fold_done(fold: int) -> None:  # a forked fold cannot tick: report it whole
@@ -332,6 +367,18 @@ def replay_queries(
     if progress is not None:
         progress("replay", len(turns), len(turns))
     return [q for fold in replayed for q in fold]
+
+
+def home_source(config: FitConfig, embedder: StaticEmbedder) -> HomeCandidates:
+    """The home's language as a candidate source, searched with the configured encoder (built in
+    the process that uses it: an ONNX Runtime session does not survive a fork)."""
+    from selflearn.core.embed import RelatedWords
+    from selflearn.rewrite.encoder import SentenceEncoder
+    from selflearn.rewrite.home_candidates import HomeCandidates
+    from selflearn.rewrite.home_language import HomeLanguage
+
+    encoder = SentenceEncoder.load(config.encoder) if config.encoder else embedder
+    return HomeCandidates(HomeLanguage().fit(), encoder, related=RelatedWords(embedder))
 
 
 def apply_reviews(queries: list[Query], reviews: Sequence[Review], homes: dict[str, Home]) -> int:
@@ -372,23 +419,30 @@ def _meaning_rows(queries: list[Query]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([q.x for q in fixed]), np.concatenate([q.labels for q in fixed])
 
 
-def _fixable_rows(queries: list[Query], meaning: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _fixable_rows(
+    ranker: Ranker, queries: list[Query], meaning: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """Two copies: failed requests with ``known_failed`` = 1 (behind the NLU) and every request
     with it unknown (before the NLU). Label: the request was fixed by a reformulation."""
     xs: list[np.ndarray] = []
     ys: list[int] = []
     for q, m in zip(queries, meaning, strict=True):
         fixed = int(q.defect and q.fix_intent is not None)
+        x = ranker.columns(q.x)
         if q.failed:
-            xs.append(query_row(q.x, m, True))
+            xs.append(query_row(x, m, True))
             ys.append(fixed)
-        xs.append(query_row(q.x, m, None))
+        xs.append(query_row(x, m, None))
         ys.append(fixed)
     return np.stack(xs), np.array(ys)
 
 
 def _fit_ranker(
-    queries: list[Query], intents: dict[str, int], seed: int, decision: str = "product"
+    queries: list[Query],
+    intents: dict[str, int],
+    seed: int,
+    decision: str = "product",
+    features: tuple[str, ...] = FEATURES,
 ) -> Ranker:
     """Both models of a ranker on ``queries``. The fixable model reads meaning scores from a
     meaning model that did not see the request's household (two halves, each scored by a model
@@ -398,11 +452,13 @@ def _fit_ranker(
     for half in (0, 1):
         inside = [i for i, q in enumerate(queries) if half_of[q.household] != half]
         outside = [i for i, q in enumerate(queries) if half_of[q.household] == half]
-        part = Ranker(intents=intents).fit_meaning(*_meaning_rows([queries[i] for i in inside]))
+        part = Ranker(intents=intents, features=features).fit_meaning(
+            *_meaning_rows([queries[i] for i in inside])
+        )
         for i, scores in zip(outside, part.meaning_many([queries[i].x for i in outside]), strict=True):
             oof[i] = scores
-    ranker = Ranker(intents=intents, decision=decision)
-    return ranker.fit(*_meaning_rows(queries), *_fixable_rows(queries, oof))
+    ranker = Ranker(intents=intents, decision=decision, features=features)
+    return ranker.fit(*_meaning_rows(queries), *_fixable_rows(ranker, queries, oof))
 
 
 @dataclass
@@ -509,11 +565,12 @@ def train(
     # without that household, and the threshold is calibrated on all of them. Those rankers ship
     # (``cross_fitted``), or one trained on every household.
     fold_of = {h: household_fold(h, config.calibration_folds, config.seed + 1) for h in households}
+    features = ALL_FEATURES if config.home_language else FEATURES
 
     def score_fold(fold: int) -> tuple[Ranker, dict[bool, Scored] | None]:
         inside = [q for q in queries if fold_of[q.household] != fold]
         outside = [q for q in queries if fold_of[q.household] == fold]
-        part = _fit_ranker(inside, intents, config.seed, config.decision)
+        part = _fit_ranker(inside, intents, config.seed, config.decision, features)
         if not outside:
             return part, None
         return part, {known: _calibration_set(part, outside, known) for known in (True, False)}
@@ -526,14 +583,18 @@ def train(
         lambda fold: say("ranker", fold + 1, config.calibration_folds),
         meanwhile=None
         if config.cross_fitted
-        else lambda: _fit_ranker(queries, intents, config.seed, config.decision),
+        else lambda: _fit_ranker(queries, intents, config.seed, config.decision, features),
     )
     scored = {known: Scored.concat([f[known] for _, f in per_fold if f]) for known in (True, False)}
     ranker: Ranker
     if config.cross_fitted:
         members = [part for part, _ in per_fold]
         ranker = Ranker(
-            intents=intents, decision=config.decision, members_=members, member_seed=config.seed + 1
+            intents=intents,
+            decision=config.decision,
+            members_=members,
+            member_seed=config.seed + 1,
+            features=features,
         )
         report.train_rows = int(sum(m.meta_["meaning_rows"] for m in members) / len(members))
     else:

@@ -40,19 +40,20 @@ import numpy as np
 
 from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.errors import ConfigError, DataError
-from selflearn.rewrite.features import FEATURES
+from selflearn.rewrite.features import ALL_FEATURES, FEATURES
 from selflearn.rewrite.trees import FastPredictor
 
 FORMAT = format_name("ranker", 3)
 
-QUERY_FEATURES: tuple[str, ...] = (
-    *(f"top_{name}" for name in FEATURES),
-    "meaning",
-    "meaning_margin",
-    "candidates",
-    "known_failed",
-)
-"""Inputs of the fixable model: the best candidate's features and the query's own."""
+
+def query_features(features: tuple[str, ...]) -> tuple[str, ...]:
+    """Inputs of the fixable model of a ranker that reads ``features``: the best candidate's
+    features and the query's own."""
+    return (*(f"top_{name}" for name in features), "meaning", "meaning_margin", "candidates", "known_failed")
+
+
+QUERY_FEATURES: tuple[str, ...] = query_features(FEATURES)
+"""Inputs of the static rewriter's fixable model."""
 
 PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -141,7 +142,25 @@ class Ranker:
     member_seed: int = 0
     """Seed of :func:`household_fold` that assigns households to :attr:`members_`."""
     meta_: dict[str, Any] = field(default_factory=dict)
+    features: tuple[str, ...] = FEATURES
+    """The candidate columns it reads (of :data:`~selflearn.rewrite.features.ALL_FEATURES`, which
+    featurization writes): :data:`~selflearn.rewrite.features.FEATURES` for the static rewriter,
+    all of them with the home's language."""
     _fast: dict[str, FastPredictor] = field(default_factory=dict, repr=False, compare=False)
+    _columns: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.features if name not in ALL_FEATURES]
+        if unknown:
+            raise ConfigError(f"the ranker reads unknown features {unknown}; retrain it")
+
+    def columns(self, x: np.ndarray) -> np.ndarray:
+        """This ranker's columns of featurization rows (all of :data:`ALL_FEATURES`)."""
+        if x.shape[-1] == len(self.features):
+            return x
+        if self._columns is None:
+            self._columns = np.array([ALL_FEATURES.index(name) for name in self.features])
+        return x[..., self._columns]
 
     def _predictor(self, name: str) -> FastPredictor:
         booster = self.meaning_ if name == "meaning" else self.fixable_
@@ -159,21 +178,23 @@ class Ranker:
         return self.fit_meaning(meaning_x, meaning_y).fit_fixable(fixable_x, fixable_y)
 
     def fit_meaning(self, x: np.ndarray, y: np.ndarray) -> Ranker:
-        """Train the meaning model on candidate rows (columns :data:`FEATURES`)."""
-        if x.ndim != 2 or x.shape[1] != len(FEATURES):
-            raise ConfigError(f"expected {len(FEATURES)} feature columns, got shape {x.shape}")
+        """Train the meaning model on candidate rows (columns :attr:`features`, or all of
+        :data:`ALL_FEATURES`)."""
+        if x.ndim != 2 or x.shape[1] not in (len(self.features), len(ALL_FEATURES)):
+            raise ConfigError(f"expected {len(self.features)} feature columns, got shape {x.shape}")
         if len(x) != len(y):
             raise ConfigError(f"{len(x)} feature rows but {len(y)} labels")
-        self.meaning_ = _train(x, y, FEATURES, ["intent"], self.rounds)
+        self.meaning_ = _train(self.columns(x), y, self.features, ["intent"], self.rounds)
         self._fast.clear()
         self.meta_["meaning_rows"] = len(y)
         return self
 
     def fit_fixable(self, x: np.ndarray, y: np.ndarray) -> Ranker:
-        """Train the fixable model on query rows (columns :data:`QUERY_FEATURES`)."""
-        if x.ndim != 2 or x.shape[1] != len(QUERY_FEATURES):
-            raise ConfigError(f"expected {len(QUERY_FEATURES)} query columns, got shape {x.shape}")
-        self.fixable_ = _train(x, y, QUERY_FEATURES, ["top_intent"], self.rounds)
+        """Train the fixable model on query rows (columns :func:`query_features` of :attr:`features`)."""
+        names = query_features(self.features)
+        if x.ndim != 2 or x.shape[1] != len(names):
+            raise ConfigError(f"expected {len(names)} query columns, got shape {x.shape}")
+        self.fixable_ = _train(x, y, names, ["top_intent"], self.rounds)
         self._fast.clear()
         self.meta_["fixable_rows"] = len(y)
         return self
@@ -207,7 +228,7 @@ class Ranker:
         self._require(self.meaning_)
         if len(x) == 0:
             return np.zeros(0)
-        return self._predictor("meaning").predict(x)
+        return self._predictor("meaning").predict(self.columns(x))
 
     def meaning_many(self, xs: list[np.ndarray]) -> list[np.ndarray]:
         """:meth:`meaning` of many requests' candidate rows in one LightGBM call (for training
@@ -216,7 +237,8 @@ class Ranker:
         sizes = [len(x) for x in xs]
         if not sum(sizes):
             return [np.zeros(0) for _ in xs]
-        scores = np.asarray(self.meaning_.predict(np.concatenate(xs), num_threads=1), dtype=np.float64)
+        rows = self.columns(np.concatenate(xs))
+        scores = np.asarray(self.meaning_.predict(rows, num_threads=1), dtype=np.float64)
         return np.split(scores, np.cumsum(sizes)[:-1])
 
     def decide_many(self, xs: list[np.ndarray], known_failed: bool | None) -> list[Decision]:
@@ -225,7 +247,9 @@ class Ranker:
         if not xs:
             return []
         meanings = self.meaning_many(xs)
-        rows = np.stack([query_row(x, m, known_failed) for x, m in zip(xs, meanings, strict=True)])
+        rows = np.stack(
+            [query_row(self.columns(x), m, known_failed) for x, m in zip(xs, meanings, strict=True)]
+        )
         fixable = np.asarray(self.fixable_.predict(rows, num_threads=1), dtype=np.float64)
         out = []
         for m, f in zip(meanings, fixable.tolist(), strict=True):
@@ -240,7 +264,7 @@ class Ranker:
         """Score one request's candidates (``x``: one row per candidate, at least one)."""
         self._require(self.fixable_)
         meaning = self.meaning(x)
-        row = query_row(x, meaning, known_failed)
+        row = query_row(self.columns(x), meaning, known_failed)
         fixable = float(self._predictor("fixable").predict(row[None, :])[0])
         best = int(np.argmax(meaning))
         return Decision(best, meaning, fixable, self._score(float(meaning[best]), fixable))
@@ -281,8 +305,8 @@ class Ranker:
             self.fixable_.save_model(str(out / "fixable.txt"))
         meta = {
             "version": self.version,
-            "features": list(FEATURES),
-            "query_features": list(QUERY_FEATURES),
+            "features": list(self.features),
+            "query_features": list(query_features(self.features)),
             "threshold": self.threshold,
             "threshold_unknown": self.threshold_unknown,
             "sensitive_margin": self.sensitive_margin,
@@ -307,7 +331,12 @@ class Ranker:
             if not members:
                 meaning = lgb.Booster(model_file=str(src / "meaning.txt"))
                 fixable = lgb.Booster(model_file=str(src / "fixable.txt"))
-        if meta.get("features") != list(FEATURES) or meta.get("query_features") != list(QUERY_FEATURES):
+        features = tuple(str(f) for f in meta.get("features") or ())
+        if (
+            not features
+            or any(f not in ALL_FEATURES for f in features)
+            or meta.get("query_features") != list(query_features(features))
+        ):
             raise ConfigError(f"{src}: the ranker was trained on other features; retrain it")
         ranker = cls(
             threshold=float(meta["threshold"]),
@@ -316,6 +345,7 @@ class Ranker:
             intents={str(k): int(v) for k, v in meta.get("intents", {}).items()},
             rounds=int(meta.get("rounds", ROUNDS)),
             decision=str(meta.get("decision", "product")),
+            features=features,
         )
         ranker.meaning_, ranker.fixable_ = meaning, fixable
         ranker.members_, ranker.member_seed = members, int(meta.get("member_seed", 0))

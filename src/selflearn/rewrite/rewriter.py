@@ -47,36 +47,32 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from selflearn.core.artefacts import DESCRIPTION, format_name, read_description, reading, write_description
-from selflearn.core.delex import Delexicalized, Delexicalizer, fill, strip_fillers
-from selflearn.core.embed import RelatedWords, StaticEmbedder
-from selflearn.core.errors import ConfigError
-from selflearn.core.guards import CARRIER_WORDS, OBJECT_WORDS, is_sensitive
+from selflearn.core.delex import fill
+from selflearn.core.embed import StaticEmbedder
+from selflearn.core.guards import is_sensitive
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.hooks import Confirm, RewriteContext
 from selflearn.core.schema import Feedback, RewriteTrace, Turn
+from selflearn.rewrite.config import ConfirmMode, FailOpen, Layer, RewriterConfig, RewriterStats
 from selflearn.rewrite.features import (
     Candidate,
     Neighbourhood,
     Query,
-    candidates,
     featurize,
-    neighbourhood,
-    rejected_by,
     why_no_candidate,
 )
 from selflearn.rewrite.features import clear_caches as clear_feature_caches
-from selflearn.rewrite.knowledge import Knowledge, embed_text
+from selflearn.rewrite.knowledge import Knowledge
 from selflearn.rewrite.logs import LogTurn
-from selflearn.rewrite.personal import DEMOTED_LAYERS, HouseholdMemory, PersonalLayer
+from selflearn.rewrite.personal import DEMOTED_LAYERS, PersonalLayer
 from selflearn.rewrite.ranker import Ranker
+from selflearn.rewrite.retrieval import _GENERIC, MAX_NBEST, Prepared, Retrieval
 from selflearn.rewrite.review import Reviews
 from selflearn.rewrite.scope import ScopeModel
 from selflearn.rewrite.table import RewriteTable
@@ -89,73 +85,22 @@ log = logging.getLogger(__name__)
 
 FORMAT = format_name("rewriter", 2)
 
-Layer = Literal["precomputed", "global", "personal"]
-
-FailOpen = Literal["error", "over_budget"]
-ConfirmMode = Literal["off", "guesses", "unconfirmed", "all"]
-"""When the rewriter asks instead of acting (:attr:`RewriterConfig.confirm`)."""
-"""Why a decision passed the original text through without deciding: the rewriter raised
-(``error``) or took longer than :attr:`RewriterConfig.budget_ms` (``over_budget``)."""
-
-MAX_NBEST = 4
-"""Alternative recognition hypotheses the n-best step reads (the caller may pass more)."""
+__all__ = [
+    "FORMAT",
+    "MAX_NBEST",
+    "_GENERIC",
+    "ConfirmMode",
+    "FailOpen",
+    "Layer",
+    "Prepared",
+    "RewriteDecision",
+    "Rewriter",
+    "RewriterConfig",
+    "RewriterStats",
+]
 
 Shown = tuple[tuple[str, float], ...]
 """Candidates shown with a decision: (text, score)."""
-
-_GENERIC = frozenset(OBJECT_WORDS) | CARRIER_WORDS
-"""Words of entity names that say no particular thing ("light", "the"): a rewrite may drop them."""
-
-
-@dataclass(frozen=True)
-class RewriterConfig:
-    """How the rewriter decides."""
-
-    personal: bool = True
-    """Use the personal layer (household names, rewrites, history)."""
-    global_retrieval: bool = True
-    """Use global retrieval + ranking (off: only the table and the personal layer)."""
-    personal_min: int = 2
-    """Times a household's own retry must have fixed a request before it is replayed verbatim."""
-    alias_min: int = 1
-    """Times a household word must have been shown to mean a configured name."""
-    budget_ms: float = 50.0
-    """A decision slower than this is discarded (fail open)."""
-    threshold: float | None = None
-    """Override the ranker's calibrated threshold (both modes); sensitive intents still get
-    the ranker's margin on top."""
-    nbest: bool = True
-    """Consider the recogniser's other hypotheses (:attr:`RewriteContext.nbest`) when the NLU
-    failed on the top one."""
-    confirm: ConfirmMode = "off"
-    """When to ask instead of acting (see the module docstring): ``off`` (act on every rewrite
-    that clears its bar, today's default), ``guesses`` (ask about ranked and mined rewrites and
-    about the recogniser's alternatives known to work only from everyone's logs; the household's
-    own words and alternatives that worked in this home act), ``unconfirmed`` (also ask about
-    the household's own fixes learned from its retries, until it said yes to one) or ``all``
-    (ask about every rewrite). Sensitive intents always ask unless ``off``; a rewrite the
-    household said yes to acts."""
-    ask_threshold: float | None = None
-    """With ``confirm`` on: the score a ranked guess needs for a question (``None``: the same
-    calibrated bar acting uses, so asking changes what happens to a guess, not which guesses are
-    made). Lower than that bar, the rewriter asks about guesses it would not have acted on; a
-    sensitive intent still gets the ranker's margin on top."""
-    pattern_cache: int = 0
-    """Request patterns whose embedding and global neighbourhood are kept (they depend on the
-    pattern and the global knowledge alone), emptied when full; 0 (default): recompute every
-    time. Measured over a 1M-pattern index: 10,000 saves 0.1-0.2 ms at the median before the NLU
-    (every request, 26 % repeats), nothing behind it (failed requests repeat less), and its
-    entries lengthen the service's garbage-collection pauses."""
-
-    def __post_init__(self) -> None:
-        if self.personal_min < 1 or self.alias_min < 1:
-            raise ConfigError("personal_min and alias_min must be at least 1")
-        if self.pattern_cache < 0:
-            raise ConfigError("pattern_cache must be 0 or more")
-        if self.budget_ms <= 0:
-            raise ConfigError("budget_ms must be positive")
-        if self.confirm not in ("off", "guesses", "unconfirmed", "all"):
-            raise ConfigError(f"confirm must be off, guesses, unconfirmed or all, not {self.confirm!r}")
 
 
 @dataclass(frozen=True)
@@ -205,20 +150,6 @@ class RewriteDecision:
         return data
 
 
-@dataclass
-class RewriterStats:
-    """Counters since start (exported as metrics by the service)."""
-
-    requests: int = 0
-    rewritten: dict[str, int] = field(default_factory=dict)
-    errors: int = 0
-    over_budget: int = 0
-    retrievals: int = 0
-    """Requests that went to global retrieval."""
-    pattern_cache_hits: int = 0
-    """Of those, how many found their pattern's neighbourhood in the cache."""
-
-
 class Rewriter:
     """The online rewriter (see the module docstring). Also a
     :class:`~selflearn.assistant.pipeline.RewriteHook`: ``rewriter(text, context)`` returns the
@@ -235,14 +166,12 @@ class Rewriter:
         training: FitConfig | None = None,
         embedder: StaticEmbedder | None = None,
     ) -> None:
-        self.config = config or RewriterConfig()
-        """How the rewriter decides."""
+        self.retrieval = Retrieval(config or RewriterConfig(), embedder)
+        """Request preparation and candidate retrieval (:mod:`selflearn.rewrite.retrieval`): it
+        holds the embedder, the global layer, the personal layer and the known homes, which the
+        properties below read and write."""
         self.training = training
         """How :meth:`fit` trains (``None``: :class:`~selflearn.rewrite.fit.FitConfig` defaults)."""
-        self.embedder = embedder
-        """The static sentence encoder (loaded on first need when ``None``)."""
-        self.knowledge_: Knowledge | None = None
-        """The global layer's patterns and indexes (learned by :meth:`fit`)."""
         self.ranker_: Ranker | None = None
         """The ranker and its calibrated thresholds (learned by :meth:`fit`)."""
         self.table_: RewriteTable | None = None
@@ -256,18 +185,69 @@ class Rewriter:
         self.reviews_ = Reviews()
         """People's verdicts on rules (:mod:`selflearn.rewrite.review`); the service loads them
         from its store and replaces them on every review."""
-        self._related: RelatedWords | None = None
-        self._hoods: dict[str, tuple[np.ndarray, Neighbourhood | None, tuple[np.ndarray, float] | None]] = {}
-        self._hoods_key: tuple[object, object] | None = None
-        self.homes: dict[str, Home] = {}
-        """Known home configurations by household id (used when a request brings none)."""
-        # The layer holds the embedder's method, not the rewriter's: no reference cycle, and a
-        # new rewriter can adopt a running one's personal layer.
-        self.personal = PersonalLayer(embedder.encode_one if embedder is not None else None)
-        """What the rewriter learns online per household (:meth:`observe`)."""
-        self.stats = RewriterStats()
-        self._delex: dict[str, tuple[Home | None, Delexicalizer]] = {}
+        self.stats = self.retrieval.stats
         self.path: Path | None = None
+
+    # --- the parts retrieval reads (held by self.retrieval) ------------------------------------
+
+    @property
+    def config(self) -> RewriterConfig:
+        """How the rewriter decides."""
+        return self.retrieval.config
+
+    @config.setter
+    def config(self, value: RewriterConfig) -> None:
+        self.retrieval.config = value
+
+    @property
+    def embedder(self) -> StaticEmbedder | None:
+        """The static sentence encoder (loaded on first need when ``None``)."""
+        return self.retrieval.embedder
+
+    @embedder.setter
+    def embedder(self, value: StaticEmbedder | None) -> None:
+        self.retrieval.embedder = value
+
+    @property
+    def knowledge_(self) -> Knowledge | None:
+        """The global layer's patterns and indexes (learned by :meth:`fit`)."""
+        return self.retrieval.knowledge
+
+    @knowledge_.setter
+    def knowledge_(self, value: Knowledge | None) -> None:
+        self.retrieval.knowledge = value
+
+    @property
+    def personal(self) -> PersonalLayer:
+        """What the rewriter learns online per household (:meth:`observe`)."""
+        return self.retrieval.personal
+
+    @personal.setter
+    def personal(self, value: PersonalLayer) -> None:
+        self.retrieval.personal = value
+
+    @property
+    def homes(self) -> dict[str, Home]:
+        """Known home configurations by household id (used when a request brings none)."""
+        return self.retrieval.homes
+
+    @homes.setter
+    def homes(self, value: dict[str, Home]) -> None:
+        self.retrieval.homes = value
+
+    def prepare(self, text: str, ctx: RewriteContext) -> Prepared | None:
+        """:meth:`Retrieval.prepare <selflearn.rewrite.retrieval.Retrieval.prepare>`."""
+        return self.retrieval.prepare(text, ctx)
+
+    def retrieve(
+        self, prep: Prepared, ctx: RewriteContext
+    ) -> tuple[Query, Neighbourhood | None, list[Candidate]]:
+        """:meth:`Retrieval.retrieve <selflearn.rewrite.retrieval.Retrieval.retrieve>`."""
+        return self.retrieval.retrieve(prep, ctx)
+
+    def works_already(self, prep: Prepared) -> str | None:
+        """:meth:`Retrieval.works_already <selflearn.rewrite.retrieval.Retrieval.works_already>`."""
+        return self.retrieval.works_already(prep)
 
     @classmethod
     def from_parts(
@@ -304,15 +284,17 @@ class Rewriter:
         :mod:`selflearn.rewrite.fit` for how (people's verdicts in the store's ``reviews`` table
         are labels too). ``progress(stage, done, total)`` reports each training stage
         (:data:`selflearn.rewrite.fit.TRAIN_STAGES`)."""
-        from selflearn.rewrite.fit import FitConfig, train  # fit.py replays logs through rewriters
+        from selflearn.rewrite.fit import FitConfig, home_source, train
 
         if self.embedder is None:
             self.embedder = StaticEmbedder.load()
             self.personal.embed = self.embedder.encode_one
-        knowledge, ranker, homes, report = train(store, self.training or FitConfig(), self.embedder, progress)
+        config = self.training or FitConfig()
+        knowledge, ranker, homes, report = train(store, config, self.embedder, progress)
         self.knowledge_, self.ranker_, self.table_, self.fit_report_ = knowledge, ranker, table, report
+        self.retrieval.home = home_source(config, self.embedder) if config.home_language else None
         self.homes.update(homes)
-        self._hoods.clear()
+        self.retrieval.clear_cache()
         return self
 
     # --- artifact ----------------------------------------------------------------------------
@@ -338,6 +320,8 @@ class Rewriter:
             self.table_.save(out / "table")
         if self.scope_ is not None:
             self.scope_.save(out / "scope")
+        if self.retrieval.home is not None:
+            self.retrieval.home.save(out / "home")
         # The description last: the service reloads a watched folder when it changes.
         return write_description(out, FORMAT, meta)
 
@@ -358,6 +342,11 @@ class Rewriter:
         with reading(src, "rewriter"):
             saved = RewriterConfig(**meta.get("config", {}))
         rewriter = cls.from_parts(knowledge, ranker, table, embedder, config or saved)
+        if (src / "home" / DESCRIPTION).exists() and rewriter.embedder is not None:
+            from selflearn.rewrite.home_candidates import HomeCandidates  # loads Home Assistant's matcher
+
+            related = rewriter.retrieval.related_words()
+            rewriter.retrieval.home = HomeCandidates.load(src / "home", rewriter.embedder, related)
         if (src / "scope" / DESCRIPTION).exists():
             rewriter.scope_ = ScopeModel.load(src / "scope")
             rewriter.scope_._embedder = rewriter.embedder
@@ -401,8 +390,7 @@ class Rewriter:
 
     def forget(self, household_id: str) -> bool:
         """Delete what the personal layer learned about a household."""
-        self.homes.pop(household_id, None)
-        self._delex.pop(household_id, None)
+        self.retrieval.forget(household_id)
         return self.personal.forget(household_id)
 
     # --- deciding -----------------------------------------------------------------------------
@@ -477,7 +465,7 @@ class Rewriter:
                 rule = f"review:{edit[1]}"
                 return RewriteDecision(out, decision.original, True, "global", 1.0, rule, (why,))
         if decision.rewritten:
-            target = self._delexicalizer(ctx)(decision.text).pattern
+            target = self.retrieval.delexicalizer(ctx)(decision.text).pattern
             if reviews.approves(source, target, decision.rule_id):
                 why = f"reviewed: {source!r} -> {target!r} was approved by a person"
                 return replace(decision, approved=True, reasons=(*decision.reasons, why))
@@ -530,18 +518,8 @@ class Rewriter:
     def clear_cache(self) -> None:
         """Forget everything cached per request pattern: embeddings and neighbourhoods here, and
         the process-wide guard and featurization caches (to measure decisions from cold)."""
-        self._hoods = {}
-        self._related = None
+        self.retrieval.clear_cache()
         clear_feature_caches()
-
-    def _delexicalizer(self, ctx: RewriteContext) -> Delexicalizer:
-        home = ctx.home if ctx.home is not None else self.homes.get(ctx.household_id)
-        hit = self._delex.get(ctx.household_id)
-        if hit is None or hit[0] is not home:
-            if len(self._delex) > 10_000:
-                self._delex.clear()
-            hit = self._delex[ctx.household_id] = (home, Delexicalizer(home))
-        return hit[1]
 
     @property
     def version(self) -> str:
@@ -552,126 +530,6 @@ class Rewriter:
             self.table_.version if self.table_ is not None else "-",
         ]
         return "rw2-" + hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=6).hexdigest()
-
-    def prepare(self, text: str, ctx: RewriteContext) -> Prepared | None:
-        """Normalise, substitute learned household names, say shortened entity names in full,
-        delexicalize (None: empty request)."""
-        norm = strip_fillers(normalize_name(text))
-        if not norm:
-            return None
-        memory = self.personal.memory(ctx.household_id) if self.config.personal else None
-        aliased, used = norm, list[tuple[str, str, int]]()
-        if memory is not None:
-            vocabulary = self.knowledge_.command_words if self.knowledge_ is not None else frozenset()
-            aliased, used = memory.apply_aliases(norm, vocabulary)
-            if any(n < self.config.alias_min for _, _, n in used):
-                aliased, used = norm, []
-        delex = self._delexicalizer(ctx)
-        d = delex(aliased)
-        aliased, completed = delex.complete(aliased, _GENERIC, d.pattern)
-        if completed:
-            d = delex(aliased)
-        keep = frozenset(w for w in d.pattern.split() if w in delex.name_words and w not in _GENERIC)
-        return Prepared(text, norm, aliased, used, d, memory, keep, completed)
-
-    def names_work(self, prep: Prepared, failed: bool | None = None) -> str | None:
-        """Why the request with its names substituted (household words, shortened names said in
-        full) may go to the NLU as it is, or None: the household's own successes, or for a
-        completed name the global statistics, say that pattern works; or the request failed as
-        said (``failed``) and only this household's own words for things were changed (a name
-        learned from a retry works in every request, not only the one retried)."""
-        if prep.aliased == prep.norm:
-            return None
-        mem = prep.memory
-        if mem is not None and mem.pattern_ok[prep.d.pattern] > 0:
-            return "the request with this household's names has worked here before"
-        if failed and prep.aliases and not prep.completed:
-            return "it failed as said; with this household's names for things it may work"
-        knowledge = self.knowledge_
-        p = knowledge.get(prep.d.pattern) if knowledge is not None and prep.completed else None
-        if p is not None and knowledge is not None and knowledge.works(p):
-            return f"with the full name it works: {p.successes} of {p.turns} turns of {p.pattern!r}"
-        return None
-
-    def works_already(self, prep: Prepared) -> str | None:
-        """Why the request should be left alone because it works, or None."""
-        knowledge = self.knowledge_
-        p = knowledge.get(prep.d.pattern) if knowledge is not None else None
-        if p is not None and knowledge is not None and knowledge.works(p):
-            return f"works already: {p.successes} of {p.turns} turns of {p.pattern!r} worked"
-        mem = prep.memory
-        if mem is not None and mem.pattern_ok[prep.d.pattern] > mem.pattern_failed[prep.d.pattern]:
-            return "works already in this household"
-        return None
-
-    def nbest_alternative(
-        self, prep: Prepared, ctx: RewriteContext
-    ) -> tuple[Prepared, Layer, float, str] | None:
-        """The first of the recogniser's other hypotheses (``ctx.nbest``, at most
-        :data:`MAX_NBEST`) that is known to work and that no guard of
-        :mod:`selflearn.core.guards` rejects as a rewrite of the top hypothesis (a polarity
-        flip, another action, a side of a sensitive action it did not say, ...): its pattern has
-        worked in this household more often than it failed (for a sensitive action -- locks,
-        alarms, opening -- at least twice), or it works for everyone (:meth:`Knowledge.works`; for
-        a sensitive action over twice the usual turns). With the layer, score and reason; None
-        when no alternative qualifies."""
-        seen = {prep.norm}
-        knowledge = self.knowledge_
-        for rank, hypothesis in enumerate(ctx.nbest[:MAX_NBEST], start=2):
-            alt = self.prepare(hypothesis, ctx)
-            if alt is None or alt.norm in seen or alt.d.pattern == prep.d.pattern:
-                continue
-            seen.add(alt.norm)
-            if rejected_by(prep.d.pattern, alt.d.pattern) is not None:
-                continue
-            said = f"n-best: hypothesis {rank} {hypothesis!r}"
-            sensitive = is_sensitive(alt.d.pattern)
-            mem = alt.memory
-            ok = mem.pattern_ok[alt.d.pattern] if mem is not None else 0
-            if mem is not None and ok > mem.pattern_failed[alt.d.pattern] and (not sensitive or ok >= 2):
-                return alt, "personal", ok / (ok + 1), f"{said} has worked in this household ({ok}x)"
-            p = knowledge.get(alt.d.pattern) if knowledge is not None else None
-            if p is None or knowledge is None or not knowledge.works(p):
-                continue
-            if sensitive and p.turns < 2 * knowledge.config.good_turns:
-                continue
-            works = f"{said} works: {p.successes} of {p.turns} turns of {p.pattern!r}"
-            return alt, "global", p.success_rate, works
-        return None
-
-    def retrieve(
-        self, prep: Prepared, ctx: RewriteContext
-    ) -> tuple[Query, Neighbourhood | None, list[Candidate]]:
-        """The request as a ranker query, its global neighbourhood and its candidates."""
-        if self.embedder is None:
-            raise ConfigError("retrieval needs an embedder")
-        owner = self._hoods_key
-        if owner is None or owner[0] is not self.knowledge_ or owner[1] is not self.embedder:
-            # new artefacts (hot reload, tests): forget the old answers
-            self._hoods, self._hoods_key = {}, (self.knowledge_, self.embedder)
-        cached = self._hoods.get(prep.d.pattern) if self.config.pattern_cache else None
-        self.stats.retrievals += 1
-        self.stats.pattern_cache_hits += cached is not None
-        knowledge = self.knowledge_
-        if cached:
-            vector, hood, reading = cached
-        else:
-            vector = self.embedder.encode_one(embed_text(prep.d.pattern))
-            model = knowledge.intent_model_ if knowledge is not None else None
-            reading = model.proba(prep.d.pattern) if model is not None else None
-        hour = (ctx.timestamp or datetime.now(UTC)).hour
-        query = Query(prep.aliased, prep.d, vector, ctx.area, hour, prep.keep, reading)
-        if not cached:
-            hood = neighbourhood(query, knowledge) if knowledge is not None else None
-            if self.config.pattern_cache:
-                if len(self._hoods) >= self.config.pattern_cache:
-                    self._hoods.clear()
-                self._hoods[prep.d.pattern] = (vector, hood, reading)
-        vectors = self.personal.success_vectors(prep.memory) if prep.memory is not None else None
-        related = self._related
-        if related is None or related.embedder is not self.embedder:
-            related = self._related = RelatedWords(self.embedder)
-        return query, hood, candidates(query, self.knowledge_, hood, prep.memory, vectors, related=related)
 
     def _decide(self, text: str, ctx: RewriteContext) -> RewriteDecision:
         prep = self.prepare(text, ctx)
@@ -725,7 +583,7 @@ class Rewriter:
                 return RewriteDecision(mine[0], text, True, "personal", score, "personal", tuple(reasons))
         # the recogniser's other hypotheses
         if ctx.failed and ctx.nbest and self.config.nbest:
-            alternative = self.nbest_alternative(prep, ctx)
+            alternative = self.retrieval.nbest_alternative(prep, ctx)
             if alternative is not None:
                 alt, layer_nb, score_nb, why_nb = alternative
                 reasons.append(why_nb)
@@ -734,7 +592,7 @@ class Rewriter:
                 )
         # ranked retrieval
         if not (self.config.global_retrieval and self.ranker_ is not None and self.embedder is not None):
-            why = self.names_work(prep, ctx.failed)
+            why = self.retrieval.names_work(prep, ctx.failed)
             if why is not None:
                 return alias_only((why,))
             return RewriteDecision(text, text, False, reasons=(*reasons, "no ranker"))
@@ -770,30 +628,10 @@ class Rewriter:
             reasons.append(f"below the bar: {summary} < {bar:.3f}")
         else:
             shown = ()
-            reasons.append(why_no_candidate(query, self.knowledge_, hood, self._related))
-        why = self.names_work(prep, ctx.failed)
+            reasons.append(why_no_candidate(query, self.knowledge_, hood, self.retrieval.related_words()))
+        why = self.retrieval.names_work(prep, ctx.failed)
         if why is not None:
             return alias_only((why,), shown)
         return RewriteDecision(
             text, text, False, reasons=tuple(reasons) or ("no candidate",), candidates=shown
         )
-
-
-@dataclass
-class Prepared:
-    """A request after normalisation, name substitution and delexicalization."""
-
-    text: str
-    norm: str
-    """Normalised, politeness stripped."""
-    aliased: str
-    """``norm`` with learned household names substituted."""
-    aliases: list[tuple[str, str, int]]
-    """(household word, configured name, evidence) substituted."""
-    d: Delexicalized
-    memory: HouseholdMemory | None
-    keep: frozenset[str] = frozenset()
-    """Words a rewrite must keep (:attr:`selflearn.rewrite.features.Query.keep`)."""
-    completed: list[tuple[str, str]] = field(default_factory=list)
-    """(shortened name, full name) said in full in ``aliased``
-    (:meth:`~selflearn.core.delex.Delexicalizer.complete`)."""

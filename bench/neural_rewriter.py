@@ -1,0 +1,257 @@
+"""The neural rewriter against the static one: can it reach a working sentence, and at what cost?
+
+    python bench/neural_rewriter.py --rewriter bench/.cache/starter/rewriter \\
+        --encoder bench/.cache/neural/encoder --replays noisy=DIR,exact=DIR
+
+Reads *control* replays of a development population (no rewriter; Home Assistant's strict
+matching, the rewriter behind it, one transcript per turn) and, for every turn the assistant
+failed on that was in scope, asks each arm for its top ``k`` candidates, then judges each
+candidate from simulation truth (evaluation only: nothing here feeds a learner): run through the
+reference assistant on the home's initial state, does it do what the user wanted?
+
+Arms (the ``static`` one is today's rewriter; the others search with a sentence encoder):
+
+* ``static``: the rewriter's own candidates (static model2vec embeddings over the global layer's
+  patterns and fixes of similar failing patterns), global layer only;
+* ``static_home_language``: the static embeddings over the global patterns and the home language;
+* ``minilm`` / ``minilm_home_language``: all-MiniLM-L6-v2 as shipped (zero-shot);
+* ``trained`` / ``trained_home_language``: the encoder fine-tuned on the logs' rephrase pairs and
+  the templates (``selflearn train encoder``).
+
+Every encoder arm fills a candidate with the request's own values, applies the rewriter's guards
+(no polarity flip, no other kind of thing, ...) and keeps only candidates this home's matcher
+resolves (:class:`~selflearn.rewrite.resolves.HomeCheck`).
+
+**Reach**: the share of judgeable failed in-scope turns with a working candidate among the top
+``k``. Figures go to ``docs/results/neural_rewriter.json`` under ``figures.reach``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from selflearn.assistant.devices import HomeState
+from selflearn.assistant.execute import Effect
+from selflearn.assistant.pipeline import Assistant, AssistantConfig
+from selflearn.core.delex import fill
+from selflearn.core.embed import RelatedWords
+from selflearn.core.home import Home
+from selflearn.core.hooks import RewriteContext
+from selflearn.evaluate import write_results
+from selflearn.evaluate.replay import read_records, turn_setting
+from selflearn.evaluate.results import results_folder
+from selflearn.rewrite import Rewriter, RewriterConfig
+from selflearn.rewrite.dense import DenseIndex, Encoder, global_entries
+from selflearn.rewrite.encoder import SentenceEncoder
+from selflearn.rewrite.features import Query, guard_for
+from selflearn.rewrite.home_candidates import HomeCandidates, interleaved
+from selflearn.rewrite.home_language import HomeLanguage
+from selflearn.rewrite.knowledge import embed_text
+from selflearn.rewrite.resolves import HomeCheck
+
+SEARCH = 64
+"""Entries searched per request before guards and the home check."""
+
+
+@dataclass
+class Arm:
+    """One way of finding candidates."""
+
+    name: str
+    index: DenseIndex | None = None
+    """None: the rewriter's own retrieval (``static``)."""
+    home: HomeCandidates | None = None
+    """The home-language source, when the arm has it."""
+
+
+def dense_candidates(
+    arm: Arm,
+    prep: Any,
+    ctx: RewriteContext,
+    area_id: str | None,
+    check: HomeCheck,
+    related: RelatedWords | None,
+    k: int,
+) -> list[str]:
+    """Top ``k`` filled, guarded candidates that resolve in the home."""
+    assert arm.index is not None
+    query = Query(prep.aliased, prep.d, arm.index.encoder.encode_one(embed_text(prep.d.pattern)), ctx.area)
+    query.keep = prep.keep
+    out: list[str] = []
+    home = ctx.home
+    assert home is not None
+    for entry, _ in arm.index.search(query.vector, query.slots, SEARCH):
+        if entry.pattern == query.pattern:
+            continue
+        text = fill(entry.pattern, query.d.values)
+        if text is None or text == query.text or text in out:
+            continue
+        if guard_for(query, entry.pattern, related) is not None:
+            continue
+        if not check.resolves(text, home, area_id):
+            continue
+        out.append(text)
+        if len(out) >= k:
+            break
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rewriter", type=Path, required=True, help="a trained rewriter (the starter)")
+    parser.add_argument("--encoder", type=Path, default=None, help="a trained encoder folder")
+    parser.add_argument("--minilm", type=Path, default=None, help="zero-shot MiniLM as an encoder")
+    parser.add_argument("--replays", required=True, help="name=folder,... of control replays")
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--limit", type=int, default=0, help="failed turns judged per replay")
+    parser.add_argument("--arms", default="")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default: docs/results)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    rewriter = Rewriter.load(args.rewriter, RewriterConfig(personal=False))
+    if rewriter.embedder is None or rewriter.knowledge_ is None:
+        sys.exit(f"{args.rewriter}: no embedder or global layer")
+    language = HomeLanguage().fit()
+    related = RelatedWords(rewriter.embedder)
+    encoders: dict[str, Encoder] = {"static": rewriter.embedder}
+    if args.minilm is not None:
+        encoders["minilm"] = SentenceEncoder.load(args.minilm)
+    if args.encoder is not None:
+        encoders["trained"] = SentenceEncoder.load(args.encoder)
+    arms = [Arm("static")]
+    glob = global_entries(rewriter.knowledge_)
+    assistant = Assistant(AssistantConfig(asr="exact", nlu="strict"))
+    check = HomeCheck(assistant.nlu)
+    for name, encoder in encoders.items():
+        t = time.perf_counter()
+        index = DenseIndex(encoder).add(glob)
+        if name != "static":
+            arms.append(Arm(name, index))
+        source = HomeCandidates(language, encoder, check, related)
+        arms.append(Arm(f"{name}_home_language", index, source))
+        print(f"[neural] indexed {name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    if args.arms:
+        wanted = set(args.arms.split(","))
+        arms = [a for a in arms if a.name in wanted]
+    reach: dict[str, dict[str, Any]] = {}
+    for spec in args.replays.split(","):
+        label, folder = spec.split("=", 1)
+        counts = judge_replay(Path(folder), rewriter, arms, assistant, check, related, args.k, args.limit)
+        for arm in arms:
+            row = reach.setdefault(arm.name, {})
+            row[label] = round(counts[arm.name] / max(counts["judgeable"], 1), 4)
+            row[f"{label}_at_20"] = round(counts[f"{arm.name}@20"] / max(counts["judgeable"], 1), 4)
+            if arm.home is not None:
+                row[f"{label}_all"] = round(counts[f"{arm.name}@all"] / max(counts["judgeable"], 1), 4)
+                row[f"{label}_candidates"] = round(
+                    counts[f"{arm.name}:candidates"] / max(counts["judgeable"], 1), 1
+                )
+        reach.setdefault("_turns", {})[label] = counts["judgeable"]
+        print(f"[neural] {label}: {dict(counts)}", file=sys.stderr)
+    for arm in arms:
+        print(f"| {arm.name} | " + " | ".join(f"{k}: {v}" for k, v in reach[arm.name].items()) + " |")
+    write_results(
+        "neural_rewriter",
+        {**earlier_figures(args.out), "reach": reach, "k": args.k},
+        folder=args.out,
+        command="python " + " ".join(sys.argv),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def earlier_figures(folder: Path | None) -> dict[str, Any]:
+    """The figures an earlier run wrote (each part of this benchmark replaces only its own)."""
+    path = (folder or results_folder()) / "neural_rewriter.json"
+    if not path.exists():
+        return {}
+    figures: dict[str, Any] = json.loads(path.read_text()).get("figures", {})
+    return figures
+
+
+@dataclass
+class Judge:
+    """Whether a candidate does what the user wanted, run on the home's initial state (cached)."""
+
+    assistant: Assistant
+    home: Home
+    area_id: str | None
+    ts: datetime
+    expected: Effect
+    judged: dict[str, bool] = field(default_factory=dict)
+
+    def __call__(self, text: str) -> bool:
+        if text not in self.judged:
+            state = HomeState.initial(self.home)
+            *_, effect = self.assistant.run_text(text, state, self.ts, self.area_id, explain_failures=False)
+            self.judged[text] = effect is not None and effect == self.expected
+        return self.judged[text]
+
+
+def judge_replay(
+    folder: Path,
+    rewriter: Rewriter,
+    arms: list[Arm],
+    assistant: Assistant,
+    check: HomeCheck,
+    related: RelatedWords | None,
+    k: int,
+    limit: int,
+) -> Counter[str]:
+    """Reach of every arm over the failed in-scope turns of one control replay."""
+    homes = {h: Home.from_dict(row) for h, row in read_records(folder, "homes").items()}
+    turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
+    counts: Counter[str] = Counter()
+    started = time.perf_counter()
+    for turn_id, t in truth.items():
+        turn = turns.get(turn_id)
+        if turn is None or t["action"] == "background" or not t["in_scope"] or not t["defect"]:
+            continue
+        if (turn.get("result") or {}).get("status") == "success":
+            continue  # acted (wrongly): a caller behind the NLU would not ask the rewriter
+        home, area_name, area_id, ts, expected = turn_setting(turn, t, homes)
+        if expected is None:
+            continue
+        counts["judgeable"] += 1
+        ctx = RewriteContext(turn["household_id"], turn["user_id"], home, area_name, ts, failed=True)
+        prep = rewriter.prepare(turn["text"], ctx)
+        if prep is None:
+            continue
+        right = Judge(assistant, home, area_id, ts, expected)
+        for arm in arms:
+            if arm.index is None:
+                texts = [c.text for c in rewriter.retrieve(prep, ctx)[2]]
+            else:
+                texts = dense_candidates(arm, prep, ctx, area_id, check, related, 20)
+            if arm.home is not None:
+                found = arm.home.candidates(prep.norm, prep.d.pattern, prep.d.values, home, area_id)
+                # without a ranker: in turns over the sources, after the global layer's best
+                ordered = [c.text for c in interleaved(found)]
+                texts = list(dict.fromkeys([*texts[:2], *ordered, *texts[2:]]))
+                counts[f"{arm.name}@all"] += any(right(text) for text in texts)
+                counts[f"{arm.name}:candidates"] += len(texts)
+            hits = [right(text) for text in texts[:20]]
+            counts[arm.name] += any(hits[:k])
+            counts[f"{arm.name}@20"] += any(hits)
+        if counts["judgeable"] % 500 == 0:
+            print(
+                f"[neural] {folder.name}: {counts['judgeable']:,} turns, "
+                f"{time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+            )
+        if limit and counts["judgeable"] >= limit:
+            break
+    return counts
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""Candidates from the home's language: what this home's Assist would understand, near the request.
+
+A candidate source of the online rewriter (beside the global layer's patterns and the household's
+own successes). For a request the assistant failed on it proposes sentences from four searches,
+each a different way the request can be close to what it meant:
+
+* ``pattern``: home-language patterns (:mod:`selflearn.rewrite.home_language`) nearest the
+  request's pattern by the sentence encoder, filled with the request's own values ("kill the
+  lights in the {area}" -> "turn off {area} light");
+* ``dense``: this home's sentences (:mod:`selflearn.rewrite.home_sentences`) nearest the request
+  by the encoder;
+* ``sound`` and ``spelling``: this home's sentences nearest the request by the ratio of their
+  Metaphone codes, and of their letters -- what a recogniser's damage leaves ("turn on lamps in
+  ten" -> "turn on lamps in den");
+* ``repaired``: the ``pattern`` search again for the request with its damaged names said as the
+  home's (:mod:`selflearn.rewrite.spotting`).
+
+Every candidate passes the rewriter's guards (no polarity flip, no other kind of thing, ...)
+against the request, and the home check (:class:`~selflearn.rewrite.resolves.HomeCheck`): it runs
+in this home, and its :class:`~selflearn.rewrite.resolves.Reading` (what it would do) is kept;
+two candidates that would do the same thing are one, with every source that found it.
+
+Per home, the sentences, their vectors and their sound codes are built on first use and kept
+(``homes`` of them, least recently used dropped); a home whose configuration changed gets a new
+fingerprint, so its sentences are rebuilt.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jellyfish
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from selflearn.core.artefacts import format_name, read_description, write_description
+from selflearn.core.delex import Delexicalizer, fill
+from selflearn.core.guards import rejection
+from selflearn.core.home import Home
+from selflearn.rewrite.dense import DenseIndex, Encoder, home_entries
+from selflearn.rewrite.encoder import SentenceEncoder
+from selflearn.rewrite.home_language import HomeLanguage
+from selflearn.rewrite.home_sentences import HomeSentence, home_sentences
+from selflearn.rewrite.knowledge import embed_text, slots_key
+from selflearn.rewrite.resolves import HomeCheck, Reading
+from selflearn.rewrite.spotting import repaired
+
+FORMAT = format_name("home-candidates", 1)
+
+SOURCES = ("pattern", "dense", "sound", "spelling", "repaired")
+"""Where a home-language candidate can come from."""
+
+PER_SOURCE = 8
+"""Candidates kept per source."""
+SEARCHED = 120
+"""Entries looked at per source before guards and the home check."""
+
+
+@dataclass
+class HomeCandidate:
+    """A sentence this home understands, proposed for a request."""
+
+    text: str
+    reading: Reading
+    sources: dict[str, int] = field(default_factory=dict)
+    """Source -> the candidate's rank in it (0: first)."""
+    similarity: dict[str, float] = field(default_factory=dict)
+    """Source -> its similarity score (cosine, or a 0-1 ratio)."""
+    pattern: str = ""
+    """The home-language pattern it was filled from."""
+
+
+@dataclass
+class _HomeIndex:
+    sentences: list[HomeSentence]
+    vectors: np.ndarray
+    texts: list[str]
+    codes: list[str]
+
+
+class HomeCandidates:
+    """The home-language candidate source (see the module docstring)."""
+
+    def __init__(
+        self,
+        language: HomeLanguage,
+        encoder: Encoder,
+        check: HomeCheck | None = None,
+        related: Callable[[str, str], bool] | None = None,
+        homes: int = 64,
+        per_source: int = PER_SOURCE,
+    ) -> None:
+        self.language = language
+        self.encoder = encoder
+        self.check = check or HomeCheck()
+        self.related = related
+        self.per_source = per_source
+        self.patterns = DenseIndex(encoder).add(home_entries(language))
+        self._homes: OrderedDict[str, _HomeIndex] = OrderedDict()
+        self._max_homes = homes
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the home language (``language/``) and, when it is one, the sentence encoder
+        (``encoder/``, copied) with a description; no home's sentences (they hold its names)."""
+        out = Path(folder)
+        self.language.save(out / "language")
+        encoder = getattr(self.encoder, "path", None)
+        trained = isinstance(encoder, Path) and (encoder / "model.onnx").exists()
+        if trained:
+            assert isinstance(encoder, Path)
+            if (out / "encoder").resolve() != encoder.resolve():
+                shutil.rmtree(out / "encoder", ignore_errors=True)
+                shutil.copytree(encoder, out / "encoder")
+        return write_description(out, FORMAT, {"encoder": trained, "per_source": self.per_source})
+
+    @classmethod
+    def load(
+        cls, folder: str | Path, embedder: Encoder, related: Callable[[str, str], bool] | None = None
+    ) -> HomeCandidates:
+        """Read a folder written by :meth:`save`; ``embedder`` searches when it holds no encoder."""
+        meta = read_description(
+            folder, FORMAT, "home-language source", retrain="selflearn train rewriter --home-language"
+        )
+        language = HomeLanguage.load(Path(folder) / "language")
+        encoder: Encoder = SentenceEncoder.load(Path(folder) / "encoder") if meta.get("encoder") else embedder
+        return cls(language, encoder, related=related, per_source=int(meta.get("per_source", PER_SOURCE)))
+
+    def home_index(self, home: Home) -> _HomeIndex:
+        """This home's sentences with their vectors and sound codes (built once per fingerprint)."""
+        hit = self._homes.get(home.fingerprint)
+        if hit is not None:
+            self._homes.move_to_end(home.fingerprint)
+            return hit
+        sentences = home_sentences(self.language, home)
+        texts = [s.text for s in sentences]
+        index = _HomeIndex(sentences, self.encoder.encode(texts), texts, [_code(t) for t in texts])
+        self._homes[home.fingerprint] = index
+        if len(self._homes) > self._max_homes:
+            self._homes.popitem(last=False)
+        return index
+
+    def candidates(
+        self, norm: str, pattern: str, values: tuple[tuple[str, str], ...], home: Home, area_id: str | None
+    ) -> list[HomeCandidate]:
+        """Candidates for a request said as ``norm`` (normalised), delexicalized into ``pattern``
+        with ``values``, in ``home`` from ``area_id``."""
+        found: dict[str, HomeCandidate] = {}
+        seen_actions: dict[str, str] = {}
+        numbers = [v for kind, v in values if kind == "number"]
+
+        def offer(text: str | None, source: str, rank: int, score: float, from_pattern: str = "") -> bool:
+            if text is None or text == norm:
+                return False
+            cand = found.get(text)
+            if cand is None:
+                if rejection(norm, text, self.related) is not None:
+                    return False
+                reading = self.check.read(text, home, area_id)
+                if reading is None:
+                    return False
+                same = seen_actions.get(reading.action)
+                if same is not None:  # another wording of a candidate we have: one candidate
+                    cand = found[same]
+                else:
+                    cand = found[text] = HomeCandidate(text, reading, pattern=from_pattern)
+                    seen_actions[reading.action] = text
+            if source in cand.sources:
+                return False
+            cand.sources[source] = rank
+            cand.similarity[source] = score
+            return True
+
+        self._by_pattern(pattern, values, offer, "pattern")
+        index = self.home_index(home)
+        if index.sentences:
+            sims = index.vectors @ self.encoder.encode_one(norm)
+            top = np.argsort(-sims)[:SEARCHED]
+            self._take(((int(i), float(sims[i])) for i in top), index, numbers, offer, "dense")
+            for source, query, choices in (
+                ("sound", _code(norm), index.codes),
+                ("spelling", norm, index.texts),
+            ):
+                hits = process.extract(query, choices, scorer=fuzz.ratio, limit=SEARCHED)
+                self._take(((int(i), score / 100.0) for _, score, i in hits), index, numbers, offer, source)
+        fixed = repaired(norm, home)
+        if fixed is not None:
+            d = Delexicalizer(home)(fixed)
+            offer(fixed, "repaired", 0, 1.0)
+            self._by_pattern(d.pattern, d.values, offer, "repaired")
+        return list(found.values())
+
+    def _by_pattern(
+        self,
+        pattern: str,
+        values: tuple[tuple[str, str], ...],
+        offer: Callable[..., bool],
+        source: str,
+    ) -> None:
+        vector = self.encoder.encode_one(embed_text(pattern))
+        taken = 0
+        for entry, cos in self.patterns.search(vector, slots_key(pattern), SEARCHED):
+            if entry.pattern == pattern:
+                continue
+            if offer(fill(entry.pattern, values), source, taken, cos, entry.pattern):
+                taken += 1
+                if taken >= self.per_source:
+                    return
+
+    def _take(
+        self,
+        hits: object,
+        index: _HomeIndex,
+        numbers: list[str],
+        offer: Callable[..., bool],
+        source: str,
+    ) -> None:
+        taken = 0
+        for i, score in hits:  # type: ignore[attr-defined]
+            sentence = index.sentences[i]
+            if offer(sentence.with_numbers(numbers), source, taken, score, sentence.pattern):
+                taken += 1
+                if taken >= self.per_source:
+                    return
+
+
+def interleaved(cands: list[HomeCandidate]) -> list[HomeCandidate]:
+    """The candidates in turns over the sources, each source's best first: without a ranker, the
+    order in which to try them (the first of every source, then the second, ...)."""
+    return sorted(
+        cands, key=lambda c: (min(c.sources.values()), SOURCES.index(min(c.sources, key=c.sources.get)))
+    )
+
+
+def _code(text: str) -> str:
+    return str(jellyfish.metaphone(text))

@@ -1,0 +1,203 @@
+"""The neural rewriter's first stage: the home's language, damaged names found again, the home
+check, dense retrieval and the exported sentence encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selflearn.core.embed import StaticEmbedder
+from selflearn.core.home import Home
+from selflearn.rewrite.dense import DenseIndex, Entry, home_entries
+from selflearn.rewrite.home_language import HomeLanguage, HomeLanguageConfig, normalize_pattern
+from selflearn.rewrite.resolves import HomeCheck
+from selflearn.rewrite.spotting import repaired, spot_names
+from tests.conftest import HOME
+
+
+@pytest.fixture(scope="module")
+def language() -> HomeLanguage:
+    return HomeLanguage(HomeLanguageConfig(per_group=16, per_template=8)).fit()
+
+
+def test_the_templates_expand_into_bounded_patterns_with_placeholders(language: HomeLanguage) -> None:
+    patterns = {p.pattern for p in language.patterns_}
+    lights_off = {p.pattern for p in language.patterns_ if p.meaning == "HassTurnOff|area|domain=light|"}
+    assert "turn off {area} light" in lights_off  # every template's plainest wording is kept
+    assert len(lights_off) == 16
+    assert all("{wildcard}" not in p for p in patterns)  # a wildcard's value cannot be filled
+    assert all(p.pattern == normalize_pattern(p.pattern) for p in language.patterns_)
+    groups: dict[tuple[str, str, str], int] = {}
+    for p in language.patterns_:
+        key = (p.intent, p.slots, p.fixed)
+        groups[key] = groups.get(key, 0) + 1
+    assert max(groups.values()) <= 16
+    # the same seed, the same patterns; another seed, others
+    again = HomeLanguage(HomeLanguageConfig(per_group=16, per_template=8)).fit()
+    assert [p.pattern for p in again.patterns_] == [p.pattern for p in language.patterns_]
+    other = HomeLanguage(HomeLanguageConfig(per_group=16, per_template=8, seed=8)).fit()
+    assert {p.pattern for p in other.patterns_} != patterns
+
+
+def test_a_wording_carries_the_list_values_it_chose(language: HomeLanguage) -> None:
+    volume = [p for p in language.patterns_ if p.intent == "HassSetVolumeRelative" and p.values]
+    assert volume and all(p.values.startswith("volume_step=") for p in volume)
+    ups = {p.meaning for p in volume if "=up" in p.values}
+    downs = {p.meaning for p in volume if "=down" in p.values}
+    assert ups and downs and not ups & downs  # "turn it up" never means what "turn it down" does
+
+
+def test_home_language_saves_and_loads(language: HomeLanguage, tmp_path: Path) -> None:
+    language.save(tmp_path / "hl")
+    back = HomeLanguage.load(tmp_path / "hl")
+    assert back.patterns_ == language.patterns_
+    assert back.by_slots_ == language.by_slots_
+
+
+def test_patterns_a_home_cannot_serve_are_left_out(language: HomeLanguage) -> None:
+    home = Home.from_dict(HOME)  # no fan, no cover
+    rows = language.for_home(home)
+    have = {e.domain for e in home.entities}
+    kept = {language.patterns_[r].intent for r in rows if "fan" in language.patterns_[r].domains}
+    assert all(not language.patterns_[r].domains or set(language.patterns_[r].domains) & have for r in rows)
+    assert "HassFanSetSpeed" not in kept
+
+
+def test_a_damaged_name_is_said_as_the_homes_name() -> None:
+    home = Home.from_dict(HOME)
+    assert repaired("turn on the kitchen sealing", home) == "turn on the kitchen ceiling"
+    assert repaired("turn off the reeding lamp", home) == "turn off the reading lamp"
+    # names said right, plurals and common words are left alone
+    assert repaired("turn on the kitchen ceiling", home) is None
+    assert repaired("turn off the lights in the kitchen", home) is None
+    assert repaired("turn on the the living room", home) is None
+    assert spot_names("what time is it", home) == []
+
+
+def test_the_home_check_accepts_only_what_runs_here() -> None:
+    home = Home.from_dict(HOME)
+    check = HomeCheck()
+    assert check.resolves("turn on the kitchen ceiling", home)
+    assert check.resolves("turn off the lights in the kitchen", home)
+    assert not check.resolves("turn off the lights in the garage", home)  # no such area
+    assert not check.resolves("open the garage door", home)  # no such cover
+    assert not check.resolves("kill the lights in the kitchen", home)  # no template says it
+
+
+def test_dense_search_stays_within_a_slot_signature(embedder: StaticEmbedder) -> None:
+    index = DenseIndex(embedder).add(
+        [
+            Entry("turn off the lights in the {area}", "home", 0, "HassTurnOff"),
+            Entry("turn on the lights in the {area}", "home", 1, "HassTurnOn"),
+            Entry("turn off the {name}", "home", 2, "HassTurnOff"),
+        ]
+    )
+    vector = embedder.encode_one("switch off the lights in the kitchen")
+    found = index.search(vector, "area", 5)
+    assert [e.pattern for e, _ in found][:1] == ["turn off the lights in the {area}"]
+    assert all("{area}" in e.pattern for e, _ in found)
+    assert index.search(vector, "floor", 5) == []
+    assert [e.source for e, _ in index.search(vector, "area", 5, frozenset({"global"}))] == []
+
+
+def test_home_entries_index_every_pattern(language: HomeLanguage, embedder: StaticEmbedder) -> None:
+    index = DenseIndex(embedder).add(home_entries(language))
+    assert len(index) == len(language)
+    sims = [s for _, s in index.search(embedder.encode_one("what is the weather"), "", 3)]
+    assert sims == sorted(sims, reverse=True) and np.isfinite(sims).all()
+
+
+def test_an_exported_encoder_gives_the_networks_vectors(tmp_path: Path) -> None:
+    """A tiny BERT exported the way the trained encoder is: ONNX Runtime's vectors are torch's."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from selflearn.core.embed import source_model_dir
+    from selflearn.rewrite.encoder import SentenceEncoder
+    from selflearn.rewrite.encoder_fit import EncoderConfig, Pair, fit_encoder
+
+    base = tmp_path / "tiny"
+    config = transformers.BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(base)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(source_model_dir()))
+    tokenizer.save_pretrained(base)
+    pairs = [
+        Pair("kill the lights in the kitchen", "turn off the lights in the kitchen", None, "off", "logs"),
+        Pair("lights on in the kitchen", "turn on the lights in the kitchen", None, "on", "logs"),
+    ]
+    encoder = fit_encoder(pairs, tmp_path / "enc", EncoderConfig(batch_size=2), base=base, say=lambda _: None)
+    assert isinstance(encoder, SentenceEncoder)
+    texts = ["kill the lights in the kitchen", "what time is it"]
+    vectors = encoder.encode(texts)
+    assert vectors.shape == (2, 32)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(encoder.encode_one(texts[1]), vectors[1], atol=1e-5)
+    loaded = SentenceEncoder.load(tmp_path / "enc")
+    assert loaded.metadata["steps"] == 1 and loaded.metadata["pairs"] == {"logs": 2}
+    assert np.allclose(loaded.encode(texts), vectors, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_neural_rewriter_trains_on_the_home_language_and_decides_the_same_after_loading(
+    tmp_path: Path,
+) -> None:
+    """``FitConfig(home_language=True)``: the replay offers the home's sentences, the ranker reads
+    their features, and the saved rewriter carries its home-language source."""
+    from selflearn import SimulationConfig, Store, simulate
+    from selflearn.core.hooks import RewriteContext
+    from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter, RewriterConfig
+    from selflearn.rewrite.features import ALL_FEATURES, FEATURES
+    from selflearn.rewrite.logs import read_homes
+    from selflearn.signals.defect import score_defects
+    from selflearn.signals.rephrase import PairwiseRephraseBaseline, score_rephrases
+
+    config = SimulationConfig(households=8, days=3, seed=9, household_prefix="nr", phrasing_split="train")
+    simulate(config, tmp_path / "sim")
+    with Store(tmp_path / "logs.duckdb") as store:
+        store.ingest([tmp_path / "sim"])
+        score_rephrases(store, PairwiseRephraseBaseline("lexical"))
+        score_defects(store)
+    training = FitConfig(knowledge=KnowledgeConfig(min_users=2), home_language=True, workers=1)
+    with Store(tmp_path / "logs.duckdb", read_only=True) as store:
+        rewriter = Rewriter(training=training).fit(store)
+        homes = read_homes(store)
+        failed = store.query(
+            "SELECT text, household_id, device.area AS area FROM turns "
+            "WHERE result.status <> 'success' ORDER BY turn_id LIMIT 60"
+        ).to_pylist()
+    assert rewriter.ranker_ is not None and rewriter.ranker_.features == ALL_FEATURES
+    assert rewriter.retrieval.home is not None
+    rewriter.save(tmp_path / "model")
+    loaded = Rewriter.load(tmp_path / "model")
+    assert loaded.retrieval.home is not None and loaded.ranker_ is not None
+    assert loaded.ranker_.features == ALL_FEATURES
+    static = Rewriter.load(tmp_path / "model", RewriterConfig(home_language=False))
+    found_home = 0
+    for rw in (rewriter, loaded, static):
+        rw.homes.update(homes)
+    for row in failed:
+        ctx = RewriteContext(
+            row["household_id"], home=homes[row["household_id"]], area=row["area"], failed=True
+        )
+        one, two = rewriter.rewrite_one(row["text"], ctx), loaded.rewrite_one(row["text"], ctx)
+        assert (one.text, one.rewritten, round(one.score, 9)) == (
+            two.text,
+            two.rewritten,
+            round(two.score, 9),
+        )
+        prep = loaded.prepare(row["text"], ctx)
+        if prep is None:
+            continue
+        cands = loaded.retrieve(prep, ctx)[2]
+        found_home += any(c.source == "home" for c in cands)
+        # on the failure path only, and only when asked for
+        assert not any(c.home for c in static.retrieve(prep, ctx)[2])
+        unknown = RewriteContext(row["household_id"], home=homes[row["household_id"]], area=row["area"])
+        assert not any(c.home for c in loaded.retrieve(prep, unknown)[2])
+    assert found_home > 0
+    # a static rewriter's ranker reads the static features only, and still loads
+    assert FEATURES != ALL_FEATURES and set(FEATURES) < set(ALL_FEATURES)
