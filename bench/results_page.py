@@ -920,6 +920,29 @@ def community_latency(r: Result) -> str:
     )
 
 
+def neural_rewriter(r: Result) -> str:
+    f = r["figures"]
+    reach = f.get("reach", {})
+    turns = reach.get("_turns", {})
+    rows = []
+    for arm, row in reach.items():
+        if arm.startswith("_"):
+            continue
+        cells = [arm.replace("_", " ")]
+        for label in ("noisy", "exact"):
+            cells += [pct(row.get(label)), pct(row.get(f"{label}_at_20")), pct(row.get(f"{label}_all"))]
+        rows.append(cells)
+    k = f.get("k", 8)
+    header = ["arm", f"noisy, top {k}", "top 20", "all", f"exact, top {k}", "top 20", "all"]
+    return (
+        f"Failed in-scope requests judged: {num(turns.get('noisy'))} noisy, {num(turns.get('exact'))} "
+        "exact (a development population's control replay, strict matching as Home Assistant 2025.4). "
+        "Reach: the share with a candidate that, run through the reference assistant, does what the "
+        "user wanted (before any ranking; the home's language arms list the global layer's two best, "
+        "then each search's best in turn).\n\n" + table(header, rows, "l" + "r" * 6)
+    )
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
     # (results file, title, what it answers, renderer)
     (
@@ -935,6 +958,12 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         "How many of the requests Home Assistant still fails does the online rewriter fix on new "
         "households, and at what cost in wrong actions?",
         online,
+    ),
+    (
+        "neural_rewriter",
+        "The neural rewriter: reach",
+        "How many failed requests have a working candidate once the home's language is searched?",
+        neural_rewriter,
     ),
     (
         "teach",

@@ -65,6 +65,30 @@ def test_patterns_a_home_cannot_serve_are_left_out(language: HomeLanguage) -> No
     assert "HassFanSetSpeed" not in kept
 
 
+def test_the_homes_sentences_say_its_own_names(language: HomeLanguage) -> None:
+    from selflearn.rewrite.home_sentences import home_sentences
+
+    home = Home.from_dict(HOME)
+    sentences = home_sentences(language, home, per_target=3)
+    names = {"kitchen ceiling", "living room lamp", "reading lamp", "tv", "front door", "thermostat"}
+    areas = {"kitchen", "living room", "lounge", "bedroom"}
+    assert sentences and all(set(s.names) <= names | areas | {"upstairs", "downstairs"} for s in sentences)
+    assert any(s.text == "turn on kitchen ceiling" for s in sentences) or any(
+        "kitchen ceiling" in s.text and s.meaning.startswith("HassTurnOn|") for s in sentences
+    )
+    per_target: dict[tuple[str, tuple[str, ...]], int] = {}
+    for s in sentences:
+        per_target[(s.meaning, s.names)] = per_target.get((s.meaning, s.names), 0) + 1
+    assert max(per_target.values()) <= 3
+    # an entity only where its domain fits: the lock is never a light's or a fan's target
+    assert not any("front door" in s.names and "domain=light" in s.meaning for s in sentences)
+    numbered = next(s for s in sentences if s.numbers == 1)
+    assert numbered.with_numbers(["40"]) == numbered.text.replace("{number}", "40")
+    assert numbered.with_numbers([]) is None and numbered.with_numbers(["1", "2"]) is None
+    plain = next(s for s in sentences if s.numbers == 0)
+    assert plain.with_numbers(["18"]) == plain.text  # a number the recogniser made up hides nothing
+
+
 def test_a_damaged_name_is_said_as_the_homes_name() -> None:
     home = Home.from_dict(HOME)
     assert repaired("turn on the kitchen sealing", home) == "turn on the kitchen ceiling"

@@ -52,7 +52,11 @@ class HomeSentence:
         return len(_NUMBER.findall(self.text))
 
     def with_numbers(self, numbers: list[str]) -> str | None:
-        """The sentence with the request's numbers in order, or None when the counts differ."""
+        """The sentence with the request's numbers in order, or None when the counts differ. A
+        sentence without numbers stands as it is: a number the recogniser made of a word
+        ("eighteen lamp off" for "reading lamp off") must not hide it."""
+        if not self.numbers:
+            return self.text
         if len(numbers) != self.numbers:
             return None
         values = iter(numbers)
