@@ -545,7 +545,7 @@ def _alternatives(
     """Judge the recogniser's other hypotheses of one failed turn (see ``--nbest``)."""
     assert rewriter.ranker_ is not None  # checked in main
     ranker = rewriter.ranker_.for_household(ctx.household_id)
-    picked = rewriter.nbest_alternative(prep, ctx)
+    picked = rewriter.retrieval.nbest_alternative(prep, ctx)
     nbest_step = 0 if picked is None else (1 if right(picked[0].aliased) else -1)
     alt_works = any(right(a) for a in alts)
     reachable, best_score, best_text = False, 0.0, None

@@ -168,7 +168,7 @@ def _torch() -> tuple[Any, Any, Any]:
 
 
 def _pooled(torch: Any) -> Any:
-    class Pooled(torch.nn.Module):  # type: ignore[misc,name-defined]
+    class Pooled(torch.nn.Module):  # type: ignore[misc]
         """The transformer with mean pooling and L2 normalisation: one vector per text."""
 
         def __init__(self, model: Any) -> None:

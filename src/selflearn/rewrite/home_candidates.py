@@ -230,9 +230,12 @@ class HomeCandidates:
 def interleaved(cands: list[HomeCandidate]) -> list[HomeCandidate]:
     """The candidates in turns over the sources, each source's best first: without a ranker, the
     order in which to try them (the first of every source, then the second, ...)."""
-    return sorted(
-        cands, key=lambda c: (min(c.sources.values()), SOURCES.index(min(c.sources, key=c.sources.get)))
-    )
+
+    def turn(c: HomeCandidate) -> tuple[int, int]:
+        best = min(c.sources, key=lambda s: c.sources[s])
+        return c.sources[best], SOURCES.index(best)
+
+    return sorted(cands, key=turn)
 
 
 def _code(text: str) -> str:
