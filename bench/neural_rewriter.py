@@ -1,10 +1,12 @@
 """The neural rewriter against the static one: can it reach a working sentence, and at what cost?
 
     python bench/neural_rewriter.py --rewriter bench/.cache/starter/rewriter \\
-        --encoder bench/.cache/neural/encoder --replays noisy=DIR,exact=DIR
+        --encoder bench/.cache/neural/encoder
 
 Reads *control* replays of a development population (no rewriter; Home Assistant's strict
-matching, the rewriter behind it, one transcript per turn) and, for every turn the assistant
+matching, the rewriter behind it, one transcript per turn: ``mining-held-out``, 20 new homes x 7
+days, through the noisy recogniser and heard exactly; simulated into ``--replay-cache`` on the
+first run, or given with ``--replays name=DIR,...``) and, for every turn the assistant
 failed on that was in scope, asks each arm for its top ``k`` candidates, then judges each
 candidate from simulation truth (evaluation only: nothing here feeds a learner): run through the
 reference assistant on the home's initial state, does it do what the user wanted?
@@ -30,10 +32,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +48,7 @@ from selflearn.core.delex import fill
 from selflearn.core.embed import RelatedWords
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
-from selflearn.evaluate import write_results
+from selflearn.evaluate import population, write_results
 from selflearn.evaluate.replay import read_records, turn_setting
 from selflearn.evaluate.results import results_folder
 from selflearn.rewrite import Rewriter, RewriterConfig
@@ -56,6 +59,9 @@ from selflearn.rewrite.home_candidates import HomeCandidates, interleaved
 from selflearn.rewrite.home_language import HomeLanguage
 from selflearn.rewrite.knowledge import embed_text
 from selflearn.rewrite.resolves import HomeCheck
+from selflearn.simulation.simulator import simulate
+
+CACHE = Path(__file__).resolve().parent / ".cache" / "neural"
 
 SEARCH = 64
 """Entries searched per request before guards and the home check."""
@@ -108,16 +114,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rewriter", type=Path, required=True, help="a trained rewriter (the starter)")
+    parser.add_argument("--rewriter", type=Path, default=None, help="a trained rewriter (the starter)")
+    parser.add_argument("--build-replays", action="store_true", help="only simulate the control replays")
     parser.add_argument("--encoder", type=Path, default=None, help="a trained encoder folder")
     parser.add_argument("--minilm", type=Path, default=None, help="zero-shot MiniLM as an encoder")
-    parser.add_argument("--replays", required=True, help="name=folder,... of control replays")
+    parser.add_argument("--replays", default="", help="name=folder,... of control replays (default: built)")
+    parser.add_argument("--population", default="mining-held-out", help="the development population")
+    parser.add_argument("--households", type=int, default=20)
+    parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--replay-cache", type=Path, default=CACHE, help="where built replays are kept")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--limit", type=int, default=0, help="failed turns judged per replay")
     parser.add_argument("--arms", default="")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: docs/results)")
     args = parser.parse_args()
     started = time.perf_counter()
+    replays = (
+        [tuple(spec.split("=", 1)) for spec in args.replays.split(",")]
+        if args.replays
+        else [(asr, str(control_replay(args, asr))) for asr in ("noisy", "exact")]
+    )
+    if args.build_replays:
+        return
+    if args.rewriter is None:
+        parser.error("--rewriter is required (a trained rewriter: the starter)")
     rewriter = Rewriter.load(args.rewriter, RewriterConfig(personal=False))
     if rewriter.embedder is None or rewriter.knowledge_ is None:
         sys.exit(f"{args.rewriter}: no embedder or global layer")
@@ -144,8 +164,7 @@ def main() -> None:
         wanted = set(args.arms.split(","))
         arms = [a for a in arms if a.name in wanted]
     reach: dict[str, dict[str, Any]] = {}
-    for spec in args.replays.split(","):
-        label, folder = spec.split("=", 1)
+    for label, folder in replays:
         counts = judge_replay(Path(folder), rewriter, arms, assistant, check, related, args.k, args.limit)
         for arm in arms:
             row = reach.setdefault(arm.name, {})
@@ -167,6 +186,24 @@ def main() -> None:
         command="python " + " ".join(sys.argv),
         seconds=time.perf_counter() - started,
     )
+
+
+def control_replay(args: argparse.Namespace, asr: str) -> Path:
+    """The control replay of the development population through recogniser ``asr``: simulated
+    once into ``--replay-cache`` (Home Assistant's strict matching, no rewriter, no questions)."""
+    folder: Path = args.replay_cache / f"control-{args.population}-{args.households}x{args.days:g}-{asr}"
+    if (folder / "done").exists():
+        return folder
+    config = population(args.population).config(workers=2, households=args.households, days=args.days)
+    assistant = replace(
+        config.assistant, asr=asr, nlu="strict", rewrite_when="on_failure", ask=False, teach=False
+    )
+    t = time.perf_counter()
+    shutil.rmtree(folder, ignore_errors=True)
+    simulate(replace(config, assistant=assistant), folder)
+    (folder / "done").write_text(f"{time.perf_counter() - t:.0f} s\n")
+    print(f"[neural] simulated {folder.name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    return folder
 
 
 def earlier_figures(folder: Path | None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from selflearn.assistant.asr import (
     RealASR,
     SpeechCondition,
     align_words,
+    calibrate,
     channel_fingerprint,
     make_asr,
     normalize_exact,
@@ -126,7 +127,7 @@ def test_confusion_model_learns_substitutions(tmp_path: Path) -> None:
 
 
 def test_noisy_asr_reproduces_rates() -> None:
-    model = ConfusionModel().fit(_pairs())
+    model = calibrate(ConfusionModel().fit(_pairs()), _pairs())
     asr = NoisyASR(model)
     rng = random.Random(1)
     outputs = [asr.transcribe("pause the music", rng).text for _ in range(4000)]

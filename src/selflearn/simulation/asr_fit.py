@@ -22,6 +22,7 @@ from selflearn.assistant.asr import (
     DEFAULT_DECODER_OPTIONS,
     ConfusionModel,
     RealASR,
+    calibrate,
     sample_condition,
     word_error_rate,
 )
@@ -60,7 +61,9 @@ def fit_noisy_channel(
     traces = asr.transcribe_many(zip(sentences, conditions, strict=True), workers=workers, progress=True)
     decode_seconds = time.monotonic() - started
     pairs = [(s, t.text) for s, t in zip(sentences, traces, strict=True)]
-    model = ConfusionModel().fit(pairs, traces, conditions, vocabulary=asr.vocabulary)
+    model = calibrate(
+        ConfusionModel().fit(pairs, traces, conditions, vocabulary=asr.vocabulary), pairs, conditions
+    )
     clean_pairs = [p for p, c in zip(pairs, conditions, strict=True) if c.is_clean]
     model.metadata = {
         "command": command,

@@ -31,7 +31,7 @@ from selflearn.assistant.asr.channels import ASR, channel_fingerprint, make_asr
 from selflearn.assistant.asr.conditions import CLEAN, VOICES, SpeechCondition, sample_condition
 from selflearn.assistant.asr.confusion import ConfusionModel
 from selflearn.assistant.asr.exact import ExactASR, normalize_exact
-from selflearn.assistant.asr.noisy import NoisyASR
+from selflearn.assistant.asr.noisy import NoisyASR, calibrate
 from selflearn.assistant.asr.real import (
     DEFAULT_DECODER_OPTIONS,
     RealASR,
@@ -51,6 +51,7 @@ __all__ = [
     "RealASR",
     "SpeechCondition",
     "align_words",
+    "calibrate",
     "channel_fingerprint",
     "check_real_asr_available",
     "make_asr",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -117,7 +116,6 @@ class ConfusionModel:
         traces: Iterable[AsrTrace] | None = None,
         conditions: Iterable[SpeechCondition] | None = None,
         *,
-        calibrate: bool = True,
         vocabulary: Iterable[str] | None = None,
     ) -> ConfusionModel:
         """Learn from (reference text, recognized text) pairs; both are normalized with
@@ -127,15 +125,14 @@ class ConfusionModel:
         per-voice, reverberation and noise error-rate factors are learned. ``vocabulary``, if
         given, is the set of words the real decoder can output: words outside it (which it can
         never recognize) get their own error statistics (:attr:`oov_deletion_share`), and the
-        n-best statistics are taken over references it could have output. ``calibrate`` sets
-        :attr:`calibration` by two-fold cross-validation (see :meth:`_calibrate`).
+        n-best statistics are taken over references it could have output. :attr:`calibration`
+        stays 1.0: :func:`selflearn.assistant.asr.noisy.calibrate` sets it by two-fold
+        cross-validation through the noisy channel.
         Replaces whatever the model had learned before; returns ``self``."""
         words: dict[str, dict[str, Any]] = defaultdict(lambda: {"n": 0, "sub": Counter(), "del": 0})
         phrase_regions: list[tuple[str, str, list[tuple[str | None, str | None]]]] = []
         insertions: Counter[str] = Counter()
         refs: list[list[str]] = []
-        ref_conditions: list[SpeechCondition | None] = []
-        normalized: list[tuple[str, str]] = []
 
         def count_steps(region: Sequence[tuple[str | None, str | None]]) -> None:
             for r, h in region:
@@ -165,8 +162,6 @@ class ConfusionModel:
             ref = normalize_spoken(ref_text).split()
             hyp = normalize_spoken(hyp_text).split()
             refs.append(ref)
-            ref_conditions.append(condition)
-            normalized.append((" ".join(ref), " ".join(hyp)))
             self.n_sentences += 1
             self.n_ref_words += len(ref)
             self.boundaries += len(ref) + 1
@@ -261,8 +256,6 @@ class ConfusionModel:
             if ratios:
                 self.alt_confidence_ratio = round(sum(ratios) / len(ratios), 4)
         self.calibration = 1.0
-        if calibrate:
-            self._calibrate(normalized, ref_conditions)
         return self
 
     def in_vocabulary(self, word: str) -> bool:
@@ -274,47 +267,6 @@ class ConfusionModel:
         unknown)."""
         vocabulary = self.vocabulary
         return vocabulary is None or all(w in vocabulary for w in words)
-
-    def _calibrate(
-        self, pairs: Sequence[tuple[str, str]], conditions: Sequence[SpeechCondition | None]
-    ) -> None:
-        """Set :attr:`calibration`, a factor on every rate, by two-fold cross-validation: a
-        model fitted on half of the pairs drives :class:`NoisyASR` over the other half's
-        references (under their conditions), and the factor is the real channel's word errors
-        over the simulated ones. It makes up for confusions a finite sample never saw (the
-        simulator speaks sentences the fit did not contain) and for rates saturating in hard
-        conditions; typically 1.1-1.2."""
-        # The noisy channel is built on this model: imported here, where it is needed, as the
-        # noisy module imports this one.
-        from selflearn.assistant.asr.noisy import NoisyASR
-
-        self.calibration = 1.0
-        if not self.n_edits or len(pairs) < 20:
-            return
-        rng = random.Random(0xCA1B)
-        real = simulated = 0
-        for fold in (0, 1):
-            train = [i for i in range(len(pairs)) if i % 2 != fold]
-            test = [i for i in range(len(pairs)) if i % 2 == fold]
-            train_conditions = [c for c in (conditions[i] for i in train) if c is not None]
-            sub = ConfusionModel().fit(
-                [pairs[i] for i in train],
-                conditions=train_conditions if len(train_conditions) == len(train) else None,
-                calibrate=False,
-                vocabulary=self.vocabulary,
-            )
-            channel = NoisyASR(sub)
-            for i in test:
-                ref_words = pairs[i][0].split()
-                hyp_words = pairs[i][1].split()
-                real += sum(1 for r, h in align_words(ref_words, hyp_words) if r != h)
-                condition = conditions[i]
-                scale = channel.condition_scale(condition) if condition is not None else 1.0
-                for _ in range(3):
-                    out, _ = channel._corrupt(ref_words, rng, scale)
-                    simulated += sum(1 for r, h in align_words(ref_words, out) if r != h)
-        if simulated:
-            self.calibration = round(min(2.0, max(0.5, 3 * real / simulated)), 4)
 
     def _fit_conditions(self, rows: Sequence[tuple[SpeechCondition, int, int]]) -> None:
         """Error-rate factor per voice, reverberation (dry/reverb) and noise (clean/noisy):
