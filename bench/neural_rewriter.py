@@ -35,7 +35,7 @@ import json
 import shutil
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -164,8 +164,11 @@ def main() -> None:
         wanted = set(args.arms.split(","))
         arms = [a for a in arms if a.name in wanted]
     reach: dict[str, dict[str, Any]] = {}
+    times: dict[str, list[float]] = defaultdict(list)
     for label, folder in replays:
-        counts = judge_replay(Path(folder), rewriter, arms, assistant, check, related, args.k, args.limit)
+        counts = judge_replay(
+            Path(folder), rewriter, arms, assistant, check, related, args.k, args.limit, times
+        )
         for arm in arms:
             row = reach.setdefault(arm.name, {})
             row[label] = round(counts[arm.name] / max(counts["judgeable"], 1), 4)
@@ -179,13 +182,31 @@ def main() -> None:
         print(f"[neural] {label}: {dict(counts)}", file=sys.stderr)
     for arm in arms:
         print(f"| {arm.name} | " + " | ".join(f"{k}: {v}" for k, v in reach[arm.name].items()) + " |")
+    candidate_ms = {
+        arm: {"p50": round(quantile(ms, 0.5), 2), "p99": round(quantile(ms, 0.99), 2), "n": len(ms)}
+        for arm, ms in times.items()
+        if ms
+    }
+    print(f"[neural] candidate ms: {candidate_ms}", file=sys.stderr)
+    earlier = earlier_figures(args.out)
     write_results(
         "neural_rewriter",
-        {**earlier_figures(args.out), "reach": reach, "k": args.k},
+        {
+            **earlier,
+            "reach": {**earlier.get("reach", {}), **reach},
+            "candidate_ms": {**earlier.get("candidate_ms", {}), **candidate_ms},
+            "k": args.k,
+        },
         folder=args.out,
         command="python " + " ".join(sys.argv),
         seconds=time.perf_counter() - started,
     )
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def control_replay(args: argparse.Namespace, asr: str) -> Path:
@@ -243,11 +264,14 @@ def judge_replay(
     related: RelatedWords | None,
     k: int,
     limit: int,
+    times: dict[str, list[float]] | None = None,
 ) -> Counter[str]:
-    """Reach of every arm over the failed in-scope turns of one control replay."""
+    """Reach of every arm over the failed in-scope turns of one control replay; each arm's time
+    to gather its candidates (ms, the judging excluded) is appended to ``times[arm]``."""
     homes = {h: Home.from_dict(row) for h, row in read_records(folder, "homes").items()}
     turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
     counts: Counter[str] = Counter()
+    times = defaultdict(list) if times is None else times
     started = time.perf_counter()
     for turn_id, t in truth.items():
         turn = turns.get(turn_id)
@@ -265,6 +289,11 @@ def judge_replay(
             continue
         right = Judge(assistant, home, area_id, ts, expected)
         for arm in arms:
+            if arm.home is not None and home.fingerprint not in arm.home._homes:
+                t0 = time.perf_counter()  # built once per home (and when it changes), not per request
+                arm.home.home_index(home)
+                times[f"{arm.name}:home_index"].append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
             if arm.index is None:
                 texts = [c.text for c in rewriter.retrieve(prep, ctx)[2]]
             else:
@@ -274,6 +303,8 @@ def judge_replay(
                 # without a ranker: in turns over the sources, after the global layer's best
                 ordered = [c.text for c in interleaved(found)]
                 texts = list(dict.fromkeys([*texts[:2], *ordered, *texts[2:]]))
+            times[arm.name].append((time.perf_counter() - t0) * 1000)
+            if arm.home is not None:
                 counts[f"{arm.name}@all"] += any(right(text) for text in texts)
                 counts[f"{arm.name}:candidates"] += len(texts)
             hits = [right(text) for text in texts[:20]]

@@ -288,7 +288,7 @@ def train_encoder_cmd(
     Fine-tunes the shipped MiniLM on the store's rephrase pairs (a failed request and the
     reformulation that worked, k-anonymous patterns only) and on pairs of wordings of one meaning
     from Home Assistant's templates, then exports it to ONNX for serving without torch
-    (docs/rewriting.md, "The home's language"). Needs `pip install "selflearn[learn]"`."""
+    (docs/rewriting.md, "The home's language"). Needs `pip install "selflearn\\[learn]"`."""
     from selflearn.rewrite.encoder_fit import EncoderConfig, fit_encoder, log_pairs
     from selflearn.rewrite.encoder_fit import template_pairs as draw_template_pairs
     from selflearn.rewrite.home_language import HomeLanguage
