@@ -249,9 +249,14 @@ def fit_encoder(
                 schedule.step()
                 steps += 1
                 losses.append(float(loss.detach()))
-                if steps % 50 == 0 or steps == total:
+                if steps % 10 == 0 or steps == total:
                     recent = sum(losses[-50:]) / len(losses[-50:])
-                    say(f"encoder: epoch {epoch + 1}, step {steps}/{total}, loss {recent:.3f}")
+                    elapsed = time.perf_counter() - started
+                    left = elapsed / steps * (total - steps)
+                    say(
+                        f"encoder: epoch {epoch + 1}, step {steps}/{total}, loss {recent:.3f}, "
+                        f"{elapsed / 60:.0f} min so far, about {left / 60:.0f} min left"
+                    )
     model.eval()
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
