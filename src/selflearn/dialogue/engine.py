@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from selflearn.core.guards import is_sensitive
+from selflearn.core.guards import flips_polarity, is_sensitive
 from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext, RewriteHook
 from selflearn.core.schema import (
@@ -66,6 +66,7 @@ from selflearn.dialogue.concepts import (
     split_sentences,
     with_parameter,
 )
+from selflearn.dialogue.learned import Learned, Remembers
 from selflearn.dialogue.questions import Question, asking_turn, expiry
 from selflearn.dialogue.replies import DialogueConfig, Reply, read_reply
 
@@ -232,6 +233,8 @@ class Dialogue:
             works = works or port.works(heard.text)
             if works != "exact":  # an exact template match is never overridden by a taught word
                 applied = teaching.book.apply(heard.text, heard.household_id, heard.user_id, port.home)
+                if applied is not None and opposite(heard.text, applied.sentences):
+                    applied = None  # never the opposite of what was said, however it was learned
                 if applied is not None:
                     taught = taught_trace(heard.text, applied)
                     if not any(is_sensitive(sentence, home=port.home) for sentence in applied.sentences):
@@ -266,6 +269,9 @@ class Dialogue:
             nbest=heard.nbest,
         )
         answer = self.rewrite(heard.text, context)
+        trace = answer.trace if isinstance(answer, Confirm) else answer
+        if trace is not None and opposite(heard.text, (trace.rewritten_text,)):
+            return Step("pass")  # never the opposite of what was said, however it was learned
         if isinstance(answer, Confirm):
             proposal = answer.trace.rewritten_text
             question = self.config.confirm_template.format(proposal=proposal)
@@ -373,9 +379,9 @@ class Dialogue:
         act_id = f"{heard.turn_id}.u"
         concept: Concept | None = None
         if command.kind == "list":
-            known = book.listing(heard.household_id, heard.user_id)
+            known = self.learned(heard.household_id, heard.user_id)
             said = (
-                "I've learned: " + "; ".join(describe(c) for c in known) + "."
+                "I've learned: " + "; ".join(item.describe() for item in known) + "."
                 if known
                 else (
                     "I haven't learned anything yet. You can teach me, for example: "
@@ -384,7 +390,7 @@ class Dialogue:
             )
             return _said(heard, act_id, "list", "SelflearnListConcepts", {}, said[:1000], True, "answered")
         if command.kind == "forget":
-            gone = book.forget(heard.household_id, heard.user_id, command.phrase)
+            gone = self.forget(heard.household_id, heard.user_id, command.phrase)
             said = (
                 f"OK, I've forgotten what {command.phrase} means."
                 if gone
@@ -453,6 +459,33 @@ class Dialogue:
             said = f"OK, {describe(concept)} now (it was {' then '.join(old.meaning)})."
         slots = {"kind": concept.kind, "phrase": concept.phrase}
         return _said(heard, act_id, "teach", "SelflearnTeach", slots, said[:1000], True, "taught", concept)
+
+    # --- what acts ---------------------------------------------------------------------------
+
+    def learned(self, household_id: str, user_id: str) -> list[Learned]:
+        """Everything that can act for ``user_id`` in ``household_id``, in one list: what was
+        taught (the household's and the user's own), then what the rewriter learned, if it says
+        (:class:`~selflearn.dialogue.learned.Remembers`: the yes answers, the fixes and names of
+        the household's retries). What is not listed here does not act."""
+        found: list[Learned] = []
+        if self.teaching is not None:
+            for concept in self.teaching.book.listing(household_id, user_id):
+                found.append(Learned(concept.kind, concept.phrase, concept.meaning, "taught", concept))
+        if isinstance(self.rewriter, Remembers):
+            found.extend(self.rewriter.learned(household_id))
+        return found
+
+    def forget(self, household_id: str, user_id: str, phrase: str) -> list[Learned]:
+        """Forget ``phrase`` everywhere it could act: the concepts taught for it, and in the
+        rewriter the household word, the fixes and yes answers of every request that says it;
+        returns what acted and no longer does."""
+        gone: list[Learned] = []
+        if self.teaching is not None:
+            for concept in self.teaching.book.forget(household_id, user_id, phrase):
+                gone.append(Learned(concept.kind, concept.phrase, concept.meaning, "taught", concept))
+        if isinstance(self.rewriter, Remembers):
+            gone.extend(self.rewriter.forget_words(household_id, phrase))
+        return gone
 
     # --- answers -----------------------------------------------------------------------------
 
@@ -622,6 +655,14 @@ def taught_trace(original: str, applied: Applied) -> RewriteTrace:
         rule_id=applied.rule_id,
         score=1.0,
     )
+
+
+def opposite(said: str, sentences: tuple[str, ...]) -> bool:
+    """Whether running ``sentences`` for ``said`` would do the opposite of what was said (on and
+    off, open and close, lock and unlock, pause and play: :func:`~selflearn.core.guards.
+    flips_polarity`)."""
+    words = clean(said)
+    return any(flips_polarity(words, clean(sentence)) for sentence in sentences)
 
 
 def gap_words(words: str | None) -> str | None:
