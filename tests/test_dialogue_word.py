@@ -6,10 +6,12 @@ service through its ASGI app, or in the Wyoming service -- and checks what the a
 
 from __future__ import annotations
 
+import asyncio
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -163,3 +165,155 @@ def test_a_new_request_instead_of_an_answer_teaches_no_fix(store: Store, lights_
     assert chat.learned() == "nothing learned yet\n"
     restarted = Chat(store, lights_out_dir)
     assert restarted.say(KILL, after_s=60).response == "Did you mean turn off the lights in the kitchen?"
+
+
+# --- finding 2: a pending "Can you teach me?" and a lesson about something else ---------------------
+
+
+LIGHTS_OUT = "when I say lights out I mean turn off the kitchen light"
+
+
+def test_a_lesson_about_something_else_is_that_lesson_and_acts_on_nothing() -> None:
+    chat = Chat()
+    chat.say("turn on the kitchen light")
+    asked = chat.say("turn on the zapper", after_s=30)
+    assert asked.response == "I don't know what zapper is. Can you teach me?"
+    lesson = chat.say(LIGHTS_OUT)
+    assert lesson.response == "OK, lights out means turn off the kitchen light.", lesson.response
+    assert did(lesson) == [] and chat.light("light.kitchen_light") == "on"
+    assert [(a.kind, a.answer) for a in lesson.acts if a.raised_by != "user"] == [("teach", "barge_in")]
+    listed = chat.learned()
+    assert "phrasing: 'lights out' -> turn off the kitchen light" in listed and "zapper" not in listed
+    assert did(chat.say("lights out")) == [("HassTurnOff", ["light.kitchen_light"])]
+
+
+@pytest.mark.parametrize(
+    "reply", ["the big light is the floor lamp", "kill the kitchen light", "forget the tv"]
+)
+def test_only_a_definition_of_the_name_answers_can_you_teach_me(reply: str) -> None:
+    chat = Chat()
+    chat.say("turn on the kitchen light")
+    assert chat.say("turn on the zapper", after_s=30).question is not None
+    answered = chat.say(reply)
+    assert [a.answer for a in answered.acts if a.raised_by != "user"] == ["barge_in"], answered.response
+    assert chat.light("light.kitchen_light") == "on"  # nothing ran for the zapper
+    assert "zapper" not in chat.learned()
+
+
+def test_a_definition_of_the_name_still_teaches_it() -> None:
+    for reply in ("it's the floor lamp", "the zapper is the floor lamp", "that is the floor lamp"):
+        chat = Chat()
+        chat.say("turn on the zapper")
+        taught = chat.say(reply)
+        assert taught.response == "OK, zapper means Floor Lamp. Turned on the light", (reply, taught.response)
+
+
+# --- finding 4: a question whose yes cannot work ---------------------------------------------------
+
+
+def test_a_proposal_that_would_not_run_here_is_not_asked(lights_out_dir: Path) -> None:
+    chat = Chat(rewriter_dir=lights_out_dir, area="Hall")  # the hall has no lights
+    hall = chat.say("kill the lights in the hall")
+    assert hall.question is None or hall.question.kind != "confirm", hall.response
+    assert "Did you mean" not in hall.response
+    kitchen = chat.say(KILL, after_s=60)
+    assert kitchen.response == "Did you mean turn off the lights in the kitchen?"
+
+
+# --- finding 5 (and 2): teaching over Wyoming ------------------------------------------------------
+
+
+def _wyoming(rewriter: Rewriter | None = None) -> tuple[Any, Callable[[str], Any]]:
+    from selflearn.integrations.wyoming import ConversationService
+
+    service = ConversationService(load_home(), rewriter)
+
+    def say(text: str) -> Any:
+        return asyncio.run(service.reply(text, {"conversation_id": "c1", "area": "Kitchen"}))
+
+    return service, say
+
+
+def test_teaching_a_name_over_wyoming_is_handled_as_in_chat() -> None:
+    service, say = _wyoming(Rewriter.from_parts())
+    try:
+        taught = say("the big light is the floor lamp")
+        assert taught.said and taught.response == "OK, big light means Floor Lamp.", taught.response
+        used = say("turn on the big light")
+        assert used.recognized and used.understood == "turn on the floor lamp", used
+        assert "big light means Floor Lamp" in say("what have you learned").response
+        assert say("forget the big light").response == "OK, I've forgotten what big light means."
+        after = say("turn on the big light")
+        assert after.rewrite is None and after.understood == "turn on the big light"
+    finally:
+        service.close()
+
+
+def test_a_lesson_said_to_can_you_teach_me_over_wyoming_is_that_lesson() -> None:
+    service, say = _wyoming()
+    teaching = service.conversations.dialogue.teaching
+    assert teaching is not None
+    teaching.budget = TeachBudget(min_repeats=1, burst_s=0)  # asks at the first failure, as chat does
+    try:
+        assert say("turn on the zapper").response == "I don't know what zapper is. Can you teach me?"
+        lesson = say(LIGHTS_OUT)
+        assert lesson.said and lesson.response == "OK, lights out means turn off the kitchen light."
+        listed = say("what have you learned").response
+        assert "lights out means turn off the kitchen light" in listed and "zapper" not in listed
+    finally:
+        service.close()
+
+
+# --- the service: one list, forgetting, a question that would not run -------------------------------
+
+
+def test_the_service_lists_and_forgets_a_yes_also_after_a_restart(tmp_path: Path) -> None:
+    from tests.conftest import HOME
+    from tests.test_service_dialogue import PROPOSAL, Home, _app
+
+    table = RewriteTable.from_rules([("kill the lights in the {area}", "turn off the lights in the {area}")])
+    folder = Rewriter.from_parts(table=table).save(tmp_path / "rewriter")
+    store = tmp_path / "s.duckdb"
+    clock = [T0]
+
+    def say(home: Home, text: str, conversation: str, failed: bool | None = True) -> dict[str, Any]:
+        # An answer 2 s after its question; a request a minute after the last (sooner, the same
+        # words again would be taken as a correction of the rewrite before them).
+        clock[0] += timedelta(seconds=2 if conversation == last[0] else 60)
+        last[0] = conversation
+        return home.say(text, conversation, failed, timestamp=clock[0].isoformat())
+
+    last = [""]
+
+    with _app(folder, store) as c:
+        c.put("/v1/homes/h1", json=HOME)
+        assert c.app.state.service.talk.wait_ready()  # type: ignore[attr-defined]
+        home = Home(c)
+        assert say(home, KILL, "c1")["action"] == "ask"
+        assert say(home, "yes", "c1")["action"] == "run"
+        listed = say(home, "what have you learned", "c2", None)["speech"]
+        assert f"{KILL} means {PROPOSAL} (you said yes)" in listed, listed
+        assert say(home, KILL, "c3")["action"] == "run"
+        forgot = say(home, f"forget {KILL}", "c4", None)
+        assert forgot["speech"] == f"OK, I've forgotten what {KILL} means.", forgot
+        assert say(home, KILL, "c5")["action"] == "ask"  # a guess again: asked, not done
+        say(home, "never mind", "c5")
+    with _app(folder, store) as c:  # the same store: the replay forgets at the same point
+        assert c.app.state.service.talk.wait_ready()  # type: ignore[attr-defined]
+        home = Home(c)
+        assert "you said yes" not in say(home, "what have you learned", "c6", None)["speech"]
+        assert say(home, KILL, "c7")["action"] == "ask"
+
+
+def test_the_service_does_not_ask_a_question_whose_yes_cannot_work(tmp_path: Path) -> None:
+    from tests.test_service_dialogue import Home, _app
+
+    table = RewriteTable.from_rules([("kill the lights in the {area}", "turn off the lights in the {area}")])
+    folder = Rewriter.from_parts(table=table).save(tmp_path / "rewriter")
+    with _app(folder, tmp_path / "s.duckdb") as c:
+        c.put("/v1/homes/h2", json=load_home().to_dict())
+        assert c.app.state.service.talk.wait_ready()  # type: ignore[attr-defined]
+        home = Home(c, "h2")
+        hall = home.say("kill the lights in the hall", area="Hall")  # no lights in the hall
+        assert hall["action"] == "pass" and hall["question"] is None, hall
+        assert home.say(KILL, conversation="c2")["action"] == "ask"

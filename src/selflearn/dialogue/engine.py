@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from selflearn.core.guards import flips_polarity, is_sensitive
+from selflearn.core.guards import flips_polarity, is_sensitive, polarity
 from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext, RewriteHook
 from selflearn.core.schema import (
@@ -48,6 +48,7 @@ from selflearn.core.schema import (
     Turn,
 )
 from selflearn.dialogue.concepts import (
+    COMMAND_VERBS,
     LEAD,
     PREFERENCE_INTENTS,
     SEPARATORS,
@@ -274,6 +275,8 @@ class Dialogue:
             return Step("pass")  # never the opposite of what was said, however it was learned
         if isinstance(answer, Confirm):
             proposal = answer.trace.rewritten_text
+            if port.works(proposal) == "fails":
+                return Step("pass")  # a question whose yes cannot work in this home is not asked
             question = self.config.confirm_template.format(proposal=proposal)
             return Step(
                 "ask",
@@ -590,6 +593,10 @@ class Dialogue:
         said_words = clean(text)
         command = read_command(text)
         lead = LEAD.match(said_words)
+        if lead is None and command is not None and not (command.kind == "name" and command.phrase == words):
+            # A statement of its own ("when I say lights out I mean ...", "the big light is the
+            # floor lamp", "forget the tv"): no answer about these words; it is handled as itself.
+            return Step("pass", answer="barge_in", act=question.act("barge_in", when, text))
         definition = said_words[lead.end() :] if lead else said_words if question.wants_definition else None
         if command is not None and command.kind == "name" and command.phrase == words:
             definition = command.body
@@ -677,12 +684,15 @@ def gap_words(words: str | None) -> str | None:
 
 
 def _named_suffix(said: str, home: Home) -> str | None:
-    """The longest ending of ``said`` (up to 5 words) that names one device or area."""
+    """The longest ending of ``said`` (up to 5 words) that names one device or area, after at most
+    two words that ask for nothing ("downstairs the basement", not "kill the kitchen light")."""
     words = said.split()
     for size in range(min(5, len(words)), 0, -1):
         tail = " ".join(words[-size:])
         if named_thing(home, tail) is not None:
-            return tail
+            before = [w for w in words[:-size] if w not in ("the", "my", "our", "a")]
+            asks = any(w in COMMAND_VERBS for w in before) or bool(polarity(" ".join(before)))
+            return tail if len(before) <= 2 and not asks else None
     return None
 
 
