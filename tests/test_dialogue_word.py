@@ -317,3 +317,69 @@ def test_the_service_does_not_ask_a_question_whose_yes_cannot_work(tmp_path: Pat
         hall = home.say("kill the lights in the hall", area="Hall")  # no lights in the hall
         assert hall["action"] == "pass" and hall["question"] is None, hall
         assert home.say(KILL, conversation="c2")["action"] == "ask"
+
+
+# --- finding 6: what it says is what it does --------------------------------------------------------
+
+
+def test_a_second_name_is_asked_about_in_the_same_hour_and_a_restart_keeps_the_budget(store: Store) -> None:
+    chat = Chat(store)
+    assert chat.say("turn on the zapper").response == "I don't know what zapper is. Can you teach me?"
+    chat.say("never mind")
+    second = chat.say("turn on the gizmo", after_s=30)
+    assert second.response == "I don't know what gizmo is. Can you teach me?"
+    chat.say("never mind")
+    again = Chat(store)  # a restart within the hour: the same names are not asked about again
+    again.now = chat.now
+    assert (
+        again.say("turn on the zapper", after_s=60).response
+        == "Sorry, I am not aware of any device called zapper"
+    )
+    later = again.say("turn on the gizmo", after_s=3600)  # an hour on: it may ask again
+    assert later.response == "I don't know what gizmo is. Can you teach me?"
+
+
+def test_learned_lists_the_yes_answers_that_act_also_after_a_restart(
+    store: Store, lights_out_dir: Path
+) -> None:
+    chat = Chat(store, lights_out_dir)
+    chat.say(KILL)
+    chat.say("yes")
+    yes = "you said yes: 'kill the lights in the kitchen' means 'turn off the lights in the kitchen'"
+    assert yes in chat.learned()
+    again = Chat(store, lights_out_dir)
+    assert yes in again.learned()
+    acted = again.say(KILL, after_s=60)
+    assert did(acted) == [("HassTurnOff", ["light.kitchen_light"])] and acted.question is None
+
+
+def test_approving_a_rule_makes_it_act_unasked_in_the_service(tmp_path: Path) -> None:
+    """What approving does, one thing (docs/service.md, docs/report.md): an approved rule is no
+    guess any more -- it acts unasked, from the next request -- except where a household said no
+    to it, and a sensitive one still asks."""
+    from tests.conftest import HOME
+    from tests.test_service_dialogue import Home, _app
+
+    rules = [
+        ("kill the lights in the {area}", "turn off the lights in the {area}"),
+        ("lock up the {name}", "lock the {name}"),
+    ]
+    folder = Rewriter.from_parts(table=RewriteTable.from_rules(rules)).save(tmp_path / "rewriter")
+    with _app(folder, tmp_path / "s.duckdb") as c:
+        for household in ("h1", "h2"):
+            c.put(f"/v1/homes/{household}", json=HOME)
+        assert c.app.state.service.talk.wait_ready()  # type: ignore[attr-defined]
+        refused, other = Home(c, "h1"), Home(c, "h2")
+        assert refused.say(KILL)["action"] == "ask"
+        refused.say("no")
+        assert other.say(KILL)["action"] == "ask" and other.say("never mind")["action"] == "say"
+        assert other.say("lock up the front door", conversation="c2")["action"] == "ask"
+        other.say("never mind", conversation="c2")
+        for source, target in rules:
+            verdict = {"pattern": source, "target": target, "decision": "approved"}
+            assert c.post("/v1/reviews", json=verdict).status_code == 200
+        acted = other.say(KILL, conversation="c3")
+        assert acted["action"] == "run" and acted["sentences"] == ["turn off the lights in the kitchen"]
+        assert refused.say(KILL, conversation="c4")["action"] == "pass"  # its no still stands
+        locked = other.say("lock up the front door", conversation="c5")
+        assert locked["action"] == "ask"  # a lock: always asked
