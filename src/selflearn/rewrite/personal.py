@@ -310,14 +310,17 @@ class PersonalLayer:
 
     # --- learning -----------------------------------------------------------------------------
 
-    def observe(self, turn: LogTurn, home: Home | None = None) -> None:
-        """Learn from one logged turn (call in arrival order, after the turn is complete)."""
+    def observe(self, turn: LogTurn, home: Home | None = None, retried: bool = True) -> None:
+        """Learn from one logged turn (call in arrival order, after the turn is complete).
+        ``retried=False``: the turn failed, but no later request is its retry -- it asked a
+        question ("Did you mean ...?", "Can you teach me?") the user did not answer yes or no to,
+        and only an answer teaches about it."""
         mem = self.memories.get(turn.household_id) or self._new(turn.household_id)
         self.memories.move_to_end(turn.household_id)
         mem.turns += 1
         text = normalize_name(turn.said)
         failed = turn.status != "success" or turn.barge_in
-        pending = _Pending(turn, text, failed)
+        pending = _Pending(turn, text, failed and retried)
         retry_of = self._retry_of(mem, turn, text)
         delex = self.delexicalizer(turn.household_id, home)
         d = delex(turn.said, turn.unresolved)

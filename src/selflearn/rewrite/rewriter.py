@@ -370,8 +370,12 @@ class Rewriter:
                     self.personal.forget_words(turn.household_id, phrase)
                 return
             home = home if home is not None else self.homes.get(turn.household_id)
-            self.personal.observe(LogTurn.from_turn(turn, defect=False), home)
             asked = turn.dialogue
+            # A question the user left (a new request instead, never mind, silence) teaches
+            # nothing about its request: the next request is no retry of it. After a no to "Did
+            # you mean ...?", the answer to "What did you want?" is.
+            ignored = asked is not None and asked.role == "question" and asked.answer != "no"
+            self.personal.observe(LogTurn.from_turn(turn, defect=False), home, retried=not ignored)
             if asked is not None and asked.kind == "confirm" and asked.role == "question" and asked.proposal:
                 original = turn.rewrite.original_text if turn.rewrite is not None else turn.text
                 ran = turn.result is not None and turn.result.status == "success"
