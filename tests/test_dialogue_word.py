@@ -388,3 +388,28 @@ def test_approving_a_rule_makes_it_act_unasked_in_the_service(tmp_path: Path) ->
         assert refused.say(KILL, conversation="c4")["action"] == "pass"  # its no still stands
         locked = other.say("lock up the front door", conversation="c5")
         assert locked["action"] == "ask"  # a lock: always asked
+
+
+def test_a_yes_whose_proposal_failed_teaches_nothing() -> None:
+    """Finding 4's second half: the yes to a proposal that then did not work was stored as a
+    confirmed yes and acted on unasked from then on."""
+    from selflearn.core.schema import Turn
+    from tests.conftest import turn_dict
+
+    said, proposal = "kill the lights in the bedroom", "turn off the lights in the bedroom"
+    for status, acts in (("error", False), ("success", True)):
+        rewriter = Rewriter.from_parts()
+        asked = turn_dict(
+            text=proposal,
+            rewrite={"original_text": said, "rewritten_text": proposal, "layer": "precomputed", "score": 0.6},
+            dialogue={
+                "act_id": "t1.q",
+                "role": "question",
+                "kind": "confirm",
+                "proposal": proposal,
+                "answer": "yes",
+            },
+            result={"status": status, "response_text": "Sorry, I couldn't understand that"},
+        )
+        rewriter.observe(Turn.model_validate(asked))
+        assert [(x.kind, x.said) for x in rewriter.learned("h1")] == ([("yes", said)] if acts else [])
