@@ -413,3 +413,33 @@ def test_a_yes_whose_proposal_failed_teaches_nothing() -> None:
         )
         rewriter.observe(Turn.model_validate(asked))
         assert [(x.kind, x.said) for x in rewriter.learned("h1")] == ([("yes", said)] if acts else [])
+
+
+def test_the_service_forgets_a_taught_name_and_its_retries_also_after_a_restart(tmp_path: Path) -> None:
+    from tests.conftest import HOME
+    from tests.test_service_dialogue import Home, _app
+
+    store = tmp_path / "s.duckdb"
+    clock = [T0]
+
+    def say(home: Home, text: str, conversation: str, failed: bool | None = True) -> dict[str, Any]:
+        clock[0] += timedelta(seconds=3)
+        return home.say(text, conversation, failed, timestamp=clock[0].isoformat(), typed=True)
+
+    with _app(None, store) as c:
+        c.put("/v1/homes/h1", json=HOME)
+        assert c.app.state.service.talk.wait_ready()  # type: ignore[attr-defined]
+        home = Home(c)
+        assert say(home, "turn on the mothership", "c1")["action"] == "ask"
+        assert say(home, "it's the kitchen ceiling", "c1")["action"] == "run"
+        assert say(home, "turn off the mothership", "c2")["sentences"] == ["turn off the kitchen ceiling"]
+        forgot = say(home, "forget the mothership", "c3", None)
+        assert forgot["speech"] == "OK, I've forgotten what mothership means."
+        assert say(home, "turn on the mothership", "c4")["action"] == "pass"
+        listed = say(home, "what have you learned", "c5", None)["speech"]
+        assert "mothership" not in listed, listed
+    with _app(None, store) as c:
+        assert c.app.state.service.talk.wait_ready()  # type: ignore[attr-defined]
+        home = Home(c)
+        assert say(home, "turn on the mothership", "c6")["action"] == "pass"
+        assert "mothership" not in say(home, "what have you learned", "c7", None)["speech"]
