@@ -40,7 +40,7 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from selflearn.core.delex import Delexicalized, Delexicalizer, example_values
-from selflearn.core.guards import flips_polarity, polarity
+from selflearn.core.guards import flips_polarity, is_sensitive, polarity
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import Feedback
 from selflearn.core.text import FUNCTION_WORDS
@@ -222,8 +222,9 @@ class HouseholdMemory:
         """What this memory makes the rewriter do unasked (or, for a sensitive request, ask
         about), as (kind, said, means, times): ``name`` (a household word and its configured
         name), ``yes`` (a request and the proposal the household said yes to), ``fix`` (a request
-        and what its retries showed, at least ``personal_min`` times). Never one that does the
-        opposite of what was said (the rewriter's guard drops it)."""
+        and what its retries showed, at least ``personal_min`` times; twice that for a sensitive
+        one, as the rewriter replays it). Never one that does the opposite of what was said (the
+        rewriter's guard drops it)."""
         found: list[tuple[str, str, str, int]] = []
         for word in self.aliases:
             hit = self.alias_for(word)
@@ -231,7 +232,9 @@ class HouseholdMemory:
                 found.append(("name", word, hit[0], hit[1]))
         for said in self.rewrites:
             best = self.rewrite_for(said)
-            if best is None or best[1] < personal_min or best[0] == said or flips_polarity(said, best[0]):
+            if best is None or best[0] == said or flips_polarity(said, best[0]):
+                continue
+            if best[1] < (2 * personal_min if is_sensitive(best[0]) else personal_min):
                 continue
             kind = "yes" if self.accepted_before(said, best[0]) else "fix"
             found.append((kind, said, best[0], best[1]))
