@@ -298,10 +298,13 @@ def test_the_service_lists_and_forgets_a_yes_also_after_a_restart(tmp_path: Path
         assert say(home, "yes", "c1")["action"] == "run"
         listed = say(home, "what have you learned", "c2", None)["speech"]
         assert f"{KILL} means {PROPOSAL} (you said yes)" in listed, listed
+        concepts = c.get("/v1/concepts", params={"household_id": "h1"}).json()
+        assert concepts["learned"] == [{"kind": "yes", "said": KILL, "means": [PROPOSAL], "how": "answer"}]
         assert say(home, KILL, "c3")["action"] == "run"
         forgot = say(home, f"forget {KILL}", "c4", None)
         assert forgot["speech"] == f"OK, I've forgotten what {KILL} means.", forgot
         assert say(home, KILL, "c5")["action"] == "ask"  # a guess again: asked, not done
+        assert c.get("/v1/concepts", params={"household_id": "h1"}).json()["learned"] == []
         say(home, "never mind", "c5")
     with _app(folder, store) as c:  # the same store: the replay forgets at the same point
         assert c.app.state.service.talk.wait_ready()  # type: ignore[attr-defined]
@@ -420,13 +423,14 @@ def test_the_service_forgets_a_taught_name_and_its_retries_also_after_a_restart(
     from tests.test_service_dialogue import Home, _app
 
     store = tmp_path / "s.duckdb"
+    folder = Rewriter.from_parts().save(tmp_path / "rewriter")  # the personal layer alone
     clock = [T0]
 
     def say(home: Home, text: str, conversation: str, failed: bool | None = True) -> dict[str, Any]:
         clock[0] += timedelta(seconds=3)
         return home.say(text, conversation, failed, timestamp=clock[0].isoformat(), typed=True)
 
-    with _app(None, store) as c:
+    with _app(folder, store) as c:
         c.put("/v1/homes/h1", json=HOME)
         assert c.app.state.service.talk.wait_ready()  # type: ignore[attr-defined]
         home = Home(c)
@@ -438,7 +442,7 @@ def test_the_service_forgets_a_taught_name_and_its_retries_also_after_a_restart(
         assert say(home, "turn on the mothership", "c4")["action"] == "pass"
         listed = say(home, "what have you learned", "c5", None)["speech"]
         assert "mothership" not in listed, listed
-    with _app(None, store) as c:
+    with _app(folder, store) as c:
         assert c.app.state.service.talk.wait_ready()  # type: ignore[attr-defined]
         home = Home(c)
         assert say(home, "turn on the mothership", "c6")["action"] == "pass"
