@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -447,3 +448,24 @@ def test_the_service_forgets_a_taught_name_and_its_retries_also_after_a_restart(
         home = Home(c)
         assert say(home, "turn on the mothership", "c6")["action"] == "pass"
         assert "mothership" not in say(home, "what have you learned", "c7", None)["speech"]
+
+
+def test_a_learned_name_survives_a_device_off_line_but_not_a_rewrite_that_names_nothing() -> None:
+    chat = Chat()
+    _mothership(chat)
+    chat.state.unavailable.add("light.living_room_ceiling")
+    offline = chat.say("turn on the mothership", after_s=60)
+    assert offline.response == "Sorry, Living Room Ceiling is not available"
+    chat.state.unavailable.discard("light.living_room_ceiling")
+    assert did(chat.say("turn on the mothership", after_s=60)) == [
+        ("HassTurnOn", ["light.living_room_ceiling"])
+    ]
+    # A learned name whose rewrite names nothing the home has stops acting at its first failure.
+    memory = chat.rewriter.personal.memory(chat.home.home_id)
+    assert memory is not None
+    memory.aliases["gizmo"] = Counter({"qwerty": 1})  # as if a retry once showed it
+    assert "'gizmo' -> 'qwerty'" in chat.learned()
+    broken = chat.say("turn on the gizmo", after_s=60)
+    assert [r.rewritten_text for r in broken.rewrites] == ["turn on the qwerty"] and did(broken) == []
+    assert "gizmo" not in chat.learned()
+    assert chat.say("turn on the gizmo", after_s=60).rewrites == []

@@ -346,8 +346,10 @@ class PersonalLayer:
             mem.failed += 1
             mem.pattern_failed[d.pattern] += 1
             own = turn.layer == "personal" and turn.rule_id in ("alias", "personal")
-            if own and turn.status != "question":
-                _unlearn(mem, turn)  # this household's own rewrite did not work: it stops acting
+            if own and turn.status != "question" and not turn.resolved:
+                # This household's own rewrite named nothing the home has (not a device that was
+                # off line): it stops acting.
+                _unlearn(mem, turn)
             return
         if turn.rewritten is None:
             self._remember_success(mem, turn, text, d)
