@@ -16,14 +16,20 @@ For a request, in order (:meth:`Dialogue.consider`):
 2. unless the assistant understands the request exactly, a taught concept it uses runs in its
    place (one sentence, or a routine's);
 3. the rewriter is asked (before the NLU, or only when the NLU failed): its rewrite runs, or,
-   when it wants it confirmed and the assistant can ask, the assistant asks "Did you mean ...?";
+   when it wants it confirmed and the assistant can ask, the assistant asks "Did you mean ...?"
+   -- only when the proposal works in this home (:meth:`Port.works`). Neither a taught concept
+   nor a rewrite ever runs or is asked about when it would do the opposite of what was said
+   (:func:`opposite`);
 4. otherwise nothing: the assistant answers as it would alone. When that fails on words the home
    lacks, :meth:`Dialogue.after_failure` may ask to be taught (within the :class:`TeachBudget`).
 
 The answer to a waiting question (:meth:`Dialogue.answer`): *yes* runs the proposal; *no* asks
 "What did you want?" (and, about a lesson, is never asked again); *never mind* drops it; a
-definition teaches a concept and runs the request with it; anything else ends the question and
-is a new request.
+definition of the words asked about teaches a concept and runs the request with it; anything
+else -- a teaching command about something else included -- ends the question and is a new
+request. What can act in a household is listed, and forgotten, in one place
+(:meth:`Dialogue.learned`, :meth:`Dialogue.forget`). The rules, and where each is enforced:
+docs/dialogue.md#the-rules-of-the-exchange.
 """
 
 from __future__ import annotations
@@ -736,5 +742,6 @@ __all__ = [
     "Teaching",
     "Works",
     "gap_words",
+    "opposite",
     "taught_trace",
 ]
