@@ -523,3 +523,19 @@ def test_random_conversations_keep_the_rules(lights_out_dir: Path, lines: list[t
             assert not any(name in r.original_text for r in after_forget.rewrites if r.layer == "personal"), (
                 text
             )
+
+
+def test_a_lesson_in_between_ends_the_retry_of_a_failure() -> None:
+    """Tried in chat: "turn on the zapper" failed (no question: asked about within the hour),
+    then a lesson about lights out, then "turn on the kitchen light" -- listed as "zapper means
+    kitchen light (from your retries)"."""
+    chat = Chat()
+    chat.say("turn on the zapper")
+    chat.say("never mind")
+    assert chat.say("turn on the zapper", after_s=30).question is None  # a plain failure
+    chat.say(LIGHTS_OUT)
+    chat.say("turn on the kitchen light")
+    assert "zapper" not in chat.learned()
+    chat.say("turn on the zapper", after_s=60)  # without a lesson in between: a retry, as before
+    chat.say("turn on the kitchen light")
+    assert "from your retries: 'zapper' -> 'kitchen light'" in chat.learned()

@@ -306,6 +306,14 @@ class PersonalLayer:
         """Delete everything learned about a household (the right to be forgotten)."""
         return self.memories.pop(household_id, None) is not None
 
+    def moved_on(self, household_id: str, user_id: str) -> None:
+        """The user said something else (taught a lesson, asked what was learned): no later
+        request of theirs is the retry of a failure before it."""
+        mem = self.memories.get(household_id)
+        for pending in mem.recent if mem is not None else ():
+            if pending.turn.user_id == user_id:
+                pending.failed = False
+
     def forget_words(self, household_id: str, words: str) -> int:
         """:meth:`HouseholdMemory.forget_words` in ``household_id``; returns the entries removed."""
         mem = self.memories.get(household_id)

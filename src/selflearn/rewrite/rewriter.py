@@ -368,6 +368,7 @@ class Rewriter:
                 phrase = turn.nlu.slots.get("phrase")
                 if turn.nlu.intent == "SelflearnForget" and isinstance(phrase, str):
                     self.personal.forget_words(turn.household_id, phrase)
+                self.personal.moved_on(turn.household_id, turn.user_id)
                 return
             home = home if home is not None else self.homes.get(turn.household_id)
             asked = turn.dialogue
