@@ -16,10 +16,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rich.console import Console
@@ -230,33 +228,14 @@ def test_ctrl_c_ends_the_chat_and_a_waiting_question_is_logged(rewriter_dir: Pat
     assert turns == [{"text": KILL}]
 
 
-@dataclass(frozen=True)
-class _Concept:
-    kind: str
-    phrase: str
-    meaning: tuple[str, ...]
-
-
-class _Concepts:
-    """Stands in for the concepts a taught assistant lists (``Assistant.concepts.listing``)."""
-
-    def listing(self, household_id: str, user_id: str) -> list[_Concept]:
-        assert (household_id, user_id) == ("example", "me")
-        return [_Concept("routine", "study mode", ("turn on the bedside lamp", "turn off the tv"))]
-
-
-class _TaughtAssistant(Assistant):
-    @property
-    def concepts(self) -> Any:
-        return _Concepts()
-
-
 def test_what_was_taught_is_shown(rewriter_dir: Path) -> None:
+    from selflearn.dialogue import Teaching
+
     session, out = _session(rewriter_dir)
     session.handle(":learned")
     assert out.getvalue() == "nothing learned yet\n"
-    assistant = _TaughtAssistant(AssistantConfig(asr="exact", ask=True))
-    session.conversation.assistant = assistant
+    session.conversation.assistant.teaching = Teaching()
+    session.handle("when I say study mode, turn on the bedside lamp and turn off the tv")
     session.handle(":learned")
     assert "routine: 'study mode' -> turn on the bedside lamp; turn off the tv" in out.getvalue()
     act = DialogueAct(

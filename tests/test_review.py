@@ -1,6 +1,6 @@
 """People reviewing what selflearn learned: a verdict is stored, survives a restart, and changes
 what the serving rewriter does from the very next request (rejected: never applied again;
-edited: the person's target instead; approved: nothing changes at run time)."""
+edited: the person's target instead; approved: it acts unasked where it was asked about)."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ class Home:
                 "session_id": conversation,
                 "user_id": "u1",
                 "household_id": self.household,
-                "timestamp": "2026-01-05T08:00:00Z",
+                "timestamp": extra.get("timestamp", "2026-01-05T08:00:00Z"),
                 "device": {"device_id": "d1", "area": "Kitchen"},
                 "text": text,
                 "nlu": {"matched": worked, "matcher": "home_assistant"},

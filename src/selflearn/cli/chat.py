@@ -58,7 +58,7 @@ HELP_LINES = (
     "what selflearn did: a rewrite, a question it asked, how the question ended, what it was taught.",
     "Answer a question with yes / no / never mind, or just say something else.",
     "  :state    the devices and their states",
-    "  :learned  what the assistant was taught and what your answers confirmed",
+    "  :learned  everything that acts here: what you taught, your yes answers, what your retries showed",
     "  :help     this text",
     "  :quit     leave (or Ctrl-D / Ctrl-C)",
 )
@@ -233,10 +233,6 @@ class ChatSession:
         self.store = store
         self.rewriter_label = rewriter_label
         self._records: list[Turn | DialogueAct] = []
-        self._asked: dict[str, str] = {}
-        """Asking turn id -> what was said, for the confirmations :learned lists."""
-        self.confirmed: list[tuple[str, str, bool]] = []
-        """(said, proposal, yes) for every confirmation answered yes or no in this session."""
         before = conversation.log
 
         def log(record: Turn | DialogueAct) -> None:
@@ -307,19 +303,21 @@ class ChatSession:
             self.console.print("shopping list: " + escape(", ".join(state.shopping_list)))
 
     def show_learned(self) -> None:
-        concepts = getattr(self.conversation.assistant, "concepts", None)
-        listed = []
-        if concepts is not None:
-            listed = list(concepts.listing(self.conversation.household_id, self.conversation.user_id))
-        for concept in listed:
-            meaning = "; ".join(str(m) for m in concept.meaning)
-            self.console.print(
-                f"  {escape(str(concept.kind))}: {escape(_quoted(str(concept.phrase)))} -> {escape(meaning)}"
-            )
-        for said, proposal, yes in self.confirmed:
-            means = "yes: {} means {}" if yes else "no: {} does not mean {}"
-            self.console.print("  you said " + escape(means.format(_quoted(said), _quoted(proposal))))
-        if not listed and not self.confirmed:
+        """Everything that acts in this home for you (:meth:`Dialogue.learned
+        <selflearn.dialogue.Dialogue.learned>`): what you taught, the proposals you said yes to,
+        what the assistant learned from your retries -- as it stands now, also after a restart."""
+        conversation = self.conversation
+        listed = conversation.assistant.dialogue.learned(conversation.household_id, conversation.user_id)
+        for item in listed:
+            means = "; ".join(item.means)
+            if item.how == "taught":
+                line = f"{item.kind}: {_quoted(item.said)} -> {means}"
+            elif item.how == "answer":
+                line = f"you said yes: {_quoted(item.said)} means {_quoted(means)}"
+            else:
+                line = f"from your retries: {_quoted(item.said)} -> {_quoted(means)}"
+            self.console.print("  " + escape(line))
+        if not listed:
             self.console.print("nothing learned yet")
 
     def handle(self, line: str) -> bool:
@@ -355,17 +353,8 @@ class ChatSession:
         self.console.print(f"[bold cyan]assistant>[/bold cyan] {escape(exchange.response or '(nothing)')}")
         for detail in describe(exchange):
             self._dim("  " + detail)
-        self._remember(exchange)
         self._flush()
         return True
-
-    def _remember(self, exchange: Exchange) -> None:
-        if exchange.question is not None and exchange.question.kind == "confirm":
-            self._asked[exchange.question.turn.turn_id] = exchange.question.turn.text
-        for act in exchange.acts:
-            said = self._asked.get(act.turn_id)
-            if act.kind == "confirm" and act.answer in ("yes", "no") and said and act.proposal:
-                self.confirmed.append((said, act.proposal, act.answer == "yes"))
 
     def _flush(self) -> None:
         """Log the records that became final to the store, if there is one."""

@@ -10,6 +10,9 @@ this, ask this and listen, or nothing); the assistant carries it out.
 * :mod:`~selflearn.dialogue.concepts` -- what users teach (names, phrasings, routines,
   preferences), the definition grammar, the nag budget;
 * :mod:`~selflearn.dialogue.questions` -- a question waiting for its answer, and its records;
+* :mod:`~selflearn.dialogue.learned` -- what can act in a household, whoever learned it
+  (:class:`Learned`), and how a rewriter that learns on its own says and forgets it
+  (:class:`Remembers`);
 * :mod:`~selflearn.dialogue.engine` -- the decisions (:class:`Dialogue`);
 * :mod:`~selflearn.dialogue.conversations` -- the questions waiting per household and
   conversation, for a service that talks to many (:class:`Conversations`), rebuilt from a store.
@@ -32,6 +35,7 @@ from selflearn.dialogue.engine import (
     gap_words,
     taught_trace,
 )
+from selflearn.dialogue.learned import Learned, Remembers
 from selflearn.dialogue.questions import Question, asking_turn, expiry, replace_trace
 from selflearn.dialogue.replies import MAX_REPLY_WORDS, REPLY_SENTENCES, DialogueConfig, Reply, read_reply
 
@@ -48,8 +52,10 @@ __all__ = [
     "DialogueConfig",
     "Exchange",
     "Heard",
+    "Learned",
     "Port",
     "Question",
+    "Remembers",
     "Reply",
     "Said",
     "Step",

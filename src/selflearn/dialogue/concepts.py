@@ -376,44 +376,41 @@ def plausible_name(words: str) -> bool:
 class TeachBudget:
     """When the assistant may ask to be taught: only about words that look like a name and that
     failed in this home at least :attr:`min_repeats` times (a recogniser's one-off garbage does
-    not; a household's own word for a thing does), at most one teaching question per user per
-    :attr:`per_user`, one per request pattern per :attr:`per_pattern`, none while the user is
-    retrying fast (the previous failure less than :attr:`burst_s` ago), and never again about
-    words the user declined to teach."""
+    not; a household's own word for a thing does), at most once per person and name per
+    :attr:`per_name`, none while the user is retrying fast (the previous failure less than
+    :attr:`burst_s` ago), and never again about words the user declined to teach. What was
+    asked and declined is rebuilt from the dialogue acts after a restart (:meth:`restore`)."""
 
-    per_user: timedelta = timedelta(hours=1)
-    per_pattern: timedelta = timedelta(hours=1)
+    per_name: timedelta = timedelta(hours=1)
     burst_s: float = 6.0
     min_repeats: int = 2
     typed_min_repeats: int | None = None
     """Failures of typed words before asking (``None``: :attr:`min_repeats`). Typed text has no
     misrecognitions, so 1 is a sensible choice for an assistant people type to."""
     gaps: dict[tuple[str, str], int] = field(default_factory=dict)
-    asked_user: dict[tuple[str, str], datetime] = field(default_factory=dict)
-    asked_pattern: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    asked: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+    """(household, user, words) -> when the user was last asked to teach them."""
     declined: set[tuple[str, str, str]] = field(default_factory=set)
     last_failure: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
     def allows(self, household_id: str, user_id: str, words: str, now: datetime, typed: bool = False) -> bool:
         """Whether a teaching question about ``words`` may be asked now (and if so, it counts);
         ``typed``: the words were typed, not recognised from speech."""
-        user, pattern = (household_id, user_id), (household_id, words)
+        user, pattern, key = (household_id, user_id), (household_id, words), (household_id, user_id, words)
         previous = self.last_failure.get(user)
         self.last_failure[user] = now
         if not plausible_name(words):
             return False
         self.gaps[pattern] = seen = self.gaps.get(pattern, 0) + 1
         needed = self.typed_min_repeats if typed and self.typed_min_repeats is not None else self.min_repeats
-        if (household_id, user_id, words) in self.declined or seen < needed:
+        if key in self.declined or seen < needed:
             return False
         if previous is not None and (now - previous).total_seconds() < self.burst_s:
             return False
-        last_user, last_pattern = self.asked_user.get(user), self.asked_pattern.get(pattern)
-        if last_user is not None and now - last_user < self.per_user:
+        last = self.asked.get(key)
+        if last is not None and timedelta(0) <= now - last < self.per_name:
             return False
-        if last_pattern is not None and now - last_pattern < self.per_pattern:
-            return False
-        self.asked_user[user] = self.asked_pattern[pattern] = now
+        self.asked[key] = now
         return True
 
     def decline(self, household_id: str, user_id: str, words: str) -> None:
@@ -421,19 +418,27 @@ class TeachBudget:
         self.declined.add((household_id, user_id, words))
 
     def restore(self, acts: Iterable[DialogueAct]) -> int:
-        """Remember the refusals among earlier dialogue acts (a store's ``dialogue_acts``), so
-        a restarted assistant never asks again what a user declined to teach; returns how many."""
+        """Take earlier dialogue acts (a store's ``dialogue_acts``): the refusals, so a restarted
+        assistant never asks again what a user declined to teach, and when each person was asked
+        about each name, so the hour between two questions about it outlives a restart; returns
+        how many refusals were taken."""
         before = len(self.declined)
         for act in acts:
-            if act.kind == "teach" and act.answer == "declined" and act.proposal:
-                self.decline(act.household_id, act.user_id, act.proposal)
+            if act.kind != "teach" or not act.proposal or act.raised_by == "user":
+                continue
+            key = (act.household_id, act.user_id, act.proposal)
+            if act.answer == "declined":
+                self.decline(*key)
+            last = self.asked.get(key)
+            if last is None or act.timestamp > last:
+                self.asked[key] = act.timestamp
         return len(self.declined) - before
 
     def forget_household(self, household_id: str) -> None:
         """Forget everything about a household (the right to be forgotten)."""
-        for table in (self.asked_user, self.asked_pattern, self.last_failure, self.gaps):
-            for key in [k for k in table if k[0] == household_id]:
-                del table[key]
+        self.asked = {k: v for k, v in self.asked.items() if k[0] != household_id}
+        self.last_failure = {k: v for k, v in self.last_failure.items() if k[0] != household_id}
+        self.gaps = {k: v for k, v in self.gaps.items() if k[0] != household_id}
         self.declined = {d for d in self.declined if d[0] != household_id}
 
 

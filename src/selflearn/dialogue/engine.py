@@ -16,14 +16,20 @@ For a request, in order (:meth:`Dialogue.consider`):
 2. unless the assistant understands the request exactly, a taught concept it uses runs in its
    place (one sentence, or a routine's);
 3. the rewriter is asked (before the NLU, or only when the NLU failed): its rewrite runs, or,
-   when it wants it confirmed and the assistant can ask, the assistant asks "Did you mean ...?";
+   when it wants it confirmed and the assistant can ask, the assistant asks "Did you mean ...?"
+   -- only when the proposal works in this home (:meth:`Port.works`). Neither a taught concept
+   nor a rewrite ever runs or is asked about when it would do the opposite of what was said
+   (:func:`opposite`);
 4. otherwise nothing: the assistant answers as it would alone. When that fails on words the home
    lacks, :meth:`Dialogue.after_failure` may ask to be taught (within the :class:`TeachBudget`).
 
 The answer to a waiting question (:meth:`Dialogue.answer`): *yes* runs the proposal; *no* asks
 "What did you want?" (and, about a lesson, is never asked again); *never mind* drops it; a
-definition teaches a concept and runs the request with it; anything else ends the question and
-is a new request.
+definition of the words asked about teaches a concept and runs the request with it; anything
+else -- a teaching command about something else included -- ends the question and is a new
+request. What can act in a household is listed, and forgotten, in one place
+(:meth:`Dialogue.learned`, :meth:`Dialogue.forget`). The rules, and where each is enforced:
+docs/dialogue.md#the-rules-of-the-exchange.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from selflearn.core.guards import is_sensitive
+from selflearn.core.guards import flips_polarity, is_sensitive, polarity
 from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext, RewriteHook
 from selflearn.core.schema import (
@@ -48,6 +54,7 @@ from selflearn.core.schema import (
     Turn,
 )
 from selflearn.dialogue.concepts import (
+    COMMAND_VERBS,
     LEAD,
     PREFERENCE_INTENTS,
     SEPARATORS,
@@ -66,6 +73,7 @@ from selflearn.dialogue.concepts import (
     split_sentences,
     with_parameter,
 )
+from selflearn.dialogue.learned import Learned, Remembers
 from selflearn.dialogue.questions import Question, asking_turn, expiry
 from selflearn.dialogue.replies import DialogueConfig, Reply, read_reply
 
@@ -232,6 +240,8 @@ class Dialogue:
             works = works or port.works(heard.text)
             if works != "exact":  # an exact template match is never overridden by a taught word
                 applied = teaching.book.apply(heard.text, heard.household_id, heard.user_id, port.home)
+                if applied is not None and opposite(heard.text, applied.sentences):
+                    applied = None  # never the opposite of what was said, however it was learned
                 if applied is not None:
                     taught = taught_trace(heard.text, applied)
                     if not any(is_sensitive(sentence, home=port.home) for sentence in applied.sentences):
@@ -266,8 +276,13 @@ class Dialogue:
             nbest=heard.nbest,
         )
         answer = self.rewrite(heard.text, context)
+        trace = answer.trace if isinstance(answer, Confirm) else answer
+        if trace is not None and opposite(heard.text, (trace.rewritten_text,)):
+            return Step("pass")  # never the opposite of what was said, however it was learned
         if isinstance(answer, Confirm):
             proposal = answer.trace.rewritten_text
+            if port.works(proposal) == "fails":
+                return Step("pass")  # a question whose yes cannot work in this home is not asked
             question = self.config.confirm_template.format(proposal=proposal)
             return Step(
                 "ask",
@@ -373,9 +388,9 @@ class Dialogue:
         act_id = f"{heard.turn_id}.u"
         concept: Concept | None = None
         if command.kind == "list":
-            known = book.listing(heard.household_id, heard.user_id)
+            known = self.learned(heard.household_id, heard.user_id)
             said = (
-                "I've learned: " + "; ".join(describe(c) for c in known) + "."
+                "I've learned: " + "; ".join(item.describe() for item in known) + "."
                 if known
                 else (
                     "I haven't learned anything yet. You can teach me, for example: "
@@ -384,7 +399,7 @@ class Dialogue:
             )
             return _said(heard, act_id, "list", "SelflearnListConcepts", {}, said[:1000], True, "answered")
         if command.kind == "forget":
-            gone = book.forget(heard.household_id, heard.user_id, command.phrase)
+            gone = self.forget(heard.household_id, heard.user_id, command.phrase)
             said = (
                 f"OK, I've forgotten what {command.phrase} means."
                 if gone
@@ -453,6 +468,33 @@ class Dialogue:
             said = f"OK, {describe(concept)} now (it was {' then '.join(old.meaning)})."
         slots = {"kind": concept.kind, "phrase": concept.phrase}
         return _said(heard, act_id, "teach", "SelflearnTeach", slots, said[:1000], True, "taught", concept)
+
+    # --- what acts ---------------------------------------------------------------------------
+
+    def learned(self, household_id: str, user_id: str) -> list[Learned]:
+        """Everything that can act for ``user_id`` in ``household_id``, in one list: what was
+        taught (the household's and the user's own), then what the rewriter learned, if it says
+        (:class:`~selflearn.dialogue.learned.Remembers`: the yes answers, the fixes and names of
+        the household's retries). What is not listed here does not act."""
+        found: list[Learned] = []
+        if self.teaching is not None:
+            for concept in self.teaching.book.listing(household_id, user_id):
+                found.append(Learned(concept.kind, concept.phrase, concept.meaning, "taught", concept))
+        if isinstance(self.rewriter, Remembers):
+            found.extend(self.rewriter.learned(household_id))
+        return found
+
+    def forget(self, household_id: str, user_id: str, phrase: str) -> list[Learned]:
+        """Forget ``phrase`` everywhere it could act: the concepts taught for it, and in the
+        rewriter the household word, the fixes and yes answers of every request that says it;
+        returns what acted and no longer does."""
+        gone: list[Learned] = []
+        if self.teaching is not None:
+            for concept in self.teaching.book.forget(household_id, user_id, phrase):
+                gone.append(Learned(concept.kind, concept.phrase, concept.meaning, "taught", concept))
+        if isinstance(self.rewriter, Remembers):
+            gone.extend(self.rewriter.forget_words(household_id, phrase))
+        return gone
 
     # --- answers -----------------------------------------------------------------------------
 
@@ -557,6 +599,10 @@ class Dialogue:
         said_words = clean(text)
         command = read_command(text)
         lead = LEAD.match(said_words)
+        if lead is None and command is not None and not (command.kind == "name" and command.phrase == words):
+            # A statement of its own ("when I say lights out I mean ...", "the big light is the
+            # floor lamp", "forget the tv"): no answer about these words; it is handled as itself.
+            return Step("pass", answer="barge_in", act=question.act("barge_in", when, text))
         definition = said_words[lead.end() :] if lead else said_words if question.wants_definition else None
         if command is not None and command.kind == "name" and command.phrase == words:
             definition = command.body
@@ -624,6 +670,14 @@ def taught_trace(original: str, applied: Applied) -> RewriteTrace:
     )
 
 
+def opposite(said: str, sentences: tuple[str, ...]) -> bool:
+    """Whether running ``sentences`` for ``said`` would do the opposite of what was said (on and
+    off, open and close, lock and unlock, pause and play: :func:`~selflearn.core.guards.
+    flips_polarity`)."""
+    words = clean(said)
+    return any(flips_polarity(words, clean(sentence)) for sentence in sentences)
+
+
 def gap_words(words: str | None) -> str | None:
     """The words to ask about, from what a failed request could not place (``None``: nothing
     worth asking about): cleaned, at most four words, without a leading article."""
@@ -636,12 +690,15 @@ def gap_words(words: str | None) -> str | None:
 
 
 def _named_suffix(said: str, home: Home) -> str | None:
-    """The longest ending of ``said`` (up to 5 words) that names one device or area."""
+    """The longest ending of ``said`` (up to 5 words) that names one device or area, after at most
+    two words that ask for nothing ("downstairs the basement", not "kill the kitchen light")."""
     words = said.split()
     for size in range(min(5, len(words)), 0, -1):
         tail = " ".join(words[-size:])
         if named_thing(home, tail) is not None:
-            return tail
+            before = [w for w in words[:-size] if w not in ("the", "my", "our", "a")]
+            asks = any(w in COMMAND_VERBS for w in before) or bool(polarity(" ".join(before)))
+            return tail if len(before) <= 2 and not asks else None
     return None
 
 
@@ -685,5 +742,6 @@ __all__ = [
     "Teaching",
     "Works",
     "gap_words",
+    "opposite",
     "taught_trace",
 ]

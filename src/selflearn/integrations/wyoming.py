@@ -67,13 +67,23 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import NO_MATCH_RESPONSE
-from selflearn.assistant.nlu import NLU_CONFIGS, NluConfig
+from selflearn.assistant.nlu import NLU_CONFIGS, STRICT_MATCHERS, NluConfig
 from selflearn.assistant.pipeline import Assistant, AssistantConfig, AssistantPort
 from selflearn.core.errors import ConfigError, SelflearnError, StoreError
 from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext
 from selflearn.core.schema import RewriteTrace, SlotValue, Turn
-from selflearn.dialogue import ConceptBook, Conversations, Dialogue, Exchange, Heard, TeachBudget, Teaching
+from selflearn.dialogue import (
+    ConceptBook,
+    Conversations,
+    Dialogue,
+    Exchange,
+    Heard,
+    Learned,
+    TeachBudget,
+    Teaching,
+    read_command,
+)
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
 
 log = logging.getLogger(__name__)
@@ -209,11 +219,20 @@ class _Decided:
     """The dialogue's rewrite hook here: the rewriter's answer, decided beforehand on the worker
     thread under a deadline (the dialogue itself runs on the event loop)."""
 
-    def __init__(self) -> None:
+    def __init__(self, rewriter: Rewriter | None = None) -> None:
         self.answer: RewriteTrace | Confirm | None = None
+        self.rewriter = rewriter
 
     def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | Confirm | None:
         return self.answer
+
+    def learned(self, household_id: str) -> list[Learned]:
+        """What the rewriter's personal layer learned for the household and acts on."""
+        return self.rewriter.learned(household_id) if self.rewriter is not None else []
+
+    def forget_words(self, household_id: str, words: str) -> list[Learned]:
+        """Forget ``words`` in the rewriter's personal layer."""
+        return self.rewriter.forget_words(household_id, words) if self.rewriter is not None else []
 
 
 class ConversationService:
@@ -240,7 +259,7 @@ class ConversationService:
                 rewriter.config = replace(rewriter.config, confirm=self.config.confirm)  # type: ignore[arg-type]
         self.assistant = Assistant(AssistantConfig(nlu=self.config.nlu, asr="exact"))
         self._state = HomeState.initial(home)
-        self._decided = _Decided()
+        self._decided = _Decided(rewriter)
         self.conversations = Conversations(
             Dialogue(
                 self._decided,
@@ -326,7 +345,18 @@ class ConversationService:
             if exchange.step.action != "pass":
                 return self._carry(exchange, text, area, conv)
             self._learn(exchange, None)
+        if read_command(text) is not None:  # "the big light is the floor lamp" names a lamp too
+            self._decided.answer = None
+            exchange = self.conversations.hear(heard, conv, port)
+            if exchange.step.action == "say":
+                return self._carry(exchange, text, area, conv)
         first = self.understand(text, area, explain=False)
+        if first.recognized and first.matcher not in STRICT_MATCHERS and self._taught(text, str(user)):
+            # Only a fuzzy match: what the household taught wins over it, as in the dialogue.
+            self._decided.answer = None
+            exchange = self.conversations.hear(heard, conv, port)
+            if exchange.step.action == "run":
+                return self._carry(exchange, text, area, conv)
         if first.recognized:
             self.stats["recognized"] += 1
             return first
@@ -374,6 +404,13 @@ class ConversationService:
         return replace(
             self._carry(exchange, text, area, conv), reasons=reasons, version=self.rewriter_version
         )
+
+    def _taught(self, text: str, user: str) -> bool:
+        """Whether a concept the household taught applies to ``text``."""
+        teaching = self.conversations.dialogue.teaching
+        if teaching is None:
+            return False
+        return teaching.book.apply(text, self.household_id, user, self.home) is not None
 
     def _carry(self, exchange: Exchange, text: str, area: str | None, conv: str) -> Reply:
         """The reply that carries out the dialogue's step."""

@@ -40,6 +40,7 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from selflearn.core.delex import Delexicalized, Delexicalizer, example_values
+from selflearn.core.guards import flips_polarity, is_sensitive, polarity
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import Feedback
 from selflearn.core.text import FUNCTION_WORDS
@@ -217,6 +218,53 @@ class HouseholdMemory:
             used.append((word, hit[0], hit[1]))
         return padded.strip(), used
 
+    def acting(self, personal_min: int) -> list[tuple[str, str, str, int]]:
+        """What this memory makes the rewriter do unasked (or, for a sensitive request, ask
+        about), as (kind, said, means, times): ``name`` (a household word and its configured
+        name), ``yes`` (a request and the proposal the household said yes to), ``fix`` (a request
+        and what its retries showed, at least ``personal_min`` times; twice that for a sensitive
+        one, as the rewriter replays it). Never one that does the opposite of what was said (the
+        rewriter's guard drops it)."""
+        found: list[tuple[str, str, str, int]] = []
+        for word in self.aliases:
+            hit = self.alias_for(word)
+            if hit is not None and _name_like(word):
+                found.append(("name", word, hit[0], hit[1]))
+        for said in self.rewrites:
+            best = self.rewrite_for(said)
+            if best is None or best[0] == said or flips_polarity(said, best[0]):
+                continue
+            if best[1] < (2 * personal_min if is_sensitive(best[0]) else personal_min):
+                continue
+            kind = "yes" if self.accepted_before(said, best[0]) else "fix"
+            found.append((kind, said, best[0], best[1]))
+        return found
+
+    def forget_words(self, words: str) -> int:
+        """Forget ``words``: the household word itself, and every request that says them (its
+        fixes, its yes and no answers, its retries still pending); returns the entries removed."""
+        key = normalize_name(words)
+        keys = {key, re.sub(r"^(?:the|my|our|a) ", "", key)}
+
+        def says(text: str) -> bool:
+            return any(f" {k} " in f" {text} " for k in keys if k)
+
+        removed = 0
+        for word in [w for w in self.aliases if w in keys]:
+            del self.aliases[word]
+            removed += 1
+        for said in [s for s in self.rewrites if says(s)]:
+            del self.rewrites[said]
+            removed += 1
+        for answers in (self.accepted, self.rejected):
+            for said in [s for s in answers if says(s)]:
+                del answers[said]
+                removed += 1
+        for pending in self.recent:
+            if says(pending.text):
+                pending.failed = False  # no later request is learned as its retry
+        return removed
+
     def rewrite_for(self, text: str) -> tuple[str, int] | None:
         """The text that worked after ``text`` failed here before, with its count."""
         counts = self.rewrites.get(text)
@@ -258,16 +306,32 @@ class PersonalLayer:
         """Delete everything learned about a household (the right to be forgotten)."""
         return self.memories.pop(household_id, None) is not None
 
+    def moved_on(self, household_id: str, user_id: str) -> None:
+        """The user said something else (taught a lesson, asked what was learned): no later
+        request of theirs is the retry of a failure before it."""
+        mem = self.memories.get(household_id)
+        for pending in mem.recent if mem is not None else ():
+            if pending.turn.user_id == user_id:
+                pending.failed = False
+
+    def forget_words(self, household_id: str, words: str) -> int:
+        """:meth:`HouseholdMemory.forget_words` in ``household_id``; returns the entries removed."""
+        mem = self.memories.get(household_id)
+        return mem.forget_words(words) if mem is not None else 0
+
     # --- learning -----------------------------------------------------------------------------
 
-    def observe(self, turn: LogTurn, home: Home | None = None) -> None:
-        """Learn from one logged turn (call in arrival order, after the turn is complete)."""
+    def observe(self, turn: LogTurn, home: Home | None = None, retried: bool = True) -> None:
+        """Learn from one logged turn (call in arrival order, after the turn is complete).
+        ``retried=False``: the turn failed, but no later request is its retry -- it asked a
+        question ("Did you mean ...?", "Can you teach me?") the user did not answer yes or no to,
+        and only an answer teaches about it."""
         mem = self.memories.get(turn.household_id) or self._new(turn.household_id)
         self.memories.move_to_end(turn.household_id)
         mem.turns += 1
         text = normalize_name(turn.said)
         failed = turn.status != "success" or turn.barge_in
-        pending = _Pending(turn, text, failed)
+        pending = _Pending(turn, text, failed and retried)
         retry_of = self._retry_of(mem, turn, text)
         delex = self.delexicalizer(turn.household_id, home)
         d = delex(turn.said, turn.unresolved)
@@ -289,6 +353,11 @@ class PersonalLayer:
         if failed:
             mem.failed += 1
             mem.pattern_failed[d.pattern] += 1
+            own = turn.layer == "personal" and turn.rule_id in ("alias", "personal")
+            if own and turn.status != "question" and not turn.resolved:
+                # This household's own rewrite named nothing the home has (not a device that was
+                # off line): it stops acting.
+                _unlearn(mem, turn)
             return
         if turn.rewritten is None:
             self._remember_success(mem, turn, text, d)
@@ -301,6 +370,8 @@ class PersonalLayer:
             ran, ran_d = text, d
             if turn.rewritten is not None:
                 ran, ran_d = normalize_name(turn.rewritten), delex(turn.rewritten, ())
+            if flips_polarity(retry_of.text, ran):
+                return  # "turn off the lamp" after "turn on the mothership" is another request
             self._learn_retry(mem, retry_of, turn, ran, keeps_values=not named - Counter(ran_d.values))
 
     def observe_feedback(self, feedback: Feedback) -> None:
@@ -332,6 +403,8 @@ class PersonalLayer:
         mem = self.memories.get(household_id) or self._new(household_id)
         said, meant = normalize_name(text), normalize_name(proposal)
         if yes:
+            if flips_polarity(said, meant):
+                return  # never learned to do the opposite of what was said
             mem.rewrites.setdefault(said, Counter())[meant] += weight
             mem.rejected.get(said, set()).discard(meant)
             mem.accepted.setdefault(said, set()).add(meant)
@@ -459,6 +532,24 @@ def _rule_failed_after_all(mem: HouseholdMemory, pending: _Pending) -> None:
     mem.rule_failed[rule] += 1
 
 
+def _unlearn(mem: HouseholdMemory, turn: LogTurn) -> None:
+    """A rewrite the household's own memory made (a learned name, a replayed fix) ran and failed:
+    the fix is dropped, and so is each learned name it used (a name is learned again from the
+    next retry that shows it)."""
+    said, ran = normalize_name(turn.said), normalize_name(turn.rewritten or "")
+    if turn.rule_id == "personal":
+        counts = mem.rewrites.get(said)
+        if counts is not None:
+            counts.pop(ran, None)
+            if not counts:
+                del mem.rewrites[said]
+        return
+    for word in [w for w in mem.aliases if f" {w} " in f" {said} "]:
+        hit = mem.alias_for(word)
+        if hit is not None and f" {hit[0]} " in f" {ran} ":
+            del mem.aliases[word]
+
+
 def _undoes(before: LogTurn, after: LogTurn) -> bool:
     """Whether ``after`` switched back a device ``before`` acted on (:data:`UNDOING_INTENTS`)."""
     return (before.intent, after.intent) in UNDOING_INTENTS and bool(
@@ -471,10 +562,21 @@ def _content_words(pattern: str) -> set[str]:
     return {w for w in _WORD.findall(_PLACEHOLDER.sub(" ", pattern)) if w not in FUNCTION_WORDS}
 
 
+_INSIDE_NO_NAME = frozenset({"the", "a", "an", "my", "our", "your", "to", "in", "on", "at", "of", "please"})
+"""Words a name does not have after its first: "kill the lights" is a request, not a name."""
+
+
 def _name_like(key: str) -> bool:
-    """Whether ``key`` could be a household's name for a thing (not just function words)."""
+    """Whether ``key`` could be a household's name for a thing: not just function words, no
+    article or preposition inside, no action word ("kill the lights", "lights out" are requests)."""
     words = key.split()
-    return len(key) >= 3 and 0 < len(words) <= 4 and any(w not in FUNCTION_WORDS for w in words)
+    return (
+        len(key) >= 3
+        and 0 < len(words) <= 4
+        and any(w not in FUNCTION_WORDS for w in words)
+        and not any(w in _INSIDE_NO_NAME for w in words[1:])
+        and not polarity(key)
+    )
 
 
 def _close(embed: EmbedFn | None, a: str, b: str) -> bool:

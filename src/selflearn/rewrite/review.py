@@ -9,8 +9,10 @@ rule by its request pattern and target pattern (delexicalized: ``kill the {area}
 * **edited**: requests of the source pattern that failed are rewritten to the edited target,
   filled with the request's own names and values, and acted on (a person wrote it, or accepted
   a candidate fix as a rule: then the edited target is the target itself);
-* **approved**: nothing changes at run time; the rule is marked for export as a Home Assistant
-  custom sentence (``selflearn review export``).
+* **approved**: the rule is no guess any more: from the next request it acts unasked where it
+  was asked about ("Did you mean ...?" under ``confirm="guesses"``), except for a sensitive
+  request (always asked), with ``confirm="all"``, and in a household that said no to it; it is
+  also marked for export as a Home Assistant custom sentence (``selflearn review export``).
 
 A target a person writes (an edit, or a candidate accepted as a rule) is checked the way the
 rewriter will use it before it is stored (:func:`check_target`): its placeholders must be

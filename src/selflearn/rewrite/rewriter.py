@@ -55,10 +55,11 @@ from typing import TYPE_CHECKING, Any
 from selflearn.core.artefacts import DESCRIPTION, format_name, read_description, reading, write_description
 from selflearn.core.delex import fill
 from selflearn.core.embed import StaticEmbedder
-from selflearn.core.guards import is_sensitive
+from selflearn.core.guards import flips_polarity, is_sensitive
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.hooks import Confirm, RewriteContext
 from selflearn.core.schema import Feedback, RewriteTrace, Turn
+from selflearn.dialogue.learned import How, Learned, LearnedKind
 from selflearn.rewrite.config import ConfirmMode, FailOpen, Layer, RewriterConfig, RewriterStats
 from selflearn.rewrite.features import (
     Candidate,
@@ -360,12 +361,27 @@ class Rewriter:
         mean ...?" teaches it the answer: yes, the rewrite acts unasked from now on; no, it is
         never proposed again for that request."""
         if self.config.personal:
+            if turn.nlu is not None and turn.nlu.matcher in ("teach", "taught"):
+                # A teaching command is no request to learn from ("forget the mothership" is not a
+                # retry of "turn on the mothership"); a forgetting one forgets here too, so a
+                # replay after a restart forgets at the same point.
+                phrase = turn.nlu.slots.get("phrase")
+                if turn.nlu.intent == "SelflearnForget" and isinstance(phrase, str):
+                    self.personal.forget_words(turn.household_id, phrase)
+                self.personal.moved_on(turn.household_id, turn.user_id)
+                return
             home = home if home is not None else self.homes.get(turn.household_id)
-            self.personal.observe(LogTurn.from_turn(turn, defect=False), home)
             asked = turn.dialogue
+            # A question the user left (a new request instead, never mind, silence) teaches
+            # nothing about its request: the next request is no retry of it. After a no to "Did
+            # you mean ...?", the answer to "What did you want?" is.
+            ignored = asked is not None and asked.role == "question" and asked.answer != "no"
+            self.personal.observe(LogTurn.from_turn(turn, defect=False), home, retried=not ignored)
             if asked is not None and asked.kind == "confirm" and asked.role == "question" and asked.proposal:
                 original = turn.rewrite.original_text if turn.rewrite is not None else turn.text
-                if asked.answer in ("yes", "no"):
+                ran = turn.result is not None and turn.result.status == "success"
+                # A yes whose proposal then failed teaches nothing.
+                if asked.answer == "no" or (asked.answer == "yes" and ran):
                     yes = asked.answer == "yes"
                     weight = self.config.personal_min
                     self.personal.confirmed(turn.household_id, original, asked.proposal, yes, weight)
@@ -392,6 +408,32 @@ class Rewriter:
         """Delete what the personal layer learned about a household."""
         self.retrieval.forget(household_id)
         return self.personal.forget(household_id)
+
+    def learned(self, household_id: str) -> list[Learned]:
+        """What the personal layer learned for ``household_id`` that acts (the
+        :class:`~selflearn.dialogue.learned.Remembers` contract): names and fixes from its
+        retries, the proposals it said yes to."""
+        mem = self.personal.memory(household_id) if self.config.personal else None
+        if mem is None:
+            return []
+        kinds: dict[str, tuple[LearnedKind, How]] = {
+            "name": ("name", "retries"),
+            "fix": ("fix", "retries"),
+            "yes": ("yes", "answer"),
+        }
+        found = []
+        for kind, said, means, _ in mem.acting(self.config.personal_min):
+            what, how = kinds[kind]
+            found.append(Learned(what, said, (means,), how))
+        return found
+
+    def forget_words(self, household_id: str, words: str) -> list[Learned]:
+        """Forget ``words`` in the household's personal layer (the word, every request that says
+        it); returns what acted and no longer does."""
+        before = self.learned(household_id)
+        self.personal.forget_words(household_id, words)
+        after = set(self.learned(household_id))
+        return [item for item in before if item not in after]
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -480,6 +522,10 @@ class Rewriter:
         :attr:`RewriterConfig.confirm` says so."""
         if not decision.rewritten:
             return decision
+        if flips_polarity(normalize_name(decision.original), normalize_name(decision.text)):
+            why = f"{decision.text!r} does the opposite of {decision.original!r}: never"
+            reasons = (*decision.reasons, why)
+            return RewriteDecision(decision.original, decision.original, False, reasons=reasons)
         mem = self.personal.memory(ctx.household_id) if self.config.personal else None
         if mem is not None and mem.rejected_before(decision.original, decision.text):
             why = f"the household said no to {decision.text!r} for this request before"

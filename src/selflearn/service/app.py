@@ -26,6 +26,7 @@ from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import Concept
 from selflearn.core.store import Store
+from selflearn.dialogue.learned import Learned
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
 from selflearn.service.access import on_store, require_token
 from selflearn.service.config import ServiceConfig
@@ -48,6 +49,7 @@ from selflearn.service.models import (
     HomeResponse,
     HouseholdId,
     HouseholdQuery,
+    LearnedItem,
     ReloadRequest,
     ReloadResponse,
     RewriteRequest,
@@ -442,7 +444,16 @@ def _concept_routes(app: FastAPI, service: Service) -> None:
     async def list_concepts(household_id: HouseholdQuery) -> ConceptsResponse:
         """The household's taught concepts (names, phrasings, routines, preferences), oldest first."""
         concepts = await run_in_threadpool(on_store, service, lambda store: store.concepts(household_id))
-        return ConceptsResponse(household_id=household_id, concepts=concepts)
+
+        def learned() -> list[Learned]:
+            with service.lock:
+                return service.artifact.rewriter.learned(household_id)
+
+        acting = [
+            LearnedItem(kind=item.kind, said=item.said, means=list(item.means), how=item.how)
+            for item in await run_in_threadpool(learned)
+        ]
+        return ConceptsResponse(household_id=household_id, concepts=concepts, learned=acting)
 
     @app.delete(
         "/v1/concepts/{concept_id}",

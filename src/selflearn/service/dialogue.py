@@ -41,6 +41,7 @@ from selflearn.dialogue import (
     DialogueConfig,
     Exchange,
     Heard,
+    Learned,
     TeachBudget,
     Teaching,
     gap_words,
@@ -75,6 +76,14 @@ class _Serving:
         if not art.ok and not art.rewriter.personal.memories:
             return None
         return art.rewriter(text, context)
+
+    def learned(self, household_id: str) -> list[Learned]:
+        """What the serving rewriter's personal layer learned for the household and acts on."""
+        return self.service.artifact.rewriter.learned(household_id)
+
+    def forget_words(self, household_id: str, words: str) -> list[Learned]:
+        """Forget ``words`` in the serving rewriter's personal layer."""
+        return self.service.artifact.rewriter.forget_words(household_id, words)
 
 
 class ServiceDialogue:

@@ -21,6 +21,7 @@ from selflearn.core.schema import (
     RewriteTrace,
     Turn,
 )
+from selflearn.dialogue.learned import How, LearnedKind
 from selflearn.service.config import ID_PATTERN, MAX_NBEST_ITEMS
 
 Hypothesis = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
@@ -503,12 +504,28 @@ class ReviewsResponse(BaseModel):
     reviews: list[Review]
 
 
+class LearnedItem(BaseModel):
+    """One thing the household's own history makes the assistant do
+    (:class:`~selflearn.dialogue.learned.Learned`)."""
+
+    kind: LearnedKind
+    said: str
+    """What the household says: its word for a thing, or the request."""
+    means: list[str]
+    """What runs (or is substituted) in its place."""
+    how: How
+    """A yes to "Did you mean ...?", or the household's retries."""
+
+
 class ConceptsResponse(BaseModel):
     """What ``GET /v1/concepts`` found: the household's taught concepts, oldest first."""
 
     household_id: str
     concepts: list[Concept]
     """Names, phrasings, routines and preferences (the store's ``concepts`` table)."""
+    learned: list[LearnedItem] = []
+    """What else acts in the household: the proposals it said yes to, the fixes and names its
+    retries showed (the serving rewriter's personal layer; forgotten by "forget ...")."""
 
 
 class ConceptForgetResponse(BaseModel):
