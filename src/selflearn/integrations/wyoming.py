@@ -514,10 +514,95 @@ class ConversationService:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+MAX_DATA_BYTES = 1 << 20
+"""Largest ``data`` an event may announce (``data_length``); a longer one closes the connection
+(a request is at most a few kilobytes)."""
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """An event that arrived but cannot be read as one: what it claimed to be and why not."""
+
+    kind: str | None
+    """Its ``type``, when it had one."""
+    problem: str
+    """What was wrong, for the log and the answer."""
+
+
+async def read_event(reader: asyncio.StreamReader) -> Event | Malformed | None:
+    """The next event of the connection (the Wyoming framing: a JSON header line, then
+    ``data_length`` bytes of JSON data and ``payload_length`` bytes of payload), a
+    :class:`Malformed` for one that cannot be read as an event -- a header that is not a JSON
+    object, data that is not an object, a length that is not a count --, or ``None`` when the
+    client has left (or announced more data than :data:`MAX_DATA_BYTES`: the connection cannot
+    be read on). Unlike ``wyoming.event.async_read_event`` it never raises on what a client
+    sends, so one bad event costs a log line, not the connection (issue 53)."""
+    try:
+        line = await reader.readline()
+    except (ValueError, ConnectionError, asyncio.IncompleteReadError) as exc:  # a line over the limit
+        log.warning("closing a Wyoming connection: unreadable header (%s)", exc)
+        return None
+    if not line:
+        return None
+    try:
+        header = json.loads(line)
+    except ValueError:
+        return Malformed(None, f"the header is not JSON: {line[:80]!r}")
+    if not isinstance(header, dict):
+        return Malformed(None, f"the header is a JSON {type(header).__name__}, not an object")
+    kind = header.get("type")
+    kind = kind if isinstance(kind, str) else None
+    data: Any = header.get("data", {})
+    data_length, payload_length = header.get("data_length"), header.get("payload_length")
+    problems: list[str] = []
+    try:
+        if data_length is not None and not (_count(data_length) and data_length <= MAX_DATA_BYTES):
+            if _count(data_length):
+                log.warning(
+                    "closing a Wyoming connection: %s event announces %s bytes of data", kind, data_length
+                )
+                return None
+            problems.append(f"data_length is {data_length!r}, not a count of bytes")
+        elif data_length:
+            raw = await reader.readexactly(data_length)
+            try:
+                more = json.loads(raw)
+            except ValueError:
+                more = None
+                problems.append("its data is not JSON")
+            if more is not None and not isinstance(more, dict):
+                problems.append(f"its data is a JSON {type(more).__name__}, not an object")
+            elif isinstance(more, dict) and isinstance(data, dict):
+                data = {**data, **more}
+        if payload_length is not None and not _count(payload_length):
+            problems.append(f"payload_length is {payload_length!r}, not a count of bytes")
+        elif payload_length:
+            for start in range(0, payload_length, 1 << 16):  # no answer reads a payload: drop it
+                await reader.readexactly(min(1 << 16, payload_length - start))
+    except (ConnectionError, asyncio.IncompleteReadError):
+        return None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.insert(0, f"its data is a JSON {type(data).__name__}, not an object")
+    if kind is None:
+        problems.insert(0, "it has no type")
+    if problems:
+        return Malformed(kind, "; ".join(problems))
+    assert kind is not None
+    return Event(type=kind, data=data)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 class WyomingHandler(AsyncEventHandler):
     """One client connection: answers ``describe``, ``recognize``, ``transcript`` and
     ``select-program``; ignores every other event. An error while answering is logged and answered
-    with ``not-recognized``/``not-handled``: it never closes the server."""
+    with ``not-recognized``/``not-handled``: it never closes the server. An event that cannot be
+    read (:class:`Malformed`) is logged in one line and answered the same way when it was a
+    ``recognize`` or ``transcript``, else ignored: the connection stays up."""
 
     def __init__(
         self,
@@ -531,8 +616,50 @@ class WyomingHandler(AsyncEventHandler):
         self.info_event = info
         self.transcript_answer: Answer = service.config.transcript_answer
 
+    async def run(self) -> None:
+        """Read and answer events until the client leaves (the base class's loop, reading with
+        :func:`read_event`)."""
+        self._is_running = True
+        try:
+            while self._is_running:
+                event = await read_event(self.reader)
+                if event is None:
+                    break
+                if isinstance(event, Malformed):
+                    if not await self.malformed(event):
+                        break
+                elif not await self.handle_event(event):
+                    break
+        finally:
+            await self.disconnect()
+            self.writer.close()
+
+    async def malformed(self, event: Malformed, incoming: dict[str, Any] | None = None) -> bool:
+        """One log line; a ``recognize`` or ``transcript`` is answered (not understood, with the
+        conversation id of ``incoming``, its context), anything else ignored."""
+        self.service.stats["malformed_events"] += 1
+        log.warning("a malformed %s event: %s", event.kind or "Wyoming", event.problem)
+        if event.kind not in ("recognize", "transcript"):
+            return True
+        message = "Sorry, I could not read that request"
+        context: dict[str, Any] = {"selflearn": {"error": f"malformed {event.kind} event: {event.problem}"}}
+        if incoming and "conversation_id" in incoming:
+            context["conversation_id"] = incoming["conversation_id"]
+        if event.kind == "recognize" or self.transcript_answer == "intent":
+            out = NotRecognized(text=message, context=context).event()
+        else:
+            out = NotHandled(text=message, context=context).event()
+        try:
+            await self.write_event(out)
+        except (ConnectionError, OSError):
+            return False
+        return True
+
     async def handle_event(self, event: Event) -> bool:
         kind = event.type
+        if not isinstance(event.data, dict | None):  # built by hand: read_event never gives one
+            what = f"its data is a {type(event.data).__name__}, not an object"
+            return await self.malformed(Malformed(kind, what))
         if kind == "describe":
             await self.write_event(self.info_event)
             return True
@@ -549,10 +676,11 @@ class WyomingHandler(AsyncEventHandler):
         answer: Answer = "intent" if kind == "recognize" else self.transcript_answer
         data = event.data or {}
         context = data.get("context") if isinstance(data.get("context"), dict) else None
+        text = data.get("text")
+        if not isinstance(text, str):
+            what = f"it needs a text, got {'none' if text is None else type(text).__name__}"
+            return await self.malformed(Malformed(kind, what), context)
         try:
-            text = data.get("text")
-            if not isinstance(text, str):
-                raise ValueError(f"a {kind} event needs a text, got {type(text).__name__}")
             language = data.get("language")
             if isinstance(language, str) and language.split("-")[0].lower() != "en":
                 reply = Reply(text=text, understood=text, recognized=False, response=_ENGLISH_ONLY)
@@ -625,6 +753,10 @@ def load_home_file(path: Path) -> Home:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read home file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"home file {path} is not a text file (not UTF-8 at byte {exc.start}): give a YAML or JSON home"
+        ) from exc
     try:
         data = json.loads(raw) if path.suffix.lower() == ".json" else yaml.safe_load(raw)
     except (ValueError, yaml.YAMLError) as exc:
