@@ -291,9 +291,10 @@ def _form_problems(exc: ValidationError) -> str:
 
 def _not_saved(problem: str) -> str:
     """The page answering a review form that could not be saved: the problem, in words."""
+    said = html.escape(problem, quote=False)
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>selflearn: not saved</title></head>"
-        f'<body><h1>selflearn review</h1><p class="problem" id="refused">{html.escape(problem, quote=False)}</p>'
+        f'<body><h1>selflearn review</h1><p class="problem" id="refused">{said}</p>'
         '<p><a href="/ui">Back to the review page</a></p></body></html>'
     )
 
