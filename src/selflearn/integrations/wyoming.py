@@ -46,7 +46,6 @@ In Python, without a socket:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections import Counter
@@ -58,7 +57,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from wyoming.event import Event
 from wyoming.handle import Handled, NotHandled
 from wyoming.info import Attribution, HandleModel, HandleProgram, Info, IntentModel, IntentProgram
@@ -69,11 +67,16 @@ from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import NO_MATCH_RESPONSE
 from selflearn.assistant.nlu import NLU_CONFIGS, NluConfig
 from selflearn.assistant.pipeline import Assistant, AssistantConfig, AssistantPort
-from selflearn.core.errors import ConfigError, SelflearnError, StoreError
+from selflearn.core.errors import ConfigError
 from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext
 from selflearn.core.schema import RewriteTrace, SlotValue, Turn
 from selflearn.dialogue import ConceptBook, Conversations, Dialogue, Exchange, Heard, TeachBudget, Teaching
+from selflearn.integrations.wyoming_events import Malformed, read_event
+from selflearn.integrations.wyoming_home import load_home as load_home  # re-exported: the command's
+from selflearn.integrations.wyoming_home import load_home_file as load_home_file
+from selflearn.integrations.wyoming_home import load_service_home as load_service_home
+from selflearn.integrations.wyoming_home import load_store_home as load_store_home
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
 
 log = logging.getLogger(__name__)
@@ -514,89 +517,6 @@ class ConversationService:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-MAX_DATA_BYTES = 1 << 20
-"""Largest ``data`` an event may announce (``data_length``); a longer one closes the connection
-(a request is at most a few kilobytes)."""
-
-
-@dataclass(frozen=True)
-class Malformed:
-    """An event that arrived but cannot be read as one: what it claimed to be and why not."""
-
-    kind: str | None
-    """Its ``type``, when it had one."""
-    problem: str
-    """What was wrong, for the log and the answer."""
-
-
-async def read_event(reader: asyncio.StreamReader) -> Event | Malformed | None:
-    """The next event of the connection (the Wyoming framing: a JSON header line, then
-    ``data_length`` bytes of JSON data and ``payload_length`` bytes of payload), a
-    :class:`Malformed` for one that cannot be read as an event -- a header that is not a JSON
-    object, data that is not an object, a length that is not a count --, or ``None`` when the
-    client has left (or announced more data than :data:`MAX_DATA_BYTES`: the connection cannot
-    be read on). Unlike ``wyoming.event.async_read_event`` it never raises on what a client
-    sends, so one bad event costs a log line, not the connection (issue 53)."""
-    try:
-        line = await reader.readline()
-    except (ValueError, ConnectionError, asyncio.IncompleteReadError) as exc:  # a line over the limit
-        log.warning("closing a Wyoming connection: unreadable header (%s)", exc)
-        return None
-    if not line:
-        return None
-    try:
-        header = json.loads(line)
-    except ValueError:
-        return Malformed(None, f"the header is not JSON: {line[:80]!r}")
-    if not isinstance(header, dict):
-        return Malformed(None, f"the header is a JSON {type(header).__name__}, not an object")
-    kind = header.get("type")
-    kind = kind if isinstance(kind, str) else None
-    data: Any = header.get("data", {})
-    data_length, payload_length = header.get("data_length"), header.get("payload_length")
-    problems: list[str] = []
-    try:
-        if data_length is not None and not (_count(data_length) and data_length <= MAX_DATA_BYTES):
-            if _count(data_length):
-                log.warning(
-                    "closing a Wyoming connection: %s event announces %s bytes of data", kind, data_length
-                )
-                return None
-            problems.append(f"data_length is {data_length!r}, not a count of bytes")
-        elif data_length:
-            raw = await reader.readexactly(data_length)
-            try:
-                more = json.loads(raw)
-            except ValueError:
-                more = None
-                problems.append("its data is not JSON")
-            if more is not None and not isinstance(more, dict):
-                problems.append(f"its data is a JSON {type(more).__name__}, not an object")
-            elif isinstance(more, dict) and isinstance(data, dict):
-                data = {**data, **more}
-        if payload_length is not None and not _count(payload_length):
-            problems.append(f"payload_length is {payload_length!r}, not a count of bytes")
-        elif payload_length:
-            for start in range(0, payload_length, 1 << 16):  # no answer reads a payload: drop it
-                await reader.readexactly(min(1 << 16, payload_length - start))
-    except (ConnectionError, asyncio.IncompleteReadError):
-        return None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        problems.insert(0, f"its data is a JSON {type(data).__name__}, not an object")
-    if kind is None:
-        problems.insert(0, "it has no type")
-    if problems:
-        return Malformed(kind, "; ".join(problems))
-    assert kind is not None
-    return Event(type=kind, data=data)
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
 class WyomingHandler(AsyncEventHandler):
     """One client connection: answers ``describe``, ``recognize``, ``transcript`` and
     ``select-program``; ignores every other event. An error while answering is logged and answered
@@ -742,121 +662,6 @@ async def serve(service: ConversationService, uri: str) -> None:
         await server.run(handler_factory(service))
     except OSError as exc:
         raise ConfigError(f"cannot listen on {uri}: {exc.strerror or exc}") from exc
-
-
-# --- where the home comes from ------------------------------------------------------------------
-
-
-def load_home_file(path: Path) -> Home:
-    """A home from a YAML or JSON file in the shape of :meth:`Home.to_dict`."""
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read home file {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"home file {path} is not a text file (not UTF-8 at byte {exc.start}): give a YAML or JSON home"
-        ) from exc
-    try:
-        data = json.loads(raw) if path.suffix.lower() == ".json" else yaml.safe_load(raw)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(
-            f"home file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"
-        ) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"home file {path} must hold a mapping with areas and entities (see Home.to_dict)")
-    return _home_from(data, str(path))
-
-
-def load_store_home(store: Path, household_id: str | None) -> Home | None:
-    """The home of ``household_id`` in the store's ``homes`` table (``None`` if it has none);
-    without a household id, the store's only home."""
-    from selflearn.core.store import Store
-
-    try:
-        with Store(store, read_only=True) as opened:
-            rows = opened.query("SELECT home_id, config FROM homes ORDER BY home_id").to_pylist()
-    except StoreError as exc:
-        raise StoreError(
-            f"{exc} (a store another process writes, e.g. `selflearn serve --store`, cannot be opened: "
-            "save the home from GET /v1/homes/ID to a file and pass --home)"
-        ) from exc
-    if household_id is None:
-        if len(rows) != 1:
-            raise ConfigError(
-                f"store {store} holds {len(rows)} homes; name one with --household-id"
-                + (f" (e.g. {rows[0]['home_id']})" if rows else "")
-            )
-        return _home_from(json.loads(rows[0]["config"]), f"{store} (home {rows[0]['home_id']})")
-    for row in rows:
-        if str(row["home_id"]) == household_id:
-            return _home_from(json.loads(row["config"]), f"{store} (home {household_id})")
-    return None
-
-
-def _home_from(data: dict[str, Any], where: str) -> Home:
-    try:
-        return Home.from_dict(data)
-    except SelflearnError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"{where}: not a home configuration ({type(exc).__name__}: {exc})") from exc
-
-
-def load_service_home(url: str, household_id: str | None, timeout_s: float = 10.0) -> Home:
-    """The home a running ``selflearn serve`` holds for the household (``GET /v1/homes/{id}``):
-    the one the Home Assistant integration keeps in sync with Home Assistant's registries."""
-    import httpx
-
-    if not household_id:
-        raise ConfigError(
-            "--service needs --household-id (the integration's household id, e.g. ha-1a2b3c4d5e6f)"
-        )
-    where = f"{url.rstrip('/')}/v1/homes/{household_id}"
-    try:
-        res = httpx.get(where, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"cannot read the home from {where}: {type(exc).__name__}: {exc}") from exc
-    if res.status_code == 404:
-        raise ConfigError(
-            f"{where}: the service has no home for {household_id!r} (is the integration set up?)"
-        )
-    if res.status_code != 200:
-        raise ConfigError(f"{where}: HTTP {res.status_code}: {res.text[:200]}")
-    try:
-        data = res.json()
-    except ValueError as exc:
-        raise ConfigError(f"{where}: not JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a home object, got {type(data).__name__}")
-    return _home_from({**data, "home_id": household_id}, where)
-
-
-def load_home(
-    home_file: Path | None, store: Path | None, household_id: str | None, service: str | None = None
-) -> Home:
-    """The home to answer for: the service's home of the household if ``service`` is given;
-    else the store's home of the household when it has one, else the file.
-
-    The household is ``household_id``, else the file's ``home_id``, else (store only) the
-    store's only home."""
-    if service is not None:
-        return load_service_home(service, household_id)
-    if home_file is None and store is None:
-        raise ConfigError(
-            "give --home FILE, --store FILE or --service URL: the NLU needs the home's areas and entities"
-        )
-    from_file = load_home_file(home_file) if home_file is not None else None
-    if store is not None:
-        wanted = household_id or (from_file.home_id if from_file is not None else None)
-        found = load_store_home(store, wanted)
-        if found is not None:
-            return found
-        if from_file is None:
-            raise ConfigError(f"store {store} has no home for household {wanted!r} (table homes)")
-        log.info("store %s has no home for %s; using %s", store, wanted, home_file)
-    assert from_file is not None
-    return from_file
 
 
 def load_rewriter(folder: Path | None) -> Rewriter | None:
