@@ -212,11 +212,11 @@ def review_routes(app: FastAPI, service: Service) -> None:
             else:
                 edited = target
         if decision == "edited" and not (edited or "").strip():
-            what = f" {source.strip()} \u2192 ?" if source.strip() else ""
+            what = f" ({source.strip()} \u2192 ?)" if source.strip() else ""
             problem = (
                 f"Not saved{what}: an edit needs a new target. Type the pattern to rewrite "
-                "the request to in the box next to Edit (e.g. turn off the lights in the {area}), then "
-                "press Edit."
+                "the request to in the box of the row (e.g. turn off the lights in the {area}), then "
+                "press edit."
             )
             return HTMLResponse(_not_saved(problem), status_code=422)
         try:
