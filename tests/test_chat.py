@@ -308,6 +308,25 @@ def test_a_missing_home_is_one_error_line_and_help_explains(tmp_path: Path) -> N
         assert words in res.stdout
 
 
+def test_a_binary_home_file_is_one_error_line_not_a_traceback(tmp_path: Path) -> None:
+    """Issue 53 (7): ``chat --home`` on a file that is not text printed a UnicodeDecodeError traceback."""
+    for name in ("home.yaml", "home.json", "home"):
+        binary = tmp_path / name
+        binary.write_bytes(bytes([0x7F, 0x45, 0x4C, 0x46, 0x02, 0x01, 0x86, 0xFF, 0x00, 0xC3]) * 20)
+        proc = subprocess.run(
+            [sys.executable, "-m", "selflearn", "chat", "--home", str(binary)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr + proc.stdout
+        assert proc.stderr.strip() == (
+            f"error: home file {binary} is not a text file (not UTF-8 at byte 6): give a YAML or JSON home"
+        )
+
+
 # --- the program in a terminal ---------------------------------------------------------------
 
 

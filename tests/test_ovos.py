@@ -288,3 +288,50 @@ def test_closed_plugin_fails_open(service_url: str) -> None:
     plugin.default_shutdown()
     assert plugin.transform([KILL]) == ([KILL], {})
     assert plugin._failures == 1
+
+
+def test_the_admin_token_gives_the_household_its_own_layer(tmp_path: Path) -> None:
+    """Issue 53 (7): a service with an admin token decides a rewrite asked without it without the
+    household's own layer; the plugin's ``admin_token`` setting sends it."""
+    from tests.test_service import _retry_pair
+
+    token = "ovos-test-token"
+    app = create_app(
+        ServiceConfig(
+            rewriter=_save_rewriter(tmp_path / "rw"),
+            request_timeout_ms=5000,
+            confirm="off",
+            admin_token=token,
+        )
+    )
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    sock = _listening_socket()
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.01)
+        url, admin = _url(sock), {"Authorization": f"Bearer {token}"}
+        assert httpx.put(f"{url}/v1/homes/h1", json=HOME, headers=admin, trust_env=False).status_code == 200
+        learned = httpx.post(
+            f"{url}/v1/turns", json=_retry_pair(0) + _retry_pair(1), headers=admin, trust_env=False
+        )
+        assert learned.json()["observed"] == 4
+        said = "lights out in the kitchen"
+        with_token = _plugin(url, household_id="h1", timeout_ms=5000, admin_token=token)
+        out, extra = with_token.transform([said], {"lang": "en"})
+        assert out[0] == "turn off the kitchen lights" and extra["selflearn"]["layer"] == "personal"
+        without = _plugin(url, household_id="h1", timeout_ms=5000)
+        assert without.transform([said], {"lang": "en"}) == ([said], {})
+        # what everyone shares still applies without it
+        assert without.transform([KILL], {"lang": "en"})[0][0] == TURN_OFF
+        with pytest.raises(ValueError, match="admin_token"):
+            _plugin(url, admin_token="  ")
+        with_token.shutdown()
+        without.shutdown()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+        sock.close()

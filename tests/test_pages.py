@@ -247,3 +247,78 @@ def test_accepting_a_candidate_on_the_live_page_rewrites_the_next_request(
         after = rewrite("make the bedroom dark")
         assert (after["text"], after["rewritten"]) == ("turn off the lights in the bedroom", True)
         page.close()
+
+
+WINDOW = {"width": 1280, "height": 900}
+"""A laptop's window: the pages must be usable in it (issue 53, finding 9)."""
+
+_FITS = """() => {
+  const width = window.innerWidth;
+  const right = e => Math.round(e.getBoundingClientRect().right);
+  const tables = [...document.querySelectorAll('table')].map(t => [t.id, right(t)]);
+  const controls = [...document.querySelectorAll('table button, table input[type=text]')].map(
+    c => [c.closest('table').id, c.getAttribute('value') || c.name, right(c)]);
+  return {width, page: document.documentElement.scrollWidth, tables, controls};
+}"""
+
+
+def _fits(page: Any) -> tuple[list[Any], list[Any], int]:
+    """(tables wider than the window, controls right of it, the page's width)."""
+    seen = page.evaluate(_FITS)
+    width = seen["width"]
+    wide = [t for t in seen["tables"] if t[1] > width]
+    hidden = [c for c in seen["controls"] if c[2] > width]
+    return wide, hidden, int(seen["page"])
+
+
+def test_the_report_fits_a_1280_px_window(browser: Any, simulated_store: Path, tmp_path: Path) -> None:
+    """Issue 53 (9): the report's unrecognized-requests table was 1,527 px wide."""
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", "--store", str(simulated_store), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = browser.new_page(viewport=WINDOW)
+    page.goto(out.as_uri())
+    assert page.locator("#unrecognized tbody tr").count() > 0
+    wide, _, width = _fits(page)
+    page.screenshot(path=str(tmp_path / "report-1280.png"), full_page=True)
+    assert wide == [] and width <= WINDOW["width"], (wide, width)
+    page.close()
+
+
+def test_the_review_page_controls_are_in_a_1280_px_window(browser: Any, tmp_path: Path) -> None:
+    """Issue 53 (9): the approve/reject/edit controls of the failing-patterns table started right
+    of a 1280 px window. Every control of the page is within it, and a click on one works."""
+    from tests.test_report import DARK, DARK_FIX, HOME_A, candidate_log
+
+    rules = [(SOURCE, TARGET), (DARK, DARK_FIX)]  # a mined rule for a failing pattern: its form
+    folder = Rewriter.from_parts(table=RewriteTable.from_rules(rules)).save(tmp_path / "rw")
+    store = candidate_log().write(tmp_path / "live.duckdb")
+    config = ServiceConfig(confirm="off", rewriter=folder, store=store, request_timeout_ms=5000)
+    with _Server(config) as server:
+        page = browser.new_page(viewport=WINDOW)
+        page.goto(f"{server.url}/ui")
+        page.wait_for_selector("#unrecognized")
+        decide = page.locator("#unrecognized button[value=reject]")
+        assert decide.count() > 0 and page.locator("#unrecognized button[value=accept]").count() > 0
+        wide, hidden, width = _fits(page)
+        page.screenshot(path=str(tmp_path / "review-1280.png"), full_page=True)
+        assert hidden == [] and wide == [] and width <= WINDOW["width"], (hidden, wide, width)
+        # what a person does at that width: scroll to the row, click, without scrolling sideways
+        row = page.locator("#unrecognized tr", has=page.locator("button[value=reject]")).first
+        pattern = row.get_attribute("data-pattern")
+        reject = row.locator("button[value=reject]")
+        reject.scroll_into_view_if_needed()
+        assert page.evaluate("window.scrollX") == 0
+        reject.click()
+        page.wait_for_selector("#saved")
+        assert f"rejected: {pattern}" in page.inner_text("#saved")
+        after = httpx.post(
+            f"{server.url}/v1/rewrite",
+            json={"text": "kill the lights in the kitchen", "household_id": HOME_A},
+        )
+        assert after.status_code == 200
+        page.close()

@@ -244,8 +244,10 @@ def test_forgetting_through_the_service_forgets_memory_and_files(tmp_path: Path)
     with TestClient(create_app(config)) as c:
         c.put("/v1/homes/h1", json=HOME, headers=auth).raise_for_status()
         assert c.post("/v1/turns", json=retry, headers=auth).json()["quarantined"] == 1
-        learned = c.post(
-            "/v1/rewrite", json={"text": "turn on the quokka", "household_id": "h1", "failed": True}
+        learned = c.post(  # the household's own assistant: with the token (without it, no personal layer)
+            "/v1/rewrite",
+            json={"text": "turn on the quokka", "household_id": "h1", "failed": True},
+            headers=auth,
         )
         assert learned.json()["rewritten"] or learned.json()["confirm"], (
             learned.json()
@@ -253,7 +255,9 @@ def test_forgetting_through_the_service_forgets_memory_and_files(tmp_path: Path)
         out = c.delete("/v1/households/h1", headers=auth).json()
         assert out["store"]["turns"] == 2 and out["quarantine_lines"] == 1 and out["personal_memory"]
         after = c.post(
-            "/v1/rewrite", json={"text": "turn on the quokka", "household_id": "h1", "failed": True}
+            "/v1/rewrite",
+            json={"text": "turn on the quokka", "household_id": "h1", "failed": True},
+            headers=auth,
         )
         assert not after.json()["rewritten"] and after.json()["confirm"] is None
         assert c.get("/v1/homes/h1", headers=auth).status_code == 404

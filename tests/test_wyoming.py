@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 from wyoming.asr import Transcript
 from wyoming.client import AsyncTcpClient
-from wyoming.event import Event
+from wyoming.event import Event, async_read_event
 from wyoming.info import Describe, Info
 from wyoming.intent import Intent, NotRecognized, Recognize
 
@@ -221,14 +221,18 @@ def test_a_broken_or_slow_rewriter_fails_open_and_the_server_keeps_serving(
         assert (await ask(Transcript(KILL).event())).type == "not-recognized"
         # a malformed request is answered, and the connection and server keep serving
         malformed = await ask(Event("recognize", {"txt": KILL}))
-        assert malformed.type == "not-recognized" and "KeyError" not in malformed.data["text"]
+        assert (
+            malformed.type == "not-recognized"
+            and malformed.data["text"] == "Sorry, I could not read that request"
+        )
         german = await ask(Event("transcript", {"text": WORKS, "language": "de"}))
         assert german.type == "not-recognized" and "English" in german.data["text"]
         assert (await ask(Recognize(WORKS).event())).type == "intent"
 
     service = ConversationService(home, broken)
     _serve(service, scenario)
-    assert service.stats["fail_open_error"] == 2 and service.stats["handler_errors"] == 1
+    assert service.stats["fail_open_error"] == 2 and service.stats["malformed_events"] == 1
+    assert service.stats["handler_errors"] == 0
 
     slow = SlowRewriter.load(rewriter_folder)
 
@@ -241,6 +245,61 @@ def test_a_broken_or_slow_rewriter_fails_open_and_the_server_keeps_serving(
         )
 
     _serve(ConversationService(home, slow, WyomingConfig(timeout_ms=20)), too_slow)
+
+
+def test_an_event_whose_data_is_not_an_object_is_answered_and_the_connection_stays(
+    home: Home, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 53 (7): a transcript whose ``data`` was a list dropped the connection with a
+    traceback in the log. Now each bad event is one log line, a request is answered as not
+    understood, and the next request on the same connection is answered as usual."""
+    bad_events = [
+        (b'{"type": "transcript", "data": [1, 2]}\n', "its data is a JSON list, not an object"),
+        (b'{"type": "recognize", "data": "kill the lights"}\n', "its data is a JSON str, not an object"),
+        (b'{"type": "transcript", "data_length": 6}\n[1, 2]', "its data is a JSON list, not an object"),
+        (b'{"type": "transcript", "data": [], "data_length": 2}\n{}', "its data is a JSON list"),
+        (b'{"type": "recognize", "data_length": 5}\n"abc"', "its data is a JSON str, not an object"),
+        (b'{"type": "transcript", "data_length": 4}\n{{{{', "its data is not JSON"),
+        (b'{"type": "recognize", "data_length": "many"}\n', "data_length is 'many', not a count"),
+        (b'{"type": "transcript", "data": {"text": 42}}\n', "it needs a text, got int"),
+        (b'{"type": "recognize"}\n', "it needs a text, got none"),
+    ]
+    ignored = [
+        b"not json at all\n",
+        b"[1, 2]\n",
+        b'{"data": {"text": "hi"}}\n',
+        b'{"type": "ping", "data": 7}\n',
+    ]
+
+    async def scenario(ask: Client, port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for raw, problem in bad_events:
+                writer.write(raw)
+                await writer.drain()
+                answer = await asyncio.wait_for(async_read_event(reader), 10)
+                assert answer is not None, f"the connection dropped after {raw!r}"
+                assert answer.type in ("not-recognized", "not-handled"), raw
+                assert answer.data["text"] == "Sorry, I could not read that request"
+                assert problem in answer.data["context"]["selflearn"]["error"], raw
+            for raw in ignored:  # not a request: nothing to answer, the connection stays
+                writer.write(raw)
+            writer.write(b'{"type": "transcript", "data": {"text": "turn off the lights in the kitchen"}}\n')
+            await writer.drain()
+            answer = await asyncio.wait_for(async_read_event(reader), 10)
+            assert answer is not None and answer.type == "intent" and answer.data["name"] == "HassTurnOff"
+        finally:
+            writer.close()
+        assert (await ask(Recognize(WORKS).event())).type == "intent"  # the server too
+
+    service = ConversationService(home)
+    with caplog.at_level("WARNING", logger="selflearn.integrations.wyoming"):
+        _serve(service, scenario)
+    assert service.stats["malformed_events"] == len(bad_events) + len(ignored)
+    assert service.stats["handler_errors"] == 0
+    lines = [r for r in caplog.records if r.name == "selflearn.integrations.wyoming"]
+    assert len(lines) == len(bad_events) + len(ignored)
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in lines)  # no traceback
 
 
 def test_a_rewriter_folder_that_does_not_load_leaves_the_nlu_answering(tmp_path: Path, home: Home) -> None:
@@ -296,6 +355,25 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert isinstance(res.exception, SelflearnError) and "unusable --uri" in str(res.exception)
     res = runner.invoke(cli_app, ["wyoming", "--home", str(home_file), "--language", "de"])
     assert isinstance(res.exception, ConfigError) and "only English" in str(res.exception)
+
+
+def test_a_binary_home_file_is_one_error_line_not_a_traceback(tmp_path: Path) -> None:
+    """Issue 53 (7): ``wyoming --home`` on a file that is not text printed a traceback."""
+    binary = tmp_path / "home.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ConfigError, match="is not a text file"):
+        load_home(binary, None, None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "selflearn", "wyoming", "--home", str(binary)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip() == (
+        f"error: home file {binary} is not a text file (not UTF-8 at byte 128): give a YAML or JSON home"
+    )
 
 
 @pytest.fixture()

@@ -71,10 +71,12 @@ def start_service(
     port: int | None = None,
     store: Path | None = None,
     make: bool = True,
+    admin_token: str | None = None,
 ) -> Service:
     """Write a rewriter folder with selflearn's own Python (unless ``make`` is off: a restart),
     then serve it on a free port (or ``port``). ``confirm``: when the rewriter asks first (the
-    service's default, ``guesses``: about the mined table's and the global layer's guesses)."""
+    service's default, ``guesses``: about the mined table's and the global layer's guesses);
+    ``admin_token``: the service's ``--admin-token``."""
     rewriter = folder / "rewriter"
     if make:
         cmd = [str(SELFLEARN_PYTHON), str(ROOT / "tests_ha" / "make_rewriter.py"), str(rewriter)]
@@ -99,6 +101,7 @@ def start_service(
             "1000",
             "--confirm",
             confirm,
+            *(["--admin-token", admin_token] if admin_token else []),
         ],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

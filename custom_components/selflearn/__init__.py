@@ -161,7 +161,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
         """Send the turns that wait; when the service was unreachable, see whether it is back
         (and withdraw the repair issue if so)."""
         if client.consecutive_failures and not turns.waiting:
-            await client.health()
+            if client.last_status in (401, 403):  # /healthz answers anyone: is the token taken now?
+                if (await client.token_status()) not in (None, 401, 403):
+                    await client.health()
+            else:
+                await client.health()
         if turns.waiting:
             await turns.async_flush()
         logic.update_repair_issue()

@@ -50,6 +50,7 @@ from .const import (
     DOMAIN,
     FAILED_CODES,
     FAILURES_BEFORE_REPAIR,
+    ISSUE_AUTH,
     ISSUE_UNREACHABLE,
     MAX_OPEN_QUESTIONS,
     MAX_RUN_SENTENCES,
@@ -425,7 +426,27 @@ class Selflearn:
             )
 
     def update_repair_issue(self) -> None:
-        """Raise a repair issue after repeated failures; withdraw it when the service answers."""
+        """Raise a repair issue after repeated failures -- at once, and one of its own, when the
+        service refuses the admin token (401/403): waiting will not mend that --; withdraw them
+        when the service answers."""
+        refused = self.client.consecutive_failures > 0 and self.client.last_status in (401, 403)
+        if refused:
+            ir.async_delete_issue(self.hass, DOMAIN, ISSUE_UNREACHABLE)
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                ISSUE_AUTH,
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=ISSUE_AUTH,
+                translation_placeholders={
+                    "url": self.client.url,
+                    "status": str(self.client.last_status),
+                    "token": "its admin token" if self.client.has_token else "no admin token",
+                },
+            )
+            return
+        ir.async_delete_issue(self.hass, DOMAIN, ISSUE_AUTH)
         if self.client.consecutive_failures >= FAILURES_BEFORE_REPAIR:
             ir.async_create_issue(
                 self.hass,

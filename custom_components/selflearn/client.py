@@ -30,6 +30,8 @@ class SelflearnClient:
         self._session = session
         self.url = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+        self.has_token = bool(admin_token)
+        """Whether calls carry an admin token."""
         self.consecutive_failures = 0
         self.last_error: str | None = None
         self.last_status: int | None = None
@@ -67,6 +69,23 @@ class SelflearnClient:
         self.consecutive_failures = 0
         self.last_error = None
         return data
+
+    async def token_status(self, timeout_s: float = 5.0) -> int | None:
+        """The HTTP status the service answers this client's admin token with, on an endpoint
+        that needs it when the service has one (``GET /v1/homes/<an id no home has>``): 404 (or
+        200) when the token is right or not needed, 401/403 when it is missing or wrong; ``None``
+        when there is no answer. Not counted as a failure."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._session.get(
+                    self.url + "/v1/homes/ha-token-check", headers=self._headers
+                ) as res:
+                    return int(res.status)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            _LOGGER.debug("selflearn token check at %s failed: %s", self.url, err)
+            return None
 
     async def health(self, timeout_s: float = 5.0) -> dict[str, Any] | None:
         """``GET /healthz``."""

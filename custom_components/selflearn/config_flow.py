@@ -16,6 +16,14 @@ from homeassistant import config_entries
 from homeassistant.components import conversation
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.selector import (
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
 
 from .client import SelflearnClient
 
@@ -53,8 +61,9 @@ _RESOLVER_FAILED = (
 
 
 async def check_service(hass: HomeAssistant, url: str, token: str | None) -> str | None:
-    """``None`` when a selflearn service answers ``/healthz`` at ``url``; otherwise the error
-    key of the form (``cannot_connect``, ``host_not_resolved``, ``invalid_url``)."""
+    """``None`` when a selflearn service answers ``/healthz`` at ``url`` and takes ``token`` (or
+    needs none); otherwise the error key of the form (``cannot_connect``, ``host_not_resolved``,
+    ``invalid_url``, ``invalid_auth``: it refuses the token, ``auth_required``: it needs one)."""
     if not url.startswith(("http://", "https://")):
         return "invalid_url"
     client = SelflearnClient(async_get_clientsession(hass), url, token)
@@ -64,16 +73,29 @@ async def check_service(hass: HomeAssistant, url: str, token: str | None) -> str
         if named and any(word in (client.last_error or "") for word in _RESOLVER_FAILED):
             return "host_not_resolved"
         return "cannot_connect"
+    # /healthz answers anyone: ask an endpoint that needs the token when the service has one.
+    status = await client.token_status()
+    if status in (401, 403):
+        return "invalid_auth" if token else "auth_required"
+    if status is None:
+        return "cannot_connect"
     return None
 
 
-def _connection_schema(url: str, token: str) -> vol.Schema:
-    return vol.Schema(
-        {
-            vol.Required(CONF_URL, default=url): str,
-            vol.Optional(CONF_ADMIN_TOKEN, default=token): str,
-        }
-    )
+def _token(user_input: dict[str, Any]) -> str | None:
+    """The admin token of a submitted form (``None``: none; a cleared field sends no key)."""
+    return str(user_input.get(CONF_ADMIN_TOKEN) or "").strip() or None
+
+
+def token_field(token: str | None) -> dict[Any, Any]:
+    """The form's admin token field: a password box showing the current token as a suggestion,
+    not a default, so that emptying it clears the token (a default would come back)."""
+    key = vol.Optional(CONF_ADMIN_TOKEN, description={"suggested_value": token or ""})
+    return {key: TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))}
+
+
+def _connection_schema(url: str, token: str | None) -> vol.Schema:
+    return vol.Schema({vol.Required(CONF_URL, default=url): str, **token_field(token)})
 
 
 class SelflearnConfigFlow(config_entries.ConfigFlow, domain=DOMAIN):
@@ -85,7 +107,7 @@ class SelflearnConfigFlow(config_entries.ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             url = str(user_input[CONF_URL]).strip().rstrip("/")
-            token = str(user_input.get(CONF_ADMIN_TOKEN) or "").strip() or None
+            token = _token(user_input)
             await self.async_set_unique_id(url)
             self._abort_if_unique_id_configured()
             error = await check_service(self.hass, url, token)
@@ -103,9 +125,7 @@ class SelflearnConfigFlow(config_entries.ConfigFlow, domain=DOMAIN):
                     },
                 )
         defaults = user_input or {}
-        schema = _connection_schema(
-            str(defaults.get(CONF_URL, DEFAULT_URL)), str(defaults.get(CONF_ADMIN_TOKEN) or "")
-        )
+        schema = _connection_schema(str(defaults.get(CONF_URL, DEFAULT_URL)), _token(defaults))
         return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
 
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -116,7 +136,7 @@ class SelflearnConfigFlow(config_entries.ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             url = str(user_input[CONF_URL]).strip().rstrip("/")
-            token = str(user_input.get(CONF_ADMIN_TOKEN) or "").strip() or None
+            token = _token(user_input)
             error = await check_service(self.hass, url, token)
             if error is not None:
                 errors["base"] = error
@@ -130,7 +150,7 @@ class SelflearnConfigFlow(config_entries.ConfigFlow, domain=DOMAIN):
                 await self.hass.config_entries.async_reload(entry.entry_id)
                 return self.async_abort(reason="reconfigure_successful")
         schema = _connection_schema(
-            str(entry.data.get(CONF_URL, DEFAULT_URL)), str(entry.data.get(CONF_ADMIN_TOKEN) or "")
+            str(entry.data.get(CONF_URL, DEFAULT_URL)), entry.data.get(CONF_ADMIN_TOKEN)
         )
         return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
 
@@ -152,7 +172,8 @@ class SelflearnOptionsFlow(config_entries.OptionsFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             url = str(user_input.pop(CONF_URL, entry.data[CONF_URL])).strip().rstrip("/")
-            token = str(user_input.pop(CONF_ADMIN_TOKEN, "") or "").strip() or None
+            token = _token(user_input)
+            user_input.pop(CONF_ADMIN_TOKEN, None)
             if url != entry.data[CONF_URL] or token != (entry.data.get(CONF_ADMIN_TOKEN) or None):
                 error = await check_service(self.hass, url, token)
                 if error is not None:
@@ -169,9 +190,13 @@ class SelflearnOptionsFlow(config_entries.OptionsFlow):
         schema = vol.Schema(
             {
                 vol.Required(CONF_URL, default=entry.data.get(CONF_URL, DEFAULT_URL)): str,
-                vol.Optional(CONF_ADMIN_TOKEN, default=entry.data.get(CONF_ADMIN_TOKEN) or ""): str,
-                vol.Required(OPT_REWRITE, default=options.get(OPT_REWRITE, DEFAULT_REWRITE)): vol.In(
-                    [REWRITE_BEHIND, REWRITE_BEFORE, REWRITE_OFF]
+                **token_field(entry.data.get(CONF_ADMIN_TOKEN)),
+                vol.Required(OPT_REWRITE, default=options.get(OPT_REWRITE, DEFAULT_REWRITE)): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[REWRITE_BEHIND, REWRITE_BEFORE, REWRITE_OFF],
+                        mode=SelectSelectorMode.LIST,
+                        translation_key=OPT_REWRITE,
+                    )
                 ),
                 vol.Required(
                     OPT_TIMEOUT_MS, default=options.get(OPT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS)

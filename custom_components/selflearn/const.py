@@ -32,6 +32,9 @@ DEFAULT_LOG_TURNS = True
 FAILURES_BEFORE_REPAIR = 3
 """Consecutive failed calls to the service before a repair issue tells the user."""
 ISSUE_UNREACHABLE = "service_unreachable"
+ISSUE_AUTH = "service_refuses_token"
+"""Translation key and id of the repair issue raised when the service answers 401 or 403: the
+admin token configured here is missing or not the service's (not a service that is away)."""
 ISSUE_ALIAS = "alias"
 """Translation key of the repair issue that offers a taught name as an alias (its id:
 ``alias_<concept id>``)."""

@@ -25,6 +25,11 @@ class SelflearnConversationEntity(conversation.ConversationEntity):  # type: ign
     def __init__(self, entry: ConfigEntry, logic: Selflearn) -> None:
         self.logic = logic
         self._attr_unique_id = entry.entry_id
+        # It runs the requests through Home Assistant's own agent, which controls the home: say
+        # so, or the Assist dialog says "This assistant cannot control your home." (2024.7+).
+        feature = getattr(conversation, "ConversationEntityFeature", None)
+        if feature is not None:
+            self._attr_supported_features = feature.CONTROL
 
     @property
     def supported_languages(self) -> list[str]:

@@ -21,7 +21,8 @@ A log is a stream of JSON lines (or a Parquet file with the same fields), each a
 **feedback** event or a **dialogue** act (a question the assistant asked and how it ended), told
 apart by `record_type`. A turn that asked a question is logged once the question has ended (see
 `DialogueTrace`). Simulation truth is a separate stream of
-**truth** records that only benchmarks read. Timestamps are ISO 8601 with a timezone.
+**truth** records that only benchmarks read. Timestamps are ISO 8601 with a timezone;
+a number (`12345`, `"12345"`) is refused, never read as seconds since 1970.
 Ids are 1-{max_id} characters of `A-Z a-z 0-9 _ . : -`; texts are at most {max_text} characters.
 Unknown fields are rejected, so a typo is an error, not silently ignored data.
 

@@ -80,6 +80,10 @@ def load_home(path: Path | None = None) -> Home:
             raw = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{where} is not a text file (not UTF-8 at byte {exc.start}): give a YAML or JSON home"
+            ) from exc
         suffix = path.suffix.lower()
     try:
         data = json.loads(raw) if suffix == ".json" else yaml.safe_load(raw)

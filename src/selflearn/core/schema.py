@@ -17,10 +17,11 @@ Every model is frozen, rejects unknown fields, and carries a docstring under eac
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 SCHEMA_VERSION = "1.2"
 """Version of the log format. Readers accept records whose major version matches; a minor
@@ -52,8 +53,32 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
+_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+"""A number, or a string holding one: pydantic would read it as seconds since 1970."""
+_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
 class _Versioned(_Record):
     """Records that carry a schema version (and, where they have one, a timestamp)."""
+
+    @field_validator("timestamp", mode="before", check_fields=False)
+    @classmethod
+    def _not_a_number(cls, value: Any) -> Any:
+        # A log's times are ISO 8601 strings: a number (12345, "12345") is refused rather than
+        # read as seconds since 1970 -- a counter or milliseconds would be stored as 1970.
+        if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value)):
+            raise ValueError(
+                f"timestamp must be an ISO 8601 date and time with a timezone (e.g. "
+                f"2026-01-05T08:00:00Z), not the number {value!r}: numbers are not read as seconds since 1970"
+            )
+        if isinstance(value, str):
+            # Parsed here: after a validator of this kind the field sees a Python value, which
+            # strict validation (the service's) would refuse as a string.
+            try:
+                return _DATETIME.validate_python(value)
+            except ValidationError as exc:
+                raise ValueError(exc.errors()[0]["msg"]) from None
+        return value
 
     @field_validator("timestamp", check_fields=False)
     @classmethod

@@ -35,6 +35,10 @@ key                default                   what
 ``languages``      ``["en"]``                only requests whose ``lang`` starts with one of
                                              these are sent (the rewriter learned English);
                                              ``[]``: all
+``admin_token``    none                      the service's admin token (``--admin-token``):
+                                             without it a service that has one decides
+                                             without the household's own layer (what it
+                                             taught and said before)
 ``priority``       ``10``                    OPM order: higher runs earlier; OVOS's normalizer
                                              (priority 1) then still sees the rewrite
 ``active``         ``true``                  ``false``: OVOS does not load the plugin
@@ -131,8 +135,12 @@ class SelflearnUtteranceTransformer(UtteranceTransformer):  # type: ignore[misc]
         if isinstance(languages, str) or not all(isinstance(lang, str) for lang in languages):
             raise ValueError(f"{PLUGIN_NAME}: languages must be a list of language tags, not {languages!r}")
         self.languages = tuple(lang.lower() for lang in languages)
+        token = cfg.get("admin_token")
+        if token is not None and (not isinstance(token, str) or not token.strip()):
+            raise ValueError(f"{PLUGIN_NAME}: admin_token must be the service's token, a non-empty string")
+        headers = {"Authorization": f"Bearer {token.strip()}"} if token else {}
         # No proxies from the environment: the service is normally on this machine.
-        self._client = httpx.Client(timeout=httpx.Timeout(self.timeout_s), trust_env=False)
+        self._client = httpx.Client(timeout=httpx.Timeout(self.timeout_s), trust_env=False, headers=headers)
         self._lock = threading.Lock()
         self._failures = 0
         self._last_warning = 0.0

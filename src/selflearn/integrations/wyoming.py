@@ -46,7 +46,6 @@ In Python, without a socket:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections import Counter
@@ -58,7 +57,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from wyoming.event import Event
 from wyoming.handle import Handled, NotHandled
 from wyoming.info import Attribution, HandleModel, HandleProgram, Info, IntentModel, IntentProgram
@@ -69,7 +67,7 @@ from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import NO_MATCH_RESPONSE
 from selflearn.assistant.nlu import NLU_CONFIGS, STRICT_MATCHERS, NluConfig
 from selflearn.assistant.pipeline import Assistant, AssistantConfig, AssistantPort
-from selflearn.core.errors import ConfigError, SelflearnError, StoreError
+from selflearn.core.errors import ConfigError
 from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext
 from selflearn.core.schema import RewriteTrace, SlotValue, Turn
@@ -84,6 +82,11 @@ from selflearn.dialogue import (
     Teaching,
     read_command,
 )
+from selflearn.integrations.wyoming_events import Malformed, read_event
+from selflearn.integrations.wyoming_home import load_home as load_home  # re-exported: the command's
+from selflearn.integrations.wyoming_home import load_home_file as load_home_file
+from selflearn.integrations.wyoming_home import load_service_home as load_service_home
+from selflearn.integrations.wyoming_home import load_store_home as load_store_home
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
 
 log = logging.getLogger(__name__)
@@ -554,7 +557,9 @@ class ConversationService:
 class WyomingHandler(AsyncEventHandler):
     """One client connection: answers ``describe``, ``recognize``, ``transcript`` and
     ``select-program``; ignores every other event. An error while answering is logged and answered
-    with ``not-recognized``/``not-handled``: it never closes the server."""
+    with ``not-recognized``/``not-handled``: it never closes the server. An event that cannot be
+    read (:class:`Malformed`) is logged in one line and answered the same way when it was a
+    ``recognize`` or ``transcript``, else ignored: the connection stays up."""
 
     def __init__(
         self,
@@ -568,8 +573,50 @@ class WyomingHandler(AsyncEventHandler):
         self.info_event = info
         self.transcript_answer: Answer = service.config.transcript_answer
 
+    async def run(self) -> None:
+        """Read and answer events until the client leaves (the base class's loop, reading with
+        :func:`read_event`)."""
+        self._is_running = True
+        try:
+            while self._is_running:
+                event = await read_event(self.reader)
+                if event is None:
+                    break
+                if isinstance(event, Malformed):
+                    if not await self.malformed(event):
+                        break
+                elif not await self.handle_event(event):
+                    break
+        finally:
+            await self.disconnect()
+            self.writer.close()
+
+    async def malformed(self, event: Malformed, incoming: dict[str, Any] | None = None) -> bool:
+        """One log line; a ``recognize`` or ``transcript`` is answered (not understood, with the
+        conversation id of ``incoming``, its context), anything else ignored."""
+        self.service.stats["malformed_events"] += 1
+        log.warning("a malformed %s event: %s", event.kind or "Wyoming", event.problem)
+        if event.kind not in ("recognize", "transcript"):
+            return True
+        message = "Sorry, I could not read that request"
+        context: dict[str, Any] = {"selflearn": {"error": f"malformed {event.kind} event: {event.problem}"}}
+        if incoming and "conversation_id" in incoming:
+            context["conversation_id"] = incoming["conversation_id"]
+        if event.kind == "recognize" or self.transcript_answer == "intent":
+            out = NotRecognized(text=message, context=context).event()
+        else:
+            out = NotHandled(text=message, context=context).event()
+        try:
+            await self.write_event(out)
+        except (ConnectionError, OSError):
+            return False
+        return True
+
     async def handle_event(self, event: Event) -> bool:
         kind = event.type
+        if not isinstance(event.data, dict | None):  # built by hand: read_event never gives one
+            what = f"its data is a {type(event.data).__name__}, not an object"
+            return await self.malformed(Malformed(kind, what))
         if kind == "describe":
             await self.write_event(self.info_event)
             return True
@@ -586,10 +633,11 @@ class WyomingHandler(AsyncEventHandler):
         answer: Answer = "intent" if kind == "recognize" else self.transcript_answer
         data = event.data or {}
         context = data.get("context") if isinstance(data.get("context"), dict) else None
+        text = data.get("text")
+        if not isinstance(text, str):
+            what = f"it needs a text, got {'none' if text is None else type(text).__name__}"
+            return await self.malformed(Malformed(kind, what), context)
         try:
-            text = data.get("text")
-            if not isinstance(text, str):
-                raise ValueError(f"a {kind} event needs a text, got {type(text).__name__}")
             language = data.get("language")
             if isinstance(language, str) and language.split("-")[0].lower() != "en":
                 reply = Reply(text=text, understood=text, recognized=False, response=_ENGLISH_ONLY)
@@ -651,117 +699,6 @@ async def serve(service: ConversationService, uri: str) -> None:
         await server.run(handler_factory(service))
     except OSError as exc:
         raise ConfigError(f"cannot listen on {uri}: {exc.strerror or exc}") from exc
-
-
-# --- where the home comes from ------------------------------------------------------------------
-
-
-def load_home_file(path: Path) -> Home:
-    """A home from a YAML or JSON file in the shape of :meth:`Home.to_dict`."""
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read home file {path}: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(raw) if path.suffix.lower() == ".json" else yaml.safe_load(raw)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(
-            f"home file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"
-        ) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"home file {path} must hold a mapping with areas and entities (see Home.to_dict)")
-    return _home_from(data, str(path))
-
-
-def load_store_home(store: Path, household_id: str | None) -> Home | None:
-    """The home of ``household_id`` in the store's ``homes`` table (``None`` if it has none);
-    without a household id, the store's only home."""
-    from selflearn.core.store import Store
-
-    try:
-        with Store(store, read_only=True) as opened:
-            rows = opened.query("SELECT home_id, config FROM homes ORDER BY home_id").to_pylist()
-    except StoreError as exc:
-        raise StoreError(
-            f"{exc} (a store another process writes, e.g. `selflearn serve --store`, cannot be opened: "
-            "save the home from GET /v1/homes/ID to a file and pass --home)"
-        ) from exc
-    if household_id is None:
-        if len(rows) != 1:
-            raise ConfigError(
-                f"store {store} holds {len(rows)} homes; name one with --household-id"
-                + (f" (e.g. {rows[0]['home_id']})" if rows else "")
-            )
-        return _home_from(json.loads(rows[0]["config"]), f"{store} (home {rows[0]['home_id']})")
-    for row in rows:
-        if str(row["home_id"]) == household_id:
-            return _home_from(json.loads(row["config"]), f"{store} (home {household_id})")
-    return None
-
-
-def _home_from(data: dict[str, Any], where: str) -> Home:
-    try:
-        return Home.from_dict(data)
-    except SelflearnError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"{where}: not a home configuration ({type(exc).__name__}: {exc})") from exc
-
-
-def load_service_home(url: str, household_id: str | None, timeout_s: float = 10.0) -> Home:
-    """The home a running ``selflearn serve`` holds for the household (``GET /v1/homes/{id}``):
-    the one the Home Assistant integration keeps in sync with Home Assistant's registries."""
-    import httpx
-
-    if not household_id:
-        raise ConfigError(
-            "--service needs --household-id (the integration's household id, e.g. ha-1a2b3c4d5e6f)"
-        )
-    where = f"{url.rstrip('/')}/v1/homes/{household_id}"
-    try:
-        res = httpx.get(where, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"cannot read the home from {where}: {type(exc).__name__}: {exc}") from exc
-    if res.status_code == 404:
-        raise ConfigError(
-            f"{where}: the service has no home for {household_id!r} (is the integration set up?)"
-        )
-    if res.status_code != 200:
-        raise ConfigError(f"{where}: HTTP {res.status_code}: {res.text[:200]}")
-    try:
-        data = res.json()
-    except ValueError as exc:
-        raise ConfigError(f"{where}: not JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a home object, got {type(data).__name__}")
-    return _home_from({**data, "home_id": household_id}, where)
-
-
-def load_home(
-    home_file: Path | None, store: Path | None, household_id: str | None, service: str | None = None
-) -> Home:
-    """The home to answer for: the service's home of the household if ``service`` is given;
-    else the store's home of the household when it has one, else the file.
-
-    The household is ``household_id``, else the file's ``home_id``, else (store only) the
-    store's only home."""
-    if service is not None:
-        return load_service_home(service, household_id)
-    if home_file is None and store is None:
-        raise ConfigError(
-            "give --home FILE, --store FILE or --service URL: the NLU needs the home's areas and entities"
-        )
-    from_file = load_home_file(home_file) if home_file is not None else None
-    if store is not None:
-        wanted = household_id or (from_file.home_id if from_file is not None else None)
-        found = load_store_home(store, wanted)
-        if found is not None:
-            return found
-        if from_file is None:
-            raise ConfigError(f"store {store} has no home for household {wanted!r} (table homes)")
-        log.info("store %s has no home for %s; using %s", store, wanted, home_file)
-    assert from_file is not None
-    return from_file
 
 
 def load_rewriter(folder: Path | None) -> Rewriter | None:

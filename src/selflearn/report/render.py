@@ -15,7 +15,9 @@ The markup is a contract the live review page (``/ui`` of ``selflearn serve``) b
   data-candidate="TARGET" data-decision="approved|edited">`` (``<td class="candidate none">``
   when none is offered); with :class:`ReviewForms` it holds a form with the same fields and one
   button named ``decision`` with the value ``accept`` ("Accept as rule"), or, once accepted, a
-  ``<span class="accepted">``.
+  ``<span class="accepted">``;
+* every table, and every form in it, fits a window 1280 px wide (long words and names wrap):
+  no control of the review page is off to the right (``tests/test_pages.py``).
 """
 
 from __future__ import annotations
@@ -60,10 +62,12 @@ svg.plot .grid{stroke:#eaeef2}figure{margin:8px 0 16px}
 .status-demoted,.status-would-be-demoted,.status-refused,.status-worse-than-unrewritten{color:#d1242f;
 font-weight:600}
 .status-active,.status-keep,.status-taught{color:#1a7f37}
-form.review{display:flex;gap:4px;flex-wrap:wrap;margin:0}form.review input[type=text]{width:14em}
-td.examples{min-width:22em}.examples{margin:0;padding-left:16px}.small{font-size:12px;color:#57606a}
-td.evidence{min-width:12em;max-width:32em}summary{cursor:pointer}
-td.candidate{min-width:16em;max-width:26em;background:#f6fff8}td.candidate.none{background:none}
+form.review{display:flex;flex-direction:column;gap:3px;margin:0}form.review button{padding:1px 4px}
+form.review input[type=text]{width:100%;min-width:8em;box-sizing:border-box}
+td code,td.evidence,td .small{overflow-wrap:anywhere}td.pattern code{overflow-wrap:break-word}
+td.pattern{min-width:6em}td.examples{min-width:10em}.examples{margin:0;padding-left:16px}
+.small{font-size:12px;color:#57606a}td.evidence{min-width:6em;max-width:24em}summary{cursor:pointer}
+td.candidate{min-width:9em;max-width:22em;background:#f6fff8}td.candidate.none{background:none}
 form.accept{margin:4px 0 0}form.accept button{font-weight:600}.accepted{color:#1a7f37;font-weight:600}
 """
 
@@ -351,7 +355,7 @@ class _Renderer:
         points = ", ".join(f"{FAILURE_LABELS.get(k, k)} {v}" for k, v in p.failure_points.items())
         where = FAILURE_LABELS.get(p.failure_point or "", p.failure_point or "")
         head = (
-            f"<td{span} class=n>{i}</td><td{span}><code>{_e(p.pattern)}</code></td>"
+            f"<td{span} class=n>{i}</td><td{span} class=pattern><code>{_e(p.pattern)}</code></td>"
             f"<td{span} class=n>{_n(p.failing)}</td><td{span} class=n>{_pct(p.success_rate)}</td>"
             f"<td{span} class=n>{_n(p.users)}</td><td{span} class=n>{_n(p.homes)}</td>"
             f'<td{span} title="{_e(points)}">{_e(where)}</td>'

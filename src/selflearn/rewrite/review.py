@@ -16,8 +16,9 @@ rule by its request pattern and target pattern (delexicalized: ``kill the {area}
 
 A target a person writes (an edit, or a candidate accepted as a rule) is checked the way the
 rewriter will use it before it is stored (:func:`check_target`): its placeholders must be
-fillable from the request pattern's values, and the filled sentence must parse in Home
-Assistant's strict templates in a home of the store.
+fillable from the request pattern's values, and the filled sentence must be understood by the
+matching the assistant runs -- Home Assistant's strict templates, then the gazetteer matcher --
+in a home of the store.
 
 >>> from datetime import UTC, datetime
 >>> from selflearn.core.schema import Review
@@ -228,8 +229,10 @@ def check_target(
 ) -> TargetCheck:
     """Check ``target`` as the rewriter would use it for requests of pattern ``source``: its
     placeholders are filled from the request's values (:func:`placeholder_problem`), and the
-    filled sentence must parse in Home Assistant's strict templates (hassil with the home's
-    names, :class:`~selflearn.assistant.nlu.HomeAssistantNlu`) in the request's home.
+    filled sentence must be understood in the request's home by the matching the assistant runs
+    on it: Home Assistant's strict templates (hassil with the home's names), then the gazetteer
+    matcher (:class:`~selflearn.assistant.nlu.HomeAssistantNlu`, ``strict+gazetteer``) -- "set the
+    {area} lights to {number} percent" is the gazetteer's (issue 53).
 
     ``said``: requests of the pattern; when given, the target is filled with their values and
     parsed in their homes (with their device's area as context). Otherwise each placeholder of
@@ -248,22 +251,27 @@ def check_target(
     first: str | None = None
     tried, places = 0, set[str]()
     with _NLU_LOCK:
-        nlu = _strict_nlu()
+        nlu = _assistant_nlu()
         for sentence, home, area_id in tries:
             first = first or sentence
             tried += 1
             places.add(home.home_id)
-            result = nlu.recognize(sentence, home, area_id, explain_failures=False)
+            try:
+                result = nlu.recognize(sentence, home, area_id, explain_failures=False)
+            except ValueError:  # the gazetteer refuses some homes (an area name it finds ambiguous)
+                continue
             if result.trace.matched:
                 intent = result.trace.intent
-                return TargetCheck(True, f"parses as {intent} ({sentence!r})", sentence, intent)
+                by = " by the gazetteer matcher" if result.trace.matcher == "gazetteer" else ""
+                return TargetCheck(True, f"parses as {intent}{by} ({sentence!r})", sentence, intent)
     where = "the requests' own homes" if said else f"{len(places)} home(s) of the store"
     if not homes and not said:
         where = "a home with no names (the store has no home configuration)"
     more = f" and {tried - 1} more sentence(s)" if tried > 1 else ""
     return TargetCheck(
         False,
-        f"{target!r} does not parse in Home Assistant's templates: tried {first!r}{more} in {where}",
+        f"{target!r} does not parse in Home Assistant's templates nor its gazetteer matcher: tried "
+        f"{first!r}{more} in {where}",
         first,
     )
 
@@ -273,10 +281,11 @@ _NLU_LOCK = threading.Lock()
 
 
 @cache
-def _strict_nlu() -> HomeAssistantNlu:
+def _assistant_nlu() -> HomeAssistantNlu:
+    """The matching the assistant runs on a rewritten request: strict templates, then the gazetteer."""
     from selflearn.assistant.nlu import HomeAssistantNlu
 
-    return HomeAssistantNlu("strict", cache_size=20_000, unmatched_pass=False)
+    return HomeAssistantNlu("strict+gazetteer", cache_size=20_000, unmatched_pass=False)
 
 
 def _sentences(

@@ -27,6 +27,14 @@ def bearer_ok(config: ServiceConfig, request: Request) -> bool:
     return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
+def anonymous(household_id: str) -> str:
+    """The household a request without the admin token is decided for: no household's own --
+    not a valid id (``A-Za-z0-9_.:-``), so no memory was ever learned for it -- yet one per
+    household, so the request is still read in its home. A caller who knows a household's id
+    but not the token learns nothing of what the household said (issue 53)."""
+    return f"{household_id} (without the admin token)"
+
+
 def check_admin(config: ServiceConfig, request: Request) -> None:
     """401 unless :func:`bearer_ok`."""
     if not bearer_ok(config, request):

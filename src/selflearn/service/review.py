@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import Body, FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from selflearn.core.errors import ConfigError, SelflearnError
@@ -195,11 +196,14 @@ def review_routes(app: FastAPI, service: Service) -> None:
             return HTMLResponse(_sign_in("Sign in again to review."), status_code=401)
         form = _form(await request.body())
         if not hmac.compare_digest(form.get("form_token", "").encode(), _form_token(config).encode()):
-            raise HTTPException(403, "the form is stale or from another site: reload /ui and try again")
+            problem = "The form is stale or from another site: reload the review page and try again."
+            return HTMLResponse(_not_saved(problem), status_code=403)
         button = form.get("decision", "")
         decision = DECISIONS.get(button)
         if decision is None:
-            raise HTTPException(422, "decision must be approve, reject, edit or accept")
+            return HTMLResponse(
+                _not_saved("Not saved: use the page's Approve, Reject, Edit or Accept buttons."), 422
+            )
         source, target, rule = form.get("source", ""), form.get("target", ""), form.get("rule_id") or None
         edited = form.get("edited_target") or None
         if button == "accept":
@@ -207,6 +211,14 @@ def review_routes(app: FastAPI, service: Service) -> None:
                 decision, edited = "approved", None
             else:
                 edited = target
+        if decision == "edited" and not (edited or "").strip():
+            what = f" ({source.strip()} \u2192 ?)" if source.strip() else ""
+            problem = (
+                f"Not saved{what}: an edit needs a new target. Type the pattern to rewrite "
+                "the request to in the box of the row (e.g. turn off the lights in the {area}), then "
+                "press edit."
+            )
+            return HTMLResponse(_not_saved(problem), status_code=422)
         try:
             body = ReviewRequest(
                 pattern=source,
@@ -216,8 +228,8 @@ def review_routes(app: FastAPI, service: Service) -> None:
                 edited_target=edited,
                 reviewer=PAGE_REVIEWER,
             )
-        except ValueError as exc:
-            raise HTTPException(422, f"bad review form: {exc}") from exc
+        except ValidationError as exc:
+            return HTMLResponse(_not_saved(f"Not saved: {_form_problems(exc)}."), status_code=422)
         review = review_of(body)
         checked = await run_in_threadpool(_check, service, review)
         if checked is not None and not checked.ok:
@@ -253,8 +265,37 @@ def _refused(review: Review, checked: TargetCheck) -> str:
         f'<body><h1>selflearn review</h1><p class="problem" id="refused">Not saved ({html.escape(what)}): '
         f"{html.escape(checked.reason)}.</p><p>The rewriter fills a target's placeholders "
         "(<code>{area}</code>, <code>{floor}</code>, <code>{name}</code>, <code>{number}</code>) with the "
-        "request's own words and hands the sentence to the assistant, so it must parse in Home "
-        'Assistant\'s templates.</p><p><a href="/ui">Back to the review page</a></p></body></html>'
+        "request's own words and hands the sentence to the assistant, so Home Assistant's templates "
+        "or its gazetteer matcher must understand it.</p>"
+        '<p><a href="/ui">Back to the review page</a></p></body></html>'
+    )
+
+
+_FORM_FIELDS = {"pattern": "the request pattern", "target": "the target", "edited_target": "the new target"}
+
+
+def _form_problems(exc: ValidationError) -> str:
+    """A form's validation errors in words (no pydantic JSON, no links): ``the new target: at
+    most 1000 characters``."""
+    said = []
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "string_too_short":
+            message = "it is empty"
+        elif error["type"] == "string_too_long":
+            message = f"it is longer than {error.get('ctx', {}).get('max_length', '')} characters"
+        said.append(f"{_FORM_FIELDS.get(field, field or 'the form')}: {message}" if field else message)
+    return "; ".join(said)
+
+
+def _not_saved(problem: str) -> str:
+    """The page answering a review form that could not be saved: the problem, in words."""
+    said = html.escape(problem, quote=False)
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>selflearn: not saved</title></head>"
+        f'<body><h1>selflearn review</h1><p class="problem" id="refused">{said}</p>'
+        '<p><a href="/ui">Back to the review page</a></p></body></html>'
     )
 
 
