@@ -11,11 +11,13 @@ rewriter's logged decisions (wins, losses, wrong actions, demotions); a before/a
 ...     data = collect(store, table=Path("models/rewrites"))
 >>> Path("report.html").write_text(render_html(data))                 # doctest: +SKIP
 
-:func:`collect` (:mod:`selflearn.report.views`) is pure data, :func:`render_html`
+:func:`collect` (:mod:`selflearn.report.collect`, into the dataclasses of
+:mod:`selflearn.report.views`) is pure data, :func:`render_html`
 (:mod:`selflearn.report.render`) the page; the live review page of ``selflearn serve`` renders
 the same data with :class:`ReviewForms`.
 """
 
+from selflearn.report.collect import collect
 from selflearn.report.render import ReviewForms, render_html
 from selflearn.report.views import (
     STAGES,
@@ -34,7 +36,6 @@ from selflearn.report.views import (
     ReportData,
     Rule,
     Signals,
-    collect,
     pseudonym,
 )
 

@@ -1,4 +1,4 @@
-"""The SQL behind :func:`selflearn.report.views.collect`: one temporary per-turn table on a
+"""The SQL behind :func:`selflearn.report.collect.collect`: one temporary per-turn table on a
 cursor of its own, and the aggregates every section of the report reads from it."""
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Collector:
     ) -> None:
         self.store, self.cur, self.top, self.reviews, self.say = store, cur, top, reviews, say
         self.lock = lock
-        """Held around each decision of a shared rewriter (:func:`~selflearn.report.views.collect`)."""
+        """Held around each decision of a shared rewriter (:func:`~selflearn.report.collect.collect`)."""
         self.tables = {str(r[0]) for r in cur.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         self.delex: dict[str, Delexicalizer] = {}
         self.homes: dict[str, Home] = {}
