@@ -15,9 +15,10 @@ HA25_STAMP := $(HA25)/.installed-$(shell cksum tests_ha/requirements-2025.4.txt 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# torch first, pinned: 2.13.0 is the CPU build; anything else would pull a multi-GB CUDA build
+	# torch first, pinned: 2.13.0 is the CPU build here (a local wheel); anything else would pull a
+	# multi-GB CUDA build. Development installs everything: serving, training (learn), the tools.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,asr]'
+	$(BIN)/python -m pip install -q -e '.[dev,asr,learn]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
