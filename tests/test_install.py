@@ -1,8 +1,10 @@
-"""The serving install: the packaged static embedder and the `learn` extra.
+"""The serving install: the packaged static embedder, the packaged starter, the `learn` extra.
 
 ``pip install selflearn`` serves without torch: the static embedder ships in the package (read
-with numpy and tokenizers only), and a command that needs a training package says to install
-``selflearn[learn]``.
+with numpy and tokenizers only), a starter rewriter ships with its provenance and the corpora's
+attributions, and a command that needs a training package says to install ``selflearn[learn]``.
+The wheel itself, installed in a venv without torch, is tested by ``make test-wheel``
+(``tests_wheel/``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ import pytest
 from selflearn.core.embed import PACKAGED_FORMAT, RelatedWords, StaticEmbedder, packaged_embedder_dir
 from selflearn.core.errors import DependencyError
 from selflearn.core.extras import LEARN_INSTALL, is_learn_module, learn_dependency
+from selflearn.starter import (
+    CORPUS_SOURCES,
+    attribution_markdown,
+    default_rewriter,
+    packaged_starter,
+    packaged_starter_dir,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,3 +133,29 @@ def test_serving_loads_no_training_package() -> None:
         "print('ok')\n"
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_default_rewriter_is_the_packaged_starter_unless_one_is_given(tmp_path: Path) -> None:
+    assert default_rewriter(tmp_path, True) == tmp_path
+    assert default_rewriter(None, False) is None
+    assert default_rewriter(None, True) == packaged_starter()
+
+
+def test_the_attribution_names_every_corpus_and_its_licence() -> None:
+    text = attribution_markdown(["hwu64", "ha_tests"])
+    for name in ("hwu64", "ha_tests"):
+        src = CORPUS_SOURCES[name]
+        assert src["source"] in text and src["commit"] in text and src["license"] == "CC BY 4.0"
+    assert "Changes:" in text
+
+
+@pytest.mark.skipif(packaged_starter() is None, reason="no starter in this source tree")
+def test_the_packaged_starter_carries_its_provenance_and_attributions() -> None:
+    folder = packaged_starter_dir()
+    manifest = json.loads((folder / "starter.json").read_text())
+    assert manifest["format"] == "selflearn.starter.v1"
+    assert set(manifest["corpora"]) == set(manifest["recipe"]["corpora"])
+    assert all(entry["license"] == "CC BY 4.0" for entry in manifest["corpora"].values())
+    attribution = (folder / "ATTRIBUTION.md").read_text()
+    assert all(CORPUS_SOURCES[name]["source"] in attribution for name in manifest["corpora"])
+    assert (folder / "model.json").is_file()
