@@ -30,7 +30,7 @@ def learn_dependency(what: str, exc: ImportError | None = None) -> DependencyErr
     missing = f" ({exc.name} is not installed)" if exc is not None and exc.name else ""
     return DependencyError(
         f"{what} needs the training dependencies{missing}: {LEARN_INSTALL} "
-        "(serving does not: docs/home-assistant.md#install)"
+        "(serving does not: README.md#install)"
     )
 
 
