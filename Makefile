@@ -42,12 +42,13 @@ $(HA25_STAMP): tests_ha/requirements-2025.4.txt
 	rm -f $(HA25)/.installed-*
 	touch $@
 
-test: $(STAMP) system-deps $(HA24_STAMP) $(HA25_STAMP)  ## lint, type-check, the test suite, the Home Assistant tests
+test: $(STAMP) system-deps $(HA24_STAMP) $(HA25_STAMP)  ## lint, type-check, the test suite, the Home Assistant tests, the wheel
 	$(BIN)/ruff check src tests bench custom_components tests_ha tests_wheel
 	$(BIN)/ruff format --check src tests bench custom_components tests_ha tests_wheel
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory test-ha
+	$(MAKE) --no-print-directory test-wheel
 
 test-ha: $(STAMP) $(HA24_STAMP) $(HA25_STAMP)  ## the integration on Home Assistant 2024.3.3 (Python 3.11) and 2025.4.4 (3.13)
 	cd tests_ha && ../$(HA24)/bin/python -m pytest -q -p no:cacheprovider --ignore=test_wyoming_e2e.py  # no Wyoming agents in 2024.3
