@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 
 from selflearn import __version__
 from selflearn.core.errors import ConfigError, DependencyError
-from selflearn.core.extras import learn_dependency
 
 if TYPE_CHECKING:  # the building imports are lazy: `selflearn serve` reads only where the starter is
     from selflearn.assistant.nlu import NluConfig
@@ -225,14 +224,6 @@ class StarterResult:
     manifest: dict[str, Any]
 
 
-def _check_learn() -> None:
-    """Fail before the simulation, not after it, in an install without the training packages."""
-    try:
-        import sklearn  # noqa: F401  (the rewriter's linear models)
-    except ImportError as exc:
-        raise learn_dependency("building a starter (training a rewriter)", exc) from exc
-
-
 def _check_corpora(config: StarterConfig) -> None:
     from selflearn.simulation.corpora import find_data_dir, load_corpus
 
@@ -257,7 +248,6 @@ def build_starter(config: StarterConfig, out: Path, work: Path, say: Say = print
     from selflearn.signals.rephrase import PairwiseRephraseBaseline, score_rephrases
     from selflearn.simulation.simulator import SimulationConfig, simulate
 
-    _check_learn()
     _check_corpora(config)
     started = time.perf_counter()
     timings: dict[str, float] = {}

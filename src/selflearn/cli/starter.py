@@ -13,7 +13,7 @@ from selflearn.cli.common import console, out
 STARTER_HELP = (
     "Build a starter global rewriter for a new install (docs/home-assistant.md#install). The package "
     "ships one built with the defaults, which `selflearn serve` loads without --rewriter; this rebuilds "
-    "it, or builds one with another recipe (needs selflearn\\[learn] and the corpora: docs/corpora.md).\n\n"
+    "it, or builds one with another recipe (needs the corpora: docs/corpora.md).\n\n"
     "Simulates households whose users speak the way the public corpora do (HWU64 and Home Assistant's "
     "test sentences, from --data-dir), scores their friction, mines a k-anonymous rewrite table and trains "
     "the rewriter on it: the recipe of the project's flagship rewriter (docs/benchmarks.md). Reproducible "
