@@ -9,15 +9,18 @@ HA24   := .venv-ha2024
 HA25   := .venv-ha2025
 HA24_STAMP := $(HA24)/.installed-$(shell cksum tests_ha/requirements-2024.3.txt | cut -d' ' -f1)
 HA25_STAMP := $(HA25)/.installed-$(shell cksum tests_ha/requirements-2025.4.txt | cut -d' ' -f1)
+# The serving install as users get it: the wheel alone, in a venv of its own (rebuilt every run).
+WHEEL_VENV := .venv-wheel
 
-.PHONY: demo test test-ha lint typecheck audit bench asr-deps system-deps fuzzy-env clean
+.PHONY: demo test test-ha test-wheel lint typecheck audit bench asr-deps system-deps fuzzy-env clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# torch first, pinned: 2.13.0 is the CPU build; anything else would pull a multi-GB CUDA build
+	# torch first, pinned: 2.13.0 is the CPU build here (a local wheel); anything else would pull a
+	# multi-GB CUDA build. Development installs everything: serving, training (learn), the tools.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,asr]'
+	$(BIN)/python -m pip install -q -e '.[dev,asr,learn]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -39,21 +42,32 @@ $(HA25_STAMP): tests_ha/requirements-2025.4.txt
 	rm -f $(HA25)/.installed-*
 	touch $@
 
-test: $(STAMP) system-deps $(HA24_STAMP) $(HA25_STAMP)  ## lint, type-check, the test suite, the Home Assistant tests
-	$(BIN)/ruff check src tests bench custom_components tests_ha
-	$(BIN)/ruff format --check src tests bench custom_components tests_ha
+test: $(STAMP) system-deps $(HA24_STAMP) $(HA25_STAMP)  ## lint, type-check, the test suite, the Home Assistant tests, the wheel
+	$(BIN)/ruff check src tests bench custom_components tests_ha tests_wheel
+	$(BIN)/ruff format --check src tests bench custom_components tests_ha tests_wheel
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory test-ha
+	$(MAKE) --no-print-directory test-wheel
 
 test-ha: $(STAMP) $(HA24_STAMP) $(HA25_STAMP)  ## the integration on Home Assistant 2024.3.3 (Python 3.11) and 2025.4.4 (3.13)
 	cd tests_ha && ../$(HA24)/bin/python -m pytest -q -p no:cacheprovider --ignore=test_wyoming_e2e.py  # no Wyoming agents in 2024.3
 	cd tests_ha && ../$(HA25)/bin/python -m pytest -q -p no:cacheprovider
 	$(HA25)/bin/mypy --strict --python-version 3.13 custom_components/selflearn
 
+test-wheel: $(STAMP)  ## build the wheel, install it in a clean venv (no torch), serve the packaged starter from it
+	rm -rf build/lib build/bdist.* build/wheel  # setuptools reuses build/lib: no stale file in the wheel
+	$(BIN)/python -m pip wheel -q --no-deps -w build/wheel .
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q build/wheel/selflearn-*.whl
+	@if $(WHEEL_VENV)/bin/python -m pip show -q torch 2>/dev/null; then echo "error: torch in the serving venv"; exit 1; fi
+	@du -sm build/wheel/selflearn-*.whl $(WHEEL_VENV)/lib/python*/site-packages
+	SELFLEARN_WHEEL_VENV=$(WHEEL_VENV) $(BIN)/python -m pytest -q -p no:cacheprovider tests_wheel
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench custom_components tests_ha
-	$(BIN)/ruff format --check src tests bench custom_components tests_ha
+	$(BIN)/ruff check src tests bench custom_components tests_ha tests_wheel
+	$(BIN)/ruff format --check src tests bench custom_components tests_ha tests_wheel
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -228,8 +228,8 @@ def start_server(args: argparse.Namespace, port: int, log_path: Path) -> subproc
     cmd = [sys.executable, "-m", "selflearn", "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--timeout-ms", str(args.timeout_ms), "--decision-threads", str(args.decision_threads)]
     cmd += ["--rate-limit", "0"]  # one generator is one client: the per-client limit would shape the load
-    if args.rewriter is not None:
-        cmd += ["--rewriter", str(args.rewriter)]
+    # without one, pass-through (not the packaged starter)
+    cmd += ["--rewriter", str(args.rewriter)] if args.rewriter is not None else ["--no-starter"]
     log = log_path.open("wb")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 

@@ -187,7 +187,7 @@ def kill_service(name: str, work: Path, after_s: float) -> Kill:
     extra = (
         ["--rewriter", str(cache / "models" / "rewriter"), "--models-dir", str(cache / "models")]
         if name == "serve-reload"
-        else []
+        else ["--no-starter"]  # pass-through, as before the starter was packaged
     )
     proc = _start_serve(work, port, *extra)
     out = Kill(name, round(after_s, 2), True)

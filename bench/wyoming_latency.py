@@ -130,8 +130,8 @@ def _rss_mb(pid: int) -> float:
 def start_server(home_file: Path, rewriter: Path | None, port: int) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "selflearn", "wyoming", "--home", str(home_file)]
     command += ["--uri", f"tcp://127.0.0.1:{port}"]
-    if rewriter is not None:
-        command += ["--rewriter", str(rewriter)]
+    # without one, the NLU alone (not the packaged starter)
+    command += ["--rewriter", str(rewriter)] if rewriter is not None else ["--no-starter"]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while True:

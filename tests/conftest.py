@@ -51,7 +51,7 @@ HOME: dict[str, Any] = {
 
 @pytest.fixture(scope="session")
 def embedder() -> StaticEmbedder:
-    """The static embedder, distilled from the packaged MiniLM on first use, then cached."""
+    """The static embedder shipped in the package (selflearn/data/embedder)."""
     return StaticEmbedder.load()
 
 

@@ -4,7 +4,11 @@ A single home learns little from its own retries (docs/home-assistant.md). What 
 with is a global rewriter trained on a simulated population whose users say things the way
 people do in the public corpora (HWU64 and Home Assistant's own test sentences, read from
 ``../shared/data``): the recipe of the project's flagship rewriter (docs/benchmarks.md), built
-reproducibly on the user's own machine, since the corpora's licences keep them out of the package.
+reproducibly. The package ships one built with the defaults (:func:`packaged_starter_dir`,
+``selflearn/data/starter``), which ``selflearn serve`` and ``selflearn wyoming`` load when no
+``--rewriter`` is given; the corpora themselves are not in the package, and the rewriter made
+from them carries their CC BY attributions (``ATTRIBUTION.md`` and ``starter.json`` in the folder:
+:data:`CORPUS_SOURCES`).
 
 The recipe (:class:`StarterConfig`, every number a default that can be changed):
 
@@ -18,8 +22,8 @@ The recipe (:class:`StarterConfig`, every number a default that can be changed):
    precomputed layer, and write it with a ``starter.json`` that says how it was made.
 
 Simulation truth is never read by steps 2-4. Serve the result with questions on (``selflearn serve
---rewriter models/starter --confirm guesses``): the assistant asks "Did you mean ...?" about the
-global layer's guesses, and a yes teaches the home's own layer.
+--rewriter models/starter``; ``--confirm guesses`` is the default): the assistant asks "Did you
+mean ...?" about the global layer's guesses, and a yes teaches the home's own layer.
 """
 
 from __future__ import annotations
@@ -32,17 +36,116 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from selflearn.assistant.nlu import NluConfig
-from selflearn.assistant.pipeline import AssistantConfig
+from selflearn import __version__
 from selflearn.core.errors import ConfigError, DependencyError
-from selflearn.core.store import Store
-from selflearn.simulation.corpora import find_data_dir, load_corpus
-from selflearn.simulation.simulator import SimulationConfig, simulate
+
+if TYPE_CHECKING:  # the building imports are lazy: `selflearn serve` reads only where the starter is
+    from selflearn.assistant.nlu import NluConfig
 
 Say = Callable[[str], None]
 """Where progress lines go (the command prints them)."""
+
+
+CORPUS_SOURCES: dict[str, dict[str, str]] = {
+    "hwu64": {
+        "title": "HWU64 / NLU-Evaluation-Data (cross-validation subset, minus SLURP's test sentences)",
+        "authors": "Xingkun Liu, Arash Eshghi, Pawel Swietojanski, Verena Rieser",
+        "citation": "Benchmarking Natural Language Understanding Services for building Conversational "
+        "Agents, IWSDS 2019",
+        "source": "https://github.com/xliuhw/NLU-Evaluation-Data",
+        "commit": "f6071b496b17d71e6eb43f543af0707f4ff30557",
+        "license": "CC BY 4.0",
+        "license_url": "https://creativecommons.org/licenses/by/4.0/",
+    },
+    "ha_tests": {
+        "title": "Home Assistant intents: English test sentences (47 of 67 files) and their test home",
+        "authors": "the Home Assistant contributors (home-assistant/intents)",
+        "citation": "home-assistant/intents, tests/en",
+        "source": "https://github.com/home-assistant/intents",
+        "commit": "aa550032a57b67c13995c032220bc4101521ead2",
+        "license": "CC BY 4.0",
+        "license_url": "https://creativecommons.org/licenses/by/4.0/",
+    },
+    "slurp": {
+        "title": "SLURP: A Spoken Language Understanding Resource Package (devel split, text annotations)",
+        "authors": "Emanuele Bastianelli, Andrea Vanzo, Pawel Swietojanski, Verena Rieser",
+        "citation": "SLURP: A Spoken Language Understanding Resource Package, EMNLP 2020",
+        "source": "https://github.com/pswietojanski/slurp",
+        "commit": "8eb16545762be97ace75334109d73824217311f1",
+        "license": "CC BY 4.0",
+        "license_url": "https://creativecommons.org/licenses/by/4.0/",
+    },
+}
+"""Where each corpus a starter can be built from comes from, and its licence (as the copies in
+``../shared/data`` say). A starter is a work adapted from the corpora it was built from (its
+simulated users say their phrasings; its table and indexes hold patterns made from them), so it
+carries their attributions."""
+
+CHANGES = (
+    "The sentences were normalised and turned into patterns with typed placeholders (docs/corpora.md), "
+    "said by simulated households, and what those households' assistant failed on and how they "
+    "rephrased it was mined and learned into this rewriter (its rewrite table, indexes and ranker "
+    "hold patterns made from the sentences). No sentence file is included."
+)
+"""What was changed, as CC BY 4.0 section 3(a)(1)(B) asks an adapter to say."""
+
+
+def packaged_starter_dir() -> Path:
+    """The starter rewriter shipped in the package (``selflearn/data/starter``)."""
+    return Path(__file__).resolve().parent / "data" / "starter"
+
+
+def packaged_starter() -> Path | None:
+    """The packaged starter's folder, or None when this install has none (a source tree where
+    it was never built: ``selflearn starter --out src/selflearn/data/starter`` builds it)."""
+    folder = packaged_starter_dir()
+    return folder if (folder / "starter.json").is_file() else None
+
+
+def default_rewriter(rewriter: Path | None, starter: bool) -> Path | None:
+    """The rewriter folder a service loads: ``rewriter`` when given, else the packaged starter
+    when ``starter`` (and this install has one), else None (pass-through)."""
+    if rewriter is not None or not starter:
+        return rewriter
+    return packaged_starter()
+
+
+def attribution_markdown(corpora: tuple[str, ...] | list[str]) -> str:
+    """``ATTRIBUTION.md`` of a starter built from ``corpora``."""
+    lines = [
+        "# Attribution",
+        "",
+        "This starter rewriter was built by `selflearn starter` (selflearn, Apache-2.0) and is adapted",
+        "from the public corpora below, licensed under CC BY 4.0; this notice gives the attribution",
+        "their licence asks for.",
+        "",
+    ]
+    for name in corpora:
+        src = CORPUS_SOURCES.get(name)
+        if src is None:
+            lines.append(f"- `{name}`: no attribution recorded")
+            continue
+        at = f" at commit {src['commit']}" if src["commit"] else ""
+        lines += [
+            f"- **{src['title']}** (`{name}`), by {src['authors']}; {src['citation']}.",
+            f"  From {src['source']}{at}. Licence: {src['license']} ({src['license_url']}).",
+        ]
+    lines += ["", f"Changes: {CHANGES}", ""]
+    return "\n".join(lines)
+
+
+def write_attribution(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Add the corpora's attributions to ``manifest`` and write ``ATTRIBUTION.md`` next to it."""
+    corpora = list(manifest.get("recipe", {}).get("corpora", ()))
+    manifest = {
+        **manifest,
+        "corpora": {name: CORPUS_SOURCES.get(name, {}) for name in corpora},
+        "changes": CHANGES,
+    }
+    (folder / "ATTRIBUTION.md").write_text(attribution_markdown(corpora))
+    return manifest
 
 
 @dataclass(frozen=True)
@@ -122,6 +225,8 @@ class StarterResult:
 
 
 def _check_corpora(config: StarterConfig) -> None:
+    from selflearn.simulation.corpora import find_data_dir, load_corpus
+
     folder = find_data_dir(Path(config.data_dir) if config.data_dir else None)
     missing = [name for name in config.corpora if folder is None or not load_corpus(name, folder)]
     if missing:
@@ -135,10 +240,13 @@ def _check_corpora(config: StarterConfig) -> None:
 def build_starter(config: StarterConfig, out: Path, work: Path, say: Say = print) -> StarterResult:
     """Build the starter rewriter into ``out`` (replaced if it exists), simulating and storing in
     ``work`` (kept, so a later run can reuse the store: delete it to start over)."""
+    from selflearn.assistant.pipeline import AssistantConfig
+    from selflearn.core.store import Store
     from selflearn.mining import DuckDbEngine, MiningConfig, RewriteMiner
     from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter
     from selflearn.signals.defect import score_defects
     from selflearn.signals.rephrase import PairwiseRephraseBaseline, score_rephrases
+    from selflearn.simulation.simulator import SimulationConfig, simulate
 
     _check_corpora(config)
     started = time.perf_counter()
@@ -216,7 +324,9 @@ def build_starter(config: StarterConfig, out: Path, work: Path, say: Say = print
         "seconds": {key: round(value, 1) for key, value in {**timings, "total_s": total}.items()},
         "bytes": size,
         "machine": f"{platform.machine()}, {platform.python_version()}",
+        "selflearn": __version__,
     }
+    manifest = write_attribution(staging, manifest)
     (staging / "starter.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if out.exists():
         shutil.rmtree(out)
@@ -230,4 +340,16 @@ def _recipe(config: StarterConfig) -> dict[str, Any]:
     return data
 
 
-__all__ = ["DEFAULT_PARTS", "StarterConfig", "StarterPart", "StarterResult", "build_starter"]
+__all__ = [
+    "CORPUS_SOURCES",
+    "DEFAULT_PARTS",
+    "StarterConfig",
+    "StarterPart",
+    "StarterResult",
+    "attribution_markdown",
+    "build_starter",
+    "default_rewriter",
+    "packaged_starter",
+    "packaged_starter_dir",
+    "write_attribution",
+]

@@ -13,6 +13,7 @@ from rich.markup import escape
 from selflearn.cli.apps import app
 from selflearn.cli.common import console
 from selflearn.core.errors import SelflearnError
+from selflearn.core.extras import is_learn_module, learn_dependency
 
 # Importing a command module registers its commands; in the order `selflearn --help` lists them.
 # isort: off
@@ -27,7 +28,12 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Entry point: run the app, turning selflearn errors into one clear line and exit code 2."""
     try:
-        app()
+        try:
+            app()
+        except ModuleNotFoundError as exc:  # a serving install running a training command
+            if not is_learn_module(exc.name):
+                raise
+            raise learn_dependency("this command", exc) from exc
     except SelflearnError as exc:
         # One line however long (no wrapping at the console width), and the message is text, not markup.
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)

@@ -96,10 +96,20 @@ def serve_cmd(
         typer.Option(
             "--rewriter",
             "-r",
-            help="Rewriter folder to serve (`selflearn train rewriter`). Without one, or when it fails "
-            "to load, requests pass through unchanged and /healthz says why.",
+            help="Rewriter folder to serve (`selflearn train rewriter`, `selflearn starter`). Default: the "
+            "starter in the package (--no-starter: none). Without one, or when it fails to load, "
+            "requests pass through unchanged and /healthz says why.",
         ),
     ] = None,
+    starter: Annotated[
+        bool,
+        typer.Option(
+            help="Without --rewriter, serve the starter rewriter that ships in the package: a global "
+            "layer from day one, which asks 'Did you mean ...?' about its guesses (its provenance and "
+            "the corpora's attributions: selflearn/data/starter/starter.json). --no-starter: no "
+            "rewriter until one is given.",
+        ),
+    ] = True,
     store_path: Annotated[
         Path | None,
         typer.Option(
@@ -159,7 +169,7 @@ def serve_cmd(
         Path | None,
         typer.Option(
             help="Folder POST /v1/admin/reload may load rewriters from (default: the --rewriter "
-            "folder's parent)."
+            "folder's parent; with the packaged starter, ./models)."
         ),
     ] = None,
     snapshot_dir: Annotated[
@@ -204,10 +214,14 @@ def serve_cmd(
 
     from selflearn.service import ServiceConfig, create_app
     from selflearn.service.config import check_exposure
+    from selflearn.starter import default_rewriter
 
     check_exposure(host, admin_token)
+    folder = default_rewriter(rewriter_dir, starter)
+    if rewriter_dir is None and folder is not None and models_dir is None:
+        models_dir = Path("models")  # where `selflearn train rewriter --out models/...` writes
     config = ServiceConfig(
-        rewriter=rewriter_dir,
+        rewriter=folder,
         store=store_path,
         request_timeout_ms=timeout_ms,
         watch_s=watch,
@@ -224,5 +238,6 @@ def serve_cmd(
         freeze_gc=True,
         dialogue_warmup=True,
     )
-    console.print(f"loading {rewriter_dir or 'no rewriter (pass-through)'} ...")
+    what = "the packaged starter" if folder is not None and rewriter_dir is None else folder
+    console.print(f"loading {what or 'no rewriter (pass-through)'} ...")
     uvicorn.run(create_app(config), host=host, port=port, access_log=access_log, log_level="info")

@@ -11,13 +11,15 @@ from selflearn.cli.apps import app
 from selflearn.cli.common import console, out
 
 STARTER_HELP = (
-    "Build a starter global rewriter for a new install "
-    "(docs/home-assistant.md#install).\n\n"
+    "Build a starter global rewriter for a new install (docs/home-assistant.md#install). The package "
+    "ships one built with the defaults, which `selflearn serve` loads without --rewriter; this rebuilds "
+    "it, or builds one with another recipe (needs the corpora: docs/corpora.md).\n\n"
     "Simulates households whose users speak the way the public corpora do (HWU64 and Home Assistant's "
     "test sentences, from --data-dir), scores their friction, mines a k-anonymous rewrite table and trains "
     "the rewriter on it: the recipe of the project's flagship rewriter (docs/benchmarks.md). Reproducible "
     "(fixed seeds); about 25 minutes on 2 cores with the defaults. Serve it with questions on:\n\n"
-    "  selflearn serve --rewriter models/starter --store logs.duckdb --confirm guesses"
+    "  selflearn serve --rewriter models/starter --store logs.duckdb --confirm guesses\n\n"
+    "To replace the packaged one in a source tree: --out src/selflearn/data/starter."
 )
 
 

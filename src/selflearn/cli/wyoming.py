@@ -52,10 +52,20 @@ def wyoming_cmd(
         typer.Option(
             "--rewriter",
             "-r",
-            help="Rewriter folder (`selflearn train rewriter`), asked only when the NLU fails. Without one, "
-            "or when it fails to load, the NLU answers alone.",
+            help="Rewriter folder (`selflearn train rewriter`, `selflearn starter`), asked only when the NLU "
+            "fails. Default: the starter in the package (--no-starter: none). Without one, or when it "
+            "fails to load, the NLU answers alone.",
         ),
     ] = None,
+    starter: Annotated[
+        bool,
+        typer.Option(
+            help="Without --rewriter, serve the starter rewriter that ships in the package: a global "
+            "layer from day one, which asks 'Did you mean ...?' about its guesses (its provenance and "
+            "the corpora's attributions: selflearn/data/starter/starter.json). --no-starter: no "
+            "rewriter until one is given.",
+        ),
+    ] = True,
     timeout_ms: Annotated[
         float, typer.Option(help="Ignore a rewriter decision not ready by then (NLU answer).", min=0.1)
     ] = 50.0,
@@ -101,8 +111,12 @@ def wyoming_cmd(
     )
     home = service_module.load_home(home_file, store_path, household_id, service_url)
     service_module.server_for(uri)  # a bad URI fails before anything is loaded
-    console.print(f"loading {rewriter_dir or 'no rewriter (NLU only)'} ...")
-    rewriter = service_module.load_rewriter(rewriter_dir)
+    from selflearn.starter import default_rewriter
+
+    folder = default_rewriter(rewriter_dir, starter)
+    what = "the packaged starter" if folder is not None and rewriter_dir is None else folder
+    console.print(f"loading {what or 'no rewriter (NLU only)'} ...")
+    rewriter = service_module.load_rewriter(folder)
     service = service_module.ConversationService(home, rewriter, config)
     service.warm_up()
     gc.freeze()  # what was loaded stays out of the cyclic collector's scans (as `selflearn serve`)

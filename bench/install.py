@@ -1,0 +1,202 @@
+"""What the serving install costs: disk, memory and start time of ``selflearn serve`` with the starter.
+
+    make test-wheel                      # builds build/wheel/*.whl and .venv-wheel (no torch)
+    python bench/install.py              # -> docs/results/install.json
+    python bench/install.py --learn-venv .venv-learn   # also sizes a serving + learn install
+
+Figures (``figures`` in docs/results/install.json), each measured here, none assumed:
+
+* ``serve_install_mb``: the serving venv's ``site-packages`` (``pip install selflearn``: the wheel
+  and its dependencies, nothing else), MB of files on disk;
+* ``learn_install_mb``: the same for a venv with ``selflearn[learn]`` (torch's CPU build), when
+  ``--learn-venv`` names one (built by this script when it does not exist);
+* ``starter_mb``: the packaged starter rewriter (``selflearn/data/starter``) and, apart,
+  ``embedder_mb`` (the packaged static embedder) and ``wheel_mb``;
+* ``serve_start_s``: from starting ``selflearn serve --store logs.duckdb`` (no ``--rewriter``:
+  the packaged starter) on a fresh store until ``/healthz`` answers ``ok`` with the starter loaded
+  and the dialogue ready (its matcher warms up after the rewriter loads; until then a first
+  request may be shed or passed through);
+  the median of ``--runs`` starts; ``first_question_s``: until the first "Did you mean ...?"
+  came back, from the same start;
+* ``serve_rss_mb``: the process's resident memory (``VmRSS``) after that first question, and
+  ``serve_peak_rss_mb`` (``VmHWM``, the high-water mark since it started).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from selflearn.evaluate import write_results
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HOME: dict[str, Any] = {
+    "home_id": "bench_home",
+    "areas": [{"id": "kitchen", "name": "Kitchen"}, {"id": "living_room", "name": "Living Room"}],
+    "entities": [
+        {"id": "light.kitchen_lights", "name": "Kitchen Lights", "area": "kitchen", "state": "on"},
+        {"id": "light.floor_lamp", "name": "Floor Lamp", "area": "living_room", "state": "off"},
+        {"id": "media_player.tv", "name": "TV", "area": "living_room", "state": "playing"},
+    ],
+}
+ASKED = "kill the lights in the kitchen"
+
+
+def mb(path: Path) -> float:
+    """MB (10^6 bytes) of the files under ``path`` (or of the file)."""
+    if path.is_file():
+        return round(path.stat().st_size / 1e6, 1)
+    return round(
+        sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6, 1
+    )
+
+
+def site_packages(venv: Path) -> Path:
+    found = sorted((venv / "lib").glob("python3*/site-packages"))
+    if not found:
+        raise SystemExit(f"{venv} is not a venv (no lib/python3*/site-packages)")
+    return found[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def serve_once(venv: Path) -> dict[str, float]:
+    """One start of ``selflearn serve`` from ``venv`` on a fresh store; its timings and memory."""
+    with tempfile.TemporaryDirectory(prefix="install-bench-") as tmp:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        env["HOME"] = tmp
+        log = Path(tmp) / "serve.log"
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [str(venv / "bin" / "selflearn"), "serve", "--store", "logs.duckdb", "--port", str(port)],
+            cwd=tmp,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            ready, health = None, None
+            while time.perf_counter() - started < 300:
+                if proc.poll() is not None:
+                    raise SystemExit(f"serve exited with {proc.returncode}:\n{log.read_text()}")
+                try:
+                    health = httpx.get(f"{url}/healthz", timeout=5).json()
+                    if health.get("status") == "ok" and health.get("dialogue", {}).get("ready"):
+                        ready = time.perf_counter() - started  # the starter loaded, the dialogue warm
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+            if ready is None:
+                raise SystemExit(f"serve did not become ready (last /healthz: {health}):\n{log.read_text()}")
+            httpx.put(f"{url}/v1/homes/h1", json=HOME, timeout=60).raise_for_status()
+            body = {
+                "text": ASKED,
+                "household_id": "h1",
+                "user_id": "u1",
+                "conversation_id": "c1",
+                "turn_id": uuid.uuid4().hex[:12],
+                "area": "Kitchen",
+                "failed": True,
+            }
+            answer = httpx.post(f"{url}/v1/dialogue", json=body, timeout=120).json()
+            first = time.perf_counter() - started
+            if answer.get("action") != "ask" or not str(answer.get("speech", "")).startswith("Did you mean"):
+                raise SystemExit(f"the starter did not ask about {ASKED!r}: {answer}")
+            return {
+                "start_s": ready,
+                "first_question_s": first,
+                "rss_mb": status_kb(proc.pid, "VmRSS") / 1024,
+                "peak_rss_mb": status_kb(proc.pid, "VmHWM") / 1024,
+            }
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def build_learn_venv(folder: Path, wheel: Path) -> None:
+    """A venv with the wheel and its ``learn`` extra (torch first: the CPU build)."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "torch==2.13.0"], check=True)
+    subprocess.run([*pip, f"{wheel}[learn]"], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--venv", type=Path, default=ROOT / ".venv-wheel", help="the serving venv")
+    parser.add_argument("--wheel-dir", type=Path, default=ROOT / "build" / "wheel")
+    parser.add_argument("--learn-venv", type=Path, default=None, help="a serving + learn venv to size")
+    parser.add_argument("--runs", type=int, default=3, help="starts of serve (the median is reported)")
+    args = parser.parse_args()
+    begun = time.perf_counter()
+    shown = subprocess.run(
+        [str(args.venv / "bin" / "python"), "-m", "pip", "show", "torch"], capture_output=True, text=True
+    )
+    if shown.returncode == 0:
+        raise SystemExit(f"torch is installed in {args.venv}: not a serving install")
+    packages = site_packages(args.venv)
+    wheels = sorted(args.wheel_dir.glob("selflearn-*.whl"))
+    figures: dict[str, Any] = {
+        "serve_install_mb": mb(packages),
+        "serve_install_largest_mb": dict(
+            sorted(
+                ((p.name, mb(p)) for p in packages.iterdir() if p.is_dir() and not p.name.endswith("-info")),
+                key=lambda kv: -kv[1],
+            )[:8]
+        ),
+        "starter_mb": mb(packages / "selflearn" / "data" / "starter"),
+        "embedder_mb": mb(packages / "selflearn" / "data" / "embedder"),
+    }
+    if wheels:
+        figures["wheel_mb"] = mb(wheels[-1])
+    if args.learn_venv is not None:
+        if not (args.learn_venv / "bin" / "python").exists():
+            if not wheels:
+                raise SystemExit(f"no wheel in {args.wheel_dir}: run make test-wheel first")
+            build_learn_venv(args.learn_venv, wheels[-1])
+        figures["learn_install_mb"] = mb(site_packages(args.learn_venv))
+    runs = [serve_once(args.venv) for _ in range(args.runs)]
+    figures["serve_start_s"] = round(statistics.median(r["start_s"] for r in runs), 2)
+    figures["first_question_s"] = round(statistics.median(r["first_question_s"] for r in runs), 2)
+    figures["serve_rss_mb"] = round(statistics.median(r["rss_mb"] for r in runs))
+    figures["serve_peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in runs))
+    figures["runs"] = [{k: round(v, 2) for k, v in r.items()} for r in runs]
+    figures["serve_command"] = "selflearn serve --store logs.duckdb (fresh store, the packaged starter)"
+    print(json.dumps(figures, indent=2))
+    write_results("install", figures, seconds=time.perf_counter() - begun)
+
+
+if __name__ == "__main__":
+    main()
