@@ -106,6 +106,8 @@ def utterances() -> list[str]:
 UTTERANCES = utterances()
 ANSWERS = ["yes", "no", "never mind", *[f"it's the {d}" for d in DEVICES]]
 GAPS = [3.0, 4.0, 5.0, 30.0, 70.0, 4000.0]
+ASKING = ["kill the lights in the kitchen", "lock up the front door", *[f"turn on the {n}" for n in NAMES]]
+"""Requests likely to be answered with a question (drawn twice as often; an answer often follows)."""
 
 
 def random_steps(rng: random.Random, n: int, surface: str) -> list[Step]:
@@ -123,8 +125,10 @@ def random_steps(rng: random.Random, n: int, surface: str) -> list[Step]:
             steps.append(Step("approve", rng.choice(RULES)[0], gap))
         elif roll < 0.40:
             steps.append(Step("say", rng.choice(ANSWERS), rng.choice([3.0, 4.0, 4.0, 30.0])))
+        elif steps and steps[-1].text in ASKING and rng.random() < 0.6:  # answer what was likely asked
+            steps.append(Step("say", rng.choice(ANSWERS), rng.choice([3.0, 4.0])))
         else:
-            steps.append(Step("say", rng.choice(UTTERANCES), gap))
+            steps.append(Step("say", rng.choice(UTTERANCES + ASKING), gap))
     return steps
 
 
@@ -144,15 +148,18 @@ class Pending:
 class Record:
     """What the user did in the sequence, and what they heard (the model's own state)."""
 
-    names: dict[str, str] = field(default_factory=dict)
+    names: dict[str, set[str]] = field(default_factory=dict)
+    """Each name taught and what it was said to be (every meaning taught and not forgotten: a
+    lesson the assistant did not hear -- Home Assistant's matcher answered it -- leaves the
+    meaning before it acting, which is no rule broken; ``lessons unheard`` counts them)."""
     phrasings: dict[str, str] = field(default_factory=dict)
     yes: dict[str, str] = field(default_factory=dict)
     no: set[tuple[str, str]] = field(default_factory=set)
     retries: list[tuple[str, str]] = field(default_factory=list)
     approved: set[str] = field(default_factory=set)
     pending: Pending | None = None
-    last_request: tuple[str, float] | None = None
-    """The last request that failed and asked nothing (a retry may follow it)."""
+    failures: list[tuple[str, float]] = field(default_factory=list)
+    """Requests that failed and asked nothing, with when (a retry may follow them)."""
 
     def forget(self, words: str) -> None:
         self.names.pop(words, None)
@@ -169,13 +176,13 @@ class Record:
             answer_to is not None
             and answer_to.kind == "teach"
             and answer_to.name
-            and said.startswith("it's the ")
+            and (device := definition(said, answer_to.name)) is not None
         ):
-            out.add(answer_to.request.replace(answer_to.name, said.removeprefix("it's the ")))
+            out.add(answer_to.request.replace(answer_to.name, device))
         for text in list(out):
-            for name, device in self.names.items():
+            for name, devices in self.names.items():
                 if name in text:
-                    out.add(text.replace(name, device))
+                    out.update(text.replace(name, device) for device in devices)
             for phrase, meaning in self.phrasings.items():
                 if phrase in text:
                     out.add(meaning)
@@ -196,6 +203,16 @@ class Record:
         return out
 
 
+def definition(said: str, name: str) -> str | None:
+    """The device ``said`` defines ``name`` as, when it answers "Can you teach me what <name>
+    is?" ("it's the floor lamp", "the <name> is the floor lamp")."""
+    if said.startswith("it's the "):
+        return said.removeprefix("it's the ")
+    if said.startswith(f"the {name} is the "):
+        return said.removeprefix(f"the {name} is the ")
+    return None
+
+
 def span(before: str, after: str) -> tuple[str, str]:
     """The words of ``before`` that ``after`` replaced (common first and last words taken off)."""
     a, b = before.split(), after.split()
@@ -205,6 +222,11 @@ def span(before: str, after: str) -> tuple[str, str]:
         a, b = a[:-1], b[:-1]
     return " ".join(a), " ".join(b)
 
+
+RETRY_S = 40.0
+"""A request this soon after a failure may be taken as its retry (a user's own failure followed by
+another request, not a teaching command: ``selflearn.rewrite.personal.RETRY_S``, documented
+there), even with other requests between them."""
 
 POSITIVE = ("HassTurnOn", "HassMediaUnpause")
 NEGATIVE = ("HassTurnOff", "HassMediaPause")
@@ -577,7 +599,7 @@ def run_sequence(shared: Shared, surface: str, steps: Sequence[Step], folder: Pa
             try:
                 if step.kind == "restart":
                     sut.restart(now)
-                    record.pending, record.last_request = None, None
+                    record.pending = None
                 elif step.kind in ("outage", "back"):
                     sut.outage(step.kind == "outage")
                 elif step.kind == "approve":
@@ -624,7 +646,10 @@ def _say(
     meanings = record.meanings(text, pending, reply)
     for sentence in meanings:
         allowed |= shared.effects(sentence, before, now)
-    about = pending.request if pending is not None and (reply or text.startswith("it's the ")) else text
+    defines = (
+        pending is not None and pending.kind == "teach" and definition(text, pending.name or "") is not None
+    )
+    about = pending.request if pending is not None and (reply or defines) else text
     sign = polarity(about)
     for effect in out.effects:
         if effect not in allowed:
@@ -650,11 +675,15 @@ def _say(
             record.yes[pending.request] = pending.proposal
         elif reply == "no":
             record.no.add((pending.request, pending.proposal))
-    if pending is not None and pending.kind == "teach" and pending.name and text.startswith("it's the "):
-        record.names[pending.name] = text.removeprefix("it's the ")
+    if pending is not None and pending.kind == "teach" and pending.name:
+        device = definition(text, pending.name)
+        if device is not None:
+            record.names.setdefault(pending.name, set()).add(device)
     if text.startswith("the ") and " is the " in text:
         name, device = text.removeprefix("the ").split(" is the ", 1)
-        record.names[name] = device
+        record.names.setdefault(name, set()).add(device)
+        if not out.response.startswith("OK"):
+            verdict.seen["lessons unheard"] = verdict.seen.get("lessons unheard", 0) + 1
     if text.startswith("when I say "):
         phrase, meaning = text.removeprefix("when I say ").split(" I mean ", 1)
         record.phrasings[phrase] = meaning
@@ -665,18 +694,18 @@ def _say(
     teaching = text.startswith(("forget ", "when I say ", "what have you")) or (" is the " in text)
     is_request = reply is None and not text.startswith("it's the ") and not teaching
     after_clarify = pending is not None and pending.kind == "clarify"
-    if is_request and record.last_request is not None and (pending is None or after_clarify):
-        earlier, at = record.last_request
-        if now.timestamp() - at <= 60:
-            record.retries.append((earlier, text))
+    if is_request:  # a retry of each failure of the last RETRY_S seconds (the personal layer's rule)
+        record.failures = [(t, at) for t, at in record.failures if now.timestamp() - at <= RETRY_S]
+        record.retries += [(earlier, text) for earlier, _at in record.failures if earlier != text]
+        if out.failed:
+            record.failures.append((text, now.timestamp()))
     if after_clarify and pending is not None:
         record.retries.append((pending.request, text))
-    record.last_request = (text, now.timestamp()) if is_request and out.failed else None
-    if teaching:
-        record.last_request = None
+    if teaching:  # a teaching command in between: the user moved on (rule 3)
+        record.failures = []
     record.pending = out.question
-    if out.question is not None and out.question.kind == "clarify" and pending is not None:
-        out.question.request = pending.request
+    if out.question is not None and pending is not None and (reply is not None or after_clarify):
+        out.question.request = pending.request  # a follow-up: "What is zapper?", "What did you want?"
     if reply == "no" and pending is not None and pending.kind == "confirm" and out.question is None:
         record.pending = Pending("clarify", pending.request)
 

@@ -96,7 +96,7 @@ def test_the_model_sees_an_action_opposite_to_what_was_said_and_unlisted(shared:
 
 def test_the_model_allows_what_the_user_taught_and_not_after_forgetting_it(shared: Any) -> None:
     record = model.Record()
-    record.names["mothership"] = "living room ceiling"
+    record.names["mothership"] = {"living room ceiling"}
     assert "turn off the living room ceiling" in record.meanings("turn off the mothership", None, None)
     record.forget("mothership")
     assert record.meanings("turn off the mothership", None, None) == {"turn off the mothership"}
