@@ -179,27 +179,28 @@ class Record:
             and (device := definition(said, answer_to.name)) is not None
         ):
             out.add(answer_to.request.replace(answer_to.name, device))
-        for text in list(out):
-            for name, devices in self.names.items():
-                if name in text:
-                    out.update(text.replace(name, device) for device in devices)
-            for phrase, meaning in self.phrasings.items():
-                if phrase in text:
-                    out.add(meaning)
-            if text in self.yes:
-                out.add(self.yes[text])
-            for before, after in self.retries:
-                if text == before:
-                    out.add(after)
-                old, new = span(before, after)
-                if old and old in text:
-                    out.add(text.replace(old, new))
-            if "kill the lights in the {area}" in self.approved and text.startswith(
-                "kill the lights in the "
-            ):
-                target = "turn off the lights in the " + text.removeprefix("kill the lights in the ")
-                if (text, target) not in self.no:
-                    out.add(target)
+        for _round in range(2):  # a retry of a rewrite learns what the rewrite ran as
+            for text in list(out):
+                for name, devices in self.names.items():
+                    if name in text:
+                        out.update(text.replace(name, device) for device in devices)
+                for phrase, meaning in self.phrasings.items():
+                    if phrase in text:
+                        out.add(meaning)
+                if text in self.yes:
+                    out.add(self.yes[text])
+                for before, after in self.retries:
+                    if text == before:
+                        out.add(after)
+                    old, new = span(before, after)
+                    if old and old in text:
+                        out.add(text.replace(old, new))
+                if "kill the lights in the {area}" in self.approved and text.startswith(
+                    "kill the lights in the "
+                ):
+                    target = "turn off the lights in the " + text.removeprefix("kill the lights in the ")
+                    if (text, target) not in self.no:
+                        out.add(target)
         return out
 
 
