@@ -665,8 +665,8 @@ def _say(
         answered_now = pending is not None and out.answered in ("yes", "taught")
         if layer in ("personal", "taught") and not answered_now:
             old, _new = span(original, rewritten)
-            listing = sut.listing()
-            if old and old.lower() not in listing:
+            listing = sut.listing().replace("'", "")  # the list shows words as it reads them
+            if old and old.lower().replace("'", "") not in listing:
                 verdict.violations.append(
                     f"listed: {where}: {original!r} -> {rewritten!r} acts, list: {listing[:300]!r}"
                 )
@@ -693,7 +693,7 @@ def _say(
         record.forget(words.removeprefix("the "))
         record.forget(words)
     teaching = text.startswith(("forget ", "when I say ", "what have you")) or (" is the " in text)
-    is_request = reply is None and not text.startswith("it's the ") and not teaching
+    is_request = reply is None and not defines and not teaching  # "it's the ..." to nothing: a request
     after_clarify = pending is not None and pending.kind == "clarify"
     if is_request:  # a retry of each failure of the last RETRY_S seconds (the personal layer's rule)
         record.failures = [(t, at) for t, at in record.failures if now.timestamp() - at <= RETRY_S]
