@@ -60,8 +60,9 @@ from typing import Any, cast
 
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.nlu import NluResult
-from selflearn.assistant.pipeline import Answered, Assistant, AssistantConfig, HandledTurn
+from selflearn.assistant.pipeline import Assistant, AssistantConfig
 from selflearn.assistant.resolve import TARGETLESS_INTENTS
+from selflearn.assistant.turns import Answered, HandledTurn
 from selflearn.core.schema import AsrTrace, DeviceContext, NluTrace, Turn
 from selflearn.dialogue import Question, asking_turn
 from selflearn.evaluate import population, write_results

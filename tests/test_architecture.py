@@ -149,3 +149,46 @@ def test_no_module_is_longer_than_800_lines() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > 800
     }
     assert not long, f"split these modules: {long}"
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """Like :func:`imports`, without the imports under ``if TYPE_CHECKING:`` (annotations only)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            node.body = []
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
+    """The groups of modules of ``graph`` that import each other, directly or round a circle."""
+    reach: dict[str, set[str]] = {}
+    for start in graph:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph.get(module, ()))
+        reach[start] = seen
+    groups = {frozenset({m} | {o for o in reach[m] if m in reach.get(o, ())}) for m in graph if m in reach[m]}
+    return sorted(groups, key=sorted)
+
+
+def test_no_import_cycles() -> None:
+    """No circle of imports among the modules (issue 53, what to build 5: the last ones are gone)."""
+    modules = {module_name(p): p for p in SRC.rglob("*.py") if p.name != "__init__.py"}
+    graph = {m: {t for t in runtime_imports(p) if t in modules and t != m} for m, p in modules.items()}
+    assert [sorted(c) for c in cycles(graph)] == []
+
+
+def test_the_cycle_check_sees_a_function_level_circle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [frozenset({"a", "b", "c"})]

@@ -7,7 +7,8 @@ import pytest
 
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.nlu import HomeAssistantNlu
-from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
+from selflearn.assistant.pipeline import Assistant, AssistantConfig
+from selflearn.assistant.turns import HandledTurn
 from selflearn.core.errors import ConfigError
 from selflearn.core.home import Home
 from selflearn.core.schema import DeviceContext

@@ -16,7 +16,8 @@ import orjson
 import pytest
 
 from selflearn.assistant.devices import HomeState
-from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
+from selflearn.assistant.pipeline import Assistant, AssistantConfig
+from selflearn.assistant.turns import HandledTurn
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import (

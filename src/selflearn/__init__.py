@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.nlu import HomeAssistantNlu
-from selflearn.assistant.pipeline import Assistant, AssistantConfig, HandledTurn
+from selflearn.assistant.pipeline import Assistant, AssistantConfig
+from selflearn.assistant.turns import HandledTurn
 from selflearn.core.errors import ConfigError, DataError, DependencyError, SelflearnError, StoreError
 from selflearn.core.home import Area, Entity, Floor, Home
 from selflearn.core.hooks import RewriteContext, RewriteHook

@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import Effect
-from selflearn.assistant.pipeline import Answered, Assistant, AssistantConfig, HandledTurn
+from selflearn.assistant.pipeline import Assistant, AssistantConfig
+from selflearn.assistant.turns import Answered, HandledTurn
 from selflearn.core.schema import DeviceContext, DialogueAct, RewriteTrace, Turn
 from selflearn.dialogue import Question, read_reply
 

@@ -26,28 +26,27 @@ fails open: an exception or an unusable answer leaves the original text in place
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import NO_MATCH_RESPONSE, Effect, execute
 from selflearn.assistant.nlu import STRICT_MATCHERS, HomeAssistantNlu, NluConfig, NluResult
+from selflearn.assistant.port import AssistantPort, unplaced_words
 from selflearn.assistant.resolve import Resolution, resolve
+from selflearn.assistant.taught import command_turn, run_routine
+from selflearn.assistant.turns import Answered, HandledTurn, TurnBase, replace_handled
 from selflearn.core.errors import ConfigError
-from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext, RewriteHook
 from selflearn.core.schema import (
     AsrTrace,
     DeviceContext,
-    DialogueAct,
     DialogueAnswer,
     DialogueTrace,
     ErTrace,
-    NluTrace,
     ResultTrace,
     RewriteTrace,
-    Turn,
     WakeTrace,
 )
 from selflearn.dialogue import (
@@ -58,9 +57,7 @@ from selflearn.dialogue import (
     Question,
     Step,
     Teaching,
-    Works,
 )
-from selflearn.dialogue.concepts import clean
 
 
 class Recognizer(Protocol):
@@ -114,175 +111,6 @@ class AssistantConfig:
             raise ConfigError(
                 f"AssistantConfig.rewrite_when must be before or on_failure, not {self.rewrite_when!r}"
             )
-
-
-@dataclass(frozen=True)
-class HandledTurn:
-    """A turn as logged, plus what the pipeline knows internally (for simulation scoring)."""
-
-    turn: Turn
-    """The log record."""
-    effect: Effect | None
-    """What the assistant did, if anything."""
-    nlu: NluResult
-    """NLU output."""
-    resolution: Resolution | None
-    """Entity-resolution output (``None`` when the NLU found nothing)."""
-    rewritten: bool = False
-    """Whether a rewrite was applied (``turn.rewrite`` then holds its provenance)."""
-    effect_without_rewrite: Effect | None = None
-    """When a rewrite was applied: what the assistant would have done with the original text
-    (run on a copy of the home state taken before the turn), for simulation scoring only -- a
-    deployed assistant cannot know it. ``None`` when no rewrite was applied, or when the
-    original text would have done nothing."""
-    question: Question | None = None
-    """The question this turn asked instead of acting: ``turn`` is then provisional (status
-    ``question``) and the record to log is the one :meth:`Assistant.reply` or
-    :meth:`Assistant.expire` returns when the question ends."""
-    effects: tuple[Effect, ...] = ()
-    """Everything a routine did, in order (``effect`` is then the last of them)."""
-    acts: tuple[DialogueAct, ...] = ()
-    """Dialogue acts that began and ended in this turn (a definition said to the assistant)."""
-
-    @property
-    def actions(self) -> tuple[Effect, ...]:
-        """Everything the assistant did in this turn, in order (a routine's steps, or the one
-        effect, or nothing)."""
-        return self.effects or ((self.effect,) if self.effect is not None else ())
-
-
-@dataclass(frozen=True)
-class Answered:
-    """How an utterance spoken while a question waited ended that question."""
-
-    reply: Literal["yes", "no", "never_mind"] | None
-    """What the utterance answered; ``None`` when it was not an answer (a new request: the
-    caller hands it to :meth:`Assistant.handle` with ``asr_trace``) or the question had expired."""
-    handled: HandledTurn | None
-    """The asking turn as it is logged now that the question ended (``None`` for a follow-up
-    question that had no turn of its own, i.e. "What did you want?")."""
-    act: DialogueAct
-    """The record of the question."""
-    response: str
-    """What the assistant says to the utterance ("" when it is a new request)."""
-    asr_trace: AsrTrace | None = None
-    """The recognised utterance (to pass on when it is a new request)."""
-    follow_up: Question | None = None
-    """A new question waiting on the device: "What did you want?" after a no."""
-
-    @property
-    def new_request(self) -> bool:
-        """Whether the utterance was not an answer (a barge-in, or the question had expired):
-        the caller hands it to :meth:`Assistant.handle` as a request of its own."""
-        return self.act.answer in ("barge_in", "timeout")
-
-
-@dataclass(frozen=True)
-class TurnBase:
-    """The fields every turn of one utterance shares, whatever the assistant did with it."""
-
-    turn_id: str
-    session_id: str
-    user_id: str
-    household_id: str
-    timestamp: datetime
-    device: DeviceContext
-    wake: WakeTrace | None
-    asr: AsrTrace | None
-    text: str
-
-    def turn(
-        self, nlu: NluTrace, er: ErTrace | None, result: ResultTrace, text: str | None = None, **extra: Any
-    ) -> Turn:
-        """The turn of this utterance with these traces (``text``: what the NLU got, if not
-        :attr:`text`)."""
-        return Turn(
-            turn_id=self.turn_id,
-            session_id=self.session_id,
-            user_id=self.user_id,
-            household_id=self.household_id,
-            timestamp=self.timestamp,
-            device=self.device,
-            wake=self.wake,
-            asr=self.asr,
-            text=self.text if text is None else text,
-            nlu=nlu,
-            er=er,
-            result=result,
-            **extra,
-        )
-
-    @classmethod
-    def of(cls, turn: Turn) -> TurnBase:
-        """The shared fields of ``turn``."""
-        return cls(
-            turn.turn_id,
-            turn.session_id,
-            turn.user_id,
-            turn.household_id,
-            turn.timestamp,
-            turn.device,
-            turn.wake,
-            turn.asr,
-            turn.text,
-        )
-
-
-class AssistantPort:
-    """The reference assistant as the dialogue sees it (:class:`~selflearn.dialogue.Port`): its
-    NLU and entity resolution over one home state, in one area (an area id)."""
-
-    def __init__(self, assistant: Assistant, state: HomeState, area: str | None) -> None:
-        self.assistant = assistant
-        self.state = state
-        self.area = area
-        self._works: dict[str, Works] = {}
-
-    @property
-    def home(self) -> Home:
-        return self.state.home
-
-    def works(self, text: str) -> Works:
-        found = self._works.get(text)
-        if found is None:
-            nlu, resolution = self.assistant.understand(text, self.state, self.area, explain_failures=False)
-            if resolution is None or not resolution.trace.ok:
-                found = "fails"
-            else:
-                found = "exact" if nlu.trace.matcher in STRICT_MATCHERS else "loose"
-            self._works[text] = found
-        return found
-
-    def parses(self, sentence: str, anywhere: bool = False) -> bool:
-        area = None if anywhere else self.area
-        nlu, resolution = self.assistant.understand(sentence, self.state, area, explain_failures=False)
-        return nlu.trace.matcher in STRICT_MATCHERS and resolution is not None and resolution.trace.ok
-
-    def unplaced(self, text: str) -> str | None:
-        """The words of ``text`` the assistant could not place (a name or area the home lacks),
-        when it fails on it (:func:`unplaced_words`)."""
-        nlu, resolution = self.assistant.understand(text, self.state, self.area)
-        if resolution is not None and resolution.trace.ok:
-            return None
-        return unplaced_words(nlu, resolution)
-
-
-def unplaced_words(nlu: NluResult, resolution: Resolution | None) -> str | None:
-    """The words of a failed request the assistant could not place: a name or area the NLU's
-    unmatched-entity pass reports and the home does not have (at most four words), or the
-    subject entity resolution could not find; ``None``: nothing."""
-    found = nlu.unmatched or {}
-    for slot in ("name", "area"):
-        words = found.get(slot)
-        if isinstance(words, str):
-            cleaned = clean(words)
-            if cleaned and len(cleaned.split()) <= 4:
-                return cleaned
-    if resolution is not None and resolution.error_code in ("no_entity", "no_area"):
-        subject = clean(resolution.error_subject or "")
-        if subject and len(subject.split()) <= 4:
-            return subject
-    return None
 
 
 class Assistant:
@@ -465,15 +293,11 @@ class Assistant:
         )
         step = self.dialogue.consider(heard, AssistantPort(self, state, context_area))
         if step.action == "say" and step.said is not None:
-            from selflearn.assistant.taught import command_turn
-
             return command_turn(base, step.said)
         if step.action == "ask":
             return self._ask(step, state, context_area, rng, base)
         rewrite = step.rewrite if step.action == "run" else None
         if step.applied is not None and len(step.applied.sentences) > 1:
-            from selflearn.assistant.taught import run_routine
-
             return run_routine(self, step.applied, base, state, context_area)
         effect_without: Effect | None = None
         if rewrite is not None:
@@ -579,8 +403,6 @@ class Assistant:
             raise ValueError(f"nothing to run for question {question.act_id}")
         finished = question.answered_trace(answer)
         if step.applied is not None and len(step.applied.sentences) > 1:
-            from selflearn.assistant.taught import run_routine
-
             routine = run_routine(self, step.applied, TurnBase.of(asked), state, area)
             return replace_handled(routine, turn=routine.turn.model_copy(update={"dialogue": finished}))
         sentence = step.sentences[0]
@@ -611,8 +433,3 @@ class Assistant:
         turn = question.unanswered_turn(answer)
         nlu, resolution = question.payload
         return HandledTurn(turn, None, nlu, resolution)
-
-
-def replace_handled(handled: HandledTurn, **changes: Any) -> HandledTurn:
-    """``handled`` with ``changes`` (it is frozen)."""
-    return replace(handled, **changes)

@@ -9,11 +9,31 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Protocol
+
 from selflearn.assistant.devices import HomeState
+from selflearn.assistant.execute import Effect
 from selflearn.assistant.nlu import NluResult
-from selflearn.assistant.pipeline import Assistant, HandledTurn, TurnBase
+from selflearn.assistant.resolve import Resolution
+from selflearn.assistant.turns import HandledTurn, TurnBase
 from selflearn.core.schema import MAX_TEXT_CHARS, DialogueTrace, ErTrace, NluTrace, ResultTrace
 from selflearn.dialogue import Applied, Said, taught_trace
+
+
+class RunsText(Protocol):
+    """What a routine needs of an assistant: run one sentence through NLU, entity resolution and
+    the result, changing ``state`` (:meth:`Assistant.run_text
+    <selflearn.assistant.pipeline.Assistant.run_text>`)."""
+
+    def run_text(
+        self,
+        text: str,
+        state: HomeState,
+        now: datetime,
+        context_area: str | None,
+        explain_failures: bool = True,
+    ) -> tuple[NluResult, Resolution | None, ResultTrace, Effect | None]: ...
 
 
 def command_turn(base: TurnBase, said: Said) -> HandledTurn:
@@ -31,7 +51,7 @@ def command_turn(base: TurnBase, said: Said) -> HandledTurn:
 
 
 def run_routine(
-    assistant: Assistant, applied: Applied, base: TurnBase, state: HomeState, area: str | None
+    assistant: RunsText, applied: Applied, base: TurnBase, state: HomeState, area: str | None
 ) -> HandledTurn:
     """Run a routine's sentences in order, as one turn (intent ``SelflearnRoutine``)."""
     responses, effects, ok = [], [], True
@@ -60,4 +80,4 @@ def run_routine(
     return HandledTurn(turn, last, NluResult(nlu), None, True, effects=tuple(effects))
 
 
-__all__ = ["command_turn", "run_routine"]
+__all__ = ["RunsText", "command_turn", "run_routine"]

@@ -66,7 +66,8 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import NO_MATCH_RESPONSE
 from selflearn.assistant.nlu import NLU_CONFIGS, STRICT_MATCHERS, NluConfig
-from selflearn.assistant.pipeline import Assistant, AssistantConfig, AssistantPort
+from selflearn.assistant.pipeline import Assistant, AssistantConfig
+from selflearn.assistant.port import AssistantPort
 from selflearn.core.errors import ConfigError
 from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext

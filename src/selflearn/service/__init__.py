@@ -33,6 +33,7 @@ All state lives in the object :func:`create_app` builds (``app.state.service``);
 none.
 """
 
+from selflearn.service.access import StoreClosed
 from selflearn.service.app import create_app
 from selflearn.service.config import ID_PATTERN, LATENCY_BUCKETS, MAX_NBEST_ITEMS, ServiceConfig
 from selflearn.service.http import ASGIApp
@@ -51,7 +52,7 @@ from selflearn.service.models import (
     RewriteResponse,
     TurnsResponse,
 )
-from selflearn.service.state import Artifact, ReloadBusy, Service, StoreClosed
+from selflearn.service.state import Artifact, ReloadBusy, Service
 
 __all__ = [
     "ID_PATTERN",

@@ -1,10 +1,16 @@
-"""What several groups of routes share: the admin token check and work on the store under its lock."""
+"""What several groups of routes share: the admin token check and work on the store under its lock.
+
+It knows the service only as :class:`HoldsStore` (its configuration, its store and the store's
+lock), so the modules that hold the service's state (:mod:`selflearn.service.state`,
+:mod:`selflearn.service.dialogue`) can use it without it importing them back.
+"""
 
 from __future__ import annotations
 
 import hmac
+import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import duckdb
 from fastapi import HTTPException, Request
@@ -12,9 +18,32 @@ from fastapi import HTTPException, Request
 from selflearn.core.errors import SelflearnError
 from selflearn.core.store import Store
 from selflearn.service.config import ServiceConfig
-from selflearn.service.state import Service, StoreClosed
 
 _T = TypeVar("_T")
+
+
+class StoreClosed(Exception):
+    """The store was closed while a request wanted it."""
+
+
+class HoldsStore(Protocol):
+    """What access needs of the service (:class:`selflearn.service.state.Service`)."""
+
+    @property
+    def config(self) -> ServiceConfig:
+        """The service's configuration (its admin token, its store's path)."""
+
+    @property
+    def store(self) -> Store | None:
+        """The open store (``None``: none, or closed)."""
+
+    @property
+    def store_error(self) -> str | None:
+        """Why the store is not open, if it failed."""
+
+    @property
+    def store_lock(self) -> threading.Lock:
+        """Held while the store is used."""
 
 
 def bearer_ok(config: ServiceConfig, request: Request) -> bool:
@@ -46,7 +75,7 @@ def check_admin(config: ServiceConfig, request: Request) -> None:
 def require_token(request: Request) -> None:
     """FastAPI dependency of the routes that read or change what the service holds about a
     household, or run it: 401 unless :func:`bearer_ok` (nothing to check without a token)."""
-    service: Service = request.app.state.service
+    service: HoldsStore = request.app.state.service
     if not bearer_ok(service.config, request):
         raise HTTPException(
             401,
@@ -55,7 +84,7 @@ def require_token(request: Request) -> None:
         )
 
 
-def on_store(service: Service, work: Callable[[Store], _T], what: str = "taught concepts") -> _T:
+def on_store(service: HoldsStore, work: Callable[[Store], _T], what: str = "taught concepts") -> _T:
     """``work`` done on the service's store under its lock (409 without a store -- "so no
     ``what``" --, 503 when it is unusable or closed)."""
     if service.config.store is None:
@@ -67,3 +96,6 @@ def on_store(service: Service, work: Callable[[Store], _T], what: str = "taught 
             return work(service.store)
     except (SelflearnError, StoreClosed, duckdb.Error) as exc:
         raise HTTPException(503, f"store unavailable: {exc}") from exc
+
+
+__all__ = ["HoldsStore", "StoreClosed", "bearer_ok", "check_admin", "on_store", "require_token"]

@@ -28,7 +28,7 @@ from selflearn.core.schema import Concept
 from selflearn.core.store import Store
 from selflearn.dialogue.learned import Learned
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter
-from selflearn.service.access import anonymous, bearer_ok, on_store, require_token
+from selflearn.service.access import StoreClosed, anonymous, bearer_ok, on_store, require_token
 from selflearn.service.config import ServiceConfig
 from selflearn.service.dialogue import dialogue_routes, sentences_routes
 from selflearn.service.http import (
@@ -62,7 +62,7 @@ from selflearn.service.models import (
     turns_body,
 )
 from selflearn.service.review import review_routes
-from selflearn.service.state import Artifact, ReloadBusy, Service, StoreClosed
+from selflearn.service.state import Artifact, ReloadBusy, Service
 
 log = logging.getLogger("selflearn.service")  # the package's logger, as before the split
 

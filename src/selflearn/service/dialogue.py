@@ -28,7 +28,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from selflearn.assistant.devices import HomeState
-from selflearn.assistant.pipeline import Assistant, AssistantConfig, AssistantPort
+from selflearn.assistant.pipeline import Assistant, AssistantConfig
+from selflearn.assistant.port import AssistantPort
 from selflearn.core.errors import SelflearnError
 from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext

@@ -39,10 +39,10 @@ from selflearn.core.schema import Review, ReviewDecision
 from selflearn.core.store import Store
 from selflearn.rewrite.review import TargetCheck, check_target, review_id
 from selflearn.rewrite.table import rule_id as table_rule_id
-from selflearn.service.access import bearer_ok, on_store
+from selflearn.service.access import StoreClosed, bearer_ok, on_store
 from selflearn.service.config import ServiceConfig
 from selflearn.service.models import ReviewRequest, ReviewsResponse
-from selflearn.service.state import Service, StoreClosed
+from selflearn.service.state import Service
 
 COOKIE = "selflearn_admin"
 DECISIONS: dict[str, ReviewDecision] = {

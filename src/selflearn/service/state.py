@@ -31,7 +31,9 @@ from selflearn.core.store import Quarantined, Store, error_field, scrub_lines
 from selflearn.rewrite.logs import history
 from selflearn.rewrite.review import Reviews
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
+from selflearn.service.access import StoreClosed
 from selflearn.service.config import ServiceConfig
+from selflearn.service.dialogue import SWEEP_S, ServiceDialogue
 from selflearn.service.metrics import _Metrics
 from selflearn.service.models import (
     ForgetResponse,
@@ -131,8 +133,6 @@ class Service:
                     _now(),
                 )
         self._publish(self.artifact, None)
-        from selflearn.service.dialogue import ServiceDialogue
-
         self.talk = ServiceDialogue(self)
         """The dialogue: questions waiting per conversation, what households taught
         (``POST /v1/dialogue``)."""
@@ -170,8 +170,6 @@ class Service:
             self._sweeper.start()
 
     def _sweep(self) -> None:
-        from selflearn.service.dialogue import SWEEP_S
-
         while not self._stop.wait(SWEEP_S):
             try:
                 self.talk.sweep()
@@ -625,10 +623,6 @@ class Service:
             },
             uptime_s=round(time.monotonic() - self.started, 3),
         )
-
-
-class StoreClosed(Exception):
-    """The store was closed while a request wanted it."""
 
 
 NOT_DELETED = [

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import Effect
-from selflearn.assistant.pipeline import Assistant, HandledTurn
+from selflearn.assistant.pipeline import Assistant
+from selflearn.assistant.turns import HandledTurn
 from selflearn.core.home import normalize_name
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import BargeIn, DeviceContext, FailurePoint, Feedback, RewriteTrace, Truth
