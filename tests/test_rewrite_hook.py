@@ -67,13 +67,14 @@ class Weird:
         return "turn off the lights"  # not a RewriteTrace
 
 
-class SwapOnOff:
-    """A harmful rewriter: "turn on" <-> "turn off" (so some rewrites break working turns)."""
+class DropFirstWord:
+    """A harmful rewriter: drops the request's first word ("turn on the lights" -> "on the
+    lights"), so some rewrites break working turns. (Swapping on and off no longer reaches the
+    assistant: the dialogue never runs a rewrite that does the opposite of what was said.)"""
 
     def __call__(self, text: str, context: RewriteContext) -> RewriteTrace | None:
         words = text.split()
-        out = ["off" if w == "on" else "on" if w == "off" else w for w in words]
-        return None if out == words else _trace(text, " ".join(out))
+        return None if len(words) < 3 else _trace(text, " ".join(words[1:]))
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +228,7 @@ def _lines(folder: Path, kind: str) -> list[bytes]:
 @pytest.fixture(scope="module")
 def swapped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("swapped")
-    simulate(SIM, out, rewriter=SwapOnOff())
+    simulate(SIM, out, rewriter=DropFirstWord())
     return out
 
 
@@ -250,7 +251,7 @@ def test_simulation_truth_says_what_the_rewrite_changed(swapped: Path) -> None:
     # The swap breaks requests that would have worked: defect now, not without the rewrite.
     assert (True, False) in outcomes
     manifest = json.loads((swapped / "manifest.json").read_text())
-    assert manifest["rewrites"] == rewritten and manifest["rewriter"].endswith("SwapOnOff")
+    assert manifest["rewrites"] == rewritten and manifest["rewriter"].endswith("DropFirstWord")
 
 
 def test_users_react_to_the_rewritten_outcome(swapped: Path, tmp_path: Path) -> None:
@@ -266,11 +267,11 @@ def test_users_react_to_the_rewritten_outcome(swapped: Path, tmp_path: Path) -> 
 def test_rewritten_simulation_is_the_same_whatever_the_workers(
     swapped: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pickle.dumps(SwapOnOff())  # workers get it by pickling where the platform cannot fork
+    pickle.dumps(DropFirstWord())  # workers get it by pickling where the platform cannot fork
     monkeypatch.setattr(simulator, "SHARD_SIZE", 1)  # two shards, so two workers really run
     one, two = tmp_path / "one", tmp_path / "two"
-    simulate(SIM, one, rewriter=SwapOnOff())
-    simulate(SimulationConfig(**{**SIM.__dict__, "workers": 2}), two, rewriter=SwapOnOff())
+    simulate(SIM, one, rewriter=DropFirstWord())
+    simulate(SimulationConfig(**{**SIM.__dict__, "workers": 2}), two, rewriter=DropFirstWord())
     assert len(list(two.glob("turns-*.jsonl"))) == 2
     for kind in ("turns", "truth", "homes"):
         assert _lines(one, kind) == _lines(two, kind) == _lines(swapped, kind)

@@ -49,6 +49,8 @@ def _start(tmp: Path, rule: bool) -> tuple[subprocess.Popen[bytes], int]:
             capture_output=True,
         )
         cmd += ["--rewriter", str(folder), "--timeout-ms", "1000"]
+    else:
+        cmd += ["--no-starter"]  # Home Assistant's NLU alone, not the packaged starter
     port = free_port()
     log = (tmp / "wyoming.log").open("wb")
     process = subprocess.Popen(
