@@ -30,7 +30,7 @@ from selflearn.assistant.devices import HomeState
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
 from selflearn.cli.apps import app
 from selflearn.core.errors import ConfigError, SelflearnError
-from selflearn.core.home import Home
+from selflearn.core.home import Home, read_home_text
 from selflearn.core.schema import MAX_TEXT_CHARS, DialogueAct, Turn
 from selflearn.core.store import Store
 from selflearn.dialogue import ConceptBook, DialogueConfig, TeachBudget, Teaching
@@ -76,14 +76,7 @@ def load_home(path: Path | None = None) -> Home:
         suffix = ".yaml"
     else:
         where = f"home file {path}"
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"{where} is not a text file (not UTF-8 at byte {exc.start}): give a YAML or JSON home"
-            ) from exc
+        raw = read_home_text(path)
         suffix = path.suffix.lower()
     try:
         data = json.loads(raw) if suffix == ".json" else yaml.safe_load(raw)

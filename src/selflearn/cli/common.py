@@ -24,6 +24,16 @@ console = Console(stderr=True)
 out = Console()
 
 StorePath = Annotated[Path, typer.Option("--store", "-s", help="DuckDB store file.")]
+StarterOption = Annotated[
+    bool,
+    typer.Option(
+        help="Without --rewriter, serve the starter rewriter that ships in the package: a global "
+        "layer from day one, which asks 'Did you mean ...?' about its guesses (its provenance and "
+        "the corpora's attributions: selflearn/data/starter/starter.json). --no-starter: no "
+        "rewriter until one is given.",
+    ),
+]
+"""``--starter/--no-starter`` of the commands that serve a rewriter (``serve``, ``wyoming``)."""
 
 
 def open_store(path: Path, read_only: bool, hint: str = "") -> Store:

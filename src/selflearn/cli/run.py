@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from selflearn.cli.apps import app
-from selflearn.cli.common import _print_stats, _run_simulation, console, out
+from selflearn.cli.common import StarterOption, _print_stats, _run_simulation, console, out
 from selflearn.core.store import Store
 from selflearn.stats import compute_stats
 
@@ -101,15 +101,7 @@ def serve_cmd(
             "requests pass through unchanged and /healthz says why.",
         ),
     ] = None,
-    starter: Annotated[
-        bool,
-        typer.Option(
-            help="Without --rewriter, serve the starter rewriter that ships in the package: a global "
-            "layer from day one, which asks 'Did you mean ...?' about its guesses (its provenance and "
-            "the corpora's attributions: selflearn/data/starter/starter.json). --no-starter: no "
-            "rewriter until one is given.",
-        ),
-    ] = True,
+    starter: StarterOption = True,
     store_path: Annotated[
         Path | None,
         typer.Option(

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from selflearn.cli.apps import app
-from selflearn.cli.common import console
+from selflearn.cli.common import StarterOption, console
 from selflearn.core.errors import DependencyError
 
 
@@ -57,15 +57,7 @@ def wyoming_cmd(
             "fails to load, the NLU answers alone.",
         ),
     ] = None,
-    starter: Annotated[
-        bool,
-        typer.Option(
-            help="Without --rewriter, serve the starter rewriter that ships in the package: a global "
-            "layer from day one, which asks 'Did you mean ...?' about its guesses (its provenance and "
-            "the corpora's attributions: selflearn/data/starter/starter.json). --no-starter: no "
-            "rewriter until one is given.",
-        ),
-    ] = True,
+    starter: StarterOption = True,
     timeout_ms: Annotated[
         float, typer.Option(help="Ignore a rewriter decision not ready by then (NLU answer).", min=0.1)
     ] = 50.0,

@@ -317,6 +317,19 @@ class Home:
         }
 
 
+def read_home_text(path: Path) -> str:
+    """The text of home file ``path``, or a :class:`ConfigError` in one line (unreadable, or not
+    text: a binary file)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read home file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"home file {path} is not a text file (not UTF-8 at byte {exc.start}): give a YAML or JSON home"
+        ) from exc
+
+
 @lru_cache(maxsize=262_144)
 def normalize_name(text: str) -> str:
     """Case- and punctuation-insensitive form of a name, as Home Assistant compares names."""

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from selflearn.core.errors import ConfigError, SelflearnError, StoreError
-from selflearn.core.home import Home
+from selflearn.core.home import Home, read_home_text
 
 log = logging.getLogger("selflearn.integrations.wyoming")
 
@@ -20,14 +20,7 @@ __all__ = ["load_home", "load_home_file", "load_service_home", "load_store_home"
 
 def load_home_file(path: Path) -> Home:
     """A home from a YAML or JSON file in the shape of :meth:`Home.to_dict`."""
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read home file {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"home file {path} is not a text file (not UTF-8 at byte {exc.start}): give a YAML or JSON home"
-        ) from exc
+    raw = read_home_text(path)
     try:
         data = json.loads(raw) if path.suffix.lower() == ".json" else yaml.safe_load(raw)
     except (ValueError, yaml.YAMLError) as exc:
