@@ -30,6 +30,12 @@ evaluate_app = typer.Typer(
     help="Replay named simulated populations with and without a learner; score against simulation truth.",
 )
 
+data_app = typer.Typer(
+    no_args_is_help=True,
+    help="The public corpora the simulator, the starter and the benchmarks read (docs/corpora.md).",
+)
+
+app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(fpi_app, name="fpi")
 app.add_typer(asr_app, name="asr")

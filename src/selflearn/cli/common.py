@@ -11,7 +11,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from selflearn.core.errors import DataError
@@ -65,6 +73,28 @@ def _progress(transient: bool = False) -> Progress:
         transient=transient,
         disable=not console.is_terminal,
     )
+
+
+@contextmanager
+def _downloading(description: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A bar in bytes for a download (the library's ``progress(name, done, total)`` callbacks,
+    e.g. :func:`selflearn.simulation.corpora.fetch.fetch_corpora`): yields ``update(name, done,
+    total)``; the bar names the file being fetched and shows the bytes and the speed."""
+    bar = _Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    with bar:
+        task = bar.add_task(description, total=None)
+        yield lambda name, done, total: bar.update(
+            task, description=f"{description}: {escape(name)}", completed=done, total=total
+        )
+        bar.update(task, description=description)
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The log data commands: simulate, ingest, stats, export, forget."""
+"""The data commands: simulate, ingest, stats, export, forget, and ``data fetch`` (the corpora)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from typing import Annotated
 import typer
 
 from selflearn.assistant.pipeline import AssistantConfig
-from selflearn.cli.apps import app
-from selflearn.cli.common import StorePath, _ingest, _print_stats, _run_simulation, out
+from selflearn.cli.apps import app, data_app
+from selflearn.cli.common import StorePath, _downloading, _ingest, _print_stats, _run_simulation, out
+from selflearn.core.errors import DataError
 from selflearn.core.store import Store
+from selflearn.simulation.corpora import CORPORA
+from selflearn.simulation.corpora.data_dir import fetch_data_dir
+from selflearn.simulation.corpora.fetch import fetch_corpora
 from selflearn.simulation.simulator import SimulationConfig
 from selflearn.stats import compute_stats
 
@@ -199,3 +203,56 @@ def forget_cmd(
     who = f"user {user} of household {household}" if user else f"household {household}"
     rows = ", ".join(f"{table} {n:,}" for table, n in deleted.items() if n) or "no rows"
     out.print(f"forgot {who}: {rows}; {lines:,} quarantine lines; store rewritten ({size:,} bytes)")
+
+
+@data_app.command("fetch")
+def fetch_cmd(
+    corpora: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[CORPUS]...",
+            help=f"Corpora to fetch: {', '.join(CORPORA)} (default: all).",
+            show_default=False,
+        ),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="DIR|URL",
+            help="A mirror: a folder with the data directory's layout, or the base URL of a server "
+            "that serves one (default: the upstream repositories at the pinned commits; hwu64's "
+            "derived file comes only from a mirror).",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to store them (default: $SELFLEARN_DATA_DIR if set, else "
+            "$XDG_DATA_HOME/selflearn/data, i.e. ~/.local/share/selflearn/data; the loaders, "
+            "starter and simulate look there too).",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a server before giving up.", min=1)
+    ] = 30.0,
+) -> None:
+    """Download the public corpora (Home Assistant's test sentences, HWU64, SLURP devel) at pinned
+    commits, check every file's SHA-256 and store them where the loaders read them. An interrupted
+    run resumes (its .part files); files already in place and verified are skipped."""
+    folder = fetch_data_dir(data_dir)
+    with _downloading("fetching corpora") as update:
+        report = fetch_corpora(folder, corpora or CORPORA, source=source, progress=update, timeout=timeout)
+    resumed = f" ({len(report.resumed)} resumed)" if report.resumed else ""
+    out.print(
+        f"fetched {len(report.fetched)} files{resumed}, {report.bytes_read / 1e6:.1f} MB in "
+        f"{report.seconds:.1f} s; {len(report.skipped)} already in place; into {report.folder}",
+        soft_wrap=True,
+    )
+    if report.unavailable:
+        raise DataError(
+            "not fetched: "
+            + "; ".join(report.unavailable)
+            + ": give --from DIR|URL, a mirror that holds it (docs/corpora.md#getting-the-corpora)"
+        )
