@@ -670,7 +670,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data_dir = corpora.find_data_dir(args.data_dir)
     if data_dir is None:
-        print("no corpora found: pass --data-dir or set SELFLEARN_DATA_DIR", file=sys.stderr)
+        print(
+            "no corpora found: `selflearn data fetch` gets them (or pass --data-dir, set SELFLEARN_DATA_DIR)",
+            file=sys.stderr,
+        )
         return 2
     try:
         rewriter = load_rewriter(args.rewrites, args.threshold) if args.rewrites else None

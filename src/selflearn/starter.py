@@ -186,7 +186,7 @@ class StarterConfig:
     corpora: tuple[str, ...] = ("hwu64", "ha_tests")
     """Public corpora the simulated users' phrasings come from."""
     data_dir: str | None = None
-    """Where the corpora are (default: ``$SELFLEARN_DATA_DIR`` or ``../shared/data``)."""
+    """Where the corpora are (default: :func:`~selflearn.simulation.corpora.find_data_dir`'s)."""
     min_users: int = 5
     """k: distinct users a pooled pattern or rewrite needs."""
     nlu: NluConfig = "strict"
@@ -230,10 +230,10 @@ def _check_corpora(config: StarterConfig) -> None:
     folder = find_data_dir(Path(config.data_dir) if config.data_dir else None)
     missing = [name for name in config.corpora if folder is None or not load_corpus(name, folder)]
     if missing:
-        where = config.data_dir or "$SELFLEARN_DATA_DIR or ../shared/data"
+        where = config.data_dir or "$SELFLEARN_DATA_DIR, ../shared/data or ~/.local/share/selflearn/data"
         raise DependencyError(
             f"corpus {', '.join(missing)} not found in {where}: the starter's users speak the way the "
-            "public corpora do (docs/corpora.md says where to get them); give --data-dir"
+            "public corpora do (`selflearn data fetch` gets them: docs/corpora.md); give --data-dir"
         )
 
 

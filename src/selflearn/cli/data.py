@@ -247,7 +247,7 @@ def fetch_cmd(
     resumed = f" ({len(report.resumed)} resumed)" if report.resumed else ""
     out.print(
         f"fetched {len(report.fetched)} files{resumed}, {report.bytes_read / 1e6:.1f} MB in "
-        f"{report.seconds:.1f} s; {len(report.skipped)} already in place; into {report.folder}",
+        f"{report.seconds:.2f} s; {len(report.skipped)} already in place; into {report.folder}",
         soft_wrap=True,
     )
     if report.unavailable:

@@ -30,7 +30,10 @@ def starter_cmd(
     ),
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder holding the corpora (default: $SELFLEARN_DATA_DIR or ../shared/data)."),
+        typer.Option(
+            help="Folder holding the corpora (`selflearn data fetch` gets them; default: "
+            "$SELFLEARN_DATA_DIR, else ../shared/data, else ~/.local/share/selflearn/data)."
+        ),
     ] = None,
     work: Annotated[
         Path | None,
