@@ -145,6 +145,10 @@ def test_full_fetch_then_skip_and_the_loaders_read_it(server: Loopback, shared: 
     server.requests.clear()
     again = fetch_corpora(dest, source=server.url)
     assert not again.fetched and len(again.skipped) == len(MANIFEST) and not server.requests
+    (dest / "slurp" / "devel.jsonl").write_bytes(b"edited by hand\n")  # in place but not the pinned bytes
+    replaced = fetch_corpora(dest, source=server.url)
+    assert replaced.fetched == ("slurp/devel.jsonl",) and len(replaced.skipped) == len(MANIFEST) - 1
+    assert hashlib.sha256((dest / "slurp" / "devel.jsonl").read_bytes()).hexdigest() == MANIFEST[-1].sha256
 
 
 def test_resumes_a_part_file(server: Loopback, mirror: Path, tmp_path: Path) -> None:
@@ -220,6 +224,8 @@ def test_from_dir_on_the_command_line(mirror: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["data", "fetch", "hwu64", "--from", str(mirror), "--data-dir", str(dest)])
     assert res.exit_code == 0, res.output
     assert "1 already in place" in res.stdout
+    as_uri = fetch_corpora(tmp_path / "uri", ["slurp"], source=mirror.as_uri())  # file:// is a folder too
+    assert as_uri.fetched == ("slurp/devel.jsonl",)
 
 
 def test_failures_name_the_file(server: Loopback, mirror: Path, tmp_path: Path) -> None:
