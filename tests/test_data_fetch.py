@@ -260,7 +260,9 @@ def test_default_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert fetch_data_dir() == user_data_dir() == tmp_path / "xdg" / "selflearn" / "data"
     assert fetch_data_dir(tmp_path) == tmp_path
     monkeypatch.chdir(tmp_path)  # no ../shared/data from here
-    user_data_dir().mkdir(parents=True)
+    user_data_dir().mkdir(parents=True)  # left empty by a fetch that failed: not a data folder
+    assert find_data_dir() != user_data_dir()
+    (user_data_dir() / "slurp").mkdir()
     assert find_data_dir() == user_data_dir()  # the loaders look where fetch stores
     monkeypatch.setenv("SELFLEARN_DATA_DIR", str(tmp_path / "env"))
     assert fetch_data_dir() == tmp_path / "env"

@@ -57,6 +57,6 @@ def find_data_dir(explicit: Path | None = None) -> Path | None:
         return path if path.is_dir() else None
     for candidate in (DEFAULT_DATA_DIR, user_data_dir(), _FALLBACK_DATA_DIR):
         path = candidate if candidate.is_absolute() else Path.cwd() / candidate
-        if path.is_dir():
+        if path.is_dir() and any(path.iterdir()):  # an empty one (a fetch that failed) is no data
             return path.resolve()
     return None
