@@ -31,6 +31,7 @@ resolves (:class:`~selflearn.rewrite.resolves.HomeCheck`).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -41,6 +42,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+import neural_budget
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
@@ -54,7 +58,7 @@ from selflearn.evaluate.results import results_folder
 from selflearn.rewrite import Rewriter, RewriterConfig
 from selflearn.rewrite.dense import DenseIndex, Encoder, global_entries
 from selflearn.rewrite.encoder import SentenceEncoder
-from selflearn.rewrite.features import Query, guard_for
+from selflearn.rewrite.features import Query, featurize, guard_for
 from selflearn.rewrite.home_candidates import HomeCandidates, interleaved
 from selflearn.rewrite.home_language import HomeLanguage
 from selflearn.rewrite.knowledge import embed_text
@@ -76,6 +80,8 @@ class Arm:
     """None: the rewriter's own retrieval (``static``)."""
     home: HomeCandidates | None = None
     """The home-language source, when the arm has it."""
+    ranked: Rewriter | None = None
+    """A rewriter trained with the home's language: its candidates in its ranker's order."""
 
 
 def dense_candidates(
@@ -110,6 +116,26 @@ def dense_candidates(
     return out
 
 
+def ranked_candidates(rewriter: Rewriter, text: str, ctx: RewriteContext) -> tuple[list[str], float]:
+    """The rewriter's candidates for ``text``, best first by its ranker's meaning score, and the
+    time (ms) to gather and rank them (the home's index built before)."""
+    home = ctx.home
+    source = rewriter.retrieval.home
+    if source is not None and home is not None:
+        source.home_index(home)
+    t0 = time.perf_counter()
+    prep = rewriter.prepare(text, ctx)
+    if prep is None or rewriter.ranker_ is None:
+        return [], (time.perf_counter() - t0) * 1000
+    query, hood, cands = rewriter.retrieve(prep, ctx)
+    if not cands:
+        return [], (time.perf_counter() - t0) * 1000
+    x = featurize(query, cands, rewriter.knowledge_, hood, None, rewriter.ranker_.intents)
+    meaning = rewriter.ranker_.for_household(ctx.household_id).meaning(x)
+    order = np.argsort(-meaning, kind="stable")
+    return [cands[int(i)].text for i in order], (time.perf_counter() - t0) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -126,7 +152,20 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--limit", type=int, default=0, help="failed turns judged per replay")
     parser.add_argument("--arms", default="")
+    parser.add_argument(
+        "--ranked",
+        type=Path,
+        default=None,
+        help="a rewriter trained with --home-language: arm ranked_home_language, its candidates "
+        "in its ranker's order",
+    )
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: docs/results)")
+    parser.add_argument(
+        "--budget",
+        default="",
+        help="name=REWRITER,... (FOLDER:static: without the home's language): the question-budget "
+        "curve, ranker AUC and decision latency of each (bench/neural_budget.py) instead of reach",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     replays = (
@@ -135,6 +174,25 @@ def main() -> None:
         else [(asr, str(control_replay(args, asr))) for asr in ("noisy", "exact")]
     )
     if args.build_replays:
+        return
+    if args.budget:
+        assistant = Assistant(AssistantConfig(asr="exact", nlu="strict"))
+        figures = neural_budget.run(args.budget, replays, assistant, args.limit)
+        earlier = earlier_figures(args.out)
+        names = {row["arm"] for row in figures["budget"]}
+        kept = [row for row in earlier.get("budget", []) if row.get("arm") not in names]
+        write_results(
+            "neural_rewriter",
+            {
+                **earlier,
+                "budget": kept + figures["budget"],
+                "ranker_auc_by_arm": {**earlier.get("ranker_auc_by_arm", {}), **figures["ranker_auc_by_arm"]},
+                "decision_ms": {**earlier.get("decision_ms", {}), **figures["decision_ms"]},
+            },
+            folder=args.out,
+            command="python " + " ".join(sys.argv),
+            seconds=time.perf_counter() - started,
+        )
         return
     if args.rewriter is None:
         parser.error("--rewriter is required (a trained rewriter: the starter)")
@@ -160,6 +218,10 @@ def main() -> None:
         source = HomeCandidates(language, encoder, check, related)
         arms.append(Arm(f"{name}_home_language", index, source))
         print(f"[neural] indexed {name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    if args.ranked is not None:
+        arms.append(
+            Arm("ranked_home_language", ranked=Rewriter.load(args.ranked, RewriterConfig(personal=False)))
+        )
     if args.arms:
         wanted = set(args.arms.split(","))
         arms = [a for a in arms if a.name in wanted]
@@ -193,8 +255,8 @@ def main() -> None:
         "neural_rewriter",
         {
             **earlier,
-            "reach": {**earlier.get("reach", {}), **reach},
-            "candidate_ms": {**earlier.get("candidate_ms", {}), **candidate_ms},
+            "reach": reach,  # a reach run replaces the earlier one whole: one sample, every arm
+            "candidate_ms": candidate_ms,
             "k": args.k,
         },
         folder=args.out,
@@ -273,7 +335,9 @@ def judge_replay(
     counts: Counter[str] = Counter()
     times = defaultdict(list) if times is None else times
     started = time.perf_counter()
-    for turn_id, t in truth.items():
+    # In an order that mixes the homes (a fixed hash of the turn id), so that ``limit`` turns
+    # come from every home of the replay rather than from its first few.
+    for turn_id, t in sorted(truth.items(), key=lambda kv: hashlib.blake2b(kv[0].encode()).digest()):
         turn = turns.get(turn_id)
         if turn is None or t["action"] == "background" or not t["in_scope"] or not t["defect"]:
             continue
@@ -293,6 +357,15 @@ def judge_replay(
                 t0 = time.perf_counter()  # built once per home (and when it changes), not per request
                 arm.home.home_index(home)
                 times[f"{arm.name}:home_index"].append((time.perf_counter() - t0) * 1000)
+            if arm.ranked is not None:
+                texts, ms = ranked_candidates(arm.ranked, turn["text"], ctx)
+                times[arm.name].append(ms)
+                counts[f"{arm.name}@all"] += any(right(text) for text in texts)
+                counts[f"{arm.name}:candidates"] += len(texts)
+                hits = [right(text) for text in texts[:20]]
+                counts[arm.name] += any(hits[:k])
+                counts[f"{arm.name}@20"] += any(hits)
+                continue
             t0 = time.perf_counter()
             if arm.index is None:
                 texts = [c.text for c in rewriter.retrieve(prep, ctx)[2]]

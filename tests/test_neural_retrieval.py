@@ -3,16 +3,20 @@ check, dense retrieval and the exported sentence encoder."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from selflearn.core.delex import Delexicalizer
 from selflearn.core.embed import StaticEmbedder
 from selflearn.core.home import Home
 from selflearn.rewrite.dense import DenseIndex, Entry, home_entries
+from selflearn.rewrite.home_candidates import SOURCES, HomeCandidates
 from selflearn.rewrite.home_language import HomeLanguage, HomeLanguageConfig, normalize_pattern
-from selflearn.rewrite.resolves import HomeCheck
+from selflearn.rewrite.home_sentences import home_sentences
+from selflearn.rewrite.resolves import HomeCheck, Reading
 from selflearn.rewrite.spotting import repaired, spot_names
 from tests.conftest import HOME
 
@@ -110,6 +114,44 @@ def test_the_home_check_accepts_only_what_runs_here() -> None:
     assert not check.resolves("kill the lights in the kitchen", home)  # no template says it
 
 
+class CountingCheck(HomeCheck):
+    """The home check, counting the sentences it reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def read(self, text: str, home: Home, area_id: str | None = None, keep: bool = True) -> Reading | None:
+        self.reads += 1
+        return super().read(text, home, area_id, keep)
+
+
+def test_a_homes_index_keeps_what_runs_there_and_a_request_reads_a_bounded_few(
+    language: HomeLanguage, embedder: StaticEmbedder
+) -> None:
+    home = Home.from_dict(HOME)
+    check = CountingCheck()
+    source = HomeCandidates(language, embedder, check, reads=2)
+    index = source.home_index(home)
+    built = check.reads
+    assert built == sum(1 for s in home_sentences(language, home) if not s.numbers)  # each read once
+    assert index.texts and all(check.resolves(t, home) for t in index.texts if "{number}" not in t)
+    assert len(index.readings) < built  # wordings the home's entities cannot serve are gone
+    delex = Delexicalizer(home)
+    check.reads = 0
+    text = "switch off the lights in the kitchen"
+    d = delex(text)
+    found = source.candidates(text, d.pattern, d.values, home, None)
+    assert any(c.reading.intent == "HassTurnOff" and "kitchen" in c.text for c in found)
+    assert check.reads == 0  # names only: every wording's reading is known from the index
+    text = "dim the kitchen ceiling to 30 percent"  # numbers: its wordings are read one by one
+    d = delex(text)
+    found = source.candidates(text, d.pattern, d.values, home, None)
+    assert any(c.reading.intent == "HassLightSet" for c in found)
+    assert 0 < check.reads <= 2 * len(SOURCES)  # at most 2 per search (84 without the bound)
+    assert source.home_index(home) is index  # built once per home
+
+
 def test_dense_search_stays_within_a_slot_signature(embedder: StaticEmbedder) -> None:
     index = DenseIndex(embedder).add(
         [
@@ -203,6 +245,16 @@ def test_a_neural_rewriter_trains_on_the_home_language_and_decides_the_same_afte
     found_home = 0
     for rw in (rewriter, loaded, static):
         rw.homes.update(homes)
+    # Loaded to serve, the home's sentences are built in the background: a home's first failed
+    # request goes on without them; once built, the loaded rewriter decides as the trained one.
+    source = loaded.retrieval.home
+    assert not source.wait
+    used = sorted({row["household_id"] for row in failed})
+    assert source.ready(homes[used[0]]) is None
+    deadline = time.monotonic() + 300
+    while any(source.ready(homes[h]) is None for h in used):
+        assert time.monotonic() < deadline, "the home's sentences were never built"
+        time.sleep(0.05)
     for row in failed:
         ctx = RewriteContext(
             row["household_id"], home=homes[row["household_id"]], area=row["area"], failed=True

@@ -46,9 +46,10 @@ class HomeCheck:
         self._cache: OrderedDict[tuple[str, str | None, str], Reading | None] = OrderedDict()
         self._size = cache
 
-    def read(self, text: str, home: Home, area_id: str | None = None) -> Reading | None:
+    def read(self, text: str, home: Home, area_id: str | None = None, keep: bool = True) -> Reading | None:
         """What ``text`` would do in ``home`` said in ``area_id``: None when no template of the
-        home's assistant matches it or its names do not resolve."""
+        home's assistant matches it or its names do not resolve. ``keep=False``: the caller keeps
+        the answer itself (it is not cached here)."""
         key = (home.fingerprint, area_id, text)
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -64,6 +65,8 @@ class HomeCheck:
                     tuple(sorted((k, str(v)) for k, v in slots.items())),
                     tuple(sorted(e.entity_id for e in found.targets)),
                 )
+        if not keep:
+            return reading
         self._cache[key] = reading
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)

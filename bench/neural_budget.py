@@ -1,0 +1,194 @@
+"""The question budget of a rewriter, replayed: how many defects its ranked guess fixes, at what
+price in questions and wrong actions, and how fast it decides. Part of bench/neural_rewriter.py
+(``--budget name=FOLDER,...``).
+
+For every turn of a control replay (no rewriter: Home Assistant's strict matching, one transcript)
+that the assistant did not carry out -- in scope or not -- the rewriter is asked as a caller
+behind the NLU asks it (``failed=True``, the household's home, no personal memory: a new home)
+for its ranked pick: the best candidate by its ranker and the decision score. The pick is judged
+from simulation truth (evaluation only): in scope, does it do what the user wanted on the home's
+initial state; out of scope, any pick is wrong. A policy is two bars on the score: at or above
+``act`` the pick runs unasked (a rescue when right, a wrong action when not); in ``[ask, act)``
+the user is asked "Did you mean ...?" (a rescue when right -- the simulated user says yes to what
+they meant and no otherwise -- one question either way). Defect reduction is rescues over the
+replay's in-scope defects; questions are per 100 turns of the replay.
+
+The rewriter's decision is timed whole (:meth:`~selflearn.rewrite.Rewriter.rewrite_one`, the
+home's index built beforehand, as a service builds it when the home syncs): ``latency_ms``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selflearn.assistant.devices import HomeState
+from selflearn.assistant.pipeline import Assistant
+from selflearn.core.home import Home
+from selflearn.core.hooks import RewriteContext
+from selflearn.evaluate.replay import read_records, turn_setting
+from selflearn.rewrite import Rewriter, RewriterConfig
+from selflearn.rewrite.features import featurize
+
+BARS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.01)
+"""Score bars swept: every pair ``ask < act`` (and each alone; 1.01: never)."""
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A rewriter's ranked guess for one failed turn."""
+
+    score: float
+    right: bool
+    in_scope: bool
+
+
+def load_arm(spec: str) -> tuple[str, Rewriter]:
+    """``name=FOLDER`` (``FOLDER:static`` loads it without the home's language)."""
+    name, _, folder = spec.partition("=")
+    static = folder.endswith(":static")
+    path = Path(folder.removesuffix(":static"))
+    rewriter = Rewriter.load(path, RewriterConfig(personal=False, confirm="off"))
+    if static:
+        rewriter.config = replace(rewriter.config, home_language=False)
+    return name, rewriter
+
+
+def picks(
+    folder: Path, rewriter: Rewriter, assistant: Assistant, label: str, limit: int = 0
+) -> tuple[list[Pick], dict[str, int], list[float], list[float]]:
+    """The ranked pick for every failed turn of one control replay (the first ``limit`` in an
+    order that mixes the homes, when given); the counts of the turns gone through (turns,
+    in-scope defects); the decision times (ms) and the home index build times (ms)."""
+    homes = {h: Home.from_dict(row) for h, row in read_records(folder, "homes").items()}
+    turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
+    ranker = rewriter.ranker_
+    assert ranker is not None
+    source = rewriter.retrieval.home if rewriter.config.home_language else None
+    built: list[float] = []
+    if source is not None:
+        for home in homes.values():
+            t0 = time.perf_counter()
+            source.home_index(home)
+            built.append((time.perf_counter() - t0) * 1000)
+    out: list[Pick] = []
+    ms: list[float] = []
+    counts = {"turns": 0, "defects": 0, "failed": 0, "out_of_scope": 0}
+    started = time.perf_counter()
+    for turn_id, t in sorted(truth.items(), key=lambda kv: hashlib.blake2b(kv[0].encode()).digest()):
+        if limit and counts["failed"] >= limit:
+            break
+        turn = turns.get(turn_id)
+        if turn is None or t["action"] == "background":
+            continue
+        counts["turns"] += 1
+        counts["defects"] += bool(t["in_scope"] and t["defect"])
+        counts["out_of_scope"] += not t["in_scope"]
+        if (turn.get("result") or {}).get("status") == "success":
+            continue  # carried out (rightly or not): a caller behind the NLU does not ask
+        counts["failed"] += 1
+        home, area_name, area_id, ts, expected = turn_setting(turn, t, homes)
+        if t["in_scope"] and expected is None:
+            continue  # nothing a rewrite could do that truth can judge
+        ctx = RewriteContext(turn["household_id"], turn["user_id"], home, area_name, ts, failed=True)
+        t0 = time.perf_counter()
+        rewriter.rewrite_one(turn["text"], ctx)
+        ms.append((time.perf_counter() - t0) * 1000)
+        prep = rewriter.prepare(turn["text"], ctx)
+        if prep is None:
+            continue
+        query, hood, cands = rewriter.retrieve(prep, ctx)
+        if not cands:
+            continue
+        x = featurize(query, cands, rewriter.knowledge_, hood, None, ranker.intents)
+        verdict = ranker.for_household(ctx.household_id).decide(x, True)
+        pick = cands[verdict.best].text
+        right = False
+        if expected is not None:
+            *_, effect = assistant.run_text(
+                pick, HomeState.initial(home), ts, area_id, explain_failures=False
+            )
+            right = effect is not None and effect == expected
+        out.append(Pick(verdict.score, right, bool(t["in_scope"])))
+        if counts["failed"] % 1000 == 0:
+            print(
+                f"[budget] {label}: {counts['failed']:,} failed turns, {time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+            )
+    return out, counts, ms, built
+
+
+def curve(arm: str, label: str, found: list[Pick], counts: dict[str, int]) -> list[dict[str, Any]]:
+    """Every (ask, act) policy of the sweep on one replay."""
+    rows = []
+    for act in BARS:
+        for ask in (*[a for a in BARS if a < act], act):
+            rescues = wrong = asked = oos_asked = oos_acted = 0
+            for p in found:
+                if p.score >= act:
+                    rescues += p.right
+                    wrong += not p.right
+                    oos_acted += not p.in_scope
+                elif p.score >= ask:
+                    asked += 1
+                    rescues += p.right
+                    oos_asked += not p.in_scope
+            rows.append(
+                {
+                    "arm": arm,
+                    "speech": label,
+                    "policy": f"ask>={ask:g} act>={act:g}" if ask < act else f"act>={act:g}",
+                    "ask": ask,
+                    "act": act,
+                    "defect_reduction": round(rescues / max(counts["defects"], 1), 4),
+                    "rescues": rescues,
+                    "wrong_actions": wrong,
+                    "questions_per_100_turns": round(100 * asked / max(counts["turns"], 1), 2),
+                    "out_of_scope_asked": round(oos_asked / max(counts["out_of_scope"], 1), 4),
+                    "out_of_scope_acted": round(oos_acted / max(counts["out_of_scope"], 1), 4),
+                }
+            )
+    return rows
+
+
+def auc(found: list[Pick]) -> float | None:
+    """Area under the ROC curve of the decision score, right picks against wrong ones."""
+    from sklearn.metrics import roc_auc_score
+
+    good = np.array([p.right for p in found])
+    if good.all() or not good.any():
+        return None
+    return round(float(roc_auc_score(good, [p.score for p in found])), 4)
+
+
+def run(specs: str, replays: list[tuple[str, str]], assistant: Assistant, limit: int = 0) -> dict[str, Any]:
+    """The budget figures of every arm in ``specs`` over ``replays`` (label, folder)."""
+    budget: list[dict[str, Any]] = []
+    aucs: dict[str, dict[str, float | None]] = {}
+    latency: dict[str, dict[str, float]] = {}
+    for spec in specs.split(","):
+        arm, rewriter = load_arm(spec)
+        for label, folder in replays:
+            found, counts, ms, built = picks(Path(folder), rewriter, assistant, f"{arm} {label}", limit)
+            budget += curve(arm, label, found, counts)
+            aucs.setdefault(arm, {})[label] = auc(found)
+            latency.setdefault(arm, {}).update(
+                {
+                    f"{label}_p50": round(float(np.percentile(ms, 50)), 2),
+                    f"{label}_p99": round(float(np.percentile(ms, 99)), 2),
+                    f"{label}_n": len(ms),
+                }
+            )
+            if built:
+                latency[arm][f"{label}_home_index_s_p50"] = round(float(np.percentile(built, 50)) / 1000, 1)
+            print(
+                f"[budget] {arm} {label}: {counts}, picks {len(found)}, auc {aucs[arm][label]}",
+                file=sys.stderr,
+            )
+    return {"budget": budget, "ranker_auc_by_arm": aucs, "decision_ms": latency}
