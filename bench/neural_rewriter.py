@@ -153,6 +153,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="failed turns judged per replay")
     parser.add_argument("--arms", default="")
     parser.add_argument(
+        "--headline",
+        default="static_home_language",
+        help="the --budget arm whose noisy-speech figures are the headline latency and LightGBM AUC",
+    )
+    parser.add_argument(
         "--ranked",
         type=Path,
         default=None,
@@ -188,6 +193,11 @@ def main() -> None:
                 "budget": kept + figures["budget"],
                 "ranker_auc_by_arm": {**earlier.get("ranker_auc_by_arm", {}), **figures["ranker_auc_by_arm"]},
                 "decision_ms": {**earlier.get("decision_ms", {}), **figures["decision_ms"]},
+                **headline(figures, args.headline),
+                "budget_commands": {
+                    **earlier.get("budget_commands", {}),
+                    **{name: "python " + " ".join(sys.argv) for name in names},
+                },
             },
             folder=args.out,
             command="python " + " ".join(sys.argv),
@@ -256,6 +266,7 @@ def main() -> None:
         {
             **earlier,
             "reach": reach,  # a reach run replaces the earlier one whole: one sample, every arm
+            "reach_command": "python " + " ".join(sys.argv),
             "candidate_ms": candidate_ms,
             "k": args.k,
         },
@@ -263,6 +274,20 @@ def main() -> None:
         command="python " + " ".join(sys.argv),
         seconds=time.perf_counter() - started,
     )
+
+
+def headline(figures: dict[str, Any], arm: str) -> dict[str, Any]:
+    """The issue's headline figures from one budget arm's noisy-speech run: the decision's
+    latency and the AUC of its ranker (LightGBM; no single-encoder ranker is built yet)."""
+    ms = figures["decision_ms"].get(arm)
+    if ms is None:
+        return {}
+    return {
+        "latency_ms_p50": ms["noisy_p50"],
+        "latency_ms_p99": ms["noisy_p99"],
+        "ranker_auc": {"lightgbm": figures["ranker_auc_by_arm"][arm]["noisy"]},
+        "headline_arm": arm,
+    }
 
 
 def quantile(values: list[float], q: float) -> float:

@@ -69,7 +69,7 @@ PER_SOURCE = 8
 """Candidates kept per source."""
 SEARCHED = 120
 """Entries looked at per source before guards and the home check."""
-READS = 8
+READS = 3
 """Sentences per source and request read through the home's matcher (the ones the home's index
 does not already know): what bounds a request's time."""
 
@@ -225,6 +225,7 @@ class HomeCandidates:
         seen_actions: dict[str, str] = {}
         numbers = [v for kind, v in values if kind == "number"]
         reads: dict[str, int] = {}
+        dead: set[str] = set()  # refused by a guard or not run here: another search may offer it again
 
         def offer(
             text: str | None,
@@ -234,11 +235,12 @@ class HomeCandidates:
             from_pattern: str = "",
             known: Reading | None = None,
         ) -> bool:
-            if text is None or text == norm:
+            if text is None or text == norm or text in dead:
                 return False
             cand = found.get(text)
             if cand is None:
                 if rejection(norm, text, self.related) is not None:
+                    dead.add(text)
                     return False
                 reading = known or index.readings.get(text)
                 if reading is None:
@@ -247,6 +249,7 @@ class HomeCandidates:
                     reads[source] = reads.get(source, 0) + 1
                     reading = self.check.read(text, home, area_id)
                 if reading is None:
+                    dead.add(text)
                     return False
                 same = seen_actions.get(reading.action)
                 if same is not None:  # another wording of a candidate we have: one candidate
