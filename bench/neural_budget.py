@@ -157,6 +157,26 @@ def curve(arm: str, label: str, found: list[Pick], counts: dict[str, int]) -> li
     return rows
 
 
+def frontier(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows worth keeping: every acting-only and asking-only policy, and the others no policy
+    of the same arm and speech beats on all of defect reduction, questions and wrong actions."""
+
+    def key(b: dict[str, Any]) -> tuple[float, float, int]:
+        return b["defect_reduction"], -b["questions_per_100_turns"], -b["wrong_actions"]
+
+    def beaten(b: dict[str, Any]) -> bool:
+        mine = key(b)
+        return any(
+            o is not b
+            and (o["arm"], o["speech"]) == (b["arm"], b["speech"])
+            and all(x >= y for x, y in zip(key(o), mine, strict=True))
+            and key(o) != mine
+            for o in rows
+        )
+
+    return [b for b in rows if b["ask"] == b["act"] or b["act"] > 1 or not beaten(b)]
+
+
 def auc(found: list[Pick]) -> float | None:
     """Area under the ROC curve of the decision score, right picks against wrong ones."""
     from sklearn.metrics import roc_auc_score

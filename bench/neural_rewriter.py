@@ -190,7 +190,7 @@ def main() -> None:
             "neural_rewriter",
             {
                 **earlier,
-                "budget": kept + figures["budget"],
+                "budget": neural_budget.frontier(kept + figures["budget"]),
                 "ranker_auc_by_arm": {**earlier.get("ranker_auc_by_arm", {}), **figures["ranker_auc_by_arm"]},
                 "decision_ms": {**earlier.get("decision_ms", {}), **figures["decision_ms"]},
                 **headline(figures, args.headline),
