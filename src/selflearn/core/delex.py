@@ -33,6 +33,8 @@ from selflearn.core.text import ONES, TENS
 
 PLACEHOLDER = re.compile(r"\{(area|floor|name|unknown|number)\}")
 """The placeholders a pattern can hold."""
+NAME_KINDS = frozenset({"name", "area", "floor"})
+"""The placeholders that stand for one of the home's names."""
 
 _NUMBER_WORD = "|".join(sorted([*ONES, *TENS[2:], "hundred", "thousand"], key=len, reverse=True))
 _NUMBER = rf"(?:\d+(?:\s+\d+)*|(?:{_NUMBER_WORD})(?:\s+(?:and\s+)?(?:{_NUMBER_WORD}))*)"

@@ -37,7 +37,7 @@ import logging
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +47,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from selflearn.core.artefacts import format_name, read_description, write_description
-from selflearn.core.delex import PLACEHOLDER, Delexicalizer, fill
+from selflearn.core.delex import NAME_KINDS, PLACEHOLDER, Delexicalizer, fill
 from selflearn.core.guards import rejection
 from selflearn.core.home import Home, normalize_name
 from selflearn.rewrite.dense import DenseIndex, Encoder, home_entries
@@ -98,7 +98,7 @@ class _HomeIndex:
     readings: dict[str, Reading]
     """Sentence (without numbers) -> what it does, read once when the index was built."""
     meanings: dict[tuple[str, tuple[tuple[str, str], ...]], Reading]
-    """(Interpretation, its names by kind) -> what every wording of it does in this home."""
+    """(Interpretation, its names by kind: :func:`_names`) -> what every wording of it does here."""
 
 
 class HomeCandidates:
@@ -207,7 +207,9 @@ class HomeCandidates:
                 if reading is None:
                     continue
                 readings[sentence.text] = reading
-                meanings.setdefault(_meaning_key(sentence.meaning, sentence.pattern, sentence.names), reading)
+                kinds = [k for k in PLACEHOLDER.findall(sentence.pattern) if k != "number"]
+                said = _names(zip(kinds, sentence.names, strict=True))
+                meanings.setdefault((sentence.meaning, said), reading)
             sentences.append(sentence)
         texts = [s.text for s in sentences]
         vectors = self.encoder.encode(texts)
@@ -290,26 +292,19 @@ class HomeCandidates:
         index: _HomeIndex,
     ) -> None:
         vector = self.encoder.encode_one(embed_text(pattern))
-        names = tuple(normalize_name(v) for kind, v in values if kind in NAME_KINDS)
+        # The index holds only patterns with the request's placeholders, so a wording filled with
+        # its values says exactly its names: what that interpretation does with them is known from
+        # the home's sentences, or it does not run here (numbers are read one by one).
+        names = _names(values) if index.meanings and "{number}" not in pattern else None
         taken = 0
         for entry, cos in self.patterns.search(vector, slots_key(pattern), SEARCHED):
             if entry.pattern == pattern:
                 continue
-            if (
-                index.meanings
-                and "{number}" not in entry.pattern
-                and len(names) == len([k for k in PLACEHOLDER.findall(entry.pattern) if k in NAME_KINDS])
-            ):
-                # The request's names, in this home: a wording of an interpretation the home's
-                # sentences have shows what it does; one they lack does not run here.
-                meaning = self.language.patterns_[entry.row].meaning
-                known = index.meanings.get(
-                    _meaning_key(meaning, entry.pattern, _in_order(entry.pattern, values))
-                )
+            known = None
+            if names is not None:
+                known = index.meanings.get((self.language.patterns_[entry.row].meaning, names))
                 if known is None:
                     continue
-            else:
-                known = None
             if offer(fill(entry.pattern, values), source, taken, cos, entry.pattern, known):
                 taken += 1
                 if taken >= self.per_source:
@@ -343,28 +338,10 @@ def interleaved(cands: list[HomeCandidate]) -> list[HomeCandidate]:
     return sorted(cands, key=turn)
 
 
-NAME_KINDS = ("name", "area", "floor")
-
-
-def _in_order(pattern: str, values: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
-    """The names ``fill(pattern, values)`` puts in ``pattern``, in its order (normalised)."""
-    queues: dict[str, list[str]] = {}
-    for kind, value in values:
-        queues.setdefault(kind, []).append(value)
-    out = []
-    for kind in PLACEHOLDER.findall(pattern):
-        queue = queues.get(kind)
-        if queue and kind in NAME_KINDS:
-            out.append(normalize_name(queue.pop(0)))
-    return tuple(out)
-
-
-def _meaning_key(
-    meaning: str, pattern: str, names: tuple[str, ...]
-) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """An interpretation with its names by kind, whatever order a wording says them in."""
-    kinds = [k for k in PLACEHOLDER.findall(pattern) if k in NAME_KINDS]
-    return meaning, tuple(sorted(zip(kinds, names, strict=False)))
+def _names(values: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The names among a wording's (placeholder, value) pairs, normalised, in a fixed order: an
+    interpretation said with them does the same whatever order a wording says them in."""
+    return tuple(sorted((kind, normalize_name(value)) for kind, value in values if kind in NAME_KINDS))
 
 
 def _code(text: str) -> str:

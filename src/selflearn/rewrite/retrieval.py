@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from selflearn.core.delex import Delexicalized, Delexicalizer, strip_fillers
+from selflearn.core.delex import NAME_KINDS, Delexicalized, Delexicalizer, strip_fillers
 from selflearn.core.embed import RelatedWords, StaticEmbedder
 from selflearn.core.errors import ConfigError
 from selflearn.core.guards import CARRIER_WORDS, OBJECT_WORDS, is_sensitive
@@ -240,9 +240,6 @@ class Retrieval:
             )
             found = with_home_candidates(prep, found, said, self.delexicalizer(ctx), self.knowledge, home)
         return query, hood, found
-
-
-NAME_KINDS = frozenset({"name", "area", "floor"})
 
 
 def with_home_candidates(
