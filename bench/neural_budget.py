@@ -34,7 +34,8 @@ from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.evaluate.replay import read_records, turn_setting
 from selflearn.rewrite import Rewriter, RewriterConfig
-from selflearn.rewrite.features import featurize
+from selflearn.rewrite.features import Candidate, featurize
+from selflearn.rewrite.ranker import Ranker
 
 BARS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.01)
 """Score bars swept: every pair ``ask < act`` (and each alone; 1.01: never)."""
@@ -60,6 +61,22 @@ def load_arm(spec: str) -> tuple[str, Rewriter]:
     return name, rewriter
 
 
+def scored(
+    rewriter: Rewriter, text: str, ctx: RewriteContext
+) -> tuple[list[Candidate], np.ndarray, Ranker] | None:
+    """What the rewriter's ranker sees for ``text``: its candidates, their features and the
+    ranker member that scores this household (None: no candidate, or no ranker)."""
+    ranker = rewriter.ranker_
+    prep = rewriter.prepare(text, ctx)
+    if prep is None or ranker is None:
+        return None
+    query, hood, cands = rewriter.retrieve(prep, ctx)
+    if not cands:
+        return None
+    x = featurize(query, cands, rewriter.knowledge_, hood, None, ranker.intents)
+    return cands, x, ranker.for_household(ctx.household_id)
+
+
 def picks(
     folder: Path, rewriter: Rewriter, assistant: Assistant, label: str, limit: int = 0
 ) -> tuple[list[Pick], dict[str, int], list[float], list[float]]:
@@ -68,8 +85,7 @@ def picks(
     in-scope defects); the decision times (ms) and the home index build times (ms)."""
     homes = {h: Home.from_dict(row) for h, row in read_records(folder, "homes").items()}
     turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
-    ranker = rewriter.ranker_
-    assert ranker is not None
+    assert rewriter.ranker_ is not None, "a rewriter without a ranker makes no ranked pick"
     source = rewriter.retrieval.home if rewriter.config.home_language else None
     built: list[float] = []
     if source is not None:
@@ -100,14 +116,11 @@ def picks(
         t0 = time.perf_counter()
         rewriter.rewrite_one(turn["text"], ctx)
         ms.append((time.perf_counter() - t0) * 1000)
-        prep = rewriter.prepare(turn["text"], ctx)
-        if prep is None:
+        found = scored(rewriter, turn["text"], ctx)
+        if found is None:
             continue
-        query, hood, cands = rewriter.retrieve(prep, ctx)
-        if not cands:
-            continue
-        x = featurize(query, cands, rewriter.knowledge_, hood, None, ranker.intents)
-        verdict = ranker.for_household(ctx.household_id).decide(x, True)
+        cands, x, member = found
+        verdict = member.decide(x, True)
         pick = cands[verdict.best].text
         right = False
         if expected is not None:

@@ -58,7 +58,7 @@ from selflearn.evaluate.results import results_folder
 from selflearn.rewrite import Rewriter, RewriterConfig
 from selflearn.rewrite.dense import DenseIndex, Encoder, global_entries
 from selflearn.rewrite.encoder import SentenceEncoder
-from selflearn.rewrite.features import Query, featurize, guard_for
+from selflearn.rewrite.features import Query, guard_for
 from selflearn.rewrite.home_candidates import HomeCandidates, interleaved
 from selflearn.rewrite.home_language import HomeLanguage
 from selflearn.rewrite.knowledge import embed_text
@@ -124,15 +124,11 @@ def ranked_candidates(rewriter: Rewriter, text: str, ctx: RewriteContext) -> tup
     if source is not None and home is not None:
         source.home_index(home)
     t0 = time.perf_counter()
-    prep = rewriter.prepare(text, ctx)
-    if prep is None or rewriter.ranker_ is None:
+    found = neural_budget.scored(rewriter, text, ctx)
+    if found is None:
         return [], (time.perf_counter() - t0) * 1000
-    query, hood, cands = rewriter.retrieve(prep, ctx)
-    if not cands:
-        return [], (time.perf_counter() - t0) * 1000
-    x = featurize(query, cands, rewriter.knowledge_, hood, None, rewriter.ranker_.intents)
-    meaning = rewriter.ranker_.for_household(ctx.household_id).meaning(x)
-    order = np.argsort(-meaning, kind="stable")
+    cands, x, member = found
+    order = np.argsort(-member.meaning(x), kind="stable")
     return [cands[int(i)].text for i in order], (time.perf_counter() - t0) * 1000
 
 
