@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from selflearn.community.aggregate import AggregateConfig, AggregateReport, rules
 from selflearn.community.keys import key_id, public_hex, sign, verify
-from selflearn.core.artefacts import save_atomically
+from selflearn.core.artefacts import file_sha256, save_atomically
 from selflearn.core.delex import example_values
 from selflearn.core.errors import ConfigError
 from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
@@ -116,7 +116,7 @@ def write_release(
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         table.save(folder / "table")
         files = {
-            p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()
+            p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()
         }
         manifest.update(
             {
@@ -196,7 +196,7 @@ def verify_release(folder: str | Path, public: Ed25519PublicKey) -> dict[str, An
     for name in sorted(present - set(files)):
         raise ConfigError(f"{src}: {name} is not part of the signed release: refused")
     for name, digest in sorted(files.items()):
-        if _sha256(src / name) != digest:
+        if file_sha256(src / name) != digest:
             raise ConfigError(f"{src}: {name} was changed after signing: refused")
     return manifest
 
@@ -272,11 +272,3 @@ def _unpack(archive: Path, into: Path) -> Path:
     if len(inner) == 1 and (inner[0] / MANIFEST).exists():
         return inner[0]
     raise ConfigError(f"{archive} holds no community release ({MANIFEST} not found)")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

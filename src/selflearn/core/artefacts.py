@@ -41,6 +41,7 @@ name) is named as such.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -68,6 +69,15 @@ LEGACY_DESCRIPTIONS = (
     "meta.json",
 )
 """Description files of folders saved before the one contract: recognised only to say so."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def format_name(component: str, version: int) -> str:

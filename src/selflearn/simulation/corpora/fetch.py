@@ -23,7 +23,6 @@ yet, so it comes only from a mirror; without one it is reported in
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO, Final
 from urllib.parse import quote
 
+from selflearn.core.artefacts import file_sha256
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.simulation.corpora.loaders import CORPORA, CorpusName
 from selflearn.simulation.corpora.pins import (
@@ -163,14 +163,6 @@ def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _open_url(url: str, offset: int, timeout: float) -> tuple[BinaryIO, int]:
     """The response for ``url`` from ``offset`` (a ``Range`` request when it is not 0), and the
     offset the body really starts at: 0 when the server sent the whole file."""
@@ -265,7 +257,7 @@ def _fetch_one(
             raise DataError(f"could not fetch {file.path} from {where}: {reason}{resume}") from exc
         total_read += read
         resumed_any = resumed_any or resumed
-        got = _sha256(part)
+        got = file_sha256(part)
         if got == file.sha256:
             os.replace(part, target)
             return total_read, resumed_any
@@ -326,7 +318,7 @@ def fetch_corpora(
 
     for file in files:
         target = folder / file.path
-        if target.is_file() and target.stat().st_size == file.size and _sha256(target) == file.sha256:
+        if target.is_file() and target.stat().st_size == file.size and file_sha256(target) == file.sha256:
             skipped.append(file.path)
             advance(file.path)(file.size)
             continue
