@@ -212,10 +212,13 @@ def test_a_neural_rewriter_trains_on_the_home_language_and_decides_the_same_afte
     tmp_path: Path,
 ) -> None:
     """``FitConfig(home_language=True)``: the replay offers the home's sentences, the ranker reads
-    their features, and the saved rewriter carries its home-language source."""
+    their features, and the saved rewriter carries its home-language source and the single
+    encoder trained on the same replayed requests (one layer here, to stay quick)."""
+    pytest.importorskip("torch")
     from selflearn import SimulationConfig, Store, simulate
     from selflearn.core.hooks import RewriteContext
     from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter, RewriterConfig
+    from selflearn.rewrite.cross_encoder_fit import SingleEncoderConfig
     from selflearn.rewrite.features import ALL_FEATURES, FEATURES
     from selflearn.rewrite.logs import read_homes
     from selflearn.signals.defect import score_defects
@@ -229,7 +232,11 @@ def test_a_neural_rewriter_trains_on_the_home_language_and_decides_the_same_afte
         score_defects(store)
     training = FitConfig(knowledge=KnowledgeConfig(min_users=2), home_language=True, workers=1)
     with Store(tmp_path / "logs.duckdb", read_only=True) as store:
-        rewriter = Rewriter(training=training).fit(store)
+        single = SingleEncoderConfig(layers=1, max_pairs=512, batch_size=16)
+        stages: list[str] = []
+        rewriter = Rewriter(training=training).fit(
+            store, progress=lambda s, *_: stages.append(s), single=single
+        )
         homes = read_homes(store)
         failed = store.query(
             "SELECT text, household_id, device.area AS area FROM turns "
@@ -241,6 +248,8 @@ def test_a_neural_rewriter_trains_on_the_home_language_and_decides_the_same_afte
     loaded = Rewriter.load(tmp_path / "model")
     assert loaded.retrieval.home is not None and loaded.ranker_ is not None
     assert loaded.ranker_.features == ALL_FEATURES
+    assert rewriter.single_ is not None and loaded.single_ is not None and stages[-1] == "single"
+    assert loaded.single_.metadata["pairs"] > 0 and loaded.single_.version == rewriter.single_.version
     static = Rewriter.load(tmp_path / "model", RewriterConfig(home_language=False))
     found_home = 0
     for rw in (rewriter, loaded, static):

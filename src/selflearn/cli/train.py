@@ -166,6 +166,15 @@ def train_rewriter_cmd(
             help="A sentence encoder (`selflearn train encoder`) to search the home's language with."
         ),
     ] = None,
+    single_encoder: Annotated[
+        bool,
+        typer.Option(
+            "--single-encoder",
+            help="Also train the single-encoder ranker (MiniLM reading the request and a candidate "
+            "together) on the same replayed requests; it picks among the ranker's first candidates "
+            "of a failed request. Needs torch (selflearn[learn]); adds about 90 MB.",
+        ),
+    ] = False,
 ) -> None:
     """Train the online rewriter from the store's logs (needs `selflearn signals` first).
 
@@ -173,6 +182,7 @@ def train_rewriter_cmd(
     static MiniLM embeddings), trains the ranker on out-of-fold replays of the logged households
     and calibrates its threshold (see docs/rewriting.md). Simulation truth is never read."""
     from selflearn.rewrite import FitConfig, KnowledgeConfig, Rewriter
+    from selflearn.rewrite.cross_encoder_fit import SingleEncoderConfig
     from selflearn.rewrite.fit import TRAIN_STAGES
     from selflearn.rewrite.ranker import DECISIONS
     from selflearn.rewrite.table import RewriteTable
@@ -223,8 +233,11 @@ def train_rewriter_cmd(
             strict=True,
         )
     )
+    single = SingleEncoderConfig(threads=workers) if single_encoder else None
+    if single is not None:
+        stages["single"] = "training the single encoder"
     with Store(store_path, read_only=True) as store, _staged_counting(stages) as update:
-        rewriter = Rewriter(training=config).fit(store, mined, progress=update)
+        rewriter = Rewriter(training=config).fit(store, mined, progress=update, single=single)
     report = rewriter.fit_report_
     if report is None:  # pragma: no cover - fit always sets it
         raise ConfigError("the rewriter reported no training")
@@ -239,6 +252,12 @@ def train_rewriter_cmd(
         f"{len(rewriter.knowledge_ or []):,} pooled patterns, {report.rows:,} candidate rows "
         f"({report.positives:,} positive) -> {out_dir}"
     )
+    if rewriter.single_ is not None:
+        meta = rewriter.single_.metadata
+        out.print(
+            f"single encoder: {meta['pairs']:,} candidate pairs ({meta['positives']:,} right) of "
+            f"requests the logs fixed, {meta['steps']} steps in {meta['seconds'] / 60:.0f} min"
+        )
     if rewriter.ranker_ is not None and rewriter.ranker_.members_:
         out.print(
             f"ranker: {len(rewriter.ranker_.members_)} cross-fitted members; each household is scored by "

@@ -156,14 +156,17 @@ def template_pairs(language: HomeLanguage, n: int, seed: int = 0) -> list[Pair]:
     return out
 
 
-def _torch() -> tuple[Any, Any, Any]:
+def transformer_parts() -> tuple[Any, Any, Any]:
+    """torch, ``AutoModel`` and ``AutoTokenizer`` (the ``learn`` extra), or a clear error."""
     try:
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
     except ImportError as exc:
         raise DependencyError(
-            'training the encoder needs torch and transformers: pip install "selflearn[learn]"'
+            'training a transformer needs torch and transformers: pip install "selflearn[learn]"'
         ) from exc
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # ours shows progress
     return torch, AutoModel, AutoTokenizer
 
 
@@ -196,7 +199,7 @@ def fit_encoder(
     export it to ``out`` and load it back. With no pairs (``[]``) the base model is exported as it
     is (the zero-shot encoder)."""
     config = config or EncoderConfig()
-    torch, AutoModel, AutoTokenizer = _torch()
+    torch, AutoModel, AutoTokenizer = transformer_parts()
     base_dir = Path(base) if base is not None else source_model_dir()
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)

@@ -523,10 +523,12 @@ def train(
     config: FitConfig,
     embedder: StaticEmbedder,
     progress: Callable[[str, int, int], None] | None = None,
+    kept: list[Query] | None = None,
 ) -> tuple[Knowledge, Ranker, dict[str, Home], FitReport]:
     """The online rewriter's global knowledge and ranker learned from ``store`` (see the module
     docstring), the homes it logged, and what training saw and chose. ``progress(stage, done,
-    total)`` reports each of :data:`TRAIN_STAGES` as it starts and as it advances."""
+    total)`` reports each of :data:`TRAIN_STAGES` as it starts and as it advances; ``kept``, when
+    given, receives the replayed training requests (the single encoder learns from them too)."""
     say = progress or (lambda _stage, _done, _total: None)
     report = FitReport()
     clock = time.perf_counter()
@@ -557,6 +559,8 @@ def train(
     report.seconds["replay"] = round(time.perf_counter() - clock, 2)
     if not queries:
         raise DataError("no request in the logs could be rewritten: more logs with failures are needed")
+    if kept is not None:
+        kept.extend(queries)
 
     clock = time.perf_counter()
     report.rows = int(sum(len(q.labels) for q in queries))

@@ -254,10 +254,11 @@ class Ranker:
         out = []
         for m, f in zip(meanings, fixable.tolist(), strict=True):
             best = int(np.argmax(m))
-            out.append(Decision(best, m, f, self._score(float(m[best]), f)))
+            out.append(Decision(best, m, f, self.score_of(float(m[best]), f)))
         return out
 
-    def _score(self, meaning: float, fixable: float) -> float:
+    def score_of(self, meaning: float, fixable: float) -> float:
+        """The decision score of a candidate with this meaning score, for a request this fixable."""
         return meaning if self.decision == "meaning" else meaning * fixable
 
     def decide(self, x: np.ndarray, known_failed: bool | None) -> Decision:
@@ -267,7 +268,7 @@ class Ranker:
         row = query_row(self.columns(x), meaning, known_failed)
         fixable = float(self._predictor("fixable").predict(row[None, :])[0])
         best = int(np.argmax(meaning))
-        return Decision(best, meaning, fixable, self._score(float(meaning[best]), fixable))
+        return Decision(best, meaning, fixable, self.score_of(float(meaning[best]), fixable))
 
     def threshold_for(
         self, known_failed: bool | None, sensitive: bool, override: float | None = None

@@ -18,7 +18,10 @@ Layers, in order (the first that decides wins):
    statistics, or this household's own successes) and that no guard rejects;
 6. **ranked retrieval**: candidates from the global index, from fixes of similar failing
    requests and from the household's successes are scored by the ranker; the best is applied if
-   it clears the calibrated threshold (a higher one for sensitive intents).
+   it clears the calibrated threshold (a higher one for sensitive intents). With a single-encoder
+   ranker (:mod:`selflearn.rewrite.cross_encoder`, the ``single/`` sub-folder), a request known to
+   have failed has the ranker's first few candidates re-read by it, and it picks among them; the
+   ranker's calibrated score of that pick still decides.
 
 Guards: never across opposite actions (polarity), only candidates the request's own values can
 fill, never a household name in a global artefact, never a proposal this household said no to.
@@ -45,6 +48,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -61,6 +66,7 @@ from selflearn.core.hooks import Confirm, RewriteContext
 from selflearn.core.schema import Feedback, RewriteTrace, Turn
 from selflearn.dialogue.learned import How, Learned, LearnedKind
 from selflearn.rewrite.config import ConfirmMode, FailOpen, Layer, RewriterConfig, RewriterStats
+from selflearn.rewrite.cross_encoder import SingleEncoder, reread
 from selflearn.rewrite.features import (
     Candidate,
     Neighbourhood,
@@ -80,7 +86,9 @@ from selflearn.rewrite.table import RewriteTable
 
 if TYPE_CHECKING:
     from selflearn.core.store import Store
+    from selflearn.rewrite.cross_encoder_fit import SingleEncoderConfig
     from selflearn.rewrite.fit import FitConfig, FitReport
+    from selflearn.rewrite.fit import Query as TrainingQuery
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +191,9 @@ class Rewriter:
         """Which requests nobody can help with (:mod:`selflearn.rewrite.scope`): a guess about
         one of them is neither applied nor asked about. Trained apart (``selflearn train scope``)
         and saved in the ``scope/`` sub-folder."""
+        self.single_: SingleEncoder | None = None
+        """The single-encoder ranker that picks among the ranker's first candidates of a failed
+        request (``selflearn train rewriter --single-encoder``); None: the ranker picks."""
         self.reviews_ = Reviews()
         """People's verdicts on rules (:mod:`selflearn.rewrite.review`); the service loads them
         from its store and replaces them on every review."""
@@ -279,20 +290,30 @@ class Rewriter:
         store: Store,
         table: RewriteTable | None = None,
         progress: Callable[[str, int, int], None] | None = None,
+        single: SingleEncoderConfig | None = None,
     ) -> Rewriter:
         """Train the global layer and the ranker from ``store`` (its friction signals must be
         scored: ``selflearn signals``), serve ``table`` first if given; returns self. See
         :mod:`selflearn.rewrite.fit` for how (people's verdicts in the store's ``reviews`` table
         are labels too). ``progress(stage, done, total)`` reports each training stage
-        (:data:`selflearn.rewrite.fit.TRAIN_STAGES`)."""
+        (:data:`selflearn.rewrite.fit.TRAIN_STAGES`). With ``single``, a single-encoder ranker
+        is trained on the same replayed requests (needs torch: ``selflearn[learn]``)."""
         from selflearn.rewrite.fit import FitConfig, home_source, train
 
         if self.embedder is None:
             self.embedder = StaticEmbedder.load()
             self.personal.embed = self.embedder.encode_one
         config = self.training or FitConfig()
-        knowledge, ranker, homes, report = train(store, config, self.embedder, progress)
+        queries: list[TrainingQuery] | None = [] if single is not None else None
+        knowledge, ranker, homes, report = train(store, config, self.embedder, progress, queries)
         self.knowledge_, self.ranker_, self.table_, self.fit_report_ = knowledge, ranker, table, report
+        if single is not None and queries is not None:
+            from selflearn.rewrite.cross_encoder_fit import fit_single_encoder, training_pairs
+
+            pairs = training_pairs(queries, single)
+            folder = Path(tempfile.mkdtemp(prefix="selflearn-single-"))
+            step = (lambda done, total: progress("single", done, total)) if progress is not None else None
+            self.single_ = fit_single_encoder(pairs, folder, single, say=lambda _: None, step=step)
         self.retrieval.home = home_source(config, self.embedder) if config.home_language else None
         self.homes.update(homes)
         self.retrieval.clear_cache()
@@ -323,6 +344,9 @@ class Rewriter:
             self.scope_.save(out / "scope")
         if self.retrieval.home is not None:
             self.retrieval.home.save(out / "home")
+        here = self.single_.path if self.single_ is not None else None
+        if here is not None and here.resolve() != (out / "single").resolve():
+            shutil.copytree(here, out / "single", dirs_exist_ok=True)
         # The description last: the service reloads a watched folder when it changes.
         return write_description(out, FORMAT, meta)
 
@@ -348,6 +372,8 @@ class Rewriter:
 
             related = rewriter.retrieval.related_words()
             rewriter.retrieval.home = HomeCandidates.load(src / "home", rewriter.embedder, related)
+        if (src / "single" / DESCRIPTION).exists():
+            rewriter.single_ = SingleEncoder.load(src / "single")
         if (src / "scope" / DESCRIPTION).exists():
             rewriter.scope_ = ScopeModel.load(src / "scope")
             rewriter.scope_._embedder = rewriter.embedder
@@ -645,11 +671,24 @@ class Rewriter:
         query, hood, ranked = self.retrieve(prep, ctx)
         if ranked:
             x = featurize(query, ranked, self.knowledge_, hood, mem, self.ranker_.intents)
-            verdict = self.ranker_.for_household(ctx.household_id).decide(x, ctx.failed)
+            scorer = self.ranker_.for_household(ctx.household_id)
+            verdict = scorer.decide(x, ctx.failed)
             member = self.ranker_.member_index(ctx.household_id)
             by = "" if member is None else f" (ranker {member + 1} of {len(self.ranker_.members_)})"
             for cand, meaning in zip(ranked, verdict.meaning, strict=True):
                 cand.score = float(meaning)
+            if self.single_ is not None and ctx.failed and len(ranked) > 1:
+                # The single encoder picks among the ranker's first few; the ranker's calibrated
+                # score of that pick decides (its bars keep their meaning).
+                texts, from_home = [c.text for c in ranked], [bool(c.home) for c in ranked]
+                picked = reread(self.single_, query.text, texts, from_home, verdict.meaning, verdict.fixable)
+                if picked.best != verdict.best:
+                    reasons.append(
+                        f"single encoder: {ranked[picked.best].text!r} ({picked.meaning:.3f}) "
+                        f"over {ranked[verdict.best].text!r}"
+                    )
+                score = scorer.score_of(float(verdict.meaning[picked.best]), verdict.fixable)
+                verdict = replace(verdict, best=picked.best, score=score)
             best = ranked[verdict.best]
             shown = tuple((c.text, c.score) for c in sorted(ranked, key=lambda c: -c.score)[:3])
             sensitive = is_sensitive(best.pattern) or is_sensitive(prep.d.pattern)
