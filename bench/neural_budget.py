@@ -15,6 +15,11 @@ replay's in-scope defects; questions are per 100 turns of the replay.
 
 The rewriter's decision is timed whole (:meth:`~selflearn.rewrite.Rewriter.rewrite_one`, the
 home's index built beforehand, as a service builds it when the home syncs): ``latency_ms``.
+
+An arm ``name=FOLDER:single=DIR`` re-reads the LightGBM ranker's first candidates with a trained
+single encoder (:mod:`selflearn.rewrite.cross_encoder`): its pick and score replace the
+LightGBM ones, and its time is added to the decision's. It also records whether any candidate
+it re-read works (``reread_reach``: the ceiling of re-ranking those candidates).
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.evaluate.replay import read_records, turn_setting
 from selflearn.rewrite import Rewriter, RewriterConfig
-from selflearn.rewrite.features import Candidate, featurize
+from selflearn.rewrite.cross_encoder import TOP, SingleEncoder, reread
+from selflearn.rewrite.features import Candidate, Query, featurize
 from selflearn.rewrite.ranker import Ranker
 
 BARS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.01)
@@ -48,24 +54,32 @@ class Pick:
     score: float
     right: bool
     in_scope: bool
+    reachable: bool = False
+    """A single-encoder arm: some candidate it re-read works."""
 
 
-def load_arm(spec: str) -> tuple[str, Rewriter]:
-    """``name=FOLDER`` (``FOLDER:static`` loads it without the home's language)."""
-    name, _, folder = spec.partition("=")
+def load_arm(spec: str) -> tuple[str, Rewriter, SingleEncoder | None, int, bool]:
+    """``name=FOLDER`` (``FOLDER:static`` loads it without the home's language;
+    ``FOLDER:single=DIR[:top=N][:pick]`` re-reads its ranker's first N candidates, default
+    :data:`~selflearn.rewrite.cross_encoder.TOP`, with the single encoder in DIR; with ``:pick``
+    the single encoder only picks, and the LightGBM ranker's score of that pick decides)."""
+    name, _, rest = spec.partition("=")
+    rest, pick_only, _ = rest.partition(":pick")
+    rest, _, top = rest.partition(":top=")
+    folder, _, single = rest.partition(":single=")
     static = folder.endswith(":static")
     path = Path(folder.removesuffix(":static"))
     rewriter = Rewriter.load(path, RewriterConfig(personal=False, confirm="off"))
     if static:
         rewriter.config = replace(rewriter.config, home_language=False)
-    return name, rewriter
+    return name, rewriter, SingleEncoder.load(single) if single else None, int(top or TOP), bool(pick_only)
 
 
 def scored(
     rewriter: Rewriter, text: str, ctx: RewriteContext
-) -> tuple[list[Candidate], np.ndarray, Ranker] | None:
-    """What the rewriter's ranker sees for ``text``: its candidates, their features and the
-    ranker member that scores this household (None: no candidate, or no ranker)."""
+) -> tuple[Query, list[Candidate], np.ndarray, Ranker] | None:
+    """What the rewriter's ranker sees for ``text``: the request as read, its candidates, their
+    features and the ranker member that scores this household (None: no candidate, or no ranker)."""
     ranker = rewriter.ranker_
     prep = rewriter.prepare(text, ctx)
     if prep is None or ranker is None:
@@ -74,11 +88,18 @@ def scored(
     if not cands:
         return None
     x = featurize(query, cands, rewriter.knowledge_, hood, None, ranker.intents)
-    return cands, x, ranker.for_household(ctx.household_id)
+    return query, cands, x, ranker.for_household(ctx.household_id)
 
 
 def picks(
-    folder: Path, rewriter: Rewriter, assistant: Assistant, label: str, limit: int = 0
+    folder: Path,
+    rewriter: Rewriter,
+    assistant: Assistant,
+    label: str,
+    limit: int = 0,
+    single: SingleEncoder | None = None,
+    top: int = TOP,
+    pick_only: bool = False,
 ) -> tuple[list[Pick], dict[str, int], list[float], list[float]]:
     """The ranked pick for every failed turn of one control replay (the first ``limit`` in an
     order that mixes the homes, when given); the counts of the turns gone through (turns,
@@ -119,22 +140,45 @@ def picks(
         found = scored(rewriter, turn["text"], ctx)
         if found is None:
             continue
-        cands, x, member = found
+        query, cands, x, member = found
         verdict = member.decide(x, True)
-        pick = cands[verdict.best].text
-        right = False
-        if expected is not None:
-            *_, effect = assistant.run_text(
-                pick, HomeState.initial(home), ts, area_id, explain_failures=False
+        best, score = verdict.best, verdict.score
+        reread_ones: list[int] = []
+        if single is not None:
+            t0 = time.perf_counter()
+            home_flags = [bool(c.home) for c in cands]
+            again = reread(
+                single, query.text, [c.text for c in cands], home_flags, verdict.meaning, verdict.fixable
             )
-            right = effect is not None and effect == expected
-        out.append(Pick(verdict.score, right, bool(t["in_scope"])))
+            ms[-1] += (time.perf_counter() - t0) * 1000
+            best, score = again.best, again.score
+            if pick_only:
+                score = member.score_of(float(verdict.meaning[best]), verdict.fixable)
+            reread_ones = np.argsort(-verdict.meaning, kind="stable")[:top].tolist()
+
+        setting = (home, ts, area_id, expected)
+        right = works_in(assistant, cands[best].text, *setting)
+        reachable = right or any(
+            works_in(assistant, cands[i].text, *setting) for i in reread_ones if i != best
+        )
+        out.append(Pick(score, right, bool(t["in_scope"]), reachable))
         if counts["failed"] % 1000 == 0:
             print(
                 f"[budget] {label}: {counts['failed']:,} failed turns, {time.perf_counter() - started:.0f} s",
                 file=sys.stderr,
             )
     return out, counts, ms, built
+
+
+def works_in(
+    assistant: Assistant, text: str, home: Home, ts: Any, area_id: str | None, expected: Any
+) -> bool:
+    """Does ``text`` do what the user wanted (``expected``, from simulation truth) on the home's
+    initial state?"""
+    if expected is None:
+        return False
+    *_, effect = assistant.run_text(text, HomeState.initial(home), ts, area_id, explain_failures=False)
+    return effect is not None and effect == expected
 
 
 def curve(arm: str, label: str, found: list[Pick], counts: dict[str, int]) -> list[dict[str, Any]]:
@@ -204,13 +248,25 @@ def run(specs: str, replays: list[tuple[str, str]], assistant: Assistant, limit:
     """The budget figures of every arm in ``specs`` over ``replays`` (label, folder)."""
     budget: list[dict[str, Any]] = []
     aucs: dict[str, dict[str, float | None]] = {}
+    right: dict[str, dict[str, dict[str, float]]] = {}
     latency: dict[str, dict[str, float]] = {}
     for spec in specs.split(","):
-        arm, rewriter = load_arm(spec)
+        arm, rewriter, single, top, pick_only = load_arm(spec)
         for label, folder in replays:
-            found, counts, ms, built = picks(Path(folder), rewriter, assistant, f"{arm} {label}", limit)
+            found, counts, ms, built = picks(
+                Path(folder), rewriter, assistant, f"{arm} {label}", limit, single, top, pick_only
+            )
             budget += curve(arm, label, found, counts)
             aucs.setdefault(arm, {})[label] = auc(found)
+            inside = [p for p in found if p.in_scope]
+            right.setdefault(arm, {})[label] = {
+                "in_scope_picks": len(inside),
+                "right": round(sum(p.right for p in inside) / max(len(inside), 1), 4),
+            }
+            if single is not None:
+                reach = sum(p.reachable for p in inside) / max(len(inside), 1)
+                right[arm][label]["reread"] = top
+                right[arm][label]["reread_reach"] = round(reach, 4)
             latency.setdefault(arm, {}).update(
                 {
                     f"{label}_p50": round(float(np.percentile(ms, 50)), 2),
@@ -221,7 +277,8 @@ def run(specs: str, replays: list[tuple[str, str]], assistant: Assistant, limit:
             if built:
                 latency[arm][f"{label}_home_index_s_p50"] = round(float(np.percentile(built, 50)) / 1000, 1)
             print(
-                f"[budget] {arm} {label}: {counts}, picks {len(found)}, auc {aucs[arm][label]}",
+                f"[budget] {arm} {label}: {counts}, picks {len(found)}, auc {aucs[arm][label]}, "
+                f"{right[arm][label]}",
                 file=sys.stderr,
             )
-    return {"budget": budget, "ranker_auc_by_arm": aucs, "decision_ms": latency}
+    return {"budget": budget, "ranker_auc_by_arm": aucs, "picks_right": right, "decision_ms": latency}

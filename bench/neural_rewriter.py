@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 import neural_budget
+import neural_footprint
 from selflearn.assistant.devices import HomeState
 from selflearn.assistant.execute import Effect
 from selflearn.assistant.pipeline import Assistant, AssistantConfig
@@ -127,7 +128,7 @@ def ranked_candidates(rewriter: Rewriter, text: str, ctx: RewriteContext) -> tup
     found = neural_budget.scored(rewriter, text, ctx)
     if found is None:
         return [], (time.perf_counter() - t0) * 1000
-    cands, x, member = found
+    _, cands, x, member = found
     order = np.argsort(-member.meaning(x), kind="stable")
     return [cands[int(i)].text for i in order], (time.perf_counter() - t0) * 1000
 
@@ -154,6 +155,17 @@ def main() -> None:
         help="the --budget arm whose noisy-speech figures are the headline latency and LightGBM AUC",
     )
     parser.add_argument(
+        "--footprint",
+        type=Path,
+        default=None,
+        help="a trained neural rewriter: its size, training time and serve memory (and nothing else)",
+    )
+    parser.add_argument(
+        "--headline-single",
+        default="single_encoder",
+        help="the --budget arm (with :single=DIR) whose noisy-speech AUC is the single encoder's",
+    )
+    parser.add_argument(
         "--ranked",
         type=Path,
         default=None,
@@ -176,6 +188,19 @@ def main() -> None:
     )
     if args.build_replays:
         return
+    if args.footprint is not None:
+        write_results(
+            "neural_rewriter",
+            {
+                **earlier_figures(args.out),
+                **neural_footprint.footprint(args.footprint),
+                "footprint_command": "python " + " ".join(sys.argv),
+            },
+            folder=args.out,
+            command="python " + " ".join(sys.argv),
+            seconds=time.perf_counter() - started,
+        )
+        return
     if args.budget:
         assistant = Assistant(AssistantConfig(asr="exact", nlu="strict"))
         figures = neural_budget.run(args.budget, replays, assistant, args.limit)
@@ -189,7 +214,8 @@ def main() -> None:
                 "budget": neural_budget.frontier(kept + figures["budget"]),
                 "ranker_auc_by_arm": {**earlier.get("ranker_auc_by_arm", {}), **figures["ranker_auc_by_arm"]},
                 "decision_ms": {**earlier.get("decision_ms", {}), **figures["decision_ms"]},
-                **headline(figures, args.headline),
+                "picks_right": {**earlier.get("picks_right", {}), **figures["picks_right"]},
+                **headline(figures, args.headline, args.headline_single, earlier),
                 "budget_commands": {
                     **earlier.get("budget_commands", {}),
                     **{name: "python " + " ".join(sys.argv) for name in names},
@@ -272,18 +298,22 @@ def main() -> None:
     )
 
 
-def headline(figures: dict[str, Any], arm: str) -> dict[str, Any]:
-    """The issue's headline figures from one budget arm's noisy-speech run: the decision's
-    latency and the AUC of its ranker (LightGBM; no single-encoder ranker is built yet)."""
+def headline(figures: dict[str, Any], arm: str, single: str, earlier: dict[str, Any]) -> dict[str, Any]:
+    """The issue's headline figures from the budget arms' noisy-speech runs: the decision's
+    latency and the AUC of the LightGBM ranker (arm ``arm``) and of the single encoder re-reading
+    its candidates (arm ``single``); an arm this run did not replay keeps its earlier figures."""
+    aucs = {**earlier.get("ranker_auc", {})}
+    out: dict[str, Any] = {}
     ms = figures["decision_ms"].get(arm)
-    if ms is None:
-        return {}
-    return {
-        "latency_ms_p50": ms["noisy_p50"],
-        "latency_ms_p99": ms["noisy_p99"],
-        "ranker_auc": {"lightgbm": figures["ranker_auc_by_arm"][arm]["noisy"]},
-        "headline_arm": arm,
-    }
+    if ms is not None:
+        out |= {"latency_ms_p50": ms["noisy_p50"], "latency_ms_p99": ms["noisy_p99"], "headline_arm": arm}
+        aucs["lightgbm"] = figures["ranker_auc_by_arm"][arm]["noisy"]
+    if single in figures["ranker_auc_by_arm"]:
+        aucs["single_encoder"] = figures["ranker_auc_by_arm"][single]["noisy"]
+        out["single_encoder_latency_ms"] = {
+            k: v for k, v in figures["decision_ms"][single].items() if k.startswith("noisy_p")
+        }
+    return {**out, "ranker_auc": aucs} if aucs else out
 
 
 def quantile(values: list[float], q: float) -> float:

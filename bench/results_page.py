@@ -894,62 +894,6 @@ def community(r: Result) -> str:
     return text + f" **Aggregator**: {seconds}."
 
 
-def community_zipf(r: Result) -> str:
-    f = r["figures"]
-    runs = [x for x in f["populations"] if x["population"] == "10000"]
-
-    def each(key: str, fmt: Callable[[Any], str] = str) -> str:
-        return " / ".join(fmt(x.get(key)) for x in runs)
-
-    c, k = f["central"].get("10000", {}), f["central"].get("10000 (k distinct simulated users)", {})
-    return (
-        f"As above, users picking phrasings by Zipf's law (exponent {f['exponent']:g}); installs, new "
-        f"homes simulated again. Own layer alone: {pct(f['no_global_layer']['defect_reduction'])}. "
-        f"10,000 installs, epsilon {each('epsilon')}: {each('rules')} rules, "
-        f"{each('defect_reduction', pct)}, {each('wrong_actions')} wrong; share of central "
-        f"pooling {each('share_of_central')} (k distinct users: {each('share_of_central_distinct_users')}). "
-        f"Central: {c.get('rules', 0):,} rules, {pct(c.get('defect_reduction'))}, {c.get('wrong_actions')} "
-        f"(k distinct: {k.get('rules', 0):,}, {pct(k.get('defect_reduction'))}, {k.get('wrong_actions')})."
-    )
-
-
-def community_weeks(r: Result) -> str:
-    f = r["figures"]
-
-    def cell(x: dict[str, Any]) -> str:
-        return f"{x['rules']:,}: {pct(x['defect_reduction'])}, {x['wrong_actions']}"
-
-    epsilons = sorted({x["epsilon"] for x in f["runs"]})
-    by: dict[int, dict[float, dict[str, Any]]] = {}
-    for x in f["runs"]:
-        by.setdefault(x["weeks"], {})[x["epsilon"]] = x
-    rows = []
-    for w, runs in by.items():
-        central = next(iter(runs.values()))["central"]
-        released = [runs.get(e) for e in epsilons]
-        rows.append(
-            f"| {w} | {cell(central['copies as users'])}; {cell(central['k distinct simulated users'])} | "
-            + " | ".join(
-                f"{cell(x)} ({x['share_of_central']} / {x['share_of_central_distinct_users']})" if x else "-"
-                for x in released
-            )
-            + " |"
-        )
-    alone = f["no_global_layer"]
-    return (
-        f"{f['simulated_households']:,} homes simulated {f['days']:g} days, {f['installs']:,} installs. A "
-        "release pools W weeks of weekly files (10 pairs per install over all W), central pooling the same "
-        f"weeks' logs. Own layer alone: {pct(alone['defect_reduction'])}, {alone['wrong_actions']}. Cells: "
-        "rules: reduction, wrong actions (share of central / of central over k distinct users).\n\n"
-        "| W | central; k distinct users | "
-        + " | ".join(f"epsilon {e:g}" for e in epsilons)
-        + " |\n|---:|---|"
-        + "---|" * len(epsilons)
-        + "\n"
-        + "\n".join(rows)
-    )
-
-
 def community_latency(r: Result) -> str:
     f = r["figures"]
     rows = [
@@ -1063,8 +1007,33 @@ def neural_budget_part(f: dict[str, Any], shown: str = "") -> str:
             rows,
             "llrrrll",
         )
+        + picks_right(f)
         + "".join(f"\n\n`{c}`" for c in commands)
     )
+
+
+def picks_right(f: dict[str, Any]) -> str:
+    """Which share of the in-scope picks work, per arm (noisy / exact), and the ceiling of the
+    candidates a single encoder re-read."""
+    parts, ceiling = [], ""
+    for arm, by in f.get("picks_right", {}).items():
+        if arm not in {b["arm"] for b in f.get("budget", [])}:
+            continue
+        right = [pct(by.get(s, {}).get("right")) for s in ("noisy", "exact")]
+        parts.append(f"{arm.replace('_', ' ')} {' / '.join(right)}")
+        if "reread_reach" in by.get("noisy", {}):
+            reach = [pct(by.get(s, {}).get("reread_reach")) for s in ("noisy", "exact")]
+            ceiling = f" (a working one among the first {by['noisy']['reread']}: {' / '.join(reach)})"
+    if not parts:
+        return ""
+    rss, size, build = f.get("serve_rss_mb"), f.get("starter_mb"), f.get("build_minutes")
+    cost = (
+        f" With the single encoder (3 layers) the rewriter is {size:g} MB, trained in {build:g} min, "
+        f"and `serve` with one home holds {rss} MB."
+        if rss and size and build
+        else ""
+    )
+    return "\n\nIn-scope picks that work, noisy / exact: " + "; ".join(parts) + ceiling + "." + cost
 
 
 def install(r: Result) -> str:
@@ -1223,18 +1192,6 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         "The community global layer",
         "What does a private release from many installs give a new home, next to pooling their logs?",
         community,
-    ),
-    (
-        "community-zipf1",
-        "The community layer under Zipf phrasing popularity",
-        "Does a heavier head of common phrasings let a release give more?",
-        community_zipf,
-    ),
-    (
-        "community-weeks",
-        "The community layer pooling several weeks",
-        "Does a release over more weeks of the same installs give more?",
-        community_weeks,
     ),
     (
         "community_latency",
