@@ -1029,7 +1029,7 @@ def picks_right(f: dict[str, Any]) -> str:
     rss, size, build = f.get("serve_rss_mb"), f.get("starter_mb"), f.get("build_minutes")
     cost = (
         f" With the single encoder (3 layers) the rewriter is {size:g} MB, trained in {build:g} min, "
-        f"and `serve` with one home holds {rss} MB."
+        f"and `serve` with one home holds {rss} MB (`{f.get('footprint_command')}`)."
         if rss and size and build
         else ""
     )
