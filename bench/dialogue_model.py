@@ -63,6 +63,9 @@ from selflearn.rewrite.table import RewriteTable
 SURFACES = ("reference", "service", "chat")
 INVARIANTS = ("justified", "listed", "polarity", "no_after_no", "no_traceback")
 AREA, AREA_ID = "Kitchen", "kitchen"
+ANSWER_S = DialogueConfig().timeout_s
+"""Seconds after a question within which a reply is its answer (the dialogue's own default; the
+steps' gaps are either within it, 3-5 s, or well past it, 30 s and more)."""
 RULES = [
     ("kill the lights in the {area}", "turn off the lights in the {area}"),
     ("lock up the {name}", "lock the {name}"),
@@ -158,6 +161,9 @@ class Record:
     retries: list[tuple[str, str]] = field(default_factory=list)
     approved: set[str] = field(default_factory=set)
     pending: Pending | None = None
+    asked_at: datetime | None = None
+    """When the pending question was asked: past the answer window (:data:`ANSWER_S`) a reply
+    is no answer, whatever happened in between (an outage ending, an approval in ``/ui``)."""
     failures: list[tuple[str, float]] = field(default_factory=list)
     """Requests that failed and asked nothing, with when (a retry may follow them)."""
 
@@ -629,8 +635,10 @@ def _say(
 ) -> None:
     text = step.text
     pending = record.pending
-    if pending is not None and step.gap_s > 8:  # past the answer window: no answer any more
-        pending = None
+    if pending is not None and (
+        record.asked_at is None or (now - record.asked_at).total_seconds() > ANSWER_S
+    ):
+        pending = None  # past the answer window: no answer any more
     before = sut.state.copy()
     out = sut.say(text, now)
     for kind, n in (
@@ -704,7 +712,7 @@ def _say(
         record.retries.append((pending.request, text))
     if teaching:  # a teaching command in between: the user moved on (rule 3)
         record.failures = []
-    record.pending = out.question
+    record.pending, record.asked_at = out.question, now
     if out.question is not None and pending is not None and (reply is not None or after_clarify):
         out.question.request = pending.request  # a follow-up: "What is zapper?", "What did you want?"
     if reply == "no" and pending is not None and pending.kind == "confirm" and out.question is None:
