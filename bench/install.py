@@ -77,6 +77,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a served process: SIGTERM, then SIGKILL if it has not ended within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def status_kb(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -136,11 +145,7 @@ def serve_once(venv: Path) -> dict[str, float]:
                 "peak_rss_mb": status_kb(proc.pid, "VmHWM") / 1024,
             }
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
 
 
 def build_learn_venv(folder: Path, wheel: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from install import HOME, free_port, mb, status_kb
+from install import HOME, free_port, mb, status_kb, stop
 
 REQUESTS = ("kill the lights in the kitchen", "turn the kitchen lights of", "switch on the flor lamp")
 
@@ -85,11 +85,7 @@ def serve_memory(folder: Path, settle_s: float = 20.0) -> dict[str, float]:
                 "serve_ready_s": round(ready, 1),
             }
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
 
 
 def footprint(folder: Path) -> dict[str, Any]:
