@@ -18,27 +18,17 @@ logs say (a reformulation that worked), never simulation truth.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import pickle
 import sys
-import time
 from pathlib import Path
 
 from selflearn.core.embed import StaticEmbedder
 from selflearn.core.store import Store
 from selflearn.rewrite.cross_encoder_fit import SingleEncoderConfig, fit_single_encoder, training_pairs
-from selflearn.rewrite.fit import (
-    FitConfig,
-    Query,
-    _run_folds,
-    home_source,
-    intent_codes,
-    training_queries,
-)
+from selflearn.rewrite.fit import FitConfig, Query, intent_codes, replay_queries
 from selflearn.rewrite.knowledge import Knowledge
 from selflearn.rewrite.logs import read_homes, read_log
-from selflearn.rewrite.ranker import household_fold
 
 
 def replay(store: Path, households: int, seed: int = 0) -> list[Query]:
@@ -50,28 +40,11 @@ def replay(store: Path, households: int, seed: int = 0) -> list[Query]:
     every = sorted({t.household_id for t in turns})
     chosen = sorted(every, key=lambda h: hashlib.blake2b(h.encode()).digest())[: households or len(every)]
     intents = intent_codes(Knowledge(config.knowledge).fit(turns, homes, embedder))
-    fold_of = {h: household_fold(h, config.folds, seed) for h in every}
 
-    def fold(i: int) -> list[Query]:
-        held = {h for h in chosen if fold_of[h] == i}
-        knowledge = Knowledge(config.knowledge).fit(
-            turns, homes, embedder, exclude_households={h for h in every if fold_of[h] == i}
-        )
-        alone = {h for h in held if household_fold(h, 2, seed + 3) == 0}
-        return training_queries(
-            turns, knowledge, homes, embedder, intents, held, None, alone, home_source(config, embedder)
-        )
+    def say(stage: str, done: int, total: int) -> None:
+        print(f"[queries] {stage}: {done:,} of {total:,} turns", file=sys.stderr)
 
-    started = time.perf_counter()
-    parts, _ = _run_folds(
-        fold,
-        config.folds,
-        config.workers,
-        lambda i: print(
-            f"[queries] fold {i + 1}/{config.folds}: {time.perf_counter() - started:.0f} s", file=sys.stderr
-        ),
-    )
-    return [q for part in parts for q in part]
+    return replay_queries(turns, homes, embedder, intents, config, say, only=set(chosen))
 
 
 def main() -> None:
@@ -106,7 +79,7 @@ def main() -> None:
             "households": len({q.household for q in queries}),
             "command": "python " + " ".join(sys.argv),
         }
-        fit_single_encoder(pairs, args.single_encoder, dataclasses.replace(config), provenance=provenance)
+        fit_single_encoder(pairs, args.single_encoder, config, provenance=provenance)
 
 
 if __name__ == "__main__":

@@ -329,43 +329,48 @@ def replay_queries(
     intents: dict[str, int],
     config: FitConfig,
     progress: Callable[[str, int, int], None] | None = None,
+    only: set[str] | None = None,
 ) -> list[Query]:
     """Every training request of the logs (step 2 of the module docstring): each fold of
     households replayed against global knowledge built without it, half of its households with
-    a personal layer and half without."""
+    a personal layer and half without. ``only``: replay just these households (the knowledge
+    each fold is replayed against is the same)."""
     households = sorted({t.household_id for t in turns})
     replay_fold_of = {h: household_fold(h, config.folds, config.seed) for h in households}
     held_of = [{h for h, f in replay_fold_of.items() if f == fold} for fold in range(config.folds)]
+    replayed_of = [held if only is None else held & only for held in held_of]
     turns_in = [0] * config.folds
     for turn in turns:
-        turns_in[replay_fold_of[turn.household_id]] += 1
+        if only is None or turn.household_id in only:
+            turns_in[replay_fold_of[turn.household_id]] += 1
+    replaying = sum(turns_in)
     done = 0
 
     def tick(n: int) -> None:
         nonlocal done
         done += n
         if progress is not None and done % 2000 == 0:
-            progress("replay", done, len(turns))
+            progress("replay", done, replaying)
 
     def replay_fold(fold: int) -> list[Query]:
-        held = held_of[fold]
+        held, replayed = held_of[fold], replayed_of[fold]
         knowledge = Knowledge(config.knowledge).fit(turns, homes, embedder, exclude_households=held)
-        alone = {h for h in held if household_fold(h, 2, config.seed + 3) == 0}
+        alone = {h for h in replayed if household_fold(h, 2, config.seed + 3) == 0}
         forked = config.workers > 1 and config.folds > 1
         home = home_source(config, embedder) if config.home_language else None
         return training_queries(
-            turns, knowledge, homes, embedder, intents, held, None if forked else tick, alone, home
+            turns, knowledge, homes, embedder, intents, replayed, None if forked else tick, alone, home
         )
 
     def fold_done(fold: int) -> None:  # a forked fold cannot tick: report it whole
         if progress is not None and config.workers > 1:
-            progress("replay", sum(turns_in[: fold + 1]), len(turns))
+            progress("replay", sum(turns_in[: fold + 1]), replaying)
 
     if progress is not None:
-        progress("replay", 0, len(turns))
+        progress("replay", 0, replaying)
     replayed, _ = _run_folds(replay_fold, config.folds, config.workers, fold_done)
     if progress is not None:
-        progress("replay", len(turns), len(turns))
+        progress("replay", replaying, replaying)
     return [q for fold in replayed for q in fold]
 
 
