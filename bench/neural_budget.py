@@ -154,7 +154,7 @@ def picks(
             best, score = again.best, again.score
             if pick_only:
                 score = member.score_of(float(verdict.meaning[best]), verdict.fixable)
-            reread_ones = np.argsort(-verdict.meaning, kind="stable")[:top].tolist()
+            reread_ones = list(again.read)
 
         setting = (home, ts, area_id, expected)
         right = works_in(assistant, cands[best].text, *setting)

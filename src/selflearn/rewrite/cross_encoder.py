@@ -108,6 +108,8 @@ class Reread:
     """The single encoder's P(the pick means the request)."""
     score: float
     """The decision score: ``meaning`` x the LightGBM ranker's fixable probability."""
+    read: tuple[int, ...] = ()
+    """The candidates it re-read (indexes), the LightGBM ranker's first."""
 
 
 def reread(
@@ -124,7 +126,7 @@ def reread(
     first = np.argsort(-np.asarray(lightgbm_meaning), kind="stable")[:top].tolist()
     p = scorer.score(request, [candidates[i] for i in first], [home[i] for i in first])
     j = int(np.argmax(p))
-    return Reread(first[j], float(p[j]), float(p[j]) * fixable)
+    return Reread(first[j], float(p[j]), float(p[j]) * fixable, tuple(first))
 
 
 __all__ = ["FORMAT", "MAX_TOKENS", "TOP", "Reread", "SingleEncoder", "reread", "tagged"]

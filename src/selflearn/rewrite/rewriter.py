@@ -192,6 +192,7 @@ class Rewriter:
         one of them is neither applied nor asked about. Trained apart (``selflearn train scope``)
         and saved in the ``scope/`` sub-folder."""
         self.single_: SingleEncoder | None = None
+        self._single_dir: tempfile.TemporaryDirectory[str] | None = None
         """The single-encoder ranker that picks among the ranker's first candidates of a failed
         request (``selflearn train rewriter --single-encoder``); None: the ranker picks."""
         self.reviews_ = Reviews()
@@ -311,7 +312,9 @@ class Rewriter:
             from selflearn.rewrite.cross_encoder_fit import fit_single_encoder, training_pairs
 
             pairs = training_pairs(queries, single)
-            folder = Path(tempfile.mkdtemp(prefix="selflearn-single-"))
+            # Trained into a folder of its own until save() copies it; removed with this rewriter.
+            self._single_dir = tempfile.TemporaryDirectory(prefix="selflearn-single-")
+            folder = Path(self._single_dir.name)
             step = (lambda done, total: progress("single", done, total)) if progress is not None else None
             self.single_ = fit_single_encoder(pairs, folder, single, say=lambda _: None, step=step)
         self.retrieval.home = home_source(config, self.embedder) if config.home_language else None
