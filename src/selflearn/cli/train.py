@@ -172,7 +172,7 @@ def train_rewriter_cmd(
             "--single-encoder",
             help="Also train the single-encoder ranker (MiniLM reading the request and a candidate "
             "together) on the same replayed requests; it picks among the ranker's first candidates "
-            "of a failed request. Needs torch (selflearn[learn]); adds about 90 MB.",
+            "of a failed request. Needs torch (selflearn[learn]); adds about 70 MB.",
         ),
     ] = False,
 ) -> None:

@@ -192,9 +192,9 @@ class Rewriter:
         one of them is neither applied nor asked about. Trained apart (``selflearn train scope``)
         and saved in the ``scope/`` sub-folder."""
         self.single_: SingleEncoder | None = None
-        self._single_dir: tempfile.TemporaryDirectory[str] | None = None
         """The single-encoder ranker that picks among the ranker's first candidates of a failed
         request (``selflearn train rewriter --single-encoder``); None: the ranker picks."""
+        self._single_dir: tempfile.TemporaryDirectory[str] | None = None
         self.reviews_ = Reviews()
         """People's verdicts on rules (:mod:`selflearn.rewrite.review`); the service loads them
         from its store and replaces them on every review."""
