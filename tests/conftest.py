@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,6 +70,26 @@ def spark() -> Iterator[Any]:
 @pytest.fixture()
 def home() -> Home:
     return Home.from_dict(HOME)
+
+
+def tiny_bert(folder: Path, layers: int) -> Path:
+    """A randomly initialised BERT of ``layers`` layers (hidden size 32, seeded) with MiniLM's
+    tokenizer, saved in ``folder``: a base network to fine-tune and export in a second."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from selflearn.core.embed import source_model_dir
+
+    config = transformers.BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(folder)
+    transformers.AutoTokenizer.from_pretrained(str(source_model_dir())).save_pretrained(folder)
+    return folder
 
 
 def turn_dict(turn_id: str = "t1", **changes: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from selflearn.rewrite.home_language import HomeLanguage, HomeLanguageConfig, no
 from selflearn.rewrite.home_sentences import home_sentences
 from selflearn.rewrite.resolves import HomeCheck, Reading
 from selflearn.rewrite.spotting import repaired, spot_names
-from tests.conftest import HOME
+from tests.conftest import HOME, tiny_bert
 
 
 @pytest.fixture(scope="module")
@@ -177,20 +177,10 @@ def test_home_entries_index_every_pattern(language: HomeLanguage, embedder: Stat
 
 def test_an_exported_encoder_gives_the_networks_vectors(tmp_path: Path) -> None:
     """A tiny BERT exported the way the trained encoder is: ONNX Runtime's vectors are torch's."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from selflearn.core.embed import source_model_dir
+    base = tiny_bert(tmp_path / "tiny", layers=1)
     from selflearn.rewrite.encoder import SentenceEncoder
     from selflearn.rewrite.encoder_fit import EncoderConfig, Pair, fit_encoder
 
-    base = tmp_path / "tiny"
-    config = transformers.BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
-    )
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(base)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(source_model_dir()))
-    tokenizer.save_pretrained(base)
     pairs = [
         Pair("kill the lights in the kitchen", "turn off the lights in the kitchen", None, "off", "logs"),
         Pair("lights on in the kitchen", "turn on the lights in the kitchen", None, "on", "logs"),

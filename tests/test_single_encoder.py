@@ -18,6 +18,7 @@ from selflearn.rewrite.cross_encoder_fit import (
     training_pairs,
 )
 from selflearn.rewrite.fit import Query
+from tests.conftest import tiny_bert
 
 
 def query(labels: list[int], fixed: bool = True, reviewed: bool = False) -> Query:
@@ -65,17 +66,7 @@ def test_settings_and_data_it_cannot_train_on_are_refused(tmp_path: Path) -> Non
 def test_the_exported_network_learns_its_pairs_and_loads_the_same(tmp_path: Path) -> None:
     """A tiny BERT trained the way the single encoder is: it ranks each request's right candidate
     first, and ONNX Runtime gives the same scores after loading."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from selflearn.core.embed import source_model_dir
-
-    base = tmp_path / "tiny"
-    config = transformers.BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
-    )
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(base)
-    transformers.AutoTokenizer.from_pretrained(str(source_model_dir())).save_pretrained(base)
+    base = tiny_bert(tmp_path / "tiny", layers=2)
     cases = [
         ("kill the lights", "turn off the lights", "turn on the lights"),
         ("shut the blinds", "close the blinds", "open the blinds"),
