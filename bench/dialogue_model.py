@@ -17,7 +17,12 @@ user did in the sequence (the model's own record), never from the code's state:
   it), or what something the user did and has not forgotten says it means -- a yes to the pending
   proposal, a name or phrasing they taught, a yes earlier, a retry (a request that failed and
   asked nothing, then the next request soon after), a rule a person approved (service) -- so
-  nothing acts that the user forgot or never confirmed, and no pending proposal acts without a yes;
+  nothing acts that the user never confirmed; an action it does not allow is named after its
+  cause when the model can tell it:
+* ``pending_without_yes``: the pending question's proposal (or the request of a pending "Can you
+  teach me?" with the name read as any device) acted without a yes or a definition;
+* ``forgotten``: the action is what something the user taught, confirmed or retried *before
+  forgetting it* says the words mean;
 * ``listed``: a rewrite learned for the household that acts names words the household's list of
   what it learned ("what have you learned", ``:learned``, ``GET /v1/concepts``) shows;
 * ``polarity``: no action opposite to what was said (on/off, open/close, lock/unlock,
@@ -61,7 +66,15 @@ from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
 from selflearn.rewrite.table import RewriteTable
 
 SURFACES = ("reference", "service", "chat")
-INVARIANTS = ("justified", "listed", "polarity", "no_after_no", "no_traceback")
+INVARIANTS = (
+    "justified",
+    "pending_without_yes",
+    "forgotten",
+    "listed",
+    "polarity",
+    "no_after_no",
+    "no_traceback",
+)
 AREA, AREA_ID = "Kitchen", "kitchen"
 ANSWER_S = DialogueConfig().timeout_s
 """Seconds after a question within which a reply is its answer (the dialogue's own default; the
@@ -166,12 +179,38 @@ class Record:
     is no answer, whatever happened in between (an outage ending, an approval in ``/ui``)."""
     failures: list[tuple[str, float]] = field(default_factory=list)
     """Requests that failed and asked nothing, with when (a retry may follow them)."""
+    lost: Record | None = None
+    """What the user taught, confirmed or retried and then forgot (names the ``forgotten``
+    invariant's violations; never allows anything)."""
 
     def forget(self, words: str) -> None:
-        self.names.pop(words, None)
-        self.phrasings.pop(words, None)
+        lost = self.lost = self.lost or Record()
+        if words in self.names:
+            lost.names.setdefault(words, set()).update(self.names.pop(words))
+        if words in self.phrasings:
+            lost.phrasings[words] = self.phrasings.pop(words)
+        lost.yes.update({r: p for r, p in self.yes.items() if words in r})
+        lost.retries += [(a, b) for a, b in self.retries if words in a]
         self.yes = {r: p for r, p in self.yes.items() if words not in r}
         self.retries = [(a, b) for a, b in self.retries if words not in a]
+
+    def recalled(self) -> Record:
+        """This record with everything forgotten remembered again."""
+        whole = Record(
+            names={k: set(v) for k, v in self.names.items()},
+            phrasings=dict(self.phrasings),
+            yes=dict(self.yes),
+            no=self.no,
+            retries=list(self.retries),
+            approved=self.approved,
+        )
+        if self.lost is not None:
+            for name, devices in self.lost.names.items():
+                whole.names.setdefault(name, set()).update(devices)
+            whole.phrasings = {**self.lost.phrasings, **whole.phrasings}
+            whole.yes = {**self.lost.yes, **whole.yes}
+            whole.retries += self.lost.retries
+        return whole
 
     def meanings(self, said: str, answer_to: Pending | None, answer: str | None) -> set[str]:
         """Every sentence something the user did says ``said`` may run as."""
@@ -624,6 +663,33 @@ def run_sequence(shared: Shared, surface: str, steps: Sequence[Step], folder: Pa
     return verdict
 
 
+def _cause(
+    shared: Shared,
+    record: Record,
+    effect: tuple[str, frozenset[str]],
+    text: str,
+    pending: Pending | None,
+    reply: str | None,
+    before: HomeState,
+    now: datetime,
+) -> str:
+    """The invariant an action the record does not allow breaks: the pending proposal acting
+    without a yes, something forgotten acting, or (neither) an action nobody confirmed."""
+    if pending is not None and reply != "yes":
+        unanswered = set()
+        if pending.kind == "confirm" and pending.proposal:
+            unanswered.add(pending.proposal)
+        if pending.kind == "teach" and pending.name:
+            unanswered.update(pending.request.replace(pending.name, d) for d in DEVICES)
+        if any(effect in shared.effects(sentence, before, now) for sentence in unanswered):
+            return "pending_without_yes"
+    if record.lost is not None:
+        remembered = record.recalled().meanings(text, pending, reply)
+        if any(effect in shared.effects(sentence, before, now) for sentence in remembered):
+            return "forgotten"
+    return "justified"
+
+
 def _say(
     shared: Shared,
     sut: Local | Service,
@@ -662,8 +728,9 @@ def _say(
     sign = polarity(about)
     for effect in out.effects:
         if effect not in allowed:
+            cause = _cause(shared, record, effect, text, pending, reply, before, now)
             verdict.violations.append(
-                f"justified: {where}: {effect} not what was said or taught ({sorted(meanings)})"
+                f"{cause}: {where}: {effect} not what was said or taught ({sorted(meanings)})"
             )
         if (sign > 0 and effect[0] in NEGATIVE) or (sign < 0 and effect[0] in POSITIVE):
             verdict.violations.append(f"polarity: {where}: {effect} for {about!r}")

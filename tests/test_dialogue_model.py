@@ -103,3 +103,46 @@ def test_the_model_allows_what_the_user_taught_and_not_after_forgetting_it(share
     pending = model.Pending("confirm", "kill the lights in the kitchen", "turn off the lights in the kitchen")
     assert "turn off the lights in the kitchen" not in record.meanings("no", pending, "no")
     assert "turn off the lights in the kitchen" in record.meanings("yes", pending, "yes")
+
+
+class _Acts:
+    """A surface that runs one fixed sentence whatever is said (through the model's own oracle)."""
+
+    def __init__(self, shared: Any, sentence: str) -> None:
+        self.shared, self.sentence = shared, sentence
+        self.state = model.HomeState.initial(shared.home)
+
+    def say(self, text: str, now: datetime) -> Any:
+        return model.Outcome(effects=sorted(self.shared.effects(self.sentence, self.state, now)))
+
+    def listing(self) -> str:
+        return ""
+
+
+def test_the_model_names_a_pending_proposal_acting_without_a_yes(shared: Any) -> None:
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    record = model.Record()
+    record.pending = model.Pending(
+        "confirm", "kill the lights in the kitchen", "turn off the lights in the kitchen"
+    )
+    record.asked_at = now
+    verdict = model.Verdict()
+    surface = _Acts(shared, "turn off the lights in the kitchen")
+    model._say(shared, surface, record, model.Step("say", "no", 3.0), now, verdict, "x")
+    assert [v.split(":")[0] for v in verdict.violations] == ["pending_without_yes"], verdict.violations
+
+
+def test_the_model_names_a_forgotten_name_acting(shared: Any) -> None:
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    record = model.Record()
+    record.names["mothership"] = {"living room ceiling"}
+    record.forget("mothership")
+    verdict = model.Verdict()
+    surface = _Acts(shared, "turn on the living room ceiling")
+    model._say(shared, surface, record, model.Step("say", "turn on the mothership"), now, verdict, "x")
+    assert [v.split(":")[0] for v in verdict.violations] == ["forgotten"], verdict.violations
+    # an action nothing the user ever did allows stays ``justified``
+    verdict = model.Verdict()
+    surface = _Acts(shared, "turn on the floor lamp")
+    model._say(shared, surface, record, model.Step("say", "turn on the mothership"), now, verdict, "x")
+    assert [v.split(":")[0] for v in verdict.violations] == ["justified"], verdict.violations
