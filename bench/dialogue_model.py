@@ -780,8 +780,10 @@ def _say(
     if teaching:  # a teaching command in between: the user moved on (rule 3)
         record.failures = []
     record.pending, record.asked_at = out.question, now
-    if out.question is not None and pending is not None and (reply is not None or after_clarify):
-        out.question.request = pending.request  # a follow-up: "What is zapper?", "What did you want?"
+    if out.question is not None and pending is not None and reply is not None:
+        # a follow-up of a yes or no ("What is zapper?", "What did you want?") is about the request
+        # asked about; a question after "What did you want?" is about the reply, a request itself
+        out.question.request = pending.request
     if reply == "no" and pending is not None and pending.kind == "confirm" and out.question is None:
         record.pending = Pending("clarify", pending.request)
 

@@ -886,6 +886,28 @@ def test_ranker_on_logs_without_a_single_fix_raises_a_data_error() -> None:
         Ranker().fit_meaning(x, np.zeros(50, dtype=np.int8))
 
 
+def test_a_name_retried_as_an_area_and_a_domain_is_learned_as_those_words(home: Home) -> None:
+    """Home Assistant 2026.11 reads "turn on the kitchen lights" as area kitchen, domain light
+    (2025.4: the entity's name): the name learned is the words the retry put in its place, not the
+    area alone ("turn off the kitchen" fails there)."""
+    layer = PersonalLayer()
+    layer.observe(log_turn("a", "turn on the mothership", status="error", unresolved=("mothership",)), home)
+    layer.observe(
+        log_turn(
+            "b",
+            "turn on the kitchen lights",
+            at=1,
+            intent="HassTurnOn",
+            slots={"area": "kitchen", "domain": "light"},
+        ),
+        home,
+    )
+    memory = layer.memory("test_home")
+    assert memory is not None
+    assert memory.alias_for("mothership") == ("kitchen lights", 1)
+    assert memory.apply_aliases("turn off the mothership")[0] == "turn off the kitchen lights"
+
+
 def test_a_retry_that_worked_through_a_rewrite_teaches_what_ran() -> None:
     """ "activate the mothership" failed; the retry "turn on the mothership" worked only because
     it was rewritten to "turn on the floor lamp": the household's fix is the text that ran."""
@@ -920,3 +942,25 @@ def test_a_retry_that_worked_through_a_rewrite_teaches_what_ran() -> None:
     memory = rewriter.personal.memory("h1")
     assert memory is not None
     assert dict(memory.rewrites["activate the mothership"]) == {"turn on the floor lamp": 1}
+    # "turn on the gizmo" worked only through the taught "gizmo": forgetting "gizmo" forgets
+    # the fix learned through it, though the fix's own words never say "gizmo" (issue 53's
+    # model found it: after "forget the gizmo", "turn off the mothership" still acted).
+    rewriter.observe(turn(3, "turn on the zapper", False))
+    rewriter.observe(turn(4, "turn on the gizmo", True, rewritten="turn on the kitchen light"))
+    assert dict(memory.rewrites["turn on the zapper"]) == {"turn on the kitchen light": 1}
+    assert memory.forget_words("the gizmo") == 1
+    assert "turn on the zapper" not in memory.rewrites and "activate the mothership" in memory.rewrites
+
+
+def test_forgetting_words_keeps_a_no() -> None:
+    """ "forget kill the lights in the kitchen" forgets a yes to a proposal but not a no: a no acts
+    on nothing, and the refused question must not come back (issue 53's model: it came back, and
+    the next yes acted on it)."""
+    from selflearn.rewrite.personal import HouseholdMemory
+
+    memory = HouseholdMemory()
+    memory.rejected["kill the lights in the kitchen"] = {"turn off the lights in the kitchen"}
+    memory.accepted["kill the lights in the hall"] = {"turn off the lights in the hall"}
+    assert memory.forget_words("kill the lights") == 1
+    assert memory.rejected == {"kill the lights in the kitchen": {"turn off the lights in the kitchen"}}
+    assert not memory.accepted

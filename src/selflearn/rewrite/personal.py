@@ -158,6 +158,10 @@ class HouseholdMemory:
     """Request (normalised) -> proposals the household said no to ("Did you mean ...?" -- no)."""
     accepted: dict[str, set[str]] = field(default_factory=dict)
     """Request (normalised) -> proposals the household said yes to."""
+    learned_via: dict[str, set[str]] = field(default_factory=dict)
+    """A learned name or fix (a key of ``aliases`` or ``rewrites``) -> the retries, as said, that
+    worked only through another rewrite ("turn on the gizmo", run as "turn on the kitchen light"
+    because the household taught "gizmo"): forgetting words those retries say forgets it too."""
     rule_worked: Counter[str] = field(default_factory=Counter)
     """Global rule id (:data:`DEMOTED_LAYERS`) -> times its rewrite worked in this home."""
     rule_failed: Counter[str] = field(default_factory=Counter)
@@ -242,7 +246,9 @@ class HouseholdMemory:
 
     def forget_words(self, words: str) -> int:
         """Forget ``words``: the household word itself, and every request that says them (its
-        fixes, its yes and no answers, its retries still pending); returns the entries removed."""
+        fixes, its yes answers, its retries still pending); returns the entries removed. A no
+        stays: it acts on nothing, and a proposal the user said no to is never asked again
+        (forgetting it would bring the refused question back)."""
         key = normalize_name(words)
         keys = {key, re.sub(r"^(?:the|my|our|a) ", "", key)}
 
@@ -253,13 +259,18 @@ class HouseholdMemory:
         for word in [w for w in self.aliases if w in keys]:
             del self.aliases[word]
             removed += 1
+        for learned in [k for k, via in self.learned_via.items() if any(says(v) for v in via)]:
+            # learned from a retry that worked only through what is being forgotten
+            removed += (self.aliases.pop(learned, None) is not None) + (
+                self.rewrites.pop(learned, None) is not None
+            )
+            del self.learned_via[learned]
         for said in [s for s in self.rewrites if says(s)]:
             del self.rewrites[said]
             removed += 1
-        for answers in (self.accepted, self.rejected):
-            for said in [s for s in answers if says(s)]:
-                del answers[said]
-                removed += 1
+        for said in [s for s in self.accepted if says(s)]:
+            del self.accepted[said]
+            removed += 1
         for pending in self.recent:
             if says(pending.text):
                 pending.failed = False  # no later request is learned as its retry
@@ -484,13 +495,23 @@ class PersonalLayer:
         every known thing and number the failed request named (``keeps_values``: "turn on garage
         radio" followed by "turn on living room radio" is another request, not a fix) -- and the
         household names it shows."""
+        said = normalize_name(worked.said)
+        via = {said} if said != text else set()  # it worked only through another rewrite
         if keeps_values:
             mem.rewrites.setdefault(failed.text, Counter())[text] += 1
+            if via:
+                mem.learned_via.setdefault(failed.text, set()).update(via)
         if not failed.turn.unresolved or worked.intent is None:
             return
         slots = worked.slots
         target: str | None = None
-        if len(worked.resolved) == 1 and normalize_name(worked.resolved[0]) in text:
+        old, new = _swapped(failed.text, text)
+        if new and any(normalize_name(word) == old for word in failed.turn.unresolved):
+            # The retry is the failed request with the unknown name's words swapped ("turn on the
+            # mothership", "turn on the kitchen lights"): those words, whatever the slots say
+            # (Home Assistant 2026 reads "the kitchen lights" as an area and a domain).
+            target = new
+        elif len(worked.resolved) == 1 and normalize_name(worked.resolved[0]) in text:
             target = normalize_name(worked.resolved[0])
         elif isinstance(slots.get("name"), str) and normalize_name(str(slots["name"])) in text:
             target = normalize_name(str(slots["name"]))
@@ -508,6 +529,8 @@ class PersonalLayer:
             if fuzz.token_set_ratio(swapped, text) < ALIAS_SIMILARITY:
                 continue
             mem.aliases.setdefault(key, Counter())[target] += 1
+            if via:
+                mem.learned_via.setdefault(key, set()).update(via)
 
     # --- use ----------------------------------------------------------------------------------
 
@@ -520,6 +543,18 @@ class PersonalLayer:
             else:
                 mem.vectors = np.stack(vectors)
         return mem.vectors
+
+
+def _swapped(before: str, after: str) -> tuple[str, str]:
+    """The words of ``before`` that ``after`` put others in place of, and those others (the
+    words both start and end with taken off): ("turn on the mothership", "turn on the kitchen
+    lights") -> ("mothership", "kitchen lights")."""
+    a, b = before.split(), after.split()
+    while a and b and a[0] == b[0]:
+        a, b = a[1:], b[1:]
+    while a and b and a[-1] == b[-1]:
+        a, b = a[:-1], b[:-1]
+    return " ".join(a), " ".join(b)
 
 
 def _rule_failed_after_all(mem: HouseholdMemory, pending: _Pending) -> None:
