@@ -50,10 +50,12 @@ test: $(STAMP) system-deps $(HA24_STAMP) $(HA25_STAMP)  ## lint, type-check, the
 	$(MAKE) --no-print-directory test-ha
 	$(MAKE) --no-print-directory test-wheel
 
-test-ha: $(STAMP) $(HA24_STAMP) $(HA25_STAMP)  ## the integration on Home Assistant 2024.3.3 (Python 3.11) and 2025.4.4 (3.13)
+test-ha: $(STAMP) $(HA24_STAMP) $(HA25_STAMP)  ## the integration on Home Assistant 2024.3.3 (Python 3.11), 2025.4.4 (3.13) and 2026.11.0 (3.14: a Debian sid chroot, built once)
 	cd tests_ha && ../$(HA24)/bin/python -m pytest -q -p no:cacheprovider --ignore=test_wyoming_e2e.py  # no Wyoming agents in 2024.3
 	cd tests_ha && ../$(HA25)/bin/python -m pytest -q -p no:cacheprovider
 	$(HA25)/bin/mypy --strict --python-version 3.13 custom_components/selflearn
+	tests_ha/core2026.sh test  # builds the chroot the first time (debootstrap, pip; cached in ~/.cache/selflearn)
+	tests_ha/core2026.sh mypy
 
 test-wheel: $(STAMP)  ## build the wheel, install it in a clean venv (no torch), serve the packaged starter from it
 	rm -rf build/lib build/bdist.* build/wheel  # setuptools reuses build/lib: no stale file in the wheel

@@ -19,7 +19,10 @@ Figures (``figures`` in docs/results/install.json), each measured here, none ass
   the median of ``--runs`` starts; ``first_question_s``: until the first "Did you mean ...?"
   came back, from the same start;
 * ``serve_rss_mb``: the process's resident memory (``VmRSS``) after that first question, and
-  ``serve_peak_rss_mb`` (``VmHWM``, the high-water mark since it started).
+  ``serve_peak_rss_mb`` (``VmHWM``, the high-water mark since it started);
+* ``ha_versions`` (with ``--ha``): the Home Assistant cores whose integration tests (``tests_ha/``,
+  what ``make test-ha`` runs) passed here, each core's version as it reports it; ``ha_tests``:
+  per core, tests passed, skipped and failed and the seconds they took.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -148,6 +152,63 @@ def serve_once(venv: Path) -> dict[str, float]:
             stop(proc)
 
 
+HA_CORES = {
+    # what `make test-ha` runs: (the command that prints the core's version, the test command)
+    "2024": (
+        [
+            str(ROOT / ".venv-ha2024" / "bin" / "python"),
+            "-c",
+            "from homeassistant.const import __version__ as v; print(v)",
+        ],
+        [
+            str(ROOT / ".venv-ha2024" / "bin" / "python"),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--ignore=test_wyoming_e2e.py",
+        ],
+    ),
+    "2025": (
+        [
+            str(ROOT / ".venv-ha2025" / "bin" / "python"),
+            "-c",
+            "from homeassistant.const import __version__ as v; print(v)",
+        ],
+        [str(ROOT / ".venv-ha2025" / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+    ),
+    "2026": (
+        [str(ROOT / "tests_ha" / "core2026.sh"), "version"],
+        [str(ROOT / "tests_ha" / "core2026.sh"), "test"],
+    ),
+}
+
+
+def ha_tests() -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The integration's tests on each core: the versions whose tests all passed, and per core
+    what pytest counted."""
+    passed_on: list[str] = []
+    counts: dict[str, dict[str, Any]] = {}
+    for version_cmd, test_cmd in HA_CORES.values():
+        version = subprocess.run(version_cmd, capture_output=True, text=True, check=True).stdout.split()[-1]
+        print(f"[install] tests_ha on Home Assistant {version} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        run = subprocess.run(test_cmd, cwd=ROOT / "tests_ha", capture_output=True, text=True)
+        tail = (run.stdout + run.stderr).strip().splitlines()[-1] if (run.stdout + run.stderr).strip() else ""
+        found = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|skipped|failed|errors?)", tail)}
+        counts[version] = {
+            "passed": found.get("passed", 0),
+            "skipped": found.get("skipped", 0),
+            "failed": found.get("failed", 0) + found.get("error", 0) + found.get("errors", 0),
+            "seconds": round(time.perf_counter() - started),
+        }
+        print(f"[install]   {tail}", file=sys.stderr, flush=True)
+        if run.returncode == 0 and counts[version]["failed"] == 0:
+            passed_on.append(version)
+    return passed_on, counts
+
+
 def build_learn_venv(folder: Path, wheel: Path) -> None:
     """A venv with the wheel and its ``learn`` extra (torch first: the CPU build)."""
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
@@ -164,6 +225,9 @@ def main() -> None:
     parser.add_argument("--wheel-dir", type=Path, default=ROOT / "build" / "wheel")
     parser.add_argument("--learn-venv", type=Path, default=None, help="a serving + learn venv to size")
     parser.add_argument("--runs", type=int, default=3, help="starts of serve (the median is reported)")
+    parser.add_argument(
+        "--ha", action="store_true", help="also run tests_ha/ on the three cores (about 12 min)"
+    )
     args = parser.parse_args()
     begun = time.perf_counter()
     shown = subprocess.run(
@@ -199,6 +263,8 @@ def main() -> None:
     figures["serve_peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in runs))
     figures["runs"] = [{k: round(v, 2) for k, v in r.items()} for r in runs]
     figures["serve_command"] = "selflearn serve --store logs.duckdb (fresh store, the packaged starter)"
+    if args.ha:
+        figures["ha_versions"], figures["ha_tests"] = ha_tests()
     print(json.dumps(figures, indent=2))
     write_results("install", figures, seconds=time.perf_counter() - begun)
 

@@ -1,8 +1,9 @@
 """Fixtures of the Home Assistant tests: a real core (pytest-homeassistant-custom-component), a real
 ``selflearn serve`` process, and a home with real entities.
 
-Run by ``make test`` in two environments of their own, one per Home Assistant core
-(``make test-ha``); selflearn itself runs in its own ``.venv``, as beside a real Home Assistant.
+Run by ``make test`` in three environments of their own, one per Home Assistant core
+(``make test-ha``: 2024.3.3, 2025.4.4, and 2026.11.0 in a chroot, ``core2026.sh``); selflearn
+itself runs in its own ``.venv``, as beside a real Home Assistant.
 """
 
 from __future__ import annotations

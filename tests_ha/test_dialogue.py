@@ -173,6 +173,11 @@ async def test_a_teachable_moment_teaches_a_name_offered_as_an_alias(
     # Assist itself now understands the name, without selflearn.
     alone = await conversation.async_converse(hass, "turn on the mothership", None, Context(), language="en")
     assert alone.response.response_type.value == "action_done" and light(hass) == "on"
+    # ... and the light still answers to its own name and its other alias (2026.x keeps the
+    # entity's name among its aliases: replacing the list would have dropped it)
+    for said in ("turn off the cooking light", "turn on kitchen lights"):
+        heard = await conversation.async_converse(hass, said, None, Context(), language="en")
+        assert heard.response.response_type.value == "action_done", (said, heard.response.as_dict())
 
 
 async def test_the_service_killed_mid_question_fails_open(
@@ -299,6 +304,7 @@ async def test_a_taught_phrasing_is_offered_as_sentences_for_assist(
     """ "when I say lights out I mean turn off the kitchen lights": selflearn offers to write it as
     Home Assistant sentences; once the user submits, Assist understands "lights out" by itself."""
     hass.config.config_dir = str(tmp_path)  # the sentences file goes to this home's own folder
+    (tmp_path / "configuration.yaml").write_text("")  # every home has one; reloads read it (2026.x)
     assert await async_setup_component(hass, "repairs", {})
     entry = await ready(hass, asking_service.url)
     taught = await say(hass, entry, "when i say lights out i mean turn off the kitchen lights")

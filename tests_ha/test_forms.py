@@ -205,8 +205,12 @@ async def test_the_entity_declares_that_it_controls_the_home(hass: HomeAssistant
 
 async def test_the_options_choices_show_labels(hass: HomeAssistant, service: Service) -> None:
     """Issue 53 (8): the radio buttons showed raw ``behind``/``before``/``off``."""
-    import voluptuous_serialize
     from homeassistant.helpers import config_validation as cv
+
+    try:  # how the core serializes a form for the frontend (2026.x: probatio)
+        from probatio import to_field_list as serialize  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        from voluptuous_serialize import convert as serialize
     from homeassistant.helpers.translation import async_get_translations
 
     await setup_home(hass)
@@ -215,10 +219,7 @@ async def test_the_options_choices_show_labels(hass: HomeAssistant, service: Ser
     await hass.async_block_till_done()
     options = await hass.config_entries.options.async_init(entry.entry_id)
     # what the frontend gets: a list selector with a translation key ...
-    fields = {
-        f["name"]: f
-        for f in voluptuous_serialize.convert(options["data_schema"], custom_serializer=cv.custom_serializer)
-    }
+    fields = {f["name"]: f for f in serialize(options["data_schema"], custom_serializer=cv.custom_serializer)}
     select = fields["rewrite"]["selector"]["select"]
     assert select["options"] == ["behind", "before", "off"] and select["mode"] == "list"
     assert select["translation_key"] == "rewrite"

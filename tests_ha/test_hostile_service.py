@@ -84,7 +84,8 @@ def _response(status: int, body: bytes, kind: str = "application/json") -> bytes
 
 
 class Hostile(socketserver.ThreadingTCPServer):
-    daemon_threads = True
+    daemon_threads = False
+    block_on_close = True  # server_close() joins the request threads (the harness checks none is left)
     allow_reuse_address = True
 
     def __init__(self, mode: str) -> None:

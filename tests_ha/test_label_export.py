@@ -77,6 +77,7 @@ async def test_exported_sentences_make_home_assistant_understand_a_failed_reques
     config = tmp_path / "ha-config"  # the core's own config folder, not the shared test one
     config.mkdir()
     hass.config.config_dir = str(config)
+    (config / "configuration.yaml").write_text("")  # every home has one; reloads read it (2026.x)
     await setup_home(hass)
 
     # Before: Home Assistant's own agent fails on the request.

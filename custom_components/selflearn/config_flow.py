@@ -11,7 +11,6 @@ import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import voluptuous as vol
 from homeassistant import config_entries
 from homeassistant.components import conversation
 from homeassistant.core import HomeAssistant, callback
@@ -29,6 +28,7 @@ from .client import SelflearnClient
 
 if TYPE_CHECKING:  # ConfigFlowResult is newer than the oldest core supported (2024.3)
     from homeassistant.config_entries import ConfigFlowResult
+from .compat import vol
 from .const import (
     CONF_ADMIN_TOKEN,
     CONF_HOUSEHOLD_ID,

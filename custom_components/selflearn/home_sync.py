@@ -60,7 +60,9 @@ def build_home(hass: HomeAssistant, household_id: str) -> dict[str, Any]:
         area_id = None
         aliases: list[str] = []
         if entry is not None:
-            aliases = sorted(a for a in entry.aliases if a)
+            # 2026.x lists the entity's own name among its aliases as a marker, not a string: the
+            # name is sent as ``name``
+            aliases = sorted(a for a in entry.aliases if isinstance(a, str) and a)
             area_id = entry.area_id
             if area_id is None and entry.device_id is not None:
                 device = devices.async_get(entry.device_id)

@@ -16,10 +16,10 @@ at start and every hour.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import voluptuous as vol
 from homeassistant import data_entry_flow
 from homeassistant.components.repairs import RepairsFlow
 from homeassistant.core import HomeAssistant, callback
@@ -27,6 +27,7 @@ from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 
+from .compat import RepairsResult, vol
 from .const import DOMAIN, ISSUE_ALIAS, ISSUE_SENTENCES, SENTENCES_FILE
 
 
@@ -45,7 +46,16 @@ def alias_target(hass: HomeAssistant, target: str) -> tuple[str, set[str], str] 
     if entry is None:
         return None
     name = state.name if state is not None else (entry.name or entry.original_name or target)
-    return "entity", set(entry.aliases), str(name)
+    return "entity", {a for a in entry.aliases if isinstance(a, str)}, str(name)
+
+
+def _with_alias(current: Collection[Any], phrase: str) -> Any:
+    """An entity's aliases with ``phrase`` added, in the registry's own shape: since 2026.x an
+    ordered list that holds a marker for the entity's own name (kept: without it the entity no
+    longer answers to its name), before that a set."""
+    if isinstance(current, list):
+        return [*current, phrase]
+    return {*current, phrase}
 
 
 @callback
@@ -91,7 +101,10 @@ def add_alias(hass: HomeAssistant, target: str, phrase: str) -> bool:
     if kind == "area":
         ar.async_get(hass).async_update(target.removeprefix("area:"), aliases={*aliases, phrase})
     else:
-        er.async_get(hass).async_update_entity(target, aliases={*aliases, phrase})
+        registry = er.async_get(hass)
+        entry = registry.async_get(target)
+        assert entry is not None  # alias_target found it
+        registry.async_update_entity(target, aliases=_with_alias(entry.aliases, phrase))
     return True
 
 
@@ -142,12 +155,10 @@ class SentencesFlow(RepairsFlow):
     def __init__(self, data: dict[str, Any]) -> None:
         self.offer = data
 
-    async def async_step_init(self, user_input: dict[str, str] | None = None) -> data_entry_flow.FlowResult:
+    async def async_step_init(self, user_input: dict[str, str] | None = None) -> RepairsResult:
         return await self.async_step_confirm()
 
-    async def async_step_confirm(
-        self, user_input: dict[str, str] | None = None
-    ) -> data_entry_flow.FlowResult:
+    async def async_step_confirm(self, user_input: dict[str, str] | None = None) -> RepairsResult:
         placeholders = {"path": "/".join(SENTENCES_FILE)}
         if user_input is None:
             return self.async_show_form(
@@ -171,12 +182,10 @@ class AliasFlow(RepairsFlow):
     def __init__(self, data: dict[str, Any]) -> None:
         self.offer = data
 
-    async def async_step_init(self, user_input: dict[str, str] | None = None) -> data_entry_flow.FlowResult:
+    async def async_step_init(self, user_input: dict[str, str] | None = None) -> RepairsResult:
         return await self.async_step_confirm()
 
-    async def async_step_confirm(
-        self, user_input: dict[str, str] | None = None
-    ) -> data_entry_flow.FlowResult:
+    async def async_step_confirm(self, user_input: dict[str, str] | None = None) -> RepairsResult:
         placeholders = {"phrase": str(self.offer["phrase"]), "name": str(self.offer["name"])}
         if user_input is not None:
             if not add_alias(self.hass, str(self.offer["target"]), str(self.offer["phrase"])):
