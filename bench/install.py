@@ -20,6 +20,10 @@ Figures (``figures`` in docs/results/install.json), each measured here, none ass
   came back, from the same start;
 * ``serve_rss_mb``: the process's resident memory (``VmRSS``) after that first question, and
   ``serve_peak_rss_mb`` (``VmHWM``, the high-water mark since it started);
+* ``aarch64_wheels_missing`` (with ``--aarch64``): the packages of the serving venv, at the
+  versions installed there, that have no wheel for a 64-bit ARM Linux (``pip download --no-deps
+  --only-binary=:all: --platform manylinux_2_28_aarch64`` and the older manylinux tags it
+  accepts, for the venv's Python): what a Raspberry Pi would have to compile;
 * ``ha_versions`` (with ``--ha``): the Home Assistant cores whose integration tests (``tests_ha/``,
   what ``make test-ha`` runs) passed here, each core's version as it reports it; ``ha_tests``:
   per core, tests passed, skipped and failed and the seconds they took.
@@ -185,6 +189,55 @@ HA_CORES = {
 }
 
 
+AARCH64 = ["manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"]
+
+
+def aarch64_missing(venv: Path) -> list[str]:
+    """The serving venv's packages (as installed) that have no aarch64 Linux wheel."""
+    python = str(venv / "bin" / "python")
+    frozen = subprocess.run(
+        [python, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    version = subprocess.run(
+        [python, "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    pins = [line for line in frozen if "==" in line and not line.startswith("selflearn==")]
+    platforms = [arg for tag in AARCH64 for arg in ("--platform", tag)]
+    missing = []
+    with tempfile.TemporaryDirectory(prefix="aarch64-") as folder:
+        for n, pin in enumerate(pins, 1):
+            got = subprocess.run(
+                [
+                    python,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    *platforms,
+                    "--python-version",
+                    version,
+                    "-d",
+                    folder,
+                    pin,
+                ],
+                capture_output=True,
+                text=True,
+            )
+            if got.returncode != 0:
+                missing.append(pin)
+            print(
+                f"[install] aarch64 wheels: {n}/{len(pins)} checked, {len(missing)} missing",
+                file=sys.stderr,
+                flush=True,
+            )
+    return missing
+
+
 def ha_tests() -> tuple[list[str], dict[str, dict[str, Any]]]:
     """The integration's tests on each core: the versions whose tests all passed, and per core
     what pytest counted."""
@@ -225,6 +278,7 @@ def main() -> None:
     parser.add_argument("--wheel-dir", type=Path, default=ROOT / "build" / "wheel")
     parser.add_argument("--learn-venv", type=Path, default=None, help="a serving + learn venv to size")
     parser.add_argument("--runs", type=int, default=3, help="starts of serve (the median is reported)")
+    parser.add_argument("--aarch64", action="store_true", help="also check aarch64 wheels (downloads them)")
     parser.add_argument(
         "--ha", action="store_true", help="also run tests_ha/ on the three cores (about 12 min)"
     )
@@ -263,6 +317,8 @@ def main() -> None:
     figures["serve_peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in runs))
     figures["runs"] = [{k: round(v, 2) for k, v in r.items()} for r in runs]
     figures["serve_command"] = "selflearn serve --store logs.duckdb (fresh store, the packaged starter)"
+    if args.aarch64:
+        figures["aarch64_wheels_missing"] = aarch64_missing(args.venv)
     if args.ha:
         figures["ha_versions"], figures["ha_tests"] = ha_tests()
     print(json.dumps(figures, indent=2))

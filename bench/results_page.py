@@ -1067,6 +1067,11 @@ def install(r: Result) -> str:
             "rrrrrr",
         )
         + (f"\n\nLargest parts of the serving install, MB: {largest}." if largest else "")
+        + (
+            f" The integration's tests passed on Home Assistant {', '.join(f['ha_versions'])}."
+            if f.get("ha_versions")
+            else ""
+        )
     )
 
 

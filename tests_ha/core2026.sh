@@ -9,6 +9,8 @@
 #   tests_ha/core2026.sh test [ARGS...]   tests_ha/ on the core (ARGS go to pytest)
 #   tests_ha/core2026.sh mypy             custom_components/selflearn against the core's types
 #   tests_ha/core2026.sh version          the core's version
+#   tests_ha/core2026.sh run CMD...       a command in it (hass -c DIR: the core, to try in a browser;
+#                                         its frontend: pip install home-assistant-frontend there)
 #
 # Needs root (debootstrap, chroot, bind mounts). SELFLEARN_PYTHON_HOST: the Python with selflearn
 # (default: the repository's .venv); SELFLEARN_DEBIAN_MIRROR: where debootstrap fetches sid.
@@ -120,6 +122,12 @@ import homeassistant  # noqa: F401
 import pytest
 sys.exit(pytest.main([\"-q\", \"-p\", \"no:cacheprovider\", *sys.argv[1:]]))" "$@"' "$ROOT" "$@"
     ;;
+  run)  # any command in the chroot, e.g. a core to try in a browser: run hass -c /tmp/ha-config
+    shift
+    build >&2
+    mount_all
+    in_chroot "$@"
+    ;;
   version)
     build >&2
     in_chroot /opt/ha/bin/python -c "from homeassistant.const import __version__ as v; print(v)"
@@ -129,5 +137,5 @@ sys.exit(pytest.main([\"-q\", \"-p\", \"no:cacheprovider\", *sys.argv[1:]]))" "$
     mount_all
     in_chroot /bin/sh -c 'cd "$0" && exec /opt/ha/bin/mypy --strict --python-version 3.14 custom_components/selflearn' "$ROOT"
     ;;
-  *) die "usage: $0 build | test [PYTEST ARGS] | mypy | version" ;;
+  *) die "usage: $0 build | test [PYTEST ARGS] | mypy | version | run COMMAND..." ;;
 esac
