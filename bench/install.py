@@ -3,6 +3,7 @@
     make test-wheel                      # builds build/wheel/*.whl and .venv-wheel (no torch)
     python bench/install.py              # -> docs/results/install.json
     python bench/install.py --learn-venv .venv-learn   # also sizes a serving + learn install
+    python bench/install.py --learn-venv .venv-learn --aarch64 --image --ha   # everything (root)
 
 Figures (``figures`` in docs/results/install.json), each measured here, none assumed:
 
@@ -24,6 +25,10 @@ Figures (``figures`` in docs/results/install.json), each measured here, none ass
   versions installed there, that have no wheel for a 64-bit ARM Linux (``pip download --no-deps
   --only-binary=:all: --platform manylinux_2_28_aarch64`` and the older manylinux tags it
   accepts, for the venv's Python): what a Raspberry Pi would have to compile;
+* ``image_mb``, ``image_build_s``, ``base_build_s`` (with ``--image``): the container image of
+  deploy/Containerfile built with buildah (vfs storage, chroot isolation) on the Debian base that
+  deploy/base-image.sh builds with debootstrap (no image registry is reachable here), its size
+  and the seconds each build took;
 * ``ha_versions`` (with ``--ha``): the Home Assistant cores whose integration tests (``tests_ha/``,
   what ``make test-ha`` runs) passed here, each core's version as it reports it; ``ha_tests``:
   per core, tests passed, skipped and failed and the seconds they took.
@@ -238,6 +243,47 @@ def aarch64_missing(venv: Path) -> list[str]:
     return missing
 
 
+def image() -> dict[str, Any]:
+    """Build the Debian base and the serving image with buildah; their sizes and build times."""
+    storage = ["--storage-driver", "vfs"]
+    out: dict[str, Any] = {}
+    started = time.perf_counter()
+    subprocess.run([str(ROOT / "deploy" / "base-image.sh")], check=True, capture_output=True, text=True)
+    out["base_build_s"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "buildah",
+            *storage,
+            "bud",
+            "--isolation",
+            "chroot",
+            "--build-arg",
+            "BASE=localhost/selflearn-base:bookworm",
+            "-f",
+            "deploy/Containerfile",
+            "-t",
+            "localhost/selflearn:dev",
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    out["image_build_s"] = round(time.perf_counter() - started, 1)
+    listed = subprocess.run(
+        ["buildah", *storage, "images", "--json", "localhost/selflearn:dev"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    size = json.loads(listed.stdout)[0]["size"]  # "979 MB"
+    number, unit = size.split()
+    out["image_mb"] = round(float(number) * {"kB": 1e-3, "MB": 1.0, "GB": 1e3}[unit], 1)
+    return out
+
+
 def ha_tests() -> tuple[list[str], dict[str, dict[str, Any]]]:
     """The integration's tests on each core: the versions whose tests all passed, and per core
     what pytest counted."""
@@ -278,6 +324,7 @@ def main() -> None:
     parser.add_argument("--wheel-dir", type=Path, default=ROOT / "build" / "wheel")
     parser.add_argument("--learn-venv", type=Path, default=None, help="a serving + learn venv to size")
     parser.add_argument("--runs", type=int, default=3, help="starts of serve (the median is reported)")
+    parser.add_argument("--image", action="store_true", help="also build the container image (buildah, root)")
     parser.add_argument("--aarch64", action="store_true", help="also check aarch64 wheels (downloads them)")
     parser.add_argument(
         "--ha", action="store_true", help="also run tests_ha/ on the three cores (about 12 min)"
@@ -310,6 +357,13 @@ def main() -> None:
                 raise SystemExit(f"no wheel in {args.wheel_dir}: run make test-wheel first")
             build_learn_venv(args.learn_venv, wheels[-1])
         figures["learn_install_mb"] = mb(site_packages(args.learn_venv))
+    if args.aarch64:
+        figures["aarch64_wheels_missing"] = aarch64_missing(args.venv)
+    if args.image:
+        figures |= image()
+    if args.ha:
+        figures["ha_versions"], figures["ha_tests"] = ha_tests()
+    # the timed starts last: the other parts (builds, downloads, test runs) load the machine
     runs = [serve_once(args.venv) for _ in range(args.runs)]
     figures["serve_start_s"] = round(statistics.median(r["start_s"] for r in runs), 2)
     figures["first_question_s"] = round(statistics.median(r["first_question_s"] for r in runs), 2)
@@ -317,10 +371,6 @@ def main() -> None:
     figures["serve_peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in runs))
     figures["runs"] = [{k: round(v, 2) for k, v in r.items()} for r in runs]
     figures["serve_command"] = "selflearn serve --store logs.duckdb (fresh store, the packaged starter)"
-    if args.aarch64:
-        figures["aarch64_wheels_missing"] = aarch64_missing(args.venv)
-    if args.ha:
-        figures["ha_versions"], figures["ha_tests"] = ha_tests()
     print(json.dumps(figures, indent=2))
     write_results("install", figures, seconds=time.perf_counter() - begun)
 

@@ -1072,6 +1072,7 @@ def install(r: Result) -> str:
             if f.get("ha_versions")
             else ""
         )
+        + (f" Container image (Debian base, buildah): {f['image_mb']:.0f} MB." if f.get("image_mb") else "")
     )
 
 
