@@ -433,3 +433,18 @@ def test_a_chat_restarted_on_its_store_remembers_the_answers(rewriter_dir: Path,
     text = out.getvalue()
     assert QUESTION not in text and REWROTE in text, text
     assert "Can you teach me?" not in text, text
+
+
+def test_a_restarted_chat_stores_its_own_turns(rewriter_dir: Path, tmp_path: Path) -> None:
+    """A second chat on the same store counts its turns from 1 again; its turn ids must not
+    collide with the first chat's, or the store refuses them as conflicts and they are lost -- a
+    "forget ..." among them, which a later restart then undoes (issue 53's model found it)."""
+    path = tmp_path / "chat.duckdb"
+    for lines in (["turn on the kitchen light", "turn off the kitchen light"], ["turn on the kitchen light"]):
+        with Store(path) as store:
+            session, out = _session(rewriter_dir, store)
+            session.run(_reader(lines, out), echo=False)
+            assert "rejected" not in out.getvalue(), out.getvalue()
+    with Store(path, read_only=True) as store:
+        turns = store.query("SELECT turn_id, text FROM turns").to_pylist()
+    assert len(turns) == 3 and len({t["turn_id"] for t in turns}) == 3, turns

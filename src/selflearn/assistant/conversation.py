@@ -15,6 +15,7 @@ what to log out. It keeps the question waiting on the device, so "yes" answers "
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -95,6 +96,10 @@ class Conversation:
         self.pending: Question | None = None
         """The question waiting on this device."""
         self.turns = 0
+        self.run = uuid.uuid4().hex[:8]
+        """This conversation's own part of its turn and session ids: a restarted chat on the same
+        store counts its turns from 1 again, and ids that collide with the stored ones would be
+        refused as conflicts -- the turns lost, a "forget ..." among them."""
         self._last: datetime | None = None
         self._session = 0
 
@@ -129,8 +134,8 @@ class Conversation:
         handled = self.assistant.handle(
             spoken=text,
             state=self.state,
-            turn_id=f"{self.household_id}.{self.device.device_id}.t{self.turns}",
-            session_id=f"{self.household_id}.{self.device.device_id}.s{self._session}",
+            turn_id=f"{self.household_id}.{self.device.device_id}.{self.run}.t{self.turns}",
+            session_id=f"{self.household_id}.{self.device.device_id}.{self.run}.s{self._session}",
             user_id=self.user_id,
             household_id=self.household_id,
             device=self.device,
