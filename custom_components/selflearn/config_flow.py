@@ -25,10 +25,10 @@ from homeassistant.helpers.selector import (
 )
 
 from .client import SelflearnClient
+from .compat import vol
 
 if TYPE_CHECKING:  # ConfigFlowResult is newer than the oldest core supported (2024.3)
     from homeassistant.config_entries import ConfigFlowResult
-from .compat import vol
 from .const import (
     CONF_ADMIN_TOKEN,
     CONF_HOUSEHOLD_ID,
