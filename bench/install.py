@@ -19,6 +19,10 @@ Figures (``figures`` in docs/results/install.json), each measured here, none ass
   request may be shed or passed through);
   the median of ``--runs`` starts; ``first_question_s``: until the first "Did you mean ...?"
   came back, from the same start;
+* ``serve_start_parts_s``: where the start goes: ``python_start`` (the bare interpreter),
+  ``imports`` (importing what serve imports, in a fresh interpreter), ``listening`` (until
+  ``/healthz`` answers at all: imports and the starter loaded), ``starter_load`` (the service's
+  own count of loading the starter); medians;
 * ``serve_rss_mb``: the process's resident memory (``VmRSS``) after that first question, and
   ``serve_peak_rss_mb`` (``VmHWM``, the high-water mark since it started);
 * ``aarch64_wheels_missing`` (with ``--aarch64``): the packages of the serving venv, at the
@@ -28,7 +32,15 @@ Figures (``figures`` in docs/results/install.json), each measured here, none ass
 * ``image_mb``, ``image_build_s``, ``base_build_s`` (with ``--image``): the container image of
   deploy/Containerfile built with buildah (vfs storage, chroot isolation) on the Debian base that
   deploy/base-image.sh builds with debootstrap (no image registry is reachable here), its size
-  and the seconds each build took;
+  and the seconds each build took; ``addon_image_mb``, ``addon_build_s``: the same for the Home
+  Assistant OS add-on (deploy/addon, on the same base); ``addon_start_s`` and ``addon_answer``:
+  the add-on started as the Supervisor starts it (its run.py, options in /data) until ready, and
+  what it answered; ``image_ha_tests``: the integration's tests (``tests_ha/``, 2025.4 core) with
+  the service and every selflearn command they run taken from the serving image;
+* ``data_fetch_s``: ``selflearn data fetch --from URL`` run from the serving venv into an empty
+  data directory, the URL a loopback HTTP server of the shared data (``../shared/data``, the
+  pins' source of truth): every pinned file downloaded and its SHA-256 checked; ``data_fetch_mb``
+  what it read;
 * ``ha_versions`` (with ``--ha``): the Home Assistant cores whose integration tests (``tests_ha/``,
   what ``make test-ha`` runs) passed here, each core's version as it reports it; ``ha_tests``:
   per core, tests passed, skipped and failed and the seconds they took.
@@ -37,6 +49,8 @@ Figures (``figures`` in docs/results/install.json), each measured here, none ass
 from __future__ import annotations
 
 import argparse
+import functools
+import http.server
 import json
 import os
 import re
@@ -45,6 +59,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -123,12 +138,13 @@ def serve_once(venv: Path) -> dict[str, float]:
             stderr=subprocess.STDOUT,
         )
         try:
-            ready, health = None, None
+            ready, listening, health = None, None, None
             while time.perf_counter() - started < 300:
                 if proc.poll() is not None:
                     raise SystemExit(f"serve exited with {proc.returncode}:\n{log.read_text()}")
                 try:
                     health = httpx.get(f"{url}/healthz", timeout=5).json()
+                    listening = listening or time.perf_counter() - started
                     if health.get("status") == "ok" and health.get("dialogue", {}).get("ready"):
                         ready = time.perf_counter() - started  # the starter loaded, the dialogue warm
                         break
@@ -153,12 +169,66 @@ def serve_once(venv: Path) -> dict[str, float]:
                 raise SystemExit(f"the starter did not ask about {ASKED!r}: {answer}")
             return {
                 "start_s": ready,
+                "listening_s": listening or ready,  # HTTP answers: imports done, the starter loaded
+                "starter_load_s": float((health or {}).get("rewriter", {}).get("load_seconds") or 0.0),
                 "first_question_s": first,
                 "rss_mb": status_kb(proc.pid, "VmRSS") / 1024,
                 "peak_rss_mb": status_kb(proc.pid, "VmHWM") / 1024,
             }
         finally:
             stop(proc)
+
+
+def import_seconds(venv: Path, runs: int = 3) -> dict[str, float]:
+    """What ``serve`` spends before it does anything: the interpreter's own start, and importing
+    what ``selflearn serve`` imports (the CLI, the service, LightGBM, faiss, uvicorn); medians."""
+
+    def wall(code: str) -> float:
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run([str(venv / "bin" / "python"), "-c", code], check=True)
+            times.append(time.perf_counter() - started)
+        return round(statistics.median(times), 2)
+
+    return {
+        "python_start_s": wall("pass"),
+        "imports_s": wall("import selflearn.cli, selflearn.service, lightgbm, faiss, uvicorn"),
+    }
+
+
+def data_fetch(venv: Path, shared: Path) -> dict[str, float]:
+    """Seconds and MB of ``selflearn data fetch`` from a loopback mirror of ``shared``."""
+    if not (shared / "slurp" / "devel.jsonl").is_file():
+        raise SystemExit(f"no shared data at {shared}: give --shared-data")
+    handler = functools.partial(_QuietHandler, directory=str(shared))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="install-fetch-") as tmp:
+            dest = Path(tmp) / "data"
+            url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+            started = time.perf_counter()
+            run = subprocess.run(
+                [str(venv / "bin" / "selflearn"), "data", "fetch", "--from", url, "--data-dir", str(dest)],
+                capture_output=True,
+                text=True,
+            )
+            seconds = time.perf_counter() - started
+            if run.returncode != 0:
+                raise SystemExit(f"selflearn data fetch failed:\n{run.stdout}{run.stderr}")
+            print(f"[install] {run.stdout.strip().splitlines()[-1]}", file=sys.stderr, flush=True)
+            return {"data_fetch_s": round(seconds, 2), "data_fetch_mb": mb(dest)}
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def _venv_core(venv: str, *pytest_args: str) -> tuple[list[str], list[str]]:
@@ -225,45 +295,172 @@ def aarch64_missing(venv: Path) -> list[str]:
     return missing
 
 
-def image() -> dict[str, Any]:
-    """Build the Debian base and the serving image with buildah; their sizes and build times."""
-    storage = ["--storage-driver", "vfs"]
+STORAGE = ["--storage-driver", "vfs"]
+IMAGE = "localhost/selflearn:dev"
+ADDON_IMAGE = "localhost/selflearn-addon:dev"
+
+
+def _buildah(*args: str, cwd: Path = ROOT) -> str:
+    done = subprocess.run(["buildah", *STORAGE, *args], cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"buildah {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    return done.stdout.strip()
+
+
+def _image_mb(name: str) -> float:
+    size = json.loads(_buildah("images", "--json", name))[0]["size"]  # "979 MB"
+    number, unit = size.split()
+    return round(float(number) * {"kB": 1e-3, "MB": 1.0, "GB": 1e3}[unit], 1)
+
+
+def image(wheel: Path) -> dict[str, Any]:
+    """Build the Debian base, the serving image (deploy/Containerfile) and the Home Assistant OS
+    add-on's image (deploy/addon, with ``wheel`` in its wheels/ folder) with buildah; their sizes
+    and build times."""
     out: dict[str, Any] = {}
     started = time.perf_counter()
     subprocess.run([str(ROOT / "deploy" / "base-image.sh")], check=True, capture_output=True, text=True)
     out["base_build_s"] = round(time.perf_counter() - started, 1)
+    base = "BASE=localhost/selflearn-base:bookworm"
     started = time.perf_counter()
-    subprocess.run(
-        [
-            "buildah",
-            *storage,
-            "bud",
-            "--isolation",
-            "chroot",
-            "--build-arg",
-            "BASE=localhost/selflearn-base:bookworm",
-            "-f",
-            "deploy/Containerfile",
-            "-t",
-            "localhost/selflearn:dev",
-            ".",
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
+    _buildah(
+        "bud", "--isolation", "chroot", "--build-arg", base, "-f", "deploy/Containerfile", "-t", IMAGE, "."
     )
     out["image_build_s"] = round(time.perf_counter() - started, 1)
-    listed = subprocess.run(
-        ["buildah", *storage, "images", "--json", "localhost/selflearn:dev"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    size = json.loads(listed.stdout)[0]["size"]  # "979 MB"
-    number, unit = size.split()
-    out["image_mb"] = round(float(number) * {"kB": 1e-3, "MB": 1.0, "GB": 1e3}[unit], 1)
+    out["image_mb"] = _image_mb(IMAGE)
+    wheels = ROOT / "deploy" / "addon" / "wheels"
+    local = wheels / wheel.name
+    local.write_bytes(wheel.read_bytes())
+    try:
+        started = time.perf_counter()
+        _buildah(
+            "bud", "--isolation", "chroot", "--build-arg", "BUILD_FROM=localhost/selflearn-base:bookworm",
+            "-t", ADDON_IMAGE, str(ROOT / "deploy" / "addon"),
+        )  # fmt: skip
+        out["addon_build_s"] = round(time.perf_counter() - started, 1)
+    finally:
+        local.unlink()
+    out["addon_image_mb"] = _image_mb(ADDON_IMAGE)
     return out
+
+
+class Mounted:
+    """An image's root file system, mounted by buildah, with /proc, /dev, /tmp and the repository
+    inside (at their own paths), to run its programs with ``chroot``: the process a test starts is
+    the image's program itself, so stopping or killing it stops the service (``buildah run``
+    does not pass a SIGKILL on to what it runs)."""
+
+    def __init__(self, name: str) -> None:
+        self.container = _buildah("from", "-q", name)
+        self.root = Path(_buildah("mount", self.container))
+        self.mounts: list[Path] = []
+        for source, kind in (("/proc", "proc"), ("/dev", "bind"), ("/tmp", "bind"), (str(ROOT), "bind")):
+            target = self.root / source.lstrip("/")
+            target.mkdir(parents=True, exist_ok=True)
+            how = ["-t", "proc", "proc"] if kind == "proc" else ["--bind", source]
+            subprocess.run(["mount", *how, str(target)], check=True)
+            self.mounts.append(target)
+
+    def python(self, folder: Path) -> Path:
+        """A script that runs the image's Python in the image, in the caller's folder."""
+        script = folder / "image-python"
+        script.write_text(
+            "#!/bin/sh\n"
+            f"exec chroot {self.root} /usr/bin/env -u PYTHONPATH -u VIRTUAL_ENV "
+            '/bin/sh -c \'cd "$0" && exec /opt/selflearn/bin/python "$@"\' "$PWD" "$@"\n'
+        )
+        script.chmod(0o755)
+        return script
+
+    def close(self) -> None:
+        for target in reversed(self.mounts):
+            subprocess.run(["umount", "-l", str(target)], check=False)
+        _buildah("umount", self.container)
+        _buildah("rm", self.container)
+
+
+def _counts(output: str) -> dict[str, int]:
+    tail = output.strip().splitlines()[-1] if output.strip() else ""
+    found = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|skipped|failed|errors?)", tail)}
+    return {
+        "passed": found.get("passed", 0),
+        "skipped": found.get("skipped", 0),
+        "failed": found.get("failed", 0) + found.get("error", 0) + found.get("errors", 0),
+    }
+
+
+def image_ha_tests() -> dict[str, Any]:
+    """The integration's tests (tests_ha/ on the 2025.4 core, which runs beside the image here)
+    with every selflearn process they start -- the service, the rewriter they write -- run from
+    the serving image."""
+    version_cmd, test_cmd = HA_CORES[1]
+    version = subprocess.run(version_cmd, capture_output=True, text=True, check=True).stdout.strip()
+    mounted = Mounted(IMAGE)
+    try:
+        with tempfile.TemporaryDirectory(prefix="image-tests-") as tmp:
+            env = dict(os.environ, SELFLEARN_PYTHON=str(mounted.python(Path(tmp))))
+            print(f"[install] tests_ha on Home Assistant {version}, selflearn in {IMAGE}", file=sys.stderr)
+            started = time.perf_counter()
+            run = subprocess.run(test_cmd, cwd=ROOT / "tests_ha", env=env, capture_output=True, text=True)
+            counts = _counts(run.stdout + run.stderr)
+            print(f"[install]   {counts}", file=sys.stderr, flush=True)
+            if run.returncode != 0:
+                print(run.stdout[-4000:], file=sys.stderr)
+    finally:
+        mounted.close()
+    return {"image": IMAGE, "core": version, **counts, "seconds": round(time.perf_counter() - started)}
+
+
+def addon_start() -> dict[str, Any]:
+    """The add-on as the Supervisor starts it: its CMD (deploy/addon/run.py) with a /data folder
+    holding the options; seconds until /healthz is ready, and its first answer."""
+    mounted = Mounted(ADDON_IMAGE)
+    proc = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="addon-data-") as data:
+            (Path(data) / "options.json").write_text(json.dumps({"confirm": "guesses"}))
+            port = free_port()
+            env = {"PATH": "/usr/bin:/bin", "SELFLEARN_ADDON_DATA": data, "SELFLEARN_ADDON_PORT": str(port)}
+            log = Path(data) / "addon.log"
+            started = time.perf_counter()
+            proc = subprocess.Popen(
+                ["chroot", str(mounted.root), "/opt/selflearn/bin/python", "/run.py"],
+                env=env,
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+            )
+            url = f"http://127.0.0.1:{port}"
+            while time.perf_counter() - started < 120:
+                if proc.poll() is not None:
+                    raise SystemExit(f"the add-on exited with {proc.returncode}:\n{log.read_text()}")
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=5).json().get("dialogue", {}).get("ready"):
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            ready = time.perf_counter() - started
+            token = (Path(data) / "admin_token").read_text().strip()
+            auth = {"Authorization": f"Bearer {token}"}
+            httpx.put(f"{url}/v1/homes/h1", json=HOME, headers=auth, timeout=60).raise_for_status()
+            body = {
+                "text": ASKED,
+                "household_id": "h1",
+                "conversation_id": "c1",
+                "turn_id": "t1",
+                "failed": True,
+            }
+            answer = httpx.post(
+                f"{url}/v1/dialogue", json=body | {"area": "Kitchen"}, headers=auth, timeout=60
+            )
+            said = str(answer.json().get("speech", ""))
+            print(f"[install] add-on: ready in {ready:.1f} s; {ASKED!r} -> {said!r}", file=sys.stderr)
+            if not said.startswith("Did you mean"):
+                raise SystemExit(f"the add-on did not ask about {ASKED!r}: {answer.text}")
+            return {"addon_start_s": round(ready, 2), "addon_answer": said}
+    finally:
+        if proc is not None:
+            stop(proc)
+        mounted.close()
 
 
 def ha_tests() -> tuple[list[str], dict[str, dict[str, Any]]]:
@@ -309,6 +506,12 @@ def main() -> None:
     parser.add_argument("--image", action="store_true", help="also build the container image (buildah, root)")
     parser.add_argument("--aarch64", action="store_true", help="also check aarch64 wheels (downloads them)")
     parser.add_argument(
+        "--shared-data",
+        type=Path,
+        default=ROOT.parent / "shared" / "data",
+        help="the corpora's source of truth",
+    )
+    parser.add_argument(
         "--ha", action="store_true", help="also run tests_ha/ on the three cores (about 12 min)"
     )
     args = parser.parse_args()
@@ -324,9 +527,9 @@ def main() -> None:
         "serve_install_mb": mb(packages),
         "serve_install_largest_mb": dict(
             sorted(
-                ((p.name, mb(p)) for p in packages.iterdir() if p.is_dir() and not p.name.endswith("-info")),
+                ((p.name, mb(p)) for p in packages.iterdir() if not p.name.endswith("-info")),
                 key=lambda kv: -kv[1],
-            )[:8]
+            )[:14]
         ),
         "starter_mb": mb(packages / "selflearn" / "data" / "starter"),
         "embedder_mb": mb(packages / "selflearn" / "data" / "embedder"),
@@ -339,10 +542,15 @@ def main() -> None:
                 raise SystemExit(f"no wheel in {args.wheel_dir}: run make test-wheel first")
             build_learn_venv(args.learn_venv, wheels[-1])
         figures["learn_install_mb"] = mb(site_packages(args.learn_venv))
+    figures |= data_fetch(args.venv, args.shared_data)
     if args.aarch64:
         figures["aarch64_wheels_missing"] = aarch64_missing(args.venv)
     if args.image:
-        figures |= image()
+        if not wheels:
+            raise SystemExit(f"no wheel in {args.wheel_dir}: run make test-wheel first")
+        figures |= image(wheels[-1])
+        figures |= addon_start()
+        figures["image_ha_tests"] = image_ha_tests()
     if args.ha:
         figures["ha_versions"], figures["ha_tests"] = ha_tests()
     # the timed starts last: the other parts (builds, downloads, test runs) load the machine
@@ -351,6 +559,10 @@ def main() -> None:
     figures["first_question_s"] = round(statistics.median(r["first_question_s"] for r in runs), 2)
     figures["serve_rss_mb"] = round(statistics.median(r["rss_mb"] for r in runs))
     figures["serve_peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in runs))
+    figures["serve_start_parts_s"] = import_seconds(args.venv) | {
+        "listening": round(statistics.median(r["listening_s"] for r in runs), 2),
+        "starter_load": round(statistics.median(r["starter_load_s"] for r in runs), 2),
+    }
     figures["runs"] = [{k: round(v, 2) for k, v in r.items()} for r in runs]
     figures["serve_command"] = "selflearn serve --store logs.duckdb (fresh store, the packaged starter)"
     print(json.dumps(figures, indent=2))

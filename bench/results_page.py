@@ -1073,7 +1073,19 @@ def install(r: Result) -> str:
             else ""
         )
         + (f" Container image (Debian base, buildah): {f['image_mb']:.0f} MB." if f.get("image_mb") else "")
+        + (_image_tests(f["image_ha_tests"]) if f.get("image_ha_tests") else "")
+        + (
+            f" Add-on image {f['addon_image_mb']:.0f} MB, ready in {f['addon_start_s']:.1f} s."
+            if f.get("addon_start_s")
+            else ""
+        )
+        + (f" `data fetch` (loopback): {f['data_fetch_s']:.1f} s." if f.get("data_fetch_s") else "")
     )
+
+
+def _image_tests(t: dict[str, Any]) -> str:
+    run = t["passed"] + t["failed"]
+    return f" Integration tests against it ({t['core']}): {t['passed']}/{run} passed."
 
 
 SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
