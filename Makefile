@@ -43,8 +43,8 @@ $(HA25_STAMP): tests_ha/requirements-2025.4.txt
 	touch $@
 
 test: $(STAMP) system-deps $(HA24_STAMP) $(HA25_STAMP)  ## lint, type-check, the test suite, the Home Assistant tests, the wheel
-	$(BIN)/ruff check src tests bench custom_components tests_ha tests_wheel
-	$(BIN)/ruff format --check src tests bench custom_components tests_ha tests_wheel
+	$(BIN)/ruff check src tests bench custom_components tests_ha tests_wheel deploy
+	$(BIN)/ruff format --check src tests bench custom_components tests_ha tests_wheel deploy
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory test-ha
@@ -68,8 +68,8 @@ test-wheel: $(STAMP)  ## build the wheel, install it in a clean venv (no torch),
 	SELFLEARN_WHEEL_VENV=$(WHEEL_VENV) $(BIN)/python -m pytest -q -p no:cacheprovider tests_wheel
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench custom_components tests_ha tests_wheel
-	$(BIN)/ruff format --check src tests bench custom_components tests_ha tests_wheel
+	$(BIN)/ruff check src tests bench custom_components tests_ha tests_wheel deploy
+	$(BIN)/ruff format --check src tests bench custom_components tests_ha tests_wheel deploy
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -4,6 +4,7 @@
     python bench/install.py              # -> docs/results/install.json
     python bench/install.py --learn-venv .venv-learn   # also sizes a serving + learn install
     python bench/install.py --learn-venv .venv-learn --aarch64 --image --ha   # everything (root)
+    python bench/install.py --rerun-tests   # again only the test runs install.json counted none of
 
 Figures (``figures`` in docs/results/install.json), each measured here, none assumed:
 
@@ -23,6 +24,9 @@ Figures (``figures`` in docs/results/install.json), each measured here, none ass
   ``imports`` (importing what serve imports, in a fresh interpreter), ``listening`` (until
   ``/healthz`` answers at all: imports and the starter loaded), ``starter_load`` (the service's
   own count of loading the starter); medians;
+* ``image_serve_start_s``, ``image_serve_rss_mb`` (with ``--image``): the same starts with
+  ``selflearn`` and its Python taken from the serving image (Debian's Python 3.11); ``python``,
+  ``image_python``: each interpreter's version and prefix (pyenv's build, Debian's in /usr);
 * ``serve_rss_mb``: the process's resident memory (``VmRSS``) after that first question, and
   ``serve_peak_rss_mb`` (``VmHWM``, the high-water mark since it started);
 * ``aarch64_wheels_missing`` (with ``--aarch64``): the packages of the serving venv, at the
@@ -54,6 +58,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -121,8 +126,9 @@ def status_kb(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
-def serve_once(venv: Path) -> dict[str, float]:
-    """One start of ``selflearn serve`` from ``venv`` on a fresh store; its timings and memory."""
+def serve_once(selflearn: list[str]) -> dict[str, float]:
+    """One start of ``selflearn serve`` (``selflearn``: the command that runs selflearn) on a
+    fresh store; its timings and memory."""
     with tempfile.TemporaryDirectory(prefix="install-bench-") as tmp:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -131,7 +137,7 @@ def serve_once(venv: Path) -> dict[str, float]:
         log = Path(tmp) / "serve.log"
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [str(venv / "bin" / "selflearn"), "serve", "--store", "logs.duckdb", "--port", str(port)],
+            [*selflearn, "serve", "--store", "logs.duckdb", "--port", str(port)],
             cwd=tmp,
             env=env,
             stdout=log.open("w"),
@@ -177,6 +183,12 @@ def serve_once(venv: Path) -> dict[str, float]:
             }
         finally:
             stop(proc)
+
+
+def python_version(python: list[str]) -> str:
+    """The interpreter's version and where it is installed (pyenv's build, or Debian's in /usr)."""
+    code = "import sys; print(sys.version.split()[0], sys.base_prefix)"
+    return subprocess.run([*python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def import_seconds(venv: Path, runs: int = 3) -> dict[str, float]:
@@ -296,6 +308,7 @@ def aarch64_missing(venv: Path) -> list[str]:
 
 
 STORAGE = ["--storage-driver", "vfs"]
+CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 IMAGE = "localhost/selflearn:dev"
 ADDON_IMAGE = "localhost/selflearn-addon:dev"
 
@@ -366,7 +379,7 @@ class Mounted:
         script = folder / "image-python"
         script.write_text(
             "#!/bin/sh\n"
-            f"exec chroot {self.root} /usr/bin/env -u PYTHONPATH -u VIRTUAL_ENV "
+            f"exec {CHROOT} {self.root} /usr/bin/env -u PYTHONPATH -u VIRTUAL_ENV "
             '/bin/sh -c \'cd "$0" && exec /opt/selflearn/bin/python "$@"\' "$PWD" "$@"\n'
         )
         script.chmod(0o755)
@@ -380,7 +393,9 @@ class Mounted:
 
 
 def _counts(output: str) -> dict[str, int]:
-    tail = output.strip().splitlines()[-1] if output.strip() else ""
+    """pytest's summary line (the last line that counts tests: a core may print after it)."""
+    summaries = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed|errors?)\b", line)]
+    tail = summaries[-1] if summaries else ""
     found = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|skipped|failed|errors?)", tail)}
     return {
         "passed": found.get("passed", 0),
@@ -403,9 +418,9 @@ def image_ha_tests() -> dict[str, Any]:
             started = time.perf_counter()
             run = subprocess.run(test_cmd, cwd=ROOT / "tests_ha", env=env, capture_output=True, text=True)
             counts = _counts(run.stdout + run.stderr)
-            print(f"[install]   {counts}", file=sys.stderr, flush=True)
-            if run.returncode != 0:
-                print(run.stdout[-4000:], file=sys.stderr)
+            print(f"[install]   {counts} (exit {run.returncode})", file=sys.stderr, flush=True)
+            if run.returncode != 0 or not counts["passed"]:
+                print(run.stdout[-3000:], run.stderr[-3000:], file=sys.stderr)
     finally:
         mounted.close()
     return {"image": IMAGE, "core": version, **counts, "seconds": round(time.perf_counter() - started)}
@@ -424,7 +439,7 @@ def addon_start() -> dict[str, Any]:
             log = Path(data) / "addon.log"
             started = time.perf_counter()
             proc = subprocess.Popen(
-                ["chroot", str(mounted.root), "/opt/selflearn/bin/python", "/run.py"],
+                [CHROOT, str(mounted.root), "/opt/selflearn/bin/python", "/run.py"],
                 env=env,
                 stdout=log.open("w"),
                 stderr=subprocess.STDOUT,
@@ -463,26 +478,21 @@ def addon_start() -> dict[str, Any]:
         mounted.close()
 
 
-def ha_tests() -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """The integration's tests on each core: the versions whose tests all passed, and per core
-    what pytest counted."""
+def ha_tests(cores: list[int] | None = None) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The integration's tests on each core (or the ``cores`` of HA_CORES): the versions whose
+    tests all passed, and per core what pytest counted."""
     passed_on: list[str] = []
     counts: dict[str, dict[str, Any]] = {}
-    for version_cmd, test_cmd in HA_CORES:
+    for n, (version_cmd, test_cmd) in enumerate(HA_CORES):
+        if cores is not None and n not in cores:
+            continue
         version = subprocess.run(version_cmd, capture_output=True, text=True, check=True).stdout.split()[-1]
         print(f"[install] tests_ha on Home Assistant {version} ...", file=sys.stderr, flush=True)
         started = time.perf_counter()
         run = subprocess.run(test_cmd, cwd=ROOT / "tests_ha", capture_output=True, text=True)
-        tail = (run.stdout + run.stderr).strip().splitlines()[-1] if (run.stdout + run.stderr).strip() else ""
-        found = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|skipped|failed|errors?)", tail)}
-        counts[version] = {
-            "passed": found.get("passed", 0),
-            "skipped": found.get("skipped", 0),
-            "failed": found.get("failed", 0) + found.get("error", 0) + found.get("errors", 0),
-            "seconds": round(time.perf_counter() - started),
-        }
-        print(f"[install]   {tail}", file=sys.stderr, flush=True)
-        if run.returncode == 0 and counts[version]["failed"] == 0:
+        counts[version] = _counts(run.stdout + run.stderr) | {"seconds": round(time.perf_counter() - started)}
+        print(f"[install]   {counts[version]} (exit {run.returncode})", file=sys.stderr, flush=True)
+        if run.returncode == 0 and counts[version]["failed"] == 0 and counts[version]["passed"]:
             passed_on.append(version)
     return passed_on, counts
 
@@ -493,6 +503,36 @@ def build_learn_venv(folder: Path, wheel: Path) -> None:
     pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, "torch==2.13.0"], check=True)
     subprocess.run([*pip, f"{wheel}[learn]"], check=True)
+
+
+def rerun_tests() -> None:
+    """Run again the test runs of install.json that counted no test (the integration's tests on a
+    core, or against the image) and put their counts in, each stamped with this command, commit
+    and date."""
+    from datetime import UTC, datetime
+
+    from selflearn.evaluate.results import COMMIT_AT_START, results_folder
+
+    path = results_folder() / "install.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    figures = record["figures"]
+    stamp = {
+        "rerun": "python bench/install.py --rerun-tests",
+        "commit": COMMIT_AT_START,
+        "date": datetime.now(UTC).date().isoformat(),
+    }
+    for n, (version_cmd, _) in enumerate(HA_CORES):
+        version = subprocess.run(version_cmd, capture_output=True, text=True, check=True).stdout.split()[-1]
+        if figures.get("ha_tests", {}).get(version, {}).get("passed"):
+            continue
+        passed_on, counts = ha_tests([n])
+        figures.setdefault("ha_tests", {})[version] = counts[version] | stamp
+        versions = [v for v in figures.get("ha_versions", []) if v != version] + passed_on
+        figures["ha_versions"] = sorted(versions)
+    if "image_ha_tests" in figures and not figures["image_ha_tests"].get("passed"):
+        figures["image_ha_tests"] = image_ha_tests() | stamp
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"[results] {path}", file=sys.stderr)
 
 
 def main() -> None:
@@ -514,7 +554,16 @@ def main() -> None:
     parser.add_argument(
         "--ha", action="store_true", help="also run tests_ha/ on the three cores (about 12 min)"
     )
+    parser.add_argument(
+        "--rerun-tests",
+        action="store_true",
+        help="only run again the test runs of docs/results/install.json that counted no test "
+        "(stamped with this command, commit and date)",
+    )
     args = parser.parse_args()
+    if args.rerun_tests:
+        rerun_tests()
+        return
     begun = time.perf_counter()
     shown = subprocess.run(
         [str(args.venv / "bin" / "python"), "-m", "pip", "show", "torch"], capture_output=True, text=True
@@ -554,7 +603,7 @@ def main() -> None:
     if args.ha:
         figures["ha_versions"], figures["ha_tests"] = ha_tests()
     # the timed starts last: the other parts (builds, downloads, test runs) load the machine
-    runs = [serve_once(args.venv) for _ in range(args.runs)]
+    runs = [serve_once([str(args.venv / "bin" / "selflearn")]) for _ in range(args.runs)]
     figures["serve_start_s"] = round(statistics.median(r["start_s"] for r in runs), 2)
     figures["first_question_s"] = round(statistics.median(r["first_question_s"] for r in runs), 2)
     figures["serve_rss_mb"] = round(statistics.median(r["rss_mb"] for r in runs))
@@ -564,6 +613,19 @@ def main() -> None:
         "starter_load": round(statistics.median(r["starter_load_s"] for r in runs), 2),
     }
     figures["runs"] = [{k: round(v, 2) for k, v in r.items()} for r in runs]
+    figures["python"] = python_version([str(args.venv / "bin" / "python")])
+    if args.image:  # the same starts from the image, whose Python is Debian's
+        mounted = Mounted(IMAGE)
+        try:
+            with tempfile.TemporaryDirectory(prefix="image-python-") as tmp:
+                python = str(mounted.python(Path(tmp)))
+                image_runs = [serve_once([python, "-m", "selflearn"]) for _ in range(args.runs)]
+                figures["image_python"] = python_version([python])
+        finally:
+            mounted.close()
+        figures["image_serve_start_s"] = round(statistics.median(r["start_s"] for r in image_runs), 2)
+        figures["image_serve_rss_mb"] = round(statistics.median(r["rss_mb"] for r in image_runs))
+        figures["image_runs"] = [{k: round(v, 2) for k, v in r.items()} for r in image_runs]
     figures["serve_command"] = "selflearn serve --store logs.duckdb (fresh store, the packaged starter)"
     print(json.dumps(figures, indent=2))
     write_results("install", figures, seconds=time.perf_counter() - begun)

@@ -1039,7 +1039,8 @@ def picks_right(f: dict[str, Any]) -> str:
 def install(r: Result) -> str:
     f = r["figures"]
     largest = ", ".join(
-        f"{name} {mb:.0f}" for name, mb in list(f.get("serve_install_largest_mb", {}).items())[:4]
+        f"{name.split('.')[0].lstrip('_')} {mb:.0f}"  # "_duckdb.cpython-311-...so": duckdb
+        for name, mb in list(f.get("serve_install_largest_mb", {}).items())[:4]
     )
     return (
         "`pip install` of the wheel in a clean venv (no torch), then `selflearn serve --store logs.duckdb` "
@@ -1068,24 +1069,20 @@ def install(r: Result) -> str:
         )
         + (f"\n\nLargest parts of the serving install, MB: {largest}." if largest else "")
         + (
-            f" The integration's tests passed on Home Assistant {', '.join(f['ha_versions'])}."
+            f" Integration tests passed on Home Assistant {', '.join(f['ha_versions'])}."
             if f.get("ha_versions")
             else ""
         )
-        + (f" Container image (Debian base, buildah): {f['image_mb']:.0f} MB." if f.get("image_mb") else "")
+        + (f" Image (Debian, buildah): {f['image_mb']:.0f} MB." if f.get("image_mb") else "")
         + (_image_tests(f["image_ha_tests"]) if f.get("image_ha_tests") else "")
-        + (
-            f" Add-on image {f['addon_image_mb']:.0f} MB, ready in {f['addon_start_s']:.1f} s."
-            if f.get("addon_start_s")
-            else ""
-        )
-        + (f" `data fetch` (loopback): {f['data_fetch_s']:.1f} s." if f.get("data_fetch_s") else "")
+        + (f" Add-on ready in {f['addon_start_s']:.1f} s." if f.get("addon_start_s") else "")
+        + (f" `data fetch` {f['data_fetch_s']:.1f} s." if f.get("data_fetch_s") else "")
     )
 
 
 def _image_tests(t: dict[str, Any]) -> str:
     run = t["passed"] + t["failed"]
-    return f" Integration tests against it ({t['core']}): {t['passed']}/{run} passed."
+    return f" Integration tests against it ({t['core']}): {t['passed']}/{run}."
 
 
 SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
