@@ -126,6 +126,27 @@ def status_kb(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
+def wait_ready(
+    proc: subprocess.Popen[bytes], url: str, log: Path, started: float, limit_s: float
+) -> tuple[float, float, dict[str, Any]]:
+    """Poll ``/healthz`` until the service says ``ok`` with its dialogue ready (the starter
+    loaded, the dialogue warm); seconds from ``started`` until then and until HTTP first answered,
+    and the last health."""
+    listening, health = None, None
+    while time.perf_counter() - started < limit_s:
+        if proc.poll() is not None:
+            raise SystemExit(f"serve exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            health = httpx.get(f"{url}/healthz", timeout=5).json()
+            listening = listening or time.perf_counter() - started
+            if health.get("status") == "ok" and health.get("dialogue", {}).get("ready"):
+                return time.perf_counter() - started, listening, health
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"serve did not become ready (last /healthz: {health}):\n{log.read_text()}")
+
+
 def serve_once(selflearn: list[str]) -> dict[str, float]:
     """One start of ``selflearn serve`` (``selflearn``: the command that runs selflearn) on a
     fresh store; its timings and memory."""
@@ -144,21 +165,7 @@ def serve_once(selflearn: list[str]) -> dict[str, float]:
             stderr=subprocess.STDOUT,
         )
         try:
-            ready, listening, health = None, None, None
-            while time.perf_counter() - started < 300:
-                if proc.poll() is not None:
-                    raise SystemExit(f"serve exited with {proc.returncode}:\n{log.read_text()}")
-                try:
-                    health = httpx.get(f"{url}/healthz", timeout=5).json()
-                    listening = listening or time.perf_counter() - started
-                    if health.get("status") == "ok" and health.get("dialogue", {}).get("ready"):
-                        ready = time.perf_counter() - started  # the starter loaded, the dialogue warm
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
-            if ready is None:
-                raise SystemExit(f"serve did not become ready (last /healthz: {health}):\n{log.read_text()}")
+            ready, listening, health = wait_ready(proc, url, log, started, 300)
             httpx.put(f"{url}/v1/homes/h1", json=HOME, timeout=60).raise_for_status()
             body = {
                 "text": ASKED,
@@ -175,14 +182,26 @@ def serve_once(selflearn: list[str]) -> dict[str, float]:
                 raise SystemExit(f"the starter did not ask about {ASKED!r}: {answer}")
             return {
                 "start_s": ready,
-                "listening_s": listening or ready,  # HTTP answers: imports done, the starter loaded
-                "starter_load_s": float((health or {}).get("rewriter", {}).get("load_seconds") or 0.0),
+                "listening_s": listening,  # HTTP answers: imports done, the starter loaded
+                "starter_load_s": float(health.get("rewriter", {}).get("load_seconds") or 0.0),
                 "first_question_s": first,
                 "rss_mb": status_kb(proc.pid, "VmRSS") / 1024,
                 "peak_rss_mb": status_kb(proc.pid, "VmHWM") / 1024,
             }
         finally:
             stop(proc)
+
+
+def summary(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """Several starts in figures: median start, first question and memory, the peak's maximum,
+    and every run rounded."""
+    return {
+        "start_s": round(statistics.median(r["start_s"] for r in runs), 2),
+        "first_question_s": round(statistics.median(r["first_question_s"] for r in runs), 2),
+        "rss_mb": round(statistics.median(r["rss_mb"] for r in runs)),
+        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs)),
+        "runs": [{k: round(v, 2) for k, v in r.items()} for r in runs],
+    }
 
 
 def python_version(python: list[str]) -> str:
@@ -250,6 +269,11 @@ def _venv_core(venv: str, *pytest_args: str) -> tuple[list[str], list[str]]:
     return version, [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
 
 
+def core_version(version_cmd: list[str]) -> str:
+    """The version a Home Assistant core reports (the last word its command prints)."""
+    return subprocess.run(version_cmd, capture_output=True, text=True, check=True).stdout.split()[-1]
+
+
 HA_CORES = [
     # what `make test-ha` runs: (the command that prints the core's version, the test command)
     _venv_core(".venv-ha2024", "--ignore=test_wyoming_e2e.py"),  # no Wyoming agents in 2024.3
@@ -309,6 +333,7 @@ def aarch64_missing(venv: Path) -> list[str]:
 
 STORAGE = ["--storage-driver", "vfs"]
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
+BASE_IMAGE = "localhost/selflearn-base:bookworm"  # what deploy/base-image.sh builds
 IMAGE = "localhost/selflearn:dev"
 ADDON_IMAGE = "localhost/selflearn-addon:dev"
 
@@ -334,20 +359,19 @@ def image(wheel: Path) -> dict[str, Any]:
     started = time.perf_counter()
     subprocess.run([str(ROOT / "deploy" / "base-image.sh")], check=True, capture_output=True, text=True)
     out["base_build_s"] = round(time.perf_counter() - started, 1)
-    base = "BASE=localhost/selflearn-base:bookworm"
+    base = f"BASE={BASE_IMAGE}"
     started = time.perf_counter()
     _buildah(
         "bud", "--isolation", "chroot", "--build-arg", base, "-f", "deploy/Containerfile", "-t", IMAGE, "."
     )
     out["image_build_s"] = round(time.perf_counter() - started, 1)
     out["image_mb"] = _image_mb(IMAGE)
-    wheels = ROOT / "deploy" / "addon" / "wheels"
-    local = wheels / wheel.name
-    local.write_bytes(wheel.read_bytes())
+    local = ROOT / "deploy" / "addon" / "wheels" / wheel.name
+    shutil.copyfile(wheel, local)
     try:
         started = time.perf_counter()
         _buildah(
-            "bud", "--isolation", "chroot", "--build-arg", "BUILD_FROM=localhost/selflearn-base:bookworm",
+            "bud", "--isolation", "chroot", "--build-arg", f"BUILD_FROM={BASE_IMAGE}",
             "-t", ADDON_IMAGE, str(ROOT / "deploy" / "addon"),
         )  # fmt: skip
         out["addon_build_s"] = round(time.perf_counter() - started, 1)
@@ -409,7 +433,7 @@ def image_ha_tests() -> dict[str, Any]:
     with every selflearn process they start -- the service, the rewriter they write -- run from
     the serving image."""
     version_cmd, test_cmd = HA_CORES[1]
-    version = subprocess.run(version_cmd, capture_output=True, text=True, check=True).stdout.strip()
+    version = core_version(version_cmd)
     mounted = Mounted(IMAGE)
     try:
         with tempfile.TemporaryDirectory(prefix="image-tests-") as tmp:
@@ -445,15 +469,7 @@ def addon_start() -> dict[str, Any]:
                 stderr=subprocess.STDOUT,
             )
             url = f"http://127.0.0.1:{port}"
-            while time.perf_counter() - started < 120:
-                if proc.poll() is not None:
-                    raise SystemExit(f"the add-on exited with {proc.returncode}:\n{log.read_text()}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=5).json().get("dialogue", {}).get("ready"):
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            ready = time.perf_counter() - started
+            ready, _, _ = wait_ready(proc, url, log, started, 120)
             token = (Path(data) / "admin_token").read_text().strip()
             auth = {"Authorization": f"Bearer {token}"}
             httpx.put(f"{url}/v1/homes/h1", json=HOME, headers=auth, timeout=60).raise_for_status()
@@ -462,11 +478,10 @@ def addon_start() -> dict[str, Any]:
                 "household_id": "h1",
                 "conversation_id": "c1",
                 "turn_id": "t1",
+                "area": "Kitchen",
                 "failed": True,
             }
-            answer = httpx.post(
-                f"{url}/v1/dialogue", json=body | {"area": "Kitchen"}, headers=auth, timeout=60
-            )
+            answer = httpx.post(f"{url}/v1/dialogue", json=body, headers=auth, timeout=60)
             said = str(answer.json().get("speech", ""))
             print(f"[install] add-on: ready in {ready:.1f} s; {ASKED!r} -> {said!r}", file=sys.stderr)
             if not said.startswith("Did you mean"):
@@ -486,7 +501,7 @@ def ha_tests(cores: list[int] | None = None) -> tuple[list[str], dict[str, dict[
     for n, (version_cmd, test_cmd) in enumerate(HA_CORES):
         if cores is not None and n not in cores:
             continue
-        version = subprocess.run(version_cmd, capture_output=True, text=True, check=True).stdout.split()[-1]
+        version = core_version(version_cmd)
         print(f"[install] tests_ha on Home Assistant {version} ...", file=sys.stderr, flush=True)
         started = time.perf_counter()
         run = subprocess.run(test_cmd, cwd=ROOT / "tests_ha", capture_output=True, text=True)
@@ -522,7 +537,7 @@ def rerun_tests() -> None:
         "date": datetime.now(UTC).date().isoformat(),
     }
     for n, (version_cmd, _) in enumerate(HA_CORES):
-        version = subprocess.run(version_cmd, capture_output=True, text=True, check=True).stdout.split()[-1]
+        version = core_version(version_cmd)
         if figures.get("ha_tests", {}).get(version, {}).get("passed"):
             continue
         passed_on, counts = ha_tests([n])
@@ -604,15 +619,16 @@ def main() -> None:
         figures["ha_versions"], figures["ha_tests"] = ha_tests()
     # the timed starts last: the other parts (builds, downloads, test runs) load the machine
     runs = [serve_once([str(args.venv / "bin" / "selflearn")]) for _ in range(args.runs)]
-    figures["serve_start_s"] = round(statistics.median(r["start_s"] for r in runs), 2)
-    figures["first_question_s"] = round(statistics.median(r["first_question_s"] for r in runs), 2)
-    figures["serve_rss_mb"] = round(statistics.median(r["rss_mb"] for r in runs))
-    figures["serve_peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in runs))
+    starts = summary(runs)
+    figures["serve_start_s"] = starts["start_s"]
+    figures["first_question_s"] = starts["first_question_s"]
+    figures["serve_rss_mb"] = starts["rss_mb"]
+    figures["serve_peak_rss_mb"] = starts["peak_rss_mb"]
     figures["serve_start_parts_s"] = import_seconds(args.venv) | {
         "listening": round(statistics.median(r["listening_s"] for r in runs), 2),
         "starter_load": round(statistics.median(r["starter_load_s"] for r in runs), 2),
     }
-    figures["runs"] = [{k: round(v, 2) for k, v in r.items()} for r in runs]
+    figures["runs"] = starts["runs"]
     figures["python"] = python_version([str(args.venv / "bin" / "python")])
     if args.image:  # the same starts from the image, whose Python is Debian's
         mounted = Mounted(IMAGE)
@@ -623,9 +639,10 @@ def main() -> None:
                 figures["image_python"] = python_version([python])
         finally:
             mounted.close()
-        figures["image_serve_start_s"] = round(statistics.median(r["start_s"] for r in image_runs), 2)
-        figures["image_serve_rss_mb"] = round(statistics.median(r["rss_mb"] for r in image_runs))
-        figures["image_runs"] = [{k: round(v, 2) for k, v in r.items()} for r in image_runs]
+        in_image = summary(image_runs)
+        figures["image_serve_start_s"] = in_image["start_s"]
+        figures["image_serve_rss_mb"] = in_image["rss_mb"]
+        figures["image_runs"] = in_image["runs"]
     figures["serve_command"] = "selflearn serve --store logs.duckdb (fresh store, the packaged starter)"
     print(json.dumps(figures, indent=2))
     write_results("install", figures, seconds=time.perf_counter() - begun)

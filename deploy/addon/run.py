@@ -59,8 +59,9 @@ def admin_token(options: dict[str, Any], data: Path) -> tuple[str, str]:
     if chosen:
         return chosen, "the add-on's options"
     kept = data / "admin_token"
-    if kept.exists() and kept.read_text(encoding="utf-8").strip():
-        return kept.read_text(encoding="utf-8").strip(), f"{kept}"
+    known = kept.read_text(encoding="utf-8").strip() if kept.exists() else ""
+    if known:
+        return known, f"{kept}"
     token = secrets.token_hex(16)
     kept.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
