@@ -3,20 +3,26 @@
 A small version of ``bench/experiments/nlu_equivalence.py``: texts a ``noisy`` simulation sends to the NLU,
 plus hand-written edge cases, matched against all of Home Assistant's intents with the home's
 full lists (Home Assistant's plain call) and through the pre-filter; and hassil's matcher
-against its compiled port (:mod:`selflearn.assistant.fastmatch`), result for result.
+against its compiled port (:mod:`selflearn.assistant.fastmatch`), result for result. hassil's
+number-word tries are kept keyed without their multiplier (the port keys them with it:
+:data:`selflearn.assistant.fastmatch.ranges._TRIES`), so here hassil builds them afresh for every
+match: the reference is then right whatever was matched before.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hassil import recognize_all, recognize_best
+from hassil import recognize_all, recognize_best, string_matcher
 from hassil.models import UnmatchedRangeEntity, UnmatchedTextEntity
 from hassil.recognize import MISSING_ENTITY
 
 from selflearn.assistant import fastmatch
+from selflearn.assistant.fastmatch import ranges
 from selflearn.assistant.nlu import (
     HomeAssistantNlu,
     NluResult,
@@ -29,6 +35,19 @@ from selflearn.assistant.pipeline import AssistantConfig
 from selflearn.core.home import Home
 from selflearn.simulation.population import make_household
 from selflearn.simulation.simulator import SimulationConfig, simulate
+
+class _Unkept(dict[Any, Any]):
+    """A cache that keeps nothing."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def hassil_rebuilds_number_tries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(string_matcher, "_RANGE_TRIE_CACHE", defaultdict(_Unkept))
+    yield
+
 
 EDGE_CASES = [
     "turn on the kitchen lights",
@@ -269,3 +288,19 @@ def test_unmatched_pass_by_entity_bound_keeps_home_assistants_choice(
         forms, lists, _, context = nlu.hassil_inputs(text, h, area)
         got = nlu._unmatched(text, lists, context, forms)
         assert (got.trace.intent, got.unmatched) == _plain_unmatched(text, h, area), text
+
+
+@pytest.mark.parametrize("volume_first", [True, False])
+def test_a_number_in_words_means_the_same_whatever_was_said_before(home: Home, volume_first: bool) -> None:
+    """hassil 3.12.1 caches the number-word trie of a 0-100 range without its multiplier:
+    after "turn down the tv volume by ten percent" (``volume_step_down``, multiplier -1) it reads
+    "set the brightness ... to ten percent" as -10. The port keys its tries with the multiplier."""
+    ranges._TRIES.clear()
+    nlu = HomeAssistantNlu("strict")
+    said = ["turn down the tv volume by ten percent", "set the brightness in the living room to ten percent"]
+    slots = {}
+    for text in said if volume_first else reversed(said):
+        trace = nlu.recognize(text, home, "living_room", explain_failures=False).trace
+        slots[trace.intent] = trace.slots
+    assert slots["HassLightSet"]["brightness"] == 10
+    assert slots["HassSetVolumeRelative"]["volume_step"] == -10

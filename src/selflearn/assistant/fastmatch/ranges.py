@@ -15,7 +15,6 @@ from selflearn.assistant.fastmatch.context import _close_wildcards, _Ctx
 
 with contextlib.suppress(ImportError):  # hassil's internals (another hassil: SUPPORTED is false)
     from hassil.string_matcher import (
-        _RANGE_TRIE_CACHE,
         FLOAT_ANYWHERE,
         FLOAT_START,
         INTEGER_ANYWHERE,
@@ -23,6 +22,16 @@ with contextlib.suppress(ImportError):  # hassil's internals (another hassil: SU
         _build_range_trie,
         _extend_wildcard,
     )
+
+
+_TRIES: dict[tuple[Any, ...], Any] = {}
+"""Number-word tries by (language, start, stop, step, fraction type, multiplier). hassil 3.12.1
+keeps them in ``_RANGE_TRIE_CACHE`` keyed without the multiplier, although the trie holds the
+multiplied values: the first list built wins for every list of the same range, so after "turn
+the volume down by ten percent" (``volume_step_down``: 0-100, multiplier -1) "set the
+brightness to ten percent" reads -10, and the other way round, depending on what was said first
+in the process. Here each multiplier gets its own trie (the only deliberate difference from
+hassil's matching; tests/test_fastmatch.py)."""
 
 
 def _find_number_words_at_start(trie: Any, text: str) -> Iterator[tuple[int, str, Any]]:
@@ -150,12 +159,19 @@ def _match_range_list(
     if range_list.words and (not digits_match) and (not number_matches):
         words_language = range_list.words_language or settings.language
         if words_language:
-            range_settings = (range_list.start, range_list.stop, range_list.step, range_list.fraction_type)
-            range_trie = _RANGE_TRIE_CACHE[words_language].get(range_settings)
+            range_settings = (
+                words_language,
+                range_list.start,
+                range_list.stop,
+                range_list.step,
+                range_list.fraction_type,
+                range_list.multiplier,
+            )
+            range_trie = _TRIES.get(range_settings)
             try:
                 if range_trie is None:
                     range_trie = _build_range_trie(words_language, range_list)
-                    _RANGE_TRIE_CACHE[words_language][range_settings] = range_trie
+                    _TRIES[range_settings] = range_trie
                 found: Iterable[tuple[int, str, Any]] = (
                     _find_number_words_at_start(range_trie, context_text)
                     if wildcard is None
