@@ -43,8 +43,9 @@ from selflearn.rewrite.cross_encoder import TOP, SingleEncoder, reread
 from selflearn.rewrite.features import Candidate, Query, featurize
 from selflearn.rewrite.ranker import Ranker
 
-BARS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.01)
-"""Score bars swept: every pair ``ask < act`` (and each alone; 1.01: never)."""
+BARS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.11, 0.12, 0.13, 0.14, 0.15, 0.17, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.01)
+"""Score bars swept: every pair ``ask < act`` (and each alone; 1.01: never). Finer between 0.1
+and 0.2, where the asking policies cross 5 questions per 100 turns."""
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,7 @@ def main() -> None:
         assistant = Assistant(AssistantConfig(asr="exact", nlu="strict"))
         figures = neural_budget.run(args.budget, replays, assistant, args.limit)
         earlier = earlier_figures(args.out)
+        earlier.pop("budget_command", None)  # one command per arm now (budget_commands)
         names = {row["arm"] for row in figures["budget"]}
         kept = [row for row in earlier.get("budget", []) if row.get("arm") not in names]
         write_results(

@@ -986,7 +986,7 @@ def neural_budget_part(f: dict[str, Any], shown: str = "") -> str:
                     f"(>= {ask['ask']:g})",
                 ]
             )
-    commands = dict.fromkeys([*f.get("budget_commands", {}).values(), f.get("budget_command")])
+    commands = dict.fromkeys(f.get("budget_commands", {}).values())
     commands.pop(None, None)
     commands.pop(shown, None)  # the section's footer names it
     return (

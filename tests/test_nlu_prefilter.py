@@ -36,6 +36,7 @@ from selflearn.core.home import Home
 from selflearn.simulation.population import make_household
 from selflearn.simulation.simulator import SimulationConfig, simulate
 
+
 class _Unkept(dict[Any, Any]):
     """A cache that keeps nothing."""
 
