@@ -894,23 +894,6 @@ def community(r: Result) -> str:
     return text + f" **Aggregator**: {seconds}."
 
 
-def community_latency(r: Result) -> str:
-    f = r["figures"]
-    rows = [
-        f"| {x['entries']:,} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['cpu_p99_ms']:.3f} | "
-        f"{x['rss_gb']:.2f} | {x['load_seconds']:,.1f} |"
-        for x in (f["latency_release"], f["latency_10m"])
-    ]
-    t = f["targets"]
-    return (
-        "`rewrite_one` with a community table as the only layer, failed requests (half a rule's source). "
-        "Targets at "
-        f"10,000,000 rules: p50 <= {t['p50_ms']:g} ms, p99 <= {t['p99_ms']:g} ms, <= {t['rss_gb']:g} GB.\n\n"
-        "| rules | p50 ms | p99 ms | CPU p99 ms | resident GB | load s |\n|---:|---:|---:|---:|---:|---:|\n"
-        + "\n".join(rows)
-    )
-
-
 def neural_rewriter(r: Result) -> str:
     f = r["figures"]
     reach = f.get("reach", {})
@@ -1034,6 +1017,34 @@ def picks_right(f: dict[str, Any]) -> str:
         else ""
     )
     return "\n\nIn-scope picks that work, noisy / exact: " + "; ".join(parts) + ceiling + "." + cost
+
+
+def starter_rebuild(r: Result) -> str:
+    f = r["figures"]
+    same = [
+        f"{what} {f[key]['rebuilt']:{fmt}}"
+        + ("" if f[key]["rebuilt"] == f[key]["shipped"] else f" (shipped: {f[key]['shipped']:{fmt}})")
+        for what, key, fmt in (
+            ("turns", "turns", ","),
+            ("households", "households", ","),
+            ("active rewrites", "rewrites", ","),
+            ("table", "table_version", ""),
+            ("MB", "mb", ""),
+        )
+    ]
+    recipe = "the shipped recipe" if f.get("same_recipe") else "**another recipe** (not comparable)"
+    return (
+        f"`selflearn starter` with {recipe} (the packaged starter's `starter.json`), corpora from "
+        f"`{f['data_dir']}`, built in {f['build_minutes']:.0f} min (the shipped one: "
+        f"{f['shipped_build_minutes']:.0f} min): " + ", ".join(same) + ". The same decision on "
+        f"{pct(f['decisions_same'])} of {f['decisions']:,} failed requests (a ranker trained by newer code)."
+        + "".join(
+            f" {speech.capitalize()}, shipped / rebuilt: AUC {b['shipped']['auc']:.2f} / "
+            f"{b['rebuilt']['auc']:.2f}, asking within 5 per 100 turns "
+            f"{pct(b['shipped']['asking_within_5'])} / {pct(b['rebuilt']['asking_within_5'])}."
+            for speech, b in f.get("budget", {}).items()
+        )
+    )
 
 
 def install(r: Result) -> str:
@@ -1196,6 +1207,12 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         install,
     ),
     (
+        "starter_rebuild",
+        "The starter, rebuilt",
+        "Does `selflearn starter` rebuild the starter the package ships?",
+        starter_rebuild,
+    ),
+    (
         "throughput",
         "Simulator and ingest throughput",
         "How fast are logs simulated and stored, and is every bad row accounted for?",
@@ -1207,12 +1224,6 @@ SECTIONS: list[tuple[str, str, str, Callable[[Result], str]]] = [
         "The community global layer",
         "What does a private release from many installs give a new home, next to pooling their logs?",
         community,
-    ),
-    (
-        "community_latency",
-        "A community table's latency",
-        "How fast is the decision with a 10,000,000-rule table?",
-        community_latency,
     ),
 ]
 
