@@ -1,7 +1,8 @@
 """Does `selflearn starter` rebuild the starter the package ships?
 
-    python bench/starter_rebuild.py                  # about an hour on 2 cores
+    python bench/starter_rebuild.py                  # 30-60 min on 2 cores
     python bench/starter_rebuild.py --households 12  # a smaller recipe: checks the path, not the figures
+                                                     # (its results go to --work, not docs/results)
 
 Builds a starter with the recipe recorded in the packaged one's ``starter.json`` (households,
 days, corpora, seeds, speech of each part, k, the ask bar) into ``--work`` from the corpora in
@@ -163,10 +164,11 @@ def main() -> None:
         "shipped_build_minutes": round(manifest["seconds"]["total_s"] / 60, 1),
     }
     print(json.dumps(figures, indent=2))
+    folder = args.out or (None if figures["same_recipe"] else args.work / "results")
     write_results(
         "starter_rebuild",
         figures,
-        folder=args.out,
+        folder=folder,
         command="python " + " ".join(sys.argv),
         seconds=time.perf_counter() - started,
     )
