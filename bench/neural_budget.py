@@ -27,13 +27,16 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from selflearn.assistant.devices import HomeState
+from selflearn.assistant.execute import Effect
 from selflearn.assistant.pipeline import Assistant
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
@@ -57,6 +60,70 @@ class Pick:
     in_scope: bool
     reachable: bool = False
     """A single-encoder arm: some candidate it re-read works."""
+
+
+@dataclass(frozen=True)
+class FailedTurn:
+    """A turn of a control replay the assistant did not carry out, and where and when it was said."""
+
+    turn_id: str
+    turn: dict[str, Any]
+    truth: dict[str, Any]
+    """Simulation truth: for judging only."""
+    home: Home
+    area_name: str | None
+    area_id: str | None
+    ts: datetime
+    expected: Effect | None
+    """What the user wanted (None out of scope)."""
+
+    def context(self) -> RewriteContext:
+        """What a caller behind the NLU tells the rewriter: the request failed here, now."""
+        turn = self.turn
+        return RewriteContext(
+            turn["household_id"], turn["user_id"], self.home, self.area_name, self.ts, failed=True
+        )
+
+
+class Replay:
+    """A control replay's homes, turns and truth, read once."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.homes = {h: Home.from_dict(row) for h, row in read_records(folder, "homes").items()}
+        self.turns, self.truth = read_records(folder, "turns"), read_records(folder, "truth")
+
+    def failed(self, counts: dict[str, int] | None = None, limit: int = 0) -> Iterator[FailedTurn]:
+        """Every turn the assistant did not carry out (background turns aside), in an order that
+        mixes the homes (a fixed hash of the turn id, so that the first ``limit`` come from every
+        home rather than from the first few). ``counts`` gets the turns gone through (``turns``),
+        their in-scope defects, out-of-scope turns and failed ones; with ``limit``, it stops once
+        that many failed."""
+        counts = {} if counts is None else counts
+        for key in ("turns", "defects", "failed", "out_of_scope"):
+            counts.setdefault(key, 0)
+        ordered = sorted(self.truth.items(), key=lambda kv: hashlib.blake2b(kv[0].encode()).digest())
+        for turn_id, t in ordered:
+            if limit and counts["failed"] >= limit:
+                return
+            turn = self.turns.get(turn_id)
+            if turn is None or t["action"] == "background":
+                continue
+            counts["turns"] += 1
+            counts["defects"] += bool(t["in_scope"] and t["defect"])
+            counts["out_of_scope"] += not t["in_scope"]
+            if (turn.get("result") or {}).get("status") == "success":
+                continue  # carried out (rightly or not): a caller behind the NLU does not ask
+            counts["failed"] += 1
+            home, area_name, area_id, ts, expected = turn_setting(turn, t, self.homes)
+            yield FailedTurn(turn_id, turn, t, home, area_name, area_id, ts, expected)
+
+    def judgeable(self) -> Iterator[FailedTurn]:
+        """The failed in-scope defects whose wanted effect truth can judge, in the same order:
+        the turns a rewriter's candidates are judged on."""
+        for failed in self.failed():
+            if failed.truth["in_scope"] and failed.truth["defect"] and failed.expected is not None:
+                yield failed
 
 
 def load_arm(spec: str) -> tuple[str, Rewriter, SingleEncoder | None, int, bool]:
@@ -105,40 +172,28 @@ def picks(
     """The ranked pick for every failed turn of one control replay (the first ``limit`` in an
     order that mixes the homes, when given); the counts of the turns gone through (turns,
     in-scope defects); the decision times (ms) and the home index build times (ms)."""
-    homes = {h: Home.from_dict(row) for h, row in read_records(folder, "homes").items()}
-    turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
+    replay = Replay(folder)
     assert rewriter.ranker_ is not None, "a rewriter without a ranker makes no ranked pick"
     source = rewriter.retrieval.home if rewriter.config.home_language else None
     built: list[float] = []
     if source is not None:
-        for home in homes.values():
+        for home in replay.homes.values():
             t0 = time.perf_counter()
             source.home_index(home)
             built.append((time.perf_counter() - t0) * 1000)
     out: list[Pick] = []
     ms: list[float] = []
-    counts = {"turns": 0, "defects": 0, "failed": 0, "out_of_scope": 0}
+    counts: dict[str, int] = {}
     started = time.perf_counter()
-    for turn_id, t in sorted(truth.items(), key=lambda kv: hashlib.blake2b(kv[0].encode()).digest()):
-        if limit and counts["failed"] >= limit:
-            break
-        turn = turns.get(turn_id)
-        if turn is None or t["action"] == "background":
-            continue
-        counts["turns"] += 1
-        counts["defects"] += bool(t["in_scope"] and t["defect"])
-        counts["out_of_scope"] += not t["in_scope"]
-        if (turn.get("result") or {}).get("status") == "success":
-            continue  # carried out (rightly or not): a caller behind the NLU does not ask
-        counts["failed"] += 1
-        home, area_name, area_id, ts, expected = turn_setting(turn, t, homes)
-        if t["in_scope"] and expected is None:
+    for failed in replay.failed(counts, limit):
+        t, text = failed.truth, failed.turn["text"]
+        if t["in_scope"] and failed.expected is None:
             continue  # nothing a rewrite could do that truth can judge
-        ctx = RewriteContext(turn["household_id"], turn["user_id"], home, area_name, ts, failed=True)
+        ctx = failed.context()
         t0 = time.perf_counter()
-        rewriter.rewrite_one(turn["text"], ctx)
+        rewriter.rewrite_one(text, ctx)
         ms.append((time.perf_counter() - t0) * 1000)
-        found = scored(rewriter, turn["text"], ctx)
+        found = scored(rewriter, text, ctx)
         if found is None:
             continue
         query, cands, x, member = found
@@ -157,7 +212,7 @@ def picks(
                 score = member.score_of(float(verdict.meaning[best]), verdict.fixable)
             reread_ones = list(again.read)
 
-        setting = (home, ts, area_id, expected)
+        setting = (failed.home, failed.ts, failed.area_id, failed.expected)
         right = works_in(assistant, cands[best].text, *setting)
         reachable = right or any(
             works_in(assistant, cands[i].text, *setting) for i in reread_ones if i != best
@@ -171,6 +226,12 @@ def picks(
     return out, counts, ms, built
 
 
+def effect_of(assistant: Assistant, text: str, home: Home, ts: Any, area_id: str | None) -> Effect | None:
+    """What ``text`` does on the home's initial state (None: nothing)."""
+    *_, effect = assistant.run_text(text, HomeState.initial(home), ts, area_id, explain_failures=False)
+    return effect
+
+
 def works_in(
     assistant: Assistant, text: str, home: Home, ts: Any, area_id: str | None, expected: Any
 ) -> bool:
@@ -178,7 +239,7 @@ def works_in(
     initial state?"""
     if expected is None:
         return False
-    *_, effect = assistant.run_text(text, HomeState.initial(home), ts, area_id, explain_failures=False)
+    effect = effect_of(assistant, text, home, ts, area_id)
     return effect is not None and effect == expected
 
 

@@ -31,7 +31,6 @@ resolves (:class:`~selflearn.rewrite.resolves.HomeCheck`).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -54,7 +53,6 @@ from selflearn.core.embed import RelatedWords
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.evaluate import population, write_results
-from selflearn.evaluate.replay import read_records, turn_setting
 from selflearn.evaluate.results import results_folder
 from selflearn.rewrite import Rewriter, RewriterConfig
 from selflearn.rewrite.dense import DenseIndex, Encoder, global_entries
@@ -382,35 +380,25 @@ def judge_replay(
 ) -> Counter[str]:
     """Reach of every arm over the failed in-scope turns of one control replay; each arm's time
     to gather its candidates (ms, the judging excluded) is appended to ``times[arm]``."""
-    homes = {h: Home.from_dict(row) for h, row in read_records(folder, "homes").items()}
-    turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
     counts: Counter[str] = Counter()
     times = defaultdict(list) if times is None else times
     started = time.perf_counter()
-    # In an order that mixes the homes (a fixed hash of the turn id), so that ``limit`` turns
-    # come from every home of the replay rather than from its first few.
-    for turn_id, t in sorted(truth.items(), key=lambda kv: hashlib.blake2b(kv[0].encode()).digest()):
-        turn = turns.get(turn_id)
-        if turn is None or t["action"] == "background" or not t["in_scope"] or not t["defect"]:
-            continue
-        if (turn.get("result") or {}).get("status") == "success":
-            continue  # acted (wrongly): a caller behind the NLU would not ask the rewriter
-        home, area_name, area_id, ts, expected = turn_setting(turn, t, homes)
-        if expected is None:
-            continue
+    for failed in neural_budget.Replay(folder).judgeable():
+        home, area_id, text = failed.home, failed.area_id, failed.turn["text"]
+        assert failed.expected is not None  # judgeable
         counts["judgeable"] += 1
-        ctx = RewriteContext(turn["household_id"], turn["user_id"], home, area_name, ts, failed=True)
-        prep = rewriter.prepare(turn["text"], ctx)
+        ctx = failed.context()
+        prep = rewriter.prepare(text, ctx)
         if prep is None:
             continue
-        right = Judge(assistant, home, area_id, ts, expected)
+        right = Judge(assistant, home, area_id, failed.ts, failed.expected)
         for arm in arms:
             if arm.home is not None and home.fingerprint not in arm.home._homes:
                 t0 = time.perf_counter()  # built once per home (and when it changes), not per request
                 arm.home.home_index(home)
                 times[f"{arm.name}:home_index"].append((time.perf_counter() - t0) * 1000)
             if arm.ranked is not None:
-                texts, ms = ranked_candidates(arm.ranked, turn["text"], ctx)
+                texts, ms = ranked_candidates(arm.ranked, text, ctx)
                 times[arm.name].append(ms)
                 counts[f"{arm.name}@all"] += any(right(text) for text in texts)
                 counts[f"{arm.name}:candidates"] += len(texts)

@@ -38,7 +38,6 @@ against 5.8 % at 3.8), about a point at a given number of questions. Not built.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -50,11 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import neural_budget  # noqa: E402
-from selflearn.assistant.devices import HomeState  # noqa: E402
 from selflearn.assistant.pipeline import Assistant, AssistantConfig  # noqa: E402
-from selflearn.core.home import Home  # noqa: E402
-from selflearn.core.hooks import RewriteContext  # noqa: E402
-from selflearn.evaluate.replay import read_records, turn_setting  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache" / "neural"
 
@@ -77,60 +72,42 @@ class Turn:
     """What the user wanted (simulation truth: for the second look only)."""
 
 
-def effect_of(assistant: Assistant, text: str, home: Home, ts: Any, area_id: str | None) -> Any:
-    """What ``text`` would do on the home's initial state (None: nothing)."""
-    *_, effect = assistant.run_text(text, HomeState.initial(home), ts, area_id, explain_failures=False)
-    return effect
-
-
 def pairs(
     folder: Path, first: Any, second: Any, assistant: Assistant, limit: int
 ) -> tuple[list[Turn], dict[str, int]]:
-    homes = {h: Home.from_dict(row) for h, row in read_records(folder, "homes").items()}
-    turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
+    replay = neural_budget.Replay(folder)
     for rewriter in (first, second):
         source = rewriter.retrieval.home if rewriter.config.home_language else None
         if source is not None:
-            for home in homes.values():
+            for home in replay.homes.values():
                 source.home_index(home)
     out: list[Turn] = []
-    counts = {"turns": 0, "defects": 0, "failed": 0, "out_of_scope": 0}
+    counts: dict[str, int] = {}
     started = time.perf_counter()
-    for turn_id, t in sorted(truth.items(), key=lambda kv: hashlib.blake2b(kv[0].encode()).digest()):
-        if limit and counts["failed"] >= limit:
-            break
-        turn = turns.get(turn_id)
-        if turn is None or t["action"] == "background":
-            continue
-        counts["turns"] += 1
-        counts["defects"] += bool(t["in_scope"] and t["defect"])
-        counts["out_of_scope"] += not t["in_scope"]
-        if (turn.get("result") or {}).get("status") == "success":
-            continue
-        counts["failed"] += 1
-        home, area_name, area_id, ts, expected = turn_setting(turn, t, homes)
+    for failed in replay.failed(counts, limit):
+        t, text, expected = failed.truth, failed.turn["text"], failed.expected
         if t["in_scope"] and expected is None:
             continue
-        ctx = RewriteContext(turn["household_id"], turn["user_id"], home, area_name, ts, failed=True)
+        ctx = failed.context()
         row = Turn(
             bool(t["in_scope"]),
-            turn_id=turn_id,
-            text=turn["text"],
+            turn_id=failed.turn_id,
+            text=text,
             meant=str(t.get("intended_text") or t.get("goal") or ""),
         )
         effects: list[Any] = []
         for side, rewriter in (("a", first), ("b", second)):
-            found = neural_budget.scored(rewriter, turn["text"], ctx)
+            found = neural_budget.scored(rewriter, text, ctx)
             if found is None:
                 effects.append(None)
                 continue
             _, cands, x, member = found
             verdict = member.decide(x, True)
-            text = cands[verdict.best].text
-            effect = effect_of(assistant, text, home, ts, area_id)
+            pick = cands[verdict.best].text
+            effect = neural_budget.effect_of(assistant, pick, failed.home, failed.ts, failed.area_id)
             effects.append(effect)
             setattr(row, f"score_{side}", float(verdict.score))
-            setattr(row, f"pick_{side}", text)
+            setattr(row, f"pick_{side}", pick)
             setattr(row, f"right_{side}", effect is not None and effect == expected)
         row.same = effects[0] is not None and effects[0] == effects[1]
         out.append(row)

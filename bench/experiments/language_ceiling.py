@@ -17,7 +17,6 @@ on the home's initial state. Turns with none are counted by intent: what the lan
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import re
 import sys
@@ -28,11 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
+from neural_budget import Replay  # noqa: E402
 from neural_rewriter import CACHE, Judge  # noqa: E402
 from selflearn.assistant.pipeline import Assistant, AssistantConfig  # noqa: E402
 from selflearn.core.delex import PLACEHOLDER  # noqa: E402
 from selflearn.core.home import Home, normalize_name  # noqa: E402
-from selflearn.evaluate.replay import read_records, turn_setting  # noqa: E402
 from selflearn.rewrite.home_language import HomeLanguage  # noqa: E402
 from selflearn.rewrite.home_sentences import home_sentences  # noqa: E402
 
@@ -81,28 +80,20 @@ def filled(text: str, numbers: list[list[str]]) -> list[str]:
 def ceiling(
     folder: Path, language: HomeLanguage, assistant: Assistant, limit: int
 ) -> tuple[Counter[str], Counter[str]]:
-    homes = {h: Home.from_dict(row) for h, row in read_records(folder, "homes").items()}
-    turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
     counts: Counter[str] = Counter()
     missed: Counter[str] = Counter()
     cache: dict[tuple[str, str], list[str]] = {}
     started = time.perf_counter()
-    for turn_id, t in sorted(truth.items(), key=lambda kv: hashlib.blake2b(kv[0].encode()).digest()):
-        turn = turns.get(turn_id)
-        if turn is None or t["action"] == "background" or not t["in_scope"] or not t["defect"]:
-            continue
-        if (turn.get("result") or {}).get("status") == "success":
-            continue
-        home, _, area_id, ts, expected = turn_setting(turn, t, homes)
-        if expected is None:
-            continue
+    for failed in Replay(folder).judgeable():
+        home, expected = failed.home, failed.expected
+        assert expected is not None
         counts["judgeable"] += 1
         key = (home.fingerprint, expected.intent)
         if key not in cache:
             cache[key] = wordings(language, home, expected.intent)
         wanted = [v for _, v in expected.params if NUMBER.fullmatch(v)]
-        heard = NUMBER.findall(turn["text"])
-        right = Judge(assistant, home, area_id, ts, expected)
+        heard = NUMBER.findall(failed.turn["text"])
+        right = Judge(assistant, home, failed.area_id, failed.ts, expected)
         tried = 0
         found = False
         names = target_names(home, expected.targets)

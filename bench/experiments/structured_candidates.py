@@ -21,7 +21,6 @@ in turns).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from collections import Counter, defaultdict
@@ -32,12 +31,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
+from neural_budget import Replay  # noqa: E402
 from neural_rewriter import CACHE, Judge  # noqa: E402
 from selflearn.assistant.pipeline import Assistant, AssistantConfig  # noqa: E402
 from selflearn.core.guards import rejection  # noqa: E402
 from selflearn.core.home import Home, normalize_name  # noqa: E402
-from selflearn.core.hooks import RewriteContext  # noqa: E402
-from selflearn.evaluate.replay import read_records, turn_setting  # noqa: E402
 from selflearn.rewrite import Rewriter, RewriterConfig  # noqa: E402
 from selflearn.rewrite.home_candidates import HomeCandidates, interleaved  # noqa: E402
 from selflearn.rewrite.spotting import home_names, spot_names  # noqa: E402
@@ -110,27 +108,18 @@ def main() -> None:
     assistant = Assistant(AssistantConfig(asr="exact", nlu="strict"))
     for speech in ("noisy", "exact"):
         folder = CACHE / f"control-mining-held-out-20x7-{speech}"
-        homes = {h: Home.from_dict(row) for h, row in read_records(folder, "homes").items()}
-        turns, truth = read_records(folder, "turns"), read_records(folder, "truth")
         counts: Counter[str] = Counter()
         ms: list[float] = []
         started = time.perf_counter()
         by_intent: dict[str, Counter[str]] = defaultdict(Counter)
-        for turn_id, t in sorted(truth.items(), key=lambda kv: hashlib.blake2b(kv[0].encode()).digest()):
-            turn = turns.get(turn_id)
-            if turn is None or t["action"] == "background" or not t["in_scope"] or not t["defect"]:
-                continue
-            if (turn.get("result") or {}).get("status") == "success":
-                continue
-            home, area_name, area_id, ts, expected = turn_setting(turn, t, homes)
-            if expected is None:
-                continue
+        for failed in Replay(folder).judgeable():
+            home, area_id, expected = failed.home, failed.area_id, failed.expected
+            assert expected is not None
             counts["judgeable"] += 1
-            ctx = RewriteContext(turn["household_id"], turn["user_id"], home, area_name, ts, failed=True)
-            prep = rewriter.prepare(turn["text"], ctx)
+            prep = rewriter.prepare(failed.turn["text"], failed.context())
             if prep is None:
                 continue
-            right = Judge(assistant, home, area_id, ts, expected)
+            right = Judge(assistant, home, area_id, failed.ts, expected)
             numbers = [v for kind, v in prep.d.values if kind == "number"]
             source.home_index(home)
             t0 = time.perf_counter()
