@@ -152,6 +152,30 @@ def test_a_homes_index_keeps_what_runs_there_and_a_request_reads_a_bounded_few(
     assert source.home_index(home) is index  # built once per home
 
 
+def test_a_lock_said_on_or_off_gets_what_home_assistant_would_do_with_it(
+    language: HomeLanguage, embedder: StaticEmbedder
+) -> None:
+    home = Home.from_dict(HOME)
+    source = HomeCandidates(language, embedder, HomeCheck())
+    delex = Delexicalizer(home)
+
+    def actions(text: str) -> set[tuple[str, tuple[str, ...]]]:
+        d = delex(text)
+        found = source.candidates(text, d.pattern, d.values, home, None)
+        # what a candidate is said to do is what its own words do ("front door light on" once
+        # borrowed the reading of "lock front door": both a turn-on, the first for lights only)
+        assert all(source.check.read(c.text, home, None) == c.reading for c in found)
+        return {(c.reading.intent, c.reading.targets) for c in found}
+
+    # "lock the front door" is Home Assistant's HassTurnOn of the lock; "unlock" its HassTurnOff
+    assert ("HassTurnOn", ("lock.front_door",)) in actions("front door on please")
+    assert ("HassTurnOn", ("lock.front_door",)) not in actions("turn off the front door")
+    assert ("HassTurnOff", ("lock.front_door",)) in actions("turn off the front door")
+    assert ("HassTurnOff", ("lock.front_door",)) not in actions("front door on please")
+    # a request that says neither on nor off gets no lock or unlock chosen for it
+    assert not any(intent in ("HassTurnOn", "HassTurnOff") for intent, _ in actions("the front door"))
+
+
 def test_dense_search_stays_within_a_slot_signature(embedder: StaticEmbedder) -> None:
     index = DenseIndex(embedder).add(
         [

@@ -579,6 +579,40 @@ def test_guards_know_opposite_actions_on_lists() -> None:
     assert not flips_polarity("bananas on the list", "put bananas on the list")
 
 
+def test_on_and_off_of_a_cover_or_lock_mean_what_home_assistant_runs() -> None:
+    from selflearn.core.guards import named_on_off_meaning, on_off_rejection, rejection
+    from tests.conftest import HOME
+
+    # In words alone, "on" and "lock" are two actions ...
+    assert rejection("front door on", "lock the front door") == "another action"
+    # ... but Home Assistant runs "lock the {name}" as HassTurnOn of a lock, "close" of a cover as
+    # HassTurnOff: read as what the target's on/off mean, the same side passes, the other flips.
+    assert rejection("front door on", "lock the front door", on_off_means="lock") is None
+    assert rejection("turn off the front door", "unlock the front door", on_off_means="lock") is None
+    assert (
+        rejection("turn off the front door", "lock the front door", on_off_means="lock") == "opposite action"
+    )
+    assert rejection("bedroom shades off", "close the bedroom shades", on_off_means="open") is None
+    assert (
+        rejection("bedroom shades off", "open the bedroom shades", on_off_means="open") == "opposite action"
+    )
+    # a request that says neither still never has a sensitive action chosen for it
+    assert (
+        rejection("the front door", "lock the front door", on_off_means="lock")
+        == "chooses a sensitive action"
+    )
+    assert flips_polarity("turn off the front door", "lock the front door", "lock")
+    # by what the target does, whatever its words ("secure the front door" turns a lock on)
+    assert on_off_rejection("turn off the front door", "lock", on=True) == "opposite action"
+    assert on_off_rejection("front door on", "lock", on=True) is None
+    assert on_off_rejection("lock the front door", "lock", on=True) is None
+    assert on_off_rejection("the front door", "lock", on=True) == "chooses a sensitive action"
+    assert not flips_polarity("turn off the front door", "lock the front door")
+    home = Home.from_dict(HOME)
+    assert named_on_off_meaning("lock the front door", home) == "lock"
+    assert named_on_off_meaning("turn on the kitchen ceiling", home) is None
+
+
 def test_guards_keep_the_kind_of_thing_and_never_choose_a_sensitive_action() -> None:
     from selflearn.core.guards import SENSITIVE_DIMENSIONS, adds_polarity, changes_object
 

@@ -67,10 +67,61 @@ def polarity(pattern: str) -> dict[str, frozenset[int]]:
     }
 
 
-def flips_polarity(source: str, target: str) -> bool:
+def flips_polarity(source: str, target: str, on_off_means: str | None = None) -> bool:
     """True when the target takes a side of some action dimension that the source takes the
-    opposite side of ("turn off the {area} light" -> "switch on the {area} light")."""
-    return _flips(facts(source), facts(target))
+    opposite side of ("turn off the {area} light" -> "switch on the {area} light"). With
+    ``on_off_means`` (:data:`ON_OFF_MEANS`) the source's on/off also count as that dimension's
+    sides: "turn off the front door" -> "lock the front door" flips when the front door is a lock."""
+    src = facts(source)
+    if on_off_means is not None:
+        src = _power_as(src, on_off_means)
+    return _flips(src, facts(target))
+
+
+ON_OFF_MEANS: dict[str, str] = {"cover": "open", "valve": "open", "lock": "lock"}
+"""Entity domain -> the :data:`POLARITY` dimension its on and off mean, as Home Assistant runs them:
+its templates say "open the {name}" and "lock the {name}" as ``HassTurnOn`` and "close" and "unlock"
+as ``HassTurnOff``, and turning a cover or valve on opens it, a lock on locks it. So "front door on"
+asks for what "lock the front door" does when the front door is a lock (never what "unlock" does)."""
+
+
+def on_off_meaning(domains: Iterable[str]) -> str | None:
+    """The dimension on/off mean for things of all these ``domains`` (:data:`ON_OFF_MEANS`), or
+    None when they mean on/off (a light), differ, or there are none."""
+    found = {ON_OFF_MEANS.get(domain) for domain in domains}
+    if len(found) != 1:
+        return None
+    return found.pop()
+
+
+def on_off_rejection(source: str, means: str, on: bool) -> str | None:
+    """Why a target that turns things whose on/off mean ``means`` (:data:`ON_OFF_MEANS`) on
+    (``on``) or off may not stand in for ``source``, whatever its words: "opposite action" when
+    the source says the other side ("turn off the front door" -> "secure the front door", a
+    lock's turn-on), "chooses a sensitive action" when it says neither; None when it says this one."""
+    sides = _power_as(facts(source), means) >> _DIM_SHIFT[means] & 3
+    if not sides:
+        return "chooses a sensitive action"
+    if not sides & (1 if on else 2):
+        return "opposite action"
+    return None
+
+
+def named_on_off_meaning(text: str, home: Home) -> str | None:
+    """:func:`on_off_meaning` of the home's entities whose name or alias ``text`` says."""
+    padded = f" {normalize_name(text)} "
+    return on_off_meaning(domain for name, domain in _on_off_names(home) if f" {name} " in padded)
+
+
+@lru_cache(maxsize=1024)
+def _on_off_names(home: Home) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (name, entity.domain)
+        for entity in home.entities
+        if entity.domain in ON_OFF_MEANS
+        for name in map(normalize_name, entity.spoken_names)
+        if name
+    )
 
 
 SENSITIVE_DIMENSIONS = frozenset({"lock", "alarm", "open"})
@@ -320,6 +371,12 @@ def _drops_time(src: int, dst: int) -> bool:
     return bool(src & ~dst & _TIME_BITS)
 
 
+def _power_as(bits: int, dim: str) -> int:
+    """``bits`` with the sides taken of the power dimension also taken of ``dim``."""
+    power = bits >> _DIM_SHIFT["power"] & 3
+    return bits | power << _DIM_SHIFT[dim]
+
+
 def _adds(src: int, dst: int, mask: int) -> bool:
     return bool(_dims(dst) & ~_dims(src) & mask)
 
@@ -367,13 +424,21 @@ def facts(pattern: str) -> int:
 _SENSITIVE_DIMS = _dim_mask(SENSITIVE_DIMENSIONS)
 
 
-def rejection(source: str, target: str, related: Callable[[str, str], bool] | None = None) -> str | None:
+def rejection(
+    source: str,
+    target: str,
+    related: Callable[[str, str], bool] | None = None,
+    on_off_means: str | None = None,
+) -> str | None:
     """The first guard that rejects rewriting pattern ``source`` to pattern ``target``, or None:
     :func:`flips_polarity`, :func:`changes_object`, :func:`changes_action`,
     :func:`shares_only_carrier`, :func:`drops_time`, then :func:`adds_polarity` over the
     :data:`SENSITIVE_DIMENSIONS`, in that order, each pattern's bits read once (the request path
-    checks every candidate)."""
+    checks every candidate). ``on_off_means``: the target acts on a thing whose on and off are
+    that dimension's sides (:data:`ON_OFF_MEANS`), so the source's on/off count as them."""
     src, dst = facts(source), facts(target)
+    if on_off_means is not None:
+        src = _power_as(src, on_off_means)
     if _flips(src, dst):
         return "opposite action"
     if _other_kind(src, dst):

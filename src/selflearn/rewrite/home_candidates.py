@@ -48,7 +48,7 @@ from rapidfuzz import fuzz, process
 
 from selflearn.core.artefacts import format_name, read_description, write_description
 from selflearn.core.delex import NAME_KINDS, PLACEHOLDER, Delexicalizer, fill
-from selflearn.core.guards import rejection
+from selflearn.core.guards import on_off_rejection, rejection
 from selflearn.core.home import Home, normalize_name
 from selflearn.rewrite.dense import DenseIndex, Encoder, home_entries
 from selflearn.rewrite.encoder import SentenceEncoder
@@ -241,7 +241,8 @@ class HomeCandidates:
                 return False
             cand = found.get(text)
             if cand is None:
-                if rejection(norm, text, self.related) is not None:
+                why = rejection(norm, text, self.related)
+                if why is not None and why not in ON_OFF_GUARDS:
                     dead.add(text)
                     return False
                 reading = known or index.readings.get(text)
@@ -250,7 +251,9 @@ class HomeCandidates:
                         return False
                     reads[source] = reads.get(source, 0) + 1
                     reading = self.check.read(text, home, area_id)
-                if reading is None:
+                if reading is not None and reading.on_off_means is not None:
+                    why = _on_off_rejection(norm, text, reading, self.related)
+                if reading is None or why is not None:
                     dead.add(text)
                     return False
                 same = seen_actions.get(reading.action)
@@ -302,8 +305,11 @@ class HomeCandidates:
                 continue
             known = None
             if names is not None:
-                known = index.meanings.get((self.language.patterns_[entry.row].meaning, names))
-                if known is None:
+                p = self.language.patterns_[entry.row]
+                known = index.meanings.get((p.meaning, names))
+                # the same interpretation from a template for other domains ("lock the {name}" and
+                # "{name} light on" are both a turn-on): this wording does not serve these names
+                if known is None or not _serves(p.domains, known):
                     continue
             if offer(fill(entry.pattern, values), source, taken, cos, entry.pattern, known):
                 taken += 1
@@ -327,6 +333,25 @@ class HomeCandidates:
                     return
 
 
+ON_OFF_GUARDS = ("another action", "chooses a sensitive action")
+"""Guards that a candidate turning a cover, valve or lock on or off may pass after all, read with
+what its on/off mean: "bedroom shades off" asks for what "close the bedroom shades" does."""
+
+
+def _on_off_rejection(
+    norm: str, text: str, reading: Reading, related: Callable[[str, str], bool] | None
+) -> str | None:
+    """The guards for a candidate that turns covers, valves or locks on or off, by what it does
+    rather than by its words alone (:attr:`~selflearn.rewrite.resolves.Reading.on_off_means`):
+    the request's on/off read as that dimension's sides, and its side must be the one the
+    candidate's intent takes ("secure the front door" is a lock's turn-on whatever its words)."""
+    means = reading.on_off_means
+    assert means is not None
+    return rejection(norm, text, related, means) or on_off_rejection(
+        norm, means, reading.intent == "HassTurnOn"
+    )
+
+
 def interleaved(cands: list[HomeCandidate]) -> list[HomeCandidate]:
     """The candidates in turns over the sources, each source's best first: without a ranker, the
     order in which to try them (the first of every source, then the second, ...)."""
@@ -342,6 +367,11 @@ def _names(values: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """The names among a wording's (placeholder, value) pairs, normalised, in a fixed order: an
     interpretation said with them does the same whatever order a wording says them in."""
     return tuple(sorted((kind, normalize_name(value)) for kind, value in values if kind in NAME_KINDS))
+
+
+def _serves(domains: tuple[str, ...], reading: Reading) -> bool:
+    """A wording whose template needs ``domains`` (none: any) can do what ``reading`` does."""
+    return not domains or all(target.split(".", 1)[0] in domains for target in reading.targets)
 
 
 def _code(text: str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from selflearn.assistant.nlu import HomeAssistantNlu
 from selflearn.assistant.resolve import resolve
+from selflearn.core.guards import on_off_meaning
 from selflearn.core.home import Home
 
 
@@ -36,6 +37,15 @@ class Reading:
         """One string for "does the same thing": intent, slots other than names, targets."""
         kept = [f"{k}={v}" for k, v in self.slots if k not in ("name", "area", "floor")]
         return "|".join([self.intent, *kept, ",".join(self.targets)])
+
+    @property
+    def on_off_means(self) -> str | None:
+        """For a turn-on or turn-off of covers, valves or locks, the dimension its on/off mean
+        (:data:`~selflearn.core.guards.ON_OFF_MEANS`: "lock the front door" is Home Assistant's
+        ``HassTurnOn`` of a lock); None otherwise."""
+        if self.intent not in ("HassTurnOn", "HassTurnOff") or not self.targets:
+            return None
+        return on_off_meaning(target.split(".", 1)[0] for target in self.targets)
 
 
 class HomeCheck:

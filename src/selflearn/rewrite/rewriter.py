@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 from selflearn.core.artefacts import DESCRIPTION, format_name, read_description, reading, write_description
 from selflearn.core.delex import fill
 from selflearn.core.embed import StaticEmbedder
-from selflearn.core.guards import flips_polarity, is_sensitive
+from selflearn.core.guards import flips_polarity, is_sensitive, named_on_off_meaning
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.hooks import Confirm, RewriteContext
 from selflearn.core.schema import Feedback, RewriteTrace, Turn
@@ -551,7 +551,9 @@ class Rewriter:
         :attr:`RewriterConfig.confirm` says so."""
         if not decision.rewritten:
             return decision
-        if flips_polarity(normalize_name(decision.original), normalize_name(decision.text)):
+        home = ctx.home if ctx.home is not None else self.homes.get(ctx.household_id)
+        means = named_on_off_meaning(decision.text, home) if home is not None else None
+        if flips_polarity(normalize_name(decision.original), normalize_name(decision.text), means):
             why = f"{decision.text!r} does the opposite of {decision.original!r}: never"
             reasons = (*decision.reasons, why)
             return RewriteDecision(decision.original, decision.original, False, reasons=reasons)
@@ -578,7 +580,6 @@ class Rewriter:
                 return RewriteDecision(decision.original, decision.original, False, reasons=reasons)
         if mode == "off":
             return decision
-        home = ctx.home if ctx.home is not None else self.homes.get(ctx.household_id)
         sensitive = is_sensitive(decision.text, home=home) or is_sensitive(decision.original, home=home)
         yes_before = mem is not None and mem.accepted_before(decision.original, decision.text)
         if yes_before and not sensitive and mode != "all":
