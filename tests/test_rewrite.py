@@ -611,6 +611,12 @@ def test_on_and_off_of_a_cover_or_lock_mean_what_home_assistant_runs() -> None:
     home = Home.from_dict(HOME)
     assert named_on_off_meaning("lock the front door", home) == "lock"
     assert named_on_off_meaning("turn on the kitchen ceiling", home) is None
+    # the dialogue's last check reads the home's lock so too, whatever proposed the sentence
+    from selflearn.dialogue.engine import opposite
+
+    assert opposite("turn off the front door", ("lock the front door",), home)
+    assert not opposite("turn off the front door", ("unlock the front door",), home)
+    assert not opposite("turn off the front door", ("lock the front door",))  # words alone
 
 
 def test_guards_keep_the_kind_of_thing_and_never_choose_a_sensitive_action() -> None:

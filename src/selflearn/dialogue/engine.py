@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from selflearn.core.guards import flips_polarity, is_sensitive, polarity
+from selflearn.core.guards import flips_polarity, is_sensitive, named_on_off_meaning, polarity
 from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext, RewriteHook
 from selflearn.core.schema import (
@@ -240,7 +240,7 @@ class Dialogue:
             works = works or port.works(heard.text)
             if works != "exact":  # an exact template match is never overridden by a taught word
                 applied = teaching.book.apply(heard.text, heard.household_id, heard.user_id, port.home)
-                if applied is not None and opposite(heard.text, applied.sentences):
+                if applied is not None and opposite(heard.text, applied.sentences, port.home):
                     applied = None  # never the opposite of what was said, however it was learned
                 if applied is not None:
                     taught = taught_trace(heard.text, applied)
@@ -277,7 +277,7 @@ class Dialogue:
         )
         answer = self.rewrite(heard.text, context)
         trace = answer.trace if isinstance(answer, Confirm) else answer
-        if trace is not None and opposite(heard.text, (trace.rewritten_text,)):
+        if trace is not None and opposite(heard.text, (trace.rewritten_text,), port.home):
             return Step("pass")  # never the opposite of what was said, however it was learned
         if isinstance(answer, Confirm):
             proposal = answer.trace.rewritten_text
@@ -670,12 +670,16 @@ def taught_trace(original: str, applied: Applied) -> RewriteTrace:
     )
 
 
-def opposite(said: str, sentences: tuple[str, ...]) -> bool:
+def opposite(said: str, sentences: tuple[str, ...], home: Home | None = None) -> bool:
     """Whether running ``sentences`` for ``said`` would do the opposite of what was said (on and
     off, open and close, lock and unlock, pause and play: :func:`~selflearn.core.guards.
-    flips_polarity`)."""
+    flips_polarity`); given the ``home``, on and off of a lock, cover or valve it names as Home
+    Assistant runs them ("turn off the front door" unlocks: "lock the front door" is its opposite)."""
     words = clean(said)
-    return any(flips_polarity(words, clean(sentence)) for sentence in sentences)
+    return any(
+        flips_polarity(words, clean(s), named_on_off_meaning(s, home) if home is not None else None)
+        for s in sentences
+    )
 
 
 def gap_words(words: str | None) -> str | None:
