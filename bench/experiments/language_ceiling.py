@@ -132,10 +132,8 @@ def main() -> None:
         counts, missed = ceiling(folder, language, assistant, args.limit)
         share = counts["reachable"] / max(counts["judgeable"], 1)
         print(
-            print(
-                f"{speech}: {counts['reachable']} of {counts['judgeable']} ({share:.1%}) have a sentence "
-                "in the home's language that works"
-            )
+            f"{speech}: {counts['reachable']} of {counts['judgeable']} ({share:.1%}) have a sentence "
+            "in the home's language that works"
         )
         print(f"  without one, by wanted intent: {missed.most_common(12)}")
 

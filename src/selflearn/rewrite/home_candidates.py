@@ -48,7 +48,7 @@ from rapidfuzz import fuzz, process
 
 from selflearn.core.artefacts import format_name, read_description, write_description
 from selflearn.core.delex import NAME_KINDS, PLACEHOLDER, Delexicalizer, fill
-from selflearn.core.guards import on_off_rejection, rejection
+from selflearn.core.guards import ON_OFF_MEANS, on_off_rejection, rejection
 from selflearn.core.home import Home, normalize_name
 from selflearn.rewrite.dense import DenseIndex, Encoder, home_entries
 from selflearn.rewrite.encoder import SentenceEncoder
@@ -242,7 +242,8 @@ class HomeCandidates:
             cand = found.get(text)
             if cand is None:
                 why = rejection(norm, text, self.related)
-                if why is not None and why not in ON_OFF_GUARDS:
+                on_off = why in ON_OFF_GUARDS and _may_mean_on_off(norm, text, self.related)
+                if why is not None and not on_off:
                     dead.add(text)
                     return False
                 reading = known or index.readings.get(text)
@@ -336,6 +337,12 @@ class HomeCandidates:
 ON_OFF_GUARDS = ("another action", "chooses a sensitive action")
 """Guards that a candidate turning a cover, valve or lock on or off may pass after all, read with
 what its on/off mean: "bedroom shades off" asks for what "close the bedroom shades" does."""
+
+
+def _may_mean_on_off(norm: str, text: str, related: Callable[[str, str], bool] | None) -> bool:
+    """Whether some reading of on/off (:data:`~selflearn.core.guards.ON_OFF_MEANS`) lets the
+    guards pass ``text`` for ``norm``: words only, before a candidate is read through the matcher."""
+    return any(rejection(norm, text, related, means) is None for means in sorted(set(ON_OFF_MEANS.values())))
 
 
 def _on_off_rejection(
