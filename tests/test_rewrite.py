@@ -603,10 +603,14 @@ def test_on_and_off_of_a_cover_or_lock_mean_what_home_assistant_runs() -> None:
     )
     assert flips_polarity("turn off the front door", "lock the front door", "lock")
     # by what the target does, whatever its words ("secure the front door" turns a lock on)
-    assert on_off_rejection("turn off the front door", "lock", on=True) == "opposite action"
-    assert on_off_rejection("front door on", "lock", on=True) is None
-    assert on_off_rejection("lock the front door", "lock", on=True) is None
-    assert on_off_rejection("the front door", "lock", on=True) == "chooses a sensitive action"
+    assert on_off_rejection("turn off the front door", "secure the front door", "lock", on=True) == (
+        "opposite action"
+    )
+    assert on_off_rejection("front door on", "secure the front door", "lock", on=True) is None
+    assert on_off_rejection("lock the front door", "secure the front door", "lock", on=True) is None
+    assert on_off_rejection("the front door", "secure the front door", "lock", on=True) == (
+        "chooses a sensitive action"
+    )
     assert not flips_polarity("turn off the front door", "lock the front door")
     home = Home.from_dict(HOME)
     assert named_on_off_meaning("lock the front door", home) == "lock"

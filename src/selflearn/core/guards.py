@@ -85,6 +85,10 @@ as ``HassTurnOff``, and turning a cover or valve on opens it, a lock on locks it
 asks for what "lock the front door" does when the front door is a lock (never what "unlock" does)."""
 
 
+ON_OFF_DIMENSIONS = tuple(sorted(set(ON_OFF_MEANS.values())))
+"""The dimensions on/off can mean (:data:`ON_OFF_MEANS`), each once."""
+
+
 def on_off_meaning(domains: Iterable[str]) -> str | None:
     """The dimension on/off mean for things of all these ``domains`` (:data:`ON_OFF_MEANS`), or
     None when they mean on/off (a light), differ, or there are none."""
@@ -94,11 +98,21 @@ def on_off_meaning(domains: Iterable[str]) -> str | None:
     return found.pop()
 
 
-def on_off_rejection(source: str, means: str, on: bool) -> str | None:
-    """Why a target that turns things whose on/off mean ``means`` (:data:`ON_OFF_MEANS`) on
-    (``on``) or off may not stand in for ``source``, whatever its words: "opposite action" when
-    the source says the other side ("turn off the front door" -> "secure the front door", a
-    lock's turn-on), "chooses a sensitive action" when it says neither; None when it says this one."""
+def on_off_rejection(
+    source: str,
+    target: str,
+    means: str,
+    on: bool,
+    related: Callable[[str, str], bool] | None = None,
+) -> str | None:
+    """:func:`rejection` for a target that turns things whose on/off mean ``means``
+    (:data:`ON_OFF_MEANS`) on (``on``) or off, judged by what it does as well as by its words: the
+    source's on/off read as that dimension's sides, then "opposite action" when the source says the
+    other side ("turn off the front door" -> "secure the front door", a lock's turn-on whatever
+    its words), "chooses a sensitive action" when it says neither; None when it says this one."""
+    why = rejection(source, target, related, means)
+    if why is not None:
+        return why
     sides = _power_as(facts(source), means) >> _DIM_SHIFT[means] & 3
     if not sides:
         return "chooses a sensitive action"

@@ -48,7 +48,7 @@ from rapidfuzz import fuzz, process
 
 from selflearn.core.artefacts import format_name, read_description, write_description
 from selflearn.core.delex import NAME_KINDS, PLACEHOLDER, Delexicalizer, fill
-from selflearn.core.guards import ON_OFF_MEANS, on_off_rejection, rejection
+from selflearn.core.guards import ON_OFF_DIMENSIONS, on_off_rejection, rejection
 from selflearn.core.home import Home, normalize_name
 from selflearn.rewrite.dense import DenseIndex, Encoder, home_entries
 from selflearn.rewrite.encoder import SentenceEncoder
@@ -253,7 +253,8 @@ class HomeCandidates:
                     reads[source] = reads.get(source, 0) + 1
                     reading = self.check.read(text, home, area_id)
                 if reading is not None and reading.on_off_means is not None:
-                    why = _on_off_rejection(norm, text, reading, self.related)
+                    on = reading.intent == "HassTurnOn"
+                    why = on_off_rejection(norm, text, reading.on_off_means, on, self.related)
                 if reading is None or why is not None:
                     dead.add(text)
                     return False
@@ -340,23 +341,9 @@ what its on/off mean: "bedroom shades off" asks for what "close the bedroom shad
 
 
 def _may_mean_on_off(norm: str, text: str, related: Callable[[str, str], bool] | None) -> bool:
-    """Whether some reading of on/off (:data:`~selflearn.core.guards.ON_OFF_MEANS`) lets the
+    """Whether some reading of on/off (:data:`~selflearn.core.guards.ON_OFF_DIMENSIONS`) lets the
     guards pass ``text`` for ``norm``: words only, before a candidate is read through the matcher."""
-    return any(rejection(norm, text, related, means) is None for means in sorted(set(ON_OFF_MEANS.values())))
-
-
-def _on_off_rejection(
-    norm: str, text: str, reading: Reading, related: Callable[[str, str], bool] | None
-) -> str | None:
-    """The guards for a candidate that turns covers, valves or locks on or off, by what it does
-    rather than by its words alone (:attr:`~selflearn.rewrite.resolves.Reading.on_off_means`):
-    the request's on/off read as that dimension's sides, and its side must be the one the
-    candidate's intent takes ("secure the front door" is a lock's turn-on whatever its words)."""
-    means = reading.on_off_means
-    assert means is not None
-    return rejection(norm, text, related, means) or on_off_rejection(
-        norm, means, reading.intent == "HassTurnOn"
-    )
+    return any(rejection(norm, text, related, means) is None for means in ON_OFF_DIMENSIONS)
 
 
 def interleaved(cands: list[HomeCandidate]) -> list[HomeCandidate]:
@@ -378,7 +365,7 @@ def _names(values: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
 
 def _serves(domains: tuple[str, ...], reading: Reading) -> bool:
     """A wording whose template needs ``domains`` (none: any) can do what ``reading`` does."""
-    return not domains or all(target.split(".", 1)[0] in domains for target in reading.targets)
+    return not domains or set(reading.domains) <= set(domains)
 
 
 def _code(text: str) -> str:

@@ -39,13 +39,18 @@ class Reading:
         return "|".join([self.intent, *kept, ",".join(self.targets)])
 
     @property
+    def domains(self) -> tuple[str, ...]:
+        """The domains of the entities it resolves to, in target order."""
+        return tuple(target.split(".", 1)[0] for target in self.targets)
+
+    @property
     def on_off_means(self) -> str | None:
         """For a turn-on or turn-off of covers, valves or locks, the dimension its on/off mean
         (:data:`~selflearn.core.guards.ON_OFF_MEANS`: "lock the front door" is Home Assistant's
         ``HassTurnOn`` of a lock); None otherwise."""
-        if self.intent not in ("HassTurnOn", "HassTurnOff") or not self.targets:
+        if self.intent not in ("HassTurnOn", "HassTurnOff"):
             return None
-        return on_off_meaning(target.split(".", 1)[0] for target in self.targets)
+        return on_off_meaning(self.domains)
 
 
 class HomeCheck:
