@@ -253,13 +253,14 @@ class StaticEmbedder:
 class RelatedWords:
     """Whether two words are related in meaning: the cosine of their static embeddings is at
     least ``threshold`` ("clock"/"time" 0.38, "sunny"/"weather" 0.35, "todays"/"date" 0.31;
-    "joke"/"time" -0.01, "meeting"/"time" 0.16). Word vectors are cached."""
+    "joke"/"time" -0.01, "meeting"/"time" 0.16). Word vectors and answers are cached."""
 
     def __init__(self, embedder: StaticEmbedder, threshold: float = 0.3, limit: int = 100_000) -> None:
         self.embedder = embedder
         self.threshold = threshold
         self.limit = limit
         self._vectors: dict[str, np.ndarray] = {}
+        self._pairs: dict[tuple[str, str], bool] = {}
 
     def vector(self, word: str) -> np.ndarray:
         hit = self._vectors.get(word)
@@ -270,7 +271,12 @@ class RelatedWords:
         return hit
 
     def __call__(self, a: str, b: str) -> bool:
-        return float(self.vector(a) @ self.vector(b)) >= self.threshold
+        hit = self._pairs.get((a, b))
+        if hit is None:
+            if len(self._pairs) >= self.limit:
+                self._pairs.clear()
+            hit = self._pairs[a, b] = float(self.vector(a) @ self.vector(b)) >= self.threshold
+        return hit
 
 
 class MiniLM:

@@ -226,11 +226,16 @@ def shares_only_carrier(source: str, target: str, related: Callable[[str, str], 
         return False
     for a in src:
         for b in dst:
-            if _metaphone(a) == _metaphone(b) or _similarity(a, b) >= 0.6:
-                return False
-            if related is not None and related(a, b):
+            if _alike(a, b) or (related is not None and related(a, b)):
                 return False
     return True
+
+
+@lru_cache(maxsize=1 << 16)
+def _alike(a: str, b: str) -> bool:
+    """Two words that sound the same or are one recogniser slip apart (cached: the request path
+    checks a few hundred candidates, most of them sharing the home's words)."""
+    return _metaphone(a) == _metaphone(b) or _similarity(a, b) >= 0.6
 
 
 @lru_cache(maxsize=CACHE_SIZE)

@@ -273,7 +273,9 @@ class HomeCandidates:
         self._by_pattern(pattern, values, offer, "pattern", index)
         if index.sentences:
             sims = index.vectors @ self.encoder.encode_one(norm)
-            top = np.argsort(-sims)[:SEARCHED]
+            k = min(SEARCHED, len(sims))
+            top = np.argpartition(-sims, k - 1)[:k]
+            top = top[np.argsort(-sims[top], kind="stable")]
             self._take(((int(i), float(sims[i])) for i in top), index, numbers, offer, "dense")
             for source, query, choices in (
                 ("sound", _code(norm), index.codes),

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import jellyfish
-from rapidfuzz import fuzz
+import numpy as np
+from rapidfuzz import fuzz, process
 
 from selflearn.core.guards import CARRIER_WORDS, OBJECT_WORDS
 from selflearn.core.home import Home, normalize_name
@@ -105,10 +106,10 @@ def home_names(home: Home) -> tuple[str, ...]:
     return found
 
 
-def similarity(said: str, name: str) -> float:
+def similarity(said: str, name: str, spelling: float | None = None) -> float:
     """How close a span is to a name (0-100): by spelling, or by sound when the spelling is not
-    far off."""
-    spelling = float(fuzz.ratio(said, name))
+    far off (``spelling``: their spelling ratio, when known)."""
+    spelling = float(fuzz.ratio(said, name)) if spelling is None else spelling
     if spelling >= SPELLING:
         return spelling
     if spelling >= SPELLING_WITH_SOUND:
@@ -131,20 +132,29 @@ def spot_names(text: str, home: Home) -> list[Spotted]:
         for start in range(len(words))
         if words[start : start + len(name.split())] == name.split()
     ]
-    found: list[Spotted] = []
+    # each name against the spans one word shorter, as long and one longer; the spellings of
+    # all of one width's spans against its names in one call, the rest only where they are close
+    by_width: dict[int, list[str]] = {}
     for name in names:
         size = len(name.split())
         for width in {max(size - 1, 1), size, size + 1}:
-            for start in range(len(words) - width + 1):
-                span = words[start : start + width]
-                if all(w in _COMMON for w in span) or _plural_only(span, name.split()):
-                    continue
-                said = " ".join(span)
-                if said in exact or not _repairs_more(start, start + width, name, said_names, words):
-                    continue
-                score = similarity(said, name)
-                if score > 0:
-                    found.append(Spotted(start, start + width, said, name, score))
+            by_width.setdefault(width, []).append(name)
+    found: list[Spotted] = []
+    for width, wanted in by_width.items():
+        if width > len(words):
+            continue
+        spans = [" ".join(words[start : start + width]) for start in range(len(words) - width + 1)]
+        spelling = process.cdist(spans, wanted, scorer=fuzz.ratio, dtype=np.float64)
+        for start, j in zip(*np.nonzero(spelling >= SPELLING_WITH_SOUND), strict=True):
+            said, name = spans[start], wanted[j]
+            span = words[start : start + width]
+            if all(w in _COMMON for w in span) or _plural_only(span, name.split()):
+                continue
+            if said in exact or not _repairs_more(start, start + width, name, said_names, words):
+                continue
+            score = similarity(said, name, float(spelling[start, j]))
+            if score > 0:
+                found.append(Spotted(int(start), int(start) + width, said, name, score))
     found.sort(key=lambda s: (-s.score, s.start, s.end - s.start))
     taken: list[Spotted] = []
     for s in found:
