@@ -14,7 +14,10 @@ they meant and no otherwise -- one question either way). Defect reduction is res
 replay's in-scope defects; questions are per 100 turns of the replay.
 
 The rewriter's decision is timed whole (:meth:`~selflearn.rewrite.Rewriter.rewrite_one`, the
-home's index built beforehand, as a service builds it when the home syncs): ``latency_ms``.
+home's index built beforehand, as a service builds it when the home syncs): ``latency_ms``. As in
+``selflearn serve`` (``ServiceConfig.freeze_gc``), what was loaded before the homes' indexes --
+the rewriter, and here the replay -- is moved out of the cyclic garbage collector's scans
+(``gc.freeze``); the indexes built after it stay in them, as they do in the service.
 
 An arm ``name=FOLDER:single=DIR`` re-reads the LightGBM ranker's first candidates with a trained
 single encoder (:mod:`selflearn.rewrite.cross_encoder`): its pick and score replace the
@@ -24,6 +27,7 @@ it re-read works (``reread_reach``: the ceiling of re-ranking those candidates).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import sys
 import time
@@ -175,6 +179,8 @@ def picks(
     replay = Replay(folder)
     assert rewriter.ranker_ is not None, "a rewriter without a ranker makes no ranked pick"
     source = rewriter.retrieval.home if rewriter.config.home_language else None
+    gc.collect()
+    gc.freeze()  # as `selflearn serve` after loading its rewriter: a full collection over it stalls requests
     built: list[float] = []
     if source is not None:
         for home in replay.homes.values():

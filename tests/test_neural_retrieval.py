@@ -11,6 +11,7 @@ import pytest
 
 from selflearn.core.delex import Delexicalizer
 from selflearn.core.embed import StaticEmbedder
+from selflearn.core.errors import ConfigError
 from selflearn.core.home import Home
 from selflearn.rewrite.dense import DenseIndex, Entry, home_entries
 from selflearn.rewrite.home_candidates import SOURCES, HomeCandidates
@@ -219,6 +220,44 @@ def test_an_exported_encoder_gives_the_networks_vectors(tmp_path: Path) -> None:
     loaded = SentenceEncoder.load(tmp_path / "enc")
     assert loaded.metadata["steps"] == 1 and loaded.metadata["pairs"] == {"logs": 2}
     assert np.allclose(loaded.encode(texts), vectors, atol=1e-6)
+
+
+def test_the_exported_encoder_averages_the_trained_weights_with_the_shipped_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``EncoderConfig.base_weight`` (WiSE-FT): every trained weight is exported as the average of
+    its value after training and as shipped; weights that were not trained stay as shipped."""
+    pytest.importorskip("torch")
+    from selflearn.rewrite import encoder_fit
+    from selflearn.rewrite.encoder_fit import EncoderConfig, Pair, fit_encoder
+
+    base = tiny_bert(tmp_path / "tiny", layers=2)
+    pairs = [
+        Pair("kill the lights in the kitchen", "turn off the lights in the kitchen", None, "off", "logs"),
+        Pair("lights on in the kitchen", "turn on the lights in the kitchen", None, "on", "logs"),
+    ]
+    exported: dict[str, dict[str, np.ndarray]] = {}
+    export = encoder_fit.export_network
+
+    def weights(name: str, pairs: list[Pair], base_weight: float) -> dict[str, np.ndarray]:
+        def recording(torch: object, model: object, *args: object) -> Path:
+            exported[name] = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}  # type: ignore[attr-defined]
+            return export(torch, model, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(encoder_fit, "export_network", recording)
+        config = EncoderConfig(batch_size=2, learning_rate=1e-2, train_layers=1, base_weight=base_weight)
+        fit_encoder(pairs, tmp_path / name, config, base=base, say=lambda _: None)
+        return exported[name]
+
+    shipped = weights("shipped", [], 0.5)
+    trained = weights("trained", pairs, 0.0)
+    averaged = weights("averaged", pairs, 0.5)
+    moved = [name for name in trained if not np.array_equal(trained[name], shipped[name])]
+    assert moved and all(".layer.1." in name for name in moved)  # the top layer trained, the rest as shipped
+    for name, value in averaged.items():
+        assert np.allclose(value, (trained[name] + shipped[name]) / 2, atol=1e-6), name
+    with pytest.raises(ConfigError):
+        EncoderConfig(base_weight=1.0)
 
 
 @pytest.mark.slow

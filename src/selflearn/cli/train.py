@@ -298,6 +298,15 @@ def train_encoder_cmd(
     layers: Annotated[
         int, typer.Option(help="MiniLM layers trained, from the top (6: all of them).", min=0, max=6)
     ] = 2,
+    base_weight: Annotated[
+        float,
+        typer.Option(
+            help="Share of the shipped MiniLM's weights averaged into the trained ones (WiSE-FT; "
+            "0: the weights as trained).",
+            min=0.0,
+            max=0.99,
+        ),
+    ] = 0.5,
     zero_shot: Annotated[
         bool, typer.Option("--zero-shot", help="Export the shipped MiniLM as it is (no training).")
     ] = False,
@@ -314,7 +323,11 @@ def train_encoder_cmd(
     from selflearn.rewrite.logs import read_homes, read_log
 
     config = EncoderConfig(
-        epochs=epochs, min_users=min_users, template_pairs=template_pairs, train_layers=layers
+        epochs=epochs,
+        min_users=min_users,
+        template_pairs=template_pairs,
+        train_layers=layers,
+        base_weight=base_weight,
     )
     pairs = []
     provenance: dict[str, object] = {}

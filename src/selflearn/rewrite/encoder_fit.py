@@ -81,10 +81,19 @@ class EncoderConfig:
     train_layers: int = 2
     """Transformer layers trained, from the top (MiniLM has 6): the embeddings and the layers below
     stay as shipped. Fewer layers train faster on a CPU and keep more of what MiniLM knows."""
+    base_weight: float = 0.5
+    """Share of the shipped weights in the exported encoder: each trained weight is averaged with
+    its value before training, ``base_weight * shipped + (1 - base_weight) * trained`` (weight-space
+    ensembling, WiSE-FT: Wortsman et al., "Robust fine-tuning of zero-shot models", 2022). The
+    trained encoder learns the logs' rephrasings and loses some of what MiniLM knew (on exact
+    speech it reached fewer working sentences than MiniLM as shipped); the average keeps both.
+    0 exports the weights as trained."""
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
             raise ConfigError("EncoderConfig: epochs must be >= 1 and batch_size >= 2")
+        if not 0.0 <= self.base_weight < 1.0:
+            raise ConfigError("EncoderConfig: base_weight must be in [0, 1)")
 
 
 def log_pairs(
@@ -261,6 +270,7 @@ def fit_encoder(
         for layer in layers[: max(len(layers) - config.train_layers, 0)]:
             layer.requires_grad_(False)
         trained = [p for p in model.parameters() if p.requires_grad]
+        shipped = [p.detach().clone() for p in trained]
         optimizer = torch.optim.AdamW(trained, lr=config.learning_rate)
         rng = random.Random(config.seed)
         total = config.epochs * ((len(pairs) + config.batch_size - 1) // config.batch_size)
@@ -297,6 +307,7 @@ def fit_encoder(
                 losses.append(float(loss.detach()))
                 if steps % 10 == 0 or steps == total:
                     say(progress_note("encoder", epoch, steps, total, losses, started))
+        average_weights(torch, trained, shipped, config.base_weight)
     model.eval()
     folder = Path(out)
     sample = tokenizer(["turn off the lights in the kitchen"], return_tensors="pt")
@@ -320,6 +331,14 @@ def fit_encoder(
     )
     say(f"encoder: {steps} steps in {time.perf_counter() - started:.0f} s -> {folder}")
     return SentenceEncoder.load(folder)
+
+
+def average_weights(torch: Any, trained: list[Any], shipped: list[Any], base_weight: float) -> None:
+    """Each trained parameter, in place, averaged with its shipped value
+    (:attr:`EncoderConfig.base_weight`)."""
+    with torch.no_grad():
+        for param, before in zip(trained, shipped, strict=True):
+            param.mul_(1.0 - base_weight).add_(before, alpha=base_weight)
 
 
 def training_set(
