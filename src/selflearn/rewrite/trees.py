@@ -87,6 +87,6 @@ class FastPredictor:
         self._len = ctypes.c_int64(0)
 
     def __del__(self) -> None:
-        if self._handle is not None and self._pid == os.getpid() and self._lib is not None:
-            with contextlib.suppress(Exception):  # interpreter shutdown
+        with contextlib.suppress(Exception):  # at interpreter shutdown even `os` may be gone
+            if self._handle is not None and self._pid == os.getpid() and self._lib is not None:
                 self._lib.LGBM_FastConfigFree(self._handle)
