@@ -3,6 +3,8 @@ selflearn integration and a real ``selflearn serve`` -- the loop as a home gets 
 
     python bench/real_home.py                       # 20 households x 7 days, four arms (~1 h)
     python bench/real_home.py --households 4 --days 2   # a quick look
+    python bench/real_home.py --arms asking --no-reference --rewriter bench/.cache/neural/hl-rewriter \
+        --results real_home_neural                  # the neural rewriter as the global layer (~25 min)
 
 The households are the evaluation population ``held-out`` (new homes, phrasings held out of every
 training log, noisy speech: :mod:`selflearn.evaluate.populations`), simulated day by day by the
@@ -748,6 +750,12 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--out", type=Path, default=None, help="working folder (default: a temporary one)")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference-assistant arms")
+    parser.add_argument(
+        "--results",
+        default="real_home",
+        help="results file name in docs/results (real_home_neural: another rewriter's run, kept beside "
+        "the starter's)",
+    )
     args = parser.parse_args()
     if not (args.rewriter / "model.json").exists():
         raise SystemExit(
@@ -824,7 +832,8 @@ def main() -> None:
         "work": str(work),
     }
     command = "python bench/real_home.py " + " ".join(sys.argv[1:])
-    path = write_results("real_home", figures, command=command.strip(), seconds=time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    path = write_results(args.results, figures, command=command.strip(), seconds=seconds)
     print(json.dumps(figures, indent=2))
     print(f"[real-home] figures -> {path}", file=sys.stderr)
 
