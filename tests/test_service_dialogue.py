@@ -258,3 +258,31 @@ def test_forgetting_a_household_forgets_its_questions_and_lessons(client: TestCl
     client.put("/v1/homes/h1", json=HOME)
     assert home.say("yes", conversation="c2")["ended"] is None  # no question waits any more
     assert home.say("turn on the big light", conversation="c3")["action"] == "pass"
+
+
+def test_what_is_taught_after_the_store_reopens_is_kept_and_survives_a_restart(
+    rewriter_dir: Path, tmp_path: Path
+) -> None:
+    """The service opens its store again every ``store_reopen_batches`` batches: teaching and
+    forgetting afterwards write to the store open now (they wrote to the closed one and failed
+    open: seen through a real Home Assistant core, the yes lost)."""
+    store = tmp_path / "s.duckdb"
+    with _app(rewriter_dir, store, store_reopen_batches=1) as c:
+        c.put("/v1/homes/h1", json=HOME)
+        service = c.app.state.service  # type: ignore[attr-defined]
+        assert service.talk.wait_ready()
+        home = Home(c)
+        first = service.store
+        home.say("turn on the kitchen ceiling", failed=False)  # one batch logged: the store reopens
+        assert service.store is not first
+        taught = home.say("the big light is the kitchen ceiling", conversation="c2")
+        assert taught["action"] == "say" and taught["speech"].startswith("OK"), taught
+        home.say("when i say lights out i mean turn off the kitchen ceiling", conversation="c3")
+        forgot = home.say("forget lights out", conversation="c4")
+        assert forgot["action"] == "say" and "forgotten" in forgot["speech"], forgot
+        concepts = c.get("/v1/concepts", params={"household_id": "h1"}).json()["concepts"]
+        assert [concept["phrase"] for concept in concepts] == ["big light"]
+    with _app(rewriter_dir, store) as c:  # a new process state: what the store kept
+        assert c.get("/healthz").json()["dialogue"]["rebuilt"]["concepts"] == 1
+        assert c.app.state.service.talk.wait_ready()  # type: ignore[attr-defined]
+        assert Home(c).say("turn on the big light", conversation="c5")["action"] == "run"

@@ -34,7 +34,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import Concept, ConceptKind, DialogueAct
@@ -217,17 +217,28 @@ class Applied:
         return "taught:" + "+".join(c.concept_id for c in self.concepts)
 
 
+class ConceptWrites(Protocol):
+    """Where a :class:`ConceptBook` writes what is taught and forgotten: a
+    :class:`~selflearn.core.store.Store`, or what stands for one (the service's store as it is open
+    now, under its lock)."""
+
+    def put_concept(self, concept: Concept) -> Concept | None: ...
+
+    def forget_concept(self, concept_id: str) -> bool: ...
+
+
 @dataclass
 class ConceptBook:
     """The concepts of every household, applied to requests; written through to ``store``."""
 
-    store: Store | None = None
+    store: ConceptWrites | None = None
     by_household: dict[str, dict[str, Concept]] = field(default_factory=dict)
 
     @classmethod
-    def from_store(cls, store: Store) -> ConceptBook:
-        """A book holding every concept in ``store`` (and writing changes back to it)."""
-        book = cls(store)
+    def from_store(cls, store: Store, writes: ConceptWrites | None = None) -> ConceptBook:
+        """A book holding every concept in ``store``, writing changes to ``writes`` (default:
+        back to ``store``)."""
+        book = cls(writes or store)
         for concept in store.concepts():
             book.by_household.setdefault(concept.household_id, {})[concept.concept_id] = concept
         return book

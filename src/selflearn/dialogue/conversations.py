@@ -42,7 +42,7 @@ from selflearn.core.schema import (
     ResultTrace,
     Turn,
 )
-from selflearn.dialogue.concepts import ConceptBook
+from selflearn.dialogue.concepts import ConceptBook, ConceptWrites
 from selflearn.dialogue.engine import Dialogue, Heard, Port, Step
 from selflearn.dialogue.questions import Question
 
@@ -213,14 +213,14 @@ class Conversations:
                 teaching.budget.forget_household(household_id)
             return len(keys)
 
-    def restore(self, store: Store) -> dict[str, int]:
+    def restore(self, store: Store, writes: ConceptWrites | None = None) -> dict[str, int]:
         """Take what was taught and declined from ``store`` (the concepts, written through to it
-        from now on; the refusals among its dialogue acts); returns the counts."""
+        -- or to ``writes`` -- from now on; the refusals among its dialogue acts); returns the counts."""
         teaching = self.dialogue.teaching
         if teaching is None:
             return {"concepts": 0, "declined": 0}
         with self.lock:
-            teaching.book = ConceptBook.from_store(store)
+            teaching.book = ConceptBook.from_store(store, writes)
             acts = [DialogueAct.model_validate(row) for row in store.dialogue_acts().to_pylist()]
             declined = teaching.budget.restore(acts)
         concepts = sum(len(found) for found in teaching.book.by_household.values())

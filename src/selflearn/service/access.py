@@ -16,6 +16,7 @@ import duckdb
 from fastapi import HTTPException, Request
 
 from selflearn.core.errors import SelflearnError
+from selflearn.core.schema import Concept
 from selflearn.core.store import Store
 from selflearn.service.config import ServiceConfig
 
@@ -44,6 +45,32 @@ class HoldsStore(Protocol):
     @property
     def store_lock(self) -> threading.Lock:
         """Held while the store is used."""
+
+
+class CurrentStore:
+    """The service's store as it is open at the moment of each write, for a writer that outlives
+    a reopen (``ServiceConfig.store_reopen_batches`` closes the store and opens a new one): the
+    dialogue's concept book, which held the store it was given and, after the first reopen, wrote
+    what households taught to a closed connection. Not under :attr:`HoldsStore.store_lock`: the
+    dialogue writes while holding its conversations' lock, and the paths that forget a household
+    take the two the other way round."""
+
+    def __init__(self, service: HoldsStore) -> None:
+        self.service = service
+
+    def _store(self) -> Store:
+        store = self.service.store
+        if store is None:
+            raise StoreClosed(
+                self.service.store_error or "the store is closed (the service is shutting down)"
+            )
+        return store
+
+    def put_concept(self, concept: Concept) -> Concept | None:
+        return self._store().put_concept(concept)
+
+    def forget_concept(self, concept_id: str) -> bool:
+        return self._store().forget_concept(concept_id)
 
 
 def bearer_ok(config: ServiceConfig, request: Request) -> bool:
@@ -98,4 +125,12 @@ def on_store(service: HoldsStore, work: Callable[[Store], _T], what: str = "taug
         raise HTTPException(503, f"store unavailable: {exc}") from exc
 
 
-__all__ = ["HoldsStore", "StoreClosed", "bearer_ok", "check_admin", "on_store", "require_token"]
+__all__ = [
+    "CurrentStore",
+    "HoldsStore",
+    "StoreClosed",
+    "bearer_ok",
+    "check_admin",
+    "on_store",
+    "require_token",
+]

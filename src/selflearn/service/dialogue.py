@@ -48,7 +48,7 @@ from selflearn.dialogue import (
     gap_words,
 )
 from selflearn.dialogue.concepts import plausible_name
-from selflearn.service.access import on_store
+from selflearn.service.access import CurrentStore, on_store
 from selflearn.service.models import DialogueRequest, DialogueResponse, HouseholdQuery, SentencesResponse
 
 if TYPE_CHECKING:
@@ -252,8 +252,9 @@ class ServiceDialogue:
             self.service.log_records(records)
 
     def restore(self, store: Store) -> dict[str, int]:
-        """What households taught and declined, from the store."""
-        return self.conversations.restore(store)
+        """What households taught and declined, from the store (what they teach from now on is
+        written to the store open at the time: a reopen replaces it)."""
+        return self.conversations.restore(store, CurrentStore(self.service))
 
     def forget(self, household_id: str) -> int:
         return self.conversations.forget(household_id)
