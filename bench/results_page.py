@@ -498,16 +498,18 @@ def labels(r: Result) -> str:
     for name, pop in f["populations"].items():
         if "methods" not in pop:
             continue
+        label = f"{name} ({pop['asr']})"  # on the population's first row only
         for method, m in pop["methods"].items():
             if method == "contextual, no pretraining":  # the ablation: one sentence below the table
                 ablation.append(f"{name} {m['intent_accuracy']:.3f}")
                 continue
             rows.append(
-                f"| {name} ({pop['asr']}) | {method} | {m['goal_segmentation_f1']:.3f} | "
+                f"| {label} | {method} | {m['goal_segmentation_f1']:.3f} | "
                 f"{m['goal_success_accuracy']:.3f} / {m['goal_success_f1']:.3f} | {pct(m['coverage'])} | "
                 f"**{m['intent_accuracy']:.3f}** | {num(m.get('intent_accuracy_all'), '.3f')} | "
                 f"{num(m.get('slot_f1'), '.3f')} |"
             )
+            label = ""
         if "ceilings" in pop:
             c = pop["ceilings"]
             bounds.append(
@@ -688,7 +690,8 @@ def teach(r: Result) -> str:
     f = r["figures"]
     rows, ceilings, seen = [], [], []
     for name, pop in f["populations"].items():
-        for arm, a in pop["arms"].items():
+        label = f"{name} ({pop['asr']})"  # on the population's first row only
+        for i, (arm, a) in enumerate(pop["arms"].items()):
             asked = sum(v for k, v in a["answers"].items() if k != "None")
             answers = f"{a['answers'].get('yes', 0):,} of {asked:,}" if asked else "-"
             if name == "seen":  # phrasings like the logs': one sentence below the table
@@ -696,7 +699,7 @@ def teach(r: Result) -> str:
                     seen.append(f"{f['arms'][arm]} {pct(a['defect_reduction'])}, {per_wrong(a)}")
                 continue
             rows.append(
-                f"| {name} ({pop['asr']}) | {_short(f['arms'][arm])} | {pct(a['defect_rate'])} | "
+                f"| {label if i == 0 else ''} | {_short(f['arms'][arm])} | {pct(a['defect_rate'])} | "
                 f"{pct(a['defect_reduction'])} | {a['rescues']:,} | {a['wrong_actions']:,} | "
                 f"**{per_wrong(a)}** | {a['questions_per_100_turns']:.1f} | {answers} |"
             )
@@ -738,7 +741,7 @@ REAL_HOME_ARMS = {
 }
 
 
-def _real_home_rows(arms: dict[str, Any], latency: bool) -> list[str]:
+def _real_home_rows(arms: dict[str, Any], latency: bool, label: str = "") -> list[str]:
     rows = []
     for arm, a in arms.items():
         asked = sum(v for k, v in a["answers"].items() if k != "None")
@@ -746,7 +749,7 @@ def _real_home_rows(arms: dict[str, Any], latency: bool) -> list[str]:
         low, high = a["defect_reduction_interval"]
         ms = f" {num(a['latency_ms_p50'], '.1f')} / {num(a['latency_ms_p99'], '.1f')} |" if latency else ""
         rows.append(
-            f"| {REAL_HOME_ARMS.get(arm, arm)} | {a['turns']:,} | {pct(a['defect_rate'])} | "
+            f"| {REAL_HOME_ARMS.get(arm, arm)}{label} | {a['turns']:,} | {pct(a['defect_rate'])} | "
             f"**{pct(a['defect_reduction'])}** ({pct(low)} - {pct(high)}) | {a['rescues']:,} | "
             f"{a['wrong_actions']:,} | **{per_wrong(a)}** | **{a['questions_per_100_turns']:.1f}** | "
             f"{pct(a['oos_asked_share'])} / {pct(a['oos_acted_share'])} |{ms} {answers} |"
@@ -754,13 +757,16 @@ def _real_home_rows(arms: dict[str, Any], latency: bool) -> list[str]:
     return rows
 
 
-def real_home(r: Result) -> str:
+def real_home(r: Result, neural: Result | None = None) -> str:
     f = r["figures"]
     head = (
         "| arm | turns | defect rate | defect reduction (95 % over homes) | rescues | wrong actions | "
         "rescues per wrong action | questions per 100 turns | out of scope asked / acted |"
     )
     rows = _real_home_rows(f["arms"], latency=True)
+    if neural is not None:  # bench/real_home.py --results real_home_neural: another global layer
+        arms = {k: v for k, v in neural["figures"]["arms"].items() if k != "control"}
+        rows += _real_home_rows(arms, latency=True, label=" (neural rewriter)")
     text = (
         f"{f['households']} new households x {f['days']:g} days of the `{f['population']}` population "
         f"(noisy speech, new phrasings) talk to a real **Home Assistant {f['ha_version']}** core "
@@ -773,10 +779,12 @@ def real_home(r: Result) -> str:
         f"{head} added ms p50 / p99 | questions answered yes |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n" + "\n".join(rows)
     )
+    if neural is not None:
+        text += f"\n\n*(neural rewriter)*: `{neural['command']}`, {neural['date']}."
     if f.get("reference"):
         ref = [
-            f"{REAL_HOME_ARMS.get(arm, arm)} {pct(a['defect_reduction'])} ({per_wrong(a)} rescues per "
-            f"wrong action, {a['questions_per_100_turns']:.1f} questions per 100 turns)"
+            f"{REAL_HOME_ARMS.get(arm, arm)} {pct(a['defect_reduction'])} ({per_wrong(a)} : 1, "
+            f"{a['questions_per_100_turns']:.1f} questions per 100 turns)"
             for arm, a in f["reference"].items()
             if arm != "control"
         ]
@@ -1428,7 +1436,8 @@ def render(results: dict[str, Result]) -> str:
         if r is None:
             missing.append(title)
             continue
-        out += [f"## {title}", "", f"*{question}*", "", render_section(r), "", provenance(r), ""]
+        text = real_home(r, results.get("real_home_neural")) if name == "real_home" else render_section(r)
+        out += [f"## {title}", "", f"*{question}*", "", text, "", provenance(r), ""]
     if missing:
         out += [
             "## Not re-run since the house pass",
