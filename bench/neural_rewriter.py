@@ -31,6 +31,7 @@ resolves (:class:`~selflearn.rewrite.resolves.HomeCheck`).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import sys
@@ -146,6 +147,12 @@ def main() -> None:
     parser.add_argument("--replay-cache", type=Path, default=CACHE, help="where built replays are kept")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--limit", type=int, default=0, help="failed turns judged per replay")
+    parser.add_argument(
+        "--start",
+        type=int,
+        default=0,
+        help="judgeable turns skipped first: a development sample past the benchmark's (--start 1000)",
+    )
     parser.add_argument("--arms", default="")
     parser.add_argument(
         "--headline",
@@ -260,7 +267,7 @@ def main() -> None:
     times: dict[str, list[float]] = defaultdict(list)
     for label, folder in replays:
         counts = judge_replay(
-            Path(folder), rewriter, arms, assistant, check, related, args.k, args.limit, times
+            Path(folder), rewriter, arms, assistant, check, related, args.k, args.limit, times, args.start
         )
         for arm in arms:
             row = reach.setdefault(arm.name, {})
@@ -377,13 +384,15 @@ def judge_replay(
     k: int,
     limit: int,
     times: dict[str, list[float]] | None = None,
+    start: int = 0,
 ) -> Counter[str]:
-    """Reach of every arm over the failed in-scope turns of one control replay; each arm's time
-    to gather its candidates (ms, the judging excluded) is appended to ``times[arm]``."""
+    """Reach of every arm over the failed in-scope turns of one control replay (the first
+    ``start`` skipped); each arm's time to gather its candidates (ms, the judging excluded) is
+    appended to ``times[arm]``."""
     counts: Counter[str] = Counter()
     times = defaultdict(list) if times is None else times
     started = time.perf_counter()
-    for failed in neural_budget.Replay(folder).judgeable():
+    for failed in itertools.islice(neural_budget.Replay(folder).judgeable(), start, None):
         home, area_id, text = failed.home, failed.area_id, failed.turn["text"]
         assert failed.expected is not None  # judgeable
         counts["judgeable"] += 1
