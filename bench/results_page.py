@@ -691,7 +691,7 @@ def teach(r: Result) -> str:
     rows, ceilings, seen = [], [], []
     for name, pop in f["populations"].items():
         label = f"{name} ({pop['asr']})"  # on the population's first row only
-        for i, (arm, a) in enumerate(pop["arms"].items()):
+        for arm, a in pop["arms"].items():
             asked = sum(v for k, v in a["answers"].items() if k != "None")
             answers = f"{a['answers'].get('yes', 0):,} of {asked:,}" if asked else "-"
             if name == "seen":  # phrasings like the logs': one sentence below the table
@@ -699,10 +699,11 @@ def teach(r: Result) -> str:
                     seen.append(f"{f['arms'][arm]} {pct(a['defect_reduction'])}, {per_wrong(a)}")
                 continue
             rows.append(
-                f"| {label if i == 0 else ''} | {_short(f['arms'][arm])} | {pct(a['defect_rate'])} | "
+                f"| {label} | {_short(f['arms'][arm])} | {pct(a['defect_rate'])} | "
                 f"{pct(a['defect_reduction'])} | {a['rescues']:,} | {a['wrong_actions']:,} | "
                 f"**{per_wrong(a)}** | {a['questions_per_100_turns']:.1f} | {answers} |"
             )
+            label = ""
         ceiling = pop.get("teaching_ceiling")
         if ceiling:
             ceilings.append(f"{name} {pct(ceiling['name_defects'] / max(ceiling['defects'], 1))}")

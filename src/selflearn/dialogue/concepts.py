@@ -220,7 +220,7 @@ class Applied:
 class ConceptWrites(Protocol):
     """Where a :class:`ConceptBook` writes what is taught and forgotten: a
     :class:`~selflearn.core.store.Store`, or what stands for one (the service's store as it is open
-    now, under its lock)."""
+    at each write: :class:`~selflearn.service.access.CurrentStore`)."""
 
     def put_concept(self, concept: Concept) -> Concept | None: ...
 

@@ -58,19 +58,19 @@ class CurrentStore:
     def __init__(self, service: HoldsStore) -> None:
         self.service = service
 
-    def _store(self) -> Store:
-        store = self.service.store
-        if store is None:
-            raise StoreClosed(
-                self.service.store_error or "the store is closed (the service is shutting down)"
-            )
-        return store
-
     def put_concept(self, concept: Concept) -> Concept | None:
-        return self._store().put_concept(concept)
+        return open_store(self.service).put_concept(concept)
 
     def forget_concept(self, concept_id: str) -> bool:
-        return self._store().forget_concept(concept_id)
+        return open_store(self.service).forget_concept(concept_id)
+
+
+def open_store(service: HoldsStore) -> Store:
+    """The service's store as it is open now; :class:`StoreClosed` (with why) when it is not."""
+    store = service.store
+    if store is None:
+        raise StoreClosed(service.store_error or "the store is closed (the service is shutting down)")
+    return store
 
 
 def bearer_ok(config: ServiceConfig, request: Request) -> bool:
@@ -118,9 +118,7 @@ def on_store(service: HoldsStore, work: Callable[[Store], _T], what: str = "taug
         raise HTTPException(409, f"the service has no store, so no {what} (start it with --store)")
     try:
         with service.store_lock:
-            if service.store is None:
-                raise StoreClosed(service.store_error or "the store is closed (the service is shutting down)")
-            return work(service.store)
+            return work(open_store(service))
     except (SelflearnError, StoreClosed, duckdb.Error) as exc:
         raise HTTPException(503, f"store unavailable: {exc}") from exc
 
@@ -132,5 +130,6 @@ __all__ = [
     "bearer_ok",
     "check_admin",
     "on_store",
+    "open_store",
     "require_token",
 ]

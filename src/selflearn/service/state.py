@@ -31,7 +31,7 @@ from selflearn.core.store import Quarantined, Store, error_field, scrub_lines
 from selflearn.rewrite.logs import history
 from selflearn.rewrite.review import Reviews
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
-from selflearn.service.access import StoreClosed
+from selflearn.service.access import StoreClosed, open_store
 from selflearn.service.config import ServiceConfig
 from selflearn.service.dialogue import SWEEP_S, ServiceDialogue
 from selflearn.service.metrics import _Metrics
@@ -435,11 +435,9 @@ class Service:
             asked = time.perf_counter()
             with self.store_lock:
                 waited = time.perf_counter() - asked
-                if self.store is None:
-                    raise StoreClosed(
-                        self.store_error or "the store is closed (the service is shutting down)"
-                    )
-                report = self.store.ingest_records(rows, source=batch, quarantine_path=self.config.quarantine)
+                report = open_store(self).ingest_records(
+                    rows, source=batch, quarantine_path=self.config.quarantine
+                )
                 self.store_batches += 1
                 if 0 < self.config.store_reopen_batches <= self.store_batches:
                     self._reopen_store()
@@ -533,12 +531,9 @@ class Service:
         lines = 0
         with self.store_lock:
             if self.config.store is not None:
-                if self.store is None:
-                    raise StoreClosed(
-                        self.store_error or "the store is closed (the service is shutting down)"
-                    )
-                store_rows = self.store.forget_household(household_id)
-                self.store.compact()
+                store = open_store(self)
+                store_rows = store.forget_household(household_id)
+                store.compact()
             for path in self._quarantines():
                 lines += scrub_lines(path, household_id)
         self.metrics.forgotten.inc()
@@ -560,12 +555,9 @@ class Service:
         rebuilt = 0
         with self.store_lock:
             if self.config.store is not None:
-                if self.store is None:
-                    raise StoreClosed(
-                        self.store_error or "the store is closed (the service is shutting down)"
-                    )
-                store_rows = self.store.forget_user(household_id, user_id)
-                self.store.compact()
+                store = open_store(self)
+                store_rows = store.forget_user(household_id, user_id)
+                store.compact()
             for path in self._quarantines():
                 lines += scrub_lines(path, household_id, user_id)
             with self.lock:
