@@ -212,7 +212,7 @@ def python_version(python: list[str]) -> str:
 
 def import_seconds(venv: Path, runs: int = 3) -> dict[str, float]:
     """What ``serve`` spends before it does anything: the interpreter's own start, and importing
-    what ``selflearn serve`` imports (the CLI, the service, LightGBM, faiss, uvicorn); medians."""
+    what ``selflearn serve`` imports (the CLI, the service, the ranker's trees, uvicorn); medians."""
 
     def wall(code: str) -> float:
         times = []
@@ -224,7 +224,7 @@ def import_seconds(venv: Path, runs: int = 3) -> dict[str, float]:
 
     return {
         "python_start_s": wall("pass"),
-        "imports_s": wall("import selflearn.cli, selflearn.service, lightgbm, faiss, uvicorn"),
+        "imports_s": wall("import selflearn.cli, selflearn.service, selflearn.rewrite.trees, uvicorn"),
     }
 
 
@@ -520,6 +520,22 @@ def build_learn_venv(folder: Path, wheel: Path) -> None:
     subprocess.run([*pip, f"{wheel}[learn]"], check=True)
 
 
+def kept_figures(measured: dict[str, Any]) -> dict[str, Any]:
+    """The previous install.json's figures that ``measured`` lacks, and under ``kept`` which they
+    are and the commit and date of the run that measured them."""
+    from selflearn.evaluate.results import results_folder
+
+    path = results_folder() / "install.json"
+    if not path.exists():
+        return {}
+    record = json.loads(path.read_text(encoding="utf-8"))
+    previous = record["figures"]
+    older = previous.get("kept", {})  # kept once already: their own run's stamp stays
+    keys = sorted(k for k in previous if k not in measured and k != "kept")
+    stamp = {"commit": older.get("commit", record["commit"]), "date": older.get("date", record["date"])}
+    return {k: previous[k] for k in keys} | ({"kept": {"keys": keys, **stamp}} if keys else {})
+
+
 def rerun_tests() -> None:
     """Run again the test runs of install.json that counted no test (the integration's tests on a
     core, or against the image) and put their counts in, each stamped with this command, commit
@@ -568,6 +584,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--ha", action="store_true", help="also run tests_ha/ on the three cores (about 12 min)"
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the figures of docs/results/install.json that this run does not measure (the "
+        "image, the Home Assistant tests, the learn venv), listed under 'kept' with the commit and "
+        "date they were measured at",
     )
     parser.add_argument(
         "--rerun-tests",
@@ -644,6 +667,8 @@ def main() -> None:
         figures["image_serve_rss_mb"] = in_image["rss_mb"]
         figures["image_runs"] = in_image["runs"]
     figures["serve_command"] = "selflearn serve --store logs.duckdb (fresh store, the packaged starter)"
+    if args.keep:
+        figures |= kept_figures(figures)
     print(json.dumps(figures, indent=2))
     write_results("install", figures, seconds=time.perf_counter() - begun)
 

@@ -1097,6 +1097,15 @@ def install(r: Result) -> str:
         + (_image_tests(f["image_ha_tests"]) if f.get("image_ha_tests") else "")
         + (f" Add-on ready in {f['addon_start_s']:.1f} s." if f.get("addon_start_s") else "")
         + (f" `data fetch` {f['data_fetch_s']:.1f} s." if f.get("data_fetch_s") else "")
+        + (_kept(f["kept"]) if f.get("kept") else "")
+    )
+
+
+def _kept(kept: dict[str, Any]) -> str:
+    return (
+        f" Not measured again (from the run of {kept['date']}, commit `{kept['commit']}`): "
+        + ", ".join(f"`{k}`" for k in kept["keys"])
+        + "."
     )
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from selflearn.core.embed import PACKAGED_FORMAT, RelatedWords, StaticEmbedder, packaged_embedder_dir
 from selflearn.core.errors import DependencyError
-from selflearn.core.extras import LEARN_INSTALL, is_learn_module, learn_dependency
+from selflearn.core.extras import LEARN_INSTALL, TRAIN_INSTALL, is_learn_module, learn_dependency
 from selflearn.starter import (
     CORPUS_SOURCES,
     attribution_markdown,
@@ -107,6 +107,10 @@ def test_training_packages_are_named_with_the_learn_extra() -> None:
     exc = ModuleNotFoundError("No module named 'torch'", name="torch")
     message = str(learn_dependency("fine-tuning", exc))
     assert LEARN_INSTALL in message and "torch is not installed" in message
+    # Mining and training the rewriter need no torch: the smaller extra is named.
+    exc = ModuleNotFoundError("No module named 'scipy.sparse'", name="scipy.sparse")
+    message = str(learn_dependency("this command", exc))
+    assert TRAIN_INSTALL in message and LEARN_INSTALL not in message and "no torch" in message
 
 
 def test_the_command_line_names_the_learn_extra_when_a_training_package_is_missing() -> None:
@@ -133,6 +137,39 @@ def test_serving_loads_no_training_package() -> None:
         "print('ok')\n"
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+@pytest.mark.skipif(packaged_starter() is None, reason="no starter in this source tree")
+def test_the_packaged_starter_ranks_and_searches_without_lightgbm_faiss_or_scipy() -> None:
+    """The starter's ranker is read as numpy trees and its indexes as numpy arrays: it proposes a
+    rewrite with none of the training packages importable."""
+    proc = _without_learn(
+        "from selflearn.core.hooks import RewriteContext\n"
+        "from selflearn.rewrite.rewriter import Rewriter\n"
+        "from selflearn.rewrite.trees import Trees\n"
+        "from selflearn.starter import packaged_starter\n"
+        "rewriter = Rewriter.load(packaged_starter())\n"
+        "assert all(isinstance(m.meaning_, Trees) for m in rewriter.ranker_.members_)\n"
+        "d = rewriter.rewrite_one('tell me the date today', RewriteContext(household_id='h1', failed=True))\n"
+        "print(d.rewritten, d.text, d.failed_open)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "whats", "the", "date", "today", "None"], proc.stdout + proc.stderr
+
+
+def test_a_neural_rewriter_without_onnx_runtime_names_the_neural_extra(tmp_path: Path) -> None:
+    """ONNX Runtime is the ``neural`` extra: a network to run without it is one clear error."""
+    proc = _without_learn(
+        "sys.modules['onnxruntime'] = None\n"
+        "from selflearn.core.errors import DependencyError\n"
+        "from selflearn.rewrite.encoder import onnx_parts\n"
+        "try:\n"
+        f"    onnx_parts({str(tmp_path)!r}, 'sentence encoder', 1, 32)\n"
+        "except DependencyError as exc:\n"
+        "    print(exc)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert 'onnxruntime is not installed): pip install "selflearn[neural]"' in proc.stdout, proc.stdout
 
 
 def test_default_rewriter_is_the_packaged_starter_unless_one_is_given(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import TypedDict
 import numpy as np
 import pytest
 
+from selflearn.core.artefacts import write_description
 from selflearn.core.delex import Delexicalizer
 from selflearn.core.embed import StaticEmbedder
 from selflearn.core.errors import ConfigError, DataError
@@ -126,7 +127,18 @@ def test_vector_index_flat_and_hnsw_agree_and_round_trip(tmp_path: Path) -> None
         assert np.array_equal(again.search(queries[0], 3)[1], index.search(queries[0], 3)[1])
     with pytest.raises(ConfigError, match="dimensions"):
         index.search(np.zeros(5, dtype=np.float32), 1)
-    (tmp_path / "flat" / "index.faiss").write_bytes(b"not an index")
+    # An exact index saved by an earlier selflearn (format v2: a faiss file) reads into numpy.
+    import faiss
+
+    old = faiss.IndexFlatIP(32)
+    old.add(vectors[:100])
+    write_description(tmp_path / "v2", "selflearn.vectors.v2", {"kind": "flat", "n": 100, "dim": 32})
+    faiss.write_index(old, str(tmp_path / "v2" / "index.faiss"))
+    v2 = VectorIndex.load(tmp_path / "v2")
+    assert np.array_equal(v2.search(queries[:5], 4)[1], old.search(queries[:5], 4)[1])
+    # Fewer vectors than asked for: the rest is -1, as faiss.
+    assert v2.search(queries[0], 102)[1][-2:].tolist() == [-1, -1]
+    (tmp_path / "flat" / "vectors.npy").write_bytes(b"not an index")
     with pytest.raises(ConfigError, match="unreadable vector index"):
         VectorIndex.load(tmp_path / "flat")
     with pytest.raises(ConfigError, match="not a saved vector index"):
@@ -887,6 +899,53 @@ def test_fast_predictor_matches_lightgbm_predict() -> None:
     assert np.allclose(fast.predict(queries.astype(np.float32)), booster.predict(queries.astype(np.float32)))
     with pytest.raises(ValueError, match="expected shape"):
         fast.predict(queries[:, :5])
+
+
+def test_numpy_trees_give_lightgbm_s_numbers_without_lightgbm() -> None:
+    """A serving install reads the ranker's text models in numpy: on the packaged starter's models
+    (categorical splits, NaN-aware splits) and on models trained here with missing values of every
+    kind, the probabilities are LightGBM's own, to the last bit or nearly."""
+    import lightgbm as lgb
+
+    from selflearn.rewrite.trees import Trees, load_booster, predictor
+
+    rng = np.random.default_rng(1)
+    import selflearn
+
+    models = sorted((Path(selflearn.__file__).parent / "data" / "starter" / "ranker").glob("member-*/*.txt"))
+    assert len(models) == 8
+    for path in models:
+        booster, trees = lgb.Booster(model_file=str(path)), Trees.load(path)
+        n = trees.num_feature()
+        x = rng.uniform(-1, 8, size=(300, n))
+        x[:, -1] = rng.integers(-2, 30, size=300)  # the intent code: a categorical column
+        x[rng.random(x.shape) < 0.1] = np.nan
+        expected = booster.predict(x, num_threads=1)
+        assert np.allclose(trees.predict(x), expected, rtol=0, atol=1e-12)
+        assert trees.model_to_string() == path.read_text()
+    # Trained here: a categorical column seen without missing values (NaN is then category 0), a
+    # numeric one with them (NaN goes to its learned side), and a regression objective.
+    x = rng.normal(size=(600, 4))
+    x[:, 3] = rng.integers(0, 40, size=600)
+    x[rng.random(600) < 0.2, 1] = np.nan
+    signal = np.nan_to_num(x[:, 1], nan=2.0) + (x[:, 3] % 3 == 0) - 0.5 * x[:, 0]
+    y = (signal + rng.normal(scale=0.3, size=600) > 0.4).astype(int)
+    for params, label in [({"objective": "binary"}, y), ({"objective": "regression"}, signal)]:
+        booster = lgb.train(
+            {**params, "num_leaves": 15, "verbose": -1, "num_threads": 1, "min_data_per_group": 5},
+            lgb.Dataset(x, label, categorical_feature=[3]),
+            num_boost_round=30,
+        )
+        trees = Trees(booster.model_to_string())
+        queries = rng.normal(size=(200, 4))
+        queries[:, 3] = rng.integers(-3, 50, size=200).astype(float) + rng.choice([0, 0.4], size=200)
+        queries[rng.random(queries.shape) < 0.15] = np.nan
+        assert np.allclose(trees.predict(queries), booster.predict(queries), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="expected shape"):
+        trees.predict(queries[:, :3])
+    # With LightGBM installed, loading gives its booster and the C path; Trees score as they are.
+    assert isinstance(load_booster(models[0]), lgb.Booster)
+    assert predictor(trees) is trees
 
 
 def test_packed_guard_bits_agree_with_the_word_sets() -> None:

@@ -118,15 +118,18 @@ def reading(
         raise ConfigError(f"{folder}: unreadable {what}: {exc}{hint}") from exc
 
 
-def check_format(folder: str | Path, meta: Any, expected: str, what: str, retrain: str = "") -> None:
-    """Raise :class:`ConfigError` unless ``meta["format"]`` is ``expected``; ``retrain`` names
-    the command that writes a current one."""
+def check_format(
+    folder: str | Path, meta: Any, expected: str | tuple[str, ...], what: str, retrain: str = ""
+) -> None:
+    """Raise :class:`ConfigError` unless ``meta["format"]`` is ``expected`` (or one of them, the
+    current first); ``retrain`` names the command that writes a current one."""
     if not isinstance(meta, Mapping):
         raise ConfigError(f"{folder}: unreadable {what}: its description is not a JSON object")
     found = meta.get("format")
-    if found != expected:
+    accepted = (expected,) if isinstance(expected, str) else expected
+    if found not in accepted:
         hint = f": retrain with `{retrain}`" if retrain else ""
-        raise ConfigError(f"{folder}: {what} format {found!r} is not {expected!r}{hint}")
+        raise ConfigError(f"{folder}: {what} format {found!r} is not {accepted[0]!r}{hint}")
 
 
 def write_description(folder: str | Path, fmt: str, meta: Mapping[str, Any] | None = None) -> Path:
@@ -192,8 +195,11 @@ def _fsync_tree(folder: Path) -> None:
     _fsync(folder)
 
 
-def read_description(folder: str | Path, fmt: str, what: str, retrain: str = "") -> dict[str, Any]:
-    """The description of the component saved in ``folder``, checked to be of format ``fmt``.
+def read_description(
+    folder: str | Path, fmt: str | tuple[str, ...], what: str, retrain: str = ""
+) -> dict[str, Any]:
+    """The description of the component saved in ``folder``, checked to be of format ``fmt`` (or
+    of one of several a reader still understands).
 
     Raises:
         ConfigError: the folder or its description is missing or unreadable, it holds another

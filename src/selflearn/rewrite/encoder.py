@@ -26,6 +26,7 @@ import numpy as np
 
 from selflearn.core.artefacts import format_name, read_description, reading
 from selflearn.core.errors import DependencyError
+from selflearn.core.extras import NEURAL_INSTALL
 
 FORMAT = format_name("encoder", 1)
 
@@ -40,8 +41,10 @@ def onnx_parts(folder: str | Path, what: str, threads: int, max_tokens: int) -> 
     try:
         import onnxruntime as ort
         from tokenizers import Tokenizer
-    except ImportError as exc:  # pragma: no cover - both are core dependencies
-        raise DependencyError(f"the {what} needs onnxruntime and tokenizers: {exc}") from exc
+    except ImportError as exc:  # onnxruntime is the `neural` extra (and in `learn`)
+        raise DependencyError(
+            f"the {what} runs on ONNX Runtime ({exc.name} is not installed): {NEURAL_INSTALL}"
+        ) from exc
     with reading(folder, what, extra=(RuntimeError, ValueError, Exception)):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

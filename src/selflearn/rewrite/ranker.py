@@ -41,7 +41,7 @@ import numpy as np
 from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.rewrite.features import ALL_FEATURES, FEATURES
-from selflearn.rewrite.trees import FastPredictor
+from selflearn.rewrite.trees import FastPredictor, Trees, load_booster, predictor, read_errors
 
 FORMAT = format_name("ranker", 3)
 
@@ -146,7 +146,7 @@ class Ranker:
     """The candidate columns it reads (of :data:`~selflearn.rewrite.features.ALL_FEATURES`, which
     featurization writes): :data:`~selflearn.rewrite.features.FEATURES` for the static rewriter,
     all of them with the home's language."""
-    _fast: dict[str, FastPredictor] = field(default_factory=dict, repr=False, compare=False)
+    _fast: dict[str, FastPredictor | Trees] = field(default_factory=dict, repr=False, compare=False)
     _columns: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -162,11 +162,11 @@ class Ranker:
             self._columns = np.array([ALL_FEATURES.index(name) for name in self.features])
         return x[..., self._columns]
 
-    def _predictor(self, name: str) -> FastPredictor:
+    def _predictor(self, name: str) -> FastPredictor | Trees:
         booster = self.meaning_ if name == "meaning" else self.fixable_
         fast = self._fast.get(name)
-        if fast is None or fast.booster is not booster:
-            fast = self._fast[name] = FastPredictor(booster)
+        if fast is None or getattr(fast, "booster", fast) is not booster:
+            fast = self._fast[name] = predictor(booster)
         return fast
 
     def fit(
@@ -322,16 +322,14 @@ class Ranker:
 
     @classmethod
     def load(cls, folder: str | Path) -> Ranker:
-        import lightgbm as lgb
-
         src = Path(folder)
         meta = read_description(src, FORMAT, "ranker", retrain="selflearn train rewriter")
-        with reading(src, "ranker", extra=(lgb.basic.LightGBMError,)):
+        with reading(src, "ranker", extra=read_errors()):
             members = [cls.load(src / f"member-{i}") for i in range(int(meta.get("members", 0)))]
             meaning = fixable = None
             if not members:
-                meaning = lgb.Booster(model_file=str(src / "meaning.txt"))
-                fixable = lgb.Booster(model_file=str(src / "fixable.txt"))
+                meaning = load_booster(src / "meaning.txt")
+                fixable = load_booster(src / "fixable.txt")
         features = tuple(str(f) for f in meta.get("features") or ())
         if (
             not features

@@ -8,16 +8,26 @@ few microseconds per row. :class:`FastPredictor` wraps it (through LightGBM's ow
 library), gives the same numbers as ``predict`` (tested), and falls back to ``predict`` if the
 symbol is missing. A predictor holds per-process buffers: it is rebuilt after a fork and is not
 shared between threads (the service decides on one thread).
+
+A serving install has no LightGBM (it needs scipy: together 150 MB of a Raspberry Pi's disk).
+There :class:`Trees` reads the model's text (what ``save_model`` writes) and evaluates it in
+numpy: the same numbers as ``Booster.predict`` (tested to the last bit on the packaged starter's
+models, NaNs and categorical splits included), a few times slower than the C path
+(docs/results/install.json). :func:`load_booster` picks LightGBM when it is installed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from selflearn.core.errors import ConfigError
 
 _PREDICT_NORMAL = 0
 _DTYPE_FLOAT64 = 1
@@ -90,3 +100,171 @@ class FastPredictor:
         with contextlib.suppress(Exception):  # at interpreter shutdown even `os` may be gone
             if self._handle is not None and self._pid == os.getpid() and self._lib is not None:
                 self._lib.LGBM_FastConfigFree(self._handle)
+
+
+_CATEGORICAL, _DEFAULT_LEFT = 1, 2  # bits of a node's decision type
+_MISSING_ZERO, _MISSING_NAN = 1, 2  # its missing type (bits 2-3): 0 none, 1 zero, 2 NaN
+
+
+class Trees:
+    """A LightGBM binary (or regression) model read from its text, evaluated in numpy.
+
+    It answers what the request path asks of a ``Booster``: :meth:`predict`,
+    :meth:`model_to_string`, :meth:`save_model` and :meth:`num_feature`. All trees are walked at
+    once, one level per step: node ``i``'s children are ``left[i]``/``right[i]``, a leaf is a node
+    whose children are itself. A categorical split is read once per call into an extra column of
+    0 (its category is in the split's set: go left) or 1, so every step compares a value with a
+    threshold; a missing value goes where the node's missing type sends it.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        header, *blocks = text.split("\nTree=")
+        head = _fields(header)
+        if int(head.get("num_class", "1")) != 1 or int(head.get("num_tree_per_iteration", "1")) != 1:
+            raise ConfigError("only single-output LightGBM models can be read without LightGBM")
+        objective = head.get("objective", "regression").split()
+        self.sigmoid = 0.0
+        if objective[0] == "binary":
+            scale = [part.split(":", 1)[1] for part in objective[1:] if part.startswith("sigmoid:")]
+            self.sigmoid = float(scale[0]) if scale else 1.0
+        elif objective[0] != "regression":
+            raise ConfigError(f"LightGBM objective {objective[0]!r} cannot be read without LightGBM")
+        self.ncol = int(head["max_feature_idx"]) + 1
+        # One row per node, every tree's internal nodes then its leaves:
+        # (feature, threshold, left, right, a missing value goes left, leaf value).
+        nodes: list[tuple[int, float, int, int, bool, float]] = []
+        categories: list[tuple[int, list[int]]] = []  # per categorical split: feature, categories going left
+        roots: list[int] = []
+        for block in blocks:
+            tree = _fields(block.split("\nend of trees", 1)[0])
+            if tree.get("is_linear", "0") != "0":
+                raise ConfigError("linear LightGBM trees cannot be read without LightGBM")
+            base, inner = len(nodes), int(tree["num_leaves"]) - 1
+            roots.append(base)
+            bounds = [int(b) for b in tree.get("cat_boundaries", "").split()]
+            words = [int(w) for w in tree.get("cat_threshold", "").split()]
+            columns = ("split_feature", "threshold", "decision_type", "left_child", "right_child")
+            splits = zip(*(tree[c].split() for c in columns), strict=True) if inner else iter(())
+            for f, t, d, lo, hi in splits:
+                kind = int(d)
+                left, right = (base + c if c >= 0 else base + inner + ~c for c in (int(lo), int(hi)))
+                if kind & _CATEGORICAL:
+                    bits = words[bounds[int(float(t))] : bounds[int(float(t)) + 1]]
+                    going_left = [32 * i + b for i, w in enumerate(bits) for b in range(32) if w >> b & 1]
+                    # Its own extra column (see _columns): 0 goes left, 1 right; never missing.
+                    nodes.append((self.ncol + len(categories), 0.5, left, right, False, 0.0))
+                    categories.append((int(f), going_left))
+                    continue
+                missing, default_left, cut = (kind >> 2) & 3, bool(kind & _DEFAULT_LEFT), float(t)
+                if missing == _MISSING_ZERO and default_left != (cut >= 0.0):
+                    raise ConfigError("zero-as-missing LightGBM splits cannot be read without LightGBM")
+                # A missing value is read as 0, unless the missing type is NaN: then the default side.
+                nan_left = default_left if missing == _MISSING_NAN else cut >= 0.0
+                nodes.append((int(f), cut, left, right, nan_left, 0.0))
+            for leaf in tree["leaf_value"].split():  # a leaf: its own children
+                nodes.append((0, math.inf, len(nodes), len(nodes), True, float(leaf)))
+        table = list(zip(*nodes, strict=True))
+        self.feature = np.array(table[0], dtype=np.intp)
+        self.threshold = np.array(table[1], dtype=np.float64)
+        self.left = np.array(table[2], dtype=np.intp)
+        self.right = np.array(table[3], dtype=np.intp)
+        self.nan_left = np.array(table[4], dtype=bool)
+        self.value = np.array(table[5], dtype=np.float64)
+        self.roots = np.array(roots, dtype=np.intp)
+        self.category_feature = np.array([f for f, _ in categories], dtype=np.intp)
+        # Row j: which categories go left at categorical split j; the last column (any category
+        # past the largest in a set) goes right.
+        width = max((max(going, default=0) for _, going in categories), default=0) + 2
+        self.category_left = np.zeros((len(categories), width), dtype=bool)
+        for j, (_, going) in enumerate(categories):
+            self.category_left[j, going] = True
+        self.depth = max((_depth(self.left, self.right, r) for r in roots), default=0)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Trees:
+        return cls(Path(path).read_text(encoding="utf-8"))
+
+    def num_feature(self) -> int:
+        return self.ncol
+
+    def model_to_string(self) -> str:
+        return self.text
+
+    def save_model(self, path: str) -> None:
+        Path(path).write_text(self.text, encoding="utf-8")
+
+    def _columns(self, rows: np.ndarray) -> np.ndarray:
+        """The rows with one 0/1 column per categorical split (0: its category goes left)."""
+        if not len(self.category_feature):
+            return rows
+        # As LightGBM: a missing or negative value goes right, whatever the missing type; anything
+        # else is truncated to its category (one past the largest in any set: not in the set).
+        top = self.category_left.shape[1] - 1
+        codes = np.trunc(np.nan_to_num(rows[:, self.category_feature], nan=-1.0, posinf=-1.0, neginf=-1.0))
+        codes = np.where((codes < 0) | (codes >= top), top, codes).astype(np.intp)
+        left = self.category_left[np.arange(len(self.category_feature)), codes]
+        return np.hstack([rows, (~left).astype(np.float64)])
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The sum of the trees' outputs per row of ``x`` (shape ``(n, num_feature)``)."""
+        rows = np.asarray(x, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != self.ncol:
+            raise ValueError(f"expected shape (n, {self.ncol}), got {rows.shape}")
+        table = self._columns(rows)
+        width = table.shape[1]
+        flat = table.ravel()
+        offset = (np.arange(len(rows)) * width)[:, None]
+        node = np.broadcast_to(self.roots, (len(rows), len(self.roots))).copy()
+        has_nan = bool(np.isnan(rows).any())
+        for _ in range(self.depth):
+            value = flat[offset + self.feature[node]]
+            go_left = value <= self.threshold[node]
+            if has_nan:
+                go_left |= np.isnan(value) & self.nan_left[node]
+            node = np.where(go_left, self.left[node], self.right[node])
+        return np.asarray(self.value[node].sum(axis=1), dtype=np.float64)
+
+    def predict(self, x: np.ndarray, num_threads: int = 1) -> np.ndarray:
+        """P(class 1) per row (binary), or the prediction (regression), as ``Booster.predict``."""
+        del num_threads  # one thread always: the signature is the booster's
+        raw = self.raw(x)
+        return 1.0 / (1.0 + np.exp(-self.sigmoid * raw)) if self.sigmoid else raw
+
+
+def _fields(block: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+
+
+def _depth(left: np.ndarray, right: np.ndarray, root: int) -> int:
+    depth, level = 0, {root}
+    while True:
+        below = {int(c) for n in level for c in (left[n], right[n]) if c != n}
+        if not below:
+            return depth
+        depth, level = depth + 1, below
+
+
+def load_booster(path: str | Path) -> Any:
+    """LightGBM's ``Booster`` for a saved model when LightGBM is installed, else :class:`Trees`."""
+    try:
+        import lightgbm as lgb
+    except ImportError:
+        return Trees.load(path)
+    return lgb.Booster(model_file=str(path))
+
+
+def read_errors() -> tuple[type[Exception], ...]:
+    """What reading a damaged model raises: LightGBM's error, or :class:`Trees`' parse errors."""
+    errors: tuple[type[Exception], ...] = (ValueError, KeyError, IndexError)
+    with contextlib.suppress(ImportError):
+        import lightgbm as lgb
+
+        errors += (lgb.basic.LightGBMError,)
+    return errors
+
+
+def predictor(booster: Any) -> Any:
+    """What scores one request's rows: :class:`FastPredictor` over a LightGBM booster, or the
+    :class:`Trees` themselves."""
+    return booster if isinstance(booster, Trees) else FastPredictor(booster)
