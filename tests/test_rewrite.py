@@ -943,6 +943,14 @@ def test_numpy_trees_give_lightgbm_s_numbers_without_lightgbm() -> None:
         assert np.allclose(trees.predict(queries), booster.predict(queries), rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="expected shape"):
         trees.predict(queries[:, :3])
+    # Trees of a single leaf (nothing worth splitting).
+    stump = lgb.train(
+        {"objective": "binary", "verbose": -1, "min_data_in_leaf": 40},
+        lgb.Dataset(x[:50, :3], (np.arange(50) < 3).astype(int)),
+        num_boost_round=3,
+    )
+    small = x[:50, :3]
+    assert np.allclose(Trees(stump.model_to_string()).predict(small), stump.predict(small), atol=1e-12)
     # With LightGBM installed, loading gives its booster and the C path; Trees score as they are.
     assert isinstance(load_booster(models[0]), lgb.Booster)
     assert predictor(trees) is trees

@@ -30,13 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load(numpy_trees: bool) -> Rewriter:
-    ranker_module.load_booster = Trees.load if numpy_trees else load_booster  # type: ignore[assignment]
+    setattr(ranker_module, "load_booster", Trees.load if numpy_trees else load_booster)  # noqa: B010
     try:
         folder = packaged_starter()
         assert folder is not None, "no packaged starter in this tree"
         return Rewriter.load(folder)
     finally:
-        ranker_module.load_booster = load_booster  # type: ignore[assignment]
+        setattr(ranker_module, "load_booster", load_booster)  # noqa: B010
 
 
 def decide(rewriter: Rewriter, texts: list[str]) -> tuple[list[tuple[Any, ...]], float]:
@@ -71,8 +71,8 @@ def main() -> None:
     print(f"same candidates in the same order: {sum(x[4] == y[4] for x, y in zip(a, b, strict=True))}")
     print(f"largest score difference: {max(abs(x[3] - y[3]) for x, y in zip(a, b, strict=True)):.2g}")
     print(f"rewritten: lightgbm {sum(x[1] for x in a)}, numpy {sum(y[1] for y in b)}")
-    for name, ms in times.items():
-        print(f"{name}: {statistics.median(ms):.2f} ms a request (median of 3 passes)")
+    for name, passes in times.items():
+        print(f"{name}: {statistics.median(passes):.2f} ms a request (median of 3 passes)")
 
 
 if __name__ == "__main__":

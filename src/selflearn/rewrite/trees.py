@@ -104,6 +104,8 @@ class FastPredictor:
 
 _CATEGORICAL, _DEFAULT_LEFT = 1, 2  # bits of a node's decision type
 _MISSING_ZERO, _MISSING_NAN = 1, 2  # its missing type (bits 2-3): 0 none, 1 zero, 2 NaN
+_COLUMNS = ("split_feature", "threshold", "decision_type", "left_child", "right_child")
+_PARTS = ("feature", "cut", "left", "right", "nan", "value")
 
 
 class Trees:
@@ -131,55 +133,72 @@ class Trees:
         elif objective[0] != "regression":
             raise ConfigError(f"LightGBM objective {objective[0]!r} cannot be read without LightGBM")
         self.ncol = int(head["max_feature_idx"]) + 1
-        # One row per node, every tree's internal nodes then its leaves:
-        # (feature, threshold, left, right, a missing value goes left, leaf value).
-        nodes: list[tuple[int, float, int, int, bool, float]] = []
-        categories: list[tuple[int, list[int]]] = []  # per categorical split: feature, categories going left
-        roots: list[int] = []
-        for block in blocks:
-            tree = _fields(block.split("\nend of trees", 1)[0])
-            if tree.get("is_linear", "0") != "0":
-                raise ConfigError("linear LightGBM trees cannot be read without LightGBM")
-            base, inner = len(nodes), int(tree["num_leaves"]) - 1
-            roots.append(base)
-            bounds = [int(b) for b in tree.get("cat_boundaries", "").split()]
-            words = [int(w) for w in tree.get("cat_threshold", "").split()]
-            columns = ("split_feature", "threshold", "decision_type", "left_child", "right_child")
-            splits = zip(*(tree[c].split() for c in columns), strict=True) if inner else iter(())
-            for f, t, d, lo, hi in splits:
-                kind = int(d)
-                left, right = (base + c if c >= 0 else base + inner + ~c for c in (int(lo), int(hi)))
-                if kind & _CATEGORICAL:
-                    bits = words[bounds[int(float(t))] : bounds[int(float(t)) + 1]]
-                    going_left = [32 * i + b for i, w in enumerate(bits) for b in range(32) if w >> b & 1]
-                    # Its own extra column (see _columns): 0 goes left, 1 right; never missing.
-                    nodes.append((self.ncol + len(categories), 0.5, left, right, False, 0.0))
-                    categories.append((int(f), going_left))
-                    continue
-                missing, default_left, cut = (kind >> 2) & 3, bool(kind & _DEFAULT_LEFT), float(t)
-                if missing == _MISSING_ZERO and default_left != (cut >= 0.0):
-                    raise ConfigError("zero-as-missing LightGBM splits cannot be read without LightGBM")
-                # A missing value is read as 0, unless the missing type is NaN: then the default side.
-                nan_left = default_left if missing == _MISSING_NAN else cut >= 0.0
-                nodes.append((int(f), cut, left, right, nan_left, 0.0))
-            for leaf in tree["leaf_value"].split():  # a leaf: its own children
-                nodes.append((0, math.inf, len(nodes), len(nodes), True, float(leaf)))
-        table = list(zip(*nodes, strict=True))
-        self.feature = np.array(table[0], dtype=np.intp)
-        self.threshold = np.array(table[1], dtype=np.float64)
-        self.left = np.array(table[2], dtype=np.intp)
-        self.right = np.array(table[3], dtype=np.intp)
-        self.nan_left = np.array(table[4], dtype=bool)
-        self.value = np.array(table[5], dtype=np.float64)
-        self.roots = np.array(roots, dtype=np.intp)
-        self.category_feature = np.array([f for f, _ in categories], dtype=np.intp)
+        trees = [_fields(block.split("\nend of trees", 1)[0]) for block in blocks]
+        if any(tree.get("is_linear", "0") != "0" for tree in trees):
+            raise ConfigError("linear LightGBM trees cannot be read without LightGBM")
+
+        def column(key: str, dtype: Any) -> np.ndarray:  # one field of every tree, end to end
+            return np.array(" ".join(tree.get(key, "") for tree in trees).split(), dtype=dtype)
+
+        # Nodes: each tree's internal nodes, then its leaves (a leaf's children are itself).
+        leaves = np.array([int(tree["num_leaves"]) for tree in trees], dtype=np.intp)
+        inner = leaves - 1
+        self.roots = np.concatenate([[0], np.cumsum(leaves + inner)[:-1]]).astype(np.intp)
+        tree_of = np.repeat(np.arange(len(trees)), inner)  # the tree of each internal node
+        first = self.roots[tree_of]
+        splits = first + np.arange(len(tree_of)) - np.repeat(np.cumsum(inner) - inner, inner)
+        ends = (
+            np.repeat(self.roots + inner, leaves)
+            + np.arange(leaves.sum())
+            - np.repeat(np.cumsum(leaves) - leaves, leaves)
+        )
+        size = int((leaves + inner).sum())
+        self.feature = np.zeros(size, dtype=np.intp)
+        self.threshold = np.full(size, math.inf)
+        self.left = np.arange(size, dtype=np.intp)
+        self.right = np.arange(size, dtype=np.intp)
+        self.nan_left = np.ones(size, dtype=bool)
+        self.value = np.zeros(size, dtype=np.float64)
+        self.value[ends] = column("leaf_value", np.float64)
+        kind = column("decision_type", np.int64)
+        feature = column("split_feature", np.intp)
+        cut = column("threshold", np.float64)
+        for side, target in (("left_child", self.left), ("right_child", self.right)):
+            child = column(side, np.intp)  # >= 0: an internal node of the tree; ~i: its leaf i
+            target[splits] = np.where(child >= 0, first + child, first + inner[tree_of] + ~child)
+        missing, default_left = (kind >> 2) & 3, (kind & _DEFAULT_LEFT) > 0
+        numeric = (kind & _CATEGORICAL) == 0
+        if np.any((missing == _MISSING_ZERO) & (default_left != (cut >= 0.0)) & numeric):
+            raise ConfigError("zero-as-missing LightGBM splits cannot be read without LightGBM")
+        # A missing value is read as 0, unless the missing type is NaN: then the default side.
+        nan_left = np.where(missing == _MISSING_NAN, default_left, cut >= 0.0)
+        # A categorical split reads a column of its own (see _columns): 0 goes left, never missing.
+        categorical = np.flatnonzero(~numeric)
+        going_left: list[np.ndarray] = []
+        if len(categorical):
+            words = column("cat_threshold", np.uint64).astype("<u4")
+            bits = np.unpackbits(words.view(np.uint8), bitorder="little").astype(bool)
+            offset, bounds = 0, []  # per tree: where its category sets start in ``bits``
+            for tree in trees:
+                local = np.array(tree.get("cat_boundaries", "0").split(), dtype=np.intp)
+                bounds.append(32 * (offset + local))
+                offset += int(local[-1])
+            for node in categorical.tolist():
+                k, at = int(cut[node]), bounds[int(tree_of[node])]
+                going_left.append(bits[at[k] : at[k + 1]])
+            self.category_feature = feature[categorical].copy()
+            feature[categorical] = self.ncol + np.arange(len(categorical))
+            cut[categorical], nan_left[categorical] = 0.5, False
+        else:
+            self.category_feature = np.zeros(0, dtype=np.intp)
+        self.feature[splits], self.threshold[splits], self.nan_left[splits] = feature, cut, nan_left
         # Row j: which categories go left at categorical split j; the last column (any category
         # past the largest in a set) goes right.
-        width = max((max(going, default=0) for _, going in categories), default=0) + 2
-        self.category_left = np.zeros((len(categories), width), dtype=bool)
-        for j, (_, going) in enumerate(categories):
-            self.category_left[j, going] = True
-        self.depth = max((_depth(self.left, self.right, r) for r in roots), default=0)
+        width = max((len(going) for going in going_left), default=0) + 1
+        self.category_left = np.zeros((len(going_left), width), dtype=bool)
+        for j, going in enumerate(going_left):
+            self.category_left[j, : len(going)] = going
+        self.depth = _depth(self.left, self.right, self.roots)
 
     @classmethod
     def load(cls, path: str | Path) -> Trees:
@@ -236,11 +255,13 @@ def _fields(block: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
 
 
-def _depth(left: np.ndarray, right: np.ndarray, root: int) -> int:
-    depth, level = 0, {root}
+def _depth(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> int:
+    """The most splits on a path from a root to a leaf (a leaf is its own child)."""
+    depth, level = 0, roots
     while True:
-        below = {int(c) for n in level for c in (left[n], right[n]) if c != n}
-        if not below:
+        below = np.concatenate([left[level], right[level]])
+        below = np.unique(below[below != np.concatenate([level, level])])
+        if not len(below):
             return depth
         depth, level = depth + 1, below
 
