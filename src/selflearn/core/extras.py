@@ -43,7 +43,7 @@ def learn_dependency(what: str, exc: ImportError | None = None) -> DependencyErr
     name = exc.name if exc is not None and exc.name else ""
     missing = f" ({name} is not installed)" if name else ""
     if name.split(".")[0] in TRAIN_MODULES:
-        needs, install = "the mining and training dependencies", f"{TRAIN_INSTALL}, no torch"
+        needs, install = "the mining and training dependencies (no torch)", TRAIN_INSTALL
     else:
         needs, install = "the training dependencies", LEARN_INSTALL
     return DependencyError(f"{what} needs {needs}{missing}: {install} (serving does not: README.md#install)")

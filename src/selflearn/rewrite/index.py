@@ -9,7 +9,7 @@ request path is one query at a time, and threads only add latency there.
 
 The exact search is a matrix product in numpy, so a serving install (``pip install selflearn``,
 whose starter's indexes are all exact) needs no faiss; an HNSW index, built for a global layer of
-:data:`HNSW_MIN` patterns or more, needs ``faiss-cpu`` (in the ``learn`` extra) to build and read.
+:data:`HNSW_MIN` patterns or more, needs ``faiss-cpu`` (the ``train`` extra) to build and read.
 """
 
 from __future__ import annotations

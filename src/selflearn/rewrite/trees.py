@@ -276,8 +276,9 @@ def load_booster(path: str | Path) -> Any:
 
 
 def read_errors() -> tuple[type[Exception], ...]:
-    """What reading a damaged model raises: LightGBM's error, or :class:`Trees`' parse errors."""
-    errors: tuple[type[Exception], ...] = (ValueError, KeyError, IndexError)
+    """What reading a damaged model raises beyond what :func:`~selflearn.core.artefacts.reading`
+    always catches (ValueError, KeyError): :class:`Trees`' IndexError, LightGBM's own error."""
+    errors: tuple[type[Exception], ...] = (IndexError,)
     with contextlib.suppress(ImportError):
         import lightgbm as lgb
 
