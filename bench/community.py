@@ -358,7 +358,7 @@ def central(
 def rules_of(table: RewriteTable | None) -> list[tuple[str, str]]:
     if table is None:
         return []
-    return sorted((r["source"], r["target"]) for r in table.table.to_pylist() if r["status"] == "active")
+    return sorted((r["source"], r["target"]) for r in table.rows() if r["status"] == "active")
 
 
 def rewriter_folder(table: RewriteTable | None) -> Path:
@@ -782,7 +782,7 @@ def attacks(
         table, report, _ = release(batch, 1.0)
         wanted = set(chosen)
         released = [r for r in report.released if (r.failing, r.fixing) in wanted]
-        ids = {r["rule_id"] for r in table.table.to_pylist() if (r["source"], r["target"]) in wanted}
+        ids = {r["rule_id"] for r in table.rows() if (r["source"], r["target"]) in wanted}
         effect = attack_effect(replay.arm("personal", rewriter_folder(table)), ids)
         unsafe = [
             f"{r.failing} -> {r.fixing}"
@@ -870,7 +870,7 @@ def wrong_attacks(
         )
         table, report, _ = release(batch, 1.0)
         released = [r for r in report.released if (r.failing, r.fixing) in wanted]
-        ids = {r["rule_id"] for r in table.table.to_pylist() if (r["source"], r["target"]) in wanted}
+        ids = {r["rule_id"] for r in table.rows() if (r["source"], r["target"]) in wanted}
         effect = attack_effect(replay.arm("personal", rewriter_folder(table)), ids)
         name = f"colluding {colluders / 100:g}% of 10,000"
         out[name] = {

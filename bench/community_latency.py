@@ -25,8 +25,8 @@ A community release (:mod:`selflearn.community.release`) ships a ``RewriteTable`
    (i+1)-th) until ``--entries`` distinct sources that are no clean sentence are reached. A
    variant keeps its sentence's placeholders, so the rule fills. ``--small`` takes the first
    round (one variant each of that many sentences).
-2. Loads the table (``RewriteTable.load``: Parquet a column at a time, each repeating column
-   dictionary-encoded as it is read, the source index and the guards' pass; timed) into
+2. Loads the table (``RewriteTable.load``: DuckDB reads the Parquet file a column at a time, each
+   repeating column coded as it is read, then the source index and the guards' pass; timed) into
    ``Rewriter.from_parts(table=...)`` with 50 simulated homes, and replays ``--requests``
    failed requests (``RewriteContext(failed=True, household_id, home)``) after as many other
    requests to warm up (not measured): a share ``--hit-share`` whose pattern is a rule's source
@@ -36,7 +36,7 @@ A community release (:mod:`selflearn.community.release`) ships a ``RewriteTable`
    ``on``) are not applied and count as misses, as they would.
 3. Reports wall-clock (``perf_counter_ns``) p50/p90/p99/max per decision, CPU time per decision
    (``thread_time_ns``), over all requests and over hits and misses apart; the resident memory
-   (VmRSS) before and after loading and the peak, and the Arrow table's size per column; the
+   (VmRSS) before and after loading and the peak, and the table's size in memory per column; the
    load time; the share of decisions whose wall time exceeds their CPU time by over a
    millisecond (the process was descheduled: on a shared machine under ``nice`` that sets the
    wall p99) and the load average. Each size is
@@ -73,7 +73,7 @@ from selflearn.core.hooks import RewriteContext
 from selflearn.core.text import ONES, TENS
 from selflearn.evaluate import write_results
 from selflearn.rewrite import Rewriter
-from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
+from selflearn.rewrite.table import RewriteTable, arrow_schema, rule_id
 from selflearn.simulation.corpora import find_data_dir, load_corpus
 from selflearn.simulation.population import make_household
 
@@ -295,10 +295,11 @@ def build(entries: int, seed: int, folder: Path, bases_file: Path) -> None:
         "status": pa.array(["active"] * n),
     }
     del sources, targets
-    table = pa.table(columns, schema=TABLE_SCHEMA)
+    table = pa.table(columns, schema=arrow_schema())
     log(f"{n:,} rules as Arrow, {table.nbytes / 1e9:.2f} GB ({time.perf_counter() - started:.0f} s)")
     meta = {"source": "community", "release": f"bench-{n}", "period": "bench", "built_seconds": 0.0}
-    rewrites = RewriteTable(table, meta)
+    rewrites = RewriteTable.from_arrow(table, meta)
+    del table
     log(f"indexed ({time.perf_counter() - started:.0f} s); saving")
     rewrites.metadata["built_seconds"] = round(time.perf_counter() - started, 1)
     rewrites.save(folder)
@@ -338,13 +339,13 @@ def requests(
     table: RewriteTable, bases: list[str], houses: list[Home], n: int, hit_share: float, rng: random.Random
 ) -> list[tuple[str, Home, bool]]:
     """``n`` requests (text, home, whether its pattern is a rule's source)."""
-    rows = table._index.active
+    rows = np.flatnonzero(table._index.active)
     out: list[tuple[str, Home, bool]] = []
     while len(out) < n:
         hit = rng.random() < hit_share
         home = rng.choice(houses)
         if hit:
-            pattern = table._index.source[int(rows[rng.randrange(len(rows))])].as_py()
+            pattern = str(table._index.source.get(int(rows[rng.randrange(len(rows))])))
         else:
             pattern = rng.choice(bases)
         text = fill_for(pattern, home, rng)
@@ -365,7 +366,7 @@ def measure(folder: Path, bases_file: Path, args: argparse.Namespace) -> dict[st
     load_s = time.perf_counter() - started
     rss_loaded = rss_gb()
     log(
-        f"{folder.name}: {table.table.num_rows:,} rules loaded in {load_s:.1f} s; "
+        f"{folder.name}: {table.num_rows:,} rules loaded in {load_s:.1f} s; "
         f"resident {rss_loaded:.2f} GB (before {rss_before:.2f}); "
         f"refused by the guards: {int(table._refused.sum()):,}"
     )
@@ -400,7 +401,7 @@ def measure(folder: Path, bases_file: Path, args: argparse.Namespace) -> dict[st
 
     index = table._index
     figures: dict[str, Any] = {
-        "entries": table.table.num_rows,
+        "entries": table.num_rows,
         "refused_rules": int(table._refused.sum()),
         "load_seconds": round(load_s, 2),
         "requests": len(measured),
@@ -419,11 +420,8 @@ def measure(folder: Path, bases_file: Path, args: argparse.Namespace) -> dict[st
         "rss_before_load_gb": round(rss_before, 3),
         "rss_after_requests_gb": round(rss_after, 3),
         "peak_rss_gb": round(peak, 3),
-        "arrow_table_gb": round(table.table.nbytes / 1e9, 3),
-        "arrow_gb_by_column": {
-            name: round(column.nbytes / 1e9, 3)
-            for name, column in zip(table.table.column_names, table.table.columns, strict=True)
-        },
+        "table_gb": round(table.nbytes / 1e9, 3),
+        "table_gb_by_column": {name: round(size / 1e9, 3) for name, size in table.column_nbytes().items()},
         "index_gb": round(sum(a.nbytes for a in (index.active, index.order, table._refused)) / 1e9, 3),
         "errors": rewriter.stats.errors,
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],

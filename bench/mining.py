@@ -110,7 +110,7 @@ def main() -> None:
     )
     print("stage seconds:", rep["seconds"])
     print("rejected:", rep["rejected"])
-    rows = RewriteTable.load(folder).table.to_pylist()
+    rows = RewriteTable.load(folder).rows()
     for row in random.Random(0).sample(rows, min(12, len(rows))):
         print(
             f"  {row['source']!r} -> {row['target']!r} (p {row['p_source']:.2f} -> "

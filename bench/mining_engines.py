@@ -83,8 +83,8 @@ def run_spark(folder: Path, config: MiningConfig, master: str) -> tuple[RewriteT
 def same(a: RewriteTable, b: RewriteTable) -> list[str]:
     """What differs between two mined tables (empty when identical)."""
     problems = []
-    if not a.table.equals(b.table):
-        problems.append(f"rows differ ({a.table.num_rows} vs {b.table.num_rows} rows)")
+    if a.rows() != b.rows():
+        problems.append(f"rows differ ({a.num_rows} vs {b.num_rows} rows)")
     if a.version != b.version:
         problems.append(f"version {a.version} vs {b.version}")
     ra, rb = (dict(t.metadata["report"]) for t in (a, b))

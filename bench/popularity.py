@@ -102,7 +102,7 @@ def measure(law: str, exponent: float, args: argparse.Namespace) -> dict[str, An
         table = RewriteMiner(MiningConfig(min_users=args.k)).fit(DuckDbEngine(store)).mined()
         mining_seconds = time.perf_counter() - mined_started
     report = table.metadata["report"]
-    rules = table.table.to_pylist()
+    rules = table.rows()
     active = sum(r["status"] == "active" for r in rules)
     figures = {
         "law": law,

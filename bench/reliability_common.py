@@ -147,7 +147,7 @@ def _rules(folder: Path) -> int | None:
         table = RewriteTable.load(folder)
     except Exception:
         return None
-    return sum(1 for r in table.table.to_pylist() if r["status"] == "active")
+    return table.column("status").count("active")
 
 
 def _loads(folder: Path) -> bool:

@@ -157,7 +157,7 @@ def test_the_loop_asks_rewrites_acts_and_logs(rewriter_dir: Path, tmp_path: Path
         session.run(_reader(lines, out))
         shown = out.getvalue()
         turns = store.query("SELECT text, source FROM turns ORDER BY turn_id").to_pylist()
-        acts = store.dialogue_acts().to_pylist()
+        acts = store.dialogue_acts()
     # The banner: the home's areas and devices, what to try, :help.
     assert "Living Room (also Lounge): Living Room Ceiling, Floor Lamp, TV, Thermostat" in shown
     assert "try: turn on the kitchen light  |  set the living room ceiling to 50 percent" in shown
@@ -197,7 +197,7 @@ def test_no_then_what_you_wanted_and_a_question_left_open(rewriter_dir: Path, tm
         session, out = _session(rewriter_dir, store)
         session.run(_reader([KILL, "no", "turn off the kitchen light", KILL, "never mind", KILL], out))
         shown = out.getvalue()
-        acts = store.dialogue_acts().to_pylist()
+        acts = store.dialogue_acts()
     assert "you> no\nassistant> OK. What did you want?\n  question ended: no\n  asked: clarify\n" in shown
     assert "question ended: answered\n  did: HassTurnOff light.kitchen_light" in shown
     # A no is never proposed again: the same words now fail as they would without selflearn.
@@ -220,7 +220,7 @@ def test_ctrl_c_ends_the_chat_and_a_waiting_question_is_logged(rewriter_dir: Pat
             return line
 
         session.run(read)
-        acts = store.dialogue_acts().to_pylist()
+        acts = store.dialogue_acts()
         turns = store.query("SELECT text FROM turns").to_pylist()
     assert QUESTION in out.getvalue() and "question ended: timeout" in out.getvalue()
     assert out.getvalue().rstrip().endswith("bye")

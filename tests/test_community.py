@@ -495,7 +495,7 @@ def test_a_release_installs_into_a_copy_of_a_base_rewriter(release: Path, tmp_pa
     install_release(release, _key(7).public_key(), tmp_path / "community", base=tmp_path / "starter")
     table = Rewriter.load(tmp_path / "community").table_
     assert table is not None
-    active = {r["source"]: r["target"] for r in table.table.to_pylist() if r["status"] == "active"}
+    active = {r["source"]: r["target"] for r in table.rows() if r["status"] == "active"}
     assert active == {own[0]: own[1], clash[0]: clash[1]}  # the base's own rule wins its source
     assert table.metadata["community_rules"] == 0
 
@@ -508,7 +508,7 @@ def test_the_report_says_which_rules_came_from_the_community(release: Path, tmp_
     )
     table = Rewriter.load(tmp_path / "community").table_
     assert table is not None
-    kill_id = next(r["rule_id"] for r in table.table.to_pylist() if r["source"] == KILL[0])
+    kill_id = next(r["rule_id"] for r in table.rows() if r["source"] == KILL[0])
     assert table.community() == (manifest["version"], frozenset({kill_id}))
     assert RewriteTable.from_rules([own]).community() == (None, frozenset())
     with Store(tmp_path / "logs.duckdb") as store:

@@ -20,7 +20,6 @@ import selflearn.fpi.text as fpi_text
 from selflearn import SimulationConfig, Store, simulate
 from selflearn.cli import app
 from selflearn.core.errors import ConfigError, DataError
-from selflearn.core.store import FPI_SCHEMA, REPHRASE_SCHEMA
 from selflearn.fpi.context import compare_later
 from selflearn.fpi.features import FEATURES, compare_texts, fpi_features
 from selflearn.fpi.language import DomainLanguage, delexicalise, domain_language
@@ -662,8 +661,8 @@ def stage_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for t, _, of in STAGE_TURNS
     ]
     with Store(path) as store:
-        store.save_signals("fpi", pa.Table.from_pylist(fpi, schema=FPI_SCHEMA))
-        store.save_signals("rephrases", pa.Table.from_pylist(rephrases, schema=REPHRASE_SCHEMA))
+        store.save_signals("fpi", fpi)
+        store.save_signals("rephrases", rephrases)
     RewriteTable.from_rules([(SWITCH, TURN_ON)]).save(folder / "rewrites")
     return path
 
@@ -725,7 +724,7 @@ def test_stage_actions_without_a_table_and_with_an_unknown_name(stage_store: Pat
         fpi = [
             {"turn_id": "b5", "failure_point": "er", "probability": 1.0, "model": "test", "scored_at": now}
         ]
-        store.save_signals("fpi", pa.Table.from_pylist(fpi, schema=FPI_SCHEMA))
+        store.save_signals("fpi", fpi)
         only = _rows(fpi_breakdown(store))["er", "turn on the {unknown}"]
     assert only.action == "teach" and only.command == "the big light is the <device>"
     assert "with the device it means" in only.detail

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 import yaml
 from hassil import Intents, recognize_all
@@ -23,7 +22,7 @@ from selflearn.assistant.nlu import slot_lists_for
 from selflearn.cli import app as cli_app
 from selflearn.core.errors import ConfigError, DataError
 from selflearn.core.home import Home, normalize_name
-from selflearn.core.store import LABEL_SCHEMA, Store
+from selflearn.core.store import Store
 from selflearn.labels.export import (
     LabelledTurn,
     LabelSlot,
@@ -134,7 +133,7 @@ class Log:
             report = store.ingest_records(self.turns)
             assert not report.rejected, report.rejected
             if labels:
-                store.save_signals("labels", pa.Table.from_pylist(self.labels, schema=LABEL_SCHEMA))
+                store.save_signals("labels", self.labels)
         return path
 
 

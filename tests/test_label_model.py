@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from selflearn.core.errors import ConfigError, DataError
@@ -108,7 +107,7 @@ def build_store(path: Path, labels: bool = True, contradict: bool = False) -> Pa
     with Store(path) as store:
         assert store.ingest([logs]).quarantined == 0
         if labels:
-            store.save_signals("labels", pa.Table.from_pylist(rows, schema=LABEL_SCHEMA))
+            store.save_signals("labels", rows)
     return path
 
 
@@ -152,7 +151,7 @@ def test_predictions_have_the_labels_layout(
         table = model.predict(store)
         proba = model.predict_proba(store)
         turns = store.count("turns")
-    assert table.schema == LABEL_SCHEMA
+    assert table.schema == LABEL_SCHEMA.arrow()
     assert table.num_rows == turns == proba.num_rows
     rows = table.to_pylist()
     assert {r["source"] for r in rows} == {f"model:{model.version}"}

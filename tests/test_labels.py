@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from selflearn.cli import app
 from selflearn.core.errors import DataError
 from selflearn.core.home import Home
-from selflearn.core.store import DEFECT_SCHEMA, REPHRASE_SCHEMA, Store
+from selflearn.core.store import Store
 from selflearn.labels import (
     CONFIRM_TRUST,
     LABEL_STAGES,
@@ -142,12 +142,12 @@ def save_signals(
         {"turn_id": t, "p_defect": p, "p_heuristic": p, "reasons": [], "model": "test", "scored_at": now}
         for t, p in defects.items()
     ]
-    store.save_signals("defects", pa.Table.from_pylist(rows, schema=DEFECT_SCHEMA))
+    store.save_signals("defects", rows)
     links = [
         {"turn_id": t, "rephrase_of": r, "p_rephrase": p, "model": "test", "scored_at": now}
         for t, (r, p) in rephrases.items()
     ]
-    store.save_signals("rephrases", pa.Table.from_pylist(links, schema=REPHRASE_SCHEMA))
+    store.save_signals("rephrases", links)
 
 
 KITCHEN_OFF = {"name": "Kitchen Ceiling"}
@@ -306,16 +306,19 @@ def test_labels_never_read_simulation_truth(
         log.lie(turn_id, "HassNevermind", {"name": "Front Door"})
     path = log.write(tmp_path / "with-truth.duckdb")
     queries: list[str] = []
-    original = Store.query
 
-    def spy(self: Store, sql: str, params: list[Any] | None = None) -> pa.Table:
-        queries.append(sql)
-        return original(self, sql, params)
+    def spying(read: Any) -> Any:
+        def spy(self: Store, sql: str, params: Any = None) -> Any:
+            queries.append(sql)
+            return read(self, sql, params)
+
+        return spy
 
     def forbidden(self: Store) -> pa.Table:
         raise AssertionError("the labeller read simulation truth")
 
-    monkeypatch.setattr(Store, "query", spy)
+    for read in ("query", "rows", "value"):  # every way the store runs a query
+        monkeypatch.setattr(Store, read, spying(getattr(Store, read)))
     monkeypatch.setattr(Store, "truth", forbidden)
     with Store(path) as store:
         assert store.count("sim_truth") == 4

@@ -8,9 +8,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
-
-from selflearn.core.store import DEFECT_SCHEMA, REPHRASE_SCHEMA, Store
+from selflearn.core.store import Store
 from selflearn.rewrite.logs import read_log
 from tests.conftest import turn_dict
 
@@ -50,9 +48,9 @@ def test_teaching_and_routine_turns_are_not_learned_from(tmp_path: Path) -> None
             {"turn_id": t, "p_defect": 0.1, "p_heuristic": 0.1, "reasons": [], "model": "t", "scored_at": now}
             for t in "abcd"
         ]
-        store.save_signals("defects", pa.Table.from_pylist(defects, schema=DEFECT_SCHEMA))
+        store.save_signals("defects", defects)
         link = [{"turn_id": "b", "rephrase_of": "a", "p_rephrase": 0.9, "model": "t", "scored_at": now}]
-        store.save_signals("rephrases", pa.Table.from_pylist(link, schema=REPHRASE_SCHEMA))
+        store.save_signals("rephrases", link)
         assert [t.turn_id for t in read_log(store)] == ["a", "d"]
         assert [t.turn_id for t in read_log(store, households=["h1"])] == ["a", "d"]
         from selflearn.mining.engines import DIALECT, INPUT_SQL

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
 from selflearn.core.delex import Delexicalizer, fill
@@ -17,7 +16,7 @@ from selflearn.core.guards import changes_target, flips_polarity, is_sensitive
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import DeviceContext
-from selflearn.core.store import DEFECT_SCHEMA, REPHRASE_SCHEMA, Store
+from selflearn.core.store import Store
 from selflearn.mining import DuckDbEngine, MiningConfig, RewriteMiner
 from selflearn.mining.markov import FAILURE, SUCCESS, absorbing_chain
 from selflearn.rewrite import RewriteTable
@@ -98,20 +97,14 @@ class Log:
         now = datetime.now(UTC)
         store.save_signals(
             "defects",
-            pa.Table.from_pylist(
-                [
-                    {**d, "p_heuristic": d["p_defect"], "reasons": [], "model": "test", "scored_at": now}
-                    for d in self.defects
-                ],
-                schema=DEFECT_SCHEMA,
-            ),
+            [
+                {**d, "p_heuristic": d["p_defect"], "reasons": [], "model": "test", "scored_at": now}
+                for d in self.defects
+            ],
         )
         store.save_signals(
             "rephrases",
-            pa.Table.from_pylist(
-                [{**r, "p_rephrase": 0.9, "model": "test", "scored_at": now} for r in self.rephrases],
-                schema=REPHRASE_SCHEMA,
-            ),
+            [{**r, "p_rephrase": 0.9, "model": "test", "scored_at": now} for r in self.rephrases],
         )
         return store
 
@@ -129,7 +122,7 @@ def _users_fix(log: Log, users: int, homes: int, bad: str, good: str, area: str 
 
 
 def _rules(table: RewriteTable) -> dict[str, str]:
-    return {r["source"]: r["target"] for r in table.table.to_pylist() if r["status"] == "active"}
+    return {r["source"]: r["target"] for r in table.rows() if r["status"] == "active"}
 
 
 # --- the Markov chain ---------------------------------------------------------------------------
@@ -193,7 +186,7 @@ def test_a_failing_phrasing_is_rewritten_to_what_users_said_next(tmp_path: Path)
     _users_fix(log, 6, 3, "lights out in the kitchen", "turn off the lights in the kitchen")
     table = _mine(log, tmp_path)
     assert _rules(table) == {"lights out in the {area}": "turn off the lights in the {area}"}
-    row = table.table.to_pylist()[0]
+    row = table.rows()[0]
     assert row["users"] == 6 and row["households"] == 3
     assert row["p_source"] < 0.2 and row["p_target"] > 0.8
     # Applied in another home, with that home's room.
@@ -258,7 +251,7 @@ def test_household_names_never_enter_the_table(tmp_path: Path) -> None:
         )
     table = _mine(log, tmp_path)
     assert _rules(table) == {"{name} on": "turn on the {name}"}
-    text = json.dumps(table.table.to_pylist())
+    text = json.dumps(table.rows())
     for name in ("reading nook", "glow worm", "kitchen ceiling", "telly"):
         assert name not in text
 
@@ -301,9 +294,9 @@ def test_loading_a_table_mined_before_the_action_guard_warns(
         RewriteTable.load(folder)
     assert not caplog.records
     # The same row as an older miner could have written it: "on" rewritten to "mute".
-    rows = mined.table.to_pylist()
+    rows = mined.rows()
     rows[0]["target"] = "mute the radio in the {area}"
-    old = RewriteTable(pa.Table.from_pylist(rows), dict(mined.metadata)).save(tmp_path / "old")
+    old = RewriteTable.from_rows(rows, dict(mined.metadata)).save(tmp_path / "old")
     with caplog.at_level(logging.WARNING, logger="selflearn.rewrite.table"):
         loaded = RewriteTable.load(old)
     assert [r["target"] for r in loaded.unguarded()] == ["mute the radio in the {area}"]
@@ -321,7 +314,7 @@ def test_loading_a_table_mined_before_the_action_guard_warns(
     # when the rewrite is sensitive.
     def flagged(**changes: object) -> bool:
         row = {**rows[0], "users": 60, "p_target": 0.97, **changes}
-        return bool(RewriteTable(pa.Table.from_pylist([row]), dict(mined.metadata)).unguarded())
+        return bool(RewriteTable.from_rows([row], dict(mined.metadata)).unguarded())
 
     assert flagged(p_source=0.5) and not flagged(p_source=0.3)
     assert flagged(p_source=0.3, users=49) and flagged(p_source=0.3, sensitive=True)
@@ -342,7 +335,7 @@ def test_a_deployed_rewrite_that_works_worse_is_demoted(tmp_path: Path) -> None:
             rewrite=("lights out in the kitchen", "turn off the lights in the kitchen"),
         )
     table = _mine(log, tmp_path)
-    rows = table.table.to_pylist()
+    rows = table.rows()
     assert [r["status"] for r in rows] == ["demoted"]
     assert rows[0]["deployed_turns"] == 30 and rows[0]["deployed_success"] == 0
     assert rows[0]["p_worse_after"] >= 0.95
@@ -354,10 +347,10 @@ def test_table_round_trips_and_mining_is_deterministic(tmp_path: Path) -> None:
     _users_fix(log, 6, 3, "lights out in the kitchen", "turn off the lights in the kitchen")
     first = _mine(log, tmp_path / "a")
     second = _mine(log, tmp_path / "b")
-    assert first.table.equals(second.table)
+    assert first.rows() == second.rows()
     folder = first.save(tmp_path / "table")
     loaded = RewriteTable.load(folder)
-    assert loaded.table.equals(first.table)
+    assert loaded.rows() == first.rows()
     assert loaded.version == first.version == second.version
     meta = json.loads((folder / "model.json").read_text())
     assert meta["format"] == "selflearn.rewrites.v2" and meta["report"]["turns"] == 12
@@ -371,7 +364,7 @@ def test_noise_changes_counts_not_rules(tmp_path: Path) -> None:
     noisy = _mine(log, tmp_path / "b", MiningConfig(**{**LOOSE.__dict__, "noise_epsilon": 0.5}))
     assert _rules(noisy) == _rules(plain)
     counts = ("support", "users", "households", "source_turns", "target_turns")
-    assert any(noisy.table.column(c).to_pylist() != plain.table.column(c).to_pylist() for c in counts)
+    assert any(noisy.column(c) != plain.column(c) for c in counts)
 
 
 def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:

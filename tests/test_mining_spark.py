@@ -156,11 +156,13 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
 
 def test_spark_mines_the_same_table_as_duckdb(mined: dict[str, tuple[RewriteTable, Recording]]) -> None:
     duck, spark = mined["duckdb"][0], mined["spark"][0]
-    assert duck.table.num_rows > 0, "the small population must give some rewrites"
-    keys = [("source", "ascending"), ("target", "ascending")]
-    assert spark.table.schema.equals(duck.table.schema)
-    assert spark.table.sort_by(keys).equals(duck.table.sort_by(keys))
-    assert spark.table.equals(duck.table), "same rows in the same order"
+    assert duck.num_rows > 0, "the small population must give some rewrites"
+
+    def key(row: dict[str, Any]) -> tuple[str, str]:
+        return row["source"], row["target"]
+
+    assert sorted(spark.rows(), key=key) == sorted(duck.rows(), key=key)
+    assert spark.rows() == duck.rows(), "same rows in the same order"
     assert spark.version == duck.version
 
 

@@ -333,7 +333,7 @@ def test_the_table_is_k_anonymous_and_holds_no_household_name(
     with log.store(folder / "logs.duckdb") as store:
         table = RewriteMiner(config).fit(DuckDbEngine(store)).mined()
     table.save(folder / "table")
-    for row in table.table.to_pylist():
+    for row in table.rows():
         if row["status"] == "active":
             assert row["users"] >= k and row["households"] >= 2, row
     saved = b"".join(p.read_bytes() for p in (folder / "table").rglob("*") if p.is_file()).lower()

@@ -13,16 +13,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
 from selflearn.cli import app
 from selflearn.core.errors import ConfigError, StoreError
 from selflearn.core.schema import Concept
-from selflearn.core.store import DEFECT_SCHEMA, REPHRASE_SCHEMA, Store
+from selflearn.core.store import Store
 from selflearn.report import DateRange, ReportData, ReviewForms, collect, pseudonym, render_html
-from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
+from selflearn.rewrite.table import RewriteTable, rule_id
 
 runner = CliRunner()
 
@@ -105,36 +104,30 @@ class Log:
                 now = datetime.now(UTC)
                 store.save_signals(
                     "defects",
-                    pa.Table.from_pylist(
-                        [
-                            {
-                                "turn_id": t,
-                                "p_defect": p,
-                                "p_heuristic": p,
-                                "reasons": [],
-                                "model": "test",
-                                "scored_at": now,
-                            }
-                            for t, p in self.defects.items()
-                        ],
-                        schema=DEFECT_SCHEMA,
-                    ),
+                    [
+                        {
+                            "turn_id": t,
+                            "p_defect": p,
+                            "p_heuristic": p,
+                            "reasons": [],
+                            "model": "test",
+                            "scored_at": now,
+                        }
+                        for t, p in self.defects.items()
+                    ],
                 )
                 store.save_signals(
                     "rephrases",
-                    pa.Table.from_pylist(
-                        [
-                            {
-                                "turn_id": t,
-                                "rephrase_of": r,
-                                "p_rephrase": 0.9,
-                                "model": "test",
-                                "scored_at": now,
-                            }
-                            for t, r in self.rephrases.items()
-                        ],
-                        schema=REPHRASE_SCHEMA,
-                    ),
+                    [
+                        {
+                            "turn_id": t,
+                            "rephrase_of": r,
+                            "p_rephrase": 0.9,
+                            "model": "test",
+                            "scored_at": now,
+                        }
+                        for t, r in self.rephrases.items()
+                    ],
                 )
             store.put_concept(
                 Concept(
@@ -197,7 +190,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_log().write(out / "logs.duckdb")
     table = RewriteTable.from_rules([(KILL, OFF)])
     demoted = {
-        **table.table.to_pylist()[0],
+        **table.rows()[0],
         "rule_id": rule_id("frobnicate", "turn on the {name}"),
         "source": "frobnicate",
         "target": "turn on the {name}",
@@ -206,8 +199,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "p_worse_after": 0.97,
         "status": "demoted",
     }
-    rows = [*table.table.to_pylist(), demoted]
-    RewriteTable(pa.Table.from_pylist(rows, schema=TABLE_SCHEMA), {"source": "test"}).save(out / "rewrites")
+    rows = [*table.rows(), demoted]
+    RewriteTable.from_rows(rows, {"source": "test"}).save(out / "rewrites")
     return out
 
 
@@ -430,7 +423,6 @@ def test_a_missing_store_is_one_error_line(tmp_path: Path) -> None:
 
 
 def test_failure_points_come_from_the_fpi_table_where_it_scored(tmp_path: Path) -> None:
-    from selflearn.core.store import FPI_SCHEMA
 
     log = build_log()
     path = log.write(tmp_path / "fpi.duckdb")
@@ -446,7 +438,7 @@ def test_failure_points_come_from_the_fpi_table_where_it_scored(tmp_path: Path) 
             }
             for t in frobnicate
         ]
-        store.save_signals("fpi", pa.Table.from_pylist(rows, schema=FPI_SCHEMA))
+        store.save_signals("fpi", rows)
         data = collect(store)
     assert data.signals.fpi_model == "test-fpi" and data.signals.fpi_turns == 2
     by_pattern = {p.pattern: p for p in data.unrecognized}
@@ -651,24 +643,25 @@ def test_a_busy_serving_rewriter_is_not_waited_for(tmp_path: Path) -> None:
     assert all(p.rewriter_note is None for p in busy.unrecognized)
 
 
-def test_the_rules_table_is_sorted_in_arrow_as_python_would() -> None:
-    """The report's rules come out of Arrow's stable sort in the order Python's sorted gives."""
+def test_the_rules_table_is_sorted_column_wise_as_python_would() -> None:
+    """The report's rules come out of the table's column-wise stable sort in the order Python's
+    sorted gives (duplicate sources kept in row order)."""
     import random
 
     from selflearn.report.views import first_rules
 
     rng = random.Random(3)
-    pairs = [(f"say {rng.choice('abc')} {i} {{name}}", f"turn on {{name}} {i}") for i in range(60)]
-    table = RewriteTable.from_rules(pairs)
-    t = table.table
-    t = t.set_column(t.schema.get_field_index("users"), "users", pa.array([rng.randint(1, 3) for _ in pairs]))
-    t = t.set_column(
-        t.schema.get_field_index("support"), "support", pa.array([rng.randint(1, 2) for _ in pairs])
-    )
-    status = pa.array([rng.choice(["active", "active", "demoted"]) for _ in pairs])
-    t = t.set_column(t.schema.get_field_index("status"), "status", status)
-    expected = sorted(
-        t.to_pylist(), key=lambda r: (r["status"] != "active", -r["users"], -r["support"], r["source"])
-    )
+    pairs = [(f"say {rng.choice('abc')} {i % 45} {{name}}", f"turn on {{name}} {i}") for i in range(60)]
+    rows = [
+        {
+            **row,
+            "users": rng.randint(1, 3),
+            "support": rng.randint(1, 2),
+            "status": rng.choice(["active", "active", "demoted"]),
+        }
+        for row in RewriteTable.from_rules(pairs).rows()
+    ]
+    t = RewriteTable.from_rows(rows)
+    expected = sorted(rows, key=lambda r: (r["status"] != "active", -r["users"], -r["support"], r["source"]))
     assert first_rules(t, 25) == expected[:25]
     assert first_rules(t, 100) == expected

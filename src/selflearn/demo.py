@@ -116,11 +116,7 @@ def run_demo(
         else:
             detector, name = PairwiseRephraseBaseline("lexical"), "pairwise lexical"
         score_rephrases(store, detector)
-        linked = int(
-            store.query("SELECT count(*) AS n FROM rephrases WHERE rephrase_of IS NOT NULL")
-            .column("n")[0]
-            .as_py()
-        )
+        linked = int(store.value("SELECT count(*) FROM rephrases WHERE rephrase_of IS NOT NULL"))
         defects = score_defects(store)
         say(f"3/5 mining rewrites (k = {min_users} users)")
         table = RewriteMiner(MiningConfig(min_users=min_users)).fit(DuckDbEngine(store)).mined()

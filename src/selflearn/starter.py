@@ -296,9 +296,7 @@ def build_starter(config: StarterConfig, out: Path, work: Path, say: Say = print
     clock = time.perf_counter()
     with Store(store_path, read_only=True) as store:
         turns = store.count("turns")
-        households = int(
-            store.query("SELECT count(DISTINCT household_id) AS n FROM turns").column("n")[0].as_py()
-        )
+        households = int(store.value("SELECT count(DISTINCT household_id) FROM turns"))
         say("mining the rewrite table")
         table = RewriteMiner(MiningConfig(min_users=config.min_users)).fit(DuckDbEngine(store)).mined()
         timings["mine_s"] = time.perf_counter() - clock

@@ -406,7 +406,7 @@ def remember(store: Store, rewriter: Rewriter, budget: TeachBudget, home: Home) 
             rewriter.observe_feedback(record)
         n += 1
     acts = store.dialogue_acts(where=f"household_id = '{home.home_id.replace(chr(39), chr(39) * 2)}'")
-    budget.restore(DialogueAct.model_validate(row) for row in acts.to_pylist())
+    budget.restore(DialogueAct.model_validate(row) for row in acts)
     return n
 
 

@@ -56,7 +56,7 @@ def contribute_cmd(
     private = load_or_create_key(key_path)
     with open_store(store_path, read_only=True, hint=": give this install's store") as store:
         if period is None:
-            last = store.query("SELECT max(timestamp) AS t FROM turns").column("t")[0].as_py()
+            last = store.value("SELECT max(timestamp) FROM turns")
             if last is None:
                 raise ConfigError(f"{store_path} holds no turns: nothing to contribute")
             period = period_of(last)

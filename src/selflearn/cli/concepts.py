@@ -104,14 +104,14 @@ def forget_cmd(
 
 def read_home(store: Store, household: str) -> Home:
     """The home configuration the store's ``homes`` table holds for ``household``."""
-    table = store.query("SELECT config FROM homes WHERE home_id = ?", [household])
-    if table.num_rows == 0:
+    rows = store.rows("SELECT config FROM homes WHERE home_id = ?", [household])
+    if not rows:
         raise ConfigError(
             f"the store has no home for household {household}: register it first "
             f"(PUT /v1/homes/{household} on `selflearn serve`, or Store.put_home)"
         )
     try:
-        return Home.from_dict(json.loads(str(table.column("config")[0].as_py())))
+        return Home.from_dict(json.loads(str(rows[0]["config"])))
     except (SelflearnError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ConfigError(f"the stored home of household {household} is not usable: {exc}") from exc
 

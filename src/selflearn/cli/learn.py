@@ -91,10 +91,8 @@ def signals_cmd(
     with Store(store_path) as store:
         with _counting("detecting rephrases") as update:
             n = score_rephrases(store, rephraser, progress=update)
-        linked = store.query("SELECT count(*) AS n FROM rephrases WHERE rephrase_of IS NOT NULL")
-        out.print(
-            f"rephrases: {n:,} turns scored, {linked.column('n')[0].as_py():,} linked to an earlier turn"
-        )
+        linked = int(store.value("SELECT count(*) FROM rephrases WHERE rephrase_of IS NOT NULL"))
+        out.print(f"rephrases: {n:,} turns scored, {linked:,} linked to an earlier turn")
         with _steps("scoring defects", score_steps(defects)) as say:
             report = score_defects(store, defects, progress=say)
     out.print(f"defects: {report.summary()}")
@@ -172,15 +170,13 @@ def mine_cmd(
     )
     for reason, n in report["rejected"].items():
         out.print(f"  rejected: {reason}: {n:,}")
-    active = sorted(
-        (row for row in table.table.to_pylist() if row["status"] == "active"),
-        key=lambda row: (-row["users"], -row["support"], row["source"]),
-    )
-    for row in active[:10]:
+    # active first, most users, most support, by source
+    for row in (row for row in table.first(10) if row["status"] == "active"):
         out.print(
             f"  {row['source']!r} -> {row['target']!r} ({row['users']} users, {row['households']} homes)",
             markup=False,
             soft_wrap=True,
         )
-    if len(active) > 10:
-        out.print(f"  ... and {len(active) - 10:,} more in {out_dir / 'rewrites.parquet'}", markup=False)
+    active = table.column("status").count("active")
+    if active > 10:
+        out.print(f"  ... and {active - 10:,} more in {out_dir / 'rewrites.parquet'}", markup=False)

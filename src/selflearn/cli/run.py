@@ -62,7 +62,7 @@ def demo_cmd(
         f"rewrite table: {report['rules']:,} rewrites from {report['states']:,} patterns "
         f"(k = {min_users}) -> {result.table_dir}"
     )
-    for row in result.table.table.to_pylist()[:10]:
+    for row in result.table.rows()[:10]:
         if row["status"] == "active":
             out.print(f"  {row['source_example']!r} -> {row['target_example']!r} ({row['users']} users)")
     if result.fit is not None:

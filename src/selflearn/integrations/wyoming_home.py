@@ -39,7 +39,7 @@ def load_store_home(store: Path, household_id: str | None) -> Home | None:
 
     try:
         with Store(store, read_only=True) as opened:
-            rows = opened.query("SELECT home_id, config FROM homes ORDER BY home_id").to_pylist()
+            rows = opened.rows("SELECT home_id, config FROM homes ORDER BY home_id")
     except StoreError as exc:
         raise StoreError(
             f"{exc} (a store another process writes, e.g. `selflearn serve --store`, cannot be opened: "

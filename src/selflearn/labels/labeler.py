@@ -30,11 +30,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-import pyarrow as pa
-
 from selflearn.core.delex import Delexicalizer
 from selflearn.core.home import Home, normalize_name
-from selflearn.core.store import LABEL_SCHEMA, Store
+from selflearn.core.store import Store
 from selflearn.labels.rules import (
     MIN_DEFECT,
     MIN_REPHRASE,
@@ -235,7 +233,6 @@ def label_store(
     )
     say("writing")
     now = datetime.now(UTC)
-    table = pa.Table.from_pylist([label.as_row(report.model, now) for label in labels], schema=LABEL_SCHEMA)
-    store.save_signals("labels", table)
+    store.save_signals("labels", [label.as_row(report.model, now) for label in labels])
     report.seconds = time.perf_counter() - started
     return report

@@ -73,17 +73,14 @@ class LabelledTurn:
 
 
 def _tables(store: Store) -> set[str]:
-    rows = store.query("SELECT table_name FROM duckdb_tables()")
-    return {str(name) for name in rows.column("table_name").to_pylist()}
+    return {str(row["table_name"]) for row in store.rows("SELECT table_name FROM duckdb_tables()")}
 
 
 def load_labelled(store: Store, household: str | None = None) -> list[LabelledTurn]:
     """The store's labels joined with their turns, oldest first (only ``household``'s when
     given). A store without labels is a :class:`DataError` that says how to make them."""
     tables = _tables(store)
-    empty = (
-        "labels" not in tables or store.query("SELECT count(*) AS n FROM labels").column("n")[0].as_py() == 0
-    )
+    empty = "labels" not in tables or store.value("SELECT count(*) FROM labels") == 0
     if empty:
         raise DataError(
             f"the store at {store.path} has no labels: run `selflearn label --store {store.path}` first"
@@ -100,7 +97,7 @@ def load_labelled(store: Store, household: str | None = None) -> list[LabelledTu
     if household is not None:
         sql += " WHERE t.household_id = ?"
         params.append(household)
-    rows = store.query(sql + " ORDER BY t.timestamp, l.turn_id", params).to_pylist()
+    rows = store.rows(sql + " ORDER BY t.timestamp, l.turn_id", params)
     return [
         LabelledTurn(
             turn_id=r["turn_id"],

@@ -603,7 +603,7 @@ class _Labeller:
                     "scored_at": now,
                 }
             )
-        return pa.Table.from_pylist(rows, schema=LABEL_SCHEMA)
+        return pa.Table.from_pylist(rows, schema=LABEL_SCHEMA.arrow())
 
     # persistence
 

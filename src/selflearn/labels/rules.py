@@ -186,11 +186,11 @@ ORDER BY t.timestamp, t.turn_id
 def check_signals(store: Store, store_name: str = "STORE") -> int:
     """The number of turns, after checking that ``selflearn signals`` has scored them: a
     :class:`DataError` saying what to run when a turn has no defect or rephrase signal."""
-    counts = store.query(
+    counts = store.rows(
         "SELECT count(*) AS turns, count(d.turn_id) AS defects, count(r.turn_id) AS rephrases "
         "FROM turns t LEFT JOIN defects d ON d.turn_id = t.turn_id "
         "LEFT JOIN rephrases r ON r.turn_id = t.turn_id"
-    ).to_pylist()[0]
+    )[0]
     turns = int(counts["turns"])
     missing = [name for name in ("defects", "rephrases") if int(counts[name]) < turns]
     if missing:
@@ -207,7 +207,7 @@ def read_logged(store: Store) -> list[LoggedTurn]:
     """Every stored turn with its signals, in time order (never reads ``sim_truth``)."""
     confirmed = _confirmed_acts(store)
     out = []
-    for row in store.query(_TURNS_SQL).to_pylist():
+    for row in store.rows(_TURNS_SQL):
         slots = json.loads(row["slots"]) if row["slots"] else {}
         out.append(
             LoggedTurn(
@@ -236,7 +236,7 @@ def _confirmed_acts(store: Store) -> dict[str, str]:
     """Asking turn -> the proposal its user said yes to, from the ``dialogue_acts`` table (for
     assistants that log the act but not the turn's dialogue trace)."""
     acts = store.dialogue_acts("kind = 'confirm' AND answer = 'yes' AND proposal IS NOT NULL")
-    return dict(zip(acts.column("turn_id").to_pylist(), acts.column("proposal").to_pylist(), strict=True))
+    return {str(act["turn_id"]): act["proposal"] for act in acts}
 
 
 # --- the labels of served turns -------------------------------------------------------------------

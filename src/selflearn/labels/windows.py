@@ -167,7 +167,7 @@ class DialogueTurns:
     @classmethod
     def read(cls, store: Store) -> DialogueTurns:
         """The turns of ``store`` with their feedback (reads ``turns`` and ``feedback`` only)."""
-        rows = store.query(_TURNS_SQL).to_pylist()
+        rows = store.rows(_TURNS_SQL)
         said = [str(r["original_text"] if r["original_text"] is not None else r["text"] or "") for r in rows]
         t = np.array([float(r["ts"]) for r in rows], dtype=np.float64)
         names: dict[tuple[str, str], int] = {}

@@ -53,7 +53,7 @@ from selflearn.core.guards import (
 from selflearn.core.home import Home
 from selflearn.mining.engines import STATE_SCHEMA, STEPS, Delex, Engine, run_steps
 from selflearn.mining.markov import absorbing_chain
-from selflearn.rewrite.table import TABLE_SCHEMA, RewriteTable, rule_id
+from selflearn.rewrite.table import RewriteTable, rule_id
 
 
 @dataclass(frozen=True)
@@ -252,8 +252,7 @@ class RewriteMiner:
         report.demoted = sum(r["status"] == "demoted" for r in rows)
         if config.noise_epsilon is not None:
             _add_noise(rows, config)
-        table = pa.Table.from_pylist(rows, schema=TABLE_SCHEMA)
-        self.table_, self.report_ = RewriteTable(table, _metadata(config, report)), report
+        self.table_, self.report_ = RewriteTable.from_rows(rows, _metadata(config, report)), report
         return self
 
     def mined(self) -> RewriteTable:

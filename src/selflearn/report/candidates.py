@@ -34,9 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from selflearn.core.guards import changes_target, is_sensitive, rejection
 from selflearn.core.home import Home
 from selflearn.report.views import CandidateFix, CandidateOrigin, pair_id
@@ -118,9 +115,7 @@ def best_candidates(
     if rules_table is not None:
         wanted = set(patterns)
         refused = {r["rule_id"] for r in rules_table.unguarded()}
-        t = rules_table.table
-        mine = t.filter(pc.is_in(t.column("source"), pa.array(sorted(wanted), pa.string())))
-        for row in mine.to_pylist():  # filtered first: a table may hold millions of rules
+        for row in rules_table.rows_where_source(wanted):  # through its index: it may hold millions
             if row["status"] != "active" or row["rule_id"] in refused:
                 continue
             p = proposal(row["source"], row["target"])

@@ -57,7 +57,7 @@ def collect(
     ]
     say = progress or (lambda _stage: None)
     rules_table, loaded = fix_sources(table, rewriter)
-    cur = store.con.cursor()
+    cur = store.cursor()
     try:
         return Collector(store, cur, top, dict(reviews or {}), say, rewriter_lock).run(
             rules_table, loaded, ranges[0], ranges[1]

@@ -10,12 +10,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
+import numpy as np
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from selflearn.core.delex import Delexicalizer
-from selflearn.core.errors import StoreError
 from selflearn.core.home import Home, normalize_name
 from selflearn.core.schema import Concept
 from selflearn.core.store import Store
@@ -88,15 +86,10 @@ class Collector:
         self.delex: dict[str, Delexicalizer] = {}
         self.homes: dict[str, Home] = {}
 
-    def arrow(self, sql: str) -> pa.Table:
-        relation = self.cur.sql(sql)
-        if relation is None:  # pragma: no cover - only statements without a result
-            raise StoreError(f"the report's query returned nothing: {sql[:80]}")
-        return relation.to_arrow_table()
-
     def rows(self, sql: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.arrow(sql).to_pylist()
-        return found
+        cursor = self.cur.execute(sql)
+        names = [column[0] for column in cursor.description or ()]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
     def one(self, sql: str) -> dict[str, Any]:
         found = self.rows(sql)
@@ -268,18 +261,26 @@ class Collector:
         if "homes" in self.tables:
             for home_id, config in self.cur.execute("SELECT home_id, config FROM homes").fetchall():
                 self.homes[str(home_id)] = Home.from_dict(orjson.loads(str(config)))
-        keys = self.arrow("SELECT DISTINCT household_id, said, rewritten, unresolved FROM _report_raw")
+        keys = self.cur.execute(
+            "SELECT DISTINCT household_id, said, rewritten, unresolved FROM _report_raw"
+        ).fetchall()
         patterns, rewritten = [], []
-        for household, said, rw, names in zip(*(keys.column(i).to_pylist() for i in range(4)), strict=True):
+        for household, said, rw, names in keys:
             d = self.delexicalizer(household)
             unknown = names.split("\x1f") if names else ()
             patterns.append(d(said or "", unknown).pattern)
             rewritten.append(d(rw, unknown).pattern if rw else None)
-        mapping = keys.append_column("pattern", pa.array(patterns, pa.string())).append_column(
-            "rewritten_pattern", pa.array(rewritten, pa.string())
-        )
-        households = sorted(set(keys.column(0).to_pylist()))
-        names = pa.table({"household_id": households, "home": [pseudonym(str(h)) for h in households]})
+        mapping = {
+            name: np.array([key[i] for key in keys], dtype=object)
+            for i, name in enumerate(("household_id", "said", "rewritten", "unresolved"))
+        }
+        mapping["pattern"] = np.array(patterns, dtype=object)
+        mapping["rewritten_pattern"] = np.array(rewritten, dtype=object)
+        households = sorted({str(key[0]) for key in keys})
+        names = {
+            "household_id": np.array(households, dtype=object),
+            "home": np.array([pseudonym(h) for h in households], dtype=object),
+        }
         self.cur.register("_report_patterns", mapping)
         self.cur.register("_report_names", names)
         self.cur.execute("""
@@ -465,9 +466,7 @@ class Collector:
         if rules_table is not None:
             refused = {r["rule_id"] for r in rules_table.unguarded()}
             release, shared = rules_table.community()
-            t = rules_table.table
-            mine = pc.is_in(t.column("source"), pa.array(sorted(wanted), pa.string()))
-            for row in t.filter(mine).to_pylist():
+            for row in rules_table.rows_where_source(wanted):
                 status = "refused" if row["rule_id"] in refused else str(row["status"])
                 evidence = (
                     f"release {release}: about {row['users']} installs sent it; it helped "
@@ -660,7 +659,7 @@ class Collector:
         refused = {r["rule_id"] for r in table.unguarded()}
         release, shared = table.community()
         out = []
-        for row in first_rules(table.table, MAX_ROWS):
+        for row in first_rules(table, MAX_ROWS):
             o = sum_outcomes(logged.get(row["rule_id"], []))
             status, reason = str(row["status"]), ""
             if status == "demoted":
@@ -698,7 +697,7 @@ class Collector:
                     community=release if row["rule_id"] in shared else None,
                 )
             )
-        return out, max(0, table.table.num_rows - MAX_ROWS)
+        return out, max(0, table.num_rows - MAX_ROWS)
 
     # --- before / after --------------------------------------------------------------------------
 

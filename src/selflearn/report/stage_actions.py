@@ -110,7 +110,7 @@ def stage_actions(
 
     verdicts = store.reviews()
     reviews = Reviews.of(verdicts)
-    cur = store.con.cursor()
+    cur = store.cursor()
     try:
         col = Collector(store, cur, top, {r.review_id: r.decision for r in verdicts}, lambda _stage: None)
         signals = col.signals()

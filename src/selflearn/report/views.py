@@ -31,9 +31,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from selflearn.core.errors import ConfigError
 from selflearn.rewrite.review import review_id
 from selflearn.rewrite.table import RewriteTable
@@ -464,7 +461,7 @@ def table_source(table: RewriteTable | None) -> str | None:
     if table is None:
         return None
     where = str(table.path) if table.path is not None else "(in memory)"
-    return f"{where} ({table.version}, {table.table.num_rows:,} rules, {len(table):,} active)"
+    return f"{where} ({table.version}, {table.num_rows:,} rules, {len(table):,} active)"
 
 
 def verdict_of(o: Outcomes, worked_unrewritten: float | None) -> tuple[str, str]:
@@ -481,29 +478,11 @@ def verdict_of(o: Outcomes, worked_unrewritten: float | None) -> tuple[str, str]
     return "keep", ""
 
 
-def first_rules(table: pa.Table, n: int) -> list[dict[str, Any]]:
+def first_rules(table: RewriteTable, n: int) -> list[dict[str, Any]]:
     """The first ``n`` rows of a rewrite table in the report's order -- active first, then most
-    users, most support, by source -- sorted in Arrow (stable, as Python's ``sorted``), so a
-    table of millions of rules is not read into Python whole."""
-    keys = pa.table(
-        {
-            "inactive": pc.not_equal(table.column("status").cast(pa.string()), "active"),
-            "users": table.column("users").cast(pa.int64()),
-            "support": table.column("support").cast(pa.int64()),
-            "source": table.column("source").cast(pa.string()),
-        }
-    )
-    order = pc.sort_indices(
-        keys,
-        sort_keys=[
-            ("inactive", "ascending"),
-            ("users", "descending"),
-            ("support", "descending"),
-            ("source", "ascending"),
-        ],
-    )
-    rows: list[dict[str, Any]] = table.take(order[:n]).to_pylist()
-    return rows
+    users, most support, by source -- sorted column-wise (stable, as Python's ``sorted``), so a
+    table of millions of rules is not read into Python whole (:meth:`RewriteTable.first`)."""
+    return table.first(n)
 
 
 def from_community(decisions: list[Decision], table: RewriteTable) -> list[Decision]:

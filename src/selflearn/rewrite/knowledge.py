@@ -31,15 +31,14 @@ import hashlib
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.delex import Delexicalized, Delexicalizer, example_values, slot_signature
@@ -52,22 +51,21 @@ from selflearn.rewrite.logs import LogTurn, chains, signature
 
 FORMAT = format_name("knowledge", 2)
 
-PATTERN_SCHEMA = pa.schema(
-    [
-        ("pattern", pa.string()),
-        ("slots", pa.string()),
-        ("turns", pa.int64()),
-        ("successes", pa.int64()),
-        ("users", pa.int64()),
-        ("households", pa.int64()),
-        ("signature", pa.string()),
-        ("signature_share", pa.float64()),
-        ("fix", pa.string()),
-        ("fix_signature", pa.string()),
-        ("fix_users", pa.int64()),
-    ]
-)
-"""Columns of ``patterns.parquet``: one row per k-anonymous pattern. ``slots`` is the slot
+PATTERN_SCHEMA: Mapping[str, str] = {
+    "pattern": "VARCHAR",
+    "slots": "VARCHAR",
+    "turns": "BIGINT",
+    "successes": "BIGINT",
+    "users": "BIGINT",
+    "households": "BIGINT",
+    "signature": "VARCHAR",
+    "signature_share": "DOUBLE",
+    "fix": "VARCHAR",
+    "fix_signature": "VARCHAR",
+    "fix_users": "BIGINT",
+}
+"""Columns of ``patterns.parquet`` and their DuckDB types (Parquet's string, int64 and double),
+written and read with DuckDB: one row per k-anonymous pattern. ``slots`` is the slot
 signature joined by spaces (``"area name"``); ``signature`` the dominant interpretation of the
 pattern's successful turns and ``signature_share`` its share; ``fix``/``fix_signature``/
 ``fix_users`` the reformulation that most often worked after the pattern failed, if any."""
@@ -265,8 +263,7 @@ class Knowledge:
         """Write the patterns, one index folder per partition, the intent model and ``model.json``."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pylist([asdict(p) for p in self.patterns_], schema=PATTERN_SCHEMA)
-        pq.write_table(table, out / "patterns.parquet")
+        write_patterns(self.patterns_, out / "patterns.parquet")
         parts = {}
         for n, (slots, (index, rows)) in enumerate(sorted(self.indexes_.items())):
             index.save(out / f"index-{n}")
@@ -282,9 +279,8 @@ class Knowledge:
         """Read knowledge written by :meth:`save`."""
         src = Path(folder)
         meta = read_description(src, FORMAT, "rewriter knowledge", retrain="selflearn train rewriter")
-        with reading(src, "rewriter knowledge"):
-            table = pq.read_table(src / "patterns.parquet")
-            patterns = [Pattern(**row) for row in table.select(PATTERN_SCHEMA.names).to_pylist()]
+        with reading(src, "rewriter knowledge", extra=(duckdb.Error,)):
+            patterns = read_patterns(src / "patterns.parquet")
             indexes = {}
             for slots, n in meta["partitions"].items():
                 rows = np.load(src / f"rows-{n}.npy")
@@ -337,6 +333,46 @@ class Knowledge:
         self.patterns_, self.indexes_, self.intent_model_ = patterns, indexes, intents
         self._index()
         return self
+
+
+def _sql_path(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def write_patterns(patterns: list[Pattern], path: Path) -> None:
+    """Write ``patterns.parquet`` (:data:`PATTERN_SCHEMA`) with DuckDB."""
+    columns = []
+    arrays: dict[str, np.ndarray] = {}
+    for name, kind in PATTERN_SCHEMA.items():
+        values = [getattr(p, name) for p in patterns]
+        if kind == "VARCHAR":
+            arrays[name] = np.empty(len(values), dtype=object)
+            arrays[name][:] = values
+            columns.append(f"CAST({name} AS VARCHAR) AS {name}")
+        else:
+            arrays[name] = np.array(values, dtype=np.float64 if kind == "DOUBLE" else np.int64)
+            value = name
+            if kind == "DOUBLE" and np.isnan(arrays[name]).any():  # DuckDB reads a NaN as a null
+                arrays[f"{name}_nan"] = np.isnan(arrays[name])
+                value = f"CASE WHEN {name}_nan THEN 'NaN'::DOUBLE ELSE {name} END"
+            columns.append(f"CAST({value} AS {kind}) AS {name}")
+    with duckdb.connect() as con:
+        if patterns:
+            con.register("patterns_in", arrays)
+            query = f"SELECT {', '.join(columns)} FROM patterns_in"
+        else:
+            empty = ", ".join(f"NULL::{kind} AS {name}" for name, kind in PATTERN_SCHEMA.items())
+            query = f"SELECT {empty} LIMIT 0"
+        con.execute(f"COPY ({query}) TO {_sql_path(path)} (FORMAT parquet)")
+
+
+def read_patterns(path: Path) -> list[Pattern]:
+    """The patterns of a ``patterns.parquet`` (written by :func:`write_patterns`, or by pyarrow
+    before it: the same columns)."""
+    columns = ", ".join(f"CAST({name} AS {kind}) AS {name}" for name, kind in PATTERN_SCHEMA.items())
+    with duckdb.connect() as con:
+        rows = con.sql(f"SELECT {columns} FROM read_parquet({_sql_path(path)})").fetchall()
+    return [Pattern(**dict(zip(PATTERN_SCHEMA, row, strict=True))) for row in rows]
 
 
 def aggregate(

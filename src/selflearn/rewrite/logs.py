@@ -108,14 +108,14 @@ def read_log(
     """
     if store.count("turns") > 0:
         for table in ("defects", "rephrases"):
-            if store.query(f"SELECT count(*) AS n FROM {table}").column("n")[0].as_py() == 0:
+            if store.value(f"SELECT count(*) FROM {table}") == 0:
                 raise DataError(f"the store has no {table} signals yet: run `selflearn signals` first")
     where = ""
     params: list[Any] = []
     if households is not None:
         where = "AND t.household_id IN (SELECT unnest(?))"
         params = [households]
-    rows = store.query(LOG_SQL.format(where=where), params).to_pylist()
+    rows = store.rows(LOG_SQL.format(where=where), params)
     return [_log_turn(row, defect_threshold) for row in rows]
 
 
@@ -227,7 +227,7 @@ def history(
     )
     if where:
         sql += f" WHERE {where}"
-    rows = store.query(sql + " ORDER BY timestamp, feedback_id").to_pylist()
+    rows = store.rows(sql + " ORDER BY timestamp, feedback_id")
     feedback = ((r["timestamp"], 1, Feedback.model_validate(r)) for r in rows)
     for _, _, record in heapq.merge(turns, feedback, key=lambda x: (x[0], x[1])):
         yield record

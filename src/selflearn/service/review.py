@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from fastapi import Body, FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import ValidationError
@@ -108,10 +106,7 @@ def _accepted(service: Service, source: str, target: str, rule_id: str | None) -
     table = service.artifact.rewriter.table_ if service.artifact.ok else None
     if table is None or rule_id is None or rule_id != table_rule_id(source, target):
         return False
-    t = table.table
-    active = pc.equal(t.column("status").cast(pa.string()), "active")
-    hit = pc.and_(pc.equal(t.column("rule_id"), rule_id), active)
-    return bool(pc.any(hit).as_py())
+    return table.is_active(rule_id)
 
 
 def _save(service: Service, review: Review) -> Review | None:

@@ -319,7 +319,7 @@ class Service:
         """Register the home configurations stored in the store's ``homes`` table."""
         assert self.store is not None
         loaded = 0
-        for row in self.store.query("SELECT home_id, config FROM homes").to_pylist():
+        for row in self.store.rows("SELECT home_id, config FROM homes"):
             try:
                 home = Home.from_dict(json.loads(row["config"]))
             except (SelflearnError, ValueError, TypeError, KeyError) as exc:
@@ -360,7 +360,7 @@ class Service:
         """Feed the store's turns and feedback (the last ``days``, or all), in arrival order, to
         the personal layer; returns how many records."""
         assert self.store is not None
-        end = self.store.query("SELECT max(timestamp) AS ts FROM turns").column("ts")[0].as_py()
+        end = self.store.value("SELECT max(timestamp) FROM turns")
         if end is None:
             return 0
         since = end - timedelta(days=days) if days is not None else None

@@ -20,10 +20,13 @@ Stores written by an older minor schema version keep working: opening one writab
 columns new fields need (``ALTER TABLE ... ADD COLUMN``); a read-only open reads the missing
 columns as nulls. Rows are inserted and read by column name, never by position.
 
-The package is split by purpose: :mod:`~selflearn.core.store.tables` (the Arrow layouts of the
-tables, the log tables derived from :mod:`selflearn.core.schema`), :mod:`~selflearn.core.store.ingest`
-(reading, validating and quarantining input rows) and :mod:`~selflearn.core.store.store` (the
-:class:`Store`). Everything is imported from here; the ingest tuning constants are re-exported
+The package is split by purpose: :mod:`~selflearn.core.store.tables` (the layouts of the tables:
+column names and DuckDB types, the log tables derived from :mod:`selflearn.core.schema`),
+:mod:`~selflearn.core.store.ingest` (reading, validating and quarantining input rows),
+:mod:`~selflearn.core.store.staging` (rows into DuckDB as JSON lines, with no other columnar
+library) and :mod:`~selflearn.core.store.store` (the :class:`Store`). Serving reads the store as
+rows (:meth:`Store.rows`); the learners' column-wise reads (:meth:`Store.query`) are Arrow tables
+and need pyarrow (``selflearn[train]``). Everything is imported from here; the ingest tuning constants are re-exported
 for reading, but take effect where they are defined (patch ``selflearn.core.store.ingest``).
 """
 

@@ -1,6 +1,6 @@
-"""Reading ingest input (JSONL and Parquet files, in chunks), validating its rows into Arrow
-tables, and the quarantine of the rows that fail; :class:`~selflearn.core.store.Store` stores
-the rest.
+"""Reading ingest input (JSONL and Parquet files, in chunks), validating its rows into JSON
+lines each table's columns can hold (:mod:`~selflearn.core.store.staging`), and the quarantine
+of the rows that fail; :class:`~selflearn.core.store.Store` stores the rest.
 
 The tuning constants (:data:`BATCH_ROWS`, :data:`PARALLEL_MIN_BYTES`, :data:`MAX_LINE_BYTES`)
 are read from this module at run time: patch them here, not on the package.
@@ -19,20 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from selflearn.core.errors import DataError
 from selflearn.core.schema import LOG_RECORD, TRUTH_RECORD, DialogueAct, Feedback, Truth, Turn
-from selflearn.core.store.tables import _I, _TABLES
+from selflearn.core.store import staging
+from selflearn.core.store.tables import _I, _KEY, _TABLES
 
 MAX_LINE_BYTES = 64 * 1024
 """Rows larger than this are quarantined unread (a turn record is typically under 2 KB)."""
 
 BATCH_ROWS = 50_000
-"""Rows validated together (one Arrow table per table per chunk)."""
+"""Rows validated together (one batch of JSON lines per table per chunk)."""
 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 """Inputs smaller than this are validated in-process: starting workers would cost more."""
@@ -187,12 +187,25 @@ _JSON_TYPES: dict[type, str] = {
 
 
 @dataclass
+class Rows:
+    """The valid rows of one table in one chunk: each as a JSON line its table's columns can
+    hold (with a leading ``_row``, the input row number), and what deduplication reads."""
+
+    lines: list[bytes] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    """Each row's id (the table's key column)."""
+    rows: list[int] = field(default_factory=list)
+    """Each row's input row number."""
+    hashes: list[str] = field(default_factory=list)
+    source: str = ""
+
+
+@dataclass
 class _Parsed:
-    """One chunk of input after validation: Arrow tables plus what the main process needs."""
+    """One chunk of input after validation: its rows per table plus what the main process needs."""
 
     read: int
-    tables: dict[str, pa.Table]
-    """Valid rows per table, with a leading ``_row`` column (input row number)."""
+    tables: dict[str, Rows]
     bad: list[Quarantined]
 
 
@@ -230,7 +243,7 @@ def _chunks(path: Path) -> Iterator[tuple[str, list[tuple[int, bytes | dict[str,
 
 
 def _parse_chunk(job: tuple[str, list[tuple[int, bytes | dict[str, Any]]]]) -> _Parsed:
-    """Validate a chunk and build its Arrow tables (runs in worker processes)."""
+    """Validate a chunk and encode its rows (runs in worker processes)."""
     source, chunk = job
     bad: list[Quarantined] = []
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t, _ in _TABLES.values()}
@@ -241,33 +254,56 @@ def _parse_chunk(job: tuple[str, list[tuple[int, bytes | dict[str, Any]]]]) -> _
             row["_row"] = row_no
             rows[table].append(row)
     tables = {}
-    for table, schema in _TABLES.values():
-        data = (
-            _arrow(rows[table], schema.insert(0, pa.field("_row", _I)), source, bad) if rows[table] else None
-        )
-        if data is not None and data.num_rows:
-            tables[table] = data
+    for table, _ in _TABLES.values():
+        if rows[table]:
+            kept = _storable(table, rows[table], source, bad)
+            if kept.lines:
+                tables[table] = kept
     return _Parsed(len(chunk), tables, bad)
 
 
-def _arrow(rows: list[dict[str, Any]], schema: pa.Schema, source: str, bad: list[Quarantined]) -> pa.Table:
-    """The validated rows of one table as Arrow. A row the table cannot hold although it
-    validated (a value the schema allows and the column type does not) is quarantined on its
-    own, with the reason, instead of failing the chunk."""
-    try:
-        return pa.Table.from_pylist(rows, schema=schema)
-    except (pa.ArrowException, OverflowError, TypeError, ValueError):
-        kept = []
-        for row in rows:
-            try:
-                pa.Table.from_pylist([row], schema=schema)
-            except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
-                snippet = json.dumps(row, default=str)[:300]
-                reason = f"cannot be stored: {type(exc).__name__}: {exc}"
-                bad.append(Quarantined(source, int(row["_row"]), "(record)", reason, snippet))
-                continue
-            kept.append(row)
-        return pa.Table.from_pylist(kept, schema=schema)
+def _storable(table: str, rows: list[dict[str, Any]], source: str, bad: list[Quarantined]) -> Rows:
+    """The validated rows of one table as JSON lines (a row JSON cannot hold is quarantined)."""
+    out = Rows(source=source)
+    key = _KEY[table]
+    for row in rows:
+        try:
+            line = staging.encode(row)
+        except TypeError as exc:
+            snippet = json.dumps(row, default=str)[:300]
+            bad.append(Quarantined(source, int(row["_row"]), "(record)", f"cannot be stored: {exc}", snippet))
+            continue
+        out.lines.append(line)
+        out.keys.append(str(row[key]))
+        out.rows.append(int(row["_row"]))
+        out.hashes.append(str(row["record_hash"]))
+    return out
+
+
+def holdable(table: str, data: Rows, bad: list[Quarantined]) -> Rows:
+    """``data`` without the rows ``table``'s columns cannot hold although they validated (a value
+    the schema allows and the column type does not, such as a number past 32 bits): each is
+    quarantined on its own, with DuckDB's reason, instead of failing the chunk. Runs in the
+    process that stores (DuckDB does not survive a fork)."""
+    layout = next(schema for name, schema in _TABLES.values() if name == table)
+    refused = dict(staging.refused(layout.prepend("_row", _I), data.lines))
+    if not refused:
+        return data
+    out = Rows(source=data.source)
+    for i, (line, ident, row_no, digest) in enumerate(
+        zip(data.lines, data.keys, data.rows, data.hashes, strict=True)
+    ):
+        if i in refused:
+            snippet = line[:300].decode("utf-8", "replace")
+            bad.append(
+                Quarantined(data.source, row_no, "(record)", f"cannot be stored: {refused[i]}", snippet)
+            )
+            continue
+        out.lines.append(line)
+        out.keys.append(ident)
+        out.rows.append(row_no)
+        out.hashes.append(digest)
+    return out
 
 
 def _snippet(raw: bytes | dict[str, Any]) -> str:
@@ -351,22 +387,30 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
     try:
-        pf = pq.ParquetFile(str(path))
-    except Exception as exc:
-        raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
-    row_no = 0
-    for rb in pf.iter_batches(batch_size=10_000):
-        for row in rb.to_pylist():
-            row_no += 1
-            row.setdefault("record_type", "feedback" if "feedback_id" in row else "turn")
-            row.pop("record_hash", None)
-            row.pop("source", None)
-            nlu = row.get("nlu")
-            if isinstance(nlu, dict) and isinstance(nlu.get("slots"), str):
-                with contextlib.suppress(ValueError):  # validation will name the field
-                    nlu["slots"] = json.loads(nlu["slots"])
-            yield row_no, _drop_none_structs(row)
+        quoted = str(path).replace("'", "''")
+        try:
+            cursor = con.execute(f"SELECT * FROM read_parquet('{quoted}')")
+        except duckdb.Error as exc:
+            raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
+        names = [column[0] for column in cursor.description or ()]
+        row_no = 0
+        while batch := cursor.fetchmany(10_000):
+            for values in batch:
+                row = dict(zip(names, values, strict=True))
+                row_no += 1
+                row.setdefault("record_type", "feedback" if "feedback_id" in row else "turn")
+                row.pop("record_hash", None)
+                row.pop("source", None)
+                nlu = row.get("nlu")
+                if isinstance(nlu, dict) and isinstance(nlu.get("slots"), str):
+                    with contextlib.suppress(ValueError):  # validation will name the field
+                        nlu["slots"] = json.loads(nlu["slots"])
+                yield row_no, _drop_none_structs(row)
+    finally:
+        con.close()
 
 
 def _count_reasons(report: IngestReport, bad: list[Quarantined]) -> None:

@@ -12,21 +12,22 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from selflearn.core.errors import ConfigError, SelflearnError, StoreError
 from selflearn.core.home import Home
 from selflearn.core.schema import SCHEMA_VERSION, Concept, Review, Turn
+from selflearn.core.store import staging
 from selflearn.core.store.ingest import (
     _JSON_TYPES,
     IngestReport,
     Quarantined,
     RecordsReport,
+    Rows,
     _count_reasons,
     _drop_none_structs,
     _expand,
@@ -34,6 +35,7 @@ from selflearn.core.store.ingest import (
     _Parsed,
     _parsed_chunks,
     _write_quarantine,
+    holdable,
 )
 from selflearn.core.store.tables import (
     _KEY,
@@ -45,7 +47,11 @@ from selflearn.core.store.tables import (
     STATE_TABLES,
     TRUTH_SCHEMA,
     TURN_SCHEMA,
+    Layout,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Store:
@@ -69,7 +75,7 @@ class Store:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
-        self.con.execute("SET enable_progress_bar = false")
+        self._settings()
         if not read_only:
             self._create()
         else:
@@ -77,6 +83,19 @@ class Store:
         self._check_version()
         if not read_only:
             self._upgrade()
+
+    def _settings(self) -> None:
+        """No progress bar; times read and written in UTC (a time without an offset is UTC)."""
+        self.con.execute("SET enable_progress_bar = false")
+        self.con.execute("SET TimeZone = 'UTC'")
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to this store -- its own results and temporary tables -- with
+        the store's settings (a DuckDB cursor does not inherit them)."""
+        cursor = self.con.cursor()
+        cursor.execute("SET enable_progress_bar = false")
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
 
     def __enter__(self) -> Store:
         return self
@@ -110,8 +129,7 @@ class Store:
         for table, schema in tables:
             if table in present:
                 continue
-            empty = schema.empty_table()  # noqa: F841 - referenced by name in SQL below
-            self.con.execute(f"CREATE {kind} TABLE IF NOT EXISTS {table} AS SELECT * FROM empty WHERE false")
+            self.con.execute(f"CREATE {kind} TABLE IF NOT EXISTS {table} ({schema.sql()})")
 
     def _stand_in(self) -> None:
         """Opened read-only, a store that was never completely created -- a file with no table at
@@ -138,10 +156,9 @@ class Store:
         try:
             for table, schema in tables:
                 have = self._present_columns(table)
-                missing = [name for name in schema.names if name not in have]
-                types = self._sql_types(schema) if missing else {}
-                for name in missing:
-                    self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {types[name]}')
+                for name, kind in schema:
+                    if name not in have:
+                        self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
             found = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
             if found and _version_key(str(found[0][0])) < _version_key(SCHEMA_VERSION):
                 self.con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
@@ -156,25 +173,17 @@ class Store:
             str(r[0]) for r in self.con.execute(f"SELECT name FROM pragma_table_info('{table}')").fetchall()
         }
 
-    def _sql_types(self, schema: pa.Schema) -> dict[str, str]:
-        """Column name -> DuckDB type of an Arrow schema."""
-        empty = schema.empty_table()  # noqa: F841 - referenced by name in SQL below
-        rows = self.con.execute("SELECT column_name, column_type FROM (DESCRIBE empty)").fetchall()
-        return {str(name): str(kind) for name, kind in rows}
-
     def _select(
-        self, table: str, schema: pa.Schema, exclude: tuple[str, ...] = ("record_hash", "source")
+        self, table: str, schema: Layout, exclude: tuple[str, ...] = ("record_hash", "source")
     ) -> str:
         """``SELECT`` list of ``table`` in ``schema`` order; columns an older store lacks read as
         typed nulls (read-only opens of old stores are not upgraded)."""
         have = self._present_columns(table)
         parts = []
-        missing = [n for n in schema.names if n not in have and n not in exclude]
-        types = self._sql_types(schema) if missing else {}
-        for name in schema.names:
+        for name, kind in schema:
             if name in exclude:
                 continue
-            parts.append(f'"{name}"' if name in have else f'CAST(NULL AS {types[name]}) AS "{name}"')
+            parts.append(f'"{name}"' if name in have else f'CAST(NULL AS {kind}) AS "{name}"')
         return ", ".join(parts)
 
     def _check_version(self) -> None:
@@ -238,46 +247,46 @@ class Store:
         return report
 
     def _store_table(
-        self, table: str, data: pa.Table, seen: dict[str, str], report: IngestReport, bad: list[Quarantined]
+        self, table: str, data: Rows, seen: dict[str, str], report: IngestReport, bad: list[Quarantined]
     ) -> list[int]:
         """Insert the new rows of one validated chunk; count or quarantine the others. Returns the
         row numbers of the rows inserted."""
+        data = holdable(table, data, bad)
         key = _KEY[table]
-        ids = data.column(key).to_pylist()
-        rows = data.column("_row").to_pylist()
-        hashes = data.column("record_hash").to_pylist()
-        source = data.column("source")[0].as_py()
-        incoming_ids = pa.table({"id": ids})  # noqa: F841 - used in SQL
+        incoming_ids = {"id": np.array(data.keys, dtype=object)}  # noqa: F841 - used in SQL
         existing = dict(
             self.con.execute(
                 f"SELECT t.{key}, t.record_hash FROM {table} t JOIN incoming_ids ON t.{key} = incoming_ids.id"
             ).fetchall()
         )
-        keep = []
-        for ident, row_no, digest in zip(ids, rows, hashes, strict=True):
+        kept: list[bytes] = []
+        stored: list[int] = []
+        for ident, row_no, digest, line in zip(data.keys, data.rows, data.hashes, data.lines, strict=True):
             first = seen.get(ident)
             old = existing.get(ident)
             if first is not None:
                 reason = f"duplicate {key} {ident!r} (first at {first})"
-                bad.append(Quarantined(source, row_no, key, reason, ""))
-                keep.append(False)
+                bad.append(Quarantined(data.source, row_no, key, reason, ""))
                 continue
-            seen[ident] = f"{source}:{row_no}"
+            seen[ident] = f"{data.source}:{row_no}"
             if old is None:
-                keep.append(True)
+                kept.append(line)
+                stored.append(row_no)
             elif old == digest:
                 report.already_present += 1
-                keep.append(False)
             else:
                 reason = f"conflict: {key} {ident!r} is already stored with different content"
-                bad.append(Quarantined(source, row_no, key, reason, ""))
-                keep.append(False)
-        fresh = data.filter(pa.array(keep)).drop_columns(["_row"])
-        if fresh.num_rows:
-            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM fresh")
-            report.stored += fresh.num_rows
-            report.by_table[table] += fresh.num_rows
-        return [row_no for row_no, kept in zip(rows, keep, strict=True) if kept]
+                bad.append(Quarantined(data.source, row_no, key, reason, ""))
+        if kept:
+            layout = next(schema for name, schema in _TABLES.values() if name == table)
+            with staging.lines_file(kept) as path:
+                self.con.execute(
+                    f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (_row) FROM "
+                    + staging.read_sql(path, layout.prepend("_row", "INTEGER"))
+                )
+            report.stored += len(kept)
+            report.by_table[table] += len(kept)
+        return stored
 
     def ingest_records(
         self,
@@ -470,7 +479,7 @@ class Store:
             _fsync(self.path.parent)
         finally:
             self.con = duckdb.connect(str(self.path))
-            self.con.execute("SET enable_progress_bar = false")
+            self._settings()
         return self.path.stat().st_size
 
     def quarantine_files(self) -> list[Path]:
@@ -492,16 +501,40 @@ class Store:
         if where:
             sql += f" WHERE {where}"
         sql += " ORDER BY timestamp, turn_id"
-        reader = self.con.sql(sql).to_arrow_reader(10_000)
-        for rb in reader:
-            for row in rb.to_pylist():
-                if row["nlu"] is not None:
-                    row["nlu"]["slots"] = json.loads(row["nlu"]["slots"])
-                yield Turn.model_validate(_drop_none_structs(row))
+        # a cursor of its own: the caller may query the store between the turns it reads
+        with self.cursor() as cursor:
+            cursor.execute(sql)
+            names = [column[0] for column in cursor.description or ()]
+            while batch := cursor.fetchmany(10_000):
+                for values in batch:
+                    row = dict(zip(names, values, strict=True))
+                    if row["nlu"] is not None:
+                        row["nlu"]["slots"] = json.loads(row["nlu"]["slots"])
+                    yield Turn.model_validate(_drop_none_structs(row))
+
+    def rows(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a read query over the store's tables and return its rows as dicts (structs as
+        dicts, lists as lists, times as UTC datetimes). For the service, the report and the
+        dialogue; never exposed to users or the HTTP service as SQL."""
+        try:
+            cursor = self.con.execute(sql, params)
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed: {exc}") from exc
+        names = [column[0] for column in cursor.description or ()]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+    def value(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
+        """The first column of the first row of a read query (None when it returns no row)."""
+        try:
+            rows = self.con.execute(sql, params).fetchall()  # all: no result left unfinished
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed: {exc}") from exc
+        return rows[0][0] if rows else None
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
-        """Run a read query over the store's tables and return an Arrow table (for the signal
-        detectors and miners in this package; never exposed to users or the HTTP service)."""
+        """Run a read query over the store's tables and return an Arrow table, for the learners'
+        column-wise reads (the signal detectors, the miners): needs pyarrow, which the training
+        install brings (``selflearn[train]``); serving reads through :meth:`rows`."""
         try:
             return self.con.sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
@@ -509,16 +542,42 @@ class Store:
 
     # --- derived signals -------------------------------------------------------------------------
 
-    def save_signals(self, table: str, data: pa.Table) -> int:
-        """Replace the ``table`` rows (``defects`` or ``rephrases``) of the turns in ``data``,
-        in one transaction; returns the number of rows written."""
+    def save_signals(self, table: str, data: pa.Table | Sequence[dict[str, Any]]) -> int:
+        """Replace the ``table`` rows (``defects``, ``rephrases``, ``fpi`` or ``labels``) of the
+        turns in ``data`` -- an Arrow table from a learner, or rows as dicts -- in one
+        transaction; returns the number of rows written."""
         schema = SIGNAL_TABLES.get(table)
         if schema is None:
             raise StoreError(f"unknown signal table {table!r}; expected one of {sorted(SIGNAL_TABLES)}")
+        if isinstance(data, Sequence):
+            return self._save_signal_rows(table, schema, data)
+        missing = sorted(set(schema.names) - set(data.column_names))
+        if missing:
+            raise StoreError(f"{table} rows do not match the table layout: no column {missing}")
+        columns = ", ".join(f'CAST("{name}" AS {kind}) AS "{name}"' for name, kind in schema)
         try:
-            fresh = data.select(schema.names).cast(schema)  # noqa: F841 - used in SQL
-        except (KeyError, ValueError, pa.ArrowInvalid) as exc:
-            raise StoreError(f"{table} rows do not match the table layout {schema}: {exc}") from exc
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT {columns} FROM data")
+        except duckdb.Error as exc:
+            raise StoreError(f"{table} rows do not match the table layout {schema.sql()}: {exc}") from exc
+        return self._replace_signals(table)
+
+    def _save_signal_rows(self, table: str, schema: Layout, rows: Sequence[dict[str, Any]]) -> int:
+        try:
+            lines = [staging.encode({name: row.get(name) for name in schema.names}) for row in rows]
+        except TypeError as exc:
+            raise StoreError(f"{table} rows cannot be stored: {exc}") from exc
+        refused = staging.refused(schema, lines)
+        if refused:
+            at, why = refused[0]
+            raise StoreError(f"{table} row {at} does not match the table layout {schema.sql()}: {why}")
+        with staging.lines_file(lines) as path:
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT * FROM {staging.read_sql(path, schema)}"
+            )
+        return self._replace_signals(table)
+
+    def _replace_signals(self, table: str) -> int:
+        """Replace the rows of ``table`` whose turns are in the temporary table ``fresh``."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.con.execute(f"DELETE FROM {table} WHERE turn_id IN (SELECT turn_id FROM fresh)")
@@ -527,24 +586,27 @@ class Store:
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        return int(data.num_rows)
+        finally:
+            written = int(self.value("SELECT count(*) FROM fresh"))
+            self.con.execute("DROP TABLE IF EXISTS fresh")
+        return written
 
     def signals(self, table: str) -> pa.Table:
-        """The stored ``defects`` or ``rephrases`` rows."""
+        """The stored ``defects`` or ``rephrases`` rows (Arrow, for the learners)."""
         if table not in SIGNAL_TABLES:
             raise StoreError(f"unknown signal table {table!r}; expected one of {sorted(SIGNAL_TABLES)}")
         columns = self._select(table, SIGNAL_TABLES[table], exclude=())
         return self.con.sql(f"SELECT {columns} FROM {table} ORDER BY turn_id").to_arrow_table()
 
-    def dialogue_acts(self, where: str | None = None) -> pa.Table:
-        """The stored dialogue acts (questions asked and how they ended), oldest first; an empty
-        table for a store written before schema 1.2 that was opened read-only."""
+    def dialogue_acts(self, where: str | None = None) -> list[dict[str, Any]]:
+        """The stored dialogue acts (questions asked and how they ended), oldest first, as dicts;
+        none for a store written before schema 1.2 that was opened read-only."""
         if "dialogue_acts" not in self._tables():
-            return DIALOGUE_SCHEMA.empty_table().drop_columns(["record_hash", "source"])
+            return []
         sql = f"SELECT {self._select('dialogue_acts', DIALOGUE_SCHEMA)} FROM dialogue_acts"
         if where:
             sql += f" WHERE {where}"
-        return self.con.sql(sql + " ORDER BY timestamp, act_id").to_arrow_table()
+        return self.rows(sql + " ORDER BY timestamp, act_id")
 
     def _tables(self) -> set[str]:
         return {str(r[0]) for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
@@ -595,9 +657,7 @@ class Store:
         rows = self._state_rows("reviews", REVIEW_SCHEMA, clauses, dict(params or {}), "timestamp, review_id")
         return [Review.model_validate(row) for row in rows]
 
-    def _put_state(
-        self, table: str, schema: pa.Schema, key: str, record: Concept | Review, source: str
-    ) -> None:
+    def _put_state(self, table: str, schema: Layout, key: str, record: Concept | Review, source: str) -> None:
         """Replace the row of ``table`` whose ``key`` is the record's, in one transaction."""
         row = record.model_dump(mode="json")
         row.pop("record_type")
@@ -606,18 +666,25 @@ class Store:
         ).hexdigest()
         row["source"] = source
         row["timestamp"] = record.timestamp
-        fresh = pa.Table.from_pylist([row], schema=schema)  # noqa: F841 - used in SQL
+        line = staging.encode(row)
+        refused = staging.refused(schema, [line])
+        if refused:
+            raise StoreError(f"the {table} row {row[key]!r} cannot be stored: {refused[0][1]}")
+        with staging.lines_file([line]) as path:
+            self._replace_state(table, key, row[key], staging.read_sql(path, schema))
+
+    def _replace_state(self, table: str, key: str, ident: Any, fresh: str) -> None:
         self.con.execute("BEGIN TRANSACTION")
         try:
-            self.con.execute(f"DELETE FROM {table} WHERE {key} = $id", {"id": row[key]})
-            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM fresh")
+            self.con.execute(f"DELETE FROM {table} WHERE {key} = $id", {"id": ident})
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {fresh}")
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
 
     def _state_rows(
-        self, table: str, schema: pa.Schema, clauses: list[str], args: dict[str, Any], order: str
+        self, table: str, schema: Layout, clauses: list[str], args: dict[str, Any], order: str
     ) -> list[dict[str, Any]]:
         """Rows of a state table as dicts (none when a read-only old store lacks the table)."""
         if table not in self._tables():
@@ -630,7 +697,7 @@ class Store:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def truth(self) -> pa.Table:
-        """Simulation truth, for benchmarks only. Learners must never call this."""
+        """Simulation truth (Arrow), for benchmarks only. Learners must never call this."""
         return self.con.sql(
             f"SELECT {self._select('sim_truth', TRUTH_SCHEMA)} FROM sim_truth"
         ).to_arrow_table()
@@ -640,9 +707,11 @@ class Store:
         if table not in _KEY:
             raise StoreError(f"unknown table {table!r}; expected one of {sorted(_KEY)}")
         schema = next(sch for name, sch in _TABLES.values() if name == table)
-        data = self.con.sql(f"SELECT {self._select(table, schema)} FROM {table}").to_arrow_table()
-        pq.write_table(data, str(path))
-        return int(data.num_rows)
+        quoted = str(path).replace("'", "''")
+        self.con.execute(
+            f"COPY (SELECT {self._select(table, schema)} FROM {table}) TO '{quoted}' (FORMAT parquet)"
+        )
+        return int(self.value(f"SELECT count(*) FROM {table}"))
 
 
 def _fsync(path: Path) -> None:

@@ -1,0 +1,108 @@
+"""Rows into DuckDB with no other columnar library: JSON lines read with a table's layout.
+
+A batch of rows becomes one JSON object a line (:func:`encode`), written to a temporary file
+that DuckDB's ``read_json`` reads with the table's column types (:func:`read_sql`); 100,000 turns
+take about 0.4 s. A value the column cannot hold (a number past 32 bits, a list where a string
+goes) fails the whole read, and a failed statement aborts the store's transaction, so
+:func:`refused` finds such lines first, on a scratch in-memory database of its own: the batch in
+one read, and only when that fails, halves of it until each refused line is alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from selflearn.core.store.tables import Layout
+
+_SCRATCH: duckdb.DuckDBPyConnection | None = None
+"""The scratch database of this process (never of a forked ingest worker: DuckDB does not
+survive a fork, so the process that stores calls :func:`refused`)."""
+_LOCK = threading.Lock()
+
+
+def encode(row: dict[str, Any]) -> bytes:
+    """One row as a JSON line (times in ISO 8601 with their offset). Raises ``TypeError`` for a
+    value JSON cannot hold (orjson's ``JSONEncodeError`` is one)."""
+    return orjson.dumps(row)
+
+
+@contextlib.contextmanager
+def lines_file(lines: Sequence[bytes]) -> Iterator[Path]:
+    """A temporary file holding ``lines`` (one JSON object each), removed when left."""
+    fd, name = tempfile.mkstemp(prefix="selflearn-", suffix=".jsonl")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for line in lines:
+                fh.write(line)
+                fh.write(b"\n")
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def read_sql(path: Path, layout: Layout) -> str:
+    """A ``read_json`` table expression reading the JSON lines at ``path`` as ``layout``'s columns."""
+    columns = ", ".join(f"'{name}': '{kind}'" for name, kind in layout.columns)
+    quoted = str(path).replace("'", "''")
+    return f"read_json('{quoted}', format = 'newline_delimited', columns = {{{columns}}})"
+
+
+def refused(layout: Layout, lines: Sequence[bytes]) -> list[tuple[int, str]]:
+    """The lines (their positions in ``lines``) that ``layout``'s columns cannot hold, each with
+    DuckDB's reason; an empty list when every line reads."""
+    out: list[tuple[int, str]] = []
+    with _LOCK:
+        con = _scratch()
+        _find(con, layout, lines, 0, out)
+    return out
+
+
+def _scratch() -> duckdb.DuckDBPyConnection:
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = duckdb.connect()
+        _SCRATCH.execute("SET TimeZone = 'UTC'")
+    return _SCRATCH
+
+
+def _find(
+    con: duckdb.DuckDBPyConnection,
+    layout: Layout,
+    lines: Sequence[bytes],
+    at: int,
+    out: list[tuple[int, str]],
+) -> None:
+    if not lines:
+        return
+    with lines_file(lines) as path:
+        try:
+            con.execute(f"SELECT count(*) FROM {read_sql(path, layout)}").fetchall()
+            return
+        except duckdb.Error as exc:
+            if len(lines) == 1:
+                out.append((at, _reason(exc)))
+                return
+    half = len(lines) // 2
+    _find(con, layout, lines[:half], at, out)
+    _find(con, layout, lines[half:], at + half, out)
+
+
+_WHERE = re.compile(r"^.*? in line \d+: ")
+
+
+def _reason(exc: duckdb.Error) -> str:
+    """DuckDB's message without the temporary file's name (``Failed to cast value to numerical:
+    1099511627776``)."""
+    first = str(exc).strip().splitlines()[0]
+    return _WHERE.sub("", first.removeprefix("Invalid Input Error: "))
