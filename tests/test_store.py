@@ -372,3 +372,30 @@ def test_a_bad_dialogue_act_is_quarantined_naming_its_field(tmp_path: Path) -> N
     row = json.loads((tmp_path / "q.jsonl").read_text())
     assert (row["row"], row["field"]) == (2, "answer")
     assert DialogueAct.model_validate(_act()).answer == "yes"
+
+
+def test_lines_a_column_cannot_hold_are_found_one_by_one() -> None:
+    """Validation bounds every integer today, so a value no column holds is a safety net: the
+    lines DuckDB cannot read with a table's types are found alone (halving the batch), each with
+    DuckDB's reason and without the temporary file's name; the others read."""
+    from selflearn.core.store import staging
+
+    layout = Layout((("id", "VARCHAR"), ("n", "INTEGER"), ("tags", "VARCHAR[]")))
+    rows = [{"id": f"r{i}", "n": i, "tags": ["a"]} for i in range(9)]
+    rows[2]["n"] = 2**40
+    rows[7]["tags"] = "not a list"
+    refused = staging.refused(layout, [staging.encode(r) for r in rows])
+    assert [at for at, _ in refused] == [2, 7]
+    assert "1099511627776" in refused[0][1] and "selflearn-" not in refused[0][1]
+    assert staging.refused(layout, [staging.encode(r) for i, r in enumerate(rows) if i not in (2, 7)]) == []
+
+
+def test_rows_come_back_in_utc_whatever_the_session_zone(tmp_path: Path) -> None:
+    """Times are stored and read in UTC: a turn logged at 08:00+02:00 reads as 06:00 UTC."""
+    feed = tmp_path / "turns.jsonl"
+    feed.write_text(json.dumps(turn_dict("t1", timestamp="2026-01-05T08:00:00+02:00")) + "\n")
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.ingest([feed]).stored == 1
+        ts = store.value("SELECT timestamp FROM turns")
+        assert ts.utcoffset().total_seconds() == 0 and (ts.hour, ts.minute) == (6, 0)
+        assert next(store.turns()).timestamp == ts

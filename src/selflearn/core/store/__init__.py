@@ -26,8 +26,9 @@ column names and DuckDB types, the log tables derived from :mod:`selflearn.core.
 :mod:`~selflearn.core.store.staging` (rows into DuckDB as JSON lines, with no other columnar
 library) and :mod:`~selflearn.core.store.store` (the :class:`Store`). Serving reads the store as
 rows (:meth:`Store.rows`); the learners' column-wise reads (:meth:`Store.query`) are Arrow tables
-and need pyarrow (``selflearn[train]``). Everything is imported from here; the ingest tuning constants are re-exported
-for reading, but take effect where they are defined (patch ``selflearn.core.store.ingest``).
+and need pyarrow (``selflearn[train]``). Everything is imported from here; the ingest tuning
+constants are re-exported for reading, but take effect where they are defined (patch
+``selflearn.core.store.ingest``).
 """
 
 from __future__ import annotations

@@ -87,7 +87,8 @@ def _find(
         return
     with lines_file(lines) as path:
         try:
-            con.execute(f"SELECT count(*) FROM {read_sql(path, layout)}").fetchall()
+            # every column counted: a count of rows alone would read (and convert) none
+            con.execute(f"SELECT count(COLUMNS(*)) FROM {read_sql(path, layout)}").fetchall()
             return
         except duckdb.Error as exc:
             if len(lines) == 1:
