@@ -26,6 +26,8 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from selflearn.core import memory
+
 TABLE_SCHEMA: Mapping[str, str] = {
     "rule_id": "VARCHAR",
     "source": "VARCHAR",
@@ -365,6 +367,8 @@ def read_relation(con: duckdb.DuckDBPyConnection, relation: str, n: int, chunk: 
     if not n:
         return empty_data()
     compact = n >= COMPACT_MIN
+    if n < SMALL and not compact:
+        return _read_small(con, relation, n)
     columns: dict[str, Column] = {}
     for name, kind in TABLE_SCHEMA.items():
         if kind == "VARCHAR":
@@ -390,6 +394,40 @@ def read_relation(con: duckdb.DuckDBPyConnection, relation: str, n: int, chunk: 
         for k in np.flatnonzero(same).tolist():  # equal hashes: equal sources, checked
             if source.raw(int(order[k])) != source.raw(int(order[k - 1])):
                 same[k] = False
+    return Data(columns, n, order, same)
+
+
+SMALL = 10_000
+"""Tables of fewer rows are read in one query, as Python values (a query costs milliseconds,
+and the column-wise read takes three dozen: the packaged starter's 51 rules loaded in 0.23 s)."""
+
+
+def _read_small(con: duckdb.DuckDBPyConnection, relation: str, n: int) -> Data:
+    """:func:`read_relation` of a small table: every row at once, each column built from its
+    Python values, the sources ordered in Python (byte order, then row, as DuckDB orders them)."""
+    cursor = con.execute(f"SELECT * FROM {relation} ORDER BY _row")
+    names = [column[0] for column in cursor.description or ()]
+    rows = cursor.fetchall()
+    if len(rows) != n:
+        raise ValueError(f"{len(rows)} rows read of {n}")
+    columns: dict[str, Column] = {}
+    for name, kind in TABLE_SCHEMA.items():
+        at = names.index(name)
+        values = [row[at] for row in rows]
+        if kind == "VARCHAR":
+            columns[name] = Strings.from_values(values)
+            continue
+        valid = np.fromiter((v is not None for v in values), bool, n)
+        array: np.ndarray = np.array([0 if v is None else v for v in values], dtype=_NUMPY[kind])
+        columns[name] = Numbers(array, None if valid.all() else valid)
+    source = columns["source"]
+    assert isinstance(source, Strings)
+    keyed = sorted((source.raw(i), i) for i in range(n) if source.get(i) is not None)
+    order = np.array([i for _, i in keyed], dtype=np.int32)
+    same = np.zeros(len(keyed), dtype=bool)
+    """Per position: the same source as the one before."""
+    for k in range(1, len(keyed)):
+        same[k] = keyed[k][0] == keyed[k - 1][0]
     return Data(columns, n, order, same)
 
 
@@ -491,7 +529,7 @@ def read_rows(rows: list[Mapping[str, Any]]) -> Data:
             part, expr = _duck(name, kind, Numbers(array, None if valid.all() else valid), 0, n)
         arrays.update(part)
         selected.append(expr)
-    with duckdb.connect() as con:
+    with memory.cursor() as con:
         con.register("rows_in", arrays)
         return read_relation(con, f"(SELECT {', '.join(selected)}, _row FROM rows_in)", n, n)
 
@@ -525,9 +563,9 @@ def _duck(name: str, kind: str, column: Column, start: int, stop: int) -> tuple[
 def write_parquet(columns: Mapping[str, Column], n: int, path: Path) -> None:
     """``rewrites.parquet``: the plain columns of :data:`TABLE_SCHEMA`, :data:`CHUNK` rows at a
     time into DuckDB, then copied out."""
-    with duckdb.connect() as con:
+    with memory.cursor() as con:
         con.execute(
-            f"CREATE TABLE rewrites ({', '.join(f'{_name(n)} {k}' for n, k in TABLE_SCHEMA.items())})"
+            f"CREATE TEMP TABLE rewrites ({', '.join(f'{_name(n)} {k}' for n, k in TABLE_SCHEMA.items())})"
         )
         for start in range(0, n, CHUNK):
             stop = min(n, start + CHUNK)

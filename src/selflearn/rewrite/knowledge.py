@@ -40,6 +40,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from selflearn.core import memory
 from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.delex import Delexicalized, Delexicalizer, example_values, slot_signature
 from selflearn.core.embed import StaticEmbedder
@@ -356,7 +357,7 @@ def write_patterns(patterns: list[Pattern], path: Path) -> None:
                 arrays[f"{name}_nan"] = np.isnan(arrays[name])
                 value = f"CASE WHEN {name}_nan THEN 'NaN'::DOUBLE ELSE {name} END"
             columns.append(f"CAST({value} AS {kind}) AS {name}")
-    with duckdb.connect() as con:
+    with memory.cursor() as con:
         if patterns:
             con.register("patterns_in", arrays)
             query = f"SELECT {', '.join(columns)} FROM patterns_in"
@@ -370,7 +371,7 @@ def read_patterns(path: Path) -> list[Pattern]:
     """The patterns of a ``patterns.parquet`` (written by :func:`write_patterns`, or by pyarrow
     before it: the same columns)."""
     columns = ", ".join(f"CAST({name} AS {kind}) AS {name}" for name, kind in PATTERN_SCHEMA.items())
-    with duckdb.connect() as con:
+    with memory.cursor() as con:
         rows = con.sql(f"SELECT {columns} FROM read_parquet({_sql_path(path)})").fetchall()
     return [Pattern(**dict(zip(PATTERN_SCHEMA, row, strict=True))) for row in rows]
 

@@ -3,8 +3,8 @@ patterns at once, read straight from a :class:`~selflearn.rewrite.columns.String
 
 :func:`placeholder_counts` is :func:`~selflearn.core.delex.slot_signature` as counts per
 placeholder kind; :func:`meaning_bits` is :func:`~selflearn.core.guards.facts` restricted to the
-bits ``changes_meaning`` reads, the words looked up 8 bytes at a time in a collision-free hash
-table of the guards' vocabulary. Both give, row for row, what the one-pattern functions give
+bits ``changes_meaning`` reads, the words read 8 bytes at a time and looked up by bisection among
+the guards' vocabulary. Both give, row for row, what the one-pattern functions give
 (tests/test_table_index.py checks the table's refusals against them).
 """
 
@@ -115,10 +115,10 @@ def meaning_bits(strings: Strings, start: int, stop: int) -> np.ndarray:
     edges = np.flatnonzero(word[1:] != word[:-1]) + 1
     at = edges[0::2]
     first, following = _words(buffer, at, edges[1::2] - at)
-    slot = ((first ^ (following * _MIX)) * _SLOT_MIX) >> _SLOT_SHIFT
-    some = np.flatnonzero((_SLOT_FIRST[slot] == first) & (_SLOT_NEXT[slot] == following))
-    bits = _SLOT_BITS[slot[some]]
-    said = bits != 0  # (an empty slot matches a word longer than any the guards know: no bits)
+    slot = np.minimum(np.searchsorted(_KEYS, first ^ (following * _MIX)), len(_KEYS) - 1)
+    some = np.flatnonzero((_FIRST[slot] == first) & (_NEXT[slot] == following))
+    bits = _BITS[slot[some]]
+    said = bits != 0  # a word whose bits changes_meaning does not read
     some, bits = some[said], bits[said]
     if len(some):
         rows = np.searchsorted(begins, at[some], side="right") - 1
@@ -130,27 +130,19 @@ def meaning_bits(strings: Strings, start: int, stop: int) -> np.ndarray:
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _vocabulary() -> tuple[np.uint64, np.uint64, np.ndarray, np.ndarray, np.ndarray]:
-    """The guards' words as :func:`meaning_bits` looks them up: a hash table without collisions (its
-    multiplier and shift, and per slot a word's halves and bits -- the bits changes_meaning
-    reads -- or zeros)."""
+def _vocabulary() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The guards' words as :func:`meaning_bits` looks them up: sorted by a key of their two
+    halves (distinct for every word), with their halves and bits (the bits changes_meaning reads);
+    a word is found by bisection and then compared whole."""
     assert all(w.isascii() for w in _WORD_BITS), "a guard word the pass cannot read"
     halves = [_halves(w.encode()) for w in _WORD_BITS]
     first = np.array([h[0] for h in halves], np.uint64)
     following = np.array([h[1] for h in halves], np.uint64)
     keys = first ^ (following * _MIX)
-    size = 1 << max(8, (len(keys) - 1).bit_length() + 3)
-    shift = np.uint64(64 - size.bit_length() + 1)
-    for multiplier in range(0x9E3779B97F4A7C15, 0x9E3779B97F4A7C15 + 2 * 100_000, 2):
-        slot = (keys * np.uint64(multiplier)) >> shift
-        if len(np.unique(slot)) == len(keys):
-            break
-    else:  # pragma: no cover - the vocabulary is fixed
-        raise AssertionError("no hash table for the guard words")
-    table_first, table_next, table_bits = (np.zeros(size, np.uint64) for _ in range(3))
-    table_first[slot], table_next[slot] = first, following
-    table_bits[slot] = [_WORD_BITS[w] & _MEANING_BITS for w in _WORD_BITS]
-    return np.uint64(multiplier), shift, table_first, table_next, table_bits
+    order = np.argsort(keys, kind="stable")
+    assert len(np.unique(keys)) == len(keys), "two guard words with one key"
+    bits = np.array([_WORD_BITS[w] & _MEANING_BITS for w in _WORD_BITS], np.uint64)
+    return keys[order], first[order], following[order], bits[order]
 
 
-_SLOT_MIX, _SLOT_SHIFT, _SLOT_FIRST, _SLOT_NEXT, _SLOT_BITS = _vocabulary()
+_KEYS, _FIRST, _NEXT, _BITS = _vocabulary()

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 
+from selflearn.core import memory
 from selflearn.core.artefacts import format_name, read_description, reading, write_description
 from selflearn.core.delex import Delexicalizer, fill
 from selflearn.core.errors import ConfigError
@@ -161,7 +162,7 @@ class RewriteTable:
         arrow_in = table.select(list(TABLE_SCHEMA)).append_column(
             "_row", pa.array(np.arange(n, dtype=np.int64))
         )
-        with duckdb.connect() as con:
+        with memory.cursor() as con:
             con.register("arrow_in", arrow_in)
             return cls(read_relation(con, typed("arrow_in", "_row"), n, max(n, 1)), dict(metadata or {}))
 
@@ -317,7 +318,7 @@ class RewriteTable:
         meta = read_description(folder, FORMAT, "rewrite table", retrain="selflearn mine")
         with (
             reading(folder, "rewrite table", extra=(duckdb.Error,), retrain="selflearn mine"),
-            duckdb.connect() as con,
+            memory.cursor() as con,
         ):
             file = quote_path(folder / "rewrites.parquet")
             have = {row[0] for row in con.sql(f"DESCRIBE SELECT * FROM read_parquet({file})").fetchall()}

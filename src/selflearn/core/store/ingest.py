@@ -23,6 +23,7 @@ import duckdb
 import orjson
 from pydantic import ValidationError
 
+from selflearn.core import memory
 from selflearn.core.errors import DataError
 from selflearn.core.schema import LOG_RECORD, TRUTH_RECORD, DialogueAct, Feedback, Truth, Turn
 from selflearn.core.store import staging
@@ -387,8 +388,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    con = memory.cursor()
     try:
         quoted = str(path).replace("'", "''")
         try:

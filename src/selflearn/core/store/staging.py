@@ -4,8 +4,9 @@ A batch of rows becomes one JSON object a line (:func:`encode`), written to a te
 that DuckDB's ``read_json`` reads with the table's column types (:func:`read_sql`); 100,000 turns
 take about 0.4 s. A value the column cannot hold (a number past 32 bits, a list where a string
 goes) fails the whole read, and a failed statement aborts the store's transaction, so
-:func:`refused` finds such lines first, on a scratch in-memory database of its own: the batch in
-one read, and only when that fails, halves of it until each refused line is alone.
+:func:`refused` finds such lines first, on the process's in-memory database
+(:mod:`selflearn.core.memory`, never in a forked ingest worker): the batch in one read, and only
+when that fails, halves of it until each refused line is alone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,8 @@ from typing import Any
 import duckdb
 import orjson
 
+from selflearn.core import memory
 from selflearn.core.store.tables import Layout
-
-_SCRATCH: duckdb.DuckDBPyConnection | None = None
-"""The scratch database of this process (never of a forked ingest worker: DuckDB does not
-survive a fork, so the process that stores calls :func:`refused`)."""
-_LOCK = threading.Lock()
 
 
 def encode(row: dict[str, Any]) -> bytes:
@@ -62,18 +58,9 @@ def refused(layout: Layout, lines: Sequence[bytes]) -> list[tuple[int, str]]:
     """The lines (their positions in ``lines``) that ``layout``'s columns cannot hold, each with
     DuckDB's reason; an empty list when every line reads."""
     out: list[tuple[int, str]] = []
-    with _LOCK:
-        con = _scratch()
+    with memory.cursor() as con:  # never the store's: a failed read would abort its transaction
         _find(con, layout, lines, 0, out)
     return out
-
-
-def _scratch() -> duckdb.DuckDBPyConnection:
-    global _SCRATCH
-    if _SCRATCH is None:
-        _SCRATCH = duckdb.connect()
-        _SCRATCH.execute("SET TimeZone = 'UTC'")
-    return _SCRATCH
 
 
 def _find(
