@@ -46,6 +46,7 @@ from selflearn.core.delex import Delexicalized, Delexicalizer, example_values, s
 from selflearn.core.embed import StaticEmbedder
 from selflearn.core.errors import ConfigError
 from selflearn.core.home import Home
+from selflearn.rewrite.columns import quote_path
 from selflearn.rewrite.index import VectorIndex
 from selflearn.rewrite.intents import NONE, IntentModel
 from selflearn.rewrite.logs import LogTurn, chains, signature
@@ -336,10 +337,6 @@ class Knowledge:
         return self
 
 
-def _sql_path(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def write_patterns(patterns: list[Pattern], path: Path) -> None:
     """Write ``patterns.parquet`` (:data:`PATTERN_SCHEMA`) with DuckDB."""
     columns = []
@@ -364,7 +361,7 @@ def write_patterns(patterns: list[Pattern], path: Path) -> None:
         else:
             empty = ", ".join(f"NULL::{kind} AS {name}" for name, kind in PATTERN_SCHEMA.items())
             query = f"SELECT {empty} LIMIT 0"
-        con.execute(f"COPY ({query}) TO {_sql_path(path)} (FORMAT parquet)")
+        con.execute(f"COPY ({query}) TO {quote_path(path)} (FORMAT parquet)")
 
 
 def read_patterns(path: Path) -> list[Pattern]:
@@ -372,7 +369,7 @@ def read_patterns(path: Path) -> list[Pattern]:
     before it: the same columns)."""
     columns = ", ".join(f"CAST({name} AS {kind}) AS {name}" for name, kind in PATTERN_SCHEMA.items())
     with memory.cursor() as con:
-        rows = con.sql(f"SELECT {columns} FROM read_parquet({_sql_path(path)})").fetchall()
+        rows = con.sql(f"SELECT {columns} FROM read_parquet({quote_path(path)})").fetchall()
     return [Pattern(**dict(zip(PATTERN_SCHEMA, row, strict=True))) for row in rows]
 
 

@@ -27,7 +27,7 @@ from selflearn.core import memory
 from selflearn.core.errors import DataError
 from selflearn.core.schema import LOG_RECORD, TRUTH_RECORD, DialogueAct, Feedback, Truth, Turn
 from selflearn.core.store import staging
-from selflearn.core.store.tables import _I, _KEY, _TABLES
+from selflearn.core.store.tables import _I, _KEY, _TABLES, LOG_LAYOUTS, Layout
 
 MAX_LINE_BYTES = 64 * 1024
 """Rows larger than this are quarantined unread (a turn record is typically under 2 KB)."""
@@ -200,6 +200,18 @@ class Rows:
     hashes: list[str] = field(default_factory=list)
     source: str = ""
 
+    def add(self, line: bytes, key: str, row: int, digest: str) -> None:
+        """One more row."""
+        self.lines.append(line)
+        self.keys.append(key)
+        self.rows.append(row)
+        self.hashes.append(digest)
+
+
+def staged_layout(table: str) -> Layout:
+    """The columns a batch of ``table``'s rows is read with: the table's, after ``_row``."""
+    return LOG_LAYOUTS[table].prepend("_row", _I)
+
 
 @dataclass
 class _Parsed:
@@ -274,10 +286,7 @@ def _storable(table: str, rows: list[dict[str, Any]], source: str, bad: list[Qua
             snippet = json.dumps(row, default=str)[:300]
             bad.append(Quarantined(source, int(row["_row"]), "(record)", f"cannot be stored: {exc}", snippet))
             continue
-        out.lines.append(line)
-        out.keys.append(str(row[key]))
-        out.rows.append(int(row["_row"]))
-        out.hashes.append(str(row["record_hash"]))
+        out.add(line, str(row[key]), int(row["_row"]), str(row["record_hash"]))
     return out
 
 
@@ -286,8 +295,7 @@ def holdable(table: str, data: Rows, bad: list[Quarantined]) -> Rows:
     the schema allows and the column type does not, such as a number past 32 bits): each is
     quarantined on its own, with DuckDB's reason, instead of failing the chunk. Runs in the
     process that stores (DuckDB does not survive a fork)."""
-    layout = next(schema for name, schema in _TABLES.values() if name == table)
-    refused = dict(staging.refused(layout.prepend("_row", _I), data.lines))
+    refused = dict(staging.refused(staged_layout(table), data.lines))
     if not refused:
         return data
     out = Rows(source=data.source)
@@ -300,10 +308,7 @@ def holdable(table: str, data: Rows, bad: list[Quarantined]) -> Rows:
                 Quarantined(data.source, row_no, "(record)", f"cannot be stored: {refused[i]}", snippet)
             )
             continue
-        out.lines.append(line)
-        out.keys.append(ident)
-        out.rows.append(row_no)
-        out.hashes.append(digest)
+        out.add(line, ident, row_no, digest)
     return out
 
 

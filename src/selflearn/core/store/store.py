@@ -36,6 +36,7 @@ from selflearn.core.store.ingest import (
     _parsed_chunks,
     _write_quarantine,
     holdable,
+    staged_layout,
 )
 from selflearn.core.store.tables import (
     _KEY,
@@ -278,11 +279,10 @@ class Store:
                 reason = f"conflict: {key} {ident!r} is already stored with different content"
                 bad.append(Quarantined(data.source, row_no, key, reason, ""))
         if kept:
-            layout = next(schema for name, schema in _TABLES.values() if name == table)
             with staging.lines_file(kept) as path:
                 self.con.execute(
                     f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (_row) FROM "
-                    + staging.read_sql(path, layout.prepend("_row", "INTEGER"))
+                    + staging.read_sql(path, staged_layout(table))
                 )
             report.stored += len(kept)
             report.by_table[table] += len(kept)

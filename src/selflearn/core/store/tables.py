@@ -233,6 +233,9 @@ _TABLES: dict[str, tuple[str, Layout]] = {
     "truth": ("sim_truth", TRUTH_SCHEMA),
     "home": ("homes", HOME_SCHEMA),
 }
+LOG_LAYOUTS: dict[str, Layout] = dict(_TABLES.values())
+"""The layout of each table ingest writes, by table name."""
+
 _KEY = {
     "turns": "turn_id",
     "feedback": "feedback_id",
