@@ -448,3 +448,22 @@ def test_a_restarted_chat_stores_its_own_turns(rewriter_dir: Path, tmp_path: Pat
     with Store(path, read_only=True) as store:
         turns = store.query("SELECT turn_id, text FROM turns").to_pylist()
     assert len(turns) == 3 and len({t["turn_id"] for t in turns}) == 3, turns
+
+
+def test_a_fresh_chat_asks_with_the_packaged_starter_and_no_starter_only_learns() -> None:
+    """A new user's first ``selflearn chat`` is the product out of the box: the starter that ships
+    in the package asks about a guess and acts on the yes; ``--no-starter`` runs only the
+    personal layer, which has nothing to propose yet."""
+    lines = "kill the lights in the kitchen\nyes\n:quit\n"
+    command = [sys.executable, "-m", "selflearn", "chat", "--area", "Kitchen", "--no-color"]
+    fresh = subprocess.run(command, input=lines, capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "rewriter: the packaged starter (confirm=guesses)" in fresh.stdout
+    assert "assistant> Did you mean turn off all the lights in the kitchen?" in fresh.stdout
+    assert "did: HassTurnOff light.kitchen_light" in fresh.stdout
+    bare = subprocess.run(
+        [*command, "--no-starter"], input=lines, capture_output=True, text=True, timeout=120
+    )
+    assert bare.returncode == 0, bare.stderr
+    assert "rewriter: personal layer only" in bare.stdout and "Did you mean" not in bare.stdout
+    assert "did: HassTurnOff" not in bare.stdout

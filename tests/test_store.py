@@ -399,3 +399,37 @@ def test_rows_come_back_in_utc_whatever_the_session_zone(tmp_path: Path) -> None
         ts = store.value("SELECT timestamp FROM turns")
         assert ts.utcoffset().total_seconds() == 0 and (ts.hour, ts.minute) == (6, 0)
         assert next(store.turns()).timestamp == ts
+
+
+def test_one_record_a_column_cannot_hold_is_quarantined_and_the_others_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ingest_records`` reads a batch once and stores it; when a row fails that read (no
+    validated row does today, so the turns' ``text`` is read as an INTEGER here to make one), the
+    transaction is undone and the batch stored again with that row quarantined: nothing of the
+    failed attempt stays, and rows in = stored + quarantined."""
+    from selflearn.core.store import ingest as ingest_module
+    from selflearn.core.store import store as store_module
+
+    real = ingest_module.staged_layout
+
+    def text_as_integer(table: str) -> Layout:
+        layout = real(table)
+        if table != "turns":
+            return layout
+        return Layout(tuple((n, "INTEGER" if n == "text" else k) for n, k in layout.columns))
+
+    monkeypatch.setattr(ingest_module, "staged_layout", text_as_integer)
+    monkeypatch.setattr(store_module, "staged_layout", text_as_integer)
+    with Store(tmp_path / "s.duckdb") as store:
+        batch = [turn_dict("t1", text="42"), turn_dict("t2"), turn_dict("t3", text="7")]
+        report = store.ingest_records(batch)
+        assert (report.read, report.stored, report.quarantined) == (3, 2, 1) and report.balanced
+        assert report.stored_rows == [0, 2] and [q.row for q in report.rejected] == [1]
+        assert "cannot be stored" in report.rejected[0].reason
+        assert store.rows("SELECT turn_id, text FROM turns ORDER BY turn_id") == [
+            {"turn_id": "t1", "text": "42"},
+            {"turn_id": "t3", "text": "7"},
+        ]
+        again = store.ingest_records([turn_dict("t1", text="42")])
+        assert (again.stored, again.already_present) == (0, 1)

@@ -419,9 +419,10 @@ CHAT_HELP = (
     "over a simulated home, and under each answer you see what selflearn rewrote, what it asked "
     "('Did you mean ...?') and what it learned. Commands: :state (the devices), :learned (what was "
     "taught), :help, :quit (or Ctrl-D).\n\n"
-    "Example: selflearn chat --area Kitchen, then type 'turn on the kitchen light'; with a trained "
-    "rewriter (selflearn chat --rewriter out/demo/rewriter) type something your own way, e.g. "
-    "'kill the lights in the kitchen', and answer its question with yes or no."
+    "Example: selflearn chat --area Kitchen, then type 'turn on the kitchen light', then something "
+    "your own way, e.g. 'kill the lights in the kitchen', and answer its question with yes or no. "
+    "The starter that ships in the package asks from the first line (--rewriter FOLDER: your own "
+    "trained rewriter; --no-starter: only what you teach and retry)."
 )
 
 
@@ -440,10 +441,18 @@ def chat_cmd(
         typer.Option(
             "--rewriter",
             "-r",
-            help="Trained rewriter folder (`selflearn train rewriter`). Without "
-            "one, only the personal layer runs: it learns from your own retries.",
+            help="Trained rewriter folder (`selflearn train rewriter`, `selflearn starter`). "
+            "Default: the starter in the package, which asks 'Did you mean ...?' from the first "
+            "line; with --no-starter only the personal layer runs: it learns from your own retries.",
         ),
     ] = None,
+    starter: Annotated[
+        bool,
+        typer.Option(
+            help="Without --rewriter, chat with the starter rewriter that ships in the package "
+            "(--no-starter: the personal layer only)."
+        ),
+    ] = True,
     confirm: Annotated[
         str,
         typer.Option(
@@ -468,12 +477,14 @@ def chat_cmd(
     home = load_home(home_file)
     where = pick_area(home, area)
     confirm_mode(confirm)  # a bad value fails before anything slow is loaded
+    from selflearn.starter import default_rewriter
+
+    folder = default_rewriter(rewriter_dir, starter)
+    what = "the packaged starter" if folder is not None and rewriter_dir is None else str(folder)
     console.print(
-        "[dim]loading Home Assistant's NLU"
-        + (f" and {escape(str(rewriter_dir))}" if rewriter_dir else "")
-        + " ...[/dim]"
+        "[dim]loading Home Assistant's NLU" + (f" and {escape(what)}" if folder else "") + " ...[/dim]"
     )
-    rewriter = load_rewriter(rewriter_dir, confirm)
+    rewriter = load_rewriter(folder, confirm)
     config = AssistantConfig(
         asr="exact",
         ask=True,
@@ -492,8 +503,8 @@ def chat_cmd(
         area=where,
     )
     label = (
-        f"{rewriter_dir} (confirm={confirm})"
-        if rewriter_dir is not None
+        f"{what} (confirm={confirm})"
+        if folder is not None
         else f"personal layer only, learning from your retries (confirm={confirm}; "
         "--rewriter FOLDER for a trained one)"
     )

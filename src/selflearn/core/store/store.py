@@ -9,7 +9,9 @@ import json
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -248,11 +250,19 @@ class Store:
         return report
 
     def _store_table(
-        self, table: str, data: Rows, seen: dict[str, str], report: IngestReport, bad: list[Quarantined]
+        self,
+        table: str,
+        data: Rows,
+        seen: dict[str, str],
+        report: IngestReport,
+        bad: list[Quarantined],
+        check: bool = True,
     ) -> list[int]:
         """Insert the new rows of one validated chunk; count or quarantine the others. Returns the
-        row numbers of the rows inserted."""
-        data = holdable(table, data, bad)
+        row numbers of the rows inserted. ``check=False`` skips looking for rows the columns cannot
+        hold first: such a row then fails the insert (and the caller's transaction)."""
+        if check:
+            data = holdable(table, data, bad)
         key = _KEY[table]
         incoming_ids = {"id": np.array(data.keys, dtype=object)}  # noqa: F841 - used in SQL
         existing = dict(
@@ -312,15 +322,14 @@ class Store:
                 bad.append(Quarantined(source, row_no, "(record)", reason, snippet))
         chunk = _parse_chunk((source, rows)) if rows else _Parsed(0, {}, [])
         bad.extend(chunk.bad)
-        seen: dict[str, dict[str, str]] = {t: {} for t, _ in _TABLES.values()}
-        self.con.execute("BEGIN TRANSACTION")
+        # Stored optimistically first: the batch is read once, and a row a column cannot hold
+        # (rare) fails the insert; the transaction is then undone and the batch stored again with
+        # such rows found and quarantined first (two more reads, the cost ingest always pays).
         try:
-            for table, data in chunk.tables.items():
-                report.stored_rows.extend(self._store_table(table, data, seen[table], report, bad))
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+            outcome = self._store_records(chunk, report, bad, check=False)
+        except duckdb.Error:
+            outcome = self._store_records(chunk, report, bad, check=True)
+        report, bad = outcome
         report.stored_rows.sort()
         bad.sort(key=lambda q: q.row)
         report.rejected = bad
@@ -332,6 +341,24 @@ class Store:
         if not report.balanced:  # pragma: no cover - would be a bug in this module
             raise StoreError(f"ingest accounting does not add up: {report.summary()}")
         return report
+
+    def _store_records(
+        self, chunk: _Parsed, report: RecordsReport, bad: list[Quarantined], check: bool
+    ) -> tuple[RecordsReport, list[Quarantined]]:
+        """Store one validated chunk in one transaction (see :meth:`ingest_records`); returns
+        copies of ``report`` and ``bad`` with what it did, leaving them as they were on failure."""
+        report = replace(report, stored_rows=[], by_table=Counter(report.by_table))
+        bad = list(bad)
+        seen: dict[str, dict[str, str]] = {t: {} for t, _ in _TABLES.values()}
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for table, data in chunk.tables.items():
+                report.stored_rows.extend(self._store_table(table, data, seen[table], report, bad, check))
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return report, bad
 
     def homes(self) -> dict[str, Home]:
         """The stored home configurations by household id (a row without a configuration is
