@@ -111,6 +111,28 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
         assert list(copy.turns()) == before
 
 
+def test_every_table_exports_including_the_taught_concepts(tmp_path: Path) -> None:
+    """``selflearn export --table concepts`` raised StopIteration: the concepts table is no log."""
+    from datetime import UTC, datetime
+
+    from selflearn.core.schema import Concept
+    from selflearn.core.store.tables import _KEY
+
+    taught = Concept(concept_id="c1", household_id="h1", user_id="u1", kind="name", phrase="mothership",
+                     meaning=("Living Room Ceiling",), target="light.living_room_ceiling",
+                     timestamp=datetime(2026, 1, 5, tzinfo=UTC))  # fmt: skip
+    with Store(tmp_path / "s.duckdb") as store:
+        store.ingest_records([turn_dict("t1")])
+        store.put_concept(taught)
+        counts = {table: store.export_parquet(table, tmp_path / f"{table}.parquet") for table in _KEY}
+    assert counts == {t: int(t in ("turns", "concepts")) for t in _KEY}
+    with Store(tmp_path / "read.duckdb") as reader:
+        path = str(tmp_path / "concepts.parquet")
+        assert reader.rows(f"SELECT phrase, target FROM read_parquet('{path}')") == [
+            {"phrase": "mothership", "target": "light.living_room_ceiling"}
+        ]
+
+
 def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
     with Store(tmp_path / "s.duckdb") as store, pytest.raises(DataError, match="no such file"):
         store.ingest([tmp_path / "nope.jsonl"])

@@ -163,7 +163,9 @@ def stats_cmd(
 def export_cmd(
     output: Annotated[Path, typer.Argument(help="Parquet file to write.")],
     store_path: StorePath = Path("selflearn.duckdb"),
-    table: Annotated[str, typer.Option(help="turns, feedback, homes or sim_truth.")] = "turns",
+    table: Annotated[
+        str, typer.Option(help="turns, feedback, dialogue_acts, homes, sim_truth or concepts.")
+    ] = "turns",
 ) -> None:
     """Export a table to Parquet (the same layout Spark jobs read)."""
     with Store(store_path, read_only=True) as store:

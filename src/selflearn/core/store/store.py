@@ -45,6 +45,7 @@ from selflearn.core.store.tables import (
     _TABLES,
     CONCEPT_SCHEMA,
     DIALOGUE_SCHEMA,
+    LOG_LAYOUTS,
     REVIEW_SCHEMA,
     SIGNAL_TABLES,
     STATE_TABLES,
@@ -733,7 +734,7 @@ class Store:
         """Write ``table`` to a Parquet file (readable by Spark); returns the row count."""
         if table not in _KEY:
             raise StoreError(f"unknown table {table!r}; expected one of {sorted(_KEY)}")
-        schema = next(sch for name, sch in _TABLES.values() if name == table)
+        schema = LOG_LAYOUTS.get(table) or STATE_TABLES[table]
         quoted = str(path).replace("'", "''")
         self.con.execute(
             f"COPY (SELECT {self._select(table, schema)} FROM {table}) TO '{quoted}' (FORMAT parquet)"
