@@ -455,3 +455,48 @@ def test_one_record_a_column_cannot_hold_is_quarantined_and_the_others_stored(
         ]
         again = store.ingest_records([turn_dict("t1", text="42")])
         assert (again.stored, again.already_present) == (0, 1)
+
+
+def test_teaching_while_another_thread_stores_turns(tmp_path: Path) -> None:
+    """The service writes what a household teaches from its dialogue's threads, outside the lock
+    its turn logging holds: on one shared connection DuckDB refused one of the two ("connection
+    is busy") or the concept joined the turns' transaction ("cannot start a transaction within
+    a transaction"), and the store could be left in an aborted transaction."""
+    import threading
+    from datetime import UTC, datetime
+
+    from selflearn.core.schema import Concept
+
+    errors: list[str] = []
+
+    def log_turns(store: Store) -> None:
+        try:
+            for n in range(150):
+                store.ingest_records([turn_dict(f"t{n}")])
+        except Exception as exc:
+            errors.append(f"turns: {exc}")
+
+    def teach(store: Store) -> None:
+        try:
+            for n in range(150):
+                store.put_concept(
+                    Concept(concept_id=f"c{n}", household_id="h1", user_id="u1", kind="name",
+                            phrase=f"thing {n}", meaning=("Kitchen Light",), target="light.kitchen",
+                            timestamp=datetime(2026, 1, 5, tzinfo=UTC))
+                )  # fmt: skip
+                if n % 3 == 0:
+                    assert store.forget_concept(f"c{n}")
+        except Exception as exc:
+            errors.append(f"concepts: {exc}")
+
+    with Store(tmp_path / "s.duckdb") as store:
+        threads = [
+            threading.Thread(target=log_turns, args=(store,)),
+            threading.Thread(target=teach, args=(store,)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert (store.value("SELECT count(*) FROM turns"), len(store.concepts())) == (150, 100)

@@ -53,7 +53,8 @@ class CurrentStore:
     dialogue's concept book, which held the store it was given and, after the first reopen, wrote
     what households taught to a closed connection. Not under :attr:`HoldsStore.store_lock`: the
     dialogue writes while holding its conversations' lock, and the paths that forget a household
-    take the two the other way round."""
+    take the two the other way round; the store writes concepts on a connection of their own, so
+    a write beside another thread's turns neither waits nor fails."""
 
     def __init__(self, service: HoldsStore) -> None:
         self.service = service

@@ -171,18 +171,21 @@ class Store:
             self.con.execute("ROLLBACK")
             raise
 
-    def _present_columns(self, table: str) -> set[str]:
-        """Columns ``table`` has in this store."""
-        return {
-            str(r[0]) for r in self.con.execute(f"SELECT name FROM pragma_table_info('{table}')").fetchall()
-        }
+    def _present_columns(self, table: str, con: duckdb.DuckDBPyConnection | None = None) -> set[str]:
+        """Columns ``table`` has in this store (read on ``con``, default the store's connection)."""
+        found = (con or self.con).execute(f"SELECT name FROM pragma_table_info('{table}')").fetchall()
+        return {str(r[0]) for r in found}
 
     def _select(
-        self, table: str, schema: Layout, exclude: tuple[str, ...] = ("record_hash", "source")
+        self,
+        table: str,
+        schema: Layout,
+        exclude: tuple[str, ...] = ("record_hash", "source"),
+        con: duckdb.DuckDBPyConnection | None = None,
     ) -> str:
         """``SELECT`` list of ``table`` in ``schema`` order; columns an older store lacks read as
         typed nulls (read-only opens of old stores are not upgraded)."""
-        have = self._present_columns(table)
+        have = self._present_columns(table, con)
         parts = []
         for name, kind in schema:
             if name in exclude:
@@ -636,23 +639,35 @@ class Store:
             sql += f" WHERE {where}"
         return self.rows(sql + " ORDER BY timestamp, act_id")
 
-    def _tables(self) -> set[str]:
-        return {str(r[0]) for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    def _tables(self, con: duckdb.DuckDBPyConnection | None = None) -> set[str]:
+        found = (con or self.con).execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        return {str(r[0]) for r in found}
 
     # --- taught concepts (state, changed in place) -----------------------------------------------
 
+    # Concepts and reviews are written on a connection of their own (:meth:`cursor`), in their
+    # own transaction: the service writes what a household teaches from its dialogue's threads
+    # while another thread may be storing turns on the store's connection, which DuckDB refuses
+    # to share ("connection is busy") and whose open transaction a write must not join.
+
     def put_concept(self, concept: Concept) -> Concept | None:
         """Store ``concept``, replacing the one of the same id (the same phrase, scope and home),
-        in one transaction; returns the concept it replaced, if any."""
-        before = self.concepts(where="concept_id = $id", params={"id": concept.concept_id})
-        self._put_state("concepts", CONCEPT_SCHEMA, "concept_id", concept, "taught")
-        return before[0] if before else None
+        in one transaction; returns the concept it replaced, if any. Safe beside another thread
+        using the store."""
+        with self.cursor() as con:
+            rows = self._state_rows(
+                "concepts", CONCEPT_SCHEMA, ["concept_id = $id"], {"id": concept.concept_id}, "timestamp", con
+            )
+            self._put_state("concepts", CONCEPT_SCHEMA, "concept_id", concept, "taught", con)
+        return Concept.model_validate(rows[0]) if rows else None
 
     def forget_concept(self, concept_id: str) -> bool:
-        """Delete one concept; returns whether it existed."""
-        row = self.con.execute(
-            "DELETE FROM concepts WHERE concept_id = $id RETURNING concept_id", {"id": concept_id}
-        ).fetchall()
+        """Delete one concept; returns whether it existed. Safe beside another thread using the
+        store."""
+        with self.cursor() as con:
+            row = con.execute(
+                "DELETE FROM concepts WHERE concept_id = $id RETURNING concept_id", {"id": concept_id}
+            ).fetchall()
         return bool(row)
 
     def concepts(
@@ -674,9 +689,12 @@ class Store:
     def put_review(self, review: Review) -> Review | None:
         """Store ``review``, replacing the verdict of the same id (the same rule), in one
         transaction; returns the verdict it replaced, if any."""
-        before = self.reviews(where="review_id = $id", params={"id": review.review_id})
-        self._put_state("reviews", REVIEW_SCHEMA, "review_id", review, "review")
-        return before[0] if before else None
+        with self.cursor() as con:
+            rows = self._state_rows(
+                "reviews", REVIEW_SCHEMA, ["review_id = $id"], {"id": review.review_id}, "timestamp", con
+            )
+            self._put_state("reviews", REVIEW_SCHEMA, "review_id", review, "review", con)
+        return Review.model_validate(rows[0]) if rows else None
 
     def reviews(self, where: str | None = None, params: dict[str, Any] | None = None) -> list[Review]:
         """The stored verdicts, oldest first; none for a store written before they existed that
@@ -685,8 +703,16 @@ class Store:
         rows = self._state_rows("reviews", REVIEW_SCHEMA, clauses, dict(params or {}), "timestamp, review_id")
         return [Review.model_validate(row) for row in rows]
 
-    def _put_state(self, table: str, schema: Layout, key: str, record: Concept | Review, source: str) -> None:
-        """Replace the row of ``table`` whose ``key`` is the record's, in one transaction."""
+    def _put_state(
+        self,
+        table: str,
+        schema: Layout,
+        key: str,
+        record: Concept | Review,
+        source: str,
+        con: duckdb.DuckDBPyConnection,
+    ) -> None:
+        """Replace the row of ``table`` whose ``key`` is the record's, in one transaction on ``con``."""
         row = record.model_dump(mode="json")
         row.pop("record_type")
         row["record_hash"] = hashlib.blake2b(
@@ -699,28 +725,33 @@ class Store:
         if refused:
             raise StoreError(f"the {table} row {row[key]!r} cannot be stored: {refused[0][1]}")
         with staging.lines_file([line]) as path:
-            self._replace_state(table, key, row[key], staging.read_sql(path, schema))
-
-    def _replace_state(self, table: str, key: str, ident: Any, fresh: str) -> None:
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            self.con.execute(f"DELETE FROM {table} WHERE {key} = $id", {"id": ident})
-            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {fresh}")
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"DELETE FROM {table} WHERE {key} = $id", {"id": row[key]})
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {staging.read_sql(path, schema)}")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
 
     def _state_rows(
-        self, table: str, schema: Layout, clauses: list[str], args: dict[str, Any], order: str
+        self,
+        table: str,
+        schema: Layout,
+        clauses: list[str],
+        args: dict[str, Any],
+        order: str,
+        con: duckdb.DuckDBPyConnection | None = None,
     ) -> list[dict[str, Any]]:
-        """Rows of a state table as dicts (none when a read-only old store lacks the table)."""
-        if table not in self._tables():
+        """Rows of a state table as dicts (none when a read-only old store lacks the table), read
+        on ``con`` (default: the store's connection)."""
+        con = con or self.con
+        if table not in self._tables(con):
             return []
-        sql = f"SELECT {self._select(table, schema)} FROM {table}"
+        sql = f"SELECT {self._select(table, schema, con=con)} FROM {table}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        cursor = self.con.execute(f"{sql} ORDER BY {order}", args)
+        cursor = con.execute(f"{sql} ORDER BY {order}", args)
         names = [column[0] for column in cursor.description or ()]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
