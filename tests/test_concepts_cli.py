@@ -38,13 +38,12 @@ TOKEN = "s3cret-token"
 LESSONS = [
     "the big light is the reading lamp",
     "the snug is the living room",
-    "when I say lights out I mean turn off the living room lamp",
+    "when I say nighty night I mean turn off the living room lamp",
     "when I say bedtime I mean turn off the lights",
     "when I say study mode in the bedroom, turn on the bedroom lights",
     "when I say movie time I mean set the living room lamp to 20 percent and turn off the tv",
     "when I say leaving I mean turn off the bedroom lights and lock the front door",
     "my usual temperature is 21",
-    "when I say turn on the tv I mean turn off the tv",  # taught, but never used: it already works
 ]
 runner = CliRunner()
 
@@ -88,6 +87,19 @@ def store_path(tmp_path: Path) -> Path:
             timestamp=T0 + timedelta(hours=1),
         )
         store.put_concept(mine)
+        # Taught before a phrase that already works was refused ("I already understand ..."):
+        # such a concept never acted, and the export leaves it out.
+        store.put_concept(
+            Concept(
+                concept_id=concept_id("h1", "u1", "household", "turn on the tv"),
+                household_id="h1",
+                user_id="u1",
+                kind="phrasing",
+                phrase="turn on the tv",
+                meaning=("turn off the tv",),
+                timestamp=T0 + timedelta(minutes=30),
+            )
+        )
     return path
 
 
@@ -108,7 +120,7 @@ def test_list_shows_every_households_concepts_or_one(store_path: Path) -> None:
     assert set(phrases) == {
         "big light",
         "snug",
-        "lights out",
+        "nighty night",
         "bedtime",
         "study mode in the {area}",
         "movie time",
@@ -159,7 +171,7 @@ def test_forget_by_phrase_or_id_and_a_clear_error_for_what_is_not_there(store_pa
     missing = cli("forget", "--store", str(store_path), "--household", "h1", "gizmo")
     assert isinstance(missing.exception, ConfigError)
     assert "household h1 has no concept with phrase or id 'gizmo'" in str(missing.exception)
-    assert "lights out" in str(missing.exception)  # names what there is
+    assert "nighty night" in str(missing.exception)  # names what there is
     with Store(store_path, read_only=True) as store:
         assert len(store.concepts("h2")) == 2 and len(store.concepts("h1")) == 8
     nowhere = cli("forget", "--store", str(store_path.with_name("none.duckdb")), "--household", "h1", "x")
@@ -227,7 +239,7 @@ def test_the_exported_sentences_load_in_hassil_and_taught_phrasings_now_match(ex
     home = Home.from_dict(HOME)
     before, after = _ha_intents(), _with_custom(custom)
     cases = [
-        ("lights out", None, ("HassTurnOff", {"name": "Living Room Lamp"})),
+        ("nighty night", None, ("HassTurnOff", {"name": "Living Room Lamp"})),
         ("bedtime", "kitchen", ("HassTurnOff", {"area": "kitchen", "domain": "light"})),
         ("study mode in the kitchen", None, ("HassTurnOn", {"area": "kitchen", "domain": "light"})),
         ("movie time", None, ("SelflearnRoutineMovieTime", {})),

@@ -177,7 +177,7 @@ def test_a_new_request_instead_of_an_answer_teaches_no_fix(store: Store, lights_
 # --- finding 2: a pending "Can you teach me?" and a lesson about something else ---------------------
 
 
-LIGHTS_OUT = "when I say lights out I mean turn off the kitchen light"
+NIGHTY_NIGHT = "when I say nighty night I mean turn off the kitchen light"
 
 
 def test_a_lesson_about_something_else_is_that_lesson_and_acts_on_nothing() -> None:
@@ -185,14 +185,32 @@ def test_a_lesson_about_something_else_is_that_lesson_and_acts_on_nothing() -> N
     chat.say("turn on the kitchen light")
     asked = chat.say("turn on the zapper", after_s=30)
     assert asked.response == "I don't know what zapper is. Can you teach me?"
-    lesson = chat.say(LIGHTS_OUT)
-    assert lesson.response == "OK, lights out means turn off the kitchen light.", lesson.response
+    lesson = chat.say(NIGHTY_NIGHT)
+    assert lesson.response == "OK, nighty night means turn off the kitchen light.", lesson.response
     assert did(lesson) == [] and chat.light("light.kitchen_light") == "on"
     assert [(a.kind, a.answer) for a in lesson.acts if a.raised_by != "user"] == [("teach", "barge_in")]
     chat.say("turn on the kitchen light")  # no retry of the zapper: its question was left
     listed = chat.learned()
-    assert "phrasing: 'lights out' -> turn off the kitchen light" in listed and "zapper" not in listed
+    assert "phrasing: 'nighty night' -> turn off the kitchen light" in listed and "zapper" not in listed
+    assert did(chat.say("nighty night")) == [("HassTurnOff", ["light.kitchen_light"])]
+
+
+def test_a_lesson_for_a_phrase_that_already_works_is_refused_not_listed() -> None:
+    """Tried in chat: "when I say lights out I mean turn on the kitchen light" answered "OK, lights
+    out means turn on the kitchen light", was listed -- and "lights out" turned the light off, as
+    Home Assistant understands it by itself (a lesson is only looked at when the request fails)."""
+    chat = Chat()
+    chat.say("turn off the kitchen light")
+    lesson = chat.say("when I say lights out I mean turn on the kitchen light")
+    assert lesson.response.startswith('I already understand "lights out"'), lesson.response
+    assert "lights out" not in chat.learned()
     assert did(chat.say("lights out")) == [("HassTurnOff", ["light.kitchen_light"])]
+    # pending "Can you teach me?": such a lesson is still that lesson (refused), not an answer
+    assert chat.say("turn on the zapper", after_s=30).question is not None
+    refused = chat.say("when I say turn on the tv I mean turn off the tv")
+    assert refused.response.startswith('I already understand "turn on the tv"'), refused.response
+    assert [a.answer for a in refused.acts if a.raised_by != "user"] == ["barge_in"]
+    assert did(refused) == [] and "zapper" not in chat.learned() and "turn on the tv" not in chat.learned()
 
 
 @pytest.mark.parametrize(
@@ -264,10 +282,10 @@ def test_a_lesson_said_to_can_you_teach_me_over_wyoming_is_that_lesson() -> None
     teaching.budget = TeachBudget(min_repeats=1, burst_s=0)  # asks at the first failure, as chat does
     try:
         assert say("turn on the zapper").response == "I don't know what zapper is. Can you teach me?"
-        lesson = say(LIGHTS_OUT)
-        assert lesson.said and lesson.response == "OK, lights out means turn off the kitchen light."
+        lesson = say(NIGHTY_NIGHT)
+        assert lesson.said and lesson.response == "OK, nighty night means turn off the kitchen light."
         listed = say("what have you learned").response
-        assert "lights out means turn off the kitchen light" in listed and "zapper" not in listed
+        assert "nighty night means turn off the kitchen light" in listed and "zapper" not in listed
     finally:
         service.close()
 
@@ -485,7 +503,8 @@ POOL = [
     "turn on the kitchen light",
     "the big light is the floor lamp",
     "turn off the big light",
-    "when I say lights out I mean turn off the kitchen light",
+    "when I say nighty night I mean turn off the kitchen light",
+    "when I say lights out I mean turn on the kitchen light",
     "it's the bedside lamp",
     "yes",
     "no",
@@ -533,7 +552,7 @@ def test_a_lesson_in_between_ends_the_retry_of_a_failure() -> None:
     chat.say("turn on the zapper")
     chat.say("never mind")
     assert chat.say("turn on the zapper", after_s=30).question is None  # a plain failure
-    chat.say(LIGHTS_OUT)
+    chat.say(NIGHTY_NIGHT)
     chat.say("turn on the kitchen light")
     assert "zapper" not in chat.learned()
     chat.say("turn on the zapper", after_s=60)  # without a lesson in between: a retry, as before

@@ -171,13 +171,13 @@ def test_teaching_when_asked_and_by_command(client: TestClient) -> None:
     assert taught["taught"]["kind"] == "name" and taught["taught"]["target"] == "light.kitchen_ceiling"
     off = home.say("turn off the mothership", conversation="c2")
     assert off["action"] == "run" and off["sentences"] == ["turn off the kitchen ceiling"]
-    said = home.say("when i say lights out i mean turn off the kitchen ceiling", conversation="c3")
-    assert said["action"] == "say" and said["speech"].startswith("OK, lights out means")
+    said = home.say("when i say nighty night i mean turn off the kitchen ceiling", conversation="c3")
+    assert said["action"] == "say" and said["speech"].startswith("OK, nighty night means")
     assert said["log"]["nlu"]["intent"] == "SelflearnTeach"
     listed = home.say("what have you learned", conversation="c3")
     assert "mothership means Kitchen Ceiling" in listed["speech"]
     concepts = client.get("/v1/concepts", params={"household_id": "h1"}).json()["concepts"]
-    assert sorted(c["phrase"] for c in concepts) == ["lights out", "mothership"]
+    assert sorted(c["phrase"] for c in concepts) == ["mothership", "nighty night"]
 
 
 def test_nothing_is_forgotten_by_a_restart(rewriter_dir: Path, tmp_path: Path) -> None:
@@ -277,8 +277,8 @@ def test_what_is_taught_after_the_store_reopens_is_kept_and_survives_a_restart(
         assert service.store is not first
         taught = home.say("the big light is the kitchen ceiling", conversation="c2")
         assert taught["action"] == "say" and taught["speech"].startswith("OK"), taught
-        home.say("when i say lights out i mean turn off the kitchen ceiling", conversation="c3")
-        forgot = home.say("forget lights out", conversation="c4")
+        home.say("when i say nighty night i mean turn off the kitchen ceiling", conversation="c3")
+        forgot = home.say("forget nighty night", conversation="c4")
         assert forgot["action"] == "say" and "forgotten" in forgot["speech"], forgot
         concepts = c.get("/v1/concepts", params={"household_id": "h1"}).json()["concepts"]
         assert [concept["phrase"] for concept in concepts] == ["big light"]

@@ -83,6 +83,10 @@ _warned_rewrite_error = False
 """Whether this process has already logged a rewriter failure (they are logged once, then counted)."""
 
 UNPARSABLE = "Sorry, I couldn't follow that, so I haven't learned anything."
+ALREADY_UNDERSTOOD = (
+    'I already understand "{phrase}" and do what it says, so I haven\'t learned anything. '
+    "Teach me a phrase I don't know yet."
+)
 
 Works = Literal["exact", "loose", "fails"]
 """How the assistant understands a text as said: ``exact`` (its own templates match and the
@@ -440,6 +444,12 @@ class Dialogue:
             )
         elif command.kind == "when":
             found = read_when(command.body, port.parses)
+            if found is not None and port.works(found[0]) != "fails":
+                # the assistant acts on the phrase as said before any lesson is looked at: a
+                # lesson for it would be listed as learned and never do what it says
+                said = ALREADY_UNDERSTOOD.format(phrase=found[0])
+                slots = {"kind": command.kind, "phrase": found[0]}
+                return _said(heard, act_id, "teach", "SelflearnTeach", slots, said[:1000], False, "answered")
             if found is not None:
                 phrase, sentences = with_parameter(*found, home)
                 kind: Literal["phrasing", "routine"] = "phrasing" if len(sentences) == 1 else "routine"
