@@ -304,9 +304,10 @@ CHAT_LINES = [
 ] * 3
 
 
-def kill_chat(work: Path, after_s: float) -> Kill:
-    """Kill ``selflearn chat --store`` while a person types; check the store and what was
-    answered, then chat again on the same store."""
+def kill_chat(work: Path, after_s: float, after_first_answer: bool = False) -> Kill:
+    """Kill ``selflearn chat --store`` while a person types, ``after_s`` seconds after its start
+    (or, ``after_first_answer``, after its first answer: however long loading the NLU and the
+    starter takes); check the store and what was answered, then chat again on the same store."""
     store = work / "s.duckdb"
     out = Kill("chat", round(after_s, 2), True)
     proc = subprocess.Popen(
@@ -339,6 +340,9 @@ def kill_chat(work: Path, after_s: float) -> Kill:
 
     thread = threading.Thread(target=feed, daemon=True)
     thread.start()
+    waited = time.monotonic() + 120
+    while after_first_answer and not answered and proc.poll() is None and time.monotonic() < waited:
+        time.sleep(0.05)
     time.sleep(after_s)
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -74,6 +74,6 @@ def test_a_killed_service_kept_every_acknowledged_batch(harness: Any, tmp_path: 
 
 
 def test_a_killed_chat_kept_what_it_answered(harness: Any, tmp_path: Path) -> None:
-    kill = harness.kill_chat(tmp_path, 6.0)
+    kill = harness.kill_chat(tmp_path, 1.5, after_first_answer=True)  # mid-conversation
     _clean(kill)
     assert kill.acknowledged > 0

@@ -33,6 +33,7 @@ constants are re-exported for reading, but take effect where they are defined (p
 
 from __future__ import annotations
 
+from selflearn.core.store.files import scrub_lines
 from selflearn.core.store.ingest import (
     BATCH_ROWS,
     MAX_LINE_BYTES,
@@ -42,7 +43,7 @@ from selflearn.core.store.ingest import (
     RecordsReport,
     error_field,
 )
-from selflearn.core.store.store import Store, scrub_lines
+from selflearn.core.store.store import Store
 from selflearn.core.store.tables import (
     DEFECT_SCHEMA,
     DIALOGUE_SCHEMA,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,6 +23,7 @@ from selflearn.core.errors import ConfigError, SelflearnError, StoreError
 from selflearn.core.home import Home
 from selflearn.core.schema import SCHEMA_VERSION, Concept, Review, Turn
 from selflearn.core.store import staging
+from selflearn.core.store.files import fsync_path
 from selflearn.core.store.ingest import (
     _JSON_TYPES,
     IngestReport,
@@ -502,12 +502,12 @@ class Store:
             self.con.execute(f'COPY FROM DATABASE "{database}" TO selflearn_compact')
         finally:
             self.con.execute("DETACH selflearn_compact")
-        _fsync(fresh)
+        fsync_path(fresh)
         self.con.close()
         try:
             os.replace(fresh, self.path)
             self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
-            _fsync(self.path.parent)
+            fsync_path(self.path.parent)
         finally:
             self.con = duckdb.connect(str(self.path))
             self._settings()
@@ -771,46 +771,6 @@ class Store:
             f"COPY (SELECT {self._select(table, schema)} FROM {table}) TO '{quoted}' (FORMAT parquet)"
         )
         return int(self.value(f"SELECT count(*) FROM {table}"))
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file or a folder's entries to the disk (best effort where the system refuses)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def scrub_lines(path: Path, *ids: str) -> int:
-    """Rewrite the JSON-lines file ``path`` (a quarantine file) without the lines that mention
-    every one of ``ids`` as a whole token, atomically (through a ``.tmp`` file); returns how many
-    lines went. A missing file is nothing to do."""
-    if not ids or not path.is_file():
-        return 0
-    patterns = [re.compile(rf"(?<![A-Za-z0-9_.:\-]){re.escape(i)}(?![A-Za-z0-9_.:\-])") for i in ids]
-    kept: list[bytes] = []
-    gone = 0
-    with path.open("rb") as fh:
-        for line in fh:
-            text = line.decode("utf-8", "replace")
-            if all(p.search(text) for p in patterns):
-                gone += 1
-            else:
-                kept.append(line)
-    if gone:
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as fh:
-            fh.writelines(kept)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    return gone
 
 
 def _version_key(version: str) -> tuple[int, ...]:
