@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
@@ -500,3 +501,35 @@ def test_teaching_while_another_thread_stores_turns(tmp_path: Path) -> None:
             thread.join()
         assert errors == []
         assert (store.value("SELECT count(*) FROM turns"), len(store.concepts())) == (150, 100)
+
+
+def test_a_batch_left_by_a_killed_process_is_removed_by_the_next_one(tmp_path: Path) -> None:
+    """Rows are staged in a file while they are stored; a service killed mid-batch cannot remove
+    it, and it holds people's requests (found: 67 such files in /tmp after a day of tests). The
+    next process to stage anything removes the files of processes that are gone."""
+    import subprocess
+    import sys
+
+    from selflearn.core.store import staging
+
+    killed = (
+        "import os, signal\n"
+        "from selflearn.core.store import staging\n"
+        'with staging.lines_file([b\'{"text": "turn on the mothership"}\']) as path:\n'
+        "    print(path, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", killed], capture_output=True, text=True, timeout=60)
+    assert run.returncode == -9
+    left = Path(run.stdout.strip())
+    assert left.is_file() and left.parent == staging.staging_folder()
+    assert oct(left.parent.stat().st_mode & 0o777) == "0o700"
+    mine = left.parent / f"{os.getpid()}-mine.jsonl"
+    mine.write_bytes(b"{}\n")
+    try:
+        later = "from selflearn.core.store import staging\nwith staging.lines_file([b'{}']): pass\n"
+        subprocess.run([sys.executable, "-c", later], check=True, timeout=60)
+        assert not left.exists()  # its process is gone
+        assert mine.exists()  # this one runs
+    finally:
+        mine.unlink(missing_ok=True)
