@@ -223,7 +223,7 @@ class DuckDbEngine:
 
     def __init__(self, store: Store, batch_rows: int = 200_000) -> None:
         self.store = store
-        self.con = store.con.cursor()
+        self.con = store.cursor()
         self.batch_rows = batch_rows
         counts = {
             table: int(self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
@@ -299,7 +299,7 @@ def export_for_spark(
     rows of all the tables)`` is called after every batch."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    con = store.con.cursor()
+    con = store.cursor()
     try:
         turns = int(con.execute("SELECT count(*) FROM turns").fetchall()[0][0])
         defects = int(con.execute("SELECT count(*) FROM defects").fetchall()[0][0])
