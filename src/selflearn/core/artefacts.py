@@ -166,7 +166,7 @@ def save_atomically(folder: str | Path, save: Callable[[Path], Any]) -> Path:
         old = parent / f".{out.name}.old-{fresh.name.rsplit('-', 1)[-1]}"
         os.rename(out, old)
     os.rename(fresh, out)
-    _fsync(parent)
+    fsync_path(parent)
     if old is not None:
         if old.is_symlink() or old.is_file():
             old.unlink()
@@ -175,7 +175,8 @@ def save_atomically(folder: str | Path, save: Callable[[Path], Any]) -> Path:
     return out
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file or a folder's entries to the disk (best effort where the system refuses)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -191,8 +192,8 @@ def _fsync(path: Path) -> None:
 def _fsync_tree(folder: Path) -> None:
     """Flush every file and folder under ``folder`` to the disk (before it is renamed in)."""
     for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        _fsync(path)
-    _fsync(folder)
+        fsync_path(path)
+    fsync_path(folder)
 
 
 def read_description(

@@ -1,25 +1,10 @@
-"""Files beside the store: quarantine files scrubbed of a household's lines, and a file or folder
-flushed to the disk."""
+"""Files beside the store: quarantine files scrubbed of a household's lines."""
 
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file or a folder's entries to the disk (best effort where the system refuses)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def scrub_lines(path: Path, *ids: str) -> int:

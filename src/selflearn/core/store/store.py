@@ -19,11 +19,11 @@ import duckdb
 import numpy as np
 import orjson
 
+from selflearn.core.artefacts import fsync_path
 from selflearn.core.errors import ConfigError, SelflearnError, StoreError
 from selflearn.core.home import Home
 from selflearn.core.schema import SCHEMA_VERSION, Concept, Review, Turn
 from selflearn.core.store import staging
-from selflearn.core.store.files import fsync_path
 from selflearn.core.store.ingest import (
     _JSON_TYPES,
     IngestReport,
