@@ -654,12 +654,8 @@ class Store:
         """Store ``concept``, replacing the one of the same id (the same phrase, scope and home),
         in one transaction; returns the concept it replaced, if any. Safe beside another thread
         using the store."""
-        with self.cursor() as con:
-            rows = self._state_rows(
-                "concepts", CONCEPT_SCHEMA, ["concept_id = $id"], {"id": concept.concept_id}, "timestamp", con
-            )
-            self._put_state("concepts", CONCEPT_SCHEMA, "concept_id", concept, "taught", con)
-        return Concept.model_validate(rows[0]) if rows else None
+        before = self._put_state("concepts", CONCEPT_SCHEMA, "concept_id", concept, "taught")
+        return Concept.model_validate(before) if before is not None else None
 
     def forget_concept(self, concept_id: str) -> bool:
         """Delete one concept; returns whether it existed. Safe beside another thread using the
@@ -689,12 +685,8 @@ class Store:
     def put_review(self, review: Review) -> Review | None:
         """Store ``review``, replacing the verdict of the same id (the same rule), in one
         transaction; returns the verdict it replaced, if any."""
-        with self.cursor() as con:
-            rows = self._state_rows(
-                "reviews", REVIEW_SCHEMA, ["review_id = $id"], {"id": review.review_id}, "timestamp", con
-            )
-            self._put_state("reviews", REVIEW_SCHEMA, "review_id", review, "review", con)
-        return Review.model_validate(rows[0]) if rows else None
+        before = self._put_state("reviews", REVIEW_SCHEMA, "review_id", review, "review")
+        return Review.model_validate(before) if before is not None else None
 
     def reviews(self, where: str | None = None, params: dict[str, Any] | None = None) -> list[Review]:
         """The stored verdicts, oldest first; none for a store written before they existed that
@@ -704,15 +696,10 @@ class Store:
         return [Review.model_validate(row) for row in rows]
 
     def _put_state(
-        self,
-        table: str,
-        schema: Layout,
-        key: str,
-        record: Concept | Review,
-        source: str,
-        con: duckdb.DuckDBPyConnection,
-    ) -> None:
-        """Replace the row of ``table`` whose ``key`` is the record's, in one transaction on ``con``."""
+        self, table: str, schema: Layout, key: str, record: Concept | Review, source: str
+    ) -> dict[str, Any] | None:
+        """Replace the row of ``table`` whose ``key`` is the record's, in one transaction on a
+        connection of its own (see above); returns the row it replaced, if any."""
         row = record.model_dump(mode="json")
         row.pop("record_type")
         row["record_hash"] = hashlib.blake2b(
@@ -724,7 +711,8 @@ class Store:
         refused = staging.refused(schema, [line])
         if refused:
             raise StoreError(f"the {table} row {row[key]!r} cannot be stored: {refused[0][1]}")
-        with staging.lines_file([line]) as path:
+        with self.cursor() as con, staging.lines_file([line]) as path:
+            before = self._state_rows(table, schema, [f"{key} = $id"], {"id": row[key]}, key, con)
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"DELETE FROM {table} WHERE {key} = $id", {"id": row[key]})
@@ -733,6 +721,7 @@ class Store:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        return before[0] if before else None
 
     def _state_rows(
         self,
