@@ -112,6 +112,14 @@ def default_rewriter(rewriter: Path | None, starter: bool) -> Path | None:
     return packaged_starter()
 
 
+def rewriter_label(folder: Path | None, given: Path | None) -> str | None:
+    """How a command names the rewriter it loads (``folder``, from :func:`default_rewriter` with
+    ``given`` as ``--rewriter``): ``the packaged starter``, the folder given, or None (none)."""
+    if folder is None:
+        return None
+    return "the packaged starter" if given is None else str(folder)
+
+
 def attribution_markdown(corpora: tuple[str, ...] | list[str]) -> str:
     """``ATTRIBUTION.md`` of a starter built from ``corpora``."""
     lines = [
@@ -349,5 +357,6 @@ __all__ = [
     "default_rewriter",
     "packaged_starter",
     "packaged_starter_dir",
+    "rewriter_label",
     "write_attribution",
 ]

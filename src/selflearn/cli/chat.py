@@ -477,12 +477,12 @@ def chat_cmd(
     home = load_home(home_file)
     where = pick_area(home, area)
     confirm_mode(confirm)  # a bad value fails before anything slow is loaded
-    from selflearn.starter import default_rewriter
+    from selflearn.starter import default_rewriter, rewriter_label
 
     folder = default_rewriter(rewriter_dir, starter)
-    what = "the packaged starter" if folder is not None and rewriter_dir is None else str(folder)
+    what = rewriter_label(folder, rewriter_dir)
     console.print(
-        "[dim]loading Home Assistant's NLU" + (f" and {escape(what)}" if folder else "") + " ...[/dim]"
+        "[dim]loading Home Assistant's NLU" + (f" and {escape(what)}" if what else "") + " ...[/dim]"
     )
     rewriter = load_rewriter(folder, confirm)
     config = AssistantConfig(
@@ -504,7 +504,7 @@ def chat_cmd(
     )
     label = (
         f"{what} (confirm={confirm})"
-        if folder is not None
+        if what is not None
         else f"personal layer only, learning from your retries (confirm={confirm}; "
         "--rewriter FOLDER for a trained one)"
     )

@@ -206,7 +206,7 @@ def serve_cmd(
 
     from selflearn.service import ServiceConfig, create_app
     from selflearn.service.config import check_exposure
-    from selflearn.starter import default_rewriter
+    from selflearn.starter import default_rewriter, rewriter_label
 
     check_exposure(host, admin_token)
     folder = default_rewriter(rewriter_dir, starter)
@@ -230,6 +230,5 @@ def serve_cmd(
         freeze_gc=True,
         dialogue_warmup=True,
     )
-    what = "the packaged starter" if folder is not None and rewriter_dir is None else folder
-    console.print(f"loading {what or 'no rewriter (pass-through)'} ...")
+    console.print(f"loading {rewriter_label(folder, rewriter_dir) or 'no rewriter (pass-through)'} ...")
     uvicorn.run(create_app(config), host=host, port=port, access_log=access_log, log_level="info")

@@ -103,11 +103,10 @@ def wyoming_cmd(
     )
     home = service_module.load_home(home_file, store_path, household_id, service_url)
     service_module.server_for(uri)  # a bad URI fails before anything is loaded
-    from selflearn.starter import default_rewriter
+    from selflearn.starter import default_rewriter, rewriter_label
 
     folder = default_rewriter(rewriter_dir, starter)
-    what = "the packaged starter" if folder is not None and rewriter_dir is None else folder
-    console.print(f"loading {what or 'no rewriter (NLU only)'} ...")
+    console.print(f"loading {rewriter_label(folder, rewriter_dir) or 'no rewriter (NLU only)'} ...")
     rewriter = service_module.load_rewriter(folder)
     service = service_module.ConversationService(home, rewriter, config)
     service.warm_up()
