@@ -260,6 +260,50 @@ def test_forgetting_a_household_forgets_its_questions_and_lessons(client: TestCl
     assert home.say("turn on the big light", conversation="c3")["action"] == "pass"
 
 
+def test_a_lesson_written_while_the_store_reopens_waits_for_the_new_store(tmp_path: Path) -> None:
+    """The dialogue writes what is taught outside the store's lock; a reopen (every
+    ``store_reopen_batches`` batches) can close the connection between the write taking the store
+    and writing ("Connection already closed": the lesson was answered with an error). The write
+    waits for the store opened in its place and goes there; when none opens, it says why."""
+    import threading
+    from datetime import UTC, datetime
+
+    from selflearn.core.schema import Concept
+    from selflearn.service.access import CurrentStore, StoreClosed
+
+    class Service:  # what CurrentStore knows of the service: its store as it is now
+        config = ServiceConfig(store=tmp_path / "s.duckdb")
+        store_lock = threading.Lock()
+        store_error: str | None = None
+        store: Store | None = Store(tmp_path / "s.duckdb")
+
+    def lesson(n: int) -> Concept:
+        return Concept(
+            concept_id=f"c{n}", household_id="h1", user_id="u1", kind="name", phrase=f"thing {n}",
+            meaning=("Kitchen Light",), target="light.kitchen", timestamp=datetime(2026, 1, 5, tzinfo=UTC),
+        )  # fmt: skip
+
+    service = Service()
+    writes = CurrentStore(service)
+    assert service.store is not None
+    service.store.close()  # the reopen has closed the store and is opening the new one
+    reopened = threading.Timer(0.1, lambda: setattr(service, "store", Store(tmp_path / "s.duckdb")))
+    reopened.start()
+    assert writes.put_concept(lesson(1)) is None
+    reopened.join()
+    assert service.store is not None and [c.phrase for c in service.store.concepts()] == ["thing 1"]
+    service.store.close()  # and this time the store cannot be opened again
+
+    def reopen_fails() -> None:
+        service.store, service.store_error = None, "disk gone"
+
+    failed = threading.Timer(0.05, reopen_fails)
+    failed.start()
+    with pytest.raises(StoreClosed, match="disk gone"):
+        writes.forget_concept("c1")
+    failed.join()
+
+
 def test_what_is_taught_after_the_store_reopens_is_kept_and_survives_a_restart(
     rewriter_dir: Path, tmp_path: Path
 ) -> None:

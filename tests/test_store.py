@@ -503,6 +503,43 @@ def test_teaching_while_another_thread_stores_turns(tmp_path: Path) -> None:
         assert (store.value("SELECT count(*) FROM turns"), len(store.concepts())) == (150, 100)
 
 
+def test_closing_waits_for_a_lesson_being_written_and_a_later_one_is_refused_clearly(tmp_path: Path) -> None:
+    """The service closes its store (to reopen it) while a dialogue thread may be writing what
+    was taught: closing the store's connection then failed ("connection is busy", seen under
+    load) and left the store broken for every later request. Closing now waits for that write,
+    and a write after it says the store is closed."""
+    import threading
+    from datetime import UTC, datetime
+
+    from selflearn.core.errors import StoreError
+    from selflearn.core.schema import Concept
+
+    def lesson(n: int) -> Concept:
+        return Concept(
+            concept_id=f"c{n}", household_id="h1", user_id="u1", kind="name", phrase=f"thing {n}",
+            meaning=("Kitchen Light",), target="light.kitchen", timestamp=datetime(2026, 1, 5, tzinfo=UTC),
+        )  # fmt: skip
+
+    store = Store(tmp_path / "s.duckdb")
+    done = threading.Event()
+
+    def close() -> None:
+        store.close()
+        done.set()
+
+    with store._state_writes():  # a write under way in another thread
+        closing = threading.Thread(target=close)
+        closing.start()
+        assert not done.wait(0.2)  # close waits for it
+    closing.join()
+    assert store.closed
+    with pytest.raises(StoreError, match="is closed"):
+        store.put_concept(lesson(1))
+    with Store(tmp_path / "s.duckdb") as again:
+        again.put_concept(lesson(2))
+        assert [c.phrase for c in again.concepts()] == ["thing 2"]
+
+
 def test_a_batch_left_by_a_killed_process_is_removed_by_the_next_one(tmp_path: Path) -> None:
     """Rows are staged in a file while they are stored; a service killed mid-batch cannot remove
     it, and it holds people's requests (found: 67 such files in /tmp after a day of tests). The

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hmac
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 import duckdb
 from fastapi import HTTPException, Request
 
-from selflearn.core.errors import SelflearnError
+from selflearn.core.errors import SelflearnError, StoreError
 from selflearn.core.schema import Concept
 from selflearn.core.store import Store
 from selflearn.service.config import ServiceConfig
@@ -56,14 +57,31 @@ class CurrentStore:
     take the two the other way round; the store writes concepts on a connection of their own, so
     a write beside another thread's turns neither waits nor fails."""
 
+    REOPEN_WAIT_S = 2.0
+    """How long a write that met a reopen waits for the new store (opening one takes milliseconds)."""
+
     def __init__(self, service: HoldsStore) -> None:
         self.service = service
 
     def put_concept(self, concept: Concept) -> Concept | None:
-        return open_store(self.service).put_concept(concept)
+        return self._write(lambda store: store.put_concept(concept))
 
     def forget_concept(self, concept_id: str) -> bool:
-        return open_store(self.service).forget_concept(concept_id)
+        return self._write(lambda store: store.forget_concept(concept_id))
+
+    def _write(self, work: Callable[[Store], _T]) -> _T:
+        """``work`` on the store open now; when a reopen closed that store first (between the
+        write taking it and writing), on the store opened in its place."""
+        store = open_store(self.service)
+        try:
+            return work(store)
+        except (StoreError, duckdb.ConnectionException):
+            if not store.closed:
+                raise
+        deadline = time.monotonic() + self.REOPEN_WAIT_S
+        while self.service.store is store and time.monotonic() < deadline:
+            time.sleep(0.005)  # the reopen keeps the closed store in place until the new one is open
+        return work(open_store(self.service))
 
 
 def open_store(service: HoldsStore) -> Store:

@@ -229,11 +229,11 @@ class Service:
         cannot be opened again, ``POST /v1/turns`` answers 503 with why, as at a failed start."""
         assert self.store is not None and self.config.store is not None
         self.store_batches = 0
-        self.store.close()
-        self.store = None
-        try:
+        self.store.close()  # kept in place, closed, until the new one is open: a concept write
+        try:  # meeting it waits for the new one (access.CurrentStore)
             self.store = Store(self.config.store)
         except Exception as exc:
+            self.store = None
             self.store_error = f"store {self.config.store} failed to reopen: {exc}"
             log.error("%s -- POST /v1/turns answers 503", self.store_error)
 

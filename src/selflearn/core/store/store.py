@@ -7,9 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +70,8 @@ class Store:
 
     def __init__(self, path: str | Path = "selflearn.duckdb", read_only: bool = False) -> None:
         self.path = Path(path)
+        self.closed = False
+        """Whether :meth:`close` was called."""
         if read_only and not self.path.exists():
             raise StoreError(f"store {self.path} does not exist")
         if not read_only:
@@ -80,6 +84,8 @@ class Store:
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self._settings()
+        self._state_con = self.cursor()
+        self._state_lock = threading.Lock()
         if not read_only:
             self._create()
         else:
@@ -108,7 +114,11 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (after a concept or review being written, which a write from
+        another thread then finds closed: :class:`StoreError`)."""
+        with self._state_lock:
+            self.closed = True
+            self._state_con.close()
         self.con.close()
 
     def _create(self) -> None:
@@ -503,14 +513,17 @@ class Store:
         finally:
             self.con.execute("DETACH selflearn_compact")
         fsync_path(fresh)
-        self.con.close()
-        try:
-            os.replace(fresh, self.path)
-            self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
-            fsync_path(self.path.parent)
-        finally:
-            self.con = duckdb.connect(str(self.path))
-            self._settings()
+        with self._state_lock:
+            self._state_con.close()
+            self.con.close()
+            try:
+                os.replace(fresh, self.path)
+                self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
+                fsync_path(self.path.parent)
+            finally:
+                self.con = duckdb.connect(str(self.path))
+                self._settings()
+                self._state_con = self.cursor()
         return self.path.stat().st_size
 
     def quarantine_files(self) -> list[Path]:
@@ -645,10 +658,18 @@ class Store:
 
     # --- taught concepts (state, changed in place) -----------------------------------------------
 
-    # Concepts and reviews are written on a connection of their own (:meth:`cursor`), in their
-    # own transaction: the service writes what a household teaches from its dialogue's threads
-    # while another thread may be storing turns on the store's connection, which DuckDB refuses
-    # to share ("connection is busy") and whose open transaction a write must not join.
+    # Concepts and reviews are written on a connection of their own, opened with the store, one
+    # write at a time, in their own transaction: the service writes what a household teaches from
+    # its dialogue's threads while another thread may be storing turns on the store's connection,
+    # which DuckDB refuses to share ("connection is busy": even to open a cursor on it) and whose
+    # open transaction a write must not join.
+
+    @contextmanager
+    def _state_writes(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._state_lock:
+            if self.closed:
+                raise StoreError(f"store {self.path} is closed")
+            yield self._state_con
 
     def put_concept(self, concept: Concept) -> Concept | None:
         """Store ``concept``, replacing the one of the same id (the same phrase, scope and home),
@@ -660,7 +681,7 @@ class Store:
     def forget_concept(self, concept_id: str) -> bool:
         """Delete one concept; returns whether it existed. Safe beside another thread using the
         store."""
-        with self.cursor() as con:
+        with self._state_writes() as con:
             row = con.execute(
                 "DELETE FROM concepts WHERE concept_id = $id RETURNING concept_id", {"id": concept_id}
             ).fetchall()
@@ -711,7 +732,7 @@ class Store:
         refused = staging.refused(schema, [line])
         if refused:
             raise StoreError(f"the {table} row {row[key]!r} cannot be stored: {refused[0][1]}")
-        with self.cursor() as con, staging.lines_file([line]) as path:
+        with self._state_writes() as con, staging.lines_file([line]) as path:
             before = self._state_rows(table, schema, [f"{key} = $id"], {"id": row[key]}, key, con)
             con.execute("BEGIN TRANSACTION")
             try:
