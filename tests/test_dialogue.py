@@ -288,3 +288,37 @@ def test_a_rule_a_person_approved_acts_without_a_question() -> None:
     rewriter.reviews_ = Reviews.of([approval])
     acted = rewriter(KILL, context)
     assert isinstance(acted, RewriteTrace) and acted.rewritten_text == "turn off the lights in the kitchen"
+
+
+def test_the_command_shape_a_client_checks_covers_every_teaching_command() -> None:
+    """Home Assistant's integration cannot import selflearn; it reads which requests the dialogue
+    must hear first from a regular expression the service serves (``GET /healthz``). Every text
+    the dialogue reads as a teaching command must match it, or the lesson goes to Home Assistant,
+    which may answer it as something else; a plain request must not, or it costs a call."""
+    import json
+    import re
+
+    from selflearn.dialogue.concepts import command_shape, read_command, shaped
+
+    shape = re.compile(command_shape())
+    texts = [
+        "the big light is the kitchen lights",
+        "Please, the telly is the living room TV!",
+        "when I say nighty night I mean turn off the lights, and lock the door",
+        "if i say movie time, dim the lights",
+        "what have you learned, thanks",
+        "ok what do you know",
+        "forget about the big light please",
+        "unlearn what mothership means",
+        "my usual temperature is 21%",
+        "my favourite brightness level is 40 percent",
+    ]
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    corpus = data / "hwu64" / "hwu64_cv_minus_slurp_test.jsonl"
+    if corpus.exists():
+        texts += [json.loads(line)["text"] for line in corpus.read_text(encoding="utf-8").splitlines()[:5000]]
+    commands = [t for t in texts if read_command(t) is not None]
+    assert len(commands) >= 10
+    assert [t for t in commands if not shape.match(shaped(t))] == []
+    plain = ["turn on the kitchen lights", "is the front door locked", "set the thermostat to 21 degrees"]
+    assert [t for t in plain if shape.match(shaped(t))] == []

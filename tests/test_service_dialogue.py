@@ -260,6 +260,28 @@ def test_forgetting_a_household_forgets_its_questions_and_lessons(client: TestCl
     assert home.say("turn on the big light", conversation="c3")["action"] == "pass"
 
 
+def test_a_command_is_heard_before_the_assistant_and_nothing_else_is(client: TestClient) -> None:
+    """Home Assistant 2026.11 answers "the big light is the kitchen lights" itself (its gazetteer
+    reads a question about the kitchen lights), so the lesson never reached the dialogue. Its
+    integration now checks the command shape ``/healthz`` serves and sends such a text first
+    with ``commands_only``: a lesson is taught; anything else is left alone, asking nothing."""
+    import re
+
+    from selflearn.dialogue.concepts import shaped
+
+    shape = re.compile(client.get("/healthz").json()["dialogue"]["commands"])
+    assert shape.match(shaped("The big light is the kitchen ceiling."))
+    assert not shape.match(shaped(KILL))
+    home = Home(client)
+    left = home.say(KILL, failed=None, commands_only=True)
+    assert (left["action"], left["question"], left["fail_open"]) == ("pass", None, False), left
+    assert home.say("yes")["ended"] is None  # no question was opened
+    lesson = "the big light is the kitchen ceiling"
+    taught = home.say(lesson, conversation="c2", failed=None, commands_only=True)
+    assert taught["action"] == "say" and taught["speech"].startswith("OK"), taught
+    assert home.say("turn on the big light", conversation="c3")["action"] == "run"
+
+
 def test_a_lesson_written_while_the_store_reopens_waits_for_the_new_store(tmp_path: Path) -> None:
     """The dialogue writes what is taught outside the store's lock; a reopen (every
     ``store_reopen_batches`` batches) can close the connection between the write taking the store

@@ -32,6 +32,8 @@ WRONG_SHAPES = [
     {"action": "ask", "speech": ["Did", "you"], "question": "yes", "continue_conversation": "maybe"},
     {"text": None, "rewritten": "yes", "action": None},
     [],
+    {"status": "ok", "dialogue": {"commands": "("}},  # /healthz: a command shape that is no regex
+    {"status": "ok", "dialogue": {"commands": ".*"}},  # ... or one every request has
 ]
 
 

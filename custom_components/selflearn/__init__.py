@@ -139,6 +139,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
         agent_id=options.get(OPT_AGENT_ID) or ha_conversation.HOME_ASSISTANT_AGENT,
         entry_id=entry.entry_id,
     )
+    # the service's command shape (what its dialogue hears before Home Assistant), not waited for
+    hass.async_create_background_task(client.health(), name=f"{DOMAIN} health")
     sync = HomeSync(hass, client, household_id)
     hass.data.setdefault(DOMAIN, {})[entry.entry_id] = {
         "agent": logic,

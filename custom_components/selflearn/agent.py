@@ -17,7 +17,11 @@ utterance to the service's dialogue (``POST /v1/dialogue``) and carries out what
   answer with the same conversation id. While a question waits, the next utterance of that
   conversation goes to the dialogue first ("yes", "no", "it's the floor lamp").
 
-A request Home Assistant understood costs no call to the service. Every turn is logged in the
+A request shaped like a teaching command ("the big light is the reading lamp", "what have you
+learned": the shape the service serves on ``/healthz``) goes to the dialogue first, with
+``commands_only``: Home Assistant 2026.11 answers "the big light is the reading lamp" itself, as
+a question about the reading lamp. Any other request Home Assistant understood costs no call to
+the service. Every turn is logged in the
 background (buffered while the service cannot take it). Anything wrong with the service -- down,
 slow, erroring, an unexpected answer, a bug here -- leaves Home Assistant's own answer unchanged.
 """
@@ -226,6 +230,14 @@ class Selflearn:
             first = await self._dialogue(user_input, conv, turn_id, area, None, None)
             if first is not None and first["action"] != "pass":
                 return await self._carry(first, user_input, conv, turn_id, area, started, None, done)
+        if mode != REWRITE_OFF and mode != REWRITE_BEFORE and first is None and self.client.is_command(text):
+            # "the big light is the reading lamp": a lesson Home Assistant may answer as something
+            # else (2026.11 reads a question about the reading lamp), so the dialogue hears it first
+            conv = conv or uuid.uuid4().hex
+            first = await self._dialogue(user_input, conv, turn_id, area, None, None, commands_only=True)
+            if first is not None and first.get("action") == "say":
+                return await self._carry(first, user_input, conv, turn_id, area, started, None, done)
+            first = None
         if mode == REWRITE_BEFORE and first is None:
             conv = conv or uuid.uuid4().hex
             first = await self._dialogue(user_input, conv, turn_id, area, None, None)
@@ -260,6 +272,7 @@ class Selflearn:
         area: str | None,
         was_failed: bool | None,
         record: dict[str, Any] | None,
+        commands_only: bool = False,
     ) -> dict[str, Any] | None:
         request: dict[str, Any] = {
             "text": user_input.text[:2000],
@@ -274,6 +287,8 @@ class Selflearn:
         }
         if record is not None:
             request["turn"] = record
+        if commands_only:
+            request["commands_only"] = True
         self.open.pop(conv, None)  # the service now decides whether a question still waits
         answer = await self.client.dialogue(request, self.timeout_s)
         self.update_repair_issue()

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import aiohttp
 
 _LOGGER = logging.getLogger(__name__)
+
+MAX_COMMAND_CHARS = 300
+"""Longer texts are no teaching command (and the service's pattern never runs on a long text)."""
 
 
 class SelflearnClient:
@@ -36,6 +40,8 @@ class SelflearnClient:
         self.last_error: str | None = None
         self.last_status: int | None = None
         """HTTP status of the last answer (``None``: no answer)."""
+        self.command_shape: re.Pattern[str] | None = None
+        """The shape of a teaching command, as the service last said (``GET /healthz``)."""
         self.calls = 0
         """Requests sent (every endpoint), for tests and diagnostics."""
 
@@ -88,8 +94,27 @@ class SelflearnClient:
             return None
 
     async def health(self, timeout_s: float = 5.0) -> dict[str, Any] | None:
-        """``GET /healthz``."""
-        return await self._request("GET", "/healthz", timeout_s)
+        """``GET /healthz`` (keeps the command shape it serves: :meth:`is_command`)."""
+        out = await self._request("GET", "/healthz", timeout_s)
+        dialogue = out.get("dialogue") if out is not None else None
+        shape = dialogue.get("commands") if isinstance(dialogue, dict) else None
+        if isinstance(shape, str):
+            try:
+                self.command_shape = re.compile(shape)
+            except re.error:
+                _LOGGER.warning("selflearn service at %s: its command shape is not a regex", self.url)
+        return out
+
+    def is_command(self, text: str) -> bool:
+        """Whether ``text`` has the shape of a teaching command ("the big light is the reading
+        lamp"), which the service's dialogue hears before Home Assistant does; ``False`` until
+        the service said what that shape is. The text is read as the service reads it:
+        lower-cased, every character but letters, digits, ``_``, ``'`` and spaces a space,
+        ``%`` said "percent"."""
+        if self.command_shape is None or len(text) > MAX_COMMAND_CHARS:
+            return False
+        words = re.sub(r"[^\w\s']", " ", text.lower().replace("%", " percent "))
+        return self.command_shape.match(" ".join(words.split())) is not None
 
     async def rewrite(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
         """``POST /v1/rewrite``: the decision, or None (keep the original text)."""

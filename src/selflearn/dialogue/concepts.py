@@ -96,8 +96,7 @@ def clean(text: str) -> str:
     >>> clean("Please, set it to 50%!")
     'set it to 50 percent'
     """
-    words = re.sub(r"[^\w\s']", " ", text.lower().replace("%", " percent "))
-    return _FILLER.sub("", " ".join(words.split())).strip()
+    return _FILLER.sub("", shaped(text)).strip()
 
 
 @dataclass(frozen=True)
@@ -131,6 +130,34 @@ def read_command(text: str) -> Command | None:
     if found and len(found["phrase"].split()) <= MAX_PHRASE_WORDS:
         return Command("name", found["phrase"].strip(), found["name"].strip())
     return None
+
+
+def command_shape() -> str:
+    """One regular expression (Python's syntax) matching every text
+    :func:`read_command` reads as a teaching command, and some more, once lower-cased with
+    every character but letters, digits, ``_``, ``'`` and spaces made a space (``%`` said as
+    "percent") and its spaces collapsed: :func:`shaped`. For a client that cannot import
+    selflearn -- Home Assistant's integration -- to know which requests the dialogue should hear
+    before the assistant does ("the big light is the kitchen lights", which Home Assistant
+    2026.11 answers as a question about the kitchen lights). Served by ``GET /healthz``.
+
+    >>> import re
+    >>> bool(re.match(command_shape(), shaped("Please, the big light is the kitchen lights!")))
+    True
+    >>> bool(re.match(command_shape(), shaped("turn on the kitchen lights")))
+    False
+    """
+    forms = (_LIST, _PREFERENCE, _WHEN, _FORGET, _NAME)
+    unnamed = (re.sub(r"\(\?P<\w+>", "(?:", form.pattern) for form in forms)  # groups: one name each
+    bodies = (body.removeprefix("^").removesuffix("$") for body in unnamed)
+    either = "|".join(f"(?:{body})" for body in bodies)
+    return rf"^(?:(?:please|hey|ok|okay|so) )*(?:{either})(?: (?:please|thanks|thank you))*$"
+
+
+def shaped(text: str) -> str:
+    """``text`` as :func:`command_shape` reads it: :func:`clean` without taking politeness off."""
+    words = re.sub(r"[^\w\s']", " ", text.lower().replace("%", " percent "))
+    return " ".join(words.split())
 
 
 def named_thing(home: Home, words: str) -> tuple[str, str] | None:

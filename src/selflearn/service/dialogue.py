@@ -43,9 +43,11 @@ from selflearn.dialogue import (
     Exchange,
     Heard,
     Learned,
+    Step,
     TeachBudget,
     Teaching,
     gap_words,
+    read_command,
 )
 from selflearn.dialogue.concepts import plausible_name
 from selflearn.service.access import CurrentStore, on_store
@@ -184,6 +186,8 @@ class ServiceDialogue:
             service.lock.release()
 
     def _decide(self, body: DialogueRequest, home: Home, turn: Turn | None) -> Exchange:
+        if body.commands_only and read_command(body.text) is None:
+            return Exchange(Step("pass"), log_turn_id=body.turn_id)  # not heard here at all
         if turn is not None and turn.er is None:  # what the personal layer learns names from
             rows = [turn.model_dump(mode="json")]
             if self._enrich(rows, {body.household_id: home}):
@@ -206,7 +210,9 @@ class ServiceDialogue:
             heard,
             body.conversation_id,
             port,
-            failed=body.failed,
+            # a command is heard before the assistant runs it; anything else it says is left to
+            # the assistant, as for a request it understood: no rewrite, no question
+            failed=False if body.commands_only else body.failed,
             turn=turn,
             unplaced=lambda: port.unplaced(body.text),
         )

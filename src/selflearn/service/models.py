@@ -304,6 +304,11 @@ class DialogueRequest(_Body):
     failed: StrictBool | None = None
     """Whether the assistant already ran ``text`` and failed (``true``) or worked (``false``);
     default: not run yet (the service's copy of Home Assistant's matcher decides)."""
+    commands_only: StrictBool = False
+    """Hear ``text`` only if it is a teaching command ("the big light is the floor lamp", "what
+    have you learned"), before the assistant runs it: anything else is answered ``pass``
+    untouched (no question asked or answered, no rewrite). A client that cannot tell a command
+    itself checks ``GET /healthz``'s ``dialogue.commands`` first."""
     nbest: Annotated[list[Hypothesis], Field(max_length=MAX_NBEST_ITEMS)] = []
     """The recogniser's other hypotheses, best first."""
     typed: StrictBool = False
@@ -588,7 +593,11 @@ class HealthResponse(BaseModel):
     """Registered home configurations."""
     dialogue: dict[str, Any] = {}
     """The dialogue: whether its matcher is loaded (``ready``), questions waiting (``waiting``),
-    and what the start rebuilt from the store (``rebuilt``: records, concepts, declined, seconds)."""
+    what the start rebuilt from the store (``rebuilt``: records, concepts, declined, seconds),
+    and the shape of a teaching command (``commands``: a regular expression matched against the
+    text lower-cased, every character but letters, digits, ``_``, ``'`` and spaces a space,
+    ``%`` said "percent", spaces collapsed; such a text goes to ``POST /v1/dialogue`` with
+    ``commands_only`` before the assistant runs it)."""
     uptime_s: float
 
 

@@ -28,6 +28,7 @@ from selflearn.core.home import Home
 from selflearn.core.hooks import RewriteContext
 from selflearn.core.schema import LOG_RECORD, DialogueAct, Feedback, Review, Turn
 from selflearn.core.store import Quarantined, Store, error_field, scrub_lines
+from selflearn.dialogue.concepts import command_shape
 from selflearn.rewrite.logs import history
 from selflearn.rewrite.review import Reviews
 from selflearn.rewrite.rewriter import RewriteDecision, Rewriter, RewriterConfig
@@ -612,6 +613,7 @@ class Service:
                 "error": self.talk.load_error,
                 "waiting": len(self.talk.conversations.questions),
                 "rebuilt": self.rebuilt,
+                "commands": command_shape(),
             },
             uptime_s=round(time.monotonic() - self.started, 3),
         )
