@@ -186,9 +186,11 @@ async def test_a_lesson_home_assistant_answers_itself_is_heard_first(
     """Home Assistant 2026.11 answers "the big light is the kitchen lights" itself: its gazetteer
     reads a question about the kitchen lights ("Kitchen Lights is on"), so the lesson never
     reached the service (seen in its Assist dialog). A text shaped like a teaching command (the
-    shape the service serves on /healthz) now goes to the dialogue first."""
+    shape the service serves on /healthz) now goes to the dialogue first. "forget ..." withdraws
+    the alias offered for the name (it stayed in Repairs)."""
     from homeassistant.const import MAJOR_VERSION
 
+    assert await async_setup_component(hass, "repairs", {})
     entry = await ready(hass, asking_service.url)
     client = hass.data[DOMAIN][entry.entry_id]["client"]
     await until(lambda: client.command_shape is not None)
@@ -207,6 +209,15 @@ async def test_a_lesson_home_assistant_answers_itself_is_heard_first(
     await say(hass, entry, "turn off the kitchen lights")  # understood, not a command: no question
     assert light(hass) == "off"
     assert await call(hass, asking_service.metric, "selflearn_dialogue_requests_total") == asked
+
+    # The name is offered as an alias; forgotten, the offer goes (approving it would add it back).
+    def offers() -> list[str]:
+        return [i for (d, i) in ir.async_get(hass).issues if d == DOMAIN and i.startswith(ISSUE_ALIAS)]
+
+    assert len(offers()) == 1
+    forgot = await say(hass, entry, "forget the big light")
+    assert speech(forgot) == "OK, I've forgotten what big light means.", forgot.response.as_dict()
+    await until(lambda: offers() == [])
 
 
 async def test_the_service_killed_mid_question_fails_open(

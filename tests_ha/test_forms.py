@@ -238,3 +238,21 @@ async def test_an_older_entry_without_a_token_key_still_loads(hass: HomeAssistan
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert (await ask(hass, entry, KILL)).response_type.value == "action_done"
+
+
+async def test_every_repair_title_reaches_the_frontend(hass: HomeAssistant, service: Service) -> None:
+    """Home Assistant 2026.11 drops a string it cannot parse: the sentences offer, titled with a
+    plural rule, showed in Repairs as "selflearn: sentences". Every issue's title and text must
+    come through the core's own translation loading."""
+    from homeassistant.helpers.translation import async_get_translations
+
+    await setup_home(hass)
+    entry = _entry(hass, service.url, None)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    loaded = await async_get_translations(hass, "en", "issues", [DOMAIN])
+    written = json.loads((TRANSLATIONS / "en.json").read_text(encoding="utf-8"))["issues"]
+    assert written
+    for issue, strings in written.items():
+        key = f"component.{DOMAIN}.issues.{issue}.title"
+        assert loaded.get(key) == strings["title"], (key, loaded.get(key))

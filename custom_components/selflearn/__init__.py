@@ -46,7 +46,7 @@ from .const import (
     SYNC_COOLDOWN_S,
 )
 from .home_sync import ASSISTANT, build_home
-from .repairs import async_offer_sentences, offer_alias
+from .repairs import async_offer_sentences, async_offer_taught
 from .turn_log import TurnLog
 
 _LOGGER = logging.getLogger(__name__)
@@ -99,14 +99,6 @@ class HomeSync:
         if self._cancel_timer is not None:
             self._cancel_timer()
             self._cancel_timer = None
-
-
-async def async_offer_taught(
-    hass: HomeAssistant, entry_id: str, client: SelflearnClient, household_id: str
-) -> int:
-    """Offer every name the household taught that Home Assistant does not have yet; how many."""
-    concepts = await client.concepts(household_id)
-    return sum(offer_alias(hass, entry_id, concept) for concept in concepts or [])
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:

@@ -321,6 +321,13 @@ class Selflearn:
             done.result = result
             return result  # the service logs the asking turn when the question ends
         if action == "say":
+            if (answer.get("log") or {}).get("dialogue", {}).get("kind") == "forget":
+                from .repairs import async_offer_taught  # its alias offer, if any, goes too
+
+                self.hass.async_create_background_task(
+                    async_offer_taught(self.hass, self.entry_id, self.client, self.household_id),
+                    name=f"{DOMAIN} offer taught",
+                )
             result = _result(_said(language, speech), conv)
             done.result = result
             if answer.get("log"):

@@ -1,9 +1,10 @@
 """What the household taught selflearn, offered back to Home Assistant -- never applied unasked.
 
 Taught phrasings ("when I say lights out I mean turn off the lights") and the rules someone
-approved on selflearn's review page are offered the same way: "selflearn can teach Assist N
-sentences"; its fix writes them to ``custom_sentences/en/selflearn.yaml`` and reloads Assist, so
-Home Assistant's own matcher understands them.
+approved on selflearn's review page are offered the same way: "selflearn can teach Assist what
+this home taught it: N sentence(s)" (a plain placeholder: 2026.11 drops a title with a plural
+rule); its fix writes them to ``custom_sentences/en/selflearn.yaml`` and reloads Assist, so Home
+Assistant's own matcher understands them.
 
 When someone teaches a name ("the mothership is the living room lamp", or answers "I don't know
 what mothership is. Can you teach me?"), the integration raises a repair issue under *Settings ->
@@ -11,7 +12,8 @@ System -> Repairs*: "selflearn learned that *mothership* means *Living Room Lamp
 alias?". Its fix adds the alias to the entity (or area) in Home Assistant's registry, so Assist
 itself understands the name from then on, with or without selflearn; ignoring it changes
 nothing. Names the household taught earlier (or elsewhere, e.g. ``selflearn chat``) are offered
-at start and every hour.
+at start and every hour; the offer of a name the household made selflearn forget is withdrawn
+then, and at once when it is forgotten through Assist.
 """
 
 from __future__ import annotations
@@ -86,6 +88,23 @@ def offer_alias(hass: HomeAssistant, entry_id: str, concept: dict[str, Any]) -> 
         data={"phrase": phrase, "target": target, "name": name, "entry_id": entry_id},
     )
     return True
+
+
+async def async_offer_taught(hass: HomeAssistant, entry_id: str, client: Any, household_id: str) -> int:
+    """Offer every name the household taught that Home Assistant does not have yet, and withdraw
+    the offers of names it has since forgotten ("forget the telly": approving the offer would
+    have added the alias it took back); returns how many are offered."""
+    concepts = await client.concepts(household_id)
+    if concepts is None:
+        return 0
+    known = {f"{ISSUE_ALIAS}_{c.get('concept_id')}" for c in concepts if isinstance(c, dict)}
+    registry = ir.async_get(hass)
+    for (domain, issue_id), issue in list(registry.issues.items()):
+        if domain != DOMAIN or not issue_id.startswith(f"{ISSUE_ALIAS}_") or issue_id in known:
+            continue
+        if (issue.data or {}).get("entry_id") == entry_id:
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
+    return sum(offer_alias(hass, entry_id, concept) for concept in concepts if isinstance(concept, dict))
 
 
 @callback
