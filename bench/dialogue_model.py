@@ -62,6 +62,7 @@ from selflearn.assistant.pipeline import Assistant, AssistantConfig
 from selflearn.cli.chat import ChatSession, load_home, remember
 from selflearn.core.store import Store
 from selflearn.dialogue import ConceptBook, DialogueConfig, TeachBudget, Teaching
+from selflearn.dialogue.concepts import shaped
 from selflearn.evaluate import write_results
 from selflearn.rewrite.rewriter import Rewriter, RewriterConfig
 from selflearn.rewrite.table import RewriteTable
@@ -541,13 +542,13 @@ class Service:
         return None if answer.get("fail_open") else answer
 
     def _is_command(self, text: str) -> bool:
-        """As the integration reads ``GET /healthz``'s command shape (its ``client.is_command``)."""
+        """As the integration reads ``GET /healthz``'s command shape (its ``client.is_command``:
+        the same reading of the text as ``shaped``)."""
         if self.down:
             return False
         if self.shape is None:
             self.shape = re.compile(self.client.get("/healthz").json()["dialogue"]["commands"])
-        words = re.sub(r"[^\w\s']", " ", text.lower().replace("%", " percent "))
-        return self.shape.match(" ".join(words.split())) is not None
+        return self.shape.match(shaped(text)) is not None
 
     def say(self, text: str, now: datetime) -> Outcome:
         out = Outcome()

@@ -21,9 +21,9 @@ A request shaped like a teaching command ("the big light is the reading lamp", "
 learned": the shape the service serves on ``/healthz``) goes to the dialogue first, with
 ``commands_only``: Home Assistant 2026.11 answers "the big light is the reading lamp" itself, as
 a question about the reading lamp. Any other request Home Assistant understood costs no call to
-the service. Every turn is logged in the
-background (buffered while the service cannot take it). Anything wrong with the service -- down,
-slow, erroring, an unexpected answer, a bug here -- leaves Home Assistant's own answer unchanged.
+the service. Every turn is logged in the background (buffered while the service cannot take it).
+Anything wrong with the service -- down, slow, erroring, an unexpected answer, a bug here --
+leaves Home Assistant's own answer unchanged.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from selflearn.core.home import Home, normalize_name
@@ -45,7 +46,9 @@ if TYPE_CHECKING:
 Parses = Callable[[str], bool]
 """Whether the assistant's NLU understands a sentence in the home (and could act on it)."""
 
-_FILLER = re.compile(r"^(?:please |hey |ok |okay |so )+|(?: please| thanks| thank you)+$")
+_LEADING = r"(?:please |hey |ok |okay |so )"
+_TRAILING = r"(?: please| thanks| thank you)"
+_FILLER = re.compile(rf"^{_LEADING}+|{_TRAILING}+$")
 _LIST = re.compile(
     r"^(?:what (?:have you|did you|have i|did i) (?:learned|learnt|learn|taught you|teach you)"
     r"|what do you know|list (?:what you (?:learned|know)|your concepts))$"
@@ -132,6 +135,7 @@ def read_command(text: str) -> Command | None:
     return None
 
 
+@cache
 def command_shape() -> str:
     """One regular expression (Python's syntax) matching every text
     :func:`read_command` reads as a teaching command, and some more, once lower-cased with
@@ -151,7 +155,7 @@ def command_shape() -> str:
     unnamed = (re.sub(r"\(\?P<\w+>", "(?:", form.pattern) for form in forms)  # groups: one name each
     bodies = (body.removeprefix("^").removesuffix("$") for body in unnamed)
     either = "|".join(f"(?:{body})" for body in bodies)
-    return rf"^(?:(?:please|hey|ok|okay|so) )*(?:{either})(?: (?:please|thanks|thank you))*$"
+    return rf"^{_LEADING}*(?:{either}){_TRAILING}*$"
 
 
 def shaped(text: str) -> str:
