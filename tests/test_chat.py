@@ -459,8 +459,8 @@ def test_a_fresh_chat_asks_with_the_packaged_starter_and_no_starter_only_learns(
     fresh = subprocess.run(command, input=lines, capture_output=True, text=True, timeout=120)
     assert fresh.returncode == 0, fresh.stderr
     assert "rewriter: the packaged starter (confirm=guesses)" in fresh.stdout
-    assert "assistant> Did you mean turn off all the lights in the kitchen?" in fresh.stdout
-    assert "did: HassTurnOff light.kitchen_light" in fresh.stdout
+    assert "assistant> Did you mean turn off all the lights in the kitchen?" in fresh.stdout, fresh.stdout
+    assert "did: HassTurnOff light.kitchen_light" in fresh.stdout, fresh.stdout
     bare = subprocess.run(
         [*command, "--no-starter"], input=lines, capture_output=True, text=True, timeout=120
     )

@@ -379,6 +379,10 @@ def test_nbest_alternative_known_to_work_replaces_a_failed_top_hypothesis(
     late = slow.rewrite_one(misheard, RewriteContext("h1", home=home, failed=True, nbest=nbest))
     assert (late.text, late.rewritten, late.failed_open) == (misheard, False, "over_budget")
     assert slow.stats.over_budget == 1 and decision.failed_open is None
+    # A warm-up decision (chat, Wyoming and the service make one before the first request) is
+    # not counted: the counters start again after it.
+    slow.warm_up(home)
+    assert (slow.stats.requests, slow.stats.over_budget, slow.stats.retrievals) == (0, 0, 0)
     assert decision.layer == "global" and decision.rule_id == "nbest:turn off the {area} lights"
     assert "hypothesis 3" in decision.reasons[-1] and "12 of 12 turns" in decision.reasons[-1]
     # Not when the caller cannot say the top failed, nor when it worked, nor with the step off.

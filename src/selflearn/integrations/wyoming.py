@@ -491,9 +491,7 @@ class ConversationService:
             self.understand(text)
         if self.rewriter is not None:
             try:
-                self.rewriter.rewrite_one(
-                    "selflearn warm up request", RewriteContext(home=self.home, failed=True)
-                )
+                self.rewriter.warm_up(self.home)
             except Exception as exc:  # the rewriter fails open at request time too
                 log.warning("rewriter failed while warming up (%s: %s)", type(exc).__name__, exc)
 

@@ -87,3 +87,7 @@ class RewriterStats:
     """Requests that went to global retrieval."""
     pattern_cache_hits: int = 0
     """Of those, how many found their pattern's neighbourhood in the cache."""
+
+    def reset(self) -> None:
+        """Every counter back to zero (after a warm-up decision, say)."""
+        self.__dict__.update(vars(RewriterStats()))

@@ -475,6 +475,16 @@ class Rewriter:
             return Confirm(trace, decision.reasons[-1] if decision.reasons else "")
         return trace
 
+    def warm_up(self, home: Home | None = None) -> None:
+        """Decide once for a request that fails, so the first real one does not pay for what a
+        first decision loads (the model files paged in, the home's index when ``home`` is given)
+        and fall open over :attr:`~RewriterConfig.budget_ms`; the counters start again after it.
+        The household is a throwaway one: nothing personal is learned or read."""
+        self.rewrite_one(
+            "selflearn warm up request", RewriteContext("selflearn.warmup", home=home, failed=True)
+        )
+        self.stats.reset()
+
     def rewrite_one(self, text: str, context: RewriteContext | None = None) -> RewriteDecision:
         """Decide for one request. Never raises: on any internal error the original is returned."""
         started = time.perf_counter()

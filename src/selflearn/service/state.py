@@ -217,8 +217,7 @@ class Service:
         rewriter = Rewriter.load(folder, embedder=embedder)
         if self.config.confirm != "off":
             rewriter.config = replace(rewriter.config, confirm=self.config.confirm)  # type: ignore[arg-type]
-        rewriter.rewrite_one("turn on the lights", RewriteContext(household_id="selflearn.warmup"))
-        rewriter.stats.requests = 0
+        rewriter.warm_up()
         version = _version_of(rewriter, meta_bytes)
         return Artifact(
             rewriter, True, version, folder, None, _now(), time.perf_counter() - started, _parts(rewriter)
