@@ -105,6 +105,25 @@ def test_a_damaged_name_is_said_as_the_homes_name() -> None:
     assert spot_names("what time is it", home) == []
 
 
+def test_a_name_left_short_that_several_names_hold_is_not_repaired_into_one() -> None:
+    """ "ceiling light" is no damaged name in a home with a Den and a Kitchen Ceiling Light: which
+    one was meant is for the area or a question to say (on the development replays the repair
+    picked the den's and acted wrongly); held by one name only it is still completed."""
+    home = Home.from_dict(
+        {
+            "home_id": "short",
+            "areas": [{"id": "den", "name": "Den"}, {"id": "kitchen", "name": "Kitchen"}],
+            "entities": [
+                {"id": "light.den_ceiling_light", "name": "Den Ceiling Light", "area": "den"},
+                {"id": "light.kitchen_ceiling_light", "name": "Kitchen Ceiling Light", "area": "kitchen"},
+                {"id": "light.reading_lamp", "name": "Reading Lamp", "area": "den"},
+            ],
+        }
+    )
+    assert repaired("ceiling light off", home) is None
+    assert repaired("turn off the reeding lamp", home) == "turn off the reading lamp"
+
+
 def test_the_home_check_accepts_only_what_runs_here() -> None:
     home = Home.from_dict(HOME)
     check = HomeCheck()
