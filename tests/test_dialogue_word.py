@@ -275,6 +275,24 @@ def test_teaching_a_name_over_wyoming_is_handled_as_in_chat() -> None:
         service.close()
 
 
+def test_a_name_lesson_for_a_device_the_home_lacks_says_so_and_learns_nothing() -> None:
+    """ "the zapper is the garage lamp" where there is no garage lamp was passed on to the
+    assistant, which answered "not aware of any device called zapper is the garage lamp" (seen
+    in Home Assistant 2026.11's Assist dialog and in chat)."""
+    service, say = _wyoming(Rewriter.from_parts())
+    try:
+        lacking = say("the zapper is the garage lamp")
+        assert lacking.said and lacking.response == (
+            "Sorry, I don't know a garage lamp in this home, so I haven't learned what zapper means."
+        ), lacking.response
+        assert "zapper" not in say("what have you learned").response
+        assert say("turn on the zapper").rewrite is None
+        # "X is Y" said about something that is no device is still not a lesson
+        assert not say("the weather is nice").said
+    finally:
+        service.close()
+
+
 def test_a_lesson_said_to_can_you_teach_me_over_wyoming_is_that_lesson() -> None:
     service, say = _wyoming()
     teaching = service.conversations.dialogue.teaching

@@ -20,18 +20,20 @@ conversation entity; ``continue_conversation`` so a satellite listens again).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from custom_components.selflearn.const import DOMAIN, ISSUE_ALIAS, ISSUE_UNREACHABLE
+from custom_components.selflearn.const import DOMAIN, FLUSH_INTERVAL_S, ISSUE_ALIAS, ISSUE_UNREACHABLE
 from homeassistant.components import conversation
 from homeassistant.components.repairs import repairs_flow_manager
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from .conftest import KILL_RULE, Service, agent_id_of, start_service
 from .test_integration import FAILS, KILL, WORKS, add_entry, agent_of, call, light, setup_home, until
@@ -218,6 +220,25 @@ async def test_a_lesson_home_assistant_answers_itself_is_heard_first(
     forgot = await say(hass, entry, "forget the big light")
     assert speech(forgot) == "OK, I've forgotten what big light means.", forgot.response.as_dict()
     await until(lambda: offers() == [])
+
+
+async def test_the_command_shape_comes_later_when_the_service_was_not_up_at_start(
+    hass: HomeAssistant, asking_service: Service
+) -> None:
+    """A service that starts after Home Assistant (an add-on at boot) has not said its command
+    shape when the integration asks at setup, and the requests it answers since did not ask
+    again: lessons went on reaching Home Assistant first until the next restart (found reading
+    the code after a trial in 2026.11's Assist dialog). The flush, every minute, asks again."""
+    entry = await ready(hass, asking_service.url)
+    client = hass.data[DOMAIN][entry.entry_id]["client"]
+    await until(lambda: client.command_shape is not None)
+    client.command_shape = None  # as when /healthz found no service at setup
+    works = await say(hass, entry, WORKS)
+    assert works.response.response_type.value == "action_done" and client.consecutive_failures == 0
+    assert not client.is_command("the big light is the kitchen lights")
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=FLUSH_INTERVAL_S + 1))
+    await until(lambda: client.command_shape is not None)
+    assert client.is_command("the big light is the kitchen lights")
 
 
 async def test_the_service_killed_mid_question_fails_open(

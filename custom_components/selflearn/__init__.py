@@ -153,13 +153,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
 
     async def _flush(_now: Any = None) -> None:
         """Send the turns that wait; when the service was unreachable, see whether it is back
-        (and withdraw the repair issue if so)."""
+        (and withdraw the repair issue if so); when it never said its command shape (it was not
+        up yet when Home Assistant started, and answered the requests since), ask for it."""
         if client.consecutive_failures and not turns.waiting:
             if client.last_status in (401, 403):  # /healthz answers anyone: is the token taken now?
                 if (await client.token_status()) not in (None, 401, 403):
                     await client.health()
             else:
                 await client.health()
+        elif client.command_shape is None:
+            await client.health()
         if turns.waiting:
             await turns.async_flush()
         logic.update_repair_issue()

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from selflearn.core.guards import flips_polarity, is_sensitive, named_on_off_meaning, polarity
+from selflearn.core.guards import OBJECT_WORDS, flips_polarity, is_sensitive, named_on_off_meaning, polarity
 from selflearn.core.home import Home
 from selflearn.core.hooks import Confirm, RewriteContext, RewriteHook
 from selflearn.core.schema import (
@@ -83,6 +83,7 @@ _warned_rewrite_error = False
 """Whether this process has already logged a rewriter failure (they are logged once, then counted)."""
 
 UNPARSABLE = "Sorry, I couldn't follow that, so I haven't learned anything."
+NO_SUCH_THING = "Sorry, I don't know a {thing} in this home, so I haven't learned what {phrase} means."
 ALREADY_UNDERSTOOD = (
     'I already understand "{phrase}" and do what it says, so I haven\'t learned anything. '
     "Teach me a phrase I don't know yet."
@@ -430,6 +431,12 @@ class Dialogue:
             if named_thing(home, command.phrase) is not None or not plausible_name(command.phrase):
                 return None  # a configured name is not redefined; "it is ..." names nothing
             thing = named_thing(home, command.body)
+            if thing is None and command.body.split()[-1] in OBJECT_WORDS:
+                # "the zapper is the garage lamp" where no such lamp is: say so, rather than pass
+                # it on to an assistant that answers "not aware of any device called zapper is ..."
+                said = NO_SUCH_THING.format(thing=command.body, phrase=command.phrase)
+                slots = {"kind": command.kind, "phrase": command.phrase}
+                return _said(heard, act_id, "teach", "SelflearnTeach", slots, said[:1000], False, "answered")
             if thing is None:
                 return None
             concept = make_concept(
