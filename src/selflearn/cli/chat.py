@@ -494,7 +494,7 @@ def chat_cmd(
     assistant = Assistant(config, rewriter=rewriter)
     state = HomeState.initial(home)
     assistant.understand("turn on the light", state, None)  # load the NLU before the first prompt
-    rewriter.warm_up(home)  # and the rewriter: a cold first decision can fall open over its budget
+    rewriter.warm_up(home)  # and the rewriter's parts (and the home's sentences, when it has them)
     conversation = Conversation(
         assistant,
         state,

@@ -431,14 +431,14 @@ class Dialogue:
             if named_thing(home, command.phrase) is not None or not plausible_name(command.phrase):
                 return None  # a configured name is not redefined; "it is ..." names nothing
             thing = named_thing(home, command.body)
-            if thing is None and command.body.split()[-1] in OBJECT_WORDS:
+            if thing is None:
+                if command.body.split()[-1] not in OBJECT_WORDS:
+                    return None  # "the weather is nice": no lesson
                 # "the zapper is the garage lamp" where no such lamp is: say so, rather than pass
                 # it on to an assistant that answers "not aware of any device called zapper is ..."
                 said = NO_SUCH_THING.format(thing=command.body, phrase=command.phrase)
                 slots = {"kind": command.kind, "phrase": command.phrase}
                 return _said(heard, act_id, "teach", "SelflearnTeach", slots, said[:1000], False, "answered")
-            if thing is None:
-                return None
             concept = make_concept(
                 "name",
                 command.phrase,

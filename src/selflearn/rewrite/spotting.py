@@ -152,7 +152,7 @@ def spot_names(text: str, home: Home) -> list[Spotted]:
                 continue
             if said in exact or not _repairs_more(start, start + width, name, said_names, words):
                 continue
-            if _part_of_several(span, names):
+            if _part_of_several(said, names):
                 continue
             score = similarity(said, name, float(spelling[start, j]))
             if score > 0:
@@ -169,12 +169,11 @@ def spot_names(text: str, home: Home) -> list[Spotted]:
     return sorted(taken, key=lambda s: s.start)
 
 
-def _part_of_several(span: list[str], names: tuple[str, ...]) -> bool:
-    """The span is said whole inside two or more of the home's names ("ceiling light" in a home
-    with a Den Ceiling Light and a Kitchen Ceiling Light): a name left short, not a damaged one --
-    which of them was meant is for the area, or a question, to say; no repair may pick one."""
-    said = f" {' '.join(span)} "
-    return sum(said in f" {name} " for name in names) >= 2
+def _part_of_several(said: str, names: tuple[str, ...]) -> bool:
+    """The span ``said`` is said whole inside two or more of the home's names ("ceiling light" in
+    a home with a Den Ceiling Light and a Kitchen Ceiling Light): a name left short, not a damaged
+    one -- which of them was meant is for the area, or a question, to say; no repair may pick one."""
+    return sum(f" {said} " in f" {name} " for name in names) >= 2
 
 
 def _plural_only(span: list[str], name: list[str]) -> bool:
